@@ -1,0 +1,43 @@
+# Cairn. `make help` lists the targets.
+GO      ?= go
+BIN     := $(CURDIR)/bin
+VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+LDFLAGS := -X github.com/cairn-ops/cairn/internal/version.Version=$(VERSION)
+CMDS    := ./agent/cmd/...
+
+.PHONY: help build test fmt-check vet proto proto-check test-go bench demo clean
+
+help: ## list targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
+
+build: ## build every binary into ./bin
+	@mkdir -p $(BIN)
+	$(GO) build -ldflags "$(LDFLAGS)" -o $(BIN)/ $(CMDS)
+
+test: fmt-check vet proto-check test-go ## gofmt check, go vet, generated-code check, all tests with -race
+
+fmt-check:
+	@bad=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
+	if [ -n "$$bad" ]; then echo "gofmt needed on:"; echo "$$bad"; exit 1; fi
+
+vet:
+	$(GO) vet ./...
+
+proto-check:
+	proto/gen.sh --check
+
+test-go:
+	$(GO) test -race -count=1 -timeout 30m ./...
+
+proto: ## regenerate the Go code from proto/*.proto with pinned generators
+	proto/gen.sh
+
+bench: build ## Go benchmarks, then the comparison with peer tools (installs facter)
+	$(GO) test -run '^$$' -bench . -benchmem ./...
+	test/bench/audit-vs-peers.sh
+
+demo: build ## audit this machine and diff two hardware fixtures
+	examples/demo/demo.sh
+
+clean: ## remove build output
+	rm -rf $(BIN) .tools

@@ -1,0 +1,118 @@
+package audit
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+
+	"google.golang.org/protobuf/encoding/protojson"
+
+	inventoryv1 "github.com/cairn-ops/cairn/proto/inventory/v1"
+)
+
+// MaxDocumentBytes bounds the size of an audit document read by ReadFile
+// and Read. Real audits are a few megabytes at most.
+const MaxDocumentBytes = 256 << 20
+
+// ReadFile reads, decodes and verifies the audit in the named file. Errors
+// name the file.
+func ReadFile(path string) (*inventoryv1.Audit, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	a, err := Read(f)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	return a, nil
+}
+
+// Read reads at most MaxDocumentBytes from r and decodes and verifies the audit.
+func Read(r io.Reader) (*inventoryv1.Audit, error) {
+	data, err := io.ReadAll(io.LimitReader(r, MaxDocumentBytes+1))
+	if err != nil {
+		return nil, fmt.Errorf("read audit: %w", err)
+	}
+	if len(data) > MaxDocumentBytes {
+		return nil, fmt.Errorf("%w: more than %d bytes", ErrTooLarge, MaxDocumentBytes)
+	}
+	return Decode(data)
+}
+
+// Decode parses an audit document and verifies its hashes. The error says
+// what is wrong and where (line and column for JSON syntax errors) and
+// wraps ErrMalformed, ErrSchemaVersion or ErrTampered.
+func Decode(data []byte) (*inventoryv1.Audit, error) {
+	if len(bytes.TrimSpace(data)) == 0 {
+		return nil, fmt.Errorf("%w: empty document", ErrMalformed)
+	}
+	var head struct {
+		SchemaVersion json.RawMessage `json:"schema_version"`
+	}
+	if err := json.Unmarshal(data, &head); err != nil {
+		return nil, syntaxError(data, err)
+	}
+	switch {
+	case head.SchemaVersion == nil:
+		return nil, fmt.Errorf("%w: no schema_version field (is this a Cairn audit?)", ErrMalformed)
+	case !isUint(head.SchemaVersion):
+		return nil, fmt.Errorf("%w: schema_version must be a whole number, found %s", ErrMalformed, head.SchemaVersion)
+	case string(head.SchemaVersion) != fmt.Sprint(SchemaVersion):
+		return nil, fmt.Errorf("%w: schema_version is %s, this build reads %d", ErrSchemaVersion, head.SchemaVersion, SchemaVersion)
+	}
+	a := &inventoryv1.Audit{}
+	if err := protojson.Unmarshal(data, a); err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrMalformed, err)
+	}
+	if err := Verify(a); err != nil {
+		return nil, err
+	}
+	return a, nil
+}
+
+func isUint(raw []byte) bool {
+	if len(raw) == 0 {
+		return false
+	}
+	for _, c := range raw {
+		if c < '0' || c > '9' {
+			return false
+		}
+	}
+	return true
+}
+
+// syntaxError turns a JSON decoding error into one that says whether the
+// document was cut short and where it broke.
+func syntaxError(data []byte, err error) error {
+	var se *json.SyntaxError
+	var te *json.UnmarshalTypeError
+	switch {
+	case errors.Is(err, io.ErrUnexpectedEOF) || err.Error() == "unexpected end of JSON input":
+		return fmt.Errorf("%w: truncated JSON (document ends after %d bytes)", ErrMalformed, len(data))
+	case errors.As(err, &se):
+		// Offset counts the offending byte; position wants the bytes before it.
+		line, col := position(data, max(se.Offset-1, 0))
+		return fmt.Errorf("%w: not valid JSON at line %d, column %d: %v", ErrMalformed, line, col, se)
+	case errors.As(err, &te):
+		return fmt.Errorf("%w: field %s: expected %s, found a JSON %s", ErrMalformed, te.Field, te.Type, te.Value)
+	default:
+		return fmt.Errorf("%w: %v", ErrMalformed, err)
+	}
+}
+
+// position converts a byte offset into a 1-based line and column.
+func position(data []byte, offset int64) (line, col int) {
+	if offset > int64(len(data)) {
+		offset = int64(len(data))
+	}
+	before := data[:offset]
+	line = bytes.Count(before, []byte("\n")) + 1
+	col = int(offset) - bytes.LastIndexByte(before, '\n')
+	return line, col
+}
