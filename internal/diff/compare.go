@@ -1,0 +1,126 @@
+package diff
+
+import (
+	"strings"
+
+	"google.golang.org/protobuf/proto"
+
+	"github.com/cairn-ops/cairn/internal/audit"
+	inventoryv1 "github.com/cairn-ops/cairn/proto/inventory/v1"
+)
+
+// Compare reports how after differs from before. Either audit may be nil;
+// a nil audit has no collectors, so every section is not comparable.
+func Compare(before, after *inventoryv1.Audit) *Report {
+	r := &Report{
+		Before:   info(before),
+		After:    info(after),
+		Sections: make([]Section, 0, len(audit.Sections)),
+	}
+	for _, s := range audit.Sections {
+		if s.Volatile {
+			continue
+		}
+		r.Sections = append(r.Sections, compareSection(s, before, after))
+	}
+	r.Counts = count(r.Sections)
+	r.Summary = summarize(r.Sections)
+	return r
+}
+
+func info(a *inventoryv1.Audit) AuditInfo {
+	return AuditInfo{
+		Hostname:    a.GetOs().GetHostname(),
+		CollectedAt: a.GetHeader().GetCollectedAt(),
+		ContentHash: a.GetHashes().GetContent(),
+	}
+}
+
+func compareSection(s audit.Section, before, after *inventoryv1.Audit) Section {
+	sec := Section{Name: s.Name, Comparable: true}
+	okBefore, okAfter := audit.Comparable(before, s.Name), audit.Comparable(after, s.Name)
+	if !okBefore || !okAfter {
+		sec.Comparable = false
+		var reasons []string
+		if !okBefore {
+			reasons = append(reasons, "before: "+statusReason(audit.Status(before, s.Name)))
+		}
+		if !okAfter {
+			reasons = append(reasons, "after: "+statusReason(audit.Status(after, s.Name)))
+		}
+		sec.Reason = strings.Join(reasons, "; ")
+		return sec
+	}
+	hb := before.GetHashes().GetSections()[s.Name]
+	if hb != "" && hb == after.GetHashes().GetSections()[s.Name] {
+		return sec
+	}
+	sec.Changes = diffSection(s.Get(before), s.Get(after))
+	return sec
+}
+
+// statusReason says why a collector status does not make its section
+// comparable.
+func statusReason(st *inventoryv1.CollectorStatus) string {
+	if st == nil {
+		return "collector did not run"
+	}
+	var why string
+	switch st.GetState() {
+	case inventoryv1.CollectorStatus_STATE_ERROR:
+		why = "collector error"
+	case inventoryv1.CollectorStatus_STATE_TIMEOUT:
+		why = "collector timed out"
+	case inventoryv1.CollectorStatus_STATE_OK:
+		why = "collector ok" // not reached: OK is comparable
+	default:
+		why = "collector state unknown"
+	}
+	if msg := st.GetMessage(); msg != "" {
+		why += ": " + msg
+	}
+	return why
+}
+
+// diffSection compares two messages of one section. Either may be nil
+// (the audit lacks the section although its collector succeeded): it then
+// compares as the empty message.
+func diffSection(before, after proto.Message) []Change {
+	switch {
+	case before == nil && after == nil:
+		return nil
+	case before == nil:
+		before = after.ProtoReflect().Type().Zero().Interface()
+	case after == nil:
+		after = before.ProtoReflect().Type().Zero().Interface()
+	}
+	var w sectionWalker
+	w.walk("", before.ProtoReflect(), after.ProtoReflect())
+	var out []Change
+	if len(w.fields) > 0 {
+		out = append(out, Change{Op: OpChanged, Verb: OpChanged, Fields: w.fields})
+	}
+	return append(out, w.items...)
+}
+
+func count(sections []Section) Counts {
+	var c Counts
+	for _, s := range sections {
+		if !s.Comparable {
+			c.NotComparable++
+		}
+		for _, ch := range s.Changes {
+			switch ch.Op {
+			case OpAdded:
+				c.Added++
+			case OpRemoved:
+				c.Removed++
+			case OpChanged:
+				c.Changed++
+			case OpReplaced:
+				c.Replaced++
+			}
+		}
+	}
+	return c
+}

@@ -1,0 +1,48 @@
+// Package diff compares two audits of the same host section by section and
+// reports what changed, in text, JSON, Markdown or HTML.
+//
+// # Matching
+//
+// The comparison is generic over the inventory schema: it walks the
+// messages with protoreflect, so a field added to the schema is diffed
+// without code changes here. Within a section:
+//
+//   - A repeated message field whose element has a string `key` field is a
+//     list of items matched by key: keys only before are "removed", keys
+//     only after are "added", and keys on both sides whose fields differ
+//     are "changed". Lists are sorted by key in the schema, so matching is a
+//     linear merge; an unsorted list is sorted (a copy) first.
+//   - Inside an item, fields are compared one by one and reported as
+//     [FieldChange] values with a path: nested keyed lists recurse as
+//     `partitions[sda1].size_bytes`, singular messages as `a.b`, and
+//     repeated scalars and maps are compared as a whole or per map key.
+//   - Fields that sit directly on the section message (hardware.dmi's
+//     bios_version, os.hostname) are reported as one item-less change of
+//     the section.
+//
+// An item's kind is its message name in snake_case (Disk is "disk",
+// PCIDevice is "pci_device").
+//
+// # Comparability
+//
+// Volatile sections are never compared. A section whose collector did not
+// succeed in either audit is reported as not comparable, with the reason,
+// and never as items added or removed. A section whose hash
+// (Audit.hashes.sections) is the same in both audits is not walked.
+//
+// # Meaning
+//
+// A few kinds get verbs that say more than "changed": packages are
+// upgraded or downgraded (dpkg packages ordered by [pkgversion.Compare],
+// others by plain string comparison), services are enabled, disabled,
+// started, stopped and so on, and a removed and an added item in the same
+// place (a disk with the same device name, a memory module in the same
+// slot, a NIC with the same interface name) pair up as one "replaced"
+// change.
+//
+// # Exit status
+//
+// A not-comparable section is not a change. Callers that map a report to
+// an exit status (0 no changes, 1 changes) use [Report.HasChanges] and
+// surface [Report.NotComparable] separately.
+package diff

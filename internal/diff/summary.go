@@ -1,0 +1,95 @@
+package diff
+
+import (
+	"slices"
+	"strconv"
+	"strings"
+)
+
+// verbRank orders the verbs within one kind's part of the summary; verbs
+// not listed come after these, alphabetically, and "changed" comes last.
+var verbRank = map[string]int{
+	"upgraded":   0,
+	"downgraded": 1,
+	OpAdded:      2,
+	OpRemoved:    3,
+	OpReplaced:   4,
+	OpChanged:    6,
+}
+
+func rank(verb string) int {
+	if r, ok := verbRank[verb]; ok {
+		return r
+	}
+	return 5
+}
+
+// summarize writes the report's one-line summary: the changes grouped by
+// kind in schema order, e.g. "3 packages upgraded, 1 added; 1 disk
+// replaced", then the sections that changed on their own fields, then the
+// sections that could not be compared.
+func summarize(sections []Section) string {
+	type group struct {
+		kind  string
+		verbs map[string]int
+	}
+	var (
+		groups        []*group
+		byKind        = map[string]*group{}
+		sectionLevel  []string
+		notComparable []string
+	)
+	for _, s := range sections {
+		if !s.Comparable {
+			notComparable = append(notComparable, s.Name)
+			continue
+		}
+		for _, ch := range s.Changes {
+			if ch.Kind == "" {
+				sectionLevel = append(sectionLevel, s.Name+" changed")
+				continue
+			}
+			g := byKind[ch.Kind]
+			if g == nil {
+				g = &group{kind: ch.Kind, verbs: map[string]int{}}
+				byKind[ch.Kind] = g
+				groups = append(groups, g)
+			}
+			g.verbs[ch.Verb]++
+		}
+	}
+	var parts []string
+	for _, g := range groups {
+		verbs := make([]string, 0, len(g.verbs))
+		for v := range g.verbs {
+			verbs = append(verbs, v)
+		}
+		slices.SortFunc(verbs, func(a, b string) int {
+			if ra, rb := rank(a), rank(b); ra != rb {
+				return ra - rb
+			}
+			return strings.Compare(a, b)
+		})
+		var b strings.Builder
+		for i, v := range verbs {
+			n := g.verbs[v]
+			if i > 0 {
+				b.WriteString(", ")
+			}
+			b.WriteString(strconv.Itoa(n))
+			if i == 0 {
+				b.WriteString(" " + plural(g.kind, n))
+			}
+			b.WriteString(" " + v)
+		}
+		parts = append(parts, b.String())
+	}
+	parts = append(parts, sectionLevel...)
+	if len(parts) == 0 {
+		parts = append(parts, "no changes")
+	}
+	if len(notComparable) > 0 {
+		parts = append(parts, strings.Join(notComparable, ", ")+" not comparable")
+	}
+	return strings.Join(parts, "; ")
+}
