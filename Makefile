@@ -40,4 +40,4 @@ demo: build ## audit this machine and diff two hardware fixtures
 	examples/demo/demo.sh
 
 clean: ## remove build output
-	rm -rf $(BIN) .tools
+	rm -rf $(BIN)

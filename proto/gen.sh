@@ -7,23 +7,19 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-PROTOC_GEN_GO_VERSION=v1.36.12
-PROTOC_GEN_GO_GRPC_VERSION=v1.6.1
-TOOLS="$PWD/.tools/protoc-gen-go-$PROTOC_GEN_GO_VERSION-grpc-$PROTOC_GEN_GO_GRPC_VERSION"
+# The generators are pinned as tools in go.mod (`go get -tool ...@version`),
+# so their versions and checksums live in go.mod and go.sum.
+TOOLS=$(mktemp -d)
 MODULE=github.com/cairn-ops/cairn
 
 command -v protoc >/dev/null || { echo "protoc not found: apt-get install protobuf-compiler" >&2; exit 2; }
-if [ ! -x "$TOOLS/protoc-gen-go" ] || [ ! -x "$TOOLS/protoc-gen-go-grpc" ]; then
-  mkdir -p "$TOOLS"
-  GOBIN="$TOOLS" GOFLAGS=-mod=mod go install "google.golang.org/protobuf/cmd/protoc-gen-go@$PROTOC_GEN_GO_VERSION"
-  GOBIN="$TOOLS" GOFLAGS=-mod=mod go install "google.golang.org/grpc/cmd/protoc-gen-go-grpc@$PROTOC_GEN_GO_GRPC_VERSION"
-fi
+go build -o "$TOOLS/" google.golang.org/protobuf/cmd/protoc-gen-go google.golang.org/grpc/cmd/protoc-gen-go-grpc
 
 out=.
 if [ "${1:-}" = "--check" ]; then
   out=$(mktemp -d)
-  trap 'rm -rf "$out"' EXIT
 fi
+trap 'rm -rf "$TOOLS"; [ "$out" = . ] || rm -rf "$out"' EXIT
 
 mapfile -t protos < <(find proto -name '*.proto' | sort)
 PATH="$TOOLS:$PATH" protoc -I . \

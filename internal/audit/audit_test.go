@@ -165,8 +165,8 @@ func TestReadFileNamesTheFile(t *testing.T) {
 }
 
 func TestReadRefusesOversize(t *testing.T) {
-	r := io.LimitReader(repeatReader('x'), MaxDocumentBytes+10)
-	if _, err := Read(r); !errors.Is(err, ErrTooLarge) {
+	r := io.LimitReader(repeatReader('x'), 4096)
+	if _, err := ReadLimit(r, 4095); !errors.Is(err, ErrTooLarge) {
 		t.Fatalf("Read error = %v, want ErrTooLarge", err)
 	}
 }

@@ -34,12 +34,17 @@ func ReadFile(path string) (*inventoryv1.Audit, error) {
 
 // Read reads at most MaxDocumentBytes from r and decodes and verifies the audit.
 func Read(r io.Reader) (*inventoryv1.Audit, error) {
-	data, err := io.ReadAll(io.LimitReader(r, MaxDocumentBytes+1))
+	return ReadLimit(r, MaxDocumentBytes)
+}
+
+// ReadLimit is Read with a size limit of limit bytes.
+func ReadLimit(r io.Reader, limit int64) (*inventoryv1.Audit, error) {
+	data, err := io.ReadAll(io.LimitReader(r, limit+1))
 	if err != nil {
 		return nil, fmt.Errorf("read audit: %w", err)
 	}
-	if len(data) > MaxDocumentBytes {
-		return nil, fmt.Errorf("%w: more than %d bytes", ErrTooLarge, MaxDocumentBytes)
+	if int64(len(data)) > limit {
+		return nil, fmt.Errorf("%w: more than %d bytes", ErrTooLarge, limit)
 	}
 	return Decode(data)
 }

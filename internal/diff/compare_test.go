@@ -310,7 +310,7 @@ func TestCompare(t *testing.T) {
 				setStatus(a, "packages", inventoryv1.CollectorStatus_STATE_ERROR, "open /var/lib/dpkg/status: permission denied")
 				a.Packages = nil
 			},
-			want: result{Summary: "no changes; packages not comparable", Sections: []Section{{
+			want: result{Summary: "no changes in the comparable sections; packages not comparable", Sections: []Section{{
 				Name: "packages", Reason: "after: collector error: open /var/lib/dpkg/status: permission denied",
 			}}},
 		},
@@ -339,7 +339,7 @@ func TestCompare(t *testing.T) {
 				a.Os.Hostname = "web2"
 				setStatus(a, "os", inventoryv1.CollectorStatus_STATE_ERROR, "boom")
 			},
-			want: result{Summary: "no changes; os not comparable", Sections: []Section{
+			want: result{Summary: "no changes in the comparable sections; os not comparable", Sections: []Section{
 				{Name: "os", Reason: "before: collector did not run; after: collector error: boom"},
 			}},
 		},

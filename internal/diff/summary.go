@@ -85,7 +85,10 @@ func summarize(sections []Section) string {
 		parts = append(parts, b.String())
 	}
 	parts = append(parts, sectionLevel...)
-	if len(parts) == 0 {
+	switch {
+	case len(parts) == 0 && len(notComparable) > 0:
+		parts = append(parts, "no changes in the comparable sections")
+	case len(parts) == 0:
 		parts = append(parts, "no changes")
 	}
 	if len(notComparable) > 0 {

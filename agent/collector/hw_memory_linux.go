@@ -1,0 +1,94 @@
+package collector
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"strconv"
+	"strings"
+
+	inventoryv1 "github.com/cairn-ops/cairn/proto/inventory/v1"
+)
+
+// Collect reads MemTotal from /proc/meminfo and the installed DIMMs from
+// the raw SMBIOS table (memory device structures), which only root can
+// read; without it the modules are unknown and the total is MemTotal.
+func (Memory) Collect(ctx context.Context, env Env, out *inventoryv1.Audit) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	usable, err := hwMemTotal(env)
+	if err != nil {
+		return err
+	}
+	mem := &inventoryv1.Memory{TotalBytes: usable, UsableBytes: usable}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	mods, complete := hwMemoryModules(env)
+	mem.Modules = mods
+	if len(mods) > 0 && complete {
+		var sum uint64
+		for _, m := range mods {
+			sum += m.SizeBytes
+		}
+		mem.TotalBytes = sum
+	}
+	out.Hardware = &inventoryv1.Hardware{Memory: mem}
+	return nil
+}
+
+// hwMemTotal returns MemTotal from /proc/meminfo, in bytes.
+func hwMemTotal(env Env) (uint64, error) {
+	f, err := os.Open(env.Path("/proc/meminfo"))
+	if err != nil {
+		return 0, fmt.Errorf("read /proc/meminfo: %w", hwPathErr(err))
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		rest, ok := strings.CutPrefix(sc.Text(), "MemTotal:")
+		if !ok {
+			continue
+		}
+		fields := strings.Fields(rest)
+		if len(fields) == 0 {
+			break
+		}
+		kb, err := strconv.ParseUint(fields[0], 10, 64)
+		if err != nil {
+			return 0, fmt.Errorf("read /proc/meminfo: MemTotal %q: %w", rest, err)
+		}
+		return kb * 1024, nil
+	}
+	if err := sc.Err(); err != nil {
+		return 0, fmt.Errorf("read /proc/meminfo: %w", err)
+	}
+	return 0, errors.New("read /proc/meminfo: no MemTotal line")
+}
+
+// hwMemoryModules returns the DIMMs in the SMBIOS table, if it can be read.
+func hwMemoryModules(env Env) ([]*inventoryv1.MemoryModule, bool) {
+	table, err := os.ReadFile(env.Path(hwSMBIOSTablePath))
+	if err != nil {
+		if errors.Is(err, fs.ErrPermission) {
+			env.Warn(fmt.Sprintf("memory modules unknown: read %s: %v (root only)", hwSMBIOSTablePath, hwPathErr(err)))
+		} else if !errors.Is(err, fs.ErrNotExist) {
+			env.Warn(fmt.Sprintf("memory modules unknown: read %s: %v", hwSMBIOSTablePath, hwPathErr(err)))
+		}
+		return nil, false
+	}
+	structs, err := parseSMBIOS(table)
+	if err != nil {
+		// Keep the modules read before the damage.
+		env.Warn(fmt.Sprintf("memory modules: %s: %v", hwSMBIOSTablePath, err))
+	}
+	mods, complete := smbiosMemoryModules(structs)
+	if !complete {
+		env.Warn("memory modules: firmware reports a module of unknown size; total is MemTotal")
+	}
+	return mods, complete && err == nil
+}

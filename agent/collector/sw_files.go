@@ -1,0 +1,344 @@
+package collector
+
+import (
+	"container/heap"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path"
+	"sort"
+	"strconv"
+	"strings"
+
+	inventoryv1 "github.com/cairn-ops/cairn/proto/inventory/v1"
+)
+
+const (
+	// DefaultMaxFiles bounds the files collector when Env.MaxFiles is 0.
+	DefaultMaxFiles = 10000
+	// DefaultMaxHashBytes bounds hashing when Env.MaxHashBytes is 0.
+	DefaultMaxHashBytes = 256 << 20
+)
+
+// Files records the paths env.Track names: exact paths and patterns with
+// path.Match (filepath.Glob) syntax, "*", "?" and "[...]" matching within
+// one path element; "**" is not special. A tracked directory is recorded
+// with everything beneath it. Paths are host paths ("/etc/ssh"), read
+// under the root.
+//
+// Every access goes through an os.Root opened on the root directory, so
+// no symlink is followed out of it: entries are Lstat'ed and recorded as
+// symlinks with their target, never followed, and only regular files are
+// hashed. A directory reached only through a symlink (or an absolute
+// symlink, which os.Root refuses) is not descended into.
+//
+// A pattern with a ".." element is refused: Collect fails with an error
+// wrapping ErrOutsideRoot, since the operator asked for something the
+// collector will not read and a partial list would pass for the truth.
+//
+// At most MaxFiles entries are recorded — the first ones in path order —
+// and regular files are hashed in path order until the next one would take
+// the hashed bytes past MaxHashBytes; from there on files carry
+// hash_skipped. Either cut sets truncated.
+type Files struct{}
+
+var _ Collector = Files{}
+
+// Section implements Collector.
+func (Files) Section() string { return "files" }
+
+// Collect implements Collector.
+func (Files) Collect(ctx context.Context, env Env, out *inventoryv1.Audit) error {
+	maxFiles := env.MaxFiles
+	if maxFiles <= 0 {
+		maxFiles = DefaultMaxFiles
+	}
+	maxHash := env.MaxHashBytes
+	if maxHash <= 0 {
+		maxHash = DefaultMaxHashBytes
+	}
+	sec := &inventoryv1.Files{
+		Patterns:     append([]string(nil), env.Track...),
+		MaxFiles:     uint32(maxFiles),
+		MaxHashBytes: uint64(maxHash),
+	}
+
+	patterns := make([]string, 0, len(env.Track))
+	for _, p := range env.Track {
+		rel, err := trackPattern(p)
+		if err != nil {
+			return err
+		}
+		patterns = append(patterns, rel)
+	}
+
+	root, err := os.OpenRoot(env.Path("/"))
+	if err != nil {
+		return fmt.Errorf("open root: %w", err)
+	}
+	defer root.Close()
+
+	sel := newSWPathSelector(maxFiles)
+	if err := selectTracked(ctx, root, patterns, sel, env.Warn); err != nil {
+		return err
+	}
+	rels := sel.sorted()
+	sec.Truncated = sel.dropped
+
+	users := readIDNames(root, "etc/passwd")
+	groups := readIDNames(root, "etc/group")
+	budget := maxHash
+	hashing := true
+	for _, rel := range rels {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		f, err := describeFile(root, rel, users, groups)
+		if err != nil {
+			if errors.Is(err, fs.ErrNotExist) {
+				continue // removed since it was listed
+			}
+			env.Warn(err.Error())
+			continue
+		}
+		if f.Type == "file" {
+			if hashing && int64(f.Size) <= budget {
+				sum, n, err := swHashFile(root, rel, int64(f.Size))
+				if err != nil {
+					env.Warn(err.Error())
+				} else {
+					f.Sha256 = sum
+				}
+				budget -= n
+			} else {
+				hashing = false
+				f.HashSkipped = true
+				sec.Truncated = true
+			}
+		}
+		sec.Files = append(sec.Files, f)
+	}
+	out.Files = sec
+	return nil
+}
+
+// trackPattern turns a tracked host path or pattern into a pattern
+// relative to the root, for io/fs. It refuses ".." elements and malformed
+// patterns.
+func trackPattern(p string) (string, error) {
+	for _, elem := range strings.Split(p, "/") {
+		if elem == ".." {
+			return "", fmt.Errorf("track %q: %w", p, ErrOutsideRoot)
+		}
+	}
+	if _, err := path.Match(p, ""); err != nil {
+		return "", fmt.Errorf("track %q: %w", p, err)
+	}
+	rel := strings.TrimPrefix(path.Clean("/"+p), "/")
+	if rel == "" {
+		rel = "."
+	}
+	return rel, nil
+}
+
+// selectTracked feeds every path the patterns name, and everything under
+// tracked directories, to sel.
+func selectTracked(ctx context.Context, root *os.Root, patterns []string, sel *swPathSelector, warn func(string)) error {
+	fsys := root.FS()
+	for _, pat := range patterns {
+		var matches []string
+		if swHasMeta(pat) {
+			m, err := fs.Glob(fsys, pat)
+			if err != nil {
+				return fmt.Errorf("glob %q: %w", pat, err)
+			}
+			matches = m
+		} else if _, err := root.Lstat(pat); err == nil {
+			matches = []string{pat}
+		}
+		for _, m := range matches {
+			fi, err := root.Lstat(m)
+			if err != nil {
+				continue
+			}
+			if !fi.IsDir() {
+				sel.add(m)
+				continue
+			}
+			err = fs.WalkDir(fsys, m, func(p string, d fs.DirEntry, err error) error {
+				if cerr := ctx.Err(); cerr != nil {
+					return cerr
+				}
+				if err != nil {
+					// A directory that cannot be listed is still recorded
+					// itself; what is beneath it is missing.
+					warn(fmt.Sprintf("list %s: %v", swHostPath(p), err))
+					return nil
+				}
+				if !sel.add(p) && d.IsDir() {
+					return fs.SkipDir // everything below sorts after the cut
+				}
+				return nil
+			})
+			if err != nil {
+				return fmt.Errorf("walk %s: %w", m, err)
+			}
+		}
+	}
+	return nil
+}
+
+func swHasMeta(p string) bool { return strings.ContainsAny(p, `*?[\`) }
+
+// describeFile Lstats rel (never following a final symlink).
+func describeFile(root *os.Root, rel string, users, groups map[uint32]string) (*inventoryv1.File, error) {
+	fi, err := root.Lstat(rel)
+	if err != nil {
+		return nil, fmt.Errorf("lstat %s: %w", swHostPath(rel), err)
+	}
+	p := swHostPath(rel)
+	f := &inventoryv1.File{Key: p, Path: p, Mode: swModeString(fi.Mode())}
+	switch {
+	case fi.Mode().IsRegular():
+		f.Type, f.Size = "file", uint64(fi.Size())
+	case fi.IsDir():
+		f.Type = "dir"
+	case fi.Mode()&fs.ModeSymlink != 0:
+		f.Type, f.Size = "symlink", uint64(fi.Size())
+		if f.LinkTarget, err = root.Readlink(rel); err != nil {
+			return nil, fmt.Errorf("readlink %s: %w", p, err)
+		}
+	default:
+		f.Type = "other"
+	}
+	if uid, gid, ok := swFileOwner(fi); ok {
+		f.Uid, f.Gid = uid, gid
+		f.Owner, f.Group = users[uid], groups[gid]
+	}
+	return f, nil
+}
+
+// hostPath turns a root-relative fs path back into the host path.
+func swHostPath(rel string) string {
+	if rel == "." {
+		return "/"
+	}
+	return "/" + rel
+}
+
+// fileModeString is the permission bits in octal with setuid (4000),
+// setgid (2000) and sticky (1000), e.g. "0644", "4755".
+func swModeString(m fs.FileMode) string {
+	bits := uint32(m.Perm())
+	if m&fs.ModeSetuid != 0 {
+		bits |= 0o4000
+	}
+	if m&fs.ModeSetgid != 0 {
+		bits |= 0o2000
+	}
+	if m&fs.ModeSticky != 0 {
+		bits |= 0o1000
+	}
+	return fmt.Sprintf("%04o", bits)
+}
+
+// hashFile returns the sha256 of the first size bytes of rel and how many
+// bytes were read.
+func swHashFile(root *os.Root, rel string, size int64) (string, int64, error) {
+	f, err := root.Open(rel)
+	if err != nil {
+		return "", 0, fmt.Errorf("hash %s: %w", swHostPath(rel), err)
+	}
+	defer f.Close()
+	h := sha256.New()
+	n, err := io.Copy(h, io.LimitReader(f, size))
+	if err != nil {
+		return "", n, fmt.Errorf("hash %s: %w", swHostPath(rel), err)
+	}
+	return hex.EncodeToString(h.Sum(nil)), n, nil
+}
+
+// readIDNames reads a passwd- or group-format file under the root into an
+// id → name map; a missing or unreadable file gives an empty map and the
+// names stay empty.
+func readIDNames(root *os.Root, rel string) map[uint32]string {
+	names := make(map[uint32]string)
+	b, err := root.ReadFile(rel)
+	if err != nil {
+		return names
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		f := strings.Split(line, ":")
+		if len(f) < 3 || f[0] == "" || strings.HasPrefix(f[0], "#") {
+			continue
+		}
+		id, err := strconv.ParseUint(f[2], 10, 32)
+		if err != nil {
+			continue
+		}
+		if _, dup := names[uint32(id)]; !dup {
+			names[uint32(id)] = f[0] // the first entry wins, as getpwuid
+		}
+	}
+	return names
+}
+
+// pathSelector keeps the n smallest distinct paths it is given.
+type swPathSelector struct {
+	n       int
+	seen    map[string]struct{}
+	h       swMaxHeap
+	dropped bool
+}
+
+func newSWPathSelector(n int) *swPathSelector {
+	return &swPathSelector{n: n, seen: make(map[string]struct{})}
+}
+
+// add offers p and reports whether p or anything sorting after p's
+// directory prefix can still be kept (false lets a walk skip a subtree).
+func (s *swPathSelector) add(p string) bool {
+	if _, ok := s.seen[p]; ok {
+		return true
+	}
+	if len(s.h) < s.n {
+		s.seen[p] = struct{}{}
+		heap.Push(&s.h, p)
+		return true
+	}
+	s.dropped = true
+	if p >= s.h[0] {
+		// p, and everything under it ("p/..."), sorts after the kept maximum.
+		return false
+	}
+	delete(s.seen, s.h[0])
+	s.h[0] = p
+	heap.Fix(&s.h, 0)
+	s.seen[p] = struct{}{}
+	return true
+}
+
+func (s *swPathSelector) sorted() []string {
+	out := append([]string(nil), s.h...)
+	sort.Slice(out, func(i, j int) bool { return swHostPath(out[i]) < swHostPath(out[j]) })
+	return out
+}
+
+// swMaxHeap is a max-heap of strings.
+type swMaxHeap []string
+
+func (h swMaxHeap) Len() int           { return len(h) }
+func (h swMaxHeap) Less(i, j int) bool { return h[i] > h[j] }
+func (h swMaxHeap) Swap(i, j int)      { h[i], h[j] = h[j], h[i] }
+func (h *swMaxHeap) Push(x any)        { *h = append(*h, x.(string)) }
+func (h *swMaxHeap) Pop() any {
+	old := *h
+	x := old[len(old)-1]
+	*h = old[:len(old)-1]
+	return x
+}

@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# `make demo`: what Cairn does today, on this machine.
+#   1. audits this host and prints the summary;
+#   2. audits two fixture hosts that differ by a hardware change (a memory
+#      module added, a disk replaced) and shows the typed diff.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+agent=${AGENT:-bin/cairn-agent}
+out=${DEMO_OUT:-$(mktemp -d)}
+hw=agent/collector/testdata/hw
+sw=agent/collector/testdata/sw/debian-a
+
+step() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
+
+step "1. audit of this host (summary; the full document is $out/host.json)"
+$agent audit -o json >"$out/host.json"
+$agent audit -o text --summary
+
+step "2. two fixture servers, before and after a hardware change"
+for h in host-a host-b; do
+  rm -rf "$out/$h" && mkdir -p "$out/$h"
+  cp -a "$sw/." "$out/$h/"          # software: the same Debian install
+  rm -rf "$out/$h/sys"              # the hardware fixture brings its own /sys
+  cp -a "$hw/$h/." "$out/$h/"       # hardware: differs
+  $agent audit --root "$out/$h" -o json >"$out/$h.json"
+  echo "audited $out/$h -> $out/$h.json"
+done
+
+step "3. cairn-agent diff host-a.json host-b.json"
+set +e
+$agent diff "$out/host-a.json" "$out/host-b.json"
+code=$?
+set -e
+echo "(exit status $code: 0 no changes, 1 changes, 2 error)"
+[ "$code" -eq 1 ]
