@@ -5,7 +5,7 @@ import (
 	"sort"
 	"strings"
 
-	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/reflect/protoreflect"
 
 	"github.com/cairn-ops/cairn/internal/canonical"
 	inventoryv1 "github.com/cairn-ops/cairn/proto/inventory/v1"
@@ -83,14 +83,26 @@ func computeHashes(a *inventoryv1.Audit) (*inventoryv1.Hashes, error) {
 	}
 	h.Content = canonical.SumBytes([]byte(b.String()))
 
-	doc := proto.Clone(a).(*inventoryv1.Audit)
-	doc.Hashes = &inventoryv1.Hashes{Sections: h.Sections, Content: h.Content}
-	sum, err := canonical.Sum(doc)
+	sum, err := canonical.Sum(withHashes(a, &inventoryv1.Hashes{Sections: h.Sections, Content: h.Content}))
 	if err != nil {
 		return nil, fmt.Errorf("hash document: %w", err)
 	}
 	h.Document = sum
 	return h, nil
+}
+
+// withHashes returns a shallow copy of a, sharing its sections, with its
+// hashes replaced: what the document hash covers, without copying the
+// whole audit or changing a.
+func withHashes(a *inventoryv1.Audit, h *inventoryv1.Hashes) *inventoryv1.Audit {
+	doc := &inventoryv1.Audit{}
+	dst := doc.ProtoReflect()
+	a.ProtoReflect().Range(func(fd protoreflect.FieldDescriptor, v protoreflect.Value) bool {
+		dst.Set(fd, v)
+		return true
+	})
+	doc.Hashes = h
+	return doc
 }
 
 func short(sum string) string {

@@ -1,8 +1,13 @@
 // Package canonical encodes protobuf messages as canonical JSON: protojson
-// field names as in the .proto file, object keys sorted, no insignificant
-// whitespace, unset fields omitted. The same message always gives the
-// same bytes, so the bytes can be hashed and compared; protojson alone
-// deliberately varies its whitespace between runs.
+// with the field names of the .proto file, fields in their declaration
+// order, map entries sorted by key, unset fields omitted and no
+// insignificant whitespace. The same message always gives the same bytes,
+// whichever build of Cairn encodes it, so the bytes can be hashed and
+// compared. (protojson alone deliberately varies its whitespace from one
+// binary to the next; compacting removes exactly that.)
+//
+// The form depends on the schema's declaration order, so reordering fields
+// in a .proto file is a schema change: it changes every hash.
 package canonical
 
 import (
@@ -24,25 +29,12 @@ func Marshal(m proto.Message) ([]byte, error) {
 	if err != nil {
 		return nil, fmt.Errorf("encode %s: %w", m.ProtoReflect().Descriptor().FullName(), err)
 	}
-	return Normalize(raw)
-}
-
-// Normalize rewrites any JSON document in canonical form: keys sorted,
-// compact, numbers kept as written, no HTML escaping.
-func Normalize(doc []byte) ([]byte, error) {
-	dec := json.NewDecoder(bytes.NewReader(doc))
-	dec.UseNumber()
-	var v any
-	if err := dec.Decode(&v); err != nil {
-		return nil, fmt.Errorf("canonicalize: %w", err)
-	}
 	var buf bytes.Buffer
-	enc := json.NewEncoder(&buf)
-	enc.SetEscapeHTML(false)
-	if err := enc.Encode(v); err != nil {
-		return nil, fmt.Errorf("canonicalize: %w", err)
+	buf.Grow(len(raw))
+	if err := json.Compact(&buf, raw); err != nil {
+		return nil, fmt.Errorf("compact %s: %w", m.ProtoReflect().Descriptor().FullName(), err)
 	}
-	return bytes.TrimSuffix(buf.Bytes(), []byte("\n")), nil
+	return buf.Bytes(), nil
 }
 
 // Sum returns the lowercase hex sha256 of m's canonical encoding.

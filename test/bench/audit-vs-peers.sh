@@ -43,25 +43,31 @@ fi
 # Warm-up run of each (page cache, facter's and ohai's Ruby load paths).
 for t in "${order[@]}"; do ${cmds[$t]} >/dev/null 2>&1 || true; done
 
+# Wall time from bash's microsecond clock around each run; peak RSS from
+# GNU time (its last line: a failing command adds a line before it).
 for ((i = 1; i <= RUNS; i++)); do
   for t in "${order[@]}"; do
-    /usr/bin/time -f "%e %M" -o "$work/time" ${cmds[$t]} >"$work/out.$t" 2>/dev/null || {
-      echo "$t exited non-zero on run $i" >&2
-    }
-    cat "$work/time" >>"$work/$t.times"
+    start=$EPOCHREALTIME
+    /usr/bin/time -f "%M" -o "$work/time" ${cmds[$t]} >"$work/out.$t" 2>"$work/err.$t" || true
+    end=$EPOCHREALTIME
+    echo "$(awk -v a="$start" -v b="$end" 'BEGIN { printf "%.1f", (b - a) * 1000 }') $(tail -n 1 "$work/time")" >>"$work/$t.runs"
   done
 done
 
 median() { sort -n | awk '{a[NR]=$1} END {if (NR % 2) print a[(NR+1)/2]; else print (a[NR/2]+a[NR/2+1])/2}'; }
 
-printf '%-8s %12s %14s %10s   (%d runs each, alternating, %s)\n' tool "median s" "peak RSS MB" "vs cairn" "$RUNS" "$(nproc) cores"
-base=$(cut -d' ' -f1 "$work/cairn.times" | median)
+printf '%-8s %12s %14s %10s   (%d runs each, alternating, %s cores)\n' tool "median ms" "peak RSS MB" "vs cairn" "$RUNS" "$(nproc)"
+base=$(cut -d' ' -f1 "$work/cairn.runs" | median)
 for t in "${order[@]}"; do
-  med=$(cut -d' ' -f1 "$work/$t.times" | median)
-  rss=$(cut -d' ' -f2 "$work/$t.times" | sort -n | tail -1)
+  med=$(cut -d' ' -f1 "$work/$t.runs" | median)
+  rss=$(cut -d' ' -f2 "$work/$t.runs" | sort -n | tail -1)
   ratio=$(awk -v a="$med" -v b="$base" 'BEGIN { if (b > 0) printf "%.1fx", a / b; else print "n/a" }')
   printf '%-8s %12s %14.1f %10s\n' "$t" "$med" "$(awk -v k="$rss" 'BEGIN{print k/1024}')" "$ratio"
 done
-printf 'output bytes: '
-for t in "${order[@]}"; do printf '%s=%s ' "$t" "$(wc -c <"$work/out.$t")"; done
+printf 'output bytes:'
+for t in "${order[@]}"; do printf ' %s=%s' "$t" "$(wc -c <"$work/out.$t")"; done
 echo
+for t in "${order[@]}"; do
+  n=$(grep -c . "$work/err.$t" || true)
+  [ "$n" -eq 0 ] || echo "note: $t wrote $n lines to stderr on its last run, e.g.: $(head -c 160 "$work/err.$t" | head -1)"
+done
