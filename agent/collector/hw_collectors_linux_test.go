@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
-	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
@@ -34,15 +33,6 @@ var hwCollectors = []struct {
 }
 
 var hwHosts = []string{"host-a", "host-b"}
-
-func hwFixtureRoot(t testing.TB, host string) string {
-	t.Helper()
-	root, err := filepath.Abs(filepath.Join("testdata", "hw", host))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return root
-}
 
 // hwRun runs c under root and returns its Hardware section and warnings.
 func hwRun(ctx context.Context, c Collector, root string) (*inventoryv1.Hardware, []string, error) {
@@ -198,7 +188,7 @@ func TestHWHardwareChange(t *testing.T) {
 // when there is one, and that without one the devices are the same with
 // IDs only.
 func TestHWPCINames(t *testing.T) {
-	noIDs := hwCopyFixture(t, "host-a")
+	noIDs := hwFixtureRoot(t, "host-a")
 	if err := os.Remove(filepath.Join(noIDs, "usr", "share", "misc", "pci.ids")); err != nil {
 		t.Fatal(err)
 	}
@@ -235,15 +225,16 @@ func TestHWPCINames(t *testing.T) {
 // under the root, whatever the environment says (PCIDB_PATH,
 // PCIDB_CHROOT, GHW_CHROOT), and never from the network.
 func TestHWPCIDBIsolated(t *testing.T) {
-	noIDs := hwCopyFixture(t, "host-a")
+	noIDs := hwFixtureRoot(t, "host-a")
 	if err := os.Remove(filepath.Join(noIDs, "usr", "share", "misc", "pci.ids")); err != nil {
 		t.Fatal(err)
 	}
-	hostIDs := filepath.Join(hwFixtureRoot(t, "host-a"), "usr", "share", "misc", "pci.ids")
-	t.Setenv("PCIDB_PATH", hostIDs)
-	t.Setenv("PCIDB_CHROOT", hwFixtureRoot(t, "host-a"))
+	// A root that has a pci.ids, for the environment to point at.
+	withIDs := hwFixtureRoot(t, "host-a")
+	t.Setenv("PCIDB_PATH", filepath.Join(withIDs, "usr", "share", "misc", "pci.ids"))
+	t.Setenv("PCIDB_CHROOT", withIDs)
 	t.Setenv("PCIDB_ENABLE_NETWORK_FETCH", "1")
-	t.Setenv("GHW_CHROOT", hwFixtureRoot(t, "host-a"))
+	t.Setenv("GHW_CHROOT", withIDs)
 	for _, tc := range []Collector{PCI{}, GPU{}} {
 		hw, _, err := hwRun(t.Context(), tc, noIDs)
 		if err != nil {
@@ -263,41 +254,6 @@ func TestHWPCIDBIsolated(t *testing.T) {
 			}
 		}
 	}
-}
-
-// hwCopyFixture copies a fixture tree, symlinks as symlinks, into a
-// temporary directory a test may change.
-func hwCopyFixture(t *testing.T, host string) string {
-	t.Helper()
-	src := hwFixtureRoot(t, host)
-	dst := t.TempDir()
-	err := filepath.WalkDir(src, func(p string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		rel, _ := filepath.Rel(src, p)
-		target := filepath.Join(dst, rel)
-		switch {
-		case d.IsDir():
-			return os.MkdirAll(target, 0o755)
-		case d.Type()&fs.ModeSymlink != 0:
-			link, err := os.Readlink(p)
-			if err != nil {
-				return err
-			}
-			return os.Symlink(link, target)
-		default:
-			b, err := os.ReadFile(p)
-			if err != nil {
-				return err
-			}
-			return os.WriteFile(target, b, 0o644)
-		}
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return dst
 }
 
 func hwDiskByName(t *testing.T, hw *inventoryv1.Hardware, name string) *inventoryv1.Disk {

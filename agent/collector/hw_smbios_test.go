@@ -11,8 +11,19 @@ import (
 	"github.com/google/go-cmp/cmp"
 	"google.golang.org/protobuf/testing/protocmp"
 
+	"github.com/cairn-ops/cairn/internal/testutil"
 	inventoryv1 "github.com/cairn-ops/cairn/proto/inventory/v1"
 )
+
+// hwFixtureRoot unpacks testdata/hw/<host>.tar.gz into a new temporary
+// directory and returns it: a private copy the test may change. The trees
+// are archives because their names contain ':', which module zips refuse
+// (testdata/hw/README.md). It is here, not in the _linux test file,
+// because the SMBIOS tests run on every system.
+func hwFixtureRoot(t testing.TB, host string) string {
+	t.Helper()
+	return testutil.UnpackTarGz(t, filepath.Join("testdata", "hw", host+".tar.gz"))
+}
 
 // smbiosStruct encodes one structure: header, formatted bytes, strings.
 func smbiosStruct(typ byte, handle uint16, formatted []byte, strs ...string) []byte {
@@ -192,7 +203,7 @@ func TestSMBIOSMemoryModules(t *testing.T) {
 }
 
 // TestSMBIOSFixtures checks the generated tables of the fixture roots
-// (testdata/hw/gen) against what the generator puts in them.
+// (testdata/hw/gen writes them) against what the generator puts in them.
 func TestSMBIOSFixtures(t *testing.T) {
 	tests := []struct {
 		host      string
@@ -204,7 +215,7 @@ func TestSMBIOSFixtures(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.host, func(t *testing.T) {
-			table, err := os.ReadFile(filepath.Join("testdata", "hw", tc.host, "sys", "firmware", "dmi", "tables", "DMI"))
+			table, err := os.ReadFile(filepath.Join(hwFixtureRoot(t, tc.host), "sys", "firmware", "dmi", "tables", "DMI"))
 			if err != nil {
 				t.Fatal(err)
 			}

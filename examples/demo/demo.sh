@@ -21,7 +21,7 @@ for h in host-a host-b; do
   rm -rf "$out/$h" && mkdir -p "$out/$h"
   cp -a "$sw/." "$out/$h/"          # software: the same Debian install
   rm -rf "$out/$h/sys"              # the hardware fixture brings its own /sys
-  cp -a "$hw/$h/." "$out/$h/"       # hardware: differs
+  tar -xpzf "$hw/$h.tar.gz" -C "$out/$h/"  # hardware: differs
   $agent audit --root "$out/$h" -o json >"$out/$h.json"
   echo "audited $out/$h -> $out/$h.json"
 done

@@ -51,7 +51,7 @@ func TestAuditHostShowsEverySection(t *testing.T) {
 }
 
 func TestAuditOutputFormats(t *testing.T) {
-	root := composeRoot(t, swFixture, hwFixtures+"/host-a")
+	root := composeRoot(t, swFixture, hwFixtures+"/host-a.tar.gz")
 	for _, format := range []string{"json", "yaml", "text"} {
 		r := agent(t, "audit", "--root", root, "-o", format)
 		if r.code != 0 || !strings.Contains(r.stdout, "schema_version") && format != "text" {
@@ -72,7 +72,7 @@ func TestAuditOutputFormats(t *testing.T) {
 // was taken and how long each collector took, the documents are
 // byte-identical, and so are their content hashes.
 func TestAuditIsCanonical(t *testing.T) {
-	root := composeRoot(t, swFixture, hwFixtures+"/host-a")
+	root := composeRoot(t, swFixture, hwFixtures+"/host-a.tar.gz")
 	strip := regexp.MustCompile(`(?m)^\s*"(collected_at|duration_ms|duration_us|document)": .*$`)
 	var docs []string
 	var content []string
@@ -96,14 +96,21 @@ func TestAuditIsCanonical(t *testing.T) {
 	if diff := cmp.Diff(docs[0], docs[1]); diff != "" {
 		t.Errorf("two audits of the same tree differ (-first +second):\n%s", diff)
 	}
+
+	// Taken at different times, they still diff to nothing.
+	first := writeAudit(t, root, "first.json")
+	second := writeAudit(t, root, "second.json")
+	if r := agent(t, "diff", first, second); r.code != 0 || r.stdout != "no changes\n" {
+		t.Errorf("diff of two audits of an unchanged tree: exit %d, output %q", r.code, r.stdout)
+	}
 }
 
 // TestHardwareChangeDiff audits two fixture hosts with the same software
 // whose hardware differs by one memory module added and one disk replaced,
 // and checks the diff reports exactly that.
 func TestHardwareChangeDiff(t *testing.T) {
-	before := writeAudit(t, composeRoot(t, swFixture, hwFixtures+"/host-a"), "a.json")
-	after := writeAudit(t, composeRoot(t, swFixture, hwFixtures+"/host-b"), "b.json")
+	before := writeAudit(t, composeRoot(t, swFixture, hwFixtures+"/host-a.tar.gz"), "a.json")
+	after := writeAudit(t, composeRoot(t, swFixture, hwFixtures+"/host-b.tar.gz"), "b.json")
 
 	r := agent(t, "diff", "-o", "json", before, after)
 	if r.code != 1 {
@@ -149,7 +156,7 @@ func TestHardwareChangeDiff(t *testing.T) {
 }
 
 func TestDiffExitCodesAndBadInput(t *testing.T) {
-	good := writeAudit(t, composeRoot(t, swFixture, hwFixtures+"/host-a"), "good.json")
+	good := writeAudit(t, composeRoot(t, swFixture, hwFixtures+"/host-a.tar.gz"), "good.json")
 	data, err := os.ReadFile(good)
 	if err != nil {
 		t.Fatal(err)
@@ -205,7 +212,7 @@ func TestDiffExitCodesAndBadInput(t *testing.T) {
 // TestFailedCollectorIsNotComparable: an audit whose collectors all timed
 // out must diff as "not comparable", never as everything removed.
 func TestFailedCollectorIsNotComparable(t *testing.T) {
-	root := composeRoot(t, swFixture, hwFixtures+"/host-a")
+	root := composeRoot(t, swFixture, hwFixtures+"/host-a.tar.gz")
 	good := writeAudit(t, root, "good.json")
 	r := agent(t, "audit", "--root", root, "--timeout", "1ns")
 	if r.code != 0 {

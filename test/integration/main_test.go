@@ -8,7 +8,10 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"strings"
 	"testing"
+
+	"github.com/cairn-ops/cairn/internal/testutil"
 )
 
 // binDir holds the binaries built once for the whole test run.
@@ -70,12 +73,21 @@ func agent(t *testing.T, args ...string) result {
 
 // composeRoot copies the given fixture trees, in order, into one new root
 // directory (later trees overwrite earlier ones), so hardware and software
-// fixtures combine into one host without duplicating files in testdata.
+// fixtures combine into one host without duplicating files in testdata. A
+// tree ending in .tar.gz is an archive of one (the hardware fixtures are
+// archives, since their names contain ':'), unpacked first.
 func composeRoot(t *testing.T, trees ...string) string {
 	t.Helper()
 	root := t.TempDir()
 	for _, tree := range trees {
 		src := filepath.Join(repoRoot(), tree)
+		if strings.HasSuffix(tree, ".tar.gz") {
+			dir := t.TempDir()
+			if err := testutil.Unpack(src, dir); err != nil {
+				t.Fatalf("compose root from %s: %v", tree, err)
+			}
+			src = dir
+		}
 		err := filepath.WalkDir(src, func(path string, d fs.DirEntry, err error) error {
 			if err != nil {
 				return err

@@ -1,10 +1,13 @@
 //go:build ignore
 
 // Command gen writes the raw SMBIOS tables of the hardware fixture roots
-// (sys/firmware/dmi/tables/DMI, as the kernel exports it). Run it from
-// agent/collector/testdata/hw:
+// (sys/firmware/dmi/tables/DMI, as the kernel exports it). The roots are
+// shipped as host-a.tar.gz and host-b.tar.gz (see README.md); unpack them,
+// run gen, and pack them again, from agent/collector/testdata/hw:
 //
+//	for h in host-a host-b; do mkdir $h && tar -xpzf $h.tar.gz -C $h; done
 //	go run gen/main.go
+//	./pack.sh
 //
 // host-a has two of four DIMM slots filled; host-b is host-a with a third
 // DIMM added in slot DIMM_A2.
@@ -13,6 +16,9 @@ package main
 import (
 	"bytes"
 	"encoding/binary"
+	"errors"
+	"fmt"
+	"io/fs"
 	"log"
 	"os"
 	"path/filepath"
@@ -28,8 +34,22 @@ func main() {
 	b := append([]dimm(nil), a...)
 	b[1] = dimm{slot: "DIMM_A2", bank: "BANK 1", sizeMiB: 16384, vendor: "Samsung", serial: "9C0D1E2F", part: "M391A2K43DB1-CVF"}
 	for host, dimms := range map[string][]dimm{"host-a": a, "host-b": b} {
+		// Without the unpacked tree, pack.sh would replace the fixture
+		// with a tree holding only the table.
+		fi, err := os.Stat(host)
+		if err == nil && !fi.IsDir() {
+			err = fmt.Errorf("%s is not a directory", host)
+		}
+		if err != nil {
+			log.Fatalf("%v; unpack the tree first: mkdir %s && tar -xpzf %[2]s.tar.gz -C %[2]s", err, host)
+		}
 		path := filepath.Join(host, "sys", "firmware", "dmi", "tables", "DMI")
 		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+			log.Fatal(err)
+		}
+		// The table is read-only, as in sysfs: replace it rather than
+		// opening it for writing.
+		if err := os.Remove(path); err != nil && !errors.Is(err, fs.ErrNotExist) {
 			log.Fatal(err)
 		}
 		if err := os.WriteFile(path, table(dimms), 0o444); err != nil {
