@@ -62,7 +62,6 @@ func (OS) Collect(ctx context.Context, env Env, out *inventoryv1.Audit) error {
 
 	sec.KernelRelease = swReadOptional(env, "/proc/sys/kernel/osrelease")
 	sec.KernelVersion = swReadOptional(env, "/proc/sys/kernel/version")
-	sec.BootId = swReadOptional(env, "/proc/sys/kernel/random/boot_id")
 
 	sec.Architecture = swArchitecture(env)
 	if sec.Architecture == "" {

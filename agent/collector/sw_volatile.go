@@ -14,8 +14,8 @@ import (
 )
 
 // Volatile reads the facts that change on an untouched host: uptime, load
-// averages, free and available memory and boot time, from /proc under the
-// root. Memory comes through gopsutil's mem.VirtualMemoryWithContext, which
+// averages, free and available memory, boot time and boot ID, from /proc
+// under the root. Memory comes through gopsutil's mem.VirtualMemoryWithContext, which
 // honours the root given in its context. The others are read directly:
 // gopsutil v4.26.10's host.UptimeWithContext asks sysinfo(2) of the running
 // kernel whatever root the context names, load.AvgWithContext falls back
@@ -81,6 +81,8 @@ func (Volatile) Collect(ctx context.Context, env Env, out *inventoryv1.Audit) er
 			}
 		}
 	}
+
+	sec.BootId = swReadOptional(env, "/proc/sys/kernel/random/boot_id")
 
 	out.Volatile = sec
 	return nil

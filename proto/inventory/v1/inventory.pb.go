@@ -9,8 +9,8 @@
 //   * Lists are sorted by key, so the same host state encodes to the same
 //     bytes.
 //   * Values that change without anyone changing the host (uptime, load,
-//     free memory, boot time) live only in `volatile`, which is never
-//     diffed and never part of the content hash.
+//     free memory, boot time and boot ID) live only in `volatile`, which is
+//     never diffed and never part of the content hash.
 //   * Each collector owns exactly one section; its status says whether the
 //     section is complete. A section whose collector failed is "not
 //     comparable", never "everything removed".
@@ -1811,7 +1811,6 @@ type OS struct {
 	Virtualization string `protobuf:"bytes,8,opt,name=virtualization,proto3" json:"virtualization,omitempty"`
 	// Container runtime detected, e.g. "docker", "lxc", or empty.
 	Container     string `protobuf:"bytes,9,opt,name=container,proto3" json:"container,omitempty"`
-	BootId        string `protobuf:"bytes,10,opt,name=boot_id,json=bootId,proto3" json:"boot_id,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1905,13 +1904,6 @@ func (x *OS) GetVirtualization() string {
 func (x *OS) GetContainer() string {
 	if x != nil {
 		return x.Container
-	}
-	return ""
-}
-
-func (x *OS) GetBootId() string {
-	if x != nil {
-		return x.BootId
 	}
 	return ""
 }
@@ -2535,7 +2527,9 @@ type Volatile struct {
 	MemoryFreeBytes      uint64                 `protobuf:"varint,5,opt,name=memory_free_bytes,json=memoryFreeBytes,proto3" json:"memory_free_bytes,omitempty"`
 	MemoryAvailableBytes uint64                 `protobuf:"varint,6,opt,name=memory_available_bytes,json=memoryAvailableBytes,proto3" json:"memory_available_bytes,omitempty"`
 	// Unix seconds.
-	BootTime      int64 `protobuf:"varint,7,opt,name=boot_time,json=bootTime,proto3" json:"boot_time,omitempty"`
+	BootTime int64 `protobuf:"varint,7,opt,name=boot_time,json=bootTime,proto3" json:"boot_time,omitempty"`
+	// The kernel's random boot ID: a reboot changes it, nothing else does.
+	BootId        string `protobuf:"bytes,8,opt,name=boot_id,json=bootId,proto3" json:"boot_id,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2617,6 +2611,13 @@ func (x *Volatile) GetBootTime() int64 {
 		return x.BootTime
 	}
 	return 0
+}
+
+func (x *Volatile) GetBootId() string {
+	if x != nil {
+		return x.BootId
+	}
+	return ""
 }
 
 var File_proto_inventory_v1_inventory_proto protoreflect.FileDescriptor
@@ -2806,7 +2807,7 @@ const file_proto_inventory_v1_inventory_proto_rawDesc = "" +
 	"\vbios_vendor\x18\x0f \x01(\tR\n" +
 	"biosVendor\x12!\n" +
 	"\fbios_version\x18\x10 \x01(\tR\vbiosVersion\x12\x1b\n" +
-	"\tbios_date\x18\x11 \x01(\tR\bbiosDate\"\xc1\x02\n" +
+	"\tbios_date\x18\x11 \x01(\tR\bbiosDate\"\xb7\x02\n" +
 	"\x02OS\x12\x1a\n" +
 	"\bhostname\x18\x01 \x01(\tR\bhostname\x12\x0e\n" +
 	"\x02id\x18\x02 \x01(\tR\x02id\x12\x1d\n" +
@@ -2818,9 +2819,8 @@ const file_proto_inventory_v1_inventory_proto_rawDesc = "" +
 	"\x0ekernel_version\x18\x06 \x01(\tR\rkernelVersion\x12\"\n" +
 	"\farchitecture\x18\a \x01(\tR\farchitecture\x12&\n" +
 	"\x0evirtualization\x18\b \x01(\tR\x0evirtualization\x12\x1c\n" +
-	"\tcontainer\x18\t \x01(\tR\tcontainer\x12\x17\n" +
-	"\aboot_id\x18\n" +
-	" \x01(\tR\x06bootId\"_\n" +
+	"\tcontainer\x18\t \x01(\tR\tcontainerJ\x04\b\n" +
+	"\x10\vR\aboot_id\"_\n" +
 	"\bPackages\x127\n" +
 	"\bpackages\x18\x01 \x03(\v2\x1b.cairn.inventory.v1.PackageR\bpackages\x12\x1a\n" +
 	"\bmanagers\x18\x02 \x03(\tR\bmanagers\"\x87\x01\n" +
@@ -2868,7 +2868,7 @@ const file_proto_inventory_v1_inventory_proto_rawDesc = "" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x12\x12\n" +
 	"\x04size\x18\x03 \x01(\x04R\x04size\x12\x14\n" +
 	"\x05state\x18\x04 \x01(\tR\x05state\x12\x17\n" +
-	"\aused_by\x18\x05 \x03(\tR\x06usedBy\"\xf4\x01\n" +
+	"\aused_by\x18\x05 \x03(\tR\x06usedBy\"\x8d\x02\n" +
 	"\bVolatile\x12%\n" +
 	"\x0euptime_seconds\x18\x01 \x01(\x01R\ruptimeSeconds\x12\x14\n" +
 	"\x05load1\x18\x02 \x01(\x01R\x05load1\x12\x14\n" +
@@ -2876,7 +2876,8 @@ const file_proto_inventory_v1_inventory_proto_rawDesc = "" +
 	"\x06load15\x18\x04 \x01(\x01R\x06load15\x12*\n" +
 	"\x11memory_free_bytes\x18\x05 \x01(\x04R\x0fmemoryFreeBytes\x124\n" +
 	"\x16memory_available_bytes\x18\x06 \x01(\x04R\x14memoryAvailableBytes\x12\x1b\n" +
-	"\tboot_time\x18\a \x01(\x03R\bbootTimeB;Z9github.com/cairn-ops/cairn/proto/inventory/v1;inventoryv1b\x06proto3"
+	"\tboot_time\x18\a \x01(\x03R\bbootTime\x12\x17\n" +
+	"\aboot_id\x18\b \x01(\tR\x06bootIdB;Z9github.com/cairn-ops/cairn/proto/inventory/v1;inventoryv1b\x06proto3"
 
 var (
 	file_proto_inventory_v1_inventory_proto_rawDescOnce sync.Once
