@@ -32,9 +32,9 @@ test-go:
 proto: ## regenerate the Go code from proto/*.proto with pinned generators
 	proto/gen.sh
 
-bench: build ## Go benchmarks, then the comparison with peer tools (installs facter)
-	$(GO) test -run '^$$' -bench . -benchmem ./...
+bench: build ## cairn-agent vs facter and ohai (installed from Debian), then the Go benchmarks
 	test/bench/audit-vs-peers.sh
+	$(GO) test -run '^$$' -bench . -benchmem ./...
 
 demo: build ## audit this machine and diff two hardware fixtures
 	examples/demo/demo.sh

@@ -32,7 +32,11 @@ func TestUsageErrors(t *testing.T) {
 	}{
 		{"unknown command", []string{"audits"}, `unknown command "audits"`},
 		{"unknown flag", []string{"audit", "--rot", "/"}, "unknown flag: --rot"},
-		{"diff needs two files", []string{"diff", "a.json"}, "accepts 2 arg(s), received 1"},
+		{"diff needs two files", []string{"diff", "a.json"}, "diff needs two audit files, BEFORE and AFTER (got 1)"},
+		{"audit takes no arguments", []string{"audit", "/etc/passwd"}, `audit takes no arguments, got "/etc/passwd"`},
+		{"bad track glob", []string{"audit", "--track", "/etc/["}, `--track "/etc/[": syntax error in pattern`},
+		{"bad size", []string{"audit", "--max-hash-bytes", "lots"}, `invalid size "lots"`},
+		{"summary with json", []string{"audit", "--summary", "-o", "json"}, "--summary works with -o text only"},
 		{"diff bad format", []string{"diff", "-o", "html", "a.json", "b.json"}, `unknown output format "html"`},
 		{"audit bad root", []string{"audit", "--root", "/nonexistent/root"}, "root: stat /nonexistent/root"},
 	}

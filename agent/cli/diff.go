@@ -34,7 +34,12 @@ audits cannot be shown equal); 2 error.`,
   # For a script or a ticket
   cairn-agent diff -o json before.json after.json | jq .summary
   cairn-agent diff -o markdown before.json after.json > change.md`,
-		Args: cobra.ExactArgs(2),
+		Args: func(_ *cobra.Command, args []string) error {
+			if len(args) != 2 {
+				return fmt.Errorf("diff needs two audit files, BEFORE and AFTER (got %d): see 'cairn-agent diff --help'", len(args))
+			}
+			return nil
+		},
 		RunE: func(cmd *cobra.Command, args []string) error {
 			var write func(io.Writer, *diff.Report) error
 			switch output {
@@ -56,6 +61,9 @@ audits cannot be shown equal); 2 error.`,
 				return err
 			}
 			r := diff.Compare(before, after)
+			if !r.SameHost() {
+				s.log.Warn("the audits are of different hosts", "before", r.Before.Hostname, "after", r.After.Hostname)
+			}
 			if err := write(s.out, r); err != nil {
 				return err
 			}

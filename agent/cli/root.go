@@ -20,6 +20,8 @@ const (
 	ExitOK = 0
 	// ExitChanges is what `diff` returns when the audits differ.
 	ExitChanges = 1
+	// ExitFailed is what `audit` returns when no collector succeeded.
+	ExitFailed = 1
 	// ExitError covers usage errors, bad input and failures.
 	ExitError = 2
 )
@@ -50,7 +52,7 @@ func Execute(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	s := &streams{
 		out:    stdout,
 		errOut: stderr,
-		log:    slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn})),
+		log:    slog.New(newLineHandler(stderr, slog.LevelWarn)),
 	}
 	root := newRootCommand(s)
 	root.SetArgs(args)
@@ -79,6 +81,13 @@ func newRootCommand(s *streams) *cobra.Command {
 and software (CPUs, memory, disks, NICs, PCI, DMI, OS, packages, systemd
 units, tracked files, kernel modules) into a canonical, hashed document,
 and compares two audits.`,
+		Example: `  # What this host is, one line per section
+  cairn-agent audit --summary
+
+  # Before and after a change: the typed diff, exit status 1 when it differs
+  cairn-agent audit > before.json
+  cairn-agent audit > after.json
+  cairn-agent diff before.json after.json`,
 		Version:       version.String(),
 		SilenceUsage:  true,
 		SilenceErrors: true,

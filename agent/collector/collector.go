@@ -8,11 +8,20 @@
 // A collector returns an error when it cannot produce its section; it does
 // not log. The caller (agent/inventory) records the error as the
 // collector's status, so a failed collector never reads as "everything
-// was removed".
+// was removed". A collector whose source does not exist under the root at
+// all fails with an error wrapping ErrNoSource; a source that exists and
+// lists nothing is an empty section.
+//
+// Messages name the paths read as they are on disk (Env.Path): the root
+// joined with the host path, e.g. "open /mnt/host/sys/block: no such file
+// or directory". Warnings are single lines.
 package collector
 
 import (
 	"context"
+	"errors"
+	"fmt"
+	"io/fs"
 	"path/filepath"
 	"strings"
 
@@ -59,6 +68,41 @@ type Collector interface {
 	// used by this collector alone. It returns an error when the section
 	// cannot be produced at all; partial trouble goes to env.Warn.
 	Collect(ctx context.Context, env Env, out *inventoryv1.Audit) error
+}
+
+// warn passes msg to e.Warn as a single line: the newlines of multi-line
+// errors (errors.Join, a tool's stderr) become "; ".
+func (e Env) warn(msg string) {
+	e.Warn(oneLine(msg))
+}
+
+// warnf is warn with fmt.Sprintf formatting.
+func (e Env) warnf(format string, args ...any) {
+	e.warn(fmt.Sprintf(format, args...))
+}
+
+// oneLine joins the non-blank lines of s with "; ".
+func oneLine(s string) string {
+	if !strings.ContainsAny(s, "\r\n") {
+		return s
+	}
+	var lines []string
+	for _, l := range strings.FieldsFunc(s, func(r rune) bool { return r == '\n' || r == '\r' }) {
+		if l = strings.TrimSpace(l); l != "" {
+			lines = append(lines, l)
+		}
+	}
+	return strings.Join(lines, "; ")
+}
+
+// pathErrCause strips an *fs.PathError to its cause, for messages that
+// name the path themselves: os.Root reports paths relative to the root.
+func pathErrCause(err error) error {
+	var pe *fs.PathError
+	if errors.As(err, &pe) {
+		return pe.Err
+	}
+	return err
 }
 
 // trimNul trims whitespace and NUL bytes, as sysfs and DMI strings carry.

@@ -33,7 +33,7 @@ func (Block) Collect(ctx context.Context, env Env, out *inventoryv1.Audit) error
 	if info.Disks == nil {
 		// ghw returns nil only when /sys/block cannot be listed.
 		if _, err := os.ReadDir(env.Path("/sys/block")); err != nil {
-			return fmt.Errorf("read block devices: %w", hwPathErr(err))
+			return fmt.Errorf("read block devices: %w", err)
 		}
 	}
 	block := &inventoryv1.Block{}

@@ -322,8 +322,16 @@ func TestHWRealHost(t *testing.T) {
 // reaches the process's stderr: file descriptor 2 is swapped for a pipe,
 // because ghw's default logger holds the original os.Stderr.
 func TestHWWarningsNotStderr(t *testing.T) {
-	empty := t.TempDir() // no /sys, no /proc: ghw has plenty to warn about
-	roots := []string{hwFixtureRoot(t, "host-a"), hwFixtureRoot(t, "host-b"), "/", empty}
+	// An empty root fails before ghw is asked; with /proc/cpuinfo but no
+	// /sys, ghw has plenty to warn about.
+	sparse := t.TempDir()
+	if err := os.MkdirAll(filepath.Join(sparse, "proc"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(sparse, "proc", "cpuinfo"), []byte("processor\t: 0\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	roots := []string{hwFixtureRoot(t, "host-a"), hwFixtureRoot(t, "host-b"), "/", t.TempDir(), sparse}
 	var warns []string
 	got := hwCaptureStderr(t, func() {
 		for _, root := range roots {
@@ -341,7 +349,7 @@ func TestHWWarningsNotStderr(t *testing.T) {
 		ghwWarned = ghwWarned || strings.HasPrefix(w, "ghw: ")
 	}
 	if !ghwWarned {
-		t.Errorf("no ghw warning reached env.Warn on an empty root; warnings: %q", warns)
+		t.Errorf("no ghw warning reached env.Warn on a root without /sys; warnings: %q", warns)
 	}
 
 	t.Run("capture works", func(t *testing.T) {
@@ -398,32 +406,62 @@ func TestHWContextCanceled(t *testing.T) {
 	}
 }
 
-// TestHWMissingSources checks the collectors on a root with nothing in it:
-// those whose source is required fail, the others return an empty section
-// and say why.
+// TestHWMissingSources checks the collectors on a sysfs that exists but
+// lacks a source: an empty PCI bus is no devices, a missing DRM class is
+// covered by the PCI scan, a missing DMI directory (ARM boards) is a
+// warning. TestEmptyRoot covers a root with no sysfs at all.
 func TestHWMissingSources(t *testing.T) {
-	root := t.TempDir()
 	tests := []struct {
-		name    string
-		c       Collector
-		wantErr bool
+		name      string
+		c         Collector
+		dirs      []string
+		want      *inventoryv1.Hardware
+		wantWarns int
+		wantErr   error
 	}{
-		{"cpu", CPU{}, true},
-		{"memory", Memory{}, true},
-		{"block", Block{}, true},
-		{"network", Network{}, true},
-		{"pci", PCI{}, false},
-		{"gpu", GPU{}, false},
-		{"dmi", DMI{}, false},
+		{
+			name: "pci: empty bus",
+			c:    PCI{},
+			dirs: []string{"sys/bus/pci/devices"},
+			want: &inventoryv1.Hardware{Pci: &inventoryv1.PCI{}},
+		},
+		{
+			name:    "pci: no bus",
+			c:       PCI{},
+			dirs:    []string{"sys/class/drm"},
+			wantErr: ErrNoSource,
+		},
+		{
+			name: "gpu: empty bus, no drm",
+			c:    GPU{},
+			dirs: []string{"sys/bus/pci/devices"},
+			want: &inventoryv1.Hardware{Gpu: &inventoryv1.GPU{}},
+		},
+		{
+			name:      "dmi: sysfs without dmi",
+			c:         DMI{},
+			dirs:      []string{"sys/class/net"},
+			want:      &inventoryv1.Hardware{Dmi: &inventoryv1.DMI{}},
+			wantWarns: 1,
+		},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			hw, _, err := hwRun(t.Context(), tc.c, root)
-			if (err != nil) != tc.wantErr {
-				t.Fatalf("err = %v, want error: %v", err, tc.wantErr)
+			root := t.TempDir()
+			for _, d := range tc.dirs {
+				if err := os.MkdirAll(filepath.Join(root, d), 0o755); err != nil {
+					t.Fatal(err)
+				}
 			}
-			if err == nil && hw == nil {
-				t.Error("no hardware section set")
+			hw, warns, err := hwRun(t.Context(), tc.c, root)
+			if !errors.Is(err, tc.wantErr) {
+				t.Fatalf("err = %v, want %v", err, tc.wantErr)
+			}
+			if diff := cmp.Diff(tc.want, hw, protocmp.Transform()); diff != "" {
+				t.Errorf("(-want +got):\n%s", diff)
+			}
+			if len(warns) != tc.wantWarns {
+				t.Errorf("warnings %q, want %d", warns, tc.wantWarns)
 			}
 		})
 	}
@@ -457,7 +495,7 @@ func TestHWUnreadableDMI(t *testing.T) {
 	if diff := cmp.Diff(want, hw.GetDmi(), protocmp.Transform()); diff != "" {
 		t.Errorf("DMI (-want +got):\n%s", diff)
 	}
-	if len(warns) != 1 || !strings.HasPrefix(warns[0], "read /sys/class/dmi/id/product_serial: ") {
+	if len(warns) != 1 || !strings.Contains(warns[0], filepath.Join(dir, "product_serial")+": ") {
 		t.Errorf("warnings = %q, want one about product_serial", warns)
 	}
 }

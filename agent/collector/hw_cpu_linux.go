@@ -21,12 +21,16 @@ func (CPU) Collect(ctx context.Context, env Env, out *inventoryv1.Audit) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
+	cpuinfo, sysCPU := env.Path("/proc/cpuinfo"), env.Path("/sys/devices/system/cpu")
+	if !swExists(cpuinfo) && !swExists(sysCPU) {
+		return noSource("read processors: no %s and no %s", cpuinfo, sysCPU)
+	}
 	info, err := ghw.CPU(ghwOptions(env)...)
 	if err != nil {
 		return fmt.Errorf("read processors: %w", err)
 	}
 	if len(info.Processors) == 0 {
-		return errors.New("read processors: none found in /proc/cpuinfo and /sys/devices/system/cpu")
+		return fmt.Errorf("read processors: none found in %s and %s", cpuinfo, sysCPU)
 	}
 	cpu := &inventoryv1.CPU{}
 	missingFreq := false
@@ -37,7 +41,7 @@ func (CPU) Collect(ctx context.Context, env Env, out *inventoryv1.Audit) error {
 		id := p.ID
 		if id < 0 {
 			// ghw reads -1 when topology/physical_package_id is missing.
-			env.Warn("cpu: no physical package id in /sys/devices/system/cpu; assuming socket 0")
+			env.warnf("cpu: no physical package id in %s; assuming socket 0", env.Path("/sys/devices/system/cpu"))
 			id = 0
 		}
 		proc := &inventoryv1.Processor{
@@ -89,13 +93,13 @@ func hwCPUSMBIOSMaxMHz(env Env, procs []*inventoryv1.Processor) {
 	table, err := os.ReadFile(env.Path(hwSMBIOSTablePath))
 	if err != nil {
 		if !errors.Is(err, fs.ErrNotExist) {
-			env.Warn(fmt.Sprintf("cpu max frequency: read %s: %v", hwSMBIOSTablePath, hwPathErr(err)))
+			env.warnf("cpu max frequency: %v", err)
 		}
 		return
 	}
 	structs, err := parseSMBIOS(table)
 	if err != nil {
-		env.Warn(fmt.Sprintf("cpu max frequency: %v", err))
+		env.warnf("cpu max frequency: %s: %v", env.Path(hwSMBIOSTablePath), err)
 	}
 	speeds := smbiosProcessorMaxSpeeds(structs)
 	if len(speeds) != len(procs) {

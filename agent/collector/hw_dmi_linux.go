@@ -17,18 +17,22 @@ const hwDMIDir = "/sys/class/dmi/id"
 
 // Collect reads the firmware's identity strings from /sys/class/dmi/id.
 // A host without DMI (most ARM boards, some containers) gets an empty
-// section and a warning.
+// section and a warning; a root without /sys/class at all is no host's
+// sysfs, and Collect fails with ErrNoSource.
 func (DMI) Collect(ctx context.Context, env Env, out *inventoryv1.Audit) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
 	dmi := &inventoryv1.DMI{}
-	out.Hardware = &inventoryv1.Hardware{Dmi: dmi}
 	if _, err := os.Stat(env.Path(hwDMIDir)); err != nil {
 		if !errors.Is(err, fs.ErrNotExist) {
-			return fmt.Errorf("read %s: %w", hwDMIDir, hwPathErr(err))
+			return fmt.Errorf("read DMI: %w", err)
 		}
-		env.Warn("no DMI information: " + hwDMIDir + " does not exist")
+		if !swExists(env.Path("/sys/class")) {
+			return noSource("read DMI: no %s", env.Path("/sys/class"))
+		}
+		env.warnf("no DMI information: %s does not exist", env.Path(hwDMIDir))
+		out.Hardware = &inventoryv1.Hardware{Dmi: dmi}
 		return nil
 	}
 	read := func(name string) string { return hwReadOptional(env, hwDMIDir+"/"+name) }
@@ -66,5 +70,6 @@ func (DMI) Collect(ctx context.Context, env Env, out *inventoryv1.Audit) error {
 			dmi.ChassisType = hwChassisTypeName(n)
 		}
 	}
+	out.Hardware = &inventoryv1.Hardware{Dmi: dmi}
 	return nil
 }

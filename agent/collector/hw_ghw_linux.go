@@ -24,7 +24,7 @@ func ghwOptions(env Env) []any {
 	return []any{
 		ghw.WithChroot(hwRoot(env)),
 		ghw.WithDisableTools(),
-		ghw.WithLogger(slog.New(ghwWarnHandler{warn: env.Warn})),
+		ghw.WithLogger(slog.New(ghwWarnHandler{warn: env.warn})),
 	}
 }
 

@@ -8,6 +8,7 @@ import (
 	"os"
 
 	"github.com/jaypipes/ghw"
+	ghwpci "github.com/jaypipes/ghw/pkg/pci"
 
 	inventoryv1 "github.com/cairn-ops/cairn/proto/inventory/v1"
 )
@@ -21,7 +22,8 @@ const hwPCIClassDisplay = "03"
 // (no driver loaded, headless compute cards, containers without DRM).
 // index is the DRM card number, 0 for a card without one. vendor and
 // product are names from pci.ids when there is one under the root, else
-// the PCI IDs.
+// the PCI IDs. When neither /sys/class/drm nor /sys/bus/pci/devices
+// exists, Collect fails with ErrNoSource.
 func (GPU) Collect(ctx context.Context, env Env, out *inventoryv1.Audit) error {
 	if err := ctx.Err(); err != nil {
 		return err
@@ -30,11 +32,17 @@ func (GPU) Collect(ctx context.Context, env Env, out *inventoryv1.Audit) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
+	drmDir, pciDir := env.Path("/sys/class/drm"), env.Path(hwPCIDevicesDir)
+	_, drmErr := os.Stat(drmDir)
+	hasPCI := swExists(pciDir)
+	if errors.Is(drmErr, fs.ErrNotExist) && !hasPCI {
+		return noSource("read graphics cards: no %s and no %s", drmDir, pciDir)
+	}
 	gpu := &inventoryv1.GPU{}
 	seen := map[string]bool{}
 	// ghw warns when /sys/class/drm is missing; that is normal on servers
 	// and the PCI scan below covers it, so ghw is only asked when it exists.
-	if _, err := os.Stat(env.Path("/sys/class/drm")); err == nil {
+	if err := drmErr; err == nil {
 		opts := append(ghwOptions(env), ghw.WithPCIDB(db), ghw.WithDisableTopology())
 		info, err := ghw.GPU(opts...)
 		if err != nil {
@@ -55,14 +63,18 @@ func (GPU) Collect(ctx context.Context, env Env, out *inventoryv1.Audit) error {
 			gpu.Cards = append(gpu.Cards, card)
 		}
 	} else if !errors.Is(err, fs.ErrNotExist) {
-		env.Warn(fmt.Sprintf("read /sys/class/drm: %v", hwPathErr(err)))
+		env.warnf("read graphics cards: %v", err)
 	}
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	devs, err := hwPCIDevices(env, db)
-	if err != nil {
-		return fmt.Errorf("read graphics cards: %w", err)
+	var devs []*ghwpci.Device
+	if hasPCI {
+		// Without /sys/bus/pci/devices only the DRM cards are known.
+		var err error
+		if devs, err = hwPCIDevices(env, db); err != nil {
+			return fmt.Errorf("read graphics cards: %w", err)
+		}
 	}
 	for _, d := range devs {
 		dev := hwPCIDevice(d)

@@ -45,7 +45,7 @@ func (Memory) Collect(ctx context.Context, env Env, out *inventoryv1.Audit) erro
 func hwMemTotal(env Env) (uint64, error) {
 	f, err := os.Open(env.Path("/proc/meminfo"))
 	if err != nil {
-		return 0, fmt.Errorf("read /proc/meminfo: %w", hwPathErr(err))
+		return 0, fmt.Errorf("read memory size: %w", err)
 	}
 	defer f.Close()
 	sc := bufio.NewScanner(f)
@@ -60,14 +60,14 @@ func hwMemTotal(env Env) (uint64, error) {
 		}
 		kb, err := strconv.ParseUint(fields[0], 10, 64)
 		if err != nil {
-			return 0, fmt.Errorf("read /proc/meminfo: MemTotal %q: %w", rest, err)
+			return 0, fmt.Errorf("read %s: MemTotal %q: %w", f.Name(), rest, err)
 		}
 		return kb * 1024, nil
 	}
 	if err := sc.Err(); err != nil {
-		return 0, fmt.Errorf("read /proc/meminfo: %w", err)
+		return 0, fmt.Errorf("read %s: %w", f.Name(), err)
 	}
-	return 0, errors.New("read /proc/meminfo: no MemTotal line")
+	return 0, fmt.Errorf("read %s: no MemTotal line", f.Name())
 }
 
 // hwMemoryModules returns the DIMMs in the SMBIOS table, if it can be read.
@@ -75,20 +75,20 @@ func hwMemoryModules(env Env) ([]*inventoryv1.MemoryModule, bool) {
 	table, err := os.ReadFile(env.Path(hwSMBIOSTablePath))
 	if err != nil {
 		if errors.Is(err, fs.ErrPermission) {
-			env.Warn(fmt.Sprintf("memory modules unknown: read %s: %v (root only)", hwSMBIOSTablePath, hwPathErr(err)))
+			env.warnf("memory modules unknown: %v (root only)", err)
 		} else if !errors.Is(err, fs.ErrNotExist) {
-			env.Warn(fmt.Sprintf("memory modules unknown: read %s: %v", hwSMBIOSTablePath, hwPathErr(err)))
+			env.warnf("memory modules unknown: %v", err)
 		}
 		return nil, false
 	}
 	structs, err := parseSMBIOS(table)
 	if err != nil {
 		// Keep the modules read before the damage.
-		env.Warn(fmt.Sprintf("memory modules: %s: %v", hwSMBIOSTablePath, err))
+		env.warnf("memory modules: %s: %v", env.Path(hwSMBIOSTablePath), err)
 	}
 	mods, complete := smbiosMemoryModules(structs)
 	if !complete {
-		env.Warn("memory modules: firmware reports a module of unknown size; total is MemTotal")
+		env.warn("memory modules: firmware reports a module of unknown size; total is MemTotal")
 	}
 	return mods, complete && err == nil
 }

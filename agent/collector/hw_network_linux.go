@@ -34,7 +34,7 @@ func (Network) Collect(ctx context.Context, env Env, out *inventoryv1.Audit) err
 		// ghw returns no NICs, without a word, when /sys/class/net cannot
 		// be listed.
 		if _, err := os.ReadDir(env.Path("/sys/class/net")); err != nil {
-			return fmt.Errorf("read network interfaces: %w", hwPathErr(err))
+			return fmt.Errorf("read network interfaces: %w", err)
 		}
 	}
 	network := &inventoryv1.Network{}
@@ -60,7 +60,7 @@ func (Network) Collect(ctx context.Context, env Env, out *inventoryv1.Audit) err
 		case errors.Is(err, fs.ErrNotExist):
 			nic.Virtual = true
 		default:
-			env.Warn(fmt.Sprintf("read %s/device: %v", dir, hwPathErr(err)))
+			env.warnf("network interface %s: %v", n.Name, err)
 		}
 		network.Nics = append(network.Nics, nic)
 	}

@@ -2,7 +2,9 @@ package collector
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"strings"
 
@@ -15,7 +17,8 @@ import (
 
 // Collect reads PCI devices through ghw (/sys/bus/pci/devices: modalias,
 // revision, driver link) and names them from the pci.ids database under
-// the root when there is one.
+// the root when there is one. Without /sys/bus/pci/devices Collect fails
+// with ErrNoSource; an empty directory is a host without PCI devices.
 func (PCI) Collect(ctx context.Context, env Env, out *inventoryv1.Audit) error {
 	if err := ctx.Err(); err != nil {
 		return err
@@ -37,8 +40,17 @@ func (PCI) Collect(ctx context.Context, env Env, out *inventoryv1.Audit) error {
 	return nil
 }
 
-// hwPCIDevices lists PCI devices through ghw, naming them from db.
+// hwPCIDevicesDir is where sysfs lists PCI devices.
+const hwPCIDevicesDir = "/sys/bus/pci/devices"
+
+// hwPCIDevices lists PCI devices through ghw, naming them from db. It
+// fails with ErrNoSource when hwPCIDevicesDir does not exist: ghw would
+// only warn and list nothing.
 func hwPCIDevices(env Env, db *pcidb.PCIDB) ([]*ghwpci.Device, error) {
+	dir := env.Path(hwPCIDevicesDir)
+	if _, err := os.Stat(dir); errors.Is(err, fs.ErrNotExist) {
+		return nil, noSource("read pci devices: no %s", dir)
+	}
 	opts := append(ghwOptions(env), ghw.WithPCIDB(db), ghw.WithDisableTopology())
 	info, err := ghw.PCI(opts...)
 	if err != nil {
@@ -48,12 +60,12 @@ func hwPCIDevices(env Env, db *pcidb.PCIDB) ([]*ghwpci.Device, error) {
 		// ghw gives up on every device, without an error, when one of them
 		// has no readable modalias; an empty list then would read as "all
 		// devices removed".
-		entries, err := os.ReadDir(env.Path("/sys/bus/pci/devices"))
-		if err != nil && !os.IsNotExist(err) {
-			return nil, fmt.Errorf("read pci devices: %w", hwPathErr(err))
+		entries, err := os.ReadDir(dir)
+		if err != nil {
+			return nil, fmt.Errorf("read pci devices: %w", err)
 		}
 		if len(entries) > 0 {
-			return nil, fmt.Errorf("read pci devices: /sys/bus/pci/devices lists %d devices but none could be read", len(entries))
+			return nil, fmt.Errorf("read pci devices: %s lists %d devices but none could be read", dir, len(entries))
 		}
 	}
 	return info.Devices, nil

@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"compress/gzip"
 	"errors"
-	"fmt"
 	"io"
 	"io/fs"
 	"os"
@@ -52,14 +51,14 @@ func hwLoadPCIDB(env Env) (*pcidb.PCIDB, bool) {
 		f, err := os.Open(path)
 		if err != nil {
 			if !errors.Is(err, fs.ErrNotExist) {
-				env.Warn(fmt.Sprintf("pci.ids %s: %v", p, err))
+				env.warnf("pci.ids: %v", err)
 			}
 			continue
 		}
 		db, err := hwParsePCIIDs(f, strings.HasSuffix(p, ".gz"), hwWantedPCIIDs(env))
 		f.Close()
 		if err != nil {
-			env.Warn(fmt.Sprintf("load pci.ids %s: %v", p, err))
+			env.warnf("load pci.ids %s: %v", path, err)
 			return empty, false
 		}
 		return db, true

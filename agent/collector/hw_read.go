@@ -2,7 +2,6 @@ package collector
 
 import (
 	"errors"
-	"fmt"
 	"io/fs"
 	"os"
 	"slices"
@@ -11,11 +10,12 @@ import (
 )
 
 // hwReadFile returns the trimmed content of the host file p (an absolute
-// path as seen on the audited host) read under env's root.
+// path as seen on the audited host) read under env's root. The error is
+// os.ReadFile's, naming the path on disk.
 func hwReadFile(env Env, p string) (string, error) {
 	b, err := os.ReadFile(env.Path(p))
 	if err != nil {
-		return "", fmt.Errorf("read %s: %w", p, hwPathErr(err))
+		return "", err
 	}
 	return trimNul(string(b)), nil
 }
@@ -27,7 +27,7 @@ func hwReadOptional(env Env, p string) string {
 	s, err := hwReadFile(env, p)
 	if err != nil {
 		if !errors.Is(err, fs.ErrNotExist) {
-			env.Warn(err.Error())
+			env.warn(err.Error())
 		}
 		return ""
 	}
@@ -43,16 +43,6 @@ func hwReadUint(env Env, p string) (v uint64, ok bool) {
 	}
 	v, err = strconv.ParseUint(s, 10, 64)
 	return v, err == nil
-}
-
-// hwPathErr strips the *fs.PathError wrapper, whose path names the file
-// under the root, so that messages name host paths only.
-func hwPathErr(err error) error {
-	var pe *fs.PathError
-	if errors.As(err, &pe) {
-		return pe.Err
-	}
-	return err
 }
 
 // hwKeys picks each item's key: its preferred key (a serial number, a MAC)

@@ -44,7 +44,12 @@ const (
 // At most MaxFiles entries are recorded — the first ones in path order —
 // and regular files are hashed in path order until the next one would take
 // the hashed bytes past MaxHashBytes; from there on files carry
-// hash_skipped. Either cut sets truncated.
+// hash_skipped. Either cut sets truncated and is a warning that gives the
+// numbers and the flag to raise.
+//
+// A tracked exact path that does not exist, or a pattern that matches
+// nothing, is a warning: the section stays comparable, since the path's
+// absence is what it records.
 type Files struct{}
 
 var _ Collector = Files{}
@@ -68,13 +73,13 @@ func (Files) Collect(ctx context.Context, env Env, out *inventoryv1.Audit) error
 		MaxHashBytes: uint64(maxHash),
 	}
 
-	patterns := make([]string, 0, len(env.Track))
+	patterns := make([]trackedPattern, 0, len(env.Track))
 	for _, p := range env.Track {
 		rel, err := trackPattern(p)
 		if err != nil {
 			return err
 		}
-		patterns = append(patterns, rel)
+		patterns = append(patterns, trackedPattern{track: p, rel: rel})
 	}
 
 	root, err := os.OpenRoot(env.Path("/"))
@@ -84,33 +89,41 @@ func (Files) Collect(ctx context.Context, env Env, out *inventoryv1.Audit) error
 	defer root.Close()
 
 	sel := newSWPathSelector(maxFiles)
-	if err := selectTracked(ctx, root, patterns, sel, env.Warn); err != nil {
+	if err := selectTracked(ctx, env, root, patterns, sel); err != nil {
 		return err
 	}
 	rels := sel.sorted()
-	sec.Truncated = sel.dropped
+	if n := len(sel.dropped); n > 0 {
+		sec.Truncated = true
+		atLeast := ""
+		if sel.skipped {
+			atLeast = "at least " // subtrees past the cut were not walked
+		}
+		env.warnf("recorded %d of %s%d files: raise --max-files", len(rels), atLeast, len(rels)+n)
+	}
 
 	users := readIDNames(root, "etc/passwd")
 	groups := readIDNames(root, "etc/group")
 	budget := maxHash
 	hashing := true
+	notHashed := 0
 	for _, rel := range rels {
 		if err := ctx.Err(); err != nil {
 			return err
 		}
-		f, err := describeFile(root, rel, users, groups)
+		f, err := describeFile(env, root, rel, users, groups)
 		if err != nil {
 			if errors.Is(err, fs.ErrNotExist) {
 				continue // removed since it was listed
 			}
-			env.Warn(err.Error())
+			env.warn(err.Error())
 			continue
 		}
 		if f.Type == "file" {
 			if hashing && int64(f.Size) <= budget {
-				sum, n, err := swHashFile(root, rel, int64(f.Size))
+				sum, n, err := swHashFile(env, root, rel, int64(f.Size))
 				if err != nil {
-					env.Warn(err.Error())
+					env.warn(err.Error())
 				} else {
 					f.Sha256 = sum
 				}
@@ -119,9 +132,14 @@ func (Files) Collect(ctx context.Context, env Env, out *inventoryv1.Audit) error
 				hashing = false
 				f.HashSkipped = true
 				sec.Truncated = true
+				notHashed++
 			}
 		}
 		sec.Files = append(sec.Files, f)
+	}
+	if notHashed > 0 {
+		env.warnf("hashed %s; %d %s not hashed: raise --max-hash-bytes",
+			swByteSize(maxHash-budget), notHashed, swPlural(notHashed, "file", "files"))
 	}
 	out.Files = sec
 	return nil
@@ -146,20 +164,34 @@ func trackPattern(p string) (string, error) {
 	return rel, nil
 }
 
+// trackedPattern is one entry of Env.Track and its pattern relative to
+// the root.
+type trackedPattern struct {
+	track string // as the operator wrote it
+	rel   string // for io/fs, from trackPattern
+}
+
 // selectTracked feeds every path the patterns name, and everything under
-// tracked directories, to sel.
-func selectTracked(ctx context.Context, root *os.Root, patterns []string, sel *swPathSelector, warn func(string)) error {
+// tracked directories, to sel. An exact path that cannot be found and a
+// pattern without a match are warnings.
+func selectTracked(ctx context.Context, env Env, root *os.Root, patterns []trackedPattern, sel *swPathSelector) error {
 	fsys := root.FS()
-	for _, pat := range patterns {
+	for _, tp := range patterns {
+		pat := tp.rel
 		var matches []string
 		if swHasMeta(pat) {
 			m, err := fs.Glob(fsys, pat)
 			if err != nil {
-				return fmt.Errorf("glob %q: %w", pat, err)
+				return fmt.Errorf("glob %q: %w", tp.track, err)
+			}
+			if len(m) == 0 {
+				env.warnf("track %q: no match", tp.track)
 			}
 			matches = m
 		} else if _, err := root.Lstat(pat); err == nil {
 			matches = []string{pat}
+		} else {
+			env.warnf("track %s: lstat %s: %v", tp.track, env.Path(swHostPath(pat)), pathErrCause(err))
 		}
 		for _, m := range matches {
 			fi, err := root.Lstat(m)
@@ -177,16 +209,17 @@ func selectTracked(ctx context.Context, root *os.Root, patterns []string, sel *s
 				if err != nil {
 					// A directory that cannot be listed is still recorded
 					// itself; what is beneath it is missing.
-					warn(fmt.Sprintf("list %s: %v", swHostPath(p), err))
+					env.warnf("list %s: %v", env.Path(swHostPath(p)), pathErrCause(err))
 					return nil
 				}
 				if !sel.add(p) && d.IsDir() {
+					sel.skipped = true
 					return fs.SkipDir // everything below sorts after the cut
 				}
 				return nil
 			})
 			if err != nil {
-				return fmt.Errorf("walk %s: %w", m, err)
+				return fmt.Errorf("walk %s: %w", env.Path(swHostPath(m)), err)
 			}
 		}
 	}
@@ -196,10 +229,10 @@ func selectTracked(ctx context.Context, root *os.Root, patterns []string, sel *s
 func swHasMeta(p string) bool { return strings.ContainsAny(p, `*?[\`) }
 
 // describeFile Lstats rel (never following a final symlink).
-func describeFile(root *os.Root, rel string, users, groups map[uint32]string) (*inventoryv1.File, error) {
+func describeFile(env Env, root *os.Root, rel string, users, groups map[uint32]string) (*inventoryv1.File, error) {
 	fi, err := root.Lstat(rel)
 	if err != nil {
-		return nil, fmt.Errorf("lstat %s: %w", swHostPath(rel), err)
+		return nil, fmt.Errorf("lstat %s: %w", env.Path(swHostPath(rel)), pathErrCause(err))
 	}
 	p := swHostPath(rel)
 	f := &inventoryv1.File{Key: p, Path: p, Mode: swModeString(fi.Mode())}
@@ -211,7 +244,7 @@ func describeFile(root *os.Root, rel string, users, groups map[uint32]string) (*
 	case fi.Mode()&fs.ModeSymlink != 0:
 		f.Type, f.Size = "symlink", uint64(fi.Size())
 		if f.LinkTarget, err = root.Readlink(rel); err != nil {
-			return nil, fmt.Errorf("readlink %s: %w", p, err)
+			return nil, fmt.Errorf("readlink %s: %w", env.Path(p), pathErrCause(err))
 		}
 	default:
 		f.Type = "other"
@@ -249,16 +282,16 @@ func swModeString(m fs.FileMode) string {
 
 // hashFile returns the sha256 of the first size bytes of rel and how many
 // bytes were read.
-func swHashFile(root *os.Root, rel string, size int64) (string, int64, error) {
+func swHashFile(env Env, root *os.Root, rel string, size int64) (string, int64, error) {
 	f, err := root.Open(rel)
 	if err != nil {
-		return "", 0, fmt.Errorf("hash %s: %w", swHostPath(rel), err)
+		return "", 0, fmt.Errorf("hash %s: %w", env.Path(swHostPath(rel)), pathErrCause(err))
 	}
 	defer f.Close()
 	h := sha256.New()
 	n, err := io.Copy(h, io.LimitReader(f, size))
 	if err != nil {
-		return "", n, fmt.Errorf("hash %s: %w", swHostPath(rel), err)
+		return "", n, fmt.Errorf("hash %s: %w", env.Path(swHostPath(rel)), pathErrCause(err))
 	}
 	return hex.EncodeToString(h.Sum(nil)), n, nil
 }
@@ -288,16 +321,44 @@ func readIDNames(root *os.Root, rel string) map[uint32]string {
 	return names
 }
 
-// pathSelector keeps the n smallest distinct paths it is given.
+// swByteSize formats n bytes for a message: "27 bytes", "256 MiB",
+// "1.5 GiB".
+func swByteSize(n int64) string {
+	if n < 1024 {
+		return fmt.Sprintf("%d %s", n, swPlural(int(n), "byte", "bytes"))
+	}
+	v, unit := float64(n), ""
+	for _, u := range []string{"KiB", "MiB", "GiB", "TiB"} {
+		v, unit = v/1024, u
+		if v < 1024 {
+			break
+		}
+	}
+	if v == float64(int64(v)) {
+		return fmt.Sprintf("%d %s", int64(v), unit)
+	}
+	return fmt.Sprintf("%.1f %s", v, unit)
+}
+
+func swPlural(n int, one, many string) string {
+	if n == 1 {
+		return one
+	}
+	return many
+}
+
+// pathSelector keeps the n smallest distinct paths it is given, and the
+// others it was given, to count them.
 type swPathSelector struct {
 	n       int
 	seen    map[string]struct{}
 	h       swMaxHeap
-	dropped bool
+	dropped map[string]struct{} // paths given but not kept
+	skipped bool                // a subtree past the cut was not walked
 }
 
 func newSWPathSelector(n int) *swPathSelector {
-	return &swPathSelector{n: n, seen: make(map[string]struct{})}
+	return &swPathSelector{n: n, seen: make(map[string]struct{}), dropped: make(map[string]struct{})}
 }
 
 // add offers p and reports whether p or anything sorting after p's
@@ -311,11 +372,12 @@ func (s *swPathSelector) add(p string) bool {
 		heap.Push(&s.h, p)
 		return true
 	}
-	s.dropped = true
 	if p >= s.h[0] {
 		// p, and everything under it ("p/..."), sorts after the kept maximum.
+		s.dropped[p] = struct{}{}
 		return false
 	}
+	s.dropped[s.h[0]] = struct{}{}
 	delete(s.seen, s.h[0])
 	s.h[0] = p
 	heap.Fix(&s.h, 0)

@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -40,11 +41,24 @@ func TestFilesCollector(t *testing.T) {
 		env           Env
 		want          []string
 		wantTruncated bool
+		wantWarns     []string // with ROOT for the root
 	}{
 		{
-			name: "exact paths, missing path absent",
-			env:  Env{Track: []string{"/etc/passwd", "/etc/absent", "/usr/bin/su"}},
-			want: []string{"/etc/passwd file 0644 hashed", "/usr/bin/su file 4755 hashed"},
+			name:      "exact paths, missing path absent and warned about",
+			env:       Env{Track: []string{"/etc/passwd", "/etc/absent", "/usr/bin/su"}},
+			want:      []string{"/etc/passwd file 0644 hashed", "/usr/bin/su file 4755 hashed"},
+			wantWarns: []string{"track /etc/absent: lstat ROOT/etc/absent: no such file or directory"},
+		},
+		{
+			name:      "missing parent directory",
+			env:       Env{Track: []string{"/etc/nginx/nginx.conf"}},
+			wantWarns: []string{"track /etc/nginx/nginx.conf: lstat ROOT/etc/nginx/nginx.conf: no such file or directory"},
+		},
+		{
+			name:      "glob without a match",
+			env:       Env{Track: []string{"/etc/*.conf", "/etc/passwd"}},
+			want:      []string{"/etc/passwd file 0644 hashed"},
+			wantWarns: []string{`track "/etc/*.conf": no match`},
 		},
 		{
 			name: "glob within one element, setuid and setgid",
@@ -73,6 +87,16 @@ func TestFilesCollector(t *testing.T) {
 			env:           Env{Track: []string{"/etc/ssh", "/usr/bin"}, MaxFiles: 3},
 			want:          []string{"/etc/ssh dir 0755 -", "/etc/ssh/escape.link symlink 0777 -", "/etc/ssh/sshd_config file 0644 hashed"},
 			wantTruncated: true,
+			// /etc/ssh/sshd_config.d is cut, so what is under it is not
+			// counted: "at least".
+			wantWarns: []string{"recorded 3 of at least 6 files: raise --max-files"},
+		},
+		{
+			name:          "max files, every path counted",
+			env:           Env{Track: []string{"/usr/bin/*", "/usr/bin/su"}, MaxFiles: 1},
+			want:          []string{"/usr/bin/passwd file 6755 hashed"},
+			wantTruncated: true,
+			wantWarns:     []string{"recorded 1 of 2 files: raise --max-files"},
 		},
 		{
 			name: "hash budget runs out in path order",
@@ -88,6 +112,7 @@ func TestFilesCollector(t *testing.T) {
 				"/etc/ssh/sshd_config.link symlink 0777 -",
 			},
 			wantTruncated: true,
+			wantWarns:     []string{"hashed 27 bytes; 1 file not hashed: raise --max-hash-bytes"},
 		},
 		{
 			name: "nothing tracked",
@@ -101,8 +126,12 @@ func TestFilesCollector(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if len(warns) > 0 {
-				t.Errorf("warnings: %v", warns)
+			var wantWarns []string
+			for _, w := range tc.wantWarns {
+				wantWarns = append(wantWarns, strings.ReplaceAll(w, "ROOT", root))
+			}
+			if diff := cmp.Diff(wantWarns, warns); diff != "" {
+				t.Errorf("warnings (-want +got):\n%s", diff)
 			}
 			sec := out.GetFiles()
 			if diff := cmp.Diff(tc.want, swFilesSummary(sec)); diff != "" {

@@ -24,6 +24,11 @@ import (
 // ...), else <root>/etc/apk/arch; when none is there it stays empty and
 // the collector warns.
 //
+// Collect fails with ErrNoSource when the root has neither an os-release
+// file (/etc/os-release, /usr/lib/os-release) nor /proc/sys/kernel: then
+// nothing identifies an operating system. Anything else missing is a
+// warning.
+//
 // Virtualization and container detection read files under the root only,
 // in the spirit of systemd-detect-virt: DMI vendor strings, Xen's
 // hypervisor files and the cpuinfo "hypervisor" flag ("vm-other" when the
@@ -47,16 +52,19 @@ func (OS) Collect(ctx context.Context, env Env, out *inventoryv1.Audit) error {
 	if err := swCheckRoot(env); err != nil {
 		return err
 	}
+	if !swExists(env.Path("/etc/os-release")) && !swExists(env.Path("/usr/lib/os-release")) && !swExists(env.Path("/proc/sys/kernel")) {
+		return noSource("identify os: no %s, %s or %s", env.Path("/etc/os-release"), env.Path("/usr/lib/os-release"), env.Path("/proc/sys/kernel"))
+	}
 	sec := &inventoryv1.OS{}
 
 	sec.Hostname = swFirstLine(env, "/proc/sys/kernel/hostname", "/etc/hostname")
 	if sec.Hostname == "" {
-		env.Warn("no hostname in /proc/sys/kernel/hostname or /etc/hostname")
+		env.warnf("no hostname in %s or %s", env.Path("/proc/sys/kernel/hostname"), env.Path("/etc/hostname"))
 	}
 
 	osRelease, err := readOSRelease(env)
 	if err != nil {
-		env.Warn(err.Error())
+		env.warn(err.Error())
 	}
 	sec.Id, sec.VersionId, sec.PrettyName = osRelease["ID"], osRelease["VERSION_ID"], osRelease["PRETTY_NAME"]
 
@@ -65,7 +73,8 @@ func (OS) Collect(ctx context.Context, env Env, out *inventoryv1.Audit) error {
 
 	sec.Architecture = swArchitecture(env)
 	if sec.Architecture == "" {
-		env.Warn("architecture unknown: no proc/sys/kernel/arch, dpkg package or etc/apk/arch under the root")
+		env.warnf("architecture unknown: no %s, dpkg package in %s or %s",
+			env.Path("/proc/sys/kernel/arch"), env.Path(dpkgAdminDir+"/status"), env.Path("/etc/apk/arch"))
 	}
 
 	sec.Virtualization = detectVirtualization(env)
@@ -121,16 +130,16 @@ func swFirstLine(env Env, paths ...string) string {
 // readOSRelease reads /etc/os-release, else /usr/lib/os-release, under the
 // root.
 func readOSRelease(env Env) (map[string]string, error) {
-	var errs []error
+	var errs []string
 	for _, p := range []string{"/etc/os-release", "/usr/lib/os-release"} {
 		b, err := os.ReadFile(env.Path(p))
 		if err != nil {
-			errs = append(errs, err)
+			errs = append(errs, err.Error())
 			continue
 		}
 		return parseOSRelease(b), nil
 	}
-	return map[string]string{}, fmt.Errorf("os-release: %w", errors.Join(errs...))
+	return map[string]string{}, fmt.Errorf("os-release: %s", strings.Join(errs, "; "))
 }
 
 // parseOSRelease parses os-release(5): KEY=VALUE lines, '#' comments and
@@ -243,7 +252,7 @@ func dpkgNativeArch(env Env) string {
 		return nil
 	})
 	if err != nil && !errors.Is(err, errFound) {
-		env.Warn(fmt.Sprintf("architecture from dpkg: %v", err))
+		env.warnf("architecture from dpkg: %v", err)
 	}
 	return arch
 }
@@ -361,7 +370,7 @@ func detectContainer(env Env, kernelRelease string) string {
 			}
 		}
 	} else if !errors.Is(err, fs.ErrNotExist) && !errors.Is(err, fs.ErrPermission) {
-		env.Warn(fmt.Sprintf("container detection: %v", err))
+		env.warnf("container detection: %v", err)
 	}
 	if c := swReadOptional(env, "/run/host/container-manager"); c != "" {
 		return c

@@ -1,6 +1,7 @@
 package collector
 
 import (
+	"errors"
 	"os"
 	"path/filepath"
 	"strings"
@@ -80,6 +81,7 @@ func TestOSFallbacks(t *testing.T) {
 		files     map[string]string
 		want      *inventoryv1.OS
 		wantWarns int
+		wantErr   error
 	}{
 		{
 			name: "etc/hostname, usr/lib/os-release, kernel arch",
@@ -110,17 +112,22 @@ func TestOSFallbacks(t *testing.T) {
 			want: &inventoryv1.OS{Hostname: "pi", Id: "debian", Architecture: "aarch64"},
 		},
 		{
-			name:      "nothing there: warnings, not an error",
-			files:     map[string]string{"README": "empty root\n"},
-			want:      &inventoryv1.OS{},
+			name:      "only a kernel: warnings, not an error",
+			files:     map[string]string{"proc/sys/kernel/osrelease": "6.1.0\n"},
+			want:      &inventoryv1.OS{KernelRelease: "6.1.0"},
 			wantWarns: 3, // hostname, os-release, architecture
+		},
+		{
+			name:    "neither os-release nor a kernel: no source",
+			files:   map[string]string{"etc/hostname": "box\n"},
+			wantErr: ErrNoSource,
 		},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			out, warns, err := swRun(t.Context(), OS{}, Env{Root: swWriteTree(t, tc.files)})
-			if err != nil {
-				t.Fatal(err)
+			if !errors.Is(err, tc.wantErr) {
+				t.Fatalf("err = %v, want %v", err, tc.wantErr)
 			}
 			if len(warns) != tc.wantWarns {
 				t.Errorf("warnings %q, want %d", warns, tc.wantWarns)

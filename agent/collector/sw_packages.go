@@ -27,6 +27,11 @@ import (
 //     not listed among the managers. gpg-pubkey pseudo-packages are left out.
 //   - apk: <root>/lib/apk/db/installed is parsed directly.
 //
+// When none of these databases exists under the root, Collect fails with
+// an error wrapping ErrNoSource: a root without a package database is not
+// a host without packages. A database that exists and lists nothing is an
+// empty section.
+//
 // Keys are "<manager>/<name>/<arch>". When a manager has several versions
 // of one name and architecture installed (rpm kernels), each of them is
 // keyed "<manager>/<name>/<arch>/<version>" instead so keys stay unique.
@@ -42,6 +47,12 @@ func (Packages) Collect(ctx context.Context, env Env, out *inventoryv1.Audit) er
 	if err := swCheckRoot(env); err != nil {
 		return err
 	}
+	hasDpkg := swExists(env.Path(dpkgAdminDir + "/status"))
+	hasRPM := swExists(env.Path(rpmDBDir)) || swExists(env.Path(rpmSysimageDBDir))
+	hasAPK := swExists(env.Path(apkInstalled))
+	if !hasDpkg && !hasRPM && !hasAPK {
+		return noSource("no package database under %s (looked for dpkg, rpm, apk)", env.Path("/"))
+	}
 	sec := &inventoryv1.Packages{}
 	add := func(manager, name, version, arch string) {
 		sec.Packages = append(sec.Packages, &inventoryv1.Package{
@@ -53,7 +64,7 @@ func (Packages) Collect(ctx context.Context, env Env, out *inventoryv1.Audit) er
 		})
 	}
 
-	if swExists(env.Path(dpkgAdminDir + "/status")) {
+	if hasDpkg {
 		pkgs, err := readDpkgDatabase(env.Path(dpkgAdminDir))
 		if err != nil {
 			return fmt.Errorf("dpkg: %w", err)
@@ -66,9 +77,9 @@ func (Packages) Collect(ctx context.Context, env Env, out *inventoryv1.Audit) er
 		sec.Managers = append(sec.Managers, "dpkg")
 	}
 
-	if swExists(env.Path(rpmDBDir)) || swExists(env.Path("/usr/lib/sysimage/rpm")) {
+	if hasRPM {
 		if bin, err := exec.LookPath("rpm"); err != nil {
-			env.Warn("rpm database found but no rpm binary on PATH: rpm packages not listed")
+			env.warn("rpm database found but no rpm binary on PATH: rpm packages not listed")
 		} else {
 			root := env.Root
 			if env.IsHost() {
@@ -85,7 +96,7 @@ func (Packages) Collect(ctx context.Context, env Env, out *inventoryv1.Audit) er
 		}
 	}
 
-	if swExists(env.Path(apkInstalled)) {
+	if hasAPK {
 		pkgs, err := readAPKInstalled(env.Path(apkInstalled))
 		if err != nil {
 			return fmt.Errorf("apk: %w", err)

@@ -125,9 +125,9 @@ func TestPackagesCollector(t *testing.T) {
 			},
 		},
 		{
-			name: "no package manager",
-			root: t.TempDir(),
-			want: &inventoryv1.Packages{},
+			name: "empty dpkg database",
+			root: swWriteTree(t, map[string]string{"var/lib/dpkg/status": ""}),
+			want: &inventoryv1.Packages{Managers: []string{"dpkg"}},
 		},
 	}
 	for _, tc := range tests {
@@ -178,6 +178,23 @@ func TestPackagesChange(t *testing.T) {
 	}
 	if diff := cmp.Diff(want, changed); diff != "" {
 		t.Errorf("debian-a → debian-b (-want +got):\n%s", diff)
+	}
+}
+
+// TestPackagesNoDatabase: a root without any package database is an
+// error, never an empty list that would read as "all packages removed".
+func TestPackagesNoDatabase(t *testing.T) {
+	root := swWriteTree(t, map[string]string{"var/lib/dpkg/available": "", "etc/hostname": "x\n"})
+	out, _, err := swRun(t.Context(), Packages{}, Env{Root: root})
+	if !errors.Is(err, ErrNoSource) {
+		t.Fatalf("err = %v, want ErrNoSource", err)
+	}
+	want := "no package database under " + root + " (looked for dpkg, rpm, apk)"
+	if !strings.Contains(err.Error(), want) {
+		t.Errorf("err = %q, want it to say %q", err, want)
+	}
+	if out.GetPackages() != nil {
+		t.Error("section set despite the error")
 	}
 }
 

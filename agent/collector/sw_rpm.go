@@ -12,6 +12,9 @@ import (
 // rpmDBDir is where rpm keeps its database on the audited host.
 const rpmDBDir = "/var/lib/rpm"
 
+// rpmSysimageDBDir is where rpm 4.16 and later keep it (Fedora 36, SUSE).
+const rpmSysimageDBDir = "/usr/lib/sysimage/rpm"
+
 // rpmQueryFormat is the --qf the rpm binary is asked for: one package a
 // line, tab-separated.
 const rpmQueryFormat = `%{NAME}\t%{EPOCH}\t%{VERSION}\t%{RELEASE}\t%{ARCH}\n`
@@ -29,7 +32,7 @@ func queryRPM(ctx context.Context, rpmBin, root string) ([]rpmPackage, error) {
 	cmd.Stderr = &stderr
 	out, err := cmd.Output()
 	if err != nil {
-		return nil, fmt.Errorf("run rpm -qa --root %s: %w: %s", root, err, strings.TrimSpace(stderr.String()))
+		return nil, fmt.Errorf("run rpm -qa --root %s: %w: %s", root, err, oneLine(strings.TrimSpace(stderr.String())))
 	}
 	return parseRPMOutput(out)
 }

@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path"
+	"slices"
 	"sort"
 	"strings"
 	"syscall"
@@ -51,6 +52,11 @@ import (
 // Templates (foo@.service) are listed as themselves. [Install] settings in
 // drop-ins (foo.service.d/*.conf) count, as in systemd.
 //
+// When none of /etc/systemd/system, /run/systemd/system,
+// /lib/systemd/system and /usr/lib/systemd/system exists under the root,
+// Collect fails with an error wrapping ErrNoSource: the root is no
+// systemd host, or not a root file system at all.
+//
 // The active state is filled only for the running host with systemd as
 // init (/run/systemd/system exists), from `systemctl list-units --all`;
 // otherwise it stays empty and active_state_known is false.
@@ -81,6 +87,15 @@ var unitSearchPaths = []string{
 
 const persistentConfig = "/etc/systemd/system"
 
+// unitDirsRequired are the unit directories of which at least one exists
+// on every systemd host.
+var unitDirsRequired = []string{
+	"/etc/systemd/system",
+	"/run/systemd/system",
+	"/lib/systemd/system",
+	"/usr/lib/systemd/system",
+}
+
 var unitTypes = []string{"service", "mount", "swap", "socket", "target", "device",
 	"automount", "timer", "path", "slice", "scope"}
 
@@ -89,6 +104,9 @@ func (Services) Collect(ctx context.Context, env Env, out *inventoryv1.Audit) er
 	if err := swCheckRoot(env); err != nil {
 		return err
 	}
+	if !slices.ContainsFunc(unitDirsRequired, func(d string) bool { return swExists(env.Path(d)) }) {
+		return noSource("no systemd unit directories under %s", env.Path("/"))
+	}
 	s := &unitScanner{env: env, cache: make(map[string]*installInfo)}
 	first := make(map[string]string) // unit name → search dir it was found in
 	var names []string
@@ -96,7 +114,7 @@ func (Services) Collect(ctx context.Context, env Env, out *inventoryv1.Audit) er
 		entries, err := os.ReadDir(env.Path(dir))
 		if err != nil {
 			if !errors.Is(err, fs.ErrNotExist) && !errors.Is(err, syscall.ENOTDIR) {
-				env.Warn(fmt.Sprintf("list %s: %v", dir, err))
+				env.warnf("list unit directory: %v", err)
 			}
 			continue
 		}
@@ -131,7 +149,7 @@ func (Services) Collect(ctx context.Context, env Env, out *inventoryv1.Audit) er
 	if env.IsHost() && swIsDir(env.Path("/run/systemd/system")) {
 		active, err := activeStates(ctx)
 		if err != nil {
-			env.Warn(err.Error())
+			env.warn(err.Error())
 		} else {
 			sec.ActiveStateKnown = true
 			for _, u := range sec.Units {
@@ -160,7 +178,7 @@ func activeStates(ctx context.Context) (map[string]string, error) {
 	cmd.Stderr = &stderr
 	outb, err := cmd.Output()
 	if err != nil {
-		return nil, fmt.Errorf("systemctl list-units: %w: %s", err, strings.TrimSpace(stderr.String()))
+		return nil, fmt.Errorf("systemctl list-units: %w: %s", err, oneLine(strings.TrimSpace(stderr.String())))
 	}
 	return parseListUnits(outb), nil
 }

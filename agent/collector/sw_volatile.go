@@ -37,16 +37,16 @@ func (Volatile) Collect(ctx context.Context, env Env, out *inventoryv1.Audit) er
 		return err
 	}
 	sec := &inventoryv1.Volatile{}
-	warn := func(err error) { env.Warn(err.Error()) }
+	warn := func(err error) { env.warn(err.Error()) }
 
 	if f, err := swProcFields(env, "/proc/uptime", 1); err != nil {
-		warn(err)
+		warn(fmt.Errorf("uptime: %w", err))
 	} else if sec.UptimeSeconds, err = strconv.ParseFloat(f[0], 64); err != nil {
-		warn(fmt.Errorf("parse /proc/uptime: %w", err))
+		warn(fmt.Errorf("parse %s: %w", env.Path("/proc/uptime"), err))
 	}
 
 	if f, err := swProcFields(env, "/proc/loadavg", 3); err != nil {
-		warn(err)
+		warn(fmt.Errorf("load averages: %w", err))
 	} else {
 		var errs [3]error
 		sec.Load1, errs[0] = strconv.ParseFloat(f[0], 64)
@@ -54,7 +54,7 @@ func (Volatile) Collect(ctx context.Context, env Env, out *inventoryv1.Audit) er
 		sec.Load15, errs[2] = strconv.ParseFloat(f[2], 64)
 		for _, err := range errs {
 			if err != nil {
-				warn(fmt.Errorf("parse /proc/loadavg: %w", err))
+				warn(fmt.Errorf("parse %s: %w", env.Path("/proc/loadavg"), err))
 				break
 			}
 		}
@@ -75,7 +75,7 @@ func (Volatile) Collect(ctx context.Context, env Env, out *inventoryv1.Audit) er
 		for _, line := range strings.Split(string(b), "\n") {
 			if v, ok := strings.CutPrefix(line, "btime "); ok {
 				if sec.BootTime, err = strconv.ParseInt(strings.TrimSpace(v), 10, 64); err != nil {
-					warn(fmt.Errorf("parse /proc/stat btime: %w", err))
+					warn(fmt.Errorf("parse %s: btime: %w", env.Path("/proc/stat"), err))
 				}
 				break
 			}
@@ -93,11 +93,11 @@ func (Volatile) Collect(ctx context.Context, env Env, out *inventoryv1.Audit) er
 func swProcFields(env Env, p string, min int) ([]string, error) {
 	b, err := os.ReadFile(env.Path(p))
 	if err != nil {
-		return nil, fmt.Errorf("read %s: %w", p, err)
+		return nil, err
 	}
 	f := strings.Fields(string(b))
 	if len(f) < min {
-		return nil, fmt.Errorf("parse %s: want %d fields, got %d", p, min, len(f))
+		return nil, fmt.Errorf("parse %s: want %d fields, got %d", env.Path(p), min, len(f))
 	}
 	return f, nil
 }

@@ -10,11 +10,11 @@ out=${DEMO_OUT:-$(mktemp -d)}
 hw=agent/collector/testdata/hw
 sw=agent/collector/testdata/sw/debian-a
 
-step() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
+if [ -t 1 ]; then bold=$'\033[1m' plain=$'\033[0m'; else bold= plain=; fi
+step() { printf '\n%s== %s%s\n' "$bold" "$*" "$plain"; }
 
-step "1. audit of this host (summary; the full document is $out/host.json)"
-$agent audit -o json >"$out/host.json"
-$agent audit -o text --summary
+step "1. audit of this host (one line per section)"
+$agent audit --summary
 
 step "2. two fixture servers, before and after a hardware change"
 for h in host-a host-b; do
@@ -32,4 +32,5 @@ $agent diff "$out/host-a.json" "$out/host-b.json"
 code=$?
 set -e
 echo "(exit status $code: 0 no changes, 1 changes, 2 error)"
+echo "(the audits and fixture roots are kept in $out)"
 [ "$code" -eq 1 ]

@@ -72,3 +72,14 @@ func Comparable(a *inventoryv1.Audit, section string) bool {
 	s := Status(a, section)
 	return s != nil && s.GetState() == inventoryv1.CollectorStatus_STATE_OK
 }
+
+// Failed returns the names of the collectors in a that did not succeed.
+func Failed(a *inventoryv1.Audit) []string {
+	var names []string
+	for _, s := range a.GetCollectors() {
+		if s.GetState() != inventoryv1.CollectorStatus_STATE_OK {
+			names = append(names, s.GetName())
+		}
+	}
+	return names
+}

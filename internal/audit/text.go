@@ -10,6 +10,7 @@ import (
 
 	"google.golang.org/protobuf/reflect/protoreflect"
 
+	"github.com/cairn-ops/cairn/internal/bytesize"
 	inventoryv1 "github.com/cairn-ops/cairn/proto/inventory/v1"
 )
 
@@ -33,7 +34,7 @@ func WriteText(w io.Writer, a *inventoryv1.Audit, opts TextOptions) error {
 	if os.GetPrettyName() != "" {
 		fmt.Fprintf(bw, ", %s", os.GetPrettyName())
 	}
-	fmt.Fprintf(bw, "\ncollected %s by cairn-agent %s in %s\n", h.GetCollectedAt(), h.GetAgentVersion(), time.Duration(h.GetDurationMs())*time.Millisecond)
+	fmt.Fprintf(bw, "\ncollected %s by cairn-agent %s in %d ms\n", h.GetCollectedAt(), h.GetAgentVersion(), h.GetDurationMs())
 	fmt.Fprintf(bw, "content sha256 %s\n", a.GetHashes().GetContent())
 
 	failed := 0
@@ -42,15 +43,16 @@ func WriteText(w io.Writer, a *inventoryv1.Audit, opts TextOptions) error {
 			failed++
 		}
 	}
-	fmt.Fprintf(bw, "\ncollectors: %d ok, %d failed\n", len(a.GetCollectors())-failed, failed)
+	fmt.Fprintf(bw, "collectors: %d ok, %d failed\n", len(a.GetCollectors())-failed, failed)
 	for _, c := range a.GetCollectors() {
 		if opts.Summary && c.GetState() == inventoryv1.CollectorStatus_STATE_OK && len(c.GetWarnings()) == 0 {
 			continue
 		}
-		fmt.Fprintf(bw, "  %-15s %-8s %9s  %s\n", c.GetName(), StateName(c.GetState()),
-			(time.Duration(c.GetDurationUs()) * time.Microsecond).String(), c.GetMessage())
+		line := fmt.Sprintf("  %-15s %-8s %9s  %s", c.GetName(), StateName(c.GetState()),
+			(time.Duration(c.GetDurationUs()) * time.Microsecond).String(), oneLine(c.GetMessage()))
+		fmt.Fprintln(bw, strings.TrimRight(line, " "))
 		for _, warn := range c.GetWarnings() {
-			fmt.Fprintf(bw, "  %-15s warning: %s\n", "", warn)
+			fmt.Fprintf(bw, "  %-15s warning: %s\n", "", oneLine(warn))
 		}
 	}
 
@@ -59,11 +61,11 @@ func WriteText(w io.Writer, a *inventoryv1.Audit, opts TextOptions) error {
 		if m == nil {
 			continue
 		}
-		fmt.Fprintf(bw, "\n[%s]", s.Name)
 		if opts.Summary {
-			fmt.Fprintf(bw, " %s\n", summarize(m.ProtoReflect()))
+			fmt.Fprintln(bw, strings.TrimRight(fmt.Sprintf("[%s] %s", s.Name, summarize(m.ProtoReflect())), " "))
 			continue
 		}
+		fmt.Fprintf(bw, "\n[%s]", s.Name)
 		bw.WriteString("\n")
 		writeMessage(bw, m.ProtoReflect(), "  ")
 	}
@@ -121,7 +123,7 @@ func writeItem(w *bufio.Writer, item protoreflect.Message, indent string) {
 	if fd := item.Descriptor().Fields().ByName("key"); fd != nil {
 		key = item.Get(fd).String()
 	}
-	fmt.Fprintf(w, "%s%s  %s\n", indent, key, scalars(item))
+	fmt.Fprintln(w, strings.TrimRight(indent+key+"  "+scalars(item), " "))
 	fields := item.Descriptor().Fields()
 	for i := 0; i < fields.Len(); i++ {
 		fd := fields.Get(i)
@@ -134,14 +136,23 @@ func writeItem(w *bufio.Writer, item protoreflect.Message, indent string) {
 	}
 }
 
-// scalars renders the set scalar fields of m, except key, as field=value.
+// scalars renders the set scalar fields of m as field=value, leaving out
+// the key and fields that only repeat it.
 func scalars(m protoreflect.Message) string {
 	var parts []string
 	fields := m.Descriptor().Fields()
+	var key *protoreflect.Value
+	if fd := fields.ByName("key"); fd != nil && m.Has(fd) {
+		v := m.Get(fd)
+		key = &v
+	}
 	for i := 0; i < fields.Len(); i++ {
 		fd := fields.Get(i)
 		if fd.Name() == "key" || fd.Message() != nil || !m.Has(fd) {
 			continue
+		}
+		if key != nil && !fd.IsList() && fd.Kind() == protoreflect.StringKind && m.Get(fd).String() == key.String() {
+			continue // the key already says it (a package's name, a disk's path)
 		}
 		parts = append(parts, string(fd.Name())+"="+FormatValue(fd, m.Get(fd)))
 	}
@@ -162,6 +173,11 @@ func FormatValue(fd protoreflect.FieldDescriptor, v protoreflect.Value) string {
 	return formatScalar(fd, v)
 }
 
+// oneLine keeps a message on one line of text output.
+func oneLine(s string) string {
+	return strings.ReplaceAll(strings.TrimSpace(s), "\n", "; ")
+}
+
 func formatScalar(fd protoreflect.FieldDescriptor, v protoreflect.Value) string {
 	switch fd.Kind() {
 	case protoreflect.StringKind:
@@ -177,6 +193,11 @@ func formatScalar(fd protoreflect.FieldDescriptor, v protoreflect.Value) string 
 		return strconv.Itoa(int(v.Enum()))
 	case protoreflect.DoubleKind, protoreflect.FloatKind:
 		return strconv.FormatFloat(v.Float(), 'f', -1, 64)
+	case protoreflect.Uint64Kind, protoreflect.Uint32Kind:
+		if strings.HasSuffix(string(fd.Name()), "_bytes") {
+			return strings.ReplaceAll(bytesize.Format(v.Uint()), " ", "")
+		}
+		return v.String()
 	default:
 		return v.String()
 	}

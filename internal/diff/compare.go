@@ -10,7 +10,8 @@ import (
 )
 
 // Compare reports how after differs from before. Either audit may be nil;
-// a nil audit has no collectors, so every section is not comparable.
+// a nil audit has no collectors, so every section collected in the other
+// audit is not comparable (and every other section skipped).
 func Compare(before, after *inventoryv1.Audit) *Report {
 	r := &Report{
 		Before:   info(before),
@@ -36,7 +37,13 @@ func info(a *inventoryv1.Audit) AuditInfo {
 	}
 }
 
+// notCollected is the Reason of a skipped section.
+const notCollected = "not collected in either audit"
+
 func compareSection(s audit.Section, before, after *inventoryv1.Audit) Section {
+	if audit.Status(before, s.Name) == nil && audit.Status(after, s.Name) == nil {
+		return Section{Name: s.Name, Reason: notCollected, Skipped: true}
+	}
 	sec := Section{Name: s.Name, Comparable: true}
 	okBefore, okAfter := audit.Comparable(before, s.Name), audit.Comparable(after, s.Name)
 	if !okBefore || !okAfter {
@@ -106,7 +113,7 @@ func diffSection(before, after proto.Message) []Change {
 func count(sections []Section) Counts {
 	var c Counts
 	for _, s := range sections {
-		if !s.Comparable {
+		if !s.Comparable && !s.Skipped {
 			c.NotComparable++
 		}
 		for _, ch := range s.Changes {

@@ -98,6 +98,21 @@ func pair(edit func(after *inventoryv1.Audit)) (before, after *inventoryv1.Audit
 	return before, after
 }
 
+// dropCollectors removes the status of sections from a, as if their
+// collectors had not run.
+func dropCollectors(a *inventoryv1.Audit, sections ...string) {
+	a.Collectors = slices.DeleteFunc(a.Collectors, func(s *inventoryv1.CollectorStatus) bool {
+		return slices.Contains(sections, s.Section)
+	})
+}
+
+// only keeps the status of sections in a, as `--collectors` does.
+func only(a *inventoryv1.Audit, sections ...string) {
+	a.Collectors = slices.DeleteFunc(a.Collectors, func(s *inventoryv1.CollectorStatus) bool {
+		return !slices.Contains(sections, s.Section)
+	})
+}
+
 func setStatus(a *inventoryv1.Audit, section string, state inventoryv1.CollectorStatus_State, msg string) {
 	for _, st := range a.Collectors {
 		if st.Section == section {
@@ -226,7 +241,7 @@ func TestCompare(t *testing.T) {
 				a.Hardware.Memory.Modules = append(a.Hardware.Memory.Modules,
 					&inventoryv1.MemoryModule{Key: "M-0003", Slot: "DIMM2", SizeBytes: 8 << 30, Serial: "M-0003", Type: "DDR4"})
 			},
-			want: result{Summary: "1 memory module added; hardware.memory changed", Sections: []Section{{
+			want: result{Summary: "1 memory module added; memory total_bytes changed", Sections: []Section{{
 				Name: "hardware.memory", Comparable: true,
 				Changes: []Change{
 					{Op: "changed", Verb: "changed", Fields: []FieldChange{{Field: "total_bytes", Old: "17179869184", New: "25769803776"}}},
@@ -273,7 +288,7 @@ func TestCompare(t *testing.T) {
 		{
 			name:  "scalar section change",
 			after: func(a *inventoryv1.Audit) { a.Hardware.Dmi.BiosVersion = "1.2" },
-			want: result{Summary: "hardware.dmi changed", Sections: []Section{{
+			want: result{Summary: "dmi bios_version changed", Sections: []Section{{
 				Name: "hardware.dmi", Comparable: true,
 				Changes: []Change{{Op: "changed", Verb: "changed",
 					Fields: []FieldChange{{Field: "bios_version", Old: "1.0", New: "1.2"}}}},
@@ -282,7 +297,7 @@ func TestCompare(t *testing.T) {
 		{
 			name:  "repeated scalar on a section",
 			after: func(a *inventoryv1.Audit) { a.Packages.Managers = []string{"dpkg"} },
-			want: result{Summary: "packages changed", Sections: []Section{{
+			want: result{Summary: "packages managers changed", Sections: []Section{{
 				Name: "packages", Comparable: true,
 				Changes: []Change{{Op: "changed", Verb: "changed",
 					Fields: []FieldChange{{Field: "managers", Old: "[dpkg, pip]", New: "[dpkg]"}}}},
@@ -331,7 +346,7 @@ func TestCompare(t *testing.T) {
 			}},
 		},
 		{
-			name: "collectors missing on both sides",
+			name: "collector missing before and failed after",
 			before: func(a *inventoryv1.Audit) {
 				a.Collectors = slices.DeleteFunc(a.Collectors, func(s *inventoryv1.CollectorStatus) bool { return s.Section == "os" })
 			},
@@ -341,6 +356,64 @@ func TestCompare(t *testing.T) {
 			},
 			want: result{Summary: "no changes in the comparable sections; os not comparable", Sections: []Section{
 				{Name: "os", Reason: "before: collector did not run; after: collector error: boom"},
+			}},
+		},
+		{
+			name: "section level fields are named",
+			after: func(a *inventoryv1.Audit) {
+				a.Hardware.Memory.TotalBytes = 48 << 30
+				a.Hardware.Memory.UsableBytes = 48<<30 - 200<<20
+			},
+			want: result{Summary: "memory total_bytes, usable_bytes changed", Sections: []Section{{
+				Name: "hardware.memory", Comparable: true,
+				Changes: []Change{{Op: "changed", Verb: "changed", Fields: []FieldChange{
+					{Field: "total_bytes", Old: "17179869184", New: "51539607552"},
+					{Field: "usable_bytes", Old: "16970153984", New: "51329892352"},
+				}}},
+			}}},
+		},
+		{
+			name: "more than three section level fields",
+			after: func(a *inventoryv1.Audit) {
+				a.Os.Hostname, a.Os.Id, a.Os.VersionId, a.Os.PrettyName, a.Os.Architecture = "web2", "ubuntu", "24.04", "Ubuntu 24.04", "arm64"
+			},
+			want: result{Summary: "os hostname, id, version_id and 2 more changed", Sections: []Section{{
+				Name: "os", Comparable: true,
+				Changes: []Change{{Op: "changed", Verb: "changed", Fields: []FieldChange{
+					{Field: "hostname", Old: "web1", New: "web2"},
+					{Field: "id", Old: "debian", New: "ubuntu"},
+					{Field: "version_id", Old: "12", New: "24.04"},
+					{Field: "pretty_name", Old: "Debian GNU/Linux 12 (bookworm)", New: "Ubuntu 24.04"},
+					{Field: "architecture", Old: "amd64", New: "arm64"},
+				}}},
+			}}},
+		},
+		{
+			name:   "collector ran in neither audit is skipped",
+			before: func(a *inventoryv1.Audit) { dropCollectors(a, "hardware.cpu", "files") },
+			after:  func(a *inventoryv1.Audit) { dropCollectors(a, "hardware.cpu", "files") },
+			want: result{Summary: "no changes", Sections: []Section{
+				{Name: "hardware.cpu", Reason: "not collected in either audit", Skipped: true},
+				{Name: "files", Reason: "not collected in either audit", Skipped: true},
+			}},
+		},
+		{
+			name:  "collector ran before only is not comparable",
+			after: func(a *inventoryv1.Audit) { dropCollectors(a, "kernel_modules") },
+			want: result{Summary: "no changes in the comparable sections; kernel_modules not comparable", Sections: []Section{
+				{Name: "kernel_modules", Reason: "after: collector did not run"},
+			}},
+		},
+		{
+			name: "collector failed on both sides is not comparable",
+			before: func(a *inventoryv1.Audit) {
+				setStatus(a, "services", inventoryv1.CollectorStatus_STATE_ERROR, "no systemd")
+			},
+			after: func(a *inventoryv1.Audit) {
+				setStatus(a, "services", inventoryv1.CollectorStatus_STATE_ERROR, "no systemd")
+			},
+			want: result{Summary: "no changes in the comparable sections; services not comparable", Sections: []Section{
+				{Name: "services", Reason: "before: collector error: no systemd; after: collector error: no systemd"},
 			}},
 		},
 		{
@@ -400,7 +473,7 @@ func TestCompare(t *testing.T) {
 		{
 			name:  "section missing although its collector succeeded",
 			after: func(a *inventoryv1.Audit) { a.Services = nil },
-			want: result{Summary: "2 services removed; services changed", Sections: []Section{{
+			want: result{Summary: "2 services removed; services active_state_known changed", Sections: []Section{{
 				Name: "services", Comparable: true,
 				Changes: []Change{
 					{Op: "changed", Verb: "changed", Fields: []FieldChange{{Field: "active_state_known", Old: "true", New: "false"}}},
@@ -476,6 +549,121 @@ func TestCompareNilAudits(t *testing.T) {
 	}
 	if got, want := len(r.NotComparable()), len(r.Sections); got != want {
 		t.Errorf("NotComparable() has %d sections, want all %d", got, want)
+	}
+	if r := Compare(nil, nil); r.Summary != "nothing to compare" || len(r.NotComparable()) != 0 || r.HasChanges() {
+		t.Errorf("Compare(nil, nil): Summary = %q, NotComparable() = %v, HasChanges() = %v; want nothing to compare, none, false",
+			r.Summary, r.NotComparable(), r.HasChanges())
+	}
+}
+
+// TestCompareSelectedCollectors compares audits taken with `--collectors`:
+// sections collected in neither audit are skipped, not "not comparable".
+func TestCompareSelectedCollectors(t *testing.T) {
+	allSections := []string{"hardware.cpu", "hardware.memory", "hardware.block", "hardware.network", "hardware.pci",
+		"hardware.gpu", "hardware.dmi", "os", "packages", "services", "files", "kernel_modules"}
+	without := func(names ...string) []string {
+		return slices.DeleteFunc(slices.Clone(allSections), func(s string) bool { return slices.Contains(names, s) })
+	}
+	tests := []struct {
+		name              string
+		before, after     []string // collectors that ran
+		edit              func(after *inventoryv1.Audit)
+		wantSummary       string
+		wantChanges       bool
+		wantNotComparable []string
+		wantSkipped       []string
+		wantCounts        Counts
+	}{
+		{
+			name:        "same packages-only audit",
+			before:      []string{"packages"},
+			after:       []string{"packages"},
+			wantSummary: "no changes",
+			wantSkipped: without("packages"),
+		},
+		{
+			name:        "packages-only audits with an upgrade",
+			before:      []string{"packages"},
+			after:       []string{"packages"},
+			edit:        func(a *inventoryv1.Audit) { findPkg(a, "bash").Version = "5.2.15-2+b7" },
+			wantSummary: "1 package upgraded",
+			wantChanges: true,
+			wantSkipped: without("packages"),
+			wantCounts:  Counts{Changed: 1},
+		},
+		{
+			name:              "different collectors on each side",
+			before:            []string{"packages"},
+			after:             []string{"services"},
+			wantSummary:       "nothing to compare: packages, services not comparable",
+			wantNotComparable: []string{"packages", "services"},
+			wantSkipped:       without("packages", "services"),
+			wantCounts:        Counts{NotComparable: 2},
+		},
+		{
+			name:              "one collector more after",
+			before:            []string{"packages"},
+			after:             []string{"packages", "services"},
+			wantSummary:       "no changes in the comparable sections; services not comparable",
+			wantNotComparable: []string{"services"},
+			wantSkipped:       without("packages", "services"),
+			wantCounts:        Counts{NotComparable: 1},
+		},
+		{
+			name:        "no collectors at all",
+			wantSummary: "nothing to compare",
+			wantSkipped: allSections,
+		},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			before, after := pair(tc.edit)
+			only(before, tc.before...)
+			only(after, tc.after...)
+			r := Compare(before, after)
+			if r.Summary != tc.wantSummary {
+				t.Errorf("Summary = %q, want %q", r.Summary, tc.wantSummary)
+			}
+			if got := r.HasChanges(); got != tc.wantChanges {
+				t.Errorf("HasChanges() = %v, want %v", got, tc.wantChanges)
+			}
+			if diff := cmp.Diff(tc.wantNotComparable, r.NotComparable()); diff != "" {
+				t.Errorf("NotComparable() mismatch (-want +got):\n%s", diff)
+			}
+			if diff := cmp.Diff(tc.wantSkipped, r.Skipped()); diff != "" {
+				t.Errorf("Skipped() mismatch (-want +got):\n%s", diff)
+			}
+			if diff := cmp.Diff(tc.wantCounts, r.Counts); diff != "" {
+				t.Errorf("Counts mismatch (-want +got):\n%s", diff)
+			}
+			for _, s := range r.Sections {
+				if s.Skipped && (s.Comparable || s.Reason != "not collected in either audit" || len(s.Changes) > 0) {
+					t.Errorf("skipped section %+v: want not comparable, the reason and no changes", s)
+				}
+			}
+		})
+	}
+}
+
+func TestSameHost(t *testing.T) {
+	tests := []struct {
+		name          string
+		before, after string
+		want          bool
+	}{
+		{"same", "web1", "web1", true},
+		{"different", "web1", "web2", false},
+		{"before unknown", "", "web2", true},
+		{"after unknown", "web1", "", true},
+		{"both unknown", "", "", true},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			r := &Report{Before: AuditInfo{Hostname: tc.before}, After: AuditInfo{Hostname: tc.after}}
+			if got := r.SameHost(); got != tc.want {
+				t.Errorf("SameHost() = %v, want %v", got, tc.want)
+			}
+		})
 	}
 }
 

@@ -25,9 +25,11 @@
 //
 // # Comparability
 //
-// Volatile sections are never compared. A section whose collector did not
-// succeed in either audit is reported as not comparable, with the reason,
-// and never as items added or removed. A section whose hash
+// Volatile sections are never compared. A section whose collector ran in
+// neither audit (both taken with `--collectors packages`, say) is skipped:
+// it is listed in the report but is not part of the comparison. A section
+// whose collector did not succeed in one audit or the other is reported as
+// not comparable, with the reason, and never as items added or removed. A section whose hash
 // (Audit.hashes.sections) is the same in both audits is not walked.
 //
 // # Meaning

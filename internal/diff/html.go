@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"html/template"
 	"io"
+	"strings"
 )
 
 // htmlPage is one self-contained page: no scripts, no external resources.
@@ -18,12 +19,14 @@ var htmlPage = template.Must(template.New("diff").Funcs(template.FuncMap{
 	},
 	"single":    func(f FieldChange) []FieldChange { return []FieldChange{f} },
 	"orUnknown": orUnknown,
+	"hosts":     hosts,
+	"join":      strings.Join,
 }).Parse(`<!DOCTYPE html>
 <html lang="en">
 <head>
 <meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
-<title>Audit diff{{with .After.Hostname}}: {{.}}{{end}}</title>
+<title>Audit diff{{with hosts .}}: {{.}}{{end}}</title>
 <style>
 body { font-family: system-ui, sans-serif; margin: 2rem; color: #1b1b1b; }
 h1 { font-size: 1.4rem; }
@@ -40,11 +43,12 @@ tr.changed td.op, tr.replaced td.op { color: #7d4e00; }
 </style>
 </head>
 <body>
-<h1>Audit diff{{with .After.Hostname}}: {{.}}{{end}}</h1>
+<h1>Audit diff{{with hosts .}}: {{.}}{{end}}</h1>
 <p class="meta">Before {{orUnknown .Before.CollectedAt}}, after {{orUnknown .After.CollectedAt}}.</p>
 <p class="summary">{{.Summary}}</p>
 {{- range .Sections}}
-{{- if not .Comparable}}
+{{- if .Skipped}}
+{{- else if not .Comparable}}
 <h2>{{.Name}}</h2>
 <p class="notcomparable">Not comparable: {{.Reason}}</p>
 {{- else if .Changes}}
@@ -66,6 +70,9 @@ tr.changed td.op, tr.replaced td.op { color: #7d4e00; }
 </tbody>
 </table>
 {{- end}}
+{{- end}}
+{{- with .Skipped}}
+<p class="meta">Not collected in either audit: {{join . ", "}}.</p>
 {{- end}}
 </body>
 </html>

@@ -107,17 +107,18 @@ func serviceVerb(a, b protoreflect.Message) string {
 }
 
 // brief describes an added or removed item in one short line: the values
-// of its kind's brief fields, or every field as name=value.
+// of its kind's brief fields, or every field as name=value. Sizes are in
+// IEC units.
 func brief(kind string, item Attrs) string {
 	var parts []string
 	for _, f := range briefFields[kind] {
 		if v := item.Get(f); v != "" {
-			parts = append(parts, display(v))
+			parts = append(parts, display(humanValue(f, v)))
 		}
 	}
 	if len(parts) == 0 {
 		for _, at := range item {
-			parts = append(parts, at.Field+"="+display(at.Value))
+			parts = append(parts, at.Field+"="+display(humanValue(at.Field, at.Value)))
 		}
 	}
 	return strings.Join(parts, " ")

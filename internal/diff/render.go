@@ -25,7 +25,8 @@ func symbol(op string) string {
 
 // display shows a value on a terminal line: as is when it is plain text,
 // quoted when it is empty, has surrounding space or has characters that
-// would not print (so a hostile package name cannot drive the terminal).
+// would not print, newlines included (so a hostile package name can
+// neither drive the terminal nor break the layout).
 func display(v string) string {
 	if v == "" || strings.TrimSpace(v) != v {
 		return strconv.Quote(v)
@@ -38,11 +39,12 @@ func display(v string) string {
 	return v
 }
 
-// fieldList renders field changes as "field: old → new, ...".
+// fieldList renders field changes as "field: old → new, ...", sizes in
+// IEC units ("total_bytes: 16 GiB → 24 GiB").
 func fieldList(fields []FieldChange) string {
 	parts := make([]string, len(fields))
 	for i, f := range fields {
-		parts[i] = f.Field + ": " + display(f.Old) + " → " + display(f.New)
+		parts[i] = display(f.Field) + ": " + display(humanValue(f.Field, f.Old)) + " → " + display(humanValue(f.Field, f.New))
 	}
 	return strings.Join(parts, ", ")
 }
@@ -67,14 +69,56 @@ func describe(ch Change) (subject, detail string) {
 	return display(ch.Key), fieldList(ch.Fields)
 }
 
-// WriteText writes r for a terminal: the summary, then each section that
-// changed or could not be compared.
+// compared says which audits a report compares, for a terminal line:
+// "before: web1 2025-01-01T00:00:00Z  after: web1 2025-02-01T00:00:00Z",
+// leaving out what is unknown; "" when nothing is known.
+func compared(r *Report) string {
+	var sides []string
+	for _, side := range []struct {
+		label string
+		info  AuditInfo
+	}{{"before:", r.Before}, {"after:", r.After}} {
+		parts := []string{side.label}
+		for _, v := range []string{side.info.Hostname, side.info.CollectedAt} {
+			if v != "" {
+				parts = append(parts, display(v))
+			}
+		}
+		if len(parts) > 1 {
+			sides = append(sides, strings.Join(parts, " "))
+		}
+	}
+	return strings.Join(sides, "  ")
+}
+
+// hosts names the host (or hosts) of a report for a title: "web1", or
+// "web1 → web2" when the audits are of different hosts; "" when unknown.
+func hosts(r *Report) string {
+	b, a := r.Before.Hostname, r.After.Hostname
+	switch {
+	case b == "" || b == a:
+		return a
+	case a == "":
+		return b
+	}
+	return b + " → " + a
+}
+
+// WriteText writes r for a terminal: the summary (always the first line,
+// for scripts), the audits compared, then each section that changed or
+// could not be compared, and last the sections collected in neither audit.
 func WriteText(w io.Writer, r *Report) error {
 	var b bytes.Buffer
 	b.WriteString(r.Summary + "\n")
+	if c := compared(r); c != "" {
+		b.WriteString(c + "\n")
+	}
 	for _, s := range r.Sections {
+		if s.Skipped {
+			continue
+		}
 		if !s.Comparable {
-			fmt.Fprintf(&b, "%s: not comparable (%s)\n", s.Name, s.Reason)
+			fmt.Fprintf(&b, "%s: not comparable (%s)\n", s.Name, display(s.Reason))
 			continue
 		}
 		if len(s.Changes) == 0 {
@@ -97,6 +141,9 @@ func WriteText(w io.Writer, r *Report) error {
 				fmt.Fprintf(&b, "  %s %s  %s\n", symbol(ch.Op), subject, detail)
 			}
 		}
+	}
+	if skipped := r.Skipped(); len(skipped) > 0 {
+		b.WriteString("not collected: " + strings.Join(skipped, ", ") + "\n")
 	}
 	if _, err := w.Write(b.Bytes()); err != nil {
 		return fmt.Errorf("write diff text: %w", err)
@@ -129,13 +176,15 @@ var mdEscaper = strings.NewReplacer(
 
 func md(s string) string { return mdEscaper.Replace(s) }
 
-// WriteMarkdown writes r as a Markdown document: a heading, the summary
-// and a table per section that changed.
+// WriteMarkdown writes r as a Markdown document: a heading naming the
+// host (or both hosts), the collection times, the summary, a table per
+// section that changed and a note of the sections collected in neither
+// audit.
 func WriteMarkdown(w io.Writer, r *Report) error {
 	var b bytes.Buffer
 	b.WriteString("# Audit diff")
-	if host := r.After.Hostname; host != "" {
-		b.WriteString(": " + md(host))
+	if h := hosts(r); h != "" {
+		b.WriteString(": " + md(h))
 	}
 	b.WriteString("\n\n")
 	if r.Before.CollectedAt != "" || r.After.CollectedAt != "" {
@@ -143,7 +192,7 @@ func WriteMarkdown(w io.Writer, r *Report) error {
 	}
 	fmt.Fprintf(&b, "**%s**\n", md(r.Summary))
 	for _, s := range r.Sections {
-		if s.Comparable && len(s.Changes) == 0 {
+		if s.Skipped || (s.Comparable && len(s.Changes) == 0) {
 			continue
 		}
 		fmt.Fprintf(&b, "\n## %s\n\n", md(s.Name))
@@ -166,6 +215,9 @@ func WriteMarkdown(w io.Writer, r *Report) error {
 			}
 			fmt.Fprintf(&b, "| %s | %s | %s | %s | %s |\n", md(symbol(ch.Op)), md(ch.Verb), md(ch.Kind), md(key), md(detail))
 		}
+	}
+	if skipped := r.Skipped(); len(skipped) > 0 {
+		fmt.Fprintf(&b, "\nNot collected in either audit: %s.\n", md(strings.Join(skipped, ", ")))
 	}
 	if _, err := w.Write(b.Bytes()); err != nil {
 		return fmt.Errorf("write diff markdown: %w", err)

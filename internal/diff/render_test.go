@@ -30,6 +30,7 @@ func richReport() *Report {
 		a.Hardware.Block.Disks[0].Partitions[1].SizeBytes = 450_000_000_000
 
 		a.Hardware.Memory.TotalBytes = 24 << 30
+		a.Hardware.Memory.UsableBytes = 24<<30 - 200<<20
 		a.Hardware.Memory.Modules = append(a.Hardware.Memory.Modules,
 			&inventoryv1.MemoryModule{Key: "M-0003", Slot: "DIMM2", SizeBytes: 8 << 30, Serial: "M-0003", PartNumber: "M393A1K43DB2", Type: "DDR4"})
 
@@ -37,7 +38,9 @@ func richReport() *Report {
 		a.Os.PrettyName = "Debian GNU/Linux 12 (bookworm) <custom>"
 
 		setStatus(a, "services", inventoryv1.CollectorStatus_STATE_ERROR, "dbus: connection refused")
+		dropCollectors(a, "files", "kernel_modules")
 	})
+	dropCollectors(before, "files", "kernel_modules")
 	before.Hashes = &inventoryv1.Hashes{Content: "c0ffee01"}
 	after.Hashes = &inventoryv1.Hashes{Content: "c0ffee02"}
 	return Compare(before, after)
@@ -95,20 +98,141 @@ func TestRenderGolden(t *testing.T) {
 
 func TestRichSummary(t *testing.T) {
 	want := "1 memory module added; 1 disk replaced, 1 changed; 3 packages upgraded, 1 added, 1 removed; " +
-		"hardware.memory changed; hardware.dmi changed; os changed; services not comparable"
+		"memory total_bytes, usable_bytes changed; dmi bios_version changed; os pretty_name changed; services not comparable"
 	if got := richReport().Summary; got != want {
 		t.Errorf("Summary = %q\nwant      %q", got, want)
 	}
 }
 
-func TestNoChangesText(t *testing.T) {
-	before, after := pair(nil)
-	var b bytes.Buffer
-	if err := WriteText(&b, Compare(before, after)); err != nil {
-		t.Fatal(err)
+// TestWriteText checks the text form around the changes: the summary on
+// the first line, the audits compared on the second, the skipped sections
+// last.
+func TestWriteText(t *testing.T) {
+	tests := []struct {
+		name          string
+		before, after func(*inventoryv1.Audit)
+		want          string
+	}{
+		{
+			name: "no changes",
+			want: "no changes\nbefore: web1 2025-01-01T00:00:00Z  after: web1 2025-02-01T00:00:00Z\n",
+		},
+		{
+			name:  "different hosts",
+			after: func(a *inventoryv1.Audit) { a.Os.Hostname = "web2" },
+			want: "os hostname changed\nbefore: web1 2025-01-01T00:00:00Z  after: web2 2025-02-01T00:00:00Z\n" +
+				"os\n  ~ hostname: web1 → web2\n",
+		},
+		{
+			name: "unknown host and time are left out",
+			before: func(a *inventoryv1.Audit) {
+				a.Header = nil
+				only(a, "packages")
+			},
+			after: func(a *inventoryv1.Audit) { only(a, "packages") },
+			want: "no changes\nbefore: web1  after: web1 2025-02-01T00:00:00Z\n" +
+				"not collected: hardware.cpu, hardware.memory, hardware.block, hardware.network, hardware.pci, " +
+				"hardware.gpu, hardware.dmi, os, services, files, kernel_modules\n",
+		},
+		{
+			name: "nothing known about either audit",
+			before: func(a *inventoryv1.Audit) {
+				a.Header, a.Os = nil, nil
+			},
+			after: func(a *inventoryv1.Audit) {
+				a.Header, a.Os = nil, nil
+			},
+			want: "no changes\n",
+		},
+		{
+			name: "sizes in IEC units",
+			after: func(a *inventoryv1.Audit) {
+				a.Hardware.Memory.TotalBytes = 64 << 30
+				a.Hardware.Memory.Modules = append(a.Hardware.Memory.Modules,
+					&inventoryv1.MemoryModule{Key: "M-0003", Slot: "DIMM_A2", SizeBytes: 16 << 30, PartNumber: "M391A2K43DB1-CVF"})
+				a.Hardware.Block.Disks[0].Partitions[0].SizeBytes = 512
+			},
+			want: "1 memory module added; 1 disk changed; memory total_bytes changed\n" +
+				"before: web1 2025-01-01T00:00:00Z  after: web1 2025-02-01T00:00:00Z\n" +
+				"hardware.memory\n" +
+				"  ~ total_bytes: 16 GiB → 64 GiB\n" +
+				"  + M-0003  (DIMM_A2 16 GiB M391A2K43DB1-CVF)\n" +
+				"hardware.block\n" +
+				"  ~ S1  partitions[sda1].size_bytes: 1000 MiB → 512 B\n",
+		},
+		{
+			name: "newlines are quoted",
+			after: func(a *inventoryv1.Audit) {
+				a.Os.PrettyName = "Debian\nGNU/Linux"
+				insertPkg(a, pkg("dpkg", "evil", "1.0\n  ~ fake line", "amd64"))
+				setStatus(a, "services", inventoryv1.CollectorStatus_STATE_ERROR, "line one\nline two")
+			},
+			want: "1 package added; os pretty_name changed; services not comparable\n" +
+				"before: web1 2025-01-01T00:00:00Z  after: web1 2025-02-01T00:00:00Z\n" +
+				"os\n" +
+				"  ~ pretty_name: Debian GNU/Linux 12 (bookworm) → \"Debian\\nGNU/Linux\"\n" +
+				"packages\n" +
+				"  + dpkg/evil/amd64  (evil \"1.0\\n  ~ fake line\" amd64)\n" +
+				"services: not comparable (\"after: collector error: line one\\nline two\")\n",
+		},
 	}
-	if diff := cmp.Diff("no changes\n", b.String()); diff != "" {
-		t.Errorf("text mismatch (-want +got):\n%s", diff)
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			before, after := pair(tc.after)
+			if tc.before != nil {
+				tc.before(before)
+			}
+			var b bytes.Buffer
+			if err := WriteText(&b, Compare(before, after)); err != nil {
+				t.Fatal(err)
+			}
+			if diff := cmp.Diff(tc.want, b.String()); diff != "" {
+				t.Errorf("text mismatch (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
+func TestMarkdownHeading(t *testing.T) {
+	tests := []struct {
+		name          string
+		before, after AuditInfo
+		want          string
+	}{
+		{
+			name:   "same host",
+			before: AuditInfo{Hostname: "web1", CollectedAt: "2025-01-01T00:00:00Z"},
+			after:  AuditInfo{Hostname: "web1", CollectedAt: "2025-02-01T00:00:00Z"},
+			want:   "# Audit diff: web1\n\nBefore 2025-01-01T00:00:00Z, after 2025-02-01T00:00:00Z.\n\n",
+		},
+		{
+			name:   "different hosts",
+			before: AuditInfo{Hostname: "web1", CollectedAt: "2025-01-01T00:00:00Z"},
+			after:  AuditInfo{Hostname: "web_2", CollectedAt: "2025-02-01T00:00:00Z"},
+			want:   "# Audit diff: web1 → web\\_2\n\nBefore 2025-01-01T00:00:00Z, after 2025-02-01T00:00:00Z.\n\n",
+		},
+		{
+			name:   "one host unknown",
+			before: AuditInfo{Hostname: "web1"},
+			after:  AuditInfo{CollectedAt: "2025-02-01T00:00:00Z"},
+			want:   "# Audit diff: web1\n\nBefore (unknown), after 2025-02-01T00:00:00Z.\n\n",
+		},
+		{
+			name: "nothing known",
+			want: "# Audit diff\n\n",
+		},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			r := &Report{Summary: "no changes", Before: tc.before, After: tc.after}
+			var b bytes.Buffer
+			if err := WriteMarkdown(&b, r); err != nil {
+				t.Fatal(err)
+			}
+			if got := b.String(); !strings.HasPrefix(got, tc.want+"**no changes**\n") {
+				t.Errorf("markdown starts\n%q\nwant\n%q", got, tc.want+"**no changes**\n")
+			}
+		})
 	}
 }
 

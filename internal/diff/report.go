@@ -25,7 +25,7 @@ type Report struct {
 	After  AuditInfo `json:"after"`
 	Counts Counts    `json:"counts"`
 	// Sections lists every non-volatile section of the schema, in schema
-	// order, whether it changed or not.
+	// order, whether it changed or not, including the skipped ones.
 	Sections []Section `json:"sections"`
 }
 
@@ -54,6 +54,11 @@ type Section struct {
 	// empty.
 	Comparable bool   `json:"comparable"`
 	Reason     string `json:"reason,omitempty"`
+	// Skipped is true (and Comparable false) when the section's collector
+	// ran in neither audit, e.g. both were taken with `--collectors
+	// packages`: the section is not part of the comparison, and is
+	// neither a change nor "not comparable".
+	Skipped bool `json:"skipped,omitempty"`
 	// Changes are sorted by kind (in schema order), then key. A change
 	// with an empty Kind is about fields directly on the section and comes
 	// first.
@@ -189,13 +194,33 @@ func (r *Report) HasChanges() bool {
 }
 
 // NotComparable returns the names of the sections that could not be
-// compared, in schema order.
+// compared, in schema order. Skipped sections are not among them.
 func (r *Report) NotComparable() []string {
 	var names []string
 	for _, s := range r.Sections {
-		if !s.Comparable {
+		if !s.Comparable && !s.Skipped {
 			names = append(names, s.Name)
 		}
 	}
 	return names
+}
+
+// Skipped returns the names of the sections collected in neither audit, in
+// schema order.
+func (r *Report) Skipped() []string {
+	var names []string
+	for _, s := range r.Sections {
+		if s.Skipped {
+			names = append(names, s.Name)
+		}
+	}
+	return names
+}
+
+// SameHost reports whether the two audits are of the same host: true when
+// their hostnames are equal or either is unknown. Callers warn when it is
+// false; the comparison itself does not depend on it.
+func (r *Report) SameHost() bool {
+	b, a := r.Before.Hostname, r.After.Hostname
+	return b == "" || a == "" || b == a
 }

@@ -24,10 +24,15 @@ func rank(verb string) int {
 	return 5
 }
 
+// maxSummaryFields is how many field names the summary lists for a
+// section-level change before it says "and N more".
+const maxSummaryFields = 3
+
 // summarize writes the report's one-line summary: the changes grouped by
 // kind in schema order, e.g. "3 packages upgraded, 1 added; 1 disk
-// replaced", then the sections that changed on their own fields, then the
-// sections that could not be compared.
+// replaced", then the sections that changed on their own fields ("memory
+// total_bytes, usable_bytes changed"), then the sections that could not be
+// compared. Skipped sections are not mentioned.
 func summarize(sections []Section) string {
 	type group struct {
 		kind  string
@@ -38,15 +43,20 @@ func summarize(sections []Section) string {
 		byKind        = map[string]*group{}
 		sectionLevel  []string
 		notComparable []string
+		comparable    bool
 	)
 	for _, s := range sections {
+		if s.Skipped {
+			continue
+		}
 		if !s.Comparable {
 			notComparable = append(notComparable, s.Name)
 			continue
 		}
+		comparable = true
 		for _, ch := range s.Changes {
 			if ch.Kind == "" {
-				sectionLevel = append(sectionLevel, s.Name+" changed")
+				sectionLevel = append(sectionLevel, sectionFields(s.Name, ch.Fields))
 				continue
 			}
 			g := byKind[ch.Kind]
@@ -85,14 +95,36 @@ func summarize(sections []Section) string {
 		parts = append(parts, b.String())
 	}
 	parts = append(parts, sectionLevel...)
+	nc := strings.Join(notComparable, ", ") + " not comparable"
 	switch {
+	case !comparable && len(notComparable) > 0:
+		return "nothing to compare: " + nc
+	case !comparable:
+		return "nothing to compare"
 	case len(parts) == 0 && len(notComparable) > 0:
 		parts = append(parts, "no changes in the comparable sections")
 	case len(parts) == 0:
 		parts = append(parts, "no changes")
 	}
 	if len(notComparable) > 0 {
-		parts = append(parts, strings.Join(notComparable, ", ")+" not comparable")
+		parts = append(parts, nc)
 	}
 	return strings.Join(parts, "; ")
+}
+
+// sectionFields says which fields directly on a section changed: the
+// section's short name (the last part of "hardware.memory") and up to
+// maxSummaryFields field names, e.g. "memory total_bytes, usable_bytes
+// changed" or "os hostname, id, version_id and 2 more changed".
+func sectionFields(section string, fields []FieldChange) string {
+	short := section[strings.LastIndexByte(section, '.')+1:]
+	names := make([]string, 0, min(len(fields), maxSummaryFields))
+	for _, f := range fields[:min(len(fields), maxSummaryFields)] {
+		names = append(names, display(f.Field))
+	}
+	s := short + " " + strings.Join(names, ", ")
+	if n := len(fields) - maxSummaryFields; n > 0 {
+		s += " and " + strconv.Itoa(n) + " more"
+	}
+	return s + " changed"
 }
