@@ -15,4 +15,9 @@ var (
 	ErrLocked = errors.New("store is locked by another process")
 	// ErrSchema means the store's file was written by a newer Cairn.
 	ErrSchema = errors.New("unsupported store schema version")
+	// ErrInvalid means a record lacks a field its key is made of (an
+	// empty ID, name, hash or node ID, or a NUL byte in one).
+	ErrInvalid = errors.New("invalid record")
+	// ErrClosed means the store was used after Close.
+	ErrClosed = errors.New("store is closed")
 )

@@ -1,0 +1,387 @@
+package session
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials"
+	"google.golang.org/grpc/keepalive"
+	"google.golang.org/grpc/status"
+
+	"github.com/cairn-ops/cairn/agent/inventory"
+	agentv1 "github.com/cairn-ops/cairn/proto/agent/v1"
+	inventoryv1 "github.com/cairn-ops/cairn/proto/inventory/v1"
+)
+
+// Defaults for Config fields left zero.
+const (
+	DefaultReconnectMax  = 60 * time.Second
+	defaultReconnectBase = 500 * time.Millisecond
+	// defaultStableAfter is how long a session must last for the next
+	// reconnect to start the backoff from the beginning.
+	defaultStableAfter = 30 * time.Second
+	// defaultRenewCheck is how often a session checks whether the node
+	// certificate is due for renewal.
+	defaultRenewCheck = time.Hour
+	// DefaultChunkSize is the size of UploadAudit chunks.
+	DefaultChunkSize = 1 << 20
+)
+
+// DefaultKeepalive is the agent's keepalive: a ping every 30 s when the
+// connection is idle, even without an open stream. The controller's
+// enforcement policy must permit it.
+var DefaultKeepalive = keepalive.ClientParameters{Time: 30 * time.Second, Timeout: 10 * time.Second, PermitWithoutStream: true}
+
+// Config is what an Agent needs besides its identity.
+type Config struct {
+	DataDir string
+	// Controller overrides the address recorded at enrollment.
+	Controller string
+	// Root is the directory audits run against; "" means "/".
+	Root string
+	// Timeout bounds each collector of an audit.
+	Timeout      time.Duration
+	Hostname     string
+	AgentVersion string
+	// ReconnectMax caps the reconnect backoff.
+	ReconnectMax time.Duration
+	Logger       *slog.Logger
+
+	// ReconnectBase is the first backoff step (default 500ms).
+	ReconnectBase time.Duration
+	// StableAfter is how long a session must last to reset the backoff
+	// (default 30s).
+	StableAfter time.Duration
+	// RenewCheck is how often a session checks the certificate's age
+	// (default 1h). It is also checked when each session starts.
+	RenewCheck time.Duration
+	// Keepalive replaces DefaultKeepalive.
+	Keepalive *keepalive.ClientParameters
+	// ChunkSize replaces DefaultChunkSize.
+	ChunkSize int
+	// Now is the clock; nil means time.Now.
+	Now func() time.Time
+	// Rand is the backoff's random source; nil means math/rand/v2.
+	Rand func(n int64) int64
+	// Collect replaces inventory.Collect, for tests.
+	Collect func(context.Context, inventory.Options) (*inventoryv1.Audit, error)
+}
+
+// Agent holds the node's session with the controller.
+type Agent struct {
+	cfg   Config
+	log   *slog.Logger
+	id    *Identity
+	addr  string
+	host  string
+	state *state
+
+	mu    sync.Mutex
+	creds *Credentials
+}
+
+// New loads the identity, credentials and state from cfg.DataDir. It
+// returns ErrNotEnrolled when the agent has no identity yet.
+func New(cfg Config) (*Agent, error) {
+	id, err := LoadIdentity(cfg.DataDir)
+	if err != nil {
+		return nil, err
+	}
+	creds, err := LoadCredentials(cfg.DataDir)
+	if err != nil {
+		return nil, err
+	}
+	st, err := loadState(cfg.DataDir)
+	if err != nil {
+		return nil, err
+	}
+	if cfg.Controller == "" {
+		cfg.Controller = id.Controller
+	}
+	host, err := hostOf(cfg.Controller)
+	if err != nil {
+		return nil, err
+	}
+	cfg.ReconnectMax = orDefault(cfg.ReconnectMax, DefaultReconnectMax)
+	cfg.ReconnectBase = orDefault(cfg.ReconnectBase, defaultReconnectBase)
+	cfg.StableAfter = orDefault(cfg.StableAfter, defaultStableAfter)
+	cfg.RenewCheck = orDefault(cfg.RenewCheck, defaultRenewCheck)
+	if cfg.Keepalive == nil {
+		cfg.Keepalive = &DefaultKeepalive
+	}
+	if cfg.ChunkSize <= 0 {
+		cfg.ChunkSize = DefaultChunkSize
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.Collect == nil {
+		cfg.Collect = inventory.Collect
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.Hostname == "" {
+		cfg.Hostname = Hostname(cfg.Root)
+	}
+	return &Agent{
+		cfg:   cfg,
+		log:   cfg.Logger.With("node", id.NodeID),
+		id:    id,
+		addr:  cfg.Controller,
+		host:  host,
+		state: st,
+		creds: creds,
+	}, nil
+}
+
+// Identity returns the agent's identity.
+func (a *Agent) Identity() *Identity { return a.id }
+
+// Run holds a session with the controller until ctx ends, reconnecting
+// with backoff. It returns nil when ctx ends, and an error wrapping
+// ErrRevoked or ErrRefused when the controller refuses the node: retrying
+// would not help.
+func (a *Agent) Run(ctx context.Context) error {
+	bo := &Backoff{Base: a.cfg.ReconnectBase, Cap: a.cfg.ReconnectMax, Rand: a.cfg.Rand}
+	quiet := false // a failure to connect was logged; log the next ones at debug
+	for {
+		start := time.Now()
+		opened, err := a.session(ctx)
+		if ctx.Err() != nil {
+			a.log.Info("session closed", "reason", "agent stopping")
+			return nil
+		}
+		if errors.Is(err, errRenewed) {
+			a.log.Info("reconnecting with the renewed certificate")
+			bo.Reset()
+			continue
+		}
+		if errors.Is(err, ErrRevoked) || errors.Is(err, ErrRefused) {
+			return err
+		}
+		if opened {
+			quiet = false
+			if time.Since(start) > a.cfg.StableAfter {
+				bo.Reset()
+			}
+		}
+		d := bo.Next()
+		switch {
+		case opened:
+			a.log.Warn("disconnected from controller", "controller", a.addr, "reason", reason(err), "retry_in", d.Round(time.Millisecond))
+		case !quiet:
+			a.log.Warn("cannot reach controller", "controller", a.addr, "reason", reason(err), "retry_in", d.Round(time.Millisecond))
+			quiet = true
+		default:
+			a.log.Debug("cannot reach controller", "controller", a.addr, "reason", reason(err), "retry_in", d.Round(time.Millisecond))
+		}
+		if !sleep(ctx, d) {
+			a.log.Info("session closed", "reason", "agent stopping")
+			return nil
+		}
+	}
+}
+
+// errRenewed ends a session after the certificate was renewed, so the
+// next one presents the new certificate.
+var errRenewed = errors.New("certificate renewed")
+
+// session runs one session. opened reports whether the stream was
+// established (Hello sent), as opposed to a failure to connect.
+func (a *Agent) session(ctx context.Context) (opened bool, err error) {
+	tlsConf := clientTLS(a.credsNow().Roots, a.host, func(*tls.CertificateRequestInfo) (*tls.Certificate, error) {
+		return &a.credsNow().Cert, nil
+	})
+	conn, err := grpc.NewClient(a.addr,
+		grpc.WithTransportCredentials(credentials.NewTLS(tlsConf)),
+		grpc.WithKeepaliveParams(*a.cfg.Keepalive),
+	)
+	if err != nil {
+		return false, fmt.Errorf("controller address %q: %w", a.addr, err)
+	}
+	defer conn.Close()
+	client := newClient(conn)
+
+	sctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	stream, err := client.agent.Session(sctx)
+	if err != nil {
+		return false, classify(err)
+	}
+	out := &sender{stream: stream}
+	if err := out.hello(a.cfg.Hostname, a.cfg.AgentVersion, a.state.recent(helloCompleted)); err != nil {
+		return false, classify(streamError(stream, err))
+	}
+	a.log.Info("session opened", "controller", a.addr)
+	for _, r := range a.state.outbox() {
+		if err := out.result(r); err != nil {
+			return true, classify(streamError(stream, err))
+		}
+		a.log.Debug("resent unacknowledged result", "command", r.CommandID)
+	}
+
+	commands := make(chan *agentv1.Command, 64)
+	worked := make(chan error, 1)
+	received := make(chan error, 1)
+	idle := make(chan struct{}) // closed when the worker stops taking commands
+	go func() {
+		defer close(idle)
+		worked <- a.work(sctx, client, out, commands)
+	}()
+	go func() { received <- a.receive(sctx, stream, commands, idle) }()
+	select {
+	case err = <-received:
+		cancel()
+		<-worked
+	case err = <-worked:
+		if errors.Is(err, io.EOF) {
+			// The controller ended the stream; Recv returns its status.
+			err = <-received
+			cancel()
+			break
+		}
+		cancel()
+		<-received
+	}
+	return true, classify(err)
+}
+
+// streamError returns the status that ended a stream when Send reports
+// only io.EOF.
+func streamError(stream agentv1.Agent_SessionClient, err error) error {
+	if !errors.Is(err, io.EOF) {
+		return err
+	}
+	for {
+		if _, rerr := stream.Recv(); rerr != nil {
+			return rerr
+		}
+	}
+}
+
+// classify turns a session's gRPC error into a permanent error when the
+// controller refused the node, and otherwise leaves it as it is.
+func classify(err error) error {
+	if err == nil || errors.Is(err, errRenewed) {
+		return err
+	}
+	st, ok := status.FromError(err)
+	if !ok {
+		return err
+	}
+	switch st.Code() {
+	case codes.PermissionDenied:
+		if strings.Contains(strings.ToLower(st.Message()), "revoked") {
+			return fmt.Errorf("%w: %s: enroll again with a new token after removing %s", ErrRevoked, st.Message(), IdentityFile)
+		}
+		return fmt.Errorf("%w: %s", ErrRefused, st.Message())
+	case codes.Unauthenticated:
+		return fmt.Errorf("%w: %s", ErrRefused, st.Message())
+	}
+	return err
+}
+
+// reason is a disconnect's cause in a few words.
+func reason(err error) string {
+	if err == nil {
+		return "closed by the controller"
+	}
+	if errors.Is(err, io.EOF) {
+		return "closed by the controller"
+	}
+	if st, ok := status.FromError(err); ok {
+		return st.Message()
+	}
+	return err.Error()
+}
+
+func (a *Agent) credsNow() *Credentials {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.creds
+}
+
+func (a *Agent) setCreds(c *Credentials) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.creds = c
+}
+
+// clientTLS is the agent's TLS configuration: the controller verified
+// against roots under serverName; getCert presents the node certificate
+// (nil for enrollment, which has none yet).
+func clientTLS(roots *x509.CertPool, serverName string, getCert func(*tls.CertificateRequestInfo) (*tls.Certificate, error)) *tls.Config {
+	return &tls.Config{
+		MinVersion:           tls.VersionTLS12,
+		RootCAs:              roots,
+		ServerName:           serverName,
+		GetClientCertificate: getCert,
+	}
+}
+
+// handshakeFailed reports whether an Unavailable status came from a TLS
+// handshake that failed, which no retry will fix.
+func handshakeFailed(st *status.Status) bool {
+	m := st.Message()
+	return strings.Contains(m, "authentication handshake failed") || strings.Contains(m, "x509:")
+}
+
+// hostOf returns the host part of a host:port address, for TLS
+// verification.
+func hostOf(addr string) (string, error) {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return "", fmt.Errorf("controller address %q: want host:port: %w", addr, err)
+	}
+	return host, nil
+}
+
+// Hostname is the name of the host the agent audits: the tree's
+// etc/hostname under a root other than "/", else the running host's name.
+func Hostname(root string) string {
+	if root != "" && root != "/" {
+		if b, err := os.ReadFile(filepath.Join(root, "etc", "hostname")); err == nil {
+			if h := strings.TrimSpace(string(b)); h != "" {
+				return h
+			}
+		}
+	}
+	h, err := os.Hostname()
+	if err != nil {
+		return "unknown"
+	}
+	return h
+}
+
+func orDefault(d, def time.Duration) time.Duration {
+	if d <= 0 {
+		return def
+	}
+	return d
+}
+
+// sleep waits for d; it returns false when ctx ended first.
+func sleep(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-ctx.Done():
+		return false
+	}
+}

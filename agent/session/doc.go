@@ -1,0 +1,26 @@
+// Package session is cairn-agent's side of the controller protocol
+// (proto/agent/v1): enrolling once, then holding one long-lived session.
+//
+// Enrollment trades a join token and a CSR for a node certificate. The key
+// is generated here and never leaves the data directory. The controller's
+// CA must be given by the operator on first contact (there is no trust on
+// first use); it is pinned from then on.
+//
+// The data directory (created 0700, every file 0600, written atomically):
+//
+//	node-key.pem    the node's ECDSA key
+//	node.pem        the node's client certificate
+//	ca.pem          the pinned controller CA
+//	identity.json   node ID, controller address, release public key
+//	state.json      IDs of completed commands and the outbox of results
+//	                the controller has not acknowledged yet
+//
+// A session dials out with mutual TLS, says Hello, and runs the commands
+// the controller sends, one at a time. Each command ID runs at most once:
+// its ID and result are saved before the result is sent, a redelivered
+// command is acknowledged without running again, and results stay in the
+// outbox (and are resent after a reconnect) until the controller sends a
+// ResultAck. Reconnects back off exponentially with full jitter. The node
+// certificate is renewed over the session when two thirds of its lifetime
+// have passed.
+package session

@@ -1,0 +1,407 @@
+package session
+
+import (
+	"context"
+	"crypto/ed25519"
+	"crypto/tls"
+	"crypto/x509"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials"
+	"google.golang.org/grpc/keepalive"
+	"google.golang.org/grpc/peer"
+	"google.golang.org/grpc/status"
+
+	"github.com/cairn-ops/cairn/internal/audit"
+	"github.com/cairn-ops/cairn/internal/pki"
+	agentv1 "github.com/cairn-ops/cairn/proto/agent/v1"
+	inventoryv1 "github.com/cairn-ops/cairn/proto/inventory/v1"
+)
+
+const (
+	goodToken = "cairn_e_good"
+	testNode  = "node-1"
+	// waitFor bounds every wait for the agent in these tests.
+	waitFor = 20 * time.Second
+)
+
+// fakeController is a hand-written controller: a real gRPC server with
+// real TLS on 127.0.0.1 that records what agents send and sends the
+// commands a test gives it.
+type fakeController struct {
+	agentv1.UnimplementedEnrollmentServer
+	agentv1.UnimplementedAgentServer
+
+	t       *testing.T
+	ca      *pki.CA
+	caPEM   []byte
+	release ed25519.PublicKey
+	addr    string
+	tlsConf *tls.Config
+
+	events   chan event
+	sessions chan *fakeSession
+
+	mu         sync.Mutex
+	srv        *grpc.Server
+	refusal    error         // Enroll's answer when set
+	validity   time.Duration // of certificates Enroll issues
+	revoked    bool
+	noAck      bool // do not send ResultAck
+	enrolls    int
+	renewals   int
+	hellos     []*agentv1.Hello
+	peerCerts  []*x509.Certificate // the client certificate of each session
+	results    []*agentv1.CommandResult
+	audits     []*inventoryv1.Audit
+	uploadCmds []string
+}
+
+type event struct {
+	kind string // hello, ack, result, upload, renew
+	id   string // the command ID, when there is one
+}
+
+// fakeSession is one open session; a test sends on it or drops it.
+type fakeSession struct {
+	send chan *agentv1.ControllerMessage
+	drop chan struct{}
+}
+
+func (s *fakeSession) command(id string, collectors ...string) {
+	s.send <- &agentv1.ControllerMessage{Msg: &agentv1.ControllerMessage_Command{Command: &agentv1.Command{
+		Id:   id,
+		Kind: &agentv1.Command_Audit{Audit: &agentv1.AuditCommand{Collectors: collectors}},
+	}}}
+}
+
+func newFakeController(t *testing.T) *fakeController {
+	t.Helper()
+	now := time.Now()
+	ca, err := pki.NewCA("cairn test CA", now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	certPEM, keyPEM, err := ca.IssueServer([]string{"localhost"}, []net.IP{net.IPv4(127, 0, 0, 1)}, now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	serverCert, err := tls.X509KeyPair(certPEM, keyPEM)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pool := x509.NewCertPool()
+	pool.AddCert(ca.Cert)
+	release, err := pki.NewReleaseKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := &fakeController{
+		t:        t,
+		ca:       ca,
+		caPEM:    ca.CertPEM,
+		release:  release.Public().(ed25519.PublicKey),
+		validity: pki.NodeValidity,
+		events:   make(chan event, 1000),
+		sessions: make(chan *fakeSession, 100),
+	}
+	f.tlsConf = &tls.Config{
+		Certificates: []tls.Certificate{serverCert},
+		ClientAuth:   tls.VerifyClientCertIfGiven,
+		ClientCAs:    pool,
+		MinVersion:   tls.VersionTLS12,
+	}
+	f.start("127.0.0.1:0")
+	t.Cleanup(f.stop)
+	return f
+}
+
+// start serves on addr; the first start picks a free port.
+func (f *fakeController) start(addr string) {
+	f.t.Helper()
+	lis, err := net.Listen("tcp", addr)
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	f.addr = lis.Addr().String()
+	srv := grpc.NewServer(
+		grpc.Creds(credentials.NewTLS(f.tlsConf)),
+		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 20 * time.Second, PermitWithoutStream: true}),
+	)
+	agentv1.RegisterEnrollmentServer(srv, f)
+	agentv1.RegisterAgentServer(srv, f)
+	f.mu.Lock()
+	f.srv = srv
+	f.mu.Unlock()
+	go srv.Serve(lis)
+}
+
+// stop closes the listener and every connection, like a controller that
+// went away.
+func (f *fakeController) stop() {
+	f.mu.Lock()
+	srv := f.srv
+	f.mu.Unlock()
+	srv.Stop()
+}
+
+func (f *fakeController) record(e event) { f.events <- e }
+
+// wait reads events until one of kind (and id, when given) arrives.
+func (f *fakeController) wait(kind, id string) {
+	f.t.Helper()
+	deadline := time.After(waitFor)
+	for {
+		select {
+		case e := <-f.events:
+			if e.kind == kind && (id == "" || e.id == id) {
+				return
+			}
+		case <-deadline:
+			f.t.Fatalf("no %s %s from the agent within %v", kind, id, waitFor)
+		}
+	}
+}
+
+// session waits for the agent's next session.
+func (f *fakeController) session() *fakeSession {
+	f.t.Helper()
+	select {
+	case s := <-f.sessions:
+		return s
+	case <-time.After(waitFor):
+		f.t.Fatalf("the agent opened no session within %v", waitFor)
+		return nil
+	}
+}
+
+func (f *fakeController) locked(fn func()) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	fn()
+}
+
+func peerCert(ctx context.Context) (*x509.Certificate, error) {
+	p, ok := peer.FromContext(ctx)
+	if !ok {
+		return nil, status.Error(codes.Unauthenticated, "no peer")
+	}
+	info, ok := p.AuthInfo.(credentials.TLSInfo)
+	if !ok || len(info.State.VerifiedChains) == 0 {
+		return nil, status.Error(codes.Unauthenticated, "no verified client certificate")
+	}
+	return info.State.VerifiedChains[0][0], nil
+}
+
+func (f *fakeController) Enroll(_ context.Context, req *agentv1.EnrollRequest) (*agentv1.EnrollResponse, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.enrolls++
+	if f.refusal != nil {
+		return nil, f.refusal
+	}
+	if req.GetToken() != goodToken {
+		return nil, status.Error(codes.PermissionDenied, "unknown join token")
+	}
+	der, err := f.ca.SignNode(req.GetCsrDer(), testNode, time.Now(), f.validity)
+	if err != nil {
+		return nil, status.Error(codes.InvalidArgument, err.Error())
+	}
+	return &agentv1.EnrollResponse{NodeId: testNode, CertificateDer: der, CaPem: f.caPEM, ReleasePublicKey: f.release}, nil
+}
+
+func (f *fakeController) Renew(ctx context.Context, req *agentv1.RenewRequest) (*agentv1.RenewResponse, error) {
+	cert, err := peerCert(ctx)
+	if err != nil {
+		return nil, err
+	}
+	id, err := pki.NodeID(cert)
+	if err != nil {
+		return nil, status.Error(codes.PermissionDenied, err.Error())
+	}
+	der, err := f.ca.SignNode(req.GetCsrDer(), id, time.Now(), pki.NodeValidity)
+	if err != nil {
+		return nil, status.Error(codes.InvalidArgument, err.Error())
+	}
+	f.locked(func() { f.renewals++ })
+	f.record(event{kind: "renew"})
+	return &agentv1.RenewResponse{CertificateDer: der}, nil
+}
+
+func (f *fakeController) UploadAudit(stream agentv1.Agent_UploadAuditServer) error {
+	if _, err := peerCert(stream.Context()); err != nil {
+		return err
+	}
+	var cmd string
+	var data []byte
+	for {
+		c, err := stream.Recv()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return err
+		}
+		if cmd == "" {
+			cmd = c.GetCommandId()
+		}
+		data = append(data, c.GetData()...)
+	}
+	a, err := audit.Decode(data)
+	if err != nil {
+		return status.Error(codes.InvalidArgument, err.Error())
+	}
+	f.locked(func() {
+		f.audits = append(f.audits, a)
+		f.uploadCmds = append(f.uploadCmds, cmd)
+	})
+	f.record(event{kind: "upload", id: cmd})
+	return stream.SendAndClose(&agentv1.UploadAuditResponse{AuditId: a.GetHashes().GetDocument(), Header: a.GetHeader()})
+}
+
+func (f *fakeController) Session(stream agentv1.Agent_SessionServer) error {
+	cert, err := peerCert(stream.Context())
+	if err != nil {
+		return err
+	}
+	f.mu.Lock()
+	revoked := f.revoked
+	f.mu.Unlock()
+	if revoked {
+		return status.Error(codes.PermissionDenied, "node node-1 is revoked")
+	}
+	first, err := stream.Recv()
+	if err != nil {
+		return err
+	}
+	if first.GetHello() == nil {
+		return status.Error(codes.InvalidArgument, "first message is not a Hello")
+	}
+	f.locked(func() {
+		f.hellos = append(f.hellos, first.GetHello())
+		f.peerCerts = append(f.peerCerts, cert)
+	})
+	s := &fakeSession{send: make(chan *agentv1.ControllerMessage, 100), drop: make(chan struct{})}
+	f.sessions <- s
+	f.record(event{kind: "hello"})
+
+	received := make(chan error, 1)
+	go func() {
+		for {
+			m, err := stream.Recv()
+			if err != nil {
+				received <- err
+				return
+			}
+			switch m := m.GetMsg().(type) {
+			case *agentv1.AgentMessage_Ack:
+				f.record(event{kind: "ack", id: m.Ack.GetCommandId()})
+			case *agentv1.AgentMessage_Result:
+				f.mu.Lock()
+				f.results = append(f.results, m.Result)
+				ack := !f.noAck
+				f.mu.Unlock()
+				if ack {
+					s.send <- &agentv1.ControllerMessage{Msg: &agentv1.ControllerMessage_ResultAck{ResultAck: &agentv1.ResultAck{CommandId: m.Result.GetCommandId()}}}
+				}
+				f.record(event{kind: "result", id: m.Result.GetCommandId()})
+			}
+		}
+	}()
+	for {
+		select {
+		case m := <-s.send:
+			if err := stream.Send(m); err != nil {
+				return err
+			}
+		case <-s.drop:
+			return status.Error(codes.Unavailable, "dropped by the test")
+		case err := <-received:
+			if err == io.EOF {
+				return nil
+			}
+			return err
+		}
+	}
+}
+
+// enroll enrolls a new agent data dir with the fake and returns the dir.
+func (f *fakeController) enroll(t *testing.T) string {
+	t.Helper()
+	dir := filepath.Join(t.TempDir(), "agent")
+	_, err := Enroll(t.Context(), EnrollOptions{
+		DataDir:    dir,
+		Controller: f.addr,
+		Token:      goodToken,
+		CAPEM:      f.caPEM,
+		Hostname:   "host-a",
+		Logger:     testLogger(t),
+	})
+	if err != nil {
+		t.Fatalf("enroll: %v", err)
+	}
+	return dir
+}
+
+func testLogger(t *testing.T) *slog.Logger {
+	return slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelDebug}))
+}
+
+// fixtureRoot is a Debian tree the os and packages collectors read.
+func fixtureRoot(t *testing.T) string {
+	t.Helper()
+	root, err := filepath.Abs(filepath.Join("..", "collector", "testdata", "sw", "debian-a"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return root
+}
+
+// runAgent starts an agent on dir and returns a function that stops it
+// and returns Run's error.
+func runAgent(t *testing.T, dir string, tweak func(*Config)) (stop func() error) {
+	t.Helper()
+	cfg := Config{
+		DataDir:       dir,
+		Root:          fixtureRoot(t),
+		AgentVersion:  "test",
+		Logger:        testLogger(t),
+		ReconnectBase: 5 * time.Millisecond,
+		ReconnectMax:  50 * time.Millisecond,
+		ChunkSize:     4096, // several chunks per audit
+	}
+	if tweak != nil {
+		tweak(&cfg)
+	}
+	a, err := New(cfg)
+	if err != nil {
+		t.Fatalf("new agent: %v", err)
+	}
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan error, 1)
+	go func() { done <- a.Run(ctx) }()
+	var once sync.Once
+	var runErr error
+	stop = func() error {
+		once.Do(func() {
+			cancel()
+			select {
+			case runErr = <-done:
+			case <-time.After(waitFor):
+				runErr = fmt.Errorf("agent did not stop within %v", waitFor)
+			}
+		})
+		return runErr
+	}
+	t.Cleanup(func() { stop() })
+	return stop
+}

@@ -1,0 +1,79 @@
+package api
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"io"
+	"log/slog"
+	"time"
+
+	"google.golang.org/grpc"
+
+	"github.com/cairn-ops/cairn/controller/auth"
+	"github.com/cairn-ops/cairn/controller/blob"
+	"github.com/cairn-ops/cairn/controller/store"
+	controllerv1 "github.com/cairn-ops/cairn/proto/controller/v1"
+)
+
+// Dispatcher tells the fleet that a node has new pending commands, so a
+// connected agent receives them at once. A node that is offline gets them
+// when it reconnects; Notify must not block.
+type Dispatcher interface {
+	Notify(nodeID string)
+}
+
+// Deps is what the operator services need.
+type Deps struct {
+	Store      store.Store
+	Blobs      *blob.Store
+	Dispatcher Dispatcher
+	// Now is the clock; nil means time.Now.
+	Now func() time.Time
+	// Logger receives internal errors; nil discards.
+	Logger *slog.Logger
+}
+
+// Register registers the seven operator services on s.
+func Register(s *grpc.Server, d Deps) {
+	if d.Now == nil {
+		d.Now = time.Now
+	}
+	if d.Logger == nil {
+		d.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	b := &base{Deps: d}
+	controllerv1.RegisterEnrollTokensServer(s, &enrollTokens{base: b})
+	controllerv1.RegisterNodesServer(s, &nodes{base: b})
+	controllerv1.RegisterAuditsServer(s, &audits{base: b})
+	controllerv1.RegisterCMSServer(s, &cmsServer{base: b})
+	controllerv1.RegisterServicesServer(s, &services{base: b})
+	controllerv1.RegisterUsersServer(s, &users{base: b})
+	controllerv1.RegisterAuditLogServer(s, &auditLog{base: b})
+}
+
+// base is shared by every service.
+type base struct {
+	Deps
+}
+
+// actor names the caller for records and the audit log.
+func actor(ctx context.Context) string {
+	p, _ := auth.FromContext(ctx)
+	return p.Actor()
+}
+
+// stamp formats a time for a record: RFC 3339 in UTC with a fixed
+// nanosecond width, so that the strings sort in time order.
+func stamp(t time.Time) string {
+	return t.UTC().Format("2006-01-02T15:04:05.000000000Z")
+}
+
+// newID returns prefix + 16 random hex digits.
+func newID(prefix string) (string, error) {
+	b := make([]byte, 8)
+	if _, err := rand.Read(b); err != nil {
+		return "", err
+	}
+	return prefix + hex.EncodeToString(b), nil
+}

@@ -1,0 +1,148 @@
+package api
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/cairn-ops/cairn/controller/auditlog"
+	"github.com/cairn-ops/cairn/controller/auth"
+	"github.com/cairn-ops/cairn/controller/store"
+	controllerv1 "github.com/cairn-ops/cairn/proto/controller/v1"
+)
+
+type users struct {
+	controllerv1.UnimplementedUsersServer
+	*base
+}
+
+func (s *users) CreateUser(ctx context.Context, req *controllerv1.CreateUserRequest) (*controllerv1.UserRecord, error) {
+	u, err := s.createUser(ctx, req)
+	return u, s.rpcError("CreateUser", err)
+}
+
+func (s *users) createUser(ctx context.Context, req *controllerv1.CreateUserRequest) (*controllerv1.UserRecord, error) {
+	if err := validateName("name", req.GetName()); err != nil {
+		return nil, err
+	}
+	if len(req.GetRoles()) == 0 {
+		return nil, invalid("roles", "give at least one role (%s)", strings.Join(auth.Roles, ", "))
+	}
+	var roles []string
+	for _, r := range req.GetRoles() {
+		if !auth.ValidRole(r) {
+			return nil, invalid("roles", "unknown role %q (want one of %s)", r, strings.Join(auth.Roles, ", "))
+		}
+		if !slices.Contains(roles, r) {
+			roles = append(roles, r)
+		}
+	}
+	now := s.Now()
+	u := &controllerv1.UserRecord{Name: req.GetName(), Roles: roles, CreatedBy: actor(ctx), CreatedAt: stamp(now)}
+	err := s.Store.Update(ctx, func(tx store.Tx) error {
+		_, err := tx.User(u.Name)
+		switch {
+		case err == nil:
+			return fmt.Errorf("user %s: %w", u.Name, ErrExists)
+		case !errors.Is(err, store.ErrNotFound):
+			return err
+		}
+		if err := tx.PutUser(u); err != nil {
+			return fmt.Errorf("store user %s: %w", u.Name, err)
+		}
+		_, err = auditlog.Append(tx, now, u.CreatedBy, "user.create", "user/"+u.Name,
+			map[string]string{"roles": strings.Join(roles, ",")})
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	return u, nil
+}
+
+func (s *users) ListUsers(ctx context.Context, _ *controllerv1.ListUsersRequest) (*controllerv1.ListUsersResponse, error) {
+	var out []*controllerv1.UserRecord
+	err := s.Store.View(ctx, func(tx store.Tx) error {
+		var err error
+		out, err = tx.Users()
+		return err
+	})
+	if err != nil {
+		return nil, s.rpcError("ListUsers", err)
+	}
+	return &controllerv1.ListUsersResponse{Users: out}, nil
+}
+
+func (s *users) CreateToken(ctx context.Context, req *controllerv1.CreateTokenRequest) (*controllerv1.CreateTokenResponse, error) {
+	resp, err := s.createToken(ctx, req)
+	return resp, s.rpcError("CreateToken", err)
+}
+
+func (s *users) createToken(ctx context.Context, req *controllerv1.CreateTokenRequest) (*controllerv1.CreateTokenResponse, error) {
+	if req.GetUser() == "" {
+		return nil, invalid("user", "a user name is required")
+	}
+	if req.GetTtlSeconds() < 0 {
+		return nil, invalid("ttl_seconds", "must not be negative (0: the token does not expire)")
+	}
+	token, err := auth.NewToken(auth.TokenUser)
+	if err != nil {
+		return nil, err
+	}
+	id, err := newID("tok_")
+	if err != nil {
+		return nil, err
+	}
+	now := s.Now()
+	rec := &controllerv1.APITokenRecord{
+		Id:        id,
+		User:      req.GetUser(),
+		TokenHash: auth.HashToken(token),
+		CreatedBy: actor(ctx),
+		CreatedAt: stamp(now),
+	}
+	if ttl := req.GetTtlSeconds(); ttl > 0 {
+		rec.ExpiresAt = stamp(now.Add(time.Duration(ttl) * time.Second))
+	}
+	err = s.Store.Update(ctx, func(tx store.Tx) error {
+		u, err := tx.User(rec.User)
+		if err != nil {
+			return fmt.Errorf("user %s: %w", rec.User, err)
+		}
+		if u.GetDisabled() {
+			return fmt.Errorf("%w: user %s is disabled", ErrPrecondition, u.GetName())
+		}
+		if err := tx.PutAPIToken(rec); err != nil {
+			return fmt.Errorf("store token %s: %w", id, err)
+		}
+		details := map[string]string{"token_id": id}
+		if rec.ExpiresAt != "" {
+			details["expires_at"] = rec.ExpiresAt
+		}
+		_, err = auditlog.Append(tx, now, rec.CreatedBy, "token.create", "user/"+rec.User, details)
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	return &controllerv1.CreateTokenResponse{Token: token, Id: id, ExpiresAt: rec.ExpiresAt}, nil
+}
+
+func (s *users) WhoAmI(ctx context.Context, _ *controllerv1.WhoAmIRequest) (*controllerv1.UserRecord, error) {
+	p, _ := auth.FromContext(ctx)
+	if p.User == "" {
+		return nil, s.rpcError("WhoAmI", fmt.Errorf("%w: the caller is not a user", ErrPrecondition))
+	}
+	var u *controllerv1.UserRecord
+	err := s.Store.View(ctx, func(tx store.Tx) error {
+		var err error
+		if u, err = tx.User(p.User); err != nil {
+			return fmt.Errorf("user %s: %w", p.User, err)
+		}
+		return nil
+	})
+	return u, s.rpcError("WhoAmI", err)
+}

@@ -1,0 +1,88 @@
+package auth
+
+import (
+	"google.golang.org/grpc/health/grpc_health_v1"
+
+	agentv1 "github.com/cairn-ops/cairn/proto/agent/v1"
+	controllerv1 "github.com/cairn-ops/cairn/proto/controller/v1"
+)
+
+// Rule says who may call one method. Exactly one kind of caller is
+// allowed: everyone (Open), an enrolled node by its client certificate
+// (Node), any authenticated user (AnyUser), or users holding one of Roles.
+// Admin is always allowed a user method. A Rule with none of these set
+// allows admin only.
+type Rule struct {
+	// Open methods need no credentials: enrollment and health checks.
+	Open bool
+	// Node methods need the client certificate of an enrolled node that
+	// is not revoked.
+	Node bool
+	// AnyUser methods need a valid bearer token of any user.
+	AnyUser bool
+	// Roles lists the roles of which the user needs one (admin always
+	// passes).
+	Roles []string
+}
+
+// Role sets used in Rules.
+var (
+	// readers may read nodes, audits, the CMS and services.
+	readers = []string{RoleAuditor, RoleOperator, RoleReleaseManager, RoleTester, RoleApprover}
+	// operators change the fleet day to day.
+	operators = []string{RoleOperator}
+	// auditors read and verify the audit log.
+	auditors = []string{RoleAuditor}
+	// admins manage users, tokens, revocation and imports.
+	admins = []string{RoleAdmin}
+)
+
+// Rules is the authorization table: every method the controller serves,
+// by full gRPC method name. A method missing from it is refused, never
+// open by default; a test checks that the table and the registered
+// methods match exactly.
+var Rules = map[string]Rule{
+	// Open: health checks for load balancers, and enrollment, which
+	// carries its own single-use join token.
+	grpc_health_v1.Health_Check_FullMethodName: {Open: true},
+	grpc_health_v1.Health_Watch_FullMethodName: {Open: true},
+	// List names every service the controller serves; not for anonymous
+	// callers.
+	grpc_health_v1.Health_List_FullMethodName: {AnyUser: true},
+	agentv1.Enrollment_Enroll_FullMethodName:  {Open: true},
+
+	// Agents, by client certificate.
+	agentv1.Agent_Session_FullMethodName:     {Node: true},
+	agentv1.Agent_UploadAudit_FullMethodName: {Node: true},
+	agentv1.Agent_Renew_FullMethodName:       {Node: true},
+
+	controllerv1.EnrollTokens_CreateEnrollToken_FullMethodName: {Roles: operators},
+
+	controllerv1.Nodes_ListNodes_FullMethodName:  {Roles: readers},
+	controllerv1.Nodes_GetNode_FullMethodName:    {Roles: readers},
+	controllerv1.Nodes_LabelNode_FullMethodName:  {Roles: operators},
+	controllerv1.Nodes_RevokeNode_FullMethodName: {Roles: admins},
+
+	controllerv1.Audits_RunAudit_FullMethodName:   {Roles: operators},
+	controllerv1.Audits_GetCommand_FullMethodName: {Roles: readers},
+	controllerv1.Audits_ListAudits_FullMethodName: {Roles: readers},
+	controllerv1.Audits_GetAudit_FullMethodName:   {Roles: readers},
+
+	controllerv1.CMS_AcceptBaseline_FullMethodName:  {Roles: operators},
+	controllerv1.CMS_BaselineHistory_FullMethodName: {Roles: readers},
+	controllerv1.CMS_Drift_FullMethodName:           {Roles: readers},
+	controllerv1.CMS_Export_FullMethodName:          {Roles: readers},
+	controllerv1.CMS_Import_FullMethodName:          {Roles: admins},
+
+	controllerv1.Services_CreateService_FullMethodName: {Roles: operators},
+	controllerv1.Services_ListServices_FullMethodName:  {Roles: readers},
+	controllerv1.Services_DeleteService_FullMethodName: {Roles: operators},
+
+	controllerv1.Users_CreateUser_FullMethodName:  {Roles: admins},
+	controllerv1.Users_ListUsers_FullMethodName:   {Roles: readers},
+	controllerv1.Users_CreateToken_FullMethodName: {Roles: admins},
+	controllerv1.Users_WhoAmI_FullMethodName:      {AnyUser: true},
+
+	controllerv1.AuditLog_ListEntries_FullMethodName: {Roles: auditors},
+	controllerv1.AuditLog_Verify_FullMethodName:      {Roles: auditors},
+}

@@ -1,0 +1,71 @@
+package ctl
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"os"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
+)
+
+// bearer presents an operator's token on every call as
+// "authorization: Bearer <token>". It is only ever sent over TLS.
+type bearer string
+
+var _ credentials.PerRPCCredentials = bearer("")
+
+func (b bearer) GetRequestMetadata(context.Context, ...string) (map[string]string, error) {
+	return map[string]string{"authorization": "Bearer " + string(b)}, nil
+}
+
+func (bearer) RequireTransportSecurity() bool { return true }
+
+// dial makes a client connection to the controller in cfg. grpc.NewClient
+// connects lazily: an unreachable controller shows up as Unavailable on
+// the first call.
+func dial(cfg Config) (*grpc.ClientConn, error) {
+	if cfg.CA == "" {
+		return nil, usageError(ErrNoCA)
+	}
+	pemBytes, err := os.ReadFile(cfg.CA)
+	if err != nil {
+		return nil, usageErrorf("read CA: %v: pass --ca or set CAIRN_CA to the controller's ca.pem", err)
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(pemBytes) {
+		return nil, usageErrorf("CA %s holds no PEM certificate: pass the controller's ca.pem", cfg.CA)
+	}
+	opts := []grpc.DialOption{
+		grpc.WithTransportCredentials(credentials.NewTLS(&tls.Config{
+			RootCAs:    pool,
+			MinVersion: tls.VersionTLS12,
+		})),
+	}
+	if cfg.Token != "" {
+		opts = append(opts, grpc.WithPerRPCCredentials(bearer(cfg.Token)))
+	}
+	cc, err := grpc.NewClient(cfg.Controller, opts...)
+	if err != nil {
+		return nil, usageErrorf("controller address %q: %v: give HOST:PORT", cfg.Controller, err)
+	}
+	return cc, nil
+}
+
+// conn returns the connection to the controller, dialing it on first use.
+func (a *app) conn() (*grpc.ClientConn, error) {
+	if a.cc == nil {
+		cc, err := dial(a.cfg)
+		if err != nil {
+			return nil, err
+		}
+		a.cc = cc
+	}
+	return a.cc, nil
+}
+
+// callCtx bounds one call to the controller by --timeout.
+func (a *app) callCtx(ctx context.Context) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(ctx, a.cfg.Timeout)
+}

@@ -1,0 +1,70 @@
+package ctl
+
+import (
+	"fmt"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	controllerv1 "github.com/cairn-ops/cairn/proto/controller/v1"
+)
+
+func (a *app) newTokenCommand() *cobra.Command {
+	return group("token", "Make API tokens for users",
+		`An API token authenticates a user to the controller (cairnctl --token or
+CAIRN_TOKEN). It is shown once; the controller keeps only its hash.`,
+		`  cairnctl token create --user alice --ttl 720h`,
+		a.newTokenCreateCommand())
+}
+
+func (a *app) newTokenCreateCommand() *cobra.Command {
+	var (
+		user string
+		ttl  time.Duration
+	)
+	cmd := &cobra.Command{
+		Use:   "create --user NAME [--ttl DURATION]",
+		Short: "Create a token for a user (shown once)",
+		Long: `Create makes a new API token for --user, valid for --ttl (default: until
+revoked). The token alone goes to standard output, so a script can capture
+it; its ID and expiry go to standard error. It is shown only this once.`,
+		Example: `  cairnctl token create --user alice
+  export CAIRN_TOKEN=$(cairnctl token create --user ci --ttl 24h)`,
+		Args: noArgs,
+	}
+	f := addFormat(cmd, formatTable, listFormats...)
+	cmd.Flags().StringVar(&user, "user", "", "the user the token authenticates (required)")
+	cmd.Flags().DurationVar(&ttl, "ttl", 0, "how long the token is valid (0: until revoked)")
+	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
+		if err := f.check(); err != nil {
+			return err
+		}
+		if user == "" {
+			return usageErrorf("--user is required: name the user the token is for")
+		}
+		if ttl < 0 {
+			return usageErrorf("--ttl %s: give a positive duration, or 0 for no expiry", ttl)
+		}
+		cc, err := a.conn()
+		if err != nil {
+			return err
+		}
+		ctx, cancel := a.callCtx(cmd.Context())
+		defer cancel()
+		resp, err := controllerv1.NewUsersClient(cc).CreateToken(ctx, &controllerv1.CreateTokenRequest{User: user, TtlSeconds: int64(ttl / time.Second)})
+		if err != nil {
+			return rpcErr("create token for "+user, err)
+		}
+		if f.name != formatTable {
+			return printProto(a.out, f, resp, nil)
+		}
+		expires := resp.GetExpiresAt()
+		if expires == "" {
+			expires = "never"
+		}
+		fmt.Fprintf(a.errOut, "token %s for user %s, expires %s; shown once, store it now\n", resp.GetId(), user, expires)
+		_, err = fmt.Fprintln(a.out, resp.GetToken())
+		return err
+	}
+	return cmd
+}

@@ -1,0 +1,266 @@
+package daemon
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"go.yaml.in/yaml/v3"
+
+	"github.com/cairn-ops/cairn/internal/bytesize"
+)
+
+// Config is cairn-controller serve's configuration. It is built once, from
+// defaults, then the YAML file, then CAIRN_* environment variables, then
+// flags, each overriding the one before, and validated once.
+type Config struct {
+	// DataDir holds the CA, keys, store and blobs (see the package doc).
+	DataDir string
+	// Listen is the gRPC address for agents and operators.
+	Listen string
+	// MetricsListen is the HTTP address for /metrics and /healthz; empty
+	// turns it off.
+	MetricsListen string
+	// LostAfter is how long a node may stay disconnected before it is
+	// marked lost.
+	LostAfter time.Duration
+	// MaxAuditBytes bounds one uploaded audit document.
+	MaxAuditBytes int64
+	// LogLevel is debug, info, warn or error.
+	LogLevel string
+	// LogFormat is text or json.
+	LogFormat string
+	// KeepaliveMinTime is the shortest keepalive ping interval agents may
+	// use; pings more frequent than this close the connection.
+	KeepaliveMinTime time.Duration
+}
+
+// Defaults returns the configuration before any file, environment or flag.
+func Defaults() Config {
+	return Config{
+		Listen:           "127.0.0.1:7443",
+		LostAfter:        5 * time.Minute,
+		MaxAuditBytes:    64 << 20,
+		LogLevel:         "info",
+		LogFormat:        "text",
+		KeepaliveMinTime: 20 * time.Second,
+	}
+}
+
+// setting is one configuration key: its name in the YAML file, its
+// environment variable and flag, and how a string value is applied.
+type setting struct {
+	key, env, flag string
+	set            func(c *Config, v string) error
+}
+
+// settings lists every key, in the order help and errors show them.
+var settings = []setting{
+	{"data_dir", "CAIRN_DATA_DIR", "data-dir", func(c *Config, v string) error { c.DataDir = v; return nil }},
+	{"listen", "CAIRN_LISTEN", "listen", func(c *Config, v string) error { c.Listen = v; return nil }},
+	{"metrics_listen", "CAIRN_METRICS_LISTEN", "metrics-listen", func(c *Config, v string) error { c.MetricsListen = v; return nil }},
+	{"lost_after", "CAIRN_LOST_AFTER", "lost-after", func(c *Config, v string) error { return setDuration(&c.LostAfter, v) }},
+	{"max_audit_bytes", "CAIRN_MAX_AUDIT_BYTES", "max-audit-bytes", func(c *Config, v string) error {
+		n, err := bytesize.Parse(v)
+		if err != nil {
+			return err
+		}
+		c.MaxAuditBytes = int64(n)
+		return nil
+	}},
+	{"log_level", "CAIRN_LOG_LEVEL", "log-level", func(c *Config, v string) error { c.LogLevel = strings.ToLower(v); return nil }},
+	{"log_format", "CAIRN_LOG_FORMAT", "log-format", func(c *Config, v string) error { c.LogFormat = strings.ToLower(v); return nil }},
+	{"keepalive_min_time", "CAIRN_KEEPALIVE_MIN_TIME", "keepalive-min-time", func(c *Config, v string) error { return setDuration(&c.KeepaliveMinTime, v) }},
+}
+
+func setDuration(d *time.Duration, v string) error {
+	x, err := time.ParseDuration(v)
+	if err != nil {
+		return fmt.Errorf("invalid duration %q: want e.g. 30s, 5m, 1h", v)
+	}
+	*d = x
+	return nil
+}
+
+// Sources are the inputs Load reads besides the defaults.
+type Sources struct {
+	// ConfigFile is the --config flag; empty means DATA/config.yaml if it
+	// exists, DATA being the data dir from the flags or environment.
+	ConfigFile string
+	// Env looks up an environment variable (os.LookupEnv in main).
+	Env func(string) (string, bool)
+	// Flags holds the flags the user set, by flag name (e.g. "listen").
+	Flags map[string]string
+}
+
+// Load builds the configuration: defaults, then the file, then the
+// environment, then flags, validated once.
+func Load(src Sources) (Config, error) {
+	c := Defaults()
+	env := src.Env
+	if env == nil {
+		env = func(string) (string, bool) { return "", false }
+	}
+	path, explicit := src.ConfigFile, src.ConfigFile != ""
+	if !explicit {
+		dir := src.Flags["data-dir"]
+		if dir == "" {
+			dir, _ = env("CAIRN_DATA_DIR")
+		}
+		if dir != "" {
+			path = filepath.Join(dir, ConfigFileName)
+		}
+	}
+	if path != "" {
+		data, err := os.ReadFile(path)
+		switch {
+		case err == nil:
+			if err := loadYAML(&c, path, data); err != nil {
+				return Config{}, err
+			}
+		case explicit || !errors.Is(err, os.ErrNotExist):
+			return Config{}, fmt.Errorf("read config: %w", err)
+		}
+	}
+	for _, s := range settings {
+		if v, ok := env(s.env); ok && v != "" {
+			if err := s.set(&c, v); err != nil {
+				return Config{}, fmt.Errorf("environment %s: %w", s.env, err)
+			}
+		}
+	}
+	for _, s := range settings {
+		if v, ok := src.Flags[s.flag]; ok {
+			if err := s.set(&c, v); err != nil {
+				return Config{}, fmt.Errorf("flag --%s: %w", s.flag, err)
+			}
+		}
+	}
+	if err := c.Validate(); err != nil {
+		return Config{}, err
+	}
+	return c, nil
+}
+
+// fileConfig is the YAML file's shape. Values are strings so that
+// durations ("5m") and sizes ("64MiB") read the same as in the
+// environment and on the command line.
+type fileConfig struct {
+	DataDir          *string `yaml:"data_dir"`
+	Listen           *string `yaml:"listen"`
+	MetricsListen    *string `yaml:"metrics_listen"`
+	LostAfter        *string `yaml:"lost_after"`
+	MaxAuditBytes    *string `yaml:"max_audit_bytes"`
+	LogLevel         *string `yaml:"log_level"`
+	LogFormat        *string `yaml:"log_format"`
+	KeepaliveMinTime *string `yaml:"keepalive_min_time"`
+}
+
+func (f *fileConfig) values() map[string]*string {
+	return map[string]*string{
+		"data_dir": f.DataDir, "listen": f.Listen, "metrics_listen": f.MetricsListen,
+		"lost_after": f.LostAfter, "max_audit_bytes": f.MaxAuditBytes, "log_level": f.LogLevel,
+		"log_format": f.LogFormat, "keepalive_min_time": f.KeepaliveMinTime,
+	}
+}
+
+var unknownField = regexp.MustCompile(`^line (\d+): field (\S+) not found in type \S+$`)
+
+// loadYAML applies a config file. Unknown keys are errors naming the file
+// and line.
+func loadYAML(c *Config, path string, data []byte) error {
+	var f fileConfig
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	dec.KnownFields(true)
+	if err := dec.Decode(&f); err != nil && !errors.Is(err, io.EOF) {
+		var te *yaml.TypeError
+		if errors.As(err, &te) {
+			msgs := make([]string, len(te.Errors))
+			for i, m := range te.Errors {
+				if g := unknownField.FindStringSubmatch(m); g != nil {
+					m = fmt.Sprintf("line %s: unknown key %q (known keys: %s)", g[1], g[2], strings.Join(keys(), ", "))
+				}
+				msgs[i] = fmt.Sprintf("%s:%s", path, strings.TrimPrefix(m, "line "))
+			}
+			return errors.New(strings.Join(msgs, "; "))
+		}
+		return fmt.Errorf("%s: %w", path, err)
+	}
+	vals := f.values()
+	for _, s := range settings {
+		if v := vals[s.key]; v != nil {
+			if err := s.set(c, *v); err != nil {
+				return fmt.Errorf("%s: %s: %w", path, s.key, err)
+			}
+		}
+	}
+	return nil
+}
+
+func keys() []string {
+	k := make([]string, len(settings))
+	for i, s := range settings {
+		k[i] = s.key
+	}
+	return k
+}
+
+// logLevels maps LogLevel values to slog levels.
+var logLevels = map[string]slog.Level{
+	"debug": slog.LevelDebug, "info": slog.LevelInfo, "warn": slog.LevelWarn, "error": slog.LevelError,
+}
+
+// Validate reports the first setting that cannot work, saying how to fix it.
+func (c Config) Validate() error {
+	switch {
+	case c.DataDir == "":
+		return errors.New("no data dir: set --data-dir, CAIRN_DATA_DIR or data_dir in the config file")
+	case c.Listen == "":
+		return errors.New("no listen address: set --listen, e.g. 127.0.0.1:7443")
+	}
+	if err := checkAddr(c.Listen); err != nil {
+		return fmt.Errorf("listen address %q: %w", c.Listen, err)
+	}
+	if c.MetricsListen != "" {
+		if err := checkAddr(c.MetricsListen); err != nil {
+			return fmt.Errorf("metrics listen address %q: %w", c.MetricsListen, err)
+		}
+	}
+	if _, ok := logLevels[c.LogLevel]; !ok {
+		return fmt.Errorf("log level %q: want one of debug, info, warn, error", c.LogLevel)
+	}
+	if !slices.Contains([]string{"text", "json"}, c.LogFormat) {
+		return fmt.Errorf("log format %q: want text or json", c.LogFormat)
+	}
+	switch {
+	case c.LostAfter < 10*time.Second:
+		return fmt.Errorf("lost_after %s is too short: at least 10s (the default is 5m)", c.LostAfter)
+	case c.MaxAuditBytes < 1<<10 || c.MaxAuditBytes > 1<<30:
+		return fmt.Errorf("max_audit_bytes %d: want between 1KiB and 1GiB (the default is 64MiB)", c.MaxAuditBytes)
+	case c.KeepaliveMinTime < time.Second || c.KeepaliveMinTime > 30*time.Second:
+		// Agents ping every 30 s; a longer minimum would cut them off.
+		return fmt.Errorf("keepalive_min_time %s: want between 1s and 30s, the agents' ping interval (the default is 20s)", c.KeepaliveMinTime)
+	}
+	return nil
+}
+
+func checkAddr(addr string) error {
+	_, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return fmt.Errorf("want HOST:PORT: %w", err)
+	}
+	if p, err := strconv.Atoi(port); err != nil || p < 0 || p > 65535 {
+		return fmt.Errorf("port %q is not a number from 0 to 65535", port)
+	}
+	return nil
+}

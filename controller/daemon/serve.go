@@ -1,0 +1,249 @@
+package daemon
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
+	"google.golang.org/grpc/health"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/keepalive"
+
+	"github.com/cairn-ops/cairn/controller/api"
+	"github.com/cairn-ops/cairn/controller/auth"
+	"github.com/cairn-ops/cairn/controller/blob"
+	"github.com/cairn-ops/cairn/controller/fleet"
+	"github.com/cairn-ops/cairn/controller/store"
+	"github.com/cairn-ops/cairn/internal/pki"
+	"github.com/cairn-ops/cairn/internal/version"
+)
+
+// Server limits and timings.
+const (
+	maxRecvMsgSize = 4 << 20
+	// keepaliveTime is how long the server waits on an idle connection
+	// before pinging the agent, and keepaliveTimeout how long it waits for
+	// the answer.
+	keepaliveTime    = 2 * time.Minute
+	keepaliveTimeout = 20 * time.Second
+	// stopTimeout bounds a graceful stop; then connections are closed.
+	stopTimeout  = 10 * time.Second
+	storeTimeout = 2 * time.Second
+)
+
+// Server is a running cairn-controller: listeners bound, store open.
+type Server struct {
+	cfg       Config
+	log       *slog.Logger
+	st        *store.Bolt
+	fleet     *fleet.Fleet
+	grpc      *grpc.Server
+	health    *health.Server
+	lis       net.Listener
+	metrics   *http.Server
+	metricLis net.Listener
+}
+
+// NewServer loads the data directory's keys, opens the store and blobs
+// and binds the listeners. Run serves; a Server that is never run must be
+// closed with Close.
+func NewServer(cfg Config, log *slog.Logger) (*Server, error) {
+	l := layout(cfg.DataDir)
+	if _, err := os.Stat(l.path(StoreFile)); errors.Is(err, os.ErrNotExist) {
+		return nil, fmt.Errorf("%w: %s has no %s; run 'cairn-controller init --data-dir %s' first", ErrNotInitialized, cfg.DataDir, StoreFile, cfg.DataDir)
+	}
+	ca, err := pki.LoadCA(l.path(CACertFile), l.path(CAKeyFile))
+	if err != nil {
+		return nil, fmt.Errorf("load CA: %w", err)
+	}
+	serverCert, err := tls.LoadX509KeyPair(l.path(ServerCertFile), l.path(ServerKeyFile))
+	if err != nil {
+		return nil, fmt.Errorf("load server certificate: %w", err)
+	}
+	releasePub, err := loadReleasePublicKey(l)
+	if err != nil {
+		return nil, err
+	}
+	blobs, err := blob.Open(l.path(BlobDir))
+	if err != nil {
+		return nil, fmt.Errorf("open blobs: %w", err)
+	}
+	st, err := store.OpenBolt(l.path(StoreFile), store.BoltOptions{Timeout: storeTimeout})
+	if err != nil {
+		return nil, err
+	}
+	s := &Server{cfg: cfg, log: log, st: st}
+	if err := s.build(ca, serverCert, releasePub, blobs); err != nil {
+		st.Close()
+		return nil, err
+	}
+	return s, nil
+}
+
+func (s *Server) build(ca *pki.CA, serverCert tls.Certificate, releasePub []byte, blobs *blob.Store) error {
+	cfg := s.cfg
+	pool := x509.NewCertPool()
+	pool.AddCert(ca.Cert)
+	tlsCfg := &tls.Config{
+		Certificates: []tls.Certificate{serverCert},
+		ClientCAs:    pool,
+		// Operators and enrolling agents have no client certificate; the
+		// auth interceptor decides per method what it needs.
+		ClientAuth: tls.VerifyClientCertIfGiven,
+		MinVersion: tls.VersionTLS13,
+	}
+	now := time.Now
+	counter := newRPCCounter()
+	authn := auth.New(s.st, now)
+	s.grpc = grpc.NewServer(
+		grpc.Creds(credentials.NewTLS(tlsCfg)),
+		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: cfg.KeepaliveMinTime, PermitWithoutStream: true}),
+		grpc.KeepaliveParams(keepalive.ServerParameters{Time: keepaliveTime, Timeout: keepaliveTimeout}),
+		grpc.MaxRecvMsgSize(maxRecvMsgSize),
+		grpc.ChainUnaryInterceptor(counter.unary, authn.Unary()),
+		grpc.ChainStreamInterceptor(counter.stream, authn.Stream()),
+	)
+	s.fleet = fleet.New(fleet.Config{
+		Store:            s.st,
+		Blobs:            blobs,
+		CA:               ca,
+		ReleasePublicKey: releasePub,
+		Now:              now,
+		Logger:           s.log.With("component", "fleet"),
+		MaxAuditBytes:    cfg.MaxAuditBytes,
+		LostAfter:        cfg.LostAfter,
+	})
+	s.fleet.Register(s.grpc)
+	api.Register(s.grpc, api.Deps{
+		Store:      s.st,
+		Blobs:      blobs,
+		Dispatcher: s.fleet,
+		Now:        now,
+		Logger:     s.log.With("component", "api"),
+	})
+	s.health = health.NewServer()
+	healthpb.RegisterHealthServer(s.grpc, s.health)
+
+	lis, err := net.Listen("tcp", cfg.Listen)
+	if err != nil {
+		return fmt.Errorf("listen on %s: %w", cfg.Listen, err)
+	}
+	s.lis = lis
+	if cfg.MetricsListen != "" {
+		mlis, err := net.Listen("tcp", cfg.MetricsListen)
+		if err != nil {
+			lis.Close()
+			return fmt.Errorf("metrics listen on %s: %w", cfg.MetricsListen, err)
+		}
+		s.metricLis = mlis
+		m := &metrics{fleet: s.fleet, st: s.st, rpc: counter}
+		mux := http.NewServeMux()
+		mux.HandleFunc("GET /metrics", m.serveMetrics)
+		mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
+			io.WriteString(w, "ok\n")
+		})
+		s.metrics = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	}
+	return nil
+}
+
+// Addr is the gRPC listener's address.
+func (s *Server) Addr() net.Addr { return s.lis.Addr() }
+
+// MetricsAddr is the metrics listener's address, or nil when metrics are off.
+func (s *Server) MetricsAddr() net.Addr {
+	if s.metricLis == nil {
+		return nil
+	}
+	return s.metricLis.Addr()
+}
+
+// Run serves until ctx ends, then stops gracefully (in-flight calls get
+// stopTimeout to finish; agent sessions are closed at once) and closes
+// the store.
+func (s *Server) Run(ctx context.Context) error {
+	defer s.st.Close()
+	s.health.SetServingStatus("", healthpb.HealthCheckResponse_SERVING)
+	s.log.Info("cairn-controller serving", "listen", s.lis.Addr().String(), "data_dir", s.cfg.DataDir,
+		"metrics_listen", addrString(s.MetricsAddr()), "version", version.String())
+
+	fleetCtx, stopFleet := context.WithCancel(ctx)
+	defer stopFleet()
+	fleetDone := make(chan error, 1)
+	go func() { fleetDone <- s.fleet.Run(fleetCtx) }()
+
+	errc := make(chan error, 2)
+	go func() {
+		if err := s.grpc.Serve(s.lis); err != nil {
+			errc <- fmt.Errorf("grpc: %w", err)
+		}
+	}()
+	if s.metrics != nil {
+		go func() {
+			if err := s.metrics.Serve(s.metricLis); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				errc <- fmt.Errorf("metrics: %w", err)
+			}
+		}()
+	}
+
+	var runErr error
+	select {
+	case <-ctx.Done():
+	case runErr = <-errc:
+	}
+	s.log.Info("cairn-controller stopping")
+	s.health.Shutdown()
+	stopFleet() // ends agent sessions, which would hold a graceful stop
+	<-fleetDone
+	stopped := make(chan struct{})
+	go func() { s.grpc.GracefulStop(); close(stopped) }()
+	select {
+	case <-stopped:
+	case <-time.After(stopTimeout):
+		s.log.Warn("graceful stop timed out; closing connections", "timeout", stopTimeout)
+		s.grpc.Stop()
+		<-stopped
+	}
+	if s.metrics != nil {
+		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), stopTimeout)
+		s.metrics.Shutdown(sctx)
+		cancel()
+	}
+	s.log.Info("cairn-controller stopped")
+	return runErr
+}
+
+// Close releases a Server that was never run.
+func (s *Server) Close() error {
+	s.lis.Close()
+	if s.metricLis != nil {
+		s.metricLis.Close()
+	}
+	return s.st.Close()
+}
+
+func addrString(a net.Addr) string {
+	if a == nil {
+		return ""
+	}
+	return a.String()
+}
+
+// NewLogger returns the daemon's logger for cfg, writing to w.
+func NewLogger(cfg Config, w io.Writer) *slog.Logger {
+	opts := &slog.HandlerOptions{Level: logLevels[cfg.LogLevel]}
+	if cfg.LogFormat == "json" {
+		return slog.New(slog.NewJSONHandler(w, opts))
+	}
+	return slog.New(slog.NewTextHandler(w, opts))
+}

@@ -1,0 +1,18 @@
+// Package fleet serves the agent-facing side of the controller: enrollment
+// (a join token and a CSR traded for a node certificate), each agent's one
+// live session (commands down, acknowledgements and results up), audit
+// uploads and certificate renewal.
+//
+// A node's identity always comes from the principal the auth interceptor
+// derived from its verified client certificate, never from a field the
+// agent sends. The fleet keeps the live sessions in memory (one per node:
+// a new session replaces the old one), records connection state and
+// last-seen times in the store (last-seen at most every 30 s per node, so
+// a large fleet does not turn into a stream of writes), and marks nodes
+// that stay disconnected for longer than Config.LostAfter as lost.
+//
+// Commands are persisted by the operator API before the fleet is told
+// about them (Notify), so an offline node receives its commands when it
+// reconnects; each command has an ID and a node that lists an ID as
+// completed in its Hello is not given it again as new work.
+package fleet

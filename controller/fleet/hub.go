@@ -1,0 +1,106 @@
+package fleet
+
+import (
+	"context"
+	"sync"
+)
+
+// hub is the set of live sessions, one per node.
+type hub struct {
+	mu       sync.Mutex
+	sessions map[string]*liveSession
+	next     uint64
+	closed   error
+}
+
+// liveSession is a session as the hub sees it: a wake-up channel for new
+// commands and a way to end it.
+type liveSession struct {
+	nodeID string
+	id     uint64
+	// wake has room for one signal: Notify never blocks, and several
+	// notifications before the session looks collapse into one.
+	wake   chan struct{}
+	cancel context.CancelCauseFunc
+}
+
+func newHub() *hub {
+	return &hub{sessions: make(map[string]*liveSession)}
+}
+
+// add registers a session for nodeID, ending the node's previous one. It
+// returns the hub's close reason instead when the hub is closed.
+func (h *hub) add(nodeID string, cancel context.CancelCauseFunc) (*liveSession, error) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.closed != nil {
+		return nil, h.closed
+	}
+	if old := h.sessions[nodeID]; old != nil {
+		old.cancel(ErrReplaced)
+	}
+	h.next++
+	s := &liveSession{nodeID: nodeID, id: h.next, wake: make(chan struct{}, 1), cancel: cancel}
+	h.sessions[nodeID] = s
+	return s, nil
+}
+
+// remove unregisters s unless a newer session replaced it.
+func (h *hub) remove(s *liveSession) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.sessions[s.nodeID] == s {
+		delete(h.sessions, s.nodeID)
+	}
+}
+
+// current reports whether s is its node's live session.
+func (h *hub) current(s *liveSession) bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.sessions[s.nodeID] == s
+}
+
+func (h *hub) has(nodeID string) bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.sessions[nodeID] != nil
+}
+
+func (h *hub) len() int {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return len(h.sessions)
+}
+
+func (h *hub) notify(nodeID string) {
+	h.mu.Lock()
+	s := h.sessions[nodeID]
+	h.mu.Unlock()
+	if s == nil {
+		return
+	}
+	select {
+	case s.wake <- struct{}{}:
+	default:
+	}
+}
+
+// kick ends nodeID's session, if any, with cause.
+func (h *hub) kick(nodeID string, cause error) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if s := h.sessions[nodeID]; s != nil {
+		s.cancel(cause)
+	}
+}
+
+// closeAll ends every session with cause and refuses new ones.
+func (h *hub) closeAll(cause error) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.closed = cause
+	for _, s := range h.sessions {
+		s.cancel(cause)
+	}
+}

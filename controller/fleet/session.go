@@ -1,0 +1,382 @@
+package fleet
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	"github.com/cairn-ops/cairn/controller/store"
+	agentv1 "github.com/cairn-ops/cairn/proto/agent/v1"
+	controllerv1 "github.com/cairn-ops/cairn/proto/controller/v1"
+)
+
+// agentService serves the Agent service (mutual TLS).
+type agentService struct {
+	agentv1.UnimplementedAgentServer
+	f *Fleet
+}
+
+var _ agentv1.AgentServer = (*agentService)(nil)
+
+// Command kinds as the operator API records them.
+const kindAudit = "audit"
+
+// session is one node's live stream. Only the goroutine running Session
+// uses its fields, apart from live, which the hub shares.
+type session struct {
+	f      *Fleet
+	nodeID string
+	live   *liveSession
+	stream grpc.BidiStreamingServer[agentv1.AgentMessage, agentv1.ControllerMessage]
+	log    *slog.Logger
+	// sent holds the commands delivered on this stream; completed those
+	// the agent said in its Hello it has finished.
+	sent, completed map[string]bool
+	lastSeenWrite   time.Time
+}
+
+// Session holds one node's stream: it marks the node connected, delivers
+// its pending commands on connect and on Notify, records acknowledgements
+// and results, and marks the node disconnected when the stream ends.
+func (a *agentService) Session(stream grpc.BidiStreamingServer[agentv1.AgentMessage, agentv1.ControllerMessage]) error {
+	f := a.f
+	id, err := nodeID(stream.Context())
+	if err != nil {
+		return err
+	}
+	if _, err := f.liveNode(stream.Context(), id); err != nil {
+		return err
+	}
+	ctx, cancel := context.WithCancelCause(stream.Context())
+	defer cancel(nil)
+
+	in := make(chan *agentv1.AgentMessage)
+	recvErr := make(chan error, 1)
+	go func() {
+		for {
+			m, err := stream.Recv()
+			if err != nil {
+				recvErr <- err
+				return
+			}
+			select {
+			case in <- m:
+			case <-ctx.Done():
+				return
+			}
+		}
+	}()
+
+	var hello *agentv1.Hello
+	timer := time.NewTimer(helloTimeout)
+	select {
+	case m := <-in:
+		timer.Stop()
+		if hello = m.GetHello(); hello == nil {
+			return status.Error(codes.InvalidArgument, "the first message of a session must be a Hello")
+		}
+	case err := <-recvErr:
+		timer.Stop()
+		return endStatus(err)
+	case <-timer.C:
+		return status.Errorf(codes.DeadlineExceeded, "no Hello within %s", helloTimeout)
+	case <-ctx.Done():
+		timer.Stop()
+		return ctx.Err()
+	}
+
+	live, err := f.hub.add(id, cancel)
+	if err != nil {
+		return status.Error(codes.Unavailable, err.Error())
+	}
+	s := &session{
+		f:         f,
+		nodeID:    id,
+		live:      live,
+		stream:    stream,
+		log:       f.log.With("node_id", id),
+		sent:      make(map[string]bool),
+		completed: make(map[string]bool, len(hello.GetCompletedCommands())),
+	}
+	for _, c := range hello.GetCompletedCommands() {
+		s.completed[c] = true
+	}
+	// The write that marks the node disconnected must happen even though
+	// the stream's context has ended.
+	defer s.disconnected(context.WithoutCancel(stream.Context()))
+	if err := s.connected(ctx, hello); err != nil {
+		return err
+	}
+	s.log.Info("agent connected", "hostname", hello.GetHostname(), "agent_version", hello.GetAgentVersion())
+	if err := s.deliver(ctx); err != nil {
+		return err
+	}
+	for {
+		select {
+		case <-ctx.Done():
+			if cause := context.Cause(ctx); errors.Is(cause, ErrReplaced) || errors.Is(cause, ErrShutdown) {
+				return status.Error(codes.Unavailable, cause.Error())
+			} else if errors.Is(cause, ErrRevoked) {
+				return status.Error(codes.PermissionDenied, cause.Error())
+			}
+			return status.FromContextError(ctx.Err()).Err()
+		case err := <-recvErr:
+			return endStatus(err)
+		case <-live.wake:
+			if err := s.deliver(ctx); err != nil {
+				return err
+			}
+		case m := <-in:
+			if err := s.handle(ctx, m); err != nil {
+				return err
+			}
+		}
+	}
+}
+
+// endStatus is what Session returns when the agent's side ends.
+func endStatus(err error) error {
+	if errors.Is(err, io.EOF) {
+		return nil
+	}
+	return err
+}
+
+// connected records the node as connected, with the descriptive facts
+// from its Hello.
+func (s *session) connected(ctx context.Context, hello *agentv1.Hello) error {
+	now := s.f.now()
+	s.lastSeenWrite = now
+	err := s.f.st.Batch(ctx, func(tx store.Tx) error {
+		if !s.f.hub.current(s.live) {
+			return nil // a newer session of the node wrote its own state
+		}
+		n, err := tx.Node(s.nodeID)
+		if err != nil {
+			return err
+		}
+		if n.GetState() == controllerv1.NodeRecord_STATE_REVOKED {
+			return ErrRevoked
+		}
+		n.State = controllerv1.NodeRecord_STATE_CONNECTED
+		n.LastSeen = stamp(now)
+		if h := hello.GetHostname(); h != "" {
+			n.Hostname = h
+		}
+		if v := hello.GetAgentVersion(); v != "" {
+			n.AgentVersion = v
+		}
+		return tx.PutNode(n)
+	})
+	switch {
+	case errors.Is(err, ErrRevoked):
+		return status.Error(codes.PermissionDenied, ErrRevoked.Error())
+	case errors.Is(err, store.ErrNotFound):
+		return status.Errorf(codes.PermissionDenied, "node %s is not enrolled with this controller", s.nodeID)
+	case err != nil:
+		return status.Errorf(codes.Internal, "mark node connected: %v", err)
+	}
+	return nil
+}
+
+// disconnected unregisters the session and, unless a newer session of the
+// node took over, records the node as disconnected.
+func (s *session) disconnected(ctx context.Context) {
+	s.f.hub.remove(s.live)
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	now := s.f.now()
+	err := s.f.st.Batch(ctx, func(tx store.Tx) error {
+		if s.f.hub.has(s.nodeID) {
+			return nil
+		}
+		n, err := tx.Node(s.nodeID)
+		if errors.Is(err, store.ErrNotFound) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		if n.GetState() != controllerv1.NodeRecord_STATE_REVOKED {
+			n.State = controllerv1.NodeRecord_STATE_DISCONNECTED
+		}
+		n.LastSeen = stamp(now)
+		return tx.PutNode(n)
+	})
+	if err != nil {
+		s.log.Warn("cannot mark node disconnected", "err", err)
+		return
+	}
+	s.log.Info("agent disconnected")
+}
+
+// seen notes that the agent spoke, writing last-seen at most every
+// lastSeenEvery.
+func (s *session) seen(ctx context.Context) error {
+	now := s.f.now()
+	if now.Sub(s.lastSeenWrite) < lastSeenEvery {
+		return nil
+	}
+	s.lastSeenWrite = now
+	err := s.f.st.Batch(ctx, func(tx store.Tx) error {
+		n, err := tx.Node(s.nodeID)
+		if err != nil {
+			return err
+		}
+		n.LastSeen = stamp(now)
+		return tx.PutNode(n)
+	})
+	if err != nil {
+		return status.Errorf(codes.Internal, "record last seen: %v", err)
+	}
+	return nil
+}
+
+// deliver sends the node's unfinished commands that this stream has not
+// carried yet, oldest first. A command the agent reported completed is
+// not sent again as new work: the agent resends its result instead.
+func (s *session) deliver(ctx context.Context) error {
+	var cmds []*controllerv1.CommandRecord
+	err := s.f.st.View(ctx, func(tx store.Tx) error {
+		all, err := tx.NodeCommands(s.nodeID)
+		if err != nil {
+			return err
+		}
+		for _, c := range all {
+			switch c.GetState() {
+			case controllerv1.CommandRecord_STATE_PENDING, controllerv1.CommandRecord_STATE_ACKNOWLEDGED:
+				if !s.sent[c.GetId()] && !s.completed[c.GetId()] {
+					cmds = append(cmds, c)
+				}
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return status.Errorf(codes.Internal, "read commands: %v", err)
+	}
+	for _, c := range cmds {
+		msg, ok := commandMessage(c)
+		if !ok {
+			s.log.Warn("cannot deliver command of unknown kind", "command_id", c.GetId(), "kind", c.GetKind())
+			if err := s.finish(ctx, c.GetId(), false, fmt.Sprintf("this controller cannot deliver commands of kind %q", c.GetKind()), ""); err != nil {
+				return err
+			}
+			continue
+		}
+		if err := s.stream.Send(msg); err != nil {
+			return err
+		}
+		s.sent[c.GetId()] = true
+		s.log.Debug("command sent", "command_id", c.GetId(), "kind", c.GetKind())
+	}
+	return nil
+}
+
+// commandMessage turns a stored command into what the agent receives.
+func commandMessage(c *controllerv1.CommandRecord) (*agentv1.ControllerMessage, bool) {
+	switch c.GetKind() {
+	case kindAudit, "":
+		return &agentv1.ControllerMessage{Msg: &agentv1.ControllerMessage_Command{Command: &agentv1.Command{
+			Id: c.GetId(),
+			Kind: &agentv1.Command_Audit{Audit: &agentv1.AuditCommand{
+				Collectors: c.GetCollectors(),
+				Track:      c.GetTrack(),
+			}},
+		}}}, true
+	}
+	return nil, false
+}
+
+// handle processes one message from the agent.
+func (s *session) handle(ctx context.Context, m *agentv1.AgentMessage) error {
+	if err := s.seen(ctx); err != nil {
+		return err
+	}
+	switch msg := m.GetMsg().(type) {
+	case *agentv1.AgentMessage_Hello:
+		return status.Error(codes.InvalidArgument, "Hello may only be the first message of a session")
+	case *agentv1.AgentMessage_Ack:
+		return s.acknowledge(ctx, msg.Ack.GetCommandId())
+	case *agentv1.AgentMessage_Result:
+		r := msg.Result
+		if err := s.finish(ctx, r.GetCommandId(), r.GetOk(), r.GetError(), r.GetAuditId()); err != nil {
+			return err
+		}
+		return s.stream.Send(&agentv1.ControllerMessage{Msg: &agentv1.ControllerMessage_ResultAck{
+			ResultAck: &agentv1.ResultAck{CommandId: r.GetCommandId()},
+		}})
+	default:
+		return status.Error(codes.InvalidArgument, "empty or unknown agent message")
+	}
+}
+
+// acknowledge moves a pending command to acknowledged.
+func (s *session) acknowledge(ctx context.Context, id string) error {
+	now := s.f.now()
+	return s.updateCommand(ctx, id, func(c *controllerv1.CommandRecord) bool {
+		if c.GetState() != controllerv1.CommandRecord_STATE_PENDING {
+			return false
+		}
+		c.State = controllerv1.CommandRecord_STATE_ACKNOWLEDGED
+		c.UpdatedAt = stamp(now)
+		return true
+	})
+}
+
+// finish records a command's result. A result for a command already
+// finished (a redelivery after a lost ResultAck) changes nothing.
+func (s *session) finish(ctx context.Context, id string, ok bool, msg, auditID string) error {
+	now := s.f.now()
+	return s.updateCommand(ctx, id, func(c *controllerv1.CommandRecord) bool {
+		switch c.GetState() {
+		case controllerv1.CommandRecord_STATE_SUCCEEDED, controllerv1.CommandRecord_STATE_FAILED:
+			return false
+		}
+		c.State = controllerv1.CommandRecord_STATE_FAILED
+		if ok {
+			c.State = controllerv1.CommandRecord_STATE_SUCCEEDED
+		}
+		c.Error = msg
+		c.AuditId = auditID
+		c.UpdatedAt = stamp(now)
+		return true
+	})
+}
+
+// updateCommand applies change to one of the node's commands. Unknown
+// commands and other nodes' commands are logged and ignored, so that an
+// agent holding a stale result can still be told to forget it.
+func (s *session) updateCommand(ctx context.Context, id string, change func(*controllerv1.CommandRecord) bool) error {
+	if id == "" {
+		return status.Error(codes.InvalidArgument, "command_id is required")
+	}
+	err := s.f.st.Batch(ctx, func(tx store.Tx) error {
+		c, err := tx.Command(id)
+		if err != nil {
+			return err
+		}
+		if c.GetNodeId() != s.nodeID {
+			return errForeignCommand
+		}
+		if !change(c) {
+			return nil
+		}
+		return tx.PutCommand(c)
+	})
+	switch {
+	case errors.Is(err, store.ErrNotFound), errors.Is(err, errForeignCommand):
+		s.log.Warn("agent reported on a command that is not its own", "command_id", id, "err", err)
+		return nil
+	case err != nil:
+		return status.Errorf(codes.Internal, "update command %s: %v", id, err)
+	}
+	return nil
+}

@@ -1,0 +1,562 @@
+package store
+
+import (
+	"bytes"
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+	bolterrors "go.etcd.io/bbolt/errors"
+	"google.golang.org/protobuf/proto"
+
+	controllerv1 "github.com/cairn-ops/cairn/proto/controller/v1"
+)
+
+// Bucket layout of the bbolt file (schema version 1). Values are
+// deterministic protobuf binary unless noted. "\0" is a NUL byte; be64 is
+// an 8-byte big-endian integer; time(ts) is be64 of the timestamp's Unix
+// nanoseconds with the sign bit flipped (see timeKey), so keys sort by
+// instant, not by string.
+//
+//	meta
+//	  schema_version        → be64
+//	  auditlog_head         → be64 sequence ‖ hash (hex string bytes)
+//	enroll_tokens           token hash → EnrollTokenRecord
+//	nodes                   node ID → NodeRecord
+//	users                   user name → UserRecord
+//	api_tokens              token hash → APITokenRecord
+//	commands                command ID → CommandRecord
+//	node_commands           node ID ‖ \0 ‖ time(created_at) ‖ command ID → "" (index)
+//	audits                  audit ID → AuditRecord
+//	node_audits             node ID ‖ \0 ‖ time(stored_at) ‖ audit ID → "" (index)
+//	baselines               node ID ‖ \0 ‖ be64 version → BaselineRecord
+//	services                service name → ServiceRecord
+//	auditlog                be64 sequence → AuditLogEntry
+//
+// The audit log's head in meta is written with every appended entry and
+// is what detects deletion of the newest entries.
+//
+// Migrations: migrations[i] takes a file from schema version i to i+1.
+// OpenBolt runs the missing ones in one transaction, so a file is either
+// fully migrated or untouched. A file without meta is version 0.
+
+// DefaultBoltTimeout is how long OpenBolt waits for another process to
+// release the file.
+const DefaultBoltTimeout = 2 * time.Second
+
+// BoltOptions configures OpenBolt.
+type BoltOptions struct {
+	// Timeout is how long to wait for the file lock (default
+	// DefaultBoltTimeout).
+	Timeout time.Duration
+}
+
+var (
+	keySchemaVersion = []byte("schema_version")
+	keyAuditLogHead  = []byte("auditlog_head")
+)
+
+// migrations[i] migrates schema version i to i+1.
+var migrations = []func(*bolt.Tx) error{
+	migrateCreateBuckets,
+}
+
+// schemaVersion is the bucket layout version this code writes.
+var schemaVersion = uint64(len(migrations))
+
+// migrateCreateBuckets is version 0 → 1: an empty file gets its buckets.
+func migrateCreateBuckets(tx *bolt.Tx) error {
+	for _, name := range []string{
+		tableMeta, tableEnrollTokens, tableNodes, tableUsers, tableAPITokens,
+		tableCommands, tableNodeCommands, tableAudits, tableNodeAudits,
+		tableBaselines, tableServices, tableAuditLog,
+	} {
+		if _, err := tx.CreateBucketIfNotExists([]byte(name)); err != nil {
+			return fmt.Errorf("create bucket %s: %w", name, err)
+		}
+	}
+	return nil
+}
+
+// Bolt is the embedded Store: one bbolt file.
+type Bolt struct {
+	db   *bolt.DB
+	path string
+}
+
+var _ Store = (*Bolt)(nil)
+
+// OpenBolt opens or creates the store file at path and migrates it to
+// the current schema version. It fails with ErrLocked when another process holds the
+// file for longer than opts.Timeout, and with ErrSchema when the file was
+// written by a newer Cairn.
+func OpenBolt(path string, opts BoltOptions) (*Bolt, error) {
+	timeout := opts.Timeout
+	if timeout <= 0 {
+		timeout = DefaultBoltTimeout
+	}
+	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: timeout})
+	if errors.Is(err, bolterrors.ErrTimeout) {
+		return nil, fmt.Errorf("timed out opening %s: is another cairn-controller using this data dir? (%w)", path, ErrLocked)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("open store %s: %w", path, err)
+	}
+	if err := migrate(db, path); err != nil {
+		db.Close()
+		return nil, err
+	}
+	return &Bolt{db: db, path: path}, nil
+}
+
+// migrate brings the file to schemaVersion. A file that is current is
+// not written to.
+func migrate(db *bolt.DB, path string) error {
+	var version uint64
+	err := db.View(func(tx *bolt.Tx) (err error) {
+		version, err = readSchemaVersion(tx, path)
+		return err
+	})
+	if err != nil || version == schemaVersion {
+		return err
+	}
+	return db.Update(func(tx *bolt.Tx) error {
+		version, err := readSchemaVersion(tx, path)
+		if err != nil {
+			return err
+		}
+		for v := version; v < schemaVersion; v++ {
+			if err := migrations[v](tx); err != nil {
+				return fmt.Errorf("migrate store %s from schema version %d to %d: %w", path, v, v+1, err)
+			}
+		}
+		if err := tx.Bucket([]byte(tableMeta)).Put(keySchemaVersion, seqKey(schemaVersion)); err != nil {
+			return fmt.Errorf("migrate store %s: write schema version: %w", path, err)
+		}
+		return nil
+	})
+}
+
+// readSchemaVersion returns the file's schema version (0 for a file
+// without one) and refuses versions newer than this code.
+func readSchemaVersion(tx *bolt.Tx, path string) (uint64, error) {
+	var version uint64
+	if meta := tx.Bucket([]byte(tableMeta)); meta != nil {
+		if v := meta.Get(keySchemaVersion); v != nil {
+			if len(v) != 8 {
+				return 0, fmt.Errorf("%w: %s: schema version is %d bytes long, want 8: the file is damaged", ErrSchema, path, len(v))
+			}
+			version = binary.BigEndian.Uint64(v)
+		}
+	}
+	if version > schemaVersion {
+		return 0, fmt.Errorf("%w: %s has schema version %d, but this cairn-controller knows only up to %d: run a newer cairn-controller, or restore a backup of the data dir", ErrSchema, path, version, schemaVersion)
+	}
+	return version, nil
+}
+
+// Path is the file the store lives in.
+func (b *Bolt) Path() string { return b.path }
+
+// View runs fn in a bbolt read transaction.
+func (b *Bolt) View(ctx context.Context, fn func(Tx) error) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	return mapBoltErr(b.db.View(func(tx *bolt.Tx) error { return fn(&boltTx{tx: tx}) }))
+}
+
+// Update runs fn in a bbolt read-write transaction.
+func (b *Bolt) Update(ctx context.Context, fn func(Tx) error) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	return mapBoltErr(b.db.Update(func(tx *bolt.Tx) error { return fn(&boltTx{tx: tx}) }))
+}
+
+// Batch runs fn through bbolt's Batch: concurrent calls share one
+// transaction, and fn may run more than once.
+func (b *Bolt) Batch(ctx context.Context, fn func(Tx) error) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	return mapBoltErr(b.db.Batch(func(tx *bolt.Tx) error { return fn(&boltTx{tx: tx}) }))
+}
+
+// Close closes the file. Closing twice is harmless.
+func (b *Bolt) Close() error {
+	if err := b.db.Close(); err != nil {
+		return fmt.Errorf("close store %s: %w", b.path, err)
+	}
+	return nil
+}
+
+func mapBoltErr(err error) error {
+	switch {
+	case errors.Is(err, bolterrors.ErrDatabaseNotOpen):
+		return ErrClosed
+	case errors.Is(err, bolterrors.ErrTxNotWritable):
+		return fmt.Errorf("%w: %w", ErrReadOnly, err)
+	}
+	return err
+}
+
+type boltTx struct {
+	tx *bolt.Tx
+}
+
+func (tx *boltTx) bucket(name string) *bolt.Bucket {
+	// The buckets exist from schema version 1 on; migrate made them.
+	return tx.tx.Bucket([]byte(name))
+}
+
+// boltGet unmarshals the value under key inside the transaction, so
+// nothing returned refers to bbolt's memory.
+func boltGet[T any, P interface {
+	*T
+	proto.Message
+}](tx *boltTx, table, what, key string) (P, error) {
+	v := tx.bucket(table).Get([]byte(key))
+	if v == nil {
+		return nil, notFound(what, key)
+	}
+	rec := P(new(T))
+	if err := proto.Unmarshal(v, rec); err != nil {
+		return nil, fmt.Errorf("decode %s %q: %w", what, key, err)
+	}
+	return rec, nil
+}
+
+func boltPut(tx *boltTx, table, what string, key []byte, rec proto.Message) error {
+	v, err := proto.MarshalOptions{Deterministic: true}.Marshal(rec)
+	if err != nil {
+		return fmt.Errorf("encode %s: %w", what, err)
+	}
+	if err := tx.bucket(table).Put(key, v); err != nil {
+		return fmt.Errorf("put %s: %w", what, err)
+	}
+	return nil
+}
+
+// boltScan decodes the values of table whose keys start with prefix, in
+// key order, stopping after limit records when limit > 0.
+func boltScan[T any, P interface {
+	*T
+	proto.Message
+}](tx *boltTx, table, what string, seek, prefix []byte, limit int) ([]P, error) {
+	var out []P
+	c := tx.bucket(table).Cursor()
+	k, v := c.First()
+	if seek != nil {
+		k, v = c.Seek(seek)
+	}
+	for ; k != nil && bytes.HasPrefix(k, prefix); k, v = c.Next() {
+		rec := P(new(T))
+		if err := proto.Unmarshal(v, rec); err != nil {
+			return nil, fmt.Errorf("decode %s %q: %w", what, k, err)
+		}
+		out = append(out, rec)
+		if limit > 0 && len(out) == limit {
+			break
+		}
+	}
+	return out, nil
+}
+
+// boltIndexed follows the index keys of nodeID in index to the records
+// in table; the record ID is the index key after the node prefix and the
+// 8-byte time.
+func boltIndexed[T any, P interface {
+	*T
+	proto.Message
+}](tx *boltTx, index, table, what, nodeID string) ([]P, error) {
+	var out []P
+	prefix := nodePrefix(nodeID)
+	c := tx.bucket(index).Cursor()
+	for k, _ := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, _ = c.Next() {
+		if len(k) < len(prefix)+8 {
+			return nil, fmt.Errorf("%s index: malformed key %q", what, k)
+		}
+		rec, err := boltGet[T, P](tx, table, what, string(k[len(prefix)+8:]))
+		if err != nil {
+			return nil, fmt.Errorf("%s index of node %q: %w", what, nodeID, err)
+		}
+		out = append(out, rec)
+	}
+	return out, nil
+}
+
+// reindex replaces the index entry old (nil when there was none) with
+// new.
+func (tx *boltTx) reindex(index string, old, new []byte) error {
+	b := tx.bucket(index)
+	if old != nil && !bytes.Equal(old, new) {
+		if err := b.Delete(old); err != nil {
+			return fmt.Errorf("update %s: %w", index, err)
+		}
+	}
+	if err := b.Put(new, nil); err != nil {
+		return fmt.Errorf("update %s: %w", index, err)
+	}
+	return nil
+}
+
+func (tx *boltTx) EnrollToken(tokenHash string) (*controllerv1.EnrollTokenRecord, error) {
+	return boltGet[controllerv1.EnrollTokenRecord](tx, tableEnrollTokens, "enrollment token", tokenHash)
+}
+
+func (tx *boltTx) PutEnrollToken(rec *controllerv1.EnrollTokenRecord) error {
+	if !tx.tx.Writable() {
+		return readOnly("enrollment token")
+	}
+	if err := checkKey("enrollment token hash", rec.GetTokenHash()); err != nil {
+		return err
+	}
+	return boltPut(tx, tableEnrollTokens, "enrollment token", []byte(rec.GetTokenHash()), rec)
+}
+
+func (tx *boltTx) Node(id string) (*controllerv1.NodeRecord, error) {
+	return boltGet[controllerv1.NodeRecord](tx, tableNodes, "node", id)
+}
+
+func (tx *boltTx) Nodes() ([]*controllerv1.NodeRecord, error) {
+	return boltScan[controllerv1.NodeRecord](tx, tableNodes, "node", nil, nil, 0)
+}
+
+func (tx *boltTx) PutNode(rec *controllerv1.NodeRecord) error {
+	if !tx.tx.Writable() {
+		return readOnly("node")
+	}
+	if err := checkKey("node ID", rec.GetId()); err != nil {
+		return err
+	}
+	return boltPut(tx, tableNodes, "node", []byte(rec.GetId()), rec)
+}
+
+func (tx *boltTx) User(name string) (*controllerv1.UserRecord, error) {
+	return boltGet[controllerv1.UserRecord](tx, tableUsers, "user", name)
+}
+
+func (tx *boltTx) Users() ([]*controllerv1.UserRecord, error) {
+	return boltScan[controllerv1.UserRecord](tx, tableUsers, "user", nil, nil, 0)
+}
+
+func (tx *boltTx) PutUser(rec *controllerv1.UserRecord) error {
+	if !tx.tx.Writable() {
+		return readOnly("user")
+	}
+	if err := checkKey("user name", rec.GetName()); err != nil {
+		return err
+	}
+	return boltPut(tx, tableUsers, "user", []byte(rec.GetName()), rec)
+}
+
+func (tx *boltTx) APIToken(tokenHash string) (*controllerv1.APITokenRecord, error) {
+	return boltGet[controllerv1.APITokenRecord](tx, tableAPITokens, "API token", tokenHash)
+}
+
+func (tx *boltTx) PutAPIToken(rec *controllerv1.APITokenRecord) error {
+	if !tx.tx.Writable() {
+		return readOnly("API token")
+	}
+	if err := checkKey("API token hash", rec.GetTokenHash()); err != nil {
+		return err
+	}
+	return boltPut(tx, tableAPITokens, "API token", []byte(rec.GetTokenHash()), rec)
+}
+
+func (tx *boltTx) Command(id string) (*controllerv1.CommandRecord, error) {
+	return boltGet[controllerv1.CommandRecord](tx, tableCommands, "command", id)
+}
+
+func (tx *boltTx) NodeCommands(nodeID string) ([]*controllerv1.CommandRecord, error) {
+	return boltIndexed[controllerv1.CommandRecord](tx, tableNodeCommands, tableCommands, "command", nodeID)
+}
+
+func (tx *boltTx) PutCommand(rec *controllerv1.CommandRecord) error {
+	if !tx.tx.Writable() {
+		return readOnly("command")
+	}
+	if err := checkKey("command ID", rec.GetId()); err != nil {
+		return err
+	}
+	if err := checkKey("command node ID", rec.GetNodeId()); err != nil {
+		return err
+	}
+	var oldKey []byte
+	switch old, err := tx.Command(rec.GetId()); {
+	case err == nil:
+		oldKey = timeIndexKey(old.GetNodeId(), old.GetCreatedAt(), old.GetId())
+	case !errors.Is(err, ErrNotFound):
+		return err
+	}
+	if err := boltPut(tx, tableCommands, "command", []byte(rec.GetId()), rec); err != nil {
+		return err
+	}
+	return tx.reindex(tableNodeCommands, oldKey, timeIndexKey(rec.GetNodeId(), rec.GetCreatedAt(), rec.GetId()))
+}
+
+func (tx *boltTx) Audit(id string) (*controllerv1.AuditRecord, error) {
+	return boltGet[controllerv1.AuditRecord](tx, tableAudits, "audit", id)
+}
+
+func (tx *boltTx) NodeAudits(nodeID string) ([]*controllerv1.AuditRecord, error) {
+	return boltIndexed[controllerv1.AuditRecord](tx, tableNodeAudits, tableAudits, "audit", nodeID)
+}
+
+func (tx *boltTx) PutAudit(rec *controllerv1.AuditRecord) error {
+	if !tx.tx.Writable() {
+		return readOnly("audit")
+	}
+	if err := checkKey("audit ID", rec.GetId()); err != nil {
+		return err
+	}
+	if err := checkKey("audit node ID", rec.GetNodeId()); err != nil {
+		return err
+	}
+	var oldKey []byte
+	switch old, err := tx.Audit(rec.GetId()); {
+	case err == nil:
+		oldKey = timeIndexKey(old.GetNodeId(), old.GetStoredAt(), old.GetId())
+	case !errors.Is(err, ErrNotFound):
+		return err
+	}
+	if err := boltPut(tx, tableAudits, "audit", []byte(rec.GetId()), rec); err != nil {
+		return err
+	}
+	return tx.reindex(tableNodeAudits, oldKey, timeIndexKey(rec.GetNodeId(), rec.GetStoredAt(), rec.GetId()))
+}
+
+func (tx *boltTx) Baselines(nodeID string) ([]*controllerv1.BaselineRecord, error) {
+	prefix := nodePrefix(nodeID)
+	return boltScan[controllerv1.BaselineRecord](tx, tableBaselines, "baseline", prefix, prefix, 0)
+}
+
+func (tx *boltTx) PutBaseline(rec *controllerv1.BaselineRecord) error {
+	if !tx.tx.Writable() {
+		return readOnly("baseline")
+	}
+	if err := checkKey("baseline node ID", rec.GetNodeId()); err != nil {
+		return err
+	}
+	// The node's newest baseline is the last key before the next prefix.
+	prefix := nodePrefix(rec.GetNodeId())
+	c := tx.bucket(tableBaselines).Cursor()
+	k, _ := c.Seek(append([]byte(rec.GetNodeId()), 1))
+	if k == nil {
+		k, _ = c.Last()
+	} else {
+		k, _ = c.Prev()
+	}
+	var latest uint64
+	if k != nil && bytes.HasPrefix(k, prefix) && len(k) == len(prefix)+8 {
+		latest = binary.BigEndian.Uint64(k[len(prefix):])
+	}
+	if err := nextSequence("baseline version", latest, uint64(rec.GetVersion())); err != nil {
+		return err
+	}
+	return boltPut(tx, tableBaselines, "baseline", versionKey(rec.GetNodeId(), rec.GetVersion()), rec)
+}
+
+func (tx *boltTx) Service(name string) (*controllerv1.ServiceRecord, error) {
+	return boltGet[controllerv1.ServiceRecord](tx, tableServices, "service", name)
+}
+
+func (tx *boltTx) Services() ([]*controllerv1.ServiceRecord, error) {
+	return boltScan[controllerv1.ServiceRecord](tx, tableServices, "service", nil, nil, 0)
+}
+
+func (tx *boltTx) PutService(rec *controllerv1.ServiceRecord) error {
+	if !tx.tx.Writable() {
+		return readOnly("service")
+	}
+	if err := checkKey("service name", rec.GetName()); err != nil {
+		return err
+	}
+	return boltPut(tx, tableServices, "service", []byte(rec.GetName()), rec)
+}
+
+func (tx *boltTx) DeleteService(name string) error {
+	if !tx.tx.Writable() {
+		return readOnly("service")
+	}
+	b := tx.bucket(tableServices)
+	if b.Get([]byte(name)) == nil {
+		return notFound("service", name)
+	}
+	if err := b.Delete([]byte(name)); err != nil {
+		return fmt.Errorf("delete service %q: %w", name, err)
+	}
+	return nil
+}
+
+// lastLog returns the newest entry's key and value (nil when the log is
+// empty).
+func (tx *boltTx) lastLog() (seq uint64, v []byte) {
+	k, v := tx.bucket(tableAuditLog).Cursor().Last()
+	if len(k) != 8 {
+		return 0, nil
+	}
+	return binary.BigEndian.Uint64(k), v
+}
+
+func (tx *boltTx) LastLogEntry() (*controllerv1.AuditLogEntry, error) {
+	seq, v := tx.lastLog()
+	if v == nil {
+		return nil, notFound("audit-log entry", "last")
+	}
+	e := &controllerv1.AuditLogEntry{}
+	if err := proto.Unmarshal(v, e); err != nil {
+		return nil, fmt.Errorf("decode audit-log entry %d: %w", seq, err)
+	}
+	return e, nil
+}
+
+func (tx *boltTx) AppendLogEntry(e *controllerv1.AuditLogEntry) error {
+	if !tx.tx.Writable() {
+		return readOnly("audit-log entry")
+	}
+	if e == nil {
+		return ErrInvalid
+	}
+	last, _ := tx.lastLog()
+	headSeq, _, err := tx.LogHead()
+	if err != nil {
+		return err
+	}
+	if err := checkHead(headSeq, last); err != nil {
+		return err
+	}
+	if err := nextSequence("audit-log entry", last, e.GetSequence()); err != nil {
+		return err
+	}
+	if err := boltPut(tx, tableAuditLog, "audit-log entry", seqKey(e.GetSequence()), e); err != nil {
+		return err
+	}
+	head := append(seqKey(e.GetSequence()), e.GetHash()...)
+	if err := tx.bucket(tableMeta).Put(keyAuditLogHead, head); err != nil {
+		return fmt.Errorf("put audit-log head: %w", err)
+	}
+	return nil
+}
+
+func (tx *boltTx) LogHead() (uint64, string, error) {
+	v := tx.bucket(tableMeta).Get(keyAuditLogHead)
+	if v == nil {
+		return 0, "", nil
+	}
+	if len(v) < 8 {
+		return 0, "", fmt.Errorf("audit-log head is %d bytes long, want at least 8: the store file is damaged", len(v))
+	}
+	return binary.BigEndian.Uint64(v), string(v[8:]), nil
+}
+
+func (tx *boltTx) LogEntries(after uint64, limit int) ([]*controllerv1.AuditLogEntry, error) {
+	if after == ^uint64(0) {
+		return nil, nil
+	}
+	return boltScan[controllerv1.AuditLogEntry](tx, tableAuditLog, "audit-log entry", seqKey(after+1), nil, limit)
+}

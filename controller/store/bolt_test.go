@@ -1,0 +1,276 @@
+package store_test
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+	bolt "go.etcd.io/bbolt"
+	"google.golang.org/protobuf/testing/protocmp"
+
+	"github.com/cairn-ops/cairn/controller/store"
+	"github.com/cairn-ops/cairn/controller/store/storetest"
+	controllerv1 "github.com/cairn-ops/cairn/proto/controller/v1"
+)
+
+func TestBolt(t *testing.T) {
+	storetest.Run(t, func(t *testing.T) store.Store { return openBolt(t, filepath.Join(t.TempDir(), "cairn.db")) })
+}
+
+func openBolt(t *testing.T, path string) *store.Bolt {
+	t.Helper()
+	st, err := store.OpenBolt(path, store.BoltOptions{Timeout: time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	return st
+}
+
+// raw opens the store file directly with bbolt, as an attacker or a
+// damaged disk would change it.
+func raw(t *testing.T, path string, fn func(tx *bolt.Tx) error) {
+	t.Helper()
+	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	if err := db.Update(fn); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func be64(v uint64) []byte { return binary.BigEndian.AppendUint64(nil, v) }
+
+func TestBoltReopen(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "cairn.db")
+	st := openBolt(t, path)
+	n := &controllerv1.NodeRecord{Id: "n1", Hostname: "web-1", Labels: map[string]string{"env": "prod"}}
+	c := &controllerv1.CommandRecord{Id: "c1", NodeId: "n1", Kind: "audit", CreatedAt: "2026-01-02T03:04:05Z"}
+	b := &controllerv1.BaselineRecord{NodeId: "n1", Version: 1, AuditId: "a1"}
+	e := &controllerv1.AuditLogEntry{Sequence: 1, Action: "node.enroll", Hash: "h1"}
+	if err := st.Update(t.Context(), func(tx store.Tx) error {
+		return errors.Join(tx.PutNode(n), tx.PutCommand(c), tx.PutBaseline(b), tx.AppendLogEntry(e))
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if err := st.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	st = openBolt(t, path)
+	type state struct {
+		Node      *controllerv1.NodeRecord
+		Commands  []*controllerv1.CommandRecord
+		Baselines []*controllerv1.BaselineRecord
+		Log       []*controllerv1.AuditLogEntry
+		HeadSeq   uint64
+		HeadHash  string
+	}
+	var got state
+	if err := st.View(t.Context(), func(tx store.Tx) (err error) {
+		if got.Node, err = tx.Node("n1"); err != nil {
+			return err
+		}
+		if got.Commands, err = tx.NodeCommands("n1"); err != nil {
+			return err
+		}
+		if got.Baselines, err = tx.Baselines("n1"); err != nil {
+			return err
+		}
+		if got.Log, err = tx.LogEntries(0, 0); err != nil {
+			return err
+		}
+		got.HeadSeq, got.HeadHash, err = tx.LogHead()
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	want := state{n, []*controllerv1.CommandRecord{c}, []*controllerv1.BaselineRecord{b}, []*controllerv1.AuditLogEntry{e}, 1, "h1"}
+	if diff := cmp.Diff(want, got, protocmp.Transform()); diff != "" {
+		t.Errorf("after reopen (-want +got):\n%s", diff)
+	}
+	// The next baseline and entry follow on from the reopened state.
+	if err := st.Update(t.Context(), func(tx store.Tx) error {
+		return errors.Join(
+			tx.PutBaseline(&controllerv1.BaselineRecord{NodeId: "n1", Version: 2}),
+			tx.AppendLogEntry(&controllerv1.AuditLogEntry{Sequence: 2, PrevHash: "h1", Hash: "h2"}),
+		)
+	}); err != nil {
+		t.Errorf("append after reopen: %v", err)
+	}
+}
+
+func TestBoltLocked(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "cairn.db")
+	first := openBolt(t, path)
+
+	start := time.Now()
+	second, err := store.OpenBolt(path, store.BoltOptions{Timeout: 200 * time.Millisecond})
+	if err == nil {
+		second.Close()
+		t.Fatal("second OpenBolt succeeded while the first holds the file")
+	}
+	if !errors.Is(err, store.ErrLocked) {
+		t.Errorf("got %v, want ErrLocked", err)
+	}
+	if want := fmt.Sprintf("timed out opening %s: is another cairn-controller using this data dir?", path); !strings.Contains(err.Error(), want) {
+		t.Errorf("error %q does not say %q", err, want)
+	}
+	// bbolt stops retrying one retry interval (50ms) early.
+	if waited := time.Since(start); waited < 100*time.Millisecond {
+		t.Errorf("gave up after %v, long before the 200ms timeout", waited)
+	}
+
+	if err := first.Close(); err != nil {
+		t.Fatal(err)
+	}
+	openBolt(t, path) // free again
+}
+
+func TestBoltOpenError(t *testing.T) {
+	_, err := store.OpenBolt(filepath.Join(t.TempDir(), "missing", "cairn.db"), store.BoltOptions{})
+	if err == nil || errors.Is(err, store.ErrLocked) {
+		t.Fatalf("OpenBolt in a missing directory: got %v, want a plain open error", err)
+	}
+}
+
+var allBuckets = []string{
+	"api_tokens", "auditlog", "audits", "baselines", "commands", "enroll_tokens", "meta",
+	"node_audits", "node_commands", "nodes", "services", "users",
+}
+
+func TestBoltSchema(t *testing.T) {
+	tests := []struct {
+		name string
+		// prepare makes the file before OpenBolt; nil leaves no file.
+		prepare     func(t *testing.T, path string)
+		wantErr     error
+		wantMessage string
+		// wantVersion is the file's schema_version afterwards.
+		wantVersion []byte
+	}{
+		{
+			name:        "no file",
+			wantVersion: be64(1),
+		},
+		{
+			name:        "empty bbolt file",
+			prepare:     func(t *testing.T, path string) { raw(t, path, func(*bolt.Tx) error { return nil }) },
+			wantVersion: be64(1),
+		},
+		{
+			name: "version 0 with some buckets",
+			prepare: func(t *testing.T, path string) {
+				raw(t, path, func(tx *bolt.Tx) error {
+					_, err := tx.CreateBucket([]byte("meta"))
+					return err
+				})
+			},
+			wantVersion: be64(1),
+		},
+		{
+			name:        "current",
+			prepare:     func(t *testing.T, path string) { openBolt(t, path).Close() },
+			wantVersion: be64(1),
+		},
+		{
+			name: "newer",
+			prepare: func(t *testing.T, path string) {
+				openBolt(t, path).Close()
+				raw(t, path, func(tx *bolt.Tx) error { return tx.Bucket([]byte("meta")).Put([]byte("schema_version"), be64(7)) })
+			},
+			wantErr:     store.ErrSchema,
+			wantMessage: "has schema version 7, but this cairn-controller knows only up to 1: run a newer cairn-controller",
+			wantVersion: be64(7),
+		},
+		{
+			name: "damaged version",
+			prepare: func(t *testing.T, path string) {
+				openBolt(t, path).Close()
+				raw(t, path, func(tx *bolt.Tx) error { return tx.Bucket([]byte("meta")).Put([]byte("schema_version"), []byte{1}) })
+			},
+			wantErr:     store.ErrSchema,
+			wantMessage: "schema version is 1 bytes long, want 8",
+			wantVersion: []byte{1},
+		},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), "cairn.db")
+			if tc.prepare != nil {
+				tc.prepare(t, path)
+			}
+			st, err := store.OpenBolt(path, store.BoltOptions{})
+			if err == nil {
+				st.Close()
+			}
+			if !errors.Is(err, tc.wantErr) || (tc.wantErr == nil && err != nil) {
+				t.Fatalf("OpenBolt: got %v, want %v", err, tc.wantErr)
+			}
+			if err != nil && !strings.Contains(err.Error(), tc.wantMessage) {
+				t.Errorf("error %q does not say %q", err, tc.wantMessage)
+			}
+
+			var buckets []string
+			var version []byte
+			raw(t, path, func(tx *bolt.Tx) error {
+				if meta := tx.Bucket([]byte("meta")); meta != nil {
+					version = append([]byte(nil), meta.Get([]byte("schema_version"))...)
+				}
+				return tx.ForEach(func(name []byte, _ *bolt.Bucket) error {
+					buckets = append(buckets, string(name))
+					return nil
+				})
+			})
+			if diff := cmp.Diff(tc.wantVersion, version); diff != "" {
+				t.Errorf("schema_version (-want +got):\n%s", diff)
+			}
+			if tc.wantErr == nil {
+				if diff := cmp.Diff(allBuckets, buckets); diff != "" {
+					t.Errorf("buckets (-want +got):\n%s", diff)
+				}
+			}
+		})
+	}
+}
+
+// TestBoltLogTampered deletes the newest audit-log entries behind the
+// store's back: the head still names them, and the store refuses to
+// append an entry that would paper over the gap.
+func TestBoltLogTampered(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "cairn.db")
+	st := openBolt(t, path)
+	for seq := uint64(1); seq <= 3; seq++ {
+		if err := st.Update(t.Context(), func(tx store.Tx) error {
+			return tx.AppendLogEntry(&controllerv1.AuditLogEntry{Sequence: seq, Hash: fmt.Sprintf("h%d", seq)})
+		}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	st.Close()
+	raw(t, path, func(tx *bolt.Tx) error { return tx.Bucket([]byte("auditlog")).Delete(be64(3)) })
+
+	st = openBolt(t, path)
+	err := st.Update(t.Context(), func(tx store.Tx) error {
+		return tx.AppendLogEntry(&controllerv1.AuditLogEntry{Sequence: 3, PrevHash: "h2", Hash: "forged"})
+	})
+	if !errors.Is(err, store.ErrConflict) || !strings.Contains(err.Error(), "cairnctl auditlog verify") {
+		t.Errorf("append after deletion: got %v, want ErrConflict naming auditlog verify", err)
+	}
+	if err := st.View(t.Context(), func(tx store.Tx) error {
+		seq, hash, err := tx.LogHead()
+		if seq != 3 || hash != "h3" || err != nil {
+			t.Errorf("LogHead() = %d, %q, %v; want 3, h3", seq, hash, err)
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+}

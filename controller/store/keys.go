@@ -1,0 +1,108 @@
+package store
+
+import (
+	"encoding/binary"
+	"fmt"
+	"strings"
+	"time"
+)
+
+// Keys shared by the implementations. Several records are listed per node
+// in time or version order; both implementations order them by the same
+// keys so that they agree exactly.
+
+// checkKey refuses an empty key field or one holding a NUL byte (NUL
+// separates a node ID from the rest of an index key).
+func checkKey(what, s string) error {
+	if s == "" {
+		return fmt.Errorf("%w: empty %s", ErrInvalid, what)
+	}
+	if strings.IndexByte(s, 0) >= 0 {
+		return fmt.Errorf("%w: %s %q contains a NUL byte", ErrInvalid, what, s)
+	}
+	return nil
+}
+
+// timeKey maps an RFC 3339 timestamp to a number that sorts like the
+// instant it names. Comparing the strings would not do: "…:05Z" sorts
+// after "…:05.5Z", and RFC3339Nano trims trailing zeros. An empty or
+// unparsable timestamp sorts first.
+func timeKey(ts string) uint64 {
+	t, err := time.Parse(time.RFC3339Nano, ts)
+	if err != nil {
+		return 0
+	}
+	switch {
+	case t.Year() < 1678:
+		return 1
+	case t.Year() > 2261:
+		return ^uint64(0)
+	}
+	// Flip the sign bit so that negative nanoseconds sort first.
+	return uint64(t.UnixNano()) ^ (1 << 63)
+}
+
+// nodePrefix is the start of every index key of nodeID.
+func nodePrefix(nodeID string) []byte {
+	return append([]byte(nodeID), 0)
+}
+
+// timeIndexKey is nodeID, NUL, the 8-byte big-endian timeKey of ts, id.
+func timeIndexKey(nodeID, ts, id string) []byte {
+	k := nodePrefix(nodeID)
+	k = binary.BigEndian.AppendUint64(k, timeKey(ts))
+	return append(k, id...)
+}
+
+// versionKey is nodeID, NUL, the 8-byte big-endian version.
+func versionKey(nodeID string, version uint32) []byte {
+	return binary.BigEndian.AppendUint64(nodePrefix(nodeID), uint64(version))
+}
+
+// seqKey is the 8-byte big-endian sequence.
+func seqKey(seq uint64) []byte {
+	return binary.BigEndian.AppendUint64(nil, seq)
+}
+
+// Table (bbolt bucket) names.
+const (
+	tableMeta         = "meta"
+	tableEnrollTokens = "enroll_tokens"
+	tableNodes        = "nodes"
+	tableUsers        = "users"
+	tableAPITokens    = "api_tokens"
+	tableCommands     = "commands"
+	tableNodeCommands = "node_commands"
+	tableAudits       = "audits"
+	tableNodeAudits   = "node_audits"
+	tableBaselines    = "baselines"
+	tableServices     = "services"
+	tableAuditLog     = "auditlog"
+)
+
+func notFound(what, key string) error {
+	return fmt.Errorf("%s %q: %w", what, key, ErrNotFound)
+}
+
+func readOnly(what string) error {
+	return fmt.Errorf("put %s: %w", what, ErrReadOnly)
+}
+
+// nextSequence checks that got follows last, for baselines and log
+// entries.
+func nextSequence(what string, last, got uint64) error {
+	if got != last+1 {
+		return fmt.Errorf("%w: %s %d out of sequence: want %d", ErrConflict, what, got, last+1)
+	}
+	return nil
+}
+
+// checkHead refuses to extend an audit log whose recorded head does not
+// match its newest entry: entries were deleted outside the store, and a
+// new entry would hide that.
+func checkHead(headSeq, lastSeq uint64) error {
+	if headSeq != lastSeq {
+		return fmt.Errorf("%w: the audit log's head is entry %d but its newest entry is %d: entries were removed outside cairn; run 'cairnctl auditlog verify'", ErrConflict, headSeq, lastSeq)
+	}
+	return nil
+}
