@@ -31,8 +31,8 @@ type runFlags struct {
 // runEnv maps flags to the environment variables that stand in for them.
 var runEnv = []struct{ flag, env string }{
 	{"controller", "CAIRN_CONTROLLER"},
-	{"token", "CAIRN_TOKEN"},
-	{"data-dir", "CAIRN_DATA_DIR"},
+	{"token", "CAIRN_ENROLL_TOKEN"},
+	{"data-dir", "CAIRN_AGENT_DATA_DIR"},
 	{"ca", "CAIRN_CA"},
 }
 
@@ -61,8 +61,10 @@ jitter up to --reconnect-max. It stops with exit status 1 when the
 controller refuses the token or has revoked the node, and with 0 on
 SIGINT or SIGTERM.
 
-Environment: CAIRN_CONTROLLER, CAIRN_TOKEN, CAIRN_DATA_DIR and CAIRN_CA
-stand in for the flags of the same name.`,
+Environment: CAIRN_CONTROLLER, CAIRN_ENROLL_TOKEN, CAIRN_AGENT_DATA_DIR and CAIRN_CA
+stand in for --controller, --token, --data-dir and --ca. (They are named
+apart from cairnctl's CAIRN_TOKEN and cairn-controller's CAIRN_DATA_DIR,
+so an operator's shell cannot hand the agent the wrong ones.)`,
 		Example: `  # First start: enroll with a join token and the controller's CA
   cairn-agent run --controller ctl.example.net:7443 --ca /etc/cairn/ca.pem \
     --token cairn_e_... --data-dir /var/lib/cairn-agent --labels env=prod,role=web

@@ -159,7 +159,7 @@ func TestRunEnrollsThenReusesIdentity(t *testing.T) {
 	// Second start: the token is ignored, the identity reused; the
 	// controller address comes from the identity, through the environment
 	// this time for the data dir.
-	t.Setenv("CAIRN_DATA_DIR", dataDir)
+	t.Setenv("CAIRN_AGENT_DATA_DIR", dataDir)
 	errOut, code = runUntilSession(t, c, "run", "--token", "cairn_e_spent")
 	if code != ExitOK {
 		t.Fatalf("second start: exit %d, stderr:\n%s", code, errOut)

@@ -702,6 +702,43 @@ func TestRevokedNodeIsRefused(t *testing.T) {
 	}
 }
 
+// TestRevokeEndsLiveSession: revoking a connected node and notifying the
+// fleet (as the operator API does) ends its session at once, without
+// waiting for the periodic sweep.
+func TestRevokeEndsLiveSession(t *testing.T) {
+	h := newHarness(t, 0)
+	id, cert := h.enroll("web1")
+	s := h.connect(context.Background(), cert)
+	eventually(t, "node connected", func() bool {
+		return h.node(id).GetState() == controllerv1.NodeRecord_STATE_CONNECTED
+	})
+	err := h.st.Update(context.Background(), func(tx store.Tx) error {
+		n, err := tx.Node(id)
+		if err != nil {
+			return err
+		}
+		n.State = controllerv1.NodeRecord_STATE_REVOKED
+		return tx.PutNode(n)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.fleet.Notify(id)
+	done := make(chan error, 1)
+	go func() {
+		_, err := s.Recv()
+		done <- err
+	}()
+	select {
+	case err := <-done:
+		if codeOf(err) != codes.PermissionDenied || !strings.Contains(err.Error(), "revoked") {
+			t.Errorf("session of a node revoked while connected ended with %v, want PermissionDenied: revoked", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("the revoked node's session is still open 5 s after Notify")
+	}
+}
+
 func TestRunMarksLostAndEndsSessions(t *testing.T) {
 	h := newHarness(t, 0)
 	lost, _ := h.enroll("lost")

@@ -130,6 +130,12 @@ func (a *agentService) Session(stream grpc.BidiStreamingServer[agentv1.AgentMess
 		case err := <-recvErr:
 			return endStatus(err)
 		case <-live.wake:
+			// A wake-up follows every change an operator makes to the
+			// node, revocation included: re-read the node first, so a
+			// revoked node's session ends now, not at the next sweep.
+			if _, err := s.f.liveNode(ctx, s.nodeID); err != nil {
+				return err
+			}
 			if err := s.deliver(ctx); err != nil {
 				return err
 			}

@@ -2,7 +2,9 @@
 # `make demo`: what Cairn does today, on this machine.
 #   1. audits this host and prints the summary;
 #   2. audits two fixture hosts that differ by a hardware change (a memory
-#      module added, a disk replaced) and shows the typed diff.
+#      module added, a disk replaced) and shows the typed diff;
+#   3. runs README.md's "A controller and two agents" sequence verbatim:
+#      a controller, two enrolled agents, remote audits, baselines, drift.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 agent=${AGENT:-bin/cairn-agent}
@@ -34,3 +36,11 @@ set -e
 echo "(exit status $code: 0 no changes, 1 changes, 2 error)"
 echo "(the audits and fixture roots are kept in $out)"
 [ "$code" -eq 1 ]
+
+step "4. README: a controller and two agents (enroll, audit, baseline, drift)"
+awk '/^## A controller and two agents/{f=1} f&&/^```sh/{b=1;next} b&&/^```/{exit} b' README.md >"$out/readme.sh"
+# Its own process group, so a failure cannot leave the controller or agents running.
+PATH="$PWD/bin:$PATH" setsid bash -e "$out/readme.sh" &
+pid=$!
+trap 'kill -- -$pid 2>/dev/null || true' EXIT
+wait $pid

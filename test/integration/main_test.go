@@ -14,7 +14,8 @@ import (
 	"github.com/cairn-ops/cairn/internal/testutil"
 )
 
-// binDir holds the binaries built once for the whole test run.
+// binDir holds the binaries built once for the whole test run:
+// cairn-agent, cairn-controller and cairnctl.
 var binDir string
 
 func TestMain(m *testing.M) {
@@ -33,7 +34,12 @@ func run(m *testing.M) int {
 	if raceEnabled {
 		args = append(args, "-race")
 	}
-	cmd := exec.Command("go", append(args, "github.com/cairn-ops/cairn/agent/cmd/cairn-agent")...)
+	args = append(args,
+		"./agent/cmd/cairn-agent",
+		"./controller/cmd/cairn-controller",
+		"./controller/cmd/cairnctl",
+	)
+	cmd := exec.Command("go", args...)
 	cmd.Dir = repoRoot()
 	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
 	if err := cmd.Run(); err != nil {
@@ -59,6 +65,7 @@ type result struct {
 func agent(t *testing.T, args ...string) result {
 	t.Helper()
 	cmd := exec.CommandContext(t.Context(), filepath.Join(binDir, "cairn-agent"), args...)
+	cmd.Env = cleanEnv(t.TempDir())
 	var out, errOut bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errOut
 	err := cmd.Run()
