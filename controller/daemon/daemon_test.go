@@ -294,3 +294,43 @@ func TestServeSmoke(t *testing.T) {
 		t.Errorf("start log line missing: %s", logs.String())
 	}
 }
+
+// TestServedMethodsAreAllInTheAuthorizationTable checks the server as
+// serve assembles it: every method it registers has a rule in
+// auth.Rules, and every rule names a method it serves. (The api package's
+// enumeration test calls each method with wrong credentials; this one
+// makes sure that test's server and the real one serve the same methods.)
+func TestServedMethodsAreAllInTheAuthorizationTable(t *testing.T) {
+	dir := t.TempDir()
+	if _, err := Init(context.Background(), InitOptions{DataDir: dir}); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := Load(Sources{Flags: map[string]string{"data-dir": dir, "listen": "127.0.0.1:0"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv, err := NewServer(cfg, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Close()
+	served := map[string]bool{}
+	for svc, info := range srv.grpc.GetServiceInfo() {
+		for _, m := range info.Methods {
+			served["/"+svc+"/"+m.Name] = true
+		}
+	}
+	if len(served) < 25 {
+		t.Fatalf("only %d methods served; is the server assembled?", len(served))
+	}
+	for m := range served {
+		if _, ok := auth.Rules[m]; !ok {
+			t.Errorf("served method %s has no authorization rule", m)
+		}
+	}
+	for m := range auth.Rules {
+		if !served[m] {
+			t.Errorf("rule for %s names a method the controller does not serve", m)
+		}
+	}
+}
