@@ -13,9 +13,10 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
-	"go.yaml.in/yaml/v3"
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
+
+	"github.com/cairn-ops/cairn/internal/jsonyaml"
 )
 
 // Output formats.
@@ -101,32 +102,7 @@ func writeYAML(w io.Writer, m proto.Message) error {
 	if err != nil {
 		return err
 	}
-	return jsonToYAML(w, b)
-}
-
-// jsonToYAML re-encodes a JSON document as block-style YAML, keeping the
-// order of keys.
-func jsonToYAML(w io.Writer, b []byte) error {
-	var node yaml.Node
-	if err := yaml.Unmarshal(b, &node); err != nil {
-		return fmt.Errorf("convert to yaml: %w", err)
-	}
-	blockStyle(&node)
-	enc := yaml.NewEncoder(w)
-	enc.SetIndent(2)
-	if err := enc.Encode(&node); err != nil {
-		return fmt.Errorf("write yaml: %w", err)
-	}
-	return enc.Close()
-}
-
-// blockStyle clears the flow and quoting styles that parsing JSON leaves;
-// the encoder still quotes the strings that need it.
-func blockStyle(n *yaml.Node) {
-	n.Style = 0
-	for _, c := range n.Content {
-		blockStyle(c)
-	}
+	return jsonyaml.Write(w, b)
 }
 
 // printProto writes m as JSON or YAML, or calls table for the table format.

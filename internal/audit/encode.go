@@ -6,9 +6,8 @@ import (
 	"fmt"
 	"io"
 
-	"go.yaml.in/yaml/v3"
-
 	"github.com/cairn-ops/cairn/internal/canonical"
+	"github.com/cairn-ops/cairn/internal/jsonyaml"
 	inventoryv1 "github.com/cairn-ops/cairn/proto/inventory/v1"
 )
 
@@ -41,24 +40,5 @@ func WriteYAML(w io.Writer, a *inventoryv1.Audit) error {
 	if err != nil {
 		return err
 	}
-	var node yaml.Node
-	if err := yaml.Unmarshal(b, &node); err != nil {
-		return fmt.Errorf("convert audit to yaml: %w", err)
-	}
-	blockStyle(&node)
-	enc := yaml.NewEncoder(w)
-	enc.SetIndent(2)
-	if err := enc.Encode(&node); err != nil {
-		return fmt.Errorf("write yaml: %w", err)
-	}
-	return enc.Close()
-}
-
-// blockStyle clears the flow and quoting styles JSON parsing leaves on
-// every node; the encoder still quotes strings that need it.
-func blockStyle(n *yaml.Node) {
-	n.Style = 0
-	for _, c := range n.Content {
-		blockStyle(c)
-	}
+	return jsonyaml.Write(w, b)
 }
