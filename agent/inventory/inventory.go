@@ -48,6 +48,8 @@ type Options struct {
 	MaxHashBytes int64
 	// AgentVersion is written into the audit header.
 	AgentVersion string
+	// NodeID, when the agent is enrolled, is written into the header.
+	NodeID string
 	// Now is the clock; nil means time.Now. Tests fix it for golden output.
 	Now func() time.Time
 	// Logger receives one line per failed collector; nil discards.
@@ -97,6 +99,7 @@ func Collect(ctx context.Context, opts Options) (*inventoryv1.Audit, error) {
 			Root:         opts.Root,
 			CollectedAt:  start.UTC().Format(time.RFC3339),
 			DurationMs:   opts.Now().Sub(start).Milliseconds(),
+			NodeId:       opts.NodeID,
 		},
 	}
 	for _, r := range results {

@@ -163,6 +163,7 @@ func (a *Agent) runAudit(ctx context.Context, c *client, id string, cmd *agentv1
 		Track:        cmd.GetTrack(),
 		Timeout:      a.cfg.Timeout,
 		AgentVersion: a.cfg.AgentVersion,
+		NodeID:       a.id.NodeID,
 		Logger:       a.log,
 	})
 	if ctx.Err() != nil {

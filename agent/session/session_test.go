@@ -179,6 +179,13 @@ func TestAuditCommandRunsOnce(t *testing.T) {
 	if a.GetPackages() == nil || a.GetOs() == nil || a.GetHeader().GetRoot() != fixtureRoot(t) {
 		t.Errorf("uploaded audit lacks the fixture's os and packages: header %v", a.GetHeader())
 	}
+	id, err := LoadIdentity(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := a.GetHeader().GetNodeId(); got == "" || got != id.NodeID {
+		t.Errorf("uploaded audit names node %q, want the agent's node %q", got, id.NodeID)
+	}
 	f.mu.Unlock()
 	waitOutboxEmpty(t, dir)
 

@@ -18,6 +18,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/testing/protocmp"
 
 	"github.com/cairn-ops/cairn/controller/auth"
@@ -571,6 +572,15 @@ func upload(t *testing.T, c agentv1.AgentClient, commandID string, data []byte, 
 func TestUploadAudit(t *testing.T) {
 	a, doc := sealedAudit(t)
 	tampered := bytes.Replace(doc, []byte(`"1.6-2.1"`), []byte(`"1.7-1"`), 1)
+	otherNode := proto.Clone(a).(*inventoryv1.Audit)
+	otherNode.Header.NodeId = "n-someoneelse"
+	if err := audit.Seal(otherNode); err != nil {
+		t.Fatal(err)
+	}
+	var other bytes.Buffer
+	if err := audit.WriteJSON(&other, otherNode); err != nil {
+		t.Fatal(err)
+	}
 	tests := []struct {
 		name     string
 		data     []byte
@@ -581,6 +591,7 @@ func TestUploadAudit(t *testing.T) {
 		{name: "oversize refused", data: bytes.Repeat([]byte("x"), 80<<10), wantCode: codes.ResourceExhausted, wantMsg: "limit of 64 KiB (65536 bytes"},
 		{name: "tampered refused", data: tampered, wantCode: codes.InvalidArgument, wantMsg: "section packages hashes to"},
 		{name: "not an audit", data: []byte("{}"), wantCode: codes.InvalidArgument, wantMsg: "no schema_version"},
+		{name: "another node's audit refused", data: other.Bytes(), wantCode: codes.PermissionDenied, wantMsg: "taken for node n-someoneelse"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

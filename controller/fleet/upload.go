@@ -58,6 +58,9 @@ func (a *agentService) UploadAudit(stream grpc.ClientStreamingServer[agentv1.Aud
 	if err != nil {
 		return status.Error(codes.InvalidArgument, err.Error())
 	}
+	if n := doc.GetHeader().GetNodeId(); n != "" && n != id {
+		return status.Errorf(codes.PermissionDenied, "the audit was taken for node %s, not for the uploading node %s", n, id)
+	}
 	canon, err := audit.Marshal(doc)
 	if err != nil {
 		return status.Errorf(codes.Internal, "encode audit: %v", err)

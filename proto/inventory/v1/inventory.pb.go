@@ -225,8 +225,12 @@ type Header struct {
 	// The root directory the collectors read from ("/" for the host).
 	Root string `protobuf:"bytes,2,opt,name=root,proto3" json:"root,omitempty"`
 	// RFC 3339, UTC.
-	CollectedAt   string `protobuf:"bytes,3,opt,name=collected_at,json=collectedAt,proto3" json:"collected_at,omitempty"`
-	DurationMs    int64  `protobuf:"varint,4,opt,name=duration_ms,json=durationMs,proto3" json:"duration_ms,omitempty"`
+	CollectedAt string `protobuf:"bytes,3,opt,name=collected_at,json=collectedAt,proto3" json:"collected_at,omitempty"`
+	DurationMs  int64  `protobuf:"varint,4,opt,name=duration_ms,json=durationMs,proto3" json:"duration_ms,omitempty"`
+	// The enrolled node the audit was taken for (set by a connected agent;
+	// empty for a local `cairn-agent audit`). The controller refuses an
+	// upload naming another node.
+	NodeId        string `protobuf:"bytes,5,opt,name=node_id,json=nodeId,proto3" json:"node_id,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -287,6 +291,13 @@ func (x *Header) GetDurationMs() int64 {
 		return x.DurationMs
 	}
 	return 0
+}
+
+func (x *Header) GetNodeId() string {
+	if x != nil {
+		return x.NodeId
+	}
+	return ""
 }
 
 type CollectorStatus struct {
@@ -2639,13 +2650,14 @@ const file_proto_inventory_v1_inventory_proto_rawDesc = "" +
 	"collectors\x18\n" +
 	" \x03(\v2#.cairn.inventory.v1.CollectorStatusR\n" +
 	"collectors\x122\n" +
-	"\x06hashes\x18\v \x01(\v2\x1a.cairn.inventory.v1.HashesR\x06hashes\"\x85\x01\n" +
+	"\x06hashes\x18\v \x01(\v2\x1a.cairn.inventory.v1.HashesR\x06hashes\"\x9e\x01\n" +
 	"\x06Header\x12#\n" +
 	"\ragent_version\x18\x01 \x01(\tR\fagentVersion\x12\x12\n" +
 	"\x04root\x18\x02 \x01(\tR\x04root\x12!\n" +
 	"\fcollected_at\x18\x03 \x01(\tR\vcollectedAt\x12\x1f\n" +
 	"\vduration_ms\x18\x04 \x01(\x03R\n" +
-	"durationMs\"\xa9\x02\n" +
+	"durationMs\x12\x17\n" +
+	"\anode_id\x18\x05 \x01(\tR\x06nodeId\"\xa9\x02\n" +
 	"\x0fCollectorStatus\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x18\n" +
 	"\asection\x18\x02 \x01(\tR\asection\x12?\n" +
