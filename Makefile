@@ -3,7 +3,7 @@ GO      ?= go
 BIN     := $(CURDIR)/bin
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -X github.com/cairn-ops/cairn/internal/version.Version=$(VERSION)
-CMDS    := ./agent/cmd/... ./controller/cmd/...
+CMDS    := ./agent/cmd/... ./controller/cmd/... ./plugins/examples/...
 
 .PHONY: help build test fmt-check vet proto proto-check test-go bench demo clean
 

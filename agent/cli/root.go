@@ -92,7 +92,7 @@ and compares two audits.`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	root.AddCommand(newAuditCommand(s), newDiffCommand(s), newRunCommand(s), newVersionCommand(s))
+	root.AddCommand(newAuditCommand(s), newDiffCommand(s), newRunCommand(s), newPluginCommand(s), newApplyCommand(s), newJournalCommand(s), newVersionCommand(s))
 	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error {
 		return fmt.Errorf("%w\nSee '%s --help'.", err, c.CommandPath())
 	})

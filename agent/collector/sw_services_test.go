@@ -94,7 +94,7 @@ func swSystemctlStates(t *testing.T, root string) map[string]string {
 // cases and the machine's own root.
 func TestServicesMatchSystemctl(t *testing.T) {
 	if _, err := exec.LookPath("systemctl"); err != nil {
-		t.Skip("systemctl not installed")
+		t.Fatal("systemctl not found: install systemd (.ci/run does)")
 	}
 	tests := []struct {
 		name string
@@ -108,7 +108,7 @@ func TestServicesMatchSystemctl(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			if _, err := os.Stat(filepath.Join(tc.root, "lib/systemd/system")); err != nil {
-				t.Skipf("no unit files: %v", err)
+				t.Fatalf("no unit files: %v", err)
 			}
 			want := swSystemctlStates(t, tc.root)
 			out, _, err := swRun(t.Context(), Services{}, Env{Root: tc.root})

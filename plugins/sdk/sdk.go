@@ -11,6 +11,13 @@
 // paste them into a shell), the local paths of verified artifacts, an
 // idempotency key, the dry-run flag and a deadline.
 //
+// On the host side, the same package is the client half: Handshake,
+// PluginKey and PluginSet configure go-plugin's client, and dispensing
+// PluginKey yields a *Client, itself a Plugin, whose errors carry the
+// plugin's own messages (see errors.go for what they wrap). A panic in a
+// plugin method is recovered in the plugin process and fails only that
+// call.
+//
 // plugins/sdk/sdktest is the conformance harness to run in a plugin's own
 // tests.
 package sdk

@@ -1,0 +1,229 @@
+// Package apply runs a release manifest's steps on this machine: each step
+// in its plugin process, journaled before and after it runs, with a
+// per-step deadline; on failure the applied steps are rolled back and the
+// manifest's rollback steps run; on success the verify checks run.
+//
+// Check is the dry run: it validates every step's parameters and asks
+// each plugin for its Plan, and changes nothing.
+//
+// Re-running a manifest against the same root is the same deployment
+// (its ID is the sha256 of the manifest's bytes and the root): steps
+// that succeeded are skipped, failed ones run again, and a step a crash
+// interrupted blocks the deployment until an operator resolves it.
+package apply
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/cairn-ops/cairn/agent/journal"
+	"github.com/cairn-ops/cairn/internal/manifest"
+	"github.com/cairn-ops/cairn/plugins/sdk"
+)
+
+// Host starts plugin processes. *pluginhost.Host satisfies it through a
+// small adapter in the CLI.
+type Host interface {
+	// Start starts the named plugin. ctx bounds the plugin's life: when it
+	// ends, the plugin is killed.
+	Start(ctx context.Context, name string) (Instance, error)
+}
+
+// Instance is one started plugin.
+type Instance struct {
+	Plugin sdk.Plugin
+	// Close stops the plugin process.
+	Close func()
+}
+
+// ConfirmFunc obtains an operator's confirmation for a step whose plugin
+// needs one (the manual plugin), showing them instructions. It returns an
+// error wrapping ErrConfirmation when no confirmation can be had.
+type ConfirmFunc func(ctx context.Context, step, instructions string) (*sdk.Confirmation, error)
+
+// Runner applies manifests to one root.
+type Runner struct {
+	Host    Host
+	Journal *journal.Journal
+	// Root is the directory steps work under ("/" on a real host).
+	Root string
+	// ArtifactsDir is where component paths are resolved; empty means
+	// the manifest's directory.
+	ArtifactsDir string
+	// CacheDir is the agent's artifact cache, handed to plugins.
+	CacheDir string
+	Confirm  ConfirmFunc
+	Logger   *slog.Logger
+}
+
+// DeploymentID is the ID of applying m to root: the sha256 of the
+// manifest's bytes and the root, hex.
+func DeploymentID(m *manifest.Manifest, root string) string {
+	h := sha256.New()
+	h.Write(m.Raw)
+	h.Write([]byte{0})
+	h.Write([]byte(root))
+	return hex.EncodeToString(h.Sum(nil))
+}
+
+func (r *Runner) log() *slog.Logger {
+	if r.Logger == nil {
+		return slog.New(slog.DiscardHandler)
+	}
+	return r.Logger
+}
+
+// artifacts resolves the manifest's components to local paths, checking
+// each sha256 the manifest gives. It returns what it could resolve and
+// one error per component it could not.
+func (r *Runner) artifacts(m *manifest.Manifest) (map[string]string, []error) {
+	dir := r.ArtifactsDir
+	if dir == "" {
+		dir = m.Dir
+	}
+	out := map[string]string{}
+	var errs []error
+	for _, c := range m.Components {
+		path, err := filepath.Abs(filepath.Join(dir, c.Path))
+		if err == nil {
+			err = checkFile(path, c.SHA256)
+		}
+		if err != nil {
+			errs = append(errs, fmt.Errorf("component %s (%s:%d): %w: %w", c.Name, m.File, c.Line, ErrArtifact, err))
+			continue
+		}
+		out[c.Name] = path
+	}
+	return out, errs
+}
+
+func checkFile(path, want string) error {
+	f, err := os.Open(path)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	if fi, err := f.Stat(); err != nil {
+		return err
+	} else if !fi.Mode().IsRegular() {
+		return fmt.Errorf("%s is not a regular file", path)
+	}
+	if want == "" {
+		return nil
+	}
+	h := sha256.New()
+	if _, err := io.Copy(h, f); err != nil {
+		return fmt.Errorf("read %s: %w", path, err)
+	}
+	if got := hex.EncodeToString(h.Sum(nil)); got != want {
+		return fmt.Errorf("sha256 of %s is %s, the manifest says %s", path, got, want)
+	}
+	return nil
+}
+
+// stepContext builds what a plugin call receives.
+func (r *Runner) stepContext(id string, st *manifest.Step, artifacts map[string]string, dryRun bool, deadline time.Time) (*sdk.StepContext, error) {
+	params, err := sdk.ParamsOf(st.Params)
+	if err != nil {
+		return nil, fmt.Errorf("step %s: %w", st.Ref(), err)
+	}
+	arts := map[string]string{}
+	if len(st.NeedsArtifacts) > 0 {
+		for _, name := range st.NeedsArtifacts {
+			if p, ok := artifacts[name]; ok {
+				arts[name] = p
+			}
+		}
+	} else {
+		for name, p := range artifacts {
+			arts[name] = p
+		}
+	}
+	sc := &sdk.StepContext{
+		RootDir:        r.Root,
+		Params:         params,
+		Artifacts:      arts,
+		IdempotencyKey: id + "/" + st.List + "/" + st.Name,
+		DryRun:         dryRun,
+		CacheDir:       r.CacheDir,
+		Step:           st.Name,
+	}
+	if !deadline.IsZero() {
+		sc.DeadlineUnixMs = deadline.UnixMilli()
+	}
+	return sc, nil
+}
+
+// fieldErrors turns a plugin's field errors into lines naming the file,
+// the line and the parameter.
+func fieldErrors(m *manifest.Manifest, st *manifest.Step, errs []*sdk.FieldError) []FieldProblem {
+	var out []FieldProblem
+	for _, fe := range errs {
+		out = append(out, FieldProblem{
+			File:    m.File,
+			Line:    st.ParamLine(fe.GetField()),
+			Field:   fmt.Sprintf("%s[%d].params.%s", st.List, st.Index, fe.GetField()),
+			Message: fe.GetMessage(),
+		})
+	}
+	return out
+}
+
+// FieldProblem is a plugin's verdict on one parameter, placed in the file.
+type FieldProblem struct {
+	File    string `json:"file"`
+	Line    int    `json:"line"`
+	Field   string `json:"field"`
+	Message string `json:"message"`
+}
+
+func (p FieldProblem) String() string {
+	return fmt.Sprintf("%s:%d: %s: %s", p.File, p.Line, strings.TrimSuffix(p.Field, "."), p.Message)
+}
+
+func changesOf(cs []*sdk.Change) []journal.Change {
+	var out []journal.Change
+	for _, c := range cs {
+		out = append(out, journal.Change{Kind: c.GetKind(), Name: c.GetName(), State: c.GetState(), Version: c.GetVersion(), SHA256: c.GetSha256()})
+	}
+	return out
+}
+
+// instructions are what an operator is shown before confirming a step.
+func instructions(st *manifest.Step, d *sdk.Description) string {
+	if s, ok := st.Params["instructions"].(string); ok && s != "" {
+		return s
+	}
+	return d.GetSummary()
+}
+
+// describe starts the step's plugin and asks who it is.
+func (r *Runner) start(ctx context.Context, st *manifest.Step) (Instance, *sdk.Description, error) {
+	inst, err := r.Host.Start(ctx, st.Plugin)
+	if err != nil {
+		return Instance{}, nil, fmt.Errorf("start plugin %s: %w", st.Plugin, err)
+	}
+	d, err := inst.Plugin.Describe(ctx)
+	if err != nil {
+		inst.Close()
+		return Instance{}, nil, fmt.Errorf("plugin %s: describe: %w", st.Plugin, err)
+	}
+	return inst, d, nil
+}
+
+func marshal(v any) json.RawMessage {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return json.RawMessage(`null`)
+	}
+	return b
+}

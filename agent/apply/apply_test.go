@@ -1,0 +1,307 @@
+package apply
+
+import (
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/cairn-ops/cairn/agent/journal"
+	"github.com/cairn-ops/cairn/internal/manifest"
+	"github.com/cairn-ops/cairn/plugins/sdk"
+)
+
+type env struct {
+	runner *Runner
+	host   *fakeHost
+	dir    string
+}
+
+func newEnv(t *testing.T) *env {
+	t.Helper()
+	dir := t.TempDir()
+	j, err := journal.Open(filepath.Join(dir, "data"), journal.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { j.Close() })
+	host := &fakeHost{plugins: map[string]*fakePlugin{
+		"idem":   {name: "idem", idempotent: true},
+		"once":   {name: "once"},
+		"manual": {name: "manual", confirm: true},
+	}}
+	return &env{runner: &Runner{Host: host, Journal: j, Root: filepath.Join(dir, "root")}, host: host, dir: dir}
+}
+
+func (e *env) manifest(t *testing.T, body string) *manifest.Manifest {
+	t.Helper()
+	path := filepath.Join(e.dir, "release.yaml")
+	if err := os.WriteFile(path, []byte("apiVersion: cairn/v1\nkind: Release\nname: shop\nversion: 1.0.0\n"+body), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	m, err := manifest.Load(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return m
+}
+
+func outcomes(rep *Report) []string {
+	var out []string
+	for _, s := range rep.Steps {
+		out = append(out, s.List+"/"+s.Name+":"+s.Outcome)
+	}
+	return out
+}
+
+func TestRunTwice(t *testing.T) {
+	e := newEnv(t)
+	m := e.manifest(t, `
+steps:
+  - {name: a, plugin: idem}
+  - {name: b, plugin: once, params: {unchanged: true}}
+verify:
+  - {name: v, plugin: idem}
+`)
+	rep, err := e.runner.Run(t.Context(), m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff([]string{"steps/a:changed", "steps/b:unchanged", "verify/v:passed"}, outcomes(rep)); diff != "" {
+		t.Errorf("first run (-want +got):\n%s", diff)
+	}
+	if rep.State != journal.StateSucceeded {
+		t.Errorf("state = %s", rep.State)
+	}
+	if got, want := rep.Steps[0].Outputs["key"], rep.DeploymentID+"/steps/a"; got != want {
+		t.Errorf("idempotency key = %q, want %q", got, want)
+	}
+	rep, err = e.runner.Run(t.Context(), m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff([]string{"steps/a:skipped", "steps/b:skipped", "verify/v:passed"}, outcomes(rep)); diff != "" {
+		t.Errorf("second run (-want +got):\n%s", diff)
+	}
+	if diff := cmp.Diff([]string{"apply a", "verify v", "verify v"}, e.host.plugins["idem"].Calls()); diff != "" {
+		t.Errorf("idem calls (-want +got):\n%s", diff)
+	}
+	items, err := e.runner.Journal.List(t.Context(), 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// a, b, v, deployment; v again and deployment again on the second run.
+	if len(items) != 6 {
+		t.Errorf("outbox has %d items, want 6", len(items))
+	}
+}
+
+func TestRunFailureRollsBack(t *testing.T) {
+	e := newEnv(t)
+	m := e.manifest(t, `
+steps:
+  - {name: a, plugin: idem}
+  - {name: b, plugin: once}
+  - {name: c, plugin: once, params: {fail: true}}
+  - {name: d, plugin: once}
+verify:
+  - {name: v, plugin: idem}
+rollback:
+  - {name: r, plugin: once}
+`)
+	rep, err := e.runner.Run(t.Context(), m)
+	if !errors.Is(err, ErrFailed) || !strings.Contains(err.Error(), "step steps[2] (c) failed: boom") {
+		t.Fatalf("err = %v, want ErrFailed naming step c", err)
+	}
+	want := []string{"steps/a:changed", "steps/b:changed", "steps/c:failed", "steps/d:not run",
+		"undo/b:rolled back", "undo/a:rolled back", "rollback/r:changed"}
+	if diff := cmp.Diff(want, outcomes(rep)); diff != "" {
+		t.Errorf("outcomes (-want +got):\n%s", diff)
+	}
+	if rep.State != journal.StateRolledBack {
+		t.Errorf("state = %s, want rolled-back", rep.State)
+	}
+	if diff := cmp.Diff([]string{"apply a", "rollback(undo a) a"}, e.host.plugins["idem"].Calls()); diff != "" {
+		t.Errorf("idem calls (-want +got):\n%s", diff)
+	}
+	// A re-run applies the rolled-back steps again.
+	e.host.plugins["once"].calls = nil
+	if _, err := e.runner.Run(t.Context(), m); !errors.Is(err, ErrFailed) {
+		t.Fatalf("second run: err = %v", err)
+	}
+	if got := e.host.plugins["once"].Calls(); got[0] != "apply b" || got[1] != "apply c" {
+		t.Errorf("second run's calls = %v, want b and c applied again", got)
+	}
+}
+
+func TestRunFailureWithoutRollback(t *testing.T) {
+	e := newEnv(t)
+	m := e.manifest(t, "steps:\n  - {name: a, plugin: once, params: {fail: true}, continue_on_error: true}\n  - {name: b, plugin: once}\nverify:\n  - {name: v, plugin: idem, params: {pass: false}}\n")
+	rep, err := e.runner.Run(t.Context(), m)
+	if !errors.Is(err, ErrFailed) || !strings.Contains(err.Error(), "no rollback steps") {
+		t.Fatalf("err = %v", err)
+	}
+	if diff := cmp.Diff([]string{"steps/a:failed (ignored)", "steps/b:changed", "verify/v:failed"}, outcomes(rep)); diff != "" {
+		t.Errorf("outcomes (-want +got):\n%s", diff)
+	}
+	if got := rep.Steps[2].Outputs["evidence"]; got != "checked v: false" {
+		t.Errorf("evidence = %q", got)
+	}
+}
+
+func TestRunInvalidParams(t *testing.T) {
+	e := newEnv(t)
+	m := e.manifest(t, "steps:\n  - name: a\n    plugin: once\n    params:\n      bad: argv\n      argv: [x]\n")
+	_, err := e.runner.Run(t.Context(), m)
+	if !errors.Is(err, ErrFailed) || !strings.Contains(err.Error(), "release.yaml:10: steps[0].params.argv: is wrong") {
+		t.Fatalf("err = %v, want the field error with file:line", err)
+	}
+	if calls := e.host.plugins["once"].Calls(); len(calls) != 0 {
+		t.Errorf("plugin was applied: %v", calls)
+	}
+}
+
+func TestRunInterruptedBlocks(t *testing.T) {
+	e := newEnv(t)
+	ctx := t.Context()
+	m := e.manifest(t, "steps:\n  - {name: a, plugin: idem}\n  - {name: b, plugin: once}\n  - {name: c, plugin: idem}\n")
+	id := DeploymentID(m, e.runner.Root)
+	// A crash while b and then c ran: journal them running, as Run does
+	// just before Apply.
+	if _, _, err := e.runner.Journal.Begin(ctx, journal.Deployment{ID: id}, []journal.Step{
+		{List: "steps", Index: 0, Name: "a", Plugin: "idem"}, {List: "steps", Index: 1, Name: "b", Plugin: "once"}, {List: "steps", Index: 2, Name: "c", Plugin: "idem"},
+	}); err != nil {
+		t.Fatal(err)
+	}
+	for _, i := range []int{1, 2} {
+		if _, err := e.runner.Journal.Start(ctx, id, "steps", i, i == 2); err != nil {
+			t.Fatal(err)
+		}
+	}
+	_, err := e.runner.Run(ctx, m)
+	if !errors.Is(err, ErrInterrupted) || !strings.Contains(err.Error(), "cairn-agent journal resolve "+id[:12]+" b --as succeeded|failed|retry") {
+		t.Fatalf("err = %v, want ErrInterrupted with the resolve hint", err)
+	}
+	if calls := e.host.plugins["once"].Calls(); len(calls) != 0 {
+		t.Fatalf("ran a step of an interrupted deployment: %v", calls)
+	}
+	if _, err := e.runner.Journal.Resolve(ctx, id, "b", journal.ResolveSucceeded, "it ran; checked by hand", "ops"); err != nil {
+		t.Fatal(err)
+	}
+	rep, err := e.runner.Run(ctx, m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// b is settled and not run again; c, idempotent, re-ran.
+	if diff := cmp.Diff([]string{"steps/a:changed", "steps/b:skipped", "steps/c:changed"}, outcomes(rep)); diff != "" {
+		t.Errorf("outcomes (-want +got):\n%s", diff)
+	}
+	if rep.Steps[2].Attempts != 2 {
+		t.Errorf("c's attempts = %d, want 2", rep.Steps[2].Attempts)
+	}
+}
+
+func TestRunConfirmation(t *testing.T) {
+	e := newEnv(t)
+	m := e.manifest(t, "steps:\n  - {name: rack, plugin: manual, params: {instructions: fit the disk}}\n")
+	_, err := e.runner.Run(t.Context(), m)
+	if !errors.Is(err, ErrConfirmation) || !strings.Contains(err.Error(), "step rack needs an operator's confirmation: pass --confirm rack=NOTE") {
+		t.Fatalf("err = %v", err)
+	}
+	var shown string
+	e.runner.Confirm = func(_ context.Context, step, instr string) (*sdk.Confirmation, error) {
+		shown = step + ": " + instr
+		return &sdk.Confirmation{By: "ops", Note: "done"}, nil
+	}
+	rep, err := e.runner.Run(t.Context(), m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if shown != "rack: fit the disk" || rep.Steps[0].Outputs["confirmed_by"] != "ops" {
+		t.Errorf("shown %q, outputs %v", shown, rep.Steps[0].Outputs)
+	}
+	steps, _ := e.runner.Journal.Steps(t.Context(), rep.DeploymentID)
+	if steps[0].ConfirmedBy != "ops" || steps[0].ConfirmedNote != "done" {
+		t.Errorf("journal: %+v", steps[0])
+	}
+}
+
+func TestRunTimeout(t *testing.T) {
+	e := newEnv(t)
+	m := e.manifest(t, "steps:\n  - {name: slow, plugin: once, params: {hang: true}, timeout: 100ms}\n")
+	start := time.Now()
+	_, err := e.runner.Run(t.Context(), m)
+	if !errors.Is(err, ErrFailed) || !strings.Contains(err.Error(), "timed out after 100ms") {
+		t.Fatalf("err = %v", err)
+	}
+	if d := time.Since(start); d > 5*time.Second {
+		t.Errorf("took %v", d)
+	}
+}
+
+func TestArtifacts(t *testing.T) {
+	e := newEnv(t)
+	if err := os.WriteFile(filepath.Join(e.dir, "site.tar.gz"), []byte("test"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	good := "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08"
+	m := e.manifest(t, "components:\n  - {name: site, kind: application, path: site.tar.gz, sha256: "+good+"}\nsteps:\n  - {name: a, plugin: once}\n")
+	rep, err := e.runner.Run(t.Context(), m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := rep.Steps[0].Outputs["artifact_site"]; got != filepath.Join(e.dir, "site.tar.gz") {
+		t.Errorf("artifact path = %q", got)
+	}
+	bad := strings.Replace(good, "9f", "00", 1)
+	m = e.manifest(t, "components:\n  - {name: site, kind: application, path: site.tar.gz, sha256: "+bad+"}\nsteps:\n  - {name: a, plugin: once}\n")
+	_, err = e.runner.Run(t.Context(), m)
+	if !errors.Is(err, ErrArtifact) || !strings.Contains(err.Error(), "the manifest says "+bad) {
+		t.Fatalf("err = %v, want ErrArtifact", err)
+	}
+}
+
+func TestCheck(t *testing.T) {
+	e := newEnv(t)
+	m := e.manifest(t, `
+steps:
+  - {name: a, plugin: idem}
+  - name: b
+    plugin: once
+    params: {bad: mode}
+  - {name: c, plugin: nope}
+verify:
+  - {name: v, plugin: idem}
+`)
+	rep, err := e.runner.Check(t.Context(), m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep.OK() {
+		t.Error("OK() with problems")
+	}
+	if diff := cmp.Diff([]string{"would a"}, rep.Steps[0].Actions); diff != "" {
+		t.Errorf("actions (-want +got):\n%s", diff)
+	}
+	if diff := cmp.Diff([]FieldProblem{{File: m.File, Line: 10, Field: "steps[1].params.mode", Message: "is wrong"}}, rep.Steps[1].Problems); diff != "" {
+		t.Errorf("problems (-want +got):\n%s", diff)
+	}
+	if !strings.Contains(rep.Steps[2].Error, `plugin "nope"`) {
+		t.Errorf("unknown plugin: %q", rep.Steps[2].Error)
+	}
+	for _, p := range e.host.plugins {
+		for _, c := range p.Calls() {
+			if !strings.HasPrefix(c, "plan ") {
+				t.Errorf("Check called %q", c)
+			}
+		}
+	}
+	if ds, _ := e.runner.Journal.Deployments(t.Context()); len(ds) != 0 {
+		t.Errorf("Check journaled %d deployments", len(ds))
+	}
+}

@@ -1,0 +1,20 @@
+package apply
+
+import "errors"
+
+// Errors returned by Run and Check; check with errors.Is.
+var (
+	// ErrFailed means a step or a verify check failed (the report says
+	// which, and whether rollback ran).
+	ErrFailed = errors.New("deployment failed")
+	// ErrInterrupted means a step of this deployment was cut off by a
+	// crash and its plugin is not idempotent: nothing runs until an
+	// operator resolves it with `cairn-agent journal resolve`.
+	ErrInterrupted = errors.New("deployment has an interrupted step")
+	// ErrArtifact means a component's file is missing or its sha256 is
+	// not the manifest's.
+	ErrArtifact = errors.New("artifact check failed")
+	// ErrConfirmation means a step needs an operator's confirmation and
+	// none was given.
+	ErrConfirmation = errors.New("operator confirmation needed")
+)

@@ -1,0 +1,100 @@
+package apply
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+
+	"github.com/cairn-ops/cairn/plugins/sdk"
+)
+
+// fakeHost starts in-process plugins by name; the real process boundary
+// is covered by test/integration.
+type fakeHost struct {
+	plugins map[string]*fakePlugin
+}
+
+func (h *fakeHost) Start(_ context.Context, name string) (Instance, error) {
+	p, ok := h.plugins[name]
+	if !ok {
+		return Instance{}, fmt.Errorf("plugin %q: unknown plugin", name)
+	}
+	return Instance{Plugin: p, Close: func() {}}, nil
+}
+
+// fakePlugin records its calls. Its parameters steer it: fail (Apply
+// fails), hang (Apply waits for its deadline), bad (Validate refuses the
+// field named), pass (Verify's verdict, default true).
+type fakePlugin struct {
+	name       string
+	idempotent bool
+	confirm    bool
+
+	mu    sync.Mutex
+	calls []string
+}
+
+var _ sdk.Plugin = (*fakePlugin)(nil)
+
+func (p *fakePlugin) record(call string, sc *sdk.StepContext) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.calls = append(p.calls, call+" "+sc.GetStep())
+}
+
+func (p *fakePlugin) Calls() []string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return append([]string(nil), p.calls...)
+}
+
+func (p *fakePlugin) Describe(context.Context) (*sdk.Description, error) {
+	return &sdk.Description{Name: p.name, Version: "1.0.0", Idempotent: p.idempotent, NeedsConfirmation: p.confirm, Summary: "do " + p.name}, nil
+}
+
+func (p *fakePlugin) Validate(_ context.Context, sc *sdk.StepContext) ([]*sdk.FieldError, error) {
+	if f, ok := sdk.Params(sc)["bad"].(string); ok {
+		return []*sdk.FieldError{sdk.Errorf(f, "is wrong")}, nil
+	}
+	return nil, nil
+}
+
+func (p *fakePlugin) Plan(_ context.Context, sc *sdk.StepContext) (*sdk.Plan, error) {
+	p.record("plan", sc)
+	return &sdk.Plan{Actions: []string{"would " + sc.GetStep()}, WouldChange: true,
+		Changes: []*sdk.Change{{Kind: sdk.ChangeFile, Name: "/" + sc.GetStep(), State: "present"}}}, nil
+}
+
+func (p *fakePlugin) Apply(ctx context.Context, sc *sdk.StepContext, r sdk.Reporter) (*sdk.Result, error) {
+	p.record("apply", sc)
+	params := sdk.Params(sc)
+	r.Log(sdk.LevelInfo, "applying "+sc.GetStep())
+	if params["hang"] == true {
+		<-ctx.Done()
+		return nil, ctx.Err()
+	}
+	if params["fail"] == true {
+		return nil, errors.New("boom")
+	}
+	out := map[string]string{"key": sc.GetIdempotencyKey()}
+	if c := sc.GetConfirmation(); c != nil {
+		out["confirmed_by"] = c.GetBy()
+	}
+	for name, path := range sc.GetArtifacts() {
+		out["artifact_"+name] = path
+	}
+	return &sdk.Result{Changed: params["unchanged"] != true, Outputs: out, RollbackRecord: []byte("undo " + sc.GetStep()),
+		Changes: []*sdk.Change{{Kind: sdk.ChangeFile, Name: "/" + sc.GetStep(), State: "present"}}}, nil
+}
+
+func (p *fakePlugin) Verify(_ context.Context, sc *sdk.StepContext) (*sdk.Verification, error) {
+	p.record("verify", sc)
+	passed := sdk.Params(sc)["pass"] != false
+	return &sdk.Verification{Passed: passed, Evidence: fmt.Sprintf("checked %s: %v", sc.GetStep(), passed)}, nil
+}
+
+func (p *fakePlugin) Rollback(_ context.Context, sc *sdk.StepContext, record []byte) (*sdk.RollbackResult, error) {
+	p.record("rollback("+string(record)+")", sc)
+	return &sdk.RollbackResult{Changed: true, Message: "undid " + sc.GetStep()}, nil
+}

@@ -1,0 +1,546 @@
+package apply
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"time"
+
+	"github.com/cairn-ops/cairn/agent/journal"
+	"github.com/cairn-ops/cairn/internal/manifest"
+	"github.com/cairn-ops/cairn/plugins/sdk"
+)
+
+// Outcomes of a step in a Report.
+const (
+	OutcomeChanged   = "changed"
+	OutcomeUnchanged = "unchanged"
+	OutcomeSkipped   = "skipped" // succeeded in an earlier run
+	OutcomeFailed    = "failed"
+	// OutcomeFailedIgnored is the failure of a continue_on_error step.
+	OutcomeFailedIgnored = "failed (ignored)"
+	OutcomeNotRun        = "not run" // after an earlier step failed
+	OutcomePassed        = "passed"  // a verify check
+	OutcomeRolledBack    = "rolled back"
+)
+
+// Report is what Run did.
+type Report struct {
+	DeploymentID string        `json:"deployment_id"`
+	Release      string        `json:"release"`
+	Root         string        `json:"root"`
+	State        journal.State `json:"state"`
+	Steps        []StepResult  `json:"steps"`
+	Error        string        `json:"error,omitempty"`
+	Duration     time.Duration `json:"duration"`
+	started      time.Time
+}
+
+// StepResult is one step's line in a Report. List "undo" is a plugin's
+// Rollback of a step it applied.
+type StepResult struct {
+	List     string            `json:"list"`
+	Name     string            `json:"name"`
+	Plugin   string            `json:"plugin"`
+	Outcome  string            `json:"outcome"`
+	Duration time.Duration     `json:"duration"`
+	Attempts int               `json:"attempts,omitempty"`
+	Error    string            `json:"error,omitempty"`
+	Outputs  map[string]string `json:"outputs,omitempty"`
+	Changes  []journal.Change  `json:"changes,omitempty"`
+}
+
+// ListUndo marks a Report line that is a plugin's Rollback of a step.
+const ListUndo = "undo"
+
+// run is one Run in progress.
+type run struct {
+	*Runner
+	m         *manifest.Manifest
+	id        string
+	artifacts map[string]string
+	journaled map[string]journal.Step // by list/index
+	rep       *Report
+	log       *slog.Logger
+}
+
+func key(list string, index int) string { return fmt.Sprintf("%s/%d", list, index) }
+
+// Run applies m: it recovers the journal, records the deployment, checks
+// the artifacts, runs the steps in order, on failure undoes the applied
+// steps and runs the rollback steps, and on success runs the verify
+// checks. The error is nil when the deployment succeeded; it wraps
+// ErrFailed, ErrInterrupted or ErrArtifact otherwise (with the report
+// filled in as far as Run got), or is an infrastructure error (journal,
+// context).
+func (r *Runner) Run(ctx context.Context, m *manifest.Manifest) (*Report, error) {
+	id := DeploymentID(m, r.Root)
+	x := &run{
+		Runner: r, m: m, id: id,
+		rep: &Report{DeploymentID: id, Release: m.Name + "@" + m.Version, Root: r.Root, started: time.Now()},
+		log: r.log().With("deployment", id[:12], "release", m.Name+"@"+m.Version),
+	}
+	defer func() { x.rep.Duration = time.Since(x.rep.started) }()
+	if _, err := r.Journal.Recover(ctx); err != nil {
+		return x.rep, err
+	}
+	var recs []journal.Step
+	for _, list := range m.Lists() {
+		for _, st := range list {
+			recs = append(recs, journal.Step{List: st.List, Index: st.Index, Name: st.Name, Plugin: st.Plugin})
+		}
+	}
+	d, steps, err := r.Journal.Begin(ctx, journal.Deployment{
+		ID: id, Manifest: m.Name + "@" + m.Version, ManifestFile: m.File, Root: r.Root,
+	}, recs)
+	if err != nil {
+		return x.rep, err
+	}
+	x.journaled = map[string]journal.Step{}
+	for _, s := range steps {
+		x.journaled[key(s.List, s.Index)] = s
+	}
+	for _, s := range steps {
+		if s.State == journal.StateInterrupted {
+			x.rep.State = journal.StateInterrupted
+			err := fmt.Errorf("%w: step %s of deployment %s was interrupted while it ran, and its plugin (%s) is not idempotent, so it may or may not have taken effect; check the host, then run\n  cairn-agent journal resolve %s %s --as succeeded|failed|retry --note TEXT\n(with the same --data-dir) and apply again",
+				ErrInterrupted, s.Ref(), d.ID, s.Plugin, d.ID[:12], s.Name)
+			x.rep.Error = err.Error()
+			return x.rep, err
+		}
+	}
+	if err := r.Journal.SetDeployment(ctx, id, journal.StateRunning, ""); err != nil {
+		return x.rep, err
+	}
+	artifacts, errs := r.artifacts(m)
+	if len(errs) > 0 {
+		return x.finish(ctx, journal.StateFailed, fmt.Errorf("%w: %w", ErrFailed, errors.Join(errs...)))
+	}
+	x.artifacts = artifacts
+
+	failure := x.runSteps(ctx)
+	if failure == nil {
+		failure = x.verify(ctx)
+	}
+	if err := ctx.Err(); err != nil {
+		return x.rep, err
+	}
+	if failure == nil {
+		return x.finish(ctx, journal.StateSucceeded, nil)
+	}
+	if len(m.Rollback) == 0 {
+		return x.finish(ctx, journal.StateFailed, fmt.Errorf("%w: %w (the manifest has no rollback steps)", ErrFailed, failure))
+	}
+	if rbErr := x.rollback(ctx); rbErr != nil {
+		return x.finish(ctx, journal.StateFailed, fmt.Errorf("%w: %w; rollback failed too: %w", ErrFailed, failure, rbErr))
+	}
+	return x.finish(ctx, journal.StateRolledBack, fmt.Errorf("%w: %w (rolled back)", ErrFailed, failure))
+}
+
+func (x *run) finish(ctx context.Context, state journal.State, err error) (*Report, error) {
+	x.rep.State = state
+	msg := ""
+	if err != nil {
+		msg = err.Error()
+		x.rep.Error = msg
+	}
+	if jerr := x.Journal.SetDeployment(ctx, x.id, state, msg); jerr != nil {
+		return x.rep, errors.Join(err, jerr)
+	}
+	item := journal.OutboxItem{
+		ID:           fmt.Sprintf("%s/deployment/%d", x.id, time.Now().UnixNano()),
+		Kind:         "deployment_result",
+		DeploymentID: x.id,
+		Payload:      marshal(x.rep),
+	}
+	if jerr := x.Journal.Put(ctx, item); jerr != nil {
+		return x.rep, errors.Join(err, jerr)
+	}
+	x.log.Info("deployment finished", "state", state)
+	return x.rep, err
+}
+
+// runSteps runs the steps list and returns the first failure that stops
+// the deployment.
+func (x *run) runSteps(ctx context.Context) error {
+	var failure error
+	for i := range x.m.Steps {
+		st := &x.m.Steps[i]
+		js := x.journaled[key(st.List, st.Index)]
+		switch {
+		case js.State == journal.StateSucceeded && js.RolledBackAt.IsZero():
+			x.rep.Steps = append(x.rep.Steps, StepResult{List: st.List, Name: st.Name, Plugin: st.Plugin, Outcome: OutcomeSkipped, Attempts: js.Attempts})
+			continue
+		case failure != nil || ctx.Err() != nil:
+			x.rep.Steps = append(x.rep.Steps, StepResult{List: st.List, Name: st.Name, Plugin: st.Plugin, Outcome: OutcomeNotRun})
+			x.setState(ctx, js, journal.StateSkipped)
+			continue
+		}
+		began := time.Now()
+		res, err := x.apply(ctx, st, js)
+		res.Duration = time.Since(began)
+		x.rep.Steps = append(x.rep.Steps, ignored(res, st))
+		if err != nil && !st.ContinueOnError {
+			failure = fmt.Errorf("step %s failed: %w", st.Ref(), err)
+		}
+	}
+	return failure
+}
+
+// ignored marks the failure of a continue_on_error step in the report.
+func ignored(res StepResult, st *manifest.Step) StepResult {
+	if res.Outcome == OutcomeFailed && st.ContinueOnError {
+		res.Outcome = OutcomeFailedIgnored
+	}
+	return res
+}
+
+// setState moves a step that is not running to state (skipped, or back
+// to pending for a re-run).
+func (x *run) setState(ctx context.Context, js journal.Step, state journal.State) (journal.Step, error) {
+	if js.State == state {
+		return js, nil
+	}
+	s, err := x.Journal.Transition(ctx, x.id, js.List, js.Index,
+		[]journal.State{journal.StatePending, journal.StateFailed, journal.StateSkipped, journal.StateSucceeded},
+		func(s *journal.Step) {
+			s.State = state
+			if state == journal.StatePending {
+				s.Error = ""
+			}
+		})
+	if err == nil {
+		x.journaled[key(s.List, s.Index)] = s
+	}
+	return s, err
+}
+
+// failBeforeRun records a step that failed before its plugin's Apply was
+// called (the plugin would not start, refused the parameters, or no
+// confirmation came).
+func (x *run) failBeforeRun(ctx context.Context, js journal.Step, cause error) error {
+	s, err := x.Journal.Transition(ctx, x.id, js.List, js.Index, []journal.State{journal.StatePending}, func(s *journal.Step) {
+		s.State = journal.StateFailed
+		s.Error = cause.Error()
+		s.FinishedAt = time.Now().UTC()
+	})
+	if err != nil {
+		return errors.Join(cause, err)
+	}
+	x.journaled[key(s.List, s.Index)] = s
+	return cause
+}
+
+// reporter relays a plugin's log lines to the agent's log and keeps the
+// last ones for the journal.
+type reporter struct {
+	log   *slog.Logger
+	lines []string
+}
+
+const keepLines = 50
+
+func (r *reporter) Log(level, msg string) {
+	l := slog.LevelInfo
+	switch level {
+	case sdk.LevelWarn:
+		l = slog.LevelWarn
+	case sdk.LevelError:
+		l = slog.LevelError
+	}
+	r.log.Log(context.Background(), l, msg)
+	r.lines = append(r.lines, level+": "+msg)
+	if len(r.lines) > keepLines {
+		r.lines = r.lines[len(r.lines)-keepLines:]
+	}
+}
+
+func (r *reporter) Progress(fraction float64, msg string) {
+	r.log.Debug("progress", "fraction", fraction, "message", msg)
+}
+
+// apply runs one step of the steps or rollback list: journal it pending,
+// start its plugin, validate, confirm when needed, journal it running,
+// Apply under the step's deadline, journal the result.
+func (x *run) apply(ctx context.Context, st *manifest.Step, js journal.Step) (StepResult, error) {
+	res := StepResult{List: st.List, Name: st.Name, Plugin: st.Plugin, Outcome: OutcomeFailed}
+	log := x.log.With("step", st.List+"/"+st.Name, "plugin", st.Plugin)
+	fail := func(err error) (StepResult, error) {
+		err = x.failBeforeRun(ctx, x.journaled[key(st.List, st.Index)], err)
+		res.Error = err.Error()
+		log.Info("step failed", "err", err)
+		return res, err
+	}
+	js, err := x.setState(ctx, js, journal.StatePending)
+	if err != nil {
+		res.Error = err.Error()
+		return res, err
+	}
+	sctx, cancel := context.WithTimeout(ctx, st.Timeout)
+	defer cancel()
+	deadline, _ := sctx.Deadline()
+	inst, d, err := x.start(sctx, st)
+	if err != nil {
+		return fail(err)
+	}
+	defer inst.Close()
+	sc, err := x.stepContext(x.id, st, x.artifacts, false, deadline)
+	if err != nil {
+		return fail(err)
+	}
+	ferrs, err := inst.Plugin.Validate(sctx, sc)
+	if err != nil {
+		return fail(fmt.Errorf("validate: %w", err))
+	}
+	if probs := fieldErrors(x.m, st, ferrs); len(probs) > 0 {
+		lines := make([]string, len(probs))
+		for i, p := range probs {
+			lines[i] = p.String()
+		}
+		return fail(fmt.Errorf("invalid parameters:\n  %s", strings.Join(lines, "\n  ")))
+	}
+	var confirmedBy, confirmedNote string
+	if d.GetNeedsConfirmation() {
+		c, err := x.confirm(sctx, st, d)
+		if err != nil {
+			return fail(err)
+		}
+		sc.Confirmation = c
+		confirmedBy, confirmedNote = c.GetBy(), c.GetNote()
+	}
+	js, err = x.Journal.Start(ctx, x.id, st.List, st.Index, d.GetIdempotent())
+	if err != nil {
+		res.Error = err.Error()
+		return res, err
+	}
+	res.Attempts = js.Attempts
+	log.Info("step running", "attempt", js.Attempts, "idempotent", d.GetIdempotent())
+	rep := &reporter{log: log}
+	out, applyErr := inst.Plugin.Apply(sctx, sc, rep)
+	if applyErr != nil && ctx.Err() != nil {
+		// The agent itself is stopping: leave the step running, so that
+		// the next start's Recover decides (re-run or interrupted), as
+		// after a crash.
+		res.Error = applyErr.Error()
+		return res, applyErr
+	}
+	fin := journal.Step{
+		DeploymentID: x.id, List: st.List, Index: st.Index, Name: st.Name,
+		State: journal.StateSucceeded, Log: rep.lines,
+		ConfirmedBy: confirmedBy, ConfirmedNote: confirmedNote,
+	}
+	if applyErr != nil {
+		fin.State = journal.StateFailed
+		fin.Error = applyErr.Error()
+		if errors.Is(applyErr, context.DeadlineExceeded) {
+			fin.Error = fmt.Sprintf("timed out after %v: %v", st.Timeout, applyErr)
+		}
+	} else {
+		fin.Changed, fin.Outputs, fin.RollbackRecord, fin.Changes = out.GetChanged(), out.GetOutputs(), out.GetRollbackRecord(), changesOf(out.GetChanges())
+	}
+	js, err = x.Journal.Finish(ctx, fin)
+	if err != nil {
+		return res, errors.Join(applyErr, err)
+	}
+	x.journaled[key(st.List, st.Index)] = js
+	x.outbox(ctx, js)
+	res.Outputs, res.Changes = js.Outputs, js.Changes
+	if applyErr != nil {
+		res.Error = fin.Error
+		log.Info("step failed", "err", fin.Error)
+		return res, errors.New(fin.Error)
+	}
+	res.Outcome = OutcomeUnchanged
+	if js.Changed {
+		res.Outcome = OutcomeChanged
+	}
+	log.Info("step done", "changed", js.Changed)
+	return res, nil
+}
+
+// outbox queues a finished step's result for the controller. Its ID is
+// the deployment, the step and the attempt: a result is queued once.
+func (x *run) outbox(ctx context.Context, js journal.Step) {
+	js.RollbackRecord = nil
+	item := journal.OutboxItem{
+		ID:           fmt.Sprintf("%s/%s/%s/%d", x.id, js.List, js.Name, js.Attempts),
+		Kind:         "step_result",
+		DeploymentID: x.id,
+		Payload:      marshal(js),
+	}
+	if err := x.Journal.Put(ctx, item); err != nil {
+		x.log.Warn("queue step result", "step", js.Ref(), "err", err)
+	}
+}
+
+func (x *run) confirm(ctx context.Context, st *manifest.Step, d *sdk.Description) (*sdk.Confirmation, error) {
+	if x.Confirm == nil {
+		return nil, fmt.Errorf("step %s needs an operator's confirmation: pass --confirm %s=NOTE: %w", st.Name, st.Name, ErrConfirmation)
+	}
+	c, err := x.Confirm(ctx, st.Name, instructions(st, d))
+	if err != nil {
+		return nil, err
+	}
+	if c.GetAt() == "" {
+		c.At = time.Now().UTC().Format(time.RFC3339)
+	}
+	return c, nil
+}
+
+// verify runs the verify checks (always, also on a re-run: they check
+// the present state) and returns the first failure.
+func (x *run) verify(ctx context.Context) error {
+	var failure error
+	for i := range x.m.Verify {
+		st := &x.m.Verify[i]
+		began := time.Now()
+		res, err := x.check(ctx, st)
+		res.Duration = time.Since(began)
+		x.rep.Steps = append(x.rep.Steps, ignored(res, st))
+		if err != nil && failure == nil && !st.ContinueOnError {
+			failure = fmt.Errorf("verify %s failed: %w", st.Name, err)
+		}
+	}
+	return failure
+}
+
+func (x *run) check(ctx context.Context, st *manifest.Step) (StepResult, error) {
+	res := StepResult{List: st.List, Name: st.Name, Plugin: st.Plugin, Outcome: OutcomeFailed}
+	log := x.log.With("step", st.List+"/"+st.Name, "plugin", st.Plugin)
+	js, err := x.setState(ctx, x.journaled[key(st.List, st.Index)], journal.StatePending)
+	if err != nil {
+		res.Error = err.Error()
+		return res, err
+	}
+	fail := func(err error) (StepResult, error) {
+		err = x.failBeforeRun(ctx, js, err)
+		res.Error = err.Error()
+		return res, err
+	}
+	sctx, cancel := context.WithTimeout(ctx, st.Timeout)
+	defer cancel()
+	deadline, _ := sctx.Deadline()
+	inst, _, err := x.start(sctx, st)
+	if err != nil {
+		return fail(err)
+	}
+	defer inst.Close()
+	sc, err := x.stepContext(x.id, st, x.artifacts, false, deadline)
+	if err != nil {
+		return fail(err)
+	}
+	ferrs, err := inst.Plugin.Validate(sctx, sc)
+	if err == nil && len(ferrs) > 0 {
+		var lines []string
+		for _, p := range fieldErrors(x.m, st, ferrs) {
+			lines = append(lines, p.String())
+		}
+		err = fmt.Errorf("invalid parameters:\n  %s", strings.Join(lines, "\n  "))
+	}
+	if err != nil {
+		return fail(err)
+	}
+	// A check changes nothing, so it counts as idempotent for Recover.
+	if js, err = x.Journal.Start(ctx, x.id, st.List, st.Index, true); err != nil {
+		res.Error = err.Error()
+		return res, err
+	}
+	res.Attempts = js.Attempts
+	v, verr := inst.Plugin.Verify(sctx, sc)
+	fin := journal.Step{DeploymentID: x.id, List: st.List, Index: st.Index, Name: st.Name, State: journal.StateSucceeded}
+	switch {
+	case verr != nil:
+		fin.State, fin.Error = journal.StateFailed, "the check could not run: "+verr.Error()
+	case !v.GetPassed():
+		fin.State, fin.Error = journal.StateFailed, "check failed: "+v.GetEvidence()
+	}
+	if v.GetEvidence() != "" {
+		fin.Outputs = map[string]string{"evidence": v.GetEvidence()}
+	}
+	if js, err = x.Journal.Finish(ctx, fin); err != nil {
+		return res, err
+	}
+	x.journaled[key(st.List, st.Index)] = js
+	x.outbox(ctx, js)
+	res.Outputs = js.Outputs
+	if fin.State == journal.StateFailed {
+		res.Error = fin.Error
+		log.Info("check failed", "err", fin.Error)
+		return res, errors.New(fin.Error)
+	}
+	res.Outcome = OutcomePassed
+	return res, nil
+}
+
+// rollback undoes the applied steps (their plugins' Rollback with the
+// recorded rollback record, newest first), then runs the manifest's
+// rollback steps. It returns the first failure but tries everything.
+func (x *run) rollback(ctx context.Context) error {
+	var errs []error
+	for i := len(x.m.Steps) - 1; i >= 0; i-- {
+		st := &x.m.Steps[i]
+		js := x.journaled[key(st.List, st.Index)]
+		if js.State != journal.StateSucceeded || !js.RolledBackAt.IsZero() || !js.Changed {
+			continue
+		}
+		began := time.Now()
+		res, err := x.undo(ctx, st, js)
+		res.Duration = time.Since(began)
+		x.rep.Steps = append(x.rep.Steps, res)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("undo %s: %w", st.Ref(), err))
+		}
+	}
+	for i := range x.m.Rollback {
+		st := &x.m.Rollback[i]
+		began := time.Now()
+		res, err := x.apply(ctx, st, x.journaled[key(st.List, st.Index)])
+		res.Duration = time.Since(began)
+		x.rep.Steps = append(x.rep.Steps, ignored(res, st))
+		if err != nil && !st.ContinueOnError {
+			errs = append(errs, fmt.Errorf("rollback step %s: %w", st.Name, err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+func (x *run) undo(ctx context.Context, st *manifest.Step, js journal.Step) (StepResult, error) {
+	res := StepResult{List: ListUndo, Name: st.Name, Plugin: st.Plugin, Outcome: OutcomeFailed}
+	sctx, cancel := context.WithTimeout(ctx, st.Timeout)
+	defer cancel()
+	deadline, _ := sctx.Deadline()
+	inst, _, err := x.start(sctx, st)
+	if err != nil {
+		res.Error = err.Error()
+		return res, err
+	}
+	defer inst.Close()
+	sc, err := x.stepContext(x.id, st, x.artifacts, false, deadline)
+	if err != nil {
+		res.Error = err.Error()
+		return res, err
+	}
+	rb, err := inst.Plugin.Rollback(sctx, sc, js.RollbackRecord)
+	if err != nil {
+		res.Error = err.Error()
+		return res, err
+	}
+	s, err := x.Journal.Transition(ctx, x.id, st.List, st.Index, []journal.State{journal.StateSucceeded}, func(s *journal.Step) {
+		s.RolledBackAt = time.Now().UTC()
+		if rb.GetMessage() != "" {
+			s.Log = append(s.Log, "rollback: "+rb.GetMessage())
+		}
+	})
+	if err != nil {
+		res.Error = err.Error()
+		return res, err
+	}
+	x.journaled[key(st.List, st.Index)] = s
+	res.Outcome = OutcomeRolledBack
+	if rb.GetMessage() != "" {
+		res.Outputs = map[string]string{"message": rb.GetMessage()}
+	}
+	return res, nil
+}

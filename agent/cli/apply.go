@@ -1,0 +1,354 @@
+package cli
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/user"
+	"path/filepath"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/cairn-ops/cairn/agent/apply"
+	"github.com/cairn-ops/cairn/agent/journal"
+	"github.com/cairn-ops/cairn/agent/pluginhost"
+	"github.com/cairn-ops/cairn/internal/manifest"
+	"github.com/cairn-ops/cairn/plugins/builtin"
+	"github.com/cairn-ops/cairn/plugins/sdk"
+)
+
+// DefaultDataDir is where the agent keeps its journal unless told.
+const DefaultDataDir = "/var/lib/cairn-agent"
+
+type applyFlags struct {
+	file      string
+	root      string
+	check     bool
+	artifacts string
+	dataDir   string
+	plugins   string
+	confirm   []string
+	output    string
+	logLevel  string
+}
+
+func newApplyCommand(s *streams) *cobra.Command {
+	var f applyFlags
+	cmd := &cobra.Command{
+		Use:   "apply -f release.yaml",
+		Short: "Run a release manifest's steps and verify checks on this machine",
+		Long: `Apply runs a release manifest (apiVersion cairn/v1, kind Release) on this
+machine: each step in its plugin process, in order, journaled in
+--data-dir before and after it runs, each with its own timeout. When a
+step fails, the steps already applied are undone (newest first) and the
+manifest's rollback steps run; when all steps succeed, the verify checks
+run.
+
+--check is the dry run: every step's parameters are validated and every
+plugin of the steps list prints its Plan (what it would do and the
+changes it declares). Nothing is changed and nothing is journaled.
+
+Applying the same manifest to the same --root again is the same
+deployment: steps that succeeded are skipped, failed ones run again. A
+step cut off by a crash whose plugin is not idempotent blocks the
+deployment until an operator decides with 'cairn-agent journal resolve'.
+
+Steps of the manual plugin need an operator's confirmation: pass
+--confirm STEP=NOTE, or answer the prompt when apply runs on a terminal.
+
+Exit status: 0 when the deployment (or the check) succeeded, 1 when a
+step or check failed or the deployment is blocked, 2 for bad input.
+
+Environment: CAIRN_AGENT_DATA_DIR stands in for --data-dir.`,
+		Example: `  # What would change, without changing anything
+  cairn-agent apply -f release.yaml --check
+
+  # Apply to a sandbox root, with the journal in ./state
+  cairn-agent apply -f release.yaml --root /tmp/sandbox --data-dir ./state
+
+  # A release with a manual step
+  cairn-agent apply -f release.yaml --confirm fit-disk="fitted in bay 3, ticket 4711"`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if v := os.Getenv("CAIRN_AGENT_DATA_DIR"); v != "" && !cmd.Flags().Changed("data-dir") {
+				f.dataDir = v
+			}
+			return runApply(cmd.Context(), cmd.InOrStdin(), s, f)
+		},
+	}
+	fl := cmd.Flags()
+	fl.StringVarP(&f.file, "file", "f", "", "the release manifest (required)")
+	fl.StringVar(&f.root, "root", "/", "apply under this directory instead of the host's /")
+	fl.BoolVar(&f.check, "check", false, "validate and print every plugin's plan; change nothing")
+	fl.StringVar(&f.artifacts, "artifacts", "", "directory the components' paths are relative to (default: the manifest's directory)")
+	fl.StringVar(&f.dataDir, "data-dir", DefaultDataDir, "the agent's state directory (holds the journal)")
+	fl.StringVar(&f.plugins, "plugins", "", "plugin catalog directory (catalog.yaml) for external plugins")
+	fl.StringArrayVar(&f.confirm, "confirm", nil, "confirm a manual step: STEP=NOTE (repeatable)")
+	fl.StringVarP(&f.output, "output", "o", "text", "output format: text or json")
+	fl.StringVar(&f.logLevel, "log-level", "warn", "debug, info, warn or error (plugin logs are relayed at their level)")
+	return cmd
+}
+
+func runApply(ctx context.Context, in io.Reader, s *streams, f applyFlags) error {
+	if f.file == "" {
+		return errors.New("-f is required: the release manifest to apply")
+	}
+	if f.output != "text" && f.output != "json" {
+		return fmt.Errorf("unknown output format %q: use text or json", f.output)
+	}
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(f.logLevel)); err != nil {
+		return fmt.Errorf("--log-level %q: use debug, info, warn or error", f.logLevel)
+	}
+	log := slog.New(newLineHandler(s.errOut, level))
+	notes := map[string]string{}
+	for _, c := range f.confirm {
+		step, note, ok := strings.Cut(c, "=")
+		if !ok || step == "" || strings.TrimSpace(note) == "" {
+			return fmt.Errorf("--confirm %q: use STEP=NOTE, with a note saying what was done", c)
+		}
+		notes[step] = note
+	}
+	root, err := filepath.Abs(f.root)
+	if err != nil {
+		return err
+	}
+	if fi, err := os.Stat(root); err != nil || !fi.IsDir() {
+		return fmt.Errorf("--root %s: not a directory", f.root)
+	}
+	artifacts := f.artifacts
+	if artifacts != "" {
+		if artifacts, err = filepath.Abs(artifacts); err != nil {
+			return err
+		}
+	}
+	m, err := manifest.Load(f.file)
+	if err != nil {
+		return err
+	}
+	for step := range notes {
+		if !hasStep(m, step) {
+			return fmt.Errorf("--confirm %s: the manifest has no step %q", step, step)
+		}
+	}
+	host, err := newPluginHost(f.plugins, log)
+	if err != nil {
+		return err
+	}
+	defer host.Close()
+	r := &apply.Runner{
+		Host:         hostAdapter{host},
+		Root:         root,
+		ArtifactsDir: artifacts,
+		CacheDir:     filepath.Join(f.dataDir, "cache"),
+		Confirm:      confirmer(in, s.errOut, notes),
+		Logger:       log,
+	}
+	if f.check {
+		rep, err := r.Check(ctx, m)
+		if err != nil {
+			return err
+		}
+		if err := writeCheck(s.out, f.output, rep); err != nil {
+			return err
+		}
+		if !rep.OK() {
+			return &exitError{code: ExitFailed, err: errors.New("the check found problems (listed above)")}
+		}
+		return nil
+	}
+	j, err := journal.Open(f.dataDir, journal.Options{Logger: log})
+	if err != nil {
+		return err
+	}
+	defer j.Close()
+	r.Journal = j
+	rep, runErr := r.Run(ctx, m)
+	if rep != nil && (runErr == nil || errors.Is(runErr, apply.ErrFailed) || len(rep.Steps) > 0) {
+		if err := writeReport(s.out, f.output, rep); err != nil {
+			return err
+		}
+	}
+	switch {
+	case runErr == nil:
+		return nil
+	case errors.Is(runErr, apply.ErrFailed), errors.Is(runErr, apply.ErrInterrupted):
+		return &exitError{code: ExitFailed, err: runErr}
+	default:
+		return runErr
+	}
+}
+
+func hasStep(m *manifest.Manifest, name string) bool {
+	for _, list := range m.Lists() {
+		for _, s := range list {
+			if s.Name == name {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// newPluginHost builds the plugin host: the built-ins by re-executing
+// this binary, external plugins from the catalog in dir (if any).
+func newPluginHost(dir string, log *slog.Logger) (*pluginhost.Host, error) {
+	self, err := os.Executable()
+	if err != nil {
+		return nil, fmt.Errorf("find the cairn-agent binary to start built-in plugins: %w", err)
+	}
+	var cat *pluginhost.Catalog
+	if dir != "" {
+		if cat, err = pluginhost.LoadCatalog(dir); err != nil {
+			return nil, err
+		}
+	}
+	return pluginhost.New(pluginhost.Config{Self: self, Builtins: builtin.Names(), Catalog: cat, Logger: log}), nil
+}
+
+// hostAdapter makes *pluginhost.Host an apply.Host.
+type hostAdapter struct{ h *pluginhost.Host }
+
+func (a hostAdapter) Start(ctx context.Context, name string) (apply.Instance, error) {
+	inst, err := a.h.Start(ctx, name)
+	if err != nil {
+		return apply.Instance{}, err
+	}
+	return apply.Instance{Plugin: inst.Plugin, Close: inst.Close}, nil
+}
+
+// confirmer confirms manual steps from --confirm notes or, on a
+// terminal, by asking.
+func confirmer(in io.Reader, prompt io.Writer, notes map[string]string) apply.ConfirmFunc {
+	by := "unknown"
+	if u, err := user.Current(); err == nil {
+		by = u.Username
+	}
+	var lines *bufio.Reader
+	return func(ctx context.Context, step, instructions string) (*sdk.Confirmation, error) {
+		now := time.Now().UTC().Format(time.RFC3339)
+		if note, ok := notes[step]; ok {
+			return &sdk.Confirmation{By: by, Note: note, At: now}, nil
+		}
+		f, ok := in.(*os.File)
+		if !ok || !isTerminal(f) {
+			return nil, fmt.Errorf("step %s needs an operator's confirmation: pass --confirm %s=NOTE: %w", step, step, apply.ErrConfirmation)
+		}
+		if lines == nil {
+			lines = bufio.NewReader(in)
+		}
+		fmt.Fprintf(prompt, "\nStep %s needs an operator's confirmation:\n  %s\nType a note saying what was done (empty to refuse): ", step, instructions)
+		note, err := lines.ReadString('\n')
+		note = strings.TrimSpace(note)
+		if note == "" || (err != nil && !errors.Is(err, io.EOF)) {
+			return nil, fmt.Errorf("step %s: the operator did not confirm: %w", step, apply.ErrConfirmation)
+		}
+		return &sdk.Confirmation{By: by, Note: note, At: now}, nil
+	}
+}
+
+func isTerminal(f *os.File) bool {
+	fi, err := f.Stat()
+	return err == nil && fi.Mode()&os.ModeCharDevice != 0
+}
+
+func writeJSON(w io.Writer, v any) error {
+	b, err := json.MarshalIndent(v, "", "  ")
+	if err != nil {
+		return err
+	}
+	_, err = fmt.Fprintf(w, "%s\n", b)
+	return err
+}
+
+func writeCheck(w io.Writer, output string, rep *apply.PlanReport) error {
+	if output == "json" {
+		return writeJSON(w, rep)
+	}
+	fmt.Fprintf(w, "check of %s against root %s (nothing is changed)\n", rep.Release, rep.Root)
+	for _, a := range rep.Artifacts {
+		fmt.Fprintf(w, "artifact problem: %s\n", a)
+	}
+	for _, p := range rep.Steps {
+		fmt.Fprintf(w, "\n%s/%s (plugin %s", p.List, p.Name, p.Plugin)
+		if p.Idempotent {
+			fmt.Fprint(w, ", idempotent")
+		}
+		if p.NeedsConfirmation {
+			fmt.Fprint(w, ", needs confirmation")
+		}
+		fmt.Fprintln(w, ")")
+		if p.Error != "" {
+			fmt.Fprintf(w, "  error: %s\n", p.Error)
+		}
+		for _, pr := range p.Problems {
+			fmt.Fprintf(w, "  problem: %s\n", pr)
+		}
+		if p.Error != "" || len(p.Problems) > 0 {
+			continue
+		}
+		if p.List != manifest.ListSteps {
+			fmt.Fprintln(w, "  parameters ok")
+			continue
+		}
+		if !p.WouldChange {
+			fmt.Fprintln(w, "  no change")
+		}
+		for _, a := range p.Actions {
+			fmt.Fprintf(w, "  would: %s\n", a)
+		}
+		for _, c := range p.Changes {
+			fmt.Fprintf(w, "  declares: %s\n", changeString(c))
+		}
+	}
+	if rep.OK() {
+		fmt.Fprintln(w, "\ncheck passed")
+	}
+	return nil
+}
+
+func changeString(c journal.Change) string {
+	s := c.Kind + " " + c.Name
+	if c.State != "" {
+		s += " " + c.State
+	}
+	if c.Version != "" {
+		s += " version " + c.Version
+	}
+	if c.SHA256 != "" {
+		s += " sha256 " + c.SHA256[:min(12, len(c.SHA256))]
+	}
+	return s
+}
+
+func writeReport(w io.Writer, output string, rep *apply.Report) error {
+	if output == "json" {
+		return writeJSON(w, rep)
+	}
+	fmt.Fprintf(w, "deployment %s: %s on root %s\n", shortID(rep.DeploymentID), rep.Release, rep.Root)
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "STEP\tPLUGIN\tRESULT\tDURATION")
+	for _, st := range rep.Steps {
+		fmt.Fprintf(tw, "%s/%s\t%s\t%s\t%s\n", st.List, st.Name, st.Plugin, st.Outcome, st.Duration.Round(time.Millisecond))
+	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	for _, st := range rep.Steps {
+		if st.Error != "" {
+			fmt.Fprintf(w, "%s/%s: %s\n", st.List, st.Name, st.Error)
+		}
+	}
+	_, err := fmt.Fprintf(w, "%s in %s\n", rep.State, rep.Duration.Round(time.Millisecond))
+	return err
+}
+
+func shortID(id string) string { return id[:min(12, len(id))] }

@@ -1,0 +1,734 @@
+// Package journal is the agent's durable record of deployments: every
+// step of every deployment, written to a bbolt file before and after its
+// plugin runs, so that after a crash the agent knows which steps ran,
+// which finished and which were cut off. It also holds the outbox of
+// results waiting for the controller.
+//
+// A step moves
+//
+//	pending → running → succeeded | failed
+//	pending → skipped | failed (refused before it ran)
+//	running → interrupted (found running after a crash; not idempotent)
+//	running → pending (found running after a crash; idempotent: re-run)
+//	interrupted → succeeded | failed | pending (an operator's decision)
+//
+// and each transition is one bbolt Update, which fsyncs before it
+// returns: the agent writes "running" before it calls the plugin's Apply
+// and the result after, so a crash in between is seen by Recover.
+package journal
+
+import (
+	"bytes"
+	"context"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+	bolterrors "go.etcd.io/bbolt/errors"
+)
+
+// Bucket layout of DATA/journal.db (schema version 1). Values are JSON of
+// the Go types named. "\0" is a NUL byte; be32/be64 are big-endian
+// integers.
+//
+//	meta
+//	  schema_version                    → be64
+//	deployments   deployment ID         → Deployment
+//	steps         deployment ID ‖ \0 ‖ list rank (1 byte: steps 0, verify 1, rollback 2) ‖ be32 index
+//	                                    → Step
+//	outbox        be64 sequence         → OutboxItem
+//	outbox_ids    item ID               → be64 sequence (index; makes Put idempotent)
+//
+// Migrations: migrations[i] takes a file from schema version i to i+1, in
+// one transaction. A file without meta is version 0.
+
+// FileName is the journal's file name in the agent's data dir.
+const FileName = "journal.db"
+
+// DefaultTimeout is how long Open waits for another process to release
+// the file.
+const DefaultTimeout = 2 * time.Second
+
+// Step lists, in the order they run.
+const (
+	ListSteps    = "steps"
+	ListVerify   = "verify"
+	ListRollback = "rollback"
+)
+
+var listRank = map[string]byte{ListSteps: 0, ListVerify: 1, ListRollback: 2}
+
+// State is a step's or a deployment's state.
+type State string
+
+// States.
+const (
+	StatePending     State = "pending"
+	StateRunning     State = "running"
+	StateSucceeded   State = "succeeded"
+	StateFailed      State = "failed"
+	StateInterrupted State = "interrupted"
+	StateSkipped     State = "skipped"
+	// StateRolledBack is a deployment's state after a failure was undone.
+	StateRolledBack State = "rolled-back"
+)
+
+// Deployment is one run of one manifest against one root.
+type Deployment struct {
+	ID string `json:"id"`
+	// Manifest is name@version.
+	Manifest     string    `json:"manifest"`
+	ManifestFile string    `json:"manifest_file,omitempty"`
+	Root         string    `json:"root"`
+	StartedAt    time.Time `json:"started_at"`
+	FinishedAt   time.Time `json:"finished_at,omitzero"`
+	State        State     `json:"state"`
+	Error        string    `json:"error,omitempty"`
+}
+
+// Change is a change a step declared (package, file or service).
+type Change struct {
+	Kind    string `json:"kind"`
+	Name    string `json:"name"`
+	State   string `json:"state,omitempty"`
+	Version string `json:"version,omitempty"`
+	SHA256  string `json:"sha256,omitempty"`
+}
+
+// Resolution is an operator's decision on an interrupted step.
+type Resolution struct {
+	As   string    `json:"as"`
+	Note string    `json:"note"`
+	By   string    `json:"by,omitempty"`
+	At   time.Time `json:"at"`
+}
+
+// Step is one step of a deployment.
+type Step struct {
+	DeploymentID string `json:"deployment_id"`
+	List         string `json:"list"`
+	Index        int    `json:"index"`
+	Name         string `json:"name"`
+	Plugin       string `json:"plugin"`
+	// Idempotent is the plugin's Describe answer, recorded when the step
+	// starts running; Recover decides by it.
+	Idempotent     bool              `json:"idempotent"`
+	State          State             `json:"state"`
+	Attempts       int               `json:"attempts"`
+	StartedAt      time.Time         `json:"started_at,omitzero"`
+	FinishedAt     time.Time         `json:"finished_at,omitzero"`
+	Error          string            `json:"error,omitempty"`
+	Changed        bool              `json:"changed"`
+	Outputs        map[string]string `json:"outputs,omitempty"`
+	RollbackRecord []byte            `json:"rollback_record,omitempty"`
+	Changes        []Change          `json:"changes,omitempty"`
+	// RolledBackAt is set when the plugin's Rollback undid this step.
+	RolledBackAt time.Time `json:"rolled_back_at,omitzero"`
+	// Confirmation is an operator's confirmation of a manual step.
+	ConfirmedBy   string        `json:"confirmed_by,omitempty"`
+	ConfirmedNote string        `json:"confirmed_note,omitempty"`
+	Resolutions   []Resolution  `json:"resolutions,omitempty"`
+	Log           []string      `json:"log,omitempty"`
+	Duration      time.Duration `json:"duration,omitempty"`
+}
+
+// Ref names the step in messages: "steps/install".
+func (s *Step) Ref() string { return s.List + "/" + s.Name }
+
+// OutboxItem is a result waiting for the controller. ID is stable for the
+// result it carries, so a result put twice is kept once and the
+// controller can drop a redelivered one.
+type OutboxItem struct {
+	ID           string          `json:"id"`
+	Kind         string          `json:"kind"`
+	DeploymentID string          `json:"deployment_id"`
+	CreatedAt    time.Time       `json:"created_at"`
+	Payload      json.RawMessage `json:"payload"`
+}
+
+// Options configures Open.
+type Options struct {
+	// Timeout is how long to wait for the file lock (default
+	// DefaultTimeout).
+	Timeout time.Duration
+	// Logger receives Recover's decisions (default: discard).
+	Logger *slog.Logger
+	// Now is the clock (default time.Now).
+	Now func() time.Time
+}
+
+// Journal is the open journal file.
+type Journal struct {
+	db   *bolt.DB
+	path string
+	log  *slog.Logger
+	now  func() time.Time
+}
+
+var (
+	bucketMeta        = []byte("meta")
+	bucketDeployments = []byte("deployments")
+	bucketSteps       = []byte("steps")
+	bucketOutbox      = []byte("outbox")
+	bucketOutboxIDs   = []byte("outbox_ids")
+	keySchemaVersion  = []byte("schema_version")
+)
+
+var migrations = []func(*bolt.Tx) error{
+	func(tx *bolt.Tx) error {
+		for _, b := range [][]byte{bucketMeta, bucketDeployments, bucketSteps, bucketOutbox, bucketOutboxIDs} {
+			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
+				return fmt.Errorf("create bucket %s: %w", b, err)
+			}
+		}
+		return nil
+	},
+}
+
+var schemaVersion = uint64(len(migrations))
+
+// Open opens or creates DATA/journal.db (creating the data dir 0700) and
+// migrates it. It fails with ErrLocked when another process holds the
+// file longer than opts.Timeout.
+func Open(dataDir string, opts Options) (*Journal, error) {
+	if opts.Timeout <= 0 {
+		opts.Timeout = DefaultTimeout
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	if err := os.MkdirAll(dataDir, 0o700); err != nil {
+		return nil, fmt.Errorf("create data dir: %w", err)
+	}
+	path := filepath.Join(dataDir, FileName)
+	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: opts.Timeout})
+	if errors.Is(err, bolterrors.ErrTimeout) {
+		return nil, fmt.Errorf("timed out opening %s: is another cairn-agent using this data dir? (%w)", path, ErrLocked)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("open journal %s: %w", path, err)
+	}
+	if err := db.Update(func(tx *bolt.Tx) error { return migrate(tx, path) }); err != nil {
+		db.Close()
+		return nil, err
+	}
+	return &Journal{db: db, path: path, log: opts.Logger, now: opts.Now}, nil
+}
+
+func migrate(tx *bolt.Tx, path string) error {
+	var version uint64
+	if meta := tx.Bucket(bucketMeta); meta != nil {
+		if v := meta.Get(keySchemaVersion); len(v) == 8 {
+			version = binary.BigEndian.Uint64(v)
+		}
+	}
+	if version > schemaVersion {
+		return fmt.Errorf("journal %s has schema version %d, this cairn-agent reads up to %d: %w", path, version, schemaVersion, ErrSchema)
+	}
+	if version == schemaVersion {
+		return nil
+	}
+	for v := version; v < schemaVersion; v++ {
+		if err := migrations[v](tx); err != nil {
+			return fmt.Errorf("migrate journal %s from schema version %d to %d: %w", path, v, v+1, err)
+		}
+	}
+	return tx.Bucket(bucketMeta).Put(keySchemaVersion, binary.BigEndian.AppendUint64(nil, schemaVersion))
+}
+
+// Path is the journal file's path.
+func (j *Journal) Path() string { return j.path }
+
+// Close closes the file.
+func (j *Journal) Close() error { return j.db.Close() }
+
+func stepKey(id, list string, index int) []byte {
+	k := append([]byte(id), 0, listRank[list])
+	return binary.BigEndian.AppendUint32(k, uint32(index))
+}
+
+func put(b *bolt.Bucket, key []byte, v any) error {
+	data, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+	return b.Put(key, data)
+}
+
+func get(b *bolt.Bucket, key []byte, v any) (bool, error) {
+	data := b.Get(key)
+	if data == nil {
+		return false, nil
+	}
+	return true, json.Unmarshal(data, v)
+}
+
+// update runs fn in a write transaction; bbolt fsyncs before Update
+// returns, so a returned nil means the change is on disk.
+func (j *Journal) update(ctx context.Context, fn func(tx *bolt.Tx) error) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if err := j.db.Update(fn); err != nil {
+		return fmt.Errorf("journal %s: %w", j.path, err)
+	}
+	return nil
+}
+
+func (j *Journal) view(ctx context.Context, fn func(tx *bolt.Tx) error) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if err := j.db.View(fn); err != nil {
+		return fmt.Errorf("journal %s: %w", j.path, err)
+	}
+	return nil
+}
+
+// Begin records a deployment and its steps (all pending) unless the
+// deployment is already journaled; either way it returns what the
+// journal holds. A deployment already journaled keeps its steps' states:
+// that is how a re-run skips what succeeded.
+func (j *Journal) Begin(ctx context.Context, d Deployment, steps []Step) (Deployment, []Step, error) {
+	var got Deployment
+	var gotSteps []Step
+	err := j.update(ctx, func(tx *bolt.Tx) error {
+		deps := tx.Bucket(bucketDeployments)
+		found, err := get(deps, []byte(d.ID), &got)
+		if err != nil {
+			return err
+		}
+		if !found {
+			if d.State == "" {
+				d.State = StatePending
+			}
+			if d.StartedAt.IsZero() {
+				d.StartedAt = j.now().UTC()
+			}
+			if err := put(deps, []byte(d.ID), d); err != nil {
+				return err
+			}
+			got = d
+		}
+		sb := tx.Bucket(bucketSteps)
+		for _, s := range steps {
+			key := stepKey(d.ID, s.List, s.Index)
+			if sb.Get(key) != nil {
+				continue
+			}
+			s.DeploymentID = d.ID
+			s.State = StatePending
+			if err := put(sb, key, s); err != nil {
+				return err
+			}
+		}
+		gotSteps, err = stepsOf(tx, d.ID)
+		return err
+	})
+	return got, gotSteps, err
+}
+
+func stepsOf(tx *bolt.Tx, id string) ([]Step, error) {
+	var out []Step
+	prefix := append([]byte(id), 0)
+	c := tx.Bucket(bucketSteps).Cursor()
+	for k, v := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, v = c.Next() {
+		var s Step
+		if err := json.Unmarshal(v, &s); err != nil {
+			return nil, fmt.Errorf("step %q: %w", k, err)
+		}
+		out = append(out, s)
+	}
+	return out, nil
+}
+
+// Deployment returns the deployment whose ID is id or, failing that, the
+// one deployment whose ID starts with id.
+func (j *Journal) Deployment(ctx context.Context, id string) (Deployment, error) {
+	var d Deployment
+	err := j.view(ctx, func(tx *bolt.Tx) error {
+		var err error
+		d, err = findDeployment(tx, id)
+		return err
+	})
+	return d, err
+}
+
+func findDeployment(tx *bolt.Tx, id string) (Deployment, error) {
+	var d Deployment
+	if id == "" {
+		return d, fmt.Errorf("deployment %q: %w", id, ErrNotFound)
+	}
+	deps := tx.Bucket(bucketDeployments)
+	if found, err := get(deps, []byte(id), &d); err != nil || found {
+		return d, err
+	}
+	var matches []string
+	c := deps.Cursor()
+	for k, _ := c.Seek([]byte(id)); k != nil && bytes.HasPrefix(k, []byte(id)); k, _ = c.Next() {
+		matches = append(matches, string(k))
+	}
+	switch len(matches) {
+	case 0:
+		return d, fmt.Errorf("deployment %q: %w", id, ErrNotFound)
+	case 1:
+		_, err := get(deps, []byte(matches[0]), &d)
+		return d, err
+	default:
+		return d, fmt.Errorf("deployment %q matches %d deployments: %w", id, len(matches), ErrAmbiguous)
+	}
+}
+
+// Deployments returns every journaled deployment, newest first.
+func (j *Journal) Deployments(ctx context.Context) ([]Deployment, error) {
+	var out []Deployment
+	err := j.view(ctx, func(tx *bolt.Tx) error {
+		return tx.Bucket(bucketDeployments).ForEach(func(k, v []byte) error {
+			var d Deployment
+			if err := json.Unmarshal(v, &d); err != nil {
+				return fmt.Errorf("deployment %q: %w", k, err)
+			}
+			out = append(out, d)
+			return nil
+		})
+	})
+	sort.SliceStable(out, func(a, b int) bool { return out[a].StartedAt.After(out[b].StartedAt) })
+	return out, err
+}
+
+// Steps returns a deployment's steps: steps, then verify, then rollback,
+// each in manifest order.
+func (j *Journal) Steps(ctx context.Context, id string) ([]Step, error) {
+	var out []Step
+	err := j.view(ctx, func(tx *bolt.Tx) error {
+		var err error
+		out, err = stepsOf(tx, id)
+		return err
+	})
+	return out, err
+}
+
+// SetDeployment updates a deployment's state and error (and its finish
+// time when the state is final).
+func (j *Journal) SetDeployment(ctx context.Context, id string, state State, errText string) error {
+	return j.update(ctx, func(tx *bolt.Tx) error {
+		deps := tx.Bucket(bucketDeployments)
+		var d Deployment
+		found, err := get(deps, []byte(id), &d)
+		if err != nil {
+			return err
+		}
+		if !found {
+			return fmt.Errorf("deployment %q: %w", id, ErrNotFound)
+		}
+		d.State, d.Error = state, errText
+		d.FinishedAt = time.Time{}
+		if state != StateRunning && state != StatePending {
+			d.FinishedAt = j.now().UTC()
+		}
+		return put(deps, []byte(id), d)
+	})
+}
+
+// Transition moves one step from one of the states in from to whatever
+// change sets, durably. It fails with ErrTransition when the step is in
+// another state, and returns the step as written.
+func (j *Journal) Transition(ctx context.Context, id, list string, index int, from []State, change func(*Step)) (Step, error) {
+	var s Step
+	err := j.update(ctx, func(tx *bolt.Tx) error {
+		sb := tx.Bucket(bucketSteps)
+		key := stepKey(id, list, index)
+		found, err := get(sb, key, &s)
+		if err != nil {
+			return err
+		}
+		if !found {
+			return fmt.Errorf("step %s[%d] of deployment %s: %w", list, index, id, ErrNotFound)
+		}
+		ok := false
+		for _, f := range from {
+			ok = ok || s.State == f
+		}
+		if !ok {
+			return fmt.Errorf("step %s is %s, not %s: %w", s.Ref(), s.State, joinStates(from), ErrTransition)
+		}
+		change(&s)
+		return put(sb, key, s)
+	})
+	return s, err
+}
+
+func joinStates(states []State) string {
+	s := make([]string, len(states))
+	for i, st := range states {
+		s[i] = string(st)
+	}
+	return strings.Join(s, " or ")
+}
+
+// Start moves a pending step to running: attempts+1, the start time, and
+// whether its plugin is idempotent. The caller runs the plugin only after
+// Start returned nil.
+func (j *Journal) Start(ctx context.Context, id, list string, index int, idempotent bool) (Step, error) {
+	now := j.now().UTC()
+	return j.Transition(ctx, id, list, index, []State{StatePending}, func(s *Step) {
+		s.State = StateRunning
+		s.Idempotent = idempotent
+		s.Attempts++
+		s.StartedAt = now
+		s.FinishedAt = time.Time{}
+		s.Error = ""
+		s.RolledBackAt = time.Time{}
+	})
+}
+
+// Finish records the outcome of a running step: r.State must be
+// succeeded or failed, and r's result fields (Changed, Outputs,
+// RollbackRecord, Changes, Error, Log, Confirmed*) are copied.
+func (j *Journal) Finish(ctx context.Context, r Step) (Step, error) {
+	if r.State != StateSucceeded && r.State != StateFailed {
+		return Step{}, fmt.Errorf("finish step %s as %s: %w", r.Ref(), r.State, ErrTransition)
+	}
+	now := j.now().UTC()
+	return j.Transition(ctx, r.DeploymentID, r.List, r.Index, []State{StateRunning}, func(s *Step) {
+		s.State = r.State
+		s.FinishedAt = now
+		s.Duration = now.Sub(s.StartedAt)
+		s.Error = r.Error
+		s.Changed = r.Changed
+		s.Outputs = r.Outputs
+		s.RollbackRecord = r.RollbackRecord
+		s.Changes = r.Changes
+		s.Log = r.Log
+		s.ConfirmedBy, s.ConfirmedNote = r.ConfirmedBy, r.ConfirmedNote
+	})
+}
+
+// Recover resolves the steps a crash left running: a step whose plugin is
+// idempotent goes back to pending and will re-run; any other becomes
+// interrupted, and its deployment waits for an operator's decision
+// (Resolve). It returns the steps it changed. Run it when the agent
+// starts, before running anything.
+func (j *Journal) Recover(ctx context.Context) ([]Step, error) {
+	var changed []Step
+	err := j.update(ctx, func(tx *bolt.Tx) error {
+		changed = nil
+		sb := tx.Bucket(bucketSteps)
+		deps := tx.Bucket(bucketDeployments)
+		type kv struct {
+			k []byte
+			s Step
+		}
+		var found []kv
+		err := sb.ForEach(func(k, v []byte) error {
+			var s Step
+			if err := json.Unmarshal(v, &s); err != nil {
+				return fmt.Errorf("step %q: %w", k, err)
+			}
+			if s.State == StateRunning {
+				found = append(found, kv{bytes.Clone(k), s})
+			}
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+		for _, f := range found {
+			s := f.s
+			if s.Idempotent {
+				s.State = StatePending
+				s.Log = append(s.Log, "found running after a restart; its plugin is idempotent, so it will run again")
+			} else {
+				s.State = StateInterrupted
+				s.FinishedAt = j.now().UTC()
+				s.Error = "interrupted: the agent stopped while the step ran, and its plugin is not idempotent; it may or may not have taken effect"
+				var d Deployment
+				if ok, err := get(deps, []byte(s.DeploymentID), &d); err != nil {
+					return err
+				} else if ok {
+					d.State = StateInterrupted
+					d.Error = fmt.Sprintf("step %s was interrupted", s.Ref())
+					if err := put(deps, []byte(d.ID), d); err != nil {
+						return err
+					}
+				}
+			}
+			if err := put(sb, f.k, s); err != nil {
+				return err
+			}
+			changed = append(changed, s)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	for _, s := range changed {
+		if s.State == StatePending {
+			j.log.Warn("step was running when the agent stopped; idempotent, will re-run", "deployment", s.DeploymentID, "step", s.Ref(), "plugin", s.Plugin)
+		} else {
+			j.log.Warn("step was running when the agent stopped; not idempotent, marked interrupted: resolve it with 'cairn-agent journal resolve'",
+				"deployment", s.DeploymentID, "step", s.Ref(), "plugin", s.Plugin)
+		}
+	}
+	return changed, nil
+}
+
+// Resolutions an operator can give an interrupted step.
+const (
+	ResolveSucceeded = "succeeded"
+	ResolveFailed    = "failed"
+	ResolveRetry     = "retry"
+)
+
+// Resolve records an operator's decision on an interrupted step, named
+// "list/name" or just "name" (looked up in steps, verify, rollback in
+// that order): succeeded or failed settle it, retry makes it pending so
+// the next apply runs it again. The note and who gave it are kept with
+// the step. A deployment with no interrupted step left is no longer
+// interrupted.
+func (j *Journal) Resolve(ctx context.Context, deployment, step, as, note, by string) (Step, error) {
+	var to State
+	switch as {
+	case ResolveSucceeded:
+		to = StateSucceeded
+	case ResolveFailed:
+		to = StateFailed
+	case ResolveRetry:
+		to = StatePending
+	default:
+		return Step{}, fmt.Errorf("resolve as %q: use succeeded, failed or retry: %w", as, ErrTransition)
+	}
+	var out Step
+	err := j.update(ctx, func(tx *bolt.Tx) error {
+		d, err := findDeployment(tx, deployment)
+		if err != nil {
+			return err
+		}
+		steps, err := stepsOf(tx, d.ID)
+		if err != nil {
+			return err
+		}
+		list, name, hasList := strings.Cut(step, "/")
+		if !hasList {
+			list, name = "", step
+		}
+		idx := -1
+		for i, s := range steps {
+			if s.Name == name && (list == "" || s.List == list) {
+				idx = i
+				break
+			}
+		}
+		if idx < 0 {
+			return fmt.Errorf("deployment %s has no step %q: %w", d.ID, step, ErrNotFound)
+		}
+		s := steps[idx]
+		if s.State != StateInterrupted {
+			return fmt.Errorf("step %s is %s; only an interrupted step is resolved: %w", s.Ref(), s.State, ErrTransition)
+		}
+		s.State = to
+		s.Resolutions = append(s.Resolutions, Resolution{As: as, Note: note, By: by, At: j.now().UTC()})
+		if to == StatePending {
+			s.Error = ""
+		} else {
+			s.Error = fmt.Sprintf("resolved by an operator as %s: %s", as, note)
+		}
+		if err := put(tx.Bucket(bucketSteps), stepKey(d.ID, s.List, s.Index), s); err != nil {
+			return err
+		}
+		steps[idx] = s
+		out = s
+		still := false
+		for _, st := range steps {
+			still = still || st.State == StateInterrupted
+		}
+		if !still && d.State == StateInterrupted {
+			d.State, d.Error = StatePending, ""
+			if to == StateFailed {
+				d.State, d.Error = StateFailed, s.Error
+			}
+			return put(tx.Bucket(bucketDeployments), []byte(d.ID), d)
+		}
+		return nil
+	})
+	return out, err
+}
+
+// Put adds an item to the outbox. An item whose ID is already there is
+// not added again.
+func (j *Journal) Put(ctx context.Context, item OutboxItem) error {
+	if item.ID == "" {
+		return errors.New("outbox item needs an ID")
+	}
+	if item.CreatedAt.IsZero() {
+		item.CreatedAt = j.now().UTC()
+	}
+	return j.update(ctx, func(tx *bolt.Tx) error {
+		ids := tx.Bucket(bucketOutboxIDs)
+		if ids.Get([]byte(item.ID)) != nil {
+			return nil
+		}
+		ob := tx.Bucket(bucketOutbox)
+		seq, err := ob.NextSequence()
+		if err != nil {
+			return err
+		}
+		key := binary.BigEndian.AppendUint64(nil, seq)
+		if err := put(ob, key, item); err != nil {
+			return err
+		}
+		return ids.Put([]byte(item.ID), key)
+	})
+}
+
+// List returns up to limit outbox items (all when limit <= 0), oldest
+// first.
+func (j *Journal) List(ctx context.Context, limit int) ([]OutboxItem, error) {
+	var out []OutboxItem
+	err := j.view(ctx, func(tx *bolt.Tx) error {
+		c := tx.Bucket(bucketOutbox).Cursor()
+		for k, v := c.First(); k != nil && (limit <= 0 || len(out) < limit); k, v = c.Next() {
+			var item OutboxItem
+			if err := json.Unmarshal(v, &item); err != nil {
+				return fmt.Errorf("outbox item %x: %w", k, err)
+			}
+			out = append(out, item)
+		}
+		return nil
+	})
+	return out, err
+}
+
+// Ack removes delivered items from the outbox. Unknown IDs are ignored,
+// so acknowledging twice is harmless.
+func (j *Journal) Ack(ctx context.Context, ids ...string) error {
+	return j.update(ctx, func(tx *bolt.Tx) error {
+		idx := tx.Bucket(bucketOutboxIDs)
+		ob := tx.Bucket(bucketOutbox)
+		for _, id := range ids {
+			key := idx.Get([]byte(id))
+			if key == nil {
+				continue
+			}
+			if err := ob.Delete(bytes.Clone(key)); err != nil {
+				return err
+			}
+			if err := idx.Delete([]byte(id)); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}

@@ -1,0 +1,136 @@
+package pluginhost
+
+import (
+	"errors"
+	"io/fs"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+)
+
+func TestLoadCatalog(t *testing.T) {
+	sumA, sumB := sha("a"), sha("b")
+	tests := []struct {
+		name    string
+		content string
+		want    []Entry // File and Path filled relative to the test's dir
+		wantErr string  // substring; "FILE" stands for the catalog's path
+	}{
+		{
+			name: "two plugins",
+			content: "plugins:\n" +
+				"  - name: motd\n    file: cairn-plugin-motd\n    sha256: " + sumA + "\n" +
+				"  - name: backup\n    file: bin/backup\n    sha256: " + strings.ToUpper(sumB) + "\n",
+			want: []Entry{
+				{Name: "motd", File: "cairn-plugin-motd", SHA256: sumA},
+				{Name: "backup", File: "bin/backup", SHA256: sumB},
+			},
+		},
+		{name: "empty file", content: ""},
+		{name: "empty list", content: "plugins: []\n"},
+		{
+			name:    "malformed yaml",
+			content: "plugins:\n  - name: motd\n    file: [unclosed\n",
+			// yaml.v3 reports the line where the broken construct began.
+			wantErr: "FILE:2: did not find expected ',' or ']'",
+		},
+		{
+			name:    "bad indentation",
+			content: "plugins:\n  - name: motd\n   file: x\n",
+			wantErr: "FILE:1: did not find expected '-' indicator",
+		},
+		{
+			name:    "file escapes the catalog dir",
+			content: "plugins:\n  - name: evil\n    file: ../../usr/bin/evil\n    sha256: " + sumA + "\n",
+			wantErr: `FILE:3: plugins[0].file: "../../usr/bin/evil" leaves the catalog directory`,
+		},
+		{
+			name:    "absolute file",
+			content: "plugins:\n  - name: evil\n    file: /usr/bin/evil\n    sha256: " + sumA + "\n",
+			wantErr: `FILE:3: plugins[0].file: "/usr/bin/evil" is absolute`,
+		},
+		{
+			name:    "short sha256",
+			content: "plugins:\n  - name: motd\n    file: motd\n    sha256: abc123\n",
+			wantErr: `FILE:4: plugins[0].sha256: "abc123" is not 64 hex digits`,
+		},
+		{
+			name:    "missing sha256",
+			content: "plugins:\n  - name: motd\n    file: motd\n",
+			wantErr: "FILE:2: plugins[0]: sha256 is required",
+		},
+		{
+			name:    "unknown field",
+			content: "plugins:\n  - name: motd\n    file: motd\n    sha: " + sumA + "\n",
+			wantErr: `FILE:4: plugins[0]: unknown field "sha"`,
+		},
+		{
+			name:    "unknown top-level field",
+			content: "plugin:\n  - name: motd\n",
+			wantErr: `FILE:1: unknown field "plugin"`,
+		},
+		{
+			name: "duplicate name",
+			content: "plugins:\n" +
+				"  - {name: motd, file: a, sha256: " + sumA + "}\n" +
+				"  - {name: motd, file: b, sha256: " + sumB + "}\n",
+			wantErr: `FILE:3: plugins[1]: plugin "motd" is already listed on line 2`,
+		},
+		{
+			name:    "bad name",
+			content: "plugins:\n  - {name: My Plugin, file: a, sha256: " + sumA + "}\n",
+			wantErr: `FILE:2: plugins[0].name: "My Plugin" is not a plugin name`,
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			dir := t.TempDir()
+			writeCatalog(t, dir, tt.content)
+			cat, err := LoadCatalog(dir)
+			if tt.wantErr != "" {
+				want := strings.ReplaceAll(tt.wantErr, "FILE", filepath.Join(dir, CatalogFile))
+				if err == nil || !strings.Contains(err.Error(), want) {
+					t.Fatalf("LoadCatalog: %v, want an error containing %q", err, want)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			for i := range tt.want {
+				tt.want[i].Path = filepath.Join(dir, tt.want[i].File)
+			}
+			if diff := cmp.Diff(tt.want, cat.Entries()); diff != "" {
+				t.Errorf("entries (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
+func TestLoadCatalogMissing(t *testing.T) {
+	_, err := LoadCatalog(t.TempDir())
+	if !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("LoadCatalog of an empty dir: %v, want fs.ErrNotExist", err)
+	}
+}
+
+func TestCatalogLookup(t *testing.T) {
+	dir := t.TempDir()
+	writeCatalog(t, dir, "plugins:\n  - {name: motd, file: m, sha256: "+sha("m")+"}\n")
+	cat, err := LoadCatalog(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if e, ok := cat.Lookup("motd"); !ok || e.Path != filepath.Join(dir, "m") {
+		t.Errorf("Lookup(motd) = %+v, %v", e, ok)
+	}
+	if _, ok := cat.Lookup("other"); ok {
+		t.Error("Lookup(other) found something")
+	}
+	var nilCat *Catalog
+	if _, ok := nilCat.Lookup("motd"); ok || nilCat.Entries() != nil {
+		t.Error("a nil catalog is not empty")
+	}
+}

@@ -1,0 +1,25 @@
+// Package pluginhost starts deployment-step plugins for the agent and
+// keeps them on a short leash.
+//
+// Every plugin runs in its own process, started through hashicorp/go-plugin
+// over gRPC with one handshake (sdk.Handshake) and automatic mutual TLS.
+// There is one code path for both kinds of plugin:
+//
+//   - built-in plugins live in the agent binary; the host re-executes that
+//     binary as "cairn-agent plugin serve NAME", verified against the sha256
+//     of the agent binary itself;
+//   - external plugins are binaries listed in the plugin catalog
+//     (DIR/catalog.yaml, see LoadCatalog), verified against the catalog's
+//     sha256 before they start. A tampered binary is refused with ErrChecksum.
+//
+// Each plugin process is the leader of its own process group. Every call
+// through Instance.Plugin runs under the caller's context: when the context
+// ends first, the whole group (the plugin and anything it spawned) is killed
+// with SIGKILL and the call fails with context.DeadlineExceeded or
+// context.Canceled, wrapped with the plugin's name. A plugin that dies during
+// a call fails that call with ErrPluginCrashed, the exit status and its last
+// stderr lines; the agent carries on and can start other plugins.
+//
+// Plugins log hclog JSON to stderr; the host relays each line into the
+// agent's slog logger with plugin=NAME.
+package pluginhost

@@ -1,0 +1,286 @@
+package pluginhost
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/exec"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/hashicorp/go-plugin"
+
+	"github.com/cairn-ops/cairn/plugins/sdk"
+)
+
+// DefaultStartTimeout bounds how long a plugin may take to complete the
+// handshake when Config.StartTimeout is zero.
+const DefaultStartTimeout = 30 * time.Second
+
+// stderrLines is how many of a plugin's last stderr lines a crash report
+// carries.
+const stderrLines = 10
+
+// Config is what a Host needs. It is a value: the agent fills it once.
+type Config struct {
+	// Self is the path of the cairn-agent binary; built-ins are started by
+	// re-executing it as "SELF plugin serve NAME".
+	Self string
+	// Builtins are the names of the built-in plugins.
+	Builtins []string
+	// Catalog lists the external plugins; nil means none.
+	Catalog *Catalog
+	// Logger receives the host's log and every plugin's relayed stderr.
+	Logger *slog.Logger
+	// StartTimeout bounds the handshake; zero means DefaultStartTimeout.
+	StartTimeout time.Duration
+}
+
+// Host starts plugin processes and keeps track of them.
+type Host struct {
+	cfg Config
+	log *slog.Logger
+
+	selfOnce sync.Once
+	selfSum  string
+	selfErr  error
+
+	mu        sync.Mutex
+	instances map[*Instance]struct{}
+	closed    bool
+}
+
+// New returns a Host. It starts nothing until Start.
+func New(cfg Config) *Host {
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	if cfg.StartTimeout <= 0 {
+		cfg.StartTimeout = DefaultStartTimeout
+	}
+	h := &Host{cfg: cfg, log: cfg.Logger, instances: map[*Instance]struct{}{}}
+	for _, e := range cfg.Catalog.Entries() {
+		if slices.Contains(cfg.Builtins, e.Name) {
+			h.log.Warn("catalog plugin has a built-in's name; the built-in wins", "plugin", e.Name, "file", e.Path)
+		}
+	}
+	return h
+}
+
+// target is what Start runs for one plugin name.
+type target struct {
+	path string
+	args []string
+	sum  string // expected sha256, hex
+	// whose says where the expected sum comes from, for error messages.
+	whose string
+}
+
+func (h *Host) resolve(name string) (target, error) {
+	if slices.Contains(h.cfg.Builtins, name) {
+		sum, err := h.selfChecksum()
+		if err != nil {
+			return target{}, fmt.Errorf("plugin %s: %w", name, err)
+		}
+		return target{path: h.cfg.Self, args: []string{"plugin", "serve", name}, sum: sum, whose: "the running agent's is"}, nil
+	}
+	if e, ok := h.cfg.Catalog.Lookup(name); ok {
+		return target{path: e.Path, sum: e.SHA256, whose: "catalog says"}, nil
+	}
+	return target{}, fmt.Errorf("plugin %q: %w (not built in, not in the catalog)", name, ErrUnknownPlugin)
+}
+
+// selfChecksum is the sha256 of the agent binary, computed once.
+func (h *Host) selfChecksum() (string, error) {
+	h.selfOnce.Do(func() {
+		if h.cfg.Self == "" {
+			h.selfErr = errors.New("no agent binary to re-execute for built-in plugins (Config.Self is empty)")
+			return
+		}
+		h.selfSum, h.selfErr = fileSHA256(h.cfg.Self)
+	})
+	return h.selfSum, h.selfErr
+}
+
+func fileSHA256(path string) (string, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return "", fmt.Errorf("checksum plugin binary: %w", err)
+	}
+	defer f.Close()
+	hash := sha256.New()
+	if _, err := io.Copy(hash, f); err != nil {
+		return "", fmt.Errorf("checksum plugin binary %s: %w", path, err)
+	}
+	return hex.EncodeToString(hash.Sum(nil)), nil
+}
+
+// checksumError is the clear message for a binary that is not the one
+// expected.
+func checksumError(name string, t target, got string) error {
+	return fmt.Errorf("plugin %s: sha256 of %s is %s, %s %s: %w", name, t.path, got, t.whose, t.sum, ErrChecksum)
+}
+
+// Start starts the plugin called name and completes the handshake. ctx
+// bounds the start only: its deadline caps the handshake (with
+// Config.StartTimeout), and if it has ended by then the plugin is killed
+// and Start fails. Each later call is bounded by the ctx given to it; the
+// instance lives until Close.
+//
+// Errors: ErrUnknownPlugin, ErrChecksum (the binary is not started),
+// ErrProtocol (the process did not speak the plugin protocol).
+func (h *Host) Start(ctx context.Context, name string) (*Instance, error) {
+	h.mu.Lock()
+	closed := h.closed
+	h.mu.Unlock()
+	if closed {
+		return nil, fmt.Errorf("plugin %s: %w", name, ErrClosed)
+	}
+	t, err := h.resolve(name)
+	if err != nil {
+		return nil, err
+	}
+	// Check before go-plugin does, for the clear message.
+	got, err := fileSHA256(t.path)
+	if err != nil {
+		return nil, fmt.Errorf("plugin %s: %w", name, err)
+	}
+	if got != t.sum {
+		return nil, checksumError(name, t, got)
+	}
+	want, _ := hex.DecodeString(t.sum)
+
+	log := h.log.With("plugin", name)
+	stderr := newTail(stderrLines)
+	cmd := exec.Command(t.path, t.args...)
+	setProcessGroup(cmd)
+
+	timeout := h.cfg.StartTimeout
+	if dl, ok := ctx.Deadline(); ok && time.Until(dl) < timeout {
+		timeout = max(time.Until(dl), time.Millisecond)
+	}
+	client := plugin.NewClient(&plugin.ClientConfig{
+		HandshakeConfig:  sdk.Handshake,
+		Plugins:          sdk.PluginSet(),
+		Cmd:              cmd,
+		AllowedProtocols: []plugin.Protocol{plugin.ProtocolGRPC},
+		AutoMTLS:         true,
+		SecureConfig:     &plugin.SecureConfig{Checksum: want, Hash: sha256.New()},
+		Logger:           newHCLogAdapter(log),
+		Stderr:           stderr,
+		SyncStdout:       &lineWriter{fn: func(l string) { log.Info(l, "stream", "stdout") }},
+		SyncStderr:       &lineWriter{fn: func(l string) { log.Info(l, "stream", "stderr") }},
+		StartTimeout:     timeout,
+	})
+
+	// go-plugin's Start takes no context; the context's deadline bounds the
+	// handshake through StartTimeout, and it is checked again afterwards.
+	p, err := dispense(client)
+	inst := &Instance{name: name, host: h, client: client, cmd: cmd, stderr: stderr, log: log}
+	if cmd.Process != nil {
+		inst.pidv = cmd.Process.Pid
+	}
+	if err != nil {
+		inst.kill()
+		if ctx.Err() != nil {
+			return nil, fmt.Errorf("plugin %s: start: %w", name, ctx.Err())
+		}
+		return nil, h.startError(name, t, stderr, err)
+	}
+	if ctx.Err() != nil {
+		inst.kill()
+		return nil, fmt.Errorf("plugin %s: start: %w", name, ctx.Err())
+	}
+	inst.Plugin = &guarded{inst: inst, p: p}
+
+	h.mu.Lock()
+	if h.closed {
+		h.mu.Unlock()
+		inst.kill()
+		return nil, fmt.Errorf("plugin %s: %w", name, ErrClosed)
+	}
+	h.instances[inst] = struct{}{}
+	h.mu.Unlock()
+	log.Debug("plugin started", "pid", inst.pidv)
+	return inst, nil
+}
+
+// dispense completes the handshake and returns the plugin's client.
+func dispense(client *plugin.Client) (sdk.Plugin, error) {
+	rpc, err := client.Client()
+	if err != nil {
+		return nil, err
+	}
+	raw, err := rpc.Dispense(sdk.PluginKey)
+	if err != nil {
+		return nil, err
+	}
+	p, ok := raw.(sdk.Plugin)
+	if !ok {
+		return nil, fmt.Errorf("dispensed %T, not an sdk.Plugin", raw)
+	}
+	return p, nil
+}
+
+// startError turns go-plugin's start failures into actionable ones.
+func (h *Host) startError(name string, t target, stderr *tail, err error) error {
+	if errors.Is(err, plugin.ErrChecksumsDoNotMatch) {
+		// The file changed between our check and go-plugin's.
+		got, serr := fileSHA256(t.path)
+		if serr != nil {
+			got = "unreadable"
+		}
+		return checksumError(name, t, got)
+	}
+	// go-plugin's message runs on with generic diagnostics; its first
+	// line says what happened.
+	msg, _, _ := strings.Cut(strings.TrimSpace(err.Error()), "\n")
+	const junk = "Unrecognized remote plugin message: "
+	for _, s := range []string{junk, "plugin exited before we could connect",
+		"timeout while waiting for plugin to start", "incompatible core API version",
+		"Incompatible API version", "unsupported plugin protocol"} {
+		if !strings.HasPrefix(msg, s) {
+			continue
+		}
+		if line, ok := strings.CutPrefix(msg, junk); ok {
+			msg = fmt.Sprintf("it wrote %q on stdout instead of the handshake", line)
+			if line == "" {
+				msg = "it exited without the handshake"
+			}
+		}
+		if out := stderr.String(); out != "" {
+			msg += "; stderr: " + out
+		}
+		return fmt.Errorf("plugin %s did not speak the plugin protocol: %s (%s): %w", name, msg, t.path, ErrProtocol)
+	}
+	return fmt.Errorf("plugin %s: start %s: %w", name, t.path, err)
+}
+
+// Close kills every plugin the host started. Start fails afterwards.
+func (h *Host) Close() {
+	h.mu.Lock()
+	h.closed = true
+	insts := make([]*Instance, 0, len(h.instances))
+	for i := range h.instances {
+		insts = append(insts, i)
+	}
+	h.mu.Unlock()
+	var wg sync.WaitGroup
+	for _, i := range insts {
+		wg.Go(i.Close)
+	}
+	wg.Wait()
+}
+
+func (h *Host) forget(i *Instance) {
+	h.mu.Lock()
+	delete(h.instances, i)
+	h.mu.Unlock()
+}

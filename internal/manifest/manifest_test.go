@@ -1,0 +1,191 @@
+package manifest
+
+import (
+	"errors"
+	"os"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/google/go-cmp/cmp/cmpopts"
+)
+
+func TestLoad(t *testing.T) {
+	m, err := Load("testdata/release.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := &Manifest{
+		APIVersion:  "cairn/v1",
+		Kind:        "Release",
+		Name:        "webshop",
+		Version:     "1.4.0-rc.1",
+		Description: "the web shop",
+		Components: []Component{
+			{Name: "site", Kind: "application", Path: "site.tar.gz", SHA256: "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08", Line: 7},
+			{Name: "docs", Kind: "documentation", Path: "docs/notes.txt", Line: 11},
+		},
+		Steps: []Step{
+			{List: "steps", Index: 0, Name: "unpack", Plugin: "archive", Line: 13, Timeout: 2 * time.Minute,
+				Params:         map[string]any{"artifact": "site", "dest": "/srv/webshop", "mode": int64(0o755)},
+				NeedsArtifacts: []string{"site"}},
+			{List: "steps", Index: 1, Name: "marker", Plugin: "exec", Line: 21, Timeout: DefaultStepTimeout, ContinueOnError: true,
+				Params: map[string]any{
+					"argv":       []any{"/usr/bin/touch", "/tmp/x"},
+					"env":        map[string]any{"LANG": "C"},
+					"exit_codes": []any{int64(0), int64(1)},
+					"ratio":      0.5,
+					"check":      true,
+					"nothing":    nil,
+				}},
+		},
+		Verify: []Step{
+			{List: "verify", Index: 0, Name: "homepage", Plugin: "httpcheck", Line: 32, Timeout: DefaultVerifyTimeout,
+				Params: map[string]any{"url": "http://localhost:8080/"}},
+		},
+		Rollback: []Step{
+			{List: "rollback", Index: 0, Name: "marker", Plugin: "exec", Line: 36, Timeout: DefaultStepTimeout,
+				Params: map[string]any{"argv": []any{"/bin/rm", "-f", "/tmp/x"}}},
+		},
+		File: "testdata/release.yaml",
+		Dir:  "testdata",
+	}
+	if diff := cmp.Diff(want, m, cmpopts.IgnoreFields(Manifest{}, "Raw"), cmpopts.IgnoreUnexported(Step{})); diff != "" {
+		t.Errorf("Load (-want +got):\n%s", diff)
+	}
+	raw, _ := os.ReadFile("testdata/release.yaml")
+	if string(m.Raw) != string(raw) {
+		t.Error("Raw is not the file's bytes")
+	}
+	lines := map[string]int{"argv": 24, "argv[1]": 24, "env.LANG": 25, "env.NOPE": 25, "nope": 24, "": 24}
+	for field, want := range lines {
+		if got := m.Steps[1].ParamLine(field); got != want {
+			t.Errorf("ParamLine(%q) = %d, want %d", field, got, want)
+		}
+	}
+}
+
+const head = "apiVersion: cairn/v1\nkind: Release\nname: w\nversion: 1.0.0\n"
+
+func TestParseProblems(t *testing.T) {
+	tests := []struct {
+		name string
+		yaml string
+		want []string // "line: field: message" prefixes
+	}{
+		{"empty", "", []string{"0: empty file"}},
+		{"not a mapping", "- a\n- b\n", []string{"1: a manifest is a mapping"}},
+		{"syntax", "name: [\n", []string{"1: did not find expected node content"}},
+		{"missing everything", "description: x\n", []string{
+			"1: apiVersion: required", "1: kind: required", "1: name: required", "1: version: required"}},
+		{"wrong api and kind", "apiVersion: cairn/v2\nkind: Rollout\nname: w\nversion: 1.0.0\n", []string{
+			`1: apiVersion: "cairn/v2" is not supported`, `2: kind: "Rollout" is not supported`}},
+		{"bad version", "apiVersion: cairn/v1\nkind: Release\nname: w\nversion: 1.0\n", []string{
+			"4: version: must be a string (quote it"}},
+		{"not semver", "apiVersion: cairn/v1\nkind: Release\nname: w\nversion: v1.0.0\n", []string{
+			`4: version: "v1.0.0" is not a semantic version`}},
+		{"unknown top-level key", head + "step: []\n", []string{`5: step: unknown key; known keys:`}},
+		{"unknown key with a hint", head + "Steps: []\n", []string{`5: Steps: unknown key (did you mean "steps"?)`}},
+		{"duplicate key", head + "name: x\n", []string{"5: name: given more than once"}},
+		{"step problems", head + "steps:\n  - name: a\n    plugin: exec\n  - name: a\n    timeout: soon\n    extra: 1\n", []string{
+			"8: steps[1].plugin: required",
+			"8: steps[1].name: \"a\" is already the name of steps[0]",
+			"9: steps[1].timeout: \"soon\" is not a duration",
+			"10: steps[1].extra: unknown key"}},
+		{"same name in two lists is fine, bad timeout", head + "steps:\n  - {name: a, plugin: exec}\nverify:\n  - {name: a, plugin: exec, timeout: -1s}\n", []string{
+			"8: verify[0].timeout: must be positive"}},
+		{"step list not a list", head + "steps: {name: a}\n", []string{"5: steps: must be a list"}},
+		{"step not a mapping", head + "steps: [a]\n", []string{"5: steps[0]: must be a mapping"}},
+		{"params not a mapping", head + "steps:\n  - {name: a, plugin: exec, params: [1]}\n", []string{"6: steps[0].params: must be a mapping"}},
+		{"bad names", head + "steps:\n  - {name: 'a=b', plugin: 'ex ec'}\n", []string{
+			`6: steps[0].name: "a=b": use letters`, `6: steps[0].plugin: "ex ec": use letters`}},
+		{"alias in params", head + "steps:\n  - name: a\n    plugin: exec\n    params: {x: &v 1, y: *v}\n", []string{
+			"8: steps[0].params.y: YAML aliases"}},
+		{"continue_on_error not bool", head + "steps:\n  - {name: a, plugin: exec, continue_on_error: yes}\n", []string{
+			"6: steps[0].continue_on_error: must be true or false"}},
+		{"components", head + "components:\n  - {name: a, kind: app, path: /abs, sha256: ABC}\n  - {name: a}\n", []string{
+			`6: components[0].kind: "app" is not a component kind`,
+			"6: components[0].path: must be relative",
+			"6: components[0].sha256: must be 64 lowercase hex digits",
+			"7: components[1].kind: required",
+			"7: components[1].path: required",
+			`7: components[1].name: "a" is already the name of components[0]`}},
+		{"needs unknown artifact", head + "steps:\n  - {name: a, plugin: exec, needs_artifacts: [nope]}\n", []string{
+			`6: steps[0].needs_artifacts[0]: no component named "nope"`}},
+		{"two documents", head + "---\nname: x\n", []string{"5: more than one YAML document"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := Parse([]byte(tt.yaml), "release.yaml")
+			if !errors.Is(err, ErrInvalid) {
+				t.Fatalf("Parse: err = %v, want ErrInvalid", err)
+			}
+			var e *Error
+			if !errors.As(err, &e) {
+				t.Fatalf("Parse: err is %T, want *Error", err)
+			}
+			var got []string
+			for _, p := range e.Problems {
+				s := strconv.Itoa(p.Line) + ": " + p.Field + ": " + p.Message
+				if p.Field == "" {
+					s = strconv.Itoa(p.Line) + ": " + p.Message
+				}
+				got = append(got, s)
+			}
+			if len(got) != len(tt.want) {
+				t.Fatalf("problems:\n%s\nwant %d:\n%s", strings.Join(got, "\n"), len(tt.want), strings.Join(tt.want, "\n"))
+			}
+			for i := range got {
+				if !strings.HasPrefix(got[i], tt.want[i]) {
+					t.Errorf("problem %d = %q, want prefix %q", i, got[i], tt.want[i])
+				}
+			}
+			if !strings.Contains(err.Error(), "\n  release.yaml:") && !strings.Contains(err.Error(), "release.yaml: ") {
+				t.Errorf("Error() does not name the file: %s", err)
+			}
+		})
+	}
+}
+
+func TestErrorText(t *testing.T) {
+	_, err := Parse([]byte(head+"steps:\n  - name: a\n"), "release.yaml")
+	want := "release.yaml: 1 problem(s) in release manifest:\n  release.yaml:6: steps[0].plugin: required"
+	if err == nil || err.Error() != want {
+		t.Errorf("err = %v\nwant %s", err, want)
+	}
+}
+
+// FuzzParse checks that Parse never panics and that whatever it accepts
+// is consistent. Crashers found are kept in testdata/fuzz/FuzzParse.
+func FuzzParse(f *testing.F) {
+	seed, err := os.ReadFile("testdata/release.yaml")
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Add(seed)
+	f.Add([]byte(head + "steps:\n  - {name: a, plugin: exec, params: {x: &v [1, 2], y: *v}}\n"))
+	f.Add([]byte("a: &a [*a, *a]\n"))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		m, err := Parse(data, "fuzz.yaml")
+		if err != nil {
+			if !errors.Is(err, ErrInvalid) {
+				t.Fatalf("error does not match ErrInvalid: %v", err)
+			}
+			return
+		}
+		if m.APIVersion != APIVersion || m.Kind != KindRelease || m.Name == "" || !semver.MatchString(m.Version) {
+			t.Fatalf("accepted a manifest missing required fields: %+v", m)
+		}
+		for _, list := range m.Lists() {
+			seen := map[string]bool{}
+			for _, s := range list {
+				if s.Name == "" || s.Plugin == "" || s.Timeout <= 0 || seen[s.Name] {
+					t.Fatalf("accepted a bad step: %+v", s)
+				}
+				seen[s.Name] = true
+			}
+		}
+	})
+}

@@ -1,0 +1,291 @@
+package archive
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path"
+	"strings"
+)
+
+// Limits on names, as Linux has them.
+const (
+	maxName    = 4096
+	maxElement = 255
+	maxLinks   = 40 // symlinks followed while resolving one target
+)
+
+// entry is one member to extract, checked: its path is relative to the
+// destination and stays inside it.
+type entry struct {
+	index int    // position in the archive, to find it again on the second pass
+	name  string // as in the archive, for messages
+	path  string // slash-separated, relative to dest, never "" or with ".."
+	kind  kind
+	perm  fs.FileMode // after the mode mask
+	link  string      // symlink: target as in the archive; hard link: path of the linked file
+	sha   string      // regular files and hard links: hex sha256 of the content
+	size  int64
+}
+
+// layout is an archive's checked members, in archive order.
+type layout struct {
+	entries []*entry
+	byPath  map[string]*entry // explicit members, and parent dirs as implicit kindDir entries (index -1)
+	dest    *os.Root          // the destination as it is on disk; nil when it does not exist yet
+	disk    map[string]fs.FileInfo
+}
+
+// unsafe returns the error refusing the member named name.
+func unsafe(name, format string, a ...any) error {
+	return fmt.Errorf("%w %q: %s", ErrUnsafeEntry, shorten(name), fmt.Sprintf(format, a...))
+}
+
+// shorten keeps messages readable for very long names.
+func shorten(name string) string {
+	if len(name) <= 120 {
+		return name
+	}
+	return fmt.Sprintf("%s...(%d bytes)", name[:100], len(name))
+}
+
+// scan reads the whole archive, checks every member and computes file
+// digests, without writing anything. dest is the destination on disk
+// (nil when it does not exist): members must not write through its
+// symlinks either.
+func scan(ctx context.Context, file string, p *params, dest *os.Root) (*layout, error) {
+	l := &layout{byPath: map[string]*entry{}, dest: dest, disk: map[string]fs.FileInfo{}}
+	index := -1
+	err := walk(ctx, file, p.Format, func(raw *rawEntry, content io.Reader) error {
+		index++
+		e, err := l.check(raw, p)
+		if err != nil || e == nil {
+			return err
+		}
+		e.index = index
+		if e.kind == kindFile {
+			h := sha256.New()
+			n, err := io.Copy(h, content)
+			if err != nil {
+				return fmt.Errorf("read %q: %w", shorten(raw.name), err)
+			}
+			e.sha, e.size = hex.EncodeToString(h.Sum(nil)), n
+		}
+		if e.kind == kindHardlink {
+			t := l.byPath[e.link]
+			e.sha, e.size, e.perm = t.sha, t.size, t.perm
+		}
+		l.entries = append(l.entries, e)
+		l.byPath[e.path] = e
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return l, nil
+}
+
+// check refuses unsafe members and returns the member to extract, or nil
+// for one that is skipped (the destination itself, or stripped away).
+func (l *layout) check(raw *rawEntry, p *params) (*entry, error) {
+	if raw.kind == kindOther {
+		return nil, unsafe(raw.name, "is a %s; only files, directories and links are extracted", raw.typeName)
+	}
+	rel, err := cleanName(raw.name, p.StripComponents)
+	if err != nil {
+		return nil, unsafe(raw.name, "%v", err)
+	}
+	if rel == "" {
+		if raw.kind != kindDir && strings.Trim(raw.name, "./") == "" {
+			return nil, unsafe(raw.name, "a %s cannot replace the destination directory", raw.kind)
+		}
+		return nil, nil // the destination itself, or stripped away
+	}
+	e := &entry{name: raw.name, path: rel, kind: raw.kind, perm: raw.perm & fs.FileMode(p.mask()&0o777)}
+	if m := p.mask(); m&0o4000 != 0 {
+		e.perm |= raw.perm & fs.ModeSetuid
+	}
+	if m := p.mask(); m&0o2000 != 0 {
+		e.perm |= raw.perm & fs.ModeSetgid
+	}
+	if m := p.mask(); m&0o1000 != 0 {
+		e.perm |= raw.perm & fs.ModeSticky
+	}
+
+	// Every parent must be a directory, made by the archive or on disk:
+	// never a symlink (no writing through links) nor a file.
+	els := strings.Split(rel, "/")
+	for i := 1; i < len(els); i++ {
+		parent := strings.Join(els[:i], "/")
+		if prev, ok := l.byPath[parent]; ok {
+			if prev.kind != kindDir {
+				return nil, unsafe(raw.name, "would be written through the %s %q", prev.kind, prev.path)
+			}
+			continue
+		}
+		if fi := l.lstat(parent); fi != nil && !fi.IsDir() {
+			return nil, unsafe(raw.name, "would be written through %q, which is not a directory on disk (%s)", parent, fi.Mode().Type())
+		}
+		l.byPath[parent] = &entry{index: -1, path: parent, kind: kindDir, perm: 0o755}
+	}
+
+	if prev, ok := l.byPath[rel]; ok {
+		if prev.kind != kindDir || raw.kind != kindDir {
+			return nil, unsafe(raw.name, "names %q a second time", rel)
+		}
+		if prev.index >= 0 {
+			return nil, nil // a repeated directory
+		}
+	}
+	if fi := l.lstat(rel); fi != nil {
+		if raw.kind == kindDir && !fi.IsDir() {
+			return nil, unsafe(raw.name, "is a directory in the archive but %s on disk", fi.Mode().Type())
+		}
+		if raw.kind != kindDir && fi.IsDir() {
+			return nil, unsafe(raw.name, "is a %s in the archive but a directory on disk", raw.kind)
+		}
+	}
+
+	switch raw.kind {
+	case kindSymlink:
+		t := raw.link
+		switch {
+		case t == "":
+			return nil, unsafe(raw.name, "symlink with an empty target")
+		case strings.ContainsRune(t, 0):
+			return nil, unsafe(raw.name, "symlink target contains a NUL byte")
+		case strings.HasPrefix(t, "/"):
+			return nil, unsafe(raw.name, "symlink to the absolute path %q", shorten(t))
+		case strings.ContainsRune(t, '\\'):
+			return nil, unsafe(raw.name, "symlink target %q contains a backslash", shorten(t))
+		}
+		if _, err := l.resolve(els[:len(els)-1], t, 0); err != nil {
+			return nil, unsafe(raw.name, "symlink to %q: %v", shorten(t), err)
+		}
+		e.link = t
+	case kindHardlink:
+		target, err := cleanName(raw.link, p.StripComponents)
+		if err != nil {
+			return nil, unsafe(raw.name, "hard link to %q: %v", shorten(raw.link), err)
+		}
+		t, ok := l.byPath[target]
+		if target == "" || !ok || t.index < 0 || (t.kind != kindFile && t.kind != kindHardlink) {
+			return nil, unsafe(raw.name, "hard link to %q, which is not a file earlier in the archive", shorten(raw.link))
+		}
+		if t.kind == kindHardlink {
+			target = t.link
+		}
+		e.link = target
+	}
+	return e, nil
+}
+
+// cleanName turns an archive member's name into a path relative to the
+// destination, dropping "." and empty elements and strip leading
+// elements. It returns "" for a name that is the destination itself or
+// stripped away.
+func cleanName(name string, strip int) (string, error) {
+	switch {
+	case name == "":
+		return "", errors.New("empty name")
+	case strings.ContainsRune(name, 0):
+		return "", errors.New("name contains a NUL byte")
+	case strings.ContainsRune(name, '\\'):
+		return "", errors.New("name contains a backslash (a Windows path separator)")
+	case strings.HasPrefix(name, "/"):
+		return "", errors.New("absolute name")
+	case len(name) > maxName:
+		return "", fmt.Errorf("name is %d bytes long (limit %d)", len(name), maxName)
+	case len(name) >= 2 && name[1] == ':' && (name[0]|0x20 >= 'a' && name[0]|0x20 <= 'z'):
+		return "", errors.New("name starts with a Windows drive letter")
+	}
+	var kept []string
+	for _, el := range strings.Split(name, "/") {
+		switch {
+		case el == "..":
+			return "", errors.New(`name has a ".." element`)
+		case len(el) > maxElement:
+			return "", fmt.Errorf("name has an element %d bytes long (limit %d)", len(el), maxElement)
+		case el == "" || el == ".":
+			continue
+		}
+		kept = append(kept, el)
+	}
+	if len(kept) <= strip {
+		return "", nil
+	}
+	return strings.Join(kept[strip:], "/"), nil
+}
+
+// resolve follows target from the directory dir (elements relative to the
+// destination) through the archive's symlinks and those on disk, and
+// returns where it ends; it fails when the way leaves the destination.
+func (l *layout) resolve(dir []string, target string, depth int) ([]string, error) {
+	if depth > maxLinks {
+		return nil, errors.New("too many levels of symlinks")
+	}
+	cur := append([]string(nil), dir...)
+	for _, el := range strings.Split(target, "/") {
+		switch el {
+		case "", ".":
+			continue
+		case "..":
+			if len(cur) == 0 {
+				return nil, errors.New("leaves the destination")
+			}
+			cur = cur[:len(cur)-1]
+			continue
+		}
+		p := path.Join(append(cur, el)...)
+		next, isLink := l.linkAt(p)
+		if !isLink {
+			cur = append(cur, el)
+			continue
+		}
+		if strings.HasPrefix(next, "/") {
+			return nil, fmt.Errorf("leaves the destination through the symlink %q to %q", p, next)
+		}
+		var err error
+		if cur, err = l.resolve(cur, next, depth+1); err != nil {
+			return nil, err
+		}
+	}
+	return cur, nil
+}
+
+// linkAt returns the target of the symlink at p, made by the archive or on
+// disk.
+func (l *layout) linkAt(p string) (string, bool) {
+	if e, ok := l.byPath[p]; ok {
+		return e.link, e.kind == kindSymlink
+	}
+	if fi := l.lstat(p); fi == nil || fi.Mode()&fs.ModeSymlink == 0 {
+		return "", false
+	}
+	t, err := l.dest.Readlink(p)
+	if err != nil {
+		return "/", true // unreadable: treat as escaping
+	}
+	return t, true
+}
+
+// lstat returns what is at p inside the destination on disk, or nil.
+func (l *layout) lstat(p string) fs.FileInfo {
+	if l.dest == nil {
+		return nil
+	}
+	if fi, ok := l.disk[p]; ok {
+		return fi
+	}
+	fi, err := l.dest.Lstat(p)
+	if err != nil {
+		fi = nil
+	}
+	l.disk[p] = fi
+	return fi
+}

@@ -1,0 +1,12 @@
+package exec
+
+import "errors"
+
+var (
+	// ErrInvalidParams means the step's parameters failed validation.
+	ErrInvalidParams = errors.New("invalid parameters")
+	// ErrNotFound means the program is not an executable file or not in PATH.
+	ErrNotFound = errors.New("program not found")
+	// ErrExitCode means the program exited with a code not in accept_exit_codes.
+	ErrExitCode = errors.New("exit code not accepted")
+)

@@ -1,0 +1,187 @@
+package file
+
+import (
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path"
+)
+
+// state is what is at a path under the root.
+type state struct {
+	exists   bool
+	sha256   string
+	size     int64
+	mode     uint32 // unix permission bits
+	uid, gid int
+}
+
+// inspect reads the state of name in root. A symlink, directory or other
+// non-regular file is refused with ErrNotRegular; a path that leaves the
+// root (through "..", or a symlink in a parent directory) is refused by
+// os.Root.
+func inspect(root *os.Root, name string) (state, error) {
+	fi, err := root.Lstat(name)
+	if errors.Is(err, fs.ErrNotExist) {
+		return state{}, nil
+	}
+	if err != nil {
+		return state{}, fmt.Errorf("stat /%s: %w", name, err)
+	}
+	if !fi.Mode().IsRegular() {
+		return state{}, fmt.Errorf("/%s: %w (%s)", name, ErrNotRegular, fi.Mode().Type())
+	}
+	f, err := root.Open(name)
+	if err != nil {
+		return state{}, fmt.Errorf("open /%s: %w", name, err)
+	}
+	defer f.Close()
+	sum, n, err := hashOf(f)
+	if err != nil {
+		return state{}, fmt.Errorf("read /%s: %w", name, err)
+	}
+	uid, gid := ownerOf(fi)
+	return state{exists: true, sha256: sum, size: n, mode: unixMode(fi.Mode()), uid: uid, gid: gid}, nil
+}
+
+func hashOf(r io.Reader) (string, int64, error) {
+	h := sha256.New()
+	n, err := io.Copy(h, r)
+	return hex.EncodeToString(h.Sum(nil)), n, err
+}
+
+// unixMode converts Go's mode bits to the unix permission bits.
+func unixMode(m fs.FileMode) uint32 {
+	bits := uint32(m.Perm())
+	if m&fs.ModeSetuid != 0 {
+		bits |= 0o4000
+	}
+	if m&fs.ModeSetgid != 0 {
+		bits |= 0o2000
+	}
+	if m&fs.ModeSticky != 0 {
+		bits |= 0o1000
+	}
+	return bits
+}
+
+// fileMode converts unix permission bits to Go's mode bits.
+func fileMode(bits uint32) fs.FileMode {
+	m := fs.FileMode(bits & 0o777)
+	if bits&0o4000 != 0 {
+		m |= fs.ModeSetuid
+	}
+	if bits&0o2000 != 0 {
+		m |= fs.ModeSetgid
+	}
+	if bits&0o1000 != 0 {
+		m |= fs.ModeSticky
+	}
+	return m
+}
+
+// writeAtomic replaces name in root with what fill writes, with mode and
+// owner (-1 leaves the id as the process creates it): a temporary file in
+// the same directory, fsync, rename over name, fsync of the directory. A
+// crash leaves the old content or the new, never a torn file.
+func writeAtomic(root *os.Root, name string, fill func(io.Writer) error, mode uint32, uid, gid int) (err error) {
+	dir := path.Dir(name)
+	var rnd [8]byte
+	rand.Read(rnd[:])
+	tmp := path.Join(dir, "."+path.Base(name)+".cairn-"+hex.EncodeToString(rnd[:]))
+	f, err := root.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return fmt.Errorf("create temporary file in /%s: %w", dir, err)
+	}
+	defer func() {
+		if err != nil {
+			f.Close()
+			root.Remove(tmp)
+		}
+	}()
+	if err := fill(f); err != nil {
+		return fmt.Errorf("write /%s: %w", name, err)
+	}
+	if uid >= 0 || gid >= 0 {
+		if err := f.Chown(uid, gid); err != nil {
+			return fmt.Errorf("chown /%s: %w", name, err)
+		}
+	}
+	// After chown, which clears setuid and setgid.
+	if err := f.Chmod(fileMode(mode)); err != nil {
+		return fmt.Errorf("chmod /%s: %w", name, err)
+	}
+	if err := f.Sync(); err != nil {
+		return fmt.Errorf("sync /%s: %w", tmp, err)
+	}
+	if err := f.Close(); err != nil {
+		return fmt.Errorf("close /%s: %w", tmp, err)
+	}
+	if err := root.Rename(tmp, name); err != nil {
+		return fmt.Errorf("rename into /%s: %w", name, err)
+	}
+	return syncDir(root, dir)
+}
+
+// syncDir fsyncs dir in root, making a rename or create in it durable.
+func syncDir(root *os.Root, dir string) error {
+	d, err := root.Open(dir)
+	if err != nil {
+		return fmt.Errorf("open directory /%s: %w", dir, err)
+	}
+	defer d.Close()
+	if err := d.Sync(); err != nil {
+		return fmt.Errorf("sync directory /%s: %w", dir, err)
+	}
+	return nil
+}
+
+// setAttrs changes owner and mode of an existing file in place.
+func setAttrs(root *os.Root, name string, mode uint32, uid, gid int) error {
+	if uid >= 0 || gid >= 0 {
+		if err := root.Lchown(name, uid, gid); err != nil {
+			return fmt.Errorf("chown /%s: %w", name, err)
+		}
+	}
+	if err := root.Chmod(name, fileMode(mode)); err != nil {
+		return fmt.Errorf("chmod /%s: %w", name, err)
+	}
+	return syncDir(root, path.Dir(name))
+}
+
+// mkdirs creates the missing parent directories of name (mode 0755) and
+// returns the ones it created, outermost first.
+func mkdirs(root *os.Root, name string) ([]string, error) {
+	var missing []string
+	for dir := path.Dir(name); dir != "."; dir = path.Dir(dir) {
+		fi, err := root.Stat(dir)
+		if err == nil {
+			if !fi.IsDir() {
+				return nil, fmt.Errorf("/%s is not a directory", dir)
+			}
+			break
+		}
+		if !errors.Is(err, fs.ErrNotExist) {
+			return nil, fmt.Errorf("stat /%s: %w", dir, err)
+		}
+		missing = append(missing, dir)
+	}
+	var created []string
+	for i := len(missing) - 1; i >= 0; i-- {
+		if err := root.Mkdir(missing[i], 0o755); err != nil {
+			return created, fmt.Errorf("create directory /%s: %w", missing[i], err)
+		}
+		created = append(created, missing[i])
+	}
+	if len(created) > 0 {
+		if err := syncDir(root, path.Dir(created[0])); err != nil {
+			return created, err
+		}
+	}
+	return created, nil
+}

@@ -1,0 +1,10 @@
+// Command plugin serves the systemd plugin as a plugin binary, for the
+// tests that cross the real process boundary.
+package main
+
+import (
+	"github.com/cairn-ops/cairn/plugins/builtin/systemd"
+	"github.com/cairn-ops/cairn/plugins/sdk"
+)
+
+func main() { sdk.Serve(systemd.New()) }
