@@ -303,7 +303,7 @@ func writeCheck(w io.Writer, output string, rep *apply.PlanReport) error {
 			fmt.Fprintln(w, "  no change")
 		}
 		for _, a := range p.Actions {
-			fmt.Fprintf(w, "  would: %s\n", a)
+			fmt.Fprintf(w, "  - %s\n", a)
 		}
 		for _, c := range p.Changes {
 			fmt.Fprintf(w, "  declares: %s\n", changeString(c))
