@@ -93,6 +93,10 @@ func (r *Runner) artifacts(m *manifest.Manifest) (map[string]string, []error) {
 	out := map[string]string{}
 	var errs []error
 	for _, c := range m.Components {
+		if c.Path == "" {
+			errs = append(errs, fmt.Errorf("%w: component %s is in the DML (digest %s): local apply needs a path to the file, or an --artifacts dir with it", ErrArtifact, c.Name, c.Digest))
+			continue
+		}
 		path, err := filepath.Abs(filepath.Join(dir, c.Path))
 		if err == nil {
 			err = checkFile(path, c.SHA256)

@@ -12,6 +12,7 @@ import (
 
 	"github.com/cairn-ops/cairn/controller/auth"
 	"github.com/cairn-ops/cairn/controller/blob"
+	"github.com/cairn-ops/cairn/controller/dml"
 	"github.com/cairn-ops/cairn/controller/store"
 	controllerv1 "github.com/cairn-ops/cairn/proto/controller/v1"
 )
@@ -28,13 +29,20 @@ type Deps struct {
 	Store      store.Store
 	Blobs      *blob.Store
 	Dispatcher Dispatcher
+	// DML is the definitive media library; nil answers the Artifacts
+	// service with Unavailable.
+	DML *dml.DML
+	// ArtifactReferenced reports whether a release references an
+	// artifact, for garbage collection; nil refuses garbage collection
+	// (until releases exist, nothing can tell what is in use).
+	ArtifactReferenced func(digest string) bool
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
 	// Logger receives internal errors; nil discards.
 	Logger *slog.Logger
 }
 
-// Register registers the seven operator services on s.
+// Register registers the eight operator services on s.
 func Register(s *grpc.Server, d Deps) {
 	if d.Now == nil {
 		d.Now = time.Now
@@ -50,6 +58,7 @@ func Register(s *grpc.Server, d Deps) {
 	controllerv1.RegisterServicesServer(s, &services{base: b})
 	controllerv1.RegisterUsersServer(s, &users{base: b})
 	controllerv1.RegisterAuditLogServer(s, &auditLog{base: b})
+	controllerv1.RegisterArtifactsServer(s, &artifacts{base: b})
 }
 
 // base is shared by every service.

@@ -33,6 +33,8 @@ var (
 	operators = []string{RoleOperator}
 	// auditors read and verify the audit log.
 	auditors = []string{RoleAuditor}
+	// releasers put artifacts into the DML and collect its garbage.
+	releasers = []string{RoleOperator, RoleReleaseManager}
 	// admins manage users, tokens, revocation and imports.
 	admins = []string{RoleAdmin}
 )
@@ -85,4 +87,12 @@ var Rules = map[string]Rule{
 
 	controllerv1.AuditLog_ListEntries_FullMethodName: {Roles: auditors},
 	controllerv1.AuditLog_Verify_FullMethodName:      {Roles: auditors},
+
+	controllerv1.Artifacts_Push_FullMethodName:           {Roles: releasers},
+	controllerv1.Artifacts_UploadStatus_FullMethodName:   {Roles: releasers},
+	controllerv1.Artifacts_CollectGarbage_FullMethodName: {Roles: releasers},
+	controllerv1.Artifacts_ListArtifacts_FullMethodName:  {Roles: readers},
+	controllerv1.Artifacts_GetArtifact_FullMethodName:    {Roles: readers},
+	controllerv1.Artifacts_Download_FullMethodName:       {Roles: readers},
+	controllerv1.Artifacts_Where_FullMethodName:          {Roles: readers},
 }

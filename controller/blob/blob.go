@@ -6,6 +6,8 @@
 // Layout under the store's directory:
 //
 //	tmp/                    partial writes, renamed into place when complete
+//	tmp/<dir>/              owned by a user of the store (the DML's upload
+//	                        sessions), never cleaned by Open
 //	ab/abcdef…(64 hex)      one file per blob, fanned out by its first two digits
 //
 // Put writes atomically: the content streams into a temporary file in
@@ -59,6 +61,9 @@ func (s *Store) removeStale(before time.Time) error {
 		return err
 	}
 	for _, e := range entries {
+		if e.IsDir() {
+			continue // owned by someone else, e.g. the DML's tmp/uploads
+		}
 		info, err := e.Info()
 		if errors.Is(err, fs.ErrNotExist) {
 			continue
@@ -156,6 +161,22 @@ func (s *Store) Open(digest string) (io.ReadCloser, error) {
 		return nil, fmt.Errorf("open blob: %w", err)
 	}
 	return f, nil
+}
+
+// Remove deletes the blob. Removing a blob that is not there is not an
+// error. Only the DML's garbage collection removes blobs.
+func (s *Store) Remove(digest string) error {
+	if err := Check(digest); err != nil {
+		return err
+	}
+	path := s.path(digest)
+	if err := os.Remove(path); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("remove blob %s: %w", digest, err)
+	}
+	if err := atomicfile.SyncDir(filepath.Dir(path)); err != nil {
+		return fmt.Errorf("remove blob %s: %w", digest, err)
+	}
+	return nil
 }
 
 // Has reports whether the blob is stored. An invalid digest is never

@@ -324,3 +324,50 @@ func TestOpenRemovesStaleTemps(t *testing.T) {
 		t.Errorf("tmp after Open (-want +got):\n%s", diff)
 	}
 }
+
+// TestOpenKeepsTempDirs: directories under tmp/ belong to the store's
+// users (the DML's upload sessions); Open leaves them and their files
+// alone however old they are.
+func TestOpenKeepsTempDirs(t *testing.T) {
+	_, dir := open(t)
+	uploads := filepath.Join(dir, "tmp", "uploads")
+	if err := os.Mkdir(uploads, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	session := filepath.Join(uploads, "session")
+	if err := os.WriteFile(session, []byte("partial"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	old := time.Now().Add(-2 * time.Hour)
+	for _, p := range []string{session, uploads} {
+		if err := os.Chtimes(p, old, old); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := blob.Open(dir); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(session); err != nil {
+		t.Errorf("Open removed a file under tmp/uploads: %v", err)
+	}
+}
+
+func TestRemove(t *testing.T) {
+	s, _ := open(t)
+	digest, _, err := s.Put(t.Context(), strings.NewReader("artifact"), 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Remove(digest); err != nil {
+		t.Fatal(err)
+	}
+	if s.Has(digest) {
+		t.Error("blob still there after Remove")
+	}
+	if err := s.Remove(digest); err != nil {
+		t.Errorf("second Remove: %v, want nil", err)
+	}
+	if err := s.Remove("../x"); !errors.Is(err, blob.ErrInvalidDigest) {
+		t.Errorf("Remove of a path: %v, want ErrInvalidDigest", err)
+	}
+}

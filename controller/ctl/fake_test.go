@@ -57,6 +57,7 @@ type fake struct {
 	// auditA and auditB are two audits of web1; B adds a package.
 	auditA, auditB string
 	entries        []*controllerv1.AuditLogEntry
+	artifacts      *fakeArtifacts
 }
 
 // record notes a request.
@@ -167,6 +168,7 @@ func startFake(t *testing.T) *fake {
 		auditA: a.GetHashes().GetDocument(),
 		auditB: b.GetHashes().GetDocument(),
 	}
+	f.artifacts = newFakeArtifacts()
 	for i, action := range []string{"user.create", "enroll-token.create", "node.enroll", "baseline.accept", "node.label"} {
 		f.entries = append(f.entries, &controllerv1.AuditLogEntry{
 			Sequence: uint64(i + 1),
@@ -190,6 +192,7 @@ func startFake(t *testing.T) *fake {
 	controllerv1.RegisterServicesServer(s, fakeServices{fake: f})
 	controllerv1.RegisterUsersServer(s, fakeUsers{fake: f})
 	controllerv1.RegisterAuditLogServer(s, fakeAuditLog{fake: f})
+	controllerv1.RegisterArtifactsServer(s, f.artifacts)
 	go func() { _ = s.Serve(lis) }()
 	t.Cleanup(s.Stop)
 	return f

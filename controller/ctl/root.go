@@ -122,6 +122,8 @@ Exit status: 0 ok; 1 the operation failed; 2 usage or input error;
 		a.newTokenCommand(),
 		a.newWhoAmICommand(),
 		a.newAuditLogCommand(),
+		a.newArtifactCommand(),
+		a.newReleaseCommand(),
 		a.newCompletionCommand(root),
 	)
 	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error {

@@ -134,10 +134,11 @@ gracefully.
 Configuration is read from, each overriding the one before: defaults, the
 YAML file (--config, or DATA_DIR/config.yaml when it exists), CAIRN_*
 environment variables, then flags. File keys: data_dir, listen,
-metrics_listen, lost_after, max_audit_bytes, log_level, log_format,
-keepalive_min_time. Environment: CAIRN_DATA_DIR, CAIRN_LISTEN,
-CAIRN_METRICS_LISTEN, CAIRN_LOST_AFTER, CAIRN_MAX_AUDIT_BYTES,
-CAIRN_LOG_LEVEL, CAIRN_LOG_FORMAT, CAIRN_KEEPALIVE_MIN_TIME.
+metrics_listen, lost_after, max_audit_bytes, max_artifact_bytes,
+log_level, log_format, keepalive_min_time. Environment: CAIRN_DATA_DIR,
+CAIRN_LISTEN, CAIRN_METRICS_LISTEN, CAIRN_LOST_AFTER,
+CAIRN_MAX_AUDIT_BYTES, CAIRN_MAX_ARTIFACT_BYTES, CAIRN_LOG_LEVEL,
+CAIRN_LOG_FORMAT, CAIRN_KEEPALIVE_MIN_TIME.
 
 With --metrics-listen, /metrics serves Prometheus metrics and /healthz a
 liveness check over plain HTTP; bind it to a private address.`,
@@ -170,6 +171,7 @@ liveness check over plain HTTP; bind it to a private address.`,
 	f.String("metrics-listen", "", "HTTP address for /metrics and /healthz (off when empty)")
 	f.String("lost-after", def.LostAfter.String(), "mark a node lost after it has been disconnected this long")
 	f.String("max-audit-bytes", "64MiB", "largest audit document an agent may upload")
+	f.String("max-artifact-bytes", "1GiB", "largest artifact cairnctl artifact push may store in the DML")
 	f.String("log-level", def.LogLevel, "debug, info, warn or error")
 	f.String("log-format", def.LogFormat, "text or json (logs go to standard error)")
 	f.String("keepalive-min-time", def.KeepaliveMinTime.String(), "shortest keepalive ping interval agents may use")

@@ -36,6 +36,8 @@ type Config struct {
 	LostAfter time.Duration
 	// MaxAuditBytes bounds one uploaded audit document.
 	MaxAuditBytes int64
+	// MaxArtifactBytes bounds one artifact pushed into the DML.
+	MaxArtifactBytes int64
 	// LogLevel is debug, info, warn or error.
 	LogLevel string
 	// LogFormat is text or json.
@@ -51,6 +53,7 @@ func Defaults() Config {
 		Listen:           "127.0.0.1:7443",
 		LostAfter:        5 * time.Minute,
 		MaxAuditBytes:    64 << 20,
+		MaxArtifactBytes: 1 << 30,
 		LogLevel:         "info",
 		LogFormat:        "text",
 		KeepaliveMinTime: 20 * time.Second,
@@ -76,6 +79,14 @@ var settings = []setting{
 			return err
 		}
 		c.MaxAuditBytes = int64(n)
+		return nil
+	}},
+	{"max_artifact_bytes", "CAIRN_MAX_ARTIFACT_BYTES", "max-artifact-bytes", func(c *Config, v string) error {
+		n, err := bytesize.Parse(v)
+		if err != nil {
+			return err
+		}
+		c.MaxArtifactBytes = int64(n)
 		return nil
 	}},
 	{"log_level", "CAIRN_LOG_LEVEL", "log-level", func(c *Config, v string) error { c.LogLevel = strings.ToLower(v); return nil }},
@@ -161,6 +172,7 @@ type fileConfig struct {
 	MetricsListen    *string `yaml:"metrics_listen"`
 	LostAfter        *string `yaml:"lost_after"`
 	MaxAuditBytes    *string `yaml:"max_audit_bytes"`
+	MaxArtifactBytes *string `yaml:"max_artifact_bytes"`
 	LogLevel         *string `yaml:"log_level"`
 	LogFormat        *string `yaml:"log_format"`
 	KeepaliveMinTime *string `yaml:"keepalive_min_time"`
@@ -169,7 +181,7 @@ type fileConfig struct {
 func (f *fileConfig) values() map[string]*string {
 	return map[string]*string{
 		"data_dir": f.DataDir, "listen": f.Listen, "metrics_listen": f.MetricsListen,
-		"lost_after": f.LostAfter, "max_audit_bytes": f.MaxAuditBytes, "log_level": f.LogLevel,
+		"lost_after": f.LostAfter, "max_audit_bytes": f.MaxAuditBytes, "max_artifact_bytes": f.MaxArtifactBytes, "log_level": f.LogLevel,
 		"log_format": f.LogFormat, "keepalive_min_time": f.KeepaliveMinTime,
 	}
 }
@@ -247,6 +259,8 @@ func (c Config) Validate() error {
 		return fmt.Errorf("lost_after %s is too short: at least 10s (the default is 5m)", c.LostAfter)
 	case c.MaxAuditBytes < 1<<10 || c.MaxAuditBytes > 1<<30:
 		return fmt.Errorf("max_audit_bytes %d: want between 1KiB and 1GiB (the default is 64MiB)", c.MaxAuditBytes)
+	case c.MaxArtifactBytes < 1 || c.MaxArtifactBytes > 1<<40:
+		return fmt.Errorf("max_artifact_bytes %d: want between 1B and 1TiB (the default is 1GiB)", c.MaxArtifactBytes)
 	case c.KeepaliveMinTime < time.Second || c.KeepaliveMinTime > 30*time.Second:
 		// Agents ping every 30 s; a longer minimum would cut them off.
 		return fmt.Errorf("keepalive_min_time %s: want between 1s and 30s, the agents' ping interval (the default is 20s)", c.KeepaliveMinTime)

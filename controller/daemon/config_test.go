@@ -25,6 +25,7 @@ listen: 0.0.0.0:1000
 metrics_listen: 127.0.0.1:9000
 lost_after: 10m
 max_audit_bytes: 32MiB
+max_artifact_bytes: 2GiB
 log_level: debug
 keepalive_min_time: 10s
 `)
@@ -58,7 +59,7 @@ keepalive_min_time: 10s
 			file: full,
 			want: Config{
 				DataDir: "/from/file", Listen: "0.0.0.0:1000", MetricsListen: "127.0.0.1:9000",
-				LostAfter: 10 * time.Minute, MaxAuditBytes: 32 << 20, LogLevel: "debug", LogFormat: "text",
+				LostAfter: 10 * time.Minute, MaxAuditBytes: 32 << 20, MaxArtifactBytes: 2 << 30, LogLevel: "debug", LogFormat: "text",
 				KeepaliveMinTime: 10 * time.Second,
 			},
 		},
@@ -68,10 +69,11 @@ keepalive_min_time: 10s
 			env: map[string]string{
 				"CAIRN_DATA_DIR": "/from/env", "CAIRN_LISTEN": "0.0.0.0:3000", "CAIRN_METRICS_LISTEN": "127.0.0.1:9100",
 				"CAIRN_LOST_AFTER": "15m", "CAIRN_MAX_AUDIT_BYTES": "1048576", "CAIRN_LOG_LEVEL": "WARN",
+				"CAIRN_MAX_ARTIFACT_BYTES": "5MiB",
 			},
 			want: Config{
 				DataDir: "/from/env", Listen: "0.0.0.0:3000", MetricsListen: "127.0.0.1:9100",
-				LostAfter: 15 * time.Minute, MaxAuditBytes: 1 << 20, LogLevel: "warn", LogFormat: "text",
+				LostAfter: 15 * time.Minute, MaxAuditBytes: 1 << 20, MaxArtifactBytes: 5 << 20, LogLevel: "warn", LogFormat: "text",
 				KeepaliveMinTime: 10 * time.Second,
 			},
 		},
@@ -79,10 +81,10 @@ keepalive_min_time: 10s
 			name:  "flags over environment",
 			file:  full,
 			env:   map[string]string{"CAIRN_LISTEN": "0.0.0.0:3000", "CAIRN_LOG_LEVEL": "warn"},
-			flags: map[string]string{"listen": "127.0.0.1:4000", "log-level": "error", "metrics-listen": "", "log-format": "json"},
+			flags: map[string]string{"listen": "127.0.0.1:4000", "log-level": "error", "metrics-listen": "", "log-format": "json", "max-artifact-bytes": "100KiB"},
 			want: Config{
 				DataDir: "/from/file", Listen: "127.0.0.1:4000", MetricsListen: "",
-				LostAfter: 10 * time.Minute, MaxAuditBytes: 32 << 20, LogLevel: "error", LogFormat: "json",
+				LostAfter: 10 * time.Minute, MaxAuditBytes: 32 << 20, MaxArtifactBytes: 100 << 10, LogLevel: "error", LogFormat: "json",
 				KeepaliveMinTime: 10 * time.Second,
 			},
 		},

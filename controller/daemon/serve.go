@@ -22,6 +22,7 @@ import (
 	"github.com/cairn-ops/cairn/controller/api"
 	"github.com/cairn-ops/cairn/controller/auth"
 	"github.com/cairn-ops/cairn/controller/blob"
+	"github.com/cairn-ops/cairn/controller/dml"
 	"github.com/cairn-ops/cairn/controller/fleet"
 	"github.com/cairn-ops/cairn/controller/store"
 	"github.com/cairn-ops/cairn/internal/pki"
@@ -124,9 +125,14 @@ func (s *Server) build(ca *pki.CA, serverCert tls.Certificate, releasePub []byte
 		LostAfter:        cfg.LostAfter,
 	})
 	s.fleet.Register(s.grpc)
+	lib, err := dml.New(s.st, blobs, dml.Options{MaxBytes: cfg.MaxArtifactBytes, Now: now})
+	if err != nil {
+		return err
+	}
 	api.Register(s.grpc, api.Deps{
 		Store:      s.st,
 		Blobs:      blobs,
+		DML:        lib,
 		Dispatcher: s.fleet,
 		Now:        now,
 		Logger:     s.log.With("component", "api"),

@@ -15,7 +15,7 @@ import (
 	controllerv1 "github.com/cairn-ops/cairn/proto/controller/v1"
 )
 
-// Bucket layout of the bbolt file (schema version 1). Values are
+// Bucket layout of the bbolt file (schema version 2). Values are
 // deterministic protobuf binary unless noted. "\0" is a NUL byte; be64 is
 // an 8-byte big-endian integer; time(ts) is be64 of the timestamp's Unix
 // nanoseconds with the sign bit flipped (see timeKey), so keys sort by
@@ -35,6 +35,8 @@ import (
 //	baselines               node ID ‖ \0 ‖ be64 version → BaselineRecord
 //	services                service name → ServiceRecord
 //	auditlog                be64 sequence → AuditLogEntry
+//	artifacts               sha256 digest (hex) → ArtifactRecord        (since version 2)
+//	artifact_names          name ‖ \0 ‖ digest → "" (index)             (since version 2)
 //
 // The audit log's head in meta is written with every appended entry and
 // is what detects deletion of the newest entries.
@@ -62,6 +64,7 @@ var (
 // migrations[i] migrates schema version i to i+1.
 var migrations = []func(*bolt.Tx) error{
 	migrateCreateBuckets,
+	migrateArtifacts,
 }
 
 // schemaVersion is the bucket layout version this code writes.
@@ -74,6 +77,16 @@ func migrateCreateBuckets(tx *bolt.Tx) error {
 		tableCommands, tableNodeCommands, tableAudits, tableNodeAudits,
 		tableBaselines, tableServices, tableAuditLog,
 	} {
+		if _, err := tx.CreateBucketIfNotExists([]byte(name)); err != nil {
+			return fmt.Errorf("create bucket %s: %w", name, err)
+		}
+	}
+	return nil
+}
+
+// migrateArtifacts is version 1 → 2: the DML's artifact records.
+func migrateArtifacts(tx *bolt.Tx) error {
+	for _, name := range []string{tableArtifacts, tableArtifactNames} {
 		if _, err := tx.CreateBucketIfNotExists([]byte(name)); err != nil {
 			return fmt.Errorf("create bucket %s: %w", name, err)
 		}
@@ -209,7 +222,7 @@ type boltTx struct {
 }
 
 func (tx *boltTx) bucket(name string) *bolt.Bucket {
-	// The buckets exist from schema version 1 on; migrate made them.
+	// migrate made every bucket of the current schema version.
 	return tx.tx.Bucket([]byte(name))
 }
 
@@ -559,4 +572,65 @@ func (tx *boltTx) LogEntries(after uint64, limit int) ([]*controllerv1.AuditLogE
 		return nil, nil
 	}
 	return boltScan[controllerv1.AuditLogEntry](tx, tableAuditLog, "audit-log entry", seqKey(after+1), nil, limit)
+}
+
+func (tx *boltTx) Artifact(digest string) (*controllerv1.ArtifactRecord, error) {
+	return boltGet[controllerv1.ArtifactRecord](tx, tableArtifacts, "artifact", digest)
+}
+
+func (tx *boltTx) Artifacts() ([]*controllerv1.ArtifactRecord, error) {
+	var out []*controllerv1.ArtifactRecord
+	c := tx.bucket(tableArtifactNames).Cursor()
+	for k, _ := c.First(); k != nil; k, _ = c.Next() {
+		i := bytes.IndexByte(k, 0)
+		if i < 0 {
+			return nil, fmt.Errorf("artifact name index: malformed key %q", k)
+		}
+		rec, err := tx.Artifact(string(k[i+1:]))
+		if err != nil {
+			return nil, fmt.Errorf("artifact name index: %w", err)
+		}
+		out = append(out, rec)
+	}
+	return out, nil
+}
+
+func (tx *boltTx) PutArtifact(rec *controllerv1.ArtifactRecord) error {
+	if !tx.tx.Writable() {
+		return readOnly("artifact")
+	}
+	if err := checkKey("artifact digest", rec.GetDigest()); err != nil {
+		return err
+	}
+	if err := checkKey("artifact name", rec.GetName()); err != nil {
+		return err
+	}
+	var oldKey []byte
+	switch old, err := tx.Artifact(rec.GetDigest()); {
+	case err == nil:
+		oldKey = nameIndexKey(old.GetName(), old.GetDigest())
+	case !errors.Is(err, ErrNotFound):
+		return err
+	}
+	if err := boltPut(tx, tableArtifacts, "artifact", []byte(rec.GetDigest()), rec); err != nil {
+		return err
+	}
+	return tx.reindex(tableArtifactNames, oldKey, nameIndexKey(rec.GetName(), rec.GetDigest()))
+}
+
+func (tx *boltTx) DeleteArtifact(digest string) error {
+	if !tx.tx.Writable() {
+		return readOnly("artifact")
+	}
+	old, err := tx.Artifact(digest)
+	if err != nil {
+		return err
+	}
+	if err := tx.bucket(tableArtifacts).Delete([]byte(digest)); err != nil {
+		return fmt.Errorf("delete artifact %s: %w", digest, err)
+	}
+	if err := tx.bucket(tableArtifactNames).Delete(nameIndexKey(old.GetName(), digest)); err != nil {
+		return fmt.Errorf("delete artifact %s: %w", digest, err)
+	}
+	return nil
 }

@@ -11,6 +11,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	bolt "go.etcd.io/bbolt"
+	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/testing/protocmp"
 
 	"github.com/cairn-ops/cairn/controller/store"
@@ -142,7 +143,7 @@ func TestBoltOpenError(t *testing.T) {
 }
 
 var allBuckets = []string{
-	"api_tokens", "auditlog", "audits", "baselines", "commands", "enroll_tokens", "meta",
+	"api_tokens", "artifact_names", "artifacts", "auditlog", "audits", "baselines", "commands", "enroll_tokens", "meta",
 	"node_audits", "node_commands", "nodes", "services", "users",
 }
 
@@ -158,12 +159,12 @@ func TestBoltSchema(t *testing.T) {
 	}{
 		{
 			name:        "no file",
-			wantVersion: be64(1),
+			wantVersion: be64(2),
 		},
 		{
 			name:        "empty bbolt file",
 			prepare:     func(t *testing.T, path string) { raw(t, path, func(*bolt.Tx) error { return nil }) },
-			wantVersion: be64(1),
+			wantVersion: be64(2),
 		},
 		{
 			name: "version 0 with some buckets",
@@ -173,12 +174,20 @@ func TestBoltSchema(t *testing.T) {
 					return err
 				})
 			},
-			wantVersion: be64(1),
+			wantVersion: be64(2),
+		},
+		{
+			// A file written by the schema-1 code: its buckets, its
+			// version, a record; migrating adds the artifact buckets and
+			// keeps the record (checked below in TestBoltMigrateV1).
+			name:        "version 1",
+			prepare:     writeV1,
+			wantVersion: be64(2),
 		},
 		{
 			name:        "current",
 			prepare:     func(t *testing.T, path string) { openBolt(t, path).Close() },
-			wantVersion: be64(1),
+			wantVersion: be64(2),
 		},
 		{
 			name: "newer",
@@ -187,7 +196,7 @@ func TestBoltSchema(t *testing.T) {
 				raw(t, path, func(tx *bolt.Tx) error { return tx.Bucket([]byte("meta")).Put([]byte("schema_version"), be64(7)) })
 			},
 			wantErr:     store.ErrSchema,
-			wantMessage: "has schema version 7, but this cairn-controller knows only up to 1: run a newer cairn-controller",
+			wantMessage: "has schema version 7, but this cairn-controller knows only up to 2: run a newer cairn-controller",
 			wantVersion: be64(7),
 		},
 		{
@@ -238,6 +247,65 @@ func TestBoltSchema(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// v1Buckets are the buckets of schema version 1.
+var v1Buckets = []string{
+	"meta", "enroll_tokens", "nodes", "users", "api_tokens", "commands", "node_commands",
+	"audits", "node_audits", "baselines", "services", "auditlog",
+}
+
+// writeV1 makes the file a schema-version-1 store holding node n1, as
+// the code before the DML wrote it.
+func writeV1(t *testing.T, path string) {
+	t.Helper()
+	raw(t, path, func(tx *bolt.Tx) error {
+		for _, name := range v1Buckets {
+			if _, err := tx.CreateBucket([]byte(name)); err != nil {
+				return err
+			}
+		}
+		if err := tx.Bucket([]byte("meta")).Put([]byte("schema_version"), be64(1)); err != nil {
+			return err
+		}
+		n, err := proto.Marshal(&controllerv1.NodeRecord{Id: "n1", Hostname: "web-1"})
+		if err != nil {
+			return err
+		}
+		return tx.Bucket([]byte("nodes")).Put([]byte("n1"), n)
+	})
+}
+
+// TestBoltMigrateV1 opens a version-1 file: its records survive, and the
+// artifact records of version 2 work in it, also after reopening.
+func TestBoltMigrateV1(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "cairn.db")
+	writeV1(t, path)
+	st := openBolt(t, path)
+	art := &controllerv1.ArtifactRecord{Digest: strings.Repeat("ab", 32), Name: "app", Kind: "application"}
+	if err := st.Update(t.Context(), func(tx store.Tx) error {
+		if n, err := tx.Node("n1"); err != nil || n.GetHostname() != "web-1" {
+			return fmt.Errorf("node n1 after migration: %v, %v", n, err)
+		}
+		return tx.PutArtifact(art)
+	}); err != nil {
+		t.Fatal(err)
+	}
+	st.Close()
+
+	st = openBolt(t, path)
+	if err := st.View(t.Context(), func(tx store.Tx) error {
+		got, err := tx.Artifacts()
+		if err != nil {
+			return err
+		}
+		if diff := cmp.Diff([]*controllerv1.ArtifactRecord{art}, got, protocmp.Transform()); diff != "" {
+			t.Errorf("artifacts after reopen (-want +got):\n%s", diff)
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
 	}
 }
 

@@ -78,7 +78,16 @@ const (
 	tableBaselines    = "baselines"
 	tableServices     = "services"
 	tableAuditLog     = "auditlog"
+	// Schema version 2.
+	tableArtifacts     = "artifacts"
+	tableArtifactNames = "artifact_names"
 )
+
+// nameIndexKey is name, NUL, digest: artifacts listed by name, then
+// digest.
+func nameIndexKey(name, digest string) []byte {
+	return append(append([]byte(name), 0), digest...)
+}
 
 func notFound(what, key string) error {
 	return fmt.Errorf("%s %q: %w", what, key, ErrNotFound)

@@ -402,3 +402,38 @@ func (tx *memTx) LogEntries(after uint64, limit int) ([]*controllerv1.AuditLogEn
 	}
 	return entries, nil
 }
+
+func (tx *memTx) Artifact(digest string) (*controllerv1.ArtifactRecord, error) {
+	return memGet[*controllerv1.ArtifactRecord](tx, tableArtifacts, "artifact", digest)
+}
+
+func (tx *memTx) Artifacts() ([]*controllerv1.ArtifactRecord, error) {
+	return list(tx, tableArtifacts, func(r *controllerv1.ArtifactRecord) (string, bool) {
+		return string(nameIndexKey(r.GetName(), r.GetDigest())), true
+	}), nil
+}
+
+func (tx *memTx) PutArtifact(rec *controllerv1.ArtifactRecord) error {
+	if !tx.writable {
+		return readOnly("artifact")
+	}
+	if err := checkKey("artifact digest", rec.GetDigest()); err != nil {
+		return err
+	}
+	if err := checkKey("artifact name", rec.GetName()); err != nil {
+		return err
+	}
+	tx.put(tableArtifacts, rec.GetDigest(), rec)
+	return nil
+}
+
+func (tx *memTx) DeleteArtifact(digest string) error {
+	if !tx.writable {
+		return readOnly("artifact")
+	}
+	if _, ok := tx.st.tables[tableArtifacts][digest]; !ok {
+		return notFound("artifact", digest)
+	}
+	tx.delete(tableArtifacts, digest)
+	return nil
+}

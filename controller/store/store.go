@@ -1,7 +1,8 @@
 // Package store keeps the controller's state: enrollment tokens, nodes,
-// users and API tokens, commands, audit metadata, baselines, services and
-// the audit log. Full audit documents live in controller/blob; the store
-// holds their metadata and digests.
+// users and API tokens, commands, audit metadata, baselines, services,
+// the audit log and the DML's artifact records. Full audit documents and
+// artifact contents live in controller/blob; the store holds their
+// metadata and digests.
 //
 // Store is the one wide interface of the controller, because it has
 // several real implementations: Bolt (the embedded default, one bbolt file
@@ -96,4 +97,15 @@ type Tx interface {
 	// LogEntries returns up to limit entries (0: all) with a sequence
 	// greater than after, in sequence order.
 	LogEntries(after uint64, limit int) ([]*controllerv1.AuditLogEntry, error)
+
+	// Artifact returns the DML artifact with the given sha256 digest.
+	Artifact(digest string) (*controllerv1.ArtifactRecord, error)
+	// Artifacts returns every artifact, by name, then digest.
+	Artifacts() ([]*controllerv1.ArtifactRecord, error)
+	// PutArtifact stores an artifact record (a new one, or an existing one
+	// with more install records; controller/dml keeps the rest immutable).
+	PutArtifact(*controllerv1.ArtifactRecord) error
+	// DeleteArtifact removes an artifact record; only the DML's garbage
+	// collection calls it.
+	DeleteArtifact(digest string) error
 }

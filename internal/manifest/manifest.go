@@ -40,56 +40,72 @@ var componentKinds = []string{
 	"application", "off-the-shelf", "utility", "system-software", "hardware-spec", "documentation",
 }
 
-// Manifest is a parsed, valid release manifest.
+// Manifest is a parsed, valid release manifest. The JSON names are the
+// YAML keys; Canonical encodes it.
 type Manifest struct {
-	APIVersion  string
-	Kind        string
-	Name        string
-	Version     string
-	Description string
-	Components  []Component
-	Steps       []Step
-	Verify      []Step
-	Rollback    []Step
+	APIVersion  string `json:"apiVersion"`
+	Kind        string `json:"kind"`
+	Name        string `json:"name"`
+	Version     string `json:"version"`
+	Description string `json:"description,omitempty"`
+	// Service names the Service CI the release changes.
+	Service    string      `json:"service,omitempty"`
+	Components []Component `json:"components,omitempty"`
+	Steps      []Step      `json:"steps,omitempty"`
+	Verify     []Step      `json:"verify,omitempty"`
+	Rollback   []Step      `json:"rollback,omitempty"`
+	// Expect is the changes the release declares, as written; plugins'
+	// declared changes are added by MergeDeclared.
+	Expect      Expect       `json:"expect"`
+	KnownErrors []KnownError `json:"known_errors,omitempty"`
+	// Notes are the release notes, Markdown.
+	Notes     string    `json:"notes,omitempty"`
+	SLA       SLA       `json:"sla"`
+	Approvals Approvals `json:"approvals"`
 
 	// File is the name Parse was given (the path, for Load); Dir is the
 	// directory component paths are relative to.
-	File string
-	Dir  string
+	File string `json:"-"`
+	Dir  string `json:"-"`
 	// Raw is the manifest's bytes as read, for digests.
-	Raw []byte
+	Raw []byte `json:"-"`
 }
 
-// Component is one artifact of the release.
+// Component is one artifact of the release: a local file (Path, for
+// create and apply) or an artifact already in the DML (Digest). Exactly
+// one of the two is set.
 type Component struct {
-	Name string
-	Kind string
+	Name string `json:"name"`
+	Kind string `json:"kind"`
 	// Path is relative to the manifest's directory (or the artifacts
 	// directory the agent is given).
-	Path string
-	// SHA256 is the expected hex digest; empty means not checked.
-	SHA256 string
-	Line   int
+	Path string `json:"path,omitempty"`
+	// SHA256 is the expected hex digest of Path; empty means not checked.
+	SHA256 string `json:"sha256,omitempty"`
+	// Digest is the sha256 (lowercase hex) of an artifact in the DML.
+	Digest string `json:"digest,omitempty"`
+	Line   int    `json:"-"`
 }
 
 // Step is one entry of steps, verify or rollback.
 type Step struct {
 	// List is ListSteps, ListVerify or ListRollback; Index the position in it.
-	List  string
-	Index int
-	Name  string
+	List  string `json:"-"`
+	Index int    `json:"-"`
+	Name  string `json:"name"`
 	// Plugin names the step plugin that runs it.
-	Plugin string
+	Plugin string `json:"plugin"`
 	// Params are JSON-compatible values: string, int64, float64, bool,
 	// nil, []any and map[string]any.
-	Params  map[string]any
-	Timeout time.Duration
+	Params map[string]any `json:"params,omitempty"`
+	// Timeout is encoded in JSON as a Go duration string ("2m0s").
+	Timeout time.Duration `json:"-"`
 	// NeedsArtifacts names the components whose paths the step receives;
 	// empty means all of them.
-	NeedsArtifacts  []string
-	ContinueOnError bool
+	NeedsArtifacts  []string `json:"needs_artifacts,omitempty"`
+	ContinueOnError bool     `json:"continue_on_error,omitempty"`
 	// Line is where the step starts in the file.
-	Line int
+	Line int `json:"-"`
 
 	paramLines map[string]int
 }
@@ -206,6 +222,7 @@ func Parse(data []byte, filename string) (*Manifest, error) {
 		p.add(root.Line, "", "a manifest is a mapping (apiVersion, kind, name, ...)")
 		return nil, p.err(filename)
 	}
+	m.Approvals.Required = DefaultApprovals
 	mapping(p, root, "", topLevel, m)
 	p.required(root, "", m.APIVersion != "", "apiVersion")
 	p.required(root, "", m.Kind != "", "kind")
@@ -254,10 +271,30 @@ var topLevel = map[string]field[*Manifest]{
 			if mapping(p, item, ipath, componentFields, &c) {
 				p.required(item, ipath, c.Name != "", "name")
 				p.required(item, ipath, c.Kind != "", "kind")
-				p.required(item, ipath, c.Path != "", "path")
+				p.component(item, ipath, &c)
 			}
 			m.Components = append(m.Components, c)
 		})
+	},
+	"service": func(p *parser, n *yaml.Node, path string, m *Manifest) {
+		if p.str(n, path, &m.Service) {
+			p.name(n, path, m.Service)
+		}
+	},
+	"expect": func(p *parser, n *yaml.Node, path string, m *Manifest) {
+		mapping(p, n, path, expectFields, &m.Expect)
+	},
+	"known_errors": func(p *parser, n *yaml.Node, path string, m *Manifest) {
+		m.KnownErrors = p.knownErrors(n, path)
+	},
+	"notes": func(p *parser, n *yaml.Node, path string, m *Manifest) {
+		p.str(n, path, &m.Notes)
+	},
+	"sla": func(p *parser, n *yaml.Node, path string, m *Manifest) {
+		mapping(p, n, path, slaFields, &m.SLA)
+	},
+	"approvals": func(p *parser, n *yaml.Node, path string, m *Manifest) {
+		mapping(p, n, path, approvalFields, &m.Approvals)
 	},
 	ListSteps: func(p *parser, n *yaml.Node, path string, m *Manifest) {
 		m.Steps = p.steps(n, path, ListSteps, DefaultStepTimeout)
@@ -297,6 +334,35 @@ var componentFields = map[string]field[*Component]{
 			p.add(n.Line, path, "must be 64 lowercase hex digits")
 		}
 	},
+	"digest": func(p *parser, n *yaml.Node, path string, c *Component) {
+		if p.str(n, path, &c.Digest) && !sha256Hex.MatchString(c.Digest) {
+			p.add(n.Line, path, "must be the artifact's sha256: 64 lowercase hex digits")
+		}
+	},
+}
+
+// component checks that exactly one of path and digest is given, and
+// sha256 only with path.
+func (p *parser) component(n *yaml.Node, path string, c *Component) {
+	hasPath, hasDigest, hasSum := hasKey(n, "path"), hasKey(n, "digest"), hasKey(n, "sha256")
+	switch {
+	case hasPath && hasDigest:
+		p.add(n.Line, path+".digest", "give path (a local file) or digest (an artifact in the DML), not both")
+	case !hasPath && !hasDigest:
+		p.add(n.Line, path+".path", "required (or digest: the sha256 of an artifact already in the DML)")
+	case hasDigest && hasSum:
+		p.add(n.Line, path+".sha256", "goes with path; digest already names the content")
+	}
+}
+
+// hasKey reports whether the mapping n has key.
+func hasKey(n *yaml.Node, key string) bool {
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		if n.Content[i].Value == key {
+			return true
+		}
+	}
+	return false
 }
 
 var stepFields = map[string]field[*Step]{
@@ -598,6 +664,14 @@ func (p *parser) checkReferences(m *Manifest) {
 			continue
 		}
 		comps[c.Name] = i
+	}
+	for i, f := range m.Expect.Files {
+		if f.Artifact == "" {
+			continue
+		}
+		if _, ok := comps[f.Artifact]; !ok {
+			p.add(f.Line, fmt.Sprintf("expect.files[%d].artifact", i), fmt.Sprintf("no component named %q", f.Artifact))
+		}
 	}
 	for _, list := range m.Lists() {
 		for _, s := range list {

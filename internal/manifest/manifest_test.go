@@ -49,8 +49,9 @@ func TestLoad(t *testing.T) {
 			{List: "rollback", Index: 0, Name: "marker", Plugin: "exec", Line: 36, Timeout: DefaultStepTimeout,
 				Params: map[string]any{"argv": []any{"/bin/rm", "-f", "/tmp/x"}}},
 		},
-		File: "testdata/release.yaml",
-		Dir:  "testdata",
+		Approvals: Approvals{Required: DefaultApprovals},
+		File:      "testdata/release.yaml",
+		Dir:       "testdata",
 	}
 	if diff := cmp.Diff(want, m, cmpopts.IgnoreFields(Manifest{}, "Raw"), cmpopts.IgnoreUnexported(Step{})); diff != "" {
 		t.Errorf("Load (-want +got):\n%s", diff)
@@ -68,6 +69,8 @@ func TestLoad(t *testing.T) {
 }
 
 const head = "apiVersion: cairn/v1\nkind: Release\nname: w\nversion: 1.0.0\n"
+
+const sum = "2c26b46b68ffc68ff99b453c1d30413413422d706483bfa0f98a5e886266e7ae"
 
 func TestParseProblems(t *testing.T) {
 	tests := []struct {
@@ -115,6 +118,55 @@ func TestParseProblems(t *testing.T) {
 		{"needs unknown artifact", head + "steps:\n  - {name: a, plugin: exec, needs_artifacts: [nope]}\n", []string{
 			`6: steps[0].needs_artifacts[0]: no component named "nope"`}},
 		{"two documents", head + "---\nname: x\n", []string{"5: more than one YAML document"}},
+		{"component path and digest", head + "components:\n  - {name: a, kind: utility, path: a, digest: " + sum + "}\n  - {name: b, kind: utility, digest: " + sum + ", sha256: " + sum + "}\n  - {name: c, kind: utility, digest: abc}\n", []string{
+			"6: components[0].digest: give path (a local file) or digest",
+			"7: components[1].sha256: goes with path",
+			"8: components[2].digest: must be the artifact's sha256"}},
+		{"service", head + "service: 'a b'\n", []string{`5: service: "a b": use letters`}},
+		{"expect packages", head + "expect:\n  packages:\n    - {name: a, state: gone}\n    - {name: b, version: 'v1.0'}\n    - {name: c, version: '>= 2.4.0', state: absent}\n    - {name: b}\n    - {name: d, version: '~> 1'}\n    - {version: '1.0'}\n", []string{
+			`7: expect.packages[0].state: "gone": use one of present, absent`,
+			`8: expect.packages[1].version: "v1.0" is not a package version`,
+			"9: expect.packages[2].version: an absent package has no version",
+			`10: expect.packages[3].name: "b" is already in expect.packages[1]`,
+			`11: expect.packages[4].version: "~> 1" is not a version or a comparison`,
+			"12: expect.packages[5].name: required"}},
+		{"expect files", head + "expect:\n  files:\n    - {path: etc/x}\n    - {path: /x, sha256: " + sum + ", artifact: a}\n    - {path: /x}\n    - {path: /y, artifact: nope}\n", []string{
+			`7: expect.files[0].path: "etc/x": must be an absolute, clean path`,
+			"8: expect.files[1].artifact: give sha256 or artifact, not both",
+			`8: expect.files[1].artifact: no component named "a"`,
+			`9: expect.files[2].path: "/x" is already expected by expect.files[1]`,
+			`10: expect.files[3].artifact: no component named "nope"`}},
+		{"expect services", head + "expect:\n  services:\n    - {name: a, state: running}\n    - {name: b, state: enabled}\n    - {name: b, state: active}\n    - {name: b, state: masked}\n", []string{
+			`7: expect.services[0].state: "running": use one of enabled, disabled, masked, active, inactive`,
+			`10: expect.services[3]: expect.services[1] already expects a unit-file state for "b"`}},
+		{"expect hardware", head + "expect:\n  hardware:\n    - {fact: memory.total_bytes, op: '>=', value: lots}\n    - {fact: memory.total_bytes, op: present}\n    - {fact: disk.model, op: '>='}\n    - {fact: disk.serial, op: present, value: x}\n    - {fact: cpu.count, op: '==', value: four}\n    - {fact: disk.model, op: absent}\n", []string{
+			`7: expect.hardware[0].value: "lots" is not a size`,
+			`8: expect.hardware[1].op: "present": memory.total_bytes takes >=, <=, ==`,
+			`9: expect.hardware[2].op: ">=": disk.model takes present or absent`,
+			`10: expect.hardware[3].fact: "disk.serial" is not a hardware fact`,
+			`11: expect.hardware[4].value: "four" is not a whole number`,
+			"12: expect.hardware[5].value: required: the model"}},
+		{"expect allow", head + "expect:\n  allow: ['packages/[a', 'packages', 'pkgs/x*', 'volatile/x', '*/x']\n  extra: 1\n", []string{
+			`6: expect.allow[0]: "packages/[a" is not a valid glob pattern`,
+			`6: expect.allow[1]: "packages": write section/key`,
+			`6: expect.allow[2]: "pkgs/x*": no audit section "pkgs"`,
+			`6: expect.allow[3]: "volatile/x": no audit section "volatile"`,
+			"7: expect.extra: unknown key"}},
+		{"known errors", head + "known_errors:\n  - {id: KE-1, summary: s, status: fixed}\n  - {id: KE-1, summary: t}\n  - {summary: u, signature: {packages: [{name: a, state: absent}], hardware: [{fact: x, op: present}]}}\n", []string{
+			`6: known_errors[0].status: "fixed": use one of open, resolved, workaround`,
+			`7: known_errors[1].id: "KE-1" is already the id of known_errors[0]`,
+			"8: known_errors[2].signature.packages[0].state: unknown key",
+			`8: known_errors[2].signature.hardware[0].fact: "x" is not a hardware fact`,
+			"8: known_errors[2].id: required"}},
+		{"sla", head + "sla:\n  max_node_duration: soon\n  max_rollout_duration: -1h\n  min_success_rate: 1.5\n", []string{
+			`6: sla.max_node_duration: "soon" is not a duration`,
+			"7: sla.max_rollout_duration: must be positive",
+			`8: sla.min_success_rate: "1.5": must be a fraction`}},
+		{"sla percentage", head + "sla: {min_success_rate: '120%'}\n", []string{`5: sla.min_success_rate: "120%": must be a fraction`}},
+		{"sla rate not a percentage", head + "sla: {min_success_rate: most}\n", []string{`5: sla.min_success_rate: must be a fraction`}},
+		{"approvals", head + "approvals: {required: 0}\n", []string{"5: approvals.required: must be a whole number of distinct approvers, at least 1"}},
+		{"approvals not a number", head + "approvals: {required: two}\nnotes: [x]\n", []string{
+			"5: approvals.required: must be a whole number", "6: notes: must be a string"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -165,6 +217,11 @@ func FuzzParse(f *testing.F) {
 		f.Fatal(err)
 	}
 	f.Add(seed)
+	full, err := os.ReadFile("testdata/full.yaml")
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Add(full)
 	f.Add([]byte(head + "steps:\n  - {name: a, plugin: exec, params: {x: &v [1, 2], y: *v}}\n"))
 	f.Add([]byte("a: &a [*a, *a]\n"))
 	f.Fuzz(func(t *testing.T, data []byte) {
@@ -186,6 +243,17 @@ func FuzzParse(f *testing.F) {
 				}
 				seen[s.Name] = true
 			}
+		}
+		if m.Approvals.Required < 1 || m.SLA.MinSuccessRate < 0 || m.SLA.MinSuccessRate > 1 {
+			t.Fatalf("accepted bad approvals or SLA: %+v %+v", m.Approvals, m.SLA)
+		}
+		for _, c := range m.Components {
+			if (c.Path == "") == (c.Digest == "") {
+				t.Fatalf("accepted a component without exactly one of path and digest: %+v", c)
+			}
+		}
+		if _, err := m.Canonical(); err != nil {
+			t.Fatalf("Canonical: %v", err)
 		}
 	})
 }

@@ -19,6 +19,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"testing"
 
@@ -54,6 +55,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"Batch", testBatch},
 		{"Canceled", testCanceled},
 		{"Closed", testClosed},
+		{"Artifacts", testArtifacts},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -129,6 +131,19 @@ func service(name string) *controllerv1.ServiceRecord {
 	return &controllerv1.ServiceRecord{Name: name, Selector: map[string]string{"role": name}, Description: "the " + name, CreatedBy: "alice", CreatedAt: "2026-01-02T03:04:05Z"}
 }
 
+// artifact returns an artifact record whose digest is 64 hex digits made
+// from hex (repeated).
+func artifact(hex, name string) *controllerv1.ArtifactRecord {
+	return &controllerv1.ArtifactRecord{
+		Digest:    strings.Repeat(hex, 64/len(hex)),
+		Name:      name,
+		Kind:      "application",
+		SizeBytes: 42,
+		CreatedBy: "user:alice",
+		CreatedAt: "2026-01-02T03:04:05Z",
+	}
+}
+
 func logEntry(seq uint64) *controllerv1.AuditLogEntry {
 	return &controllerv1.AuditLogEntry{
 		Sequence: seq, Time: "2026-01-02T03:04:05Z", Actor: "user:alice", Action: "node.label", Object: "node/n1",
@@ -150,6 +165,8 @@ func testNotFound(t *testing.T, st store.Store) {
 		{"Service", func(tx store.Tx) error { _, err := tx.Service("x"); return err }},
 		{"LastLogEntry", func(tx store.Tx) error { _, err := tx.LastLogEntry(); return err }},
 		{"DeleteService", func(tx store.Tx) error { return tx.DeleteService("x") }},
+		{"Artifact", func(tx store.Tx) error { _, err := tx.Artifact("x"); return err }},
+		{"DeleteArtifact", func(tx store.Tx) error { return tx.DeleteArtifact("x") }},
 	}
 	// A record under another key must not be found either.
 	update(t, st, func(tx store.Tx) error { return tx.PutNode(node("y")) })
@@ -175,6 +192,7 @@ func testEmpty(t *testing.T, st store.Store) {
 		{"Baselines", func(tx store.Tx) (int, error) { r, err := tx.Baselines("n1"); return len(r), err }},
 		{"Services", func(tx store.Tx) (int, error) { r, err := tx.Services(); return len(r), err }},
 		{"LogEntries", func(tx store.Tx) (int, error) { r, err := tx.LogEntries(0, 0); return len(r), err }},
+		{"Artifacts", func(tx store.Tx) (int, error) { r, err := tx.Artifacts(); return len(r), err }},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -207,6 +225,8 @@ type roundTrip struct {
 func roundTrips() []roundTrip {
 	et, n, u, at := enrollToken(), node("n1"), user("alice"), apiToken()
 	c, a, b, s, e := command("c1", "n1", "2026-01-02T03:04:05Z"), audit("a1", "n1", "2026-01-02T03:04:05Z"), baseline("n1", 1), service("web"), logEntry(1)
+	art := artifact("ab", "app.tar.gz")
+	art.Installs = []*controllerv1.InstallRecord{{NodeId: "n1", Release: "web@1.0.0", RolloutId: "r1", InstalledAt: "2026-01-02T03:04:05Z"}}
 	return []roundTrip{
 		{"EnrollToken", et, func(tx store.Tx) error { return tx.PutEnrollToken(et) }, func(tx store.Tx) (proto.Message, error) { return tx.EnrollToken(et.TokenHash) }},
 		{"Node", n, func(tx store.Tx) error { return tx.PutNode(n) }, func(tx store.Tx) (proto.Message, error) { return tx.Node(n.Id) }},
@@ -223,6 +243,7 @@ func roundTrips() []roundTrip {
 		}},
 		{"Service", s, func(tx store.Tx) error { return tx.PutService(s) }, func(tx store.Tx) (proto.Message, error) { return tx.Service(s.Name) }},
 		{"LogEntry", e, func(tx store.Tx) error { return tx.AppendLogEntry(e) }, func(tx store.Tx) (proto.Message, error) { return tx.LastLogEntry() }},
+		{"Artifact", art, func(tx store.Tx) error { return tx.PutArtifact(art) }, func(tx store.Tx) (proto.Message, error) { return tx.Artifact(art.Digest) }},
 	}
 }
 
@@ -296,6 +317,9 @@ func testInvalid(t *testing.T, st store.Store) {
 		{"BaselineNoNode", func(tx store.Tx) error { return tx.PutBaseline(baseline("", 1)) }},
 		{"ServiceNoName", func(tx store.Tx) error { return tx.PutService(&controllerv1.ServiceRecord{}) }},
 		{"NilLogEntry", func(tx store.Tx) error { return tx.AppendLogEntry(nil) }},
+		{"ArtifactNoDigest", func(tx store.Tx) error { return tx.PutArtifact(&controllerv1.ArtifactRecord{Name: "a"}) }},
+		{"ArtifactNoName", func(tx store.Tx) error { return tx.PutArtifact(artifact("ab", "")) }},
+		{"ArtifactNameWithNUL", func(tx store.Tx) error { return tx.PutArtifact(artifact("ab", "a\x00b")) }},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -618,6 +642,7 @@ func testReadOnly(t *testing.T, st store.Store) {
 		write func(store.Tx) error
 	}{
 		{"DeleteService", func(tx store.Tx) error { return tx.DeleteService("web") }},
+		{"DeleteArtifact", func(tx store.Tx) error { return tx.DeleteArtifact(artifact("ab", "x").Digest) }},
 	}
 	for _, rt := range roundTrips() {
 		writes = append(writes, struct {
@@ -832,6 +857,8 @@ func scribble(m proto.Message) {
 		r.Description, r.Selector["role"] = "changed", "changed"
 	case *controllerv1.AuditLogEntry:
 		r.Actor, r.Details["set"] = "changed", "changed"
+	case *controllerv1.ArtifactRecord:
+		r.Name, r.Installs[0].NodeId = "changed", "changed"
 	default:
 		panic(fmt.Sprintf("scribble: unhandled %T", m))
 	}
@@ -977,5 +1004,59 @@ func testClosed(t *testing.T, st store.Store) {
 		if err := call(t.Context(), fn); !errors.Is(err, store.ErrClosed) {
 			t.Errorf("%s after Close: got %v, want ErrClosed", name, err)
 		}
+	}
+}
+
+// testArtifacts checks the DML's records: listed by name then digest
+// (not by digest alone), the name index follows an overwrite, and a
+// deleted artifact is gone from both.
+func testArtifacts(t *testing.T, st store.Store) {
+	a1, b2, b1, c0 := artifact("a1", "tools"), artifact("b2", "app"), artifact("b1", "app"), artifact("c0", "app-extra")
+	update(t, st, func(tx store.Tx) error {
+		return errors.Join(tx.PutArtifact(a1), tx.PutArtifact(b2), tx.PutArtifact(b1), tx.PutArtifact(c0))
+	})
+	digests := func(t *testing.T) []string {
+		t.Helper()
+		var out []string
+		view(t, st, func(tx store.Tx) error {
+			recs, err := tx.Artifacts()
+			for _, r := range recs {
+				out = append(out, r.GetName()+"/"+r.GetDigest()[:2])
+			}
+			return err
+		})
+		return out
+	}
+	// "app" sorts before "app-extra": the NUL separator sorts first.
+	if diff := cmp.Diff([]string{"app/b1", "app/b2", "app-extra/c0", "tools/a1"}, digests(t)); diff != "" {
+		t.Errorf("Artifacts (-want +got):\n%s", diff)
+	}
+
+	withInstall := artifact("a1", "zz-renamed")
+	withInstall.Installs = []*controllerv1.InstallRecord{{NodeId: "n1", Release: "web@1.0.0"}}
+	update(t, st, func(tx store.Tx) error { return tx.PutArtifact(withInstall) })
+	if diff := cmp.Diff([]string{"app/b1", "app/b2", "app-extra/c0", "zz-renamed/a1"}, digests(t)); diff != "" {
+		t.Errorf("Artifacts after overwrite (-want +got):\n%s", diff)
+	}
+
+	update(t, st, func(tx store.Tx) error { return tx.DeleteArtifact(b1.Digest) })
+	if diff := cmp.Diff([]string{"app/b2", "app-extra/c0", "zz-renamed/a1"}, digests(t)); diff != "" {
+		t.Errorf("Artifacts after delete (-want +got):\n%s", diff)
+	}
+	view(t, st, func(tx store.Tx) error {
+		if _, err := tx.Artifact(b1.Digest); !errors.Is(err, store.ErrNotFound) {
+			t.Errorf("Artifact after delete: got %v, want ErrNotFound", err)
+		}
+		got, err := tx.Artifact(withInstall.Digest)
+		if err != nil {
+			return err
+		}
+		if diff := cmp.Diff(withInstall, got, protoDiff); diff != "" {
+			t.Errorf("Artifact after overwrite (-want +got):\n%s", diff)
+		}
+		return nil
+	})
+	if err := st.Update(t.Context(), func(tx store.Tx) error { return tx.DeleteArtifact(b1.Digest) }); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("second delete: got %v, want ErrNotFound", err)
 	}
 }

@@ -3053,6 +3053,906 @@ func (x *VerifyResponse) GetHeadHash() string {
 	return ""
 }
 
+type ArtifactRecord struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// sha256 of the content, 64 lowercase hex digits; the artifact's ID.
+	Digest string `protobuf:"bytes,1,opt,name=digest,proto3" json:"digest,omitempty"`
+	// From the first push of this content; later pushes do not change it.
+	Name string `protobuf:"bytes,2,opt,name=name,proto3" json:"name,omitempty"`
+	// application, off-the-shelf, utility, system-software, hardware-spec
+	// or documentation (ITIL's component kinds).
+	Kind      string `protobuf:"bytes,3,opt,name=kind,proto3" json:"kind,omitempty"`
+	SizeBytes int64  `protobuf:"varint,4,opt,name=size_bytes,json=sizeBytes,proto3" json:"size_bytes,omitempty"`
+	CreatedBy string `protobuf:"bytes,5,opt,name=created_by,json=createdBy,proto3" json:"created_by,omitempty"`
+	CreatedAt string `protobuf:"bytes,6,opt,name=created_at,json=createdAt,proto3" json:"created_at,omitempty"`
+	// Where it is installed, by node ID then release; rollouts add these.
+	Installs []*InstallRecord `protobuf:"bytes,7,rep,name=installs,proto3" json:"installs,omitempty"`
+	// Set only in a Push response: the content was already in the library,
+	// and this is the record of its first push (nothing was stored). Never
+	// set in the store.
+	AlreadyStored bool `protobuf:"varint,8,opt,name=already_stored,json=alreadyStored,proto3" json:"already_stored,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ArtifactRecord) Reset() {
+	*x = ArtifactRecord{}
+	mi := &file_proto_controller_v1_controller_proto_msgTypes[48]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ArtifactRecord) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ArtifactRecord) ProtoMessage() {}
+
+func (x *ArtifactRecord) ProtoReflect() protoreflect.Message {
+	mi := &file_proto_controller_v1_controller_proto_msgTypes[48]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ArtifactRecord.ProtoReflect.Descriptor instead.
+func (*ArtifactRecord) Descriptor() ([]byte, []int) {
+	return file_proto_controller_v1_controller_proto_rawDescGZIP(), []int{48}
+}
+
+func (x *ArtifactRecord) GetDigest() string {
+	if x != nil {
+		return x.Digest
+	}
+	return ""
+}
+
+func (x *ArtifactRecord) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *ArtifactRecord) GetKind() string {
+	if x != nil {
+		return x.Kind
+	}
+	return ""
+}
+
+func (x *ArtifactRecord) GetSizeBytes() int64 {
+	if x != nil {
+		return x.SizeBytes
+	}
+	return 0
+}
+
+func (x *ArtifactRecord) GetCreatedBy() string {
+	if x != nil {
+		return x.CreatedBy
+	}
+	return ""
+}
+
+func (x *ArtifactRecord) GetCreatedAt() string {
+	if x != nil {
+		return x.CreatedAt
+	}
+	return ""
+}
+
+func (x *ArtifactRecord) GetInstalls() []*InstallRecord {
+	if x != nil {
+		return x.Installs
+	}
+	return nil
+}
+
+func (x *ArtifactRecord) GetAlreadyStored() bool {
+	if x != nil {
+		return x.AlreadyStored
+	}
+	return false
+}
+
+type InstallRecord struct {
+	state  protoimpl.MessageState `protogen:"open.v1"`
+	NodeId string                 `protobuf:"bytes,1,opt,name=node_id,json=nodeId,proto3" json:"node_id,omitempty"`
+	// NAME@VERSION.
+	Release       string `protobuf:"bytes,2,opt,name=release,proto3" json:"release,omitempty"`
+	RolloutId     string `protobuf:"bytes,3,opt,name=rollout_id,json=rolloutId,proto3" json:"rollout_id,omitempty"`
+	InstalledAt   string `protobuf:"bytes,4,opt,name=installed_at,json=installedAt,proto3" json:"installed_at,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *InstallRecord) Reset() {
+	*x = InstallRecord{}
+	mi := &file_proto_controller_v1_controller_proto_msgTypes[49]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *InstallRecord) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*InstallRecord) ProtoMessage() {}
+
+func (x *InstallRecord) ProtoReflect() protoreflect.Message {
+	mi := &file_proto_controller_v1_controller_proto_msgTypes[49]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use InstallRecord.ProtoReflect.Descriptor instead.
+func (*InstallRecord) Descriptor() ([]byte, []int) {
+	return file_proto_controller_v1_controller_proto_rawDescGZIP(), []int{49}
+}
+
+func (x *InstallRecord) GetNodeId() string {
+	if x != nil {
+		return x.NodeId
+	}
+	return ""
+}
+
+func (x *InstallRecord) GetRelease() string {
+	if x != nil {
+		return x.Release
+	}
+	return ""
+}
+
+func (x *InstallRecord) GetRolloutId() string {
+	if x != nil {
+		return x.RolloutId
+	}
+	return ""
+}
+
+func (x *InstallRecord) GetInstalledAt() string {
+	if x != nil {
+		return x.InstalledAt
+	}
+	return ""
+}
+
+type PushRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Types that are valid to be assigned to Msg:
+	//
+	//	*PushRequest_Header
+	//	*PushRequest_Data
+	Msg           isPushRequest_Msg `protobuf_oneof:"msg"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PushRequest) Reset() {
+	*x = PushRequest{}
+	mi := &file_proto_controller_v1_controller_proto_msgTypes[50]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PushRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PushRequest) ProtoMessage() {}
+
+func (x *PushRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_proto_controller_v1_controller_proto_msgTypes[50]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PushRequest.ProtoReflect.Descriptor instead.
+func (*PushRequest) Descriptor() ([]byte, []int) {
+	return file_proto_controller_v1_controller_proto_rawDescGZIP(), []int{50}
+}
+
+func (x *PushRequest) GetMsg() isPushRequest_Msg {
+	if x != nil {
+		return x.Msg
+	}
+	return nil
+}
+
+func (x *PushRequest) GetHeader() *PushHeader {
+	if x != nil {
+		if x, ok := x.Msg.(*PushRequest_Header); ok {
+			return x.Header
+		}
+	}
+	return nil
+}
+
+func (x *PushRequest) GetData() []byte {
+	if x != nil {
+		if x, ok := x.Msg.(*PushRequest_Data); ok {
+			return x.Data
+		}
+	}
+	return nil
+}
+
+type isPushRequest_Msg interface {
+	isPushRequest_Msg()
+}
+
+type PushRequest_Header struct {
+	// The first message of every Push stream.
+	Header *PushHeader `protobuf:"bytes,1,opt,name=header,proto3,oneof"`
+}
+
+type PushRequest_Data struct {
+	// The content, in order, after the header.
+	Data []byte `protobuf:"bytes,2,opt,name=data,proto3,oneof"`
+}
+
+func (*PushRequest_Header) isPushRequest_Msg() {}
+
+func (*PushRequest_Data) isPushRequest_Msg() {}
+
+type PushHeader struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// From UploadStatus with an empty upload_id.
+	UploadId string `protobuf:"bytes,1,opt,name=upload_id,json=uploadId,proto3" json:"upload_id,omitempty"`
+	// Where this stream's data starts: the received_bytes UploadStatus
+	// reports (0 for a new upload).
+	Offset int64  `protobuf:"varint,2,opt,name=offset,proto3" json:"offset,omitempty"`
+	Name   string `protobuf:"bytes,3,opt,name=name,proto3" json:"name,omitempty"`
+	Kind   string `protobuf:"bytes,4,opt,name=kind,proto3" json:"kind,omitempty"`
+	// The whole file's size; the push completes when it has arrived.
+	SizeBytes int64 `protobuf:"varint,5,opt,name=size_bytes,json=sizeBytes,proto3" json:"size_bytes,omitempty"`
+	// Optional sha256 (hex) the content must hash to, else the upload is
+	// refused and discarded.
+	Sha256        string `protobuf:"bytes,6,opt,name=sha256,proto3" json:"sha256,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PushHeader) Reset() {
+	*x = PushHeader{}
+	mi := &file_proto_controller_v1_controller_proto_msgTypes[51]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PushHeader) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PushHeader) ProtoMessage() {}
+
+func (x *PushHeader) ProtoReflect() protoreflect.Message {
+	mi := &file_proto_controller_v1_controller_proto_msgTypes[51]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PushHeader.ProtoReflect.Descriptor instead.
+func (*PushHeader) Descriptor() ([]byte, []int) {
+	return file_proto_controller_v1_controller_proto_rawDescGZIP(), []int{51}
+}
+
+func (x *PushHeader) GetUploadId() string {
+	if x != nil {
+		return x.UploadId
+	}
+	return ""
+}
+
+func (x *PushHeader) GetOffset() int64 {
+	if x != nil {
+		return x.Offset
+	}
+	return 0
+}
+
+func (x *PushHeader) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *PushHeader) GetKind() string {
+	if x != nil {
+		return x.Kind
+	}
+	return ""
+}
+
+func (x *PushHeader) GetSizeBytes() int64 {
+	if x != nil {
+		return x.SizeBytes
+	}
+	return 0
+}
+
+func (x *PushHeader) GetSha256() string {
+	if x != nil {
+		return x.Sha256
+	}
+	return ""
+}
+
+type UploadStatusRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Empty opens a new upload session.
+	UploadId      string `protobuf:"bytes,1,opt,name=upload_id,json=uploadId,proto3" json:"upload_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *UploadStatusRequest) Reset() {
+	*x = UploadStatusRequest{}
+	mi := &file_proto_controller_v1_controller_proto_msgTypes[52]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *UploadStatusRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*UploadStatusRequest) ProtoMessage() {}
+
+func (x *UploadStatusRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_proto_controller_v1_controller_proto_msgTypes[52]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use UploadStatusRequest.ProtoReflect.Descriptor instead.
+func (*UploadStatusRequest) Descriptor() ([]byte, []int) {
+	return file_proto_controller_v1_controller_proto_rawDescGZIP(), []int{52}
+}
+
+func (x *UploadStatusRequest) GetUploadId() string {
+	if x != nil {
+		return x.UploadId
+	}
+	return ""
+}
+
+type UploadStatusResponse struct {
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	UploadId string                 `protobuf:"bytes,1,opt,name=upload_id,json=uploadId,proto3" json:"upload_id,omitempty"`
+	// Bytes held durably; the next Push starts at this offset.
+	ReceivedBytes int64 `protobuf:"varint,2,opt,name=received_bytes,json=receivedBytes,proto3" json:"received_bytes,omitempty"`
+	// As declared by the first Push header (0 before it).
+	SizeBytes int64  `protobuf:"varint,3,opt,name=size_bytes,json=sizeBytes,proto3" json:"size_bytes,omitempty"`
+	Name      string `protobuf:"bytes,4,opt,name=name,proto3" json:"name,omitempty"`
+	Kind      string `protobuf:"bytes,5,opt,name=kind,proto3" json:"kind,omitempty"`
+	// The session is discarded after this (RFC 3339).
+	ExpiresAt string `protobuf:"bytes,6,opt,name=expires_at,json=expiresAt,proto3" json:"expires_at,omitempty"`
+	// The largest artifact the controller accepts.
+	MaxBytes      int64 `protobuf:"varint,7,opt,name=max_bytes,json=maxBytes,proto3" json:"max_bytes,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *UploadStatusResponse) Reset() {
+	*x = UploadStatusResponse{}
+	mi := &file_proto_controller_v1_controller_proto_msgTypes[53]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *UploadStatusResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*UploadStatusResponse) ProtoMessage() {}
+
+func (x *UploadStatusResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_proto_controller_v1_controller_proto_msgTypes[53]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use UploadStatusResponse.ProtoReflect.Descriptor instead.
+func (*UploadStatusResponse) Descriptor() ([]byte, []int) {
+	return file_proto_controller_v1_controller_proto_rawDescGZIP(), []int{53}
+}
+
+func (x *UploadStatusResponse) GetUploadId() string {
+	if x != nil {
+		return x.UploadId
+	}
+	return ""
+}
+
+func (x *UploadStatusResponse) GetReceivedBytes() int64 {
+	if x != nil {
+		return x.ReceivedBytes
+	}
+	return 0
+}
+
+func (x *UploadStatusResponse) GetSizeBytes() int64 {
+	if x != nil {
+		return x.SizeBytes
+	}
+	return 0
+}
+
+func (x *UploadStatusResponse) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *UploadStatusResponse) GetKind() string {
+	if x != nil {
+		return x.Kind
+	}
+	return ""
+}
+
+func (x *UploadStatusResponse) GetExpiresAt() string {
+	if x != nil {
+		return x.ExpiresAt
+	}
+	return ""
+}
+
+func (x *UploadStatusResponse) GetMaxBytes() int64 {
+	if x != nil {
+		return x.MaxBytes
+	}
+	return 0
+}
+
+type ListArtifactsRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Only artifacts with this name / kind, when set.
+	Name          string `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	Kind          string `protobuf:"bytes,2,opt,name=kind,proto3" json:"kind,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListArtifactsRequest) Reset() {
+	*x = ListArtifactsRequest{}
+	mi := &file_proto_controller_v1_controller_proto_msgTypes[54]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListArtifactsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListArtifactsRequest) ProtoMessage() {}
+
+func (x *ListArtifactsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_proto_controller_v1_controller_proto_msgTypes[54]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListArtifactsRequest.ProtoReflect.Descriptor instead.
+func (*ListArtifactsRequest) Descriptor() ([]byte, []int) {
+	return file_proto_controller_v1_controller_proto_rawDescGZIP(), []int{54}
+}
+
+func (x *ListArtifactsRequest) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *ListArtifactsRequest) GetKind() string {
+	if x != nil {
+		return x.Kind
+	}
+	return ""
+}
+
+type ListArtifactsResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// By name, then digest.
+	Artifacts     []*ArtifactRecord `protobuf:"bytes,1,rep,name=artifacts,proto3" json:"artifacts,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListArtifactsResponse) Reset() {
+	*x = ListArtifactsResponse{}
+	mi := &file_proto_controller_v1_controller_proto_msgTypes[55]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListArtifactsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListArtifactsResponse) ProtoMessage() {}
+
+func (x *ListArtifactsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_proto_controller_v1_controller_proto_msgTypes[55]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListArtifactsResponse.ProtoReflect.Descriptor instead.
+func (*ListArtifactsResponse) Descriptor() ([]byte, []int) {
+	return file_proto_controller_v1_controller_proto_rawDescGZIP(), []int{55}
+}
+
+func (x *ListArtifactsResponse) GetArtifacts() []*ArtifactRecord {
+	if x != nil {
+		return x.Artifacts
+	}
+	return nil
+}
+
+type GetArtifactRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The digest, or a unique prefix of at least 8 hex digits.
+	Digest        string `protobuf:"bytes,1,opt,name=digest,proto3" json:"digest,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetArtifactRequest) Reset() {
+	*x = GetArtifactRequest{}
+	mi := &file_proto_controller_v1_controller_proto_msgTypes[56]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetArtifactRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetArtifactRequest) ProtoMessage() {}
+
+func (x *GetArtifactRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_proto_controller_v1_controller_proto_msgTypes[56]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetArtifactRequest.ProtoReflect.Descriptor instead.
+func (*GetArtifactRequest) Descriptor() ([]byte, []int) {
+	return file_proto_controller_v1_controller_proto_rawDescGZIP(), []int{56}
+}
+
+func (x *GetArtifactRequest) GetDigest() string {
+	if x != nil {
+		return x.Digest
+	}
+	return ""
+}
+
+type DownloadChunk struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The first chunk carries the record; data follows in order.
+	Artifact      *ArtifactRecord `protobuf:"bytes,1,opt,name=artifact,proto3" json:"artifact,omitempty"`
+	Data          []byte          `protobuf:"bytes,2,opt,name=data,proto3" json:"data,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DownloadChunk) Reset() {
+	*x = DownloadChunk{}
+	mi := &file_proto_controller_v1_controller_proto_msgTypes[57]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DownloadChunk) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DownloadChunk) ProtoMessage() {}
+
+func (x *DownloadChunk) ProtoReflect() protoreflect.Message {
+	mi := &file_proto_controller_v1_controller_proto_msgTypes[57]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DownloadChunk.ProtoReflect.Descriptor instead.
+func (*DownloadChunk) Descriptor() ([]byte, []int) {
+	return file_proto_controller_v1_controller_proto_rawDescGZIP(), []int{57}
+}
+
+func (x *DownloadChunk) GetArtifact() *ArtifactRecord {
+	if x != nil {
+		return x.Artifact
+	}
+	return nil
+}
+
+func (x *DownloadChunk) GetData() []byte {
+	if x != nil {
+		return x.Data
+	}
+	return nil
+}
+
+type WhereRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The digest, or a unique prefix of at least 8 hex digits.
+	Digest        string `protobuf:"bytes,1,opt,name=digest,proto3" json:"digest,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *WhereRequest) Reset() {
+	*x = WhereRequest{}
+	mi := &file_proto_controller_v1_controller_proto_msgTypes[58]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *WhereRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*WhereRequest) ProtoMessage() {}
+
+func (x *WhereRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_proto_controller_v1_controller_proto_msgTypes[58]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use WhereRequest.ProtoReflect.Descriptor instead.
+func (*WhereRequest) Descriptor() ([]byte, []int) {
+	return file_proto_controller_v1_controller_proto_rawDescGZIP(), []int{58}
+}
+
+func (x *WhereRequest) GetDigest() string {
+	if x != nil {
+		return x.Digest
+	}
+	return ""
+}
+
+type WhereResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Digest        string                 `protobuf:"bytes,1,opt,name=digest,proto3" json:"digest,omitempty"`
+	Installs      []*InstallRecord       `protobuf:"bytes,2,rep,name=installs,proto3" json:"installs,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *WhereResponse) Reset() {
+	*x = WhereResponse{}
+	mi := &file_proto_controller_v1_controller_proto_msgTypes[59]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *WhereResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*WhereResponse) ProtoMessage() {}
+
+func (x *WhereResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_proto_controller_v1_controller_proto_msgTypes[59]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use WhereResponse.ProtoReflect.Descriptor instead.
+func (*WhereResponse) Descriptor() ([]byte, []int) {
+	return file_proto_controller_v1_controller_proto_rawDescGZIP(), []int{59}
+}
+
+func (x *WhereResponse) GetDigest() string {
+	if x != nil {
+		return x.Digest
+	}
+	return ""
+}
+
+func (x *WhereResponse) GetInstalls() []*InstallRecord {
+	if x != nil {
+		return x.Installs
+	}
+	return nil
+}
+
+type CollectGarbageRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Report what would be removed without removing it.
+	DryRun        bool `protobuf:"varint,1,opt,name=dry_run,json=dryRun,proto3" json:"dry_run,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CollectGarbageRequest) Reset() {
+	*x = CollectGarbageRequest{}
+	mi := &file_proto_controller_v1_controller_proto_msgTypes[60]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CollectGarbageRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CollectGarbageRequest) ProtoMessage() {}
+
+func (x *CollectGarbageRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_proto_controller_v1_controller_proto_msgTypes[60]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CollectGarbageRequest.ProtoReflect.Descriptor instead.
+func (*CollectGarbageRequest) Descriptor() ([]byte, []int) {
+	return file_proto_controller_v1_controller_proto_rawDescGZIP(), []int{60}
+}
+
+func (x *CollectGarbageRequest) GetDryRun() bool {
+	if x != nil {
+		return x.DryRun
+	}
+	return false
+}
+
+type CollectGarbageResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Removed (or, in a dry run, removable) artifacts, by name then digest.
+	Removed    []*ArtifactRecord `protobuf:"bytes,1,rep,name=removed,proto3" json:"removed,omitempty"`
+	FreedBytes int64             `protobuf:"varint,2,opt,name=freed_bytes,json=freedBytes,proto3" json:"freed_bytes,omitempty"`
+	DryRun     bool              `protobuf:"varint,3,opt,name=dry_run,json=dryRun,proto3" json:"dry_run,omitempty"`
+	// Artifacts kept because a release references them.
+	Kept          uint32 `protobuf:"varint,4,opt,name=kept,proto3" json:"kept,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CollectGarbageResponse) Reset() {
+	*x = CollectGarbageResponse{}
+	mi := &file_proto_controller_v1_controller_proto_msgTypes[61]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CollectGarbageResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CollectGarbageResponse) ProtoMessage() {}
+
+func (x *CollectGarbageResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_proto_controller_v1_controller_proto_msgTypes[61]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CollectGarbageResponse.ProtoReflect.Descriptor instead.
+func (*CollectGarbageResponse) Descriptor() ([]byte, []int) {
+	return file_proto_controller_v1_controller_proto_rawDescGZIP(), []int{61}
+}
+
+func (x *CollectGarbageResponse) GetRemoved() []*ArtifactRecord {
+	if x != nil {
+		return x.Removed
+	}
+	return nil
+}
+
+func (x *CollectGarbageResponse) GetFreedBytes() int64 {
+	if x != nil {
+		return x.FreedBytes
+	}
+	return 0
+}
+
+func (x *CollectGarbageResponse) GetDryRun() bool {
+	if x != nil {
+		return x.DryRun
+	}
+	return false
+}
+
+func (x *CollectGarbageResponse) GetKept() uint32 {
+	if x != nil {
+		return x.Kept
+	}
+	return 0
+}
+
 var File_proto_controller_v1_controller_proto protoreflect.FileDescriptor
 
 const file_proto_controller_v1_controller_proto_rawDesc = "" +
@@ -3327,7 +4227,73 @@ const file_proto_controller_v1_controller_proto_rawDesc = "" +
 	"\aentries\x18\x02 \x01(\x04R\aentries\x12,\n" +
 	"\x12first_bad_sequence\x18\x03 \x01(\x04R\x10firstBadSequence\x12\x18\n" +
 	"\aproblem\x18\x04 \x01(\tR\aproblem\x12\x1b\n" +
-	"\thead_hash\x18\x05 \x01(\tR\bheadHash2\x82\x01\n" +
+	"\thead_hash\x18\x05 \x01(\tR\bheadHash\"\x94\x02\n" +
+	"\x0eArtifactRecord\x12\x16\n" +
+	"\x06digest\x18\x01 \x01(\tR\x06digest\x12\x12\n" +
+	"\x04name\x18\x02 \x01(\tR\x04name\x12\x12\n" +
+	"\x04kind\x18\x03 \x01(\tR\x04kind\x12\x1d\n" +
+	"\n" +
+	"size_bytes\x18\x04 \x01(\x03R\tsizeBytes\x12\x1d\n" +
+	"\n" +
+	"created_by\x18\x05 \x01(\tR\tcreatedBy\x12\x1d\n" +
+	"\n" +
+	"created_at\x18\x06 \x01(\tR\tcreatedAt\x12>\n" +
+	"\binstalls\x18\a \x03(\v2\".cairn.controller.v1.InstallRecordR\binstalls\x12%\n" +
+	"\x0ealready_stored\x18\b \x01(\bR\ralreadyStored\"\x84\x01\n" +
+	"\rInstallRecord\x12\x17\n" +
+	"\anode_id\x18\x01 \x01(\tR\x06nodeId\x12\x18\n" +
+	"\arelease\x18\x02 \x01(\tR\arelease\x12\x1d\n" +
+	"\n" +
+	"rollout_id\x18\x03 \x01(\tR\trolloutId\x12!\n" +
+	"\finstalled_at\x18\x04 \x01(\tR\vinstalledAt\"e\n" +
+	"\vPushRequest\x129\n" +
+	"\x06header\x18\x01 \x01(\v2\x1f.cairn.controller.v1.PushHeaderH\x00R\x06header\x12\x14\n" +
+	"\x04data\x18\x02 \x01(\fH\x00R\x04dataB\x05\n" +
+	"\x03msg\"\xa0\x01\n" +
+	"\n" +
+	"PushHeader\x12\x1b\n" +
+	"\tupload_id\x18\x01 \x01(\tR\buploadId\x12\x16\n" +
+	"\x06offset\x18\x02 \x01(\x03R\x06offset\x12\x12\n" +
+	"\x04name\x18\x03 \x01(\tR\x04name\x12\x12\n" +
+	"\x04kind\x18\x04 \x01(\tR\x04kind\x12\x1d\n" +
+	"\n" +
+	"size_bytes\x18\x05 \x01(\x03R\tsizeBytes\x12\x16\n" +
+	"\x06sha256\x18\x06 \x01(\tR\x06sha256\"2\n" +
+	"\x13UploadStatusRequest\x12\x1b\n" +
+	"\tupload_id\x18\x01 \x01(\tR\buploadId\"\xdd\x01\n" +
+	"\x14UploadStatusResponse\x12\x1b\n" +
+	"\tupload_id\x18\x01 \x01(\tR\buploadId\x12%\n" +
+	"\x0ereceived_bytes\x18\x02 \x01(\x03R\rreceivedBytes\x12\x1d\n" +
+	"\n" +
+	"size_bytes\x18\x03 \x01(\x03R\tsizeBytes\x12\x12\n" +
+	"\x04name\x18\x04 \x01(\tR\x04name\x12\x12\n" +
+	"\x04kind\x18\x05 \x01(\tR\x04kind\x12\x1d\n" +
+	"\n" +
+	"expires_at\x18\x06 \x01(\tR\texpiresAt\x12\x1b\n" +
+	"\tmax_bytes\x18\a \x01(\x03R\bmaxBytes\">\n" +
+	"\x14ListArtifactsRequest\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12\x12\n" +
+	"\x04kind\x18\x02 \x01(\tR\x04kind\"Z\n" +
+	"\x15ListArtifactsResponse\x12A\n" +
+	"\tartifacts\x18\x01 \x03(\v2#.cairn.controller.v1.ArtifactRecordR\tartifacts\",\n" +
+	"\x12GetArtifactRequest\x12\x16\n" +
+	"\x06digest\x18\x01 \x01(\tR\x06digest\"d\n" +
+	"\rDownloadChunk\x12?\n" +
+	"\bartifact\x18\x01 \x01(\v2#.cairn.controller.v1.ArtifactRecordR\bartifact\x12\x12\n" +
+	"\x04data\x18\x02 \x01(\fR\x04data\"&\n" +
+	"\fWhereRequest\x12\x16\n" +
+	"\x06digest\x18\x01 \x01(\tR\x06digest\"g\n" +
+	"\rWhereResponse\x12\x16\n" +
+	"\x06digest\x18\x01 \x01(\tR\x06digest\x12>\n" +
+	"\binstalls\x18\x02 \x03(\v2\".cairn.controller.v1.InstallRecordR\binstalls\"0\n" +
+	"\x15CollectGarbageRequest\x12\x17\n" +
+	"\adry_run\x18\x01 \x01(\bR\x06dryRun\"\xa5\x01\n" +
+	"\x16CollectGarbageResponse\x12=\n" +
+	"\aremoved\x18\x01 \x03(\v2#.cairn.controller.v1.ArtifactRecordR\aremoved\x12\x1f\n" +
+	"\vfreed_bytes\x18\x02 \x01(\x03R\n" +
+	"freedBytes\x12\x17\n" +
+	"\adry_run\x18\x03 \x01(\bR\x06dryRun\x12\x12\n" +
+	"\x04kept\x18\x04 \x01(\rR\x04kept2\x82\x01\n" +
 	"\fEnrollTokens\x12r\n" +
 	"\x11CreateEnrollToken\x12-.cairn.controller.v1.CreateEnrollTokenRequest\x1a..cairn.controller.v1.CreateEnrollTokenResponse2\xe0\x02\n" +
 	"\x05Nodes\x12Z\n" +
@@ -3361,7 +4327,15 @@ const file_proto_controller_v1_controller_proto_rawDesc = "" +
 	"\x06WhoAmI\x12\".cairn.controller.v1.WhoAmIRequest\x1a\x1f.cairn.controller.v1.UserRecord2\xbf\x01\n" +
 	"\bAuditLog\x12`\n" +
 	"\vListEntries\x12'.cairn.controller.v1.ListEntriesRequest\x1a(.cairn.controller.v1.ListEntriesResponse\x12Q\n" +
-	"\x06Verify\x12\".cairn.controller.v1.VerifyRequest\x1a#.cairn.controller.v1.VerifyResponseB=Z;github.com/cairn-ops/cairn/proto/controller/v1;controllerv1b\x06proto3"
+	"\x06Verify\x12\".cairn.controller.v1.VerifyRequest\x1a#.cairn.controller.v1.VerifyResponse2\x9c\x05\n" +
+	"\tArtifacts\x12O\n" +
+	"\x04Push\x12 .cairn.controller.v1.PushRequest\x1a#.cairn.controller.v1.ArtifactRecord(\x01\x12c\n" +
+	"\fUploadStatus\x12(.cairn.controller.v1.UploadStatusRequest\x1a).cairn.controller.v1.UploadStatusResponse\x12f\n" +
+	"\rListArtifacts\x12).cairn.controller.v1.ListArtifactsRequest\x1a*.cairn.controller.v1.ListArtifactsResponse\x12[\n" +
+	"\vGetArtifact\x12'.cairn.controller.v1.GetArtifactRequest\x1a#.cairn.controller.v1.ArtifactRecord\x12Y\n" +
+	"\bDownload\x12'.cairn.controller.v1.GetArtifactRequest\x1a\".cairn.controller.v1.DownloadChunk0\x01\x12N\n" +
+	"\x05Where\x12!.cairn.controller.v1.WhereRequest\x1a\".cairn.controller.v1.WhereResponse\x12i\n" +
+	"\x0eCollectGarbage\x12*.cairn.controller.v1.CollectGarbageRequest\x1a+.cairn.controller.v1.CollectGarbageResponseB=Z;github.com/cairn-ops/cairn/proto/controller/v1;controllerv1b\x06proto3"
 
 var (
 	file_proto_controller_v1_controller_proto_rawDescOnce sync.Once
@@ -3376,7 +4350,7 @@ func file_proto_controller_v1_controller_proto_rawDescGZIP() []byte {
 }
 
 var file_proto_controller_v1_controller_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_proto_controller_v1_controller_proto_msgTypes = make([]protoimpl.MessageInfo, 58)
+var file_proto_controller_v1_controller_proto_msgTypes = make([]protoimpl.MessageInfo, 72)
 var file_proto_controller_v1_controller_proto_goTypes = []any{
 	(NodeRecord_State)(0),             // 0: cairn.controller.v1.NodeRecord.State
 	(CommandRecord_State)(0),          // 1: cairn.controller.v1.CommandRecord.State
@@ -3428,97 +4402,131 @@ var file_proto_controller_v1_controller_proto_goTypes = []any{
 	(*ListEntriesResponse)(nil),       // 47: cairn.controller.v1.ListEntriesResponse
 	(*VerifyRequest)(nil),             // 48: cairn.controller.v1.VerifyRequest
 	(*VerifyResponse)(nil),            // 49: cairn.controller.v1.VerifyResponse
-	nil,                               // 50: cairn.controller.v1.CreateEnrollTokenRequest.LabelsEntry
-	nil,                               // 51: cairn.controller.v1.EnrollTokenRecord.LabelsEntry
-	nil,                               // 52: cairn.controller.v1.NodeRecord.LabelsEntry
-	nil,                               // 53: cairn.controller.v1.ListNodesRequest.SelectorEntry
-	nil,                               // 54: cairn.controller.v1.LabelNodeRequest.SetEntry
-	nil,                               // 55: cairn.controller.v1.RunAuditRequest.SelectorEntry
-	nil,                               // 56: cairn.controller.v1.DriftRequest.SelectorEntry
-	nil,                               // 57: cairn.controller.v1.ServiceRecord.SelectorEntry
-	nil,                               // 58: cairn.controller.v1.CreateServiceRequest.SelectorEntry
-	nil,                               // 59: cairn.controller.v1.AuditLogEntry.DetailsEntry
-	(*v1.Audit)(nil),                  // 60: cairn.inventory.v1.Audit
+	(*ArtifactRecord)(nil),            // 50: cairn.controller.v1.ArtifactRecord
+	(*InstallRecord)(nil),             // 51: cairn.controller.v1.InstallRecord
+	(*PushRequest)(nil),               // 52: cairn.controller.v1.PushRequest
+	(*PushHeader)(nil),                // 53: cairn.controller.v1.PushHeader
+	(*UploadStatusRequest)(nil),       // 54: cairn.controller.v1.UploadStatusRequest
+	(*UploadStatusResponse)(nil),      // 55: cairn.controller.v1.UploadStatusResponse
+	(*ListArtifactsRequest)(nil),      // 56: cairn.controller.v1.ListArtifactsRequest
+	(*ListArtifactsResponse)(nil),     // 57: cairn.controller.v1.ListArtifactsResponse
+	(*GetArtifactRequest)(nil),        // 58: cairn.controller.v1.GetArtifactRequest
+	(*DownloadChunk)(nil),             // 59: cairn.controller.v1.DownloadChunk
+	(*WhereRequest)(nil),              // 60: cairn.controller.v1.WhereRequest
+	(*WhereResponse)(nil),             // 61: cairn.controller.v1.WhereResponse
+	(*CollectGarbageRequest)(nil),     // 62: cairn.controller.v1.CollectGarbageRequest
+	(*CollectGarbageResponse)(nil),    // 63: cairn.controller.v1.CollectGarbageResponse
+	nil,                               // 64: cairn.controller.v1.CreateEnrollTokenRequest.LabelsEntry
+	nil,                               // 65: cairn.controller.v1.EnrollTokenRecord.LabelsEntry
+	nil,                               // 66: cairn.controller.v1.NodeRecord.LabelsEntry
+	nil,                               // 67: cairn.controller.v1.ListNodesRequest.SelectorEntry
+	nil,                               // 68: cairn.controller.v1.LabelNodeRequest.SetEntry
+	nil,                               // 69: cairn.controller.v1.RunAuditRequest.SelectorEntry
+	nil,                               // 70: cairn.controller.v1.DriftRequest.SelectorEntry
+	nil,                               // 71: cairn.controller.v1.ServiceRecord.SelectorEntry
+	nil,                               // 72: cairn.controller.v1.CreateServiceRequest.SelectorEntry
+	nil,                               // 73: cairn.controller.v1.AuditLogEntry.DetailsEntry
+	(*v1.Audit)(nil),                  // 74: cairn.inventory.v1.Audit
 }
 var file_proto_controller_v1_controller_proto_depIdxs = []int32{
-	50, // 0: cairn.controller.v1.CreateEnrollTokenRequest.labels:type_name -> cairn.controller.v1.CreateEnrollTokenRequest.LabelsEntry
-	51, // 1: cairn.controller.v1.EnrollTokenRecord.labels:type_name -> cairn.controller.v1.EnrollTokenRecord.LabelsEntry
-	52, // 2: cairn.controller.v1.NodeRecord.labels:type_name -> cairn.controller.v1.NodeRecord.LabelsEntry
+	64, // 0: cairn.controller.v1.CreateEnrollTokenRequest.labels:type_name -> cairn.controller.v1.CreateEnrollTokenRequest.LabelsEntry
+	65, // 1: cairn.controller.v1.EnrollTokenRecord.labels:type_name -> cairn.controller.v1.EnrollTokenRecord.LabelsEntry
+	66, // 2: cairn.controller.v1.NodeRecord.labels:type_name -> cairn.controller.v1.NodeRecord.LabelsEntry
 	0,  // 3: cairn.controller.v1.NodeRecord.state:type_name -> cairn.controller.v1.NodeRecord.State
-	53, // 4: cairn.controller.v1.ListNodesRequest.selector:type_name -> cairn.controller.v1.ListNodesRequest.SelectorEntry
+	67, // 4: cairn.controller.v1.ListNodesRequest.selector:type_name -> cairn.controller.v1.ListNodesRequest.SelectorEntry
 	5,  // 5: cairn.controller.v1.ListNodesResponse.nodes:type_name -> cairn.controller.v1.NodeRecord
-	54, // 6: cairn.controller.v1.LabelNodeRequest.set:type_name -> cairn.controller.v1.LabelNodeRequest.SetEntry
-	55, // 7: cairn.controller.v1.RunAuditRequest.selector:type_name -> cairn.controller.v1.RunAuditRequest.SelectorEntry
+	68, // 6: cairn.controller.v1.LabelNodeRequest.set:type_name -> cairn.controller.v1.LabelNodeRequest.SetEntry
+	69, // 7: cairn.controller.v1.RunAuditRequest.selector:type_name -> cairn.controller.v1.RunAuditRequest.SelectorEntry
 	13, // 8: cairn.controller.v1.RunAuditResponse.commands:type_name -> cairn.controller.v1.CommandRecord
 	1,  // 9: cairn.controller.v1.CommandRecord.state:type_name -> cairn.controller.v1.CommandRecord.State
 	15, // 10: cairn.controller.v1.ListAuditsResponse.audits:type_name -> cairn.controller.v1.AuditRecord
 	15, // 11: cairn.controller.v1.GetAuditResponse.record:type_name -> cairn.controller.v1.AuditRecord
-	60, // 12: cairn.controller.v1.GetAuditResponse.audit:type_name -> cairn.inventory.v1.Audit
+	74, // 12: cairn.controller.v1.GetAuditResponse.audit:type_name -> cairn.inventory.v1.Audit
 	20, // 13: cairn.controller.v1.BaselineHistoryResponse.baselines:type_name -> cairn.controller.v1.BaselineRecord
-	56, // 14: cairn.controller.v1.DriftRequest.selector:type_name -> cairn.controller.v1.DriftRequest.SelectorEntry
+	70, // 14: cairn.controller.v1.DriftRequest.selector:type_name -> cairn.controller.v1.DriftRequest.SelectorEntry
 	25, // 15: cairn.controller.v1.DriftResponse.nodes:type_name -> cairn.controller.v1.NodeDrift
 	5,  // 16: cairn.controller.v1.ExportResponse.nodes:type_name -> cairn.controller.v1.NodeRecord
 	31, // 17: cairn.controller.v1.ExportResponse.services:type_name -> cairn.controller.v1.ServiceRecord
 	20, // 18: cairn.controller.v1.ExportResponse.baselines:type_name -> cairn.controller.v1.BaselineRecord
 	5,  // 19: cairn.controller.v1.ImportRequest.nodes:type_name -> cairn.controller.v1.NodeRecord
 	31, // 20: cairn.controller.v1.ImportRequest.services:type_name -> cairn.controller.v1.ServiceRecord
-	57, // 21: cairn.controller.v1.ServiceRecord.selector:type_name -> cairn.controller.v1.ServiceRecord.SelectorEntry
-	58, // 22: cairn.controller.v1.CreateServiceRequest.selector:type_name -> cairn.controller.v1.CreateServiceRequest.SelectorEntry
+	71, // 21: cairn.controller.v1.ServiceRecord.selector:type_name -> cairn.controller.v1.ServiceRecord.SelectorEntry
+	72, // 22: cairn.controller.v1.CreateServiceRequest.selector:type_name -> cairn.controller.v1.CreateServiceRequest.SelectorEntry
 	31, // 23: cairn.controller.v1.ListServicesResponse.services:type_name -> cairn.controller.v1.ServiceRecord
 	37, // 24: cairn.controller.v1.ListUsersResponse.users:type_name -> cairn.controller.v1.UserRecord
-	59, // 25: cairn.controller.v1.AuditLogEntry.details:type_name -> cairn.controller.v1.AuditLogEntry.DetailsEntry
+	73, // 25: cairn.controller.v1.AuditLogEntry.details:type_name -> cairn.controller.v1.AuditLogEntry.DetailsEntry
 	45, // 26: cairn.controller.v1.ListEntriesResponse.entries:type_name -> cairn.controller.v1.AuditLogEntry
-	2,  // 27: cairn.controller.v1.EnrollTokens.CreateEnrollToken:input_type -> cairn.controller.v1.CreateEnrollTokenRequest
-	6,  // 28: cairn.controller.v1.Nodes.ListNodes:input_type -> cairn.controller.v1.ListNodesRequest
-	8,  // 29: cairn.controller.v1.Nodes.GetNode:input_type -> cairn.controller.v1.GetNodeRequest
-	9,  // 30: cairn.controller.v1.Nodes.LabelNode:input_type -> cairn.controller.v1.LabelNodeRequest
-	10, // 31: cairn.controller.v1.Nodes.RevokeNode:input_type -> cairn.controller.v1.RevokeNodeRequest
-	11, // 32: cairn.controller.v1.Audits.RunAudit:input_type -> cairn.controller.v1.RunAuditRequest
-	14, // 33: cairn.controller.v1.Audits.GetCommand:input_type -> cairn.controller.v1.GetCommandRequest
-	16, // 34: cairn.controller.v1.Audits.ListAudits:input_type -> cairn.controller.v1.ListAuditsRequest
-	18, // 35: cairn.controller.v1.Audits.GetAudit:input_type -> cairn.controller.v1.GetAuditRequest
-	21, // 36: cairn.controller.v1.CMS.AcceptBaseline:input_type -> cairn.controller.v1.AcceptBaselineRequest
-	22, // 37: cairn.controller.v1.CMS.BaselineHistory:input_type -> cairn.controller.v1.BaselineHistoryRequest
-	24, // 38: cairn.controller.v1.CMS.Drift:input_type -> cairn.controller.v1.DriftRequest
-	27, // 39: cairn.controller.v1.CMS.Export:input_type -> cairn.controller.v1.ExportRequest
-	29, // 40: cairn.controller.v1.CMS.Import:input_type -> cairn.controller.v1.ImportRequest
-	32, // 41: cairn.controller.v1.Services.CreateService:input_type -> cairn.controller.v1.CreateServiceRequest
-	33, // 42: cairn.controller.v1.Services.ListServices:input_type -> cairn.controller.v1.ListServicesRequest
-	35, // 43: cairn.controller.v1.Services.DeleteService:input_type -> cairn.controller.v1.DeleteServiceRequest
-	39, // 44: cairn.controller.v1.Users.CreateUser:input_type -> cairn.controller.v1.CreateUserRequest
-	40, // 45: cairn.controller.v1.Users.ListUsers:input_type -> cairn.controller.v1.ListUsersRequest
-	42, // 46: cairn.controller.v1.Users.CreateToken:input_type -> cairn.controller.v1.CreateTokenRequest
-	44, // 47: cairn.controller.v1.Users.WhoAmI:input_type -> cairn.controller.v1.WhoAmIRequest
-	46, // 48: cairn.controller.v1.AuditLog.ListEntries:input_type -> cairn.controller.v1.ListEntriesRequest
-	48, // 49: cairn.controller.v1.AuditLog.Verify:input_type -> cairn.controller.v1.VerifyRequest
-	3,  // 50: cairn.controller.v1.EnrollTokens.CreateEnrollToken:output_type -> cairn.controller.v1.CreateEnrollTokenResponse
-	7,  // 51: cairn.controller.v1.Nodes.ListNodes:output_type -> cairn.controller.v1.ListNodesResponse
-	5,  // 52: cairn.controller.v1.Nodes.GetNode:output_type -> cairn.controller.v1.NodeRecord
-	5,  // 53: cairn.controller.v1.Nodes.LabelNode:output_type -> cairn.controller.v1.NodeRecord
-	5,  // 54: cairn.controller.v1.Nodes.RevokeNode:output_type -> cairn.controller.v1.NodeRecord
-	12, // 55: cairn.controller.v1.Audits.RunAudit:output_type -> cairn.controller.v1.RunAuditResponse
-	13, // 56: cairn.controller.v1.Audits.GetCommand:output_type -> cairn.controller.v1.CommandRecord
-	17, // 57: cairn.controller.v1.Audits.ListAudits:output_type -> cairn.controller.v1.ListAuditsResponse
-	19, // 58: cairn.controller.v1.Audits.GetAudit:output_type -> cairn.controller.v1.GetAuditResponse
-	20, // 59: cairn.controller.v1.CMS.AcceptBaseline:output_type -> cairn.controller.v1.BaselineRecord
-	23, // 60: cairn.controller.v1.CMS.BaselineHistory:output_type -> cairn.controller.v1.BaselineHistoryResponse
-	26, // 61: cairn.controller.v1.CMS.Drift:output_type -> cairn.controller.v1.DriftResponse
-	28, // 62: cairn.controller.v1.CMS.Export:output_type -> cairn.controller.v1.ExportResponse
-	30, // 63: cairn.controller.v1.CMS.Import:output_type -> cairn.controller.v1.ImportResponse
-	31, // 64: cairn.controller.v1.Services.CreateService:output_type -> cairn.controller.v1.ServiceRecord
-	34, // 65: cairn.controller.v1.Services.ListServices:output_type -> cairn.controller.v1.ListServicesResponse
-	36, // 66: cairn.controller.v1.Services.DeleteService:output_type -> cairn.controller.v1.DeleteServiceResponse
-	37, // 67: cairn.controller.v1.Users.CreateUser:output_type -> cairn.controller.v1.UserRecord
-	41, // 68: cairn.controller.v1.Users.ListUsers:output_type -> cairn.controller.v1.ListUsersResponse
-	43, // 69: cairn.controller.v1.Users.CreateToken:output_type -> cairn.controller.v1.CreateTokenResponse
-	37, // 70: cairn.controller.v1.Users.WhoAmI:output_type -> cairn.controller.v1.UserRecord
-	47, // 71: cairn.controller.v1.AuditLog.ListEntries:output_type -> cairn.controller.v1.ListEntriesResponse
-	49, // 72: cairn.controller.v1.AuditLog.Verify:output_type -> cairn.controller.v1.VerifyResponse
-	50, // [50:73] is the sub-list for method output_type
-	27, // [27:50] is the sub-list for method input_type
-	27, // [27:27] is the sub-list for extension type_name
-	27, // [27:27] is the sub-list for extension extendee
-	0,  // [0:27] is the sub-list for field type_name
+	51, // 27: cairn.controller.v1.ArtifactRecord.installs:type_name -> cairn.controller.v1.InstallRecord
+	53, // 28: cairn.controller.v1.PushRequest.header:type_name -> cairn.controller.v1.PushHeader
+	50, // 29: cairn.controller.v1.ListArtifactsResponse.artifacts:type_name -> cairn.controller.v1.ArtifactRecord
+	50, // 30: cairn.controller.v1.DownloadChunk.artifact:type_name -> cairn.controller.v1.ArtifactRecord
+	51, // 31: cairn.controller.v1.WhereResponse.installs:type_name -> cairn.controller.v1.InstallRecord
+	50, // 32: cairn.controller.v1.CollectGarbageResponse.removed:type_name -> cairn.controller.v1.ArtifactRecord
+	2,  // 33: cairn.controller.v1.EnrollTokens.CreateEnrollToken:input_type -> cairn.controller.v1.CreateEnrollTokenRequest
+	6,  // 34: cairn.controller.v1.Nodes.ListNodes:input_type -> cairn.controller.v1.ListNodesRequest
+	8,  // 35: cairn.controller.v1.Nodes.GetNode:input_type -> cairn.controller.v1.GetNodeRequest
+	9,  // 36: cairn.controller.v1.Nodes.LabelNode:input_type -> cairn.controller.v1.LabelNodeRequest
+	10, // 37: cairn.controller.v1.Nodes.RevokeNode:input_type -> cairn.controller.v1.RevokeNodeRequest
+	11, // 38: cairn.controller.v1.Audits.RunAudit:input_type -> cairn.controller.v1.RunAuditRequest
+	14, // 39: cairn.controller.v1.Audits.GetCommand:input_type -> cairn.controller.v1.GetCommandRequest
+	16, // 40: cairn.controller.v1.Audits.ListAudits:input_type -> cairn.controller.v1.ListAuditsRequest
+	18, // 41: cairn.controller.v1.Audits.GetAudit:input_type -> cairn.controller.v1.GetAuditRequest
+	21, // 42: cairn.controller.v1.CMS.AcceptBaseline:input_type -> cairn.controller.v1.AcceptBaselineRequest
+	22, // 43: cairn.controller.v1.CMS.BaselineHistory:input_type -> cairn.controller.v1.BaselineHistoryRequest
+	24, // 44: cairn.controller.v1.CMS.Drift:input_type -> cairn.controller.v1.DriftRequest
+	27, // 45: cairn.controller.v1.CMS.Export:input_type -> cairn.controller.v1.ExportRequest
+	29, // 46: cairn.controller.v1.CMS.Import:input_type -> cairn.controller.v1.ImportRequest
+	32, // 47: cairn.controller.v1.Services.CreateService:input_type -> cairn.controller.v1.CreateServiceRequest
+	33, // 48: cairn.controller.v1.Services.ListServices:input_type -> cairn.controller.v1.ListServicesRequest
+	35, // 49: cairn.controller.v1.Services.DeleteService:input_type -> cairn.controller.v1.DeleteServiceRequest
+	39, // 50: cairn.controller.v1.Users.CreateUser:input_type -> cairn.controller.v1.CreateUserRequest
+	40, // 51: cairn.controller.v1.Users.ListUsers:input_type -> cairn.controller.v1.ListUsersRequest
+	42, // 52: cairn.controller.v1.Users.CreateToken:input_type -> cairn.controller.v1.CreateTokenRequest
+	44, // 53: cairn.controller.v1.Users.WhoAmI:input_type -> cairn.controller.v1.WhoAmIRequest
+	46, // 54: cairn.controller.v1.AuditLog.ListEntries:input_type -> cairn.controller.v1.ListEntriesRequest
+	48, // 55: cairn.controller.v1.AuditLog.Verify:input_type -> cairn.controller.v1.VerifyRequest
+	52, // 56: cairn.controller.v1.Artifacts.Push:input_type -> cairn.controller.v1.PushRequest
+	54, // 57: cairn.controller.v1.Artifacts.UploadStatus:input_type -> cairn.controller.v1.UploadStatusRequest
+	56, // 58: cairn.controller.v1.Artifacts.ListArtifacts:input_type -> cairn.controller.v1.ListArtifactsRequest
+	58, // 59: cairn.controller.v1.Artifacts.GetArtifact:input_type -> cairn.controller.v1.GetArtifactRequest
+	58, // 60: cairn.controller.v1.Artifacts.Download:input_type -> cairn.controller.v1.GetArtifactRequest
+	60, // 61: cairn.controller.v1.Artifacts.Where:input_type -> cairn.controller.v1.WhereRequest
+	62, // 62: cairn.controller.v1.Artifacts.CollectGarbage:input_type -> cairn.controller.v1.CollectGarbageRequest
+	3,  // 63: cairn.controller.v1.EnrollTokens.CreateEnrollToken:output_type -> cairn.controller.v1.CreateEnrollTokenResponse
+	7,  // 64: cairn.controller.v1.Nodes.ListNodes:output_type -> cairn.controller.v1.ListNodesResponse
+	5,  // 65: cairn.controller.v1.Nodes.GetNode:output_type -> cairn.controller.v1.NodeRecord
+	5,  // 66: cairn.controller.v1.Nodes.LabelNode:output_type -> cairn.controller.v1.NodeRecord
+	5,  // 67: cairn.controller.v1.Nodes.RevokeNode:output_type -> cairn.controller.v1.NodeRecord
+	12, // 68: cairn.controller.v1.Audits.RunAudit:output_type -> cairn.controller.v1.RunAuditResponse
+	13, // 69: cairn.controller.v1.Audits.GetCommand:output_type -> cairn.controller.v1.CommandRecord
+	17, // 70: cairn.controller.v1.Audits.ListAudits:output_type -> cairn.controller.v1.ListAuditsResponse
+	19, // 71: cairn.controller.v1.Audits.GetAudit:output_type -> cairn.controller.v1.GetAuditResponse
+	20, // 72: cairn.controller.v1.CMS.AcceptBaseline:output_type -> cairn.controller.v1.BaselineRecord
+	23, // 73: cairn.controller.v1.CMS.BaselineHistory:output_type -> cairn.controller.v1.BaselineHistoryResponse
+	26, // 74: cairn.controller.v1.CMS.Drift:output_type -> cairn.controller.v1.DriftResponse
+	28, // 75: cairn.controller.v1.CMS.Export:output_type -> cairn.controller.v1.ExportResponse
+	30, // 76: cairn.controller.v1.CMS.Import:output_type -> cairn.controller.v1.ImportResponse
+	31, // 77: cairn.controller.v1.Services.CreateService:output_type -> cairn.controller.v1.ServiceRecord
+	34, // 78: cairn.controller.v1.Services.ListServices:output_type -> cairn.controller.v1.ListServicesResponse
+	36, // 79: cairn.controller.v1.Services.DeleteService:output_type -> cairn.controller.v1.DeleteServiceResponse
+	37, // 80: cairn.controller.v1.Users.CreateUser:output_type -> cairn.controller.v1.UserRecord
+	41, // 81: cairn.controller.v1.Users.ListUsers:output_type -> cairn.controller.v1.ListUsersResponse
+	43, // 82: cairn.controller.v1.Users.CreateToken:output_type -> cairn.controller.v1.CreateTokenResponse
+	37, // 83: cairn.controller.v1.Users.WhoAmI:output_type -> cairn.controller.v1.UserRecord
+	47, // 84: cairn.controller.v1.AuditLog.ListEntries:output_type -> cairn.controller.v1.ListEntriesResponse
+	49, // 85: cairn.controller.v1.AuditLog.Verify:output_type -> cairn.controller.v1.VerifyResponse
+	50, // 86: cairn.controller.v1.Artifacts.Push:output_type -> cairn.controller.v1.ArtifactRecord
+	55, // 87: cairn.controller.v1.Artifacts.UploadStatus:output_type -> cairn.controller.v1.UploadStatusResponse
+	57, // 88: cairn.controller.v1.Artifacts.ListArtifacts:output_type -> cairn.controller.v1.ListArtifactsResponse
+	50, // 89: cairn.controller.v1.Artifacts.GetArtifact:output_type -> cairn.controller.v1.ArtifactRecord
+	59, // 90: cairn.controller.v1.Artifacts.Download:output_type -> cairn.controller.v1.DownloadChunk
+	61, // 91: cairn.controller.v1.Artifacts.Where:output_type -> cairn.controller.v1.WhereResponse
+	63, // 92: cairn.controller.v1.Artifacts.CollectGarbage:output_type -> cairn.controller.v1.CollectGarbageResponse
+	63, // [63:93] is the sub-list for method output_type
+	33, // [33:63] is the sub-list for method input_type
+	33, // [33:33] is the sub-list for extension type_name
+	33, // [33:33] is the sub-list for extension extendee
+	0,  // [0:33] is the sub-list for field type_name
 }
 
 func init() { file_proto_controller_v1_controller_proto_init() }
@@ -3526,15 +4534,19 @@ func file_proto_controller_v1_controller_proto_init() {
 	if File_proto_controller_v1_controller_proto != nil {
 		return
 	}
+	file_proto_controller_v1_controller_proto_msgTypes[50].OneofWrappers = []any{
+		(*PushRequest_Header)(nil),
+		(*PushRequest_Data)(nil),
+	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_proto_controller_v1_controller_proto_rawDesc), len(file_proto_controller_v1_controller_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   58,
+			NumMessages:   72,
 			NumExtensions: 0,
-			NumServices:   7,
+			NumServices:   8,
 		},
 		GoTypes:           file_proto_controller_v1_controller_proto_goTypes,
 		DependencyIndexes: file_proto_controller_v1_controller_proto_depIdxs,

@@ -1346,3 +1346,354 @@ var AuditLog_ServiceDesc = grpc.ServiceDesc{
 	Streams:  []grpc.StreamDesc{},
 	Metadata: "proto/controller/v1/controller.proto",
 }
+
+const (
+	Artifacts_Push_FullMethodName           = "/cairn.controller.v1.Artifacts/Push"
+	Artifacts_UploadStatus_FullMethodName   = "/cairn.controller.v1.Artifacts/UploadStatus"
+	Artifacts_ListArtifacts_FullMethodName  = "/cairn.controller.v1.Artifacts/ListArtifacts"
+	Artifacts_GetArtifact_FullMethodName    = "/cairn.controller.v1.Artifacts/GetArtifact"
+	Artifacts_Download_FullMethodName       = "/cairn.controller.v1.Artifacts/Download"
+	Artifacts_Where_FullMethodName          = "/cairn.controller.v1.Artifacts/Where"
+	Artifacts_CollectGarbage_FullMethodName = "/cairn.controller.v1.Artifacts/CollectGarbage"
+)
+
+// ArtifactsClient is the client API for Artifacts service.
+//
+// For semantics around ctx use and closing/ending streaming RPCs, please refer to https://pkg.go.dev/google.golang.org/grpc/?tab=doc#ClientConn.NewStream.
+//
+// Artifacts is the definitive media library: content-addressed, immutable
+// files (sha256), each stored once, with where it is installed. There is
+// no update method: an artifact's content, name and kind never change.
+//
+// A push is resumable. UploadStatus with an empty upload_id opens an
+// upload session and returns its ID; Push streams a header naming that ID
+// and the offset to write at, then the data. When the stream breaks,
+// UploadStatus(upload_id) says how many bytes the controller holds
+// durably, and a new Push continues from there. Push completes when the
+// declared size has arrived: the controller hashes the whole file and
+// returns the record.
+type ArtifactsClient interface {
+	Push(ctx context.Context, opts ...grpc.CallOption) (grpc.ClientStreamingClient[PushRequest, ArtifactRecord], error)
+	UploadStatus(ctx context.Context, in *UploadStatusRequest, opts ...grpc.CallOption) (*UploadStatusResponse, error)
+	ListArtifacts(ctx context.Context, in *ListArtifactsRequest, opts ...grpc.CallOption) (*ListArtifactsResponse, error)
+	GetArtifact(ctx context.Context, in *GetArtifactRequest, opts ...grpc.CallOption) (*ArtifactRecord, error)
+	Download(ctx context.Context, in *GetArtifactRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[DownloadChunk], error)
+	Where(ctx context.Context, in *WhereRequest, opts ...grpc.CallOption) (*WhereResponse, error)
+	CollectGarbage(ctx context.Context, in *CollectGarbageRequest, opts ...grpc.CallOption) (*CollectGarbageResponse, error)
+}
+
+type artifactsClient struct {
+	cc grpc.ClientConnInterface
+}
+
+func NewArtifactsClient(cc grpc.ClientConnInterface) ArtifactsClient {
+	return &artifactsClient{cc}
+}
+
+func (c *artifactsClient) Push(ctx context.Context, opts ...grpc.CallOption) (grpc.ClientStreamingClient[PushRequest, ArtifactRecord], error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	stream, err := c.cc.NewStream(ctx, &Artifacts_ServiceDesc.Streams[0], Artifacts_Push_FullMethodName, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	x := &grpc.GenericClientStream[PushRequest, ArtifactRecord]{ClientStream: stream}
+	return x, nil
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type Artifacts_PushClient = grpc.ClientStreamingClient[PushRequest, ArtifactRecord]
+
+func (c *artifactsClient) UploadStatus(ctx context.Context, in *UploadStatusRequest, opts ...grpc.CallOption) (*UploadStatusResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(UploadStatusResponse)
+	err := c.cc.Invoke(ctx, Artifacts_UploadStatus_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *artifactsClient) ListArtifacts(ctx context.Context, in *ListArtifactsRequest, opts ...grpc.CallOption) (*ListArtifactsResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ListArtifactsResponse)
+	err := c.cc.Invoke(ctx, Artifacts_ListArtifacts_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *artifactsClient) GetArtifact(ctx context.Context, in *GetArtifactRequest, opts ...grpc.CallOption) (*ArtifactRecord, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ArtifactRecord)
+	err := c.cc.Invoke(ctx, Artifacts_GetArtifact_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *artifactsClient) Download(ctx context.Context, in *GetArtifactRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[DownloadChunk], error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	stream, err := c.cc.NewStream(ctx, &Artifacts_ServiceDesc.Streams[1], Artifacts_Download_FullMethodName, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	x := &grpc.GenericClientStream[GetArtifactRequest, DownloadChunk]{ClientStream: stream}
+	if err := x.ClientStream.SendMsg(in); err != nil {
+		return nil, err
+	}
+	if err := x.ClientStream.CloseSend(); err != nil {
+		return nil, err
+	}
+	return x, nil
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type Artifacts_DownloadClient = grpc.ServerStreamingClient[DownloadChunk]
+
+func (c *artifactsClient) Where(ctx context.Context, in *WhereRequest, opts ...grpc.CallOption) (*WhereResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(WhereResponse)
+	err := c.cc.Invoke(ctx, Artifacts_Where_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *artifactsClient) CollectGarbage(ctx context.Context, in *CollectGarbageRequest, opts ...grpc.CallOption) (*CollectGarbageResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(CollectGarbageResponse)
+	err := c.cc.Invoke(ctx, Artifacts_CollectGarbage_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// ArtifactsServer is the server API for Artifacts service.
+// All implementations must embed UnimplementedArtifactsServer
+// for forward compatibility.
+//
+// Artifacts is the definitive media library: content-addressed, immutable
+// files (sha256), each stored once, with where it is installed. There is
+// no update method: an artifact's content, name and kind never change.
+//
+// A push is resumable. UploadStatus with an empty upload_id opens an
+// upload session and returns its ID; Push streams a header naming that ID
+// and the offset to write at, then the data. When the stream breaks,
+// UploadStatus(upload_id) says how many bytes the controller holds
+// durably, and a new Push continues from there. Push completes when the
+// declared size has arrived: the controller hashes the whole file and
+// returns the record.
+type ArtifactsServer interface {
+	Push(grpc.ClientStreamingServer[PushRequest, ArtifactRecord]) error
+	UploadStatus(context.Context, *UploadStatusRequest) (*UploadStatusResponse, error)
+	ListArtifacts(context.Context, *ListArtifactsRequest) (*ListArtifactsResponse, error)
+	GetArtifact(context.Context, *GetArtifactRequest) (*ArtifactRecord, error)
+	Download(*GetArtifactRequest, grpc.ServerStreamingServer[DownloadChunk]) error
+	Where(context.Context, *WhereRequest) (*WhereResponse, error)
+	CollectGarbage(context.Context, *CollectGarbageRequest) (*CollectGarbageResponse, error)
+	mustEmbedUnimplementedArtifactsServer()
+}
+
+// UnimplementedArtifactsServer must be embedded to have
+// forward compatible implementations.
+//
+// NOTE: this should be embedded by value instead of pointer to avoid a nil
+// pointer dereference when methods are called.
+type UnimplementedArtifactsServer struct{}
+
+func (UnimplementedArtifactsServer) Push(grpc.ClientStreamingServer[PushRequest, ArtifactRecord]) error {
+	return status.Error(codes.Unimplemented, "method Push not implemented")
+}
+func (UnimplementedArtifactsServer) UploadStatus(context.Context, *UploadStatusRequest) (*UploadStatusResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method UploadStatus not implemented")
+}
+func (UnimplementedArtifactsServer) ListArtifacts(context.Context, *ListArtifactsRequest) (*ListArtifactsResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ListArtifacts not implemented")
+}
+func (UnimplementedArtifactsServer) GetArtifact(context.Context, *GetArtifactRequest) (*ArtifactRecord, error) {
+	return nil, status.Error(codes.Unimplemented, "method GetArtifact not implemented")
+}
+func (UnimplementedArtifactsServer) Download(*GetArtifactRequest, grpc.ServerStreamingServer[DownloadChunk]) error {
+	return status.Error(codes.Unimplemented, "method Download not implemented")
+}
+func (UnimplementedArtifactsServer) Where(context.Context, *WhereRequest) (*WhereResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method Where not implemented")
+}
+func (UnimplementedArtifactsServer) CollectGarbage(context.Context, *CollectGarbageRequest) (*CollectGarbageResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method CollectGarbage not implemented")
+}
+func (UnimplementedArtifactsServer) mustEmbedUnimplementedArtifactsServer() {}
+func (UnimplementedArtifactsServer) testEmbeddedByValue()                   {}
+
+// UnsafeArtifactsServer may be embedded to opt out of forward compatibility for this service.
+// Use of this interface is not recommended, as added methods to ArtifactsServer will
+// result in compilation errors.
+type UnsafeArtifactsServer interface {
+	mustEmbedUnimplementedArtifactsServer()
+}
+
+func RegisterArtifactsServer(s grpc.ServiceRegistrar, srv ArtifactsServer) {
+	// If the following call panics, it indicates UnimplementedArtifactsServer was
+	// embedded by pointer and is nil.  This will cause panics if an
+	// unimplemented method is ever invoked, so we test this at initialization
+	// time to prevent it from happening at runtime later due to I/O.
+	if t, ok := srv.(interface{ testEmbeddedByValue() }); ok {
+		t.testEmbeddedByValue()
+	}
+	s.RegisterService(&Artifacts_ServiceDesc, srv)
+}
+
+func _Artifacts_Push_Handler(srv interface{}, stream grpc.ServerStream) error {
+	return srv.(ArtifactsServer).Push(&grpc.GenericServerStream[PushRequest, ArtifactRecord]{ServerStream: stream})
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type Artifacts_PushServer = grpc.ClientStreamingServer[PushRequest, ArtifactRecord]
+
+func _Artifacts_UploadStatus_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(UploadStatusRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(ArtifactsServer).UploadStatus(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Artifacts_UploadStatus_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(ArtifactsServer).UploadStatus(ctx, req.(*UploadStatusRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Artifacts_ListArtifacts_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ListArtifactsRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(ArtifactsServer).ListArtifacts(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Artifacts_ListArtifacts_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(ArtifactsServer).ListArtifacts(ctx, req.(*ListArtifactsRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Artifacts_GetArtifact_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(GetArtifactRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(ArtifactsServer).GetArtifact(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Artifacts_GetArtifact_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(ArtifactsServer).GetArtifact(ctx, req.(*GetArtifactRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Artifacts_Download_Handler(srv interface{}, stream grpc.ServerStream) error {
+	m := new(GetArtifactRequest)
+	if err := stream.RecvMsg(m); err != nil {
+		return err
+	}
+	return srv.(ArtifactsServer).Download(m, &grpc.GenericServerStream[GetArtifactRequest, DownloadChunk]{ServerStream: stream})
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type Artifacts_DownloadServer = grpc.ServerStreamingServer[DownloadChunk]
+
+func _Artifacts_Where_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(WhereRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(ArtifactsServer).Where(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Artifacts_Where_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(ArtifactsServer).Where(ctx, req.(*WhereRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Artifacts_CollectGarbage_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(CollectGarbageRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(ArtifactsServer).CollectGarbage(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Artifacts_CollectGarbage_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(ArtifactsServer).CollectGarbage(ctx, req.(*CollectGarbageRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+// Artifacts_ServiceDesc is the grpc.ServiceDesc for Artifacts service.
+// It's only intended for direct use with grpc.RegisterService,
+// and not to be introspected or modified (even as a copy)
+var Artifacts_ServiceDesc = grpc.ServiceDesc{
+	ServiceName: "cairn.controller.v1.Artifacts",
+	HandlerType: (*ArtifactsServer)(nil),
+	Methods: []grpc.MethodDesc{
+		{
+			MethodName: "UploadStatus",
+			Handler:    _Artifacts_UploadStatus_Handler,
+		},
+		{
+			MethodName: "ListArtifacts",
+			Handler:    _Artifacts_ListArtifacts_Handler,
+		},
+		{
+			MethodName: "GetArtifact",
+			Handler:    _Artifacts_GetArtifact_Handler,
+		},
+		{
+			MethodName: "Where",
+			Handler:    _Artifacts_Where_Handler,
+		},
+		{
+			MethodName: "CollectGarbage",
+			Handler:    _Artifacts_CollectGarbage_Handler,
+		},
+	},
+	Streams: []grpc.StreamDesc{
+		{
+			StreamName:    "Push",
+			Handler:       _Artifacts_Push_Handler,
+			ClientStreams: true,
+		},
+		{
+			StreamName:    "Download",
+			Handler:       _Artifacts_Download_Handler,
+			ServerStreams: true,
+		},
+	},
+	Metadata: "proto/controller/v1/controller.proto",
+}

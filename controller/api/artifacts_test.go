@@ -1,0 +1,250 @@
+package api_test
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"io"
+	"strings"
+	"testing"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	"github.com/cairn-ops/cairn/controller/api"
+	"github.com/cairn-ops/cairn/controller/auth"
+	"github.com/cairn-ops/cairn/controller/auth/authtest"
+	"github.com/cairn-ops/cairn/controller/blob"
+	"github.com/cairn-ops/cairn/controller/dml"
+	"github.com/cairn-ops/cairn/controller/store"
+	controllerv1 "github.com/cairn-ops/cairn/proto/controller/v1"
+)
+
+// artifactEnv serves the Artifacts service over TLS with a real DML
+// (limit 10000 bytes) on a memory store; releases reference the digests
+// in referenced.
+func artifactEnv(t *testing.T, referenced map[string]bool) (controllerv1.ArtifactsClient, map[string]context.Context) {
+	t.Helper()
+	st := store.NewMemory()
+	blobs, err := blob.Open(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	lib, err := dml.New(st, blobs, dml.Options{MaxBytes: 10000, Now: func() time.Time { return now }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := authtest.Start(t, st, func(s *grpc.Server) {
+		api.Register(s, api.Deps{Store: st, Blobs: blobs, DML: lib, Now: func() time.Time { return now },
+			ArtifactReferenced: func(d string) bool { return referenced[d] }})
+	})
+	ctx := map[string]context.Context{}
+	for _, role := range []string{auth.RoleReleaseManager, auth.RoleAuditor} {
+		ctx[role] = authtest.WithToken(context.Background(), authtest.AddUser(t, st, role+"1", role))
+	}
+	return controllerv1.NewArtifactsClient(srv.Dial(t, nil)), ctx
+}
+
+func header(id string, offset int64, name string, data []byte) *controllerv1.PushRequest {
+	return &controllerv1.PushRequest{Msg: &controllerv1.PushRequest_Header{Header: &controllerv1.PushHeader{
+		UploadId: id, Offset: offset, Name: name, Kind: "application", SizeBytes: int64(len(data)),
+	}}}
+}
+
+func chunk(data []byte) *controllerv1.PushRequest {
+	return &controllerv1.PushRequest{Msg: &controllerv1.PushRequest_Data{Data: data}}
+}
+
+// push sends data from offset on upload id in one stream.
+func push(ctx context.Context, c controllerv1.ArtifactsClient, id string, offset int64, name string, data []byte) (*controllerv1.ArtifactRecord, error) {
+	stream, err := c.Push(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if err := stream.Send(header(id, offset, name, data)); err != nil {
+		return nil, err
+	}
+	if err := stream.Send(chunk(data[offset:])); err != nil && !errors.Is(err, io.EOF) {
+		return nil, err
+	}
+	return stream.CloseAndRecv()
+}
+
+// TestArtifactsPushResume breaks a real Push stream halfway, asks
+// UploadStatus how far it got and pushes the rest: the result is the
+// artifact a one-shot push makes.
+func TestArtifactsPushResume(t *testing.T) {
+	c, ctx := artifactEnv(t, nil)
+	rm := ctx[auth.RoleReleaseManager]
+	data := bytes.Repeat([]byte("0123456789"), 800)
+	sum := sha256.Sum256(data)
+
+	st, err := c.UploadStatus(rm, &controllerv1.UploadStatusRequest{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := st.GetUploadId()
+	broken, cancel := context.WithCancel(rm)
+	stream, err := c.Push(broken)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := stream.Send(header(id, 0, "app.tar", data)); err != nil {
+		t.Fatal(err)
+	}
+	if err := stream.Send(chunk(data[:3000])); err != nil {
+		t.Fatal(err)
+	}
+	// Wait until the controller holds the first part, then drop the stream.
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		st, err = c.UploadStatus(rm, &controllerv1.UploadStatusRequest{UploadId: id})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if st.GetReceivedBytes() == 3000 || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	cancel()
+	if st.GetReceivedBytes() != 3000 || st.GetSizeBytes() != 8000 || st.GetMaxBytes() != 10000 {
+		t.Fatalf("UploadStatus after the break = %v, want 3000 of 8000 bytes", st)
+	}
+
+	// The wrong offset is refused and says where to go on.
+	if _, err := push(rm, c, id, 0, "app.tar", data); status.Code(err) != codes.FailedPrecondition {
+		t.Errorf("push from offset 0: %v, want FailedPrecondition", err)
+	}
+	rec, err := push(rm, c, id, 3000, "app.tar", data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rec.GetDigest() != hex.EncodeToString(sum[:]) || rec.GetSizeBytes() != 8000 || rec.GetAlreadyStored() || rec.GetCreatedBy() != "user:release-manager1" {
+		t.Errorf("resumed push = %v", rec)
+	}
+
+	// Again in one go: the same record, marked as already stored.
+	st, err = c.UploadStatus(rm, &controllerv1.UploadStatusRequest{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	again, err := push(rm, c, st.GetUploadId(), 0, "other-name", data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if again.GetDigest() != rec.GetDigest() || again.GetName() != "app.tar" || !again.GetAlreadyStored() {
+		t.Errorf("second push = %v, want the first record, already stored", again)
+	}
+
+	// Every role may download; the content arrives whole.
+	dl, err := c.Download(ctx[auth.RoleAuditor], &controllerv1.GetArtifactRequest{Digest: rec.GetDigest()[:8]})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []byte
+	for {
+		ch, err := dl.Recv()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		got = append(got, ch.GetData()...)
+	}
+	if !bytes.Equal(got, data) {
+		t.Errorf("downloaded %d bytes, want the pushed %d", len(got), len(data))
+	}
+	// An auditor may not push.
+	if _, err := c.UploadStatus(ctx[auth.RoleAuditor], &controllerv1.UploadStatusRequest{}); status.Code(err) != codes.PermissionDenied {
+		t.Errorf("auditor UploadStatus: %v, want PermissionDenied", err)
+	}
+}
+
+func TestArtifactsOversize(t *testing.T) {
+	c, ctx := artifactEnv(t, nil)
+	rm := ctx[auth.RoleReleaseManager]
+	st, err := c.UploadStatus(rm, &controllerv1.UploadStatusRequest{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = push(rm, c, st.GetUploadId(), 0, "big", make([]byte, 10001))
+	if status.Code(err) != codes.ResourceExhausted {
+		t.Fatalf("push of 10001 bytes: %v, want ResourceExhausted", err)
+	}
+	if _, err := c.UploadStatus(rm, &controllerv1.UploadStatusRequest{UploadId: st.GetUploadId()}); status.Code(err) != codes.NotFound {
+		t.Errorf("the refused upload: %v, want NotFound", err)
+	}
+	list, err := c.ListArtifacts(rm, &controllerv1.ListArtifactsRequest{})
+	if err != nil || len(list.GetArtifacts()) != 0 {
+		t.Errorf("artifacts after the refusal: %v, %v", list.GetArtifacts(), err)
+	}
+}
+
+func TestArtifactsCollectGarbage(t *testing.T) {
+	keep := bytes.Repeat([]byte("k"), 100)
+	sum := sha256.Sum256(keep)
+	c, ctx := artifactEnv(t, map[string]bool{hex.EncodeToString(sum[:]): true})
+	rm := ctx[auth.RoleReleaseManager]
+	for _, data := range [][]byte{keep, bytes.Repeat([]byte("g"), 50)} {
+		st, err := c.UploadStatus(rm, &controllerv1.UploadStatusRequest{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := push(rm, c, st.GetUploadId(), 0, string(data[:1]), data); err != nil {
+			t.Fatal(err)
+		}
+	}
+	res, err := c.CollectGarbage(rm, &controllerv1.CollectGarbageRequest{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(res.GetRemoved()) != 1 || res.GetRemoved()[0].GetName() != "g" || res.GetKept() != 1 || res.GetFreedBytes() != 50 {
+		t.Errorf("CollectGarbage = %v, want g removed and k kept", res)
+	}
+	list, err := c.ListArtifacts(ctx[auth.RoleAuditor], &controllerv1.ListArtifactsRequest{})
+	if err != nil || len(list.GetArtifacts()) != 1 || list.GetArtifacts()[0].GetName() != "k" {
+		t.Errorf("artifacts after gc: %v, %v", list.GetArtifacts(), err)
+	}
+}
+
+// TestArtifactsCollectGarbageWithoutReleases: with nothing to say which
+// artifacts releases use, garbage collection refuses rather than treat
+// every artifact as unused.
+func TestArtifactsCollectGarbageWithoutReleases(t *testing.T) {
+	st := store.NewMemory()
+	blobs, err := blob.Open(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	lib, err := dml.New(st, blobs, dml.Options{MaxBytes: 10000, Now: func() time.Time { return now }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := authtest.Start(t, st, func(s *grpc.Server) {
+		api.Register(s, api.Deps{Store: st, Blobs: blobs, DML: lib, Now: func() time.Time { return now }})
+	})
+	rm := authtest.WithToken(context.Background(), authtest.AddUser(t, st, "rm1", auth.RoleReleaseManager))
+	c := controllerv1.NewArtifactsClient(srv.Dial(t, nil))
+	data := bytes.Repeat([]byte("a"), 10)
+	up, err := c.UploadStatus(rm, &controllerv1.UploadStatusRequest{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := push(rm, c, up.GetUploadId(), 0, "a", data); err != nil {
+		t.Fatal(err)
+	}
+	_, err = c.CollectGarbage(rm, &controllerv1.CollectGarbageRequest{})
+	if status.Code(err) != codes.FailedPrecondition || !strings.Contains(err.Error(), "nothing removed") {
+		t.Fatalf("CollectGarbage without a release store = %v, want FailedPrecondition", err)
+	}
+	list, err := c.ListArtifacts(rm, &controllerv1.ListArtifactsRequest{})
+	if err != nil || len(list.GetArtifacts()) != 1 {
+		t.Errorf("artifacts after a refused gc: %v, %v", list.GetArtifacts(), err)
+	}
+}
