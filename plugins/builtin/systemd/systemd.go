@@ -324,6 +324,13 @@ func (pl *Plugin) Plan(ctx context.Context, sc *sdk.StepContext) (*sdk.Plan, err
 	ctx, cancel := s.withTimeouts(ctx, sc)
 	defer cancel()
 	st, err := s.state(ctx)
+	if errors.Is(err, ErrUnitNotFound) {
+		// An earlier step (a package install) may bring the unit: the
+		// plan still says what this step will do and declares it.
+		return &sdk.Plan{Changes: s.changes(), WouldChange: true, Actions: []string{
+			fmt.Sprintf("%s %s (its unit file is not under the root yet: Apply fails unless an earlier step installs it)", s.p.Action, s.p.Unit),
+		}}, nil
+	}
 	if err != nil {
 		return nil, err
 	}

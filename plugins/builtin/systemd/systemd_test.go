@@ -157,6 +157,11 @@ func TestErrors(t *testing.T) {
 	if !errors.Is(err, ErrUnitNotFound) {
 		t.Errorf("enable nosuch: %v; want ErrUnitNotFound", err)
 	}
+	// Planning a unit an earlier step will install still declares it.
+	plan, err := p.Plan(t.Context(), stepContext(t, root, map[string]any{"unit": "nosuch.service", "action": "enable"}))
+	if err != nil || !plan.GetWouldChange() || len(plan.GetChanges()) != 1 || plan.GetChanges()[0].GetState() != "enabled" {
+		t.Errorf("plan enable nosuch: %v, %v; want a declared enabled service", plan, err)
+	}
 	_, err = p.Apply(t.Context(), stepContext(t, root, map[string]any{"unit": "static.service", "action": "enable"}), nopReporter{})
 	if err == nil || !strings.Contains(err.Error(), "static") {
 		t.Errorf("enable static: %v; want an error saying it is static", err)
