@@ -186,7 +186,7 @@ func dpkgCompare(t *testing.T, dpkg, a, b string) int {
 func TestCompareMatchesDpkg(t *testing.T) {
 	dpkg, err := exec.LookPath("dpkg")
 	if err != nil {
-		t.Skip("dpkg not installed")
+		t.Fatal("dpkg not found: these tests compare with the real dpkg (.ci/run installs it)")
 	}
 	type pair struct{ a, b string }
 	var pairs []pair

@@ -220,8 +220,5 @@ func TestConformance(t *testing.T) {
 // TestConformanceProcess runs the same checks over the real plugin
 // process boundary.
 func TestConformanceProcess(t *testing.T) {
-	if testing.Short() {
-		t.Skip("builds a plugin binary")
-	}
 	sdktest.RunBinary(t, sdktest.Build(t, "./testdata/plugin"), conformance())
 }
