@@ -13,7 +13,9 @@
 package apply
 
 import (
+	"bytes"
 	"context"
+	"crypto/ed25519"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -27,6 +29,7 @@ import (
 
 	"github.com/cairn-ops/cairn/agent/journal"
 	"github.com/cairn-ops/cairn/internal/manifest"
+	"github.com/cairn-ops/cairn/internal/release"
 	"github.com/cairn-ops/cairn/plugins/sdk"
 )
 
@@ -63,6 +66,12 @@ type Runner struct {
 	CacheDir string
 	Confirm  ConfirmFunc
 	Logger   *slog.Logger
+	// Bundle, when set, is the signed release the manifest must be: Run
+	// verifies it against ReleaseKey and the local artifacts before it
+	// journals or runs anything, and refuses with ErrUnverified.
+	Bundle *release.Bundle
+	// ReleaseKey is the controller's ed25519 release public key.
+	ReleaseKey ed25519.PublicKey
 }
 
 // DeploymentID is the ID of applying m to root: the sha256 of the
@@ -108,6 +117,33 @@ func (r *Runner) artifacts(m *manifest.Manifest) (map[string]string, []error) {
 		out[c.Name] = path
 	}
 	return out, errs
+}
+
+// verifyRelease checks that m is the manifest r.Bundle signs, and the
+// bundle with release.Verify against the components' local files.
+func (r *Runner) verifyRelease(m *manifest.Manifest) error {
+	canon, err := m.Canonical()
+	if err != nil {
+		return fmt.Errorf("%w: %w", ErrUnverified, err)
+	}
+	if !bytes.Equal(canon, r.Bundle.ManifestCanonical) {
+		return fmt.Errorf("%w: %w: %s is not the manifest of release %s@%s (digest %s)",
+			ErrUnverified, release.ErrTampered, m.File, r.Bundle.Name, r.Bundle.Version, r.Bundle.Digest)
+	}
+	dir := r.ArtifactsDir
+	if dir == "" {
+		dir = m.Dir
+	}
+	paths := map[string]string{}
+	for _, c := range m.Components {
+		if c.Path != "" {
+			paths[c.Name] = filepath.Join(dir, c.Path)
+		}
+	}
+	if err := release.Verify(r.Bundle, r.ReleaseKey, paths); err != nil {
+		return fmt.Errorf("%w: %w", ErrUnverified, err)
+	}
+	return nil
 }
 
 func checkFile(path, want string) error {

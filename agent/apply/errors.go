@@ -17,4 +17,8 @@ var (
 	// ErrConfirmation means a step needs an operator's confirmation and
 	// none was given.
 	ErrConfirmation = errors.New("operator confirmation needed")
+	// ErrUnverified means the runner was given a signed release whose
+	// digest, signature, approvals or artifacts do not verify (it also
+	// wraps the internal/release error saying which): no step ran.
+	ErrUnverified = errors.New("release does not verify")
 )

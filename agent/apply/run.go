@@ -71,8 +71,10 @@ func key(list string, index int) string { return fmt.Sprintf("%s/%d", list, inde
 // Run applies m: it recovers the journal, records the deployment, checks
 // the artifacts, runs the steps in order, on failure undoes the applied
 // steps and runs the rollback steps, and on success runs the verify
-// checks. The error is nil when the deployment succeeded; it wraps
-// ErrFailed, ErrInterrupted or ErrArtifact otherwise (with the report
+// checks. With a Bundle, it first verifies the signed release and, if it
+// does not verify, returns ErrUnverified before journaling anything. The
+// error is nil when the deployment succeeded; it wraps ErrFailed,
+// ErrInterrupted, ErrArtifact or ErrUnverified otherwise (with the report
 // filled in as far as Run got), or is an infrastructure error (journal,
 // context).
 func (r *Runner) Run(ctx context.Context, m *manifest.Manifest) (*Report, error) {
@@ -83,6 +85,13 @@ func (r *Runner) Run(ctx context.Context, m *manifest.Manifest) (*Report, error)
 		log: r.log().With("deployment", id[:12], "release", m.Name+"@"+m.Version),
 	}
 	defer func() { x.rep.Duration = time.Since(x.rep.started) }()
+	if r.Bundle != nil {
+		if err := r.verifyRelease(m); err != nil {
+			x.rep.State = journal.StateFailed
+			x.rep.Error = err.Error()
+			return x.rep, err
+		}
+	}
 	if _, err := r.Journal.Recover(ctx); err != nil {
 		return x.rep, err
 	}

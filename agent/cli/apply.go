@@ -3,6 +3,7 @@ package cli
 import (
 	"bufio"
 	"context"
+	"crypto/ed25519"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -20,7 +21,9 @@ import (
 	"github.com/cairn-ops/cairn/agent/apply"
 	"github.com/cairn-ops/cairn/agent/journal"
 	"github.com/cairn-ops/cairn/agent/pluginhost"
+	"github.com/cairn-ops/cairn/agent/session"
 	"github.com/cairn-ops/cairn/internal/manifest"
+	"github.com/cairn-ops/cairn/internal/release"
 	"github.com/cairn-ops/cairn/plugins/builtin"
 	"github.com/cairn-ops/cairn/plugins/sdk"
 )
@@ -38,6 +41,8 @@ type applyFlags struct {
 	confirm   []string
 	output    string
 	logLevel  string
+	bundle    string
+	key       string
 }
 
 func newApplyCommand(s *streams) *cobra.Command {
@@ -64,8 +69,20 @@ deployment until an operator decides with 'cairn-agent journal resolve'.
 Steps of the manual plugin need an operator's confirmation: pass
 --confirm STEP=NOTE, or answer the prompt when apply runs on a terminal.
 
+--bundle gives the signed release (JSON) the manifest belongs to: before
+anything is journaled or run, apply checks that the manifest is the
+bundle's, that the bundle's digest matches its manifest and components,
+that the controller's release key signed it, that it is approved by as
+many distinct approvers (each bound to this digest) as it requires, and
+that every artifact file has its component's sha256. The key is
+--release-key (the PEM file cairn-controller writes as
+DATA/release.pub.pem) or, without it, the one the agent received at
+enrollment (identity.json in --data-dir). A bundle that does not verify
+runs no step.
+
 Exit status: 0 when the deployment (or the check) succeeded, 1 when a
-step or check failed or the deployment is blocked, 2 for bad input.
+step or check failed, the deployment is blocked or the signed release
+does not verify, 2 for bad input.
 
 Environment: CAIRN_AGENT_DATA_DIR stands in for --data-dir.`,
 		Example: `  # What would change, without changing anything
@@ -73,6 +90,9 @@ Environment: CAIRN_AGENT_DATA_DIR stands in for --data-dir.`,
 
   # Apply to a sandbox root, with the journal in ./state
   cairn-agent apply -f release.yaml --root /tmp/sandbox --data-dir ./state
+
+  # A signed release, verified against the controller's release key
+  cairn-agent apply -f release.yaml --bundle webshop-1.0.0.json --release-key release.pub.pem
 
   # A release with a manual step
   cairn-agent apply -f release.yaml --confirm fit-disk="fitted in bay 3, ticket 4711"`,
@@ -93,6 +113,8 @@ Environment: CAIRN_AGENT_DATA_DIR stands in for --data-dir.`,
 	fl.StringVar(&f.plugins, "plugins", "", "plugin catalog directory (catalog.yaml) for external plugins")
 	fl.StringArrayVar(&f.confirm, "confirm", nil, "confirm a manual step: STEP=NOTE (repeatable)")
 	fl.StringVarP(&f.output, "output", "o", "text", "output format: text or json")
+	fl.StringVar(&f.bundle, "bundle", "", "the signed release (JSON) to verify the manifest and artifacts against before running")
+	fl.StringVar(&f.key, "release-key", "", "the controller's release public key (PEM) for --bundle (default: the one received at enrollment)")
 	fl.StringVar(&f.logLevel, "log-level", "warn", "debug, info, warn or error (plugin logs are relayed at their level)")
 	return cmd
 }
@@ -139,6 +161,19 @@ func runApply(ctx context.Context, in io.Reader, s *streams, f applyFlags) error
 			return fmt.Errorf("--confirm %s: the manifest has no step %q", step, step)
 		}
 	}
+	if f.key != "" && f.bundle == "" {
+		return errors.New("--release-key is only used with --bundle")
+	}
+	var bundle *release.Bundle
+	var releaseKey ed25519.PublicKey
+	if f.bundle != "" && !f.check {
+		if bundle, err = loadBundle(f.bundle); err != nil {
+			return err
+		}
+		if releaseKey, err = loadReleaseKey(f.key, f.dataDir); err != nil {
+			return err
+		}
+	}
 	host, err := newPluginHost(f.plugins, log)
 	if err != nil {
 		return err
@@ -151,6 +186,8 @@ func runApply(ctx context.Context, in io.Reader, s *streams, f applyFlags) error
 		CacheDir:     filepath.Join(f.dataDir, "cache"),
 		Confirm:      confirmer(in, s.errOut, notes),
 		Logger:       log,
+		Bundle:       bundle,
+		ReleaseKey:   releaseKey,
 	}
 	if f.check {
 		rep, err := r.Check(ctx, m)
@@ -180,11 +217,49 @@ func runApply(ctx context.Context, in io.Reader, s *streams, f applyFlags) error
 	switch {
 	case runErr == nil:
 		return nil
-	case errors.Is(runErr, apply.ErrFailed), errors.Is(runErr, apply.ErrInterrupted):
+	case errors.Is(runErr, apply.ErrFailed), errors.Is(runErr, apply.ErrInterrupted), errors.Is(runErr, apply.ErrUnverified):
 		return &exitError{code: ExitFailed, err: runErr}
 	default:
 		return runErr
 	}
+}
+
+// loadBundle reads a signed release bundle (JSON).
+func loadBundle(path string) (*release.Bundle, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("--bundle: %w", err)
+	}
+	var b release.Bundle
+	if err := json.Unmarshal(data, &b); err != nil {
+		return nil, fmt.Errorf("--bundle %s: not a release bundle: %w", path, err)
+	}
+	return &b, nil
+}
+
+// loadReleaseKey reads the release public key from the PEM file path or,
+// when path is empty, from the identity the agent saved at enrollment.
+func loadReleaseKey(path, dataDir string) (ed25519.PublicKey, error) {
+	if path != "" {
+		data, err := os.ReadFile(path)
+		if err != nil {
+			return nil, fmt.Errorf("--release-key: %w", err)
+		}
+		key, err := release.ParsePublicKeyPEM(data)
+		if err != nil {
+			return nil, fmt.Errorf("--release-key %s: %w", path, err)
+		}
+		return key, nil
+	}
+	id, err := session.LoadIdentity(dataDir)
+	if err != nil {
+		return nil, fmt.Errorf("--bundle needs the controller's release key: pass --release-key FILE or enroll this agent: %w", err)
+	}
+	key, err := release.PublicKey(id.ReleasePublicKey)
+	if err != nil {
+		return nil, fmt.Errorf("identity in %s: %w", dataDir, err)
+	}
+	return key, nil
 }
 
 func hasStep(m *manifest.Manifest, name string) bool {

@@ -2,6 +2,7 @@ package api
 
 import (
 	"context"
+	"crypto/ed25519"
 	"crypto/rand"
 	"encoding/hex"
 	"io"
@@ -35,14 +36,18 @@ type Deps struct {
 	// ArtifactReferenced reports whether a release references an
 	// artifact, for garbage collection; nil refuses garbage collection
 	// (until releases exist, nothing can tell what is in use).
-	ArtifactReferenced func(digest string) bool
+	ArtifactReferenced func(tx store.Tx, digest string) bool
+	// ReleaseKey signs sealed releases; nil refuses SealRelease.
+	ReleaseKey ed25519.PrivateKey
+	// ReleasePublicKey checks release signatures in VerifyRelease.
+	ReleasePublicKey ed25519.PublicKey
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
 	// Logger receives internal errors; nil discards.
 	Logger *slog.Logger
 }
 
-// Register registers the eight operator services on s.
+// Register registers the ten operator services on s.
 func Register(s *grpc.Server, d Deps) {
 	if d.Now == nil {
 		d.Now = time.Now
@@ -59,6 +64,8 @@ func Register(s *grpc.Server, d Deps) {
 	controllerv1.RegisterUsersServer(s, &users{base: b})
 	controllerv1.RegisterAuditLogServer(s, &auditLog{base: b})
 	controllerv1.RegisterArtifactsServer(s, &artifacts{base: b})
+	controllerv1.RegisterReleasesServer(s, &releases{base: b})
+	controllerv1.RegisterKnownErrorsServer(s, &knownErrors{base: b})
 }
 
 // base is shared by every service.

@@ -40,7 +40,7 @@ func artifactEnv(t *testing.T, referenced map[string]bool) (controllerv1.Artifac
 	}
 	srv := authtest.Start(t, st, func(s *grpc.Server) {
 		api.Register(s, api.Deps{Store: st, Blobs: blobs, DML: lib, Now: func() time.Time { return now },
-			ArtifactReferenced: func(d string) bool { return referenced[d] }})
+			ArtifactReferenced: func(_ store.Tx, d string) bool { return referenced[d] }})
 	})
 	ctx := map[string]context.Context{}
 	for _, role := range []string{auth.RoleReleaseManager, auth.RoleAuditor} {

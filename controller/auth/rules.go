@@ -35,6 +35,14 @@ var (
 	auditors = []string{RoleAuditor}
 	// releasers put artifacts into the DML and collect its garbage.
 	releasers = []string{RoleOperator, RoleReleaseManager}
+	// uploaders push artifacts: releasers, and testers their evidence.
+	uploaders = []string{RoleOperator, RoleReleaseManager, RoleTester}
+	// releaseManagers create and seal releases.
+	releaseManagers = []string{RoleReleaseManager}
+	// testers record release tests.
+	testers = []string{RoleTester}
+	// approvers approve or reject releases.
+	approvers = []string{RoleApprover}
 	// admins manage users, tokens, revocation and imports.
 	admins = []string{RoleAdmin}
 )
@@ -88,11 +96,25 @@ var Rules = map[string]Rule{
 	controllerv1.AuditLog_ListEntries_FullMethodName: {Roles: auditors},
 	controllerv1.AuditLog_Verify_FullMethodName:      {Roles: auditors},
 
-	controllerv1.Artifacts_Push_FullMethodName:           {Roles: releasers},
-	controllerv1.Artifacts_UploadStatus_FullMethodName:   {Roles: releasers},
+	controllerv1.Artifacts_Push_FullMethodName:           {Roles: uploaders},
+	controllerv1.Artifacts_UploadStatus_FullMethodName:   {Roles: uploaders},
 	controllerv1.Artifacts_CollectGarbage_FullMethodName: {Roles: releasers},
 	controllerv1.Artifacts_ListArtifacts_FullMethodName:  {Roles: readers},
 	controllerv1.Artifacts_GetArtifact_FullMethodName:    {Roles: readers},
 	controllerv1.Artifacts_Download_FullMethodName:       {Roles: readers},
 	controllerv1.Artifacts_Where_FullMethodName:          {Roles: readers},
+
+	// Releases: segregation of duties between the roles is enforced
+	// again per release by controller/release.
+	controllerv1.Releases_CreateRelease_FullMethodName:      {Roles: releaseManagers},
+	controllerv1.Releases_SealRelease_FullMethodName:        {Roles: releaseManagers},
+	controllerv1.Releases_RecordTest_FullMethodName:         {Roles: testers},
+	controllerv1.Releases_ApproveRelease_FullMethodName:     {Roles: approvers},
+	controllerv1.Releases_RejectRelease_FullMethodName:      {Roles: approvers},
+	controllerv1.Releases_GetRelease_FullMethodName:         {Roles: readers},
+	controllerv1.Releases_ListReleases_FullMethodName:       {Roles: readers},
+	controllerv1.Releases_VerifyRelease_FullMethodName:      {Roles: readers},
+	controllerv1.Releases_ReleaseNotes_FullMethodName:       {Roles: readers},
+	controllerv1.Releases_ReleaseDossier_FullMethodName:     {Roles: readers},
+	controllerv1.KnownErrors_ListKnownErrors_FullMethodName: {Roles: readers},
 }

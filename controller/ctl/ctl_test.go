@@ -222,7 +222,7 @@ func TestCommands(t *testing.T) {
 		{name: "completion bad shell", args: []string{"completion", "tcsh"}, code: ExitUsage},
 		{name: "no token", args: []string{"node", "list"}, env: map[string]string{"CAIRN_TOKEN": ""}, code: ExitDenied, errOut: []string{"cairnctl: list nodes: no bearer token: check --token / CAIRN_TOKEN"}},
 		{name: "bad token", args: []string{"whoami", "--token", "cairn_u_wrong"}, code: ExitDenied, errOut: []string{"unknown token: check --token / CAIRN_TOKEN"}},
-		{name: "forbidden", args: []string{"node", "revoke", "web1"}, env: map[string]string{"CAIRN_TOKEN": viewerToken}, code: ExitDenied, errOut: []string{"needs role operator: your role lacks permission"}},
+		{name: "forbidden", args: []string{"node", "revoke", "web1"}, env: map[string]string{"CAIRN_TOKEN": viewerToken}, code: ExitDenied, errOut: []string{"needs role operator (refused; see 'cairnctl whoami' for your user and roles)"}},
 		{name: "no CA", args: []string{"node", "list"}, env: map[string]string{"CAIRN_CA": ""}, code: ExitUsage, errOut: []string{"cairnctl: no CA: pass --ca or set CAIRN_CA to the controller's ca.pem\n"}},
 		{name: "unknown command", args: []string{"nodes"}, code: ExitUsage, errOut: []string{`unknown command "nodes" for "cairnctl": did you mean node?`}},
 		{name: "unknown subcommand", args: []string{"node", "lst"}, code: ExitUsage, errOut: []string{`unknown command "lst" for "cairnctl node"`}},

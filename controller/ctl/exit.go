@@ -108,7 +108,7 @@ func rpcStatus(err error, st *status.Status, addr string) (int, string) {
 	case codes.Unauthenticated:
 		return ExitDenied, op + msg + ": check --token / CAIRN_TOKEN"
 	case codes.PermissionDenied:
-		return ExitDenied, op + msg + ": your role lacks permission (see 'cairnctl whoami')"
+		return ExitDenied, op + msg + " (refused; see 'cairnctl whoami' for your user and roles)"
 	case codes.InvalidArgument:
 		return ExitUsage, op + msg
 	case codes.Unavailable:

@@ -58,6 +58,7 @@ type fake struct {
 	auditA, auditB string
 	entries        []*controllerv1.AuditLogEntry
 	artifacts      *fakeArtifacts
+	releases       *fakeReleases
 }
 
 // record notes a request.
@@ -169,6 +170,7 @@ func startFake(t *testing.T) *fake {
 		auditB: b.GetHashes().GetDocument(),
 	}
 	f.artifacts = newFakeArtifacts()
+	f.releases = &fakeReleases{records: map[string]*controllerv1.ReleaseRecord{}}
 	for i, action := range []string{"user.create", "enroll-token.create", "node.enroll", "baseline.accept", "node.label"} {
 		f.entries = append(f.entries, &controllerv1.AuditLogEntry{
 			Sequence: uint64(i + 1),
@@ -193,6 +195,8 @@ func startFake(t *testing.T) *fake {
 	controllerv1.RegisterUsersServer(s, fakeUsers{fake: f})
 	controllerv1.RegisterAuditLogServer(s, fakeAuditLog{fake: f})
 	controllerv1.RegisterArtifactsServer(s, f.artifacts)
+	controllerv1.RegisterReleasesServer(s, f.releases)
+	controllerv1.RegisterKnownErrorsServer(s, fakeKnownErrors{})
 	go func() { _ = s.Serve(lis) }()
 	t.Cleanup(s.Stop)
 	return f

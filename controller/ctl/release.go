@@ -24,12 +24,22 @@ import (
 )
 
 func (a *app) newReleaseCommand() *cobra.Command {
-	c := group("release", "Work with release packages: check a release manifest",
+	c := group("release", "Work with release packages: check, create, seal, test, approve, verify and report",
 		`A release package is a versioned manifest of components (artifacts), steps,
 acceptance checks, expected changes, rollback steps, known errors, notes,
-an SLA and the sign-off it needs (see internal/manifest for the schema).`,
-		`  cairnctl release validate -f release.yaml`,
-		a.newReleaseValidateCommand(),
+an SLA and the sign-off it needs (see internal/manifest for the schema).
+
+Its lifecycle: create (a draft, artifacts uploaded to the DML), seal
+(frozen and signed), test record (a tester, not the author), approve or
+reject (approvers, not the author or a tester). Only an approved release
+can be rolled out.`,
+		`  cairnctl release validate -f release.yaml
+  cairnctl release create -f release.yaml
+  cairnctl release seal webshop@1.0.0
+  cairnctl release test record webshop@1.0.0 --result pass --note "staging green"
+  cairnctl release approve webshop@1.0.0 --note "CHG-1042"
+  cairnctl release verify webshop@1.0.0`,
+		append([]*cobra.Command{a.newReleaseValidateCommand()}, a.releaseCommands()...)...,
 	)
 	c.Annotations = map[string]string{noConfig: ""} // help needs no controller
 	return c

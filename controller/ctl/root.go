@@ -124,6 +124,7 @@ Exit status: 0 ok; 1 the operation failed; 2 usage or input error;
 		a.newAuditLogCommand(),
 		a.newArtifactCommand(),
 		a.newReleaseCommand(),
+		a.newKnownErrorCommand(),
 		a.newCompletionCommand(root),
 	)
 	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error {

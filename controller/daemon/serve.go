@@ -2,6 +2,7 @@ package daemon
 
 import (
 	"context"
+	"crypto/ed25519"
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
@@ -24,6 +25,7 @@ import (
 	"github.com/cairn-ops/cairn/controller/blob"
 	"github.com/cairn-ops/cairn/controller/dml"
 	"github.com/cairn-ops/cairn/controller/fleet"
+	"github.com/cairn-ops/cairn/controller/release"
 	"github.com/cairn-ops/cairn/controller/store"
 	"github.com/cairn-ops/cairn/internal/pki"
 	"github.com/cairn-ops/cairn/internal/version"
@@ -71,7 +73,7 @@ func NewServer(cfg Config, log *slog.Logger) (*Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("load server certificate: %w", err)
 	}
-	releasePub, err := loadReleasePublicKey(l)
+	releaseKey, err := loadReleaseKey(l)
 	if err != nil {
 		return nil, err
 	}
@@ -84,15 +86,16 @@ func NewServer(cfg Config, log *slog.Logger) (*Server, error) {
 		return nil, err
 	}
 	s := &Server{cfg: cfg, log: log, st: st}
-	if err := s.build(ca, serverCert, releasePub, blobs); err != nil {
+	if err := s.build(ca, serverCert, releaseKey, blobs); err != nil {
 		st.Close()
 		return nil, err
 	}
 	return s, nil
 }
 
-func (s *Server) build(ca *pki.CA, serverCert tls.Certificate, releasePub []byte, blobs *blob.Store) error {
+func (s *Server) build(ca *pki.CA, serverCert tls.Certificate, releaseKey ed25519.PrivateKey, blobs *blob.Store) error {
 	cfg := s.cfg
+	releasePub := releaseKey.Public().(ed25519.PublicKey)
 	pool := x509.NewCertPool()
 	pool.AddCert(ca.Cert)
 	tlsCfg := &tls.Config{
@@ -130,12 +133,15 @@ func (s *Server) build(ca *pki.CA, serverCert tls.Certificate, releasePub []byte
 		return err
 	}
 	api.Register(s.grpc, api.Deps{
-		Store:      s.st,
-		Blobs:      blobs,
-		DML:        lib,
-		Dispatcher: s.fleet,
-		Now:        now,
-		Logger:     s.log.With("component", "api"),
+		Store:              s.st,
+		Blobs:              blobs,
+		DML:                lib,
+		ArtifactReferenced: release.Referenced,
+		ReleaseKey:         releaseKey,
+		ReleasePublicKey:   releasePub,
+		Dispatcher:         s.fleet,
+		Now:                now,
+		Logger:             s.log.With("component", "api"),
 	})
 	s.health = health.NewServer()
 	healthpb.RegisterHealthServer(s.grpc, s.health)
@@ -252,4 +258,21 @@ func NewLogger(cfg Config, w io.Writer) *slog.Logger {
 		return slog.New(slog.NewJSONHandler(w, opts))
 	}
 	return slog.New(slog.NewTextHandler(w, opts))
+}
+
+// loadReleaseKey returns the ed25519 release-signing key in l.
+func loadReleaseKey(l layout) (ed25519.PrivateKey, error) {
+	data, err := os.ReadFile(l.path(ReleaseKeyFile))
+	if err != nil {
+		return nil, fmt.Errorf("read release key: %w", err)
+	}
+	key, err := pki.DecodeKey(data)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", l.path(ReleaseKeyFile), err)
+	}
+	priv, ok := key.(ed25519.PrivateKey)
+	if !ok {
+		return nil, fmt.Errorf("%s: not an ed25519 key (%T)", l.path(ReleaseKeyFile), key)
+	}
+	return priv, nil
 }

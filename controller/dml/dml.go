@@ -476,11 +476,13 @@ type GCResult struct {
 // false: its record, with one "artifact.gc" audit-log entry per artifact
 // in the same transaction, then its blob (unless an audit document shares
 // it). referenced is the releases' answer to "does any release use this
-// digest?"; a nil referenced means nothing is referenced. With dryRun it
-// only reports. Pushes wait while a collection runs.
-func (d *DML) CollectGarbage(ctx context.Context, actor string, referenced func(digest string) bool, dryRun bool) (*GCResult, error) {
+// digest?", asked within the collection's own transaction (so it sees
+// the same state, and no second transaction is opened); a nil
+// referenced means nothing is referenced. With dryRun it only reports.
+// Pushes wait while a collection runs.
+func (d *DML) CollectGarbage(ctx context.Context, actor string, referenced func(tx store.Tx, digest string) bool, dryRun bool) (*GCResult, error) {
 	if referenced == nil {
-		referenced = func(string) bool { return false }
+		referenced = func(store.Tx, string) bool { return false }
 	}
 	d.gc.Lock()
 	defer d.gc.Unlock()
@@ -497,7 +499,7 @@ func (d *DML) CollectGarbage(ctx context.Context, actor string, referenced func(
 		}
 		now := d.now()
 		for _, a := range all {
-			if referenced(a.GetDigest()) {
+			if referenced(tx, a.GetDigest()) {
 				res.Kept++
 				continue
 			}

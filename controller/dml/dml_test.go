@@ -396,7 +396,7 @@ func TestCollectGarbage(t *testing.T) {
 		kept, _ := e.push(t, "kept", content(10, 8))
 		gone1, _ := e.push(t, "gone1", content(20, 9))
 		gone2, _ := e.push(t, "gone2", content(30, 10))
-		referenced := func(d string) bool { return d == kept.GetDigest() }
+		referenced := func(_ store.Tx, d string) bool { return d == kept.GetDigest() }
 
 		before := e.snapshot(t)
 		dry, err := e.d.CollectGarbage(t.Context(), "user:alice", referenced, true)

@@ -15,7 +15,7 @@ import (
 	controllerv1 "github.com/cairn-ops/cairn/proto/controller/v1"
 )
 
-// Bucket layout of the bbolt file (schema version 2). Values are
+// Bucket layout of the bbolt file (schema version 3). Values are
 // deterministic protobuf binary unless noted. "\0" is a NUL byte; be64 is
 // an 8-byte big-endian integer; time(ts) is be64 of the timestamp's Unix
 // nanoseconds with the sign bit flipped (see timeKey), so keys sort by
@@ -37,6 +37,7 @@ import (
 //	auditlog                be64 sequence → AuditLogEntry
 //	artifacts               sha256 digest (hex) → ArtifactRecord        (since version 2)
 //	artifact_names          name ‖ \0 ‖ digest → "" (index)             (since version 2)
+//	releases                name ‖ \0 ‖ version → ReleaseRecord         (since version 3)
 //
 // The audit log's head in meta is written with every appended entry and
 // is what detects deletion of the newest entries.
@@ -65,6 +66,7 @@ var (
 var migrations = []func(*bolt.Tx) error{
 	migrateCreateBuckets,
 	migrateArtifacts,
+	migrateReleases,
 }
 
 // schemaVersion is the bucket layout version this code writes.
@@ -90,6 +92,14 @@ func migrateArtifacts(tx *bolt.Tx) error {
 		if _, err := tx.CreateBucketIfNotExists([]byte(name)); err != nil {
 			return fmt.Errorf("create bucket %s: %w", name, err)
 		}
+	}
+	return nil
+}
+
+// migrateReleases is version 2 → 3: release records.
+func migrateReleases(tx *bolt.Tx) error {
+	if _, err := tx.CreateBucketIfNotExists([]byte(tableReleases)); err != nil {
+		return fmt.Errorf("create bucket %s: %w", tableReleases, err)
 	}
 	return nil
 }
@@ -633,4 +643,30 @@ func (tx *boltTx) DeleteArtifact(digest string) error {
 		return fmt.Errorf("delete artifact %s: %w", digest, err)
 	}
 	return nil
+}
+
+func (tx *boltTx) Release(name, version string) (*controllerv1.ReleaseRecord, error) {
+	return boltGet[controllerv1.ReleaseRecord](tx, tableReleases, "release", string(releaseKey(name, version)))
+}
+
+func (tx *boltTx) Releases() ([]*controllerv1.ReleaseRecord, error) {
+	out, err := boltScan[controllerv1.ReleaseRecord](tx, tableReleases, "release", nil, nil, 0)
+	if err != nil {
+		return nil, err
+	}
+	sortReleases(out)
+	return out, nil
+}
+
+func (tx *boltTx) PutRelease(rec *controllerv1.ReleaseRecord) error {
+	if !tx.tx.Writable() {
+		return readOnly("release")
+	}
+	if err := checkKey("release name", rec.GetName()); err != nil {
+		return err
+	}
+	if err := checkKey("release version", rec.GetVersion()); err != nil {
+		return err
+	}
+	return boltPut(tx, tableReleases, "release", releaseKey(rec.GetName(), rec.GetVersion()), rec)
 }

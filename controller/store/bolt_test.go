@@ -144,7 +144,7 @@ func TestBoltOpenError(t *testing.T) {
 
 var allBuckets = []string{
 	"api_tokens", "artifact_names", "artifacts", "auditlog", "audits", "baselines", "commands", "enroll_tokens", "meta",
-	"node_audits", "node_commands", "nodes", "services", "users",
+	"node_audits", "node_commands", "nodes", "releases", "services", "users",
 }
 
 func TestBoltSchema(t *testing.T) {
@@ -159,12 +159,12 @@ func TestBoltSchema(t *testing.T) {
 	}{
 		{
 			name:        "no file",
-			wantVersion: be64(2),
+			wantVersion: be64(3),
 		},
 		{
 			name:        "empty bbolt file",
 			prepare:     func(t *testing.T, path string) { raw(t, path, func(*bolt.Tx) error { return nil }) },
-			wantVersion: be64(2),
+			wantVersion: be64(3),
 		},
 		{
 			name: "version 0 with some buckets",
@@ -174,7 +174,7 @@ func TestBoltSchema(t *testing.T) {
 					return err
 				})
 			},
-			wantVersion: be64(2),
+			wantVersion: be64(3),
 		},
 		{
 			// A file written by the schema-1 code: its buckets, its
@@ -182,12 +182,18 @@ func TestBoltSchema(t *testing.T) {
 			// keeps the record (checked below in TestBoltMigrateV1).
 			name:        "version 1",
 			prepare:     writeV1,
-			wantVersion: be64(2),
+			wantVersion: be64(3),
+		},
+		{
+			// A file written by the schema-2 code (the DML, no releases).
+			name:        "version 2",
+			prepare:     writeV2,
+			wantVersion: be64(3),
 		},
 		{
 			name:        "current",
 			prepare:     func(t *testing.T, path string) { openBolt(t, path).Close() },
-			wantVersion: be64(2),
+			wantVersion: be64(3),
 		},
 		{
 			name: "newer",
@@ -196,7 +202,7 @@ func TestBoltSchema(t *testing.T) {
 				raw(t, path, func(tx *bolt.Tx) error { return tx.Bucket([]byte("meta")).Put([]byte("schema_version"), be64(7)) })
 			},
 			wantErr:     store.ErrSchema,
-			wantMessage: "has schema version 7, but this cairn-controller knows only up to 2: run a newer cairn-controller",
+			wantMessage: "has schema version 7, but this cairn-controller knows only up to 3: run a newer cairn-controller",
 			wantVersion: be64(7),
 		},
 		{
@@ -302,6 +308,52 @@ func TestBoltMigrateV1(t *testing.T) {
 		}
 		if diff := cmp.Diff([]*controllerv1.ArtifactRecord{art}, got, protocmp.Transform()); diff != "" {
 			t.Errorf("artifacts after reopen (-want +got):\n%s", diff)
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// writeV2 makes the file a schema-version-2 store holding node n1, as
+// the code before releases wrote it.
+func writeV2(t *testing.T, path string) {
+	writeV1(t, path)
+	raw(t, path, func(tx *bolt.Tx) error {
+		for _, name := range []string{"artifacts", "artifact_names"} {
+			if _, err := tx.CreateBucket([]byte(name)); err != nil {
+				return err
+			}
+		}
+		return tx.Bucket([]byte("meta")).Put([]byte("schema_version"), be64(2))
+	})
+}
+
+// TestBoltMigrateV2 opens a version-2 file: its records survive and
+// releases work in it, also after reopening.
+func TestBoltMigrateV2(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "cairn.db")
+	writeV2(t, path)
+	st := openBolt(t, path)
+	rel := &controllerv1.ReleaseRecord{Name: "web", Version: "1.0.0", CreatedBy: "alice"}
+	if err := st.Update(t.Context(), func(tx store.Tx) error {
+		if n, err := tx.Node("n1"); err != nil || n.GetHostname() != "web-1" {
+			return fmt.Errorf("node n1 after migration: %v, %v", n, err)
+		}
+		return tx.PutRelease(rel)
+	}); err != nil {
+		t.Fatal(err)
+	}
+	st.Close()
+
+	st = openBolt(t, path)
+	if err := st.View(t.Context(), func(tx store.Tx) error {
+		got, err := tx.Releases()
+		if err != nil {
+			return err
+		}
+		if diff := cmp.Diff([]*controllerv1.ReleaseRecord{rel}, got, protocmp.Transform()); diff != "" {
+			t.Errorf("releases after reopen (-want +got):\n%s", diff)
 		}
 		return nil
 	}); err != nil {

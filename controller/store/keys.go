@@ -3,8 +3,12 @@ package store
 import (
 	"encoding/binary"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
+
+	"github.com/cairn-ops/cairn/internal/pkgversion"
+	controllerv1 "github.com/cairn-ops/cairn/proto/controller/v1"
 )
 
 // Keys shared by the implementations. Several records are listed per node
@@ -81,7 +85,29 @@ const (
 	// Schema version 2.
 	tableArtifacts     = "artifacts"
 	tableArtifactNames = "artifact_names"
+	// Schema version 3.
+	tableReleases = "releases"
 )
+
+// releaseKey is name, NUL, version.
+func releaseKey(name, version string) []byte {
+	return append(append([]byte(name), 0), version...)
+}
+
+// sortReleases orders releases by name, then version (Debian ordering,
+// pkgversion), then the version string, so that both implementations
+// agree exactly.
+func sortReleases(recs []*controllerv1.ReleaseRecord) {
+	slices.SortStableFunc(recs, func(a, b *controllerv1.ReleaseRecord) int {
+		if c := strings.Compare(a.GetName(), b.GetName()); c != 0 {
+			return c
+		}
+		if c := pkgversion.Compare(a.GetVersion(), b.GetVersion()); c != 0 {
+			return c
+		}
+		return strings.Compare(a.GetVersion(), b.GetVersion())
+	})
+}
 
 // nameIndexKey is name, NUL, digest: artifacts listed by name, then
 // digest.

@@ -437,3 +437,29 @@ func (tx *memTx) DeleteArtifact(digest string) error {
 	tx.delete(tableArtifacts, digest)
 	return nil
 }
+
+func (tx *memTx) Release(name, version string) (*controllerv1.ReleaseRecord, error) {
+	return memGet[*controllerv1.ReleaseRecord](tx, tableReleases, "release", string(releaseKey(name, version)))
+}
+
+func (tx *memTx) Releases() ([]*controllerv1.ReleaseRecord, error) {
+	out := list(tx, tableReleases, func(r *controllerv1.ReleaseRecord) (string, bool) {
+		return string(releaseKey(r.GetName(), r.GetVersion())), true
+	})
+	sortReleases(out)
+	return out, nil
+}
+
+func (tx *memTx) PutRelease(rec *controllerv1.ReleaseRecord) error {
+	if !tx.writable {
+		return readOnly("release")
+	}
+	if err := checkKey("release name", rec.GetName()); err != nil {
+		return err
+	}
+	if err := checkKey("release version", rec.GetVersion()); err != nil {
+		return err
+	}
+	tx.put(tableReleases, string(releaseKey(rec.GetName(), rec.GetVersion())), rec)
+	return nil
+}

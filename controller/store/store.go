@@ -1,6 +1,6 @@
 // Package store keeps the controller's state: enrollment tokens, nodes,
 // users and API tokens, commands, audit metadata, baselines, services,
-// the audit log and the DML's artifact records. Full audit documents and
+// the audit log, the DML's artifact records and releases. Full audit documents and
 // artifact contents live in controller/blob; the store holds their
 // metadata and digests.
 //
@@ -108,4 +108,13 @@ type Tx interface {
 	// DeleteArtifact removes an artifact record; only the DML's garbage
 	// collection calls it.
 	DeleteArtifact(digest string) error
+
+	// Release returns the release with the given name and version.
+	Release(name, version string) (*controllerv1.ReleaseRecord, error)
+	// Releases returns every release, by name, then version (Debian
+	// version ordering, internal/pkgversion).
+	Releases() ([]*controllerv1.ReleaseRecord, error)
+	// PutRelease stores a release record, new or changed; controller/release
+	// decides which changes are allowed.
+	PutRelease(*controllerv1.ReleaseRecord) error
 }

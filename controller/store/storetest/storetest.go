@@ -56,6 +56,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"Canceled", testCanceled},
 		{"Closed", testClosed},
 		{"Artifacts", testArtifacts},
+		{"Releases", testReleases},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -859,6 +860,8 @@ func scribble(m proto.Message) {
 		r.Actor, r.Details["set"] = "changed", "changed"
 	case *controllerv1.ArtifactRecord:
 		r.Name, r.Installs[0].NodeId = "changed", "changed"
+	case *controllerv1.ReleaseRecord:
+		r.CreatedBy, r.Components[0].Digest, r.ManifestYaml[0] = "changed", "changed", 'X'
 	default:
 		panic(fmt.Sprintf("scribble: unhandled %T", m))
 	}
@@ -1059,4 +1062,123 @@ func testArtifacts(t *testing.T, st store.Store) {
 	if err := st.Update(t.Context(), func(tx store.Tx) error { return tx.DeleteArtifact(b1.Digest) }); !errors.Is(err, store.ErrNotFound) {
 		t.Errorf("second delete: got %v, want ErrNotFound", err)
 	}
+}
+
+func release(name, version string) *controllerv1.ReleaseRecord {
+	return &controllerv1.ReleaseRecord{
+		Name: name, Version: version, State: controllerv1.ReleaseRecord_STATE_DRAFT,
+		ManifestYaml: []byte("name: " + name), CreatedBy: "alice",
+		Components: []*controllerv1.ReleaseComponent{{Name: "app", Kind: "application", Digest: "ab"}},
+	}
+}
+
+func testReleases(t *testing.T, st store.Store) {
+	recs := []*controllerv1.ReleaseRecord{
+		release("web", "1.10.0"), release("web", "1.2.0"), release("api", "2.0.0"),
+		release("web", "1.2.0~rc1"), release("web-extra", "0.1"),
+	}
+	update(t, st, func(tx store.Tx) error {
+		var errs []error
+		for _, r := range recs {
+			errs = append(errs, tx.PutRelease(r))
+		}
+		return errors.Join(errs...)
+	})
+	t.Run("Order", func(t *testing.T) {
+		var got []string
+		view(t, st, func(tx store.Tx) error {
+			rs, err := tx.Releases()
+			for _, r := range rs {
+				got = append(got, r.GetName()+"@"+r.GetVersion())
+			}
+			return err
+		})
+		want := []string{"api@2.0.0", "web@1.2.0~rc1", "web@1.2.0", "web@1.10.0", "web-extra@0.1"}
+		if diff := cmp.Diff(want, got); diff != "" {
+			t.Errorf("Releases (-want +got):\n%s", diff)
+		}
+	})
+	t.Run("RoundTrip", func(t *testing.T) {
+		view(t, st, func(tx store.Tx) error {
+			got, err := tx.Release("web", "1.10.0")
+			if err != nil {
+				return err
+			}
+			if diff := cmp.Diff(recs[0], got, protoDiff); diff != "" {
+				t.Errorf("Release (-want +got):\n%s", diff)
+			}
+			return nil
+		})
+	})
+	t.Run("NotFound", func(t *testing.T) {
+		view(t, st, func(tx store.Tx) error {
+			for _, k := range [][2]string{{"web", "9"}, {"nope", "1.2.0"}, {"web\x001", "2.0"}} {
+				if _, err := tx.Release(k[0], k[1]); !errors.Is(err, store.ErrNotFound) {
+					t.Errorf("Release(%q, %q): got %v, want ErrNotFound", k[0], k[1], err)
+				}
+			}
+			return nil
+		})
+	})
+	t.Run("Invalid", func(t *testing.T) {
+		for _, r := range []*controllerv1.ReleaseRecord{release("", "1"), release("web", ""), release("a\x00b", "1")} {
+			if err := st.Update(t.Context(), func(tx store.Tx) error { return tx.PutRelease(r) }); !errors.Is(err, store.ErrInvalid) {
+				t.Errorf("PutRelease(%q, %q): got %v, want ErrInvalid", r.GetName(), r.GetVersion(), err)
+			}
+		}
+		if err := st.View(t.Context(), func(tx store.Tx) error { return tx.PutRelease(release("x", "1")) }); !errors.Is(err, store.ErrReadOnly) {
+			t.Errorf("PutRelease in View: got %v, want ErrReadOnly", err)
+		}
+	})
+	t.Run("Rollback", func(t *testing.T) {
+		boom := errors.New("boom")
+		changed := release("web", "1.10.0")
+		changed.State = controllerv1.ReleaseRecord_STATE_SEALED
+		err := st.Update(t.Context(), func(tx store.Tx) error {
+			if err := errors.Join(tx.PutRelease(changed), tx.PutRelease(release("new", "1"))); err != nil {
+				return err
+			}
+			return boom
+		})
+		if !errors.Is(err, boom) {
+			t.Fatalf("Update: got %v, want boom", err)
+		}
+		view(t, st, func(tx store.Tx) error {
+			if got, err := tx.Release("web", "1.10.0"); err != nil || got.GetState() != controllerv1.ReleaseRecord_STATE_DRAFT {
+				t.Errorf("after rollback: got %v, %v; want the draft", got, err)
+			}
+			if _, err := tx.Release("new", "1"); !errors.Is(err, store.ErrNotFound) {
+				t.Errorf("after rollback: new release: got %v, want ErrNotFound", err)
+			}
+			return nil
+		})
+	})
+	t.Run("NoAliasing", func(t *testing.T) {
+		in := release("alias", "1")
+		update(t, st, func(tx store.Tx) error { return tx.PutRelease(in) })
+		scribble(in)
+		var got *controllerv1.ReleaseRecord
+		view(t, st, func(tx store.Tx) (err error) {
+			got, err = tx.Release("alias", "1")
+			return err
+		})
+		if diff := cmp.Diff(release("alias", "1"), got, protoDiff); diff != "" {
+			t.Errorf("Release after changing the stored value (-want +got):\n%s", diff)
+		}
+		scribble(got)
+		view(t, st, func(tx store.Tx) error {
+			list, err := tx.Releases()
+			if err != nil {
+				return err
+			}
+			for _, r := range list {
+				if r.GetName() == "alias" {
+					if diff := cmp.Diff(release("alias", "1"), r, protoDiff); diff != "" {
+						t.Errorf("Releases after changing a returned value (-want +got):\n%s", diff)
+					}
+				}
+			}
+			return nil
+		})
+	})
 }

@@ -142,6 +142,64 @@ func (CommandRecord_State) EnumDescriptor() ([]byte, []int) {
 	return file_proto_controller_v1_controller_proto_rawDescGZIP(), []int{11, 0}
 }
 
+type ReleaseRecord_State int32
+
+const (
+	ReleaseRecord_STATE_UNSPECIFIED ReleaseRecord_State = 0
+	ReleaseRecord_STATE_DRAFT       ReleaseRecord_State = 1
+	ReleaseRecord_STATE_SEALED      ReleaseRecord_State = 2
+	ReleaseRecord_STATE_TESTED      ReleaseRecord_State = 3
+	ReleaseRecord_STATE_APPROVED    ReleaseRecord_State = 4
+	ReleaseRecord_STATE_REJECTED    ReleaseRecord_State = 5
+)
+
+// Enum value maps for ReleaseRecord_State.
+var (
+	ReleaseRecord_State_name = map[int32]string{
+		0: "STATE_UNSPECIFIED",
+		1: "STATE_DRAFT",
+		2: "STATE_SEALED",
+		3: "STATE_TESTED",
+		4: "STATE_APPROVED",
+		5: "STATE_REJECTED",
+	}
+	ReleaseRecord_State_value = map[string]int32{
+		"STATE_UNSPECIFIED": 0,
+		"STATE_DRAFT":       1,
+		"STATE_SEALED":      2,
+		"STATE_TESTED":      3,
+		"STATE_APPROVED":    4,
+		"STATE_REJECTED":    5,
+	}
+)
+
+func (x ReleaseRecord_State) Enum() *ReleaseRecord_State {
+	p := new(ReleaseRecord_State)
+	*p = x
+	return p
+}
+
+func (x ReleaseRecord_State) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (ReleaseRecord_State) Descriptor() protoreflect.EnumDescriptor {
+	return file_proto_controller_v1_controller_proto_enumTypes[2].Descriptor()
+}
+
+func (ReleaseRecord_State) Type() protoreflect.EnumType {
+	return &file_proto_controller_v1_controller_proto_enumTypes[2]
+}
+
+func (x ReleaseRecord_State) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use ReleaseRecord_State.Descriptor instead.
+func (ReleaseRecord_State) EnumDescriptor() ([]byte, []int) {
+	return file_proto_controller_v1_controller_proto_rawDescGZIP(), []int{67, 0}
+}
+
 type CreateEnrollTokenRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Lifetime in seconds; 0 means the default (10 minutes). At most 24 h.
@@ -3953,6 +4011,1065 @@ func (x *CollectGarbageResponse) GetKept() uint32 {
 	return 0
 }
 
+type ReleaseRef struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Name          string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	Version       string                 `protobuf:"bytes,2,opt,name=version,proto3" json:"version,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ReleaseRef) Reset() {
+	*x = ReleaseRef{}
+	mi := &file_proto_controller_v1_controller_proto_msgTypes[62]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ReleaseRef) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ReleaseRef) ProtoMessage() {}
+
+func (x *ReleaseRef) ProtoReflect() protoreflect.Message {
+	mi := &file_proto_controller_v1_controller_proto_msgTypes[62]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ReleaseRef.ProtoReflect.Descriptor instead.
+func (*ReleaseRef) Descriptor() ([]byte, []int) {
+	return file_proto_controller_v1_controller_proto_rawDescGZIP(), []int{62}
+}
+
+func (x *ReleaseRef) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *ReleaseRef) GetVersion() string {
+	if x != nil {
+		return x.Version
+	}
+	return ""
+}
+
+type CreateReleaseRequest struct {
+	state        protoimpl.MessageState `protogen:"open.v1"`
+	ManifestYaml []byte                 `protobuf:"bytes,1,opt,name=manifest_yaml,json=manifestYaml,proto3" json:"manifest_yaml,omitempty"`
+	// For error messages ("release.yaml:12: ...").
+	Filename string `protobuf:"bytes,2,opt,name=filename,proto3" json:"filename,omitempty"`
+	// Component name → DML digest, for components the manifest gives by path.
+	ComponentDigests map[string]string `protobuf:"bytes,3,rep,name=component_digests,json=componentDigests,proto3" json:"component_digests,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	unknownFields    protoimpl.UnknownFields
+	sizeCache        protoimpl.SizeCache
+}
+
+func (x *CreateReleaseRequest) Reset() {
+	*x = CreateReleaseRequest{}
+	mi := &file_proto_controller_v1_controller_proto_msgTypes[63]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CreateReleaseRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CreateReleaseRequest) ProtoMessage() {}
+
+func (x *CreateReleaseRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_proto_controller_v1_controller_proto_msgTypes[63]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CreateReleaseRequest.ProtoReflect.Descriptor instead.
+func (*CreateReleaseRequest) Descriptor() ([]byte, []int) {
+	return file_proto_controller_v1_controller_proto_rawDescGZIP(), []int{63}
+}
+
+func (x *CreateReleaseRequest) GetManifestYaml() []byte {
+	if x != nil {
+		return x.ManifestYaml
+	}
+	return nil
+}
+
+func (x *CreateReleaseRequest) GetFilename() string {
+	if x != nil {
+		return x.Filename
+	}
+	return ""
+}
+
+func (x *CreateReleaseRequest) GetComponentDigests() map[string]string {
+	if x != nil {
+		return x.ComponentDigests
+	}
+	return nil
+}
+
+type ReleaseComponent struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Name          string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	Kind          string                 `protobuf:"bytes,2,opt,name=kind,proto3" json:"kind,omitempty"`
+	Digest        string                 `protobuf:"bytes,3,opt,name=digest,proto3" json:"digest,omitempty"`
+	SizeBytes     int64                  `protobuf:"varint,4,opt,name=size_bytes,json=sizeBytes,proto3" json:"size_bytes,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ReleaseComponent) Reset() {
+	*x = ReleaseComponent{}
+	mi := &file_proto_controller_v1_controller_proto_msgTypes[64]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ReleaseComponent) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ReleaseComponent) ProtoMessage() {}
+
+func (x *ReleaseComponent) ProtoReflect() protoreflect.Message {
+	mi := &file_proto_controller_v1_controller_proto_msgTypes[64]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ReleaseComponent.ProtoReflect.Descriptor instead.
+func (*ReleaseComponent) Descriptor() ([]byte, []int) {
+	return file_proto_controller_v1_controller_proto_rawDescGZIP(), []int{64}
+}
+
+func (x *ReleaseComponent) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *ReleaseComponent) GetKind() string {
+	if x != nil {
+		return x.Kind
+	}
+	return ""
+}
+
+func (x *ReleaseComponent) GetDigest() string {
+	if x != nil {
+		return x.Digest
+	}
+	return ""
+}
+
+func (x *ReleaseComponent) GetSizeBytes() int64 {
+	if x != nil {
+		return x.SizeBytes
+	}
+	return 0
+}
+
+type TestRecord struct {
+	state  protoimpl.MessageState `protogen:"open.v1"`
+	Tester string                 `protobuf:"bytes,1,opt,name=tester,proto3" json:"tester,omitempty"`
+	// pass or fail.
+	Result string `protobuf:"bytes,2,opt,name=result,proto3" json:"result,omitempty"`
+	Note   string `protobuf:"bytes,3,opt,name=note,proto3" json:"note,omitempty"`
+	// DML digests of the evidence files (kind documentation).
+	Evidence      []string `protobuf:"bytes,4,rep,name=evidence,proto3" json:"evidence,omitempty"`
+	RecordedAt    string   `protobuf:"bytes,5,opt,name=recorded_at,json=recordedAt,proto3" json:"recorded_at,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *TestRecord) Reset() {
+	*x = TestRecord{}
+	mi := &file_proto_controller_v1_controller_proto_msgTypes[65]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *TestRecord) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*TestRecord) ProtoMessage() {}
+
+func (x *TestRecord) ProtoReflect() protoreflect.Message {
+	mi := &file_proto_controller_v1_controller_proto_msgTypes[65]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use TestRecord.ProtoReflect.Descriptor instead.
+func (*TestRecord) Descriptor() ([]byte, []int) {
+	return file_proto_controller_v1_controller_proto_rawDescGZIP(), []int{65}
+}
+
+func (x *TestRecord) GetTester() string {
+	if x != nil {
+		return x.Tester
+	}
+	return ""
+}
+
+func (x *TestRecord) GetResult() string {
+	if x != nil {
+		return x.Result
+	}
+	return ""
+}
+
+func (x *TestRecord) GetNote() string {
+	if x != nil {
+		return x.Note
+	}
+	return ""
+}
+
+func (x *TestRecord) GetEvidence() []string {
+	if x != nil {
+		return x.Evidence
+	}
+	return nil
+}
+
+func (x *TestRecord) GetRecordedAt() string {
+	if x != nil {
+		return x.RecordedAt
+	}
+	return ""
+}
+
+type Decision struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	By    string                 `protobuf:"bytes,1,opt,name=by,proto3" json:"by,omitempty"`
+	// approve or reject.
+	Decision string `protobuf:"bytes,2,opt,name=decision,proto3" json:"decision,omitempty"`
+	Note     string `protobuf:"bytes,3,opt,name=note,proto3" json:"note,omitempty"`
+	At       string `protobuf:"bytes,4,opt,name=at,proto3" json:"at,omitempty"`
+	// The release digest the decision is bound to.
+	ReleaseDigest string `protobuf:"bytes,5,opt,name=release_digest,json=releaseDigest,proto3" json:"release_digest,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Decision) Reset() {
+	*x = Decision{}
+	mi := &file_proto_controller_v1_controller_proto_msgTypes[66]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Decision) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Decision) ProtoMessage() {}
+
+func (x *Decision) ProtoReflect() protoreflect.Message {
+	mi := &file_proto_controller_v1_controller_proto_msgTypes[66]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Decision.ProtoReflect.Descriptor instead.
+func (*Decision) Descriptor() ([]byte, []int) {
+	return file_proto_controller_v1_controller_proto_rawDescGZIP(), []int{66}
+}
+
+func (x *Decision) GetBy() string {
+	if x != nil {
+		return x.By
+	}
+	return ""
+}
+
+func (x *Decision) GetDecision() string {
+	if x != nil {
+		return x.Decision
+	}
+	return ""
+}
+
+func (x *Decision) GetNote() string {
+	if x != nil {
+		return x.Note
+	}
+	return ""
+}
+
+func (x *Decision) GetAt() string {
+	if x != nil {
+		return x.At
+	}
+	return ""
+}
+
+func (x *Decision) GetReleaseDigest() string {
+	if x != nil {
+		return x.ReleaseDigest
+	}
+	return ""
+}
+
+type ReleaseRecord struct {
+	state        protoimpl.MessageState `protogen:"open.v1"`
+	Name         string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	Version      string                 `protobuf:"bytes,2,opt,name=version,proto3" json:"version,omitempty"`
+	State        ReleaseRecord_State    `protobuf:"varint,3,opt,name=state,proto3,enum=cairn.controller.v1.ReleaseRecord_State" json:"state,omitempty"`
+	ManifestYaml []byte                 `protobuf:"bytes,4,opt,name=manifest_yaml,json=manifestYaml,proto3" json:"manifest_yaml,omitempty"`
+	// manifest.Canonical() of the parsed manifest.
+	ManifestCanonical []byte              `protobuf:"bytes,5,opt,name=manifest_canonical,json=manifestCanonical,proto3" json:"manifest_canonical,omitempty"`
+	Components        []*ReleaseComponent `protobuf:"bytes,6,rep,name=components,proto3" json:"components,omitempty"`
+	// sha256 over the canonical manifest and the component digests, set at seal.
+	Digest string `protobuf:"bytes,7,opt,name=digest,proto3" json:"digest,omitempty"`
+	// ed25519 signature of the digest by the controller's release key.
+	Signature         []byte        `protobuf:"bytes,8,opt,name=signature,proto3" json:"signature,omitempty"`
+	CreatedBy         string        `protobuf:"bytes,9,opt,name=created_by,json=createdBy,proto3" json:"created_by,omitempty"`
+	CreatedAt         string        `protobuf:"bytes,10,opt,name=created_at,json=createdAt,proto3" json:"created_at,omitempty"`
+	SealedBy          string        `protobuf:"bytes,11,opt,name=sealed_by,json=sealedBy,proto3" json:"sealed_by,omitempty"`
+	SealedAt          string        `protobuf:"bytes,12,opt,name=sealed_at,json=sealedAt,proto3" json:"sealed_at,omitempty"`
+	Tests             []*TestRecord `protobuf:"bytes,13,rep,name=tests,proto3" json:"tests,omitempty"`
+	Decisions         []*Decision   `protobuf:"bytes,14,rep,name=decisions,proto3" json:"decisions,omitempty"`
+	ApprovalsRequired uint32        `protobuf:"varint,15,opt,name=approvals_required,json=approvalsRequired,proto3" json:"approvals_required,omitempty"`
+	Service           string        `protobuf:"bytes,16,opt,name=service,proto3" json:"service,omitempty"`
+	unknownFields     protoimpl.UnknownFields
+	sizeCache         protoimpl.SizeCache
+}
+
+func (x *ReleaseRecord) Reset() {
+	*x = ReleaseRecord{}
+	mi := &file_proto_controller_v1_controller_proto_msgTypes[67]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ReleaseRecord) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ReleaseRecord) ProtoMessage() {}
+
+func (x *ReleaseRecord) ProtoReflect() protoreflect.Message {
+	mi := &file_proto_controller_v1_controller_proto_msgTypes[67]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ReleaseRecord.ProtoReflect.Descriptor instead.
+func (*ReleaseRecord) Descriptor() ([]byte, []int) {
+	return file_proto_controller_v1_controller_proto_rawDescGZIP(), []int{67}
+}
+
+func (x *ReleaseRecord) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *ReleaseRecord) GetVersion() string {
+	if x != nil {
+		return x.Version
+	}
+	return ""
+}
+
+func (x *ReleaseRecord) GetState() ReleaseRecord_State {
+	if x != nil {
+		return x.State
+	}
+	return ReleaseRecord_STATE_UNSPECIFIED
+}
+
+func (x *ReleaseRecord) GetManifestYaml() []byte {
+	if x != nil {
+		return x.ManifestYaml
+	}
+	return nil
+}
+
+func (x *ReleaseRecord) GetManifestCanonical() []byte {
+	if x != nil {
+		return x.ManifestCanonical
+	}
+	return nil
+}
+
+func (x *ReleaseRecord) GetComponents() []*ReleaseComponent {
+	if x != nil {
+		return x.Components
+	}
+	return nil
+}
+
+func (x *ReleaseRecord) GetDigest() string {
+	if x != nil {
+		return x.Digest
+	}
+	return ""
+}
+
+func (x *ReleaseRecord) GetSignature() []byte {
+	if x != nil {
+		return x.Signature
+	}
+	return nil
+}
+
+func (x *ReleaseRecord) GetCreatedBy() string {
+	if x != nil {
+		return x.CreatedBy
+	}
+	return ""
+}
+
+func (x *ReleaseRecord) GetCreatedAt() string {
+	if x != nil {
+		return x.CreatedAt
+	}
+	return ""
+}
+
+func (x *ReleaseRecord) GetSealedBy() string {
+	if x != nil {
+		return x.SealedBy
+	}
+	return ""
+}
+
+func (x *ReleaseRecord) GetSealedAt() string {
+	if x != nil {
+		return x.SealedAt
+	}
+	return ""
+}
+
+func (x *ReleaseRecord) GetTests() []*TestRecord {
+	if x != nil {
+		return x.Tests
+	}
+	return nil
+}
+
+func (x *ReleaseRecord) GetDecisions() []*Decision {
+	if x != nil {
+		return x.Decisions
+	}
+	return nil
+}
+
+func (x *ReleaseRecord) GetApprovalsRequired() uint32 {
+	if x != nil {
+		return x.ApprovalsRequired
+	}
+	return 0
+}
+
+func (x *ReleaseRecord) GetService() string {
+	if x != nil {
+		return x.Service
+	}
+	return ""
+}
+
+type ListReleasesRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Name          string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListReleasesRequest) Reset() {
+	*x = ListReleasesRequest{}
+	mi := &file_proto_controller_v1_controller_proto_msgTypes[68]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListReleasesRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListReleasesRequest) ProtoMessage() {}
+
+func (x *ListReleasesRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_proto_controller_v1_controller_proto_msgTypes[68]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListReleasesRequest.ProtoReflect.Descriptor instead.
+func (*ListReleasesRequest) Descriptor() ([]byte, []int) {
+	return file_proto_controller_v1_controller_proto_rawDescGZIP(), []int{68}
+}
+
+func (x *ListReleasesRequest) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+type ListReleasesResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Releases      []*ReleaseRecord       `protobuf:"bytes,1,rep,name=releases,proto3" json:"releases,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListReleasesResponse) Reset() {
+	*x = ListReleasesResponse{}
+	mi := &file_proto_controller_v1_controller_proto_msgTypes[69]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListReleasesResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListReleasesResponse) ProtoMessage() {}
+
+func (x *ListReleasesResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_proto_controller_v1_controller_proto_msgTypes[69]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListReleasesResponse.ProtoReflect.Descriptor instead.
+func (*ListReleasesResponse) Descriptor() ([]byte, []int) {
+	return file_proto_controller_v1_controller_proto_rawDescGZIP(), []int{69}
+}
+
+func (x *ListReleasesResponse) GetReleases() []*ReleaseRecord {
+	if x != nil {
+		return x.Releases
+	}
+	return nil
+}
+
+type RecordTestRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Release       *ReleaseRef            `protobuf:"bytes,1,opt,name=release,proto3" json:"release,omitempty"`
+	Result        string                 `protobuf:"bytes,2,opt,name=result,proto3" json:"result,omitempty"`
+	Note          string                 `protobuf:"bytes,3,opt,name=note,proto3" json:"note,omitempty"`
+	Evidence      []string               `protobuf:"bytes,4,rep,name=evidence,proto3" json:"evidence,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RecordTestRequest) Reset() {
+	*x = RecordTestRequest{}
+	mi := &file_proto_controller_v1_controller_proto_msgTypes[70]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RecordTestRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RecordTestRequest) ProtoMessage() {}
+
+func (x *RecordTestRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_proto_controller_v1_controller_proto_msgTypes[70]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RecordTestRequest.ProtoReflect.Descriptor instead.
+func (*RecordTestRequest) Descriptor() ([]byte, []int) {
+	return file_proto_controller_v1_controller_proto_rawDescGZIP(), []int{70}
+}
+
+func (x *RecordTestRequest) GetRelease() *ReleaseRef {
+	if x != nil {
+		return x.Release
+	}
+	return nil
+}
+
+func (x *RecordTestRequest) GetResult() string {
+	if x != nil {
+		return x.Result
+	}
+	return ""
+}
+
+func (x *RecordTestRequest) GetNote() string {
+	if x != nil {
+		return x.Note
+	}
+	return ""
+}
+
+func (x *RecordTestRequest) GetEvidence() []string {
+	if x != nil {
+		return x.Evidence
+	}
+	return nil
+}
+
+type DecisionRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Release       *ReleaseRef            `protobuf:"bytes,1,opt,name=release,proto3" json:"release,omitempty"`
+	Note          string                 `protobuf:"bytes,2,opt,name=note,proto3" json:"note,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DecisionRequest) Reset() {
+	*x = DecisionRequest{}
+	mi := &file_proto_controller_v1_controller_proto_msgTypes[71]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DecisionRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DecisionRequest) ProtoMessage() {}
+
+func (x *DecisionRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_proto_controller_v1_controller_proto_msgTypes[71]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DecisionRequest.ProtoReflect.Descriptor instead.
+func (*DecisionRequest) Descriptor() ([]byte, []int) {
+	return file_proto_controller_v1_controller_proto_rawDescGZIP(), []int{71}
+}
+
+func (x *DecisionRequest) GetRelease() *ReleaseRef {
+	if x != nil {
+		return x.Release
+	}
+	return nil
+}
+
+func (x *DecisionRequest) GetNote() string {
+	if x != nil {
+		return x.Note
+	}
+	return ""
+}
+
+type VerifyReleaseResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Ok            bool                   `protobuf:"varint,1,opt,name=ok,proto3" json:"ok,omitempty"`
+	Problems      []string               `protobuf:"bytes,2,rep,name=problems,proto3" json:"problems,omitempty"`
+	Digest        string                 `protobuf:"bytes,3,opt,name=digest,proto3" json:"digest,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *VerifyReleaseResponse) Reset() {
+	*x = VerifyReleaseResponse{}
+	mi := &file_proto_controller_v1_controller_proto_msgTypes[72]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *VerifyReleaseResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*VerifyReleaseResponse) ProtoMessage() {}
+
+func (x *VerifyReleaseResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_proto_controller_v1_controller_proto_msgTypes[72]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use VerifyReleaseResponse.ProtoReflect.Descriptor instead.
+func (*VerifyReleaseResponse) Descriptor() ([]byte, []int) {
+	return file_proto_controller_v1_controller_proto_rawDescGZIP(), []int{72}
+}
+
+func (x *VerifyReleaseResponse) GetOk() bool {
+	if x != nil {
+		return x.Ok
+	}
+	return false
+}
+
+func (x *VerifyReleaseResponse) GetProblems() []string {
+	if x != nil {
+		return x.Problems
+	}
+	return nil
+}
+
+func (x *VerifyReleaseResponse) GetDigest() string {
+	if x != nil {
+		return x.Digest
+	}
+	return ""
+}
+
+type RenderRequest struct {
+	state   protoimpl.MessageState `protogen:"open.v1"`
+	Release *ReleaseRef            `protobuf:"bytes,1,opt,name=release,proto3" json:"release,omitempty"`
+	// markdown, html or json.
+	Format        string `protobuf:"bytes,2,opt,name=format,proto3" json:"format,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RenderRequest) Reset() {
+	*x = RenderRequest{}
+	mi := &file_proto_controller_v1_controller_proto_msgTypes[73]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RenderRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RenderRequest) ProtoMessage() {}
+
+func (x *RenderRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_proto_controller_v1_controller_proto_msgTypes[73]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RenderRequest.ProtoReflect.Descriptor instead.
+func (*RenderRequest) Descriptor() ([]byte, []int) {
+	return file_proto_controller_v1_controller_proto_rawDescGZIP(), []int{73}
+}
+
+func (x *RenderRequest) GetRelease() *ReleaseRef {
+	if x != nil {
+		return x.Release
+	}
+	return nil
+}
+
+func (x *RenderRequest) GetFormat() string {
+	if x != nil {
+		return x.Format
+	}
+	return ""
+}
+
+type RenderResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Content       []byte                 `protobuf:"bytes,1,opt,name=content,proto3" json:"content,omitempty"`
+	ContentType   string                 `protobuf:"bytes,2,opt,name=content_type,json=contentType,proto3" json:"content_type,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RenderResponse) Reset() {
+	*x = RenderResponse{}
+	mi := &file_proto_controller_v1_controller_proto_msgTypes[74]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RenderResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RenderResponse) ProtoMessage() {}
+
+func (x *RenderResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_proto_controller_v1_controller_proto_msgTypes[74]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RenderResponse.ProtoReflect.Descriptor instead.
+func (*RenderResponse) Descriptor() ([]byte, []int) {
+	return file_proto_controller_v1_controller_proto_rawDescGZIP(), []int{74}
+}
+
+func (x *RenderResponse) GetContent() []byte {
+	if x != nil {
+		return x.Content
+	}
+	return nil
+}
+
+func (x *RenderResponse) GetContentType() string {
+	if x != nil {
+		return x.ContentType
+	}
+	return ""
+}
+
+type ListKnownErrorsRequest struct {
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	OpenOnly bool                   `protobuf:"varint,1,opt,name=open_only,json=openOnly,proto3" json:"open_only,omitempty"`
+	// name or name@version.
+	Release       string `protobuf:"bytes,2,opt,name=release,proto3" json:"release,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListKnownErrorsRequest) Reset() {
+	*x = ListKnownErrorsRequest{}
+	mi := &file_proto_controller_v1_controller_proto_msgTypes[75]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListKnownErrorsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListKnownErrorsRequest) ProtoMessage() {}
+
+func (x *ListKnownErrorsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_proto_controller_v1_controller_proto_msgTypes[75]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListKnownErrorsRequest.ProtoReflect.Descriptor instead.
+func (*ListKnownErrorsRequest) Descriptor() ([]byte, []int) {
+	return file_proto_controller_v1_controller_proto_rawDescGZIP(), []int{75}
+}
+
+func (x *ListKnownErrorsRequest) GetOpenOnly() bool {
+	if x != nil {
+		return x.OpenOnly
+	}
+	return false
+}
+
+func (x *ListKnownErrorsRequest) GetRelease() string {
+	if x != nil {
+		return x.Release
+	}
+	return ""
+}
+
+type KnownErrorEntry struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Release       string                 `protobuf:"bytes,1,opt,name=release,proto3" json:"release,omitempty"`
+	Id            string                 `protobuf:"bytes,2,opt,name=id,proto3" json:"id,omitempty"`
+	Summary       string                 `protobuf:"bytes,3,opt,name=summary,proto3" json:"summary,omitempty"`
+	Symptom       string                 `protobuf:"bytes,4,opt,name=symptom,proto3" json:"symptom,omitempty"`
+	Workaround    string                 `protobuf:"bytes,5,opt,name=workaround,proto3" json:"workaround,omitempty"`
+	Status        string                 `protobuf:"bytes,6,opt,name=status,proto3" json:"status,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *KnownErrorEntry) Reset() {
+	*x = KnownErrorEntry{}
+	mi := &file_proto_controller_v1_controller_proto_msgTypes[76]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *KnownErrorEntry) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*KnownErrorEntry) ProtoMessage() {}
+
+func (x *KnownErrorEntry) ProtoReflect() protoreflect.Message {
+	mi := &file_proto_controller_v1_controller_proto_msgTypes[76]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use KnownErrorEntry.ProtoReflect.Descriptor instead.
+func (*KnownErrorEntry) Descriptor() ([]byte, []int) {
+	return file_proto_controller_v1_controller_proto_rawDescGZIP(), []int{76}
+}
+
+func (x *KnownErrorEntry) GetRelease() string {
+	if x != nil {
+		return x.Release
+	}
+	return ""
+}
+
+func (x *KnownErrorEntry) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *KnownErrorEntry) GetSummary() string {
+	if x != nil {
+		return x.Summary
+	}
+	return ""
+}
+
+func (x *KnownErrorEntry) GetSymptom() string {
+	if x != nil {
+		return x.Symptom
+	}
+	return ""
+}
+
+func (x *KnownErrorEntry) GetWorkaround() string {
+	if x != nil {
+		return x.Workaround
+	}
+	return ""
+}
+
+func (x *KnownErrorEntry) GetStatus() string {
+	if x != nil {
+		return x.Status
+	}
+	return ""
+}
+
+type ListKnownErrorsResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	KnownErrors   []*KnownErrorEntry     `protobuf:"bytes,1,rep,name=known_errors,json=knownErrors,proto3" json:"known_errors,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListKnownErrorsResponse) Reset() {
+	*x = ListKnownErrorsResponse{}
+	mi := &file_proto_controller_v1_controller_proto_msgTypes[77]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListKnownErrorsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListKnownErrorsResponse) ProtoMessage() {}
+
+func (x *ListKnownErrorsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_proto_controller_v1_controller_proto_msgTypes[77]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListKnownErrorsResponse.ProtoReflect.Descriptor instead.
+func (*ListKnownErrorsResponse) Descriptor() ([]byte, []int) {
+	return file_proto_controller_v1_controller_proto_rawDescGZIP(), []int{77}
+}
+
+func (x *ListKnownErrorsResponse) GetKnownErrors() []*KnownErrorEntry {
+	if x != nil {
+		return x.KnownErrors
+	}
+	return nil
+}
+
 var File_proto_controller_v1_controller_proto protoreflect.FileDescriptor
 
 const file_proto_controller_v1_controller_proto_rawDesc = "" +
@@ -4293,7 +5410,103 @@ const file_proto_controller_v1_controller_proto_rawDesc = "" +
 	"\vfreed_bytes\x18\x02 \x01(\x03R\n" +
 	"freedBytes\x12\x17\n" +
 	"\adry_run\x18\x03 \x01(\bR\x06dryRun\x12\x12\n" +
-	"\x04kept\x18\x04 \x01(\rR\x04kept2\x82\x01\n" +
+	"\x04kept\x18\x04 \x01(\rR\x04kept\":\n" +
+	"\n" +
+	"ReleaseRef\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12\x18\n" +
+	"\aversion\x18\x02 \x01(\tR\aversion\"\x8a\x02\n" +
+	"\x14CreateReleaseRequest\x12#\n" +
+	"\rmanifest_yaml\x18\x01 \x01(\fR\fmanifestYaml\x12\x1a\n" +
+	"\bfilename\x18\x02 \x01(\tR\bfilename\x12l\n" +
+	"\x11component_digests\x18\x03 \x03(\v2?.cairn.controller.v1.CreateReleaseRequest.ComponentDigestsEntryR\x10componentDigests\x1aC\n" +
+	"\x15ComponentDigestsEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"q\n" +
+	"\x10ReleaseComponent\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12\x12\n" +
+	"\x04kind\x18\x02 \x01(\tR\x04kind\x12\x16\n" +
+	"\x06digest\x18\x03 \x01(\tR\x06digest\x12\x1d\n" +
+	"\n" +
+	"size_bytes\x18\x04 \x01(\x03R\tsizeBytes\"\x8d\x01\n" +
+	"\n" +
+	"TestRecord\x12\x16\n" +
+	"\x06tester\x18\x01 \x01(\tR\x06tester\x12\x16\n" +
+	"\x06result\x18\x02 \x01(\tR\x06result\x12\x12\n" +
+	"\x04note\x18\x03 \x01(\tR\x04note\x12\x1a\n" +
+	"\bevidence\x18\x04 \x03(\tR\bevidence\x12\x1f\n" +
+	"\vrecorded_at\x18\x05 \x01(\tR\n" +
+	"recordedAt\"\x81\x01\n" +
+	"\bDecision\x12\x0e\n" +
+	"\x02by\x18\x01 \x01(\tR\x02by\x12\x1a\n" +
+	"\bdecision\x18\x02 \x01(\tR\bdecision\x12\x12\n" +
+	"\x04note\x18\x03 \x01(\tR\x04note\x12\x0e\n" +
+	"\x02at\x18\x04 \x01(\tR\x02at\x12%\n" +
+	"\x0erelease_digest\x18\x05 \x01(\tR\rreleaseDigest\"\x80\x06\n" +
+	"\rReleaseRecord\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12\x18\n" +
+	"\aversion\x18\x02 \x01(\tR\aversion\x12>\n" +
+	"\x05state\x18\x03 \x01(\x0e2(.cairn.controller.v1.ReleaseRecord.StateR\x05state\x12#\n" +
+	"\rmanifest_yaml\x18\x04 \x01(\fR\fmanifestYaml\x12-\n" +
+	"\x12manifest_canonical\x18\x05 \x01(\fR\x11manifestCanonical\x12E\n" +
+	"\n" +
+	"components\x18\x06 \x03(\v2%.cairn.controller.v1.ReleaseComponentR\n" +
+	"components\x12\x16\n" +
+	"\x06digest\x18\a \x01(\tR\x06digest\x12\x1c\n" +
+	"\tsignature\x18\b \x01(\fR\tsignature\x12\x1d\n" +
+	"\n" +
+	"created_by\x18\t \x01(\tR\tcreatedBy\x12\x1d\n" +
+	"\n" +
+	"created_at\x18\n" +
+	" \x01(\tR\tcreatedAt\x12\x1b\n" +
+	"\tsealed_by\x18\v \x01(\tR\bsealedBy\x12\x1b\n" +
+	"\tsealed_at\x18\f \x01(\tR\bsealedAt\x125\n" +
+	"\x05tests\x18\r \x03(\v2\x1f.cairn.controller.v1.TestRecordR\x05tests\x12;\n" +
+	"\tdecisions\x18\x0e \x03(\v2\x1d.cairn.controller.v1.DecisionR\tdecisions\x12-\n" +
+	"\x12approvals_required\x18\x0f \x01(\rR\x11approvalsRequired\x12\x18\n" +
+	"\aservice\x18\x10 \x01(\tR\aservice\"{\n" +
+	"\x05State\x12\x15\n" +
+	"\x11STATE_UNSPECIFIED\x10\x00\x12\x0f\n" +
+	"\vSTATE_DRAFT\x10\x01\x12\x10\n" +
+	"\fSTATE_SEALED\x10\x02\x12\x10\n" +
+	"\fSTATE_TESTED\x10\x03\x12\x12\n" +
+	"\x0eSTATE_APPROVED\x10\x04\x12\x12\n" +
+	"\x0eSTATE_REJECTED\x10\x05\")\n" +
+	"\x13ListReleasesRequest\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\"V\n" +
+	"\x14ListReleasesResponse\x12>\n" +
+	"\breleases\x18\x01 \x03(\v2\".cairn.controller.v1.ReleaseRecordR\breleases\"\x96\x01\n" +
+	"\x11RecordTestRequest\x129\n" +
+	"\arelease\x18\x01 \x01(\v2\x1f.cairn.controller.v1.ReleaseRefR\arelease\x12\x16\n" +
+	"\x06result\x18\x02 \x01(\tR\x06result\x12\x12\n" +
+	"\x04note\x18\x03 \x01(\tR\x04note\x12\x1a\n" +
+	"\bevidence\x18\x04 \x03(\tR\bevidence\"`\n" +
+	"\x0fDecisionRequest\x129\n" +
+	"\arelease\x18\x01 \x01(\v2\x1f.cairn.controller.v1.ReleaseRefR\arelease\x12\x12\n" +
+	"\x04note\x18\x02 \x01(\tR\x04note\"[\n" +
+	"\x15VerifyReleaseResponse\x12\x0e\n" +
+	"\x02ok\x18\x01 \x01(\bR\x02ok\x12\x1a\n" +
+	"\bproblems\x18\x02 \x03(\tR\bproblems\x12\x16\n" +
+	"\x06digest\x18\x03 \x01(\tR\x06digest\"b\n" +
+	"\rRenderRequest\x129\n" +
+	"\arelease\x18\x01 \x01(\v2\x1f.cairn.controller.v1.ReleaseRefR\arelease\x12\x16\n" +
+	"\x06format\x18\x02 \x01(\tR\x06format\"M\n" +
+	"\x0eRenderResponse\x12\x18\n" +
+	"\acontent\x18\x01 \x01(\fR\acontent\x12!\n" +
+	"\fcontent_type\x18\x02 \x01(\tR\vcontentType\"O\n" +
+	"\x16ListKnownErrorsRequest\x12\x1b\n" +
+	"\topen_only\x18\x01 \x01(\bR\bopenOnly\x12\x18\n" +
+	"\arelease\x18\x02 \x01(\tR\arelease\"\xa7\x01\n" +
+	"\x0fKnownErrorEntry\x12\x18\n" +
+	"\arelease\x18\x01 \x01(\tR\arelease\x12\x0e\n" +
+	"\x02id\x18\x02 \x01(\tR\x02id\x12\x18\n" +
+	"\asummary\x18\x03 \x01(\tR\asummary\x12\x18\n" +
+	"\asymptom\x18\x04 \x01(\tR\asymptom\x12\x1e\n" +
+	"\n" +
+	"workaround\x18\x05 \x01(\tR\n" +
+	"workaround\x12\x16\n" +
+	"\x06status\x18\x06 \x01(\tR\x06status\"b\n" +
+	"\x17ListKnownErrorsResponse\x12G\n" +
+	"\fknown_errors\x18\x01 \x03(\v2$.cairn.controller.v1.KnownErrorEntryR\vknownErrors2\x82\x01\n" +
 	"\fEnrollTokens\x12r\n" +
 	"\x11CreateEnrollToken\x12-.cairn.controller.v1.CreateEnrollTokenRequest\x1a..cairn.controller.v1.CreateEnrollTokenResponse2\xe0\x02\n" +
 	"\x05Nodes\x12Z\n" +
@@ -4335,7 +5548,22 @@ const file_proto_controller_v1_controller_proto_rawDesc = "" +
 	"\vGetArtifact\x12'.cairn.controller.v1.GetArtifactRequest\x1a#.cairn.controller.v1.ArtifactRecord\x12Y\n" +
 	"\bDownload\x12'.cairn.controller.v1.GetArtifactRequest\x1a\".cairn.controller.v1.DownloadChunk0\x01\x12N\n" +
 	"\x05Where\x12!.cairn.controller.v1.WhereRequest\x1a\".cairn.controller.v1.WhereResponse\x12i\n" +
-	"\x0eCollectGarbage\x12*.cairn.controller.v1.CollectGarbageRequest\x1a+.cairn.controller.v1.CollectGarbageResponseB=Z;github.com/cairn-ops/cairn/proto/controller/v1;controllerv1b\x06proto3"
+	"\x0eCollectGarbage\x12*.cairn.controller.v1.CollectGarbageRequest\x1a+.cairn.controller.v1.CollectGarbageResponse2\x99\a\n" +
+	"\bReleases\x12^\n" +
+	"\rCreateRelease\x12).cairn.controller.v1.CreateReleaseRequest\x1a\".cairn.controller.v1.ReleaseRecord\x12R\n" +
+	"\vSealRelease\x12\x1f.cairn.controller.v1.ReleaseRef\x1a\".cairn.controller.v1.ReleaseRecord\x12X\n" +
+	"\n" +
+	"RecordTest\x12&.cairn.controller.v1.RecordTestRequest\x1a\".cairn.controller.v1.ReleaseRecord\x12Z\n" +
+	"\x0eApproveRelease\x12$.cairn.controller.v1.DecisionRequest\x1a\".cairn.controller.v1.ReleaseRecord\x12Y\n" +
+	"\rRejectRelease\x12$.cairn.controller.v1.DecisionRequest\x1a\".cairn.controller.v1.ReleaseRecord\x12Q\n" +
+	"\n" +
+	"GetRelease\x12\x1f.cairn.controller.v1.ReleaseRef\x1a\".cairn.controller.v1.ReleaseRecord\x12c\n" +
+	"\fListReleases\x12(.cairn.controller.v1.ListReleasesRequest\x1a).cairn.controller.v1.ListReleasesResponse\x12\\\n" +
+	"\rVerifyRelease\x12\x1f.cairn.controller.v1.ReleaseRef\x1a*.cairn.controller.v1.VerifyReleaseResponse\x12W\n" +
+	"\fReleaseNotes\x12\".cairn.controller.v1.RenderRequest\x1a#.cairn.controller.v1.RenderResponse\x12Y\n" +
+	"\x0eReleaseDossier\x12\".cairn.controller.v1.RenderRequest\x1a#.cairn.controller.v1.RenderResponse2{\n" +
+	"\vKnownErrors\x12l\n" +
+	"\x0fListKnownErrors\x12+.cairn.controller.v1.ListKnownErrorsRequest\x1a,.cairn.controller.v1.ListKnownErrorsResponseB=Z;github.com/cairn-ops/cairn/proto/controller/v1;controllerv1b\x06proto3"
 
 var (
 	file_proto_controller_v1_controller_proto_rawDescOnce sync.Once
@@ -4349,184 +5577,234 @@ func file_proto_controller_v1_controller_proto_rawDescGZIP() []byte {
 	return file_proto_controller_v1_controller_proto_rawDescData
 }
 
-var file_proto_controller_v1_controller_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_proto_controller_v1_controller_proto_msgTypes = make([]protoimpl.MessageInfo, 72)
+var file_proto_controller_v1_controller_proto_enumTypes = make([]protoimpl.EnumInfo, 3)
+var file_proto_controller_v1_controller_proto_msgTypes = make([]protoimpl.MessageInfo, 89)
 var file_proto_controller_v1_controller_proto_goTypes = []any{
 	(NodeRecord_State)(0),             // 0: cairn.controller.v1.NodeRecord.State
 	(CommandRecord_State)(0),          // 1: cairn.controller.v1.CommandRecord.State
-	(*CreateEnrollTokenRequest)(nil),  // 2: cairn.controller.v1.CreateEnrollTokenRequest
-	(*CreateEnrollTokenResponse)(nil), // 3: cairn.controller.v1.CreateEnrollTokenResponse
-	(*EnrollTokenRecord)(nil),         // 4: cairn.controller.v1.EnrollTokenRecord
-	(*NodeRecord)(nil),                // 5: cairn.controller.v1.NodeRecord
-	(*ListNodesRequest)(nil),          // 6: cairn.controller.v1.ListNodesRequest
-	(*ListNodesResponse)(nil),         // 7: cairn.controller.v1.ListNodesResponse
-	(*GetNodeRequest)(nil),            // 8: cairn.controller.v1.GetNodeRequest
-	(*LabelNodeRequest)(nil),          // 9: cairn.controller.v1.LabelNodeRequest
-	(*RevokeNodeRequest)(nil),         // 10: cairn.controller.v1.RevokeNodeRequest
-	(*RunAuditRequest)(nil),           // 11: cairn.controller.v1.RunAuditRequest
-	(*RunAuditResponse)(nil),          // 12: cairn.controller.v1.RunAuditResponse
-	(*CommandRecord)(nil),             // 13: cairn.controller.v1.CommandRecord
-	(*GetCommandRequest)(nil),         // 14: cairn.controller.v1.GetCommandRequest
-	(*AuditRecord)(nil),               // 15: cairn.controller.v1.AuditRecord
-	(*ListAuditsRequest)(nil),         // 16: cairn.controller.v1.ListAuditsRequest
-	(*ListAuditsResponse)(nil),        // 17: cairn.controller.v1.ListAuditsResponse
-	(*GetAuditRequest)(nil),           // 18: cairn.controller.v1.GetAuditRequest
-	(*GetAuditResponse)(nil),          // 19: cairn.controller.v1.GetAuditResponse
-	(*BaselineRecord)(nil),            // 20: cairn.controller.v1.BaselineRecord
-	(*AcceptBaselineRequest)(nil),     // 21: cairn.controller.v1.AcceptBaselineRequest
-	(*BaselineHistoryRequest)(nil),    // 22: cairn.controller.v1.BaselineHistoryRequest
-	(*BaselineHistoryResponse)(nil),   // 23: cairn.controller.v1.BaselineHistoryResponse
-	(*DriftRequest)(nil),              // 24: cairn.controller.v1.DriftRequest
-	(*NodeDrift)(nil),                 // 25: cairn.controller.v1.NodeDrift
-	(*DriftResponse)(nil),             // 26: cairn.controller.v1.DriftResponse
-	(*ExportRequest)(nil),             // 27: cairn.controller.v1.ExportRequest
-	(*ExportResponse)(nil),            // 28: cairn.controller.v1.ExportResponse
-	(*ImportRequest)(nil),             // 29: cairn.controller.v1.ImportRequest
-	(*ImportResponse)(nil),            // 30: cairn.controller.v1.ImportResponse
-	(*ServiceRecord)(nil),             // 31: cairn.controller.v1.ServiceRecord
-	(*CreateServiceRequest)(nil),      // 32: cairn.controller.v1.CreateServiceRequest
-	(*ListServicesRequest)(nil),       // 33: cairn.controller.v1.ListServicesRequest
-	(*ListServicesResponse)(nil),      // 34: cairn.controller.v1.ListServicesResponse
-	(*DeleteServiceRequest)(nil),      // 35: cairn.controller.v1.DeleteServiceRequest
-	(*DeleteServiceResponse)(nil),     // 36: cairn.controller.v1.DeleteServiceResponse
-	(*UserRecord)(nil),                // 37: cairn.controller.v1.UserRecord
-	(*APITokenRecord)(nil),            // 38: cairn.controller.v1.APITokenRecord
-	(*CreateUserRequest)(nil),         // 39: cairn.controller.v1.CreateUserRequest
-	(*ListUsersRequest)(nil),          // 40: cairn.controller.v1.ListUsersRequest
-	(*ListUsersResponse)(nil),         // 41: cairn.controller.v1.ListUsersResponse
-	(*CreateTokenRequest)(nil),        // 42: cairn.controller.v1.CreateTokenRequest
-	(*CreateTokenResponse)(nil),       // 43: cairn.controller.v1.CreateTokenResponse
-	(*WhoAmIRequest)(nil),             // 44: cairn.controller.v1.WhoAmIRequest
-	(*AuditLogEntry)(nil),             // 45: cairn.controller.v1.AuditLogEntry
-	(*ListEntriesRequest)(nil),        // 46: cairn.controller.v1.ListEntriesRequest
-	(*ListEntriesResponse)(nil),       // 47: cairn.controller.v1.ListEntriesResponse
-	(*VerifyRequest)(nil),             // 48: cairn.controller.v1.VerifyRequest
-	(*VerifyResponse)(nil),            // 49: cairn.controller.v1.VerifyResponse
-	(*ArtifactRecord)(nil),            // 50: cairn.controller.v1.ArtifactRecord
-	(*InstallRecord)(nil),             // 51: cairn.controller.v1.InstallRecord
-	(*PushRequest)(nil),               // 52: cairn.controller.v1.PushRequest
-	(*PushHeader)(nil),                // 53: cairn.controller.v1.PushHeader
-	(*UploadStatusRequest)(nil),       // 54: cairn.controller.v1.UploadStatusRequest
-	(*UploadStatusResponse)(nil),      // 55: cairn.controller.v1.UploadStatusResponse
-	(*ListArtifactsRequest)(nil),      // 56: cairn.controller.v1.ListArtifactsRequest
-	(*ListArtifactsResponse)(nil),     // 57: cairn.controller.v1.ListArtifactsResponse
-	(*GetArtifactRequest)(nil),        // 58: cairn.controller.v1.GetArtifactRequest
-	(*DownloadChunk)(nil),             // 59: cairn.controller.v1.DownloadChunk
-	(*WhereRequest)(nil),              // 60: cairn.controller.v1.WhereRequest
-	(*WhereResponse)(nil),             // 61: cairn.controller.v1.WhereResponse
-	(*CollectGarbageRequest)(nil),     // 62: cairn.controller.v1.CollectGarbageRequest
-	(*CollectGarbageResponse)(nil),    // 63: cairn.controller.v1.CollectGarbageResponse
-	nil,                               // 64: cairn.controller.v1.CreateEnrollTokenRequest.LabelsEntry
-	nil,                               // 65: cairn.controller.v1.EnrollTokenRecord.LabelsEntry
-	nil,                               // 66: cairn.controller.v1.NodeRecord.LabelsEntry
-	nil,                               // 67: cairn.controller.v1.ListNodesRequest.SelectorEntry
-	nil,                               // 68: cairn.controller.v1.LabelNodeRequest.SetEntry
-	nil,                               // 69: cairn.controller.v1.RunAuditRequest.SelectorEntry
-	nil,                               // 70: cairn.controller.v1.DriftRequest.SelectorEntry
-	nil,                               // 71: cairn.controller.v1.ServiceRecord.SelectorEntry
-	nil,                               // 72: cairn.controller.v1.CreateServiceRequest.SelectorEntry
-	nil,                               // 73: cairn.controller.v1.AuditLogEntry.DetailsEntry
-	(*v1.Audit)(nil),                  // 74: cairn.inventory.v1.Audit
+	(ReleaseRecord_State)(0),          // 2: cairn.controller.v1.ReleaseRecord.State
+	(*CreateEnrollTokenRequest)(nil),  // 3: cairn.controller.v1.CreateEnrollTokenRequest
+	(*CreateEnrollTokenResponse)(nil), // 4: cairn.controller.v1.CreateEnrollTokenResponse
+	(*EnrollTokenRecord)(nil),         // 5: cairn.controller.v1.EnrollTokenRecord
+	(*NodeRecord)(nil),                // 6: cairn.controller.v1.NodeRecord
+	(*ListNodesRequest)(nil),          // 7: cairn.controller.v1.ListNodesRequest
+	(*ListNodesResponse)(nil),         // 8: cairn.controller.v1.ListNodesResponse
+	(*GetNodeRequest)(nil),            // 9: cairn.controller.v1.GetNodeRequest
+	(*LabelNodeRequest)(nil),          // 10: cairn.controller.v1.LabelNodeRequest
+	(*RevokeNodeRequest)(nil),         // 11: cairn.controller.v1.RevokeNodeRequest
+	(*RunAuditRequest)(nil),           // 12: cairn.controller.v1.RunAuditRequest
+	(*RunAuditResponse)(nil),          // 13: cairn.controller.v1.RunAuditResponse
+	(*CommandRecord)(nil),             // 14: cairn.controller.v1.CommandRecord
+	(*GetCommandRequest)(nil),         // 15: cairn.controller.v1.GetCommandRequest
+	(*AuditRecord)(nil),               // 16: cairn.controller.v1.AuditRecord
+	(*ListAuditsRequest)(nil),         // 17: cairn.controller.v1.ListAuditsRequest
+	(*ListAuditsResponse)(nil),        // 18: cairn.controller.v1.ListAuditsResponse
+	(*GetAuditRequest)(nil),           // 19: cairn.controller.v1.GetAuditRequest
+	(*GetAuditResponse)(nil),          // 20: cairn.controller.v1.GetAuditResponse
+	(*BaselineRecord)(nil),            // 21: cairn.controller.v1.BaselineRecord
+	(*AcceptBaselineRequest)(nil),     // 22: cairn.controller.v1.AcceptBaselineRequest
+	(*BaselineHistoryRequest)(nil),    // 23: cairn.controller.v1.BaselineHistoryRequest
+	(*BaselineHistoryResponse)(nil),   // 24: cairn.controller.v1.BaselineHistoryResponse
+	(*DriftRequest)(nil),              // 25: cairn.controller.v1.DriftRequest
+	(*NodeDrift)(nil),                 // 26: cairn.controller.v1.NodeDrift
+	(*DriftResponse)(nil),             // 27: cairn.controller.v1.DriftResponse
+	(*ExportRequest)(nil),             // 28: cairn.controller.v1.ExportRequest
+	(*ExportResponse)(nil),            // 29: cairn.controller.v1.ExportResponse
+	(*ImportRequest)(nil),             // 30: cairn.controller.v1.ImportRequest
+	(*ImportResponse)(nil),            // 31: cairn.controller.v1.ImportResponse
+	(*ServiceRecord)(nil),             // 32: cairn.controller.v1.ServiceRecord
+	(*CreateServiceRequest)(nil),      // 33: cairn.controller.v1.CreateServiceRequest
+	(*ListServicesRequest)(nil),       // 34: cairn.controller.v1.ListServicesRequest
+	(*ListServicesResponse)(nil),      // 35: cairn.controller.v1.ListServicesResponse
+	(*DeleteServiceRequest)(nil),      // 36: cairn.controller.v1.DeleteServiceRequest
+	(*DeleteServiceResponse)(nil),     // 37: cairn.controller.v1.DeleteServiceResponse
+	(*UserRecord)(nil),                // 38: cairn.controller.v1.UserRecord
+	(*APITokenRecord)(nil),            // 39: cairn.controller.v1.APITokenRecord
+	(*CreateUserRequest)(nil),         // 40: cairn.controller.v1.CreateUserRequest
+	(*ListUsersRequest)(nil),          // 41: cairn.controller.v1.ListUsersRequest
+	(*ListUsersResponse)(nil),         // 42: cairn.controller.v1.ListUsersResponse
+	(*CreateTokenRequest)(nil),        // 43: cairn.controller.v1.CreateTokenRequest
+	(*CreateTokenResponse)(nil),       // 44: cairn.controller.v1.CreateTokenResponse
+	(*WhoAmIRequest)(nil),             // 45: cairn.controller.v1.WhoAmIRequest
+	(*AuditLogEntry)(nil),             // 46: cairn.controller.v1.AuditLogEntry
+	(*ListEntriesRequest)(nil),        // 47: cairn.controller.v1.ListEntriesRequest
+	(*ListEntriesResponse)(nil),       // 48: cairn.controller.v1.ListEntriesResponse
+	(*VerifyRequest)(nil),             // 49: cairn.controller.v1.VerifyRequest
+	(*VerifyResponse)(nil),            // 50: cairn.controller.v1.VerifyResponse
+	(*ArtifactRecord)(nil),            // 51: cairn.controller.v1.ArtifactRecord
+	(*InstallRecord)(nil),             // 52: cairn.controller.v1.InstallRecord
+	(*PushRequest)(nil),               // 53: cairn.controller.v1.PushRequest
+	(*PushHeader)(nil),                // 54: cairn.controller.v1.PushHeader
+	(*UploadStatusRequest)(nil),       // 55: cairn.controller.v1.UploadStatusRequest
+	(*UploadStatusResponse)(nil),      // 56: cairn.controller.v1.UploadStatusResponse
+	(*ListArtifactsRequest)(nil),      // 57: cairn.controller.v1.ListArtifactsRequest
+	(*ListArtifactsResponse)(nil),     // 58: cairn.controller.v1.ListArtifactsResponse
+	(*GetArtifactRequest)(nil),        // 59: cairn.controller.v1.GetArtifactRequest
+	(*DownloadChunk)(nil),             // 60: cairn.controller.v1.DownloadChunk
+	(*WhereRequest)(nil),              // 61: cairn.controller.v1.WhereRequest
+	(*WhereResponse)(nil),             // 62: cairn.controller.v1.WhereResponse
+	(*CollectGarbageRequest)(nil),     // 63: cairn.controller.v1.CollectGarbageRequest
+	(*CollectGarbageResponse)(nil),    // 64: cairn.controller.v1.CollectGarbageResponse
+	(*ReleaseRef)(nil),                // 65: cairn.controller.v1.ReleaseRef
+	(*CreateReleaseRequest)(nil),      // 66: cairn.controller.v1.CreateReleaseRequest
+	(*ReleaseComponent)(nil),          // 67: cairn.controller.v1.ReleaseComponent
+	(*TestRecord)(nil),                // 68: cairn.controller.v1.TestRecord
+	(*Decision)(nil),                  // 69: cairn.controller.v1.Decision
+	(*ReleaseRecord)(nil),             // 70: cairn.controller.v1.ReleaseRecord
+	(*ListReleasesRequest)(nil),       // 71: cairn.controller.v1.ListReleasesRequest
+	(*ListReleasesResponse)(nil),      // 72: cairn.controller.v1.ListReleasesResponse
+	(*RecordTestRequest)(nil),         // 73: cairn.controller.v1.RecordTestRequest
+	(*DecisionRequest)(nil),           // 74: cairn.controller.v1.DecisionRequest
+	(*VerifyReleaseResponse)(nil),     // 75: cairn.controller.v1.VerifyReleaseResponse
+	(*RenderRequest)(nil),             // 76: cairn.controller.v1.RenderRequest
+	(*RenderResponse)(nil),            // 77: cairn.controller.v1.RenderResponse
+	(*ListKnownErrorsRequest)(nil),    // 78: cairn.controller.v1.ListKnownErrorsRequest
+	(*KnownErrorEntry)(nil),           // 79: cairn.controller.v1.KnownErrorEntry
+	(*ListKnownErrorsResponse)(nil),   // 80: cairn.controller.v1.ListKnownErrorsResponse
+	nil,                               // 81: cairn.controller.v1.CreateEnrollTokenRequest.LabelsEntry
+	nil,                               // 82: cairn.controller.v1.EnrollTokenRecord.LabelsEntry
+	nil,                               // 83: cairn.controller.v1.NodeRecord.LabelsEntry
+	nil,                               // 84: cairn.controller.v1.ListNodesRequest.SelectorEntry
+	nil,                               // 85: cairn.controller.v1.LabelNodeRequest.SetEntry
+	nil,                               // 86: cairn.controller.v1.RunAuditRequest.SelectorEntry
+	nil,                               // 87: cairn.controller.v1.DriftRequest.SelectorEntry
+	nil,                               // 88: cairn.controller.v1.ServiceRecord.SelectorEntry
+	nil,                               // 89: cairn.controller.v1.CreateServiceRequest.SelectorEntry
+	nil,                               // 90: cairn.controller.v1.AuditLogEntry.DetailsEntry
+	nil,                               // 91: cairn.controller.v1.CreateReleaseRequest.ComponentDigestsEntry
+	(*v1.Audit)(nil),                  // 92: cairn.inventory.v1.Audit
 }
 var file_proto_controller_v1_controller_proto_depIdxs = []int32{
-	64, // 0: cairn.controller.v1.CreateEnrollTokenRequest.labels:type_name -> cairn.controller.v1.CreateEnrollTokenRequest.LabelsEntry
-	65, // 1: cairn.controller.v1.EnrollTokenRecord.labels:type_name -> cairn.controller.v1.EnrollTokenRecord.LabelsEntry
-	66, // 2: cairn.controller.v1.NodeRecord.labels:type_name -> cairn.controller.v1.NodeRecord.LabelsEntry
+	81, // 0: cairn.controller.v1.CreateEnrollTokenRequest.labels:type_name -> cairn.controller.v1.CreateEnrollTokenRequest.LabelsEntry
+	82, // 1: cairn.controller.v1.EnrollTokenRecord.labels:type_name -> cairn.controller.v1.EnrollTokenRecord.LabelsEntry
+	83, // 2: cairn.controller.v1.NodeRecord.labels:type_name -> cairn.controller.v1.NodeRecord.LabelsEntry
 	0,  // 3: cairn.controller.v1.NodeRecord.state:type_name -> cairn.controller.v1.NodeRecord.State
-	67, // 4: cairn.controller.v1.ListNodesRequest.selector:type_name -> cairn.controller.v1.ListNodesRequest.SelectorEntry
-	5,  // 5: cairn.controller.v1.ListNodesResponse.nodes:type_name -> cairn.controller.v1.NodeRecord
-	68, // 6: cairn.controller.v1.LabelNodeRequest.set:type_name -> cairn.controller.v1.LabelNodeRequest.SetEntry
-	69, // 7: cairn.controller.v1.RunAuditRequest.selector:type_name -> cairn.controller.v1.RunAuditRequest.SelectorEntry
-	13, // 8: cairn.controller.v1.RunAuditResponse.commands:type_name -> cairn.controller.v1.CommandRecord
+	84, // 4: cairn.controller.v1.ListNodesRequest.selector:type_name -> cairn.controller.v1.ListNodesRequest.SelectorEntry
+	6,  // 5: cairn.controller.v1.ListNodesResponse.nodes:type_name -> cairn.controller.v1.NodeRecord
+	85, // 6: cairn.controller.v1.LabelNodeRequest.set:type_name -> cairn.controller.v1.LabelNodeRequest.SetEntry
+	86, // 7: cairn.controller.v1.RunAuditRequest.selector:type_name -> cairn.controller.v1.RunAuditRequest.SelectorEntry
+	14, // 8: cairn.controller.v1.RunAuditResponse.commands:type_name -> cairn.controller.v1.CommandRecord
 	1,  // 9: cairn.controller.v1.CommandRecord.state:type_name -> cairn.controller.v1.CommandRecord.State
-	15, // 10: cairn.controller.v1.ListAuditsResponse.audits:type_name -> cairn.controller.v1.AuditRecord
-	15, // 11: cairn.controller.v1.GetAuditResponse.record:type_name -> cairn.controller.v1.AuditRecord
-	74, // 12: cairn.controller.v1.GetAuditResponse.audit:type_name -> cairn.inventory.v1.Audit
-	20, // 13: cairn.controller.v1.BaselineHistoryResponse.baselines:type_name -> cairn.controller.v1.BaselineRecord
-	70, // 14: cairn.controller.v1.DriftRequest.selector:type_name -> cairn.controller.v1.DriftRequest.SelectorEntry
-	25, // 15: cairn.controller.v1.DriftResponse.nodes:type_name -> cairn.controller.v1.NodeDrift
-	5,  // 16: cairn.controller.v1.ExportResponse.nodes:type_name -> cairn.controller.v1.NodeRecord
-	31, // 17: cairn.controller.v1.ExportResponse.services:type_name -> cairn.controller.v1.ServiceRecord
-	20, // 18: cairn.controller.v1.ExportResponse.baselines:type_name -> cairn.controller.v1.BaselineRecord
-	5,  // 19: cairn.controller.v1.ImportRequest.nodes:type_name -> cairn.controller.v1.NodeRecord
-	31, // 20: cairn.controller.v1.ImportRequest.services:type_name -> cairn.controller.v1.ServiceRecord
-	71, // 21: cairn.controller.v1.ServiceRecord.selector:type_name -> cairn.controller.v1.ServiceRecord.SelectorEntry
-	72, // 22: cairn.controller.v1.CreateServiceRequest.selector:type_name -> cairn.controller.v1.CreateServiceRequest.SelectorEntry
-	31, // 23: cairn.controller.v1.ListServicesResponse.services:type_name -> cairn.controller.v1.ServiceRecord
-	37, // 24: cairn.controller.v1.ListUsersResponse.users:type_name -> cairn.controller.v1.UserRecord
-	73, // 25: cairn.controller.v1.AuditLogEntry.details:type_name -> cairn.controller.v1.AuditLogEntry.DetailsEntry
-	45, // 26: cairn.controller.v1.ListEntriesResponse.entries:type_name -> cairn.controller.v1.AuditLogEntry
-	51, // 27: cairn.controller.v1.ArtifactRecord.installs:type_name -> cairn.controller.v1.InstallRecord
-	53, // 28: cairn.controller.v1.PushRequest.header:type_name -> cairn.controller.v1.PushHeader
-	50, // 29: cairn.controller.v1.ListArtifactsResponse.artifacts:type_name -> cairn.controller.v1.ArtifactRecord
-	50, // 30: cairn.controller.v1.DownloadChunk.artifact:type_name -> cairn.controller.v1.ArtifactRecord
-	51, // 31: cairn.controller.v1.WhereResponse.installs:type_name -> cairn.controller.v1.InstallRecord
-	50, // 32: cairn.controller.v1.CollectGarbageResponse.removed:type_name -> cairn.controller.v1.ArtifactRecord
-	2,  // 33: cairn.controller.v1.EnrollTokens.CreateEnrollToken:input_type -> cairn.controller.v1.CreateEnrollTokenRequest
-	6,  // 34: cairn.controller.v1.Nodes.ListNodes:input_type -> cairn.controller.v1.ListNodesRequest
-	8,  // 35: cairn.controller.v1.Nodes.GetNode:input_type -> cairn.controller.v1.GetNodeRequest
-	9,  // 36: cairn.controller.v1.Nodes.LabelNode:input_type -> cairn.controller.v1.LabelNodeRequest
-	10, // 37: cairn.controller.v1.Nodes.RevokeNode:input_type -> cairn.controller.v1.RevokeNodeRequest
-	11, // 38: cairn.controller.v1.Audits.RunAudit:input_type -> cairn.controller.v1.RunAuditRequest
-	14, // 39: cairn.controller.v1.Audits.GetCommand:input_type -> cairn.controller.v1.GetCommandRequest
-	16, // 40: cairn.controller.v1.Audits.ListAudits:input_type -> cairn.controller.v1.ListAuditsRequest
-	18, // 41: cairn.controller.v1.Audits.GetAudit:input_type -> cairn.controller.v1.GetAuditRequest
-	21, // 42: cairn.controller.v1.CMS.AcceptBaseline:input_type -> cairn.controller.v1.AcceptBaselineRequest
-	22, // 43: cairn.controller.v1.CMS.BaselineHistory:input_type -> cairn.controller.v1.BaselineHistoryRequest
-	24, // 44: cairn.controller.v1.CMS.Drift:input_type -> cairn.controller.v1.DriftRequest
-	27, // 45: cairn.controller.v1.CMS.Export:input_type -> cairn.controller.v1.ExportRequest
-	29, // 46: cairn.controller.v1.CMS.Import:input_type -> cairn.controller.v1.ImportRequest
-	32, // 47: cairn.controller.v1.Services.CreateService:input_type -> cairn.controller.v1.CreateServiceRequest
-	33, // 48: cairn.controller.v1.Services.ListServices:input_type -> cairn.controller.v1.ListServicesRequest
-	35, // 49: cairn.controller.v1.Services.DeleteService:input_type -> cairn.controller.v1.DeleteServiceRequest
-	39, // 50: cairn.controller.v1.Users.CreateUser:input_type -> cairn.controller.v1.CreateUserRequest
-	40, // 51: cairn.controller.v1.Users.ListUsers:input_type -> cairn.controller.v1.ListUsersRequest
-	42, // 52: cairn.controller.v1.Users.CreateToken:input_type -> cairn.controller.v1.CreateTokenRequest
-	44, // 53: cairn.controller.v1.Users.WhoAmI:input_type -> cairn.controller.v1.WhoAmIRequest
-	46, // 54: cairn.controller.v1.AuditLog.ListEntries:input_type -> cairn.controller.v1.ListEntriesRequest
-	48, // 55: cairn.controller.v1.AuditLog.Verify:input_type -> cairn.controller.v1.VerifyRequest
-	52, // 56: cairn.controller.v1.Artifacts.Push:input_type -> cairn.controller.v1.PushRequest
-	54, // 57: cairn.controller.v1.Artifacts.UploadStatus:input_type -> cairn.controller.v1.UploadStatusRequest
-	56, // 58: cairn.controller.v1.Artifacts.ListArtifacts:input_type -> cairn.controller.v1.ListArtifactsRequest
-	58, // 59: cairn.controller.v1.Artifacts.GetArtifact:input_type -> cairn.controller.v1.GetArtifactRequest
-	58, // 60: cairn.controller.v1.Artifacts.Download:input_type -> cairn.controller.v1.GetArtifactRequest
-	60, // 61: cairn.controller.v1.Artifacts.Where:input_type -> cairn.controller.v1.WhereRequest
-	62, // 62: cairn.controller.v1.Artifacts.CollectGarbage:input_type -> cairn.controller.v1.CollectGarbageRequest
-	3,  // 63: cairn.controller.v1.EnrollTokens.CreateEnrollToken:output_type -> cairn.controller.v1.CreateEnrollTokenResponse
-	7,  // 64: cairn.controller.v1.Nodes.ListNodes:output_type -> cairn.controller.v1.ListNodesResponse
-	5,  // 65: cairn.controller.v1.Nodes.GetNode:output_type -> cairn.controller.v1.NodeRecord
-	5,  // 66: cairn.controller.v1.Nodes.LabelNode:output_type -> cairn.controller.v1.NodeRecord
-	5,  // 67: cairn.controller.v1.Nodes.RevokeNode:output_type -> cairn.controller.v1.NodeRecord
-	12, // 68: cairn.controller.v1.Audits.RunAudit:output_type -> cairn.controller.v1.RunAuditResponse
-	13, // 69: cairn.controller.v1.Audits.GetCommand:output_type -> cairn.controller.v1.CommandRecord
-	17, // 70: cairn.controller.v1.Audits.ListAudits:output_type -> cairn.controller.v1.ListAuditsResponse
-	19, // 71: cairn.controller.v1.Audits.GetAudit:output_type -> cairn.controller.v1.GetAuditResponse
-	20, // 72: cairn.controller.v1.CMS.AcceptBaseline:output_type -> cairn.controller.v1.BaselineRecord
-	23, // 73: cairn.controller.v1.CMS.BaselineHistory:output_type -> cairn.controller.v1.BaselineHistoryResponse
-	26, // 74: cairn.controller.v1.CMS.Drift:output_type -> cairn.controller.v1.DriftResponse
-	28, // 75: cairn.controller.v1.CMS.Export:output_type -> cairn.controller.v1.ExportResponse
-	30, // 76: cairn.controller.v1.CMS.Import:output_type -> cairn.controller.v1.ImportResponse
-	31, // 77: cairn.controller.v1.Services.CreateService:output_type -> cairn.controller.v1.ServiceRecord
-	34, // 78: cairn.controller.v1.Services.ListServices:output_type -> cairn.controller.v1.ListServicesResponse
-	36, // 79: cairn.controller.v1.Services.DeleteService:output_type -> cairn.controller.v1.DeleteServiceResponse
-	37, // 80: cairn.controller.v1.Users.CreateUser:output_type -> cairn.controller.v1.UserRecord
-	41, // 81: cairn.controller.v1.Users.ListUsers:output_type -> cairn.controller.v1.ListUsersResponse
-	43, // 82: cairn.controller.v1.Users.CreateToken:output_type -> cairn.controller.v1.CreateTokenResponse
-	37, // 83: cairn.controller.v1.Users.WhoAmI:output_type -> cairn.controller.v1.UserRecord
-	47, // 84: cairn.controller.v1.AuditLog.ListEntries:output_type -> cairn.controller.v1.ListEntriesResponse
-	49, // 85: cairn.controller.v1.AuditLog.Verify:output_type -> cairn.controller.v1.VerifyResponse
-	50, // 86: cairn.controller.v1.Artifacts.Push:output_type -> cairn.controller.v1.ArtifactRecord
-	55, // 87: cairn.controller.v1.Artifacts.UploadStatus:output_type -> cairn.controller.v1.UploadStatusResponse
-	57, // 88: cairn.controller.v1.Artifacts.ListArtifacts:output_type -> cairn.controller.v1.ListArtifactsResponse
-	50, // 89: cairn.controller.v1.Artifacts.GetArtifact:output_type -> cairn.controller.v1.ArtifactRecord
-	59, // 90: cairn.controller.v1.Artifacts.Download:output_type -> cairn.controller.v1.DownloadChunk
-	61, // 91: cairn.controller.v1.Artifacts.Where:output_type -> cairn.controller.v1.WhereResponse
-	63, // 92: cairn.controller.v1.Artifacts.CollectGarbage:output_type -> cairn.controller.v1.CollectGarbageResponse
-	63, // [63:93] is the sub-list for method output_type
-	33, // [33:63] is the sub-list for method input_type
-	33, // [33:33] is the sub-list for extension type_name
-	33, // [33:33] is the sub-list for extension extendee
-	0,  // [0:33] is the sub-list for field type_name
+	16, // 10: cairn.controller.v1.ListAuditsResponse.audits:type_name -> cairn.controller.v1.AuditRecord
+	16, // 11: cairn.controller.v1.GetAuditResponse.record:type_name -> cairn.controller.v1.AuditRecord
+	92, // 12: cairn.controller.v1.GetAuditResponse.audit:type_name -> cairn.inventory.v1.Audit
+	21, // 13: cairn.controller.v1.BaselineHistoryResponse.baselines:type_name -> cairn.controller.v1.BaselineRecord
+	87, // 14: cairn.controller.v1.DriftRequest.selector:type_name -> cairn.controller.v1.DriftRequest.SelectorEntry
+	26, // 15: cairn.controller.v1.DriftResponse.nodes:type_name -> cairn.controller.v1.NodeDrift
+	6,  // 16: cairn.controller.v1.ExportResponse.nodes:type_name -> cairn.controller.v1.NodeRecord
+	32, // 17: cairn.controller.v1.ExportResponse.services:type_name -> cairn.controller.v1.ServiceRecord
+	21, // 18: cairn.controller.v1.ExportResponse.baselines:type_name -> cairn.controller.v1.BaselineRecord
+	6,  // 19: cairn.controller.v1.ImportRequest.nodes:type_name -> cairn.controller.v1.NodeRecord
+	32, // 20: cairn.controller.v1.ImportRequest.services:type_name -> cairn.controller.v1.ServiceRecord
+	88, // 21: cairn.controller.v1.ServiceRecord.selector:type_name -> cairn.controller.v1.ServiceRecord.SelectorEntry
+	89, // 22: cairn.controller.v1.CreateServiceRequest.selector:type_name -> cairn.controller.v1.CreateServiceRequest.SelectorEntry
+	32, // 23: cairn.controller.v1.ListServicesResponse.services:type_name -> cairn.controller.v1.ServiceRecord
+	38, // 24: cairn.controller.v1.ListUsersResponse.users:type_name -> cairn.controller.v1.UserRecord
+	90, // 25: cairn.controller.v1.AuditLogEntry.details:type_name -> cairn.controller.v1.AuditLogEntry.DetailsEntry
+	46, // 26: cairn.controller.v1.ListEntriesResponse.entries:type_name -> cairn.controller.v1.AuditLogEntry
+	52, // 27: cairn.controller.v1.ArtifactRecord.installs:type_name -> cairn.controller.v1.InstallRecord
+	54, // 28: cairn.controller.v1.PushRequest.header:type_name -> cairn.controller.v1.PushHeader
+	51, // 29: cairn.controller.v1.ListArtifactsResponse.artifacts:type_name -> cairn.controller.v1.ArtifactRecord
+	51, // 30: cairn.controller.v1.DownloadChunk.artifact:type_name -> cairn.controller.v1.ArtifactRecord
+	52, // 31: cairn.controller.v1.WhereResponse.installs:type_name -> cairn.controller.v1.InstallRecord
+	51, // 32: cairn.controller.v1.CollectGarbageResponse.removed:type_name -> cairn.controller.v1.ArtifactRecord
+	91, // 33: cairn.controller.v1.CreateReleaseRequest.component_digests:type_name -> cairn.controller.v1.CreateReleaseRequest.ComponentDigestsEntry
+	2,  // 34: cairn.controller.v1.ReleaseRecord.state:type_name -> cairn.controller.v1.ReleaseRecord.State
+	67, // 35: cairn.controller.v1.ReleaseRecord.components:type_name -> cairn.controller.v1.ReleaseComponent
+	68, // 36: cairn.controller.v1.ReleaseRecord.tests:type_name -> cairn.controller.v1.TestRecord
+	69, // 37: cairn.controller.v1.ReleaseRecord.decisions:type_name -> cairn.controller.v1.Decision
+	70, // 38: cairn.controller.v1.ListReleasesResponse.releases:type_name -> cairn.controller.v1.ReleaseRecord
+	65, // 39: cairn.controller.v1.RecordTestRequest.release:type_name -> cairn.controller.v1.ReleaseRef
+	65, // 40: cairn.controller.v1.DecisionRequest.release:type_name -> cairn.controller.v1.ReleaseRef
+	65, // 41: cairn.controller.v1.RenderRequest.release:type_name -> cairn.controller.v1.ReleaseRef
+	79, // 42: cairn.controller.v1.ListKnownErrorsResponse.known_errors:type_name -> cairn.controller.v1.KnownErrorEntry
+	3,  // 43: cairn.controller.v1.EnrollTokens.CreateEnrollToken:input_type -> cairn.controller.v1.CreateEnrollTokenRequest
+	7,  // 44: cairn.controller.v1.Nodes.ListNodes:input_type -> cairn.controller.v1.ListNodesRequest
+	9,  // 45: cairn.controller.v1.Nodes.GetNode:input_type -> cairn.controller.v1.GetNodeRequest
+	10, // 46: cairn.controller.v1.Nodes.LabelNode:input_type -> cairn.controller.v1.LabelNodeRequest
+	11, // 47: cairn.controller.v1.Nodes.RevokeNode:input_type -> cairn.controller.v1.RevokeNodeRequest
+	12, // 48: cairn.controller.v1.Audits.RunAudit:input_type -> cairn.controller.v1.RunAuditRequest
+	15, // 49: cairn.controller.v1.Audits.GetCommand:input_type -> cairn.controller.v1.GetCommandRequest
+	17, // 50: cairn.controller.v1.Audits.ListAudits:input_type -> cairn.controller.v1.ListAuditsRequest
+	19, // 51: cairn.controller.v1.Audits.GetAudit:input_type -> cairn.controller.v1.GetAuditRequest
+	22, // 52: cairn.controller.v1.CMS.AcceptBaseline:input_type -> cairn.controller.v1.AcceptBaselineRequest
+	23, // 53: cairn.controller.v1.CMS.BaselineHistory:input_type -> cairn.controller.v1.BaselineHistoryRequest
+	25, // 54: cairn.controller.v1.CMS.Drift:input_type -> cairn.controller.v1.DriftRequest
+	28, // 55: cairn.controller.v1.CMS.Export:input_type -> cairn.controller.v1.ExportRequest
+	30, // 56: cairn.controller.v1.CMS.Import:input_type -> cairn.controller.v1.ImportRequest
+	33, // 57: cairn.controller.v1.Services.CreateService:input_type -> cairn.controller.v1.CreateServiceRequest
+	34, // 58: cairn.controller.v1.Services.ListServices:input_type -> cairn.controller.v1.ListServicesRequest
+	36, // 59: cairn.controller.v1.Services.DeleteService:input_type -> cairn.controller.v1.DeleteServiceRequest
+	40, // 60: cairn.controller.v1.Users.CreateUser:input_type -> cairn.controller.v1.CreateUserRequest
+	41, // 61: cairn.controller.v1.Users.ListUsers:input_type -> cairn.controller.v1.ListUsersRequest
+	43, // 62: cairn.controller.v1.Users.CreateToken:input_type -> cairn.controller.v1.CreateTokenRequest
+	45, // 63: cairn.controller.v1.Users.WhoAmI:input_type -> cairn.controller.v1.WhoAmIRequest
+	47, // 64: cairn.controller.v1.AuditLog.ListEntries:input_type -> cairn.controller.v1.ListEntriesRequest
+	49, // 65: cairn.controller.v1.AuditLog.Verify:input_type -> cairn.controller.v1.VerifyRequest
+	53, // 66: cairn.controller.v1.Artifacts.Push:input_type -> cairn.controller.v1.PushRequest
+	55, // 67: cairn.controller.v1.Artifacts.UploadStatus:input_type -> cairn.controller.v1.UploadStatusRequest
+	57, // 68: cairn.controller.v1.Artifacts.ListArtifacts:input_type -> cairn.controller.v1.ListArtifactsRequest
+	59, // 69: cairn.controller.v1.Artifacts.GetArtifact:input_type -> cairn.controller.v1.GetArtifactRequest
+	59, // 70: cairn.controller.v1.Artifacts.Download:input_type -> cairn.controller.v1.GetArtifactRequest
+	61, // 71: cairn.controller.v1.Artifacts.Where:input_type -> cairn.controller.v1.WhereRequest
+	63, // 72: cairn.controller.v1.Artifacts.CollectGarbage:input_type -> cairn.controller.v1.CollectGarbageRequest
+	66, // 73: cairn.controller.v1.Releases.CreateRelease:input_type -> cairn.controller.v1.CreateReleaseRequest
+	65, // 74: cairn.controller.v1.Releases.SealRelease:input_type -> cairn.controller.v1.ReleaseRef
+	73, // 75: cairn.controller.v1.Releases.RecordTest:input_type -> cairn.controller.v1.RecordTestRequest
+	74, // 76: cairn.controller.v1.Releases.ApproveRelease:input_type -> cairn.controller.v1.DecisionRequest
+	74, // 77: cairn.controller.v1.Releases.RejectRelease:input_type -> cairn.controller.v1.DecisionRequest
+	65, // 78: cairn.controller.v1.Releases.GetRelease:input_type -> cairn.controller.v1.ReleaseRef
+	71, // 79: cairn.controller.v1.Releases.ListReleases:input_type -> cairn.controller.v1.ListReleasesRequest
+	65, // 80: cairn.controller.v1.Releases.VerifyRelease:input_type -> cairn.controller.v1.ReleaseRef
+	76, // 81: cairn.controller.v1.Releases.ReleaseNotes:input_type -> cairn.controller.v1.RenderRequest
+	76, // 82: cairn.controller.v1.Releases.ReleaseDossier:input_type -> cairn.controller.v1.RenderRequest
+	78, // 83: cairn.controller.v1.KnownErrors.ListKnownErrors:input_type -> cairn.controller.v1.ListKnownErrorsRequest
+	4,  // 84: cairn.controller.v1.EnrollTokens.CreateEnrollToken:output_type -> cairn.controller.v1.CreateEnrollTokenResponse
+	8,  // 85: cairn.controller.v1.Nodes.ListNodes:output_type -> cairn.controller.v1.ListNodesResponse
+	6,  // 86: cairn.controller.v1.Nodes.GetNode:output_type -> cairn.controller.v1.NodeRecord
+	6,  // 87: cairn.controller.v1.Nodes.LabelNode:output_type -> cairn.controller.v1.NodeRecord
+	6,  // 88: cairn.controller.v1.Nodes.RevokeNode:output_type -> cairn.controller.v1.NodeRecord
+	13, // 89: cairn.controller.v1.Audits.RunAudit:output_type -> cairn.controller.v1.RunAuditResponse
+	14, // 90: cairn.controller.v1.Audits.GetCommand:output_type -> cairn.controller.v1.CommandRecord
+	18, // 91: cairn.controller.v1.Audits.ListAudits:output_type -> cairn.controller.v1.ListAuditsResponse
+	20, // 92: cairn.controller.v1.Audits.GetAudit:output_type -> cairn.controller.v1.GetAuditResponse
+	21, // 93: cairn.controller.v1.CMS.AcceptBaseline:output_type -> cairn.controller.v1.BaselineRecord
+	24, // 94: cairn.controller.v1.CMS.BaselineHistory:output_type -> cairn.controller.v1.BaselineHistoryResponse
+	27, // 95: cairn.controller.v1.CMS.Drift:output_type -> cairn.controller.v1.DriftResponse
+	29, // 96: cairn.controller.v1.CMS.Export:output_type -> cairn.controller.v1.ExportResponse
+	31, // 97: cairn.controller.v1.CMS.Import:output_type -> cairn.controller.v1.ImportResponse
+	32, // 98: cairn.controller.v1.Services.CreateService:output_type -> cairn.controller.v1.ServiceRecord
+	35, // 99: cairn.controller.v1.Services.ListServices:output_type -> cairn.controller.v1.ListServicesResponse
+	37, // 100: cairn.controller.v1.Services.DeleteService:output_type -> cairn.controller.v1.DeleteServiceResponse
+	38, // 101: cairn.controller.v1.Users.CreateUser:output_type -> cairn.controller.v1.UserRecord
+	42, // 102: cairn.controller.v1.Users.ListUsers:output_type -> cairn.controller.v1.ListUsersResponse
+	44, // 103: cairn.controller.v1.Users.CreateToken:output_type -> cairn.controller.v1.CreateTokenResponse
+	38, // 104: cairn.controller.v1.Users.WhoAmI:output_type -> cairn.controller.v1.UserRecord
+	48, // 105: cairn.controller.v1.AuditLog.ListEntries:output_type -> cairn.controller.v1.ListEntriesResponse
+	50, // 106: cairn.controller.v1.AuditLog.Verify:output_type -> cairn.controller.v1.VerifyResponse
+	51, // 107: cairn.controller.v1.Artifacts.Push:output_type -> cairn.controller.v1.ArtifactRecord
+	56, // 108: cairn.controller.v1.Artifacts.UploadStatus:output_type -> cairn.controller.v1.UploadStatusResponse
+	58, // 109: cairn.controller.v1.Artifacts.ListArtifacts:output_type -> cairn.controller.v1.ListArtifactsResponse
+	51, // 110: cairn.controller.v1.Artifacts.GetArtifact:output_type -> cairn.controller.v1.ArtifactRecord
+	60, // 111: cairn.controller.v1.Artifacts.Download:output_type -> cairn.controller.v1.DownloadChunk
+	62, // 112: cairn.controller.v1.Artifacts.Where:output_type -> cairn.controller.v1.WhereResponse
+	64, // 113: cairn.controller.v1.Artifacts.CollectGarbage:output_type -> cairn.controller.v1.CollectGarbageResponse
+	70, // 114: cairn.controller.v1.Releases.CreateRelease:output_type -> cairn.controller.v1.ReleaseRecord
+	70, // 115: cairn.controller.v1.Releases.SealRelease:output_type -> cairn.controller.v1.ReleaseRecord
+	70, // 116: cairn.controller.v1.Releases.RecordTest:output_type -> cairn.controller.v1.ReleaseRecord
+	70, // 117: cairn.controller.v1.Releases.ApproveRelease:output_type -> cairn.controller.v1.ReleaseRecord
+	70, // 118: cairn.controller.v1.Releases.RejectRelease:output_type -> cairn.controller.v1.ReleaseRecord
+	70, // 119: cairn.controller.v1.Releases.GetRelease:output_type -> cairn.controller.v1.ReleaseRecord
+	72, // 120: cairn.controller.v1.Releases.ListReleases:output_type -> cairn.controller.v1.ListReleasesResponse
+	75, // 121: cairn.controller.v1.Releases.VerifyRelease:output_type -> cairn.controller.v1.VerifyReleaseResponse
+	77, // 122: cairn.controller.v1.Releases.ReleaseNotes:output_type -> cairn.controller.v1.RenderResponse
+	77, // 123: cairn.controller.v1.Releases.ReleaseDossier:output_type -> cairn.controller.v1.RenderResponse
+	80, // 124: cairn.controller.v1.KnownErrors.ListKnownErrors:output_type -> cairn.controller.v1.ListKnownErrorsResponse
+	84, // [84:125] is the sub-list for method output_type
+	43, // [43:84] is the sub-list for method input_type
+	43, // [43:43] is the sub-list for extension type_name
+	43, // [43:43] is the sub-list for extension extendee
+	0,  // [0:43] is the sub-list for field type_name
 }
 
 func init() { file_proto_controller_v1_controller_proto_init() }
@@ -4543,10 +5821,10 @@ func file_proto_controller_v1_controller_proto_init() {
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_proto_controller_v1_controller_proto_rawDesc), len(file_proto_controller_v1_controller_proto_rawDesc)),
-			NumEnums:      2,
-			NumMessages:   72,
+			NumEnums:      3,
+			NumMessages:   89,
 			NumExtensions: 0,
-			NumServices:   8,
+			NumServices:   10,
 		},
 		GoTypes:           file_proto_controller_v1_controller_proto_goTypes,
 		DependencyIndexes: file_proto_controller_v1_controller_proto_depIdxs,

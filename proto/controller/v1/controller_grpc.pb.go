@@ -1697,3 +1697,553 @@ var Artifacts_ServiceDesc = grpc.ServiceDesc{
 	},
 	Metadata: "proto/controller/v1/controller.proto",
 }
+
+const (
+	Releases_CreateRelease_FullMethodName  = "/cairn.controller.v1.Releases/CreateRelease"
+	Releases_SealRelease_FullMethodName    = "/cairn.controller.v1.Releases/SealRelease"
+	Releases_RecordTest_FullMethodName     = "/cairn.controller.v1.Releases/RecordTest"
+	Releases_ApproveRelease_FullMethodName = "/cairn.controller.v1.Releases/ApproveRelease"
+	Releases_RejectRelease_FullMethodName  = "/cairn.controller.v1.Releases/RejectRelease"
+	Releases_GetRelease_FullMethodName     = "/cairn.controller.v1.Releases/GetRelease"
+	Releases_ListReleases_FullMethodName   = "/cairn.controller.v1.Releases/ListReleases"
+	Releases_VerifyRelease_FullMethodName  = "/cairn.controller.v1.Releases/VerifyRelease"
+	Releases_ReleaseNotes_FullMethodName   = "/cairn.controller.v1.Releases/ReleaseNotes"
+	Releases_ReleaseDossier_FullMethodName = "/cairn.controller.v1.Releases/ReleaseDossier"
+)
+
+// ReleasesClient is the client API for Releases service.
+//
+// For semantics around ctx use and closing/ending streaming RPCs, please refer to https://pkg.go.dev/google.golang.org/grpc/?tab=doc#ClientConn.NewStream.
+type ReleasesClient interface {
+	// CreateRelease stores a draft from a manifest whose components are
+	// already in the DML (cairnctl pushes local files first).
+	CreateRelease(ctx context.Context, in *CreateReleaseRequest, opts ...grpc.CallOption) (*ReleaseRecord, error)
+	SealRelease(ctx context.Context, in *ReleaseRef, opts ...grpc.CallOption) (*ReleaseRecord, error)
+	RecordTest(ctx context.Context, in *RecordTestRequest, opts ...grpc.CallOption) (*ReleaseRecord, error)
+	ApproveRelease(ctx context.Context, in *DecisionRequest, opts ...grpc.CallOption) (*ReleaseRecord, error)
+	RejectRelease(ctx context.Context, in *DecisionRequest, opts ...grpc.CallOption) (*ReleaseRecord, error)
+	GetRelease(ctx context.Context, in *ReleaseRef, opts ...grpc.CallOption) (*ReleaseRecord, error)
+	ListReleases(ctx context.Context, in *ListReleasesRequest, opts ...grpc.CallOption) (*ListReleasesResponse, error)
+	VerifyRelease(ctx context.Context, in *ReleaseRef, opts ...grpc.CallOption) (*VerifyReleaseResponse, error)
+	ReleaseNotes(ctx context.Context, in *RenderRequest, opts ...grpc.CallOption) (*RenderResponse, error)
+	ReleaseDossier(ctx context.Context, in *RenderRequest, opts ...grpc.CallOption) (*RenderResponse, error)
+}
+
+type releasesClient struct {
+	cc grpc.ClientConnInterface
+}
+
+func NewReleasesClient(cc grpc.ClientConnInterface) ReleasesClient {
+	return &releasesClient{cc}
+}
+
+func (c *releasesClient) CreateRelease(ctx context.Context, in *CreateReleaseRequest, opts ...grpc.CallOption) (*ReleaseRecord, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ReleaseRecord)
+	err := c.cc.Invoke(ctx, Releases_CreateRelease_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *releasesClient) SealRelease(ctx context.Context, in *ReleaseRef, opts ...grpc.CallOption) (*ReleaseRecord, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ReleaseRecord)
+	err := c.cc.Invoke(ctx, Releases_SealRelease_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *releasesClient) RecordTest(ctx context.Context, in *RecordTestRequest, opts ...grpc.CallOption) (*ReleaseRecord, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ReleaseRecord)
+	err := c.cc.Invoke(ctx, Releases_RecordTest_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *releasesClient) ApproveRelease(ctx context.Context, in *DecisionRequest, opts ...grpc.CallOption) (*ReleaseRecord, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ReleaseRecord)
+	err := c.cc.Invoke(ctx, Releases_ApproveRelease_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *releasesClient) RejectRelease(ctx context.Context, in *DecisionRequest, opts ...grpc.CallOption) (*ReleaseRecord, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ReleaseRecord)
+	err := c.cc.Invoke(ctx, Releases_RejectRelease_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *releasesClient) GetRelease(ctx context.Context, in *ReleaseRef, opts ...grpc.CallOption) (*ReleaseRecord, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ReleaseRecord)
+	err := c.cc.Invoke(ctx, Releases_GetRelease_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *releasesClient) ListReleases(ctx context.Context, in *ListReleasesRequest, opts ...grpc.CallOption) (*ListReleasesResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ListReleasesResponse)
+	err := c.cc.Invoke(ctx, Releases_ListReleases_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *releasesClient) VerifyRelease(ctx context.Context, in *ReleaseRef, opts ...grpc.CallOption) (*VerifyReleaseResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(VerifyReleaseResponse)
+	err := c.cc.Invoke(ctx, Releases_VerifyRelease_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *releasesClient) ReleaseNotes(ctx context.Context, in *RenderRequest, opts ...grpc.CallOption) (*RenderResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(RenderResponse)
+	err := c.cc.Invoke(ctx, Releases_ReleaseNotes_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *releasesClient) ReleaseDossier(ctx context.Context, in *RenderRequest, opts ...grpc.CallOption) (*RenderResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(RenderResponse)
+	err := c.cc.Invoke(ctx, Releases_ReleaseDossier_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// ReleasesServer is the server API for Releases service.
+// All implementations must embed UnimplementedReleasesServer
+// for forward compatibility.
+type ReleasesServer interface {
+	// CreateRelease stores a draft from a manifest whose components are
+	// already in the DML (cairnctl pushes local files first).
+	CreateRelease(context.Context, *CreateReleaseRequest) (*ReleaseRecord, error)
+	SealRelease(context.Context, *ReleaseRef) (*ReleaseRecord, error)
+	RecordTest(context.Context, *RecordTestRequest) (*ReleaseRecord, error)
+	ApproveRelease(context.Context, *DecisionRequest) (*ReleaseRecord, error)
+	RejectRelease(context.Context, *DecisionRequest) (*ReleaseRecord, error)
+	GetRelease(context.Context, *ReleaseRef) (*ReleaseRecord, error)
+	ListReleases(context.Context, *ListReleasesRequest) (*ListReleasesResponse, error)
+	VerifyRelease(context.Context, *ReleaseRef) (*VerifyReleaseResponse, error)
+	ReleaseNotes(context.Context, *RenderRequest) (*RenderResponse, error)
+	ReleaseDossier(context.Context, *RenderRequest) (*RenderResponse, error)
+	mustEmbedUnimplementedReleasesServer()
+}
+
+// UnimplementedReleasesServer must be embedded to have
+// forward compatible implementations.
+//
+// NOTE: this should be embedded by value instead of pointer to avoid a nil
+// pointer dereference when methods are called.
+type UnimplementedReleasesServer struct{}
+
+func (UnimplementedReleasesServer) CreateRelease(context.Context, *CreateReleaseRequest) (*ReleaseRecord, error) {
+	return nil, status.Error(codes.Unimplemented, "method CreateRelease not implemented")
+}
+func (UnimplementedReleasesServer) SealRelease(context.Context, *ReleaseRef) (*ReleaseRecord, error) {
+	return nil, status.Error(codes.Unimplemented, "method SealRelease not implemented")
+}
+func (UnimplementedReleasesServer) RecordTest(context.Context, *RecordTestRequest) (*ReleaseRecord, error) {
+	return nil, status.Error(codes.Unimplemented, "method RecordTest not implemented")
+}
+func (UnimplementedReleasesServer) ApproveRelease(context.Context, *DecisionRequest) (*ReleaseRecord, error) {
+	return nil, status.Error(codes.Unimplemented, "method ApproveRelease not implemented")
+}
+func (UnimplementedReleasesServer) RejectRelease(context.Context, *DecisionRequest) (*ReleaseRecord, error) {
+	return nil, status.Error(codes.Unimplemented, "method RejectRelease not implemented")
+}
+func (UnimplementedReleasesServer) GetRelease(context.Context, *ReleaseRef) (*ReleaseRecord, error) {
+	return nil, status.Error(codes.Unimplemented, "method GetRelease not implemented")
+}
+func (UnimplementedReleasesServer) ListReleases(context.Context, *ListReleasesRequest) (*ListReleasesResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ListReleases not implemented")
+}
+func (UnimplementedReleasesServer) VerifyRelease(context.Context, *ReleaseRef) (*VerifyReleaseResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method VerifyRelease not implemented")
+}
+func (UnimplementedReleasesServer) ReleaseNotes(context.Context, *RenderRequest) (*RenderResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ReleaseNotes not implemented")
+}
+func (UnimplementedReleasesServer) ReleaseDossier(context.Context, *RenderRequest) (*RenderResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ReleaseDossier not implemented")
+}
+func (UnimplementedReleasesServer) mustEmbedUnimplementedReleasesServer() {}
+func (UnimplementedReleasesServer) testEmbeddedByValue()                  {}
+
+// UnsafeReleasesServer may be embedded to opt out of forward compatibility for this service.
+// Use of this interface is not recommended, as added methods to ReleasesServer will
+// result in compilation errors.
+type UnsafeReleasesServer interface {
+	mustEmbedUnimplementedReleasesServer()
+}
+
+func RegisterReleasesServer(s grpc.ServiceRegistrar, srv ReleasesServer) {
+	// If the following call panics, it indicates UnimplementedReleasesServer was
+	// embedded by pointer and is nil.  This will cause panics if an
+	// unimplemented method is ever invoked, so we test this at initialization
+	// time to prevent it from happening at runtime later due to I/O.
+	if t, ok := srv.(interface{ testEmbeddedByValue() }); ok {
+		t.testEmbeddedByValue()
+	}
+	s.RegisterService(&Releases_ServiceDesc, srv)
+}
+
+func _Releases_CreateRelease_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(CreateReleaseRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(ReleasesServer).CreateRelease(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Releases_CreateRelease_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(ReleasesServer).CreateRelease(ctx, req.(*CreateReleaseRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Releases_SealRelease_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ReleaseRef)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(ReleasesServer).SealRelease(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Releases_SealRelease_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(ReleasesServer).SealRelease(ctx, req.(*ReleaseRef))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Releases_RecordTest_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(RecordTestRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(ReleasesServer).RecordTest(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Releases_RecordTest_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(ReleasesServer).RecordTest(ctx, req.(*RecordTestRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Releases_ApproveRelease_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(DecisionRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(ReleasesServer).ApproveRelease(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Releases_ApproveRelease_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(ReleasesServer).ApproveRelease(ctx, req.(*DecisionRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Releases_RejectRelease_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(DecisionRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(ReleasesServer).RejectRelease(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Releases_RejectRelease_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(ReleasesServer).RejectRelease(ctx, req.(*DecisionRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Releases_GetRelease_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ReleaseRef)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(ReleasesServer).GetRelease(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Releases_GetRelease_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(ReleasesServer).GetRelease(ctx, req.(*ReleaseRef))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Releases_ListReleases_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ListReleasesRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(ReleasesServer).ListReleases(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Releases_ListReleases_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(ReleasesServer).ListReleases(ctx, req.(*ListReleasesRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Releases_VerifyRelease_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ReleaseRef)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(ReleasesServer).VerifyRelease(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Releases_VerifyRelease_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(ReleasesServer).VerifyRelease(ctx, req.(*ReleaseRef))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Releases_ReleaseNotes_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(RenderRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(ReleasesServer).ReleaseNotes(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Releases_ReleaseNotes_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(ReleasesServer).ReleaseNotes(ctx, req.(*RenderRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Releases_ReleaseDossier_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(RenderRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(ReleasesServer).ReleaseDossier(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Releases_ReleaseDossier_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(ReleasesServer).ReleaseDossier(ctx, req.(*RenderRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+// Releases_ServiceDesc is the grpc.ServiceDesc for Releases service.
+// It's only intended for direct use with grpc.RegisterService,
+// and not to be introspected or modified (even as a copy)
+var Releases_ServiceDesc = grpc.ServiceDesc{
+	ServiceName: "cairn.controller.v1.Releases",
+	HandlerType: (*ReleasesServer)(nil),
+	Methods: []grpc.MethodDesc{
+		{
+			MethodName: "CreateRelease",
+			Handler:    _Releases_CreateRelease_Handler,
+		},
+		{
+			MethodName: "SealRelease",
+			Handler:    _Releases_SealRelease_Handler,
+		},
+		{
+			MethodName: "RecordTest",
+			Handler:    _Releases_RecordTest_Handler,
+		},
+		{
+			MethodName: "ApproveRelease",
+			Handler:    _Releases_ApproveRelease_Handler,
+		},
+		{
+			MethodName: "RejectRelease",
+			Handler:    _Releases_RejectRelease_Handler,
+		},
+		{
+			MethodName: "GetRelease",
+			Handler:    _Releases_GetRelease_Handler,
+		},
+		{
+			MethodName: "ListReleases",
+			Handler:    _Releases_ListReleases_Handler,
+		},
+		{
+			MethodName: "VerifyRelease",
+			Handler:    _Releases_VerifyRelease_Handler,
+		},
+		{
+			MethodName: "ReleaseNotes",
+			Handler:    _Releases_ReleaseNotes_Handler,
+		},
+		{
+			MethodName: "ReleaseDossier",
+			Handler:    _Releases_ReleaseDossier_Handler,
+		},
+	},
+	Streams:  []grpc.StreamDesc{},
+	Metadata: "proto/controller/v1/controller.proto",
+}
+
+const (
+	KnownErrors_ListKnownErrors_FullMethodName = "/cairn.controller.v1.KnownErrors/ListKnownErrors"
+)
+
+// KnownErrorsClient is the client API for KnownErrors service.
+//
+// For semantics around ctx use and closing/ending streaming RPCs, please refer to https://pkg.go.dev/google.golang.org/grpc/?tab=doc#ClientConn.NewStream.
+type KnownErrorsClient interface {
+	ListKnownErrors(ctx context.Context, in *ListKnownErrorsRequest, opts ...grpc.CallOption) (*ListKnownErrorsResponse, error)
+}
+
+type knownErrorsClient struct {
+	cc grpc.ClientConnInterface
+}
+
+func NewKnownErrorsClient(cc grpc.ClientConnInterface) KnownErrorsClient {
+	return &knownErrorsClient{cc}
+}
+
+func (c *knownErrorsClient) ListKnownErrors(ctx context.Context, in *ListKnownErrorsRequest, opts ...grpc.CallOption) (*ListKnownErrorsResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ListKnownErrorsResponse)
+	err := c.cc.Invoke(ctx, KnownErrors_ListKnownErrors_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// KnownErrorsServer is the server API for KnownErrors service.
+// All implementations must embed UnimplementedKnownErrorsServer
+// for forward compatibility.
+type KnownErrorsServer interface {
+	ListKnownErrors(context.Context, *ListKnownErrorsRequest) (*ListKnownErrorsResponse, error)
+	mustEmbedUnimplementedKnownErrorsServer()
+}
+
+// UnimplementedKnownErrorsServer must be embedded to have
+// forward compatible implementations.
+//
+// NOTE: this should be embedded by value instead of pointer to avoid a nil
+// pointer dereference when methods are called.
+type UnimplementedKnownErrorsServer struct{}
+
+func (UnimplementedKnownErrorsServer) ListKnownErrors(context.Context, *ListKnownErrorsRequest) (*ListKnownErrorsResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ListKnownErrors not implemented")
+}
+func (UnimplementedKnownErrorsServer) mustEmbedUnimplementedKnownErrorsServer() {}
+func (UnimplementedKnownErrorsServer) testEmbeddedByValue()                     {}
+
+// UnsafeKnownErrorsServer may be embedded to opt out of forward compatibility for this service.
+// Use of this interface is not recommended, as added methods to KnownErrorsServer will
+// result in compilation errors.
+type UnsafeKnownErrorsServer interface {
+	mustEmbedUnimplementedKnownErrorsServer()
+}
+
+func RegisterKnownErrorsServer(s grpc.ServiceRegistrar, srv KnownErrorsServer) {
+	// If the following call panics, it indicates UnimplementedKnownErrorsServer was
+	// embedded by pointer and is nil.  This will cause panics if an
+	// unimplemented method is ever invoked, so we test this at initialization
+	// time to prevent it from happening at runtime later due to I/O.
+	if t, ok := srv.(interface{ testEmbeddedByValue() }); ok {
+		t.testEmbeddedByValue()
+	}
+	s.RegisterService(&KnownErrors_ServiceDesc, srv)
+}
+
+func _KnownErrors_ListKnownErrors_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ListKnownErrorsRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(KnownErrorsServer).ListKnownErrors(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: KnownErrors_ListKnownErrors_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(KnownErrorsServer).ListKnownErrors(ctx, req.(*ListKnownErrorsRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+// KnownErrors_ServiceDesc is the grpc.ServiceDesc for KnownErrors service.
+// It's only intended for direct use with grpc.RegisterService,
+// and not to be introspected or modified (even as a copy)
+var KnownErrors_ServiceDesc = grpc.ServiceDesc{
+	ServiceName: "cairn.controller.v1.KnownErrors",
+	HandlerType: (*KnownErrorsServer)(nil),
+	Methods: []grpc.MethodDesc{
+		{
+			MethodName: "ListKnownErrors",
+			Handler:    _KnownErrors_ListKnownErrors_Handler,
+		},
+	},
+	Streams:  []grpc.StreamDesc{},
+	Metadata: "proto/controller/v1/controller.proto",
+}

@@ -1,0 +1,263 @@
+package api
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+	"time"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	"github.com/cairn-ops/cairn/controller/release"
+	"github.com/cairn-ops/cairn/controller/store"
+	"github.com/cairn-ops/cairn/internal/manifest"
+	controllerv1 "github.com/cairn-ops/cairn/proto/controller/v1"
+)
+
+// releases serves the release lifecycle (controller/release).
+type releases struct {
+	controllerv1.UnimplementedReleasesServer
+	*base
+}
+
+// releaseError maps the lifecycle's errors to gRPC codes, then the rest
+// as every service does.
+func (s *base) releaseError(method string, err error) error {
+	var code codes.Code
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, manifest.ErrInvalid), errors.Is(err, release.ErrInvalid), errors.Is(err, release.ErrArtifact):
+		code = codes.InvalidArgument
+	case errors.Is(err, release.ErrExists):
+		code = codes.AlreadyExists
+	case errors.Is(err, release.ErrSeparation):
+		code = codes.PermissionDenied
+	case errors.Is(err, release.ErrState), errors.Is(err, release.ErrAlreadyDecided):
+		code = codes.FailedPrecondition
+	default:
+		return s.rpcError(method, err)
+	}
+	return status.Error(code, err.Error())
+}
+
+func checkRef(ref *controllerv1.ReleaseRef) error {
+	if ref.GetName() == "" {
+		return invalid("release.name", "required")
+	}
+	if ref.GetVersion() == "" {
+		return invalid("release.version", "required")
+	}
+	return nil
+}
+
+func (s *releases) CreateRelease(ctx context.Context, req *controllerv1.CreateReleaseRequest) (*controllerv1.ReleaseRecord, error) {
+	name := req.GetFilename()
+	if name == "" {
+		name = "release.yaml"
+	}
+	m, err := manifest.Parse(req.GetManifestYaml(), name)
+	if err != nil {
+		return nil, s.releaseError("CreateRelease", err)
+	}
+	var rec *controllerv1.ReleaseRecord
+	err = s.Store.Update(ctx, func(tx store.Tx) (err error) {
+		rec, err = release.Create(tx, s.Now(), actor(ctx), m, req.GetManifestYaml(), req.GetComponentDigests(), tx.Artifact)
+		return err
+	})
+	if err != nil {
+		return nil, s.releaseError("CreateRelease", err)
+	}
+	return rec, nil
+}
+
+func (s *releases) SealRelease(ctx context.Context, req *controllerv1.ReleaseRef) (*controllerv1.ReleaseRecord, error) {
+	if err := checkRef(req); err != nil {
+		return nil, s.releaseError("SealRelease", err)
+	}
+	if s.ReleaseKey == nil {
+		return nil, status.Error(codes.Unavailable, "this controller has no release key configured")
+	}
+	var rec *controllerv1.ReleaseRecord
+	err := s.Store.Update(ctx, func(tx store.Tx) (err error) {
+		rec, err = release.Seal(tx, s.Now(), actor(ctx), req.GetName(), req.GetVersion(), s.ReleaseKey)
+		return err
+	})
+	if err != nil {
+		return nil, s.releaseError("SealRelease", err)
+	}
+	return rec, nil
+}
+
+func (s *releases) RecordTest(ctx context.Context, req *controllerv1.RecordTestRequest) (*controllerv1.ReleaseRecord, error) {
+	if err := checkRef(req.GetRelease()); err != nil {
+		return nil, s.releaseError("RecordTest", err)
+	}
+	var rec *controllerv1.ReleaseRecord
+	err := s.Store.Update(ctx, func(tx store.Tx) (err error) {
+		rec, err = release.RecordTest(tx, s.Now(), actor(ctx), req.GetRelease(), req.GetResult(), req.GetNote(), req.GetEvidence())
+		return err
+	})
+	if err != nil {
+		return nil, s.releaseError("RecordTest", err)
+	}
+	return rec, nil
+}
+
+func (s *releases) ApproveRelease(ctx context.Context, req *controllerv1.DecisionRequest) (*controllerv1.ReleaseRecord, error) {
+	return s.decide(ctx, "ApproveRelease", req, release.Approve)
+}
+
+func (s *releases) RejectRelease(ctx context.Context, req *controllerv1.DecisionRequest) (*controllerv1.ReleaseRecord, error) {
+	return s.decide(ctx, "RejectRelease", req, release.Reject)
+}
+
+func (s *releases) decide(ctx context.Context, method string, req *controllerv1.DecisionRequest,
+	fn func(store.Tx, time.Time, string, *controllerv1.ReleaseRef, string) (*controllerv1.ReleaseRecord, error)) (*controllerv1.ReleaseRecord, error) {
+	if err := checkRef(req.GetRelease()); err != nil {
+		return nil, s.releaseError(method, err)
+	}
+	var rec *controllerv1.ReleaseRecord
+	err := s.Store.Update(ctx, func(tx store.Tx) (err error) {
+		rec, err = fn(tx, s.Now(), actor(ctx), req.GetRelease(), req.GetNote())
+		return err
+	})
+	if err != nil {
+		return nil, s.releaseError(method, err)
+	}
+	return rec, nil
+}
+
+// get reads one release.
+func (s *releases) get(ctx context.Context, ref *controllerv1.ReleaseRef) (*controllerv1.ReleaseRecord, error) {
+	if err := checkRef(ref); err != nil {
+		return nil, err
+	}
+	var rec *controllerv1.ReleaseRecord
+	err := s.Store.View(ctx, func(tx store.Tx) (err error) {
+		rec, err = tx.Release(ref.GetName(), ref.GetVersion())
+		return err
+	})
+	return rec, err
+}
+
+func (s *releases) GetRelease(ctx context.Context, req *controllerv1.ReleaseRef) (*controllerv1.ReleaseRecord, error) {
+	rec, err := s.get(ctx, req)
+	if err != nil {
+		return nil, s.releaseError("GetRelease", err)
+	}
+	return rec, nil
+}
+
+func (s *releases) ListReleases(ctx context.Context, req *controllerv1.ListReleasesRequest) (*controllerv1.ListReleasesResponse, error) {
+	resp := &controllerv1.ListReleasesResponse{}
+	err := s.Store.View(ctx, func(tx store.Tx) error {
+		all, err := tx.Releases()
+		for _, r := range all {
+			if req.GetName() == "" || r.GetName() == req.GetName() {
+				resp.Releases = append(resp.Releases, r)
+			}
+		}
+		return err
+	})
+	if err != nil {
+		return nil, s.releaseError("ListReleases", err)
+	}
+	return resp, nil
+}
+
+func (s *releases) VerifyRelease(ctx context.Context, req *controllerv1.ReleaseRef) (*controllerv1.VerifyReleaseResponse, error) {
+	rec, err := s.get(ctx, req)
+	if err != nil {
+		return nil, s.releaseError("VerifyRelease", err)
+	}
+	open := func(digest string) (io.ReadCloser, error) {
+		if s.Blobs == nil {
+			return nil, errors.New("this controller has no blob store")
+		}
+		return s.Blobs.Open(digest)
+	}
+	problems := release.Verify(rec, s.ReleasePublicKey, open)
+	return &controllerv1.VerifyReleaseResponse{Ok: len(problems) == 0, Problems: problems, Digest: rec.GetDigest()}, nil
+}
+
+func (s *releases) ReleaseNotes(ctx context.Context, req *controllerv1.RenderRequest) (*controllerv1.RenderResponse, error) {
+	rec, err := s.get(ctx, req.GetRelease())
+	if err != nil {
+		return nil, s.releaseError("ReleaseNotes", err)
+	}
+	content, ctype, err := release.Notes(rec, req.GetFormat())
+	if err != nil {
+		return nil, s.releaseError("ReleaseNotes", err)
+	}
+	return &controllerv1.RenderResponse{Content: content, ContentType: ctype}, nil
+}
+
+func (s *releases) ReleaseDossier(ctx context.Context, req *controllerv1.RenderRequest) (*controllerv1.RenderResponse, error) {
+	if err := checkRef(req.GetRelease()); err != nil {
+		return nil, s.releaseError("ReleaseDossier", err)
+	}
+	var rec *controllerv1.ReleaseRecord
+	var log []*controllerv1.AuditLogEntry
+	err := s.Store.View(ctx, func(tx store.Tx) (err error) {
+		if rec, err = tx.Release(req.GetRelease().GetName(), req.GetRelease().GetVersion()); err != nil {
+			return err
+		}
+		log, err = tx.LogEntries(0, 0)
+		return err
+	})
+	if err != nil {
+		return nil, s.releaseError("ReleaseDossier", err)
+	}
+	content, ctype, err := release.Dossier(rec, log, req.GetFormat())
+	if err != nil {
+		return nil, s.releaseError("ReleaseDossier", err)
+	}
+	return &controllerv1.RenderResponse{Content: content, ContentType: ctype}, nil
+}
+
+// knownErrors serves the known errors of stored releases.
+type knownErrors struct {
+	controllerv1.UnimplementedKnownErrorsServer
+	*base
+}
+
+// ListKnownErrors lists the known errors of every stored release (or of
+// the one named by release: NAME or NAME@VERSION), by release; open_only
+// leaves out resolved ones.
+func (s *knownErrors) ListKnownErrors(ctx context.Context, req *controllerv1.ListKnownErrorsRequest) (*controllerv1.ListKnownErrorsResponse, error) {
+	wantName, wantVersion, _ := strings.Cut(req.GetRelease(), "@")
+	resp := &controllerv1.ListKnownErrorsResponse{}
+	err := s.Store.View(ctx, func(tx store.Tx) error {
+		all, err := tx.Releases()
+		if err != nil {
+			return err
+		}
+		for _, r := range all {
+			if wantName != "" && r.GetName() != wantName || wantVersion != "" && r.GetVersion() != wantVersion {
+				continue
+			}
+			ref := r.GetName() + "@" + r.GetVersion()
+			m, err := manifest.Parse(r.GetManifestYaml(), ref+".yaml")
+			if err != nil {
+				return fmt.Errorf("parse stored manifest of %s: %w", ref, err)
+			}
+			for _, k := range m.KnownErrors {
+				if req.GetOpenOnly() && k.Status == "resolved" {
+					continue
+				}
+				resp.KnownErrors = append(resp.KnownErrors, &controllerv1.KnownErrorEntry{
+					Release: ref, Id: k.ID, Summary: k.Summary, Symptom: k.Symptom, Workaround: k.Workaround, Status: k.Status,
+				})
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, s.rpcError("ListKnownErrors", err)
+	}
+	return resp, nil
+}
