@@ -63,6 +63,9 @@ func (s *releases) CreateRelease(ctx context.Context, req *controllerv1.CreateRe
 	if err != nil {
 		return nil, s.releaseError("CreateRelease", err)
 	}
+	if err := release.CheckPlugins(ctx, m); err != nil {
+		return nil, s.releaseError("CreateRelease", err)
+	}
 	var rec *controllerv1.ReleaseRecord
 	err = s.Store.Update(ctx, func(tx store.Tx) (err error) {
 		rec, err = release.Create(tx, s.Now(), actor(ctx), m, req.GetManifestYaml(), req.GetComponentDigests(), tx.Artifact)

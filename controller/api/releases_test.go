@@ -187,6 +187,19 @@ func TestReleaseLifecycle(t *testing.T) {
 		_, err := e.rel.CreateRelease(e.ctx["boss"], &controllerv1.CreateReleaseRequest{ManifestYaml: []byte("name: x\nversoin: 1\n"), Filename: "release.yaml"})
 		return err
 	})
+	badInput := []struct{ name, yaml, msg string }{
+		{"invalid yaml", "name: [unclosed\n", "release.yaml:"},
+		{"unknown field", "apiVersion: cairn/v1\nkind: Release\nname: webshop\nversion: 9.0.0\ncolour: red\n", "colour"},
+		{"unknown plugin", "apiVersion: cairn/v1\nkind: Release\nname: webshop\nversion: 9.0.0\nsteps:\n  - {name: s, plugin: teleport, params: {}}\n", `unknown plugin "teleport"`},
+		{"params against the plugin's schema", "apiVersion: cairn/v1\nkind: Release\nname: webshop\nversion: 9.0.0\nsteps:\n  - name: s\n    plugin: exec\n    params: {env: {A: b}}\n", "release.yaml:8: steps[0].params.argv"},
+		{"missing artifact", "apiVersion: cairn/v1\nkind: Release\nname: webshop\nversion: 9.0.0\ncomponents:\n  - {name: site, kind: application, path: site.tar.gz}\n", "site"},
+	}
+	for _, tt := range badInput {
+		e.refused(t, tt.name, codes.InvalidArgument, tt.msg, func() error {
+			_, err := e.rel.CreateRelease(e.ctx["boss"], &controllerv1.CreateReleaseRequest{ManifestYaml: []byte(tt.yaml), Filename: "release.yaml"})
+			return err
+		})
+	}
 	e.refused(t, "tester creates", codes.PermissionDenied, "", func() error {
 		_, err := e.create("tester", "1.0.0", 1)
 		return err
