@@ -2,6 +2,7 @@ package api
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -14,6 +15,7 @@ import (
 	"github.com/cairn-ops/cairn/controller/release"
 	"github.com/cairn-ops/cairn/controller/store"
 	"github.com/cairn-ops/cairn/internal/manifest"
+	"github.com/cairn-ops/cairn/internal/preflight"
 	controllerv1 "github.com/cairn-ops/cairn/proto/controller/v1"
 )
 
@@ -63,18 +65,57 @@ func (s *releases) CreateRelease(ctx context.Context, req *controllerv1.CreateRe
 	if err != nil {
 		return nil, s.releaseError("CreateRelease", err)
 	}
-	if err := release.CheckPlugins(ctx, m); err != nil {
+	expect, err := s.preflight(ctx, m, req.GetComponentDigests())
+	if err != nil {
 		return nil, s.releaseError("CreateRelease", err)
 	}
 	var rec *controllerv1.ReleaseRecord
 	err = s.Store.Update(ctx, func(tx store.Tx) (err error) {
 		rec, err = release.Create(tx, s.Now(), actor(ctx), m, req.GetManifestYaml(), req.GetComponentDigests(), tx.Artifact)
-		return err
+		if err != nil {
+			return err
+		}
+		rec.ExpectJson = expect
+		return tx.PutRelease(rec)
 	})
 	if err != nil {
 		return nil, s.releaseError("CreateRelease", err)
 	}
 	return rec, nil
+}
+
+// preflight checks every step against its built-in plugin (Validate;
+// Plan on an empty root with the components' DML files) and returns the
+// manifest's expect merged with what the plans declare, as JSON. Plugins
+// the controller does not have are refused: it cannot check them.
+func (s *releases) preflight(ctx context.Context, m *manifest.Manifest, digests map[string]string) ([]byte, error) {
+	paths := map[string]string{}
+	for _, c := range m.Components {
+		d := c.Digest
+		if d == "" {
+			d = digests[c.Name]
+		}
+		if d == "" || s.Blobs == nil {
+			continue // release.Create reports it
+		}
+		if p, err := s.Blobs.Path(d); err == nil {
+			paths[c.Name] = p
+		}
+	}
+	r := preflight.Check(ctx, m, preflight.Options{Paths: paths})
+	if len(r.Problems) > 0 {
+		lines := make([]string, len(r.Problems))
+		for i, p := range r.Problems {
+			lines[i] = p.String()
+		}
+		return nil, fmt.Errorf("%w: %s", release.ErrInvalid, strings.Join(lines, "\n"))
+	}
+	merged := manifest.MergeDeclared(m, r.Declared)
+	b, err := json.Marshal(merged.Expect)
+	if err != nil {
+		return nil, fmt.Errorf("encode expect: %w", err)
+	}
+	return b, nil
 }
 
 func (s *releases) SealRelease(ctx context.Context, req *controllerv1.ReleaseRef) (*controllerv1.ReleaseRecord, error) {

@@ -83,6 +83,22 @@ func (s *Store) removeStale(before time.Time) error {
 // Dir is the directory the store lives in.
 func (s *Store) Dir() string { return s.dir }
 
+// Path returns the file holding digest, for readers that need a path
+// (a plugin planning with an artifact). The file is read-only.
+func (s *Store) Path(digest string) (string, error) {
+	if err := Check(digest); err != nil {
+		return "", err
+	}
+	p := s.path(digest)
+	if _, err := os.Stat(p); err != nil {
+		if errors.Is(err, os.ErrNotExist) {
+			return "", fmt.Errorf("%w: %s", ErrNotFound, digest)
+		}
+		return "", err
+	}
+	return p, nil
+}
+
 // Put stores what r yields and returns its sha256 digest (hex) and size.
 // It reads at most limit bytes: more fails with ErrTooLarge and stores
 // nothing. A limit of 0 or less means no limit.

@@ -8,19 +8,16 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"maps"
 	"os"
 	"path/filepath"
-	"slices"
 	"strings"
-	"time"
 
 	"github.com/spf13/cobra"
 
 	"github.com/cairn-ops/cairn/agent/pluginhost"
 	"github.com/cairn-ops/cairn/internal/manifest"
+	"github.com/cairn-ops/cairn/internal/preflight"
 	"github.com/cairn-ops/cairn/plugins/builtin"
-	"github.com/cairn-ops/cairn/plugins/sdk"
 )
 
 func (a *app) newReleaseCommand() *cobra.Command {
@@ -132,26 +129,7 @@ type validation struct {
 }
 
 // fileProblem is one problem placed in the file.
-type fileProblem struct {
-	File    string `json:"file"`
-	Line    int    `json:"line"`
-	Field   string `json:"field,omitempty"`
-	Message string `json:"message"`
-}
-
-func (p fileProblem) String() string {
-	var b strings.Builder
-	b.WriteString(p.File)
-	if p.Line > 0 {
-		fmt.Fprintf(&b, ":%d", p.Line)
-	}
-	b.WriteString(": ")
-	if p.Field != "" {
-		b.WriteString(p.Field + ": ")
-	}
-	b.WriteString(p.Message)
-	return b.String()
-}
+type fileProblem = preflight.Problem
 
 type componentCheck struct {
 	Name   string `json:"name"`
@@ -160,20 +138,7 @@ type componentCheck struct {
 	Status string `json:"status"`
 }
 
-type stepCheck struct {
-	Step    string   `json:"step"`
-	Plugin  string   `json:"plugin"`
-	Status  string   `json:"status"`
-	Actions []string `json:"actions,omitempty"`
-}
-
-// Step statuses.
-const (
-	stepOK         = "ok"
-	stepInvalid    = "invalid"
-	stepUnknown    = "unknown plugin"
-	stepNotChecked = "external plugin: not checked"
-)
+type stepCheck = preflight.Step
 
 // validateManifest checks data (the manifest read from file). It never
 // fails: everything it finds is in the result.
@@ -261,41 +226,21 @@ func checkArtifact(path, want string) (string, error) {
 	return "ok (sha256 matches)", nil
 }
 
-// checkSteps validates every step with its plugin and plans the steps
-// list, returning the changes the plans declare.
+// checkSteps runs the plugins' checks (internal/preflight) and records
+// what they found; it returns the changes the plans declare.
 func (v *validation) checkSteps(ctx context.Context, m *manifest.Manifest, paths map[string]string, catalog *pluginhost.Catalog) []manifest.Declared {
-	registry := builtin.Registry()
-	root, err := os.MkdirTemp("", "cairnctl-validate-root-")
-	if err != nil {
-		v.Warnings = append(v.Warnings, fmt.Sprintf("plugins were not run: %v", err))
-		return nil
-	}
-	defer os.RemoveAll(root)
-	var declared []manifest.Declared
-	for _, list := range m.Lists() {
-		for i := range list {
-			st := &list[i]
-			sc := stepCheck{Step: fmt.Sprintf("%s[%d] (%s)", st.List, st.Index, st.Name), Plugin: st.Plugin, Status: stepOK}
-			newPlugin, ok := registry[st.Plugin]
-			if !ok {
-				if _, ok := catalog.Lookup(st.Plugin); ok {
-					sc.Status = stepNotChecked
-				} else {
-					sc.Status = stepUnknown
-					v.Problems = append(v.Problems, fileProblem{File: m.File, Line: st.Line, Field: fmt.Sprintf("%s[%d].plugin", st.List, st.Index),
-						Message: unknownPlugin(st.Plugin, catalog)})
-				}
-				v.Steps = append(v.Steps, sc)
-				continue
-			}
-			changes := v.checkStep(ctx, m, st, newPlugin(), root, paths, &sc)
-			for _, c := range changes {
-				declared = append(declared, manifest.Declared{Step: sc.Step, Change: c})
-			}
-			v.Steps = append(v.Steps, sc)
-		}
-	}
-	return declared
+	r := preflight.Check(ctx, m, preflight.Options{
+		Paths: paths,
+		External: func(name string) bool {
+			_, ok := catalog.Lookup(name)
+			return ok
+		},
+		Unknown: func(name string) string { return unknownPlugin(name, catalog) },
+	})
+	v.Problems = append(v.Problems, r.Problems...)
+	v.Warnings = append(v.Warnings, r.Warnings...)
+	v.Steps = append(v.Steps, r.Steps...)
+	return r.Declared
 }
 
 func unknownPlugin(name string, catalog *pluginhost.Catalog) string {
@@ -311,76 +256,6 @@ func unknownPlugin(name string, catalog *pluginhost.Catalog) string {
 		return msg + "; the catalog in " + catalog.Dir + " names none"
 	}
 	return msg + "; the catalog in " + catalog.Dir + " has " + strings.Join(ext, ", ")
-}
-
-// checkStep runs one built-in plugin's Validate, and for the steps list
-// its Plan, in this process. It returns the declared changes.
-func (v *validation) checkStep(ctx context.Context, m *manifest.Manifest, st *manifest.Step, p sdk.Plugin, root string, paths map[string]string, sc *stepCheck) []*sdk.Change {
-	ctx, cancel := context.WithTimeout(ctx, st.Timeout)
-	defer cancel()
-	deadline := time.Now().Add(st.Timeout)
-	sctx, err := validateContext(st, st.Params, root, paths, deadline)
-	if err != nil {
-		sc.Status = stepInvalid
-		v.Problems = append(v.Problems, fileProblem{File: m.File, Line: st.ParamLine(""), Field: fmt.Sprintf("%s[%d].params", st.List, st.Index), Message: err.Error()})
-		return nil
-	}
-	ferrs, err := p.Validate(ctx, sctx)
-	if err != nil {
-		sc.Status = stepInvalid
-		v.Problems = append(v.Problems, fileProblem{File: m.File, Line: st.Line, Field: fmt.Sprintf("%s[%d]", st.List, st.Index), Message: "validate: " + err.Error()})
-		return nil
-	}
-	for _, fe := range ferrs {
-		sc.Status = stepInvalid
-		v.Problems = append(v.Problems, fileProblem{File: m.File, Line: st.ParamLine(fe.GetField()),
-			Field: strings.TrimSuffix(fmt.Sprintf("%s[%d].params.%s", st.List, st.Index, fe.GetField()), "."), Message: fe.GetMessage()})
-	}
-	if len(ferrs) > 0 || st.List != manifest.ListSteps {
-		return nil
-	}
-	if st.Plugin == "exec" && st.Params["unless"] != nil {
-		// exec's Plan runs the guard command: never on this machine.
-		params := maps.Clone(st.Params)
-		delete(params, "unless")
-		if sctx, err = validateContext(st, params, root, paths, deadline); err != nil {
-			return nil // cannot fail: a subset of what converted above
-		}
-	}
-	plan, err := p.Plan(ctx, sctx)
-	if err != nil {
-		v.Warnings = append(v.Warnings, fmt.Sprintf("%s: plan on an empty root failed, so its declared changes are not in expect: %s",
-			sc.Step, strings.ReplaceAll(err.Error(), root, "ROOT")))
-		return nil
-	}
-	for _, a := range plan.GetActions() {
-		sc.Actions = append(sc.Actions, strings.ReplaceAll(a, root, "ROOT"))
-	}
-	return plan.GetChanges()
-}
-
-// validateContext is the StepContext of a dry run on an empty root.
-func validateContext(st *manifest.Step, params map[string]any, root string, paths map[string]string, deadline time.Time) (*sdk.StepContext, error) {
-	ps, err := sdk.ParamsOf(params)
-	if err != nil {
-		return nil, err
-	}
-	arts := map[string]string{}
-	for name, p := range paths {
-		if len(st.NeedsArtifacts) == 0 || slices.Contains(st.NeedsArtifacts, name) {
-			arts[name] = p
-		}
-	}
-	return &sdk.StepContext{
-		RootDir:        root,
-		Params:         ps,
-		Artifacts:      arts,
-		IdempotencyKey: "validate/" + st.List + "/" + st.Name,
-		DryRun:         true,
-		CacheDir:       filepath.Join(root, ".cairn-cache"),
-		Step:           st.Name,
-		DeadlineUnixMs: deadline.UnixMilli(),
-	}, nil
 }
 
 // print writes the validation for people.

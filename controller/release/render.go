@@ -2,6 +2,7 @@ package release
 
 import (
 	"bytes"
+	"encoding/json"
 	"fmt"
 	"html/template"
 	"strings"
@@ -59,7 +60,7 @@ func Notes(rec *controllerv1.ReleaseRecord, format string) ([]byte, string, erro
 	doc.Sections = append(doc.Sections,
 		section{Heading: "Release", Items: head},
 		section{Heading: "Components", Items: components(rec)},
-		section{Heading: "Declared changes", Items: declared(m.Expect)},
+		section{Heading: "Declared changes", Items: declared(expectOf(rec, m))},
 		section{Heading: "Known errors", Items: knownErrors(m.KnownErrors)},
 	)
 	if m.Notes != "" {
@@ -254,3 +255,15 @@ pre { background: #f4f4f4; padding: 1rem; white-space: pre-wrap; }
 {{end}}{{end}}</body>
 </html>
 `))
+
+// expectOf is the release's expected changes: the manifest's expect merged
+// with what its steps declare, as stored at create, else the manifest's.
+func expectOf(rec *controllerv1.ReleaseRecord, m *manifest.Manifest) manifest.Expect {
+	if b := rec.GetExpectJson(); len(b) > 0 {
+		var e manifest.Expect
+		if err := json.Unmarshal(b, &e); err == nil {
+			return e
+		}
+	}
+	return m.Expect
+}

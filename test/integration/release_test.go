@@ -128,6 +128,12 @@ func TestReleaseLifecycle(t *testing.T) {
 			t.Errorf("release %s -o %s lacks the name or the digest %s:\n%.600s", render[0], render[1], digest, out)
 		}
 	}
+	// The notes' declared changes include what the steps' plugins
+	// declare (the archive's files), merged into the manifest's expect at
+	// create by the controller.
+	if out := must("boss", "release", "notes", rel, "-o", "markdown"); !strings.Contains(out, "/srv/webshop/style.css") {
+		t.Errorf("release notes lack the files the archive step declares:\n%.1200s", out)
+	}
 	if out := must("qa", "knownerror", "list"); !strings.Contains(out, "KE-1") || !strings.Contains(out, "the homepage check fails without a web server") {
 		t.Errorf("knownerror list:\n%s", out)
 	}

@@ -4370,8 +4370,11 @@ type ReleaseRecord struct {
 	Decisions         []*Decision   `protobuf:"bytes,14,rep,name=decisions,proto3" json:"decisions,omitempty"`
 	ApprovalsRequired uint32        `protobuf:"varint,15,opt,name=approvals_required,json=approvalsRequired,proto3" json:"approvals_required,omitempty"`
 	Service           string        `protobuf:"bytes,16,opt,name=service,proto3" json:"service,omitempty"`
-	unknownFields     protoimpl.UnknownFields
-	sizeCache         protoimpl.SizeCache
+	// The manifest's expect merged with the changes its steps' plugins
+	// declare in Plan (internal/manifest.Expect as JSON), computed at create.
+	ExpectJson    []byte `protobuf:"bytes,17,opt,name=expect_json,json=expectJson,proto3" json:"expect_json,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *ReleaseRecord) Reset() {
@@ -4514,6 +4517,13 @@ func (x *ReleaseRecord) GetService() string {
 		return x.Service
 	}
 	return ""
+}
+
+func (x *ReleaseRecord) GetExpectJson() []byte {
+	if x != nil {
+		return x.ExpectJson
+	}
+	return nil
 }
 
 type ListReleasesRequest struct {
@@ -5441,7 +5451,7 @@ const file_proto_controller_v1_controller_proto_rawDesc = "" +
 	"\bdecision\x18\x02 \x01(\tR\bdecision\x12\x12\n" +
 	"\x04note\x18\x03 \x01(\tR\x04note\x12\x0e\n" +
 	"\x02at\x18\x04 \x01(\tR\x02at\x12%\n" +
-	"\x0erelease_digest\x18\x05 \x01(\tR\rreleaseDigest\"\x80\x06\n" +
+	"\x0erelease_digest\x18\x05 \x01(\tR\rreleaseDigest\"\xa1\x06\n" +
 	"\rReleaseRecord\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x18\n" +
 	"\aversion\x18\x02 \x01(\tR\aversion\x12>\n" +
@@ -5463,7 +5473,9 @@ const file_proto_controller_v1_controller_proto_rawDesc = "" +
 	"\x05tests\x18\r \x03(\v2\x1f.cairn.controller.v1.TestRecordR\x05tests\x12;\n" +
 	"\tdecisions\x18\x0e \x03(\v2\x1d.cairn.controller.v1.DecisionR\tdecisions\x12-\n" +
 	"\x12approvals_required\x18\x0f \x01(\rR\x11approvalsRequired\x12\x18\n" +
-	"\aservice\x18\x10 \x01(\tR\aservice\"{\n" +
+	"\aservice\x18\x10 \x01(\tR\aservice\x12\x1f\n" +
+	"\vexpect_json\x18\x11 \x01(\fR\n" +
+	"expectJson\"{\n" +
 	"\x05State\x12\x15\n" +
 	"\x11STATE_UNSPECIFIED\x10\x00\x12\x0f\n" +
 	"\vSTATE_DRAFT\x10\x01\x12\x10\n" +
