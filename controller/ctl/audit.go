@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 
 	"github.com/cairn-ops/cairn/internal/audit"
 	"github.com/cairn-ops/cairn/internal/bytesize"
@@ -170,7 +172,10 @@ func (a *app) waitCommands(ctx context.Context, client controllerv1.AuditsClient
 			got, err := client.GetCommand(callCtx, &controllerv1.GetCommandRequest{Id: c.GetId()})
 			callCancel()
 			if err != nil {
-				if waitCtx.Err() != nil {
+				// The call's context ends with the wait's, and its timer
+				// can fire a moment before the wait's own: either way the
+				// wait is over.
+				if d, ok := waitCtx.Deadline(); waitCtx.Err() != nil || (status.Code(err) == codes.DeadlineExceeded && ok && !time.Now().Before(d)) {
 					return timedOut()
 				}
 				return rpcErr("follow command "+c.GetId(), err)
