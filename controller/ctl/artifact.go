@@ -288,11 +288,10 @@ func (a *app) newArtifactListCommand() *cobra.Command {
 		if err := f.check(); err != nil {
 			return err
 		}
-		cc, err := a.conn()
+		cc, ctx, cancel, err := a.client(cmd.Context())
 		if err != nil {
 			return err
 		}
-		ctx, cancel := a.callCtx(cmd.Context())
 		defer cancel()
 		resp, err := controllerv1.NewArtifactsClient(cc).ListArtifacts(ctx, &controllerv1.ListArtifactsRequest{Name: name, Kind: kind})
 		if err != nil {
@@ -323,11 +322,10 @@ func (a *app) newArtifactShowCommand() *cobra.Command {
 		if err := f.check(); err != nil {
 			return err
 		}
-		cc, err := a.conn()
+		cc, ctx, cancel, err := a.client(cmd.Context())
 		if err != nil {
 			return err
 		}
-		ctx, cancel := a.callCtx(cmd.Context())
 		defer cancel()
 		r, err := controllerv1.NewArtifactsClient(cc).GetArtifact(ctx, &controllerv1.GetArtifactRequest{Digest: args[0]})
 		if err != nil {
@@ -438,11 +436,10 @@ rollout that installed it. Rollouts record installs.`,
 		if err := f.check(); err != nil {
 			return err
 		}
-		cc, err := a.conn()
+		cc, ctx, cancel, err := a.client(cmd.Context())
 		if err != nil {
 			return err
 		}
-		ctx, cancel := a.callCtx(cmd.Context())
 		defer cancel()
 		resp, err := controllerv1.NewArtifactsClient(cc).Where(ctx, &controllerv1.WhereRequest{Digest: args[0]})
 		if err != nil {
@@ -480,11 +477,10 @@ go and removes nothing.`,
 		if err := f.check(); err != nil {
 			return err
 		}
-		cc, err := a.conn()
+		cc, ctx, cancel, err := a.client(cmd.Context())
 		if err != nil {
 			return err
 		}
-		ctx, cancel := a.callCtx(cmd.Context())
 		defer cancel()
 		resp, err := controllerv1.NewArtifactsClient(cc).CollectGarbage(ctx, &controllerv1.CollectGarbageRequest{DryRun: dryRun})
 		if err != nil {

@@ -243,11 +243,10 @@ func (a *app) newAuditListCommand() *cobra.Command {
 		if err := f.check(); err != nil {
 			return err
 		}
-		cc, err := a.conn()
+		cc, ctx, cancel, err := a.client(cmd.Context())
 		if err != nil {
 			return err
 		}
-		ctx, cancel := a.callCtx(cmd.Context())
 		defer cancel()
 		resp, err := controllerv1.NewAuditsClient(cc).ListAudits(ctx, &controllerv1.ListAuditsRequest{Node: args[0]})
 		if err != nil {

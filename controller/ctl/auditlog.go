@@ -69,11 +69,10 @@ after --since (an RFC 3339 time, or a duration back from now), at most
 		if err != nil {
 			return err
 		}
-		cc, err := a.conn()
+		cc, ctx, cancel, err := a.client(cmd.Context())
 		if err != nil {
 			return err
 		}
-		ctx, cancel := a.callCtx(cmd.Context())
 		defer cancel()
 		resp, err := controllerv1.NewAuditLogClient(cc).ListEntries(ctx, &controllerv1.ListEntriesRequest{Since: from, Limit: limit})
 		if err != nil {
@@ -101,11 +100,10 @@ problem are printed).`,
 		Args:    noArgs,
 	}
 	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
-		cc, err := a.conn()
+		cc, ctx, cancel, err := a.client(cmd.Context())
 		if err != nil {
 			return err
 		}
-		ctx, cancel := a.callCtx(cmd.Context())
 		defer cancel()
 		resp, err := controllerv1.NewAuditLogClient(cc).Verify(ctx, &controllerv1.VerifyRequest{})
 		if err != nil {

@@ -63,11 +63,10 @@ reason is required: it is what an auditor reads later.`,
 		if strings.TrimSpace(reason) == "" {
 			return usageErrorf("--reason is required: say why this state is authorized, e.g. a change ticket")
 		}
-		cc, err := a.conn()
+		cc, ctx, cancel, err := a.client(cmd.Context())
 		if err != nil {
 			return err
 		}
-		ctx, cancel := a.callCtx(cmd.Context())
 		defer cancel()
 		b, err := controllerv1.NewCMSClient(cc).AcceptBaseline(ctx, &controllerv1.AcceptBaselineRequest{Node: args[0], AuditId: auditID, Reason: reason})
 		if err != nil {
@@ -292,11 +291,10 @@ when the report was printed, whether or not there is drift.`,
 		if service != "" && len(sel) > 0 {
 			return usageErrorf("give --selector or --service, not both")
 		}
-		cc, err := a.conn()
+		cc, ctx, cancel, err := a.client(cmd.Context())
 		if err != nil {
 			return err
 		}
-		ctx, cancel := a.callCtx(cmd.Context())
 		defer cancel()
 		resp, err := controllerv1.NewCMSClient(cc).Drift(ctx, &controllerv1.DriftRequest{Selector: sel, Service: service})
 		if err != nil {
@@ -506,11 +504,10 @@ names) for other tools, or for 'cms import' on another controller.`,
 		if err := f.check(); err != nil {
 			return err
 		}
-		cc, err := a.conn()
+		cc, ctx, cancel, err := a.client(cmd.Context())
 		if err != nil {
 			return err
 		}
-		ctx, cancel := a.callCtx(cmd.Context())
 		defer cancel()
 		resp, err := controllerv1.NewCMSClient(cc).Export(ctx, &controllerv1.ExportRequest{})
 		if err != nil {
@@ -558,11 +555,10 @@ they stay the controller's own.`,
 		if n := len(doc.GetBaselines()); n > 0 {
 			a.warn(fmt.Sprintf("%d baseline(s) in %s not imported: baselines stay the controller's own", n, file))
 		}
-		cc, err := a.conn()
+		cc, ctx, cancel, err := a.client(cmd.Context())
 		if err != nil {
 			return err
 		}
-		ctx, cancel := a.callCtx(cmd.Context())
 		defer cancel()
 		resp, err := controllerv1.NewCMSClient(cc).Import(ctx, &controllerv1.ImportRequest{Nodes: doc.GetNodes(), Services: doc.GetServices()})
 		if err != nil {

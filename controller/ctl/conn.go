@@ -65,6 +65,18 @@ func (a *app) conn() (*grpc.ClientConn, error) {
 	return a.cc, nil
 }
 
+// client returns the connection to the controller (dialled once) and a
+// context for one call, bounded by --timeout; every command's call to the
+// controller starts here.
+func (a *app) client(ctx context.Context) (*grpc.ClientConn, context.Context, context.CancelFunc, error) {
+	cc, err := a.conn()
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	ctx, cancel := a.callCtx(ctx)
+	return cc, ctx, cancel, nil
+}
+
 // callCtx bounds one call to the controller by --timeout.
 func (a *app) callCtx(ctx context.Context) (context.Context, context.CancelFunc) {
 	return context.WithTimeout(ctx, a.cfg.Timeout)

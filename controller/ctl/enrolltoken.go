@@ -67,11 +67,10 @@ command line; copy the controller's ca.pem to the node next to it.`,
 		if err != nil {
 			return err
 		}
-		cc, err := a.conn()
+		cc, ctx, cancel, err := a.client(cmd.Context())
 		if err != nil {
 			return err
 		}
-		ctx, cancel := a.callCtx(cmd.Context())
 		defer cancel()
 		resp, err := controllerv1.NewEnrollTokensClient(cc).CreateEnrollToken(ctx, &controllerv1.CreateEnrollTokenRequest{
 			TtlSeconds: int64(ttl / time.Second),

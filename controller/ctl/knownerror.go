@@ -38,11 +38,10 @@ ones whose status says they are fixed.`,
 		if err := f.check(); err != nil {
 			return err
 		}
-		cc, err := a.conn()
+		cc, ctx, cancel, err := a.client(cmd.Context())
 		if err != nil {
 			return err
 		}
-		ctx, cancel := a.callCtx(cmd.Context())
 		defer cancel()
 		resp, err := controllerv1.NewKnownErrorsClient(cc).ListKnownErrors(ctx, &controllerv1.ListKnownErrorsRequest{OpenOnly: open, Release: release})
 		if err != nil {

@@ -51,11 +51,10 @@ labels match every k=v given.`,
 		if err != nil {
 			return err
 		}
-		cc, err := a.conn()
+		cc, ctx, cancel, err := a.client(cmd.Context())
 		if err != nil {
 			return err
 		}
-		ctx, cancel := a.callCtx(cmd.Context())
 		defer cancel()
 		resp, err := controllerv1.NewNodesClient(cc).ListNodes(ctx, &controllerv1.ListNodesRequest{Selector: sel})
 		if err != nil {
@@ -117,11 +116,10 @@ func (a *app) newNodeShowCommand() *cobra.Command {
 		if err := f.check(); err != nil {
 			return err
 		}
-		cc, err := a.conn()
+		cc, ctx, cancel, err := a.client(cmd.Context())
 		if err != nil {
 			return err
 		}
-		ctx, cancel := a.callCtx(cmd.Context())
 		defer cancel()
 		n, err := controllerv1.NewNodesClient(cc).GetNode(ctx, &controllerv1.GetNodeRequest{Node: args[0]})
 		if err != nil {
@@ -161,11 +159,10 @@ services) match on labels.`,
 		if err != nil {
 			return err
 		}
-		cc, err := a.conn()
+		cc, ctx, cancel, err := a.client(cmd.Context())
 		if err != nil {
 			return err
 		}
-		ctx, cancel := a.callCtx(cmd.Context())
 		defer cancel()
 		n, err := controllerv1.NewNodesClient(cc).LabelNode(ctx, &controllerv1.LabelNodeRequest{Node: args[0], Set: set})
 		if err != nil {
@@ -197,11 +194,10 @@ token (a new node ID). The node's audits and baselines are kept.`,
 		if err := f.check(); err != nil {
 			return err
 		}
-		cc, err := a.conn()
+		cc, ctx, cancel, err := a.client(cmd.Context())
 		if err != nil {
 			return err
 		}
-		ctx, cancel := a.callCtx(cmd.Context())
 		defer cancel()
 		n, err := controllerv1.NewNodesClient(cc).RevokeNode(ctx, &controllerv1.RevokeNodeRequest{Node: args[0], Reason: reason})
 		if err != nil {

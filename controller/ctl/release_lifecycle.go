@@ -161,11 +161,10 @@ problem by line and field (exit 2).`,
 			}
 			digests[c.Name] = rec.GetDigest()
 		}
-		cc, err := a.conn()
+		cc, ctx, cancel, err := a.client(cmd.Context())
 		if err != nil {
 			return err
 		}
-		ctx, cancel := a.callCtx(cmd.Context())
 		defer cancel()
 		rec, err := controllerv1.NewReleasesClient(cc).CreateRelease(ctx, &controllerv1.CreateReleaseRequest{
 			ManifestYaml: data, Filename: filepath.Base(file), ComponentDigests: digests,
@@ -428,11 +427,10 @@ func (a *app) newReleaseListCommand() *cobra.Command {
 		if err := f.check(); err != nil {
 			return err
 		}
-		cc, err := a.conn()
+		cc, ctx, cancel, err := a.client(cmd.Context())
 		if err != nil {
 			return err
 		}
-		ctx, cancel := a.callCtx(cmd.Context())
 		defer cancel()
 		resp, err := controllerv1.NewReleasesClient(cc).ListReleases(ctx, &controllerv1.ListReleasesRequest{Name: name})
 		if err != nil {
@@ -463,11 +461,10 @@ verifies, 1 with every problem listed when something does not.`,
 	}
 	cmd.RunE = func(cmd *cobra.Command, args []string) error {
 		ref, _ := parseReleaseRef(args[0])
-		cc, err := a.conn()
+		cc, ctx, cancel, err := a.client(cmd.Context())
 		if err != nil {
 			return err
 		}
-		ctx, cancel := a.callCtx(cmd.Context())
 		defer cancel()
 		client := controllerv1.NewReleasesClient(cc)
 		resp, err := client.VerifyRelease(ctx, ref)
@@ -522,11 +519,10 @@ approvals and the deployments so far.`
 			return err
 		}
 		ref, _ := parseReleaseRef(args[0])
-		cc, err := a.conn()
+		cc, ctx, cancel, err := a.client(cmd.Context())
 		if err != nil {
 			return err
 		}
-		ctx, cancel := a.callCtx(cmd.Context())
 		defer cancel()
 		req := &controllerv1.RenderRequest{Release: ref, Format: f.name}
 		client := controllerv1.NewReleasesClient(cc)

@@ -47,11 +47,10 @@ func (a *app) newServiceCreateCommand() *cobra.Command {
 		if len(sel) == 0 {
 			return usageErrorf("--selector is required: give the labels of the service's nodes, e.g. --selector app=shop")
 		}
-		cc, err := a.conn()
+		cc, ctx, cancel, err := a.client(cmd.Context())
 		if err != nil {
 			return err
 		}
-		ctx, cancel := a.callCtx(cmd.Context())
 		defer cancel()
 		s, err := controllerv1.NewServicesClient(cc).CreateService(ctx, &controllerv1.CreateServiceRequest{Name: args[0], Selector: sel, Description: description})
 		if err != nil {
@@ -80,11 +79,10 @@ func (a *app) newServiceListCommand() *cobra.Command {
 		if err := f.check(); err != nil {
 			return err
 		}
-		cc, err := a.conn()
+		cc, ctx, cancel, err := a.client(cmd.Context())
 		if err != nil {
 			return err
 		}
-		ctx, cancel := a.callCtx(cmd.Context())
 		defer cancel()
 		resp, err := controllerv1.NewServicesClient(cc).ListServices(ctx, &controllerv1.ListServicesRequest{})
 		if err != nil {
@@ -109,11 +107,10 @@ func (a *app) newServiceDeleteCommand() *cobra.Command {
 		Args:    exactArgs("NAME"),
 	}
 	cmd.RunE = func(cmd *cobra.Command, args []string) error {
-		cc, err := a.conn()
+		cc, ctx, cancel, err := a.client(cmd.Context())
 		if err != nil {
 			return err
 		}
-		ctx, cancel := a.callCtx(cmd.Context())
 		defer cancel()
 		if _, err := controllerv1.NewServicesClient(cc).DeleteService(ctx, &controllerv1.DeleteServiceRequest{Name: args[0]}); err != nil {
 			return rpcErr("delete service "+args[0], err)

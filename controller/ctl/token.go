@@ -45,11 +45,10 @@ it; its ID and expiry go to standard error. It is shown only this once.`,
 		if ttl < 0 {
 			return usageErrorf("--ttl %s: give a positive duration, or 0 for no expiry", ttl)
 		}
-		cc, err := a.conn()
+		cc, ctx, cancel, err := a.client(cmd.Context())
 		if err != nil {
 			return err
 		}
-		ctx, cancel := a.callCtx(cmd.Context())
 		defer cancel()
 		resp, err := controllerv1.NewUsersClient(cc).CreateToken(ctx, &controllerv1.CreateTokenRequest{User: user, TtlSeconds: int64(ttl / time.Second)})
 		if err != nil {

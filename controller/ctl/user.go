@@ -44,11 +44,10 @@ func (a *app) newUserCreateCommand() *cobra.Command {
 		if len(roles) == 0 {
 			return usageErrorf("--role is required: one or more of %s", roleHelp)
 		}
-		cc, err := a.conn()
+		cc, ctx, cancel, err := a.client(cmd.Context())
 		if err != nil {
 			return err
 		}
-		ctx, cancel := a.callCtx(cmd.Context())
 		defer cancel()
 		u, err := controllerv1.NewUsersClient(cc).CreateUser(ctx, &controllerv1.CreateUserRequest{Name: args[0], Roles: roles})
 		if err != nil {
@@ -77,11 +76,10 @@ func (a *app) newUserListCommand() *cobra.Command {
 		if err := f.check(); err != nil {
 			return err
 		}
-		cc, err := a.conn()
+		cc, ctx, cancel, err := a.client(cmd.Context())
 		if err != nil {
 			return err
 		}
-		ctx, cancel := a.callCtx(cmd.Context())
 		defer cancel()
 		resp, err := controllerv1.NewUsersClient(cc).ListUsers(ctx, &controllerv1.ListUsersRequest{})
 		if err != nil {
@@ -115,11 +113,10 @@ func (a *app) newWhoAmICommand() *cobra.Command {
 		if err := f.check(); err != nil {
 			return err
 		}
-		cc, err := a.conn()
+		cc, ctx, cancel, err := a.client(cmd.Context())
 		if err != nil {
 			return err
 		}
-		ctx, cancel := a.callCtx(cmd.Context())
 		defer cancel()
 		u, err := controllerv1.NewUsersClient(cc).WhoAmI(ctx, &controllerv1.WhoAmIRequest{})
 		if err != nil {
