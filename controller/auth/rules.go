@@ -43,6 +43,8 @@ var (
 	testers = []string{RoleTester}
 	// approvers approve or reject releases.
 	approvers = []string{RoleApprover}
+	// deployers plan, start and steer rollouts.
+	deployers = []string{RoleOperator, RoleReleaseManager}
 	// admins manage users, tokens, revocation and imports.
 	admins = []string{RoleAdmin}
 )
@@ -65,6 +67,9 @@ var Rules = map[string]Rule{
 	agentv1.Agent_Session_FullMethodName:     {Node: true},
 	agentv1.Agent_UploadAudit_FullMethodName: {Node: true},
 	agentv1.Agent_Renew_FullMethodName:       {Node: true},
+	// Only the artifacts of the node's own unfinished deploy commands;
+	// controller/fleet checks that per call.
+	agentv1.Agent_FetchArtifact_FullMethodName: {Node: true},
 
 	controllerv1.EnrollTokens_CreateEnrollToken_FullMethodName: {Roles: operators},
 
@@ -117,4 +122,16 @@ var Rules = map[string]Rule{
 	controllerv1.Releases_ReleaseNotes_FullMethodName:       {Roles: readers},
 	controllerv1.Releases_ReleaseDossier_FullMethodName:     {Roles: readers},
 	controllerv1.KnownErrors_ListKnownErrors_FullMethodName: {Roles: readers},
+
+	controllerv1.Rollouts_PlanRollout_FullMethodName:     {Roles: deployers},
+	controllerv1.Rollouts_StartRollout_FullMethodName:    {Roles: deployers},
+	controllerv1.Rollouts_GetRollout_FullMethodName:      {Roles: readers},
+	controllerv1.Rollouts_ListRollouts_FullMethodName:    {Roles: readers},
+	controllerv1.Rollouts_WatchRollout_FullMethodName:    {Roles: readers},
+	controllerv1.Rollouts_PauseRollout_FullMethodName:    {Roles: deployers},
+	controllerv1.Rollouts_ResumeRollout_FullMethodName:   {Roles: deployers},
+	controllerv1.Rollouts_AbortRollout_FullMethodName:    {Roles: deployers},
+	controllerv1.Rollouts_RollbackRollout_FullMethodName: {Roles: deployers},
+	controllerv1.Rollouts_ConfirmStep_FullMethodName:     {Roles: deployers},
+	controllerv1.Rollouts_RolloutReport_FullMethodName:   {Roles: readers},
 }

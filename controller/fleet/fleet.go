@@ -62,6 +62,7 @@ type Fleet struct {
 	maxAudit  int64
 	lostAfter time.Duration
 	hub       *hub
+	events    Events
 }
 
 // New returns a fleet for cfg.

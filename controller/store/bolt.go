@@ -15,7 +15,7 @@ import (
 	controllerv1 "github.com/cairn-ops/cairn/proto/controller/v1"
 )
 
-// Bucket layout of the bbolt file (schema version 3). Values are
+// Bucket layout of the bbolt file (schema version 4). Values are
 // deterministic protobuf binary unless noted. "\0" is a NUL byte; be64 is
 // an 8-byte big-endian integer; time(ts) is be64 of the timestamp's Unix
 // nanoseconds with the sign bit flipped (see timeKey), so keys sort by
@@ -38,6 +38,9 @@ import (
 //	artifacts               sha256 digest (hex) → ArtifactRecord        (since version 2)
 //	artifact_names          name ‖ \0 ‖ digest → "" (index)             (since version 2)
 //	releases                name ‖ \0 ‖ version → ReleaseRecord         (since version 3)
+//	rollouts                rollout ID → RolloutRecord (without nodes)  (since version 4)
+//	rollout_nodes           rollout ID ‖ \0 ‖ node ID → RolloutNode      (since version 4)
+//	agent_events            node ID ‖ \0 ‖ item ID → AgentEventRecord    (since version 4)
 //
 // The audit log's head in meta is written with every appended entry and
 // is what detects deletion of the newest entries.
@@ -67,6 +70,7 @@ var migrations = []func(*bolt.Tx) error{
 	migrateCreateBuckets,
 	migrateArtifacts,
 	migrateReleases,
+	migrateRollouts,
 }
 
 // schemaVersion is the bucket layout version this code writes.
@@ -111,6 +115,17 @@ type Bolt struct {
 }
 
 var _ Store = (*Bolt)(nil)
+
+// migrateRollouts is version 3 → 4: rollouts, their nodes, and the
+// agents' outbox items.
+func migrateRollouts(tx *bolt.Tx) error {
+	for _, name := range []string{tableRollouts, tableRolloutNodes, tableAgentEvents} {
+		if _, err := tx.CreateBucketIfNotExists([]byte(name)); err != nil {
+			return fmt.Errorf("create bucket %s: %w", name, err)
+		}
+	}
+	return nil
+}
 
 // OpenBolt opens or creates the store file at path and migrates it to
 // the current schema version. It fails with ErrLocked when another process holds the
@@ -669,4 +684,79 @@ func (tx *boltTx) PutRelease(rec *controllerv1.ReleaseRecord) error {
 		return err
 	}
 	return boltPut(tx, tableReleases, "release", releaseKey(rec.GetName(), rec.GetVersion()), rec)
+}
+
+func (tx *boltTx) Rollout(id string) (*controllerv1.RolloutRecord, error) {
+	return boltGet[controllerv1.RolloutRecord](tx, tableRollouts, "rollout", id)
+}
+
+func (tx *boltTx) Rollouts() ([]*controllerv1.RolloutRecord, error) {
+	out, err := boltScan[controllerv1.RolloutRecord](tx, tableRollouts, "rollout", nil, nil, 0)
+	if err != nil {
+		return nil, err
+	}
+	sortRollouts(out)
+	return out, nil
+}
+
+func (tx *boltTx) PutRollout(rec *controllerv1.RolloutRecord) error {
+	if !tx.tx.Writable() {
+		return readOnly("rollout")
+	}
+	if err := checkKey("rollout ID", rec.GetId()); err != nil {
+		return err
+	}
+	if len(rec.GetNodes()) > 0 {
+		rec = proto.CloneOf(rec)
+		rec.Nodes = nil
+	}
+	return boltPut(tx, tableRollouts, "rollout", []byte(rec.GetId()), rec)
+}
+
+func (tx *boltTx) RolloutNode(rolloutID, nodeID string) (*controllerv1.RolloutNode, error) {
+	return boltGet[controllerv1.RolloutNode](tx, tableRolloutNodes, "rollout node", string(pairKey(rolloutID, nodeID)))
+}
+
+func (tx *boltTx) RolloutNodes(rolloutID string) ([]*controllerv1.RolloutNode, error) {
+	prefix := pairKey(rolloutID, "")
+	return boltScan[controllerv1.RolloutNode](tx, tableRolloutNodes, "rollout node", prefix, prefix, 0)
+}
+
+func (tx *boltTx) PutRolloutNode(rec *controllerv1.RolloutNode) error {
+	if !tx.tx.Writable() {
+		return readOnly("rollout node")
+	}
+	if err := checkKey("rollout ID", rec.GetRolloutId()); err != nil {
+		return err
+	}
+	if err := checkKey("node ID", rec.GetNodeId()); err != nil {
+		return err
+	}
+	return boltPut(tx, tableRolloutNodes, "rollout node", pairKey(rec.GetRolloutId(), rec.GetNodeId()), rec)
+}
+
+func (tx *boltTx) AgentEvent(nodeID, id string) (*controllerv1.AgentEventRecord, error) {
+	return boltGet[controllerv1.AgentEventRecord](tx, tableAgentEvents, "agent event", string(pairKey(nodeID, id)))
+}
+
+func (tx *boltTx) AgentEvents(nodeID string) ([]*controllerv1.AgentEventRecord, error) {
+	prefix := pairKey(nodeID, "")
+	return boltScan[controllerv1.AgentEventRecord](tx, tableAgentEvents, "agent event", prefix, prefix, 0)
+}
+
+func (tx *boltTx) PutAgentEvent(rec *controllerv1.AgentEventRecord) error {
+	if !tx.tx.Writable() {
+		return readOnly("agent event")
+	}
+	if err := checkKey("node ID", rec.GetNodeId()); err != nil {
+		return err
+	}
+	if err := checkKey("agent event ID", rec.GetId()); err != nil {
+		return err
+	}
+	key := pairKey(rec.GetNodeId(), rec.GetId())
+	if tx.bucket(tableAgentEvents).Get(key) != nil {
+		return fmt.Errorf("%w: agent event %q of node %q is already stored", ErrConflict, rec.GetId(), rec.GetNodeId())
+	}
+	return boltPut(tx, tableAgentEvents, "agent event", key, rec)
 }

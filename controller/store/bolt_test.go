@@ -143,8 +143,8 @@ func TestBoltOpenError(t *testing.T) {
 }
 
 var allBuckets = []string{
-	"api_tokens", "artifact_names", "artifacts", "auditlog", "audits", "baselines", "commands", "enroll_tokens", "meta",
-	"node_audits", "node_commands", "nodes", "releases", "services", "users",
+	"agent_events", "api_tokens", "artifact_names", "artifacts", "auditlog", "audits", "baselines", "commands", "enroll_tokens", "meta",
+	"node_audits", "node_commands", "nodes", "releases", "rollout_nodes", "rollouts", "services", "users",
 }
 
 func TestBoltSchema(t *testing.T) {
@@ -159,12 +159,12 @@ func TestBoltSchema(t *testing.T) {
 	}{
 		{
 			name:        "no file",
-			wantVersion: be64(3),
+			wantVersion: be64(4),
 		},
 		{
 			name:        "empty bbolt file",
 			prepare:     func(t *testing.T, path string) { raw(t, path, func(*bolt.Tx) error { return nil }) },
-			wantVersion: be64(3),
+			wantVersion: be64(4),
 		},
 		{
 			name: "version 0 with some buckets",
@@ -174,7 +174,7 @@ func TestBoltSchema(t *testing.T) {
 					return err
 				})
 			},
-			wantVersion: be64(3),
+			wantVersion: be64(4),
 		},
 		{
 			// A file written by the schema-1 code: its buckets, its
@@ -182,18 +182,18 @@ func TestBoltSchema(t *testing.T) {
 			// keeps the record (checked below in TestBoltMigrateV1).
 			name:        "version 1",
 			prepare:     writeV1,
-			wantVersion: be64(3),
+			wantVersion: be64(4),
 		},
 		{
 			// A file written by the schema-2 code (the DML, no releases).
 			name:        "version 2",
 			prepare:     writeV2,
-			wantVersion: be64(3),
+			wantVersion: be64(4),
 		},
 		{
 			name:        "current",
 			prepare:     func(t *testing.T, path string) { openBolt(t, path).Close() },
-			wantVersion: be64(3),
+			wantVersion: be64(4),
 		},
 		{
 			name: "newer",
@@ -202,7 +202,7 @@ func TestBoltSchema(t *testing.T) {
 				raw(t, path, func(tx *bolt.Tx) error { return tx.Bucket([]byte("meta")).Put([]byte("schema_version"), be64(7)) })
 			},
 			wantErr:     store.ErrSchema,
-			wantMessage: "has schema version 7, but this cairn-controller knows only up to 3: run a newer cairn-controller",
+			wantMessage: "has schema version 7, but this cairn-controller knows only up to 4: run a newer cairn-controller",
 			wantVersion: be64(7),
 		},
 		{

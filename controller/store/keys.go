@@ -87,7 +87,27 @@ const (
 	tableArtifactNames = "artifact_names"
 	// Schema version 3.
 	tableReleases = "releases"
+	// Schema version 4.
+	tableRollouts     = "rollouts"
+	tableRolloutNodes = "rollout_nodes"
+	tableAgentEvents  = "agent_events"
 )
+
+// pairKey is a, NUL, b: rollout nodes by rollout then node, agent events
+// by node then ID.
+func pairKey(a, b string) []byte {
+	return append(append([]byte(a), 0), b...)
+}
+
+// sortRollouts orders rollouts by created_at, then ID.
+func sortRollouts(recs []*controllerv1.RolloutRecord) {
+	slices.SortStableFunc(recs, func(a, b *controllerv1.RolloutRecord) int {
+		if c := strings.Compare(a.GetCreatedAt(), b.GetCreatedAt()); c != 0 {
+			return c
+		}
+		return strings.Compare(a.GetId(), b.GetId())
+	})
+}
 
 // releaseKey is name, NUL, version.
 func releaseKey(name, version string) []byte {

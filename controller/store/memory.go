@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"fmt"
 	"maps"
 	"slices"
 	"sync"
@@ -461,5 +462,82 @@ func (tx *memTx) PutRelease(rec *controllerv1.ReleaseRecord) error {
 		return err
 	}
 	tx.put(tableReleases, string(releaseKey(rec.GetName(), rec.GetVersion())), rec)
+	return nil
+}
+
+func (tx *memTx) Rollout(id string) (*controllerv1.RolloutRecord, error) {
+	return memGet[*controllerv1.RolloutRecord](tx, tableRollouts, "rollout", id)
+}
+
+func (tx *memTx) Rollouts() ([]*controllerv1.RolloutRecord, error) {
+	out := list(tx, tableRollouts, func(r *controllerv1.RolloutRecord) (string, bool) {
+		return r.GetId(), true
+	})
+	sortRollouts(out)
+	return out, nil
+}
+
+func (tx *memTx) PutRollout(rec *controllerv1.RolloutRecord) error {
+	if !tx.writable {
+		return readOnly("rollout")
+	}
+	if err := checkKey("rollout ID", rec.GetId()); err != nil {
+		return err
+	}
+	rec = proto.CloneOf(rec)
+	rec.Nodes = nil
+	tx.put(tableRollouts, rec.GetId(), rec)
+	return nil
+}
+
+func (tx *memTx) RolloutNode(rolloutID, nodeID string) (*controllerv1.RolloutNode, error) {
+	return memGet[*controllerv1.RolloutNode](tx, tableRolloutNodes, "rollout node", string(pairKey(rolloutID, nodeID)))
+}
+
+func (tx *memTx) RolloutNodes(rolloutID string) ([]*controllerv1.RolloutNode, error) {
+	return list(tx, tableRolloutNodes, func(r *controllerv1.RolloutNode) (string, bool) {
+		return string(pairKey(r.GetRolloutId(), r.GetNodeId())), r.GetRolloutId() == rolloutID
+	}), nil
+}
+
+func (tx *memTx) PutRolloutNode(rec *controllerv1.RolloutNode) error {
+	if !tx.writable {
+		return readOnly("rollout node")
+	}
+	if err := checkKey("rollout ID", rec.GetRolloutId()); err != nil {
+		return err
+	}
+	if err := checkKey("node ID", rec.GetNodeId()); err != nil {
+		return err
+	}
+	tx.put(tableRolloutNodes, string(pairKey(rec.GetRolloutId(), rec.GetNodeId())), rec)
+	return nil
+}
+
+func (tx *memTx) AgentEvent(nodeID, id string) (*controllerv1.AgentEventRecord, error) {
+	return memGet[*controllerv1.AgentEventRecord](tx, tableAgentEvents, "agent event", string(pairKey(nodeID, id)))
+}
+
+func (tx *memTx) AgentEvents(nodeID string) ([]*controllerv1.AgentEventRecord, error) {
+	return list(tx, tableAgentEvents, func(r *controllerv1.AgentEventRecord) (string, bool) {
+		return string(pairKey(r.GetNodeId(), r.GetId())), r.GetNodeId() == nodeID
+	}), nil
+}
+
+func (tx *memTx) PutAgentEvent(rec *controllerv1.AgentEventRecord) error {
+	if !tx.writable {
+		return readOnly("agent event")
+	}
+	if err := checkKey("node ID", rec.GetNodeId()); err != nil {
+		return err
+	}
+	if err := checkKey("agent event ID", rec.GetId()); err != nil {
+		return err
+	}
+	key := string(pairKey(rec.GetNodeId(), rec.GetId()))
+	if _, ok := tx.get(tableAgentEvents, key); ok {
+		return fmt.Errorf("%w: agent event %q of node %q is already stored", ErrConflict, rec.GetId(), rec.GetNodeId())
+	}
+	tx.put(tableAgentEvents, key, rec)
 	return nil
 }

@@ -117,4 +117,26 @@ type Tx interface {
 	// PutRelease stores a release record, new or changed; controller/release
 	// decides which changes are allowed.
 	PutRelease(*controllerv1.ReleaseRecord) error
+
+	// Rollout returns the rollout with the given ID, without its nodes.
+	Rollout(id string) (*controllerv1.RolloutRecord, error)
+	// Rollouts returns every rollout, without nodes, by created_at then ID
+	// (oldest first).
+	Rollouts() ([]*controllerv1.RolloutRecord, error)
+	// PutRollout stores a rollout record; its Nodes field is not stored
+	// (nodes are RolloutNode records).
+	PutRollout(*controllerv1.RolloutRecord) error
+	// RolloutNode returns one node of a rollout.
+	RolloutNode(rolloutID, nodeID string) (*controllerv1.RolloutNode, error)
+	// RolloutNodes returns the rollout's nodes, by node ID.
+	RolloutNodes(rolloutID string) ([]*controllerv1.RolloutNode, error)
+	PutRolloutNode(*controllerv1.RolloutNode) error
+
+	// AgentEvent returns one stored outbox item of a node.
+	AgentEvent(nodeID, id string) (*controllerv1.AgentEventRecord, error)
+	// AgentEvents returns the node's stored outbox items, by ID.
+	AgentEvents(nodeID string) ([]*controllerv1.AgentEventRecord, error)
+	// PutAgentEvent stores an outbox item; one already stored under the
+	// same node and ID is ErrConflict.
+	PutAgentEvent(*controllerv1.AgentEventRecord) error
 }

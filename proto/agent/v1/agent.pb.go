@@ -278,6 +278,8 @@ type AgentMessage struct {
 	//	*AgentMessage_Hello
 	//	*AgentMessage_Ack
 	//	*AgentMessage_Result
+	//	*AgentMessage_ConfirmationRequest
+	//	*AgentMessage_Outbox
 	Msg           isAgentMessage_Msg `protobuf_oneof:"msg"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -347,6 +349,24 @@ func (x *AgentMessage) GetResult() *CommandResult {
 	return nil
 }
 
+func (x *AgentMessage) GetConfirmationRequest() *ConfirmationRequest {
+	if x != nil {
+		if x, ok := x.Msg.(*AgentMessage_ConfirmationRequest); ok {
+			return x.ConfirmationRequest
+		}
+	}
+	return nil
+}
+
+func (x *AgentMessage) GetOutbox() *OutboxItem {
+	if x != nil {
+		if x, ok := x.Msg.(*AgentMessage_Outbox); ok {
+			return x.Outbox
+		}
+	}
+	return nil
+}
+
 type isAgentMessage_Msg interface {
 	isAgentMessage_Msg()
 }
@@ -363,11 +383,27 @@ type AgentMessage_Result struct {
 	Result *CommandResult `protobuf:"bytes,3,opt,name=result,proto3,oneof"`
 }
 
+type AgentMessage_ConfirmationRequest struct {
+	// A deploy command's manual step waits for an operator; the
+	// controller answers with a Confirmation (at once when it holds one).
+	ConfirmationRequest *ConfirmationRequest `protobuf:"bytes,4,opt,name=confirmation_request,json=confirmationRequest,proto3,oneof"`
+}
+
+type AgentMessage_Outbox struct {
+	// One item of the agent's journal outbox (step and deployment
+	// results); the controller stores it by ID and answers OutboxAck.
+	Outbox *OutboxItem `protobuf:"bytes,5,opt,name=outbox,proto3,oneof"`
+}
+
 func (*AgentMessage_Hello) isAgentMessage_Msg() {}
 
 func (*AgentMessage_Ack) isAgentMessage_Msg() {}
 
 func (*AgentMessage_Result) isAgentMessage_Msg() {}
+
+func (*AgentMessage_ConfirmationRequest) isAgentMessage_Msg() {}
+
+func (*AgentMessage_Outbox) isAgentMessage_Msg() {}
 
 type Hello struct {
 	state        protoimpl.MessageState `protogen:"open.v1"`
@@ -437,6 +473,8 @@ type ControllerMessage struct {
 	//
 	//	*ControllerMessage_Command
 	//	*ControllerMessage_ResultAck
+	//	*ControllerMessage_Confirmation
+	//	*ControllerMessage_OutboxAck
 	Msg           isControllerMessage_Msg `protobuf_oneof:"msg"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -497,6 +535,24 @@ func (x *ControllerMessage) GetResultAck() *ResultAck {
 	return nil
 }
 
+func (x *ControllerMessage) GetConfirmation() *Confirmation {
+	if x != nil {
+		if x, ok := x.Msg.(*ControllerMessage_Confirmation); ok {
+			return x.Confirmation
+		}
+	}
+	return nil
+}
+
+func (x *ControllerMessage) GetOutboxAck() *OutboxAck {
+	if x != nil {
+		if x, ok := x.Msg.(*ControllerMessage_OutboxAck); ok {
+			return x.OutboxAck
+		}
+	}
+	return nil
+}
+
 type isControllerMessage_Msg interface {
 	isControllerMessage_Msg()
 }
@@ -511,9 +567,22 @@ type ControllerMessage_ResultAck struct {
 	ResultAck *ResultAck `protobuf:"bytes,2,opt,name=result_ack,json=resultAck,proto3,oneof"`
 }
 
+type ControllerMessage_Confirmation struct {
+	Confirmation *Confirmation `protobuf:"bytes,3,opt,name=confirmation,proto3,oneof"`
+}
+
+type ControllerMessage_OutboxAck struct {
+	// The controller stored the outbox item; the agent deletes it.
+	OutboxAck *OutboxAck `protobuf:"bytes,4,opt,name=outbox_ack,json=outboxAck,proto3,oneof"`
+}
+
 func (*ControllerMessage_Command) isControllerMessage_Msg() {}
 
 func (*ControllerMessage_ResultAck) isControllerMessage_Msg() {}
+
+func (*ControllerMessage_Confirmation) isControllerMessage_Msg() {}
+
+func (*ControllerMessage_OutboxAck) isControllerMessage_Msg() {}
 
 type Command struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -522,6 +591,7 @@ type Command struct {
 	// Types that are valid to be assigned to Kind:
 	//
 	//	*Command_Audit
+	//	*Command_Deploy
 	Kind          isCommand_Kind `protobuf_oneof:"kind"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -580,6 +650,15 @@ func (x *Command) GetAudit() *AuditCommand {
 	return nil
 }
 
+func (x *Command) GetDeploy() *DeployCommand {
+	if x != nil {
+		if x, ok := x.Kind.(*Command_Deploy); ok {
+			return x.Deploy
+		}
+	}
+	return nil
+}
+
 type isCommand_Kind interface {
 	isCommand_Kind()
 }
@@ -588,7 +667,524 @@ type Command_Audit struct {
 	Audit *AuditCommand `protobuf:"bytes,2,opt,name=audit,proto3,oneof"`
 }
 
+type Command_Deploy struct {
+	Deploy *DeployCommand `protobuf:"bytes,3,opt,name=deploy,proto3,oneof"`
+}
+
 func (*Command_Audit) isCommand_Kind() {}
+
+func (*Command_Deploy) isCommand_Kind() {}
+
+// DeployCommand applies, rolls back or plans a release on the node.
+type DeployCommand struct {
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	RolloutId string                 `protobuf:"bytes,1,opt,name=rollout_id,json=rolloutId,proto3" json:"rollout_id,omitempty"`
+	// apply, rollback (undo an applied deployment of this release and run
+	// its rollback steps) or plan (the dry run: validate and Plan only).
+	Action string `protobuf:"bytes,2,opt,name=action,proto3" json:"action,omitempty"`
+	// The release manifest as written (YAML) and its file name, for errors.
+	ManifestYaml []byte `protobuf:"bytes,3,opt,name=manifest_yaml,json=manifestYaml,proto3" json:"manifest_yaml,omitempty"`
+	ManifestFile string `protobuf:"bytes,4,opt,name=manifest_file,json=manifestFile,proto3" json:"manifest_file,omitempty"`
+	// The signed release (internal/release.Bundle, JSON), approvals
+	// included; the agent verifies it against its pinned release key
+	// before it runs anything.
+	BundleJson []byte `protobuf:"bytes,5,opt,name=bundle_json,json=bundleJson,proto3" json:"bundle_json,omitempty"`
+	// The components to fetch from the DML with FetchArtifact.
+	Artifacts     []*ArtifactRef `protobuf:"bytes,6,rep,name=artifacts,proto3" json:"artifacts,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DeployCommand) Reset() {
+	*x = DeployCommand{}
+	mi := &file_proto_agent_v1_agent_proto_msgTypes[8]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DeployCommand) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DeployCommand) ProtoMessage() {}
+
+func (x *DeployCommand) ProtoReflect() protoreflect.Message {
+	mi := &file_proto_agent_v1_agent_proto_msgTypes[8]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DeployCommand.ProtoReflect.Descriptor instead.
+func (*DeployCommand) Descriptor() ([]byte, []int) {
+	return file_proto_agent_v1_agent_proto_rawDescGZIP(), []int{8}
+}
+
+func (x *DeployCommand) GetRolloutId() string {
+	if x != nil {
+		return x.RolloutId
+	}
+	return ""
+}
+
+func (x *DeployCommand) GetAction() string {
+	if x != nil {
+		return x.Action
+	}
+	return ""
+}
+
+func (x *DeployCommand) GetManifestYaml() []byte {
+	if x != nil {
+		return x.ManifestYaml
+	}
+	return nil
+}
+
+func (x *DeployCommand) GetManifestFile() string {
+	if x != nil {
+		return x.ManifestFile
+	}
+	return ""
+}
+
+func (x *DeployCommand) GetBundleJson() []byte {
+	if x != nil {
+		return x.BundleJson
+	}
+	return nil
+}
+
+func (x *DeployCommand) GetArtifacts() []*ArtifactRef {
+	if x != nil {
+		return x.Artifacts
+	}
+	return nil
+}
+
+type ArtifactRef struct {
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	Component string                 `protobuf:"bytes,1,opt,name=component,proto3" json:"component,omitempty"`
+	// sha256, 64 lowercase hex digits.
+	Digest        string `protobuf:"bytes,2,opt,name=digest,proto3" json:"digest,omitempty"`
+	SizeBytes     int64  `protobuf:"varint,3,opt,name=size_bytes,json=sizeBytes,proto3" json:"size_bytes,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ArtifactRef) Reset() {
+	*x = ArtifactRef{}
+	mi := &file_proto_agent_v1_agent_proto_msgTypes[9]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ArtifactRef) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ArtifactRef) ProtoMessage() {}
+
+func (x *ArtifactRef) ProtoReflect() protoreflect.Message {
+	mi := &file_proto_agent_v1_agent_proto_msgTypes[9]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ArtifactRef.ProtoReflect.Descriptor instead.
+func (*ArtifactRef) Descriptor() ([]byte, []int) {
+	return file_proto_agent_v1_agent_proto_rawDescGZIP(), []int{9}
+}
+
+func (x *ArtifactRef) GetComponent() string {
+	if x != nil {
+		return x.Component
+	}
+	return ""
+}
+
+func (x *ArtifactRef) GetDigest() string {
+	if x != nil {
+		return x.Digest
+	}
+	return ""
+}
+
+func (x *ArtifactRef) GetSizeBytes() int64 {
+	if x != nil {
+		return x.SizeBytes
+	}
+	return 0
+}
+
+type ConfirmationRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	CommandId     string                 `protobuf:"bytes,1,opt,name=command_id,json=commandId,proto3" json:"command_id,omitempty"`
+	Step          string                 `protobuf:"bytes,2,opt,name=step,proto3" json:"step,omitempty"`
+	Instructions  string                 `protobuf:"bytes,3,opt,name=instructions,proto3" json:"instructions,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ConfirmationRequest) Reset() {
+	*x = ConfirmationRequest{}
+	mi := &file_proto_agent_v1_agent_proto_msgTypes[10]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ConfirmationRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ConfirmationRequest) ProtoMessage() {}
+
+func (x *ConfirmationRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_proto_agent_v1_agent_proto_msgTypes[10]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ConfirmationRequest.ProtoReflect.Descriptor instead.
+func (*ConfirmationRequest) Descriptor() ([]byte, []int) {
+	return file_proto_agent_v1_agent_proto_rawDescGZIP(), []int{10}
+}
+
+func (x *ConfirmationRequest) GetCommandId() string {
+	if x != nil {
+		return x.CommandId
+	}
+	return ""
+}
+
+func (x *ConfirmationRequest) GetStep() string {
+	if x != nil {
+		return x.Step
+	}
+	return ""
+}
+
+func (x *ConfirmationRequest) GetInstructions() string {
+	if x != nil {
+		return x.Instructions
+	}
+	return ""
+}
+
+type Confirmation struct {
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	CommandId string                 `protobuf:"bytes,1,opt,name=command_id,json=commandId,proto3" json:"command_id,omitempty"`
+	Step      string                 `protobuf:"bytes,2,opt,name=step,proto3" json:"step,omitempty"`
+	By        string                 `protobuf:"bytes,3,opt,name=by,proto3" json:"by,omitempty"`
+	Note      string                 `protobuf:"bytes,4,opt,name=note,proto3" json:"note,omitempty"`
+	// RFC 3339.
+	At            string `protobuf:"bytes,5,opt,name=at,proto3" json:"at,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Confirmation) Reset() {
+	*x = Confirmation{}
+	mi := &file_proto_agent_v1_agent_proto_msgTypes[11]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Confirmation) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Confirmation) ProtoMessage() {}
+
+func (x *Confirmation) ProtoReflect() protoreflect.Message {
+	mi := &file_proto_agent_v1_agent_proto_msgTypes[11]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Confirmation.ProtoReflect.Descriptor instead.
+func (*Confirmation) Descriptor() ([]byte, []int) {
+	return file_proto_agent_v1_agent_proto_rawDescGZIP(), []int{11}
+}
+
+func (x *Confirmation) GetCommandId() string {
+	if x != nil {
+		return x.CommandId
+	}
+	return ""
+}
+
+func (x *Confirmation) GetStep() string {
+	if x != nil {
+		return x.Step
+	}
+	return ""
+}
+
+func (x *Confirmation) GetBy() string {
+	if x != nil {
+		return x.By
+	}
+	return ""
+}
+
+func (x *Confirmation) GetNote() string {
+	if x != nil {
+		return x.Note
+	}
+	return ""
+}
+
+func (x *Confirmation) GetAt() string {
+	if x != nil {
+		return x.At
+	}
+	return ""
+}
+
+type OutboxItem struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Unique per agent; the controller stores each ID once.
+	Id string `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	// step_result or deployment_result.
+	Kind         string `protobuf:"bytes,2,opt,name=kind,proto3" json:"kind,omitempty"`
+	DeploymentId string `protobuf:"bytes,3,opt,name=deployment_id,json=deploymentId,proto3" json:"deployment_id,omitempty"`
+	// JSON (agent/journal's Step, or agent/apply's Report).
+	Payload       []byte `protobuf:"bytes,4,opt,name=payload,proto3" json:"payload,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *OutboxItem) Reset() {
+	*x = OutboxItem{}
+	mi := &file_proto_agent_v1_agent_proto_msgTypes[12]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *OutboxItem) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*OutboxItem) ProtoMessage() {}
+
+func (x *OutboxItem) ProtoReflect() protoreflect.Message {
+	mi := &file_proto_agent_v1_agent_proto_msgTypes[12]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use OutboxItem.ProtoReflect.Descriptor instead.
+func (*OutboxItem) Descriptor() ([]byte, []int) {
+	return file_proto_agent_v1_agent_proto_rawDescGZIP(), []int{12}
+}
+
+func (x *OutboxItem) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *OutboxItem) GetKind() string {
+	if x != nil {
+		return x.Kind
+	}
+	return ""
+}
+
+func (x *OutboxItem) GetDeploymentId() string {
+	if x != nil {
+		return x.DeploymentId
+	}
+	return ""
+}
+
+func (x *OutboxItem) GetPayload() []byte {
+	if x != nil {
+		return x.Payload
+	}
+	return nil
+}
+
+type OutboxAck struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Id            string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *OutboxAck) Reset() {
+	*x = OutboxAck{}
+	mi := &file_proto_agent_v1_agent_proto_msgTypes[13]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *OutboxAck) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*OutboxAck) ProtoMessage() {}
+
+func (x *OutboxAck) ProtoReflect() protoreflect.Message {
+	mi := &file_proto_agent_v1_agent_proto_msgTypes[13]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use OutboxAck.ProtoReflect.Descriptor instead.
+func (*OutboxAck) Descriptor() ([]byte, []int) {
+	return file_proto_agent_v1_agent_proto_rawDescGZIP(), []int{13}
+}
+
+func (x *OutboxAck) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+type FetchArtifactRequest struct {
+	state  protoimpl.MessageState `protogen:"open.v1"`
+	Digest string                 `protobuf:"bytes,1,opt,name=digest,proto3" json:"digest,omitempty"`
+	// Where to start: the bytes the agent already holds.
+	Offset        int64 `protobuf:"varint,2,opt,name=offset,proto3" json:"offset,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *FetchArtifactRequest) Reset() {
+	*x = FetchArtifactRequest{}
+	mi := &file_proto_agent_v1_agent_proto_msgTypes[14]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *FetchArtifactRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*FetchArtifactRequest) ProtoMessage() {}
+
+func (x *FetchArtifactRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_proto_agent_v1_agent_proto_msgTypes[14]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use FetchArtifactRequest.ProtoReflect.Descriptor instead.
+func (*FetchArtifactRequest) Descriptor() ([]byte, []int) {
+	return file_proto_agent_v1_agent_proto_rawDescGZIP(), []int{14}
+}
+
+func (x *FetchArtifactRequest) GetDigest() string {
+	if x != nil {
+		return x.Digest
+	}
+	return ""
+}
+
+func (x *FetchArtifactRequest) GetOffset() int64 {
+	if x != nil {
+		return x.Offset
+	}
+	return 0
+}
+
+type ArtifactChunk struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Set on the first chunk: the artifact's whole size.
+	SizeBytes     int64  `protobuf:"varint,1,opt,name=size_bytes,json=sizeBytes,proto3" json:"size_bytes,omitempty"`
+	Data          []byte `protobuf:"bytes,2,opt,name=data,proto3" json:"data,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ArtifactChunk) Reset() {
+	*x = ArtifactChunk{}
+	mi := &file_proto_agent_v1_agent_proto_msgTypes[15]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ArtifactChunk) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ArtifactChunk) ProtoMessage() {}
+
+func (x *ArtifactChunk) ProtoReflect() protoreflect.Message {
+	mi := &file_proto_agent_v1_agent_proto_msgTypes[15]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ArtifactChunk.ProtoReflect.Descriptor instead.
+func (*ArtifactChunk) Descriptor() ([]byte, []int) {
+	return file_proto_agent_v1_agent_proto_rawDescGZIP(), []int{15}
+}
+
+func (x *ArtifactChunk) GetSizeBytes() int64 {
+	if x != nil {
+		return x.SizeBytes
+	}
+	return 0
+}
+
+func (x *ArtifactChunk) GetData() []byte {
+	if x != nil {
+		return x.Data
+	}
+	return nil
+}
 
 type AuditCommand struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
@@ -600,7 +1196,7 @@ type AuditCommand struct {
 
 func (x *AuditCommand) Reset() {
 	*x = AuditCommand{}
-	mi := &file_proto_agent_v1_agent_proto_msgTypes[8]
+	mi := &file_proto_agent_v1_agent_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -612,7 +1208,7 @@ func (x *AuditCommand) String() string {
 func (*AuditCommand) ProtoMessage() {}
 
 func (x *AuditCommand) ProtoReflect() protoreflect.Message {
-	mi := &file_proto_agent_v1_agent_proto_msgTypes[8]
+	mi := &file_proto_agent_v1_agent_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -625,7 +1221,7 @@ func (x *AuditCommand) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AuditCommand.ProtoReflect.Descriptor instead.
 func (*AuditCommand) Descriptor() ([]byte, []int) {
-	return file_proto_agent_v1_agent_proto_rawDescGZIP(), []int{8}
+	return file_proto_agent_v1_agent_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *AuditCommand) GetCollectors() []string {
@@ -651,7 +1247,7 @@ type CommandAck struct {
 
 func (x *CommandAck) Reset() {
 	*x = CommandAck{}
-	mi := &file_proto_agent_v1_agent_proto_msgTypes[9]
+	mi := &file_proto_agent_v1_agent_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -663,7 +1259,7 @@ func (x *CommandAck) String() string {
 func (*CommandAck) ProtoMessage() {}
 
 func (x *CommandAck) ProtoReflect() protoreflect.Message {
-	mi := &file_proto_agent_v1_agent_proto_msgTypes[9]
+	mi := &file_proto_agent_v1_agent_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -676,7 +1272,7 @@ func (x *CommandAck) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CommandAck.ProtoReflect.Descriptor instead.
 func (*CommandAck) Descriptor() ([]byte, []int) {
-	return file_proto_agent_v1_agent_proto_rawDescGZIP(), []int{9}
+	return file_proto_agent_v1_agent_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *CommandAck) GetCommandId() string {
@@ -692,14 +1288,17 @@ type CommandResult struct {
 	Ok        bool                   `protobuf:"varint,2,opt,name=ok,proto3" json:"ok,omitempty"`
 	Error     string                 `protobuf:"bytes,3,opt,name=error,proto3" json:"error,omitempty"`
 	// For an audit command: the stored audit's ID (its document hash).
-	AuditId       string `protobuf:"bytes,4,opt,name=audit_id,json=auditId,proto3" json:"audit_id,omitempty"`
+	AuditId string `protobuf:"bytes,4,opt,name=audit_id,json=auditId,proto3" json:"audit_id,omitempty"`
+	// For a deploy command: agent/apply's Report (apply, rollback) or
+	// PlanReport (plan), JSON.
+	ReportJson    []byte `protobuf:"bytes,5,opt,name=report_json,json=reportJson,proto3" json:"report_json,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *CommandResult) Reset() {
 	*x = CommandResult{}
-	mi := &file_proto_agent_v1_agent_proto_msgTypes[10]
+	mi := &file_proto_agent_v1_agent_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -711,7 +1310,7 @@ func (x *CommandResult) String() string {
 func (*CommandResult) ProtoMessage() {}
 
 func (x *CommandResult) ProtoReflect() protoreflect.Message {
-	mi := &file_proto_agent_v1_agent_proto_msgTypes[10]
+	mi := &file_proto_agent_v1_agent_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -724,7 +1323,7 @@ func (x *CommandResult) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CommandResult.ProtoReflect.Descriptor instead.
 func (*CommandResult) Descriptor() ([]byte, []int) {
-	return file_proto_agent_v1_agent_proto_rawDescGZIP(), []int{10}
+	return file_proto_agent_v1_agent_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *CommandResult) GetCommandId() string {
@@ -755,6 +1354,13 @@ func (x *CommandResult) GetAuditId() string {
 	return ""
 }
 
+func (x *CommandResult) GetReportJson() []byte {
+	if x != nil {
+		return x.ReportJson
+	}
+	return nil
+}
+
 type ResultAck struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	CommandId     string                 `protobuf:"bytes,1,opt,name=command_id,json=commandId,proto3" json:"command_id,omitempty"`
@@ -764,7 +1370,7 @@ type ResultAck struct {
 
 func (x *ResultAck) Reset() {
 	*x = ResultAck{}
-	mi := &file_proto_agent_v1_agent_proto_msgTypes[11]
+	mi := &file_proto_agent_v1_agent_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -776,7 +1382,7 @@ func (x *ResultAck) String() string {
 func (*ResultAck) ProtoMessage() {}
 
 func (x *ResultAck) ProtoReflect() protoreflect.Message {
-	mi := &file_proto_agent_v1_agent_proto_msgTypes[11]
+	mi := &file_proto_agent_v1_agent_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -789,7 +1395,7 @@ func (x *ResultAck) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ResultAck.ProtoReflect.Descriptor instead.
 func (*ResultAck) Descriptor() ([]byte, []int) {
-	return file_proto_agent_v1_agent_proto_rawDescGZIP(), []int{11}
+	return file_proto_agent_v1_agent_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *ResultAck) GetCommandId() string {
@@ -810,7 +1416,7 @@ type AuditChunk struct {
 
 func (x *AuditChunk) Reset() {
 	*x = AuditChunk{}
-	mi := &file_proto_agent_v1_agent_proto_msgTypes[12]
+	mi := &file_proto_agent_v1_agent_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -822,7 +1428,7 @@ func (x *AuditChunk) String() string {
 func (*AuditChunk) ProtoMessage() {}
 
 func (x *AuditChunk) ProtoReflect() protoreflect.Message {
-	mi := &file_proto_agent_v1_agent_proto_msgTypes[12]
+	mi := &file_proto_agent_v1_agent_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -835,7 +1441,7 @@ func (x *AuditChunk) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AuditChunk.ProtoReflect.Descriptor instead.
 func (*AuditChunk) Descriptor() ([]byte, []int) {
-	return file_proto_agent_v1_agent_proto_rawDescGZIP(), []int{12}
+	return file_proto_agent_v1_agent_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *AuditChunk) GetCommandId() string {
@@ -863,7 +1469,7 @@ type UploadAuditResponse struct {
 
 func (x *UploadAuditResponse) Reset() {
 	*x = UploadAuditResponse{}
-	mi := &file_proto_agent_v1_agent_proto_msgTypes[13]
+	mi := &file_proto_agent_v1_agent_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -875,7 +1481,7 @@ func (x *UploadAuditResponse) String() string {
 func (*UploadAuditResponse) ProtoMessage() {}
 
 func (x *UploadAuditResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_proto_agent_v1_agent_proto_msgTypes[13]
+	mi := &file_proto_agent_v1_agent_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -888,7 +1494,7 @@ func (x *UploadAuditResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UploadAuditResponse.ProtoReflect.Descriptor instead.
 func (*UploadAuditResponse) Descriptor() ([]byte, []int) {
-	return file_proto_agent_v1_agent_proto_rawDescGZIP(), []int{13}
+	return file_proto_agent_v1_agent_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *UploadAuditResponse) GetAuditId() string {
@@ -927,25 +1533,72 @@ const file_proto_agent_v1_agent_proto_rawDesc = "" +
 	"\fRenewRequest\x12\x17\n" +
 	"\acsr_der\x18\x01 \x01(\fR\x06csrDer\"8\n" +
 	"\rRenewResponse\x12'\n" +
-	"\x0fcertificate_der\x18\x01 \x01(\fR\x0ecertificateDer\"\xad\x01\n" +
+	"\x0fcertificate_der\x18\x01 \x01(\fR\x0ecertificateDer\"\xbd\x02\n" +
 	"\fAgentMessage\x12-\n" +
 	"\x05hello\x18\x01 \x01(\v2\x15.cairn.agent.v1.HelloH\x00R\x05hello\x12.\n" +
 	"\x03ack\x18\x02 \x01(\v2\x1a.cairn.agent.v1.CommandAckH\x00R\x03ack\x127\n" +
-	"\x06result\x18\x03 \x01(\v2\x1d.cairn.agent.v1.CommandResultH\x00R\x06resultB\x05\n" +
+	"\x06result\x18\x03 \x01(\v2\x1d.cairn.agent.v1.CommandResultH\x00R\x06result\x12X\n" +
+	"\x14confirmation_request\x18\x04 \x01(\v2#.cairn.agent.v1.ConfirmationRequestH\x00R\x13confirmationRequest\x124\n" +
+	"\x06outbox\x18\x05 \x01(\v2\x1a.cairn.agent.v1.OutboxItemH\x00R\x06outboxB\x05\n" +
 	"\x03msg\"w\n" +
 	"\x05Hello\x12\x1a\n" +
 	"\bhostname\x18\x01 \x01(\tR\bhostname\x12#\n" +
 	"\ragent_version\x18\x02 \x01(\tR\fagentVersion\x12-\n" +
-	"\x12completed_commands\x18\x03 \x03(\tR\x11completedCommands\"\x8b\x01\n" +
+	"\x12completed_commands\x18\x03 \x03(\tR\x11completedCommands\"\x8b\x02\n" +
 	"\x11ControllerMessage\x123\n" +
 	"\acommand\x18\x01 \x01(\v2\x17.cairn.agent.v1.CommandH\x00R\acommand\x12:\n" +
 	"\n" +
-	"result_ack\x18\x02 \x01(\v2\x19.cairn.agent.v1.ResultAckH\x00R\tresultAckB\x05\n" +
-	"\x03msg\"W\n" +
+	"result_ack\x18\x02 \x01(\v2\x19.cairn.agent.v1.ResultAckH\x00R\tresultAck\x12B\n" +
+	"\fconfirmation\x18\x03 \x01(\v2\x1c.cairn.agent.v1.ConfirmationH\x00R\fconfirmation\x12:\n" +
+	"\n" +
+	"outbox_ack\x18\x04 \x01(\v2\x19.cairn.agent.v1.OutboxAckH\x00R\toutboxAckB\x05\n" +
+	"\x03msg\"\x90\x01\n" +
 	"\aCommand\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x124\n" +
-	"\x05audit\x18\x02 \x01(\v2\x1c.cairn.agent.v1.AuditCommandH\x00R\x05auditB\x06\n" +
-	"\x04kind\"D\n" +
+	"\x05audit\x18\x02 \x01(\v2\x1c.cairn.agent.v1.AuditCommandH\x00R\x05audit\x127\n" +
+	"\x06deploy\x18\x03 \x01(\v2\x1d.cairn.agent.v1.DeployCommandH\x00R\x06deployB\x06\n" +
+	"\x04kind\"\xec\x01\n" +
+	"\rDeployCommand\x12\x1d\n" +
+	"\n" +
+	"rollout_id\x18\x01 \x01(\tR\trolloutId\x12\x16\n" +
+	"\x06action\x18\x02 \x01(\tR\x06action\x12#\n" +
+	"\rmanifest_yaml\x18\x03 \x01(\fR\fmanifestYaml\x12#\n" +
+	"\rmanifest_file\x18\x04 \x01(\tR\fmanifestFile\x12\x1f\n" +
+	"\vbundle_json\x18\x05 \x01(\fR\n" +
+	"bundleJson\x129\n" +
+	"\tartifacts\x18\x06 \x03(\v2\x1b.cairn.agent.v1.ArtifactRefR\tartifacts\"b\n" +
+	"\vArtifactRef\x12\x1c\n" +
+	"\tcomponent\x18\x01 \x01(\tR\tcomponent\x12\x16\n" +
+	"\x06digest\x18\x02 \x01(\tR\x06digest\x12\x1d\n" +
+	"\n" +
+	"size_bytes\x18\x03 \x01(\x03R\tsizeBytes\"l\n" +
+	"\x13ConfirmationRequest\x12\x1d\n" +
+	"\n" +
+	"command_id\x18\x01 \x01(\tR\tcommandId\x12\x12\n" +
+	"\x04step\x18\x02 \x01(\tR\x04step\x12\"\n" +
+	"\finstructions\x18\x03 \x01(\tR\finstructions\"u\n" +
+	"\fConfirmation\x12\x1d\n" +
+	"\n" +
+	"command_id\x18\x01 \x01(\tR\tcommandId\x12\x12\n" +
+	"\x04step\x18\x02 \x01(\tR\x04step\x12\x0e\n" +
+	"\x02by\x18\x03 \x01(\tR\x02by\x12\x12\n" +
+	"\x04note\x18\x04 \x01(\tR\x04note\x12\x0e\n" +
+	"\x02at\x18\x05 \x01(\tR\x02at\"o\n" +
+	"\n" +
+	"OutboxItem\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n" +
+	"\x04kind\x18\x02 \x01(\tR\x04kind\x12#\n" +
+	"\rdeployment_id\x18\x03 \x01(\tR\fdeploymentId\x12\x18\n" +
+	"\apayload\x18\x04 \x01(\fR\apayload\"\x1b\n" +
+	"\tOutboxAck\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\"F\n" +
+	"\x14FetchArtifactRequest\x12\x16\n" +
+	"\x06digest\x18\x01 \x01(\tR\x06digest\x12\x16\n" +
+	"\x06offset\x18\x02 \x01(\x03R\x06offset\"B\n" +
+	"\rArtifactChunk\x12\x1d\n" +
+	"\n" +
+	"size_bytes\x18\x01 \x01(\x03R\tsizeBytes\x12\x12\n" +
+	"\x04data\x18\x02 \x01(\fR\x04data\"D\n" +
 	"\fAuditCommand\x12\x1e\n" +
 	"\n" +
 	"collectors\x18\x01 \x03(\tR\n" +
@@ -954,13 +1607,15 @@ const file_proto_agent_v1_agent_proto_rawDesc = "" +
 	"\n" +
 	"CommandAck\x12\x1d\n" +
 	"\n" +
-	"command_id\x18\x01 \x01(\tR\tcommandId\"o\n" +
+	"command_id\x18\x01 \x01(\tR\tcommandId\"\x90\x01\n" +
 	"\rCommandResult\x12\x1d\n" +
 	"\n" +
 	"command_id\x18\x01 \x01(\tR\tcommandId\x12\x0e\n" +
 	"\x02ok\x18\x02 \x01(\bR\x02ok\x12\x14\n" +
 	"\x05error\x18\x03 \x01(\tR\x05error\x12\x19\n" +
-	"\baudit_id\x18\x04 \x01(\tR\aauditId\"*\n" +
+	"\baudit_id\x18\x04 \x01(\tR\aauditId\x12\x1f\n" +
+	"\vreport_json\x18\x05 \x01(\fR\n" +
+	"reportJson\"*\n" +
 	"\tResultAck\x12\x1d\n" +
 	"\n" +
 	"command_id\x18\x01 \x01(\tR\tcommandId\"?\n" +
@@ -974,11 +1629,12 @@ const file_proto_agent_v1_agent_proto_rawDesc = "" +
 	"\x06header\x18\x02 \x01(\v2\x1a.cairn.inventory.v1.HeaderR\x06header2U\n" +
 	"\n" +
 	"Enrollment\x12G\n" +
-	"\x06Enroll\x12\x1d.cairn.agent.v1.EnrollRequest\x1a\x1e.cairn.agent.v1.EnrollResponse2\xef\x01\n" +
+	"\x06Enroll\x12\x1d.cairn.agent.v1.EnrollRequest\x1a\x1e.cairn.agent.v1.EnrollResponse2\xc7\x02\n" +
 	"\x05Agent\x12N\n" +
 	"\aSession\x12\x1c.cairn.agent.v1.AgentMessage\x1a!.cairn.agent.v1.ControllerMessage(\x010\x01\x12P\n" +
 	"\vUploadAudit\x12\x1a.cairn.agent.v1.AuditChunk\x1a#.cairn.agent.v1.UploadAuditResponse(\x01\x12D\n" +
-	"\x05Renew\x12\x1c.cairn.agent.v1.RenewRequest\x1a\x1d.cairn.agent.v1.RenewResponseB3Z1github.com/cairn-ops/cairn/proto/agent/v1;agentv1b\x06proto3"
+	"\x05Renew\x12\x1c.cairn.agent.v1.RenewRequest\x1a\x1d.cairn.agent.v1.RenewResponse\x12V\n" +
+	"\rFetchArtifact\x12$.cairn.agent.v1.FetchArtifactRequest\x1a\x1d.cairn.agent.v1.ArtifactChunk0\x01B3Z1github.com/cairn-ops/cairn/proto/agent/v1;agentv1b\x06proto3"
 
 var (
 	file_proto_agent_v1_agent_proto_rawDescOnce sync.Once
@@ -992,47 +1648,63 @@ func file_proto_agent_v1_agent_proto_rawDescGZIP() []byte {
 	return file_proto_agent_v1_agent_proto_rawDescData
 }
 
-var file_proto_agent_v1_agent_proto_msgTypes = make([]protoimpl.MessageInfo, 15)
+var file_proto_agent_v1_agent_proto_msgTypes = make([]protoimpl.MessageInfo, 23)
 var file_proto_agent_v1_agent_proto_goTypes = []any{
-	(*EnrollRequest)(nil),       // 0: cairn.agent.v1.EnrollRequest
-	(*EnrollResponse)(nil),      // 1: cairn.agent.v1.EnrollResponse
-	(*RenewRequest)(nil),        // 2: cairn.agent.v1.RenewRequest
-	(*RenewResponse)(nil),       // 3: cairn.agent.v1.RenewResponse
-	(*AgentMessage)(nil),        // 4: cairn.agent.v1.AgentMessage
-	(*Hello)(nil),               // 5: cairn.agent.v1.Hello
-	(*ControllerMessage)(nil),   // 6: cairn.agent.v1.ControllerMessage
-	(*Command)(nil),             // 7: cairn.agent.v1.Command
-	(*AuditCommand)(nil),        // 8: cairn.agent.v1.AuditCommand
-	(*CommandAck)(nil),          // 9: cairn.agent.v1.CommandAck
-	(*CommandResult)(nil),       // 10: cairn.agent.v1.CommandResult
-	(*ResultAck)(nil),           // 11: cairn.agent.v1.ResultAck
-	(*AuditChunk)(nil),          // 12: cairn.agent.v1.AuditChunk
-	(*UploadAuditResponse)(nil), // 13: cairn.agent.v1.UploadAuditResponse
-	nil,                         // 14: cairn.agent.v1.EnrollRequest.LabelsEntry
-	(*v1.Header)(nil),           // 15: cairn.inventory.v1.Header
+	(*EnrollRequest)(nil),        // 0: cairn.agent.v1.EnrollRequest
+	(*EnrollResponse)(nil),       // 1: cairn.agent.v1.EnrollResponse
+	(*RenewRequest)(nil),         // 2: cairn.agent.v1.RenewRequest
+	(*RenewResponse)(nil),        // 3: cairn.agent.v1.RenewResponse
+	(*AgentMessage)(nil),         // 4: cairn.agent.v1.AgentMessage
+	(*Hello)(nil),                // 5: cairn.agent.v1.Hello
+	(*ControllerMessage)(nil),    // 6: cairn.agent.v1.ControllerMessage
+	(*Command)(nil),              // 7: cairn.agent.v1.Command
+	(*DeployCommand)(nil),        // 8: cairn.agent.v1.DeployCommand
+	(*ArtifactRef)(nil),          // 9: cairn.agent.v1.ArtifactRef
+	(*ConfirmationRequest)(nil),  // 10: cairn.agent.v1.ConfirmationRequest
+	(*Confirmation)(nil),         // 11: cairn.agent.v1.Confirmation
+	(*OutboxItem)(nil),           // 12: cairn.agent.v1.OutboxItem
+	(*OutboxAck)(nil),            // 13: cairn.agent.v1.OutboxAck
+	(*FetchArtifactRequest)(nil), // 14: cairn.agent.v1.FetchArtifactRequest
+	(*ArtifactChunk)(nil),        // 15: cairn.agent.v1.ArtifactChunk
+	(*AuditCommand)(nil),         // 16: cairn.agent.v1.AuditCommand
+	(*CommandAck)(nil),           // 17: cairn.agent.v1.CommandAck
+	(*CommandResult)(nil),        // 18: cairn.agent.v1.CommandResult
+	(*ResultAck)(nil),            // 19: cairn.agent.v1.ResultAck
+	(*AuditChunk)(nil),           // 20: cairn.agent.v1.AuditChunk
+	(*UploadAuditResponse)(nil),  // 21: cairn.agent.v1.UploadAuditResponse
+	nil,                          // 22: cairn.agent.v1.EnrollRequest.LabelsEntry
+	(*v1.Header)(nil),            // 23: cairn.inventory.v1.Header
 }
 var file_proto_agent_v1_agent_proto_depIdxs = []int32{
-	14, // 0: cairn.agent.v1.EnrollRequest.labels:type_name -> cairn.agent.v1.EnrollRequest.LabelsEntry
+	22, // 0: cairn.agent.v1.EnrollRequest.labels:type_name -> cairn.agent.v1.EnrollRequest.LabelsEntry
 	5,  // 1: cairn.agent.v1.AgentMessage.hello:type_name -> cairn.agent.v1.Hello
-	9,  // 2: cairn.agent.v1.AgentMessage.ack:type_name -> cairn.agent.v1.CommandAck
-	10, // 3: cairn.agent.v1.AgentMessage.result:type_name -> cairn.agent.v1.CommandResult
-	7,  // 4: cairn.agent.v1.ControllerMessage.command:type_name -> cairn.agent.v1.Command
-	11, // 5: cairn.agent.v1.ControllerMessage.result_ack:type_name -> cairn.agent.v1.ResultAck
-	8,  // 6: cairn.agent.v1.Command.audit:type_name -> cairn.agent.v1.AuditCommand
-	15, // 7: cairn.agent.v1.UploadAuditResponse.header:type_name -> cairn.inventory.v1.Header
-	0,  // 8: cairn.agent.v1.Enrollment.Enroll:input_type -> cairn.agent.v1.EnrollRequest
-	4,  // 9: cairn.agent.v1.Agent.Session:input_type -> cairn.agent.v1.AgentMessage
-	12, // 10: cairn.agent.v1.Agent.UploadAudit:input_type -> cairn.agent.v1.AuditChunk
-	2,  // 11: cairn.agent.v1.Agent.Renew:input_type -> cairn.agent.v1.RenewRequest
-	1,  // 12: cairn.agent.v1.Enrollment.Enroll:output_type -> cairn.agent.v1.EnrollResponse
-	6,  // 13: cairn.agent.v1.Agent.Session:output_type -> cairn.agent.v1.ControllerMessage
-	13, // 14: cairn.agent.v1.Agent.UploadAudit:output_type -> cairn.agent.v1.UploadAuditResponse
-	3,  // 15: cairn.agent.v1.Agent.Renew:output_type -> cairn.agent.v1.RenewResponse
-	12, // [12:16] is the sub-list for method output_type
-	8,  // [8:12] is the sub-list for method input_type
-	8,  // [8:8] is the sub-list for extension type_name
-	8,  // [8:8] is the sub-list for extension extendee
-	0,  // [0:8] is the sub-list for field type_name
+	17, // 2: cairn.agent.v1.AgentMessage.ack:type_name -> cairn.agent.v1.CommandAck
+	18, // 3: cairn.agent.v1.AgentMessage.result:type_name -> cairn.agent.v1.CommandResult
+	10, // 4: cairn.agent.v1.AgentMessage.confirmation_request:type_name -> cairn.agent.v1.ConfirmationRequest
+	12, // 5: cairn.agent.v1.AgentMessage.outbox:type_name -> cairn.agent.v1.OutboxItem
+	7,  // 6: cairn.agent.v1.ControllerMessage.command:type_name -> cairn.agent.v1.Command
+	19, // 7: cairn.agent.v1.ControllerMessage.result_ack:type_name -> cairn.agent.v1.ResultAck
+	11, // 8: cairn.agent.v1.ControllerMessage.confirmation:type_name -> cairn.agent.v1.Confirmation
+	13, // 9: cairn.agent.v1.ControllerMessage.outbox_ack:type_name -> cairn.agent.v1.OutboxAck
+	16, // 10: cairn.agent.v1.Command.audit:type_name -> cairn.agent.v1.AuditCommand
+	8,  // 11: cairn.agent.v1.Command.deploy:type_name -> cairn.agent.v1.DeployCommand
+	9,  // 12: cairn.agent.v1.DeployCommand.artifacts:type_name -> cairn.agent.v1.ArtifactRef
+	23, // 13: cairn.agent.v1.UploadAuditResponse.header:type_name -> cairn.inventory.v1.Header
+	0,  // 14: cairn.agent.v1.Enrollment.Enroll:input_type -> cairn.agent.v1.EnrollRequest
+	4,  // 15: cairn.agent.v1.Agent.Session:input_type -> cairn.agent.v1.AgentMessage
+	20, // 16: cairn.agent.v1.Agent.UploadAudit:input_type -> cairn.agent.v1.AuditChunk
+	2,  // 17: cairn.agent.v1.Agent.Renew:input_type -> cairn.agent.v1.RenewRequest
+	14, // 18: cairn.agent.v1.Agent.FetchArtifact:input_type -> cairn.agent.v1.FetchArtifactRequest
+	1,  // 19: cairn.agent.v1.Enrollment.Enroll:output_type -> cairn.agent.v1.EnrollResponse
+	6,  // 20: cairn.agent.v1.Agent.Session:output_type -> cairn.agent.v1.ControllerMessage
+	21, // 21: cairn.agent.v1.Agent.UploadAudit:output_type -> cairn.agent.v1.UploadAuditResponse
+	3,  // 22: cairn.agent.v1.Agent.Renew:output_type -> cairn.agent.v1.RenewResponse
+	15, // 23: cairn.agent.v1.Agent.FetchArtifact:output_type -> cairn.agent.v1.ArtifactChunk
+	19, // [19:24] is the sub-list for method output_type
+	14, // [14:19] is the sub-list for method input_type
+	14, // [14:14] is the sub-list for extension type_name
+	14, // [14:14] is the sub-list for extension extendee
+	0,  // [0:14] is the sub-list for field type_name
 }
 
 func init() { file_proto_agent_v1_agent_proto_init() }
@@ -1044,13 +1716,18 @@ func file_proto_agent_v1_agent_proto_init() {
 		(*AgentMessage_Hello)(nil),
 		(*AgentMessage_Ack)(nil),
 		(*AgentMessage_Result)(nil),
+		(*AgentMessage_ConfirmationRequest)(nil),
+		(*AgentMessage_Outbox)(nil),
 	}
 	file_proto_agent_v1_agent_proto_msgTypes[6].OneofWrappers = []any{
 		(*ControllerMessage_Command)(nil),
 		(*ControllerMessage_ResultAck)(nil),
+		(*ControllerMessage_Confirmation)(nil),
+		(*ControllerMessage_OutboxAck)(nil),
 	}
 	file_proto_agent_v1_agent_proto_msgTypes[7].OneofWrappers = []any{
 		(*Command_Audit)(nil),
+		(*Command_Deploy)(nil),
 	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
@@ -1058,7 +1735,7 @@ func file_proto_agent_v1_agent_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_proto_agent_v1_agent_proto_rawDesc), len(file_proto_agent_v1_agent_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   15,
+			NumMessages:   23,
 			NumExtensions: 0,
 			NumServices:   2,
 		},

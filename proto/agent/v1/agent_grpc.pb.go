@@ -132,9 +132,10 @@ var Enrollment_ServiceDesc = grpc.ServiceDesc{
 }
 
 const (
-	Agent_Session_FullMethodName     = "/cairn.agent.v1.Agent/Session"
-	Agent_UploadAudit_FullMethodName = "/cairn.agent.v1.Agent/UploadAudit"
-	Agent_Renew_FullMethodName       = "/cairn.agent.v1.Agent/Renew"
+	Agent_Session_FullMethodName       = "/cairn.agent.v1.Agent/Session"
+	Agent_UploadAudit_FullMethodName   = "/cairn.agent.v1.Agent/UploadAudit"
+	Agent_Renew_FullMethodName         = "/cairn.agent.v1.Agent/Renew"
+	Agent_FetchArtifact_FullMethodName = "/cairn.agent.v1.Agent/FetchArtifact"
 )
 
 // AgentClient is the client API for Agent service.
@@ -149,6 +150,9 @@ type AgentClient interface {
 	UploadAudit(ctx context.Context, opts ...grpc.CallOption) (grpc.ClientStreamingClient[AuditChunk, UploadAuditResponse], error)
 	// Renew trades a fresh CSR for a new certificate for the same node.
 	Renew(ctx context.Context, in *RenewRequest, opts ...grpc.CallOption) (*RenewResponse, error)
+	// FetchArtifact streams a DML artifact from offset (resumable). A node
+	// may fetch only the artifacts of its own unfinished deploy commands.
+	FetchArtifact(ctx context.Context, in *FetchArtifactRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[ArtifactChunk], error)
 }
 
 type agentClient struct {
@@ -195,6 +199,25 @@ func (c *agentClient) Renew(ctx context.Context, in *RenewRequest, opts ...grpc.
 	return out, nil
 }
 
+func (c *agentClient) FetchArtifact(ctx context.Context, in *FetchArtifactRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[ArtifactChunk], error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	stream, err := c.cc.NewStream(ctx, &Agent_ServiceDesc.Streams[2], Agent_FetchArtifact_FullMethodName, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	x := &grpc.GenericClientStream[FetchArtifactRequest, ArtifactChunk]{ClientStream: stream}
+	if err := x.ClientStream.SendMsg(in); err != nil {
+		return nil, err
+	}
+	if err := x.ClientStream.CloseSend(); err != nil {
+		return nil, err
+	}
+	return x, nil
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type Agent_FetchArtifactClient = grpc.ServerStreamingClient[ArtifactChunk]
+
 // AgentServer is the server API for Agent service.
 // All implementations must embed UnimplementedAgentServer
 // for forward compatibility.
@@ -207,6 +230,9 @@ type AgentServer interface {
 	UploadAudit(grpc.ClientStreamingServer[AuditChunk, UploadAuditResponse]) error
 	// Renew trades a fresh CSR for a new certificate for the same node.
 	Renew(context.Context, *RenewRequest) (*RenewResponse, error)
+	// FetchArtifact streams a DML artifact from offset (resumable). A node
+	// may fetch only the artifacts of its own unfinished deploy commands.
+	FetchArtifact(*FetchArtifactRequest, grpc.ServerStreamingServer[ArtifactChunk]) error
 	mustEmbedUnimplementedAgentServer()
 }
 
@@ -225,6 +251,9 @@ func (UnimplementedAgentServer) UploadAudit(grpc.ClientStreamingServer[AuditChun
 }
 func (UnimplementedAgentServer) Renew(context.Context, *RenewRequest) (*RenewResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method Renew not implemented")
+}
+func (UnimplementedAgentServer) FetchArtifact(*FetchArtifactRequest, grpc.ServerStreamingServer[ArtifactChunk]) error {
+	return status.Error(codes.Unimplemented, "method FetchArtifact not implemented")
 }
 func (UnimplementedAgentServer) mustEmbedUnimplementedAgentServer() {}
 func (UnimplementedAgentServer) testEmbeddedByValue()               {}
@@ -279,6 +308,17 @@ func _Agent_Renew_Handler(srv interface{}, ctx context.Context, dec func(interfa
 	return interceptor(ctx, in, info, handler)
 }
 
+func _Agent_FetchArtifact_Handler(srv interface{}, stream grpc.ServerStream) error {
+	m := new(FetchArtifactRequest)
+	if err := stream.RecvMsg(m); err != nil {
+		return err
+	}
+	return srv.(AgentServer).FetchArtifact(m, &grpc.GenericServerStream[FetchArtifactRequest, ArtifactChunk]{ServerStream: stream})
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type Agent_FetchArtifactServer = grpc.ServerStreamingServer[ArtifactChunk]
+
 // Agent_ServiceDesc is the grpc.ServiceDesc for Agent service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -302,6 +342,11 @@ var Agent_ServiceDesc = grpc.ServiceDesc{
 			StreamName:    "UploadAudit",
 			Handler:       _Agent_UploadAudit_Handler,
 			ClientStreams: true,
+		},
+		{
+			StreamName:    "FetchArtifact",
+			Handler:       _Agent_FetchArtifact_Handler,
+			ServerStreams: true,
 		},
 	},
 	Metadata: "proto/agent/v1/agent.proto",

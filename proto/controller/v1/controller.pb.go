@@ -14,7 +14,8 @@
 package controllerv1
 
 import (
-	v1 "github.com/cairn-ops/cairn/proto/inventory/v1"
+	v1 "github.com/cairn-ops/cairn/proto/agent/v1"
+	v11 "github.com/cairn-ops/cairn/proto/inventory/v1"
 	protoreflect "google.golang.org/protobuf/reflect/protoreflect"
 	protoimpl "google.golang.org/protobuf/runtime/protoimpl"
 	reflect "reflect"
@@ -902,18 +903,24 @@ func (x *RunAuditResponse) GetCommands() []*CommandRecord {
 }
 
 type CommandRecord struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Id            string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
-	NodeId        string                 `protobuf:"bytes,2,opt,name=node_id,json=nodeId,proto3" json:"node_id,omitempty"`
-	Kind          string                 `protobuf:"bytes,3,opt,name=kind,proto3" json:"kind,omitempty"`
-	State         CommandRecord_State    `protobuf:"varint,4,opt,name=state,proto3,enum=cairn.controller.v1.CommandRecord_State" json:"state,omitempty"`
-	CreatedBy     string                 `protobuf:"bytes,5,opt,name=created_by,json=createdBy,proto3" json:"created_by,omitempty"`
-	CreatedAt     string                 `protobuf:"bytes,6,opt,name=created_at,json=createdAt,proto3" json:"created_at,omitempty"`
-	UpdatedAt     string                 `protobuf:"bytes,7,opt,name=updated_at,json=updatedAt,proto3" json:"updated_at,omitempty"`
-	Error         string                 `protobuf:"bytes,8,opt,name=error,proto3" json:"error,omitempty"`
-	AuditId       string                 `protobuf:"bytes,9,opt,name=audit_id,json=auditId,proto3" json:"audit_id,omitempty"`
-	Collectors    []string               `protobuf:"bytes,10,rep,name=collectors,proto3" json:"collectors,omitempty"`
-	Track         []string               `protobuf:"bytes,11,rep,name=track,proto3" json:"track,omitempty"`
+	state      protoimpl.MessageState `protogen:"open.v1"`
+	Id         string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	NodeId     string                 `protobuf:"bytes,2,opt,name=node_id,json=nodeId,proto3" json:"node_id,omitempty"`
+	Kind       string                 `protobuf:"bytes,3,opt,name=kind,proto3" json:"kind,omitempty"`
+	State      CommandRecord_State    `protobuf:"varint,4,opt,name=state,proto3,enum=cairn.controller.v1.CommandRecord_State" json:"state,omitempty"`
+	CreatedBy  string                 `protobuf:"bytes,5,opt,name=created_by,json=createdBy,proto3" json:"created_by,omitempty"`
+	CreatedAt  string                 `protobuf:"bytes,6,opt,name=created_at,json=createdAt,proto3" json:"created_at,omitempty"`
+	UpdatedAt  string                 `protobuf:"bytes,7,opt,name=updated_at,json=updatedAt,proto3" json:"updated_at,omitempty"`
+	Error      string                 `protobuf:"bytes,8,opt,name=error,proto3" json:"error,omitempty"`
+	AuditId    string                 `protobuf:"bytes,9,opt,name=audit_id,json=auditId,proto3" json:"audit_id,omitempty"`
+	Collectors []string               `protobuf:"bytes,10,rep,name=collectors,proto3" json:"collectors,omitempty"`
+	Track      []string               `protobuf:"bytes,11,rep,name=track,proto3" json:"track,omitempty"`
+	// Set for commands a rollout issued.
+	RolloutId string `protobuf:"bytes,12,opt,name=rollout_id,json=rolloutId,proto3" json:"rollout_id,omitempty"`
+	// Set when kind is "deploy".
+	Deploy *v1.DeployCommand `protobuf:"bytes,13,opt,name=deploy,proto3" json:"deploy,omitempty"`
+	// A deploy command's result: agent/apply's Report or PlanReport, JSON.
+	ResultJson    []byte `protobuf:"bytes,14,opt,name=result_json,json=resultJson,proto3" json:"result_json,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1021,6 +1028,27 @@ func (x *CommandRecord) GetCollectors() []string {
 func (x *CommandRecord) GetTrack() []string {
 	if x != nil {
 		return x.Track
+	}
+	return nil
+}
+
+func (x *CommandRecord) GetRolloutId() string {
+	if x != nil {
+		return x.RolloutId
+	}
+	return ""
+}
+
+func (x *CommandRecord) GetDeploy() *v1.DeployCommand {
+	if x != nil {
+		return x.Deploy
+	}
+	return nil
+}
+
+func (x *CommandRecord) GetResultJson() []byte {
+	if x != nil {
+		return x.ResultJson
 	}
 	return nil
 }
@@ -1324,7 +1352,7 @@ type GetAuditResponse struct {
 	state  protoimpl.MessageState `protogen:"open.v1"`
 	Record *AuditRecord           `protobuf:"bytes,1,opt,name=record,proto3" json:"record,omitempty"`
 	// The full audit document.
-	Audit         *v1.Audit `protobuf:"bytes,2,opt,name=audit,proto3" json:"audit,omitempty"`
+	Audit         *v11.Audit `protobuf:"bytes,2,opt,name=audit,proto3" json:"audit,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1366,7 +1394,7 @@ func (x *GetAuditResponse) GetRecord() *AuditRecord {
 	return nil
 }
 
-func (x *GetAuditResponse) GetAudit() *v1.Audit {
+func (x *GetAuditResponse) GetAudit() *v11.Audit {
 	if x != nil {
 		return x.Audit
 	}
@@ -1377,12 +1405,17 @@ type BaselineRecord struct {
 	state  protoimpl.MessageState `protogen:"open.v1"`
 	NodeId string                 `protobuf:"bytes,1,opt,name=node_id,json=nodeId,proto3" json:"node_id,omitempty"`
 	// 1 for the first baseline of the node, then 2, 3, ...
-	Version       uint32 `protobuf:"varint,2,opt,name=version,proto3" json:"version,omitempty"`
-	AuditId       string `protobuf:"bytes,3,opt,name=audit_id,json=auditId,proto3" json:"audit_id,omitempty"`
-	AcceptedBy    string `protobuf:"bytes,4,opt,name=accepted_by,json=acceptedBy,proto3" json:"accepted_by,omitempty"`
-	AcceptedAt    string `protobuf:"bytes,5,opt,name=accepted_at,json=acceptedAt,proto3" json:"accepted_at,omitempty"`
-	Reason        string `protobuf:"bytes,6,opt,name=reason,proto3" json:"reason,omitempty"`
-	ContentHash   string `protobuf:"bytes,7,opt,name=content_hash,json=contentHash,proto3" json:"content_hash,omitempty"`
+	Version     uint32 `protobuf:"varint,2,opt,name=version,proto3" json:"version,omitempty"`
+	AuditId     string `protobuf:"bytes,3,opt,name=audit_id,json=auditId,proto3" json:"audit_id,omitempty"`
+	AcceptedBy  string `protobuf:"bytes,4,opt,name=accepted_by,json=acceptedBy,proto3" json:"accepted_by,omitempty"`
+	AcceptedAt  string `protobuf:"bytes,5,opt,name=accepted_at,json=acceptedAt,proto3" json:"accepted_at,omitempty"`
+	Reason      string `protobuf:"bytes,6,opt,name=reason,proto3" json:"reason,omitempty"`
+	ContentHash string `protobuf:"bytes,7,opt,name=content_hash,json=contentHash,proto3" json:"content_hash,omitempty"`
+	// Provenance of a baseline a rollout advanced: NAME@VERSION, the
+	// rollout and the release's approvers.
+	Release       string   `protobuf:"bytes,8,opt,name=release,proto3" json:"release,omitempty"`
+	RolloutId     string   `protobuf:"bytes,9,opt,name=rollout_id,json=rolloutId,proto3" json:"rollout_id,omitempty"`
+	Approvers     []string `protobuf:"bytes,10,rep,name=approvers,proto3" json:"approvers,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1464,6 +1497,27 @@ func (x *BaselineRecord) GetContentHash() string {
 		return x.ContentHash
 	}
 	return ""
+}
+
+func (x *BaselineRecord) GetRelease() string {
+	if x != nil {
+		return x.Release
+	}
+	return ""
+}
+
+func (x *BaselineRecord) GetRolloutId() string {
+	if x != nil {
+		return x.RolloutId
+	}
+	return ""
+}
+
+func (x *BaselineRecord) GetApprovers() []string {
+	if x != nil {
+		return x.Approvers
+	}
+	return nil
 }
 
 type AcceptBaselineRequest struct {
@@ -5080,11 +5134,1666 @@ func (x *ListKnownErrorsResponse) GetKnownErrors() []*KnownErrorEntry {
 	return nil
 }
 
+// AgentEventRecord is one item of an agent's journal outbox as the
+// controller stored it: stored once per (node, id), however often the
+// agent sends it.
+type AgentEventRecord struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	NodeId        string                 `protobuf:"bytes,1,opt,name=node_id,json=nodeId,proto3" json:"node_id,omitempty"`
+	Id            string                 `protobuf:"bytes,2,opt,name=id,proto3" json:"id,omitempty"`
+	Kind          string                 `protobuf:"bytes,3,opt,name=kind,proto3" json:"kind,omitempty"`
+	DeploymentId  string                 `protobuf:"bytes,4,opt,name=deployment_id,json=deploymentId,proto3" json:"deployment_id,omitempty"`
+	Payload       []byte                 `protobuf:"bytes,5,opt,name=payload,proto3" json:"payload,omitempty"`
+	ReceivedAt    string                 `protobuf:"bytes,6,opt,name=received_at,json=receivedAt,proto3" json:"received_at,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AgentEventRecord) Reset() {
+	*x = AgentEventRecord{}
+	mi := &file_proto_controller_v1_controller_proto_msgTypes[78]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AgentEventRecord) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AgentEventRecord) ProtoMessage() {}
+
+func (x *AgentEventRecord) ProtoReflect() protoreflect.Message {
+	mi := &file_proto_controller_v1_controller_proto_msgTypes[78]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AgentEventRecord.ProtoReflect.Descriptor instead.
+func (*AgentEventRecord) Descriptor() ([]byte, []int) {
+	return file_proto_controller_v1_controller_proto_rawDescGZIP(), []int{78}
+}
+
+func (x *AgentEventRecord) GetNodeId() string {
+	if x != nil {
+		return x.NodeId
+	}
+	return ""
+}
+
+func (x *AgentEventRecord) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *AgentEventRecord) GetKind() string {
+	if x != nil {
+		return x.Kind
+	}
+	return ""
+}
+
+func (x *AgentEventRecord) GetDeploymentId() string {
+	if x != nil {
+		return x.DeploymentId
+	}
+	return ""
+}
+
+func (x *AgentEventRecord) GetPayload() []byte {
+	if x != nil {
+		return x.Payload
+	}
+	return nil
+}
+
+func (x *AgentEventRecord) GetReceivedAt() string {
+	if x != nil {
+		return x.ReceivedAt
+	}
+	return ""
+}
+
+type RolloutRef struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Id            string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RolloutRef) Reset() {
+	*x = RolloutRef{}
+	mi := &file_proto_controller_v1_controller_proto_msgTypes[79]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RolloutRef) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RolloutRef) ProtoMessage() {}
+
+func (x *RolloutRef) ProtoReflect() protoreflect.Message {
+	mi := &file_proto_controller_v1_controller_proto_msgTypes[79]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RolloutRef.ProtoReflect.Descriptor instead.
+func (*RolloutRef) Descriptor() ([]byte, []int) {
+	return file_proto_controller_v1_controller_proto_rawDescGZIP(), []int{79}
+}
+
+func (x *RolloutRef) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+type RolloutAction struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Id            string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	Note          string                 `protobuf:"bytes,2,opt,name=note,proto3" json:"note,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RolloutAction) Reset() {
+	*x = RolloutAction{}
+	mi := &file_proto_controller_v1_controller_proto_msgTypes[80]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RolloutAction) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RolloutAction) ProtoMessage() {}
+
+func (x *RolloutAction) ProtoReflect() protoreflect.Message {
+	mi := &file_proto_controller_v1_controller_proto_msgTypes[80]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RolloutAction.ProtoReflect.Descriptor instead.
+func (*RolloutAction) Descriptor() ([]byte, []int) {
+	return file_proto_controller_v1_controller_proto_rawDescGZIP(), []int{80}
+}
+
+func (x *RolloutAction) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *RolloutAction) GetNote() string {
+	if x != nil {
+		return x.Note
+	}
+	return ""
+}
+
+// RolloutSpec is what an operator asks for; empty fields take the
+// defaults (controller/rollout.Normalize fills them in).
+type RolloutSpec struct {
+	state   protoimpl.MessageState `protogen:"open.v1"`
+	Release *ReleaseRef            `protobuf:"bytes,1,opt,name=release,proto3" json:"release,omitempty"`
+	// The nodes: a label selector or a Service CI's name (exactly one).
+	Selector map[string]string `protobuf:"bytes,2,rep,name=selector,proto3" json:"selector,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	Service  string            `protobuf:"bytes,3,opt,name=service,proto3" json:"service,omitempty"`
+	// canary (default), waves or all-at-once.
+	Strategy string `protobuf:"bytes,4,opt,name=strategy,proto3" json:"strategy,omitempty"`
+	// Wave sizes, cumulative: "1", "10%", "50%", "100%" (default for
+	// canary: 1,10%,50%,100%).
+	Waves []string `protobuf:"bytes,5,rep,name=waves,proto3" json:"waves,omitempty"`
+	// N or N%; default min(50, 10% of the nodes), at least 1.
+	MaxParallel string `protobuf:"bytes,6,opt,name=max_parallel,json=maxParallel,proto3" json:"max_parallel,omitempty"`
+	// Per wave, N or N%; default 0.
+	MaxFailures string `protobuf:"bytes,7,opt,name=max_failures,json=maxFailures,proto3" json:"max_failures,omitempty"`
+	// fail (default), skip or wait:DURATION.
+	Unreachable string `protobuf:"bytes,8,opt,name=unreachable,proto3" json:"unreachable,omitempty"`
+	// Go duration waited between waves; default 0.
+	Bake string `protobuf:"bytes,9,opt,name=bake,proto3" json:"bake,omitempty"`
+	// Pause for `rollout resume` after these waves (1-based).
+	GatesAfterWave []uint32 `protobuf:"varint,10,rep,packed,name=gates_after_wave,json=gatesAfterWave,proto3" json:"gates_after_wave,omitempty"`
+	// 'Sat 22:00-Sun 04:00' (controller's local time zone); empty: any time.
+	Window string `protobuf:"bytes,11,opt,name=window,proto3" json:"window,omitempty"`
+	// stop (default), continue or rollback.
+	OnFailure string `protobuf:"bytes,12,opt,name=on_failure,json=onFailure,proto3" json:"on_failure,omitempty"`
+	// PlanRollout only: do not ask the nodes for their dry runs.
+	SkipDryRun    bool `protobuf:"varint,13,opt,name=skip_dry_run,json=skipDryRun,proto3" json:"skip_dry_run,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RolloutSpec) Reset() {
+	*x = RolloutSpec{}
+	mi := &file_proto_controller_v1_controller_proto_msgTypes[81]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RolloutSpec) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RolloutSpec) ProtoMessage() {}
+
+func (x *RolloutSpec) ProtoReflect() protoreflect.Message {
+	mi := &file_proto_controller_v1_controller_proto_msgTypes[81]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RolloutSpec.ProtoReflect.Descriptor instead.
+func (*RolloutSpec) Descriptor() ([]byte, []int) {
+	return file_proto_controller_v1_controller_proto_rawDescGZIP(), []int{81}
+}
+
+func (x *RolloutSpec) GetRelease() *ReleaseRef {
+	if x != nil {
+		return x.Release
+	}
+	return nil
+}
+
+func (x *RolloutSpec) GetSelector() map[string]string {
+	if x != nil {
+		return x.Selector
+	}
+	return nil
+}
+
+func (x *RolloutSpec) GetService() string {
+	if x != nil {
+		return x.Service
+	}
+	return ""
+}
+
+func (x *RolloutSpec) GetStrategy() string {
+	if x != nil {
+		return x.Strategy
+	}
+	return ""
+}
+
+func (x *RolloutSpec) GetWaves() []string {
+	if x != nil {
+		return x.Waves
+	}
+	return nil
+}
+
+func (x *RolloutSpec) GetMaxParallel() string {
+	if x != nil {
+		return x.MaxParallel
+	}
+	return ""
+}
+
+func (x *RolloutSpec) GetMaxFailures() string {
+	if x != nil {
+		return x.MaxFailures
+	}
+	return ""
+}
+
+func (x *RolloutSpec) GetUnreachable() string {
+	if x != nil {
+		return x.Unreachable
+	}
+	return ""
+}
+
+func (x *RolloutSpec) GetBake() string {
+	if x != nil {
+		return x.Bake
+	}
+	return ""
+}
+
+func (x *RolloutSpec) GetGatesAfterWave() []uint32 {
+	if x != nil {
+		return x.GatesAfterWave
+	}
+	return nil
+}
+
+func (x *RolloutSpec) GetWindow() string {
+	if x != nil {
+		return x.Window
+	}
+	return ""
+}
+
+func (x *RolloutSpec) GetOnFailure() string {
+	if x != nil {
+		return x.OnFailure
+	}
+	return ""
+}
+
+func (x *RolloutSpec) GetSkipDryRun() bool {
+	if x != nil {
+		return x.SkipDryRun
+	}
+	return false
+}
+
+type RolloutPlan struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The spec with the defaults filled in.
+	Spec          *RolloutSpec   `protobuf:"bytes,1,opt,name=spec,proto3" json:"spec,omitempty"`
+	ReleaseDigest string         `protobuf:"bytes,2,opt,name=release_digest,json=releaseDigest,proto3" json:"release_digest,omitempty"`
+	Waves         []*PlannedWave `protobuf:"bytes,3,rep,name=waves,proto3" json:"waves,omitempty"`
+	Nodes         []*NodePlan    `protobuf:"bytes,4,rep,name=nodes,proto3" json:"nodes,omitempty"`
+	// One line, e.g. "12 nodes: webshop 2.3.1 → 2.4.0; 12 files changed".
+	Summary  string   `protobuf:"bytes,5,opt,name=summary,proto3" json:"summary,omitempty"`
+	Warnings []string `protobuf:"bytes,6,rep,name=warnings,proto3" json:"warnings,omitempty"`
+	// With a window: when it next opens (RFC 3339), or "now".
+	NextWindow    string `protobuf:"bytes,7,opt,name=next_window,json=nextWindow,proto3" json:"next_window,omitempty"`
+	MaxParallel   uint32 `protobuf:"varint,8,opt,name=max_parallel,json=maxParallel,proto3" json:"max_parallel,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RolloutPlan) Reset() {
+	*x = RolloutPlan{}
+	mi := &file_proto_controller_v1_controller_proto_msgTypes[82]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RolloutPlan) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RolloutPlan) ProtoMessage() {}
+
+func (x *RolloutPlan) ProtoReflect() protoreflect.Message {
+	mi := &file_proto_controller_v1_controller_proto_msgTypes[82]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RolloutPlan.ProtoReflect.Descriptor instead.
+func (*RolloutPlan) Descriptor() ([]byte, []int) {
+	return file_proto_controller_v1_controller_proto_rawDescGZIP(), []int{82}
+}
+
+func (x *RolloutPlan) GetSpec() *RolloutSpec {
+	if x != nil {
+		return x.Spec
+	}
+	return nil
+}
+
+func (x *RolloutPlan) GetReleaseDigest() string {
+	if x != nil {
+		return x.ReleaseDigest
+	}
+	return ""
+}
+
+func (x *RolloutPlan) GetWaves() []*PlannedWave {
+	if x != nil {
+		return x.Waves
+	}
+	return nil
+}
+
+func (x *RolloutPlan) GetNodes() []*NodePlan {
+	if x != nil {
+		return x.Nodes
+	}
+	return nil
+}
+
+func (x *RolloutPlan) GetSummary() string {
+	if x != nil {
+		return x.Summary
+	}
+	return ""
+}
+
+func (x *RolloutPlan) GetWarnings() []string {
+	if x != nil {
+		return x.Warnings
+	}
+	return nil
+}
+
+func (x *RolloutPlan) GetNextWindow() string {
+	if x != nil {
+		return x.NextWindow
+	}
+	return ""
+}
+
+func (x *RolloutPlan) GetMaxParallel() uint32 {
+	if x != nil {
+		return x.MaxParallel
+	}
+	return 0
+}
+
+type PlannedWave struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// 1-based.
+	Index         uint32   `protobuf:"varint,1,opt,name=index,proto3" json:"index,omitempty"`
+	NodeIds       []string `protobuf:"bytes,2,rep,name=node_ids,json=nodeIds,proto3" json:"node_ids,omitempty"`
+	MaxFailures   uint32   `protobuf:"varint,3,opt,name=max_failures,json=maxFailures,proto3" json:"max_failures,omitempty"`
+	GateAfter     bool     `protobuf:"varint,4,opt,name=gate_after,json=gateAfter,proto3" json:"gate_after,omitempty"`
+	Bake          string   `protobuf:"bytes,5,opt,name=bake,proto3" json:"bake,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PlannedWave) Reset() {
+	*x = PlannedWave{}
+	mi := &file_proto_controller_v1_controller_proto_msgTypes[83]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PlannedWave) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PlannedWave) ProtoMessage() {}
+
+func (x *PlannedWave) ProtoReflect() protoreflect.Message {
+	mi := &file_proto_controller_v1_controller_proto_msgTypes[83]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PlannedWave.ProtoReflect.Descriptor instead.
+func (*PlannedWave) Descriptor() ([]byte, []int) {
+	return file_proto_controller_v1_controller_proto_rawDescGZIP(), []int{83}
+}
+
+func (x *PlannedWave) GetIndex() uint32 {
+	if x != nil {
+		return x.Index
+	}
+	return 0
+}
+
+func (x *PlannedWave) GetNodeIds() []string {
+	if x != nil {
+		return x.NodeIds
+	}
+	return nil
+}
+
+func (x *PlannedWave) GetMaxFailures() uint32 {
+	if x != nil {
+		return x.MaxFailures
+	}
+	return 0
+}
+
+func (x *PlannedWave) GetGateAfter() bool {
+	if x != nil {
+		return x.GateAfter
+	}
+	return false
+}
+
+func (x *PlannedWave) GetBake() string {
+	if x != nil {
+		return x.Bake
+	}
+	return ""
+}
+
+type NodePlan struct {
+	state        protoimpl.MessageState `protogen:"open.v1"`
+	NodeId       string                 `protobuf:"bytes,1,opt,name=node_id,json=nodeId,proto3" json:"node_id,omitempty"`
+	Hostname     string                 `protobuf:"bytes,2,opt,name=hostname,proto3" json:"hostname,omitempty"`
+	Wave         uint32                 `protobuf:"varint,3,opt,name=wave,proto3" json:"wave,omitempty"`
+	Connected    bool                   `protobuf:"varint,4,opt,name=connected,proto3" json:"connected,omitempty"`
+	HasBaseline  bool                   `protobuf:"varint,5,opt,name=has_baseline,json=hasBaseline,proto3" json:"has_baseline,omitempty"`
+	DriftChanges uint32                 `protobuf:"varint,6,opt,name=drift_changes,json=driftChanges,proto3" json:"drift_changes,omitempty"`
+	DriftSummary string                 `protobuf:"bytes,7,opt,name=drift_summary,json=driftSummary,proto3" json:"drift_summary,omitempty"`
+	// "ID: summary" of each known error whose signature matches the node.
+	KnownErrors []string `protobuf:"bytes,8,rep,name=known_errors,json=knownErrors,proto3" json:"known_errors,omitempty"`
+	// The dry run: set when the node answered.
+	DryRunDone  bool   `protobuf:"varint,9,opt,name=dry_run_done,json=dryRunDone,proto3" json:"dry_run_done,omitempty"`
+	DryRunOk    bool   `protobuf:"varint,10,opt,name=dry_run_ok,json=dryRunOk,proto3" json:"dry_run_ok,omitempty"`
+	DryRunError string `protobuf:"bytes,11,opt,name=dry_run_error,json=dryRunError,proto3" json:"dry_run_error,omitempty"`
+	WouldChange bool   `protobuf:"varint,12,opt,name=would_change,json=wouldChange,proto3" json:"would_change,omitempty"`
+	// The plugins' planned actions and declared changes, as text.
+	Actions       []string `protobuf:"bytes,13,rep,name=actions,proto3" json:"actions,omitempty"`
+	Changes       []string `protobuf:"bytes,14,rep,name=changes,proto3" json:"changes,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *NodePlan) Reset() {
+	*x = NodePlan{}
+	mi := &file_proto_controller_v1_controller_proto_msgTypes[84]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *NodePlan) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*NodePlan) ProtoMessage() {}
+
+func (x *NodePlan) ProtoReflect() protoreflect.Message {
+	mi := &file_proto_controller_v1_controller_proto_msgTypes[84]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use NodePlan.ProtoReflect.Descriptor instead.
+func (*NodePlan) Descriptor() ([]byte, []int) {
+	return file_proto_controller_v1_controller_proto_rawDescGZIP(), []int{84}
+}
+
+func (x *NodePlan) GetNodeId() string {
+	if x != nil {
+		return x.NodeId
+	}
+	return ""
+}
+
+func (x *NodePlan) GetHostname() string {
+	if x != nil {
+		return x.Hostname
+	}
+	return ""
+}
+
+func (x *NodePlan) GetWave() uint32 {
+	if x != nil {
+		return x.Wave
+	}
+	return 0
+}
+
+func (x *NodePlan) GetConnected() bool {
+	if x != nil {
+		return x.Connected
+	}
+	return false
+}
+
+func (x *NodePlan) GetHasBaseline() bool {
+	if x != nil {
+		return x.HasBaseline
+	}
+	return false
+}
+
+func (x *NodePlan) GetDriftChanges() uint32 {
+	if x != nil {
+		return x.DriftChanges
+	}
+	return 0
+}
+
+func (x *NodePlan) GetDriftSummary() string {
+	if x != nil {
+		return x.DriftSummary
+	}
+	return ""
+}
+
+func (x *NodePlan) GetKnownErrors() []string {
+	if x != nil {
+		return x.KnownErrors
+	}
+	return nil
+}
+
+func (x *NodePlan) GetDryRunDone() bool {
+	if x != nil {
+		return x.DryRunDone
+	}
+	return false
+}
+
+func (x *NodePlan) GetDryRunOk() bool {
+	if x != nil {
+		return x.DryRunOk
+	}
+	return false
+}
+
+func (x *NodePlan) GetDryRunError() string {
+	if x != nil {
+		return x.DryRunError
+	}
+	return ""
+}
+
+func (x *NodePlan) GetWouldChange() bool {
+	if x != nil {
+		return x.WouldChange
+	}
+	return false
+}
+
+func (x *NodePlan) GetActions() []string {
+	if x != nil {
+		return x.Actions
+	}
+	return nil
+}
+
+func (x *NodePlan) GetChanges() []string {
+	if x != nil {
+		return x.Changes
+	}
+	return nil
+}
+
+// RolloutRecord is a rollout as stored. Its nodes are stored apart
+// (RolloutNode) and filled in by GetRollout and WatchRollout.
+//
+// state: running, paused, halted, completed, aborted, rolling_back,
+// rolled_back, rollback_failed.
+type RolloutRecord struct {
+	state   protoimpl.MessageState `protogen:"open.v1"`
+	Id      string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	Release *ReleaseRef            `protobuf:"bytes,2,opt,name=release,proto3" json:"release,omitempty"`
+	// The digest the release's approvals are bound to.
+	ReleaseDigest string       `protobuf:"bytes,3,opt,name=release_digest,json=releaseDigest,proto3" json:"release_digest,omitempty"`
+	Spec          *RolloutSpec `protobuf:"bytes,4,opt,name=spec,proto3" json:"spec,omitempty"`
+	State         string       `protobuf:"bytes,5,opt,name=state,proto3" json:"state,omitempty"`
+	// Why the rollout is paused, halted, aborted or rolled back.
+	Reason string `protobuf:"bytes,6,opt,name=reason,proto3" json:"reason,omitempty"`
+	// What a running rollout waits for: bake time, a window, a gate.
+	WaitingFor  string         `protobuf:"bytes,7,opt,name=waiting_for,json=waitingFor,proto3" json:"waiting_for,omitempty"`
+	CreatedBy   string         `protobuf:"bytes,8,opt,name=created_by,json=createdBy,proto3" json:"created_by,omitempty"`
+	CreatedAt   string         `protobuf:"bytes,9,opt,name=created_at,json=createdAt,proto3" json:"created_at,omitempty"`
+	FinishedAt  string         `protobuf:"bytes,10,opt,name=finished_at,json=finishedAt,proto3" json:"finished_at,omitempty"`
+	UpdatedAt   string         `protobuf:"bytes,11,opt,name=updated_at,json=updatedAt,proto3" json:"updated_at,omitempty"`
+	Waves       []*RolloutWave `protobuf:"bytes,12,rep,name=waves,proto3" json:"waves,omitempty"`
+	Approvers   []string       `protobuf:"bytes,13,rep,name=approvers,proto3" json:"approvers,omitempty"`
+	Counts      *RolloutCounts `protobuf:"bytes,14,opt,name=counts,proto3" json:"counts,omitempty"`
+	Nodes       []*RolloutNode `protobuf:"bytes,15,rep,name=nodes,proto3" json:"nodes,omitempty"`
+	MaxParallel uint32         `protobuf:"varint,16,opt,name=max_parallel,json=maxParallel,proto3" json:"max_parallel,omitempty"`
+	// Bumped by every write; watchers compare it.
+	Revision uint64 `protobuf:"varint,17,opt,name=revision,proto3" json:"revision,omitempty"`
+	// Set by a failure under on_failure=rollback, or by RollbackRollout.
+	RollbackRequestedBy string `protobuf:"bytes,18,opt,name=rollback_requested_by,json=rollbackRequestedBy,proto3" json:"rollback_requested_by,omitempty"`
+	RollbackStartedAt   string `protobuf:"bytes,19,opt,name=rollback_started_at,json=rollbackStartedAt,proto3" json:"rollback_started_at,omitempty"`
+	unknownFields       protoimpl.UnknownFields
+	sizeCache           protoimpl.SizeCache
+}
+
+func (x *RolloutRecord) Reset() {
+	*x = RolloutRecord{}
+	mi := &file_proto_controller_v1_controller_proto_msgTypes[85]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RolloutRecord) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RolloutRecord) ProtoMessage() {}
+
+func (x *RolloutRecord) ProtoReflect() protoreflect.Message {
+	mi := &file_proto_controller_v1_controller_proto_msgTypes[85]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RolloutRecord.ProtoReflect.Descriptor instead.
+func (*RolloutRecord) Descriptor() ([]byte, []int) {
+	return file_proto_controller_v1_controller_proto_rawDescGZIP(), []int{85}
+}
+
+func (x *RolloutRecord) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *RolloutRecord) GetRelease() *ReleaseRef {
+	if x != nil {
+		return x.Release
+	}
+	return nil
+}
+
+func (x *RolloutRecord) GetReleaseDigest() string {
+	if x != nil {
+		return x.ReleaseDigest
+	}
+	return ""
+}
+
+func (x *RolloutRecord) GetSpec() *RolloutSpec {
+	if x != nil {
+		return x.Spec
+	}
+	return nil
+}
+
+func (x *RolloutRecord) GetState() string {
+	if x != nil {
+		return x.State
+	}
+	return ""
+}
+
+func (x *RolloutRecord) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
+func (x *RolloutRecord) GetWaitingFor() string {
+	if x != nil {
+		return x.WaitingFor
+	}
+	return ""
+}
+
+func (x *RolloutRecord) GetCreatedBy() string {
+	if x != nil {
+		return x.CreatedBy
+	}
+	return ""
+}
+
+func (x *RolloutRecord) GetCreatedAt() string {
+	if x != nil {
+		return x.CreatedAt
+	}
+	return ""
+}
+
+func (x *RolloutRecord) GetFinishedAt() string {
+	if x != nil {
+		return x.FinishedAt
+	}
+	return ""
+}
+
+func (x *RolloutRecord) GetUpdatedAt() string {
+	if x != nil {
+		return x.UpdatedAt
+	}
+	return ""
+}
+
+func (x *RolloutRecord) GetWaves() []*RolloutWave {
+	if x != nil {
+		return x.Waves
+	}
+	return nil
+}
+
+func (x *RolloutRecord) GetApprovers() []string {
+	if x != nil {
+		return x.Approvers
+	}
+	return nil
+}
+
+func (x *RolloutRecord) GetCounts() *RolloutCounts {
+	if x != nil {
+		return x.Counts
+	}
+	return nil
+}
+
+func (x *RolloutRecord) GetNodes() []*RolloutNode {
+	if x != nil {
+		return x.Nodes
+	}
+	return nil
+}
+
+func (x *RolloutRecord) GetMaxParallel() uint32 {
+	if x != nil {
+		return x.MaxParallel
+	}
+	return 0
+}
+
+func (x *RolloutRecord) GetRevision() uint64 {
+	if x != nil {
+		return x.Revision
+	}
+	return 0
+}
+
+func (x *RolloutRecord) GetRollbackRequestedBy() string {
+	if x != nil {
+		return x.RollbackRequestedBy
+	}
+	return ""
+}
+
+func (x *RolloutRecord) GetRollbackStartedAt() string {
+	if x != nil {
+		return x.RollbackStartedAt
+	}
+	return ""
+}
+
+// RolloutWave: state pending, running, baking, done or failed (its
+// failure budget was exceeded).
+type RolloutWave struct {
+	state       protoimpl.MessageState `protogen:"open.v1"`
+	Index       uint32                 `protobuf:"varint,1,opt,name=index,proto3" json:"index,omitempty"`
+	NodeIds     []string               `protobuf:"bytes,2,rep,name=node_ids,json=nodeIds,proto3" json:"node_ids,omitempty"`
+	State       string                 `protobuf:"bytes,3,opt,name=state,proto3" json:"state,omitempty"`
+	MaxFailures uint32                 `protobuf:"varint,4,opt,name=max_failures,json=maxFailures,proto3" json:"max_failures,omitempty"`
+	GateAfter   bool                   `protobuf:"varint,5,opt,name=gate_after,json=gateAfter,proto3" json:"gate_after,omitempty"`
+	StartedAt   string                 `protobuf:"bytes,6,opt,name=started_at,json=startedAt,proto3" json:"started_at,omitempty"`
+	FinishedAt  string                 `protobuf:"bytes,7,opt,name=finished_at,json=finishedAt,proto3" json:"finished_at,omitempty"`
+	// While baking: when the bake ends.
+	BakeUntil     string `protobuf:"bytes,8,opt,name=bake_until,json=bakeUntil,proto3" json:"bake_until,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RolloutWave) Reset() {
+	*x = RolloutWave{}
+	mi := &file_proto_controller_v1_controller_proto_msgTypes[86]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RolloutWave) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RolloutWave) ProtoMessage() {}
+
+func (x *RolloutWave) ProtoReflect() protoreflect.Message {
+	mi := &file_proto_controller_v1_controller_proto_msgTypes[86]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RolloutWave.ProtoReflect.Descriptor instead.
+func (*RolloutWave) Descriptor() ([]byte, []int) {
+	return file_proto_controller_v1_controller_proto_rawDescGZIP(), []int{86}
+}
+
+func (x *RolloutWave) GetIndex() uint32 {
+	if x != nil {
+		return x.Index
+	}
+	return 0
+}
+
+func (x *RolloutWave) GetNodeIds() []string {
+	if x != nil {
+		return x.NodeIds
+	}
+	return nil
+}
+
+func (x *RolloutWave) GetState() string {
+	if x != nil {
+		return x.State
+	}
+	return ""
+}
+
+func (x *RolloutWave) GetMaxFailures() uint32 {
+	if x != nil {
+		return x.MaxFailures
+	}
+	return 0
+}
+
+func (x *RolloutWave) GetGateAfter() bool {
+	if x != nil {
+		return x.GateAfter
+	}
+	return false
+}
+
+func (x *RolloutWave) GetStartedAt() string {
+	if x != nil {
+		return x.StartedAt
+	}
+	return ""
+}
+
+func (x *RolloutWave) GetFinishedAt() string {
+	if x != nil {
+		return x.FinishedAt
+	}
+	return ""
+}
+
+func (x *RolloutWave) GetBakeUntil() string {
+	if x != nil {
+		return x.BakeUntil
+	}
+	return ""
+}
+
+type RolloutCounts struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Nodes         uint32                 `protobuf:"varint,1,opt,name=nodes,proto3" json:"nodes,omitempty"`
+	Pending       uint32                 `protobuf:"varint,2,opt,name=pending,proto3" json:"pending,omitempty"`
+	Running       uint32                 `protobuf:"varint,3,opt,name=running,proto3" json:"running,omitempty"`
+	Passed        uint32                 `protobuf:"varint,4,opt,name=passed,proto3" json:"passed,omitempty"`
+	Failed        uint32                 `protobuf:"varint,5,opt,name=failed,proto3" json:"failed,omitempty"`
+	Unreachable   uint32                 `protobuf:"varint,6,opt,name=unreachable,proto3" json:"unreachable,omitempty"`
+	Skipped       uint32                 `protobuf:"varint,7,opt,name=skipped,proto3" json:"skipped,omitempty"`
+	RolledBack    uint32                 `protobuf:"varint,8,opt,name=rolled_back,json=rolledBack,proto3" json:"rolled_back,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RolloutCounts) Reset() {
+	*x = RolloutCounts{}
+	mi := &file_proto_controller_v1_controller_proto_msgTypes[87]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RolloutCounts) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RolloutCounts) ProtoMessage() {}
+
+func (x *RolloutCounts) ProtoReflect() protoreflect.Message {
+	mi := &file_proto_controller_v1_controller_proto_msgTypes[87]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RolloutCounts.ProtoReflect.Descriptor instead.
+func (*RolloutCounts) Descriptor() ([]byte, []int) {
+	return file_proto_controller_v1_controller_proto_rawDescGZIP(), []int{87}
+}
+
+func (x *RolloutCounts) GetNodes() uint32 {
+	if x != nil {
+		return x.Nodes
+	}
+	return 0
+}
+
+func (x *RolloutCounts) GetPending() uint32 {
+	if x != nil {
+		return x.Pending
+	}
+	return 0
+}
+
+func (x *RolloutCounts) GetRunning() uint32 {
+	if x != nil {
+		return x.Running
+	}
+	return 0
+}
+
+func (x *RolloutCounts) GetPassed() uint32 {
+	if x != nil {
+		return x.Passed
+	}
+	return 0
+}
+
+func (x *RolloutCounts) GetFailed() uint32 {
+	if x != nil {
+		return x.Failed
+	}
+	return 0
+}
+
+func (x *RolloutCounts) GetUnreachable() uint32 {
+	if x != nil {
+		return x.Unreachable
+	}
+	return 0
+}
+
+func (x *RolloutCounts) GetSkipped() uint32 {
+	if x != nil {
+		return x.Skipped
+	}
+	return 0
+}
+
+func (x *RolloutCounts) GetRolledBack() uint32 {
+	if x != nil {
+		return x.RolledBack
+	}
+	return 0
+}
+
+// RolloutNode is one node's deployment in a rollout.
+//
+// state: pending, pre_audit, deploying, waiting_confirmation,
+// post_audit, passed, failed, unreachable, skipped, rolling_back,
+// rolled_back, rollback_failed, aborted.
+type RolloutNode struct {
+	state                protoimpl.MessageState `protogen:"open.v1"`
+	RolloutId            string                 `protobuf:"bytes,1,opt,name=rollout_id,json=rolloutId,proto3" json:"rollout_id,omitempty"`
+	NodeId               string                 `protobuf:"bytes,2,opt,name=node_id,json=nodeId,proto3" json:"node_id,omitempty"`
+	Hostname             string                 `protobuf:"bytes,3,opt,name=hostname,proto3" json:"hostname,omitempty"`
+	Wave                 uint32                 `protobuf:"varint,4,opt,name=wave,proto3" json:"wave,omitempty"`
+	State                string                 `protobuf:"bytes,5,opt,name=state,proto3" json:"state,omitempty"`
+	Error                string                 `protobuf:"bytes,6,opt,name=error,proto3" json:"error,omitempty"`
+	StartedAt            string                 `protobuf:"bytes,7,opt,name=started_at,json=startedAt,proto3" json:"started_at,omitempty"`
+	FinishedAt           string                 `protobuf:"bytes,8,opt,name=finished_at,json=finishedAt,proto3" json:"finished_at,omitempty"`
+	PreAuditCommand      string                 `protobuf:"bytes,9,opt,name=pre_audit_command,json=preAuditCommand,proto3" json:"pre_audit_command,omitempty"`
+	PreAuditId           string                 `protobuf:"bytes,10,opt,name=pre_audit_id,json=preAuditId,proto3" json:"pre_audit_id,omitempty"`
+	DeployCommand        string                 `protobuf:"bytes,11,opt,name=deploy_command,json=deployCommand,proto3" json:"deploy_command,omitempty"`
+	PostAuditCommand     string                 `protobuf:"bytes,12,opt,name=post_audit_command,json=postAuditCommand,proto3" json:"post_audit_command,omitempty"`
+	PostAuditId          string                 `protobuf:"bytes,13,opt,name=post_audit_id,json=postAuditId,proto3" json:"post_audit_id,omitempty"`
+	RollbackCommand      string                 `protobuf:"bytes,14,opt,name=rollback_command,json=rollbackCommand,proto3" json:"rollback_command,omitempty"`
+	RollbackAuditCommand string                 `protobuf:"bytes,15,opt,name=rollback_audit_command,json=rollbackAuditCommand,proto3" json:"rollback_audit_command,omitempty"`
+	RollbackAuditId      string                 `protobuf:"bytes,16,opt,name=rollback_audit_id,json=rollbackAuditId,proto3" json:"rollback_audit_id,omitempty"`
+	// agent/apply's Report of the deployment and of the rollback, JSON.
+	DeployReportJson   []byte `protobuf:"bytes,17,opt,name=deploy_report_json,json=deployReportJson,proto3" json:"deploy_report_json,omitempty"`
+	RollbackReportJson []byte `protobuf:"bytes,18,opt,name=rollback_report_json,json=rollbackReportJson,proto3" json:"rollback_report_json,omitempty"`
+	// internal/compare's Result: pre vs post audit against the expected
+	// changes, JSON.
+	ComparisonJson []byte `protobuf:"bytes,19,opt,name=comparison_json,json=comparisonJson,proto3" json:"comparison_json,omitempty"`
+	// internal/diff's Report from the pre-audit to the after-rollback
+	// audit, JSON; empty changes prove the rollback.
+	RollbackDiffJson []byte              `protobuf:"bytes,20,opt,name=rollback_diff_json,json=rollbackDiffJson,proto3" json:"rollback_diff_json,omitempty"`
+	HasBaseline      bool                `protobuf:"varint,21,opt,name=has_baseline,json=hasBaseline,proto3" json:"has_baseline,omitempty"`
+	DriftChanges     uint32              `protobuf:"varint,22,opt,name=drift_changes,json=driftChanges,proto3" json:"drift_changes,omitempty"`
+	DriftSummary     string              `protobuf:"bytes,23,opt,name=drift_summary,json=driftSummary,proto3" json:"drift_summary,omitempty"`
+	KnownErrors      []string            `protobuf:"bytes,24,rep,name=known_errors,json=knownErrors,proto3" json:"known_errors,omitempty"`
+	Confirmations    []*StepConfirmation `protobuf:"bytes,25,rep,name=confirmations,proto3" json:"confirmations,omitempty"`
+	// While waiting_confirmation: the step and its instructions.
+	WaitingStep         string `protobuf:"bytes,26,opt,name=waiting_step,json=waitingStep,proto3" json:"waiting_step,omitempty"`
+	WaitingInstructions string `protobuf:"bytes,27,opt,name=waiting_instructions,json=waitingInstructions,proto3" json:"waiting_instructions,omitempty"`
+	// The deployment changed the node (its steps changed something).
+	Changed          bool    `protobuf:"varint,28,opt,name=changed,proto3" json:"changed,omitempty"`
+	UnreachableSince string  `protobuf:"bytes,29,opt,name=unreachable_since,json=unreachableSince,proto3" json:"unreachable_since,omitempty"`
+	DurationSeconds  float64 `protobuf:"fixed64,30,opt,name=duration_seconds,json=durationSeconds,proto3" json:"duration_seconds,omitempty"`
+	SlaBreached      bool    `protobuf:"varint,31,opt,name=sla_breached,json=slaBreached,proto3" json:"sla_breached,omitempty"`
+	// The state to return to after a controller restart is implied by the
+	// command fields; phase_started_at is when the current state began.
+	PhaseStartedAt string `protobuf:"bytes,32,opt,name=phase_started_at,json=phaseStartedAt,proto3" json:"phase_started_at,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
+}
+
+func (x *RolloutNode) Reset() {
+	*x = RolloutNode{}
+	mi := &file_proto_controller_v1_controller_proto_msgTypes[88]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RolloutNode) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RolloutNode) ProtoMessage() {}
+
+func (x *RolloutNode) ProtoReflect() protoreflect.Message {
+	mi := &file_proto_controller_v1_controller_proto_msgTypes[88]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RolloutNode.ProtoReflect.Descriptor instead.
+func (*RolloutNode) Descriptor() ([]byte, []int) {
+	return file_proto_controller_v1_controller_proto_rawDescGZIP(), []int{88}
+}
+
+func (x *RolloutNode) GetRolloutId() string {
+	if x != nil {
+		return x.RolloutId
+	}
+	return ""
+}
+
+func (x *RolloutNode) GetNodeId() string {
+	if x != nil {
+		return x.NodeId
+	}
+	return ""
+}
+
+func (x *RolloutNode) GetHostname() string {
+	if x != nil {
+		return x.Hostname
+	}
+	return ""
+}
+
+func (x *RolloutNode) GetWave() uint32 {
+	if x != nil {
+		return x.Wave
+	}
+	return 0
+}
+
+func (x *RolloutNode) GetState() string {
+	if x != nil {
+		return x.State
+	}
+	return ""
+}
+
+func (x *RolloutNode) GetError() string {
+	if x != nil {
+		return x.Error
+	}
+	return ""
+}
+
+func (x *RolloutNode) GetStartedAt() string {
+	if x != nil {
+		return x.StartedAt
+	}
+	return ""
+}
+
+func (x *RolloutNode) GetFinishedAt() string {
+	if x != nil {
+		return x.FinishedAt
+	}
+	return ""
+}
+
+func (x *RolloutNode) GetPreAuditCommand() string {
+	if x != nil {
+		return x.PreAuditCommand
+	}
+	return ""
+}
+
+func (x *RolloutNode) GetPreAuditId() string {
+	if x != nil {
+		return x.PreAuditId
+	}
+	return ""
+}
+
+func (x *RolloutNode) GetDeployCommand() string {
+	if x != nil {
+		return x.DeployCommand
+	}
+	return ""
+}
+
+func (x *RolloutNode) GetPostAuditCommand() string {
+	if x != nil {
+		return x.PostAuditCommand
+	}
+	return ""
+}
+
+func (x *RolloutNode) GetPostAuditId() string {
+	if x != nil {
+		return x.PostAuditId
+	}
+	return ""
+}
+
+func (x *RolloutNode) GetRollbackCommand() string {
+	if x != nil {
+		return x.RollbackCommand
+	}
+	return ""
+}
+
+func (x *RolloutNode) GetRollbackAuditCommand() string {
+	if x != nil {
+		return x.RollbackAuditCommand
+	}
+	return ""
+}
+
+func (x *RolloutNode) GetRollbackAuditId() string {
+	if x != nil {
+		return x.RollbackAuditId
+	}
+	return ""
+}
+
+func (x *RolloutNode) GetDeployReportJson() []byte {
+	if x != nil {
+		return x.DeployReportJson
+	}
+	return nil
+}
+
+func (x *RolloutNode) GetRollbackReportJson() []byte {
+	if x != nil {
+		return x.RollbackReportJson
+	}
+	return nil
+}
+
+func (x *RolloutNode) GetComparisonJson() []byte {
+	if x != nil {
+		return x.ComparisonJson
+	}
+	return nil
+}
+
+func (x *RolloutNode) GetRollbackDiffJson() []byte {
+	if x != nil {
+		return x.RollbackDiffJson
+	}
+	return nil
+}
+
+func (x *RolloutNode) GetHasBaseline() bool {
+	if x != nil {
+		return x.HasBaseline
+	}
+	return false
+}
+
+func (x *RolloutNode) GetDriftChanges() uint32 {
+	if x != nil {
+		return x.DriftChanges
+	}
+	return 0
+}
+
+func (x *RolloutNode) GetDriftSummary() string {
+	if x != nil {
+		return x.DriftSummary
+	}
+	return ""
+}
+
+func (x *RolloutNode) GetKnownErrors() []string {
+	if x != nil {
+		return x.KnownErrors
+	}
+	return nil
+}
+
+func (x *RolloutNode) GetConfirmations() []*StepConfirmation {
+	if x != nil {
+		return x.Confirmations
+	}
+	return nil
+}
+
+func (x *RolloutNode) GetWaitingStep() string {
+	if x != nil {
+		return x.WaitingStep
+	}
+	return ""
+}
+
+func (x *RolloutNode) GetWaitingInstructions() string {
+	if x != nil {
+		return x.WaitingInstructions
+	}
+	return ""
+}
+
+func (x *RolloutNode) GetChanged() bool {
+	if x != nil {
+		return x.Changed
+	}
+	return false
+}
+
+func (x *RolloutNode) GetUnreachableSince() string {
+	if x != nil {
+		return x.UnreachableSince
+	}
+	return ""
+}
+
+func (x *RolloutNode) GetDurationSeconds() float64 {
+	if x != nil {
+		return x.DurationSeconds
+	}
+	return 0
+}
+
+func (x *RolloutNode) GetSlaBreached() bool {
+	if x != nil {
+		return x.SlaBreached
+	}
+	return false
+}
+
+func (x *RolloutNode) GetPhaseStartedAt() string {
+	if x != nil {
+		return x.PhaseStartedAt
+	}
+	return ""
+}
+
+type StepConfirmation struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Step          string                 `protobuf:"bytes,1,opt,name=step,proto3" json:"step,omitempty"`
+	By            string                 `protobuf:"bytes,2,opt,name=by,proto3" json:"by,omitempty"`
+	Note          string                 `protobuf:"bytes,3,opt,name=note,proto3" json:"note,omitempty"`
+	At            string                 `protobuf:"bytes,4,opt,name=at,proto3" json:"at,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *StepConfirmation) Reset() {
+	*x = StepConfirmation{}
+	mi := &file_proto_controller_v1_controller_proto_msgTypes[89]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *StepConfirmation) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*StepConfirmation) ProtoMessage() {}
+
+func (x *StepConfirmation) ProtoReflect() protoreflect.Message {
+	mi := &file_proto_controller_v1_controller_proto_msgTypes[89]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use StepConfirmation.ProtoReflect.Descriptor instead.
+func (*StepConfirmation) Descriptor() ([]byte, []int) {
+	return file_proto_controller_v1_controller_proto_rawDescGZIP(), []int{89}
+}
+
+func (x *StepConfirmation) GetStep() string {
+	if x != nil {
+		return x.Step
+	}
+	return ""
+}
+
+func (x *StepConfirmation) GetBy() string {
+	if x != nil {
+		return x.By
+	}
+	return ""
+}
+
+func (x *StepConfirmation) GetNote() string {
+	if x != nil {
+		return x.Note
+	}
+	return ""
+}
+
+func (x *StepConfirmation) GetAt() string {
+	if x != nil {
+		return x.At
+	}
+	return ""
+}
+
+type ConfirmStepRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Id    string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	// Node ID or hostname.
+	Node          string `protobuf:"bytes,2,opt,name=node,proto3" json:"node,omitempty"`
+	Step          string `protobuf:"bytes,3,opt,name=step,proto3" json:"step,omitempty"`
+	Note          string `protobuf:"bytes,4,opt,name=note,proto3" json:"note,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ConfirmStepRequest) Reset() {
+	*x = ConfirmStepRequest{}
+	mi := &file_proto_controller_v1_controller_proto_msgTypes[90]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ConfirmStepRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ConfirmStepRequest) ProtoMessage() {}
+
+func (x *ConfirmStepRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_proto_controller_v1_controller_proto_msgTypes[90]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ConfirmStepRequest.ProtoReflect.Descriptor instead.
+func (*ConfirmStepRequest) Descriptor() ([]byte, []int) {
+	return file_proto_controller_v1_controller_proto_rawDescGZIP(), []int{90}
+}
+
+func (x *ConfirmStepRequest) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *ConfirmStepRequest) GetNode() string {
+	if x != nil {
+		return x.Node
+	}
+	return ""
+}
+
+func (x *ConfirmStepRequest) GetStep() string {
+	if x != nil {
+		return x.Step
+	}
+	return ""
+}
+
+func (x *ConfirmStepRequest) GetNote() string {
+	if x != nil {
+		return x.Note
+	}
+	return ""
+}
+
+type ListRolloutsRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// name or name@version.
+	Release       string `protobuf:"bytes,1,opt,name=release,proto3" json:"release,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListRolloutsRequest) Reset() {
+	*x = ListRolloutsRequest{}
+	mi := &file_proto_controller_v1_controller_proto_msgTypes[91]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListRolloutsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListRolloutsRequest) ProtoMessage() {}
+
+func (x *ListRolloutsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_proto_controller_v1_controller_proto_msgTypes[91]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListRolloutsRequest.ProtoReflect.Descriptor instead.
+func (*ListRolloutsRequest) Descriptor() ([]byte, []int) {
+	return file_proto_controller_v1_controller_proto_rawDescGZIP(), []int{91}
+}
+
+func (x *ListRolloutsRequest) GetRelease() string {
+	if x != nil {
+		return x.Release
+	}
+	return ""
+}
+
+type ListRolloutsResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Newest first.
+	Rollouts      []*RolloutRecord `protobuf:"bytes,1,rep,name=rollouts,proto3" json:"rollouts,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListRolloutsResponse) Reset() {
+	*x = ListRolloutsResponse{}
+	mi := &file_proto_controller_v1_controller_proto_msgTypes[92]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListRolloutsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListRolloutsResponse) ProtoMessage() {}
+
+func (x *ListRolloutsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_proto_controller_v1_controller_proto_msgTypes[92]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListRolloutsResponse.ProtoReflect.Descriptor instead.
+func (*ListRolloutsResponse) Descriptor() ([]byte, []int) {
+	return file_proto_controller_v1_controller_proto_rawDescGZIP(), []int{92}
+}
+
+func (x *ListRolloutsResponse) GetRollouts() []*RolloutRecord {
+	if x != nil {
+		return x.Rollouts
+	}
+	return nil
+}
+
+type RolloutReportRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Id    string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	// text, json, markdown or html.
+	Format        string `protobuf:"bytes,2,opt,name=format,proto3" json:"format,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RolloutReportRequest) Reset() {
+	*x = RolloutReportRequest{}
+	mi := &file_proto_controller_v1_controller_proto_msgTypes[93]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RolloutReportRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RolloutReportRequest) ProtoMessage() {}
+
+func (x *RolloutReportRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_proto_controller_v1_controller_proto_msgTypes[93]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RolloutReportRequest.ProtoReflect.Descriptor instead.
+func (*RolloutReportRequest) Descriptor() ([]byte, []int) {
+	return file_proto_controller_v1_controller_proto_rawDescGZIP(), []int{93}
+}
+
+func (x *RolloutReportRequest) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *RolloutReportRequest) GetFormat() string {
+	if x != nil {
+		return x.Format
+	}
+	return ""
+}
+
 var File_proto_controller_v1_controller_proto protoreflect.FileDescriptor
 
 const file_proto_controller_v1_controller_proto_rawDesc = "" +
 	"\n" +
-	"$proto/controller/v1/controller.proto\x12\x13cairn.controller.v1\x1a\"proto/inventory/v1/inventory.proto\"\xdd\x01\n" +
+	"$proto/controller/v1/controller.proto\x12\x13cairn.controller.v1\x1a\x1aproto/agent/v1/agent.proto\x1a\"proto/inventory/v1/inventory.proto\"\xdd\x01\n" +
 	"\x18CreateEnrollTokenRequest\x12\x1f\n" +
 	"\vttl_seconds\x18\x01 \x01(\x03R\n" +
 	"ttlSeconds\x12\x12\n" +
@@ -5169,7 +6878,7 @@ const file_proto_controller_v1_controller_proto_rawDesc = "" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"R\n" +
 	"\x10RunAuditResponse\x12>\n" +
-	"\bcommands\x18\x01 \x03(\v2\".cairn.controller.v1.CommandRecordR\bcommands\"\xc2\x03\n" +
+	"\bcommands\x18\x01 \x03(\v2\".cairn.controller.v1.CommandRecordR\bcommands\"\xb9\x04\n" +
 	"\rCommandRecord\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x17\n" +
 	"\anode_id\x18\x02 \x01(\tR\x06nodeId\x12\x12\n" +
@@ -5187,7 +6896,12 @@ const file_proto_controller_v1_controller_proto_rawDesc = "" +
 	"collectors\x18\n" +
 	" \x03(\tR\n" +
 	"collectors\x12\x14\n" +
-	"\x05track\x18\v \x03(\tR\x05track\"p\n" +
+	"\x05track\x18\v \x03(\tR\x05track\x12\x1d\n" +
+	"\n" +
+	"rollout_id\x18\f \x01(\tR\trolloutId\x125\n" +
+	"\x06deploy\x18\r \x01(\v2\x1d.cairn.agent.v1.DeployCommandR\x06deploy\x12\x1f\n" +
+	"\vresult_json\x18\x0e \x01(\fR\n" +
+	"resultJson\"p\n" +
 	"\x05State\x12\x15\n" +
 	"\x11STATE_UNSPECIFIED\x10\x00\x12\x11\n" +
 	"\rSTATE_PENDING\x10\x01\x12\x16\n" +
@@ -5218,7 +6932,7 @@ const file_proto_controller_v1_controller_proto_rawDesc = "" +
 	"\x02id\x18\x01 \x01(\tR\x02id\"}\n" +
 	"\x10GetAuditResponse\x128\n" +
 	"\x06record\x18\x01 \x01(\v2 .cairn.controller.v1.AuditRecordR\x06record\x12/\n" +
-	"\x05audit\x18\x02 \x01(\v2\x19.cairn.inventory.v1.AuditR\x05audit\"\xdb\x01\n" +
+	"\x05audit\x18\x02 \x01(\v2\x19.cairn.inventory.v1.AuditR\x05audit\"\xb2\x02\n" +
 	"\x0eBaselineRecord\x12\x17\n" +
 	"\anode_id\x18\x01 \x01(\tR\x06nodeId\x12\x18\n" +
 	"\aversion\x18\x02 \x01(\rR\aversion\x12\x19\n" +
@@ -5228,7 +6942,12 @@ const file_proto_controller_v1_controller_proto_rawDesc = "" +
 	"\vaccepted_at\x18\x05 \x01(\tR\n" +
 	"acceptedAt\x12\x16\n" +
 	"\x06reason\x18\x06 \x01(\tR\x06reason\x12!\n" +
-	"\fcontent_hash\x18\a \x01(\tR\vcontentHash\"^\n" +
+	"\fcontent_hash\x18\a \x01(\tR\vcontentHash\x12\x18\n" +
+	"\arelease\x18\b \x01(\tR\arelease\x12\x1d\n" +
+	"\n" +
+	"rollout_id\x18\t \x01(\tR\trolloutId\x12\x1c\n" +
+	"\tapprovers\x18\n" +
+	" \x03(\tR\tapprovers\"^\n" +
 	"\x15AcceptBaselineRequest\x12\x12\n" +
 	"\x04node\x18\x01 \x01(\tR\x04node\x12\x19\n" +
 	"\baudit_id\x18\x02 \x01(\tR\aauditId\x12\x16\n" +
@@ -5518,7 +7237,180 @@ const file_proto_controller_v1_controller_proto_rawDesc = "" +
 	"workaround\x12\x16\n" +
 	"\x06status\x18\x06 \x01(\tR\x06status\"b\n" +
 	"\x17ListKnownErrorsResponse\x12G\n" +
-	"\fknown_errors\x18\x01 \x03(\v2$.cairn.controller.v1.KnownErrorEntryR\vknownErrors2\x82\x01\n" +
+	"\fknown_errors\x18\x01 \x03(\v2$.cairn.controller.v1.KnownErrorEntryR\vknownErrors\"\xaf\x01\n" +
+	"\x10AgentEventRecord\x12\x17\n" +
+	"\anode_id\x18\x01 \x01(\tR\x06nodeId\x12\x0e\n" +
+	"\x02id\x18\x02 \x01(\tR\x02id\x12\x12\n" +
+	"\x04kind\x18\x03 \x01(\tR\x04kind\x12#\n" +
+	"\rdeployment_id\x18\x04 \x01(\tR\fdeploymentId\x12\x18\n" +
+	"\apayload\x18\x05 \x01(\fR\apayload\x12\x1f\n" +
+	"\vreceived_at\x18\x06 \x01(\tR\n" +
+	"receivedAt\"\x1c\n" +
+	"\n" +
+	"RolloutRef\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\"3\n" +
+	"\rRolloutAction\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n" +
+	"\x04note\x18\x02 \x01(\tR\x04note\"\x9c\x04\n" +
+	"\vRolloutSpec\x129\n" +
+	"\arelease\x18\x01 \x01(\v2\x1f.cairn.controller.v1.ReleaseRefR\arelease\x12J\n" +
+	"\bselector\x18\x02 \x03(\v2..cairn.controller.v1.RolloutSpec.SelectorEntryR\bselector\x12\x18\n" +
+	"\aservice\x18\x03 \x01(\tR\aservice\x12\x1a\n" +
+	"\bstrategy\x18\x04 \x01(\tR\bstrategy\x12\x14\n" +
+	"\x05waves\x18\x05 \x03(\tR\x05waves\x12!\n" +
+	"\fmax_parallel\x18\x06 \x01(\tR\vmaxParallel\x12!\n" +
+	"\fmax_failures\x18\a \x01(\tR\vmaxFailures\x12 \n" +
+	"\vunreachable\x18\b \x01(\tR\vunreachable\x12\x12\n" +
+	"\x04bake\x18\t \x01(\tR\x04bake\x12(\n" +
+	"\x10gates_after_wave\x18\n" +
+	" \x03(\rR\x0egatesAfterWave\x12\x16\n" +
+	"\x06window\x18\v \x01(\tR\x06window\x12\x1d\n" +
+	"\n" +
+	"on_failure\x18\f \x01(\tR\tonFailure\x12 \n" +
+	"\fskip_dry_run\x18\r \x01(\bR\n" +
+	"skipDryRun\x1a;\n" +
+	"\rSelectorEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xd1\x02\n" +
+	"\vRolloutPlan\x124\n" +
+	"\x04spec\x18\x01 \x01(\v2 .cairn.controller.v1.RolloutSpecR\x04spec\x12%\n" +
+	"\x0erelease_digest\x18\x02 \x01(\tR\rreleaseDigest\x126\n" +
+	"\x05waves\x18\x03 \x03(\v2 .cairn.controller.v1.PlannedWaveR\x05waves\x123\n" +
+	"\x05nodes\x18\x04 \x03(\v2\x1d.cairn.controller.v1.NodePlanR\x05nodes\x12\x18\n" +
+	"\asummary\x18\x05 \x01(\tR\asummary\x12\x1a\n" +
+	"\bwarnings\x18\x06 \x03(\tR\bwarnings\x12\x1f\n" +
+	"\vnext_window\x18\a \x01(\tR\n" +
+	"nextWindow\x12!\n" +
+	"\fmax_parallel\x18\b \x01(\rR\vmaxParallel\"\x94\x01\n" +
+	"\vPlannedWave\x12\x14\n" +
+	"\x05index\x18\x01 \x01(\rR\x05index\x12\x19\n" +
+	"\bnode_ids\x18\x02 \x03(\tR\anodeIds\x12!\n" +
+	"\fmax_failures\x18\x03 \x01(\rR\vmaxFailures\x12\x1d\n" +
+	"\n" +
+	"gate_after\x18\x04 \x01(\bR\tgateAfter\x12\x12\n" +
+	"\x04bake\x18\x05 \x01(\tR\x04bake\"\xbc\x03\n" +
+	"\bNodePlan\x12\x17\n" +
+	"\anode_id\x18\x01 \x01(\tR\x06nodeId\x12\x1a\n" +
+	"\bhostname\x18\x02 \x01(\tR\bhostname\x12\x12\n" +
+	"\x04wave\x18\x03 \x01(\rR\x04wave\x12\x1c\n" +
+	"\tconnected\x18\x04 \x01(\bR\tconnected\x12!\n" +
+	"\fhas_baseline\x18\x05 \x01(\bR\vhasBaseline\x12#\n" +
+	"\rdrift_changes\x18\x06 \x01(\rR\fdriftChanges\x12#\n" +
+	"\rdrift_summary\x18\a \x01(\tR\fdriftSummary\x12!\n" +
+	"\fknown_errors\x18\b \x03(\tR\vknownErrors\x12 \n" +
+	"\fdry_run_done\x18\t \x01(\bR\n" +
+	"dryRunDone\x12\x1c\n" +
+	"\n" +
+	"dry_run_ok\x18\n" +
+	" \x01(\bR\bdryRunOk\x12\"\n" +
+	"\rdry_run_error\x18\v \x01(\tR\vdryRunError\x12!\n" +
+	"\fwould_change\x18\f \x01(\bR\vwouldChange\x12\x18\n" +
+	"\aactions\x18\r \x03(\tR\aactions\x12\x18\n" +
+	"\achanges\x18\x0e \x03(\tR\achanges\"\xf1\x05\n" +
+	"\rRolloutRecord\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\x129\n" +
+	"\arelease\x18\x02 \x01(\v2\x1f.cairn.controller.v1.ReleaseRefR\arelease\x12%\n" +
+	"\x0erelease_digest\x18\x03 \x01(\tR\rreleaseDigest\x124\n" +
+	"\x04spec\x18\x04 \x01(\v2 .cairn.controller.v1.RolloutSpecR\x04spec\x12\x14\n" +
+	"\x05state\x18\x05 \x01(\tR\x05state\x12\x16\n" +
+	"\x06reason\x18\x06 \x01(\tR\x06reason\x12\x1f\n" +
+	"\vwaiting_for\x18\a \x01(\tR\n" +
+	"waitingFor\x12\x1d\n" +
+	"\n" +
+	"created_by\x18\b \x01(\tR\tcreatedBy\x12\x1d\n" +
+	"\n" +
+	"created_at\x18\t \x01(\tR\tcreatedAt\x12\x1f\n" +
+	"\vfinished_at\x18\n" +
+	" \x01(\tR\n" +
+	"finishedAt\x12\x1d\n" +
+	"\n" +
+	"updated_at\x18\v \x01(\tR\tupdatedAt\x126\n" +
+	"\x05waves\x18\f \x03(\v2 .cairn.controller.v1.RolloutWaveR\x05waves\x12\x1c\n" +
+	"\tapprovers\x18\r \x03(\tR\tapprovers\x12:\n" +
+	"\x06counts\x18\x0e \x01(\v2\".cairn.controller.v1.RolloutCountsR\x06counts\x126\n" +
+	"\x05nodes\x18\x0f \x03(\v2 .cairn.controller.v1.RolloutNodeR\x05nodes\x12!\n" +
+	"\fmax_parallel\x18\x10 \x01(\rR\vmaxParallel\x12\x1a\n" +
+	"\brevision\x18\x11 \x01(\x04R\brevision\x122\n" +
+	"\x15rollback_requested_by\x18\x12 \x01(\tR\x13rollbackRequestedBy\x12.\n" +
+	"\x13rollback_started_at\x18\x13 \x01(\tR\x11rollbackStartedAt\"\xf5\x01\n" +
+	"\vRolloutWave\x12\x14\n" +
+	"\x05index\x18\x01 \x01(\rR\x05index\x12\x19\n" +
+	"\bnode_ids\x18\x02 \x03(\tR\anodeIds\x12\x14\n" +
+	"\x05state\x18\x03 \x01(\tR\x05state\x12!\n" +
+	"\fmax_failures\x18\x04 \x01(\rR\vmaxFailures\x12\x1d\n" +
+	"\n" +
+	"gate_after\x18\x05 \x01(\bR\tgateAfter\x12\x1d\n" +
+	"\n" +
+	"started_at\x18\x06 \x01(\tR\tstartedAt\x12\x1f\n" +
+	"\vfinished_at\x18\a \x01(\tR\n" +
+	"finishedAt\x12\x1d\n" +
+	"\n" +
+	"bake_until\x18\b \x01(\tR\tbakeUntil\"\xe6\x01\n" +
+	"\rRolloutCounts\x12\x14\n" +
+	"\x05nodes\x18\x01 \x01(\rR\x05nodes\x12\x18\n" +
+	"\apending\x18\x02 \x01(\rR\apending\x12\x18\n" +
+	"\arunning\x18\x03 \x01(\rR\arunning\x12\x16\n" +
+	"\x06passed\x18\x04 \x01(\rR\x06passed\x12\x16\n" +
+	"\x06failed\x18\x05 \x01(\rR\x06failed\x12 \n" +
+	"\vunreachable\x18\x06 \x01(\rR\vunreachable\x12\x18\n" +
+	"\askipped\x18\a \x01(\rR\askipped\x12\x1f\n" +
+	"\vrolled_back\x18\b \x01(\rR\n" +
+	"rolledBack\"\xde\t\n" +
+	"\vRolloutNode\x12\x1d\n" +
+	"\n" +
+	"rollout_id\x18\x01 \x01(\tR\trolloutId\x12\x17\n" +
+	"\anode_id\x18\x02 \x01(\tR\x06nodeId\x12\x1a\n" +
+	"\bhostname\x18\x03 \x01(\tR\bhostname\x12\x12\n" +
+	"\x04wave\x18\x04 \x01(\rR\x04wave\x12\x14\n" +
+	"\x05state\x18\x05 \x01(\tR\x05state\x12\x14\n" +
+	"\x05error\x18\x06 \x01(\tR\x05error\x12\x1d\n" +
+	"\n" +
+	"started_at\x18\a \x01(\tR\tstartedAt\x12\x1f\n" +
+	"\vfinished_at\x18\b \x01(\tR\n" +
+	"finishedAt\x12*\n" +
+	"\x11pre_audit_command\x18\t \x01(\tR\x0fpreAuditCommand\x12 \n" +
+	"\fpre_audit_id\x18\n" +
+	" \x01(\tR\n" +
+	"preAuditId\x12%\n" +
+	"\x0edeploy_command\x18\v \x01(\tR\rdeployCommand\x12,\n" +
+	"\x12post_audit_command\x18\f \x01(\tR\x10postAuditCommand\x12\"\n" +
+	"\rpost_audit_id\x18\r \x01(\tR\vpostAuditId\x12)\n" +
+	"\x10rollback_command\x18\x0e \x01(\tR\x0frollbackCommand\x124\n" +
+	"\x16rollback_audit_command\x18\x0f \x01(\tR\x14rollbackAuditCommand\x12*\n" +
+	"\x11rollback_audit_id\x18\x10 \x01(\tR\x0frollbackAuditId\x12,\n" +
+	"\x12deploy_report_json\x18\x11 \x01(\fR\x10deployReportJson\x120\n" +
+	"\x14rollback_report_json\x18\x12 \x01(\fR\x12rollbackReportJson\x12'\n" +
+	"\x0fcomparison_json\x18\x13 \x01(\fR\x0ecomparisonJson\x12,\n" +
+	"\x12rollback_diff_json\x18\x14 \x01(\fR\x10rollbackDiffJson\x12!\n" +
+	"\fhas_baseline\x18\x15 \x01(\bR\vhasBaseline\x12#\n" +
+	"\rdrift_changes\x18\x16 \x01(\rR\fdriftChanges\x12#\n" +
+	"\rdrift_summary\x18\x17 \x01(\tR\fdriftSummary\x12!\n" +
+	"\fknown_errors\x18\x18 \x03(\tR\vknownErrors\x12K\n" +
+	"\rconfirmations\x18\x19 \x03(\v2%.cairn.controller.v1.StepConfirmationR\rconfirmations\x12!\n" +
+	"\fwaiting_step\x18\x1a \x01(\tR\vwaitingStep\x121\n" +
+	"\x14waiting_instructions\x18\x1b \x01(\tR\x13waitingInstructions\x12\x18\n" +
+	"\achanged\x18\x1c \x01(\bR\achanged\x12+\n" +
+	"\x11unreachable_since\x18\x1d \x01(\tR\x10unreachableSince\x12)\n" +
+	"\x10duration_seconds\x18\x1e \x01(\x01R\x0fdurationSeconds\x12!\n" +
+	"\fsla_breached\x18\x1f \x01(\bR\vslaBreached\x12(\n" +
+	"\x10phase_started_at\x18  \x01(\tR\x0ephaseStartedAt\"Z\n" +
+	"\x10StepConfirmation\x12\x12\n" +
+	"\x04step\x18\x01 \x01(\tR\x04step\x12\x0e\n" +
+	"\x02by\x18\x02 \x01(\tR\x02by\x12\x12\n" +
+	"\x04note\x18\x03 \x01(\tR\x04note\x12\x0e\n" +
+	"\x02at\x18\x04 \x01(\tR\x02at\"`\n" +
+	"\x12ConfirmStepRequest\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n" +
+	"\x04node\x18\x02 \x01(\tR\x04node\x12\x12\n" +
+	"\x04step\x18\x03 \x01(\tR\x04step\x12\x12\n" +
+	"\x04note\x18\x04 \x01(\tR\x04note\"/\n" +
+	"\x13ListRolloutsRequest\x12\x18\n" +
+	"\arelease\x18\x01 \x01(\tR\arelease\"V\n" +
+	"\x14ListRolloutsResponse\x12>\n" +
+	"\brollouts\x18\x01 \x03(\v2\".cairn.controller.v1.RolloutRecordR\brollouts\">\n" +
+	"\x14RolloutReportRequest\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\x12\x16\n" +
+	"\x06format\x18\x02 \x01(\tR\x06format2\x82\x01\n" +
 	"\fEnrollTokens\x12r\n" +
 	"\x11CreateEnrollToken\x12-.cairn.controller.v1.CreateEnrollTokenRequest\x1a..cairn.controller.v1.CreateEnrollTokenResponse2\xe0\x02\n" +
 	"\x05Nodes\x12Z\n" +
@@ -5575,7 +7467,20 @@ const file_proto_controller_v1_controller_proto_rawDesc = "" +
 	"\fReleaseNotes\x12\".cairn.controller.v1.RenderRequest\x1a#.cairn.controller.v1.RenderResponse\x12Y\n" +
 	"\x0eReleaseDossier\x12\".cairn.controller.v1.RenderRequest\x1a#.cairn.controller.v1.RenderResponse2{\n" +
 	"\vKnownErrors\x12l\n" +
-	"\x0fListKnownErrors\x12+.cairn.controller.v1.ListKnownErrorsRequest\x1a,.cairn.controller.v1.ListKnownErrorsResponseB=Z;github.com/cairn-ops/cairn/proto/controller/v1;controllerv1b\x06proto3"
+	"\x0fListKnownErrors\x12+.cairn.controller.v1.ListKnownErrorsRequest\x1a,.cairn.controller.v1.ListKnownErrorsResponse2\xe3\a\n" +
+	"\bRollouts\x12Q\n" +
+	"\vPlanRollout\x12 .cairn.controller.v1.RolloutSpec\x1a .cairn.controller.v1.RolloutPlan\x12T\n" +
+	"\fStartRollout\x12 .cairn.controller.v1.RolloutSpec\x1a\".cairn.controller.v1.RolloutRecord\x12Q\n" +
+	"\n" +
+	"GetRollout\x12\x1f.cairn.controller.v1.RolloutRef\x1a\".cairn.controller.v1.RolloutRecord\x12c\n" +
+	"\fListRollouts\x12(.cairn.controller.v1.ListRolloutsRequest\x1a).cairn.controller.v1.ListRolloutsResponse\x12U\n" +
+	"\fWatchRollout\x12\x1f.cairn.controller.v1.RolloutRef\x1a\".cairn.controller.v1.RolloutRecord0\x01\x12V\n" +
+	"\fPauseRollout\x12\".cairn.controller.v1.RolloutAction\x1a\".cairn.controller.v1.RolloutRecord\x12W\n" +
+	"\rResumeRollout\x12\".cairn.controller.v1.RolloutAction\x1a\".cairn.controller.v1.RolloutRecord\x12V\n" +
+	"\fAbortRollout\x12\".cairn.controller.v1.RolloutAction\x1a\".cairn.controller.v1.RolloutRecord\x12Y\n" +
+	"\x0fRollbackRollout\x12\".cairn.controller.v1.RolloutAction\x1a\".cairn.controller.v1.RolloutRecord\x12Z\n" +
+	"\vConfirmStep\x12'.cairn.controller.v1.ConfirmStepRequest\x1a\".cairn.controller.v1.RolloutRecord\x12_\n" +
+	"\rRolloutReport\x12).cairn.controller.v1.RolloutReportRequest\x1a#.cairn.controller.v1.RenderResponseB=Z;github.com/cairn-ops/cairn/proto/controller/v1;controllerv1b\x06proto3"
 
 var (
 	file_proto_controller_v1_controller_proto_rawDescOnce sync.Once
@@ -5590,7 +7495,7 @@ func file_proto_controller_v1_controller_proto_rawDescGZIP() []byte {
 }
 
 var file_proto_controller_v1_controller_proto_enumTypes = make([]protoimpl.EnumInfo, 3)
-var file_proto_controller_v1_controller_proto_msgTypes = make([]protoimpl.MessageInfo, 89)
+var file_proto_controller_v1_controller_proto_msgTypes = make([]protoimpl.MessageInfo, 106)
 var file_proto_controller_v1_controller_proto_goTypes = []any{
 	(NodeRecord_State)(0),             // 0: cairn.controller.v1.NodeRecord.State
 	(CommandRecord_State)(0),          // 1: cairn.controller.v1.CommandRecord.State
@@ -5673,150 +7578,203 @@ var file_proto_controller_v1_controller_proto_goTypes = []any{
 	(*ListKnownErrorsRequest)(nil),    // 78: cairn.controller.v1.ListKnownErrorsRequest
 	(*KnownErrorEntry)(nil),           // 79: cairn.controller.v1.KnownErrorEntry
 	(*ListKnownErrorsResponse)(nil),   // 80: cairn.controller.v1.ListKnownErrorsResponse
-	nil,                               // 81: cairn.controller.v1.CreateEnrollTokenRequest.LabelsEntry
-	nil,                               // 82: cairn.controller.v1.EnrollTokenRecord.LabelsEntry
-	nil,                               // 83: cairn.controller.v1.NodeRecord.LabelsEntry
-	nil,                               // 84: cairn.controller.v1.ListNodesRequest.SelectorEntry
-	nil,                               // 85: cairn.controller.v1.LabelNodeRequest.SetEntry
-	nil,                               // 86: cairn.controller.v1.RunAuditRequest.SelectorEntry
-	nil,                               // 87: cairn.controller.v1.DriftRequest.SelectorEntry
-	nil,                               // 88: cairn.controller.v1.ServiceRecord.SelectorEntry
-	nil,                               // 89: cairn.controller.v1.CreateServiceRequest.SelectorEntry
-	nil,                               // 90: cairn.controller.v1.AuditLogEntry.DetailsEntry
-	nil,                               // 91: cairn.controller.v1.CreateReleaseRequest.ComponentDigestsEntry
-	(*v1.Audit)(nil),                  // 92: cairn.inventory.v1.Audit
+	(*AgentEventRecord)(nil),          // 81: cairn.controller.v1.AgentEventRecord
+	(*RolloutRef)(nil),                // 82: cairn.controller.v1.RolloutRef
+	(*RolloutAction)(nil),             // 83: cairn.controller.v1.RolloutAction
+	(*RolloutSpec)(nil),               // 84: cairn.controller.v1.RolloutSpec
+	(*RolloutPlan)(nil),               // 85: cairn.controller.v1.RolloutPlan
+	(*PlannedWave)(nil),               // 86: cairn.controller.v1.PlannedWave
+	(*NodePlan)(nil),                  // 87: cairn.controller.v1.NodePlan
+	(*RolloutRecord)(nil),             // 88: cairn.controller.v1.RolloutRecord
+	(*RolloutWave)(nil),               // 89: cairn.controller.v1.RolloutWave
+	(*RolloutCounts)(nil),             // 90: cairn.controller.v1.RolloutCounts
+	(*RolloutNode)(nil),               // 91: cairn.controller.v1.RolloutNode
+	(*StepConfirmation)(nil),          // 92: cairn.controller.v1.StepConfirmation
+	(*ConfirmStepRequest)(nil),        // 93: cairn.controller.v1.ConfirmStepRequest
+	(*ListRolloutsRequest)(nil),       // 94: cairn.controller.v1.ListRolloutsRequest
+	(*ListRolloutsResponse)(nil),      // 95: cairn.controller.v1.ListRolloutsResponse
+	(*RolloutReportRequest)(nil),      // 96: cairn.controller.v1.RolloutReportRequest
+	nil,                               // 97: cairn.controller.v1.CreateEnrollTokenRequest.LabelsEntry
+	nil,                               // 98: cairn.controller.v1.EnrollTokenRecord.LabelsEntry
+	nil,                               // 99: cairn.controller.v1.NodeRecord.LabelsEntry
+	nil,                               // 100: cairn.controller.v1.ListNodesRequest.SelectorEntry
+	nil,                               // 101: cairn.controller.v1.LabelNodeRequest.SetEntry
+	nil,                               // 102: cairn.controller.v1.RunAuditRequest.SelectorEntry
+	nil,                               // 103: cairn.controller.v1.DriftRequest.SelectorEntry
+	nil,                               // 104: cairn.controller.v1.ServiceRecord.SelectorEntry
+	nil,                               // 105: cairn.controller.v1.CreateServiceRequest.SelectorEntry
+	nil,                               // 106: cairn.controller.v1.AuditLogEntry.DetailsEntry
+	nil,                               // 107: cairn.controller.v1.CreateReleaseRequest.ComponentDigestsEntry
+	nil,                               // 108: cairn.controller.v1.RolloutSpec.SelectorEntry
+	(*v1.DeployCommand)(nil),          // 109: cairn.agent.v1.DeployCommand
+	(*v11.Audit)(nil),                 // 110: cairn.inventory.v1.Audit
 }
 var file_proto_controller_v1_controller_proto_depIdxs = []int32{
-	81, // 0: cairn.controller.v1.CreateEnrollTokenRequest.labels:type_name -> cairn.controller.v1.CreateEnrollTokenRequest.LabelsEntry
-	82, // 1: cairn.controller.v1.EnrollTokenRecord.labels:type_name -> cairn.controller.v1.EnrollTokenRecord.LabelsEntry
-	83, // 2: cairn.controller.v1.NodeRecord.labels:type_name -> cairn.controller.v1.NodeRecord.LabelsEntry
-	0,  // 3: cairn.controller.v1.NodeRecord.state:type_name -> cairn.controller.v1.NodeRecord.State
-	84, // 4: cairn.controller.v1.ListNodesRequest.selector:type_name -> cairn.controller.v1.ListNodesRequest.SelectorEntry
-	6,  // 5: cairn.controller.v1.ListNodesResponse.nodes:type_name -> cairn.controller.v1.NodeRecord
-	85, // 6: cairn.controller.v1.LabelNodeRequest.set:type_name -> cairn.controller.v1.LabelNodeRequest.SetEntry
-	86, // 7: cairn.controller.v1.RunAuditRequest.selector:type_name -> cairn.controller.v1.RunAuditRequest.SelectorEntry
-	14, // 8: cairn.controller.v1.RunAuditResponse.commands:type_name -> cairn.controller.v1.CommandRecord
-	1,  // 9: cairn.controller.v1.CommandRecord.state:type_name -> cairn.controller.v1.CommandRecord.State
-	16, // 10: cairn.controller.v1.ListAuditsResponse.audits:type_name -> cairn.controller.v1.AuditRecord
-	16, // 11: cairn.controller.v1.GetAuditResponse.record:type_name -> cairn.controller.v1.AuditRecord
-	92, // 12: cairn.controller.v1.GetAuditResponse.audit:type_name -> cairn.inventory.v1.Audit
-	21, // 13: cairn.controller.v1.BaselineHistoryResponse.baselines:type_name -> cairn.controller.v1.BaselineRecord
-	87, // 14: cairn.controller.v1.DriftRequest.selector:type_name -> cairn.controller.v1.DriftRequest.SelectorEntry
-	26, // 15: cairn.controller.v1.DriftResponse.nodes:type_name -> cairn.controller.v1.NodeDrift
-	6,  // 16: cairn.controller.v1.ExportResponse.nodes:type_name -> cairn.controller.v1.NodeRecord
-	32, // 17: cairn.controller.v1.ExportResponse.services:type_name -> cairn.controller.v1.ServiceRecord
-	21, // 18: cairn.controller.v1.ExportResponse.baselines:type_name -> cairn.controller.v1.BaselineRecord
-	6,  // 19: cairn.controller.v1.ImportRequest.nodes:type_name -> cairn.controller.v1.NodeRecord
-	32, // 20: cairn.controller.v1.ImportRequest.services:type_name -> cairn.controller.v1.ServiceRecord
-	88, // 21: cairn.controller.v1.ServiceRecord.selector:type_name -> cairn.controller.v1.ServiceRecord.SelectorEntry
-	89, // 22: cairn.controller.v1.CreateServiceRequest.selector:type_name -> cairn.controller.v1.CreateServiceRequest.SelectorEntry
-	32, // 23: cairn.controller.v1.ListServicesResponse.services:type_name -> cairn.controller.v1.ServiceRecord
-	38, // 24: cairn.controller.v1.ListUsersResponse.users:type_name -> cairn.controller.v1.UserRecord
-	90, // 25: cairn.controller.v1.AuditLogEntry.details:type_name -> cairn.controller.v1.AuditLogEntry.DetailsEntry
-	46, // 26: cairn.controller.v1.ListEntriesResponse.entries:type_name -> cairn.controller.v1.AuditLogEntry
-	52, // 27: cairn.controller.v1.ArtifactRecord.installs:type_name -> cairn.controller.v1.InstallRecord
-	54, // 28: cairn.controller.v1.PushRequest.header:type_name -> cairn.controller.v1.PushHeader
-	51, // 29: cairn.controller.v1.ListArtifactsResponse.artifacts:type_name -> cairn.controller.v1.ArtifactRecord
-	51, // 30: cairn.controller.v1.DownloadChunk.artifact:type_name -> cairn.controller.v1.ArtifactRecord
-	52, // 31: cairn.controller.v1.WhereResponse.installs:type_name -> cairn.controller.v1.InstallRecord
-	51, // 32: cairn.controller.v1.CollectGarbageResponse.removed:type_name -> cairn.controller.v1.ArtifactRecord
-	91, // 33: cairn.controller.v1.CreateReleaseRequest.component_digests:type_name -> cairn.controller.v1.CreateReleaseRequest.ComponentDigestsEntry
-	2,  // 34: cairn.controller.v1.ReleaseRecord.state:type_name -> cairn.controller.v1.ReleaseRecord.State
-	67, // 35: cairn.controller.v1.ReleaseRecord.components:type_name -> cairn.controller.v1.ReleaseComponent
-	68, // 36: cairn.controller.v1.ReleaseRecord.tests:type_name -> cairn.controller.v1.TestRecord
-	69, // 37: cairn.controller.v1.ReleaseRecord.decisions:type_name -> cairn.controller.v1.Decision
-	70, // 38: cairn.controller.v1.ListReleasesResponse.releases:type_name -> cairn.controller.v1.ReleaseRecord
-	65, // 39: cairn.controller.v1.RecordTestRequest.release:type_name -> cairn.controller.v1.ReleaseRef
-	65, // 40: cairn.controller.v1.DecisionRequest.release:type_name -> cairn.controller.v1.ReleaseRef
-	65, // 41: cairn.controller.v1.RenderRequest.release:type_name -> cairn.controller.v1.ReleaseRef
-	79, // 42: cairn.controller.v1.ListKnownErrorsResponse.known_errors:type_name -> cairn.controller.v1.KnownErrorEntry
-	3,  // 43: cairn.controller.v1.EnrollTokens.CreateEnrollToken:input_type -> cairn.controller.v1.CreateEnrollTokenRequest
-	7,  // 44: cairn.controller.v1.Nodes.ListNodes:input_type -> cairn.controller.v1.ListNodesRequest
-	9,  // 45: cairn.controller.v1.Nodes.GetNode:input_type -> cairn.controller.v1.GetNodeRequest
-	10, // 46: cairn.controller.v1.Nodes.LabelNode:input_type -> cairn.controller.v1.LabelNodeRequest
-	11, // 47: cairn.controller.v1.Nodes.RevokeNode:input_type -> cairn.controller.v1.RevokeNodeRequest
-	12, // 48: cairn.controller.v1.Audits.RunAudit:input_type -> cairn.controller.v1.RunAuditRequest
-	15, // 49: cairn.controller.v1.Audits.GetCommand:input_type -> cairn.controller.v1.GetCommandRequest
-	17, // 50: cairn.controller.v1.Audits.ListAudits:input_type -> cairn.controller.v1.ListAuditsRequest
-	19, // 51: cairn.controller.v1.Audits.GetAudit:input_type -> cairn.controller.v1.GetAuditRequest
-	22, // 52: cairn.controller.v1.CMS.AcceptBaseline:input_type -> cairn.controller.v1.AcceptBaselineRequest
-	23, // 53: cairn.controller.v1.CMS.BaselineHistory:input_type -> cairn.controller.v1.BaselineHistoryRequest
-	25, // 54: cairn.controller.v1.CMS.Drift:input_type -> cairn.controller.v1.DriftRequest
-	28, // 55: cairn.controller.v1.CMS.Export:input_type -> cairn.controller.v1.ExportRequest
-	30, // 56: cairn.controller.v1.CMS.Import:input_type -> cairn.controller.v1.ImportRequest
-	33, // 57: cairn.controller.v1.Services.CreateService:input_type -> cairn.controller.v1.CreateServiceRequest
-	34, // 58: cairn.controller.v1.Services.ListServices:input_type -> cairn.controller.v1.ListServicesRequest
-	36, // 59: cairn.controller.v1.Services.DeleteService:input_type -> cairn.controller.v1.DeleteServiceRequest
-	40, // 60: cairn.controller.v1.Users.CreateUser:input_type -> cairn.controller.v1.CreateUserRequest
-	41, // 61: cairn.controller.v1.Users.ListUsers:input_type -> cairn.controller.v1.ListUsersRequest
-	43, // 62: cairn.controller.v1.Users.CreateToken:input_type -> cairn.controller.v1.CreateTokenRequest
-	45, // 63: cairn.controller.v1.Users.WhoAmI:input_type -> cairn.controller.v1.WhoAmIRequest
-	47, // 64: cairn.controller.v1.AuditLog.ListEntries:input_type -> cairn.controller.v1.ListEntriesRequest
-	49, // 65: cairn.controller.v1.AuditLog.Verify:input_type -> cairn.controller.v1.VerifyRequest
-	53, // 66: cairn.controller.v1.Artifacts.Push:input_type -> cairn.controller.v1.PushRequest
-	55, // 67: cairn.controller.v1.Artifacts.UploadStatus:input_type -> cairn.controller.v1.UploadStatusRequest
-	57, // 68: cairn.controller.v1.Artifacts.ListArtifacts:input_type -> cairn.controller.v1.ListArtifactsRequest
-	59, // 69: cairn.controller.v1.Artifacts.GetArtifact:input_type -> cairn.controller.v1.GetArtifactRequest
-	59, // 70: cairn.controller.v1.Artifacts.Download:input_type -> cairn.controller.v1.GetArtifactRequest
-	61, // 71: cairn.controller.v1.Artifacts.Where:input_type -> cairn.controller.v1.WhereRequest
-	63, // 72: cairn.controller.v1.Artifacts.CollectGarbage:input_type -> cairn.controller.v1.CollectGarbageRequest
-	66, // 73: cairn.controller.v1.Releases.CreateRelease:input_type -> cairn.controller.v1.CreateReleaseRequest
-	65, // 74: cairn.controller.v1.Releases.SealRelease:input_type -> cairn.controller.v1.ReleaseRef
-	73, // 75: cairn.controller.v1.Releases.RecordTest:input_type -> cairn.controller.v1.RecordTestRequest
-	74, // 76: cairn.controller.v1.Releases.ApproveRelease:input_type -> cairn.controller.v1.DecisionRequest
-	74, // 77: cairn.controller.v1.Releases.RejectRelease:input_type -> cairn.controller.v1.DecisionRequest
-	65, // 78: cairn.controller.v1.Releases.GetRelease:input_type -> cairn.controller.v1.ReleaseRef
-	71, // 79: cairn.controller.v1.Releases.ListReleases:input_type -> cairn.controller.v1.ListReleasesRequest
-	65, // 80: cairn.controller.v1.Releases.VerifyRelease:input_type -> cairn.controller.v1.ReleaseRef
-	76, // 81: cairn.controller.v1.Releases.ReleaseNotes:input_type -> cairn.controller.v1.RenderRequest
-	76, // 82: cairn.controller.v1.Releases.ReleaseDossier:input_type -> cairn.controller.v1.RenderRequest
-	78, // 83: cairn.controller.v1.KnownErrors.ListKnownErrors:input_type -> cairn.controller.v1.ListKnownErrorsRequest
-	4,  // 84: cairn.controller.v1.EnrollTokens.CreateEnrollToken:output_type -> cairn.controller.v1.CreateEnrollTokenResponse
-	8,  // 85: cairn.controller.v1.Nodes.ListNodes:output_type -> cairn.controller.v1.ListNodesResponse
-	6,  // 86: cairn.controller.v1.Nodes.GetNode:output_type -> cairn.controller.v1.NodeRecord
-	6,  // 87: cairn.controller.v1.Nodes.LabelNode:output_type -> cairn.controller.v1.NodeRecord
-	6,  // 88: cairn.controller.v1.Nodes.RevokeNode:output_type -> cairn.controller.v1.NodeRecord
-	13, // 89: cairn.controller.v1.Audits.RunAudit:output_type -> cairn.controller.v1.RunAuditResponse
-	14, // 90: cairn.controller.v1.Audits.GetCommand:output_type -> cairn.controller.v1.CommandRecord
-	18, // 91: cairn.controller.v1.Audits.ListAudits:output_type -> cairn.controller.v1.ListAuditsResponse
-	20, // 92: cairn.controller.v1.Audits.GetAudit:output_type -> cairn.controller.v1.GetAuditResponse
-	21, // 93: cairn.controller.v1.CMS.AcceptBaseline:output_type -> cairn.controller.v1.BaselineRecord
-	24, // 94: cairn.controller.v1.CMS.BaselineHistory:output_type -> cairn.controller.v1.BaselineHistoryResponse
-	27, // 95: cairn.controller.v1.CMS.Drift:output_type -> cairn.controller.v1.DriftResponse
-	29, // 96: cairn.controller.v1.CMS.Export:output_type -> cairn.controller.v1.ExportResponse
-	31, // 97: cairn.controller.v1.CMS.Import:output_type -> cairn.controller.v1.ImportResponse
-	32, // 98: cairn.controller.v1.Services.CreateService:output_type -> cairn.controller.v1.ServiceRecord
-	35, // 99: cairn.controller.v1.Services.ListServices:output_type -> cairn.controller.v1.ListServicesResponse
-	37, // 100: cairn.controller.v1.Services.DeleteService:output_type -> cairn.controller.v1.DeleteServiceResponse
-	38, // 101: cairn.controller.v1.Users.CreateUser:output_type -> cairn.controller.v1.UserRecord
-	42, // 102: cairn.controller.v1.Users.ListUsers:output_type -> cairn.controller.v1.ListUsersResponse
-	44, // 103: cairn.controller.v1.Users.CreateToken:output_type -> cairn.controller.v1.CreateTokenResponse
-	38, // 104: cairn.controller.v1.Users.WhoAmI:output_type -> cairn.controller.v1.UserRecord
-	48, // 105: cairn.controller.v1.AuditLog.ListEntries:output_type -> cairn.controller.v1.ListEntriesResponse
-	50, // 106: cairn.controller.v1.AuditLog.Verify:output_type -> cairn.controller.v1.VerifyResponse
-	51, // 107: cairn.controller.v1.Artifacts.Push:output_type -> cairn.controller.v1.ArtifactRecord
-	56, // 108: cairn.controller.v1.Artifacts.UploadStatus:output_type -> cairn.controller.v1.UploadStatusResponse
-	58, // 109: cairn.controller.v1.Artifacts.ListArtifacts:output_type -> cairn.controller.v1.ListArtifactsResponse
-	51, // 110: cairn.controller.v1.Artifacts.GetArtifact:output_type -> cairn.controller.v1.ArtifactRecord
-	60, // 111: cairn.controller.v1.Artifacts.Download:output_type -> cairn.controller.v1.DownloadChunk
-	62, // 112: cairn.controller.v1.Artifacts.Where:output_type -> cairn.controller.v1.WhereResponse
-	64, // 113: cairn.controller.v1.Artifacts.CollectGarbage:output_type -> cairn.controller.v1.CollectGarbageResponse
-	70, // 114: cairn.controller.v1.Releases.CreateRelease:output_type -> cairn.controller.v1.ReleaseRecord
-	70, // 115: cairn.controller.v1.Releases.SealRelease:output_type -> cairn.controller.v1.ReleaseRecord
-	70, // 116: cairn.controller.v1.Releases.RecordTest:output_type -> cairn.controller.v1.ReleaseRecord
-	70, // 117: cairn.controller.v1.Releases.ApproveRelease:output_type -> cairn.controller.v1.ReleaseRecord
-	70, // 118: cairn.controller.v1.Releases.RejectRelease:output_type -> cairn.controller.v1.ReleaseRecord
-	70, // 119: cairn.controller.v1.Releases.GetRelease:output_type -> cairn.controller.v1.ReleaseRecord
-	72, // 120: cairn.controller.v1.Releases.ListReleases:output_type -> cairn.controller.v1.ListReleasesResponse
-	75, // 121: cairn.controller.v1.Releases.VerifyRelease:output_type -> cairn.controller.v1.VerifyReleaseResponse
-	77, // 122: cairn.controller.v1.Releases.ReleaseNotes:output_type -> cairn.controller.v1.RenderResponse
-	77, // 123: cairn.controller.v1.Releases.ReleaseDossier:output_type -> cairn.controller.v1.RenderResponse
-	80, // 124: cairn.controller.v1.KnownErrors.ListKnownErrors:output_type -> cairn.controller.v1.ListKnownErrorsResponse
-	84, // [84:125] is the sub-list for method output_type
-	43, // [43:84] is the sub-list for method input_type
-	43, // [43:43] is the sub-list for extension type_name
-	43, // [43:43] is the sub-list for extension extendee
-	0,  // [0:43] is the sub-list for field type_name
+	97,  // 0: cairn.controller.v1.CreateEnrollTokenRequest.labels:type_name -> cairn.controller.v1.CreateEnrollTokenRequest.LabelsEntry
+	98,  // 1: cairn.controller.v1.EnrollTokenRecord.labels:type_name -> cairn.controller.v1.EnrollTokenRecord.LabelsEntry
+	99,  // 2: cairn.controller.v1.NodeRecord.labels:type_name -> cairn.controller.v1.NodeRecord.LabelsEntry
+	0,   // 3: cairn.controller.v1.NodeRecord.state:type_name -> cairn.controller.v1.NodeRecord.State
+	100, // 4: cairn.controller.v1.ListNodesRequest.selector:type_name -> cairn.controller.v1.ListNodesRequest.SelectorEntry
+	6,   // 5: cairn.controller.v1.ListNodesResponse.nodes:type_name -> cairn.controller.v1.NodeRecord
+	101, // 6: cairn.controller.v1.LabelNodeRequest.set:type_name -> cairn.controller.v1.LabelNodeRequest.SetEntry
+	102, // 7: cairn.controller.v1.RunAuditRequest.selector:type_name -> cairn.controller.v1.RunAuditRequest.SelectorEntry
+	14,  // 8: cairn.controller.v1.RunAuditResponse.commands:type_name -> cairn.controller.v1.CommandRecord
+	1,   // 9: cairn.controller.v1.CommandRecord.state:type_name -> cairn.controller.v1.CommandRecord.State
+	109, // 10: cairn.controller.v1.CommandRecord.deploy:type_name -> cairn.agent.v1.DeployCommand
+	16,  // 11: cairn.controller.v1.ListAuditsResponse.audits:type_name -> cairn.controller.v1.AuditRecord
+	16,  // 12: cairn.controller.v1.GetAuditResponse.record:type_name -> cairn.controller.v1.AuditRecord
+	110, // 13: cairn.controller.v1.GetAuditResponse.audit:type_name -> cairn.inventory.v1.Audit
+	21,  // 14: cairn.controller.v1.BaselineHistoryResponse.baselines:type_name -> cairn.controller.v1.BaselineRecord
+	103, // 15: cairn.controller.v1.DriftRequest.selector:type_name -> cairn.controller.v1.DriftRequest.SelectorEntry
+	26,  // 16: cairn.controller.v1.DriftResponse.nodes:type_name -> cairn.controller.v1.NodeDrift
+	6,   // 17: cairn.controller.v1.ExportResponse.nodes:type_name -> cairn.controller.v1.NodeRecord
+	32,  // 18: cairn.controller.v1.ExportResponse.services:type_name -> cairn.controller.v1.ServiceRecord
+	21,  // 19: cairn.controller.v1.ExportResponse.baselines:type_name -> cairn.controller.v1.BaselineRecord
+	6,   // 20: cairn.controller.v1.ImportRequest.nodes:type_name -> cairn.controller.v1.NodeRecord
+	32,  // 21: cairn.controller.v1.ImportRequest.services:type_name -> cairn.controller.v1.ServiceRecord
+	104, // 22: cairn.controller.v1.ServiceRecord.selector:type_name -> cairn.controller.v1.ServiceRecord.SelectorEntry
+	105, // 23: cairn.controller.v1.CreateServiceRequest.selector:type_name -> cairn.controller.v1.CreateServiceRequest.SelectorEntry
+	32,  // 24: cairn.controller.v1.ListServicesResponse.services:type_name -> cairn.controller.v1.ServiceRecord
+	38,  // 25: cairn.controller.v1.ListUsersResponse.users:type_name -> cairn.controller.v1.UserRecord
+	106, // 26: cairn.controller.v1.AuditLogEntry.details:type_name -> cairn.controller.v1.AuditLogEntry.DetailsEntry
+	46,  // 27: cairn.controller.v1.ListEntriesResponse.entries:type_name -> cairn.controller.v1.AuditLogEntry
+	52,  // 28: cairn.controller.v1.ArtifactRecord.installs:type_name -> cairn.controller.v1.InstallRecord
+	54,  // 29: cairn.controller.v1.PushRequest.header:type_name -> cairn.controller.v1.PushHeader
+	51,  // 30: cairn.controller.v1.ListArtifactsResponse.artifacts:type_name -> cairn.controller.v1.ArtifactRecord
+	51,  // 31: cairn.controller.v1.DownloadChunk.artifact:type_name -> cairn.controller.v1.ArtifactRecord
+	52,  // 32: cairn.controller.v1.WhereResponse.installs:type_name -> cairn.controller.v1.InstallRecord
+	51,  // 33: cairn.controller.v1.CollectGarbageResponse.removed:type_name -> cairn.controller.v1.ArtifactRecord
+	107, // 34: cairn.controller.v1.CreateReleaseRequest.component_digests:type_name -> cairn.controller.v1.CreateReleaseRequest.ComponentDigestsEntry
+	2,   // 35: cairn.controller.v1.ReleaseRecord.state:type_name -> cairn.controller.v1.ReleaseRecord.State
+	67,  // 36: cairn.controller.v1.ReleaseRecord.components:type_name -> cairn.controller.v1.ReleaseComponent
+	68,  // 37: cairn.controller.v1.ReleaseRecord.tests:type_name -> cairn.controller.v1.TestRecord
+	69,  // 38: cairn.controller.v1.ReleaseRecord.decisions:type_name -> cairn.controller.v1.Decision
+	70,  // 39: cairn.controller.v1.ListReleasesResponse.releases:type_name -> cairn.controller.v1.ReleaseRecord
+	65,  // 40: cairn.controller.v1.RecordTestRequest.release:type_name -> cairn.controller.v1.ReleaseRef
+	65,  // 41: cairn.controller.v1.DecisionRequest.release:type_name -> cairn.controller.v1.ReleaseRef
+	65,  // 42: cairn.controller.v1.RenderRequest.release:type_name -> cairn.controller.v1.ReleaseRef
+	79,  // 43: cairn.controller.v1.ListKnownErrorsResponse.known_errors:type_name -> cairn.controller.v1.KnownErrorEntry
+	65,  // 44: cairn.controller.v1.RolloutSpec.release:type_name -> cairn.controller.v1.ReleaseRef
+	108, // 45: cairn.controller.v1.RolloutSpec.selector:type_name -> cairn.controller.v1.RolloutSpec.SelectorEntry
+	84,  // 46: cairn.controller.v1.RolloutPlan.spec:type_name -> cairn.controller.v1.RolloutSpec
+	86,  // 47: cairn.controller.v1.RolloutPlan.waves:type_name -> cairn.controller.v1.PlannedWave
+	87,  // 48: cairn.controller.v1.RolloutPlan.nodes:type_name -> cairn.controller.v1.NodePlan
+	65,  // 49: cairn.controller.v1.RolloutRecord.release:type_name -> cairn.controller.v1.ReleaseRef
+	84,  // 50: cairn.controller.v1.RolloutRecord.spec:type_name -> cairn.controller.v1.RolloutSpec
+	89,  // 51: cairn.controller.v1.RolloutRecord.waves:type_name -> cairn.controller.v1.RolloutWave
+	90,  // 52: cairn.controller.v1.RolloutRecord.counts:type_name -> cairn.controller.v1.RolloutCounts
+	91,  // 53: cairn.controller.v1.RolloutRecord.nodes:type_name -> cairn.controller.v1.RolloutNode
+	92,  // 54: cairn.controller.v1.RolloutNode.confirmations:type_name -> cairn.controller.v1.StepConfirmation
+	88,  // 55: cairn.controller.v1.ListRolloutsResponse.rollouts:type_name -> cairn.controller.v1.RolloutRecord
+	3,   // 56: cairn.controller.v1.EnrollTokens.CreateEnrollToken:input_type -> cairn.controller.v1.CreateEnrollTokenRequest
+	7,   // 57: cairn.controller.v1.Nodes.ListNodes:input_type -> cairn.controller.v1.ListNodesRequest
+	9,   // 58: cairn.controller.v1.Nodes.GetNode:input_type -> cairn.controller.v1.GetNodeRequest
+	10,  // 59: cairn.controller.v1.Nodes.LabelNode:input_type -> cairn.controller.v1.LabelNodeRequest
+	11,  // 60: cairn.controller.v1.Nodes.RevokeNode:input_type -> cairn.controller.v1.RevokeNodeRequest
+	12,  // 61: cairn.controller.v1.Audits.RunAudit:input_type -> cairn.controller.v1.RunAuditRequest
+	15,  // 62: cairn.controller.v1.Audits.GetCommand:input_type -> cairn.controller.v1.GetCommandRequest
+	17,  // 63: cairn.controller.v1.Audits.ListAudits:input_type -> cairn.controller.v1.ListAuditsRequest
+	19,  // 64: cairn.controller.v1.Audits.GetAudit:input_type -> cairn.controller.v1.GetAuditRequest
+	22,  // 65: cairn.controller.v1.CMS.AcceptBaseline:input_type -> cairn.controller.v1.AcceptBaselineRequest
+	23,  // 66: cairn.controller.v1.CMS.BaselineHistory:input_type -> cairn.controller.v1.BaselineHistoryRequest
+	25,  // 67: cairn.controller.v1.CMS.Drift:input_type -> cairn.controller.v1.DriftRequest
+	28,  // 68: cairn.controller.v1.CMS.Export:input_type -> cairn.controller.v1.ExportRequest
+	30,  // 69: cairn.controller.v1.CMS.Import:input_type -> cairn.controller.v1.ImportRequest
+	33,  // 70: cairn.controller.v1.Services.CreateService:input_type -> cairn.controller.v1.CreateServiceRequest
+	34,  // 71: cairn.controller.v1.Services.ListServices:input_type -> cairn.controller.v1.ListServicesRequest
+	36,  // 72: cairn.controller.v1.Services.DeleteService:input_type -> cairn.controller.v1.DeleteServiceRequest
+	40,  // 73: cairn.controller.v1.Users.CreateUser:input_type -> cairn.controller.v1.CreateUserRequest
+	41,  // 74: cairn.controller.v1.Users.ListUsers:input_type -> cairn.controller.v1.ListUsersRequest
+	43,  // 75: cairn.controller.v1.Users.CreateToken:input_type -> cairn.controller.v1.CreateTokenRequest
+	45,  // 76: cairn.controller.v1.Users.WhoAmI:input_type -> cairn.controller.v1.WhoAmIRequest
+	47,  // 77: cairn.controller.v1.AuditLog.ListEntries:input_type -> cairn.controller.v1.ListEntriesRequest
+	49,  // 78: cairn.controller.v1.AuditLog.Verify:input_type -> cairn.controller.v1.VerifyRequest
+	53,  // 79: cairn.controller.v1.Artifacts.Push:input_type -> cairn.controller.v1.PushRequest
+	55,  // 80: cairn.controller.v1.Artifacts.UploadStatus:input_type -> cairn.controller.v1.UploadStatusRequest
+	57,  // 81: cairn.controller.v1.Artifacts.ListArtifacts:input_type -> cairn.controller.v1.ListArtifactsRequest
+	59,  // 82: cairn.controller.v1.Artifacts.GetArtifact:input_type -> cairn.controller.v1.GetArtifactRequest
+	59,  // 83: cairn.controller.v1.Artifacts.Download:input_type -> cairn.controller.v1.GetArtifactRequest
+	61,  // 84: cairn.controller.v1.Artifacts.Where:input_type -> cairn.controller.v1.WhereRequest
+	63,  // 85: cairn.controller.v1.Artifacts.CollectGarbage:input_type -> cairn.controller.v1.CollectGarbageRequest
+	66,  // 86: cairn.controller.v1.Releases.CreateRelease:input_type -> cairn.controller.v1.CreateReleaseRequest
+	65,  // 87: cairn.controller.v1.Releases.SealRelease:input_type -> cairn.controller.v1.ReleaseRef
+	73,  // 88: cairn.controller.v1.Releases.RecordTest:input_type -> cairn.controller.v1.RecordTestRequest
+	74,  // 89: cairn.controller.v1.Releases.ApproveRelease:input_type -> cairn.controller.v1.DecisionRequest
+	74,  // 90: cairn.controller.v1.Releases.RejectRelease:input_type -> cairn.controller.v1.DecisionRequest
+	65,  // 91: cairn.controller.v1.Releases.GetRelease:input_type -> cairn.controller.v1.ReleaseRef
+	71,  // 92: cairn.controller.v1.Releases.ListReleases:input_type -> cairn.controller.v1.ListReleasesRequest
+	65,  // 93: cairn.controller.v1.Releases.VerifyRelease:input_type -> cairn.controller.v1.ReleaseRef
+	76,  // 94: cairn.controller.v1.Releases.ReleaseNotes:input_type -> cairn.controller.v1.RenderRequest
+	76,  // 95: cairn.controller.v1.Releases.ReleaseDossier:input_type -> cairn.controller.v1.RenderRequest
+	78,  // 96: cairn.controller.v1.KnownErrors.ListKnownErrors:input_type -> cairn.controller.v1.ListKnownErrorsRequest
+	84,  // 97: cairn.controller.v1.Rollouts.PlanRollout:input_type -> cairn.controller.v1.RolloutSpec
+	84,  // 98: cairn.controller.v1.Rollouts.StartRollout:input_type -> cairn.controller.v1.RolloutSpec
+	82,  // 99: cairn.controller.v1.Rollouts.GetRollout:input_type -> cairn.controller.v1.RolloutRef
+	94,  // 100: cairn.controller.v1.Rollouts.ListRollouts:input_type -> cairn.controller.v1.ListRolloutsRequest
+	82,  // 101: cairn.controller.v1.Rollouts.WatchRollout:input_type -> cairn.controller.v1.RolloutRef
+	83,  // 102: cairn.controller.v1.Rollouts.PauseRollout:input_type -> cairn.controller.v1.RolloutAction
+	83,  // 103: cairn.controller.v1.Rollouts.ResumeRollout:input_type -> cairn.controller.v1.RolloutAction
+	83,  // 104: cairn.controller.v1.Rollouts.AbortRollout:input_type -> cairn.controller.v1.RolloutAction
+	83,  // 105: cairn.controller.v1.Rollouts.RollbackRollout:input_type -> cairn.controller.v1.RolloutAction
+	93,  // 106: cairn.controller.v1.Rollouts.ConfirmStep:input_type -> cairn.controller.v1.ConfirmStepRequest
+	96,  // 107: cairn.controller.v1.Rollouts.RolloutReport:input_type -> cairn.controller.v1.RolloutReportRequest
+	4,   // 108: cairn.controller.v1.EnrollTokens.CreateEnrollToken:output_type -> cairn.controller.v1.CreateEnrollTokenResponse
+	8,   // 109: cairn.controller.v1.Nodes.ListNodes:output_type -> cairn.controller.v1.ListNodesResponse
+	6,   // 110: cairn.controller.v1.Nodes.GetNode:output_type -> cairn.controller.v1.NodeRecord
+	6,   // 111: cairn.controller.v1.Nodes.LabelNode:output_type -> cairn.controller.v1.NodeRecord
+	6,   // 112: cairn.controller.v1.Nodes.RevokeNode:output_type -> cairn.controller.v1.NodeRecord
+	13,  // 113: cairn.controller.v1.Audits.RunAudit:output_type -> cairn.controller.v1.RunAuditResponse
+	14,  // 114: cairn.controller.v1.Audits.GetCommand:output_type -> cairn.controller.v1.CommandRecord
+	18,  // 115: cairn.controller.v1.Audits.ListAudits:output_type -> cairn.controller.v1.ListAuditsResponse
+	20,  // 116: cairn.controller.v1.Audits.GetAudit:output_type -> cairn.controller.v1.GetAuditResponse
+	21,  // 117: cairn.controller.v1.CMS.AcceptBaseline:output_type -> cairn.controller.v1.BaselineRecord
+	24,  // 118: cairn.controller.v1.CMS.BaselineHistory:output_type -> cairn.controller.v1.BaselineHistoryResponse
+	27,  // 119: cairn.controller.v1.CMS.Drift:output_type -> cairn.controller.v1.DriftResponse
+	29,  // 120: cairn.controller.v1.CMS.Export:output_type -> cairn.controller.v1.ExportResponse
+	31,  // 121: cairn.controller.v1.CMS.Import:output_type -> cairn.controller.v1.ImportResponse
+	32,  // 122: cairn.controller.v1.Services.CreateService:output_type -> cairn.controller.v1.ServiceRecord
+	35,  // 123: cairn.controller.v1.Services.ListServices:output_type -> cairn.controller.v1.ListServicesResponse
+	37,  // 124: cairn.controller.v1.Services.DeleteService:output_type -> cairn.controller.v1.DeleteServiceResponse
+	38,  // 125: cairn.controller.v1.Users.CreateUser:output_type -> cairn.controller.v1.UserRecord
+	42,  // 126: cairn.controller.v1.Users.ListUsers:output_type -> cairn.controller.v1.ListUsersResponse
+	44,  // 127: cairn.controller.v1.Users.CreateToken:output_type -> cairn.controller.v1.CreateTokenResponse
+	38,  // 128: cairn.controller.v1.Users.WhoAmI:output_type -> cairn.controller.v1.UserRecord
+	48,  // 129: cairn.controller.v1.AuditLog.ListEntries:output_type -> cairn.controller.v1.ListEntriesResponse
+	50,  // 130: cairn.controller.v1.AuditLog.Verify:output_type -> cairn.controller.v1.VerifyResponse
+	51,  // 131: cairn.controller.v1.Artifacts.Push:output_type -> cairn.controller.v1.ArtifactRecord
+	56,  // 132: cairn.controller.v1.Artifacts.UploadStatus:output_type -> cairn.controller.v1.UploadStatusResponse
+	58,  // 133: cairn.controller.v1.Artifacts.ListArtifacts:output_type -> cairn.controller.v1.ListArtifactsResponse
+	51,  // 134: cairn.controller.v1.Artifacts.GetArtifact:output_type -> cairn.controller.v1.ArtifactRecord
+	60,  // 135: cairn.controller.v1.Artifacts.Download:output_type -> cairn.controller.v1.DownloadChunk
+	62,  // 136: cairn.controller.v1.Artifacts.Where:output_type -> cairn.controller.v1.WhereResponse
+	64,  // 137: cairn.controller.v1.Artifacts.CollectGarbage:output_type -> cairn.controller.v1.CollectGarbageResponse
+	70,  // 138: cairn.controller.v1.Releases.CreateRelease:output_type -> cairn.controller.v1.ReleaseRecord
+	70,  // 139: cairn.controller.v1.Releases.SealRelease:output_type -> cairn.controller.v1.ReleaseRecord
+	70,  // 140: cairn.controller.v1.Releases.RecordTest:output_type -> cairn.controller.v1.ReleaseRecord
+	70,  // 141: cairn.controller.v1.Releases.ApproveRelease:output_type -> cairn.controller.v1.ReleaseRecord
+	70,  // 142: cairn.controller.v1.Releases.RejectRelease:output_type -> cairn.controller.v1.ReleaseRecord
+	70,  // 143: cairn.controller.v1.Releases.GetRelease:output_type -> cairn.controller.v1.ReleaseRecord
+	72,  // 144: cairn.controller.v1.Releases.ListReleases:output_type -> cairn.controller.v1.ListReleasesResponse
+	75,  // 145: cairn.controller.v1.Releases.VerifyRelease:output_type -> cairn.controller.v1.VerifyReleaseResponse
+	77,  // 146: cairn.controller.v1.Releases.ReleaseNotes:output_type -> cairn.controller.v1.RenderResponse
+	77,  // 147: cairn.controller.v1.Releases.ReleaseDossier:output_type -> cairn.controller.v1.RenderResponse
+	80,  // 148: cairn.controller.v1.KnownErrors.ListKnownErrors:output_type -> cairn.controller.v1.ListKnownErrorsResponse
+	85,  // 149: cairn.controller.v1.Rollouts.PlanRollout:output_type -> cairn.controller.v1.RolloutPlan
+	88,  // 150: cairn.controller.v1.Rollouts.StartRollout:output_type -> cairn.controller.v1.RolloutRecord
+	88,  // 151: cairn.controller.v1.Rollouts.GetRollout:output_type -> cairn.controller.v1.RolloutRecord
+	95,  // 152: cairn.controller.v1.Rollouts.ListRollouts:output_type -> cairn.controller.v1.ListRolloutsResponse
+	88,  // 153: cairn.controller.v1.Rollouts.WatchRollout:output_type -> cairn.controller.v1.RolloutRecord
+	88,  // 154: cairn.controller.v1.Rollouts.PauseRollout:output_type -> cairn.controller.v1.RolloutRecord
+	88,  // 155: cairn.controller.v1.Rollouts.ResumeRollout:output_type -> cairn.controller.v1.RolloutRecord
+	88,  // 156: cairn.controller.v1.Rollouts.AbortRollout:output_type -> cairn.controller.v1.RolloutRecord
+	88,  // 157: cairn.controller.v1.Rollouts.RollbackRollout:output_type -> cairn.controller.v1.RolloutRecord
+	88,  // 158: cairn.controller.v1.Rollouts.ConfirmStep:output_type -> cairn.controller.v1.RolloutRecord
+	77,  // 159: cairn.controller.v1.Rollouts.RolloutReport:output_type -> cairn.controller.v1.RenderResponse
+	108, // [108:160] is the sub-list for method output_type
+	56,  // [56:108] is the sub-list for method input_type
+	56,  // [56:56] is the sub-list for extension type_name
+	56,  // [56:56] is the sub-list for extension extendee
+	0,   // [0:56] is the sub-list for field type_name
 }
 
 func init() { file_proto_controller_v1_controller_proto_init() }
@@ -5834,9 +7792,9 @@ func file_proto_controller_v1_controller_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_proto_controller_v1_controller_proto_rawDesc), len(file_proto_controller_v1_controller_proto_rawDesc)),
 			NumEnums:      3,
-			NumMessages:   89,
+			NumMessages:   106,
 			NumExtensions: 0,
-			NumServices:   10,
+			NumServices:   11,
 		},
 		GoTypes:           file_proto_controller_v1_controller_proto_goTypes,
 		DependencyIndexes: file_proto_controller_v1_controller_proto_depIdxs,

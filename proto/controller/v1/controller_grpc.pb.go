@@ -2247,3 +2247,519 @@ var KnownErrors_ServiceDesc = grpc.ServiceDesc{
 	Streams:  []grpc.StreamDesc{},
 	Metadata: "proto/controller/v1/controller.proto",
 }
+
+const (
+	Rollouts_PlanRollout_FullMethodName     = "/cairn.controller.v1.Rollouts/PlanRollout"
+	Rollouts_StartRollout_FullMethodName    = "/cairn.controller.v1.Rollouts/StartRollout"
+	Rollouts_GetRollout_FullMethodName      = "/cairn.controller.v1.Rollouts/GetRollout"
+	Rollouts_ListRollouts_FullMethodName    = "/cairn.controller.v1.Rollouts/ListRollouts"
+	Rollouts_WatchRollout_FullMethodName    = "/cairn.controller.v1.Rollouts/WatchRollout"
+	Rollouts_PauseRollout_FullMethodName    = "/cairn.controller.v1.Rollouts/PauseRollout"
+	Rollouts_ResumeRollout_FullMethodName   = "/cairn.controller.v1.Rollouts/ResumeRollout"
+	Rollouts_AbortRollout_FullMethodName    = "/cairn.controller.v1.Rollouts/AbortRollout"
+	Rollouts_RollbackRollout_FullMethodName = "/cairn.controller.v1.Rollouts/RollbackRollout"
+	Rollouts_ConfirmStep_FullMethodName     = "/cairn.controller.v1.Rollouts/ConfirmStep"
+	Rollouts_RolloutReport_FullMethodName   = "/cairn.controller.v1.Rollouts/RolloutReport"
+)
+
+// RolloutsClient is the client API for Rollouts service.
+//
+// For semantics around ctx use and closing/ending streaming RPCs, please refer to https://pkg.go.dev/google.golang.org/grpc/?tab=doc#ClientConn.NewStream.
+//
+// Rollouts deploys an approved release to nodes in planned waves, with
+// before/after audits of every node compared against the release's
+// expected changes and the CMS.
+type RolloutsClient interface {
+	// PlanRollout computes waves and checks without creating anything: the
+	// nodes' dry runs (unless skip_dry_run), drift and known errors.
+	PlanRollout(ctx context.Context, in *RolloutSpec, opts ...grpc.CallOption) (*RolloutPlan, error)
+	// StartRollout creates a rollout of an approved release; the controller
+	// then drives it.
+	StartRollout(ctx context.Context, in *RolloutSpec, opts ...grpc.CallOption) (*RolloutRecord, error)
+	GetRollout(ctx context.Context, in *RolloutRef, opts ...grpc.CallOption) (*RolloutRecord, error)
+	ListRollouts(ctx context.Context, in *ListRolloutsRequest, opts ...grpc.CallOption) (*ListRolloutsResponse, error)
+	// WatchRollout sends the rollout (nodes included) now and after every
+	// change, until it reaches a final state or the caller goes away.
+	WatchRollout(ctx context.Context, in *RolloutRef, opts ...grpc.CallOption) (grpc.ServerStreamingClient[RolloutRecord], error)
+	PauseRollout(ctx context.Context, in *RolloutAction, opts ...grpc.CallOption) (*RolloutRecord, error)
+	// ResumeRollout resumes a paused rollout, or one waiting at a gate.
+	ResumeRollout(ctx context.Context, in *RolloutAction, opts ...grpc.CallOption) (*RolloutRecord, error)
+	AbortRollout(ctx context.Context, in *RolloutAction, opts ...grpc.CallOption) (*RolloutRecord, error)
+	// RollbackRollout rolls back every node that changed, in reverse wave
+	// order.
+	RollbackRollout(ctx context.Context, in *RolloutAction, opts ...grpc.CallOption) (*RolloutRecord, error)
+	// ConfirmStep records an operator's confirmation of a manual step on
+	// one node.
+	ConfirmStep(ctx context.Context, in *ConfirmStepRequest, opts ...grpc.CallOption) (*RolloutRecord, error)
+	RolloutReport(ctx context.Context, in *RolloutReportRequest, opts ...grpc.CallOption) (*RenderResponse, error)
+}
+
+type rolloutsClient struct {
+	cc grpc.ClientConnInterface
+}
+
+func NewRolloutsClient(cc grpc.ClientConnInterface) RolloutsClient {
+	return &rolloutsClient{cc}
+}
+
+func (c *rolloutsClient) PlanRollout(ctx context.Context, in *RolloutSpec, opts ...grpc.CallOption) (*RolloutPlan, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(RolloutPlan)
+	err := c.cc.Invoke(ctx, Rollouts_PlanRollout_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *rolloutsClient) StartRollout(ctx context.Context, in *RolloutSpec, opts ...grpc.CallOption) (*RolloutRecord, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(RolloutRecord)
+	err := c.cc.Invoke(ctx, Rollouts_StartRollout_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *rolloutsClient) GetRollout(ctx context.Context, in *RolloutRef, opts ...grpc.CallOption) (*RolloutRecord, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(RolloutRecord)
+	err := c.cc.Invoke(ctx, Rollouts_GetRollout_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *rolloutsClient) ListRollouts(ctx context.Context, in *ListRolloutsRequest, opts ...grpc.CallOption) (*ListRolloutsResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ListRolloutsResponse)
+	err := c.cc.Invoke(ctx, Rollouts_ListRollouts_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *rolloutsClient) WatchRollout(ctx context.Context, in *RolloutRef, opts ...grpc.CallOption) (grpc.ServerStreamingClient[RolloutRecord], error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	stream, err := c.cc.NewStream(ctx, &Rollouts_ServiceDesc.Streams[0], Rollouts_WatchRollout_FullMethodName, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	x := &grpc.GenericClientStream[RolloutRef, RolloutRecord]{ClientStream: stream}
+	if err := x.ClientStream.SendMsg(in); err != nil {
+		return nil, err
+	}
+	if err := x.ClientStream.CloseSend(); err != nil {
+		return nil, err
+	}
+	return x, nil
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type Rollouts_WatchRolloutClient = grpc.ServerStreamingClient[RolloutRecord]
+
+func (c *rolloutsClient) PauseRollout(ctx context.Context, in *RolloutAction, opts ...grpc.CallOption) (*RolloutRecord, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(RolloutRecord)
+	err := c.cc.Invoke(ctx, Rollouts_PauseRollout_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *rolloutsClient) ResumeRollout(ctx context.Context, in *RolloutAction, opts ...grpc.CallOption) (*RolloutRecord, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(RolloutRecord)
+	err := c.cc.Invoke(ctx, Rollouts_ResumeRollout_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *rolloutsClient) AbortRollout(ctx context.Context, in *RolloutAction, opts ...grpc.CallOption) (*RolloutRecord, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(RolloutRecord)
+	err := c.cc.Invoke(ctx, Rollouts_AbortRollout_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *rolloutsClient) RollbackRollout(ctx context.Context, in *RolloutAction, opts ...grpc.CallOption) (*RolloutRecord, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(RolloutRecord)
+	err := c.cc.Invoke(ctx, Rollouts_RollbackRollout_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *rolloutsClient) ConfirmStep(ctx context.Context, in *ConfirmStepRequest, opts ...grpc.CallOption) (*RolloutRecord, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(RolloutRecord)
+	err := c.cc.Invoke(ctx, Rollouts_ConfirmStep_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *rolloutsClient) RolloutReport(ctx context.Context, in *RolloutReportRequest, opts ...grpc.CallOption) (*RenderResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(RenderResponse)
+	err := c.cc.Invoke(ctx, Rollouts_RolloutReport_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// RolloutsServer is the server API for Rollouts service.
+// All implementations must embed UnimplementedRolloutsServer
+// for forward compatibility.
+//
+// Rollouts deploys an approved release to nodes in planned waves, with
+// before/after audits of every node compared against the release's
+// expected changes and the CMS.
+type RolloutsServer interface {
+	// PlanRollout computes waves and checks without creating anything: the
+	// nodes' dry runs (unless skip_dry_run), drift and known errors.
+	PlanRollout(context.Context, *RolloutSpec) (*RolloutPlan, error)
+	// StartRollout creates a rollout of an approved release; the controller
+	// then drives it.
+	StartRollout(context.Context, *RolloutSpec) (*RolloutRecord, error)
+	GetRollout(context.Context, *RolloutRef) (*RolloutRecord, error)
+	ListRollouts(context.Context, *ListRolloutsRequest) (*ListRolloutsResponse, error)
+	// WatchRollout sends the rollout (nodes included) now and after every
+	// change, until it reaches a final state or the caller goes away.
+	WatchRollout(*RolloutRef, grpc.ServerStreamingServer[RolloutRecord]) error
+	PauseRollout(context.Context, *RolloutAction) (*RolloutRecord, error)
+	// ResumeRollout resumes a paused rollout, or one waiting at a gate.
+	ResumeRollout(context.Context, *RolloutAction) (*RolloutRecord, error)
+	AbortRollout(context.Context, *RolloutAction) (*RolloutRecord, error)
+	// RollbackRollout rolls back every node that changed, in reverse wave
+	// order.
+	RollbackRollout(context.Context, *RolloutAction) (*RolloutRecord, error)
+	// ConfirmStep records an operator's confirmation of a manual step on
+	// one node.
+	ConfirmStep(context.Context, *ConfirmStepRequest) (*RolloutRecord, error)
+	RolloutReport(context.Context, *RolloutReportRequest) (*RenderResponse, error)
+	mustEmbedUnimplementedRolloutsServer()
+}
+
+// UnimplementedRolloutsServer must be embedded to have
+// forward compatible implementations.
+//
+// NOTE: this should be embedded by value instead of pointer to avoid a nil
+// pointer dereference when methods are called.
+type UnimplementedRolloutsServer struct{}
+
+func (UnimplementedRolloutsServer) PlanRollout(context.Context, *RolloutSpec) (*RolloutPlan, error) {
+	return nil, status.Error(codes.Unimplemented, "method PlanRollout not implemented")
+}
+func (UnimplementedRolloutsServer) StartRollout(context.Context, *RolloutSpec) (*RolloutRecord, error) {
+	return nil, status.Error(codes.Unimplemented, "method StartRollout not implemented")
+}
+func (UnimplementedRolloutsServer) GetRollout(context.Context, *RolloutRef) (*RolloutRecord, error) {
+	return nil, status.Error(codes.Unimplemented, "method GetRollout not implemented")
+}
+func (UnimplementedRolloutsServer) ListRollouts(context.Context, *ListRolloutsRequest) (*ListRolloutsResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ListRollouts not implemented")
+}
+func (UnimplementedRolloutsServer) WatchRollout(*RolloutRef, grpc.ServerStreamingServer[RolloutRecord]) error {
+	return status.Error(codes.Unimplemented, "method WatchRollout not implemented")
+}
+func (UnimplementedRolloutsServer) PauseRollout(context.Context, *RolloutAction) (*RolloutRecord, error) {
+	return nil, status.Error(codes.Unimplemented, "method PauseRollout not implemented")
+}
+func (UnimplementedRolloutsServer) ResumeRollout(context.Context, *RolloutAction) (*RolloutRecord, error) {
+	return nil, status.Error(codes.Unimplemented, "method ResumeRollout not implemented")
+}
+func (UnimplementedRolloutsServer) AbortRollout(context.Context, *RolloutAction) (*RolloutRecord, error) {
+	return nil, status.Error(codes.Unimplemented, "method AbortRollout not implemented")
+}
+func (UnimplementedRolloutsServer) RollbackRollout(context.Context, *RolloutAction) (*RolloutRecord, error) {
+	return nil, status.Error(codes.Unimplemented, "method RollbackRollout not implemented")
+}
+func (UnimplementedRolloutsServer) ConfirmStep(context.Context, *ConfirmStepRequest) (*RolloutRecord, error) {
+	return nil, status.Error(codes.Unimplemented, "method ConfirmStep not implemented")
+}
+func (UnimplementedRolloutsServer) RolloutReport(context.Context, *RolloutReportRequest) (*RenderResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method RolloutReport not implemented")
+}
+func (UnimplementedRolloutsServer) mustEmbedUnimplementedRolloutsServer() {}
+func (UnimplementedRolloutsServer) testEmbeddedByValue()                  {}
+
+// UnsafeRolloutsServer may be embedded to opt out of forward compatibility for this service.
+// Use of this interface is not recommended, as added methods to RolloutsServer will
+// result in compilation errors.
+type UnsafeRolloutsServer interface {
+	mustEmbedUnimplementedRolloutsServer()
+}
+
+func RegisterRolloutsServer(s grpc.ServiceRegistrar, srv RolloutsServer) {
+	// If the following call panics, it indicates UnimplementedRolloutsServer was
+	// embedded by pointer and is nil.  This will cause panics if an
+	// unimplemented method is ever invoked, so we test this at initialization
+	// time to prevent it from happening at runtime later due to I/O.
+	if t, ok := srv.(interface{ testEmbeddedByValue() }); ok {
+		t.testEmbeddedByValue()
+	}
+	s.RegisterService(&Rollouts_ServiceDesc, srv)
+}
+
+func _Rollouts_PlanRollout_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(RolloutSpec)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(RolloutsServer).PlanRollout(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Rollouts_PlanRollout_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(RolloutsServer).PlanRollout(ctx, req.(*RolloutSpec))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Rollouts_StartRollout_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(RolloutSpec)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(RolloutsServer).StartRollout(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Rollouts_StartRollout_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(RolloutsServer).StartRollout(ctx, req.(*RolloutSpec))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Rollouts_GetRollout_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(RolloutRef)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(RolloutsServer).GetRollout(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Rollouts_GetRollout_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(RolloutsServer).GetRollout(ctx, req.(*RolloutRef))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Rollouts_ListRollouts_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ListRolloutsRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(RolloutsServer).ListRollouts(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Rollouts_ListRollouts_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(RolloutsServer).ListRollouts(ctx, req.(*ListRolloutsRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Rollouts_WatchRollout_Handler(srv interface{}, stream grpc.ServerStream) error {
+	m := new(RolloutRef)
+	if err := stream.RecvMsg(m); err != nil {
+		return err
+	}
+	return srv.(RolloutsServer).WatchRollout(m, &grpc.GenericServerStream[RolloutRef, RolloutRecord]{ServerStream: stream})
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type Rollouts_WatchRolloutServer = grpc.ServerStreamingServer[RolloutRecord]
+
+func _Rollouts_PauseRollout_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(RolloutAction)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(RolloutsServer).PauseRollout(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Rollouts_PauseRollout_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(RolloutsServer).PauseRollout(ctx, req.(*RolloutAction))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Rollouts_ResumeRollout_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(RolloutAction)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(RolloutsServer).ResumeRollout(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Rollouts_ResumeRollout_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(RolloutsServer).ResumeRollout(ctx, req.(*RolloutAction))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Rollouts_AbortRollout_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(RolloutAction)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(RolloutsServer).AbortRollout(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Rollouts_AbortRollout_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(RolloutsServer).AbortRollout(ctx, req.(*RolloutAction))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Rollouts_RollbackRollout_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(RolloutAction)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(RolloutsServer).RollbackRollout(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Rollouts_RollbackRollout_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(RolloutsServer).RollbackRollout(ctx, req.(*RolloutAction))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Rollouts_ConfirmStep_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ConfirmStepRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(RolloutsServer).ConfirmStep(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Rollouts_ConfirmStep_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(RolloutsServer).ConfirmStep(ctx, req.(*ConfirmStepRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Rollouts_RolloutReport_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(RolloutReportRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(RolloutsServer).RolloutReport(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Rollouts_RolloutReport_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(RolloutsServer).RolloutReport(ctx, req.(*RolloutReportRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+// Rollouts_ServiceDesc is the grpc.ServiceDesc for Rollouts service.
+// It's only intended for direct use with grpc.RegisterService,
+// and not to be introspected or modified (even as a copy)
+var Rollouts_ServiceDesc = grpc.ServiceDesc{
+	ServiceName: "cairn.controller.v1.Rollouts",
+	HandlerType: (*RolloutsServer)(nil),
+	Methods: []grpc.MethodDesc{
+		{
+			MethodName: "PlanRollout",
+			Handler:    _Rollouts_PlanRollout_Handler,
+		},
+		{
+			MethodName: "StartRollout",
+			Handler:    _Rollouts_StartRollout_Handler,
+		},
+		{
+			MethodName: "GetRollout",
+			Handler:    _Rollouts_GetRollout_Handler,
+		},
+		{
+			MethodName: "ListRollouts",
+			Handler:    _Rollouts_ListRollouts_Handler,
+		},
+		{
+			MethodName: "PauseRollout",
+			Handler:    _Rollouts_PauseRollout_Handler,
+		},
+		{
+			MethodName: "ResumeRollout",
+			Handler:    _Rollouts_ResumeRollout_Handler,
+		},
+		{
+			MethodName: "AbortRollout",
+			Handler:    _Rollouts_AbortRollout_Handler,
+		},
+		{
+			MethodName: "RollbackRollout",
+			Handler:    _Rollouts_RollbackRollout_Handler,
+		},
+		{
+			MethodName: "ConfirmStep",
+			Handler:    _Rollouts_ConfirmStep_Handler,
+		},
+		{
+			MethodName: "RolloutReport",
+			Handler:    _Rollouts_RolloutReport_Handler,
+		},
+	},
+	Streams: []grpc.StreamDesc{
+		{
+			StreamName:    "WatchRollout",
+			Handler:       _Rollouts_WatchRollout_Handler,
+			ServerStreams: true,
+		},
+	},
+	Metadata: "proto/controller/v1/controller.proto",
+}
