@@ -6,6 +6,10 @@
 // Check is the dry run: it validates every step's parameters and asks
 // each plugin for its Plan, and changes nothing.
 //
+// Undo rolls a deployment back on request (a rollout's rollback): the
+// applied steps are undone newest first and the rollback steps run, as
+// after a failure, and the deployment is journaled rolled back.
+//
 // Re-running a manifest against the same root is the same deployment
 // (its ID is the sha256 of the manifest's bytes and the root): steps
 // that succeeded are skipped, failed ones run again, and a step a crash
@@ -72,6 +76,11 @@ type Runner struct {
 	Bundle *release.Bundle
 	// ReleaseKey is the controller's ed25519 release public key.
 	ReleaseKey ed25519.PublicKey
+	// ArtifactPaths maps component names to local files the agent
+	// fetched from the DML by digest. A component listed here uses that
+	// file, also when the manifest gives it a path: a release's paths
+	// are relative to where it was created, not to this machine.
+	ArtifactPaths map[string]string
 }
 
 // DeploymentID is the ID of applying m to root: the sha256 of the
@@ -92,8 +101,8 @@ func (r *Runner) log() *slog.Logger {
 }
 
 // artifacts resolves the manifest's components to local paths, checking
-// each sha256 the manifest gives. It returns what it could resolve and
-// one error per component it could not.
+// each sha256 (or DML digest) the manifest gives. It returns what it
+// could resolve and one error per component it could not.
 func (r *Runner) artifacts(m *manifest.Manifest) (map[string]string, []error) {
 	dir := r.ArtifactsDir
 	if dir == "" {
@@ -102,6 +111,18 @@ func (r *Runner) artifacts(m *manifest.Manifest) (map[string]string, []error) {
 	out := map[string]string{}
 	var errs []error
 	for _, c := range m.Components {
+		if p, ok := r.ArtifactPaths[c.Name]; ok {
+			want := c.Digest
+			if want == "" {
+				want = c.SHA256
+			}
+			if err := checkFile(p, want); err != nil {
+				errs = append(errs, fmt.Errorf("component %s (%s:%d): %w: %w", c.Name, m.File, c.Line, ErrArtifact, err))
+				continue
+			}
+			out[c.Name] = p
+			continue
+		}
 		if c.Path == "" {
 			errs = append(errs, fmt.Errorf("%w: component %s is in the DML (digest %s): local apply needs a path to the file, or an --artifacts dir with it", ErrArtifact, c.Name, c.Digest))
 			continue
@@ -136,7 +157,9 @@ func (r *Runner) verifyRelease(m *manifest.Manifest) error {
 	}
 	paths := map[string]string{}
 	for _, c := range m.Components {
-		if c.Path != "" {
+		if p, ok := r.ArtifactPaths[c.Name]; ok {
+			paths[c.Name] = p
+		} else if c.Path != "" {
 			paths[c.Name] = filepath.Join(dir, c.Path)
 		}
 	}

@@ -50,10 +50,16 @@ func (p *PlanReport) OK() bool {
 // Check validates every step of every list and asks the plugins of the
 // steps list for their Plan (with dry_run set). It changes nothing and
 // does not touch the journal. Problems go in the report; the error is for
-// a context that ended.
+// a context that ended, or wraps ErrUnverified when the runner has a
+// Bundle that does not verify (then no plugin was asked anything).
 func (r *Runner) Check(ctx context.Context, m *manifest.Manifest) (*PlanReport, error) {
 	id := DeploymentID(m, r.Root)
 	rep := &PlanReport{DeploymentID: id, Release: m.Name + "@" + m.Version, Root: r.Root}
+	if r.Bundle != nil {
+		if err := r.verifyRelease(m); err != nil {
+			return rep, err
+		}
+	}
 	artifacts, errs := r.artifacts(m)
 	for _, err := range errs {
 		rep.Artifacts = append(rep.Artifacts, err.Error())

@@ -2,8 +2,11 @@ package apply
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"os"
+	"path/filepath"
 	"sync"
 
 	"github.com/cairn-ops/cairn/plugins/sdk"
@@ -25,7 +28,9 @@ func (h *fakeHost) Start(_ context.Context, name string) (Instance, error) {
 
 // fakePlugin records its calls. Its parameters steer it: fail (Apply
 // fails), hang (Apply waits for its deadline), bad (Validate refuses the
-// field named), pass (Verify's verdict, default true).
+// field named), pass (Verify's verdict, default true), write (Apply
+// writes content, default "new", to that path under the root, and
+// Rollback puts back what was there).
 type fakePlugin struct {
 	name       string
 	idempotent bool
@@ -77,6 +82,13 @@ func (p *fakePlugin) Apply(ctx context.Context, sc *sdk.StepContext, r sdk.Repor
 	if params["fail"] == true {
 		return nil, errors.New("boom")
 	}
+	record := []byte("undo " + sc.GetStep())
+	if rel, ok := params["write"].(string); ok {
+		var err error
+		if record, err = writeFile(sc.GetRootDir(), rel, params["content"]); err != nil {
+			return nil, err
+		}
+	}
 	out := map[string]string{"key": sc.GetIdempotencyKey()}
 	if c := sc.GetConfirmation(); c != nil {
 		out["confirmed_by"] = c.GetBy()
@@ -84,7 +96,7 @@ func (p *fakePlugin) Apply(ctx context.Context, sc *sdk.StepContext, r sdk.Repor
 	for name, path := range sc.GetArtifacts() {
 		out["artifact_"+name] = path
 	}
-	return &sdk.Result{Changed: params["unchanged"] != true, Outputs: out, RollbackRecord: []byte("undo " + sc.GetStep()),
+	return &sdk.Result{Changed: params["unchanged"] != true, Outputs: out, RollbackRecord: record,
 		Changes: []*sdk.Change{{Kind: sdk.ChangeFile, Name: "/" + sc.GetStep(), State: "present"}}}, nil
 }
 
@@ -95,6 +107,49 @@ func (p *fakePlugin) Verify(_ context.Context, sc *sdk.StepContext) (*sdk.Verifi
 }
 
 func (p *fakePlugin) Rollback(_ context.Context, sc *sdk.StepContext, record []byte) (*sdk.RollbackResult, error) {
+	var w written
+	if json.Unmarshal(record, &w) == nil && w.Path != "" {
+		p.record("rollback(restore "+w.Path+")", sc)
+		if err := w.restore(); err != nil {
+			return nil, err
+		}
+		return &sdk.RollbackResult{Changed: true, Message: "restored " + w.Path}, nil
+	}
 	p.record("rollback("+string(record)+")", sc)
 	return &sdk.RollbackResult{Changed: true, Message: "undid " + sc.GetStep()}, nil
+}
+
+// written is the rollback record of a write: the file and what it held.
+type written struct {
+	Path    string `json:"path"`
+	Existed bool   `json:"existed"`
+	Old     string `json:"old,omitempty"`
+}
+
+// writeFile writes content (default "new") to rel under root and returns
+// the rollback record.
+func writeFile(root, rel string, content any) ([]byte, error) {
+	path := filepath.Join(root, rel)
+	w := written{Path: path}
+	if old, err := os.ReadFile(path); err == nil {
+		w.Existed, w.Old = true, string(old)
+	}
+	text, ok := content.(string)
+	if !ok {
+		text = "new"
+	}
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return nil, err
+	}
+	if err := os.WriteFile(path, []byte(text), 0o644); err != nil {
+		return nil, err
+	}
+	return json.Marshal(w)
+}
+
+func (w written) restore() error {
+	if w.Existed {
+		return os.WriteFile(w.Path, []byte(w.Old), 0o644)
+	}
+	return os.Remove(w.Path)
 }

@@ -26,7 +26,11 @@ func signed(t *testing.T, m *manifest.Manifest) (*release.Bundle, ed25519.Public
 	}
 	b := &release.Bundle{Name: m.Name, Version: m.Version, ManifestCanonical: canon, ApprovalsRequired: 1, State: release.StateApproved}
 	for _, c := range m.Components {
-		b.Components = append(b.Components, release.Component{Name: c.Name, Digest: c.SHA256})
+		digest := c.SHA256
+		if c.Digest != "" {
+			digest = c.Digest
+		}
+		b.Components = append(b.Components, release.Component{Name: c.Name, Digest: digest})
 	}
 	release.Sign(b, priv)
 	b.Approvals = []release.Approval{{By: "alice", ReleaseDigest: b.Digest}}

@@ -64,6 +64,9 @@ type run struct {
 	journaled map[string]journal.Step // by list/index
 	rep       *Report
 	log       *slog.Logger
+	// resume makes rollback skip the rollback steps that already
+	// succeeded: an Undo that was cut off goes on where it stopped.
+	resume bool
 }
 
 func key(list string, index int) string { return fmt.Sprintf("%s/%d", list, index) }
@@ -95,30 +98,8 @@ func (r *Runner) Run(ctx context.Context, m *manifest.Manifest) (*Report, error)
 	if _, err := r.Journal.Recover(ctx); err != nil {
 		return x.rep, err
 	}
-	var recs []journal.Step
-	for _, list := range m.Lists() {
-		for _, st := range list {
-			recs = append(recs, journal.Step{List: st.List, Index: st.Index, Name: st.Name, Plugin: st.Plugin})
-		}
-	}
-	d, steps, err := r.Journal.Begin(ctx, journal.Deployment{
-		ID: id, Manifest: m.Name + "@" + m.Version, ManifestFile: m.File, Root: r.Root,
-	}, recs)
-	if err != nil {
+	if err := x.begin(ctx); err != nil {
 		return x.rep, err
-	}
-	x.journaled = map[string]journal.Step{}
-	for _, s := range steps {
-		x.journaled[key(s.List, s.Index)] = s
-	}
-	for _, s := range steps {
-		if s.State == journal.StateInterrupted {
-			x.rep.State = journal.StateInterrupted
-			err := fmt.Errorf("%w: step %s of deployment %s was interrupted while it ran, and its plugin (%s) is not idempotent, so it may or may not have taken effect; check the host, then run\n  cairn-agent journal resolve %s %s --as succeeded|failed|retry --note TEXT\n(with the same --data-dir) and apply again",
-				ErrInterrupted, s.Ref(), d.ID, s.Plugin, d.ID[:12], s.Name)
-			x.rep.Error = err.Error()
-			return x.rep, err
-		}
 	}
 	if err := r.Journal.SetDeployment(ctx, id, journal.StateRunning, ""); err != nil {
 		return x.rep, err
@@ -146,6 +127,38 @@ func (r *Runner) Run(ctx context.Context, m *manifest.Manifest) (*Report, error)
 		return x.finish(ctx, journal.StateFailed, fmt.Errorf("%w: %w; rollback failed too: %w", ErrFailed, failure, rbErr))
 	}
 	return x.finish(ctx, journal.StateRolledBack, fmt.Errorf("%w: %w (rolled back)", ErrFailed, failure))
+}
+
+// begin journals the deployment and its steps (a deployment journaled
+// before keeps its steps' states) and refuses, with ErrInterrupted, a
+// deployment that has an interrupted step.
+func (x *run) begin(ctx context.Context) error {
+	var recs []journal.Step
+	for _, list := range x.m.Lists() {
+		for _, st := range list {
+			recs = append(recs, journal.Step{List: st.List, Index: st.Index, Name: st.Name, Plugin: st.Plugin})
+		}
+	}
+	d, steps, err := x.Journal.Begin(ctx, journal.Deployment{
+		ID: x.id, Manifest: x.m.Name + "@" + x.m.Version, ManifestFile: x.m.File, Root: x.Root,
+	}, recs)
+	if err != nil {
+		return err
+	}
+	x.journaled = map[string]journal.Step{}
+	for _, s := range steps {
+		x.journaled[key(s.List, s.Index)] = s
+	}
+	for _, s := range steps {
+		if s.State == journal.StateInterrupted {
+			x.rep.State = journal.StateInterrupted
+			err := fmt.Errorf("%w: step %s of deployment %s was interrupted while it ran, and its plugin (%s) is not idempotent, so it may or may not have taken effect; check the host, then run\n  cairn-agent journal resolve %s %s --as succeeded|failed|retry --note TEXT\n(with the same --data-dir) and apply again",
+				ErrInterrupted, s.Ref(), d.ID, s.Plugin, d.ID[:12], s.Name)
+			x.rep.Error = err.Error()
+			return err
+		}
+	}
+	return nil
 }
 
 func (x *run) finish(ctx context.Context, state journal.State, err error) (*Report, error) {
@@ -504,8 +517,13 @@ func (x *run) rollback(ctx context.Context) error {
 	}
 	for i := range x.m.Rollback {
 		st := &x.m.Rollback[i]
+		js := x.journaled[key(st.List, st.Index)]
+		if x.resume && js.State == journal.StateSucceeded {
+			x.rep.Steps = append(x.rep.Steps, StepResult{List: st.List, Name: st.Name, Plugin: st.Plugin, Outcome: OutcomeSkipped, Attempts: js.Attempts})
+			continue
+		}
 		began := time.Now()
-		res, err := x.apply(ctx, st, x.journaled[key(st.List, st.Index)])
+		res, err := x.apply(ctx, st, js)
 		res.Duration = time.Since(began)
 		x.rep.Steps = append(x.rep.Steps, ignored(res, st))
 		if err != nil && !st.ContinueOnError {

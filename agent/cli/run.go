@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"path/filepath"
 	"strings"
 	"time"
 
@@ -25,6 +26,7 @@ type runFlags struct {
 	labels       map[string]string
 	reconnectMax time.Duration
 	timeout      time.Duration
+	plugins      string
 	logLevel     string
 }
 
@@ -42,7 +44,7 @@ func newRunCommand(s *streams) *cobra.Command {
 		Use:   "run",
 		Short: "Enroll with the controller (first start) and hold a session with it",
 		Long: `Run connects this agent to a Cairn controller and keeps it connected,
-running the audits the controller asks for.
+running the audits and deployments the controller asks for.
 
 First start: the agent enrolls. It needs a join token (from
 'cairnctl enroll-token create'), the controller's address, and the
@@ -55,6 +57,15 @@ files 0600).
 Later starts reuse that identity: no token or CA is needed, and a token
 given anyway is ignored. The certificate is renewed automatically when two
 thirds of its lifetime (30 days) have passed.
+
+Deployments run like 'cairn-agent apply' under --root, with the journal
+in --data-dir: the built-in plugins, and external ones from the --plugins
+catalog. The agent fetches a release's artifacts from the controller into
+--data-dir/artifacts (by sha256, verified), verifies the signed release
+against the release key it received at enrollment, and runs nothing of a
+release that does not verify. Manual steps wait for an operator's
+'cairnctl rollout confirm'. The journal is open only while a deployment
+runs, so 'cairn-agent journal' works beside an idle agent.
 
 The agent reconnects after any disconnect, with exponential backoff and
 jitter up to --reconnect-max. It stops with exit status 1 when the
@@ -72,8 +83,11 @@ so an operator's shell cannot hand the agent the wrong ones.)`,
   # Later starts (e.g. from a systemd unit)
   cairn-agent run --data-dir /var/lib/cairn-agent
 
-  # Audit a chroot or a test tree instead of the host
-  cairn-agent run --data-dir ./agent-a --root ./fixtures/host-a`,
+  # Audit and deploy to a chroot or a test tree instead of the host
+  cairn-agent run --data-dir ./agent-a --root ./fixtures/host-a
+
+  # With external plugins
+  cairn-agent run --data-dir /var/lib/cairn-agent --plugins /etc/cairn/plugins`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			for _, e := range runEnv {
@@ -91,10 +105,11 @@ so an operator's shell cannot hand the agent the wrong ones.)`,
 	fl.StringVar(&f.dataDir, "data-dir", "", "directory for the agent's identity and state (required)")
 	fl.StringVar(&f.token, "token", "", "join token from 'cairnctl enroll-token create' (first start only)")
 	fl.StringVar(&f.caFile, "ca", "", "the controller's CA certificate, PEM (first start only)")
-	fl.StringVar(&f.root, "root", "/", "audit the tree under this directory instead of the host")
+	fl.StringVar(&f.root, "root", "/", "audit and deploy to the tree under this directory instead of the host")
 	fl.StringToStringVar(&f.labels, "labels", nil, "labels to ask for at enrollment, k=v,...")
 	fl.DurationVar(&f.reconnectMax, "reconnect-max", session.DefaultReconnectMax, "longest wait between reconnect attempts")
 	fl.DurationVar(&f.timeout, "timeout", inventory.DefaultTimeout, "time limit for each collector of an audit")
+	fl.StringVar(&f.plugins, "plugins", "", "plugin catalog directory (catalog.yaml) for external plugins")
 	fl.StringVar(&f.logLevel, "log-level", "info", "debug, info, warn or error")
 	return cmd
 }
@@ -114,8 +129,17 @@ func runAgent(cmd *cobra.Command, s *streams, f runFlags) error {
 	if fi, err := os.Stat(f.root); err != nil || !fi.IsDir() {
 		return fmt.Errorf("--root %s: not a directory", f.root)
 	}
+	root, err := filepath.Abs(f.root)
+	if err != nil {
+		return fmt.Errorf("--root %s: %w", f.root, err)
+	}
+	plugins, err := newPluginHost(f.plugins, log)
+	if err != nil {
+		return fmt.Errorf("--plugins: %w", err)
+	}
+	defer plugins.Close()
 	ctx := cmd.Context()
-	hostname := session.Hostname(f.root)
+	hostname := session.Hostname(root)
 
 	id, err := session.LoadIdentity(f.dataDir)
 	switch {
@@ -141,12 +165,13 @@ func runAgent(cmd *cobra.Command, s *streams, f runFlags) error {
 	agent, err := session.New(session.Config{
 		DataDir:      f.dataDir,
 		Controller:   f.controller,
-		Root:         f.root,
+		Root:         root,
 		Timeout:      f.timeout,
 		Hostname:     hostname,
 		AgentVersion: version.String(),
 		ReconnectMax: f.reconnectMax,
 		Logger:       log,
+		Plugins:      hostAdapter{plugins},
 	})
 	if err != nil {
 		return &exitError{code: ExitFailed, err: err}

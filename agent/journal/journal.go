@@ -77,8 +77,12 @@ const (
 	StateFailed      State = "failed"
 	StateInterrupted State = "interrupted"
 	StateSkipped     State = "skipped"
-	// StateRolledBack is a deployment's state after a failure was undone.
+	// StateRolledBack is a deployment's state after a failure was
+	// undone, or after an operator's rollback undid it.
 	StateRolledBack State = "rolled-back"
+	// StateRollingBack is a deployment's state while a rollback of it
+	// runs; a rollback that finds it there was cut off and goes on.
+	StateRollingBack State = "rolling-back"
 )
 
 // Deployment is one run of one manifest against one root.
@@ -434,7 +438,7 @@ func (j *Journal) SetDeployment(ctx context.Context, id string, state State, err
 		}
 		d.State, d.Error = state, errText
 		d.FinishedAt = time.Time{}
-		if state != StateRunning && state != StatePending {
+		if state != StateRunning && state != StatePending && state != StateRollingBack {
 			d.FinishedAt = j.now().UTC()
 		}
 		return put(deps, []byte(id), d)

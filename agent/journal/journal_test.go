@@ -283,3 +283,34 @@ func TestOutbox(t *testing.T) {
 		t.Error("Put without an ID succeeded")
 	}
 }
+
+func TestSetDeploymentFinishTime(t *testing.T) {
+	tests := []struct {
+		state    State
+		finished bool
+	}{
+		{StatePending, false},
+		{StateRunning, false},
+		{StateRollingBack, false},
+		{StateSucceeded, true},
+		{StateFailed, true},
+		{StateRolledBack, true},
+	}
+	for _, tt := range tests {
+		t.Run(string(tt.state), func(t *testing.T) {
+			j := open(t, t.TempDir())
+			defer j.Close()
+			begin(t, j)
+			if err := j.SetDeployment(t.Context(), "d1", tt.state, ""); err != nil {
+				t.Fatal(err)
+			}
+			d, err := j.Deployment(t.Context(), "d1")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if d.State != tt.state || d.FinishedAt.IsZero() == tt.finished {
+				t.Errorf("deployment: state %s, finished at %v; want %s, finished %v", d.State, d.FinishedAt, tt.state, tt.finished)
+			}
+		})
+	}
+}

@@ -21,6 +21,7 @@ import (
 	"google.golang.org/grpc/keepalive"
 	"google.golang.org/grpc/status"
 
+	"github.com/cairn-ops/cairn/agent/apply"
 	"github.com/cairn-ops/cairn/agent/inventory"
 	agentv1 "github.com/cairn-ops/cairn/proto/agent/v1"
 	inventoryv1 "github.com/cairn-ops/cairn/proto/inventory/v1"
@@ -78,6 +79,10 @@ type Config struct {
 	Rand func(n int64) int64
 	// Collect replaces inventory.Collect, for tests.
 	Collect func(context.Context, inventory.Options) (*inventoryv1.Audit, error)
+	// Plugins starts the step plugins of deploy commands, which run
+	// under Root with the journal in DataDir. Without it the agent
+	// answers deploy commands with a failure.
+	Plugins apply.Host
 }
 
 // Agent holds the node's session with the controller.
@@ -88,6 +93,10 @@ type Agent struct {
 	addr  string
 	host  string
 	state *state
+	// root is Root made absolute: a deployment's ID depends on it.
+	root    string
+	journal *journalHandle
+	cache   *artifactCache
 
 	mu    sync.Mutex
 	creds *Credentials
@@ -137,14 +146,25 @@ func New(cfg Config) (*Agent, error) {
 	if cfg.Hostname == "" {
 		cfg.Hostname = Hostname(cfg.Root)
 	}
+	root := cfg.Root
+	if root == "" {
+		root = "/"
+	}
+	if root, err = filepath.Abs(root); err != nil {
+		return nil, fmt.Errorf("root %s: %w", cfg.Root, err)
+	}
+	log := cfg.Logger.With("node", id.NodeID)
 	return &Agent{
-		cfg:   cfg,
-		log:   cfg.Logger.With("node", id.NodeID),
-		id:    id,
-		addr:  cfg.Controller,
-		host:  host,
-		state: st,
-		creds: creds,
+		cfg:     cfg,
+		log:     log,
+		id:      id,
+		addr:    cfg.Controller,
+		host:    host,
+		state:   st,
+		creds:   creds,
+		root:    root,
+		journal: &journalHandle{dataDir: cfg.DataDir, log: log},
+		cache:   newArtifactCache(cfg.DataDir, log),
 	}, nil
 }
 
@@ -233,16 +253,20 @@ func (a *Agent) session(ctx context.Context) (opened bool, err error) {
 		}
 		a.log.Debug("resent unacknowledged result", "command", r.CommandID)
 	}
+	if err := a.drainOutbox(sctx, out); err != nil {
+		return true, classify(streamError(stream, err))
+	}
 
+	l := &link{client: client, out: out, waits: newConfirmations()}
 	commands := make(chan *agentv1.Command, 64)
 	worked := make(chan error, 1)
 	received := make(chan error, 1)
 	idle := make(chan struct{}) // closed when the worker stops taking commands
 	go func() {
 		defer close(idle)
-		worked <- a.work(sctx, client, out, commands)
+		worked <- a.work(ctx, sctx, l, commands)
 	}()
-	go func() { received <- a.receive(sctx, stream, commands, idle) }()
+	go func() { received <- a.receive(sctx, stream, l, commands, idle) }()
 	select {
 	case err = <-received:
 		cancel()

@@ -26,6 +26,15 @@ func newClient(conn grpc.ClientConnInterface) *client {
 	return &client{agent: agentv1.NewAgentClient(conn)}
 }
 
+// link is what the goroutines of one session share: the controller's
+// service, the stream's sender and the manual steps waiting for their
+// confirmations.
+type link struct {
+	client *client
+	out    *sender
+	waits  *confirmations
+}
+
 // sender serializes messages on the session stream: the command worker
 // and the session start both send.
 type sender struct {
@@ -54,10 +63,12 @@ func (s *sender) result(r result) error {
 }
 
 // receive reads the controller's messages until the stream ends: commands
-// go to the worker in order, result acknowledgements empty the outbox.
-// Once the worker has stopped (idle closed), commands are dropped
-// unacknowledged; the controller redelivers them on the next session.
-func (a *Agent) receive(ctx context.Context, stream agentv1.Agent_SessionClient, commands chan<- *agentv1.Command, idle <-chan struct{}) error {
+// go to the worker in order, result acknowledgements empty the outbox of
+// results, outbox acknowledgements the journal's outbox, and
+// confirmations go to the manual steps waiting for them. Once the worker
+// has stopped (idle closed), commands are dropped unacknowledged; the
+// controller redelivers them on the next session.
+func (a *Agent) receive(ctx context.Context, stream agentv1.Agent_SessionClient, l *link, commands chan<- *agentv1.Command, idle <-chan struct{}) error {
 	for {
 		msg, err := stream.Recv()
 		if err != nil {
@@ -80,28 +91,37 @@ func (a *Agent) receive(ctx context.Context, stream agentv1.Agent_SessionClient,
 			if found {
 				a.log.Debug("result acknowledged", "command", id)
 			}
+		case *agentv1.ControllerMessage_OutboxAck:
+			a.ackOutbox(ctx, m.OutboxAck.GetId())
+		case *agentv1.ControllerMessage_Confirmation:
+			c := m.Confirmation
+			if !l.waits.deliver(c) {
+				a.log.Debug("confirmation for a step that does not wait", "command", c.GetCommandId(), "step", c.GetStep())
+			}
 		}
 	}
 }
 
 // work runs commands one at a time and renews the certificate between
-// them when it is due, which ends the session with errRenewed.
-func (a *Agent) work(ctx context.Context, c *client, out *sender, commands <-chan *agentv1.Command) error {
-	if err := a.renewIfDue(ctx, c); err != nil {
+// them when it is due, which ends the session with errRenewed. sctx is
+// the session's context; ctx, the agent's, bounds deployments, which do
+// not stop when the session does.
+func (a *Agent) work(ctx, sctx context.Context, l *link, commands <-chan *agentv1.Command) error {
+	if err := a.renewIfDue(sctx, l.client); err != nil {
 		return err
 	}
 	tick := time.NewTicker(a.cfg.RenewCheck)
 	defer tick.Stop()
 	for {
 		select {
-		case <-ctx.Done():
-			return ctx.Err()
+		case <-sctx.Done():
+			return sctx.Err()
 		case <-tick.C:
-			if err := a.renewIfDue(ctx, c); err != nil {
+			if err := a.renewIfDue(sctx, l.client); err != nil {
 				return err
 			}
 		case cmd := <-commands:
-			if err := a.handle(ctx, c, out, cmd); err != nil {
+			if err := a.handle(ctx, sctx, l, cmd); err != nil {
 				return err
 			}
 		}
@@ -110,9 +130,12 @@ func (a *Agent) work(ctx context.Context, c *client, out *sender, commands <-cha
 
 // handle acknowledges and runs one command, unless it ran before: then it
 // is acknowledged and its result, if still unacknowledged, sent again.
-// The result is saved before it is sent. It returns an error only when
-// the session is broken; a failed command is a result with ok=false.
-func (a *Agent) handle(ctx context.Context, c *client, out *sender, cmd *agentv1.Command) error {
+// The result is saved before it is sent, and after a deploy command the
+// journal's outbox is sent too. It returns an error only when the
+// session is broken or the command must run again; a failed command is a
+// result with ok=false.
+func (a *Agent) handle(ctx, sctx context.Context, l *link, cmd *agentv1.Command) error {
+	out := l.out
 	id := cmd.GetId()
 	log := a.log.With("command", id)
 	if done, r := a.state.done(id); done {
@@ -131,7 +154,13 @@ func (a *Agent) handle(ctx context.Context, c *client, out *sender, cmd *agentv1
 	var res result
 	switch k := cmd.GetKind().(type) {
 	case *agentv1.Command_Audit:
-		r, err := a.runAudit(ctx, c, id, k.Audit)
+		r, err := a.runAudit(sctx, l.client, id, k.Audit)
+		if err != nil {
+			return err
+		}
+		res = r
+	case *agentv1.Command_Deploy:
+		r, err := a.runDeploy(ctx, sctx, l, id, k.Deploy)
 		if err != nil {
 			return err
 		}
@@ -142,12 +171,20 @@ func (a *Agent) handle(ctx context.Context, c *client, out *sender, cmd *agentv1
 	if err := a.state.complete(res); err != nil {
 		return err
 	}
-	if res.OK {
+	if res.OK && res.AuditID != "" {
 		log.Info("command done", "audit", res.AuditID)
+	} else if res.OK {
+		log.Info("command done")
 	} else {
 		log.Warn("command failed", "error", res.Error)
 	}
-	return out.result(res)
+	if err := out.result(res); err != nil {
+		return err
+	}
+	if cmd.GetDeploy() != nil {
+		return a.drainOutbox(sctx, out)
+	}
+	return nil
 }
 
 // runAudit takes an audit and uploads it. A broken connection is an

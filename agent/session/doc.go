@@ -14,6 +14,9 @@
 //	identity.json   node ID, controller address, release public key
 //	state.json      IDs of completed commands and the outbox of results
 //	                the controller has not acknowledged yet
+//	journal.db      the step journal and its outbox (agent/journal)
+//	artifacts/      DML artifacts fetched for deploy commands, by sha256
+//	cache/          what plugins keep to roll their steps back
 //
 // A session dials out with mutual TLS, says Hello, and runs the commands
 // the controller sends, one at a time. Each command ID runs at most once:
@@ -23,4 +26,18 @@
 // ResultAck. Reconnects back off exponentially with full jitter. The node
 // certificate is renewed over the session when two thirds of its lifetime
 // have passed.
+//
+// A deploy command (apply, rollback or plan of a signed release) fetches
+// the release's artifacts into the cache by digest (resumable, verified
+// before use, fetched once), then hands the manifest, the signed bundle,
+// the pinned release key and the cached files to agent/apply, which
+// verifies everything before a step runs. A manual step asks the
+// controller for an operator's confirmation over the session. A
+// deployment goes on when the session drops, and its result waits in
+// state.json; only a step waiting for its confirmation stops it, without
+// completing the command, which then runs again when it is redelivered
+// (the journal skips the steps that succeeded). After each deploy command,
+// and when a session opens, the journal's outbox is sent; an item leaves
+// it when the controller acknowledges it. The journal is open only while
+// the agent uses it, so 'cairn-agent journal' works beside an idle agent.
 package session

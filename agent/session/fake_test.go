@@ -41,12 +41,13 @@ type fakeController struct {
 	agentv1.UnimplementedEnrollmentServer
 	agentv1.UnimplementedAgentServer
 
-	t       *testing.T
-	ca      *pki.CA
-	caPEM   []byte
-	release ed25519.PublicKey
-	addr    string
-	tlsConf *tls.Config
+	t          *testing.T
+	ca         *pki.CA
+	caPEM      []byte
+	release    ed25519.PublicKey
+	releaseKey ed25519.PrivateKey
+	addr       string
+	tlsConf    *tls.Config
 
 	events   chan event
 	sessions chan *fakeSession
@@ -64,11 +65,20 @@ type fakeController struct {
 	results    []*agentv1.CommandResult
 	audits     []*inventoryv1.Audit
 	uploadCmds []string
+
+	noOutboxAck bool // do not send OutboxAck
+	outbox      []*agentv1.OutboxItem
+	asked       []*agentv1.ConfirmationRequest
+	// artifacts are what FetchArtifact serves, by digest; cutAfter, when
+	// positive, ends each fetch with Unavailable after that many bytes.
+	artifacts map[string][]byte
+	cutAfter  int
+	offsets   []int64 // of each FetchArtifact call
 }
 
 type event struct {
-	kind string // hello, ack, result, upload, renew
-	id   string // the command ID, when there is one
+	kind string // hello, ack, result, upload, renew, outbox, confirm, fetch
+	id   string // the command ID (for confirm, command/step; outbox: item ID)
 }
 
 // fakeSession is one open session; a test sends on it or drops it.
@@ -106,13 +116,15 @@ func newFakeController(t *testing.T) *fakeController {
 		t.Fatal(err)
 	}
 	f := &fakeController{
-		t:        t,
-		ca:       ca,
-		caPEM:    ca.CertPEM,
-		release:  release.Public().(ed25519.PublicKey),
-		validity: pki.NodeValidity,
-		events:   make(chan event, 1000),
-		sessions: make(chan *fakeSession, 100),
+		t:          t,
+		ca:         ca,
+		caPEM:      ca.CertPEM,
+		release:    release.Public().(ed25519.PublicKey),
+		releaseKey: release,
+		validity:   pki.NodeValidity,
+		events:     make(chan event, 1000),
+		sessions:   make(chan *fakeSession, 100),
+		artifacts:  map[string][]byte{},
 	}
 	f.tlsConf = &tls.Config{
 		Certificates: []tls.Certificate{serverCert},
@@ -314,6 +326,18 @@ func (f *fakeController) Session(stream agentv1.Agent_SessionServer) error {
 					s.send <- &agentv1.ControllerMessage{Msg: &agentv1.ControllerMessage_ResultAck{ResultAck: &agentv1.ResultAck{CommandId: m.Result.GetCommandId()}}}
 				}
 				f.record(event{kind: "result", id: m.Result.GetCommandId()})
+			case *agentv1.AgentMessage_Outbox:
+				f.mu.Lock()
+				f.outbox = append(f.outbox, m.Outbox)
+				ack := !f.noOutboxAck
+				f.mu.Unlock()
+				if ack {
+					s.send <- &agentv1.ControllerMessage{Msg: &agentv1.ControllerMessage_OutboxAck{OutboxAck: &agentv1.OutboxAck{Id: m.Outbox.GetId()}}}
+				}
+				f.record(event{kind: "outbox", id: m.Outbox.GetId()})
+			case *agentv1.AgentMessage_ConfirmationRequest:
+				f.locked(func() { f.asked = append(f.asked, m.ConfirmationRequest) })
+				f.record(event{kind: "confirm", id: m.ConfirmationRequest.GetCommandId() + "/" + m.ConfirmationRequest.GetStep()})
 			}
 		}
 	}()
@@ -332,6 +356,47 @@ func (f *fakeController) Session(stream agentv1.Agent_SessionServer) error {
 			return err
 		}
 	}
+}
+
+// FetchArtifact serves f.artifacts, resumable from an offset, in chunks
+// of 1000 bytes.
+func (f *fakeController) FetchArtifact(req *agentv1.FetchArtifactRequest, stream agentv1.Agent_FetchArtifactServer) error {
+	if _, err := peerCert(stream.Context()); err != nil {
+		return err
+	}
+	f.mu.Lock()
+	data, ok := f.artifacts[req.GetDigest()]
+	cut := f.cutAfter
+	f.offsets = append(f.offsets, req.GetOffset())
+	f.mu.Unlock()
+	f.record(event{kind: "fetch", id: req.GetDigest()})
+	if !ok {
+		return status.Errorf(codes.PermissionDenied, "node has no unfinished deploy command that lists artifact %s", req.GetDigest())
+	}
+	off := req.GetOffset()
+	if off > int64(len(data)) {
+		return status.Errorf(codes.OutOfRange, "offset %d is beyond the end", off)
+	}
+	sent := 0
+	for first := true; first || off < int64(len(data)); first = false {
+		end := min(off+1000, int64(len(data)))
+		if cut > 0 && sent+int(end-off) > cut {
+			end = off + int64(cut-sent)
+		}
+		chunk := &agentv1.ArtifactChunk{Data: data[off:end]}
+		if first {
+			chunk.SizeBytes = int64(len(data))
+		}
+		if err := stream.Send(chunk); err != nil {
+			return err
+		}
+		sent += int(end - off)
+		off = end
+		if cut > 0 && sent >= cut {
+			return status.Error(codes.Unavailable, "cut off by the test")
+		}
+	}
+	return nil
 }
 
 // enroll enrolls a new agent data dir with the fake and returns the dir.

@@ -47,10 +47,13 @@ type result struct {
 	OK        bool   `json:"ok"`
 	Error     string `json:"error,omitempty"`
 	AuditID   string `json:"audit_id,omitempty"`
+	// ReportJSON is a deploy command's report (agent/apply's Report or
+	// PlanReport), JSON.
+	ReportJSON []byte `json:"report_json,omitempty"`
 }
 
 func (r result) proto() *agentv1.CommandResult {
-	return &agentv1.CommandResult{CommandId: r.CommandID, Ok: r.OK, Error: r.Error, AuditId: r.AuditID}
+	return &agentv1.CommandResult{CommandId: r.CommandID, Ok: r.OK, Error: r.Error, AuditId: r.AuditID, ReportJson: r.ReportJSON}
 }
 
 // loadState reads dir/state.json; a missing file is an empty state.

@@ -15,4 +15,15 @@
 // about them (Notify), so an offline node receives its commands when it
 // reconnects; each command has an ID and a node that lists an ID as
 // completed in its Hello is not given it again as new work.
+//
+// The rollout engine drives nodes through the same sessions: it stores
+// audit and deploy commands and calls Notify; the fleet delivers them,
+// stores their results (a deploy command's report in result_json) and
+// tells the engine through Events (command finished, confirmation
+// requested, connection opened or ended). Confirm relays an operator's
+// confirmation of a manual step to the node's session. Agents drain
+// their journal outbox over the session: each item is stored once per
+// node and item ID (AgentEventRecord) and acknowledged, however often it
+// is sent. FetchArtifact streams a DML artifact, resumable from an
+// offset, to a node that has an unfinished deploy command listing it.
 package fleet

@@ -1,6 +1,8 @@
 package fleet
 
 import (
+	"context"
+
 	agentv1 "github.com/cairn-ops/cairn/proto/agent/v1"
 )
 
@@ -9,12 +11,17 @@ import (
 // calls them from session goroutines.
 type Events interface {
 	// CommandFinished: a command's result is stored (succeeded or
-	// failed).
+	// failed). It is called again when an agent resends the result of a
+	// command already finished (after a lost ResultAck), so receivers
+	// must treat it as "look at the stored command", not as a count.
 	CommandFinished(nodeID, commandID string)
 	// ConfirmationRequested: a deploy command's manual step waits for an
 	// operator's confirmation.
 	ConfirmationRequested(nodeID, commandID, step, instructions string)
-	// Connection: the node's session opened (true) or ended (false).
+	// Connection: the node's session opened (true) or ended (false),
+	// in the order the sessions opened and ended. A session replaced by
+	// a newer one of the same node does not report false, so a node can
+	// be reported connected twice in a row.
 	Connection(nodeID string, connected bool)
 }
 
@@ -32,5 +39,48 @@ func (f *Fleet) IsConnected(nodeID string) bool {
 // node's live session. It reports false when the node is not connected
 // (the agent asks again when it reconnects).
 func (f *Fleet) Confirm(nodeID string, c *agentv1.Confirmation) bool {
-	panic("fleet.Confirm: not implemented yet")
+	return f.hub.confirm(nodeID, c)
+}
+
+// commandFinished tells the events receiver, if any, that a command's
+// result is stored.
+func (f *Fleet) commandFinished(nodeID, commandID string) {
+	if f.events != nil {
+		f.events.CommandFinished(nodeID, commandID)
+	}
+}
+
+// confirmationRequested tells the events receiver, if any, that a manual
+// step waits.
+func (f *Fleet) confirmationRequested(nodeID string, r *agentv1.ConfirmationRequest) {
+	if f.events != nil {
+		f.events.ConfirmationRequested(nodeID, r.GetCommandId(), r.GetStep(), r.GetInstructions())
+	}
+}
+
+// register adds a node's session to the hub and reports the connection.
+// connMu keeps a node's connection events in the order of the hub's
+// changes without calling the receiver under the hub's lock (the
+// receiver may well ask IsConnected).
+func (f *Fleet) register(nodeID string, cancel context.CancelCauseFunc) (*liveSession, error) {
+	f.connMu.Lock()
+	defer f.connMu.Unlock()
+	live, err := f.hub.add(nodeID, cancel)
+	if err != nil {
+		return nil, err
+	}
+	if f.events != nil {
+		f.events.Connection(nodeID, true)
+	}
+	return live, nil
+}
+
+// unregister removes a session from the hub and, unless a newer session
+// of the node replaced it, reports the node disconnected.
+func (f *Fleet) unregister(live *liveSession) {
+	f.connMu.Lock()
+	defer f.connMu.Unlock()
+	if f.hub.remove(live) && f.events != nil {
+		f.events.Connection(live.nodeID, false)
+	}
 }

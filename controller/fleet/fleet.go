@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sync"
 	"time"
 
 	"google.golang.org/grpc"
@@ -63,6 +64,8 @@ type Fleet struct {
 	lostAfter time.Duration
 	hub       *hub
 	events    Events
+	// connMu orders connection events (see register).
+	connMu sync.Mutex
 }
 
 // New returns a fleet for cfg.

@@ -62,7 +62,8 @@ type harness struct {
 	addr  string
 }
 
-func newHarness(t *testing.T, maxAudit int64) *harness {
+// newHarness starts a fleet; setup runs before it serves (SetEvents).
+func newHarness(t *testing.T, maxAudit int64, setup ...func(*fleet.Fleet)) *harness {
 	t.Helper()
 	clk := &clock{t: time.Date(2026, 11, 26, 12, 0, 0, 0, time.UTC)}
 	ca, err := pki.NewCA("test CA", time.Now())
@@ -91,6 +92,9 @@ func newHarness(t *testing.T, maxAudit int64) *harness {
 		MaxAuditBytes:    maxAudit,
 		LostAfter:        5 * time.Minute,
 	})
+	for _, fn := range setup {
+		fn(f)
+	}
 	pool := x509.NewCertPool()
 	pool.AddCert(ca.Cert)
 	authn := auth.New(st, clk.Now)

@@ -3,6 +3,8 @@ package fleet
 import (
 	"context"
 	"sync"
+
+	agentv1 "github.com/cairn-ops/cairn/proto/agent/v1"
 )
 
 // hub is the set of live sessions, one per node.
@@ -14,15 +16,22 @@ type hub struct {
 }
 
 // liveSession is a session as the hub sees it: a wake-up channel for new
-// commands and a way to end it.
+// commands, a queue of confirmations to send, and a way to end it.
 type liveSession struct {
 	nodeID string
 	id     uint64
 	// wake has room for one signal: Notify never blocks, and several
 	// notifications before the session looks collapse into one.
-	wake   chan struct{}
-	cancel context.CancelCauseFunc
+	wake chan struct{}
+	// confirm carries operators' confirmations to the session goroutine,
+	// which alone sends on the stream.
+	confirm chan *agentv1.Confirmation
+	cancel  context.CancelCauseFunc
 }
+
+// confirmQueue is how many confirmations may wait for a session to send
+// them.
+const confirmQueue = 64
 
 func newHub() *hub {
 	return &hub{sessions: make(map[string]*liveSession)}
@@ -40,18 +49,27 @@ func (h *hub) add(nodeID string, cancel context.CancelCauseFunc) (*liveSession, 
 		old.cancel(ErrReplaced)
 	}
 	h.next++
-	s := &liveSession{nodeID: nodeID, id: h.next, wake: make(chan struct{}, 1), cancel: cancel}
+	s := &liveSession{
+		nodeID:  nodeID,
+		id:      h.next,
+		wake:    make(chan struct{}, 1),
+		confirm: make(chan *agentv1.Confirmation, confirmQueue),
+		cancel:  cancel,
+	}
 	h.sessions[nodeID] = s
 	return s, nil
 }
 
-// remove unregisters s unless a newer session replaced it.
-func (h *hub) remove(s *liveSession) {
+// remove unregisters s unless a newer session replaced it. It reports
+// whether it did, that is whether the node is now without a session.
+func (h *hub) remove(s *liveSession) bool {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	if h.sessions[s.nodeID] == s {
-		delete(h.sessions, s.nodeID)
+	if h.sessions[s.nodeID] != s {
+		return false
 	}
+	delete(h.sessions, s.nodeID)
+	return true
 }
 
 // current reports whether s is its node's live session.
@@ -83,6 +101,23 @@ func (h *hub) notify(nodeID string) {
 	select {
 	case s.wake <- struct{}{}:
 	default:
+	}
+}
+
+// confirm queues c for nodeID's session. It reports false when the node
+// has no session or its queue is full.
+func (h *hub) confirm(nodeID string, c *agentv1.Confirmation) bool {
+	h.mu.Lock()
+	s := h.sessions[nodeID]
+	h.mu.Unlock()
+	if s == nil {
+		return false
+	}
+	select {
+	case s.confirm <- c:
+		return true
+	default:
+		return false
 	}
 }
 

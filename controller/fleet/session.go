@@ -25,8 +25,11 @@ type agentService struct {
 
 var _ agentv1.AgentServer = (*agentService)(nil)
 
-// Command kinds as the operator API records them.
-const kindAudit = "audit"
+// Command kinds as the operator API and the rollout engine record them.
+const (
+	kindAudit  = "audit"
+	kindDeploy = "deploy"
+)
 
 // session is one node's live stream. Only the goroutine running Session
 // uses its fields, apart from live, which the hub shares.
@@ -92,7 +95,7 @@ func (a *agentService) Session(stream grpc.BidiStreamingServer[agentv1.AgentMess
 		return ctx.Err()
 	}
 
-	live, err := f.hub.add(id, cancel)
+	live, err := f.register(id, cancel)
 	if err != nil {
 		return status.Error(codes.Unavailable, err.Error())
 	}
@@ -139,6 +142,11 @@ func (a *agentService) Session(stream grpc.BidiStreamingServer[agentv1.AgentMess
 			if err := s.deliver(ctx); err != nil {
 				return err
 			}
+		case c := <-live.confirm:
+			if err := stream.Send(&agentv1.ControllerMessage{Msg: &agentv1.ControllerMessage_Confirmation{Confirmation: c}}); err != nil {
+				return err
+			}
+			s.log.Info("confirmation sent", "command_id", c.GetCommandId(), "step", c.GetStep())
 		case m := <-in:
 			if err := s.handle(ctx, m); err != nil {
 				return err
@@ -195,7 +203,7 @@ func (s *session) connected(ctx context.Context, hello *agentv1.Hello) error {
 // disconnected unregisters the session and, unless a newer session of the
 // node took over, records the node as disconnected.
 func (s *session) disconnected(ctx context.Context) {
-	s.f.hub.remove(s.live)
+	s.f.unregister(s.live)
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
 	now := s.f.now()
@@ -272,7 +280,11 @@ func (s *session) deliver(ctx context.Context) error {
 		msg, ok := commandMessage(c)
 		if !ok {
 			s.log.Warn("cannot deliver command of unknown kind", "command_id", c.GetId(), "kind", c.GetKind())
-			if err := s.finish(ctx, c.GetId(), false, fmt.Sprintf("this controller cannot deliver commands of kind %q", c.GetKind()), ""); err != nil {
+			undeliverable := &agentv1.CommandResult{CommandId: c.GetId(), Error: fmt.Sprintf("this controller cannot deliver commands of kind %q", c.GetKind())}
+			if c.GetKind() == kindDeploy {
+				undeliverable.Error = "a deploy command without its deploy instructions cannot be delivered"
+			}
+			if err := s.finish(ctx, undeliverable); err != nil {
 				return err
 			}
 			continue
@@ -297,6 +309,14 @@ func commandMessage(c *controllerv1.CommandRecord) (*agentv1.ControllerMessage, 
 				Track:      c.GetTrack(),
 			}},
 		}}}, true
+	case kindDeploy:
+		if c.GetDeploy() == nil {
+			return nil, false
+		}
+		return &agentv1.ControllerMessage{Msg: &agentv1.ControllerMessage_Command{Command: &agentv1.Command{
+			Id:   c.GetId(),
+			Kind: &agentv1.Command_Deploy{Deploy: c.GetDeploy()},
+		}}}, true
 	}
 	return nil, false
 }
@@ -313,11 +333,20 @@ func (s *session) handle(ctx context.Context, m *agentv1.AgentMessage) error {
 		return s.acknowledge(ctx, msg.Ack.GetCommandId())
 	case *agentv1.AgentMessage_Result:
 		r := msg.Result
-		if err := s.finish(ctx, r.GetCommandId(), r.GetOk(), r.GetError(), r.GetAuditId()); err != nil {
+		if err := s.finish(ctx, r); err != nil {
 			return err
 		}
 		return s.stream.Send(&agentv1.ControllerMessage{Msg: &agentv1.ControllerMessage_ResultAck{
 			ResultAck: &agentv1.ResultAck{CommandId: r.GetCommandId()},
+		}})
+	case *agentv1.AgentMessage_ConfirmationRequest:
+		return s.confirmationRequested(ctx, msg.ConfirmationRequest)
+	case *agentv1.AgentMessage_Outbox:
+		if err := s.storeOutbox(ctx, msg.Outbox); err != nil {
+			return err
+		}
+		return s.stream.Send(&agentv1.ControllerMessage{Msg: &agentv1.ControllerMessage_OutboxAck{
+			OutboxAck: &agentv1.OutboxAck{Id: msg.Outbox.GetId()},
 		}})
 	default:
 		return status.Error(codes.InvalidArgument, "empty or unknown agent message")
@@ -337,24 +366,104 @@ func (s *session) acknowledge(ctx context.Context, id string) error {
 	})
 }
 
-// finish records a command's result. A result for a command already
-// finished (a redelivery after a lost ResultAck) changes nothing.
-func (s *session) finish(ctx context.Context, id string, ok bool, msg, auditID string) error {
+// finish records a command's result (a deploy command's report with
+// it) and tells the events receiver. A result for a command already
+// finished (a redelivery after a lost ResultAck) changes nothing, but is
+// reported again.
+func (s *session) finish(ctx context.Context, r *agentv1.CommandResult) error {
 	now := s.f.now()
-	return s.updateCommand(ctx, id, func(c *controllerv1.CommandRecord) bool {
+	own := false
+	err := s.updateCommand(ctx, r.GetCommandId(), func(c *controllerv1.CommandRecord) bool {
+		own = true
 		switch c.GetState() {
 		case controllerv1.CommandRecord_STATE_SUCCEEDED, controllerv1.CommandRecord_STATE_FAILED:
 			return false
 		}
 		c.State = controllerv1.CommandRecord_STATE_FAILED
-		if ok {
+		if r.GetOk() {
 			c.State = controllerv1.CommandRecord_STATE_SUCCEEDED
 		}
-		c.Error = msg
-		c.AuditId = auditID
+		c.Error = r.GetError()
+		c.AuditId = r.GetAuditId()
+		c.ResultJson = r.GetReportJson()
 		c.UpdatedAt = stamp(now)
 		return true
 	})
+	if err != nil {
+		return err
+	}
+	if own {
+		s.f.commandFinished(s.nodeID, r.GetCommandId())
+	}
+	return nil
+}
+
+// confirmationRequested passes an agent's request for a manual step's
+// confirmation on to the events receiver, when the command is one of the
+// node's own unfinished deploy commands.
+func (s *session) confirmationRequested(ctx context.Context, r *agentv1.ConfirmationRequest) error {
+	if r.GetCommandId() == "" || r.GetStep() == "" {
+		return status.Error(codes.InvalidArgument, "a confirmation request needs command_id and step")
+	}
+	var c *controllerv1.CommandRecord
+	err := s.f.st.View(ctx, func(tx store.Tx) error {
+		var err error
+		c, err = tx.Command(r.GetCommandId())
+		return err
+	})
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+	case err != nil:
+		return status.Errorf(codes.Internal, "read command %s: %v", r.GetCommandId(), err)
+	case c.GetNodeId() == s.nodeID && c.GetKind() == kindDeploy && unfinished(c):
+		s.log.Info("step waits for confirmation", "command_id", r.GetCommandId(), "step", r.GetStep())
+		s.f.confirmationRequested(s.nodeID, r)
+		return nil
+	}
+	s.log.Warn("agent asked to confirm a step of a command that is not its own unfinished deploy command",
+		"command_id", r.GetCommandId(), "step", r.GetStep())
+	return nil
+}
+
+// storeOutbox stores one item of the agent's outbox, once per node and
+// item ID: an item sent again (its OutboxAck was lost, or the agent
+// drained its outbox again before the ack came) is already stored, and
+// only acknowledged again.
+func (s *session) storeOutbox(ctx context.Context, item *agentv1.OutboxItem) error {
+	if item.GetId() == "" {
+		return status.Error(codes.InvalidArgument, "an outbox item needs an id")
+	}
+	rec := &controllerv1.AgentEventRecord{
+		NodeId:       s.nodeID,
+		Id:           item.GetId(),
+		Kind:         item.GetKind(),
+		DeploymentId: item.GetDeploymentId(),
+		Payload:      item.GetPayload(),
+		ReceivedAt:   stamp(s.f.now()),
+	}
+	err := s.f.st.Batch(ctx, func(tx store.Tx) error {
+		_, err := tx.AgentEvent(s.nodeID, item.GetId())
+		switch {
+		case err == nil:
+			return nil // stored before
+		case !errors.Is(err, store.ErrNotFound):
+			return err
+		}
+		return tx.PutAgentEvent(rec)
+	})
+	if err != nil && !errors.Is(err, store.ErrConflict) {
+		return status.Errorf(codes.Internal, "store outbox item %s: %v", item.GetId(), err)
+	}
+	return nil
+}
+
+// unfinished reports whether a command still waits for its result.
+func unfinished(c *controllerv1.CommandRecord) bool {
+	switch c.GetState() {
+	case controllerv1.CommandRecord_STATE_PENDING, controllerv1.CommandRecord_STATE_ACKNOWLEDGED:
+		return true
+	}
+	return false
 }
 
 // updateCommand applies change to one of the node's commands. Unknown

@@ -1,0 +1,83 @@
+package apply
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/cairn-ops/cairn/agent/journal"
+	"github.com/cairn-ops/cairn/internal/manifest"
+)
+
+// Undo rolls back the deployment of m on r.Root (the same deployment ID
+// Run uses): the steps that succeeded, changed something and are not
+// rolled back yet are undone newest first (their plugins' Rollback with
+// the journaled rollback record), then the manifest's rollback steps
+// run, and the deployment is journaled rolled back.
+//
+// Undo of a deployment that never ran here, or that is rolled back
+// already, changes nothing and succeeds. An Undo cut off by a crash or a
+// stop goes on where it stopped when it runs again: undone steps stay
+// undone and rollback steps that succeeded are not run twice.
+//
+// With a Bundle, the signed release is verified first, as in Run. The
+// error is nil when the rollback succeeded; it wraps ErrFailed,
+// ErrInterrupted or ErrUnverified otherwise, or is an infrastructure
+// error (journal, context).
+func (r *Runner) Undo(ctx context.Context, m *manifest.Manifest) (*Report, error) {
+	id := DeploymentID(m, r.Root)
+	x := &run{
+		Runner: r, m: m, id: id,
+		rep: &Report{DeploymentID: id, Release: m.Name + "@" + m.Version, Root: r.Root, started: time.Now()},
+		log: r.log().With("deployment", id[:12], "release", m.Name+"@"+m.Version),
+	}
+	defer func() { x.rep.Duration = time.Since(x.rep.started) }()
+	if r.Bundle != nil {
+		if err := r.verifyRelease(m); err != nil {
+			x.rep.State = journal.StateFailed
+			x.rep.Error = err.Error()
+			return x.rep, err
+		}
+	}
+	if _, err := r.Journal.Recover(ctx); err != nil {
+		return x.rep, err
+	}
+	d, err := r.Journal.Deployment(ctx, id)
+	switch {
+	case errors.Is(err, journal.ErrNotFound):
+		x.log.Info("nothing to roll back: the deployment never ran on this root")
+		x.rep.State = journal.StateRolledBack
+		return x.rep, nil
+	case err != nil:
+		return x.rep, err
+	case d.State == journal.StateRolledBack:
+		x.log.Info("nothing to roll back: the deployment is rolled back already")
+		x.rep.State = journal.StateRolledBack
+		return x.rep, nil
+	}
+	if err := x.begin(ctx); err != nil {
+		return x.rep, err
+	}
+	x.resume = d.State == journal.StateRollingBack
+	if err := r.Journal.SetDeployment(ctx, id, journal.StateRollingBack, ""); err != nil {
+		return x.rep, err
+	}
+	// A rollback goes ahead without a component it cannot find: undoing
+	// mostly needs the journaled rollback records, and a step that does
+	// need the file fails and says so.
+	artifacts, errs := r.artifacts(m)
+	for _, err := range errs {
+		x.log.Warn("rolling back without an artifact", "err", err)
+	}
+	x.artifacts = artifacts
+	x.log.Info("rolling back", "resume", x.resume)
+	failure := x.rollback(ctx)
+	if err := ctx.Err(); err != nil {
+		return x.rep, err
+	}
+	if failure != nil {
+		return x.finish(ctx, journal.StateFailed, fmt.Errorf("%w: rollback of %s: %w", ErrFailed, x.rep.Release, failure))
+	}
+	return x.finish(ctx, journal.StateRolledBack, nil)
+}

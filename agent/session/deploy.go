@@ -1,0 +1,241 @@
+package session
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"path/filepath"
+	"strings"
+	"sync"
+
+	"google.golang.org/grpc/status"
+
+	"github.com/cairn-ops/cairn/agent/apply"
+	"github.com/cairn-ops/cairn/internal/manifest"
+	"github.com/cairn-ops/cairn/internal/release"
+	"github.com/cairn-ops/cairn/plugins/sdk"
+	agentv1 "github.com/cairn-ops/cairn/proto/agent/v1"
+)
+
+// Deploy command actions.
+const (
+	ActionApply    = "apply"
+	ActionRollback = "rollback"
+	ActionPlan     = "plan"
+)
+
+// PluginCacheDir is the directory in the data directory where plugins
+// keep what they need to roll a step back (cairn-agent apply uses the
+// same one).
+const PluginCacheDir = "cache"
+
+// errSessionLost stops a deploy command whose manual step waited for a
+// confirmation when the session ended. The command is not completed: the
+// controller delivers it again and it re-runs, skipping the steps that
+// succeeded.
+var errSessionLost = errors.New("the session ended while a step waited for an operator's confirmation")
+
+// runDeploy runs one deploy command: it verifies nothing itself but
+// hands the signed release, the manifest and the fetched artifacts to
+// agent/apply, which verifies before it runs anything. ctx bounds the
+// deployment (it goes on when the session drops, so a network blip does
+// not cut a step off); sctx is the session's, for the calls to the
+// controller and the confirmations of manual steps.
+//
+// The error is not nil only when the command did not finish and must run
+// again when it is delivered again: the agent is stopping, the session
+// ended while a step waited for its confirmation, or a fetch failed in a
+// way a new connection may cure. Everything else is a failed result.
+func (a *Agent) runDeploy(ctx, sctx context.Context, l *link, id string, cmd *agentv1.DeployCommand) (result, error) {
+	log := a.log.With("command", id, "action", cmd.GetAction(), "rollout", cmd.GetRolloutId())
+	fail := func(format string, args ...any) (result, error) {
+		return result{CommandID: id, Error: fmt.Sprintf(format, args...)}, nil
+	}
+	if a.cfg.Plugins == nil {
+		return fail("this agent runs no deploy commands: it was started without a plugin host")
+	}
+	switch cmd.GetAction() {
+	case ActionApply, ActionRollback, ActionPlan:
+	default:
+		return fail("unknown deploy action %q: want %s, %s or %s", cmd.GetAction(), ActionApply, ActionRollback, ActionPlan)
+	}
+	var bundle release.Bundle
+	if err := json.Unmarshal(cmd.GetBundleJson(), &bundle); err != nil {
+		return fail("the deploy command's signed release (bundle_json) is not a release bundle: %v", err)
+	}
+	file := cmd.GetManifestFile()
+	if file == "" {
+		file = "release.yaml"
+	}
+	m, err := manifest.Parse(cmd.GetManifestYaml(), file)
+	if err != nil {
+		return fail("%v", err)
+	}
+	key, err := release.PublicKey(a.id.ReleasePublicKey)
+	if err != nil {
+		return fail("%v", err)
+	}
+	paths := make(map[string]string, len(cmd.GetArtifacts()))
+	for _, ref := range cmd.GetArtifacts() {
+		p, err := a.cache.fetch(sctx, l.client.agent, ref)
+		if err != nil {
+			if transient(sctx, err) {
+				return result{}, fmt.Errorf("fetch artifact %s: %w", ref.GetDigest(), err)
+			}
+			if st, ok := status.FromError(err); ok {
+				return fail("fetch artifact %s (component %s): %s", ref.GetDigest(), ref.GetComponent(), st.Message())
+			}
+			return fail("fetch artifact %s: %v", ref.GetDigest(), err)
+		}
+		paths[ref.GetComponent()] = p
+	}
+	j, done, err := a.journal.acquire()
+	if err != nil {
+		return fail("%v", err)
+	}
+	defer done()
+
+	dctx, abort := context.WithCancelCause(ctx)
+	defer abort(nil)
+	r := &apply.Runner{
+		Host:          a.cfg.Plugins,
+		Journal:       j,
+		Root:          a.root,
+		CacheDir:      filepath.Join(a.cfg.DataDir, PluginCacheDir),
+		Confirm:       confirmer(sctx, l, id, abort, log),
+		Logger:        log,
+		Bundle:        &bundle,
+		ReleaseKey:    key,
+		ArtifactPaths: paths,
+	}
+	log.Info("deploy command running", "release", m.Name+"@"+m.Version)
+	var (
+		report any
+		runErr error
+	)
+	switch cmd.GetAction() {
+	case ActionApply:
+		report, runErr = r.Run(dctx, m)
+	case ActionRollback:
+		report, runErr = r.Undo(dctx, m)
+	case ActionPlan:
+		var plan *apply.PlanReport
+		plan, runErr = r.Check(dctx, m)
+		if runErr == nil && !plan.OK() {
+			runErr = errors.New(planProblems(plan))
+		}
+		report = plan
+	}
+	if dctx.Err() != nil {
+		if cause := context.Cause(dctx); errors.Is(cause, errSessionLost) {
+			return result{}, cause
+		}
+		return result{}, dctx.Err()
+	}
+	res := result{CommandID: id, OK: runErr == nil}
+	if runErr != nil {
+		res.Error = runErr.Error()
+	}
+	data, err := json.Marshal(report)
+	if err != nil {
+		return fail("encode the deploy report: %v", err)
+	}
+	res.ReportJSON = data
+	return res, nil
+}
+
+// planProblems says in one line what a dry run found.
+func planProblems(p *apply.PlanReport) string {
+	var out []string
+	out = append(out, p.Artifacts...)
+	for _, s := range p.Steps {
+		if s.Error != "" {
+			out = append(out, fmt.Sprintf("%s/%s: %s", s.List, s.Name, s.Error))
+		}
+		for _, pr := range s.Problems {
+			out = append(out, pr.String())
+		}
+	}
+	return "the dry run found problems: " + strings.Join(out, "; ")
+}
+
+// confirmer asks the controller, over the session, for the confirmation
+// of a manual step and waits for it. When the session ends first it
+// stops the deployment (abort) without failing the step: the command
+// runs again when it is delivered again, and asks again.
+func confirmer(sctx context.Context, l *link, commandID string, abort context.CancelCauseFunc, log *slog.Logger) apply.ConfirmFunc {
+	return func(ctx context.Context, step, instructions string) (*sdk.Confirmation, error) {
+		ch, forget := l.waits.add(commandID, step)
+		defer forget()
+		err := l.out.send(&agentv1.AgentMessage{Msg: &agentv1.AgentMessage_ConfirmationRequest{ConfirmationRequest: &agentv1.ConfirmationRequest{
+			CommandId: commandID, Step: step, Instructions: instructions,
+		}}})
+		if err != nil {
+			abort(errSessionLost)
+			return nil, fmt.Errorf("step %s: ask the controller for a confirmation: %w: %w", step, apply.ErrConfirmation, err)
+		}
+		log.Info("step waits for an operator's confirmation", "step", step)
+		select {
+		case c := <-ch:
+			log.Info("step confirmed", "step", step, "by", c.GetBy())
+			return &sdk.Confirmation{By: c.GetBy(), Note: c.GetNote(), At: c.GetAt()}, nil
+		case <-sctx.Done():
+			abort(errSessionLost)
+			return nil, fmt.Errorf("step %s: %w: %w", step, apply.ErrConfirmation, errSessionLost)
+		case <-ctx.Done():
+			if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+				return nil, fmt.Errorf("step %s: no operator confirmed it within the step's timeout: %w", step, apply.ErrConfirmation)
+			}
+			return nil, fmt.Errorf("step %s: stopped waiting for a confirmation: %w: %w", step, apply.ErrConfirmation, ctx.Err())
+		}
+	}
+}
+
+// confirmations are the manual steps waiting in one session, by command
+// and step; the session's receiver hands each Confirmation to its step.
+type confirmations struct {
+	mu      sync.Mutex
+	waiting map[string]chan *agentv1.Confirmation
+}
+
+func newConfirmations() *confirmations {
+	return &confirmations{waiting: map[string]chan *agentv1.Confirmation{}}
+}
+
+func confirmationKey(commandID, step string) string { return commandID + "\x00" + step }
+
+// add registers a wait; forget ends it.
+func (w *confirmations) add(commandID, step string) (ch <-chan *agentv1.Confirmation, forget func()) {
+	k := confirmationKey(commandID, step)
+	c := make(chan *agentv1.Confirmation, 1)
+	w.mu.Lock()
+	w.waiting[k] = c
+	w.mu.Unlock()
+	return c, func() {
+		w.mu.Lock()
+		defer w.mu.Unlock()
+		if w.waiting[k] == c {
+			delete(w.waiting, k)
+		}
+	}
+}
+
+// deliver hands c to the step waiting for it; it reports false when no
+// step waits (a confirmation for a step already confirmed, or sent
+// twice).
+func (w *confirmations) deliver(c *agentv1.Confirmation) bool {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	ch, ok := w.waiting[confirmationKey(c.GetCommandId(), c.GetStep())]
+	if !ok {
+		return false
+	}
+	select {
+	case ch <- c:
+		return true
+	default:
+		return false
+	}
+}

@@ -1,0 +1,457 @@
+package fleet_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"io"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/testing/protocmp"
+
+	"github.com/cairn-ops/cairn/controller/fleet"
+	"github.com/cairn-ops/cairn/controller/store"
+	agentv1 "github.com/cairn-ops/cairn/proto/agent/v1"
+	controllerv1 "github.com/cairn-ops/cairn/proto/controller/v1"
+)
+
+// recorder is an Events receiver that writes down what it is told.
+type recorder struct {
+	mu     sync.Mutex
+	events []string
+}
+
+var _ fleet.Events = (*recorder)(nil)
+
+func (r *recorder) add(e string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.events = append(r.events, e)
+}
+
+func (r *recorder) CommandFinished(nodeID, commandID string) {
+	r.add("finished " + nodeID + " " + commandID)
+}
+
+func (r *recorder) ConfirmationRequested(nodeID, commandID, step, instructions string) {
+	r.add("confirm? " + nodeID + " " + commandID + " " + step + ": " + instructions)
+}
+
+func (r *recorder) Connection(nodeID string, connected bool) {
+	if connected {
+		r.add("connected " + nodeID)
+	} else {
+		r.add("disconnected " + nodeID)
+	}
+}
+
+func (r *recorder) get() []string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return append([]string(nil), r.events...)
+}
+
+// newEventsHarness is a harness whose fleet reports to a recorder.
+func newEventsHarness(t *testing.T) (*harness, *recorder) {
+	t.Helper()
+	rec := &recorder{}
+	return newHarness(t, 0, func(f *fleet.Fleet) { f.SetEvents(rec) }), rec
+}
+
+// putDeploy stores a pending deploy command for nodeID.
+func (h *harness) putDeploy(nodeID, id string, d *agentv1.DeployCommand) {
+	h.t.Helper()
+	h.clock.Add(time.Second)
+	err := h.st.Update(context.Background(), func(tx store.Tx) error {
+		return tx.PutCommand(&controllerv1.CommandRecord{
+			Id: id, NodeId: nodeID, Kind: "deploy", State: controllerv1.CommandRecord_STATE_PENDING,
+			CreatedBy: "rollout:r-1", CreatedAt: h.clock.Now().UTC().Format("2006-01-02T15:04:05.000000000Z"),
+			RolloutId: d.GetRolloutId(), Deploy: d,
+		})
+	})
+	if err != nil {
+		h.t.Fatal(err)
+	}
+}
+
+// setCommandState moves a stored command to state.
+func (h *harness) setCommandState(id string, state controllerv1.CommandRecord_State) {
+	h.t.Helper()
+	err := h.st.Update(context.Background(), func(tx store.Tx) error {
+		c, err := tx.Command(id)
+		if err != nil {
+			return err
+		}
+		c.State = state
+		return tx.PutCommand(c)
+	})
+	if err != nil {
+		h.t.Fatal(err)
+	}
+}
+
+// recv returns the next message on s, failing the test after 5 s.
+func recv(t *testing.T, s session) *agentv1.ControllerMessage {
+	t.Helper()
+	type got struct {
+		m   *agentv1.ControllerMessage
+		err error
+	}
+	ch := make(chan got, 1)
+	go func() {
+		m, err := s.Recv()
+		ch <- got{m, err}
+	}()
+	select {
+	case g := <-ch:
+		if g.err != nil {
+			t.Fatalf("receive: %v", g.err)
+		}
+		return g.m
+	case <-time.After(5 * time.Second):
+		t.Fatal("nothing received within 5 s")
+		return nil
+	}
+}
+
+func sendMsg(t *testing.T, s session, m *agentv1.AgentMessage) {
+	t.Helper()
+	if err := s.Send(m); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func deployOf(digests ...string) *agentv1.DeployCommand {
+	d := &agentv1.DeployCommand{
+		RolloutId:    "r-1",
+		Action:       "apply",
+		ManifestYaml: []byte("apiVersion: cairn/v1\nkind: Release\nname: shop\nversion: 1.0.0\n"),
+		ManifestFile: "release.yaml",
+		BundleJson:   []byte(`{"name":"shop"}`),
+	}
+	for i, dg := range digests {
+		d.Artifacts = append(d.Artifacts, &agentv1.ArtifactRef{Component: "c" + string(rune('0'+i)), Digest: dg, SizeBytes: 1})
+	}
+	return d
+}
+
+func TestDeployCommandDeliveredAndResultStored(t *testing.T) {
+	h, events := newEventsHarness(t)
+	id, cert := h.enroll("web1")
+	want := deployOf(strings.Repeat("a", 64))
+	h.putDeploy(id, "cmd_deploy", want)
+	h.putCommand(id, "cmd_audit")
+	s := h.connect(context.Background(), cert)
+
+	c := recv(t, s).GetCommand()
+	if c.GetId() != "cmd_deploy" {
+		t.Fatalf("first command %v, want cmd_deploy", c)
+	}
+	if diff := cmp.Diff(want, c.GetDeploy(), protocmp.Transform()); diff != "" {
+		t.Errorf("deploy command as delivered (-want +got):\n%s", diff)
+	}
+	if got := recv(t, s).GetCommand().GetId(); got != "cmd_audit" {
+		t.Fatalf("second command %s, want cmd_audit", got)
+	}
+
+	report := []byte(`{"state":"succeeded","steps":[]}`)
+	results := []*agentv1.CommandResult{
+		{CommandId: "cmd_deploy", Ok: false, Error: "step steps/a failed: boom", ReportJson: report},
+		{CommandId: "cmd_audit", Ok: true, AuditId: "audit-1"},
+		// The deploy result again (its ResultAck was lost): stored once,
+		// reported again.
+		{CommandId: "cmd_deploy", Ok: true, ReportJson: []byte(`{}`)},
+	}
+	for _, r := range results {
+		sendMsg(t, s, &agentv1.AgentMessage{Msg: &agentv1.AgentMessage_Result{Result: r}})
+		if got := recv(t, s).GetResultAck().GetCommandId(); got != r.GetCommandId() {
+			t.Fatalf("ResultAck for %q, want %q", got, r.GetCommandId())
+		}
+	}
+	got := h.command("cmd_deploy")
+	if got.GetState() != controllerv1.CommandRecord_STATE_FAILED || got.GetError() != "step steps/a failed: boom" || !bytes.Equal(got.GetResultJson(), report) {
+		t.Errorf("stored deploy command: state %v, error %q, result_json %s; want the first result", got.GetState(), got.GetError(), got.GetResultJson())
+	}
+	if got := h.command("cmd_audit").GetAuditId(); got != "audit-1" {
+		t.Errorf("audit command's audit ID %q", got)
+	}
+
+	if err := s.CloseSend(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Recv(); err != io.EOF {
+		t.Fatalf("after CloseSend: %v", err)
+	}
+	eventually(t, "the disconnect event", func() bool { return len(events.get()) == 5 })
+	wantEvents := []string{
+		"connected " + id,
+		"finished " + id + " cmd_deploy",
+		"finished " + id + " cmd_audit",
+		"finished " + id + " cmd_deploy",
+		"disconnected " + id,
+	}
+	if diff := cmp.Diff(wantEvents, events.get()); diff != "" {
+		t.Errorf("events (-want +got):\n%s", diff)
+	}
+}
+
+func TestDeployCommandWithoutInstructionsFails(t *testing.T) {
+	h, events := newEventsHarness(t)
+	id, cert := h.enroll("web1")
+	h.putDeploy(id, "cmd_empty", nil)
+	h.putCommand(id, "cmd_audit")
+	s := h.connect(context.Background(), cert)
+	if got := recv(t, s).GetCommand().GetId(); got != "cmd_audit" {
+		t.Fatalf("got %s, want only cmd_audit delivered", got)
+	}
+	c := h.command("cmd_empty")
+	if c.GetState() != controllerv1.CommandRecord_STATE_FAILED || !strings.Contains(c.GetError(), "without its deploy instructions") {
+		t.Errorf("undeliverable command: %v %q", c.GetState(), c.GetError())
+	}
+	if diff := cmp.Diff([]string{"connected " + id, "finished " + id + " cmd_empty"}, events.get()); diff != "" {
+		t.Errorf("events (-want +got):\n%s", diff)
+	}
+}
+
+func TestReplacedSessionReportsNoDisconnect(t *testing.T) {
+	h, events := newEventsHarness(t)
+	id, cert := h.enroll("web1")
+	old := h.connect(context.Background(), cert)
+	eventually(t, "first session", func() bool { return h.fleet.IsConnected(id) })
+	ctx, cancel := context.WithCancel(context.Background())
+	h.connect(ctx, cert)
+	if _, err := old.Recv(); codeOf(err) != codes.Unavailable {
+		t.Fatalf("old session: %v", err)
+	}
+	eventually(t, "second connect event", func() bool { return len(events.get()) == 2 })
+	cancel()
+	eventually(t, "disconnect event", func() bool { return len(events.get()) == 3 })
+	if diff := cmp.Diff([]string{"connected " + id, "connected " + id, "disconnected " + id}, events.get()); diff != "" {
+		t.Errorf("events (-want +got):\n%s", diff)
+	}
+	if h.fleet.IsConnected(id) {
+		t.Error("IsConnected after the last session ended")
+	}
+}
+
+// fetch reads a whole FetchArtifact stream: the chunks' data and sizes.
+func fetch(c agentv1.AgentClient, digest string, offset int64) (data []byte, sizes []int64, chunks []int, err error) {
+	s, err := c.FetchArtifact(context.Background(), &agentv1.FetchArtifactRequest{Digest: digest, Offset: offset})
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	for {
+		ch, err := s.Recv()
+		if errors.Is(err, io.EOF) {
+			return data, sizes, chunks, nil
+		}
+		if err != nil {
+			return data, sizes, chunks, err
+		}
+		data = append(data, ch.GetData()...)
+		sizes = append(sizes, ch.GetSizeBytes())
+		chunks = append(chunks, len(ch.GetData()))
+	}
+}
+
+func TestFetchArtifact(t *testing.T) {
+	content := bytes.Repeat([]byte("0123456789abcdef"), (5<<20)/32) // 2.5 MiB
+	const mib = 1 << 20
+	tests := []struct {
+		name       string
+		setup      func(h *harness, node, other, digest string)
+		asOther    bool // fetch as the other node
+		digest     string
+		offset     int64
+		wantCode   codes.Code
+		wantMsg    string
+		wantFrom   int64
+		wantChunks []int
+	}{
+		{name: "whole artifact in chunks", setup: func(h *harness, node, _, d string) { h.putDeploy(node, "cmd_1", deployOf(d)) },
+			wantChunks: []int{mib, mib, mib / 2}},
+		{name: "resumed from an offset", setup: func(h *harness, node, _, d string) { h.putDeploy(node, "cmd_1", deployOf(d)) },
+			offset: 3 * mib / 2, wantFrom: 3 * mib / 2, wantChunks: []int{mib}},
+		{name: "offset at the end", setup: func(h *harness, node, _, d string) { h.putDeploy(node, "cmd_1", deployOf(d)) },
+			offset: int64(len(content)), wantFrom: int64(len(content)), wantChunks: []int{0}},
+		{name: "acknowledged command", setup: func(h *harness, node, _, d string) {
+			h.putDeploy(node, "cmd_1", deployOf(strings.Repeat("b", 64), d))
+			h.setCommandState("cmd_1", controllerv1.CommandRecord_STATE_ACKNOWLEDGED)
+		}, wantChunks: []int{mib, mib, mib / 2}},
+		{name: "offset beyond the end", setup: func(h *harness, node, _, d string) { h.putDeploy(node, "cmd_1", deployOf(d)) },
+			offset: int64(len(content)) + 1, wantCode: codes.OutOfRange, wantMsg: "beyond the end"},
+		{name: "no deploy command", setup: func(h *harness, node, _, _ string) { h.putCommand(node, "cmd_audit") },
+			wantCode: codes.PermissionDenied, wantMsg: "has no unfinished deploy command that lists artifact"},
+		{name: "deploy command for other artifacts", setup: func(h *harness, node, _, _ string) {
+			h.putDeploy(node, "cmd_1", deployOf(strings.Repeat("b", 64)))
+		}, wantCode: codes.PermissionDenied, wantMsg: "has no unfinished deploy command"},
+		{name: "finished deploy command", setup: func(h *harness, node, _, d string) {
+			h.putDeploy(node, "cmd_1", deployOf(d))
+			h.setCommandState("cmd_1", controllerv1.CommandRecord_STATE_SUCCEEDED)
+		}, wantCode: codes.PermissionDenied, wantMsg: "has no unfinished deploy command"},
+		{name: "another node's deploy command", setup: func(h *harness, node, _, d string) { h.putDeploy(node, "cmd_1", deployOf(d)) },
+			asOther: true, wantCode: codes.PermissionDenied, wantMsg: "has no unfinished deploy command"},
+		{name: "bad digest", setup: func(*harness, string, string, string) {}, digest: "ABC",
+			wantCode: codes.InvalidArgument, wantMsg: `digest "ABC" is not a sha256 digest`},
+		{name: "negative offset", setup: func(h *harness, node, _, d string) { h.putDeploy(node, "cmd_1", deployOf(d)) },
+			offset: -1, wantCode: codes.InvalidArgument, wantMsg: "negative"},
+		{name: "listed but not in the DML", setup: func(h *harness, node, _, _ string) {
+			h.putDeploy(node, "cmd_1", deployOf(strings.Repeat("c", 64)))
+		}, digest: strings.Repeat("c", 64), wantCode: codes.NotFound, wantMsg: "is not in the DML"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			h := newHarness(t, 0)
+			digest, _, err := h.blobs.Put(context.Background(), bytes.NewReader(content), 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			node, cert := h.enroll("web1")
+			other, otherCert := h.enroll("web2")
+			tt.setup(h, node, other, digest)
+			if tt.digest != "" {
+				digest = tt.digest
+			}
+			caller := cert
+			if tt.asOther {
+				caller = otherCert
+			}
+			data, sizes, chunks, err := fetch(agentv1.NewAgentClient(h.dial(caller)), digest, tt.offset)
+			if got := codeOf(err); got != tt.wantCode {
+				t.Fatalf("FetchArtifact: %v, want code %v", err, tt.wantCode)
+			}
+			if err != nil {
+				if !strings.Contains(status.Convert(err).Message(), tt.wantMsg) {
+					t.Errorf("message %q, want it to contain %q", status.Convert(err).Message(), tt.wantMsg)
+				}
+				if len(data) != 0 {
+					t.Errorf("%d bytes sent with a refusal", len(data))
+				}
+				return
+			}
+			if diff := cmp.Diff(tt.wantChunks, chunks); diff != "" {
+				t.Errorf("chunk sizes (-want +got):\n%s", diff)
+			}
+			wantSizes := make([]int64, len(tt.wantChunks))
+			wantSizes[0] = int64(len(content))
+			if diff := cmp.Diff(wantSizes, sizes); diff != "" {
+				t.Errorf("size_bytes per chunk (-want +got):\n%s", diff)
+			}
+			if !bytes.Equal(data, content[tt.wantFrom:]) {
+				t.Errorf("got %d bytes, want the %d bytes from offset %d", len(data), len(content)-int(tt.wantFrom), tt.wantFrom)
+			}
+		})
+	}
+}
+
+func TestFetchArtifactNeedsANodeCertificate(t *testing.T) {
+	h := newHarness(t, 0)
+	_, _, _, err := fetch(agentv1.NewAgentClient(h.dial(nil)), strings.Repeat("a", 64), 0)
+	if codeOf(err) != codes.Unauthenticated {
+		t.Errorf("FetchArtifact without a certificate: %v, want Unauthenticated", err)
+	}
+}
+
+func TestOutboxItemsStoredOnceAndAcked(t *testing.T) {
+	h := newHarness(t, 0)
+	id, cert := h.enroll("web1")
+	other, otherCert := h.enroll("web2")
+	s := h.connect(context.Background(), cert)
+	items := []*agentv1.OutboxItem{
+		{Id: "dep1/steps/a/1", Kind: "step_result", DeploymentId: "dep1", Payload: []byte(`{"state":"succeeded"}`)},
+		{Id: "dep1/steps/a/1", Kind: "step_result", DeploymentId: "dep1", Payload: []byte(`{"state":"changed later"}`)},
+		{Id: "dep1/deployment/7", Kind: "deployment_result", DeploymentId: "dep1", Payload: []byte(`{"state":"succeeded"}`)},
+	}
+	var acks []string
+	for _, it := range items {
+		sendMsg(t, s, &agentv1.AgentMessage{Msg: &agentv1.AgentMessage_Outbox{Outbox: it}})
+		acks = append(acks, recv(t, s).GetOutboxAck().GetId())
+	}
+	if diff := cmp.Diff([]string{"dep1/steps/a/1", "dep1/steps/a/1", "dep1/deployment/7"}, acks); diff != "" {
+		t.Errorf("acks (-want +got):\n%s", diff)
+	}
+	// Another node's item with the same ID is its own.
+	s2 := h.connect(context.Background(), otherCert)
+	sendMsg(t, s2, &agentv1.AgentMessage{Msg: &agentv1.AgentMessage_Outbox{Outbox: items[0]}})
+	if got := recv(t, s2).GetOutboxAck().GetId(); got != items[0].GetId() {
+		t.Errorf("other node's ack %q", got)
+	}
+
+	stored := map[string][]*controllerv1.AgentEventRecord{}
+	err := h.st.View(context.Background(), func(tx store.Tx) error {
+		for _, n := range []string{id, other} {
+			evs, err := tx.AgentEvents(n)
+			if err != nil {
+				return err
+			}
+			stored[n] = evs
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	at := h.clock.Now().UTC().Format("2006-01-02T15:04:05.000000000Z")
+	want := map[string][]*controllerv1.AgentEventRecord{
+		id: {
+			{NodeId: id, Id: "dep1/deployment/7", Kind: "deployment_result", DeploymentId: "dep1", Payload: []byte(`{"state":"succeeded"}`), ReceivedAt: at},
+			{NodeId: id, Id: "dep1/steps/a/1", Kind: "step_result", DeploymentId: "dep1", Payload: []byte(`{"state":"succeeded"}`), ReceivedAt: at},
+		},
+		other: {
+			{NodeId: other, Id: "dep1/steps/a/1", Kind: "step_result", DeploymentId: "dep1", Payload: []byte(`{"state":"succeeded"}`), ReceivedAt: at},
+		},
+	}
+	if diff := cmp.Diff(want, stored, protocmp.Transform()); diff != "" {
+		t.Errorf("stored agent events (-want +got):\n%s", diff)
+	}
+
+	sendMsg(t, s, &agentv1.AgentMessage{Msg: &agentv1.AgentMessage_Outbox{Outbox: &agentv1.OutboxItem{Kind: "step_result"}}})
+	if _, err := s.Recv(); codeOf(err) != codes.InvalidArgument {
+		t.Errorf("an item without an ID: %v, want InvalidArgument", err)
+	}
+}
+
+func TestConfirmRoutedToLiveSession(t *testing.T) {
+	h, events := newEventsHarness(t)
+	id, cert := h.enroll("web1")
+	other, _ := h.enroll("web2")
+	h.putDeploy(id, "cmd_1", deployOf())
+	h.putDeploy(other, "cmd_other", deployOf())
+	c := &agentv1.Confirmation{CommandId: "cmd_1", Step: "rack", By: "alice", Note: "disk fitted", At: "2026-11-26T12:05:00Z"}
+	if h.fleet.Confirm(id, c) {
+		t.Fatal("Confirm reported true for a node without a session")
+	}
+
+	s := h.connect(context.Background(), cert)
+	if got := recv(t, s).GetCommand().GetId(); got != "cmd_1" {
+		t.Fatalf("command %s", got)
+	}
+	ask := func(cmd string) {
+		sendMsg(t, s, &agentv1.AgentMessage{Msg: &agentv1.AgentMessage_ConfirmationRequest{ConfirmationRequest: &agentv1.ConfirmationRequest{
+			CommandId: cmd, Step: "rack", Instructions: "fit the disk in bay 3",
+		}}})
+	}
+	ask("cmd_other") // not this node's: ignored
+	ask("cmd_unknown")
+	ask("cmd_1")
+	eventually(t, "the confirmation request", func() bool { return len(events.get()) == 2 })
+	if diff := cmp.Diff([]string{"connected " + id, "confirm? " + id + " cmd_1 rack: fit the disk in bay 3"}, events.get()); diff != "" {
+		t.Errorf("events (-want +got):\n%s", diff)
+	}
+
+	if !h.fleet.Confirm(id, c) {
+		t.Fatal("Confirm reported false for a connected node")
+	}
+	if diff := cmp.Diff(c, recv(t, s).GetConfirmation(), protocmp.Transform()); diff != "" {
+		t.Errorf("confirmation as received (-want +got):\n%s", diff)
+	}
+	if h.fleet.Confirm(other, c) {
+		t.Error("Confirm reported true for another node without a session")
+	}
+}
