@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/url"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -17,6 +18,8 @@ import (
 
 	"go.yaml.in/yaml/v3"
 
+	"github.com/cairn-ops/cairn/controller/notify"
+	"github.com/cairn-ops/cairn/controller/rollout"
 	"github.com/cairn-ops/cairn/internal/bytesize"
 )
 
@@ -45,6 +48,67 @@ type Config struct {
 	// KeepaliveMinTime is the shortest keepalive ping interval agents may
 	// use; pings more frequent than this close the connection.
 	KeepaliveMinTime time.Duration
+	// Webhooks receive rollout notifications (controller/notify). They
+	// are set in the config file only; their secrets may also come from
+	// the environment (see Webhook).
+	Webhooks []Webhook
+}
+
+// Webhook is one receiver of rollout notifications:
+//
+//	webhooks:
+//	  - url: https://hooks.example.com/cairn
+//	    secret_file: webhook.secret   # or secret: ...; relative to the config file
+//	    events: [rollout.halted, rollout.rolled_back]   # empty or absent: all
+type Webhook struct {
+	// URL is an http or https URL.
+	URL string
+	// Secret keys the X-Cairn-Signature HMAC; empty sends none. It comes
+	// from secret or secret_file in the file, and CAIRN_WEBHOOK_SECRET_<N>
+	// (N: the webhook's 0-based position in the list) overrides both.
+	Secret Secret
+	// Events are the events sent (rollout.started, rollout.wave_done,
+	// rollout.halted, rollout.completed, rollout.rolled_back); empty: all.
+	Events []string
+}
+
+// Secret is a string that never shows itself: printed, logged or
+// marshaled it reads "[redacted]" (or "" when empty). string(s) is the
+// value.
+type Secret string
+
+const redacted = "[redacted]"
+
+func (s Secret) String() string {
+	if s == "" {
+		return ""
+	}
+	return redacted
+}
+
+// GoString is String for %#v.
+func (s Secret) GoString() string { return fmt.Sprintf("%q", s.String()) }
+
+// LogValue is String for slog.
+func (s Secret) LogValue() slog.Value { return slog.StringValue(s.String()) }
+
+// MarshalText is String for encoding/json, YAML and the like.
+func (s Secret) MarshalText() ([]byte, error) { return []byte(s.String()), nil }
+
+// webhookEvents are the events a webhook may ask for.
+var webhookEvents = []string{rollout.EventStarted, rollout.EventWaveDone, rollout.EventHalted, rollout.EventCompleted, rollout.EventRolledBack}
+
+// webhookSecretEnv is the environment variable holding webhook i's
+// secret.
+func webhookSecretEnv(i int) string { return fmt.Sprintf("CAIRN_WEBHOOK_SECRET_%d", i) }
+
+// NotifyHooks returns the webhooks as controller/notify takes them.
+func (c Config) NotifyHooks() []notify.Hook {
+	var hooks []notify.Hook
+	for _, w := range c.Webhooks {
+		hooks = append(hooks, notify.Hook{URL: w.URL, Secret: string(w.Secret), Events: slices.Clone(w.Events)})
+	}
+	return hooks
 }
 
 // Defaults returns the configuration before any file, environment or flag.
@@ -150,6 +214,11 @@ func Load(src Sources) (Config, error) {
 			}
 		}
 	}
+	for i := range c.Webhooks {
+		if v, ok := env(webhookSecretEnv(i)); ok && v != "" {
+			c.Webhooks[i].Secret = Secret(v)
+		}
+	}
 	for _, s := range settings {
 		if v, ok := src.Flags[s.flag]; ok {
 			if err := s.set(&c, v); err != nil {
@@ -167,16 +236,27 @@ func Load(src Sources) (Config, error) {
 // durations ("5m") and sizes ("64MiB") read the same as in the
 // environment and on the command line.
 type fileConfig struct {
-	DataDir          *string `yaml:"data_dir"`
-	Listen           *string `yaml:"listen"`
-	MetricsListen    *string `yaml:"metrics_listen"`
-	LostAfter        *string `yaml:"lost_after"`
-	MaxAuditBytes    *string `yaml:"max_audit_bytes"`
-	MaxArtifactBytes *string `yaml:"max_artifact_bytes"`
-	LogLevel         *string `yaml:"log_level"`
-	LogFormat        *string `yaml:"log_format"`
-	KeepaliveMinTime *string `yaml:"keepalive_min_time"`
+	DataDir          *string       `yaml:"data_dir"`
+	Listen           *string       `yaml:"listen"`
+	MetricsListen    *string       `yaml:"metrics_listen"`
+	LostAfter        *string       `yaml:"lost_after"`
+	MaxAuditBytes    *string       `yaml:"max_audit_bytes"`
+	MaxArtifactBytes *string       `yaml:"max_artifact_bytes"`
+	LogLevel         *string       `yaml:"log_level"`
+	LogFormat        *string       `yaml:"log_format"`
+	KeepaliveMinTime *string       `yaml:"keepalive_min_time"`
+	Webhooks         []fileWebhook `yaml:"webhooks"`
 }
+
+// fileWebhook is a webhook in the YAML file.
+type fileWebhook struct {
+	URL        string   `yaml:"url"`
+	Secret     string   `yaml:"secret"`
+	SecretFile string   `yaml:"secret_file"`
+	Events     []string `yaml:"events"`
+}
+
+var webhookKeys = []string{"url", "secret", "secret_file", "events"}
 
 func (f *fileConfig) values() map[string]*string {
 	return map[string]*string{
@@ -186,7 +266,7 @@ func (f *fileConfig) values() map[string]*string {
 	}
 }
 
-var unknownField = regexp.MustCompile(`^line (\d+): field (\S+) not found in type \S+$`)
+var unknownField = regexp.MustCompile(`^line (\d+): field (\S+) not found in type (\S+)$`)
 
 // loadYAML applies a config file. Unknown keys are errors naming the file
 // and line.
@@ -200,7 +280,11 @@ func loadYAML(c *Config, path string, data []byte) error {
 			msgs := make([]string, len(te.Errors))
 			for i, m := range te.Errors {
 				if g := unknownField.FindStringSubmatch(m); g != nil {
-					m = fmt.Sprintf("line %s: unknown key %q (known keys: %s)", g[1], g[2], strings.Join(keys(), ", "))
+					what, known := "key", keys()
+					if strings.HasSuffix(g[3], "fileWebhook") {
+						what, known = "webhook key", webhookKeys
+					}
+					m = fmt.Sprintf("line %s: unknown %s %q (known keys: %s)", g[1], what, g[2], strings.Join(known, ", "))
 				}
 				msgs[i] = fmt.Sprintf("%s:%s", path, strings.TrimPrefix(m, "line "))
 			}
@@ -216,15 +300,45 @@ func loadYAML(c *Config, path string, data []byte) error {
 			}
 		}
 	}
+	for i, w := range f.Webhooks {
+		secret := w.Secret
+		if w.SecretFile != "" {
+			if w.Secret != "" {
+				return fmt.Errorf("%s: webhooks[%d]: set secret or secret_file, not both", path, i)
+			}
+			var err error
+			if secret, err = readSecretFile(filepath.Dir(path), w.SecretFile); err != nil {
+				return fmt.Errorf("%s: webhooks[%d].secret_file: %w", path, i, err)
+			}
+		}
+		c.Webhooks = append(c.Webhooks, Webhook{URL: w.URL, Secret: Secret(secret), Events: w.Events})
+	}
 	return nil
 }
 
+// readSecretFile reads a secret from a file, relative to dir unless
+// absolute, without its trailing newline.
+func readSecretFile(dir, name string) (string, error) {
+	if !filepath.IsAbs(name) {
+		name = filepath.Join(dir, name)
+	}
+	data, err := os.ReadFile(name)
+	if err != nil {
+		return "", fmt.Errorf("read secret: %w", err)
+	}
+	secret := strings.TrimRight(string(data), "\r\n")
+	if secret == "" {
+		return "", fmt.Errorf("%s is empty", name)
+	}
+	return secret, nil
+}
+
 func keys() []string {
-	k := make([]string, len(settings))
+	k := make([]string, len(settings), len(settings)+1)
 	for i, s := range settings {
 		k[i] = s.key
 	}
-	return k
+	return append(k, "webhooks")
 }
 
 // logLevels maps LogLevel values to slog levels.
@@ -264,6 +378,35 @@ func (c Config) Validate() error {
 	case c.KeepaliveMinTime < time.Second || c.KeepaliveMinTime > 30*time.Second:
 		// Agents ping every 30 s; a longer minimum would cut them off.
 		return fmt.Errorf("keepalive_min_time %s: want between 1s and 30s, the agents' ping interval (the default is 20s)", c.KeepaliveMinTime)
+	}
+	for i, w := range c.Webhooks {
+		if err := w.validate(); err != nil {
+			return fmt.Errorf("webhooks[%d].%w", i, err)
+		}
+	}
+	return nil
+}
+
+// validate checks a webhook. Its errors start with the field's name, and
+// never repeat the URL or the secret (a URL's path is often a
+// credential).
+func (w Webhook) validate() error {
+	if w.URL == "" {
+		return errors.New("url: missing; want an http or https URL")
+	}
+	u, err := url.Parse(w.URL)
+	switch {
+	case err != nil:
+		return errors.New("url: not a valid URL")
+	case u.Scheme != "http" && u.Scheme != "https":
+		return fmt.Errorf("url: scheme %q: want http or https", u.Scheme)
+	case u.Host == "":
+		return errors.New("url: no host")
+	}
+	for _, e := range w.Events {
+		if !slices.Contains(webhookEvents, e) {
+			return fmt.Errorf("events: unknown event %q (known: %s; none means all)", e, strings.Join(webhookEvents, ", "))
+		}
 	}
 	return nil
 }

@@ -1,6 +1,10 @@
 package daemon
 
 import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
@@ -8,6 +12,8 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+
+	"github.com/cairn-ops/cairn/controller/notify"
 )
 
 func TestLoadPrecedence(t *testing.T) {
@@ -161,5 +167,157 @@ func TestLoadErrors(t *testing.T) {
 				t.Errorf("Load: %v, want an error containing %q", err, tt.want)
 			}
 		})
+	}
+}
+
+func TestLoadWebhooks(t *testing.T) {
+	dir := t.TempDir()
+	for name, body := range map[string]string{
+		"hook.secret":     "from-file\n",
+		"secrets/b.token": "other-file-secret",
+	} {
+		p := filepath.Join(dir, name)
+		if err := os.MkdirAll(filepath.Dir(p), 0o700); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, []byte(body), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	file := filepath.Join(dir, "config.yaml")
+	body := `
+data_dir: /d
+webhooks:
+  - url: https://hooks.example.com/cairn
+    secret: inline-secret
+    events: [rollout.halted, rollout.rolled_back]
+  - url: http://127.0.0.1:9000/hook
+    secret_file: hook.secret
+  - url: https://ops.example.com/in
+  - url: https://audit.example.com/in
+    secret_file: ` + filepath.Join(dir, "secrets/b.token") + `
+    events: []
+`
+	if err := os.WriteFile(file, []byte(body), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name string
+		env  map[string]string
+		want []Webhook
+	}{
+		{
+			name: "file",
+			want: []Webhook{
+				{URL: "https://hooks.example.com/cairn", Secret: "inline-secret", Events: []string{"rollout.halted", "rollout.rolled_back"}},
+				{URL: "http://127.0.0.1:9000/hook", Secret: "from-file"},
+				{URL: "https://ops.example.com/in"},
+				{URL: "https://audit.example.com/in", Secret: "other-file-secret", Events: []string{}},
+			},
+		},
+		{
+			name: "environment over file",
+			env:  map[string]string{"CAIRN_WEBHOOK_SECRET_0": "env-0", "CAIRN_WEBHOOK_SECRET_2": "env-2", "CAIRN_WEBHOOK_SECRET_1": "", "CAIRN_WEBHOOK_SECRET_9": "no such hook"},
+			want: []Webhook{
+				{URL: "https://hooks.example.com/cairn", Secret: "env-0", Events: []string{"rollout.halted", "rollout.rolled_back"}},
+				{URL: "http://127.0.0.1:9000/hook", Secret: "from-file"},
+				{URL: "https://ops.example.com/in", Secret: "env-2"},
+				{URL: "https://audit.example.com/in", Secret: "other-file-secret", Events: []string{}},
+			},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := Load(Sources{ConfigFile: file, Env: func(k string) (string, bool) { v, ok := tt.env[k]; return v, ok }})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if diff := cmp.Diff(tt.want, got.Webhooks); diff != "" {
+				t.Errorf("webhooks (-want +got):\n%s", diff)
+			}
+		})
+	}
+	t.Run("NotifyHooks", func(t *testing.T) {
+		c := Config{Webhooks: []Webhook{{URL: "https://a.example/x", Secret: "s", Events: []string{"rollout.halted"}}, {URL: "http://b.example/"}}}
+		want := []notify.Hook{{URL: "https://a.example/x", Secret: "s", Events: []string{"rollout.halted"}}, {URL: "http://b.example/"}}
+		if diff := cmp.Diff(want, c.NotifyHooks()); diff != "" {
+			t.Errorf("NotifyHooks (-want +got):\n%s", diff)
+		}
+	})
+}
+
+func TestLoadWebhookErrors(t *testing.T) {
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "empty.secret"), []byte("\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name string
+		yaml string // after a first line "data_dir: /d"
+		want string
+	}{
+		{"no url", "webhooks:\n  - events: [rollout.halted]\n", "webhooks[0].url: missing"},
+		{"ftp url", "webhooks:\n  - url: https://a.example/\n  - url: ftp://b.example/path-token\n", `webhooks[1].url: scheme "ftp": want http or https`},
+		{"relative url", "webhooks:\n  - url: /hook\n", `webhooks[0].url: scheme "": want http or https`},
+		{"no host", "webhooks:\n  - url: 'https:///hook'\n", "webhooks[0].url: no host"},
+		{"unparsable url", "webhooks:\n  - url: \"http://a b.example/%zz\"\n", "webhooks[0].url: not a valid URL"},
+		{"unknown event", "webhooks:\n  - url: https://a.example/\n    events: [rollout.halted, rollout.start]\n", `webhooks[0].events: unknown event "rollout.start" (known: rollout.started, rollout.wave_done, rollout.halted, rollout.completed, rollout.rolled_back`},
+		{"events not a list", "webhooks:\n  - url: https://a.example/\n    events: rollout.halted\n", "cannot unmarshal"},
+		{"unknown webhook key", "webhooks:\n  - url: https://a.example/\n    secrets: x\n", `:4: unknown webhook key "secrets" (known keys: url, secret, secret_file, events)`},
+		{"unknown top-level key lists webhooks", "webhook:\n  - url: https://a.example/\n", `:2: unknown key "webhook" (known keys: data_dir,`},
+		{"secret and secret_file", "webhooks:\n  - url: https://a.example/\n  - url: https://b.example/\n    secret: x\n    secret_file: y\n", "webhooks[1]: set secret or secret_file, not both"},
+		{"missing secret_file", "webhooks:\n  - url: https://a.example/\n    secret_file: nope.secret\n", "webhooks[0].secret_file: read secret: open " + filepath.Join(dir, "nope.secret")},
+		{"empty secret_file", "webhooks:\n  - url: https://a.example/\n    secret_file: empty.secret\n", "webhooks[0].secret_file: " + filepath.Join(dir, "empty.secret") + " is empty"},
+		{"webhooks not a list", "webhooks: https://a.example/\n", "cannot unmarshal"},
+	}
+	for i, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			file := filepath.Join(dir, fmt.Sprintf("c%d.yaml", i))
+			if err := os.WriteFile(file, []byte("data_dir: /d\n"+tt.yaml), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			_, err := Load(Sources{ConfigFile: file})
+			if err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Fatalf("Load: %v, want an error containing %q", err, tt.want)
+			}
+			if strings.Contains(err.Error(), "path-token") {
+				t.Errorf("error repeats the URL: %v", err)
+			}
+		})
+	}
+}
+
+// TestSecretRedacted: however the configuration is printed, logged or
+// marshaled, webhook secrets do not show.
+func TestSecretRedacted(t *testing.T) {
+	const secret = "hunter2-webhook-secret"
+	c := Defaults()
+	c.DataDir = "/d"
+	c.Webhooks = []Webhook{{URL: "https://a.example/", Secret: secret}, {URL: "https://b.example/"}}
+	var text, js bytes.Buffer
+	slog.New(slog.NewTextHandler(&text, nil)).Info("config", "config", c, "hook", c.Webhooks[0], "secret", c.Webhooks[0].Secret)
+	slog.New(slog.NewJSONHandler(&js, nil)).Info("config", "config", c, "hook", c.Webhooks[0], "secret", c.Webhooks[0].Secret)
+	marshaled, err := json.Marshal(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	outputs := map[string]string{
+		"%v": fmt.Sprintf("%v", c), "%+v": fmt.Sprintf("%+v", c), "%#v": fmt.Sprintf("%#v", c),
+		"%s": fmt.Sprintf("%s", c.Webhooks[0].Secret), "%q": fmt.Sprintf("%q", c.Webhooks[0].Secret),
+		"slog text": text.String(), "slog json": js.String(), "json": string(marshaled),
+	}
+	for how, out := range outputs {
+		if strings.Contains(out, secret) {
+			t.Errorf("%s shows the secret: %s", how, out)
+		}
+		if !strings.Contains(out, redacted) {
+			t.Errorf("%s does not say the secret is redacted: %s", how, out)
+		}
+	}
+	if string(c.Webhooks[0].Secret) != secret {
+		t.Error("string(Secret) is not the value")
+	}
+	if got := fmt.Sprint(c.Webhooks[1].Secret); got != "" {
+		t.Errorf("an empty secret prints %q, want nothing", got)
 	}
 }

@@ -6,12 +6,15 @@ import (
 	"fmt"
 	"net/http"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
+	"time"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/status"
 
+	"github.com/cairn-ops/cairn/controller/rollout"
 	"github.com/cairn-ops/cairn/controller/store"
 	controllerv1 "github.com/cairn-ops/cairn/proto/controller/v1"
 )
@@ -73,11 +76,21 @@ type connectedCounter interface {
 }
 
 // metrics writes the Prometheus text exposition format by hand: a few
-// gauges and one counter do not need a client library.
+// gauges, counters and histograms do not need a client library.
 type metrics struct {
 	fleet connectedCounter
 	st    store.Store
 	rpc   *rpcCounter
+	// rollouts holds what the rollout engine reported; nil writes the
+	// families with nothing counted.
+	rollouts *rolloutMetrics
+}
+
+// rolloutStates are the states of a RolloutRecord; each is written, 0
+// when no rollout is in it.
+var rolloutStates = []string{
+	rollout.StateRunning, rollout.StatePaused, rollout.StateHalted, rollout.StateCompleted,
+	rollout.StateAborted, rollout.StateRollingBack, rollout.StateRolledBack, rollout.StateRollbackFailed,
 }
 
 func (m *metrics) serveMetrics(w http.ResponseWriter, r *http.Request) {
@@ -87,18 +100,29 @@ func (m *metrics) serveMetrics(w http.ResponseWriter, r *http.Request) {
 			states[stateLabel(name)] = 0
 		}
 	}
+	rollouts := map[string]int{}
+	for _, s := range rolloutStates {
+		rollouts[s] = 0
+	}
 	err := m.st.View(r.Context(), func(tx store.Tx) error {
 		nodes, err := tx.Nodes()
 		if err != nil {
-			return err
+			return fmt.Errorf("read nodes: %w", err)
 		}
 		for _, n := range nodes {
 			states[stateLabel(n.GetState().String())]++
 		}
+		recs, err := tx.Rollouts()
+		if err != nil {
+			return fmt.Errorf("read rollouts: %w", err)
+		}
+		for _, ro := range recs {
+			rollouts[ro.GetState()]++
+		}
 		return nil
 	})
 	if err != nil {
-		http.Error(w, "read nodes: "+err.Error(), http.StatusInternalServerError)
+		http.Error(w, err.Error(), http.StatusInternalServerError)
 		return
 	}
 	var b bytes.Buffer
@@ -124,6 +148,17 @@ func (m *metrics) serveMetrics(w http.ResponseWriter, r *http.Request) {
 		fmt.Fprintf(&b, "cairn_rpc_total{method=%q,code=%q} %d\n", k.method, k.code, counts[k])
 	}
 
+	fmt.Fprintf(&b, "# HELP cairn_rollouts Rollouts by state.\n")
+	fmt.Fprintf(&b, "# TYPE cairn_rollouts gauge\n")
+	for _, s := range sortedKeys(rollouts) {
+		fmt.Fprintf(&b, "cairn_rollouts{state=\"%s\"} %d\n", labelValue(s), rollouts[s])
+	}
+	ro := m.rollouts
+	if ro == nil {
+		ro = newRolloutMetrics()
+	}
+	ro.write(&b)
+
 	if rss, ok := residentBytes(); ok {
 		fmt.Fprintf(&b, "# HELP process_resident_memory_bytes Resident memory size in bytes.\n")
 		fmt.Fprintf(&b, "# TYPE process_resident_memory_bytes gauge\n")
@@ -136,4 +171,141 @@ func (m *metrics) serveMetrics(w http.ResponseWriter, r *http.Request) {
 // stateLabel turns "STATE_CONNECTED" into "connected".
 func stateLabel(name string) string {
 	return strings.ToLower(strings.TrimPrefix(name, "STATE_"))
+}
+
+// Buckets of the rollout histograms, in seconds.
+var (
+	nodeDurationBuckets  = []float64{1, 5, 15, 30, 60, 120, 300, 600, 1800, 3600}
+	auditDurationBuckets = []float64{0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60}
+)
+
+// Label values written even before they are counted, so that the series
+// exist from the first scrape (rates and alerts need them).
+var (
+	nodeOutcomes = []string{
+		rollout.OutcomePassed, rollout.OutcomeFailed, rollout.OutcomeUnreachable,
+		rollout.OutcomeSkipped, rollout.OutcomeRolledBack, rollout.OutcomeRollbackFailed,
+	}
+	slaKinds = []string{rollout.BreachNodeDuration, rollout.BreachRolloutDuration, rollout.BreachSuccessRate}
+)
+
+// rolloutMetrics counts what the rollout engine reports, for /metrics.
+type rolloutMetrics struct {
+	mu            sync.Mutex
+	nodes         map[string]uint64 // by outcome
+	nodeDuration  *histogram
+	auditDuration *histogram
+	breaches      map[string]uint64 // by kind
+}
+
+var _ rollout.Metrics = (*rolloutMetrics)(nil)
+
+func newRolloutMetrics() *rolloutMetrics {
+	m := &rolloutMetrics{
+		nodes:         map[string]uint64{},
+		nodeDuration:  newHistogram(nodeDurationBuckets),
+		auditDuration: newHistogram(auditDurationBuckets),
+		breaches:      map[string]uint64{},
+	}
+	for _, o := range nodeOutcomes {
+		m.nodes[o] = 0
+	}
+	for _, k := range slaKinds {
+		m.breaches[k] = 0
+	}
+	return m
+}
+
+// NodeFinished counts a node's deployment and observes its duration.
+func (m *rolloutMetrics) NodeFinished(outcome string, d time.Duration) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.nodes[outcome]++
+	m.nodeDuration.observe(d.Seconds())
+}
+
+// AuditFinished observes an audit command's duration.
+func (m *rolloutMetrics) AuditFinished(d time.Duration) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.auditDuration.observe(d.Seconds())
+}
+
+// SLABreach counts a breach of the release's SLA.
+func (m *rolloutMetrics) SLABreach(kind string) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.breaches[kind]++
+}
+
+// write appends the rollout metric families to b.
+func (m *rolloutMetrics) write(b *bytes.Buffer) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	fmt.Fprintf(b, "# HELP cairn_node_deployments_total Node deployments finished, by outcome.\n")
+	fmt.Fprintf(b, "# TYPE cairn_node_deployments_total counter\n")
+	for _, o := range sortedKeys(m.nodes) {
+		fmt.Fprintf(b, "cairn_node_deployments_total{outcome=\"%s\"} %d\n", labelValue(o), m.nodes[o])
+	}
+	m.nodeDuration.write(b, "cairn_node_deployment_duration_seconds", "Duration of node deployments, from pre-audit to result.")
+	m.auditDuration.write(b, "cairn_audit_duration_seconds", "Duration of the pre- and post-audits of rollouts.")
+	fmt.Fprintf(b, "# HELP cairn_sla_breaches_total Breaches of a release's SLA, by kind.\n")
+	fmt.Fprintf(b, "# TYPE cairn_sla_breaches_total counter\n")
+	for _, k := range sortedKeys(m.breaches) {
+		fmt.Fprintf(b, "cairn_sla_breaches_total{kind=\"%s\"} %d\n", labelValue(k), m.breaches[k])
+	}
+}
+
+// histogram is a Prometheus histogram: counts per bucket (not
+// cumulative; write sums them), the sum and the count of observations.
+// Its owner locks it.
+type histogram struct {
+	bounds []float64
+	counts []uint64
+	sum    float64
+	count  uint64
+}
+
+func newHistogram(bounds []float64) *histogram {
+	return &histogram{bounds: bounds, counts: make([]uint64, len(bounds))}
+}
+
+func (h *histogram) observe(v float64) {
+	for i, b := range h.bounds {
+		if v <= b {
+			h.counts[i]++
+			break
+		}
+	}
+	h.sum += v
+	h.count++
+}
+
+func (h *histogram) write(b *bytes.Buffer, name, help string) {
+	fmt.Fprintf(b, "# HELP %s %s\n", name, help)
+	fmt.Fprintf(b, "# TYPE %s histogram\n", name)
+	var cum uint64
+	for i, bound := range h.bounds {
+		cum += h.counts[i]
+		fmt.Fprintf(b, "%s_bucket{le=\"%s\"} %d\n", name, formatFloat(bound), cum)
+	}
+	fmt.Fprintf(b, "%s_bucket{le=\"+Inf\"} %d\n", name, h.count)
+	fmt.Fprintf(b, "%s_sum %s\n", name, formatFloat(h.sum))
+	fmt.Fprintf(b, "%s_count %d\n", name, h.count)
+}
+
+func formatFloat(f float64) string {
+	return strconv.FormatFloat(f, 'g', -1, 64)
+}
+
+// labelValue escapes a label value as the text format requires.
+var labelValue = strings.NewReplacer(`\`, `\\`, `"`, `\"`, "\n", `\n`).Replace
+
+func sortedKeys[V any](m map[string]V) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
 }

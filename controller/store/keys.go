@@ -1,6 +1,7 @@
 package store
 
 import (
+	"cmp"
 	"encoding/binary"
 	"fmt"
 	"slices"
@@ -99,10 +100,11 @@ func pairKey(a, b string) []byte {
 	return append(append([]byte(a), 0), b...)
 }
 
-// sortRollouts orders rollouts by created_at, then ID.
+// sortRollouts orders rollouts by the instant of created_at (timeKey, as
+// commands and audits), then ID.
 func sortRollouts(recs []*controllerv1.RolloutRecord) {
 	slices.SortStableFunc(recs, func(a, b *controllerv1.RolloutRecord) int {
-		if c := strings.Compare(a.GetCreatedAt(), b.GetCreatedAt()); c != 0 {
+		if c := cmp.Compare(timeKey(a.GetCreatedAt()), timeKey(b.GetCreatedAt())); c != 0 {
 			return c
 		}
 		return strings.Compare(a.GetId(), b.GetId())

@@ -57,6 +57,9 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"Closed", testClosed},
 		{"Artifacts", testArtifacts},
 		{"Releases", testReleases},
+		{"Rollouts", testRollouts},
+		{"RolloutNodes", testRolloutNodes},
+		{"AgentEvents", testAgentEvents},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -168,9 +171,17 @@ func testNotFound(t *testing.T, st store.Store) {
 		{"DeleteService", func(tx store.Tx) error { return tx.DeleteService("x") }},
 		{"Artifact", func(tx store.Tx) error { _, err := tx.Artifact("x"); return err }},
 		{"DeleteArtifact", func(tx store.Tx) error { return tx.DeleteArtifact("x") }},
+		{"Rollout", func(tx store.Tx) error { _, err := tx.Rollout("x"); return err }},
+		{"RolloutNode", func(tx store.Tx) error { _, err := tx.RolloutNode("y", "x"); return err }},
+		{"RolloutNodeOtherRollout", func(tx store.Tx) error { _, err := tx.RolloutNode("x", "y"); return err }},
+		{"AgentEvent", func(tx store.Tx) error { _, err := tx.AgentEvent("y", "x"); return err }},
+		{"AgentEventOtherNode", func(tx store.Tx) error { _, err := tx.AgentEvent("x", "y"); return err }},
 	}
 	// A record under another key must not be found either.
-	update(t, st, func(tx store.Tx) error { return tx.PutNode(node("y")) })
+	update(t, st, func(tx store.Tx) error {
+		return errors.Join(tx.PutNode(node("y")), tx.PutRollout(rollout("y", "2026-01-02T03:04:05.000000000Z")),
+			tx.PutRolloutNode(rolloutNode("y", "y")), tx.PutAgentEvent(agentEvent("y", "y")))
+	})
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			err := st.Update(t.Context(), tc.get)
@@ -194,6 +205,9 @@ func testEmpty(t *testing.T, st store.Store) {
 		{"Services", func(tx store.Tx) (int, error) { r, err := tx.Services(); return len(r), err }},
 		{"LogEntries", func(tx store.Tx) (int, error) { r, err := tx.LogEntries(0, 0); return len(r), err }},
 		{"Artifacts", func(tx store.Tx) (int, error) { r, err := tx.Artifacts(); return len(r), err }},
+		{"Rollouts", func(tx store.Tx) (int, error) { r, err := tx.Rollouts(); return len(r), err }},
+		{"RolloutNodes", func(tx store.Tx) (int, error) { r, err := tx.RolloutNodes("r1"); return len(r), err }},
+		{"AgentEvents", func(tx store.Tx) (int, error) { r, err := tx.AgentEvents("n1"); return len(r), err }},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -228,6 +242,7 @@ func roundTrips() []roundTrip {
 	c, a, b, s, e := command("c1", "n1", "2026-01-02T03:04:05Z"), audit("a1", "n1", "2026-01-02T03:04:05Z"), baseline("n1", 1), service("web"), logEntry(1)
 	art := artifact("ab", "app.tar.gz")
 	art.Installs = []*controllerv1.InstallRecord{{NodeId: "n1", Release: "web@1.0.0", RolloutId: "r1", InstalledAt: "2026-01-02T03:04:05Z"}}
+	ro, rn, ev := rollout("r1", "2026-01-02T03:04:05.000000000Z"), rolloutNode("r1", "n1"), agentEvent("n1", "ev-1")
 	return []roundTrip{
 		{"EnrollToken", et, func(tx store.Tx) error { return tx.PutEnrollToken(et) }, func(tx store.Tx) (proto.Message, error) { return tx.EnrollToken(et.TokenHash) }},
 		{"Node", n, func(tx store.Tx) error { return tx.PutNode(n) }, func(tx store.Tx) (proto.Message, error) { return tx.Node(n.Id) }},
@@ -245,6 +260,11 @@ func roundTrips() []roundTrip {
 		{"Service", s, func(tx store.Tx) error { return tx.PutService(s) }, func(tx store.Tx) (proto.Message, error) { return tx.Service(s.Name) }},
 		{"LogEntry", e, func(tx store.Tx) error { return tx.AppendLogEntry(e) }, func(tx store.Tx) (proto.Message, error) { return tx.LastLogEntry() }},
 		{"Artifact", art, func(tx store.Tx) error { return tx.PutArtifact(art) }, func(tx store.Tx) (proto.Message, error) { return tx.Artifact(art.Digest) }},
+		{"Rollout", ro, func(tx store.Tx) error { return tx.PutRollout(ro) }, func(tx store.Tx) (proto.Message, error) { return tx.Rollout(ro.Id) }},
+		{"RolloutNode", rn, func(tx store.Tx) error { return tx.PutRolloutNode(rn) }, func(tx store.Tx) (proto.Message, error) {
+			return tx.RolloutNode(rn.RolloutId, rn.NodeId)
+		}},
+		{"AgentEvent", ev, func(tx store.Tx) error { return tx.PutAgentEvent(ev) }, func(tx store.Tx) (proto.Message, error) { return tx.AgentEvent(ev.NodeId, ev.Id) }},
 	}
 }
 
@@ -321,6 +341,14 @@ func testInvalid(t *testing.T, st store.Store) {
 		{"ArtifactNoDigest", func(tx store.Tx) error { return tx.PutArtifact(&controllerv1.ArtifactRecord{Name: "a"}) }},
 		{"ArtifactNoName", func(tx store.Tx) error { return tx.PutArtifact(artifact("ab", "")) }},
 		{"ArtifactNameWithNUL", func(tx store.Tx) error { return tx.PutArtifact(artifact("ab", "a\x00b")) }},
+		{"RolloutNoID", func(tx store.Tx) error { return tx.PutRollout(rollout("", "")) }},
+		{"RolloutIDWithNUL", func(tx store.Tx) error { return tx.PutRollout(rollout("r\x001", "")) }},
+		{"RolloutNodeNoRollout", func(tx store.Tx) error { return tx.PutRolloutNode(rolloutNode("", "n1")) }},
+		{"RolloutNodeNoNode", func(tx store.Tx) error { return tx.PutRolloutNode(rolloutNode("r1", "")) }},
+		{"RolloutNodeRolloutWithNUL", func(tx store.Tx) error { return tx.PutRolloutNode(rolloutNode("r\x00n", "1")) }},
+		{"AgentEventNoNode", func(tx store.Tx) error { return tx.PutAgentEvent(agentEvent("", "ev-1")) }},
+		{"AgentEventNoID", func(tx store.Tx) error { return tx.PutAgentEvent(agentEvent("n1", "")) }},
+		{"AgentEventNodeWithNUL", func(tx store.Tx) error { return tx.PutAgentEvent(agentEvent("n\x00e", "1")) }},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -862,6 +890,12 @@ func scribble(m proto.Message) {
 		r.Name, r.Installs[0].NodeId = "changed", "changed"
 	case *controllerv1.ReleaseRecord:
 		r.CreatedBy, r.Components[0].Digest, r.ManifestYaml[0] = "changed", "changed", 'X'
+	case *controllerv1.RolloutRecord:
+		r.State, r.Waves[0].NodeIds[0], r.Spec.Selector["role"], r.Counts.Passed = "changed", "changed", "changed", 99
+	case *controllerv1.RolloutNode:
+		r.State, r.DeployReportJson[0], r.Confirmations[0].Note = "changed", 'X', "changed"
+	case *controllerv1.AgentEventRecord:
+		r.Kind, r.Payload[0] = "changed", 'X'
 	default:
 		panic(fmt.Sprintf("scribble: unhandled %T", m))
 	}
@@ -1180,5 +1214,313 @@ func testReleases(t *testing.T, st store.Store) {
 			}
 			return nil
 		})
+	})
+}
+
+// rollout returns a rollout record without nodes.
+func rollout(id, createdAt string) *controllerv1.RolloutRecord {
+	return &controllerv1.RolloutRecord{
+		Id: id, Release: &controllerv1.ReleaseRef{Name: "web", Version: "1.2.0"}, ReleaseDigest: "d-web",
+		Spec: &controllerv1.RolloutSpec{
+			Release: &controllerv1.ReleaseRef{Name: "web", Version: "1.2.0"}, Selector: map[string]string{"role": "web"},
+			Strategy: "canary", Waves: []string{"1", "100%"}, MaxParallel: "10%", Unreachable: "fail", OnFailure: "stop",
+		},
+		State: "running", CreatedBy: "user:alice", CreatedAt: createdAt, UpdatedAt: createdAt,
+		Waves: []*controllerv1.RolloutWave{
+			{Index: 1, NodeIds: []string{"n1"}, State: "done"},
+			{Index: 2, NodeIds: []string{"n2", "n3"}, State: "running", GateAfter: true},
+		},
+		Approvers: []string{"user:carol"}, Counts: &controllerv1.RolloutCounts{Nodes: 3, Passed: 1, Running: 2},
+		MaxParallel: 2, Revision: 7,
+	}
+}
+
+func rolloutNode(rolloutID, nodeID string) *controllerv1.RolloutNode {
+	return &controllerv1.RolloutNode{
+		RolloutId: rolloutID, NodeId: nodeID, Hostname: "host-" + nodeID, Wave: 1, State: "passed",
+		StartedAt: "2026-01-02T03:04:05.000000000Z", PreAuditId: "a-pre", PostAuditId: "a-post",
+		DeployReportJson: []byte(`{"ok":true}`), KnownErrors: []string{"KE-1: slow start"},
+		Confirmations:   []*controllerv1.StepConfirmation{{Step: "smoke", By: "user:bob", Note: "looks fine"}},
+		DurationSeconds: 12.5, Changed: true,
+	}
+}
+
+func agentEvent(nodeID, id string) *controllerv1.AgentEventRecord {
+	return &controllerv1.AgentEventRecord{
+		NodeId: nodeID, Id: id, Kind: "deploy_result", DeploymentId: "dep-1",
+		Payload: []byte(`{"state":"succeeded"}`), ReceivedAt: "2026-01-02T03:04:05.000000000Z",
+	}
+}
+
+// testRollouts checks the rollout records: listed oldest first (by the
+// instant of created_at, then ID), Nodes never stored, an overwrite
+// replaces the record.
+func testRollouts(t *testing.T, st store.Store) {
+	withNodes := rollout("r-nodes", "2026-01-02T01:00:00.500000000Z")
+	withNodes.Nodes = []*controllerv1.RolloutNode{rolloutNode("r-nodes", "n1"), rolloutNode("r-nodes", "n2")}
+	update(t, st, func(tx store.Tx) error {
+		var errs []error
+		for _, r := range []struct{ id, at string }{
+			{"r-late", "2026-01-03T00:00:00.000000000Z"},
+			{"r-tie-b", "2026-01-02T00:00:00.000000000Z"},
+			{"r-tie-a", "2026-01-02T00:00:00.000000000Z"},
+			{"r-2025", "2025-12-31T23:59:59.999999999Z"},
+			// Another format of a time between r-tie-* and r-nodes: the
+			// string sorts after every other, the instant does not.
+			{"r-short", "2026-01-02T01:00:00Z"},
+		} {
+			errs = append(errs, tx.PutRollout(rollout(r.id, r.at)))
+		}
+		errs = append(errs, tx.PutRollout(withNodes))
+		return errors.Join(errs...)
+	})
+	if len(withNodes.Nodes) != 2 {
+		t.Errorf("PutRollout changed the caller's record: %d nodes left, want 2", len(withNodes.Nodes))
+	}
+
+	t.Run("Order", func(t *testing.T) {
+		view(t, st, func(tx store.Tx) error {
+			got, err := tx.Rollouts()
+			if err != nil {
+				return err
+			}
+			want := []string{"r-2025", "r-tie-a", "r-tie-b", "r-short", "r-nodes", "r-late"}
+			if diff := cmp.Diff(want, ids(got)); diff != "" {
+				t.Errorf("Rollouts order (-want +got):\n%s", diff)
+			}
+			return nil
+		})
+	})
+	t.Run("NodesNotStored", func(t *testing.T) {
+		want := rollout("r-nodes", "2026-01-02T01:00:00.500000000Z")
+		view(t, st, func(tx store.Tx) error {
+			got, err := tx.Rollout("r-nodes")
+			if err != nil {
+				return err
+			}
+			if diff := cmp.Diff(want, got, protoDiff); diff != "" {
+				t.Errorf("Rollout (-want +got):\n%s", diff)
+			}
+			list, err := tx.Rollouts()
+			if err != nil {
+				return err
+			}
+			for _, r := range list {
+				if len(r.GetNodes()) != 0 {
+					t.Errorf("Rollouts: %s has %d nodes, want none", r.GetId(), len(r.GetNodes()))
+				}
+			}
+			// Nor are they turned into RolloutNode records.
+			nodes, err := tx.RolloutNodes("r-nodes")
+			if err != nil {
+				return err
+			}
+			if len(nodes) != 0 {
+				t.Errorf("RolloutNodes(r-nodes) = %d records after PutRollout with nodes, want none", len(nodes))
+			}
+			return nil
+		})
+	})
+	t.Run("Overwrite", func(t *testing.T) {
+		changed := rollout("r-late", "2026-01-03T00:00:00.000000000Z")
+		changed.State, changed.Reason, changed.Revision = "halted", "wave 1 failed", 8
+		changed.Waves = changed.Waves[:1]
+		update(t, st, func(tx store.Tx) error { return tx.PutRollout(changed) })
+		view(t, st, func(tx store.Tx) error {
+			got, err := tx.Rollout("r-late")
+			if err != nil {
+				return err
+			}
+			if diff := cmp.Diff(changed, got, protoDiff); diff != "" {
+				t.Errorf("Rollout after overwrite (-want +got):\n%s", diff)
+			}
+			list, err := tx.Rollouts()
+			if err != nil {
+				return err
+			}
+			if len(list) != 6 {
+				t.Errorf("Rollouts after overwrite: %d records, want 6", len(list))
+			}
+			return nil
+		})
+	})
+}
+
+// testRolloutNodes checks that a rollout's nodes are listed by node ID
+// and never include another rollout's, even one whose ID starts with the
+// same characters ("r1" and "r10").
+func testRolloutNodes(t *testing.T, st store.Store) {
+	update(t, st, func(tx store.Tx) error {
+		var errs []error
+		for _, p := range [][2]string{
+			{"r1", "n2"}, {"r1", "n10"}, {"r1", "n1"},
+			{"r10", "n1"}, {"r10", "n3"}, {"r1 ", "n4"}, {"r", "1"}, {"r", "1n5"}, {"r2", "n1"},
+		} {
+			errs = append(errs, tx.PutRolloutNode(rolloutNode(p[0], p[1])))
+		}
+		return errors.Join(errs...)
+	})
+	nodeIDs := func(recs []*controllerv1.RolloutNode) []string {
+		out := []string{}
+		for _, r := range recs {
+			out = append(out, r.GetRolloutId()+"/"+r.GetNodeId())
+		}
+		return out
+	}
+	tests := []struct {
+		rollout string
+		want    []string
+	}{
+		{"r1", []string{"r1/n1", "r1/n10", "r1/n2"}},
+		{"r10", []string{"r10/n1", "r10/n3"}},
+		{"r", []string{"r/1", "r/1n5"}},
+		{"r1 ", []string{"r1 /n4"}},
+		{"r3", []string{}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.rollout, func(t *testing.T) {
+			view(t, st, func(tx store.Tx) error {
+				got, err := tx.RolloutNodes(tc.rollout)
+				if err != nil {
+					return err
+				}
+				if diff := cmp.Diff(tc.want, nodeIDs(got)); diff != "" {
+					t.Errorf("RolloutNodes(%q) (-want +got):\n%s", tc.rollout, diff)
+				}
+				return nil
+			})
+		})
+	}
+	t.Run("Get", func(t *testing.T) {
+		view(t, st, func(tx store.Tx) error {
+			got, err := tx.RolloutNode("r10", "n3")
+			if err != nil {
+				return err
+			}
+			if diff := cmp.Diff(rolloutNode("r10", "n3"), got, protoDiff); diff != "" {
+				t.Errorf("RolloutNode(r10, n3) (-want +got):\n%s", diff)
+			}
+			// "r1" ‖ "0n3" must not find "r10" ‖ "n3".
+			for _, k := range [][2]string{{"r1", "0n3"}, {"r1", "n3"}, {"r10", "n2"}} {
+				if _, err := tx.RolloutNode(k[0], k[1]); !errors.Is(err, store.ErrNotFound) {
+					t.Errorf("RolloutNode(%q, %q): got %v, want ErrNotFound", k[0], k[1], err)
+				}
+			}
+			return nil
+		})
+	})
+	t.Run("Overwrite", func(t *testing.T) {
+		changed := rolloutNode("r1", "n2")
+		changed.State, changed.Error, changed.Changed = "failed", "step install: exit status 1", false
+		update(t, st, func(tx store.Tx) error { return tx.PutRolloutNode(changed) })
+		view(t, st, func(tx store.Tx) error {
+			got, err := tx.RolloutNodes("r1")
+			if err != nil {
+				return err
+			}
+			want := []*controllerv1.RolloutNode{rolloutNode("r1", "n1"), rolloutNode("r1", "n10"), changed}
+			if diff := cmp.Diff(want, got, protoDiff); diff != "" {
+				t.Errorf("RolloutNodes(r1) after overwrite (-want +got):\n%s", diff)
+			}
+			return nil
+		})
+	})
+}
+
+// testAgentEvents checks a node's stored outbox items: listed by ID, per
+// node (prefix-safe), and stored once: a second put of the same node and
+// ID is ErrConflict and changes nothing.
+func testAgentEvents(t *testing.T, st store.Store) {
+	update(t, st, func(tx store.Tx) error {
+		var errs []error
+		for _, p := range [][2]string{
+			{"n1", "ev-2"}, {"n1", "ev-10"}, {"n1", "ev-1"}, {"n10", "ev-1"}, {"n", "1ev-3"}, {"n2", "ev-2"},
+		} {
+			errs = append(errs, tx.PutAgentEvent(agentEvent(p[0], p[1])))
+		}
+		return errors.Join(errs...)
+	})
+	list := func(t *testing.T, nodeID string) []string {
+		t.Helper()
+		var out []string
+		view(t, st, func(tx store.Tx) error {
+			recs, err := tx.AgentEvents(nodeID)
+			out = ids(recs)
+			return err
+		})
+		return out
+	}
+	t.Run("List", func(t *testing.T) {
+		tests := []struct {
+			node string
+			want []string
+		}{
+			{"n1", []string{"ev-1", "ev-10", "ev-2"}},
+			{"n10", []string{"ev-1"}},
+			{"n", []string{"1ev-3"}},
+			{"n3", []string{}},
+		}
+		for _, tc := range tests {
+			if diff := cmp.Diff(tc.want, list(t, tc.node)); diff != "" {
+				t.Errorf("AgentEvents(%q) (-want +got):\n%s", tc.node, diff)
+			}
+		}
+	})
+	t.Run("Duplicate", func(t *testing.T) {
+		dup := agentEvent("n1", "ev-1")
+		dup.Kind, dup.Payload = "other", []byte("{}")
+		// In a transaction of its own, and after a put of another item in
+		// the same transaction: the whole Update fails and rolls back.
+		for name, fn := range map[string]func(store.Tx) error{
+			"alone": func(tx store.Tx) error { return tx.PutAgentEvent(dup) },
+			"after another put": func(tx store.Tx) error {
+				if err := tx.PutAgentEvent(agentEvent("n1", "ev-new")); err != nil {
+					return err
+				}
+				return tx.PutAgentEvent(dup)
+			},
+			"twice in one transaction": func(tx store.Tx) error {
+				if err := tx.PutAgentEvent(agentEvent("n3", "ev-1")); err != nil {
+					return err
+				}
+				return tx.PutAgentEvent(agentEvent("n3", "ev-1"))
+			},
+		} {
+			if err := st.Update(t.Context(), fn); !errors.Is(err, store.ErrConflict) {
+				t.Errorf("%s: PutAgentEvent of a stored item: got %v, want ErrConflict", name, err)
+			}
+		}
+		view(t, st, func(tx store.Tx) error {
+			got, err := tx.AgentEvent("n1", "ev-1")
+			if err != nil {
+				return err
+			}
+			if diff := cmp.Diff(agentEvent("n1", "ev-1"), got, protoDiff); diff != "" {
+				t.Errorf("AgentEvent after a refused duplicate (-want +got):\n%s", diff)
+			}
+			return nil
+		})
+		if diff := cmp.Diff([]string{"ev-1", "ev-10", "ev-2"}, list(t, "n1")); diff != "" {
+			t.Errorf("AgentEvents(n1) after refused Updates (-want +got):\n%s", diff)
+		}
+		if diff := cmp.Diff([]string{}, list(t, "n3")); diff != "" {
+			t.Errorf("AgentEvents(n3) after refused Updates (-want +got):\n%s", diff)
+		}
+	})
+	t.Run("SameIDOtherNode", func(t *testing.T) {
+		update(t, st, func(tx store.Tx) error { return tx.PutAgentEvent(agentEvent("n3", "ev-10")) })
+		if diff := cmp.Diff([]string{"ev-10"}, list(t, "n3")); diff != "" {
+			t.Errorf("AgentEvents(n3) (-want +got):\n%s", diff)
+		}
+	})
+	t.Run("ReadOnly", func(t *testing.T) {
+		var err error
+		view(t, st, func(tx store.Tx) error {
+			err = tx.PutAgentEvent(agentEvent("n1", "ev-1"))
+			return nil
+		})
+		if !errors.Is(err, store.ErrReadOnly) {
+			t.Errorf("PutAgentEvent of a stored item in View: got %v, want ErrReadOnly", err)
+		}
 	})
 }
