@@ -41,13 +41,16 @@ type Deps struct {
 	ReleaseKey ed25519.PrivateKey
 	// ReleasePublicKey checks release signatures in VerifyRelease.
 	ReleasePublicKey ed25519.PublicKey
+	// Rollouts is the rollout engine; nil answers the Rollouts service
+	// with Unavailable.
+	Rollouts RolloutEngine
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
 	// Logger receives internal errors; nil discards.
 	Logger *slog.Logger
 }
 
-// Register registers the ten operator services on s.
+// Register registers the eleven operator services on s.
 func Register(s *grpc.Server, d Deps) {
 	if d.Now == nil {
 		d.Now = time.Now
@@ -66,6 +69,7 @@ func Register(s *grpc.Server, d Deps) {
 	controllerv1.RegisterArtifactsServer(s, &artifacts{base: b})
 	controllerv1.RegisterReleasesServer(s, &releases{base: b})
 	controllerv1.RegisterKnownErrorsServer(s, &knownErrors{base: b})
+	controllerv1.RegisterRolloutsServer(s, &rollouts{base: b})
 }
 
 // base is shared by every service.

@@ -197,6 +197,7 @@ func startFake(t *testing.T) *fake {
 	controllerv1.RegisterArtifactsServer(s, f.artifacts)
 	controllerv1.RegisterReleasesServer(s, f.releases)
 	controllerv1.RegisterKnownErrorsServer(s, fakeKnownErrors{})
+	controllerv1.RegisterRolloutsServer(s, fakeRollouts{fake: f})
 	go func() { _ = s.Serve(lis) }()
 	t.Cleanup(s.Stop)
 	return f

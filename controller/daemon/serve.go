@@ -25,7 +25,9 @@ import (
 	"github.com/cairn-ops/cairn/controller/blob"
 	"github.com/cairn-ops/cairn/controller/dml"
 	"github.com/cairn-ops/cairn/controller/fleet"
+	"github.com/cairn-ops/cairn/controller/notify"
 	"github.com/cairn-ops/cairn/controller/release"
+	"github.com/cairn-ops/cairn/controller/rollout"
 	"github.com/cairn-ops/cairn/controller/store"
 	"github.com/cairn-ops/cairn/internal/pki"
 	"github.com/cairn-ops/cairn/internal/version"
@@ -50,6 +52,8 @@ type Server struct {
 	log       *slog.Logger
 	st        *store.Bolt
 	fleet     *fleet.Fleet
+	rollouts  *rollout.Engine
+	notifier  *notify.Notifier
 	grpc      *grpc.Server
 	health    *health.Server
 	lis       net.Listener
@@ -132,7 +136,22 @@ func (s *Server) build(ca *pki.CA, serverCert tls.Certificate, releaseKey ed2551
 	if err != nil {
 		return err
 	}
+	rm := newRolloutMetrics()
+	s.notifier = notify.New(notify.Config{Hooks: cfg.NotifyHooks(), Logger: s.log.With("component", "notify"), Now: now})
+	s.rollouts = rollout.New(rollout.Config{
+		Store:            s.st,
+		Blobs:            blobs,
+		DML:              lib,
+		Fleet:            s.fleet,
+		ReleasePublicKey: releasePub,
+		Notifier:         s.notifier,
+		Metrics:          rm,
+		Now:              now,
+		Logger:           s.log.With("component", "rollout"),
+	})
+	s.fleet.SetEvents(s.rollouts)
 	api.Register(s.grpc, api.Deps{
+		Rollouts:           s.rollouts,
 		Store:              s.st,
 		Blobs:              blobs,
 		DML:                lib,
@@ -158,7 +177,7 @@ func (s *Server) build(ca *pki.CA, serverCert tls.Certificate, releaseKey ed2551
 			return fmt.Errorf("metrics listen on %s: %w", cfg.MetricsListen, err)
 		}
 		s.metricLis = mlis
-		m := &metrics{fleet: s.fleet, st: s.st, rpc: counter}
+		m := &metrics{fleet: s.fleet, st: s.st, rpc: counter, rollouts: rm}
 		mux := http.NewServeMux()
 		mux.HandleFunc("GET /metrics", m.serveMetrics)
 		mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
@@ -193,6 +212,14 @@ func (s *Server) Run(ctx context.Context) error {
 	defer stopFleet()
 	fleetDone := make(chan error, 1)
 	go func() { fleetDone <- s.fleet.Run(fleetCtx) }()
+	// The rollout engine resumes the rollouts the store says are in
+	// flight; webhooks are delivered until the controller stops.
+	engineCtx, stopEngine := context.WithCancel(ctx)
+	defer stopEngine()
+	engineDone := make(chan error, 1)
+	go func() { engineDone <- s.rollouts.Run(engineCtx) }()
+	notifyDone := make(chan error, 1)
+	go func() { notifyDone <- s.notifier.Run(engineCtx) }()
 
 	errc := make(chan error, 2)
 	go func() {
@@ -212,9 +239,15 @@ func (s *Server) Run(ctx context.Context) error {
 	select {
 	case <-ctx.Done():
 	case runErr = <-errc:
+	case err := <-engineDone:
+		runErr = fmt.Errorf("rollout engine: %w", err)
+		engineDone <- nil
 	}
 	s.log.Info("cairn-controller stopping")
 	s.health.Shutdown()
+	stopEngine()
+	<-engineDone
+	<-notifyDone
 	stopFleet() // ends agent sessions, which would hold a graceful stop
 	<-fleetDone
 	stopped := make(chan struct{})

@@ -11,4 +11,29 @@
 // killed at any point resumes from the store on restart and never sends
 // a node's steps twice (the agent's completed-command IDs and journal
 // make redelivery idempotent).
+//
+// # Planning
+//
+// Normalize fills in a spec's defaults and parses it (spec.go); Plan
+// adds the nodes, their waves, connection, drift from the CMS baseline,
+// the known errors that match them and their dry runs (plan.go); Start
+// checks the same and stores the rollout (start.go). Only an APPROVED
+// release whose approvals are bound to its digest and whose signature
+// and artifacts verify is planned or started (release.go).
+//
+// # Driving
+//
+// Run's loop runs a pass (pass.go) over each rollout with work in it
+// whenever the fleet reports a finished command, a confirmation request
+// or a connection, and every Config.Tick. A pass reads the rollout and
+// its nodes, moves each node in flight on when its command has finished
+// (node.go: pre_audit → deploying → waiting_confirmation → post_audit →
+// passed or failed), then drives the rollout by its state: waves, their
+// failure budget, bake time, gates and window, and the nodes that start
+// (waves.go), or the rollback (rollback.go). All of a pass's decisions
+// are committed in one transaction, with the commands they issue and
+// their audit-log entries; only then is the fleet notified.
+//
+// Operator actions (actions.go) run as passes under the same lock, so
+// the loop and the operators each decide on what the store holds.
 package rollout

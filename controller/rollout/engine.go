@@ -3,30 +3,15 @@ package rollout
 import (
 	"context"
 	"crypto/ed25519"
-	"errors"
+	"io"
 	"log/slog"
+	"sync"
 	"time"
 
 	"github.com/cairn-ops/cairn/controller/blob"
 	"github.com/cairn-ops/cairn/controller/dml"
 	"github.com/cairn-ops/cairn/controller/store"
 	agentv1 "github.com/cairn-ops/cairn/proto/agent/v1"
-	controllerv1 "github.com/cairn-ops/cairn/proto/controller/v1"
-)
-
-// Errors the API maps to status codes. Each is wrapped with the details.
-var (
-	// ErrInvalid: the spec or request is malformed (InvalidArgument).
-	ErrInvalid = errors.New("invalid rollout request")
-	// ErrNotApproved: the release is not approved, or its approvals are
-	// not bound to its digest (FailedPrecondition).
-	ErrNotApproved = errors.New("release is not approved")
-	// ErrState: the rollout is not in a state that allows the action
-	// (FailedPrecondition).
-	ErrState = errors.New("not allowed in the rollout's state")
-	// ErrNoNodes: the selector or service matches no node
-	// (FailedPrecondition).
-	ErrNoNodes = errors.New("no nodes to deploy to")
 )
 
 // Fleet is what the engine needs from controller/fleet.
@@ -53,6 +38,35 @@ const (
 	EventRolledBack = "rollout.rolled_back"
 )
 
+// EventPayload is the payload of every event the engine gives the
+// Notifier.
+type EventPayload struct {
+	Rollout string `json:"rollout"`
+	// Release is NAME@VERSION.
+	Release string `json:"release"`
+	State   string `json:"state"`
+	Reason  string `json:"reason,omitempty"`
+	// Wave is the wave an EventWaveDone is about (1-based).
+	Wave uint32 `json:"wave,omitempty"`
+	// WaveFailed: the wave exceeded its failure budget.
+	WaveFailed bool   `json:"wave_failed,omitempty"`
+	Counts     Counts `json:"counts"`
+	// At is when it happened (RFC 3339).
+	At string `json:"at"`
+}
+
+// Counts is RolloutCounts as plain JSON for event payloads.
+type Counts struct {
+	Nodes       uint32 `json:"nodes"`
+	Pending     uint32 `json:"pending"`
+	Running     uint32 `json:"running"`
+	Passed      uint32 `json:"passed"`
+	Failed      uint32 `json:"failed"`
+	Unreachable uint32 `json:"unreachable"`
+	Skipped     uint32 `json:"skipped"`
+	RolledBack  uint32 `json:"rolled_back"`
+}
+
 // Metrics receives measurements for /metrics.
 type Metrics interface {
 	// NodeFinished: a node's deployment ended with outcome (passed,
@@ -63,6 +77,14 @@ type Metrics interface {
 	// SLABreach: kind is node_duration, rollout_duration or success_rate.
 	SLABreach(kind string)
 }
+
+// Defaults of Config's durations.
+const (
+	DefaultTick             = 250 * time.Millisecond
+	DefaultPlanTimeout      = 30 * time.Second
+	DefaultReconnectGrace   = 15 * time.Second
+	DefaultUnreachableAfter = 5 * time.Minute
+)
 
 // Config is what the engine needs.
 type Config struct {
@@ -82,83 +104,242 @@ type Config struct {
 	// PlanTimeout bounds how long PlanRollout waits for the nodes' dry
 	// runs (default 30s).
 	PlanTimeout time.Duration
+	// ReconnectGrace is how long after Run starts a node that is not
+	// connected is given to reconnect before the unreachable policy
+	// applies to it, so that a controller restart does not make the
+	// fleet unreachable (default 15s).
+	ReconnectGrace time.Duration
+	// UnreachableAfter is how long a node may stay disconnected while a
+	// command of its deployment or rollback is outstanding before it is
+	// unreachable, under the fail and skip policies (wait:D uses D).
+	// Agents deliver results after reconnecting, so a short disconnect
+	// fails nothing (default 5m).
+	UnreachableAfter time.Duration
+	// Location is the time zone of rollout windows (default time.Local:
+	// the controller's).
+	Location *time.Location
 }
 
-// Engine drives rollouts.
+// Engine drives rollouts. Its methods are safe for concurrent use; the
+// writes of the loop and of the operator actions are serialized by one
+// mutex, so each decides on what the store holds.
 type Engine struct {
 	cfg Config
+	log *slog.Logger
+
+	// mu serializes every write of a rollout or its nodes.
+	mu sync.Mutex
+	// started is when Run began (under mu), for ReconnectGrace.
+	started time.Time
+
+	wake chan struct{}
+
+	qmu      sync.Mutex
+	confirms []confirmRequest
+	subs     map[string]map[chan struct{}]struct{}
+	waiters  map[chan struct{}]struct{}
+
+	relMu    sync.Mutex
+	releases map[string]*releaseInfo
+
+	errMu   sync.Mutex
+	lastErr map[string]string
+}
+
+// confirmRequest is an agent's request for a manual step's confirmation,
+// queued until the loop handles it.
+type confirmRequest struct {
+	nodeID, commandID, step, instructions string
 }
 
 // New returns an engine; Run drives it.
 func New(cfg Config) *Engine {
-	return &Engine{cfg: cfg}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	if cfg.Tick <= 0 {
+		cfg.Tick = DefaultTick
+	}
+	if cfg.PlanTimeout <= 0 {
+		cfg.PlanTimeout = DefaultPlanTimeout
+	}
+	if cfg.ReconnectGrace < 0 {
+		cfg.ReconnectGrace = 0
+	} else if cfg.ReconnectGrace == 0 {
+		cfg.ReconnectGrace = DefaultReconnectGrace
+	}
+	if cfg.UnreachableAfter <= 0 {
+		cfg.UnreachableAfter = DefaultUnreachableAfter
+	}
+	if cfg.Location == nil {
+		cfg.Location = time.Local
+	}
+	return &Engine{
+		cfg:      cfg,
+		log:      cfg.Logger,
+		started:  cfg.Now(),
+		wake:     make(chan struct{}, 1),
+		subs:     map[string]map[chan struct{}]struct{}{},
+		waiters:  map[chan struct{}]struct{}{},
+		releases: map[string]*releaseInfo{},
+		lastErr:  map[string]string{},
+	}
 }
 
 // Run drives every running rollout until ctx ends, resuming what the
-// store says was in flight.
-func (e *Engine) Run(ctx context.Context) error { panic("not implemented") }
-
-// Plan computes the plan of spec without creating anything.
-func (e *Engine) Plan(ctx context.Context, actor string, spec *controllerv1.RolloutSpec) (*controllerv1.RolloutPlan, error) {
-	panic("not implemented")
+// store says was in flight: each node continues from its stored state
+// and command IDs. It returns nil when ctx ends.
+func (e *Engine) Run(ctx context.Context) error {
+	e.mu.Lock()
+	e.started = e.cfg.Now()
+	e.mu.Unlock()
+	t := time.NewTicker(e.cfg.Tick)
+	defer t.Stop()
+	for {
+		e.passAll(ctx)
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-e.wake:
+		case <-t.C:
+		}
+	}
 }
 
-// Start creates a rollout of an approved release and returns it.
-func (e *Engine) Start(ctx context.Context, actor string, spec *controllerv1.RolloutSpec) (*controllerv1.RolloutRecord, error) {
-	panic("not implemented")
+// wakeUp makes the loop run a pass soon; it never blocks.
+func (e *Engine) wakeUp() {
+	select {
+	case e.wake <- struct{}{}:
+	default:
+	}
 }
 
-// Get returns a rollout with its nodes.
-func (e *Engine) Get(ctx context.Context, id string) (*controllerv1.RolloutRecord, error) {
-	panic("not implemented")
+// CommandFinished, ConfirmationRequested and Connection implement
+// fleet.Events: they wake the engine. None of them blocks.
+func (e *Engine) CommandFinished(nodeID, commandID string) {
+	e.qmu.Lock()
+	for ch := range e.waiters {
+		select {
+		case ch <- struct{}{}:
+		default:
+		}
+	}
+	e.qmu.Unlock()
+	e.wakeUp()
 }
 
-// List returns rollouts (without nodes), newest first; release filters
-// by name or name@version when not empty.
-func (e *Engine) List(ctx context.Context, release string) ([]*controllerv1.RolloutRecord, error) {
-	panic("not implemented")
+func (e *Engine) ConfirmationRequested(nodeID, commandID, step, instructions string) {
+	e.qmu.Lock()
+	e.confirms = append(e.confirms, confirmRequest{nodeID: nodeID, commandID: commandID, step: step, instructions: instructions})
+	e.qmu.Unlock()
+	e.wakeUp()
 }
 
-// Pause, Resume, Abort and Rollback act on a rollout for actor.
-func (e *Engine) Pause(ctx context.Context, actor, id, note string) (*controllerv1.RolloutRecord, error) {
-	panic("not implemented")
+func (e *Engine) Connection(nodeID string, connected bool) {
+	e.wakeUp()
 }
 
-func (e *Engine) Resume(ctx context.Context, actor, id, note string) (*controllerv1.RolloutRecord, error) {
-	panic("not implemented")
-}
-
-func (e *Engine) Abort(ctx context.Context, actor, id, note string) (*controllerv1.RolloutRecord, error) {
-	panic("not implemented")
-}
-
-func (e *Engine) Rollback(ctx context.Context, actor, id, note string) (*controllerv1.RolloutRecord, error) {
-	panic("not implemented")
-}
-
-// Confirm records actor's confirmation of a manual step on a node (ID or
-// hostname) and passes it to the agent if it is waiting.
-func (e *Engine) Confirm(ctx context.Context, actor, id, node, step, note string) (*controllerv1.RolloutRecord, error) {
-	panic("not implemented")
-}
-
-// Report renders the rollout's management report: text, json, markdown
-// or html. It returns the content and its MIME type.
-func (e *Engine) Report(ctx context.Context, id, format string) ([]byte, string, error) {
-	panic("not implemented")
+// takeConfirms returns the queued confirmation requests and empties the
+// queue.
+func (e *Engine) takeConfirms() []confirmRequest {
+	e.qmu.Lock()
+	defer e.qmu.Unlock()
+	q := e.confirms
+	e.confirms = nil
+	return q
 }
 
 // Subscribe returns a channel that receives (without blocking the
 // engine; signals coalesce) after every change to rollout id, and a
 // function that ends the subscription.
 func (e *Engine) Subscribe(id string) (<-chan struct{}, func()) {
-	panic("not implemented")
+	ch := make(chan struct{}, 1)
+	e.qmu.Lock()
+	if e.subs[id] == nil {
+		e.subs[id] = map[chan struct{}]struct{}{}
+	}
+	e.subs[id][ch] = struct{}{}
+	e.qmu.Unlock()
+	var once sync.Once
+	return ch, func() {
+		once.Do(func() {
+			e.qmu.Lock()
+			defer e.qmu.Unlock()
+			delete(e.subs[id], ch)
+			if len(e.subs[id]) == 0 {
+				delete(e.subs, id)
+			}
+		})
+	}
 }
 
-// CommandFinished, ConfirmationRequested and Connection implement
-// fleet.Events: they wake the engine.
-func (e *Engine) CommandFinished(nodeID, commandID string) {}
+// signal tells rollout id's subscribers that it changed.
+func (e *Engine) signal(id string) {
+	e.qmu.Lock()
+	defer e.qmu.Unlock()
+	for ch := range e.subs[id] {
+		select {
+		case ch <- struct{}{}:
+		default:
+		}
+	}
+}
 
-func (e *Engine) ConfirmationRequested(nodeID, commandID, step, instructions string) {}
+// commandWaiter returns a channel that receives after any command
+// finishes, and a function that removes it (Plan waits on it).
+func (e *Engine) commandWaiter() (<-chan struct{}, func()) {
+	ch := make(chan struct{}, 1)
+	e.qmu.Lock()
+	e.waiters[ch] = struct{}{}
+	e.qmu.Unlock()
+	return ch, func() {
+		e.qmu.Lock()
+		delete(e.waiters, ch)
+		e.qmu.Unlock()
+	}
+}
 
-func (e *Engine) Connection(nodeID string, connected bool) {}
+// notify gives an event to the Notifier, if there is one.
+func (e *Engine) notify(event string, payload EventPayload) {
+	if e.cfg.Notifier != nil {
+		e.cfg.Notifier.Notify(event, payload)
+	}
+}
+
+// metrics returns the Metrics, or a no-op.
+func (e *Engine) metrics() Metrics {
+	if e.cfg.Metrics == nil {
+		return noMetrics{}
+	}
+	return e.cfg.Metrics
+}
+
+type noMetrics struct{}
+
+func (noMetrics) NodeFinished(string, time.Duration) {}
+func (noMetrics) AuditFinished(time.Duration)        {}
+func (noMetrics) SLABreach(string)                   {}
+
+// logFailure logs a pass's error for a rollout once, not on every tick
+// while it persists.
+func (e *Engine) logFailure(id string, err error) {
+	e.errMu.Lock()
+	defer e.errMu.Unlock()
+	msg := ""
+	if err != nil {
+		msg = err.Error()
+	}
+	if e.lastErr[id] == msg {
+		return
+	}
+	if msg == "" {
+		delete(e.lastErr, id)
+		e.log.Info("rollout pass recovered", "rollout_id", id)
+		return
+	}
+	e.lastErr[id] = msg
+	e.log.Error("rollout pass failed", "rollout_id", id, "err", err)
+}

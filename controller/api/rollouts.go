@@ -1,0 +1,281 @@
+package api
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	"github.com/cairn-ops/cairn/controller/rollout"
+	"github.com/cairn-ops/cairn/controller/store"
+	controllerv1 "github.com/cairn-ops/cairn/proto/controller/v1"
+)
+
+// RolloutEngine is what the Rollouts service needs from
+// controller/rollout.
+type RolloutEngine interface {
+	Plan(ctx context.Context, actor string, spec *controllerv1.RolloutSpec) (*controllerv1.RolloutPlan, error)
+	Start(ctx context.Context, actor string, spec *controllerv1.RolloutSpec) (*controllerv1.RolloutRecord, error)
+	Get(ctx context.Context, id string) (*controllerv1.RolloutRecord, error)
+	List(ctx context.Context, release string) ([]*controllerv1.RolloutRecord, error)
+	Pause(ctx context.Context, actor, id, note string) (*controllerv1.RolloutRecord, error)
+	Resume(ctx context.Context, actor, id, note string) (*controllerv1.RolloutRecord, error)
+	Abort(ctx context.Context, actor, id, note string) (*controllerv1.RolloutRecord, error)
+	Rollback(ctx context.Context, actor, id, note string) (*controllerv1.RolloutRecord, error)
+	Confirm(ctx context.Context, actor, id, node, step, note string) (*controllerv1.RolloutRecord, error)
+	Report(ctx context.Context, id, format string) ([]byte, string, error)
+	Subscribe(id string) (<-chan struct{}, func())
+}
+
+var _ RolloutEngine = (*rollout.Engine)(nil)
+
+// finalRolloutStates are the states where a watch ends. halted is not
+// one: a halted rollout may still be rolled back. An aborted rollout ends
+// a watch once its in-flight nodes have finished (see watchEnds).
+var finalRolloutStates = map[string]bool{
+	"completed":       true,
+	"aborted":         true,
+	"rolled_back":     true,
+	"rollback_failed": true,
+}
+
+// watchEnds reports whether a watch of rec is over: a final state, and
+// for an aborted rollout no node still in flight.
+func watchEnds(rec *controllerv1.RolloutRecord) bool {
+	if !finalRolloutStates[rec.GetState()] {
+		return false
+	}
+	return rec.GetState() != "aborted" || rec.GetCounts().GetRunning() == 0
+}
+
+// defaultReportFormat is RolloutReport's format when the request names none.
+const defaultReportFormat = "text"
+
+// rollouts serves rollouts (controller/rollout) to operators.
+type rollouts struct {
+	controllerv1.UnimplementedRolloutsServer
+	*base
+}
+
+// errRolloutsDisabled answers every call when the controller runs no
+// rollout engine.
+var errRolloutsDisabled = status.Error(codes.Unavailable, "rollouts are not enabled")
+
+// engine returns the rollout engine, or Unavailable without one.
+func (s *rollouts) engine() (RolloutEngine, error) {
+	if s.Rollouts == nil {
+		return nil, errRolloutsDisabled
+	}
+	return s.Rollouts, nil
+}
+
+// rolloutError maps the engine's errors to gRPC codes. Internal errors
+// are logged and answered with a generic message: the caller can do
+// nothing about them and their text may name internals.
+func (s *rollouts) rolloutError(method string, err error) error {
+	if err == nil {
+		return nil
+	}
+	if _, ok := status.FromError(err); ok {
+		return err
+	}
+	var code codes.Code
+	switch {
+	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
+		return status.FromContextError(err).Err()
+	case errors.Is(err, rollout.ErrInvalid), errors.Is(err, ErrInvalid):
+		code = codes.InvalidArgument
+	case errors.Is(err, rollout.ErrNotApproved), errors.Is(err, rollout.ErrState), errors.Is(err, rollout.ErrNoNodes):
+		code = codes.FailedPrecondition
+	case errors.Is(err, store.ErrNotFound):
+		code = codes.NotFound
+	default:
+		s.Logger.Error("rpc failed", slog.String("method", method), slog.Any("err", err))
+		return status.Error(codes.Internal, method+": internal error; the controller's log has the details")
+	}
+	return status.Error(code, err.Error())
+}
+
+func (s *rollouts) PlanRollout(ctx context.Context, spec *controllerv1.RolloutSpec) (*controllerv1.RolloutPlan, error) {
+	eng, err := s.engine()
+	if err != nil {
+		return nil, err
+	}
+	plan, err := eng.Plan(ctx, actor(ctx), spec)
+	if err != nil {
+		return nil, s.rolloutError("PlanRollout", err)
+	}
+	return plan, nil
+}
+
+func (s *rollouts) StartRollout(ctx context.Context, spec *controllerv1.RolloutSpec) (*controllerv1.RolloutRecord, error) {
+	eng, err := s.engine()
+	if err != nil {
+		return nil, err
+	}
+	rec, err := eng.Start(ctx, actor(ctx), spec)
+	if err != nil {
+		return nil, s.rolloutError("StartRollout", err)
+	}
+	return rec, nil
+}
+
+func (s *rollouts) GetRollout(ctx context.Context, req *controllerv1.RolloutRef) (*controllerv1.RolloutRecord, error) {
+	eng, err := s.engine()
+	if err != nil {
+		return nil, err
+	}
+	if req.GetId() == "" {
+		return nil, s.rolloutError("GetRollout", invalid("id", "required"))
+	}
+	rec, err := eng.Get(ctx, req.GetId())
+	if err != nil {
+		return nil, s.rolloutError("GetRollout", err)
+	}
+	return rec, nil
+}
+
+func (s *rollouts) ListRollouts(ctx context.Context, req *controllerv1.ListRolloutsRequest) (*controllerv1.ListRolloutsResponse, error) {
+	eng, err := s.engine()
+	if err != nil {
+		return nil, err
+	}
+	recs, err := eng.List(ctx, req.GetRelease())
+	if err != nil {
+		return nil, s.rolloutError("ListRollouts", err)
+	}
+	return &controllerv1.ListRolloutsResponse{Rollouts: recs}, nil
+}
+
+// WatchRollout sends the rollout now and again after every change the
+// engine signals, skipping signals that changed neither its revision nor
+// a node's state. It ends after sending a final state, or when the
+// caller goes away.
+func (s *rollouts) WatchRollout(req *controllerv1.RolloutRef, stream grpc.ServerStreamingServer[controllerv1.RolloutRecord]) error {
+	eng, err := s.engine()
+	if err != nil {
+		return err
+	}
+	id := req.GetId()
+	if id == "" {
+		return s.rolloutError("WatchRollout", invalid("id", "required"))
+	}
+	ctx := stream.Context()
+	// Subscribe before the first Get, so that no change between the two
+	// goes unseen.
+	changes, stop := eng.Subscribe(id)
+	defer stop()
+	var last *controllerv1.RolloutRecord
+	for {
+		rec, err := eng.Get(ctx, id)
+		if err != nil {
+			return s.rolloutError("WatchRollout", err)
+		}
+		if last == nil || rolloutChanged(last, rec) {
+			if err := stream.Send(rec); err != nil {
+				return err // the caller went away; gRPC has the status
+			}
+			last = rec
+		}
+		if watchEnds(rec) {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return status.FromContextError(ctx.Err()).Err()
+		case _, ok := <-changes:
+			if !ok {
+				return status.Error(codes.Unavailable, "the rollout engine stopped: watch again")
+			}
+		}
+	}
+}
+
+// rolloutChanged reports whether a watcher should see b after a: a new
+// revision, or a node whose state (or the step it waits at) changed.
+func rolloutChanged(a, b *controllerv1.RolloutRecord) bool {
+	if a.GetRevision() != b.GetRevision() || a.GetState() != b.GetState() || len(a.GetNodes()) != len(b.GetNodes()) {
+		return true
+	}
+	for i, n := range a.GetNodes() {
+		m := b.GetNodes()[i]
+		if n.GetNodeId() != m.GetNodeId() || n.GetState() != m.GetState() || n.GetWaitingStep() != m.GetWaitingStep() {
+			return true
+		}
+	}
+	return false
+}
+
+// act runs one of the engine's actions on a rollout for the caller.
+func (s *rollouts) act(ctx context.Context, method string, req *controllerv1.RolloutAction,
+	do func(e RolloutEngine, ctx context.Context, actor, id, note string) (*controllerv1.RolloutRecord, error)) (*controllerv1.RolloutRecord, error) {
+	eng, err := s.engine()
+	if err != nil {
+		return nil, err
+	}
+	if req.GetId() == "" {
+		return nil, s.rolloutError(method, invalid("id", "required"))
+	}
+	rec, err := do(eng, ctx, actor(ctx), req.GetId(), req.GetNote())
+	if err != nil {
+		return nil, s.rolloutError(method, err)
+	}
+	return rec, nil
+}
+
+func (s *rollouts) PauseRollout(ctx context.Context, req *controllerv1.RolloutAction) (*controllerv1.RolloutRecord, error) {
+	return s.act(ctx, "PauseRollout", req, RolloutEngine.Pause)
+}
+
+func (s *rollouts) ResumeRollout(ctx context.Context, req *controllerv1.RolloutAction) (*controllerv1.RolloutRecord, error) {
+	return s.act(ctx, "ResumeRollout", req, RolloutEngine.Resume)
+}
+
+func (s *rollouts) AbortRollout(ctx context.Context, req *controllerv1.RolloutAction) (*controllerv1.RolloutRecord, error) {
+	return s.act(ctx, "AbortRollout", req, RolloutEngine.Abort)
+}
+
+func (s *rollouts) RollbackRollout(ctx context.Context, req *controllerv1.RolloutAction) (*controllerv1.RolloutRecord, error) {
+	return s.act(ctx, "RollbackRollout", req, RolloutEngine.Rollback)
+}
+
+func (s *rollouts) ConfirmStep(ctx context.Context, req *controllerv1.ConfirmStepRequest) (*controllerv1.RolloutRecord, error) {
+	eng, err := s.engine()
+	if err != nil {
+		return nil, err
+	}
+	for _, f := range []struct{ name, value string }{
+		{"id", req.GetId()}, {"node", req.GetNode()}, {"step", req.GetStep()}, {"note", req.GetNote()},
+	} {
+		if f.value == "" {
+			return nil, s.rolloutError("ConfirmStep", invalid(f.name, "required"))
+		}
+	}
+	rec, err := eng.Confirm(ctx, actor(ctx), req.GetId(), req.GetNode(), req.GetStep(), req.GetNote())
+	if err != nil {
+		return nil, s.rolloutError("ConfirmStep", err)
+	}
+	return rec, nil
+}
+
+func (s *rollouts) RolloutReport(ctx context.Context, req *controllerv1.RolloutReportRequest) (*controllerv1.RenderResponse, error) {
+	eng, err := s.engine()
+	if err != nil {
+		return nil, err
+	}
+	if req.GetId() == "" {
+		return nil, s.rolloutError("RolloutReport", invalid("id", "required"))
+	}
+	format := req.GetFormat()
+	if format == "" {
+		format = defaultReportFormat
+	}
+	content, contentType, err := eng.Report(ctx, req.GetId(), format)
+	if err != nil {
+		return nil, s.rolloutError("RolloutReport", err)
+	}
+	return &controllerv1.RenderResponse{Content: content, ContentType: contentType}, nil
+}

@@ -1,0 +1,136 @@
+package rollout
+
+import (
+	"cmp"
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	controllerv1 "github.com/cairn-ops/cairn/proto/controller/v1"
+)
+
+// actorSystem is the audit-log actor of what the engine does by itself.
+const actorSystem = "system"
+
+// skippedByPolicy starts the error of a node that was unreachable under
+// the skip policy: it does not count against the failure budget.
+const skippedByPolicy = "unreachable: skipped by policy"
+
+// object names a rollout in the audit log.
+func object(id string) string { return "rollout/" + id }
+
+// stamp formats a time for a record: RFC 3339 in UTC with a fixed
+// nanosecond width, as the API does, so the strings sort in time order.
+func stamp(t time.Time) string {
+	return t.UTC().Format("2006-01-02T15:04:05.000000000Z")
+}
+
+// parseStamp reads a stamp; the zero time when s is empty or malformed.
+func parseStamp(s string) time.Time {
+	t, err := time.Parse(time.RFC3339Nano, s)
+	if err != nil {
+		return time.Time{}
+	}
+	return t
+}
+
+// newID returns prefix and n random bytes in hex.
+func newID(prefix string, n int) string {
+	b := make([]byte, n)
+	rand.Read(b) // never fails (crypto/rand)
+	return prefix + hex.EncodeToString(b)
+}
+
+// countsFailure reports whether a node counts against its wave's
+// failure budget: it failed, or it was unreachable under the fail or
+// wait policy.
+func countsFailure(n *controllerv1.RolloutNode) bool {
+	switch n.GetState() {
+	case NodeFailed:
+		return true
+	case NodeUnreachable:
+		return !strings.HasPrefix(n.GetError(), skippedByPolicy)
+	}
+	return false
+}
+
+// countNodes tallies nodes by state. Failed includes the nodes whose
+// rollback failed; Skipped counts the unreachable nodes the skip policy
+// did not count as failures (they are in Unreachable too).
+func countNodes(nodes []*controllerv1.RolloutNode) *controllerv1.RolloutCounts {
+	c := &controllerv1.RolloutCounts{Nodes: uint32(len(nodes))}
+	for _, n := range nodes {
+		switch s := n.GetState(); {
+		case s == NodePending:
+			c.Pending++
+		case inFlight(s):
+			c.Running++
+		case s == NodePassed:
+			c.Passed++
+		case s == NodeFailed, s == NodeRollbackFailed:
+			c.Failed++
+		case s == NodeUnreachable:
+			c.Unreachable++
+			if !countsFailure(n) {
+				c.Skipped++
+			}
+		case s == NodeSkipped:
+			c.Skipped++
+		case s == NodeRolledBack:
+			c.RolledBack++
+		}
+	}
+	return c
+}
+
+func plainCounts(c *controllerv1.RolloutCounts) Counts {
+	return Counts{
+		Nodes: c.GetNodes(), Pending: c.GetPending(), Running: c.GetRunning(), Passed: c.GetPassed(),
+		Failed: c.GetFailed(), Unreachable: c.GetUnreachable(), Skipped: c.GetSkipped(), RolledBack: c.GetRolledBack(),
+	}
+}
+
+// sortForDisplay orders nodes by wave, then hostname, then ID.
+func sortForDisplay(nodes []*controllerv1.RolloutNode) {
+	slices.SortStableFunc(nodes, func(a, b *controllerv1.RolloutNode) int {
+		return cmp.Or(cmp.Compare(a.GetWave(), b.GetWave()), cmp.Compare(a.GetHostname(), b.GetHostname()), cmp.Compare(a.GetNodeId(), b.GetNodeId()))
+	})
+}
+
+// nameList is up to limit names joined with ", ", and how many more.
+func nameList(names []string, limit int) string {
+	if len(names) <= limit {
+		return strings.Join(names, ", ")
+	}
+	return fmt.Sprintf("%s and %d more", strings.Join(names[:limit], ", "), len(names)-limit)
+}
+
+// plural is "1 node" or "2 nodes".
+func plural(n int, one, many string) string {
+	if n == 1 {
+		return fmt.Sprintf("%d %s", n, one)
+	}
+	return fmt.Sprintf("%d %s", n, many)
+}
+
+// hostname is the name to show for a node.
+func hostname(n *controllerv1.RolloutNode) string {
+	if n.GetHostname() != "" {
+		return n.GetHostname()
+	}
+	return n.GetNodeId()
+}
+
+// joinErr joins non-empty messages with "; ".
+func joinErr(msgs ...string) string {
+	var out []string
+	for _, m := range msgs {
+		if m != "" {
+			out = append(out, m)
+		}
+	}
+	return strings.Join(out, "; ")
+}

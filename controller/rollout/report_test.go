@@ -1,0 +1,677 @@
+package rollout
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"flag"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+	"unicode/utf8"
+
+	"github.com/google/go-cmp/cmp"
+	"golang.org/x/net/html"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/cairn-ops/cairn/agent/apply"
+	"github.com/cairn-ops/cairn/agent/journal"
+	"github.com/cairn-ops/cairn/internal/compare"
+	"github.com/cairn-ops/cairn/internal/diff"
+	"github.com/cairn-ops/cairn/internal/manifest"
+	controllerv1 "github.com/cairn-ops/cairn/proto/controller/v1"
+	inventoryv1 "github.com/cairn-ops/cairn/proto/inventory/v1"
+)
+
+var updateGolden = flag.Bool("update-report", os.Getenv("UPDATE_GOLDEN") == "1", "rewrite the report golden files")
+
+const (
+	confOld = "1111111111111111111111111111111111111111111111111111111111111111"
+	confNew = "2222222222222222222222222222222222222222222222222222222222222222"
+)
+
+// reportAudit is a small web node before the release: webshop 2.3.1,
+// its config, its unit disabled.
+func reportAudit(host string) *inventoryv1.Audit {
+	var collectors []*inventoryv1.CollectorStatus
+	for _, s := range []string{"packages", "services", "files"} {
+		collectors = append(collectors, &inventoryv1.CollectorStatus{Name: s, Section: s, State: inventoryv1.CollectorStatus_STATE_OK})
+	}
+	return &inventoryv1.Audit{
+		SchemaVersion: 1,
+		Header:        &inventoryv1.Header{CollectedAt: "2026-03-01T22:00:00Z"},
+		Os:            &inventoryv1.OS{Hostname: host},
+		Packages: &inventoryv1.Packages{Packages: []*inventoryv1.Package{
+			{Key: "dpkg/bash/amd64", Manager: "dpkg", Name: "bash", Version: "5.2.15-2+b2", Architecture: "amd64"},
+			{Key: "dpkg/webshop/amd64", Manager: "dpkg", Name: "webshop", Version: "2.3.1", Architecture: "amd64"},
+		}},
+		Services: &inventoryv1.Services{Units: []*inventoryv1.Service{
+			{Key: "webshop.service", Name: "webshop.service", Type: "service", UnitFileState: "disabled"},
+		}},
+		Files: &inventoryv1.Files{
+			Files:    []*inventoryv1.File{{Key: "/etc/webshop/shop.conf", Path: "/etc/webshop/shop.conf", Type: "file", Mode: "0644", Sha256: confOld}},
+			Patterns: []string{"/etc/webshop"},
+		},
+		Collectors: collectors,
+	}
+}
+
+// deployed is the audit after the release went as declared.
+func deployed(before *inventoryv1.Audit) *inventoryv1.Audit {
+	a := proto.Clone(before).(*inventoryv1.Audit)
+	a.Header.CollectedAt = "2026-03-01T22:03:00Z"
+	a.Packages.Packages[1].Version = "2.4.0"
+	a.Services.Units[0].UnitFileState = "enabled"
+	a.Files.Files[0].Sha256 = confNew
+	return a
+}
+
+func mustJSON(t *testing.T, v any) []byte {
+	t.Helper()
+	b, err := json.Marshal(v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// agentReport is the agent's apply.Report JSON, encoded by the agent's
+// own type so the report reads what agents really send.
+func agentReport(t *testing.T, state journal.State, errMsg string, d time.Duration, steps ...apply.StepResult) []byte {
+	t.Helper()
+	return mustJSON(t, &apply.Report{DeploymentID: "d-1", Release: "webshop@2.4.0", Root: "/", State: state, Error: errMsg, Duration: d, Steps: steps})
+}
+
+// sampleInput is a halted rollout with one node of every outcome the
+// report distinguishes: web1 passed with the declared changes, web2
+// failed with an unexpected package and a missing file (and over the
+// node duration target), web3 unreachable, web4 rolled back by the agent
+// after a failed verify with a clean proof, web5 still pending.
+func sampleInput(t *testing.T) ReportInput {
+	t.Helper()
+	m, err := manifest.Load(filepath.Join("testdata", "report", "release.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	pre1 := reportAudit("web1")
+	cmp1 := compare.Classify(pre1, deployed(pre1), m.Expect, nil)
+
+	pre2 := reportAudit("web2")
+	post2 := deployed(pre2)
+	post2.Packages.Packages = append(post2.Packages.Packages[:1],
+		&inventoryv1.Package{Key: "dpkg/curl/amd64", Manager: "dpkg", Name: "curl", Version: "7.88.1-10", Architecture: "amd64"},
+		post2.Packages.Packages[1])
+	post2.Files.Files = nil
+	cmp2 := compare.Classify(pre2, post2, m.Expect, nil)
+
+	pre4 := reportAudit("web4")
+	after4 := proto.Clone(pre4).(*inventoryv1.Audit)
+	after4.Header.CollectedAt = "2026-03-01T22:12:00Z"
+	proof4 := diff.Compare(pre4, after4)
+
+	ok := func(list, name, plugin, outcome string, d time.Duration, changes ...journal.Change) apply.StepResult {
+		return apply.StepResult{List: list, Name: name, Plugin: plugin, Outcome: outcome, Duration: d, Changes: changes}
+	}
+	install := ok("steps", "install", "dpkg", apply.OutcomeChanged, 1200*time.Millisecond,
+		journal.Change{Kind: "package", Name: "webshop", State: "present", Version: "2.4.0"})
+	drain := ok("steps", "drain-lb", "manual", apply.OutcomeChanged, 95*time.Second)
+	enable := ok("steps", "enable", "systemd", apply.OutcomeChanged, 300*time.Millisecond,
+		journal.Change{Kind: "service", Name: "webshop.service", State: "enabled"})
+	homepage := ok("verify", "homepage", "httpcheck", apply.OutcomePassed, 40*time.Millisecond)
+	failedHome := apply.StepResult{List: "verify", Name: "homepage", Plugin: "httpcheck", Outcome: apply.OutcomeFailed,
+		Duration: 2 * time.Second, Attempts: 3, Error: "GET http://127.0.0.1:8080/: status 502, want 200"}
+
+	ro := &controllerv1.RolloutRecord{
+		Id:            "ro-20260301-0001",
+		Release:       &controllerv1.ReleaseRef{Name: "webshop", Version: "2.4.0"},
+		ReleaseDigest: "9c1e5b0b4f7d0c2a8e6f3b1d9a7c5e3f1b2d4c6e8a0f9b7d5c3e1a2b4d6f8e0a",
+		Spec: &controllerv1.RolloutSpec{
+			Release: &controllerv1.ReleaseRef{Name: "webshop", Version: "2.4.0"},
+			Service: "shop", Strategy: "canary", Waves: []string{"1", "50%", "100%"}, MaxParallel: "2",
+			MaxFailures: "1", Unreachable: "fail", Bake: "5m", GatesAfterWave: []uint32{1},
+			Window: "Sun 22:00-Mon 04:00", OnFailure: "stop",
+		},
+		State:       "halted",
+		Reason:      "wave 2 exceeded its failure budget: 3 failures, 1 allowed",
+		CreatedBy:   "user:olivia",
+		CreatedAt:   "2026-03-01T22:00:00Z",
+		FinishedAt:  "2026-03-01T22:41:30Z",
+		Approvers:   []string{"user:anna", "user:ben"},
+		MaxParallel: 2,
+		Waves: []*controllerv1.RolloutWave{
+			{Index: 1, NodeIds: []string{"n-01"}, State: "done", MaxFailures: 0, GateAfter: true, StartedAt: "2026-03-01T22:00:05Z", FinishedAt: "2026-03-01T22:03:15Z"},
+			{Index: 2, NodeIds: []string{"n-02", "n-03", "n-04"}, State: "failed", MaxFailures: 1, StartedAt: "2026-03-01T22:15:00Z", FinishedAt: "2026-03-01T22:41:30Z"},
+			{Index: 3, NodeIds: []string{"n-05"}, State: "pending", MaxFailures: 1},
+		},
+		Nodes: []*controllerv1.RolloutNode{
+			{
+				NodeId: "n-05", Hostname: "web5", Wave: 3, State: "pending", HasBaseline: true,
+			},
+			{
+				NodeId: "n-01", Hostname: "web1", Wave: 1, State: "passed", Changed: true,
+				StartedAt: "2026-03-01T22:00:05Z", FinishedAt: "2026-03-01T22:03:15Z", DurationSeconds: 190,
+				PreAuditId: "a-0101", PostAuditId: "a-0102", HasBaseline: true,
+				Confirmations: []*controllerv1.StepConfirmation{
+					{Step: "drain-lb", By: "user:oscar", Note: "drained from lb-1", At: "2026-03-01T22:01:40Z"},
+				},
+				DeployReportJson: agentReport(t, journal.StateSucceeded, "", 97*time.Second, install, drain, enable, homepage),
+				ComparisonJson:   mustJSON(t, cmp1),
+			},
+			{
+				NodeId: "n-02", Hostname: "web2", Wave: 2, State: "failed", Changed: true,
+				Error:     "before/after: 1 missing, 1 unexpected",
+				StartedAt: "2026-03-01T22:15:00Z", FinishedAt: "2026-03-01T22:21:05Z", DurationSeconds: 365, SlaBreached: true,
+				PreAuditId: "a-0201", PostAuditId: "a-0202", HasBaseline: true, DriftChanges: 1, DriftSummary: "1 package upgraded",
+				KnownErrors:      []string{"KE-2: crashes on RTL8111 NICs with old kernels"},
+				DeployReportJson: agentReport(t, journal.StateSucceeded, "", 5*time.Minute, install, drain, enable, homepage),
+				ComparisonJson:   mustJSON(t, cmp2),
+			},
+			{
+				NodeId: "n-03", Hostname: "web3", Wave: 2, State: "unreachable",
+				Error:     "agent not connected since 2026-03-01T22:09:00Z",
+				StartedAt: "2026-03-01T22:15:00Z", FinishedAt: "2026-03-01T22:25:00Z", DurationSeconds: 600,
+				UnreachableSince: "2026-03-01T22:09:00Z",
+			},
+			{
+				NodeId: "n-04", Hostname: "web4", Wave: 2, State: "rolled_back",
+				Error:     "verify homepage failed: status 502",
+				StartedAt: "2026-03-01T22:15:00Z", FinishedAt: "2026-03-01T22:19:00Z", DurationSeconds: 240,
+				PreAuditId: "a-0401", RollbackAuditId: "a-0403", HasBaseline: true,
+				DeployReportJson: agentReport(t, journal.StateRolledBack, "verify homepage failed", 3*time.Minute,
+					install, drain, enable, failedHome,
+					apply.StepResult{List: apply.ListUndo, Name: "enable", Plugin: "systemd", Outcome: apply.OutcomeRolledBack, Duration: 200 * time.Millisecond},
+					apply.StepResult{List: apply.ListUndo, Name: "install", Plugin: "dpkg", Outcome: apply.OutcomeRolledBack, Duration: 900 * time.Millisecond}),
+				RollbackDiffJson: mustJSON(t, proof4),
+			},
+		},
+	}
+	log := []*controllerv1.AuditLogEntry{
+		{Sequence: 41, Time: "2026-03-01T22:00:00Z", Actor: "user:olivia", Action: "rollout.start", Object: "rollout/ro-20260301-0001", Details: map[string]string{"release": "webshop@2.4.0", "nodes": "5"}},
+		{Sequence: 42, Time: "2026-03-01T22:01:40Z", Actor: "user:oscar", Action: "rollout.confirm", Object: "rollout/ro-20260301-0001", Details: map[string]string{"node": "web1", "step": "drain-lb"}},
+		{Sequence: 43, Time: "2026-03-01T22:14:58Z", Actor: "user:olivia", Action: "rollout.resume", Object: "rollout/ro-20260301-0001"},
+		{Sequence: 44, Time: "2026-03-01T22:41:30Z", Actor: "system", Action: "rollout.halt", Object: "rollout/ro-20260301-0001", Details: map[string]string{"wave": "2", "failures": "3"}},
+	}
+	return ReportInput{
+		Rollout:     ro,
+		Release:     &controllerv1.ReleaseRecord{Name: "webshop", Version: "2.4.0", Digest: ro.ReleaseDigest},
+		Manifest:    m,
+		Log:         log,
+		GeneratedAt: time.Date(2026, 3, 1, 23, 0, 0, 0, time.UTC),
+	}
+}
+
+// node returns the rollout's node with hostname host.
+func node(ro *controllerv1.RolloutRecord, host string) *controllerv1.RolloutNode {
+	for _, n := range ro.Nodes {
+		if n.Hostname == host {
+			return n
+		}
+	}
+	panic("no node " + host)
+}
+
+func checkReportGolden(t *testing.T, name string, got []byte) {
+	t.Helper()
+	path := filepath.Join("testdata", "report", name)
+	if *updateGolden {
+		if err := os.WriteFile(path, got, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return
+	}
+	want, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatalf("read golden file (UPDATE_GOLDEN=1 writes it): %v", err)
+	}
+	if diff := cmp.Diff(string(want), string(got)); diff != "" {
+		t.Errorf("%s mismatch (-want +got), rerun with UPDATE_GOLDEN=1 if intended:\n%s", path, diff)
+	}
+}
+
+func TestRenderReportGolden(t *testing.T) {
+	tests := []struct {
+		format, file, mime string
+	}{
+		{FormatText, "rollout.txt", "text/plain; charset=utf-8"},
+		{FormatJSON, "rollout.json", "application/json"},
+		{FormatMarkdown, "rollout.md", "text/markdown; charset=utf-8"},
+		{FormatHTML, "rollout.html", "text/html; charset=utf-8"},
+		{"", "rollout.txt", "text/plain; charset=utf-8"},
+	}
+	in := sampleInput(t)
+	for _, tt := range tests {
+		t.Run(cmpOrName(tt.format), func(t *testing.T) {
+			got, mime, err := RenderReport(in, tt.format)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if mime != tt.mime {
+				t.Errorf("MIME type = %q, want %q", mime, tt.mime)
+			}
+			checkReportGolden(t, tt.file, got)
+		})
+	}
+}
+
+func cmpOrName(format string) string {
+	if format == "" {
+		return "default"
+	}
+	return format
+}
+
+func TestRenderReportUnknownFormat(t *testing.T) {
+	_, _, err := RenderReport(sampleInput(t), "pdf")
+	if !errors.Is(err, ErrInvalid) {
+		t.Fatalf("err = %v, want ErrInvalid", err)
+	}
+	for _, f := range ReportFormats {
+		if !strings.Contains(err.Error(), f) {
+			t.Errorf("error %q does not name the accepted format %q", err, f)
+		}
+	}
+	if _, _, err := RenderReport(ReportInput{}, FormatText); !errors.Is(err, ErrInvalid) {
+		t.Errorf("report without a rollout: err = %v, want ErrInvalid", err)
+	}
+}
+
+// TestBuildReport checks the figures the renderers draw from.
+func TestBuildReport(t *testing.T) {
+	r := BuildReport(sampleInput(t))
+
+	wantCounts := ReportCounts{Nodes: 5, Passed: 1, Failed: 1, Unreachable: 1, RolledBack: 1, Pending: 1}
+	if diff := cmp.Diff(wantCounts, r.Summary.Counts); diff != "" {
+		t.Errorf("counts (-want +got):\n%s", diff)
+	}
+	if got, want := r.Summary.Outcome, "5 nodes: 1 passed, 1 failed, 1 unreachable, 0 skipped, 1 rolled back, 1 pending"; got != want {
+		t.Errorf("outcome = %q, want %q", got, want)
+	}
+	if got, want := r.Summary.Duration, "41m30s"; got != want {
+		t.Errorf("duration = %q, want %q", got, want)
+	}
+
+	type wave struct {
+		Index      uint32
+		Nodes      []string
+		Failures   int
+		OverBudget bool
+	}
+	var waves []wave
+	for _, w := range r.Waves {
+		waves = append(waves, wave{w.Index, w.Nodes, w.Failures, w.OverBudget})
+	}
+	wantWaves := []wave{{1, []string{"web1"}, 0, false}, {2, []string{"web2", "web3", "web4"}, 3, true}, {3, []string{"web5"}, 0, false}}
+	if diff := cmp.Diff(wantWaves, waves); diff != "" {
+		t.Errorf("waves (-want +got):\n%s", diff)
+	}
+
+	var order []string
+	for _, n := range r.Nodes {
+		order = append(order, n.Hostname+" "+n.State)
+	}
+	if diff := cmp.Diff([]string{"web1 passed", "web2 failed", "web3 unreachable", "web4 rolled_back", "web5 pending"}, order); diff != "" {
+		t.Errorf("node order (-want +got):\n%s", diff)
+	}
+
+	web2 := r.Nodes[1]
+	if web2.Comparison == nil {
+		t.Fatal("web2 has no comparison")
+	}
+	var unexpected, missing []string
+	for _, it := range web2.Comparison.Unexpected {
+		unexpected = append(unexpected, it.What)
+	}
+	for _, it := range web2.Comparison.Missing {
+		missing = append(missing, it.What)
+	}
+	if diff := cmp.Diff([]string{"package curl added (7.88.1-10)"}, unexpected); diff != "" {
+		t.Errorf("web2 unexpected (-want +got):\n%s", diff)
+	}
+	if diff := cmp.Diff([]string{"file /etc/webshop/shop.conf absent"}, missing); diff != "" {
+		t.Errorf("web2 missing (-want +got):\n%s", diff)
+	}
+
+	web4 := r.Nodes[3]
+	if web4.Rollback == nil || !web4.Rollback.Proven || web4.Rollback.Verdict != "after-state equals pre-audit" {
+		t.Errorf("web4 rollback = %+v, want proven, after-state equals pre-audit", web4.Rollback)
+	}
+	if web4.Deployment == nil || len(web4.Deployment.Steps) != 6 || web4.Deployment.Steps[3].Attempts != 3 {
+		t.Errorf("web4 deployment = %+v, want 6 steps, the failed verify with 3 attempts", web4.Deployment)
+	}
+
+	type target struct{ Kind, Target, Measured, Status string }
+	var sla []target
+	for _, s := range r.SLA.Targets {
+		sla = append(sla, target{s.Kind, s.Target, s.Measured, s.Status})
+	}
+	wantSLA := []target{
+		{BreachNodeDuration, "<= 5m0s", "max 6m5s (web2), median 4m0s over 3 nodes", "breached"},
+		{BreachRolloutDuration, "<= 30m0s", "41m30s", "breached"},
+		{BreachSuccessRate, ">= 95%", "25% (1 of 4 finished nodes passed; 1 unreachable counted as failed)", "breached"},
+	}
+	if diff := cmp.Diff(wantSLA, sla); diff != "" {
+		t.Errorf("SLA (-want +got):\n%s", diff)
+	}
+	if diff := cmp.Diff([]string{"web2"}, r.SLA.Targets[0].BreachedBy); diff != "" {
+		t.Errorf("node duration breached by (-want +got):\n%s", diff)
+	}
+
+	var kes []string
+	for _, k := range r.KnownErrors {
+		kes = append(kes, k.ID+" "+strings.Join(k.Nodes, ","))
+	}
+	if diff := cmp.Diff([]string{"KE-1 ", "KE-2 web2"}, kes); diff != "" {
+		t.Errorf("known errors (-want +got):\n%s", diff)
+	}
+	if got := r.AuditTrail[0].Details; got != "nodes=5 release=webshop@2.4.0" {
+		t.Errorf("audit trail details = %q, want sorted key=value pairs", got)
+	}
+}
+
+func TestReportSLA(t *testing.T) {
+	tests := []struct {
+		name  string
+		sla   manifest.SLA
+		edit  func(*controllerv1.RolloutRecord)
+		want  []string // kind: status
+		clean bool     // nothing breached
+	}{
+		{
+			name: "no targets",
+			want: []string{"node_duration: no target", "rollout_duration: no target", "success_rate: no target"},
+		},
+		{
+			name:  "all met",
+			sla:   manifest.SLA{MaxNodeDuration: 20 * time.Minute, MaxRolloutDuration: time.Hour, MinSuccessRate: 0.25},
+			edit:  func(ro *controllerv1.RolloutRecord) { node(ro, "web2").SlaBreached = false },
+			want:  []string{"node_duration: met", "rollout_duration: met", "success_rate: met"},
+			clean: true,
+		},
+		{
+			name: "running: rollout duration pending, nothing finished yet",
+			sla:  manifest.SLA{MaxNodeDuration: 20 * time.Minute, MaxRolloutDuration: 2 * time.Hour, MinSuccessRate: 0.9},
+			edit: func(ro *controllerv1.RolloutRecord) {
+				ro.State, ro.FinishedAt = "running", ""
+				for _, n := range ro.Nodes {
+					n.State, n.DurationSeconds, n.FinishedAt, n.SlaBreached = "deploying", 0, "", false
+				}
+			},
+			want:  []string{"node_duration: pending", "rollout_duration: pending", "success_rate: pending"},
+			clean: true,
+		},
+		{
+			name: "running but already over the rollout duration",
+			sla:  manifest.SLA{MaxRolloutDuration: 30 * time.Minute},
+			edit: func(ro *controllerv1.RolloutRecord) { ro.State, ro.FinishedAt = "running", "" },
+			want: []string{"node_duration: no target", "rollout_duration: breached", "success_rate: no target"},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			in := sampleInput(t)
+			in.Manifest.SLA = tt.sla
+			if tt.edit != nil {
+				tt.edit(in.Rollout)
+			}
+			r := BuildReport(in)
+			var got []string
+			for _, s := range r.SLA.Targets {
+				got = append(got, s.Kind+": "+s.Status)
+			}
+			if diff := cmp.Diff(tt.want, got); diff != "" {
+				t.Errorf("SLA (-want +got):\n%s", diff)
+			}
+			breached := slices.ContainsFunc(r.SLA.Targets, func(s ReportSLATarget) bool { return s.Status == "breached" })
+			if r.SLA.Breached != breached || (tt.clean && breached) {
+				t.Errorf("Breached = %v, targets breached = %v, want clean = %v", r.SLA.Breached, breached, tt.clean)
+			}
+		})
+	}
+}
+
+func TestReportRollbackProof(t *testing.T) {
+	pre := reportAudit("web4")
+	differs := proto.Clone(pre).(*inventoryv1.Audit)
+	differs.Packages.Packages[1].Version = "2.4.0"
+	failedCollector := proto.Clone(pre).(*inventoryv1.Audit)
+	failedCollector.Collectors[1].State = inventoryv1.CollectorStatus_STATE_ERROR
+	failedCollector.Collectors[1].Message = "dbus down"
+
+	tests := []struct {
+		name        string
+		state       string
+		diffJSON    []byte
+		wantProven  bool
+		wantVerdict string
+		wantDiffs   []string
+		wantProblem bool
+	}{
+		{name: "clean", state: "rolled_back", diffJSON: mustJSON(t, diff.Compare(pre, proto.Clone(pre).(*inventoryv1.Audit))),
+			wantProven: true, wantVerdict: "after-state equals pre-audit"},
+		{name: "differs", state: "rolled_back", diffJSON: mustJSON(t, diff.Compare(pre, differs)),
+			wantVerdict: "after-state differs from the pre-audit: 1 package upgraded",
+			wantDiffs:   []string{"package webshop upgraded 2.3.1 → 2.4.0"}},
+		{name: "not comparable", state: "rolled_back", diffJSON: mustJSON(t, diff.Compare(pre, failedCollector)),
+			wantVerdict: "not proven: no changes in the comparable sections; services not comparable"},
+		{name: "no audit yet", state: "rolling_back", wantVerdict: "not proven: no after-rollback audit yet"},
+		{name: "rollback failed", state: "rollback_failed", wantVerdict: "not proven: the rollback failed before its audit"},
+		{name: "unreadable", state: "rolled_back", diffJSON: []byte("{"), wantVerdict: "not proven: the rollback diff is unreadable", wantProblem: true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			n := repNode(&controllerv1.RolloutNode{NodeId: "n-04", State: tt.state, RollbackDiffJson: tt.diffJSON})
+			rb := n.Rollback
+			if rb == nil {
+				t.Fatal("no rollback in the node's report")
+			}
+			if rb.Proven != tt.wantProven || rb.Verdict != tt.wantVerdict {
+				t.Errorf("rollback = %v %q, want %v %q", rb.Proven, rb.Verdict, tt.wantProven, tt.wantVerdict)
+			}
+			if diff := cmp.Diff(tt.wantDiffs, rb.Differences); diff != "" {
+				t.Errorf("differences (-want +got):\n%s", diff)
+			}
+			if got := len(n.Problems) > 0; got != tt.wantProblem {
+				t.Errorf("problems = %q, want some: %v", n.Problems, tt.wantProblem)
+			}
+		})
+	}
+}
+
+// TestReportUnreadableResults: a node's stored result that does not
+// decode is a problem listed with the node, not a failed report.
+func TestReportUnreadableResults(t *testing.T) {
+	in := sampleInput(t)
+	node(in.Rollout, "web2").DeployReportJson = []byte("not json")
+	node(in.Rollout, "web2").ComparisonJson = []byte(`{"summary": 3}`)
+	out, _, err := RenderReport(in, FormatText)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"Problem: deployment report unreadable", "Problem: before/after comparison unreadable"} {
+		if !bytes.Contains(out, []byte(want)) {
+			t.Errorf("text report lacks %q", want)
+		}
+	}
+}
+
+// TestReportDecodesAgentReport: the report reads every field of the
+// agent's apply.Report it shows, by the agent's own encoding.
+func TestReportDecodesAgentReport(t *testing.T) {
+	b := agentReport(t, journal.StateFailed, "step install failed", 2500*time.Millisecond,
+		apply.StepResult{List: "steps", Name: "install", Plugin: "dpkg", Outcome: apply.OutcomeFailed, Duration: 2 * time.Second,
+			Attempts: 2, Error: "dpkg: conflict", Outputs: map[string]string{"token": "s3cret"},
+			Changes: []journal.Change{{Kind: "file", Name: "/etc/x", SHA256: confNew}}})
+	got, err := repDecodeRun(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := &ReportRun{State: "failed", Error: "step install failed", Duration: "2.5s", DurationSeconds: 2.5, Steps: []ReportStep{{
+		List: "steps", Name: "install", Plugin: "dpkg", Outcome: "failed", Duration: "2s", DurationSeconds: 2,
+		Attempts: 2, Error: "dpkg: conflict", Changes: []string{"file /etc/x sha256 222222222222"},
+	}}}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("decoded run (-want +got):\n%s", diff)
+	}
+	if strings.Contains(string(mustJSON(t, got)), "s3cret") {
+		t.Error("the report carries a step's outputs")
+	}
+}
+
+func TestReportJSONRoundTrip(t *testing.T) {
+	out, _, err := RenderReport(sampleInput(t), FormatJSON)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var back Report
+	if err := json.Unmarshal(out, &back); err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(BuildReport(sampleInput(t)), &back); diff != "" {
+		t.Errorf("JSON round trip (-want +got):\n%s", diff)
+	}
+}
+
+func TestReportTextFitsWidth(t *testing.T) {
+	in := sampleInput(t)
+	node(in.Rollout, "web2").Error = strings.Repeat("a-very-long-error-message-without-spaces-", 6)
+	in.Rollout.Reason = strings.Repeat("the wave was halted because ", 8)
+	out, _, err := RenderReport(in, FormatText)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, line := range strings.Split(string(out), "\n") {
+		if n := utf8.RuneCountInString(line); n > 100 {
+			t.Errorf("line %d has %d columns, want <= 100: %q", i+1, n, line)
+		}
+	}
+}
+
+// hostile puts markup and control characters where stored data goes.
+func hostile(in ReportInput) ReportInput {
+	in.Rollout.Reason = `<script>alert("reason")</script>`
+	node(in.Rollout, "web2").Error = `<img src="http://evil.example/x.png" onerror="alert(1)">`
+	node(in.Rollout, "web1").Confirmations[0].Note = "</td></tr><script>alert(2)</script>\x1b[31m"
+	in.Log[0].Details["note"] = `<a href="https://evil.example/">click</a>`
+	return in
+}
+
+func TestReportHTML(t *testing.T) {
+	out, _, err := RenderReport(hostile(sampleInput(t)), FormatHTML)
+	if err != nil {
+		t.Fatal(err)
+	}
+	doc, err := html.Parse(bytes.NewReader(out))
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	var (
+		rows     []string // the text of each table row
+		elements = map[string]int{}
+		walk     func(*html.Node)
+	)
+	walk = func(n *html.Node) {
+		if n.Type == html.ElementNode {
+			elements[n.Data]++
+			for _, a := range n.Attr {
+				switch {
+				case a.Key == "src" || a.Key == "href" || strings.HasPrefix(a.Key, "on"):
+					t.Errorf("<%s %s=%q>: the page must not refer to anything or run anything", n.Data, a.Key, a.Val)
+				case a.Key == "style" && strings.Contains(a.Val, "url("):
+					t.Errorf("<%s style=%q> loads a resource", n.Data, a.Val)
+				}
+			}
+			if n.Data == "tr" {
+				rows = append(rows, strings.Join(strings.Fields(textOf(n)), " "))
+			}
+			if n.Data == "style" && (strings.Contains(textOf(n), "url(") || strings.Contains(textOf(n), "@import")) {
+				t.Error("the style sheet loads a resource")
+			}
+		}
+		for c := n.FirstChild; c != nil; c = c.NextSibling {
+			walk(c)
+		}
+	}
+	walk(doc)
+
+	for _, el := range []string{"script", "img", "link", "iframe", "object", "embed", "a"} {
+		if elements[el] > 0 {
+			t.Errorf("the page has %d <%s> elements, want none", elements[el], el)
+		}
+	}
+	if elements["style"] != 1 {
+		t.Errorf("the page has %d <style> elements, want one inline style sheet", elements["style"])
+	}
+
+	// The classified diff is in the page, each class labelled in words.
+	for _, want := range []string{
+		"EXPECTED packages package webshop upgraded 2.3.1 → 2.4.0 package webshop present >= 2.4.0",
+		"EXPECTED services service webshop.service enabled: unit_file_state disabled → enabled service webshop.service enabled",
+		"UNEXPECTED packages package curl added (7.88.1-10)",
+		"MISSING files file /etc/webshop/shop.conf absent file /etc/webshop/shop.conf present sha256 222222222222",
+	} {
+		if !slices.Contains(rows, want) {
+			t.Errorf("no table row %q in the page", want)
+		}
+	}
+
+	// Markup in the data is text, not markup.
+	page := string(out)
+	for _, want := range []string{
+		"&lt;script&gt;alert(&#34;reason&#34;)&lt;/script&gt;",
+		"&lt;img src=&#34;http://evil.example/x.png&#34;",
+		"&lt;/td&gt;&lt;/tr&gt;&lt;script&gt;alert(2)&lt;/script&gt;",
+		"&lt;a href=&#34;https://evil.example/&#34;&gt;click&lt;/a&gt;",
+	} {
+		if !strings.Contains(page, want) {
+			t.Errorf("the page lacks the escaped %q", want)
+		}
+	}
+	for _, marker := range []string{"@media print", "break-inside: avoid"} {
+		if !strings.Contains(page, marker) {
+			t.Errorf("the style sheet lacks %q", marker)
+		}
+	}
+}
+
+func textOf(n *html.Node) string {
+	var b strings.Builder
+	var walk func(*html.Node)
+	walk = func(n *html.Node) {
+		if n.Type == html.TextNode {
+			b.WriteString(n.Data)
+			b.WriteString(" ")
+		}
+		for c := n.FirstChild; c != nil; c = c.NextSibling {
+			walk(c)
+		}
+	}
+	walk(n)
+	return b.String()
+}
+
+// TestReportTextAndMarkdownNeutraliseData: stored data cannot inject
+// terminal escapes into the text report or markup into the Markdown.
+func TestReportTextAndMarkdownNeutraliseData(t *testing.T) {
+	in := hostile(sampleInput(t))
+	text, _, err := RenderReport(in, FormatText)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if bytes.ContainsRune(text, 0x1b) {
+		t.Error("the text report carries a raw escape character")
+	}
+	mdOut, _, err := RenderReport(in, FormatMarkdown)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, bad := range []string{"<script>", "<img", "<a href", "</td>"} {
+		if bytes.Contains(mdOut, []byte(bad)) {
+			t.Errorf("the Markdown report carries raw markup %q", bad)
+		}
+	}
+}
