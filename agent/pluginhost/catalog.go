@@ -11,6 +11,8 @@ import (
 	"strings"
 
 	"go.yaml.in/yaml/v3"
+
+	"github.com/cairn-ops/cairn/internal/digest"
 )
 
 // CatalogFile is the name of the catalog inside the catalog directory.
@@ -191,7 +193,7 @@ func yamlError(filename string, err error) error {
 // Verify checks that the entry's binary is there and has the catalog's
 // sha256, without starting it. A mismatch is ErrChecksum.
 func (e Entry) Verify() error {
-	got, err := fileSHA256(e.Path)
+	got, err := digest.File(e.Path)
 	if err != nil {
 		return fmt.Errorf("plugin %s: %w", e.Name, err)
 	}

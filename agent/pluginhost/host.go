@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"os"
 	"os/exec"
 	"slices"
 	"strings"
@@ -17,6 +16,7 @@ import (
 
 	"github.com/hashicorp/go-plugin"
 
+	"github.com/cairn-ops/cairn/internal/digest"
 	"github.com/cairn-ops/cairn/plugins/sdk"
 )
 
@@ -104,22 +104,9 @@ func (h *Host) selfChecksum() (string, error) {
 			h.selfErr = errors.New("no agent binary to re-execute for built-in plugins (Config.Self is empty)")
 			return
 		}
-		h.selfSum, h.selfErr = fileSHA256(h.cfg.Self)
+		h.selfSum, h.selfErr = digest.File(h.cfg.Self)
 	})
 	return h.selfSum, h.selfErr
-}
-
-func fileSHA256(path string) (string, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return "", fmt.Errorf("checksum plugin binary: %w", err)
-	}
-	defer f.Close()
-	hash := sha256.New()
-	if _, err := io.Copy(hash, f); err != nil {
-		return "", fmt.Errorf("checksum plugin binary %s: %w", path, err)
-	}
-	return hex.EncodeToString(hash.Sum(nil)), nil
 }
 
 // checksumError is the clear message for a binary that is not the one
@@ -148,7 +135,7 @@ func (h *Host) Start(ctx context.Context, name string) (*Instance, error) {
 		return nil, err
 	}
 	// Check before go-plugin does, for the clear message.
-	got, err := fileSHA256(t.path)
+	got, err := digest.File(t.path)
 	if err != nil {
 		return nil, fmt.Errorf("plugin %s: %w", name, err)
 	}
@@ -233,7 +220,7 @@ func dispense(client *plugin.Client) (sdk.Plugin, error) {
 func (h *Host) startError(name string, t target, stderr *tail, err error) error {
 	if errors.Is(err, plugin.ErrChecksumsDoNotMatch) {
 		// The file changed between our check and go-plugin's.
-		got, serr := fileSHA256(t.path)
+		got, serr := digest.File(t.path)
 		if serr != nil {
 			got = "unreadable"
 		}

@@ -20,6 +20,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
+	"github.com/cairn-ops/cairn/internal/digest"
 	"github.com/cairn-ops/cairn/plugins/builtin"
 	"github.com/cairn-ops/cairn/plugins/sdk"
 )
@@ -62,7 +63,7 @@ func runMain(m *testing.M) int {
 		if filepath.Dir(b.out) != catDir {
 			continue
 		}
-		sum, err := fileSHA256(b.out)
+		sum, err := digest.File(b.out)
 		if err != nil {
 			fmt.Fprintln(os.Stderr, err)
 			return 1
@@ -220,13 +221,13 @@ func TestTamperedBinaryRefused(t *testing.T) {
 	dir := t.TempDir()
 	bin := filepath.Join(dir, "motd")
 	copyFile(t, filepath.Join(catDir, "cairn-plugin-motd"), bin)
-	want, err := fileSHA256(bin)
+	want, err := digest.File(bin)
 	if err != nil {
 		t.Fatal(err)
 	}
 	writeCatalog(t, dir, fmt.Sprintf("plugins:\n  - name: motd\n    file: motd\n    sha256: %s\n", want))
 	appendByte(t, bin)
-	got, err := fileSHA256(bin)
+	got, err := digest.File(bin)
 	if err != nil {
 		t.Fatal(err)
 	}

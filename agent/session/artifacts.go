@@ -2,8 +2,6 @@ package session
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -18,6 +16,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/cairn-ops/cairn/internal/atomicfile"
+	contentdigest "github.com/cairn-ops/cairn/internal/digest"
 	agentv1 "github.com/cairn-ops/cairn/proto/agent/v1"
 )
 
@@ -66,7 +65,7 @@ func (c *artifactCache) fetch(ctx context.Context, f fetcher, ref *agentv1.Artif
 		return "", fmt.Errorf("component %s: artifact digest %q is not a sha256 digest (64 lowercase hex digits)", ref.GetComponent(), digest)
 	}
 	final := c.path(digest)
-	switch got, err := fileSHA256(final); {
+	switch got, err := contentdigest.File(final); {
 	case err == nil && got == digest:
 		return final, nil
 	case err == nil:
@@ -93,7 +92,7 @@ func (c *artifactCache) fetch(ctx context.Context, f fetcher, ref *agentv1.Artif
 	if err != nil {
 		return "", err
 	}
-	got, err := fileSHA256(part)
+	got, err := contentdigest.File(part)
 	if err != nil {
 		return "", fmt.Errorf("artifact %s: %w", digest, err)
 	}
@@ -175,18 +174,4 @@ func (c *artifactCache) download(ctx context.Context, f fetcher, ref *agentv1.Ar
 		return status.Errorf(codes.Unavailable, "artifact %s: the transfer ended at byte %d of %d", digest, offset, size)
 	}
 	return nil
-}
-
-// fileSHA256 returns the hex sha256 of the file at path.
-func fileSHA256(path string) (string, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return "", err
-	}
-	defer f.Close()
-	h := sha256.New()
-	if _, err := io.Copy(h, f); err != nil {
-		return "", fmt.Errorf("read %s: %w", path, err)
-	}
-	return hex.EncodeToString(h.Sum(nil)), nil
 }

@@ -9,10 +9,10 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
-	"io"
-	"os"
 	"slices"
 	"strings"
+
+	"github.com/cairn-ops/cairn/internal/digest"
 )
 
 // StateApproved is the State of a release that may be deployed.
@@ -103,7 +103,7 @@ func Verify(b *Bundle, pub ed25519.PublicKey, artifacts map[string]string) error
 		if !ok {
 			return fmt.Errorf("release %s: %w: component %s has no local file to check", id, ErrArtifact, c.Name)
 		}
-		sum, err := fileSHA256(path)
+		sum, err := digest.File(path)
 		if err != nil {
 			return fmt.Errorf("release %s: %w: component %s: %w", id, ErrArtifact, c.Name, err)
 		}
@@ -158,19 +158,6 @@ func orNone(s string) string {
 		return "(none)"
 	}
 	return s
-}
-
-func fileSHA256(path string) (string, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return "", err
-	}
-	defer f.Close()
-	h := sha256.New()
-	if _, err := io.Copy(h, f); err != nil {
-		return "", fmt.Errorf("read %s: %w", path, err)
-	}
-	return hex.EncodeToString(h.Sum(nil)), nil
 }
 
 // PublicKey returns raw as an ed25519 public key: the form the agent
