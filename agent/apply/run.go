@@ -81,23 +81,12 @@ func key(list string, index int) string { return fmt.Sprintf("%s/%d", list, inde
 // filled in as far as Run got), or is an infrastructure error (journal,
 // context).
 func (r *Runner) Run(ctx context.Context, m *manifest.Manifest) (*Report, error) {
-	id := DeploymentID(m, r.Root)
-	x := &run{
-		Runner: r, m: m, id: id,
-		rep: &Report{DeploymentID: id, Release: m.Name + "@" + m.Version, Root: r.Root, started: time.Now()},
-		log: r.log().With("deployment", id[:12], "release", m.Name+"@"+m.Version),
-	}
+	x, err := r.prepare(ctx, m)
 	defer func() { x.rep.Duration = time.Since(x.rep.started) }()
-	if r.Bundle != nil {
-		if err := r.verifyRelease(m); err != nil {
-			x.rep.State = journal.StateFailed
-			x.rep.Error = err.Error()
-			return x.rep, err
-		}
-	}
-	if _, err := r.Journal.Recover(ctx); err != nil {
+	if err != nil {
 		return x.rep, err
 	}
+	id := x.id
 	if err := x.begin(ctx); err != nil {
 		return x.rep, err
 	}
@@ -159,6 +148,29 @@ func (x *run) begin(ctx context.Context) error {
 		}
 	}
 	return nil
+}
+
+// prepare starts a Run or an Undo of m: with a Bundle it verifies the
+// signed release (refusing with ErrUnverified before anything is
+// journaled), then recovers the journal after a crash.
+func (r *Runner) prepare(ctx context.Context, m *manifest.Manifest) (*run, error) {
+	id := DeploymentID(m, r.Root)
+	x := &run{
+		Runner: r, m: m, id: id,
+		rep: &Report{DeploymentID: id, Release: m.Name + "@" + m.Version, Root: r.Root, started: time.Now()},
+		log: r.log().With("deployment", id[:12], "release", m.Name+"@"+m.Version),
+	}
+	if r.Bundle != nil {
+		if err := r.verifyRelease(m); err != nil {
+			x.rep.State = journal.StateFailed
+			x.rep.Error = err.Error()
+			return x, err
+		}
+	}
+	if _, err := r.Journal.Recover(ctx); err != nil {
+		return x, err
+	}
+	return x, nil
 }
 
 func (x *run) finish(ctx context.Context, state journal.State, err error) (*Report, error) {

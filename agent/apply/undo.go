@@ -26,23 +26,12 @@ import (
 // ErrInterrupted or ErrUnverified otherwise, or is an infrastructure
 // error (journal, context).
 func (r *Runner) Undo(ctx context.Context, m *manifest.Manifest) (*Report, error) {
-	id := DeploymentID(m, r.Root)
-	x := &run{
-		Runner: r, m: m, id: id,
-		rep: &Report{DeploymentID: id, Release: m.Name + "@" + m.Version, Root: r.Root, started: time.Now()},
-		log: r.log().With("deployment", id[:12], "release", m.Name+"@"+m.Version),
-	}
+	x, err := r.prepare(ctx, m)
 	defer func() { x.rep.Duration = time.Since(x.rep.started) }()
-	if r.Bundle != nil {
-		if err := r.verifyRelease(m); err != nil {
-			x.rep.State = journal.StateFailed
-			x.rep.Error = err.Error()
-			return x.rep, err
-		}
-	}
-	if _, err := r.Journal.Recover(ctx); err != nil {
+	if err != nil {
 		return x.rep, err
 	}
+	id := x.id
 	d, err := r.Journal.Deployment(ctx, id)
 	switch {
 	case errors.Is(err, journal.ErrNotFound):
