@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"strings"
+	"time"
 )
 
 // The agent's deploy results, decoded from CommandRecord.result_json.
@@ -60,20 +61,23 @@ func (c change) String() string {
 
 // applyReport is agent/apply.Report: what a deployment or a rollback did.
 type applyReport struct {
-	DeploymentID string       `json:"deployment_id"`
-	Release      string       `json:"release"`
-	State        string       `json:"state"`
-	Steps        []stepResult `json:"steps"`
-	Error        string       `json:"error,omitempty"`
+	DeploymentID string        `json:"deployment_id"`
+	Release      string        `json:"release"`
+	State        string        `json:"state"`
+	Steps        []stepResult  `json:"steps"`
+	Error        string        `json:"error,omitempty"`
+	Duration     time.Duration `json:"duration"`
 }
 
 type stepResult struct {
-	List    string   `json:"list"`
-	Name    string   `json:"name"`
-	Plugin  string   `json:"plugin"`
-	Outcome string   `json:"outcome"`
-	Error   string   `json:"error,omitempty"`
-	Changes []change `json:"changes,omitempty"`
+	List     string        `json:"list"`
+	Name     string        `json:"name"`
+	Plugin   string        `json:"plugin"`
+	Outcome  string        `json:"outcome"`
+	Error    string        `json:"error,omitempty"`
+	Changes  []change      `json:"changes,omitempty"`
+	Duration time.Duration `json:"duration"`
+	Attempts int           `json:"attempts,omitempty"`
 }
 
 // Values of applyReport that the engine reads.

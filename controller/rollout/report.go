@@ -588,40 +588,9 @@ func repStrategyLine(s ReportSpec) string {
 	return strings.Join(parts, "; ")
 }
 
-// repApply mirrors agent/apply.Report's JSON form, which the agent
-// sends and the controller stores; the controller does not import the
-// agent's packages.
-type repApply struct {
-	DeploymentID string         `json:"deployment_id"`
-	Release      string         `json:"release"`
-	State        string         `json:"state"`
-	Steps        []repApplyStep `json:"steps"`
-	Error        string         `json:"error"`
-	Duration     time.Duration  `json:"duration"`
-}
-
-// repApplyStep mirrors agent/apply.StepResult; Outputs are left out of the
-// report.
-type repApplyStep struct {
-	List     string        `json:"list"`
-	Name     string        `json:"name"`
-	Plugin   string        `json:"plugin"`
-	Outcome  string        `json:"outcome"`
-	Duration time.Duration `json:"duration"`
-	Attempts int           `json:"attempts"`
-	Error    string        `json:"error"`
-	Changes  []struct {
-		Kind    string `json:"kind"`
-		Name    string `json:"name"`
-		State   string `json:"state"`
-		Version string `json:"version"`
-		SHA256  string `json:"sha256"`
-	} `json:"changes"`
-}
-
-// repDecodeRun reads an agent's apply.Report JSON.
+// repDecodeRun reads an agent's apply.Report JSON (applyReport).
 func repDecodeRun(b []byte) (*ReportRun, error) {
-	var a repApply
+	var a applyReport
 	if err := json.Unmarshal(b, &a); err != nil {
 		return nil, err
 	}
@@ -638,33 +607,11 @@ func repDecodeRun(b []byte) (*ReportRun, error) {
 			rs.Duration = repDuration(st.Duration)
 		}
 		for _, c := range st.Changes {
-			words := []string{c.Kind, c.Name, c.State, c.Version}
-			if c.SHA256 != "" {
-				words = append(words, "sha256 "+repShort(c.SHA256))
-			}
-			rs.Changes = append(rs.Changes, repJoinWords(words...))
+			rs.Changes = append(rs.Changes, c.String())
 		}
 		run.Steps = append(run.Steps, rs)
 	}
 	return run, nil
-}
-
-func repJoinWords(words ...string) string {
-	var out []string
-	for _, w := range words {
-		if w != "" {
-			out = append(out, w)
-		}
-	}
-	return strings.Join(out, " ")
-}
-
-// repShort is a digest's first 12 hex digits.
-func repShort(d string) string {
-	if len(d) > 12 {
-		return d[:12]
-	}
-	return d
 }
 
 // repNode is a node's part of the report, its stored JSON results
