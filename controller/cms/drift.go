@@ -96,7 +96,8 @@ func nodeDrift(ctx context.Context, st store.Store, blobs Blobs, n *controllerv1
 	return d, nil
 }
 
-// Compare loads two audits from blobs and diffs them.
+// Compare loads two audits from blobs and diffs them. Tracked files are
+// compared where both audits tracked them (see commonFiles).
 func Compare(blobs Blobs, before, after *controllerv1.AuditRecord) (*diff.Report, error) {
 	b, err := LoadAudit(blobs, before)
 	if err != nil {
@@ -108,7 +109,7 @@ func Compare(blobs Blobs, before, after *controllerv1.AuditRecord) (*diff.Report
 			return nil, err
 		}
 	}
-	return diff.Compare(b, a), nil
+	return diff.Compare(commonFiles(b, a)), nil
 }
 
 // Changes counts a report's changes: items added, removed, changed or

@@ -21,6 +21,7 @@ import (
 var (
 	rolloutStrategies = []string{"canary", "waves", "all-at-once"}
 	onFailurePolicies = []string{"stop", "continue", "rollback"}
+	onDriftPolicies   = []string{"block", "ignore"}
 	reportFormats     = []string{formatText, formatJSON, formatMarkdown, formatHTML}
 )
 
@@ -43,9 +44,9 @@ waves, each node's drift and dry run, and matching known errors.
 also across its own restarts.`,
 		`  cairnctl rollout plan webshop@2.4.0 --service shop
   cairnctl rollout start webshop@2.4.0 --service shop --gate after-wave:1 --watch
-  cairnctl rollout status r-3f9c0a1b2c3d4e5f
-  cairnctl rollout resume r-3f9c0a1b2c3d4e5f --note "canary looks good"
-  cairnctl rollout report r-3f9c0a1b2c3d4e5f -o html --out rollout.html`,
+  cairnctl rollout status ro-6c3302e95c4e
+  cairnctl rollout resume ro-6c3302e95c4e --note "canary looks good"
+  cairnctl rollout report ro-6c3302e95c4e -o html --out rollout.html`,
 		a.newRolloutPlanCommand(),
 		a.newRolloutStartCommand(),
 		a.newRolloutListCommand(),
@@ -73,26 +74,30 @@ type specFlags struct {
 	gates       []string
 	window      string
 	onFailure   string
+	onDrift     string
 	noDryRun    bool
 }
 
 // specUse is the synopsis of the spec flags.
 const specUse = "NAME@VERSION (--selector k=v[,k=v] | --service S) [--strategy canary|waves|all-at-once] " +
 	"[--waves 1,10%,50%,100%] [--max-parallel N|N%] [--max-failures N|N%] [--unreachable fail|skip|wait:DURATION] " +
-	"[--bake DURATION] [--gate after-wave:N ...] [--window 'Sat 22:00-Sun 04:00'] [--on-failure stop|continue|rollback]"
+	"[--bake DURATION] [--gate after-wave:N ...] [--window 'Sat 22:00-Sun 04:00'] [--on-failure stop|continue|rollback] [--on-drift block|ignore]"
 
 // specHelp describes the spec flags in a command's long help.
 const specHelp = `The nodes are those of a Service CI (--service) or those whose labels
 match --selector; give exactly one. Unset settings take the controller's
 defaults: strategy canary (waves 1,10%,50%,100%, cumulative), max parallel
 min(50, 10% of the nodes), max failures 0 per wave, unreachable nodes
-fail, no bake time, no gates, any time, on failure stop.
+fail, no bake time, no gates, any time, on failure stop, drift blocks.
 
   --unreachable fail|skip|wait:DURATION  what an unreachable node counts as
   --gate after-wave:N                    pause after wave N until 'rollout resume'
   --window 'Sat 22:00-Sun 04:00'         start nodes only inside this window
                                          (the controller's time zone)
-  --on-failure stop|continue|rollback    what a wave over its budget does`
+  --on-failure stop|continue|rollback    what a wave over its budget does
+  --on-drift block|ignore                what drift from a node's CMS baseline
+                                         does: block fails the node before
+                                         anything is deployed to it`
 
 func addSpecFlags(cmd *cobra.Command, plan bool) *specFlags {
 	s := &specFlags{}
@@ -108,6 +113,7 @@ func addSpecFlags(cmd *cobra.Command, plan bool) *specFlags {
 	fl.StringArrayVar(&s.gates, "gate", nil, "after-wave:N: pause after wave N until 'rollout resume' (repeatable)")
 	fl.StringVar(&s.window, "window", "", "when nodes may start, e.g. 'Sat 22:00-Sun 04:00' (default any time)")
 	fl.StringVar(&s.onFailure, "on-failure", "", "stop, continue or rollback (default stop)")
+	fl.StringVar(&s.onDrift, "on-drift", "", "block or ignore: drift from the CMS baseline fails the node, or is only reported (default block)")
 	if plan {
 		fl.BoolVar(&s.noDryRun, "no-dry-run", false, "do not ask the nodes for their dry runs")
 	}
@@ -168,6 +174,9 @@ func (s *specFlags) spec(ref string) (*controllerv1.RolloutSpec, error) {
 	if s.onFailure != "" && !slices.Contains(onFailurePolicies, s.onFailure) {
 		return nil, usageErrorf("--on-failure %q: use %s", s.onFailure, orList(onFailurePolicies))
 	}
+	if s.onDrift != "" && !slices.Contains(onDriftPolicies, s.onDrift) {
+		return nil, usageErrorf("--on-drift %q: use %s", s.onDrift, orList(onDriftPolicies))
+	}
 	return &controllerv1.RolloutSpec{
 		Release:        rel,
 		Selector:       sel,
@@ -181,6 +190,7 @@ func (s *specFlags) spec(ref string) (*controllerv1.RolloutSpec, error) {
 		GatesAfterWave: gates,
 		Window:         strings.TrimSpace(s.window),
 		OnFailure:      s.onFailure,
+		OnDrift:        s.onDrift,
 		SkipDryRun:     s.noDryRun,
 	}, nil
 }
@@ -404,8 +414,8 @@ func (a *app) newRolloutStatusCommand() *cobra.Command {
 halted, what it waits for), each wave with a progress bar, each node with
 its state, duration and error or the manual step it waits at, and the
 counts (unreachable nodes apart). -o json or yaml prints the record.`,
-		Example: `  cairnctl rollout status r-3f9c0a1b2c3d4e5f
-  cairnctl rollout status r-3f9c0a1b2c3d4e5f -o json | jq '.nodes[] | select(.state=="failed")'`,
+		Example: `  cairnctl rollout status ro-6c3302e95c4e
+  cairnctl rollout status ro-6c3302e95c4e -o json | jq '.nodes[] | select(.state=="failed")'`,
 		Args: rolloutArg,
 	}
 	f := addFormat(cmd, formatTable, listFormats...)
@@ -445,8 +455,8 @@ change; otherwise it prints one line per change, e.g.
 
 Watch exits 0 when the rollout completes and 1 when it halts, is aborted
 or is rolled back. Stopping watch (Ctrl-C) does not stop the rollout.`,
-		Example: `  cairnctl rollout watch r-3f9c0a1b2c3d4e5f
-  cairnctl rollout watch r-3f9c0a1b2c3d4e5f | tee rollout.log`,
+		Example: `  cairnctl rollout watch ro-6c3302e95c4e
+  cairnctl rollout watch ro-6c3302e95c4e | tee rollout.log`,
 		Args: rolloutArg,
 	}
 	cmd.RunE = func(cmd *cobra.Command, args []string) error {
@@ -562,7 +572,7 @@ node it changed, in reverse wave order, audits each node again and checks
 that its state equals its pre-deployment audit (differences are
 reported). 'rollout watch' follows it.`
 	}
-	cmd.Example = "  cairnctl rollout " + verb + ` r-3f9c0a1b2c3d4e5f --note "CHG-1042"`
+	cmd.Example = "  cairnctl rollout " + verb + ` ro-6c3302e95c4e --note "CHG-1042"`
 	cmd.Flags().StringVar(&note, "note", "", "why, recorded in the audit log")
 	cmd.RunE = func(cmd *cobra.Command, args []string) error {
 		cc, ctx, cancel, err := a.client(cmd.Context())
@@ -600,7 +610,7 @@ func (a *app) newRolloutConfirmCommand() *cobra.Command {
 		Long: `Confirm records that an operator did what a manual step asks (its
 instructions show in 'rollout status'), and lets the node go on. The note
 says what was done; it is kept with the rollout and in the audit log.`,
-		Example: `  cairnctl rollout confirm r-3f9c0a1b2c3d4e5f --node web1 --step drain-lb --note "web1 drained in the LB console"`,
+		Example: `  cairnctl rollout confirm ro-6c3302e95c4e --node web1 --step drain-lb --note "web1 drained in the LB console"`,
 		Args:    rolloutArg,
 	}
 	cmd.Flags().StringVar(&node, "node", "", "the node (ID or hostname) waiting at the step (required)")
@@ -642,9 +652,9 @@ drift, known errors, unreachable nodes, and SLA compliance. The HTML
 report is one self-contained file that opens offline and prints.
 
 --out writes the file atomically (a reader never sees half of it).`,
-		Example: `  cairnctl rollout report r-3f9c0a1b2c3d4e5f
-  cairnctl rollout report r-3f9c0a1b2c3d4e5f -o markdown > rollout.md
-  cairnctl rollout report r-3f9c0a1b2c3d4e5f -o html --out rollout.html`,
+		Example: `  cairnctl rollout report ro-6c3302e95c4e
+  cairnctl rollout report ro-6c3302e95c4e -o markdown > rollout.md
+  cairnctl rollout report ro-6c3302e95c4e -o html --out rollout.html`,
 		Args: rolloutArg,
 	}
 	f := addFormat(cmd, formatText, reportFormats...)

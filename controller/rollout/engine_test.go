@@ -18,13 +18,14 @@ import (
 
 func TestRolloutSucceedsOverWaves(t *testing.T) {
 	w := newWorld(t, worldOptions{nodes: 3})
-	// web1 has a baseline and has drifted from it since; web2 has
-	// libfoo 1.5, which known error KE-12 is about.
+	// web1 has a baseline and has drifted from it since (reported, not
+	// blocking under on_drift ignore); web2 has libfoo 1.5, which known
+	// error KE-12 is about.
 	w.baseline("node-01")
 	w.agent.update("node-01", func(h *host) { h.packages["vim"] = "9.0" })
 	w.agent.update("node-02", func(h *host) { h.packages["libfoo"] = "1.5" })
 
-	ro := w.start(nil)
+	ro := w.start(func(s *controllerv1.RolloutSpec) { s.OnDrift = OnDriftIgnore })
 	if ro.GetState() != StateRunning || ro.GetRevision() != 1 || len(ro.GetWaves()) != 3 {
 		t.Fatalf("Start returned state %s, revision %d, %d waves; want running, 1, 3", ro.GetState(), ro.GetRevision(), len(ro.GetWaves()))
 	}
@@ -131,6 +132,31 @@ func TestRolloutSucceedsOverWaves(t *testing.T) {
 	} {
 		if _, err := act(); !errors.Is(err, ErrState) || !strings.Contains(err.Error(), "is completed") {
 			t.Errorf("%s of a completed rollout: %v, want ErrState saying it is completed", name, err)
+		}
+	}
+}
+
+func TestDriftBlocksTheNode(t *testing.T) {
+	w := newWorld(t, worldOptions{nodes: 2})
+	// web1 has drifted from its baseline; web2 has no baseline at all,
+	// which is not drift.
+	w.baseline("node-01")
+	w.agent.update("node-01", func(h *host) { h.packages["vim"] = "9.0" })
+
+	ro := w.start(func(s *controllerv1.RolloutSpec) { s.Waves = []string{"100%"}; s.MaxFailures = "1" })
+	ro = w.waitState(ro.GetId(), StateCompleted)
+	if diff := cmp.Diff(map[string]string{"web1": NodeFailed, "web2": NodePassed}, states(ro)); diff != "" {
+		t.Errorf("node states (-want +got):\n%s", diff)
+	}
+	for _, n := range ro.GetNodes() {
+		if n.GetHostname() != "web1" {
+			continue
+		}
+		if !strings.Contains(n.GetError(), "drift from the CMS baseline (1 package added); nothing was deployed") {
+			t.Errorf("web1 error %q, want it to say the drift blocked it", n.GetError())
+		}
+		if n.GetDeployCommand() != "" {
+			t.Errorf("web1 got deploy command %s; drift must block it", n.GetDeployCommand())
 		}
 	}
 }

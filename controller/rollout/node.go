@@ -247,6 +247,13 @@ func (p *pass) preAuditDone(n *controllerv1.RolloutNode, c *controllerv1.Command
 		n.DriftSummary = "drift pre-check failed: " + err.Error()
 	}
 	n.KnownErrors = matchKnownErrors(p.rel.manifest.KnownErrors, doc)
+	if n.GetDriftChanges() > 0 && p.params.OnDrift == OnDriftBlock {
+		// Unauthorized change on the node: deploying over it would make
+		// the post-audit prove nothing about what the release did.
+		p.fail(n, fmt.Sprintf("drift from the CMS baseline (%s); nothing was deployed: accept the node's state with 'cairnctl cms baseline accept %s --reason ...' or roll out with --on-drift ignore",
+			n.GetDriftSummary(), nodeName(n)))
+		return nil
+	}
 	if n.GetDeployCommand() == "" {
 		n.DeployCommand = p.newDeploy(n.GetNodeId(), actionApply).GetId()
 	}
@@ -254,8 +261,8 @@ func (p *pass) preAuditDone(n *controllerv1.RolloutNode, c *controllerv1.Command
 	return nil
 }
 
-// driftCheck compares the pre-audit with the node's CMS baseline. Drift
-// is recorded; it does not fail the node.
+// driftCheck compares the pre-audit with the node's CMS baseline and
+// records the drift; preAuditDone decides what it does (on_drift).
 func (p *pass) driftCheck(n *controllerv1.RolloutNode, pre *controllerv1.AuditRecord) error {
 	n.HasBaseline, n.DriftChanges, n.DriftSummary = false, 0, ""
 	b, err := p.e.latestBaseline(p.ctx, n.GetNodeId())
@@ -433,4 +440,12 @@ func orUnknown(s string) string {
 		return "no reason given"
 	}
 	return s
+}
+
+// nodeName is how an operator names the node: its hostname, else its ID.
+func nodeName(n *controllerv1.RolloutNode) string {
+	if h := n.GetHostname(); h != "" {
+		return h
+	}
+	return n.GetNodeId()
 }

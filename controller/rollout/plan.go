@@ -536,7 +536,11 @@ func warnings(pr *prepared, nps []*controllerv1.NodePlan, nextWindow string) []s
 		out = append(out, fmt.Sprintf("%s not connected: %s", plural(len(disconnected), "node is", "nodes are"), nameList(disconnected, limit)))
 	}
 	if len(drifted) > 0 {
-		out = append(out, fmt.Sprintf("%s drifted from the CMS baseline: %s", plural(len(drifted), "node has", "nodes have"), nameList(drifted, limit)))
+		what := "drift blocks their deployment (on_drift block)"
+		if pr.params.OnDrift == OnDriftIgnore {
+			what = "reported only (on_drift ignore)"
+		}
+		out = append(out, fmt.Sprintf("%s drifted from the CMS baseline, %s: %s", plural(len(drifted), "node has", "nodes have"), what, nameList(drifted, limit)))
 	}
 	if len(unbaselined) > 0 {
 		out = append(out, fmt.Sprintf("%s no CMS baseline to check drift against: %s", plural(len(unbaselined), "node has", "nodes have"), nameList(unbaselined, limit)))

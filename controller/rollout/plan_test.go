@@ -54,7 +54,7 @@ func TestPlan(t *testing.T) {
 	}
 	wantWarnings := []string{
 		"1 node is not connected: web3",
-		"1 node has drifted from the CMS baseline: web1 (1 change)",
+		"1 node has drifted from the CMS baseline, drift blocks their deployment (on_drift block): web1 (1 change)",
 		"2 nodes have no CMS baseline to check drift against: web2, web3",
 		"known error KE-12: webshop leaks memory with libfoo before 2.0 matches web2",
 		`the window "Sat 22:00-Sun 04:00" is closed now; it opens at 2026-03-07T22:00:00Z`,

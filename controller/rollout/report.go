@@ -459,8 +459,12 @@ func repWaveFailure(n *controllerv1.RolloutNode) bool {
 	switch n.GetState() {
 	case NodeFailed, NodeUnreachable, NodeRollbackFailed:
 		return true
-	case NodeRolledBack, NodeRollingBack, NodeAborted:
+	case NodeRolledBack, NodeRollingBack:
 		return n.GetError() != ""
+	case NodeAborted:
+		// A node aborted before it started (pending when the rollout was
+		// aborted or rolled back) did not fail.
+		return n.GetError() != "" && n.GetStartedAt() != ""
 	}
 	return false
 }

@@ -675,3 +675,26 @@ func TestReportTextAndMarkdownNeutraliseData(t *testing.T) {
 		}
 	}
 }
+
+func TestWaveFailureCountsOnlyNodesThatFailed(t *testing.T) {
+	tests := []struct {
+		name string
+		node *controllerv1.RolloutNode
+		want bool
+	}{
+		{"failed", &controllerv1.RolloutNode{State: NodeFailed, Error: "step failed", StartedAt: "t"}, true},
+		{"unreachable", &controllerv1.RolloutNode{State: NodeUnreachable, Error: "unreachable"}, true},
+		{"passed", &controllerv1.RolloutNode{State: NodePassed, StartedAt: "t"}, false},
+		{"rolled back after passing", &controllerv1.RolloutNode{State: NodeRolledBack, StartedAt: "t"}, false},
+		{"rolled back after failing", &controllerv1.RolloutNode{State: NodeRolledBack, Error: "1 unexpected change", StartedAt: "t"}, true},
+		{"aborted before it started", &controllerv1.RolloutNode{State: NodeAborted, Error: "not started: the rollout is being rolled back"}, false},
+		{"aborted while deploying", &controllerv1.RolloutNode{State: NodeAborted, Error: "aborted", StartedAt: "t"}, true},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := repWaveFailure(tc.node); got != tc.want {
+				t.Errorf("repWaveFailure = %v, want %v", got, tc.want)
+			}
+		})
+	}
+}

@@ -27,6 +27,13 @@ const (
 	OnFailureRollback = "rollback"
 )
 
+// What drift from the CMS baseline does to a node (on_drift): block fails
+// the node before anything is deployed to it, ignore only reports it.
+const (
+	OnDriftBlock  = "block"
+	OnDriftIgnore = "ignore"
+)
+
 // What happens to a node that is not connected when its turn comes
 // (unreachable): fail counts it as a failure, skip records it without
 // counting it, wait:DURATION waits that long for it first and then
@@ -71,6 +78,7 @@ type Params struct {
 	// Window is nil when any time will do.
 	Window    *Window
 	OnFailure string
+	OnDrift   string
 }
 
 // Quantity is "N" or "N%" of something.
@@ -214,6 +222,15 @@ func Normalize(spec *controllerv1.RolloutSpec, nodes int) (*Params, error) {
 		ps.add("on_failure", s.OnFailure, "use stop, continue or rollback")
 	}
 	p.OnFailure = s.OnFailure
+
+	switch s.OnDrift {
+	case "":
+		s.OnDrift = OnDriftBlock
+	case OnDriftBlock, OnDriftIgnore:
+	default:
+		ps.add("on_drift", s.OnDrift, "use block or ignore")
+	}
+	p.OnDrift = s.OnDrift
 
 	if len(ps) > 0 {
 		return nil, fmt.Errorf("%w: %s", ErrInvalid, strings.Join(ps, "; "))

@@ -26,6 +26,7 @@ type normalized struct {
 	Gates           []int
 	Window          string
 	OnFailure       string
+	OnDrift         string
 }
 
 func project(p *Params) normalized {
@@ -41,6 +42,7 @@ func project(p *Params) normalized {
 		Bake:            p.Bake,
 		Gates:           p.Gates,
 		OnFailure:       p.OnFailure,
+		OnDrift:         p.OnDrift,
 	}
 	if p.Window != nil {
 		n.Window = p.Window.String()
@@ -53,6 +55,7 @@ func defaults(waves []int, parallel int) normalized {
 	return normalized{
 		Strategy: StrategyCanary, SpecWaves: []string{"1", "10%", "50%", "100%"}, Waves: waves,
 		MaxParallel: parallel, SpecParallel: strconv.Itoa(parallel), MaxFailures: "0", Unreachable: UnreachableFail, OnFailure: OnFailureStop,
+		OnDrift: OnDriftBlock,
 	}
 }
 
@@ -102,12 +105,12 @@ func TestNormalize(t *testing.T) {
 			name: "every field given", nodes: 40,
 			spec: &controllerv1.RolloutSpec{
 				Strategy: StrategyCanary, Waves: []string{"1", "25%", "100%"}, MaxParallel: "25%", MaxFailures: "10%",
-				Unreachable: "wait:10m", Bake: "30m", GatesAfterWave: []uint32{2, 1, 2}, Window: "Sat 22:00-Sun 04:00", OnFailure: OnFailureRollback,
+				Unreachable: "wait:10m", Bake: "30m", GatesAfterWave: []uint32{2, 1, 2}, Window: "Sat 22:00-Sun 04:00", OnFailure: OnFailureRollback, OnDrift: OnDriftIgnore,
 			},
 			want: normalized{
 				Strategy: StrategyCanary, SpecWaves: []string{"1", "25%", "100%"}, Waves: []int{1, 10, 40},
 				MaxParallel: 10, SpecParallel: "25%", MaxFailures: "10%", Unreachable: UnreachableWait, UnreachableWait: 10 * time.Minute,
-				Bake: 30 * time.Minute, Gates: []int{1, 2}, Window: "Sat 22:00-Sun 04:00", OnFailure: OnFailureRollback,
+				Bake: 30 * time.Minute, Gates: []int{1, 2}, Window: "Sat 22:00-Sun 04:00", OnFailure: OnFailureRollback, OnDrift: OnDriftIgnore,
 			},
 		},
 		{
@@ -188,6 +191,7 @@ func TestNormalizeInvalid(t *testing.T) {
 		{name: "gate zero", spec: &controllerv1.RolloutSpec{GatesAfterWave: []uint32{0}}, says: []string{`gates_after_wave "0"`}},
 		{name: "window", spec: &controllerv1.RolloutSpec{Window: "Sat 25:00-Sun 04:00"}, says: []string{`window "Sat 25:00-Sun 04:00"`, `"25:00"`}},
 		{name: "on failure", spec: &controllerv1.RolloutSpec{OnFailure: "panic"}, says: []string{`on_failure "panic"`}},
+		{name: "on drift", spec: &controllerv1.RolloutSpec{OnDrift: "shrug"}, says: []string{`on_drift "shrug": use block or ignore`}},
 		{
 			name: "every problem at once",
 			spec: &controllerv1.RolloutSpec{Strategy: "x", Bake: "y", OnFailure: "z"},

@@ -5345,7 +5345,11 @@ type RolloutSpec struct {
 	// stop (default), continue or rollback.
 	OnFailure string `protobuf:"bytes,12,opt,name=on_failure,json=onFailure,proto3" json:"on_failure,omitempty"`
 	// PlanRollout only: do not ask the nodes for their dry runs.
-	SkipDryRun    bool `protobuf:"varint,13,opt,name=skip_dry_run,json=skipDryRun,proto3" json:"skip_dry_run,omitempty"`
+	SkipDryRun bool `protobuf:"varint,13,opt,name=skip_dry_run,json=skipDryRun,proto3" json:"skip_dry_run,omitempty"`
+	// What drift from a node's CMS baseline found by the pre-check does:
+	// block (default: the node fails, nothing is deployed to it) or
+	// ignore (reported only).
+	OnDrift       string `protobuf:"bytes,14,opt,name=on_drift,json=onDrift,proto3" json:"on_drift,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -5469,6 +5473,13 @@ func (x *RolloutSpec) GetSkipDryRun() bool {
 		return x.SkipDryRun
 	}
 	return false
+}
+
+func (x *RolloutSpec) GetOnDrift() string {
+	if x != nil {
+		return x.OnDrift
+	}
+	return ""
 }
 
 type RolloutPlan struct {
@@ -7251,7 +7262,7 @@ const file_proto_controller_v1_controller_proto_rawDesc = "" +
 	"\x02id\x18\x01 \x01(\tR\x02id\"3\n" +
 	"\rRolloutAction\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n" +
-	"\x04note\x18\x02 \x01(\tR\x04note\"\x9c\x04\n" +
+	"\x04note\x18\x02 \x01(\tR\x04note\"\xb7\x04\n" +
 	"\vRolloutSpec\x129\n" +
 	"\arelease\x18\x01 \x01(\v2\x1f.cairn.controller.v1.ReleaseRefR\arelease\x12J\n" +
 	"\bselector\x18\x02 \x03(\v2..cairn.controller.v1.RolloutSpec.SelectorEntryR\bselector\x12\x18\n" +
@@ -7268,7 +7279,8 @@ const file_proto_controller_v1_controller_proto_rawDesc = "" +
 	"\n" +
 	"on_failure\x18\f \x01(\tR\tonFailure\x12 \n" +
 	"\fskip_dry_run\x18\r \x01(\bR\n" +
-	"skipDryRun\x1a;\n" +
+	"skipDryRun\x12\x19\n" +
+	"\bon_drift\x18\x0e \x01(\tR\aonDrift\x1a;\n" +
 	"\rSelectorEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xd1\x02\n" +
