@@ -5,7 +5,7 @@ VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -X github.com/cairn-ops/cairn/internal/version.Version=$(VERSION)
 CMDS    := ./agent/cmd/... ./controller/cmd/... ./plugins/examples/...
 
-.PHONY: help build test fmt-check vet proto proto-check test-go bench demo clean
+.PHONY: help build test fmt-check vet proto proto-check test-go bench demo demo-fail clean
 
 help: ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -36,8 +36,11 @@ bench: build ## cairn-agent vs facter and ohai (installed from Debian), then the
 	test/bench/audit-vs-peers.sh
 	$(GO) test -run '^$$' -bench . -benchmem ./...
 
-demo: build ## audit this machine and diff two hardware fixtures
+demo: build ## a release signed off and rolled out canary-first to three local agents, with reports
 	examples/demo/demo.sh
+
+demo-fail: build ## a release whose canary makes an undeclared change: halted and rolled back
+	examples/demo/demo-fail.sh
 
 clean: ## remove build output
 	rm -rf $(BIN)
