@@ -16,6 +16,9 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"google.golang.org/protobuf/encoding/protojson"
+	"google.golang.org/protobuf/proto"
 )
 
 // This file is the harness of the controller tests: a controller, agents
@@ -361,4 +364,97 @@ func (a *agentProc) start(c *controller, extra ...string) {
 // enrollFlags are the flags of an agent's first start.
 func (c *controller) enrollFlags(token string, labels string) []string {
 	return []string{"--controller", c.addr, "--ca", c.caPath(), "--token", token, "--labels", labels}
+}
+
+// createUser creates a controller user with roles (as the admin) and
+// returns a new API token for it.
+func (c *controller) createUser(t *testing.T, name string, roles ...string) string {
+	t.Helper()
+	c.mustCtl(t, "user", "create", name, "--role", strings.Join(roles, ","))
+	var tok struct {
+		Token string `json:"token"`
+	}
+	c.ctlJSON(t, &tok, "token", "create", "--user", name)
+	if tok.Token == "" {
+		t.Fatalf("token create --user %s printed no token", name)
+	}
+	return tok.Token
+}
+
+// mustCtlAs runs cairnctl with token and requires exit 0.
+func (c *controller) mustCtlAs(t *testing.T, token string, args ...string) string {
+	t.Helper()
+	r := c.ctlAs(t, token, args...)
+	if r.code != 0 {
+		t.Fatalf("cairnctl %s: exit %d\nstdout: %s\nstderr: %s", strings.Join(args, " "), r.code, r.stdout, r.stderr)
+	}
+	return r.stdout
+}
+
+// ctlProtoAs runs cairnctl with token and -o json, requires exit 0 and
+// decodes the output into m with protojson (cairnctl prints protos with
+// their .proto field names); fields the test's protos do not know are
+// ignored.
+func (c *controller) ctlProtoAs(t *testing.T, token string, m proto.Message, args ...string) {
+	t.Helper()
+	out := c.mustCtlAs(t, token, append(args, "-o", "json")...)
+	if err := (protojson.UnmarshalOptions{DiscardUnknown: true}).Unmarshal([]byte(out), m); err != nil {
+		t.Fatalf("cairnctl %s -o json: decode %T: %v\n%s", strings.Join(args, " "), m, err, out)
+	}
+}
+
+// newAgentOn prepares an agent like newAgent, on a root composed of
+// trees (see composeRoot) instead of the software fixture alone.
+func newAgentOn(t *testing.T, hostname string, trees ...string) *agentProc {
+	t.Helper()
+	return &agentProc{
+		owner:   t,
+		name:    hostname,
+		dataDir: filepath.Join(t.TempDir(), "agent-"+hostname),
+		root:    hostRoot(t, hostname, trees...),
+	}
+}
+
+// enroll starts agents for the first time with one join token, agent i
+// with labels[i], waits until every one is connected and returns the
+// node IDs by hostname.
+func (c *controller) enroll(t *testing.T, agents []*agentProc, labels []string) map[string]string {
+	t.Helper()
+	var join struct {
+		Token string `json:"token"`
+	}
+	c.ctlJSON(t, &join, "enroll-token", "create", "--uses", fmt.Sprint(len(agents)))
+	for i, a := range agents {
+		a.start(c, c.enrollFlags(join.Token, labels[i])...)
+	}
+	ids := map[string]string{}
+	waitFor(t, 2*startTimeout, fmt.Sprintf("%d connected nodes", len(agents)), func() bool {
+		for _, a := range agents {
+			if a.p.exited() {
+				t.Fatalf("agent %s exited with %d while enrolling", a.name, a.p.code)
+			}
+		}
+		clear(ids)
+		for _, n := range c.nodes(t) {
+			if n.State == "STATE_CONNECTED" {
+				ids[n.Hostname] = n.ID
+			}
+		}
+		return len(ids) == len(agents)
+	})
+	return ids
+}
+
+// kill ends the agent with SIGKILL, as a power cut or the OOM killer
+// would. Its plugin processes are left orphaned, as they would be; they
+// are killed when the test ends.
+func (a *agentProc) kill(t *testing.T) {
+	t.Helper()
+	orphans := descendants(a.p.cmd.Process.Pid)
+	a.owner.Cleanup(func() {
+		for _, p := range orphans {
+			_ = syscall.Kill(p, syscall.SIGKILL)
+		}
+	})
+	a.p.stop(t, syscall.SIGKILL)
 }
