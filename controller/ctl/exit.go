@@ -115,6 +115,10 @@ func rpcStatus(err error, st *status.Status, addr string) (int, string) {
 		if isTLSProblem(msg) {
 			return ExitFailed, fmt.Sprintf("TLS handshake with controller at %s failed: is --ca / CAIRN_CA the controller's ca.pem, and does its certificate name this address? (%s)", addr, msg)
 		}
+		if !isTransportProblem(msg) {
+			// The controller answered: a part of it is not available.
+			return ExitFailed, op + msg
+		}
 		return ExitFailed, fmt.Sprintf("cannot reach controller at %s: is cairn-controller serve running? (%s)", addr, msg)
 	case codes.DeadlineExceeded:
 		return ExitFailed, op + "the controller did not answer in time: raise --timeout or check the controller (" + msg + ")"
@@ -125,6 +129,18 @@ func rpcStatus(err error, st *status.Status, addr string) (int, string) {
 	default:
 		return ExitFailed, op + msg
 	}
+}
+
+// isTransportProblem tells an Unavailable that grpc-go's transport
+// produced (no connection) from one the controller sent.
+func isTransportProblem(msg string) bool {
+	for _, s := range []string{"connection error", "connection refused", "connection reset", "connection closed",
+		"transport", "dial", "no such host", "server preface", "EOF", "name resolver"} {
+		if strings.Contains(msg, s) {
+			return true
+		}
+	}
+	return false
 }
 
 func isTLSProblem(msg string) bool {

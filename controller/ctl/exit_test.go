@@ -28,6 +28,7 @@ func TestExitStatus(t *testing.T) {
 		{"invalid argument", rpcErr("create user bob", status.Error(codes.InvalidArgument, `unknown role "root"`)), true, ExitUsage, `create user bob: unknown role "root"`},
 		{"unavailable", rpcErr("list nodes", status.Error(codes.Unavailable, "connection refused")), true, ExitFailed, "cannot reach controller at ctl:7443: is cairn-controller serve running? (connection refused)"},
 		{"unavailable tls", rpcErr("list nodes", status.Error(codes.Unavailable, "x509: certificate signed by unknown authority")), true, ExitFailed, "TLS handshake with controller at ctl:7443 failed: is --ca / CAIRN_CA the controller's ca.pem, and does its certificate name this address? (x509: certificate signed by unknown authority)"},
+		{"unavailable from the controller", rpcErr("rollout list", status.Error(codes.Unavailable, "rollouts are not enabled on this controller")), true, ExitFailed, "rollout list: rollouts are not enabled on this controller"},
 		{"deadline", rpcErr("drift", status.Error(codes.DeadlineExceeded, "context deadline exceeded")), true, ExitFailed, "drift: the controller did not answer in time: raise --timeout or check the controller (context deadline exceeded)"},
 		{"not found", rpcErr("show node x", status.Error(codes.NotFound, `node "x" not found`)), true, ExitFailed, `show node x: node "x" not found`},
 		{"internal", rpcErr("export", status.Error(codes.Internal, "store closed")), true, ExitFailed, "export: store closed"},
