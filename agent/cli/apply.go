@@ -286,7 +286,11 @@ func newPluginHost(dir string, log *slog.Logger) (*pluginhost.Host, error) {
 			return nil, err
 		}
 	}
-	return pluginhost.New(pluginhost.Config{Self: self, Builtins: builtin.Names(), Catalog: cat, Logger: log}), nil
+	cfg := pluginhost.Config{Self: self, Builtins: builtin.Names(), Catalog: cat, Logger: log}
+	if pluginhost.RunningExecutable != "" {
+		cfg.Self, cfg.SelfRunning = pluginhost.RunningExecutable, true
+	}
+	return pluginhost.New(cfg), nil
 }
 
 // hostAdapter makes *pluginhost.Host an apply.Host.

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"os"
 	"os/exec"
 	"slices"
 	"strings"
@@ -33,6 +34,14 @@ type Config struct {
 	// Self is the path of the cairn-agent binary; built-ins are started by
 	// re-executing it as "SELF plugin serve NAME".
 	Self string
+	// SelfRunning says Self is the running executable itself (Linux's
+	// /proc/self/exe, see RunningExecutable), which nothing can swap
+	// underneath: built-ins then start without a checksum (it could only
+	// compare the running bytes with themselves) and without AutoMTLS
+	// (their unix socket is in a directory only this user can enter).
+	// Hashing the agent and making P-521 keys at every start was most of
+	// a step's cost. External plugins always get both.
+	SelfRunning bool
 	// Builtins are the names of the built-in plugins.
 	Builtins []string
 	// Catalog lists the external plugins; nil means none.
@@ -51,6 +60,10 @@ type Host struct {
 	selfOnce sync.Once
 	selfSum  string
 	selfErr  error
+
+	socketsOnce sync.Once
+	sockets     string
+	socketsErr  error
 
 	mu        sync.Mutex
 	instances map[*Instance]struct{}
@@ -78,13 +91,18 @@ func New(cfg Config) *Host {
 type target struct {
 	path string
 	args []string
-	sum  string // expected sha256, hex
+	sum  string // expected sha256, hex; empty for the running executable
 	// whose says where the expected sum comes from, for error messages.
 	whose string
+	// running: the running executable (Config.SelfRunning).
+	running bool
 }
 
 func (h *Host) resolve(name string) (target, error) {
 	if slices.Contains(h.cfg.Builtins, name) {
+		if h.cfg.SelfRunning {
+			return target{path: h.cfg.Self, args: []string{"plugin", "serve", name}, running: true}, nil
+		}
 		sum, err := h.selfChecksum()
 		if err != nil {
 			return target{}, fmt.Errorf("plugin %s: %w", name, err)
@@ -107,6 +125,19 @@ func (h *Host) selfChecksum() (string, error) {
 		h.selfSum, h.selfErr = digest.File(h.cfg.Self)
 	})
 	return h.selfSum, h.selfErr
+}
+
+// socketDir is the directory, made once with mode 0700, where every
+// plugin this host starts makes its unix socket: no other user can reach
+// a plugin's socket. Close removes it.
+func (h *Host) socketDir() (string, error) {
+	h.socketsOnce.Do(func() {
+		h.sockets, h.socketsErr = os.MkdirTemp("", "cairn-plugins-")
+		if h.socketsErr != nil {
+			h.socketsErr = fmt.Errorf("make the plugins' socket directory: %w", h.socketsErr)
+		}
+	})
+	return h.sockets, h.socketsErr
 }
 
 // checksumError is the clear message for a binary that is not the one
@@ -134,19 +165,32 @@ func (h *Host) Start(ctx context.Context, name string) (*Instance, error) {
 	if err != nil {
 		return nil, err
 	}
-	// Check before go-plugin does, for the clear message.
-	got, err := digest.File(t.path)
+	var secure *plugin.SecureConfig
+	if !t.running {
+		// Check before go-plugin does, for the clear message.
+		got, err := digest.File(t.path)
+		if err != nil {
+			return nil, fmt.Errorf("plugin %s: %w", name, err)
+		}
+		if got != t.sum {
+			return nil, checksumError(name, t, got)
+		}
+		want, _ := hex.DecodeString(t.sum)
+		secure = &plugin.SecureConfig{Checksum: want, Hash: sha256.New()}
+	}
+	sockets, err := h.socketDir()
 	if err != nil {
 		return nil, fmt.Errorf("plugin %s: %w", name, err)
 	}
-	if got != t.sum {
-		return nil, checksumError(name, t, got)
-	}
-	want, _ := hex.DecodeString(t.sum)
 
 	log := h.log.With("plugin", name)
 	stderr := newTail(stderrLines)
 	cmd := exec.Command(t.path, t.args...)
+	if t.running {
+		cmd.Args[0] = "cairn-agent" // not /proc/self/exe, in ps
+	}
+	// The plugin makes its unix socket in the host's private directory.
+	cmd.Env = append(os.Environ(), plugin.EnvUnixSocketDir+"="+sockets)
 	setProcessGroup(cmd)
 
 	timeout := h.cfg.StartTimeout
@@ -158,8 +202,8 @@ func (h *Host) Start(ctx context.Context, name string) (*Instance, error) {
 		Plugins:          sdk.PluginSet(),
 		Cmd:              cmd,
 		AllowedProtocols: []plugin.Protocol{plugin.ProtocolGRPC},
-		AutoMTLS:         true,
-		SecureConfig:     &plugin.SecureConfig{Checksum: want, Hash: sha256.New()},
+		AutoMTLS:         !t.running,
+		SecureConfig:     secure,
 		Logger:           newHCLogAdapter(log),
 		Stderr:           stderr,
 		SyncStdout:       &lineWriter{fn: func(l string) { log.Info(l, "stream", "stdout") }},
@@ -264,6 +308,10 @@ func (h *Host) Close() {
 		wg.Go(i.Close)
 	}
 	wg.Wait()
+	h.socketsOnce.Do(func() {}) // synchronizes with a socketDir that ran
+	if h.sockets != "" {
+		os.RemoveAll(h.sockets)
+	}
 }
 
 func (h *Host) forget(i *Instance) {

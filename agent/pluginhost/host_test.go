@@ -186,6 +186,33 @@ func TestBuiltinAgentBinaryReplaced(t *testing.T) {
 	}
 }
 
+// TestBuiltinFromTheRunningExecutable starts a built-in the way the agent
+// does on Linux (SelfRunning): no checksum, no AutoMTLS, its socket in the
+// host's private directory, which Close removes.
+func TestBuiltinFromTheRunningExecutable(t *testing.T) {
+	h := New(Config{Self: agentBin, SelfRunning: true, Builtins: []string{"exec"}})
+	inst := start(t, h, "exec")
+	d, err := inst.Plugin.Describe(t.Context())
+	if err != nil || d.GetName() != "exec" {
+		t.Fatalf("Describe = %v, %v; want exec", d, err)
+	}
+	fi, err := os.Stat(h.sockets)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fi.Mode().Perm() != 0o700 {
+		t.Errorf("socket directory mode %v, want 0700", fi.Mode().Perm())
+	}
+	socks, _ := filepath.Glob(filepath.Join(h.sockets, "plugin*"))
+	if len(socks) != 1 {
+		t.Errorf("sockets in %s: %v, want the plugin's one", h.sockets, socks)
+	}
+	h.Close()
+	if _, err := os.Stat(h.sockets); !os.IsNotExist(err) {
+		t.Errorf("after Close, %s: %v, want it removed", h.sockets, err)
+	}
+}
+
 func TestCatalogPluginApplies(t *testing.T) {
 	h, _ := newHost(t)
 	inst := start(t, h, "motd")

@@ -109,7 +109,13 @@ func Compare(blobs Blobs, before, after *controllerv1.AuditRecord) (*diff.Report
 			return nil, err
 		}
 	}
-	return diff.Compare(commonFiles(b, a)), nil
+	return Diff(b, a), nil
+}
+
+// Diff diffs two loaded audits the way drift does: tracked files are
+// compared where both audits looked (see commonFiles).
+func Diff(before, after *inventoryv1.Audit) *diff.Report {
+	return diff.Compare(commonFiles(before, after))
 }
 
 // Changes counts a report's changes: items added, removed, changed or

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
 	"time"
 
 	"github.com/cairn-ops/cairn/controller/cms"
@@ -52,11 +53,53 @@ func (e *Engine) loadAudit(ctx context.Context, id string) (*controllerv1.AuditR
 	if e.cfg.Blobs == nil {
 		return nil, nil, errors.New("the controller has no blob directory to read audits from")
 	}
+	if doc := e.audits.get(id); doc != nil {
+		return rec, doc, nil
+	}
 	doc, err := cms.LoadAudit(e.cfg.Blobs, rec)
 	if err != nil {
 		return nil, nil, err
 	}
+	e.audits.put(id, doc)
 	return rec, doc, nil
+}
+
+// auditCacheSize is how many decoded audits the engine keeps: a node's
+// baseline, pre- and post-audit are each read more than once while it
+// deploys, and decoding (with every hash checked) is most of the
+// controller's work per node.
+const auditCacheSize = 128
+
+// auditCache keeps recently decoded audits by ID. Audits are immutable
+// (the ID is the document's hash), so an entry never goes stale; users
+// must not modify a cached document.
+type auditCache struct {
+	mu    sync.Mutex
+	docs  map[string]*inventoryv1.Audit
+	order []string // oldest first
+}
+
+func (c *auditCache) get(id string) *inventoryv1.Audit {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.docs[id]
+}
+
+func (c *auditCache) put(id string, doc *inventoryv1.Audit) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.docs == nil {
+		c.docs = map[string]*inventoryv1.Audit{}
+	}
+	if _, ok := c.docs[id]; ok {
+		return
+	}
+	if len(c.order) == auditCacheSize {
+		delete(c.docs, c.order[0])
+		c.order = c.order[1:]
+	}
+	c.docs[id] = doc
+	c.order = append(c.order, id)
 }
 
 // latestAudit returns a node's newest audit document, nil when it has

@@ -142,6 +142,8 @@ type Engine struct {
 	relMu    sync.Mutex
 	releases map[string]*releaseInfo
 
+	audits auditCache
+
 	errMu   sync.Mutex
 	lastErr map[string]string
 }

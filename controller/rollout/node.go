@@ -11,6 +11,7 @@ import (
 	"github.com/cairn-ops/cairn/internal/compare"
 	agentv1 "github.com/cairn-ops/cairn/proto/agent/v1"
 	controllerv1 "github.com/cairn-ops/cairn/proto/controller/v1"
+	inventoryv1 "github.com/cairn-ops/cairn/proto/inventory/v1"
 )
 
 // How many items an error message lists before "and N more".
@@ -242,7 +243,7 @@ func (p *pass) preAuditDone(n *controllerv1.RolloutNode, c *controllerv1.Command
 			plural(len(failed), "collector", "collectors"), strings.Join(failed, ", ")))
 		return nil
 	}
-	if err := p.driftCheck(n, rec); err != nil {
+	if err := p.driftCheck(n, doc); err != nil {
 		p.log.Warn("drift pre-check failed", "node_id", n.GetNodeId(), "err", err)
 		n.DriftSummary = "drift pre-check failed: " + err.Error()
 	}
@@ -263,20 +264,17 @@ func (p *pass) preAuditDone(n *controllerv1.RolloutNode, c *controllerv1.Command
 
 // driftCheck compares the pre-audit with the node's CMS baseline and
 // records the drift; preAuditDone decides what it does (on_drift).
-func (p *pass) driftCheck(n *controllerv1.RolloutNode, pre *controllerv1.AuditRecord) error {
+func (p *pass) driftCheck(n *controllerv1.RolloutNode, pre *inventoryv1.Audit) error {
 	n.HasBaseline, n.DriftChanges, n.DriftSummary = false, 0, ""
 	b, err := p.e.latestBaseline(p.ctx, n.GetNodeId())
 	if err != nil || b == nil {
 		return err
 	}
-	base, err := p.e.auditRecord(p.ctx, b.GetAuditId())
+	_, base, err := p.e.loadAudit(p.ctx, b.GetAuditId())
 	if err != nil {
 		return fmt.Errorf("baseline %d: %w", b.GetVersion(), err)
 	}
-	rep, err := cms.Compare(p.e.cfg.Blobs, base, pre)
-	if err != nil {
-		return err
-	}
+	rep := cms.Diff(base, pre)
 	n.HasBaseline = true
 	n.DriftChanges = uint32(cms.Changes(rep))
 	n.DriftSummary = rep.Summary
