@@ -50,6 +50,10 @@ type counters struct {
 	uploadErrors atomic.Int64
 	// sessionErrors counts sessions that ended or failed to open.
 	sessionErrors atomic.Int64
+	// deploys counts deploy commands run (each ID once), and
+	// fetchedBytes the artifact bytes they fetched.
+	deploys      atomic.Int64
+	fetchedBytes atomic.Int64
 
 	mu sync.Mutex
 	// failed holds the agents that gave up: the controller refused them.
@@ -94,8 +98,11 @@ type simAgent struct {
 	roots    *x509.CertPool
 	cert     tls.Certificate
 	nodeID   string
-	// audit is the sealed audit document this agent uploads.
+	// audit is the sealed audit document this agent uploads, unless fix
+	// is set: then its audits are fix's documents of its state.
 	audit []byte
+	fix   *fixture
+	state string
 	c     *counters
 
 	// Used only by the goroutine running run.
@@ -235,8 +242,9 @@ func (a *simAgent) session(ctx context.Context) (opened bool, err error) {
 	}
 }
 
-// handle acknowledges a command and, for an audit it has not run before,
-// uploads the agent's audit and reports the result.
+// handle acknowledges a command and, for a command it has not run
+// before, runs it (an audit: uploads the agent's audit; a deploy: see
+// deploy) and reports the result.
 func (a *simAgent) handle(ctx context.Context, client agentv1.AgentClient, stream agentv1.Agent_SessionClient, cmd *agentv1.Command) error {
 	id := cmd.GetId()
 	if err := stream.Send(&agentv1.AgentMessage{Msg: &agentv1.AgentMessage_Ack{Ack: &agentv1.CommandAck{CommandId: id}}}); err != nil {
@@ -247,7 +255,7 @@ func (a *simAgent) handle(ctx context.Context, client agentv1.AgentClient, strea
 		r = &agentv1.CommandResult{CommandId: id}
 		switch cmd.GetKind().(type) {
 		case *agentv1.Command_Audit:
-			auditID, err := a.upload(ctx, client, id)
+			auditID, err := a.upload(ctx, client, id, cmd.GetAudit())
 			if err != nil {
 				a.c.uploadErrors.Add(1)
 				switch status.Code(err) {
@@ -258,6 +266,14 @@ func (a *simAgent) handle(ctx context.Context, client agentv1.AgentClient, strea
 			} else {
 				r.Ok, r.AuditId = true, auditID
 			}
+		case *agentv1.Command_Deploy:
+			dr, err := a.deploy(ctx, client, cmd.GetDeploy())
+			if err != nil {
+				return err
+			}
+			r = dr
+			r.CommandId = id
+			a.c.deploys.Add(1)
 		default:
 			r.Error = "unsupported command"
 		}
@@ -270,12 +286,16 @@ func (a *simAgent) handle(ctx context.Context, client agentv1.AgentClient, strea
 }
 
 // upload sends the agent's audit in one chunk.
-func (a *simAgent) upload(ctx context.Context, client agentv1.AgentClient, commandID string) (string, error) {
+func (a *simAgent) upload(ctx context.Context, client agentv1.AgentClient, commandID string, cmd *agentv1.AuditCommand) (string, error) {
+	doc, err := a.auditFor(ctx, cmd)
+	if err != nil {
+		return "", err
+	}
 	up, err := client.UploadAudit(ctx)
 	if err != nil {
 		return "", err
 	}
-	if err := up.Send(&agentv1.AuditChunk{CommandId: commandID, Data: a.audit}); err != nil && !errors.Is(err, io.EOF) {
+	if err := up.Send(&agentv1.AuditChunk{CommandId: commandID, Data: doc}); err != nil && !errors.Is(err, io.EOF) {
 		return "", err
 	}
 	resp, err := up.CloseAndRecv()

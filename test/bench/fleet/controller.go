@@ -80,11 +80,7 @@ func startController(ctx context.Context, bin, dir string) (*controller, error) 
 		c.logFile.Close()
 		return nil, err
 	}
-	c.conn, err = grpc.NewClient(c.addr,
-		grpc.WithTransportCredentials(credentials.NewTLS(&tls.Config{MinVersion: tls.VersionTLS12, RootCAs: c.roots, ServerName: "127.0.0.1"})),
-		grpc.WithPerRPCCredentials(bearer(c.token)),
-		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(256<<20)),
-	)
+	c.conn, err = c.dial(c.token)
 	if err != nil {
 		c.close()
 		return nil, fmt.Errorf("operator connection: %w", err)
@@ -113,6 +109,15 @@ func (c *controller) serve(ctx context.Context) error {
 	c.exited = make(chan error, 1)
 	go func() { c.exited <- cmd.Wait() }()
 	return nil
+}
+
+// dial opens an operator connection that authenticates with token.
+func (c *controller) dial(token string) (*grpc.ClientConn, error) {
+	return grpc.NewClient(c.addr,
+		grpc.WithTransportCredentials(credentials.NewTLS(&tls.Config{MinVersion: tls.VersionTLS12, RootCAs: c.roots, ServerName: "127.0.0.1"})),
+		grpc.WithPerRPCCredentials(bearer(token)),
+		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(256<<20)),
+	)
 }
 
 // waitReady waits until the operator API answers.
@@ -237,6 +242,43 @@ func (c *controller) memory() (memory, error) {
 		return memory{}, errors.New("no VmRSS in /proc/PID/status")
 	}
 	return m, sc.Err()
+}
+
+// cpu returns the user and system CPU time the controller has used.
+func (c *controller) cpu() (time.Duration, error) {
+	if c.cmd == nil {
+		return 0, errors.New("controller not running")
+	}
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", c.cmd.Process.Pid))
+	if err != nil {
+		return 0, fmt.Errorf("read controller CPU time: %w", err)
+	}
+	// The fields after the command name, which is in parentheses:
+	// utime and stime are the 12th and 13th, in clock ticks (100 Hz on
+	// Linux for /proc, whatever the kernel's HZ).
+	_, rest, ok := strings.Cut(string(b), ") ")
+	f := strings.Fields(rest)
+	if !ok || len(f) < 13 {
+		return 0, fmt.Errorf("parse /proc/%d/stat", c.cmd.Process.Pid)
+	}
+	var ticks int64
+	for _, s := range f[11:13] {
+		t, err := strconv.ParseInt(s, 10, 64)
+		if err != nil {
+			return 0, fmt.Errorf("parse /proc/%d/stat: %w", c.cmd.Process.Pid, err)
+		}
+		ticks += t
+	}
+	return time.Duration(ticks) * (time.Second / 100), nil
+}
+
+// selfCPU returns the user and system CPU time this process has used.
+func selfCPU() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
 // connected counts the nodes the controller lists as connected whose

@@ -30,10 +30,38 @@
 // A missed target is printed as MISSED; the program exits non-zero only
 // when the benchmark itself fails.
 //
+// With -rollout the benchmark measures a rollout instead. The simulated
+// agents then also answer deploy commands as cairn-agent does: they
+// acknowledge, fetch the command's artifacts with Agent.FetchArtifact
+// (verifying each sha256), and report every step of the release as
+// changed in an agent/apply Report (a PlanReport for a dry run). Their
+// audits come from two real directory trees audited by the real
+// collectors for each command's collectors and tracked files: the
+// debian-a software and host-a hardware fixtures as enrolled, and a copy
+// with release.yaml's changes made (its file written, nginx's version
+// bumped), which an agent reports after it applied the release (and no
+// longer after a rollback). For each N it then:
+//
+//  1. enrolls and connects N agents to a fresh controller;
+//  2. audits them and accepts every audit as the node's CMS baseline;
+//  3. creates four users (release manager, tester, approver, operator)
+//     and takes release.yaml from draft to approved through the
+//     Releases API, each step by the user whose duty it is, as cairnctl
+//     does;
+//  4. starts a rollout of it to the fleet as the operator (strategy
+//     waves, -waves and -max-parallel) and follows it with ListRollouts
+//     until it ends, sampling the controller's resident memory;
+//  5. reports the total time (StartRollout to the final state), each
+//     wave's time as the controller recorded it, the node durations, and
+//     the controller's RSS before, at its peak during and after the
+//     rollout. All N nodes must pass.
+//
 // Run it from anywhere in the repository; run.sh builds the binaries first:
 //
 //	test/bench/fleet/run.sh                # N = 1000
 //	test/bench/fleet/run.sh -n 1000,5000   # one fresh controller per N
+//	test/bench/fleet/run.sh -rollout -n 1000
+//	test/bench/fleet/run.sh -rollout -n 1000 -waves 1,10%,100% -max-parallel 200
 //
 // It raises its open-file limit to the hard limit, which the controller
 // inherits; 5,000 agents need about 10,000 descriptors on one machine.
@@ -64,6 +92,10 @@ type config struct {
 	idle      time.Duration
 	deadline  time.Duration
 	keepData  bool
+
+	rollout     bool
+	waves       []string
+	maxParallel string
 }
 
 func main() {
@@ -89,6 +121,9 @@ func parseFlags(args []string) (config, error) {
 	idle := fs.Duration("idle", 5*time.Second, "how long the connected fleet idles before the memory reading")
 	deadline := fs.Duration("deadline", 3*time.Minute, "longest wait for any one phase")
 	keep := fs.Bool("keep", false, "keep the controller's data directory and log")
+	rollout := fs.Bool("rollout", false, "benchmark a rollout of release.yaml to the fleet instead of audits and reconnects")
+	waves := fs.String("waves", "1,10%,50%,100%", "with -rollout: the waves, cumulative sizes N or N%")
+	maxPar := fs.String("max-parallel", "100", "with -rollout: nodes deploying at once, N or N%")
 	fs.Usage = func() {
 		fmt.Fprintln(fs.Output(), "usage: fleet [-n 1000,5000] [flags]")
 		fs.PrintDefaults()
@@ -96,7 +131,10 @@ func parseFlags(args []string) (config, error) {
 	if err := fs.Parse(args); err != nil {
 		return config{}, err
 	}
-	cfg := config{root: *root, bin: *bin, enrollPar: *par, idle: *idle, deadline: *deadline, keepData: *keep}
+	cfg := config{
+		root: *root, bin: *bin, enrollPar: *par, idle: *idle, deadline: *deadline, keepData: *keep,
+		rollout: *rollout, waves: strings.Split(*waves, ","), maxParallel: *maxPar,
+	}
 	for s := range strings.SplitSeq(*sizes, ",") {
 		n, err := strconv.Atoi(strings.TrimSpace(s))
 		if err != nil || n <= 0 {
@@ -130,6 +168,9 @@ func run(ctx context.Context, cfg config) error {
 			return fmt.Errorf("N=%d needs about %d open files, the hard limit is %d (raise it with ulimit -Hn as root)", n, need, limit)
 		}
 	}
+	if cfg.rollout {
+		return runRollouts(ctx, cfg)
+	}
 	base, err := baseAudit(ctx, cfg.root)
 	if err != nil {
 		return err
@@ -147,6 +188,24 @@ func run(ctx context.Context, cfg config) error {
 		}
 	}
 	printSummary(os.Stdout, results)
+	return nil
+}
+
+// runRollouts runs the rollout benchmark for each N.
+func runRollouts(ctx context.Context, cfg config) error {
+	var results []*rolloutResult
+	for _, n := range cfg.sizes {
+		fmt.Printf("\n=== rollout to N = %d ===\n", n)
+		r, err := rolloutBenchmark(ctx, cfg, n)
+		if r != nil {
+			results = append(results, r)
+		}
+		if err != nil {
+			printRolloutSummary(os.Stdout, results)
+			return fmt.Errorf("rollout to N=%d: %w", n, err)
+		}
+	}
+	printRolloutSummary(os.Stdout, results)
 	return nil
 }
 

@@ -3,6 +3,8 @@ package main
 import (
 	"fmt"
 	"io"
+	"runtime"
+	"strings"
 	"text/tabwriter"
 	"time"
 )
@@ -65,4 +67,42 @@ func dur(d time.Duration) string {
 		return "-"
 	}
 	return d.Round(time.Millisecond).String()
+}
+
+// printRolloutSummary writes one table row per measurement of each
+// rollout benchmark.
+func printRolloutSummary(w io.Writer, results []*rolloutResult) {
+	if len(results) == 0 {
+		return
+	}
+	fmt.Fprintln(w, "\n=== Rollout summary ===")
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "N\tmeasurement\tvalue\t")
+	for _, r := range results {
+		row := func(what, value string) { fmt.Fprintf(tw, "%d\t%s\t%s\t\n", r.n, what, value) }
+		row("enroll / connect all (setup)", dur(r.enroll)+" / "+dur(r.connect))
+		row("baseline audit + accept all (setup)", dur(r.baseline))
+		if r.spec != nil {
+			row("rollout spec", fmt.Sprintf("strategy %s, waves %s, max parallel %s, max failures %s",
+				r.spec.GetStrategy(), strings.Join(r.spec.GetWaves(), ","), r.spec.GetMaxParallel(), r.spec.GetMaxFailures()))
+		}
+		row("rollout outcome", r.state+": "+countsLine(r.counts))
+		row("rollout total (StartRollout → final state seen)", dur(r.total))
+		row("rollout total (controller created → finished)", dur(r.ctlTotal))
+		for i, wt := range r.waves {
+			row(fmt.Sprintf("  wave %d (%d nodes)", i+1, wt.nodes), dur(wt.took))
+		}
+		row("node duration median / max", dur(r.nodeP50)+" / "+dur(r.nodeMax))
+		row("CPU time during the rollout: controller / load generator", fmt.Sprintf("%s / %s (%d cores)",
+			r.ctlCPU.Round(10*time.Millisecond), r.genCPU.Round(10*time.Millisecond), runtime.NumCPU()))
+		row("passed nodes with a stored comparison", fmt.Sprint(r.compared))
+		row("deploy commands run by the agents", fmt.Sprint(r.deploys))
+		row("controller RSS all connected, idle", mib(r.memConnected.rss))
+		row("controller RSS before rollout (after the baselines)", mib(r.memIdle.rss))
+		row("controller RSS peak during rollout (sampled)", mib(r.memPeak))
+		row("controller RSS after rollout", fmt.Sprintf("%s (anon %s)", mib(r.memAfter.rss), mib(r.memAfter.anon)))
+		row("ListRollouts polls / slowest", fmt.Sprintf("%d / %s", r.polls, dur(r.slowPoll)))
+		row("agent session errors / controller log warnings+errors", fmt.Sprintf("%d / %d", r.sessErrs, r.logIssues))
+	}
+	tw.Flush()
 }
