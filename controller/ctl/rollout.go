@@ -131,7 +131,10 @@ func (s *specFlags) spec(ref string) (*controllerv1.RolloutSpec, error) {
 	if err != nil {
 		return nil, err
 	}
-	if (s.service == "") == (len(sel) == 0) {
+	switch {
+	case s.service != "" && len(sel) > 0:
+		return nil, usageErrorf("give --service S or --selector k=v,..., not both: the nodes to deploy to")
+	case s.service == "" && len(sel) == 0:
 		return nil, usageErrorf("give either --service S or --selector k=v,...: the nodes to deploy to")
 	}
 	if s.strategy != "" && !slices.Contains(rolloutStrategies, s.strategy) {

@@ -333,7 +333,7 @@ func TestRolloutCommands(t *testing.T) {
 		{name: "plan no nodes", args: []string{"rollout", "plan", "webshop@2.4.0", "--service", "empty"}, code: ExitFailed,
 			errOut: []string{"cairnctl: plan rollout of webshop@2.4.0: no nodes to deploy to: service empty has no nodes"}},
 		{name: "plan neither target", args: []string{"rollout", "plan", "webshop@2.4.0"}, code: ExitUsage, errOut: []string{"give either --service S or --selector k=v,..."}},
-		{name: "plan both targets", args: []string{"rollout", "plan", "webshop@2.4.0", "--service", "shop", "--selector", "a=b"}, code: ExitUsage, errOut: []string{"give either --service S"}},
+		{name: "plan both targets", args: []string{"rollout", "plan", "webshop@2.4.0", "--service", "shop", "--selector", "a=b"}, code: ExitUsage, errOut: []string{"give --service S or --selector k=v,..., not both"}},
 		{name: "plan bad release", args: []string{"rollout", "plan", "webshop", "--service", "shop"}, code: ExitUsage, errOut: []string{`"webshop" is not a release: want NAME@VERSION`}},
 		{name: "plan no release", args: []string{"rollout", "plan", "--service", "shop"}, code: ExitUsage, errOut: []string{"needs NAME@VERSION"}},
 		{name: "plan bad selector", args: []string{"rollout", "plan", "webshop@2.4.0", "--selector", "env"}, code: ExitUsage, errOut: []string{`--selector "env"`}},

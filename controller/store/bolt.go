@@ -661,7 +661,8 @@ func (tx *boltTx) DeleteArtifact(digest string) error {
 }
 
 func (tx *boltTx) Release(name, version string) (*controllerv1.ReleaseRecord, error) {
-	return boltGet[controllerv1.ReleaseRecord](tx, tableReleases, "release", string(releaseKey(name, version)))
+	rec, err := boltGet[controllerv1.ReleaseRecord](tx, tableReleases, "release", string(releaseKey(name, version)))
+	return rec, readableKey(err, "release", name+"@"+version)
 }
 
 func (tx *boltTx) Releases() ([]*controllerv1.ReleaseRecord, error) {
@@ -714,7 +715,8 @@ func (tx *boltTx) PutRollout(rec *controllerv1.RolloutRecord) error {
 }
 
 func (tx *boltTx) RolloutNode(rolloutID, nodeID string) (*controllerv1.RolloutNode, error) {
-	return boltGet[controllerv1.RolloutNode](tx, tableRolloutNodes, "rollout node", string(pairKey(rolloutID, nodeID)))
+	rec, err := boltGet[controllerv1.RolloutNode](tx, tableRolloutNodes, "rollout node", string(pairKey(rolloutID, nodeID)))
+	return rec, readableKey(err, "node of rollout "+rolloutID, nodeID)
 }
 
 func (tx *boltTx) RolloutNodes(rolloutID string) ([]*controllerv1.RolloutNode, error) {
@@ -736,7 +738,8 @@ func (tx *boltTx) PutRolloutNode(rec *controllerv1.RolloutNode) error {
 }
 
 func (tx *boltTx) AgentEvent(nodeID, id string) (*controllerv1.AgentEventRecord, error) {
-	return boltGet[controllerv1.AgentEventRecord](tx, tableAgentEvents, "agent event", string(pairKey(nodeID, id)))
+	rec, err := boltGet[controllerv1.AgentEventRecord](tx, tableAgentEvents, "agent event", string(pairKey(nodeID, id)))
+	return rec, readableKey(err, "agent event of node "+nodeID, id)
 }
 
 func (tx *boltTx) AgentEvents(nodeID string) ([]*controllerv1.AgentEventRecord, error) {

@@ -3,6 +3,7 @@ package store
 import (
 	"cmp"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -135,6 +136,15 @@ func sortReleases(recs []*controllerv1.ReleaseRecord) {
 // digest.
 func nameIndexKey(name, digest string) []byte {
 	return append(append([]byte(name), 0), digest...)
+}
+
+// readableKey replaces a not-found error about a composite key (with its
+// NUL separator) by one that names the record as people do.
+func readableKey(err error, what, key string) error {
+	if errors.Is(err, ErrNotFound) {
+		return notFound(what, key)
+	}
+	return err
 }
 
 func notFound(what, key string) error {

@@ -440,7 +440,8 @@ func (tx *memTx) DeleteArtifact(digest string) error {
 }
 
 func (tx *memTx) Release(name, version string) (*controllerv1.ReleaseRecord, error) {
-	return memGet[*controllerv1.ReleaseRecord](tx, tableReleases, "release", string(releaseKey(name, version)))
+	rec, err := memGet[*controllerv1.ReleaseRecord](tx, tableReleases, "release", string(releaseKey(name, version)))
+	return rec, readableKey(err, "release", name+"@"+version)
 }
 
 func (tx *memTx) Releases() ([]*controllerv1.ReleaseRecord, error) {
@@ -491,7 +492,8 @@ func (tx *memTx) PutRollout(rec *controllerv1.RolloutRecord) error {
 }
 
 func (tx *memTx) RolloutNode(rolloutID, nodeID string) (*controllerv1.RolloutNode, error) {
-	return memGet[*controllerv1.RolloutNode](tx, tableRolloutNodes, "rollout node", string(pairKey(rolloutID, nodeID)))
+	rec, err := memGet[*controllerv1.RolloutNode](tx, tableRolloutNodes, "rollout node", string(pairKey(rolloutID, nodeID)))
+	return rec, readableKey(err, "node of rollout "+rolloutID, nodeID)
 }
 
 func (tx *memTx) RolloutNodes(rolloutID string) ([]*controllerv1.RolloutNode, error) {
@@ -515,7 +517,8 @@ func (tx *memTx) PutRolloutNode(rec *controllerv1.RolloutNode) error {
 }
 
 func (tx *memTx) AgentEvent(nodeID, id string) (*controllerv1.AgentEventRecord, error) {
-	return memGet[*controllerv1.AgentEventRecord](tx, tableAgentEvents, "agent event", string(pairKey(nodeID, id)))
+	rec, err := memGet[*controllerv1.AgentEventRecord](tx, tableAgentEvents, "agent event", string(pairKey(nodeID, id)))
+	return rec, readableKey(err, "agent event of node "+nodeID, id)
 }
 
 func (tx *memTx) AgentEvents(nodeID string) ([]*controllerv1.AgentEventRecord, error) {

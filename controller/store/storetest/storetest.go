@@ -1183,6 +1183,8 @@ func testReleases(t *testing.T, st store.Store) {
 			}
 			if _, err := tx.Release("new", "1"); !errors.Is(err, store.ErrNotFound) {
 				t.Errorf("after rollback: new release: got %v, want ErrNotFound", err)
+			} else if want := `release "new@1": `; !strings.Contains(err.Error(), want) {
+				t.Errorf("not-found error %q does not name the release as %s", err, want)
 			}
 			return nil
 		})
