@@ -455,3 +455,51 @@ func TestConfirmRoutedToLiveSession(t *testing.T) {
 		t.Error("Confirm reported true for another node without a session")
 	}
 }
+
+func TestResultCannotClaimAnotherNodesAudit(t *testing.T) {
+	h := newHarness(t, 0)
+	id, cert := h.enroll("web1")
+	other, otherCert := h.enroll("web2")
+	h.putCommand(id, "cmd_a1")
+	h.putCommand(other, "cmd_b1")
+	a, doc := sealedAudit(t)
+	if _, err := upload(t, agentv1.NewAgentClient(h.dial(cert)), "cmd_a1", doc, 1000); err != nil {
+		t.Fatal(err)
+	}
+	auditID := a.GetHashes().GetDocument()
+
+	report := func(s session, cmd string) {
+		t.Helper()
+		sendMsg(t, s, &agentv1.AgentMessage{Msg: &agentv1.AgentMessage_Result{Result: &agentv1.CommandResult{CommandId: cmd, Ok: true, AuditId: auditID}}})
+		for {
+			m := recv(t, s)
+			if m.GetResultAck() != nil {
+				if got := m.GetResultAck().GetCommandId(); got != cmd {
+					t.Fatalf("ResultAck for %s, want %s", got, cmd)
+				}
+				return
+			}
+		}
+	}
+	// web2 names web1's audit as the result of its own audit command.
+	report(h.connect(context.Background(), otherCert), "cmd_b1")
+	report(h.connect(context.Background(), cert), "cmd_a1")
+
+	type outcome struct {
+		State   string
+		AuditID string
+		Refused bool
+	}
+	got := map[string]outcome{}
+	for _, c := range []string{"cmd_a1", "cmd_b1"} {
+		r := h.command(c)
+		got[c] = outcome{r.GetState().String(), r.GetAuditId(), strings.Contains(r.GetError(), "which is not its own (it belongs to another node)")}
+	}
+	want := map[string]outcome{
+		"cmd_a1": {State: "STATE_SUCCEEDED", AuditID: auditID},
+		"cmd_b1": {State: "STATE_FAILED", Refused: true},
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("command outcomes (-want +got):\n%s", diff)
+	}
+}

@@ -372,8 +372,12 @@ func (s *session) acknowledge(ctx context.Context, id string) error {
 // reported again.
 func (s *session) finish(ctx context.Context, r *agentv1.CommandResult) error {
 	now := s.f.now()
+	foreign, err := s.foreignAudit(ctx, r)
+	if err != nil {
+		return err
+	}
 	own := false
-	err := s.updateCommand(ctx, r.GetCommandId(), func(c *controllerv1.CommandRecord) bool {
+	err = s.updateCommand(ctx, r.GetCommandId(), func(c *controllerv1.CommandRecord) bool {
 		own = true
 		switch c.GetState() {
 		case controllerv1.CommandRecord_STATE_SUCCEEDED, controllerv1.CommandRecord_STATE_FAILED:
@@ -385,6 +389,12 @@ func (s *session) finish(ctx context.Context, r *agentv1.CommandResult) error {
 		}
 		c.Error = r.GetError()
 		c.AuditId = r.GetAuditId()
+		if foreign != "" {
+			s.log.Warn("agent named an audit that is not its own for a command", "command_id", c.GetId(), "audit_id", r.GetAuditId(), "reason", foreign)
+			c.State = controllerv1.CommandRecord_STATE_FAILED
+			c.Error = fmt.Sprintf("the agent reported audit %s, which is not its own (%s)", r.GetAuditId(), foreign)
+			c.AuditId = ""
+		}
 		c.ResultJson = r.GetReportJson()
 		c.UpdatedAt = stamp(now)
 		return true
@@ -396,6 +406,33 @@ func (s *session) finish(ctx context.Context, r *agentv1.CommandResult) error {
 		s.f.commandFinished(s.nodeID, r.GetCommandId())
 	}
 	return nil
+}
+
+// foreignAudit says why the audit a result names is not the node's own
+// ("" when it is, or when it is not stored: the engine fails a command
+// whose audit it cannot read), so that a node cannot pass off another
+// node's audit as its result. The command the audit was uploaded for is
+// not compared: an identical document uploaded again keeps its first
+// record.
+func (s *session) foreignAudit(ctx context.Context, r *agentv1.CommandResult) (string, error) {
+	if r.GetAuditId() == "" {
+		return "", nil
+	}
+	var a *controllerv1.AuditRecord
+	err := s.f.st.View(ctx, func(tx store.Tx) error {
+		var err error
+		a, err = tx.Audit(r.GetAuditId())
+		return err
+	})
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		return "", nil
+	case err != nil:
+		return "", status.Errorf(codes.Internal, "read audit %s: %v", r.GetAuditId(), err)
+	case a.GetNodeId() != s.nodeID:
+		return "it belongs to another node", nil
+	}
+	return "", nil
 }
 
 // confirmationRequested passes an agent's request for a manual step's

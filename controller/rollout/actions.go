@@ -6,6 +6,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/cairn-ops/cairn/controller/store"
 	controllerv1 "github.com/cairn-ops/cairn/proto/controller/v1"
 )
 
@@ -116,9 +117,40 @@ func (e *Engine) Rollback(ctx context.Context, actor, id, note string) (*control
 		default:
 			return stateError(p, "rollback", StateRunning, StatePaused, StateHalted, StateCompleted, StateAborted)
 		}
+		if err := p.othersWorkOn(); err != nil {
+			return err
+		}
 		p.startRollback(actor, actor, byWhom("rollback requested", actor, note))
 		return nil
 	})
+}
+
+// othersWorkOn refuses a rollback while another rollout works on a node
+// this one changed or is changing: the rollback would undo it under the
+// other's feet.
+func (p *pass) othersWorkOn() error {
+	var ids []string
+	for _, n := range p.nodes {
+		if rollbackTarget(n) || deploying(n.GetState()) {
+			ids = append(ids, n.GetNodeId())
+		}
+	}
+	if len(ids) == 0 {
+		return nil
+	}
+	var busy string
+	err := p.e.cfg.Store.View(p.ctx, func(tx store.Tx) error {
+		var err error
+		busy, err = overlap(tx, ids, p.ro.GetId())
+		return err
+	})
+	switch {
+	case err != nil:
+		return fmt.Errorf("rollout %s: check other rollouts: %w", p.ro.GetId(), err)
+	case busy != "":
+		return fmt.Errorf("%w: %s; wait for it to finish, or abort it, before rolling back %s", ErrState, busy, p.ro.GetId())
+	}
+	return nil
 }
 
 // Confirm records actor's confirmation of a manual step on a node (ID or
@@ -142,17 +174,23 @@ func (e *Engine) Confirm(ctx context.Context, actor, id, node, step, note string
 			return fmt.Errorf("%w: step %q: release %s has no such step (its steps: %s)", ErrInvalid, step, p.rel.ref(), strings.Join(names, ", "))
 		}
 		// A node that has not started or is deploying may still run the
-		// step, whatever the rollout's state (a rollback waits for it).
-		if s := n.GetState(); s != NodePending && !deploying(s) {
+		// step, whatever the rollout's state (a rollback waits for it), and
+		// one rolling back may run a manual rollback step.
+		rollingBack := rollbackWaits(n, n.GetRollbackCommand())
+		if s := n.GetState(); s != NodePending && !deploying(s) && !rollingBack {
 			return fmt.Errorf("%w: node %s is %s in rollout %s (%s); nothing of it waits for a confirmation", ErrState, hostname(n), s, p.ro.GetId(), p.ro.GetState())
 		}
 		c := &controllerv1.StepConfirmation{Step: step, By: actor, Note: note, At: stamp(p.now)}
 		n.Confirmations = append(n.Confirmations, c)
 		p.touch(n)
-		if n.GetState() == NodeWaitingConfirmation && n.GetWaitingStep() == step {
+		switch {
+		case rollingBack && n.GetWaitingStep() == step:
+			n.WaitingStep, n.WaitingInstructions = "", ""
+			p.forward(n, n.GetRollbackCommand(), c)
+		case n.GetState() == NodeWaitingConfirmation && n.GetWaitingStep() == step:
 			p.phase(n, NodeDeploying)
 			n.WaitingStep, n.WaitingInstructions = "", ""
-			p.forward(n, c)
+			p.forward(n, n.GetDeployCommand(), c)
 		}
 		p.record(actor, "rollout.confirm", map[string]string{"node": n.GetNodeId(), "step": step, "note": note})
 		return nil

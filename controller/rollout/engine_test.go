@@ -782,3 +782,98 @@ func TestIncompletePreAuditDeploysNothing(t *testing.T) {
 		t.Errorf("commands (-want +got):\n%s", diff)
 	}
 }
+
+// A rollout that was aborted (or halted) while a node was still deploying
+// keeps working on that node: no other rollout may start on it, and it
+// may not be rolled back while another rollout works on its nodes.
+func TestStartRefusesNodeStillInFlight(t *testing.T) {
+	w := newWorld(t, worldOptions{nodes: 2})
+	w.agent.update("node-01", func(h *host) { h.hold = true })
+	first := w.start(func(s *controllerv1.RolloutSpec) { s.Waves = []string{"1", "100%"} })
+	w.waitFor(first.GetId(), "web1 deploying", func(ro *controllerv1.RolloutRecord) bool {
+		return nodeOf(t, ro, "web1").GetState() == NodeDeploying
+	})
+	if _, err := w.engine().Abort(w.ctx, operator, first.GetId(), "stop"); err != nil {
+		t.Fatal(err)
+	}
+	second, err := w.engine().Start(w.ctx, operator, w.spec(nil))
+	if !errors.Is(err, ErrState) || !strings.Contains(err.Error(), "includes 1 of these nodes: web1") {
+		t.Fatalf("Start over a node still deploying in an aborted rollout: %v (rollout %v), want ErrState naming web1", err, second.GetId())
+	}
+	spec := w.spec(nil)
+	spec.SkipDryRun = true
+	plan, err := w.engine().Plan(w.ctx, operator, spec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.ContainsFunc(plan.GetWarnings(), func(s string) bool { return strings.Contains(s, "web1") }) {
+		t.Errorf("Plan warnings %q do not name web1", plan.GetWarnings())
+	}
+}
+
+func TestRollbackRefusedWhileAnotherRolloutWorksOnItsNodes(t *testing.T) {
+	w := newWorld(t, worldOptions{nodes: 1})
+	first := w.start(nil)
+	w.waitState(first.GetId(), StateCompleted)
+	w.agent.update("node-01", func(h *host) { h.hold = true })
+	second := w.start(nil)
+	t.Cleanup(func() { w.engine().Abort(w.ctx, operator, second.GetId(), "") })
+	w.waitFor(second.GetId(), "web1 deploying", func(ro *controllerv1.RolloutRecord) bool {
+		return nodeOf(t, ro, "web1").GetState() == NodeDeploying
+	})
+	ro, err := w.engine().Rollback(w.ctx, operator, first.GetId(), "undo the first")
+	if !errors.Is(err, ErrState) || !strings.Contains(err.Error(), second.GetId()) {
+		t.Fatalf("Rollback of %s while %s deploys its node: %v (state %s), want ErrState naming %s", first.GetId(), second.GetId(), err, ro.GetState(), second.GetId())
+	}
+	if got := w.get(first.GetId()).GetState(); got != StateCompleted {
+		t.Errorf("first rollout is %s after a refused rollback, want %s", got, StateCompleted)
+	}
+}
+
+// A manual rollback step waits for an operator's confirmation like a
+// deployment's; a confirmation of the deployment's step of the same name
+// does not confirm it.
+func TestManualRollbackStepWaitsForConfirmation(t *testing.T) {
+	w := newWorld(t, worldOptions{nodes: 1})
+	w.agent.update("node-01", func(h *host) { h.manualRollback, h.hold = true, true })
+	ro := w.start(nil)
+	w.waitFor(ro.GetId(), "web1 deploying", func(ro *controllerv1.RolloutRecord) bool {
+		return nodeOf(t, ro, "web1").GetState() == NodeDeploying
+	})
+	// Given while the node deploys: it confirms nothing of the rollback.
+	if _, err := w.engine().Confirm(w.ctx, operator, ro.GetId(), "web1", rollbackStep, "too early"); err != nil {
+		t.Fatalf("Confirm of a deploying node: %v", err)
+	}
+	w.agent.update("node-01", func(h *host) { h.hold = false })
+	w.waitState(ro.GetId(), StateCompleted)
+	if _, err := w.engine().Confirm(w.ctx, operator, ro.GetId(), "web1", rollbackStep, "still too early"); !errors.Is(err, ErrState) {
+		t.Errorf("Confirm of a passed node: %v, want ErrState", err)
+	}
+	if _, err := w.engine().Rollback(w.ctx, operator, ro.GetId(), "undo"); err != nil {
+		t.Fatal(err)
+	}
+	ro = w.waitFor(ro.GetId(), "web1's rollback waiting", func(ro *controllerv1.RolloutRecord) bool {
+		return nodeOf(t, ro, "web1").GetWaitingStep() == rollbackStep
+	})
+	if n := nodeOf(t, ro, "web1"); n.GetState() != NodeRollingBack {
+		t.Errorf("web1 is %s while its rollback waits, want %s", n.GetState(), NodeRollingBack)
+	}
+	if !strings.Contains(ro.GetWaitingFor(), "confirmation of step "+rollbackStep+" on web1") {
+		t.Errorf("waiting_for %q does not ask for the confirmation", ro.GetWaitingFor())
+	}
+	if _, err := w.engine().Confirm(w.ctx, operator, ro.GetId(), "web1", rollbackStep, "removed from the LB"); err != nil {
+		t.Fatalf("Confirm of the rollback step: %v", err)
+	}
+	ro = w.waitState(ro.GetId(), StateRolledBack)
+	if diff := cmp.Diff(map[string]string{"web1": NodeRolledBack}, states(ro)); diff != "" {
+		t.Errorf("node states (-want +got):\n%s", diff)
+	}
+	var got []string
+	for _, c := range w.fleet.confirmations() {
+		got = append(got, c.GetCommandId()+" "+c.GetStep()+" "+c.GetNote())
+	}
+	want := []string{nodeOf(t, ro, "web1").GetRollbackCommand() + " " + rollbackStep + " removed from the LB"}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("confirmations sent to agents (-want +got):\n%s", diff)
+	}
+}

@@ -41,6 +41,8 @@ const (
 	confPath    = "/etc/webshop/webshop.conf"
 	testRelease = "webshop@2.4.0"
 	manualStep  = "check-balancer"
+	// rollbackStep is the release's rollback step.
+	rollbackStep = "remove"
 	// long is how long a test waits for the engine before it fails.
 	long = 20 * time.Second
 )
@@ -82,6 +84,9 @@ type host struct {
 	behavior int
 	// manual: the deployment asks for the manual step's confirmation.
 	manual bool
+	// manualRollback: the rollback asks for the confirmation of its
+	// step rollbackStep.
+	manualRollback bool
 	// hold: deploy apply commands wait until released.
 	hold bool
 	// broken names a collector that fails in every audit.
@@ -372,12 +377,15 @@ func (a *fakeAgent) execute(ctx context.Context, nodeID string, c *controllerv1.
 		case actionPlan:
 			w.finishCommand(ctx, nodeID, c.GetId(), true, "", "", a.plan(nodeID))
 		case actionApply:
-			if a.host(nodeID).manual && !a.awaitConfirmation(ctx, nodeID, c.GetId()) {
+			if a.host(nodeID).manual && !a.awaitConfirmation(ctx, nodeID, c.GetId(), manualStep) {
 				return
 			}
 			ok, msg, rep := a.apply(nodeID)
 			w.finishCommand(ctx, nodeID, c.GetId(), ok, msg, "", rep)
 		case actionRollback:
+			if a.host(nodeID).manualRollback && !a.awaitConfirmation(ctx, nodeID, c.GetId(), rollbackStep) {
+				return
+			}
 			w.finishCommand(ctx, nodeID, c.GetId(), true, "", "", a.rollback(nodeID))
 		}
 	}
@@ -385,7 +393,7 @@ func (a *fakeAgent) execute(ctx context.Context, nodeID string, c *controllerv1.
 
 // awaitConfirmation asks the engine for the manual step's confirmation
 // and waits for it.
-func (a *fakeAgent) awaitConfirmation(ctx context.Context, nodeID, cmdID string) bool {
+func (a *fakeAgent) awaitConfirmation(ctx context.Context, nodeID, cmdID, step string) bool {
 	ch := make(chan *agentv1.Confirmation, 1)
 	a.mu.Lock()
 	a.waiting[cmdID] = ch
@@ -393,7 +401,7 @@ func (a *fakeAgent) awaitConfirmation(ctx context.Context, nodeID, cmdID string)
 		ch <- c
 	}
 	a.mu.Unlock()
-	a.w.engine().ConfirmationRequested(nodeID, cmdID, manualStep, "drain the node in the load balancer")
+	a.w.engine().ConfirmationRequested(nodeID, cmdID, step, "drain the node in the load balancer")
 	select {
 	case <-ch:
 		return true

@@ -162,7 +162,26 @@ func (p *pass) finish(n *controllerv1.RolloutNode, state, why, outcome string) {
 // otherwise the node waits for an operator.
 func (p *pass) confirmationRequested(r confirmRequest) {
 	n := p.byID[r.nodeID]
-	if n == nil || n.GetDeployCommand() != r.commandID {
+	if n == nil {
+		return
+	}
+	if rollbackWaits(n, r.commandID) {
+		// A manual rollback step: the node stays rolling back, and only a
+		// confirmation given since its rollback began counts (not one of
+		// a deployment step of the same name).
+		if c := confirmationFor(n, r.step); c != nil && c.GetAt() >= n.GetPhaseStartedAt() {
+			n.WaitingStep, n.WaitingInstructions = "", ""
+			p.touch(n)
+			p.forward(n, r.commandID, c)
+			return
+		}
+		if n.GetWaitingStep() != r.step || n.GetWaitingInstructions() != r.instructions {
+			n.WaitingStep, n.WaitingInstructions = r.step, r.instructions
+			p.touch(n)
+		}
+		return
+	}
+	if n.GetDeployCommand() != r.commandID {
 		return
 	}
 	if n.GetState() != NodeDeploying && n.GetState() != NodeWaitingConfirmation {
@@ -173,7 +192,7 @@ func (p *pass) confirmationRequested(r confirmRequest) {
 			p.phase(n, NodeDeploying)
 			n.WaitingStep, n.WaitingInstructions = "", ""
 		}
-		p.forward(n, c)
+		p.forward(n, n.GetDeployCommand(), c)
 		return
 	}
 	if n.GetState() != NodeWaitingConfirmation {
@@ -183,6 +202,12 @@ func (p *pass) confirmationRequested(r confirmRequest) {
 		n.WaitingStep, n.WaitingInstructions = r.step, r.instructions
 		p.touch(n)
 	}
+}
+
+// rollbackWaits reports whether commandID is the node's rollback command
+// and the node waits for it (a manual rollback step can ask).
+func rollbackWaits(n *controllerv1.RolloutNode, commandID string) bool {
+	return n.GetState() == NodeRollingBack && commandID != "" && n.GetRollbackCommand() == commandID && n.GetRollbackAuditCommand() == ""
 }
 
 // confirmationFor returns the node's latest confirmation of step.
@@ -196,14 +221,15 @@ func confirmationFor(n *controllerv1.RolloutNode, step string) *controllerv1.Ste
 	return nil
 }
 
-// forward sends a confirmation to the node's agent after the commit. A
-// node that is not connected asks again when it reconnects.
-func (p *pass) forward(n *controllerv1.RolloutNode, c *controllerv1.StepConfirmation) {
+// forward sends a confirmation of a step of the node's command commandID
+// to its agent after the commit. A node that is not connected asks again
+// when it reconnects.
+func (p *pass) forward(n *controllerv1.RolloutNode, commandID string, c *controllerv1.StepConfirmation) {
 	if p.e.cfg.Fleet == nil {
 		return
 	}
 	nodeID := n.GetNodeId()
-	msg := &agentv1.Confirmation{CommandId: n.GetDeployCommand(), Step: c.GetStep(), By: c.GetBy(), Note: c.GetNote(), At: c.GetAt()}
+	msg := &agentv1.Confirmation{CommandId: commandID, Step: c.GetStep(), By: c.GetBy(), Note: c.GetNote(), At: c.GetAt()}
 	p.then(func() {
 		if !p.e.cfg.Fleet.Confirm(nodeID, msg) {
 			p.log.Info("confirmation not delivered: the node is not connected; it asks again when it reconnects", "node_id", nodeID, "step", msg.GetStep())

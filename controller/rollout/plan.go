@@ -200,7 +200,7 @@ func (e *Engine) Plan(ctx context.Context, actor string, spec *controllerv1.Roll
 		for i, n := range pr.nodes {
 			ids[i] = n.GetId()
 		}
-		busy, err := overlap(tx, ids)
+		busy, err := overlap(tx, ids, "")
 		if busy != "" {
 			plan.Warnings = append(plan.Warnings, busy+"; starting this rollout is refused until it ends")
 		}

@@ -111,6 +111,12 @@ func (p *pass) driveRollback() {
 			open++
 		}
 		if open > 0 {
+			for _, n := range byWave[w] {
+				if n.GetState() == NodeRollingBack && n.GetWaitingStep() != "" {
+					p.wait(fmt.Sprintf("confirmation of step %s on %s: run cairnctl rollout confirm %s --node %s --step %s --note TEXT",
+						n.GetWaitingStep(), hostname(n), p.ro.GetId(), hostname(n), n.GetWaitingStep()))
+				}
+			}
 			p.wait(fmt.Sprintf("rolling back wave %d", w))
 			return
 		}
@@ -140,6 +146,7 @@ func (p *pass) startNodeRollback(n *controllerv1.RolloutNode) {
 // moves to the after-rollback audit.
 func (p *pass) rollbackStepDone(n *controllerv1.RolloutNode, c *controllerv1.CommandRecord) error {
 	if c.GetId() == n.GetRollbackCommand() && n.GetRollbackAuditCommand() == "" {
+		n.WaitingStep, n.WaitingInstructions = "", ""
 		n.RollbackReportJson = c.GetResultJson()
 		if c.GetState() == controllerv1.CommandRecord_STATE_FAILED {
 			rep, _ := decodeApplyReport(c.GetResultJson())
@@ -224,6 +231,7 @@ func (p *pass) finishRollback(n *controllerv1.RolloutNode, ok bool, why string) 
 		d = p.now.Sub(s)
 	}
 	state, outcome := NodeRolledBack, OutcomeRolledBack
+	n.WaitingStep, n.WaitingInstructions = "", ""
 	if !ok {
 		state, outcome = NodeRollbackFailed, OutcomeRollbackFailed
 		if why == "" && !strings.Contains(n.GetError(), "rollback failed") {

@@ -74,7 +74,7 @@ func (e *Engine) Start(ctx context.Context, actor string, spec *controllerv1.Rol
 		for i, n := range nodes {
 			ids[i] = n.GetNodeId()
 		}
-		switch busy, err := overlap(tx, ids); {
+		switch busy, err := overlap(tx, ids, ""); {
 		case err != nil:
 			return fmt.Errorf("check other rollouts: %w", err)
 		case busy != "":
@@ -118,9 +118,11 @@ func (e *Engine) Start(ctx context.Context, actor string, spec *controllerv1.Rol
 	return ro, nil
 }
 
-// overlap says which busy rollout still works on some of nodes, "" when
-// none does.
-func overlap(tx store.Tx, nodes []string) (string, error) {
+// overlap says which other rollout (not exclude) still works on some of
+// nodes, "" when none does: a running, paused or rolling back rollout
+// works on all its nodes, a halted or aborted one on those still in
+// flight.
+func overlap(tx store.Tx, nodes []string, exclude string) (string, error) {
 	want := map[string]bool{}
 	for _, id := range nodes {
 		want[id] = true
@@ -130,7 +132,8 @@ func overlap(tx store.Tx, nodes []string) (string, error) {
 		return "", err
 	}
 	for _, r := range all {
-		if !busy(r.GetState()) {
+		whole := busy(r.GetState())
+		if r.GetId() == exclude || (!whole && r.GetCounts().GetRunning() == 0) {
 			continue
 		}
 		theirs, err := tx.RolloutNodes(r.GetId())
@@ -139,7 +142,7 @@ func overlap(tx store.Tx, nodes []string) (string, error) {
 		}
 		var both []string
 		for _, n := range theirs {
-			if want[n.GetNodeId()] {
+			if want[n.GetNodeId()] && (whole || inFlight(n.GetState())) {
 				both = append(both, hostname(n))
 			}
 		}
