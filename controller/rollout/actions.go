@@ -2,6 +2,7 @@ package rollout
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -138,10 +139,13 @@ func (p *pass) othersWorkOn() error {
 	if len(ids) == 0 {
 		return nil
 	}
-	var busy string
+	var busy, later string
 	err := p.e.cfg.Store.View(p.ctx, func(tx store.Tx) error {
 		var err error
-		busy, err = overlap(tx, ids, p.ro.GetId())
+		if busy, err = overlap(tx, ids, p.ro.GetId()); err != nil || busy != "" {
+			return err
+		}
+		later, err = changedSince(tx, p.ro, ids)
 		return err
 	})
 	switch {
@@ -149,8 +153,43 @@ func (p *pass) othersWorkOn() error {
 		return fmt.Errorf("rollout %s: check other rollouts: %w", p.ro.GetId(), err)
 	case busy != "":
 		return fmt.Errorf("%w: %s; wait for it to finish, or abort it, before rolling back %s", ErrState, busy, p.ro.GetId())
+	case later != "":
+		return fmt.Errorf("%w: %s, so rolling back %s would undo that rollout too, not this one; roll the later rollout back first", ErrState, later, p.ro.GetId())
 	}
 	return nil
+}
+
+// changedSince describes the first of nodeIDs that a rollout created
+// after ro has changed and not rolled back ("node web1 was changed by
+// rollout ro-… of greeter@1.0.1"), or returns "" when there is none.
+func changedSince(tx store.Tx, ro *controllerv1.RolloutRecord, nodeIDs []string) (string, error) {
+	all, err := tx.Rollouts()
+	if err != nil {
+		return "", err
+	}
+	created := parseStamp(ro.GetCreatedAt())
+	for _, other := range all {
+		if other.GetId() == ro.GetId() || !parseStamp(other.GetCreatedAt()).After(created) {
+			continue
+		}
+		for _, id := range nodeIDs {
+			n, err := tx.RolloutNode(other.GetId(), id)
+			if errors.Is(err, store.ErrNotFound) {
+				continue
+			}
+			if err != nil {
+				return "", err
+			}
+			if n.GetDeployCommand() == "" || n.GetState() == NodeRolledBack {
+				continue
+			}
+			if n.GetChanged() || n.GetState() == NodePassed {
+				return fmt.Sprintf("node %s was changed by the later rollout %s of %s@%s", nodeName(n), other.GetId(),
+					other.GetRelease().GetName(), other.GetRelease().GetVersion()), nil
+			}
+		}
+	}
+	return "", nil
 }
 
 // Confirm records actor's confirmation of a manual step on a node (ID or

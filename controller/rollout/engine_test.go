@@ -830,6 +830,31 @@ func TestRollbackRefusedWhileAnotherRolloutWorksOnItsNodes(t *testing.T) {
 	}
 }
 
+// Rolling back a rollout whose nodes a later rollout changed would undo
+// the later one: it is refused until the later one is rolled back.
+func TestRollbackRefusedOverALaterRollout(t *testing.T) {
+	w := newWorld(t, worldOptions{nodes: 1})
+	first := w.start(nil)
+	w.waitState(first.GetId(), StateCompleted)
+	second := w.start(nil)
+	w.waitState(second.GetId(), StateCompleted)
+
+	_, err := w.engine().Rollback(w.ctx, operator, first.GetId(), "undo the first")
+	if !errors.Is(err, ErrState) || !strings.Contains(err.Error(), "node web1 was changed by the later rollout "+second.GetId()) {
+		t.Fatalf("Rollback of %s after %s changed its node: %v, want ErrState naming the later rollout", first.GetId(), second.GetId(), err)
+	}
+	if got := w.get(first.GetId()).GetState(); got != StateCompleted {
+		t.Errorf("first rollout is %s after a refused rollback, want %s", got, StateCompleted)
+	}
+	if _, err := w.engine().Rollback(w.ctx, operator, second.GetId(), "undo the second"); err != nil {
+		t.Fatalf("Rollback of the later rollout: %v", err)
+	}
+	w.waitState(second.GetId(), StateRolledBack)
+	if ro, err := w.engine().Rollback(w.ctx, operator, first.GetId(), "now the first"); err != nil || ro.GetState() != StateRollingBack {
+		t.Fatalf("Rollback of %s once %s is rolled back: %v (state %s), want rolling back", first.GetId(), second.GetId(), err, ro.GetState())
+	}
+}
+
 // A manual rollback step waits for an operator's confirmation like a
 // deployment's; a confirmation of the deployment's step of the same name
 // does not confirm it.

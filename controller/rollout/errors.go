@@ -1,6 +1,11 @@
 package rollout
 
-import "errors"
+import (
+	"errors"
+	"fmt"
+
+	"github.com/cairn-ops/cairn/controller/store"
+)
 
 // Errors the API maps to status codes. Each is wrapped with the details;
 // check with errors.Is.
@@ -20,3 +25,21 @@ var (
 	// (FailedPrecondition).
 	ErrNoNodes = errors.New("no nodes to deploy to")
 )
+
+// noRollout is the error for an unknown rollout ID: it wraps
+// store.ErrNotFound and says where the IDs are.
+type noRollout struct{ id string }
+
+func (e noRollout) Error() string {
+	return fmt.Sprintf("rollout %q: no such rollout ('cairnctl rollout list' shows them)", e.id)
+}
+
+func (e noRollout) Unwrap() error { return store.ErrNotFound }
+
+// rolloutError wraps an error reading rollout id.
+func rolloutError(id string, err error) error {
+	if errors.Is(err, store.ErrNotFound) {
+		return noRollout{id: id}
+	}
+	return fmt.Errorf("rollout %s: %w", id, err)
+}

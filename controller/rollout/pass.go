@@ -60,7 +60,7 @@ func (e *Engine) load(ctx context.Context, id string) (*pass, error) {
 	err := e.cfg.Store.View(ctx, func(tx store.Tx) error {
 		var err error
 		if p.ro, err = tx.Rollout(id); err != nil {
-			return fmt.Errorf("rollout %s: %w", id, err)
+			return rolloutError(id, err)
 		}
 		if p.nodes, err = tx.RolloutNodes(id); err != nil {
 			return fmt.Errorf("rollout %s: nodes: %w", id, err)

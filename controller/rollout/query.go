@@ -20,7 +20,7 @@ func (e *Engine) Get(ctx context.Context, id string) (*controllerv1.RolloutRecor
 	err := e.cfg.Store.View(ctx, func(tx store.Tx) error {
 		var err error
 		if ro, err = tx.Rollout(id); err != nil {
-			return fmt.Errorf("rollout %s: %w", id, err)
+			return rolloutError(id, err)
 		}
 		if ro.Nodes, err = tx.RolloutNodes(id); err != nil {
 			return fmt.Errorf("rollout %s: nodes: %w", id, err)
