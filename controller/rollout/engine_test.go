@@ -503,6 +503,18 @@ func TestUnreachableWhileInFlight(t *testing.T) {
 	if c.GetState() != controllerv1.CommandRecord_STATE_FAILED || !strings.Contains(c.GetError(), "cancelled") {
 		t.Errorf("the deploy command is %s %q; want it cancelled so it is not delivered later", c.GetState(), c.GetError())
 	}
+
+	// Its deployment may have run on the agent all the same: a rollback
+	// includes the node, and the audit after it proves where it is.
+	w.agent.update("node-01", func(h *host) { h.hold = false })
+	w.fleet.setConnected("node-01", true)
+	if _, err := w.engine().Rollback(w.ctx, operator, ro.GetId(), "undo"); err != nil {
+		t.Fatal(err)
+	}
+	ro = w.waitState(ro.GetId(), StateRolledBack)
+	if n := nodeOf(t, ro, "web1"); n.GetState() != NodeRolledBack || n.GetRollbackAuditId() == "" {
+		t.Errorf("web1 after the rollback: %s, after-rollback audit %q; want rolled back and proven", n.GetState(), n.GetRollbackAuditId())
+	}
 }
 
 func TestRollbackInReverseWaveOrder(t *testing.T) {

@@ -57,6 +57,12 @@ func rollbackTarget(n *controllerv1.RolloutNode) bool {
 		}
 		rep, _ := decodeApplyReport(n.GetDeployReportJson())
 		return rep.stepsChanged()
+	case NodeUnreachable, NodeAborted:
+		// Its deployment was sent and no result came back: the agent may
+		// have run it (it carries on through a lost session). Undoing a
+		// deployment that never ran changes nothing, and the audit after
+		// it proves the node either way.
+		return n.GetDeployCommand() != "" && n.GetPreAuditId() != ""
 	}
 	return false
 }
@@ -102,7 +108,7 @@ func (p *pass) driveRollback() {
 			switch n.GetState() {
 			case NodeRolledBack, NodeRollbackFailed:
 				continue
-			case NodePassed, NodeFailed:
+			case NodePassed, NodeFailed, NodeUnreachable, NodeAborted:
 				if slots > 0 {
 					p.startNodeRollback(n)
 					slots--
