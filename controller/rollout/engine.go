@@ -5,6 +5,7 @@ import (
 	"crypto/ed25519"
 	"io"
 	"log/slog"
+	"slices"
 	"sync"
 	"time"
 
@@ -252,6 +253,17 @@ func (e *Engine) takeConfirms() []confirmRequest {
 	q := e.confirms
 	e.confirms = nil
 	return q
+}
+
+// requeueConfirms puts requests a pass could not act on back in front of
+// the queue: the agent asks only once per attempt.
+func (e *Engine) requeueConfirms(reqs []confirmRequest) {
+	if len(reqs) == 0 {
+		return
+	}
+	e.qmu.Lock()
+	defer e.qmu.Unlock()
+	e.confirms = append(slices.Clip(reqs), e.confirms...)
 }
 
 // Subscribe returns a channel that receives (without blocking the

@@ -255,6 +255,7 @@ func (e *Engine) passAll(ctx context.Context) {
 	reqs := e.takeConfirms()
 	ids, err := e.active(ctx)
 	if err != nil {
+		e.requeueConfirms(reqs)
 		if ctx.Err() == nil {
 			e.logFailure("", err)
 		}
@@ -281,6 +282,9 @@ func (e *Engine) passAll(ctx context.Context) {
 			return
 		}
 		err := e.advance(ctx, id, byRollout[id])
+		if err != nil {
+			e.requeueConfirms(byRollout[id])
+		}
 		if ctx.Err() != nil {
 			return
 		}
