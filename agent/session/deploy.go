@@ -137,12 +137,15 @@ func (a *Agent) runDeploy(ctx, sctx context.Context, l *link, id string, cmd *ag
 	res := result{CommandID: id, OK: runErr == nil}
 	if runErr != nil {
 		res.Error = runErr.Error()
+		if len(res.Error) > maxErrorBytes {
+			res.Error = res.Error[:maxErrorBytes] + " [cut]"
+		}
 	}
 	data, err := json.Marshal(report)
 	if err != nil {
 		return fail("encode the deploy report: %v", err)
 	}
-	res.ReportJSON = data
+	res.ReportJSON = boundJSON(data)
 	return res, nil
 }
 

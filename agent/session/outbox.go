@@ -87,7 +87,7 @@ func (a *Agent) drainOutbox(ctx context.Context, out *sender) error {
 	}
 	for _, it := range items {
 		err := out.send(&agentv1.AgentMessage{Msg: &agentv1.AgentMessage_Outbox{Outbox: &agentv1.OutboxItem{
-			Id: it.ID, Kind: it.Kind, DeploymentId: it.DeploymentID, Payload: it.Payload,
+			Id: it.ID, Kind: it.Kind, DeploymentId: it.DeploymentID, Payload: boundJSON(it.Payload),
 		}}})
 		if err != nil {
 			return fmt.Errorf("send outbox item %s: %w", it.ID, err)
