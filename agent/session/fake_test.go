@@ -49,7 +49,9 @@ type fakeController struct {
 	addr       string
 	tlsConf    *tls.Config
 
-	events   chan event
+	events chan event
+	// backlog holds events wait read past; only the test goroutine uses it.
+	backlog  []event
 	sessions chan *fakeSession
 
 	mu         sync.Mutex
@@ -168,16 +170,27 @@ func (f *fakeController) stop() {
 
 func (f *fakeController) record(e event) { f.events <- e }
 
-// wait reads events until one of kind (and id, when given) arrives.
+// wait returns once an event of kind (and id, when given) has arrived.
+// Events it reads past are kept for later waits: the agent's session
+// stream and its uploads are separate calls, so their events may be
+// recorded in either order.
 func (f *fakeController) wait(kind, id string) {
 	f.t.Helper()
+	match := func(e event) bool { return e.kind == kind && (id == "" || e.id == id) }
+	for i, e := range f.backlog {
+		if match(e) {
+			f.backlog = append(f.backlog[:i:i], f.backlog[i+1:]...)
+			return
+		}
+	}
 	deadline := time.After(waitFor)
 	for {
 		select {
 		case e := <-f.events:
-			if e.kind == kind && (id == "" || e.id == id) {
+			if match(e) {
 				return
 			}
+			f.backlog = append(f.backlog, e)
 		case <-deadline:
 			f.t.Fatalf("no %s %s from the agent within %v", kind, id, waitFor)
 		}
