@@ -171,6 +171,10 @@ func (a *Agent) handle(ctx, sctx context.Context, l *link, cmd *agentv1.Command)
 	if err := a.state.complete(res); err != nil {
 		return err
 	}
+	if dropped := a.state.takeDropped(); len(dropped) > 0 {
+		log.Warn("unacknowledged results dropped: the outbox is full; the controller will not learn how these commands ended",
+			"limit", maxOutbox, "commands", dropped)
+	}
 	if res.OK && res.AuditID != "" {
 		log.Info("command done", "audit", res.AuditID)
 	} else if res.OK {

@@ -122,6 +122,15 @@ func TestStateBoundsAndAck(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	// maxOutbox (1000) results fit; the oldest five were dropped, and
+	// said so once.
+	want := []string{"c0", "c1", "c2", "c3", "c4"}
+	if diff := cmp.Diff(want, st.takeDropped()); diff != "" {
+		t.Errorf("dropped results (-want +got):\n%s", diff)
+	}
+	if got := st.takeDropped(); len(got) != 0 {
+		t.Errorf("dropped results reported twice: %v", got)
+	}
 	if found, err := st.ack("c6"); !found || err != nil {
 		t.Fatalf("ack(c6) = %v, %v", found, err)
 	}

@@ -35,6 +35,8 @@ type state struct {
 	mu    sync.Mutex
 	disk  stateFile
 	index map[string]bool
+	// dropped are results complete dropped from a full outbox, unread.
+	dropped []string
 }
 
 type stateFile struct {
@@ -99,6 +101,24 @@ func (s *state) recent(n int) []string {
 	return slices.Clone(c[max(0, len(c)-n):])
 }
 
+// takeDropped returns (once) the IDs of results dropped because the
+// outbox was full: the controller never learns how those commands ended.
+func (s *state) takeDropped() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	d := s.dropped
+	s.dropped = nil
+	return d
+}
+
+func commandIDs(rs []result) []string {
+	ids := make([]string, len(rs))
+	for i, r := range rs {
+		ids[i] = r.CommandID
+	}
+	return ids
+}
+
 // outbox returns the unacknowledged results, oldest first.
 func (s *state) outbox() []result {
 	s.mu.Lock()
@@ -115,7 +135,10 @@ func (s *state) complete(r result) error {
 		Outbox:    append(slices.Clone(s.disk.Outbox), r),
 	}
 	next.Completed = next.Completed[max(0, len(next.Completed)-maxCompleted):]
-	next.Outbox = next.Outbox[max(0, len(next.Outbox)-maxOutbox):]
+	if n := len(next.Outbox) - maxOutbox; n > 0 {
+		s.dropped = append(s.dropped, commandIDs(next.Outbox[:n])...)
+		next.Outbox = next.Outbox[n:]
+	}
 	if err := s.write(next); err != nil {
 		return err
 	}
