@@ -341,7 +341,11 @@ func statusText(rec *controllerv1.RolloutRecord, now time.Time) string {
 		if w.GetGateAfter() {
 			note = append(note, "gate after")
 		}
-		t.row("  "+strconv.Itoa(int(w.GetIndex())), w.GetState(), progressBar(countStates(nodes, nodeDone...), total),
+		state := w.GetState()
+		if state == "pending" && len(nodes) > 0 && countStates(nodes, "aborted") == len(nodes) {
+			state = "aborted" // never started: the rollout was aborted or rolled back first
+		}
+		t.row("  "+strconv.Itoa(int(w.GetIndex())), state, progressBar(countStates(nodes, nodeDone...), total),
 			strconv.Itoa(countStates(nodes, "failed", "rollback_failed")), strconv.Itoa(countStates(nodes, "unreachable")),
 			strconv.Itoa(int(w.GetMaxFailures())), strings.Join(note, ", "))
 	}
