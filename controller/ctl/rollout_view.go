@@ -122,6 +122,11 @@ func planText(p *controllerv1.RolloutPlan) string {
 	}
 	field(&b, "window", window)
 	field(&b, "on failure", spec.GetOnFailure())
+	onDrift := spec.GetOnDrift()
+	if onDrift == "" {
+		onDrift = "block" // the controller's default
+	}
+	field(&b, "on drift", onDrift)
 
 	nodes := map[string]*controllerv1.NodePlan{}
 	for _, n := range p.GetNodes() {
