@@ -1316,7 +1316,13 @@ func repTextRun(w *repTextWriter, label string, run *ReportRun) {
 			w.line("    ", "  ", st.Name+" error"+repAttempts(st.Attempts)+": "+st.Error)
 		}
 		if len(st.Changes) > 0 {
-			w.line("    ", "  ", st.Name+" changed: "+strings.Join(st.Changes, "; "))
+			// The changes the step's plugin declared: made, or (unchanged)
+			// already in place.
+			verb := " changed: "
+			if st.Outcome != "changed" {
+				verb = " declares: "
+			}
+			w.line("    ", "  ", st.Name+verb+strings.Join(st.Changes, "; "))
 		}
 	}
 }
