@@ -2,15 +2,12 @@ package api
 
 import (
 	"context"
-	"errors"
-	"log/slog"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
 	"github.com/cairn-ops/cairn/controller/rollout"
-	"github.com/cairn-ops/cairn/controller/store"
 	controllerv1 "github.com/cairn-ops/cairn/proto/controller/v1"
 )
 
@@ -72,31 +69,9 @@ func (s *rollouts) engine() (RolloutEngine, error) {
 	return s.Rollouts, nil
 }
 
-// rolloutError maps the engine's errors to gRPC codes. Internal errors
-// are logged and answered with a generic message: the caller can do
-// nothing about them and their text may name internals.
+// rolloutError maps the engine's errors to gRPC codes (see rpcError).
 func (s *rollouts) rolloutError(method string, err error) error {
-	if err == nil {
-		return nil
-	}
-	if _, ok := status.FromError(err); ok {
-		return err
-	}
-	var code codes.Code
-	switch {
-	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
-		return status.FromContextError(err).Err()
-	case errors.Is(err, rollout.ErrInvalid), errors.Is(err, ErrInvalid):
-		code = codes.InvalidArgument
-	case errors.Is(err, rollout.ErrNotApproved), errors.Is(err, rollout.ErrState), errors.Is(err, rollout.ErrNoNodes):
-		code = codes.FailedPrecondition
-	case errors.Is(err, store.ErrNotFound):
-		code = codes.NotFound
-	default:
-		s.Logger.Error("rpc failed", slog.String("method", method), slog.Any("err", err))
-		return status.Error(codes.Internal, method+": internal error; the controller's log has the details")
-	}
-	return status.Error(code, err.Error())
+	return s.rpcError(method, err)
 }
 
 func (s *rollouts) PlanRollout(ctx context.Context, spec *controllerv1.RolloutSpec) (*controllerv1.RolloutPlan, error) {
