@@ -115,9 +115,11 @@ func (a *app) newCMSHistoryCommand() *cobra.Command {
 		}
 		resp := &controllerv1.BaselineHistoryResponse{Baselines: bs}
 		return printProto(a.out, f, resp, func(t *table) {
-			t.row("VERSION", "AUDIT ID", "ACCEPTED BY", "ACCEPTED", "REASON")
+			t.row("VERSION", "AUDIT ID", "ACCEPTED BY", "ACCEPTED", "APPROVED BY", "REASON")
 			for _, b := range bs {
-				t.row(fmt.Sprint(b.GetVersion()), b.GetAuditId(), b.GetAcceptedBy(), withAgo(a.now(), b.GetAcceptedAt()), b.GetReason())
+				// A rollout's baseline names the release's approvers.
+				t.row(fmt.Sprint(b.GetVersion()), b.GetAuditId(), b.GetAcceptedBy(), withAgo(a.now(), b.GetAcceptedAt()),
+					orDash(strings.Join(b.GetApprovers(), ",")), b.GetReason())
 			}
 		})
 	}
