@@ -13,7 +13,11 @@
 // empty parameters, accepts the valid ones and rejects the invalid ones;
 // Plan with dry_run changes nothing under the root; Apply then Verify
 // passes; a second Apply of an idempotent plugin changes nothing; Rollback
-// with Apply's record restores the root as it was before Apply; and Apply
+// with Apply's record restores the root as it was before Apply; for an
+// idempotent plugin, a re-run after a crash (Apply's result lost) still
+// reports the change and its record undoes the first attempt, and
+// Rollback without a record (the crash before the journal saw it) undoes
+// the change from the write-ahead undo record (sdk.SaveUndo); and Apply
 // with its deadline already passed fails promptly without touching the
 // root. "Nothing changed under the root" compares snapshots of the whole
 // tree: paths, modes, file sha256 and link targets.
@@ -120,7 +124,78 @@ func (h harness) run(t *testing.T) {
 	}
 	t.Run("plan_dry_run", h.planDryRun)
 	t.Run("apply", func(t *testing.T) { h.apply(t, desc) })
+	if desc.GetIdempotent() && !h.c.NoRollback {
+		t.Run("rerun_after_crash", h.rerunAfterCrash)
+		t.Run("rollback_after_crash", h.rollbackAfterCrash)
+	}
 	t.Run("apply_expired_deadline", h.applyExpired)
+}
+
+// stepContext returns Cases.Context's StepContext with a state directory
+// of its own when it has none.
+func (h harness) stepContext(t *testing.T) *sdk.StepContext {
+	sc := h.c.Context(t)
+	if sc.GetStateDir() == "" {
+		sc.StateDir = t.TempDir()
+	}
+	return sc
+}
+
+// rerunAfterCrash is an agent killed after Apply changed the root and
+// before the journal recorded its result: the re-run of the step (same
+// state directory) must still say it changed something and return a
+// record that undoes the first attempt's change too.
+func (h harness) rerunAfterCrash(t *testing.T) {
+	sc := h.stepContext(t)
+	before := h.snapshot(t, sc)
+	first, err := h.p.Apply(h.ctx(t), proto.CloneOf(sc), &Recorder{})
+	if err != nil {
+		t.Fatalf("Apply: %v", err)
+	}
+	if !first.GetChanged() {
+		t.Skip("Apply changed nothing on this fixture: no crash window to check")
+	}
+	if !sdk.HasUndo(sc.GetStateDir()) {
+		t.Fatal("Apply changed the root but left no undo record in the state directory: save it with sdk.SaveUndo before changing anything")
+	}
+	// The agent died here; the journal never saw first's record.
+	again, err := h.p.Apply(h.ctx(t), proto.CloneOf(sc), &Recorder{})
+	if err != nil {
+		t.Fatalf("Apply re-run after a crash: %v", err)
+	}
+	if !again.GetChanged() {
+		t.Error("Apply re-run after a crash reported changed=false: the host would not undo the first attempt's change")
+	}
+	if _, err := h.p.Rollback(h.ctx(t), proto.CloneOf(sc), again.GetRollbackRecord()); err != nil {
+		t.Fatalf("Rollback with the re-run's record: %v", err)
+	}
+	if diff := cmp.Diff(before, h.snapshot(t, sc)); diff != "" {
+		t.Errorf("Rollback with the re-run's record did not restore the root as it was before the first attempt (-before +after):\n%s", diff)
+	}
+}
+
+// rollbackAfterCrash is an agent killed after Apply changed the root and
+// before the journal recorded its result, then rolled back: Rollback gets
+// no record and must undo the change from the state directory.
+func (h harness) rollbackAfterCrash(t *testing.T) {
+	sc := h.stepContext(t)
+	before := h.snapshot(t, sc)
+	res, err := h.p.Apply(h.ctx(t), proto.CloneOf(sc), &Recorder{})
+	if err != nil {
+		t.Fatalf("Apply: %v", err)
+	}
+	if !res.GetChanged() {
+		t.Skip("Apply changed nothing on this fixture: no crash window to check")
+	}
+	if _, err := h.p.Rollback(h.ctx(t), proto.CloneOf(sc), nil); err != nil {
+		t.Fatalf("Rollback without a record: %v", err)
+	}
+	if diff := cmp.Diff(before, h.snapshot(t, sc)); diff != "" {
+		t.Errorf("Rollback without a record did not restore the root from the undo record in the state directory (-before +after):\n%s", diff)
+	}
+	if sdk.HasUndo(sc.GetStateDir()) {
+		t.Error("the undo record is still in the state directory after a successful Rollback: clear it with sdk.ClearUndo")
+	}
 }
 
 func (h harness) ctx(t *testing.T) context.Context {
@@ -236,7 +311,7 @@ func (h harness) planDryRun(t *testing.T) {
 }
 
 func (h harness) apply(t *testing.T, d *sdk.Description) {
-	sc := h.c.Context(t)
+	sc := h.stepContext(t)
 	before := h.snapshot(t, sc)
 	plan, err := h.p.Plan(h.ctx(t), proto.CloneOf(sc))
 	if err != nil {

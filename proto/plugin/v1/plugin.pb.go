@@ -48,7 +48,12 @@ type StepContext struct {
 	Step string `protobuf:"bytes,8,opt,name=step,proto3" json:"step,omitempty"`
 	// An operator's confirmation, for plugins whose Description says
 	// needs_confirmation (the manual plugin); empty otherwise.
-	Confirmation  *Confirmation `protobuf:"bytes,9,opt,name=confirmation,proto3" json:"confirmation,omitempty"`
+	Confirmation *Confirmation `protobuf:"bytes,9,opt,name=confirmation,proto3" json:"confirmation,omitempty"`
+	// A directory private to this step of this deployment that the host
+	// keeps across crashes, re-runs and the step's rollback: where a plugin
+	// makes what it needs to undo itself durable before it changes
+	// anything (see sdk.SaveUndo). Empty for dry runs and checks.
+	StateDir      string `protobuf:"bytes,10,opt,name=state_dir,json=stateDir,proto3" json:"state_dir,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -144,6 +149,13 @@ func (x *StepContext) GetConfirmation() *Confirmation {
 		return x.Confirmation
 	}
 	return nil
+}
+
+func (x *StepContext) GetStateDir() string {
+	if x != nil {
+		return x.StateDir
+	}
+	return ""
 }
 
 type Confirmation struct {
@@ -1075,7 +1087,7 @@ var File_proto_plugin_v1_plugin_proto protoreflect.FileDescriptor
 
 const file_proto_plugin_v1_plugin_proto_rawDesc = "" +
 	"\n" +
-	"\x1cproto/plugin/v1/plugin.proto\x12\x0fcairn.plugin.v1\x1a\x1cgoogle/protobuf/struct.proto\"\xc2\x03\n" +
+	"\x1cproto/plugin/v1/plugin.proto\x12\x0fcairn.plugin.v1\x1a\x1cgoogle/protobuf/struct.proto\"\xdf\x03\n" +
 	"\vStepContext\x12\x19\n" +
 	"\broot_dir\x18\x01 \x01(\tR\arootDir\x12/\n" +
 	"\x06params\x18\x02 \x01(\v2\x17.google.protobuf.StructR\x06params\x12I\n" +
@@ -1085,7 +1097,9 @@ const file_proto_plugin_v1_plugin_proto_rawDesc = "" +
 	"\x10deadline_unix_ms\x18\x06 \x01(\x03R\x0edeadlineUnixMs\x12\x1b\n" +
 	"\tcache_dir\x18\a \x01(\tR\bcacheDir\x12\x12\n" +
 	"\x04step\x18\b \x01(\tR\x04step\x12A\n" +
-	"\fconfirmation\x18\t \x01(\v2\x1d.cairn.plugin.v1.ConfirmationR\fconfirmation\x1a<\n" +
+	"\fconfirmation\x18\t \x01(\v2\x1d.cairn.plugin.v1.ConfirmationR\fconfirmation\x12\x1b\n" +
+	"\tstate_dir\x18\n" +
+	" \x01(\tR\bstateDir\x1a<\n" +
 	"\x0eArtifactsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"B\n" +

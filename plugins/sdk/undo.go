@@ -1,0 +1,152 @@
+package sdk
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+)
+
+// Write-ahead undo records.
+//
+// A step that changes something must be able to undo itself even when
+// the agent dies between the change and the journal's record of it: the
+// journal then has no rollback record, and a re-run of an idempotent
+// step finds the change already made and would record "nothing to undo".
+// The rule is write-ahead:
+//
+//  1. Apply calls LoadUndo first. When it finds a record, an earlier
+//     attempt of this same step (same StepContext.state_dir) was cut off:
+//     the record describes the state before that attempt, and Apply keeps
+//     it (and may add to it) instead of describing the state it finds now.
+//  2. Before it changes anything, Apply saves what it needs to undo the
+//     change with SaveUndo; the record is on disk (fsynced) when SaveUndo
+//     returns.
+//  3. Apply returns the same record as its Result's rollback_record.
+//  4. Rollback called with an empty record (the step was cut off before
+//     its result was journaled) loads the record with LoadUndo.
+//  5. After a successful Rollback, or an Apply that failed and undid its
+//     own partial work, the plugin calls ClearUndo.
+//
+// The host gives each step of each deployment its own state_dir and
+// keeps it across crashes. Without one (a dry run, an older host) the
+// three functions do nothing and LoadUndo finds nothing.
+
+// MaxUndoRecord is the largest undo record SaveUndo writes and LoadUndo
+// reads: records name paths and small contents; larger data belongs in a
+// file of its own under the state directory.
+const MaxUndoRecord = 16 << 20
+
+// ErrUndoRecord means a saved undo record could not be read back: it is
+// larger than MaxUndoRecord or not the JSON SaveUndo wrote.
+var ErrUndoRecord = errors.New("bad undo record")
+
+const undoFile = "undo.json"
+
+// SaveUndo durably replaces the step's undo record with v, encoded as
+// JSON. It returns once the record and its directory entry are fsynced.
+func SaveUndo(sc *StepContext, v any) error {
+	dir := sc.GetStateDir()
+	if dir == "" {
+		return nil
+	}
+	data, err := json.Marshal(v)
+	if err != nil {
+		return fmt.Errorf("encode undo record: %w", err)
+	}
+	if len(data) > MaxUndoRecord {
+		return fmt.Errorf("%w: %d bytes (limit %d)", ErrUndoRecord, len(data), MaxUndoRecord)
+	}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return fmt.Errorf("make state directory: %w", err)
+	}
+	tmp, err := os.CreateTemp(dir, ".undo-*.tmp")
+	if err != nil {
+		return fmt.Errorf("save undo record: %w", err)
+	}
+	_, err = tmp.Write(data)
+	if err == nil {
+		err = tmp.Sync()
+	}
+	if cerr := tmp.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(tmp.Name(), filepath.Join(dir, undoFile))
+	}
+	if err != nil {
+		os.Remove(tmp.Name())
+		return fmt.Errorf("save undo record: %w", err)
+	}
+	return syncDir(dir)
+}
+
+// LoadUndo reads the step's undo record into v. It reports false, and
+// leaves v alone, when there is none.
+func LoadUndo(sc *StepContext, v any) (bool, error) {
+	dir := sc.GetStateDir()
+	if dir == "" {
+		return false, nil
+	}
+	f, err := os.Open(filepath.Join(dir, undoFile))
+	if errors.Is(err, fs.ErrNotExist) {
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("load undo record: %w", err)
+	}
+	defer f.Close()
+	data, err := io.ReadAll(io.LimitReader(f, MaxUndoRecord+1))
+	if err != nil {
+		return false, fmt.Errorf("load undo record: %w", err)
+	}
+	if len(data) > MaxUndoRecord {
+		return false, fmt.Errorf("%w: %s is larger than %d bytes", ErrUndoRecord, f.Name(), MaxUndoRecord)
+	}
+	if err := json.Unmarshal(data, v); err != nil {
+		return false, fmt.Errorf("%w: %s: %v", ErrUndoRecord, f.Name(), err)
+	}
+	return true, nil
+}
+
+// ClearUndo removes the step's undo record: the step is undone, or never
+// changed anything.
+func ClearUndo(sc *StepContext) error {
+	dir := sc.GetStateDir()
+	if dir == "" {
+		return nil
+	}
+	if err := os.Remove(filepath.Join(dir, undoFile)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("clear undo record: %w", err)
+	}
+	return syncDir(dir)
+}
+
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("open state directory: %w", err)
+	}
+	defer d.Close()
+	if err := d.Sync(); err != nil {
+		return fmt.Errorf("sync state directory: %w", err)
+	}
+	return nil
+}
+
+// HasUndo reports whether the state directory stateDir holds an undo
+// record: the host asks it to decide whether a step that failed or was
+// cut off left something for its plugin's Rollback to undo.
+func HasUndo(stateDir string) bool {
+	if stateDir == "" {
+		return false
+	}
+	_, err := os.Lstat(filepath.Join(stateDir, undoFile))
+	return err == nil
+}
