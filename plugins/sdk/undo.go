@@ -32,8 +32,13 @@ import (
 //     own partial work, the plugin calls ClearUndo.
 //
 // The host gives each step of each deployment its own state_dir and
-// keeps it across crashes. Without one (a dry run, an older host) the
-// three functions do nothing and LoadUndo finds nothing.
+// keeps it across crashes. Once its journal holds Apply's result, the
+// host clears the record itself (ClearUndo): a later Apply with the same
+// state_dir is then not taken for a re-run after a crash. When Apply
+// fails, the host leaves the record, and calls Rollback with an empty
+// record when the deployment is undone (HasUndo says whether to).
+// Without a state_dir (a dry run, an older host) the functions do
+// nothing and LoadUndo finds nothing.
 
 // MaxUndoRecord is the largest undo record SaveUndo writes and LoadUndo
 // reads: records name paths and small contents; larger data belongs in a

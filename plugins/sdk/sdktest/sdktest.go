@@ -324,6 +324,11 @@ func (h harness) apply(t *testing.T, d *sdk.Description) {
 		t.Fatalf("Apply: %v\nlog:\n%s", err, rep)
 	}
 	rep.check(t)
+	// The host's journal holds the result now, and the host clears the
+	// write-ahead record.
+	if err := sdk.ClearUndo(sc); err != nil {
+		t.Fatal(err)
+	}
 	checkChanges(t, "Apply", res.GetChanges())
 	if res.GetChanged() && !plan.GetWouldChange() {
 		t.Errorf("Apply changed something after Plan said it would not (plan actions %q)", plan.GetActions())

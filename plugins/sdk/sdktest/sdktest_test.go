@@ -75,17 +75,29 @@ func (f fake) Apply(ctx context.Context, sc *sdk.StepContext, r sdk.Reporter) (*
 	if err := ctx.Err(); err != nil && f.flaw != "ignores_deadline" {
 		return nil, fmt.Errorf("apply: %w", err)
 	}
+	var record []byte
+	prior, err := sdk.LoadUndo(sc, &record)
+	if err != nil || f.flaw == "forgets_earlier_attempt" {
+		prior = false
+	}
 	prev, err := os.ReadFile(f.path(sc))
-	record := []byte("absent")
-	if err == nil {
-		record = append([]byte("content:"), prev...)
-		if string(prev) == f.content(sc) && f.flaw != "not_idempotent" {
-			return &sdk.Result{RollbackRecord: record}, nil
+	if !prior {
+		record = []byte("absent")
+		if err == nil {
+			record = append([]byte("content:"), prev...)
 		}
+	}
+	if err == nil && string(prev) == f.content(sc) && f.flaw != "not_idempotent" {
+		return &sdk.Result{Changed: prior, RollbackRecord: record}, nil
 	}
 	r.Log(sdk.LevelInfo, "writing")
 	if f.flaw == "bad_progress" {
 		r.Progress(2, "too far")
+	}
+	if !prior && f.flaw != "no_write_ahead" {
+		if err := sdk.SaveUndo(sc, record); err != nil {
+			return nil, err
+		}
 	}
 	if err := os.WriteFile(f.path(sc), []byte(f.content(sc)), 0o644); err != nil {
 		return nil, err
@@ -103,6 +115,12 @@ func (f fake) Rollback(_ context.Context, sc *sdk.StepContext, record []byte) (*
 	if f.flaw == "rollback_does_nothing" {
 		return &sdk.RollbackResult{}, nil
 	}
+	if len(record) == 0 {
+		if found, err := sdk.LoadUndo(sc, &record); err != nil || !found {
+			return &sdk.RollbackResult{Message: "nothing to undo"}, err
+		}
+	}
+	defer sdk.ClearUndo(sc)
 	if bytes.Equal(record, []byte("absent")) {
 		err := os.Remove(f.path(sc))
 		if errors.Is(err, os.ErrNotExist) {
@@ -154,6 +172,8 @@ func TestRunCatchesFlaws(t *testing.T) {
 		{"rollback_does_nothing", "Rollback did not restore the root"},
 		{"ignores_deadline", "Apply with its deadline passed succeeded"},
 		{"bad_progress", "Apply reported progress 2, want 0..1"},
+		{"no_write_ahead", "left no undo record in the state directory"},
+		{"forgets_earlier_attempt", "Apply re-run after a crash reported changed=false"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.flaw, func(t *testing.T) {
