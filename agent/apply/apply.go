@@ -68,6 +68,12 @@ type Runner struct {
 	ArtifactsDir string
 	// CacheDir is the agent's artifact cache, handed to plugins.
 	CacheDir string
+	// StateDir holds each step's state directory,
+	// STATE_DIR/DEPLOYMENT/LIST-INDEX, handed to its plugin: where the
+	// plugin makes its undo record durable before it changes anything
+	// (sdk.SaveUndo). Empty gives plugins no state directory, and steps
+	// cut off by a crash can then not be undone.
+	StateDir string
 	Confirm  ConfirmFunc
 	Logger   *slog.Logger
 	// Bundle, when set, is the signed release the manifest must be: Run
@@ -220,10 +226,22 @@ func (r *Runner) stepContext(id string, st *manifest.Step, artifacts map[string]
 		CacheDir:       r.CacheDir,
 		Step:           st.Name,
 	}
+	if !dryRun {
+		sc.StateDir = r.stepStateDir(id, st.List, st.Index)
+	}
 	if !deadline.IsZero() {
 		sc.DeadlineUnixMs = deadline.UnixMilli()
 	}
 	return sc, nil
+}
+
+// stepStateDir is the state directory of one step of the deployment id,
+// or "" without a Runner.StateDir.
+func (r *Runner) stepStateDir(id, list string, index int) string {
+	if r.StateDir == "" {
+		return ""
+	}
+	return filepath.Join(r.StateDir, id, fmt.Sprintf("%s-%d", list, index))
 }
 
 // fieldErrors turns a plugin's field errors into lines naming the file,

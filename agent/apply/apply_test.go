@@ -13,6 +13,7 @@ import (
 
 	"github.com/cairn-ops/cairn/agent/journal"
 	"github.com/cairn-ops/cairn/internal/manifest"
+	"github.com/cairn-ops/cairn/plugins/builtin/file"
 	"github.com/cairn-ops/cairn/plugins/sdk"
 )
 
@@ -143,14 +144,90 @@ func TestRunFailureWithoutRollback(t *testing.T) {
 	e := newEnv(t)
 	m := e.manifest(t, "steps:\n  - {name: a, plugin: once, params: {fail: true}, continue_on_error: true}\n  - {name: b, plugin: once}\nverify:\n  - {name: v, plugin: idem, params: {pass: false}}\n")
 	rep, err := e.runner.Run(t.Context(), m)
-	if !errors.Is(err, ErrFailed) || !strings.Contains(err.Error(), "no rollback steps") {
+	if !errors.Is(err, ErrFailed) || !strings.Contains(err.Error(), "(rolled back)") {
 		t.Fatalf("err = %v", err)
 	}
-	if diff := cmp.Diff([]string{"steps/a:failed (ignored)", "steps/b:changed", "verify/v:failed"}, outcomes(rep)); diff != "" {
+	// Without rollback steps the applied steps are still undone by their
+	// plugins, as apply --help says.
+	if diff := cmp.Diff([]string{"steps/a:failed (ignored)", "steps/b:changed", "verify/v:failed", "undo/b:rolled back"}, outcomes(rep)); diff != "" {
 		t.Errorf("outcomes (-want +got):\n%s", diff)
+	}
+	if rep.State != journal.StateRolledBack {
+		t.Errorf("state = %s, want rolled-back", rep.State)
 	}
 	if got := rep.Steps[2].Outputs["evidence"]; got != "checked v: false" {
 		t.Errorf("evidence = %q", got)
+	}
+}
+
+// TestRunValidatesEveryStepFirst: a manifest whose later steps have bad
+// parameters runs no step at all, and says which steps are wrong.
+func TestRunValidatesEveryStepFirst(t *testing.T) {
+	e := newEnv(t)
+	m := e.manifest(t, `
+steps:
+  - {name: a, plugin: idem}
+  - {name: b, plugin: once}
+  - {name: c, plugin: once, params: {bad: argv}}
+verify:
+  - {name: v, plugin: idem, params: {bad: url}}
+rollback:
+  - {name: r, plugin: once}
+`)
+	rep, err := e.runner.Run(t.Context(), m)
+	if !errors.Is(err, ErrFailed) {
+		t.Fatalf("err = %v, want ErrFailed", err)
+	}
+	for _, want := range []string{"no step was run", "steps[2].params.argv: is wrong", "verify[0].params.url: is wrong"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("err = %v\nwant it to contain %q", err, want)
+		}
+	}
+	for _, p := range []string{"idem", "once"} {
+		if calls := e.host.plugins[p].Calls(); len(calls) != 0 {
+			t.Errorf("plugin %s was called: %v", p, calls)
+		}
+	}
+	want := []string{"steps/a:not run", "steps/b:not run", "steps/c:failed", "verify/v:failed", "rollback/r:not run"}
+	if diff := cmp.Diff(want, outcomes(rep)); diff != "" {
+		t.Errorf("outcomes (-want +got):\n%s", diff)
+	}
+	if rep.State != journal.StateFailed {
+		t.Errorf("state = %s, want failed", rep.State)
+	}
+}
+
+// TestRunUndoesAFailedStepFromItsUndoRecord: a step that changed the
+// root, saved its undo record first and then failed is undone with that
+// record, like the steps that succeeded before it.
+func TestRunUndoesAFailedStepFromItsUndoRecord(t *testing.T) {
+	e := newEnv(t)
+	e.runner.StateDir = filepath.Join(e.dir, "data", "steps")
+	root := e.runner.Root
+	if err := os.MkdirAll(filepath.Join(root, "etc"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(root, "etc/app.conf"), []byte("old"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	m := e.manifest(t, `
+steps:
+  - {name: a, plugin: idem, params: {write: etc/a.conf}}
+  - {name: b, plugin: once, params: {write: etc/app.conf, fail_after_write: true}}
+`)
+	rep, err := e.runner.Run(t.Context(), m)
+	if !errors.Is(err, ErrFailed) {
+		t.Fatalf("err = %v, want ErrFailed", err)
+	}
+	want := []string{"steps/a:changed", "steps/b:failed", "undo/b:rolled back", "undo/a:rolled back"}
+	if diff := cmp.Diff(want, outcomes(rep)); diff != "" {
+		t.Errorf("outcomes (-want +got):\n%s", diff)
+	}
+	if got, err := os.ReadFile(filepath.Join(root, "etc/app.conf")); err != nil || string(got) != "old" {
+		t.Errorf("etc/app.conf = %q, %v; want the old content back", got, err)
+	}
+	if _, err := os.Stat(filepath.Join(root, "etc/a.conf")); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("etc/a.conf still there after the rollback: %v", err)
 	}
 }
 
@@ -303,5 +380,59 @@ verify:
 	}
 	if ds, _ := e.runner.Journal.Deployments(t.Context()); len(ds) != 0 {
 		t.Errorf("Check journaled %d deployments", len(ds))
+	}
+}
+
+// TestRunAfterACrashBetweenChangeAndJournal: the agent dies after the
+// file plugin replaced a file and before the journal recorded the step's
+// result. The re-run finds the file up to date, yet keeps the first
+// attempt's undo record, so a later failure restores the original.
+func TestRunAfterACrashBetweenChangeAndJournal(t *testing.T) {
+	e := newEnv(t)
+	e.host.builtin = map[string]sdk.Plugin{"file": file.New()}
+	e.runner.StateDir = filepath.Join(e.dir, "data", "steps")
+	root := e.runner.Root
+	if err := os.MkdirAll(filepath.Join(root, "etc"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(root, "etc/app.conf"), []byte("old"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	m := e.manifest(t, `
+steps:
+  - {name: conf, plugin: file, params: {path: /etc/app.conf, content: new}}
+  - {name: boom, plugin: once, params: {fail: true}}
+`)
+	// The first attempt: journaled running, the file replaced, then the
+	// agent is killed before the journal hears of it.
+	id := DeploymentID(m, root)
+	var recs []journal.Step
+	for _, st := range m.Steps {
+		recs = append(recs, journal.Step{List: st.List, Index: st.Index, Name: st.Name, Plugin: st.Plugin})
+	}
+	if _, _, err := e.runner.Journal.Begin(t.Context(), journal.Deployment{ID: id, Manifest: "shop@1.0.0", Root: root}, recs); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.runner.Journal.Start(t.Context(), id, manifest.ListSteps, 0, true); err != nil {
+		t.Fatal(err)
+	}
+	sc, err := e.runner.stepContext(id, &m.Steps[0], nil, false, time.Time{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := file.New().Apply(t.Context(), sc, &reporter{log: e.runner.log()}); err != nil {
+		t.Fatal(err)
+	}
+
+	rep, err := e.runner.Run(t.Context(), m)
+	if !errors.Is(err, ErrFailed) {
+		t.Fatalf("err = %v, want ErrFailed", err)
+	}
+	want := []string{"steps/conf:changed", "steps/boom:failed", "undo/conf:rolled back"}
+	if diff := cmp.Diff(want, outcomes(rep)); diff != "" {
+		t.Errorf("outcomes (-want +got):\n%s", diff)
+	}
+	if got, err := os.ReadFile(filepath.Join(root, "etc/app.conf")); err != nil || string(got) != "old" {
+		t.Errorf("etc/app.conf = %q, %v; want the content before the first attempt", got, err)
 	}
 }

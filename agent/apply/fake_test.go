@@ -16,9 +16,14 @@ import (
 // is covered by test/integration.
 type fakeHost struct {
 	plugins map[string]*fakePlugin
+	// builtin are real plugins, run in this process.
+	builtin map[string]sdk.Plugin
 }
 
 func (h *fakeHost) Start(_ context.Context, name string) (Instance, error) {
+	if p, ok := h.builtin[name]; ok {
+		return Instance{Plugin: p, Close: func() {}}, nil
+	}
 	p, ok := h.plugins[name]
 	if !ok {
 		return Instance{}, fmt.Errorf("plugin %q: unknown plugin", name)
@@ -85,8 +90,11 @@ func (p *fakePlugin) Apply(ctx context.Context, sc *sdk.StepContext, r sdk.Repor
 	record := []byte("undo " + sc.GetStep())
 	if rel, ok := params["write"].(string); ok {
 		var err error
-		if record, err = writeFile(sc.GetRootDir(), rel, params["content"]); err != nil {
+		if record, err = writeFile(sc, rel, params["content"]); err != nil {
 			return nil, err
+		}
+		if params["fail_after_write"] == true {
+			return nil, errors.New("failed after writing " + rel)
 		}
 	}
 	out := map[string]string{"key": sc.GetIdempotencyKey()}
@@ -107,6 +115,15 @@ func (p *fakePlugin) Verify(_ context.Context, sc *sdk.StepContext) (*sdk.Verifi
 }
 
 func (p *fakePlugin) Rollback(_ context.Context, sc *sdk.StepContext, record []byte) (*sdk.RollbackResult, error) {
+	if len(record) == 0 {
+		var saved json.RawMessage
+		if found, err := sdk.LoadUndo(sc, &saved); err != nil || !found {
+			p.record("rollback(no record)", sc)
+			return &sdk.RollbackResult{Message: "nothing to undo"}, err
+		}
+		record = saved
+	}
+	defer sdk.ClearUndo(sc)
 	var w written
 	if json.Unmarshal(record, &w) == nil && w.Path != "" {
 		p.record("rollback(restore "+w.Path+")", sc)
@@ -126,13 +143,20 @@ type written struct {
 	Old     string `json:"old,omitempty"`
 }
 
-// writeFile writes content (default "new") to rel under root and returns
-// the rollback record.
-func writeFile(root, rel string, content any) ([]byte, error) {
-	path := filepath.Join(root, rel)
+// writeFile writes content (default "new") to rel under the step's root
+// and returns the rollback record, saved as the step's undo record first.
+func writeFile(sc *sdk.StepContext, rel string, content any) ([]byte, error) {
+	path := filepath.Join(sc.GetRootDir(), rel)
 	w := written{Path: path}
 	if old, err := os.ReadFile(path); err == nil {
 		w.Existed, w.Old = true, string(old)
+	}
+	record, err := json.Marshal(w)
+	if err != nil {
+		return nil, err
+	}
+	if err := sdk.SaveUndo(sc, json.RawMessage(record)); err != nil {
+		return nil, err
 	}
 	text, ok := content.(string)
 	if !ok {

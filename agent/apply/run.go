@@ -99,6 +99,12 @@ func (r *Runner) Run(ctx context.Context, m *manifest.Manifest) (*Report, error)
 	}
 	x.artifacts = artifacts
 
+	if err := x.validate(ctx); err != nil {
+		if cerr := ctx.Err(); cerr != nil {
+			return x.rep, cerr
+		}
+		return x.finish(ctx, journal.StateFailed, fmt.Errorf("%w: %w", ErrFailed, err))
+	}
 	failure := x.runSteps(ctx)
 	if failure == nil {
 		failure = x.verify(ctx)
@@ -109,9 +115,8 @@ func (r *Runner) Run(ctx context.Context, m *manifest.Manifest) (*Report, error)
 	if failure == nil {
 		return x.finish(ctx, journal.StateSucceeded, nil)
 	}
-	if len(m.Rollback) == 0 {
-		return x.finish(ctx, journal.StateFailed, fmt.Errorf("%w: %w (the manifest has no rollback steps)", ErrFailed, failure))
-	}
+	// The applied steps are undone by their plugins whether or not the
+	// manifest has rollback steps of its own.
 	if rbErr := x.rollback(ctx); rbErr != nil {
 		return x.finish(ctx, journal.StateFailed, fmt.Errorf("%w: %w; rollback failed too: %w", ErrFailed, failure, rbErr))
 	}
@@ -379,6 +384,13 @@ func (x *run) apply(ctx context.Context, st *manifest.Step, js journal.Step) (St
 		return res, errors.Join(applyErr, err)
 	}
 	x.journaled[key(st.List, st.Index)] = js
+	if js.State == journal.StateSucceeded {
+		// The journal holds the rollback record now; the write-ahead one
+		// would make a later Apply in this state dir look like a re-run.
+		if err := sdk.ClearUndo(sc); err != nil {
+			log.Warn("clear the step's undo record", "err", err)
+		}
+	}
 	x.outbox(ctx, js)
 	res.Outputs, res.Changes = js.Outputs, js.Changes
 	if applyErr != nil {
@@ -508,15 +520,19 @@ func (x *run) check(ctx context.Context, st *manifest.Step) (StepResult, error) 
 	return res, nil
 }
 
-// rollback undoes the applied steps (their plugins' Rollback with the
-// recorded rollback record, newest first), then runs the manifest's
-// rollback steps. It returns the first failure but tries everything.
+// rollback undoes the applied steps, newest first, then runs the
+// manifest's rollback steps. It returns the first failure but tries
+// everything. A step is undone by its plugin's Rollback when it
+// succeeded and changed something (with its journaled rollback record),
+// or when it failed after its plugin ran and left a write-ahead undo
+// record in its state directory (with no record: the plugin loads its
+// own).
 func (x *run) rollback(ctx context.Context) error {
 	var errs []error
 	for i := len(x.m.Steps) - 1; i >= 0; i-- {
 		st := &x.m.Steps[i]
 		js := x.journaled[key(st.List, st.Index)]
-		if js.State != journal.StateSucceeded || !js.RolledBackAt.IsZero() || !js.Changed {
+		if !x.needsUndo(js) {
 			continue
 		}
 		began := time.Now()
@@ -545,6 +561,21 @@ func (x *run) rollback(ctx context.Context) error {
 	return errors.Join(errs...)
 }
 
+// needsUndo reports whether the journaled step js is to be undone by its
+// plugin's Rollback.
+func (x *run) needsUndo(js journal.Step) bool {
+	if !js.RolledBackAt.IsZero() {
+		return false
+	}
+	switch js.State {
+	case journal.StateSucceeded:
+		return js.Changed
+	case journal.StateFailed:
+		return js.Attempts > 0 && sdk.HasUndo(x.stepStateDir(x.id, js.List, js.Index))
+	}
+	return false
+}
+
 func (x *run) undo(ctx context.Context, st *manifest.Step, js journal.Step) (StepResult, error) {
 	res := StepResult{List: ListUndo, Name: st.Name, Plugin: st.Plugin, Outcome: OutcomeFailed}
 	sctx, cancel := context.WithTimeout(ctx, st.Timeout)
@@ -561,12 +592,16 @@ func (x *run) undo(ctx context.Context, st *manifest.Step, js journal.Step) (Ste
 		res.Error = err.Error()
 		return res, err
 	}
-	rb, err := inst.Plugin.Rollback(sctx, sc, js.RollbackRecord)
+	var record []byte
+	if js.State == journal.StateSucceeded {
+		record = js.RollbackRecord
+	}
+	rb, err := inst.Plugin.Rollback(sctx, sc, record)
 	if err != nil {
 		res.Error = err.Error()
 		return res, err
 	}
-	s, err := x.Journal.Transition(ctx, x.id, st.List, st.Index, []journal.State{journal.StateSucceeded}, func(s *journal.Step) {
+	s, err := x.Journal.Transition(ctx, x.id, st.List, st.Index, []journal.State{journal.StateSucceeded, journal.StateFailed}, func(s *journal.Step) {
 		s.RolledBackAt = time.Now().UTC()
 		if rb.GetMessage() != "" {
 			s.Log = append(s.Log, "rollback: "+rb.GetMessage())

@@ -31,6 +31,10 @@ const (
 // same one).
 const PluginCacheDir = "cache"
 
+// StepStateDir is the directory in the data directory that holds each
+// step's state directory (apply.Runner.StateDir).
+const StepStateDir = "steps"
+
 // errSessionLost stops a deploy command whose manual step waited for a
 // confirmation when the session ended. The command is not completed: the
 // controller delivers it again and it re-runs, skipping the steps that
@@ -104,6 +108,7 @@ func (a *Agent) runDeploy(ctx, sctx context.Context, l *link, id string, cmd *ag
 		Journal:       j,
 		Root:          a.root,
 		CacheDir:      filepath.Join(a.cfg.DataDir, PluginCacheDir),
+		StateDir:      filepath.Join(a.cfg.DataDir, StepStateDir),
 		Confirm:       confirmer(sctx, l, id, abort, log),
 		Logger:        log,
 		Bundle:        &bundle,

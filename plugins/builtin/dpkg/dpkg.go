@@ -226,7 +226,7 @@ func (pl *Plugin) Apply(ctx context.Context, sc *sdk.StepContext, r sdk.Reporter
 	if s.p.Action == actionInstall {
 		return s.install(ctx, sc, r)
 	}
-	return s.remove(ctx, r)
+	return s.remove(ctx, sc, r)
 }
 
 // lock takes the root's package lock, telling r when it has to wait.
@@ -286,9 +286,26 @@ func (s step) install(ctx context.Context, sc *sdk.StepContext, r sdk.Reporter) 
 		r.Log(sdk.LevelWarn, "no cache directory: a rollback to this version will not be possible")
 	}
 
+	prior, err := earlierAttempt(sc, rec)
+	if err != nil {
+		return nil, err
+	}
+	if prior != nil {
+		rec = *prior
+		outputs["previous_version"] = rec.PreviousVersion
+	}
 	if cur.installed() && cur.Version == info.Version {
 		r.Log(sdk.LevelInfo, fmt.Sprintf("%s %s is already installed", info.Package, info.Version))
+		if prior != nil {
+			r.Log(sdk.LevelInfo, "an earlier attempt of this step installed it; its undo record is kept")
+			return s.result(true, outputs, rec, []*sdk.Change{installChange(info)})
+		}
 		return s.result(false, outputs, rec, nil)
+	}
+	// Write-ahead: what Rollback needs is on disk before dpkg runs.
+	rec.Changed = true
+	if err := sdk.SaveUndo(sc, rec); err != nil {
+		return nil, err
 	}
 	r.Progress(0.2, fmt.Sprintf("installing %s %s (currently %s)", info.Package, info.Version, cur))
 	if _, err := s.t.dpkg(ctx, r, "--force-confdef", "--force-confold", "--install", s.deb); err != nil {
@@ -302,11 +319,21 @@ func (s step) install(ctx context.Context, sc *sdk.StepContext, r sdk.Reporter) 
 		return nil, fmt.Errorf("install %s %s: dpkg succeeded but the package is %s", info.Package, info.Version, after)
 	}
 	r.Progress(1, fmt.Sprintf("installed %s %s", info.Package, info.Version))
-	rec.Changed = true
 	return s.result(true, outputs, rec, []*sdk.Change{installChange(info)})
 }
 
-func (s step) remove(ctx context.Context, r sdk.Reporter) (*sdk.Result, error) {
+// earlierAttempt returns the undo record an earlier attempt of this step
+// saved before it changed the package (a crash cut it off), or nil.
+func earlierAttempt(sc *sdk.StepContext, rec record) (*record, error) {
+	var prior record
+	found, err := sdk.LoadUndo(sc, &prior)
+	if err != nil || !found || !prior.Changed || prior.Action != rec.Action || prior.Package != rec.Package {
+		return nil, err
+	}
+	return &prior, nil
+}
+
+func (s step) remove(ctx context.Context, sc *sdk.StepContext, r sdk.Reporter) (*sdk.Result, error) {
 	name := s.p.Package
 	rec := record{Action: s.p.Action, Package: name}
 	outputs := map[string]string{"package": name, "recovered": "false"}
@@ -330,13 +357,30 @@ func (s step) remove(ctx context.Context, r sdk.Reporter) (*sdk.Result, error) {
 	if err != nil {
 		return nil, err
 	}
+	prior, err := earlierAttempt(sc, rec)
+	if err != nil {
+		return nil, err
+	}
 	if !needsRemove(s.p.Action, cur) {
 		r.Log(sdk.LevelInfo, fmt.Sprintf("%s is %s: nothing to %s", name, cur, s.p.Action))
+		if prior != nil {
+			r.Log(sdk.LevelInfo, "an earlier attempt of this step removed it; its undo record is kept")
+			outputs["previous_version"] = prior.Version
+			return s.result(true, outputs, *prior, []*sdk.Change{removeChange(name)})
+		}
 		return s.result(false, outputs, rec, nil)
 	}
-	if cur.unpacked() {
+	switch {
+	case prior != nil:
+		rec = *prior
+		outputs["previous_version"] = rec.Version
+	case cur.unpacked():
 		rec.Version, rec.Arch = cur.Version, cur.Arch
 		outputs["previous_version"] = cur.Version
+	}
+	rec.Changed = true
+	if err := sdk.SaveUndo(sc, rec); err != nil {
+		return nil, err
 	}
 	flag := "--remove"
 	if s.p.Action == actionPurge {
@@ -354,7 +398,6 @@ func (s step) remove(ctx context.Context, r sdk.Reporter) (*sdk.Result, error) {
 		return nil, fmt.Errorf("%s %s: dpkg succeeded but the package is %s", s.p.Action, name, after)
 	}
 	r.Progress(1, fmt.Sprintf("%s %s done", s.p.Action, name))
-	rec.Changed = true
 	return s.result(true, outputs, rec, []*sdk.Change{removeChange(name)})
 }
 
@@ -405,7 +448,17 @@ func (*Plugin) Rollback(ctx context.Context, sc *sdk.StepContext, data []byte) (
 	ctx, cancel := withDeadline(ctx, sc)
 	defer cancel()
 	var rec record
-	if err := json.Unmarshal(data, &rec); err != nil {
+	if len(data) == 0 {
+		// Cut off before the journal had Apply's result: the undo record
+		// Apply saved before dpkg ran says what to do.
+		found, err := sdk.LoadUndo(sc, &rec)
+		if err != nil {
+			return nil, err
+		}
+		if !found {
+			return &sdk.RollbackResult{Message: "nothing to undo: no rollback record"}, nil
+		}
+	} else if err := json.Unmarshal(data, &rec); err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrBadRecord, err)
 	}
 	switch {
@@ -415,7 +468,7 @@ func (*Plugin) Rollback(ctx context.Context, sc *sdk.StepContext, data []byte) (
 		return nil, fmt.Errorf("%w: package %q", ErrBadRecord, rec.Package)
 	}
 	if !rec.Changed {
-		return &sdk.RollbackResult{Message: "nothing to undo: the step changed nothing"}, nil
+		return &sdk.RollbackResult{Message: "nothing to undo: the step changed nothing"}, sdk.ClearUndo(sc)
 	}
 	t, err := newTool(sc.GetRootDir())
 	if err != nil {
@@ -437,6 +490,9 @@ func (*Plugin) Rollback(ctx context.Context, sc *sdk.StepContext, data []byte) (
 	}
 	res, err := rollback(ctx, t, sc.GetCacheDir(), rec)
 	if err != nil {
+		return nil, err
+	}
+	if err := sdk.ClearUndo(sc); err != nil {
 		return nil, err
 	}
 	if recovered {

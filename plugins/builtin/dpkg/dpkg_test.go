@@ -692,3 +692,27 @@ func TestConformanceProcess(t *testing.T) {
 	t.Setenv(serveEnv, "1")
 	sdktest.RunBinary(t, self, cases)
 }
+
+// TestConformanceUpgradeAndRemove runs the harness, crash checks
+// included, on an upgrade (1.0 installed, its .deb cached) and on a
+// removal: rolling back either reinstalls 1.0 from the cache.
+func TestConformanceUpgradeAndRemove(t *testing.T) {
+	debs := buildDebs(t)
+	for name, params := range map[string]map[string]any{
+		"upgrade": {"action": "install", "artifact": "pkg"},
+		"remove":  {"action": "remove", "package": "cairn-hello"},
+	} {
+		t.Run(name, func(t *testing.T) {
+			sdktest.Run(t, New(), sdktest.Cases{
+				Context: func(t *testing.T) *sdk.StepContext {
+					e := env{root: newRoot(t), cache: t.TempDir(), debs: debs}
+					if _, err := New().Apply(t.Context(), e.install(t, "cairn-hello-1.0"), nil); err != nil {
+						t.Fatal(err)
+					}
+					return e.step(t, params, map[string]string{"pkg": debs["cairn-hello-2.0"]})
+				},
+				Ignore: dpkgIgnore,
+			})
+		})
+	}
+}

@@ -233,9 +233,23 @@ func (*Plugin) Apply(ctx context.Context, sc *sdk.StepContext, r sdk.Reporter) (
 		Outputs: map[string]string{"path": c.path, "sha256": w.sha256},
 		Changes: []*sdk.Change{c.change(w)},
 	}
+	// An earlier attempt of this step that a crash cut off left its undo
+	// record: it describes the file before that attempt, and stays the
+	// record of this step.
+	var rec record
+	prior, err := sdk.LoadUndo(sc, &rec)
+	if err != nil {
+		return nil, err
+	}
 	actions := c.actions(cur, w)
 	if len(actions) == 0 {
 		r.Log(sdk.LevelInfo, c.path+" is up to date")
+		if prior && !rec.Unchanged {
+			r.Log(sdk.LevelInfo, "an earlier attempt of this step changed it; its undo record is kept")
+			res.Changed = true
+			res.RollbackRecord, err = rec.marshal()
+			return res, err
+		}
 		res.RollbackRecord, _ = json.Marshal(record{Path: c.path, Unchanged: true})
 		return res, nil
 	}
@@ -246,14 +260,26 @@ func (*Plugin) Apply(ctx context.Context, sc *sdk.StepContext, r sdk.Reporter) (
 		res.Changes = nil
 		return res, nil
 	}
-	rec, err := c.remember(root, cur, w, sc.GetCacheDir())
-	if err != nil {
-		return nil, err
+	if !prior || rec.Unchanged {
+		fresh, err := c.remember(root, cur, w, sc.GetCacheDir())
+		if err != nil {
+			return nil, err
+		}
+		if !fresh.SameContent {
+			if fresh.CreatedDirs, err = missingDirs(root, c.name); err != nil {
+				return nil, err
+			}
+		}
+		rec = *fresh
+		// Write-ahead: the record is on disk before the file changes.
+		if err := sdk.SaveUndo(sc, rec); err != nil {
+			return nil, err
+		}
 	}
-	if rec.SameContent {
+	if rec.SameContent && cur.sha256 == w.sha256 {
 		err = setAttrs(root, c.name, c.mode, c.uid, c.gid)
 	} else {
-		rec.CreatedDirs, err = mkdirs(root, c.name)
+		err = mkdirs(root, rec.CreatedDirs)
 		if err == nil {
 			err = writeAtomic(root, c.name, c.fill, c.mode, c.uid, c.gid)
 		}
@@ -342,16 +368,32 @@ func (*Plugin) Verify(_ context.Context, sc *sdk.StepContext) (*sdk.Verification
 // Rollback implements sdk.Plugin: it puts back what the record says was
 // there, or removes the file and the directories Apply created.
 func (*Plugin) Rollback(_ context.Context, sc *sdk.StepContext, data []byte) (*sdk.RollbackResult, error) {
-	if len(data) == 0 {
-		return &sdk.RollbackResult{Message: "nothing to undo: no rollback record"}, nil
-	}
 	var rec record
-	if err := json.Unmarshal(data, &rec); err != nil {
+	if len(data) == 0 {
+		// Cut off before the journal had Apply's result: the undo record
+		// Apply saved first says what to do.
+		found, err := sdk.LoadUndo(sc, &rec)
+		if err != nil {
+			return nil, err
+		}
+		if !found {
+			return &sdk.RollbackResult{Message: "nothing to undo: no rollback record"}, nil
+		}
+	} else if err := json.Unmarshal(data, &rec); err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrNoRecord, err)
 	}
 	if rec.Unchanged {
-		return &sdk.RollbackResult{Message: "nothing to undo: " + rec.Path + " was already up to date"}, nil
+		return &sdk.RollbackResult{Message: "nothing to undo: " + rec.Path + " was already up to date"}, sdk.ClearUndo(sc)
 	}
+	res, err := restore(sc, rec)
+	if err != nil {
+		return nil, err
+	}
+	return res, sdk.ClearUndo(sc)
+}
+
+// restore puts back what rec says was at its path.
+func restore(sc *sdk.StepContext, rec record) (*sdk.RollbackResult, error) {
 	// The record's path is checked like a parameter before it is used.
 	probe := &sdk.StepContext{RootDir: sc.GetRootDir()}
 	probe.Params, _ = sdk.ParamsOf(map[string]any{"path": rec.Path, "content": ""})
@@ -364,6 +406,10 @@ func (*Plugin) Rollback(_ context.Context, sc *sdk.StepContext, data []byte) (*s
 		return nil, fmt.Errorf("open root: %w", err)
 	}
 	defer root.Close()
+	// A temporary file an interrupted Apply left goes too.
+	if err := root.Remove(tempName(c.name)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return nil, fmt.Errorf("remove temporary file: %w", err)
+	}
 	switch {
 	case !rec.Existed:
 		if err := root.Remove(c.name); err != nil && !errors.Is(err, fs.ErrNotExist) {

@@ -4,6 +4,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
@@ -440,4 +441,46 @@ func TestConformance(t *testing.T) {
 
 func TestConformanceOverProcessBoundary(t *testing.T) {
 	sdktest.RunBinary(t, self(t), conformanceCases())
+}
+
+// TestConformanceNewFile runs the harness on a file whose directories do
+// not exist yet: the crash checks then cover the directories made too.
+func TestConformanceNewFile(t *testing.T) {
+	sdktest.Run(t, New(), sdktest.Cases{
+		Context: func(t *testing.T) *sdk.StepContext {
+			return stepContext(t, newRoot(t), map[string]any{"path": "/opt/app/conf.d/app.conf", "content": "new\n"})
+		},
+	})
+}
+
+// TestStaleTemporaryFile: the temporary file of an attempt a crash cut
+// off is removed by the next Apply and by Rollback.
+func TestStaleTemporaryFile(t *testing.T) {
+	for _, then := range []string{"apply", "rollback"} {
+		t.Run(then, func(t *testing.T) {
+			root := newRoot(t)
+			write(t, filepath.Join(root, "etc", "app.conf"), "old\n", 0o644)
+			sc := stepContext(t, root, map[string]any{"path": "/etc/app.conf", "content": "new\n"})
+			sc.StateDir = t.TempDir()
+			res, err := New().Apply(t.Context(), sc, &sdktest.Recorder{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			stale := filepath.Join(root, "etc", ".app.conf.cairn-tmp")
+			write(t, stale, "half written", 0o600)
+			switch then {
+			case "apply":
+				write(t, filepath.Join(root, "etc", "app.conf"), "old\n", 0o644)
+				_, err = New().Apply(t.Context(), sc, &sdktest.Recorder{})
+			case "rollback":
+				_, err = New().Rollback(t.Context(), sc, res.GetRollbackRecord())
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := os.Lstat(stale); !errors.Is(err, fs.ErrNotExist) {
+				t.Errorf("the stale temporary file is still there after %s: %v", then, err)
+			}
+		})
+	}
 }

@@ -1,7 +1,6 @@
 package file
 
 import (
-	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
@@ -85,15 +84,23 @@ func fileMode(bits uint32) fs.FileMode {
 	return m
 }
 
+// tempName is the temporary file writeAtomic uses for name: always the
+// same, so that the next attempt or a rollback finds the one a crash left.
+func tempName(name string) string {
+	return path.Join(path.Dir(name), "."+path.Base(name)+".cairn-tmp")
+}
+
 // writeAtomic replaces name in root with what fill writes, with mode and
 // owner (-1 leaves the id as the process creates it): a temporary file in
 // the same directory, fsync, rename over name, fsync of the directory. A
 // crash leaves the old content or the new, never a torn file.
 func writeAtomic(root *os.Root, name string, fill func(io.Writer) error, mode uint32, uid, gid int) (err error) {
 	dir := path.Dir(name)
-	var rnd [8]byte
-	rand.Read(rnd[:])
-	tmp := path.Join(dir, "."+path.Base(name)+".cairn-"+hex.EncodeToString(rnd[:]))
+	tmp := tempName(name)
+	// A temporary file left by an attempt a crash cut off goes first.
+	if err := root.Remove(tmp); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("remove stale temporary file /%s: %w", tmp, err)
+	}
 	f, err := root.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
 	if err != nil {
 		return fmt.Errorf("create temporary file in /%s: %w", dir, err)
@@ -154,9 +161,9 @@ func setAttrs(root *os.Root, name string, mode uint32, uid, gid int) error {
 	return syncDir(root, path.Dir(name))
 }
 
-// mkdirs creates the missing parent directories of name (mode 0755) and
-// returns the ones it created, outermost first.
-func mkdirs(root *os.Root, name string) ([]string, error) {
+// missingDirs returns the parent directories of name that do not exist,
+// outermost first.
+func missingDirs(root *os.Root, name string) ([]string, error) {
 	var missing []string
 	for dir := path.Dir(name); dir != "."; dir = path.Dir(dir) {
 		fi, err := root.Stat(dir)
@@ -169,19 +176,21 @@ func mkdirs(root *os.Root, name string) ([]string, error) {
 		if !errors.Is(err, fs.ErrNotExist) {
 			return nil, fmt.Errorf("stat /%s: %w", dir, err)
 		}
-		missing = append(missing, dir)
+		missing = append([]string{dir}, missing...)
 	}
-	var created []string
-	for i := len(missing) - 1; i >= 0; i-- {
-		if err := root.Mkdir(missing[i], 0o755); err != nil {
-			return created, fmt.Errorf("create directory /%s: %w", missing[i], err)
+	return missing, nil
+}
+
+// mkdirs creates the directories dirs (mode 0755), outermost first; one
+// that exists already (made by an earlier attempt) is fine.
+func mkdirs(root *os.Root, dirs []string) error {
+	for _, dir := range dirs {
+		if err := root.Mkdir(dir, 0o755); err != nil && !errors.Is(err, fs.ErrExist) {
+			return fmt.Errorf("create directory /%s: %w", dir, err)
 		}
-		created = append(created, missing[i])
 	}
-	if len(created) > 0 {
-		if err := syncDir(root, path.Dir(created[0])); err != nil {
-			return created, err
-		}
+	if len(dirs) > 0 {
+		return syncDir(root, path.Dir(dirs[0]))
 	}
-	return created, nil
+	return nil
 }

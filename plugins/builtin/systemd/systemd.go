@@ -381,14 +381,37 @@ func (pl *Plugin) Apply(ctx context.Context, sc *sdk.StepContext, r sdk.Reporter
 		r.Log(sdk.LevelInfo, fmt.Sprintf("%s is active", s.p.Unit))
 		return res, nil
 	}
+	// An earlier attempt of this step that a crash cut off left its undo
+	// record: it has the state before that attempt.
+	rec := record{Action: s.p.Action, Unit: s.p.Unit, Previous: prev}
+	var prior record
+	found, err := sdk.LoadUndo(sc, &prior)
+	if err != nil {
+		return nil, err
+	}
+	found = found && prior.Action == rec.Action && prior.Unit == rec.Unit
+	if found {
+		rec = prior
+		res.Outputs["previous_state"] = rec.Previous
+	}
 	if satisfied(s.p.Action, prev) {
 		res.Outputs["state"] = prev
 		r.Log(sdk.LevelInfo, fmt.Sprintf("%s is already %s", s.p.Unit, prev))
+		if found {
+			r.Log(sdk.LevelInfo, "an earlier attempt of this step changed it; its undo record is kept")
+			res.Changed = true
+			res.RollbackRecord, err = json.Marshal(rec)
+			return res, err
+		}
 		return res, nil
 	}
 	if sc.GetDryRun() {
 		r.Log(sdk.LevelInfo, fmt.Sprintf("dry run: would %s %s (now %s)", s.p.Action, s.p.Unit, prev))
 		return res, nil
+	}
+	// Write-ahead: the state to go back to is on disk before systemctl runs.
+	if err := sdk.SaveUndo(sc, rec); err != nil {
+		return nil, err
 	}
 	r.Log(sdk.LevelInfo, fmt.Sprintf("%s %s (was %s)", s.p.Action, s.p.Unit, prev))
 	if _, err := s.ctl(ctx, s.p.Action); err != nil {
@@ -410,7 +433,7 @@ func (pl *Plugin) Apply(ctx context.Context, sc *sdk.StepContext, r sdk.Reporter
 		res.Changes = []*sdk.Change{{Kind: sdk.ChangeService, Name: s.p.Unit, State: now}}
 	}
 	res.Changed = true
-	if res.RollbackRecord, err = json.Marshal(record{Action: s.p.Action, Unit: s.p.Unit, Previous: prev}); err != nil {
+	if res.RollbackRecord, err = json.Marshal(rec); err != nil {
 		return nil, fmt.Errorf("encode rollback record: %w", err)
 	}
 	return res, nil
@@ -464,13 +487,28 @@ func (pl *Plugin) Verify(ctx context.Context, sc *sdk.StepContext) (*sdk.Verific
 // Rollback implements sdk.Plugin: puts the unit back in its previous
 // state.
 func (pl *Plugin) Rollback(ctx context.Context, sc *sdk.StepContext, data []byte) (*sdk.RollbackResult, error) {
-	if len(data) == 0 {
-		return &sdk.RollbackResult{Message: "nothing to roll back: apply changed nothing"}, nil
-	}
 	var rec record
-	if err := json.Unmarshal(data, &rec); err != nil {
+	if len(data) == 0 {
+		// Cut off before the journal had Apply's result: the undo record
+		// Apply saved before systemctl ran says what to do.
+		found, err := sdk.LoadUndo(sc, &rec)
+		if err != nil {
+			return nil, err
+		}
+		if !found {
+			return &sdk.RollbackResult{Message: "nothing to roll back: apply changed nothing"}, nil
+		}
+	} else if err := json.Unmarshal(data, &rec); err != nil {
 		return nil, fmt.Errorf("decode rollback record: %w", err)
 	}
+	res, err := pl.rollback(ctx, sc, rec)
+	if err != nil {
+		return nil, err
+	}
+	return res, sdk.ClearUndo(sc)
+}
+
+func (pl *Plugin) rollback(ctx context.Context, sc *sdk.StepContext, rec record) (*sdk.RollbackResult, error) {
 	s, err := pl.open(sc)
 	if err != nil {
 		return nil, err

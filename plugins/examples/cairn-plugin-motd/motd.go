@@ -3,7 +3,6 @@ package main
 import (
 	"bytes"
 	"context"
-	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -188,16 +187,37 @@ func (motd) Apply(ctx context.Context, sc *sdk.StepContext, r sdk.Reporter) (*sd
 		return nil, fmt.Errorf("read %s: %w", s.name, err)
 	}
 	res := &sdk.Result{Changes: []*sdk.Change{s.change()}, Outputs: map[string]string{"sha256": s.change().GetSha256()}}
-	if s.matches(prev) {
+	// An earlier attempt of this step that a crash cut off saved the file
+	// as it was before it: that stays the record to roll back to.
+	var earlier record
+	found, err := sdk.LoadUndo(sc, &earlier)
+	if err != nil {
+		return nil, err
+	}
+	now := prev
+	if found {
+		prev = earlier
+	}
+	if s.matches(now) {
 		r.Log(sdk.LevelInfo, s.name+" is up to date")
+		res.Changed = found
 		res.RollbackRecord, err = json.Marshal(prev)
 		return res, err
 	}
-	created, err := mkdirAll(root, path.Dir(s.rel))
-	if err != nil {
-		return nil, fmt.Errorf("create the directory of %s: %w", s.name, err)
+	if !found {
+		if prev.CreatedDirs, err = missingDirs(root, path.Dir(s.rel)); err != nil {
+			return nil, fmt.Errorf("the directory of %s: %w", s.name, err)
+		}
+		// Write-ahead: the record is on disk before anything changes.
+		if err := sdk.SaveUndo(sc, prev); err != nil {
+			return nil, err
+		}
 	}
-	prev.CreatedDirs = created
+	for _, dir := range prev.CreatedDirs {
+		if err := root.Mkdir(dir, 0o755); err != nil && !errors.Is(err, fs.ErrExist) {
+			return nil, fmt.Errorf("create the directory of %s: %w", s.name, err)
+		}
+	}
 	r.Log(sdk.LevelInfo, fmt.Sprintf("writing %s (%d bytes)", s.name, len(s.content)))
 	r.Progress(0.5, "writing")
 	if err := writeFile(ctx, root, s.rel, s.content, s.mode); err != nil {
@@ -241,8 +261,22 @@ func (motd) Rollback(ctx context.Context, sc *sdk.StepContext, data []byte) (*sd
 	}
 	defer root.Close()
 	var rec record
-	if err := json.Unmarshal(data, &rec); err != nil {
+	if len(data) == 0 {
+		// Apply was cut off before the host had its result: its undo
+		// record is in the state directory.
+		found, err := sdk.LoadUndo(sc, &rec)
+		if err != nil {
+			return nil, err
+		}
+		if !found {
+			return &sdk.RollbackResult{Message: "nothing to undo"}, nil
+		}
+	} else if err := json.Unmarshal(data, &rec); err != nil {
 		return nil, fmt.Errorf("read rollback record: %w", err)
+	}
+	// The temporary file of a write a crash cut off goes too.
+	if err := root.Remove(tempName(s.rel)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return nil, err
 	}
 	cur, err := current(root, s.rel)
 	if err != nil {
@@ -280,7 +314,13 @@ func (motd) Rollback(ctx context.Context, sc *sdk.StepContext, data []byte) (*sd
 		}
 		res.Changed = true
 	}
-	return res, nil
+	return res, sdk.ClearUndo(sc)
+}
+
+// tempName is the temporary file writeFile uses for rel: always the same
+// name, so that a later attempt or Rollback removes one a crash left.
+func tempName(rel string) string {
+	return path.Join(path.Dir(rel), "."+path.Base(rel)+".tmp-cairn")
 }
 
 // writeFile replaces rel with content atomically: a temporary file in the
@@ -288,7 +328,10 @@ func (motd) Rollback(ctx context.Context, sc *sdk.StepContext, data []byte) (*sd
 // fsynced.
 func writeFile(ctx context.Context, root *os.Root, rel string, content []byte, mode fs.FileMode) (err error) {
 	dir := path.Dir(rel)
-	tmp := path.Join(dir, "."+path.Base(rel)+".tmp-"+rand.Text()[:8])
+	tmp := tempName(rel)
+	if err := root.Remove(tmp); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return err
+	}
 	f, err := root.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
 	if err != nil {
 		return err
@@ -320,30 +363,24 @@ func writeFile(ctx context.Context, root *os.Root, rel string, content []byte, m
 	return syncDir(root, dir)
 }
 
-// mkdirAll creates dir and its missing parents under root and returns the
-// ones it created, outermost first.
-func mkdirAll(root *os.Root, dir string) ([]string, error) {
-	if dir == "." {
-		return nil, nil
-	}
-	info, err := root.Stat(dir)
-	if err == nil {
-		if !info.IsDir() {
-			return nil, fmt.Errorf("/%s is not a directory", dir)
+// missingDirs returns dir and its parents under root that do not exist,
+// outermost first.
+func missingDirs(root *os.Root, dir string) ([]string, error) {
+	var missing []string
+	for ; dir != "."; dir = path.Dir(dir) {
+		info, err := root.Stat(dir)
+		if err == nil {
+			if !info.IsDir() {
+				return nil, fmt.Errorf("/%s is not a directory", dir)
+			}
+			break
 		}
-		return nil, nil
+		if !errors.Is(err, fs.ErrNotExist) {
+			return nil, err
+		}
+		missing = append([]string{dir}, missing...)
 	}
-	if !errors.Is(err, fs.ErrNotExist) {
-		return nil, err
-	}
-	created, err := mkdirAll(root, path.Dir(dir))
-	if err != nil {
-		return nil, err
-	}
-	if err := root.Mkdir(dir, 0o755); err != nil {
-		return nil, err
-	}
-	return append(created, dir), nil
+	return missing, nil
 }
 
 func readDir(root *os.Root, dir string) ([]fs.DirEntry, error) {
