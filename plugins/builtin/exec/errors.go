@@ -9,4 +9,7 @@ var (
 	ErrNotFound = errors.New("program not found")
 	// ErrExitCode means the program exited with a code not in accept_exit_codes.
 	ErrExitCode = errors.New("exit code not accepted")
+	// ErrDir means the working directory does not resolve to a directory
+	// inside the root.
+	ErrDir = errors.New("bad working directory")
 )

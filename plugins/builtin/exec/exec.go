@@ -23,11 +23,11 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
 
+	"github.com/cairn-ops/cairn/internal/inroot"
 	"github.com/cairn-ops/cairn/plugins/sdk"
 )
 
@@ -71,9 +71,9 @@ func (*Plugin) Validate(_ context.Context, sc *sdk.StepContext) ([]*sdk.FieldErr
 	return errs, nil
 }
 
-// Plan implements sdk.Plugin. It evaluates the guards (running the
-// "unless" command, which must not change anything) to say whether Apply
-// would run the program.
+// Plan implements sdk.Plugin. It runs nothing: it checks the "creates"
+// guard (a path) to say whether Apply would run the program, and says
+// that the "unless" guard, a command, decides at Apply time.
 func (*Plugin) Plan(ctx context.Context, sc *sdk.StepContext) (*sdk.Plan, error) {
 	c, err := mustLoad(sc)
 	if err != nil {
@@ -82,16 +82,20 @@ func (*Plugin) Plan(ctx context.Context, sc *sdk.StepContext) (*sdk.Plan, error)
 	plan := &sdk.Plan{}
 	if c.Creates != "" {
 		plan.Changes = []*sdk.Change{{Kind: sdk.ChangeFile, Name: c.Creates, State: "present"}}
+		exists, err := c.exists(c.Creates)
+		if err != nil {
+			return nil, err
+		}
+		if exists {
+			plan.Actions = []string{"skip: " + c.Creates + " exists"}
+			return plan, nil
+		}
 	}
-	skip, err := c.skipReason(ctx, sc, nil)
-	if err != nil {
-		return nil, err
+	action := "would run: " + quote(c.Argv)
+	if len(c.Unless) > 0 {
+		action += " unless " + quote(c.Unless) + " exits 0 (a plan runs no command, the guard included)"
 	}
-	if skip != "" {
-		plan.Actions = []string{"skip: " + skip}
-		return plan, nil
-	}
-	plan.Actions = []string{"would run: " + quote(c.Argv)}
+	plan.Actions = []string{action}
 	plan.WouldChange = true
 	return plan, nil
 }
@@ -247,10 +251,17 @@ func (c *config) run(ctx context.Context, sc *sdk.StepContext, argv []string, lo
 		ctx, cancel = context.WithDeadline(ctx, deadline)
 		defer cancel()
 	}
-	dir := c.root
-	if c.Dir != "" {
-		dir = filepath.Join(c.root, filepath.FromSlash(c.Dir))
+	// The working directory is resolved inside the root (a symlink on the
+	// way cannot lead out of it) and held open while the program starts.
+	name := c.Dir
+	if name == "" {
+		name = "/"
 	}
+	d, dir, err := inroot.Dir(c.root, name)
+	if err != nil {
+		return nil, fmt.Errorf("%w: working directory %s: %w", ErrDir, name, err)
+	}
+	defer d.Close()
 	return execute(ctx, argv, dir, environ(c.root, c.Env), log)
 }
 

@@ -265,11 +265,18 @@ func TestPlan(t *testing.T) {
 			},
 		},
 		{
-			name:   "unless passes",
-			params: map[string]any{"argv": []any{"make"}, "unless": []any{"true"}},
-			want:   &sdk.Plan{Actions: []string{"skip: guard true exited 0"}},
+			// A plan runs no command: the guard would leave a file.
+			name:   "unless is not run",
+			params: map[string]any{"argv": []any{"make"}, "unless": []any{"sh", "-c", `touch "$CAIRN_ROOT/guard-ran"`}},
+			want: &sdk.Plan{Actions: []string{`would run: make unless sh -c "touch \"$CAIRN_ROOT/guard-ran\"" exits 0 (a plan runs no command, the guard included)`},
+				WouldChange: true},
 		},
 	}
+	defer func() {
+		if _, err := os.Stat(filepath.Join(root, "guard-ran")); err == nil {
+			t.Error("Plan ran the unless guard")
+		}
+	}()
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			got, err := New().Plan(t.Context(), stepContext(t, root, tt.params))
@@ -389,4 +396,37 @@ func TestConformance(t *testing.T) {
 
 func TestConformanceOverProcessBoundary(t *testing.T) {
 	sdktest.RunBinary(t, self(t), conformanceCases())
+}
+
+// TestDirStaysInTheRoot: a working directory reached through a symlink in
+// the root resolves inside the root, as in a chroot, never to the host
+// directory the link names; a link to a directory that exists only
+// outside the root is refused.
+func TestDirStaysInTheRoot(t *testing.T) {
+	base := t.TempDir()
+	root, outside := filepath.Join(base, "root"), filepath.Join(base, "outside")
+	for _, d := range []string{filepath.Join(root, "run", "app"), filepath.Join(root, "srv"), outside} {
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.Symlink("/run", filepath.Join(root, "var-run")); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(outside, filepath.Join(root, "srv", "app")); err != nil {
+		t.Fatal(err)
+	}
+	pwd := []any{"sh", "-c", "pwd -P"}
+	res, err := New().Apply(t.Context(), stepContext(t, root, map[string]any{"argv": pwd, "dir": "/var-run/app"}), &recorder{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, _ := filepath.EvalSymlinks(filepath.Join(root, "run", "app"))
+	if got := strings.TrimSpace(res.GetOutputs()["stdout_tail"]); got != want {
+		t.Errorf("the program ran in %s, want %s (the absolute link resolved inside the root)", got, want)
+	}
+	_, err = New().Apply(t.Context(), stepContext(t, root, map[string]any{"argv": pwd, "dir": "/srv/app"}), &recorder{})
+	if !errors.Is(err, ErrDir) {
+		t.Errorf("dir through a link to %s: err = %v, want ErrDir", outside, err)
+	}
 }

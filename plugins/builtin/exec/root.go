@@ -4,24 +4,15 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
-	"os"
-	"strings"
+
+	"github.com/cairn-ops/cairn/internal/inroot"
 )
 
-// exists reports whether path (absolute, inside the root) exists,
-// resolving it through an os.Root so that a symlink cannot point the
-// check outside the root.
+// exists reports whether path (absolute, inside the root) exists. It is
+// resolved as a process chrooted to the root would resolve it: symlinks,
+// absolute ones included, stay inside the root.
 func (c *config) exists(path string) (bool, error) {
-	root, err := os.OpenRoot(c.root)
-	if err != nil {
-		return false, fmt.Errorf("open root: %w", err)
-	}
-	defer root.Close()
-	name := strings.TrimLeft(path, "/")
-	if name == "" {
-		name = "."
-	}
-	_, err = root.Stat(name)
+	_, err := inroot.Stat(c.root, path)
 	switch {
 	case err == nil:
 		return true, nil
