@@ -1,0 +1,135 @@
+package integration
+
+import (
+	"bytes"
+	"crypto/rand"
+	"fmt"
+	"io/fs"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/cairn-ops/cairn/plugins/sdk/sdktest"
+)
+
+// crashFixture is a root and a manifest whose steps change the root (a
+// file replaced, a package installed, a large file and its directories
+// created) and whose last step fails, so that every run ends in a
+// rollback.
+type crashFixture struct {
+	manifest  string
+	artifacts string
+	original sdktest.Tree
+}
+
+// dpkgFiles is what dpkg keeps about packages; it changes on any run
+// (status-old, available), so trees compare without it and the package
+// is checked with dpkg-query.
+var dpkgFiles = []string{"var/lib/dpkg", "var/log", "var/cache"}
+
+func newCrashFixture(t *testing.T) *crashFixture {
+	t.Helper()
+	arts := t.TempDir()
+	big := make([]byte, 16<<20)
+	rand.Read(big)
+	if err := os.WriteFile(filepath.Join(arts, "big.bin"), big, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	deb, err := os.ReadFile(filepath.Join(artifactsDir(t), "cairn-itest-app_1.0.0_all.deb"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(arts, "app.deb"), deb, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	m := writeManifest(t, `components:
+  - {name: app, kind: application, path: app.deb}
+  - {name: big, kind: utility, path: big.bin}
+steps:
+  - {name: conf, plugin: file, params: {path: /etc/hostname, content: "renamed\n"}}
+  - {name: pkg, plugin: dpkg, params: {action: install, artifact: app}, needs_artifacts: [app]}
+  - {name: big, plugin: file, params: {path: /srv/data/blobs/big.bin, artifact: big}, needs_artifacts: [big]}
+  - {name: more, plugin: file, params: {path: /etc/cairn-crash.conf, content: "x = 1\n"}}
+  - {name: boom, plugin: file, params: {path: /etc/hostname/not-a-dir, content: "never\n"}}
+`)
+	return &crashFixture{manifest: m, artifacts: arts}
+}
+
+// root makes a fresh Debian-like root and remembers how it looked.
+func (f *crashFixture) root(t *testing.T) string {
+	t.Helper()
+	root := composeRoot(t, swFixture)
+	tree, err := sdktest.Snapshot(root, dpkgFiles...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.original = tree
+	return root
+}
+
+// check says whether root is as it was before any run: the same tree,
+// the package not installed, no temporary file left anywhere.
+func (f *crashFixture) check(t *testing.T, root, when string) {
+	t.Helper()
+	got, err := sdktest.Snapshot(root, dpkgFiles...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(f.original, got); diff != "" {
+		t.Errorf("%s: the root is not as it was before (-before +after):\n%s", when, diff)
+	}
+	out, _ := exec.Command("dpkg-query", "--admindir="+filepath.Join(root, "var/lib/dpkg"), "-W", "-f=${Status}", "cairn-itest-app").CombinedOutput()
+	if strings.Contains(string(out), " installed") {
+		t.Errorf("%s: cairn-itest-app is still %s", when, out)
+	}
+	filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
+		if err == nil && strings.Contains(d.Name(), ".cairn-tmp") {
+			t.Errorf("%s: temporary file %s left behind", when, p)
+		}
+		return nil
+	})
+}
+
+// TestApplyKilledAnywhereUndoesEverything kills the agent with SIGKILL at
+// points spread over a whole run, then applies again: every attempt ends
+// with the failing last step and the rollback, and the root is exactly
+// as it was, whether the kill came before, inside or after a step's
+// change, or between the change and the journal's record of it.
+func TestApplyKilledAnywhereUndoesEverything(t *testing.T) {
+	f := newCrashFixture(t)
+
+	// A run without a kill, to time the window and check the baseline.
+	root, data := f.root(t), t.TempDir()
+	began := time.Now()
+	r := agent(t, "apply", "-f", f.manifest, "--artifacts", f.artifacts, "--root", root, "--data-dir", data)
+	whole := time.Since(began)
+	if r.code != 1 || !strings.Contains(r.stderr, "(rolled back)") {
+		t.Fatalf("apply: exit %d, want 1 and rolled back\n%s\n%s", r.code, r.stdout, r.stderr)
+	}
+	f.check(t, root, "after a run without a kill")
+
+	const trials = 12
+	for i := range trials {
+		delay := whole * time.Duration(i) / trials
+		t.Run(fmt.Sprintf("kill_after_%s", delay.Round(time.Millisecond)), func(t *testing.T) {
+			root, data := f.root(t), t.TempDir()
+			cmd, out := startApply(t, "-f", f.manifest, "--artifacts", f.artifacts, "--root", root, "--data-dir", data)
+			time.Sleep(delay)
+			crash(t, cmd)
+			r := agent(t, "apply", "-f", f.manifest, "--artifacts", f.artifacts, "--root", root, "--data-dir", data)
+			if r.code != 1 || !strings.Contains(r.stderr, "(rolled back)") {
+				t.Fatalf("apply after the kill: exit %d, want 1 and rolled back\nfirst run:\n%s\nsecond run:\n%s\n%s",
+					r.code, out, r.stdout, r.stderr)
+			}
+			f.check(t, root, "after the kill and a second apply")
+			if t.Failed() {
+				t.Logf("first run:\n%s\nsecond run:\n%s\n%s", bytes.TrimSpace(out.Bytes()), r.stdout, r.stderr)
+			}
+		})
+	}
+}
