@@ -24,7 +24,7 @@ import (
 type crashFixture struct {
 	manifest  string
 	artifacts string
-	original sdktest.Tree
+	original  sdktest.Tree
 }
 
 // dpkgFiles is what dpkg keeps about packages; it changes on any run
