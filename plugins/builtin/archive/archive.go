@@ -274,6 +274,9 @@ func (*Plugin) Apply(ctx context.Context, sc *sdk.StepContext, r sdk.Reporter) (
 			// this run reports its change, and its record undoes it.
 			if s.dest != nil {
 				removeTemps(s.dest, &prev)
+				if err := fixDirModes(s.dest, l, acts, &prev); err != nil {
+					return nil, err
+				}
 			}
 			if res.RollbackRecord, err = json.Marshal(&prev); err != nil {
 				return nil, fmt.Errorf("encode rollback record: %w", err)
@@ -315,9 +318,11 @@ func (*Plugin) Apply(ctx context.Context, sc *sdk.StepContext, r sdk.Reporter) (
 	// Write-ahead: the backups and the record are on disk before the
 	// root changes.
 	if err := saveBackups(s.dest, rec.BackupDir, backups); err != nil {
+		removeBackups(&record{BackupDir: rec.BackupDir, Replaced: backups})
 		return nil, err
 	}
 	if err := sdk.SaveUndo(sc, rec); err != nil {
+		removeBackups(&record{BackupDir: rec.BackupDir, Replaced: backups})
 		return nil, err
 	}
 	hook("saved")
@@ -332,6 +337,13 @@ func (*Plugin) Apply(ctx context.Context, sc *sdk.StepContext, r sdk.Reporter) (
 			return nil, fmt.Errorf("%w (the partial extraction is undone; %v)", err, cerr)
 		}
 		return nil, err
+	}
+	if dest, err := s.root.OpenRoot(s.destRel); err == nil {
+		err = fixDirModes(dest, l, acts, rec)
+		dest.Close()
+		if err != nil {
+			return nil, err
+		}
 	}
 	hook("done")
 	r.Progress(1, valid(fmt.Sprintf("extracted %d members into %s", n, s.p.Dest)))

@@ -1,6 +1,7 @@
 package archive
 
 import (
+	"archive/tar"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -15,6 +16,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/cairn-ops/cairn/plugins/sdk"
+	"github.com/cairn-ops/cairn/plugins/sdk/sdktest"
 )
 
 // crashChild is what TestCrashChild does in the subprocess.
@@ -75,12 +77,12 @@ func TestCrashMidExtraction(t *testing.T) {
 		stage string
 		at    int
 	}{
-		{"saved", 1},  // undo record saved, nothing changed yet
-		{"tmp", 1},    // first temporary file written
-		{"tmp", 61},   // half way, a temporary file beside the replaced files
-		{"placed", 5}, // a few members in place
+		{"saved", 1},    // undo record saved, nothing changed yet
+		{"tmp", 1},      // first temporary file written
+		{"tmp", 61},     // half way, a temporary file beside the replaced files
+		{"placed", 5},   // a few members in place
 		{"placed", 121}, // the last member
-		{"done", 1}, // everything in place, the result not yet returned
+		{"done", 1},     // everything in place, the result not yet returned
 	}
 	finishes := []string{"rerun+rollback", "rerun+journal+rollback", "rerun+rollback without record", "rollback without record"}
 	for _, st := range stages {
@@ -164,4 +166,42 @@ func tempFiles(t *testing.T, root string) []string {
 		return nil
 	})
 	return out
+}
+
+// TestCrashLeavesDirectoryModes: directories are made 0700 and given
+// their mode once the members under them are in place; an attempt killed
+// in between leaves them 0700, and the re-run, finding them there, must
+// still give them their mode.
+func TestCrashLeavesDirectoryModes(t *testing.T) {
+	archive := writeArchive(t, "app.tar", tarOf(t, member{name: "pub/", typ: tar.TypeDir, mode: 0o755}, file("pub/index.html", "hi"),
+		member{name: "tmp/", typ: tar.TypeDir, mode: 0o1777}))
+	for _, finish := range []string{"rerun", "rerun nothing left"} {
+		t.Run(finish, func(t *testing.T) {
+			base := t.TempDir()
+			c := crashChild{Root: filepath.Join(base, "root"), Archive: archive, State: filepath.Join(base, "state"), Stage: "placed", At: 1}
+			os.MkdirAll(c.Root, 0o755)
+			env, _ := json.Marshal(c)
+			cmd := exec.Command(os.Args[0], "-test.run=^TestCrashChild$", "-test.count=1")
+			cmd.Env = append(os.Environ(), crashEnv+"="+string(env))
+			if out, err := cmd.CombinedOutput(); err == nil {
+				t.Fatalf("the child was not killed:\n%s", out)
+			}
+			sc := crashContext(t, c)
+			if finish == "rerun nothing left" {
+				// Everything is in place but the modes.
+				os.Mkdir(filepath.Join(c.Root, "srv/app/tmp"), 0o700)
+			}
+			if _, err := New().Apply(t.Context(), sc, nopReporter{}); err != nil {
+				t.Fatal(err)
+			}
+			want := sdktest.Tree{
+				"pub":            {Mode: "drwxr-xr-x"},
+				"pub/index.html": {Mode: "-rw-r--r--", SHA256: sha("hi")},
+				"tmp":            {Mode: "dtrwxrwxrwx"},
+			}
+			if diff := cmp.Diff(want, snapshot(t, filepath.Join(c.Root, "srv/app"))); diff != "" {
+				t.Errorf("after the re-run (-want +got):\n%s", diff)
+			}
+		})
+	}
 }

@@ -5,10 +5,13 @@ import "errors"
 // Errors a step can fail with; check with errors.Is.
 var (
 	// ErrUnsafeEntry: the archive holds an entry that could write outside
-	// the destination (absolute name, "..", escaping or chained symlink,
-	// hard link to something that is not one of the archive's own files,
-	// a write through a symlink) or an entry kind that is never extracted
-	// (device, FIFO). Nothing is extracted from such an archive.
+	// the destination (absolute name, "..", a symlink that does not lead
+	// inside the destination in the tree after extraction, or that would
+	// make a symlink already on disk lead outside, a hard link to
+	// something that is not one of the archive's own files, a write
+	// through a symlink), an entry kind that is never extracted (device,
+	// FIFO), or a name or link target that is not UTF-8. Nothing is
+	// extracted from such an archive.
 	ErrUnsafeEntry = errors.New("unsafe archive entry")
 	// ErrFormat: the artifact is not a tar, tar.gz or zip archive, is not
 	// the format the parameters name, or is damaged or truncated (a tar

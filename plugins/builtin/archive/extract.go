@@ -180,6 +180,31 @@ func extract(ctx context.Context, root *os.Root, destRel string, madeDest []stri
 	return syncDir(dest, ".")
 }
 
+// fixDirModes gives their mode to the archive's directories that an
+// earlier, killed attempt of the step made (rec lists them as created)
+// but did not live to chmod: they are made 0700 and given their mode only
+// once the members under them are in place.
+func fixDirModes(dest *os.Root, l *layout, acts []action, rec *record) error {
+	created := map[string]bool{}
+	for _, p := range rec.Created {
+		created[p] = true
+	}
+	for i := len(l.entries) - 1; i >= 0; i-- {
+		e := l.entries[i]
+		if e.kind != kindDir || acts[i] != unchanged || !created[e.path] {
+			continue
+		}
+		fi, err := dest.Lstat(e.path)
+		if err != nil || !fi.IsDir() || fi.Mode()&(fs.ModePerm|fs.ModeSetuid|fs.ModeSetgid|fs.ModeSticky) == e.perm {
+			continue
+		}
+		if err := dest.Chmod(e.path, e.perm); err != nil {
+			return fmt.Errorf("chmod %q: %w", e.path, err)
+		}
+	}
+	return nil
+}
+
 // parents makes the missing parent directories of p.
 func (x *extractor) parents(dest *os.Root, p string) error {
 	els := strings.Split(p, "/")

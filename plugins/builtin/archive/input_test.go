@@ -275,3 +275,107 @@ func TestTruncatedTar(t *testing.T) {
 		}
 	})
 }
+
+// TestFreeSpace: an extraction that would leave less than the margin free
+// on the destination's filesystem is refused before anything is written;
+// the real statfs answers for a real directory.
+func TestFreeSpace(t *testing.T) {
+	if free, _, ok := statfsFree(t.TempDir()); !ok || free <= 0 {
+		t.Fatalf("statfsFree(a temporary directory) = %d, %v", free, ok)
+	}
+	saved := freeSpace
+	t.Cleanup(func() { freeSpace = saved })
+	freeSpace = func(dir string) (int64, uint64, bool) {
+		free, dev, ok := saved(dir)
+		if free > 0 {
+			free = freeSpaceMargin + 1000 // room for 1000 bytes
+		}
+		return free, dev, ok
+	}
+	s := newSandbox(t)
+	before := snapshot(t, s.base)
+	_, err := New().Apply(t.Context(), s.context(t, writeArchive(t, "a.tar", tarOf(t, manyFiles(3, 400)...)), nil), nopReporter{})
+	if !errors.Is(err, ErrNoSpace) || !strings.Contains(err.Error(), "writing 1200 bytes") {
+		t.Errorf("Apply of 1200 bytes with 1000 free: %v; want ErrNoSpace", err)
+	}
+	if diff := cmp.Diff(before, snapshot(t, s.base)); diff != "" {
+		t.Errorf("the sandbox changed (-before +after):\n%s", diff)
+	}
+	if _, err := New().Apply(t.Context(), s.context(t, writeArchive(t, "a.tar", tarOf(t, manyFiles(2, 400)...)), nil), nopReporter{}); err != nil {
+		t.Errorf("Apply of 800 bytes with 1000 free: %v", err)
+	}
+}
+
+// TestValidateLimits: the limit parameters take whole positive numbers.
+func TestValidateLimits(t *testing.T) {
+	tests := []struct {
+		params map[string]any
+		fields []string
+	}{
+		{map[string]any{"max_bytes": 1 << 40, "max_entries": 1e6, "max_ratio": 1000.5}, nil},
+		{map[string]any{"max_bytes": 0}, []string{"max_bytes"}},
+		{map[string]any{"max_entries": 2.5}, []string{"max_entries"}},
+		{map[string]any{"max_ratio": -1}, []string{"max_ratio"}},
+		{map[string]any{"max_bytes": "big"}, []string{"max_bytes"}},
+	}
+	for _, tt := range tests {
+		t.Run(fmt.Sprint(tt.params), func(t *testing.T) {
+			s := newSandbox(t)
+			errs, err := New().Validate(t.Context(), s.context(t, "testdata/good/app.tar", tt.params))
+			if err != nil {
+				t.Fatal(err)
+			}
+			var got []string
+			for _, e := range errs {
+				got = append(got, e.GetField())
+			}
+			if diff := cmp.Diff(tt.fields, got); diff != "" {
+				t.Errorf("fields (-want +got):\n%s\n%v", diff, errs)
+			}
+		})
+	}
+}
+
+// TestInvalidUTF8OverTheWire: over the real plugin process boundary the
+// refusal of a Latin-1 name arrives as the plugin's error, not as a gRPC
+// marshalling failure.
+func TestInvalidUTF8OverTheWire(t *testing.T) {
+	client := sdktest.Start(t, sdktest.Build(t, "./testdata/plugin"))
+	s := newSandbox(t)
+	before := snapshot(t, s.base)
+	sc := s.context(t, writeArchive(t, "a.tar", tarOf(t, file("ok", "x"), file("caf\xe9", "x"))), nil)
+	sc.StateDir = t.TempDir()
+	_, err := client.Apply(t.Context(), sc, &sdktest.Recorder{})
+	if err == nil || !strings.Contains(err.Error(), `"caf\xe9"`) || strings.Contains(err.Error(), "marshal") {
+		t.Errorf("Apply: %v; want the refusal naming \"caf\\xe9\"", err)
+	}
+	if diff := cmp.Diff(before, snapshot(t, s.base)); diff != "" {
+		t.Errorf("the sandbox changed (-before +after):\n%s", diff)
+	}
+}
+
+// TestRestoreLinkNotUTF8: a symlink on disk whose target is not UTF-8,
+// replaced by the archive, comes back byte for byte on rollback.
+func TestRestoreLinkNotUTF8(t *testing.T) {
+	s := newSandbox(t)
+	os.MkdirAll(s.root+"/srv/app", 0o755)
+	if err := os.Symlink("caf\xe9", s.root+"/srv/app/l"); err != nil {
+		t.Fatal(err)
+	}
+	before := snapshot(t, s.base)
+	sc := s.context(t, writeArchive(t, "a.tar", tarOf(t, link("l", "other"))), nil)
+	sc.StateDir = t.TempDir()
+	res, err := New().Apply(t.Context(), sc, nopReporter{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := New().Rollback(t.Context(), sc, res.GetRollbackRecord()); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := os.Readlink(s.root + "/srv/app/l"); got != "caf\xe9" {
+		t.Errorf("restored link to %q", got)
+	}
+	if diff := cmp.Diff(before, snapshot(t, s.base)); diff != "" {
+		t.Errorf("(-before +after):\n%s", diff)
+	}
+}

@@ -100,7 +100,7 @@ func checkSpace(root *os.Root, rootDir, destRel string, write int64, backupDir s
 		}
 	}
 	if free < need+freeSpaceMargin {
-		return fmt.Errorf("%w: extracting needs %d bytes free on the destination's filesystem (with a margin of %d); %d are", ErrNoSpace, need+freeSpaceMargin, freeSpaceMargin, free)
+		return fmt.Errorf("%w: writing %d bytes needs %d bytes free on the destination's filesystem (with a margin of %d); %d are", ErrNoSpace, need, need+freeSpaceMargin, freeSpaceMargin, free)
 	}
 	return nil
 }
