@@ -9,8 +9,8 @@ import (
 	"io"
 	"io/fs"
 	"os"
-	"path"
 	"strings"
+	"unicode/utf8"
 )
 
 // Limits on names, as Linux has them.
@@ -39,6 +39,12 @@ type layout struct {
 	byPath  map[string]*entry // explicit members, and parent dirs as implicit kindDir entries (index -1)
 	dest    *os.Root          // the destination as it is on disk; nil when it does not exist yet
 	disk    map[string]fs.FileInfo
+	links   map[string]string // targets of symlinks on disk, read so far
+	// changed are the paths whose kind or link target the extraction
+	// changes (see markChanged); memo holds the resolved symlinks of the
+	// tree after extraction (see links.go).
+	changed map[string]bool
+	memo    map[string]*resolved
 }
 
 // unsafe returns the error refusing the member named name.
@@ -46,12 +52,17 @@ func unsafe(name, format string, a ...any) error {
 	return fmt.Errorf("%w %q: %s", ErrUnsafeEntry, shorten(name), fmt.Sprintf(format, a...))
 }
 
-// shorten keeps messages readable for very long names.
+// shorten keeps messages readable for very long names. Messages quote
+// names with %q, which escapes bytes that are not UTF-8.
 func shorten(name string) string {
 	if len(name) <= 120 {
 		return name
 	}
-	return fmt.Sprintf("%s...(%d bytes)", name[:100], len(name))
+	cut := 100
+	for cut > 96 && !utf8.RuneStart(name[cut]) {
+		cut--
+	}
+	return fmt.Sprintf("%s...(%d bytes)", name[:cut], len(name))
 }
 
 // scan reads the whole archive, checks every member and computes file
@@ -59,11 +70,19 @@ func shorten(name string) string {
 // (nil when it does not exist): members must not write through its
 // symlinks either.
 func scan(ctx context.Context, file string, p *params, dest *os.Root) (*layout, error) {
-	l := &layout{byPath: map[string]*entry{}, dest: dest, disk: map[string]fs.FileInfo{}}
+	l := &layout{byPath: map[string]*entry{}, dest: dest, disk: map[string]fs.FileInfo{}, links: map[string]string{}}
 	index := -1
-	err := walk(ctx, file, p.Format, func(raw *rawEntry, content io.Reader) error {
+	err := walk(ctx, file, p.Format, newBudget(p.limits()), func(raw *rawEntry, content io.Reader) error {
 		index++
 		e, err := l.check(raw, p)
+		if errors.Is(err, ErrUnsafeEntry) {
+			// A member written through a symlink, say, is refused; when an
+			// earlier symlink already leads outside, that is the reason
+			// to name.
+			if lerr := l.checkArchiveLinks(); lerr != nil {
+				return lerr
+			}
+		}
 		if err != nil || e == nil {
 			return err
 		}
@@ -72,7 +91,7 @@ func scan(ctx context.Context, file string, p *params, dest *os.Root) (*layout, 
 			h := sha256.New()
 			n, err := io.Copy(h, content)
 			if err != nil {
-				return fmt.Errorf("read %q: %w", shorten(raw.name), err)
+				return fmt.Errorf("read member %q: %w", shorten(raw.name), err)
 			}
 			e.sha, e.size = hex.EncodeToString(h.Sum(nil)), n
 		}
@@ -99,6 +118,11 @@ func (l *layout) check(raw *rawEntry, p *params) (*entry, error) {
 	rel, err := cleanName(raw.name, p.StripComponents)
 	if err != nil {
 		return nil, unsafe(raw.name, "%v", err)
+	}
+	if raw.kind == kindSymlink || raw.kind == kindHardlink {
+		if err := checkText(raw.link, "target"); err != nil {
+			return nil, unsafe(raw.name, "%s %v", raw.kind, err)
+		}
 	}
 	if rel == "" {
 		if raw.kind != kindDir && strings.Trim(raw.name, "./") == "" {
@@ -131,7 +155,7 @@ func (l *layout) check(raw *rawEntry, p *params) (*entry, error) {
 		if fi := l.lstat(parent); fi != nil && !fi.IsDir() {
 			return nil, unsafe(raw.name, "would be written through %q, which is not a directory on disk (%s)", parent, fi.Mode().Type())
 		}
-		l.byPath[parent] = &entry{index: -1, path: parent, kind: kindDir, perm: 0o755}
+		l.byPath[parent] = &entry{index: -1, name: raw.name, path: parent, kind: kindDir, perm: 0o755}
 	}
 
 	if prev, ok := l.byPath[rel]; ok {
@@ -153,18 +177,19 @@ func (l *layout) check(raw *rawEntry, p *params) (*entry, error) {
 
 	switch raw.kind {
 	case kindSymlink:
+		// Here only what the target says by itself; where it leads in the
+		// tree after extraction is checked once the whole archive is
+		// known (checkArchiveLinks).
 		t := raw.link
 		switch {
 		case t == "":
 			return nil, unsafe(raw.name, "symlink with an empty target")
-		case strings.ContainsRune(t, 0):
-			return nil, unsafe(raw.name, "symlink target contains a NUL byte")
 		case strings.HasPrefix(t, "/"):
 			return nil, unsafe(raw.name, "symlink to the absolute path %q", shorten(t))
 		case strings.ContainsRune(t, '\\'):
 			return nil, unsafe(raw.name, "symlink target %q contains a backslash", shorten(t))
 		}
-		if _, err := l.resolve(els[:len(els)-1], t, 0); err != nil {
+		if err := lexicallyInside(els[:len(els)-1], t); err != nil {
 			return nil, unsafe(raw.name, "symlink to %q: %v", shorten(t), err)
 		}
 		e.link = t
@@ -190,17 +215,16 @@ func (l *layout) check(raw *rawEntry, p *params) (*entry, error) {
 // elements. It returns "" for a name that is the destination itself or
 // stripped away.
 func cleanName(name string, strip int) (string, error) {
+	if err := checkText(name, "name"); err != nil {
+		return "", err
+	}
 	switch {
 	case name == "":
 		return "", errors.New("empty name")
-	case strings.ContainsRune(name, 0):
-		return "", errors.New("name contains a NUL byte")
 	case strings.ContainsRune(name, '\\'):
 		return "", errors.New("name contains a backslash (a Windows path separator)")
 	case strings.HasPrefix(name, "/"):
 		return "", errors.New("absolute name")
-	case len(name) > maxName:
-		return "", fmt.Errorf("name is %d bytes long (limit %d)", len(name), maxName)
 	case len(name) >= 2 && name[1] == ':' && (name[0]|0x20 >= 'a' && name[0]|0x20 <= 'z'):
 		return "", errors.New("name starts with a Windows drive letter")
 	}
@@ -222,56 +246,39 @@ func cleanName(name string, strip int) (string, error) {
 	return strings.Join(kept[strip:], "/"), nil
 }
 
-// resolve follows target from the directory dir (elements relative to the
-// destination) through the archive's symlinks and those on disk, and
-// returns where it ends; it fails when the way leaves the destination.
-func (l *layout) resolve(dir []string, target string, depth int) ([]string, error) {
-	if depth > maxLinks {
-		return nil, errors.New("too many levels of symlinks")
+// checkText refuses a name or link target that is too long, holds a NUL
+// byte or is not UTF-8 (names from old Windows zips and Latin-1 tars):
+// the kernel would take it, but no message, output or record could carry
+// it, and its meaning depends on an encoding the archive does not state.
+func checkText(s, what string) error {
+	switch {
+	case len(s) > maxName:
+		return fmt.Errorf("%s is %d bytes long (limit %d)", what, len(s), maxName)
+	case strings.ContainsRune(s, 0):
+		return fmt.Errorf("%s contains a NUL byte", what)
+	case !utf8.ValidString(s):
+		return fmt.Errorf("%s %q is not valid UTF-8", what, shorten(s))
 	}
-	cur := append([]string(nil), dir...)
+	return nil
+}
+
+// lexicallyInside refuses a symlink target that leaves the destination
+// on paper, from the directory dir: the cheap first check, made while
+// reading.
+func lexicallyInside(dir []string, target string) error {
+	depth := len(dir)
 	for _, el := range strings.Split(target, "/") {
 		switch el {
 		case "", ".":
-			continue
 		case "..":
-			if len(cur) == 0 {
-				return nil, errors.New("leaves the destination")
+			if depth--; depth < 0 {
+				return errors.New("leaves the destination")
 			}
-			cur = cur[:len(cur)-1]
-			continue
-		}
-		p := path.Join(append(cur, el)...)
-		next, isLink := l.linkAt(p)
-		if !isLink {
-			cur = append(cur, el)
-			continue
-		}
-		if strings.HasPrefix(next, "/") {
-			return nil, fmt.Errorf("leaves the destination through the symlink %q to %q", p, next)
-		}
-		var err error
-		if cur, err = l.resolve(cur, next, depth+1); err != nil {
-			return nil, err
+		default:
+			depth++
 		}
 	}
-	return cur, nil
-}
-
-// linkAt returns the target of the symlink at p, made by the archive or on
-// disk.
-func (l *layout) linkAt(p string) (string, bool) {
-	if e, ok := l.byPath[p]; ok {
-		return e.link, e.kind == kindSymlink
-	}
-	if fi := l.lstat(p); fi == nil || fi.Mode()&fs.ModeSymlink == 0 {
-		return "", false
-	}
-	t, err := l.dest.Readlink(p)
-	if err != nil {
-		return "/", true // unreadable: treat as escaping
-	}
-	return t, true
+	return nil
 }
 
 // lstat returns what is at p inside the destination on disk, or nil.

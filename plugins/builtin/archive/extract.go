@@ -9,10 +9,7 @@ import (
 	"io"
 	"io/fs"
 	"os"
-	"path"
-	"path/filepath"
 	"strings"
-	"syscall"
 )
 
 // action is what extracting one member does to the disk.
@@ -82,73 +79,85 @@ func fileSHA(r *os.Root, name string) (string, error) {
 	return hex.EncodeToString(h.Sum(nil)), nil
 }
 
-// record is Apply's rollback record: what it made and what it replaced.
-type record struct {
-	Dest string `json:"dest"`
-	// MadeDest are directories made to create dest, relative to the root,
-	// outermost first.
-	MadeDest []string `json:"made_dest,omitempty"`
-	// Created are paths relative to dest, in the order they were made.
-	Created []string `json:"created,omitempty"`
-	// Replaced are paths relative to dest whose previous content is kept.
-	Replaced []replaced `json:"replaced,omitempty"`
-	// BackupDir holds the previous contents of replaced files.
-	BackupDir string `json:"backup_dir,omitempty"`
+// testHook, when set (by tests), is called at points of Apply where an
+// agent can be killed: "saved" (undo record saved), "tmp" (a temporary
+// file written), "placed" (a member renamed into place), "done".
+var testHook func(stage string)
+
+func hook(stage string) {
+	if testHook != nil {
+		testHook(stage)
+	}
 }
 
-type replaced struct {
-	Path string      `json:"path"`
-	Mode fs.FileMode `json:"mode"`
-	// Link is the previous symlink target, for a replaced symlink.
-	Link string `json:"link,omitempty"`
-	// Backup is the file in BackupDir with the previous content.
-	Backup string `json:"backup,omitempty"`
-}
-
-func (r *record) empty() bool {
-	return len(r.MadeDest) == 0 && len(r.Created) == 0 && len(r.Replaced) == 0
+// missingDest lists the directories, relative to the root and outermost
+// first, that must be made to create dest.
+func missingDest(root *os.Root, destRel, dest string) ([]string, error) {
+	if destRel == "." {
+		return nil, nil
+	}
+	var missing []string
+	els := strings.Split(destRel, "/")
+	for i := range els {
+		p := strings.Join(els[:i+1], "/")
+		if len(missing) > 0 {
+			missing = append(missing, p)
+			continue
+		}
+		fi, err := root.Lstat(p)
+		if errors.Is(err, fs.ErrNotExist) {
+			missing = append(missing, p)
+			continue
+		}
+		if err != nil {
+			return nil, fmt.Errorf("destination %s: %w", dest, err)
+		}
+		if fi.Mode()&fs.ModeSymlink != 0 {
+			// os.Root resolves it, and refuses it if it leaves the root.
+			if fi, err = root.Stat(p); err != nil {
+				return nil, fmt.Errorf("destination %s: %w", dest, err)
+			}
+		}
+		if !fi.IsDir() {
+			return nil, fmt.Errorf("destination %s: /%s is not a directory", dest, p)
+		}
+	}
+	return missing, nil
 }
 
 // extractor makes the members of a checked layout under dest.
 type extractor struct {
-	l         *layout
-	acts      map[int]action // by archive index
-	byIndex   map[int]*entry
-	rec       *record
-	backupDir string // where previous contents go; "" refuses to replace files
-	madeDirs  map[string]bool
-	dirModes  []*entry // explicit directories made, chmod-ed last
-	tmpSeq    int
+	acts     map[int]action // by archive index
+	byIndex  map[int]*entry
+	tag      string
+	madeDirs map[string]bool
+	dirModes []*entry // explicit directories made, chmod-ed last
+	budget   *budget
+	written  int64
 }
 
-// extract makes every member whose action is not unchanged. On error it
-// has undone what it did.
-func extract(ctx context.Context, root *os.Root, destRel, file string, p *params, l *layout, acts []action, backupDir string) (rec *record, err error) {
-	x := &extractor{l: l, acts: map[int]action{}, byIndex: map[int]*entry{}, madeDirs: map[string]bool{},
-		rec: &record{Dest: p.Dest}, backupDir: backupDir}
+// extract makes every member whose action is not unchanged: the undo
+// record naming all it does is saved already. It returns at the first
+// error; the caller undoes.
+func extract(ctx context.Context, root *os.Root, destRel string, madeDest []string, file string, p *params, l *layout, acts []action, tag string) error {
+	x := &extractor{acts: map[int]action{}, byIndex: map[int]*entry{}, madeDirs: map[string]bool{}, tag: tag, budget: newBudget(p.limits())}
 	for i, e := range l.entries {
 		x.acts[e.index] = acts[i]
 		x.byIndex[e.index] = e
 	}
-	defer func() {
-		if err != nil {
-			if uerr := undo(root, x.rec); uerr != nil {
-				err = fmt.Errorf("%w (undoing the partial extraction also failed: %v)", err, uerr)
-			}
+	for _, d := range madeDest {
+		if err := root.Mkdir(d, 0o755); err != nil && !errors.Is(err, fs.ErrExist) {
+			return fmt.Errorf("make destination %s: %w", p.Dest, err)
 		}
-	}()
-	if err := x.makeDest(root, destRel); err != nil {
-		return x.rec, err
 	}
 	dest, err := root.OpenRoot(destRel)
 	if err != nil {
-		return x.rec, fmt.Errorf("open destination %s: %w", p.Dest, err)
+		return fmt.Errorf("open destination %s: %w", p.Dest, err)
 	}
 	defer dest.Close()
-	l.dest = dest
 
 	index := -1
-	err = walk(ctx, file, p.Format, func(_ *rawEntry, content io.Reader) error {
+	err = walk(ctx, file, p.Format, x.budget, func(_ *rawEntry, content io.Reader) error {
 		index++
 		e, ok := x.byIndex[index]
 		if !ok || x.acts[index] == unchanged {
@@ -157,52 +166,41 @@ func extract(ctx context.Context, root *os.Root, destRel, file string, p *params
 		if err := x.parents(dest, e.path); err != nil {
 			return err
 		}
-		return x.make(dest, e, x.acts[index], content)
+		return x.make(dest, e, content)
 	})
 	if err != nil {
-		return x.rec, err
+		return err
 	}
 	for i := len(x.dirModes) - 1; i >= 0; i-- {
 		e := x.dirModes[i]
 		if err := dest.Chmod(e.path, e.perm); err != nil {
-			return x.rec, fmt.Errorf("chmod %s: %w", e.path, err)
+			return fmt.Errorf("chmod %q: %w", e.path, err)
 		}
 	}
-	if err := syncDir(dest, "."); err != nil {
-		return x.rec, err
-	}
-	return x.rec, nil
+	return syncDir(dest, ".")
 }
 
-// makeDest makes dest and its missing parents inside the root.
-func (x *extractor) makeDest(root *os.Root, destRel string) error {
-	if destRel == "." {
-		return nil
+// fixDirModes gives their mode to the archive's directories that an
+// earlier, killed attempt of the step made (rec lists them as created)
+// but did not live to chmod: they are made 0700 and given their mode only
+// once the members under them are in place.
+func fixDirModes(dest *os.Root, l *layout, acts []action, rec *record) error {
+	created := map[string]bool{}
+	for _, p := range rec.Created {
+		created[p] = true
 	}
-	els := strings.Split(destRel, "/")
-	for i := range els {
-		p := strings.Join(els[:i+1], "/")
-		fi, err := root.Lstat(p)
-		if err == nil {
-			if fi.Mode()&fs.ModeSymlink != 0 {
-				// os.Root resolves it, and refuses it if it leaves the root.
-				fi, err = root.Stat(p)
-				if err != nil {
-					return fmt.Errorf("destination %s: %w", x.rec.Dest, err)
-				}
-			}
-			if !fi.IsDir() {
-				return fmt.Errorf("destination %s: /%s is not a directory", x.rec.Dest, p)
-			}
+	for i := len(l.entries) - 1; i >= 0; i-- {
+		e := l.entries[i]
+		if e.kind != kindDir || acts[i] != unchanged || !created[e.path] {
 			continue
 		}
-		if !errors.Is(err, fs.ErrNotExist) {
-			return fmt.Errorf("destination %s: %w", x.rec.Dest, err)
+		fi, err := dest.Lstat(e.path)
+		if err != nil || !fi.IsDir() || fi.Mode()&(fs.ModePerm|fs.ModeSetuid|fs.ModeSetgid|fs.ModeSticky) == e.perm {
+			continue
 		}
-		if err := root.Mkdir(p, 0o755); err != nil {
-			return fmt.Errorf("make destination %s: %w", x.rec.Dest, err)
+		if err := dest.Chmod(e.path, e.perm); err != nil {
+			return fmt.Errorf("chmod %q: %w", e.path, err)
 		}
-		x.rec.MadeDest = append(x.rec.MadeDest, p)
 	}
 	return nil
 }
@@ -223,30 +221,28 @@ func (x *extractor) parents(dest *os.Root, p string) error {
 		case err == nil:
 			return unsafe(p, "would be written through %q, which is not a directory (%s)", dir, fi.Mode().Type())
 		case !errors.Is(err, fs.ErrNotExist):
-			return fmt.Errorf("stat %s: %w", dir, err)
+			return fmt.Errorf("stat %q: %w", dir, err)
 		}
 		if err := dest.Mkdir(dir, 0o755); err != nil {
-			return fmt.Errorf("make directory %s: %w", dir, err)
+			return fmt.Errorf("make directory %q: %w", dir, err)
 		}
 		x.madeDirs[dir] = true
-		x.rec.Created = append(x.rec.Created, dir)
 	}
 	return nil
 }
 
 // make creates one member; content is its data for a file.
-func (x *extractor) make(dest *os.Root, e *entry, act action, content io.Reader) error {
+func (x *extractor) make(dest *os.Root, e *entry, content io.Reader) error {
 	if e.kind == kindDir {
 		if err := dest.Mkdir(e.path, 0o700); err != nil {
-			return fmt.Errorf("make directory %s: %w", e.path, err)
+			return fmt.Errorf("make directory %q: %w", e.path, err)
 		}
 		x.madeDirs[e.path] = true
-		x.rec.Created = append(x.rec.Created, e.path)
 		x.dirModes = append(x.dirModes, e)
 		return nil
 	}
-	x.tmpSeq++
-	tmp := path.Join(path.Dir(e.path), fmt.Sprintf(".cairn-archive-%d-%d.tmp", os.Getpid(), x.tmpSeq))
+	tmp := tempName(x.tag, e.path)
+	dest.Remove(tmp) // left by an attempt that was killed
 	var err error
 	switch e.kind {
 	case kindFile:
@@ -258,34 +254,26 @@ func (x *extractor) make(dest *os.Root, e *entry, act action, content io.Reader)
 	}
 	if err != nil {
 		dest.Remove(tmp)
-		return fmt.Errorf("extract %s: %w", e.path, err)
+		return fmt.Errorf("extract %q: %w", e.path, err)
 	}
-	if act == replace {
-		if err := x.backup(dest, e.path); err != nil {
-			dest.Remove(tmp)
-			return err
-		}
-	}
+	hook("tmp")
 	if err := dest.Rename(tmp, e.path); err != nil {
 		dest.Remove(tmp)
-		if act == replace {
-			x.rec.Replaced = x.rec.Replaced[:len(x.rec.Replaced)-1]
-		}
-		return fmt.Errorf("extract %s: %w", e.path, err)
+		return fmt.Errorf("extract %q: %w", e.path, err)
 	}
-	if act == create {
-		x.rec.Created = append(x.rec.Created, e.path)
-	}
+	hook("placed")
 	return nil
 }
 
+// writeFile writes e's content to name, and fails when it is not what
+// the check pass read: another size or digest.
 func writeFile(dest *os.Root, name string, e *entry, content io.Reader) error {
 	f, err := dest.OpenFile(name, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
 	if err != nil {
 		return err
 	}
 	h := sha256.New()
-	_, err = io.Copy(io.MultiWriter(f, h), content)
+	n, err := io.Copy(io.MultiWriter(f, h), io.LimitReader(content, e.size+1))
 	if err == nil {
 		err = f.Chmod(e.perm)
 	}
@@ -298,147 +286,13 @@ func writeFile(dest *os.Root, name string, e *entry, content io.Reader) error {
 	if err != nil {
 		return err
 	}
+	if n != e.size {
+		return fmt.Errorf("%w: %q holds %d bytes or more now, %d before", ErrChangedArtifact, shorten(e.name), n, e.size)
+	}
 	if sum := hex.EncodeToString(h.Sum(nil)); sum != e.sha {
 		return fmt.Errorf("%w: %q has sha256 %s now, %s before", ErrChangedArtifact, shorten(e.name), sum, e.sha)
 	}
 	return nil
-}
-
-// backup keeps what is at p before it is replaced.
-func (x *extractor) backup(dest *os.Root, p string) error {
-	fi, err := dest.Lstat(p)
-	if err != nil {
-		return fmt.Errorf("stat %s: %w", p, err)
-	}
-	r := replaced{Path: p, Mode: fi.Mode()}
-	switch {
-	case fi.Mode()&fs.ModeSymlink != 0:
-		if r.Link, err = dest.Readlink(p); err != nil {
-			return fmt.Errorf("read symlink %s: %w", p, err)
-		}
-	case fi.Mode().IsRegular():
-		if x.backupDir == "" {
-			return fmt.Errorf("replace %s: no cache_dir in the step context to keep its previous content for rollback", p)
-		}
-		if err := os.MkdirAll(x.backupDir, 0o700); err != nil {
-			return fmt.Errorf("make backup directory: %w", err)
-		}
-		src, err := dest.Open(p)
-		if err != nil {
-			return fmt.Errorf("open %s: %w", p, err)
-		}
-		defer src.Close()
-		dst, err := os.CreateTemp(x.backupDir, "backup-*")
-		if err != nil {
-			return fmt.Errorf("back up %s: %w", p, err)
-		}
-		_, err = io.Copy(dst, src)
-		if err == nil {
-			err = dst.Sync()
-		}
-		if cerr := dst.Close(); err == nil {
-			err = cerr
-		}
-		if err != nil {
-			os.Remove(dst.Name())
-			return fmt.Errorf("back up %s: %w", p, err)
-		}
-		r.Backup = filepath.Base(dst.Name())
-		x.rec.BackupDir = x.backupDir
-	default:
-		return unsafe(p, "would replace a %s on disk", fi.Mode().Type())
-	}
-	x.rec.Replaced = append(x.rec.Replaced, r)
-	return nil
-}
-
-// undo reverts what rec says was done: restores replaced paths, removes
-// created ones (directories only when empty), newest first.
-func undo(root *os.Root, rec *record) error {
-	if rec.empty() {
-		return nil
-	}
-	destRel := strings.TrimPrefix(rec.Dest, "/")
-	if destRel == "" {
-		destRel = "."
-	}
-	var errs []error
-	dest, err := root.OpenRoot(destRel)
-	switch {
-	case err == nil:
-		defer dest.Close()
-		for i := len(rec.Replaced) - 1; i >= 0; i-- {
-			if err := restore(dest, rec.BackupDir, rec.Replaced[i]); err != nil {
-				errs = append(errs, err)
-			}
-		}
-		for i := len(rec.Created) - 1; i >= 0; i-- {
-			if err := removeIfThere(dest, rec.Created[i]); err != nil {
-				errs = append(errs, err)
-			}
-		}
-	case !errors.Is(err, fs.ErrNotExist):
-		errs = append(errs, fmt.Errorf("open destination %s: %w", rec.Dest, err))
-	}
-	for i := len(rec.MadeDest) - 1; i >= 0; i-- {
-		if err := removeIfThere(root, rec.MadeDest[i]); err != nil {
-			errs = append(errs, err)
-		}
-	}
-	return errors.Join(errs...)
-}
-
-// removeIfThere removes p; a directory that is not empty (someone put
-// files there since) and a path already gone are left alone.
-func removeIfThere(r *os.Root, p string) error {
-	err := r.Remove(p)
-	if err == nil || errors.Is(err, fs.ErrNotExist) || errors.Is(err, syscall.ENOTEMPTY) || errors.Is(err, syscall.EEXIST) {
-		return nil
-	}
-	return fmt.Errorf("remove %s: %w", p, err)
-}
-
-// restore puts back what r recorded at its path.
-func restore(dest *os.Root, backupDir string, r replaced) error {
-	tmp := path.Join(path.Dir(r.Path), fmt.Sprintf(".cairn-archive-%d-restore.tmp", os.Getpid()))
-	dest.Remove(tmp)
-	var err error
-	if r.Mode&fs.ModeSymlink != 0 {
-		err = dest.Symlink(r.Link, tmp)
-	} else {
-		err = copyBackup(dest, tmp, filepath.Join(backupDir, r.Backup), r.Mode)
-	}
-	if err == nil {
-		err = dest.Rename(tmp, r.Path)
-	}
-	if err != nil {
-		dest.Remove(tmp)
-		return fmt.Errorf("restore %s: %w", r.Path, err)
-	}
-	return nil
-}
-
-func copyBackup(dest *os.Root, name, backup string, mode fs.FileMode) error {
-	src, err := os.Open(backup)
-	if err != nil {
-		return err
-	}
-	defer src.Close()
-	f, err := dest.OpenFile(name, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
-	if err != nil {
-		return err
-	}
-	_, err = io.Copy(f, src)
-	if err == nil {
-		err = f.Chmod(mode & (fs.ModePerm | fs.ModeSetuid | fs.ModeSetgid | fs.ModeSticky))
-	}
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	return err
 }
 
 func syncDir(r *os.Root, name string) error {
