@@ -68,7 +68,9 @@ func SaveUndo(sc *StepContext, v any) error {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return fmt.Errorf("make state directory: %w", err)
 	}
-	tmp, err := os.CreateTemp(dir, ".undo-*.tmp")
+	// One fixed temporary name: a crash inside SaveUndo leaves at most
+	// this file, which the next save replaces.
+	tmp, err := os.OpenFile(filepath.Join(dir, undoFile+".tmp"), os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
 	if err != nil {
 		return fmt.Errorf("save undo record: %w", err)
 	}
@@ -124,8 +126,10 @@ func ClearUndo(sc *StepContext) error {
 	if dir == "" {
 		return nil
 	}
-	if err := os.Remove(filepath.Join(dir, undoFile)); err != nil && !errors.Is(err, fs.ErrNotExist) {
-		return fmt.Errorf("clear undo record: %w", err)
+	for _, name := range []string{undoFile, undoFile + ".tmp"} {
+		if err := os.Remove(filepath.Join(dir, name)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return fmt.Errorf("clear undo record: %w", err)
+		}
 	}
 	return syncDir(dir)
 }

@@ -84,3 +84,28 @@ func TestUndoRecordBad(t *testing.T) {
 		})
 	}
 }
+
+// TestUndoRecordStaleTemporaryFile: a crash inside SaveUndo leaves its
+// one temporary file, which the next save and ClearUndo take away.
+func TestUndoRecordStaleTemporaryFile(t *testing.T) {
+	sc := &sdk.StepContext{StateDir: t.TempDir()}
+	stale := filepath.Join(sc.GetStateDir(), "undo.json.tmp")
+	if err := os.WriteFile(stale, []byte("half"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := sdk.SaveUndo(sc, undoRec{Path: "x"}); err != nil {
+		t.Fatal(err)
+	}
+	if entries, _ := os.ReadDir(sc.GetStateDir()); len(entries) != 1 {
+		t.Errorf("state dir after a save over a stale temporary file: %d entries, want 1", len(entries))
+	}
+	if err := os.WriteFile(stale, []byte("half"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := sdk.ClearUndo(sc); err != nil {
+		t.Fatal(err)
+	}
+	if entries, _ := os.ReadDir(sc.GetStateDir()); len(entries) != 0 {
+		t.Errorf("state dir after ClearUndo: %d entries, want none", len(entries))
+	}
+}

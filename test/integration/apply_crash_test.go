@@ -1,9 +1,12 @@
 package integration
 
 import (
+	"archive/tar"
 	"bytes"
+	"compress/gzip"
 	"crypto/rand"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"os/exec"
@@ -19,7 +22,7 @@ import (
 
 // crashFixture is a root and a manifest whose steps change the root (a
 // file replaced, a package installed, a large file and its directories
-// created) and whose last step fails, so that every run ends in a
+// created, an archive of 400 files extracted) and whose last step fails, so that every run ends in a
 // rollback.
 type crashFixture struct {
 	manifest  string
@@ -47,13 +50,16 @@ func newCrashFixture(t *testing.T) *crashFixture {
 	if err := os.WriteFile(filepath.Join(arts, "app.deb"), deb, 0o644); err != nil {
 		t.Fatal(err)
 	}
+	writeSiteArchive(t, filepath.Join(arts, "site.tar.gz"), 400)
 	m := writeManifest(t, `components:
   - {name: app, kind: application, path: app.deb}
   - {name: big, kind: utility, path: big.bin}
+  - {name: site, kind: application, path: site.tar.gz}
 steps:
   - {name: conf, plugin: file, params: {path: /etc/hostname, content: "renamed\n"}}
   - {name: pkg, plugin: dpkg, params: {action: install, artifact: app}, needs_artifacts: [app]}
   - {name: big, plugin: file, params: {path: /srv/data/blobs/big.bin, artifact: big}, needs_artifacts: [big]}
+  - {name: site, plugin: archive, params: {artifact: site, dest: /srv/www}, needs_artifacts: [site]}
   - {name: more, plugin: file, params: {path: /etc/cairn-crash.conf, content: "x = 1\n"}}
   - {name: boom, plugin: file, params: {path: /etc/hostname/not-a-dir, content: "never\n"}}
 `)
@@ -88,7 +94,7 @@ func (f *crashFixture) check(t *testing.T, root, when string) {
 		t.Errorf("%s: cairn-itest-app is still %s", when, out)
 	}
 	filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
-		if err == nil && strings.Contains(d.Name(), ".cairn-tmp") {
+		if err == nil && (strings.Contains(d.Name(), ".cairn-tmp") || strings.HasPrefix(d.Name(), ".cairn-archive-")) {
 			t.Errorf("%s: temporary file %s left behind", when, p)
 		}
 		return nil
@@ -131,5 +137,32 @@ func TestApplyKilledAnywhereUndoesEverything(t *testing.T) {
 				t.Logf("first run:\n%s\nsecond run:\n%s\n%s", bytes.TrimSpace(out.Bytes()), r.stdout, r.stderr)
 			}
 		})
+	}
+}
+
+// writeSiteArchive writes a tar.gz of n small files in nested
+// directories.
+func writeSiteArchive(t *testing.T, path string, n int) {
+	t.Helper()
+	f, err := os.Create(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	zw := gzip.NewWriter(f)
+	tw := tar.NewWriter(zw)
+	for i := range n {
+		body := fmt.Sprintf("page %d\n", i)
+		h := &tar.Header{Name: fmt.Sprintf("site/d%02d/page%03d.html", i%20, i), Mode: 0o644, Size: int64(len(body)), Typeflag: tar.TypeReg}
+		if err := tw.WriteHeader(h); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := tw.Write([]byte(body)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, c := range []io.Closer{tw, zw, f} {
+		if err := c.Close(); err != nil {
+			t.Fatal(err)
+		}
 	}
 }
