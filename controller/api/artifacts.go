@@ -13,6 +13,7 @@ import (
 
 	"github.com/cairn-ops/cairn/controller/blob"
 	"github.com/cairn-ops/cairn/controller/dml"
+	"github.com/cairn-ops/cairn/internal/limits"
 	controllerv1 "github.com/cairn-ops/cairn/proto/controller/v1"
 )
 
@@ -140,6 +141,12 @@ func (s *artifacts) ListArtifacts(ctx context.Context, req *controllerv1.ListArt
 	d, err := s.lib()
 	if err != nil {
 		return nil, err
+	}
+	if err := checkOptional("name", limits.ArtifactName, req.GetName()); err != nil {
+		return nil, s.artifactError("ListArtifacts", err)
+	}
+	if err := checkOptional("kind", limits.Word, req.GetKind()); err != nil {
+		return nil, s.artifactError("ListArtifacts", err)
 	}
 	recs, err := d.List(ctx, dml.Filter{Name: req.GetName(), Kind: req.GetKind()})
 	if err != nil {

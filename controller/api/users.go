@@ -11,6 +11,7 @@ import (
 	"github.com/cairn-ops/cairn/controller/auditlog"
 	"github.com/cairn-ops/cairn/controller/auth"
 	"github.com/cairn-ops/cairn/controller/store"
+	"github.com/cairn-ops/cairn/internal/limits"
 	controllerv1 "github.com/cairn-ops/cairn/proto/controller/v1"
 )
 
@@ -25,7 +26,7 @@ func (s *users) CreateUser(ctx context.Context, req *controllerv1.CreateUserRequ
 }
 
 func (s *users) createUser(ctx context.Context, req *controllerv1.CreateUserRequest) (*controllerv1.UserRecord, error) {
-	if err := validateName("name", req.GetName()); err != nil {
+	if err := checkText("name", limits.UserName, req.GetName()); err != nil {
 		return nil, err
 	}
 	if len(req.GetRoles()) == 0 {
@@ -84,6 +85,9 @@ func (s *users) CreateToken(ctx context.Context, req *controllerv1.CreateTokenRe
 func (s *users) createToken(ctx context.Context, req *controllerv1.CreateTokenRequest) (*controllerv1.CreateTokenResponse, error) {
 	if req.GetUser() == "" {
 		return nil, invalid("user", "a user name is required")
+	}
+	if err := checkText("user", limits.UserName, req.GetUser()); err != nil {
+		return nil, err
 	}
 	if req.GetTtlSeconds() < 0 {
 		return nil, invalid("ttl_seconds", "must not be negative (0: the token does not expire)")

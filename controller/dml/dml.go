@@ -34,11 +34,11 @@ import (
 	"strings"
 	"sync"
 	"time"
-	"unicode"
 
 	"github.com/cairn-ops/cairn/controller/auditlog"
 	"github.com/cairn-ops/cairn/controller/blob"
 	"github.com/cairn-ops/cairn/controller/store"
+	"github.com/cairn-ops/cairn/internal/limits"
 	controllerv1 "github.com/cairn-ops/cairn/proto/controller/v1"
 )
 
@@ -169,21 +169,21 @@ func (d *DML) Declare(ctx context.Context, id string, m Meta) (*Upload, error) {
 }
 
 func checkMeta(m Meta) error {
-	switch {
-	case m.Name == "":
+	if m.Name == "" {
 		return fmt.Errorf("%w: name: an artifact needs a name", ErrInvalid)
-	case len(m.Name) > 255:
-		return fmt.Errorf("%w: name: %d bytes long, at most 255", ErrInvalid, len(m.Name))
-	case strings.IndexFunc(m.Name, func(r rune) bool { return !unicode.IsPrint(r) }) >= 0:
-		return fmt.Errorf("%w: name: %q holds a control character", ErrInvalid, m.Name)
+	}
+	if err := limits.ArtifactName.Check(m.Name); err != nil {
+		return fmt.Errorf("%w: name: %w", ErrInvalid, err)
+	}
+	switch {
 	case !slices.Contains(Kinds, m.Kind):
-		return fmt.Errorf("%w: kind: %q is not one of %s", ErrInvalid, m.Kind, strings.Join(Kinds, ", "))
+		return fmt.Errorf("%w: kind: %s is not one of %s", ErrInvalid, limits.Quote(m.Kind), strings.Join(Kinds, ", "))
 	case m.Size < 0:
 		return fmt.Errorf("%w: size: %d is negative", ErrInvalid, m.Size)
 	}
 	if m.SHA256 != "" {
 		if err := blob.Check(m.SHA256); err != nil {
-			return fmt.Errorf("%w: sha256: %q is not 64 lowercase hex digits", ErrInvalid, m.SHA256)
+			return fmt.Errorf("%w: sha256: %s is not 64 lowercase hex digits", ErrInvalid, limits.Quote(m.SHA256))
 		}
 	}
 	return nil
@@ -347,12 +347,12 @@ func (d *DML) Get(ctx context.Context, digest string) (*controllerv1.ArtifactRec
 func resolve(tx store.Tx, digest string) (*controllerv1.ArtifactRecord, error) {
 	if len(digest) == 2*sha256.Size {
 		if err := blob.Check(digest); err != nil {
-			return nil, fmt.Errorf("%w: digest: %q is not 64 lowercase hex digits", ErrInvalid, digest)
+			return nil, fmt.Errorf("%w: digest: %s is not 64 lowercase hex digits", ErrInvalid, limits.Quote(digest))
 		}
 		return tx.Artifact(digest)
 	}
 	if len(digest) < MinPrefix || len(digest) > 2*sha256.Size || strings.Trim(digest, "0123456789abcdef") != "" {
-		return nil, fmt.Errorf("%w: digest: %q is neither a sha256 digest nor a prefix of at least %d lowercase hex digits", ErrInvalid, digest, MinPrefix)
+		return nil, fmt.Errorf("%w: digest: %s is neither a sha256 digest nor a prefix of at least %d lowercase hex digits", ErrInvalid, limits.Quote(digest), MinPrefix)
 	}
 	all, err := tx.Artifacts()
 	if err != nil {
@@ -435,7 +435,7 @@ func (d *DML) RecordInstall(ctx context.Context, actor, digest string, in *contr
 		return fmt.Errorf("%w: install: release is required", ErrInvalid)
 	}
 	if err := blob.Check(digest); err != nil {
-		return fmt.Errorf("%w: digest: %q is not 64 lowercase hex digits", ErrInvalid, digest)
+		return fmt.Errorf("%w: digest: %s is not 64 lowercase hex digits", ErrInvalid, limits.Quote(digest))
 	}
 	now := d.now()
 	return d.st.Update(ctx, func(tx store.Tx) error {

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/cairn-ops/cairn/internal/atomicfile"
+	"github.com/cairn-ops/cairn/internal/limits"
 )
 
 // SessionTTL is how long an upload session lives after its last write;
@@ -80,7 +81,7 @@ func (s *sessions) metaPath(id string) string { return filepath.Join(s.dir, id+"
 // so an ID is never a path.
 func checkID(id string) error {
 	if len(id) != 32 || strings.Trim(id, "0123456789abcdef") != "" {
-		return fmt.Errorf("%w: upload ID %q is not 32 lowercase hex digits", ErrInvalid, id)
+		return fmt.Errorf("%w: upload ID %s is not 32 lowercase hex digits", ErrInvalid, limits.Quote(id))
 	}
 	return nil
 }
