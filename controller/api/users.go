@@ -89,8 +89,9 @@ func (s *users) createToken(ctx context.Context, req *controllerv1.CreateTokenRe
 	if err := checkText("user", limits.UserName, req.GetUser()); err != nil {
 		return nil, err
 	}
-	if req.GetTtlSeconds() < 0 {
-		return nil, invalid("ttl_seconds", "must not be negative (0: the token does not expire)")
+	ttl, err := checkSeconds("ttl_seconds", req.GetTtlSeconds(), limits.APITokenTTL, fmt.Sprintf("%s (%d days)", limits.APITokenTTL, limits.APITokenTTL/(24*time.Hour)))
+	if err != nil {
+		return nil, err
 	}
 	token, err := auth.NewToken(auth.TokenUser)
 	if err != nil {
@@ -108,8 +109,8 @@ func (s *users) createToken(ctx context.Context, req *controllerv1.CreateTokenRe
 		CreatedBy: actor(ctx),
 		CreatedAt: stamp(now),
 	}
-	if ttl := req.GetTtlSeconds(); ttl > 0 {
-		rec.ExpiresAt = stamp(now.Add(time.Duration(ttl) * time.Second))
+	if ttl > 0 {
+		rec.ExpiresAt = stamp(now.Add(ttl))
 	}
 	err = s.Store.Update(ctx, func(tx store.Tx) error {
 		u, err := tx.User(rec.User)

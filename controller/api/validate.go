@@ -5,6 +5,7 @@ import (
 	"maps"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/cairn-ops/cairn/internal/limits"
 )
@@ -26,6 +27,21 @@ func checkOptional(field string, l limits.Text, v string) error {
 		return nil
 	}
 	return checkText(field, l, v)
+}
+
+// checkSeconds turns a count of seconds a caller gives into a duration
+// of at most max, comparing before it multiplies so that no value
+// overflows time.Duration (2^63-1 seconds once wrapped around into a TTL
+// that had already expired). Negative values are refused; maxText names
+// the maximum in the message.
+func checkSeconds(field string, secs int64, max time.Duration, maxText string) (time.Duration, error) {
+	switch {
+	case secs < 0:
+		return 0, invalid(field, "%d seconds: must not be negative", secs)
+	case secs > int64(max/time.Second):
+		return 0, invalid(field, "%d seconds is longer than the maximum of %s", secs, maxText)
+	}
+	return time.Duration(secs) * time.Second, nil
 }
 
 // checkList checks the number of entries of a list field and each entry.

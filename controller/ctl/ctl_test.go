@@ -129,6 +129,7 @@ func TestCommands(t *testing.T) {
 			req: &controllerv1.CreateEnrollTokenRequest{TtlSeconds: 3600, Uses: 3, Labels: map[string]string{"env": "prod", "role": "web"}},
 		},
 		{name: "enroll-token ttl too long", args: []string{"enroll-token", "create", "--ttl", "48h"}, code: ExitUsage, errOut: []string{"--ttl 48h0m0s"}},
+		{name: "enroll-token too many uses", args: []string{"enroll-token", "create", "--uses", "10001"}, code: ExitUsage, errOut: []string{"--uses 10001: at most 10000"}},
 		{name: "enroll-token json", args: []string{"enroll-token", "create", "-o", "json"}, out: []string{`"token": "cairn_e_join-me"`}},
 		{
 			name: "audit run wait", args: []string{"audit", "run", "--node", "web1", "--wait", "--collectors", "packages,os", "--track", "/etc/nginx"},
@@ -205,6 +206,8 @@ func TestCommands(t *testing.T) {
 		{name: "user list", args: []string{"user", "list"}, golden: "user-list.txt"},
 		{name: "token create", args: []string{"token", "create", "--user", "alice"}, golden: "token-create.txt", errOut: []string{"token tok-7 for user alice, expires never; shown once"}},
 		{name: "token create no user", args: []string{"token", "create"}, code: ExitUsage},
+		{name: "token ttl over 400 days", args: []string{"token", "create", "--user", "alice", "--ttl", "9601h"}, code: ExitUsage,
+			errOut: []string{"--ttl 9601h0m0s: at most 9600h0m0s (400 days)"}},
 		{name: "whoami", args: []string{"whoami"}, out: []string{"user admin, roles admin, controller " + f.addr}},
 		{name: "auditlog list", args: []string{"auditlog", "list"}, golden: "auditlog-list.txt"},
 		{

@@ -6,6 +6,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/cairn-ops/cairn/internal/limits"
 	controllerv1 "github.com/cairn-ops/cairn/proto/controller/v1"
 )
 
@@ -34,7 +35,7 @@ it; its ID and expiry go to standard error. It is shown only this once.`,
 	}
 	f := addFormat(cmd, formatTable, listFormats...)
 	cmd.Flags().StringVar(&user, "user", "", "the user the token authenticates (required)")
-	cmd.Flags().DurationVar(&ttl, "ttl", 0, "how long the token is valid (0: until revoked)")
+	cmd.Flags().DurationVar(&ttl, "ttl", 0, "how long the token is valid (0: until revoked; at most 400 days)")
 	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
 		if err := f.check(); err != nil {
 			return err
@@ -44,6 +45,9 @@ it; its ID and expiry go to standard error. It is shown only this once.`,
 		}
 		if ttl < 0 {
 			return usageErrorf("--ttl %s: give a positive duration, or 0 for no expiry", ttl)
+		}
+		if ttl > limits.APITokenTTL {
+			return usageErrorf("--ttl %s: at most %s (%d days), or 0 for no expiry", ttl, limits.APITokenTTL, limits.APITokenTTL/(24*time.Hour))
 		}
 		cc, ctx, cancel, err := a.client(cmd.Context())
 		if err != nil {
