@@ -204,7 +204,7 @@ func TestCommands(t *testing.T) {
 		},
 		{name: "user create bad role", args: []string{"user", "create", "bob", "--role", "root"}, code: ExitUsage, errOut: []string{`create user bob: unknown role "root"`}},
 		{name: "user list", args: []string{"user", "list"}, golden: "user-list.txt"},
-		{name: "token create", args: []string{"token", "create", "--user", "alice"}, golden: "token-create.txt", errOut: []string{"token tok-7 for user alice, expires never; shown once"}},
+		{name: "token create", args: []string{"token", "create", "--user", "alice"}, golden: "token-create.txt", errOut: []string{"token tok-7 for user alice, expires never; shown once", "issued by admin: what alice does with it counts for separation of duties"}},
 		{name: "token create no user", args: []string{"token", "create"}, code: ExitUsage},
 		{name: "token ttl over 400 days", args: []string{"token", "create", "--user", "alice", "--ttl", "9601h"}, code: ExitUsage,
 			errOut: []string{"--ttl 9601h0m0s: at most 9600h0m0s (400 days)"}},

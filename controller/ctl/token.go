@@ -2,6 +2,7 @@ package ctl
 
 import (
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -27,8 +28,15 @@ func (a *app) newTokenCreateCommand() *cobra.Command {
 		Use:   "create --user NAME [--ttl DURATION]",
 		Short: "Create a token for a user (shown once)",
 		Long: `Create makes a new API token for --user, valid for --ttl (default: until
-revoked). The token alone goes to standard output, so a script can capture
-it; its ID and expiry go to standard error. It is shown only this once.`,
+revoked; at most 400 days). The token alone goes to standard output, so a
+script can capture it; its ID and expiry go to standard error. It is shown
+only this once.
+
+The token records you (and whoever issued your own token) as its issuers.
+The audit log names them with everything the token does ("user:ap2 (token
+issued by admin1)"), and separation of duties counts its steps as
+possibly yours: an admin who authored a release cannot approve it through
+a token they made for an approver.`,
 		Example: `  cairnctl token create --user alice
   export CAIRN_TOKEN=$(cairnctl token create --user ci --ttl 24h)`,
 		Args: noArgs,
@@ -66,6 +74,10 @@ it; its ID and expiry go to standard error. It is shown only this once.`,
 			expires = "never"
 		}
 		fmt.Fprintf(a.errOut, "token %s for user %s, expires %s; shown once, store it now\n", resp.GetId(), user, expires)
+		if len(resp.GetIssuers()) > 0 {
+			fmt.Fprintf(a.errOut, "issued by %s: what %s does with it counts for separation of duties as possibly done by them too, and the audit log says so\n",
+				strings.Join(resp.GetIssuers(), " via "), user)
+		}
 		_, err = fmt.Fprintln(a.out, resp.GetToken())
 		return err
 	}

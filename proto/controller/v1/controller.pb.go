@@ -2484,7 +2484,15 @@ type APITokenRecord struct {
 	CreatedBy string `protobuf:"bytes,4,opt,name=created_by,json=createdBy,proto3" json:"created_by,omitempty"`
 	CreatedAt string `protobuf:"bytes,5,opt,name=created_at,json=createdAt,proto3" json:"created_at,omitempty"`
 	// Empty: never expires.
-	ExpiresAt     string `protobuf:"bytes,6,opt,name=expires_at,json=expiresAt,proto3" json:"expires_at,omitempty"`
+	ExpiresAt string `protobuf:"bytes,6,opt,name=expires_at,json=expiresAt,proto3" json:"expires_at,omitempty"`
+	// The users who could hold this token besides its user, by name: the
+	// user who created it, then the issuers of the token they created it
+	// with, and so on (no duplicates, never the token's user). Empty for a
+	// token its user made for themselves with a token of their own, or
+	// that the system made (init). Separation of duties treats what the
+	// token does as possibly done by each of them (controller/release),
+	// and the audit log names them: "user:ap2 (token issued by admin1)".
+	Issuers       []string `protobuf:"bytes,7,rep,name=issuers,proto3" json:"issuers,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2559,6 +2567,13 @@ func (x *APITokenRecord) GetExpiresAt() string {
 		return x.ExpiresAt
 	}
 	return ""
+}
+
+func (x *APITokenRecord) GetIssuers() []string {
+	if x != nil {
+		return x.Issuers
+	}
+	return nil
 }
 
 type CreateUserRequest struct {
@@ -2748,9 +2763,11 @@ func (x *CreateTokenRequest) GetTtlSeconds() int64 {
 type CreateTokenResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Shown once; the controller keeps only its hash.
-	Token         string `protobuf:"bytes,1,opt,name=token,proto3" json:"token,omitempty"`
-	Id            string `protobuf:"bytes,2,opt,name=id,proto3" json:"id,omitempty"`
-	ExpiresAt     string `protobuf:"bytes,3,opt,name=expires_at,json=expiresAt,proto3" json:"expires_at,omitempty"`
+	Token     string `protobuf:"bytes,1,opt,name=token,proto3" json:"token,omitempty"`
+	Id        string `protobuf:"bytes,2,opt,name=id,proto3" json:"id,omitempty"`
+	ExpiresAt string `protobuf:"bytes,3,opt,name=expires_at,json=expiresAt,proto3" json:"expires_at,omitempty"`
+	// The token's issuers (APITokenRecord.issuers).
+	Issuers       []string `protobuf:"bytes,4,rep,name=issuers,proto3" json:"issuers,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2806,6 +2823,13 @@ func (x *CreateTokenResponse) GetExpiresAt() string {
 	return ""
 }
 
+func (x *CreateTokenResponse) GetIssuers() []string {
+	if x != nil {
+		return x.Issuers
+	}
+	return nil
+}
+
 type WhoAmIRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	unknownFields protoimpl.UnknownFields
@@ -2846,7 +2870,9 @@ type AuditLogEntry struct {
 	state    protoimpl.MessageState `protogen:"open.v1"`
 	Sequence uint64                 `protobuf:"varint,1,opt,name=sequence,proto3" json:"sequence,omitempty"`
 	Time     string                 `protobuf:"bytes,2,opt,name=time,proto3" json:"time,omitempty"`
-	// "user:NAME", "node:ID" or "system".
+	// "user:NAME", "user:NAME (token issued by ISSUER[ via ISSUER...])"
+	// when the user acted with a token another user created (see
+	// APITokenRecord.issuers), "node:ID" or "system".
 	Actor string `protobuf:"bytes,3,opt,name=actor,proto3" json:"actor,omitempty"`
 	// e.g. "enroll-token.create", "node.enroll", "baseline.accept".
 	Action string `protobuf:"bytes,4,opt,name=action,proto3" json:"action,omitempty"`
@@ -7032,7 +7058,7 @@ const file_proto_controller_v1_controller_proto_rawDesc = "" +
 	"created_by\x18\x03 \x01(\tR\tcreatedBy\x12\x1d\n" +
 	"\n" +
 	"created_at\x18\x04 \x01(\tR\tcreatedAt\x12\x1a\n" +
-	"\bdisabled\x18\x05 \x01(\bR\bdisabled\"\xb0\x01\n" +
+	"\bdisabled\x18\x05 \x01(\bR\bdisabled\"\xca\x01\n" +
 	"\x0eAPITokenRecord\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n" +
 	"\x04user\x18\x02 \x01(\tR\x04user\x12\x1d\n" +
@@ -7043,7 +7069,8 @@ const file_proto_controller_v1_controller_proto_rawDesc = "" +
 	"\n" +
 	"created_at\x18\x05 \x01(\tR\tcreatedAt\x12\x1d\n" +
 	"\n" +
-	"expires_at\x18\x06 \x01(\tR\texpiresAt\"=\n" +
+	"expires_at\x18\x06 \x01(\tR\texpiresAt\x12\x18\n" +
+	"\aissuers\x18\a \x03(\tR\aissuers\"=\n" +
 	"\x11CreateUserRequest\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x14\n" +
 	"\x05roles\x18\x02 \x03(\tR\x05roles\"\x12\n" +
@@ -7053,12 +7080,13 @@ const file_proto_controller_v1_controller_proto_rawDesc = "" +
 	"\x12CreateTokenRequest\x12\x12\n" +
 	"\x04user\x18\x01 \x01(\tR\x04user\x12\x1f\n" +
 	"\vttl_seconds\x18\x02 \x01(\x03R\n" +
-	"ttlSeconds\"Z\n" +
+	"ttlSeconds\"t\n" +
 	"\x13CreateTokenResponse\x12\x14\n" +
 	"\x05token\x18\x01 \x01(\tR\x05token\x12\x0e\n" +
 	"\x02id\x18\x02 \x01(\tR\x02id\x12\x1d\n" +
 	"\n" +
-	"expires_at\x18\x03 \x01(\tR\texpiresAt\"\x0f\n" +
+	"expires_at\x18\x03 \x01(\tR\texpiresAt\x12\x18\n" +
+	"\aissuers\x18\x04 \x03(\tR\aissuers\"\x0f\n" +
 	"\rWhoAmIRequest\"\xbd\x02\n" +
 	"\rAuditLogEntry\x12\x1a\n" +
 	"\bsequence\x18\x01 \x01(\x04R\bsequence\x12\x12\n" +
