@@ -31,6 +31,12 @@ type result struct {
 // and a HOME without a config file.
 func (f *fake) run(t *testing.T, env map[string]string, stdin string, args ...string) result {
 	t.Helper()
+	return f.runCtx(t, context.Background(), env, stdin, args...)
+}
+
+// runCtx is run with a context, which a test may cancel as an interrupt.
+func (f *fake) runCtx(t *testing.T, ctx context.Context, env map[string]string, stdin string, args ...string) result {
+	t.Helper()
 	vars := map[string]string{
 		"CAIRN_CONTROLLER": f.addr,
 		"CAIRN_CA":         f.caPath,
@@ -49,7 +55,7 @@ func (f *fake) run(t *testing.T, env map[string]string, stdin string, args ...st
 		now:          func() time.Time { return testNow },
 		pollInterval: 5 * time.Millisecond,
 	}
-	code := a.execute(context.Background(), args)
+	code := a.execute(ctx, args)
 	return result{stdout: out.String(), stderr: errOut.String(), code: code}
 }
 

@@ -157,9 +157,12 @@ const (
 	UnreachableWait = 7 * 24 * time.Hour
 )
 
-// Upload sessions of the DML (artifact pushes). These are defaults: the
-// controller's config (upload_sessions_per_user, upload_sessions,
-// upload_bytes_per_user, upload_bytes, upload_idle_timeout) changes them.
+// Upload sessions of the DML (unfinished artifact pushes). These are
+// defaults: the controller's config (upload_sessions_per_user,
+// upload_sessions, upload_bytes_per_user, upload_bytes,
+// upload_idle_timeout) changes them. Bytes count what pushes declare, so
+// the byte caps are multiples of the largest artifact (max_artifact_bytes,
+// 1 GiB by default): 4 GiB per user and 16 GiB in all by default.
 const (
 	// DefaultUploadSessionsPerUser is how many unfinished pushes one user
 	// may hold.
@@ -167,14 +170,15 @@ const (
 	// DefaultUploadSessions is how many unfinished pushes all users
 	// together may hold.
 	DefaultUploadSessions = 32
-	// DefaultUploadBytesPerUser is how many bytes one user's unfinished
-	// pushes may declare together (4 artifacts of the default 1 GiB).
-	DefaultUploadBytesPerUser = 4 << 30
-	// DefaultUploadBytes is how many bytes all unfinished pushes may
+	// UploadBytesPerUserArtifacts is the default of upload_bytes_per_user,
+	// in max_artifact_bytes: what one user's unfinished pushes may
 	// declare together.
-	DefaultUploadBytes = 16 << 30
+	UploadBytesPerUserArtifacts = 4
+	// UploadBytesArtifacts is the default of upload_bytes, in
+	// max_artifact_bytes: what all unfinished pushes may declare together.
+	UploadBytesArtifacts = 16
 	// DefaultUploadIdle is how long an upload session lives after its
-	// last write.
+	// last write (it was 24 hours).
 	DefaultUploadIdle = time.Hour
 )
 
