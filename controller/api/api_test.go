@@ -3,6 +3,7 @@ package api_test
 import (
 	"bytes"
 	"context"
+	"math"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -180,8 +181,14 @@ func TestCreateEnrollToken(t *testing.T) {
 			want:    &controllerv1.EnrollTokenRecord{CreatedBy: "user:operator1", CreatedAt: stampNow, ExpiresAt: "2026-03-02T12:00:00.000000000Z", UsesLeft: 3, Labels: map[string]string{"env": "prod"}},
 			details: map[string]string{"expires_at": "2026-03-02T12:00:00.000000000Z", "uses": "3", "labels": "env=prod"},
 		},
-		{name: "ttl over 24h", req: &controllerv1.CreateEnrollTokenRequest{TtlSeconds: 86401}, code: codes.InvalidArgument, msg: "ttl_seconds: 24h0m1s is longer than the maximum of 24h"},
+		{name: "ttl over 24h", req: &controllerv1.CreateEnrollTokenRequest{TtlSeconds: 86401}, code: codes.InvalidArgument, msg: "ttl_seconds: 86401 seconds is longer than the maximum of 24h"},
 		{name: "negative ttl", req: &controllerv1.CreateEnrollTokenRequest{TtlSeconds: -1}, code: codes.InvalidArgument, msg: "ttl_seconds"},
+		// time.Duration(ttl)*time.Second overflows: the message must name
+		// the value given, not the wrapped duration.
+		{name: "ttl 2^63-1", req: &controllerv1.CreateEnrollTokenRequest{TtlSeconds: math.MaxInt64}, code: codes.InvalidArgument,
+			msg: "ttl_seconds: 9223372036854775807 seconds is longer than the maximum of 24h"},
+		{name: "uses over the limit", req: &controllerv1.CreateEnrollTokenRequest{Uses: math.MaxUint32}, code: codes.InvalidArgument,
+			msg: "uses: 4294967295 is more than the maximum of 10000"},
 		{name: "bad label", req: &controllerv1.CreateEnrollTokenRequest{Labels: map[string]string{"env": "a,b"}}, code: codes.InvalidArgument, msg: "labels: label env"},
 	}
 	var tokens []string

@@ -11,8 +11,10 @@ import (
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/cairn-ops/cairn/controller/auth"
 	"github.com/cairn-ops/cairn/controller/blob"
 	"github.com/cairn-ops/cairn/controller/dml"
+	"github.com/cairn-ops/cairn/internal/limits"
 	controllerv1 "github.com/cairn-ops/cairn/proto/controller/v1"
 )
 
@@ -32,7 +34,7 @@ func (s *artifacts) artifactError(method string, err error) error {
 	switch {
 	case err == nil:
 		return nil
-	case errors.Is(err, dml.ErrTooLarge):
+	case errors.Is(err, dml.ErrTooLarge), errors.Is(err, dml.ErrLimit):
 		code = codes.ResourceExhausted
 	case errors.Is(err, dml.ErrInvalid), errors.Is(err, dml.ErrAmbiguous), errors.Is(err, dml.ErrDigestMismatch):
 		code = codes.InvalidArgument
@@ -119,7 +121,12 @@ func (s *artifacts) Push(stream controllerv1.Artifacts_PushServer) error {
 			return s.artifactError("Push", err)
 		}
 		if m.GetHeader() != nil {
-			return s.artifactError("Push", invalid("header", "only the first message of a push is a header"))
+			// A broken protocol, not a broken stream: nothing to resume.
+			refused := invalid("header", "only the first message of a push is a header; upload %s is discarded", u.ID)
+			if err := d.Discard(ctx, u.ID); err != nil {
+				refused = errors.Join(refused, err)
+			}
+			return s.artifactError("Push", refused)
 		}
 		if offset, err = d.Write(ctx, u.ID, offset, m.GetData()); err != nil {
 			return s.artifactError("Push", err)
@@ -136,10 +143,38 @@ func (s *artifacts) Push(stream controllerv1.Artifacts_PushServer) error {
 	return stream.SendAndClose(rec)
 }
 
+// DiscardUpload drops an unfinished upload: its owner gave up on it.
+// Only the owner (the user who opened it, whatever token they use now)
+// or an admin may.
+func (s *artifacts) DiscardUpload(ctx context.Context, req *controllerv1.DiscardUploadRequest) (*controllerv1.DiscardUploadResponse, error) {
+	d, err := s.lib()
+	if err != nil {
+		return nil, err
+	}
+	u, err := d.Status(ctx, req.GetUploadId())
+	if err != nil {
+		return nil, s.artifactError("DiscardUpload", err)
+	}
+	p, _ := auth.FromContext(ctx)
+	if u.Owner != "user:"+p.User && !p.HasRole(auth.RoleAdmin) {
+		return nil, status.Errorf(codes.PermissionDenied, "upload %s belongs to %s; only they or an admin may discard it", u.ID, u.Owner)
+	}
+	if err := d.Discard(ctx, u.ID); err != nil {
+		return nil, s.artifactError("DiscardUpload", err)
+	}
+	return &controllerv1.DiscardUploadResponse{}, nil
+}
+
 func (s *artifacts) ListArtifacts(ctx context.Context, req *controllerv1.ListArtifactsRequest) (*controllerv1.ListArtifactsResponse, error) {
 	d, err := s.lib()
 	if err != nil {
 		return nil, err
+	}
+	if err := checkOptional("name", limits.ArtifactName, req.GetName()); err != nil {
+		return nil, s.artifactError("ListArtifacts", err)
+	}
+	if err := checkOptional("kind", limits.Word, req.GetKind()); err != nil {
+		return nil, s.artifactError("ListArtifacts", err)
 	}
 	recs, err := d.List(ctx, dml.Filter{Name: req.GetName(), Kind: req.GetKind()})
 	if err != nil {

@@ -7,6 +7,8 @@ import (
 	"encoding/hex"
 	"errors"
 	"io"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -246,5 +248,95 @@ func TestArtifactsCollectGarbageWithoutReleases(t *testing.T) {
 	list, err := c.ListArtifacts(rm, &controllerv1.ListArtifactsRequest{})
 	if err != nil || len(list.GetArtifacts()) != 1 {
 		t.Errorf("artifacts after a refused gc: %v, %v", list.GetArtifacts(), err)
+	}
+}
+
+// TestArtifactsUploadCaps is the review's abandoned uploads over the
+// API: a user opening upload after upload hits the per-user cap with
+// RESOURCE_EXHAUSTED naming it; refused pushes leave no file in
+// tmp/uploads; an owner (not another user) discards an upload.
+func TestArtifactsUploadCaps(t *testing.T) {
+	st := store.NewMemory()
+	dir := t.TempDir()
+	blobs, err := blob.Open(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lib, err := dml.New(st, blobs, dml.Options{MaxBytes: 10000, Now: func() time.Time { return now },
+		Sessions: dml.SessionLimits{PerUser: 3, Total: 10}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := authtest.Start(t, st, func(s *grpc.Server) {
+		api.Register(s, api.Deps{Store: st, Blobs: blobs, DML: lib, Now: func() time.Time { return now }})
+	})
+	c := controllerv1.NewArtifactsClient(srv.Dial(t, nil))
+	rm := authtest.WithToken(context.Background(), authtest.AddUser(t, st, "rm1", auth.RoleReleaseManager))
+	other := authtest.WithToken(context.Background(), authtest.AddUser(t, st, "rm2", auth.RoleReleaseManager))
+	listUploads := func() []string {
+		t.Helper()
+		entries, err := os.ReadDir(filepath.Join(dir, "tmp", "uploads"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var names []string
+		for _, e := range entries {
+			names = append(names, e.Name())
+		}
+		return names
+	}
+
+	var ids []string
+	for range 3 {
+		st, err := c.UploadStatus(rm, &controllerv1.UploadStatusRequest{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ids = append(ids, st.GetUploadId())
+	}
+	_, err = c.UploadStatus(rm, &controllerv1.UploadStatusRequest{})
+	checkCode(t, err, codes.ResourceExhausted, "user:rm1 holds 3 unfinished uploads, the most one user may hold")
+	checkCode(t, err, codes.ResourceExhausted, "(upload_sessions_per_user)")
+	checkCode(t, err, codes.ResourceExhausted, ids[0])
+
+	// A refused push leaves nothing: a bad kind, and a protocol error.
+	stream, err := c.Push(rm)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := stream.Send(&controllerv1.PushRequest{Msg: &controllerv1.PushRequest_Header{Header: &controllerv1.PushHeader{
+		UploadId: ids[0], Name: "a", Kind: "firmware", SizeBytes: 10,
+	}}}); err != nil {
+		t.Fatal(err)
+	}
+	_, err = stream.CloseAndRecv()
+	checkCode(t, err, codes.InvalidArgument, "kind")
+	stream, err = c.Push(rm)
+	if err != nil {
+		t.Fatal(err)
+	}
+	data := []byte("0123456789")
+	for _, m := range []*controllerv1.PushRequest{header(ids[1], 0, "a", data), chunk(data[:5]), header(ids[1], 5, "a", data)} {
+		if err := stream.Send(m); err != nil && !errors.Is(err, io.EOF) {
+			t.Fatal(err)
+		}
+	}
+	_, err = stream.CloseAndRecv()
+	checkCode(t, err, codes.InvalidArgument, "only the first message of a push is a header")
+
+	// Someone else may not discard rm1's upload; rm1 may.
+	_, err = c.DiscardUpload(other, &controllerv1.DiscardUploadRequest{UploadId: ids[2]})
+	checkCode(t, err, codes.PermissionDenied, "belongs to user:rm1")
+	if _, err := c.DiscardUpload(rm, &controllerv1.DiscardUploadRequest{UploadId: ids[2]}); err != nil {
+		t.Fatal(err)
+	}
+	if got := listUploads(); len(got) != 0 {
+		t.Errorf("tmp/uploads holds %v after two refused pushes and a discard, want nothing", got)
+	}
+	_, err = c.DiscardUpload(rm, &controllerv1.DiscardUploadRequest{UploadId: ids[2]})
+	checkCode(t, err, codes.NotFound, ids[2])
+	// The caps are free again.
+	if _, err := c.UploadStatus(rm, &controllerv1.UploadStatusRequest{}); err != nil {
+		t.Errorf("UploadStatus after the uploads went: %v", err)
 	}
 }

@@ -6,6 +6,7 @@ import (
 
 	"github.com/cairn-ops/cairn/controller/auditlog"
 	"github.com/cairn-ops/cairn/controller/store"
+	"github.com/cairn-ops/cairn/internal/limits"
 	controllerv1 "github.com/cairn-ops/cairn/proto/controller/v1"
 )
 
@@ -24,7 +25,7 @@ func (s *auditLog) listEntries(ctx context.Context, req *controllerv1.ListEntrie
 	if req.GetSince() != "" {
 		t, err := time.Parse(time.RFC3339Nano, req.GetSince())
 		if err != nil {
-			return nil, invalid("since", "%q is not an RFC 3339 time (e.g. 2026-01-02T15:04:05Z)", req.GetSince())
+			return nil, invalid("since", "%s is not an RFC 3339 time (e.g. 2026-01-02T15:04:05Z)", limits.Quote(req.GetSince()))
 		}
 		since = t
 	}

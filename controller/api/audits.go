@@ -8,6 +8,7 @@ import (
 	"github.com/cairn-ops/cairn/controller/auditlog"
 	"github.com/cairn-ops/cairn/controller/cms"
 	"github.com/cairn-ops/cairn/controller/store"
+	"github.com/cairn-ops/cairn/internal/limits"
 	controllerv1 "github.com/cairn-ops/cairn/proto/controller/v1"
 )
 
@@ -46,6 +47,12 @@ func (s *audits) runAudit(ctx context.Context, req *controllerv1.RunAuditRequest
 		if c == "" {
 			return nil, invalid("collectors", "empty collector name")
 		}
+	}
+	if err := checkList("collectors", limits.Word, req.GetCollectors()); err != nil {
+		return nil, err
+	}
+	if err := checkList("track", limits.Path, req.GetTrack()); err != nil {
+		return nil, err
 	}
 	now := s.Now()
 	who := actor(ctx)
@@ -129,6 +136,9 @@ func (s *audits) GetCommand(ctx context.Context, req *controllerv1.GetCommandReq
 	if req.GetId() == "" {
 		return nil, s.rpcError("GetCommand", invalid("id", "a command ID is required"))
 	}
+	if err := checkText("id", limits.ObjectID, req.GetId()); err != nil {
+		return nil, s.rpcError("GetCommand", err)
+	}
 	var c *controllerv1.CommandRecord
 	err := s.Store.View(ctx, func(tx store.Tx) error {
 		var err error
@@ -164,6 +174,9 @@ func (s *audits) GetAudit(ctx context.Context, req *controllerv1.GetAuditRequest
 func (s *audits) getAudit(ctx context.Context, req *controllerv1.GetAuditRequest) (*controllerv1.GetAuditResponse, error) {
 	if req.GetId() == "" {
 		return nil, invalid("id", "an audit ID is required")
+	}
+	if err := checkText("id", limits.ObjectID, req.GetId()); err != nil {
+		return nil, err
 	}
 	var rec *controllerv1.AuditRecord
 	err := s.Store.View(ctx, func(tx store.Tx) error {

@@ -10,6 +10,7 @@ import (
 	"github.com/cairn-ops/cairn/controller/auditlog"
 	"github.com/cairn-ops/cairn/controller/cms"
 	"github.com/cairn-ops/cairn/controller/store"
+	"github.com/cairn-ops/cairn/internal/limits"
 	controllerv1 "github.com/cairn-ops/cairn/proto/controller/v1"
 )
 
@@ -26,6 +27,12 @@ func (s *cmsServer) AcceptBaseline(ctx context.Context, req *controllerv1.Accept
 func (s *cmsServer) acceptBaseline(ctx context.Context, req *controllerv1.AcceptBaselineRequest) (*controllerv1.BaselineRecord, error) {
 	if req.GetReason() == "" {
 		return nil, invalid("reason", "say why this audit is the authorized baseline")
+	}
+	if err := checkText("reason", limits.Note, req.GetReason()); err != nil {
+		return nil, err
+	}
+	if err := checkOptional("audit_id", limits.ObjectID, req.GetAuditId()); err != nil {
+		return nil, err
 	}
 	now := s.Now()
 	var b *controllerv1.BaselineRecord
@@ -115,6 +122,12 @@ func (s *cmsServer) drift(ctx context.Context, req *controllerv1.DriftRequest) (
 	if req.GetService() != "" && len(req.GetSelector()) > 0 {
 		return nil, invalid("selector", "give a selector or a service, not both")
 	}
+	if err := checkOptional("service", limits.ServiceName, req.GetService()); err != nil {
+		return nil, err
+	}
+	if err := validateLabels("selector", req.GetSelector(), false); err != nil {
+		return nil, err
+	}
 	if s.Blobs == nil {
 		return nil, errors.New("drift: the controller has no blob directory")
 	}
@@ -184,12 +197,15 @@ func (s *cmsServer) importCIs(ctx context.Context, req *controllerv1.ImportReque
 		if n.GetId() == "" {
 			return nil, invalid(fmt.Sprintf("nodes[%d].id", i), "a node ID is required")
 		}
+		if err := checkText(fmt.Sprintf("nodes[%d].id", i), limits.NodeRef, n.GetId()); err != nil {
+			return nil, err
+		}
 		if err := validateLabels(fmt.Sprintf("nodes[%d].labels", i), n.GetLabels(), false); err != nil {
 			return nil, err
 		}
 	}
 	for i, svc := range req.GetServices() {
-		if err := validateService(fmt.Sprintf("services[%d]", i), svc.GetName(), svc.GetSelector()); err != nil {
+		if err := validateService(fmt.Sprintf("services[%d]", i), svc.GetName(), svc.GetSelector(), svc.GetDescription()); err != nil {
 			return nil, err
 		}
 	}

@@ -4,18 +4,12 @@ import (
 	"context"
 	"fmt"
 	"strconv"
-	"time"
 
 	"github.com/cairn-ops/cairn/controller/auditlog"
 	"github.com/cairn-ops/cairn/controller/auth"
 	"github.com/cairn-ops/cairn/controller/store"
+	"github.com/cairn-ops/cairn/internal/limits"
 	controllerv1 "github.com/cairn-ops/cairn/proto/controller/v1"
-)
-
-// Enrollment token limits.
-const (
-	DefaultEnrollTTL = 10 * time.Minute
-	MaxEnrollTTL     = 24 * time.Hour
 )
 
 type enrollTokens struct {
@@ -29,18 +23,19 @@ func (s *enrollTokens) CreateEnrollToken(ctx context.Context, req *controllerv1.
 }
 
 func (s *enrollTokens) createEnrollToken(ctx context.Context, req *controllerv1.CreateEnrollTokenRequest) (*controllerv1.CreateEnrollTokenResponse, error) {
-	ttl := time.Duration(req.GetTtlSeconds()) * time.Second
-	switch {
-	case req.GetTtlSeconds() < 0:
-		return nil, invalid("ttl_seconds", "must not be negative")
-	case req.GetTtlSeconds() == 0:
-		ttl = DefaultEnrollTTL
-	case req.GetTtlSeconds() > int64(MaxEnrollTTL/time.Second):
-		return nil, invalid("ttl_seconds", "%s is longer than the maximum of 24h", ttl)
+	ttl, err := checkSeconds("ttl_seconds", req.GetTtlSeconds(), limits.EnrollTTL, "24h")
+	if err != nil {
+		return nil, err
+	}
+	if ttl == 0 {
+		ttl = limits.DefaultEnrollTTL
 	}
 	uses := req.GetUses()
-	if uses == 0 {
+	switch {
+	case uses == 0:
 		uses = 1
+	case uses > limits.EnrollUses:
+		return nil, invalid("uses", "%d is more than the maximum of %d", uses, limits.EnrollUses)
 	}
 	if err := validateLabels("labels", req.GetLabels(), false); err != nil {
 		return nil, err

@@ -11,6 +11,7 @@ import (
 	"github.com/cairn-ops/cairn/controller/auditlog"
 	"github.com/cairn-ops/cairn/controller/cms"
 	"github.com/cairn-ops/cairn/controller/store"
+	"github.com/cairn-ops/cairn/internal/limits"
 	controllerv1 "github.com/cairn-ops/cairn/proto/controller/v1"
 )
 
@@ -24,6 +25,9 @@ type nodes struct {
 func findNode(tx store.Tx, ref string) (*controllerv1.NodeRecord, error) {
 	if ref == "" {
 		return nil, invalid("node", "a node ID or hostname is required")
+	}
+	if err := checkText("node", limits.NodeRef, ref); err != nil {
+		return nil, err
 	}
 	n, err := tx.Node(ref)
 	if err == nil || !errors.Is(err, store.ErrNotFound) {
@@ -132,6 +136,9 @@ func (s *nodes) labelNode(ctx context.Context, req *controllerv1.LabelNodeReques
 }
 
 func (s *nodes) RevokeNode(ctx context.Context, req *controllerv1.RevokeNodeRequest) (*controllerv1.NodeRecord, error) {
+	if err := checkOptional("reason", limits.Note, req.GetReason()); err != nil {
+		return nil, s.rpcError("RevokeNode", err)
+	}
 	var n *controllerv1.NodeRecord
 	changed := false
 	err := s.Store.Update(ctx, func(tx store.Tx) error {

@@ -6,14 +6,18 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
+	"slices"
 	"strings"
 	"time"
 
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	"github.com/cairn-ops/cairn/controller/blob"
 	"github.com/cairn-ops/cairn/controller/release"
 	"github.com/cairn-ops/cairn/controller/store"
+	"github.com/cairn-ops/cairn/internal/limits"
 	"github.com/cairn-ops/cairn/internal/manifest"
 	"github.com/cairn-ops/cairn/internal/preflight"
 	controllerv1 "github.com/cairn-ops/cairn/proto/controller/v1"
@@ -53,10 +57,60 @@ func checkRef(ref *controllerv1.ReleaseRef) error {
 	if ref.GetVersion() == "" {
 		return invalid("release.version", "required")
 	}
+	if err := checkText("release.name", limits.ReleaseName, ref.GetName()); err != nil {
+		return err
+	}
+	return checkText("release.version", limits.ReleaseVersion, ref.GetVersion())
+}
+
+// checkReleaseFilter checks a filter naming releases: "", NAME or
+// NAME@VERSION.
+func checkReleaseFilter(field, filter string) error {
+	name, version, _ := strings.Cut(filter, "@")
+	if err := checkOptional(field, limits.ReleaseName, name); err != nil {
+		return err
+	}
+	return checkOptional(field, limits.ReleaseVersion, version)
+}
+
+// checkDigests checks the digests a request names: at most
+// limits.ListEntries, each a sha256 (hex).
+func checkDigests(field string, digests []string) error {
+	if len(digests) > limits.ListEntries {
+		return invalid(field, "%d entries; the limit is %d", len(digests), limits.ListEntries)
+	}
+	for i, d := range digests {
+		if err := blob.Check(d); err != nil {
+			return invalid(fmt.Sprintf("%s[%d]", field, i), "%s is not a sha256 digest (64 lowercase hex digits)", limits.Quote(d))
+		}
+	}
+	return nil
+}
+
+// checkCreateRelease checks what CreateRelease takes besides the
+// manifest, which manifest.Parse checks.
+func checkCreateRelease(req *controllerv1.CreateReleaseRequest) error {
+	if err := checkOptional("filename", limits.Filename, req.GetFilename()); err != nil {
+		return err
+	}
+	if n := len(req.GetComponentDigests()); n > limits.ListEntries {
+		return invalid("component_digests", "%d entries; the limit is %d", n, limits.ListEntries)
+	}
+	for _, c := range slices.Sorted(maps.Keys(req.GetComponentDigests())) {
+		if err := checkText("component_digests", limits.ComponentName, c); err != nil {
+			return err
+		}
+		if err := blob.Check(req.GetComponentDigests()[c]); err != nil {
+			return invalid("component_digests["+c+"]", "%s is not a sha256 digest (64 lowercase hex digits)", limits.Quote(req.GetComponentDigests()[c]))
+		}
+	}
 	return nil
 }
 
 func (s *releases) CreateRelease(ctx context.Context, req *controllerv1.CreateReleaseRequest) (*controllerv1.ReleaseRecord, error) {
+	if err := checkCreateRelease(req); err != nil {
+		return nil, s.releaseError("CreateRelease", err)
+	}
 	name := req.GetFilename()
 	if name == "" {
 		name = "release.yaml"
@@ -140,6 +194,12 @@ func (s *releases) RecordTest(ctx context.Context, req *controllerv1.RecordTestR
 	if err := checkRef(req.GetRelease()); err != nil {
 		return nil, s.releaseError("RecordTest", err)
 	}
+	if err := checkOptional("note", limits.Note, req.GetNote()); err != nil {
+		return nil, s.releaseError("RecordTest", err)
+	}
+	if err := checkDigests("evidence", req.GetEvidence()); err != nil {
+		return nil, s.releaseError("RecordTest", err)
+	}
 	var rec *controllerv1.ReleaseRecord
 	err := s.Store.Update(ctx, func(tx store.Tx) (err error) {
 		rec, err = release.RecordTest(tx, s.Now(), actor(ctx), req.GetRelease(), req.GetResult(), req.GetNote(), req.GetEvidence())
@@ -162,6 +222,9 @@ func (s *releases) RejectRelease(ctx context.Context, req *controllerv1.Decision
 func (s *releases) decide(ctx context.Context, method string, req *controllerv1.DecisionRequest,
 	fn func(store.Tx, time.Time, string, *controllerv1.ReleaseRef, string) (*controllerv1.ReleaseRecord, error)) (*controllerv1.ReleaseRecord, error) {
 	if err := checkRef(req.GetRelease()); err != nil {
+		return nil, s.releaseError(method, err)
+	}
+	if err := checkOptional("note", limits.Note, req.GetNote()); err != nil {
 		return nil, s.releaseError(method, err)
 	}
 	var rec *controllerv1.ReleaseRecord
@@ -197,6 +260,9 @@ func (s *releases) GetRelease(ctx context.Context, req *controllerv1.ReleaseRef)
 }
 
 func (s *releases) ListReleases(ctx context.Context, req *controllerv1.ListReleasesRequest) (*controllerv1.ListReleasesResponse, error) {
+	if err := checkOptional("name", limits.ReleaseName, req.GetName()); err != nil {
+		return nil, s.releaseError("ListReleases", err)
+	}
 	resp := &controllerv1.ListReleasesResponse{}
 	err := s.Store.View(ctx, func(tx store.Tx) error {
 		all, err := tx.Releases()
@@ -229,6 +295,9 @@ func (s *releases) VerifyRelease(ctx context.Context, req *controllerv1.ReleaseR
 }
 
 func (s *releases) ReleaseNotes(ctx context.Context, req *controllerv1.RenderRequest) (*controllerv1.RenderResponse, error) {
+	if err := checkOptional("format", limits.Word, req.GetFormat()); err != nil {
+		return nil, s.releaseError("ReleaseNotes", err)
+	}
 	rec, err := s.get(ctx, req.GetRelease())
 	if err != nil {
 		return nil, s.releaseError("ReleaseNotes", err)
@@ -242,6 +311,9 @@ func (s *releases) ReleaseNotes(ctx context.Context, req *controllerv1.RenderReq
 
 func (s *releases) ReleaseDossier(ctx context.Context, req *controllerv1.RenderRequest) (*controllerv1.RenderResponse, error) {
 	if err := checkRef(req.GetRelease()); err != nil {
+		return nil, s.releaseError("ReleaseDossier", err)
+	}
+	if err := checkOptional("format", limits.Word, req.GetFormat()); err != nil {
 		return nil, s.releaseError("ReleaseDossier", err)
 	}
 	var rec *controllerv1.ReleaseRecord
@@ -273,6 +345,9 @@ type knownErrors struct {
 // the one named by release: NAME or NAME@VERSION), by release; open_only
 // leaves out resolved ones.
 func (s *knownErrors) ListKnownErrors(ctx context.Context, req *controllerv1.ListKnownErrorsRequest) (*controllerv1.ListKnownErrorsResponse, error) {
+	if err := checkReleaseFilter("release", req.GetRelease()); err != nil {
+		return nil, s.rpcError("ListKnownErrors", err)
+	}
 	wantName, wantVersion, _ := strings.Cut(req.GetRelease(), "@")
 	resp := &controllerv1.ListKnownErrorsResponse{}
 	err := s.Store.View(ctx, func(tx store.Tx) error {

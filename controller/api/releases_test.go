@@ -30,6 +30,7 @@ type releaseEnv struct {
 	st        store.Store
 	blobs     *blob.Store
 	pub       ed25519.PublicKey
+	conn      *grpc.ClientConn
 	rel       controllerv1.ReleasesClient
 	ke        controllerv1.KnownErrorsClient
 	ctx       map[string]context.Context
@@ -52,8 +53,8 @@ func newReleaseEnv(t *testing.T) *releaseEnv {
 		api.Register(s, api.Deps{Store: e.st, Blobs: e.blobs, Now: func() time.Time { return now },
 			ReleaseKey: key, ReleasePublicKey: pub})
 	})
-	conn := srv.Dial(t, nil)
-	e.rel, e.ke = controllerv1.NewReleasesClient(conn), controllerv1.NewKnownErrorsClient(conn)
+	e.conn = srv.Dial(t, nil)
+	e.rel, e.ke = controllerv1.NewReleasesClient(e.conn), controllerv1.NewKnownErrorsClient(e.conn)
 	for user, roles := range map[string][]string{
 		"rm":        {auth.RoleReleaseManager},
 		"tester":    {auth.RoleTester},

@@ -2,12 +2,14 @@ package api
 
 import (
 	"context"
+	"fmt"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
 	"github.com/cairn-ops/cairn/controller/rollout"
+	"github.com/cairn-ops/cairn/internal/limits"
 	controllerv1 "github.com/cairn-ops/cairn/proto/controller/v1"
 )
 
@@ -74,10 +76,58 @@ func (s *rollouts) rolloutError(method string, err error) error {
 	return s.rpcError(method, err)
 }
 
+// checkRolloutSpec checks the sizes of what a rollout spec carries; the
+// engine checks what the values mean (rollout.Normalize).
+func checkRolloutSpec(spec *controllerv1.RolloutSpec) error {
+	if spec.GetRelease() != nil {
+		if err := checkRef(spec.GetRelease()); err != nil {
+			return err
+		}
+	}
+	if err := validateLabels("selector", spec.GetSelector(), false); err != nil {
+		return err
+	}
+	if err := checkOptional("service", limits.ServiceName, spec.GetService()); err != nil {
+		return err
+	}
+	if n := len(spec.GetWaves()); n > limits.Waves {
+		return invalid("waves", "%d waves; the limit is %d", n, limits.Waves)
+	}
+	if n := len(spec.GetGatesAfterWave()); n > limits.Waves {
+		return invalid("gates_after_wave", "%d gates; the limit is %d (one per wave)", n, limits.Waves)
+	}
+	for i, w := range spec.GetWaves() {
+		if err := checkText(fmt.Sprintf("waves[%d]", i), limits.Word, w); err != nil {
+			return err
+		}
+	}
+	for _, f := range []struct{ name, value string }{
+		{"strategy", spec.GetStrategy()}, {"max_parallel", spec.GetMaxParallel()}, {"max_failures", spec.GetMaxFailures()},
+		{"unreachable", spec.GetUnreachable()}, {"bake", spec.GetBake()}, {"window", spec.GetWindow()},
+		{"on_failure", spec.GetOnFailure()}, {"on_drift", spec.GetOnDrift()},
+	} {
+		if err := checkOptional(f.name, limits.Word, f.value); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// checkRolloutID checks a rollout ID a request names.
+func checkRolloutID(id string) error {
+	if id == "" {
+		return invalid("id", "required")
+	}
+	return checkText("id", limits.ObjectID, id)
+}
+
 func (s *rollouts) PlanRollout(ctx context.Context, spec *controllerv1.RolloutSpec) (*controllerv1.RolloutPlan, error) {
 	eng, err := s.engine()
 	if err != nil {
 		return nil, err
+	}
+	if err := checkRolloutSpec(spec); err != nil {
+		return nil, s.rolloutError("PlanRollout", err)
 	}
 	plan, err := eng.Plan(ctx, actor(ctx), spec)
 	if err != nil {
@@ -91,6 +141,9 @@ func (s *rollouts) StartRollout(ctx context.Context, spec *controllerv1.RolloutS
 	if err != nil {
 		return nil, err
 	}
+	if err := checkRolloutSpec(spec); err != nil {
+		return nil, s.rolloutError("StartRollout", err)
+	}
 	rec, err := eng.Start(ctx, actor(ctx), spec)
 	if err != nil {
 		return nil, s.rolloutError("StartRollout", err)
@@ -103,8 +156,8 @@ func (s *rollouts) GetRollout(ctx context.Context, req *controllerv1.RolloutRef)
 	if err != nil {
 		return nil, err
 	}
-	if req.GetId() == "" {
-		return nil, s.rolloutError("GetRollout", invalid("id", "required"))
+	if err := checkRolloutID(req.GetId()); err != nil {
+		return nil, s.rolloutError("GetRollout", err)
 	}
 	rec, err := eng.Get(ctx, req.GetId())
 	if err != nil {
@@ -117,6 +170,9 @@ func (s *rollouts) ListRollouts(ctx context.Context, req *controllerv1.ListRollo
 	eng, err := s.engine()
 	if err != nil {
 		return nil, err
+	}
+	if err := checkReleaseFilter("release", req.GetRelease()); err != nil {
+		return nil, s.rolloutError("ListRollouts", err)
 	}
 	recs, err := eng.List(ctx, req.GetRelease())
 	if err != nil {
@@ -135,8 +191,8 @@ func (s *rollouts) WatchRollout(req *controllerv1.RolloutRef, stream grpc.Server
 		return err
 	}
 	id := req.GetId()
-	if id == "" {
-		return s.rolloutError("WatchRollout", invalid("id", "required"))
+	if err := checkRolloutID(id); err != nil {
+		return s.rolloutError("WatchRollout", err)
 	}
 	ctx := stream.Context()
 	// Subscribe before the first Get, so that no change between the two
@@ -191,8 +247,11 @@ func (s *rollouts) act(ctx context.Context, method string, req *controllerv1.Rol
 	if err != nil {
 		return nil, err
 	}
-	if req.GetId() == "" {
-		return nil, s.rolloutError(method, invalid("id", "required"))
+	if err := checkRolloutID(req.GetId()); err != nil {
+		return nil, s.rolloutError(method, err)
+	}
+	if err := checkOptional("note", limits.Note, req.GetNote()); err != nil {
+		return nil, s.rolloutError(method, err)
 	}
 	rec, err := do(eng, ctx, actor(ctx), req.GetId(), req.GetNote())
 	if err != nil {
@@ -229,6 +288,16 @@ func (s *rollouts) ConfirmStep(ctx context.Context, req *controllerv1.ConfirmSte
 			return nil, s.rolloutError("ConfirmStep", invalid(f.name, "required"))
 		}
 	}
+	for _, err := range []error{
+		checkRolloutID(req.GetId()),
+		checkText("node", limits.NodeRef, req.GetNode()),
+		checkText("step", limits.StepName, req.GetStep()),
+		checkText("note", limits.Note, req.GetNote()),
+	} {
+		if err != nil {
+			return nil, s.rolloutError("ConfirmStep", err)
+		}
+	}
 	rec, err := eng.Confirm(ctx, actor(ctx), req.GetId(), req.GetNode(), req.GetStep(), req.GetNote())
 	if err != nil {
 		return nil, s.rolloutError("ConfirmStep", err)
@@ -241,8 +310,11 @@ func (s *rollouts) RolloutReport(ctx context.Context, req *controllerv1.RolloutR
 	if err != nil {
 		return nil, err
 	}
-	if req.GetId() == "" {
-		return nil, s.rolloutError("RolloutReport", invalid("id", "required"))
+	if err := checkRolloutID(req.GetId()); err != nil {
+		return nil, s.rolloutError("RolloutReport", err)
+	}
+	if err := checkOptional("format", limits.Word, req.GetFormat()); err != nil {
+		return nil, s.rolloutError("RolloutReport", err)
 	}
 	format := req.GetFormat()
 	if format == "" {

@@ -7,6 +7,7 @@ import (
 
 	"github.com/cairn-ops/cairn/controller/auditlog"
 	"github.com/cairn-ops/cairn/controller/store"
+	"github.com/cairn-ops/cairn/internal/limits"
 	controllerv1 "github.com/cairn-ops/cairn/proto/controller/v1"
 )
 
@@ -15,16 +16,19 @@ type services struct {
 	*base
 }
 
-// validateService checks a service's name and selector; prefix ("" or
-// e.g. "services[2]") qualifies the field names in errors.
-func validateService(prefix, name string, selector map[string]string) error {
+// validateService checks a service's name, selector and description;
+// prefix ("" or e.g. "services[2]") qualifies the field names in errors.
+func validateService(prefix, name string, selector map[string]string, description string) error {
 	field := func(f string) string {
 		if prefix == "" {
 			return f
 		}
 		return prefix + "." + f
 	}
-	if err := validateName(field("name"), name); err != nil {
+	if err := checkText(field("name"), limits.ServiceName, name); err != nil {
+		return err
+	}
+	if err := checkOptional(field("description"), limits.Note, description); err != nil {
 		return err
 	}
 	if len(selector) == 0 {
@@ -39,7 +43,7 @@ func (s *services) CreateService(ctx context.Context, req *controllerv1.CreateSe
 }
 
 func (s *services) createService(ctx context.Context, req *controllerv1.CreateServiceRequest) (*controllerv1.ServiceRecord, error) {
-	if err := validateService("", req.GetName(), req.GetSelector()); err != nil {
+	if err := validateService("", req.GetName(), req.GetSelector(), req.GetDescription()); err != nil {
 		return nil, err
 	}
 	now := s.Now()
@@ -87,6 +91,9 @@ func (s *services) ListServices(ctx context.Context, _ *controllerv1.ListService
 func (s *services) DeleteService(ctx context.Context, req *controllerv1.DeleteServiceRequest) (*controllerv1.DeleteServiceResponse, error) {
 	if req.GetName() == "" {
 		return nil, s.rpcError("DeleteService", invalid("name", "a service name is required"))
+	}
+	if err := checkText("name", limits.ServiceName, req.GetName()); err != nil {
+		return nil, s.rpcError("DeleteService", err)
 	}
 	err := s.Store.Update(ctx, func(tx store.Tx) error {
 		svc, err := tx.Service(req.GetName())

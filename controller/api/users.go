@@ -11,6 +11,7 @@ import (
 	"github.com/cairn-ops/cairn/controller/auditlog"
 	"github.com/cairn-ops/cairn/controller/auth"
 	"github.com/cairn-ops/cairn/controller/store"
+	"github.com/cairn-ops/cairn/internal/limits"
 	controllerv1 "github.com/cairn-ops/cairn/proto/controller/v1"
 )
 
@@ -25,7 +26,7 @@ func (s *users) CreateUser(ctx context.Context, req *controllerv1.CreateUserRequ
 }
 
 func (s *users) createUser(ctx context.Context, req *controllerv1.CreateUserRequest) (*controllerv1.UserRecord, error) {
-	if err := validateName("name", req.GetName()); err != nil {
+	if err := checkText("name", limits.UserName, req.GetName()); err != nil {
 		return nil, err
 	}
 	if len(req.GetRoles()) == 0 {
@@ -85,14 +86,22 @@ func (s *users) createToken(ctx context.Context, req *controllerv1.CreateTokenRe
 	if req.GetUser() == "" {
 		return nil, invalid("user", "a user name is required")
 	}
-	if req.GetTtlSeconds() < 0 {
-		return nil, invalid("ttl_seconds", "must not be negative (0: the token does not expire)")
+	if err := checkText("user", limits.UserName, req.GetUser()); err != nil {
+		return nil, err
+	}
+	ttl, err := checkSeconds("ttl_seconds", req.GetTtlSeconds(), limits.APITokenTTL, fmt.Sprintf("%s (%d days)", limits.APITokenTTL, limits.APITokenTTL/(24*time.Hour)))
+	if err != nil {
+		return nil, err
 	}
 	token, err := auth.NewToken(auth.TokenUser)
 	if err != nil {
 		return nil, err
 	}
 	id, err := newID("tok_")
+	if err != nil {
+		return nil, err
+	}
+	issuers, err := tokenIssuers(ctx, req.GetUser())
 	if err != nil {
 		return nil, err
 	}
@@ -103,9 +112,10 @@ func (s *users) createToken(ctx context.Context, req *controllerv1.CreateTokenRe
 		TokenHash: auth.HashToken(token),
 		CreatedBy: actor(ctx),
 		CreatedAt: stamp(now),
+		Issuers:   issuers,
 	}
-	if ttl := req.GetTtlSeconds(); ttl > 0 {
-		rec.ExpiresAt = stamp(now.Add(time.Duration(ttl) * time.Second))
+	if ttl > 0 {
+		rec.ExpiresAt = stamp(now.Add(ttl))
 	}
 	err = s.Store.Update(ctx, func(tx store.Tx) error {
 		u, err := tx.User(rec.User)
@@ -122,13 +132,37 @@ func (s *users) createToken(ctx context.Context, req *controllerv1.CreateTokenRe
 		if rec.ExpiresAt != "" {
 			details["expires_at"] = rec.ExpiresAt
 		}
+		if len(rec.Issuers) > 0 {
+			details["issuers"] = strings.Join(rec.Issuers, ",")
+		}
 		_, err = auditlog.Append(tx, now, rec.CreatedBy, "token.create", "user/"+rec.User, details)
 		return err
 	})
 	if err != nil {
 		return nil, err
 	}
-	return &controllerv1.CreateTokenResponse{Token: token, Id: id, ExpiresAt: rec.ExpiresAt}, nil
+	return &controllerv1.CreateTokenResponse{Token: token, Id: id, ExpiresAt: rec.ExpiresAt, Issuers: rec.Issuers}, nil
+}
+
+// tokenIssuers returns the issuers of a token the caller in ctx creates
+// for user: the caller, then the issuers of the caller's own token,
+// without user and without repeats. Whoever holds the caller's token can
+// hold the new one, so separation of duties must see all of them
+// (controller/release). A chain longer than limits.IssuerChain is
+// refused.
+func tokenIssuers(ctx context.Context, user string) ([]string, error) {
+	p, _ := auth.FromContext(ctx)
+	var out []string
+	for _, u := range append([]string{p.User}, p.Issuers...) {
+		if u != "" && u != user && !slices.Contains(out, u) {
+			out = append(out, u)
+		}
+	}
+	if len(out) > limits.IssuerChain {
+		return nil, fmt.Errorf("%w: a token for %s would be issued through %d users (%s), more than %d: create it with the token of an admin whose own token names fewer issuers (init's first admin token names none)",
+			ErrPrecondition, user, len(out), strings.Join(out, ", "), limits.IssuerChain)
+	}
+	return out, nil
 }
 
 func (s *users) WhoAmI(ctx context.Context, _ *controllerv1.WhoAmIRequest) (*controllerv1.UserRecord, error) {

@@ -2,6 +2,7 @@ package api_test
 
 import (
 	"context"
+	"math"
 	"strings"
 	"testing"
 	"time"
@@ -115,8 +116,18 @@ func TestUsers(t *testing.T) {
 	checkCode(t, err, codes.NotFound, "user nobody")
 	_, err = c.CreateToken(admin, &controllerv1.CreateTokenRequest{User: "alice", TtlSeconds: -5})
 	checkCode(t, err, codes.InvalidArgument, "ttl_seconds")
+	// 2^63-1 seconds overflowed time.Duration and made a token that had
+	// already expired; anything over the maximum is refused.
+	_, err = c.CreateToken(admin, &controllerv1.CreateTokenRequest{User: "alice", TtlSeconds: math.MaxInt64})
+	checkCode(t, err, codes.InvalidArgument, "ttl_seconds: 9223372036854775807 seconds is longer than the maximum of 9600h0m0s (400 days)")
+	_, err = c.CreateToken(admin, &controllerv1.CreateTokenRequest{User: "alice", TtlSeconds: 400*24*3600 + 1})
+	checkCode(t, err, codes.InvalidArgument, "ttl_seconds")
+	year, err := c.CreateToken(admin, &controllerv1.CreateTokenRequest{User: "alice", TtlSeconds: 400 * 24 * 3600})
+	if err != nil || year.GetExpiresAt() != "2027-04-05T12:00:00.000000000Z" {
+		t.Errorf("CreateToken for 400 days = %v, %v; want it to expire 2027-04-05", year, err)
+	}
 
-	entries := e.checkLog(t, "user.create", "token.create", "token.create")
+	entries := e.checkLog(t, "user.create", "token.create", "token.create", "token.create")
 	for _, en := range entries {
 		for _, secret := range []string{tok.GetToken(), forever.GetToken()} {
 			if strings.Contains(en.String(), secret) {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/tls"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -286,5 +287,29 @@ func checkStatus(t *testing.T, err error, code codes.Code, msg string) {
 	}
 	if msg != "" && !strings.Contains(status.Convert(err).Message(), msg) {
 		t.Errorf("message = %q, want it to contain %q", status.Convert(err).Message(), msg)
+	}
+}
+
+// TestActor: an actor string names the token's issuers when other users
+// could hold it, and ParseActor reads it back.
+func TestActor(t *testing.T) {
+	for _, tc := range []struct {
+		p           auth.Principal
+		actor, user string
+		issuers     []string
+	}{
+		{auth.Principal{User: "ap2"}, "user:ap2", "ap2", nil},
+		{auth.Principal{User: "ap2", Issuers: []string{"admin1"}}, "user:ap2 (token issued by admin1)", "ap2", []string{"admin1"}},
+		{auth.Principal{User: "ap3", Issuers: []string{"admin9", "admin1", "root"}}, "user:ap3 (token issued by admin9 via admin1 via root)", "ap3", []string{"admin9", "admin1", "root"}},
+		{auth.Principal{NodeID: "n1"}, "node:n1", "", nil},
+		{auth.Principal{}, "anonymous", "", nil},
+	} {
+		if got := tc.p.Actor(); got != tc.actor {
+			t.Errorf("Actor() = %q, want %q", got, tc.actor)
+		}
+		user, issuers := auth.ParseActor(tc.actor)
+		if user != tc.user || !slices.Equal(issuers, tc.issuers) {
+			t.Errorf("ParseActor(%q) = %q, %q; want %q, %q", tc.actor, user, issuers, tc.user, tc.issuers)
+		}
 	}
 }

@@ -147,9 +147,13 @@ func (a *Authenticator) user(ctx context.Context) (Principal, error) {
 	if err != nil {
 		return Principal{}, err
 	}
-	var u *controllerv1.UserRecord
+	var (
+		u *controllerv1.UserRecord
+		t *controllerv1.APITokenRecord
+	)
 	err = a.store.View(ctx, func(tx store.Tx) error {
-		t, err := tx.APIToken(HashToken(token))
+		var err error
+		t, err = tx.APIToken(HashToken(token))
 		if errors.Is(err, store.ErrNotFound) {
 			return status.Error(codes.Unauthenticated, "invalid token: it is unknown to this controller")
 		}
@@ -180,7 +184,7 @@ func (a *Authenticator) user(ctx context.Context) (Principal, error) {
 	if u.GetDisabled() {
 		return Principal{}, status.Errorf(codes.Unauthenticated, "user %s is disabled", u.GetName())
 	}
-	return Principal{User: u.GetName(), Roles: u.GetRoles()}, nil
+	return Principal{User: u.GetName(), Roles: u.GetRoles(), Issuers: t.GetIssuers()}, nil
 }
 
 // bearer returns the token of the "authorization: Bearer <token>" header.

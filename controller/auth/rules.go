@@ -101,8 +101,10 @@ var Rules = map[string]Rule{
 	controllerv1.AuditLog_ListEntries_FullMethodName: {Roles: auditors},
 	controllerv1.AuditLog_Verify_FullMethodName:      {Roles: auditors},
 
-	controllerv1.Artifacts_Push_FullMethodName:           {Roles: uploaders},
-	controllerv1.Artifacts_UploadStatus_FullMethodName:   {Roles: uploaders},
+	controllerv1.Artifacts_Push_FullMethodName:         {Roles: uploaders},
+	controllerv1.Artifacts_UploadStatus_FullMethodName: {Roles: uploaders},
+	// Only the caller's own uploads (admins: any); controller/api checks.
+	controllerv1.Artifacts_DiscardUpload_FullMethodName:  {Roles: uploaders},
 	controllerv1.Artifacts_CollectGarbage_FullMethodName: {Roles: releasers},
 	controllerv1.Artifacts_ListArtifacts_FullMethodName:  {Roles: readers},
 	controllerv1.Artifacts_GetArtifact_FullMethodName:    {Roles: readers},

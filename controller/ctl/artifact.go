@@ -47,6 +47,7 @@ references.`,
 		a.newArtifactGetCommand(),
 		a.newArtifactWhereCommand(),
 		a.newArtifactGCCommand(),
+		a.newArtifactDiscardCommand(),
 	)
 }
 
@@ -61,7 +62,13 @@ it and stores it once. The digest (sha256) is printed on standard output.
 A push is resumable: when the connection breaks, push asks the controller
 how much it holds and continues from there, up to 3 times. A push that
 still fails prints its upload ID; --resume UPLOAD_ID continues it later
-(uploads expire 24 hours after their last data).
+(the controller discards an upload an hour after its last data, by
+default: upload_idle_timeout), and 'cairnctl artifact discard UPLOAD_ID'
+drops it at once. An interrupted push (Ctrl-C) discards its upload.
+
+The controller caps unfinished uploads per user and in all, by count and
+by bytes; past a cap, push fails and says which cap, how much is in use
+and which uploads to finish or discard.
 
 Progress goes to standard error: a running count on a terminal, plain
 lines otherwise. Pushing content the DML already holds changes nothing and
@@ -148,12 +155,27 @@ func (p *pusher) push(ctx context.Context, uploadID string) (*controllerv1.Artif
 		if err == nil {
 			return rec, nil
 		}
+		if ctx.Err() != nil {
+			return nil, p.abandon(ctx, uploadID)
+		}
 		if !retryable(ctx, err) {
 			return nil, rpcErr("artifact push "+p.header.GetName(), err)
 		}
 		lastErr = err
 	}
 	return nil, failedf("artifact push %s: the stream broke %d times (%v); continue with --resume %s", p.header.GetName(), pushRetries+1, status.Convert(lastErr).Message(), uploadID)
+}
+
+// abandon discards the upload of a push the user interrupted, so that its
+// bytes do not wait on the controller for the idle timeout.
+func (p *pusher) abandon(ctx context.Context, id string) error {
+	dctx, cancel := p.a.callCtx(context.WithoutCancel(ctx))
+	defer cancel()
+	if _, err := p.client.DiscardUpload(dctx, &controllerv1.DiscardUploadRequest{UploadId: id}); err != nil {
+		return failedf("artifact push %s: interrupted; upload %s was not discarded (%s): run 'cairnctl artifact discard %s', or the controller drops it when idle",
+			p.header.GetName(), id, status.Convert(err).Message(), id)
+	}
+	return failedf("artifact push %s: interrupted; upload %s discarded", p.header.GetName(), id)
 }
 
 // retryable tells a broken stream from a refusal.
@@ -457,6 +479,30 @@ rollout that installed it. Rollouts record installs.`,
 		})
 	}
 	return cmd
+}
+
+func (a *app) newArtifactDiscardCommand() *cobra.Command {
+	return &cobra.Command{
+		Use:   "discard UPLOAD_ID",
+		Short: "Drop an unfinished push and the bytes it holds",
+		Long: `Discard drops an unfinished upload of yours (admins: anyone's), freeing its
+place under the controller's caps on unfinished uploads. A push that failed
+or hit a cap names the upload IDs.`,
+		Example: `  cairnctl artifact discard 5f0c3e1d9a8b7c6d5e4f3a2b1c0d9e8f`,
+		Args:    exactArgs("UPLOAD_ID"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			cc, ctx, cancel, err := a.client(cmd.Context())
+			if err != nil {
+				return err
+			}
+			defer cancel()
+			if _, err := controllerv1.NewArtifactsClient(cc).DiscardUpload(ctx, &controllerv1.DiscardUploadRequest{UploadId: args[0]}); err != nil {
+				return rpcErr("discard upload "+args[0], err)
+			}
+			_, err = fmt.Fprintf(a.out, "upload %s discarded\n", args[0])
+			return err
+		},
+	}
 }
 
 func (a *app) newArtifactGCCommand() *cobra.Command {

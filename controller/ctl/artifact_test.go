@@ -38,6 +38,10 @@ type fakeArtifacts struct {
 	breaks    int
 	corrupt   bool
 	gcDryRun  []bool
+	// interrupt, when set, is called once a push's first data arrives:
+	// the user presses Ctrl-C.
+	interrupt func()
+	discarded []string
 }
 
 func newFakeArtifacts() *fakeArtifacts {
@@ -90,7 +94,14 @@ func (f *fakeArtifacts) Push(stream grpc.ClientStreamingServer[controllerv1.Push
 		}
 		f.mu.Lock()
 		f.uploads[h.GetUploadId()] = append(f.uploads[h.GetUploadId()], m.GetData()...)
+		interrupt := f.interrupt
+		f.interrupt = nil
 		f.mu.Unlock()
+		if interrupt != nil {
+			interrupt()
+			<-stream.Context().Done()
+			return status.FromContextError(stream.Context().Err()).Err()
+		}
 		if brk {
 			return status.Error(codes.Unavailable, "connection reset")
 		}
@@ -112,6 +123,17 @@ func (f *fakeArtifacts) Push(stream grpc.ClientStreamingServer[controllerv1.Push
 	rec := &controllerv1.ArtifactRecord{Digest: digest, Name: h.GetName(), Kind: h.GetKind(), SizeBytes: h.GetSizeBytes(), CreatedBy: "user:admin", CreatedAt: ts(0)}
 	f.artifacts[digest], f.content[digest] = rec, data
 	return stream.SendAndClose(rec)
+}
+
+func (f *fakeArtifacts) DiscardUpload(_ context.Context, req *controllerv1.DiscardUploadRequest) (*controllerv1.DiscardUploadResponse, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if _, ok := f.uploads[req.GetUploadId()]; !ok {
+		return nil, status.Errorf(codes.NotFound, "upload not found: %s", req.GetUploadId())
+	}
+	delete(f.uploads, req.GetUploadId())
+	f.discarded = append(f.discarded, req.GetUploadId())
+	return &controllerv1.DiscardUploadResponse{}, nil
 }
 
 func (f *fakeArtifacts) find(digest string) (*controllerv1.ArtifactRecord, error) {
@@ -215,6 +237,32 @@ func TestArtifactCommands(t *testing.T) {
 		r := f.run(t, nil, "", "artifact", "push", other)
 		if r.code != 1 || !strings.Contains(r.stderr, "continue with --resume ") {
 			t.Errorf("exit %d, stderr %q; want exit 1 naming --resume", r.code, r.stderr)
+		}
+	})
+	t.Run("an interrupted push discards its upload", func(t *testing.T) {
+		ctx, cancel := context.WithCancel(context.Background())
+		defer cancel()
+		f.artifacts.mu.Lock()
+		f.artifacts.interrupt, f.artifacts.discarded = cancel, nil
+		f.artifacts.mu.Unlock()
+		r := f.runCtx(t, ctx, nil, "", "artifact", "push", file)
+		f.artifacts.mu.Lock()
+		discarded := f.artifacts.discarded
+		f.artifacts.mu.Unlock()
+		if r.code != 1 || len(discarded) != 1 || !strings.Contains(r.stderr, "interrupted; upload "+discarded[0]+" discarded") {
+			t.Errorf("exit %d, stderr %q, discarded %v; want exit 1 and the upload discarded", r.code, r.stderr, discarded)
+		}
+	})
+	t.Run("discard", func(t *testing.T) {
+		st, err := f.artifacts.UploadStatus(context.Background(), &controllerv1.UploadStatusRequest{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if r := f.run(t, nil, "", "artifact", "discard", st.GetUploadId()); r.code != 0 || r.stdout != "upload "+st.GetUploadId()+" discarded\n" {
+			t.Errorf("exit %d, stdout %q, stderr %q", r.code, r.stdout, r.stderr)
+		}
+		if r := f.run(t, nil, "", "artifact", "discard", st.GetUploadId()); r.code != 1 || !strings.Contains(r.stderr, "upload not found") {
+			t.Errorf("discard twice: exit %d, stderr %q; want 1, not found", r.code, r.stderr)
 		}
 	})
 	t.Run("push same content again", func(t *testing.T) {

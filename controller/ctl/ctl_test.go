@@ -31,6 +31,12 @@ type result struct {
 // and a HOME without a config file.
 func (f *fake) run(t *testing.T, env map[string]string, stdin string, args ...string) result {
 	t.Helper()
+	return f.runCtx(t, context.Background(), env, stdin, args...)
+}
+
+// runCtx is run with a context, which a test may cancel as an interrupt.
+func (f *fake) runCtx(t *testing.T, ctx context.Context, env map[string]string, stdin string, args ...string) result {
+	t.Helper()
 	vars := map[string]string{
 		"CAIRN_CONTROLLER": f.addr,
 		"CAIRN_CA":         f.caPath,
@@ -49,7 +55,7 @@ func (f *fake) run(t *testing.T, env map[string]string, stdin string, args ...st
 		now:          func() time.Time { return testNow },
 		pollInterval: 5 * time.Millisecond,
 	}
-	code := a.execute(context.Background(), args)
+	code := a.execute(ctx, args)
 	return result{stdout: out.String(), stderr: errOut.String(), code: code}
 }
 
@@ -129,6 +135,7 @@ func TestCommands(t *testing.T) {
 			req: &controllerv1.CreateEnrollTokenRequest{TtlSeconds: 3600, Uses: 3, Labels: map[string]string{"env": "prod", "role": "web"}},
 		},
 		{name: "enroll-token ttl too long", args: []string{"enroll-token", "create", "--ttl", "48h"}, code: ExitUsage, errOut: []string{"--ttl 48h0m0s"}},
+		{name: "enroll-token too many uses", args: []string{"enroll-token", "create", "--uses", "10001"}, code: ExitUsage, errOut: []string{"--uses 10001: at most 10000"}},
 		{name: "enroll-token json", args: []string{"enroll-token", "create", "-o", "json"}, out: []string{`"token": "cairn_e_join-me"`}},
 		{
 			name: "audit run wait", args: []string{"audit", "run", "--node", "web1", "--wait", "--collectors", "packages,os", "--track", "/etc/nginx"},
@@ -203,8 +210,10 @@ func TestCommands(t *testing.T) {
 		},
 		{name: "user create bad role", args: []string{"user", "create", "bob", "--role", "root"}, code: ExitUsage, errOut: []string{`create user bob: unknown role "root"`}},
 		{name: "user list", args: []string{"user", "list"}, golden: "user-list.txt"},
-		{name: "token create", args: []string{"token", "create", "--user", "alice"}, golden: "token-create.txt", errOut: []string{"token tok-7 for user alice, expires never; shown once"}},
+		{name: "token create", args: []string{"token", "create", "--user", "alice"}, golden: "token-create.txt", errOut: []string{"token tok-7 for user alice, expires never; shown once", "issued by admin: what alice does with it counts for separation of duties"}},
 		{name: "token create no user", args: []string{"token", "create"}, code: ExitUsage},
+		{name: "token ttl over 400 days", args: []string{"token", "create", "--user", "alice", "--ttl", "9601h"}, code: ExitUsage,
+			errOut: []string{"--ttl 9601h0m0s: at most 9600h0m0s (400 days)"}},
 		{name: "whoami", args: []string{"whoami"}, out: []string{"user admin, roles admin, controller " + f.addr}},
 		{name: "auditlog list", args: []string{"auditlog", "list"}, golden: "auditlog-list.txt"},
 		{

@@ -6,13 +6,8 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/cairn-ops/cairn/internal/limits"
 	controllerv1 "github.com/cairn-ops/cairn/proto/controller/v1"
-)
-
-// Enrollment token limits, as the controller enforces them.
-const (
-	defaultEnrollTTL = 10 * time.Minute
-	maxEnrollTTL     = 24 * time.Hour
 )
 
 func (a *app) newEnrollTokenCommand() *cobra.Command {
@@ -50,18 +45,21 @@ command line; copy the controller's ca.pem to the node next to it.`,
 	}
 	f := addFormat(cmd, formatTable, listFormats...)
 	fl := cmd.Flags()
-	fl.DurationVar(&ttl, "ttl", defaultEnrollTTL, "how long the token is valid (at most 24h)")
+	fl.DurationVar(&ttl, "ttl", limits.DefaultEnrollTTL, "how long the token is valid (at most 24h)")
 	fl.Uint32Var(&uses, "uses", 1, "how many agents may enroll with it")
 	fl.StringArrayVar(&labels, "labels", nil, describePairs("labels for the enrolled nodes"))
 	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
 		if err := f.check(); err != nil {
 			return err
 		}
-		if ttl <= 0 || ttl > maxEnrollTTL {
+		if ttl <= 0 || ttl > limits.EnrollTTL {
 			return usageErrorf("--ttl %s: give a duration above 0 and at most 24h", ttl)
 		}
 		if uses == 0 {
 			return usageErrorf("--uses 0: give at least 1")
+		}
+		if uses > limits.EnrollUses {
+			return usageErrorf("--uses %d: at most %d", uses, limits.EnrollUses)
 		}
 		l, err := parsePairs("--labels", splitPairs(labels), false)
 		if err != nil {

@@ -506,7 +506,7 @@ func (fakeUsers) CreateToken(_ context.Context, req *controllerv1.CreateTokenReq
 	if req.GetUser() != "alice" {
 		return nil, status.Errorf(codes.NotFound, "user %q not found", req.GetUser())
 	}
-	return &controllerv1.CreateTokenResponse{Token: "cairn_u_alice-secret", Id: "tok-7"}, nil
+	return &controllerv1.CreateTokenResponse{Token: "cairn_u_alice-secret", Id: "tok-7", Issuers: []string{"admin"}}, nil
 }
 
 func (fakeUsers) WhoAmI(context.Context, *controllerv1.WhoAmIRequest) (*controllerv1.UserRecord, error) {

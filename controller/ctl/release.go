@@ -88,9 +88,9 @@ is listed, as FILE:LINE: FIELD: MESSAGE).`,
 				return usageError(err)
 			}
 		}
-		data, err := os.ReadFile(file)
+		data, err := manifest.ReadFile(file)
 		if err != nil {
-			return usageError(fmt.Errorf("read release manifest: %w", err))
+			return usageError(err)
 		}
 		v := validateManifest(cmd.Context(), data, file, artifacts, catalog)
 		if f.name == formatJSON {

@@ -129,9 +129,9 @@ problem by line and field (exit 2).`,
 				return usageError(err)
 			}
 		}
-		data, err := os.ReadFile(file)
+		data, err := manifest.ReadFile(file)
 		if err != nil {
-			return usageError(fmt.Errorf("read release manifest: %w", err))
+			return usageError(err)
 		}
 		v := validateManifest(cmd.Context(), data, file, artifacts, catalog)
 		if !v.Valid {

@@ -157,3 +157,29 @@ func TestReleaseValidateExample(t *testing.T) {
 		t.Fatalf("exit %d:\n%s%s", r.code, r.stdout, r.stderr)
 	}
 }
+
+// TestReleaseValidateLimits: a name or version past its limit
+// (internal/limits) is a problem with its line and field, found offline,
+// rather than an internal error from the controller's store at create.
+func TestReleaseValidateLimits(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "release.yaml")
+	y := "apiVersion: cairn/v1\nkind: Release\nname: " + strings.Repeat("w", 40<<10) + "\nversion: 1.0.0-" + strings.Repeat("r", 100<<10) + "\n"
+	if err := os.WriteFile(file, []byte(y), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	r := runOffline(t, "release", "validate", "-f", file)
+	if r.code != ExitUsage {
+		t.Fatalf("exit %d, want %d (invalid); stdout %.300s", r.code, ExitUsage, r.stdout)
+	}
+	for _, want := range []string{
+		file + ":3: name: \"" + strings.Repeat("w", 40) + "\"... is 40960 bytes long; the limit is 63 bytes",
+		file + ":4: version: \"1.0.0-" + strings.Repeat("r", 34) + "\"... is 102406 bytes long; the limit is 128 bytes",
+	} {
+		if !strings.Contains(r.stdout, want) {
+			t.Errorf("stdout lacks %q:\n%.600s", want, r.stdout)
+		}
+	}
+	if len(r.stdout)+len(r.stderr) > 2000 {
+		t.Errorf("%d bytes of output: a long value must not be echoed whole", len(r.stdout)+len(r.stderr))
+	}
+}

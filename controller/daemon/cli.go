@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strconv"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -135,10 +136,17 @@ Configuration is read from, each overriding the one before: defaults, the
 YAML file (--config, or DATA_DIR/config.yaml when it exists), CAIRN_*
 environment variables, then flags. File keys: data_dir, listen,
 metrics_listen, lost_after, max_audit_bytes, max_artifact_bytes,
-log_level, log_format, keepalive_min_time. Environment: CAIRN_DATA_DIR,
-CAIRN_LISTEN, CAIRN_METRICS_LISTEN, CAIRN_LOST_AFTER,
-CAIRN_MAX_AUDIT_BYTES, CAIRN_MAX_ARTIFACT_BYTES, CAIRN_LOG_LEVEL,
-CAIRN_LOG_FORMAT, CAIRN_KEEPALIVE_MIN_TIME.
+upload_sessions_per_user, upload_sessions, upload_bytes_per_user,
+upload_bytes, upload_idle_timeout, log_level, log_format,
+keepalive_min_time. Environment: the key in upper case after CAIRN_
+(CAIRN_DATA_DIR, CAIRN_LISTEN, ..., CAIRN_UPLOAD_IDLE_TIMEOUT,
+CAIRN_KEEPALIVE_MIN_TIME).
+
+Unfinished artifact pushes are capped so that abandoned ones cannot fill
+the disk: upload_sessions_per_user (default 4) and upload_sessions (32)
+sessions, upload_bytes_per_user and upload_bytes declared bytes (default
+4 and 16 times max_artifact_bytes), each discarded upload_idle_timeout
+(1h) after its last data.
 
 With --metrics-listen, /metrics serves Prometheus metrics and /healthz a
 liveness check over plain HTTP; bind it to a private address.`,
@@ -172,6 +180,11 @@ liveness check over plain HTTP; bind it to a private address.`,
 	f.String("lost-after", def.LostAfter.String(), "mark a node lost after it has been disconnected this long")
 	f.String("max-audit-bytes", "64MiB", "largest audit document an agent may upload")
 	f.String("max-artifact-bytes", "1GiB", "largest artifact cairnctl artifact push may store in the DML")
+	f.String("upload-sessions-per-user", strconv.Itoa(def.UploadSessionsPerUser), "unfinished artifact pushes one user may hold")
+	f.String("upload-sessions", strconv.Itoa(def.UploadSessions), "unfinished artifact pushes all users may hold")
+	f.String("upload-bytes-per-user", "", "bytes one user's unfinished pushes may declare (default 4 × max-artifact-bytes)")
+	f.String("upload-bytes", "", "bytes all unfinished pushes may declare (default 16 × max-artifact-bytes)")
+	f.String("upload-idle-timeout", def.UploadIdleTimeout.String(), "discard an unfinished push this long after its last data")
 	f.String("log-level", def.LogLevel, "debug, info, warn or error")
 	f.String("log-format", def.LogFormat, "text or json (logs go to standard error)")
 	f.String("keepalive-min-time", def.KeepaliveMinTime.String(), "shortest keepalive ping interval agents may use")

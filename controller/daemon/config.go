@@ -18,9 +18,11 @@ import (
 
 	"go.yaml.in/yaml/v3"
 
+	"github.com/cairn-ops/cairn/controller/dml"
 	"github.com/cairn-ops/cairn/controller/notify"
 	"github.com/cairn-ops/cairn/controller/rollout"
 	"github.com/cairn-ops/cairn/internal/bytesize"
+	"github.com/cairn-ops/cairn/internal/limits"
 )
 
 // Config is cairn-controller serve's configuration. It is built once, from
@@ -41,6 +43,15 @@ type Config struct {
 	MaxAuditBytes int64
 	// MaxArtifactBytes bounds one artifact pushed into the DML.
 	MaxArtifactBytes int64
+	// UploadSessionsPerUser and UploadSessions cap the unfinished artifact
+	// pushes one user, and all users together, may hold.
+	UploadSessionsPerUser, UploadSessions int
+	// UploadBytesPerUser and UploadBytes cap the bytes those unfinished
+	// pushes may declare; 0 means 4 and 16 times MaxArtifactBytes.
+	UploadBytesPerUser, UploadBytes int64
+	// UploadIdleTimeout is how long an unfinished push lives after its
+	// last data.
+	UploadIdleTimeout time.Duration
 	// LogLevel is debug, info, warn or error.
 	LogLevel string
 	// LogFormat is text or json.
@@ -118,9 +129,14 @@ func Defaults() Config {
 		LostAfter:        5 * time.Minute,
 		MaxAuditBytes:    64 << 20,
 		MaxArtifactBytes: 1 << 30,
-		LogLevel:         "info",
-		LogFormat:        "text",
-		KeepaliveMinTime: 20 * time.Second,
+		// The upload byte caps default to multiples of MaxArtifactBytes
+		// (UploadLimits), so they follow it.
+		UploadSessionsPerUser: limits.DefaultUploadSessionsPerUser,
+		UploadSessions:        limits.DefaultUploadSessions,
+		UploadIdleTimeout:     limits.DefaultUploadIdle,
+		LogLevel:              "info",
+		LogFormat:             "text",
+		KeepaliveMinTime:      20 * time.Second,
 	}
 }
 
@@ -153,9 +169,37 @@ var settings = []setting{
 		c.MaxArtifactBytes = int64(n)
 		return nil
 	}},
+	{"upload_sessions_per_user", "CAIRN_UPLOAD_SESSIONS_PER_USER", "upload-sessions-per-user", func(c *Config, v string) error {
+		return setCount(&c.UploadSessionsPerUser, v)
+	}},
+	{"upload_sessions", "CAIRN_UPLOAD_SESSIONS", "upload-sessions", func(c *Config, v string) error { return setCount(&c.UploadSessions, v) }},
+	{"upload_bytes_per_user", "CAIRN_UPLOAD_BYTES_PER_USER", "upload-bytes-per-user", func(c *Config, v string) error { return setSize(&c.UploadBytesPerUser, v) }},
+	{"upload_bytes", "CAIRN_UPLOAD_BYTES", "upload-bytes", func(c *Config, v string) error { return setSize(&c.UploadBytes, v) }},
+	{"upload_idle_timeout", "CAIRN_UPLOAD_IDLE_TIMEOUT", "upload-idle-timeout", func(c *Config, v string) error { return setDuration(&c.UploadIdleTimeout, v) }},
 	{"log_level", "CAIRN_LOG_LEVEL", "log-level", func(c *Config, v string) error { c.LogLevel = strings.ToLower(v); return nil }},
 	{"log_format", "CAIRN_LOG_FORMAT", "log-format", func(c *Config, v string) error { c.LogFormat = strings.ToLower(v); return nil }},
 	{"keepalive_min_time", "CAIRN_KEEPALIVE_MIN_TIME", "keepalive-min-time", func(c *Config, v string) error { return setDuration(&c.KeepaliveMinTime, v) }},
+}
+
+func setCount(n *int, v string) error {
+	x, err := strconv.Atoi(strings.TrimSpace(v))
+	if err != nil {
+		return fmt.Errorf("invalid number %q: want a whole number, e.g. 8", v)
+	}
+	*n = x
+	return nil
+}
+
+func setSize(n *int64, v string) error {
+	x, err := bytesize.Parse(v)
+	if err != nil {
+		return err
+	}
+	if x > 1<<62 {
+		return fmt.Errorf("size %q is too large", v)
+	}
+	*n = int64(x)
+	return nil
 }
 
 func setDuration(d *time.Duration, v string) error {
@@ -236,16 +280,21 @@ func Load(src Sources) (Config, error) {
 // durations ("5m") and sizes ("64MiB") read the same as in the
 // environment and on the command line.
 type fileConfig struct {
-	DataDir          *string       `yaml:"data_dir"`
-	Listen           *string       `yaml:"listen"`
-	MetricsListen    *string       `yaml:"metrics_listen"`
-	LostAfter        *string       `yaml:"lost_after"`
-	MaxAuditBytes    *string       `yaml:"max_audit_bytes"`
-	MaxArtifactBytes *string       `yaml:"max_artifact_bytes"`
-	LogLevel         *string       `yaml:"log_level"`
-	LogFormat        *string       `yaml:"log_format"`
-	KeepaliveMinTime *string       `yaml:"keepalive_min_time"`
-	Webhooks         []fileWebhook `yaml:"webhooks"`
+	DataDir               *string       `yaml:"data_dir"`
+	Listen                *string       `yaml:"listen"`
+	MetricsListen         *string       `yaml:"metrics_listen"`
+	LostAfter             *string       `yaml:"lost_after"`
+	MaxAuditBytes         *string       `yaml:"max_audit_bytes"`
+	MaxArtifactBytes      *string       `yaml:"max_artifact_bytes"`
+	UploadSessionsPerUser *string       `yaml:"upload_sessions_per_user"`
+	UploadSessions        *string       `yaml:"upload_sessions"`
+	UploadBytesPerUser    *string       `yaml:"upload_bytes_per_user"`
+	UploadBytes           *string       `yaml:"upload_bytes"`
+	UploadIdleTimeout     *string       `yaml:"upload_idle_timeout"`
+	LogLevel              *string       `yaml:"log_level"`
+	LogFormat             *string       `yaml:"log_format"`
+	KeepaliveMinTime      *string       `yaml:"keepalive_min_time"`
+	Webhooks              []fileWebhook `yaml:"webhooks"`
 }
 
 // fileWebhook is a webhook in the YAML file.
@@ -262,6 +311,8 @@ func (f *fileConfig) values() map[string]*string {
 	return map[string]*string{
 		"data_dir": f.DataDir, "listen": f.Listen, "metrics_listen": f.MetricsListen,
 		"lost_after": f.LostAfter, "max_audit_bytes": f.MaxAuditBytes, "max_artifact_bytes": f.MaxArtifactBytes, "log_level": f.LogLevel,
+		"upload_sessions_per_user": f.UploadSessionsPerUser, "upload_sessions": f.UploadSessions,
+		"upload_bytes_per_user": f.UploadBytesPerUser, "upload_bytes": f.UploadBytes, "upload_idle_timeout": f.UploadIdleTimeout,
 		"log_format": f.LogFormat, "keepalive_min_time": f.KeepaliveMinTime,
 	}
 }
@@ -379,10 +430,52 @@ func (c Config) Validate() error {
 		// Agents ping every 30 s; a longer minimum would cut them off.
 		return fmt.Errorf("keepalive_min_time %s: want between 1s and 30s, the agents' ping interval (the default is 20s)", c.KeepaliveMinTime)
 	}
+	if err := c.validateUploads(); err != nil {
+		return err
+	}
 	for i, w := range c.Webhooks {
 		if err := w.validate(); err != nil {
 			return fmt.Errorf("webhooks[%d].%w", i, err)
 		}
+	}
+	return nil
+}
+
+// UploadLimits are the DML's caps on unfinished pushes, with the byte
+// caps' defaults filled in from MaxArtifactBytes.
+func (c Config) UploadLimits() dml.SessionLimits {
+	l := dml.SessionLimits{
+		PerUser: c.UploadSessionsPerUser, Total: c.UploadSessions,
+		BytesPerUser: c.UploadBytesPerUser, Bytes: c.UploadBytes, Idle: c.UploadIdleTimeout,
+	}
+	if l.BytesPerUser == 0 {
+		l.BytesPerUser = limits.UploadBytesPerUserArtifacts * c.MaxArtifactBytes
+	}
+	if l.Bytes == 0 {
+		l.Bytes = limits.UploadBytesArtifacts * c.MaxArtifactBytes
+	}
+	return l
+}
+
+// validateUploads checks the caps on unfinished pushes: each at least
+// one push of the largest artifact, the totals at least the per-user
+// ones.
+func (c Config) validateUploads() error {
+	l := c.UploadLimits()
+	size := func(n int64) string { return bytesize.Format(uint64(n)) }
+	switch {
+	case l.PerUser < 1:
+		return fmt.Errorf("upload_sessions_per_user %d: want at least 1 (the default is %d)", l.PerUser, limits.DefaultUploadSessionsPerUser)
+	case l.Total < l.PerUser:
+		return fmt.Errorf("upload_sessions %d: want at least upload_sessions_per_user (%d); the default is %d", l.Total, l.PerUser, limits.DefaultUploadSessions)
+	case l.BytesPerUser < c.MaxArtifactBytes:
+		return fmt.Errorf("upload_bytes_per_user %s: want at least max_artifact_bytes (%s), or the largest artifact could never be pushed; the default is %d times max_artifact_bytes",
+			size(l.BytesPerUser), size(c.MaxArtifactBytes), limits.UploadBytesPerUserArtifacts)
+	case l.Bytes < l.BytesPerUser:
+		return fmt.Errorf("upload_bytes %s: want at least upload_bytes_per_user (%s); the default is %d times max_artifact_bytes",
+			size(l.Bytes), size(l.BytesPerUser), limits.UploadBytesArtifacts)
+	case l.Idle < time.Minute || l.Idle > 24*time.Hour:
+		return fmt.Errorf("upload_idle_timeout %s: want between 1m and 24h (the default is %s)", l.Idle, limits.DefaultUploadIdle)
 	}
 	return nil
 }

@@ -34,6 +34,10 @@ max_audit_bytes: 32MiB
 max_artifact_bytes: 2GiB
 log_level: debug
 keepalive_min_time: 10s
+upload_sessions_per_user: 2
+upload_sessions: 20
+upload_bytes_per_user: 3GiB
+upload_idle_timeout: 30m
 `)
 	// DATA/config.yaml is read when no --config is given.
 	dataDir := filepath.Join(dir, "data")
@@ -66,7 +70,8 @@ keepalive_min_time: 10s
 			want: Config{
 				DataDir: "/from/file", Listen: "0.0.0.0:1000", MetricsListen: "127.0.0.1:9000",
 				LostAfter: 10 * time.Minute, MaxAuditBytes: 32 << 20, MaxArtifactBytes: 2 << 30, LogLevel: "debug", LogFormat: "text",
-				KeepaliveMinTime: 10 * time.Second,
+				KeepaliveMinTime:      10 * time.Second,
+				UploadSessionsPerUser: 2, UploadSessions: 20, UploadBytesPerUser: 3 << 30, UploadIdleTimeout: 30 * time.Minute,
 			},
 		},
 		{
@@ -75,23 +80,26 @@ keepalive_min_time: 10s
 			env: map[string]string{
 				"CAIRN_DATA_DIR": "/from/env", "CAIRN_LISTEN": "0.0.0.0:3000", "CAIRN_METRICS_LISTEN": "127.0.0.1:9100",
 				"CAIRN_LOST_AFTER": "15m", "CAIRN_MAX_AUDIT_BYTES": "1048576", "CAIRN_LOG_LEVEL": "WARN",
-				"CAIRN_MAX_ARTIFACT_BYTES": "5MiB",
+				"CAIRN_MAX_ARTIFACT_BYTES": "5MiB", "CAIRN_UPLOAD_SESSIONS": "40", "CAIRN_UPLOAD_BYTES": "10GiB",
 			},
 			want: Config{
 				DataDir: "/from/env", Listen: "0.0.0.0:3000", MetricsListen: "127.0.0.1:9100",
 				LostAfter: 15 * time.Minute, MaxAuditBytes: 1 << 20, MaxArtifactBytes: 5 << 20, LogLevel: "warn", LogFormat: "text",
-				KeepaliveMinTime: 10 * time.Second,
+				KeepaliveMinTime:      10 * time.Second,
+				UploadSessionsPerUser: 2, UploadSessions: 40, UploadBytesPerUser: 3 << 30, UploadBytes: 10 << 30, UploadIdleTimeout: 30 * time.Minute,
 			},
 		},
 		{
-			name:  "flags over environment",
-			file:  full,
-			env:   map[string]string{"CAIRN_LISTEN": "0.0.0.0:3000", "CAIRN_LOG_LEVEL": "warn"},
-			flags: map[string]string{"listen": "127.0.0.1:4000", "log-level": "error", "metrics-listen": "", "log-format": "json", "max-artifact-bytes": "100KiB"},
+			name: "flags over environment",
+			file: full,
+			env:  map[string]string{"CAIRN_LISTEN": "0.0.0.0:3000", "CAIRN_LOG_LEVEL": "warn"},
+			flags: map[string]string{"listen": "127.0.0.1:4000", "log-level": "error", "metrics-listen": "", "log-format": "json", "max-artifact-bytes": "100KiB",
+				"upload-sessions-per-user": "1", "upload-bytes-per-user": "4GiB", "upload-bytes": "8GiB", "upload-idle-timeout": "2h"},
 			want: Config{
 				DataDir: "/from/file", Listen: "127.0.0.1:4000", MetricsListen: "",
 				LostAfter: 10 * time.Minute, MaxAuditBytes: 32 << 20, MaxArtifactBytes: 100 << 10, LogLevel: "error", LogFormat: "json",
-				KeepaliveMinTime: 10 * time.Second,
+				KeepaliveMinTime:      10 * time.Second,
+				UploadSessionsPerUser: 1, UploadSessions: 20, UploadBytesPerUser: 4 << 30, UploadBytes: 8 << 30, UploadIdleTimeout: 2 * time.Hour,
 			},
 		},
 		{
@@ -155,6 +163,16 @@ func TestLoadErrors(t *testing.T) {
 		{name: "bad log level", flags: map[string]string{"data-dir": "/d", "log-level": "loud"}, want: `log level "loud"`},
 		{name: "lost_after too short", flags: map[string]string{"data-dir": "/d", "lost-after": "1s"}, want: "lost_after 1s is too short"},
 		{name: "keepalive above agent ping", flags: map[string]string{"data-dir": "/d", "keepalive-min-time": "1m"}, want: "keepalive_min_time 1m0s"},
+		{name: "no upload sessions", flags: map[string]string{"data-dir": "/d", "upload-sessions-per-user": "0"}, want: "upload_sessions_per_user 0: want at least 1"},
+		{name: "upload sessions not a number", env: map[string]string{"CAIRN_UPLOAD_SESSIONS": "many"}, flags: map[string]string{"data-dir": "/d"},
+			want: `environment CAIRN_UPLOAD_SESSIONS: invalid number "many"`},
+		{name: "total sessions below per user", flags: map[string]string{"data-dir": "/d", "upload-sessions-per-user": "8", "upload-sessions": "4"},
+			want: "upload_sessions 4: want at least upload_sessions_per_user (8)"},
+		{name: "per-user bytes below the largest artifact", flags: map[string]string{"data-dir": "/d", "max-artifact-bytes": "2GiB", "upload-bytes-per-user": "1GiB"},
+			want: "upload_bytes_per_user 1 GiB: want at least max_artifact_bytes (2 GiB)"},
+		{name: "total bytes below per user", flags: map[string]string{"data-dir": "/d", "upload-bytes": "2GiB"},
+			want: "upload_bytes 2 GiB: want at least upload_bytes_per_user (4 GiB)"},
+		{name: "idle timeout too long", flags: map[string]string{"data-dir": "/d", "upload-idle-timeout": "48h"}, want: "upload_idle_timeout 48h0m0s: want between 1m and 24h"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

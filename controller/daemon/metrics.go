@@ -14,6 +14,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/status"
 
+	"github.com/cairn-ops/cairn/controller/dml"
 	"github.com/cairn-ops/cairn/controller/rollout"
 	"github.com/cairn-ops/cairn/controller/store"
 	controllerv1 "github.com/cairn-ops/cairn/proto/controller/v1"
@@ -75,6 +76,11 @@ type connectedCounter interface {
 	Connected() int
 }
 
+// uploadStats is the part of the DML the metrics read.
+type uploadStats interface {
+	Stats() dml.SessionStats
+}
+
 // metrics writes the Prometheus text exposition format by hand: a few
 // gauges, counters and histograms do not need a client library.
 type metrics struct {
@@ -84,6 +90,8 @@ type metrics struct {
 	// rollouts holds what the rollout engine reported; nil writes the
 	// families with nothing counted.
 	rollouts *rolloutMetrics
+	// uploads are the DML's unfinished pushes; nil writes zeros.
+	uploads uploadStats
 }
 
 // rolloutStates are the states of a RolloutRecord; each is written, 0
@@ -158,6 +166,7 @@ func (m *metrics) serveMetrics(w http.ResponseWriter, r *http.Request) {
 		ro = newRolloutMetrics()
 	}
 	ro.write(&b)
+	writeUploads(&b, m.uploads)
 
 	if rss, ok := residentBytes(); ok {
 		fmt.Fprintf(&b, "# HELP process_resident_memory_bytes Resident memory size in bytes.\n")
@@ -166,6 +175,35 @@ func (m *metrics) serveMetrics(w http.ResponseWriter, r *http.Request) {
 	}
 	w.Header().Set("Content-Type", "text/plain; version=0.0.4; charset=utf-8")
 	w.Write(b.Bytes())
+}
+
+// writeUploads writes the unfinished artifact pushes: totals only (per
+// user would be a series per user), and the refusals by cap.
+func writeUploads(b *bytes.Buffer, u uploadStats) {
+	st := dml.SessionStats{Refused: map[string]uint64{}}
+	if u != nil {
+		st = u.Stats()
+	}
+	fmt.Fprintf(b, "# HELP cairn_upload_sessions Unfinished artifact pushes (DML upload sessions).\n")
+	fmt.Fprintf(b, "# TYPE cairn_upload_sessions gauge\n")
+	fmt.Fprintf(b, "cairn_upload_sessions %d\n", st.Open)
+	fmt.Fprintf(b, "# HELP cairn_upload_session_bytes Bytes the unfinished pushes hold on disk.\n")
+	fmt.Fprintf(b, "# TYPE cairn_upload_session_bytes gauge\n")
+	fmt.Fprintf(b, "cairn_upload_session_bytes %d\n", st.Bytes)
+	fmt.Fprintf(b, "# HELP cairn_upload_session_declared_bytes Bytes the unfinished pushes declared (what the byte caps count).\n")
+	fmt.Fprintf(b, "# TYPE cairn_upload_session_declared_bytes gauge\n")
+	fmt.Fprintf(b, "cairn_upload_session_declared_bytes %d\n", st.DeclaredBytes)
+	fmt.Fprintf(b, "# HELP cairn_upload_refusals_total Pushes refused at a cap on unfinished pushes, by cap (its config key).\n")
+	fmt.Fprintf(b, "# TYPE cairn_upload_refusals_total counter\n")
+	for _, c := range dml.Caps {
+		fmt.Fprintf(b, "cairn_upload_refusals_total{cap=\"%s\"} %d\n", labelValue(c), st.Refused[c])
+	}
+	fmt.Fprintf(b, "# HELP cairn_upload_sessions_expired_total Unfinished pushes discarded after upload_idle_timeout without data.\n")
+	fmt.Fprintf(b, "# TYPE cairn_upload_sessions_expired_total counter\n")
+	fmt.Fprintf(b, "cairn_upload_sessions_expired_total %d\n", st.Expired)
+	fmt.Fprintf(b, "# HELP cairn_upload_sweep_errors_total Sweeps of idle pushes that could not remove a file.\n")
+	fmt.Fprintf(b, "# TYPE cairn_upload_sweep_errors_total counter\n")
+	fmt.Fprintf(b, "cairn_upload_sweep_errors_total %d\n", st.SweepErrors)
 }
 
 // stateLabel turns "STATE_CONNECTED" into "connected".

@@ -14,6 +14,8 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
+	"github.com/cairn-ops/cairn/controller/blob"
+	"github.com/cairn-ops/cairn/controller/dml"
 	"github.com/cairn-ops/cairn/controller/store"
 	controllerv1 "github.com/cairn-ops/cairn/proto/controller/v1"
 )
@@ -394,5 +396,67 @@ func TestRolloutMetricsConcurrent(t *testing.T) {
 func TestLabelValue(t *testing.T) {
 	if got, want := labelValue("a\"b\\c\nd"), `a\"b\\c\nd`; got != want {
 		t.Errorf("labelValue = %s, want %s", got, want)
+	}
+}
+
+// TestUploadMetrics: /metrics counts the unfinished pushes, the bytes
+// they hold and declare, and refusals by cap (every cap from the first
+// scrape); totals only, no series per user.
+func TestUploadMetrics(t *testing.T) {
+	st := store.NewMemory()
+	t.Cleanup(func() { st.Close() })
+	blobs, err := blob.Open(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	lib, err := dml.New(st, blobs, dml.Options{MaxBytes: 1000, Sessions: dml.SessionLimits{PerUser: 1, Total: 5}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := &metrics{fleet: fixedConnected(0), st: st, rpc: newRPCCounter(), uploads: lib}
+	series := []string{
+		`cairn_upload_sessions`, `cairn_upload_session_bytes`, `cairn_upload_session_declared_bytes`,
+		`cairn_upload_refusals_total{cap="upload_sessions_per_user"}`, `cairn_upload_refusals_total{cap="upload_sessions"}`,
+		`cairn_upload_refusals_total{cap="upload_bytes_per_user"}`, `cairn_upload_refusals_total{cap="upload_bytes"}`,
+		`cairn_upload_sessions_expired_total`, `cairn_upload_sweep_errors_total`,
+	}
+	before := scrape(t, m).pick(series...)
+	for s, v := range before {
+		if v != 0 {
+			t.Errorf("before any push: %s = %g, want 0", s, v)
+		}
+	}
+	u, err := lib.BeginUpload(t.Context(), "user:alice")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := lib.Declare(t.Context(), u.ID, dml.Meta{Name: "a", Kind: "utility", Size: 800}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := lib.Write(t.Context(), u.ID, 0, make([]byte, 300)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := lib.BeginUpload(t.Context(), "user:alice"); !errors.Is(err, dml.ErrLimit) {
+		t.Fatalf("alice's second upload: %v, want ErrLimit", err)
+	}
+	e := scrape(t, m)
+	want := map[string]float64{}
+	for _, s := range series {
+		want[s] = 0
+	}
+	want[`cairn_upload_sessions`] = 1
+	want[`cairn_upload_session_bytes`] = 300
+	want[`cairn_upload_session_declared_bytes`] = 800
+	want[`cairn_upload_refusals_total{cap="upload_sessions_per_user"}`] = 1
+	if diff := cmp.Diff(want, e.pick(series...)); diff != "" {
+		t.Errorf("after a push and a refusal (-want +got):\n%s", diff)
+	}
+	if e.types["cairn_upload_sessions"] != "gauge" || e.types["cairn_upload_refusals_total"] != "counter" {
+		t.Errorf("types: %v", e.types)
+	}
+	for s := range e.samples {
+		if strings.Contains(s, "alice") {
+			t.Errorf("series %s names a user", s)
+		}
 	}
 }

@@ -52,6 +52,7 @@ type Server struct {
 	log       *slog.Logger
 	st        *store.Bolt
 	fleet     *fleet.Fleet
+	lib       *dml.DML
 	rollouts  *rollout.Engine
 	notifier  *notify.Notifier
 	grpc      *grpc.Server
@@ -132,9 +133,14 @@ func (s *Server) build(ca *pki.CA, serverCert tls.Certificate, releaseKey ed2551
 		LostAfter:        cfg.LostAfter,
 	})
 	s.fleet.Register(s.grpc)
-	lib, err := dml.New(s.st, blobs, dml.Options{MaxBytes: cfg.MaxArtifactBytes, Now: now})
+	lib, err := dml.New(s.st, blobs, dml.Options{MaxBytes: cfg.MaxArtifactBytes, Sessions: cfg.UploadLimits(), Now: now,
+		Logger: s.log.With("component", "dml")})
 	if err != nil {
 		return err
+	}
+	s.lib = lib
+	if kept, removed := lib.Recovered(); kept > 0 || removed > 0 {
+		s.log.Info("upload sessions recovered", "kept", kept, "files_removed", removed)
 	}
 	rm := newRolloutMetrics()
 	s.notifier = notify.New(notify.Config{Hooks: cfg.NotifyHooks(), Logger: s.log.With("component", "notify"), Now: now})
@@ -177,7 +183,7 @@ func (s *Server) build(ca *pki.CA, serverCert tls.Certificate, releaseKey ed2551
 			return fmt.Errorf("metrics listen on %s: %w", cfg.MetricsListen, err)
 		}
 		s.metricLis = mlis
-		m := &metrics{fleet: s.fleet, st: s.st, rpc: counter, rollouts: rm}
+		m := &metrics{fleet: s.fleet, st: s.st, rpc: counter, rollouts: rm, uploads: lib}
 		mux := http.NewServeMux()
 		mux.HandleFunc("GET /metrics", m.serveMetrics)
 		mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
@@ -220,6 +226,9 @@ func (s *Server) Run(ctx context.Context) error {
 	go func() { engineDone <- s.rollouts.Run(engineCtx) }()
 	notifyDone := make(chan error, 1)
 	go func() { notifyDone <- s.notifier.Run(engineCtx) }()
+	// Idle upload sessions are discarded while the controller runs.
+	uploadsDone := make(chan error, 1)
+	go func() { uploadsDone <- s.lib.Run(engineCtx) }()
 
 	errc := make(chan error, 2)
 	go func() {
@@ -248,6 +257,7 @@ func (s *Server) Run(ctx context.Context) error {
 	stopEngine()
 	<-engineDone
 	<-notifyDone
+	<-uploadsDone
 	stopFleet() // ends agent sessions, which would hold a graceful stop
 	<-fleetDone
 	stopped := make(chan struct{})

@@ -12,7 +12,13 @@
 // the whole file, moves it into the blob store and records the artifact
 // together with its audit-log entry. Sessions are files under the blob
 // directory's tmp/uploads (<id> for the data, <id>.json for a small
-// sidecar) and expire SessionTTL after their last write.
+// sidecar). They are capped per user and in total, by count and by
+// declared bytes (SessionLimits), and discarded Idle after their last
+// write (Run sweeps; opening the library also drops what cannot be
+// resumed). A push refused at its declaration (invalid, too large, over
+// a cap) or at completion (not the declared content) is discarded at
+// once; a broken stream leaves its session to be resumed (or discarded
+// by the caller, or when idle).
 //
 // Garbage collection removes the artifacts no release references. The
 // DML does not know releases; the caller passes the reference test.
@@ -27,6 +33,7 @@ import (
 	"fmt"
 	"hash"
 	"io"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"slices"
@@ -34,11 +41,11 @@ import (
 	"strings"
 	"sync"
 	"time"
-	"unicode"
 
 	"github.com/cairn-ops/cairn/controller/auditlog"
 	"github.com/cairn-ops/cairn/controller/blob"
 	"github.com/cairn-ops/cairn/controller/store"
+	"github.com/cairn-ops/cairn/internal/limits"
 	controllerv1 "github.com/cairn-ops/cairn/proto/controller/v1"
 )
 
@@ -56,8 +63,12 @@ var Kinds = []string{"application", "off-the-shelf", "utility", "system-software
 type Options struct {
 	// MaxBytes is the largest artifact accepted (0: DefaultMaxBytes).
 	MaxBytes int64
+	// Sessions caps the unfinished uploads; zero fields take defaults.
+	Sessions SessionLimits
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
+	// Logger receives what Run cannot do; nil discards.
+	Logger *slog.Logger
 }
 
 // DML is the library. It is safe for concurrent use by one controller
@@ -68,22 +79,30 @@ type DML struct {
 	sessions *sessions
 	maxBytes int64
 	now      func() time.Time
+	log      *slog.Logger
 
 	// gc keeps garbage collection apart from completing pushes: a push
 	// that finds its blob already there must not have it removed under
 	// it by a collection that just deleted the blob's record.
 	gc sync.RWMutex
+
+	// kept and removed are what New found in the upload directory.
+	kept, removed int
 }
 
-// New opens the library over st and blobs, creating the upload directory
-// and discarding upload sessions older than SessionTTL.
+// New opens the library over st and blobs. It creates the upload
+// directory, keeps the upload sessions that can be resumed and removes
+// the rest (see Recovered).
 func New(st store.Store, blobs *blob.Store, opts Options) (*DML, error) {
 	d := &DML{
 		st:       st,
 		blobs:    blobs,
-		sessions: &sessions{dir: filepath.Join(blobs.Dir(), "tmp", "uploads")},
 		maxBytes: opts.MaxBytes,
 		now:      opts.Now,
+		log:      opts.Logger,
+	}
+	if d.log == nil {
+		d.log = slog.New(slog.DiscardHandler)
 	}
 	if d.maxBytes <= 0 {
 		d.maxBytes = DefaultMaxBytes
@@ -91,10 +110,12 @@ func New(st store.Store, blobs *blob.Store, opts Options) (*DML, error) {
 	if d.now == nil {
 		d.now = time.Now
 	}
+	d.sessions = newSessions(filepath.Join(blobs.Dir(), "tmp", "uploads"), opts.Sessions.withDefaults(d.maxBytes))
 	if err := os.MkdirAll(d.sessions.dir, 0o700); err != nil {
 		return nil, fmt.Errorf("open DML: %w", err)
 	}
-	if _, err := d.sessions.removeStale(d.now()); err != nil {
+	var err error
+	if d.kept, d.removed, err = d.sessions.load(d.now()); err != nil {
 		return nil, fmt.Errorf("open DML: %w", err)
 	}
 	return d, nil
@@ -103,15 +124,58 @@ func New(st store.Store, blobs *blob.Store, opts Options) (*DML, error) {
 // MaxBytes is the largest artifact the library accepts.
 func (d *DML) MaxBytes() int64 { return d.maxBytes }
 
-// RemoveStale discards upload sessions whose last write is SessionTTL
-// ago or older and returns how many files it removed.
-func (d *DML) RemoveStale() (int, error) {
-	return d.sessions.removeStale(d.now())
+// Limits are the caps on unfinished uploads, defaults filled in.
+func (d *DML) Limits() SessionLimits { return d.sessions.limits }
+
+// Recovered says what New found in the upload directory: the sessions it
+// kept for resuming, and the files it removed (sessions idle too long,
+// half-created or damaged ones, leftovers).
+func (d *DML) Recovered() (kept, removed int) { return d.kept, d.removed }
+
+// Stats is what the unfinished uploads hold, for /metrics.
+func (d *DML) Stats() SessionStats { return d.sessions.stats() }
+
+// SweepInterval is how often Run looks for idle upload sessions.
+const SweepInterval = time.Minute
+
+// Run discards idle upload sessions every SweepInterval (more often when
+// SessionLimits.Idle is shorter) until ctx ends. A sweep that fails is
+// logged and counted (SessionStats.SweepErrors), and the next one tries
+// again.
+func (d *DML) Run(ctx context.Context) error {
+	every := min(SweepInterval, max(d.sessions.limits.Idle/2, time.Second))
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+			if n, err := d.RemoveStale(); err != nil {
+				d.sessions.sweepFailed()
+				d.log.Error("discard idle uploads", "err", err)
+			} else if n > 0 {
+				d.log.Info("idle uploads discarded", "sessions", n)
+			}
+		}
+	}
 }
 
-// BeginUpload opens an upload session for actor.
+// RemoveStale discards the upload sessions whose last write is
+// SessionLimits.Idle ago or older and returns how many it removed: one
+// pass of Run.
+func (d *DML) RemoveStale() (int, error) {
+	return d.sessions.sweep(d.now())
+}
+
+// BeginUpload opens an upload session for actor, unless its user or all
+// users together hold as many unfinished uploads as the caps allow
+// (ErrLimit). Idle sessions are discarded first, so they never count.
 func (d *DML) BeginUpload(ctx context.Context, actor string) (*Upload, error) {
 	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	if _, err := d.RemoveStale(); err != nil {
 		return nil, err
 	}
 	return d.sessions.create(actor, d.now())
@@ -125,15 +189,15 @@ func (d *DML) Status(ctx context.Context, id string) (*Upload, error) {
 	return d.sessions.status(id, d.now())
 }
 
-// Declare names the file an upload carries. The first call records m; a
-// resumed push declares the same m again, and anything else is refused.
-// A size over MaxBytes fails with ErrTooLarge and discards the session,
-// so nothing of it stays behind.
+// Declare names the file an upload carries. The first call records m,
+// reserving its size under the byte caps; a resumed push declares the
+// same m again. A first declaration that is refused — invalid, a size
+// over MaxBytes (ErrTooLarge), over a cap (ErrLimit) — discards the
+// session, so nothing of the push stays behind. A resumed push that
+// declares another file is refused and leaves the session, which holds
+// the first file's bytes, as it was.
 func (d *DML) Declare(ctx context.Context, id string, m Meta) (*Upload, error) {
 	if err := ctx.Err(); err != nil {
-		return nil, err
-	}
-	if err := checkMeta(m); err != nil {
 		return nil, err
 	}
 	if err := checkID(id); err != nil {
@@ -144,46 +208,69 @@ func (d *DML) Declare(ctx context.Context, id string, m Meta) (*Upload, error) {
 	if err != nil {
 		return nil, err
 	}
-	if m.Size > d.maxBytes {
-		if err := d.sessions.remove(id); err != nil {
+	if err := d.declare(u, m); err != nil {
+		if u.Declared {
 			return nil, err
 		}
-		return nil, fmt.Errorf("%w: %s is %d bytes, more than the limit of %d bytes (max_artifact_bytes)", ErrTooLarge, m.Name, m.Size, d.maxBytes)
+		return nil, d.discard(id, err)
 	}
-	if u.Declared {
-		if u.Meta != m {
-			return nil, fmt.Errorf("%w: upload %s carries %s (%s, %d bytes, sha256 %q), not %s (%s, %d bytes, sha256 %q)",
-				ErrInvalid, id, u.Name, u.Kind, u.Size, u.SHA256, m.Name, m.Kind, m.Size, m.SHA256)
-		}
-		return u, nil
-	}
-	sc := &sidecar{
-		ID: id, CreatedBy: u.CreatedBy, CreatedAt: u.CreatedAt, Declared: true,
-		Name: m.Name, Kind: m.Kind, Size: m.Size, SHA256: m.SHA256,
-	}
-	if err := d.sessions.writeSidecar(sc); err != nil {
-		return nil, err
-	}
-	u.Declared, u.Meta = true, m
 	return u, nil
 }
 
+// declare checks m against u and the caps and records it.
+func (d *DML) declare(u *Upload, m Meta) error {
+	if err := checkMeta(m); err != nil {
+		return err
+	}
+	if m.Size > d.maxBytes {
+		return fmt.Errorf("%w: %s is %d bytes, more than the limit of %d bytes (max_artifact_bytes); upload %s is discarded", ErrTooLarge, m.Name, m.Size, d.maxBytes, u.ID)
+	}
+	if u.Declared {
+		if u.Meta != m {
+			return fmt.Errorf("%w: upload %s carries %s (%s, %d bytes, sha256 %q), not %s (%s, %d bytes, sha256 %q): resume it with that file, or start a new push",
+				ErrInvalid, u.ID, u.Name, u.Kind, u.Size, u.SHA256, m.Name, m.Kind, m.Size, m.SHA256)
+		}
+		return nil
+	}
+	if err := d.sessions.reserve(u.ID, m.Size); err != nil {
+		return err
+	}
+	sc := &sidecar{
+		ID: u.ID, CreatedBy: u.CreatedBy, CreatedAt: u.CreatedAt, Declared: true,
+		Name: m.Name, Kind: m.Kind, Size: m.Size, SHA256: m.SHA256,
+	}
+	if err := d.sessions.writeSidecar(sc); err != nil {
+		return err
+	}
+	u.Declared, u.Meta = true, m
+	return nil
+}
+
+// discard removes a refused upload and returns why it was refused; the
+// caller holds the session's lock.
+func (d *DML) discard(id string, why error) error {
+	if err := d.sessions.remove(id); err != nil {
+		return errors.Join(why, err)
+	}
+	return why
+}
+
 func checkMeta(m Meta) error {
-	switch {
-	case m.Name == "":
+	if m.Name == "" {
 		return fmt.Errorf("%w: name: an artifact needs a name", ErrInvalid)
-	case len(m.Name) > 255:
-		return fmt.Errorf("%w: name: %d bytes long, at most 255", ErrInvalid, len(m.Name))
-	case strings.IndexFunc(m.Name, func(r rune) bool { return !unicode.IsPrint(r) }) >= 0:
-		return fmt.Errorf("%w: name: %q holds a control character", ErrInvalid, m.Name)
+	}
+	if err := limits.ArtifactName.Check(m.Name); err != nil {
+		return fmt.Errorf("%w: name: %w", ErrInvalid, err)
+	}
+	switch {
 	case !slices.Contains(Kinds, m.Kind):
-		return fmt.Errorf("%w: kind: %q is not one of %s", ErrInvalid, m.Kind, strings.Join(Kinds, ", "))
+		return fmt.Errorf("%w: kind: %s is not one of %s", ErrInvalid, limits.Quote(m.Kind), strings.Join(Kinds, ", "))
 	case m.Size < 0:
 		return fmt.Errorf("%w: size: %d is negative", ErrInvalid, m.Size)
 	}
 	if m.SHA256 != "" {
 		if err := blob.Check(m.SHA256); err != nil {
-			return fmt.Errorf("%w: sha256: %q is not 64 lowercase hex digits", ErrInvalid, m.SHA256)
+			return fmt.Errorf("%w: sha256: %s is not 64 lowercase hex digits", ErrInvalid, limits.Quote(m.SHA256))
 		}
 	}
 	return nil
@@ -222,12 +309,15 @@ func (d *DML) Write(ctx context.Context, id string, offset int64, data []byte) (
 	return u.Received + int64(len(data)), nil
 }
 
-// Discard removes an upload session.
+// Discard removes an upload session: the caller gave up on the push.
 func (d *DML) Discard(ctx context.Context, id string) error {
 	if err := checkID(id); err != nil {
 		return err
 	}
 	defer d.sessions.lock(id)()
+	if _, err := d.sessions.readSidecar(id); err != nil {
+		return err
+	}
 	return d.sessions.remove(id)
 }
 
@@ -255,10 +345,7 @@ func (d *DML) Complete(ctx context.Context, id, actor string) (rec *controllerv1
 		return nil, false, err
 	}
 	if u.SHA256 != "" && digest != u.SHA256 {
-		if err := d.sessions.remove(id); err != nil {
-			return nil, false, err
-		}
-		return nil, false, fmt.Errorf("%w: %s hashes to %s, not the declared %s; nothing was stored", ErrDigestMismatch, u.Name, digest, u.SHA256)
+		return nil, false, d.discard(id, fmt.Errorf("%w: %s hashes to %s, not the declared %s; nothing was stored", ErrDigestMismatch, u.Name, digest, u.SHA256))
 	}
 
 	d.gc.RLock()
@@ -347,12 +434,12 @@ func (d *DML) Get(ctx context.Context, digest string) (*controllerv1.ArtifactRec
 func resolve(tx store.Tx, digest string) (*controllerv1.ArtifactRecord, error) {
 	if len(digest) == 2*sha256.Size {
 		if err := blob.Check(digest); err != nil {
-			return nil, fmt.Errorf("%w: digest: %q is not 64 lowercase hex digits", ErrInvalid, digest)
+			return nil, fmt.Errorf("%w: digest: %s is not 64 lowercase hex digits", ErrInvalid, limits.Quote(digest))
 		}
 		return tx.Artifact(digest)
 	}
 	if len(digest) < MinPrefix || len(digest) > 2*sha256.Size || strings.Trim(digest, "0123456789abcdef") != "" {
-		return nil, fmt.Errorf("%w: digest: %q is neither a sha256 digest nor a prefix of at least %d lowercase hex digits", ErrInvalid, digest, MinPrefix)
+		return nil, fmt.Errorf("%w: digest: %s is neither a sha256 digest nor a prefix of at least %d lowercase hex digits", ErrInvalid, limits.Quote(digest), MinPrefix)
 	}
 	all, err := tx.Artifacts()
 	if err != nil {
@@ -435,7 +522,7 @@ func (d *DML) RecordInstall(ctx context.Context, actor, digest string, in *contr
 		return fmt.Errorf("%w: install: release is required", ErrInvalid)
 	}
 	if err := blob.Check(digest); err != nil {
-		return fmt.Errorf("%w: digest: %q is not 64 lowercase hex digits", ErrInvalid, digest)
+		return fmt.Errorf("%w: digest: %s is not 64 lowercase hex digits", ErrInvalid, limits.Quote(digest))
 	}
 	now := d.now()
 	return d.st.Update(ctx, func(tx store.Tx) error {

@@ -20,6 +20,7 @@ import (
 	"github.com/cairn-ops/cairn/controller/blob"
 	"github.com/cairn-ops/cairn/controller/dml"
 	"github.com/cairn-ops/cairn/controller/store"
+	"github.com/cairn-ops/cairn/internal/limits"
 	controllerv1 "github.com/cairn-ops/cairn/proto/controller/v1"
 )
 
@@ -495,7 +496,7 @@ func TestCorruptBlobFailsOpen(t *testing.T) {
 }
 
 // TestStaleSessions: New discards sessions whose last write is older
-// than SessionTTL and keeps the others.
+// than the idle limit and keeps the others.
 func TestStaleSessions(t *testing.T) {
 	dir := t.TempDir()
 	st := store.NewMemory()
@@ -508,7 +509,7 @@ func TestStaleSessions(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	old := time.Now().Add(-dml.SessionTTL - time.Minute)
+	old := time.Now().Add(-limits.DefaultUploadIdle - time.Minute)
 	for _, p := range []string{stale.ID, stale.ID + ".json"} {
 		if err := os.Chtimes(filepath.Join(dir, "tmp", "uploads", p), old, old); err != nil {
 			t.Fatal(err)
@@ -538,15 +539,23 @@ func TestBadInput(t *testing.T) {
 		m    dml.Meta
 		want error
 	}{
-		{"no name", u.ID, dml.Meta{Kind: "application"}, dml.ErrInvalid},
-		{"bad kind", u.ID, dml.Meta{Name: "a", Kind: "firmware"}, dml.ErrInvalid},
-		{"negative size", u.ID, dml.Meta{Name: "a", Kind: "utility", Size: -1}, dml.ErrInvalid},
-		{"bad sha256", u.ID, dml.Meta{Name: "a", Kind: "utility", SHA256: "xyz"}, dml.ErrInvalid},
+		{"no name", "", dml.Meta{Kind: "application"}, dml.ErrInvalid},
+		{"bad kind", "", dml.Meta{Name: "a", Kind: "firmware"}, dml.ErrInvalid},
+		{"negative size", "", dml.Meta{Name: "a", Kind: "utility", Size: -1}, dml.ErrInvalid},
+		{"bad sha256", "", dml.Meta{Name: "a", Kind: "utility", SHA256: "xyz"}, dml.ErrInvalid},
 		{"path as ID", "../../../etc", dml.Meta{Name: "a", Kind: "utility"}, dml.ErrInvalid},
 		{"unknown ID", strings.Repeat("a", 32), dml.Meta{Name: "a", Kind: "utility"}, dml.ErrUploadNotFound},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			if _, err := e.d.Declare(t.Context(), tc.id, tc.m); !errors.Is(err, tc.want) {
+			id := tc.id
+			if id == "" {
+				u, err := e.d.BeginUpload(t.Context(), "user:alice")
+				if err != nil {
+					t.Fatal(err)
+				}
+				id = u.ID
+			}
+			if _, err := e.d.Declare(t.Context(), id, tc.m); !errors.Is(err, tc.want) {
 				t.Errorf("got %v, want %v", err, tc.want)
 			}
 		})

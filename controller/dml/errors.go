@@ -20,6 +20,10 @@ var (
 	// ErrDigestMismatch means the content does not hash to the sha256
 	// the upload declared. The upload is discarded.
 	ErrDigestMismatch = errors.New("artifact digest mismatch")
+	// ErrLimit means an upload session would exceed a cap on unfinished
+	// uploads (SessionLimits); the message names the cap, the current use
+	// and how to free it. The refused upload is discarded.
+	ErrLimit = errors.New("upload limit reached")
 	// ErrUploadNotFound means there is no such upload session, or it
 	// expired.
 	ErrUploadNotFound = errors.New("upload not found")

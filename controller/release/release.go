@@ -150,11 +150,8 @@ func RecordTest(tx store.Tx, now time.Time, actor string, ref *controllerv1.Rele
 	default:
 		return nil, fmt.Errorf("%w: %s is %s; only a sealed release can be tested", ErrState, refString(rec), StateName(s))
 	}
-	switch actor {
-	case rec.GetCreatedBy():
-		return nil, fmt.Errorf("%w: the release's author cannot test it", ErrSeparation)
-	case rec.GetSealedBy():
-		return nil, fmt.Errorf("%w: the release's sealer cannot test it", ErrSeparation)
+	if err := separate(tx, rec, actor, "test", false); err != nil {
+		return nil, err
 	}
 	for _, d := range evidence {
 		if _, err := tx.Artifact(d); errors.Is(err, store.ErrNotFound) {
@@ -227,31 +224,19 @@ func decide(tx store.Tx, actor string, ref *controllerv1.ReleaseRef, decision st
 	case decision == DecisionReject && s != controllerv1.ReleaseRecord_STATE_SEALED && s != controllerv1.ReleaseRecord_STATE_TESTED:
 		return nil, fmt.Errorf("%w: %s is %s; only a sealed or tested release can be rejected", ErrState, refString(rec), StateName(s))
 	}
-	switch actor {
-	case rec.GetCreatedBy():
-		return nil, fmt.Errorf("%w: the release's author cannot %s it", ErrSeparation, decision)
-	case rec.GetSealedBy():
-		return nil, fmt.Errorf("%w: the release's sealer cannot %s it", ErrSeparation, decision)
-	}
-	for _, t := range rec.GetTests() {
-		if t.GetTester() == actor {
-			return nil, fmt.Errorf("%w: a tester of the release cannot %s it", ErrSeparation, decision)
-		}
-	}
-	for _, d := range rec.GetDecisions() {
-		if d.GetBy() == actor && d.GetReleaseDigest() == rec.GetDigest() {
-			return nil, fmt.Errorf("%w: %s has already %sd %s; an approver counts once", ErrAlreadyDecided, actor, d.GetDecision(), refString(rec))
-		}
+	if err := separate(tx, rec, actor, decision, true); err != nil {
+		return nil, err
 	}
 	return rec, nil
 }
 
-// Approvals counts the distinct approvers bound to the release's digest.
+// Approvals counts the distinct approvers bound to the release's digest:
+// distinct users, whatever tokens they approved with.
 func Approvals(rec *controllerv1.ReleaseRecord) int {
 	seen := map[string]bool{}
 	for _, d := range rec.GetDecisions() {
 		if d.GetDecision() == DecisionApprove && d.GetReleaseDigest() == rec.GetDigest() {
-			seen[d.GetBy()] = true
+			seen[holder(d.GetBy())] = true
 		}
 	}
 	return len(seen)

@@ -10,6 +10,7 @@ import (
 
 	"google.golang.org/protobuf/proto"
 
+	"github.com/cairn-ops/cairn/internal/limits"
 	controllerv1 "github.com/cairn-ops/cairn/proto/controller/v1"
 )
 
@@ -128,7 +129,7 @@ func (p *Params) gate(wave int) bool {
 type problems []string
 
 func (ps *problems) add(field, value, format string, args ...any) {
-	*ps = append(*ps, fmt.Sprintf("%s %q: %s", field, value, fmt.Sprintf(format, args...)))
+	*ps = append(*ps, fmt.Sprintf("%s %s: %s", field, limits.Quote(value), fmt.Sprintf(format, args...)))
 }
 
 // Normalize fills in spec's defaults for a rollout to nodes nodes and
@@ -179,6 +180,10 @@ func Normalize(spec *controllerv1.RolloutSpec, nodes int) (*Params, error) {
 			ps.add("unreachable", u, "wait needs a positive duration, e.g. wait:10m")
 			break
 		}
+		if d > limits.UnreachableWait {
+			ps.add("unreachable", u, "wait at most %s", limits.UnreachableWait)
+			break
+		}
 		p.Unreachable, p.UnreachableWait = UnreachableWait, d
 	default:
 		ps.add("unreachable", u, "use fail, skip or wait:DURATION (e.g. wait:10m)")
@@ -187,9 +192,12 @@ func Normalize(spec *controllerv1.RolloutSpec, nodes int) (*Params, error) {
 	if s.Bake == "" {
 		s.Bake = "0s"
 	}
-	if d, err := time.ParseDuration(s.Bake); err != nil || d < 0 {
+	switch d, err := time.ParseDuration(s.Bake); {
+	case err != nil || d < 0:
 		ps.add("bake", s.Bake, "not a duration (e.g. 30m, 1h)")
-	} else {
+	case d > limits.Bake:
+		ps.add("bake", s.Bake, "bake at most %s between waves", limits.Bake)
+	default:
 		p.Bake = d
 	}
 

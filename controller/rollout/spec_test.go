@@ -187,6 +187,10 @@ func TestNormalizeInvalid(t *testing.T) {
 		{name: "unreachable wait without duration", spec: &controllerv1.RolloutSpec{Unreachable: "wait:soon"}, says: []string{`unreachable "wait:soon"`}},
 		{name: "unreachable wait negative", spec: &controllerv1.RolloutSpec{Unreachable: "wait:-1m"}, says: []string{`unreachable "wait:-1m"`}},
 		{name: "bake", spec: &controllerv1.RolloutSpec{Bake: "a while"}, says: []string{`bake "a while"`}},
+		// Durations are bounded (internal/limits): 2562047h is the largest
+		// time.Duration, a rollout that would bake for 292 years.
+		{name: "bake 292 years", spec: &controllerv1.RolloutSpec{Bake: "2562047h"}, says: []string{`bake "2562047h"`, "at most 168h0m0s"}},
+		{name: "unreachable wait over a week", spec: &controllerv1.RolloutSpec{Unreachable: "wait:169h"}, says: []string{`unreachable "wait:169h"`, "at most 168h0m0s"}},
 		{name: "gate after a wave that does not exist", spec: &controllerv1.RolloutSpec{GatesAfterWave: []uint32{5}}, says: []string{`gates_after_wave "5"`, "3 waves"}},
 		{name: "gate zero", spec: &controllerv1.RolloutSpec{GatesAfterWave: []uint32{0}}, says: []string{`gates_after_wave "0"`}},
 		{name: "window", spec: &controllerv1.RolloutSpec{Window: "Sat 25:00-Sun 04:00"}, says: []string{`window "Sat 25:00-Sun 04:00"`, `"25:00"`}},

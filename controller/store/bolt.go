@@ -6,6 +6,8 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"slices"
+	"strings"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -15,7 +17,7 @@ import (
 	controllerv1 "github.com/cairn-ops/cairn/proto/controller/v1"
 )
 
-// Bucket layout of the bbolt file (schema version 4). Values are
+// Bucket layout of the bbolt file (schema version 5). Values are
 // deterministic protobuf binary unless noted. "\0" is a NUL byte; be64 is
 // an 8-byte big-endian integer; time(ts) is be64 of the timestamp's Unix
 // nanoseconds with the sign bit flipped (see timeKey), so keys sort by
@@ -27,7 +29,7 @@ import (
 //	enroll_tokens           token hash → EnrollTokenRecord
 //	nodes                   node ID → NodeRecord
 //	users                   user name → UserRecord
-//	api_tokens              token hash → APITokenRecord
+//	api_tokens              token hash → APITokenRecord (issuers since version 5)
 //	commands                command ID → CommandRecord
 //	node_commands           node ID ‖ \0 ‖ time(created_at) ‖ command ID → "" (index)
 //	audits                  audit ID → AuditRecord
@@ -71,6 +73,7 @@ var migrations = []func(*bolt.Tx) error{
 	migrateArtifacts,
 	migrateReleases,
 	migrateRollouts,
+	migrateTokenIssuers,
 }
 
 // schemaVersion is the bucket layout version this code writes.
@@ -122,6 +125,68 @@ func migrateRollouts(tx *bolt.Tx) error {
 	for _, name := range []string{tableRollouts, tableRolloutNodes, tableAgentEvents} {
 		if _, err := tx.CreateBucketIfNotExists([]byte(name)); err != nil {
 			return fmt.Errorf("create bucket %s: %w", name, err)
+		}
+	}
+	return nil
+}
+
+// migrateTokenIssuers is version 4 → 5: API tokens name the users who
+// could hold them besides their user (APITokenRecord.issuers), for
+// separation of duties. A token that user X created for another user
+// (created_by "user:X") gets X and, since nobody recorded which of X's
+// tokens X used, the issuers of every token of X's, repeated until
+// nothing changes: more users than the truth, never fewer, which is the
+// safe side for separation of duties.
+func migrateTokenIssuers(tx *bolt.Tx) error {
+	b := tx.Bucket([]byte(tableAPITokens))
+	type token struct {
+		key     []byte
+		rec     *controllerv1.APITokenRecord
+		changed bool
+	}
+	var tokens []*token
+	err := b.ForEach(func(k, v []byte) error {
+		rec := &controllerv1.APITokenRecord{}
+		if err := proto.Unmarshal(v, rec); err != nil {
+			return fmt.Errorf("decode API token %x: %w", k, err)
+		}
+		tokens = append(tokens, &token{key: bytes.Clone(k), rec: rec})
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	for changed := true; changed; {
+		changed = false
+		for _, t := range tokens {
+			creator, ok := strings.CutPrefix(t.rec.GetCreatedBy(), "user:")
+			if !ok {
+				continue // "system" (init) or a test's token
+			}
+			add := []string{creator}
+			for _, o := range tokens {
+				if o.rec.GetUser() == creator {
+					add = append(add, o.rec.GetIssuers()...)
+				}
+			}
+			for _, u := range add {
+				if u != t.rec.GetUser() && !slices.Contains(t.rec.Issuers, u) {
+					t.rec.Issuers = append(t.rec.Issuers, u)
+					t.changed, changed = true, true
+				}
+			}
+		}
+	}
+	for _, t := range tokens {
+		if !t.changed {
+			continue
+		}
+		v, err := proto.MarshalOptions{Deterministic: true}.Marshal(t.rec)
+		if err != nil {
+			return fmt.Errorf("encode API token %s: %w", t.rec.GetId(), err)
+		}
+		if err := b.Put(t.key, v); err != nil {
+			return fmt.Errorf("put API token %s: %w", t.rec.GetId(), err)
 		}
 	}
 	return nil

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/google/go-cmp/cmp/cmpopts"
 	bolt "go.etcd.io/bbolt"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/testing/protocmp"
@@ -159,12 +160,12 @@ func TestBoltSchema(t *testing.T) {
 	}{
 		{
 			name:        "no file",
-			wantVersion: be64(4),
+			wantVersion: be64(5),
 		},
 		{
 			name:        "empty bbolt file",
 			prepare:     func(t *testing.T, path string) { raw(t, path, func(*bolt.Tx) error { return nil }) },
-			wantVersion: be64(4),
+			wantVersion: be64(5),
 		},
 		{
 			name: "version 0 with some buckets",
@@ -174,7 +175,7 @@ func TestBoltSchema(t *testing.T) {
 					return err
 				})
 			},
-			wantVersion: be64(4),
+			wantVersion: be64(5),
 		},
 		{
 			// A file written by the schema-1 code: its buckets, its
@@ -182,18 +183,18 @@ func TestBoltSchema(t *testing.T) {
 			// keeps the record (checked below in TestBoltMigrateV1).
 			name:        "version 1",
 			prepare:     writeV1,
-			wantVersion: be64(4),
+			wantVersion: be64(5),
 		},
 		{
 			// A file written by the schema-2 code (the DML, no releases).
 			name:        "version 2",
 			prepare:     writeV2,
-			wantVersion: be64(4),
+			wantVersion: be64(5),
 		},
 		{
 			name:        "current",
 			prepare:     func(t *testing.T, path string) { openBolt(t, path).Close() },
-			wantVersion: be64(4),
+			wantVersion: be64(5),
 		},
 		{
 			name: "newer",
@@ -202,7 +203,7 @@ func TestBoltSchema(t *testing.T) {
 				raw(t, path, func(tx *bolt.Tx) error { return tx.Bucket([]byte("meta")).Put([]byte("schema_version"), be64(7)) })
 			},
 			wantErr:     store.ErrSchema,
-			wantMessage: "has schema version 7, but this cairn-controller knows only up to 4: run a newer cairn-controller",
+			wantMessage: "has schema version 7, but this cairn-controller knows only up to 5: run a newer cairn-controller",
 			wantVersion: be64(7),
 		},
 		{
@@ -358,6 +359,59 @@ func TestBoltMigrateV2(t *testing.T) {
 		return nil
 	}); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestBoltMigrateV4 opens a version-4 file, whose API tokens do not name
+// their issuers: a token another user created gets that user and, as
+// nobody knows which of their tokens they used, the issuers of all of
+// them, transitively.
+func TestBoltMigrateV4(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "cairn.db")
+	st := openBolt(t, path)
+	tokens := []*controllerv1.APITokenRecord{
+		{Id: "tok-root", User: "root", TokenHash: "h-root", CreatedBy: "system"},
+		{Id: "tok-admin1", User: "admin1", TokenHash: "h-admin1", CreatedBy: "user:root"},
+		{Id: "tok-admin1-own", User: "admin1", TokenHash: "h-admin1-own", CreatedBy: "user:admin1"},
+		{Id: "tok-ap2", User: "ap2", TokenHash: "h-ap2", CreatedBy: "user:admin1"},
+		{Id: "tok-rm", User: "rm", TokenHash: "h-rm", CreatedBy: "user:ap2"},
+	}
+	if err := st.Update(t.Context(), func(tx store.Tx) error {
+		for _, tok := range tokens {
+			if err := tx.PutAPIToken(tok); err != nil {
+				return err
+			}
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	st.Close()
+	raw(t, path, func(tx *bolt.Tx) error { return tx.Bucket([]byte("meta")).Put([]byte("schema_version"), be64(4)) })
+
+	st = openBolt(t, path)
+	want := map[string][]string{
+		"h-root":       nil,
+		"h-admin1":     {"root"},
+		"h-admin1-own": {"root"},
+		"h-ap2":        {"admin1", "root"},
+		"h-rm":         {"ap2", "admin1", "root"},
+	}
+	got := map[string][]string{}
+	if err := st.View(t.Context(), func(tx store.Tx) error {
+		for hash := range want {
+			tok, err := tx.APIToken(hash)
+			if err != nil {
+				return err
+			}
+			got[hash] = tok.GetIssuers()
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(want, got, cmpopts.EquateEmpty()); diff != "" {
+		t.Errorf("issuers after migration (-want +got):\n%s", diff)
 	}
 }
 

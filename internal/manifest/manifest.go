@@ -14,6 +14,8 @@ import (
 	"time"
 
 	"go.yaml.in/yaml/v3"
+
+	"github.com/cairn-ops/cairn/internal/limits"
 )
 
 // The values of apiVersion and kind this package reads.
@@ -178,15 +180,27 @@ func (e *Error) Is(target error) bool { return target == ErrInvalid }
 
 // Load reads and parses the manifest at path.
 func Load(path string) (*Manifest, error) {
-	data, err := os.ReadFile(path)
-	if err != nil {
-		return nil, fmt.Errorf("read release manifest: %w", err)
-	}
-	m, err := Parse(data, path)
+	data, err := ReadFile(path)
 	if err != nil {
 		return nil, err
 	}
-	return m, nil
+	return Parse(data, path)
+}
+
+// ReadFile reads a manifest file, at most limits.ManifestBytes and one
+// more byte (so that Parse reports a larger file as too large without
+// reading all of it).
+func ReadFile(path string) ([]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("read release manifest: %w", err)
+	}
+	defer f.Close()
+	data, err := io.ReadAll(io.LimitReader(f, limits.ManifestBytes+1))
+	if err != nil {
+		return nil, fmt.Errorf("read release manifest: %w", err)
+	}
+	return data, nil
 }
 
 // Parse parses and validates a manifest. filename is used in messages and
@@ -194,6 +208,10 @@ func Load(path string) (*Manifest, error) {
 // problem, or nil.
 func Parse(data []byte, filename string) (*Manifest, error) {
 	p := &parser{}
+	if len(data) > limits.ManifestBytes {
+		p.add(0, "", fmt.Sprintf("the manifest is %d bytes; the limit is %d bytes", len(data), limits.ManifestBytes))
+		return nil, p.err(filename)
+	}
 	m := &Manifest{File: filename, Dir: filepath.Dir(filename), Raw: bytes.Clone(data)}
 	var doc yaml.Node
 	dec := yaml.NewDecoder(bytes.NewReader(data))
@@ -244,26 +262,28 @@ type field[T any] func(p *parser, n *yaml.Node, path string, into T)
 var topLevel = map[string]field[*Manifest]{
 	"apiVersion": func(p *parser, n *yaml.Node, path string, m *Manifest) {
 		if p.str(n, path, &m.APIVersion) && m.APIVersion != APIVersion {
-			p.add(n.Line, path, fmt.Sprintf("%q is not supported; use %q", m.APIVersion, APIVersion))
+			p.add(n.Line, path, fmt.Sprintf("%s is not supported; use %q", limits.Quote(m.APIVersion), APIVersion))
 		}
 	},
 	"kind": func(p *parser, n *yaml.Node, path string, m *Manifest) {
 		if p.str(n, path, &m.Kind) && m.Kind != KindRelease {
-			p.add(n.Line, path, fmt.Sprintf("%q is not supported; use %q", m.Kind, KindRelease))
+			p.add(n.Line, path, fmt.Sprintf("%s is not supported; use %q", limits.Quote(m.Kind), KindRelease))
 		}
 	},
 	"name": func(p *parser, n *yaml.Node, path string, m *Manifest) {
 		if p.str(n, path, &m.Name) {
-			p.name(n, path, m.Name)
+			p.limit(n, path, limits.ReleaseName, m.Name)
 		}
 	},
 	"version": func(p *parser, n *yaml.Node, path string, m *Manifest) {
-		if p.str(n, path, &m.Version) && !semver.MatchString(m.Version) {
+		if p.str(n, path, &m.Version) && p.limit(n, path, limits.ReleaseVersion, m.Version) && !semver.MatchString(m.Version) {
 			p.add(n.Line, path, fmt.Sprintf("%q is not a semantic version (MAJOR.MINOR.PATCH, e.g. 1.4.0)", m.Version))
 		}
 	},
 	"description": func(p *parser, n *yaml.Node, path string, m *Manifest) {
-		p.str(n, path, &m.Description)
+		if p.str(n, path, &m.Description) {
+			p.limit(n, path, limits.Note, m.Description)
+		}
 	},
 	"components": func(p *parser, n *yaml.Node, path string, m *Manifest) {
 		p.sequence(n, path, func(i int, item *yaml.Node, ipath string) {
@@ -278,7 +298,7 @@ var topLevel = map[string]field[*Manifest]{
 	},
 	"service": func(p *parser, n *yaml.Node, path string, m *Manifest) {
 		if p.str(n, path, &m.Service) {
-			p.name(n, path, m.Service)
+			p.limit(n, path, limits.ServiceName, m.Service)
 		}
 	},
 	"expect": func(p *parser, n *yaml.Node, path string, m *Manifest) {
@@ -288,7 +308,9 @@ var topLevel = map[string]field[*Manifest]{
 		m.KnownErrors = p.knownErrors(n, path)
 	},
 	"notes": func(p *parser, n *yaml.Node, path string, m *Manifest) {
-		p.str(n, path, &m.Notes)
+		if p.str(n, path, &m.Notes) {
+			p.limit(n, path, limits.ReleaseNotes, m.Notes)
+		}
 	},
 	"sla": func(p *parser, n *yaml.Node, path string, m *Manifest) {
 		mapping(p, n, path, slaFields, &m.SLA)
@@ -310,12 +332,12 @@ var topLevel = map[string]field[*Manifest]{
 var componentFields = map[string]field[*Component]{
 	"name": func(p *parser, n *yaml.Node, path string, c *Component) {
 		if p.str(n, path, &c.Name) {
-			p.name(n, path, c.Name)
+			p.limit(n, path, limits.ComponentName, c.Name)
 		}
 	},
 	"kind": func(p *parser, n *yaml.Node, path string, c *Component) {
 		if p.str(n, path, &c.Kind) && !contains(componentKinds, c.Kind) {
-			p.add(n.Line, path, fmt.Sprintf("%q is not a component kind; use one of %s", c.Kind, strings.Join(componentKinds, ", ")))
+			p.add(n.Line, path, fmt.Sprintf("%s is not a component kind; use one of %s", limits.Quote(c.Kind), strings.Join(componentKinds, ", ")))
 		}
 	},
 	"path": func(p *parser, n *yaml.Node, path string, c *Component) {
@@ -325,6 +347,7 @@ var componentFields = map[string]field[*Component]{
 		switch {
 		case c.Path == "":
 			p.add(n.Line, path, "must not be empty")
+		case !p.limit(n, path, limits.Path, c.Path):
 		case filepath.IsAbs(c.Path):
 			p.add(n.Line, path, "must be relative to the manifest's directory (or the --artifacts directory)")
 		}
@@ -368,12 +391,12 @@ func hasKey(n *yaml.Node, key string) bool {
 var stepFields = map[string]field[*Step]{
 	"name": func(p *parser, n *yaml.Node, path string, s *Step) {
 		if p.str(n, path, &s.Name) {
-			p.name(n, path, s.Name)
+			p.limit(n, path, limits.StepName, s.Name)
 		}
 	},
 	"plugin": func(p *parser, n *yaml.Node, path string, s *Step) {
 		if p.str(n, path, &s.Plugin) {
-			p.name(n, path, s.Plugin)
+			p.limit(n, path, limits.PluginName, s.Plugin)
 		}
 	},
 	"params": func(p *parser, n *yaml.Node, path string, s *Step) {
@@ -391,24 +414,12 @@ var stepFields = map[string]field[*Step]{
 		}
 	},
 	"timeout": func(p *parser, n *yaml.Node, path string, s *Step) {
-		var v string
-		if !p.str(n, path, &v) {
-			return
-		}
-		d, err := time.ParseDuration(v)
-		switch {
-		case err != nil:
-			p.add(n.Line, path, fmt.Sprintf("%q is not a duration (e.g. 90s, 5m, 1h30m)", v))
-		case d <= 0:
-			p.add(n.Line, path, "must be positive")
-		default:
-			s.Timeout = d
-		}
+		p.duration(n, path, &s.Timeout, limits.StepTimeout)
 	},
 	"needs_artifacts": func(p *parser, n *yaml.Node, path string, s *Step) {
 		p.sequence(n, path, func(_ int, item *yaml.Node, ipath string) {
 			var v string
-			if p.str(item, ipath, &v) {
+			if p.str(item, ipath, &v) && p.limit(item, ipath, limits.ComponentName, v) {
 				s.NeedsArtifacts = append(s.NeedsArtifacts, v)
 			}
 		})
@@ -425,7 +436,6 @@ var stepFields = map[string]field[*Step]{
 var (
 	// semver is semver.org's regular expression.
 	semver    = regexp.MustCompile(`^(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)(?:-((?:0|[1-9]\d*|\d*[a-zA-Z-][0-9a-zA-Z-]*)(?:\.(?:0|[1-9]\d*|\d*[a-zA-Z-][0-9a-zA-Z-]*))*))?(?:\+([0-9a-zA-Z-]+(?:\.[0-9a-zA-Z-]+)*))?$`)
-	nameRE    = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]*$`)
 	sha256Hex = regexp.MustCompile(`^[0-9a-f]{64}$`)
 )
 
@@ -519,7 +529,7 @@ func (p *parser) str(n *yaml.Node, path string, into *string) bool {
 	if n.Kind != yaml.ScalarNode || n.Tag != "!!str" {
 		hint := ""
 		if n.Kind == yaml.ScalarNode && (n.Tag == "!!int" || n.Tag == "!!float" || n.Tag == "!!bool") {
-			hint = fmt.Sprintf(" (quote it: %q)", n.Value)
+			hint = fmt.Sprintf(" (quote it: %s)", limits.Quote(n.Value))
 		}
 		p.add(n.Line, path, "must be a string"+hint)
 		return false
@@ -528,10 +538,14 @@ func (p *parser) str(n *yaml.Node, path string, into *string) bool {
 	return true
 }
 
-func (p *parser) name(n *yaml.Node, path, v string) {
-	if !nameRE.MatchString(v) {
-		p.add(n.Line, path, fmt.Sprintf("%q: use letters, digits, '.', '_' and '-', starting with a letter or digit", v))
+// limit checks v against l, reporting a violation at n; it reports
+// whether v fits.
+func (p *parser) limit(n *yaml.Node, path string, l limits.Text, v string) bool {
+	if err := l.Check(v); err != nil {
+		p.add(n.Line, path, err.Error())
+		return false
 	}
+	return true
 }
 
 func (p *parser) sequence(n *yaml.Node, path string, each func(i int, item *yaml.Node, ipath string)) {

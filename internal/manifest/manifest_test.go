@@ -122,7 +122,7 @@ func TestParseProblems(t *testing.T) {
 			"6: components[0].digest: give path (a local file) or digest",
 			"7: components[1].sha256: goes with path",
 			"8: components[2].digest: must be the artifact's sha256"}},
-		{"service", head + "service: 'a b'\n", []string{`5: service: "a b": use letters`}},
+		{"service", head + "service: 'a b'\n", []string{`5: service: "a b": use lowercase letters`}},
 		{"expect packages", head + "expect:\n  packages:\n    - {name: a, state: gone}\n    - {name: b, version: 'v1.0'}\n    - {name: c, version: '>= 2.4.0', state: absent}\n    - {name: b}\n    - {name: d, version: '~> 1'}\n    - {version: '1.0'}\n", []string{
 			`7: expect.packages[0].state: "gone": use one of present, absent`,
 			`8: expect.packages[1].version: "v1.0" is not a package version`,
@@ -167,6 +167,34 @@ func TestParseProblems(t *testing.T) {
 		{"approvals", head + "approvals: {required: 0}\n", []string{"5: approvals.required: must be a whole number of distinct approvers, at least 1"}},
 		{"approvals not a number", head + "approvals: {required: two}\nnotes: [x]\n", []string{
 			"5: approvals.required: must be a whole number", "6: notes: must be a string"}},
+		// Limits (internal/limits): names that become store keys are
+		// bounded, so a manifest that validates is never refused by the
+		// controller's store.
+		{"name 40 KB", "apiVersion: cairn/v1\nkind: Release\nname: " + strings.Repeat("a", 40<<10) + "\nversion: 1.0.0\n", []string{
+			`3: name: "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"... is 40960 bytes long; the limit is 63 bytes`}},
+		{"version 100 KB", "apiVersion: cairn/v1\nkind: Release\nname: w\nversion: 1.0.0-" + strings.Repeat("a", 100<<10) + "\n", []string{
+			`4: version: "1.0.0-aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"... is 102406 bytes long; the limit is 128 bytes`}},
+		{"long names", head + "components:\n  - {name: " + strings.Repeat("c", 64) + ", kind: utility, path: a}\nsteps:\n  - {name: " + strings.Repeat("s", 64) + ", plugin: " + strings.Repeat("p", 64) + "}\nknown_errors:\n  - {id: " + strings.Repeat("k", 64) + ", summary: s}\n", []string{
+			"6: components[0].name: " + `"cccccccccccccccccccccccccccccccccccccccc"... is 64 bytes long; the limit is 63 bytes`,
+			"8: steps[0].name: ", "8: steps[0].plugin: ", "10: known_errors[0].id: "}},
+		{"long texts", head + "description: " + strings.Repeat("d", 4097) + "\nnotes: " + strings.Repeat("n", 256<<10+1) + "\nknown_errors:\n  - {id: KE-1, summary: " + strings.Repeat("s", 1025) + ", workaround: " + strings.Repeat("w", 16<<10+1) + "}\n", []string{
+			"5: description: ", "6: notes: ", "8: known_errors[0].summary: ", "8: known_errors[0].workaround: "}},
+		{"control character in a summary", head + "known_errors:\n  - {id: KE-1, summary: \"a\\x07b\"}\n", []string{
+			"6: known_errors[0].summary: \"a\\ab\" holds a control character (U+0007 at byte 1)"}},
+		{"service in upper case", head + "service: Shop\n", []string{`5: service: "Shop": use lowercase letters`}},
+		{"expect names and paths", head + "expect:\n  packages: [{name: " + strings.Repeat("p", 256) + "}]\n  files: [{path: /" + strings.Repeat("f", 4096) + "}]\n  services: [{name: " + strings.Repeat("u", 256) + ", state: active}]\n  allow: ['packages/" + strings.Repeat("a", 1024) + "']\n", []string{
+			"6: expect.packages[0].name: ", "7: expect.files[0].path: ", "8: expect.services[0].name: ", "9: expect.allow[0]: "}},
+		// Counts and durations: approvals.required was stored as a
+		// uint32, so 4294967296 approvals needed none.
+		{"manifest over 1 MiB", head + "notes: |\n" + strings.Repeat("  a line of notes\n", 1<<16), []string{
+			"0: the manifest is 1179715 bytes; the limit is 1048576 bytes"}},
+		{"approvals beyond uint32", head + "approvals: {required: 4294967296}\n", []string{
+			"5: approvals.required: 4294967296: at most 16 distinct approvers"}},
+		{"approvals above the limit", head + "approvals: {required: 17}\n", []string{"5: approvals.required: 17: at most 16"}},
+		{"long durations", head + "steps:\n  - {name: a, plugin: exec, timeout: 169h}\nsla: {max_node_duration: 8761h, max_rollout_duration: 2562047h}\n", []string{
+			"6: steps[0].timeout: 169h0m0s is longer than the limit of 168h0m0s",
+			"7: sla.max_node_duration: 8761h0m0s is longer than the limit of 8760h0m0s",
+			"7: sla.max_rollout_duration: 2562047h0m0s is longer than"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -14,6 +14,7 @@ import (
 
 	"github.com/cairn-ops/cairn/internal/audit"
 	"github.com/cairn-ops/cairn/internal/bytesize"
+	"github.com/cairn-ops/cairn/internal/limits"
 	"github.com/cairn-ops/cairn/internal/pkgversion"
 )
 
@@ -169,14 +170,14 @@ var (
 func ParseVersionConstraint(s string) (VersionConstraint, error) {
 	m := constraintRE.FindStringSubmatch(strings.TrimSpace(s))
 	if m == nil {
-		return VersionConstraint{}, fmt.Errorf("%q is not a version or a comparison (e.g. 2.4.0, \">= 2.4.0\")", s)
+		return VersionConstraint{}, fmt.Errorf("%s is not a version or a comparison (e.g. 2.4.0, \">= 2.4.0\")", limits.Quote(s))
 	}
 	op := m[1]
 	if op == "" || op == "==" {
 		op = "="
 	}
 	if !debVersion.MatchString(m[2]) {
-		return VersionConstraint{}, fmt.Errorf("%q is not a package version ([epoch:]version[-revision], starting with a digit)", m[2])
+		return VersionConstraint{}, fmt.Errorf("%s is not a package version ([epoch:]version[-revision], starting with a digit)", limits.Quote(m[2]))
 	}
 	return VersionConstraint{Op: op, Version: m[2]}, nil
 }
@@ -257,7 +258,7 @@ var expectFields = map[string]field[*Expect]{
 	"allow": func(p *parser, n *yaml.Node, path string, e *Expect) {
 		p.sequence(n, path, func(_ int, item *yaml.Node, ipath string) {
 			var v string
-			if !p.str(item, ipath, &v) {
+			if !p.str(item, ipath, &v) || !p.limit(item, ipath, limits.Pattern, v) {
 				return
 			}
 			if msg := checkAllow(v); msg != "" {
@@ -334,7 +335,7 @@ func (p *parser) packages(n *yaml.Node, path string, withState bool) []PackageEx
 var packageFields = map[string]field[*PackageExpectation]{
 	"name": func(p *parser, n *yaml.Node, path string, pe *PackageExpectation) {
 		if p.str(n, path, &pe.Name) {
-			p.name(n, path, pe.Name)
+			p.limit(n, path, limits.PackageName, pe.Name)
 		}
 	},
 	"state": func(p *parser, n *yaml.Node, path string, pe *PackageExpectation) {
@@ -349,7 +350,7 @@ var signaturePackageFields = map[string]field[*PackageExpectation]{
 }
 
 func packageVersion(p *parser, n *yaml.Node, path string, pe *PackageExpectation) {
-	if !p.str(n, path, &pe.Version) {
+	if !p.str(n, path, &pe.Version) || !p.limit(n, path, limits.PackageVersion, pe.Version) {
 		return
 	}
 	if _, err := ParseVersionConstraint(pe.Version); err != nil {
@@ -359,7 +360,7 @@ func packageVersion(p *parser, n *yaml.Node, path string, pe *PackageExpectation
 
 var fileFields = map[string]field[*FileExpectation]{
 	"path": func(p *parser, n *yaml.Node, path string, f *FileExpectation) {
-		if !p.str(n, path, &f.Path) {
+		if !p.str(n, path, &f.Path) || !p.limit(n, path, limits.Path, f.Path) {
 			return
 		}
 		if !strings.HasPrefix(f.Path, "/") || f.Path != pathClean(f.Path) {
@@ -372,7 +373,9 @@ var fileFields = map[string]field[*FileExpectation]{
 		}
 	},
 	"artifact": func(p *parser, n *yaml.Node, path string, f *FileExpectation) {
-		p.str(n, path, &f.Artifact)
+		if p.str(n, path, &f.Artifact) {
+			p.limit(n, path, limits.ComponentName, f.Artifact)
+		}
 	},
 }
 
@@ -381,7 +384,7 @@ func pathClean(s string) string { return path.Clean(s) }
 var serviceFields = map[string]field[*ServiceExpectation]{
 	"name": func(p *parser, n *yaml.Node, path string, s *ServiceExpectation) {
 		if p.str(n, path, &s.Name) {
-			p.name(n, path, s.Name)
+			p.limit(n, path, limits.UnitName, s.Name)
 		}
 	},
 	"state": func(p *parser, n *yaml.Node, path string, s *ServiceExpectation) {
@@ -412,7 +415,7 @@ func (p *parser) hardware(n *yaml.Node, path string) []HardwareFact {
 		switch kind {
 		case factSize, factCount:
 			if !contains(numericOps, h.Op) {
-				p.add(item.Line, ipath+".op", fmt.Sprintf("%q: %s takes %s", h.Op, h.Fact, strings.Join(numericOps, ", ")))
+				p.add(item.Line, ipath+".op", fmt.Sprintf("%s: %s takes %s", limits.Quote(h.Op), h.Fact, strings.Join(numericOps, ", ")))
 				break
 			}
 			if !hasKey(item, "value") {
@@ -421,14 +424,14 @@ func (p *parser) hardware(n *yaml.Node, path string) []HardwareFact {
 			}
 			if kind == factSize {
 				if _, err := bytesize.Parse(h.Value); err != nil {
-					p.add(valueLine, ipath+".value", fmt.Sprintf("%q is not a size (e.g. 16GiB, 512MiB)", h.Value))
+					p.add(valueLine, ipath+".value", fmt.Sprintf("%s is not a size (e.g. 16GiB, 512MiB)", limits.Quote(h.Value)))
 				}
 			} else if _, err := strconv.ParseUint(h.Value, 10, 64); err != nil {
-				p.add(valueLine, ipath+".value", fmt.Sprintf("%q is not a whole number", h.Value))
+				p.add(valueLine, ipath+".value", fmt.Sprintf("%s is not a whole number", limits.Quote(h.Value)))
 			}
 		case factString:
 			if !contains(presenceOps, h.Op) {
-				p.add(item.Line, ipath+".op", fmt.Sprintf("%q: %s takes present or absent", h.Op, h.Fact))
+				p.add(item.Line, ipath+".op", fmt.Sprintf("%s: %s takes present or absent", limits.Quote(h.Op), h.Fact))
 				break
 			}
 			if h.Value == "" {
@@ -446,7 +449,7 @@ var hardwareFields = map[string]field[*HardwareFact]{
 			return
 		}
 		if _, ok := hardwareFacts[h.Fact]; !ok {
-			p.add(n.Line, path, fmt.Sprintf("%q is not a hardware fact; use one of %s", h.Fact, strings.Join(sortedKeys(hardwareFacts), ", ")))
+			p.add(n.Line, path, fmt.Sprintf("%s is not a hardware fact; use one of %s", limits.Quote(h.Fact), strings.Join(sortedKeys(hardwareFacts), ", ")))
 		}
 	},
 	"op": func(p *parser, n *yaml.Node, path string, h *HardwareFact) {
@@ -458,7 +461,9 @@ var hardwareFields = map[string]field[*HardwareFact]{
 			p.add(n.Line, path, "must be a string or a number")
 			return
 		}
-		h.Value = n.Value
+		if p.limit(n, path, limits.Word, n.Value) {
+			h.Value = n.Value
+		}
 	},
 }
 
@@ -487,17 +492,23 @@ func (p *parser) knownErrors(n *yaml.Node, path string) []KnownError {
 var knownErrorFields = map[string]field[*KnownError]{
 	"id": func(p *parser, n *yaml.Node, path string, k *KnownError) {
 		if p.str(n, path, &k.ID) {
-			p.name(n, path, k.ID)
+			p.limit(n, path, limits.KnownErrorID, k.ID)
 		}
 	},
 	"summary": func(p *parser, n *yaml.Node, path string, k *KnownError) {
-		p.str(n, path, &k.Summary)
+		if p.str(n, path, &k.Summary) {
+			p.limit(n, path, limits.Summary, k.Summary)
+		}
 	},
 	"symptom": func(p *parser, n *yaml.Node, path string, k *KnownError) {
-		p.str(n, path, &k.Symptom)
+		if p.str(n, path, &k.Symptom) {
+			p.limit(n, path, limits.LongText, k.Symptom)
+		}
 	},
 	"workaround": func(p *parser, n *yaml.Node, path string, k *KnownError) {
-		p.str(n, path, &k.Workaround)
+		if p.str(n, path, &k.Workaround) {
+			p.limit(n, path, limits.LongText, k.Workaround)
+		}
 	},
 	"status": func(p *parser, n *yaml.Node, path string, k *KnownError) {
 		p.enum(n, path, &k.Status, knownErrorStatuses)
@@ -519,10 +530,10 @@ var signatureFields = map[string]field[*Signature]{
 
 var slaFields = map[string]field[*SLA]{
 	"max_node_duration": func(p *parser, n *yaml.Node, path string, s *SLA) {
-		p.duration(n, path, &s.MaxNodeDuration)
+		p.duration(n, path, &s.MaxNodeDuration, limits.SLADuration)
 	},
 	"max_rollout_duration": func(p *parser, n *yaml.Node, path string, s *SLA) {
-		p.duration(n, path, &s.MaxRolloutDuration)
+		p.duration(n, path, &s.MaxRolloutDuration, limits.SLADuration)
 	},
 	"min_success_rate": func(p *parser, n *yaml.Node, path string, s *SLA) {
 		const msg = "must be a fraction between 0 and 1 (0.95) or a percentage (\"95%\")"
@@ -548,7 +559,7 @@ var slaFields = map[string]field[*SLA]{
 			return
 		}
 		if err != nil || math.IsNaN(v) || v < 0 || v > 1 {
-			p.add(n.Line, path, fmt.Sprintf("%q: %s", n.Value, msg))
+			p.add(n.Line, path, fmt.Sprintf("%s: %s", limits.Quote(n.Value), msg))
 			return
 		}
 		s.MinSuccessRate = v
@@ -558,16 +569,22 @@ var slaFields = map[string]field[*SLA]{
 var approvalFields = map[string]field[*Approvals]{
 	"required": func(p *parser, n *yaml.Node, path string, a *Approvals) {
 		v, err := strconv.Atoi(n.Value)
-		if n.Kind != yaml.ScalarNode || n.Tag != "!!int" || err != nil || v < 1 {
+		switch {
+		case n.Kind != yaml.ScalarNode || n.Tag != "!!int" || err != nil || v < 1:
 			p.add(n.Line, path, "must be a whole number of distinct approvers, at least 1")
-			return
+		case v > limits.Approvals:
+			// The controller stores it as a uint32: an unbounded value
+			// could wrap around to a small one.
+			p.add(n.Line, path, fmt.Sprintf("%s: at most %d distinct approvers", n.Value, limits.Approvals))
+		default:
+			a.Required = v
 		}
-		a.Required = v
 	},
 }
 
-// duration reads a positive Go duration ("30m", "1h30m").
-func (p *parser) duration(n *yaml.Node, path string, into *time.Duration) {
+// duration reads a positive Go duration ("30m", "1h30m") of at most
+// limit.
+func (p *parser) duration(n *yaml.Node, path string, into *time.Duration, limit time.Duration) {
 	var v string
 	if !p.str(n, path, &v) {
 		return
@@ -575,9 +592,11 @@ func (p *parser) duration(n *yaml.Node, path string, into *time.Duration) {
 	d, err := time.ParseDuration(v)
 	switch {
 	case err != nil:
-		p.add(n.Line, path, fmt.Sprintf("%q is not a duration (e.g. 90s, 5m, 1h30m)", v))
+		p.add(n.Line, path, fmt.Sprintf("%s is not a duration (e.g. 90s, 5m, 1h30m)", limits.Quote(v)))
 	case d <= 0:
 		p.add(n.Line, path, "must be positive")
+	case d > limit:
+		p.add(n.Line, path, fmt.Sprintf("%s is longer than the limit of %s", d, limit))
 	default:
 		*into = d
 	}
@@ -590,7 +609,7 @@ func (p *parser) enum(n *yaml.Node, path string, into *string, allowed []string)
 		return
 	}
 	if !contains(allowed, v) {
-		p.add(n.Line, path, fmt.Sprintf("%q: use one of %s", v, strings.Join(allowed, ", ")))
+		p.add(n.Line, path, fmt.Sprintf("%s: use one of %s", limits.Quote(v), strings.Join(allowed, ", ")))
 		return
 	}
 	*into = v

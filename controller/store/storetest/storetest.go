@@ -107,7 +107,8 @@ func user(name string) *controllerv1.UserRecord {
 }
 
 func apiToken() *controllerv1.APITokenRecord {
-	return &controllerv1.APITokenRecord{Id: "tok-1", User: "alice", TokenHash: "h-api", CreatedBy: "root", CreatedAt: "2026-01-02T03:04:05Z"}
+	return &controllerv1.APITokenRecord{Id: "tok-1", User: "alice", TokenHash: "h-api", CreatedBy: "user:admin1 (token issued by root)", CreatedAt: "2026-01-02T03:04:05Z",
+		Issuers: []string{"admin1", "root"}}
 }
 
 func command(id, nodeID, createdAt string) *controllerv1.CommandRecord {

@@ -198,7 +198,7 @@ func (x ReleaseRecord_State) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use ReleaseRecord_State.Descriptor instead.
 func (ReleaseRecord_State) EnumDescriptor() ([]byte, []int) {
-	return file_proto_controller_v1_controller_proto_rawDescGZIP(), []int{67, 0}
+	return file_proto_controller_v1_controller_proto_rawDescGZIP(), []int{69, 0}
 }
 
 type CreateEnrollTokenRequest struct {
@@ -2484,7 +2484,15 @@ type APITokenRecord struct {
 	CreatedBy string `protobuf:"bytes,4,opt,name=created_by,json=createdBy,proto3" json:"created_by,omitempty"`
 	CreatedAt string `protobuf:"bytes,5,opt,name=created_at,json=createdAt,proto3" json:"created_at,omitempty"`
 	// Empty: never expires.
-	ExpiresAt     string `protobuf:"bytes,6,opt,name=expires_at,json=expiresAt,proto3" json:"expires_at,omitempty"`
+	ExpiresAt string `protobuf:"bytes,6,opt,name=expires_at,json=expiresAt,proto3" json:"expires_at,omitempty"`
+	// The users who could hold this token besides its user, by name: the
+	// user who created it, then the issuers of the token they created it
+	// with, and so on (no duplicates, never the token's user). Empty for a
+	// token its user made for themselves with a token of their own, or
+	// that the system made (init). Separation of duties treats what the
+	// token does as possibly done by each of them (controller/release),
+	// and the audit log names them: "user:ap2 (token issued by admin1)".
+	Issuers       []string `protobuf:"bytes,7,rep,name=issuers,proto3" json:"issuers,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2559,6 +2567,13 @@ func (x *APITokenRecord) GetExpiresAt() string {
 		return x.ExpiresAt
 	}
 	return ""
+}
+
+func (x *APITokenRecord) GetIssuers() []string {
+	if x != nil {
+		return x.Issuers
+	}
+	return nil
 }
 
 type CreateUserRequest struct {
@@ -2748,9 +2763,11 @@ func (x *CreateTokenRequest) GetTtlSeconds() int64 {
 type CreateTokenResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Shown once; the controller keeps only its hash.
-	Token         string `protobuf:"bytes,1,opt,name=token,proto3" json:"token,omitempty"`
-	Id            string `protobuf:"bytes,2,opt,name=id,proto3" json:"id,omitempty"`
-	ExpiresAt     string `protobuf:"bytes,3,opt,name=expires_at,json=expiresAt,proto3" json:"expires_at,omitempty"`
+	Token     string `protobuf:"bytes,1,opt,name=token,proto3" json:"token,omitempty"`
+	Id        string `protobuf:"bytes,2,opt,name=id,proto3" json:"id,omitempty"`
+	ExpiresAt string `protobuf:"bytes,3,opt,name=expires_at,json=expiresAt,proto3" json:"expires_at,omitempty"`
+	// The token's issuers (APITokenRecord.issuers).
+	Issuers       []string `protobuf:"bytes,4,rep,name=issuers,proto3" json:"issuers,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2806,6 +2823,13 @@ func (x *CreateTokenResponse) GetExpiresAt() string {
 	return ""
 }
 
+func (x *CreateTokenResponse) GetIssuers() []string {
+	if x != nil {
+		return x.Issuers
+	}
+	return nil
+}
+
 type WhoAmIRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	unknownFields protoimpl.UnknownFields
@@ -2846,7 +2870,9 @@ type AuditLogEntry struct {
 	state    protoimpl.MessageState `protogen:"open.v1"`
 	Sequence uint64                 `protobuf:"varint,1,opt,name=sequence,proto3" json:"sequence,omitempty"`
 	Time     string                 `protobuf:"bytes,2,opt,name=time,proto3" json:"time,omitempty"`
-	// "user:NAME", "node:ID" or "system".
+	// "user:NAME", "user:NAME (token issued by ISSUER[ via ISSUER...])"
+	// when the user acted with a token another user created (see
+	// APITokenRecord.issuers), "node:ID" or "system".
 	Actor string `protobuf:"bytes,3,opt,name=actor,proto3" json:"actor,omitempty"`
 	// e.g. "enroll-token.create", "node.enroll", "baseline.accept".
 	Action string `protobuf:"bytes,4,opt,name=action,proto3" json:"action,omitempty"`
@@ -3657,6 +3683,86 @@ func (x *UploadStatusResponse) GetMaxBytes() int64 {
 	return 0
 }
 
+type DiscardUploadRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	UploadId      string                 `protobuf:"bytes,1,opt,name=upload_id,json=uploadId,proto3" json:"upload_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DiscardUploadRequest) Reset() {
+	*x = DiscardUploadRequest{}
+	mi := &file_proto_controller_v1_controller_proto_msgTypes[54]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DiscardUploadRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DiscardUploadRequest) ProtoMessage() {}
+
+func (x *DiscardUploadRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_proto_controller_v1_controller_proto_msgTypes[54]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DiscardUploadRequest.ProtoReflect.Descriptor instead.
+func (*DiscardUploadRequest) Descriptor() ([]byte, []int) {
+	return file_proto_controller_v1_controller_proto_rawDescGZIP(), []int{54}
+}
+
+func (x *DiscardUploadRequest) GetUploadId() string {
+	if x != nil {
+		return x.UploadId
+	}
+	return ""
+}
+
+type DiscardUploadResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DiscardUploadResponse) Reset() {
+	*x = DiscardUploadResponse{}
+	mi := &file_proto_controller_v1_controller_proto_msgTypes[55]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DiscardUploadResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DiscardUploadResponse) ProtoMessage() {}
+
+func (x *DiscardUploadResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_proto_controller_v1_controller_proto_msgTypes[55]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DiscardUploadResponse.ProtoReflect.Descriptor instead.
+func (*DiscardUploadResponse) Descriptor() ([]byte, []int) {
+	return file_proto_controller_v1_controller_proto_rawDescGZIP(), []int{55}
+}
+
 type ListArtifactsRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Only artifacts with this name / kind, when set.
@@ -3668,7 +3774,7 @@ type ListArtifactsRequest struct {
 
 func (x *ListArtifactsRequest) Reset() {
 	*x = ListArtifactsRequest{}
-	mi := &file_proto_controller_v1_controller_proto_msgTypes[54]
+	mi := &file_proto_controller_v1_controller_proto_msgTypes[56]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3680,7 +3786,7 @@ func (x *ListArtifactsRequest) String() string {
 func (*ListArtifactsRequest) ProtoMessage() {}
 
 func (x *ListArtifactsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_proto_controller_v1_controller_proto_msgTypes[54]
+	mi := &file_proto_controller_v1_controller_proto_msgTypes[56]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3693,7 +3799,7 @@ func (x *ListArtifactsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListArtifactsRequest.ProtoReflect.Descriptor instead.
 func (*ListArtifactsRequest) Descriptor() ([]byte, []int) {
-	return file_proto_controller_v1_controller_proto_rawDescGZIP(), []int{54}
+	return file_proto_controller_v1_controller_proto_rawDescGZIP(), []int{56}
 }
 
 func (x *ListArtifactsRequest) GetName() string {
@@ -3720,7 +3826,7 @@ type ListArtifactsResponse struct {
 
 func (x *ListArtifactsResponse) Reset() {
 	*x = ListArtifactsResponse{}
-	mi := &file_proto_controller_v1_controller_proto_msgTypes[55]
+	mi := &file_proto_controller_v1_controller_proto_msgTypes[57]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3732,7 +3838,7 @@ func (x *ListArtifactsResponse) String() string {
 func (*ListArtifactsResponse) ProtoMessage() {}
 
 func (x *ListArtifactsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_proto_controller_v1_controller_proto_msgTypes[55]
+	mi := &file_proto_controller_v1_controller_proto_msgTypes[57]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3745,7 +3851,7 @@ func (x *ListArtifactsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListArtifactsResponse.ProtoReflect.Descriptor instead.
 func (*ListArtifactsResponse) Descriptor() ([]byte, []int) {
-	return file_proto_controller_v1_controller_proto_rawDescGZIP(), []int{55}
+	return file_proto_controller_v1_controller_proto_rawDescGZIP(), []int{57}
 }
 
 func (x *ListArtifactsResponse) GetArtifacts() []*ArtifactRecord {
@@ -3765,7 +3871,7 @@ type GetArtifactRequest struct {
 
 func (x *GetArtifactRequest) Reset() {
 	*x = GetArtifactRequest{}
-	mi := &file_proto_controller_v1_controller_proto_msgTypes[56]
+	mi := &file_proto_controller_v1_controller_proto_msgTypes[58]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3777,7 +3883,7 @@ func (x *GetArtifactRequest) String() string {
 func (*GetArtifactRequest) ProtoMessage() {}
 
 func (x *GetArtifactRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_proto_controller_v1_controller_proto_msgTypes[56]
+	mi := &file_proto_controller_v1_controller_proto_msgTypes[58]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3790,7 +3896,7 @@ func (x *GetArtifactRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetArtifactRequest.ProtoReflect.Descriptor instead.
 func (*GetArtifactRequest) Descriptor() ([]byte, []int) {
-	return file_proto_controller_v1_controller_proto_rawDescGZIP(), []int{56}
+	return file_proto_controller_v1_controller_proto_rawDescGZIP(), []int{58}
 }
 
 func (x *GetArtifactRequest) GetDigest() string {
@@ -3811,7 +3917,7 @@ type DownloadChunk struct {
 
 func (x *DownloadChunk) Reset() {
 	*x = DownloadChunk{}
-	mi := &file_proto_controller_v1_controller_proto_msgTypes[57]
+	mi := &file_proto_controller_v1_controller_proto_msgTypes[59]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3823,7 +3929,7 @@ func (x *DownloadChunk) String() string {
 func (*DownloadChunk) ProtoMessage() {}
 
 func (x *DownloadChunk) ProtoReflect() protoreflect.Message {
-	mi := &file_proto_controller_v1_controller_proto_msgTypes[57]
+	mi := &file_proto_controller_v1_controller_proto_msgTypes[59]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3836,7 +3942,7 @@ func (x *DownloadChunk) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DownloadChunk.ProtoReflect.Descriptor instead.
 func (*DownloadChunk) Descriptor() ([]byte, []int) {
-	return file_proto_controller_v1_controller_proto_rawDescGZIP(), []int{57}
+	return file_proto_controller_v1_controller_proto_rawDescGZIP(), []int{59}
 }
 
 func (x *DownloadChunk) GetArtifact() *ArtifactRecord {
@@ -3863,7 +3969,7 @@ type WhereRequest struct {
 
 func (x *WhereRequest) Reset() {
 	*x = WhereRequest{}
-	mi := &file_proto_controller_v1_controller_proto_msgTypes[58]
+	mi := &file_proto_controller_v1_controller_proto_msgTypes[60]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3875,7 +3981,7 @@ func (x *WhereRequest) String() string {
 func (*WhereRequest) ProtoMessage() {}
 
 func (x *WhereRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_proto_controller_v1_controller_proto_msgTypes[58]
+	mi := &file_proto_controller_v1_controller_proto_msgTypes[60]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3888,7 +3994,7 @@ func (x *WhereRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WhereRequest.ProtoReflect.Descriptor instead.
 func (*WhereRequest) Descriptor() ([]byte, []int) {
-	return file_proto_controller_v1_controller_proto_rawDescGZIP(), []int{58}
+	return file_proto_controller_v1_controller_proto_rawDescGZIP(), []int{60}
 }
 
 func (x *WhereRequest) GetDigest() string {
@@ -3908,7 +4014,7 @@ type WhereResponse struct {
 
 func (x *WhereResponse) Reset() {
 	*x = WhereResponse{}
-	mi := &file_proto_controller_v1_controller_proto_msgTypes[59]
+	mi := &file_proto_controller_v1_controller_proto_msgTypes[61]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3920,7 +4026,7 @@ func (x *WhereResponse) String() string {
 func (*WhereResponse) ProtoMessage() {}
 
 func (x *WhereResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_proto_controller_v1_controller_proto_msgTypes[59]
+	mi := &file_proto_controller_v1_controller_proto_msgTypes[61]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3933,7 +4039,7 @@ func (x *WhereResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WhereResponse.ProtoReflect.Descriptor instead.
 func (*WhereResponse) Descriptor() ([]byte, []int) {
-	return file_proto_controller_v1_controller_proto_rawDescGZIP(), []int{59}
+	return file_proto_controller_v1_controller_proto_rawDescGZIP(), []int{61}
 }
 
 func (x *WhereResponse) GetDigest() string {
@@ -3960,7 +4066,7 @@ type CollectGarbageRequest struct {
 
 func (x *CollectGarbageRequest) Reset() {
 	*x = CollectGarbageRequest{}
-	mi := &file_proto_controller_v1_controller_proto_msgTypes[60]
+	mi := &file_proto_controller_v1_controller_proto_msgTypes[62]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3972,7 +4078,7 @@ func (x *CollectGarbageRequest) String() string {
 func (*CollectGarbageRequest) ProtoMessage() {}
 
 func (x *CollectGarbageRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_proto_controller_v1_controller_proto_msgTypes[60]
+	mi := &file_proto_controller_v1_controller_proto_msgTypes[62]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3985,7 +4091,7 @@ func (x *CollectGarbageRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CollectGarbageRequest.ProtoReflect.Descriptor instead.
 func (*CollectGarbageRequest) Descriptor() ([]byte, []int) {
-	return file_proto_controller_v1_controller_proto_rawDescGZIP(), []int{60}
+	return file_proto_controller_v1_controller_proto_rawDescGZIP(), []int{62}
 }
 
 func (x *CollectGarbageRequest) GetDryRun() bool {
@@ -4009,7 +4115,7 @@ type CollectGarbageResponse struct {
 
 func (x *CollectGarbageResponse) Reset() {
 	*x = CollectGarbageResponse{}
-	mi := &file_proto_controller_v1_controller_proto_msgTypes[61]
+	mi := &file_proto_controller_v1_controller_proto_msgTypes[63]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4021,7 +4127,7 @@ func (x *CollectGarbageResponse) String() string {
 func (*CollectGarbageResponse) ProtoMessage() {}
 
 func (x *CollectGarbageResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_proto_controller_v1_controller_proto_msgTypes[61]
+	mi := &file_proto_controller_v1_controller_proto_msgTypes[63]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4034,7 +4140,7 @@ func (x *CollectGarbageResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CollectGarbageResponse.ProtoReflect.Descriptor instead.
 func (*CollectGarbageResponse) Descriptor() ([]byte, []int) {
-	return file_proto_controller_v1_controller_proto_rawDescGZIP(), []int{61}
+	return file_proto_controller_v1_controller_proto_rawDescGZIP(), []int{63}
 }
 
 func (x *CollectGarbageResponse) GetRemoved() []*ArtifactRecord {
@@ -4075,7 +4181,7 @@ type ReleaseRef struct {
 
 func (x *ReleaseRef) Reset() {
 	*x = ReleaseRef{}
-	mi := &file_proto_controller_v1_controller_proto_msgTypes[62]
+	mi := &file_proto_controller_v1_controller_proto_msgTypes[64]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4087,7 +4193,7 @@ func (x *ReleaseRef) String() string {
 func (*ReleaseRef) ProtoMessage() {}
 
 func (x *ReleaseRef) ProtoReflect() protoreflect.Message {
-	mi := &file_proto_controller_v1_controller_proto_msgTypes[62]
+	mi := &file_proto_controller_v1_controller_proto_msgTypes[64]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4100,7 +4206,7 @@ func (x *ReleaseRef) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReleaseRef.ProtoReflect.Descriptor instead.
 func (*ReleaseRef) Descriptor() ([]byte, []int) {
-	return file_proto_controller_v1_controller_proto_rawDescGZIP(), []int{62}
+	return file_proto_controller_v1_controller_proto_rawDescGZIP(), []int{64}
 }
 
 func (x *ReleaseRef) GetName() string {
@@ -4130,7 +4236,7 @@ type CreateReleaseRequest struct {
 
 func (x *CreateReleaseRequest) Reset() {
 	*x = CreateReleaseRequest{}
-	mi := &file_proto_controller_v1_controller_proto_msgTypes[63]
+	mi := &file_proto_controller_v1_controller_proto_msgTypes[65]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4142,7 +4248,7 @@ func (x *CreateReleaseRequest) String() string {
 func (*CreateReleaseRequest) ProtoMessage() {}
 
 func (x *CreateReleaseRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_proto_controller_v1_controller_proto_msgTypes[63]
+	mi := &file_proto_controller_v1_controller_proto_msgTypes[65]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4155,7 +4261,7 @@ func (x *CreateReleaseRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateReleaseRequest.ProtoReflect.Descriptor instead.
 func (*CreateReleaseRequest) Descriptor() ([]byte, []int) {
-	return file_proto_controller_v1_controller_proto_rawDescGZIP(), []int{63}
+	return file_proto_controller_v1_controller_proto_rawDescGZIP(), []int{65}
 }
 
 func (x *CreateReleaseRequest) GetManifestYaml() []byte {
@@ -4191,7 +4297,7 @@ type ReleaseComponent struct {
 
 func (x *ReleaseComponent) Reset() {
 	*x = ReleaseComponent{}
-	mi := &file_proto_controller_v1_controller_proto_msgTypes[64]
+	mi := &file_proto_controller_v1_controller_proto_msgTypes[66]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4203,7 +4309,7 @@ func (x *ReleaseComponent) String() string {
 func (*ReleaseComponent) ProtoMessage() {}
 
 func (x *ReleaseComponent) ProtoReflect() protoreflect.Message {
-	mi := &file_proto_controller_v1_controller_proto_msgTypes[64]
+	mi := &file_proto_controller_v1_controller_proto_msgTypes[66]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4216,7 +4322,7 @@ func (x *ReleaseComponent) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReleaseComponent.ProtoReflect.Descriptor instead.
 func (*ReleaseComponent) Descriptor() ([]byte, []int) {
-	return file_proto_controller_v1_controller_proto_rawDescGZIP(), []int{64}
+	return file_proto_controller_v1_controller_proto_rawDescGZIP(), []int{66}
 }
 
 func (x *ReleaseComponent) GetName() string {
@@ -4262,7 +4368,7 @@ type TestRecord struct {
 
 func (x *TestRecord) Reset() {
 	*x = TestRecord{}
-	mi := &file_proto_controller_v1_controller_proto_msgTypes[65]
+	mi := &file_proto_controller_v1_controller_proto_msgTypes[67]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4274,7 +4380,7 @@ func (x *TestRecord) String() string {
 func (*TestRecord) ProtoMessage() {}
 
 func (x *TestRecord) ProtoReflect() protoreflect.Message {
-	mi := &file_proto_controller_v1_controller_proto_msgTypes[65]
+	mi := &file_proto_controller_v1_controller_proto_msgTypes[67]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4287,7 +4393,7 @@ func (x *TestRecord) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TestRecord.ProtoReflect.Descriptor instead.
 func (*TestRecord) Descriptor() ([]byte, []int) {
-	return file_proto_controller_v1_controller_proto_rawDescGZIP(), []int{65}
+	return file_proto_controller_v1_controller_proto_rawDescGZIP(), []int{67}
 }
 
 func (x *TestRecord) GetTester() string {
@@ -4340,7 +4446,7 @@ type Decision struct {
 
 func (x *Decision) Reset() {
 	*x = Decision{}
-	mi := &file_proto_controller_v1_controller_proto_msgTypes[66]
+	mi := &file_proto_controller_v1_controller_proto_msgTypes[68]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4352,7 +4458,7 @@ func (x *Decision) String() string {
 func (*Decision) ProtoMessage() {}
 
 func (x *Decision) ProtoReflect() protoreflect.Message {
-	mi := &file_proto_controller_v1_controller_proto_msgTypes[66]
+	mi := &file_proto_controller_v1_controller_proto_msgTypes[68]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4365,7 +4471,7 @@ func (x *Decision) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Decision.ProtoReflect.Descriptor instead.
 func (*Decision) Descriptor() ([]byte, []int) {
-	return file_proto_controller_v1_controller_proto_rawDescGZIP(), []int{66}
+	return file_proto_controller_v1_controller_proto_rawDescGZIP(), []int{68}
 }
 
 func (x *Decision) GetBy() string {
@@ -4433,7 +4539,7 @@ type ReleaseRecord struct {
 
 func (x *ReleaseRecord) Reset() {
 	*x = ReleaseRecord{}
-	mi := &file_proto_controller_v1_controller_proto_msgTypes[67]
+	mi := &file_proto_controller_v1_controller_proto_msgTypes[69]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4445,7 +4551,7 @@ func (x *ReleaseRecord) String() string {
 func (*ReleaseRecord) ProtoMessage() {}
 
 func (x *ReleaseRecord) ProtoReflect() protoreflect.Message {
-	mi := &file_proto_controller_v1_controller_proto_msgTypes[67]
+	mi := &file_proto_controller_v1_controller_proto_msgTypes[69]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4458,7 +4564,7 @@ func (x *ReleaseRecord) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReleaseRecord.ProtoReflect.Descriptor instead.
 func (*ReleaseRecord) Descriptor() ([]byte, []int) {
-	return file_proto_controller_v1_controller_proto_rawDescGZIP(), []int{67}
+	return file_proto_controller_v1_controller_proto_rawDescGZIP(), []int{69}
 }
 
 func (x *ReleaseRecord) GetName() string {
@@ -4589,7 +4695,7 @@ type ListReleasesRequest struct {
 
 func (x *ListReleasesRequest) Reset() {
 	*x = ListReleasesRequest{}
-	mi := &file_proto_controller_v1_controller_proto_msgTypes[68]
+	mi := &file_proto_controller_v1_controller_proto_msgTypes[70]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4601,7 +4707,7 @@ func (x *ListReleasesRequest) String() string {
 func (*ListReleasesRequest) ProtoMessage() {}
 
 func (x *ListReleasesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_proto_controller_v1_controller_proto_msgTypes[68]
+	mi := &file_proto_controller_v1_controller_proto_msgTypes[70]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4614,7 +4720,7 @@ func (x *ListReleasesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListReleasesRequest.ProtoReflect.Descriptor instead.
 func (*ListReleasesRequest) Descriptor() ([]byte, []int) {
-	return file_proto_controller_v1_controller_proto_rawDescGZIP(), []int{68}
+	return file_proto_controller_v1_controller_proto_rawDescGZIP(), []int{70}
 }
 
 func (x *ListReleasesRequest) GetName() string {
@@ -4633,7 +4739,7 @@ type ListReleasesResponse struct {
 
 func (x *ListReleasesResponse) Reset() {
 	*x = ListReleasesResponse{}
-	mi := &file_proto_controller_v1_controller_proto_msgTypes[69]
+	mi := &file_proto_controller_v1_controller_proto_msgTypes[71]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4645,7 +4751,7 @@ func (x *ListReleasesResponse) String() string {
 func (*ListReleasesResponse) ProtoMessage() {}
 
 func (x *ListReleasesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_proto_controller_v1_controller_proto_msgTypes[69]
+	mi := &file_proto_controller_v1_controller_proto_msgTypes[71]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4658,7 +4764,7 @@ func (x *ListReleasesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListReleasesResponse.ProtoReflect.Descriptor instead.
 func (*ListReleasesResponse) Descriptor() ([]byte, []int) {
-	return file_proto_controller_v1_controller_proto_rawDescGZIP(), []int{69}
+	return file_proto_controller_v1_controller_proto_rawDescGZIP(), []int{71}
 }
 
 func (x *ListReleasesResponse) GetReleases() []*ReleaseRecord {
@@ -4680,7 +4786,7 @@ type RecordTestRequest struct {
 
 func (x *RecordTestRequest) Reset() {
 	*x = RecordTestRequest{}
-	mi := &file_proto_controller_v1_controller_proto_msgTypes[70]
+	mi := &file_proto_controller_v1_controller_proto_msgTypes[72]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4692,7 +4798,7 @@ func (x *RecordTestRequest) String() string {
 func (*RecordTestRequest) ProtoMessage() {}
 
 func (x *RecordTestRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_proto_controller_v1_controller_proto_msgTypes[70]
+	mi := &file_proto_controller_v1_controller_proto_msgTypes[72]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4705,7 +4811,7 @@ func (x *RecordTestRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RecordTestRequest.ProtoReflect.Descriptor instead.
 func (*RecordTestRequest) Descriptor() ([]byte, []int) {
-	return file_proto_controller_v1_controller_proto_rawDescGZIP(), []int{70}
+	return file_proto_controller_v1_controller_proto_rawDescGZIP(), []int{72}
 }
 
 func (x *RecordTestRequest) GetRelease() *ReleaseRef {
@@ -4746,7 +4852,7 @@ type DecisionRequest struct {
 
 func (x *DecisionRequest) Reset() {
 	*x = DecisionRequest{}
-	mi := &file_proto_controller_v1_controller_proto_msgTypes[71]
+	mi := &file_proto_controller_v1_controller_proto_msgTypes[73]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4758,7 +4864,7 @@ func (x *DecisionRequest) String() string {
 func (*DecisionRequest) ProtoMessage() {}
 
 func (x *DecisionRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_proto_controller_v1_controller_proto_msgTypes[71]
+	mi := &file_proto_controller_v1_controller_proto_msgTypes[73]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4771,7 +4877,7 @@ func (x *DecisionRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DecisionRequest.ProtoReflect.Descriptor instead.
 func (*DecisionRequest) Descriptor() ([]byte, []int) {
-	return file_proto_controller_v1_controller_proto_rawDescGZIP(), []int{71}
+	return file_proto_controller_v1_controller_proto_rawDescGZIP(), []int{73}
 }
 
 func (x *DecisionRequest) GetRelease() *ReleaseRef {
@@ -4799,7 +4905,7 @@ type VerifyReleaseResponse struct {
 
 func (x *VerifyReleaseResponse) Reset() {
 	*x = VerifyReleaseResponse{}
-	mi := &file_proto_controller_v1_controller_proto_msgTypes[72]
+	mi := &file_proto_controller_v1_controller_proto_msgTypes[74]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4811,7 +4917,7 @@ func (x *VerifyReleaseResponse) String() string {
 func (*VerifyReleaseResponse) ProtoMessage() {}
 
 func (x *VerifyReleaseResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_proto_controller_v1_controller_proto_msgTypes[72]
+	mi := &file_proto_controller_v1_controller_proto_msgTypes[74]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4824,7 +4930,7 @@ func (x *VerifyReleaseResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use VerifyReleaseResponse.ProtoReflect.Descriptor instead.
 func (*VerifyReleaseResponse) Descriptor() ([]byte, []int) {
-	return file_proto_controller_v1_controller_proto_rawDescGZIP(), []int{72}
+	return file_proto_controller_v1_controller_proto_rawDescGZIP(), []int{74}
 }
 
 func (x *VerifyReleaseResponse) GetOk() bool {
@@ -4859,7 +4965,7 @@ type RenderRequest struct {
 
 func (x *RenderRequest) Reset() {
 	*x = RenderRequest{}
-	mi := &file_proto_controller_v1_controller_proto_msgTypes[73]
+	mi := &file_proto_controller_v1_controller_proto_msgTypes[75]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4871,7 +4977,7 @@ func (x *RenderRequest) String() string {
 func (*RenderRequest) ProtoMessage() {}
 
 func (x *RenderRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_proto_controller_v1_controller_proto_msgTypes[73]
+	mi := &file_proto_controller_v1_controller_proto_msgTypes[75]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4884,7 +4990,7 @@ func (x *RenderRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RenderRequest.ProtoReflect.Descriptor instead.
 func (*RenderRequest) Descriptor() ([]byte, []int) {
-	return file_proto_controller_v1_controller_proto_rawDescGZIP(), []int{73}
+	return file_proto_controller_v1_controller_proto_rawDescGZIP(), []int{75}
 }
 
 func (x *RenderRequest) GetRelease() *ReleaseRef {
@@ -4911,7 +5017,7 @@ type RenderResponse struct {
 
 func (x *RenderResponse) Reset() {
 	*x = RenderResponse{}
-	mi := &file_proto_controller_v1_controller_proto_msgTypes[74]
+	mi := &file_proto_controller_v1_controller_proto_msgTypes[76]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4923,7 +5029,7 @@ func (x *RenderResponse) String() string {
 func (*RenderResponse) ProtoMessage() {}
 
 func (x *RenderResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_proto_controller_v1_controller_proto_msgTypes[74]
+	mi := &file_proto_controller_v1_controller_proto_msgTypes[76]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4936,7 +5042,7 @@ func (x *RenderResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RenderResponse.ProtoReflect.Descriptor instead.
 func (*RenderResponse) Descriptor() ([]byte, []int) {
-	return file_proto_controller_v1_controller_proto_rawDescGZIP(), []int{74}
+	return file_proto_controller_v1_controller_proto_rawDescGZIP(), []int{76}
 }
 
 func (x *RenderResponse) GetContent() []byte {
@@ -4964,7 +5070,7 @@ type ListKnownErrorsRequest struct {
 
 func (x *ListKnownErrorsRequest) Reset() {
 	*x = ListKnownErrorsRequest{}
-	mi := &file_proto_controller_v1_controller_proto_msgTypes[75]
+	mi := &file_proto_controller_v1_controller_proto_msgTypes[77]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4976,7 +5082,7 @@ func (x *ListKnownErrorsRequest) String() string {
 func (*ListKnownErrorsRequest) ProtoMessage() {}
 
 func (x *ListKnownErrorsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_proto_controller_v1_controller_proto_msgTypes[75]
+	mi := &file_proto_controller_v1_controller_proto_msgTypes[77]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4989,7 +5095,7 @@ func (x *ListKnownErrorsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListKnownErrorsRequest.ProtoReflect.Descriptor instead.
 func (*ListKnownErrorsRequest) Descriptor() ([]byte, []int) {
-	return file_proto_controller_v1_controller_proto_rawDescGZIP(), []int{75}
+	return file_proto_controller_v1_controller_proto_rawDescGZIP(), []int{77}
 }
 
 func (x *ListKnownErrorsRequest) GetOpenOnly() bool {
@@ -5020,7 +5126,7 @@ type KnownErrorEntry struct {
 
 func (x *KnownErrorEntry) Reset() {
 	*x = KnownErrorEntry{}
-	mi := &file_proto_controller_v1_controller_proto_msgTypes[76]
+	mi := &file_proto_controller_v1_controller_proto_msgTypes[78]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5032,7 +5138,7 @@ func (x *KnownErrorEntry) String() string {
 func (*KnownErrorEntry) ProtoMessage() {}
 
 func (x *KnownErrorEntry) ProtoReflect() protoreflect.Message {
-	mi := &file_proto_controller_v1_controller_proto_msgTypes[76]
+	mi := &file_proto_controller_v1_controller_proto_msgTypes[78]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5045,7 +5151,7 @@ func (x *KnownErrorEntry) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use KnownErrorEntry.ProtoReflect.Descriptor instead.
 func (*KnownErrorEntry) Descriptor() ([]byte, []int) {
-	return file_proto_controller_v1_controller_proto_rawDescGZIP(), []int{76}
+	return file_proto_controller_v1_controller_proto_rawDescGZIP(), []int{78}
 }
 
 func (x *KnownErrorEntry) GetRelease() string {
@@ -5099,7 +5205,7 @@ type ListKnownErrorsResponse struct {
 
 func (x *ListKnownErrorsResponse) Reset() {
 	*x = ListKnownErrorsResponse{}
-	mi := &file_proto_controller_v1_controller_proto_msgTypes[77]
+	mi := &file_proto_controller_v1_controller_proto_msgTypes[79]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5111,7 +5217,7 @@ func (x *ListKnownErrorsResponse) String() string {
 func (*ListKnownErrorsResponse) ProtoMessage() {}
 
 func (x *ListKnownErrorsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_proto_controller_v1_controller_proto_msgTypes[77]
+	mi := &file_proto_controller_v1_controller_proto_msgTypes[79]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5124,7 +5230,7 @@ func (x *ListKnownErrorsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListKnownErrorsResponse.ProtoReflect.Descriptor instead.
 func (*ListKnownErrorsResponse) Descriptor() ([]byte, []int) {
-	return file_proto_controller_v1_controller_proto_rawDescGZIP(), []int{77}
+	return file_proto_controller_v1_controller_proto_rawDescGZIP(), []int{79}
 }
 
 func (x *ListKnownErrorsResponse) GetKnownErrors() []*KnownErrorEntry {
@@ -5151,7 +5257,7 @@ type AgentEventRecord struct {
 
 func (x *AgentEventRecord) Reset() {
 	*x = AgentEventRecord{}
-	mi := &file_proto_controller_v1_controller_proto_msgTypes[78]
+	mi := &file_proto_controller_v1_controller_proto_msgTypes[80]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5163,7 +5269,7 @@ func (x *AgentEventRecord) String() string {
 func (*AgentEventRecord) ProtoMessage() {}
 
 func (x *AgentEventRecord) ProtoReflect() protoreflect.Message {
-	mi := &file_proto_controller_v1_controller_proto_msgTypes[78]
+	mi := &file_proto_controller_v1_controller_proto_msgTypes[80]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5176,7 +5282,7 @@ func (x *AgentEventRecord) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AgentEventRecord.ProtoReflect.Descriptor instead.
 func (*AgentEventRecord) Descriptor() ([]byte, []int) {
-	return file_proto_controller_v1_controller_proto_rawDescGZIP(), []int{78}
+	return file_proto_controller_v1_controller_proto_rawDescGZIP(), []int{80}
 }
 
 func (x *AgentEventRecord) GetNodeId() string {
@@ -5230,7 +5336,7 @@ type RolloutRef struct {
 
 func (x *RolloutRef) Reset() {
 	*x = RolloutRef{}
-	mi := &file_proto_controller_v1_controller_proto_msgTypes[79]
+	mi := &file_proto_controller_v1_controller_proto_msgTypes[81]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5242,7 +5348,7 @@ func (x *RolloutRef) String() string {
 func (*RolloutRef) ProtoMessage() {}
 
 func (x *RolloutRef) ProtoReflect() protoreflect.Message {
-	mi := &file_proto_controller_v1_controller_proto_msgTypes[79]
+	mi := &file_proto_controller_v1_controller_proto_msgTypes[81]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5255,7 +5361,7 @@ func (x *RolloutRef) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RolloutRef.ProtoReflect.Descriptor instead.
 func (*RolloutRef) Descriptor() ([]byte, []int) {
-	return file_proto_controller_v1_controller_proto_rawDescGZIP(), []int{79}
+	return file_proto_controller_v1_controller_proto_rawDescGZIP(), []int{81}
 }
 
 func (x *RolloutRef) GetId() string {
@@ -5275,7 +5381,7 @@ type RolloutAction struct {
 
 func (x *RolloutAction) Reset() {
 	*x = RolloutAction{}
-	mi := &file_proto_controller_v1_controller_proto_msgTypes[80]
+	mi := &file_proto_controller_v1_controller_proto_msgTypes[82]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5287,7 +5393,7 @@ func (x *RolloutAction) String() string {
 func (*RolloutAction) ProtoMessage() {}
 
 func (x *RolloutAction) ProtoReflect() protoreflect.Message {
-	mi := &file_proto_controller_v1_controller_proto_msgTypes[80]
+	mi := &file_proto_controller_v1_controller_proto_msgTypes[82]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5300,7 +5406,7 @@ func (x *RolloutAction) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RolloutAction.ProtoReflect.Descriptor instead.
 func (*RolloutAction) Descriptor() ([]byte, []int) {
-	return file_proto_controller_v1_controller_proto_rawDescGZIP(), []int{80}
+	return file_proto_controller_v1_controller_proto_rawDescGZIP(), []int{82}
 }
 
 func (x *RolloutAction) GetId() string {
@@ -5356,7 +5462,7 @@ type RolloutSpec struct {
 
 func (x *RolloutSpec) Reset() {
 	*x = RolloutSpec{}
-	mi := &file_proto_controller_v1_controller_proto_msgTypes[81]
+	mi := &file_proto_controller_v1_controller_proto_msgTypes[83]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5368,7 +5474,7 @@ func (x *RolloutSpec) String() string {
 func (*RolloutSpec) ProtoMessage() {}
 
 func (x *RolloutSpec) ProtoReflect() protoreflect.Message {
-	mi := &file_proto_controller_v1_controller_proto_msgTypes[81]
+	mi := &file_proto_controller_v1_controller_proto_msgTypes[83]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5381,7 +5487,7 @@ func (x *RolloutSpec) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RolloutSpec.ProtoReflect.Descriptor instead.
 func (*RolloutSpec) Descriptor() ([]byte, []int) {
-	return file_proto_controller_v1_controller_proto_rawDescGZIP(), []int{81}
+	return file_proto_controller_v1_controller_proto_rawDescGZIP(), []int{83}
 }
 
 func (x *RolloutSpec) GetRelease() *ReleaseRef {
@@ -5501,7 +5607,7 @@ type RolloutPlan struct {
 
 func (x *RolloutPlan) Reset() {
 	*x = RolloutPlan{}
-	mi := &file_proto_controller_v1_controller_proto_msgTypes[82]
+	mi := &file_proto_controller_v1_controller_proto_msgTypes[84]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5513,7 +5619,7 @@ func (x *RolloutPlan) String() string {
 func (*RolloutPlan) ProtoMessage() {}
 
 func (x *RolloutPlan) ProtoReflect() protoreflect.Message {
-	mi := &file_proto_controller_v1_controller_proto_msgTypes[82]
+	mi := &file_proto_controller_v1_controller_proto_msgTypes[84]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5526,7 +5632,7 @@ func (x *RolloutPlan) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RolloutPlan.ProtoReflect.Descriptor instead.
 func (*RolloutPlan) Descriptor() ([]byte, []int) {
-	return file_proto_controller_v1_controller_proto_rawDescGZIP(), []int{82}
+	return file_proto_controller_v1_controller_proto_rawDescGZIP(), []int{84}
 }
 
 func (x *RolloutPlan) GetSpec() *RolloutSpec {
@@ -5599,7 +5705,7 @@ type PlannedWave struct {
 
 func (x *PlannedWave) Reset() {
 	*x = PlannedWave{}
-	mi := &file_proto_controller_v1_controller_proto_msgTypes[83]
+	mi := &file_proto_controller_v1_controller_proto_msgTypes[85]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5611,7 +5717,7 @@ func (x *PlannedWave) String() string {
 func (*PlannedWave) ProtoMessage() {}
 
 func (x *PlannedWave) ProtoReflect() protoreflect.Message {
-	mi := &file_proto_controller_v1_controller_proto_msgTypes[83]
+	mi := &file_proto_controller_v1_controller_proto_msgTypes[85]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5624,7 +5730,7 @@ func (x *PlannedWave) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PlannedWave.ProtoReflect.Descriptor instead.
 func (*PlannedWave) Descriptor() ([]byte, []int) {
-	return file_proto_controller_v1_controller_proto_rawDescGZIP(), []int{83}
+	return file_proto_controller_v1_controller_proto_rawDescGZIP(), []int{85}
 }
 
 func (x *PlannedWave) GetIndex() uint32 {
@@ -5687,7 +5793,7 @@ type NodePlan struct {
 
 func (x *NodePlan) Reset() {
 	*x = NodePlan{}
-	mi := &file_proto_controller_v1_controller_proto_msgTypes[84]
+	mi := &file_proto_controller_v1_controller_proto_msgTypes[86]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5699,7 +5805,7 @@ func (x *NodePlan) String() string {
 func (*NodePlan) ProtoMessage() {}
 
 func (x *NodePlan) ProtoReflect() protoreflect.Message {
-	mi := &file_proto_controller_v1_controller_proto_msgTypes[84]
+	mi := &file_proto_controller_v1_controller_proto_msgTypes[86]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5712,7 +5818,7 @@ func (x *NodePlan) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use NodePlan.ProtoReflect.Descriptor instead.
 func (*NodePlan) Descriptor() ([]byte, []int) {
-	return file_proto_controller_v1_controller_proto_rawDescGZIP(), []int{84}
+	return file_proto_controller_v1_controller_proto_rawDescGZIP(), []int{86}
 }
 
 func (x *NodePlan) GetNodeId() string {
@@ -5850,7 +5956,7 @@ type RolloutRecord struct {
 
 func (x *RolloutRecord) Reset() {
 	*x = RolloutRecord{}
-	mi := &file_proto_controller_v1_controller_proto_msgTypes[85]
+	mi := &file_proto_controller_v1_controller_proto_msgTypes[87]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5862,7 +5968,7 @@ func (x *RolloutRecord) String() string {
 func (*RolloutRecord) ProtoMessage() {}
 
 func (x *RolloutRecord) ProtoReflect() protoreflect.Message {
-	mi := &file_proto_controller_v1_controller_proto_msgTypes[85]
+	mi := &file_proto_controller_v1_controller_proto_msgTypes[87]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5875,7 +5981,7 @@ func (x *RolloutRecord) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RolloutRecord.ProtoReflect.Descriptor instead.
 func (*RolloutRecord) Descriptor() ([]byte, []int) {
-	return file_proto_controller_v1_controller_proto_rawDescGZIP(), []int{85}
+	return file_proto_controller_v1_controller_proto_rawDescGZIP(), []int{87}
 }
 
 func (x *RolloutRecord) GetId() string {
@@ -6030,7 +6136,7 @@ type RolloutWave struct {
 
 func (x *RolloutWave) Reset() {
 	*x = RolloutWave{}
-	mi := &file_proto_controller_v1_controller_proto_msgTypes[86]
+	mi := &file_proto_controller_v1_controller_proto_msgTypes[88]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6042,7 +6148,7 @@ func (x *RolloutWave) String() string {
 func (*RolloutWave) ProtoMessage() {}
 
 func (x *RolloutWave) ProtoReflect() protoreflect.Message {
-	mi := &file_proto_controller_v1_controller_proto_msgTypes[86]
+	mi := &file_proto_controller_v1_controller_proto_msgTypes[88]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6055,7 +6161,7 @@ func (x *RolloutWave) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RolloutWave.ProtoReflect.Descriptor instead.
 func (*RolloutWave) Descriptor() ([]byte, []int) {
-	return file_proto_controller_v1_controller_proto_rawDescGZIP(), []int{86}
+	return file_proto_controller_v1_controller_proto_rawDescGZIP(), []int{88}
 }
 
 func (x *RolloutWave) GetIndex() uint32 {
@@ -6130,7 +6236,7 @@ type RolloutCounts struct {
 
 func (x *RolloutCounts) Reset() {
 	*x = RolloutCounts{}
-	mi := &file_proto_controller_v1_controller_proto_msgTypes[87]
+	mi := &file_proto_controller_v1_controller_proto_msgTypes[89]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6142,7 +6248,7 @@ func (x *RolloutCounts) String() string {
 func (*RolloutCounts) ProtoMessage() {}
 
 func (x *RolloutCounts) ProtoReflect() protoreflect.Message {
-	mi := &file_proto_controller_v1_controller_proto_msgTypes[87]
+	mi := &file_proto_controller_v1_controller_proto_msgTypes[89]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6155,7 +6261,7 @@ func (x *RolloutCounts) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RolloutCounts.ProtoReflect.Descriptor instead.
 func (*RolloutCounts) Descriptor() ([]byte, []int) {
-	return file_proto_controller_v1_controller_proto_rawDescGZIP(), []int{87}
+	return file_proto_controller_v1_controller_proto_rawDescGZIP(), []int{89}
 }
 
 func (x *RolloutCounts) GetNodes() uint32 {
@@ -6268,7 +6374,7 @@ type RolloutNode struct {
 
 func (x *RolloutNode) Reset() {
 	*x = RolloutNode{}
-	mi := &file_proto_controller_v1_controller_proto_msgTypes[88]
+	mi := &file_proto_controller_v1_controller_proto_msgTypes[90]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6280,7 +6386,7 @@ func (x *RolloutNode) String() string {
 func (*RolloutNode) ProtoMessage() {}
 
 func (x *RolloutNode) ProtoReflect() protoreflect.Message {
-	mi := &file_proto_controller_v1_controller_proto_msgTypes[88]
+	mi := &file_proto_controller_v1_controller_proto_msgTypes[90]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6293,7 +6399,7 @@ func (x *RolloutNode) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RolloutNode.ProtoReflect.Descriptor instead.
 func (*RolloutNode) Descriptor() ([]byte, []int) {
-	return file_proto_controller_v1_controller_proto_rawDescGZIP(), []int{88}
+	return file_proto_controller_v1_controller_proto_rawDescGZIP(), []int{90}
 }
 
 func (x *RolloutNode) GetRolloutId() string {
@@ -6532,7 +6638,7 @@ type StepConfirmation struct {
 
 func (x *StepConfirmation) Reset() {
 	*x = StepConfirmation{}
-	mi := &file_proto_controller_v1_controller_proto_msgTypes[89]
+	mi := &file_proto_controller_v1_controller_proto_msgTypes[91]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6544,7 +6650,7 @@ func (x *StepConfirmation) String() string {
 func (*StepConfirmation) ProtoMessage() {}
 
 func (x *StepConfirmation) ProtoReflect() protoreflect.Message {
-	mi := &file_proto_controller_v1_controller_proto_msgTypes[89]
+	mi := &file_proto_controller_v1_controller_proto_msgTypes[91]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6557,7 +6663,7 @@ func (x *StepConfirmation) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StepConfirmation.ProtoReflect.Descriptor instead.
 func (*StepConfirmation) Descriptor() ([]byte, []int) {
-	return file_proto_controller_v1_controller_proto_rawDescGZIP(), []int{89}
+	return file_proto_controller_v1_controller_proto_rawDescGZIP(), []int{91}
 }
 
 func (x *StepConfirmation) GetStep() string {
@@ -6601,7 +6707,7 @@ type ConfirmStepRequest struct {
 
 func (x *ConfirmStepRequest) Reset() {
 	*x = ConfirmStepRequest{}
-	mi := &file_proto_controller_v1_controller_proto_msgTypes[90]
+	mi := &file_proto_controller_v1_controller_proto_msgTypes[92]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6613,7 +6719,7 @@ func (x *ConfirmStepRequest) String() string {
 func (*ConfirmStepRequest) ProtoMessage() {}
 
 func (x *ConfirmStepRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_proto_controller_v1_controller_proto_msgTypes[90]
+	mi := &file_proto_controller_v1_controller_proto_msgTypes[92]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6626,7 +6732,7 @@ func (x *ConfirmStepRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ConfirmStepRequest.ProtoReflect.Descriptor instead.
 func (*ConfirmStepRequest) Descriptor() ([]byte, []int) {
-	return file_proto_controller_v1_controller_proto_rawDescGZIP(), []int{90}
+	return file_proto_controller_v1_controller_proto_rawDescGZIP(), []int{92}
 }
 
 func (x *ConfirmStepRequest) GetId() string {
@@ -6667,7 +6773,7 @@ type ListRolloutsRequest struct {
 
 func (x *ListRolloutsRequest) Reset() {
 	*x = ListRolloutsRequest{}
-	mi := &file_proto_controller_v1_controller_proto_msgTypes[91]
+	mi := &file_proto_controller_v1_controller_proto_msgTypes[93]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6679,7 +6785,7 @@ func (x *ListRolloutsRequest) String() string {
 func (*ListRolloutsRequest) ProtoMessage() {}
 
 func (x *ListRolloutsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_proto_controller_v1_controller_proto_msgTypes[91]
+	mi := &file_proto_controller_v1_controller_proto_msgTypes[93]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6692,7 +6798,7 @@ func (x *ListRolloutsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListRolloutsRequest.ProtoReflect.Descriptor instead.
 func (*ListRolloutsRequest) Descriptor() ([]byte, []int) {
-	return file_proto_controller_v1_controller_proto_rawDescGZIP(), []int{91}
+	return file_proto_controller_v1_controller_proto_rawDescGZIP(), []int{93}
 }
 
 func (x *ListRolloutsRequest) GetRelease() string {
@@ -6712,7 +6818,7 @@ type ListRolloutsResponse struct {
 
 func (x *ListRolloutsResponse) Reset() {
 	*x = ListRolloutsResponse{}
-	mi := &file_proto_controller_v1_controller_proto_msgTypes[92]
+	mi := &file_proto_controller_v1_controller_proto_msgTypes[94]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6724,7 +6830,7 @@ func (x *ListRolloutsResponse) String() string {
 func (*ListRolloutsResponse) ProtoMessage() {}
 
 func (x *ListRolloutsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_proto_controller_v1_controller_proto_msgTypes[92]
+	mi := &file_proto_controller_v1_controller_proto_msgTypes[94]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6737,7 +6843,7 @@ func (x *ListRolloutsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListRolloutsResponse.ProtoReflect.Descriptor instead.
 func (*ListRolloutsResponse) Descriptor() ([]byte, []int) {
-	return file_proto_controller_v1_controller_proto_rawDescGZIP(), []int{92}
+	return file_proto_controller_v1_controller_proto_rawDescGZIP(), []int{94}
 }
 
 func (x *ListRolloutsResponse) GetRollouts() []*RolloutRecord {
@@ -6758,7 +6864,7 @@ type RolloutReportRequest struct {
 
 func (x *RolloutReportRequest) Reset() {
 	*x = RolloutReportRequest{}
-	mi := &file_proto_controller_v1_controller_proto_msgTypes[93]
+	mi := &file_proto_controller_v1_controller_proto_msgTypes[95]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6770,7 +6876,7 @@ func (x *RolloutReportRequest) String() string {
 func (*RolloutReportRequest) ProtoMessage() {}
 
 func (x *RolloutReportRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_proto_controller_v1_controller_proto_msgTypes[93]
+	mi := &file_proto_controller_v1_controller_proto_msgTypes[95]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6783,7 +6889,7 @@ func (x *RolloutReportRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RolloutReportRequest.ProtoReflect.Descriptor instead.
 func (*RolloutReportRequest) Descriptor() ([]byte, []int) {
-	return file_proto_controller_v1_controller_proto_rawDescGZIP(), []int{93}
+	return file_proto_controller_v1_controller_proto_rawDescGZIP(), []int{95}
 }
 
 func (x *RolloutReportRequest) GetId() string {
@@ -7032,7 +7138,7 @@ const file_proto_controller_v1_controller_proto_rawDesc = "" +
 	"created_by\x18\x03 \x01(\tR\tcreatedBy\x12\x1d\n" +
 	"\n" +
 	"created_at\x18\x04 \x01(\tR\tcreatedAt\x12\x1a\n" +
-	"\bdisabled\x18\x05 \x01(\bR\bdisabled\"\xb0\x01\n" +
+	"\bdisabled\x18\x05 \x01(\bR\bdisabled\"\xca\x01\n" +
 	"\x0eAPITokenRecord\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n" +
 	"\x04user\x18\x02 \x01(\tR\x04user\x12\x1d\n" +
@@ -7043,7 +7149,8 @@ const file_proto_controller_v1_controller_proto_rawDesc = "" +
 	"\n" +
 	"created_at\x18\x05 \x01(\tR\tcreatedAt\x12\x1d\n" +
 	"\n" +
-	"expires_at\x18\x06 \x01(\tR\texpiresAt\"=\n" +
+	"expires_at\x18\x06 \x01(\tR\texpiresAt\x12\x18\n" +
+	"\aissuers\x18\a \x03(\tR\aissuers\"=\n" +
 	"\x11CreateUserRequest\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x14\n" +
 	"\x05roles\x18\x02 \x03(\tR\x05roles\"\x12\n" +
@@ -7053,12 +7160,13 @@ const file_proto_controller_v1_controller_proto_rawDesc = "" +
 	"\x12CreateTokenRequest\x12\x12\n" +
 	"\x04user\x18\x01 \x01(\tR\x04user\x12\x1f\n" +
 	"\vttl_seconds\x18\x02 \x01(\x03R\n" +
-	"ttlSeconds\"Z\n" +
+	"ttlSeconds\"t\n" +
 	"\x13CreateTokenResponse\x12\x14\n" +
 	"\x05token\x18\x01 \x01(\tR\x05token\x12\x0e\n" +
 	"\x02id\x18\x02 \x01(\tR\x02id\x12\x1d\n" +
 	"\n" +
-	"expires_at\x18\x03 \x01(\tR\texpiresAt\"\x0f\n" +
+	"expires_at\x18\x03 \x01(\tR\texpiresAt\x12\x18\n" +
+	"\aissuers\x18\x04 \x03(\tR\aissuers\"\x0f\n" +
 	"\rWhoAmIRequest\"\xbd\x02\n" +
 	"\rAuditLogEntry\x12\x1a\n" +
 	"\bsequence\x18\x01 \x01(\x04R\bsequence\x12\x12\n" +
@@ -7127,7 +7235,10 @@ const file_proto_controller_v1_controller_proto_rawDesc = "" +
 	"\x04kind\x18\x05 \x01(\tR\x04kind\x12\x1d\n" +
 	"\n" +
 	"expires_at\x18\x06 \x01(\tR\texpiresAt\x12\x1b\n" +
-	"\tmax_bytes\x18\a \x01(\x03R\bmaxBytes\">\n" +
+	"\tmax_bytes\x18\a \x01(\x03R\bmaxBytes\"3\n" +
+	"\x14DiscardUploadRequest\x12\x1b\n" +
+	"\tupload_id\x18\x01 \x01(\tR\buploadId\"\x17\n" +
+	"\x15DiscardUploadResponse\">\n" +
 	"\x14ListArtifactsRequest\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x12\n" +
 	"\x04kind\x18\x02 \x01(\tR\x04kind\"Z\n" +
@@ -7456,10 +7567,11 @@ const file_proto_controller_v1_controller_proto_rawDesc = "" +
 	"\x06WhoAmI\x12\".cairn.controller.v1.WhoAmIRequest\x1a\x1f.cairn.controller.v1.UserRecord2\xbf\x01\n" +
 	"\bAuditLog\x12`\n" +
 	"\vListEntries\x12'.cairn.controller.v1.ListEntriesRequest\x1a(.cairn.controller.v1.ListEntriesResponse\x12Q\n" +
-	"\x06Verify\x12\".cairn.controller.v1.VerifyRequest\x1a#.cairn.controller.v1.VerifyResponse2\x9c\x05\n" +
+	"\x06Verify\x12\".cairn.controller.v1.VerifyRequest\x1a#.cairn.controller.v1.VerifyResponse2\x84\x06\n" +
 	"\tArtifacts\x12O\n" +
 	"\x04Push\x12 .cairn.controller.v1.PushRequest\x1a#.cairn.controller.v1.ArtifactRecord(\x01\x12c\n" +
 	"\fUploadStatus\x12(.cairn.controller.v1.UploadStatusRequest\x1a).cairn.controller.v1.UploadStatusResponse\x12f\n" +
+	"\rDiscardUpload\x12).cairn.controller.v1.DiscardUploadRequest\x1a*.cairn.controller.v1.DiscardUploadResponse\x12f\n" +
 	"\rListArtifacts\x12).cairn.controller.v1.ListArtifactsRequest\x1a*.cairn.controller.v1.ListArtifactsResponse\x12[\n" +
 	"\vGetArtifact\x12'.cairn.controller.v1.GetArtifactRequest\x1a#.cairn.controller.v1.ArtifactRecord\x12Y\n" +
 	"\bDownload\x12'.cairn.controller.v1.GetArtifactRequest\x1a\".cairn.controller.v1.DownloadChunk0\x01\x12N\n" +
@@ -7507,7 +7619,7 @@ func file_proto_controller_v1_controller_proto_rawDescGZIP() []byte {
 }
 
 var file_proto_controller_v1_controller_proto_enumTypes = make([]protoimpl.EnumInfo, 3)
-var file_proto_controller_v1_controller_proto_msgTypes = make([]protoimpl.MessageInfo, 106)
+var file_proto_controller_v1_controller_proto_msgTypes = make([]protoimpl.MessageInfo, 108)
 var file_proto_controller_v1_controller_proto_goTypes = []any{
 	(NodeRecord_State)(0),             // 0: cairn.controller.v1.NodeRecord.State
 	(CommandRecord_State)(0),          // 1: cairn.controller.v1.CommandRecord.State
@@ -7566,89 +7678,91 @@ var file_proto_controller_v1_controller_proto_goTypes = []any{
 	(*PushHeader)(nil),                // 54: cairn.controller.v1.PushHeader
 	(*UploadStatusRequest)(nil),       // 55: cairn.controller.v1.UploadStatusRequest
 	(*UploadStatusResponse)(nil),      // 56: cairn.controller.v1.UploadStatusResponse
-	(*ListArtifactsRequest)(nil),      // 57: cairn.controller.v1.ListArtifactsRequest
-	(*ListArtifactsResponse)(nil),     // 58: cairn.controller.v1.ListArtifactsResponse
-	(*GetArtifactRequest)(nil),        // 59: cairn.controller.v1.GetArtifactRequest
-	(*DownloadChunk)(nil),             // 60: cairn.controller.v1.DownloadChunk
-	(*WhereRequest)(nil),              // 61: cairn.controller.v1.WhereRequest
-	(*WhereResponse)(nil),             // 62: cairn.controller.v1.WhereResponse
-	(*CollectGarbageRequest)(nil),     // 63: cairn.controller.v1.CollectGarbageRequest
-	(*CollectGarbageResponse)(nil),    // 64: cairn.controller.v1.CollectGarbageResponse
-	(*ReleaseRef)(nil),                // 65: cairn.controller.v1.ReleaseRef
-	(*CreateReleaseRequest)(nil),      // 66: cairn.controller.v1.CreateReleaseRequest
-	(*ReleaseComponent)(nil),          // 67: cairn.controller.v1.ReleaseComponent
-	(*TestRecord)(nil),                // 68: cairn.controller.v1.TestRecord
-	(*Decision)(nil),                  // 69: cairn.controller.v1.Decision
-	(*ReleaseRecord)(nil),             // 70: cairn.controller.v1.ReleaseRecord
-	(*ListReleasesRequest)(nil),       // 71: cairn.controller.v1.ListReleasesRequest
-	(*ListReleasesResponse)(nil),      // 72: cairn.controller.v1.ListReleasesResponse
-	(*RecordTestRequest)(nil),         // 73: cairn.controller.v1.RecordTestRequest
-	(*DecisionRequest)(nil),           // 74: cairn.controller.v1.DecisionRequest
-	(*VerifyReleaseResponse)(nil),     // 75: cairn.controller.v1.VerifyReleaseResponse
-	(*RenderRequest)(nil),             // 76: cairn.controller.v1.RenderRequest
-	(*RenderResponse)(nil),            // 77: cairn.controller.v1.RenderResponse
-	(*ListKnownErrorsRequest)(nil),    // 78: cairn.controller.v1.ListKnownErrorsRequest
-	(*KnownErrorEntry)(nil),           // 79: cairn.controller.v1.KnownErrorEntry
-	(*ListKnownErrorsResponse)(nil),   // 80: cairn.controller.v1.ListKnownErrorsResponse
-	(*AgentEventRecord)(nil),          // 81: cairn.controller.v1.AgentEventRecord
-	(*RolloutRef)(nil),                // 82: cairn.controller.v1.RolloutRef
-	(*RolloutAction)(nil),             // 83: cairn.controller.v1.RolloutAction
-	(*RolloutSpec)(nil),               // 84: cairn.controller.v1.RolloutSpec
-	(*RolloutPlan)(nil),               // 85: cairn.controller.v1.RolloutPlan
-	(*PlannedWave)(nil),               // 86: cairn.controller.v1.PlannedWave
-	(*NodePlan)(nil),                  // 87: cairn.controller.v1.NodePlan
-	(*RolloutRecord)(nil),             // 88: cairn.controller.v1.RolloutRecord
-	(*RolloutWave)(nil),               // 89: cairn.controller.v1.RolloutWave
-	(*RolloutCounts)(nil),             // 90: cairn.controller.v1.RolloutCounts
-	(*RolloutNode)(nil),               // 91: cairn.controller.v1.RolloutNode
-	(*StepConfirmation)(nil),          // 92: cairn.controller.v1.StepConfirmation
-	(*ConfirmStepRequest)(nil),        // 93: cairn.controller.v1.ConfirmStepRequest
-	(*ListRolloutsRequest)(nil),       // 94: cairn.controller.v1.ListRolloutsRequest
-	(*ListRolloutsResponse)(nil),      // 95: cairn.controller.v1.ListRolloutsResponse
-	(*RolloutReportRequest)(nil),      // 96: cairn.controller.v1.RolloutReportRequest
-	nil,                               // 97: cairn.controller.v1.CreateEnrollTokenRequest.LabelsEntry
-	nil,                               // 98: cairn.controller.v1.EnrollTokenRecord.LabelsEntry
-	nil,                               // 99: cairn.controller.v1.NodeRecord.LabelsEntry
-	nil,                               // 100: cairn.controller.v1.ListNodesRequest.SelectorEntry
-	nil,                               // 101: cairn.controller.v1.LabelNodeRequest.SetEntry
-	nil,                               // 102: cairn.controller.v1.RunAuditRequest.SelectorEntry
-	nil,                               // 103: cairn.controller.v1.DriftRequest.SelectorEntry
-	nil,                               // 104: cairn.controller.v1.ServiceRecord.SelectorEntry
-	nil,                               // 105: cairn.controller.v1.CreateServiceRequest.SelectorEntry
-	nil,                               // 106: cairn.controller.v1.AuditLogEntry.DetailsEntry
-	nil,                               // 107: cairn.controller.v1.CreateReleaseRequest.ComponentDigestsEntry
-	nil,                               // 108: cairn.controller.v1.RolloutSpec.SelectorEntry
-	(*v1.DeployCommand)(nil),          // 109: cairn.agent.v1.DeployCommand
-	(*v11.Audit)(nil),                 // 110: cairn.inventory.v1.Audit
+	(*DiscardUploadRequest)(nil),      // 57: cairn.controller.v1.DiscardUploadRequest
+	(*DiscardUploadResponse)(nil),     // 58: cairn.controller.v1.DiscardUploadResponse
+	(*ListArtifactsRequest)(nil),      // 59: cairn.controller.v1.ListArtifactsRequest
+	(*ListArtifactsResponse)(nil),     // 60: cairn.controller.v1.ListArtifactsResponse
+	(*GetArtifactRequest)(nil),        // 61: cairn.controller.v1.GetArtifactRequest
+	(*DownloadChunk)(nil),             // 62: cairn.controller.v1.DownloadChunk
+	(*WhereRequest)(nil),              // 63: cairn.controller.v1.WhereRequest
+	(*WhereResponse)(nil),             // 64: cairn.controller.v1.WhereResponse
+	(*CollectGarbageRequest)(nil),     // 65: cairn.controller.v1.CollectGarbageRequest
+	(*CollectGarbageResponse)(nil),    // 66: cairn.controller.v1.CollectGarbageResponse
+	(*ReleaseRef)(nil),                // 67: cairn.controller.v1.ReleaseRef
+	(*CreateReleaseRequest)(nil),      // 68: cairn.controller.v1.CreateReleaseRequest
+	(*ReleaseComponent)(nil),          // 69: cairn.controller.v1.ReleaseComponent
+	(*TestRecord)(nil),                // 70: cairn.controller.v1.TestRecord
+	(*Decision)(nil),                  // 71: cairn.controller.v1.Decision
+	(*ReleaseRecord)(nil),             // 72: cairn.controller.v1.ReleaseRecord
+	(*ListReleasesRequest)(nil),       // 73: cairn.controller.v1.ListReleasesRequest
+	(*ListReleasesResponse)(nil),      // 74: cairn.controller.v1.ListReleasesResponse
+	(*RecordTestRequest)(nil),         // 75: cairn.controller.v1.RecordTestRequest
+	(*DecisionRequest)(nil),           // 76: cairn.controller.v1.DecisionRequest
+	(*VerifyReleaseResponse)(nil),     // 77: cairn.controller.v1.VerifyReleaseResponse
+	(*RenderRequest)(nil),             // 78: cairn.controller.v1.RenderRequest
+	(*RenderResponse)(nil),            // 79: cairn.controller.v1.RenderResponse
+	(*ListKnownErrorsRequest)(nil),    // 80: cairn.controller.v1.ListKnownErrorsRequest
+	(*KnownErrorEntry)(nil),           // 81: cairn.controller.v1.KnownErrorEntry
+	(*ListKnownErrorsResponse)(nil),   // 82: cairn.controller.v1.ListKnownErrorsResponse
+	(*AgentEventRecord)(nil),          // 83: cairn.controller.v1.AgentEventRecord
+	(*RolloutRef)(nil),                // 84: cairn.controller.v1.RolloutRef
+	(*RolloutAction)(nil),             // 85: cairn.controller.v1.RolloutAction
+	(*RolloutSpec)(nil),               // 86: cairn.controller.v1.RolloutSpec
+	(*RolloutPlan)(nil),               // 87: cairn.controller.v1.RolloutPlan
+	(*PlannedWave)(nil),               // 88: cairn.controller.v1.PlannedWave
+	(*NodePlan)(nil),                  // 89: cairn.controller.v1.NodePlan
+	(*RolloutRecord)(nil),             // 90: cairn.controller.v1.RolloutRecord
+	(*RolloutWave)(nil),               // 91: cairn.controller.v1.RolloutWave
+	(*RolloutCounts)(nil),             // 92: cairn.controller.v1.RolloutCounts
+	(*RolloutNode)(nil),               // 93: cairn.controller.v1.RolloutNode
+	(*StepConfirmation)(nil),          // 94: cairn.controller.v1.StepConfirmation
+	(*ConfirmStepRequest)(nil),        // 95: cairn.controller.v1.ConfirmStepRequest
+	(*ListRolloutsRequest)(nil),       // 96: cairn.controller.v1.ListRolloutsRequest
+	(*ListRolloutsResponse)(nil),      // 97: cairn.controller.v1.ListRolloutsResponse
+	(*RolloutReportRequest)(nil),      // 98: cairn.controller.v1.RolloutReportRequest
+	nil,                               // 99: cairn.controller.v1.CreateEnrollTokenRequest.LabelsEntry
+	nil,                               // 100: cairn.controller.v1.EnrollTokenRecord.LabelsEntry
+	nil,                               // 101: cairn.controller.v1.NodeRecord.LabelsEntry
+	nil,                               // 102: cairn.controller.v1.ListNodesRequest.SelectorEntry
+	nil,                               // 103: cairn.controller.v1.LabelNodeRequest.SetEntry
+	nil,                               // 104: cairn.controller.v1.RunAuditRequest.SelectorEntry
+	nil,                               // 105: cairn.controller.v1.DriftRequest.SelectorEntry
+	nil,                               // 106: cairn.controller.v1.ServiceRecord.SelectorEntry
+	nil,                               // 107: cairn.controller.v1.CreateServiceRequest.SelectorEntry
+	nil,                               // 108: cairn.controller.v1.AuditLogEntry.DetailsEntry
+	nil,                               // 109: cairn.controller.v1.CreateReleaseRequest.ComponentDigestsEntry
+	nil,                               // 110: cairn.controller.v1.RolloutSpec.SelectorEntry
+	(*v1.DeployCommand)(nil),          // 111: cairn.agent.v1.DeployCommand
+	(*v11.Audit)(nil),                 // 112: cairn.inventory.v1.Audit
 }
 var file_proto_controller_v1_controller_proto_depIdxs = []int32{
-	97,  // 0: cairn.controller.v1.CreateEnrollTokenRequest.labels:type_name -> cairn.controller.v1.CreateEnrollTokenRequest.LabelsEntry
-	98,  // 1: cairn.controller.v1.EnrollTokenRecord.labels:type_name -> cairn.controller.v1.EnrollTokenRecord.LabelsEntry
-	99,  // 2: cairn.controller.v1.NodeRecord.labels:type_name -> cairn.controller.v1.NodeRecord.LabelsEntry
+	99,  // 0: cairn.controller.v1.CreateEnrollTokenRequest.labels:type_name -> cairn.controller.v1.CreateEnrollTokenRequest.LabelsEntry
+	100, // 1: cairn.controller.v1.EnrollTokenRecord.labels:type_name -> cairn.controller.v1.EnrollTokenRecord.LabelsEntry
+	101, // 2: cairn.controller.v1.NodeRecord.labels:type_name -> cairn.controller.v1.NodeRecord.LabelsEntry
 	0,   // 3: cairn.controller.v1.NodeRecord.state:type_name -> cairn.controller.v1.NodeRecord.State
-	100, // 4: cairn.controller.v1.ListNodesRequest.selector:type_name -> cairn.controller.v1.ListNodesRequest.SelectorEntry
+	102, // 4: cairn.controller.v1.ListNodesRequest.selector:type_name -> cairn.controller.v1.ListNodesRequest.SelectorEntry
 	6,   // 5: cairn.controller.v1.ListNodesResponse.nodes:type_name -> cairn.controller.v1.NodeRecord
-	101, // 6: cairn.controller.v1.LabelNodeRequest.set:type_name -> cairn.controller.v1.LabelNodeRequest.SetEntry
-	102, // 7: cairn.controller.v1.RunAuditRequest.selector:type_name -> cairn.controller.v1.RunAuditRequest.SelectorEntry
+	103, // 6: cairn.controller.v1.LabelNodeRequest.set:type_name -> cairn.controller.v1.LabelNodeRequest.SetEntry
+	104, // 7: cairn.controller.v1.RunAuditRequest.selector:type_name -> cairn.controller.v1.RunAuditRequest.SelectorEntry
 	14,  // 8: cairn.controller.v1.RunAuditResponse.commands:type_name -> cairn.controller.v1.CommandRecord
 	1,   // 9: cairn.controller.v1.CommandRecord.state:type_name -> cairn.controller.v1.CommandRecord.State
-	109, // 10: cairn.controller.v1.CommandRecord.deploy:type_name -> cairn.agent.v1.DeployCommand
+	111, // 10: cairn.controller.v1.CommandRecord.deploy:type_name -> cairn.agent.v1.DeployCommand
 	16,  // 11: cairn.controller.v1.ListAuditsResponse.audits:type_name -> cairn.controller.v1.AuditRecord
 	16,  // 12: cairn.controller.v1.GetAuditResponse.record:type_name -> cairn.controller.v1.AuditRecord
-	110, // 13: cairn.controller.v1.GetAuditResponse.audit:type_name -> cairn.inventory.v1.Audit
+	112, // 13: cairn.controller.v1.GetAuditResponse.audit:type_name -> cairn.inventory.v1.Audit
 	21,  // 14: cairn.controller.v1.BaselineHistoryResponse.baselines:type_name -> cairn.controller.v1.BaselineRecord
-	103, // 15: cairn.controller.v1.DriftRequest.selector:type_name -> cairn.controller.v1.DriftRequest.SelectorEntry
+	105, // 15: cairn.controller.v1.DriftRequest.selector:type_name -> cairn.controller.v1.DriftRequest.SelectorEntry
 	26,  // 16: cairn.controller.v1.DriftResponse.nodes:type_name -> cairn.controller.v1.NodeDrift
 	6,   // 17: cairn.controller.v1.ExportResponse.nodes:type_name -> cairn.controller.v1.NodeRecord
 	32,  // 18: cairn.controller.v1.ExportResponse.services:type_name -> cairn.controller.v1.ServiceRecord
 	21,  // 19: cairn.controller.v1.ExportResponse.baselines:type_name -> cairn.controller.v1.BaselineRecord
 	6,   // 20: cairn.controller.v1.ImportRequest.nodes:type_name -> cairn.controller.v1.NodeRecord
 	32,  // 21: cairn.controller.v1.ImportRequest.services:type_name -> cairn.controller.v1.ServiceRecord
-	104, // 22: cairn.controller.v1.ServiceRecord.selector:type_name -> cairn.controller.v1.ServiceRecord.SelectorEntry
-	105, // 23: cairn.controller.v1.CreateServiceRequest.selector:type_name -> cairn.controller.v1.CreateServiceRequest.SelectorEntry
+	106, // 22: cairn.controller.v1.ServiceRecord.selector:type_name -> cairn.controller.v1.ServiceRecord.SelectorEntry
+	107, // 23: cairn.controller.v1.CreateServiceRequest.selector:type_name -> cairn.controller.v1.CreateServiceRequest.SelectorEntry
 	32,  // 24: cairn.controller.v1.ListServicesResponse.services:type_name -> cairn.controller.v1.ServiceRecord
 	38,  // 25: cairn.controller.v1.ListUsersResponse.users:type_name -> cairn.controller.v1.UserRecord
-	106, // 26: cairn.controller.v1.AuditLogEntry.details:type_name -> cairn.controller.v1.AuditLogEntry.DetailsEntry
+	108, // 26: cairn.controller.v1.AuditLogEntry.details:type_name -> cairn.controller.v1.AuditLogEntry.DetailsEntry
 	46,  // 27: cairn.controller.v1.ListEntriesResponse.entries:type_name -> cairn.controller.v1.AuditLogEntry
 	52,  // 28: cairn.controller.v1.ArtifactRecord.installs:type_name -> cairn.controller.v1.InstallRecord
 	54,  // 29: cairn.controller.v1.PushRequest.header:type_name -> cairn.controller.v1.PushHeader
@@ -7656,28 +7770,28 @@ var file_proto_controller_v1_controller_proto_depIdxs = []int32{
 	51,  // 31: cairn.controller.v1.DownloadChunk.artifact:type_name -> cairn.controller.v1.ArtifactRecord
 	52,  // 32: cairn.controller.v1.WhereResponse.installs:type_name -> cairn.controller.v1.InstallRecord
 	51,  // 33: cairn.controller.v1.CollectGarbageResponse.removed:type_name -> cairn.controller.v1.ArtifactRecord
-	107, // 34: cairn.controller.v1.CreateReleaseRequest.component_digests:type_name -> cairn.controller.v1.CreateReleaseRequest.ComponentDigestsEntry
+	109, // 34: cairn.controller.v1.CreateReleaseRequest.component_digests:type_name -> cairn.controller.v1.CreateReleaseRequest.ComponentDigestsEntry
 	2,   // 35: cairn.controller.v1.ReleaseRecord.state:type_name -> cairn.controller.v1.ReleaseRecord.State
-	67,  // 36: cairn.controller.v1.ReleaseRecord.components:type_name -> cairn.controller.v1.ReleaseComponent
-	68,  // 37: cairn.controller.v1.ReleaseRecord.tests:type_name -> cairn.controller.v1.TestRecord
-	69,  // 38: cairn.controller.v1.ReleaseRecord.decisions:type_name -> cairn.controller.v1.Decision
-	70,  // 39: cairn.controller.v1.ListReleasesResponse.releases:type_name -> cairn.controller.v1.ReleaseRecord
-	65,  // 40: cairn.controller.v1.RecordTestRequest.release:type_name -> cairn.controller.v1.ReleaseRef
-	65,  // 41: cairn.controller.v1.DecisionRequest.release:type_name -> cairn.controller.v1.ReleaseRef
-	65,  // 42: cairn.controller.v1.RenderRequest.release:type_name -> cairn.controller.v1.ReleaseRef
-	79,  // 43: cairn.controller.v1.ListKnownErrorsResponse.known_errors:type_name -> cairn.controller.v1.KnownErrorEntry
-	65,  // 44: cairn.controller.v1.RolloutSpec.release:type_name -> cairn.controller.v1.ReleaseRef
-	108, // 45: cairn.controller.v1.RolloutSpec.selector:type_name -> cairn.controller.v1.RolloutSpec.SelectorEntry
-	84,  // 46: cairn.controller.v1.RolloutPlan.spec:type_name -> cairn.controller.v1.RolloutSpec
-	86,  // 47: cairn.controller.v1.RolloutPlan.waves:type_name -> cairn.controller.v1.PlannedWave
-	87,  // 48: cairn.controller.v1.RolloutPlan.nodes:type_name -> cairn.controller.v1.NodePlan
-	65,  // 49: cairn.controller.v1.RolloutRecord.release:type_name -> cairn.controller.v1.ReleaseRef
-	84,  // 50: cairn.controller.v1.RolloutRecord.spec:type_name -> cairn.controller.v1.RolloutSpec
-	89,  // 51: cairn.controller.v1.RolloutRecord.waves:type_name -> cairn.controller.v1.RolloutWave
-	90,  // 52: cairn.controller.v1.RolloutRecord.counts:type_name -> cairn.controller.v1.RolloutCounts
-	91,  // 53: cairn.controller.v1.RolloutRecord.nodes:type_name -> cairn.controller.v1.RolloutNode
-	92,  // 54: cairn.controller.v1.RolloutNode.confirmations:type_name -> cairn.controller.v1.StepConfirmation
-	88,  // 55: cairn.controller.v1.ListRolloutsResponse.rollouts:type_name -> cairn.controller.v1.RolloutRecord
+	69,  // 36: cairn.controller.v1.ReleaseRecord.components:type_name -> cairn.controller.v1.ReleaseComponent
+	70,  // 37: cairn.controller.v1.ReleaseRecord.tests:type_name -> cairn.controller.v1.TestRecord
+	71,  // 38: cairn.controller.v1.ReleaseRecord.decisions:type_name -> cairn.controller.v1.Decision
+	72,  // 39: cairn.controller.v1.ListReleasesResponse.releases:type_name -> cairn.controller.v1.ReleaseRecord
+	67,  // 40: cairn.controller.v1.RecordTestRequest.release:type_name -> cairn.controller.v1.ReleaseRef
+	67,  // 41: cairn.controller.v1.DecisionRequest.release:type_name -> cairn.controller.v1.ReleaseRef
+	67,  // 42: cairn.controller.v1.RenderRequest.release:type_name -> cairn.controller.v1.ReleaseRef
+	81,  // 43: cairn.controller.v1.ListKnownErrorsResponse.known_errors:type_name -> cairn.controller.v1.KnownErrorEntry
+	67,  // 44: cairn.controller.v1.RolloutSpec.release:type_name -> cairn.controller.v1.ReleaseRef
+	110, // 45: cairn.controller.v1.RolloutSpec.selector:type_name -> cairn.controller.v1.RolloutSpec.SelectorEntry
+	86,  // 46: cairn.controller.v1.RolloutPlan.spec:type_name -> cairn.controller.v1.RolloutSpec
+	88,  // 47: cairn.controller.v1.RolloutPlan.waves:type_name -> cairn.controller.v1.PlannedWave
+	89,  // 48: cairn.controller.v1.RolloutPlan.nodes:type_name -> cairn.controller.v1.NodePlan
+	67,  // 49: cairn.controller.v1.RolloutRecord.release:type_name -> cairn.controller.v1.ReleaseRef
+	86,  // 50: cairn.controller.v1.RolloutRecord.spec:type_name -> cairn.controller.v1.RolloutSpec
+	91,  // 51: cairn.controller.v1.RolloutRecord.waves:type_name -> cairn.controller.v1.RolloutWave
+	92,  // 52: cairn.controller.v1.RolloutRecord.counts:type_name -> cairn.controller.v1.RolloutCounts
+	93,  // 53: cairn.controller.v1.RolloutRecord.nodes:type_name -> cairn.controller.v1.RolloutNode
+	94,  // 54: cairn.controller.v1.RolloutNode.confirmations:type_name -> cairn.controller.v1.StepConfirmation
+	90,  // 55: cairn.controller.v1.ListRolloutsResponse.rollouts:type_name -> cairn.controller.v1.RolloutRecord
 	3,   // 56: cairn.controller.v1.EnrollTokens.CreateEnrollToken:input_type -> cairn.controller.v1.CreateEnrollTokenRequest
 	7,   // 57: cairn.controller.v1.Nodes.ListNodes:input_type -> cairn.controller.v1.ListNodesRequest
 	9,   // 58: cairn.controller.v1.Nodes.GetNode:input_type -> cairn.controller.v1.GetNodeRequest
@@ -7703,87 +7817,89 @@ var file_proto_controller_v1_controller_proto_depIdxs = []int32{
 	49,  // 78: cairn.controller.v1.AuditLog.Verify:input_type -> cairn.controller.v1.VerifyRequest
 	53,  // 79: cairn.controller.v1.Artifacts.Push:input_type -> cairn.controller.v1.PushRequest
 	55,  // 80: cairn.controller.v1.Artifacts.UploadStatus:input_type -> cairn.controller.v1.UploadStatusRequest
-	57,  // 81: cairn.controller.v1.Artifacts.ListArtifacts:input_type -> cairn.controller.v1.ListArtifactsRequest
-	59,  // 82: cairn.controller.v1.Artifacts.GetArtifact:input_type -> cairn.controller.v1.GetArtifactRequest
-	59,  // 83: cairn.controller.v1.Artifacts.Download:input_type -> cairn.controller.v1.GetArtifactRequest
-	61,  // 84: cairn.controller.v1.Artifacts.Where:input_type -> cairn.controller.v1.WhereRequest
-	63,  // 85: cairn.controller.v1.Artifacts.CollectGarbage:input_type -> cairn.controller.v1.CollectGarbageRequest
-	66,  // 86: cairn.controller.v1.Releases.CreateRelease:input_type -> cairn.controller.v1.CreateReleaseRequest
-	65,  // 87: cairn.controller.v1.Releases.SealRelease:input_type -> cairn.controller.v1.ReleaseRef
-	73,  // 88: cairn.controller.v1.Releases.RecordTest:input_type -> cairn.controller.v1.RecordTestRequest
-	74,  // 89: cairn.controller.v1.Releases.ApproveRelease:input_type -> cairn.controller.v1.DecisionRequest
-	74,  // 90: cairn.controller.v1.Releases.RejectRelease:input_type -> cairn.controller.v1.DecisionRequest
-	65,  // 91: cairn.controller.v1.Releases.GetRelease:input_type -> cairn.controller.v1.ReleaseRef
-	71,  // 92: cairn.controller.v1.Releases.ListReleases:input_type -> cairn.controller.v1.ListReleasesRequest
-	65,  // 93: cairn.controller.v1.Releases.VerifyRelease:input_type -> cairn.controller.v1.ReleaseRef
-	76,  // 94: cairn.controller.v1.Releases.ReleaseNotes:input_type -> cairn.controller.v1.RenderRequest
-	76,  // 95: cairn.controller.v1.Releases.ReleaseDossier:input_type -> cairn.controller.v1.RenderRequest
-	78,  // 96: cairn.controller.v1.KnownErrors.ListKnownErrors:input_type -> cairn.controller.v1.ListKnownErrorsRequest
-	84,  // 97: cairn.controller.v1.Rollouts.PlanRollout:input_type -> cairn.controller.v1.RolloutSpec
-	84,  // 98: cairn.controller.v1.Rollouts.StartRollout:input_type -> cairn.controller.v1.RolloutSpec
-	82,  // 99: cairn.controller.v1.Rollouts.GetRollout:input_type -> cairn.controller.v1.RolloutRef
-	94,  // 100: cairn.controller.v1.Rollouts.ListRollouts:input_type -> cairn.controller.v1.ListRolloutsRequest
-	82,  // 101: cairn.controller.v1.Rollouts.WatchRollout:input_type -> cairn.controller.v1.RolloutRef
-	83,  // 102: cairn.controller.v1.Rollouts.PauseRollout:input_type -> cairn.controller.v1.RolloutAction
-	83,  // 103: cairn.controller.v1.Rollouts.ResumeRollout:input_type -> cairn.controller.v1.RolloutAction
-	83,  // 104: cairn.controller.v1.Rollouts.AbortRollout:input_type -> cairn.controller.v1.RolloutAction
-	83,  // 105: cairn.controller.v1.Rollouts.RollbackRollout:input_type -> cairn.controller.v1.RolloutAction
-	93,  // 106: cairn.controller.v1.Rollouts.ConfirmStep:input_type -> cairn.controller.v1.ConfirmStepRequest
-	96,  // 107: cairn.controller.v1.Rollouts.RolloutReport:input_type -> cairn.controller.v1.RolloutReportRequest
-	4,   // 108: cairn.controller.v1.EnrollTokens.CreateEnrollToken:output_type -> cairn.controller.v1.CreateEnrollTokenResponse
-	8,   // 109: cairn.controller.v1.Nodes.ListNodes:output_type -> cairn.controller.v1.ListNodesResponse
-	6,   // 110: cairn.controller.v1.Nodes.GetNode:output_type -> cairn.controller.v1.NodeRecord
-	6,   // 111: cairn.controller.v1.Nodes.LabelNode:output_type -> cairn.controller.v1.NodeRecord
-	6,   // 112: cairn.controller.v1.Nodes.RevokeNode:output_type -> cairn.controller.v1.NodeRecord
-	13,  // 113: cairn.controller.v1.Audits.RunAudit:output_type -> cairn.controller.v1.RunAuditResponse
-	14,  // 114: cairn.controller.v1.Audits.GetCommand:output_type -> cairn.controller.v1.CommandRecord
-	18,  // 115: cairn.controller.v1.Audits.ListAudits:output_type -> cairn.controller.v1.ListAuditsResponse
-	20,  // 116: cairn.controller.v1.Audits.GetAudit:output_type -> cairn.controller.v1.GetAuditResponse
-	21,  // 117: cairn.controller.v1.CMS.AcceptBaseline:output_type -> cairn.controller.v1.BaselineRecord
-	24,  // 118: cairn.controller.v1.CMS.BaselineHistory:output_type -> cairn.controller.v1.BaselineHistoryResponse
-	27,  // 119: cairn.controller.v1.CMS.Drift:output_type -> cairn.controller.v1.DriftResponse
-	29,  // 120: cairn.controller.v1.CMS.Export:output_type -> cairn.controller.v1.ExportResponse
-	31,  // 121: cairn.controller.v1.CMS.Import:output_type -> cairn.controller.v1.ImportResponse
-	32,  // 122: cairn.controller.v1.Services.CreateService:output_type -> cairn.controller.v1.ServiceRecord
-	35,  // 123: cairn.controller.v1.Services.ListServices:output_type -> cairn.controller.v1.ListServicesResponse
-	37,  // 124: cairn.controller.v1.Services.DeleteService:output_type -> cairn.controller.v1.DeleteServiceResponse
-	38,  // 125: cairn.controller.v1.Users.CreateUser:output_type -> cairn.controller.v1.UserRecord
-	42,  // 126: cairn.controller.v1.Users.ListUsers:output_type -> cairn.controller.v1.ListUsersResponse
-	44,  // 127: cairn.controller.v1.Users.CreateToken:output_type -> cairn.controller.v1.CreateTokenResponse
-	38,  // 128: cairn.controller.v1.Users.WhoAmI:output_type -> cairn.controller.v1.UserRecord
-	48,  // 129: cairn.controller.v1.AuditLog.ListEntries:output_type -> cairn.controller.v1.ListEntriesResponse
-	50,  // 130: cairn.controller.v1.AuditLog.Verify:output_type -> cairn.controller.v1.VerifyResponse
-	51,  // 131: cairn.controller.v1.Artifacts.Push:output_type -> cairn.controller.v1.ArtifactRecord
-	56,  // 132: cairn.controller.v1.Artifacts.UploadStatus:output_type -> cairn.controller.v1.UploadStatusResponse
-	58,  // 133: cairn.controller.v1.Artifacts.ListArtifacts:output_type -> cairn.controller.v1.ListArtifactsResponse
-	51,  // 134: cairn.controller.v1.Artifacts.GetArtifact:output_type -> cairn.controller.v1.ArtifactRecord
-	60,  // 135: cairn.controller.v1.Artifacts.Download:output_type -> cairn.controller.v1.DownloadChunk
-	62,  // 136: cairn.controller.v1.Artifacts.Where:output_type -> cairn.controller.v1.WhereResponse
-	64,  // 137: cairn.controller.v1.Artifacts.CollectGarbage:output_type -> cairn.controller.v1.CollectGarbageResponse
-	70,  // 138: cairn.controller.v1.Releases.CreateRelease:output_type -> cairn.controller.v1.ReleaseRecord
-	70,  // 139: cairn.controller.v1.Releases.SealRelease:output_type -> cairn.controller.v1.ReleaseRecord
-	70,  // 140: cairn.controller.v1.Releases.RecordTest:output_type -> cairn.controller.v1.ReleaseRecord
-	70,  // 141: cairn.controller.v1.Releases.ApproveRelease:output_type -> cairn.controller.v1.ReleaseRecord
-	70,  // 142: cairn.controller.v1.Releases.RejectRelease:output_type -> cairn.controller.v1.ReleaseRecord
-	70,  // 143: cairn.controller.v1.Releases.GetRelease:output_type -> cairn.controller.v1.ReleaseRecord
-	72,  // 144: cairn.controller.v1.Releases.ListReleases:output_type -> cairn.controller.v1.ListReleasesResponse
-	75,  // 145: cairn.controller.v1.Releases.VerifyRelease:output_type -> cairn.controller.v1.VerifyReleaseResponse
-	77,  // 146: cairn.controller.v1.Releases.ReleaseNotes:output_type -> cairn.controller.v1.RenderResponse
-	77,  // 147: cairn.controller.v1.Releases.ReleaseDossier:output_type -> cairn.controller.v1.RenderResponse
-	80,  // 148: cairn.controller.v1.KnownErrors.ListKnownErrors:output_type -> cairn.controller.v1.ListKnownErrorsResponse
-	85,  // 149: cairn.controller.v1.Rollouts.PlanRollout:output_type -> cairn.controller.v1.RolloutPlan
-	88,  // 150: cairn.controller.v1.Rollouts.StartRollout:output_type -> cairn.controller.v1.RolloutRecord
-	88,  // 151: cairn.controller.v1.Rollouts.GetRollout:output_type -> cairn.controller.v1.RolloutRecord
-	95,  // 152: cairn.controller.v1.Rollouts.ListRollouts:output_type -> cairn.controller.v1.ListRolloutsResponse
-	88,  // 153: cairn.controller.v1.Rollouts.WatchRollout:output_type -> cairn.controller.v1.RolloutRecord
-	88,  // 154: cairn.controller.v1.Rollouts.PauseRollout:output_type -> cairn.controller.v1.RolloutRecord
-	88,  // 155: cairn.controller.v1.Rollouts.ResumeRollout:output_type -> cairn.controller.v1.RolloutRecord
-	88,  // 156: cairn.controller.v1.Rollouts.AbortRollout:output_type -> cairn.controller.v1.RolloutRecord
-	88,  // 157: cairn.controller.v1.Rollouts.RollbackRollout:output_type -> cairn.controller.v1.RolloutRecord
-	88,  // 158: cairn.controller.v1.Rollouts.ConfirmStep:output_type -> cairn.controller.v1.RolloutRecord
-	77,  // 159: cairn.controller.v1.Rollouts.RolloutReport:output_type -> cairn.controller.v1.RenderResponse
-	108, // [108:160] is the sub-list for method output_type
-	56,  // [56:108] is the sub-list for method input_type
+	57,  // 81: cairn.controller.v1.Artifacts.DiscardUpload:input_type -> cairn.controller.v1.DiscardUploadRequest
+	59,  // 82: cairn.controller.v1.Artifacts.ListArtifacts:input_type -> cairn.controller.v1.ListArtifactsRequest
+	61,  // 83: cairn.controller.v1.Artifacts.GetArtifact:input_type -> cairn.controller.v1.GetArtifactRequest
+	61,  // 84: cairn.controller.v1.Artifacts.Download:input_type -> cairn.controller.v1.GetArtifactRequest
+	63,  // 85: cairn.controller.v1.Artifacts.Where:input_type -> cairn.controller.v1.WhereRequest
+	65,  // 86: cairn.controller.v1.Artifacts.CollectGarbage:input_type -> cairn.controller.v1.CollectGarbageRequest
+	68,  // 87: cairn.controller.v1.Releases.CreateRelease:input_type -> cairn.controller.v1.CreateReleaseRequest
+	67,  // 88: cairn.controller.v1.Releases.SealRelease:input_type -> cairn.controller.v1.ReleaseRef
+	75,  // 89: cairn.controller.v1.Releases.RecordTest:input_type -> cairn.controller.v1.RecordTestRequest
+	76,  // 90: cairn.controller.v1.Releases.ApproveRelease:input_type -> cairn.controller.v1.DecisionRequest
+	76,  // 91: cairn.controller.v1.Releases.RejectRelease:input_type -> cairn.controller.v1.DecisionRequest
+	67,  // 92: cairn.controller.v1.Releases.GetRelease:input_type -> cairn.controller.v1.ReleaseRef
+	73,  // 93: cairn.controller.v1.Releases.ListReleases:input_type -> cairn.controller.v1.ListReleasesRequest
+	67,  // 94: cairn.controller.v1.Releases.VerifyRelease:input_type -> cairn.controller.v1.ReleaseRef
+	78,  // 95: cairn.controller.v1.Releases.ReleaseNotes:input_type -> cairn.controller.v1.RenderRequest
+	78,  // 96: cairn.controller.v1.Releases.ReleaseDossier:input_type -> cairn.controller.v1.RenderRequest
+	80,  // 97: cairn.controller.v1.KnownErrors.ListKnownErrors:input_type -> cairn.controller.v1.ListKnownErrorsRequest
+	86,  // 98: cairn.controller.v1.Rollouts.PlanRollout:input_type -> cairn.controller.v1.RolloutSpec
+	86,  // 99: cairn.controller.v1.Rollouts.StartRollout:input_type -> cairn.controller.v1.RolloutSpec
+	84,  // 100: cairn.controller.v1.Rollouts.GetRollout:input_type -> cairn.controller.v1.RolloutRef
+	96,  // 101: cairn.controller.v1.Rollouts.ListRollouts:input_type -> cairn.controller.v1.ListRolloutsRequest
+	84,  // 102: cairn.controller.v1.Rollouts.WatchRollout:input_type -> cairn.controller.v1.RolloutRef
+	85,  // 103: cairn.controller.v1.Rollouts.PauseRollout:input_type -> cairn.controller.v1.RolloutAction
+	85,  // 104: cairn.controller.v1.Rollouts.ResumeRollout:input_type -> cairn.controller.v1.RolloutAction
+	85,  // 105: cairn.controller.v1.Rollouts.AbortRollout:input_type -> cairn.controller.v1.RolloutAction
+	85,  // 106: cairn.controller.v1.Rollouts.RollbackRollout:input_type -> cairn.controller.v1.RolloutAction
+	95,  // 107: cairn.controller.v1.Rollouts.ConfirmStep:input_type -> cairn.controller.v1.ConfirmStepRequest
+	98,  // 108: cairn.controller.v1.Rollouts.RolloutReport:input_type -> cairn.controller.v1.RolloutReportRequest
+	4,   // 109: cairn.controller.v1.EnrollTokens.CreateEnrollToken:output_type -> cairn.controller.v1.CreateEnrollTokenResponse
+	8,   // 110: cairn.controller.v1.Nodes.ListNodes:output_type -> cairn.controller.v1.ListNodesResponse
+	6,   // 111: cairn.controller.v1.Nodes.GetNode:output_type -> cairn.controller.v1.NodeRecord
+	6,   // 112: cairn.controller.v1.Nodes.LabelNode:output_type -> cairn.controller.v1.NodeRecord
+	6,   // 113: cairn.controller.v1.Nodes.RevokeNode:output_type -> cairn.controller.v1.NodeRecord
+	13,  // 114: cairn.controller.v1.Audits.RunAudit:output_type -> cairn.controller.v1.RunAuditResponse
+	14,  // 115: cairn.controller.v1.Audits.GetCommand:output_type -> cairn.controller.v1.CommandRecord
+	18,  // 116: cairn.controller.v1.Audits.ListAudits:output_type -> cairn.controller.v1.ListAuditsResponse
+	20,  // 117: cairn.controller.v1.Audits.GetAudit:output_type -> cairn.controller.v1.GetAuditResponse
+	21,  // 118: cairn.controller.v1.CMS.AcceptBaseline:output_type -> cairn.controller.v1.BaselineRecord
+	24,  // 119: cairn.controller.v1.CMS.BaselineHistory:output_type -> cairn.controller.v1.BaselineHistoryResponse
+	27,  // 120: cairn.controller.v1.CMS.Drift:output_type -> cairn.controller.v1.DriftResponse
+	29,  // 121: cairn.controller.v1.CMS.Export:output_type -> cairn.controller.v1.ExportResponse
+	31,  // 122: cairn.controller.v1.CMS.Import:output_type -> cairn.controller.v1.ImportResponse
+	32,  // 123: cairn.controller.v1.Services.CreateService:output_type -> cairn.controller.v1.ServiceRecord
+	35,  // 124: cairn.controller.v1.Services.ListServices:output_type -> cairn.controller.v1.ListServicesResponse
+	37,  // 125: cairn.controller.v1.Services.DeleteService:output_type -> cairn.controller.v1.DeleteServiceResponse
+	38,  // 126: cairn.controller.v1.Users.CreateUser:output_type -> cairn.controller.v1.UserRecord
+	42,  // 127: cairn.controller.v1.Users.ListUsers:output_type -> cairn.controller.v1.ListUsersResponse
+	44,  // 128: cairn.controller.v1.Users.CreateToken:output_type -> cairn.controller.v1.CreateTokenResponse
+	38,  // 129: cairn.controller.v1.Users.WhoAmI:output_type -> cairn.controller.v1.UserRecord
+	48,  // 130: cairn.controller.v1.AuditLog.ListEntries:output_type -> cairn.controller.v1.ListEntriesResponse
+	50,  // 131: cairn.controller.v1.AuditLog.Verify:output_type -> cairn.controller.v1.VerifyResponse
+	51,  // 132: cairn.controller.v1.Artifacts.Push:output_type -> cairn.controller.v1.ArtifactRecord
+	56,  // 133: cairn.controller.v1.Artifacts.UploadStatus:output_type -> cairn.controller.v1.UploadStatusResponse
+	58,  // 134: cairn.controller.v1.Artifacts.DiscardUpload:output_type -> cairn.controller.v1.DiscardUploadResponse
+	60,  // 135: cairn.controller.v1.Artifacts.ListArtifacts:output_type -> cairn.controller.v1.ListArtifactsResponse
+	51,  // 136: cairn.controller.v1.Artifacts.GetArtifact:output_type -> cairn.controller.v1.ArtifactRecord
+	62,  // 137: cairn.controller.v1.Artifacts.Download:output_type -> cairn.controller.v1.DownloadChunk
+	64,  // 138: cairn.controller.v1.Artifacts.Where:output_type -> cairn.controller.v1.WhereResponse
+	66,  // 139: cairn.controller.v1.Artifacts.CollectGarbage:output_type -> cairn.controller.v1.CollectGarbageResponse
+	72,  // 140: cairn.controller.v1.Releases.CreateRelease:output_type -> cairn.controller.v1.ReleaseRecord
+	72,  // 141: cairn.controller.v1.Releases.SealRelease:output_type -> cairn.controller.v1.ReleaseRecord
+	72,  // 142: cairn.controller.v1.Releases.RecordTest:output_type -> cairn.controller.v1.ReleaseRecord
+	72,  // 143: cairn.controller.v1.Releases.ApproveRelease:output_type -> cairn.controller.v1.ReleaseRecord
+	72,  // 144: cairn.controller.v1.Releases.RejectRelease:output_type -> cairn.controller.v1.ReleaseRecord
+	72,  // 145: cairn.controller.v1.Releases.GetRelease:output_type -> cairn.controller.v1.ReleaseRecord
+	74,  // 146: cairn.controller.v1.Releases.ListReleases:output_type -> cairn.controller.v1.ListReleasesResponse
+	77,  // 147: cairn.controller.v1.Releases.VerifyRelease:output_type -> cairn.controller.v1.VerifyReleaseResponse
+	79,  // 148: cairn.controller.v1.Releases.ReleaseNotes:output_type -> cairn.controller.v1.RenderResponse
+	79,  // 149: cairn.controller.v1.Releases.ReleaseDossier:output_type -> cairn.controller.v1.RenderResponse
+	82,  // 150: cairn.controller.v1.KnownErrors.ListKnownErrors:output_type -> cairn.controller.v1.ListKnownErrorsResponse
+	87,  // 151: cairn.controller.v1.Rollouts.PlanRollout:output_type -> cairn.controller.v1.RolloutPlan
+	90,  // 152: cairn.controller.v1.Rollouts.StartRollout:output_type -> cairn.controller.v1.RolloutRecord
+	90,  // 153: cairn.controller.v1.Rollouts.GetRollout:output_type -> cairn.controller.v1.RolloutRecord
+	97,  // 154: cairn.controller.v1.Rollouts.ListRollouts:output_type -> cairn.controller.v1.ListRolloutsResponse
+	90,  // 155: cairn.controller.v1.Rollouts.WatchRollout:output_type -> cairn.controller.v1.RolloutRecord
+	90,  // 156: cairn.controller.v1.Rollouts.PauseRollout:output_type -> cairn.controller.v1.RolloutRecord
+	90,  // 157: cairn.controller.v1.Rollouts.ResumeRollout:output_type -> cairn.controller.v1.RolloutRecord
+	90,  // 158: cairn.controller.v1.Rollouts.AbortRollout:output_type -> cairn.controller.v1.RolloutRecord
+	90,  // 159: cairn.controller.v1.Rollouts.RollbackRollout:output_type -> cairn.controller.v1.RolloutRecord
+	90,  // 160: cairn.controller.v1.Rollouts.ConfirmStep:output_type -> cairn.controller.v1.RolloutRecord
+	79,  // 161: cairn.controller.v1.Rollouts.RolloutReport:output_type -> cairn.controller.v1.RenderResponse
+	109, // [109:162] is the sub-list for method output_type
+	56,  // [56:109] is the sub-list for method input_type
 	56,  // [56:56] is the sub-list for extension type_name
 	56,  // [56:56] is the sub-list for extension extendee
 	0,   // [0:56] is the sub-list for field type_name
@@ -7804,7 +7920,7 @@ func file_proto_controller_v1_controller_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_proto_controller_v1_controller_proto_rawDesc), len(file_proto_controller_v1_controller_proto_rawDesc)),
 			NumEnums:      3,
-			NumMessages:   106,
+			NumMessages:   108,
 			NumExtensions: 0,
 			NumServices:   11,
 		},

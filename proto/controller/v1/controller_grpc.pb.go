@@ -1350,6 +1350,7 @@ var AuditLog_ServiceDesc = grpc.ServiceDesc{
 const (
 	Artifacts_Push_FullMethodName           = "/cairn.controller.v1.Artifacts/Push"
 	Artifacts_UploadStatus_FullMethodName   = "/cairn.controller.v1.Artifacts/UploadStatus"
+	Artifacts_DiscardUpload_FullMethodName  = "/cairn.controller.v1.Artifacts/DiscardUpload"
 	Artifacts_ListArtifacts_FullMethodName  = "/cairn.controller.v1.Artifacts/ListArtifacts"
 	Artifacts_GetArtifact_FullMethodName    = "/cairn.controller.v1.Artifacts/GetArtifact"
 	Artifacts_Download_FullMethodName       = "/cairn.controller.v1.Artifacts/Download"
@@ -1372,9 +1373,18 @@ const (
 // durably, and a new Push continues from there. Push completes when the
 // declared size has arrived: the controller hashes the whole file and
 // returns the record.
+//
+// Unfinished uploads are capped per user and in total, by count and by
+// declared bytes (the controller's upload_* settings); past a cap,
+// UploadStatus or Push fails with RESOURCE_EXHAUSTED naming the cap, the
+// use and how to free it. A session is discarded an hour (by default)
+// after its last data, when a push is refused, or by DiscardUpload.
 type ArtifactsClient interface {
 	Push(ctx context.Context, opts ...grpc.CallOption) (grpc.ClientStreamingClient[PushRequest, ArtifactRecord], error)
 	UploadStatus(ctx context.Context, in *UploadStatusRequest, opts ...grpc.CallOption) (*UploadStatusResponse, error)
+	// DiscardUpload drops an unfinished upload of the caller's (admins:
+	// anyone's) and the bytes it holds.
+	DiscardUpload(ctx context.Context, in *DiscardUploadRequest, opts ...grpc.CallOption) (*DiscardUploadResponse, error)
 	ListArtifacts(ctx context.Context, in *ListArtifactsRequest, opts ...grpc.CallOption) (*ListArtifactsResponse, error)
 	GetArtifact(ctx context.Context, in *GetArtifactRequest, opts ...grpc.CallOption) (*ArtifactRecord, error)
 	Download(ctx context.Context, in *GetArtifactRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[DownloadChunk], error)
@@ -1407,6 +1417,16 @@ func (c *artifactsClient) UploadStatus(ctx context.Context, in *UploadStatusRequ
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(UploadStatusResponse)
 	err := c.cc.Invoke(ctx, Artifacts_UploadStatus_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *artifactsClient) DiscardUpload(ctx context.Context, in *DiscardUploadRequest, opts ...grpc.CallOption) (*DiscardUploadResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(DiscardUploadResponse)
+	err := c.cc.Invoke(ctx, Artifacts_DiscardUpload_FullMethodName, in, out, cOpts...)
 	if err != nil {
 		return nil, err
 	}
@@ -1487,9 +1507,18 @@ func (c *artifactsClient) CollectGarbage(ctx context.Context, in *CollectGarbage
 // durably, and a new Push continues from there. Push completes when the
 // declared size has arrived: the controller hashes the whole file and
 // returns the record.
+//
+// Unfinished uploads are capped per user and in total, by count and by
+// declared bytes (the controller's upload_* settings); past a cap,
+// UploadStatus or Push fails with RESOURCE_EXHAUSTED naming the cap, the
+// use and how to free it. A session is discarded an hour (by default)
+// after its last data, when a push is refused, or by DiscardUpload.
 type ArtifactsServer interface {
 	Push(grpc.ClientStreamingServer[PushRequest, ArtifactRecord]) error
 	UploadStatus(context.Context, *UploadStatusRequest) (*UploadStatusResponse, error)
+	// DiscardUpload drops an unfinished upload of the caller's (admins:
+	// anyone's) and the bytes it holds.
+	DiscardUpload(context.Context, *DiscardUploadRequest) (*DiscardUploadResponse, error)
 	ListArtifacts(context.Context, *ListArtifactsRequest) (*ListArtifactsResponse, error)
 	GetArtifact(context.Context, *GetArtifactRequest) (*ArtifactRecord, error)
 	Download(*GetArtifactRequest, grpc.ServerStreamingServer[DownloadChunk]) error
@@ -1510,6 +1539,9 @@ func (UnimplementedArtifactsServer) Push(grpc.ClientStreamingServer[PushRequest,
 }
 func (UnimplementedArtifactsServer) UploadStatus(context.Context, *UploadStatusRequest) (*UploadStatusResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method UploadStatus not implemented")
+}
+func (UnimplementedArtifactsServer) DiscardUpload(context.Context, *DiscardUploadRequest) (*DiscardUploadResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method DiscardUpload not implemented")
 }
 func (UnimplementedArtifactsServer) ListArtifacts(context.Context, *ListArtifactsRequest) (*ListArtifactsResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method ListArtifacts not implemented")
@@ -1568,6 +1600,24 @@ func _Artifacts_UploadStatus_Handler(srv interface{}, ctx context.Context, dec f
 	}
 	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
 		return srv.(ArtifactsServer).UploadStatus(ctx, req.(*UploadStatusRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Artifacts_DiscardUpload_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(DiscardUploadRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(ArtifactsServer).DiscardUpload(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Artifacts_DiscardUpload_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(ArtifactsServer).DiscardUpload(ctx, req.(*DiscardUploadRequest))
 	}
 	return interceptor(ctx, in, info, handler)
 }
@@ -1665,6 +1715,10 @@ var Artifacts_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "UploadStatus",
 			Handler:    _Artifacts_UploadStatus_Handler,
+		},
+		{
+			MethodName: "DiscardUpload",
+			Handler:    _Artifacts_DiscardUpload_Handler,
 		},
 		{
 			MethodName: "ListArtifacts",
