@@ -23,6 +23,8 @@ import (
 	"github.com/cairn-ops/cairn/agent/pluginhost"
 	"github.com/cairn-ops/cairn/agent/session"
 	"github.com/cairn-ops/cairn/internal/manifest"
+	"github.com/cairn-ops/cairn/internal/pki"
+	"github.com/cairn-ops/cairn/internal/readlimit"
 	"github.com/cairn-ops/cairn/internal/release"
 	"github.com/cairn-ops/cairn/plugins/builtin"
 	"github.com/cairn-ops/cairn/plugins/sdk"
@@ -226,7 +228,7 @@ func runApply(ctx context.Context, in io.Reader, s *streams, f applyFlags) error
 
 // loadBundle reads a signed release bundle (JSON).
 func loadBundle(path string) (*release.Bundle, error) {
-	data, err := os.ReadFile(path)
+	data, err := readlimit.Stream(path, "release bundle", release.MaxBundleBytes)
 	if err != nil {
 		return nil, fmt.Errorf("--bundle: %w", err)
 	}
@@ -241,7 +243,7 @@ func loadBundle(path string) (*release.Bundle, error) {
 // when path is empty, from the identity the agent saved at enrollment.
 func loadReleaseKey(path, dataDir string) (ed25519.PublicKey, error) {
 	if path != "" {
-		data, err := os.ReadFile(path)
+		data, err := readlimit.Stream(path, "release key", pki.MaxPEMBytes)
 		if err != nil {
 			return nil, fmt.Errorf("--release-key: %w", err)
 		}

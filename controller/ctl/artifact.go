@@ -19,6 +19,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/cairn-ops/cairn/internal/atomicfile"
+	"github.com/cairn-ops/cairn/internal/readlimit"
 	controllerv1 "github.com/cairn-ops/cairn/proto/controller/v1"
 )
 
@@ -82,7 +83,7 @@ says so; the name and kind of the first push stay.`,
 		if name == "" {
 			name = filepath.Base(path)
 		}
-		f, err := os.Open(path)
+		f, err := readlimit.Open(path)
 		if err != nil {
 			return usageError(fmt.Errorf("artifact push: %w", err))
 		}
@@ -90,9 +91,6 @@ says so; the name and kind of the first push stay.`,
 		info, err := f.Stat()
 		if err != nil {
 			return usageError(fmt.Errorf("artifact push: %w", err))
-		}
-		if !info.Mode().IsRegular() {
-			return usageErrorf("artifact push: %s is not a regular file", path)
 		}
 		h := sha256.New()
 		if _, err := io.Copy(h, f); err != nil {

@@ -4,10 +4,12 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
-	"os"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials"
+
+	"github.com/cairn-ops/cairn/internal/pki"
+	"github.com/cairn-ops/cairn/internal/readlimit"
 )
 
 // bearer presents an operator's token on every call as
@@ -29,9 +31,10 @@ func dial(cfg Config) (*grpc.ClientConn, error) {
 	if cfg.CA == "" {
 		return nil, usageError(ErrNoCA)
 	}
-	pemBytes, err := os.ReadFile(cfg.CA)
+	// Stream: a CA is often given as a process substitution <(...).
+	pemBytes, err := readlimit.Stream(cfg.CA, "CA certificate", pki.MaxPEMBytes)
 	if err != nil {
-		return nil, usageErrorf("read CA: %v: pass --ca or set CAIRN_CA to the controller's ca.pem", err)
+		return nil, usageErrorf("%v: pass --ca or set CAIRN_CA to the controller's ca.pem", err)
 	}
 	pool := x509.NewCertPool()
 	if !pool.AppendCertsFromPEM(pemBytes) {

@@ -17,6 +17,7 @@ import (
 	"github.com/cairn-ops/cairn/agent/pluginhost"
 	"github.com/cairn-ops/cairn/internal/manifest"
 	"github.com/cairn-ops/cairn/internal/preflight"
+	"github.com/cairn-ops/cairn/internal/readlimit"
 	"github.com/cairn-ops/cairn/plugins/builtin"
 )
 
@@ -88,9 +89,9 @@ is listed, as FILE:LINE: FIELD: MESSAGE).`,
 				return usageError(err)
 			}
 		}
-		data, err := os.ReadFile(file)
+		data, err := manifest.ReadFile(file)
 		if err != nil {
-			return usageError(fmt.Errorf("read release manifest: %w", err))
+			return usageError(err)
 		}
 		v := validateManifest(cmd.Context(), data, file, artifacts, catalog)
 		if f.name == formatJSON {
@@ -200,7 +201,7 @@ func (v *validation) checkComponents(m *manifest.Manifest, artifactsDir string) 
 }
 
 func checkArtifact(path, want string) (string, error) {
-	f, err := os.Open(path)
+	f, err := readlimit.Open(path)
 	if errors.Is(err, os.ErrNotExist) {
 		return "", fmt.Errorf("%s does not exist (component paths are relative to the manifest's directory or --artifacts)", path)
 	}
@@ -208,11 +209,6 @@ func checkArtifact(path, want string) (string, error) {
 		return "", err
 	}
 	defer f.Close()
-	if fi, err := f.Stat(); err != nil {
-		return "", err
-	} else if !fi.Mode().IsRegular() {
-		return "", fmt.Errorf("%s is not a regular file", path)
-	}
 	if want == "" {
 		return "ok (no sha256 given)", nil
 	}

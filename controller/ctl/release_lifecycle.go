@@ -6,7 +6,6 @@ import (
 	"encoding/hex"
 	"fmt"
 	"io"
-	"os"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -17,6 +16,7 @@ import (
 	"github.com/cairn-ops/cairn/agent/pluginhost"
 	"github.com/cairn-ops/cairn/internal/atomicfile"
 	"github.com/cairn-ops/cairn/internal/manifest"
+	"github.com/cairn-ops/cairn/internal/readlimit"
 	controllerv1 "github.com/cairn-ops/cairn/proto/controller/v1"
 )
 
@@ -66,7 +66,7 @@ files. The author of a release cannot record its test result.`,
 // pushFile uploads the file at path into the DML as name and kind,
 // resuming a broken stream, and returns its record.
 func (a *app) pushFile(ctx context.Context, path, name, kind string) (*controllerv1.ArtifactRecord, error) {
-	f, err := os.Open(path)
+	f, err := readlimit.Open(path)
 	if err != nil {
 		return nil, usageError(fmt.Errorf("artifact push: %w", err))
 	}
@@ -74,9 +74,6 @@ func (a *app) pushFile(ctx context.Context, path, name, kind string) (*controlle
 	info, err := f.Stat()
 	if err != nil {
 		return nil, usageError(fmt.Errorf("artifact push: %w", err))
-	}
-	if !info.Mode().IsRegular() {
-		return nil, usageErrorf("artifact push: %s is not a regular file", path)
 	}
 	h := sha256.New()
 	if _, err := io.Copy(h, f); err != nil {
@@ -129,9 +126,9 @@ problem by line and field (exit 2).`,
 				return usageError(err)
 			}
 		}
-		data, err := os.ReadFile(file)
+		data, err := manifest.ReadFile(file)
 		if err != nil {
-			return usageError(fmt.Errorf("read release manifest: %w", err))
+			return usageError(err)
 		}
 		v := validateManifest(cmd.Context(), data, file, artifacts, catalog)
 		if !v.Valid {

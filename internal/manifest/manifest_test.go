@@ -79,6 +79,7 @@ func TestParseProblems(t *testing.T) {
 		want []string // "line: field: message" prefixes
 	}{
 		{"empty", "", []string{"0: empty file"}},
+		{"over the size limit", head + "notes: \"" + strings.Repeat("x", MaxBytes) + "\"\n", []string{"0: release manifest: larger than 1 MiB (limit)"}},
 		{"not a mapping", "- a\n- b\n", []string{"1: a manifest is a mapping"}},
 		{"syntax", "name: [\n", []string{"1: did not find expected node content"}},
 		{"missing everything", "description: x\n", []string{

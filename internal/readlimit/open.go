@@ -14,7 +14,7 @@ import (
 func Open(path string) (*os.File, error) {
 	fi, err := os.Stat(path)
 	if err != nil {
-		return nil, err
+		return nil, asOpen(err)
 	}
 	if !fi.Mode().IsRegular() {
 		return nil, notRegular(path, fi)
@@ -37,7 +37,7 @@ func OpenRoot(root *os.Root, name string) (*os.File, error) {
 	path := root.Name() + string(os.PathSeparator) + name
 	fi, err := root.Stat(name)
 	if err != nil {
-		return nil, err
+		return nil, asOpen(err)
 	}
 	if !fi.Mode().IsRegular() {
 		return nil, notRegular(path, fi)

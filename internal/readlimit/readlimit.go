@@ -33,7 +33,7 @@ func (e *LimitError) Is(target error) bool { return target == ErrTooLarge }
 func File(path, what string, limit int64) ([]byte, error) {
 	f, err := Open(path)
 	if err != nil {
-		return nil, fmt.Errorf("%s: %w", what, err)
+		return nil, named(what, err)
 	}
 	defer f.Close()
 	return Read(f, what+" "+path, limit)
@@ -47,14 +47,14 @@ func File(path, what string, limit int64) ([]byte, error) {
 func Stream(path, what string, limit int64) ([]byte, error) {
 	fi, err := os.Stat(path)
 	if err != nil {
-		return nil, fmt.Errorf("%s: %w", what, err)
+		return nil, named(what, asOpen(err))
 	}
 	if fi.IsDir() {
-		return nil, fmt.Errorf("%s: %w", what, notRegular(path, fi))
+		return nil, named(what, notRegular(path, fi))
 	}
 	f, err := os.Open(path)
 	if err != nil {
-		return nil, fmt.Errorf("%s: %w", what, err)
+		return nil, named(what, err)
 	}
 	defer f.Close()
 	return Read(f, what+" "+path, limit)
@@ -66,10 +66,30 @@ func Stream(path, what string, limit int64) ([]byte, error) {
 func RootFile(root *os.Root, name, what string, limit int64) ([]byte, error) {
 	f, err := OpenRoot(root, name)
 	if err != nil {
-		return nil, fmt.Errorf("%s: %w", what, err)
+		return nil, named(what, err)
 	}
 	defer f.Close()
 	return Read(f, what+" "+f.Name(), limit)
+}
+
+// named puts what in front of an error opening a file: "read what: open
+// PATH: ..." for the file system's errors, "what PATH: not a regular
+// file (...)" for ours.
+func named(what string, err error) error {
+	if errors.Is(err, ErrNotRegular) {
+		return fmt.Errorf("%s %w", what, err)
+	}
+	return fmt.Errorf("read %s: %w", what, err)
+}
+
+// asOpen makes the error of the stat before an open read like the open's
+// ("open PATH: no such file or directory"), which is what people know.
+func asOpen(err error) error {
+	var pe *fs.PathError
+	if errors.As(err, &pe) {
+		return &fs.PathError{Op: "open", Path: pe.Path, Err: pe.Err}
+	}
+	return err
 }
 
 // Read reads r to its end, at most limit bytes. name names the input in

@@ -72,11 +72,11 @@ func TestFile(t *testing.T) {
 		{"exactly the limit", "exact", "read x*1024"},
 		{"one byte over", "big", "too large: thing DIR/big: larger than 1 KiB (limit)"},
 		{"symlink to a regular file", "to-small", "read hello\n"},
-		{"named pipe, without blocking", "fifo", "not regular: thing: DIR/fifo: not a regular file (a named pipe)"},
-		{"symlink to a named pipe", "to-fifo", "not regular: thing: DIR/to-fifo: not a regular file (a named pipe)"},
-		{"symlink to /dev/zero", "zero", "not regular: thing: DIR/zero: not a regular file (a character device)"},
-		{"directory", "sub", "not regular: thing: DIR/sub: not a regular file (a directory)"},
-		{"missing", "nope", "error: thing: stat DIR/nope: no such file or directory"},
+		{"named pipe, without blocking", "fifo", "not regular: thing DIR/fifo: not a regular file (a named pipe)"},
+		{"symlink to a named pipe", "to-fifo", "not regular: thing DIR/to-fifo: not a regular file (a named pipe)"},
+		{"symlink to /dev/zero", "zero", "not regular: thing DIR/zero: not a regular file (a character device)"},
+		{"directory", "sub", "not regular: thing DIR/sub: not a regular file (a directory)"},
+		{"missing", "nope", "error: read thing: open DIR/nope: no such file or directory"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -97,7 +97,7 @@ func TestStream(t *testing.T) {
 		{"regular file", "small", "read hello\n"},
 		{"endless device", "/dev/zero", "too large: manifest /dev/zero: larger than 1 KiB (limit)"},
 		{"symlink to an endless device", "zero", "too large: manifest DIR/zero: larger than 1 KiB (limit)"},
-		{"directory", "sub", "not regular: manifest: DIR/sub: not a regular file (a directory)"},
+		{"directory", "sub", "not regular: manifest DIR/sub: not a regular file (a directory)"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -148,9 +148,9 @@ func TestRootFile(t *testing.T) {
 	}{
 		{"regular file", "small", "read hello\n"},
 		{"one byte over", "big", "too large: status DIR/big: larger than 1 KiB (limit)"},
-		{"symlink to /dev/zero", "zero", "error: status: statat zero: path escapes from parent"},
-		{"named pipe", "fifo", "not regular: status: DIR/fifo: not a regular file (a named pipe)"},
-		{"symlink out of the root", "sub/escape", "error: status: statat sub/escape: path escapes from parent"},
+		{"symlink to /dev/zero", "zero", "error: read status: open zero: path escapes from parent"},
+		{"named pipe", "fifo", "not regular: status DIR/fifo: not a regular file (a named pipe)"},
+		{"symlink out of the root", "sub/escape", "error: read status: open sub/escape: path escapes from parent"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
