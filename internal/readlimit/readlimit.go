@@ -2,11 +2,13 @@ package readlimit
 
 import (
 	"bufio"
+	"bytes"
 	"errors"
 	"fmt"
 	"io"
 	"io/fs"
 	"os"
+	"strings"
 
 	"github.com/cairn-ops/cairn/internal/bytesize"
 )
@@ -27,7 +29,8 @@ func (e *LimitError) Error() string {
 func (e *LimitError) Is(target error) bool { return target == ErrTooLarge }
 
 // File reads the regular file at path, at most limit bytes. what says what
-// the file is ("release manifest"); errors start with it. A named pipe, a
+// the file is ("release manifest"); errors start with it. With what empty
+// they name the path alone, as the file system's do. A named pipe, a
 // device, a socket or a directory is refused with ErrNotRegular without
 // being read (nor, for a pipe or a device, opened).
 func File(path, what string, limit int64) ([]byte, error) {
@@ -36,7 +39,7 @@ func File(path, what string, limit int64) ([]byte, error) {
 		return nil, named(what, err)
 	}
 	defer f.Close()
-	return Read(f, what+" "+path, limit)
+	return Read(f, strings.TrimSpace(what+" "+path), limit)
 }
 
 // Stream reads the file at path, at most limit bytes, like File, but also
@@ -69,13 +72,16 @@ func RootFile(root *os.Root, name, what string, limit int64) ([]byte, error) {
 		return nil, named(what, err)
 	}
 	defer f.Close()
-	return Read(f, what+" "+f.Name(), limit)
+	return Read(f, strings.TrimSpace(what+" "+f.Name()), limit)
 }
 
 // named puts what in front of an error opening a file: "read what: open
 // PATH: ..." for the file system's errors, "what PATH: not a regular
 // file (...)" for ours.
 func named(what string, err error) error {
+	if what == "" {
+		return err
+	}
 	if errors.Is(err, ErrNotRegular) {
 		return fmt.Errorf("%s %w", what, err)
 	}
@@ -155,9 +161,33 @@ type Lines struct {
 // NewLines returns a line reader of r. name names r in errors; maxLine is
 // the longest line accepted, without its newline.
 func NewLines(r io.Reader, name string, maxLine int) *Lines {
-	sc := bufio.NewScanner(r)
+	rec := &recorder{r: r}
+	sc := bufio.NewScanner(rec)
 	sc.Buffer(make([]byte, 0, min(maxLine+1, 64<<10)), maxLine+1)
+	// bufio.Scanner hands out the bytes after the last newline as a line
+	// also when reading stopped on an error (r past its limit, say): a
+	// cut line would read as a whole one. Stop with the error instead.
+	sc.Split(func(data []byte, atEOF bool) (int, []byte, error) {
+		if atEOF && rec.err != nil && len(data) > 0 && bytes.IndexByte(data, '\n') < 0 {
+			return 0, nil, rec.err
+		}
+		return bufio.ScanLines(data, atEOF)
+	})
 	return &Lines{sc: sc, name: name, maxLine: maxLine}
+}
+
+// recorder keeps the error that ended reading r, unless it is io.EOF.
+type recorder struct {
+	r   io.Reader
+	err error
+}
+
+func (r *recorder) Read(p []byte) (int, error) {
+	n, err := r.r.Read(p)
+	if err != nil && !errors.Is(err, io.EOF) {
+		r.err = err
+	}
+	return n, err
 }
 
 // Scan advances to the next line; false at the end or on an error.

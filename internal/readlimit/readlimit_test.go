@@ -218,15 +218,21 @@ func TestLines(t *testing.T) {
 		input string
 		want  []string
 		err   string
+		limit int64 // on the input as a whole; 0 for none
 	}{
-		{"short lines", "a\nbb\r\nccc", []string{"1:a", "2:bb", "3:ccc"}, ""},
-		{"a line at the limit", "abcd\nx\n", []string{"1:abcd", "2:x"}, ""},
-		{"a line over the limit", "a\nabcdef\nx\n", []string{"1:a"}, "status: line 2: larger than 4 B (limit)"},
-		{"endless zeros", strings.Repeat("\x00", 100), nil, "status: line 1: larger than 4 B (limit)"},
+		{"short lines", "a\nbb\r\nccc", []string{"1:a", "2:bb", "3:ccc"}, "", 0},
+		{"a line at the limit", "abcd\nx\n", []string{"1:abcd", "2:x"}, "", 0},
+		{"a line over the limit", "a\nabcdef\nx\n", []string{"1:a"}, "status: line 2: larger than 4 B (limit)", 0},
+		{"endless zeros", strings.Repeat("\x00", 100), nil, "status: line 1: larger than 4 B (limit)", 0},
+		{"input cut by its limit", "a\nb\nccc", []string{"1:a", "2:b"}, "input: larger than 6 B (limit)", 6},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			l := NewLines(strings.NewReader(tt.input), "status", 4)
+			var r io.Reader = strings.NewReader(tt.input)
+			if tt.limit > 0 {
+				r = NewReader(r, "input", tt.limit)
+			}
+			l := NewLines(r, "status", 4)
 			var got []string
 			for l.Scan() {
 				got = append(got, strings.Join([]string{string(rune('0' + l.Line())), l.Text()}, ":"))
@@ -243,6 +249,30 @@ func TestLines(t *testing.T) {
 			}
 			if diff := cmp.Diff(tt.err, errText); diff != "" {
 				t.Errorf("Err (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
+// TestOutput: a command writing past the limit is stopped, and Err names
+// the output and the limit.
+func TestOutput(t *testing.T) {
+	for _, tt := range []struct {
+		name  string
+		input string
+		want  string
+	}{
+		{"under", "abc", "read abc"},
+		{"over", "abcdefgh", "too large: output of x: larger than 4 B (limit)"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			o := NewOutput("output of x", 4)
+			_, err := io.Copy(o, iotestOneByte{strings.NewReader(tt.input)})
+			if err == nil {
+				err = o.Err()
+			}
+			if diff := cmp.Diff(tt.want, outcome(o.Bytes(), err)); diff != "" {
+				t.Errorf("(-want +got):\n%s", diff)
 			}
 		})
 	}
