@@ -23,6 +23,7 @@ import (
 
 	"github.com/cairn-ops/cairn/agent/apply"
 	"github.com/cairn-ops/cairn/agent/inventory"
+	"github.com/cairn-ops/cairn/internal/readlimit"
 	agentv1 "github.com/cairn-ops/cairn/proto/agent/v1"
 	inventoryv1 "github.com/cairn-ops/cairn/proto/inventory/v1"
 )
@@ -374,11 +375,15 @@ func hostOf(addr string) (string, error) {
 	return host, nil
 }
 
+// maxHostnameBytes bounds etc/hostname under a root (a name is at most
+// 253 bytes).
+const maxHostnameBytes = 4 << 10
+
 // Hostname is the name of the host the agent audits: the tree's
 // etc/hostname under a root other than "/", else the running host's name.
 func Hostname(root string) string {
 	if root != "" && root != "/" {
-		if b, err := os.ReadFile(filepath.Join(root, "etc", "hostname")); err == nil {
+		if b, err := readlimit.File(filepath.Join(root, "etc", "hostname"), "", maxHostnameBytes); err == nil {
 			if h := strings.TrimSpace(string(b)); h != "" {
 				return h
 			}

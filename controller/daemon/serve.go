@@ -73,7 +73,7 @@ func NewServer(cfg Config, log *slog.Logger) (*Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("load CA: %w", err)
 	}
-	serverCert, err := tls.LoadX509KeyPair(l.path(ServerCertFile), l.path(ServerKeyFile))
+	serverCert, err := pki.LoadKeyPair(l.path(ServerCertFile), l.path(ServerKeyFile))
 	if err != nil {
 		return nil, fmt.Errorf("load server certificate: %w", err)
 	}
@@ -295,9 +295,9 @@ func NewLogger(cfg Config, w io.Writer) *slog.Logger {
 
 // loadReleaseKey returns the ed25519 release-signing key in l.
 func loadReleaseKey(l layout) (ed25519.PrivateKey, error) {
-	data, err := os.ReadFile(l.path(ReleaseKeyFile))
+	data, err := pki.ReadPEMFile(l.path(ReleaseKeyFile), "release key")
 	if err != nil {
-		return nil, fmt.Errorf("read release key: %w", err)
+		return nil, err
 	}
 	key, err := pki.DecodeKey(data)
 	if err != nil {
