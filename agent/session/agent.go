@@ -40,6 +40,12 @@ const (
 	defaultRenewCheck = time.Hour
 	// DefaultChunkSize is the size of UploadAudit chunks.
 	DefaultChunkSize = 1 << 20
+	// maxRecvMsgBytes bounds one message from the controller, as
+	// grpc-go's default does, stated here because it is a limit the
+	// controller must keep: a deploy command carries a manifest (at most
+	// 1 MiB) and its signed bundle (at most 4 MiB, in practice the
+	// manifest's canonical JSON), an artifact chunk is 1 MiB.
+	maxRecvMsgBytes = 4 << 20
 )
 
 // DefaultKeepalive is the agent's keepalive: a ping every 30 s when the
@@ -230,6 +236,7 @@ func (a *Agent) session(ctx context.Context) (opened bool, err error) {
 	conn, err := grpc.NewClient(a.addr,
 		grpc.WithTransportCredentials(credentials.NewTLS(tlsConf)),
 		grpc.WithKeepaliveParams(*a.cfg.Keepalive),
+		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(maxRecvMsgBytes)),
 	)
 	if err != nil {
 		return false, fmt.Errorf("controller address %q: %w", a.addr, err)

@@ -1,13 +1,16 @@
 package ctl
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
+	"google.golang.org/protobuf/proto"
 )
 
 // sparse makes a file of size bytes that takes no room on disk.
@@ -106,5 +109,27 @@ func TestInputLimits(t *testing.T) {
 				t.Errorf("the controller received %T; want nothing sent", m)
 			}
 		})
+	}
+}
+
+// TestLargeAnswer: an answer larger than grpc-go's default 4 MiB (a whole
+// audit of a big host, a report of a big rollout) reaches cairnctl; the
+// controller may store audits up to its max_audit_bytes, 64 MiB by
+// default.
+func TestLargeAnswer(t *testing.T) {
+	f := startFake(t)
+	var pkgs []string
+	for i := range 60000 {
+		pkgs = append(pkgs, fmt.Sprintf("package-with-a-long-name-%06d=1.0.%d-1+deb12u1", i, i))
+	}
+	big := newAudit(t, "web1", ts(time.Hour), pkgs...)
+	if n := proto.Size(big); n < 5<<20 {
+		t.Fatalf("the audit is %d bytes; the test needs more than 5 MiB", n)
+	}
+	id := big.GetHashes().GetDocument()
+	f.audits[id] = big
+	r := f.run(t, nil, "", "audit", "show", id, "--summary")
+	if r.code != ExitOK {
+		t.Fatalf("audit show of a %d-byte audit: exit %d: %s", proto.Size(big), r.code, r.stderr)
 	}
 }

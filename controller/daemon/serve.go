@@ -35,6 +35,10 @@ import (
 
 // Server limits and timings.
 const (
+	// maxRecvMsgSize bounds one message from an agent or an operator (an
+	// audit or an artifact arrives in chunks of at most 1 MiB; a manifest
+	// is at most 1 MiB). A larger message is refused with
+	// ResourceExhausted before it is read whole.
 	maxRecvMsgSize = 4 << 20
 	// keepaliveTime is how long the server waits on an idle connection
 	// before pinging the agent, and keepaliveTimeout how long it waits for
