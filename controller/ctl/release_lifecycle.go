@@ -141,16 +141,15 @@ problem by line and field (exit 2).`,
 		if err != nil {
 			return usageError(err) // cannot happen: it validated
 		}
-		dir := artifacts
-		if dir == "" {
-			dir = m.Dir
-		}
 		digests := map[string]string{}
 		for _, c := range m.Components {
 			if c.Path == "" {
 				continue
 			}
-			path := filepath.Join(dir, c.Path)
+			path, err := m.LocalPath(c, artifacts)
+			if err != nil { // it validated: the tree changed since
+				return usageErrorf("%s:%d: component %s: %v; nothing created", file, c.Line, c.Name, err)
+			}
 			fmt.Fprintf(a.errOut, "pushing component %s (%s)\n", c.Name, path)
 			rec, err := a.pushFile(cmd.Context(), path, filepath.Base(c.Path), c.Kind)
 			if err != nil {

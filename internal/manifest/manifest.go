@@ -372,6 +372,26 @@ func (p *parser) component(n *yaml.Node, path string, c *Component) {
 	case hasDigest && hasSum:
 		p.add(n.Line, path+".sha256", "goes with path; digest already names the content")
 	}
+	if c.Path != "" && !filepath.IsAbs(c.Path) && !filepath.IsLocal(c.Path) {
+		line := n.Line
+		if v := valueOf(n, "path"); v != nil {
+			line = v.Line
+		}
+		p.add(line, path+".path", fmt.Sprintf("component %s: %q leaves the manifest's directory: %v", c.Name, c.Path, errOutsideHint))
+	}
+}
+
+// errOutsideHint says what a component path may be.
+var errOutsideHint = errors.New("a component's file must be inside the manifest's directory (or the --artifacts directory), because it is uploaded to the DML for every auditor to read")
+
+// valueOf returns the value of key in the mapping n, or nil.
+func valueOf(n *yaml.Node, key string) *yaml.Node {
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		if n.Content[i].Value == key {
+			return n.Content[i+1]
+		}
+	}
+	return nil
 }
 
 // hasKey reports whether the mapping n has key.

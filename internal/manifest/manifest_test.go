@@ -79,6 +79,8 @@ func TestParseProblems(t *testing.T) {
 		want []string // "line: field: message" prefixes
 	}{
 		{"empty", "", []string{"0: empty file"}},
+		{"component path leaving the directory", head + "components:\n  - {name: secret, kind: documentation, path: ../../outside-secret.txt}\n", []string{
+			`6: components[0].path: component secret: "../../outside-secret.txt" leaves the manifest's directory`}},
 		{"over the size limit", head + "notes: \"" + strings.Repeat("x", MaxBytes) + "\"\n", []string{"0: release manifest: larger than 1 MiB (limit)"}},
 		{"not a mapping", "- a\n- b\n", []string{"1: a manifest is a mapping"}},
 		{"syntax", "name: [\n", []string{"1: did not find expected node content"}},
