@@ -107,7 +107,7 @@ says so; the name and kind of the first push stay.`,
 			header: &controllerv1.PushHeader{
 				Name: name, Kind: kind, SizeBytes: info.Size(), Sha256: hex.EncodeToString(h.Sum(nil)),
 			},
-			progress: newProgress(a.errOut, info.Size()),
+			progress: newProgress(a.rawErr, info.Size()),
 		}
 		rec, err := p.push(cmd.Context(), resume)
 		if err != nil {
@@ -238,7 +238,7 @@ type progress struct {
 }
 
 func newProgress(w io.Writer, total int64) *progress {
-	f, ok := w.(*os.File)
+	f, ok := raw(w).(*os.File)
 	tty := false
 	if ok {
 		if fi, err := f.Stat(); err == nil && fi.Mode()&os.ModeCharDevice != 0 {

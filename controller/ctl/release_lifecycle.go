@@ -90,7 +90,7 @@ func (a *app) pushFile(ctx context.Context, path, name, kind string) (*controlle
 		header: &controllerv1.PushHeader{
 			Name: name, Kind: kind, SizeBytes: info.Size(), Sha256: hex.EncodeToString(h.Sum(nil)),
 		},
-		progress: newProgress(a.errOut, info.Size()),
+		progress: newProgress(a.rawErr, info.Size()),
 	}
 	return p.push(ctx, "")
 }
@@ -535,7 +535,7 @@ approvals and the deployments so far.`
 			_, err = a.out.Write(resp.GetContent())
 			return err
 		}
-		if err := atomicfile.Write(out, resp.GetContent(), 0o644); err != nil {
+		if err := atomicfile.Write(out, fileContent(f.name, resp.GetContent()), 0o644); err != nil {
 			return failedf("release %s: write %s: %w", what, out, err)
 		}
 		_, err = fmt.Fprintf(a.out, "%s: release %s of %s (%s, %d bytes)\n", out, what, args[0], f.name, len(resp.GetContent()))

@@ -27,6 +27,7 @@ import (
 	"fmt"
 	"io"
 	"strings"
+	"sync"
 	"unicode/utf8"
 )
 
@@ -138,8 +139,10 @@ func escape(b *strings.Builder, s string, field bool) {
 // Writer escapes what is written through it (as String) before passing
 // it on. It holds back the end of a write that may continue in the next
 // one (an incomplete UTF-8 sequence, a CR that may start a CR LF); Flush
-// writes it out escaped. It is not safe for concurrent use.
+// writes it out escaped. It is safe for concurrent use (a daemon's log
+// handlers share one).
 type Writer struct {
+	mu      sync.Mutex
 	w       io.Writer
 	pending []byte
 }
@@ -147,9 +150,15 @@ type Writer struct {
 // NewWriter returns a Writer escaping into w.
 func NewWriter(w io.Writer) *Writer { return &Writer{w: w} }
 
+// Unwrap returns the writer w escapes into, for output that is a
+// program's own control sequences (redrawing a screen), never input.
+func (w *Writer) Unwrap() io.Writer { return w.w }
+
 // Write escapes p and writes it on. It returns len(p) when the escaped
 // text was written in full.
 func (w *Writer) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
 	s := string(p)
 	if len(w.pending) > 0 {
 		s = string(w.pending) + s
@@ -177,6 +186,8 @@ func (w *Writer) Write(p []byte) (int, error) {
 
 // Flush writes out what Write held back, escaped as the end of the text.
 func (w *Writer) Flush() error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
 	if len(w.pending) == 0 {
 		return nil
 	}
