@@ -26,13 +26,13 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"os"
 	"path/filepath"
 	"strings"
 	"time"
 
 	"github.com/cairn-ops/cairn/agent/journal"
 	"github.com/cairn-ops/cairn/internal/manifest"
+	"github.com/cairn-ops/cairn/internal/readlimit"
 	"github.com/cairn-ops/cairn/internal/release"
 	"github.com/cairn-ops/cairn/plugins/sdk"
 )
@@ -109,11 +109,11 @@ func (r *Runner) log() *slog.Logger {
 // artifacts resolves the manifest's components to local paths, checking
 // each sha256 (or DML digest) the manifest gives. It returns what it
 // could resolve and one error per component it could not.
+//
+// A component's path must lead to a file inside the artifacts directory
+// (the manifest's when ArtifactsDir is empty), symlinks resolved
+// (manifest.LocalPath); plugins get that real path.
 func (r *Runner) artifacts(m *manifest.Manifest) (map[string]string, []error) {
-	dir := r.ArtifactsDir
-	if dir == "" {
-		dir = m.Dir
-	}
 	out := map[string]string{}
 	var errs []error
 	for _, c := range m.Components {
@@ -133,7 +133,7 @@ func (r *Runner) artifacts(m *manifest.Manifest) (map[string]string, []error) {
 			errs = append(errs, fmt.Errorf("%w: component %s is in the DML (digest %s): local apply needs a path to the file, or an --artifacts dir with it", ErrArtifact, c.Name, c.Digest))
 			continue
 		}
-		path, err := filepath.Abs(filepath.Join(dir, c.Path))
+		path, err := m.LocalPath(c, r.ArtifactsDir)
 		if err == nil {
 			err = checkFile(path, c.SHA256)
 		}
@@ -157,16 +157,16 @@ func (r *Runner) verifyRelease(m *manifest.Manifest) error {
 		return fmt.Errorf("%w: %w: %s is not the manifest of release %s@%s (digest %s)",
 			ErrUnverified, release.ErrTampered, m.File, r.Bundle.Name, r.Bundle.Version, r.Bundle.Digest)
 	}
-	dir := r.ArtifactsDir
-	if dir == "" {
-		dir = m.Dir
-	}
 	paths := map[string]string{}
 	for _, c := range m.Components {
 		if p, ok := r.ArtifactPaths[c.Name]; ok {
 			paths[c.Name] = p
 		} else if c.Path != "" {
-			paths[c.Name] = filepath.Join(dir, c.Path)
+			p, err := m.LocalPath(c, r.ArtifactsDir)
+			if err != nil {
+				return fmt.Errorf("%w: component %s (%s:%d): %w", ErrUnverified, c.Name, m.File, c.Line, err)
+			}
+			paths[c.Name] = p
 		}
 	}
 	if err := release.Verify(r.Bundle, r.ReleaseKey, paths); err != nil {
@@ -175,17 +175,14 @@ func (r *Runner) verifyRelease(m *manifest.Manifest) error {
 	return nil
 }
 
+// checkFile checks that path is a regular file (without opening a named
+// pipe or a device) with the sha256 want, when want is given.
 func checkFile(path, want string) error {
-	f, err := os.Open(path)
+	f, err := readlimit.Open(path)
 	if err != nil {
 		return err
 	}
 	defer f.Close()
-	if fi, err := f.Stat(); err != nil {
-		return err
-	} else if !fi.Mode().IsRegular() {
-		return fmt.Errorf("%s is not a regular file", path)
-	}
 	if want == "" {
 		return nil
 	}

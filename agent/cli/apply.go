@@ -1,7 +1,6 @@
 package cli
 
 import (
-	"bufio"
 	"context"
 	"crypto/ed25519"
 	"encoding/json"
@@ -23,6 +22,8 @@ import (
 	"github.com/cairn-ops/cairn/agent/pluginhost"
 	"github.com/cairn-ops/cairn/agent/session"
 	"github.com/cairn-ops/cairn/internal/manifest"
+	"github.com/cairn-ops/cairn/internal/pki"
+	"github.com/cairn-ops/cairn/internal/readlimit"
 	"github.com/cairn-ops/cairn/internal/release"
 	"github.com/cairn-ops/cairn/plugins/builtin"
 	"github.com/cairn-ops/cairn/plugins/sdk"
@@ -227,7 +228,7 @@ func runApply(ctx context.Context, in io.Reader, s *streams, f applyFlags) error
 
 // loadBundle reads a signed release bundle (JSON).
 func loadBundle(path string) (*release.Bundle, error) {
-	data, err := os.ReadFile(path)
+	data, err := readlimit.Stream(path, "release bundle", release.MaxBundleBytes)
 	if err != nil {
 		return nil, fmt.Errorf("--bundle: %w", err)
 	}
@@ -242,7 +243,7 @@ func loadBundle(path string) (*release.Bundle, error) {
 // when path is empty, from the identity the agent saved at enrollment.
 func loadReleaseKey(path, dataDir string) (ed25519.PublicKey, error) {
 	if path != "" {
-		data, err := os.ReadFile(path)
+		data, err := readlimit.Stream(path, "release key", pki.MaxPEMBytes)
 		if err != nil {
 			return nil, fmt.Errorf("--release-key: %w", err)
 		}
@@ -305,6 +306,9 @@ func (a hostAdapter) Start(ctx context.Context, name string) (apply.Instance, er
 	return apply.Instance{Plugin: inst.Plugin, Close: inst.Close}, nil
 }
 
+// maxNoteBytes bounds a confirmation note typed at the prompt.
+const maxNoteBytes = 64 << 10
+
 // confirmer confirms manual steps from --confirm notes or, on a
 // terminal, by asking.
 func confirmer(in io.Reader, prompt io.Writer, notes map[string]string) apply.ConfirmFunc {
@@ -312,7 +316,7 @@ func confirmer(in io.Reader, prompt io.Writer, notes map[string]string) apply.Co
 	if u, err := user.Current(); err == nil {
 		by = u.Username
 	}
-	var lines *bufio.Reader
+	var lines *readlimit.Lines
 	return func(ctx context.Context, step, instructions string) (*sdk.Confirmation, error) {
 		now := time.Now().UTC().Format(time.RFC3339)
 		if note, ok := notes[step]; ok {
@@ -323,12 +327,17 @@ func confirmer(in io.Reader, prompt io.Writer, notes map[string]string) apply.Co
 			return nil, fmt.Errorf("step %s needs an operator's confirmation: pass --confirm %s=NOTE: %w", step, step, apply.ErrConfirmation)
 		}
 		if lines == nil {
-			lines = bufio.NewReader(in)
+			lines = readlimit.NewLines(in, "confirmation note", maxNoteBytes)
 		}
 		fmt.Fprintf(prompt, "\nStep %s needs an operator's confirmation:\n  %s\nType a note saying what was done (empty to refuse): ", step, instructions)
-		note, err := lines.ReadString('\n')
-		note = strings.TrimSpace(note)
-		if note == "" || (err != nil && !errors.Is(err, io.EOF)) {
+		if !lines.Scan() {
+			if err := lines.Err(); err != nil {
+				return nil, fmt.Errorf("step %s: %w: %w", step, err, apply.ErrConfirmation)
+			}
+			return nil, fmt.Errorf("step %s: the operator did not confirm: %w", step, apply.ErrConfirmation)
+		}
+		note := strings.TrimSpace(lines.Text())
+		if note == "" {
 			return nil, fmt.Errorf("step %s: the operator did not confirm: %w", step, apply.ErrConfirmation)
 		}
 		return &sdk.Confirmation{By: by, Note: note, At: now}, nil

@@ -12,6 +12,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/cairn-ops/cairn/internal/termsafe"
 	"github.com/cairn-ops/cairn/internal/version"
 )
 
@@ -48,7 +49,19 @@ type streams struct {
 }
 
 // Execute runs cairn-agent with args and returns the process exit code.
+//
+// What it prints can hold input (audits, manifests, plugin messages,
+// errors quoting them): both streams pass internal/termsafe, which escapes
+// what a terminal would act on; JSON stays JSON with the same values.
+// (plugin serve, which speaks go-plugin's protocol, writes to the process's
+// own stdout, not here.)
 func Execute(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	out, errOut := termsafe.NewWriter(stdout), termsafe.NewWriter(stderr)
+	defer func() {
+		_ = out.Flush() // a failed write to a terminal has no one to tell
+		_ = errOut.Flush()
+	}()
+	stdout, stderr = out, errOut
 	s := &streams{
 		out:    stdout,
 		errOut: stderr,

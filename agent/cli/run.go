@@ -13,6 +13,8 @@ import (
 
 	"github.com/cairn-ops/cairn/agent/inventory"
 	"github.com/cairn-ops/cairn/agent/session"
+	"github.com/cairn-ops/cairn/internal/pki"
+	"github.com/cairn-ops/cairn/internal/readlimit"
 	"github.com/cairn-ops/cairn/internal/version"
 )
 
@@ -197,7 +199,7 @@ func enroll(cmd *cobra.Command, f runFlags, hostname string, log *slog.Logger) (
 	if len(missing) > 0 {
 		return nil, fmt.Errorf("%s holds no identity yet; to enroll, give %s", f.dataDir, strings.Join(missing, ", "))
 	}
-	caPEM, err := os.ReadFile(f.caFile)
+	caPEM, err := readlimit.Stream(f.caFile, "CA certificate", pki.MaxPEMBytes)
 	if err != nil {
 		return nil, fmt.Errorf("--ca: %w", err)
 	}

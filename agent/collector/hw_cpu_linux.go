@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
-	"os"
 	"slices"
 
 	"github.com/jaypipes/ghw"
@@ -90,7 +89,7 @@ func hwCPUFreqMaxMHz(env Env, cores []*ghwcpu.ProcessorCore) uint64 {
 // processors cpufreq said nothing about, when the SMBIOS table lists as many
 // populated sockets as there are processors. procs are in socket order.
 func hwCPUSMBIOSMaxMHz(env Env, procs []*inventoryv1.Processor) {
-	table, err := os.ReadFile(env.Path(hwSMBIOSTablePath))
+	table, err := readHostFile(env, hwSMBIOSTablePath, maxSMBIOSBytes)
 	if err != nil {
 		if !errors.Is(err, fs.ErrNotExist) {
 			env.warnf("cpu max frequency: %v", err)

@@ -1,12 +1,10 @@
 package collector
 
 import (
-	"bufio"
 	"context"
 	"errors"
 	"fmt"
 	"io/fs"
-	"os"
 	"strconv"
 	"strings"
 
@@ -43,12 +41,12 @@ func (Memory) Collect(ctx context.Context, env Env, out *inventoryv1.Audit) erro
 
 // hwMemTotal returns MemTotal from /proc/meminfo, in bytes.
 func hwMemTotal(env Env) (uint64, error) {
-	f, err := os.Open(env.Path("/proc/meminfo"))
+	path := env.Path("/proc/meminfo")
+	sc, f, err := hostFileLines(env, "/proc/meminfo", maxProcBytes)
 	if err != nil {
 		return 0, fmt.Errorf("read memory size: %w", err)
 	}
 	defer f.Close()
-	sc := bufio.NewScanner(f)
 	for sc.Scan() {
 		rest, ok := strings.CutPrefix(sc.Text(), "MemTotal:")
 		if !ok {
@@ -60,19 +58,19 @@ func hwMemTotal(env Env) (uint64, error) {
 		}
 		kb, err := strconv.ParseUint(fields[0], 10, 64)
 		if err != nil {
-			return 0, fmt.Errorf("read %s: MemTotal %q: %w", f.Name(), rest, err)
+			return 0, fmt.Errorf("read %s: MemTotal %q: %w", path, rest, err)
 		}
 		return kb * 1024, nil
 	}
 	if err := sc.Err(); err != nil {
-		return 0, fmt.Errorf("read %s: %w", f.Name(), err)
+		return 0, readErr(path, err)
 	}
-	return 0, fmt.Errorf("read %s: no MemTotal line", f.Name())
+	return 0, fmt.Errorf("read %s: no MemTotal line", path)
 }
 
 // hwMemoryModules returns the DIMMs in the SMBIOS table, if it can be read.
 func hwMemoryModules(env Env) ([]*inventoryv1.MemoryModule, bool) {
-	table, err := os.ReadFile(env.Path(hwSMBIOSTablePath))
+	table, err := readHostFile(env, hwSMBIOSTablePath, maxSMBIOSBytes)
 	if err != nil {
 		if errors.Is(err, fs.ErrPermission) {
 			env.warnf("memory modules unknown: %v (root only)", err)

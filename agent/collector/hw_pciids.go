@@ -1,7 +1,6 @@
 package collector
 
 import (
-	"bufio"
 	"compress/gzip"
 	"errors"
 	"io"
@@ -11,6 +10,8 @@ import (
 	"strings"
 
 	"github.com/jaypipes/pcidb"
+
+	"github.com/cairn-ops/cairn/internal/readlimit"
 )
 
 // hwPCIIDsPaths are where distributions install the pci.ids database, in the
@@ -48,14 +49,14 @@ func hwLoadPCIDB(env Env) (*pcidb.PCIDB, bool) {
 	}
 	for _, p := range hwPCIIDsPaths {
 		path := env.Path(p)
-		f, err := os.Open(path)
+		f, err := openHostFile(path)
 		if err != nil {
 			if !errors.Is(err, fs.ErrNotExist) {
 				env.warnf("pci.ids: %v", err)
 			}
 			continue
 		}
-		db, err := hwParsePCIIDs(f, strings.HasSuffix(p, ".gz"), hwWantedPCIIDs(env))
+		db, err := hwParsePCIIDs(readlimit.NewReader(f, path, maxPCIIDsBytes), strings.HasSuffix(p, ".gz"), hwWantedPCIIDs(env))
 		f.Close()
 		if err != nil {
 			env.warnf("load pci.ids %s: %v", path, err)
@@ -75,7 +76,7 @@ func hwWantedPCIIDs(env Env) hwPCIWanted {
 		return w
 	}
 	id := func(dev, name string) string {
-		b, err := os.ReadFile(filepath.Join(dir, dev, name))
+		b, err := readlimit.File(filepath.Join(dir, dev, name), "", maxAttrBytes)
 		if err != nil {
 			return ""
 		}
@@ -104,7 +105,8 @@ func hwParsePCIIDs(r io.Reader, gz bool, want hwPCIWanted) (*pcidb.PCIDB, error)
 			return nil, err
 		}
 		defer zr.Close()
-		r = zr
+		// Bound what it inflates to as well: a small file can hold a lot.
+		r = readlimit.NewReader(zr, "pci.ids (uncompressed)", maxPCIIDsBytes)
 	}
 	db := &pcidb.PCIDB{
 		Classes:  map[string]*pcidb.Class{},
@@ -118,8 +120,7 @@ func hwParsePCIIDs(r io.Reader, gz bool, want hwPCIWanted) (*pcidb.PCIDB, error)
 		subclass *pcidb.Subclass
 		inClass  bool
 	)
-	sc := bufio.NewScanner(r)
-	sc.Buffer(make([]byte, 64<<10), 1<<20)
+	sc := readlimit.NewLines(r, "pci.ids", maxLineBytes)
 	for sc.Scan() {
 		line := sc.Text()
 		if line == "" || line[0] == '#' {

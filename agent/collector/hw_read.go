@@ -3,7 +3,6 @@ package collector
 import (
 	"errors"
 	"io/fs"
-	"os"
 	"slices"
 	"strconv"
 	"strings"
@@ -11,9 +10,10 @@ import (
 
 // hwReadFile returns the trimmed content of the host file p (an absolute
 // path as seen on the audited host) read under env's root. The error is
-// os.ReadFile's, naming the path on disk.
+// the file system's, naming the path on disk, or readlimit's for a file
+// that is not a regular file or is larger than maxAttrBytes.
 func hwReadFile(env Env, p string) (string, error) {
-	b, err := os.ReadFile(env.Path(p))
+	b, err := readHostFile(env, p, maxAttrBytes)
 	if err != nil {
 		return "", err
 	}

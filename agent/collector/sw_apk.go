@@ -1,10 +1,10 @@
 package collector
 
 import (
-	"bufio"
 	"fmt"
 	"io"
-	"os"
+
+	"github.com/cairn-ops/cairn/internal/readlimit"
 )
 
 // apkInstalled is apk-tools' database of installed packages.
@@ -21,8 +21,7 @@ type apkPackage struct {
 // fields are skipped. A stanza without P or V is an error naming the file
 // and line.
 func parseAPKInstalled(r io.Reader, file string, fn func(apkPackage) error) error {
-	sc := bufio.NewScanner(r)
-	sc.Buffer(make([]byte, 0, 64*1024), 16*1024*1024)
+	sc := readlimit.NewLines(r, file, maxLineBytes)
 	var (
 		cur    apkPackage
 		in     bool
@@ -63,19 +62,19 @@ func parseAPKInstalled(r io.Reader, file string, fn func(apkPackage) error) erro
 		}
 	}
 	if err := sc.Err(); err != nil {
-		return fmt.Errorf("read %s: %w", file, err)
+		return readErr(file, err)
 	}
 	return finish()
 }
 
 func readAPKInstalled(file string) ([]apkPackage, error) {
-	f, err := os.Open(file)
+	f, err := openHostFile(file)
 	if err != nil {
 		return nil, fmt.Errorf("open apk database: %w", err)
 	}
 	defer f.Close()
 	var pkgs []apkPackage
-	err = parseAPKInstalled(f, file, func(p apkPackage) error {
+	err = parseAPKInstalled(readlimit.NewReader(f, file, maxPackageDBBytes), file, func(p apkPackage) error {
 		pkgs = append(pkgs, p)
 		return nil
 	})

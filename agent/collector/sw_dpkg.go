@@ -1,7 +1,6 @@
 package collector
 
 import (
-	"bufio"
 	"bytes"
 	"errors"
 	"fmt"
@@ -12,6 +11,8 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+
+	"github.com/cairn-ops/cairn/internal/readlimit"
 )
 
 // dpkgAdminDir is dpkg's database directory on the audited host.
@@ -73,8 +74,7 @@ func dpkgSyntaxError(file string, line int, format string, args ...any) error {
 // that is not three known words, an installed package without Version, a
 // Version with embedded spaces, and the same name:arch twice in one file.
 func parseDpkgStatus(r io.Reader, file string, fn func(dpkgPackage) error) error {
-	sc := bufio.NewScanner(r)
-	sc.Buffer(make([]byte, 0, 64*1024), 64*1024*1024)
+	sc := readlimit.NewLines(r, file, maxLineBytes)
 
 	var (
 		lineNo    int
@@ -190,7 +190,7 @@ func parseDpkgStatus(r io.Reader, file string, fn func(dpkgPackage) error) error
 		}
 	}
 	if err := sc.Err(); err != nil {
-		return fmt.Errorf("read %s: line %d: %w", file, lineNo+1, err)
+		return readErr(file, err)
 	}
 	return finish()
 }
@@ -241,12 +241,12 @@ func readDpkgDatabase(admindir string) ([]dpkgPackage, error) {
 }
 
 func parseDpkgFile(file string, fn func(dpkgPackage) error) error {
-	f, err := os.Open(file)
+	f, err := openHostFile(file)
 	if err != nil {
 		return fmt.Errorf("open dpkg database: %w", err)
 	}
 	defer f.Close()
-	return parseDpkgStatus(f, file, fn)
+	return parseDpkgStatus(readlimit.NewReader(f, file, maxPackageDBBytes), file, fn)
 }
 
 func swContains(list []string, s string) bool {

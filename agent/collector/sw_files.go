@@ -15,6 +15,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/cairn-ops/cairn/internal/readlimit"
 	inventoryv1 "github.com/cairn-ops/cairn/proto/inventory/v1"
 )
 
@@ -283,7 +284,7 @@ func swModeString(m fs.FileMode) string {
 // hashFile returns the sha256 of the first size bytes of rel and how many
 // bytes were read.
 func swHashFile(env Env, root *os.Root, rel string, size int64) (string, int64, error) {
-	f, err := root.Open(rel)
+	f, err := readlimit.OpenRoot(root, rel)
 	if err != nil {
 		return "", 0, fmt.Errorf("hash %s: %w", env.Path(swHostPath(rel)), pathErrCause(err))
 	}
@@ -301,7 +302,7 @@ func swHashFile(env Env, root *os.Root, rel string, size int64) (string, int64, 
 // names stay empty.
 func readIDNames(root *os.Root, rel string) map[uint32]string {
 	names := make(map[uint32]string)
-	b, err := root.ReadFile(rel)
+	b, err := readlimit.RootFile(root, rel, "", maxAccountsBytes)
 	if err != nil {
 		return names
 	}

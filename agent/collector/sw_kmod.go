@@ -1,17 +1,16 @@
 package collector
 
 import (
-	"bufio"
 	"context"
 	"errors"
 	"fmt"
 	"io"
 	"io/fs"
-	"os"
 	"sort"
 	"strconv"
 	"strings"
 
+	"github.com/cairn-ops/cairn/internal/readlimit"
 	inventoryv1 "github.com/cairn-ops/cairn/proto/inventory/v1"
 )
 
@@ -29,7 +28,7 @@ func (KernelModules) Section() string { return "kernel_modules" }
 // Collect implements Collector.
 func (KernelModules) Collect(ctx context.Context, env Env, out *inventoryv1.Audit) error {
 	path := env.Path("/proc/modules")
-	f, err := os.Open(path)
+	f, err := openHostFile(path)
 	if errors.Is(err, fs.ErrNotExist) && swIsDir(env.Path("/proc/sys/kernel")) {
 		// A kernel built without module support has no /proc/modules:
 		// no modules are loaded. Without /proc at all nothing is known.
@@ -40,7 +39,7 @@ func (KernelModules) Collect(ctx context.Context, env Env, out *inventoryv1.Audi
 		return fmt.Errorf("kernel modules: %w", err)
 	}
 	defer f.Close()
-	mods, err := parseProcModules(f, path)
+	mods, err := parseProcModules(readlimit.NewReader(f, path, maxProcBytes), path)
 	if err != nil {
 		return err
 	}
@@ -55,7 +54,7 @@ func (KernelModules) Collect(ctx context.Context, env Env, out *inventoryv1.Audi
 // used_by is "-" when empty. Modules are sorted by name, used_by too.
 func parseProcModules(f io.Reader, path string) ([]*inventoryv1.KernelModule, error) {
 	var mods []*inventoryv1.KernelModule
-	sc := bufio.NewScanner(f)
+	sc := readlimit.NewLines(f, path, maxLineBytes)
 	lineNo := 0
 	for sc.Scan() {
 		lineNo++

@@ -1,7 +1,6 @@
 package collector
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"errors"
@@ -10,6 +9,7 @@ import (
 	"os"
 	"strings"
 
+	"github.com/cairn-ops/cairn/internal/readlimit"
 	inventoryv1 "github.com/cairn-ops/cairn/proto/inventory/v1"
 )
 
@@ -102,8 +102,11 @@ func swCheckRoot(env Env) error {
 // root, or "" when it is missing or cannot be read: every caller has a
 // fallback or reports the empty field.
 func swReadOptional(env Env, p string) string {
-	b, err := os.ReadFile(env.Path(p))
+	b, err := readHostFile(env, p, maxConfigBytes)
 	if err != nil {
+		if unreadable(err) {
+			env.warn(err.Error())
+		}
 		return ""
 	}
 	return trimNul(string(b))
@@ -113,8 +116,11 @@ func swReadOptional(env Env, p string) string {
 // non-empty, non-comment line.
 func swFirstLine(env Env, paths ...string) string {
 	for _, p := range paths {
-		b, err := os.ReadFile(env.Path(p))
+		b, err := readHostFile(env, p, maxConfigBytes)
 		if err != nil {
+			if unreadable(err) {
+				env.warn(err.Error())
+			}
 			continue
 		}
 		for _, line := range strings.Split(string(b), "\n") {
@@ -132,7 +138,7 @@ func swFirstLine(env Env, paths ...string) string {
 func readOSRelease(env Env) (map[string]string, error) {
 	var errs []string
 	for _, p := range []string{"/etc/os-release", "/usr/lib/os-release"} {
-		b, err := os.ReadFile(env.Path(p))
+		b, err := readHostFile(env, p, maxConfigBytes)
 		if err != nil {
 			errs = append(errs, err.Error())
 			continue
@@ -150,7 +156,7 @@ func readOSRelease(env Env) (map[string]string, error) {
 // with an invalid key are skipped.
 func parseOSRelease(b []byte) map[string]string {
 	vars := make(map[string]string)
-	sc := bufio.NewScanner(bytes.NewReader(b))
+	sc := readlimit.NewLines(bytes.NewReader(b), "os-release", maxLineBytes)
 	for sc.Scan() {
 		line := strings.TrimSpace(sc.Text())
 		if line == "" || line[0] == '#' {
@@ -336,13 +342,11 @@ func detectVirtualization(env Env) string {
 }
 
 func cpuinfoHasHypervisorFlag(env Env) bool {
-	f, err := os.Open(env.Path("/proc/cpuinfo"))
+	sc, f, err := hostFileLines(env, "/proc/cpuinfo", maxProcBytes)
 	if err != nil {
 		return false
 	}
 	defer f.Close()
-	sc := bufio.NewScanner(f)
-	sc.Buffer(make([]byte, 0, 64*1024), 1024*1024)
 	for sc.Scan() {
 		key, value, ok := strings.Cut(sc.Text(), ":")
 		if !ok || strings.TrimSpace(key) != "flags" {
@@ -363,7 +367,7 @@ func detectContainer(env Env, kernelRelease string) string {
 	if c := swReadOptional(env, "/run/systemd/container"); c != "" {
 		return c
 	}
-	if b, err := os.ReadFile(env.Path("/proc/1/environ")); err == nil {
+	if b, err := readHostFile(env, "/proc/1/environ", maxProcBytes); err == nil {
 		for _, kv := range bytes.Split(b, []byte{0}) {
 			if v, ok := bytes.CutPrefix(kv, []byte("container=")); ok && len(v) > 0 {
 				return string(v)

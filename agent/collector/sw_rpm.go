@@ -1,12 +1,13 @@
 package collector
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"fmt"
 	"os/exec"
 	"strings"
+
+	"github.com/cairn-ops/cairn/internal/readlimit"
 )
 
 // rpmDBDir is where rpm keeps its database on the audited host.
@@ -28,20 +29,20 @@ type rpmPackage struct {
 // database formats (bdb, ndb, sqlite) are not parsed directly.
 func queryRPM(ctx context.Context, rpmBin, root string) ([]rpmPackage, error) {
 	cmd := exec.CommandContext(ctx, rpmBin, "-qa", "--root", root, "--nodigest", "--nosignature", "--qf", rpmQueryFormat)
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	out, err := cmd.Output()
-	if err != nil {
-		return nil, fmt.Errorf("run rpm -qa --root %s: %w: %s", root, err, oneLine(strings.TrimSpace(stderr.String())))
+	stdout := readlimit.NewOutput("output of rpm -qa", maxToolOutputBytes)
+	stderr := readlimit.NewOutput("errors of rpm -qa", maxToolErrBytes)
+	cmd.Stdout, cmd.Stderr = stdout, stderr
+	if err := cmd.Run(); err != nil {
+		return nil, toolError("run rpm -qa --root "+root, err, stdout, stderr)
 	}
-	return parseRPMOutput(out)
+	return parseRPMOutput(stdout.Bytes())
 }
 
 // parseRPMOutput parses rpmQueryFormat output. The version is
 // "EPOCH:VERSION-RELEASE", without "EPOCH:" when rpm prints "(none)".
 func parseRPMOutput(out []byte) ([]rpmPackage, error) {
 	var pkgs []rpmPackage
-	sc := bufio.NewScanner(bytes.NewReader(out))
+	sc := readlimit.NewLines(bytes.NewReader(out), "rpm -qa output", maxLineBytes)
 	lineNo := 0
 	for sc.Scan() {
 		lineNo++

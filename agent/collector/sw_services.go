@@ -1,7 +1,6 @@
 package collector
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"errors"
@@ -15,6 +14,7 @@ import (
 	"strings"
 	"syscall"
 
+	"github.com/cairn-ops/cairn/internal/readlimit"
 	inventoryv1 "github.com/cairn-ops/cairn/proto/inventory/v1"
 )
 
@@ -174,13 +174,13 @@ func swIsDir(p string) bool {
 // loaded unit.
 func activeStates(ctx context.Context) (map[string]string, error) {
 	cmd := exec.CommandContext(ctx, "systemctl", "list-units", "--all", "--no-legend", "--plain", "--full", "--no-pager")
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	outb, err := cmd.Output()
-	if err != nil {
-		return nil, fmt.Errorf("systemctl list-units: %w: %s", err, oneLine(strings.TrimSpace(stderr.String())))
+	stdout := readlimit.NewOutput("output of systemctl list-units", maxToolOutputBytes)
+	stderr := readlimit.NewOutput("errors of systemctl list-units", maxToolErrBytes)
+	cmd.Stdout, cmd.Stderr = stdout, stderr
+	if err := cmd.Run(); err != nil {
+		return nil, toolError("systemctl list-units", err, stdout, stderr)
 	}
-	return parseListUnits(outb), nil
+	return parseListUnits(stdout.Bytes()), nil
 }
 
 // parseListUnits parses `systemctl list-units --plain --no-legend`:
@@ -188,7 +188,7 @@ func activeStates(ctx context.Context) (map[string]string, error) {
 // versions.
 func parseListUnits(b []byte) map[string]string {
 	states := make(map[string]string)
-	sc := bufio.NewScanner(bytes.NewReader(b))
+	sc := readlimit.NewLines(bytes.NewReader(b), "systemctl list-units", maxLineBytes)
 	for sc.Scan() {
 		f := strings.Fields(sc.Text())
 		if len(f) > 0 && (f[0] == "●" || f[0] == "*") {
@@ -372,7 +372,7 @@ func (s *unitScanner) load(name, p string, depth int) (*installInfo, error) {
 			info.masked = true
 			return info, nil
 		}
-		b, err := os.ReadFile(s.env.Path(p))
+		b, err := readHostFile(s.env, p, maxConfigBytes)
 		if err != nil {
 			return nil, err
 		}
@@ -432,8 +432,10 @@ func (s *unitScanner) applyDropIns(info *installInfo) {
 	}
 	sort.Strings(names)
 	for _, n := range names {
-		if b, err := os.ReadFile(s.env.Path(files[n])); err == nil {
+		if b, err := readHostFile(s.env, files[n], maxConfigBytes); err == nil {
 			parseInstallSection(b, info)
+		} else if unreadable(err) {
+			s.env.warn(err.Error())
 		}
 	}
 }

@@ -3,7 +3,6 @@ package collector
 import (
 	"context"
 	"fmt"
-	"os"
 	"strconv"
 	"strings"
 
@@ -69,7 +68,7 @@ func (Volatile) Collect(ctx context.Context, env Env, out *inventoryv1.Audit) er
 		sec.MemoryAvailableBytes = vm.Available
 	}
 
-	if b, err := os.ReadFile(env.Path("/proc/stat")); err != nil {
+	if b, err := readHostFile(env, "/proc/stat", maxProcBytes); err != nil {
 		warn(fmt.Errorf("boot time: %w", err))
 	} else {
 		for _, line := range strings.Split(string(b), "\n") {
@@ -91,7 +90,7 @@ func (Volatile) Collect(ctx context.Context, env Env, out *inventoryv1.Audit) er
 // procFields returns the whitespace-separated fields of a one-line /proc
 // file, at least min of them.
 func swProcFields(env Env, p string, min int) ([]string, error) {
-	b, err := os.ReadFile(env.Path(p))
+	b, err := readHostFile(env, p, maxAttrBytes)
 	if err != nil {
 		return nil, err
 	}

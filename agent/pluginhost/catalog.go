@@ -4,7 +4,6 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"os"
 	"path/filepath"
 	"regexp"
 	"slices"
@@ -13,6 +12,7 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/cairn-ops/cairn/internal/digest"
+	"github.com/cairn-ops/cairn/internal/readlimit"
 )
 
 // CatalogFile is the name of the catalog inside the catalog directory.
@@ -47,12 +47,16 @@ type Entry struct {
 
 var nameRE = regexp.MustCompile(`^[a-z0-9][a-z0-9._-]*$`)
 
+// MaxCatalogBytes bounds catalog.yaml: a name, a file and a sha256 per
+// plugin.
+const MaxCatalogBytes = 1 << 20
+
 // LoadCatalog reads DIR/catalog.yaml. Errors name the file and line.
 func LoadCatalog(dir string) (*Catalog, error) {
 	path := filepath.Join(dir, CatalogFile)
-	data, err := os.ReadFile(path)
+	data, err := readlimit.File(path, "plugin catalog", MaxCatalogBytes)
 	if err != nil {
-		return nil, fmt.Errorf("read plugin catalog: %w", err)
+		return nil, err
 	}
 	entries, err := parseCatalog(data, path)
 	if err != nil {

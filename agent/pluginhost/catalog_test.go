@@ -3,8 +3,10 @@ package pluginhost
 import (
 	"errors"
 	"io/fs"
+	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -132,5 +134,55 @@ func TestCatalogLookup(t *testing.T) {
 	var nilCat *Catalog
 	if _, ok := nilCat.Lookup("motd"); ok || nilCat.Entries() != nil {
 		t.Error("a nil catalog is not empty")
+	}
+}
+
+// TestLoadCatalogLimit: catalog.yaml past MaxCatalogBytes, or not a
+// regular file, is refused with an error naming it.
+func TestLoadCatalogLimit(t *testing.T) {
+	big := t.TempDir()
+	if err := os.WriteFile(filepath.Join(big, CatalogFile), nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Truncate(filepath.Join(big, CatalogFile), MaxCatalogBytes+1); err != nil {
+		t.Fatal(err)
+	}
+	fifo := t.TempDir()
+	if err := syscall.Mkfifo(filepath.Join(fifo, CatalogFile), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, tt := range []struct{ name, dir, want string }{
+		{"over the limit", big, "plugin catalog " + filepath.Join(big, CatalogFile) + ": larger than 1 MiB (limit)"},
+		{"a named pipe", fifo, "plugin catalog " + filepath.Join(fifo, CatalogFile) + ": not a regular file (a named pipe)"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := LoadCatalog(tt.dir)
+			if err == nil || err.Error() != tt.want {
+				t.Errorf("LoadCatalog: %v, want %s", err, tt.want)
+			}
+		})
+	}
+}
+
+// TestPluginOutputBounded: a plugin writing without newlines cannot fill
+// the agent's memory: lines are kept up to maxPluginLine and say they
+// were cut; the next line is whole again.
+func TestPluginOutputBounded(t *testing.T) {
+	var got []string
+	w := &lineWriter{fn: func(l string) { got = append(got, l) }}
+	tl := newTail(3)
+	chunk := []byte(strings.Repeat("x", 1000))
+	for range 10000 { // 10 MB, no newline
+		w.Write(chunk)
+		tl.Write(chunk)
+	}
+	w.Write([]byte("tail of the long line\nnext\n"))
+	tl.Write([]byte("tail of the long line\nnext\n"))
+	want := []string{strings.Repeat("x", maxPluginLine) + cutNote, "next"}
+	if len(got) != len(want) || got[0] != want[0] || got[1] != want[1] {
+		t.Errorf("lines: %d of them, first %d bytes; want the first cut at %d bytes and then %q", len(got), len(got[0]), maxPluginLine, "next")
+	}
+	if n := len(tl.String()); n > 2*maxPluginLine {
+		t.Errorf("tail keeps %d bytes", n)
 	}
 }

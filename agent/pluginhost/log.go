@@ -149,58 +149,83 @@ func attrs(args []any) []slog.Attr {
 	return out
 }
 
-// lineWriter calls fn once per complete line written to it.
+// maxPluginLine bounds one line of a plugin's output as the host keeps
+// it: a plugin (an external one is less trusted than the agent) that
+// writes without newlines must not fill the agent's memory. The rest of a
+// longer line is dropped, and the line says so.
+const maxPluginLine = 64 << 10
+
+// cutNote ends a line cut at maxPluginLine.
+const cutNote = " [cut: line longer than 64 KiB]"
+
+// lineWriter calls fn once per complete line written to it, each at most
+// maxPluginLine bytes.
 type lineWriter struct {
 	mu  sync.Mutex
 	buf bytes.Buffer
 	fn  func(string)
+	// skipping: the line in progress was cut; drop it to its newline.
+	skipping bool
 }
 
 func (w *lineWriter) Write(p []byte) (int, error) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	w.buf.Write(p)
-	for {
-		i := bytes.IndexByte(w.buf.Bytes(), '\n')
-		if i < 0 {
-			break
+	for rest := p; len(rest) > 0; {
+		i := bytes.IndexByte(rest, '\n')
+		chunk := rest
+		if i >= 0 {
+			chunk, rest = rest[:i], rest[i+1:]
+		} else {
+			rest = nil
 		}
-		line := strings.TrimRight(string(w.buf.Next(i+1)), "\r\n")
-		w.fn(line)
+		if !w.skipping {
+			n := min(len(chunk), maxPluginLine-w.buf.Len())
+			w.buf.Write(chunk[:n])
+			if n < len(chunk) { // the line is longer than maxPluginLine
+				w.fn(strings.TrimRight(w.buf.String(), "\r") + cutNote)
+				w.buf.Reset()
+				w.skipping = true
+			}
+		}
+		if i >= 0 {
+			if !w.skipping {
+				w.fn(strings.TrimRight(w.buf.String(), "\r"))
+			}
+			w.buf.Reset()
+			w.skipping = false
+		}
 	}
 	return len(p), nil
 }
 
-// tail keeps the last n lines written to it: the plugin's raw stderr, for
-// crash reports.
+// tail keeps the last n lines written to it, each at most maxPluginLine
+// bytes: the plugin's raw stderr, for crash reports.
 type tail struct {
 	mu    sync.Mutex
 	n     int
 	lines []string
-	part  bytes.Buffer
+	lw    lineWriter
 }
 
-func newTail(n int) *tail { return &tail{n: n} }
-
-func (t *tail) Write(p []byte) (int, error) {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	t.part.Write(p)
-	for {
-		i := bytes.IndexByte(t.part.Bytes(), '\n')
-		if i < 0 {
-			break
-		}
-		line := strings.TrimRight(string(t.part.Next(i+1)), "\r\n")
+func newTail(n int) *tail {
+	t := &tail{n: n}
+	t.lw.fn = func(line string) {
 		if line == "" {
-			continue
+			return
 		}
 		t.lines = append(t.lines, readable(line))
 		if len(t.lines) > t.n {
 			t.lines = t.lines[len(t.lines)-t.n:]
 		}
 	}
-	return len(p), nil
+	return t
+}
+
+func (t *tail) Write(p []byte) (int, error) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.lw.Write(p)
 }
 
 // String returns the kept lines (and any unterminated last line), joined
@@ -209,8 +234,8 @@ func (t *tail) String() string {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	lines := slices.Clone(t.lines)
-	if t.part.Len() > 0 {
-		lines = append(lines, t.part.String())
+	if t.lw.buf.Len() > 0 {
+		lines = append(lines, t.lw.buf.String())
 	}
 	return strings.Join(lines, " | ")
 }

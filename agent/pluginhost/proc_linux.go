@@ -10,6 +10,8 @@ import (
 	"strconv"
 	"strings"
 	"syscall"
+
+	"github.com/cairn-ops/cairn/internal/readlimit"
 )
 
 // setProcessGroup makes the plugin the leader of a new process group, so
@@ -92,10 +94,14 @@ func descendants(root int) (pids, pgids []int) {
 	return pids, pgids
 }
 
+// maxStatBytes bounds /proc/PID/stat: one line of numbers and a command
+// name of at most 16 bytes.
+const maxStatBytes = 64 << 10
+
 // readStat returns a process's parent and process group from
 // /proc/PID/stat.
 func readStat(pid int) (ppid, pgid int, ok bool) {
-	stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	stat, err := readlimit.File(fmt.Sprintf("/proc/%d/stat", pid), "", maxStatBytes)
 	if err != nil {
 		return 0, 0, false
 	}
@@ -117,7 +123,7 @@ func readStat(pid int) (ppid, pgid int, ok bool) {
 // processGone reports whether pid has exited: no longer in /proc, or a
 // zombie waiting to be reaped.
 func processGone(pid int) bool {
-	stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	stat, err := readlimit.File(fmt.Sprintf("/proc/%d/stat", pid), "", maxStatBytes)
 	if err != nil {
 		return true
 	}

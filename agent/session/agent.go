@@ -23,6 +23,7 @@ import (
 
 	"github.com/cairn-ops/cairn/agent/apply"
 	"github.com/cairn-ops/cairn/agent/inventory"
+	"github.com/cairn-ops/cairn/internal/readlimit"
 	agentv1 "github.com/cairn-ops/cairn/proto/agent/v1"
 	inventoryv1 "github.com/cairn-ops/cairn/proto/inventory/v1"
 )
@@ -39,6 +40,12 @@ const (
 	defaultRenewCheck = time.Hour
 	// DefaultChunkSize is the size of UploadAudit chunks.
 	DefaultChunkSize = 1 << 20
+	// maxRecvMsgBytes bounds one message from the controller, as
+	// grpc-go's default does, stated here because it is a limit the
+	// controller must keep: a deploy command carries a manifest (at most
+	// 1 MiB) and its signed bundle (at most 4 MiB, in practice the
+	// manifest's canonical JSON), an artifact chunk is 1 MiB.
+	maxRecvMsgBytes = 4 << 20
 )
 
 // DefaultKeepalive is the agent's keepalive: a ping every 30 s when the
@@ -229,6 +236,7 @@ func (a *Agent) session(ctx context.Context) (opened bool, err error) {
 	conn, err := grpc.NewClient(a.addr,
 		grpc.WithTransportCredentials(credentials.NewTLS(tlsConf)),
 		grpc.WithKeepaliveParams(*a.cfg.Keepalive),
+		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(maxRecvMsgBytes)),
 	)
 	if err != nil {
 		return false, fmt.Errorf("controller address %q: %w", a.addr, err)
@@ -374,11 +382,15 @@ func hostOf(addr string) (string, error) {
 	return host, nil
 }
 
+// maxHostnameBytes bounds etc/hostname under a root (a name is at most
+// 253 bytes).
+const maxHostnameBytes = 4 << 10
+
 // Hostname is the name of the host the agent audits: the tree's
 // etc/hostname under a root other than "/", else the running host's name.
 func Hostname(root string) string {
 	if root != "" && root != "/" {
-		if b, err := os.ReadFile(filepath.Join(root, "etc", "hostname")); err == nil {
+		if b, err := readlimit.File(filepath.Join(root, "etc", "hostname"), "", maxHostnameBytes); err == nil {
 			if h := strings.TrimSpace(string(b)); h != "" {
 				return h
 			}

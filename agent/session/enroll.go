@@ -80,7 +80,8 @@ func Enroll(ctx context.Context, opts EnrollOptions) (*Identity, error) {
 	}
 
 	creds := credentials.NewTLS(clientTLS(roots, serverName, nil))
-	conn, err := grpc.NewClient(opts.Controller, grpc.WithTransportCredentials(creds))
+	conn, err := grpc.NewClient(opts.Controller, grpc.WithTransportCredentials(creds),
+		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(maxRecvMsgBytes)))
 	if err != nil {
 		return nil, fmt.Errorf("controller address %q: %w", opts.Controller, err)
 	}

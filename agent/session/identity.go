@@ -14,6 +14,7 @@ import (
 
 	"github.com/cairn-ops/cairn/internal/atomicfile"
 	"github.com/cairn-ops/cairn/internal/pki"
+	"github.com/cairn-ops/cairn/internal/readlimit"
 )
 
 // Files in the agent's data directory.
@@ -42,16 +43,19 @@ type Identity struct {
 	EnrolledAt       time.Time `json:"enrolled_at"`
 }
 
+// maxIdentityBytes bounds identity.json: a node ID, an address, a key.
+const maxIdentityBytes = 64 << 10
+
 // LoadIdentity reads dir/identity.json. It returns ErrNotEnrolled when
 // the file does not exist.
 func LoadIdentity(dir string) (*Identity, error) {
 	path := filepath.Join(dir, IdentityFile)
-	data, err := os.ReadFile(path)
+	data, err := readlimit.File(path, "identity", maxIdentityBytes)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, fmt.Errorf("%w: no %s in %s", ErrNotEnrolled, IdentityFile, dir)
 	}
 	if err != nil {
-		return nil, fmt.Errorf("read identity: %w", err)
+		return nil, err
 	}
 	var id Identity
 	if err := json.Unmarshal(data, &id); err != nil {
@@ -88,11 +92,7 @@ func LoadCredentials(dir string) (*Credentials, error) {
 		return nil, err
 	}
 	read := func(name string) ([]byte, error) {
-		b, err := os.ReadFile(filepath.Join(dir, name))
-		if err != nil {
-			return nil, fmt.Errorf("read node credentials: %w", err)
-		}
-		return b, nil
+		return pki.ReadPEMFile(filepath.Join(dir, name), "node credentials")
 	}
 	keyPEM, err := read(KeyFile)
 	if err != nil {

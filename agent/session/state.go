@@ -5,12 +5,12 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
-	"os"
 	"path/filepath"
 	"slices"
 	"sync"
 
 	"github.com/cairn-ops/cairn/internal/atomicfile"
+	"github.com/cairn-ops/cairn/internal/readlimit"
 	agentv1 "github.com/cairn-ops/cairn/proto/agent/v1"
 )
 
@@ -21,6 +21,10 @@ const (
 	maxCompleted = 1000
 	// maxOutbox is how many unacknowledged results are kept.
 	maxOutbox = 1000
+	// maxStateBytes bounds state.json as read back: what the bounds above
+	// let it hold, a full outbox of the largest results (their reports
+	// base64 in JSON) and the completed IDs.
+	maxStateBytes = maxOutbox*(maxPayloadBytes*4/3+maxErrorBytes+4<<10) + maxCompleted*256
 	// helloCompleted is how many of the most recent completed IDs Hello
 	// carries. The agent checks every redelivery against all it keeps.
 	helloCompleted = 100
@@ -61,11 +65,11 @@ func (r result) proto() *agentv1.CommandResult {
 // loadState reads dir/state.json; a missing file is an empty state.
 func loadState(dir string) (*state, error) {
 	s := &state{path: filepath.Join(dir, StateFile), index: map[string]bool{}}
-	data, err := os.ReadFile(s.path)
+	data, err := readlimit.File(s.path, "agent state", maxStateBytes)
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
 	case err != nil:
-		return nil, fmt.Errorf("read agent state: %w", err)
+		return nil, err
 	default:
 		if err := json.Unmarshal(data, &s.disk); err != nil {
 			return nil, fmt.Errorf("read agent state %s: %w", s.path, err)

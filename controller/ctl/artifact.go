@@ -19,6 +19,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/cairn-ops/cairn/internal/atomicfile"
+	"github.com/cairn-ops/cairn/internal/readlimit"
 	controllerv1 "github.com/cairn-ops/cairn/proto/controller/v1"
 )
 
@@ -89,7 +90,7 @@ says so; the name and kind of the first push stay.`,
 		if name == "" {
 			name = filepath.Base(path)
 		}
-		f, err := os.Open(path)
+		f, err := readlimit.Open(path)
 		if err != nil {
 			return usageError(fmt.Errorf("artifact push: %w", err))
 		}
@@ -97,9 +98,6 @@ says so; the name and kind of the first push stay.`,
 		info, err := f.Stat()
 		if err != nil {
 			return usageError(fmt.Errorf("artifact push: %w", err))
-		}
-		if !info.Mode().IsRegular() {
-			return usageErrorf("artifact push: %s is not a regular file", path)
 		}
 		h := sha256.New()
 		if _, err := io.Copy(h, f); err != nil {
@@ -116,7 +114,7 @@ says so; the name and kind of the first push stay.`,
 			header: &controllerv1.PushHeader{
 				Name: name, Kind: kind, SizeBytes: info.Size(), Sha256: hex.EncodeToString(h.Sum(nil)),
 			},
-			progress: newProgress(a.errOut, info.Size()),
+			progress: newProgress(a.rawErr, info.Size()),
 		}
 		rec, err := p.push(cmd.Context(), resume)
 		if err != nil {
@@ -262,7 +260,7 @@ type progress struct {
 }
 
 func newProgress(w io.Writer, total int64) *progress {
-	f, ok := w.(*os.File)
+	f, ok := raw(w).(*os.File)
 	tty := false
 	if ok {
 		if fi, err := f.Stat(); err == nil && fi.Mode()&os.ModeCharDevice != 0 {

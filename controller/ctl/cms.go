@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"html"
 	"io"
-	"os"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -15,6 +14,7 @@ import (
 
 	"github.com/cairn-ops/cairn/internal/audit"
 	"github.com/cairn-ops/cairn/internal/diff"
+	"github.com/cairn-ops/cairn/internal/readlimit"
 	controllerv1 "github.com/cairn-ops/cairn/proto/controller/v1"
 )
 
@@ -520,6 +520,11 @@ names) for other tools, or for 'cms import' on another controller.`,
 	return cmd
 }
 
+// maxImportBytes bounds the document cms import reads. The nodes and
+// services in it go to the controller in one request, which the
+// controller takes up to 4 MiB (protobuf, smaller than the JSON).
+const maxImportBytes = 16 << 20
+
 func (a *app) newCMSImportCommand() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "import FILE",
@@ -540,9 +545,9 @@ they stay the controller's own.`,
 			err  error
 		)
 		if file == "-" {
-			data, err = io.ReadAll(a.in)
+			data, err = readlimit.Read(a.in, "import document on standard input", maxImportBytes)
 		} else {
-			data, err = os.ReadFile(file)
+			data, err = readlimit.Stream(file, "import document", maxImportBytes)
 		}
 		if err != nil {
 			return usageErrorf("import: %v", err)

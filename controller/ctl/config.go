@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"go.yaml.in/yaml/v3"
+
+	"github.com/cairn-ops/cairn/internal/readlimit"
 )
 
 // Defaults.
@@ -121,12 +123,15 @@ func defaultConfigPath(getenv func(string) string) string {
 	return ""
 }
 
+// maxConfigBytes bounds the config file: three keys.
+const maxConfigBytes = 64 << 10
+
 // readConfigFile reads a YAML config file; unknown keys are errors, so a
 // typo does not silently fall back to a default.
 func readConfigFile(path string, warn func(string)) (Config, error) {
-	data, err := os.ReadFile(path)
+	data, err := readlimit.Stream(path, "config file", maxConfigBytes)
 	if err != nil {
-		return Config{}, fmt.Errorf("read config: %w", err)
+		return Config{}, err
 	}
 	var cfg Config
 	dec := yaml.NewDecoder(bytes.NewReader(data))

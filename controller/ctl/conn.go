@@ -4,10 +4,12 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
-	"os"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials"
+
+	"github.com/cairn-ops/cairn/internal/pki"
+	"github.com/cairn-ops/cairn/internal/readlimit"
 )
 
 // bearer presents an operator's token on every call as
@@ -22,6 +24,13 @@ func (b bearer) GetRequestMetadata(context.Context, ...string) (map[string]strin
 
 func (bearer) RequireTransportSecurity() bool { return true }
 
+// maxRecvMsgBytes bounds one answer from the controller. grpc-go's default
+// (4 MiB) is too small for what cairnctl asks for: a whole audit (the
+// controller keeps audits up to its max_audit_bytes, 64 MiB of JSON by
+// default, less as protobuf), the report of a large rollout, a CMS export.
+// The controller is the party cairnctl has verified and trusts.
+const maxRecvMsgBytes = 256 << 20
+
 // dial makes a client connection to the controller in cfg. grpc.NewClient
 // connects lazily: an unreachable controller shows up as Unavailable on
 // the first call.
@@ -29,9 +38,10 @@ func dial(cfg Config) (*grpc.ClientConn, error) {
 	if cfg.CA == "" {
 		return nil, usageError(ErrNoCA)
 	}
-	pemBytes, err := os.ReadFile(cfg.CA)
+	// Stream: a CA is often given as a process substitution <(...).
+	pemBytes, err := readlimit.Stream(cfg.CA, "CA certificate", pki.MaxPEMBytes)
 	if err != nil {
-		return nil, usageErrorf("read CA: %v: pass --ca or set CAIRN_CA to the controller's ca.pem", err)
+		return nil, usageErrorf("%v: pass --ca or set CAIRN_CA to the controller's ca.pem", err)
 	}
 	pool := x509.NewCertPool()
 	if !pool.AppendCertsFromPEM(pemBytes) {
@@ -42,6 +52,7 @@ func dial(cfg Config) (*grpc.ClientConn, error) {
 			RootCAs:    pool,
 			MinVersion: tls.VersionTLS12,
 		})),
+		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(maxRecvMsgBytes)),
 	}
 	if cfg.Token != "" {
 		opts = append(opts, grpc.WithPerRPCCredentials(bearer(cfg.Token)))

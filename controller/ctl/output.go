@@ -17,6 +17,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/cairn-ops/cairn/internal/jsonyaml"
+	"github.com/cairn-ops/cairn/internal/termsafe"
 )
 
 // Output formats.
@@ -128,12 +129,15 @@ func newTable(w io.Writer) *table {
 	return &table{tw: tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)}
 }
 
+// row adds a row. A cell's tabs and newlines become spaces and what else
+// a terminal would act on is escaped (internal/termsafe) before the
+// columns are measured, so escaped cells still line up.
 func (t *table) row(cells ...string) {
 	for i, c := range cells {
 		if c == "" {
 			c = "-"
 		}
-		cells[i] = strings.NewReplacer("\t", " ", "\n", " ").Replace(c)
+		cells[i] = termsafe.String(strings.NewReplacer("\t", " ", "\n", " ", "\r\n", " ").Replace(c))
 	}
 	fmt.Fprintln(t.tw, strings.Join(cells, "\t"))
 }
@@ -143,6 +147,17 @@ func (t *table) flush() error {
 		return fmt.Errorf("write table: %w", err)
 	}
 	return nil
+}
+
+// fileContent is what a report written to a file with --out holds: text
+// and Markdown are for people, who read them in a terminal too, so they
+// are escaped as standard output is; JSON and HTML are left as they are
+// (JSON escapes control characters itself, HTML opens in a browser).
+func fileContent(format string, content []byte) []byte {
+	if format == formatText || format == formatMarkdown {
+		return []byte(termsafe.String(string(content)))
+	}
+	return content
 }
 
 // kvList renders a map as "k=v,k2=v2", sorted by key.

@@ -17,6 +17,7 @@ import (
 	"github.com/cairn-ops/cairn/agent/pluginhost"
 	"github.com/cairn-ops/cairn/internal/manifest"
 	"github.com/cairn-ops/cairn/internal/preflight"
+	"github.com/cairn-ops/cairn/internal/readlimit"
 	"github.com/cairn-ops/cairn/plugins/builtin"
 )
 
@@ -183,45 +184,44 @@ func (v *validation) checkComponents(m *manifest.Manifest, artifactsDir string) 
 			continue
 		}
 		cc.Source = c.Path
-		path := filepath.Join(dir, c.Path)
-		status, err := checkArtifact(path, c.SHA256)
+		shown := filepath.Join(dir, c.Path)
+		path, err := m.LocalPath(c, artifactsDir)
+		status := ""
+		switch {
+		case errors.Is(err, os.ErrNotExist):
+			err = fmt.Errorf("%s does not exist (component paths are relative to the manifest's directory or --artifacts)", shown)
+		case err == nil:
+			status, err = checkArtifact(path, shown, c.SHA256)
+		}
 		if err != nil {
 			cc.Status = "missing or bad"
-			v.Problems = append(v.Problems, fileProblem{File: m.File, Line: c.Line, Field: fmt.Sprintf("components[%d].path", i), Message: err.Error()})
+			v.Problems = append(v.Problems, fileProblem{File: m.File, Line: c.Line, Field: fmt.Sprintf("components[%d].path", i), Message: "component " + c.Name + ": " + err.Error()})
 		} else {
 			cc.Status = status
-			if abs, err := filepath.Abs(path); err == nil {
-				paths[c.Name] = abs
-			}
+			paths[c.Name] = path
 		}
 		v.Components = append(v.Components, cc)
 	}
 	return paths
 }
 
-func checkArtifact(path, want string) (string, error) {
-	f, err := os.Open(path)
-	if errors.Is(err, os.ErrNotExist) {
-		return "", fmt.Errorf("%s does not exist (component paths are relative to the manifest's directory or --artifacts)", path)
-	}
+// checkArtifact checks the regular file at path against its sha256 (want,
+// if given); messages call it shown.
+func checkArtifact(path, shown, want string) (string, error) {
+	f, err := readlimit.Open(path)
 	if err != nil {
 		return "", err
 	}
 	defer f.Close()
-	if fi, err := f.Stat(); err != nil {
-		return "", err
-	} else if !fi.Mode().IsRegular() {
-		return "", fmt.Errorf("%s is not a regular file", path)
-	}
 	if want == "" {
 		return "ok (no sha256 given)", nil
 	}
 	h := sha256.New()
 	if _, err := io.Copy(h, f); err != nil {
-		return "", fmt.Errorf("read %s: %w", path, err)
+		return "", fmt.Errorf("read %s: %w", shown, err)
 	}
 	if got := hex.EncodeToString(h.Sum(nil)); got != want {
-		return "", fmt.Errorf("sha256 of %s is %s, the manifest says %s", path, got, want)
+		return "", fmt.Errorf("sha256 of %s is %s, the manifest says %s", shown, got, want)
 	}
 	return "ok (sha256 matches)", nil
 }

@@ -6,7 +6,6 @@ import (
 	"encoding/hex"
 	"fmt"
 	"io"
-	"os"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -17,6 +16,7 @@ import (
 	"github.com/cairn-ops/cairn/agent/pluginhost"
 	"github.com/cairn-ops/cairn/internal/atomicfile"
 	"github.com/cairn-ops/cairn/internal/manifest"
+	"github.com/cairn-ops/cairn/internal/readlimit"
 	controllerv1 "github.com/cairn-ops/cairn/proto/controller/v1"
 )
 
@@ -66,7 +66,7 @@ files. The author of a release cannot record its test result.`,
 // pushFile uploads the file at path into the DML as name and kind,
 // resuming a broken stream, and returns its record.
 func (a *app) pushFile(ctx context.Context, path, name, kind string) (*controllerv1.ArtifactRecord, error) {
-	f, err := os.Open(path)
+	f, err := readlimit.Open(path)
 	if err != nil {
 		return nil, usageError(fmt.Errorf("artifact push: %w", err))
 	}
@@ -74,9 +74,6 @@ func (a *app) pushFile(ctx context.Context, path, name, kind string) (*controlle
 	info, err := f.Stat()
 	if err != nil {
 		return nil, usageError(fmt.Errorf("artifact push: %w", err))
-	}
-	if !info.Mode().IsRegular() {
-		return nil, usageErrorf("artifact push: %s is not a regular file", path)
 	}
 	h := sha256.New()
 	if _, err := io.Copy(h, f); err != nil {
@@ -93,7 +90,7 @@ func (a *app) pushFile(ctx context.Context, path, name, kind string) (*controlle
 		header: &controllerv1.PushHeader{
 			Name: name, Kind: kind, SizeBytes: info.Size(), Sha256: hex.EncodeToString(h.Sum(nil)),
 		},
-		progress: newProgress(a.errOut, info.Size()),
+		progress: newProgress(a.rawErr, info.Size()),
 	}
 	return p.push(ctx, "")
 }
@@ -144,16 +141,15 @@ problem by line and field (exit 2).`,
 		if err != nil {
 			return usageError(err) // cannot happen: it validated
 		}
-		dir := artifacts
-		if dir == "" {
-			dir = m.Dir
-		}
 		digests := map[string]string{}
 		for _, c := range m.Components {
 			if c.Path == "" {
 				continue
 			}
-			path := filepath.Join(dir, c.Path)
+			path, err := m.LocalPath(c, artifacts)
+			if err != nil { // it validated: the tree changed since
+				return usageErrorf("%s:%d: component %s: %v; nothing created", file, c.Line, c.Name, err)
+			}
 			fmt.Fprintf(a.errOut, "pushing component %s (%s)\n", c.Name, path)
 			rec, err := a.pushFile(cmd.Context(), path, filepath.Base(c.Path), c.Kind)
 			if err != nil {
@@ -539,7 +535,7 @@ approvals and the deployments so far.`
 			_, err = a.out.Write(resp.GetContent())
 			return err
 		}
-		if err := atomicfile.Write(out, resp.GetContent(), 0o644); err != nil {
+		if err := atomicfile.Write(out, fileContent(f.name, resp.GetContent()), 0o644); err != nil {
 			return failedf("release %s: write %s: %w", what, out, err)
 		}
 		_, err = fmt.Fprintf(a.out, "%s: release %s of %s (%s, %d bytes)\n", out, what, args[0], f.name, len(resp.GetContent()))

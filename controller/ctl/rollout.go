@@ -496,7 +496,10 @@ func (a *app) follow(ctx context.Context, id string, w io.Writer) (*controllerv1
 			return last, rpcErr("watch rollout "+id, err)
 		}
 		if tty {
-			fmt.Fprint(w, "\x1b[H\x1b[2J"+statusText(rec, a.now())+"\n(watching; Ctrl-C stops watching, not the rollout)\n")
+			// The redraw is cairnctl's own; the view holds input and goes
+			// through w's escaping.
+			fmt.Fprint(raw(w), "\x1b[H\x1b[2J")
+			fmt.Fprint(w, statusText(rec, a.now())+"\n(watching; Ctrl-C stops watching, not the rollout)\n")
 		} else {
 			for _, line := range changeLines(last, rec, a.now()) {
 				fmt.Fprintf(w, "%s %s\n", a.now().Format("15:04:05"), line)
@@ -679,7 +682,7 @@ report is one self-contained file that opens offline and prints.
 			_, err = a.out.Write(resp.GetContent())
 			return err
 		}
-		if err := atomicfile.Write(out, resp.GetContent(), 0o644); err != nil {
+		if err := atomicfile.Write(out, fileContent(f.name, resp.GetContent()), 0o644); err != nil {
 			return failedf("rollout report: %w", err)
 		}
 		_, err = fmt.Fprintf(a.out, "wrote %s (%d bytes)\n", out, len(resp.GetContent()))

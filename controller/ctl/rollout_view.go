@@ -19,15 +19,25 @@ import (
 // nodeDone are the node states a node's deployment ends in.
 var nodeDone = []string{"passed", "failed", "unreachable", "skipped", "rolled_back", "rollback_failed", "aborted"}
 
-// isTerminal reports whether w is a terminal (a character device): rollout
-// watch then redraws the status view instead of printing lines.
+// isTerminal reports whether w (or the writer a termsafe.Writer escapes
+// into) is a terminal, a character device: rollout watch then redraws the
+// status view instead of printing lines.
 func isTerminal(w io.Writer) bool {
-	f, ok := w.(interface{ Stat() (os.FileInfo, error) })
+	f, ok := raw(w).(interface{ Stat() (os.FileInfo, error) })
 	if !ok {
 		return false
 	}
 	fi, err := f.Stat()
 	return err == nil && fi.Mode()&os.ModeCharDevice != 0
+}
+
+// raw returns the writer under a termsafe.Writer (w itself otherwise),
+// for cairnctl's own control sequences.
+func raw(w io.Writer) io.Writer {
+	if u, ok := w.(interface{ Unwrap() io.Writer }); ok {
+		return u.Unwrap()
+	}
+	return w
 }
 
 // plural renders "1 node", "3 nodes".

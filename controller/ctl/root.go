@@ -11,14 +11,20 @@ import (
 	"github.com/spf13/cobra"
 	"google.golang.org/grpc"
 
+	"github.com/cairn-ops/cairn/internal/termsafe"
 	"github.com/cairn-ops/cairn/internal/version"
 )
 
 // app is one run of cairnctl: where it reads and writes, its resolved
 // configuration and its connection to the controller.
 type app struct {
-	in          io.Reader
+	in io.Reader
+	// out and errOut are where commands write; execute makes every byte
+	// of both pass internal/termsafe (see there). rawErr is the standard
+	// error itself, for the upload progress's carriage returns only (raw
+	// does the same for rollout watch's redraw).
 	out, errOut io.Writer
+	rawErr      io.Writer
 	getenv      func(string) string
 	now         func() time.Time
 	// pollInterval is how often audit run --wait asks for progress
@@ -40,6 +46,15 @@ func Execute(ctx context.Context, args []string, stdin io.Reader, stdout, stderr
 }
 
 func (a *app) execute(ctx context.Context, args []string) int {
+	// Everything cairnctl prints can hold input (manifests, audits from
+	// agents, names, errors quoting them): escape what a terminal would
+	// act on, in one place. JSON stays JSON with the same values.
+	out, errOut := termsafe.NewWriter(a.out), termsafe.NewWriter(a.errOut)
+	a.out, a.errOut, a.rawErr = out, errOut, a.errOut
+	defer func() {
+		_ = out.Flush() // a failed write to a terminal has no one to tell
+		_ = errOut.Flush()
+	}()
 	root := a.newRootCommand()
 	root.SetArgs(args)
 	root.SetIn(a.in)

@@ -12,6 +12,7 @@ import (
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 
+	"github.com/cairn-ops/cairn/internal/termsafe"
 	"github.com/cairn-ops/cairn/internal/version"
 )
 
@@ -31,7 +32,17 @@ func (e *usageError) Unwrap() error { return e.err }
 
 // Execute runs cairn-controller with args and returns the exit code.
 // Configuration comes from the environment through os.LookupEnv.
+//
+// Both streams pass internal/termsafe: the log holds what agents and
+// operators send (hostnames, names, errors quoting them), and a terminal
+// must not act on it. JSON logs stay JSON with the same values.
 func Execute(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	out, errOut := termsafe.NewWriter(stdout), termsafe.NewWriter(stderr)
+	defer func() {
+		_ = out.Flush() // a failed write to a terminal has no one to tell
+		_ = errOut.Flush()
+	}()
+	stdout, stderr = out, errOut
 	root := newRootCommand(stdout, stderr, os.LookupEnv)
 	root.SetArgs(args)
 	root.SetOut(stdout)

@@ -23,6 +23,7 @@ import (
 	"github.com/cairn-ops/cairn/controller/rollout"
 	"github.com/cairn-ops/cairn/internal/bytesize"
 	"github.com/cairn-ops/cairn/internal/limits"
+	"github.com/cairn-ops/cairn/internal/readlimit"
 )
 
 // Config is cairn-controller serve's configuration. It is built once, from
@@ -222,6 +223,13 @@ type Sources struct {
 	Flags map[string]string
 }
 
+// Limits on the files the configuration is read from. The daemon reads
+// regular files only: a named pipe would hold its start.
+const (
+	maxConfigBytes = 1 << 20
+	maxSecretBytes = 64 << 10
+)
+
 // Load builds the configuration: defaults, then the file, then the
 // environment, then flags, validated once.
 func Load(src Sources) (Config, error) {
@@ -241,14 +249,14 @@ func Load(src Sources) (Config, error) {
 		}
 	}
 	if path != "" {
-		data, err := os.ReadFile(path)
+		data, err := readlimit.File(path, "config", maxConfigBytes)
 		switch {
 		case err == nil:
 			if err := loadYAML(&c, path, data); err != nil {
 				return Config{}, err
 			}
 		case explicit || !errors.Is(err, os.ErrNotExist):
-			return Config{}, fmt.Errorf("read config: %w", err)
+			return Config{}, err
 		}
 	}
 	for _, s := range settings {
@@ -373,9 +381,9 @@ func readSecretFile(dir, name string) (string, error) {
 	if !filepath.IsAbs(name) {
 		name = filepath.Join(dir, name)
 	}
-	data, err := os.ReadFile(name)
+	data, err := readlimit.File(name, "secret", maxSecretBytes)
 	if err != nil {
-		return "", fmt.Errorf("read secret: %w", err)
+		return "", err
 	}
 	secret := strings.TrimRight(string(data), "\r\n")
 	if secret == "" {

@@ -183,6 +183,9 @@ func TestCLI(t *testing.T) {
 		{name: "bad config", args: []string{"serve", "--data-dir", dir, "--listen", "nowhere"}, wantCode: ExitUsage, wantErr: `listen address "nowhere"`},
 		{name: "serve uninitialized", args: []string{"serve", "--data-dir", t.TempDir()}, wantCode: ExitFailed, wantErr: "run 'cairn-controller init --data-dir"},
 		{name: "unknown command", args: []string{"start"}, wantCode: ExitUsage, wantErr: `unknown command "start"`},
+		// What the controller prints passes internal/termsafe.
+		{name: "an error quoting terminal controls", args: []string{"serve", "--config", "/nonexistent/\x1b[2J\u202e.yaml"}, wantCode: ExitUsage,
+			wantErr: `open /nonexistent/\x1b[2J\u202e.yaml: no such file or directory`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

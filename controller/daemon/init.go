@@ -185,9 +185,9 @@ func writeReleaseKey(l layout) error {
 // loadReleasePublicKey returns the raw ed25519 public key of the release
 // key in l.
 func loadReleasePublicKey(l layout) (ed25519.PublicKey, error) {
-	data, err := os.ReadFile(l.path(ReleaseKeyFile))
+	data, err := pki.ReadPEMFile(l.path(ReleaseKeyFile), "release key")
 	if err != nil {
-		return nil, fmt.Errorf("read release key: %w", err)
+		return nil, err
 	}
 	key, err := pki.DecodeKey(data)
 	if err != nil {

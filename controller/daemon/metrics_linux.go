@@ -1,20 +1,20 @@
 package daemon
 
 import (
-	"bufio"
-	"os"
+	"bytes"
 	"strconv"
 	"strings"
+
+	"github.com/cairn-ops/cairn/internal/readlimit"
 )
 
 // residentBytes reads VmRSS from /proc/self/status.
 func residentBytes() (uint64, bool) {
-	f, err := os.Open("/proc/self/status")
+	data, err := readlimit.File("/proc/self/status", "", 1<<20)
 	if err != nil {
 		return 0, false
 	}
-	defer f.Close()
-	sc := bufio.NewScanner(f)
+	sc := readlimit.NewLines(bytes.NewReader(data), "/proc/self/status", len(data))
 	for sc.Scan() {
 		rest, ok := strings.CutPrefix(sc.Text(), "VmRSS:")
 		if !ok {

@@ -35,6 +35,10 @@ import (
 
 // Server limits and timings.
 const (
+	// maxRecvMsgSize bounds one message from an agent or an operator (an
+	// audit or an artifact arrives in chunks of at most 1 MiB; a manifest
+	// is at most 1 MiB). A larger message is refused with
+	// ResourceExhausted before it is read whole.
 	maxRecvMsgSize = 4 << 20
 	// keepaliveTime is how long the server waits on an idle connection
 	// before pinging the agent, and keepaliveTimeout how long it waits for
@@ -74,7 +78,7 @@ func NewServer(cfg Config, log *slog.Logger) (*Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("load CA: %w", err)
 	}
-	serverCert, err := tls.LoadX509KeyPair(l.path(ServerCertFile), l.path(ServerKeyFile))
+	serverCert, err := pki.LoadKeyPair(l.path(ServerCertFile), l.path(ServerKeyFile))
 	if err != nil {
 		return nil, fmt.Errorf("load server certificate: %w", err)
 	}
@@ -305,9 +309,9 @@ func NewLogger(cfg Config, w io.Writer) *slog.Logger {
 
 // loadReleaseKey returns the ed25519 release-signing key in l.
 func loadReleaseKey(l layout) (ed25519.PrivateKey, error) {
-	data, err := os.ReadFile(l.path(ReleaseKeyFile))
+	data, err := pki.ReadPEMFile(l.path(ReleaseKeyFile), "release key")
 	if err != nil {
-		return nil, fmt.Errorf("read release key: %w", err)
+		return nil, err
 	}
 	key, err := pki.DecodeKey(data)
 	if err != nil {

@@ -6,26 +6,27 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
 
 	"google.golang.org/protobuf/encoding/protojson"
 
+	"github.com/cairn-ops/cairn/internal/readlimit"
 	inventoryv1 "github.com/cairn-ops/cairn/proto/inventory/v1"
 )
 
 // MaxDocumentBytes bounds the size of an audit document read by ReadFile
-// and Read. Real audits are a few megabytes at most.
+// and Read. Real audits are a few megabytes at most; the controller
+// stores none larger than its max_audit_bytes (64 MiB by default).
 const MaxDocumentBytes = 256 << 20
 
-// ReadFile reads, decodes and verifies the audit in the named file. Errors
-// name the file.
+// ReadFile reads, decodes and verifies the audit in the named file, at
+// most MaxDocumentBytes. The file may be a pipe (/dev/stdin, <(...)).
+// Errors name the file.
 func ReadFile(path string) (*inventoryv1.Audit, error) {
-	f, err := os.Open(path)
+	data, err := readlimit.Stream(path, "audit", MaxDocumentBytes)
 	if err != nil {
 		return nil, err
 	}
-	defer f.Close()
-	a, err := Read(f)
+	a, err := Decode(data)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
@@ -39,12 +40,9 @@ func Read(r io.Reader) (*inventoryv1.Audit, error) {
 
 // ReadLimit is Read with a size limit of limit bytes.
 func ReadLimit(r io.Reader, limit int64) (*inventoryv1.Audit, error) {
-	data, err := io.ReadAll(io.LimitReader(r, limit+1))
+	data, err := readlimit.Read(r, "audit document", limit)
 	if err != nil {
-		return nil, fmt.Errorf("read audit: %w", err)
-	}
-	if int64(len(data)) > limit {
-		return nil, fmt.Errorf("%w: more than %d bytes", ErrTooLarge, limit)
+		return nil, err
 	}
 	return Decode(data)
 }

@@ -1,6 +1,10 @@
 package audit
 
-import "errors"
+import (
+	"errors"
+
+	"github.com/cairn-ops/cairn/internal/readlimit"
+)
 
 // Errors returned by Decode and Verify; check with errors.Is.
 var (
@@ -12,6 +16,7 @@ var (
 	// ErrTampered means a recorded hash does not match the content: the
 	// document was edited after it was sealed.
 	ErrTampered = errors.New("audit hash mismatch (tampered or corrupted)")
-	// ErrTooLarge means the document exceeds MaxDocumentBytes.
-	ErrTooLarge = errors.New("audit too large")
+	// ErrTooLarge means the document exceeds its limit (MaxDocumentBytes
+	// for ReadFile and Read). It is readlimit.ErrTooLarge.
+	ErrTooLarge = readlimit.ErrTooLarge
 )

@@ -7,12 +7,15 @@ import (
 	"encoding/hex"
 	"fmt"
 	"io"
-	"os"
+
+	"github.com/cairn-ops/cairn/internal/readlimit"
 )
 
-// File returns the lowercase hex sha256 of the file at path.
+// File returns the lowercase hex sha256 of the regular file at path, read
+// as a stream (so of any size). A named pipe or a device is refused
+// without being opened (readlimit.Open).
 func File(path string) (string, error) {
-	f, err := os.Open(path)
+	f, err := readlimit.Open(path)
 	if err != nil {
 		return "", err
 	}

@@ -1,9 +1,13 @@
 package digest
 
 import (
+	"errors"
 	"os"
 	"path/filepath"
+	"syscall"
 	"testing"
+
+	"github.com/cairn-ops/cairn/internal/readlimit"
 )
 
 func TestFile(t *testing.T) {
@@ -21,5 +25,19 @@ func TestFile(t *testing.T) {
 	}
 	if _, err := File(filepath.Join(t.TempDir(), "missing")); !os.IsNotExist(err) {
 		t.Errorf("File(missing) = %v, want a not-exist error", err)
+	}
+}
+
+// TestFileNotRegular: a named pipe or a device is refused without being
+// opened, so File never waits for a writer or hashes an endless stream.
+func TestFileNotRegular(t *testing.T) {
+	fifo := filepath.Join(t.TempDir(), "fifo")
+	if err := syscall.Mkfifo(fifo, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, path := range []string{fifo, "/dev/zero"} {
+		if _, err := File(path); !errors.Is(err, readlimit.ErrNotRegular) {
+			t.Errorf("File(%s) = %v, want ErrNotRegular", path, err)
+		}
 	}
 }

@@ -79,6 +79,9 @@ func TestParseProblems(t *testing.T) {
 		want []string // "line: field: message" prefixes
 	}{
 		{"empty", "", []string{"0: empty file"}},
+		{"component path leaving the directory", head + "components:\n  - {name: secret, kind: documentation, path: ../../outside-secret.txt}\n", []string{
+			`6: components[0].path: component secret: "../../outside-secret.txt" leaves the manifest's directory`}},
+		{"over the size limit", head + "notes: \"" + strings.Repeat("x", MaxBytes) + "\"\n", []string{"0: release manifest: larger than 1 MiB (limit)"}},
 		{"not a mapping", "- a\n- b\n", []string{"1: a manifest is a mapping"}},
 		{"syntax", "name: [\n", []string{"1: did not find expected node content"}},
 		{"missing everything", "description: x\n", []string{
@@ -186,8 +189,6 @@ func TestParseProblems(t *testing.T) {
 			"6: expect.packages[0].name: ", "7: expect.files[0].path: ", "8: expect.services[0].name: ", "9: expect.allow[0]: "}},
 		// Counts and durations: approvals.required was stored as a
 		// uint32, so 4294967296 approvals needed none.
-		{"manifest over 1 MiB", head + "notes: |\n" + strings.Repeat("  a line of notes\n", 1<<16), []string{
-			"0: the manifest is 1179715 bytes; the limit is 1048576 bytes"}},
 		{"approvals beyond uint32", head + "approvals: {required: 4294967296}\n", []string{
 			"5: approvals.required: 4294967296: at most 16 distinct approvers"}},
 		{"approvals above the limit", head + "approvals: {required: 17}\n", []string{"5: approvals.required: 17: at most 16"}},

@@ -15,6 +15,7 @@ import (
 	"crypto/ed25519"
 	"crypto/elliptic"
 	"crypto/rand"
+	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/pem"
@@ -22,10 +23,10 @@ import (
 	"fmt"
 	"math/big"
 	"net"
-	"os"
 	"time"
 
 	"github.com/cairn-ops/cairn/internal/atomicfile"
+	"github.com/cairn-ops/cairn/internal/readlimit"
 )
 
 // Organizational units that say what a certificate is for.
@@ -240,9 +241,37 @@ func (ca *CA) Save(certPath, keyPath string) error {
 	return atomicfile.Write(certPath, ca.CertPEM, 0o644)
 }
 
+// MaxPEMBytes bounds every PEM file read: a CA certificate (or a bundle
+// of them), a certificate, a key. A bundle of every public root CA is
+// about 200 KiB.
+const MaxPEMBytes = 1 << 20
+
+// ReadPEMFile reads the regular file at path, at most MaxPEMBytes. what
+// says what it is in errors ("CA certificate").
+func ReadPEMFile(path, what string) ([]byte, error) {
+	return readlimit.File(path, what, MaxPEMBytes)
+}
+
+// LoadKeyPair is tls.LoadX509KeyPair with the files read by ReadPEMFile.
+func LoadKeyPair(certPath, keyPath string) (tls.Certificate, error) {
+	certPEM, err := ReadPEMFile(certPath, "certificate")
+	if err != nil {
+		return tls.Certificate{}, err
+	}
+	keyPEM, err := ReadPEMFile(keyPath, "private key")
+	if err != nil {
+		return tls.Certificate{}, err
+	}
+	cert, err := tls.X509KeyPair(certPEM, keyPEM)
+	if err != nil {
+		return tls.Certificate{}, fmt.Errorf("%s, %s: %w", certPath, keyPath, err)
+	}
+	return cert, nil
+}
+
 // LoadCA reads a CA written by Save.
 func LoadCA(certPath, keyPath string) (*CA, error) {
-	certPEM, err := os.ReadFile(certPath)
+	certPEM, err := ReadPEMFile(certPath, "CA certificate")
 	if err != nil {
 		return nil, err
 	}
@@ -250,7 +279,7 @@ func LoadCA(certPath, keyPath string) (*CA, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", certPath, err)
 	}
-	keyPEM, err := os.ReadFile(keyPath)
+	keyPEM, err := ReadPEMFile(keyPath, "CA key")
 	if err != nil {
 		return nil, err
 	}

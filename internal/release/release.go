@@ -19,6 +19,11 @@ import (
 const StateApproved = "APPROVED"
 
 // Bundle is a sealed release as the controller hands it to agents.
+// MaxBundleBytes bounds a bundle's JSON as read from a file: the
+// manifest's canonical JSON (at most about manifest.MaxBytes, base64 in
+// the bundle) and a few hundred bytes per component and approval.
+const MaxBundleBytes = 4 << 20
+
 type Bundle struct {
 	Name    string `json:"name"`
 	Version string `json:"version"`

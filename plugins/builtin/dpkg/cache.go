@@ -9,6 +9,7 @@ import (
 	"strings"
 
 	"github.com/cairn-ops/cairn/internal/atomicfile"
+	"github.com/cairn-ops/cairn/internal/readlimit"
 )
 
 // cacheName is the file name a .deb is kept under in the cache
@@ -31,7 +32,7 @@ func cacheDeb(dir, src string, info debInfo) (string, error) {
 	} else if same {
 		return dst, nil
 	}
-	in, err := os.Open(src)
+	in, err := readlimit.Open(src)
 	if err != nil {
 		return "", fmt.Errorf("cache .deb: %w", err)
 	}

@@ -31,6 +31,7 @@ import (
 	"strings"
 
 	"github.com/cairn-ops/cairn/internal/atomicfile"
+	"github.com/cairn-ops/cairn/internal/readlimit"
 	"github.com/cairn-ops/cairn/plugins/sdk"
 )
 
@@ -87,7 +88,7 @@ func (c *config) desired() (want, error) {
 		sum, n, _ := hashOf(bytes.NewReader(c.content))
 		return want{sha256: sum, size: n}, nil
 	}
-	f, err := os.Open(c.artifact)
+	f, err := readlimit.Open(c.artifact)
 	if err != nil {
 		return want{}, fmt.Errorf("open artifact: %w", err)
 	}
@@ -105,7 +106,7 @@ func (c *config) fill(w io.Writer) error {
 		_, err := w.Write(c.content)
 		return err
 	}
-	f, err := os.Open(c.artifact)
+	f, err := readlimit.Open(c.artifact)
 	if err != nil {
 		return fmt.Errorf("open artifact: %w", err)
 	}
@@ -310,7 +311,7 @@ func (c *config) remember(root *os.Root, cur state, w want, cacheDir string) (*r
 		return rec, nil
 	}
 	if cur.size <= inlineLimit {
-		b, err := root.ReadFile(c.name)
+		b, err := readlimit.RootFile(root, c.name, "", inlineLimit)
 		if err != nil {
 			return nil, fmt.Errorf("keep previous content of %s: %w", c.path, err)
 		}

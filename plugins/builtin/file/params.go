@@ -1,7 +1,6 @@
 package file
 
 import (
-	"bufio"
 	"bytes"
 	"fmt"
 	"os"
@@ -10,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/cairn-ops/cairn/internal/readlimit"
 	"github.com/cairn-ops/cairn/plugins/sdk"
 )
 
@@ -128,11 +128,11 @@ func lookupID(rootDir, db, name string) (int, error) {
 		return -1, fmt.Errorf("open root: %w", err)
 	}
 	defer root.Close()
-	data, err := root.ReadFile(db)
+	data, err := readlimit.RootFile(root, db, "", maxAccountsBytes)
 	if err != nil {
 		return -1, fmt.Errorf("look up %q: %w", name, err)
 	}
-	sc := bufio.NewScanner(bytes.NewReader(data))
+	sc := readlimit.NewLines(bytes.NewReader(data), "/"+db, maxAccountsBytes)
 	for sc.Scan() {
 		fields := strings.Split(sc.Text(), ":")
 		if len(fields) >= 3 && fields[0] == name {
@@ -145,6 +145,10 @@ func lookupID(rootDir, db, name string) (int, error) {
 	}
 	return -1, fmt.Errorf("no %q in /%s under the root", name, db)
 }
+
+// maxAccountsBytes bounds /etc/passwd and /etc/group under the root, read
+// to look up an owner by name.
+const maxAccountsBytes = 64 << 20
 
 // mustLoad is load for the calls that cannot return field errors.
 func mustLoad(sc *sdk.StepContext) (*config, error) {

@@ -9,6 +9,8 @@ import (
 	"io/fs"
 	"os"
 	"path"
+
+	"github.com/cairn-ops/cairn/internal/readlimit"
 )
 
 // state is what is at a path under the root.
@@ -35,7 +37,7 @@ func inspect(root *os.Root, name string) (state, error) {
 	if !fi.Mode().IsRegular() {
 		return state{}, fmt.Errorf("/%s: %w (%s)", name, ErrNotRegular, fi.Mode().Type())
 	}
-	f, err := root.Open(name)
+	f, err := readlimit.OpenRoot(root, name)
 	if err != nil {
 		return state{}, fmt.Errorf("open /%s: %w", name, err)
 	}

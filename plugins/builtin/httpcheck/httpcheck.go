@@ -17,13 +17,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"net/url"
 	"regexp"
 	"strings"
 	"time"
 
+	"github.com/cairn-ops/cairn/internal/readlimit"
 	"github.com/cairn-ops/cairn/plugins/sdk"
 )
 
@@ -32,7 +32,9 @@ const Name = "httpcheck"
 
 const version = "1.0.0"
 
-// maxBody bounds the body read for the checks.
+// maxBody bounds the body read for the checks. A check of a larger body
+// (body_contains, body_regex) fails and says so; the rest of the body is
+// not read.
 const maxBody = 1 << 20
 
 // Plugin checks an HTTP endpoint.
@@ -278,13 +280,18 @@ func (c *config) attempt(ctx context.Context, client *http.Client) (bool, string
 		return false, fmt.Sprintf("GET %s: %v", c.shown, err)
 	}
 	defer resp.Body.Close()
-	body, err := io.ReadAll(io.LimitReader(resp.Body, maxBody))
+	body, err := readlimit.Read(resp.Body, "the body", maxBody)
 	latency := time.Since(start)
 	seen := fmt.Sprintf("GET %s → %d in %s", c.shown, resp.StatusCode, roundLatency(latency))
-	if err != nil {
+	var fails, oks []string
+	switch {
+	case errors.Is(err, readlimit.ErrTooLarge) && (c.BodyContains != "" || c.regex != nil):
+		return false, fmt.Sprintf("%s; %v: the body is not checked", seen, err)
+	case errors.Is(err, readlimit.ErrTooLarge):
+		body = nil // only the status and latency are checked
+	case err != nil:
 		return false, fmt.Sprintf("%s; reading the body: %v", seen, err)
 	}
-	var fails, oks []string
 	if resp.StatusCode != c.ExpectStatus {
 		fails = append(fails, fmt.Sprintf("want status %d", c.ExpectStatus))
 	}

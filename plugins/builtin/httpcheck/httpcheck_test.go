@@ -37,6 +37,9 @@ func server(t *testing.T) *httptest.Server {
 	mux.HandleFunc("/missing", func(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "no such page", http.StatusNotFound)
 	})
+	mux.HandleFunc("/big", func(w http.ResponseWriter, r *http.Request) {
+		fmt.Fprint(w, strings.Repeat("a", maxBody)+"needle")
+	})
 	mux.HandleFunc("/flaky", func(w http.ResponseWriter, r *http.Request) {
 		if flaky.Add(1) <= 2 {
 			http.Error(w, "warming up", http.StatusServiceUnavailable)
@@ -114,6 +117,10 @@ func TestVerify(t *testing.T) {
 			[]string{"attempt 3/4", "→ 200"}},
 		{"connection refused", map[string]any{"url": closed.URL, "retries": 1, "interval": "10ms"}, false,
 			[]string{"attempt 2/2", "connection refused"}},
+		{"body past the limit, checked", map[string]any{"url": srv.URL + "/big", "body_contains": "needle"}, false,
+			[]string{"→ 200", "the body: larger than 1 MiB (limit): the body is not checked"}},
+		{"body past the limit, status only", map[string]any{"url": srv.URL + "/big"}, true,
+			[]string{"→ 200"}},
 		{"password is not shown", map[string]any{"url": strings.Replace(srv.URL, "http://", "http://user:secret@", 1) + "/ok"}, true,
 			[]string{"user:xxxxx@"}},
 	}
