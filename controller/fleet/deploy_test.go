@@ -51,6 +51,10 @@ func (r *recorder) Connection(nodeID string, connected bool) {
 	}
 }
 
+func (r *recorder) DeploymentInterrupted(nodeID, commandID, step string) {
+	r.add("interrupted " + nodeID + " " + commandID + " " + step)
+}
+
 func (r *recorder) get() []string {
 	r.mu.Lock()
 	defer r.mu.Unlock()

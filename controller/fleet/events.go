@@ -23,6 +23,12 @@ type Events interface {
 	// a newer one of the same node does not report false, so a node can
 	// be reported connected twice in a row.
 	Connection(nodeID string, connected bool)
+	// DeploymentInterrupted: an agent that restarted found the deployment
+	// of its deploy command commandID cut off, step (LIST/NAME) running
+	// when it stopped. The agent's report of it is stored as an agent
+	// event of kind "deployment_interrupted". Like CommandFinished it can
+	// come more than once for one interruption.
+	DeploymentInterrupted(nodeID, commandID, step string)
 }
 
 // SetEvents sets the receiver of agent events; call it before serving.

@@ -245,6 +245,11 @@ func (e *Engine) Connection(nodeID string, connected bool) {
 	e.wakeUp()
 }
 
+// DeploymentInterrupted implements fleet.Events.
+func (e *Engine) DeploymentInterrupted(nodeID, commandID, step string) {
+	e.wakeUp()
+}
+
 // takeConfirms returns the queued confirmation requests and empties the
 // queue.
 func (e *Engine) takeConfirms() []confirmRequest {
