@@ -9,6 +9,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/cairn-ops/cairn/controller/rollout"
+	"github.com/cairn-ops/cairn/controller/rollout/state"
 	"github.com/cairn-ops/cairn/internal/limits"
 	controllerv1 "github.com/cairn-ops/cairn/proto/controller/v1"
 )
@@ -25,29 +26,18 @@ type RolloutEngine interface {
 	Abort(ctx context.Context, actor, id, note string) (*controllerv1.RolloutRecord, error)
 	Rollback(ctx context.Context, actor, id, note string) (*controllerv1.RolloutRecord, error)
 	Confirm(ctx context.Context, actor, id, node, step, note string) (*controllerv1.RolloutRecord, error)
+	Retry(ctx context.Context, actor, id, node, note string) (*controllerv1.RolloutRecord, error)
+	Resolve(ctx context.Context, actor, id, node, note string) (*controllerv1.RolloutRecord, error)
 	Report(ctx context.Context, id, format string) ([]byte, string, error)
 	Subscribe(id string) (<-chan struct{}, func())
 }
 
 var _ RolloutEngine = (*rollout.Engine)(nil)
 
-// finalRolloutStates are the states where a watch ends. halted is not
-// one: a halted rollout may still be rolled back. An aborted rollout ends
-// a watch once its in-flight nodes have finished (see watchEnds).
-var finalRolloutStates = map[string]bool{
-	"completed":       true,
-	"aborted":         true,
-	"rolled_back":     true,
-	"rollback_failed": true,
-}
-
-// watchEnds reports whether a watch of rec is over: a final state, and
-// for an aborted rollout no node still in flight.
+// watchEnds reports whether a watch of rec is over: the rollout is over
+// and none of its nodes is in flight (state.Settled).
 func watchEnds(rec *controllerv1.RolloutRecord) bool {
-	if !finalRolloutStates[rec.GetState()] {
-		return false
-	}
-	return rec.GetState() != "aborted" || rec.GetCounts().GetRunning() == 0
+	return state.Settled(rec)
 }
 
 // defaultReportFormat is RolloutReport's format when the request names none.
@@ -303,6 +293,47 @@ func (s *rollouts) ConfirmStep(ctx context.Context, req *controllerv1.ConfirmSte
 		return nil, s.rolloutError("ConfirmStep", err)
 	}
 	return rec, nil
+}
+
+// nodeAct runs one of the engine's actions on one node of a rollout for
+// the caller; require says whether the note must be given.
+func (s *rollouts) nodeAct(ctx context.Context, method string, req *controllerv1.RolloutNodeAction, requireNote bool,
+	do func(e RolloutEngine, ctx context.Context, actor, id, node, note string) (*controllerv1.RolloutRecord, error)) (*controllerv1.RolloutRecord, error) {
+	eng, err := s.engine()
+	if err != nil {
+		return nil, err
+	}
+	required := []struct{ name, value string }{{"id", req.GetId()}, {"node", req.GetNode()}}
+	if requireNote {
+		required = append(required, struct{ name, value string }{"note", req.GetNote()})
+	}
+	for _, f := range required {
+		if f.value == "" {
+			return nil, s.rolloutError(method, invalid(f.name, "required"))
+		}
+	}
+	for _, err := range []error{
+		checkRolloutID(req.GetId()),
+		checkText("node", limits.NodeRef, req.GetNode()),
+		checkOptional("note", limits.Note, req.GetNote()),
+	} {
+		if err != nil {
+			return nil, s.rolloutError(method, err)
+		}
+	}
+	rec, err := do(eng, ctx, actor(ctx), req.GetId(), req.GetNode(), req.GetNote())
+	if err != nil {
+		return nil, s.rolloutError(method, err)
+	}
+	return rec, nil
+}
+
+func (s *rollouts) RetryRolloutNode(ctx context.Context, req *controllerv1.RolloutNodeAction) (*controllerv1.RolloutRecord, error) {
+	return s.nodeAct(ctx, "RetryRolloutNode", req, false, RolloutEngine.Retry)
+}
+
+func (s *rollouts) ResolveRolloutNode(ctx context.Context, req *controllerv1.RolloutNodeAction) (*controllerv1.RolloutRecord, error) {
+	return s.nodeAct(ctx, "ResolveRolloutNode", req, true, RolloutEngine.Resolve)
 }
 
 func (s *rollouts) RolloutReport(ctx context.Context, req *controllerv1.RolloutReportRequest) (*controllerv1.RenderResponse, error) {

@@ -23,6 +23,7 @@ import (
 	"github.com/cairn-ops/cairn/controller/auth"
 	"github.com/cairn-ops/cairn/controller/auth/authtest"
 	"github.com/cairn-ops/cairn/controller/rollout"
+	"github.com/cairn-ops/cairn/controller/rollout/state"
 	"github.com/cairn-ops/cairn/controller/store"
 	controllerv1 "github.com/cairn-ops/cairn/proto/controller/v1"
 )
@@ -70,7 +71,7 @@ func (f *fakeEngine) takeCalls() []string {
 }
 
 func rec(id string) *controllerv1.RolloutRecord {
-	return &controllerv1.RolloutRecord{Id: id, State: "running", Revision: 1}
+	return &controllerv1.RolloutRecord{Id: id, State: state.RolloutRunning, Revision: 1}
 }
 
 func (f *fakeEngine) Plan(_ context.Context, actor string, spec *controllerv1.RolloutSpec) (*controllerv1.RolloutPlan, error) {
@@ -146,6 +147,20 @@ func (f *fakeEngine) Rollback(_ context.Context, actor, id, note string) (*contr
 
 func (f *fakeEngine) Confirm(_ context.Context, actor, id, node, step, note string) (*controllerv1.RolloutRecord, error) {
 	if err := f.call("Confirm %s %s %s %s %s", actor, id, node, step, note); err != nil {
+		return nil, err
+	}
+	return rec(id), nil
+}
+
+func (f *fakeEngine) Retry(_ context.Context, actor, id, node, note string) (*controllerv1.RolloutRecord, error) {
+	if err := f.call("Retry %s %s %s %s", actor, id, node, note); err != nil {
+		return nil, err
+	}
+	return rec(id), nil
+}
+
+func (f *fakeEngine) Resolve(_ context.Context, actor, id, node, note string) (*controllerv1.RolloutRecord, error) {
+	if err := f.call("Resolve %s %s %s %s", actor, id, node, note); err != nil {
 		return nil, err
 	}
 	return rec(id), nil
@@ -243,6 +258,14 @@ func rolloutCalls() []rolloutCall {
 			_, err := c.RollbackRollout(ctx, act)
 			return err
 		}),
+		unary("RetryRolloutNode", func(ctx context.Context, c controllerv1.RolloutsClient) error {
+			_, err := c.RetryRolloutNode(ctx, &controllerv1.RolloutNodeAction{Id: "r-1", Node: "web1"})
+			return err
+		}),
+		unary("ResolveRolloutNode", func(ctx context.Context, c controllerv1.RolloutsClient) error {
+			_, err := c.ResolveRolloutNode(ctx, &controllerv1.RolloutNodeAction{Id: "r-1", Node: "web1", Note: "fixed"})
+			return err
+		}),
 		unary("ConfirmStep", func(ctx context.Context, c controllerv1.RolloutsClient) error {
 			_, err := c.ConfirmStep(ctx, &controllerv1.ConfirmStepRequest{Id: "r-1", Node: "web1", Step: "s", Note: "n"})
 			return err
@@ -324,7 +347,7 @@ func TestRolloutRequests(t *testing.T) {
 		{
 			name:  "start",
 			call:  func() (proto.Message, error) { return e.client.StartRollout(op, spec) },
-			want:  &controllerv1.RolloutRecord{Id: "r-1", State: "running", Revision: 1, CreatedBy: "user:operator1"},
+			want:  &controllerv1.RolloutRecord{Id: "r-1", State: state.RolloutRunning, Revision: 1, CreatedBy: "user:operator1"},
 			calls: []string{"Start user:operator1 shop"},
 		},
 		{
@@ -362,6 +385,20 @@ func TestRolloutRequests(t *testing.T) {
 				return e.client.RollbackRollout(op, &controllerv1.RolloutAction{Id: "r-1", Note: "bad"})
 			},
 			want: rec("r-1"), calls: []string{"Rollback user:operator1 r-1 bad"},
+		},
+		{
+			name: "retry",
+			call: func() (proto.Message, error) {
+				return e.client.RetryRolloutNode(op, &controllerv1.RolloutNodeAction{Id: "r-1", Node: "web2"})
+			},
+			want: rec("r-1"), calls: []string{"Retry user:operator1 r-1 web2 "},
+		},
+		{
+			name: "resolve",
+			call: func() (proto.Message, error) {
+				return e.client.ResolveRolloutNode(op, &controllerv1.RolloutNodeAction{Id: "r-1", Node: "web2", Note: "fixed by hand"})
+			},
+			want: rec("r-1"), calls: []string{"Resolve user:operator1 r-1 web2 fixed by hand"},
 		},
 		{
 			name: "confirm",
@@ -442,6 +479,14 @@ func TestRolloutRequiredFields(t *testing.T) {
 			_, err := e.client.ConfirmStep(op, &controllerv1.ConfirmStepRequest{Id: "r-1", Node: "web1", Note: "n"})
 			return err
 		}},
+		{name: "resolve without note", msg: "note: required", call: func() error {
+			_, err := e.client.ResolveRolloutNode(op, &controllerv1.RolloutNodeAction{Id: "r-1", Node: "web1"})
+			return err
+		}},
+		{name: "retry without node", msg: "node: required", call: func() error {
+			_, err := e.client.RetryRolloutNode(op, &controllerv1.RolloutNodeAction{Id: "r-1"})
+			return err
+		}},
 		{name: "confirm without node", msg: "node: required", call: func() error {
 			_, err := e.client.ConfirmStep(op, &controllerv1.ConfirmStepRequest{Id: "r-1", Step: "s", Note: "n"})
 			return err
@@ -467,20 +512,22 @@ type watched struct {
 func nodesOf(r *controllerv1.RolloutRecord) string {
 	var s []string
 	for _, n := range r.GetNodes() {
-		s = append(s, n.GetHostname()+"="+n.GetState())
+		s = append(s, n.GetHostname()+"="+state.Name(n.GetState()))
 	}
 	return strings.Join(s, ",")
 }
 
 func withNodes(r *controllerv1.RolloutRecord, states ...string) *controllerv1.RolloutRecord {
 	for i, s := range states {
-		r.Nodes = append(r.Nodes, &controllerv1.RolloutNode{NodeId: fmt.Sprintf("n%d", i+1), Hostname: fmt.Sprintf("web%d", i+1), State: s})
+		st, _ := state.ParseNode(s)
+		r.Nodes = append(r.Nodes, &controllerv1.RolloutNode{NodeId: fmt.Sprintf("n%d", i+1), Hostname: fmt.Sprintf("web%d", i+1), State: st})
 	}
 	return r
 }
 
-func at(rev uint64, state string, nodes ...string) *controllerv1.RolloutRecord {
-	return withNodes(&controllerv1.RolloutRecord{Id: "r-1", Revision: rev, State: state}, nodes...)
+func at(rev uint64, name string, nodes ...string) *controllerv1.RolloutRecord {
+	st, _ := state.ParseRollout(name)
+	return withNodes(&controllerv1.RolloutRecord{Id: "r-1", Revision: rev, State: st}, nodes...)
 }
 
 // watchAll watches r-1 until the stream ends and returns what it saw and
@@ -502,7 +549,7 @@ func watchAll(t *testing.T, e *rolloutEnv) ([]watched, error) {
 		if err != nil {
 			return got, err
 		}
-		got = append(got, watched{r.GetRevision(), r.GetState(), nodesOf(r)})
+		got = append(got, watched{r.GetRevision(), state.Name(r.GetState()), nodesOf(r)})
 	}
 }
 
@@ -604,7 +651,7 @@ func TestWatchRolloutCallerLeaves(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if r, err := s.Recv(); err != nil || r.GetState() != "paused" {
+	if r, err := s.Recv(); err != nil || r.GetState() != state.RolloutPaused {
 		t.Fatalf("first record %v, %v; want the paused rollout", r, err)
 	}
 	cancel()

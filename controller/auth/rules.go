@@ -136,4 +136,7 @@ var Rules = map[string]Rule{
 	controllerv1.Rollouts_RollbackRollout_FullMethodName: {Roles: deployers},
 	controllerv1.Rollouts_ConfirmStep_FullMethodName:     {Roles: deployers},
 	controllerv1.Rollouts_RolloutReport_FullMethodName:   {Roles: readers},
+	// Retrying or resolving a node is steering a rollout.
+	controllerv1.Rollouts_RetryRolloutNode_FullMethodName:   {Roles: deployers},
+	controllerv1.Rollouts_ResolveRolloutNode_FullMethodName: {Roles: deployers},
 }

@@ -12,6 +12,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/cairn-ops/cairn/controller/rollout/state"
 	"github.com/cairn-ops/cairn/internal/atomicfile"
 	controllerv1 "github.com/cairn-ops/cairn/proto/controller/v1"
 )
@@ -57,6 +58,8 @@ also across its own restarts.`,
 		a.newRolloutActionCommand("abort"),
 		a.newRolloutActionCommand("rollback"),
 		a.newRolloutConfirmCommand(),
+		a.newRolloutNodeCommand("retry"),
+		a.newRolloutNodeCommand("resolve"),
 		a.newRolloutReportCommand(),
 	)
 }
@@ -355,7 +358,7 @@ func startedText(rec *controllerv1.RolloutRecord) string {
 	id := rec.GetId()
 	var b strings.Builder
 	fmt.Fprintf(&b, "rollout %s started: %s to %s in %s (%s)\n", id, refString(rec.GetRelease()),
-		plural(int(rec.GetCounts().GetNodes()), "node"), plural(len(rec.GetWaves()), "wave"), rec.GetState())
+		plural(int(rec.GetCounts().GetNodes()), "node"), plural(len(rec.GetWaves()), "wave"), state.Name(rec.GetState()))
 	b.WriteString("\nfollow and steer it with:\n")
 	for _, c := range []string{"watch " + id, "status " + id, "pause " + id, "rollback " + id, "report " + id} {
 		fmt.Fprintf(&b, "  cairnctl rollout %s\n", c)
@@ -400,7 +403,7 @@ passed of all, failed, and unreachable (counted apart).`,
 			t.row("ID", "RELEASE", "STATE", "PROGRESS", "FAILED", "UNREACHABLE", "CREATED", "BY")
 			for _, r := range resp.GetRollouts() {
 				c := r.GetCounts()
-				t.row(r.GetId(), refString(r.GetRelease()), r.GetState(),
+				t.row(r.GetId(), refString(r.GetRelease()), state.Name(r.GetState()),
 					fmt.Sprintf("%d/%d", c.GetPassed(), c.GetNodes()), strconv.Itoa(int(c.GetFailed())),
 					strconv.Itoa(int(c.GetUnreachable())), ago(a.now(), r.GetCreatedAt()), r.GetCreatedBy())
 			}
@@ -418,7 +421,7 @@ halted, what it waits for), each wave with a progress bar, each node with
 its state, duration and error or the manual step it waits at, and the
 counts (unreachable nodes apart). -o json or yaml prints the record.`,
 		Example: `  cairnctl rollout status ro-6c3302e95c4e
-  cairnctl rollout status ro-6c3302e95c4e -o json | jq '.nodes[] | select(.state=="failed")'`,
+  cairnctl rollout status ro-6c3302e95c4e -o json | jq '.nodes[] | select(.state=="NODE_STATE_FAILED")'`,
 		Args: rolloutArg,
 	}
 	f := addFormat(cmd, formatTable, listFormats...)
@@ -517,35 +520,36 @@ func (a *app) follow(ctx context.Context, id string, w io.Writer) (*controllerv1
 }
 
 // rolloutEnded reports whether a watcher has seen the end of a rollout:
-// a final state, or halted with no rollback coming (the operator decides
-// what next).
+// it is over or halted (an operator decides what next) and nothing of it
+// is in flight — unless a rollback of the halted rollout was asked for
+// (on_failure=rollback, or an operator), which is still to come.
 func rolloutEnded(rec *controllerv1.RolloutRecord) bool {
-	switch rec.GetState() {
-	case "completed", "aborted", "rolled_back", "rollback_failed":
-		return true
-	case "halted":
-		return rec.GetSpec().GetOnFailure() != "rollback" && rec.GetRollbackRequestedBy() == ""
+	if rec.GetState() == state.RolloutHalted && (rec.GetSpec().GetOnFailure() == "rollback" || rec.GetRollbackRequestedBy() != "") {
+		return false
 	}
-	return false
+	return state.Stopped(rec)
 }
 
-// rolloutOutcome is nil for a completed rollout and an exit-1 error
-// saying how it ended otherwise.
+// rolloutOutcome is nil for a rollout that did what was asked (completed
+// with every node passed or resolved, or rolled back as asked) and an
+// exit-1 error saying how it ended otherwise.
 func rolloutOutcome(rec *controllerv1.RolloutRecord) error {
-	state := rec.GetState()
-	switch state {
-	case "completed":
+	if state.Succeeded(rec) && rec.GetState() == state.RolloutCompleted {
 		return nil
-	case "halted", "aborted", "rolled_back", "rollback_failed":
-	default:
-		return failedf("rollout %s is %s, not finished: the watch ended early; see 'cairnctl rollout status %s'", rec.GetId(), state, rec.GetId())
 	}
-	msg := "rollout " + rec.GetId() + " " + strings.ReplaceAll(state, "_", " ")
+	name := state.Name(rec.GetState())
+	if !rolloutEnded(rec) {
+		return failedf("rollout %s is %s, not finished: the watch ended early; see 'cairnctl rollout status %s'", rec.GetId(), name, rec.GetId())
+	}
+	msg := "rollout " + rec.GetId() + " " + strings.ReplaceAll(name, "_", " ")
 	if r := rec.GetReason(); r != "" {
 		msg += ": " + r
 	}
-	if state == "halted" {
-		msg += fmt.Sprintf("; 'cairnctl rollout rollback %s' rolls back the changed nodes", rec.GetId())
+	switch rec.GetState() {
+	case state.RolloutHalted:
+		msg += fmt.Sprintf("; 'cairnctl rollout retry %s --node NODE' re-runs a failed node, 'cairnctl rollout rollback %s' rolls back the changed nodes", rec.GetId(), rec.GetId())
+	case state.RolloutCompleted:
+		msg += "; " + countsLine(rec.GetCounts())
 	}
 	return failedf("%s", msg)
 }
@@ -559,24 +563,31 @@ func (a *app) newRolloutActionCommand(verb string) *cobra.Command {
 	}
 	switch verb {
 	case "pause":
-		cmd.Short = "Pause a rollout: no new node starts until it is resumed"
-		cmd.Long = `Pause stops a running rollout from starting nodes; nodes already
-deploying finish their steps. 'rollout resume' continues it.`
+		cmd.Short = "Pause a rollout or its rollback: nothing new starts until it is resumed"
+		cmd.Long = `Pause stops a running rollout from starting nodes, or a rollback from
+starting node rollbacks; what is in flight finishes. 'rollout resume'
+continues it.`
 	case "resume":
-		cmd.Short = "Resume a paused rollout, or one waiting at a gate"
-		cmd.Long = `Resume continues a paused rollout, or one waiting at a gate after a
-wave (--gate after-wave:N): the operator's go-ahead for the next wave.`
+		cmd.Short = "Resume a paused rollout or rollback, a gate, or a halted rollout"
+		cmd.Long = `Resume continues a paused rollout or rollback, or one waiting at a gate
+after a wave (--gate after-wave:N): the operator's go-ahead for the next
+wave. A halted rollout resumes once its failed wave is within its budget
+again: retry its failed nodes ('rollout retry') or resolve them after
+repairing them by hand ('rollout resolve').`
 	case "abort":
-		cmd.Short = "Abort a rollout: no node starts again; changed nodes stay changed"
-		cmd.Long = `Abort ends a rollout for good: no new node starts and nodes waiting for
-a step are stopped. Nodes it already changed keep the release; 'rollout
-rollback' reverts them instead.`
+		cmd.Short = "Abort a rollout or its rollback: nothing starts again; changed nodes stay changed"
+		cmd.Long = `Abort ends a rollout: no new node starts; deployments in flight finish and
+are recorded. Nodes it already changed keep the release; 'rollout
+rollback' reverts them instead. Aborting a rollback cancels the node
+rollbacks in flight (a node that does not answer no longer holds it up);
+'rollout rollback' starts the rollback again for the nodes not proven.`
 	case "rollback":
 		cmd.Short = "Roll back every node a rollout changed, in reverse wave order"
-		cmd.Long = `Rollback stops the rollout and runs the release's rollback steps on every
-node it changed, in reverse wave order, audits each node again and checks
-that its state equals its pre-deployment audit (differences are
-reported). 'rollout watch' follows it.`
+		cmd.Long = `Rollback stops the rollout and runs the release's rollback on every node
+it changed, in reverse wave order, audits each node again and checks that
+its state equals its pre-deployment audit (differences are reported).
+After a rollback that failed or was aborted, it rolls back again the nodes
+not proven yet. 'rollout watch' follows it.`
 	}
 	cmd.Example = "  cairnctl rollout " + verb + ` ro-6c3302e95c4e --note "CHG-1042"`
 	cmd.Flags().StringVar(&note, "note", "", "why, recorded in the audit log")
@@ -641,6 +652,80 @@ says what was done; it is kept with the rollout and in the audit log.`,
 			return rpcErr("confirm step "+step+" on "+node, err)
 		}
 		_, err = fmt.Fprintf(a.out, "rollout %s: step %s on %s confirmed; state %s\n", rec.GetId(), step, node, stateWithReason(rec))
+		return err
+	}
+	return cmd
+}
+
+// newRolloutNodeCommand is rollout retry or resolve: an operator's way
+// out for one node that failed, went away, was cut off or did not roll
+// back.
+func (a *app) newRolloutNodeCommand(verb string) *cobra.Command {
+	var node, note string
+	cmd := &cobra.Command{
+		Use:  verb + " ID --node NODE [--note TEXT]",
+		Args: rolloutArg,
+	}
+	switch verb {
+	case "retry":
+		cmd.Short = "Run a failed node's deployment, or its failed rollback, again"
+		cmd.Long = `Retry runs the deployment of a node that failed, was unreachable or
+skipped, was interrupted (its agent restarted mid-step) or never started,
+again from its pre-audit, with new commands: each step's plugin decides
+whether there is work left. For a node whose rollback failed, it runs the
+rollback again. The node must be connected. A completed rollout runs
+again until the node is done; a halted one stays halted until 'rollout
+resume'. The retry is in the audit log and the report.`
+		cmd.Example = `  cairnctl rollout retry ro-6c3302e95c4e --node web2 --note "disk cleaned up"`
+	case "resolve":
+		cmd.Short = "Record that a node was repaired by hand, with an audit as proof"
+		cmd.Long = `Resolve records that someone repaired a node by hand (a failed, unreachable,
+interrupted or aborted deployment, or a failed rollback). The node is
+audited, and the audit's difference from its pre-deployment audit is kept
+with the node and shown in the report. A resolved node does not count
+against its wave's budget; a rollback that failed only on resolved nodes
+ends rolled back. The note says what was done (required).`
+		cmd.Example = `  cairnctl rollout resolve ro-6c3302e95c4e --node web2 --note "removed the half-installed package by hand, INC-2231"`
+	}
+	cmd.Flags().StringVar(&node, "node", "", "the node (ID or hostname) (required)")
+	noteHelp := "why, recorded in the audit log"
+	if verb == "resolve" {
+		noteHelp = "what was repaired, and how (required)"
+	}
+	cmd.Flags().StringVar(&note, "note", "", noteHelp)
+	cmd.RunE = func(cmd *cobra.Command, args []string) error {
+		switch {
+		case node == "":
+			return usageErrorf("--node NODE is required: the node to %s", verb)
+		case verb == "resolve" && strings.TrimSpace(note) == "":
+			return usageErrorf("--note TEXT is required: say what was repaired, and how")
+		}
+		cc, ctx, cancel, err := a.client(cmd.Context())
+		if err != nil {
+			return err
+		}
+		defer cancel()
+		c := controllerv1.NewRolloutsClient(cc)
+		req := &controllerv1.RolloutNodeAction{Id: args[0], Node: node, Note: note}
+		var rec *controllerv1.RolloutRecord
+		if verb == "retry" {
+			rec, err = c.RetryRolloutNode(ctx, req)
+		} else {
+			rec, err = c.ResolveRolloutNode(ctx, req)
+		}
+		if err != nil {
+			return rpcErr(verb+" node "+node+" of rollout "+args[0], err)
+		}
+		what := "retrying"
+		if verb == "resolve" {
+			what = "resolving (auditing)"
+		}
+		for _, n := range rec.GetNodes() {
+			if n.GetNodeId() == node || n.GetHostname() == node {
+				what += "; node " + nodeName(n) + " is " + state.Name(n.GetState())
+			}
+		}
+		_, err = fmt.Fprintf(a.out, "rollout %s: %s; state %s\n", rec.GetId(), what, stateWithReason(rec))
 		return err
 	}
 	return cmd

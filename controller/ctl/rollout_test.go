@@ -18,6 +18,7 @@ import (
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/testing/protocmp"
 
+	"github.com/cairn-ops/cairn/controller/rollout/state"
 	controllerv1 "github.com/cairn-ops/cairn/proto/controller/v1"
 )
 
@@ -31,8 +32,12 @@ type fakeRollouts struct {
 var webshop24 = &controllerv1.ReleaseRef{Name: "webshop", Version: "2.4.0"}
 
 // rolloutNode is a node of a fake rollout.
-func rolloutNode(host string, wave uint32, state string, change func(*controllerv1.RolloutNode)) *controllerv1.RolloutNode {
-	n := &controllerv1.RolloutNode{NodeId: "n-" + host, Hostname: host, Wave: wave, State: state}
+func rolloutNode(host string, wave uint32, name string, change func(*controllerv1.RolloutNode)) *controllerv1.RolloutNode {
+	st, ok := state.ParseNode(name)
+	if !ok {
+		panic("no node state " + name)
+	}
+	n := &controllerv1.RolloutNode{NodeId: "n-" + host, Hostname: host, Wave: wave, State: st}
 	if change != nil {
 		change(n)
 	}
@@ -51,11 +56,11 @@ func statusRollout() *controllerv1.RolloutRecord {
 	return &controllerv1.RolloutRecord{
 		Id: "r-1", Release: webshop24, ReleaseDigest: strings.Repeat("d", 64),
 		Spec:  &controllerv1.RolloutSpec{Release: webshop24, Service: "shop", Strategy: "canary", OnFailure: "stop"},
-		State: "running", CreatedBy: "user:alice", CreatedAt: ts(10 * time.Minute), UpdatedAt: ts(time.Second),
+		State: state.RolloutRunning, CreatedBy: "user:alice", CreatedAt: ts(10 * time.Minute), UpdatedAt: ts(time.Second),
 		Waves: []*controllerv1.RolloutWave{
-			{Index: 1, NodeIds: ids("web1"), State: "done", GateAfter: true},
-			{Index: 2, NodeIds: ids("web2", "web3", "web4", "web5", "web6", "web7"), State: "running", MaxFailures: 1},
-			{Index: 3, NodeIds: ids("web8", "web9"), State: "pending", MaxFailures: 1},
+			{Index: 1, NodeIds: ids("web1"), State: state.WaveDone, GateAfter: true},
+			{Index: 2, NodeIds: ids("web2", "web3", "web4", "web5", "web6", "web7"), State: state.WaveRunning, MaxFailures: 1},
+			{Index: 3, NodeIds: ids("web8", "web9"), State: state.WavePending, MaxFailures: 1},
 		},
 		Counts: &controllerv1.RolloutCounts{Nodes: 9, Pending: 3, Running: 2, Passed: 2, Failed: 1, Unreachable: 1},
 		Nodes: []*controllerv1.RolloutNode{
@@ -80,31 +85,30 @@ func statusRollout() *controllerv1.RolloutRecord {
 }
 
 // watchStep is one record of a watch script.
-func watchStep(id string, rev uint64, state, reason string, waves []*controllerv1.RolloutWave, nodes ...*controllerv1.RolloutNode) *controllerv1.RolloutRecord {
-	r := &controllerv1.RolloutRecord{
-		Id: id, Release: webshop24, ReleaseDigest: strings.Repeat("d", 64), Revision: rev, State: state, Reason: reason,
-		Spec:  &controllerv1.RolloutSpec{Release: webshop24, Service: "shop", OnFailure: "stop"},
-		Waves: waves, Nodes: nodes, Counts: &controllerv1.RolloutCounts{Nodes: uint32(len(nodes))},
-	}
-	for _, n := range nodes {
-		switch n.GetState() {
-		case "passed":
-			r.Counts.Passed++
-		case "failed":
-			r.Counts.Failed++
-		case "pending":
-			r.Counts.Pending++
-		default:
-			r.Counts.Running++
+func watchStep(id string, rev uint64, name, reason string, waves []*controllerv1.RolloutWave, nodes ...*controllerv1.RolloutNode) *controllerv1.RolloutRecord {
+	st, _ := state.ParseRollout(name)
+	for _, w := range waves {
+		if w.GetState() == state.WaveDone || w.GetState() == state.WaveFailed {
+			w.Failures = 0
+			for _, n := range nodes {
+				if n.GetWave() == w.GetIndex() && state.NodeCountsFailed(n.GetState()) {
+					w.Failures++
+				}
+			}
 		}
 	}
-	return r
+	return &controllerv1.RolloutRecord{
+		Id: id, Release: webshop24, ReleaseDigest: strings.Repeat("d", 64), Revision: rev, State: st, Reason: reason,
+		Spec:  &controllerv1.RolloutSpec{Release: webshop24, Service: "shop", OnFailure: "stop"},
+		Waves: waves, Nodes: nodes, Counts: state.Count(nodes),
+	}
 }
 
 func waves(states ...string) []*controllerv1.RolloutWave {
 	var out []*controllerv1.RolloutWave
 	for i, s := range states {
-		w := &controllerv1.RolloutWave{Index: uint32(i + 1), State: s}
+		st, _ := state.ParseWave(s)
+		w := &controllerv1.RolloutWave{Index: uint32(i + 1), State: st}
 		if i == 0 {
 			w.NodeIds = []string{"n-web1"}
 		} else {
@@ -214,7 +218,7 @@ func (f fakeRollouts) StartRollout(_ context.Context, spec *controllerv1.Rollout
 	id := "r-" + spec.GetService() // the service names the watch script --watch follows
 	r := watchScripts()[id]
 	if r == nil {
-		return &controllerv1.RolloutRecord{Id: id, Release: spec.GetRelease(), Spec: spec, State: "running",
+		return &controllerv1.RolloutRecord{Id: id, Release: spec.GetRelease(), Spec: spec, State: state.RolloutRunning,
 			Counts: &controllerv1.RolloutCounts{Nodes: 3}, Waves: waves("running", "pending")}, nil
 	}
 	return r[0], nil
@@ -246,25 +250,24 @@ func (f fakeRollouts) WatchRollout(req *controllerv1.RolloutRef, stream grpc.Ser
 			return err
 		}
 	}
-	switch script[len(script)-1].GetState() {
-	case "completed", "aborted", "rolled_back", "rollback_failed":
+	if state.Settled(script[len(script)-1]) {
 		return nil
 	}
 	<-stream.Context().Done()
 	return stream.Context().Err()
 }
 
-func (f fakeRollouts) act(req *controllerv1.RolloutAction, state string) (*controllerv1.RolloutRecord, error) {
+func (f fakeRollouts) act(req *controllerv1.RolloutAction, st state.Rollout) (*controllerv1.RolloutRecord, error) {
 	if req.GetId() != "r-1" {
 		return nil, status.Errorf(codes.NotFound, "rollout %s not found", req.GetId())
 	}
 	r := statusRollout()
-	r.State, r.Reason = state, req.GetNote()
+	r.State, r.Reason = st, req.GetNote()
 	return r, nil
 }
 
 func (f fakeRollouts) PauseRollout(_ context.Context, req *controllerv1.RolloutAction) (*controllerv1.RolloutRecord, error) {
-	return f.act(req, "paused")
+	return f.act(req, state.RolloutPaused)
 }
 
 func (f fakeRollouts) ResumeRollout(_ context.Context, req *controllerv1.RolloutAction) (*controllerv1.RolloutRecord, error) {
@@ -272,15 +275,15 @@ func (f fakeRollouts) ResumeRollout(_ context.Context, req *controllerv1.Rollout
 }
 
 func (f fakeRollouts) AbortRollout(_ context.Context, req *controllerv1.RolloutAction) (*controllerv1.RolloutRecord, error) {
-	return f.act(req, "aborted")
+	return f.act(req, state.RolloutAborted)
 }
 
 func (f fakeRollouts) RollbackRollout(_ context.Context, req *controllerv1.RolloutAction) (*controllerv1.RolloutRecord, error) {
-	return f.act(req, "rolling_back")
+	return f.act(req, state.RolloutRollingBack)
 }
 
 func (f fakeRollouts) ConfirmStep(_ context.Context, req *controllerv1.ConfirmStepRequest) (*controllerv1.RolloutRecord, error) {
-	return f.act(&controllerv1.RolloutAction{Id: req.GetId()}, "running")
+	return f.act(&controllerv1.RolloutAction{Id: req.GetId()}, state.RolloutRunning)
 }
 
 func (f fakeRollouts) RolloutReport(_ context.Context, req *controllerv1.RolloutReportRequest) (*controllerv1.RenderResponse, error) {
@@ -363,17 +366,17 @@ func TestRolloutCommands(t *testing.T) {
 			req: spec(func(s *controllerv1.RolloutSpec) { s.GatesAfterWave = []uint32{1} }),
 		},
 		{name: "start has no --no-dry-run", args: []string{"rollout", "start", "webshop@2.4.0", "--service", "shop", "--no-dry-run"}, code: ExitUsage, errOut: []string{"unknown flag: --no-dry-run"}},
-		{name: "start json", args: []string{"rollout", "start", "webshop@2.4.0", "--service", "shop", "-o", "json"}, out: []string{`"id": "r-shop"`, `"state": "running"`}},
+		{name: "start json", args: []string{"rollout", "start", "webshop@2.4.0", "--service", "shop", "-o", "json"}, out: []string{`"id": "r-shop"`, `"state": "ROLLOUT_STATE_RUNNING"`}},
 		{name: "start not approved", args: []string{"rollout", "start", "webshop@9.9.9", "--service", "shop"}, code: ExitFailed,
 			errOut: []string{"cairnctl: start rollout of webshop@9.9.9: release is not approved: webshop@9.9.9 is tested"}},
 		{name: "start watch completes", args: []string{"rollout", "start", "webshop@2.4.0", "--service", "ok", "--watch"},
-			out: []string{"rollout r-ok started", "12:00:00 web3 wave 2 passed in 30s", "12:00:00 rollout completed: 3 passed, 0 failed, 0 skipped; 0 unreachable"},
+			out: []string{"rollout r-ok started", "12:00:00 web3 wave 2 passed in 30s", "12:00:00 rollout completed: 3 nodes: 3 passed, 0 failed"},
 			req: &controllerv1.RolloutRef{Id: "r-ok"}},
 		{name: "start watch halts", args: []string{"rollout", "start", "webshop@2.4.0", "--service", "halt", "--watch"}, code: ExitFailed,
 			out:    []string{"12:00:00 web1 wave 1 failed: verify homepage: status 500", "12:00:00 rollout halted: wave 1 exceeded its failure budget"},
-			errOut: []string{"cairnctl: rollout r-halt halted: wave 1 exceeded its failure budget (1 failed, 0 allowed); 'cairnctl rollout rollback r-halt' rolls back the changed nodes"}},
+			errOut: []string{"cairnctl: rollout r-halt halted: wave 1 exceeded its failure budget (1 failed, 0 allowed); 'cairnctl rollout retry r-halt --node NODE' re-runs a failed node, 'cairnctl rollout rollback r-halt' rolls back the changed nodes"}},
 		{name: "start watch json", args: []string{"rollout", "start", "webshop@2.4.0", "--service", "ok", "--watch", "-o", "json"},
-			out: []string{`"state": "completed"`}, errOut: []string{"12:00:00 rollout completed"}},
+			out: []string{`"state": "ROLLOUT_STATE_COMPLETED"`}, errOut: []string{"12:00:00 rollout completed"}},
 
 		// list
 		{name: "list", args: []string{"rollout", "list"}, golden: "rollout-list.txt", req: &controllerv1.ListRolloutsRequest{}},
@@ -553,24 +556,30 @@ func TestProgressBar(t *testing.T) {
 
 func TestRolloutEnded(t *testing.T) {
 	tests := []struct {
-		state, onFailure, rollbackBy string
-		want                         bool
+		state                 state.Rollout
+		running               uint32
+		onFailure, rollbackBy string
+		want                  bool
 	}{
-		{state: "running"},
-		{state: "paused"},
-		{state: "rolling_back"},
-		{state: "completed", want: true},
-		{state: "aborted", want: true},
-		{state: "rolled_back", want: true},
-		{state: "rollback_failed", want: true},
-		{state: "halted", onFailure: "stop", want: true},
-		{state: "halted", onFailure: "rollback"},
-		{state: "halted", rollbackBy: "user:bob"},
+		{state: state.RolloutRunning},
+		{state: state.RolloutPaused},
+		{state: state.RolloutRollingBack},
+		{state: state.RolloutRollbackPaused},
+		{state: state.RolloutCompleted, want: true},
+		{state: state.RolloutAborted, want: true},
+		{state: state.RolloutAborted, running: 1},
+		{state: state.RolloutRolledBack, want: true},
+		{state: state.RolloutRollbackFailed, want: true},
+		{state: state.RolloutHalted, want: true},
+		{state: state.RolloutHalted, running: 2},
+		{state: state.RolloutHalted, onFailure: "rollback"},
+		{state: state.RolloutHalted, rollbackBy: "user:bob"},
 	}
 	for _, tt := range tests {
-		rec := &controllerv1.RolloutRecord{State: tt.state, Spec: &controllerv1.RolloutSpec{OnFailure: tt.onFailure}, RollbackRequestedBy: tt.rollbackBy}
+		rec := &controllerv1.RolloutRecord{State: tt.state, Counts: &controllerv1.RolloutCounts{Running: tt.running},
+			Spec: &controllerv1.RolloutSpec{OnFailure: tt.onFailure}, RollbackRequestedBy: tt.rollbackBy}
 		if got := rolloutEnded(rec); got != tt.want {
-			t.Errorf("%s (on failure %q, rollback by %q): ended = %v, want %v", tt.state, tt.onFailure, tt.rollbackBy, got, tt.want)
+			t.Errorf("%s with %d in flight: ended = %v, want %v", state.Name(tt.state), tt.running, got, tt.want)
 		}
 	}
 }

@@ -10,14 +10,12 @@ import (
 	"strings"
 	"time"
 
+	"github.com/cairn-ops/cairn/controller/rollout/state"
 	controllerv1 "github.com/cairn-ops/cairn/proto/controller/v1"
 )
 
 // How rollouts print for people: the plan, the status view (also what
 // watch redraws on a terminal) and the lines watch prints otherwise.
-
-// nodeDone are the node states a node's deployment ends in.
-var nodeDone = []string{"passed", "failed", "unreachable", "skipped", "rolled_back", "rollback_failed", "aborted"}
 
 // isTerminal reports whether w (or the writer a termsafe.Writer escapes
 // into) is a terminal, a character device: rollout watch then redraws the
@@ -85,9 +83,9 @@ func targets(spec *controllerv1.RolloutSpec) string {
 // stateWithReason renders "halted: wave 2 exceeded its failure budget".
 func stateWithReason(rec *controllerv1.RolloutRecord) string {
 	if rec.GetReason() == "" {
-		return rec.GetState()
+		return state.Name(rec.GetState())
 	}
-	return rec.GetState() + ": " + rec.GetReason()
+	return state.Name(rec.GetState()) + ": " + rec.GetReason()
 }
 
 // field writes one "label:  value" line of a header, the values aligned
@@ -274,26 +272,59 @@ func nodeDuration(n *controllerv1.RolloutNode, now time.Time) string {
 	return d.Round(time.Second).String()
 }
 
-// nodeDetail is what a node's row says besides its state.
-func nodeDetail(n *controllerv1.RolloutNode, now time.Time) string {
+// nodeDetail is what a node's row says besides its state. lost is how
+// long a node in flight may stay disconnected before it is unreachable
+// (0: unknown).
+func nodeDetail(n *controllerv1.RolloutNode, now time.Time, lost time.Duration) string {
 	var parts []string
-	if n.GetState() == "waiting_confirmation" && n.GetWaitingStep() != "" {
+	st := n.GetState()
+	if st == state.NodeWaitingConfirmation && n.GetWaitingStep() != "" {
 		s := "waits at step " + n.GetWaitingStep()
 		if n.GetWaitingInstructions() != "" {
 			s += ": " + n.GetWaitingInstructions()
 		}
 		parts = append(parts, s)
 	}
+	if st == state.NodeInterrupted && n.GetInterruptedStep() != "" {
+		parts = append(parts, "step "+n.GetInterruptedStep()+" was cut off")
+	}
 	if n.GetError() != "" {
 		parts = append(parts, n.GetError())
 	}
-	if n.GetUnreachableSince() != "" && n.GetState() != "passed" {
-		parts = append(parts, "unreachable since "+ago(now, n.GetUnreachableSince()))
+	if since := n.GetUnreachableSince(); since != "" {
+		switch {
+		case state.NodeInFlight(st):
+			s := "disconnected since " + ago(now, since)
+			if t, err := time.Parse(time.RFC3339Nano, since); err == nil && lost > 0 {
+				s += ", unreachable at " + t.Add(lost).In(now.Location()).Format("15:04:05") + " unless it reconnects"
+			}
+			parts = append(parts, s)
+		case st == state.NodePending:
+			parts = append(parts, "waiting to reconnect since "+ago(now, since))
+		}
+	}
+	if r := n.GetRetries(); r > 0 {
+		parts = append(parts, plural(int(r), "retry"))
+	}
+	if n.GetResolvedBy() != "" {
+		parts = append(parts, "resolved by "+n.GetResolvedBy()+": "+n.GetResolvedNote())
 	}
 	if n.GetSlaBreached() {
 		parts = append(parts, "SLA breached")
 	}
 	return strings.Join(parts, "; ")
+}
+
+// lostAfter is how long a rollout lets a node in flight stay
+// disconnected before it is unreachable: wait:D's D, else lost_after; 0
+// when the spec does not say.
+func lostAfter(spec *controllerv1.RolloutSpec) time.Duration {
+	if d, ok := strings.CutPrefix(spec.GetUnreachable(), "wait:"); ok {
+		v, _ := time.ParseDuration(d)
+		return v
+	}
+	v, _ := time.ParseDuration(spec.GetLostAfter())
+	return v
 }
 
 // waveNodes groups a rollout's nodes by wave.
@@ -305,15 +336,28 @@ func waveNodes(rec *controllerv1.RolloutRecord) map[uint32][]*controllerv1.Rollo
 	return m
 }
 
-// countStates counts the nodes in any of states.
-func countStates(nodes []*controllerv1.RolloutNode, states ...string) int {
-	n := 0
-	for _, x := range nodes {
-		if slices.Contains(states, x.GetState()) {
-			n++
+// waveCounts counts a wave's nodes by state (state.Count).
+func waveCounts(nodes []*controllerv1.RolloutNode) *controllerv1.RolloutCounts {
+	return state.Count(nodes)
+}
+
+// countsLine says every count of a rollout that is not zero, passed and
+// failed always: "3 nodes: 1 passed, 1 failed, 1 unreachable".
+func countsLine(c *controllerv1.RolloutCounts) string {
+	parts := []string{fmt.Sprintf("%d passed", c.GetPassed()), fmt.Sprintf("%d failed", c.GetFailed())}
+	for _, o := range []struct {
+		n    uint32
+		word string
+	}{
+		{c.GetUnreachable(), "unreachable"}, {c.GetSkipped(), "skipped"}, {c.GetInterrupted(), "interrupted"},
+		{c.GetRolledBack(), "rolled back"}, {c.GetRollbackFailed(), "rollback failed"}, {c.GetResolved(), "resolved"},
+		{c.GetAborted(), "aborted"}, {c.GetRunning(), "running"}, {c.GetPending(), "pending"},
+	} {
+		if o.n > 0 {
+			parts = append(parts, fmt.Sprintf("%d %s", o.n, o.word))
 		}
 	}
-	return n
+	return plural(int(c.GetNodes()), "node") + ": " + strings.Join(parts, ", ")
 }
 
 // statusText renders the status view of a rollout with its nodes.
@@ -345,23 +389,24 @@ func statusText(rec *controllerv1.RolloutRecord, now time.Time) string {
 	byWave := waveNodes(rec)
 	b.WriteString("\nwaves:\n")
 	t := newTable(&b)
-	t.row("  WAVE", "STATE", "PROGRESS", "FAILED", "UNREACHABLE", "MAX FAILURES", "NOTE")
+	t.row("  WAVE", "STATE", "PROGRESS", "FAILURES", "UNREACHABLE", "MAX FAILURES", "NOTE")
 	for _, w := range rec.GetWaves() {
 		nodes := byWave[w.GetIndex()]
 		total := max(len(w.GetNodeIds()), len(nodes))
 		var note []string
-		if w.GetState() == "baking" && w.GetBakeUntil() != "" {
+		if w.GetState() == state.WaveBaking && w.GetBakeUntil() != "" {
 			note = append(note, "baking until "+clock(w.GetBakeUntil(), now))
 		}
 		if w.GetGateAfter() {
 			note = append(note, "gate after")
 		}
-		state := w.GetState()
-		if state == "pending" && len(nodes) > 0 && countStates(nodes, "aborted") == len(nodes) {
-			state = "aborted" // never started: the rollout was aborted or rolled back first
+		wc := waveCounts(nodes)
+		failures := state.WaveFailures(w, nodes)
+		if failures > w.GetMaxFailures() {
+			note = append(note, "over budget")
 		}
-		t.row("  "+strconv.Itoa(int(w.GetIndex())), state, progressBar(countStates(nodes, nodeDone...), total),
-			strconv.Itoa(countStates(nodes, "failed", "rollback_failed")), strconv.Itoa(countStates(nodes, "unreachable")),
+		t.row("  "+strconv.Itoa(int(w.GetIndex())), state.Name(w.GetState()), progressBar(int(state.Finished(wc)), total),
+			strconv.Itoa(int(failures)), strconv.Itoa(int(wc.GetUnreachable()+wc.GetSkipped())),
 			strconv.Itoa(int(w.GetMaxFailures())), strings.Join(note, ", "))
 	}
 	t.flush()
@@ -372,14 +417,13 @@ func statusText(rec *controllerv1.RolloutRecord, now time.Time) string {
 		b.WriteString("\nnodes:\n")
 		t := newTable(&b)
 		t.row("  HOSTNAME", "WAVE", "STATE", "DURATION", "DETAIL")
+		lost := lostAfter(rec.GetSpec())
 		for _, n := range nodes {
-			t.row("  "+nodeName(n), strconv.Itoa(int(n.GetWave())), n.GetState(), nodeDuration(n, now), nodeDetail(n, now))
+			t.row("  "+nodeName(n), strconv.Itoa(int(n.GetWave())), state.Name(n.GetState()), nodeDuration(n, now), nodeDetail(n, now, lost))
 		}
 		t.flush()
 	}
-	fmt.Fprintf(&b, "\ncounts: %s: %d passed, %d failed, %d running, %d pending, %d skipped, %d rolled back; %d unreachable\n",
-		plural(int(c.GetNodes()), "node"), c.GetPassed(), c.GetFailed(), c.GetRunning(), c.GetPending(),
-		c.GetSkipped(), c.GetRolledBack(), c.GetUnreachable())
+	fmt.Fprintf(&b, "\ncounts: %s\n", countsLine(c))
 	return b.String()
 }
 
@@ -404,7 +448,7 @@ func changeLines(prev, cur *controllerv1.RolloutRecord, now time.Time) []string 
 			stateWithReason(cur), plural(int(cur.GetCounts().GetNodes()), "node"), plural(len(cur.GetWaves()), "wave")))
 		prev = &controllerv1.RolloutRecord{State: cur.GetState(), Reason: cur.GetReason()}
 	}
-	oldWave := map[uint32]string{}
+	oldWave := map[uint32]state.Wave{}
 	for _, w := range prev.GetWaves() {
 		oldWave[w.GetIndex()] = w.GetState()
 	}
@@ -414,16 +458,18 @@ func changeLines(prev, cur *controllerv1.RolloutRecord, now time.Time) []string 
 	}
 	nodeLine := func(n *controllerv1.RolloutNode) {
 		o := oldNode[n.GetNodeId()]
-		if n.GetState() == cmp.Or(o.GetState(), "pending") && n.GetWaitingStep() == o.GetWaitingStep() {
+		if n.GetState() == cmp.Or(o.GetState(), state.NodePending) && n.GetWaitingStep() == o.GetWaitingStep() {
 			return
 		}
-		line := fmt.Sprintf("%s wave %d %s", nodeName(n), n.GetWave(), n.GetState())
+		line := fmt.Sprintf("%s wave %d %s", nodeName(n), n.GetWave(), state.Name(n.GetState()))
 		switch n.GetState() {
-		case "passed", "rolled_back":
+		case state.NodePassed, state.NodeRolledBack:
 			if d := nodeDuration(n, now); d != "" {
 				line += " in " + d
 			}
-		case "waiting_confirmation":
+		case state.NodeInterrupted:
+			line += ": step " + n.GetInterruptedStep() + " was cut off"
+		case state.NodeWaitingConfirmation:
 			line += fmt.Sprintf(": step %s: %s (cairnctl rollout confirm %s --node %s --step %s --note TEXT)",
 				n.GetWaitingStep(), cmp.Or(n.GetWaitingInstructions(), "no instructions"), id, nodeName(n), n.GetWaitingStep())
 		}
@@ -437,22 +483,21 @@ func changeLines(prev, cur *controllerv1.RolloutRecord, now time.Time) []string 
 	for _, w := range cur.GetWaves() {
 		nodes := byWave[w.GetIndex()]
 		delete(byWave, w.GetIndex())
-		changed := w.GetState() != cmp.Or(oldWave[w.GetIndex()], "pending")
-		if changed && w.GetState() == "running" {
+		changed := w.GetState() != cmp.Or(oldWave[w.GetIndex()], state.WavePending)
+		if changed && w.GetState() == state.WaveRunning {
 			lines = append(lines, fmt.Sprintf("wave %d started: %s", w.GetIndex(), plural(len(w.GetNodeIds()), "node")))
 		}
 		for _, n := range nodes {
 			nodeLine(n)
 		}
-		if !changed || w.GetState() == "running" {
+		if !changed || w.GetState() == state.WaveRunning {
 			continue
 		}
-		line := fmt.Sprintf("wave %d %s", w.GetIndex(), w.GetState())
+		line := fmt.Sprintf("wave %d %s", w.GetIndex(), state.Name(w.GetState()))
 		switch w.GetState() {
-		case "done", "failed":
-			line += fmt.Sprintf(": %d passed, %d failed, %d unreachable (max failures %d)", countStates(nodes, "passed"),
-				countStates(nodes, "failed", "rollback_failed"), countStates(nodes, "unreachable"), w.GetMaxFailures())
-		case "baking":
+		case state.WaveDone, state.WaveFailed:
+			line += fmt.Sprintf(": %s; %d failures, %d allowed", countsLine(waveCounts(nodes)), state.WaveFailures(w, nodes), w.GetMaxFailures())
+		case state.WaveBaking:
 			if w.GetBakeUntil() != "" {
 				line += " until " + clock(w.GetBakeUntil(), now)
 			}
@@ -469,9 +514,8 @@ func changeLines(prev, cur *controllerv1.RolloutRecord, now time.Time) []string 
 	}
 	if cur.GetState() != prev.GetState() || cur.GetReason() != prev.GetReason() {
 		line := "rollout " + stateWithReason(cur)
-		if cur.GetState() == "completed" {
-			c := cur.GetCounts()
-			line += fmt.Sprintf(": %d passed, %d failed, %d skipped; %d unreachable", c.GetPassed(), c.GetFailed(), c.GetSkipped(), c.GetUnreachable())
+		if state.RolloutOver(cur.GetState()) {
+			line += ": " + countsLine(cur.GetCounts())
 		}
 		lines = append(lines, line)
 	}

@@ -16,6 +16,7 @@ import (
 
 	"github.com/cairn-ops/cairn/controller/dml"
 	"github.com/cairn-ops/cairn/controller/rollout"
+	"github.com/cairn-ops/cairn/controller/rollout/state"
 	"github.com/cairn-ops/cairn/controller/store"
 	controllerv1 "github.com/cairn-ops/cairn/proto/controller/v1"
 )
@@ -94,12 +95,10 @@ type metrics struct {
 	uploads uploadStats
 }
 
-// rolloutStates are the states of a RolloutRecord; each is written, 0
-// when no rollout is in it.
-var rolloutStates = []string{
-	rollout.StateRunning, rollout.StatePaused, rollout.StateHalted, rollout.StateCompleted,
-	rollout.StateAborted, rollout.StateRollingBack, rollout.StateRolledBack, rollout.StateRollbackFailed,
-}
+// recentRollouts is how many of the newest rollouts get their nodes
+// counted in cairn_rollout_nodes, besides every rollout not settled: the
+// series stay few.
+const recentRollouts = 10
 
 func (m *metrics) serveMetrics(w http.ResponseWriter, r *http.Request) {
 	states := map[string]int{}
@@ -109,9 +108,10 @@ func (m *metrics) serveMetrics(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	rollouts := map[string]int{}
-	for _, s := range rolloutStates {
-		rollouts[s] = 0
+	for _, s := range state.RolloutStates() {
+		rollouts[state.Name(s)] = 0
 	}
+	var shown []*controllerv1.RolloutRecord
 	err := m.st.View(r.Context(), func(tx store.Tx) error {
 		nodes, err := tx.Nodes()
 		if err != nil {
@@ -124,8 +124,11 @@ func (m *metrics) serveMetrics(w http.ResponseWriter, r *http.Request) {
 		if err != nil {
 			return fmt.Errorf("read rollouts: %w", err)
 		}
-		for _, ro := range recs {
-			rollouts[ro.GetState()]++
+		for i, ro := range recs {
+			rollouts[state.Name(ro.GetState())]++
+			if !state.Settled(ro) || i >= len(recs)-recentRollouts {
+				shown = append(shown, ro)
+			}
 		}
 		return nil
 	})
@@ -160,6 +163,13 @@ func (m *metrics) serveMetrics(w http.ResponseWriter, r *http.Request) {
 	fmt.Fprintf(&b, "# TYPE cairn_rollouts gauge\n")
 	for _, s := range sortedKeys(rollouts) {
 		fmt.Fprintf(&b, "cairn_rollouts{state=\"%s\"} %d\n", labelValue(s), rollouts[s])
+	}
+	fmt.Fprintf(&b, "# HELP cairn_rollout_nodes Nodes of a rollout by state (every rollout not settled, and the %d newest), as in rollout status.\n", recentRollouts)
+	fmt.Fprintf(&b, "# TYPE cairn_rollout_nodes gauge\n")
+	for _, r := range shown {
+		for _, c := range countSeries(r.GetCounts()) {
+			fmt.Fprintf(&b, "cairn_rollout_nodes{rollout=\"%s\",state=\"%s\"} %d\n", labelValue(r.GetId()), c.name, c.n)
+		}
 	}
 	ro := m.rollouts
 	if ro == nil {
@@ -222,7 +232,7 @@ var (
 var (
 	nodeOutcomes = []string{
 		rollout.OutcomePassed, rollout.OutcomeFailed, rollout.OutcomeUnreachable,
-		rollout.OutcomeSkipped, rollout.OutcomeRolledBack, rollout.OutcomeRollbackFailed,
+		rollout.OutcomeSkipped, rollout.OutcomeInterrupted, rollout.OutcomeRolledBack, rollout.OutcomeRollbackFailed, rollout.OutcomeResolved,
 	}
 	slaKinds = []string{rollout.BreachNodeDuration, rollout.BreachRolloutDuration, rollout.BreachSuccessRate}
 )
@@ -346,4 +356,21 @@ func sortedKeys[V any](m map[string]V) []string {
 	}
 	sort.Strings(keys)
 	return keys
+}
+
+// countSeries are a rollout's counts by node state name, every state.
+func countSeries(c *controllerv1.RolloutCounts) []struct {
+	name string
+	n    uint32
+} {
+	return []struct {
+		name string
+		n    uint32
+	}{
+		{state.Name(state.NodePending), c.GetPending()}, {"running", c.GetRunning()}, {state.Name(state.NodePassed), c.GetPassed()},
+		{state.Name(state.NodeFailed), c.GetFailed()}, {state.Name(state.NodeUnreachable), c.GetUnreachable()},
+		{state.Name(state.NodeSkipped), c.GetSkipped()}, {state.Name(state.NodeInterrupted), c.GetInterrupted()},
+		{state.Name(state.NodeRolledBack), c.GetRolledBack()}, {state.Name(state.NodeRollbackFailed), c.GetRollbackFailed()},
+		{state.Name(state.NodeResolved), c.GetResolved()}, {state.Name(state.NodeAborted), c.GetAborted()},
+	}
 }

@@ -16,6 +16,7 @@ import (
 
 	"github.com/cairn-ops/cairn/controller/blob"
 	"github.com/cairn-ops/cairn/controller/dml"
+	"github.com/cairn-ops/cairn/controller/rollout/state"
 	"github.com/cairn-ops/cairn/controller/store"
 	controllerv1 "github.com/cairn-ops/cairn/proto/controller/v1"
 )
@@ -238,8 +239,9 @@ func TestRolloutMetrics(t *testing.T) {
 	t.Cleanup(func() { st.Close() })
 	err := st.Update(t.Context(), func(tx store.Tx) error {
 		var errs []error
-		for i, state := range []string{"running", "running", "halted", "completed", "some_new_state"} {
-			errs = append(errs, tx.PutRollout(&controllerv1.RolloutRecord{Id: fmt.Sprintf("r%d", i), State: state}))
+		for i, st := range []controllerv1.RolloutState{state.RolloutRunning, state.RolloutRunning, state.RolloutHalted, state.RolloutCompleted, 99} {
+			errs = append(errs, tx.PutRollout(&controllerv1.RolloutRecord{Id: fmt.Sprintf("r%d", i), State: st,
+				Counts: &controllerv1.RolloutCounts{Nodes: 3, Passed: 1, Running: 1, Pending: 1}}))
 		}
 		errs = append(errs, tx.PutNode(&controllerv1.NodeRecord{Id: "n1", State: controllerv1.NodeRecord_STATE_CONNECTED}))
 		return errors.Join(errs...)
@@ -257,7 +259,10 @@ func TestRolloutMetrics(t *testing.T) {
 		`cairn_rollouts{state="halted"}`,
 		`cairn_rollouts{state="completed"}`,
 		`cairn_rollouts{state="paused"}`,
-		`cairn_rollouts{state="some_new_state"}`,
+		`cairn_rollouts{state="99"}`,
+		`cairn_rollout_nodes{rollout="r0",state="passed"}`,
+		`cairn_rollout_nodes{rollout="r0",state="running"}`,
+		`cairn_rollout_nodes{rollout="r0",state="failed"}`,
 		`cairn_node_deployments_total{outcome="passed"}`,
 		`cairn_node_deployments_total{outcome="failed"}`,
 		`cairn_node_deployments_total{outcome="unreachable"}`,
@@ -286,7 +291,9 @@ func TestRolloutMetrics(t *testing.T) {
 	wantBefore[`cairn_rollouts{state="running"}`] = 2
 	wantBefore[`cairn_rollouts{state="halted"}`] = 1
 	wantBefore[`cairn_rollouts{state="completed"}`] = 1
-	wantBefore[`cairn_rollouts{state="some_new_state"}`] = 1
+	wantBefore[`cairn_rollouts{state="99"}`] = 1
+	wantBefore[`cairn_rollout_nodes{rollout="r0",state="passed"}`] = 1
+	wantBefore[`cairn_rollout_nodes{rollout="r0",state="running"}`] = 1
 	if diff := cmp.Diff(wantBefore, before.pick(series...)); diff != "" {
 		t.Errorf("before any deployment (-want +got):\n%s", diff)
 	}
@@ -311,7 +318,8 @@ func TestRolloutMetrics(t *testing.T) {
 	rm.SLABreach("node_duration")
 	rm.SLABreach("node_duration")
 	err = st.Update(t.Context(), func(tx store.Tx) error {
-		return tx.PutRollout(&controllerv1.RolloutRecord{Id: "r0", State: "paused"})
+		return tx.PutRollout(&controllerv1.RolloutRecord{Id: "r0", State: state.RolloutPaused,
+			Counts: &controllerv1.RolloutCounts{Nodes: 3, Passed: 2, Pending: 1}})
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -324,6 +332,8 @@ func TestRolloutMetrics(t *testing.T) {
 	for k, v := range map[string]float64{
 		`cairn_rollouts{state="running"}`:                          1,
 		`cairn_rollouts{state="paused"}`:                           1,
+		`cairn_rollout_nodes{rollout="r0",state="passed"}`:         2,
+		`cairn_rollout_nodes{rollout="r0",state="running"}`:        0,
 		`cairn_node_deployments_total{outcome="passed"}`:           2,
 		`cairn_node_deployments_total{outcome="failed"}`:           1,
 		`cairn_node_deployment_duration_seconds_bucket{le="5"}`:    1,

@@ -158,6 +158,9 @@ func (s *Server) build(ca *pki.CA, serverCert tls.Certificate, releaseKey ed2551
 		Metrics:          rm,
 		Now:              now,
 		Logger:           s.log.With("component", "rollout"),
+		// A node in flight is unreachable when the fleet marks it lost,
+		// unless a rollout says otherwise (its lost_after).
+		LostAfter: cfg.LostAfter,
 	})
 	s.fleet.SetEvents(s.rollouts)
 	api.Register(s.grpc, api.Deps{

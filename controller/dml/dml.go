@@ -515,6 +515,16 @@ func (d *DML) Where(ctx context.Context, digest string) (*controllerv1.ArtifactR
 // for the same node and release is replaced. It is the only change an
 // artifact's record ever sees.
 func (d *DML) RecordInstall(ctx context.Context, actor, digest string, in *controllerv1.InstallRecord) error {
+	now := d.now()
+	return d.st.Update(ctx, func(tx store.Tx) error {
+		return PutInstall(tx, now, actor, digest, in)
+	})
+}
+
+// PutInstall is RecordInstall inside the caller's transaction: the
+// rollout engine records installs in the same transaction as the node
+// that passed.
+func PutInstall(tx store.Tx, now time.Time, actor, digest string, in *controllerv1.InstallRecord) error {
 	switch {
 	case in.GetNodeId() == "":
 		return fmt.Errorf("%w: install: node ID is required", ErrInvalid)
@@ -524,28 +534,25 @@ func (d *DML) RecordInstall(ctx context.Context, actor, digest string, in *contr
 	if err := blob.Check(digest); err != nil {
 		return fmt.Errorf("%w: digest: %s is not 64 lowercase hex digits", ErrInvalid, limits.Quote(digest))
 	}
-	now := d.now()
-	return d.st.Update(ctx, func(tx store.Tx) error {
-		rec, err := tx.Artifact(digest)
-		if err != nil {
-			return err
-		}
-		installs := slices.DeleteFunc(rec.GetInstalls(), func(x *controllerv1.InstallRecord) bool {
-			return x.GetNodeId() == in.GetNodeId() && x.GetRelease() == in.GetRelease()
-		})
-		installs = append(installs, in)
-		slices.SortFunc(installs, func(a, b *controllerv1.InstallRecord) int {
-			return cmp.Or(cmp.Compare(a.GetNodeId(), b.GetNodeId()), cmp.Compare(a.GetRelease(), b.GetRelease()))
-		})
-		rec.Installs = installs
-		if err := tx.PutArtifact(rec); err != nil {
-			return err
-		}
-		_, err = auditlog.Append(tx, now, actor, "artifact.install", "artifact/"+digest, map[string]string{
-			"node": in.GetNodeId(), "release": in.GetRelease(), "rollout": in.GetRolloutId(),
-		})
+	rec, err := tx.Artifact(digest)
+	if err != nil {
 		return err
+	}
+	installs := slices.DeleteFunc(rec.GetInstalls(), func(x *controllerv1.InstallRecord) bool {
+		return x.GetNodeId() == in.GetNodeId() && x.GetRelease() == in.GetRelease()
 	})
+	installs = append(installs, in)
+	slices.SortFunc(installs, func(a, b *controllerv1.InstallRecord) int {
+		return cmp.Or(cmp.Compare(a.GetNodeId(), b.GetNodeId()), cmp.Compare(a.GetRelease(), b.GetRelease()))
+	})
+	rec.Installs = installs
+	if err := tx.PutArtifact(rec); err != nil {
+		return err
+	}
+	_, err = auditlog.Append(tx, now, actor, "artifact.install", "artifact/"+digest, map[string]string{
+		"node": in.GetNodeId(), "release": in.GetRelease(), "rollout": in.GetRolloutId(),
+	})
+	return err
 }
 
 // GCResult is what CollectGarbage removed (or, in a dry run, would

@@ -212,11 +212,11 @@ func TestProtoPayload(t *testing.T) {
 	rc := newReceiver(t, nil)
 	n := notify.New(config(notify.Hook{URL: rc.URL}))
 	run(t, n)
-	rec := &controllerv1.RolloutRecord{Id: "r1", State: "halted", CreatedBy: "user:alice"}
+	rec := &controllerv1.RolloutRecord{Id: "r1", State: controllerv1.RolloutState_ROLLOUT_STATE_HALTED, CreatedBy: "user:alice"}
 	n.Notify(rollout.EventHalted, rec)
-	rec.State = "changed after Notify"
+	rec.State = controllerv1.RolloutState_ROLLOUT_STATE_ABORTED
 	got := decode(t, rc.next(t).body).Data
-	want := map[string]any{"id": "r1", "state": "halted", "created_by": "user:alice"}
+	want := map[string]any{"id": "r1", "state": "ROLLOUT_STATE_HALTED", "created_by": "user:alice"}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("data (-want +got):\n%s", diff)
 	}

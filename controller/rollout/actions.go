@@ -5,8 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strconv"
 	"strings"
 
+	"github.com/cairn-ops/cairn/controller/rollout/state"
 	"github.com/cairn-ops/cairn/controller/store"
 	controllerv1 "github.com/cairn-ops/cairn/proto/controller/v1"
 )
@@ -36,11 +38,19 @@ func (e *Engine) act(ctx context.Context, id string, fn func(p *pass) error) (*c
 	return e.Get(ctx, id)
 }
 
-// stateError says an action is not allowed in the rollout's state and
-// where it is.
-func stateError(p *pass, action string, allowed ...string) error {
-	return fmt.Errorf("%w: rollout %s is %s; %s applies to a rollout that is %s",
-		ErrState, p.ro.GetId(), p.ro.GetState(), action, orList(allowed))
+// stateError says an action is not allowed in the rollout's state, where
+// it is, and what the operator can do instead.
+func stateError(p *pass, action, instead string, allowed ...state.Rollout) error {
+	names := make([]string, len(allowed))
+	for i, s := range allowed {
+		names[i] = state.Name(s)
+	}
+	msg := fmt.Sprintf("rollout %s is %s; %s applies to a rollout that is %s",
+		p.ro.GetId(), state.Name(p.ro.GetState()), action, orList(names))
+	if instead != "" {
+		msg += "; " + instead
+	}
+	return fmt.Errorf("%w: %s", ErrState, msg)
 }
 
 func orList(s []string) string {
@@ -58,14 +68,18 @@ func byWhom(what, actor, note string) string {
 	return what + " by " + actor + ": " + note
 }
 
-// Pause stops a running rollout from starting nodes; nodes in flight
-// finish.
+// Pause stops a running rollout from starting nodes, or a rollback from
+// starting node rollbacks; what is in flight finishes.
 func (e *Engine) Pause(ctx context.Context, actor, id, note string) (*controllerv1.RolloutRecord, error) {
 	return e.act(ctx, id, func(p *pass) error {
-		if p.ro.GetState() != StateRunning {
-			return stateError(p, "pause", StateRunning)
+		switch p.ro.GetState() {
+		case StateRunning:
+			p.setState(StatePaused)
+		case StateRollingBack:
+			p.setState(StateRollbackPaused)
+		default:
+			return stateError(p, "pause", pauseHint(p.ro.GetState()), StateRunning, StateRollingBack)
 		}
-		p.ro.State = StatePaused
 		p.ro.Reason = byWhom("paused", actor, note)
 		p.ro.WaitingFor = ""
 		p.roDirty = true
@@ -74,13 +88,37 @@ func (e *Engine) Pause(ctx context.Context, actor, id, note string) (*controller
 	})
 }
 
-// Resume continues a paused rollout, or one waiting at a gate.
+// pauseHint says what to do with a rollout pause does not apply to.
+func pauseHint(s state.Rollout) string {
+	switch s {
+	case StatePaused, StateRollbackPaused:
+		return "it is paused already: resume it with cairnctl rollout resume"
+	case StateHalted:
+		return "a halted rollout starts nothing: retry or resolve its failed nodes and resume it, abort it, or roll it back"
+	}
+	return "it is over: nothing starts in it any more"
+}
+
+// Resume continues a paused rollout (or one waiting at a gate), a paused
+// rollback, or a halted rollout once its failed wave is within its
+// budget again (its nodes retried or resolved).
 func (e *Engine) Resume(ctx context.Context, actor, id, note string) (*controllerv1.RolloutRecord, error) {
 	return e.act(ctx, id, func(p *pass) error {
-		if p.ro.GetState() != StatePaused {
-			return stateError(p, "resume", StatePaused)
+		switch p.ro.GetState() {
+		case StatePaused:
+			p.setState(StateRunning)
+		case StateRollbackPaused:
+			p.setState(StateRollingBack)
+		case StateHalted:
+			if over := p.failedWaves(); over != "" {
+				return fmt.Errorf("%w: rollout %s is halted: %s; retry those nodes (cairnctl rollout retry %s --node NODE) or resolve them after repairing them by hand (cairnctl rollout resolve), or abort or roll back the rollout",
+					ErrState, p.ro.GetId(), over, p.ro.GetId())
+			}
+			p.setState(StateRunning)
+			p.ro.FinishedAt = ""
+		default:
+			return stateError(p, "resume", "", StatePaused, StateRollbackPaused, StateHalted)
 		}
-		p.ro.State = StateRunning
 		p.ro.Reason = ""
 		p.roDirty = true
 		p.record(actor, "rollout.resume", map[string]string{"note": note})
@@ -88,21 +126,50 @@ func (e *Engine) Resume(ctx context.Context, actor, id, note string) (*controlle
 	})
 }
 
-// Abort ends a rollout: nodes that have not started are aborted; nodes
-// in flight finish and their results are still recorded.
+// failedWaves says which failed waves still have more failed nodes than
+// their budget allows, "" when none has.
+func (p *pass) failedWaves() string {
+	var out []string
+	for _, w := range p.ro.GetWaves() {
+		if w.GetState() != WaveFailed && w.GetState() != WaveRunning {
+			continue
+		}
+		failures, failed, _ := p.tally(w)
+		if failures > int(w.GetMaxFailures()) {
+			out = append(out, fmt.Sprintf("wave %d has %d failed nodes of %d allowed (%s)", w.GetIndex(), failures, w.GetMaxFailures(), nameList(failed, 10)))
+		}
+	}
+	return strings.Join(out, "; ")
+}
+
+// Abort ends a rollout or its rollback: nodes that have not started are
+// aborted; deployments in flight finish and their results are still
+// recorded; node rollbacks in flight are cancelled (their nodes' rollback
+// fails, and `rollback` or `retry` starts them again).
 func (e *Engine) Abort(ctx context.Context, actor, id, note string) (*controllerv1.RolloutRecord, error) {
 	return e.act(ctx, id, func(p *pass) error {
 		switch p.ro.GetState() {
 		case StateRunning, StatePaused, StateHalted:
+		case StateRollingBack, StateRollbackPaused:
+			for _, n := range p.nodes {
+				if n.GetState() != NodeRollingBack {
+					continue
+				}
+				if in := p.in[n.GetNodeId()]; in != nil {
+					p.cancel(in.cmd, "rollback aborted")
+				}
+				p.finishRollback(n, false, byWhom("rollback aborted", actor, note))
+			}
 		default:
-			return stateError(p, "abort", StateRunning, StatePaused, StateHalted)
+			return stateError(p, "abort", "it is over: roll it back, or retry or resolve its nodes", StateRunning, StatePaused, StateHalted, StateRollingBack, StateRollbackPaused)
 		}
-		p.ro.State = StateAborted
+		p.setState(StateAborted)
 		p.ro.Reason = byWhom("aborted", actor, note)
 		p.ro.WaitingFor = ""
 		p.ro.FinishedAt = stamp(p.now)
 		p.roDirty = true
 		p.abortPending(byWhom("not started: aborted", actor, note))
+		p.closeWaves()
 		p.record(actor, "rollout.abort", map[string]string{"note": note})
 		return nil
 	})
@@ -110,13 +177,14 @@ func (e *Engine) Abort(ctx context.Context, actor, id, note string) (*controller
 
 // Rollback rolls back every node the rollout changed, in reverse wave
 // order, and proves each is back at its pre-audit. A running rollout
-// first stops starting nodes.
+// first stops starting nodes. A rollback that failed (or was aborted)
+// starts again for the nodes not proven yet.
 func (e *Engine) Rollback(ctx context.Context, actor, id, note string) (*controllerv1.RolloutRecord, error) {
 	return e.act(ctx, id, func(p *pass) error {
 		switch p.ro.GetState() {
-		case StateRunning, StatePaused, StateHalted, StateCompleted, StateAborted:
+		case StateRunning, StatePaused, StateHalted, StateCompleted, StateAborted, StateRollbackFailed:
 		default:
-			return stateError(p, "rollback", StateRunning, StatePaused, StateHalted, StateCompleted, StateAborted)
+			return stateError(p, "rollback", "", StateRunning, StatePaused, StateHalted, StateCompleted, StateAborted, StateRollbackFailed)
 		}
 		if err := p.othersWorkOn(); err != nil {
 			return err
@@ -132,7 +200,7 @@ func (e *Engine) Rollback(ctx context.Context, actor, id, note string) (*control
 func (p *pass) othersWorkOn() error {
 	var ids []string
 	for _, n := range p.nodes {
-		if rollbackTarget(n) || deploying(n.GetState()) {
+		if rollbackTarget(n) || state.NodeInDeployment(n.GetState()) {
 			ids = append(ids, n.GetNodeId())
 		}
 	}
@@ -216,8 +284,8 @@ func (e *Engine) Confirm(ctx context.Context, actor, id, node, step, note string
 		// step, whatever the rollout's state (a rollback waits for it), and
 		// one rolling back may run a manual rollback step.
 		rollingBack := rollbackWaits(n, n.GetRollbackCommand())
-		if s := n.GetState(); s != NodePending && !deploying(s) && !rollingBack {
-			return fmt.Errorf("%w: node %s is %s in rollout %s (%s); nothing of it waits for a confirmation", ErrState, hostname(n), s, p.ro.GetId(), p.ro.GetState())
+		if s := n.GetState(); s != NodePending && !state.NodeInDeployment(s) && !rollingBack {
+			return fmt.Errorf("%w: node %s is %s in rollout %s (%s); nothing of it waits for a confirmation", ErrState, hostname(n), state.Name(s), p.ro.GetId(), state.Name(p.ro.GetState()))
 		}
 		c := &controllerv1.StepConfirmation{Step: step, By: actor, Note: note, At: stamp(p.now)}
 		n.Confirmations = append(n.Confirmations, c)
@@ -232,6 +300,112 @@ func (e *Engine) Confirm(ctx context.Context, actor, id, node, step, note string
 			p.forward(n, n.GetDeployCommand(), c)
 		}
 		p.record(actor, "rollout.confirm", map[string]string{"node": n.GetNodeId(), "step": step, "note": note})
+		return nil
+	})
+}
+
+// Retry runs a node's deployment again with new commands (it failed, was
+// unreachable or skipped, was cut off, or never started because the
+// rollout was aborted), or its rollback when its rollback failed. The
+// node must be connected. A completed rollout runs again until the node
+// is done; a node of a closed wave reopens its wave.
+func (e *Engine) Retry(ctx context.Context, actor, id, node, note string) (*controllerv1.RolloutRecord, error) {
+	if node == "" {
+		return nil, fmt.Errorf("%w: node: name the node to retry (ID or hostname)", ErrInvalid)
+	}
+	return e.act(ctx, id, func(p *pass) error {
+		n, err := p.findNode(node)
+		if err != nil {
+			return err
+		}
+		if !state.NodeRetriable(n.GetState()) {
+			return fmt.Errorf("%w: node %s is %s in rollout %s; retry applies to a node that failed, was unreachable, skipped, interrupted or aborted, or whose rollback failed",
+				ErrState, hostname(n), state.Name(n.GetState()), p.ro.GetId())
+		}
+		if !p.connected[n.GetNodeId()] {
+			return fmt.Errorf("%w: node %s is not connected: retry it when its agent is back (cairnctl node list)", ErrState, hostname(n))
+		}
+		prev := map[string]string{"node": n.GetNodeId(), "note": note, "was": state.Name(n.GetState()), "error": n.GetError()}
+		if n.GetState() == NodeRollbackFailed {
+			switch p.ro.GetState() {
+			case StateRollbackFailed, StateAborted:
+				p.setState(StateRollingBack)
+				p.ro.FinishedAt = ""
+				p.ro.Reason = byWhom("rollback retried on "+hostname(n), actor, note)
+			case StateRollingBack, StateRollbackPaused:
+			default:
+				return stateError(p, "a rollback retry", "", StateRollbackFailed, StateAborted, StateRollingBack, StateRollbackPaused)
+			}
+			clearRollback(n)
+			n.Error = ""
+			n.Retries++
+			p.startNodeRollback(n)
+			p.record(actor, "rollout.retry", prev)
+			return nil
+		}
+		switch p.ro.GetState() {
+		case StateRunning, StatePaused, StateHalted:
+		case StateCompleted:
+			p.setState(StateRunning)
+			p.ro.FinishedAt = ""
+			p.ro.Reason = ""
+		default:
+			return stateError(p, "a deployment retry", "roll the rollout back, or start a new rollout", StateRunning, StatePaused, StateHalted, StateCompleted)
+		}
+		if w := p.waveOf(n); w != nil && (w.GetState() == WaveDone || w.GetState() == WaveFailed) {
+			p.setWave(w, WaveRunning)
+		}
+		resetDeployment(n)
+		n.Retries++
+		p.startNode(n)
+		p.record(actor, "rollout.retry", prev)
+		return nil
+	})
+}
+
+// resetDeployment forgets a node's last deployment, so that it runs
+// again from its pre-audit with new commands. What it did stays in the
+// audit log and in the agent's journal.
+func resetDeployment(n *controllerv1.RolloutNode) {
+	n.PreAuditCommand, n.PreAuditId = "", ""
+	n.DeployCommand, n.PostAuditCommand, n.PostAuditId = "", "", ""
+	n.DeployReportJson, n.ComparisonJson = nil, nil
+	n.Changed, n.InterruptedStep = false, ""
+	n.Error, n.UnreachableSince, n.FinishedAt = "", "", ""
+	n.DurationSeconds, n.SlaBreached = 0, false
+	n.HasBaseline, n.DriftChanges, n.DriftSummary, n.KnownErrors = false, 0, "", nil
+	n.WaitingStep, n.WaitingInstructions = "", ""
+	n.Confirmations = nil
+}
+
+// Resolve records that someone repaired a node by hand: the node is
+// audited, and the audit's diff from its pre-audit is recorded in the
+// node and the report. The node must be connected. A rollback that
+// failed only on nodes resolved this way ends rolled back.
+func (e *Engine) Resolve(ctx context.Context, actor, id, node, note string) (*controllerv1.RolloutRecord, error) {
+	switch {
+	case node == "":
+		return nil, fmt.Errorf("%w: node: name the node to resolve (ID or hostname)", ErrInvalid)
+	case strings.TrimSpace(note) == "":
+		return nil, fmt.Errorf("%w: note: say what was repaired, and how", ErrInvalid)
+	}
+	return e.act(ctx, id, func(p *pass) error {
+		n, err := p.findNode(node)
+		if err != nil {
+			return err
+		}
+		if !state.NodeResolvable(n.GetState()) {
+			return fmt.Errorf("%w: node %s is %s in rollout %s; resolve applies to a node that failed, was unreachable, skipped, interrupted or aborted, or whose rollback failed",
+				ErrState, hostname(n), state.Name(n.GetState()), p.ro.GetId())
+		}
+		if !p.connected[n.GetNodeId()] {
+			return fmt.Errorf("%w: node %s is not connected: resolving it takes an audit; resolve it when its agent is back", ErrState, hostname(n))
+		}
+		n.ResolvedFrom = n.GetState()
+		n.ResolvedBy, n.ResolvedNote, n.ResolvedAt = actor, note, stamp(p.now)
+		n.ResolveAuditCommand, n.ResolveAuditId, n.ResolveDiffJson = p.newAudit(n.GetNodeId()).GetId(), "", nil
+		p.phase(n, NodeResolving)
+		p.record(actor, "rollout.resolve", map[string]string{"node": n.GetNodeId(), "note": note, "was": state.Name(n.ResolvedFrom), "retries": strconv.Itoa(int(n.GetRetries()))})
 		return nil
 	})
 }

@@ -67,6 +67,9 @@ type applyReport struct {
 	Steps        []stepResult  `json:"steps"`
 	Error        string        `json:"error,omitempty"`
 	Duration     time.Duration `json:"duration"`
+	// Interrupted names the step (LIST/NAME) a crash cut off, when the
+	// deployment is interrupted.
+	Interrupted string `json:"interrupted,omitempty"`
 }
 
 type stepResult struct {
@@ -85,8 +88,11 @@ const (
 	// reportRolledBack is the state of a deployment the agent undid
 	// itself after a failure (agent/journal.StateRolledBack).
 	reportRolledBack = "rolled-back"
-	outcomeChanged   = "changed"
-	outcomeFailed    = "failed"
+	// reportInterrupted is the state of a deployment with a step a crash
+	// cut off (agent/journal.StateInterrupted).
+	reportInterrupted = "interrupted"
+	outcomeChanged    = "changed"
+	outcomeFailed     = "failed"
 )
 
 func decodePlanReport(data []byte) (*planReport, error) {
@@ -181,4 +187,16 @@ func shortDigest(d string) string {
 		return d[:12]
 	}
 	return d
+}
+
+// interruptedStep names the step a crash cut off when the deployment is
+// interrupted, "" when it is not.
+func (r *applyReport) interruptedStep() string {
+	if r == nil || r.State != reportInterrupted {
+		return ""
+	}
+	if r.Interrupted != "" {
+		return r.Interrupted
+	}
+	return "(not named by the agent)"
 }

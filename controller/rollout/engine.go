@@ -58,14 +58,18 @@ type EventPayload struct {
 
 // Counts is RolloutCounts as plain JSON for event payloads.
 type Counts struct {
-	Nodes       uint32 `json:"nodes"`
-	Pending     uint32 `json:"pending"`
-	Running     uint32 `json:"running"`
-	Passed      uint32 `json:"passed"`
-	Failed      uint32 `json:"failed"`
-	Unreachable uint32 `json:"unreachable"`
-	Skipped     uint32 `json:"skipped"`
-	RolledBack  uint32 `json:"rolled_back"`
+	Nodes          uint32 `json:"nodes"`
+	Pending        uint32 `json:"pending"`
+	Running        uint32 `json:"running"`
+	Passed         uint32 `json:"passed"`
+	Failed         uint32 `json:"failed"`
+	Unreachable    uint32 `json:"unreachable"`
+	Skipped        uint32 `json:"skipped"`
+	RolledBack     uint32 `json:"rolled_back"`
+	RollbackFailed uint32 `json:"rollback_failed"`
+	Aborted        uint32 `json:"aborted"`
+	Interrupted    uint32 `json:"interrupted"`
+	Resolved       uint32 `json:"resolved"`
 }
 
 // Metrics receives measurements for /metrics.
@@ -81,10 +85,10 @@ type Metrics interface {
 
 // Defaults of Config's durations.
 const (
-	DefaultTick             = 250 * time.Millisecond
-	DefaultPlanTimeout      = 30 * time.Second
-	DefaultReconnectGrace   = 15 * time.Second
-	DefaultUnreachableAfter = 5 * time.Minute
+	DefaultTick           = 250 * time.Millisecond
+	DefaultPlanTimeout    = 30 * time.Second
+	DefaultReconnectGrace = 15 * time.Second
+	DefaultLostAfter      = 5 * time.Minute
 )
 
 // Config is what the engine needs.
@@ -110,12 +114,14 @@ type Config struct {
 	// applies to it, so that a controller restart does not make the
 	// fleet unreachable (default 15s).
 	ReconnectGrace time.Duration
-	// UnreachableAfter is how long a node may stay disconnected while a
-	// command of its deployment or rollback is outstanding before it is
-	// unreachable, under the fail and skip policies (wait:D uses D).
-	// Agents deliver results after reconnecting, so a short disconnect
-	// fails nothing (default 5m).
-	UnreachableAfter time.Duration
+	// LostAfter is how long a node may stay disconnected while a command
+	// of its deployment, rollback or resolution is outstanding before it
+	// is unreachable and the rollout's unreachable policy applies, unless
+	// the rollout's spec says (lost_after); wait:D uses D. Agents deliver
+	// results after reconnecting, so a short disconnect fails nothing
+	// (default 5m, the fleet's lost_after: the controller passes its
+	// setting, so a node in flight is unreachable when it is marked lost).
+	LostAfter time.Duration
 	// Location is the time zone of rollout windows (default time.Local:
 	// the controller's).
 	Location *time.Location
@@ -135,10 +141,11 @@ type Engine struct {
 
 	wake chan struct{}
 
-	qmu      sync.Mutex
-	confirms []confirmRequest
-	subs     map[string]map[chan struct{}]struct{}
-	waiters  map[chan struct{}]struct{}
+	qmu        sync.Mutex
+	confirms   []confirmRequest
+	interrupts []interruption
+	subs       map[string]map[chan struct{}]struct{}
+	waiters    map[chan struct{}]struct{}
 
 	relMu    sync.Mutex
 	releases map[string]*releaseInfo
@@ -153,6 +160,12 @@ type Engine struct {
 // queued until the loop handles it.
 type confirmRequest struct {
 	nodeID, commandID, step, instructions string
+}
+
+// interruption is an agent's report that a crash cut off step (LIST/NAME)
+// of its deploy command, queued until the loop handles it.
+type interruption struct {
+	nodeID, commandID, step string
 }
 
 // New returns an engine; Run drives it.
@@ -174,8 +187,8 @@ func New(cfg Config) *Engine {
 	} else if cfg.ReconnectGrace == 0 {
 		cfg.ReconnectGrace = DefaultReconnectGrace
 	}
-	if cfg.UnreachableAfter <= 0 {
-		cfg.UnreachableAfter = DefaultUnreachableAfter
+	if cfg.LostAfter <= 0 {
+		cfg.LostAfter = DefaultLostAfter
 	}
 	if cfg.Location == nil {
 		cfg.Location = time.Local
@@ -220,8 +233,9 @@ func (e *Engine) wakeUp() {
 	}
 }
 
-// CommandFinished, ConfirmationRequested and Connection implement
-// fleet.Events: they wake the engine. None of them blocks.
+// CommandFinished, ConfirmationRequested, Connection and
+// DeploymentInterrupted implement fleet.Events: they wake the engine.
+// None of them blocks.
 func (e *Engine) CommandFinished(nodeID, commandID string) {
 	e.qmu.Lock()
 	for ch := range e.waiters {
@@ -245,9 +259,33 @@ func (e *Engine) Connection(nodeID string, connected bool) {
 	e.wakeUp()
 }
 
-// DeploymentInterrupted implements fleet.Events.
+// DeploymentInterrupted implements fleet.Events: the report is queued
+// for the rollout's next pass.
 func (e *Engine) DeploymentInterrupted(nodeID, commandID, step string) {
+	e.qmu.Lock()
+	e.interrupts = append(e.interrupts, interruption{nodeID: nodeID, commandID: commandID, step: step})
+	e.qmu.Unlock()
 	e.wakeUp()
+}
+
+// takeInterrupts returns the queued interruption reports and empties the
+// queue.
+func (e *Engine) takeInterrupts() []interruption {
+	e.qmu.Lock()
+	defer e.qmu.Unlock()
+	q := e.interrupts
+	e.interrupts = nil
+	return q
+}
+
+// requeueInterrupts puts reports a pass could not act on back.
+func (e *Engine) requeueInterrupts(ins []interruption) {
+	if len(ins) == 0 {
+		return
+	}
+	e.qmu.Lock()
+	defer e.qmu.Unlock()
+	e.interrupts = append(slices.Clip(ins), e.interrupts...)
 }
 
 // takeConfirms returns the queued confirmation requests and empties the

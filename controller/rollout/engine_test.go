@@ -10,6 +10,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
+	"github.com/cairn-ops/cairn/controller/rollout/state"
 	"github.com/cairn-ops/cairn/controller/store"
 	"github.com/cairn-ops/cairn/internal/compare"
 	"github.com/cairn-ops/cairn/internal/diff"
@@ -32,12 +33,12 @@ func TestRolloutSucceedsOverWaves(t *testing.T) {
 	ro = w.waitState(ro.GetId(), StateCompleted)
 	w.waitEvent(EventCompleted)
 
-	if diff := cmp.Diff(map[string]string{"web1": NodePassed, "web2": NodePassed, "web3": NodePassed}, states(ro)); diff != "" {
+	if diff := cmp.Diff(map[string]state.Node{"web1": NodePassed, "web2": NodePassed, "web3": NodePassed}, states(ro)); diff != "" {
 		t.Errorf("node states (-want +got):\n%s", diff)
 	}
 	var waves []string
 	for _, wv := range ro.GetWaves() {
-		waves = append(waves, wv.GetState()+" "+strings.Join(wv.GetNodeIds(), ","))
+		waves = append(waves, state.Name(wv.GetState())+" "+strings.Join(wv.GetNodeIds(), ","))
 	}
 	if diff := cmp.Diff([]string{"done node-01", "done node-02", "done node-03"}, waves); diff != "" {
 		t.Errorf("waves (-want +got):\n%s", diff)
@@ -145,7 +146,7 @@ func TestDriftBlocksTheNode(t *testing.T) {
 
 	ro := w.start(func(s *controllerv1.RolloutSpec) { s.Waves = []string{"100%"}; s.MaxFailures = "1" })
 	ro = w.waitState(ro.GetId(), StateCompleted)
-	if diff := cmp.Diff(map[string]string{"web1": NodeFailed, "web2": NodePassed}, states(ro)); diff != "" {
+	if diff := cmp.Diff(map[string]state.Node{"web1": NodeFailed, "web2": NodePassed}, states(ro)); diff != "" {
 		t.Errorf("node states (-want +got):\n%s", diff)
 	}
 	for _, n := range ro.GetNodes() {
@@ -178,7 +179,7 @@ func TestCanaryFailureHalts(t *testing.T) {
 	if !strings.Contains(ro.GetReason(), "wave 1 failed") || !strings.Contains(ro.GetReason(), "web1") {
 		t.Errorf("reason %q does not name wave 1 and web1", ro.GetReason())
 	}
-	if diff := cmp.Diff([]string{WaveFailed, WavePending, WavePending}, []string{ro.GetWaves()[0].GetState(), ro.GetWaves()[1].GetState(), ro.GetWaves()[2].GetState()}); diff != "" {
+	if diff := cmp.Diff([]state.Wave{WaveFailed, WavePending, WavePending}, []state.Wave{ro.GetWaves()[0].GetState(), ro.GetWaves()[1].GetState(), ro.GetWaves()[2].GetState()}); diff != "" {
 		t.Errorf("wave states (-want +got):\n%s", diff)
 	}
 	// Give the engine many passes: nothing of wave 2 starts.
@@ -209,24 +210,24 @@ func TestFailureBudget(t *testing.T) {
 		maxFailures string
 		onFailure   string
 		failing     []string
-		wantState   string
-		wantStates  map[string]string
+		wantState   state.Rollout
+		wantStates  map[string]state.Node
 	}{
 		{
 			name: "within the budget", maxFailures: "1", failing: []string{"node-02"}, wantState: StateCompleted,
-			wantStates: map[string]string{"web1": NodePassed, "web2": NodeFailed, "web3": NodePassed, "web4": NodePassed},
+			wantStates: map[string]state.Node{"web1": NodePassed, "web2": NodeFailed, "web3": NodePassed, "web4": NodePassed},
 		},
 		{
 			name: "over the budget halts at once", maxFailures: "1", failing: []string{"node-01", "node-02"}, wantState: StateHalted,
-			wantStates: map[string]string{"web1": NodeFailed, "web2": NodeFailed, "web3": NodePending, "web4": NodePending},
+			wantStates: map[string]state.Node{"web1": NodeFailed, "web2": NodeFailed, "web3": NodePending, "web4": NodePending},
 		},
 		{
 			name: "percentage rounds down", maxFailures: "49%", failing: []string{"node-01", "node-02"}, wantState: StateHalted,
-			wantStates: map[string]string{"web1": NodeFailed, "web2": NodeFailed, "web3": NodePending, "web4": NodePending},
+			wantStates: map[string]state.Node{"web1": NodeFailed, "web2": NodeFailed, "web3": NodePending, "web4": NodePending},
 		},
 		{
 			name: "continue goes on", maxFailures: "0", onFailure: OnFailureContinue, failing: []string{"node-01", "node-02"}, wantState: StateCompleted,
-			wantStates: map[string]string{"web1": NodeFailed, "web2": NodeFailed, "web3": NodePassed, "web4": NodePassed},
+			wantStates: map[string]state.Node{"web1": NodeFailed, "web2": NodeFailed, "web3": NodePassed, "web4": NodePassed},
 		},
 	}
 	for _, tt := range tests {
@@ -291,7 +292,7 @@ func TestGatePausesUntilResume(t *testing.T) {
 	if want := "gate after wave 1: run cairnctl rollout resume " + ro.GetId(); ro.GetReason() != want {
 		t.Errorf("reason %q, want %q", ro.GetReason(), want)
 	}
-	if diff := cmp.Diff(map[string]string{"web1": NodePassed, "web2": NodePending}, states(ro)); diff != "" {
+	if diff := cmp.Diff(map[string]state.Node{"web1": NodePassed, "web2": NodePending}, states(ro)); diff != "" {
 		t.Errorf("node states at the gate (-want +got):\n%s", diff)
 	}
 	if ro.GetWaves()[0].GetBakeUntil() == "" {
@@ -361,7 +362,7 @@ func TestPauseAndAbort(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if diff := cmp.Diff(map[string]string{"web1": NodePassed, "web2": NodeAborted, "web3": NodeAborted}, states(aborted)); diff != "" {
+	if diff := cmp.Diff(map[string]state.Node{"web1": NodePassed, "web2": NodeAborted, "web3": NodeAborted}, states(aborted)); diff != "" {
 		t.Errorf("after Abort (-want +got):\n%s", diff)
 	}
 	if _, err := w.engine().Abort(w.ctx, operator, ro.GetId(), ""); !errors.Is(err, ErrState) || !strings.Contains(err.Error(), "is aborted") {
@@ -406,7 +407,7 @@ func TestManualStepWaitsForConfirmation(t *testing.T) {
 		t.Fatal(err)
 	}
 	ro = w.waitState(ro.GetId(), StateCompleted)
-	if diff := cmp.Diff(map[string]string{"web1": NodePassed, "web2": NodePassed}, states(ro)); diff != "" {
+	if diff := cmp.Diff(map[string]state.Node{"web1": NodePassed, "web2": NodePassed}, states(ro)); diff != "" {
 		t.Errorf("node states (-want +got):\n%s", diff)
 	}
 	var got []string
@@ -434,16 +435,16 @@ func TestUnreachablePolicies(t *testing.T) {
 		unreachable string
 		// reconnect: web1 connects once it waits to reconnect.
 		reconnect  bool
-		wantState  string
-		wantWeb1   string
+		wantState  state.Rollout
+		wantWeb1   state.Node
 		wantErr    string
 		wantCounts string
 		wantMetric string
 	}{
 		{name: "fail", unreachable: "fail", wantState: StateHalted, wantWeb1: NodeUnreachable, wantErr: "unreachable: not connected when its turn came",
 			wantCounts: (&controllerv1.RolloutCounts{Nodes: 2, Pending: 1, Unreachable: 1}).String(), wantMetric: OutcomeUnreachable},
-		{name: "skip", unreachable: "skip", wantState: StateCompleted, wantWeb1: NodeUnreachable, wantErr: "unreachable: skipped by policy",
-			wantCounts: (&controllerv1.RolloutCounts{Nodes: 2, Passed: 1, Unreachable: 1, Skipped: 1}).String(), wantMetric: OutcomeSkipped},
+		{name: "skip", unreachable: "skip", wantState: StateCompleted, wantWeb1: NodeSkipped, wantErr: "unreachable, skipped by policy; not connected when its turn came",
+			wantCounts: (&controllerv1.RolloutCounts{Nodes: 2, Passed: 1, Skipped: 1}).String(), wantMetric: OutcomeSkipped},
 		{name: "wait, never connects", unreachable: "wait:20ms", wantState: StateHalted, wantWeb1: NodeUnreachable, wantErr: "unreachable: not connected within the wait of 20ms",
 			wantCounts: (&controllerv1.RolloutCounts{Nodes: 2, Pending: 1, Unreachable: 1}).String(), wantMetric: OutcomeUnreachable},
 		{name: "wait, connects", unreachable: "wait:1h", reconnect: true, wantState: StateCompleted, wantWeb1: NodePassed,
@@ -587,7 +588,7 @@ func TestRollbackByPolicy(t *testing.T) {
 			if ro.GetRollbackRequestedBy() != "policy" {
 				t.Errorf("rollback requested by %q, want policy", ro.GetRollbackRequestedBy())
 			}
-			if diff := cmp.Diff(map[string]string{"web1": NodeRolledBack, "web2": NodeAborted}, states(ro)); diff != "" {
+			if diff := cmp.Diff(map[string]state.Node{"web1": NodeRolledBack, "web2": NodeAborted}, states(ro)); diff != "" {
 				t.Errorf("node states (-want +got):\n%s", diff)
 			}
 			if diff := cmp.Diff(tt.wantCommands, w.rolloutCommands(ro.GetId(), "node-01")); diff != "" {
@@ -902,7 +903,7 @@ func TestManualRollbackStepWaitsForConfirmation(t *testing.T) {
 		t.Fatalf("Confirm of the rollback step: %v", err)
 	}
 	ro = w.waitState(ro.GetId(), StateRolledBack)
-	if diff := cmp.Diff(map[string]string{"web1": NodeRolledBack}, states(ro)); diff != "" {
+	if diff := cmp.Diff(map[string]state.Node{"web1": NodeRolledBack}, states(ro)); diff != "" {
 		t.Errorf("node states (-want +got):\n%s", diff)
 	}
 	var got []string

@@ -22,6 +22,7 @@ import (
 	"github.com/cairn-ops/cairn/controller/blob"
 	"github.com/cairn-ops/cairn/controller/dml"
 	ctlrelease "github.com/cairn-ops/cairn/controller/release"
+	"github.com/cairn-ops/cairn/controller/rollout/state"
 	"github.com/cairn-ops/cairn/controller/store"
 	"github.com/cairn-ops/cairn/internal/audit"
 	"github.com/cairn-ops/cairn/internal/manifest"
@@ -811,9 +812,9 @@ func (w *world) waitFor(id, what string, ok func(ro *controllerv1.RolloutRecord)
 }
 
 // waitState waits for the rollout's state.
-func (w *world) waitState(id, state string) *controllerv1.RolloutRecord {
+func (w *world) waitState(id string, want state.Rollout) *controllerv1.RolloutRecord {
 	w.t.Helper()
-	return w.waitFor(id, "state "+state, func(ro *controllerv1.RolloutRecord) bool { return ro.GetState() == state })
+	return w.waitFor(id, "state "+state.Name(want), func(ro *controllerv1.RolloutRecord) bool { return ro.GetState() == want })
 }
 
 func describeNodes(ro *controllerv1.RolloutRecord) string {
@@ -837,8 +838,8 @@ func nodeOf(t *testing.T, ro *controllerv1.RolloutRecord, hostname string) *cont
 }
 
 // states maps hostname → node state.
-func states(ro *controllerv1.RolloutRecord) map[string]string {
-	out := map[string]string{}
+func states(ro *controllerv1.RolloutRecord) map[string]state.Node {
+	out := map[string]state.Node{}
 	for _, n := range ro.GetNodes() {
 		out[n.GetHostname()] = n.GetState()
 	}

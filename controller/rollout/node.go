@@ -1,61 +1,40 @@
 package rollout
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"strings"
 	"time"
 
 	"github.com/cairn-ops/cairn/controller/cms"
+	"github.com/cairn-ops/cairn/controller/rollout/state"
 	"github.com/cairn-ops/cairn/internal/audit"
 	"github.com/cairn-ops/cairn/internal/compare"
+	"github.com/cairn-ops/cairn/internal/diff"
 	agentv1 "github.com/cairn-ops/cairn/proto/agent/v1"
 	controllerv1 "github.com/cairn-ops/cairn/proto/controller/v1"
-	inventoryv1 "github.com/cairn-ops/cairn/proto/inventory/v1"
 )
 
 // How many items an error message lists before "and N more".
 const listInError = 3
 
-// currentCommand is the command a node in flight waits for.
-func currentCommand(n *controllerv1.RolloutNode) string {
-	switch n.GetState() {
-	case NodePreAudit:
-		return n.GetPreAuditCommand()
-	case NodeDeploying, NodeWaitingConfirmation:
-		return n.GetDeployCommand()
-	case NodePostAudit:
-		return n.GetPostAuditCommand()
-	case NodeRollingBack:
-		if n.GetRollbackAuditCommand() != "" {
-			return n.GetRollbackAuditCommand()
-		}
-		return n.GetRollbackCommand()
-	}
-	return ""
-}
-
 // progress moves a node in flight on when the command it waits for has
-// finished, and watches its connection while it has not. An error is
-// one to retry (the store could not be read); everything the node did is
-// recorded on the node.
-func (p *pass) progress(n *controllerv1.RolloutNode) error {
-	id := currentCommand(n)
-	if id == "" {
-		p.fail(n, fmt.Sprintf("internal: no command recorded for state %s", n.GetState()))
-		return nil
+// finished, and watches its connection while it has not. Everything the
+// node did is recorded on the node.
+func (p *pass) progress(n *controllerv1.RolloutNode, in *nodeInput) {
+	if in == nil || in.cmd == nil {
+		why := "internal: nothing loaded for the node"
+		if in != nil {
+			why = in.missing
+		}
+		p.fail(n, why)
+		return
 	}
-	c, err := p.e.command(p.ctx, id)
-	if isNotFound(err) {
-		p.fail(n, fmt.Sprintf("command %s is missing from the store", id))
-		return nil
-	}
-	if err != nil {
-		return err
-	}
+	c := in.cmd
 	if !finished(c) {
 		p.watchReachable(n, c)
-		return nil
+		return
 	}
 	if n.GetUnreachableSince() != "" {
 		n.UnreachableSince = ""
@@ -63,32 +42,51 @@ func (p *pass) progress(n *controllerv1.RolloutNode) error {
 	}
 	switch n.GetState() {
 	case NodePreAudit:
-		return p.preAuditDone(n, c)
+		p.preAuditDone(n, in)
 	case NodeDeploying, NodeWaitingConfirmation:
-		return p.deployDone(n, c)
+		p.deployDone(n, c)
 	case NodePostAudit:
-		return p.postAuditDone(n, c)
+		p.postAuditDone(n, in)
 	case NodeRollingBack:
-		return p.rollbackStepDone(n, c)
+		p.rollbackStepDone(n, in)
+	case NodeResolving:
+		p.resolveDone(n, in)
 	}
-	return nil
 }
 
-// fail ends a node's deployment (or its rollback) with an error.
+// fail ends a node's deployment (or its rollback, or its resolution)
+// with an error.
 func (p *pass) fail(n *controllerv1.RolloutNode, why string) {
-	if n.GetState() == NodeRollingBack {
+	switch n.GetState() {
+	case NodeRollingBack:
 		p.finishRollback(n, false, why)
-		return
+	case NodeResolving:
+		p.resolveFailed(n, why)
+	default:
+		p.finish(n, NodeFailed, joinErr(n.GetError(), why), OutcomeFailed)
 	}
-	p.finish(n, NodeFailed, joinErr(n.GetError(), why), OutcomeFailed)
+}
+
+// lostAfter is how long a node in flight may stay disconnected before
+// the unreachable policy applies to it: wait:D's D, else lost_after.
+func (p *pass) lostAfter() time.Duration {
+	if p.params.Unreachable == UnreachableWait {
+		return p.params.UnreachableWait
+	}
+	if p.params.LostAfter > 0 {
+		return p.params.LostAfter
+	}
+	return p.e.cfg.LostAfter
 }
 
 // watchReachable notes when a node with an outstanding command went
-// away, and gives up on it when it stays away longer than the policy's
-// wait. Time before the engine started does not count: agents need a
-// moment to reconnect to a restarted controller.
+// away, and applies the unreachable policy when it stays away longer
+// than lostAfter, whatever the phase: the node becomes unreachable (fail
+// and wait policies) or skipped (skip), and a rollback or resolution in
+// flight fails. Time before the engine started does not count: agents
+// need a moment to reconnect to a restarted controller.
 func (p *pass) watchReachable(n *controllerv1.RolloutNode, c *controllerv1.CommandRecord) {
-	if p.e.cfg.Fleet == nil || p.e.cfg.Fleet.IsConnected(n.GetNodeId()) {
+	if p.connected[n.GetNodeId()] {
 		if n.GetUnreachableSince() != "" {
 			n.UnreachableSince = ""
 			p.touch(n)
@@ -100,40 +98,40 @@ func (p *pass) watchReachable(n *controllerv1.RolloutNode, c *controllerv1.Comma
 		p.touch(n)
 		return
 	}
-	wait := p.e.cfg.UnreachableAfter
-	if p.params.Unreachable == UnreachableWait {
-		wait = p.params.UnreachableWait
-	}
+	wait := p.lostAfter()
 	since := parseStamp(n.GetUnreachableSince())
-	if s := p.e.startedAt(); since.Before(s) {
-		since = s
+	if since.Before(p.started) {
+		since = p.started
 	}
 	if p.now.Sub(since) < wait {
 		return
 	}
-	what := fmt.Sprintf("disconnected for more than %s during %s", wait, strings.ReplaceAll(n.GetState(), "_", " "))
+	what := fmt.Sprintf("disconnected for more than %s during %s", wait, strings.ReplaceAll(state.Name(n.GetState()), "_", " "))
 	p.cancel(c, "node unreachable")
-	if n.GetState() == NodeRollingBack {
+	switch n.GetState() {
+	case NodeRollingBack:
 		p.finishRollback(n, false, "unreachable: "+what)
-		return
+	case NodeResolving:
+		p.resolveFailed(n, "unreachable: "+what)
+	default:
+		p.unreachable(n, what)
 	}
-	p.unreachable(n, what)
 }
 
 // unreachable ends a node's deployment as unreachable; under the skip
-// policy it does not count against the failure budget.
+// policy it is skipped, which does not count against the failure budget.
 func (p *pass) unreachable(n *controllerv1.RolloutNode, why string) {
 	if p.params.Unreachable == UnreachableSkip {
-		p.finish(n, NodeUnreachable, joinErr(skippedByPolicy, why), OutcomeSkipped)
+		p.finish(n, NodeSkipped, joinErr("unreachable, skipped by policy", why), OutcomeSkipped)
 		return
 	}
 	p.finish(n, NodeUnreachable, "unreachable: "+why, OutcomeUnreachable)
 }
 
-// finish ends a node's deployment in state with an error (empty when it
+// finish ends a node's deployment in st with an error (empty when it
 // passed).
-func (p *pass) finish(n *controllerv1.RolloutNode, state, why, outcome string) {
-	p.phase(n, state)
+func (p *pass) finish(n *controllerv1.RolloutNode, st state.Node, why, outcome string) {
+	p.phase(n, st)
 	n.Error = why
 	n.FinishedAt = stamp(p.now)
 	n.WaitingStep, n.WaitingInstructions = "", ""
@@ -143,11 +141,11 @@ func (p *pass) finish(n *controllerv1.RolloutNode, state, why, outcome string) {
 	}
 	n.DurationSeconds = d.Seconds()
 	breached := false
-	if max := p.rel.manifest.SLA.MaxNodeDuration; max > 0 && d > max && (state == NodePassed || state == NodeFailed) {
+	if max := p.rel.manifest.SLA.MaxNodeDuration; max > 0 && d > max && (st == NodePassed || st == NodeFailed) {
 		n.SlaBreached = true
 		breached = true
 	}
-	p.log.Info("node finished", "node_id", n.GetNodeId(), "state", state, "err", why)
+	p.log.Info("node finished", "node_id", n.GetNodeId(), "state", state.Name(st), "err", why)
 	m := p.e.metrics()
 	p.then(func() {
 		m.NodeFinished(outcome, d)
@@ -195,12 +193,43 @@ func (p *pass) confirmationRequested(r confirmRequest) {
 		p.forward(n, n.GetDeployCommand(), c)
 		return
 	}
-	if n.GetState() != NodeWaitingConfirmation {
-		p.phase(n, NodeWaitingConfirmation)
-	}
+	p.phase(n, NodeWaitingConfirmation)
 	if n.GetWaitingStep() != r.step || n.GetWaitingInstructions() != r.instructions {
 		n.WaitingStep, n.WaitingInstructions = r.step, r.instructions
 		p.touch(n)
+	}
+}
+
+// interrupted handles an agent's report that a crash cut off a step of
+// one of its deploy commands. A command still outstanding is left to
+// run: the agent carries on when it is delivered again (an idempotent
+// step re-runs) or reports the deployment interrupted in its result. A
+// node whose deployment the rollout already gave up on (unreachable,
+// skipped, failed because its command was cancelled) becomes interrupted,
+// with the step, for an operator to retry, resolve or roll back; a node
+// whose rollback was cut off has its rollback fail.
+func (p *pass) interrupted(in interruption) {
+	n := p.byID[in.nodeID]
+	if n == nil {
+		return
+	}
+	switch {
+	case n.GetDeployCommand() == in.commandID:
+		switch n.GetState() {
+		case NodeUnreachable, NodeSkipped, NodeFailed:
+		default:
+			return
+		}
+		if c := p.in[n.GetNodeId()]; c != nil && unfinished(c.cmd) {
+			return
+		}
+		n.InterruptedStep = in.step
+		p.phase(n, NodeInterrupted)
+		n.Error = joinErr(n.GetError(), fmt.Sprintf("the agent restarted and found step %s cut off", in.step))
+		p.record(actorSystem, "rollout.node_interrupted", map[string]string{"node": n.GetNodeId(), "step": in.step, "command": in.commandID})
+	case n.GetRollbackCommand() == in.commandID && n.GetState() == NodeRollingBack:
+		// Its rollback command's result says how it ended; nothing to do
+		// until it comes.
 	}
 }
 
@@ -247,70 +276,63 @@ func (p *pass) auditTook(c *controllerv1.CommandRecord) {
 // preAuditDone: with the pre-audit in, the drift from the node's CMS
 // baseline and the known errors that match are recorded, and the
 // deployment is sent.
-func (p *pass) preAuditDone(n *controllerv1.RolloutNode, c *controllerv1.CommandRecord) error {
+func (p *pass) preAuditDone(n *controllerv1.RolloutNode, in *nodeInput) {
+	c := in.cmd
 	if c.GetState() == controllerv1.CommandRecord_STATE_FAILED {
 		p.fail(n, "pre-audit failed: "+orUnknown(c.GetError()))
-		return nil
+		return
 	}
 	p.auditTook(c)
-	rec, doc, err := p.e.loadAudit(p.ctx, c.GetAuditId())
-	if err != nil {
-		if p.ctx.Err() != nil {
-			return err
-		}
-		p.fail(n, fmt.Sprintf("pre-audit: %v", err))
-		return nil
+	if in.audit.err != nil {
+		p.fail(n, fmt.Sprintf("pre-audit: %v", in.audit.err))
+		return
 	}
-	n.PreAuditId = rec.GetId()
+	doc := in.audit.doc
+	n.PreAuditId = in.audit.rec.GetId()
 	if failed := audit.Failed(doc); len(failed) > 0 {
 		// The post-audit could not be compared with it: a deployment
 		// would change the node without proof.
 		p.fail(n, fmt.Sprintf("pre-audit incomplete: %s failed (%s), so the deployment could not be proven; nothing was deployed",
 			plural(len(failed), "collector", "collectors"), strings.Join(failed, ", ")))
-		return nil
+		return
 	}
-	if err := p.driftCheck(n, doc); err != nil {
-		p.log.Warn("drift pre-check failed", "node_id", n.GetNodeId(), "err", err)
-		n.DriftSummary = "drift pre-check failed: " + err.Error()
-	}
+	p.driftCheck(n, in)
 	n.KnownErrors = matchKnownErrors(p.rel.manifest.KnownErrors, doc)
 	if n.GetDriftChanges() > 0 && p.params.OnDrift == OnDriftBlock {
 		// Unauthorized change on the node: deploying over it would make
 		// the post-audit prove nothing about what the release did.
 		p.fail(n, fmt.Sprintf("drift from the CMS baseline (%s); nothing was deployed: accept the node's state with 'cairnctl cms baseline accept %s --reason ...' or roll out with --on-drift ignore",
 			n.GetDriftSummary(), nodeName(n)))
-		return nil
+		return
 	}
 	if n.GetDeployCommand() == "" {
 		n.DeployCommand = p.newDeploy(n.GetNodeId(), actionApply).GetId()
 	}
 	p.phase(n, NodeDeploying)
-	return nil
 }
 
 // driftCheck compares the pre-audit with the node's CMS baseline and
 // records the drift; preAuditDone decides what it does (on_drift).
-func (p *pass) driftCheck(n *controllerv1.RolloutNode, pre *inventoryv1.Audit) error {
+func (p *pass) driftCheck(n *controllerv1.RolloutNode, in *nodeInput) {
 	n.HasBaseline, n.DriftChanges, n.DriftSummary = false, 0, ""
-	b, err := p.e.latestBaseline(p.ctx, n.GetNodeId())
-	if err != nil || b == nil {
-		return err
+	if in.baseline == nil {
+		return
 	}
-	_, base, err := p.e.loadAudit(p.ctx, b.GetAuditId())
-	if err != nil {
-		return fmt.Errorf("baseline %d: %w", b.GetVersion(), err)
+	if in.baselineErr != nil {
+		p.log.Warn("drift pre-check failed", "node_id", n.GetNodeId(), "err", in.baselineErr)
+		n.DriftSummary = fmt.Sprintf("drift pre-check failed: baseline %d: %v", in.baseline.GetVersion(), in.baselineErr)
+		return
 	}
-	rep := cms.Diff(base, pre)
+	rep := cms.Diff(in.baselineDoc, in.audit.doc)
 	n.HasBaseline = true
 	n.DriftChanges = uint32(cms.Changes(rep))
 	n.DriftSummary = rep.Summary
-	return nil
 }
 
 // deployDone: the deployment's report is stored and the post-audit sent,
 // whether the deployment succeeded or not (the post-audit shows what a
-// failed deployment left).
-func (p *pass) deployDone(n *controllerv1.RolloutNode, c *controllerv1.CommandRecord) error {
+// failed or interrupted deployment left).
+func (p *pass) deployDone(n *controllerv1.RolloutNode, c *controllerv1.CommandRecord) {
 	n.DeployReportJson = c.GetResultJson()
 	rep, err := decodeApplyReport(c.GetResultJson())
 	if err != nil {
@@ -323,53 +345,46 @@ func (p *pass) deployDone(n *controllerv1.RolloutNode, c *controllerv1.CommandRe
 			why = "the deployment failed: " + orUnknown(c.GetError())
 		}
 		n.Error = why
+		if step := rep.interruptedStep(); step != "" {
+			n.InterruptedStep = step
+		}
 	}
 	n.WaitingStep, n.WaitingInstructions = "", ""
 	if n.GetPostAuditCommand() == "" {
 		n.PostAuditCommand = p.newAudit(n.GetNodeId()).GetId()
 	}
 	p.phase(n, NodePostAudit)
-	return nil
 }
 
 // postAuditDone: the pre- and post-audit are compared with the release's
 // expected changes. The node passes when its deployment succeeded and
 // nothing is missing, unexpected or not comparable; a passing node's CMS
 // baseline advances to the post-audit and the DML learns where the
-// release's components are installed.
-func (p *pass) postAuditDone(n *controllerv1.RolloutNode, c *controllerv1.CommandRecord) error {
-	deploy, err := p.e.command(p.ctx, n.GetDeployCommand())
-	if err != nil && !isNotFound(err) {
-		return err
-	}
-	deployOK := err == nil && deploy.GetState() == controllerv1.CommandRecord_STATE_SUCCEEDED
+// release's components are installed (both in the pass's commit). A
+// deployment a crash cut off ends interrupted.
+func (p *pass) postAuditDone(n *controllerv1.RolloutNode, in *nodeInput) {
+	c := in.cmd
+	deployOK := in.deploy != nil && in.deploy.GetState() == controllerv1.CommandRecord_STATE_SUCCEEDED
 	if c.GetState() == controllerv1.CommandRecord_STATE_FAILED {
 		p.fail(n, "post-audit failed: "+orUnknown(c.GetError()))
-		return nil
+		return
 	}
 	p.auditTook(c)
-	postRec, post, err := p.e.loadAudit(p.ctx, c.GetAuditId())
-	if err != nil {
-		if p.ctx.Err() != nil {
-			return err
-		}
-		p.fail(n, fmt.Sprintf("post-audit: %v", err))
-		return nil
+	if in.audit.err != nil {
+		p.fail(n, fmt.Sprintf("post-audit: %v", in.audit.err))
+		return
 	}
-	_, pre, err := p.e.loadAudit(p.ctx, n.GetPreAuditId())
-	if err != nil {
-		if p.ctx.Err() != nil {
-			return err
-		}
-		p.fail(n, fmt.Sprintf("pre-audit: %v", err))
-		return nil
+	if in.pre.err != nil {
+		p.fail(n, fmt.Sprintf("pre-audit: %v", in.pre.err))
+		return
 	}
-	res := compare.Classify(pre, post, p.rel.expect, p.rel.components)
+	res := compare.Classify(in.pre.doc, in.audit.doc, p.rel.expect, p.rel.components)
 	js, err := json.Marshal(res)
 	if err != nil {
-		return fmt.Errorf("encode the comparison of node %s: %w", n.GetNodeId(), err)
+		p.faulty(fmt.Errorf("encode the comparison of node %s: %w", n.GetNodeId(), err))
+		return
 	}
-	n.PostAuditId = postRec.GetId()
+	n.PostAuditId = in.audit.rec.GetId()
 	n.ComparisonJson = js
 	if !deployOK {
 		why := n.GetError()
@@ -377,19 +392,63 @@ func (p *pass) postAuditDone(n *controllerv1.RolloutNode, c *controllerv1.Comman
 			why = "the deployment failed"
 		}
 		// What the failed deployment left; missing changes are implied.
-		p.finish(n, NodeFailed, joinErr(why, unexpected(res), notComparable(res)), OutcomeFailed)
-		return nil
+		why = joinErr(why, unexpected(res), notComparable(res))
+		if n.GetInterruptedStep() != "" {
+			p.finish(n, NodeInterrupted, why, OutcomeInterrupted)
+			return
+		}
+		p.finish(n, NodeFailed, why, OutcomeFailed)
+		return
 	}
 	if !res.OK() {
 		p.finish(n, NodeFailed, joinErr(unexpected(res), missing(res), notComparable(res)), OutcomeFailed)
-		return nil
+		return
 	}
-	if err := p.recordInstalls(n); err != nil {
-		return err
-	}
-	p.advanceBaseline(n, postRec, fmt.Sprintf("rollout %s of %s", p.ro.GetId(), p.rel.ref()))
+	p.recordInstalls(n)
+	p.advanceBaseline(n, in.audit.rec, fmt.Sprintf("rollout %s of %s", p.ro.GetId(), p.rel.ref()))
 	p.finish(n, NodePassed, "", OutcomePassed)
-	return nil
+}
+
+// resolveDone: the audit taken after an operator's resolution is in; its
+// diff from the pre-audit is the record of what the node is now.
+func (p *pass) resolveDone(n *controllerv1.RolloutNode, in *nodeInput) {
+	c := in.cmd
+	if c.GetState() == controllerv1.CommandRecord_STATE_FAILED {
+		p.resolveFailed(n, "the audit after the resolution failed: "+orUnknown(c.GetError()))
+		return
+	}
+	p.auditTook(c)
+	if in.audit.err != nil {
+		p.resolveFailed(n, fmt.Sprintf("the audit after the resolution: %v", in.audit.err))
+		return
+	}
+	n.ResolveAuditId = in.audit.rec.GetId()
+	if in.pre != nil && in.pre.err == nil {
+		var js bytes.Buffer
+		if err := diff.WriteJSON(&js, cms.Diff(in.pre.doc, in.audit.doc)); err != nil {
+			p.faulty(fmt.Errorf("encode the resolution diff of node %s: %w", n.GetNodeId(), err))
+			return
+		}
+		n.ResolveDiffJson = js.Bytes()
+	}
+	p.phase(n, NodeResolved)
+	n.FinishedAt = stamp(p.now)
+	p.log.Info("node resolved", "node_id", n.GetNodeId(), "by", n.GetResolvedBy())
+	m := p.e.metrics()
+	p.then(func() { m.NodeFinished(OutcomeResolved, 0) })
+	p.afterResolution()
+}
+
+// resolveFailed returns a node whose resolution's audit failed to where
+// it was, with why: the operator resolves again once the node answers.
+func (p *pass) resolveFailed(n *controllerv1.RolloutNode, why string) {
+	back := n.GetResolvedFrom()
+	if back == 0 {
+		back = NodeFailed
+	}
+	p.phase(n, back)
+	n.Error = joinErr(n.GetError(), why+"; resolve again when the node answers")
+	n.ResolvedBy, n.ResolvedNote, n.ResolvedAt = "", "", ""
 }
 
 // unexpected, missing and notComparable say what is wrong with a
@@ -421,26 +480,20 @@ func itemList(items []compare.Item, one, many string) string {
 	return fmt.Sprintf("%s: %s", plural(len(items), one, many), nameList(whats, listInError))
 }
 
-// recordInstalls tells the DML that the release's components are on the
-// node. It runs before the node's pass is committed: a record for the
-// same node and release is replaced, so doing it again after a crash is
-// harmless, and it is never lost.
-func (p *pass) recordInstalls(n *controllerv1.RolloutNode) error {
+// recordInstalls tells the DML, at commit, that the release's components
+// are on the node.
+func (p *pass) recordInstalls(n *controllerv1.RolloutNode) {
 	if p.e.cfg.DML == nil {
-		return nil
+		return
 	}
 	for _, c := range p.rel.rec.GetComponents() {
-		err := p.e.cfg.DML.RecordInstall(p.ctx, actorSystem, c.GetDigest(), &controllerv1.InstallRecord{
+		p.installs = append(p.installs, install{digest: c.GetDigest(), rec: &controllerv1.InstallRecord{
 			NodeId:      n.GetNodeId(),
 			Release:     p.rel.ref(),
 			RolloutId:   p.ro.GetId(),
 			InstalledAt: stamp(p.now),
-		})
-		if err != nil {
-			return fmt.Errorf("record install of %s on node %s: %w", c.GetName(), n.GetNodeId(), err)
-		}
+		}})
 	}
-	return nil
 }
 
 // advanceBaseline makes an audit the node's next CMS baseline, with the

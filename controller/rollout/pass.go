@@ -10,14 +10,19 @@ import (
 	"time"
 
 	"github.com/cairn-ops/cairn/controller/auditlog"
+	"github.com/cairn-ops/cairn/controller/dml"
+	"github.com/cairn-ops/cairn/controller/rollout/state"
 	"github.com/cairn-ops/cairn/controller/store"
 	controllerv1 "github.com/cairn-ops/cairn/proto/controller/v1"
 )
 
-// pass is one look at one rollout: what the store holds, and the
-// decisions taken on it. Decisions change the records in memory; commit
-// writes them all, with the commands they issue and their audit-log
-// entries, in one transaction, and only then acts on them (notifies the
+// pass is one look at one rollout, in three parts. load reads what the
+// store holds and everything the nodes in flight need (their commands,
+// audits and baselines: load.go) and which nodes are connected; decide
+// changes the records in memory as a function of what was loaded and the
+// state tables (controller/rollout/state), collecting the commands,
+// baselines, install records and audit-log entries it issues; commit
+// writes all of it in one transaction and only then acts (notifies the
 // fleet, forwards confirmations, reports events and metrics). A pass that
 // fails before its commit leaves the store as it was, and the next pass
 // decides again from there.
@@ -32,6 +37,12 @@ type pass struct {
 	rel    *releaseInfo
 	params *Params
 
+	// What load read for decide.
+	in        map[string]*nodeInput // nodes in flight, by node ID
+	connected map[string]bool
+	// started is when the engine's loop started (ReconnectGrace).
+	started time.Time
+
 	dirty     map[string]bool // node IDs to write
 	roDirty   bool
 	waiting   []string // what the rollout waits for, most important first
@@ -39,7 +50,11 @@ type pass struct {
 	notified  map[string]bool
 	entries   []logEntry
 	baselines []*controllerv1.BaselineRecord
+	installs  []install
 	after     []func()
+	// fault is a transition the state tables do not allow: the pass
+	// commits nothing.
+	fault error
 }
 
 // logEntry is an audit-log entry to append at commit.
@@ -48,14 +63,24 @@ type logEntry struct {
 	details       map[string]string
 }
 
-// load reads a rollout and its nodes for a pass.
+// install is a DML install record to write at commit.
+type install struct {
+	digest string
+	rec    *controllerv1.InstallRecord
+}
+
+// load reads a rollout and its nodes for a pass, and what its nodes in
+// flight need.
 func (e *Engine) load(ctx context.Context, id string) (*pass, error) {
 	p := &pass{
 		e: e, ctx: ctx, now: e.cfg.Now(),
-		log:      e.log.With("rollout_id", id),
-		byID:     map[string]*controllerv1.RolloutNode{},
-		dirty:    map[string]bool{},
-		notified: map[string]bool{},
+		log:       e.log.With("rollout_id", id),
+		byID:      map[string]*controllerv1.RolloutNode{},
+		in:        map[string]*nodeInput{},
+		connected: map[string]bool{},
+		started:   e.started,
+		dirty:     map[string]bool{},
+		notified:  map[string]bool{},
 	}
 	err := e.cfg.Store.View(ctx, func(tx store.Tx) error {
 		var err error
@@ -72,12 +97,16 @@ func (e *Engine) load(ctx context.Context, id string) (*pass, error) {
 	}
 	for _, n := range p.nodes {
 		p.byID[n.GetNodeId()] = n
+		p.connected[n.GetNodeId()] = e.cfg.Fleet != nil && e.cfg.Fleet.IsConnected(n.GetNodeId())
 	}
 	if p.rel, err = e.release(ctx, p.ro.GetRelease()); err != nil {
 		return nil, fmt.Errorf("rollout %s: %w", id, err)
 	}
 	if p.params, err = Normalize(p.ro.GetSpec(), len(p.nodes)); err != nil {
 		return nil, fmt.Errorf("rollout %s: stored spec: %w", id, err)
+	}
+	if err := p.loadInputs(); err != nil {
+		return nil, err
 	}
 	return p, nil
 }
@@ -96,20 +125,63 @@ func (p *pass) record(actor, action string, details map[string]string) {
 // event queues a webhook event with the rollout's state as it is now
 // and its counts as they are at commit.
 func (p *pass) event(name string, wave uint32, waveFailed bool) {
-	state, reason := p.ro.GetState(), p.ro.GetReason()
+	st, reason := p.ro.GetState(), p.ro.GetReason()
 	p.then(func() {
 		p.e.notify(name, EventPayload{
-			Rollout: p.ro.GetId(), Release: refString(p.ro.GetRelease()), State: state, Reason: reason,
+			Rollout: p.ro.GetId(), Release: refString(p.ro.GetRelease()), State: state.Name(st), Reason: reason,
 			Wave: wave, WaveFailed: waveFailed, Counts: plainCounts(p.ro.GetCounts()), At: stamp(p.now),
 		})
 	})
 }
 
-// phase moves a node to state.
-func (p *pass) phase(n *controllerv1.RolloutNode, state string) {
-	n.State = state
+// setState moves the rollout to to, as the state table allows.
+func (p *pass) setState(to state.Rollout) {
+	from := p.ro.GetState()
+	if from == to {
+		return
+	}
+	if err := state.CheckRollout(from, to); err != nil {
+		p.faulty(err)
+		return
+	}
+	p.ro.State = to
+	p.roDirty = true
+}
+
+// setWave moves a wave to to, as the state table allows.
+func (p *pass) setWave(w *controllerv1.RolloutWave, to state.Wave) {
+	from := w.GetState()
+	if from == to {
+		return
+	}
+	if err := state.CheckWave(from, to); err != nil {
+		p.faulty(fmt.Errorf("wave %d: %w", w.GetIndex(), err))
+		return
+	}
+	w.State = to
+	p.roDirty = true
+}
+
+// phase moves a node to to, as the state table allows, and notes when.
+func (p *pass) phase(n *controllerv1.RolloutNode, to state.Node) {
+	from := n.GetState()
+	if from == to {
+		p.touch(n)
+		return
+	}
+	if err := state.CheckNode(from, to); err != nil {
+		p.faulty(fmt.Errorf("node %s: %w", hostname(n), err))
+		return
+	}
+	n.State = to
 	n.PhaseStartedAt = stamp(p.now)
 	p.touch(n)
+}
+
+// faulty records a transition the tables refuse: a defect in the engine,
+// which must not be written.
+func (p *pass) faulty(err error) {
+	p.fault = errors.Join(p.fault, err)
 }
 
 // newCommand issues a command to a node of the rollout; the fleet is
@@ -151,6 +223,9 @@ func (p *pass) newDeploy(nodeID, action string) *controllerv1.CommandRecord {
 // cancel marks an outstanding command failed, so that it is not
 // delivered when its node comes back.
 func (p *pass) cancel(c *controllerv1.CommandRecord, why string) {
+	if c == nil || !unfinished(c) {
+		return
+	}
 	c.State = controllerv1.CommandRecord_STATE_FAILED
 	c.Error = "cancelled by rollout " + p.ro.GetId() + ": " + why
 	c.UpdatedAt = stamp(p.now)
@@ -162,27 +237,28 @@ func (p *pass) wait(what string) { p.waiting = append(p.waiting, what) }
 
 // changed reports whether the pass has anything to write.
 func (p *pass) changed() bool {
-	return p.roDirty || len(p.dirty) > 0 || len(p.commands) > 0 || len(p.entries) > 0 || len(p.baselines) > 0
+	return p.roDirty || len(p.dirty) > 0 || len(p.commands) > 0 || len(p.entries) > 0 || len(p.baselines) > 0 || len(p.installs) > 0
 }
 
 // commit writes the pass's decisions in one transaction, then acts on
 // them.
 func (p *pass) commit() error {
-	if p.ro.GetState() == StateRunning || p.ro.GetState() == StateRollingBack {
-		waiting := ""
-		if len(p.waiting) > 0 {
-			waiting = p.waiting[0]
-		}
-		if waiting != p.ro.GetWaitingFor() {
-			p.ro.WaitingFor = waiting
-			p.roDirty = true
-		}
+	if p.fault != nil {
+		return fmt.Errorf("rollout %s: the pass made a transition the state tables do not allow, and is not recorded: %w", p.ro.GetId(), p.fault)
+	}
+	waiting := ""
+	if state.RolloutDriven(p.ro.GetState()) && len(p.waiting) > 0 {
+		waiting = p.waiting[0]
+	}
+	if waiting != p.ro.GetWaitingFor() {
+		p.ro.WaitingFor = waiting
+		p.roDirty = true
 	}
 	if !p.changed() {
 		p.runAfter()
 		return nil
 	}
-	p.ro.Counts = countNodes(p.nodes)
+	p.ro.Counts = state.Count(p.nodes)
 	p.ro.Revision++
 	p.ro.UpdatedAt = stamp(p.now)
 	err := p.e.cfg.Store.Update(p.ctx, func(tx store.Tx) error {
@@ -205,6 +281,11 @@ func (p *pass) commit() error {
 		for _, b := range p.baselines {
 			if err := putBaseline(tx, p.now, b); err != nil {
 				return err
+			}
+		}
+		for _, in := range p.installs {
+			if err := dml.PutInstall(tx, p.now, actorSystem, in.digest, in.rec); err != nil {
+				return fmt.Errorf("record install on node %s: %w", in.rec.GetNodeId(), err)
 			}
 		}
 		for _, le := range p.entries {
@@ -253,15 +334,28 @@ func putBaseline(tx store.Tx, now time.Time, b *controllerv1.BaselineRecord) err
 // passAll runs one pass over every rollout the loop has work in.
 func (e *Engine) passAll(ctx context.Context) {
 	reqs := e.takeConfirms()
+	ints := e.takeInterrupts()
 	ids, err := e.active(ctx)
 	if err != nil {
 		e.requeueConfirms(reqs)
+		e.requeueInterrupts(ints)
 		if ctx.Err() == nil {
 			e.logFailure("", err)
 		}
 		return
 	}
-	byRollout := map[string][]confirmRequest{}
+	byRollout := map[string]*events{}
+	add := func(rollout string) *events {
+		ev := byRollout[rollout]
+		if ev == nil {
+			ev = &events{}
+			byRollout[rollout] = ev
+			if !containsString(ids, rollout) {
+				ids = append(ids, rollout)
+			}
+		}
+		return ev
+	}
 	for _, r := range reqs {
 		c, err := e.command(ctx, r.commandID)
 		switch {
@@ -272,24 +366,46 @@ func (e *Engine) passAll(ctx context.Context) {
 			e.log.Warn("confirmation request for a command that is not a rollout's deployment on the node", "node_id", r.nodeID, "command_id", r.commandID)
 			continue
 		}
-		if _, ok := byRollout[c.GetRolloutId()]; !ok && !containsString(ids, c.GetRolloutId()) {
-			ids = append(ids, c.GetRolloutId())
+		ev := add(c.GetRolloutId())
+		ev.confirms = append(ev.confirms, r)
+	}
+	for _, in := range ints {
+		c, err := e.command(ctx, in.commandID)
+		switch {
+		case err != nil:
+			e.log.Warn("interruption report for an unknown command", "node_id", in.nodeID, "command_id", in.commandID, "err", err)
+			continue
+		case c.GetNodeId() != in.nodeID || c.GetRolloutId() == "":
+			e.log.Info("interruption report for a command that is not a rollout's deployment on the node", "node_id", in.nodeID, "command_id", in.commandID)
+			continue
 		}
-		byRollout[c.GetRolloutId()] = append(byRollout[c.GetRolloutId()], r)
+		ev := add(c.GetRolloutId())
+		ev.interrupts = append(ev.interrupts, in)
 	}
 	for _, id := range ids {
 		if ctx.Err() != nil {
 			return
 		}
-		err := e.advance(ctx, id, byRollout[id])
+		ev := byRollout[id]
+		if ev == nil {
+			ev = &events{}
+		}
+		err := e.advance(ctx, id, ev)
 		if err != nil {
-			e.requeueConfirms(byRollout[id])
+			e.requeueConfirms(ev.confirms)
+			e.requeueInterrupts(ev.interrupts)
 		}
 		if ctx.Err() != nil {
 			return
 		}
 		e.logFailure(id, err)
 	}
+}
+
+// events are what agents reported for one rollout since its last pass.
+type events struct {
+	confirms   []confirmRequest
+	interrupts []interruption
 }
 
 func containsString(list []string, s string) bool {
@@ -301,8 +417,8 @@ func containsString(list []string, s string) bool {
 	return false
 }
 
-// active returns the rollouts the loop has work in: running and rolling
-// back ones, and others with nodes still in flight.
+// active returns the rollouts the loop has work in: those the engine
+// drives, and others with nodes still in flight.
 func (e *Engine) active(ctx context.Context) ([]string, error) {
 	var ids []string
 	err := e.cfg.Store.View(ctx, func(tx store.Tx) error {
@@ -311,13 +427,8 @@ func (e *Engine) active(ctx context.Context) ([]string, error) {
 			return err
 		}
 		for _, r := range all {
-			switch r.GetState() {
-			case StateRunning, StateRollingBack:
+			if state.RolloutDriven(r.GetState()) || r.GetCounts().GetRunning() > 0 || wavesOpen(r) {
 				ids = append(ids, r.GetId())
-			default:
-				if r.GetCounts().GetRunning() > 0 {
-					ids = append(ids, r.GetId())
-				}
 			}
 		}
 		return nil
@@ -328,28 +439,75 @@ func (e *Engine) active(ctx context.Context) ([]string, error) {
 	return ids, nil
 }
 
-// advance runs one pass over rollout id: it handles the confirmation
-// requests, moves every node in flight on, then drives the rollout by
-// its state, and commits.
-func (e *Engine) advance(ctx context.Context, id string, reqs []confirmRequest) error {
+// wavesOpen reports whether a rollout that is over still has a wave to
+// close (its record predates the cancelled state, or a pass was cut off).
+func wavesOpen(r *controllerv1.RolloutRecord) bool {
+	if !state.RolloutOver(r.GetState()) {
+		return false
+	}
+	for _, w := range r.GetWaves() {
+		if w.GetState() == WavePending || w.GetState() == WaveRunning || w.GetState() == WaveBaking {
+			return true
+		}
+	}
+	return false
+}
+
+// Step runs one pass over rollout id now, with the agents' reports
+// queued for it, as the loop would: tests drive the engine with it.
+func (e *Engine) Step(ctx context.Context, id string) error {
+	ev := &events{}
+	var rest []confirmRequest
+	for _, r := range e.takeConfirms() {
+		if c, err := e.command(ctx, r.commandID); err == nil && c.GetRolloutId() == id && c.GetNodeId() == r.nodeID {
+			ev.confirms = append(ev.confirms, r)
+		} else {
+			rest = append(rest, r)
+		}
+	}
+	e.requeueConfirms(rest)
+	var other []interruption
+	for _, in := range e.takeInterrupts() {
+		if c, err := e.command(ctx, in.commandID); err == nil && c.GetRolloutId() == id && c.GetNodeId() == in.nodeID {
+			ev.interrupts = append(ev.interrupts, in)
+		} else {
+			other = append(other, in)
+		}
+	}
+	e.requeueInterrupts(other)
+	err := e.advance(ctx, id, ev)
+	if err != nil {
+		e.requeueConfirms(ev.confirms)
+		e.requeueInterrupts(ev.interrupts)
+	}
+	return err
+}
+
+// advance runs one pass over rollout id: load, decide, commit.
+func (e *Engine) advance(ctx context.Context, id string, ev *events) error {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	p, err := e.load(ctx, id)
 	if err != nil {
 		return err
 	}
-	for _, r := range reqs {
+	p.decide(ev)
+	return p.commit()
+}
+
+// decide is the pass's decisions on what load read: the agents' reports,
+// the nodes in flight, then the rollout by its state.
+func (p *pass) decide(ev *events) {
+	for _, r := range ev.confirms {
 		p.confirmationRequested(r)
 	}
+	for _, in := range ev.interrupts {
+		p.interrupted(in)
+	}
 	for _, n := range p.nodes {
-		if !inFlight(n.GetState()) {
-			continue
+		if state.NodeInFlight(n.GetState()) {
+			p.progress(n, p.in[n.GetNodeId()])
 		}
-		err := p.progress(n)
-		if ctx.Err() != nil {
-			return ctx.Err()
-		}
-		e.logFailure(id+"/"+n.GetNodeId(), err)
 	}
 	switch p.ro.GetState() {
 	case StateRunning:
@@ -359,11 +517,10 @@ func (e *Engine) advance(ctx context.Context, id string, reqs []confirmRequest) 
 	case StateRollingBack:
 		p.driveRollback()
 	}
-	return p.commit()
+	if state.RolloutOver(p.ro.GetState()) {
+		p.closeWaves()
+	}
 }
-
-// startedAt is when the engine's loop started (for ReconnectGrace).
-func (e *Engine) startedAt() time.Time { return e.started }
 
 // isNotFound reports whether err says a record does not exist.
 func isNotFound(err error) bool { return errors.Is(err, store.ErrNotFound) }

@@ -15,10 +15,6 @@ import (
 // actorSystem is the audit-log actor of what the engine does by itself.
 const actorSystem = "system"
 
-// skippedByPolicy starts the error of a node that was unreachable under
-// the skip policy: it does not count against the failure budget.
-const skippedByPolicy = "unreachable: skipped by policy"
-
 // object names a rollout in the audit log.
 func object(id string) string { return "rollout/" + id }
 
@@ -44,52 +40,11 @@ func newID(prefix string, n int) string {
 	return prefix + hex.EncodeToString(b)
 }
 
-// countsFailure reports whether a node counts against its wave's
-// failure budget: it failed, or it was unreachable under the fail or
-// wait policy.
-func countsFailure(n *controllerv1.RolloutNode) bool {
-	switch n.GetState() {
-	case NodeFailed:
-		return true
-	case NodeUnreachable:
-		return !strings.HasPrefix(n.GetError(), skippedByPolicy)
-	}
-	return false
-}
-
-// countNodes tallies nodes by state. Failed includes the nodes whose
-// rollback failed; Skipped counts the unreachable nodes the skip policy
-// did not count as failures (they are in Unreachable too).
-func countNodes(nodes []*controllerv1.RolloutNode) *controllerv1.RolloutCounts {
-	c := &controllerv1.RolloutCounts{Nodes: uint32(len(nodes))}
-	for _, n := range nodes {
-		switch s := n.GetState(); {
-		case s == NodePending:
-			c.Pending++
-		case inFlight(s):
-			c.Running++
-		case s == NodePassed:
-			c.Passed++
-		case s == NodeFailed, s == NodeRollbackFailed:
-			c.Failed++
-		case s == NodeUnreachable:
-			c.Unreachable++
-			if !countsFailure(n) {
-				c.Skipped++
-			}
-		case s == NodeSkipped:
-			c.Skipped++
-		case s == NodeRolledBack:
-			c.RolledBack++
-		}
-	}
-	return c
-}
-
 func plainCounts(c *controllerv1.RolloutCounts) Counts {
 	return Counts{
 		Nodes: c.GetNodes(), Pending: c.GetPending(), Running: c.GetRunning(), Passed: c.GetPassed(),
 		Failed: c.GetFailed(), Unreachable: c.GetUnreachable(), Skipped: c.GetSkipped(), RolledBack: c.GetRolledBack(),
+		RollbackFailed: c.GetRollbackFailed(), Aborted: c.GetAborted(), Interrupted: c.GetInterrupted(), Resolved: c.GetResolved(),
 	}
 }
 

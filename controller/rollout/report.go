@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/cairn-ops/cairn/controller/rollout/state"
 	"github.com/cairn-ops/cairn/internal/compare"
 	"github.com/cairn-ops/cairn/internal/diff"
 	"github.com/cairn-ops/cairn/internal/manifest"
@@ -108,18 +109,22 @@ type ReportSpec struct {
 	OnFailure      string   `json:"on_failure,omitempty"`
 }
 
-// ReportCounts counts the nodes by outcome. Unreachable nodes are
-// counted apart from failed ones; Running is every node between pending
-// and an outcome (auditing, deploying, waiting for a confirmation,
-// rolling back).
+// ReportCounts counts the nodes by state, each node in one count
+// (controller/rollout/state.Count): they add up to Nodes. Running is
+// every node in flight (auditing, deploying, waiting for a confirmation,
+// rolling back, being resolved); Unreachable and Skipped are the nodes
+// that could not be reached under the fail or wait policy and under the
+// skip policy.
 type ReportCounts struct {
 	Nodes          int `json:"nodes"`
 	Passed         int `json:"passed"`
 	Failed         int `json:"failed"`
 	Unreachable    int `json:"unreachable"`
 	Skipped        int `json:"skipped"`
+	Interrupted    int `json:"interrupted"`
 	RolledBack     int `json:"rolled_back"`
 	RollbackFailed int `json:"rollback_failed"`
+	Resolved       int `json:"resolved"`
 	Aborted        int `json:"aborted"`
 	Pending        int `json:"pending"`
 	Running        int `json:"running"`
@@ -133,8 +138,9 @@ type ReportWave struct {
 	State      string   `json:"state"`
 	StartedAt  string   `json:"started_at,omitempty"`
 	FinishedAt string   `json:"finished_at,omitempty"`
-	// Failures counts the wave's nodes that failed, were unreachable or
-	// failed to roll back, and the nodes rolled back after an error;
+	// Failures counts the wave's nodes that counted against its budget
+	// (failed, unreachable under the fail or wait policy, interrupted):
+	// as they were when the wave closed, or so far while it is open.
 	// MaxFailures is the wave's budget.
 	Failures    int    `json:"failures"`
 	MaxFailures uint32 `json:"max_failures"`
@@ -148,8 +154,13 @@ type ReportNode struct {
 	Hostname string `json:"hostname,omitempty"`
 	Wave     uint32 `json:"wave"`
 	// State is the node's outcome, or where it is while in progress.
-	State           string  `json:"state"`
-	Error           string  `json:"error,omitempty"`
+	State string `json:"state"`
+	Error string `json:"error,omitempty"`
+	// InterruptedStep is the step a crash cut off (LIST/NAME), for an
+	// interrupted deployment.
+	InterruptedStep string `json:"interrupted_step,omitempty"`
+	// Retries counts the operator's retries of the node.
+	Retries         uint32  `json:"retries,omitempty"`
 	StartedAt       string  `json:"started_at,omitempty"`
 	FinishedAt      string  `json:"finished_at,omitempty"`
 	Duration        string  `json:"duration,omitempty"`
@@ -173,6 +184,8 @@ type ReportNode struct {
 	Comparison *compare.Result `json:"comparison,omitempty"`
 	// Rollback is set for a node that was (or is being) rolled back.
 	Rollback *ReportRollback `json:"rollback,omitempty"`
+	// Resolution is set for a node an operator resolved by hand.
+	Resolution *ReportResolution `json:"resolution,omitempty"`
 	// Problems are stored results the report could not read.
 	Problems []string `json:"problems,omitempty"`
 }
@@ -230,6 +243,22 @@ type ReportRollback struct {
 	Verdict string `json:"verdict"`
 	// Differences are the changes from the pre-audit that remain, in
 	// words; NotComparable the sections that could not be compared.
+	Differences   []string `json:"differences,omitempty"`
+	NotComparable []string `json:"not_comparable,omitempty"`
+}
+
+// ReportResolution is an operator's resolution of a node repaired by
+// hand, and the audit taken then compared with the pre-audit.
+type ReportResolution struct {
+	By   string `json:"by"`
+	Note string `json:"note"`
+	At   string `json:"at"`
+	// AuditID is the audit taken after the resolution; empty while it is
+	// being taken.
+	AuditID string `json:"audit_id,omitempty"`
+	// Verdict says whether the node is back at its pre-audit.
+	Verdict string `json:"verdict"`
+	// Differences are the changes from the pre-audit, in words.
 	Differences   []string `json:"differences,omitempty"`
 	NotComparable []string `json:"not_comparable,omitempty"`
 }
@@ -360,7 +389,7 @@ func BuildReport(in ReportInput) *Report {
 	s.Release = ref
 	s.ReleaseDigest = repOr(ro.GetReleaseDigest(), in.Release.GetDigest())
 	s.RolloutID = ro.GetId()
-	s.State = ro.GetState()
+	s.State = state.Name(ro.GetState())
 	s.Reason = ro.GetReason()
 	s.WaitingFor = ro.GetWaitingFor()
 	s.CreatedBy = ro.GetCreatedBy()
@@ -395,17 +424,13 @@ func BuildReport(in ReportInput) *Report {
 
 	for _, w := range ro.GetWaves() {
 		rw := ReportWave{
-			Index: w.GetIndex(), State: w.GetState(), StartedAt: w.GetStartedAt(), FinishedAt: w.GetFinishedAt(),
+			Index: w.GetIndex(), State: state.Name(w.GetState()), StartedAt: w.GetStartedAt(), FinishedAt: w.GetFinishedAt(),
 			MaxFailures: w.GetMaxFailures(), GateAfter: w.GetGateAfter(), Nodes: []string{},
 		}
 		for _, id := range w.GetNodeIds() {
 			rw.Nodes = append(rw.Nodes, repOr(names[id], id))
 		}
-		for _, n := range nodes {
-			if n.GetWave() == w.GetIndex() && repWaveFailure(n) {
-				rw.Failures++
-			}
-		}
+		rw.Failures = int(state.WaveFailures(w, nodes))
 		rw.OverBudget = rw.Failures > int(rw.MaxFailures)
 		r.Waves = append(r.Waves, rw)
 	}
@@ -448,57 +473,19 @@ func repNodeName(n *controllerv1.RolloutNode) string {
 
 func (n ReportNode) name() string { return repOr(n.Hostname, n.NodeID) }
 
-// repWaveFailure reports whether a node counts against its wave's
-// failure budget: it failed, was unreachable, failed to roll back, or
-// was rolled back or aborted after an error.
-func repWaveFailure(n *controllerv1.RolloutNode) bool {
-	switch n.GetState() {
-	case NodeFailed, NodeUnreachable, NodeRollbackFailed:
-		return true
-	case NodeRolledBack, NodeRollingBack:
-		return n.GetError() != ""
-	case NodeAborted:
-		// A node aborted before it started (pending when the rollout was
-		// aborted or rolled back) did not fail.
-		return n.GetError() != "" && n.GetStartedAt() != ""
-	}
-	return false
-}
-
-// repCountNodes counts nodes by state; with no nodes (a rollout listed
-// without them) it takes the stored counts.
+// repCountNodes counts nodes by state (state.Count); with no nodes (a
+// rollout listed without them) it takes the stored counts.
 func repCountNodes(nodes []*controllerv1.RolloutNode, stored *controllerv1.RolloutCounts) ReportCounts {
-	if len(nodes) == 0 {
-		return ReportCounts{
-			Nodes: int(stored.GetNodes()), Passed: int(stored.GetPassed()), Failed: int(stored.GetFailed()),
-			Unreachable: int(stored.GetUnreachable()), Skipped: int(stored.GetSkipped()),
-			RolledBack: int(stored.GetRolledBack()), Pending: int(stored.GetPending()), Running: int(stored.GetRunning()),
-		}
+	c := stored
+	if len(nodes) > 0 {
+		c = state.Count(nodes)
 	}
-	c := ReportCounts{Nodes: len(nodes)}
-	for _, n := range nodes {
-		switch n.GetState() {
-		case NodePassed:
-			c.Passed++
-		case NodeFailed:
-			c.Failed++
-		case NodeUnreachable:
-			c.Unreachable++
-		case NodeSkipped:
-			c.Skipped++
-		case NodeRolledBack:
-			c.RolledBack++
-		case NodeRollbackFailed:
-			c.RollbackFailed++
-		case NodeAborted:
-			c.Aborted++
-		case NodePending, "":
-			c.Pending++
-		default:
-			c.Running++
-		}
+	return ReportCounts{
+		Nodes: int(c.GetNodes()), Passed: int(c.GetPassed()), Failed: int(c.GetFailed()),
+		Unreachable: int(c.GetUnreachable()), Skipped: int(c.GetSkipped()), Interrupted: int(c.GetInterrupted()),
+		RolledBack: int(c.GetRolledBack()), RollbackFailed: int(c.GetRollbackFailed()), Resolved: int(c.GetResolved()),
+		Aborted: int(c.GetAborted()), Pending: int(c.GetPending()), Running: int(c.GetRunning()),
 	}
-	return c
 }
 
 // repOutcomeLine says the counts in words, always naming passed, failed,
@@ -513,7 +500,8 @@ func repOutcomeLine(c ReportCounts) string {
 	for _, o := range []struct {
 		n    int
 		word string
-	}{{c.RolledBack, "rolled back"}, {c.RollbackFailed, "rollback failed"}, {c.Aborted, "aborted"}, {c.Running, "running"}, {c.Pending, "pending"}} {
+	}{{c.Interrupted, "interrupted"}, {c.RolledBack, "rolled back"}, {c.RollbackFailed, "rollback failed"}, {c.Resolved, "resolved"},
+		{c.Aborted, "aborted"}, {c.Running, "running"}, {c.Pending, "pending"}} {
 		if o.n > 0 {
 			parts = append(parts, fmt.Sprintf("%d %s", o.n, o.word))
 		}
@@ -618,8 +606,9 @@ func repDecodeRun(b []byte) (*ReportRun, error) {
 // decoded.
 func repNode(n *controllerv1.RolloutNode) ReportNode {
 	rn := ReportNode{
-		NodeID: n.GetNodeId(), Hostname: n.GetHostname(), Wave: n.GetWave(), State: n.GetState(),
-		Error: n.GetError(), StartedAt: n.GetStartedAt(), FinishedAt: n.GetFinishedAt(),
+		NodeID: n.GetNodeId(), Hostname: n.GetHostname(), Wave: n.GetWave(), State: state.Name(n.GetState()),
+		Error: n.GetError(), InterruptedStep: n.GetInterruptedStep(), Retries: n.GetRetries(),
+		StartedAt: n.GetStartedAt(), FinishedAt: n.GetFinishedAt(),
 		SLABreached: n.GetSlaBreached(), Changed: n.GetChanged(),
 		Drift: ReportDrift{
 			Checked:     n.GetPreAuditId() != "" || n.GetDriftChanges() > 0 || n.GetDriftSummary() != "",
@@ -649,11 +638,51 @@ func repNode(n *controllerv1.RolloutNode) ReportNode {
 			rn.Comparison = &res
 		}
 	}
-	rolledBack := slices.Contains([]string{NodeRollingBack, NodeRolledBack, NodeRollbackFailed}, n.GetState())
+	rolledBack := slices.Contains([]state.Node{NodeRollingBack, NodeRolledBack, NodeRollbackFailed}, n.GetState())
 	if rolledBack || len(n.GetRollbackReportJson()) > 0 || len(n.GetRollbackDiffJson()) > 0 {
 		rn.Rollback = repRollbackProof(n, &rn)
 	}
+	if n.GetResolvedBy() != "" {
+		rn.Resolution = repResolution(n, &rn)
+	}
 	return rn
+}
+
+// repResolution reads an operator's resolution of a node and the diff
+// from its pre-audit to the audit taken then.
+func repResolution(n *controllerv1.RolloutNode, rn *ReportNode) *ReportResolution {
+	res := &ReportResolution{By: n.GetResolvedBy(), Note: n.GetResolvedNote(), At: n.GetResolvedAt(), AuditID: n.GetResolveAuditId()}
+	switch {
+	case n.GetState() == NodeResolving:
+		res.Verdict = "audit being taken"
+		return res
+	case len(n.GetResolveDiffJson()) == 0:
+		res.Verdict = "audited; no pre-audit to compare with"
+		return res
+	}
+	var d diff.Report
+	if err := json.Unmarshal(n.GetResolveDiffJson(), &d); err != nil {
+		rn.Problems = append(rn.Problems, "resolution diff unreadable: "+err.Error())
+		res.Verdict = "the resolution diff is unreadable"
+		return res
+	}
+	for _, s := range d.Sections {
+		if !s.Comparable && !s.Skipped {
+			res.NotComparable = append(res.NotComparable, s.Name+": "+s.Reason)
+		}
+		for _, ch := range s.Changes {
+			res.Differences = append(res.Differences, compare.Describe(s.Name, ch))
+		}
+	}
+	switch {
+	case len(res.Differences) > 0:
+		res.Verdict = "differs from the pre-audit: " + d.Summary
+	case len(res.NotComparable) > 0:
+		res.Verdict = "not fully comparable with the pre-audit: " + d.Summary
+	default:
+		res.Verdict = "equals the pre-audit"
+	}
+	return res
 }
 
 // repRollbackProof reads a node's rollback report and the diff from its
@@ -737,10 +766,11 @@ func repDuration(d time.Duration) string {
 }
 
 // repFinished reports whether a node reached an outcome that counts for
-// the success rate.
-func repFinished(state string) bool {
-	switch state {
-	case NodePassed, NodeFailed, NodeUnreachable, NodeRolledBack, NodeRollbackFailed:
+// the success rate: its deployment ran and ended (skipped and aborted
+// nodes never ran theirs).
+func repFinished(s state.Node) bool {
+	switch s {
+	case NodePassed, NodeFailed, NodeUnreachable, NodeInterrupted, NodeRolledBack, NodeRollbackFailed, NodeResolved:
 		return true
 	}
 	return false
@@ -756,7 +786,7 @@ func repMeasureSLA(sla manifest.SLA, nodes []ReportNode, s *ReportSummary) Repor
 	var slowest string
 	var slowestSec float64
 	for _, n := range nodes {
-		if n.Duration == "" || n.State == NodeUnreachable || n.State == NodeSkipped {
+		if st, _ := state.ParseNode(n.State); n.Duration == "" || state.NodeUnreached(st) {
 			continue
 		}
 		durs = append(durs, n.DurationSeconds)
@@ -807,11 +837,12 @@ func repMeasureSLA(sla manifest.SLA, nodes []ReportNode, s *ReportSummary) Repor
 	sr := ReportSLATarget{Kind: BreachSuccessRate, Name: "Success rate", Status: repSLANone}
 	passed, finished, unreachable := 0, 0, 0
 	for _, n := range nodes {
-		if !repFinished(n.State) {
+		st, _ := state.ParseNode(n.State)
+		if !repFinished(st) {
 			continue
 		}
 		finished++
-		switch n.State {
+		switch st {
 		case NodePassed:
 			passed++
 		case NodeUnreachable:

@@ -5,25 +5,37 @@ import (
 	"fmt"
 	"html/template"
 	"strings"
+
+	"github.com/cairn-ops/cairn/controller/rollout/state"
 )
 
 // The HTML rendering of the report: one self-contained file.
 
 // repOutcomeClass is the CSS class that colours a rollout, wave or node
-// state or an SLA status; the state is always written out as text too.
-func repOutcomeClass(state string) string {
-	switch state {
-	case NodePassed, WaveDone, StateCompleted, repSLAMet:
-		return "ok"
-	case NodeFailed, NodeRollbackFailed, StateHalted, repSLABreached:
-		return "bad"
-	case NodeUnreachable, NodeWaitingConfirmation, StatePaused, NodeAborted:
-		return "warn"
-	case NodeRolledBack, NodeRollingBack:
-		return "info"
+// state (by name) or an SLA status; the state is always written out as
+// text too.
+func repOutcomeClass(name string) string {
+	if c, ok := repClasses[name]; ok {
+		return c
 	}
 	return "neutral"
 }
+
+// repClasses are the classes of the names repOutcomeClass colours.
+var repClasses = func() map[string]string {
+	m := map[string]string{repSLAMet: "ok", repSLABreached: "bad"}
+	for c, names := range map[string][]string{
+		"ok":   {state.Name(NodePassed), state.Name(WaveDone), state.Name(StateCompleted), state.Name(NodeResolved)},
+		"bad":  {state.Name(NodeFailed), state.Name(NodeRollbackFailed), state.Name(StateHalted), state.Name(NodeInterrupted), state.Name(WaveFailed)},
+		"warn": {state.Name(NodeUnreachable), state.Name(NodeSkipped), state.Name(NodeWaitingConfirmation), state.Name(StatePaused), state.Name(StateRollbackPaused), state.Name(NodeAborted), state.Name(WaveCancelled)},
+		"info": {state.Name(NodeRolledBack), state.Name(NodeRollingBack), state.Name(NodeResolving)},
+	} {
+		for _, n := range names {
+			m[n] = c
+		}
+	}
+	return m
+}()
 
 // repHTML is one self-contained page: inline styles, no scripts, no
 // external fonts, images or links. html/template escapes every value.

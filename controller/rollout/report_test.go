@@ -19,6 +19,7 @@ import (
 
 	"github.com/cairn-ops/cairn/agent/apply"
 	"github.com/cairn-ops/cairn/agent/journal"
+	"github.com/cairn-ops/cairn/controller/rollout/state"
 	"github.com/cairn-ops/cairn/internal/compare"
 	"github.com/cairn-ops/cairn/internal/diff"
 	"github.com/cairn-ops/cairn/internal/manifest"
@@ -135,7 +136,7 @@ func sampleInput(t *testing.T) ReportInput {
 			MaxFailures: "1", Unreachable: "fail", Bake: "5m", GatesAfterWave: []uint32{1},
 			Window: "Sun 22:00-Mon 04:00", OnFailure: "stop",
 		},
-		State:       "halted",
+		State:       state.RolloutHalted,
 		Reason:      "wave 2 exceeded its failure budget: 3 failures, 1 allowed",
 		CreatedBy:   "user:olivia",
 		CreatedAt:   "2026-03-01T22:00:00Z",
@@ -143,16 +144,16 @@ func sampleInput(t *testing.T) ReportInput {
 		Approvers:   []string{"user:anna", "user:ben"},
 		MaxParallel: 2,
 		Waves: []*controllerv1.RolloutWave{
-			{Index: 1, NodeIds: []string{"n-01"}, State: "done", MaxFailures: 0, GateAfter: true, StartedAt: "2026-03-01T22:00:05Z", FinishedAt: "2026-03-01T22:03:15Z"},
-			{Index: 2, NodeIds: []string{"n-02", "n-03", "n-04"}, State: "failed", MaxFailures: 1, StartedAt: "2026-03-01T22:15:00Z", FinishedAt: "2026-03-01T22:41:30Z"},
-			{Index: 3, NodeIds: []string{"n-05"}, State: "pending", MaxFailures: 1},
+			{Index: 1, NodeIds: []string{"n-01"}, State: state.WaveDone, MaxFailures: 0, GateAfter: true, StartedAt: "2026-03-01T22:00:05Z", FinishedAt: "2026-03-01T22:03:15Z"},
+			{Index: 2, NodeIds: []string{"n-02", "n-03", "n-04"}, State: state.WaveFailed, MaxFailures: 1, Failures: 3, StartedAt: "2026-03-01T22:15:00Z", FinishedAt: "2026-03-01T22:41:30Z"},
+			{Index: 3, NodeIds: []string{"n-05"}, State: state.WavePending, MaxFailures: 1},
 		},
 		Nodes: []*controllerv1.RolloutNode{
 			{
-				NodeId: "n-05", Hostname: "web5", Wave: 3, State: "pending", HasBaseline: true,
+				NodeId: "n-05", Hostname: "web5", Wave: 3, State: state.NodePending, HasBaseline: true,
 			},
 			{
-				NodeId: "n-01", Hostname: "web1", Wave: 1, State: "passed", Changed: true,
+				NodeId: "n-01", Hostname: "web1", Wave: 1, State: state.NodePassed, Changed: true,
 				StartedAt: "2026-03-01T22:00:05Z", FinishedAt: "2026-03-01T22:03:15Z", DurationSeconds: 190,
 				PreAuditId: "a-0101", PostAuditId: "a-0102", HasBaseline: true,
 				Confirmations: []*controllerv1.StepConfirmation{
@@ -162,7 +163,7 @@ func sampleInput(t *testing.T) ReportInput {
 				ComparisonJson:   mustJSON(t, cmp1),
 			},
 			{
-				NodeId: "n-02", Hostname: "web2", Wave: 2, State: "failed", Changed: true,
+				NodeId: "n-02", Hostname: "web2", Wave: 2, State: state.NodeFailed, Changed: true,
 				Error:     "before/after: 1 missing, 1 unexpected",
 				StartedAt: "2026-03-01T22:15:00Z", FinishedAt: "2026-03-01T22:21:05Z", DurationSeconds: 365, SlaBreached: true,
 				PreAuditId: "a-0201", PostAuditId: "a-0202", HasBaseline: true, DriftChanges: 1, DriftSummary: "1 package upgraded",
@@ -171,13 +172,13 @@ func sampleInput(t *testing.T) ReportInput {
 				ComparisonJson:   mustJSON(t, cmp2),
 			},
 			{
-				NodeId: "n-03", Hostname: "web3", Wave: 2, State: "unreachable",
+				NodeId: "n-03", Hostname: "web3", Wave: 2, State: state.NodeUnreachable,
 				Error:     "agent not connected since 2026-03-01T22:09:00Z",
 				StartedAt: "2026-03-01T22:15:00Z", FinishedAt: "2026-03-01T22:25:00Z", DurationSeconds: 600,
 				UnreachableSince: "2026-03-01T22:09:00Z",
 			},
 			{
-				NodeId: "n-04", Hostname: "web4", Wave: 2, State: "rolled_back",
+				NodeId: "n-04", Hostname: "web4", Wave: 2, State: state.NodeRolledBack,
 				Error:     "verify homepage failed: status 502",
 				StartedAt: "2026-03-01T22:15:00Z", FinishedAt: "2026-03-01T22:19:00Z", DurationSeconds: 240,
 				PreAuditId: "a-0401", RollbackAuditId: "a-0403", HasBaseline: true,
@@ -395,9 +396,9 @@ func TestReportSLA(t *testing.T) {
 			name: "running: rollout duration pending, nothing finished yet",
 			sla:  manifest.SLA{MaxNodeDuration: 20 * time.Minute, MaxRolloutDuration: 2 * time.Hour, MinSuccessRate: 0.9},
 			edit: func(ro *controllerv1.RolloutRecord) {
-				ro.State, ro.FinishedAt = "running", ""
+				ro.State, ro.FinishedAt = state.RolloutRunning, ""
 				for _, n := range ro.Nodes {
-					n.State, n.DurationSeconds, n.FinishedAt, n.SlaBreached = "deploying", 0, "", false
+					n.State, n.DurationSeconds, n.FinishedAt, n.SlaBreached = state.NodeDeploying, 0, "", false
 				}
 			},
 			want:  []string{"node_duration: pending", "rollout_duration: pending", "success_rate: pending"},
@@ -406,7 +407,7 @@ func TestReportSLA(t *testing.T) {
 		{
 			name: "running but already over the rollout duration",
 			sla:  manifest.SLA{MaxRolloutDuration: 30 * time.Minute},
-			edit: func(ro *controllerv1.RolloutRecord) { ro.State, ro.FinishedAt = "running", "" },
+			edit: func(ro *controllerv1.RolloutRecord) { ro.State, ro.FinishedAt = state.RolloutRunning, "" },
 			want: []string{"node_duration: no target", "rollout_duration: breached", "success_rate: no target"},
 		},
 	}
@@ -443,23 +444,23 @@ func TestReportRollbackProof(t *testing.T) {
 
 	tests := []struct {
 		name        string
-		state       string
+		state       state.Node
 		diffJSON    []byte
 		wantProven  bool
 		wantVerdict string
 		wantDiffs   []string
 		wantProblem bool
 	}{
-		{name: "clean", state: "rolled_back", diffJSON: mustJSON(t, diff.Compare(pre, proto.Clone(pre).(*inventoryv1.Audit))),
+		{name: "clean", state: NodeRolledBack, diffJSON: mustJSON(t, diff.Compare(pre, proto.Clone(pre).(*inventoryv1.Audit))),
 			wantProven: true, wantVerdict: "after-state equals pre-audit"},
-		{name: "differs", state: "rolled_back", diffJSON: mustJSON(t, diff.Compare(pre, differs)),
+		{name: "differs", state: NodeRolledBack, diffJSON: mustJSON(t, diff.Compare(pre, differs)),
 			wantVerdict: "after-state differs from the pre-audit: 1 package upgraded",
 			wantDiffs:   []string{"package webshop upgraded 2.3.1 → 2.4.0"}},
-		{name: "not comparable", state: "rolled_back", diffJSON: mustJSON(t, diff.Compare(pre, failedCollector)),
+		{name: "not comparable", state: NodeRolledBack, diffJSON: mustJSON(t, diff.Compare(pre, failedCollector)),
 			wantVerdict: "not proven: no changes in the comparable sections; services not comparable"},
-		{name: "no audit yet", state: "rolling_back", wantVerdict: "not proven: no after-rollback audit yet"},
-		{name: "rollback failed", state: "rollback_failed", wantVerdict: "not proven: the rollback failed before its audit"},
-		{name: "unreadable", state: "rolled_back", diffJSON: []byte("{"), wantVerdict: "not proven: the rollback diff is unreadable", wantProblem: true},
+		{name: "no audit yet", state: NodeRollingBack, wantVerdict: "not proven: no after-rollback audit yet"},
+		{name: "rollback failed", state: NodeRollbackFailed, wantVerdict: "not proven: the rollback failed before its audit"},
+		{name: "unreadable", state: NodeRolledBack, diffJSON: []byte("{"), wantVerdict: "not proven: the rollback diff is unreadable", wantProblem: true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -673,28 +674,5 @@ func TestReportTextAndMarkdownNeutraliseData(t *testing.T) {
 		if bytes.Contains(mdOut, []byte(bad)) {
 			t.Errorf("the Markdown report carries raw markup %q", bad)
 		}
-	}
-}
-
-func TestWaveFailureCountsOnlyNodesThatFailed(t *testing.T) {
-	tests := []struct {
-		name string
-		node *controllerv1.RolloutNode
-		want bool
-	}{
-		{"failed", &controllerv1.RolloutNode{State: NodeFailed, Error: "step failed", StartedAt: "t"}, true},
-		{"unreachable", &controllerv1.RolloutNode{State: NodeUnreachable, Error: "unreachable"}, true},
-		{"passed", &controllerv1.RolloutNode{State: NodePassed, StartedAt: "t"}, false},
-		{"rolled back after passing", &controllerv1.RolloutNode{State: NodeRolledBack, StartedAt: "t"}, false},
-		{"rolled back after failing", &controllerv1.RolloutNode{State: NodeRolledBack, Error: "1 unexpected change", StartedAt: "t"}, true},
-		{"aborted before it started", &controllerv1.RolloutNode{State: NodeAborted, Error: "not started: the rollout is being rolled back"}, false},
-		{"aborted while deploying", &controllerv1.RolloutNode{State: NodeAborted, Error: "aborted", StartedAt: "t"}, true},
-	}
-	for _, tc := range tests {
-		t.Run(tc.name, func(t *testing.T) {
-			if got := repWaveFailure(tc.node); got != tc.want {
-				t.Errorf("repWaveFailure = %v, want %v", got, tc.want)
-			}
-		})
 	}
 }

@@ -9,17 +9,18 @@ import (
 	"time"
 
 	"github.com/cairn-ops/cairn/controller/cms"
+	"github.com/cairn-ops/cairn/controller/rollout/state"
 	"github.com/cairn-ops/cairn/internal/diff"
 	controllerv1 "github.com/cairn-ops/cairn/proto/controller/v1"
 )
 
 // startRollback turns the rollout to rolling back: no node starts its
 // deployment any more (pending ones are aborted), deployments in flight
-// finish, then every node that changed is rolled back. actor is who the
-// audit log names, by what rollback_requested_by says ("policy" for
-// on_failure=rollback).
+// finish, then every node that changed is rolled back. Nodes whose
+// rollback failed before get a new one. actor is who the audit log names,
+// by what rollback_requested_by says ("policy" for on_failure=rollback).
 func (p *pass) startRollback(actor, by, reason string) {
-	p.ro.State = StateRollingBack
+	p.setState(StateRollingBack)
 	p.ro.RollbackRequestedBy = by
 	p.ro.RollbackStartedAt = stamp(p.now)
 	p.ro.Reason = reason
@@ -27,8 +28,27 @@ func (p *pass) startRollback(actor, by, reason string) {
 	p.ro.FinishedAt = ""
 	p.roDirty = true
 	p.abortPending("not started: the rollout is being rolled back")
+	for _, n := range p.nodes {
+		if n.GetState() == NodeRollbackFailed {
+			clearRollback(n)
+			p.touch(n)
+		}
+	}
 	p.record(actor, "rollout.rollback", map[string]string{"requested_by": by, "reason": reason})
 	p.log.Warn("rollout rolling back", "requested_by", by, "reason", reason)
+}
+
+// clearRollback forgets a failed rollback's commands, so that the node
+// is rolled back again with new ones.
+func clearRollback(n *controllerv1.RolloutNode) {
+	n.RollbackCommand, n.RollbackAuditCommand, n.RollbackAuditId = "", "", ""
+	n.RollbackReportJson, n.RollbackDiffJson = nil, nil
+}
+
+// rollbackOpen reports whether a rollback_failed node waits for a new
+// rollback (its failed one was cleared).
+func rollbackOpen(n *controllerv1.RolloutNode) bool {
+	return n.GetState() == NodeRollbackFailed && n.GetRollbackCommand() == "" && n.GetRollbackAuditCommand() == ""
 }
 
 // abortPending ends the deployment of every node that has not started.
@@ -46,7 +66,8 @@ func (p *pass) abortPending(why string) {
 
 // rollbackTarget reports whether a node is (or was) rolled back: its
 // deployment changed it — including one the agent already undid itself,
-// which still needs the audit that proves it.
+// which still needs the audit that proves it — or may have (its
+// deployment was sent and no full result came back).
 func rollbackTarget(n *controllerv1.RolloutNode) bool {
 	switch n.GetState() {
 	case NodeRollingBack, NodeRolledBack, NodeRollbackFailed:
@@ -57,9 +78,9 @@ func rollbackTarget(n *controllerv1.RolloutNode) bool {
 		}
 		rep, _ := decodeApplyReport(n.GetDeployReportJson())
 		return rep.stepsChanged()
-	case NodeUnreachable, NodeAborted:
-		// Its deployment was sent and no result came back: the agent may
-		// have run it (it carries on through a lost session). Undoing a
+	case NodeUnreachable, NodeSkipped, NodeAborted, NodeInterrupted:
+		// Its deployment was sent and no result came back, or a step was
+		// cut off: the agent may have changed the node. Undoing a
 		// deployment that never ran changes nothing, and the audit after
 		// it proves the node either way.
 		return n.GetDeployCommand() != "" && n.GetPreAuditId() != ""
@@ -74,8 +95,8 @@ func rollbackTarget(n *controllerv1.RolloutNode) bool {
 func (p *pass) driveRollback() {
 	var busy []string
 	for _, n := range p.nodes {
-		if deploying(n.GetState()) {
-			busy = append(busy, fmt.Sprintf("%s (%s)", hostname(n), n.GetState()))
+		if state.NodeInDeployment(n.GetState()) {
+			busy = append(busy, fmt.Sprintf("%s (%s)", hostname(n), state.Name(n.GetState())))
 		}
 	}
 	if len(busy) > 0 {
@@ -84,10 +105,7 @@ func (p *pass) driveRollback() {
 	}
 	byWave := map[uint32][]*controllerv1.RolloutNode{}
 	var waves []uint32
-	slots := int(p.ro.GetMaxParallel())
-	if slots <= 0 {
-		slots = p.params.MaxParallel
-	}
+	slots := p.slots()
 	for _, n := range p.nodes {
 		if !rollbackTarget(n) {
 			continue
@@ -105,10 +123,12 @@ func (p *pass) driveRollback() {
 	for _, w := range waves {
 		open := 0
 		for _, n := range byWave[w] {
-			switch n.GetState() {
-			case NodeRolledBack, NodeRollbackFailed:
+			switch {
+			case n.GetState() == NodeRolledBack:
 				continue
-			case NodePassed, NodeFailed, NodeUnreachable, NodeAborted:
+			case n.GetState() == NodeRollbackFailed && !rollbackOpen(n):
+				continue
+			case n.GetState() != NodeRollingBack:
 				if slots > 0 {
 					p.startNodeRollback(n)
 					slots--
@@ -141,16 +161,23 @@ func (p *pass) startNodeRollback(n *controllerv1.RolloutNode) {
 			n.RollbackAuditCommand = p.newAudit(n.GetNodeId()).GetId()
 		}
 	case n.GetRollbackCommand() == "":
-		n.RollbackCommand = p.newDeploy(n.GetNodeId(), actionRollback).GetId()
+		n.RollbackCommand = p.newRollback(n).GetId()
 	}
+	n.UnreachableSince = ""
 	p.phase(n, NodeRollingBack)
+}
+
+// newRollback issues the command that undoes the node's deployment.
+func (p *pass) newRollback(n *controllerv1.RolloutNode) *controllerv1.CommandRecord {
+	return p.newDeploy(n.GetNodeId(), actionRollback)
 }
 
 // rollbackStepDone: after the rollback command, the node is audited;
 // after the audit, the audit is compared with the pre-audit. No
 // difference proves the rollback; a passed node's CMS baseline then
 // moves to the after-rollback audit.
-func (p *pass) rollbackStepDone(n *controllerv1.RolloutNode, c *controllerv1.CommandRecord) error {
+func (p *pass) rollbackStepDone(n *controllerv1.RolloutNode, in *nodeInput) {
+	c := in.cmd
 	if c.GetId() == n.GetRollbackCommand() && n.GetRollbackAuditCommand() == "" {
 		n.WaitingStep, n.WaitingInstructions = "", ""
 		n.RollbackReportJson = c.GetResultJson()
@@ -164,49 +191,32 @@ func (p *pass) rollbackStepDone(n *controllerv1.RolloutNode, c *controllerv1.Com
 		}
 		n.RollbackAuditCommand = p.newAudit(n.GetNodeId()).GetId()
 		p.touch(n)
-		return nil
+		return
 	}
 	if c.GetState() == controllerv1.CommandRecord_STATE_FAILED {
 		p.finishRollback(n, false, "after-rollback audit failed: "+orUnknown(c.GetError()))
-		return nil
+		return
 	}
 	p.auditTook(c)
-	after, err := p.e.auditRecord(p.ctx, c.GetAuditId())
-	if err != nil {
-		if p.ctx.Err() != nil {
-			return err
-		}
-		p.finishRollback(n, false, fmt.Sprintf("after-rollback audit: %v", err))
-		return nil
+	if in.audit.err != nil {
+		p.finishRollback(n, false, fmt.Sprintf("after-rollback audit: %v", in.audit.err))
+		return
 	}
-	pre, err := p.e.auditRecord(p.ctx, n.GetPreAuditId())
-	if err != nil {
-		if p.ctx.Err() != nil {
-			return err
-		}
-		p.finishRollback(n, false, fmt.Sprintf("pre-audit: %v", err))
-		return nil
+	if in.pre.err != nil {
+		p.finishRollback(n, false, fmt.Sprintf("pre-audit: %v", in.pre.err))
+		return
 	}
-	rep, err := cms.Compare(p.e.cfg.Blobs, pre, after)
-	if err != nil {
-		p.finishRollback(n, false, fmt.Sprintf("compare with the pre-audit: %v", err))
-		return nil
-	}
+	rep := cms.Diff(in.pre.doc, in.audit.doc)
 	var js bytes.Buffer
 	if err := diff.WriteJSON(&js, rep); err != nil {
-		return fmt.Errorf("encode the rollback diff of node %s: %w", n.GetNodeId(), err)
+		p.faulty(fmt.Errorf("encode the rollback diff of node %s: %w", n.GetNodeId(), err))
+		return
 	}
-	n.RollbackAuditId = after.GetId()
+	n.RollbackAuditId = in.audit.rec.GetId()
 	n.RollbackDiffJson = js.Bytes()
 
-	stepsFailed := false
-	if id := n.GetRollbackCommand(); id != "" {
-		rc, err := p.e.command(p.ctx, id)
-		if err != nil && !isNotFound(err) {
-			return err
-		}
-		stepsFailed = err != nil || rc.GetState() != controllerv1.CommandRecord_STATE_SUCCEEDED
-	}
+	stepsFailed := n.GetRollbackCommand() != "" &&
+		(in.rollback == nil || in.rollback.GetState() != controllerv1.CommandRecord_STATE_SUCCEEDED)
 	var why []string
 	if changes := cms.Changes(rep); changes > 0 {
 		why = append(why, fmt.Sprintf("after the rollback the node differs from its pre-audit: %s", rep.Summary))
@@ -216,17 +226,12 @@ func (p *pass) rollbackStepDone(n *controllerv1.RolloutNode, c *controllerv1.Com
 	}
 	if stepsFailed || len(why) > 0 {
 		p.finishRollback(n, false, strings.Join(why, "; "))
-		return nil
+		return
 	}
-	b, err := p.e.latestBaseline(p.ctx, n.GetNodeId())
-	if err != nil {
-		return err
-	}
-	if b != nil && b.GetRolloutId() == p.ro.GetId() && b.GetAuditId() == n.GetPostAuditId() {
-		p.advanceBaseline(n, after, "rolled back by "+p.ro.GetId())
+	if b := in.baseline; b != nil && b.GetRolloutId() == p.ro.GetId() && b.GetAuditId() == n.GetPostAuditId() {
+		p.advanceBaseline(n, in.audit.rec, "rolled back by "+p.ro.GetId())
 	}
 	p.finishRollback(n, true, "")
-	return nil
 }
 
 // finishRollback ends a node's rollback: rolled_back when proven, else
@@ -236,32 +241,36 @@ func (p *pass) finishRollback(n *controllerv1.RolloutNode, ok bool, why string) 
 	if s := parseStamp(n.GetPhaseStartedAt()); !s.IsZero() {
 		d = p.now.Sub(s)
 	}
-	state, outcome := NodeRolledBack, OutcomeRolledBack
+	to, outcome := NodeRolledBack, OutcomeRolledBack
 	n.WaitingStep, n.WaitingInstructions = "", ""
+	n.UnreachableSince = ""
 	if !ok {
-		state, outcome = NodeRollbackFailed, OutcomeRollbackFailed
+		to, outcome = NodeRollbackFailed, OutcomeRollbackFailed
 		if why == "" && !strings.Contains(n.GetError(), "rollback failed") {
 			why = "rollback failed"
 		}
 		n.Error = joinErr(n.GetError(), why)
 	}
-	p.phase(n, state)
-	p.log.Info("node rollback finished", "node_id", n.GetNodeId(), "state", state, "err", why)
+	p.phase(n, to)
+	p.log.Info("node rollback finished", "node_id", n.GetNodeId(), "state", state.Name(to), "err", why)
 	m := p.e.metrics()
 	p.then(func() { m.NodeFinished(outcome, d) })
 }
 
 // finishRollout ends a rollback: rolled_back when every changed node is
-// proven back at its pre-audit, else rollback_failed.
+// proven back at its pre-audit (or was resolved by hand), else
+// rollback_failed.
 func (p *pass) finishRollout() {
 	var failed []string
-	proven := 0
+	proven, resolved := 0, 0
 	for _, n := range p.nodes {
 		switch n.GetState() {
 		case NodeRollbackFailed:
 			failed = append(failed, hostname(n))
 		case NodeRolledBack:
 			proven++
+		case NodeResolved:
+			resolved++
 		}
 	}
 	p.ro.WaitingFor = ""
@@ -269,16 +278,36 @@ func (p *pass) finishRollout() {
 	p.roDirty = true
 	action := "rollout.rolled_back"
 	if len(failed) == 0 {
-		p.ro.State = StateRolledBack
+		p.setState(StateRolledBack)
 	} else {
-		p.ro.State = StateRollbackFailed
+		p.setState(StateRollbackFailed)
 		action = "rollout.rollback_failed"
-		p.ro.Reason = joinErr(fmt.Sprintf("rollback not proven on %s", nameList(failed, 10)), p.ro.GetReason())
+		p.ro.Reason = joinErr(fmt.Sprintf("rollback not proven on %s: retry them (cairnctl rollout retry %s --node NODE), resolve them after repairing them by hand (cairnctl rollout resolve), or roll back again",
+			nameList(failed, 10), p.ro.GetId()), p.ro.GetReason())
 	}
 	p.record(actorSystem, action, map[string]string{
 		"rolled_back":     strconv.Itoa(proven),
 		"rollback_failed": strconv.Itoa(len(failed)),
+		"resolved":        strconv.Itoa(resolved),
 	})
 	p.event(EventRolledBack, 0, false)
-	p.log.Info("rollback finished", "state", p.ro.GetState(), "proven", proven, "failed", len(failed))
+	p.log.Info("rollback finished", "state", state.Name(p.ro.GetState()), "proven", proven, "failed", len(failed))
+}
+
+// afterResolution: a rollback that failed only on nodes now resolved by
+// hand is over: rolled back.
+func (p *pass) afterResolution() {
+	if p.ro.GetState() != StateRollbackFailed {
+		return
+	}
+	for _, n := range p.nodes {
+		if n.GetState() == NodeRollbackFailed || n.GetState() == NodeRollingBack || n.GetState() == NodeResolving {
+			return
+		}
+	}
+	p.setState(StateRolledBack)
+	p.ro.Reason = "rolled back; nodes whose rollback failed were repaired by hand and resolved"
+	p.ro.FinishedAt = stamp(p.now)
+	p.record(actorSystem, "rollout.rolled_back", map[string]string{"resolved": "true"})
+	p.event(EventRolledBack, 0, false)
 }

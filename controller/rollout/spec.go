@@ -74,6 +74,9 @@ type Params struct {
 	Unreachable     string
 	UnreachableWait time.Duration
 	Bake            time.Duration
+	// LostAfter is how long a node in flight may stay disconnected before
+	// the unreachable policy applies; 0: the engine's default.
+	LostAfter time.Duration
 	// Gates are the waves (1-based) after which the rollout pauses.
 	Gates []int
 	// Window is nil when any time will do.
@@ -199,6 +202,17 @@ func Normalize(spec *controllerv1.RolloutSpec, nodes int) (*Params, error) {
 		ps.add("bake", s.Bake, "bake at most %s between waves", limits.Bake)
 	default:
 		p.Bake = d
+	}
+
+	if s.LostAfter != "" {
+		switch d, err := time.ParseDuration(s.LostAfter); {
+		case err != nil || d <= 0:
+			ps.add("lost_after", s.LostAfter, "not a positive duration (e.g. 2m)")
+		case d > limits.UnreachableWait:
+			ps.add("lost_after", s.LostAfter, "at most %s", limits.UnreachableWait)
+		default:
+			p.LostAfter = d
+		}
 	}
 
 	gates := slices.Clone(s.GatesAfterWave)

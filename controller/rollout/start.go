@@ -8,15 +8,16 @@ import (
 	"strings"
 
 	"github.com/cairn-ops/cairn/controller/auditlog"
+	"github.com/cairn-ops/cairn/controller/rollout/state"
 	"github.com/cairn-ops/cairn/controller/store"
 	controllerv1 "github.com/cairn-ops/cairn/proto/controller/v1"
 )
 
-// busy reports whether a rollout in state still works on its nodes, so
-// that no other rollout may take them.
-func busy(state string) bool {
-	switch state {
-	case StateRunning, StatePaused, StateRollingBack:
+// busy reports whether a rollout in state s still works on all its
+// nodes, so that no other rollout may take them.
+func busy(s state.Rollout) bool {
+	switch s {
+	case StateRunning, StatePaused, StateRollingBack, StateRollbackPaused:
 		return true
 	}
 	return false
@@ -35,6 +36,9 @@ func (e *Engine) Start(ctx context.Context, actor string, spec *controllerv1.Rol
 	id := newID("ro-", 6)
 	s := pr.params.Spec
 	s.SkipDryRun = false
+	if s.LostAfter == "" {
+		s.LostAfter = e.cfg.LostAfter.String()
+	}
 	ro := &controllerv1.RolloutRecord{
 		Id:            id,
 		Release:       &controllerv1.ReleaseRef{Name: pr.rel.rec.GetName(), Version: pr.rel.rec.GetVersion()},
@@ -68,7 +72,7 @@ func (e *Engine) Start(ctx context.Context, actor string, spec *controllerv1.Rol
 		}
 		ro.Waves = append(ro.Waves, rw)
 	}
-	ro.Counts = countNodes(nodes)
+	ro.Counts = state.Count(nodes)
 	err = e.cfg.Store.Update(ctx, func(tx store.Tx) error {
 		ids := make([]string, len(nodes))
 		for i, n := range nodes {
@@ -100,6 +104,7 @@ func (e *Engine) Start(ctx context.Context, actor string, spec *controllerv1.Rol
 			"waves":       strings.Join(waves, ","),
 			"on_failure":  s.GetOnFailure(),
 			"unreachable": s.GetUnreachable(),
+			"lost_after":  s.GetLostAfter(),
 		})
 		return err
 	})
@@ -110,7 +115,7 @@ func (e *Engine) Start(ctx context.Context, actor string, spec *controllerv1.Rol
 	e.releases[refString(ro.GetRelease())] = pr.rel
 	e.relMu.Unlock()
 	e.log.Info("rollout started", "rollout_id", id, "release", refString(ro.GetRelease()), "nodes", len(nodes), "waves", len(ro.GetWaves()))
-	e.notify(EventStarted, EventPayload{Rollout: id, Release: refString(ro.GetRelease()), State: ro.GetState(), Counts: plainCounts(ro.GetCounts()), At: stamp(now)})
+	e.notify(EventStarted, EventPayload{Rollout: id, Release: refString(ro.GetRelease()), State: state.Name(ro.GetState()), Counts: plainCounts(ro.GetCounts()), At: stamp(now)})
 	e.signal(id)
 	e.wakeUp()
 	sortForDisplay(nodes)
@@ -142,13 +147,13 @@ func overlap(tx store.Tx, nodes []string, exclude string) (string, error) {
 		}
 		var both []string
 		for _, n := range theirs {
-			if want[n.GetNodeId()] && (whole || inFlight(n.GetState())) {
+			if want[n.GetNodeId()] && (whole || state.NodeInFlight(n.GetState())) {
 				both = append(both, hostname(n))
 			}
 		}
 		if len(both) > 0 {
 			return fmt.Sprintf("rollout %s of %s is %s and includes %d of these nodes: %s",
-				r.GetId(), refString(r.GetRelease()), r.GetState(), len(both), nameList(both, 10)), nil
+				r.GetId(), refString(r.GetRelease()), state.Name(r.GetState()), len(both), nameList(both, 10)), nil
 		}
 	}
 	return "", nil

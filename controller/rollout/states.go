@@ -1,52 +1,56 @@
 package rollout
 
-// States of a rollout (RolloutRecord.state).
+import "github.com/cairn-ops/cairn/controller/rollout/state"
+
+// The states, as the engine spells them (controller/rollout/state holds
+// the transitions and what each state means).
 const (
-	StateRunning        = "running"
-	StatePaused         = "paused"
-	StateHalted         = "halted"
-	StateCompleted      = "completed"
-	StateAborted        = "aborted"
-	StateRollingBack    = "rolling_back"
-	StateRolledBack     = "rolled_back"
-	StateRollbackFailed = "rollback_failed"
+	StateRunning        = state.RolloutRunning
+	StatePaused         = state.RolloutPaused
+	StateHalted         = state.RolloutHalted
+	StateCompleted      = state.RolloutCompleted
+	StateAborted        = state.RolloutAborted
+	StateRollingBack    = state.RolloutRollingBack
+	StateRolledBack     = state.RolloutRolledBack
+	StateRollbackFailed = state.RolloutRollbackFailed
+	StateRollbackPaused = state.RolloutRollbackPaused
+
+	NodePending             = state.NodePending
+	NodePreAudit            = state.NodePreAudit
+	NodeDeploying           = state.NodeDeploying
+	NodeWaitingConfirmation = state.NodeWaitingConfirmation
+	NodePostAudit           = state.NodePostAudit
+	NodePassed              = state.NodePassed
+	NodeFailed              = state.NodeFailed
+	NodeUnreachable         = state.NodeUnreachable
+	NodeSkipped             = state.NodeSkipped
+	NodeRollingBack         = state.NodeRollingBack
+	NodeRolledBack          = state.NodeRolledBack
+	NodeRollbackFailed      = state.NodeRollbackFailed
+	NodeAborted             = state.NodeAborted
+	NodeInterrupted         = state.NodeInterrupted
+	NodeResolving           = state.NodeResolving
+	NodeResolved            = state.NodeResolved
+
+	WavePending   = state.WavePending
+	WaveRunning   = state.WaveRunning
+	WaveBaking    = state.WaveBaking
+	WaveDone      = state.WaveDone
+	WaveFailed    = state.WaveFailed
+	WaveCancelled = state.WaveCancelled
 )
 
-// States of a node in a rollout (RolloutNode.state).
-const (
-	NodePending             = "pending"
-	NodePreAudit            = "pre_audit"
-	NodeDeploying           = "deploying"
-	NodeWaitingConfirmation = "waiting_confirmation"
-	NodePostAudit           = "post_audit"
-	NodePassed              = "passed"
-	NodeFailed              = "failed"
-	NodeUnreachable         = "unreachable"
-	NodeSkipped             = "skipped"
-	NodeRollingBack         = "rolling_back"
-	NodeRolledBack          = "rolled_back"
-	NodeRollbackFailed      = "rollback_failed"
-	NodeAborted             = "aborted"
-)
-
-// States of a wave (RolloutWave.state).
-const (
-	WavePending = "pending"
-	WaveRunning = "running"
-	WaveBaking  = "baking"
-	WaveDone    = "done"
-	// WaveFailed: the wave's failures exceeded its budget.
-	WaveFailed = "failed"
-)
-
-// Outcomes reported to Metrics.NodeFinished.
-const (
-	OutcomePassed         = "passed"
-	OutcomeFailed         = "failed"
-	OutcomeUnreachable    = "unreachable"
-	OutcomeSkipped        = "skipped"
-	OutcomeRolledBack     = "rolled_back"
-	OutcomeRollbackFailed = "rollback_failed"
+// Outcomes reported to Metrics.NodeFinished: the name of the state a
+// node's deployment or rollback ended in.
+var (
+	OutcomePassed         = state.Name(NodePassed)
+	OutcomeFailed         = state.Name(NodeFailed)
+	OutcomeUnreachable    = state.Name(NodeUnreachable)
+	OutcomeSkipped        = state.Name(NodeSkipped)
+	OutcomeInterrupted    = state.Name(NodeInterrupted)
+	OutcomeRolledBack     = state.Name(NodeRolledBack)
+	OutcomeRollbackFailed = state.Name(NodeRollbackFailed)
+	OutcomeResolved       = state.Name(NodeResolved)
 )
 
 // SLA breach kinds reported to Metrics.SLABreach.
@@ -55,40 +59,3 @@ const (
 	BreachRolloutDuration = "rollout_duration"
 	BreachSuccessRate     = "success_rate"
 )
-
-// deploying reports whether a node is in flight in its deployment: it
-// holds one of the rollout's max_parallel slots.
-func deploying(state string) bool {
-	switch state {
-	case NodePreAudit, NodeDeploying, NodeWaitingConfirmation, NodePostAudit:
-		return true
-	}
-	return false
-}
-
-// inFlight reports whether a node waits for a command: a deployment
-// phase or a rollback.
-func inFlight(state string) bool {
-	return deploying(state) || state == NodeRollingBack
-}
-
-// deployFinal reports whether a node's deployment is over (whatever
-// happened after, such as a rollback).
-func deployFinal(state string) bool {
-	switch state {
-	case NodePassed, NodeFailed, NodeUnreachable, NodeSkipped, NodeAborted,
-		NodeRollingBack, NodeRolledBack, NodeRollbackFailed:
-		return true
-	}
-	return false
-}
-
-// settled reports whether a rollout has nothing left for the loop to
-// drive (a completed rollout may still be rolled back on request).
-func settled(state string) bool {
-	switch state {
-	case StateCompleted, StateRolledBack, StateRollbackFailed:
-		return true
-	}
-	return false
-}

@@ -5,13 +5,33 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/cairn-ops/cairn/controller/rollout/state"
 	controllerv1 "github.com/cairn-ops/cairn/proto/controller/v1"
 )
+
+// waveOver reports whether a wave is closed.
+func waveOver(w *controllerv1.RolloutWave) bool {
+	switch w.GetState() {
+	case WaveDone, WaveFailed, WaveCancelled:
+		return true
+	}
+	return false
+}
 
 // currentWave is the first wave that is not over, nil when all are.
 func (p *pass) currentWave() *controllerv1.RolloutWave {
 	for _, w := range p.ro.GetWaves() {
-		if w.GetState() != WaveDone && w.GetState() != WaveFailed {
+		if !waveOver(w) {
+			return w
+		}
+	}
+	return nil
+}
+
+// waveOf returns the wave a node belongs to.
+func (p *pass) waveOf(n *controllerv1.RolloutNode) *controllerv1.RolloutWave {
+	for _, w := range p.ro.GetWaves() {
+		if w.GetIndex() == n.GetWave() {
 			return w
 		}
 	}
@@ -19,7 +39,7 @@ func (p *pass) currentWave() *controllerv1.RolloutWave {
 }
 
 // tally counts a wave's failures (against its budget) and whether every
-// node of it is done.
+// node of it is done with its deployment.
 func (p *pass) tally(w *controllerv1.RolloutWave) (failures int, failed []string, final bool) {
 	final = true
 	for _, id := range w.GetNodeIds() {
@@ -27,11 +47,11 @@ func (p *pass) tally(w *controllerv1.RolloutWave) (failures int, failed []string
 		if n == nil {
 			continue
 		}
-		if countsFailure(n) {
+		if state.NodeCountsFailed(n.GetState()) {
 			failures++
 			failed = append(failed, hostname(n))
 		}
-		if !deployFinal(n.GetState()) {
+		if !state.NodeDeployOver(n.GetState()) {
 			final = false
 		}
 	}
@@ -43,7 +63,7 @@ func (p *pass) tally(w *controllerv1.RolloutWave) (failures int, failed []string
 // that exceeded it), closes finished waves with their bake time and
 // gate, starts the next wave, and starts the current wave's nodes.
 func (p *pass) drive() {
-	for p.ro.GetState() == StateRunning {
+	for p.ro.GetState() == StateRunning && p.fault == nil {
 		w := p.currentWave()
 		if w == nil {
 			p.complete()
@@ -54,9 +74,8 @@ func (p *pass) drive() {
 			if p.windowClosed() {
 				return
 			}
-			w.State = WaveRunning
+			p.setWave(w, WaveRunning)
 			w.StartedAt = stamp(p.now)
-			p.roDirty = true
 			p.log.Info("wave started", "wave", w.GetIndex(), "nodes", len(w.GetNodeIds()))
 		case WaveBaking:
 			until := parseStamp(w.GetBakeUntil())
@@ -98,7 +117,8 @@ func (p *pass) overBudget(w *controllerv1.RolloutWave) bool {
 	if failures <= int(w.GetMaxFailures()) || p.params.OnFailure == OnFailureContinue {
 		return false
 	}
-	w.State = WaveFailed
+	p.setWave(w, WaveFailed)
+	w.Failures = uint32(failures)
 	w.FinishedAt = stamp(p.now)
 	reason := fmt.Sprintf("wave %d failed: %d of %d nodes failed, %d allowed: %s",
 		w.GetIndex(), failures, len(w.GetNodeIds()), w.GetMaxFailures(), nameList(failed, 10))
@@ -111,7 +131,7 @@ func (p *pass) overBudget(w *controllerv1.RolloutWave) bool {
 
 // halt stops a rollout: no node starts any more; nodes in flight finish.
 func (p *pass) halt(reason string) {
-	p.ro.State = StateHalted
+	p.setState(StateHalted)
 	p.ro.Reason = reason
 	p.ro.WaitingFor = ""
 	p.ro.FinishedAt = stamp(p.now)
@@ -127,6 +147,7 @@ func (p *pass) waveFinished(w *controllerv1.RolloutWave) {
 	failures, failed, _ := p.tally(w)
 	overBudget := failures > int(w.GetMaxFailures())
 	w.FinishedAt = stamp(p.now)
+	w.Failures = uint32(failures)
 	p.roDirty = true
 	details := map[string]string{"wave": strconv.Itoa(int(w.GetIndex())), "failures": strconv.Itoa(failures)}
 	if overBudget {
@@ -140,7 +161,7 @@ func (p *pass) waveFinished(w *controllerv1.RolloutWave) {
 		return
 	}
 	if p.params.Bake > 0 && int(w.GetIndex()) < len(p.ro.GetWaves()) {
-		w.State = WaveBaking
+		p.setWave(w, WaveBaking)
 		w.BakeUntil = stamp(p.now.Add(p.params.Bake))
 		return
 	}
@@ -149,34 +170,64 @@ func (p *pass) waveFinished(w *controllerv1.RolloutWave) {
 
 // closeWave ends a wave; a gate after it pauses the rollout until an
 // operator resumes it.
-func (p *pass) closeWave(w *controllerv1.RolloutWave, state string) {
-	w.State = state
-	p.roDirty = true
-	if !w.GetGateAfter() {
+func (p *pass) closeWave(w *controllerv1.RolloutWave, to state.Wave) {
+	p.setWave(w, to)
+	if !w.GetGateAfter() || p.ro.GetState() != StateRunning {
 		return
 	}
 	reason := fmt.Sprintf("gate after wave %d: run cairnctl rollout resume %s", w.GetIndex(), p.ro.GetId())
-	p.ro.State = StatePaused
+	p.setState(StatePaused)
 	p.ro.Reason = reason
 	p.ro.WaitingFor = ""
 	p.record(actorSystem, "rollout.gate", map[string]string{"wave": strconv.Itoa(int(w.GetIndex())), "reason": reason})
 	p.log.Info("rollout paused at a gate", "wave", w.GetIndex())
 }
 
+// closeWaves gives every wave of a rollout that is over its final state:
+// a wave that never started is cancelled; one whose nodes have all
+// finished is done or failed by its budget (a bake is cut short). A wave
+// with nodes still in flight closes in a later pass.
+func (p *pass) closeWaves() {
+	for _, w := range p.ro.GetWaves() {
+		switch w.GetState() {
+		case WavePending:
+			p.setWave(w, WaveCancelled)
+		case WaveRunning, WaveBaking:
+			failures, _, final := p.tally(w)
+			if !final {
+				continue
+			}
+			if w.GetState() == WaveRunning {
+				w.Failures = uint32(failures)
+				w.FinishedAt = stamp(p.now)
+				if failures > int(w.GetMaxFailures()) {
+					p.setWave(w, WaveFailed)
+					continue
+				}
+			}
+			p.setWave(w, WaveDone)
+		}
+	}
+}
+
 // complete ends a rollout whose waves are all over and checks its SLA.
 func (p *pass) complete() {
-	p.ro.State = StateCompleted
+	p.setState(StateCompleted)
 	p.ro.WaitingFor = ""
 	p.ro.FinishedAt = stamp(p.now)
-	p.roDirty = true
-	c := countNodes(p.nodes)
-	if bad := c.GetFailed() + c.GetUnreachable(); bad > 0 {
-		p.ro.Reason = fmt.Sprintf("completed with %d failed and %d unreachable of %d nodes", c.GetFailed(), c.GetUnreachable(), c.GetNodes())
+	p.ro.Reason = ""
+	c := state.Count(p.nodes)
+	if bad := c.GetNodes() - c.GetPassed() - c.GetResolved(); bad > 0 {
+		p.ro.Reason = fmt.Sprintf("completed with %s of %d nodes not passed (%d failed, %d unreachable, %d skipped, %d interrupted)",
+			plural(int(bad), "node", "nodes"), c.GetNodes(), c.GetFailed(), c.GetUnreachable(), c.GetSkipped(), c.GetInterrupted())
 	}
 	p.record(actorSystem, "rollout.complete", map[string]string{
 		"passed":      strconv.Itoa(int(c.GetPassed())),
 		"failed":      strconv.Itoa(int(c.GetFailed())),
 		"unreachable": strconv.Itoa(int(c.GetUnreachable())),
+		"skipped":     strconv.Itoa(int(c.GetSkipped())),
+		"interrupted": strconv.Itoa(int(c.GetInterrupted())),
+		"resolved":    strconv.Itoa(int(c.GetResolved())),
 	})
 	p.event(EventCompleted, 0, false)
 	sla := p.rel.manifest.SLA
@@ -204,12 +255,9 @@ func (p *pass) startNodes(w *controllerv1.RolloutWave) {
 	if p.windowClosed() {
 		return
 	}
-	slots := int(p.ro.GetMaxParallel())
-	if slots <= 0 {
-		slots = p.params.MaxParallel
-	}
+	slots := p.slots()
 	for _, n := range p.nodes {
-		if deploying(n.GetState()) {
+		if state.NodeInDeployment(n.GetState()) {
 			slots--
 		}
 	}
@@ -224,7 +272,7 @@ func (p *pass) startNodes(w *controllerv1.RolloutWave) {
 		if slots <= 0 && n.GetUnreachableSince() == "" {
 			continue
 		}
-		if p.e.cfg.Fleet == nil || !p.e.cfg.Fleet.IsConnected(id) {
+		if !p.connected[id] {
 			if p.notConnected(n) {
 				away = append(away, hostname(n))
 			}
@@ -239,6 +287,14 @@ func (p *pass) startNodes(w *controllerv1.RolloutWave) {
 	if len(away) > 0 {
 		p.wait(fmt.Sprintf("%s to reconnect: %s", plural(len(away), "node", "nodes"), nameList(away, 10)))
 	}
+}
+
+// slots is the rollout's max_parallel.
+func (p *pass) slots() int {
+	if s := int(p.ro.GetMaxParallel()); s > 0 {
+		return s
+	}
+	return p.params.MaxParallel
 }
 
 // windowClosed reports whether the rollout's window is closed now, and
@@ -261,8 +317,8 @@ func (p *pass) notConnected(n *controllerv1.RolloutNode) bool {
 		p.touch(n)
 	}
 	since := parseStamp(n.GetUnreachableSince())
-	if s := p.e.startedAt(); since.Before(s) {
-		since = s
+	if since.Before(p.started) {
+		since = p.started
 	}
 	switch p.params.Unreachable {
 	case UnreachableWait:
@@ -273,14 +329,10 @@ func (p *pass) notConnected(n *controllerv1.RolloutNode) bool {
 		return true
 	default:
 		// Right after the engine starts, agents are still reconnecting.
-		if p.now.Sub(p.e.startedAt()) < p.e.cfg.ReconnectGrace {
+		if p.now.Sub(p.started) < p.e.cfg.ReconnectGrace {
 			return true
 		}
-		why := "not connected when its turn came"
-		if p.params.Unreachable == UnreachableSkip {
-			why = ""
-		}
-		p.unreachable(n, why)
+		p.unreachable(n, "not connected when its turn came")
 		return false
 	}
 }

@@ -14,10 +14,11 @@ import (
 	bolterrors "go.etcd.io/bbolt/errors"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/cairn-ops/cairn/controller/rollout/state"
 	controllerv1 "github.com/cairn-ops/cairn/proto/controller/v1"
 )
 
-// Bucket layout of the bbolt file (schema version 5). Values are
+// Bucket layout of the bbolt file (schema version 6). Values are
 // deterministic protobuf binary unless noted. "\0" is a NUL byte; be64 is
 // an 8-byte big-endian integer; time(ts) is be64 of the timestamp's Unix
 // nanoseconds with the sign bit flipped (see timeKey), so keys sort by
@@ -40,8 +41,8 @@ import (
 //	artifacts               sha256 digest (hex) → ArtifactRecord        (since version 2)
 //	artifact_names          name ‖ \0 ‖ digest → "" (index)             (since version 2)
 //	releases                name ‖ \0 ‖ version → ReleaseRecord         (since version 3)
-//	rollouts                rollout ID → RolloutRecord (without nodes)  (since version 4)
-//	rollout_nodes           rollout ID ‖ \0 ‖ node ID → RolloutNode      (since version 4)
+//	rollouts                rollout ID → RolloutRecord (without nodes)  (since version 4; enum states since 6)
+//	rollout_nodes           rollout ID ‖ \0 ‖ node ID → RolloutNode      (since version 4; enum states since 6)
 //	agent_events            node ID ‖ \0 ‖ item ID → AgentEventRecord    (since version 4)
 //
 // The audit log's head in meta is written with every appended entry and
@@ -74,6 +75,7 @@ var migrations = []func(*bolt.Tx) error{
 	migrateReleases,
 	migrateRollouts,
 	migrateTokenIssuers,
+	migrateRolloutStates,
 }
 
 // schemaVersion is the bucket layout version this code writes.
@@ -107,6 +109,111 @@ func migrateArtifacts(tx *bolt.Tx) error {
 func migrateReleases(tx *bolt.Tx) error {
 	if _, err := tx.CreateBucketIfNotExists([]byte(tableReleases)); err != nil {
 		return fmt.Errorf("create bucket %s: %w", tableReleases, err)
+	}
+	return nil
+}
+
+// migrateRolloutStates is version 5 → 6: the states of rollouts, their
+// waves and their nodes become enums (state), from the names version 5
+// stored as strings (legacy_state, then cleared). A node unreachable
+// under the skip policy, which version 5 marked only in its error, is
+// skipped. Counts are recomputed with the new states
+// (controller/rollout/state.Count), and a closed wave records the
+// failures it closed with. A name version 5 never wrote is an error
+// naming the record: the file is left as it was.
+func migrateRolloutStates(tx *bolt.Tx) error {
+	nb := tx.Bucket([]byte(tableRolloutNodes))
+	byRollout := map[string][]*controllerv1.RolloutNode{}
+	type keyed struct {
+		key []byte
+		n   *controllerv1.RolloutNode
+	}
+	var nodes []keyed
+	err := nb.ForEach(func(k, v []byte) error {
+		n := &controllerv1.RolloutNode{}
+		if err := proto.Unmarshal(v, n); err != nil {
+			return fmt.Errorf("decode rollout node %q: %w", k, err)
+		}
+		if legacy := n.GetLegacyState(); legacy != "" {
+			st, ok := state.ParseNode(legacy)
+			if !ok {
+				return fmt.Errorf("rollout %s node %s: unknown state %q", n.GetRolloutId(), n.GetNodeId(), legacy)
+			}
+			if st == state.NodeUnreachable && strings.HasPrefix(n.GetError(), "unreachable: skipped by policy") {
+				st = state.NodeSkipped
+			}
+			n.State, n.LegacyState = st, ""
+		}
+		nodes = append(nodes, keyed{key: bytes.Clone(k), n: n})
+		byRollout[n.GetRolloutId()] = append(byRollout[n.GetRolloutId()], n)
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	for _, kn := range nodes {
+		v, err := proto.MarshalOptions{Deterministic: true}.Marshal(kn.n)
+		if err != nil {
+			return fmt.Errorf("encode rollout node %q: %w", kn.key, err)
+		}
+		if err := nb.Put(kn.key, v); err != nil {
+			return err
+		}
+	}
+	rb := tx.Bucket([]byte(tableRollouts))
+	type keyedRollout struct {
+		key []byte
+		ro  *controllerv1.RolloutRecord
+	}
+	var rollouts []keyedRollout
+	err = rb.ForEach(func(k, v []byte) error {
+		ro := &controllerv1.RolloutRecord{}
+		if err := proto.Unmarshal(v, ro); err != nil {
+			return fmt.Errorf("decode rollout %q: %w", k, err)
+		}
+		if legacy := ro.GetLegacyState(); legacy != "" {
+			st, ok := state.ParseRollout(legacy)
+			if !ok {
+				return fmt.Errorf("rollout %s: unknown state %q", ro.GetId(), legacy)
+			}
+			ro.State, ro.LegacyState = st, ""
+		}
+		mine := byRollout[ro.GetId()]
+		for _, w := range ro.GetWaves() {
+			if legacy := w.GetLegacyState(); legacy != "" {
+				st, ok := state.ParseWave(legacy)
+				if !ok {
+					return fmt.Errorf("rollout %s wave %d: unknown state %q", ro.GetId(), w.GetIndex(), legacy)
+				}
+				w.State, w.LegacyState = st, ""
+			}
+			if w.GetState() == state.WaveDone || w.GetState() == state.WaveFailed {
+				var failures uint32
+				for _, n := range mine {
+					if n.GetWave() == w.GetIndex() && state.NodeCountsFailed(n.GetState()) {
+						failures++
+					}
+				}
+				w.Failures = failures
+			}
+		}
+		if len(mine) > 0 {
+			ro.Counts = state.Count(mine)
+		}
+		rollouts = append(rollouts, keyedRollout{key: bytes.Clone(k), ro: ro})
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	for _, kr := range rollouts {
+		v, err := proto.MarshalOptions{Deterministic: true}.Marshal(kr.ro)
+		if err != nil {
+			return fmt.Errorf("encode rollout %q: %w", kr.key, err)
+		}
+		if err := rb.Put(kr.key, v); err != nil {
+			return err
+		}
 	}
 	return nil
 }

@@ -4,7 +4,9 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -15,6 +17,7 @@ import (
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/testing/protocmp"
 
+	"github.com/cairn-ops/cairn/controller/rollout/state"
 	"github.com/cairn-ops/cairn/controller/store"
 	"github.com/cairn-ops/cairn/controller/store/storetest"
 	controllerv1 "github.com/cairn-ops/cairn/proto/controller/v1"
@@ -160,12 +163,12 @@ func TestBoltSchema(t *testing.T) {
 	}{
 		{
 			name:        "no file",
-			wantVersion: be64(5),
+			wantVersion: be64(6),
 		},
 		{
 			name:        "empty bbolt file",
 			prepare:     func(t *testing.T, path string) { raw(t, path, func(*bolt.Tx) error { return nil }) },
-			wantVersion: be64(5),
+			wantVersion: be64(6),
 		},
 		{
 			name: "version 0 with some buckets",
@@ -175,7 +178,7 @@ func TestBoltSchema(t *testing.T) {
 					return err
 				})
 			},
-			wantVersion: be64(5),
+			wantVersion: be64(6),
 		},
 		{
 			// A file written by the schema-1 code: its buckets, its
@@ -183,18 +186,18 @@ func TestBoltSchema(t *testing.T) {
 			// keeps the record (checked below in TestBoltMigrateV1).
 			name:        "version 1",
 			prepare:     writeV1,
-			wantVersion: be64(5),
+			wantVersion: be64(6),
 		},
 		{
 			// A file written by the schema-2 code (the DML, no releases).
 			name:        "version 2",
 			prepare:     writeV2,
-			wantVersion: be64(5),
+			wantVersion: be64(6),
 		},
 		{
 			name:        "current",
 			prepare:     func(t *testing.T, path string) { openBolt(t, path).Close() },
-			wantVersion: be64(5),
+			wantVersion: be64(6),
 		},
 		{
 			name: "newer",
@@ -203,7 +206,7 @@ func TestBoltSchema(t *testing.T) {
 				raw(t, path, func(tx *bolt.Tx) error { return tx.Bucket([]byte("meta")).Put([]byte("schema_version"), be64(7)) })
 			},
 			wantErr:     store.ErrSchema,
-			wantMessage: "has schema version 7, but this cairn-controller knows only up to 5: run a newer cairn-controller",
+			wantMessage: "has schema version 7, but this cairn-controller knows only up to 6: run a newer cairn-controller",
 			wantVersion: be64(7),
 		},
 		{
@@ -445,6 +448,85 @@ func TestBoltLogTampered(t *testing.T) {
 		}
 		return nil
 	}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestBoltMigrateRolloutStates opens a copy of testdata/v5/cairn.db, a
+// schema-version-5 file with rollouts, waves and nodes in every state
+// that version stored (as strings), and reads each back as its enum,
+// with counts that add up.
+func TestBoltMigrateRolloutStates(t *testing.T) {
+	data, err := os.ReadFile("testdata/v5/cairn.db")
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(t.TempDir(), "cairn.db")
+	if err := os.WriteFile(path, data, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	st := openBolt(t, path)
+	type want struct {
+		state string
+		waves []string
+		nodes []string
+	}
+	wants := map[string]want{
+		"ro-running":         {"running", []string{"done", "running", "pending"}, []string{"passed", "pre_audit", "deploying", "waiting_confirmation", "post_audit", "pending"}},
+		"ro-paused":          {"paused", []string{"done", "baking"}, []string{"passed", "passed"}},
+		"ro-halted":          {"halted", []string{"failed", "pending"}, []string{"failed", "unreachable", "skipped"}},
+		"ro-completed":       {"completed", []string{"done"}, []string{"passed", "failed"}},
+		"ro-aborted":         {"aborted", []string{"done", "pending"}, []string{"passed", "aborted"}},
+		"ro-rolling-back":    {"rolling_back", []string{"done"}, []string{"rolling_back", "rolled_back"}},
+		"ro-rolled-back":     {"rolled_back", []string{"done"}, []string{"rolled_back"}},
+		"ro-rollback-failed": {"rollback_failed", []string{"failed"}, []string{"rollback_failed", "rolled_back"}},
+	}
+	err = st.View(t.Context(), func(tx store.Tx) error {
+		all, err := tx.Rollouts()
+		if err != nil {
+			return err
+		}
+		if len(all) != len(wants) {
+			t.Errorf("%d rollouts after the migration, want %d", len(all), len(wants))
+		}
+		for _, ro := range all {
+			w, ok := wants[ro.GetId()]
+			if !ok {
+				t.Errorf("unexpected rollout %s", ro.GetId())
+				continue
+			}
+			got := want{state: state.Name(ro.GetState())}
+			for _, wv := range ro.GetWaves() {
+				got.waves = append(got.waves, state.Name(wv.GetState()))
+				if wv.GetLegacyState() != "" {
+					t.Errorf("rollout %s wave %d keeps its legacy state %q", ro.GetId(), wv.GetIndex(), wv.GetLegacyState())
+				}
+			}
+			nodes, err := tx.RolloutNodes(ro.GetId())
+			if err != nil {
+				return err
+			}
+			for _, n := range nodes {
+				got.nodes = append(got.nodes, state.Name(n.GetState()))
+				if n.GetLegacyState() != "" {
+					t.Errorf("rollout %s node %s keeps its legacy state %q", ro.GetId(), n.GetNodeId(), n.GetLegacyState())
+				}
+			}
+			slices.Sort(got.nodes)
+			slices.Sort(w.nodes)
+			if diff := cmp.Diff(w, got, cmp.AllowUnexported(want{})); diff != "" {
+				t.Errorf("rollout %s after the migration (-want +got):\n%s", ro.GetId(), diff)
+			}
+			if ro.GetLegacyState() != "" {
+				t.Errorf("rollout %s keeps its legacy state %q", ro.GetId(), ro.GetLegacyState())
+			}
+			if c := ro.GetCounts(); c.GetNodes() != uint32(len(nodes)) || state.Sum(c) != c.GetNodes() {
+				t.Errorf("rollout %s counts %v do not add up to its %d nodes", ro.GetId(), c, len(nodes))
+			}
+		}
+		return nil
+	})
+	if err != nil {
 		t.Fatal(err)
 	}
 }

@@ -60,8 +60,8 @@ as erin cairnctl audit diff "$pre" "$rolled" | tee "$D/rollback-diff.txt"
 
 step "Checks: what the controller recorded, and what is on the nodes"
 status=$(CAIRN_TOKEN=${token[erin]} cairnctl rollout status "$id" -o json)
-check "the rollout is rolled back" grep -q '^  "state": "rolled_back"' <<<"$status"
-check "the canary ($canary) is rolled back" test "$(canary_field state <<<"$status")" = rolled_back
+check "the rollout is rolled back" grep -q '^  "state": "ROLLOUT_STATE_ROLLED_BACK"' <<<"$status"
+check "the canary ($canary) is rolled back" test "$(canary_field state <<<"$status")" = NODE_STATE_ROLLED_BACK
 check "only the canary was ever sent a command: no second-wave node started" \
 	test "$(grep -c '"pre_audit_command"' <<<"$status")" -eq 1
 check "the report names the undeclared change" grep -q 'UNEXPECTED.*greeter-debug.service' "$D/report.txt"

@@ -193,10 +193,12 @@ type controller struct {
 	owner   *testing.T
 	dataDir string
 	addr    string
-	token   string // the admin token printed by init
-	env     []string
-	serve   *proc
-	serves  int
+	// metricsAddr serves /metrics.
+	metricsAddr string
+	token       string // the admin token printed by init
+	env         []string
+	serve       *proc
+	serves      int
 }
 
 var adminTokenRE = regexp.MustCompile(`cairn_u_[a-z0-9]+`)
@@ -206,10 +208,11 @@ var adminTokenRE = regexp.MustCompile(`cairn_u_[a-z0-9]+`)
 func startController(t *testing.T) *controller {
 	t.Helper()
 	c := &controller{
-		owner:   t,
-		dataDir: filepath.Join(t.TempDir(), "controller"),
-		addr:    freeAddr(t),
-		env:     cleanEnv(t.TempDir()),
+		owner:       t,
+		dataDir:     filepath.Join(t.TempDir(), "controller"),
+		addr:        freeAddr(t),
+		metricsAddr: freeAddr(t),
+		env:         cleanEnv(t.TempDir()),
 	}
 	r := c.run(t, "cairn-controller", "init", "--data-dir", c.dataDir)
 	if r.code != 0 {
@@ -229,7 +232,7 @@ func (c *controller) start(t *testing.T) {
 	t.Helper()
 	c.serves++
 	c.serve = startProc(c.owner, fmt.Sprintf("controller (serve #%d)", c.serves), c.env,
-		"cairn-controller", "serve", "--data-dir", c.dataDir, "--listen", c.addr)
+		"cairn-controller", "serve", "--data-dir", c.dataDir, "--listen", c.addr, "--metrics-listen", c.metricsAddr)
 	waitFor(t, startTimeout, "the controller to answer cairnctl whoami", func() bool {
 		if c.serve.exited() {
 			t.Fatalf("cairn-controller serve exited with %d before it was ready", c.serve.code)

@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cairn-ops/cairn/controller/rollout/state"
 	"github.com/cairn-ops/cairn/controller/store"
 	controllerv1 "github.com/cairn-ops/cairn/proto/controller/v1"
 )
@@ -86,13 +87,13 @@ func TestRolloutAgentKilledMidStep(t *testing.T) {
 		return f.c.nodeState(t, f.ids["itest-1"]) == "STATE_DISCONNECTED"
 	})
 	rec := f.status(t, id)
-	if n := f.node(t, rec, "itest-1"); n.GetState() != "deploying" {
+	if n := f.node(t, rec, "itest-1"); n.GetState() != state.NodeDeploying {
 		t.Errorf("node itest-1 is %s while its agent is down mid-deployment, want still deploying", n.GetState())
 	}
 	a.start(f.c)
-	rec = f.waitRollout(t, id, "completed")
+	rec = f.waitRollout(t, id, state.RolloutCompleted)
 	n := f.node(t, rec, "itest-1")
-	if n.GetState() != "passed" {
+	if n.GetState() != state.NodePassed {
 		t.Fatalf("node itest-1: %s (%s), want passed", n.GetState(), n.GetError())
 	}
 	if got := srv.count(); got != 2 {
@@ -157,8 +158,8 @@ func TestRolloutAgentKilledMidStep(t *testing.T) {
 
 // TestRolloutAgentKilledMidExecStep kills the agent while an exec step
 // runs. exec is not idempotent, so after the restart the journal does not
-// guess: the node fails, saying the step was interrupted and how an
-// operator resolves it, the step ran exactly once, and the rollout halts.
+// guess: the node is interrupted, naming the step, the step ran exactly
+// once, and the rollout halts.
 func TestRolloutAgentKilledMidExecStep(t *testing.T) {
 	t.Parallel()
 	f := newFleet(t, 1)
@@ -169,11 +170,12 @@ func TestRolloutAgentKilledMidExecStep(t *testing.T) {
 	waitFor(t, rolloutTimeout, "the exec step to run", func() bool { return lines(runs) > 0 })
 	a.kill(t)
 	a.start(f.c)
-	rec := f.waitRollout(t, id, "halted")
+	rec := f.waitRollout(t, id, state.RolloutHalted)
 	n := f.node(t, rec, "itest-1")
-	if n.GetState() != "failed" || !strings.Contains(n.GetError(), "interrupted") || !strings.Contains(n.GetError(), "journal resolve") {
-		t.Errorf("node itest-1: %s, error %q; want failed, saying the step was interrupted and how to resolve it", n.GetState(), n.GetError())
+	if n.GetState() != state.NodeInterrupted || n.GetInterruptedStep() == "" || !strings.Contains(n.GetError(), "interrupted") {
+		t.Errorf("node itest-1: %s at step %q, error %q; want interrupted, naming the step", state.Name(n.GetState()), n.GetInterruptedStep(), n.GetError())
 	}
+	checkCountsAgree(t, f, id)
 	if got := lines(runs); got != 1 {
 		t.Errorf("the exec step ran %d times, want exactly once", got)
 	}
@@ -250,11 +252,11 @@ func TestRolloutControllerKilledMidWave(t *testing.T) {
 	})
 	f.c.serve.stop(t, syscall.SIGKILL)
 	f.c.start(t)
-	rec = f.waitRollout(t, id, "completed")
+	rec = f.waitRollout(t, id, state.RolloutCompleted)
 	t.Logf("rollout %s completed after the controller restarted:\n%s", id, f.describe(rec))
 
 	for host := range f.agents {
-		if n := f.node(t, rec, host); n.GetState() != "passed" {
+		if n := f.node(t, rec, host); n.GetState() != state.NodePassed {
 			t.Errorf("node %s: %s (%s), want passed", host, n.GetState(), n.GetError())
 		}
 		if got := runs(host); got != 1 {
@@ -295,14 +297,15 @@ func TestRolloutUnreachable(t *testing.T) {
 		// back restarts the agent once the rollout waits for it.
 		back bool
 		// state is the rollout's and offline the stopped node's at the end.
-		state, offline string
-		unreachable    uint32
-		errorSays      string
+		state                state.Rollout
+		offline              state.Node
+		unreachable, skipped uint32
+		errorSays            string
 	}{
-		{name: "fail", policy: "fail", state: "halted", offline: "unreachable", unreachable: 1, errorSays: "unreachable"},
-		{name: "skip", policy: "skip", state: "completed", offline: "unreachable", unreachable: 1, errorSays: "skip"},
-		{name: "wait, back in time", policy: "wait:2m", back: true, state: "completed", offline: "passed"},
-		{name: "wait in vain", policy: "wait:3s", state: "halted", offline: "unreachable", unreachable: 1, errorSays: "unreachable"},
+		{name: "fail", policy: "fail", state: state.RolloutHalted, offline: state.NodeUnreachable, unreachable: 1, errorSays: "unreachable"},
+		{name: "skip", policy: "skip", state: state.RolloutCompleted, offline: state.NodeSkipped, skipped: 1, errorSays: "skip"},
+		{name: "wait, back in time", policy: "wait:2m", back: true, state: state.RolloutCompleted, offline: state.NodePassed},
+		{name: "wait in vain", policy: "wait:3s", state: state.RolloutHalted, offline: state.NodeUnreachable, unreachable: 1, errorSays: "unreachable"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -319,7 +322,7 @@ func TestRolloutUnreachable(t *testing.T) {
 				rec := f.waitFor(t, id, "itest-2 waiting for its agent", func(rec *controllerv1.RolloutRecord) bool {
 					return f.node(t, rec, "itest-2").GetUnreachableSince() != ""
 				})
-				if n := f.node(t, rec, "itest-2"); n.GetState() != "pending" {
+				if n := f.node(t, rec, "itest-2"); n.GetState() != state.NodePending {
 					t.Errorf("while waiting for its agent, itest-2 is %s, want pending", n.GetState())
 				}
 				down.start(f.c)
@@ -330,15 +333,16 @@ func TestRolloutUnreachable(t *testing.T) {
 			if n.GetState() != tt.offline || !strings.Contains(n.GetError(), tt.errorSays) {
 				t.Errorf("node itest-2: state %s, error %q; want %s, an error saying %q", n.GetState(), n.GetError(), tt.offline, tt.errorSays)
 			}
-			if on := f.node(t, rec, "itest-1"); on.GetState() == "failed" || on.GetState() == "unreachable" ||
-				tt.state == "completed" && on.GetState() != "passed" {
+			if on := f.node(t, rec, "itest-1"); on.GetState() == state.NodeFailed || on.GetState() == state.NodeUnreachable ||
+				tt.state == state.RolloutCompleted && on.GetState() != state.NodePassed {
 				t.Errorf("node itest-1 (connected): %s (%s)", on.GetState(), on.GetError())
 			}
 			c := rec.GetCounts()
-			if c.GetUnreachable() != tt.unreachable || c.GetFailed() != 0 {
-				t.Errorf("counts %+v; want %d unreachable, counted apart from failed (0)", c, tt.unreachable)
+			if c.GetUnreachable() != tt.unreachable || c.GetSkipped() != tt.skipped || c.GetFailed() != 0 {
+				t.Errorf("counts %+v; want %d unreachable and %d skipped, counted apart from failed (0)", c, tt.unreachable, tt.skipped)
 			}
-			if tt.state == "halted" && !strings.Contains(rec.GetReason(), "itest-2") && !strings.Contains(rec.GetReason(), f.ids["itest-2"]) {
+			checkCountsAgree(t, f, id)
+			if tt.state == state.RolloutHalted && !strings.Contains(rec.GetReason(), "itest-2") && !strings.Contains(rec.GetReason(), f.ids["itest-2"]) {
 				t.Errorf("halted with reason %q, want it to name itest-2", rec.GetReason())
 			}
 			if tt.unreachable == 0 {

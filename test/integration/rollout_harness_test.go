@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/cairn-ops/cairn/controller/rollout"
+	"github.com/cairn-ops/cairn/controller/rollout/state"
 	"github.com/cairn-ops/cairn/internal/compare"
 	"github.com/cairn-ops/cairn/internal/diff"
 	"github.com/cairn-ops/cairn/internal/manifest"
@@ -44,10 +45,6 @@ const (
 	approver       = "approver"
 	operator       = "operator"
 )
-
-// finalRolloutStates are the states a rollout never leaves. halted is not
-// one: a halted rollout may still be rolled back.
-var finalRolloutStates = []string{"completed", "aborted", "rolled_back", "rollback_failed"}
 
 // fleet is a controller, its users and its agents, all connected.
 type fleet struct {
@@ -247,19 +244,23 @@ func (f *fleet) status(t *testing.T, id string) *controllerv1.RolloutRecord {
 // waitRollout polls the rollout's status until its state is one of want
 // and returns it. It fails the test at once when the rollout ends in
 // another state.
-func (f *fleet) waitRollout(t *testing.T, id string, want ...string) *controllerv1.RolloutRecord {
+func (f *fleet) waitRollout(t *testing.T, id string, want ...state.Rollout) *controllerv1.RolloutRecord {
 	t.Helper()
-	return f.waitFor(t, id, "state "+strings.Join(want, " or "), func(rec *controllerv1.RolloutRecord) bool {
+	names := make([]string, len(want))
+	for i, s := range want {
+		names[i] = state.Name(s)
+	}
+	return f.waitFor(t, id, "state "+strings.Join(names, " or "), func(rec *controllerv1.RolloutRecord) bool {
 		return slices.Contains(want, rec.GetState())
 	})
 }
 
 // waitNode polls the rollout's status until the node (hostname) is in
 // state and returns the rollout.
-func (f *fleet) waitNode(t *testing.T, id, host, state string) *controllerv1.RolloutRecord {
+func (f *fleet) waitNode(t *testing.T, id, host string, want state.Node) *controllerv1.RolloutRecord {
 	t.Helper()
-	return f.waitFor(t, id, "node "+host+" "+state, func(rec *controllerv1.RolloutRecord) bool {
-		return f.node(t, rec, host).GetState() == state
+	return f.waitFor(t, id, "node "+host+" "+state.Name(want), func(rec *controllerv1.RolloutRecord) bool {
+		return f.node(t, rec, host).GetState() == want
 	})
 }
 
@@ -272,7 +273,7 @@ func (f *fleet) waitFor(t *testing.T, id, what string, cond func(*controllerv1.R
 		switch {
 		case cond(rec):
 			return rec
-		case slices.Contains(finalRolloutStates, rec.GetState()):
+		case state.Settled(rec):
 			t.Fatalf("rollout %s ended, waiting for %s:\n%s", id, what, f.describe(rec))
 		case time.Now().After(deadline):
 			t.Fatalf("timed out after %v waiting for %s:\n%s", rolloutTimeout, what, f.describe(rec))
@@ -284,14 +285,14 @@ func (f *fleet) waitFor(t *testing.T, id, what string, cond func(*controllerv1.R
 // describe is the rollout in a few lines, for failure messages.
 func (f *fleet) describe(rec *controllerv1.RolloutRecord) string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "rollout %s: state %s; reason %q; waiting for %q\n", rec.GetId(), rec.GetState(), rec.GetReason(), rec.GetWaitingFor())
+	fmt.Fprintf(&b, "rollout %s: state %s; reason %q; waiting for %q\n", rec.GetId(), state.Name(rec.GetState()), rec.GetReason(), rec.GetWaitingFor())
 	for _, w := range rec.GetWaves() {
-		fmt.Fprintf(&b, "  wave %d: %s (started %s, finished %s)\n", w.GetIndex(), w.GetState(), w.GetStartedAt(), w.GetFinishedAt())
+		fmt.Fprintf(&b, "  wave %d: %s (started %s, finished %s)\n", w.GetIndex(), state.Name(w.GetState()), w.GetStartedAt(), w.GetFinishedAt())
 	}
 	nodes := slices.Clone(rec.GetNodes())
 	sort.Slice(nodes, func(i, j int) bool { return f.hostOf(nodes[i].GetNodeId()) < f.hostOf(nodes[j].GetNodeId()) })
 	for _, n := range nodes {
-		fmt.Fprintf(&b, "  node %s (wave %d): %s; error %q\n", f.hostOf(n.GetNodeId()), n.GetWave(), n.GetState(), n.GetError())
+		fmt.Fprintf(&b, "  node %s (wave %d): %s; error %q\n", f.hostOf(n.GetNodeId()), n.GetWave(), state.Name(n.GetState()), n.GetError())
 	}
 	return b.String()
 }

@@ -17,6 +17,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/cairn-ops/cairn/controller/notify"
+	"github.com/cairn-ops/cairn/controller/rollout/state"
 )
 
 // TestRolloutWebhooksAndMetrics configures the real controller with a
@@ -56,7 +57,7 @@ func TestRolloutWebhooksAndMetrics(t *testing.T) {
 
 	f := newFleet(t, 1)
 	c := f.c
-	metricsAddr := freeAddr(t)
+	metricsAddr := c.metricsAddr // serve's --metrics-listen; the file says the same
 	config := fmt.Sprintf("metrics_listen: %s\nwebhooks:\n  - url: %s/hook\n    secret: %s\n", metricsAddr, hook.URL, secret)
 	if err := os.WriteFile(filepath.Join(c.dataDir, "config.yaml"), []byte(config), 0o600); err != nil {
 		t.Fatal(err)
@@ -69,7 +70,7 @@ func TestRolloutWebhooksAndMetrics(t *testing.T) {
 
 	ref := f.release(t, "simple.yaml", nil)
 	id := f.start(t, ref, "--strategy", "all-at-once")
-	f.waitRollout(t, id, "completed")
+	f.waitRollout(t, id, state.RolloutCompleted)
 
 	want := []string{"rollout.started " + ref, "rollout.wave_done " + ref, "rollout.completed " + ref}
 	waitFor(t, 30*time.Second, "the webhook events", func() bool {

@@ -12,6 +12,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/cairn-ops/cairn/controller/rollout"
+	"github.com/cairn-ops/cairn/controller/rollout/state"
 	"github.com/cairn-ops/cairn/internal/diff"
 	controllerv1 "github.com/cairn-ops/cairn/proto/controller/v1"
 )
@@ -66,7 +67,7 @@ func TestRolloutWaves(t *testing.T) {
 	}
 
 	id := f.start(t, ref, flags...)
-	rec := f.waitRollout(t, id, "completed")
+	rec := f.waitRollout(t, id, state.RolloutCompleted)
 	t.Logf("rollout %s completed:\n%s", id, f.describe(rec))
 
 	c := rec.GetCounts()
@@ -88,7 +89,7 @@ func TestRolloutWaves(t *testing.T) {
 
 	var list controllerv1.ListRolloutsResponse
 	f.c.ctlProtoAs(t, f.tokens[operator], &list, "rollout", "list", "--release", "itest-app")
-	if len(list.GetRollouts()) != 1 || list.GetRollouts()[0].GetId() != id || list.GetRollouts()[0].GetState() != "completed" {
+	if len(list.GetRollouts()) != 1 || list.GetRollouts()[0].GetId() != id || list.GetRollouts()[0].GetState() != state.RolloutCompleted {
 		t.Errorf("rollout list --release itest-app: %v, want just %s, completed", list.GetRollouts(), id)
 	}
 
@@ -103,7 +104,7 @@ func TestRolloutWaves(t *testing.T) {
 		for _, nid := range w.GetNodeIds() {
 			hs = append(hs, f.hostOf(nid))
 		}
-		if !slices.Equal(hs, wantWaves[i]) || w.GetState() != "done" {
+		if !slices.Equal(hs, wantWaves[i]) || w.GetState() != state.WaveDone {
 			t.Errorf("wave %d: nodes %v, state %s; want %v, done", w.GetIndex(), hs, w.GetState(), wantWaves[i])
 		}
 		started := parseTime(t, "wave started_at", w.GetStartedAt())
@@ -131,7 +132,7 @@ func TestRolloutWaves(t *testing.T) {
 	}
 	for _, host := range hosts {
 		n := f.node(t, rec, host)
-		if n.GetState() != "passed" || !n.GetChanged() || n.GetError() != "" {
+		if n.GetState() != state.NodePassed || !n.GetChanged() || n.GetError() != "" {
 			t.Errorf("node %s: state %s, changed %v, error %q; want passed, changed", host, n.GetState(), n.GetChanged(), n.GetError())
 		}
 		if n.GetPreAuditId() == "" || n.GetPostAuditId() == "" || n.GetPreAuditId() == n.GetPostAuditId() {
@@ -277,16 +278,16 @@ func TestRolloutCanaryFailureHalts(t *testing.T) {
 	f.touch(t, canary, "etc/cairn-itest-broken")
 
 	id := f.start(t, ref, flags...)
-	rec := f.waitRollout(t, id, "halted")
+	rec := f.waitRollout(t, id, state.RolloutHalted)
 	t.Logf("rollout %s halted:\n%s", id, f.describe(rec))
 	n := f.node(t, rec, canary)
-	if n.GetState() != "failed" || !strings.Contains(n.GetError(), "check-host") {
+	if n.GetState() != state.NodeFailed || !strings.Contains(n.GetError(), "check-host") {
 		t.Errorf("canary %s: state %s, error %q; want failed naming the step check-host", canary, n.GetState(), n.GetError())
 	}
 	if !strings.Contains(rec.GetReason(), "wave 1") || !strings.Contains(rec.GetReason(), canary) && !strings.Contains(rec.GetReason(), f.ids[canary]) {
 		t.Errorf("halted rollout's reason %q does not name wave 1 and the canary %s", rec.GetReason(), canary)
 	}
-	if w := rec.GetWaves(); len(w) != 2 || w[0].GetState() != "failed" || w[1].GetState() != "pending" || w[1].GetStartedAt() != "" {
+	if w := rec.GetWaves(); len(w) != 2 || w[0].GetState() != state.WaveFailed || w[1].GetState() != state.WavePending || w[1].GetStartedAt() != "" {
 		t.Errorf("waves after the canary failed: %v; want wave 1 failed, wave 2 pending and never started", w)
 	}
 	// The promise: the rollout halts within a second of the
@@ -308,13 +309,13 @@ func TestRolloutCanaryFailureHalts(t *testing.T) {
 	// been audited, or been touched.
 	time.Sleep(2 * time.Second)
 	rec = f.status(t, id)
-	if rec.GetState() != "halted" {
+	if rec.GetState() != state.RolloutHalted {
 		t.Errorf("rollout state %s two seconds after it halted, want halted", rec.GetState())
 	}
 	for _, nid := range rec.GetWaves()[1].GetNodeIds() {
 		host := f.hostOf(nid)
 		n := f.node(t, rec, host)
-		if n.GetState() != "pending" || n.GetStartedAt() != "" || n.GetPreAuditCommand() != "" || n.GetDeployCommand() != "" {
+		if n.GetState() != state.NodePending || n.GetStartedAt() != "" || n.GetPreAuditCommand() != "" || n.GetDeployCommand() != "" {
 			t.Errorf("wave 2 node %s: state %s, started %q, pre-audit command %q, deploy command %q; want pending, never started",
 				host, n.GetState(), n.GetStartedAt(), n.GetPreAuditCommand(), n.GetDeployCommand())
 		}
@@ -363,14 +364,14 @@ func TestRolloutAutomaticRollback(t *testing.T) {
 	f.touch(t, bad, "etc/cairn-itest-broken")
 
 	id := f.start(t, ref, flags...)
-	rec := f.waitRollout(t, id, "rolled_back")
+	rec := f.waitRollout(t, id, state.RolloutRolledBack)
 	t.Logf("rollout %s rolled back:\n%s", id, f.describe(rec))
 	if rec.GetRollbackRequestedBy() != "policy" {
 		t.Errorf("rollback requested by %q, want policy", rec.GetRollbackRequestedBy())
 	}
 	for _, host := range []string{good, bad} {
 		n := f.node(t, rec, host)
-		if n.GetState() != "rolled_back" || n.GetRollbackAuditId() == "" {
+		if n.GetState() != state.NodeRolledBack || n.GetRollbackAuditId() == "" {
 			t.Errorf("node %s: state %s, rollback audit %q; want rolled_back with an audit", host, n.GetState(), n.GetRollbackAuditId())
 			continue
 		}
@@ -431,7 +432,7 @@ func TestRolloutGateAndManualStep(t *testing.T) {
 	ref := f.release(t, "manual.yaml", nil)
 	id := f.start(t, ref, "--waves", "1,100%", "--gate", "after-wave:1")
 
-	rec := f.waitNode(t, id, "itest-1", "waiting_confirmation")
+	rec := f.waitNode(t, id, "itest-1", state.NodeWaitingConfirmation)
 	n := f.node(t, rec, "itest-1")
 	if n.GetWaitingStep() != "fit-cable" || !strings.Contains(n.GetWaitingInstructions(), "blue cable") {
 		t.Errorf("node itest-1 waits for step %q (%q), want fit-cable with its instructions", n.GetWaitingStep(), n.GetWaitingInstructions())
@@ -444,28 +445,28 @@ func TestRolloutGateAndManualStep(t *testing.T) {
 	}
 	f.must(t, operator, "rollout", "confirm", id, "--node", "itest-1", "--step", "fit-cable", "--note", "cable patched (ticket 7)")
 
-	rec = f.waitRollout(t, id, "paused")
+	rec = f.waitRollout(t, id, state.RolloutPaused)
 	if !strings.Contains(rec.GetReason(), "gate") || !strings.Contains(rec.GetReason(), "resume") {
 		t.Errorf("paused at the gate with reason %q; want it to name the gate and how to resume", rec.GetReason())
 	}
-	if n := f.node(t, rec, "itest-1"); n.GetState() != "passed" {
+	if n := f.node(t, rec, "itest-1"); n.GetState() != state.NodePassed {
 		t.Errorf("node itest-1 is %s at the gate, want passed", n.GetState())
 	}
 	time.Sleep(time.Second) // the gate holds: nothing moves on its own
 	rec = f.status(t, id)
-	if n := f.node(t, rec, "itest-2"); rec.GetState() != "paused" || n.GetState() != "pending" || n.GetPreAuditCommand() != "" {
+	if n := f.node(t, rec, "itest-2"); rec.GetState() != state.RolloutPaused || n.GetState() != state.NodePending || n.GetPreAuditCommand() != "" {
 		t.Errorf("at the gate: rollout %s, node itest-2 %s (pre-audit command %q); want paused and pending", rec.GetState(), n.GetState(), n.GetPreAuditCommand())
 	}
 
 	f.must(t, operator, "rollout", "resume", id, "--note", "canary looks good")
-	f.waitNode(t, id, "itest-2", "waiting_confirmation")
+	f.waitNode(t, id, "itest-2", state.NodeWaitingConfirmation)
 	f.must(t, operator, "rollout", "confirm", id, "--node", f.ids["itest-2"], "--step", "fit-cable", "--note", "second cable patched")
-	rec = f.waitRollout(t, id, "completed")
+	rec = f.waitRollout(t, id, state.RolloutCompleted)
 
 	notes := map[string]string{"itest-1": "cable patched (ticket 7)", "itest-2": "second cable patched"}
 	for host, note := range notes {
 		n := f.node(t, rec, host)
-		if n.GetState() != "passed" {
+		if n.GetState() != state.NodePassed {
 			t.Errorf("node %s: %s, want passed", host, n.GetState())
 		}
 		cs := n.GetConfirmations()
@@ -505,7 +506,7 @@ func TestRolloutUnexpectedAndMissing(t *testing.T) {
 	f.touch(t, "itest-2", "etc/cairn-itest-skip-conf")
 	ref := f.release(t, "drift.yaml", nil)
 	id := f.start(t, ref, "--strategy", "all-at-once", "--max-parallel", "3", "--max-failures", "2")
-	rec := f.waitRollout(t, id, "completed")
+	rec := f.waitRollout(t, id, state.RolloutCompleted)
 	t.Logf("rollout %s completed:\n%s", id, f.describe(rec))
 
 	if c := rec.GetCounts(); c.GetPassed() != 1 || c.GetFailed() != 2 {
@@ -521,8 +522,8 @@ func TestRolloutUnexpectedAndMissing(t *testing.T) {
 	}
 	for _, tt := range tests {
 		n := f.node(t, rec, tt.host)
-		if n.GetState() != tt.state || !strings.Contains(n.GetError(), tt.errorSays) {
-			t.Errorf("node %s: state %s, error %q; want %s, an error saying %q", tt.host, n.GetState(), n.GetError(), tt.state, tt.errorSays)
+		if state.Name(n.GetState()) != tt.state || !strings.Contains(n.GetError(), tt.errorSays) {
+			t.Errorf("node %s: state %s, error %q; want %s, an error saying %q", tt.host, state.Name(n.GetState()), n.GetError(), tt.state, tt.errorSays)
 		}
 		r := comparison(t, n)
 		// Keys are matched by what they contain (a package's key names

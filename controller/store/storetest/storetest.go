@@ -892,9 +892,9 @@ func scribble(m proto.Message) {
 	case *controllerv1.ReleaseRecord:
 		r.CreatedBy, r.Components[0].Digest, r.ManifestYaml[0] = "changed", "changed", 'X'
 	case *controllerv1.RolloutRecord:
-		r.State, r.Waves[0].NodeIds[0], r.Spec.Selector["role"], r.Counts.Passed = "changed", "changed", "changed", 99
+		r.State, r.Waves[0].NodeIds[0], r.Spec.Selector["role"], r.Counts.Passed = controllerv1.RolloutState_ROLLOUT_STATE_ABORTED, "changed", "changed", 99
 	case *controllerv1.RolloutNode:
-		r.State, r.DeployReportJson[0], r.Confirmations[0].Note = "changed", 'X', "changed"
+		r.State, r.DeployReportJson[0], r.Confirmations[0].Note = controllerv1.NodeState_NODE_STATE_FAILED, 'X', "changed"
 	case *controllerv1.AgentEventRecord:
 		r.Kind, r.Payload[0] = "changed", 'X'
 	default:
@@ -1228,10 +1228,10 @@ func rollout(id, createdAt string) *controllerv1.RolloutRecord {
 			Release: &controllerv1.ReleaseRef{Name: "web", Version: "1.2.0"}, Selector: map[string]string{"role": "web"},
 			Strategy: "canary", Waves: []string{"1", "100%"}, MaxParallel: "10%", Unreachable: "fail", OnFailure: "stop",
 		},
-		State: "running", CreatedBy: "user:alice", CreatedAt: createdAt, UpdatedAt: createdAt,
+		State: controllerv1.RolloutState_ROLLOUT_STATE_RUNNING, CreatedBy: "user:alice", CreatedAt: createdAt, UpdatedAt: createdAt,
 		Waves: []*controllerv1.RolloutWave{
-			{Index: 1, NodeIds: []string{"n1"}, State: "done"},
-			{Index: 2, NodeIds: []string{"n2", "n3"}, State: "running", GateAfter: true},
+			{Index: 1, NodeIds: []string{"n1"}, State: controllerv1.WaveState_WAVE_STATE_DONE},
+			{Index: 2, NodeIds: []string{"n2", "n3"}, State: controllerv1.WaveState_WAVE_STATE_RUNNING, GateAfter: true},
 		},
 		Approvers: []string{"user:carol"}, Counts: &controllerv1.RolloutCounts{Nodes: 3, Passed: 1, Running: 2},
 		MaxParallel: 2, Revision: 7,
@@ -1240,7 +1240,7 @@ func rollout(id, createdAt string) *controllerv1.RolloutRecord {
 
 func rolloutNode(rolloutID, nodeID string) *controllerv1.RolloutNode {
 	return &controllerv1.RolloutNode{
-		RolloutId: rolloutID, NodeId: nodeID, Hostname: "host-" + nodeID, Wave: 1, State: "passed",
+		RolloutId: rolloutID, NodeId: nodeID, Hostname: "host-" + nodeID, Wave: 1, State: controllerv1.NodeState_NODE_STATE_PASSED,
 		StartedAt: "2026-01-02T03:04:05.000000000Z", PreAuditId: "a-pre", PostAuditId: "a-post",
 		DeployReportJson: []byte(`{"ok":true}`), KnownErrors: []string{"KE-1: slow start"},
 		Confirmations:   []*controllerv1.StepConfirmation{{Step: "smoke", By: "user:bob", Note: "looks fine"}},
@@ -1326,7 +1326,7 @@ func testRollouts(t *testing.T, st store.Store) {
 	})
 	t.Run("Overwrite", func(t *testing.T) {
 		changed := rollout("r-late", "2026-01-03T00:00:00.000000000Z")
-		changed.State, changed.Reason, changed.Revision = "halted", "wave 1 failed", 8
+		changed.State, changed.Reason, changed.Revision = controllerv1.RolloutState_ROLLOUT_STATE_HALTED, "wave 1 failed", 8
 		changed.Waves = changed.Waves[:1]
 		update(t, st, func(tx store.Tx) error { return tx.PutRollout(changed) })
 		view(t, st, func(tx store.Tx) error {
@@ -1414,7 +1414,7 @@ func testRolloutNodes(t *testing.T, st store.Store) {
 	})
 	t.Run("Overwrite", func(t *testing.T) {
 		changed := rolloutNode("r1", "n2")
-		changed.State, changed.Error, changed.Changed = "failed", "step install: exit status 1", false
+		changed.State, changed.Error, changed.Changed = controllerv1.NodeState_NODE_STATE_FAILED, "step install: exit status 1", false
 		update(t, st, func(tx store.Tx) error { return tx.PutRolloutNode(changed) })
 		view(t, st, func(tx store.Tx) error {
 			got, err := tx.RolloutNodes("r1")

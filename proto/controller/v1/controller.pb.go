@@ -30,6 +30,248 @@ const (
 	_ = protoimpl.EnforceVersion(protoimpl.MaxVersion - 20)
 )
 
+// RolloutState is a rollout's state. controller/rollout/state holds the
+// transitions between states and what each means (over, counts, names);
+// every reader asks it.
+type RolloutState int32
+
+const (
+	RolloutState_ROLLOUT_STATE_UNSPECIFIED RolloutState = 0
+	// Starting nodes wave by wave.
+	RolloutState_ROLLOUT_STATE_RUNNING RolloutState = 1
+	// Stopped by an operator or at a gate; nodes in flight finish.
+	RolloutState_ROLLOUT_STATE_PAUSED RolloutState = 2
+	// A wave went over its failure budget; nodes in flight finish.
+	RolloutState_ROLLOUT_STATE_HALTED       RolloutState = 3
+	RolloutState_ROLLOUT_STATE_COMPLETED    RolloutState = 4
+	RolloutState_ROLLOUT_STATE_ABORTED      RolloutState = 5
+	RolloutState_ROLLOUT_STATE_ROLLING_BACK RolloutState = 6
+	// Every node the rollout changed is proven back at its pre-audit (or
+	// was resolved by hand).
+	RolloutState_ROLLOUT_STATE_ROLLED_BACK     RolloutState = 7
+	RolloutState_ROLLOUT_STATE_ROLLBACK_FAILED RolloutState = 8
+	// A rollback stopped by an operator; resume goes on with it.
+	RolloutState_ROLLOUT_STATE_ROLLBACK_PAUSED RolloutState = 9
+)
+
+// Enum value maps for RolloutState.
+var (
+	RolloutState_name = map[int32]string{
+		0: "ROLLOUT_STATE_UNSPECIFIED",
+		1: "ROLLOUT_STATE_RUNNING",
+		2: "ROLLOUT_STATE_PAUSED",
+		3: "ROLLOUT_STATE_HALTED",
+		4: "ROLLOUT_STATE_COMPLETED",
+		5: "ROLLOUT_STATE_ABORTED",
+		6: "ROLLOUT_STATE_ROLLING_BACK",
+		7: "ROLLOUT_STATE_ROLLED_BACK",
+		8: "ROLLOUT_STATE_ROLLBACK_FAILED",
+		9: "ROLLOUT_STATE_ROLLBACK_PAUSED",
+	}
+	RolloutState_value = map[string]int32{
+		"ROLLOUT_STATE_UNSPECIFIED":     0,
+		"ROLLOUT_STATE_RUNNING":         1,
+		"ROLLOUT_STATE_PAUSED":          2,
+		"ROLLOUT_STATE_HALTED":          3,
+		"ROLLOUT_STATE_COMPLETED":       4,
+		"ROLLOUT_STATE_ABORTED":         5,
+		"ROLLOUT_STATE_ROLLING_BACK":    6,
+		"ROLLOUT_STATE_ROLLED_BACK":     7,
+		"ROLLOUT_STATE_ROLLBACK_FAILED": 8,
+		"ROLLOUT_STATE_ROLLBACK_PAUSED": 9,
+	}
+)
+
+func (x RolloutState) Enum() *RolloutState {
+	p := new(RolloutState)
+	*p = x
+	return p
+}
+
+func (x RolloutState) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (RolloutState) Descriptor() protoreflect.EnumDescriptor {
+	return file_proto_controller_v1_controller_proto_enumTypes[0].Descriptor()
+}
+
+func (RolloutState) Type() protoreflect.EnumType {
+	return &file_proto_controller_v1_controller_proto_enumTypes[0]
+}
+
+func (x RolloutState) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use RolloutState.Descriptor instead.
+func (RolloutState) EnumDescriptor() ([]byte, []int) {
+	return file_proto_controller_v1_controller_proto_rawDescGZIP(), []int{0}
+}
+
+// WaveState is a wave's state.
+type WaveState int32
+
+const (
+	WaveState_WAVE_STATE_UNSPECIFIED WaveState = 0
+	WaveState_WAVE_STATE_PENDING     WaveState = 1
+	WaveState_WAVE_STATE_RUNNING     WaveState = 2
+	WaveState_WAVE_STATE_BAKING      WaveState = 3
+	WaveState_WAVE_STATE_DONE        WaveState = 4
+	// Its failures exceeded its budget.
+	WaveState_WAVE_STATE_FAILED WaveState = 5
+	// It never started: the rollout was aborted or rolled back first.
+	WaveState_WAVE_STATE_CANCELLED WaveState = 6
+)
+
+// Enum value maps for WaveState.
+var (
+	WaveState_name = map[int32]string{
+		0: "WAVE_STATE_UNSPECIFIED",
+		1: "WAVE_STATE_PENDING",
+		2: "WAVE_STATE_RUNNING",
+		3: "WAVE_STATE_BAKING",
+		4: "WAVE_STATE_DONE",
+		5: "WAVE_STATE_FAILED",
+		6: "WAVE_STATE_CANCELLED",
+	}
+	WaveState_value = map[string]int32{
+		"WAVE_STATE_UNSPECIFIED": 0,
+		"WAVE_STATE_PENDING":     1,
+		"WAVE_STATE_RUNNING":     2,
+		"WAVE_STATE_BAKING":      3,
+		"WAVE_STATE_DONE":        4,
+		"WAVE_STATE_FAILED":      5,
+		"WAVE_STATE_CANCELLED":   6,
+	}
+)
+
+func (x WaveState) Enum() *WaveState {
+	p := new(WaveState)
+	*p = x
+	return p
+}
+
+func (x WaveState) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (WaveState) Descriptor() protoreflect.EnumDescriptor {
+	return file_proto_controller_v1_controller_proto_enumTypes[1].Descriptor()
+}
+
+func (WaveState) Type() protoreflect.EnumType {
+	return &file_proto_controller_v1_controller_proto_enumTypes[1]
+}
+
+func (x WaveState) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use WaveState.Descriptor instead.
+func (WaveState) EnumDescriptor() ([]byte, []int) {
+	return file_proto_controller_v1_controller_proto_rawDescGZIP(), []int{1}
+}
+
+// NodeState is a node's state in a rollout.
+type NodeState int32
+
+const (
+	NodeState_NODE_STATE_UNSPECIFIED          NodeState = 0
+	NodeState_NODE_STATE_PENDING              NodeState = 1
+	NodeState_NODE_STATE_PRE_AUDIT            NodeState = 2
+	NodeState_NODE_STATE_DEPLOYING            NodeState = 3
+	NodeState_NODE_STATE_WAITING_CONFIRMATION NodeState = 4
+	NodeState_NODE_STATE_POST_AUDIT           NodeState = 5
+	NodeState_NODE_STATE_PASSED               NodeState = 6
+	NodeState_NODE_STATE_FAILED               NodeState = 7
+	// Stopped answering, or was not connected when its turn came, under
+	// the fail or wait policy: counts against the wave's budget.
+	NodeState_NODE_STATE_UNREACHABLE NodeState = 8
+	// Unreachable under the skip policy: does not count.
+	NodeState_NODE_STATE_SKIPPED         NodeState = 9
+	NodeState_NODE_STATE_ROLLING_BACK    NodeState = 10
+	NodeState_NODE_STATE_ROLLED_BACK     NodeState = 11
+	NodeState_NODE_STATE_ROLLBACK_FAILED NodeState = 12
+	// Never started: the rollout was aborted or rolled back first.
+	NodeState_NODE_STATE_ABORTED NodeState = 13
+	// Its agent restarted and found a step of the deployment cut off.
+	NodeState_NODE_STATE_INTERRUPTED NodeState = 14
+	// An operator said it was repaired by hand; its audit is being taken.
+	NodeState_NODE_STATE_RESOLVING NodeState = 15
+	// Repaired by hand, with an audit and its diff from the pre-audit.
+	NodeState_NODE_STATE_RESOLVED NodeState = 16
+)
+
+// Enum value maps for NodeState.
+var (
+	NodeState_name = map[int32]string{
+		0:  "NODE_STATE_UNSPECIFIED",
+		1:  "NODE_STATE_PENDING",
+		2:  "NODE_STATE_PRE_AUDIT",
+		3:  "NODE_STATE_DEPLOYING",
+		4:  "NODE_STATE_WAITING_CONFIRMATION",
+		5:  "NODE_STATE_POST_AUDIT",
+		6:  "NODE_STATE_PASSED",
+		7:  "NODE_STATE_FAILED",
+		8:  "NODE_STATE_UNREACHABLE",
+		9:  "NODE_STATE_SKIPPED",
+		10: "NODE_STATE_ROLLING_BACK",
+		11: "NODE_STATE_ROLLED_BACK",
+		12: "NODE_STATE_ROLLBACK_FAILED",
+		13: "NODE_STATE_ABORTED",
+		14: "NODE_STATE_INTERRUPTED",
+		15: "NODE_STATE_RESOLVING",
+		16: "NODE_STATE_RESOLVED",
+	}
+	NodeState_value = map[string]int32{
+		"NODE_STATE_UNSPECIFIED":          0,
+		"NODE_STATE_PENDING":              1,
+		"NODE_STATE_PRE_AUDIT":            2,
+		"NODE_STATE_DEPLOYING":            3,
+		"NODE_STATE_WAITING_CONFIRMATION": 4,
+		"NODE_STATE_POST_AUDIT":           5,
+		"NODE_STATE_PASSED":               6,
+		"NODE_STATE_FAILED":               7,
+		"NODE_STATE_UNREACHABLE":          8,
+		"NODE_STATE_SKIPPED":              9,
+		"NODE_STATE_ROLLING_BACK":         10,
+		"NODE_STATE_ROLLED_BACK":          11,
+		"NODE_STATE_ROLLBACK_FAILED":      12,
+		"NODE_STATE_ABORTED":              13,
+		"NODE_STATE_INTERRUPTED":          14,
+		"NODE_STATE_RESOLVING":            15,
+		"NODE_STATE_RESOLVED":             16,
+	}
+)
+
+func (x NodeState) Enum() *NodeState {
+	p := new(NodeState)
+	*p = x
+	return p
+}
+
+func (x NodeState) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (NodeState) Descriptor() protoreflect.EnumDescriptor {
+	return file_proto_controller_v1_controller_proto_enumTypes[2].Descriptor()
+}
+
+func (NodeState) Type() protoreflect.EnumType {
+	return &file_proto_controller_v1_controller_proto_enumTypes[2]
+}
+
+func (x NodeState) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use NodeState.Descriptor instead.
+func (NodeState) EnumDescriptor() ([]byte, []int) {
+	return file_proto_controller_v1_controller_proto_rawDescGZIP(), []int{2}
+}
+
 type NodeRecord_State int32
 
 const (
@@ -70,11 +312,11 @@ func (x NodeRecord_State) String() string {
 }
 
 func (NodeRecord_State) Descriptor() protoreflect.EnumDescriptor {
-	return file_proto_controller_v1_controller_proto_enumTypes[0].Descriptor()
+	return file_proto_controller_v1_controller_proto_enumTypes[3].Descriptor()
 }
 
 func (NodeRecord_State) Type() protoreflect.EnumType {
-	return &file_proto_controller_v1_controller_proto_enumTypes[0]
+	return &file_proto_controller_v1_controller_proto_enumTypes[3]
 }
 
 func (x NodeRecord_State) Number() protoreflect.EnumNumber {
@@ -127,11 +369,11 @@ func (x CommandRecord_State) String() string {
 }
 
 func (CommandRecord_State) Descriptor() protoreflect.EnumDescriptor {
-	return file_proto_controller_v1_controller_proto_enumTypes[1].Descriptor()
+	return file_proto_controller_v1_controller_proto_enumTypes[4].Descriptor()
 }
 
 func (CommandRecord_State) Type() protoreflect.EnumType {
-	return &file_proto_controller_v1_controller_proto_enumTypes[1]
+	return &file_proto_controller_v1_controller_proto_enumTypes[4]
 }
 
 func (x CommandRecord_State) Number() protoreflect.EnumNumber {
@@ -185,11 +427,11 @@ func (x ReleaseRecord_State) String() string {
 }
 
 func (ReleaseRecord_State) Descriptor() protoreflect.EnumDescriptor {
-	return file_proto_controller_v1_controller_proto_enumTypes[2].Descriptor()
+	return file_proto_controller_v1_controller_proto_enumTypes[5].Descriptor()
 }
 
 func (ReleaseRecord_State) Type() protoreflect.EnumType {
-	return &file_proto_controller_v1_controller_proto_enumTypes[2]
+	return &file_proto_controller_v1_controller_proto_enumTypes[5]
 }
 
 func (x ReleaseRecord_State) Number() protoreflect.EnumNumber {
@@ -5327,6 +5569,68 @@ func (x *AgentEventRecord) GetReceivedAt() string {
 	return ""
 }
 
+// RolloutNodeAction is an operator's action on one node of a rollout.
+type RolloutNodeAction struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Id    string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	// Node ID or hostname.
+	Node          string `protobuf:"bytes,2,opt,name=node,proto3" json:"node,omitempty"`
+	Note          string `protobuf:"bytes,3,opt,name=note,proto3" json:"note,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RolloutNodeAction) Reset() {
+	*x = RolloutNodeAction{}
+	mi := &file_proto_controller_v1_controller_proto_msgTypes[81]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RolloutNodeAction) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RolloutNodeAction) ProtoMessage() {}
+
+func (x *RolloutNodeAction) ProtoReflect() protoreflect.Message {
+	mi := &file_proto_controller_v1_controller_proto_msgTypes[81]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RolloutNodeAction.ProtoReflect.Descriptor instead.
+func (*RolloutNodeAction) Descriptor() ([]byte, []int) {
+	return file_proto_controller_v1_controller_proto_rawDescGZIP(), []int{81}
+}
+
+func (x *RolloutNodeAction) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *RolloutNodeAction) GetNode() string {
+	if x != nil {
+		return x.Node
+	}
+	return ""
+}
+
+func (x *RolloutNodeAction) GetNote() string {
+	if x != nil {
+		return x.Note
+	}
+	return ""
+}
+
 type RolloutRef struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Id            string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
@@ -5336,7 +5640,7 @@ type RolloutRef struct {
 
 func (x *RolloutRef) Reset() {
 	*x = RolloutRef{}
-	mi := &file_proto_controller_v1_controller_proto_msgTypes[81]
+	mi := &file_proto_controller_v1_controller_proto_msgTypes[82]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5348,7 +5652,7 @@ func (x *RolloutRef) String() string {
 func (*RolloutRef) ProtoMessage() {}
 
 func (x *RolloutRef) ProtoReflect() protoreflect.Message {
-	mi := &file_proto_controller_v1_controller_proto_msgTypes[81]
+	mi := &file_proto_controller_v1_controller_proto_msgTypes[82]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5361,7 +5665,7 @@ func (x *RolloutRef) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RolloutRef.ProtoReflect.Descriptor instead.
 func (*RolloutRef) Descriptor() ([]byte, []int) {
-	return file_proto_controller_v1_controller_proto_rawDescGZIP(), []int{81}
+	return file_proto_controller_v1_controller_proto_rawDescGZIP(), []int{82}
 }
 
 func (x *RolloutRef) GetId() string {
@@ -5381,7 +5685,7 @@ type RolloutAction struct {
 
 func (x *RolloutAction) Reset() {
 	*x = RolloutAction{}
-	mi := &file_proto_controller_v1_controller_proto_msgTypes[82]
+	mi := &file_proto_controller_v1_controller_proto_msgTypes[83]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5393,7 +5697,7 @@ func (x *RolloutAction) String() string {
 func (*RolloutAction) ProtoMessage() {}
 
 func (x *RolloutAction) ProtoReflect() protoreflect.Message {
-	mi := &file_proto_controller_v1_controller_proto_msgTypes[82]
+	mi := &file_proto_controller_v1_controller_proto_msgTypes[83]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5406,7 +5710,7 @@ func (x *RolloutAction) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RolloutAction.ProtoReflect.Descriptor instead.
 func (*RolloutAction) Descriptor() ([]byte, []int) {
-	return file_proto_controller_v1_controller_proto_rawDescGZIP(), []int{82}
+	return file_proto_controller_v1_controller_proto_rawDescGZIP(), []int{83}
 }
 
 func (x *RolloutAction) GetId() string {
@@ -5455,14 +5759,19 @@ type RolloutSpec struct {
 	// What drift from a node's CMS baseline found by the pre-check does:
 	// block (default: the node fails, nothing is deployed to it) or
 	// ignore (reported only).
-	OnDrift       string `protobuf:"bytes,14,opt,name=on_drift,json=onDrift,proto3" json:"on_drift,omitempty"`
+	OnDrift string `protobuf:"bytes,14,opt,name=on_drift,json=onDrift,proto3" json:"on_drift,omitempty"`
+	// Go duration a node in flight (deploying or rolling back, any phase)
+	// may stay disconnected before it is unreachable and the unreachable
+	// policy applies (wait:D replaces it with D). Default: the
+	// controller's lost_after (5m), when the fleet marks a node lost.
+	LostAfter     string `protobuf:"bytes,15,opt,name=lost_after,json=lostAfter,proto3" json:"lost_after,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *RolloutSpec) Reset() {
 	*x = RolloutSpec{}
-	mi := &file_proto_controller_v1_controller_proto_msgTypes[83]
+	mi := &file_proto_controller_v1_controller_proto_msgTypes[84]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5474,7 +5783,7 @@ func (x *RolloutSpec) String() string {
 func (*RolloutSpec) ProtoMessage() {}
 
 func (x *RolloutSpec) ProtoReflect() protoreflect.Message {
-	mi := &file_proto_controller_v1_controller_proto_msgTypes[83]
+	mi := &file_proto_controller_v1_controller_proto_msgTypes[84]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5487,7 +5796,7 @@ func (x *RolloutSpec) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RolloutSpec.ProtoReflect.Descriptor instead.
 func (*RolloutSpec) Descriptor() ([]byte, []int) {
-	return file_proto_controller_v1_controller_proto_rawDescGZIP(), []int{83}
+	return file_proto_controller_v1_controller_proto_rawDescGZIP(), []int{84}
 }
 
 func (x *RolloutSpec) GetRelease() *ReleaseRef {
@@ -5588,6 +5897,13 @@ func (x *RolloutSpec) GetOnDrift() string {
 	return ""
 }
 
+func (x *RolloutSpec) GetLostAfter() string {
+	if x != nil {
+		return x.LostAfter
+	}
+	return ""
+}
+
 type RolloutPlan struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// The spec with the defaults filled in.
@@ -5607,7 +5923,7 @@ type RolloutPlan struct {
 
 func (x *RolloutPlan) Reset() {
 	*x = RolloutPlan{}
-	mi := &file_proto_controller_v1_controller_proto_msgTypes[84]
+	mi := &file_proto_controller_v1_controller_proto_msgTypes[85]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5619,7 +5935,7 @@ func (x *RolloutPlan) String() string {
 func (*RolloutPlan) ProtoMessage() {}
 
 func (x *RolloutPlan) ProtoReflect() protoreflect.Message {
-	mi := &file_proto_controller_v1_controller_proto_msgTypes[84]
+	mi := &file_proto_controller_v1_controller_proto_msgTypes[85]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5632,7 +5948,7 @@ func (x *RolloutPlan) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RolloutPlan.ProtoReflect.Descriptor instead.
 func (*RolloutPlan) Descriptor() ([]byte, []int) {
-	return file_proto_controller_v1_controller_proto_rawDescGZIP(), []int{84}
+	return file_proto_controller_v1_controller_proto_rawDescGZIP(), []int{85}
 }
 
 func (x *RolloutPlan) GetSpec() *RolloutSpec {
@@ -5705,7 +6021,7 @@ type PlannedWave struct {
 
 func (x *PlannedWave) Reset() {
 	*x = PlannedWave{}
-	mi := &file_proto_controller_v1_controller_proto_msgTypes[85]
+	mi := &file_proto_controller_v1_controller_proto_msgTypes[86]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5717,7 +6033,7 @@ func (x *PlannedWave) String() string {
 func (*PlannedWave) ProtoMessage() {}
 
 func (x *PlannedWave) ProtoReflect() protoreflect.Message {
-	mi := &file_proto_controller_v1_controller_proto_msgTypes[85]
+	mi := &file_proto_controller_v1_controller_proto_msgTypes[86]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5730,7 +6046,7 @@ func (x *PlannedWave) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PlannedWave.ProtoReflect.Descriptor instead.
 func (*PlannedWave) Descriptor() ([]byte, []int) {
-	return file_proto_controller_v1_controller_proto_rawDescGZIP(), []int{85}
+	return file_proto_controller_v1_controller_proto_rawDescGZIP(), []int{86}
 }
 
 func (x *PlannedWave) GetIndex() uint32 {
@@ -5793,7 +6109,7 @@ type NodePlan struct {
 
 func (x *NodePlan) Reset() {
 	*x = NodePlan{}
-	mi := &file_proto_controller_v1_controller_proto_msgTypes[86]
+	mi := &file_proto_controller_v1_controller_proto_msgTypes[87]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5805,7 +6121,7 @@ func (x *NodePlan) String() string {
 func (*NodePlan) ProtoMessage() {}
 
 func (x *NodePlan) ProtoReflect() protoreflect.Message {
-	mi := &file_proto_controller_v1_controller_proto_msgTypes[86]
+	mi := &file_proto_controller_v1_controller_proto_msgTypes[87]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5818,7 +6134,7 @@ func (x *NodePlan) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use NodePlan.ProtoReflect.Descriptor instead.
 func (*NodePlan) Descriptor() ([]byte, []int) {
-	return file_proto_controller_v1_controller_proto_rawDescGZIP(), []int{86}
+	return file_proto_controller_v1_controller_proto_rawDescGZIP(), []int{87}
 }
 
 func (x *NodePlan) GetNodeId() string {
@@ -5921,9 +6237,6 @@ func (x *NodePlan) GetChanges() []string {
 
 // RolloutRecord is a rollout as stored. Its nodes are stored apart
 // (RolloutNode) and filled in by GetRollout and WatchRollout.
-//
-// state: running, paused, halted, completed, aborted, rolling_back,
-// rolled_back, rollback_failed.
 type RolloutRecord struct {
 	state   protoimpl.MessageState `protogen:"open.v1"`
 	Id      string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
@@ -5931,7 +6244,12 @@ type RolloutRecord struct {
 	// The digest the release's approvals are bound to.
 	ReleaseDigest string       `protobuf:"bytes,3,opt,name=release_digest,json=releaseDigest,proto3" json:"release_digest,omitempty"`
 	Spec          *RolloutSpec `protobuf:"bytes,4,opt,name=spec,proto3" json:"spec,omitempty"`
-	State         string       `protobuf:"bytes,5,opt,name=state,proto3" json:"state,omitempty"`
+	// The state as schema version 5 stored it ("running", ...); the store's
+	// migration turns it into state and clears it.
+	//
+	// Deprecated: Marked as deprecated in proto/controller/v1/controller.proto.
+	LegacyState string       `protobuf:"bytes,5,opt,name=legacy_state,json=legacyState,proto3" json:"legacy_state,omitempty"`
+	State       RolloutState `protobuf:"varint,20,opt,name=state,proto3,enum=cairn.controller.v1.RolloutState" json:"state,omitempty"`
 	// Why the rollout is paused, halted, aborted or rolled back.
 	Reason string `protobuf:"bytes,6,opt,name=reason,proto3" json:"reason,omitempty"`
 	// What a running rollout waits for: bake time, a window, a gate.
@@ -5956,7 +6274,7 @@ type RolloutRecord struct {
 
 func (x *RolloutRecord) Reset() {
 	*x = RolloutRecord{}
-	mi := &file_proto_controller_v1_controller_proto_msgTypes[87]
+	mi := &file_proto_controller_v1_controller_proto_msgTypes[88]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5968,7 +6286,7 @@ func (x *RolloutRecord) String() string {
 func (*RolloutRecord) ProtoMessage() {}
 
 func (x *RolloutRecord) ProtoReflect() protoreflect.Message {
-	mi := &file_proto_controller_v1_controller_proto_msgTypes[87]
+	mi := &file_proto_controller_v1_controller_proto_msgTypes[88]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5981,7 +6299,7 @@ func (x *RolloutRecord) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RolloutRecord.ProtoReflect.Descriptor instead.
 func (*RolloutRecord) Descriptor() ([]byte, []int) {
-	return file_proto_controller_v1_controller_proto_rawDescGZIP(), []int{87}
+	return file_proto_controller_v1_controller_proto_rawDescGZIP(), []int{88}
 }
 
 func (x *RolloutRecord) GetId() string {
@@ -6012,11 +6330,19 @@ func (x *RolloutRecord) GetSpec() *RolloutSpec {
 	return nil
 }
 
-func (x *RolloutRecord) GetState() string {
+// Deprecated: Marked as deprecated in proto/controller/v1/controller.proto.
+func (x *RolloutRecord) GetLegacyState() string {
+	if x != nil {
+		return x.LegacyState
+	}
+	return ""
+}
+
+func (x *RolloutRecord) GetState() RolloutState {
 	if x != nil {
 		return x.State
 	}
-	return ""
+	return RolloutState_ROLLOUT_STATE_UNSPECIFIED
 }
 
 func (x *RolloutRecord) GetReason() string {
@@ -6117,26 +6443,31 @@ func (x *RolloutRecord) GetRollbackStartedAt() string {
 	return ""
 }
 
-// RolloutWave: state pending, running, baking, done or failed (its
-// failure budget was exceeded).
 type RolloutWave struct {
-	state       protoimpl.MessageState `protogen:"open.v1"`
-	Index       uint32                 `protobuf:"varint,1,opt,name=index,proto3" json:"index,omitempty"`
-	NodeIds     []string               `protobuf:"bytes,2,rep,name=node_ids,json=nodeIds,proto3" json:"node_ids,omitempty"`
-	State       string                 `protobuf:"bytes,3,opt,name=state,proto3" json:"state,omitempty"`
-	MaxFailures uint32                 `protobuf:"varint,4,opt,name=max_failures,json=maxFailures,proto3" json:"max_failures,omitempty"`
-	GateAfter   bool                   `protobuf:"varint,5,opt,name=gate_after,json=gateAfter,proto3" json:"gate_after,omitempty"`
-	StartedAt   string                 `protobuf:"bytes,6,opt,name=started_at,json=startedAt,proto3" json:"started_at,omitempty"`
-	FinishedAt  string                 `protobuf:"bytes,7,opt,name=finished_at,json=finishedAt,proto3" json:"finished_at,omitempty"`
+	state   protoimpl.MessageState `protogen:"open.v1"`
+	Index   uint32                 `protobuf:"varint,1,opt,name=index,proto3" json:"index,omitempty"`
+	NodeIds []string               `protobuf:"bytes,2,rep,name=node_ids,json=nodeIds,proto3" json:"node_ids,omitempty"`
+	// As schema version 5 stored it; see RolloutRecord.legacy_state.
+	//
+	// Deprecated: Marked as deprecated in proto/controller/v1/controller.proto.
+	LegacyState string    `protobuf:"bytes,3,opt,name=legacy_state,json=legacyState,proto3" json:"legacy_state,omitempty"`
+	State       WaveState `protobuf:"varint,9,opt,name=state,proto3,enum=cairn.controller.v1.WaveState" json:"state,omitempty"`
+	MaxFailures uint32    `protobuf:"varint,4,opt,name=max_failures,json=maxFailures,proto3" json:"max_failures,omitempty"`
+	GateAfter   bool      `protobuf:"varint,5,opt,name=gate_after,json=gateAfter,proto3" json:"gate_after,omitempty"`
+	StartedAt   string    `protobuf:"bytes,6,opt,name=started_at,json=startedAt,proto3" json:"started_at,omitempty"`
+	FinishedAt  string    `protobuf:"bytes,7,opt,name=finished_at,json=finishedAt,proto3" json:"finished_at,omitempty"`
 	// While baking: when the bake ends.
-	BakeUntil     string `protobuf:"bytes,8,opt,name=bake_until,json=bakeUntil,proto3" json:"bake_until,omitempty"`
+	BakeUntil string `protobuf:"bytes,8,opt,name=bake_until,json=bakeUntil,proto3" json:"bake_until,omitempty"`
+	// When the wave closed: its nodes that counted against its budget.
+	// Kept as it was: a later rollback does not change the wave's verdict.
+	Failures      uint32 `protobuf:"varint,10,opt,name=failures,proto3" json:"failures,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *RolloutWave) Reset() {
 	*x = RolloutWave{}
-	mi := &file_proto_controller_v1_controller_proto_msgTypes[88]
+	mi := &file_proto_controller_v1_controller_proto_msgTypes[89]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6148,7 +6479,7 @@ func (x *RolloutWave) String() string {
 func (*RolloutWave) ProtoMessage() {}
 
 func (x *RolloutWave) ProtoReflect() protoreflect.Message {
-	mi := &file_proto_controller_v1_controller_proto_msgTypes[88]
+	mi := &file_proto_controller_v1_controller_proto_msgTypes[89]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6161,7 +6492,7 @@ func (x *RolloutWave) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RolloutWave.ProtoReflect.Descriptor instead.
 func (*RolloutWave) Descriptor() ([]byte, []int) {
-	return file_proto_controller_v1_controller_proto_rawDescGZIP(), []int{88}
+	return file_proto_controller_v1_controller_proto_rawDescGZIP(), []int{89}
 }
 
 func (x *RolloutWave) GetIndex() uint32 {
@@ -6178,11 +6509,19 @@ func (x *RolloutWave) GetNodeIds() []string {
 	return nil
 }
 
-func (x *RolloutWave) GetState() string {
+// Deprecated: Marked as deprecated in proto/controller/v1/controller.proto.
+func (x *RolloutWave) GetLegacyState() string {
+	if x != nil {
+		return x.LegacyState
+	}
+	return ""
+}
+
+func (x *RolloutWave) GetState() WaveState {
 	if x != nil {
 		return x.State
 	}
-	return ""
+	return WaveState_WAVE_STATE_UNSPECIFIED
 }
 
 func (x *RolloutWave) GetMaxFailures() uint32 {
@@ -6220,23 +6559,40 @@ func (x *RolloutWave) GetBakeUntil() string {
 	return ""
 }
 
+func (x *RolloutWave) GetFailures() uint32 {
+	if x != nil {
+		return x.Failures
+	}
+	return 0
+}
+
+// RolloutCounts tallies a rollout's nodes by state, each node in exactly
+// one count: they add up to nodes (controller/rollout/state.Count).
 type RolloutCounts struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Nodes         uint32                 `protobuf:"varint,1,opt,name=nodes,proto3" json:"nodes,omitempty"`
-	Pending       uint32                 `protobuf:"varint,2,opt,name=pending,proto3" json:"pending,omitempty"`
-	Running       uint32                 `protobuf:"varint,3,opt,name=running,proto3" json:"running,omitempty"`
-	Passed        uint32                 `protobuf:"varint,4,opt,name=passed,proto3" json:"passed,omitempty"`
-	Failed        uint32                 `protobuf:"varint,5,opt,name=failed,proto3" json:"failed,omitempty"`
-	Unreachable   uint32                 `protobuf:"varint,6,opt,name=unreachable,proto3" json:"unreachable,omitempty"`
-	Skipped       uint32                 `protobuf:"varint,7,opt,name=skipped,proto3" json:"skipped,omitempty"`
-	RolledBack    uint32                 `protobuf:"varint,8,opt,name=rolled_back,json=rolledBack,proto3" json:"rolled_back,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	state   protoimpl.MessageState `protogen:"open.v1"`
+	Nodes   uint32                 `protobuf:"varint,1,opt,name=nodes,proto3" json:"nodes,omitempty"`
+	Pending uint32                 `protobuf:"varint,2,opt,name=pending,proto3" json:"pending,omitempty"`
+	// In flight: pre-audit, deploying, waiting for a confirmation,
+	// post-audit, rolling back, resolving.
+	Running uint32 `protobuf:"varint,3,opt,name=running,proto3" json:"running,omitempty"`
+	Passed  uint32 `protobuf:"varint,4,opt,name=passed,proto3" json:"passed,omitempty"`
+	Failed  uint32 `protobuf:"varint,5,opt,name=failed,proto3" json:"failed,omitempty"`
+	// Unreachable under the fail or wait policy.
+	Unreachable uint32 `protobuf:"varint,6,opt,name=unreachable,proto3" json:"unreachable,omitempty"`
+	// Unreachable under the skip policy.
+	Skipped        uint32 `protobuf:"varint,7,opt,name=skipped,proto3" json:"skipped,omitempty"`
+	RolledBack     uint32 `protobuf:"varint,8,opt,name=rolled_back,json=rolledBack,proto3" json:"rolled_back,omitempty"`
+	RollbackFailed uint32 `protobuf:"varint,9,opt,name=rollback_failed,json=rollbackFailed,proto3" json:"rollback_failed,omitempty"`
+	Aborted        uint32 `protobuf:"varint,10,opt,name=aborted,proto3" json:"aborted,omitempty"`
+	Interrupted    uint32 `protobuf:"varint,11,opt,name=interrupted,proto3" json:"interrupted,omitempty"`
+	Resolved       uint32 `protobuf:"varint,12,opt,name=resolved,proto3" json:"resolved,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
 }
 
 func (x *RolloutCounts) Reset() {
 	*x = RolloutCounts{}
-	mi := &file_proto_controller_v1_controller_proto_msgTypes[89]
+	mi := &file_proto_controller_v1_controller_proto_msgTypes[90]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6248,7 +6604,7 @@ func (x *RolloutCounts) String() string {
 func (*RolloutCounts) ProtoMessage() {}
 
 func (x *RolloutCounts) ProtoReflect() protoreflect.Message {
-	mi := &file_proto_controller_v1_controller_proto_msgTypes[89]
+	mi := &file_proto_controller_v1_controller_proto_msgTypes[90]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6261,7 +6617,7 @@ func (x *RolloutCounts) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RolloutCounts.ProtoReflect.Descriptor instead.
 func (*RolloutCounts) Descriptor() ([]byte, []int) {
-	return file_proto_controller_v1_controller_proto_rawDescGZIP(), []int{89}
+	return file_proto_controller_v1_controller_proto_rawDescGZIP(), []int{90}
 }
 
 func (x *RolloutCounts) GetNodes() uint32 {
@@ -6320,29 +6676,57 @@ func (x *RolloutCounts) GetRolledBack() uint32 {
 	return 0
 }
 
+func (x *RolloutCounts) GetRollbackFailed() uint32 {
+	if x != nil {
+		return x.RollbackFailed
+	}
+	return 0
+}
+
+func (x *RolloutCounts) GetAborted() uint32 {
+	if x != nil {
+		return x.Aborted
+	}
+	return 0
+}
+
+func (x *RolloutCounts) GetInterrupted() uint32 {
+	if x != nil {
+		return x.Interrupted
+	}
+	return 0
+}
+
+func (x *RolloutCounts) GetResolved() uint32 {
+	if x != nil {
+		return x.Resolved
+	}
+	return 0
+}
+
 // RolloutNode is one node's deployment in a rollout.
-//
-// state: pending, pre_audit, deploying, waiting_confirmation,
-// post_audit, passed, failed, unreachable, skipped, rolling_back,
-// rolled_back, rollback_failed, aborted.
 type RolloutNode struct {
-	state                protoimpl.MessageState `protogen:"open.v1"`
-	RolloutId            string                 `protobuf:"bytes,1,opt,name=rollout_id,json=rolloutId,proto3" json:"rollout_id,omitempty"`
-	NodeId               string                 `protobuf:"bytes,2,opt,name=node_id,json=nodeId,proto3" json:"node_id,omitempty"`
-	Hostname             string                 `protobuf:"bytes,3,opt,name=hostname,proto3" json:"hostname,omitempty"`
-	Wave                 uint32                 `protobuf:"varint,4,opt,name=wave,proto3" json:"wave,omitempty"`
-	State                string                 `protobuf:"bytes,5,opt,name=state,proto3" json:"state,omitempty"`
-	Error                string                 `protobuf:"bytes,6,opt,name=error,proto3" json:"error,omitempty"`
-	StartedAt            string                 `protobuf:"bytes,7,opt,name=started_at,json=startedAt,proto3" json:"started_at,omitempty"`
-	FinishedAt           string                 `protobuf:"bytes,8,opt,name=finished_at,json=finishedAt,proto3" json:"finished_at,omitempty"`
-	PreAuditCommand      string                 `protobuf:"bytes,9,opt,name=pre_audit_command,json=preAuditCommand,proto3" json:"pre_audit_command,omitempty"`
-	PreAuditId           string                 `protobuf:"bytes,10,opt,name=pre_audit_id,json=preAuditId,proto3" json:"pre_audit_id,omitempty"`
-	DeployCommand        string                 `protobuf:"bytes,11,opt,name=deploy_command,json=deployCommand,proto3" json:"deploy_command,omitempty"`
-	PostAuditCommand     string                 `protobuf:"bytes,12,opt,name=post_audit_command,json=postAuditCommand,proto3" json:"post_audit_command,omitempty"`
-	PostAuditId          string                 `protobuf:"bytes,13,opt,name=post_audit_id,json=postAuditId,proto3" json:"post_audit_id,omitempty"`
-	RollbackCommand      string                 `protobuf:"bytes,14,opt,name=rollback_command,json=rollbackCommand,proto3" json:"rollback_command,omitempty"`
-	RollbackAuditCommand string                 `protobuf:"bytes,15,opt,name=rollback_audit_command,json=rollbackAuditCommand,proto3" json:"rollback_audit_command,omitempty"`
-	RollbackAuditId      string                 `protobuf:"bytes,16,opt,name=rollback_audit_id,json=rollbackAuditId,proto3" json:"rollback_audit_id,omitempty"`
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	RolloutId string                 `protobuf:"bytes,1,opt,name=rollout_id,json=rolloutId,proto3" json:"rollout_id,omitempty"`
+	NodeId    string                 `protobuf:"bytes,2,opt,name=node_id,json=nodeId,proto3" json:"node_id,omitempty"`
+	Hostname  string                 `protobuf:"bytes,3,opt,name=hostname,proto3" json:"hostname,omitempty"`
+	Wave      uint32                 `protobuf:"varint,4,opt,name=wave,proto3" json:"wave,omitempty"`
+	// As schema version 5 stored it; see RolloutRecord.legacy_state.
+	//
+	// Deprecated: Marked as deprecated in proto/controller/v1/controller.proto.
+	LegacyState          string    `protobuf:"bytes,5,opt,name=legacy_state,json=legacyState,proto3" json:"legacy_state,omitempty"`
+	State                NodeState `protobuf:"varint,33,opt,name=state,proto3,enum=cairn.controller.v1.NodeState" json:"state,omitempty"`
+	Error                string    `protobuf:"bytes,6,opt,name=error,proto3" json:"error,omitempty"`
+	StartedAt            string    `protobuf:"bytes,7,opt,name=started_at,json=startedAt,proto3" json:"started_at,omitempty"`
+	FinishedAt           string    `protobuf:"bytes,8,opt,name=finished_at,json=finishedAt,proto3" json:"finished_at,omitempty"`
+	PreAuditCommand      string    `protobuf:"bytes,9,opt,name=pre_audit_command,json=preAuditCommand,proto3" json:"pre_audit_command,omitempty"`
+	PreAuditId           string    `protobuf:"bytes,10,opt,name=pre_audit_id,json=preAuditId,proto3" json:"pre_audit_id,omitempty"`
+	DeployCommand        string    `protobuf:"bytes,11,opt,name=deploy_command,json=deployCommand,proto3" json:"deploy_command,omitempty"`
+	PostAuditCommand     string    `protobuf:"bytes,12,opt,name=post_audit_command,json=postAuditCommand,proto3" json:"post_audit_command,omitempty"`
+	PostAuditId          string    `protobuf:"bytes,13,opt,name=post_audit_id,json=postAuditId,proto3" json:"post_audit_id,omitempty"`
+	RollbackCommand      string    `protobuf:"bytes,14,opt,name=rollback_command,json=rollbackCommand,proto3" json:"rollback_command,omitempty"`
+	RollbackAuditCommand string    `protobuf:"bytes,15,opt,name=rollback_audit_command,json=rollbackAuditCommand,proto3" json:"rollback_audit_command,omitempty"`
+	RollbackAuditId      string    `protobuf:"bytes,16,opt,name=rollback_audit_id,json=rollbackAuditId,proto3" json:"rollback_audit_id,omitempty"`
 	// agent/apply's Report of the deployment and of the rollback, JSON.
 	DeployReportJson   []byte `protobuf:"bytes,17,opt,name=deploy_report_json,json=deployReportJson,proto3" json:"deploy_report_json,omitempty"`
 	RollbackReportJson []byte `protobuf:"bytes,18,opt,name=rollback_report_json,json=rollbackReportJson,proto3" json:"rollback_report_json,omitempty"`
@@ -6368,13 +6752,29 @@ type RolloutNode struct {
 	// The state to return to after a controller restart is implied by the
 	// command fields; phase_started_at is when the current state began.
 	PhaseStartedAt string `protobuf:"bytes,32,opt,name=phase_started_at,json=phaseStartedAt,proto3" json:"phase_started_at,omitempty"`
-	unknownFields  protoimpl.UnknownFields
-	sizeCache      protoimpl.SizeCache
+	// While interrupted: the step its agent found cut off (LIST/NAME).
+	InterruptedStep string `protobuf:"bytes,34,opt,name=interrupted_step,json=interruptedStep,proto3" json:"interrupted_step,omitempty"`
+	// An operator's resolution (cairnctl rollout resolve): who, why, when,
+	// the audit taken then and its diff from the pre-audit (internal/diff
+	// Report, JSON).
+	ResolvedBy          string `protobuf:"bytes,35,opt,name=resolved_by,json=resolvedBy,proto3" json:"resolved_by,omitempty"`
+	ResolvedNote        string `protobuf:"bytes,36,opt,name=resolved_note,json=resolvedNote,proto3" json:"resolved_note,omitempty"`
+	ResolvedAt          string `protobuf:"bytes,37,opt,name=resolved_at,json=resolvedAt,proto3" json:"resolved_at,omitempty"`
+	ResolveAuditCommand string `protobuf:"bytes,38,opt,name=resolve_audit_command,json=resolveAuditCommand,proto3" json:"resolve_audit_command,omitempty"`
+	ResolveAuditId      string `protobuf:"bytes,39,opt,name=resolve_audit_id,json=resolveAuditId,proto3" json:"resolve_audit_id,omitempty"`
+	ResolveDiffJson     []byte `protobuf:"bytes,40,opt,name=resolve_diff_json,json=resolveDiffJson,proto3" json:"resolve_diff_json,omitempty"`
+	// Operator retries of the node (cairnctl rollout retry): each one
+	// sent a new deployment (or rollback) command.
+	Retries uint32 `protobuf:"varint,41,opt,name=retries,proto3" json:"retries,omitempty"`
+	// While resolving: the state to return to if the audit fails.
+	ResolvedFrom  NodeState `protobuf:"varint,42,opt,name=resolved_from,json=resolvedFrom,proto3,enum=cairn.controller.v1.NodeState" json:"resolved_from,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *RolloutNode) Reset() {
 	*x = RolloutNode{}
-	mi := &file_proto_controller_v1_controller_proto_msgTypes[90]
+	mi := &file_proto_controller_v1_controller_proto_msgTypes[91]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6386,7 +6786,7 @@ func (x *RolloutNode) String() string {
 func (*RolloutNode) ProtoMessage() {}
 
 func (x *RolloutNode) ProtoReflect() protoreflect.Message {
-	mi := &file_proto_controller_v1_controller_proto_msgTypes[90]
+	mi := &file_proto_controller_v1_controller_proto_msgTypes[91]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6399,7 +6799,7 @@ func (x *RolloutNode) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RolloutNode.ProtoReflect.Descriptor instead.
 func (*RolloutNode) Descriptor() ([]byte, []int) {
-	return file_proto_controller_v1_controller_proto_rawDescGZIP(), []int{90}
+	return file_proto_controller_v1_controller_proto_rawDescGZIP(), []int{91}
 }
 
 func (x *RolloutNode) GetRolloutId() string {
@@ -6430,11 +6830,19 @@ func (x *RolloutNode) GetWave() uint32 {
 	return 0
 }
 
-func (x *RolloutNode) GetState() string {
+// Deprecated: Marked as deprecated in proto/controller/v1/controller.proto.
+func (x *RolloutNode) GetLegacyState() string {
+	if x != nil {
+		return x.LegacyState
+	}
+	return ""
+}
+
+func (x *RolloutNode) GetState() NodeState {
 	if x != nil {
 		return x.State
 	}
-	return ""
+	return NodeState_NODE_STATE_UNSPECIFIED
 }
 
 func (x *RolloutNode) GetError() string {
@@ -6626,6 +7034,69 @@ func (x *RolloutNode) GetPhaseStartedAt() string {
 	return ""
 }
 
+func (x *RolloutNode) GetInterruptedStep() string {
+	if x != nil {
+		return x.InterruptedStep
+	}
+	return ""
+}
+
+func (x *RolloutNode) GetResolvedBy() string {
+	if x != nil {
+		return x.ResolvedBy
+	}
+	return ""
+}
+
+func (x *RolloutNode) GetResolvedNote() string {
+	if x != nil {
+		return x.ResolvedNote
+	}
+	return ""
+}
+
+func (x *RolloutNode) GetResolvedAt() string {
+	if x != nil {
+		return x.ResolvedAt
+	}
+	return ""
+}
+
+func (x *RolloutNode) GetResolveAuditCommand() string {
+	if x != nil {
+		return x.ResolveAuditCommand
+	}
+	return ""
+}
+
+func (x *RolloutNode) GetResolveAuditId() string {
+	if x != nil {
+		return x.ResolveAuditId
+	}
+	return ""
+}
+
+func (x *RolloutNode) GetResolveDiffJson() []byte {
+	if x != nil {
+		return x.ResolveDiffJson
+	}
+	return nil
+}
+
+func (x *RolloutNode) GetRetries() uint32 {
+	if x != nil {
+		return x.Retries
+	}
+	return 0
+}
+
+func (x *RolloutNode) GetResolvedFrom() NodeState {
+	if x != nil {
+		return x.ResolvedFrom
+	}
+	return NodeState_NODE_STATE_UNSPECIFIED
+}
+
 type StepConfirmation struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Step          string                 `protobuf:"bytes,1,opt,name=step,proto3" json:"step,omitempty"`
@@ -6638,7 +7109,7 @@ type StepConfirmation struct {
 
 func (x *StepConfirmation) Reset() {
 	*x = StepConfirmation{}
-	mi := &file_proto_controller_v1_controller_proto_msgTypes[91]
+	mi := &file_proto_controller_v1_controller_proto_msgTypes[92]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6650,7 +7121,7 @@ func (x *StepConfirmation) String() string {
 func (*StepConfirmation) ProtoMessage() {}
 
 func (x *StepConfirmation) ProtoReflect() protoreflect.Message {
-	mi := &file_proto_controller_v1_controller_proto_msgTypes[91]
+	mi := &file_proto_controller_v1_controller_proto_msgTypes[92]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6663,7 +7134,7 @@ func (x *StepConfirmation) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StepConfirmation.ProtoReflect.Descriptor instead.
 func (*StepConfirmation) Descriptor() ([]byte, []int) {
-	return file_proto_controller_v1_controller_proto_rawDescGZIP(), []int{91}
+	return file_proto_controller_v1_controller_proto_rawDescGZIP(), []int{92}
 }
 
 func (x *StepConfirmation) GetStep() string {
@@ -6707,7 +7178,7 @@ type ConfirmStepRequest struct {
 
 func (x *ConfirmStepRequest) Reset() {
 	*x = ConfirmStepRequest{}
-	mi := &file_proto_controller_v1_controller_proto_msgTypes[92]
+	mi := &file_proto_controller_v1_controller_proto_msgTypes[93]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6719,7 +7190,7 @@ func (x *ConfirmStepRequest) String() string {
 func (*ConfirmStepRequest) ProtoMessage() {}
 
 func (x *ConfirmStepRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_proto_controller_v1_controller_proto_msgTypes[92]
+	mi := &file_proto_controller_v1_controller_proto_msgTypes[93]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6732,7 +7203,7 @@ func (x *ConfirmStepRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ConfirmStepRequest.ProtoReflect.Descriptor instead.
 func (*ConfirmStepRequest) Descriptor() ([]byte, []int) {
-	return file_proto_controller_v1_controller_proto_rawDescGZIP(), []int{92}
+	return file_proto_controller_v1_controller_proto_rawDescGZIP(), []int{93}
 }
 
 func (x *ConfirmStepRequest) GetId() string {
@@ -6773,7 +7244,7 @@ type ListRolloutsRequest struct {
 
 func (x *ListRolloutsRequest) Reset() {
 	*x = ListRolloutsRequest{}
-	mi := &file_proto_controller_v1_controller_proto_msgTypes[93]
+	mi := &file_proto_controller_v1_controller_proto_msgTypes[94]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6785,7 +7256,7 @@ func (x *ListRolloutsRequest) String() string {
 func (*ListRolloutsRequest) ProtoMessage() {}
 
 func (x *ListRolloutsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_proto_controller_v1_controller_proto_msgTypes[93]
+	mi := &file_proto_controller_v1_controller_proto_msgTypes[94]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6798,7 +7269,7 @@ func (x *ListRolloutsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListRolloutsRequest.ProtoReflect.Descriptor instead.
 func (*ListRolloutsRequest) Descriptor() ([]byte, []int) {
-	return file_proto_controller_v1_controller_proto_rawDescGZIP(), []int{93}
+	return file_proto_controller_v1_controller_proto_rawDescGZIP(), []int{94}
 }
 
 func (x *ListRolloutsRequest) GetRelease() string {
@@ -6818,7 +7289,7 @@ type ListRolloutsResponse struct {
 
 func (x *ListRolloutsResponse) Reset() {
 	*x = ListRolloutsResponse{}
-	mi := &file_proto_controller_v1_controller_proto_msgTypes[94]
+	mi := &file_proto_controller_v1_controller_proto_msgTypes[95]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6830,7 +7301,7 @@ func (x *ListRolloutsResponse) String() string {
 func (*ListRolloutsResponse) ProtoMessage() {}
 
 func (x *ListRolloutsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_proto_controller_v1_controller_proto_msgTypes[94]
+	mi := &file_proto_controller_v1_controller_proto_msgTypes[95]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6843,7 +7314,7 @@ func (x *ListRolloutsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListRolloutsResponse.ProtoReflect.Descriptor instead.
 func (*ListRolloutsResponse) Descriptor() ([]byte, []int) {
-	return file_proto_controller_v1_controller_proto_rawDescGZIP(), []int{94}
+	return file_proto_controller_v1_controller_proto_rawDescGZIP(), []int{95}
 }
 
 func (x *ListRolloutsResponse) GetRollouts() []*RolloutRecord {
@@ -6864,7 +7335,7 @@ type RolloutReportRequest struct {
 
 func (x *RolloutReportRequest) Reset() {
 	*x = RolloutReportRequest{}
-	mi := &file_proto_controller_v1_controller_proto_msgTypes[95]
+	mi := &file_proto_controller_v1_controller_proto_msgTypes[96]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6876,7 +7347,7 @@ func (x *RolloutReportRequest) String() string {
 func (*RolloutReportRequest) ProtoMessage() {}
 
 func (x *RolloutReportRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_proto_controller_v1_controller_proto_msgTypes[95]
+	mi := &file_proto_controller_v1_controller_proto_msgTypes[96]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6889,7 +7360,7 @@ func (x *RolloutReportRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RolloutReportRequest.ProtoReflect.Descriptor instead.
 func (*RolloutReportRequest) Descriptor() ([]byte, []int) {
-	return file_proto_controller_v1_controller_proto_rawDescGZIP(), []int{95}
+	return file_proto_controller_v1_controller_proto_rawDescGZIP(), []int{96}
 }
 
 func (x *RolloutReportRequest) GetId() string {
@@ -7367,13 +7838,17 @@ const file_proto_controller_v1_controller_proto_rawDesc = "" +
 	"\rdeployment_id\x18\x04 \x01(\tR\fdeploymentId\x12\x18\n" +
 	"\apayload\x18\x05 \x01(\fR\apayload\x12\x1f\n" +
 	"\vreceived_at\x18\x06 \x01(\tR\n" +
-	"receivedAt\"\x1c\n" +
+	"receivedAt\"K\n" +
+	"\x11RolloutNodeAction\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n" +
+	"\x04node\x18\x02 \x01(\tR\x04node\x12\x12\n" +
+	"\x04note\x18\x03 \x01(\tR\x04note\"\x1c\n" +
 	"\n" +
 	"RolloutRef\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\"3\n" +
 	"\rRolloutAction\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n" +
-	"\x04note\x18\x02 \x01(\tR\x04note\"\xb7\x04\n" +
+	"\x04note\x18\x02 \x01(\tR\x04note\"\xd6\x04\n" +
 	"\vRolloutSpec\x129\n" +
 	"\arelease\x18\x01 \x01(\v2\x1f.cairn.controller.v1.ReleaseRefR\arelease\x12J\n" +
 	"\bselector\x18\x02 \x03(\v2..cairn.controller.v1.RolloutSpec.SelectorEntryR\bselector\x12\x18\n" +
@@ -7391,7 +7866,9 @@ const file_proto_controller_v1_controller_proto_rawDesc = "" +
 	"on_failure\x18\f \x01(\tR\tonFailure\x12 \n" +
 	"\fskip_dry_run\x18\r \x01(\bR\n" +
 	"skipDryRun\x12\x19\n" +
-	"\bon_drift\x18\x0e \x01(\tR\aonDrift\x1a;\n" +
+	"\bon_drift\x18\x0e \x01(\tR\aonDrift\x12\x1d\n" +
+	"\n" +
+	"lost_after\x18\x0f \x01(\tR\tlostAfter\x1a;\n" +
 	"\rSelectorEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xd1\x02\n" +
@@ -7429,13 +7906,14 @@ const file_proto_controller_v1_controller_proto_rawDesc = "" +
 	"\rdry_run_error\x18\v \x01(\tR\vdryRunError\x12!\n" +
 	"\fwould_change\x18\f \x01(\bR\vwouldChange\x12\x18\n" +
 	"\aactions\x18\r \x03(\tR\aactions\x12\x18\n" +
-	"\achanges\x18\x0e \x03(\tR\achanges\"\xf1\x05\n" +
+	"\achanges\x18\x0e \x03(\tR\achanges\"\xbb\x06\n" +
 	"\rRolloutRecord\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x129\n" +
 	"\arelease\x18\x02 \x01(\v2\x1f.cairn.controller.v1.ReleaseRefR\arelease\x12%\n" +
 	"\x0erelease_digest\x18\x03 \x01(\tR\rreleaseDigest\x124\n" +
-	"\x04spec\x18\x04 \x01(\v2 .cairn.controller.v1.RolloutSpecR\x04spec\x12\x14\n" +
-	"\x05state\x18\x05 \x01(\tR\x05state\x12\x16\n" +
+	"\x04spec\x18\x04 \x01(\v2 .cairn.controller.v1.RolloutSpecR\x04spec\x12%\n" +
+	"\flegacy_state\x18\x05 \x01(\tB\x02\x18\x01R\vlegacyState\x127\n" +
+	"\x05state\x18\x14 \x01(\x0e2!.cairn.controller.v1.RolloutStateR\x05state\x12\x16\n" +
 	"\x06reason\x18\x06 \x01(\tR\x06reason\x12\x1f\n" +
 	"\vwaiting_for\x18\a \x01(\tR\n" +
 	"waitingFor\x12\x1d\n" +
@@ -7455,11 +7933,12 @@ const file_proto_controller_v1_controller_proto_rawDesc = "" +
 	"\fmax_parallel\x18\x10 \x01(\rR\vmaxParallel\x12\x1a\n" +
 	"\brevision\x18\x11 \x01(\x04R\brevision\x122\n" +
 	"\x15rollback_requested_by\x18\x12 \x01(\tR\x13rollbackRequestedBy\x12.\n" +
-	"\x13rollback_started_at\x18\x13 \x01(\tR\x11rollbackStartedAt\"\xf5\x01\n" +
+	"\x13rollback_started_at\x18\x13 \x01(\tR\x11rollbackStartedAt\"\xd8\x02\n" +
 	"\vRolloutWave\x12\x14\n" +
 	"\x05index\x18\x01 \x01(\rR\x05index\x12\x19\n" +
-	"\bnode_ids\x18\x02 \x03(\tR\anodeIds\x12\x14\n" +
-	"\x05state\x18\x03 \x01(\tR\x05state\x12!\n" +
+	"\bnode_ids\x18\x02 \x03(\tR\anodeIds\x12%\n" +
+	"\flegacy_state\x18\x03 \x01(\tB\x02\x18\x01R\vlegacyState\x124\n" +
+	"\x05state\x18\t \x01(\x0e2\x1e.cairn.controller.v1.WaveStateR\x05state\x12!\n" +
 	"\fmax_failures\x18\x04 \x01(\rR\vmaxFailures\x12\x1d\n" +
 	"\n" +
 	"gate_after\x18\x05 \x01(\bR\tgateAfter\x12\x1d\n" +
@@ -7468,7 +7947,9 @@ const file_proto_controller_v1_controller_proto_rawDesc = "" +
 	"\vfinished_at\x18\a \x01(\tR\n" +
 	"finishedAt\x12\x1d\n" +
 	"\n" +
-	"bake_until\x18\b \x01(\tR\tbakeUntil\"\xe6\x01\n" +
+	"bake_until\x18\b \x01(\tR\tbakeUntil\x12\x1a\n" +
+	"\bfailures\x18\n" +
+	" \x01(\rR\bfailures\"\xe7\x02\n" +
 	"\rRolloutCounts\x12\x14\n" +
 	"\x05nodes\x18\x01 \x01(\rR\x05nodes\x12\x18\n" +
 	"\apending\x18\x02 \x01(\rR\apending\x12\x18\n" +
@@ -7478,14 +7959,20 @@ const file_proto_controller_v1_controller_proto_rawDesc = "" +
 	"\vunreachable\x18\x06 \x01(\rR\vunreachable\x12\x18\n" +
 	"\askipped\x18\a \x01(\rR\askipped\x12\x1f\n" +
 	"\vrolled_back\x18\b \x01(\rR\n" +
-	"rolledBack\"\xde\t\n" +
+	"rolledBack\x12'\n" +
+	"\x0frollback_failed\x18\t \x01(\rR\x0erollbackFailed\x12\x18\n" +
+	"\aaborted\x18\n" +
+	" \x01(\rR\aaborted\x12 \n" +
+	"\vinterrupted\x18\v \x01(\rR\vinterrupted\x12\x1a\n" +
+	"\bresolved\x18\f \x01(\rR\bresolved\"\xa0\r\n" +
 	"\vRolloutNode\x12\x1d\n" +
 	"\n" +
 	"rollout_id\x18\x01 \x01(\tR\trolloutId\x12\x17\n" +
 	"\anode_id\x18\x02 \x01(\tR\x06nodeId\x12\x1a\n" +
 	"\bhostname\x18\x03 \x01(\tR\bhostname\x12\x12\n" +
-	"\x04wave\x18\x04 \x01(\rR\x04wave\x12\x14\n" +
-	"\x05state\x18\x05 \x01(\tR\x05state\x12\x14\n" +
+	"\x04wave\x18\x04 \x01(\rR\x04wave\x12%\n" +
+	"\flegacy_state\x18\x05 \x01(\tB\x02\x18\x01R\vlegacyState\x124\n" +
+	"\x05state\x18! \x01(\x0e2\x1e.cairn.controller.v1.NodeStateR\x05state\x12\x14\n" +
 	"\x05error\x18\x06 \x01(\tR\x05error\x12\x1d\n" +
 	"\n" +
 	"started_at\x18\a \x01(\tR\tstartedAt\x12\x1f\n" +
@@ -7516,7 +8003,18 @@ const file_proto_controller_v1_controller_proto_rawDesc = "" +
 	"\x11unreachable_since\x18\x1d \x01(\tR\x10unreachableSince\x12)\n" +
 	"\x10duration_seconds\x18\x1e \x01(\x01R\x0fdurationSeconds\x12!\n" +
 	"\fsla_breached\x18\x1f \x01(\bR\vslaBreached\x12(\n" +
-	"\x10phase_started_at\x18  \x01(\tR\x0ephaseStartedAt\"Z\n" +
+	"\x10phase_started_at\x18  \x01(\tR\x0ephaseStartedAt\x12)\n" +
+	"\x10interrupted_step\x18\" \x01(\tR\x0finterruptedStep\x12\x1f\n" +
+	"\vresolved_by\x18# \x01(\tR\n" +
+	"resolvedBy\x12#\n" +
+	"\rresolved_note\x18$ \x01(\tR\fresolvedNote\x12\x1f\n" +
+	"\vresolved_at\x18% \x01(\tR\n" +
+	"resolvedAt\x122\n" +
+	"\x15resolve_audit_command\x18& \x01(\tR\x13resolveAuditCommand\x12(\n" +
+	"\x10resolve_audit_id\x18' \x01(\tR\x0eresolveAuditId\x12*\n" +
+	"\x11resolve_diff_json\x18( \x01(\fR\x0fresolveDiffJson\x12\x18\n" +
+	"\aretries\x18) \x01(\rR\aretries\x12C\n" +
+	"\rresolved_from\x18* \x01(\x0e2\x1e.cairn.controller.v1.NodeStateR\fresolvedFrom\"Z\n" +
 	"\x10StepConfirmation\x12\x12\n" +
 	"\x04step\x18\x01 \x01(\tR\x04step\x12\x0e\n" +
 	"\x02by\x18\x02 \x01(\tR\x02by\x12\x12\n" +
@@ -7533,7 +8031,45 @@ const file_proto_controller_v1_controller_proto_rawDesc = "" +
 	"\brollouts\x18\x01 \x03(\v2\".cairn.controller.v1.RolloutRecordR\brollouts\">\n" +
 	"\x14RolloutReportRequest\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x16\n" +
-	"\x06format\x18\x02 \x01(\tR\x06format2\x82\x01\n" +
+	"\x06format\x18\x02 \x01(\tR\x06format*\xb9\x02\n" +
+	"\fRolloutState\x12\x1d\n" +
+	"\x19ROLLOUT_STATE_UNSPECIFIED\x10\x00\x12\x19\n" +
+	"\x15ROLLOUT_STATE_RUNNING\x10\x01\x12\x18\n" +
+	"\x14ROLLOUT_STATE_PAUSED\x10\x02\x12\x18\n" +
+	"\x14ROLLOUT_STATE_HALTED\x10\x03\x12\x1b\n" +
+	"\x17ROLLOUT_STATE_COMPLETED\x10\x04\x12\x19\n" +
+	"\x15ROLLOUT_STATE_ABORTED\x10\x05\x12\x1e\n" +
+	"\x1aROLLOUT_STATE_ROLLING_BACK\x10\x06\x12\x1d\n" +
+	"\x19ROLLOUT_STATE_ROLLED_BACK\x10\a\x12!\n" +
+	"\x1dROLLOUT_STATE_ROLLBACK_FAILED\x10\b\x12!\n" +
+	"\x1dROLLOUT_STATE_ROLLBACK_PAUSED\x10\t*\xb4\x01\n" +
+	"\tWaveState\x12\x1a\n" +
+	"\x16WAVE_STATE_UNSPECIFIED\x10\x00\x12\x16\n" +
+	"\x12WAVE_STATE_PENDING\x10\x01\x12\x16\n" +
+	"\x12WAVE_STATE_RUNNING\x10\x02\x12\x15\n" +
+	"\x11WAVE_STATE_BAKING\x10\x03\x12\x13\n" +
+	"\x0fWAVE_STATE_DONE\x10\x04\x12\x15\n" +
+	"\x11WAVE_STATE_FAILED\x10\x05\x12\x18\n" +
+	"\x14WAVE_STATE_CANCELLED\x10\x06*\xd5\x03\n" +
+	"\tNodeState\x12\x1a\n" +
+	"\x16NODE_STATE_UNSPECIFIED\x10\x00\x12\x16\n" +
+	"\x12NODE_STATE_PENDING\x10\x01\x12\x18\n" +
+	"\x14NODE_STATE_PRE_AUDIT\x10\x02\x12\x18\n" +
+	"\x14NODE_STATE_DEPLOYING\x10\x03\x12#\n" +
+	"\x1fNODE_STATE_WAITING_CONFIRMATION\x10\x04\x12\x19\n" +
+	"\x15NODE_STATE_POST_AUDIT\x10\x05\x12\x15\n" +
+	"\x11NODE_STATE_PASSED\x10\x06\x12\x15\n" +
+	"\x11NODE_STATE_FAILED\x10\a\x12\x1a\n" +
+	"\x16NODE_STATE_UNREACHABLE\x10\b\x12\x16\n" +
+	"\x12NODE_STATE_SKIPPED\x10\t\x12\x1b\n" +
+	"\x17NODE_STATE_ROLLING_BACK\x10\n" +
+	"\x12\x1a\n" +
+	"\x16NODE_STATE_ROLLED_BACK\x10\v\x12\x1e\n" +
+	"\x1aNODE_STATE_ROLLBACK_FAILED\x10\f\x12\x16\n" +
+	"\x12NODE_STATE_ABORTED\x10\r\x12\x1a\n" +
+	"\x16NODE_STATE_INTERRUPTED\x10\x0e\x12\x18\n" +
+	"\x14NODE_STATE_RESOLVING\x10\x0f\x12\x17\n" +
+	"\x13NODE_STATE_RESOLVED\x10\x102\x82\x01\n" +
 	"\fEnrollTokens\x12r\n" +
 	"\x11CreateEnrollToken\x12-.cairn.controller.v1.CreateEnrollTokenRequest\x1a..cairn.controller.v1.CreateEnrollTokenResponse2\xe0\x02\n" +
 	"\x05Nodes\x12Z\n" +
@@ -7591,7 +8127,7 @@ const file_proto_controller_v1_controller_proto_rawDesc = "" +
 	"\fReleaseNotes\x12\".cairn.controller.v1.RenderRequest\x1a#.cairn.controller.v1.RenderResponse\x12Y\n" +
 	"\x0eReleaseDossier\x12\".cairn.controller.v1.RenderRequest\x1a#.cairn.controller.v1.RenderResponse2{\n" +
 	"\vKnownErrors\x12l\n" +
-	"\x0fListKnownErrors\x12+.cairn.controller.v1.ListKnownErrorsRequest\x1a,.cairn.controller.v1.ListKnownErrorsResponse2\xe3\a\n" +
+	"\x0fListKnownErrors\x12+.cairn.controller.v1.ListKnownErrorsRequest\x1a,.cairn.controller.v1.ListKnownErrorsResponse2\xa5\t\n" +
 	"\bRollouts\x12Q\n" +
 	"\vPlanRollout\x12 .cairn.controller.v1.RolloutSpec\x1a .cairn.controller.v1.RolloutPlan\x12T\n" +
 	"\fStartRollout\x12 .cairn.controller.v1.RolloutSpec\x1a\".cairn.controller.v1.RolloutRecord\x12Q\n" +
@@ -7604,7 +8140,9 @@ const file_proto_controller_v1_controller_proto_rawDesc = "" +
 	"\fAbortRollout\x12\".cairn.controller.v1.RolloutAction\x1a\".cairn.controller.v1.RolloutRecord\x12Y\n" +
 	"\x0fRollbackRollout\x12\".cairn.controller.v1.RolloutAction\x1a\".cairn.controller.v1.RolloutRecord\x12Z\n" +
 	"\vConfirmStep\x12'.cairn.controller.v1.ConfirmStepRequest\x1a\".cairn.controller.v1.RolloutRecord\x12_\n" +
-	"\rRolloutReport\x12).cairn.controller.v1.RolloutReportRequest\x1a#.cairn.controller.v1.RenderResponseB=Z;github.com/cairn-ops/cairn/proto/controller/v1;controllerv1b\x06proto3"
+	"\rRolloutReport\x12).cairn.controller.v1.RolloutReportRequest\x1a#.cairn.controller.v1.RenderResponse\x12^\n" +
+	"\x10RetryRolloutNode\x12&.cairn.controller.v1.RolloutNodeAction\x1a\".cairn.controller.v1.RolloutRecord\x12`\n" +
+	"\x12ResolveRolloutNode\x12&.cairn.controller.v1.RolloutNodeAction\x1a\".cairn.controller.v1.RolloutRecordB=Z;github.com/cairn-ops/cairn/proto/controller/v1;controllerv1b\x06proto3"
 
 var (
 	file_proto_controller_v1_controller_proto_rawDescOnce sync.Once
@@ -7618,291 +8156,303 @@ func file_proto_controller_v1_controller_proto_rawDescGZIP() []byte {
 	return file_proto_controller_v1_controller_proto_rawDescData
 }
 
-var file_proto_controller_v1_controller_proto_enumTypes = make([]protoimpl.EnumInfo, 3)
-var file_proto_controller_v1_controller_proto_msgTypes = make([]protoimpl.MessageInfo, 108)
+var file_proto_controller_v1_controller_proto_enumTypes = make([]protoimpl.EnumInfo, 6)
+var file_proto_controller_v1_controller_proto_msgTypes = make([]protoimpl.MessageInfo, 109)
 var file_proto_controller_v1_controller_proto_goTypes = []any{
-	(NodeRecord_State)(0),             // 0: cairn.controller.v1.NodeRecord.State
-	(CommandRecord_State)(0),          // 1: cairn.controller.v1.CommandRecord.State
-	(ReleaseRecord_State)(0),          // 2: cairn.controller.v1.ReleaseRecord.State
-	(*CreateEnrollTokenRequest)(nil),  // 3: cairn.controller.v1.CreateEnrollTokenRequest
-	(*CreateEnrollTokenResponse)(nil), // 4: cairn.controller.v1.CreateEnrollTokenResponse
-	(*EnrollTokenRecord)(nil),         // 5: cairn.controller.v1.EnrollTokenRecord
-	(*NodeRecord)(nil),                // 6: cairn.controller.v1.NodeRecord
-	(*ListNodesRequest)(nil),          // 7: cairn.controller.v1.ListNodesRequest
-	(*ListNodesResponse)(nil),         // 8: cairn.controller.v1.ListNodesResponse
-	(*GetNodeRequest)(nil),            // 9: cairn.controller.v1.GetNodeRequest
-	(*LabelNodeRequest)(nil),          // 10: cairn.controller.v1.LabelNodeRequest
-	(*RevokeNodeRequest)(nil),         // 11: cairn.controller.v1.RevokeNodeRequest
-	(*RunAuditRequest)(nil),           // 12: cairn.controller.v1.RunAuditRequest
-	(*RunAuditResponse)(nil),          // 13: cairn.controller.v1.RunAuditResponse
-	(*CommandRecord)(nil),             // 14: cairn.controller.v1.CommandRecord
-	(*GetCommandRequest)(nil),         // 15: cairn.controller.v1.GetCommandRequest
-	(*AuditRecord)(nil),               // 16: cairn.controller.v1.AuditRecord
-	(*ListAuditsRequest)(nil),         // 17: cairn.controller.v1.ListAuditsRequest
-	(*ListAuditsResponse)(nil),        // 18: cairn.controller.v1.ListAuditsResponse
-	(*GetAuditRequest)(nil),           // 19: cairn.controller.v1.GetAuditRequest
-	(*GetAuditResponse)(nil),          // 20: cairn.controller.v1.GetAuditResponse
-	(*BaselineRecord)(nil),            // 21: cairn.controller.v1.BaselineRecord
-	(*AcceptBaselineRequest)(nil),     // 22: cairn.controller.v1.AcceptBaselineRequest
-	(*BaselineHistoryRequest)(nil),    // 23: cairn.controller.v1.BaselineHistoryRequest
-	(*BaselineHistoryResponse)(nil),   // 24: cairn.controller.v1.BaselineHistoryResponse
-	(*DriftRequest)(nil),              // 25: cairn.controller.v1.DriftRequest
-	(*NodeDrift)(nil),                 // 26: cairn.controller.v1.NodeDrift
-	(*DriftResponse)(nil),             // 27: cairn.controller.v1.DriftResponse
-	(*ExportRequest)(nil),             // 28: cairn.controller.v1.ExportRequest
-	(*ExportResponse)(nil),            // 29: cairn.controller.v1.ExportResponse
-	(*ImportRequest)(nil),             // 30: cairn.controller.v1.ImportRequest
-	(*ImportResponse)(nil),            // 31: cairn.controller.v1.ImportResponse
-	(*ServiceRecord)(nil),             // 32: cairn.controller.v1.ServiceRecord
-	(*CreateServiceRequest)(nil),      // 33: cairn.controller.v1.CreateServiceRequest
-	(*ListServicesRequest)(nil),       // 34: cairn.controller.v1.ListServicesRequest
-	(*ListServicesResponse)(nil),      // 35: cairn.controller.v1.ListServicesResponse
-	(*DeleteServiceRequest)(nil),      // 36: cairn.controller.v1.DeleteServiceRequest
-	(*DeleteServiceResponse)(nil),     // 37: cairn.controller.v1.DeleteServiceResponse
-	(*UserRecord)(nil),                // 38: cairn.controller.v1.UserRecord
-	(*APITokenRecord)(nil),            // 39: cairn.controller.v1.APITokenRecord
-	(*CreateUserRequest)(nil),         // 40: cairn.controller.v1.CreateUserRequest
-	(*ListUsersRequest)(nil),          // 41: cairn.controller.v1.ListUsersRequest
-	(*ListUsersResponse)(nil),         // 42: cairn.controller.v1.ListUsersResponse
-	(*CreateTokenRequest)(nil),        // 43: cairn.controller.v1.CreateTokenRequest
-	(*CreateTokenResponse)(nil),       // 44: cairn.controller.v1.CreateTokenResponse
-	(*WhoAmIRequest)(nil),             // 45: cairn.controller.v1.WhoAmIRequest
-	(*AuditLogEntry)(nil),             // 46: cairn.controller.v1.AuditLogEntry
-	(*ListEntriesRequest)(nil),        // 47: cairn.controller.v1.ListEntriesRequest
-	(*ListEntriesResponse)(nil),       // 48: cairn.controller.v1.ListEntriesResponse
-	(*VerifyRequest)(nil),             // 49: cairn.controller.v1.VerifyRequest
-	(*VerifyResponse)(nil),            // 50: cairn.controller.v1.VerifyResponse
-	(*ArtifactRecord)(nil),            // 51: cairn.controller.v1.ArtifactRecord
-	(*InstallRecord)(nil),             // 52: cairn.controller.v1.InstallRecord
-	(*PushRequest)(nil),               // 53: cairn.controller.v1.PushRequest
-	(*PushHeader)(nil),                // 54: cairn.controller.v1.PushHeader
-	(*UploadStatusRequest)(nil),       // 55: cairn.controller.v1.UploadStatusRequest
-	(*UploadStatusResponse)(nil),      // 56: cairn.controller.v1.UploadStatusResponse
-	(*DiscardUploadRequest)(nil),      // 57: cairn.controller.v1.DiscardUploadRequest
-	(*DiscardUploadResponse)(nil),     // 58: cairn.controller.v1.DiscardUploadResponse
-	(*ListArtifactsRequest)(nil),      // 59: cairn.controller.v1.ListArtifactsRequest
-	(*ListArtifactsResponse)(nil),     // 60: cairn.controller.v1.ListArtifactsResponse
-	(*GetArtifactRequest)(nil),        // 61: cairn.controller.v1.GetArtifactRequest
-	(*DownloadChunk)(nil),             // 62: cairn.controller.v1.DownloadChunk
-	(*WhereRequest)(nil),              // 63: cairn.controller.v1.WhereRequest
-	(*WhereResponse)(nil),             // 64: cairn.controller.v1.WhereResponse
-	(*CollectGarbageRequest)(nil),     // 65: cairn.controller.v1.CollectGarbageRequest
-	(*CollectGarbageResponse)(nil),    // 66: cairn.controller.v1.CollectGarbageResponse
-	(*ReleaseRef)(nil),                // 67: cairn.controller.v1.ReleaseRef
-	(*CreateReleaseRequest)(nil),      // 68: cairn.controller.v1.CreateReleaseRequest
-	(*ReleaseComponent)(nil),          // 69: cairn.controller.v1.ReleaseComponent
-	(*TestRecord)(nil),                // 70: cairn.controller.v1.TestRecord
-	(*Decision)(nil),                  // 71: cairn.controller.v1.Decision
-	(*ReleaseRecord)(nil),             // 72: cairn.controller.v1.ReleaseRecord
-	(*ListReleasesRequest)(nil),       // 73: cairn.controller.v1.ListReleasesRequest
-	(*ListReleasesResponse)(nil),      // 74: cairn.controller.v1.ListReleasesResponse
-	(*RecordTestRequest)(nil),         // 75: cairn.controller.v1.RecordTestRequest
-	(*DecisionRequest)(nil),           // 76: cairn.controller.v1.DecisionRequest
-	(*VerifyReleaseResponse)(nil),     // 77: cairn.controller.v1.VerifyReleaseResponse
-	(*RenderRequest)(nil),             // 78: cairn.controller.v1.RenderRequest
-	(*RenderResponse)(nil),            // 79: cairn.controller.v1.RenderResponse
-	(*ListKnownErrorsRequest)(nil),    // 80: cairn.controller.v1.ListKnownErrorsRequest
-	(*KnownErrorEntry)(nil),           // 81: cairn.controller.v1.KnownErrorEntry
-	(*ListKnownErrorsResponse)(nil),   // 82: cairn.controller.v1.ListKnownErrorsResponse
-	(*AgentEventRecord)(nil),          // 83: cairn.controller.v1.AgentEventRecord
-	(*RolloutRef)(nil),                // 84: cairn.controller.v1.RolloutRef
-	(*RolloutAction)(nil),             // 85: cairn.controller.v1.RolloutAction
-	(*RolloutSpec)(nil),               // 86: cairn.controller.v1.RolloutSpec
-	(*RolloutPlan)(nil),               // 87: cairn.controller.v1.RolloutPlan
-	(*PlannedWave)(nil),               // 88: cairn.controller.v1.PlannedWave
-	(*NodePlan)(nil),                  // 89: cairn.controller.v1.NodePlan
-	(*RolloutRecord)(nil),             // 90: cairn.controller.v1.RolloutRecord
-	(*RolloutWave)(nil),               // 91: cairn.controller.v1.RolloutWave
-	(*RolloutCounts)(nil),             // 92: cairn.controller.v1.RolloutCounts
-	(*RolloutNode)(nil),               // 93: cairn.controller.v1.RolloutNode
-	(*StepConfirmation)(nil),          // 94: cairn.controller.v1.StepConfirmation
-	(*ConfirmStepRequest)(nil),        // 95: cairn.controller.v1.ConfirmStepRequest
-	(*ListRolloutsRequest)(nil),       // 96: cairn.controller.v1.ListRolloutsRequest
-	(*ListRolloutsResponse)(nil),      // 97: cairn.controller.v1.ListRolloutsResponse
-	(*RolloutReportRequest)(nil),      // 98: cairn.controller.v1.RolloutReportRequest
-	nil,                               // 99: cairn.controller.v1.CreateEnrollTokenRequest.LabelsEntry
-	nil,                               // 100: cairn.controller.v1.EnrollTokenRecord.LabelsEntry
-	nil,                               // 101: cairn.controller.v1.NodeRecord.LabelsEntry
-	nil,                               // 102: cairn.controller.v1.ListNodesRequest.SelectorEntry
-	nil,                               // 103: cairn.controller.v1.LabelNodeRequest.SetEntry
-	nil,                               // 104: cairn.controller.v1.RunAuditRequest.SelectorEntry
-	nil,                               // 105: cairn.controller.v1.DriftRequest.SelectorEntry
-	nil,                               // 106: cairn.controller.v1.ServiceRecord.SelectorEntry
-	nil,                               // 107: cairn.controller.v1.CreateServiceRequest.SelectorEntry
-	nil,                               // 108: cairn.controller.v1.AuditLogEntry.DetailsEntry
-	nil,                               // 109: cairn.controller.v1.CreateReleaseRequest.ComponentDigestsEntry
-	nil,                               // 110: cairn.controller.v1.RolloutSpec.SelectorEntry
-	(*v1.DeployCommand)(nil),          // 111: cairn.agent.v1.DeployCommand
-	(*v11.Audit)(nil),                 // 112: cairn.inventory.v1.Audit
+	(RolloutState)(0),                 // 0: cairn.controller.v1.RolloutState
+	(WaveState)(0),                    // 1: cairn.controller.v1.WaveState
+	(NodeState)(0),                    // 2: cairn.controller.v1.NodeState
+	(NodeRecord_State)(0),             // 3: cairn.controller.v1.NodeRecord.State
+	(CommandRecord_State)(0),          // 4: cairn.controller.v1.CommandRecord.State
+	(ReleaseRecord_State)(0),          // 5: cairn.controller.v1.ReleaseRecord.State
+	(*CreateEnrollTokenRequest)(nil),  // 6: cairn.controller.v1.CreateEnrollTokenRequest
+	(*CreateEnrollTokenResponse)(nil), // 7: cairn.controller.v1.CreateEnrollTokenResponse
+	(*EnrollTokenRecord)(nil),         // 8: cairn.controller.v1.EnrollTokenRecord
+	(*NodeRecord)(nil),                // 9: cairn.controller.v1.NodeRecord
+	(*ListNodesRequest)(nil),          // 10: cairn.controller.v1.ListNodesRequest
+	(*ListNodesResponse)(nil),         // 11: cairn.controller.v1.ListNodesResponse
+	(*GetNodeRequest)(nil),            // 12: cairn.controller.v1.GetNodeRequest
+	(*LabelNodeRequest)(nil),          // 13: cairn.controller.v1.LabelNodeRequest
+	(*RevokeNodeRequest)(nil),         // 14: cairn.controller.v1.RevokeNodeRequest
+	(*RunAuditRequest)(nil),           // 15: cairn.controller.v1.RunAuditRequest
+	(*RunAuditResponse)(nil),          // 16: cairn.controller.v1.RunAuditResponse
+	(*CommandRecord)(nil),             // 17: cairn.controller.v1.CommandRecord
+	(*GetCommandRequest)(nil),         // 18: cairn.controller.v1.GetCommandRequest
+	(*AuditRecord)(nil),               // 19: cairn.controller.v1.AuditRecord
+	(*ListAuditsRequest)(nil),         // 20: cairn.controller.v1.ListAuditsRequest
+	(*ListAuditsResponse)(nil),        // 21: cairn.controller.v1.ListAuditsResponse
+	(*GetAuditRequest)(nil),           // 22: cairn.controller.v1.GetAuditRequest
+	(*GetAuditResponse)(nil),          // 23: cairn.controller.v1.GetAuditResponse
+	(*BaselineRecord)(nil),            // 24: cairn.controller.v1.BaselineRecord
+	(*AcceptBaselineRequest)(nil),     // 25: cairn.controller.v1.AcceptBaselineRequest
+	(*BaselineHistoryRequest)(nil),    // 26: cairn.controller.v1.BaselineHistoryRequest
+	(*BaselineHistoryResponse)(nil),   // 27: cairn.controller.v1.BaselineHistoryResponse
+	(*DriftRequest)(nil),              // 28: cairn.controller.v1.DriftRequest
+	(*NodeDrift)(nil),                 // 29: cairn.controller.v1.NodeDrift
+	(*DriftResponse)(nil),             // 30: cairn.controller.v1.DriftResponse
+	(*ExportRequest)(nil),             // 31: cairn.controller.v1.ExportRequest
+	(*ExportResponse)(nil),            // 32: cairn.controller.v1.ExportResponse
+	(*ImportRequest)(nil),             // 33: cairn.controller.v1.ImportRequest
+	(*ImportResponse)(nil),            // 34: cairn.controller.v1.ImportResponse
+	(*ServiceRecord)(nil),             // 35: cairn.controller.v1.ServiceRecord
+	(*CreateServiceRequest)(nil),      // 36: cairn.controller.v1.CreateServiceRequest
+	(*ListServicesRequest)(nil),       // 37: cairn.controller.v1.ListServicesRequest
+	(*ListServicesResponse)(nil),      // 38: cairn.controller.v1.ListServicesResponse
+	(*DeleteServiceRequest)(nil),      // 39: cairn.controller.v1.DeleteServiceRequest
+	(*DeleteServiceResponse)(nil),     // 40: cairn.controller.v1.DeleteServiceResponse
+	(*UserRecord)(nil),                // 41: cairn.controller.v1.UserRecord
+	(*APITokenRecord)(nil),            // 42: cairn.controller.v1.APITokenRecord
+	(*CreateUserRequest)(nil),         // 43: cairn.controller.v1.CreateUserRequest
+	(*ListUsersRequest)(nil),          // 44: cairn.controller.v1.ListUsersRequest
+	(*ListUsersResponse)(nil),         // 45: cairn.controller.v1.ListUsersResponse
+	(*CreateTokenRequest)(nil),        // 46: cairn.controller.v1.CreateTokenRequest
+	(*CreateTokenResponse)(nil),       // 47: cairn.controller.v1.CreateTokenResponse
+	(*WhoAmIRequest)(nil),             // 48: cairn.controller.v1.WhoAmIRequest
+	(*AuditLogEntry)(nil),             // 49: cairn.controller.v1.AuditLogEntry
+	(*ListEntriesRequest)(nil),        // 50: cairn.controller.v1.ListEntriesRequest
+	(*ListEntriesResponse)(nil),       // 51: cairn.controller.v1.ListEntriesResponse
+	(*VerifyRequest)(nil),             // 52: cairn.controller.v1.VerifyRequest
+	(*VerifyResponse)(nil),            // 53: cairn.controller.v1.VerifyResponse
+	(*ArtifactRecord)(nil),            // 54: cairn.controller.v1.ArtifactRecord
+	(*InstallRecord)(nil),             // 55: cairn.controller.v1.InstallRecord
+	(*PushRequest)(nil),               // 56: cairn.controller.v1.PushRequest
+	(*PushHeader)(nil),                // 57: cairn.controller.v1.PushHeader
+	(*UploadStatusRequest)(nil),       // 58: cairn.controller.v1.UploadStatusRequest
+	(*UploadStatusResponse)(nil),      // 59: cairn.controller.v1.UploadStatusResponse
+	(*DiscardUploadRequest)(nil),      // 60: cairn.controller.v1.DiscardUploadRequest
+	(*DiscardUploadResponse)(nil),     // 61: cairn.controller.v1.DiscardUploadResponse
+	(*ListArtifactsRequest)(nil),      // 62: cairn.controller.v1.ListArtifactsRequest
+	(*ListArtifactsResponse)(nil),     // 63: cairn.controller.v1.ListArtifactsResponse
+	(*GetArtifactRequest)(nil),        // 64: cairn.controller.v1.GetArtifactRequest
+	(*DownloadChunk)(nil),             // 65: cairn.controller.v1.DownloadChunk
+	(*WhereRequest)(nil),              // 66: cairn.controller.v1.WhereRequest
+	(*WhereResponse)(nil),             // 67: cairn.controller.v1.WhereResponse
+	(*CollectGarbageRequest)(nil),     // 68: cairn.controller.v1.CollectGarbageRequest
+	(*CollectGarbageResponse)(nil),    // 69: cairn.controller.v1.CollectGarbageResponse
+	(*ReleaseRef)(nil),                // 70: cairn.controller.v1.ReleaseRef
+	(*CreateReleaseRequest)(nil),      // 71: cairn.controller.v1.CreateReleaseRequest
+	(*ReleaseComponent)(nil),          // 72: cairn.controller.v1.ReleaseComponent
+	(*TestRecord)(nil),                // 73: cairn.controller.v1.TestRecord
+	(*Decision)(nil),                  // 74: cairn.controller.v1.Decision
+	(*ReleaseRecord)(nil),             // 75: cairn.controller.v1.ReleaseRecord
+	(*ListReleasesRequest)(nil),       // 76: cairn.controller.v1.ListReleasesRequest
+	(*ListReleasesResponse)(nil),      // 77: cairn.controller.v1.ListReleasesResponse
+	(*RecordTestRequest)(nil),         // 78: cairn.controller.v1.RecordTestRequest
+	(*DecisionRequest)(nil),           // 79: cairn.controller.v1.DecisionRequest
+	(*VerifyReleaseResponse)(nil),     // 80: cairn.controller.v1.VerifyReleaseResponse
+	(*RenderRequest)(nil),             // 81: cairn.controller.v1.RenderRequest
+	(*RenderResponse)(nil),            // 82: cairn.controller.v1.RenderResponse
+	(*ListKnownErrorsRequest)(nil),    // 83: cairn.controller.v1.ListKnownErrorsRequest
+	(*KnownErrorEntry)(nil),           // 84: cairn.controller.v1.KnownErrorEntry
+	(*ListKnownErrorsResponse)(nil),   // 85: cairn.controller.v1.ListKnownErrorsResponse
+	(*AgentEventRecord)(nil),          // 86: cairn.controller.v1.AgentEventRecord
+	(*RolloutNodeAction)(nil),         // 87: cairn.controller.v1.RolloutNodeAction
+	(*RolloutRef)(nil),                // 88: cairn.controller.v1.RolloutRef
+	(*RolloutAction)(nil),             // 89: cairn.controller.v1.RolloutAction
+	(*RolloutSpec)(nil),               // 90: cairn.controller.v1.RolloutSpec
+	(*RolloutPlan)(nil),               // 91: cairn.controller.v1.RolloutPlan
+	(*PlannedWave)(nil),               // 92: cairn.controller.v1.PlannedWave
+	(*NodePlan)(nil),                  // 93: cairn.controller.v1.NodePlan
+	(*RolloutRecord)(nil),             // 94: cairn.controller.v1.RolloutRecord
+	(*RolloutWave)(nil),               // 95: cairn.controller.v1.RolloutWave
+	(*RolloutCounts)(nil),             // 96: cairn.controller.v1.RolloutCounts
+	(*RolloutNode)(nil),               // 97: cairn.controller.v1.RolloutNode
+	(*StepConfirmation)(nil),          // 98: cairn.controller.v1.StepConfirmation
+	(*ConfirmStepRequest)(nil),        // 99: cairn.controller.v1.ConfirmStepRequest
+	(*ListRolloutsRequest)(nil),       // 100: cairn.controller.v1.ListRolloutsRequest
+	(*ListRolloutsResponse)(nil),      // 101: cairn.controller.v1.ListRolloutsResponse
+	(*RolloutReportRequest)(nil),      // 102: cairn.controller.v1.RolloutReportRequest
+	nil,                               // 103: cairn.controller.v1.CreateEnrollTokenRequest.LabelsEntry
+	nil,                               // 104: cairn.controller.v1.EnrollTokenRecord.LabelsEntry
+	nil,                               // 105: cairn.controller.v1.NodeRecord.LabelsEntry
+	nil,                               // 106: cairn.controller.v1.ListNodesRequest.SelectorEntry
+	nil,                               // 107: cairn.controller.v1.LabelNodeRequest.SetEntry
+	nil,                               // 108: cairn.controller.v1.RunAuditRequest.SelectorEntry
+	nil,                               // 109: cairn.controller.v1.DriftRequest.SelectorEntry
+	nil,                               // 110: cairn.controller.v1.ServiceRecord.SelectorEntry
+	nil,                               // 111: cairn.controller.v1.CreateServiceRequest.SelectorEntry
+	nil,                               // 112: cairn.controller.v1.AuditLogEntry.DetailsEntry
+	nil,                               // 113: cairn.controller.v1.CreateReleaseRequest.ComponentDigestsEntry
+	nil,                               // 114: cairn.controller.v1.RolloutSpec.SelectorEntry
+	(*v1.DeployCommand)(nil),          // 115: cairn.agent.v1.DeployCommand
+	(*v11.Audit)(nil),                 // 116: cairn.inventory.v1.Audit
 }
 var file_proto_controller_v1_controller_proto_depIdxs = []int32{
-	99,  // 0: cairn.controller.v1.CreateEnrollTokenRequest.labels:type_name -> cairn.controller.v1.CreateEnrollTokenRequest.LabelsEntry
-	100, // 1: cairn.controller.v1.EnrollTokenRecord.labels:type_name -> cairn.controller.v1.EnrollTokenRecord.LabelsEntry
-	101, // 2: cairn.controller.v1.NodeRecord.labels:type_name -> cairn.controller.v1.NodeRecord.LabelsEntry
-	0,   // 3: cairn.controller.v1.NodeRecord.state:type_name -> cairn.controller.v1.NodeRecord.State
-	102, // 4: cairn.controller.v1.ListNodesRequest.selector:type_name -> cairn.controller.v1.ListNodesRequest.SelectorEntry
-	6,   // 5: cairn.controller.v1.ListNodesResponse.nodes:type_name -> cairn.controller.v1.NodeRecord
-	103, // 6: cairn.controller.v1.LabelNodeRequest.set:type_name -> cairn.controller.v1.LabelNodeRequest.SetEntry
-	104, // 7: cairn.controller.v1.RunAuditRequest.selector:type_name -> cairn.controller.v1.RunAuditRequest.SelectorEntry
-	14,  // 8: cairn.controller.v1.RunAuditResponse.commands:type_name -> cairn.controller.v1.CommandRecord
-	1,   // 9: cairn.controller.v1.CommandRecord.state:type_name -> cairn.controller.v1.CommandRecord.State
-	111, // 10: cairn.controller.v1.CommandRecord.deploy:type_name -> cairn.agent.v1.DeployCommand
-	16,  // 11: cairn.controller.v1.ListAuditsResponse.audits:type_name -> cairn.controller.v1.AuditRecord
-	16,  // 12: cairn.controller.v1.GetAuditResponse.record:type_name -> cairn.controller.v1.AuditRecord
-	112, // 13: cairn.controller.v1.GetAuditResponse.audit:type_name -> cairn.inventory.v1.Audit
-	21,  // 14: cairn.controller.v1.BaselineHistoryResponse.baselines:type_name -> cairn.controller.v1.BaselineRecord
-	105, // 15: cairn.controller.v1.DriftRequest.selector:type_name -> cairn.controller.v1.DriftRequest.SelectorEntry
-	26,  // 16: cairn.controller.v1.DriftResponse.nodes:type_name -> cairn.controller.v1.NodeDrift
-	6,   // 17: cairn.controller.v1.ExportResponse.nodes:type_name -> cairn.controller.v1.NodeRecord
-	32,  // 18: cairn.controller.v1.ExportResponse.services:type_name -> cairn.controller.v1.ServiceRecord
-	21,  // 19: cairn.controller.v1.ExportResponse.baselines:type_name -> cairn.controller.v1.BaselineRecord
-	6,   // 20: cairn.controller.v1.ImportRequest.nodes:type_name -> cairn.controller.v1.NodeRecord
-	32,  // 21: cairn.controller.v1.ImportRequest.services:type_name -> cairn.controller.v1.ServiceRecord
-	106, // 22: cairn.controller.v1.ServiceRecord.selector:type_name -> cairn.controller.v1.ServiceRecord.SelectorEntry
-	107, // 23: cairn.controller.v1.CreateServiceRequest.selector:type_name -> cairn.controller.v1.CreateServiceRequest.SelectorEntry
-	32,  // 24: cairn.controller.v1.ListServicesResponse.services:type_name -> cairn.controller.v1.ServiceRecord
-	38,  // 25: cairn.controller.v1.ListUsersResponse.users:type_name -> cairn.controller.v1.UserRecord
-	108, // 26: cairn.controller.v1.AuditLogEntry.details:type_name -> cairn.controller.v1.AuditLogEntry.DetailsEntry
-	46,  // 27: cairn.controller.v1.ListEntriesResponse.entries:type_name -> cairn.controller.v1.AuditLogEntry
-	52,  // 28: cairn.controller.v1.ArtifactRecord.installs:type_name -> cairn.controller.v1.InstallRecord
-	54,  // 29: cairn.controller.v1.PushRequest.header:type_name -> cairn.controller.v1.PushHeader
-	51,  // 30: cairn.controller.v1.ListArtifactsResponse.artifacts:type_name -> cairn.controller.v1.ArtifactRecord
-	51,  // 31: cairn.controller.v1.DownloadChunk.artifact:type_name -> cairn.controller.v1.ArtifactRecord
-	52,  // 32: cairn.controller.v1.WhereResponse.installs:type_name -> cairn.controller.v1.InstallRecord
-	51,  // 33: cairn.controller.v1.CollectGarbageResponse.removed:type_name -> cairn.controller.v1.ArtifactRecord
-	109, // 34: cairn.controller.v1.CreateReleaseRequest.component_digests:type_name -> cairn.controller.v1.CreateReleaseRequest.ComponentDigestsEntry
-	2,   // 35: cairn.controller.v1.ReleaseRecord.state:type_name -> cairn.controller.v1.ReleaseRecord.State
-	69,  // 36: cairn.controller.v1.ReleaseRecord.components:type_name -> cairn.controller.v1.ReleaseComponent
-	70,  // 37: cairn.controller.v1.ReleaseRecord.tests:type_name -> cairn.controller.v1.TestRecord
-	71,  // 38: cairn.controller.v1.ReleaseRecord.decisions:type_name -> cairn.controller.v1.Decision
-	72,  // 39: cairn.controller.v1.ListReleasesResponse.releases:type_name -> cairn.controller.v1.ReleaseRecord
-	67,  // 40: cairn.controller.v1.RecordTestRequest.release:type_name -> cairn.controller.v1.ReleaseRef
-	67,  // 41: cairn.controller.v1.DecisionRequest.release:type_name -> cairn.controller.v1.ReleaseRef
-	67,  // 42: cairn.controller.v1.RenderRequest.release:type_name -> cairn.controller.v1.ReleaseRef
-	81,  // 43: cairn.controller.v1.ListKnownErrorsResponse.known_errors:type_name -> cairn.controller.v1.KnownErrorEntry
-	67,  // 44: cairn.controller.v1.RolloutSpec.release:type_name -> cairn.controller.v1.ReleaseRef
-	110, // 45: cairn.controller.v1.RolloutSpec.selector:type_name -> cairn.controller.v1.RolloutSpec.SelectorEntry
-	86,  // 46: cairn.controller.v1.RolloutPlan.spec:type_name -> cairn.controller.v1.RolloutSpec
-	88,  // 47: cairn.controller.v1.RolloutPlan.waves:type_name -> cairn.controller.v1.PlannedWave
-	89,  // 48: cairn.controller.v1.RolloutPlan.nodes:type_name -> cairn.controller.v1.NodePlan
-	67,  // 49: cairn.controller.v1.RolloutRecord.release:type_name -> cairn.controller.v1.ReleaseRef
-	86,  // 50: cairn.controller.v1.RolloutRecord.spec:type_name -> cairn.controller.v1.RolloutSpec
-	91,  // 51: cairn.controller.v1.RolloutRecord.waves:type_name -> cairn.controller.v1.RolloutWave
-	92,  // 52: cairn.controller.v1.RolloutRecord.counts:type_name -> cairn.controller.v1.RolloutCounts
-	93,  // 53: cairn.controller.v1.RolloutRecord.nodes:type_name -> cairn.controller.v1.RolloutNode
-	94,  // 54: cairn.controller.v1.RolloutNode.confirmations:type_name -> cairn.controller.v1.StepConfirmation
-	90,  // 55: cairn.controller.v1.ListRolloutsResponse.rollouts:type_name -> cairn.controller.v1.RolloutRecord
-	3,   // 56: cairn.controller.v1.EnrollTokens.CreateEnrollToken:input_type -> cairn.controller.v1.CreateEnrollTokenRequest
-	7,   // 57: cairn.controller.v1.Nodes.ListNodes:input_type -> cairn.controller.v1.ListNodesRequest
-	9,   // 58: cairn.controller.v1.Nodes.GetNode:input_type -> cairn.controller.v1.GetNodeRequest
-	10,  // 59: cairn.controller.v1.Nodes.LabelNode:input_type -> cairn.controller.v1.LabelNodeRequest
-	11,  // 60: cairn.controller.v1.Nodes.RevokeNode:input_type -> cairn.controller.v1.RevokeNodeRequest
-	12,  // 61: cairn.controller.v1.Audits.RunAudit:input_type -> cairn.controller.v1.RunAuditRequest
-	15,  // 62: cairn.controller.v1.Audits.GetCommand:input_type -> cairn.controller.v1.GetCommandRequest
-	17,  // 63: cairn.controller.v1.Audits.ListAudits:input_type -> cairn.controller.v1.ListAuditsRequest
-	19,  // 64: cairn.controller.v1.Audits.GetAudit:input_type -> cairn.controller.v1.GetAuditRequest
-	22,  // 65: cairn.controller.v1.CMS.AcceptBaseline:input_type -> cairn.controller.v1.AcceptBaselineRequest
-	23,  // 66: cairn.controller.v1.CMS.BaselineHistory:input_type -> cairn.controller.v1.BaselineHistoryRequest
-	25,  // 67: cairn.controller.v1.CMS.Drift:input_type -> cairn.controller.v1.DriftRequest
-	28,  // 68: cairn.controller.v1.CMS.Export:input_type -> cairn.controller.v1.ExportRequest
-	30,  // 69: cairn.controller.v1.CMS.Import:input_type -> cairn.controller.v1.ImportRequest
-	33,  // 70: cairn.controller.v1.Services.CreateService:input_type -> cairn.controller.v1.CreateServiceRequest
-	34,  // 71: cairn.controller.v1.Services.ListServices:input_type -> cairn.controller.v1.ListServicesRequest
-	36,  // 72: cairn.controller.v1.Services.DeleteService:input_type -> cairn.controller.v1.DeleteServiceRequest
-	40,  // 73: cairn.controller.v1.Users.CreateUser:input_type -> cairn.controller.v1.CreateUserRequest
-	41,  // 74: cairn.controller.v1.Users.ListUsers:input_type -> cairn.controller.v1.ListUsersRequest
-	43,  // 75: cairn.controller.v1.Users.CreateToken:input_type -> cairn.controller.v1.CreateTokenRequest
-	45,  // 76: cairn.controller.v1.Users.WhoAmI:input_type -> cairn.controller.v1.WhoAmIRequest
-	47,  // 77: cairn.controller.v1.AuditLog.ListEntries:input_type -> cairn.controller.v1.ListEntriesRequest
-	49,  // 78: cairn.controller.v1.AuditLog.Verify:input_type -> cairn.controller.v1.VerifyRequest
-	53,  // 79: cairn.controller.v1.Artifacts.Push:input_type -> cairn.controller.v1.PushRequest
-	55,  // 80: cairn.controller.v1.Artifacts.UploadStatus:input_type -> cairn.controller.v1.UploadStatusRequest
-	57,  // 81: cairn.controller.v1.Artifacts.DiscardUpload:input_type -> cairn.controller.v1.DiscardUploadRequest
-	59,  // 82: cairn.controller.v1.Artifacts.ListArtifacts:input_type -> cairn.controller.v1.ListArtifactsRequest
-	61,  // 83: cairn.controller.v1.Artifacts.GetArtifact:input_type -> cairn.controller.v1.GetArtifactRequest
-	61,  // 84: cairn.controller.v1.Artifacts.Download:input_type -> cairn.controller.v1.GetArtifactRequest
-	63,  // 85: cairn.controller.v1.Artifacts.Where:input_type -> cairn.controller.v1.WhereRequest
-	65,  // 86: cairn.controller.v1.Artifacts.CollectGarbage:input_type -> cairn.controller.v1.CollectGarbageRequest
-	68,  // 87: cairn.controller.v1.Releases.CreateRelease:input_type -> cairn.controller.v1.CreateReleaseRequest
-	67,  // 88: cairn.controller.v1.Releases.SealRelease:input_type -> cairn.controller.v1.ReleaseRef
-	75,  // 89: cairn.controller.v1.Releases.RecordTest:input_type -> cairn.controller.v1.RecordTestRequest
-	76,  // 90: cairn.controller.v1.Releases.ApproveRelease:input_type -> cairn.controller.v1.DecisionRequest
-	76,  // 91: cairn.controller.v1.Releases.RejectRelease:input_type -> cairn.controller.v1.DecisionRequest
-	67,  // 92: cairn.controller.v1.Releases.GetRelease:input_type -> cairn.controller.v1.ReleaseRef
-	73,  // 93: cairn.controller.v1.Releases.ListReleases:input_type -> cairn.controller.v1.ListReleasesRequest
-	67,  // 94: cairn.controller.v1.Releases.VerifyRelease:input_type -> cairn.controller.v1.ReleaseRef
-	78,  // 95: cairn.controller.v1.Releases.ReleaseNotes:input_type -> cairn.controller.v1.RenderRequest
-	78,  // 96: cairn.controller.v1.Releases.ReleaseDossier:input_type -> cairn.controller.v1.RenderRequest
-	80,  // 97: cairn.controller.v1.KnownErrors.ListKnownErrors:input_type -> cairn.controller.v1.ListKnownErrorsRequest
-	86,  // 98: cairn.controller.v1.Rollouts.PlanRollout:input_type -> cairn.controller.v1.RolloutSpec
-	86,  // 99: cairn.controller.v1.Rollouts.StartRollout:input_type -> cairn.controller.v1.RolloutSpec
-	84,  // 100: cairn.controller.v1.Rollouts.GetRollout:input_type -> cairn.controller.v1.RolloutRef
-	96,  // 101: cairn.controller.v1.Rollouts.ListRollouts:input_type -> cairn.controller.v1.ListRolloutsRequest
-	84,  // 102: cairn.controller.v1.Rollouts.WatchRollout:input_type -> cairn.controller.v1.RolloutRef
-	85,  // 103: cairn.controller.v1.Rollouts.PauseRollout:input_type -> cairn.controller.v1.RolloutAction
-	85,  // 104: cairn.controller.v1.Rollouts.ResumeRollout:input_type -> cairn.controller.v1.RolloutAction
-	85,  // 105: cairn.controller.v1.Rollouts.AbortRollout:input_type -> cairn.controller.v1.RolloutAction
-	85,  // 106: cairn.controller.v1.Rollouts.RollbackRollout:input_type -> cairn.controller.v1.RolloutAction
-	95,  // 107: cairn.controller.v1.Rollouts.ConfirmStep:input_type -> cairn.controller.v1.ConfirmStepRequest
-	98,  // 108: cairn.controller.v1.Rollouts.RolloutReport:input_type -> cairn.controller.v1.RolloutReportRequest
-	4,   // 109: cairn.controller.v1.EnrollTokens.CreateEnrollToken:output_type -> cairn.controller.v1.CreateEnrollTokenResponse
-	8,   // 110: cairn.controller.v1.Nodes.ListNodes:output_type -> cairn.controller.v1.ListNodesResponse
-	6,   // 111: cairn.controller.v1.Nodes.GetNode:output_type -> cairn.controller.v1.NodeRecord
-	6,   // 112: cairn.controller.v1.Nodes.LabelNode:output_type -> cairn.controller.v1.NodeRecord
-	6,   // 113: cairn.controller.v1.Nodes.RevokeNode:output_type -> cairn.controller.v1.NodeRecord
-	13,  // 114: cairn.controller.v1.Audits.RunAudit:output_type -> cairn.controller.v1.RunAuditResponse
-	14,  // 115: cairn.controller.v1.Audits.GetCommand:output_type -> cairn.controller.v1.CommandRecord
-	18,  // 116: cairn.controller.v1.Audits.ListAudits:output_type -> cairn.controller.v1.ListAuditsResponse
-	20,  // 117: cairn.controller.v1.Audits.GetAudit:output_type -> cairn.controller.v1.GetAuditResponse
-	21,  // 118: cairn.controller.v1.CMS.AcceptBaseline:output_type -> cairn.controller.v1.BaselineRecord
-	24,  // 119: cairn.controller.v1.CMS.BaselineHistory:output_type -> cairn.controller.v1.BaselineHistoryResponse
-	27,  // 120: cairn.controller.v1.CMS.Drift:output_type -> cairn.controller.v1.DriftResponse
-	29,  // 121: cairn.controller.v1.CMS.Export:output_type -> cairn.controller.v1.ExportResponse
-	31,  // 122: cairn.controller.v1.CMS.Import:output_type -> cairn.controller.v1.ImportResponse
-	32,  // 123: cairn.controller.v1.Services.CreateService:output_type -> cairn.controller.v1.ServiceRecord
-	35,  // 124: cairn.controller.v1.Services.ListServices:output_type -> cairn.controller.v1.ListServicesResponse
-	37,  // 125: cairn.controller.v1.Services.DeleteService:output_type -> cairn.controller.v1.DeleteServiceResponse
-	38,  // 126: cairn.controller.v1.Users.CreateUser:output_type -> cairn.controller.v1.UserRecord
-	42,  // 127: cairn.controller.v1.Users.ListUsers:output_type -> cairn.controller.v1.ListUsersResponse
-	44,  // 128: cairn.controller.v1.Users.CreateToken:output_type -> cairn.controller.v1.CreateTokenResponse
-	38,  // 129: cairn.controller.v1.Users.WhoAmI:output_type -> cairn.controller.v1.UserRecord
-	48,  // 130: cairn.controller.v1.AuditLog.ListEntries:output_type -> cairn.controller.v1.ListEntriesResponse
-	50,  // 131: cairn.controller.v1.AuditLog.Verify:output_type -> cairn.controller.v1.VerifyResponse
-	51,  // 132: cairn.controller.v1.Artifacts.Push:output_type -> cairn.controller.v1.ArtifactRecord
-	56,  // 133: cairn.controller.v1.Artifacts.UploadStatus:output_type -> cairn.controller.v1.UploadStatusResponse
-	58,  // 134: cairn.controller.v1.Artifacts.DiscardUpload:output_type -> cairn.controller.v1.DiscardUploadResponse
-	60,  // 135: cairn.controller.v1.Artifacts.ListArtifacts:output_type -> cairn.controller.v1.ListArtifactsResponse
-	51,  // 136: cairn.controller.v1.Artifacts.GetArtifact:output_type -> cairn.controller.v1.ArtifactRecord
-	62,  // 137: cairn.controller.v1.Artifacts.Download:output_type -> cairn.controller.v1.DownloadChunk
-	64,  // 138: cairn.controller.v1.Artifacts.Where:output_type -> cairn.controller.v1.WhereResponse
-	66,  // 139: cairn.controller.v1.Artifacts.CollectGarbage:output_type -> cairn.controller.v1.CollectGarbageResponse
-	72,  // 140: cairn.controller.v1.Releases.CreateRelease:output_type -> cairn.controller.v1.ReleaseRecord
-	72,  // 141: cairn.controller.v1.Releases.SealRelease:output_type -> cairn.controller.v1.ReleaseRecord
-	72,  // 142: cairn.controller.v1.Releases.RecordTest:output_type -> cairn.controller.v1.ReleaseRecord
-	72,  // 143: cairn.controller.v1.Releases.ApproveRelease:output_type -> cairn.controller.v1.ReleaseRecord
-	72,  // 144: cairn.controller.v1.Releases.RejectRelease:output_type -> cairn.controller.v1.ReleaseRecord
-	72,  // 145: cairn.controller.v1.Releases.GetRelease:output_type -> cairn.controller.v1.ReleaseRecord
-	74,  // 146: cairn.controller.v1.Releases.ListReleases:output_type -> cairn.controller.v1.ListReleasesResponse
-	77,  // 147: cairn.controller.v1.Releases.VerifyRelease:output_type -> cairn.controller.v1.VerifyReleaseResponse
-	79,  // 148: cairn.controller.v1.Releases.ReleaseNotes:output_type -> cairn.controller.v1.RenderResponse
-	79,  // 149: cairn.controller.v1.Releases.ReleaseDossier:output_type -> cairn.controller.v1.RenderResponse
-	82,  // 150: cairn.controller.v1.KnownErrors.ListKnownErrors:output_type -> cairn.controller.v1.ListKnownErrorsResponse
-	87,  // 151: cairn.controller.v1.Rollouts.PlanRollout:output_type -> cairn.controller.v1.RolloutPlan
-	90,  // 152: cairn.controller.v1.Rollouts.StartRollout:output_type -> cairn.controller.v1.RolloutRecord
-	90,  // 153: cairn.controller.v1.Rollouts.GetRollout:output_type -> cairn.controller.v1.RolloutRecord
-	97,  // 154: cairn.controller.v1.Rollouts.ListRollouts:output_type -> cairn.controller.v1.ListRolloutsResponse
-	90,  // 155: cairn.controller.v1.Rollouts.WatchRollout:output_type -> cairn.controller.v1.RolloutRecord
-	90,  // 156: cairn.controller.v1.Rollouts.PauseRollout:output_type -> cairn.controller.v1.RolloutRecord
-	90,  // 157: cairn.controller.v1.Rollouts.ResumeRollout:output_type -> cairn.controller.v1.RolloutRecord
-	90,  // 158: cairn.controller.v1.Rollouts.AbortRollout:output_type -> cairn.controller.v1.RolloutRecord
-	90,  // 159: cairn.controller.v1.Rollouts.RollbackRollout:output_type -> cairn.controller.v1.RolloutRecord
-	90,  // 160: cairn.controller.v1.Rollouts.ConfirmStep:output_type -> cairn.controller.v1.RolloutRecord
-	79,  // 161: cairn.controller.v1.Rollouts.RolloutReport:output_type -> cairn.controller.v1.RenderResponse
-	109, // [109:162] is the sub-list for method output_type
-	56,  // [56:109] is the sub-list for method input_type
-	56,  // [56:56] is the sub-list for extension type_name
-	56,  // [56:56] is the sub-list for extension extendee
-	0,   // [0:56] is the sub-list for field type_name
+	103, // 0: cairn.controller.v1.CreateEnrollTokenRequest.labels:type_name -> cairn.controller.v1.CreateEnrollTokenRequest.LabelsEntry
+	104, // 1: cairn.controller.v1.EnrollTokenRecord.labels:type_name -> cairn.controller.v1.EnrollTokenRecord.LabelsEntry
+	105, // 2: cairn.controller.v1.NodeRecord.labels:type_name -> cairn.controller.v1.NodeRecord.LabelsEntry
+	3,   // 3: cairn.controller.v1.NodeRecord.state:type_name -> cairn.controller.v1.NodeRecord.State
+	106, // 4: cairn.controller.v1.ListNodesRequest.selector:type_name -> cairn.controller.v1.ListNodesRequest.SelectorEntry
+	9,   // 5: cairn.controller.v1.ListNodesResponse.nodes:type_name -> cairn.controller.v1.NodeRecord
+	107, // 6: cairn.controller.v1.LabelNodeRequest.set:type_name -> cairn.controller.v1.LabelNodeRequest.SetEntry
+	108, // 7: cairn.controller.v1.RunAuditRequest.selector:type_name -> cairn.controller.v1.RunAuditRequest.SelectorEntry
+	17,  // 8: cairn.controller.v1.RunAuditResponse.commands:type_name -> cairn.controller.v1.CommandRecord
+	4,   // 9: cairn.controller.v1.CommandRecord.state:type_name -> cairn.controller.v1.CommandRecord.State
+	115, // 10: cairn.controller.v1.CommandRecord.deploy:type_name -> cairn.agent.v1.DeployCommand
+	19,  // 11: cairn.controller.v1.ListAuditsResponse.audits:type_name -> cairn.controller.v1.AuditRecord
+	19,  // 12: cairn.controller.v1.GetAuditResponse.record:type_name -> cairn.controller.v1.AuditRecord
+	116, // 13: cairn.controller.v1.GetAuditResponse.audit:type_name -> cairn.inventory.v1.Audit
+	24,  // 14: cairn.controller.v1.BaselineHistoryResponse.baselines:type_name -> cairn.controller.v1.BaselineRecord
+	109, // 15: cairn.controller.v1.DriftRequest.selector:type_name -> cairn.controller.v1.DriftRequest.SelectorEntry
+	29,  // 16: cairn.controller.v1.DriftResponse.nodes:type_name -> cairn.controller.v1.NodeDrift
+	9,   // 17: cairn.controller.v1.ExportResponse.nodes:type_name -> cairn.controller.v1.NodeRecord
+	35,  // 18: cairn.controller.v1.ExportResponse.services:type_name -> cairn.controller.v1.ServiceRecord
+	24,  // 19: cairn.controller.v1.ExportResponse.baselines:type_name -> cairn.controller.v1.BaselineRecord
+	9,   // 20: cairn.controller.v1.ImportRequest.nodes:type_name -> cairn.controller.v1.NodeRecord
+	35,  // 21: cairn.controller.v1.ImportRequest.services:type_name -> cairn.controller.v1.ServiceRecord
+	110, // 22: cairn.controller.v1.ServiceRecord.selector:type_name -> cairn.controller.v1.ServiceRecord.SelectorEntry
+	111, // 23: cairn.controller.v1.CreateServiceRequest.selector:type_name -> cairn.controller.v1.CreateServiceRequest.SelectorEntry
+	35,  // 24: cairn.controller.v1.ListServicesResponse.services:type_name -> cairn.controller.v1.ServiceRecord
+	41,  // 25: cairn.controller.v1.ListUsersResponse.users:type_name -> cairn.controller.v1.UserRecord
+	112, // 26: cairn.controller.v1.AuditLogEntry.details:type_name -> cairn.controller.v1.AuditLogEntry.DetailsEntry
+	49,  // 27: cairn.controller.v1.ListEntriesResponse.entries:type_name -> cairn.controller.v1.AuditLogEntry
+	55,  // 28: cairn.controller.v1.ArtifactRecord.installs:type_name -> cairn.controller.v1.InstallRecord
+	57,  // 29: cairn.controller.v1.PushRequest.header:type_name -> cairn.controller.v1.PushHeader
+	54,  // 30: cairn.controller.v1.ListArtifactsResponse.artifacts:type_name -> cairn.controller.v1.ArtifactRecord
+	54,  // 31: cairn.controller.v1.DownloadChunk.artifact:type_name -> cairn.controller.v1.ArtifactRecord
+	55,  // 32: cairn.controller.v1.WhereResponse.installs:type_name -> cairn.controller.v1.InstallRecord
+	54,  // 33: cairn.controller.v1.CollectGarbageResponse.removed:type_name -> cairn.controller.v1.ArtifactRecord
+	113, // 34: cairn.controller.v1.CreateReleaseRequest.component_digests:type_name -> cairn.controller.v1.CreateReleaseRequest.ComponentDigestsEntry
+	5,   // 35: cairn.controller.v1.ReleaseRecord.state:type_name -> cairn.controller.v1.ReleaseRecord.State
+	72,  // 36: cairn.controller.v1.ReleaseRecord.components:type_name -> cairn.controller.v1.ReleaseComponent
+	73,  // 37: cairn.controller.v1.ReleaseRecord.tests:type_name -> cairn.controller.v1.TestRecord
+	74,  // 38: cairn.controller.v1.ReleaseRecord.decisions:type_name -> cairn.controller.v1.Decision
+	75,  // 39: cairn.controller.v1.ListReleasesResponse.releases:type_name -> cairn.controller.v1.ReleaseRecord
+	70,  // 40: cairn.controller.v1.RecordTestRequest.release:type_name -> cairn.controller.v1.ReleaseRef
+	70,  // 41: cairn.controller.v1.DecisionRequest.release:type_name -> cairn.controller.v1.ReleaseRef
+	70,  // 42: cairn.controller.v1.RenderRequest.release:type_name -> cairn.controller.v1.ReleaseRef
+	84,  // 43: cairn.controller.v1.ListKnownErrorsResponse.known_errors:type_name -> cairn.controller.v1.KnownErrorEntry
+	70,  // 44: cairn.controller.v1.RolloutSpec.release:type_name -> cairn.controller.v1.ReleaseRef
+	114, // 45: cairn.controller.v1.RolloutSpec.selector:type_name -> cairn.controller.v1.RolloutSpec.SelectorEntry
+	90,  // 46: cairn.controller.v1.RolloutPlan.spec:type_name -> cairn.controller.v1.RolloutSpec
+	92,  // 47: cairn.controller.v1.RolloutPlan.waves:type_name -> cairn.controller.v1.PlannedWave
+	93,  // 48: cairn.controller.v1.RolloutPlan.nodes:type_name -> cairn.controller.v1.NodePlan
+	70,  // 49: cairn.controller.v1.RolloutRecord.release:type_name -> cairn.controller.v1.ReleaseRef
+	90,  // 50: cairn.controller.v1.RolloutRecord.spec:type_name -> cairn.controller.v1.RolloutSpec
+	0,   // 51: cairn.controller.v1.RolloutRecord.state:type_name -> cairn.controller.v1.RolloutState
+	95,  // 52: cairn.controller.v1.RolloutRecord.waves:type_name -> cairn.controller.v1.RolloutWave
+	96,  // 53: cairn.controller.v1.RolloutRecord.counts:type_name -> cairn.controller.v1.RolloutCounts
+	97,  // 54: cairn.controller.v1.RolloutRecord.nodes:type_name -> cairn.controller.v1.RolloutNode
+	1,   // 55: cairn.controller.v1.RolloutWave.state:type_name -> cairn.controller.v1.WaveState
+	2,   // 56: cairn.controller.v1.RolloutNode.state:type_name -> cairn.controller.v1.NodeState
+	98,  // 57: cairn.controller.v1.RolloutNode.confirmations:type_name -> cairn.controller.v1.StepConfirmation
+	2,   // 58: cairn.controller.v1.RolloutNode.resolved_from:type_name -> cairn.controller.v1.NodeState
+	94,  // 59: cairn.controller.v1.ListRolloutsResponse.rollouts:type_name -> cairn.controller.v1.RolloutRecord
+	6,   // 60: cairn.controller.v1.EnrollTokens.CreateEnrollToken:input_type -> cairn.controller.v1.CreateEnrollTokenRequest
+	10,  // 61: cairn.controller.v1.Nodes.ListNodes:input_type -> cairn.controller.v1.ListNodesRequest
+	12,  // 62: cairn.controller.v1.Nodes.GetNode:input_type -> cairn.controller.v1.GetNodeRequest
+	13,  // 63: cairn.controller.v1.Nodes.LabelNode:input_type -> cairn.controller.v1.LabelNodeRequest
+	14,  // 64: cairn.controller.v1.Nodes.RevokeNode:input_type -> cairn.controller.v1.RevokeNodeRequest
+	15,  // 65: cairn.controller.v1.Audits.RunAudit:input_type -> cairn.controller.v1.RunAuditRequest
+	18,  // 66: cairn.controller.v1.Audits.GetCommand:input_type -> cairn.controller.v1.GetCommandRequest
+	20,  // 67: cairn.controller.v1.Audits.ListAudits:input_type -> cairn.controller.v1.ListAuditsRequest
+	22,  // 68: cairn.controller.v1.Audits.GetAudit:input_type -> cairn.controller.v1.GetAuditRequest
+	25,  // 69: cairn.controller.v1.CMS.AcceptBaseline:input_type -> cairn.controller.v1.AcceptBaselineRequest
+	26,  // 70: cairn.controller.v1.CMS.BaselineHistory:input_type -> cairn.controller.v1.BaselineHistoryRequest
+	28,  // 71: cairn.controller.v1.CMS.Drift:input_type -> cairn.controller.v1.DriftRequest
+	31,  // 72: cairn.controller.v1.CMS.Export:input_type -> cairn.controller.v1.ExportRequest
+	33,  // 73: cairn.controller.v1.CMS.Import:input_type -> cairn.controller.v1.ImportRequest
+	36,  // 74: cairn.controller.v1.Services.CreateService:input_type -> cairn.controller.v1.CreateServiceRequest
+	37,  // 75: cairn.controller.v1.Services.ListServices:input_type -> cairn.controller.v1.ListServicesRequest
+	39,  // 76: cairn.controller.v1.Services.DeleteService:input_type -> cairn.controller.v1.DeleteServiceRequest
+	43,  // 77: cairn.controller.v1.Users.CreateUser:input_type -> cairn.controller.v1.CreateUserRequest
+	44,  // 78: cairn.controller.v1.Users.ListUsers:input_type -> cairn.controller.v1.ListUsersRequest
+	46,  // 79: cairn.controller.v1.Users.CreateToken:input_type -> cairn.controller.v1.CreateTokenRequest
+	48,  // 80: cairn.controller.v1.Users.WhoAmI:input_type -> cairn.controller.v1.WhoAmIRequest
+	50,  // 81: cairn.controller.v1.AuditLog.ListEntries:input_type -> cairn.controller.v1.ListEntriesRequest
+	52,  // 82: cairn.controller.v1.AuditLog.Verify:input_type -> cairn.controller.v1.VerifyRequest
+	56,  // 83: cairn.controller.v1.Artifacts.Push:input_type -> cairn.controller.v1.PushRequest
+	58,  // 84: cairn.controller.v1.Artifacts.UploadStatus:input_type -> cairn.controller.v1.UploadStatusRequest
+	60,  // 85: cairn.controller.v1.Artifacts.DiscardUpload:input_type -> cairn.controller.v1.DiscardUploadRequest
+	62,  // 86: cairn.controller.v1.Artifacts.ListArtifacts:input_type -> cairn.controller.v1.ListArtifactsRequest
+	64,  // 87: cairn.controller.v1.Artifacts.GetArtifact:input_type -> cairn.controller.v1.GetArtifactRequest
+	64,  // 88: cairn.controller.v1.Artifacts.Download:input_type -> cairn.controller.v1.GetArtifactRequest
+	66,  // 89: cairn.controller.v1.Artifacts.Where:input_type -> cairn.controller.v1.WhereRequest
+	68,  // 90: cairn.controller.v1.Artifacts.CollectGarbage:input_type -> cairn.controller.v1.CollectGarbageRequest
+	71,  // 91: cairn.controller.v1.Releases.CreateRelease:input_type -> cairn.controller.v1.CreateReleaseRequest
+	70,  // 92: cairn.controller.v1.Releases.SealRelease:input_type -> cairn.controller.v1.ReleaseRef
+	78,  // 93: cairn.controller.v1.Releases.RecordTest:input_type -> cairn.controller.v1.RecordTestRequest
+	79,  // 94: cairn.controller.v1.Releases.ApproveRelease:input_type -> cairn.controller.v1.DecisionRequest
+	79,  // 95: cairn.controller.v1.Releases.RejectRelease:input_type -> cairn.controller.v1.DecisionRequest
+	70,  // 96: cairn.controller.v1.Releases.GetRelease:input_type -> cairn.controller.v1.ReleaseRef
+	76,  // 97: cairn.controller.v1.Releases.ListReleases:input_type -> cairn.controller.v1.ListReleasesRequest
+	70,  // 98: cairn.controller.v1.Releases.VerifyRelease:input_type -> cairn.controller.v1.ReleaseRef
+	81,  // 99: cairn.controller.v1.Releases.ReleaseNotes:input_type -> cairn.controller.v1.RenderRequest
+	81,  // 100: cairn.controller.v1.Releases.ReleaseDossier:input_type -> cairn.controller.v1.RenderRequest
+	83,  // 101: cairn.controller.v1.KnownErrors.ListKnownErrors:input_type -> cairn.controller.v1.ListKnownErrorsRequest
+	90,  // 102: cairn.controller.v1.Rollouts.PlanRollout:input_type -> cairn.controller.v1.RolloutSpec
+	90,  // 103: cairn.controller.v1.Rollouts.StartRollout:input_type -> cairn.controller.v1.RolloutSpec
+	88,  // 104: cairn.controller.v1.Rollouts.GetRollout:input_type -> cairn.controller.v1.RolloutRef
+	100, // 105: cairn.controller.v1.Rollouts.ListRollouts:input_type -> cairn.controller.v1.ListRolloutsRequest
+	88,  // 106: cairn.controller.v1.Rollouts.WatchRollout:input_type -> cairn.controller.v1.RolloutRef
+	89,  // 107: cairn.controller.v1.Rollouts.PauseRollout:input_type -> cairn.controller.v1.RolloutAction
+	89,  // 108: cairn.controller.v1.Rollouts.ResumeRollout:input_type -> cairn.controller.v1.RolloutAction
+	89,  // 109: cairn.controller.v1.Rollouts.AbortRollout:input_type -> cairn.controller.v1.RolloutAction
+	89,  // 110: cairn.controller.v1.Rollouts.RollbackRollout:input_type -> cairn.controller.v1.RolloutAction
+	99,  // 111: cairn.controller.v1.Rollouts.ConfirmStep:input_type -> cairn.controller.v1.ConfirmStepRequest
+	102, // 112: cairn.controller.v1.Rollouts.RolloutReport:input_type -> cairn.controller.v1.RolloutReportRequest
+	87,  // 113: cairn.controller.v1.Rollouts.RetryRolloutNode:input_type -> cairn.controller.v1.RolloutNodeAction
+	87,  // 114: cairn.controller.v1.Rollouts.ResolveRolloutNode:input_type -> cairn.controller.v1.RolloutNodeAction
+	7,   // 115: cairn.controller.v1.EnrollTokens.CreateEnrollToken:output_type -> cairn.controller.v1.CreateEnrollTokenResponse
+	11,  // 116: cairn.controller.v1.Nodes.ListNodes:output_type -> cairn.controller.v1.ListNodesResponse
+	9,   // 117: cairn.controller.v1.Nodes.GetNode:output_type -> cairn.controller.v1.NodeRecord
+	9,   // 118: cairn.controller.v1.Nodes.LabelNode:output_type -> cairn.controller.v1.NodeRecord
+	9,   // 119: cairn.controller.v1.Nodes.RevokeNode:output_type -> cairn.controller.v1.NodeRecord
+	16,  // 120: cairn.controller.v1.Audits.RunAudit:output_type -> cairn.controller.v1.RunAuditResponse
+	17,  // 121: cairn.controller.v1.Audits.GetCommand:output_type -> cairn.controller.v1.CommandRecord
+	21,  // 122: cairn.controller.v1.Audits.ListAudits:output_type -> cairn.controller.v1.ListAuditsResponse
+	23,  // 123: cairn.controller.v1.Audits.GetAudit:output_type -> cairn.controller.v1.GetAuditResponse
+	24,  // 124: cairn.controller.v1.CMS.AcceptBaseline:output_type -> cairn.controller.v1.BaselineRecord
+	27,  // 125: cairn.controller.v1.CMS.BaselineHistory:output_type -> cairn.controller.v1.BaselineHistoryResponse
+	30,  // 126: cairn.controller.v1.CMS.Drift:output_type -> cairn.controller.v1.DriftResponse
+	32,  // 127: cairn.controller.v1.CMS.Export:output_type -> cairn.controller.v1.ExportResponse
+	34,  // 128: cairn.controller.v1.CMS.Import:output_type -> cairn.controller.v1.ImportResponse
+	35,  // 129: cairn.controller.v1.Services.CreateService:output_type -> cairn.controller.v1.ServiceRecord
+	38,  // 130: cairn.controller.v1.Services.ListServices:output_type -> cairn.controller.v1.ListServicesResponse
+	40,  // 131: cairn.controller.v1.Services.DeleteService:output_type -> cairn.controller.v1.DeleteServiceResponse
+	41,  // 132: cairn.controller.v1.Users.CreateUser:output_type -> cairn.controller.v1.UserRecord
+	45,  // 133: cairn.controller.v1.Users.ListUsers:output_type -> cairn.controller.v1.ListUsersResponse
+	47,  // 134: cairn.controller.v1.Users.CreateToken:output_type -> cairn.controller.v1.CreateTokenResponse
+	41,  // 135: cairn.controller.v1.Users.WhoAmI:output_type -> cairn.controller.v1.UserRecord
+	51,  // 136: cairn.controller.v1.AuditLog.ListEntries:output_type -> cairn.controller.v1.ListEntriesResponse
+	53,  // 137: cairn.controller.v1.AuditLog.Verify:output_type -> cairn.controller.v1.VerifyResponse
+	54,  // 138: cairn.controller.v1.Artifacts.Push:output_type -> cairn.controller.v1.ArtifactRecord
+	59,  // 139: cairn.controller.v1.Artifacts.UploadStatus:output_type -> cairn.controller.v1.UploadStatusResponse
+	61,  // 140: cairn.controller.v1.Artifacts.DiscardUpload:output_type -> cairn.controller.v1.DiscardUploadResponse
+	63,  // 141: cairn.controller.v1.Artifacts.ListArtifacts:output_type -> cairn.controller.v1.ListArtifactsResponse
+	54,  // 142: cairn.controller.v1.Artifacts.GetArtifact:output_type -> cairn.controller.v1.ArtifactRecord
+	65,  // 143: cairn.controller.v1.Artifacts.Download:output_type -> cairn.controller.v1.DownloadChunk
+	67,  // 144: cairn.controller.v1.Artifacts.Where:output_type -> cairn.controller.v1.WhereResponse
+	69,  // 145: cairn.controller.v1.Artifacts.CollectGarbage:output_type -> cairn.controller.v1.CollectGarbageResponse
+	75,  // 146: cairn.controller.v1.Releases.CreateRelease:output_type -> cairn.controller.v1.ReleaseRecord
+	75,  // 147: cairn.controller.v1.Releases.SealRelease:output_type -> cairn.controller.v1.ReleaseRecord
+	75,  // 148: cairn.controller.v1.Releases.RecordTest:output_type -> cairn.controller.v1.ReleaseRecord
+	75,  // 149: cairn.controller.v1.Releases.ApproveRelease:output_type -> cairn.controller.v1.ReleaseRecord
+	75,  // 150: cairn.controller.v1.Releases.RejectRelease:output_type -> cairn.controller.v1.ReleaseRecord
+	75,  // 151: cairn.controller.v1.Releases.GetRelease:output_type -> cairn.controller.v1.ReleaseRecord
+	77,  // 152: cairn.controller.v1.Releases.ListReleases:output_type -> cairn.controller.v1.ListReleasesResponse
+	80,  // 153: cairn.controller.v1.Releases.VerifyRelease:output_type -> cairn.controller.v1.VerifyReleaseResponse
+	82,  // 154: cairn.controller.v1.Releases.ReleaseNotes:output_type -> cairn.controller.v1.RenderResponse
+	82,  // 155: cairn.controller.v1.Releases.ReleaseDossier:output_type -> cairn.controller.v1.RenderResponse
+	85,  // 156: cairn.controller.v1.KnownErrors.ListKnownErrors:output_type -> cairn.controller.v1.ListKnownErrorsResponse
+	91,  // 157: cairn.controller.v1.Rollouts.PlanRollout:output_type -> cairn.controller.v1.RolloutPlan
+	94,  // 158: cairn.controller.v1.Rollouts.StartRollout:output_type -> cairn.controller.v1.RolloutRecord
+	94,  // 159: cairn.controller.v1.Rollouts.GetRollout:output_type -> cairn.controller.v1.RolloutRecord
+	101, // 160: cairn.controller.v1.Rollouts.ListRollouts:output_type -> cairn.controller.v1.ListRolloutsResponse
+	94,  // 161: cairn.controller.v1.Rollouts.WatchRollout:output_type -> cairn.controller.v1.RolloutRecord
+	94,  // 162: cairn.controller.v1.Rollouts.PauseRollout:output_type -> cairn.controller.v1.RolloutRecord
+	94,  // 163: cairn.controller.v1.Rollouts.ResumeRollout:output_type -> cairn.controller.v1.RolloutRecord
+	94,  // 164: cairn.controller.v1.Rollouts.AbortRollout:output_type -> cairn.controller.v1.RolloutRecord
+	94,  // 165: cairn.controller.v1.Rollouts.RollbackRollout:output_type -> cairn.controller.v1.RolloutRecord
+	94,  // 166: cairn.controller.v1.Rollouts.ConfirmStep:output_type -> cairn.controller.v1.RolloutRecord
+	82,  // 167: cairn.controller.v1.Rollouts.RolloutReport:output_type -> cairn.controller.v1.RenderResponse
+	94,  // 168: cairn.controller.v1.Rollouts.RetryRolloutNode:output_type -> cairn.controller.v1.RolloutRecord
+	94,  // 169: cairn.controller.v1.Rollouts.ResolveRolloutNode:output_type -> cairn.controller.v1.RolloutRecord
+	115, // [115:170] is the sub-list for method output_type
+	60,  // [60:115] is the sub-list for method input_type
+	60,  // [60:60] is the sub-list for extension type_name
+	60,  // [60:60] is the sub-list for extension extendee
+	0,   // [0:60] is the sub-list for field type_name
 }
 
 func init() { file_proto_controller_v1_controller_proto_init() }
@@ -7919,8 +8469,8 @@ func file_proto_controller_v1_controller_proto_init() {
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_proto_controller_v1_controller_proto_rawDesc), len(file_proto_controller_v1_controller_proto_rawDesc)),
-			NumEnums:      3,
-			NumMessages:   108,
+			NumEnums:      6,
+			NumMessages:   109,
 			NumExtensions: 0,
 			NumServices:   11,
 		},

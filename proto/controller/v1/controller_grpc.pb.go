@@ -2303,17 +2303,19 @@ var KnownErrors_ServiceDesc = grpc.ServiceDesc{
 }
 
 const (
-	Rollouts_PlanRollout_FullMethodName     = "/cairn.controller.v1.Rollouts/PlanRollout"
-	Rollouts_StartRollout_FullMethodName    = "/cairn.controller.v1.Rollouts/StartRollout"
-	Rollouts_GetRollout_FullMethodName      = "/cairn.controller.v1.Rollouts/GetRollout"
-	Rollouts_ListRollouts_FullMethodName    = "/cairn.controller.v1.Rollouts/ListRollouts"
-	Rollouts_WatchRollout_FullMethodName    = "/cairn.controller.v1.Rollouts/WatchRollout"
-	Rollouts_PauseRollout_FullMethodName    = "/cairn.controller.v1.Rollouts/PauseRollout"
-	Rollouts_ResumeRollout_FullMethodName   = "/cairn.controller.v1.Rollouts/ResumeRollout"
-	Rollouts_AbortRollout_FullMethodName    = "/cairn.controller.v1.Rollouts/AbortRollout"
-	Rollouts_RollbackRollout_FullMethodName = "/cairn.controller.v1.Rollouts/RollbackRollout"
-	Rollouts_ConfirmStep_FullMethodName     = "/cairn.controller.v1.Rollouts/ConfirmStep"
-	Rollouts_RolloutReport_FullMethodName   = "/cairn.controller.v1.Rollouts/RolloutReport"
+	Rollouts_PlanRollout_FullMethodName        = "/cairn.controller.v1.Rollouts/PlanRollout"
+	Rollouts_StartRollout_FullMethodName       = "/cairn.controller.v1.Rollouts/StartRollout"
+	Rollouts_GetRollout_FullMethodName         = "/cairn.controller.v1.Rollouts/GetRollout"
+	Rollouts_ListRollouts_FullMethodName       = "/cairn.controller.v1.Rollouts/ListRollouts"
+	Rollouts_WatchRollout_FullMethodName       = "/cairn.controller.v1.Rollouts/WatchRollout"
+	Rollouts_PauseRollout_FullMethodName       = "/cairn.controller.v1.Rollouts/PauseRollout"
+	Rollouts_ResumeRollout_FullMethodName      = "/cairn.controller.v1.Rollouts/ResumeRollout"
+	Rollouts_AbortRollout_FullMethodName       = "/cairn.controller.v1.Rollouts/AbortRollout"
+	Rollouts_RollbackRollout_FullMethodName    = "/cairn.controller.v1.Rollouts/RollbackRollout"
+	Rollouts_ConfirmStep_FullMethodName        = "/cairn.controller.v1.Rollouts/ConfirmStep"
+	Rollouts_RolloutReport_FullMethodName      = "/cairn.controller.v1.Rollouts/RolloutReport"
+	Rollouts_RetryRolloutNode_FullMethodName   = "/cairn.controller.v1.Rollouts/RetryRolloutNode"
+	Rollouts_ResolveRolloutNode_FullMethodName = "/cairn.controller.v1.Rollouts/ResolveRolloutNode"
 )
 
 // RolloutsClient is the client API for Rollouts service.
@@ -2346,6 +2348,13 @@ type RolloutsClient interface {
 	// one node.
 	ConfirmStep(ctx context.Context, in *ConfirmStepRequest, opts ...grpc.CallOption) (*RolloutRecord, error)
 	RolloutReport(ctx context.Context, in *RolloutReportRequest, opts ...grpc.CallOption) (*RenderResponse, error)
+	// RetryRolloutNode runs a failed, unreachable, skipped, interrupted or
+	// aborted node's deployment again (a new command), or a node whose
+	// rollback failed its rollback again, once the node is connected.
+	RetryRolloutNode(ctx context.Context, in *RolloutNodeAction, opts ...grpc.CallOption) (*RolloutRecord, error)
+	// ResolveRolloutNode records that someone repaired a node by hand: the
+	// node is audited and the audit's diff from its pre-audit recorded.
+	ResolveRolloutNode(ctx context.Context, in *RolloutNodeAction, opts ...grpc.CallOption) (*RolloutRecord, error)
 }
 
 type rolloutsClient struct {
@@ -2475,6 +2484,26 @@ func (c *rolloutsClient) RolloutReport(ctx context.Context, in *RolloutReportReq
 	return out, nil
 }
 
+func (c *rolloutsClient) RetryRolloutNode(ctx context.Context, in *RolloutNodeAction, opts ...grpc.CallOption) (*RolloutRecord, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(RolloutRecord)
+	err := c.cc.Invoke(ctx, Rollouts_RetryRolloutNode_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *rolloutsClient) ResolveRolloutNode(ctx context.Context, in *RolloutNodeAction, opts ...grpc.CallOption) (*RolloutRecord, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(RolloutRecord)
+	err := c.cc.Invoke(ctx, Rollouts_ResolveRolloutNode_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // RolloutsServer is the server API for Rollouts service.
 // All implementations must embed UnimplementedRolloutsServer
 // for forward compatibility.
@@ -2505,6 +2534,13 @@ type RolloutsServer interface {
 	// one node.
 	ConfirmStep(context.Context, *ConfirmStepRequest) (*RolloutRecord, error)
 	RolloutReport(context.Context, *RolloutReportRequest) (*RenderResponse, error)
+	// RetryRolloutNode runs a failed, unreachable, skipped, interrupted or
+	// aborted node's deployment again (a new command), or a node whose
+	// rollback failed its rollback again, once the node is connected.
+	RetryRolloutNode(context.Context, *RolloutNodeAction) (*RolloutRecord, error)
+	// ResolveRolloutNode records that someone repaired a node by hand: the
+	// node is audited and the audit's diff from its pre-audit recorded.
+	ResolveRolloutNode(context.Context, *RolloutNodeAction) (*RolloutRecord, error)
 	mustEmbedUnimplementedRolloutsServer()
 }
 
@@ -2547,6 +2583,12 @@ func (UnimplementedRolloutsServer) ConfirmStep(context.Context, *ConfirmStepRequ
 }
 func (UnimplementedRolloutsServer) RolloutReport(context.Context, *RolloutReportRequest) (*RenderResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method RolloutReport not implemented")
+}
+func (UnimplementedRolloutsServer) RetryRolloutNode(context.Context, *RolloutNodeAction) (*RolloutRecord, error) {
+	return nil, status.Error(codes.Unimplemented, "method RetryRolloutNode not implemented")
+}
+func (UnimplementedRolloutsServer) ResolveRolloutNode(context.Context, *RolloutNodeAction) (*RolloutRecord, error) {
+	return nil, status.Error(codes.Unimplemented, "method ResolveRolloutNode not implemented")
 }
 func (UnimplementedRolloutsServer) mustEmbedUnimplementedRolloutsServer() {}
 func (UnimplementedRolloutsServer) testEmbeddedByValue()                  {}
@@ -2760,6 +2802,42 @@ func _Rollouts_RolloutReport_Handler(srv interface{}, ctx context.Context, dec f
 	return interceptor(ctx, in, info, handler)
 }
 
+func _Rollouts_RetryRolloutNode_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(RolloutNodeAction)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(RolloutsServer).RetryRolloutNode(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Rollouts_RetryRolloutNode_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(RolloutsServer).RetryRolloutNode(ctx, req.(*RolloutNodeAction))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Rollouts_ResolveRolloutNode_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(RolloutNodeAction)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(RolloutsServer).ResolveRolloutNode(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Rollouts_ResolveRolloutNode_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(RolloutsServer).ResolveRolloutNode(ctx, req.(*RolloutNodeAction))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // Rollouts_ServiceDesc is the grpc.ServiceDesc for Rollouts service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -2806,6 +2884,14 @@ var Rollouts_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "RolloutReport",
 			Handler:    _Rollouts_RolloutReport_Handler,
+		},
+		{
+			MethodName: "RetryRolloutNode",
+			Handler:    _Rollouts_RetryRolloutNode_Handler,
+		},
+		{
+			MethodName: "ResolveRolloutNode",
+			Handler:    _Rollouts_ResolveRolloutNode_Handler,
 		},
 	},
 	Streams: []grpc.StreamDesc{

@@ -12,6 +12,7 @@ import (
 
 	"google.golang.org/grpc"
 
+	"github.com/cairn-ops/cairn/controller/rollout/state"
 	"github.com/cairn-ops/cairn/internal/manifest"
 	controllerv1 "github.com/cairn-ops/cairn/proto/controller/v1"
 )
@@ -20,12 +21,6 @@ import (
 //
 //go:embed release.yaml
 var releaseYAML []byte
-
-// rolloutFinal are the states a rollout ends in.
-var rolloutFinal = map[string]bool{
-	"completed": true, "halted": true, "aborted": true,
-	"rolled_back": true, "rollback_failed": true,
-}
 
 // waveTime is one wave's size and duration as the controller recorded it.
 type waveTime struct {
@@ -342,14 +337,14 @@ func runRollout(ctx context.Context, cfg config, ctl *controller, api controller
 		if mem, err := ctl.memory(); err == nil {
 			r.memPeak = max(r.memPeak, mem.rss)
 		}
-		if rolloutFinal[rec.GetState()] {
+		if state.Stopped(rec) {
 			break
 		}
 		if time.Since(t0) > cfg.deadline {
-			return fmt.Errorf("rollout %s still %s after %s: %s", rec.GetId(), rec.GetState(), cfg.deadline, countsLine(rec.GetCounts()))
+			return fmt.Errorf("rollout %s still %s after %s: %s", rec.GetId(), state.Name(rec.GetState()), cfg.deadline, countsLine(rec.GetCounts()))
 		}
 		if time.Since(last) > 2*time.Second {
-			fmt.Printf("  %s: %s, %s\n", time.Since(t0).Round(time.Second), rec.GetState(), countsLine(rec.GetCounts()))
+			fmt.Printf("  %s: %s, %s\n", time.Since(t0).Round(time.Second), state.Name(rec.GetState()), countsLine(rec.GetCounts()))
 			last = time.Now()
 		}
 		if !sleep(ctx, 50*time.Millisecond) {
@@ -361,7 +356,7 @@ func runRollout(ctx context.Context, cfg config, ctl *controller, api controller
 	if cpu1, err := ctl.cpu(); err == nil {
 		r.ctlCPU = cpu1 - cpu0
 	}
-	r.state, r.reason, r.counts = rec.GetState(), rec.GetReason(), rec.GetCounts()
+	r.state, r.reason, r.counts = state.Name(rec.GetState()), rec.GetReason(), rec.GetCounts()
 	r.ctlTotal = between(rec.GetCreatedAt(), rec.GetFinishedAt())
 	for _, w := range rec.GetWaves() {
 		r.waves = append(r.waves, waveTime{nodes: len(w.GetNodeIds()), took: between(w.GetStartedAt(), w.GetFinishedAt())})
@@ -384,7 +379,7 @@ func runRollout(ctx context.Context, cfg config, ctl *controller, api controller
 	failures := map[string]int{}
 	for _, node := range full.GetNodes() {
 		durs = append(durs, time.Duration(node.GetDurationSeconds()*float64(time.Second)))
-		if node.GetState() == "passed" && len(node.GetComparisonJson()) > 0 {
+		if node.GetState() == state.NodePassed && len(node.GetComparisonJson()) > 0 {
 			r.compared++
 		}
 		if e := node.GetError(); e != "" && len(failures) < 5 {
@@ -398,7 +393,7 @@ func runRollout(ctx context.Context, cfg config, ctl *controller, api controller
 	for e, k := range failures {
 		fmt.Printf("  %d node(s) failed: %s\n", k, e)
 	}
-	if r.state != "completed" || r.counts.GetPassed() != uint32(n) {
+	if rec.GetState() != state.RolloutCompleted || r.counts.GetPassed() != uint32(n) {
 		return fmt.Errorf("rollout %s ended %s with %s, want all %d passed", rec.GetId(), r.state, countsLine(r.counts), n)
 	}
 	return nil
