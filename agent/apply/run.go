@@ -35,7 +35,10 @@ type Report struct {
 	Steps        []StepResult  `json:"steps"`
 	Error        string        `json:"error,omitempty"`
 	Duration     time.Duration `json:"duration"`
-	started      time.Time
+	// Interrupted names the step (LIST/NAME) a crash cut off, when State
+	// is interrupted.
+	Interrupted string `json:"interrupted,omitempty"`
+	started     time.Time
 }
 
 // StepResult is one step's line in a Report. List "undo" is a plugin's
@@ -146,6 +149,7 @@ func (x *run) begin(ctx context.Context) error {
 	for _, s := range steps {
 		if s.State == journal.StateInterrupted {
 			x.rep.State = journal.StateInterrupted
+			x.rep.Interrupted = s.Ref()
 			err := fmt.Errorf("%w: step %s of deployment %s was interrupted while it ran, and its plugin (%s) is not idempotent, so it may or may not have taken effect; check the host, then run\n  cairn-agent journal resolve %s %s --as succeeded|failed|retry --note TEXT\n(with the same --data-dir) and apply again",
 				ErrInterrupted, s.Ref(), d.ID, s.Plugin, d.ID[:12], s.Name)
 			x.rep.Error = err.Error()

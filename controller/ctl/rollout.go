@@ -670,9 +670,9 @@ func (a *app) newRolloutNodeCommand(verb string) *cobra.Command {
 	case "retry":
 		cmd.Short = "Run a failed node's deployment, or its failed rollback, again"
 		cmd.Long = `Retry runs the deployment of a node that failed, was unreachable or
-skipped, was interrupted (its agent restarted mid-step) or never started,
-again from its pre-audit, with new commands: each step's plugin decides
-whether there is work left. For a node whose rollback failed, it runs the
+skipped, or was interrupted (its agent restarted mid-step), again from
+its pre-audit, with new commands: each step's plugin decides whether
+there is work left. For a node whose rollback failed, it runs the
 rollback again. The node must be connected. A completed rollout runs
 again until the node is done; a halted one stays halted until 'rollout
 resume'. The retry is in the audit log and the report.`
@@ -680,7 +680,7 @@ resume'. The retry is in the audit log and the report.`
 	case "resolve":
 		cmd.Short = "Record that a node was repaired by hand, with an audit as proof"
 		cmd.Long = `Resolve records that someone repaired a node by hand (a failed, unreachable,
-interrupted or aborted deployment, or a failed rollback). The node is
+interrupted deployment, or a failed rollback). The node is
 audited, and the audit's difference from its pre-deployment audit is kept
 with the node and shown in the report. A resolved node does not count
 against its wave's budget; a rollback that failed only on resolved nodes

@@ -305,8 +305,8 @@ func (e *Engine) Confirm(ctx context.Context, actor, id, node, step, note string
 }
 
 // Retry runs a node's deployment again with new commands (it failed, was
-// unreachable or skipped, was cut off, or never started because the
-// rollout was aborted), or its rollback when its rollback failed. The
+// unreachable or skipped, or was cut off), or its rollback when its
+// rollback failed. The
 // node must be connected. A completed rollout runs again until the node
 // is done; a node of a closed wave reopens its wave.
 func (e *Engine) Retry(ctx context.Context, actor, id, node, note string) (*controllerv1.RolloutRecord, error) {
@@ -319,7 +319,7 @@ func (e *Engine) Retry(ctx context.Context, actor, id, node, note string) (*cont
 			return err
 		}
 		if !state.NodeRetriable(n.GetState()) {
-			return fmt.Errorf("%w: node %s is %s in rollout %s; retry applies to a node that failed, was unreachable, skipped, interrupted or aborted, or whose rollback failed",
+			return fmt.Errorf("%w: node %s is %s in rollout %s; retry applies to a node that failed, was unreachable, skipped or interrupted, or whose rollback failed",
 				ErrState, hostname(n), state.Name(n.GetState()), p.ro.GetId())
 		}
 		if !p.connected[n.GetNodeId()] {
@@ -395,7 +395,7 @@ func (e *Engine) Resolve(ctx context.Context, actor, id, node, note string) (*co
 			return err
 		}
 		if !state.NodeResolvable(n.GetState()) {
-			return fmt.Errorf("%w: node %s is %s in rollout %s; resolve applies to a node that failed, was unreachable, skipped, interrupted or aborted, or whose rollback failed",
+			return fmt.Errorf("%w: node %s is %s in rollout %s; resolve applies to a node that failed, was unreachable, skipped or interrupted, or whose rollback failed",
 				ErrState, hostname(n), state.Name(n.GetState()), p.ro.GetId())
 		}
 		if !p.connected[n.GetNodeId()] {

@@ -125,6 +125,16 @@ type Config struct {
 	// Location is the time zone of rollout windows (default time.Local:
 	// the controller's).
 	Location *time.Location
+	// Observe, when set, is told of every state transition a pass made,
+	// after the pass is committed (tracing, and the tests that check
+	// every transition of the state tables is made somewhere).
+	Observe func(Transition)
+}
+
+// Transition is one state change of a rollout, a wave or a node. Kind is
+// "rollout", "wave" or "node"; From and To are state names.
+type Transition struct {
+	Kind, From, To string
 }
 
 // Engine drives rollouts. Its methods are safe for concurrent use; the

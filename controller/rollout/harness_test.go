@@ -74,6 +74,9 @@ const (
 	deployExtra
 	// deployNoFile: succeeds without writing the expected file.
 	deployNoFile
+	// deployInterrupted: the agent restarted with the install step cut
+	// off; the deployment reports itself interrupted.
+	deployInterrupted
 )
 
 // host is one simulated node.
@@ -90,6 +93,10 @@ type host struct {
 	manualRollback bool
 	// hold: deploy apply commands wait until released.
 	hold bool
+	// deaf: no command of the node is answered until it is cleared.
+	deaf bool
+	// rollbackFails: the rollback's steps fail and change nothing.
+	rollbackFails bool
 	// broken names a collector that fails in every audit.
 	broken string
 	saved  *host
@@ -335,7 +342,7 @@ func (a *fakeAgent) scan(ctx context.Context) {
 			}
 			a.mu.Lock()
 			h := a.hosts[id]
-			skip := a.taken[c.GetId()] || (h.hold && c.GetDeploy().GetAction() == actionApply)
+			skip := a.taken[c.GetId()] || h.deaf || (h.hold && c.GetDeploy().GetAction() == actionApply)
 			if !skip {
 				a.taken[c.GetId()] = true
 			}
@@ -387,7 +394,8 @@ func (a *fakeAgent) execute(ctx context.Context, nodeID string, c *controllerv1.
 			if a.host(nodeID).manualRollback && !a.awaitConfirmation(ctx, nodeID, c.GetId(), rollbackStep) {
 				return
 			}
-			w.finishCommand(ctx, nodeID, c.GetId(), true, "", "", a.rollback(nodeID))
+			ok, msg, rep := a.rollback(nodeID)
+			w.finishCommand(ctx, nodeID, c.GetId(), ok, msg, "", rep)
 		}
 	}
 }
@@ -441,6 +449,12 @@ func (a *fakeAgent) apply(nodeID string) (bool, string, []byte) {
 		rep.State, rep.Error = journal.StateFailed, "step steps[0] (install) failed"
 		rep.Steps = []apply.StepResult{install}
 		return false, rep.Error, mustMarshal(rep)
+	case deployInterrupted:
+		// The first attempt installed the package, then the agent died.
+		h.packages["webshop"] = "2.4.0"
+		rep.State, rep.Interrupted = journal.StateInterrupted, "steps/install"
+		rep.Error = "step steps/install of deployment d-" + nodeID + " was interrupted while it ran"
+		return false, rep.Error, mustMarshal(rep)
 	case deployFailsRolledBack:
 		rep.State, rep.Error = journal.StateRolledBack, "verify homepage failed (rolled back)"
 		rep.Steps = []apply.StepResult{install,
@@ -462,11 +476,19 @@ func (a *fakeAgent) apply(nodeID string) (bool, string, []byte) {
 	return true, "", mustMarshal(rep)
 }
 
-// rollback puts the host back as it was before its deployment.
-func (a *fakeAgent) rollback(nodeID string) []byte {
+// rollback puts the host back as it was before its deployment (unless
+// its rollback fails).
+func (a *fakeAgent) rollback(nodeID string) (bool, string, []byte) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	h := a.hosts[nodeID]
+	if h.rollbackFails {
+		a.done = append(a.done, nodeID+" rollback failed")
+		rep := apply.Report{DeploymentID: "d-" + nodeID, Release: testRelease, Root: "/", State: journal.StateFailed,
+			Error: "undo steps/install: dpkg: cannot remove webshop", Steps: []apply.StepResult{
+				{List: apply.ListUndo, Name: "install", Plugin: "dpkg", Outcome: apply.OutcomeFailed, Error: "dpkg: cannot remove webshop"}}}
+		return false, rep.Error, mustMarshal(rep)
+	}
 	if h.saved != nil {
 		h.packages, h.files, h.services = h.saved.packages, h.saved.files, h.saved.services
 	}
@@ -475,7 +497,7 @@ func (a *fakeAgent) rollback(nodeID string) []byte {
 		{List: apply.ListUndo, Name: "install", Plugin: "dpkg", Outcome: apply.OutcomeRolledBack},
 		{List: "rollback", Name: "remove", Plugin: "dpkg", Outcome: apply.OutcomeChanged},
 	}}
-	return mustMarshal(rep)
+	return true, "", mustMarshal(rep)
 }
 
 func mustMarshal(v any) []byte {
@@ -566,11 +588,17 @@ type world struct {
 	release *controllerv1.ReleaseRecord
 	// boltPath is set for a world on a bbolt file.
 	boltPath string
+	observe  func(Transition)
 }
 
 type worldOptions struct {
 	nodes int
 	bolt  bool
+	// step: the engine's loop does not run; the test drives it with
+	// Engine.Step.
+	step bool
+	// observe receives the engine's transitions.
+	observe func(Transition)
 	// manifest is the release manifest's file in testdata.
 	manifest string
 }
@@ -632,9 +660,23 @@ func newWorld(t *testing.T, opts worldOptions) *world {
 		stopAgent()
 		w.agent.wg.Wait()
 	})
+	w.observe = opts.observe
+	if opts.step {
+		w.eng = w.newEngine()
+		return w
+	}
 	w.startEngine()
 	t.Cleanup(func() { w.stopEngine() })
 	return w
+}
+
+// newEngine is an engine on the world's store and fakes.
+func (w *world) newEngine() *Engine {
+	return New(Config{
+		Store: w.st, Blobs: w.blobs, DML: w.dml, Fleet: w.fleet, ReleasePublicKey: w.pub,
+		Notifier: w.notifier, Metrics: w.metrics, Now: w.clock.now, Tick: 5 * time.Millisecond,
+		PlanTimeout: long, ReconnectGrace: -1, Location: time.UTC, Observe: w.observe,
+	})
 }
 
 func (w *world) store() store.Store {
@@ -653,11 +695,7 @@ func (w *world) engine() *Engine {
 func (w *world) startEngine() {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	w.eng = New(Config{
-		Store: w.st, Blobs: w.blobs, DML: w.dml, Fleet: w.fleet, ReleasePublicKey: w.pub,
-		Notifier: w.notifier, Metrics: w.metrics, Now: w.clock.now, Tick: 5 * time.Millisecond,
-		PlanTimeout: long, ReconnectGrace: -1, Location: time.UTC,
-	})
+	w.eng = w.newEngine()
 	ctx, cancel := context.WithCancel(w.ctx)
 	done := make(chan error, 1)
 	eng := w.eng

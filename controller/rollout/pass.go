@@ -146,6 +146,15 @@ func (p *pass) setState(to state.Rollout) {
 	}
 	p.ro.State = to
 	p.roDirty = true
+	p.observe("rollout", state.Name(from), state.Name(to))
+}
+
+// observe tells Config.Observe of a transition once the pass is
+// committed.
+func (p *pass) observe(kind, from, to string) {
+	if fn := p.e.cfg.Observe; fn != nil {
+		p.then(func() { fn(Transition{Kind: kind, From: from, To: to}) })
+	}
 }
 
 // setWave moves a wave to to, as the state table allows.
@@ -160,6 +169,7 @@ func (p *pass) setWave(w *controllerv1.RolloutWave, to state.Wave) {
 	}
 	w.State = to
 	p.roDirty = true
+	p.observe("wave", state.Name(from), state.Name(to))
 }
 
 // phase moves a node to to, as the state table allows, and notes when.
@@ -176,6 +186,7 @@ func (p *pass) phase(n *controllerv1.RolloutNode, to state.Node) {
 	n.State = to
 	n.PhaseStartedAt = stamp(p.now)
 	p.touch(n)
+	p.observe("node", state.Name(from), state.Name(to))
 }
 
 // faulty records a transition the tables refuse: a defect in the engine,

@@ -104,7 +104,7 @@ func NodeUnreached(s Node) bool {
 // (its deployment, or its rollback when s is rollback_failed).
 func NodeRetriable(s Node) bool {
 	switch s {
-	case NodeFailed, NodeUnreachable, NodeSkipped, NodeInterrupted, NodeAborted, NodeRollbackFailed:
+	case NodeFailed, NodeUnreachable, NodeSkipped, NodeInterrupted, NodeRollbackFailed:
 		return true
 	}
 	return false

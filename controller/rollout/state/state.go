@@ -36,16 +36,16 @@
 //
 //	pending              → pre_audit, aborted, unreachable, skipped
 //	pre_audit            → deploying, failed, unreachable, skipped
-//	deploying            → waiting_confirmation, post_audit, failed, unreachable, skipped, interrupted
-//	waiting_confirmation → deploying, post_audit, failed, unreachable, skipped, interrupted
+//	deploying            → waiting_confirmation, post_audit, failed, unreachable, skipped
+//	waiting_confirmation → deploying, post_audit, failed, unreachable, skipped
 //	post_audit           → passed, failed, unreachable, skipped, interrupted
 //	passed               → rolling_back
 //	failed, unreachable,
-//	skipped, interrupted → pre_audit (retry), rolling_back, resolving, interrupted
-//	aborted              → pre_audit (retry), rolling_back, resolving
+//	skipped              → pre_audit (retry), rolling_back, resolving, interrupted
+//	interrupted          → pre_audit (retry), rolling_back, resolving
 //	rolling_back         → rolled_back, rollback_failed
 //	rollback_failed      → rolling_back (retry), resolving
 //	resolving            → resolved, or back where it came from when its audit fails
-//	resolved             → rolling_back
+//	aborted, resolved,
 //	rolled_back          → (none)
 package state

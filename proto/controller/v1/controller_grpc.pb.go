@@ -2348,8 +2348,8 @@ type RolloutsClient interface {
 	// one node.
 	ConfirmStep(ctx context.Context, in *ConfirmStepRequest, opts ...grpc.CallOption) (*RolloutRecord, error)
 	RolloutReport(ctx context.Context, in *RolloutReportRequest, opts ...grpc.CallOption) (*RenderResponse, error)
-	// RetryRolloutNode runs a failed, unreachable, skipped, interrupted or
-	// aborted node's deployment again (a new command), or a node whose
+	// RetryRolloutNode runs a failed, unreachable, skipped or interrupted
+	// node's deployment again (a new command), or a node whose
 	// rollback failed its rollback again, once the node is connected.
 	RetryRolloutNode(ctx context.Context, in *RolloutNodeAction, opts ...grpc.CallOption) (*RolloutRecord, error)
 	// ResolveRolloutNode records that someone repaired a node by hand: the
@@ -2534,8 +2534,8 @@ type RolloutsServer interface {
 	// one node.
 	ConfirmStep(context.Context, *ConfirmStepRequest) (*RolloutRecord, error)
 	RolloutReport(context.Context, *RolloutReportRequest) (*RenderResponse, error)
-	// RetryRolloutNode runs a failed, unreachable, skipped, interrupted or
-	// aborted node's deployment again (a new command), or a node whose
+	// RetryRolloutNode runs a failed, unreachable, skipped or interrupted
+	// node's deployment again (a new command), or a node whose
 	// rollback failed its rollback again, once the node is connected.
 	RetryRolloutNode(context.Context, *RolloutNodeAction) (*RolloutRecord, error)
 	// ResolveRolloutNode records that someone repaired a node by hand: the
