@@ -167,7 +167,9 @@ var scenarios = []struct {
 	{"the canary fails: halted, rolled back", func(t *testing.T, all *seen) {
 		s := newStepper(t, all, 2, func(w *world) { w.agent.update(node1, func(h *host) { h.behavior = deployExtra }) }, nil)
 		s.rollout(StateHalted)
-		s.act("rollback", func(e *Engine) (*controllerv1.RolloutRecord, error) { return e.Rollback(s.w.ctx, operator, s.id, "undo") })
+		s.act("rollback", func(e *Engine) (*controllerv1.RolloutRecord, error) {
+			return e.Rollback(s.w.ctx, operator, s.id, "undo")
+		})
 		ro := s.rollout(StateRolledBack)
 		if n := nodeOf(t, ro, web2); n.GetState() != NodeAborted {
 			t.Errorf("web2 %s, want aborted (never started)", state.Name(n.GetState()))
@@ -183,7 +185,9 @@ var scenarios = []struct {
 		s.rollout(StatePaused)
 		s.act("abort", func(e *Engine) (*controllerv1.RolloutRecord, error) { return e.Abort(s.w.ctx, operator, s.id, "stop") })
 		s.rollout(StateAborted)
-		s.act("rollback", func(e *Engine) (*controllerv1.RolloutRecord, error) { return e.Rollback(s.w.ctx, operator, s.id, "undo") })
+		s.act("rollback", func(e *Engine) (*controllerv1.RolloutRecord, error) {
+			return e.Rollback(s.w.ctx, operator, s.id, "undo")
+		})
 		s.rollout(StateRolledBack)
 	}},
 	{"aborted while a node deploys", func(t *testing.T, all *seen) {
@@ -199,14 +203,18 @@ var scenarios = []struct {
 	{"rolled back while running, and while paused", func(t *testing.T, all *seen) {
 		s := newStepper(t, all, 1, func(w *world) { w.agent.update(node1, func(h *host) { h.hold = true }) }, nil)
 		s.node(web1, NodeDeploying)
-		s.act("rollback", func(e *Engine) (*controllerv1.RolloutRecord, error) { return e.Rollback(s.w.ctx, operator, s.id, "undo") })
+		s.act("rollback", func(e *Engine) (*controllerv1.RolloutRecord, error) {
+			return e.Rollback(s.w.ctx, operator, s.id, "undo")
+		})
 		s.host(node1, func(h *host) { h.hold = false })
 		s.rollout(StateRolledBack)
 
 		p := newStepper(t, all, 1, func(w *world) { w.agent.update(node1, func(h *host) { h.hold = true }) }, nil)
 		p.node(web1, NodeDeploying)
 		p.act("pause", func(e *Engine) (*controllerv1.RolloutRecord, error) { return e.Pause(p.w.ctx, operator, p.id, "wait") })
-		p.act("rollback", func(e *Engine) (*controllerv1.RolloutRecord, error) { return e.Rollback(p.w.ctx, operator, p.id, "undo") })
+		p.act("rollback", func(e *Engine) (*controllerv1.RolloutRecord, error) {
+			return e.Rollback(p.w.ctx, operator, p.id, "undo")
+		})
 		p.host(node1, func(h *host) { h.hold = false })
 		p.rollout(StateRolledBack)
 	}},
@@ -231,7 +239,9 @@ var scenarios = []struct {
 			t.Errorf("resume of a halted rollout over its budget = %v, want refused, pointing at retry", err)
 		}
 		s.host(node1, func(h *host) { h.behavior = deployGood })
-		s.act("retry", func(e *Engine) (*controllerv1.RolloutRecord, error) { return e.Retry(s.w.ctx, operator, s.id, web1, "fixed") })
+		s.act("retry", func(e *Engine) (*controllerv1.RolloutRecord, error) {
+			return e.Retry(s.w.ctx, operator, s.id, web1, "fixed")
+		})
 		ro := s.node(web1, NodePassed)
 		if n := nodeOf(t, ro, web1); n.GetRetries() != 1 {
 			t.Errorf("web1 retries %d, want 1", n.GetRetries())
@@ -241,7 +251,9 @@ var scenarios = []struct {
 
 		a := newStepper(t, all, 2, func(w *world) { w.agent.update(node1, func(h *host) { h.behavior = deployExtra }) }, nil)
 		a.rollout(StateHalted)
-		a.act("abort", func(e *Engine) (*controllerv1.RolloutRecord, error) { return e.Abort(a.w.ctx, operator, a.id, "give up") })
+		a.act("abort", func(e *Engine) (*controllerv1.RolloutRecord, error) {
+			return e.Abort(a.w.ctx, operator, a.id, "give up")
+		})
 		a.rollout(StateAborted)
 	}},
 	{"completed with a failure, retried, then rolled back", func(t *testing.T, all *seen) {
@@ -249,56 +261,82 @@ var scenarios = []struct {
 			func(sp *controllerv1.RolloutSpec) { sp.MaxFailures, sp.OnDrift = "1", OnDriftIgnore })
 		s.rollout(StateCompleted)
 		s.host(node1, func(h *host) { h.behavior = deployGood })
-		s.act("retry", func(e *Engine) (*controllerv1.RolloutRecord, error) { return e.Retry(s.w.ctx, operator, s.id, web1, "") })
+		s.act("retry", func(e *Engine) (*controllerv1.RolloutRecord, error) {
+			return e.Retry(s.w.ctx, operator, s.id, web1, "")
+		})
 		s.rollout(StateRunning)
 		s.rollout(StateCompleted)
-		s.act("rollback", func(e *Engine) (*controllerv1.RolloutRecord, error) { return e.Rollback(s.w.ctx, operator, s.id, "undo") })
+		s.act("rollback", func(e *Engine) (*controllerv1.RolloutRecord, error) {
+			return e.Rollback(s.w.ctx, operator, s.id, "undo")
+		})
 		s.rollout(StateRolledBack)
 	}},
 	{"a rollback paused, resumed, paused and aborted", func(t *testing.T, all *seen) {
 		s := newStepper(t, all, 1, nil, nil)
 		s.rollout(StateCompleted)
 		s.host(node1, func(h *host) { h.deaf = true })
-		s.act("rollback", func(e *Engine) (*controllerv1.RolloutRecord, error) { return e.Rollback(s.w.ctx, operator, s.id, "undo") })
+		s.act("rollback", func(e *Engine) (*controllerv1.RolloutRecord, error) {
+			return e.Rollback(s.w.ctx, operator, s.id, "undo")
+		})
 		s.node(web1, NodeRollingBack)
-		s.act("pause", func(e *Engine) (*controllerv1.RolloutRecord, error) { return e.Pause(s.w.ctx, operator, s.id, "hold on") })
-		s.act("resume", func(e *Engine) (*controllerv1.RolloutRecord, error) { return e.Resume(s.w.ctx, operator, s.id, "go on") })
-		s.act("pause", func(e *Engine) (*controllerv1.RolloutRecord, error) { return e.Pause(s.w.ctx, operator, s.id, "hold on") })
-		s.act("abort", func(e *Engine) (*controllerv1.RolloutRecord, error) { return e.Abort(s.w.ctx, operator, s.id, "give up") })
+		s.act("pause", func(e *Engine) (*controllerv1.RolloutRecord, error) {
+			return e.Pause(s.w.ctx, operator, s.id, "hold on")
+		})
+		s.act("resume", func(e *Engine) (*controllerv1.RolloutRecord, error) {
+			return e.Resume(s.w.ctx, operator, s.id, "go on")
+		})
+		s.act("pause", func(e *Engine) (*controllerv1.RolloutRecord, error) {
+			return e.Pause(s.w.ctx, operator, s.id, "hold on")
+		})
+		s.act("abort", func(e *Engine) (*controllerv1.RolloutRecord, error) {
+			return e.Abort(s.w.ctx, operator, s.id, "give up")
+		})
 		ro := s.node(web1, NodeRollbackFailed)
 		if ro.GetState() != StateAborted {
 			t.Errorf("rollout %s, want aborted", state.Name(ro.GetState()))
 		}
 		// Rolling back again picks up where the aborted rollback left.
 		s.host(node1, func(h *host) { h.deaf = false })
-		s.act("rollback again", func(e *Engine) (*controllerv1.RolloutRecord, error) { return e.Rollback(s.w.ctx, operator, s.id, "again") })
+		s.act("rollback again", func(e *Engine) (*controllerv1.RolloutRecord, error) {
+			return e.Rollback(s.w.ctx, operator, s.id, "again")
+		})
 		s.rollout(StateRolledBack)
 	}},
 	{"a rollback that waits on a node that went away is aborted", func(t *testing.T, all *seen) {
 		s := newStepper(t, all, 1, nil, nil)
 		s.rollout(StateCompleted)
 		s.host(node1, func(h *host) { h.deaf = true })
-		s.act("rollback", func(e *Engine) (*controllerv1.RolloutRecord, error) { return e.Rollback(s.w.ctx, operator, s.id, "undo") })
+		s.act("rollback", func(e *Engine) (*controllerv1.RolloutRecord, error) {
+			return e.Rollback(s.w.ctx, operator, s.id, "undo")
+		})
 		s.node(web1, NodeRollingBack)
 		s.w.fleet.setConnected(node1, false)
-		s.act("abort", func(e *Engine) (*controllerv1.RolloutRecord, error) { return e.Abort(s.w.ctx, operator, s.id, "give up") })
+		s.act("abort", func(e *Engine) (*controllerv1.RolloutRecord, error) {
+			return e.Abort(s.w.ctx, operator, s.id, "give up")
+		})
 		s.rollout(StateAborted)
 	}},
 	{"a rollback fails, is retried, and proven", func(t *testing.T, all *seen) {
 		s := newStepper(t, all, 1, nil, nil)
 		s.rollout(StateCompleted)
 		s.host(node1, func(h *host) { h.rollbackFails = true })
-		s.act("rollback", func(e *Engine) (*controllerv1.RolloutRecord, error) { return e.Rollback(s.w.ctx, operator, s.id, "undo") })
+		s.act("rollback", func(e *Engine) (*controllerv1.RolloutRecord, error) {
+			return e.Rollback(s.w.ctx, operator, s.id, "undo")
+		})
 		s.rollout(StateRollbackFailed)
 		s.host(node1, func(h *host) { h.rollbackFails = false })
-		s.act("retry", func(e *Engine) (*controllerv1.RolloutRecord, error) { return e.Retry(s.w.ctx, operator, s.id, web1, "") })
+		s.act("retry", func(e *Engine) (*controllerv1.RolloutRecord, error) {
+			return e.Retry(s.w.ctx, operator, s.id, web1, "")
+		})
 		s.rollout(StateRolledBack)
 	}},
 	{"a rollback fails, and the node is resolved by hand", func(t *testing.T, all *seen) {
 		s := newStepper(t, all, 1, nil, nil)
 		s.rollout(StateCompleted)
 		s.host(node1, func(h *host) { h.rollbackFails = true })
-		s.act("rollback", func(e *Engine) (*controllerv1.RolloutRecord, error) { return e.Rollback(s.w.ctx, operator, s.id, "undo") })
+		s.act("rollback", func(e *Engine) (*controllerv1.RolloutRecord, error) {
+			return e.Rollback(s.w.ctx, operator, s.id, "undo")
+		})
 		s.rollout(StateRollbackFailed)
 		// The operator removes the package by hand.
 		s.host(node1, func(h *host) { h.packages, h.files = h.saved.packages, h.saved.files })
@@ -389,13 +427,19 @@ var scenarios = []struct {
 			return s
 		}
 		s := interrupted()
-		s.act("retry", func(e *Engine) (*controllerv1.RolloutRecord, error) { return e.Retry(s.w.ctx, operator, s.id, web1, "") })
+		s.act("retry", func(e *Engine) (*controllerv1.RolloutRecord, error) {
+			return e.Retry(s.w.ctx, operator, s.id, web1, "")
+		})
 		s.node(web1, NodePassed)
 		s = interrupted()
-		s.act("resolve", func(e *Engine) (*controllerv1.RolloutRecord, error) { return e.Resolve(s.w.ctx, operator, s.id, web1, "checked by hand") })
+		s.act("resolve", func(e *Engine) (*controllerv1.RolloutRecord, error) {
+			return e.Resolve(s.w.ctx, operator, s.id, web1, "checked by hand")
+		})
 		s.node(web1, NodeResolved)
 		s = interrupted()
-		s.act("rollback", func(e *Engine) (*controllerv1.RolloutRecord, error) { return e.Rollback(s.w.ctx, operator, s.id, "undo") })
+		s.act("rollback", func(e *Engine) (*controllerv1.RolloutRecord, error) {
+			return e.Rollback(s.w.ctx, operator, s.id, "undo")
+		})
 		s.node(web1, NodeRolledBack)
 	}},
 	{"an agent reports a cut-off deployment after the rollout gave up on it", func(t *testing.T, all *seen) {
@@ -412,13 +456,19 @@ var scenarios = []struct {
 	{"unreachable, skipped and failed nodes: retried, resolved, rolled back", func(t *testing.T, all *seen) {
 		for _, start := range []state.Node{NodeUnreachable, NodeSkipped, NodeFailed} {
 			s := lostOrFailed(t, all, start)
-			s.act("retry", func(e *Engine) (*controllerv1.RolloutRecord, error) { return e.Retry(s.w.ctx, operator, s.id, web1, "") })
+			s.act("retry", func(e *Engine) (*controllerv1.RolloutRecord, error) {
+				return e.Retry(s.w.ctx, operator, s.id, web1, "")
+			})
 			s.node(web1, NodePassed)
 			s = lostOrFailed(t, all, start)
-			s.act("resolve", func(e *Engine) (*controllerv1.RolloutRecord, error) { return e.Resolve(s.w.ctx, operator, s.id, web1, "by hand") })
+			s.act("resolve", func(e *Engine) (*controllerv1.RolloutRecord, error) {
+				return e.Resolve(s.w.ctx, operator, s.id, web1, "by hand")
+			})
 			s.node(web1, NodeResolved)
 			s = lostOrFailed(t, all, start)
-			s.act("rollback", func(e *Engine) (*controllerv1.RolloutRecord, error) { return e.Rollback(s.w.ctx, operator, s.id, "undo") })
+			s.act("rollback", func(e *Engine) (*controllerv1.RolloutRecord, error) {
+				return e.Rollback(s.w.ctx, operator, s.id, "undo")
+			})
 			s.rollout(StateRolledBack)
 		}
 	}},
@@ -426,7 +476,9 @@ var scenarios = []struct {
 		for _, start := range []state.Node{NodeUnreachable, NodeSkipped, NodeFailed, NodeInterrupted, NodeRollbackFailed} {
 			s := lostOrFailed(t, all, start)
 			s.host(node1, func(h *host) { h.deaf = true })
-			s.act("resolve", func(e *Engine) (*controllerv1.RolloutRecord, error) { return e.Resolve(s.w.ctx, operator, s.id, web1, "by hand") })
+			s.act("resolve", func(e *Engine) (*controllerv1.RolloutRecord, error) {
+				return e.Resolve(s.w.ctx, operator, s.id, web1, "by hand")
+			})
 			s.node(web1, NodeResolving)
 			s.failCommand(web1, "collector packages: permission denied")
 			ro := s.node(web1, start)
@@ -450,7 +502,9 @@ func lostOrFailed(t *testing.T, all *seen, st state.Node) *stepper {
 			policy = UnreachableSkip
 		}
 		s := newStepper(t, all, 1, func(w *world) { w.agent.update(node1, func(h *host) { h.hold = true }) },
-			func(sp *controllerv1.RolloutSpec) { sp.Unreachable, sp.LostAfter, sp.OnDrift = policy, "1m", OnDriftIgnore })
+			func(sp *controllerv1.RolloutSpec) {
+				sp.Unreachable, sp.LostAfter, sp.OnDrift = policy, "1m", OnDriftIgnore
+			})
 		s.node(web1, NodeDeploying)
 		s.w.fleet.setConnected(node1, false)
 		s.step()
@@ -476,7 +530,9 @@ func lostOrFailed(t *testing.T, all *seen, st state.Node) *stepper {
 		s := newStepper(t, all, 1, nil, nil)
 		s.rollout(StateCompleted)
 		s.host(node1, func(h *host) { h.rollbackFails = true })
-		s.act("rollback", func(e *Engine) (*controllerv1.RolloutRecord, error) { return e.Rollback(s.w.ctx, operator, s.id, "undo") })
+		s.act("rollback", func(e *Engine) (*controllerv1.RolloutRecord, error) {
+			return e.Rollback(s.w.ctx, operator, s.id, "undo")
+		})
 		s.node(web1, NodeRollbackFailed)
 		s.host(node1, func(h *host) { h.rollbackFails = false })
 		return s
