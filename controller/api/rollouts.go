@@ -93,7 +93,7 @@ func checkRolloutSpec(spec *controllerv1.RolloutSpec) error {
 	}
 	for _, f := range []struct{ name, value string }{
 		{"strategy", spec.GetStrategy()}, {"max_parallel", spec.GetMaxParallel()}, {"max_failures", spec.GetMaxFailures()},
-		{"unreachable", spec.GetUnreachable()}, {"bake", spec.GetBake()}, {"window", spec.GetWindow()},
+		{"unreachable", spec.GetUnreachable()}, {"lost_after", spec.GetLostAfter()}, {"bake", spec.GetBake()}, {"window", spec.GetWindow()},
 		{"on_failure", spec.GetOnFailure()}, {"on_drift", spec.GetOnDrift()},
 	} {
 		if err := checkOptional(f.name, limits.Word, f.value); err != nil {

@@ -73,6 +73,7 @@ type specFlags struct {
 	maxParallel string
 	maxFailures string
 	unreachable string
+	lostAfter   string
 	bake        string
 	gates       []string
 	window      string
@@ -83,7 +84,7 @@ type specFlags struct {
 
 // specUse is the synopsis of the spec flags.
 const specUse = "NAME@VERSION (--selector k=v[,k=v] | --service S) [--strategy canary|waves|all-at-once] " +
-	"[--waves 1,10%,50%,100%] [--max-parallel N|N%] [--max-failures N|N%] [--unreachable fail|skip|wait:DURATION] " +
+	"[--waves 1,10%,50%,100%] [--max-parallel N|N%] [--max-failures N|N%] [--unreachable fail|skip|wait:DURATION] [--lost-after DURATION] " +
 	"[--bake DURATION] [--gate after-wave:N ...] [--window 'Sat 22:00-Sun 04:00'] [--on-failure stop|continue|rollback] [--on-drift block|ignore]"
 
 // specHelp describes the spec flags in a command's long help.
@@ -93,7 +94,16 @@ defaults: strategy canary (waves 1,10%,50%,100%, cumulative), max parallel
 min(50, 10% of the nodes), max failures 0 per wave, unreachable nodes
 fail, no bake time, no gates, any time, on failure stop, drift blocks.
 
-  --unreachable fail|skip|wait:DURATION  what an unreachable node counts as
+  --unreachable fail|skip|wait:DURATION  what an unreachable node counts as:
+                                         fail counts it against its wave's
+                                         budget, skip does not, wait:D
+                                         waits D for it first, then counts it
+  --lost-after DURATION                  how long a node may stay
+                                         disconnected in any phase of its
+                                         deployment or rollback before it is
+                                         unreachable (default: the
+                                         controller's lost_after, 5m;
+                                         wait:D uses D)
   --gate after-wave:N                    pause after wave N until 'rollout resume'
   --window 'Sat 22:00-Sun 04:00'         start nodes only inside this window
                                          (the controller's time zone)
@@ -112,6 +122,7 @@ func addSpecFlags(cmd *cobra.Command, plan bool) *specFlags {
 	fl.StringVar(&s.maxParallel, "max-parallel", "", "nodes deploying at once, N or N% (default min(50, 10%))")
 	fl.StringVar(&s.maxFailures, "max-failures", "", "failed nodes a wave tolerates, N or N% (default 0)")
 	fl.StringVar(&s.unreachable, "unreachable", "", "fail, skip or wait:DURATION (default fail)")
+	fl.StringVar(&s.lostAfter, "lost-after", "", "disconnected this long in flight, a node is unreachable (default the controller's lost_after)")
 	fl.StringVar(&s.bake, "bake", "", "time to wait between waves, e.g. 10m (default none)")
 	fl.StringArrayVar(&s.gates, "gate", nil, "after-wave:N: pause after wave N until 'rollout resume' (repeatable)")
 	fl.StringVar(&s.window, "window", "", "when nodes may start, e.g. 'Sat 22:00-Sun 04:00' (default any time)")
@@ -161,6 +172,11 @@ func (s *specFlags) spec(ref string) (*controllerv1.RolloutSpec, error) {
 	if err := checkUnreachable(s.unreachable); err != nil {
 		return nil, err
 	}
+	if s.lostAfter != "" {
+		if d, err := time.ParseDuration(s.lostAfter); err != nil || d <= 0 {
+			return nil, usageErrorf("--lost-after %q: give a duration such as 2m", s.lostAfter)
+		}
+	}
 	if s.bake != "" {
 		if d, err := time.ParseDuration(s.bake); err != nil || d < 0 {
 			return nil, usageErrorf("--bake %q: give a duration such as 10m", s.bake)
@@ -192,6 +208,7 @@ func (s *specFlags) spec(ref string) (*controllerv1.RolloutSpec, error) {
 		MaxParallel:    s.maxParallel,
 		MaxFailures:    s.maxFailures,
 		Unreachable:    s.unreachable,
+		LostAfter:      s.lostAfter,
 		Bake:           s.bake,
 		GatesAfterWave: gates,
 		Window:         strings.TrimSpace(s.window),

@@ -111,6 +111,9 @@ func planText(p *controllerv1.RolloutPlan) string {
 	field(&b, "max parallel", strconv.Itoa(int(p.GetMaxParallel())))
 	field(&b, "max failures", spec.GetMaxFailures()+" per wave")
 	field(&b, "unreachable", spec.GetUnreachable())
+	if spec.GetLostAfter() != "" {
+		field(&b, "lost after", spec.GetLostAfter())
+	}
 	field(&b, "bake", noneIfEmpty(spec.GetBake()))
 	var gates []string
 	for _, g := range spec.GetGatesAfterWave() {

@@ -103,6 +103,7 @@ type ReportSpec struct {
 	MaxParallel    string   `json:"max_parallel,omitempty"`
 	MaxFailures    string   `json:"max_failures,omitempty"`
 	Unreachable    string   `json:"unreachable,omitempty"`
+	LostAfter      string   `json:"lost_after,omitempty"`
 	Bake           string   `json:"bake,omitempty"`
 	GatesAfterWave []uint32 `json:"gates_after_wave,omitempty"`
 	Window         string   `json:"window,omitempty"`
@@ -518,7 +519,7 @@ func repOutcomeLine(c ReportCounts) string {
 func repSpec(sp *controllerv1.RolloutSpec, maxParallel uint32) ReportSpec {
 	out := ReportSpec{
 		Strategy: sp.GetStrategy(), Waves: sp.GetWaves(), MaxParallel: sp.GetMaxParallel(),
-		MaxFailures: sp.GetMaxFailures(), Unreachable: sp.GetUnreachable(), Bake: sp.GetBake(),
+		MaxFailures: sp.GetMaxFailures(), Unreachable: sp.GetUnreachable(), LostAfter: sp.GetLostAfter(), Bake: sp.GetBake(),
 		GatesAfterWave: sp.GetGatesAfterWave(), Window: sp.GetWindow(), OnFailure: sp.GetOnFailure(),
 	}
 	if maxParallel > 0 {
@@ -560,6 +561,7 @@ func repStrategyLine(s ReportSpec) string {
 		add("max failures", s.MaxFailures+" per wave")
 	}
 	add("unreachable", s.Unreachable)
+	add("lost after", s.LostAfter)
 	add("on failure", s.OnFailure)
 	add("bake", s.Bake)
 	if len(s.GatesAfterWave) > 0 {

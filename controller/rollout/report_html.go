@@ -167,6 +167,12 @@ ul.facts { margin: 0.3rem 0; padding-left: 1.2rem; }
 {{- with .Error}}
 <li><strong>Error:</strong> {{.}}</li>
 {{- end}}
+{{- if .InterruptedStep}}
+<li><span class="label bad">INTERRUPTED</span> step {{.InterruptedStep}} was cut off (its agent restarted); retry, resolve or roll back the node</li>
+{{- end}}
+{{- if .Retries}}
+<li>Retried {{.Retries}} time(s) by an operator (see the audit trail)</li>
+{{- end}}
 <li>Drift before deploying: {{drift .Drift}}</li>
 {{- range .KnownErrors}}
 <li>Known error: {{.}}</li>
@@ -209,6 +215,20 @@ ul.facts { margin: 0.3rem 0; padding-left: 1.2rem; }
 <ul class="facts">
 {{- range .Differences}}
 <li><span class="label bad">DIFFERS</span> {{.}}</li>
+{{- end}}
+{{- range .NotComparable}}
+<li><span class="label warn">NOT COMPARABLE</span> {{.}}</li>
+{{- end}}
+</ul>
+{{- end}}
+{{- end}}
+{{- with .Resolution}}
+<h4>Resolved by hand: by {{.By}}{{with .At}} at {{.}}{{end}}: {{.Note}}</h4>
+<p class="meta">Audit after the resolution: {{if .AuditID}}{{.AuditID}}{{else}}being taken{{end}}, {{.Verdict}}</p>
+{{- if or .Differences .NotComparable}}
+<ul class="facts">
+{{- range .Differences}}
+<li><span class="label warn">DIFFERS</span> {{.}}</li>
 {{- end}}
 {{- range .NotComparable}}
 <li><span class="label warn">NOT COMPARABLE</span> {{.}}</li>

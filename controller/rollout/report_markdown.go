@@ -141,6 +141,12 @@ func repMDNode(b *bytes.Buffer, n ReportNode) {
 	if n.Error != "" {
 		fmt.Fprintf(b, "- **Error:** %s\n", repMD(n.Error))
 	}
+	if n.InterruptedStep != "" {
+		fmt.Fprintf(b, "- **Interrupted:** step %s was cut off (its agent restarted); retry, resolve or roll back the node\n", repMD(n.InterruptedStep))
+	}
+	if n.Retries > 0 {
+		fmt.Fprintf(b, "- Retried %d %s by an operator (see the audit trail)\n", n.Retries, repPlural(int(n.Retries), "time", "times"))
+	}
 	if n.StartedAt != "" || n.FinishedAt != "" {
 		fmt.Fprintf(b, "- Started %s, finished %s\n", repMD(repOrDash(n.StartedAt)), repMD(repOrDash(n.FinishedAt)))
 	}
@@ -190,6 +196,16 @@ func repMDNode(b *bytes.Buffer, n ReportNode) {
 			fmt.Fprintf(b, "- %s\n", repMD(d))
 		}
 		for _, nc := range rb.NotComparable {
+			fmt.Fprintf(b, "- not comparable: %s\n", repMD(nc))
+		}
+	}
+	if r := n.Resolution; r != nil {
+		fmt.Fprintf(b, "\n**Resolved by hand** by %s at %s: %s\n\n", repMD(r.By), repMD(repOrDash(r.At)), repMD(r.Note))
+		fmt.Fprintf(b, "Audit after the resolution: %s, %s\n", repMD(repOr(r.AuditID, "being taken")), repMD(r.Verdict))
+		for _, d := range r.Differences {
+			fmt.Fprintf(b, "- %s\n", repMD(d))
+		}
+		for _, nc := range r.NotComparable {
 			fmt.Fprintf(b, "- not comparable: %s\n", repMD(nc))
 		}
 	}

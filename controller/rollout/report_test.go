@@ -676,3 +676,46 @@ func TestReportTextAndMarkdownNeutraliseData(t *testing.T) {
 		}
 	}
 }
+
+// TestReportRecovery: an interrupted node names its step and its
+// retries, a resolved one who resolved it, why, and the audit's diff
+// from the pre-audit, in every format.
+func TestReportRecovery(t *testing.T) {
+	pre := reportAudit("web4")
+	after := proto.Clone(pre).(*inventoryv1.Audit)
+	after.Packages.Packages[1].Version = "2.4.0"
+	ro := &controllerv1.RolloutRecord{
+		Id: "ro-1", Release: &controllerv1.ReleaseRef{Name: "webshop", Version: "2.4.0"}, State: state.RolloutHalted,
+		Nodes: []*controllerv1.RolloutNode{
+			{NodeId: "n-1", Hostname: "web1", Wave: 1, State: state.NodeInterrupted, InterruptedStep: "steps/restart", Retries: 2,
+				Error: "step steps/restart was interrupted"},
+			{NodeId: "n-2", Hostname: "web2", Wave: 1, State: state.NodeResolved, ResolvedBy: "user:olivia",
+				ResolvedNote: "removed the half-installed package, INC-2231", ResolvedAt: "2026-03-01T23:00:00Z",
+				ResolveAuditId: "audit-after", ResolveDiffJson: mustJSON(t, diff.Compare(pre, after))},
+		},
+	}
+	in := ReportInput{Rollout: ro, Release: &controllerv1.ReleaseRecord{Name: "webshop", Version: "2.4.0"}}
+	r := BuildReport(in)
+	if c := r.Summary.Counts; c.Interrupted != 1 || c.Resolved != 1 || c.Nodes != 2 {
+		t.Errorf("counts %+v, want 1 interrupted and 1 resolved of 2", c)
+	}
+	res := r.Nodes[1].Resolution
+	if res == nil || res.By != "user:olivia" || res.AuditID != "audit-after" || len(res.Differences) != 1 ||
+		!strings.Contains(res.Verdict, "differs from the pre-audit") {
+		t.Fatalf("web2's resolution = %+v", res)
+	}
+	for _, format := range []string{FormatText, FormatMarkdown, FormatHTML, FormatJSON} {
+		out, _, err := RenderReport(in, format)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, want := range []string{"steps/restart", "INC-2231", "user:olivia", "audit-after", "webshop upgraded 2.3.1 → 2.4.0"} {
+			if !strings.Contains(string(out), want) {
+				t.Errorf("%s report lacks %q", format, want)
+			}
+		}
+		if format != FormatJSON && !strings.Contains(string(out), "Retried 2 time") {
+			t.Errorf("%s report does not say web1 was retried twice", format)
+		}
+	}
+}

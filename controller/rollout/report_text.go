@@ -328,6 +328,12 @@ func repTextNode(w *repTextWriter, n ReportNode) {
 	if n.Error != "" {
 		w.line("  ", "  ", "Error: "+n.Error)
 	}
+	if n.InterruptedStep != "" {
+		w.line("  ", "  ", "Interrupted: step "+n.InterruptedStep+" was cut off (its agent restarted); retry, resolve or roll back the node")
+	}
+	if n.Retries > 0 {
+		w.line("  ", "  ", fmt.Sprintf("Retried %d %s by an operator (see the audit trail)", n.Retries, repPlural(int(n.Retries), "time", "times")))
+	}
 	if n.StartedAt != "" || n.FinishedAt != "" {
 		w.line("  ", "  ", repJoin(", ", repPrefixed("started ", n.StartedAt), repPrefixed("finished ", n.FinishedAt)))
 	}
@@ -372,6 +378,16 @@ func repTextNode(w *repTextWriter, n ReportNode) {
 			w.line("    ", "  ", "- "+d)
 		}
 		for _, nc := range rb.NotComparable {
+			w.line("    ", "  ", "[NOT COMPARABLE] "+nc)
+		}
+	}
+	if r := n.Resolution; r != nil {
+		w.line("  ", "  ", "Resolved by hand: "+repJoin(", ", "by "+r.By, repPrefixed("at ", r.At))+": "+strconv.Quote(r.Note))
+		w.line("    ", "  ", "Audit after the resolution: "+repJoin(", ", repOr(r.AuditID, "being taken"), r.Verdict))
+		for _, d := range r.Differences {
+			w.line("    ", "  ", "- "+d)
+		}
+		for _, nc := range r.NotComparable {
 			w.line("    ", "  ", "[NOT COMPARABLE] "+nc)
 		}
 	}
