@@ -28,14 +28,17 @@ const (
 
 // Report is what Run did.
 type Report struct {
-	DeploymentID string        `json:"deployment_id"`
-	Release      string        `json:"release"`
-	Root         string        `json:"root"`
-	State        journal.State `json:"state"`
-	Steps        []StepResult  `json:"steps"`
-	Error        string        `json:"error,omitempty"`
-	Duration     time.Duration `json:"duration"`
-	started      time.Time
+	DeploymentID string `json:"deployment_id"`
+	// CommandID is the controller's deploy command the deployment
+	// belongs to (Runner.Command); empty for a local apply.
+	CommandID string        `json:"command_id,omitempty"`
+	Release   string        `json:"release"`
+	Root      string        `json:"root"`
+	State     journal.State `json:"state"`
+	Steps     []StepResult  `json:"steps"`
+	Error     string        `json:"error,omitempty"`
+	Duration  time.Duration `json:"duration"`
+	started   time.Time
 }
 
 // StepResult is one step's line in a Report. List "undo" is a plugin's
@@ -134,7 +137,7 @@ func (x *run) begin(ctx context.Context) error {
 		}
 	}
 	d, steps, err := x.Journal.Begin(ctx, journal.Deployment{
-		ID: x.id, Manifest: x.m.Name + "@" + x.m.Version, ManifestFile: x.m.File, Root: x.Root,
+		ID: x.id, CommandID: x.Command, Manifest: x.m.Name + "@" + x.m.Version, ManifestFile: x.m.File, Root: x.Root,
 	}, recs)
 	if err != nil {
 		return err
@@ -147,7 +150,7 @@ func (x *run) begin(ctx context.Context) error {
 		if s.State == journal.StateInterrupted {
 			x.rep.State = journal.StateInterrupted
 			err := fmt.Errorf("%w: step %s of deployment %s was interrupted while it ran, and its plugin (%s) is not idempotent, so it may or may not have taken effect; check the host, then run\n  cairn-agent journal resolve %s %s --as succeeded|failed|retry --note TEXT\n(with the same --data-dir) and apply again",
-				ErrInterrupted, s.Ref(), d.ID, s.Plugin, d.ID[:12], s.Name)
+				ErrInterrupted, s.Ref(), d.ID, s.Plugin, shortID(d.ID), s.Name)
 			x.rep.Error = err.Error()
 			return err
 		}
@@ -159,11 +162,11 @@ func (x *run) begin(ctx context.Context) error {
 // signed release (refusing with ErrUnverified before anything is
 // journaled), then recovers the journal after a crash.
 func (r *Runner) prepare(ctx context.Context, m *manifest.Manifest) (*run, error) {
-	id := DeploymentID(m, r.Root)
+	id := r.deploymentID(m)
 	x := &run{
 		Runner: r, m: m, id: id,
-		rep: &Report{DeploymentID: id, Release: m.Name + "@" + m.Version, Root: r.Root, started: time.Now()},
-		log: r.log().With("deployment", id[:12], "release", m.Name+"@"+m.Version),
+		rep: &Report{DeploymentID: id, CommandID: r.Command, Release: m.Name + "@" + m.Version, Root: r.Root, started: time.Now()},
+		log: r.log().With("deployment", shortID(id), "release", m.Name+"@"+m.Version),
 	}
 	if r.Bundle != nil {
 		if err := r.verifyRelease(m); err != nil {

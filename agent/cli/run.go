@@ -62,7 +62,8 @@ thirds of its lifetime (30 days) have passed.
 
 Deployments run like 'cairn-agent apply' under --root, with the journal
 in --data-dir: the built-in plugins, and external ones from the --plugins
-catalog. The agent fetches a release's artifacts from the controller into
+catalog. Each deploy command is its own deployment in the journal, so
+deploying a release the node had before runs its steps again. The agent fetches a release's artifacts from the controller into
 --data-dir/artifacts (by sha256, verified), verifies the signed release
 against the release key it received at enrollment, and runs nothing of a
 release that does not verify. Manual steps wait for an operator's

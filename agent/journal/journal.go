@@ -48,7 +48,9 @@ import (
 //	outbox_ids    item ID               → be64 sequence (index; makes Put idempotent)
 //
 // Migrations: migrations[i] takes a file from schema version i to i+1, in
-// one transaction. A file without meta is version 0.
+// one transaction. A file without meta is version 0. A field added to a
+// value later (Deployment.command_id) reads as its zero value from an
+// older file and needs no migration.
 
 // FileName is the journal's file name in the agent's data dir.
 const FileName = "journal.db"
@@ -88,6 +90,10 @@ const (
 // Deployment is one run of one manifest against one root.
 type Deployment struct {
 	ID string `json:"id"`
+	// CommandID is the controller's deploy command that started the
+	// deployment; empty for a local apply. Journals written before it
+	// existed read as empty (JSON values: no migration).
+	CommandID string `json:"command_id,omitempty"`
 	// Manifest is name@version.
 	Manifest     string    `json:"manifest"`
 	ManifestFile string    `json:"manifest_file,omitempty"`

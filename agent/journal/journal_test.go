@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	bolt "go.etcd.io/bbolt"
 )
 
 var t0 = time.Date(2026, 5, 1, 12, 0, 0, 0, time.UTC)
@@ -312,5 +313,36 @@ func TestSetDeploymentFinishTime(t *testing.T) {
 				t.Errorf("deployment: state %s, finished at %v; want %s, finished %v", d.State, d.FinishedAt, tt.state, tt.finished)
 			}
 		})
+	}
+}
+
+// TestDeploymentCommandID: a deployment keeps the command it belongs
+// to, and one written before Deployment had a command ID (the JSON has
+// no command_id) reads with none: no migration is needed.
+func TestDeploymentCommandID(t *testing.T) {
+	ctx := t.Context()
+	dir := t.TempDir()
+	j := open(t, dir)
+	if _, _, err := j.Begin(ctx, Deployment{ID: "d2", CommandID: "cmd-7", Manifest: "webshop@1.0.0", Root: "/r"}, nil); err != nil {
+		t.Fatal(err)
+	}
+	old := `{"id":"d1","manifest":"webshop@0.9.0","root":"/r","started_at":"2026-04-01T12:00:00Z","state":"succeeded"}`
+	if err := j.db.Update(func(tx *bolt.Tx) error { return tx.Bucket(bucketDeployments).Put([]byte("d1"), []byte(old)) }); err != nil {
+		t.Fatal(err)
+	}
+	j.Close()
+	j = open(t, dir)
+	defer j.Close()
+	ds, err := j.Deployments(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]string{}
+	for _, d := range ds {
+		got[d.ID] = d.CommandID + " " + d.Manifest + " " + string(d.State)
+	}
+	want := map[string]string{"d1": " webshop@0.9.0 succeeded", "d2": "cmd-7 webshop@1.0.0 pending"}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("deployments (-want +got):\n%s", diff)
 	}
 }

@@ -31,7 +31,13 @@
 // the release's artifacts into the cache by digest (resumable, verified
 // before use, fetched once), then hands the manifest, the signed bundle,
 // the pinned release key and the cached files to agent/apply, which
-// verifies everything before a step runs. A manual step asks the
+// verifies everything before a step runs. Each apply command is its own
+// deployment in the journal, named after the command
+// (apply.CommandDeploymentID): a redelivered command continues it, a new
+// command runs the release's steps again even when the node had that
+// release before. A rollback command undoes the deployment of the apply
+// command it names (undo_command_id) and is refused without one. A
+// manual step asks the
 // controller for an operator's confirmation over the session. A
 // deployment goes on when the session drops, and its result waits in
 // state.json; only a step waiting for its confirmation stops it, without
