@@ -11,6 +11,7 @@
 //	running → interrupted (found running after a crash; not idempotent)
 //	running → pending (found running after a crash; idempotent: re-run)
 //	interrupted → succeeded | failed | pending (an operator's decision)
+//	interrupted → failed (a rollback undid it from its undo record)
 //
 // and each transition is one bbolt Update, which fsyncs before it
 // returns: the agent writes "running" before it calls the plugin's Apply
