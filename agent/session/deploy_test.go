@@ -1,6 +1,7 @@
 package session
 
 import (
+	"bytes"
 	"context"
 	"crypto/ed25519"
 	"crypto/sha256"
@@ -9,6 +10,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
@@ -50,15 +53,19 @@ func newTestHost() *testHost {
 	return &testHost{plugins: map[string]*testPlugin{
 		"copy":   {name: "copy"},
 		"manual": {name: "manual", confirm: true},
+		"hang":   {name: "hang", notIdempotent: true, hanging: make(chan struct{}, 10)},
 	}}
 }
 
 // testPlugin: "copy" copies the artifact named by params.artifact to
 // params.to under the root and puts back what was there on Rollback;
-// "manual" needs a confirmation and changes nothing.
+// "manual" needs a confirmation and changes nothing; "hang" is not
+// idempotent and runs until its context ends, saying so on hanging.
 type testPlugin struct {
-	name    string
-	confirm bool
+	name          string
+	confirm       bool
+	notIdempotent bool
+	hanging       chan struct{}
 
 	mu    sync.Mutex
 	calls []string
@@ -79,7 +86,7 @@ func (p *testPlugin) Calls() []string {
 }
 
 func (p *testPlugin) Describe(context.Context) (*sdk.Description, error) {
-	return &sdk.Description{Name: p.name, Version: "1.0.0", Idempotent: true, NeedsConfirmation: p.confirm}, nil
+	return &sdk.Description{Name: p.name, Version: "1.0.0", Idempotent: !p.notIdempotent, NeedsConfirmation: p.confirm}, nil
 }
 
 func (p *testPlugin) Validate(context.Context, *sdk.StepContext) ([]*sdk.FieldError, error) {
@@ -97,8 +104,13 @@ type copied struct {
 	Old     []byte `json:"old,omitempty"`
 }
 
-func (p *testPlugin) Apply(_ context.Context, sc *sdk.StepContext, _ sdk.Reporter) (*sdk.Result, error) {
+func (p *testPlugin) Apply(ctx context.Context, sc *sdk.StepContext, _ sdk.Reporter) (*sdk.Result, error) {
 	p.record("apply " + sc.GetStep())
+	if p.name == "hang" {
+		p.hanging <- struct{}{}
+		<-ctx.Done()
+		return nil, ctx.Err()
+	}
 	if p.name == "manual" {
 		return &sdk.Result{Outputs: map[string]string{"confirmed_by": sc.GetConfirmation().GetBy()}}, nil
 	}
@@ -484,6 +496,78 @@ func TestUndoTarget(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestInterruptedDeploymentIsReportedAtStart: the agent stops while a
+// step of a plugin that is not idempotent runs. When it starts again it
+// tells the controller at once, before any deployment, with a
+// deployment_interrupted outbox item, and logs it with the way out.
+func TestInterruptedDeploymentIsReportedAtStart(t *testing.T) {
+	f := newFakeController(t)
+	d := newRelease(t, f.releaseKey, "2.0.1", []byte("site"), "steps:\n  - {name: migrate, plugin: hang}\n")
+	f.artifacts[d.refs[0].GetDigest()] = []byte("site")
+	dir, root, host, stop := deployAgent(t, f)
+	f.session().deploy("cmd-1", ActionApply, d)
+	select {
+	case <-host.plugins["hang"].hanging:
+	case <-time.After(waitFor):
+		t.Fatal("the step never ran")
+	}
+	if err := stop(); err != nil { // the step is left running, as by a crash
+		t.Fatal(err)
+	}
+
+	var logs syncBuffer
+	runAgent(t, dir, func(c *Config) {
+		c.Root, c.Plugins = root, host
+		c.Logger = slog.New(slog.NewTextHandler(io.MultiWriter(&logs, t.Output()), nil))
+	})
+	dep := apply.CommandDeploymentID("cmd-1", root)
+	id := dep + "/interrupted/steps/migrate/1"
+	f.wait("outbox", id)
+	var item *agentv1.OutboxItem
+	f.locked(func() {
+		for _, it := range f.outbox {
+			if it.GetId() == id {
+				item = it
+			}
+		}
+	})
+	var got journal.Interruption
+	if err := json.Unmarshal(item.GetPayload(), &got); err != nil || item.GetKind() != "deployment_interrupted" || item.GetDeploymentId() != dep {
+		t.Fatalf("outbox item: kind %q, deployment %q, payload %s: %v", item.GetKind(), item.GetDeploymentId(), item.GetPayload(), err)
+	}
+	want := journal.Interruption{CommandID: "cmd-1", DeploymentID: dep, Release: "shop@2.0.1", Step: "steps/migrate", Plugin: "hang", State: journal.StateInterrupted}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("payload (-want +got):\n%s", diff)
+	}
+	if line := "level=WARN msg=\"step was running when the agent stopped; not idempotent, marked interrupted: it may or may not have taken effect\" node=" + testNode +
+		" deployment=" + dep + " step=steps/migrate plugin=hang command=cmd-1 hint=\"reported to the controller"; !strings.Contains(logs.String(), line) {
+		t.Errorf("agent log lacks\n%s\n%s", line, logs.String())
+	}
+	f.locked(func() {
+		if len(f.results) != 0 {
+			t.Errorf("results before any command: %v", f.results)
+		}
+	})
+}
+
+// syncBuffer is a bytes.Buffer safe for a logger and a test to share.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
 }
 
 // outboxLen opens the agent's journal (waiting while the agent holds it)

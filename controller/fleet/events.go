@@ -64,6 +64,15 @@ func (f *Fleet) confirmationRequested(nodeID string, r *agentv1.ConfirmationRequ
 	}
 }
 
+// deploymentInterrupted tells the events receiver, if any, that the
+// node's agent found the deployment of its deploy command commandID cut
+// off by a stop in step (LIST/NAME).
+func (f *Fleet) deploymentInterrupted(nodeID, commandID, step string) {
+	if f.events != nil {
+		f.events.DeploymentInterrupted(nodeID, commandID, step)
+	}
+}
+
 // register adds a node's session to the hub and reports the connection.
 // connMu keeps a node's connection events in the order of the hub's
 // changes without calling the receiver under the hub's lock (the
