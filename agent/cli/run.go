@@ -136,7 +136,7 @@ func runAgent(cmd *cobra.Command, s *streams, f runFlags) error {
 	if err != nil {
 		return fmt.Errorf("--root %s: %w", f.root, err)
 	}
-	plugins, err := newPluginHost(f.plugins, log)
+	plugins, err := newPluginHost(f.plugins, f.dataDir, log)
 	if err != nil {
 		return fmt.Errorf("--plugins: %w", err)
 	}

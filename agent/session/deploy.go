@@ -36,6 +36,11 @@ const PluginCacheDir = "cache"
 // step's state directory (apply.Runner.StateDir).
 const StepStateDir = "steps"
 
+// PluginProcDir is the directory in the data directory where the plugin
+// host records the plugin processes it runs (pluginhost.Config.ProcDir),
+// for the next start to reap one that outlived its agent.
+const PluginProcDir = "procs"
+
 // errSessionLost stops a deploy command whose manual step waited for a
 // confirmation when the session ended. The command is not completed: the
 // controller delivers it again and it re-runs, skipping the steps that

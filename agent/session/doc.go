@@ -17,6 +17,8 @@
 //	journal.db      the step journal and its outbox (agent/journal)
 //	artifacts/      DML artifacts fetched for deploy commands, by sha256
 //	cache/          what plugins keep to roll their steps back
+//	steps/          each step's state directory (write-ahead undo records)
+//	procs/          the plugin processes running now, one file each
 //
 // A session dials out with mutual TLS, says Hello, and runs the commands
 // the controller sends, one at a time. Each command ID runs at most once:
