@@ -37,8 +37,11 @@ type procRecord struct {
 // maxRecordBytes bounds a record file: a few numbers and names.
 const maxRecordBytes = 4 << 10
 
-// bootIDFile holds the kernel's random ID of the running boot.
+// bootIDFile holds the kernel's random ID of the running boot, a UUID.
 const bootIDFile = "/proc/sys/kernel/random/boot_id"
+
+// maxBootIDBytes bounds bootIDFile: 36 characters and a newline.
+const maxBootIDBytes = 64
 
 var self struct {
 	once   sync.Once
@@ -52,7 +55,7 @@ func selfInfo() (start uint64, bootID string) {
 		if st, ok := readStat(os.Getpid()); ok {
 			self.start = st.start
 		}
-		if b, err := readlimit.File(bootIDFile, "", maxRecordBytes); err == nil {
+		if b, err := readlimit.File(bootIDFile, "", maxBootIDBytes); err == nil {
 			self.bootID = strings.TrimSpace(string(b))
 		}
 	})
