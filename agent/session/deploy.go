@@ -122,7 +122,6 @@ func (a *Agent) runDeploy(ctx, sctx context.Context, l *link, id string, cmd *ag
 			return fail("rollback of the deployment of command %s: %v", command, err)
 		}
 	}
-	log = log.With("deployment", deployment[:12])
 
 	dctx, abort := context.WithCancelCause(ctx)
 	defer abort(nil)
