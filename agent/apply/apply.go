@@ -10,10 +10,17 @@
 // applied steps are undone newest first and the rollback steps run, as
 // after a failure, and the deployment is journaled rolled back.
 //
-// Re-running a manifest against the same root is the same deployment
-// (its ID is the sha256 of the manifest's bytes and the root): steps
-// that succeeded are skipped, failed ones run again, and a step a crash
-// interrupted blocks the deployment until an operator resolves it.
+// A deployment has an ID, under which the journal keeps its steps.
+// Locally (cairn-agent apply) it is the sha256 of the manifest's bytes
+// and the root (DeploymentID): re-running a manifest against the same
+// root is the same deployment. The agent's session names each deploy
+// command's deployment after the command (CommandDeploymentID): a
+// redelivered command continues its deployment, while a new command runs
+// the steps again even for a release the node had before, each plugin
+// deciding from the host whether there is work. Either way, steps of the
+// same deployment that succeeded are skipped, failed ones run again, and
+// a step a crash interrupted blocks the deployment until an operator
+// resolves it.
 package apply
 
 import (
@@ -87,6 +94,16 @@ type Runner struct {
 	// file, also when the manifest gives it a path: a release's paths
 	// are relative to where it was created, not to this machine.
 	ArtifactPaths map[string]string
+	// Deployment is the ID of the deployment Run runs (or continues) and
+	// Undo undoes. Empty means DeploymentID(m, Root): the same manifest
+	// on the same root is the same deployment (cairn-agent apply). The
+	// agent's session sets CommandDeploymentID of the deploy command.
+	Deployment string
+	// Command is the ID of the controller's deploy command the
+	// deployment belongs to, journaled with a deployment Run begins
+	// (journal.Deployment.CommandID) and put in the Report; empty for a
+	// local apply.
+	Command string
 }
 
 // DeploymentID is the ID of applying m to root: the sha256 of the
@@ -97,6 +114,35 @@ func DeploymentID(m *manifest.Manifest, root string) string {
 	h.Write([]byte{0})
 	h.Write([]byte(root))
 	return hex.EncodeToString(h.Sum(nil))
+}
+
+// CommandDeploymentID is the ID of the deployment a controller's deploy
+// command commandID runs on root: the sha256 of both, hex. Its input
+// starts with "command" and a NUL byte, which no YAML manifest does, so
+// it never equals a DeploymentID.
+func CommandDeploymentID(commandID, root string) string {
+	h := sha256.New()
+	h.Write([]byte("command\x00"))
+	h.Write([]byte(commandID))
+	h.Write([]byte{0})
+	h.Write([]byte(root))
+	return hex.EncodeToString(h.Sum(nil))
+}
+
+// deploymentID is the ID of the deployment of m this Runner works on.
+func (r *Runner) deploymentID(m *manifest.Manifest) string {
+	if r.Deployment != "" {
+		return r.Deployment
+	}
+	return DeploymentID(m, r.Root)
+}
+
+// shortID is a deployment ID's first 12 characters, for logs and hints.
+func shortID(id string) string {
+	if len(id) > 12 {
+		return id[:12]
+	}
+	return id
 }
 
 func (r *Runner) log() *slog.Logger {

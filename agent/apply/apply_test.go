@@ -102,6 +102,63 @@ verify:
 	}
 }
 
+// TestRunDeploymentByCommand: with Runner.Deployment set, each deploy
+// command is its own deployment. A new command runs the steps of a
+// manifest applied before; the same command again continues its
+// deployment; the command ID is journaled and reported.
+func TestRunDeploymentByCommand(t *testing.T) {
+	e := newEnv(t)
+	ctx := t.Context()
+	m := e.manifest(t, "steps:\n  - {name: a, plugin: once}\n")
+	runAs := func(command string) []string {
+		t.Helper()
+		e.runner.Deployment, e.runner.Command = CommandDeploymentID(command, e.runner.Root), command
+		rep, err := e.runner.Run(ctx, m)
+		if err != nil {
+			t.Fatalf("run as %s: %v", command, err)
+		}
+		if rep.DeploymentID != e.runner.Deployment || rep.CommandID != command {
+			t.Errorf("run as %s: report names deployment %s of command %q", command, rep.DeploymentID, rep.CommandID)
+		}
+		return outcomes(rep)
+	}
+	steps := map[string][]string{}
+	for _, c := range []string{"cmd-1", "cmd-2", "cmd-1"} {
+		steps[c] = append(steps[c], runAs(c)...)
+	}
+	want := map[string][]string{
+		"cmd-1": {"steps/a:changed", "steps/a:skipped"},
+		"cmd-2": {"steps/a:changed"},
+	}
+	if diff := cmp.Diff(want, steps); diff != "" {
+		t.Errorf("outcomes by command (-want +got):\n%s", diff)
+	}
+	if diff := cmp.Diff([]string{"apply a", "apply a"}, e.host.plugins["once"].Calls()); diff != "" {
+		t.Errorf("calls (-want +got):\n%s", diff)
+	}
+	ds, err := e.runner.Journal.Deployments(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]string{}
+	for _, d := range ds {
+		got[d.ID] = d.CommandID
+	}
+	wantIDs := map[string]string{
+		CommandDeploymentID("cmd-1", e.runner.Root): "cmd-1",
+		CommandDeploymentID("cmd-2", e.runner.Root): "cmd-2",
+	}
+	if diff := cmp.Diff(wantIDs, got); diff != "" {
+		t.Errorf("journaled deployments (-want +got):\n%s", diff)
+	}
+	// Without Deployment: the manifest's ID, as cairn-agent apply uses.
+	e.runner.Deployment, e.runner.Command = "", ""
+	rep, err := e.runner.Run(ctx, m)
+	if err != nil || rep.DeploymentID != DeploymentID(m, e.runner.Root) || rep.CommandID != "" {
+		t.Errorf("local run: %v, deployment %s, command %q", err, rep.DeploymentID, rep.CommandID)
+	}
+}
+
 func TestRunFailureRollsBack(t *testing.T) {
 	e := newEnv(t)
 	m := e.manifest(t, `

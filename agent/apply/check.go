@@ -53,7 +53,7 @@ func (p *PlanReport) OK() bool {
 // a context that ended, or wraps ErrUnverified when the runner has a
 // Bundle that does not verify (then no plugin was asked anything).
 func (r *Runner) Check(ctx context.Context, m *manifest.Manifest) (*PlanReport, error) {
-	id := DeploymentID(m, r.Root)
+	id := r.deploymentID(m)
 	rep := &PlanReport{DeploymentID: id, Release: m.Name + "@" + m.Version, Root: r.Root}
 	if r.Bundle != nil {
 		if err := r.verifyRelease(m); err != nil {

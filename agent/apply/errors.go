@@ -8,8 +8,10 @@ var (
 	// which, and whether rollback ran).
 	ErrFailed = errors.New("deployment failed")
 	// ErrInterrupted means a step of this deployment was cut off by a
-	// crash and its plugin is not idempotent: nothing runs until an
-	// operator resolves it with `cairn-agent journal resolve`.
+	// crash and its plugin is not idempotent: Run runs nothing until an
+	// operator resolves it with `cairn-agent journal resolve`; Undo
+	// undoes everything else and fails with it when the step left no
+	// undo record.
 	ErrInterrupted = errors.New("deployment has an interrupted step")
 	// ErrArtifact means a component's file is missing or its sha256 is
 	// not the manifest's.

@@ -32,7 +32,8 @@ func (h *fakeHost) Start(_ context.Context, name string) (Instance, error) {
 }
 
 // fakePlugin records its calls. Its parameters steer it: fail (Apply
-// fails), hang (Apply waits for its deadline), bad (Validate refuses the
+// fails), hang (Apply, after its write if any, calls hanging and waits
+// for its context to end), bad (Validate refuses the
 // field named), pass (Verify's verdict, default true), write (Apply
 // writes content, default "new", to that path under the root, and
 // Rollback puts back what was there).
@@ -40,6 +41,8 @@ type fakePlugin struct {
 	name       string
 	idempotent bool
 	confirm    bool
+	// hanging, when set, is called when Apply starts to hang.
+	hanging func()
 
 	mu    sync.Mutex
 	calls []string
@@ -80,10 +83,6 @@ func (p *fakePlugin) Apply(ctx context.Context, sc *sdk.StepContext, r sdk.Repor
 	p.record("apply", sc)
 	params := sdk.Params(sc)
 	r.Log(sdk.LevelInfo, "applying "+sc.GetStep())
-	if params["hang"] == true {
-		<-ctx.Done()
-		return nil, ctx.Err()
-	}
 	if params["fail"] == true {
 		return nil, errors.New("boom")
 	}
@@ -96,6 +95,13 @@ func (p *fakePlugin) Apply(ctx context.Context, sc *sdk.StepContext, r sdk.Repor
 		if params["fail_after_write"] == true {
 			return nil, errors.New("failed after writing " + rel)
 		}
+	}
+	if params["hang"] == true {
+		if p.hanging != nil {
+			p.hanging()
+		}
+		<-ctx.Done()
+		return nil, ctx.Err()
 	}
 	out := map[string]string{"key": sc.GetIdempotencyKey()}
 	if c := sc.GetConfirmation(); c != nil {

@@ -24,17 +24,23 @@ const (
 	OutcomeNotRun        = "not run" // after an earlier step failed
 	OutcomePassed        = "passed"  // a verify check
 	OutcomeRolledBack    = "rolled back"
+	// OutcomeInterrupted is a step a crash cut off that a rollback could
+	// neither undo (no undo record) nor run again (not idempotent).
+	OutcomeInterrupted = "interrupted"
 )
 
 // Report is what Run did.
 type Report struct {
-	DeploymentID string        `json:"deployment_id"`
-	Release      string        `json:"release"`
-	Root         string        `json:"root"`
-	State        journal.State `json:"state"`
-	Steps        []StepResult  `json:"steps"`
-	Error        string        `json:"error,omitempty"`
-	Duration     time.Duration `json:"duration"`
+	DeploymentID string `json:"deployment_id"`
+	// CommandID is the controller's deploy command the deployment
+	// belongs to (Runner.Command); empty for a local apply.
+	CommandID string        `json:"command_id,omitempty"`
+	Release   string        `json:"release"`
+	Root      string        `json:"root"`
+	State     journal.State `json:"state"`
+	Steps     []StepResult  `json:"steps"`
+	Error     string        `json:"error,omitempty"`
+	Duration  time.Duration `json:"duration"`
 	// Interrupted names the step (LIST/NAME) a crash cut off, when State
 	// is interrupted.
 	Interrupted string `json:"interrupted,omitempty"`
@@ -90,7 +96,7 @@ func (r *Runner) Run(ctx context.Context, m *manifest.Manifest) (*Report, error)
 		return x.rep, err
 	}
 	id := x.id
-	if err := x.begin(ctx); err != nil {
+	if err := x.begin(ctx, false); err != nil {
 		return x.rep, err
 	}
 	if err := r.Journal.SetDeployment(ctx, id, journal.StateRunning, ""); err != nil {
@@ -127,9 +133,10 @@ func (r *Runner) Run(ctx context.Context, m *manifest.Manifest) (*Report, error)
 }
 
 // begin journals the deployment and its steps (a deployment journaled
-// before keeps its steps' states) and refuses, with ErrInterrupted, a
-// deployment that has an interrupted step.
-func (x *run) begin(ctx context.Context) error {
+// before keeps its steps' states) and, unless undo, refuses with
+// ErrInterrupted a deployment that has an interrupted step (an Undo
+// undoes what it can around it).
+func (x *run) begin(ctx context.Context, undo bool) error {
 	var recs []journal.Step
 	for _, list := range x.m.Lists() {
 		for _, st := range list {
@@ -137,7 +144,7 @@ func (x *run) begin(ctx context.Context) error {
 		}
 	}
 	d, steps, err := x.Journal.Begin(ctx, journal.Deployment{
-		ID: x.id, Manifest: x.m.Name + "@" + x.m.Version, ManifestFile: x.m.File, Root: x.Root,
+		ID: x.id, CommandID: x.Command, Manifest: x.m.Name + "@" + x.m.Version, ManifestFile: x.m.File, Root: x.Root,
 	}, recs)
 	if err != nil {
 		return err
@@ -147,11 +154,11 @@ func (x *run) begin(ctx context.Context) error {
 		x.journaled[key(s.List, s.Index)] = s
 	}
 	for _, s := range steps {
-		if s.State == journal.StateInterrupted {
+		if s.State == journal.StateInterrupted && !undo {
 			x.rep.State = journal.StateInterrupted
 			x.rep.Interrupted = s.Ref()
 			err := fmt.Errorf("%w: step %s of deployment %s was interrupted while it ran, and its plugin (%s) is not idempotent, so it may or may not have taken effect; check the host, then run\n  cairn-agent journal resolve %s %s --as succeeded|failed|retry --note TEXT\n(with the same --data-dir) and apply again",
-				ErrInterrupted, s.Ref(), d.ID, s.Plugin, d.ID[:12], s.Name)
+				ErrInterrupted, s.Ref(), d.ID, s.Plugin, shortID(d.ID), s.Name)
 			x.rep.Error = err.Error()
 			return err
 		}
@@ -163,11 +170,11 @@ func (x *run) begin(ctx context.Context) error {
 // signed release (refusing with ErrUnverified before anything is
 // journaled), then recovers the journal after a crash.
 func (r *Runner) prepare(ctx context.Context, m *manifest.Manifest) (*run, error) {
-	id := DeploymentID(m, r.Root)
+	id := r.deploymentID(m)
 	x := &run{
 		Runner: r, m: m, id: id,
-		rep: &Report{DeploymentID: id, Release: m.Name + "@" + m.Version, Root: r.Root, started: time.Now()},
-		log: r.log().With("deployment", id[:12], "release", m.Name+"@"+m.Version),
+		rep: &Report{DeploymentID: id, CommandID: r.Command, Release: m.Name + "@" + m.Version, Root: r.Root, started: time.Now()},
+		log: r.log().With("deployment", shortID(id), "release", m.Name+"@"+m.Version),
 	}
 	if r.Bundle != nil {
 		if err := r.verifyRelease(m); err != nil {
@@ -525,18 +532,25 @@ func (x *run) check(ctx context.Context, st *manifest.Step) (StepResult, error) 
 }
 
 // rollback undoes the applied steps, newest first, then runs the
-// manifest's rollback steps. It returns the first failure but tries
+// manifest's rollback steps. It returns every failure but tries
 // everything. A step is undone by its plugin's Rollback when it
 // succeeded and changed something (with its journaled rollback record),
-// or when it failed after its plugin ran and left a write-ahead undo
-// record in its state directory (with no record: the plugin loads its
-// own).
+// or when its plugin ran, was cut off or failed, and left a write-ahead
+// undo record in its state directory (with no record: the plugin loads
+// its own). An interrupted step without an undo record cannot be
+// undone: it is a report line and an error wrapping ErrInterrupted.
 func (x *run) rollback(ctx context.Context) error {
 	var errs []error
 	for i := len(x.m.Steps) - 1; i >= 0; i-- {
 		st := &x.m.Steps[i]
 		js := x.journaled[key(st.List, st.Index)]
 		if !x.needsUndo(js) {
+			if js.State == journal.StateInterrupted && js.RolledBackAt.IsZero() {
+				err := fmt.Errorf("%w: step %s/%s was interrupted when the agent stopped and left no undo record, so it could not be undone automatically; it may or may not have taken effect (check the host, then record what you found with 'cairn-agent journal resolve %s %s')",
+					ErrInterrupted, st.List, st.Name, shortID(x.id), st.Name)
+				x.rep.Steps = append(x.rep.Steps, StepResult{List: ListUndo, Name: st.Name, Plugin: st.Plugin, Outcome: OutcomeInterrupted, Attempts: js.Attempts, Error: err.Error()})
+				errs = append(errs, err)
+			}
 			continue
 		}
 		began := time.Now()
@@ -554,6 +568,15 @@ func (x *run) rollback(ctx context.Context) error {
 			x.rep.Steps = append(x.rep.Steps, StepResult{List: st.List, Name: st.Name, Plugin: st.Plugin, Outcome: OutcomeSkipped, Attempts: js.Attempts})
 			continue
 		}
+		if js.State == journal.StateInterrupted {
+			// An earlier rollback was cut off in this step, whose plugin
+			// is not idempotent: running it again is an operator's call.
+			err := fmt.Errorf("%w: rollback step %s was interrupted when the agent stopped, and its plugin (%s) is not idempotent, so it is not run again automatically; it may or may not have taken effect (check the host, then record what you found with 'cairn-agent journal resolve %s %s/%s')",
+				ErrInterrupted, st.Name, st.Plugin, shortID(x.id), st.List, st.Name)
+			x.rep.Steps = append(x.rep.Steps, StepResult{List: st.List, Name: st.Name, Plugin: st.Plugin, Outcome: OutcomeInterrupted, Attempts: js.Attempts, Error: err.Error()})
+			errs = append(errs, err)
+			continue
+		}
 		began := time.Now()
 		res, err := x.apply(ctx, st, js)
 		res.Duration = time.Since(began)
@@ -566,7 +589,10 @@ func (x *run) rollback(ctx context.Context) error {
 }
 
 // needsUndo reports whether the journaled step js is to be undone by its
-// plugin's Rollback.
+// plugin's Rollback: it succeeded and changed something, or its plugin
+// ran (attempts > 0) and left a write-ahead undo record, whether it
+// failed, was interrupted, or was cut off and then not run again
+// (pending the re-run of an idempotent plugin, or skipped).
 func (x *run) needsUndo(js journal.Step) bool {
 	if !js.RolledBackAt.IsZero() {
 		return false
@@ -574,7 +600,7 @@ func (x *run) needsUndo(js journal.Step) bool {
 	switch js.State {
 	case journal.StateSucceeded:
 		return js.Changed
-	case journal.StateFailed:
+	case journal.StateFailed, journal.StateInterrupted, journal.StatePending, journal.StateSkipped:
 		return js.Attempts > 0 && sdk.HasUndo(x.stepStateDir(x.id, js.List, js.Index))
 	}
 	return false
@@ -605,10 +631,16 @@ func (x *run) undo(ctx context.Context, st *manifest.Step, js journal.Step) (Ste
 		res.Error = err.Error()
 		return res, err
 	}
-	s, err := x.Journal.Transition(ctx, x.id, st.List, st.Index, []journal.State{journal.StateSucceeded, journal.StateFailed}, func(s *journal.Step) {
+	undone := []journal.State{journal.StateSucceeded, journal.StateFailed, journal.StateInterrupted, journal.StatePending, journal.StateSkipped}
+	s, err := x.Journal.Transition(ctx, x.id, st.List, st.Index, undone, func(s *journal.Step) {
 		s.RolledBackAt = time.Now().UTC()
 		if rb.GetMessage() != "" {
 			s.Log = append(s.Log, "rollback: "+rb.GetMessage())
+		}
+		if s.State == journal.StateInterrupted {
+			// Undone from its undo record: whatever it did is gone.
+			s.State = journal.StateFailed
+			s.Error = "interrupted when the agent stopped; undone by a rollback from its undo record"
 		}
 	})
 	if err != nil {

@@ -11,10 +11,20 @@ import (
 )
 
 // Undo rolls back the deployment of m on r.Root (the same deployment ID
-// Run uses): the steps that succeeded, changed something and are not
-// rolled back yet are undone newest first (their plugins' Rollback with
-// the journaled rollback record), then the manifest's rollback steps
-// run, and the deployment is journaled rolled back.
+// Run uses, r.Deployment when set): the steps not rolled back yet are
+// undone newest first by their plugins' Rollback — those that succeeded
+// and changed something with their journaled rollback record, those
+// that failed or were cut off by a crash (interrupted, or pending a
+// re-run) and left a write-ahead undo record with an empty record —
+// then the manifest's rollback steps run, and the deployment is
+// journaled rolled back.
+//
+// A deployment a crash interrupted is undone as far as it can be: an
+// interrupted step without an undo record may or may not have taken
+// effect and cannot be undone; it is a report line with the outcome
+// "interrupted", everything else is still undone, and Undo fails with
+// an error that wraps both ErrFailed and ErrInterrupted (the step stays
+// interrupted until an operator resolves it).
 //
 // Undo of a deployment that never ran here, or that is rolled back
 // already, changes nothing and succeeds. An Undo cut off by a crash or a
@@ -22,9 +32,9 @@ import (
 // undone and rollback steps that succeeded are not run twice.
 //
 // With a Bundle, the signed release is verified first, as in Run. The
-// error is nil when the rollback succeeded; it wraps ErrFailed,
-// ErrInterrupted or ErrUnverified otherwise, or is an infrastructure
-// error (journal, context).
+// error is nil when the rollback succeeded; it wraps ErrFailed or
+// ErrUnverified otherwise, or is an infrastructure error (journal,
+// context).
 func (r *Runner) Undo(ctx context.Context, m *manifest.Manifest) (*Report, error) {
 	x, err := r.prepare(ctx, m)
 	defer func() { x.rep.Duration = time.Since(x.rep.started) }()
@@ -45,7 +55,7 @@ func (r *Runner) Undo(ctx context.Context, m *manifest.Manifest) (*Report, error
 		x.rep.State = journal.StateRolledBack
 		return x.rep, nil
 	}
-	if err := x.begin(ctx); err != nil {
+	if err := x.begin(ctx, true); err != nil {
 		return x.rep, err
 	}
 	x.resume = d.State == journal.StateRollingBack

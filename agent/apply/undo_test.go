@@ -1,6 +1,7 @@
 package apply
 
 import (
+	"context"
 	"errors"
 	"io/fs"
 	"os"
@@ -215,25 +216,133 @@ func TestUndoFailure(t *testing.T) {
 	}
 }
 
-func TestUndoRefusesAnInterruptedDeployment(t *testing.T) {
+// TestUndoOfAnInterruptedDeployment: the agent is stopped while step b
+// runs, after the steps before it succeeded. An Undo undoes everything
+// it can: b from its write-ahead undo record (interrupted, or pending
+// the re-run of an idempotent plugin), a from its journaled record, and
+// runs the rollback steps. A b that left no record is a report line
+// saying so, and fails the Undo; Run still refuses the deployment.
+func TestUndoOfAnInterruptedDeployment(t *testing.T) {
+	const couldNot = "step steps/b was interrupted when the agent stopped and left no undo record, so it could not be undone automatically; it may or may not have taken effect"
+	tests := []struct {
+		name     string
+		b        string // step b
+		want     []string
+		wantB    journal.State
+		wantErr  string // "" for success
+		wantTree map[string]string
+	}{
+		{
+			name:     "interrupted with an undo record",
+			b:        "{name: b, plugin: once, params: {write: opt/b, hang: true}}",
+			want:     []string{"undo/b:rolled back", "undo/a:rolled back", "rollback/r:changed"},
+			wantB:    journal.StateFailed,
+			wantTree: map[string]string{"etc/a": "old a"},
+		},
+		{
+			name:     "idempotent, cut off, with an undo record",
+			b:        "{name: b, plugin: idem, params: {write: opt/b, hang: true}}",
+			want:     []string{"undo/b:rolled back", "undo/a:rolled back", "rollback/r:changed"},
+			wantB:    journal.StatePending,
+			wantTree: map[string]string{"etc/a": "old a"},
+		},
+		{
+			name:     "interrupted without an undo record",
+			b:        "{name: b, plugin: once, params: {hang: true}}",
+			want:     []string{"undo/b:interrupted", "undo/a:rolled back", "rollback/r:changed"},
+			wantB:    journal.StateInterrupted,
+			wantErr:  couldNot,
+			wantTree: map[string]string{"etc/a": "old a"},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			e := newEnv(t)
+			e.runner.StateDir = filepath.Join(e.dir, "data", "steps")
+			writeTree(t, e.runner.Root, map[string]string{"etc/a": "old a"})
+			m := e.manifest(t, "steps:\n  - {name: a, plugin: idem, params: {write: etc/a}}\n  - "+tt.b+
+				"\n  - {name: c, plugin: once}\nrollback:\n  - {name: r, plugin: once}\n")
+			// The agent stops while b runs: b stays running in the journal.
+			ctx, stop := context.WithCancel(t.Context())
+			defer stop()
+			for _, p := range e.host.plugins {
+				p.hanging = stop
+			}
+			if _, err := e.runner.Run(ctx, m); !errors.Is(err, context.Canceled) {
+				t.Fatalf("Run: %v, want it stopped", err)
+			}
+			for _, p := range e.host.plugins {
+				p.hanging, p.calls = nil, nil
+			}
+
+			rep, err := e.runner.Undo(t.Context(), m)
+			if diff := cmp.Diff(tt.want, outcomes(rep)); diff != "" {
+				t.Errorf("outcomes (-want +got):\n%s", diff)
+			}
+			if diff := cmp.Diff(tt.wantTree, tree(t, e.runner.Root)); diff != "" {
+				t.Errorf("tree after Undo (-want +got):\n%s", diff)
+			}
+			steps, jerr := e.runner.Journal.Steps(t.Context(), rep.DeploymentID)
+			if jerr != nil {
+				t.Fatal(jerr)
+			}
+			if steps[1].State != tt.wantB {
+				t.Errorf("b is %s, want %s", steps[1].State, tt.wantB)
+			}
+			d, _ := e.runner.Journal.Deployment(t.Context(), rep.DeploymentID)
+			if tt.wantErr == "" {
+				if err != nil || rep.State != journal.StateRolledBack || d.State != journal.StateRolledBack {
+					t.Fatalf("Undo: %v, report %s, journal %s; want rolled back", err, rep.State, d.State)
+				}
+				return
+			}
+			if !errors.Is(err, ErrFailed) || !errors.Is(err, ErrInterrupted) || !strings.Contains(err.Error(), tt.wantErr) {
+				t.Fatalf("Undo: %v; want ErrFailed and ErrInterrupted saying %q", err, tt.wantErr)
+			}
+			if !strings.Contains(rep.Steps[0].Error, tt.wantErr) || rep.State != journal.StateFailed || d.State != journal.StateFailed {
+				t.Errorf("report line %q, report %s, journal %s", rep.Steps[0].Error, rep.State, d.State)
+			}
+			// Run still refuses to go on past the interrupted step.
+			rep, err = e.runner.Run(t.Context(), m)
+			if !errors.Is(err, ErrInterrupted) || rep.State != journal.StateInterrupted {
+				t.Errorf("Run after the Undo: %v, state %s; want ErrInterrupted, interrupted", err, rep.State)
+			}
+			if calls := e.host.plugins["once"].Calls(); !cmp.Equal(calls, []string{"apply r"}) {
+				t.Errorf("once's calls = %v, want only the rollback step", calls)
+			}
+		})
+	}
+}
+
+// TestUndoResumedInAnInterruptedRollbackStep: an Undo cut off in a
+// rollback step of a plugin that is not idempotent does not run the step
+// again; the next Undo says so and fails.
+func TestUndoResumedInAnInterruptedRollbackStep(t *testing.T) {
 	e := newEnv(t)
 	ctx := t.Context()
-	m := e.manifest(t, "steps:\n  - {name: a, plugin: idem}\n  - {name: b, plugin: once}\n")
+	m := e.manifest(t, "steps:\n  - {name: a, plugin: idem}\nrollback:\n  - {name: r, plugin: once}\n  - {name: r2, plugin: idem}\n")
+	if _, err := e.runner.Run(ctx, m); err != nil {
+		t.Fatal(err)
+	}
 	id := DeploymentID(m, e.runner.Root)
-	if _, _, err := e.runner.Journal.Begin(ctx, journal.Deployment{ID: id}, []journal.Step{
-		{List: "steps", Index: 0, Name: "a", Plugin: "idem"}, {List: "steps", Index: 1, Name: "b", Plugin: "once"},
-	}); err != nil {
+	j := e.runner.Journal
+	if err := j.SetDeployment(ctx, id, journal.StateRollingBack, ""); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := e.runner.Journal.Start(ctx, id, "steps", 1, false); err != nil {
+	if _, err := j.Start(ctx, id, journal.ListRollback, 0, false); err != nil {
 		t.Fatal(err)
 	}
-	_, err := e.runner.Undo(ctx, m)
-	if !errors.Is(err, ErrInterrupted) || !strings.Contains(err.Error(), "cairn-agent journal resolve "+id[:12]+" b") {
-		t.Fatalf("Undo: %v, want ErrInterrupted with the resolve hint", err)
+	e.host.plugins["once"].calls = nil
+	rep, err := e.runner.Undo(ctx, m)
+	want := "rollback step r was interrupted when the agent stopped, and its plugin (once) is not idempotent, so it is not run again automatically"
+	if !errors.Is(err, ErrInterrupted) || !strings.Contains(err.Error(), want) {
+		t.Fatalf("Undo: %v, want ErrInterrupted saying %q", err, want)
+	}
+	if diff := cmp.Diff([]string{"undo/a:rolled back", "rollback/r:interrupted", "rollback/r2:changed"}, outcomes(rep)); diff != "" {
+		t.Errorf("outcomes (-want +got):\n%s", diff)
 	}
 	if calls := e.host.plugins["once"].Calls(); len(calls) != 0 {
-		t.Errorf("Undo of an interrupted deployment called the plugin: %v", calls)
+		t.Errorf("the interrupted rollback step ran again: %v", calls)
 	}
 }
 

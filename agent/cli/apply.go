@@ -175,7 +175,11 @@ func runApply(ctx context.Context, in io.Reader, s *streams, f applyFlags) error
 			return err
 		}
 	}
-	host, err := newPluginHost(f.plugins, log)
+	records := f.dataDir
+	if f.check {
+		records = "" // a dry run leaves the data dir alone
+	}
+	host, err := newPluginHost(f.plugins, records, log)
 	if err != nil {
 		return err
 	}
@@ -276,8 +280,11 @@ func hasStep(m *manifest.Manifest, name string) bool {
 }
 
 // newPluginHost builds the plugin host: the built-ins by re-executing
-// this binary, external plugins from the catalog in dir (if any).
-func newPluginHost(dir string, log *slog.Logger) (*pluginhost.Host, error) {
+// this binary, external plugins from the catalog in dir (if any). With a
+// dataDir, it records the plugin processes it starts there, and first
+// kills those an earlier agent on dataDir left running
+// (pluginhost.Reap).
+func newPluginHost(dir, dataDir string, log *slog.Logger) (*pluginhost.Host, error) {
 	self, err := os.Executable()
 	if err != nil {
 		return nil, fmt.Errorf("find the cairn-agent binary to start built-in plugins: %w", err)
@@ -289,6 +296,10 @@ func newPluginHost(dir string, log *slog.Logger) (*pluginhost.Host, error) {
 		}
 	}
 	cfg := pluginhost.Config{Self: self, Builtins: builtin.Names(), Catalog: cat, Logger: log}
+	if dataDir != "" {
+		cfg.ProcDir = filepath.Join(dataDir, session.PluginProcDir)
+		pluginhost.Reap(cfg.ProcDir, log)
+	}
 	if pluginhost.RunningExecutable != "" {
 		cfg.Self, cfg.SelfRunning = pluginhost.RunningExecutable, true
 	}

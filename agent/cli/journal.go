@@ -54,7 +54,10 @@ func newJournalListCommand(s *streams, open openJournal) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "list",
 		Short: "List the journaled deployments, newest first",
-		Args:  cobra.NoArgs,
+		Long: `List prints every journaled deployment, newest first: its ID, the
+controller's deploy command it belongs to ("-" for a local apply), the
+release, the root, its state and when it started.`,
+		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if output != "text" && output != "json" {
 				return fmt.Errorf("unknown output format %q: use text or json", output)
@@ -74,9 +77,9 @@ func newJournalListCommand(s *streams, open openJournal) *cobra.Command {
 				}{ds})
 			}
 			tw := tabwriter.NewWriter(s.out, 0, 4, 2, ' ', 0)
-			fmt.Fprintln(tw, "DEPLOYMENT\tRELEASE\tROOT\tSTATE\tSTARTED")
+			fmt.Fprintln(tw, "DEPLOYMENT\tCOMMAND\tRELEASE\tROOT\tSTATE\tSTARTED")
 			for _, d := range ds {
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", shortID(d.ID), d.Manifest, d.Root, d.State, d.StartedAt.Local().Format(time.DateTime))
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", shortID(d.ID), orDash(d.CommandID), d.Manifest, d.Root, d.State, d.StartedAt.Local().Format(time.DateTime))
 			}
 			return tw.Flush()
 		},
@@ -125,7 +128,7 @@ func showDeployment(ctx context.Context, s *streams, j *journal.Journal, id, out
 			Steps      []journal.Step     `json:"steps"`
 		}{d, steps})
 	}
-	fmt.Fprintf(s.out, "deployment %s\nrelease    %s\nroot       %s\nstate      %s\n", d.ID, d.Manifest, d.Root, d.State)
+	fmt.Fprintf(s.out, "deployment %s\ncommand    %s\nrelease    %s\nroot       %s\nstate      %s\n", d.ID, orDash(d.CommandID), d.Manifest, d.Root, d.State)
 	if d.Error != "" {
 		fmt.Fprintf(s.out, "error      %s\n", d.Error)
 	}
@@ -196,4 +199,12 @@ is in more than one list.`,
 	cmd.Flags().StringVar(&as, "as", "", "succeeded, failed or retry (required)")
 	cmd.Flags().StringVar(&note, "note", "", "what you checked (required)")
 	return cmd
+}
+
+// orDash is s, or "-" when it is empty.
+func orDash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
 }

@@ -62,7 +62,8 @@ thirds of its lifetime (30 days) have passed.
 
 Deployments run like 'cairn-agent apply' under --root, with the journal
 in --data-dir: the built-in plugins, and external ones from the --plugins
-catalog. The agent fetches a release's artifacts from the controller into
+catalog. Each deploy command is its own deployment in the journal, so
+deploying a release the node had before runs its steps again. The agent fetches a release's artifacts from the controller into
 --data-dir/artifacts (by sha256, verified), verifies the signed release
 against the release key it received at enrollment, and runs nothing of a
 release that does not verify. Manual steps wait for an operator's
@@ -135,7 +136,7 @@ func runAgent(cmd *cobra.Command, s *streams, f runFlags) error {
 	if err != nil {
 		return fmt.Errorf("--root %s: %w", f.root, err)
 	}
-	plugins, err := newPluginHost(f.plugins, log)
+	plugins, err := newPluginHost(f.plugins, f.dataDir, log)
 	if err != nil {
 		return fmt.Errorf("--plugins: %w", err)
 	}

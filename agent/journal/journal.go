@@ -11,6 +11,7 @@
 //	running → interrupted (found running after a crash; not idempotent)
 //	running → pending (found running after a crash; idempotent: re-run)
 //	interrupted → succeeded | failed | pending (an operator's decision)
+//	interrupted → failed (a rollback undid it from its undo record)
 //
 // and each transition is one bbolt Update, which fsyncs before it
 // returns: the agent writes "running" before it calls the plugin's Apply
@@ -48,7 +49,9 @@ import (
 //	outbox_ids    item ID               → be64 sequence (index; makes Put idempotent)
 //
 // Migrations: migrations[i] takes a file from schema version i to i+1, in
-// one transaction. A file without meta is version 0.
+// one transaction. A file without meta is version 0. A field added to a
+// value later (Deployment.command_id) reads as its zero value from an
+// older file and needs no migration.
 
 // FileName is the journal's file name in the agent's data dir.
 const FileName = "journal.db"
@@ -88,6 +91,10 @@ const (
 // Deployment is one run of one manifest against one root.
 type Deployment struct {
 	ID string `json:"id"`
+	// CommandID is the controller's deploy command that started the
+	// deployment; empty for a local apply. Journals written before it
+	// existed read as empty (JSON values: no migration).
+	CommandID string `json:"command_id,omitempty"`
 	// Manifest is name@version.
 	Manifest     string    `json:"manifest"`
 	ManifestFile string    `json:"manifest_file,omitempty"`
@@ -156,6 +163,38 @@ type OutboxItem struct {
 	DeploymentID string          `json:"deployment_id"`
 	CreatedAt    time.Time       `json:"created_at"`
 	Payload      json.RawMessage `json:"payload"`
+}
+
+// KindDeploymentInterrupted is the outbox kind of an Interruption.
+const KindDeploymentInterrupted = "deployment_interrupted"
+
+// Interruption is the payload (JSON) of a KindDeploymentInterrupted
+// outbox item, which Recover queues for each step it finds cut off in a
+// deployment of a controller's deploy command, in the same transaction
+// as its decision, so the controller hears of the crash at the agent's
+// next connection instead of at its next deployment:
+//
+//	{"command_id": "…", "deployment_id": "…", "release": "shop@2.0.1",
+//	 "step": "steps/migrate", "plugin": "exec", "idempotent": false,
+//	 "state": "interrupted"}
+//
+// The item's ID is DEPLOYMENT/interrupted/LIST/NAME/ATTEMPT: one
+// interruption is queued (and stored by the controller) once, and a
+// step interrupted again after a retry is reported again.
+type Interruption struct {
+	// CommandID is the deploy command whose deployment was cut off.
+	CommandID    string `json:"command_id"`
+	DeploymentID string `json:"deployment_id"`
+	// Release is the manifest's name@version.
+	Release string `json:"release"`
+	// Step is LIST/NAME: "steps/migrate".
+	Step       string `json:"step"`
+	Plugin     string `json:"plugin"`
+	Idempotent bool   `json:"idempotent"`
+	// State is what Recover decided: StateInterrupted (not idempotent:
+	// an operator decides) or StatePending (idempotent: it runs again
+	// when the command is delivered again).
+	State State `json:"state"`
 }
 
 // Options configures Open.
@@ -522,12 +561,16 @@ func (j *Journal) Finish(ctx context.Context, r Step) (Step, error) {
 // Recover resolves the steps a crash left running: a step whose plugin is
 // idempotent goes back to pending and will re-run; any other becomes
 // interrupted, and its deployment waits for an operator's decision
-// (Resolve). It returns the steps it changed. Run it when the agent
-// starts, before running anything.
+// (Resolve). For each such step of a deployment that belongs to a deploy
+// command (Deployment.CommandID), it queues an Interruption in the
+// outbox, in the same transaction. It returns the steps it changed. Run
+// it when the agent starts, before running anything.
 func (j *Journal) Recover(ctx context.Context) ([]Step, error) {
 	var changed []Step
+	commands := map[string]string{} // deployment ID → command ID, for the log
 	err := j.update(ctx, func(tx *bolt.Tx) error {
 		changed = nil
+		clear(commands)
 		sb := tx.Bucket(bucketSteps)
 		deps := tx.Bucket(bucketDeployments)
 		type kv struct {
@@ -550,6 +593,11 @@ func (j *Journal) Recover(ctx context.Context) ([]Step, error) {
 		}
 		for _, f := range found {
 			s := f.s
+			var d Deployment
+			known, err := get(deps, []byte(s.DeploymentID), &d)
+			if err != nil {
+				return fmt.Errorf("deployment %q: %w", s.DeploymentID, err)
+			}
 			if s.Idempotent {
 				s.State = StatePending
 				s.Log = append(s.Log, "found running after a restart; its plugin is idempotent, so it will run again")
@@ -557,10 +605,7 @@ func (j *Journal) Recover(ctx context.Context) ([]Step, error) {
 				s.State = StateInterrupted
 				s.FinishedAt = j.now().UTC()
 				s.Error = "interrupted: the agent stopped while the step ran, and its plugin is not idempotent; it may or may not have taken effect"
-				var d Deployment
-				if ok, err := get(deps, []byte(s.DeploymentID), &d); err != nil {
-					return err
-				} else if ok {
+				if known {
 					d.State = StateInterrupted
 					d.Error = fmt.Sprintf("step %s was interrupted", s.Ref())
 					if err := put(deps, []byte(d.ID), d); err != nil {
@@ -571,6 +616,12 @@ func (j *Journal) Recover(ctx context.Context) ([]Step, error) {
 			if err := put(sb, f.k, s); err != nil {
 				return err
 			}
+			if known && d.CommandID != "" {
+				if err := putOutbox(tx, interruptionItem(d, s, j.now().UTC())); err != nil {
+					return err
+				}
+				commands[d.ID] = d.CommandID
+			}
 			changed = append(changed, s)
 		}
 		return nil
@@ -579,15 +630,39 @@ func (j *Journal) Recover(ctx context.Context) ([]Step, error) {
 		return nil, err
 	}
 	for _, s := range changed {
+		log := j.log.With("deployment", s.DeploymentID, "step", s.Ref(), "plugin", s.Plugin)
+		hint := "check the host, then decide with 'cairn-agent journal resolve " + shortID(s.DeploymentID) + " " + s.Ref() + " --as succeeded|failed|retry --note TEXT'"
+		if c := commands[s.DeploymentID]; c != "" {
+			log = log.With("command", c)
+			hint = "reported to the controller: check the host, then decide there (cairnctl rollout retry, resolve or rollback), or here with 'cairn-agent journal resolve " +
+				shortID(s.DeploymentID) + " " + s.Ref() + " --as succeeded|failed|retry --note TEXT'"
+		}
 		if s.State == StatePending {
-			j.log.Warn("step was running when the agent stopped; idempotent, will re-run", "deployment", s.DeploymentID, "step", s.Ref(), "plugin", s.Plugin)
+			log.Warn("step was running when the agent stopped; idempotent, will re-run")
 		} else {
-			j.log.Warn("step was running when the agent stopped; not idempotent, marked interrupted: resolve it with 'cairn-agent journal resolve'",
-				"deployment", s.DeploymentID, "step", s.Ref(), "plugin", s.Plugin)
+			log.Warn("step was running when the agent stopped; not idempotent, marked interrupted: it may or may not have taken effect", "hint", hint)
 		}
 	}
 	return changed, nil
 }
+
+// interruptionItem is the outbox item that reports step s of deployment
+// d cut off by a crash.
+func interruptionItem(d Deployment, s Step, now time.Time) OutboxItem {
+	payload, _ := json.Marshal(Interruption{
+		CommandID: d.CommandID, DeploymentID: d.ID, Release: d.Manifest,
+		Step: s.Ref(), Plugin: s.Plugin, Idempotent: s.Idempotent, State: s.State,
+	}) // a struct of strings and a bool: Marshal cannot fail
+	return OutboxItem{
+		ID:           fmt.Sprintf("%s/interrupted/%s/%s/%d", d.ID, s.List, s.Name, s.Attempts),
+		Kind:         KindDeploymentInterrupted,
+		DeploymentID: d.ID,
+		CreatedAt:    now,
+		Payload:      payload,
+	}
+}
+
+func shortID(id string) string { return id[:min(12, len(id))] }
 
 // Resolutions an operator can give an interrupted step.
 const (
@@ -679,22 +754,25 @@ func (j *Journal) Put(ctx context.Context, item OutboxItem) error {
 	if item.CreatedAt.IsZero() {
 		item.CreatedAt = j.now().UTC()
 	}
-	return j.update(ctx, func(tx *bolt.Tx) error {
-		ids := tx.Bucket(bucketOutboxIDs)
-		if ids.Get([]byte(item.ID)) != nil {
-			return nil
-		}
-		ob := tx.Bucket(bucketOutbox)
-		seq, err := ob.NextSequence()
-		if err != nil {
-			return err
-		}
-		key := binary.BigEndian.AppendUint64(nil, seq)
-		if err := put(ob, key, item); err != nil {
-			return err
-		}
-		return ids.Put([]byte(item.ID), key)
-	})
+	return j.update(ctx, func(tx *bolt.Tx) error { return putOutbox(tx, item) })
+}
+
+// putOutbox adds item to the outbox in tx unless its ID is there.
+func putOutbox(tx *bolt.Tx, item OutboxItem) error {
+	ids := tx.Bucket(bucketOutboxIDs)
+	if ids.Get([]byte(item.ID)) != nil {
+		return nil
+	}
+	ob := tx.Bucket(bucketOutbox)
+	seq, err := ob.NextSequence()
+	if err != nil {
+		return err
+	}
+	key := binary.BigEndian.AppendUint64(nil, seq)
+	if err := put(ob, key, item); err != nil {
+		return err
+	}
+	return ids.Put([]byte(item.ID), key)
 }
 
 // List returns up to limit outbox items (all when limit <= 0), oldest

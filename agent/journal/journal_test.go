@@ -4,11 +4,13 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"log/slog"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	bolt "go.etcd.io/bbolt"
 )
 
 var t0 = time.Date(2026, 5, 1, 12, 0, 0, 0, time.UTC)
@@ -312,5 +314,111 @@ func TestSetDeploymentFinishTime(t *testing.T) {
 				t.Errorf("deployment: state %s, finished at %v; want %s, finished %v", d.State, d.FinishedAt, tt.state, tt.finished)
 			}
 		})
+	}
+}
+
+// TestDeploymentCommandID: a deployment keeps the command it belongs
+// to, and one written before Deployment had a command ID (the JSON has
+// no command_id) reads with none: no migration is needed.
+func TestDeploymentCommandID(t *testing.T) {
+	ctx := t.Context()
+	dir := t.TempDir()
+	j := open(t, dir)
+	if _, _, err := j.Begin(ctx, Deployment{ID: "d2", CommandID: "cmd-7", Manifest: "webshop@1.0.0", Root: "/r"}, nil); err != nil {
+		t.Fatal(err)
+	}
+	old := `{"id":"d1","manifest":"webshop@0.9.0","root":"/r","started_at":"2026-04-01T12:00:00Z","state":"succeeded"}`
+	if err := j.db.Update(func(tx *bolt.Tx) error { return tx.Bucket(bucketDeployments).Put([]byte("d1"), []byte(old)) }); err != nil {
+		t.Fatal(err)
+	}
+	j.Close()
+	j = open(t, dir)
+	defer j.Close()
+	ds, err := j.Deployments(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]string{}
+	for _, d := range ds {
+		got[d.ID] = d.CommandID + " " + d.Manifest + " " + string(d.State)
+	}
+	want := map[string]string{"d1": " webshop@0.9.0 succeeded", "d2": "cmd-7 webshop@1.0.0 pending"}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("deployments (-want +got):\n%s", diff)
+	}
+}
+
+// TestRecoverReportsInterruptions: Recover queues one
+// deployment_interrupted item for each step it finds cut off in a
+// deployment of a deploy command, none for a local apply's, and logs
+// each with the way out.
+func TestRecoverReportsInterruptions(t *testing.T) {
+	ctx := t.Context()
+	dir := t.TempDir()
+	j := open(t, dir)
+	if _, _, err := j.Begin(ctx, Deployment{ID: "d1", CommandID: "cmd-1", Manifest: "webshop@2.0.1", Root: "/r"}, []Step{
+		{List: ListSteps, Index: 0, Name: "install", Plugin: "dpkg"},
+		{List: ListSteps, Index: 1, Name: "migrate", Plugin: "exec"},
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := j.Begin(ctx, Deployment{ID: "local", Manifest: "webshop@2.0.1", Root: "/r"}, []Step{{List: ListSteps, Index: 0, Name: "migrate", Plugin: "exec"}}); err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range []struct {
+		id         string
+		index      int
+		idempotent bool
+	}{{"d1", 0, true}, {"d1", 1, false}, {"local", 0, false}} {
+		if _, err := j.Start(ctx, s.id, ListSteps, s.index, s.idempotent); err != nil {
+			t.Fatal(err)
+		}
+	}
+	j.Close() // the crash
+
+	var logs strings.Builder
+	j, err := Open(dir, Options{Logger: slog.New(slog.NewTextHandler(&logs, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer j.Close()
+	if _, err := j.Recover(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := j.Recover(ctx); err != nil { // finds nothing more
+		t.Fatal(err)
+	}
+	items, err := j.List(ctx, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	type got struct {
+		ID, Kind, DeploymentID string
+		Payload                Interruption
+	}
+	var gots []got
+	for _, it := range items {
+		g := got{ID: it.ID, Kind: it.Kind, DeploymentID: it.DeploymentID}
+		if err := json.Unmarshal(it.Payload, &g.Payload); err != nil {
+			t.Fatalf("payload of %s: %v", it.ID, err)
+		}
+		gots = append(gots, g)
+	}
+	want := []got{
+		{"d1/interrupted/steps/install/1", KindDeploymentInterrupted, "d1", Interruption{
+			CommandID: "cmd-1", DeploymentID: "d1", Release: "webshop@2.0.1", Step: "steps/install", Plugin: "dpkg", Idempotent: true, State: StatePending}},
+		{"d1/interrupted/steps/migrate/1", KindDeploymentInterrupted, "d1", Interruption{
+			CommandID: "cmd-1", DeploymentID: "d1", Release: "webshop@2.0.1", Step: "steps/migrate", Plugin: "exec", State: StateInterrupted}},
+	}
+	if diff := cmp.Diff(want, gots); diff != "" {
+		t.Errorf("outbox (-want +got):\n%s", diff)
+	}
+	for _, line := range []string{
+		`level=WARN msg="step was running when the agent stopped; not idempotent, marked interrupted: it may or may not have taken effect" deployment=d1 step=steps/migrate plugin=exec command=cmd-1 hint="reported to the controller`,
+		`deployment=local step=steps/migrate plugin=exec hint="check the host, then decide with 'cairn-agent journal resolve local steps/migrate --as succeeded|failed|retry --note TEXT'"`,
+	} {
+		if !strings.Contains(logs.String(), line) {
+			t.Errorf("log lacks %s:\n%s", line, logs.String())
+		}
 	}
 }

@@ -12,7 +12,15 @@
 //     (DIR/catalog.yaml, see LoadCatalog), verified against the catalog's
 //     sha256 before they start. A tampered binary is refused with ErrChecksum.
 //
-// Each plugin process is the leader of its own process group. Every call
+// Each plugin process leads its own session and process group, and dies
+// with its agent: it is started with a parent-death signal (SIGKILL)
+// from an OS thread that stays locked, running nothing else, until the
+// plugin is gone (the kernel sends the signal when that thread ends, not
+// the process). With Config.ProcDir, the host records each plugin
+// process (pid, start time, boot, owner) while it runs, and Reap, at the
+// next start, kills a recorded one whose agent is gone (one that cleared
+// its parent-death signal) with its group, session and descendants;
+// never a process that merely reused a recorded pid. Every call
 // through Instance.Plugin runs under the caller's context: when the context
 // ends first, the whole group (the plugin and anything it spawned) is killed
 // with SIGKILL and the call fails with context.DeadlineExceeded or

@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"os"
 	"os/exec"
+	"runtime"
 	"slices"
 	"strings"
 	"sync"
@@ -50,6 +51,11 @@ type Config struct {
 	Logger *slog.Logger
 	// StartTimeout bounds the handshake; zero means DefaultStartTimeout.
 	StartTimeout time.Duration
+	// ProcDir is where the host records each plugin process it starts
+	// (one small file per process, removed when the process is gone), so
+	// that Reap, when the next agent starts, can kill one that outlived
+	// its agent. Empty records nothing.
+	ProcDir string
 }
 
 // Host starts plugin processes and keeps track of them.
@@ -64,6 +70,9 @@ type Host struct {
 	socketsOnce sync.Once
 	sockets     string
 	socketsErr  error
+
+	// recordWarn logs a failure to record a plugin process once.
+	recordWarn sync.Once
 
 	mu        sync.Mutex
 	instances map[*Instance]struct{}
@@ -191,7 +200,7 @@ func (h *Host) Start(ctx context.Context, name string) (*Instance, error) {
 	}
 	// The plugin makes its unix socket in the host's private directory.
 	cmd.Env = append(os.Environ(), plugin.EnvUnixSocketDir+"="+sockets)
-	setProcessGroup(cmd)
+	setProcAttr(cmd)
 
 	timeout := h.cfg.StartTimeout
 	if dl, ok := ctx.Deadline(); ok && time.Until(dl) < timeout {
@@ -213,10 +222,16 @@ func (h *Host) Start(ctx context.Context, name string) (*Instance, error) {
 
 	// go-plugin's Start takes no context; the context's deadline bounds the
 	// handshake through StartTimeout, and it is checked again afterwards.
-	p, err := dispense(client)
-	inst := &Instance{name: name, host: h, client: client, cmd: cmd, stderr: stderr, log: log}
+	inst := &Instance{name: name, host: h, client: client, cmd: cmd, stderr: stderr, log: log, released: make(chan struct{})}
+	p, err := startLocked(client, inst.released)
 	if cmd.Process != nil {
 		inst.pidv = cmd.Process.Pid
+		if st, ok := readStat(inst.pidv); ok {
+			inst.start = st.start
+		}
+	}
+	if err == nil {
+		h.record(inst)
 	}
 	if err != nil {
 		inst.kill()
@@ -241,6 +256,33 @@ func (h *Host) Start(ctx context.Context, name string) (*Instance, error) {
 	h.mu.Unlock()
 	log.Debug("plugin started", "pid", inst.pidv)
 	return inst, nil
+}
+
+// startLocked starts the plugin process and completes the handshake
+// (dispense) in a goroutine locked to its OS thread, which stays locked,
+// running nothing else, until released is closed (the process is gone).
+// The kernel sends a parent-death signal when the thread that forked the
+// child ends, not the process (prctl(2), https://go.dev/issue/27505), and
+// Go ends a thread whose goroutine exits while locked to it (a library
+// that calls runtime.LockOSThread and returns): on a thread of the pool,
+// that would kill the plugin. On its own locked thread, the plugin gets
+// the signal only when the agent dies. The cost is one idle thread per
+// running plugin.
+func startLocked(client *plugin.Client, released <-chan struct{}) (sdk.Plugin, error) {
+	type started struct {
+		p   sdk.Plugin
+		err error
+	}
+	done := make(chan started, 1)
+	go func() {
+		runtime.LockOSThread()
+		defer runtime.UnlockOSThread()
+		p, err := dispense(client)
+		done <- started{p, err}
+		<-released
+	}()
+	s := <-done
+	return s.p, s.err
 }
 
 // dispense completes the handshake and returns the plugin's client.

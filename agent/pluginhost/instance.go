@@ -28,8 +28,16 @@ type Instance struct {
 	client *plugin.Client
 	cmd    *exec.Cmd
 	pidv   int
+	// start is the process's start time (procStat.start), 0 if unknown.
+	start  uint64
 	stderr *tail
 	log    *slog.Logger
+	// released is closed when the process is gone: it frees the OS
+	// thread that started it (startLocked).
+	released    chan struct{}
+	releaseOnce sync.Once
+	// recorded is the process's record in Config.ProcDir, if any.
+	recorded string
 
 	mu   sync.Mutex
 	dead error // why calls fail from now on; nil while usable
@@ -53,12 +61,16 @@ func (i *Instance) Close() {
 	})
 }
 
-// kill sends SIGKILL to the group and lets go-plugin clean up.
+// kill sends SIGKILL to the group and lets go-plugin clean up; once
+// go-plugin has reaped the process, its record goes and the thread that
+// started it is released.
 func (i *Instance) kill() {
-	if err := killGroup(i.pidv); err != nil {
+	if err := killGroup(i.pidv, i.start); err != nil {
 		i.log.Warn("kill plugin", "err", err)
 	}
 	i.client.Kill()
+	i.host.unrecord(i)
+	i.releaseOnce.Do(func() { close(i.released) })
 }
 
 func (i *Instance) setDead(err error) {
@@ -110,7 +122,7 @@ func (i *Instance) crashed(method string, callErr error) error {
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
-	_ = killGroup(i.pidv) // whatever it spawned goes with it
+	_ = killGroup(i.pidv, i.start) // whatever it spawned goes with it
 	how := i.exitStatus(2 * time.Second)
 	err := fmt.Errorf("%w (%s)", ErrPluginCrashed, how)
 	if out := i.stderr.String(); out != "" {
@@ -130,7 +142,7 @@ func (i *Instance) abort(method string, ctxErr error) error {
 		err = fmt.Errorf("plugin %s: %s cancelled; killed its process group: %w", i.name, method, ctxErr)
 	}
 	i.setDead(fmt.Errorf("%w: killed after %s outlived its context", ErrClosed, method))
-	if kerr := killGroup(i.pidv); kerr != nil {
+	if kerr := killGroup(i.pidv, i.start); kerr != nil {
 		i.log.Warn("kill plugin", "err", kerr)
 	}
 	i.log.Warn("plugin killed", "method", method, "reason", ctxErr.Error())

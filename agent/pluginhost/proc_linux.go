@@ -14,28 +14,42 @@ import (
 	"github.com/cairn-ops/cairn/internal/readlimit"
 )
 
-// setProcessGroup makes the plugin the leader of a new process group, so
-// killGroup reaches everything it spawns.
-func setProcessGroup(cmd *exec.Cmd) {
+// setProcAttr makes the plugin the leader of a new session (and so of a
+// new process group), so that killGroup reaches everything it spawns,
+// also what outlives a middle process, and has the kernel SIGKILL it
+// when the thread that started it ends: Start keeps that thread for the
+// plugin alone until the plugin is gone (see startLocked), so the signal
+// comes when the agent dies, however it dies.
+func setProcAttr(cmd *exec.Cmd) {
 	if cmd.SysProcAttr == nil {
 		cmd.SysProcAttr = &syscall.SysProcAttr{}
 	}
-	cmd.SysProcAttr.Setpgid = true
+	cmd.SysProcAttr.Setsid = true
+	cmd.SysProcAttr.Pdeathsig = syscall.SIGKILL
 }
 
-// killGroup sends SIGKILL to the process group led by pid, and to every
-// other process descended from pid: a plugin may start programs in their
-// own process groups (the exec plugin does, to time them out), and those
-// must not outlive it. Processes already gone are not an error.
-func killGroup(pid int) error {
+// killGroup sends SIGKILL to the process group and the session led by
+// pid, and to every other process descended from pid: a plugin may start
+// programs in their own process groups (the exec plugin does, to time
+// them out), and those must not outlive it. start is pid's start time
+// (procStat.start) when known: a live pid that started at another time
+// is another process that reused the number (ours and its group are
+// gone then), and is left alone. Processes already gone are not an
+// error.
+func killGroup(pid int, start uint64) error {
 	if pid <= 0 {
 		return nil
 	}
-	// Take the family tree first: once the plugin dies its children are
-	// re-parented and the link is lost.
+	st, alive := readStat(pid)
+	if alive && start != 0 && st.start != start {
+		return nil
+	}
+	// Take the family first: once the plugin dies its children are
+	// re-parented and the link is lost. Without a start time, a group
+	// leader at pid is taken for ours.
 	var pids, pgids []int
-	if _, g, ok := readStat(pid); ok && g == pid { // still our group leader, not a reused pid
-		pids, pgids = descendants(pid)
+	if alive && (start != 0 || st.pgid == pid) {
+		pids, pgids = family(pid)
 	}
 	err := syscall.Kill(-pid, syscall.SIGKILL)
 	if err != nil && !errors.Is(err, syscall.ESRCH) {
@@ -55,29 +69,35 @@ func killGroup(pid int) error {
 	return err
 }
 
-// descendants returns the pids of every process below root in the process
-// tree, and their process groups, read from /proc.
-func descendants(root int) (pids, pgids []int) {
+// family returns the pids of every process below root in the process
+// tree or in the session root leads, and their process groups, read from
+// /proc.
+func family(root int) (pids, pgids []int) {
 	entries, err := os.ReadDir("/proc")
 	if err != nil {
 		return nil, nil
 	}
 	children := map[int][]int{}
 	pgid := map[int]int{}
+	var queue []int
+	self := os.Getpid()
 	for _, e := range entries {
 		p, err := strconv.Atoi(e.Name())
 		if err != nil {
 			continue
 		}
-		ppid, g, ok := readStat(p)
+		st, ok := readStat(p)
 		if !ok {
 			continue
 		}
-		children[ppid] = append(children[ppid], p)
-		pgid[p] = g
+		children[st.ppid] = append(children[st.ppid], p)
+		pgid[p] = st.pgid
+		if st.sid == root && p != root && p != self {
+			queue = append(queue, p)
+		}
 	}
 	seen := map[int]bool{}
-	queue := slices.Clone(children[root])
+	queue = append(queue, children[root]...)
 	for len(queue) > 0 {
 		p := queue[0]
 		queue = queue[1:]
@@ -98,41 +118,47 @@ func descendants(root int) (pids, pgids []int) {
 // name of at most 16 bytes.
 const maxStatBytes = 64 << 10
 
-// readStat returns a process's parent and process group from
-// /proc/PID/stat.
-func readStat(pid int) (ppid, pgid int, ok bool) {
+// procStat is what the host reads from /proc/PID/stat.
+type procStat struct {
+	state           byte
+	ppid, pgid, sid int
+	// start is the process's start time in clock ticks since boot: with
+	// the pid (and the boot), it names one process, never a later one
+	// that reused the pid.
+	start uint64
+}
+
+// readStat reads /proc/PID/stat; ok is false when the process is gone.
+func readStat(pid int) (st procStat, ok bool) {
 	stat, err := readlimit.File(fmt.Sprintf("/proc/%d/stat", pid), "", maxStatBytes)
 	if err != nil {
-		return 0, 0, false
+		return st, false
 	}
 	// The fields follow the parenthesised command name, which may itself
-	// contain parentheses: take the last ')'. Then: state ppid pgrp ...
+	// contain parentheses: take the last ')'. Then, from field 3: state
+	// ppid pgrp session tty_nr tpgid flags minflt cminflt majflt cmajflt
+	// utime stime cutime cstime priority nice num_threads itrealvalue
+	// starttime (field 22).
 	i := bytes.LastIndexByte(stat, ')')
 	if i < 0 {
-		return 0, 0, false
+		return st, false
 	}
 	f := strings.Fields(string(stat[i+1:]))
-	if len(f) < 3 {
-		return 0, 0, false
+	if len(f) < 20 || len(f[0]) != 1 {
+		return st, false
 	}
-	ppid, err1 := strconv.Atoi(f[1])
-	pgid, err2 := strconv.Atoi(f[2])
-	return ppid, pgid, err1 == nil && err2 == nil
+	st.state = f[0][0]
+	var errs [4]error
+	st.ppid, errs[0] = strconv.Atoi(f[1])
+	st.pgid, errs[1] = strconv.Atoi(f[2])
+	st.sid, errs[2] = strconv.Atoi(f[3])
+	st.start, errs[3] = strconv.ParseUint(f[19], 10, 64)
+	return st, errors.Join(errs[:]...) == nil
 }
 
 // processGone reports whether pid has exited: no longer in /proc, or a
 // zombie waiting to be reaped.
 func processGone(pid int) bool {
-	stat, err := readlimit.File(fmt.Sprintf("/proc/%d/stat", pid), "", maxStatBytes)
-	if err != nil {
-		return true
-	}
-	// The state follows the parenthesised command name, which may itself
-	// contain parentheses: take the last ')'.
-	i := bytes.LastIndexByte(stat, ')')
-	if i < 0 || i+2 >= len(stat) {
-		return false
-	}
-	state := stat[i+2]
-	return state == 'Z' || state == 'X'
+	st, ok := readStat(pid)
+	return !ok || st.state == 'Z' || st.state == 'X'
 }

@@ -183,6 +183,7 @@ func (a *Agent) Identity() *Identity { return a.id }
 // ErrRevoked or ErrRefused when the controller refuses the node: retrying
 // would not help.
 func (a *Agent) Run(ctx context.Context) error {
+	a.recoverJournal(ctx)
 	bo := &Backoff{Base: a.cfg.ReconnectBase, Cap: a.cfg.ReconnectMax, Rand: a.cfg.Rand}
 	quiet := false // a failure to connect was logged; log the next ones at debug
 	for {

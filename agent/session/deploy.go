@@ -13,6 +13,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/cairn-ops/cairn/agent/apply"
+	"github.com/cairn-ops/cairn/agent/journal"
 	"github.com/cairn-ops/cairn/internal/manifest"
 	"github.com/cairn-ops/cairn/internal/release"
 	"github.com/cairn-ops/cairn/plugins/sdk"
@@ -34,6 +35,11 @@ const PluginCacheDir = "cache"
 // StepStateDir is the directory in the data directory that holds each
 // step's state directory (apply.Runner.StateDir).
 const StepStateDir = "steps"
+
+// PluginProcDir is the directory in the data directory where the plugin
+// host records the plugin processes it runs (pluginhost.Config.ProcDir),
+// for the next start to reap one that outlived its agent.
+const PluginProcDir = "procs"
 
 // errSessionLost stops a deploy command whose manual step waited for a
 // confirmation when the session ended. The command is not completed: the
@@ -60,8 +66,17 @@ func (a *Agent) runDeploy(ctx, sctx context.Context, l *link, id string, cmd *ag
 	if a.cfg.Plugins == nil {
 		return fail("this agent runs no deploy commands: it was started without a plugin host")
 	}
+	// Each apply command is its own deployment, named after the command:
+	// a redelivered command continues it, a new one runs the steps again.
+	// A rollback undoes the deployment of the apply command it names.
+	command := id
 	switch cmd.GetAction() {
-	case ActionApply, ActionRollback, ActionPlan:
+	case ActionApply, ActionPlan:
+	case ActionRollback:
+		command = cmd.GetUndoCommandId()
+		if command == "" {
+			return fail("rollback command %s names no deployment to undo (undo_command_id is empty): nothing was rolled back; the controller must name the apply command whose deployment to roll back", id)
+		}
 	default:
 		return fail("unknown deploy action %q: want %s, %s or %s", cmd.GetAction(), ActionApply, ActionRollback, ActionPlan)
 	}
@@ -101,9 +116,18 @@ func (a *Agent) runDeploy(ctx, sctx context.Context, l *link, id string, cmd *ag
 	}
 	defer done()
 
+	deployment := apply.CommandDeploymentID(command, a.root)
+	if cmd.GetAction() == ActionRollback {
+		if deployment, err = undoTarget(ctx, j, deployment, apply.DeploymentID(m, a.root)); err != nil {
+			return fail("rollback of the deployment of command %s: %v", command, err)
+		}
+	}
+
 	dctx, abort := context.WithCancelCause(ctx)
 	defer abort(nil)
 	r := &apply.Runner{
+		Deployment:    deployment,
+		Command:       command,
 		Host:          a.cfg.Plugins,
 		Journal:       j,
 		Root:          a.root,
@@ -152,6 +176,29 @@ func (a *Agent) runDeploy(ctx, sctx context.Context, l *link, id string, cmd *ag
 	}
 	res.ReportJSON = boundJSON(data)
 	return res, nil
+}
+
+// undoTarget is the deployment a rollback undoes: byCommand, the
+// deployment of the apply command it names, or, when the journal has
+// none, legacy, the deployment of the same manifest on the same root,
+// if an agent from before deployments were named after their commands
+// journaled it (it has no command ID). Otherwise byCommand, which Undo
+// finds never ran here.
+func undoTarget(ctx context.Context, j *journal.Journal, byCommand, legacy string) (string, error) {
+	_, err := j.Deployment(ctx, byCommand)
+	if !errors.Is(err, journal.ErrNotFound) {
+		return byCommand, err
+	}
+	d, err := j.Deployment(ctx, legacy)
+	switch {
+	case errors.Is(err, journal.ErrNotFound):
+		return byCommand, nil
+	case err != nil:
+		return "", err
+	case d.CommandID == "":
+		return legacy, nil
+	}
+	return byCommand, nil
 }
 
 // planProblems says in one line what a dry run found.

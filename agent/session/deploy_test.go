@@ -1,6 +1,7 @@
 package session
 
 import (
+	"bytes"
 	"context"
 	"crypto/ed25519"
 	"crypto/sha256"
@@ -9,6 +10,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
@@ -50,15 +53,19 @@ func newTestHost() *testHost {
 	return &testHost{plugins: map[string]*testPlugin{
 		"copy":   {name: "copy"},
 		"manual": {name: "manual", confirm: true},
+		"hang":   {name: "hang", notIdempotent: true, hanging: make(chan struct{}, 10)},
 	}}
 }
 
 // testPlugin: "copy" copies the artifact named by params.artifact to
 // params.to under the root and puts back what was there on Rollback;
-// "manual" needs a confirmation and changes nothing.
+// "manual" needs a confirmation and changes nothing; "hang" is not
+// idempotent and runs until its context ends, saying so on hanging.
 type testPlugin struct {
-	name    string
-	confirm bool
+	name          string
+	confirm       bool
+	notIdempotent bool
+	hanging       chan struct{}
 
 	mu    sync.Mutex
 	calls []string
@@ -79,7 +86,7 @@ func (p *testPlugin) Calls() []string {
 }
 
 func (p *testPlugin) Describe(context.Context) (*sdk.Description, error) {
-	return &sdk.Description{Name: p.name, Version: "1.0.0", Idempotent: true, NeedsConfirmation: p.confirm}, nil
+	return &sdk.Description{Name: p.name, Version: "1.0.0", Idempotent: !p.notIdempotent, NeedsConfirmation: p.confirm}, nil
 }
 
 func (p *testPlugin) Validate(context.Context, *sdk.StepContext) ([]*sdk.FieldError, error) {
@@ -97,8 +104,13 @@ type copied struct {
 	Old     []byte `json:"old,omitempty"`
 }
 
-func (p *testPlugin) Apply(_ context.Context, sc *sdk.StepContext, _ sdk.Reporter) (*sdk.Result, error) {
+func (p *testPlugin) Apply(ctx context.Context, sc *sdk.StepContext, _ sdk.Reporter) (*sdk.Result, error) {
 	p.record("apply " + sc.GetStep())
+	if p.name == "hang" {
+		p.hanging <- struct{}{}
+		<-ctx.Done()
+		return nil, ctx.Err()
+	}
 	if p.name == "manual" {
 		return &sdk.Result{Outputs: map[string]string{"confirmed_by": sc.GetConfirmation().GetBy()}}, nil
 	}
@@ -157,8 +169,14 @@ type deployment struct {
 // given steps, signed with key and approved.
 func newDeployment(t *testing.T, key ed25519.PrivateKey, content []byte, steps string) deployment {
 	t.Helper()
+	return newRelease(t, key, "1.0.0", content, steps)
+}
+
+// newRelease is newDeployment of the given version of shop.
+func newRelease(t *testing.T, key ed25519.PrivateKey, version string, content []byte, steps string) deployment {
+	t.Helper()
 	digest := digestOf(content)
-	yaml := []byte("apiVersion: cairn/v1\nkind: Release\nname: shop\nversion: 1.0.0\ncomponents:\n  - {name: site, kind: application, digest: " + digest + "}\n" + steps)
+	yaml := []byte("apiVersion: cairn/v1\nkind: Release\nname: shop\nversion: " + version + "\ncomponents:\n  - {name: site, kind: application, digest: " + digest + "}\n" + steps)
 	m, err := manifest.Parse(yaml, "shop.yaml")
 	if err != nil {
 		t.Fatal(err)
@@ -167,7 +185,7 @@ func newDeployment(t *testing.T, key ed25519.PrivateKey, content []byte, steps s
 	if err != nil {
 		t.Fatal(err)
 	}
-	b := &release.Bundle{Name: "shop", Version: "1.0.0", ManifestCanonical: canon, ApprovalsRequired: 1, State: release.StateApproved,
+	b := &release.Bundle{Name: "shop", Version: version, ManifestCanonical: canon, ApprovalsRequired: 1, State: release.StateApproved,
 		Components: []release.Component{{Name: "site", Digest: digest}}}
 	release.Sign(b, key)
 	b.Approvals = []release.Approval{{By: "approver", ReleaseDigest: b.Digest}}
@@ -183,6 +201,17 @@ func (s *fakeSession) deploy(id, action string, d deployment) {
 		Id: id,
 		Kind: &agentv1.Command_Deploy{Deploy: &agentv1.DeployCommand{
 			RolloutId: "r-1", Action: action, ManifestYaml: d.yaml, ManifestFile: "shop.yaml", BundleJson: d.bundle, Artifacts: d.refs,
+		}},
+	}}}
+}
+
+// rollback sends a rollback of the deployment of apply command undo.
+func (s *fakeSession) rollback(id, undo string, d deployment) {
+	s.send <- &agentv1.ControllerMessage{Msg: &agentv1.ControllerMessage_Command{Command: &agentv1.Command{
+		Id: id,
+		Kind: &agentv1.Command_Deploy{Deploy: &agentv1.DeployCommand{
+			RolloutId: "r-1", Action: ActionRollback, ManifestYaml: d.yaml, ManifestFile: "shop.yaml", BundleJson: d.bundle, Artifacts: d.refs,
+			UndoCommandId: undo,
 		}},
 	}}}
 }
@@ -315,7 +344,7 @@ func TestDeployApplyRollbackPlan(t *testing.T) {
 		t.Errorf("plan report %+v", plan)
 	}
 
-	s.deploy("cmd-rollback", ActionRollback, d)
+	s.rollback("cmd-rollback", "cmd-apply", d)
 	f.wait("result", "cmd-rollback")
 	r = f.result("cmd-rollback")
 	if !r.GetOk() || !strings.Contains(string(r.GetReportJson()), `"state":"rolled-back"`) {
@@ -334,6 +363,211 @@ func TestDeployApplyRollbackPlan(t *testing.T) {
 	if diff := cmp.Diff([]int64{0}, f.offsets); diff != "" {
 		t.Errorf("fetch offsets (-want +got):\n%s", diff)
 	}
+}
+
+// TestDeployRollForwardToAnEarlierRelease: 2.0.1, then 2.0.2, then 2.0.1
+// again (a roll forward to a known-good release) runs 2.0.1's steps
+// again, as a new deployment; a rollback undoes the deployment of the
+// apply command it names; a rollback naming none is refused.
+func TestDeployRollForwardToAnEarlierRelease(t *testing.T) {
+	f := newFakeController(t)
+	const steps = "steps:\n  - {name: install, plugin: copy, params: {artifact: site, to: srv/www/index.html}}\n"
+	v1, v2 := []byte("<html>2.0.1</html>"), []byte("<html>2.0.2</html>")
+	r1, r2 := newRelease(t, f.releaseKey, "2.0.1", v1, steps), newRelease(t, f.releaseKey, "2.0.2", v2, steps)
+	f.artifacts[digestOf(v1)], f.artifacts[digestOf(v2)] = v1, v2
+	dir, root, host, _ := deployAgent(t, f)
+	s := f.session()
+	run := func(id string, send func()) (*agentv1.CommandResult, []string) {
+		t.Helper()
+		send()
+		f.wait("result", id)
+		r := f.result(id)
+		var rep apply.Report
+		if err := json.Unmarshal(r.GetReportJson(), &rep); err != nil {
+			t.Fatalf("%s: report_json %q: %v", id, r.GetReportJson(), err)
+		}
+		return r, outcomesOf(&rep)
+	}
+	installed := func() string { return readTree(t, root)["srv/www/index.html"] }
+
+	steps1 := []string{"steps/install:changed"}
+	for _, c := range []struct {
+		id   string
+		d    deployment
+		want string
+	}{{"cmd-1", r1, string(v1)}, {"cmd-2", r2, string(v2)}, {"cmd-3", r1, string(v1)}} {
+		r, got := run(c.id, func() { s.deploy(c.id, ActionApply, c.d) })
+		if !r.GetOk() {
+			t.Fatalf("%s: %s", c.id, r.GetError())
+		}
+		if diff := cmp.Diff(steps1, got); diff != "" {
+			t.Errorf("%s outcomes (-want +got):\n%s", c.id, diff)
+		}
+		if got := installed(); got != c.want {
+			t.Errorf("after %s the root holds %q, want %q", c.id, got, c.want)
+		}
+	}
+
+	// The rollback of cmd-3 puts back what cmd-3 replaced: 2.0.2.
+	r, got := run("cmd-4", func() { s.rollback("cmd-4", "cmd-3", r1) })
+	if !r.GetOk() {
+		t.Fatalf("rollback: %s", r.GetError())
+	}
+	if diff := cmp.Diff([]string{"undo/install:rolled back"}, got); diff != "" {
+		t.Errorf("rollback outcomes (-want +got):\n%s", diff)
+	}
+	if got := installed(); got != string(v2) {
+		t.Errorf("after the rollback of cmd-3 the root holds %q, want 2.0.2's", got)
+	}
+
+	before := readTree(t, root)
+	calls := host.plugins["copy"].Calls()
+	s.deploy("cmd-5", ActionRollback, r1)
+	f.wait("result", "cmd-5")
+	if r := f.result("cmd-5"); r.GetOk() || !strings.Contains(r.GetError(), "rollback command cmd-5 names no deployment to undo (undo_command_id is empty): nothing was rolled back") {
+		t.Errorf("rollback without undo_command_id: ok %v, error %q", r.GetOk(), r.GetError())
+	}
+	if diff := cmp.Diff(before, readTree(t, root)); diff != "" {
+		t.Errorf("a refused rollback changed the root (-want +got):\n%s", diff)
+	}
+	if got := host.plugins["copy"].Calls(); len(got) != len(calls) {
+		t.Errorf("a refused rollback called the plugin: %v", got[len(calls):])
+	}
+
+	j, err := journal.Open(dir, journal.Options{Timeout: waitFor})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer j.Close()
+	ds, err := j.Deployments(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	byCommand := map[string]string{}
+	for _, d := range ds {
+		byCommand[d.CommandID] = d.Manifest + " " + string(d.State)
+		if d.ID != apply.CommandDeploymentID(d.CommandID, root) {
+			t.Errorf("deployment %s of command %s is not named after the command", d.ID, d.CommandID)
+		}
+	}
+	want := map[string]string{"cmd-1": "shop@2.0.1 succeeded", "cmd-2": "shop@2.0.2 succeeded", "cmd-3": "shop@2.0.1 rolled-back"}
+	if diff := cmp.Diff(want, byCommand); diff != "" {
+		t.Errorf("journaled deployments by command (-want +got):\n%s", diff)
+	}
+}
+
+func outcomesOf(rep *apply.Report) []string {
+	var out []string
+	for _, st := range rep.Steps {
+		out = append(out, st.List+"/"+st.Name+":"+st.Outcome)
+	}
+	return out
+}
+
+// TestUndoTarget: a rollback undoes its apply command's deployment, or
+// the same manifest's deployment journaled without a command by an
+// agent from before deployments were named after commands.
+func TestUndoTarget(t *testing.T) {
+	tests := []struct {
+		name    string
+		journal []journal.Deployment
+		want    string
+	}{
+		{"the command's deployment", []journal.Deployment{{ID: "by-command", CommandID: "c"}, {ID: "legacy"}}, "by-command"},
+		{"only a legacy deployment", []journal.Deployment{{ID: "legacy"}}, "legacy"},
+		{"the manifest's deployment belongs to a command", []journal.Deployment{{ID: "legacy", CommandID: "other"}}, "by-command"},
+		{"neither", nil, "by-command"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			j, err := journal.Open(t.TempDir(), journal.Options{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer j.Close()
+			for _, d := range tt.journal {
+				if _, _, err := j.Begin(t.Context(), d, nil); err != nil {
+					t.Fatal(err)
+				}
+			}
+			got, err := undoTarget(t.Context(), j, "by-command", "legacy")
+			if err != nil || got != tt.want {
+				t.Errorf("undoTarget = %q, %v; want %q", got, err, tt.want)
+			}
+		})
+	}
+}
+
+// TestInterruptedDeploymentIsReportedAtStart: the agent stops while a
+// step of a plugin that is not idempotent runs. When it starts again it
+// tells the controller at once, before any deployment, with a
+// deployment_interrupted outbox item, and logs it with the way out.
+func TestInterruptedDeploymentIsReportedAtStart(t *testing.T) {
+	f := newFakeController(t)
+	d := newRelease(t, f.releaseKey, "2.0.1", []byte("site"), "steps:\n  - {name: migrate, plugin: hang}\n")
+	f.artifacts[d.refs[0].GetDigest()] = []byte("site")
+	dir, root, host, stop := deployAgent(t, f)
+	f.session().deploy("cmd-1", ActionApply, d)
+	select {
+	case <-host.plugins["hang"].hanging:
+	case <-time.After(waitFor):
+		t.Fatal("the step never ran")
+	}
+	if err := stop(); err != nil { // the step is left running, as by a crash
+		t.Fatal(err)
+	}
+
+	var logs syncBuffer
+	runAgent(t, dir, func(c *Config) {
+		c.Root, c.Plugins = root, host
+		c.Logger = slog.New(slog.NewTextHandler(io.MultiWriter(&logs, t.Output()), nil))
+	})
+	dep := apply.CommandDeploymentID("cmd-1", root)
+	id := dep + "/interrupted/steps/migrate/1"
+	f.wait("outbox", id)
+	var item *agentv1.OutboxItem
+	f.locked(func() {
+		for _, it := range f.outbox {
+			if it.GetId() == id {
+				item = it
+			}
+		}
+	})
+	var got journal.Interruption
+	if err := json.Unmarshal(item.GetPayload(), &got); err != nil || item.GetKind() != "deployment_interrupted" || item.GetDeploymentId() != dep {
+		t.Fatalf("outbox item: kind %q, deployment %q, payload %s: %v", item.GetKind(), item.GetDeploymentId(), item.GetPayload(), err)
+	}
+	want := journal.Interruption{CommandID: "cmd-1", DeploymentID: dep, Release: "shop@2.0.1", Step: "steps/migrate", Plugin: "hang", State: journal.StateInterrupted}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("payload (-want +got):\n%s", diff)
+	}
+	if line := "level=WARN msg=\"step was running when the agent stopped; not idempotent, marked interrupted: it may or may not have taken effect\" node=" + testNode +
+		" deployment=" + dep + " step=steps/migrate plugin=hang command=cmd-1 hint=\"reported to the controller"; !strings.Contains(logs.String(), line) {
+		t.Errorf("agent log lacks\n%s\n%s", line, logs.String())
+	}
+	f.locked(func() {
+		if len(f.results) != 0 {
+			t.Errorf("results before any command: %v", f.results)
+		}
+	})
+}
+
+// syncBuffer is a bytes.Buffer safe for a logger and a test to share.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
 }
 
 // outboxLen opens the agent's journal (waiting while the agent holds it)

@@ -17,6 +17,8 @@
 //	journal.db      the step journal and its outbox (agent/journal)
 //	artifacts/      DML artifacts fetched for deploy commands, by sha256
 //	cache/          what plugins keep to roll their steps back
+//	steps/          each step's state directory (write-ahead undo records)
+//	procs/          the plugin processes running now, one file each
 //
 // A session dials out with mutual TLS, says Hello, and runs the commands
 // the controller sends, one at a time. Each command ID runs at most once:
@@ -31,7 +33,13 @@
 // the release's artifacts into the cache by digest (resumable, verified
 // before use, fetched once), then hands the manifest, the signed bundle,
 // the pinned release key and the cached files to agent/apply, which
-// verifies everything before a step runs. A manual step asks the
+// verifies everything before a step runs. Each apply command is its own
+// deployment in the journal, named after the command
+// (apply.CommandDeploymentID): a redelivered command continues it, a new
+// command runs the release's steps again even when the node had that
+// release before. A rollback command undoes the deployment of the apply
+// command it names (undo_command_id) and is refused without one. A
+// manual step asks the
 // controller for an operator's confirmation over the session. A
 // deployment goes on when the session drops, and its result waits in
 // state.json; only a step waiting for its confirmation stops it, without

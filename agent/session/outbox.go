@@ -62,6 +62,29 @@ func (h *journalHandle) release() {
 	h.j = nil
 }
 
+// recoverJournal runs journal.Recover when the agent starts, so that a
+// deployment a crash cut off is reported at once: Recover marks each
+// step it finds running interrupted (or pending, for an idempotent
+// plugin), logs it with the way out, and queues a
+// "deployment_interrupted" outbox item (journal.Interruption) for each
+// one of a deploy command, which the first session sends. A journal the
+// agent cannot open now (another process holds it) is recovered by the
+// next deployment, which queues the same items.
+func (a *Agent) recoverJournal(ctx context.Context) {
+	if !a.journal.exists() {
+		return
+	}
+	j, done, err := a.journal.acquire()
+	if err != nil {
+		a.log.Warn("cannot check the journal for steps a stop cut off now; the next deployment does", "err", err)
+		return
+	}
+	defer done()
+	if _, err := j.Recover(ctx); err != nil && ctx.Err() == nil {
+		a.log.Warn("cannot check the journal for steps a stop cut off now; the next deployment does", "err", err)
+	}
+}
+
 // drainOutbox sends every item of the journal's outbox to the controller,
 // oldest first. The controller stores each item once and acknowledges
 // it; the item stays in the outbox, and is sent again on the next drain,

@@ -421,6 +421,58 @@ func TestOutboxItemsStoredOnceAndAcked(t *testing.T) {
 	}
 }
 
+// TestDeploymentInterruptedReported: an agent's deployment_interrupted
+// outbox item is stored and, the first time only, reported to the events
+// receiver when it names one of the node's own deploy commands and a
+// step LIST/NAME; anything else is stored and acknowledged, not reported.
+func TestDeploymentInterruptedReported(t *testing.T) {
+	h, events := newEventsHarness(t)
+	id, cert := h.enroll("web1")
+	other, _ := h.enroll("web2")
+	h.putDeploy(id, "cmd_1", deployOf())
+	h.putDeploy(other, "cmd_other", deployOf())
+	h.putCommand(id, "cmd_audit")
+	s := h.connect(context.Background(), cert)
+	for range 2 {
+		recv(t, s) // cmd_1 and cmd_audit, delivered on connect
+	}
+	payload := func(command, step string) []byte {
+		return []byte(`{"command_id":"` + command + `","deployment_id":"dep1","release":"shop@1.0.0","step":"` + step + `","plugin":"exec","idempotent":false,"state":"interrupted"}`)
+	}
+	items := []*agentv1.OutboxItem{
+		{Id: "dep1/interrupted/steps/migrate/1", Kind: "deployment_interrupted", DeploymentId: "dep1", Payload: payload("cmd_1", "steps/migrate")},
+		{Id: "dep1/interrupted/steps/migrate/1", Kind: "deployment_interrupted", DeploymentId: "dep1", Payload: payload("cmd_1", "steps/migrate")}, // resent
+		{Id: "dep1/interrupted/steps/migrate/2", Kind: "deployment_interrupted", DeploymentId: "dep1", Payload: payload("cmd_1", "steps/migrate")}, // again after a retry
+		{Id: "x/1", Kind: "deployment_interrupted", Payload: payload("cmd_other", "steps/migrate")},
+		{Id: "x/2", Kind: "deployment_interrupted", Payload: payload("cmd_audit", "steps/migrate")},
+		{Id: "x/3", Kind: "deployment_interrupted", Payload: payload("cmd_unknown", "steps/migrate")},
+		{Id: "x/4", Kind: "deployment_interrupted", Payload: payload("cmd_1", "migrate")},
+		{Id: "x/5", Kind: "deployment_interrupted", Payload: payload("", "steps/migrate")},
+		{Id: "x/6", Kind: "deployment_interrupted", Payload: []byte(`nope`)},
+		{Id: "x/7", Kind: "step_result", Payload: payload("cmd_1", "steps/migrate")},
+	}
+	for _, it := range items {
+		sendMsg(t, s, &agentv1.AgentMessage{Msg: &agentv1.AgentMessage_Outbox{Outbox: it}})
+		if got := recv(t, s).GetOutboxAck().GetId(); got != it.GetId() {
+			t.Fatalf("ack %q, want %q", got, it.GetId())
+		}
+	}
+	want := []string{"connected " + id, "interrupted " + id + " cmd_1 steps/migrate", "interrupted " + id + " cmd_1 steps/migrate"}
+	if diff := cmp.Diff(want, events.get()); diff != "" {
+		t.Errorf("events (-want +got):\n%s", diff)
+	}
+	err := h.st.View(context.Background(), func(tx store.Tx) error {
+		evs, err := tx.AgentEvents(id)
+		if len(evs) != len(items)-1 {
+			t.Errorf("%d agent events stored, want %d", len(evs), len(items)-1)
+		}
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
 func TestConfirmRoutedToLiveSession(t *testing.T) {
 	h, events := newEventsHarness(t)
 	id, cert := h.enroll("web1")

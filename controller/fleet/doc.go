@@ -24,6 +24,9 @@
 // confirmation of a manual step to the node's session. Agents drain
 // their journal outbox over the session: each item is stored once per
 // node and item ID (AgentEventRecord) and acknowledged, however often it
-// is sent. FetchArtifact streams a DML artifact, resumable from an
+// is sent; a "deployment_interrupted" item (an agent that restarted
+// found a step of its deploy command cut off) stored for the first time
+// is also told to Events (DeploymentInterrupted) when it names one of
+// the node's own deploy commands. FetchArtifact streams a DML artifact, resumable from an
 // offset, to a node that has an unfinished deploy command listing it.
 package fleet

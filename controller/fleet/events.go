@@ -26,8 +26,9 @@ type Events interface {
 	// DeploymentInterrupted: an agent that restarted found the deployment
 	// of its deploy command commandID cut off, step (LIST/NAME) running
 	// when it stopped. The agent's report of it is stored as an agent
-	// event of kind "deployment_interrupted". Like CommandFinished it can
-	// come more than once for one interruption.
+	// event of kind "deployment_interrupted"; the call comes once per
+	// stored item (receivers must still treat it as "look again", as
+	// with CommandFinished).
 	DeploymentInterrupted(nodeID, commandID, step string)
 }
 
@@ -61,6 +62,15 @@ func (f *Fleet) commandFinished(nodeID, commandID string) {
 func (f *Fleet) confirmationRequested(nodeID string, r *agentv1.ConfirmationRequest) {
 	if f.events != nil {
 		f.events.ConfirmationRequested(nodeID, r.GetCommandId(), r.GetStep(), r.GetInstructions())
+	}
+}
+
+// deploymentInterrupted tells the events receiver, if any, that the
+// node's agent found the deployment of its deploy command commandID cut
+// off by a stop in step (LIST/NAME).
+func (f *Fleet) deploymentInterrupted(nodeID, commandID, step string) {
+	if f.events != nil {
+		f.events.DeploymentInterrupted(nodeID, commandID, step)
 	}
 }
 

@@ -2,10 +2,13 @@ package fleet
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
+	"slices"
+	"strings"
 	"time"
 
 	"google.golang.org/grpc"
@@ -478,7 +481,9 @@ func (s *session) storeOutbox(ctx context.Context, item *agentv1.OutboxItem) err
 		Payload:      item.GetPayload(),
 		ReceivedAt:   stamp(s.f.now()),
 	}
+	fresh := false // stored now, not before
 	err := s.f.st.Batch(ctx, func(tx store.Tx) error {
+		fresh = false
 		_, err := tx.AgentEvent(s.nodeID, item.GetId())
 		switch {
 		case err == nil:
@@ -486,11 +491,65 @@ func (s *session) storeOutbox(ctx context.Context, item *agentv1.OutboxItem) err
 		case !errors.Is(err, store.ErrNotFound):
 			return err
 		}
-		return tx.PutAgentEvent(rec)
+		if err := tx.PutAgentEvent(rec); err != nil {
+			return err
+		}
+		fresh = true
+		return nil
 	})
 	if err != nil && !errors.Is(err, store.ErrConflict) {
 		return status.Errorf(codes.Internal, "store outbox item %s: %v", item.GetId(), err)
 	}
+	if err == nil && fresh && item.GetKind() == kindDeploymentInterrupted {
+		return s.deploymentInterrupted(ctx, item)
+	}
+	return nil
+}
+
+// kindDeploymentInterrupted is the outbox kind of an agent's report that
+// a crash or a stop cut off a step of a deploy command's deployment
+// (agent/journal.Interruption).
+const kindDeploymentInterrupted = "deployment_interrupted"
+
+// interruption is the part of a deployment_interrupted item's payload
+// the fleet reads: the agent's journal.Interruption, JSON.
+type interruption struct {
+	CommandID string `json:"command_id"`
+	// Step is LIST/NAME.
+	Step string `json:"step"`
+}
+
+// deploymentInterrupted passes an agent's report of a deployment cut off
+// by a stop on to the events receiver, when it names one of the node's
+// own deploy commands and a step as LIST/NAME; anything else is logged
+// and dropped (the item is stored either way).
+func (s *session) deploymentInterrupted(ctx context.Context, item *agentv1.OutboxItem) error {
+	var in interruption
+	if err := json.Unmarshal(item.GetPayload(), &in); err != nil {
+		s.log.Warn("agent reported an interrupted deployment in a payload that is not an interruption", "item", item.GetId(), "err", err)
+		return nil
+	}
+	list, name, ok := strings.Cut(in.Step, "/")
+	if in.CommandID == "" || !ok || name == "" || !slices.Contains([]string{"steps", "verify", "rollback"}, list) {
+		s.log.Warn("agent reported an interrupted deployment without a command_id and a step LIST/NAME", "item", item.GetId(), "command_id", in.CommandID, "step", in.Step)
+		return nil
+	}
+	var c *controllerv1.CommandRecord
+	err := s.f.st.View(ctx, func(tx store.Tx) error {
+		var err error
+		c, err = tx.Command(in.CommandID)
+		return err
+	})
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+	case err != nil:
+		return status.Errorf(codes.Internal, "read command %s: %v", in.CommandID, err)
+	case c.GetNodeId() == s.nodeID && c.GetKind() == kindDeploy:
+		s.log.Warn("agent reports a deployment cut off by a stop", "command_id", in.CommandID, "step", in.Step)
+		s.f.deploymentInterrupted(s.nodeID, in.CommandID, in.Step)
+		return nil
+	}
+	s.log.Warn("agent reported an interrupted deployment of a command that is not its own deploy command", "item", item.GetId(), "command_id", in.CommandID)
 	return nil
 }
 

@@ -167,9 +167,13 @@ func (p *pass) startNodeRollback(n *controllerv1.RolloutNode) {
 	p.phase(n, NodeRollingBack)
 }
 
-// newRollback issues the command that undoes the node's deployment.
+// newRollback issues the command that undoes the node's deployment: the
+// agent's deployment of the node's deploy command (agents identify a
+// deployment by its command).
 func (p *pass) newRollback(n *controllerv1.RolloutNode) *controllerv1.CommandRecord {
-	return p.newDeploy(n.GetNodeId(), actionRollback)
+	c := p.newDeploy(n.GetNodeId(), actionRollback)
+	c.Deploy.UndoCommandId = n.GetDeployCommand()
+	return c
 }
 
 // rollbackStepDone: after the rollback command, the node is audited;

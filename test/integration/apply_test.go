@@ -299,20 +299,8 @@ func TestApplyKillNonIdempotent(t *testing.T) {
 // TestApplyKillIdempotent kills the agent while an idempotent step of an
 // external plugin (from a catalog) runs: on restart it runs again.
 func TestApplyKillIdempotent(t *testing.T) {
-	root, data, cat := t.TempDir(), t.TempDir(), t.TempDir()
+	root, data, cat := t.TempDir(), t.TempDir(), slowCatalog(t)
 	marker := filepath.Join(t.TempDir(), "marker")
-	bin, err := os.ReadFile(testProgram(t, "slowplugin"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(filepath.Join(cat, "cairn-plugin-slow"), bin, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	sum := sha256.Sum256(bin)
-	catalog := "plugins:\n  - name: slow\n    file: cairn-plugin-slow\n    sha256: " + hex.EncodeToString(sum[:]) + "\n"
-	if err := os.WriteFile(filepath.Join(cat, "catalog.yaml"), []byte(catalog), 0o644); err != nil {
-		t.Fatal(err)
-	}
 	m := writeManifest(t, "steps:\n  - {name: slow, plugin: slow, params: {marker: "+strconv.Quote(marker)+", sleep: 60s}}\n")
 
 	cmd, out := startApply(t, "-f", m, "--root", root, "--data-dir", data, "--plugins", cat)
@@ -339,6 +327,26 @@ func TestApplyKillIdempotent(t *testing.T) {
 	if !regexpMatch(`steps/slow\s+slow\s+succeeded\s+2\s+true`, r.stdout) {
 		t.Errorf("journal show:\n%s%s", r.stdout, r.stderr)
 	}
+}
+
+// slowCatalog returns a plugin catalog directory holding the slowplugin
+// test program as the external plugin "slow".
+func slowCatalog(t *testing.T) string {
+	t.Helper()
+	cat := t.TempDir()
+	bin, err := os.ReadFile(testProgram(t, "slowplugin"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(cat, "cairn-plugin-slow"), bin, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	sum := sha256.Sum256(bin)
+	catalog := "plugins:\n  - name: slow\n    file: cairn-plugin-slow\n    sha256: " + hex.EncodeToString(sum[:]) + "\n"
+	if err := os.WriteFile(filepath.Join(cat, "catalog.yaml"), []byte(catalog), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return cat
 }
 
 func regexpMatch(pattern, s string) bool {

@@ -15,6 +15,9 @@ func TestMain(m *testing.M) {
 		sdk.Serve(New())
 		os.Exit(0)
 	}
+	if pidFile := os.Getenv(envPluginStandIn); pidFile != "" {
+		standIn(pidFile)
+	}
 	os.Exit(m.Run())
 }
 

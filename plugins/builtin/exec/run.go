@@ -9,6 +9,7 @@ import (
 	"os"
 	osexec "os/exec"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"sync"
 	"time"
@@ -128,7 +129,7 @@ func execute(ctx context.Context, argv []string, dir string, env []string, log l
 	go func() { defer wg.Done(); relay(errR, "stderr", errTail, locked) }()
 
 	start := time.Now()
-	err = cmd.Run()
+	err = runLocked(cmd)
 	outW.Close()
 	errW.Close()
 	wg.Wait()
@@ -146,6 +147,18 @@ func execute(ctx context.Context, argv []string, dir string, env []string, log l
 		return r, fmt.Errorf("run %s: %w", argv[0], err)
 	}
 	return r, nil
+}
+
+// runLocked runs cmd (Start, then Wait) with the goroutine locked to
+// its OS thread. The program's parent-death signal (ownProcessGroup)
+// fires when the thread that forked it ends, not the process
+// (https://go.dev/issue/27505), and Go ends a thread whose goroutine
+// exits locked to it: while this goroutine holds the thread, nothing
+// else runs there, so the signal comes only when the plugin dies.
+func runLocked(cmd *osexec.Cmd) error {
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	return cmd.Run()
 }
 
 // relay reads r line by line into t and log until EOF.

@@ -679,8 +679,9 @@ func (*Command_Deploy) isCommand_Kind() {}
 type DeployCommand struct {
 	state     protoimpl.MessageState `protogen:"open.v1"`
 	RolloutId string                 `protobuf:"bytes,1,opt,name=rollout_id,json=rolloutId,proto3" json:"rollout_id,omitempty"`
-	// apply, rollback (undo an applied deployment of this release and run
-	// its rollback steps) or plan (the dry run: validate and Plan only).
+	// apply, rollback (undo the deployment of apply command
+	// undo_command_id and run the release's rollback steps) or plan (the
+	// dry run: validate and Plan only).
 	Action string `protobuf:"bytes,2,opt,name=action,proto3" json:"action,omitempty"`
 	// The release manifest as written (YAML) and its file name, for errors.
 	ManifestYaml []byte `protobuf:"bytes,3,opt,name=manifest_yaml,json=manifestYaml,proto3" json:"manifest_yaml,omitempty"`
@@ -690,7 +691,12 @@ type DeployCommand struct {
 	// before it runs anything.
 	BundleJson []byte `protobuf:"bytes,5,opt,name=bundle_json,json=bundleJson,proto3" json:"bundle_json,omitempty"`
 	// The components to fetch from the DML with FetchArtifact.
-	Artifacts     []*ArtifactRef `protobuf:"bytes,6,rep,name=artifacts,proto3" json:"artifacts,omitempty"`
+	Artifacts []*ArtifactRef `protobuf:"bytes,6,rep,name=artifacts,proto3" json:"artifacts,omitempty"`
+	// For a rollback: the ID of the apply command whose deployment to
+	// undo. The agent names each apply command's deployment after the
+	// command, so a rollback must say which one; the agent refuses a
+	// rollback without it.
+	UndoCommandId string `protobuf:"bytes,7,opt,name=undo_command_id,json=undoCommandId,proto3" json:"undo_command_id,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -765,6 +771,13 @@ func (x *DeployCommand) GetArtifacts() []*ArtifactRef {
 		return x.Artifacts
 	}
 	return nil
+}
+
+func (x *DeployCommand) GetUndoCommandId() string {
+	if x != nil {
+		return x.UndoCommandId
+	}
+	return ""
 }
 
 type ArtifactRef struct {
@@ -1557,7 +1570,7 @@ const file_proto_agent_v1_agent_proto_rawDesc = "" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x124\n" +
 	"\x05audit\x18\x02 \x01(\v2\x1c.cairn.agent.v1.AuditCommandH\x00R\x05audit\x127\n" +
 	"\x06deploy\x18\x03 \x01(\v2\x1d.cairn.agent.v1.DeployCommandH\x00R\x06deployB\x06\n" +
-	"\x04kind\"\xec\x01\n" +
+	"\x04kind\"\x94\x02\n" +
 	"\rDeployCommand\x12\x1d\n" +
 	"\n" +
 	"rollout_id\x18\x01 \x01(\tR\trolloutId\x12\x16\n" +
@@ -1566,7 +1579,8 @@ const file_proto_agent_v1_agent_proto_rawDesc = "" +
 	"\rmanifest_file\x18\x04 \x01(\tR\fmanifestFile\x12\x1f\n" +
 	"\vbundle_json\x18\x05 \x01(\fR\n" +
 	"bundleJson\x129\n" +
-	"\tartifacts\x18\x06 \x03(\v2\x1b.cairn.agent.v1.ArtifactRefR\tartifacts\"b\n" +
+	"\tartifacts\x18\x06 \x03(\v2\x1b.cairn.agent.v1.ArtifactRefR\tartifacts\x12&\n" +
+	"\x0fundo_command_id\x18\a \x01(\tR\rundoCommandId\"b\n" +
 	"\vArtifactRef\x12\x1c\n" +
 	"\tcomponent\x18\x01 \x01(\tR\tcomponent\x12\x16\n" +
 	"\x06digest\x18\x02 \x01(\tR\x06digest\x12\x1d\n" +

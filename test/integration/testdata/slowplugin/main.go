@@ -3,6 +3,10 @@
 // and on its first attempt (an empty marker) then sleeps for params.sleep
 // before finishing. A later attempt finds the earlier line and finishes
 // at once, as an idempotent step converges.
+//
+// With SLOWPLUGIN_OUTLIVE_AGENT=1 in its environment (the agent passes
+// its own on), it clears the parent-death signal the agent gave it, as a
+// plugin that outlives its agent would.
 package main
 
 import (
@@ -10,6 +14,7 @@ import (
 	"fmt"
 	"os"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/cairn-ops/cairn/plugins/sdk"
@@ -87,5 +92,11 @@ func (slow) Rollback(context.Context, *sdk.StepContext, []byte) (*sdk.RollbackRe
 }
 
 func main() {
+	if os.Getenv("SLOWPLUGIN_OUTLIVE_AGENT") == "1" {
+		if _, _, errno := syscall.RawSyscall(syscall.SYS_PRCTL, syscall.PR_SET_PDEATHSIG, 0, 0); errno != 0 {
+			fmt.Fprintln(os.Stderr, "prctl:", errno)
+			os.Exit(1)
+		}
+	}
 	sdk.Serve(slow{})
 }
