@@ -146,22 +146,40 @@ var itestDeb struct {
 	err  error
 }
 
-// artifactsDir builds the test package, cairn-itest-app_1.0.0_all.deb,
-// from testdata/rollout/pkg once per test run and returns the directory
-// that holds it.
+// itestVersions are the versions of the test package artifactsDir builds.
+var itestVersions = []string{"1.0.0", "1.0.1", "1.0.2"}
+
+// artifactsDir builds the test package, cairn-itest-app_VERSION_all.deb
+// for each of itestVersions, from testdata/rollout/pkg once per test run
+// and returns the directory that holds them.
 func artifactsDir(t *testing.T) string {
 	t.Helper()
 	itestDeb.once.Do(func() {
-		src := composeRoot(t, rolloutFixtures+"/pkg/cairn-itest-app") // a copy with plain permissions
 		itestDeb.dir = filepath.Join(binDir, "rollout-artifacts")
 		if err := os.MkdirAll(itestDeb.dir, 0o755); err != nil {
 			itestDeb.err = err
 			return
 		}
-		cmd := exec.Command("dpkg-deb", "--root-owner-group", "-Zgzip", "--build", src,
-			filepath.Join(itestDeb.dir, "cairn-itest-app_1.0.0_all.deb"))
-		if out, err := cmd.CombinedOutput(); err != nil {
-			itestDeb.err = fmt.Errorf("dpkg-deb (Debian: apt-get install dpkg): %v\n%s", err, out)
+		for _, v := range itestVersions {
+			src := composeRoot(t, rolloutFixtures+"/pkg/cairn-itest-app") // a copy with plain permissions
+			control := filepath.Join(src, "DEBIAN/control")
+			data, err := os.ReadFile(control)
+			if err == nil {
+				err = os.WriteFile(control, []byte(strings.Replace(string(data), "Version: 1.0.0", "Version: "+v, 1)), 0o644)
+			}
+			if err == nil {
+				err = os.WriteFile(filepath.Join(src, "usr/share/cairn-itest-app/VERSION"), []byte(v+"\n"), 0o644)
+			}
+			if err != nil {
+				itestDeb.err = err
+				return
+			}
+			cmd := exec.Command("dpkg-deb", "--root-owner-group", "-Zgzip", "--build", src,
+				filepath.Join(itestDeb.dir, "cairn-itest-app_"+v+"_all.deb"))
+			if out, err := cmd.CombinedOutput(); err != nil {
+				itestDeb.err = fmt.Errorf("dpkg-deb (Debian: apt-get install dpkg): %v\n%s", err, out)
+				return
+			}
 		}
 	})
 	if itestDeb.err != nil {

@@ -2,6 +2,8 @@ package integration
 
 import (
 	"encoding/binary"
+	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"syscall"
@@ -199,5 +201,137 @@ func TestRolloutOldDataDirMigrates(t *testing.T) {
 		if out := c.mustCtl(t, "rollout", "status", id); !strings.Contains(out, "state:        "+state.Name(st)) {
 			t.Errorf("rollout status %s does not say %s:\n%s", id, state.Name(st), out)
 		}
+	}
+}
+
+// TestRolloutRollForwardToAnEarlierRelease: a deployment is identified
+// by its command, so a rollout of a release the nodes had before runs
+// its steps again. 1.0.1 → 1.0.2 → back to 1.0.1 by a new rollout (no
+// rollback: dpkg downgrades); and 1.0.1 → 1.0.2 → rollback → 1.0.1 again.
+// Each ends with the version the last rollout installed on every node.
+func TestRolloutRollForwardToAnEarlierRelease(t *testing.T) {
+	t.Parallel()
+	f := newFleet(t, 2)
+	v1 := f.release(t, "versioned.yaml", map[string]string{"Version": "1.0.1"})
+	v2 := f.release(t, "versioned.yaml", map[string]string{"Version": "1.0.2"})
+	installed := func(want string) {
+		t.Helper()
+		for _, host := range []string{"itest-1", "itest-2"} {
+			got := dpkgVersion(t, f.agents[host].root, "cairn-itest-app")
+			if got != want {
+				t.Errorf("%s has cairn-itest-app %q, want %s", host, got, want)
+			}
+			conf, _ := os.ReadFile(filepath.Join(f.agents[host].root, "etc/cairn-itest/app.conf"))
+			if string(conf) != "version = "+want+"\n" {
+				t.Errorf("%s's app.conf is %q, want version %s", host, conf, want)
+			}
+		}
+	}
+	rollout := func(ref string) string {
+		t.Helper()
+		id := f.start(t, ref, "--strategy", "all-at-once", "--max-parallel", "2")
+		rec := f.waitRollout(t, id, state.RolloutCompleted, state.RolloutHalted)
+		if rec.GetState() != state.RolloutCompleted || rec.GetCounts().GetPassed() != 2 {
+			t.Fatalf("rollout %s of %s: %s\n%s", id, ref, state.Name(rec.GetState()), f.describe(rec))
+		}
+		checkCountsAgree(t, f, id)
+		return id
+	}
+	rollout(v1)
+	installed("1.0.1")
+	rollout(v2)
+	installed("1.0.2")
+	// Forward to the earlier release: its steps run again (the agent's
+	// journal has its first deployment, succeeded, which must not count).
+	rollout(v1)
+	installed("1.0.1")
+
+	id := rollout(v2)
+	installed("1.0.2")
+	f.must(t, operator, "rollout", "rollback", id)
+	f.waitRollout(t, id, state.RolloutRolledBack)
+	installed("1.0.1")
+	rollout(v1)
+	installed("1.0.1")
+}
+
+// dpkgVersion is the installed version of pkg in root's dpkg database,
+// "" when it is not installed.
+func dpkgVersion(t *testing.T, root, pkg string) string {
+	t.Helper()
+	out, err := exec.Command("dpkg-query", "--admindir="+filepath.Join(root, "var/lib/dpkg"), "-W", "-f=${Status} ${Version}", pkg).CombinedOutput()
+	if err != nil {
+		return ""
+	}
+	status, version, _ := strings.Cut(strings.TrimPrefix(string(out), "install ok "), " ")
+	if status != "installed" {
+		return ""
+	}
+	return version
+}
+
+// TestRolloutAgentKilledUnderEachPolicy kills the agent in the middle of
+// a step that is not idempotent and keeps it away past --lost-after: the
+// node is unreachable (fail, wait) or skipped (skip), whatever phase it
+// was in. When the agent comes back it reports the cut-off step at once,
+// and the node is interrupted, naming it. Under fail, an operator then
+// retries the node (a new deployment: the step runs again) and resumes
+// the rollout, which completes.
+func TestRolloutAgentKilledUnderEachPolicy(t *testing.T) {
+	t.Parallel()
+	for _, tt := range []struct {
+		policy  string
+		flags   []string
+		gone    state.Node
+		rollout state.Rollout
+	}{
+		{policy: "fail", flags: []string{"--unreachable", "fail", "--lost-after", "3s"}, gone: state.NodeUnreachable, rollout: state.RolloutHalted},
+		{policy: "skip", flags: []string{"--unreachable", "skip", "--lost-after", "3s"}, gone: state.NodeSkipped, rollout: state.RolloutCompleted},
+		{policy: "wait", flags: []string{"--unreachable", "wait:3s"}, gone: state.NodeUnreachable, rollout: state.RolloutHalted},
+	} {
+		t.Run(tt.policy, func(t *testing.T) {
+			t.Parallel()
+			f := newFleet(t, 1)
+			a := f.agents["itest-1"]
+			runs := filepath.Join(a.root, "var/log/cairn-itest-runs")
+			f.touch(t, "itest-1", "etc/cairn-itest-hold")
+			ref := f.release(t, "hold.yaml", nil)
+			id := f.start(t, ref, append([]string{"--strategy", "all-at-once"}, tt.flags...)...)
+			waitFor(t, rolloutTimeout, "the exec step to run", func() bool { return lines(runs) > 0 })
+			a.kill(t)
+			rec := f.waitRollout(t, id, tt.rollout)
+			if n := f.node(t, rec, "itest-1"); n.GetState() != tt.gone || !strings.Contains(n.GetError(), "during deploying") {
+				t.Errorf("with the agent away: itest-1 %s %q; want %s, lost during deploying", state.Name(n.GetState()), n.GetError(), state.Name(tt.gone))
+			}
+			checkCountsAgree(t, f, id)
+
+			a.start(f.c)
+			// The rollout may be over (skip): wait on the node alone.
+			waitFor(t, rolloutTimeout, "itest-1 to be interrupted", func() bool {
+				rec = f.status(t, id)
+				return f.node(t, rec, "itest-1").GetState() == state.NodeInterrupted
+			})
+			if n := f.node(t, rec, "itest-1"); n.GetInterruptedStep() != "steps/count" {
+				t.Errorf("itest-1 interrupted at %q, want steps/count", n.GetInterruptedStep())
+			}
+			if got := lines(runs); got != 1 {
+				t.Errorf("the step ran %d times, want once: an interrupted step is not re-run by itself", got)
+			}
+			checkCountsAgree(t, f, id)
+			if tt.policy != "fail" {
+				return
+			}
+			if err := os.Remove(filepath.Join(a.root, "etc/cairn-itest-hold")); err != nil {
+				t.Fatal(err)
+			}
+			f.must(t, operator, "rollout", "retry", id, "--node", "itest-1", "--note", "checked: the step can run again")
+			f.waitNode(t, id, "itest-1", state.NodePassed)
+			f.must(t, operator, "rollout", "resume", id)
+			f.waitRollout(t, id, state.RolloutCompleted)
+			if got := lines(runs); got != 2 {
+				t.Errorf("after the retry the step ran %d times, want 2", got)
+			}
+			checkCountsAgree(t, f, id)
+		})
 	}
 }
