@@ -15,12 +15,16 @@ import (
 )
 
 // setProcessGroup makes the plugin the leader of a new process group, so
-// killGroup reaches everything it spawns.
+// killGroup reaches everything it spawns, and has the kernel kill it when
+// the agent dies: a plugin outliving a killed agent would go on changing
+// the root unseen by the journal, while the restarted agent re-runs or
+// rolls back the same step.
 func setProcessGroup(cmd *exec.Cmd) {
 	if cmd.SysProcAttr == nil {
 		cmd.SysProcAttr = &syscall.SysProcAttr{}
 	}
 	cmd.SysProcAttr.Setpgid = true
+	cmd.SysProcAttr.Pdeathsig = syscall.SIGKILL
 }
 
 // killGroup sends SIGKILL to the process group led by pid, and to every
