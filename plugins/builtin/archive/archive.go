@@ -317,7 +317,7 @@ func (*Plugin) Apply(ctx context.Context, sc *sdk.StepContext, r sdk.Reporter) (
 	}
 	// Write-ahead: the backups and the record are on disk before the
 	// root changes.
-	if err := saveBackups(s.dest, rec.BackupDir, backups); err != nil {
+	if err := saveBackups(s.dest, rec, backups); err != nil {
 		removeBackups(&record{BackupDir: rec.BackupDir, Replaced: backups})
 		return nil, err
 	}
