@@ -118,13 +118,15 @@ func planRecord(prev *record, l *layout, acts []action, madeDest []string, dest,
 		if acts[i] == unchanged {
 			continue
 		}
-		els := strings.Split(e.path, "/")
-		for j := 1; j < len(els); j++ {
-			dir := strings.Join(els[:j], "/")
-			if !known[dir] && l.lstat(dir) == nil {
-				rec.Created = append(rec.Created, dir)
-				known[dir] = true
-			}
+		// The parents to make: up to the nearest one known or on disk
+		// (whose own parents are then known or on disk too).
+		var made []string
+		for dir := parent(e.path); dir != "" && !known[dir] && l.lstat(dir) == nil; dir = parent(dir) {
+			made = append(made, dir)
+		}
+		for j := len(made) - 1; j >= 0; j-- {
+			rec.Created = append(rec.Created, made[j])
+			known[made[j]] = true
 		}
 		if known[e.path] {
 			continue
