@@ -15,6 +15,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -32,7 +33,39 @@ var (
 )
 
 func TestMain(m *testing.M) {
+	if root := os.Getenv(hostHelperEnv); root != "" {
+		os.Exit(hostHelper(root))
+	}
 	os.Exit(runMain(m))
+}
+
+// hostHelperEnv makes the test binary a host process of its own (see
+// hostHelper): TestPluginsDieWithTheHost kills it.
+const hostHelperEnv = "CAIRN_PLUGINHOST_TEST_HOST"
+
+// hostHelper starts the hanger plugin with the agent and catalog the
+// parent test built, writes its pid to ROOT/plugin.pid, and calls its
+// Apply, which never returns.
+func hostHelper(root string) int {
+	agentBin, catDir = os.Getenv("CAIRN_TEST_AGENT"), os.Getenv("CAIRN_TEST_CATALOG")
+	cat, err := LoadCatalog(catDir)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	h := New(Config{Self: agentBin, Builtins: builtin.Names(), Catalog: cat, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	inst, err := h.Start(context.Background(), "hanger")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	if err := os.WriteFile(filepath.Join(root, "plugin.pid"), []byte(strconv.Itoa(inst.Pid())), 0o644); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	_, err = inst.Plugin.Apply(context.Background(), &sdk.StepContext{RootDir: root}, &reporter{})
+	fmt.Fprintln(os.Stderr, err)
+	return 1
 }
 
 func runMain(m *testing.M) int {
@@ -386,6 +419,55 @@ func TestCallOutlivingContextKillsProcessGroup(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestPluginsDieWithTheHost: when the agent is killed (SIGKILL, the OOM
+// killer) while a plugin works, the plugin dies too. A plugin that lived
+// on would go on changing the root, unseen by the journal, while the
+// restarted agent re-runs or rolls back the same step: an archive
+// Rollback finishing after the agent died removes the backups the
+// journal's record still points to.
+func TestPluginsDieWithTheHost(t *testing.T) {
+	root := t.TempDir()
+	self, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(self, "-test.run=^$")
+	cmd.Env = append(os.Environ(), hostHelperEnv+"="+root, "CAIRN_TEST_AGENT="+agentBin, "CAIRN_TEST_CATALOG="+catDir)
+	var out syncBuffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer cmd.Process.Kill()
+	var plugin, children []int
+	for end := time.Now().Add(30 * time.Second); len(children) == 0; time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(end) {
+			t.Fatalf("the host never started the hanger's Apply:\n%s", out.String())
+		}
+		b, err := os.ReadFile(filepath.Join(root, "child.pid"))
+		if err != nil {
+			continue
+		}
+		for _, f := range strings.Fields(string(b)) {
+			pid, _ := strconv.Atoi(f)
+			children = append(children, pid)
+		}
+		b, _ = os.ReadFile(filepath.Join(root, "plugin.pid"))
+		pid, _ := strconv.Atoi(string(b))
+		plugin = append(plugin, pid)
+	}
+	t.Cleanup(func() {
+		for _, p := range append(plugin, children...) {
+			syscall.Kill(p, syscall.SIGKILL)
+		}
+	})
+	if err := cmd.Process.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	cmd.Wait()
+	waitGone(t, 10*time.Second, plugin...)
 }
 
 func TestGarbageOnStdout(t *testing.T) {

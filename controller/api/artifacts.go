@@ -66,11 +66,11 @@ func (s *artifacts) UploadStatus(ctx context.Context, req *controllerv1.UploadSt
 	var u *dml.Upload
 	if req.GetUploadId() == "" {
 		u, err = d.BeginUpload(ctx, actor(ctx))
-	} else {
-		u, err = d.Status(ctx, req.GetUploadId())
-	}
-	if err != nil {
-		return nil, s.artifactError("UploadStatus", err)
+		if err != nil {
+			return nil, s.artifactError("UploadStatus", err)
+		}
+	} else if u, err = s.ownUpload(ctx, d, "UploadStatus", "read", req.GetUploadId()); err != nil {
+		return nil, err
 	}
 	return &controllerv1.UploadStatusResponse{
 		UploadId:      u.ID,
@@ -102,6 +102,9 @@ func (s *artifacts) Push(stream controllerv1.Artifacts_PushServer) error {
 	}
 	if h.GetUploadId() == "" {
 		return s.artifactError("Push", invalid("upload_id", "open an upload with UploadStatus first"))
+	}
+	if _, err := s.ownUpload(ctx, d, "Push", "push into", h.GetUploadId()); err != nil {
+		return err
 	}
 	meta := dml.Meta{Name: h.GetName(), Kind: h.GetKind(), Size: h.GetSizeBytes(), SHA256: h.GetSha256()}
 	u, err := d.Declare(ctx, h.GetUploadId(), meta)
@@ -143,6 +146,22 @@ func (s *artifacts) Push(stream controllerv1.Artifacts_PushServer) error {
 	return stream.SendAndClose(rec)
 }
 
+// ownUpload returns the upload session id when the caller owns it (the
+// user who opened it, whatever token they use now) or is an admin, and
+// PermissionDenied otherwise: reading, pushing into (which a refused
+// header ends with a discard) and discarding a session are its owner's.
+func (s *artifacts) ownUpload(ctx context.Context, d *dml.DML, method, what, id string) (*dml.Upload, error) {
+	u, err := d.Status(ctx, id)
+	if err != nil {
+		return nil, s.artifactError(method, err)
+	}
+	p, _ := auth.FromContext(ctx)
+	if u.Owner != "user:"+p.User && !p.HasRole(auth.RoleAdmin) {
+		return nil, status.Errorf(codes.PermissionDenied, "upload %s belongs to %s; only they or an admin may %s it", u.ID, u.Owner, what)
+	}
+	return u, nil
+}
+
 // DiscardUpload drops an unfinished upload: its owner gave up on it.
 // Only the owner (the user who opened it, whatever token they use now)
 // or an admin may.
@@ -151,13 +170,9 @@ func (s *artifacts) DiscardUpload(ctx context.Context, req *controllerv1.Discard
 	if err != nil {
 		return nil, err
 	}
-	u, err := d.Status(ctx, req.GetUploadId())
+	u, err := s.ownUpload(ctx, d, "DiscardUpload", "discard", req.GetUploadId())
 	if err != nil {
-		return nil, s.artifactError("DiscardUpload", err)
-	}
-	p, _ := auth.FromContext(ctx)
-	if u.Owner != "user:"+p.User && !p.HasRole(auth.RoleAdmin) {
-		return nil, status.Errorf(codes.PermissionDenied, "upload %s belongs to %s; only they or an admin may discard it", u.ID, u.Owner)
+		return nil, err
 	}
 	if err := d.Discard(ctx, u.ID); err != nil {
 		return nil, s.artifactError("DiscardUpload", err)

@@ -340,3 +340,55 @@ func TestArtifactsUploadCaps(t *testing.T) {
 		t.Errorf("UploadStatus after the uploads went: %v", err)
 	}
 }
+
+// TestArtifactsUploadBelongsToItsOwner: an upload session is its owner's.
+// Another uploader who learns its ID may not read it, push into it (and
+// so complete it with content of their own), nor discard it by sending a
+// header it refuses; the owner's push goes on as if nothing happened.
+func TestArtifactsUploadBelongsToItsOwner(t *testing.T) {
+	st := store.NewMemory()
+	blobs, err := blob.Open(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	lib, err := dml.New(st, blobs, dml.Options{MaxBytes: 10000, Now: func() time.Time { return now }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := authtest.Start(t, st, func(s *grpc.Server) {
+		api.Register(s, api.Deps{Store: st, Blobs: blobs, DML: lib, Now: func() time.Time { return now }})
+	})
+	c := controllerv1.NewArtifactsClient(srv.Dial(t, nil))
+	rm := authtest.WithToken(context.Background(), authtest.AddUser(t, st, "rm1", auth.RoleReleaseManager))
+	other := authtest.WithToken(context.Background(), authtest.AddUser(t, st, "rm2", auth.RoleReleaseManager))
+	up, err := c.UploadStatus(rm, &controllerv1.UploadStatusRequest{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := up.GetUploadId()
+	data := []byte("rm1's artifact")
+
+	_, err = c.UploadStatus(other, &controllerv1.UploadStatusRequest{UploadId: id})
+	checkCode(t, err, codes.PermissionDenied, "belongs to user:rm1")
+	stream, err := c.Push(other)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := stream.Send(&controllerv1.PushRequest{Msg: &controllerv1.PushRequest_Header{Header: &controllerv1.PushHeader{
+		UploadId: id, Name: "a", Kind: "firmware", SizeBytes: 10,
+	}}}); err != nil {
+		t.Fatal(err)
+	}
+	_, err = stream.CloseAndRecv()
+	checkCode(t, err, codes.PermissionDenied, "belongs to user:rm1")
+	_, err = push(other, c, id, 0, "theirs", []byte("rm2's content"))
+	checkCode(t, err, codes.PermissionDenied, "belongs to user:rm1")
+
+	rec, err := push(rm, c, id, 0, "mine", data)
+	if err != nil {
+		t.Fatalf("the owner's push after the others' attempts: %v", err)
+	}
+	if rec.GetName() != "mine" || rec.GetCreatedBy() != "user:rm1" || rec.GetSizeBytes() != int64(len(data)) {
+		t.Errorf("artifact = %v, want rm1's %q", rec, data)
+	}
+}

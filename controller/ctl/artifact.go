@@ -272,7 +272,10 @@ func newProgress(w io.Writer, total int64) *progress {
 
 func (p *progress) update(sent int64) {
 	if p.tty {
-		fmt.Fprintf(p.w, "\rpushed %d/%d bytes", sent, p.total)
+		// The carriage return is cairnctl's own: it goes around the
+		// escaping of what cairnctl prints, which would show it as "\r".
+		fmt.Fprint(raw(p.w), "\r")
+		fmt.Fprintf(p.w, "pushed %d/%d bytes", sent, p.total)
 		return
 	}
 	step := int64(10)

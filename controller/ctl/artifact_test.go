@@ -14,11 +14,13 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/google/go-cmp/cmp"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/cairn-ops/cairn/internal/termsafe"
 	controllerv1 "github.com/cairn-ops/cairn/proto/controller/v1"
 )
 
@@ -339,4 +341,18 @@ func TestArtifactCommands(t *testing.T) {
 			t.Errorf("exit %d, stderr %q", r.code, r.stderr)
 		}
 	})
+}
+
+// TestProgressOnATerminal: on a terminal the push progress rewrites its
+// line with a carriage return of cairnctl's own, which the escaping of
+// what cairnctl prints must not turn into a visible "\r".
+func TestProgressOnATerminal(t *testing.T) {
+	var buf bytes.Buffer
+	p := &progress{w: termsafe.NewWriter(&buf), tty: true, total: 10, step: -1}
+	p.update(5)
+	p.update(10)
+	p.done()
+	if diff := cmp.Diff("\rpushed 5/10 bytes\rpushed 10/10 bytes\n", buf.String()); diff != "" {
+		t.Errorf("progress on a terminal (-want +got):\n%s", diff)
+	}
 }

@@ -182,10 +182,16 @@ func (d *DML) BeginUpload(ctx context.Context, actor string) (*Upload, error) {
 }
 
 // Status reports an upload session: above all, how many bytes it holds.
+// It waits for a write in progress, so that what it reports (the
+// declaration and the bytes received) is one moment's.
 func (d *DML) Status(ctx context.Context, id string) (*Upload, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
+	if err := checkID(id); err != nil {
+		return nil, err
+	}
+	defer d.sessions.lock(id)()
 	return d.sessions.status(id, d.now())
 }
 

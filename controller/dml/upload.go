@@ -149,11 +149,14 @@ type session struct {
 // upload cannot interleave; the index (open), rebuilt from the files
 // when the library opens, counts them against the caps.
 //
-// Lock order: a session's lock, then mu.
+// Lock order: a session's lock, then mu. lockMu guards the table of
+// session locks only and is never held while waiting for one.
 type sessions struct {
 	dir    string
 	limits SessionLimits
-	locks  sync.Map // upload ID → *sync.Mutex
+
+	lockMu sync.Mutex
+	locks  map[string]*sessionLock // upload ID → its lock, while someone holds or waits for it
 
 	mu          sync.Mutex
 	open        map[string]*session
@@ -163,14 +166,36 @@ type sessions struct {
 }
 
 func newSessions(dir string, l SessionLimits) *sessions {
-	return &sessions{dir: dir, limits: l, open: map[string]*session{}, refused: map[string]uint64{}}
+	return &sessions{dir: dir, limits: l, locks: map[string]*sessionLock{}, open: map[string]*session{}, refused: map[string]uint64{}}
 }
 
+// sessionLock is one upload's lock and how many hold or wait for it.
+type sessionLock struct {
+	mu   sync.Mutex
+	refs int
+}
+
+// lock takes the lock of upload id and returns its unlock. The table
+// keeps a lock only while it is held or awaited: calls naming IDs that
+// are not (or no longer) sessions must not grow it without end.
 func (s *sessions) lock(id string) func() {
-	m, _ := s.locks.LoadOrStore(id, new(sync.Mutex))
-	mu := m.(*sync.Mutex)
-	mu.Lock()
-	return mu.Unlock
+	s.lockMu.Lock()
+	l := s.locks[id]
+	if l == nil {
+		l = &sessionLock{}
+		s.locks[id] = l
+	}
+	l.refs++
+	s.lockMu.Unlock()
+	l.mu.Lock()
+	return func() {
+		l.mu.Unlock()
+		s.lockMu.Lock()
+		if l.refs--; l.refs == 0 {
+			delete(s.locks, id)
+		}
+		s.lockMu.Unlock()
+	}
 }
 
 func (s *sessions) dataPath(id string) string { return filepath.Join(s.dir, id) }

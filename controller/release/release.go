@@ -134,9 +134,10 @@ func Seal(tx store.Tx, now time.Time, actor, name, version string, key ed25519.P
 	return rec, nil
 }
 
-// RecordTest records a test of a SEALED or TESTED release. Its author and
-// sealer cannot test it; a pass moves it to TESTED, a fail is recorded
-// and leaves the state. Evidence digests must be in the DML.
+// RecordTest records a test of a SEALED or TESTED release. Its author,
+// sealer and those who already decided on it cannot test it; a pass
+// moves it to TESTED, a fail is recorded and leaves the state. Evidence
+// digests must be in the DML.
 func RecordTest(tx store.Tx, now time.Time, actor string, ref *controllerv1.ReleaseRef, result, note string, evidence []string) (*controllerv1.ReleaseRecord, error) {
 	if result != ResultPass && result != ResultFail {
 		return nil, fmt.Errorf("%w: result %q: want pass or fail", ErrInvalid, result)

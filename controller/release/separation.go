@@ -88,8 +88,9 @@ func overlap(role, what string, prev, next party) string {
 }
 
 // separate checks that actor may do what ("test", "approve", "reject")
-// to rec: nobody in their party authored or sealed it, and for a
-// decision (decision true) tested it or already decided on its digest.
+// to rec: nobody in their party authored or sealed it, or already decided
+// on its digest (a release that needs more approvals is tested again
+// after the first), and for a decision (decision true) tested it.
 func separate(tx store.Tx, rec *controllerv1.ReleaseRecord, actor, what string, decision bool) error {
 	next, err := partyOf(tx, actor)
 	if err != nil {
@@ -114,9 +115,6 @@ func separate(tx store.Tx, rec *controllerv1.ReleaseRecord, actor, what string, 
 			return fmt.Errorf("%w: %s", ErrSeparation, why)
 		}
 	}
-	if !decision {
-		return nil
-	}
 	for _, d := range rec.GetDecisions() {
 		if d.GetReleaseDigest() != rec.GetDigest() {
 			continue
@@ -124,6 +122,12 @@ func separate(tx store.Tx, rec *controllerv1.ReleaseRecord, actor, what string, 
 		prev, err := partyOf(tx, d.GetBy())
 		if err != nil {
 			return err
+		}
+		if !decision {
+			if why := overlap("an approver who has already "+d.GetDecision()+"d it", what, prev, next); why != "" {
+				return fmt.Errorf("%w: %s", ErrSeparation, why)
+			}
+			continue
 		}
 		if prev.holder == next.holder {
 			return fmt.Errorf("%w: %s has already %sd %s; an approver counts once", ErrAlreadyDecided, next.holder, d.GetDecision(), refString(rec))

@@ -82,3 +82,36 @@ func TestSeparationParties(t *testing.T) {
 		})
 	}
 }
+
+// TestSeparationTestAfterDecision: a release that needs two approvals
+// stays TESTED, and can be tested again, after the first: who approved it
+// (or whoever acts through a token they issued) cannot then test it too,
+// or one person would be its approver and its tester.
+func TestSeparationTestAfterDecision(t *testing.T) {
+	for _, tc := range []struct {
+		name, tester string
+		want         error
+		says         string
+	}{
+		{name: "the approver tests", tester: "user:boss", want: release.ErrSeparation,
+			says: "an approver who has already approved it cannot test it"},
+		{name: "through a token the approver issued", tester: "user:qa2 (token issued by boss)", want: release.ErrSeparation,
+			says: "boss, an approver who has already approved it, issued the token qa2 acted with"},
+		{name: "another tester", tester: "user:qa2"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			e := newEnv(t, store.NewMemory())
+			if _, err := e.create(t, "user:rm", "1.0.0", 2); err != nil {
+				t.Fatal(err)
+			}
+			e.must(t, seal("user:rm"), test("user:qa", release.ResultPass), approve("user:boss"))
+			_, err := e.run(t, test(tc.tester, release.ResultPass))
+			switch {
+			case tc.want == nil && err != nil:
+				t.Errorf("test: %v, want nil", err)
+			case tc.want != nil && (!errors.Is(err, tc.want) || !strings.Contains(err.Error(), tc.says)):
+				t.Errorf("test: %v\nwant %v saying %q", err, tc.want, tc.says)
+			}
+		})
+	}
+}

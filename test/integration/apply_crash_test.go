@@ -22,7 +22,8 @@ import (
 
 // crashFixture is a root and a manifest whose steps change the root (a
 // file replaced, a package installed, a large file and its directories
-// created, an archive of 400 files extracted) and whose last step fails, so that every run ends in a
+// created, an archive of 400 files extracted over a site it partly
+// replaces) and whose last step fails, so that every run ends in a
 // rollback.
 type crashFixture struct {
 	manifest  string
@@ -66,10 +67,24 @@ steps:
 	return &crashFixture{manifest: m, artifacts: arts}
 }
 
-// root makes a fresh Debian-like root and remembers how it looked.
+// root makes a fresh Debian-like root and remembers how it looked. The
+// site is there already in part: the archive replaces every fifth page
+// (so its rollback restores backups) and a symlink.
 func (f *crashFixture) root(t *testing.T) string {
 	t.Helper()
 	root := composeRoot(t, swFixture)
+	for i := 0; i < 400; i += 5 {
+		p := filepath.Join(root, fmt.Sprintf("srv/www/site/d%02d/page%03d.html", i%20, i))
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, []byte(fmt.Sprintf("old page %d\n", i)), 0o640); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.Symlink("d00", filepath.Join(root, "srv/www/site/current")); err != nil {
+		t.Fatal(err)
+	}
 	tree, err := sdktest.Snapshot(root, dpkgFiles...)
 	if err != nil {
 		t.Fatal(err)
@@ -141,7 +156,7 @@ func TestApplyKilledAnywhereUndoesEverything(t *testing.T) {
 }
 
 // writeSiteArchive writes a tar.gz of n small files in nested
-// directories.
+// directories, and a symlink site/current to d01.
 func writeSiteArchive(t *testing.T, path string, n int) {
 	t.Helper()
 	f, err := os.Create(path)
@@ -159,6 +174,9 @@ func writeSiteArchive(t *testing.T, path string, n int) {
 		if _, err := tw.Write([]byte(body)); err != nil {
 			t.Fatal(err)
 		}
+	}
+	if err := tw.WriteHeader(&tar.Header{Name: "site/current", Linkname: "d01", Typeflag: tar.TypeSymlink}); err != nil {
+		t.Fatal(err)
 	}
 	for _, c := range []io.Closer{tw, zw, f} {
 		if err := c.Close(); err != nil {

@@ -18,7 +18,8 @@
 // the bytes actually read (a sparse tar member counts its logical size;
 // declared sizes are not trusted) and stopping at the first byte past a
 // limit (ErrLimit): max_bytes (default 4 GiB) of extracted content,
-// max_entries (default 100,000) members, and max_ratio (default 200)
+// max_entries (default 100,000) paths (members, and the directories
+// their names need that the archive does not list), and max_ratio (default 200)
 // extracted bytes per archive byte once more than 1 MiB is extracted. A
 // tar must end with its end-of-archive marker, or it is refused as
 // truncated (ErrFormat). Before writing, Apply checks that the
@@ -94,7 +95,7 @@ func (*Plugin) Describe(context.Context) (*sdk.Description, error) {
 			{Name: "strip_components", Type: "number", Description: "leading path elements to drop from every name, like tar --strip-components"},
 			{Name: "mode_mask", Type: "string", Description: `octal mask ANDed with every member's permissions (default "01777": no setuid or setgid)`},
 			{Name: "max_bytes", Type: "number", Description: "most bytes the archive's files may hold once extracted (default 4294967296, 4 GiB)"},
-			{Name: "max_entries", Type: "number", Description: "most members the archive may have (default 100000)"},
+			{Name: "max_entries", Type: "number", Description: "most paths the archive may make: members, and the directories their names need (default 100000)"},
 			{Name: "max_ratio", Type: "number", Description: "most extracted bytes per byte of the archive, once more than 1 MiB is extracted (default 200)"},
 		},
 	}, nil
@@ -317,7 +318,7 @@ func (*Plugin) Apply(ctx context.Context, sc *sdk.StepContext, r sdk.Reporter) (
 	}
 	// Write-ahead: the backups and the record are on disk before the
 	// root changes.
-	if err := saveBackups(s.dest, rec.BackupDir, backups); err != nil {
+	if err := saveBackups(s.dest, rec, backups); err != nil {
 		removeBackups(&record{BackupDir: rec.BackupDir, Replaced: backups})
 		return nil, err
 	}

@@ -71,10 +71,23 @@ func shorten(name string) string {
 // symlinks either.
 func scan(ctx context.Context, file string, p *params, dest *os.Root) (*layout, error) {
 	l := &layout{byPath: map[string]*entry{}, dest: dest, disk: map[string]fs.FileInfo{}, links: map[string]string{}}
+	lim := p.limits()
 	index := -1
-	err := walk(ctx, file, p.Format, newBudget(p.limits()), func(raw *rawEntry, content io.Reader) error {
+	err := walk(ctx, file, p.Format, newBudget(lim), func(raw *rawEntry, content io.Reader) error {
 		index++
 		e, err := l.check(raw, p)
+		if err == nil {
+			// The directories a member's name needs are made too: they
+			// count against max_entries with the members, or a few deep
+			// names would make millions of directories.
+			n := int64(len(l.byPath))
+			if e != nil && l.byPath[e.path] == nil {
+				n++
+			}
+			if n > lim.entries {
+				return fmt.Errorf("%w: with member %q the archive makes more than %d paths, counting the directories its names need (max_entries); raise the step's max_entries parameter to extract it", ErrLimit, shorten(raw.name), lim.entries)
+			}
+		}
 		if errors.Is(err, ErrUnsafeEntry) {
 			// A member written through a symlink, say, is refused; when an
 			// earlier symlink already leads outside, that is the reason
@@ -142,20 +155,32 @@ func (l *layout) check(raw *rawEntry, p *params) (*entry, error) {
 	}
 
 	// Every parent must be a directory, made by the archive or on disk:
-	// never a symlink (no writing through links) nor a file.
-	els := strings.Split(rel, "/")
-	for i := 1; i < len(els); i++ {
-		parent := strings.Join(els[:i], "/")
-		if prev, ok := l.byPath[parent]; ok {
+	// never a symlink (no writing through links) nor a file. A parent the
+	// layout knows had its own parents checked when it was added (they
+	// are all directories of the layout), so the walk up stops at the
+	// nearest one: a member costs its depth, not its depth squared, and
+	// the keys are slices of rel.
+	var unknown []string // innermost first
+	for dir := parent(rel); dir != ""; dir = parent(dir) {
+		if prev, ok := l.byPath[dir]; ok {
 			if prev.kind != kindDir {
 				return nil, unsafe(raw.name, "would be written through the %s %q", prev.kind, prev.path)
 			}
-			continue
+			break
 		}
-		if fi := l.lstat(parent); fi != nil && !fi.IsDir() {
-			return nil, unsafe(raw.name, "would be written through %q, which is not a directory on disk (%s)", parent, fi.Mode().Type())
+		unknown = append(unknown, dir)
+	}
+	onDisk := l.dest != nil
+	for i := len(unknown) - 1; i >= 0; i-- {
+		dir := unknown[i]
+		if onDisk { // below a missing directory nothing is on disk
+			fi := l.lstat(dir)
+			if fi != nil && !fi.IsDir() {
+				return nil, unsafe(raw.name, "would be written through %q, which is not a directory on disk (%s)", dir, fi.Mode().Type())
+			}
+			onDisk = fi != nil
 		}
-		l.byPath[parent] = &entry{index: -1, name: raw.name, path: parent, kind: kindDir, perm: 0o755}
+		l.byPath[dir] = &entry{index: -1, name: raw.name, path: dir, kind: kindDir, perm: 0o755}
 	}
 
 	if prev, ok := l.byPath[rel]; ok {
@@ -189,7 +214,7 @@ func (l *layout) check(raw *rawEntry, p *params) (*entry, error) {
 		case strings.ContainsRune(t, '\\'):
 			return nil, unsafe(raw.name, "symlink target %q contains a backslash", shorten(t))
 		}
-		if err := lexicallyInside(els[:len(els)-1], t); err != nil {
+		if err := lexicallyInside(strings.Count(rel, "/"), t); err != nil {
 			return nil, unsafe(raw.name, "symlink to %q: %v", shorten(t), err)
 		}
 		e.link = t
@@ -263,10 +288,9 @@ func checkText(s, what string) error {
 }
 
 // lexicallyInside refuses a symlink target that leaves the destination
-// on paper, from the directory dir: the cheap first check, made while
-// reading.
-func lexicallyInside(dir []string, target string) error {
-	depth := len(dir)
+// on paper, from a directory depth elements below it: the cheap first
+// check, made while reading.
+func lexicallyInside(depth int, target string) error {
 	for _, el := range strings.Split(target, "/") {
 		switch el {
 		case "", ".":

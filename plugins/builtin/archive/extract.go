@@ -205,14 +205,16 @@ func fixDirModes(dest *os.Root, l *layout, acts []action, rec *record) error {
 	return nil
 }
 
-// parents makes the missing parent directories of p.
+// parents makes the missing parent directories of p. The parents of a
+// directory in madeDirs are there too, so only those below the nearest
+// one are looked at.
 func (x *extractor) parents(dest *os.Root, p string) error {
-	els := strings.Split(p, "/")
-	for i := 1; i < len(els); i++ {
-		dir := strings.Join(els[:i], "/")
-		if x.madeDirs[dir] {
-			continue
-		}
+	var todo []string // innermost first
+	for dir := parent(p); dir != "" && !x.madeDirs[dir]; dir = parent(dir) {
+		todo = append(todo, dir)
+	}
+	for i := len(todo) - 1; i >= 0; i-- {
+		dir := todo[i]
 		fi, err := dest.Lstat(dir)
 		switch {
 		case err == nil && fi.IsDir():

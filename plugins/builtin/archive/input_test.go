@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
+	"runtime"
 	"strconv"
 	"strings"
 	"testing"
@@ -155,11 +156,45 @@ func TestLimits(t *testing.T) {
 			map[string]any{"max_entries": 10}, []string{"max_entries", "10"}},
 		{"zip entries", "a.zip", func(t *testing.T) []byte { return zipOf(t, manyFiles(20, 1)...) },
 			map[string]any{"max_entries": 10}, []string{"max_entries", "10"}},
+		{"directories the names need", "a.tar", func(t *testing.T) []byte { return tarOf(t, file("a/b/c/d/e/f/g/h/i/j/k", "x")) },
+			map[string]any{"max_entries": 10}, []string{`"a/b/c/d/e/f/g/h/i/j/k"`, "max_entries", "10", "directories"}},
+		{"deep names", "a.tar.gz", func(t *testing.T) []byte {
+			// 60 members of 2,000 directories each: 120,000 directories.
+			deep := strings.Repeat("d/", 2000)
+			var ms []member
+			for i := range 60 {
+				ms = append(ms, file(fmt.Sprintf("%02d/%sf", i, deep), "x"))
+			}
+			return gzipOf(t, tarOf(t, ms...))
+		}, nil, []string{"max_entries", "100000", "directories"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			refused(t, tt.archive, tt.data(t), tt.params, ErrLimit, tt.what...)
 		})
+	}
+}
+
+// TestDeepNamesCostTheirDepth: checking a member costs memory in
+// proportion to its depth, not its depth squared: 300 members in one
+// directory 2,000 levels deep (a 6 KiB tar.gz) are checked with a few
+// dozen MiB allocated, not gigabytes.
+func TestDeepNamesCostTheirDepth(t *testing.T) {
+	deep := strings.Repeat("d/", 2000)
+	var ms []member
+	for i := range 300 {
+		ms = append(ms, file(fmt.Sprintf("%s%03d", deep, i), "x"))
+	}
+	s := newSandbox(t)
+	sc := s.context(t, writeArchive(t, "a.tar.gz", gzipOf(t, tarOf(t, ms...))), nil)
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	if _, err := New().Plan(t.Context(), sc); err != nil {
+		t.Fatal(err)
+	}
+	runtime.ReadMemStats(&after)
+	if got := after.TotalAlloc - before.TotalAlloc; got > 256<<20 {
+		t.Errorf("Plan allocated %d MiB for 300 members 2,000 levels deep; want at most 256", got>>20)
 	}
 }
 

@@ -28,7 +28,8 @@ type params struct {
 	// MaxBytes bounds the bytes the archive's files hold once extracted
 	// (their logical size: a sparse member counts what would be written).
 	MaxBytes *float64 `json:"max_bytes"`
-	// MaxEntries bounds the archive's members, of every kind.
+	// MaxEntries bounds the paths the archive makes: its members, of every
+	// kind, and the directories their names need that it does not list.
 	MaxEntries *float64 `json:"max_entries"`
 	// MaxRatio bounds the extracted bytes per byte of the archive file.
 	MaxRatio *float64 `json:"max_ratio"`

@@ -42,8 +42,12 @@ type replaced struct {
 	// LinkRaw holds it instead when it is not UTF-8 (JSON strings are).
 	Link    string `json:"link,omitempty"`
 	LinkRaw []byte `json:"link_raw,omitempty"`
-	// Backup is the file in BackupDir with the previous content.
+	// Backup is the file in BackupDir with the previous content, and
+	// SHA256 that content's digest: a Rollback run again after one that
+	// finished (and removed the backups) but was not journaled finds the
+	// file restored already by it.
 	Backup string `json:"backup,omitempty"`
+	SHA256 string `json:"sha256,omitempty"`
 }
 
 func (r *record) empty() bool {
@@ -114,13 +118,15 @@ func planRecord(prev *record, l *layout, acts []action, madeDest []string, dest,
 		if acts[i] == unchanged {
 			continue
 		}
-		els := strings.Split(e.path, "/")
-		for j := 1; j < len(els); j++ {
-			dir := strings.Join(els[:j], "/")
-			if !known[dir] && l.lstat(dir) == nil {
-				rec.Created = append(rec.Created, dir)
-				known[dir] = true
-			}
+		// The parents to make: up to the nearest one known or on disk
+		// (whose own parents are then known or on disk too).
+		var made []string
+		for dir := parent(e.path); dir != "" && !known[dir] && l.lstat(dir) == nil; dir = parent(dir) {
+			made = append(made, dir)
+		}
+		for j := len(made) - 1; j >= 0; j-- {
+			rec.Created = append(rec.Created, made[j])
+			known[made[j]] = true
 		}
 		if known[e.path] {
 			continue
@@ -157,34 +163,44 @@ func planRecord(prev *record, l *layout, acts []action, madeDest []string, dest,
 }
 
 // saveBackups copies the previous content of the files about to be
-// replaced into the backup directory, durably.
-func saveBackups(dest *os.Root, dir string, backups []replaced) error {
+// replaced into the backup directory, durably, and notes each one's
+// digest in rec.
+func saveBackups(dest *os.Root, rec *record, backups []replaced) error {
 	if len(backups) == 0 {
 		return nil
 	}
-	if err := os.MkdirAll(dir, 0o700); err != nil {
+	if err := os.MkdirAll(rec.BackupDir, 0o700); err != nil {
 		return fmt.Errorf("make backup directory: %w", err)
 	}
+	sums := map[string]string{}
 	for _, r := range backups {
-		if err := saveBackup(dest, r.Path, filepath.Join(dir, r.Backup)); err != nil {
+		sum, err := saveBackup(dest, r.Path, filepath.Join(rec.BackupDir, r.Backup))
+		if err != nil {
 			return fmt.Errorf("back up %q: %w", r.Path, err)
 		}
+		sums[r.Path] = sum
 	}
-	return syncPath(dir)
+	for i, r := range rec.Replaced {
+		if sum, ok := sums[r.Path]; ok {
+			rec.Replaced[i].SHA256 = sum
+		}
+	}
+	return syncPath(rec.BackupDir)
 }
 
-func saveBackup(dest *os.Root, p, to string) error {
+func saveBackup(dest *os.Root, p, to string) (string, error) {
 	src, err := dest.Open(p)
 	if err != nil {
-		return err
+		return "", err
 	}
 	defer src.Close()
 	tmp := to + ".tmp"
 	dst, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
 	if err != nil {
-		return err
+		return "", err
 	}
-	_, err = io.Copy(dst, src)
+	h := sha256.New()
+	_, err = io.Copy(io.MultiWriter(dst, h), src)
 	if err == nil {
 		err = dst.Sync()
 	}
@@ -196,8 +212,9 @@ func saveBackup(dest *os.Root, p, to string) error {
 	}
 	if err != nil {
 		os.Remove(tmp)
+		return "", err
 	}
-	return err
+	return hex.EncodeToString(h.Sum(nil)), nil
 }
 
 // removeBackups deletes the backups rec names, and their directory when
@@ -298,7 +315,11 @@ func restore(dest *os.Root, rec *record, r replaced) error {
 		}
 		err = dest.Symlink(target, tmp)
 	default:
-		err = copyBackup(dest, tmp, filepath.Join(rec.BackupDir, filepath.Base(r.Backup)), r.Mode)
+		backup := filepath.Join(rec.BackupDir, filepath.Base(r.Backup))
+		if restoredAlready(dest, backup, r) {
+			return nil
+		}
+		err = copyBackup(dest, tmp, backup, r.Mode)
 	}
 	if err == nil {
 		err = dest.Rename(tmp, r.Path)
@@ -308,6 +329,22 @@ func restore(dest *os.Root, rec *record, r replaced) error {
 		return fmt.Errorf("restore %q: %w", r.Path, err)
 	}
 	return nil
+}
+
+// restoredAlready reports whether r's backup is gone and its path holds
+// the content and mode the backup had: a Rollback restored it, removed
+// the backups and was cut off before the journal knew.
+func restoredAlready(dest *os.Root, backup string, r replaced) bool {
+	if _, err := os.Lstat(backup); !errors.Is(err, fs.ErrNotExist) || r.SHA256 == "" {
+		return false
+	}
+	fi, err := dest.Lstat(r.Path)
+	const bits = fs.ModePerm | fs.ModeSetuid | fs.ModeSetgid | fs.ModeSticky
+	if err != nil || !fi.Mode().IsRegular() || fi.Mode()&bits != r.Mode&bits {
+		return false
+	}
+	sum, err := fileSHA(dest, r.Path)
+	return err == nil && sum == r.SHA256
 }
 
 func copyBackup(dest *os.Root, name, backup string, mode fs.FileMode) error {

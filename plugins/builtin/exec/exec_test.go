@@ -1,13 +1,16 @@
 package exec
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"os"
+	osexec "os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -230,6 +233,45 @@ func TestApplyTimeoutKillsProcessGroup(t *testing.T) {
 			t.Fatalf("child %d of the killed program still runs: %s", pid, stat)
 		}
 		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// TestApplysProgramDiesWithThePlugin: when the plugin process is killed (with
+// the agent, which takes its plugins with it), the program it runs dies
+// too, rather than running on unsupervised while the restarted agent
+// decides what to do with its step.
+func TestApplysProgramDiesWithThePlugin(t *testing.T) {
+	root := t.TempDir()
+	cmd := osexec.Command(self(t), "-test.run=^$")
+	cmd.Env = append(os.Environ(), applyHelperEnv+"="+root)
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	var pid int
+	for end := time.Now().Add(30 * time.Second); pid == 0; time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(end) {
+			cmd.Process.Kill()
+			cmd.Wait()
+			t.Fatalf("the program never started:\n%s", out.String())
+		}
+		b, _ := os.ReadFile(filepath.Join(root, "program.pid"))
+		pid, _ = strconv.Atoi(strings.TrimSpace(string(b)))
+	}
+	t.Cleanup(func() { syscall.Kill(pid, syscall.SIGKILL) })
+	if err := cmd.Process.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	cmd.Wait()
+	for end := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		stat, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+		if err != nil || strings.Contains(string(stat), ") Z ") {
+			break
+		}
+		if time.Now().After(end) {
+			t.Fatalf("program %d still runs 10s after its plugin was killed: %s", pid, stat)
+		}
 	}
 }
 

@@ -1,6 +1,8 @@
 package exec
 
 import (
+	"context"
+	"fmt"
 	"os"
 	"testing"
 
@@ -18,8 +20,32 @@ func TestMain(m *testing.M) {
 	if pidFile := os.Getenv(envPluginStandIn); pidFile != "" {
 		standIn(pidFile)
 	}
+	if root := os.Getenv(applyHelperEnv); root != "" {
+		os.Exit(applyHelper(root))
+	}
 	os.Exit(m.Run())
 }
+
+// applyHelperEnv makes this test binary a plugin process that runs one
+// Apply of a program that never ends (TestProgramDiesWithThePlugin kills
+// it): the program writes its pid to ROOT/program.pid.
+const applyHelperEnv = "CAIRN_EXEC_TEST_APPLY"
+
+func applyHelper(root string) int {
+	params, err := sdk.ParamsOf(map[string]any{"argv": []any{"sh", "-c", `echo $$ > "$CAIRN_ROOT/program.pid"; exec sleep 1000`}})
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	_, err = New().Apply(context.Background(), &sdk.StepContext{RootDir: root, Params: params, Step: "hang"}, nopReporter{})
+	fmt.Fprintln(os.Stderr, err)
+	return 1
+}
+
+type nopReporter struct{}
+
+func (nopReporter) Log(string, string)       {}
+func (nopReporter) Progress(float64, string) {}
 
 // self is the path of this test binary, to start as a plugin.
 func self(t *testing.T) string {
