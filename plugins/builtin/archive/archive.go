@@ -4,7 +4,8 @@
 // The archive is read twice. The first pass checks every member before
 // anything is written and refuses the whole archive (ErrUnsafeEntry,
 // naming the member) for an absolute name, a ".." element, a backslash or
-// NUL in a name, a name or link target that is over-long or not UTF-8, a
+// NUL in a name, a name or link target that is over-long (4096 bytes, or
+// more than 256 directories deep) or not UTF-8, a
 // symlink whose target is absolute or does not lead inside the
 // destination, a hard link to anything but a file earlier in the archive,
 // a device or FIFO, a member written through a symlink, and a file named
@@ -21,7 +22,8 @@
 // max_entries (default 100,000) paths (members, and the directories
 // their names need that the archive does not list), and max_ratio (default 200)
 // extracted bytes per archive byte once more than 1 MiB is extracted. A
-// tar must end with its end-of-archive marker, or it is refused as
+// zip's declared number of members is checked against max_entries before
+// its central directory is read. A tar must end with its end-of-archive marker, or it is refused as
 // truncated (ErrFormat). Before writing, Apply checks that the
 // destination's filesystem keeps 64 MiB free after the extraction
 // (ErrNoSpace). The second pass writes through an os.Root opened at

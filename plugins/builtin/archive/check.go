@@ -17,6 +17,11 @@ import (
 const (
 	maxName    = 4096
 	maxElement = 255
+	// maxDepth bounds the directories in a member's name: real trees are
+	// a few dozen deep, and every level costs each later file operation
+	// (os.Root walks them one by one), so a few thousand-deep names could
+	// hold a step for minutes.
+	maxDepth = 256
 	maxLinks   = 40 // symlinks followed while resolving one target
 )
 
@@ -264,6 +269,9 @@ func cleanName(name string, strip int) (string, error) {
 			continue
 		}
 		kept = append(kept, el)
+		if len(kept) > maxDepth {
+			return "", fmt.Errorf("name is more than %d directories deep", maxDepth)
+		}
 	}
 	if len(kept) <= strip {
 		return "", nil

@@ -154,16 +154,16 @@ func TestLimits(t *testing.T) {
 			map[string]any{"max_bytes": 2048}, []string{`"f00002"`, "max_bytes", "2048"}},
 		{"entries", "a.tar", func(t *testing.T) []byte { return tarOf(t, manyFiles(20, 1)...) },
 			map[string]any{"max_entries": 10}, []string{"max_entries", "10"}},
-		{"zip entries", "a.zip", func(t *testing.T) []byte { return zipOf(t, manyFiles(20, 1)...) },
-			map[string]any{"max_entries": 10}, []string{"max_entries", "10"}},
+		{"zip entries, counted before the central directory is read", "a.zip", func(t *testing.T) []byte { return zipOf(t, manyFiles(20, 1)...) },
+			map[string]any{"max_entries": 10}, []string{"declares 20 members", "max_entries", "10"}},
 		{"directories the names need", "a.tar", func(t *testing.T) []byte { return tarOf(t, file("a/b/c/d/e/f/g/h/i/j/k", "x")) },
 			map[string]any{"max_entries": 10}, []string{`"a/b/c/d/e/f/g/h/i/j/k"`, "max_entries", "10", "directories"}},
 		{"deep names", "a.tar.gz", func(t *testing.T) []byte {
-			// 60 members of 2,000 directories each: 120,000 directories.
-			deep := strings.Repeat("d/", 2000)
+			// 450 members of 250 directories each: 112,500 directories.
+			deep := strings.Repeat("d/", 249)
 			var ms []member
-			for i := range 60 {
-				ms = append(ms, file(fmt.Sprintf("%02d/%sf", i, deep), "x"))
+			for i := range 450 {
+				ms = append(ms, file(fmt.Sprintf("%03d/%sf", i, deep), "x"))
 			}
 			return gzipOf(t, tarOf(t, ms...))
 		}, nil, []string{"max_entries", "100000", "directories"}},
@@ -175,15 +175,21 @@ func TestLimits(t *testing.T) {
 	}
 }
 
+// TestTooDeep: a name more than 256 directories deep is refused, naming
+// the member: every level costs every later file operation.
+func TestTooDeep(t *testing.T) {
+	deep := strings.Repeat("d/", 300) + "f"
+	refused(t, "a.tar", tarOf(t, file(deep, "x")), nil, ErrUnsafeEntry, "more than 256 directories deep")
+}
+
 // TestDeepNamesCostTheirDepth: checking a member costs memory in
-// proportion to its depth, not its depth squared: 300 members in one
-// directory 2,000 levels deep (a 6 KiB tar.gz) are checked with a few
-// dozen MiB allocated, not gigabytes.
+// proportion to its depth, not its depth squared: 3,000 members in one
+// directory 250 levels deep are checked with a few dozen MiB allocated.
 func TestDeepNamesCostTheirDepth(t *testing.T) {
-	deep := strings.Repeat("d/", 2000)
+	deep := strings.Repeat("d/", 250)
 	var ms []member
-	for i := range 300 {
-		ms = append(ms, file(fmt.Sprintf("%s%03d", deep, i), "x"))
+	for i := range 3000 {
+		ms = append(ms, file(fmt.Sprintf("%s%04d", deep, i), "x"))
 	}
 	s := newSandbox(t)
 	sc := s.context(t, writeArchive(t, "a.tar.gz", gzipOf(t, tarOf(t, ms...))), nil)
@@ -194,7 +200,7 @@ func TestDeepNamesCostTheirDepth(t *testing.T) {
 	}
 	runtime.ReadMemStats(&after)
 	if got := after.TotalAlloc - before.TotalAlloc; got > 256<<20 {
-		t.Errorf("Plan allocated %d MiB for 300 members 2,000 levels deep; want at most 256", got>>20)
+		t.Errorf("Plan allocated %d MiB for 3,000 members 250 levels deep; want at most 256", got>>20)
 	}
 }
 

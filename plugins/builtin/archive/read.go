@@ -6,6 +6,7 @@ import (
 	"bytes"
 	"compress/gzip"
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -266,6 +267,11 @@ func (c *counted) Read(p []byte) (int, error) {
 }
 
 func walkZip(ctx context.Context, r io.ReaderAt, size int64, b *budget, fn func(*rawEntry, io.Reader) error) error {
+	// The central directory's own count comes first: zip.NewReader reads
+	// every entry of it into memory before max_entries could be checked.
+	if n, ok := zipEntryCount(r, size); ok && n > uint64(b.lim.entries) {
+		return fmt.Errorf("%w: the zip declares %d members, more than %d (max_entries); raise the step's max_entries parameter to extract it", ErrLimit, n, b.lim.entries)
+	}
 	zr, err := zip.NewReader(r, size)
 	if err != nil && !errors.Is(err, zip.ErrInsecurePath) {
 		return fmt.Errorf("%w: zip: %v", ErrFormat, err)
@@ -342,4 +348,47 @@ func zipHasUnixMode(zf *zip.File) bool {
 	const creatorUnix, creatorMacOSX = 3, 19
 	creator := zf.CreatorVersion >> 8
 	return (creator == creatorUnix || creator == creatorMacOSX) && zf.ExternalAttrs>>16 != 0
+}
+
+// zipEntryCount reads the number of entries a zip's end of central
+// directory record declares (zip64 too), without reading the central
+// directory. ok is false when the record cannot be found; zip.NewReader
+// then says what is wrong.
+func zipEntryCount(r io.ReaderAt, size int64) (uint64, bool) {
+	const eocdLen, maxComment = 22, 65535
+	tail := int64(eocdLen + maxComment)
+	if tail > size {
+		tail = size
+	}
+	buf := make([]byte, tail)
+	if _, err := r.ReadAt(buf, size-tail); err != nil && !errors.Is(err, io.EOF) {
+		return 0, false
+	}
+	i := bytes.LastIndex(buf, []byte("PK\x05\x06"))
+	if i < 0 || len(buf)-i < eocdLen {
+		return 0, false
+	}
+	n := uint64(binary.LittleEndian.Uint16(buf[i+10:]))
+	if n != 0xffff {
+		return n, true
+	}
+	// zip64: the locator (20 bytes) sits right before the record and
+	// points at the zip64 end of central directory, whose count is at 32.
+	loc := size - tail + int64(i) - 20
+	if loc < 0 {
+		return 0, false
+	}
+	l := make([]byte, 20)
+	if _, err := r.ReadAt(l, loc); err != nil || !bytes.Equal(l[:4], []byte("PK\x06\x07")) {
+		return 0, false
+	}
+	off := int64(binary.LittleEndian.Uint64(l[8:]))
+	rec := make([]byte, 40)
+	if off < 0 || off+40 > size {
+		return 0, false
+	}
+	if _, err := r.ReadAt(rec, off); err != nil || !bytes.Equal(rec[:4], []byte("PK\x06\x06")) {
+		return 0, false
+	}
+	return binary.LittleEndian.Uint64(rec[32:]), true
 }
