@@ -22,7 +22,7 @@ const (
 	// (os.Root walks them one by one), so a few thousand-deep names could
 	// hold a step for minutes.
 	maxDepth = 256
-	maxLinks   = 40 // symlinks followed while resolving one target
+	maxLinks = 40 // symlinks followed while resolving one target
 )
 
 // entry is one member to extract, checked: its path is relative to the
