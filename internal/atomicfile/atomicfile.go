@@ -63,3 +63,17 @@ func SyncDir(dir string) error {
 	}
 	return nil
 }
+
+// SyncDirIn fsyncs the directory dir inside root, for writers confined to a
+// root with os.Root. Errors name dir as seen from the root ("/etc").
+func SyncDirIn(root *os.Root, dir string) error {
+	d, err := root.Open(dir)
+	if err != nil {
+		return fmt.Errorf("open directory /%s: %w", dir, err)
+	}
+	defer d.Close()
+	if err := d.Sync(); err != nil {
+		return fmt.Errorf("sync directory /%s: %w", dir, err)
+	}
+	return nil
+}

@@ -12,22 +12,9 @@ import (
 // FIFO or a device swapped in between is refused too. The caller bounds
 // its reading: this is for content streamed into a hash or copied whole.
 func Open(path string) (*os.File, error) {
-	fi, err := os.Stat(path)
-	if err != nil {
-		return nil, asOpen(err)
-	}
-	if !fi.Mode().IsRegular() {
-		return nil, notRegular(path, fi)
-	}
-	f, err := os.OpenFile(path, os.O_RDONLY|nonBlock, 0)
-	if err != nil {
-		return nil, err
-	}
-	if err := same(f, path, fi); err != nil {
-		f.Close()
-		return nil, err
-	}
-	return f, nil
+	return openStated(path, os.Stat, func() (*os.File, error) {
+		return os.OpenFile(path, os.O_RDONLY|nonBlock, 0)
+	})
 }
 
 // OpenRoot is Open for the file name inside root (os.Root keeps it,
@@ -35,14 +22,23 @@ func Open(path string) (*os.File, error) {
 // joined with name.
 func OpenRoot(root *os.Root, name string) (*os.File, error) {
 	path := root.Name() + string(os.PathSeparator) + name
-	fi, err := root.Stat(name)
+	stat := func(string) (os.FileInfo, error) { return root.Stat(name) }
+	return openStated(path, stat, func() (*os.File, error) {
+		return root.OpenFile(name, os.O_RDONLY|nonBlock, 0)
+	})
+}
+
+// openStated stats path, refuses anything but a regular file, opens it
+// and checks that what it opened is what it stated.
+func openStated(path string, stat func(string) (os.FileInfo, error), open func() (*os.File, error)) (*os.File, error) {
+	fi, err := stat(path)
 	if err != nil {
 		return nil, asOpen(err)
 	}
 	if !fi.Mode().IsRegular() {
 		return nil, notRegular(path, fi)
 	}
-	f, err := root.OpenFile(name, os.O_RDONLY|nonBlock, 0)
+	f, err := open()
 	if err != nil {
 		return nil, err
 	}

@@ -107,7 +107,6 @@ var allowed = []site{
 	{key: "plugins/builtin/archive/undo.go saveBackup io.Copy", limit: "the replaced file's size; streamed to disk, after the free-space check", why: "backs up a file the extraction replaces, before anything changes"},
 	{key: "plugins/builtin/archive/undo.go copyBackup os.Open", limit: "the backup's size; streamed to disk", why: "opens a backup this plugin wrote"},
 	{key: "plugins/builtin/archive/undo.go copyBackup io.Copy", limit: "the backup's size; streamed to disk", why: "restores a backup this plugin wrote"},
-	{key: "plugins/builtin/archive/undo.go syncPath os.Open", limit: "nothing is read", why: "opens a directory to fsync it"},
 	{key: "plugins/builtin/archive/extract.go fileSHA io.Copy", limit: "the file's size; constant memory", why: "hashes an extracted file"},
 
 	// The example plugin is a separate binary for plugin authors, who

@@ -10,6 +10,8 @@ import (
 	"io/fs"
 	"os"
 	"strings"
+
+	"github.com/cairn-ops/cairn/internal/atomicfile"
 )
 
 // action is what extracting one member does to the disk.
@@ -177,7 +179,7 @@ func extract(ctx context.Context, root *os.Root, destRel string, madeDest []stri
 			return fmt.Errorf("chmod %q: %w", e.path, err)
 		}
 	}
-	return syncDir(dest, ".")
+	return atomicfile.SyncDirIn(dest, ".")
 }
 
 // fixDirModes gives their mode to the archive's directories that an
@@ -293,18 +295,6 @@ func writeFile(dest *os.Root, name string, e *entry, content io.Reader) error {
 	}
 	if sum := hex.EncodeToString(h.Sum(nil)); sum != e.sha {
 		return fmt.Errorf("%w: %q has sha256 %s now, %s before", ErrChangedArtifact, shorten(e.name), sum, e.sha)
-	}
-	return nil
-}
-
-func syncDir(r *os.Root, name string) error {
-	d, err := r.Open(name)
-	if err != nil {
-		return fmt.Errorf("open directory %s: %w", name, err)
-	}
-	defer d.Close()
-	if err := d.Sync(); err != nil {
-		return fmt.Errorf("sync directory %s: %w", name, err)
 	}
 	return nil
 }

@@ -13,6 +13,8 @@ import (
 	"strings"
 	"syscall"
 	"unicode/utf8"
+
+	"github.com/cairn-ops/cairn/internal/atomicfile"
 )
 
 // record is Apply's rollback record, saved as the step's write-ahead undo
@@ -185,7 +187,7 @@ func saveBackups(dest *os.Root, rec *record, backups []replaced) error {
 			rec.Replaced[i].SHA256 = sum
 		}
 	}
-	return syncPath(rec.BackupDir)
+	return atomicfile.SyncDir(rec.BackupDir)
 }
 
 func saveBackup(dest *os.Root, p, to string) (string, error) {
@@ -368,16 +370,4 @@ func copyBackup(dest *os.Root, name, backup string, mode fs.FileMode) error {
 		err = cerr
 	}
 	return err
-}
-
-func syncPath(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return fmt.Errorf("open directory %s: %w", dir, err)
-	}
-	defer d.Close()
-	if err := d.Sync(); err != nil {
-		return fmt.Errorf("sync directory %s: %w", dir, err)
-	}
-	return nil
 }

@@ -10,6 +10,7 @@ import (
 	"os"
 	"path"
 
+	"github.com/cairn-ops/cairn/internal/atomicfile"
 	"github.com/cairn-ops/cairn/internal/readlimit"
 )
 
@@ -134,20 +135,7 @@ func writeAtomic(root *os.Root, name string, fill func(io.Writer) error, mode ui
 	if err := root.Rename(tmp, name); err != nil {
 		return fmt.Errorf("rename into /%s: %w", name, err)
 	}
-	return syncDir(root, dir)
-}
-
-// syncDir fsyncs dir in root, making a rename or create in it durable.
-func syncDir(root *os.Root, dir string) error {
-	d, err := root.Open(dir)
-	if err != nil {
-		return fmt.Errorf("open directory /%s: %w", dir, err)
-	}
-	defer d.Close()
-	if err := d.Sync(); err != nil {
-		return fmt.Errorf("sync directory /%s: %w", dir, err)
-	}
-	return nil
+	return atomicfile.SyncDirIn(root, dir)
 }
 
 // setAttrs changes owner and mode of an existing file in place.
@@ -160,7 +148,7 @@ func setAttrs(root *os.Root, name string, mode uint32, uid, gid int) error {
 	if err := root.Chmod(name, fileMode(mode)); err != nil {
 		return fmt.Errorf("chmod /%s: %w", name, err)
 	}
-	return syncDir(root, path.Dir(name))
+	return atomicfile.SyncDirIn(root, path.Dir(name))
 }
 
 // missingDirs returns the parent directories of name that do not exist,
@@ -192,7 +180,7 @@ func mkdirs(root *os.Root, dirs []string) error {
 		}
 	}
 	if len(dirs) > 0 {
-		return syncDir(root, path.Dir(dirs[0]))
+		return atomicfile.SyncDirIn(root, path.Dir(dirs[0]))
 	}
 	return nil
 }
