@@ -27,7 +27,7 @@ import (
 //     returns.
 //  3. Apply returns the same record as its Result's rollback_record.
 //  4. Rollback called with an empty record (the step was cut off before
-//     its result was journaled) loads the record with LoadUndo.
+//     its result was journaled) loads the record with LoadUndo; RollbackRecord does steps 4 and the ordinary case in one call.
 //  5. After a successful Rollback, or an Apply that failed and undid its
 //     own partial work, the plugin calls ClearUndo.
 //
@@ -115,6 +115,20 @@ func LoadUndo(sc *StepContext, v any) (bool, error) {
 	}
 	if err := json.Unmarshal(data, v); err != nil {
 		return false, fmt.Errorf("%w: %s: %v", ErrUndoRecord, f.Name(), err)
+	}
+	return true, nil
+}
+
+// RollbackRecord decodes what a Rollback has to undo into v: the rollback
+// record it was given, or, when it was given none (Apply was cut off before
+// the host journaled its result), the step's undo record. It reports false,
+// and leaves v alone, when there is neither: Apply changed nothing.
+func RollbackRecord(sc *StepContext, data []byte, v any) (bool, error) {
+	if len(data) == 0 {
+		return LoadUndo(sc, v)
+	}
+	if err := json.Unmarshal(data, v); err != nil {
+		return false, fmt.Errorf("decode rollback record: %w", err)
 	}
 	return true, nil
 }

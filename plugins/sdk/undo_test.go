@@ -109,3 +109,28 @@ func TestUndoRecordStaleTemporaryFile(t *testing.T) {
 		t.Errorf("state dir after ClearUndo: %d entries, want none", len(entries))
 	}
 }
+
+// TestRollbackRecord: the record Rollback is given wins over the undo
+// record; without one the undo record is used; without either there is
+// nothing to undo; a malformed record is an error.
+func TestRollbackRecord(t *testing.T) {
+	sc := &sdk.StepContext{StateDir: filepath.Join(t.TempDir(), "steps", "0")}
+	var got undoRec
+	if found, err := sdk.RollbackRecord(sc, nil, &got); err != nil || found {
+		t.Fatalf("RollbackRecord with neither = %v, %v; want false, nil", found, err)
+	}
+	saved := undoRec{Path: "/etc/saved.conf"}
+	if err := sdk.SaveUndo(sc, saved); err != nil {
+		t.Fatal(err)
+	}
+	if found, err := sdk.RollbackRecord(sc, nil, &got); err != nil || !found || got.Path != saved.Path {
+		t.Fatalf("RollbackRecord without data = %v, %v, %+v; want the undo record", found, err, got)
+	}
+	got = undoRec{}
+	if found, err := sdk.RollbackRecord(sc, []byte(`{"path":"/etc/given.conf"}`), &got); err != nil || !found || got.Path != "/etc/given.conf" {
+		t.Fatalf("RollbackRecord with data = %v, %v, %+v; want the given record", found, err, got)
+	}
+	if found, err := sdk.RollbackRecord(sc, []byte(`{"path":`), &got); err == nil || found {
+		t.Fatalf("RollbackRecord of a malformed record = %v, %v; want an error", found, err)
+	}
+}

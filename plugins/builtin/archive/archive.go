@@ -412,22 +412,13 @@ func (*Plugin) Verify(ctx context.Context, sc *sdk.StepContext) (_ *sdk.Verifica
 // was journaled) it uses the undo record in the state directory.
 func (*Plugin) Rollback(_ context.Context, sc *sdk.StepContext, data []byte) (_ *sdk.RollbackResult, err error) {
 	defer func() { err = validError(err) }()
-	if len(data) == 0 {
-		var saved record
-		found, err := sdk.LoadUndo(sc, &saved)
-		if err != nil {
-			return nil, err
-		}
-		if !found {
-			return &sdk.RollbackResult{Message: "nothing to roll back: apply changed nothing"}, nil
-		}
-		if data, err = json.Marshal(&saved); err != nil {
-			return nil, fmt.Errorf("encode undo record: %w", err)
-		}
-	}
 	var rec record
-	if err := json.Unmarshal(data, &rec); err != nil {
-		return nil, fmt.Errorf("decode rollback record: %w", err)
+	found, err := sdk.RollbackRecord(sc, data, &rec)
+	if err != nil {
+		return nil, err
+	}
+	if !found {
+		return &sdk.RollbackResult{Message: "nothing to roll back: apply changed nothing"}, nil
 	}
 	if rec.Dest == "" || !strings.HasPrefix(rec.Dest, "/") || hasDotDot(rec.Dest) {
 		return nil, fmt.Errorf("rollback record names the destination %q", rec.Dest)

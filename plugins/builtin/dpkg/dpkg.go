@@ -448,18 +448,12 @@ func (*Plugin) Rollback(ctx context.Context, sc *sdk.StepContext, data []byte) (
 	ctx, cancel := withDeadline(ctx, sc)
 	defer cancel()
 	var rec record
-	if len(data) == 0 {
-		// Cut off before the journal had Apply's result: the undo record
-		// Apply saved before dpkg ran says what to do.
-		found, err := sdk.LoadUndo(sc, &rec)
-		if err != nil {
-			return nil, err
-		}
-		if !found {
-			return &sdk.RollbackResult{Message: "nothing to undo: no rollback record"}, nil
-		}
-	} else if err := json.Unmarshal(data, &rec); err != nil {
+	found, err := sdk.RollbackRecord(sc, data, &rec)
+	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrBadRecord, err)
+	}
+	if !found {
+		return &sdk.RollbackResult{Message: "nothing to undo: no rollback record"}, nil
 	}
 	switch {
 	case rec.Action != actionInstall && rec.Action != actionRemove && rec.Action != actionPurge:

@@ -370,18 +370,12 @@ func (*Plugin) Verify(_ context.Context, sc *sdk.StepContext) (*sdk.Verification
 // there, or removes the file and the directories Apply created.
 func (*Plugin) Rollback(_ context.Context, sc *sdk.StepContext, data []byte) (*sdk.RollbackResult, error) {
 	var rec record
-	if len(data) == 0 {
-		// Cut off before the journal had Apply's result: the undo record
-		// Apply saved first says what to do.
-		found, err := sdk.LoadUndo(sc, &rec)
-		if err != nil {
-			return nil, err
-		}
-		if !found {
-			return &sdk.RollbackResult{Message: "nothing to undo: no rollback record"}, nil
-		}
-	} else if err := json.Unmarshal(data, &rec); err != nil {
+	found, err := sdk.RollbackRecord(sc, data, &rec)
+	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrNoRecord, err)
+	}
+	if !found {
+		return &sdk.RollbackResult{Message: "nothing to undo: no rollback record"}, nil
 	}
 	if rec.Unchanged {
 		return &sdk.RollbackResult{Message: "nothing to undo: " + rec.Path + " was already up to date"}, sdk.ClearUndo(sc)

@@ -488,18 +488,12 @@ func (pl *Plugin) Verify(ctx context.Context, sc *sdk.StepContext) (*sdk.Verific
 // state.
 func (pl *Plugin) Rollback(ctx context.Context, sc *sdk.StepContext, data []byte) (*sdk.RollbackResult, error) {
 	var rec record
-	if len(data) == 0 {
-		// Cut off before the journal had Apply's result: the undo record
-		// Apply saved before systemctl ran says what to do.
-		found, err := sdk.LoadUndo(sc, &rec)
-		if err != nil {
-			return nil, err
-		}
-		if !found {
-			return &sdk.RollbackResult{Message: "nothing to roll back: apply changed nothing"}, nil
-		}
-	} else if err := json.Unmarshal(data, &rec); err != nil {
-		return nil, fmt.Errorf("decode rollback record: %w", err)
+	found, err := sdk.RollbackRecord(sc, data, &rec)
+	if err != nil {
+		return nil, err
+	}
+	if !found {
+		return &sdk.RollbackResult{Message: "nothing to roll back: apply changed nothing"}, nil
 	}
 	res, err := pl.rollback(ctx, sc, rec)
 	if err != nil {

@@ -261,18 +261,12 @@ func (motd) Rollback(ctx context.Context, sc *sdk.StepContext, data []byte) (*sd
 	}
 	defer root.Close()
 	var rec record
-	if len(data) == 0 {
-		// Apply was cut off before the host had its result: its undo
-		// record is in the state directory.
-		found, err := sdk.LoadUndo(sc, &rec)
-		if err != nil {
-			return nil, err
-		}
-		if !found {
-			return &sdk.RollbackResult{Message: "nothing to undo"}, nil
-		}
-	} else if err := json.Unmarshal(data, &rec); err != nil {
-		return nil, fmt.Errorf("read rollback record: %w", err)
+	found, err := sdk.RollbackRecord(sc, data, &rec)
+	if err != nil {
+		return nil, err
+	}
+	if !found {
+		return &sdk.RollbackResult{Message: "nothing to undo"}, nil
 	}
 	// The temporary file of a write a crash cut off goes too.
 	if err := root.Remove(tempName(s.rel)); err != nil && !errors.Is(err, fs.ErrNotExist) {
