@@ -6,22 +6,9 @@ import (
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
-)
 
-// sparse makes a file of size bytes that takes no room on disk.
-func sparse(t *testing.T, size int64) string {
-	t.Helper()
-	path := filepath.Join(t.TempDir(), "big")
-	f, err := os.Create(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	if err := f.Truncate(size); err != nil {
-		t.Fatal(err)
-	}
-	return path
-}
+	"github.com/cairn-ops/cairn/internal/testutil"
+)
 
 // TestInputLimits: the files cairn-agent is given on its command line
 // have limits; input past one, or an endless device, is refused with an
@@ -32,8 +19,8 @@ func TestInputLimits(t *testing.T) {
 	if err := os.WriteFile(manifest, []byte("apiVersion: cairn/v1\nkind: Release\nname: shop\nversion: 1.0.0\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	big := sparse(t, 1<<20+1)
-	bigBundle := sparse(t, 4<<20+1)
+	big := testutil.SparseFile(t, 1<<20+1)
+	bigBundle := testutil.SparseFile(t, 4<<20+1)
 	tests := []struct {
 		name   string
 		args   []string

@@ -2,7 +2,6 @@ package ctl
 
 import (
 	"fmt"
-	"os"
 	"path/filepath"
 	"strings"
 	"syscall"
@@ -11,22 +10,9 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	"google.golang.org/protobuf/proto"
-)
 
-// sparse makes a file of size bytes that takes no room on disk.
-func sparse(t *testing.T, size int64) string {
-	t.Helper()
-	path := filepath.Join(t.TempDir(), "big")
-	f, err := os.Create(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	if err := f.Truncate(size); err != nil {
-		t.Fatal(err)
-	}
-	return path
-}
+	"github.com/cairn-ops/cairn/internal/testutil"
+)
 
 // TestInputLimits: every file or stream cairnctl reads has a limit, and
 // input past it (or an endless device) is refused with an error naming
@@ -39,10 +25,10 @@ func TestInputLimits(t *testing.T) {
 	if err := syscall.Mkfifo(fifo, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	bigManifest := sparse(t, 1<<20+1)
-	bigPEM := sparse(t, 1<<20+1)
-	bigConfig := sparse(t, 64<<10+1)
-	bigImport := sparse(t, 16<<20+1)
+	bigManifest := testutil.SparseFile(t, 1<<20+1)
+	bigPEM := testutil.SparseFile(t, 1<<20+1)
+	bigConfig := testutil.SparseFile(t, 64<<10+1)
+	bigImport := testutil.SparseFile(t, 16<<20+1)
 	tests := []struct {
 		name   string
 		env    map[string]string
