@@ -102,6 +102,41 @@ func (s *stepper) act(what string, fn func(e *Engine) (*controllerv1.RolloutReco
 	}
 }
 
+// The operator's actions, each failing the test if it is refused.
+func (s *stepper) pause(why string) {
+	s.t.Helper()
+	s.act("pause", func(e *Engine) (*controllerv1.RolloutRecord, error) { return e.Pause(s.w.ctx, operator, s.id, why) })
+}
+
+func (s *stepper) resume(why string) {
+	s.t.Helper()
+	s.act("resume", func(e *Engine) (*controllerv1.RolloutRecord, error) { return e.Resume(s.w.ctx, operator, s.id, why) })
+}
+
+func (s *stepper) abort(why string) {
+	s.t.Helper()
+	s.act("abort", func(e *Engine) (*controllerv1.RolloutRecord, error) { return e.Abort(s.w.ctx, operator, s.id, why) })
+}
+
+func (s *stepper) rollback(why string) {
+	s.t.Helper()
+	s.act("rollback", func(e *Engine) (*controllerv1.RolloutRecord, error) { return e.Rollback(s.w.ctx, operator, s.id, why) })
+}
+
+func (s *stepper) retry(host, why string) {
+	s.t.Helper()
+	s.act("retry", func(e *Engine) (*controllerv1.RolloutRecord, error) {
+		return e.Retry(s.w.ctx, operator, s.id, host, why)
+	})
+}
+
+func (s *stepper) resolve(host, why string) {
+	s.t.Helper()
+	s.act("resolve", func(e *Engine) (*controllerv1.RolloutRecord, error) {
+		return e.Resolve(s.w.ctx, operator, s.id, host, why)
+	})
+}
+
 // host changes a node's simulated host.
 func (s *stepper) host(id string, fn func(h *host)) { s.w.agent.update(id, fn) }
 
@@ -144,7 +179,7 @@ var scenarios = []struct {
 		s.until("wave 1 baking", func(ro *controllerv1.RolloutRecord) bool { return ro.GetWaves()[0].GetState() == WaveBaking })
 		s.later(2 * time.Hour)
 		s.rollout(StatePaused)
-		s.act("resume", func(e *Engine) (*controllerv1.RolloutRecord, error) { return e.Resume(s.w.ctx, operator, s.id, "go") })
+		s.resume("go")
 		ro := s.rollout(StateCompleted)
 		if c := ro.GetCounts(); c.GetPassed() != 2 {
 			t.Errorf("counts %v, want 2 passed", c)
@@ -167,9 +202,7 @@ var scenarios = []struct {
 	{"the canary fails: halted, rolled back", func(t *testing.T, all *seen) {
 		s := newStepper(t, all, 2, func(w *world) { w.agent.update(node1, func(h *host) { h.behavior = deployExtra }) }, nil)
 		s.rollout(StateHalted)
-		s.act("rollback", func(e *Engine) (*controllerv1.RolloutRecord, error) {
-			return e.Rollback(s.w.ctx, operator, s.id, "undo")
-		})
+		s.rollback("undo")
 		ro := s.rollout(StateRolledBack)
 		if n := nodeOf(t, ro, web2); n.GetState() != NodeAborted {
 			t.Errorf("web2 %s, want aborted (never started)", state.Name(n.GetState()))
@@ -183,17 +216,15 @@ var scenarios = []struct {
 	{"paused at a gate, aborted, then rolled back", func(t *testing.T, all *seen) {
 		s := newStepper(t, all, 2, nil, func(sp *controllerv1.RolloutSpec) { sp.GatesAfterWave = []uint32{1} })
 		s.rollout(StatePaused)
-		s.act("abort", func(e *Engine) (*controllerv1.RolloutRecord, error) { return e.Abort(s.w.ctx, operator, s.id, "stop") })
+		s.abort("stop")
 		s.rollout(StateAborted)
-		s.act("rollback", func(e *Engine) (*controllerv1.RolloutRecord, error) {
-			return e.Rollback(s.w.ctx, operator, s.id, "undo")
-		})
+		s.rollback("undo")
 		s.rollout(StateRolledBack)
 	}},
 	{"aborted while a node deploys", func(t *testing.T, all *seen) {
 		s := newStepper(t, all, 1, func(w *world) { w.agent.update(node1, func(h *host) { h.hold = true }) }, nil)
 		s.node(web1, NodeDeploying)
-		s.act("abort", func(e *Engine) (*controllerv1.RolloutRecord, error) { return e.Abort(s.w.ctx, operator, s.id, "stop") })
+		s.abort("stop")
 		s.host(node1, func(h *host) { h.hold = false })
 		ro := s.node(web1, NodePassed)
 		if ro.GetState() != StateAborted || !state.Settled(ro) {
@@ -203,18 +234,14 @@ var scenarios = []struct {
 	{"rolled back while running, and while paused", func(t *testing.T, all *seen) {
 		s := newStepper(t, all, 1, func(w *world) { w.agent.update(node1, func(h *host) { h.hold = true }) }, nil)
 		s.node(web1, NodeDeploying)
-		s.act("rollback", func(e *Engine) (*controllerv1.RolloutRecord, error) {
-			return e.Rollback(s.w.ctx, operator, s.id, "undo")
-		})
+		s.rollback("undo")
 		s.host(node1, func(h *host) { h.hold = false })
 		s.rollout(StateRolledBack)
 
 		p := newStepper(t, all, 1, func(w *world) { w.agent.update(node1, func(h *host) { h.hold = true }) }, nil)
 		p.node(web1, NodeDeploying)
-		p.act("pause", func(e *Engine) (*controllerv1.RolloutRecord, error) { return e.Pause(p.w.ctx, operator, p.id, "wait") })
-		p.act("rollback", func(e *Engine) (*controllerv1.RolloutRecord, error) {
-			return e.Rollback(p.w.ctx, operator, p.id, "undo")
-		})
+		p.pause("wait")
+		p.rollback("undo")
 		p.host(node1, func(h *host) { h.hold = false })
 		p.rollout(StateRolledBack)
 	}},
@@ -223,7 +250,7 @@ var scenarios = []struct {
 			w.agent.update(node1, func(h *host) { h.hold, h.behavior = true, deployExtra })
 		}, nil)
 		s.node(web1, NodeDeploying)
-		s.act("pause", func(e *Engine) (*controllerv1.RolloutRecord, error) { return e.Pause(s.w.ctx, operator, s.id, "wait") })
+		s.pause("wait")
 		s.host(node1, func(h *host) { h.hold = false })
 		s.rollout(StateHalted)
 
@@ -239,21 +266,17 @@ var scenarios = []struct {
 			t.Errorf("resume of a halted rollout over its budget = %v, want refused, pointing at retry", err)
 		}
 		s.host(node1, func(h *host) { h.behavior = deployGood })
-		s.act("retry", func(e *Engine) (*controllerv1.RolloutRecord, error) {
-			return e.Retry(s.w.ctx, operator, s.id, web1, "fixed")
-		})
+		s.retry(web1, "fixed")
 		ro := s.node(web1, NodePassed)
 		if n := nodeOf(t, ro, web1); n.GetRetries() != 1 {
 			t.Errorf("web1 retries %d, want 1", n.GetRetries())
 		}
-		s.act("resume", func(e *Engine) (*controllerv1.RolloutRecord, error) { return e.Resume(s.w.ctx, operator, s.id, "go") })
+		s.resume("go")
 		s.rollout(StateCompleted)
 
 		a := newStepper(t, all, 2, func(w *world) { w.agent.update(node1, func(h *host) { h.behavior = deployExtra }) }, nil)
 		a.rollout(StateHalted)
-		a.act("abort", func(e *Engine) (*controllerv1.RolloutRecord, error) {
-			return e.Abort(a.w.ctx, operator, a.id, "give up")
-		})
+		a.abort("give up")
 		a.rollout(StateAborted)
 	}},
 	{"completed with a failure, retried, then rolled back", func(t *testing.T, all *seen) {
@@ -261,88 +284,60 @@ var scenarios = []struct {
 			func(sp *controllerv1.RolloutSpec) { sp.MaxFailures, sp.OnDrift = "1", OnDriftIgnore })
 		s.rollout(StateCompleted)
 		s.host(node1, func(h *host) { h.behavior = deployGood })
-		s.act("retry", func(e *Engine) (*controllerv1.RolloutRecord, error) {
-			return e.Retry(s.w.ctx, operator, s.id, web1, "")
-		})
+		s.retry(web1, "")
 		s.rollout(StateRunning)
 		s.rollout(StateCompleted)
-		s.act("rollback", func(e *Engine) (*controllerv1.RolloutRecord, error) {
-			return e.Rollback(s.w.ctx, operator, s.id, "undo")
-		})
+		s.rollback("undo")
 		s.rollout(StateRolledBack)
 	}},
 	{"a rollback paused, resumed, paused and aborted", func(t *testing.T, all *seen) {
 		s := newStepper(t, all, 1, nil, nil)
 		s.rollout(StateCompleted)
 		s.host(node1, func(h *host) { h.deaf = true })
-		s.act("rollback", func(e *Engine) (*controllerv1.RolloutRecord, error) {
-			return e.Rollback(s.w.ctx, operator, s.id, "undo")
-		})
+		s.rollback("undo")
 		s.node(web1, NodeRollingBack)
-		s.act("pause", func(e *Engine) (*controllerv1.RolloutRecord, error) {
-			return e.Pause(s.w.ctx, operator, s.id, "hold on")
-		})
-		s.act("resume", func(e *Engine) (*controllerv1.RolloutRecord, error) {
-			return e.Resume(s.w.ctx, operator, s.id, "go on")
-		})
-		s.act("pause", func(e *Engine) (*controllerv1.RolloutRecord, error) {
-			return e.Pause(s.w.ctx, operator, s.id, "hold on")
-		})
-		s.act("abort", func(e *Engine) (*controllerv1.RolloutRecord, error) {
-			return e.Abort(s.w.ctx, operator, s.id, "give up")
-		})
+		s.pause("hold on")
+		s.resume("go on")
+		s.pause("hold on")
+		s.abort("give up")
 		ro := s.node(web1, NodeRollbackFailed)
 		if ro.GetState() != StateAborted {
 			t.Errorf("rollout %s, want aborted", state.Name(ro.GetState()))
 		}
 		// Rolling back again picks up where the aborted rollback left.
 		s.host(node1, func(h *host) { h.deaf = false })
-		s.act("rollback again", func(e *Engine) (*controllerv1.RolloutRecord, error) {
-			return e.Rollback(s.w.ctx, operator, s.id, "again")
-		})
+		s.rollback("again")
 		s.rollout(StateRolledBack)
 	}},
 	{"a rollback that waits on a node that went away is aborted", func(t *testing.T, all *seen) {
 		s := newStepper(t, all, 1, nil, nil)
 		s.rollout(StateCompleted)
 		s.host(node1, func(h *host) { h.deaf = true })
-		s.act("rollback", func(e *Engine) (*controllerv1.RolloutRecord, error) {
-			return e.Rollback(s.w.ctx, operator, s.id, "undo")
-		})
+		s.rollback("undo")
 		s.node(web1, NodeRollingBack)
 		s.w.fleet.setConnected(node1, false)
-		s.act("abort", func(e *Engine) (*controllerv1.RolloutRecord, error) {
-			return e.Abort(s.w.ctx, operator, s.id, "give up")
-		})
+		s.abort("give up")
 		s.rollout(StateAborted)
 	}},
 	{"a rollback fails, is retried, and proven", func(t *testing.T, all *seen) {
 		s := newStepper(t, all, 1, nil, nil)
 		s.rollout(StateCompleted)
 		s.host(node1, func(h *host) { h.rollbackFails = true })
-		s.act("rollback", func(e *Engine) (*controllerv1.RolloutRecord, error) {
-			return e.Rollback(s.w.ctx, operator, s.id, "undo")
-		})
+		s.rollback("undo")
 		s.rollout(StateRollbackFailed)
 		s.host(node1, func(h *host) { h.rollbackFails = false })
-		s.act("retry", func(e *Engine) (*controllerv1.RolloutRecord, error) {
-			return e.Retry(s.w.ctx, operator, s.id, web1, "")
-		})
+		s.retry(web1, "")
 		s.rollout(StateRolledBack)
 	}},
 	{"a rollback fails, and the node is resolved by hand", func(t *testing.T, all *seen) {
 		s := newStepper(t, all, 1, nil, nil)
 		s.rollout(StateCompleted)
 		s.host(node1, func(h *host) { h.rollbackFails = true })
-		s.act("rollback", func(e *Engine) (*controllerv1.RolloutRecord, error) {
-			return e.Rollback(s.w.ctx, operator, s.id, "undo")
-		})
+		s.rollback("undo")
 		s.rollout(StateRollbackFailed)
 		// The operator removes the package by hand.
 		s.host(node1, func(h *host) { h.packages, h.files = h.saved.packages, h.saved.files })
-		s.act("resolve", func(e *Engine) (*controllerv1.RolloutRecord, error) {
-			return e.Resolve(s.w.ctx, operator, s.id, web1, "removed webshop 2.4.0 by hand")
-		})
+		s.resolve(web1, "removed webshop 2.4.0 by hand")
 		ro := s.rollout(StateRolledBack)
 		n := nodeOf(t, ro, web1)
 		if n.GetState() != NodeResolved || n.GetResolveAuditId() == "" || len(n.GetResolveDiffJson()) == 0 || n.GetResolvedBy() != operator {
@@ -427,19 +422,13 @@ var scenarios = []struct {
 			return s
 		}
 		s := interrupted()
-		s.act("retry", func(e *Engine) (*controllerv1.RolloutRecord, error) {
-			return e.Retry(s.w.ctx, operator, s.id, web1, "")
-		})
+		s.retry(web1, "")
 		s.node(web1, NodePassed)
 		s = interrupted()
-		s.act("resolve", func(e *Engine) (*controllerv1.RolloutRecord, error) {
-			return e.Resolve(s.w.ctx, operator, s.id, web1, "checked by hand")
-		})
+		s.resolve(web1, "checked by hand")
 		s.node(web1, NodeResolved)
 		s = interrupted()
-		s.act("rollback", func(e *Engine) (*controllerv1.RolloutRecord, error) {
-			return e.Rollback(s.w.ctx, operator, s.id, "undo")
-		})
+		s.rollback("undo")
 		s.node(web1, NodeRolledBack)
 	}},
 	{"an agent reports a cut-off deployment after the rollout gave up on it", func(t *testing.T, all *seen) {
@@ -456,19 +445,13 @@ var scenarios = []struct {
 	{"unreachable, skipped and failed nodes: retried, resolved, rolled back", func(t *testing.T, all *seen) {
 		for _, start := range []state.Node{NodeUnreachable, NodeSkipped, NodeFailed} {
 			s := lostOrFailed(t, all, start)
-			s.act("retry", func(e *Engine) (*controllerv1.RolloutRecord, error) {
-				return e.Retry(s.w.ctx, operator, s.id, web1, "")
-			})
+			s.retry(web1, "")
 			s.node(web1, NodePassed)
 			s = lostOrFailed(t, all, start)
-			s.act("resolve", func(e *Engine) (*controllerv1.RolloutRecord, error) {
-				return e.Resolve(s.w.ctx, operator, s.id, web1, "by hand")
-			})
+			s.resolve(web1, "by hand")
 			s.node(web1, NodeResolved)
 			s = lostOrFailed(t, all, start)
-			s.act("rollback", func(e *Engine) (*controllerv1.RolloutRecord, error) {
-				return e.Rollback(s.w.ctx, operator, s.id, "undo")
-			})
+			s.rollback("undo")
 			s.rollout(StateRolledBack)
 		}
 	}},
@@ -476,9 +459,7 @@ var scenarios = []struct {
 		for _, start := range []state.Node{NodeUnreachable, NodeSkipped, NodeFailed, NodeInterrupted, NodeRollbackFailed} {
 			s := lostOrFailed(t, all, start)
 			s.host(node1, func(h *host) { h.deaf = true })
-			s.act("resolve", func(e *Engine) (*controllerv1.RolloutRecord, error) {
-				return e.Resolve(s.w.ctx, operator, s.id, web1, "by hand")
-			})
+			s.resolve(web1, "by hand")
 			s.node(web1, NodeResolving)
 			s.failCommand(web1, "collector packages: permission denied")
 			ro := s.node(web1, start)
@@ -530,9 +511,7 @@ func lostOrFailed(t *testing.T, all *seen, st state.Node) *stepper {
 		s := newStepper(t, all, 1, nil, nil)
 		s.rollout(StateCompleted)
 		s.host(node1, func(h *host) { h.rollbackFails = true })
-		s.act("rollback", func(e *Engine) (*controllerv1.RolloutRecord, error) {
-			return e.Rollback(s.w.ctx, operator, s.id, "undo")
-		})
+		s.rollback("undo")
 		s.node(web1, NodeRollbackFailed)
 		s.host(node1, func(h *host) { h.rollbackFails = false })
 		return s
