@@ -449,8 +449,8 @@ func (c *controller) enroll(t *testing.T, agents []*agentProc, labels []string) 
 }
 
 // kill ends the agent with SIGKILL, as a power cut or the OOM killer
-// would. Its plugin processes are left orphaned, as they would be; they
-// are killed when the test ends.
+// would. Its plugin processes die with it; any still there are killed
+// when the test ends.
 func (a *agentProc) kill(t *testing.T) {
 	t.Helper()
 	orphans := descendants(a.p.cmd.Process.Pid)
