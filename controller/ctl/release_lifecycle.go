@@ -266,7 +266,7 @@ release to tested.`,
 // newReleaseDecisionCommand is release approve or release reject.
 func (a *app) newReleaseDecisionCommand(verb string) *cobra.Command {
 	var note string
-	past := verb + "d"
+	past := map[string]string{"approve": "approved", "reject": "rejected"}[verb]
 	cmd := &cobra.Command{
 		Use:   verb + " NAME@VERSION --note TEXT",
 		Short: strings.ToUpper(verb[:1]) + verb[1:] + " a tested release (approver role)",

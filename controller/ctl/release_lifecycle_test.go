@@ -274,3 +274,19 @@ func TestReleaseLifecycle(t *testing.T) {
 		t.Errorf("--out wrote %q, %v", b, err)
 	}
 }
+
+// TestReleaseReject: a rejection is reported in the past tense, with the
+// state it leaves.
+func TestReleaseReject(t *testing.T) {
+	f := startFake(t)
+	f.releases.mu.Lock()
+	f.releases.records["webshop@1.0.0"] = &controllerv1.ReleaseRecord{Name: "webshop", Version: "1.0.0", State: controllerv1.ReleaseRecord_STATE_TESTED, ApprovalsRequired: 1}
+	f.releases.mu.Unlock()
+	r := f.run(t, nil, "", "release", "reject", "webshop@1.0.0", "--note", "fails CHG-7")
+	if r.code != ExitOK {
+		t.Fatalf("exit %d\nstderr:\n%s", r.code, r.stderr)
+	}
+	if want := "release webshop@1.0.0 rejected (0 of 1 approvals); state rejected\n"; r.stdout != want {
+		t.Errorf("stdout %q, want %q", r.stdout, want)
+	}
+}

@@ -221,7 +221,7 @@ func decide(tx store.Tx, actor string, ref *controllerv1.ReleaseRef, decision st
 	s := rec.GetState()
 	switch {
 	case decision == DecisionApprove && s != controllerv1.ReleaseRecord_STATE_TESTED:
-		return nil, fmt.Errorf("%w: %s is %s; it needs a passing test before approval", ErrState, refString(rec), StateName(s))
+		return nil, fmt.Errorf("%w: %s is %s; %s", ErrState, refString(rec), StateName(s), notApprovable(rec))
 	case decision == DecisionReject && s != controllerv1.ReleaseRecord_STATE_SEALED && s != controllerv1.ReleaseRecord_STATE_TESTED:
 		return nil, fmt.Errorf("%w: %s is %s; only a sealed or tested release can be rejected", ErrState, refString(rec), StateName(s))
 	}
@@ -229,6 +229,22 @@ func decide(tx store.Tx, actor string, ref *controllerv1.ReleaseRef, decision st
 		return nil, err
 	}
 	return rec, nil
+}
+
+// notApprovable says why a release in a state other than tested cannot be
+// approved, and what would let it be.
+func notApprovable(rec *controllerv1.ReleaseRecord) string {
+	switch rec.GetState() {
+	case controllerv1.ReleaseRecord_STATE_DRAFT:
+		return "it must be sealed and pass a test before approval"
+	case controllerv1.ReleaseRecord_STATE_SEALED:
+		return "it needs a passing test before approval"
+	case controllerv1.ReleaseRecord_STATE_APPROVED:
+		return fmt.Sprintf("it is already approved (%d of %d approvals); nothing is left to decide", Approvals(rec), max(rec.GetApprovalsRequired(), 1))
+	case controllerv1.ReleaseRecord_STATE_REJECTED:
+		return "a rejected release cannot be approved; fix it and create a new version"
+	}
+	return "only a tested release can be approved"
 }
 
 // Approvals counts the distinct approvers bound to the release's digest:

@@ -303,11 +303,13 @@ func TestRefused(t *testing.T) {
 		msg   string
 	}{
 		{name: "test on a draft", try: test("tom", "pass"), want: release.ErrState},
-		{name: "approve a draft", try: approve("ann"), want: release.ErrState},
+		{name: "approve a draft", try: approve("ann"), want: release.ErrState, msg: "is draft; it must be sealed and pass a test before approval"},
+		{name: "approve an approved release", setup: []step{seal("alice"), test("tom", "pass"), approve("ann")}, try: approve("bob"), want: release.ErrState, msg: "is approved; it is already approved (1 of 1 approvals)"},
+		{name: "approve a rejected release", setup: []step{seal("alice"), test("tom", "pass"), reject("ann")}, try: approve("bob"), want: release.ErrState, msg: "is rejected; a rejected release cannot be approved"},
 		{name: "seal twice", setup: []step{seal("alice")}, try: seal("alice"), want: release.ErrState},
 		{name: "author records test", setup: []step{seal("sam")}, try: test("alice", "pass"), want: release.ErrSeparation, msg: "the release's author cannot test it"},
 		{name: "sealer records test", setup: []step{seal("sam")}, try: test("sam", "pass"), want: release.ErrSeparation},
-		{name: "approve before test", setup: []step{seal("alice")}, try: approve("ann"), want: release.ErrState},
+		{name: "approve before test", setup: []step{seal("alice")}, try: approve("ann"), want: release.ErrState, msg: "is sealed; it needs a passing test before approval"},
 		{name: "approve after a failed test only", setup: []step{seal("alice"), test("tom", "fail")}, try: approve("ann"), want: release.ErrState},
 		{name: "author approves", setup: []step{seal("alice"), test("tom", "pass")}, try: approve("alice"), want: release.ErrSeparation},
 		{name: "tester approves", setup: []step{seal("alice"), test("tom", "pass")}, try: approve("tom"), want: release.ErrSeparation},
