@@ -521,8 +521,9 @@ func (a *app) follow(ctx context.Context, id string, w io.Writer) (*controllerv1
 			fmt.Fprint(raw(w), "\x1b[H\x1b[2J")
 			fmt.Fprint(w, statusText(rec, a.now())+"\n(watching; Ctrl-C stops watching, not the rollout)\n")
 		} else {
-			for _, line := range changeLines(last, rec, a.now()) {
-				fmt.Fprintf(w, "%s %s\n", a.now().Format("15:04:05"), line)
+			now := a.now()
+			for _, l := range changeLines(last, rec, now) {
+				fmt.Fprintf(w, "%s %s\n", watchStamp(l.at, now), l.text)
 			}
 		}
 		last = rec

@@ -163,7 +163,14 @@ func watchScripts() map[string][]*controllerv1.RolloutRecord {
 		watchStep("r-abort", 2, "aborted", "aborted by user:bob: window overrun", waves("running", "pending"),
 			n("web1", 1, "aborted", func(n *controllerv1.RolloutNode) { n.Error = "rollout aborted" })),
 	}
-	return map[string][]*controllerv1.RolloutRecord{"r-ok": ok, "r-halt": halt, "r-rb": rb, "r-abort": abort}
+	// r-done started two days before the watch and finished at 11:58 on
+	// the watch's day: a watch of it shows when things happened.
+	at := func(d time.Duration) string { return testNow.Add(d).Format(time.RFC3339) }
+	done := watchStep("r-done", 9, "completed", "", waves("done"),
+		n("web1", 1, "passed", func(n *controllerv1.RolloutNode) { n.PhaseStartedAt = at(-3 * time.Minute) }))
+	done.CreatedAt, done.FinishedAt = at(-48*time.Hour), at(-2*time.Minute)
+	done.Waves[0].StartedAt, done.Waves[0].FinishedAt = at(-48*time.Hour+time.Minute), at(-2*time.Minute)
+	return map[string][]*controllerv1.RolloutRecord{"r-ok": ok, "r-halt": halt, "r-rb": rb, "r-abort": abort, "r-done": []*controllerv1.RolloutRecord{done}}
 }
 
 func (f fakeRollouts) PlanRollout(_ context.Context, spec *controllerv1.RolloutSpec) (*controllerv1.RolloutPlan, error) {
@@ -393,6 +400,11 @@ func TestRolloutCommands(t *testing.T) {
 
 		// watch (stdout is not a terminal: lines)
 		{name: "watch completes", args: []string{"rollout", "watch", "r-ok"}, golden: "rollout-watch.txt", req: &controllerv1.RolloutRef{Id: "r-ok"}},
+		{name: "watch a finished rollout", args: []string{"rollout", "watch", "r-done"}, out: []string{
+			"2025-05-30 12:00:00 rollout r-done of webshop@2.4.0: completed, 1 node in 1 wave\n",
+			"11:57:00 web1 wave 1 passed\n",
+			"11:58:00 wave 1 done: 1 node: 1 passed",
+		}},
 		{name: "watch halts", args: []string{"rollout", "watch", "r-halt"}, code: ExitFailed, errOut: []string{"rollout r-halt halted"}},
 		{name: "watch follows a rollback past halted", args: []string{"rollout", "watch", "r-rb"}, code: ExitFailed,
 			out:    []string{"rollout halted: wave 1", "web1 wave 1 rolling_back", "web1 wave 1 rolled_back in 9s", "rollout rolled_back: wave 1"},

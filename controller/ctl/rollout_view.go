@@ -440,14 +440,27 @@ func clock(ts string, now time.Time) string {
 	return t.In(now.Location()).Format("15:04:05")
 }
 
+// watchLine is one change a watch prints, with when it happened.
+type watchLine struct {
+	at   time.Time
+	text string
+}
+
 // changeLines says, one line each, what changed from prev to cur (prev
 // nil: what cur shows at first): waves starting, nodes changing state,
-// waves ending, what the rollout waits for, and its state.
-func changeLines(prev, cur *controllerv1.RolloutRecord, now time.Time) []string {
-	var lines []string
+// waves ending, what the rollout waits for, and its state. Each line
+// carries the time the record gives for the change (a node's entry into
+// its state, a wave's start or end, the rollout's end), or now where it
+// gives none: a watch that joins a rollout late, or one that is over,
+// shows when things happened, not when it saw them.
+func changeLines(prev, cur *controllerv1.RolloutRecord, now time.Time) []watchLine {
+	var lines []watchLine
+	add := func(ts, text string) {
+		lines = append(lines, watchLine{at: when(ts, now), text: text})
+	}
 	id := cur.GetId()
 	if prev == nil {
-		lines = append(lines, fmt.Sprintf("rollout %s of %s: %s, %s in %s", id, refString(cur.GetRelease()),
+		add(cur.GetCreatedAt(), fmt.Sprintf("rollout %s of %s: %s, %s in %s", id, refString(cur.GetRelease()),
 			stateWithReason(cur), plural(int(cur.GetCounts().GetNodes()), "node"), plural(len(cur.GetWaves()), "wave")))
 		prev = &controllerv1.RolloutRecord{State: cur.GetState(), Reason: cur.GetReason()}
 	}
@@ -461,8 +474,13 @@ func changeLines(prev, cur *controllerv1.RolloutRecord, now time.Time) []string 
 	}
 	nodeLine := func(n *controllerv1.RolloutNode) {
 		o := oldNode[n.GetNodeId()]
-		if n.GetState() == cmp.Or(o.GetState(), state.NodePending) && n.GetWaitingStep() == o.GetWaitingStep() {
+		newState := n.GetState() != cmp.Or(o.GetState(), state.NodePending)
+		if !newState && n.GetWaitingStep() == o.GetWaitingStep() {
 			return
+		}
+		at := n.GetPhaseStartedAt()
+		if !newState { // a new step waits in the same state: seen now
+			at = ""
 		}
 		line := fmt.Sprintf("%s wave %d %s", nodeName(n), n.GetWave(), state.Name(n.GetState()))
 		switch n.GetState() {
@@ -479,7 +497,7 @@ func changeLines(prev, cur *controllerv1.RolloutRecord, now time.Time) []string 
 		if n.GetError() != "" {
 			line += ": " + n.GetError()
 		}
-		lines = append(lines, line)
+		add(at, line)
 	}
 	// Wave by wave: the wave starting, its nodes, the wave ending.
 	byWave := waveNodes(cur)
@@ -488,7 +506,7 @@ func changeLines(prev, cur *controllerv1.RolloutRecord, now time.Time) []string 
 		delete(byWave, w.GetIndex())
 		changed := w.GetState() != cmp.Or(oldWave[w.GetIndex()], state.WavePending)
 		if changed && w.GetState() == state.WaveRunning {
-			lines = append(lines, fmt.Sprintf("wave %d started: %s", w.GetIndex(), plural(len(w.GetNodeIds()), "node")))
+			add(w.GetStartedAt(), fmt.Sprintf("wave %d started: %s", w.GetIndex(), plural(len(w.GetNodeIds()), "node")))
 		}
 		for _, n := range nodes {
 			nodeLine(n)
@@ -496,16 +514,17 @@ func changeLines(prev, cur *controllerv1.RolloutRecord, now time.Time) []string 
 		if !changed || w.GetState() == state.WaveRunning {
 			continue
 		}
-		line := fmt.Sprintf("wave %d %s", w.GetIndex(), state.Name(w.GetState()))
+		line, at := fmt.Sprintf("wave %d %s", w.GetIndex(), state.Name(w.GetState())), w.GetFinishedAt()
 		switch w.GetState() {
 		case state.WaveDone, state.WaveFailed:
 			line += fmt.Sprintf(": %s; %d failures, %d allowed", countsLine(waveCounts(nodes)), state.WaveFailures(w, nodes), w.GetMaxFailures())
 		case state.WaveBaking:
+			at = ""
 			if w.GetBakeUntil() != "" {
 				line += " until " + clock(w.GetBakeUntil(), now)
 			}
 		}
-		lines = append(lines, line)
+		add(at, line)
 	}
 	for _, n := range cur.GetNodes() {
 		if _, ok := byWave[n.GetWave()]; ok { // a wave the record does not list
@@ -513,14 +532,35 @@ func changeLines(prev, cur *controllerv1.RolloutRecord, now time.Time) []string 
 		}
 	}
 	if w := cur.GetWaitingFor(); w != "" && w != prev.GetWaitingFor() {
-		lines = append(lines, "rollout waiting for "+w)
+		add("", "rollout waiting for "+w)
 	}
 	if cur.GetState() != prev.GetState() || cur.GetReason() != prev.GetReason() {
-		line := "rollout " + stateWithReason(cur)
+		line, at := "rollout "+stateWithReason(cur), cur.GetUpdatedAt()
 		if state.RolloutOver(cur.GetState()) {
 			line += ": " + countsLine(cur.GetCounts())
+			at = cmp.Or(cur.GetFinishedAt(), at)
 		}
-		lines = append(lines, line)
+		add(at, line)
 	}
 	return lines
+}
+
+// when parses an RFC 3339 time from a record, or gives now for an empty
+// or unreadable one.
+func when(ts string, now time.Time) time.Time {
+	t, err := time.Parse(time.RFC3339Nano, ts)
+	if err != nil {
+		return now
+	}
+	return t
+}
+
+// watchStamp renders a watch line's time in now's location: the time of
+// day, with the date in front when it is not today's.
+func watchStamp(t, now time.Time) string {
+	t = t.In(now.Location())
+	if y, m, d := t.Date(); y != now.Year() || m != now.Month() || d != now.Day() {
+		return t.Format("2006-01-02 15:04:05")
+	}
+	return t.Format("15:04:05")
 }
