@@ -18,11 +18,14 @@ import (
 	controllerv1 "github.com/cairn-ops/cairn/proto/controller/v1"
 )
 
-// Dispatcher tells the fleet that a node has new pending commands, so a
-// connected agent receives them at once. A node that is offline gets them
-// when it reconnects; Notify must not block.
+// Dispatcher is the fleet as the operator services see it. Notify tells
+// it that a node has new pending commands, so a connected agent receives
+// them at once (a node that is offline gets them when it reconnects);
+// Notify must not block. IsConnected reports whether the node has a live
+// session now.
 type Dispatcher interface {
 	Notify(nodeID string)
+	IsConnected(nodeID string) bool
 }
 
 // Deps is what the operator services need.

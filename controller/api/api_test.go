@@ -31,10 +31,17 @@ var now = time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
 
 const stampNow = "2026-03-01T12:00:00.000000000Z"
 
-// dispatcher records Notify calls.
+// dispatcher records Notify calls; the nodes in live have a session.
 type dispatcher struct {
 	mu    sync.Mutex
 	nodes []string
+	live  map[string]bool
+}
+
+func (d *dispatcher) IsConnected(nodeID string) bool {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.live[nodeID]
 }
 
 func (d *dispatcher) Notify(nodeID string) {

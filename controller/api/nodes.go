@@ -66,7 +66,20 @@ func (s *nodes) ListNodes(ctx context.Context, req *controllerv1.ListNodesReques
 	if err != nil {
 		return nil, s.rpcError("ListNodes", err)
 	}
+	for _, n := range out {
+		s.seenNow(n)
+	}
 	return &controllerv1.ListNodesResponse{Nodes: out}, nil
+}
+
+// seenNow sets a node's last_seen to now when it has a live session: the
+// stored time is written at most every 30 seconds, and only when the agent
+// sends something, but an open session is kept alive by the transport, so
+// a connected node is seen now, not "4m ago".
+func (s *nodes) seenNow(n *controllerv1.NodeRecord) {
+	if n != nil && s.Dispatcher != nil && s.Dispatcher.IsConnected(n.GetId()) {
+		n.LastSeen = stamp(s.Now())
+	}
 }
 
 func (s *nodes) GetNode(ctx context.Context, req *controllerv1.GetNodeRequest) (*controllerv1.NodeRecord, error) {
@@ -76,11 +89,13 @@ func (s *nodes) GetNode(ctx context.Context, req *controllerv1.GetNodeRequest) (
 		n, err = findNode(tx, req.GetNode())
 		return err
 	})
+	s.seenNow(n)
 	return n, s.rpcError("GetNode", err)
 }
 
 func (s *nodes) LabelNode(ctx context.Context, req *controllerv1.LabelNodeRequest) (*controllerv1.NodeRecord, error) {
 	n, err := s.labelNode(ctx, req)
+	s.seenNow(n)
 	return n, s.rpcError("LabelNode", err)
 }
 

@@ -2,11 +2,13 @@ package api_test
 
 import (
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 	"google.golang.org/grpc/codes"
 
 	"github.com/cairn-ops/cairn/controller/auth"
+	"github.com/cairn-ops/cairn/controller/auth/authtest"
 	controllerv1 "github.com/cairn-ops/cairn/proto/controller/v1"
 )
 
@@ -119,5 +121,39 @@ func TestNodes(t *testing.T) {
 	}
 	if entries[1].GetActor() != "user:admin1" || entries[1].GetObject() != "node/n2" {
 		t.Errorf("revoke entry actor %q object %q", entries[1].GetActor(), entries[1].GetObject())
+	}
+}
+
+// TestNodesLastSeen: a node with a live session is seen now, whatever
+// its stored last-seen time (written at most every 30 seconds); a node
+// without one shows the time it was last heard from.
+func TestNodesLastSeen(t *testing.T) {
+	e := newEnv(t)
+	old := now.Add(-4 * time.Minute).UTC().Format(time.RFC3339Nano)
+	for _, id := range []string{"n1", "n2"} {
+		authtest.AddNode(t, e.st, &controllerv1.NodeRecord{Id: id, Hostname: "web-" + id, State: controllerv1.NodeRecord_STATE_CONNECTED, LastSeen: old})
+	}
+	e.disp.mu.Lock()
+	e.disp.live = map[string]bool{"n1": true}
+	e.disp.mu.Unlock()
+	c := controllerv1.NewNodesClient(e.conn)
+	ctx := e.ctx[auth.RoleAuditor]
+	resp, err := c.ListNodes(ctx, &controllerv1.ListNodesRequest{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]string{}
+	for _, n := range resp.GetNodes() {
+		got[n.GetId()] = n.GetLastSeen()
+	}
+	if diff := cmp.Diff(map[string]string{"n1": stampNow, "n2": old}, got); diff != "" {
+		t.Errorf("ListNodes last_seen (-want +got):\n%s", diff)
+	}
+	n, err := c.GetNode(ctx, &controllerv1.GetNodeRequest{Node: "web-n1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n.GetLastSeen() != stampNow {
+		t.Errorf("GetNode last_seen %s, want %s", n.GetLastSeen(), stampNow)
 	}
 }
