@@ -119,6 +119,13 @@ func (s *releases) CreateRelease(ctx context.Context, req *controllerv1.CreateRe
 	if err != nil {
 		return nil, s.releaseError("CreateRelease", err)
 	}
+	if req.GetCheckOnly() {
+		err := s.Store.View(ctx, func(tx store.Tx) error { return release.CheckNew(tx, m.Name, m.Version) })
+		if err != nil {
+			return nil, s.releaseError("CreateRelease", err)
+		}
+		return &controllerv1.ReleaseRecord{Name: m.Name, Version: m.Version, State: controllerv1.ReleaseRecord_STATE_DRAFT, Service: m.Service}, nil
+	}
 	expect, err := s.preflight(ctx, m, req.GetComponentDigests())
 	if err != nil {
 		return nil, s.releaseError("CreateRelease", err)

@@ -382,3 +382,25 @@ func TestReleaseVerifyTampered(t *testing.T) {
 		t.Errorf("VerifyRelease of a tampered release = %v", v)
 	}
 }
+
+// TestCreateReleaseCheckOnly: check_only answers whether the caller may
+// create the release and whether it is new, without component digests,
+// and stores nothing either way.
+func TestCreateReleaseCheckOnly(t *testing.T) {
+	e := newReleaseEnv(t)
+	y := []byte("apiVersion: cairn/v1\nkind: Release\nname: webshop\nversion: 1.0.0\ncomponents:\n  - {name: site, kind: application, path: site.tar.gz}\n")
+	check := func(user string) error {
+		_, err := e.rel.CreateRelease(e.ctx[user], &controllerv1.CreateReleaseRequest{ManifestYaml: y, Filename: "release.yaml", CheckOnly: true})
+		return err
+	}
+	e.refused(t, "tester", codes.PermissionDenied, "", func() error { return check("tester") })
+	before := e.dump(t)
+	if err := check("rm"); err != nil {
+		t.Fatalf("check_only by a release manager: %v", err)
+	}
+	if diff := cmp.Diff(before, e.dump(t), protocmp.Transform()); diff != "" {
+		t.Errorf("check_only changed the store (-before +after):\n%s", diff)
+	}
+	must(t)(e.create("rm", "1.0.0", 1))
+	e.refused(t, "existing release", codes.AlreadyExists, "new version", func() error { return check("rm") })
+}

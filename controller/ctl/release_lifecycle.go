@@ -103,11 +103,12 @@ func (a *app) newReleaseCreateCommand() *cobra.Command {
 		Long: `Create checks the manifest as 'release validate' does, pushes the file of
 every component given by path to the DML (resumably; content the DML
 already holds is not stored again), and stores the release as a draft
-with the components' digests. A draft can still be replaced by creating
-it again; 'release seal' freezes it.
+with the components' digests; 'release seal' freezes it. NAME@VERSION
+is created once: a changed release needs a new version.
 
-An invalid manifest is refused before anything is uploaded, with every
-problem by line and field (exit 2).`,
+Nothing is uploaded when the manifest is invalid (every problem by line
+and field, exit 2), when you may not create releases (exit 3), or when
+the release exists (exit 1): the controller is asked first.`,
 		Example: `  cairnctl release create -f release.yaml
   cairnctl release create -f release.yaml --artifacts build/out`,
 		Args: noArgs,
@@ -141,6 +142,13 @@ problem by line and field (exit 2).`,
 		if err != nil {
 			return usageError(err) // cannot happen: it validated
 		}
+		// Ask first whether this caller may create it and whether it is
+		// new: a refusal after the uploads would leave them behind.
+		if _, err := a.createRelease(cmd.Context(), &controllerv1.CreateReleaseRequest{
+			ManifestYaml: data, Filename: filepath.Base(file), CheckOnly: true,
+		}); err != nil {
+			return rpcErr("create release "+m.Name+"@"+m.Version+" (nothing uploaded)", err)
+		}
 		digests := map[string]string{}
 		for _, c := range m.Components {
 			if c.Path == "" {
@@ -157,12 +165,7 @@ problem by line and field (exit 2).`,
 			}
 			digests[c.Name] = rec.GetDigest()
 		}
-		cc, ctx, cancel, err := a.client(cmd.Context())
-		if err != nil {
-			return err
-		}
-		defer cancel()
-		rec, err := controllerv1.NewReleasesClient(cc).CreateRelease(ctx, &controllerv1.CreateReleaseRequest{
+		rec, err := a.createRelease(cmd.Context(), &controllerv1.CreateReleaseRequest{
 			ManifestYaml: data, Filename: filepath.Base(file), ComponentDigests: digests,
 		})
 		if err != nil {
@@ -172,6 +175,16 @@ problem by line and field (exit 2).`,
 		return err
 	}
 	return cmd
+}
+
+// createRelease makes one CreateRelease call.
+func (a *app) createRelease(ctx context.Context, req *controllerv1.CreateReleaseRequest) (*controllerv1.ReleaseRecord, error) {
+	cc, ctx, cancel, err := a.client(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer cancel()
+	return controllerv1.NewReleasesClient(cc).CreateRelease(ctx, req)
 }
 
 // releaseCall makes one call about a release and returns its record.

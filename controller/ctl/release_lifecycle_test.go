@@ -52,6 +52,9 @@ func (f *fakeReleases) CreateRelease(_ context.Context, req *controllerv1.Create
 	if _, ok := f.records[key]; ok {
 		return nil, status.Errorf(codes.AlreadyExists, "release %s exists", key)
 	}
+	if req.GetCheckOnly() {
+		return &controllerv1.ReleaseRecord{Name: m.Name, Version: m.Version, State: controllerv1.ReleaseRecord_STATE_DRAFT}, nil
+	}
 	r := &controllerv1.ReleaseRecord{Name: m.Name, Version: m.Version, State: controllerv1.ReleaseRecord_STATE_DRAFT,
 		ManifestYaml: req.GetManifestYaml(), CreatedBy: "user:admin", CreatedAt: ts(0), ApprovalsRequired: 1}
 	for _, c := range m.Components {
@@ -192,7 +195,7 @@ func TestReleaseLifecycle(t *testing.T) {
 		{name: "seal before create", args: []string{"release", "seal", rel}, code: ExitFailed, errOut: []string{"seal release webshop@1.0.0: release webshop@1.0.0 not found"}},
 		{name: "create", args: []string{"release", "create", "-f", example}, out: []string{"release webshop@1.0.0 created (draft): 2 components"},
 			errOut: []string{"pushing component assets", "pushing component site"}},
-		{name: "create again", args: []string{"release", "create", "-f", example}, code: ExitFailed, errOut: []string{"release webshop@1.0.0 exists"}},
+		{name: "create again", args: []string{"release", "create", "-f", example}, code: ExitFailed, errOut: []string{"release webshop@1.0.0 exists", "nothing uploaded"}},
 		{name: "seal bad ref", args: []string{"release", "seal", "webshop"}, code: ExitUsage, errOut: []string{`"webshop" is not a release: want NAME@VERSION`}},
 		{name: "seal no ref", args: []string{"release", "seal"}, code: ExitUsage, errOut: []string{"needs NAME@VERSION"}},
 		{name: "seal", args: []string{"release", "seal", rel}, out: []string{"release webshop@1.0.0 sealed: digest sha256:dddd", "signed"}, req: ref},

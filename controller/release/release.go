@@ -45,10 +45,7 @@ func Create(tx store.Tx, now time.Time, actor string, m *manifest.Manifest, yaml
 	if artifacts == nil {
 		artifacts = tx.Artifact
 	}
-	switch _, err := tx.Release(m.Name, m.Version); {
-	case err == nil:
-		return nil, fmt.Errorf("%w: %s@%s; a changed release needs a new version", ErrExists, m.Name, m.Version)
-	case !errors.Is(err, store.ErrNotFound):
+	if err := CheckNew(tx, m.Name, m.Version); err != nil {
 		return nil, err
 	}
 	canonical, err := m.Canonical()
@@ -245,6 +242,18 @@ func notApprovable(rec *controllerv1.ReleaseRecord) string {
 		return "a rejected release cannot be approved; fix it and create a new version"
 	}
 	return "only a tested release can be approved"
+}
+
+// CheckNew returns ErrExists when the release name@version is stored: a
+// release is created once, and a changed one needs a new version.
+func CheckNew(tx store.Tx, name, version string) error {
+	switch _, err := tx.Release(name, version); {
+	case err == nil:
+		return fmt.Errorf("%w: %s@%s; a changed release needs a new version", ErrExists, name, version)
+	case !errors.Is(err, store.ErrNotFound):
+		return err
+	}
+	return nil
 }
 
 // Approvals counts the distinct approvers bound to the release's digest:

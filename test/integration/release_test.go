@@ -181,3 +181,45 @@ func TestReleaseLifecycle(t *testing.T) {
 		t.Errorf("release verify of a tampered artifact: exit %d\nstdout: %s\nstderr: %s\nwant exit 1 naming component site", r.code, r.stdout, r.stderr)
 	}
 }
+
+// TestReleaseCreateRefusedUploadsNothing: a caller who may not create a
+// release, or a release that exists, is refused before a byte goes to the
+// DML: a tester (who may push evidence) used to upload every component
+// first and leave it behind.
+func TestReleaseCreateRefusedUploadsNothing(t *testing.T) {
+	c := startController(t)
+	tokens := map[string]string{}
+	for user, role := range map[string]string{"rm": "release-manager", "qa": "tester"} {
+		c.mustCtl(t, "user", "create", user, "--role", role)
+		var tok struct {
+			Token string `json:"token"`
+		}
+		c.ctlJSON(t, &tok, "token", "create", "--user", user)
+		tokens[user] = tok.Token
+	}
+	artifacts := func() int {
+		t.Helper()
+		var list struct{ Artifacts []struct{ Digest string } }
+		c.ctlJSON(t, &list, "artifact", "list")
+		return len(list.Artifacts)
+	}
+	example := filepath.Join("..", "..", "examples", "sandbox-release", "release.yaml")
+	r := c.ctlAs(t, tokens["qa"], "release", "create", "-f", example)
+	if r.code != 3 || !strings.Contains(r.stderr, "nothing uploaded") || strings.Contains(r.stderr, "pushing") {
+		t.Errorf("a tester's release create: exit %d, stderr %q; want exit 3, nothing pushed", r.code, r.stderr)
+	}
+	if n := artifacts(); n != 0 {
+		t.Errorf("after a tester's refused release create the DML holds %d artifacts, want 0", n)
+	}
+	if r := c.ctlAs(t, tokens["rm"], "release", "create", "-f", example); r.code != 0 {
+		t.Fatalf("release create: exit %d: %s", r.code, r.stderr)
+	}
+	before := artifacts()
+	r = c.ctlAs(t, tokens["rm"], "release", "create", "-f", example)
+	if r.code != 1 || !strings.Contains(r.stderr, "exists") || strings.Contains(r.stderr, "pushing") {
+		t.Errorf("release create of an existing release: exit %d, stderr %q; want exit 1, nothing pushed", r.code, r.stderr)
+	}
+	if n := artifacts(); n != before {
+		t.Errorf("the DML holds %d artifacts after a refused create, %d before", n, before)
+	}
+}

@@ -4472,8 +4472,15 @@ type CreateReleaseRequest struct {
 	Filename string `protobuf:"bytes,2,opt,name=filename,proto3" json:"filename,omitempty"`
 	// Component name → DML digest, for components the manifest gives by path.
 	ComponentDigests map[string]string `protobuf:"bytes,3,rep,name=component_digests,json=componentDigests,proto3" json:"component_digests,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
-	unknownFields    protoimpl.UnknownFields
-	sizeCache        protoimpl.SizeCache
+	// check_only asks whether the release could be created: the caller's
+	// right to create it, the manifest, and that NAME@VERSION is new. It
+	// needs no component digests and stores nothing; the answer is the
+	// release as it would be named, with no components. cairnctl asks it
+	// before uploading anything, so a caller who may not create the release
+	// uploads nothing.
+	CheckOnly     bool `protobuf:"varint,4,opt,name=check_only,json=checkOnly,proto3" json:"check_only,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *CreateReleaseRequest) Reset() {
@@ -4525,6 +4532,13 @@ func (x *CreateReleaseRequest) GetComponentDigests() map[string]string {
 		return x.ComponentDigests
 	}
 	return nil
+}
+
+func (x *CreateReleaseRequest) GetCheckOnly() bool {
+	if x != nil {
+		return x.CheckOnly
+	}
+	return false
 }
 
 type ReleaseComponent struct {
@@ -7736,11 +7750,13 @@ const file_proto_controller_v1_controller_proto_rawDesc = "" +
 	"\n" +
 	"ReleaseRef\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x18\n" +
-	"\aversion\x18\x02 \x01(\tR\aversion\"\x8a\x02\n" +
+	"\aversion\x18\x02 \x01(\tR\aversion\"\xa9\x02\n" +
 	"\x14CreateReleaseRequest\x12#\n" +
 	"\rmanifest_yaml\x18\x01 \x01(\fR\fmanifestYaml\x12\x1a\n" +
 	"\bfilename\x18\x02 \x01(\tR\bfilename\x12l\n" +
-	"\x11component_digests\x18\x03 \x03(\v2?.cairn.controller.v1.CreateReleaseRequest.ComponentDigestsEntryR\x10componentDigests\x1aC\n" +
+	"\x11component_digests\x18\x03 \x03(\v2?.cairn.controller.v1.CreateReleaseRequest.ComponentDigestsEntryR\x10componentDigests\x12\x1d\n" +
+	"\n" +
+	"check_only\x18\x04 \x01(\bR\tcheckOnly\x1aC\n" +
 	"\x15ComponentDigestsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"q\n" +
