@@ -82,6 +82,9 @@ func TestReleaseValidate(t *testing.T) {
 		},
 		{name: "params violating a plugin's schema", args: validate("bad-params.yaml"), code: ExitUsage, golden: "release/bad-params.txt"},
 		{name: "dpkg step declares its package", args: validate("dpkg.yaml"), golden: "release/dpkg.txt"},
+		// Every problem of every step in one run: unknown parameters do
+		// not hide the values that are wrong, nor one bad value the next.
+		{name: "every problem in one run", args: validate("every-problem.yaml"), code: ExitUsage, golden: "release/every-problem.txt"},
 		{
 			name: "dpkg step against the manifest", args: validate("dpkg-conflict.yaml"),
 			out: []string{"webshop-assets  absent  -  manifest", "steps[0] (install): declares package webshop-assets present at 1.0.0, the manifest expects it absent; keeping the manifest's"},

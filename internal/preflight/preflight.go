@@ -140,11 +140,15 @@ func (v *Result) checkStep(ctx context.Context, m *manifest.Manifest, st *manife
 		v.Problems = append(v.Problems, Problem{File: m.File, Line: st.Line, Field: fmt.Sprintf("%s[%d]", st.List, st.Index), Message: "validate: " + err.Error()})
 		return nil
 	}
+	var found []Problem
 	for _, fe := range ferrs {
 		sc.Status = StatusInvalid
-		v.Problems = append(v.Problems, Problem{File: m.File, Line: st.ParamLine(fe.GetField()),
+		found = append(found, Problem{File: m.File, Line: st.ParamLine(fe.GetField()),
 			Field: strings.TrimSuffix(fmt.Sprintf("%s[%d].params.%s", st.List, st.Index, fe.GetField()), "."), Message: fe.GetMessage()})
 	}
+	// A step's problems in the order of its lines.
+	slices.SortStableFunc(found, func(a, b Problem) int { return a.Line - b.Line })
+	v.Problems = append(v.Problems, found...)
 	if len(ferrs) > 0 || st.List != manifest.ListSteps {
 		return nil
 	}

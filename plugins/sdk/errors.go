@@ -3,6 +3,7 @@ package sdk
 import (
 	"errors"
 	"fmt"
+	"strings"
 )
 
 // Errors a Client returns, checked with errors.Is. Besides these, a
@@ -17,7 +18,28 @@ var (
 	ErrUnavailable = errors.New("plugin unavailable")
 	// ErrNoResult means the plugin ended Apply's stream without a result.
 	ErrNoResult = errors.New("plugin ended apply without a result")
+	// ErrInvalidParams is wrapped by ParamsError: a call other than
+	// Validate was given parameters that do not validate.
+	ErrInvalidParams = errors.New("invalid parameters")
 )
+
+// ParamsError joins the problems Validate reports into one error wrapping
+// ErrInvalidParams ("invalid parameters: path: is required; mode: …"),
+// for the calls that cannot return field errors (Plan, Apply, Verify). It
+// returns nil when there are none.
+func ParamsError(errs []*FieldError) error {
+	if len(errs) == 0 {
+		return nil
+	}
+	msgs := make([]string, len(errs))
+	for i, e := range errs {
+		msgs[i] = e.GetMessage()
+		if e.GetField() != "" {
+			msgs[i] = e.GetField() + ": " + e.GetMessage()
+		}
+	}
+	return fmt.Errorf("%w: %s", ErrInvalidParams, strings.Join(msgs, "; "))
+}
 
 // Errorf returns a FieldError for the parameter field (a dotted path such
 // as "env.PATH"), its message formatted as with fmt.Sprintf. It is the

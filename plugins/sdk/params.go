@@ -2,9 +2,11 @@ package sdk
 
 import (
 	"bytes"
+	"cmp"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"reflect"
 	"slices"
 	"strings"
@@ -15,40 +17,75 @@ import (
 
 // DecodeParams decodes the step's parameters into dst, a pointer to a
 // struct with json tags, the way encoding/json would decode the same
-// document. A parameter dst has no field for, and a value of the wrong
-// type, become FieldErrors naming the parameter; a nil result means dst
-// is filled. Missing parameters leave dst's fields as they were, so set
-// defaults before calling, and check required ones with MissingParams or
-// by hand.
+// document, one parameter at a time: every parameter dst has no field for,
+// and every value of the wrong type, becomes a FieldError naming it (in
+// parameter order), and every other parameter is decoded. Missing or
+// refused parameters leave dst's fields as they were, so set defaults
+// before calling. Check the decoded values next and report their problems
+// too (FieldErrors.Add keeps one per field), so that an author sees every
+// problem of a step in one run, not one per run.
 func DecodeParams(sc *StepContext, dst any) []*FieldError {
-	data, err := json.Marshal(Params(sc))
-	if err != nil {
-		return []*FieldError{Errorf("", "parameters are not valid JSON: %v", err)}
+	params := Params(sc)
+	errs := unknownParams(params, dst)
+	unknown := map[string]bool{}
+	for _, e := range errs {
+		unknown[e.GetField()] = true
 	}
-	// Report every unknown top-level parameter, not only the first one
-	// encoding/json stops at.
-	if errs := unknownParams(Params(sc), dst); len(errs) > 0 {
-		return errs
+	for _, name := range slices.Sorted(maps.Keys(params)) {
+		if unknown[name] {
+			continue
+		}
+		data, err := json.Marshal(map[string]any{name: params[name]})
+		if err != nil {
+			errs = append(errs, Errorf(name, "not valid JSON: %v", err))
+			continue
+		}
+		dec := json.NewDecoder(bytes.NewReader(data))
+		dec.DisallowUnknownFields()
+		if err := dec.Decode(dst); err != nil {
+			errs = append(errs, decodeError(name, err))
+		}
 	}
-	dec := json.NewDecoder(bytes.NewReader(data))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(dst); err != nil {
-		return []*FieldError{decodeError(err)}
-	}
-	return nil
+	slices.SortStableFunc(errs, func(a, b *FieldError) int { return strings.Compare(a.Field, b.Field) })
+	return errs
 }
 
-// decodeError turns an encoding/json error into a FieldError.
-func decodeError(err error) *FieldError {
+// FieldErrors collects a step's parameter problems, at most one per
+// field: the first found for a field (or for a field it is part of, as
+// "env" is of "env.PATH") is the one reported, so a value that did not
+// decode is not also called missing.
+type FieldErrors []*FieldError
+
+// Add records a problem with field unless the field already has one.
+func (e *FieldErrors) Add(field, format string, args ...any) {
+	if !e.Has(field) {
+		*e = append(*e, Errorf(field, format, args...))
+	}
+}
+
+// Has reports whether field, or a field it is part of, has a problem.
+func (e FieldErrors) Has(field string) bool {
+	for _, fe := range e {
+		f := fe.GetField()
+		if f == field || strings.HasPrefix(field, f+".") || strings.HasPrefix(field, f+"[") {
+			return true
+		}
+	}
+	return false
+}
+
+// decodeError turns the encoding/json error of decoding parameter name
+// into a FieldError naming the parameter, or the field inside it.
+func decodeError(name string, err error) *FieldError {
 	var typeErr *json.UnmarshalTypeError
 	if errors.As(err, &typeErr) {
-		return Errorf(typeErr.Field, "must be %s, not %s", jsonKind(typeErr.Type), typeErr.Value)
+		return Errorf(cmp.Or(typeErr.Field, name), "must be %s, not %s", jsonKind(typeErr.Type), typeErr.Value)
 	}
 	msg := err.Error()
-	if name, ok := strings.CutPrefix(msg, "json: unknown field "); ok {
-		return Errorf(strings.Trim(name, `"`), "unknown parameter")
+	if field, ok := strings.CutPrefix(msg, "json: unknown field "); ok {
+		return Errorf(name+"."+strings.Trim(field, `"`), "unknown parameter")
 	}
-	return Errorf("", "%s", strings.TrimPrefix(msg, "json: "))
+	return Errorf(name, "%s", strings.TrimPrefix(msg, "json: "))
 }
 
 // jsonKind names a Go type the way a parameter's author thinks of it.

@@ -44,14 +44,14 @@ func TestDecodeParams(t *testing.T) {
 		{
 			name:     "unknown parameters, all reported",
 			params:   map[string]any{"name": "x", "zeta": 1, "alpha": 2, "-": 3},
-			want:     decoded{Name: "default"},
+			want:     decoded{Name: "x"},
 			wantErrs: []*sdk.FieldError{{Field: "-", Message: "unknown parameter"}, {Field: "alpha", Message: "unknown parameter"}, {Field: "zeta", Message: "unknown parameter"}},
 		},
 		{
 			name:     "unknown nested parameter",
 			params:   map[string]any{"inner": map[string]any{"depth": 1}},
 			want:     decoded{Name: "default"},
-			wantErrs: []*sdk.FieldError{{Field: "depth", Message: "unknown parameter"}},
+			wantErrs: []*sdk.FieldError{{Field: "inner.depth", Message: "unknown parameter"}},
 		},
 		{
 			name:     "wrong type",
@@ -77,6 +77,18 @@ func TestDecodeParams(t *testing.T) {
 			want:     decoded{Name: "default"},
 			wantErrs: []*sdk.FieldError{{Field: "count", Message: "must be an integer, not number 1.5"}},
 		},
+		{
+			// Every problem in one run, and every good parameter decoded.
+			name:   "every problem reported",
+			params: map[string]any{"name": "x", "count": "three", "argv": "ls -l", "zeta": 1, "enabled": true, "inner": map[string]any{"level": "high"}},
+			want:   decoded{Name: "x", Enabled: true},
+			wantErrs: []*sdk.FieldError{
+				{Field: "argv", Message: "must be a list, not string"},
+				{Field: "count", Message: "must be an integer, not string"},
+				{Field: "inner.level", Message: "must be an integer, not string"},
+				{Field: "zeta", Message: "unknown parameter"},
+			},
+		},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -89,10 +101,8 @@ func TestDecodeParams(t *testing.T) {
 			if diff := cmp.Diff(tt.wantErrs, errs, protocmp.Transform()); diff != "" {
 				t.Errorf("errors (-want +got):\n%s", diff)
 			}
-			if errs == nil {
-				if diff := cmp.Diff(tt.want, got); diff != "" {
-					t.Errorf("decoded (-want +got):\n%s", diff)
-				}
+			if diff := cmp.Diff(tt.want, got); diff != "" {
+				t.Errorf("decoded (-want +got):\n%s", diff)
 			}
 		})
 	}
@@ -143,6 +153,20 @@ func TestErrorf(t *testing.T) {
 	got := sdk.Errorf("env.PATH", "must not be empty, got %q", "")
 	want := &sdk.FieldError{Field: "env.PATH", Message: `must not be empty, got ""`}
 	if diff := cmp.Diff(want, got, protocmp.Transform()); diff != "" {
+		t.Errorf("(-want +got):\n%s", diff)
+	}
+}
+
+func TestFieldErrors(t *testing.T) {
+	var errs sdk.FieldErrors
+	errs.Add("path", "is required")
+	errs.Add("path", "must be absolute") // the first problem of a field stands
+	errs.Add("env", "must be an object")
+	errs.Add("env.PATH", "not a valid name") // part of a field with a problem
+	errs.Add("argv[0]", "is empty")
+	errs.Add("argv", "is required")
+	want := []*sdk.FieldError{{Field: "path", Message: "is required"}, {Field: "env", Message: "must be an object"}, {Field: "argv[0]", Message: "is empty"}, {Field: "argv", Message: "is required"}}
+	if diff := cmp.Diff(want, []*sdk.FieldError(errs), protocmp.Transform()); diff != "" {
 		t.Errorf("(-want +got):\n%s", diff)
 	}
 }

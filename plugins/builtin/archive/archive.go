@@ -128,7 +128,7 @@ func (s *step) close() {
 func open(sc *sdk.StepContext) (*step, error) {
 	p, errs := decode(sc)
 	if len(errs) > 0 {
-		return nil, fieldErrors(errs)
+		return nil, sdk.ParamsError(errs)
 	}
 	file := sc.GetArtifacts()[p.Artifact]
 	if file == "" {
@@ -152,17 +152,6 @@ func open(sc *sdk.StepContext) (*step, error) {
 		return nil, fmt.Errorf("open destination %s: %w", p.Dest, err)
 	}
 	return s, nil
-}
-
-func fieldErrors(errs []*sdk.FieldError) error {
-	msgs := make([]string, len(errs))
-	for i, e := range errs {
-		msgs[i] = e.GetField() + ": " + e.GetMessage()
-		if e.GetField() == "" {
-			msgs[i] = e.GetMessage()
-		}
-	}
-	return fmt.Errorf("invalid parameters: %s", strings.Join(msgs, "; "))
 }
 
 // survey scans the archive, compares it with the disk, and checks where

@@ -118,11 +118,8 @@ func (p *params) mask() uint32 {
 // decode reads and checks the parameters.
 func decode(sc *sdk.StepContext) (*params, []*sdk.FieldError) {
 	var p params
-	if errs := sdk.DecodeParams(sc, &p); len(errs) > 0 {
-		return nil, errs
-	}
-	var errs []*sdk.FieldError
-	add := func(field, format string, a ...any) { errs = append(errs, sdk.Errorf(field, format, a...)) }
+	errs := sdk.FieldErrors(sdk.DecodeParams(sc, &p))
+	add := errs.Add
 	switch {
 	case p.Artifact == "":
 		add("artifact", "required: the name of the archive among the step's artifacts")

@@ -1,6 +1,10 @@
 package dpkg
 
-import "errors"
+import (
+	"errors"
+
+	"github.com/cairn-ops/cairn/plugins/sdk"
+)
 
 var (
 	// ErrBadDeb is returned when an artifact is not a readable Debian
@@ -26,5 +30,5 @@ var (
 
 	// ErrInvalidParams is returned by Plan, Apply, Verify and Rollback
 	// when the parameters do not pass Validate.
-	ErrInvalidParams = errors.New("invalid parameters")
+	ErrInvalidParams = sdk.ErrInvalidParams
 )

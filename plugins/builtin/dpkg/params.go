@@ -1,7 +1,6 @@
 package dpkg
 
 import (
-	"fmt"
 	"regexp"
 
 	"github.com/cairn-ops/cairn/plugins/sdk"
@@ -41,29 +40,26 @@ func validName(s string) bool { return packageName.MatchString(s) }
 // decode decodes and checks the step's parameters.
 func decode(sc *sdk.StepContext) (params, []*sdk.FieldError) {
 	var p params
-	if errs := sdk.DecodeParams(sc, &p); len(errs) > 0 {
-		return p, errs
-	}
-	var errs []*sdk.FieldError
+	errs := sdk.FieldErrors(sdk.DecodeParams(sc, &p))
 	switch p.Action {
 	case "":
-		errs = append(errs, sdk.Errorf("action", "is required (install, remove or purge)"))
+		errs.Add("action", "is required (install, remove or purge)")
 	case actionInstall:
 		if p.Artifact == "" {
-			errs = append(errs, sdk.Errorf("artifact", "is required for install"))
+			errs.Add("artifact", "is required for install")
 		}
 	case actionRemove, actionPurge:
 		if p.Package == "" {
-			errs = append(errs, sdk.Errorf("package", "is required for %s", p.Action))
+			errs.Add("package", "is required for %s", p.Action)
 		}
 		if p.Artifact != "" {
-			errs = append(errs, sdk.Errorf("artifact", "is only used by install"))
+			errs.Add("artifact", "is only used by install")
 		}
 	default:
-		errs = append(errs, sdk.Errorf("action", "must be install, remove or purge, not %q", p.Action))
+		errs.Add("action", "must be install, remove or purge, not %q", p.Action)
 	}
 	if p.Package != "" && !validName(p.Package) {
-		errs = append(errs, sdk.Errorf("package", "%q is not a valid package name", p.Package))
+		errs.Add("package", "%q is not a valid package name", p.Package)
 	}
 	return p, errs
 }
@@ -71,9 +67,5 @@ func decode(sc *sdk.StepContext) (params, []*sdk.FieldError) {
 // mustDecode decodes the parameters for a call other than Validate.
 func mustDecode(sc *sdk.StepContext) (params, error) {
 	p, errs := decode(sc)
-	if len(errs) > 0 {
-		e := errs[0]
-		return p, fmt.Errorf("%w: %s: %s", ErrInvalidParams, e.GetField(), e.GetMessage())
-	}
-	return p, nil
+	return p, sdk.ParamsError(errs)
 }

@@ -1,10 +1,14 @@
 package exec
 
-import "errors"
+import (
+	"errors"
+
+	"github.com/cairn-ops/cairn/plugins/sdk"
+)
 
 var (
 	// ErrInvalidParams means the step's parameters failed validation.
-	ErrInvalidParams = errors.New("invalid parameters")
+	ErrInvalidParams = sdk.ErrInvalidParams
 	// ErrNotFound means the program is not an executable file or not in PATH.
 	ErrNotFound = errors.New("program not found")
 	// ErrExitCode means the program exited with a code not in accept_exit_codes.

@@ -203,14 +203,10 @@ func (*Plugin) Rollback(ctx context.Context, sc *sdk.StepContext, rec []byte) (*
 
 func mustLoad(sc *sdk.StepContext) (*config, error) {
 	c, errs := load(sc)
-	if len(errs) == 0 {
-		return c, nil
+	if len(errs) > 0 {
+		return nil, sdk.ParamsError(errs)
 	}
-	msgs := make([]string, len(errs))
-	for i, e := range errs {
-		msgs[i] = e.GetField() + ": " + e.GetMessage()
-	}
-	return nil, fmt.Errorf("%w: %s", ErrInvalidParams, strings.Join(msgs, "; "))
+	return c, nil
 }
 
 // skipReason evaluates the guards: a non-empty reason means Apply skips.

@@ -31,16 +31,11 @@ type config struct {
 // load decodes and checks the parameters.
 func load(sc *sdk.StepContext) (*config, []*sdk.FieldError) {
 	var p params
-	if errs := sdk.DecodeParams(sc, &p); len(errs) > 0 {
-		return nil, errs
-	}
+	errs := sdk.FieldErrors(sdk.DecodeParams(sc, &p))
+	bad := errs.Add
 	c := &config{params: p, root: sc.GetRootDir(), accept: map[int]bool{}}
 	if c.root == "" {
 		c.root = "/"
-	}
-	var errs []*sdk.FieldError
-	bad := func(field, format string, args ...any) {
-		errs = append(errs, sdk.Errorf(field, format, args...))
 	}
 	checkArgv := func(field string, argv []string, required bool) {
 		switch {

@@ -38,16 +38,11 @@ type config struct {
 // the root's /etc/passwd and /etc/group.
 func load(sc *sdk.StepContext) (*config, []*sdk.FieldError) {
 	p := params{Mode: "0644"}
-	if errs := sdk.DecodeParams(sc, &p); len(errs) > 0 {
-		return nil, errs
-	}
+	errs := sdk.FieldErrors(sdk.DecodeParams(sc, &p))
+	bad := errs.Add
 	c := &config{rootDir: sc.GetRootDir(), uid: -1, gid: -1}
 	if c.rootDir == "" {
 		c.rootDir = "/"
-	}
-	var errs []*sdk.FieldError
-	bad := func(field, format string, args ...any) {
-		errs = append(errs, sdk.Errorf(field, format, args...))
 	}
 	switch {
 	case p.Path == "":
@@ -66,7 +61,9 @@ func load(sc *sdk.StepContext) (*config, []*sdk.FieldError) {
 	case p.Content != nil && p.Artifact != nil:
 		bad("content", "give either content or artifact, not both")
 	case p.Content == nil && p.Artifact == nil:
-		bad("content", "give either content or artifact")
+		if !errs.Has("artifact") {
+			bad("content", "give either content or artifact")
+		}
 	case p.Content != nil:
 		c.content = []byte(*p.Content)
 	default:
@@ -153,12 +150,8 @@ const maxAccountsBytes = 64 << 20
 // mustLoad is load for the calls that cannot return field errors.
 func mustLoad(sc *sdk.StepContext) (*config, error) {
 	c, errs := load(sc)
-	if len(errs) == 0 {
-		return c, nil
+	if len(errs) > 0 {
+		return nil, sdk.ParamsError(errs)
 	}
-	msgs := make([]string, len(errs))
-	for i, e := range errs {
-		msgs[i] = e.GetField() + ": " + e.GetMessage()
-	}
-	return nil, fmt.Errorf("%w: %s", ErrInvalidParams, strings.Join(msgs, "; "))
+	return c, nil
 }

@@ -1,10 +1,14 @@
 package httpcheck
 
-import "errors"
+import (
+	"errors"
+
+	"github.com/cairn-ops/cairn/plugins/sdk"
+)
 
 var (
 	// ErrInvalidParams means the step's parameters failed validation.
-	ErrInvalidParams = errors.New("invalid parameters")
+	ErrInvalidParams = sdk.ErrInvalidParams
 	// ErrCheckFailed means the check ran, as an Apply step, and did not pass.
 	ErrCheckFailed = errors.New("http check failed")
 )

@@ -69,14 +69,9 @@ type config struct {
 
 func load(sc *sdk.StepContext) (*config, []*sdk.FieldError) {
 	p := params{ExpectStatus: 200, Interval: "1s", Timeout: "10s"}
-	if errs := sdk.DecodeParams(sc, &p); len(errs) > 0 {
-		return nil, errs
-	}
+	errs := sdk.FieldErrors(sdk.DecodeParams(sc, &p))
+	bad := errs.Add
 	c := &config{params: p}
-	var errs []*sdk.FieldError
-	bad := func(field, format string, args ...any) {
-		errs = append(errs, sdk.Errorf(field, format, args...))
-	}
 	if p.URL == "" {
 		bad("url", "is required")
 	} else if u, err := url.Parse(p.URL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
@@ -118,14 +113,10 @@ func load(sc *sdk.StepContext) (*config, []*sdk.FieldError) {
 
 func mustLoad(sc *sdk.StepContext) (*config, error) {
 	c, errs := load(sc)
-	if len(errs) == 0 {
-		return c, nil
+	if len(errs) > 0 {
+		return nil, sdk.ParamsError(errs)
 	}
-	msgs := make([]string, len(errs))
-	for i, e := range errs {
-		msgs[i] = e.GetField() + ": " + e.GetMessage()
-	}
-	return nil, fmt.Errorf("%w: %s", ErrInvalidParams, strings.Join(msgs, "; "))
+	return c, nil
 }
 
 // Describe implements sdk.Plugin.

@@ -1,10 +1,14 @@
 package manual
 
-import "errors"
+import (
+	"errors"
+
+	"github.com/cairn-ops/cairn/plugins/sdk"
+)
 
 var (
 	// ErrInvalidParams means the step's parameters failed validation.
-	ErrInvalidParams = errors.New("invalid parameters")
+	ErrInvalidParams = sdk.ErrInvalidParams
 	// ErrAwaitingConfirmation means Apply ran without an operator's
 	// confirmation; the error's message carries the instructions
 	// ("waiting for an operator: <instructions>").

@@ -42,25 +42,22 @@ type params struct {
 
 func load(sc *sdk.StepContext) (*params, []*sdk.FieldError) {
 	var p params
-	if errs := sdk.DecodeParams(sc, &p); len(errs) > 0 {
-		return nil, errs
-	}
+	errs := sdk.FieldErrors(sdk.DecodeParams(sc, &p))
 	if strings.TrimSpace(p.Instructions) == "" {
-		return nil, []*sdk.FieldError{sdk.Errorf("instructions", "is required: what the operator must do")}
+		errs.Add("instructions", "is required: what the operator must do")
+	}
+	if len(errs) > 0 {
+		return nil, errs
 	}
 	return &p, nil
 }
 
 func mustLoad(sc *sdk.StepContext) (*params, error) {
 	p, errs := load(sc)
-	if len(errs) == 0 {
-		return p, nil
+	if len(errs) > 0 {
+		return nil, sdk.ParamsError(errs)
 	}
-	msgs := make([]string, len(errs))
-	for i, e := range errs {
-		msgs[i] = e.GetField() + ": " + e.GetMessage()
-	}
-	return nil, fmt.Errorf("%w: %s", ErrInvalidParams, strings.Join(msgs, "; "))
+	return p, nil
 }
 
 // confirmation returns the step's confirmation, nil when there is none.

@@ -105,26 +105,23 @@ var unitSuffixes = []string{".service", ".socket", ".target", ".device", ".mount
 
 func decode(sc *sdk.StepContext) (*params, []*sdk.FieldError) {
 	var p params
-	if errs := sdk.DecodeParams(sc, &p); len(errs) > 0 {
-		return nil, errs
-	}
-	var errs []*sdk.FieldError
+	errs := sdk.FieldErrors(sdk.DecodeParams(sc, &p))
 	switch {
 	case p.Unit == "":
-		errs = append(errs, sdk.Errorf("unit", "is required"))
+		errs.Add("unit", "is required")
 	case len(p.Unit) > 255 || !unitName.MatchString(p.Unit):
-		errs = append(errs, sdk.Errorf("unit", "%q is not a valid unit name", p.Unit))
+		errs.Add("unit", "%q is not a valid unit name", p.Unit)
 	}
 	switch {
 	case p.Action == "":
-		errs = append(errs, sdk.Errorf("action", "is required"))
+		errs.Add("action", "is required")
 	case !slices.Contains(fileActions, p.Action) && !slices.Contains(runtimeActions, p.Action):
-		errs = append(errs, sdk.Errorf("action", "%q: want one of %s", p.Action, strings.Join(append(slices.Clone(fileActions), runtimeActions...), ", ")))
+		errs.Add("action", "%q: want one of %s", p.Action, strings.Join(append(slices.Clone(fileActions), runtimeActions...), ", "))
 	}
 	if p.Timeout != "" {
 		d, err := time.ParseDuration(p.Timeout)
 		if err != nil || d < 0 {
-			errs = append(errs, sdk.Errorf("timeout", "%q is not a duration like \"30s\"", p.Timeout))
+			errs.Add("timeout", "%q is not a duration like \"30s\"", p.Timeout)
 		}
 		p.timeout = d
 	}
@@ -154,11 +151,7 @@ type step struct {
 func (pl *Plugin) open(sc *sdk.StepContext) (*step, error) {
 	p, errs := decode(sc)
 	if len(errs) > 0 {
-		msgs := make([]string, len(errs))
-		for i, e := range errs {
-			msgs[i] = e.GetField() + ": " + e.GetMessage()
-		}
-		return nil, fmt.Errorf("invalid parameters: %s", strings.Join(msgs, "; "))
+		return nil, sdk.ParamsError(errs)
 	}
 	root := sc.GetRootDir()
 	if root == "" {

@@ -76,23 +76,20 @@ func (m motd) Validate(ctx context.Context, sc *sdk.StepContext) ([]*sdk.FieldEr
 // parse decodes and checks the parameters.
 func parse(sc *sdk.StepContext) (step, []*sdk.FieldError) {
 	p := params{Path: "/etc/motd", Mode: "0644"}
-	if errs := sdk.DecodeParams(sc, &p); errs != nil {
-		return step{}, errs
-	}
-	var errs []*sdk.FieldError
+	errs := sdk.FieldErrors(sdk.DecodeParams(sc, &p))
 	if _, ok := sdk.Params(sc)["message"]; !ok {
-		errs = append(errs, sdk.Errorf("message", "is required"))
+		errs.Add("message", "is required")
 	}
 	clean := path.Clean(p.Path)
 	switch {
 	case !path.IsAbs(p.Path):
-		errs = append(errs, sdk.Errorf("path", "must be absolute, not %q", p.Path))
+		errs.Add("path", "must be absolute, not %q", p.Path)
 	case clean == "/" || strings.HasSuffix(p.Path, "/"):
-		errs = append(errs, sdk.Errorf("path", "must name a file, not %q", p.Path))
+		errs.Add("path", "must name a file, not %q", p.Path)
 	}
 	mode, err := strconv.ParseUint(p.Mode, 8, 32)
 	if err != nil || mode > 0o777 {
-		errs = append(errs, sdk.Errorf("mode", "must be octal permissions such as \"0644\", not %q", p.Mode))
+		errs.Add("mode", "must be octal permissions such as \"0644\", not %q", p.Mode)
 	}
 	if len(errs) > 0 {
 		return step{}, errs
@@ -109,11 +106,7 @@ func parse(sc *sdk.StepContext) (step, []*sdk.FieldError) {
 func load(sc *sdk.StepContext) (step, *os.Root, error) {
 	s, errs := parse(sc)
 	if len(errs) > 0 {
-		msgs := make([]string, len(errs))
-		for i, fe := range errs {
-			msgs[i] = fe.GetField() + ": " + fe.GetMessage()
-		}
-		return step{}, nil, fmt.Errorf("invalid parameters: %s", strings.Join(msgs, "; "))
+		return step{}, nil, sdk.ParamsError(errs)
 	}
 	root, err := os.OpenRoot(sc.GetRootDir())
 	if err != nil {
