@@ -3,6 +3,7 @@ package sdk
 import (
 	"io"
 	"log/slog"
+	"regexp"
 	"strings"
 )
 
@@ -52,4 +53,22 @@ func hclogLevel(v any) string {
 		return "warn"
 	}
 	return "error"
+}
+
+// flagged matches a line that says of itself that it is a warning or an
+// error: "warning: …", "dpkg: warning: …", "W: …", "E: …", "[WARN] …",
+// "ERROR …", "fatal: …".
+var flagged = regexp.MustCompile(`(?i)^\s*(?:[\w./+-]+:\s*)?\[?(?:warning|warn|w|error|err|e|fatal|critical)\]?(?::|\s|$)`)
+
+// LineLevel is the level at which to report a line a step's program
+// printed: LevelWarn when the line says it is a warning or an error,
+// LevelInfo otherwise. Which stream it came on says nothing: programs
+// print their ordinary progress on stderr ("Created symlink …", dpkg's
+// "Selecting previously unselected package"), and whether the step failed
+// is its result's business, not its output's.
+func LineLevel(line string) string {
+	if flagged.MatchString(line) {
+		return LevelWarn
+	}
+	return LevelInfo
 }

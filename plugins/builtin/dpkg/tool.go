@@ -274,7 +274,7 @@ func run(ctx context.Context, r sdk.Reporter, name string, args ...string) (stri
 		defer mu.Unlock()
 		out.WriteString(line)
 		out.WriteByte('\n')
-		report(sdk.LevelInfo, line)
+		report(sdk.LineLevel(line), line)
 	}}
 	stderr := &lineWriter{fn: func(line string) {
 		if strings.TrimSpace(line) == "" {
@@ -286,7 +286,7 @@ func run(ctx context.Context, r sdk.Reporter, name string, args ...string) (stri
 		if len(tail) > stderrTail {
 			tail = tail[1:]
 		}
-		report(sdk.LevelWarn, line)
+		report(sdk.LineLevel(line), line)
 	}}
 	cmd := osexec.CommandContext(ctx, name, args...)
 	cmd.Env = toolEnv()

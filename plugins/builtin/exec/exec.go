@@ -128,12 +128,8 @@ func (*Plugin) Apply(ctx context.Context, sc *sdk.StepContext, r sdk.Reporter) (
 		return &sdk.Result{Changed: false}, nil
 	}
 	r.Log(sdk.LevelInfo, "running "+quote(c.Argv))
-	res, err := c.run(ctx, sc, c.Argv, func(stream, line string) {
-		level := sdk.LevelInfo
-		if stream == "stderr" {
-			level = sdk.LevelWarn
-		}
-		r.Log(level, line)
+	res, err := c.run(ctx, sc, c.Argv, func(_, line string) {
+		r.Log(sdk.LineLevel(line), line)
 	})
 	if err != nil {
 		return nil, err

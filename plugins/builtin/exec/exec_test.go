@@ -181,6 +181,21 @@ func TestApply(t *testing.T) {
 	}
 }
 
+// TestApplyOutputLevels: a program's ordinary output on stderr is logged
+// as info; only a line that says it is a warning or an error is a warning.
+func TestApplyOutputLevels(t *testing.T) {
+	rec := &recorder{}
+	script := `echo hello; echo "Created symlink /etc/x.wants/a.service → /lib/a.service." >&2; echo "warning: unit changed on disk" >&2`
+	if _, err := New().Apply(t.Context(), stepContext(t, t.TempDir(), map[string]any{"argv": []any{"sh", "-c", script}}), rec); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"info: hello", "info: Created symlink /etc/x.wants/a.service → /lib/a.service.", "warn: warning: unit changed on disk"} {
+		if !contains(rec.logs, want) {
+			t.Errorf("log lines %q lack %q", rec.logs, want)
+		}
+	}
+}
+
 func TestApplyErrorNamesOutput(t *testing.T) {
 	sc := stepContext(t, t.TempDir(), map[string]any{"argv": []any{"sh", "-c", "echo disk full >&2; exit 4"}})
 	_, err := New().Apply(t.Context(), sc, &recorder{})
