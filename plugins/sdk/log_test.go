@@ -32,19 +32,19 @@ func TestNewLoggerWritesHCLogJSON(t *testing.T) {
 func TestLineLevel(t *testing.T) {
 	for line, want := range map[string]string{
 		"Created symlink /etc/systemd/system/multi-user.target.wants/x.service → /lib/systemd/system/x.service.": sdk.LevelInfo,
-		"Selecting previously unselected package greeter.": sdk.LevelInfo,
-		"(Reading database ... 12 files and directories currently installed.)": sdk.LevelInfo,
+		"Selecting previously unselected package greeter.":                                                       sdk.LevelInfo,
+		"(Reading database ... 12 files and directories currently installed.)":                                   sdk.LevelInfo,
 		"no errors found":                    sdk.LevelInfo,
 		"Writing 3 warnings to the log file": sdk.LevelInfo,
 		"":                                   sdk.LevelInfo,
 		"dpkg: warning: files list file for package 'x' missing": sdk.LevelWarn,
-		"warning: unit file changed on disk":                      sdk.LevelWarn,
-		"W: Some index files failed to download":                  sdk.LevelWarn,
-		"E: Unable to locate package x":                           sdk.LevelWarn,
-		"[WARN] disk almost full":                                 sdk.LevelWarn,
-		"ERROR connection refused":                                sdk.LevelWarn,
-		"fatal: not a git repository":                             sdk.LevelWarn,
-		"dpkg: error processing package x (--configure):":         sdk.LevelWarn,
+		"warning: unit file changed on disk":                     sdk.LevelWarn,
+		"W: Some index files failed to download":                 sdk.LevelWarn,
+		"E: Unable to locate package x":                          sdk.LevelWarn,
+		"[WARN] disk almost full":                                sdk.LevelWarn,
+		"ERROR connection refused":                               sdk.LevelWarn,
+		"fatal: not a git repository":                            sdk.LevelWarn,
+		"dpkg: error processing package x (--configure):":        sdk.LevelWarn,
 	} {
 		if got := sdk.LineLevel(line); got != want {
 			t.Errorf("LineLevel(%q) = %s, want %s", line, got, want)
