@@ -91,6 +91,7 @@ and exits 1 if any failed or did not finish.`,
 			return err
 		}
 		client := controllerv1.NewAuditsClient(cc)
+		names := a.nodeNames(cmd.Context())
 		ctx, cancel := a.callCtx(cmd.Context())
 		defer cancel()
 		resp, err := client.RunAudit(ctx, &controllerv1.RunAuditRequest{
@@ -110,27 +111,27 @@ and exits 1 if any failed or did not finish.`,
 			if f.name != formatTable {
 				progress = a.errOut
 			}
-			werr := a.waitCommands(cmd.Context(), client, resp.GetCommands(), waitTimeout, progress)
+			werr := a.waitCommands(cmd.Context(), client, resp.GetCommands(), waitTimeout, progress, names)
 			var ee *exitError
 			if werr != nil && !errors.As(werr, &ee) {
 				return werr
 			}
 			// Print where things stand, also when some failed.
-			if err := printProto(a.out, f, resp, func(t *table) { commandTable(t, resp.GetCommands()) }); err != nil {
+			if err := printProto(a.out, f, resp, func(t *table) { commandTable(t, resp.GetCommands(), names) }); err != nil {
 				return err
 			}
 			return werr
 		}
-		return printProto(a.out, f, resp, func(t *table) { commandTable(t, resp.GetCommands()) })
+		return printProto(a.out, f, resp, func(t *table) { commandTable(t, resp.GetCommands(), names) })
 	}
 	return cmd
 }
 
 // commandTable lists commands, one per row.
-func commandTable(t *table, cmds []*controllerv1.CommandRecord) {
-	t.row("COMMAND ID", "NODE", "STATE", "AUDIT ID", "ERROR")
+func commandTable(t *table, cmds []*controllerv1.CommandRecord, names nodeNamer) {
+	t.row("COMMAND ID", "NODE", "NODE ID", "STATE", "AUDIT ID", "ERROR")
 	for _, c := range cmds {
-		t.row(c.GetId(), c.GetNodeId(), enumName(c.GetState()), c.GetAuditId(), c.GetError())
+		t.row(c.GetId(), names.name(c.GetNodeId()), c.GetNodeId(), enumName(c.GetState()), c.GetAuditId(), c.GetError())
 	}
 }
 
@@ -142,7 +143,7 @@ func done(c *controllerv1.CommandRecord) bool {
 // waitCommands polls the commands until all are done or timeout passes,
 // updating cmds in place and writing a line to progress at each change
 // of state. It returns an exit-1 error when any failed or did not finish.
-func (a *app) waitCommands(ctx context.Context, client controllerv1.AuditsClient, cmds []*controllerv1.CommandRecord, timeout time.Duration, progress io.Writer) error {
+func (a *app) waitCommands(ctx context.Context, client controllerv1.AuditsClient, cmds []*controllerv1.CommandRecord, timeout time.Duration, progress io.Writer, names nodeNamer) error {
 	waitCtx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	interval := a.pollInterval
@@ -156,7 +157,7 @@ func (a *app) waitCommands(ctx context.Context, client controllerv1.AuditsClient
 		var waiting []string
 		for _, c := range cmds {
 			if !done(c) {
-				waiting = append(waiting, c.GetNodeId())
+				waiting = append(waiting, names.name(c.GetNodeId()))
 			}
 		}
 		return failedf("gave up after %s waiting for %d of %d audits (%s): an offline node runs it when it reconnects; see 'cairnctl node list' and 'cairnctl audit list NODE'",
@@ -182,7 +183,7 @@ func (a *app) waitCommands(ctx context.Context, client controllerv1.AuditsClient
 			}
 			if got.GetState() != c.GetState() {
 				cmds[i] = got
-				fmt.Fprintln(progress, progressLine(got, cmds))
+				fmt.Fprintln(progress, progressLine(got, cmds, names))
 			}
 			if !done(got) {
 				pending++
@@ -200,7 +201,7 @@ func (a *app) waitCommands(ctx context.Context, client controllerv1.AuditsClient
 	var failed []string
 	for _, c := range cmds {
 		if c.GetState() == controllerv1.CommandRecord_STATE_FAILED {
-			failed = append(failed, c.GetNodeId()+": "+c.GetError())
+			failed = append(failed, names.name(c.GetNodeId())+": "+c.GetError())
 		}
 	}
 	if len(failed) > 0 {
@@ -210,15 +211,15 @@ func (a *app) waitCommands(ctx context.Context, client controllerv1.AuditsClient
 }
 
 // progressLine says what happened to command c, and how many of cmds are
-// done: "node-1: succeeded, audit 9f1c... (1/3 done)".
-func progressLine(c *controllerv1.CommandRecord, cmds []*controllerv1.CommandRecord) string {
+// done: "web1: succeeded, audit 9f1c... (1/3 done)".
+func progressLine(c *controllerv1.CommandRecord, cmds []*controllerv1.CommandRecord, names nodeNamer) string {
 	n := 0
 	for _, x := range cmds {
 		if done(x) {
 			n++
 		}
 	}
-	line := c.GetNodeId() + ": " + enumName(c.GetState())
+	line := names.name(c.GetNodeId()) + ": " + enumName(c.GetState())
 	switch c.GetState() {
 	case controllerv1.CommandRecord_STATE_SUCCEEDED:
 		line += ", audit " + c.GetAuditId()

@@ -68,12 +68,13 @@ reason is required: it is what an auditor reads later.`,
 			return err
 		}
 		defer cancel()
+		names := a.nodeNames(ctx)
 		b, err := controllerv1.NewCMSClient(cc).AcceptBaseline(ctx, &controllerv1.AcceptBaselineRequest{Node: args[0], AuditId: auditID, Reason: reason})
 		if err != nil {
 			return rpcErr("accept baseline of "+args[0], err)
 		}
 		if f.name == formatTable {
-			_, err := fmt.Fprintf(a.out, "node %s baseline version %d: audit %s\n", b.GetNodeId(), b.GetVersion(), b.GetAuditId())
+			_, err := fmt.Fprintf(a.out, "node %s baseline version %d: audit %s\n", names.name(b.GetNodeId()), b.GetVersion(), b.GetAuditId())
 			return err
 		}
 		return printProto(a.out, f, b, nil)

@@ -139,21 +139,21 @@ func TestCommands(t *testing.T) {
 		{name: "enroll-token json", args: []string{"enroll-token", "create", "-o", "json"}, out: []string{`"token": "cairn_e_join-me"`}},
 		{
 			name: "audit run wait", args: []string{"audit", "run", "--node", "web1", "--wait", "--collectors", "packages,os", "--track", "/etc/nginx"},
-			out: []string{"n-web1: acknowledged (0/1 done)", "n-web1: succeeded, audit " + f.auditB + " (1/1 done)", "cmd-n-web1  n-web1  succeeded"},
+			out: []string{"web1: acknowledged (0/1 done)", "web1: succeeded, audit " + f.auditB + " (1/1 done)", "cmd-n-web1  web1  n-web1   succeeded"},
 		},
 		{
 			name: "audit run request", args: []string{"audit", "run", "--node", "web1", "--collectors", "packages,os", "--track", "/etc/nginx"},
-			out: []string{"cmd-n-web1  n-web1  pending"},
+			out: []string{"cmd-n-web1  web1  n-web1   pending"},
 			req: &controllerv1.RunAuditRequest{Node: "web1", Collectors: []string{"packages", "os"}, Track: []string{"/etc/nginx"}},
 		},
 		{
 			name: "audit run selector one fails", args: []string{"audit", "run", "--selector", "env=prod", "--wait"},
-			code: ExitFailed, out: []string{"n-db1: failed: collector packages: dpkg status unreadable", "n-web1: succeeded"},
-			errOut: []string{"cairnctl: audit failed on 1 of 2 nodes (n-db1: collector packages: dpkg status unreadable)"},
+			code: ExitFailed, out: []string{"db1: failed: collector packages: dpkg status unreadable", "web1: succeeded"},
+			errOut: []string{"cairnctl: audit failed on 1 of 2 nodes (db1: collector packages: dpkg status unreadable)"},
 		},
 		{
 			name: "audit run wait json", args: []string{"audit", "run", "--node", "web1", "--wait", "-o", "json"},
-			out: []string{`"state": "STATE_SUCCEEDED"`}, errOut: []string{"n-web1: succeeded"},
+			out: []string{`"state": "STATE_SUCCEEDED"`}, errOut: []string{"web1: succeeded"},
 		},
 		{
 			name: "audit run wait timeout", args: []string{"audit", "run", "--node", "offline", "--wait", "--wait-timeout", "50ms"},
@@ -173,7 +173,7 @@ func TestCommands(t *testing.T) {
 		{name: "audit diff missing", args: []string{"audit", "diff", f.auditA, "nope"}, code: ExitFailed, errOut: []string{"cairnctl: get audit nope: audit nope not found"}},
 		{
 			name: "cms baseline accept", args: []string{"cms", "baseline", "accept", "web1", "--reason", "CHG-1"},
-			out: []string{"node n-web1 baseline version 2: audit " + f.auditB}, req: &controllerv1.AcceptBaselineRequest{Node: "web1", Reason: "CHG-1"},
+			out: []string{"node web1 baseline version 2: audit " + f.auditB}, req: &controllerv1.AcceptBaselineRequest{Node: "web1", Reason: "CHG-1"},
 		},
 		{name: "cms baseline accept no reason", args: []string{"cms", "baseline", "accept", "web1"}, code: ExitUsage, errOut: []string{"--reason is required"}},
 		{name: "cms history", args: []string{"cms", "history", "web1"}, golden: "cms-history.txt"},

@@ -1,6 +1,7 @@
 package ctl
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"time"
@@ -217,4 +218,48 @@ func orDash(s string) string {
 		return "-"
 	}
 	return s
+}
+
+// nodeNamer names nodes for people: the hostname where it names one node,
+// "hostname (ID)" where several nodes share it, the ID of a node it does
+// not know.
+type nodeNamer map[string]string
+
+// nodeNames lists the nodes once to name them. Naming is for reading:
+// when the list cannot be had (a role without it, a controller that does
+// not answer) nodes are named by their IDs.
+func (a *app) nodeNames(ctx context.Context) nodeNamer {
+	cc, err := a.conn()
+	if err != nil {
+		return nil
+	}
+	ctx, cancel := a.callCtx(ctx)
+	defer cancel()
+	resp, err := controllerv1.NewNodesClient(cc).ListNodes(ctx, &controllerv1.ListNodesRequest{})
+	if err != nil {
+		return nil
+	}
+	count := map[string]int{}
+	for _, n := range resp.GetNodes() {
+		count[n.GetHostname()]++
+	}
+	names := nodeNamer{}
+	for _, n := range resp.GetNodes() {
+		switch h := n.GetHostname(); {
+		case h == "":
+		case count[h] == 1:
+			names[n.GetId()] = h
+		default:
+			names[n.GetId()] = h + " (" + n.GetId() + ")"
+		}
+	}
+	return names
+}
+
+// name is the node's name for people.
+func (n nodeNamer) name(id string) string {
+	if h, ok := n[id]; ok {
+		return h
+	}
+	return id
 }
