@@ -21,15 +21,8 @@ import (
 	"github.com/cairn-ops/cairn/plugins/sdk/sdktest"
 )
 
-// serveEnv makes the test binary serve the plugin instead of running
-// tests, so the conformance checks run over the real process boundary.
-const serveEnv = "CAIRN_DPKG_TEST_SERVE_PLUGIN"
-
 func TestMain(m *testing.M) {
-	if os.Getenv(serveEnv) == "1" {
-		sdk.Serve(New())
-		os.Exit(0)
-	}
+	sdktest.ServeIfPlugin(New)
 	code := m.Run()
 	if debs.dir != "" {
 		_ = os.RemoveAll(debs.dir)
@@ -682,15 +675,9 @@ func TestConformance(t *testing.T) {
 }
 
 // TestConformanceProcess runs the same checks over go-plugin: this test
-// binary, started with serveEnv set, serves the plugin.
+// binary, started as a plugin, serves it.
 func TestConformanceProcess(t *testing.T) {
-	cases := conformanceCases(t)
-	self, err := os.Executable()
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Setenv(serveEnv, "1")
-	sdktest.RunBinary(t, self, cases)
+	sdktest.RunBinary(t, sdktest.Self(t), conformanceCases(t))
 }
 
 // TestConformanceUpgradeAndRemove runs the harness, crash checks

@@ -89,7 +89,7 @@ func TestApply(t *testing.T) {
 			params:      map[string]any{"argv": []any{"sh", "-c", "echo hello; echo oops >&2"}},
 			wantChanged: true,
 			wantOutputs: map[string]string{"exit_code": "0", "stdout_tail": "hello\n", "stderr_tail": "oops\n"},
-			wantLog:     "warn: oops",
+			wantLog:     "info: oops",
 		},
 		{
 			name:        "accepted non-zero exit",
@@ -257,7 +257,7 @@ func TestApplyTimeoutKillsProcessGroup(t *testing.T) {
 // decides what to do with its step.
 func TestApplysProgramDiesWithThePlugin(t *testing.T) {
 	root := t.TempDir()
-	cmd := osexec.Command(self(t), "-test.run=^$")
+	cmd := osexec.Command(sdktest.Self(t), "-test.run=^$")
 	cmd.Env = append(os.Environ(), applyHelperEnv+"="+root)
 	var out bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &out
@@ -452,7 +452,7 @@ func TestConformance(t *testing.T) {
 }
 
 func TestConformanceOverProcessBoundary(t *testing.T) {
-	sdktest.RunBinary(t, self(t), conformanceCases())
+	sdktest.RunBinary(t, sdktest.Self(t), conformanceCases())
 }
 
 // TestDirStaysInTheRoot: a working directory reached through a symlink in

@@ -10,6 +10,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/cairn-ops/cairn/plugins/sdk/sdktest"
 )
 
 // envPluginStandIn makes this test binary stand in for the plugin
@@ -28,7 +30,7 @@ func standIn(pidFile string) {
 // plugin cannot pass on.
 func TestProgramDiesWithThePlugin(t *testing.T) {
 	pidFile := filepath.Join(t.TempDir(), "program.pid")
-	plugin := osexec.Command(self(t), "-test.run=^$")
+	plugin := osexec.Command(sdktest.Self(t), "-test.run=^$")
 	plugin.Env = append(os.Environ(), envPluginStandIn+"="+pidFile)
 	if err := plugin.Start(); err != nil {
 		t.Fatal(err)

@@ -440,7 +440,7 @@ func TestConformance(t *testing.T) {
 }
 
 func TestConformanceOverProcessBoundary(t *testing.T) {
-	sdktest.RunBinary(t, self(t), conformanceCases())
+	sdktest.RunBinary(t, sdktest.Self(t), conformanceCases())
 }
 
 // TestConformanceNewFile runs the harness on a file whose directories do

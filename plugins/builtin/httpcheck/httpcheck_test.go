@@ -200,5 +200,5 @@ func TestConformance(t *testing.T) {
 }
 
 func TestConformanceOverProcessBoundary(t *testing.T) {
-	sdktest.RunBinary(t, self(t), conformanceCases(server(t)))
+	sdktest.RunBinary(t, sdktest.Self(t), conformanceCases(server(t)))
 }

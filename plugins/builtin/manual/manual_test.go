@@ -141,7 +141,7 @@ func TestConformance(t *testing.T) {
 // agent does: the confirmation crosses the wire, and so does the
 // instructions-bearing error when it is missing.
 func TestOverProcessBoundary(t *testing.T) {
-	p := sdktest.Start(t, self(t))
+	p := sdktest.Start(t, sdktest.Self(t))
 	params := map[string]any{"instructions": instructions}
 	_, err := p.Apply(t.Context(), stepContext(t, params, nil), &sdktest.Recorder{})
 	if err == nil || !strings.Contains(err.Error(), "waiting for an operator: "+instructions) {

@@ -97,3 +97,33 @@ func (w *testWriter) close() {
 	defer w.mu.Unlock()
 	w.closed = true
 }
+
+// ServeIfPlugin makes a plugin package's test binary its own plugin
+// binary: when go-plugin started the binary as a plugin process (the
+// handshake cookie is set), it serves the plugin newPlugin returns and
+// exits; otherwise it returns and the tests run. Call it first in
+// TestMain, and start the binary with Self:
+//
+//	func TestMain(m *testing.M) {
+//		sdktest.ServeIfPlugin(New)
+//		os.Exit(m.Run())
+//	}
+//
+// The tests then cross the real process boundary without building a
+// separate binary.
+func ServeIfPlugin(newPlugin func() sdk.Plugin) {
+	if os.Getenv(sdk.Handshake.MagicCookieKey) == sdk.Handshake.MagicCookieValue {
+		sdk.Serve(newPlugin())
+		os.Exit(0)
+	}
+}
+
+// Self is the path of the running test binary, to start as a plugin.
+func Self(t testing.TB) string {
+	t.Helper()
+	p, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
