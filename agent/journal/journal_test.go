@@ -248,7 +248,7 @@ func TestOutbox(t *testing.T) {
 		}
 	}
 	ids := func(limit int) []string {
-		items, err := j.List(ctx, limit)
+		items, err := j.List(ctx, 0, limit)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -388,7 +388,7 @@ func TestRecoverReportsInterruptions(t *testing.T) {
 	if _, err := j.Recover(ctx); err != nil { // finds nothing more
 		t.Fatal(err)
 	}
-	items, err := j.List(ctx, 0)
+	items, err := j.List(ctx, 0, 0)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -579,7 +579,7 @@ func outboxLen(t *testing.T, dir string) int {
 		t.Fatal(err)
 	}
 	defer j.Close()
-	items, err := j.List(t.Context(), 0)
+	items, err := j.List(t.Context(), 0, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
