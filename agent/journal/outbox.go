@@ -96,23 +96,50 @@ func (j *Journal) putOutbox(tx *bolt.Tx, item OutboxItem) error {
 	if len(item.Payload) > 0 && !json.Valid(item.Payload) {
 		return fmt.Errorf("outbox item %s: payload is not JSON", item.ID)
 	}
-	ids := tx.Bucket(bucketOutboxIDs)
-	if ids.Get([]byte(item.ID)) != nil {
+	data, err := json.Marshal(item)
+	if err != nil {
+		return fmt.Errorf("outbox item %s: %w", item.ID, err)
+	}
+	return appendIndexed(tx, bucketOutbox, bucketOutboxIDs, keyOutboxCount, []byte(item.ID), data)
+}
+
+// appendIndexed appends value under the next sequence of bucket order,
+// indexes it by id in bucket index and counts it (the counter key in
+// meta), unless id is indexed already.
+func appendIndexed(tx *bolt.Tx, order, index, counter, id, value []byte) error {
+	ids := tx.Bucket(index)
+	if ids.Get(id) != nil {
 		return nil
 	}
-	ob := tx.Bucket(bucketOutbox)
-	seq, err := ob.NextSequence()
+	b := tx.Bucket(order)
+	seq, err := b.NextSequence()
 	if err != nil {
 		return err
 	}
 	key := binary.BigEndian.AppendUint64(nil, seq)
-	if err := put(ob, key, item); err != nil {
+	if err := b.Put(key, value); err != nil {
 		return err
 	}
-	if err := ids.Put([]byte(item.ID), key); err != nil {
+	if err := ids.Put(id, key); err != nil {
 		return err
 	}
-	return count(tx, keyOutboxCount, 1)
+	return count(tx, counter, 1)
+}
+
+// removeIndexed removes what appendIndexed added under id, if anything.
+func removeIndexed(tx *bolt.Tx, order, index, counter, id []byte) error {
+	ids := tx.Bucket(index)
+	key := ids.Get(id)
+	if key == nil {
+		return nil
+	}
+	if err := tx.Bucket(order).Delete(bytes.Clone(key)); err != nil {
+		return err
+	}
+	if err := ids.Delete(id); err != nil {
+		return err
+	}
+	return count(tx, counter, -1)
 }
 
 // List returns up to limit outbox items (all when limit <= 0) that come
@@ -140,27 +167,12 @@ func (j *Journal) List(ctx context.Context, after uint64, limit int) ([]OutboxIt
 func (j *Journal) Ack(ctx context.Context, ids ...string) error {
 	return j.update(ctx, func(tx *bolt.Tx) error {
 		for _, id := range ids {
-			if err := deleteOutbox(tx, []byte(id)); err != nil {
+			if err := removeIndexed(tx, bucketOutbox, bucketOutboxIDs, keyOutboxCount, []byte(id)); err != nil {
 				return err
 			}
 		}
 		return nil
 	})
-}
-
-func deleteOutbox(tx *bolt.Tx, id []byte) error {
-	idx := tx.Bucket(bucketOutboxIDs)
-	key := idx.Get(id)
-	if key == nil {
-		return nil
-	}
-	if err := tx.Bucket(bucketOutbox).Delete(bytes.Clone(key)); err != nil {
-		return err
-	}
-	if err := idx.Delete(id); err != nil {
-		return err
-	}
-	return count(tx, keyOutboxCount, -1)
 }
 
 // Complete records that a controller's command completed and queues its
@@ -176,8 +188,7 @@ func (j *Journal) complete(tx *bolt.Tx, c Completion, deploymentID string) error
 	if c.CommandID == "" {
 		return errors.New("a completion needs a command ID")
 	}
-	ids := tx.Bucket(bucketCompletedID)
-	if ids.Get([]byte(c.CommandID)) != nil {
+	if tx.Bucket(bucketCompletedID).Get([]byte(c.CommandID)) != nil {
 		return nil
 	}
 	if err := addCompleted(tx, c.CommandID); err != nil {
@@ -195,23 +206,7 @@ func (j *Journal) complete(tx *bolt.Tx, c Completion, deploymentID string) error
 // addCompleted appends a command ID to the completed ones unless it is
 // there.
 func addCompleted(tx *bolt.Tx, id string) error {
-	ids := tx.Bucket(bucketCompletedID)
-	if ids.Get([]byte(id)) != nil {
-		return nil
-	}
-	order := tx.Bucket(bucketCompleted)
-	seq, err := order.NextSequence()
-	if err != nil {
-		return err
-	}
-	key := binary.BigEndian.AppendUint64(nil, seq)
-	if err := order.Put(key, []byte(id)); err != nil {
-		return err
-	}
-	if err := ids.Put([]byte(id), key); err != nil {
-		return err
-	}
-	return count(tx, keyCompletedCount, 1)
+	return appendIndexed(tx, bucketCompleted, bucketCompletedID, keyCompletedCount, []byte(id), []byte(id))
 }
 
 // count adds delta to the counter at key in meta, which says how many
@@ -305,16 +300,10 @@ func (j *Journal) Import(ctx context.Context, name string, completed []string, i
 // trim drops the oldest completed command IDs and outbox items past the
 // bounds, and returns the IDs of the outbox items it dropped.
 func (j *Journal) trim(tx *bolt.Tx) ([]string, error) {
-	order, ids := tx.Bucket(bucketCompleted), tx.Bucket(bucketCompletedID)
+	order := tx.Bucket(bucketCompleted)
 	for n := counted(tx, keyCompletedCount) - int64(j.maxCompleted); n > 0; n-- {
-		k, v := order.Cursor().First()
-		if err := ids.Delete(bytes.Clone(v)); err != nil {
-			return nil, err
-		}
-		if err := order.Delete(bytes.Clone(k)); err != nil {
-			return nil, err
-		}
-		if err := count(tx, keyCompletedCount, -1); err != nil {
+		_, id := order.Cursor().First()
+		if err := removeIndexed(tx, bucketCompleted, bucketCompletedID, keyCompletedCount, bytes.Clone(id)); err != nil {
 			return nil, err
 		}
 	}
@@ -326,7 +315,7 @@ func (j *Journal) trim(tx *bolt.Tx) ([]string, error) {
 		if err := json.Unmarshal(v, &item); err != nil {
 			return nil, fmt.Errorf("outbox: %w", err)
 		}
-		if err := deleteOutbox(tx, []byte(item.ID)); err != nil {
+		if err := removeIndexed(tx, bucketOutbox, bucketOutboxIDs, keyOutboxCount, []byte(item.ID)); err != nil {
 			return nil, err
 		}
 		dropped = append(dropped, item.ID)

@@ -17,7 +17,14 @@ import (
 // outboxIDs lists the outbox's item IDs, oldest first.
 func outboxIDs(t *testing.T, j *Journal) []string {
 	t.Helper()
-	items, err := j.List(t.Context(), 0, 0)
+	return listIDs(t, j, 0)
+}
+
+// listIDs lists the IDs of the first limit outbox items (all when limit
+// is 0).
+func listIDs(t *testing.T, j *Journal, limit int) []string {
+	t.Helper()
+	items, err := j.List(t.Context(), 0, limit)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -403,15 +403,7 @@ func waitOutboxEmpty(t *testing.T, dir string) {
 // it) and returns the command results in its outbox.
 func outboxResults(t *testing.T, dir string) []*agentv1.CommandResult {
 	t.Helper()
-	j, err := journal.Open(dir, journal.Options{Timeout: waitFor})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer j.Close()
-	items, err := j.List(t.Context(), 0, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
+	items := outboxItems(t, dir)
 	var out []*agentv1.CommandResult
 	for i := range items {
 		if items[i].Kind == journal.KindCommandResult {
