@@ -104,6 +104,12 @@ type Runner struct {
 	// (journal.Deployment.CommandID) and put in the Report; empty for a
 	// local apply.
 	Command string
+	// Complete, when set, is the result of the controller's command for
+	// a deployment that ended with rep and err. The journal records the
+	// command as completed with it in the transaction that records the
+	// end of the deployment (journal.EndDeployment), so a crash cannot
+	// leave a deployment ended and its command to run again.
+	Complete func(rep *Report, err error) *journal.Completion
 }
 
 // DeploymentID is the ID of applying m to root: the sha256 of the

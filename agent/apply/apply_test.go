@@ -2,7 +2,9 @@ package apply
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -92,13 +94,65 @@ verify:
 	if diff := cmp.Diff([]string{"apply a", "verify v", "verify v"}, e.host.plugins["idem"].Calls()); diff != "" {
 		t.Errorf("idem calls (-want +got):\n%s", diff)
 	}
-	items, err := e.runner.Journal.List(t.Context(), 0)
+	items, err := e.runner.Journal.List(t.Context(), 0, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
 	// a, b, v, deployment; v again and deployment again on the second run.
-	if len(items) != 6 {
-		t.Errorf("outbox has %d items, want 6", len(items))
+	var ids []string
+	for _, it := range items {
+		ids = append(ids, strings.TrimPrefix(it.ID, rep.DeploymentID+"/")+" "+it.Kind)
+	}
+	want := []string{"steps/a/1 step_result", "steps/b/1 step_result", "verify/v/1 step_result", "deployment/1 deployment_result",
+		"verify/v/2 step_result", "deployment/2 deployment_result"}
+	if diff := cmp.Diff(want, ids); diff != "" {
+		t.Errorf("outbox (-want +got):\n%s", diff)
+	}
+}
+
+// TestRunCompletesTheCommand: with Runner.Complete, the end of a run and
+// of an undo completes the command in the same journal transaction, with
+// the result Complete made from the final report; an undo that finds
+// nothing to do ends nothing and completes nothing (the session does).
+func TestRunCompletesTheCommand(t *testing.T) {
+	e := newEnv(t)
+	ctx := t.Context()
+	var seen []string
+	complete := func(command string) func(*Report, error) *journal.Completion {
+		return func(rep *Report, err error) *journal.Completion {
+			seen = append(seen, fmt.Sprintf("%s %s err=%v", command, rep.State, err != nil))
+			return &journal.Completion{CommandID: command, Result: json.RawMessage(fmt.Sprintf(`{"state":%q}`, rep.State))}
+		}
+	}
+	m := e.manifest(t, "steps:\n  - {name: a, plugin: once}\n")
+	e.runner.Deployment, e.runner.Command = CommandDeploymentID("cmd-1", e.runner.Root), "cmd-1"
+	e.runner.Complete = complete("cmd-1")
+	if _, err := e.runner.Run(ctx, m); err != nil {
+		t.Fatalf("Run: %v", err)
+	}
+	// Rollback commands undo cmd-1's deployment: the second finds it
+	// rolled back already.
+	for _, cmd := range []string{"cmd-2", "cmd-3"} {
+		e.runner.Complete = complete(cmd)
+		if _, err := e.runner.Undo(ctx, m); err != nil {
+			t.Fatalf("Undo as %s: %v", cmd, err)
+		}
+	}
+	if diff := cmp.Diff([]string{"cmd-1 succeeded err=false", "cmd-2 rolled-back err=false"}, seen); diff != "" {
+		t.Errorf("Complete calls (-want +got):\n%s", diff)
+	}
+	for id, want := range map[string]string{"cmd-1": `{"state":"succeeded"}`, "cmd-2": `{"state":"rolled-back"}`, "cmd-3": ""} {
+		done, r, err := e.runner.Journal.Completed(ctx, id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := ""
+		if r != nil {
+			got = string(r.Payload)
+		}
+		if done != (want != "") || got != want {
+			t.Errorf("Completed(%s) = %v, %s; want the result %s", id, done, got, want)
+		}
 	}
 }
 

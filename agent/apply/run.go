@@ -189,6 +189,8 @@ func (r *Runner) prepare(ctx context.Context, m *manifest.Manifest) (*run, error
 	return x, nil
 }
 
+// finish journals the end of the deployment with its report and, with
+// Runner.Complete, the command's completion, in one transaction.
 func (x *run) finish(ctx context.Context, state journal.State, err error) (*Report, error) {
 	x.rep.State = state
 	msg := ""
@@ -196,16 +198,12 @@ func (x *run) finish(ctx context.Context, state journal.State, err error) (*Repo
 		msg = err.Error()
 		x.rep.Error = msg
 	}
-	if jerr := x.Journal.SetDeployment(ctx, x.id, state, msg); jerr != nil {
-		return x.rep, errors.Join(err, jerr)
+	x.rep.Duration = time.Since(x.rep.started)
+	var done *journal.Completion
+	if x.Complete != nil {
+		done = x.Complete(x.rep, err)
 	}
-	item := journal.OutboxItem{
-		ID:           fmt.Sprintf("%s/deployment/%d", x.id, time.Now().UnixNano()),
-		Kind:         "deployment_result",
-		DeploymentID: x.id,
-		Payload:      marshal(x.rep),
-	}
-	if jerr := x.Journal.Put(ctx, item); jerr != nil {
+	if jerr := x.Journal.EndDeployment(ctx, x.id, state, msg, marshal(x.rep), done); jerr != nil {
 		return x.rep, errors.Join(err, jerr)
 	}
 	x.log.Info("deployment finished", "state", state)
@@ -402,7 +400,6 @@ func (x *run) apply(ctx context.Context, st *manifest.Step, js journal.Step) (St
 			log.Warn("clear the step's undo record", "err", err)
 		}
 	}
-	x.outbox(ctx, js)
 	res.Outputs, res.Changes = js.Outputs, js.Changes
 	if applyErr != nil {
 		res.Error = fin.Error
@@ -415,21 +412,6 @@ func (x *run) apply(ctx context.Context, st *manifest.Step, js journal.Step) (St
 	}
 	log.Info("step done", "changed", js.Changed)
 	return res, nil
-}
-
-// outbox queues a finished step's result for the controller. Its ID is
-// the deployment, the step and the attempt: a result is queued once.
-func (x *run) outbox(ctx context.Context, js journal.Step) {
-	js.RollbackRecord = nil
-	item := journal.OutboxItem{
-		ID:           fmt.Sprintf("%s/%s/%s/%d", x.id, js.List, js.Name, js.Attempts),
-		Kind:         "step_result",
-		DeploymentID: x.id,
-		Payload:      marshal(js),
-	}
-	if err := x.Journal.Put(ctx, item); err != nil {
-		x.log.Warn("queue step result", "step", js.Ref(), "err", err)
-	}
 }
 
 func (x *run) confirm(ctx context.Context, st *manifest.Step, d *sdk.Description) (*sdk.Confirmation, error) {
@@ -520,7 +502,6 @@ func (x *run) check(ctx context.Context, st *manifest.Step) (StepResult, error) 
 		return res, err
 	}
 	x.journaled[key(st.List, st.Index)] = js
-	x.outbox(ctx, js)
 	res.Outputs = js.Outputs
 	if fin.State == journal.StateFailed {
 		res.Error = fin.Error

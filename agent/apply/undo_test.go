@@ -98,7 +98,7 @@ func TestUndoRestoresTheTree(t *testing.T) {
 	if d.State != journal.StateRolledBack || d.FinishedAt.IsZero() {
 		t.Errorf("journaled deployment: state %s, finished %v", d.State, d.FinishedAt)
 	}
-	items, err := e.runner.Journal.List(t.Context(), 0)
+	items, err := e.runner.Journal.List(t.Context(), 0, 0)
 	if err != nil {
 		t.Fatal(err)
 	}

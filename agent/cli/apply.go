@@ -26,6 +26,7 @@ import (
 	"github.com/cairn-ops/cairn/internal/readlimit"
 	"github.com/cairn-ops/cairn/internal/release"
 	"github.com/cairn-ops/cairn/plugins/builtin"
+	"github.com/cairn-ops/cairn/plugins/catalog"
 	"github.com/cairn-ops/cairn/plugins/sdk"
 )
 
@@ -289,9 +290,9 @@ func newPluginHost(dir, dataDir string, log *slog.Logger) (*pluginhost.Host, err
 	if err != nil {
 		return nil, fmt.Errorf("find the cairn-agent binary to start built-in plugins: %w", err)
 	}
-	var cat *pluginhost.Catalog
+	var cat *catalog.Catalog
 	if dir != "" {
-		if cat, err = pluginhost.LoadCatalog(dir); err != nil {
+		if cat, err = catalog.Load(dir); err != nil {
 			return nil, err
 		}
 	}

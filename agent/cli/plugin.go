@@ -11,9 +11,9 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/cairn-ops/cairn/agent/pluginhost"
 	"github.com/cairn-ops/cairn/internal/jsonyaml"
 	"github.com/cairn-ops/cairn/plugins/builtin"
+	"github.com/cairn-ops/cairn/plugins/catalog"
 	"github.com/cairn-ops/cairn/plugins/sdk"
 )
 
@@ -82,7 +82,7 @@ matches it. External plugins are checked, not started.`,
 				rows = append(rows, row)
 			}
 			if catalogDir != "" {
-				cat, err := pluginhost.LoadCatalog(catalogDir)
+				cat, err := catalog.Load(catalogDir)
 				if err != nil {
 					return err
 				}
@@ -91,7 +91,7 @@ matches it. External plugins are checked, not started.`,
 					switch err := e.Verify(); {
 					case reg[e.Name] != nil:
 						row.Status = "shadowed by the built-in"
-					case errors.Is(err, pluginhost.ErrChecksum):
+					case errors.Is(err, catalog.ErrChecksum):
 						row.Status = "checksum mismatch"
 					case errors.Is(err, fs.ErrNotExist):
 						row.Status = "missing"

@@ -1,8 +1,18 @@
-// Package journal is the agent's durable record of deployments: every
-// step of every deployment, written to a bbolt file before and after its
-// plugin runs, so that after a crash the agent knows which steps ran,
-// which finished and which were cut off. It also holds the outbox of
-// results waiting for the controller.
+// Package journal is the agent's database (one bbolt file, journal.db):
+// the durable record of deployments, the controller's commands the agent
+// completed, and the one outbox of everything the controller has not
+// acknowledged yet.
+//
+// Every step of every deployment is written before and after its plugin
+// runs, so that after a crash the agent knows which steps ran, which
+// finished and which were cut off. What the controller must hear of is
+// queued in the outbox in the same transaction as the change it reports:
+// a finished step with its result (Finish), the end of a deployment with
+// its report and, for a controller's deploy command, the command's
+// completion and result (EndDeployment), a step a crash cut off
+// (Recover), a command's result with the record that it completed
+// (Complete). So a crash can neither lose a report nor make one twice.
+// An item leaves the outbox when the controller acknowledges it (Ack).
 //
 // A step moves
 //
@@ -36,22 +46,27 @@ import (
 	bolterrors "go.etcd.io/bbolt/errors"
 )
 
-// Bucket layout of DATA/journal.db (schema version 1). Values are JSON of
+// Bucket layout of DATA/journal.db (schema version 2). Values are JSON of
 // the Go types named. "\0" is a NUL byte; be32/be64 are big-endian
 // integers.
 //
 //	meta
 //	  schema_version                    → be64
+//	  outbox_count                      → be64 (items in outbox; since version 2)
+//	  completed_count                   → be64 (IDs in completed; since version 2)
+//	  imported/NAME                     → "1" (Import of NAME is done; since version 2)
 //	deployments   deployment ID         → Deployment
 //	steps         deployment ID ‖ \0 ‖ list rank (1 byte: steps 0, verify 1, rollback 2) ‖ be32 index
 //	                                    → Step
 //	outbox        be64 sequence         → OutboxItem
 //	outbox_ids    item ID               → be64 sequence (index; makes Put idempotent)
+//	completed     be64 sequence         → command ID (oldest first; since version 2)
+//	completed_ids command ID            → be64 sequence (index)
 //
 // Migrations: migrations[i] takes a file from schema version i to i+1, in
 // one transaction. A file without meta is version 0. A field added to a
-// value later (Deployment.command_id) reads as its zero value from an
-// older file and needs no migration.
+// value later (Deployment.command_id, Deployment.ends) reads as its zero
+// value from an older file and needs no migration.
 
 // FileName is the journal's file name in the agent's data dir.
 const FileName = "journal.db"
@@ -103,6 +118,9 @@ type Deployment struct {
 	FinishedAt   time.Time `json:"finished_at,omitzero"`
 	State        State     `json:"state"`
 	Error        string    `json:"error,omitempty"`
+	// Ends counts the times the deployment ended (EndDeployment): a run,
+	// then a rollback, each queue their own deployment_result.
+	Ends int `json:"ends,omitempty"`
 }
 
 // Change is a change a step declared (package, file or service).
@@ -154,20 +172,6 @@ type Step struct {
 // Ref names the step in messages: "steps/install".
 func (s *Step) Ref() string { return s.List + "/" + s.Name }
 
-// OutboxItem is a result waiting for the controller. ID is stable for the
-// result it carries, so a result put twice is kept once and the
-// controller can drop a redelivered one.
-type OutboxItem struct {
-	ID           string          `json:"id"`
-	Kind         string          `json:"kind"`
-	DeploymentID string          `json:"deployment_id"`
-	CreatedAt    time.Time       `json:"created_at"`
-	Payload      json.RawMessage `json:"payload"`
-}
-
-// KindDeploymentInterrupted is the outbox kind of an Interruption.
-const KindDeploymentInterrupted = "deployment_interrupted"
-
 // Interruption is the payload (JSON) of a KindDeploymentInterrupted
 // outbox item, which Recover queues for each step it finds cut off in a
 // deployment of a controller's deploy command, in the same transaction
@@ -206,6 +210,12 @@ type Options struct {
 	Logger *slog.Logger
 	// Now is the clock (default time.Now).
 	Now func() time.Time
+	// MaxCompleted is how many completed command IDs are kept (default
+	// DefaultMaxCompleted); the oldest go first.
+	MaxCompleted int
+	// MaxOutbox is how many outbox items are kept (default
+	// DefaultMaxOutbox); past it the oldest are dropped, and logged.
+	MaxOutbox int
 }
 
 // Journal is the open journal file.
@@ -214,6 +224,8 @@ type Journal struct {
 	path string
 	log  *slog.Logger
 	now  func() time.Time
+	// maxCompleted and maxOutbox are Options' bounds.
+	maxCompleted, maxOutbox int
 }
 
 var (
@@ -222,18 +234,40 @@ var (
 	bucketSteps       = []byte("steps")
 	bucketOutbox      = []byte("outbox")
 	bucketOutboxIDs   = []byte("outbox_ids")
+	bucketCompleted   = []byte("completed")
+	bucketCompletedID = []byte("completed_ids")
 	keySchemaVersion  = []byte("schema_version")
+	keyOutboxCount    = []byte("outbox_count")
+	keyCompletedCount = []byte("completed_count")
 )
 
 var migrations = []func(*bolt.Tx) error{
 	func(tx *bolt.Tx) error {
-		for _, b := range [][]byte{bucketMeta, bucketDeployments, bucketSteps, bucketOutbox, bucketOutboxIDs} {
-			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
-				return fmt.Errorf("create bucket %s: %w", b, err)
-			}
-		}
-		return nil
+		return createBuckets(tx, bucketMeta, bucketDeployments, bucketSteps, bucketOutbox, bucketOutboxIDs)
 	},
+	// Version 2: completed commands, which an agent kept in state.json
+	// before (agent/session imports that file), and the counters the
+	// bounds are kept by.
+	func(tx *bolt.Tx) error {
+		if err := createBuckets(tx, bucketCompleted, bucketCompletedID); err != nil {
+			return err
+		}
+		var n int64
+		c := tx.Bucket(bucketOutboxIDs).Cursor()
+		for k, _ := c.First(); k != nil; k, _ = c.Next() {
+			n++
+		}
+		return count(tx, keyOutboxCount, n)
+	},
+}
+
+func createBuckets(tx *bolt.Tx, names ...[]byte) error {
+	for _, b := range names {
+		if _, err := tx.CreateBucketIfNotExists(b); err != nil {
+			return fmt.Errorf("create bucket %s: %w", b, err)
+		}
+	}
+	return nil
 }
 
 var schemaVersion = uint64(len(migrations))
@@ -251,6 +285,12 @@ func Open(dataDir string, opts Options) (*Journal, error) {
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
+	if opts.MaxCompleted <= 0 {
+		opts.MaxCompleted = DefaultMaxCompleted
+	}
+	if opts.MaxOutbox <= 0 {
+		opts.MaxOutbox = DefaultMaxOutbox
+	}
 	if err := os.MkdirAll(dataDir, 0o700); err != nil {
 		return nil, fmt.Errorf("create data dir: %w", err)
 	}
@@ -266,7 +306,7 @@ func Open(dataDir string, opts Options) (*Journal, error) {
 		db.Close()
 		return nil, err
 	}
-	return &Journal{db: db, path: path, log: opts.Logger, now: opts.Now}, nil
+	return &Journal{db: db, path: path, log: opts.Logger, now: opts.Now, maxCompleted: opts.MaxCompleted, maxOutbox: opts.MaxOutbox}, nil
 }
 
 func migrate(tx *bolt.Tx, path string) error {
@@ -317,14 +357,30 @@ func get(b *bolt.Bucket, key []byte, v any) (bool, error) {
 	return true, json.Unmarshal(data, v)
 }
 
-// update runs fn in a write transaction; bbolt fsyncs before Update
-// returns, so a returned nil means the change is on disk.
+// update runs fn in a write transaction, then keeps the outbox and the
+// completed commands within their bounds in the same transaction; bbolt
+// fsyncs before Update returns, so a returned nil means the change is on
+// disk. Outbox items dropped to make room are logged once the
+// transaction is committed.
 func (j *Journal) update(ctx context.Context, fn func(tx *bolt.Tx) error) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	if err := j.db.Update(fn); err != nil {
+	var dropped []string
+	err := j.db.Update(func(tx *bolt.Tx) error {
+		if err := fn(tx); err != nil {
+			return err
+		}
+		var err error
+		dropped, err = j.trim(tx)
+		return err
+	})
+	if err != nil {
 		return fmt.Errorf("journal %s: %w", j.path, err)
+	}
+	if len(dropped) > 0 {
+		j.log.Warn("outbox full: dropped the oldest items, the controller will not receive them",
+			"limit", j.maxOutbox, "items", dropped)
 	}
 	return nil
 }
@@ -466,21 +522,65 @@ func (j *Journal) Steps(ctx context.Context, id string) ([]Step, error) {
 // time when the state is final).
 func (j *Journal) SetDeployment(ctx context.Context, id string, state State, errText string) error {
 	return j.update(ctx, func(tx *bolt.Tx) error {
-		deps := tx.Bucket(bucketDeployments)
-		var d Deployment
-		found, err := get(deps, []byte(id), &d)
+		_, err := j.setDeployment(tx, id, state, errText)
+		return err
+	})
+}
+
+func (j *Journal) setDeployment(tx *bolt.Tx, id string, state State, errText string) (Deployment, error) {
+	deps := tx.Bucket(bucketDeployments)
+	var d Deployment
+	found, err := get(deps, []byte(id), &d)
+	if err != nil {
+		return d, err
+	}
+	if !found {
+		return d, fmt.Errorf("deployment %q: %w", id, ErrNotFound)
+	}
+	d.State, d.Error = state, errText
+	d.FinishedAt = time.Time{}
+	if state != StateRunning && state != StatePending && state != StateRollingBack {
+		d.FinishedAt = j.now().UTC()
+	}
+	return d, put(deps, []byte(id), d)
+}
+
+// EndDeployment records that a deployment ended in state (succeeded,
+// failed or rolled-back) with errText, and in the same transaction queues
+// report (JSON) in the outbox (KindDeploymentResult, ID
+// DEPLOYMENT/deployment/N for its Nth end) and, with done, completes the
+// controller's command the deployment ran for (Complete): a crash leaves
+// either the deployment running and the command to run again, or both
+// ended and reported.
+func (j *Journal) EndDeployment(ctx context.Context, id string, state State, errText string, report json.RawMessage, done *Completion) error {
+	switch state {
+	case StateSucceeded, StateFailed, StateRolledBack:
+	default:
+		return fmt.Errorf("end deployment %s as %s: want %s, %s or %s: %w", id, state, StateSucceeded, StateFailed, StateRolledBack, ErrTransition)
+	}
+	return j.update(ctx, func(tx *bolt.Tx) error {
+		d, err := j.setDeployment(tx, id, state, errText)
 		if err != nil {
 			return err
 		}
-		if !found {
-			return fmt.Errorf("deployment %q: %w", id, ErrNotFound)
+		d.Ends++
+		if err := put(tx.Bucket(bucketDeployments), []byte(id), d); err != nil {
+			return err
 		}
-		d.State, d.Error = state, errText
-		d.FinishedAt = time.Time{}
-		if state != StateRunning && state != StatePending && state != StateRollingBack {
-			d.FinishedAt = j.now().UTC()
+		item := OutboxItem{
+			ID:           fmt.Sprintf("%s/deployment/%d", id, d.Ends),
+			Kind:         KindDeploymentResult,
+			DeploymentID: id,
+			CreatedAt:    d.FinishedAt,
+			Payload:      report,
 		}
-		return put(deps, []byte(id), d)
+		if err := j.putOutbox(tx, item); err != nil {
+			return err
+		}
+		if done != nil {
+			return j.complete(tx, *done, id)
+		}
+		return nil
 	})
 }
 
@@ -488,6 +588,12 @@ func (j *Journal) SetDeployment(ctx context.Context, id string, state State, err
 // change sets, durably. It fails with ErrTransition when the step is in
 // another state, and returns the step as written.
 func (j *Journal) Transition(ctx context.Context, id, list string, index int, from []State, change func(*Step)) (Step, error) {
+	return j.transition(ctx, id, list, index, from, change, nil)
+}
+
+// transition is Transition; after, when set, runs in the same
+// transaction with the step as written.
+func (j *Journal) transition(ctx context.Context, id, list string, index int, from []State, change func(*Step), after func(*bolt.Tx, Step) error) (Step, error) {
 	var s Step
 	err := j.update(ctx, func(tx *bolt.Tx) error {
 		sb := tx.Bucket(bucketSteps)
@@ -507,7 +613,13 @@ func (j *Journal) Transition(ctx context.Context, id, list string, index int, fr
 			return fmt.Errorf("step %s is %s, not %s: %w", s.Ref(), s.State, joinStates(from), ErrTransition)
 		}
 		change(&s)
-		return put(sb, key, s)
+		if err := put(sb, key, s); err != nil {
+			return err
+		}
+		if after != nil {
+			return after(tx, s)
+		}
+		return nil
 	})
 	return s, err
 }
@@ -538,13 +650,15 @@ func (j *Journal) Start(ctx context.Context, id, list string, index int, idempot
 
 // Finish records the outcome of a running step: r.State must be
 // succeeded or failed, and r's result fields (Changed, Outputs,
-// RollbackRecord, Changes, Error, Log, Confirmed*) are copied.
+// RollbackRecord, Changes, Error, Log, Confirmed*) are copied. In the
+// same transaction it queues the step as written, without its rollback
+// record, in the outbox (KindStepResult, ID DEPLOYMENT/LIST/NAME/ATTEMPT).
 func (j *Journal) Finish(ctx context.Context, r Step) (Step, error) {
 	if r.State != StateSucceeded && r.State != StateFailed {
 		return Step{}, fmt.Errorf("finish step %s as %s: %w", r.Ref(), r.State, ErrTransition)
 	}
 	now := j.now().UTC()
-	return j.Transition(ctx, r.DeploymentID, r.List, r.Index, []State{StateRunning}, func(s *Step) {
+	return j.transition(ctx, r.DeploymentID, r.List, r.Index, []State{StateRunning}, func(s *Step) {
 		s.State = r.State
 		s.FinishedAt = now
 		s.Duration = now.Sub(s.StartedAt)
@@ -555,6 +669,8 @@ func (j *Journal) Finish(ctx context.Context, r Step) (Step, error) {
 		s.Changes = r.Changes
 		s.Log = r.Log
 		s.ConfirmedBy, s.ConfirmedNote = r.ConfirmedBy, r.ConfirmedNote
+	}, func(tx *bolt.Tx, s Step) error {
+		return j.putOutbox(tx, stepResultItem(s, now))
 	})
 }
 
@@ -617,7 +733,7 @@ func (j *Journal) Recover(ctx context.Context) ([]Step, error) {
 				return err
 			}
 			if known && d.CommandID != "" {
-				if err := putOutbox(tx, interruptionItem(d, s, j.now().UTC())); err != nil {
+				if err := j.putOutbox(tx, interruptionItem(d, s, j.now().UTC())); err != nil {
 					return err
 				}
 				commands[d.ID] = d.CommandID
@@ -743,74 +859,4 @@ func (j *Journal) Resolve(ctx context.Context, deployment, step, as, note, by st
 		return nil
 	})
 	return out, err
-}
-
-// Put adds an item to the outbox. An item whose ID is already there is
-// not added again.
-func (j *Journal) Put(ctx context.Context, item OutboxItem) error {
-	if item.ID == "" {
-		return errors.New("outbox item needs an ID")
-	}
-	if item.CreatedAt.IsZero() {
-		item.CreatedAt = j.now().UTC()
-	}
-	return j.update(ctx, func(tx *bolt.Tx) error { return putOutbox(tx, item) })
-}
-
-// putOutbox adds item to the outbox in tx unless its ID is there.
-func putOutbox(tx *bolt.Tx, item OutboxItem) error {
-	ids := tx.Bucket(bucketOutboxIDs)
-	if ids.Get([]byte(item.ID)) != nil {
-		return nil
-	}
-	ob := tx.Bucket(bucketOutbox)
-	seq, err := ob.NextSequence()
-	if err != nil {
-		return err
-	}
-	key := binary.BigEndian.AppendUint64(nil, seq)
-	if err := put(ob, key, item); err != nil {
-		return err
-	}
-	return ids.Put([]byte(item.ID), key)
-}
-
-// List returns up to limit outbox items (all when limit <= 0), oldest
-// first.
-func (j *Journal) List(ctx context.Context, limit int) ([]OutboxItem, error) {
-	var out []OutboxItem
-	err := j.view(ctx, func(tx *bolt.Tx) error {
-		c := tx.Bucket(bucketOutbox).Cursor()
-		for k, v := c.First(); k != nil && (limit <= 0 || len(out) < limit); k, v = c.Next() {
-			var item OutboxItem
-			if err := json.Unmarshal(v, &item); err != nil {
-				return fmt.Errorf("outbox item %x: %w", k, err)
-			}
-			out = append(out, item)
-		}
-		return nil
-	})
-	return out, err
-}
-
-// Ack removes delivered items from the outbox. Unknown IDs are ignored,
-// so acknowledging twice is harmless.
-func (j *Journal) Ack(ctx context.Context, ids ...string) error {
-	return j.update(ctx, func(tx *bolt.Tx) error {
-		idx := tx.Bucket(bucketOutboxIDs)
-		ob := tx.Bucket(bucketOutbox)
-		for _, id := range ids {
-			key := idx.Get([]byte(id))
-			if key == nil {
-				continue
-			}
-			if err := ob.Delete(bytes.Clone(key)); err != nil {
-				return err
-			}
-			if err := idx.Delete([]byte(id)); err != nil {
-				return err
-			}
-		}
-		return nil
-	})
 }

@@ -247,17 +247,7 @@ func TestOutbox(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	ids := func(limit int) []string {
-		items, err := j.List(ctx, limit)
-		if err != nil {
-			t.Fatal(err)
-		}
-		var out []string
-		for _, it := range items {
-			out = append(out, it.ID)
-		}
-		return out
-	}
+	ids := func(limit int) []string { return listIDs(t, j, limit) }
 	if diff := cmp.Diff([]string{"a", "b", "c"}, ids(0)); diff != "" {
 		t.Errorf("List (-want +got):\n%s", diff)
 	}
@@ -388,7 +378,7 @@ func TestRecoverReportsInterruptions(t *testing.T) {
 	if _, err := j.Recover(ctx); err != nil { // finds nothing more
 		t.Fatal(err)
 	}
-	items, err := j.List(ctx, 0)
+	items, err := j.List(ctx, 0, 0)
 	if err != nil {
 		t.Fatal(err)
 	}

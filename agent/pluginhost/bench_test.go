@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/cairn-ops/cairn/plugins/builtin"
+	"github.com/cairn-ops/cairn/plugins/catalog"
 )
 
 // BenchmarkStartDescribeClose measures what one step pays for the process
@@ -13,7 +14,7 @@ import (
 // and kill it — for a built-in (the agent re-executed) and for the
 // catalog's external example plugin (checksum verified first).
 func BenchmarkStartDescribeClose(b *testing.B) {
-	cat, err := LoadCatalog(catDir)
+	cat, err := catalog.Load(catDir)
 	if err != nil {
 		b.Fatal(err)
 	}

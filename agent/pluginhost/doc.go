@@ -9,7 +9,7 @@
 //     binary as "cairn-agent plugin serve NAME", verified against the sha256
 //     of the agent binary itself;
 //   - external plugins are binaries listed in the plugin catalog
-//     (DIR/catalog.yaml, see LoadCatalog), verified against the catalog's
+//     (DIR/catalog.yaml, read by plugins/catalog), verified against the catalog's
 //     sha256 before they start. A tampered binary is refused with ErrChecksum.
 //
 // Each plugin process leads its own session and process group, and dies

@@ -1,6 +1,10 @@
 package pluginhost
 
-import "errors"
+import (
+	"errors"
+
+	"github.com/cairn-ops/cairn/plugins/catalog"
+)
 
 var (
 	// ErrUnknownPlugin is returned by Host.Start for a name that is neither
@@ -9,8 +13,9 @@ var (
 
 	// ErrChecksum is returned by Host.Start when a plugin binary's sha256
 	// differs from the one it must have (the catalog entry's, or for
-	// built-ins the agent binary's own). The binary is not started.
-	ErrChecksum = errors.New("refusing a plugin binary whose checksum does not match")
+	// built-ins the agent binary's own). The binary is not started. It is
+	// the catalog's sentinel: catalog.Entry.Verify returns it too.
+	ErrChecksum = catalog.ErrChecksum
 
 	// ErrPluginCrashed is returned by a call when the plugin process exited
 	// during it. The message carries the exit status and the plugin's last

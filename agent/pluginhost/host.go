@@ -19,6 +19,7 @@ import (
 	"github.com/hashicorp/go-plugin"
 
 	"github.com/cairn-ops/cairn/internal/digest"
+	"github.com/cairn-ops/cairn/plugins/catalog"
 	"github.com/cairn-ops/cairn/plugins/sdk"
 )
 
@@ -46,7 +47,7 @@ type Config struct {
 	// Builtins are the names of the built-in plugins.
 	Builtins []string
 	// Catalog lists the external plugins; nil means none.
-	Catalog *Catalog
+	Catalog *catalog.Catalog
 	// Logger receives the host's log and every plugin's relayed stderr.
 	Logger *slog.Logger
 	// StartTimeout bounds the handshake; zero means DefaultStartTimeout.

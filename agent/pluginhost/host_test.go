@@ -3,8 +3,6 @@ package pluginhost
 import (
 	"bytes"
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -23,6 +21,7 @@ import (
 
 	"github.com/cairn-ops/cairn/internal/digest"
 	"github.com/cairn-ops/cairn/plugins/builtin"
+	"github.com/cairn-ops/cairn/plugins/catalog"
 	"github.com/cairn-ops/cairn/plugins/sdk"
 )
 
@@ -48,7 +47,7 @@ const hostHelperEnv = "CAIRN_PLUGINHOST_TEST_HOST"
 // Apply, which never returns.
 func hostHelper(root string) int {
 	agentBin, catDir = os.Getenv("CAIRN_TEST_AGENT"), os.Getenv("CAIRN_TEST_CATALOG")
-	cat, err := LoadCatalog(catDir)
+	cat, err := catalog.Load(catDir)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
@@ -84,8 +83,8 @@ func runMain(m *testing.M) int {
 		{filepath.Join(catDir, "hanger"), "./testdata/hanger"},
 		{filepath.Join(catDir, "garbage"), "./testdata/garbage"},
 	}
-	var catalog strings.Builder
-	catalog.WriteString("plugins:\n")
+	var doc strings.Builder
+	doc.WriteString("plugins:\n")
 	for _, b := range builds {
 		cmd := exec.Command("go", "build", "-o", b.out, b.pkg)
 		cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
@@ -102,9 +101,9 @@ func runMain(m *testing.M) int {
 			return 1
 		}
 		name := strings.TrimPrefix(filepath.Base(b.out), "cairn-plugin-")
-		fmt.Fprintf(&catalog, "  - name: %s\n    file: %s\n    sha256: %s\n", name, filepath.Base(b.out), sum)
+		fmt.Fprintf(&doc, "  - name: %s\n    file: %s\n    sha256: %s\n", name, filepath.Base(b.out), sum)
 	}
-	if err := os.WriteFile(filepath.Join(catDir, CatalogFile), []byte(catalog.String()), 0o644); err != nil {
+	if err := os.WriteFile(filepath.Join(catDir, catalog.FileName), []byte(doc.String()), 0o644); err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
@@ -133,7 +132,7 @@ func (s *syncBuffer) String() string {
 // the buffer its logger writes JSON lines to.
 func newHost(t *testing.T) (*Host, *syncBuffer) {
 	t.Helper()
-	cat, err := LoadCatalog(catDir)
+	cat, err := catalog.Load(catDir)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -291,7 +290,7 @@ func TestTamperedBinaryRefused(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cat, err := LoadCatalog(dir)
+	cat, err := catalog.Load(dir)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -551,14 +550,9 @@ func appendByte(t *testing.T, path string) {
 
 func writeCatalog(t *testing.T, dir, content string) {
 	t.Helper()
-	if err := os.WriteFile(filepath.Join(dir, CatalogFile), []byte(content), 0o644); err != nil {
+	if err := os.WriteFile(filepath.Join(dir, catalog.FileName), []byte(content), 0o644); err != nil {
 		t.Fatal(err)
 	}
-}
-
-func sha(s string) string {
-	sum := sha256.Sum256([]byte(s))
-	return hex.EncodeToString(sum[:])
 }
 
 func TestBuiltinNotInAgent(t *testing.T) {

@@ -94,33 +94,33 @@ type Config struct {
 
 // Agent holds the node's session with the controller.
 type Agent struct {
-	cfg   Config
-	log   *slog.Logger
-	id    *Identity
-	addr  string
-	host  string
-	state *state
+	cfg  Config
+	log  *slog.Logger
+	id   *Identity
+	addr string
+	host string
 	// root is Root made absolute: a deployment's ID depends on it.
-	root    string
+	root string
+	// journal is the agent's database: the step journal, the completed
+	// commands and the outbox.
 	journal *journalHandle
 	cache   *artifactCache
+	// migrateStop, in tests, is called at each point of the migration of
+	// state.json (migrateRead, …).
+	migrateStop func(point string)
 
 	mu    sync.Mutex
 	creds *Credentials
 }
 
-// New loads the identity, credentials and state from cfg.DataDir. It
-// returns ErrNotEnrolled when the agent has no identity yet.
+// New loads the identity and credentials from cfg.DataDir. It returns
+// ErrNotEnrolled when the agent has no identity yet.
 func New(cfg Config) (*Agent, error) {
 	id, err := LoadIdentity(cfg.DataDir)
 	if err != nil {
 		return nil, err
 	}
 	creds, err := LoadCredentials(cfg.DataDir)
-	if err != nil {
-		return nil, err
-	}
-	st, err := loadState(cfg.DataDir)
 	if err != nil {
 		return nil, err
 	}
@@ -167,7 +167,6 @@ func New(cfg Config) (*Agent, error) {
 		id:      id,
 		addr:    cfg.Controller,
 		host:    host,
-		state:   st,
 		creds:   creds,
 		root:    root,
 		journal: &journalHandle{dataDir: cfg.DataDir, log: log},
@@ -181,8 +180,15 @@ func (a *Agent) Identity() *Identity { return a.id }
 // Run holds a session with the controller until ctx ends, reconnecting
 // with backoff. It returns nil when ctx ends, and an error wrapping
 // ErrRevoked or ErrRefused when the controller refuses the node: retrying
-// would not help.
+// would not help. First it moves an older agent's state.json into the
+// journal; when it cannot, it returns that error before connecting.
 func (a *Agent) Run(ctx context.Context) error {
+	if err := a.migrateState(ctx); err != nil {
+		if ctx.Err() != nil {
+			return nil
+		}
+		return err
+	}
 	a.recoverJournal(ctx)
 	bo := &Backoff{Base: a.cfg.ReconnectBase, Cap: a.cfg.ReconnectMax, Rand: a.cfg.Rand}
 	quiet := false // a failure to connect was logged; log the next ones at debug
@@ -251,17 +257,11 @@ func (a *Agent) session(ctx context.Context) (opened bool, err error) {
 	if err != nil {
 		return false, classify(err)
 	}
-	out := &sender{stream: stream}
-	if err := out.hello(a.cfg.Hostname, a.cfg.AgentVersion, a.state.recent(helloCompleted)); err != nil {
+	out := &sender{stream: stream, sent: map[string]bool{}}
+	if err := out.hello(a.cfg.Hostname, a.cfg.AgentVersion, a.recent(sctx)); err != nil {
 		return false, classify(streamError(stream, err))
 	}
 	a.log.Info("session opened", "controller", a.addr)
-	for _, r := range a.state.outbox() {
-		if err := out.result(r); err != nil {
-			return true, classify(streamError(stream, err))
-		}
-		a.log.Debug("resent unacknowledged result", "command", r.CommandID)
-	}
 	if err := a.drainOutbox(sctx, out); err != nil {
 		return true, classify(streamError(stream, err))
 	}

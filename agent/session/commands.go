@@ -13,6 +13,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/cairn-ops/cairn/agent/inventory"
+	"github.com/cairn-ops/cairn/agent/journal"
 	"github.com/cairn-ops/cairn/internal/audit"
 	agentv1 "github.com/cairn-ops/cairn/proto/agent/v1"
 )
@@ -40,12 +41,38 @@ type link struct {
 type sender struct {
 	mu     sync.Mutex
 	stream agentv1.Agent_SessionClient
+	// sent are the outbox items sent on this stream and not acknowledged
+	// yet: a drain sends each once per session.
+	sent map[string]bool
 }
 
 func (s *sender) send(m *agentv1.AgentMessage) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.stream.Send(m)
+}
+
+// sendOnce sends the message of outbox item id unless it was sent on
+// this stream; fresh reports whether it sent it now.
+func (s *sender) sendOnce(id string, m *agentv1.AgentMessage) (fresh bool, err error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.sent[id] {
+		return false, nil
+	}
+	if err := s.stream.Send(m); err != nil {
+		return false, err
+	}
+	s.sent[id] = true
+	return true, nil
+}
+
+// forget makes an acknowledged item's ID new again, for an item put
+// again under the same ID later.
+func (s *sender) forget(id string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	delete(s.sent, id)
 }
 
 func (s *sender) hello(hostname, version string, completed []string) error {
@@ -58,16 +85,27 @@ func (s *sender) ack(id string) error {
 	return s.send(&agentv1.AgentMessage{Msg: &agentv1.AgentMessage_Ack{Ack: &agentv1.CommandAck{CommandId: id}}})
 }
 
-func (s *sender) result(r result) error {
-	return s.send(&agentv1.AgentMessage{Msg: &agentv1.AgentMessage_Result{Result: r.proto()}})
+// result is a command's result (JSON: as state.json kept it).
+type result struct {
+	CommandID string `json:"command_id"`
+	OK        bool   `json:"ok"`
+	Error     string `json:"error,omitempty"`
+	AuditID   string `json:"audit_id,omitempty"`
+	// ReportJSON is a deploy command's report (agent/apply's Report or
+	// PlanReport), JSON.
+	ReportJSON []byte `json:"report_json,omitempty"`
+}
+
+func (r result) proto() *agentv1.CommandResult {
+	return &agentv1.CommandResult{CommandId: r.CommandID, Ok: r.OK, Error: r.Error, AuditId: r.AuditID, ReportJson: r.ReportJSON}
 }
 
 // receive reads the controller's messages until the stream ends: commands
-// go to the worker in order, result acknowledgements empty the outbox of
-// results, outbox acknowledgements the journal's outbox, and
-// confirmations go to the manual steps waiting for them. Once the worker
-// has stopped (idle closed), commands are dropped unacknowledged; the
-// controller redelivers them on the next session.
+// go to the worker in order, acknowledgements of results and of outbox
+// items empty the outbox, and confirmations go to the manual steps
+// waiting for them. Once the worker has stopped (idle closed), commands
+// are dropped unacknowledged; the controller redelivers them on the next
+// session.
 func (a *Agent) receive(ctx context.Context, stream agentv1.Agent_SessionClient, l *link, commands chan<- *agentv1.Command, idle <-chan struct{}) error {
 	for {
 		msg, err := stream.Recv()
@@ -83,16 +121,9 @@ func (a *Agent) receive(ctx context.Context, stream agentv1.Agent_SessionClient,
 				return ctx.Err()
 			}
 		case *agentv1.ControllerMessage_ResultAck:
-			id := m.ResultAck.GetCommandId()
-			found, err := a.state.ack(id)
-			if err != nil {
-				return err
-			}
-			if found {
-				a.log.Debug("result acknowledged", "command", id)
-			}
+			a.ack(ctx, l.out, journal.ResultID(m.ResultAck.GetCommandId()))
 		case *agentv1.ControllerMessage_OutboxAck:
-			a.ackOutbox(ctx, m.OutboxAck.GetId())
+			a.ack(ctx, l.out, m.OutboxAck.GetId())
 		case *agentv1.ControllerMessage_Confirmation:
 			c := m.Confirmation
 			if !l.waits.deliver(c) {
@@ -130,21 +161,27 @@ func (a *Agent) work(ctx, sctx context.Context, l *link, commands <-chan *agentv
 
 // handle acknowledges and runs one command, unless it ran before: then it
 // is acknowledged and its result, if still unacknowledged, sent again.
-// The result is saved before it is sent, and after a deploy command the
-// journal's outbox is sent too. It returns an error only when the
-// session is broken or the command must run again; a failed command is a
-// result with ok=false.
+// The command's completion and result are saved in the journal (for a
+// deploy command, with the end of its deployment) before the result is
+// sent with the rest of the outbox. It returns an error only when the
+// session is broken, the journal cannot be read or written now, or the
+// command must run again; a failed command is a result with ok=false.
 func (a *Agent) handle(ctx, sctx context.Context, l *link, cmd *agentv1.Command) error {
 	out := l.out
 	id := cmd.GetId()
 	log := a.log.With("command", id)
-	if done, r := a.state.done(id); done {
+	done, prev, err := a.completed(sctx, id)
+	if err != nil {
+		return fmt.Errorf("command %s: is it done? %w", id, err)
+	}
+	if done {
 		log.Info("command already done, not running it again")
 		if err := out.ack(id); err != nil {
 			return err
 		}
-		if r != nil {
-			return out.result(*r)
+		if prev != nil {
+			_, err := out.sendOnce(journal.ResultID(id), &agentv1.AgentMessage{Msg: &agentv1.AgentMessage_Result{Result: prev}})
+			return err
 		}
 		return nil
 	}
@@ -168,12 +205,8 @@ func (a *Agent) handle(ctx, sctx context.Context, l *link, cmd *agentv1.Command)
 	default:
 		res = result{CommandID: id, Error: "unsupported command: this agent is older than the controller"}
 	}
-	if err := a.state.complete(res); err != nil {
-		return err
-	}
-	if dropped := a.state.takeDropped(); len(dropped) > 0 {
-		log.Warn("unacknowledged results dropped: the outbox is full; the controller will not learn how these commands ended",
-			"limit", maxOutbox, "commands", dropped)
+	if err := a.complete(ctx, res); err != nil {
+		return fmt.Errorf("command %s ran, but its completion was not saved (it runs again when it is delivered again): %w", id, err)
 	}
 	if res.OK && res.AuditID != "" {
 		log.Info("command done", "audit", res.AuditID)
@@ -182,13 +215,7 @@ func (a *Agent) handle(ctx, sctx context.Context, l *link, cmd *agentv1.Command)
 	} else {
 		log.Warn("command failed", "error", res.Error)
 	}
-	if err := out.result(res); err != nil {
-		return err
-	}
-	if cmd.GetDeploy() != nil {
-		return a.drainOutbox(sctx, out)
-	}
-	return nil
+	return a.drainOutbox(sctx, out)
 }
 
 // runAudit takes an audit and uploads it. A broken connection is an

@@ -138,6 +138,16 @@ func (a *Agent) runDeploy(ctx, sctx context.Context, l *link, id string, cmd *ag
 		Bundle:        &bundle,
 		ReleaseKey:    key,
 		ArtifactPaths: paths,
+		// The deployment's end completes this command (a rollback
+		// command, not the apply command it undoes) in the same journal
+		// transaction.
+		Complete: func(rep *apply.Report, err error) *journal.Completion {
+			c, cerr := completion(deployResult(id, rep, err))
+			if cerr != nil {
+				log.Warn("the command is completed after the deployment's end, not with it", "err", cerr)
+			}
+			return c
+		},
 	}
 	log.Info("deploy command running", "release", m.Name+"@"+m.Version)
 	var (
@@ -163,19 +173,28 @@ func (a *Agent) runDeploy(ctx, sctx context.Context, l *link, id string, cmd *ag
 		}
 		return result{}, dctx.Err()
 	}
-	res := result{CommandID: id, OK: runErr == nil}
-	if runErr != nil {
-		res.Error = runErr.Error()
+	return deployResult(id, report, runErr), nil
+}
+
+// deployResult is the result of deploy command id whose run returned
+// report and err: its error cut to maxErrorBytes, its report to
+// maxPayloadBytes (boundJSON).
+func deployResult(id string, report any, err error) result {
+	res := result{CommandID: id, OK: err == nil}
+	if err != nil {
+		res.Error = err.Error()
 		if len(res.Error) > maxErrorBytes {
 			res.Error = res.Error[:maxErrorBytes] + " [cut]"
 		}
 	}
-	data, err := json.Marshal(report)
-	if err != nil {
-		return fail("encode the deploy report: %v", err)
+	data, merr := json.Marshal(report)
+	if merr != nil {
+		res.OK = false
+		res.Error = fmt.Sprintf("encode the deploy report: %v", merr)
+		return res
 	}
 	res.ReportJSON = boundJSON(data)
-	return res, nil
+	return res
 }
 
 // undoTarget is the deployment a rollback undoes: byCommand, the

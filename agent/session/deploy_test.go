@@ -570,20 +570,26 @@ func (b *syncBuffer) String() string {
 	return b.buf.String()
 }
 
-// outboxLen opens the agent's journal (waiting while the agent holds it)
-// and counts the outbox.
-func outboxLen(t *testing.T, dir string) int {
+// outboxItems opens the agent's journal (waiting while the agent holds
+// it) and returns the outbox.
+func outboxItems(t *testing.T, dir string) []journal.OutboxItem {
 	t.Helper()
 	j, err := journal.Open(dir, journal.Options{Timeout: waitFor})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer j.Close()
-	items, err := j.List(t.Context(), 0)
+	items, err := j.List(t.Context(), 0, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return len(items)
+	return items
+}
+
+// outboxLen counts the agent's outbox.
+func outboxLen(t *testing.T, dir string) int {
+	t.Helper()
+	return len(outboxItems(t, dir))
 }
 
 func eventually(t *testing.T, what string, cond func() bool) {

@@ -3,7 +3,6 @@ package session
 import (
 	"crypto/x509"
 	"errors"
-	"fmt"
 	"os"
 	"path/filepath"
 	"testing"
@@ -108,69 +107,5 @@ func TestRenewalCrashRecovery(t *testing.T) {
 				t.Errorf("files left (-want +got):\n%s", diff)
 			}
 		})
-	}
-}
-
-func TestStateBoundsAndAck(t *testing.T) {
-	dir := t.TempDir()
-	st, err := loadState(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for i := range maxCompleted + 5 {
-		if err := st.complete(result{CommandID: fmt.Sprintf("c%d", i), OK: true}); err != nil {
-			t.Fatal(err)
-		}
-	}
-	// maxOutbox (1000) results fit; the oldest five were dropped, and
-	// said so once.
-	want := []string{"c0", "c1", "c2", "c3", "c4"}
-	if diff := cmp.Diff(want, st.takeDropped()); diff != "" {
-		t.Errorf("dropped results (-want +got):\n%s", diff)
-	}
-	if got := st.takeDropped(); len(got) != 0 {
-		t.Errorf("dropped results reported twice: %v", got)
-	}
-	if found, err := st.ack("c6"); !found || err != nil {
-		t.Fatalf("ack(c6) = %v, %v", found, err)
-	}
-	if found, err := st.ack("never"); found || err != nil {
-		t.Fatalf("ack(never) = %v, %v", found, err)
-	}
-	if err := st.complete(result{CommandID: "last", Error: "boom"}); err != nil {
-		t.Fatal(err)
-	}
-
-	again, err := loadState(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if n := len(again.disk.Completed); n != maxCompleted {
-		t.Errorf("%d completed IDs kept, want %d", n, maxCompleted)
-	}
-	tests := []struct {
-		id         string
-		wantDone   bool
-		wantResult *result
-	}{
-		{"c0", false, nil}, // pushed out by newer ones
-		{"c5", false, nil},
-		{"c6", true, nil}, // acknowledged
-		{"c7", true, &result{CommandID: "c7", OK: true}},
-		{"last", true, &result{CommandID: "last", Error: "boom"}},
-		{"never", false, nil},
-	}
-	for _, tt := range tests {
-		done, r := again.done(tt.id)
-		if done != tt.wantDone || !cmp.Equal(tt.wantResult, r) {
-			t.Errorf("done(%s) = %v, %+v; want %v, %+v", tt.id, done, r, tt.wantDone, tt.wantResult)
-		}
-	}
-	if got := again.recent(2); !cmp.Equal([]string{fmt.Sprintf("c%d", maxCompleted+4), "last"}, got) {
-		t.Errorf("recent(2) = %v", got)
-	}
-	fi, err := os.Stat(filepath.Join(dir, StateFile))
-	if err != nil || fi.Mode().Perm() != 0o600 {
-		t.Errorf("state.json: %v, %v; want mode 0600", fi.Mode(), err)
 	}
 }

@@ -15,6 +15,7 @@ import (
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/testing/protocmp"
 
+	"github.com/cairn-ops/cairn/agent/journal"
 	"github.com/cairn-ops/cairn/internal/pki"
 	agentv1 "github.com/cairn-ops/cairn/proto/agent/v1"
 )
@@ -229,11 +230,11 @@ func TestOutboxResentAfterReconnect(t *testing.T) {
 	s := f.session()
 	s.command("cmd-1", "os")
 	f.wait("result", "cmd-1")
-	st, err := loadState(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if diff := cmp.Diff([]result{{CommandID: "cmd-1", OK: true, AuditID: st.outbox()[0].AuditID}}, st.outbox()); diff != "" {
+	f.mu.Lock()
+	auditID := f.results[0].GetAuditId()
+	f.mu.Unlock()
+	want := []*agentv1.CommandResult{{CommandId: "cmd-1", Ok: true, AuditId: auditID}}
+	if diff := cmp.Diff(want, outboxResults(t, dir), protocmp.Transform()); diff != "" {
 		t.Errorf("outbox before the ack (-want +got):\n%s", diff)
 	}
 
@@ -395,18 +396,19 @@ func TestRenewal(t *testing.T) {
 
 func waitOutboxEmpty(t *testing.T, dir string) {
 	t.Helper()
-	deadline := time.Now().Add(waitFor)
-	for {
-		st, err := loadState(dir)
-		if err != nil {
-			t.Fatal(err)
+	eventually(t, "the outbox emptied", func() bool { return outboxLen(t, dir) == 0 })
+}
+
+// outboxResults opens the agent's journal (waiting while the agent holds
+// it) and returns the command results in its outbox.
+func outboxResults(t *testing.T, dir string) []*agentv1.CommandResult {
+	t.Helper()
+	items := outboxItems(t, dir)
+	var out []*agentv1.CommandResult
+	for i := range items {
+		if items[i].Kind == journal.KindCommandResult {
+			out = append(out, storedResult(&items[i]))
 		}
-		if len(st.outbox()) == 0 {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("outbox still holds %v", st.outbox())
-		}
-		time.Sleep(5 * time.Millisecond)
 	}
+	return out
 }

@@ -19,7 +19,7 @@ import (
 	"github.com/cairn-ops/cairn/controller/store"
 	"github.com/cairn-ops/cairn/internal/limits"
 	"github.com/cairn-ops/cairn/internal/manifest"
-	"github.com/cairn-ops/cairn/internal/preflight"
+	"github.com/cairn-ops/cairn/plugins/preflight"
 	controllerv1 "github.com/cairn-ops/cairn/proto/controller/v1"
 )
 

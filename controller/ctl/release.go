@@ -14,11 +14,11 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/cairn-ops/cairn/agent/pluginhost"
 	"github.com/cairn-ops/cairn/internal/manifest"
-	"github.com/cairn-ops/cairn/internal/preflight"
 	"github.com/cairn-ops/cairn/internal/readlimit"
 	"github.com/cairn-ops/cairn/plugins/builtin"
+	"github.com/cairn-ops/cairn/plugins/catalog"
+	"github.com/cairn-ops/cairn/plugins/preflight"
 )
 
 func (a *app) newReleaseCommand() *cobra.Command {
@@ -82,10 +82,10 @@ is listed, as FILE:LINE: FIELD: MESSAGE).`,
 		if file == "" {
 			return usageErrorf("-f FILE is required: the release manifest to check")
 		}
-		var catalog *pluginhost.Catalog
+		var cat *catalog.Catalog
 		if plugins != "" {
 			var err error
-			if catalog, err = pluginhost.LoadCatalog(plugins); err != nil {
+			if cat, err = catalog.Load(plugins); err != nil {
 				return usageError(err)
 			}
 		}
@@ -93,7 +93,7 @@ is listed, as FILE:LINE: FIELD: MESSAGE).`,
 		if err != nil {
 			return usageError(err)
 		}
-		v := validateManifest(cmd.Context(), data, file, artifacts, catalog)
+		v := validateManifest(cmd.Context(), data, file, artifacts, cat)
 		if f.name == formatJSON {
 			b, err := json.MarshalIndent(v, "", "  ")
 			if err != nil {
@@ -143,7 +143,7 @@ type stepCheck = preflight.Step
 
 // validateManifest checks data (the manifest read from file). It never
 // fails: everything it finds is in the result.
-func validateManifest(ctx context.Context, data []byte, file, artifactsDir string, catalog *pluginhost.Catalog) *validation {
+func validateManifest(ctx context.Context, data []byte, file, artifactsDir string, cat *catalog.Catalog) *validation {
 	v := &validation{File: file}
 	m, err := manifest.Parse(data, file)
 	if err != nil {
@@ -160,7 +160,7 @@ func validateManifest(ctx context.Context, data []byte, file, artifactsDir strin
 	}
 	v.Release = m.Name + "@" + m.Version
 	paths := v.checkComponents(m, artifactsDir)
-	declared := v.checkSteps(ctx, m, paths, catalog)
+	declared := v.checkSteps(ctx, m, paths, cat)
 	merged := manifest.MergeDeclared(m, declared)
 	v.Expect = &merged.Expect
 	v.Warnings = append(v.Warnings, merged.Warnings...)
@@ -226,16 +226,16 @@ func checkArtifact(path, shown, want string) (string, error) {
 	return "ok (sha256 matches)", nil
 }
 
-// checkSteps runs the plugins' checks (internal/preflight) and records
+// checkSteps runs the plugins' checks (plugins/preflight) and records
 // what they found; it returns the changes the plans declare.
-func (v *validation) checkSteps(ctx context.Context, m *manifest.Manifest, paths map[string]string, catalog *pluginhost.Catalog) []manifest.Declared {
+func (v *validation) checkSteps(ctx context.Context, m *manifest.Manifest, paths map[string]string, cat *catalog.Catalog) []manifest.Declared {
 	r := preflight.Check(ctx, m, preflight.Options{
 		Paths: paths,
 		External: func(name string) bool {
-			_, ok := catalog.Lookup(name)
+			_, ok := cat.Lookup(name)
 			return ok
 		},
-		Unknown: func(name string) string { return unknownPlugin(name, catalog) },
+		Unknown: func(name string) string { return unknownPlugin(name, cat) },
 	})
 	v.Problems = append(v.Problems, r.Problems...)
 	v.Warnings = append(v.Warnings, r.Warnings...)
@@ -243,19 +243,19 @@ func (v *validation) checkSteps(ctx context.Context, m *manifest.Manifest, paths
 	return r.Declared
 }
 
-func unknownPlugin(name string, catalog *pluginhost.Catalog) string {
+func unknownPlugin(name string, cat *catalog.Catalog) string {
 	msg := fmt.Sprintf("unknown plugin %q: the built-in plugins are %s", name, strings.Join(builtin.Names(), ", "))
-	if catalog == nil {
+	if cat == nil {
 		return msg + " (external plugins: give their catalog with --plugins DIR)"
 	}
 	var ext []string
-	for _, e := range catalog.Entries() {
+	for _, e := range cat.Entries() {
 		ext = append(ext, e.Name)
 	}
 	if len(ext) == 0 {
-		return msg + "; the catalog in " + catalog.Dir + " names none"
+		return msg + "; the catalog in " + cat.Dir + " names none"
 	}
-	return msg + "; the catalog in " + catalog.Dir + " has " + strings.Join(ext, ", ")
+	return msg + "; the catalog in " + cat.Dir + " has " + strings.Join(ext, ", ")
 }
 
 // print writes the validation for people.

@@ -13,10 +13,10 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/cairn-ops/cairn/agent/pluginhost"
 	"github.com/cairn-ops/cairn/internal/atomicfile"
 	"github.com/cairn-ops/cairn/internal/manifest"
 	"github.com/cairn-ops/cairn/internal/readlimit"
+	"github.com/cairn-ops/cairn/plugins/catalog"
 	controllerv1 "github.com/cairn-ops/cairn/proto/controller/v1"
 )
 
@@ -120,10 +120,10 @@ the release exists (exit 1): the controller is asked first.`,
 		if file == "" {
 			return usageErrorf("-f FILE is required: the release manifest to create")
 		}
-		var catalog *pluginhost.Catalog
+		var cat *catalog.Catalog
 		if plugins != "" {
 			var err error
-			if catalog, err = pluginhost.LoadCatalog(plugins); err != nil {
+			if cat, err = catalog.Load(plugins); err != nil {
 				return usageError(err)
 			}
 		}
@@ -131,7 +131,7 @@ the release exists (exit 1): the controller is asked first.`,
 		if err != nil {
 			return usageError(err)
 		}
-		v := validateManifest(cmd.Context(), data, file, artifacts, catalog)
+		v := validateManifest(cmd.Context(), data, file, artifacts, cat)
 		if !v.Valid {
 			for _, p := range v.Problems {
 				fmt.Fprintf(a.errOut, "%s\n", p)

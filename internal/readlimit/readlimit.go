@@ -32,14 +32,25 @@ func (e *LimitError) Is(target error) bool { return target == ErrTooLarge }
 // the file is ("release manifest"); errors start with it. With what empty
 // they name the path alone, as the file system's do. A named pipe, a
 // device, a socket or a directory is refused with ErrNotRegular without
-// being read (nor, for a pipe or a device, opened).
+// being read (nor, for a pipe or a device, opened). A file whose size is
+// past the limit is refused before it is read.
 func File(path, what string, limit int64) ([]byte, error) {
 	f, err := Open(path)
 	if err != nil {
 		return nil, named(what, err)
 	}
 	defer f.Close()
-	return Read(f, strings.TrimSpace(what+" "+path), limit)
+	return readFile(f, strings.TrimSpace(what+" "+path), limit)
+}
+
+// readFile is Read of an open regular file, refusing one already past
+// the limit without reading it (Read would read limit+1 bytes to find
+// out). A file that grows after the check still stops at the limit.
+func readFile(f *os.File, name string, limit int64) ([]byte, error) {
+	if fi, err := f.Stat(); err == nil && limit > 0 && fi.Size() > limit {
+		return nil, &LimitError{Name: name, Limit: limit}
+	}
+	return Read(f, name, limit)
 }
 
 // Stream reads the file at path, at most limit bytes, like File, but also
@@ -60,7 +71,10 @@ func Stream(path, what string, limit int64) ([]byte, error) {
 		return nil, named(what, err)
 	}
 	defer f.Close()
-	return Read(f, what+" "+path, limit)
+	if !fi.Mode().IsRegular() {
+		return Read(f, what+" "+path, limit)
+	}
+	return readFile(f, what+" "+path, limit)
 }
 
 // RootFile reads the regular file name inside root, at most limit bytes,
@@ -72,7 +86,7 @@ func RootFile(root *os.Root, name, what string, limit int64) ([]byte, error) {
 		return nil, named(what, err)
 	}
 	defer f.Close()
-	return Read(f, strings.TrimSpace(what+" "+f.Name()), limit)
+	return readFile(f, strings.TrimSpace(what+" "+f.Name()), limit)
 }
 
 // named puts what in front of an error opening a file: "read what: open

@@ -6,6 +6,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"syscall"
 	"testing"
@@ -85,6 +86,40 @@ func TestFile(t *testing.T) {
 				t.Errorf("File(%s) (-want +got):\n%s", tt.file, diff)
 			}
 		})
+	}
+}
+
+// TestFileRefusesPastTheLimitUnread: a regular file whose size is past
+// the limit is refused from its size, without reading (and holding) limit+1 bytes.
+func TestFileRefusesPastTheLimitUnread(t *testing.T) {
+	const limit = 64 << 20
+	path := filepath.Join(t.TempDir(), "big")
+	if err := os.WriteFile(path, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Truncate(path, limit+1); err != nil {
+		t.Fatal(err)
+	}
+	root, err := os.OpenRoot(filepath.Dir(path))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer root.Close()
+	for name, read := range map[string]func() ([]byte, error){
+		"File":     func() ([]byte, error) { return File(path, "thing", limit) },
+		"RootFile": func() ([]byte, error) { return RootFile(root, "big", "thing", limit) },
+		"Stream":   func() ([]byte, error) { return Stream(path, "thing", limit) },
+	} {
+		var before, after runtime.MemStats
+		runtime.ReadMemStats(&before)
+		_, err := read()
+		runtime.ReadMemStats(&after)
+		if !errors.Is(err, ErrTooLarge) {
+			t.Errorf("%s: %v, want ErrTooLarge", name, err)
+		}
+		if n := after.TotalAlloc - before.TotalAlloc; n > limit/4 {
+			t.Errorf("%s allocated %d bytes to refuse a file past its %d-byte limit", name, n, limit)
+		}
 	}
 }
 

@@ -1,13 +1,14 @@
 package sdktest
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path"
 	"path/filepath"
-
-	"github.com/cairn-ops/cairn/internal/digest"
 )
 
 // Tree is a snapshot of a directory tree: slash-separated path relative
@@ -55,7 +56,7 @@ func Snapshot(root string, ignore ...string) (Tree, error) {
 		e := Entry{Mode: info.Mode().String()}
 		switch {
 		case info.Mode().IsRegular():
-			sum, err := digest.File(p)
+			sum, err := fileSHA256(p)
 			if err != nil {
 				return err
 			}
@@ -83,4 +84,20 @@ func ignored(rel string, patterns []string) bool {
 		}
 	}
 	return false
+}
+
+// fileSHA256 is the hex sha256 of the regular file at p. (sdktest is for
+// plugin authors outside this module, so it imports nothing of Cairn's
+// but plugins/sdk and proto/.)
+func fileSHA256(p string) (string, error) {
+	f, err := os.Open(p)
+	if err != nil {
+		return "", err
+	}
+	defer f.Close()
+	h := sha256.New()
+	if _, err := io.Copy(h, f); err != nil {
+		return "", fmt.Errorf("read %s: %w", p, err)
+	}
+	return hex.EncodeToString(h.Sum(nil)), nil
 }

@@ -12,7 +12,7 @@ import (
 	"github.com/cairn-ops/cairn/agent/journal"
 	"github.com/cairn-ops/cairn/internal/compare"
 	"github.com/cairn-ops/cairn/internal/manifest"
-	"github.com/cairn-ops/cairn/internal/preflight"
+	"github.com/cairn-ops/cairn/plugins/preflight"
 	agentv1 "github.com/cairn-ops/cairn/proto/agent/v1"
 	inventoryv1 "github.com/cairn-ops/cairn/proto/inventory/v1"
 )

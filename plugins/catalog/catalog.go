@@ -1,4 +1,9 @@
-package pluginhost
+// Package catalog reads the plugin catalog: the external plugin binaries
+// an agent may start, each with the sha256 it must have. The agent's
+// plugin host (agent/pluginhost) starts the binaries it lists; cairnctl
+// reads it to know which plugin names a manifest may use besides the
+// built-ins ('release validate --plugins DIR').
+package catalog
 
 import (
 	"encoding/hex"
@@ -15,8 +20,8 @@ import (
 	"github.com/cairn-ops/cairn/internal/readlimit"
 )
 
-// CatalogFile is the name of the catalog inside the catalog directory.
-const CatalogFile = "catalog.yaml"
+// FileName is the name of the catalog inside the catalog directory.
+const FileName = "catalog.yaml"
 
 // Catalog is the agent's list of external plugins: binaries in one
 // directory, each with the sha256 it must have. Its file looks like
@@ -28,7 +33,7 @@ const CatalogFile = "catalog.yaml"
 //
 // A file is a path relative to the catalog directory and may not leave it.
 type Catalog struct {
-	// Dir is the catalog directory, as given to LoadCatalog.
+	// Dir is the catalog directory, as given to Load.
 	Dir     string
 	entries []Entry
 }
@@ -47,14 +52,13 @@ type Entry struct {
 
 var nameRE = regexp.MustCompile(`^[a-z0-9][a-z0-9._-]*$`)
 
-// MaxCatalogBytes bounds catalog.yaml: a name, a file and a sha256 per
-// plugin.
-const MaxCatalogBytes = 1 << 20
+// MaxBytes bounds catalog.yaml: a name, a file and a sha256 per plugin.
+const MaxBytes = 1 << 20
 
-// LoadCatalog reads DIR/catalog.yaml. Errors name the file and line.
-func LoadCatalog(dir string) (*Catalog, error) {
-	path := filepath.Join(dir, CatalogFile)
-	data, err := readlimit.File(path, "plugin catalog", MaxCatalogBytes)
+// Load reads DIR/catalog.yaml. Errors name the file and line.
+func Load(dir string) (*Catalog, error) {
+	path := filepath.Join(dir, FileName)
+	data, err := readlimit.File(path, "plugin catalog", MaxBytes)
 	if err != nil {
 		return nil, err
 	}
@@ -202,7 +206,7 @@ func (e Entry) Verify() error {
 		return fmt.Errorf("plugin %s: %w", e.Name, err)
 	}
 	if got != e.SHA256 {
-		return checksumError(e.Name, target{path: e.Path, sum: e.SHA256, whose: "catalog says"}, got)
+		return fmt.Errorf("plugin %s: sha256 of %s is %s, catalog says %s: %w", e.Name, e.Path, got, e.SHA256, ErrChecksum)
 	}
 	return nil
 }

@@ -1,6 +1,8 @@
-package pluginhost
+package catalog
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"io/fs"
 	"os"
@@ -12,7 +14,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 )
 
-func TestLoadCatalog(t *testing.T) {
+func TestLoad(t *testing.T) {
 	sumA, sumB := sha("a"), sha("b")
 	tests := []struct {
 		name    string
@@ -90,11 +92,11 @@ func TestLoadCatalog(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			dir := t.TempDir()
 			writeCatalog(t, dir, tt.content)
-			cat, err := LoadCatalog(dir)
+			cat, err := Load(dir)
 			if tt.wantErr != "" {
-				want := strings.ReplaceAll(tt.wantErr, "FILE", filepath.Join(dir, CatalogFile))
+				want := strings.ReplaceAll(tt.wantErr, "FILE", filepath.Join(dir, FileName))
 				if err == nil || !strings.Contains(err.Error(), want) {
-					t.Fatalf("LoadCatalog: %v, want an error containing %q", err, want)
+					t.Fatalf("Load: %v, want an error containing %q", err, want)
 				}
 				return
 			}
@@ -111,17 +113,17 @@ func TestLoadCatalog(t *testing.T) {
 	}
 }
 
-func TestLoadCatalogMissing(t *testing.T) {
-	_, err := LoadCatalog(t.TempDir())
+func TestLoadMissing(t *testing.T) {
+	_, err := Load(t.TempDir())
 	if !errors.Is(err, fs.ErrNotExist) {
-		t.Errorf("LoadCatalog of an empty dir: %v, want fs.ErrNotExist", err)
+		t.Errorf("Load of an empty dir: %v, want fs.ErrNotExist", err)
 	}
 }
 
 func TestCatalogLookup(t *testing.T) {
 	dir := t.TempDir()
 	writeCatalog(t, dir, "plugins:\n  - {name: motd, file: m, sha256: "+sha("m")+"}\n")
-	cat, err := LoadCatalog(dir)
+	cat, err := Load(dir)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -137,52 +139,41 @@ func TestCatalogLookup(t *testing.T) {
 	}
 }
 
-// TestLoadCatalogLimit: catalog.yaml past MaxCatalogBytes, or not a
+// TestLoadLimit: catalog.yaml past MaxBytes, or not a
 // regular file, is refused with an error naming it.
-func TestLoadCatalogLimit(t *testing.T) {
+func TestLoadLimit(t *testing.T) {
 	big := t.TempDir()
-	if err := os.WriteFile(filepath.Join(big, CatalogFile), nil, 0o644); err != nil {
+	if err := os.WriteFile(filepath.Join(big, FileName), nil, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	if err := os.Truncate(filepath.Join(big, CatalogFile), MaxCatalogBytes+1); err != nil {
+	if err := os.Truncate(filepath.Join(big, FileName), MaxBytes+1); err != nil {
 		t.Fatal(err)
 	}
 	fifo := t.TempDir()
-	if err := syscall.Mkfifo(filepath.Join(fifo, CatalogFile), 0o600); err != nil {
+	if err := syscall.Mkfifo(filepath.Join(fifo, FileName), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	for _, tt := range []struct{ name, dir, want string }{
-		{"over the limit", big, "plugin catalog " + filepath.Join(big, CatalogFile) + ": larger than 1 MiB (limit)"},
-		{"a named pipe", fifo, "plugin catalog " + filepath.Join(fifo, CatalogFile) + ": not a regular file (a named pipe)"},
+		{"over the limit", big, "plugin catalog " + filepath.Join(big, FileName) + ": larger than 1 MiB (limit)"},
+		{"a named pipe", fifo, "plugin catalog " + filepath.Join(fifo, FileName) + ": not a regular file (a named pipe)"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
-			_, err := LoadCatalog(tt.dir)
+			_, err := Load(tt.dir)
 			if err == nil || err.Error() != tt.want {
-				t.Errorf("LoadCatalog: %v, want %s", err, tt.want)
+				t.Errorf("Load: %v, want %s", err, tt.want)
 			}
 		})
 	}
 }
 
-// TestPluginOutputBounded: a plugin writing without newlines cannot fill
-// the agent's memory: lines are kept up to maxPluginLine and say they
-// were cut; the next line is whole again.
-func TestPluginOutputBounded(t *testing.T) {
-	var got []string
-	w := &lineWriter{fn: func(l string) { got = append(got, l) }}
-	tl := newTail(3)
-	chunk := []byte(strings.Repeat("x", 1000))
-	for range 10000 { // 10 MB, no newline
-		w.Write(chunk)
-		tl.Write(chunk)
+func writeCatalog(t *testing.T, dir, content string) {
+	t.Helper()
+	if err := os.WriteFile(filepath.Join(dir, FileName), []byte(content), 0o644); err != nil {
+		t.Fatal(err)
 	}
-	w.Write([]byte("tail of the long line\nnext\n"))
-	tl.Write([]byte("tail of the long line\nnext\n"))
-	want := []string{strings.Repeat("x", maxPluginLine) + cutNote, "next"}
-	if len(got) != len(want) || got[0] != want[0] || got[1] != want[1] {
-		t.Errorf("lines: %d of them, first %d bytes; want the first cut at %d bytes and then %q", len(got), len(got[0]), maxPluginLine, "next")
-	}
-	if n := len(tl.String()); n > 2*maxPluginLine {
-		t.Errorf("tail keeps %d bytes", n)
-	}
+}
+
+func sha(s string) string {
+	sum := sha256.Sum256([]byte(s))
+	return hex.EncodeToString(sum[:])
 }
