@@ -1,6 +1,9 @@
 package cli
 
 import (
+	"context"
+	"log/slog"
+
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -8,6 +11,8 @@ import (
 	"slices"
 	"strings"
 	"text/tabwriter"
+
+	"google.golang.org/protobuf/encoding/protojson"
 
 	"github.com/spf13/cobra"
 
@@ -33,7 +38,7 @@ listed, with their sha256, in a plugin catalog (DIR/catalog.yaml):
 A binary whose sha256 differs from its catalog entry is never started.`,
 		Args: cobra.NoArgs,
 	}
-	cmd.AddCommand(newPluginListCommand(s), newPluginServeCommand())
+	cmd.AddCommand(newPluginListCommand(s), newPluginDescribeCommand(s), newPluginServeCommand())
 	return cmd
 }
 
@@ -139,6 +144,74 @@ func writePlugins(s *streams, output string, rows []pluginRow) error {
 	}
 	_, err = fmt.Fprintf(s.out, "%s\n", b)
 	return err
+}
+
+func newPluginDescribeCommand(s *streams) *cobra.Command {
+	var catalogDir, output string
+	cmd := &cobra.Command{
+		Use:   "describe NAME [--catalog DIR]",
+		Short: "Show a plugin's parameters and behaviour",
+		Long: `Describe prints what a plugin does, whether a step of it can be re-run
+after a crash (idempotent), whether each step needs an operator's
+confirmation, and every parameter a manifest's params may give. A built-in
+describes itself in this process; an external plugin of --catalog is
+started as a step would start it (its sha256 checked first) and asked.`,
+		Example: `  cairn-agent plugin describe dpkg
+  cairn-agent plugin describe motd --catalog /etc/cairn/plugins -o json`,
+		Args: func(_ *cobra.Command, args []string) error {
+			if len(args) != 1 {
+				return fmt.Errorf("plugin describe needs one plugin NAME (got %d)", len(args))
+			}
+			return nil
+		},
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if !slices.Contains([]string{"text", "json", "yaml"}, output) {
+				return fmt.Errorf("unknown output format %q: use text, json or yaml", output)
+			}
+			d, err := describePlugin(cmd.Context(), args[0], catalogDir, s.log)
+			if err != nil {
+				return err
+			}
+			if output == "text" {
+				return builtin.WriteDescription(s.out, d, func(line string) string { return line })
+			}
+			b, err := protojson.MarshalOptions{UseProtoNames: true, Multiline: true}.Marshal(d)
+			if err != nil {
+				return fmt.Errorf("encode description: %w", err)
+			}
+			if output == "yaml" {
+				return jsonyaml.Write(s.out, b)
+			}
+			_, err = fmt.Fprintf(s.out, "%s\n", b)
+			return err
+		},
+	}
+	cmd.Flags().StringVar(&catalogDir, "catalog", "", "plugin catalog directory (holding catalog.yaml) for external plugins")
+	cmd.Flags().StringVarP(&output, "output", "o", "text", "output format: text, json or yaml")
+	return cmd
+}
+
+// describePlugin describes a built-in in this process, or starts the
+// catalog's external plugin name and asks it.
+func describePlugin(ctx context.Context, name, catalogDir string, log *slog.Logger) (*sdk.Description, error) {
+	if _, ok := builtin.Registry()[name]; ok || catalogDir == "" {
+		d, err := builtin.Describe(ctx, name)
+		if errors.Is(err, builtin.ErrUnknown) {
+			return nil, fmt.Errorf("%w; give --catalog DIR for an external plugin", err)
+		}
+		return d, err
+	}
+	host, err := newPluginHost(catalogDir, "", log)
+	if err != nil {
+		return nil, err
+	}
+	defer host.Close()
+	inst, err := host.Start(ctx, name)
+	if err != nil {
+		return nil, err
+	}
+	defer inst.Close()
+	return inst.Plugin.Describe(ctx)
 }
 
 func newPluginServeCommand() *cobra.Command {

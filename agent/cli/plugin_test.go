@@ -13,6 +13,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/cairn-ops/cairn/plugins/builtin"
+	"github.com/cairn-ops/cairn/plugins/sdk/sdktest"
 )
 
 func TestPluginListBuiltins(t *testing.T) {
@@ -107,5 +108,55 @@ func TestPluginServeIsHidden(t *testing.T) {
 	out, _, _ := execute("plugin", "--help")
 	if strings.Contains(out, "serve") || !strings.Contains(out, "list") {
 		t.Errorf("plugin --help shows serve or hides list:\n%s", out)
+	}
+}
+
+// TestPluginDescribe: a built-in describes itself; an external plugin of
+// a catalog is started, its checksum checked, and asked; an unknown name
+// or a binary that does not match its checksum is refused.
+func TestPluginDescribe(t *testing.T) {
+	out, errOut, code := execute("plugin", "describe", "file")
+	if code != ExitOK {
+		t.Fatalf("describe file: exit %d: %s", code, errOut)
+	}
+	for _, want := range []string{"plugin file ", "idempotent: yes", "path", "content", "mode"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("describe file lacks %q:\n%s", want, out)
+		}
+	}
+	if _, errOut, code := execute("plugin", "describe", "teleport"); code == ExitOK || !strings.Contains(errOut, `no built-in plugin: "teleport"`) {
+		t.Errorf("describe of an unknown plugin: exit %d, stderr %q", code, errOut)
+	}
+
+	dir := t.TempDir()
+	bin := sdktest.Build(t, "github.com/cairn-ops/cairn/plugins/examples/cairn-plugin-motd")
+	data, err := os.ReadFile(bin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "motd"), data, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	sum := sha256.Sum256(data)
+	catalogYAML := fmt.Sprintf("plugins:\n  - {name: motd, file: motd, sha256: %x}\n", sum)
+	if err := os.WriteFile(filepath.Join(dir, "catalog.yaml"), []byte(catalogYAML), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out, errOut, code = execute("plugin", "describe", "motd", "--catalog", dir, "-o", "json")
+	if code != ExitOK {
+		t.Fatalf("describe motd: exit %d: %s", code, errOut)
+	}
+	var d struct {
+		Name   string
+		Params []struct{ Name string }
+	}
+	if err := json.Unmarshal([]byte(out), &d); err != nil || d.Name != "motd" || len(d.Params) == 0 {
+		t.Errorf("describe motd -o json = %+v, %v:\n%s", d, err, out)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "motd"), append(data, 0), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if _, errOut, code := execute("plugin", "describe", "motd", "--catalog", dir); code == ExitOK || !strings.Contains(errOut, "sha256") {
+		t.Errorf("describe of a plugin that does not match its checksum: exit %d, stderr %q", code, errOut)
 	}
 }

@@ -51,9 +51,10 @@ func (*Plugin) Describe(context.Context) (*sdk.Description, error) {
 		Version:    version,
 		Idempotent: false,
 		Summary: "Run a program (argv list, never a shell) with env, working dir, timeout and accepted exit codes. " +
+			"The program runs on the host, not confined to the root (CAIRN_ROOT names the root); dir and creates are paths inside the root. " +
 			"Not idempotent in general: give creates or unless to make repeated runs safe.",
 		Params: []*sdk.ParamSpec{
-			{Name: "argv", Type: "list", Required: true, Description: "program and arguments; argv[0] is looked up in PATH"},
+			{Name: "argv", Type: "list", Required: true, Description: "program and arguments, run on the host; argv[0] is looked up in the host's PATH"},
 			{Name: "env", Type: "object", Description: "extra environment variables; the agent passes on only PATH, HOME and LANG"},
 			{Name: "dir", Type: "string", Description: "working directory inside the root, e.g. /srv/app"},
 			{Name: "timeout", Type: "string", Description: "kill the program after this duration, e.g. 5m"},
