@@ -328,6 +328,65 @@ func changesOf(cs []*sdk.Change) []journal.Change {
 	return out
 }
 
+// stepCall is one step's plugin, started and ready to call: every call
+// runs under ctx, which the step's timeout bounds. close ends both.
+type stepCall struct {
+	ctx    context.Context
+	cancel context.CancelFunc
+	inst   Instance
+	desc   *sdk.Description
+	sc     *sdk.StepContext
+}
+
+// prepareStep is what applying, checking, verifying and undoing a step
+// share: the step's timeout, its plugin started and described, and the
+// StepContext of deployment id.
+func (r *Runner) prepareStep(ctx context.Context, id string, st *manifest.Step, artifacts map[string]string, dryRun bool) (*stepCall, error) {
+	ctx, cancel := context.WithTimeout(ctx, st.Timeout)
+	deadline, _ := ctx.Deadline()
+	inst, d, err := r.start(ctx, st)
+	if err != nil {
+		cancel()
+		return nil, err
+	}
+	sc, err := r.stepContext(id, st, artifacts, dryRun, deadline)
+	if err != nil {
+		inst.Close()
+		cancel()
+		return nil, err
+	}
+	return &stepCall{ctx: ctx, cancel: cancel, inst: inst, desc: d, sc: sc}, nil
+}
+
+func (c *stepCall) close() {
+	c.inst.Close()
+	c.cancel()
+}
+
+// problems asks the plugin to validate the step's parameters and places
+// what it reports in the manifest.
+func (c *stepCall) problems(m *manifest.Manifest, st *manifest.Step) ([]FieldProblem, error) {
+	ferrs, err := c.inst.Plugin.Validate(c.ctx, c.sc)
+	if err != nil {
+		return nil, fmt.Errorf("validate: %w", err)
+	}
+	return fieldErrors(m, st, ferrs), nil
+}
+
+// validate is problems as one error, for the calls that change or check
+// something and must not run on invalid parameters.
+func (c *stepCall) validate(m *manifest.Manifest, st *manifest.Step) error {
+	probs, err := c.problems(m, st)
+	if err != nil || len(probs) == 0 {
+		return err
+	}
+	lines := make([]string, len(probs))
+	for i, p := range probs {
+		lines[i] = p.String()
+	}
+	return fmt.Errorf("invalid parameters:\n  %s", strings.Join(lines, "\n  "))
+}
+
 // instructions are what an operator is shown before confirming a step.
 func instructions(st *manifest.Step, d *sdk.Description) string {
 	if s, ok := st.Params["instructions"].(string); ok && s != "" {

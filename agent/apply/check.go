@@ -78,31 +78,21 @@ func (r *Runner) Check(ctx context.Context, m *manifest.Manifest) (*PlanReport, 
 
 func (r *Runner) checkStep(ctx context.Context, m *manifest.Manifest, id string, st *manifest.Step, artifacts map[string]string) StepPlan {
 	p := StepPlan{List: st.List, Name: st.Name, Plugin: st.Plugin, Line: st.Line}
-	ctx, cancel := context.WithTimeout(ctx, st.Timeout)
-	defer cancel()
-	deadline, _ := ctx.Deadline()
-	inst, d, err := r.start(ctx, st)
+	call, err := r.prepareStep(ctx, id, st, artifacts, true)
 	if err != nil {
 		p.Error = err.Error()
 		return p
 	}
-	defer inst.Close()
-	p.Idempotent, p.NeedsConfirmation = d.GetIdempotent(), d.GetNeedsConfirmation()
-	sc, err := r.stepContext(id, st, artifacts, true, deadline)
-	if err != nil {
+	defer call.close()
+	p.Idempotent, p.NeedsConfirmation = call.desc.GetIdempotent(), call.desc.GetNeedsConfirmation()
+	if p.Problems, err = call.problems(m, st); err != nil {
 		p.Error = err.Error()
 		return p
 	}
-	ferrs, err := inst.Plugin.Validate(ctx, sc)
-	if err != nil {
-		p.Error = fmt.Sprintf("validate: %v", err)
-		return p
-	}
-	p.Problems = fieldErrors(m, st, ferrs)
 	if len(p.Problems) > 0 || st.List != manifest.ListSteps {
 		return p
 	}
-	plan, err := inst.Plugin.Plan(ctx, sc)
+	plan, err := call.inst.Plugin.Plan(call.ctx, call.sc)
 	if err != nil {
 		p.Error = fmt.Sprintf("plan: %v", err)
 		return p

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"strings"
 	"time"
 
 	"github.com/cairn-ops/cairn/agent/journal"
@@ -326,29 +325,15 @@ func (x *run) apply(ctx context.Context, st *manifest.Step, js journal.Step) (St
 		res.Error = err.Error()
 		return res, err
 	}
-	sctx, cancel := context.WithTimeout(ctx, st.Timeout)
-	defer cancel()
-	deadline, _ := sctx.Deadline()
-	inst, d, err := x.start(sctx, st)
+	call, err := x.prepareStep(ctx, x.id, st, x.artifacts, false)
 	if err != nil {
 		return fail(err)
 	}
-	defer inst.Close()
-	sc, err := x.stepContext(x.id, st, x.artifacts, false, deadline)
-	if err != nil {
+	defer call.close()
+	if err := call.validate(x.m, st); err != nil {
 		return fail(err)
 	}
-	ferrs, err := inst.Plugin.Validate(sctx, sc)
-	if err != nil {
-		return fail(fmt.Errorf("validate: %w", err))
-	}
-	if probs := fieldErrors(x.m, st, ferrs); len(probs) > 0 {
-		lines := make([]string, len(probs))
-		for i, p := range probs {
-			lines[i] = p.String()
-		}
-		return fail(fmt.Errorf("invalid parameters:\n  %s", strings.Join(lines, "\n  ")))
-	}
+	sctx, sc, d := call.ctx, call.sc, call.desc
 	var confirmedBy, confirmedNote string
 	if d.GetNeedsConfirmation() {
 		c, err := x.confirm(sctx, st, d)
@@ -366,7 +351,7 @@ func (x *run) apply(ctx context.Context, st *manifest.Step, js journal.Step) (St
 	res.Attempts = js.Attempts
 	log.Info("step running", "attempt", js.Attempts, "idempotent", d.GetIdempotent())
 	rep := &reporter{log: log}
-	out, applyErr := inst.Plugin.Apply(sctx, sc, rep)
+	out, applyErr := call.inst.Plugin.Apply(sctx, sc, rep)
 	if applyErr != nil && ctx.Err() != nil {
 		// The agent itself is stopping: leave the step running, so that
 		// the next start's Recover decides (re-run or interrupted), as
@@ -458,27 +443,12 @@ func (x *run) check(ctx context.Context, st *manifest.Step) (StepResult, error) 
 		res.Error = err.Error()
 		return res, err
 	}
-	sctx, cancel := context.WithTimeout(ctx, st.Timeout)
-	defer cancel()
-	deadline, _ := sctx.Deadline()
-	inst, _, err := x.start(sctx, st)
+	call, err := x.prepareStep(ctx, x.id, st, x.artifacts, false)
 	if err != nil {
 		return fail(err)
 	}
-	defer inst.Close()
-	sc, err := x.stepContext(x.id, st, x.artifacts, false, deadline)
-	if err != nil {
-		return fail(err)
-	}
-	ferrs, err := inst.Plugin.Validate(sctx, sc)
-	if err == nil && len(ferrs) > 0 {
-		var lines []string
-		for _, p := range fieldErrors(x.m, st, ferrs) {
-			lines = append(lines, p.String())
-		}
-		err = fmt.Errorf("invalid parameters:\n  %s", strings.Join(lines, "\n  "))
-	}
-	if err != nil {
+	defer call.close()
+	if err := call.validate(x.m, st); err != nil {
 		return fail(err)
 	}
 	// A check changes nothing, so it counts as idempotent for Recover.
@@ -487,7 +457,7 @@ func (x *run) check(ctx context.Context, st *manifest.Step) (StepResult, error) 
 		return res, err
 	}
 	res.Attempts = js.Attempts
-	v, verr := inst.Plugin.Verify(sctx, sc)
+	v, verr := call.inst.Plugin.Verify(call.ctx, call.sc)
 	fin := journal.Step{DeploymentID: x.id, List: st.List, Index: st.Index, Name: st.Name, State: journal.StateSucceeded}
 	switch {
 	case verr != nil:
@@ -589,25 +559,17 @@ func (x *run) needsUndo(js journal.Step) bool {
 
 func (x *run) undo(ctx context.Context, st *manifest.Step, js journal.Step) (StepResult, error) {
 	res := StepResult{List: ListUndo, Name: st.Name, Plugin: st.Plugin, Outcome: OutcomeFailed}
-	sctx, cancel := context.WithTimeout(ctx, st.Timeout)
-	defer cancel()
-	deadline, _ := sctx.Deadline()
-	inst, _, err := x.start(sctx, st)
+	call, err := x.prepareStep(ctx, x.id, st, x.artifacts, false)
 	if err != nil {
 		res.Error = err.Error()
 		return res, err
 	}
-	defer inst.Close()
-	sc, err := x.stepContext(x.id, st, x.artifacts, false, deadline)
-	if err != nil {
-		res.Error = err.Error()
-		return res, err
-	}
+	defer call.close()
 	var record []byte
 	if js.State == journal.StateSucceeded {
 		record = js.RollbackRecord
 	}
-	rb, err := inst.Plugin.Rollback(sctx, sc, record)
+	rb, err := call.inst.Plugin.Rollback(call.ctx, call.sc, record)
 	if err != nil {
 		res.Error = err.Error()
 		return res, err
