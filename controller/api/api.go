@@ -83,12 +83,6 @@ func actor(ctx context.Context) string {
 	return p.Actor()
 }
 
-// stamp formats a time for a record: RFC 3339 in UTC with a fixed
-// nanosecond width, so that the strings sort in time order.
-func stamp(t time.Time) string {
-	return t.UTC().Format("2006-01-02T15:04:05.000000000Z")
-}
-
 // newID returns prefix + 16 random hex digits.
 func newID(prefix string) (string, error) {
 	b := make([]byte, 8)

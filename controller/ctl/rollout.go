@@ -739,7 +739,7 @@ ends rolled back. The note says what was done (required).`
 		}
 		for _, n := range rec.GetNodes() {
 			if n.GetNodeId() == node || n.GetHostname() == node {
-				what += "; node " + nodeName(n) + " is " + state.Name(n.GetState())
+				what += "; node " + n.Name() + " is " + state.Name(n.GetState())
 			}
 		}
 		_, err = fmt.Fprintf(a.out, "rollout %s: %s; state %s\n", rec.GetId(), what, stateWithReason(rec))
