@@ -324,7 +324,7 @@ func (p *pass) driftCheck(n *controllerv1.RolloutNode, in *nodeInput) {
 		n.DriftSummary = fmt.Sprintf("drift pre-check failed: baseline %d: %v", in.baseline.GetVersion(), in.baselineErr)
 		return
 	}
-	rep := cms.Diff(in.baselineDoc, in.audit.doc)
+	rep := diff.Compare(in.baselineDoc, in.audit.doc)
 	n.HasBaseline = true
 	n.DriftChanges = uint32(cms.Changes(rep))
 	n.DriftSummary = rep.Summary
@@ -426,7 +426,7 @@ func (p *pass) resolveDone(n *controllerv1.RolloutNode, in *nodeInput) {
 	n.ResolveAuditId = in.audit.rec.GetId()
 	if in.pre != nil && in.pre.err == nil {
 		var js bytes.Buffer
-		if err := diff.WriteJSON(&js, cms.Diff(in.pre.doc, in.audit.doc)); err != nil {
+		if err := diff.WriteJSON(&js, diff.Compare(in.pre.doc, in.audit.doc)); err != nil {
 			p.faulty(fmt.Errorf("encode the resolution diff of node %s: %w", n.GetNodeId(), err))
 			return
 		}

@@ -211,7 +211,7 @@ func (p *pass) rollbackStepDone(n *controllerv1.RolloutNode, in *nodeInput) {
 		p.finishRollback(n, false, fmt.Sprintf("pre-audit: %v", in.pre.err))
 		return
 	}
-	rep := cms.Diff(in.pre.doc, in.audit.doc)
+	rep := diff.Compare(in.pre.doc, in.audit.doc)
 	var js bytes.Buffer
 	if err := diff.WriteJSON(&js, rep); err != nil {
 		p.faulty(fmt.Errorf("encode the rollback diff of node %s: %w", n.GetNodeId(), err))
