@@ -44,6 +44,9 @@ type Deps struct {
 	// Rollouts is the rollout engine; nil answers the Rollouts service
 	// with Unavailable.
 	Rollouts RolloutEngine
+	// Reports renders the reports on rollouts; nil answers RolloutReport
+	// with Unavailable.
+	Reports Reports
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
 	// Logger receives internal errors; nil discards.

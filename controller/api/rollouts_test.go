@@ -22,6 +22,7 @@ import (
 	"github.com/cairn-ops/cairn/controller/api"
 	"github.com/cairn-ops/cairn/controller/auth"
 	"github.com/cairn-ops/cairn/controller/auth/authtest"
+	"github.com/cairn-ops/cairn/controller/report"
 	"github.com/cairn-ops/cairn/controller/rollout"
 	"github.com/cairn-ops/cairn/controller/rollout/state"
 	"github.com/cairn-ops/cairn/controller/store"
@@ -166,11 +167,13 @@ func (f *fakeEngine) Resolve(_ context.Context, actor, id, node, note string) (*
 	return rec(id), nil
 }
 
-func (f *fakeEngine) Report(_ context.Context, id, format string) ([]byte, string, error) {
-	if err := f.call("Report %s %s", id, format); err != nil {
-		return nil, "", err
+// Issue is the fake's report.Service.Issue: the engine's fake serves the
+// reports too, so every Rollouts method answers from one fake.
+func (f *fakeEngine) Issue(_ context.Context, actor, id, format string) (*report.Issued, error) {
+	if err := f.call("Issue %s %s %s", actor, id, format); err != nil {
+		return nil, err
 	}
-	return []byte("report of " + id), "text/plain; charset=utf-8", nil
+	return &report.Issued{Content: []byte("report of " + id), MIME: "text/plain; charset=utf-8"}, nil
 }
 
 func (f *fakeEngine) Subscribe(id string) (<-chan struct{}, func()) {
@@ -186,7 +189,7 @@ type rolloutEnv struct {
 	log    *bytes.Buffer
 }
 
-func newRolloutEnv(t *testing.T, eng api.RolloutEngine) *rolloutEnv {
+func newRolloutEnv(t *testing.T, eng *fakeEngine) *rolloutEnv {
 	t.Helper()
 	st := store.NewMemory()
 	e := &rolloutEnv{ctx: map[string]context.Context{}, log: &bytes.Buffer{}}
@@ -195,6 +198,7 @@ func newRolloutEnv(t *testing.T, eng api.RolloutEngine) *rolloutEnv {
 		d := api.Deps{Store: st, Logger: logger}
 		if eng != nil { // a typed nil in the interface is not "no engine"
 			d.Rollouts = eng
+			d.Reports = eng
 		}
 		api.Register(s, d)
 	})
@@ -413,7 +417,7 @@ func TestRolloutRequests(t *testing.T) {
 				return e.client.RolloutReport(e.ctx[auth.RoleAuditor], &controllerv1.RolloutReportRequest{Id: "r-1"})
 			},
 			want:  &controllerv1.RenderResponse{Content: []byte("report of r-1"), ContentType: "text/plain; charset=utf-8"},
-			calls: []string{"Report r-1 text"},
+			calls: []string{"Issue user:auditor1 r-1 text"},
 		},
 		{
 			name: "report html",
@@ -421,7 +425,7 @@ func TestRolloutRequests(t *testing.T) {
 				return e.client.RolloutReport(e.ctx[auth.RoleAuditor], &controllerv1.RolloutReportRequest{Id: "r-1", Format: "html"})
 			},
 			want:  &controllerv1.RenderResponse{Content: []byte("report of r-1"), ContentType: "text/plain; charset=utf-8"},
-			calls: []string{"Report r-1 html"},
+			calls: []string{"Issue user:auditor1 r-1 html"},
 		},
 	}
 	for _, tt := range tests {

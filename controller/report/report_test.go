@@ -1,4 +1,4 @@
-package rollout
+package report
 
 import (
 	"bytes"
@@ -91,9 +91,9 @@ func agentReport(t *testing.T, state journal.State, errMsg string, d time.Durati
 // failed with an unexpected package and a missing file (and over the
 // node duration target), web3 unreachable, web4 rolled back by the agent
 // after a failed verify with a clean proof, web5 still pending.
-func sampleInput(t *testing.T) ReportInput {
+func sampleInput(t *testing.T) Input {
 	t.Helper()
-	m, err := manifest.Load(filepath.Join("testdata", "report", "release.yaml"))
+	m, err := manifest.Load(filepath.Join("testdata", "release.yaml"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -196,7 +196,7 @@ func sampleInput(t *testing.T) ReportInput {
 		{Sequence: 43, Time: "2026-03-01T22:14:58Z", Actor: "user:olivia", Action: "rollout.resume", Object: "rollout/ro-20260301-0001"},
 		{Sequence: 44, Time: "2026-03-01T22:41:30Z", Actor: "system", Action: "rollout.halt", Object: "rollout/ro-20260301-0001", Details: map[string]string{"wave": "2", "failures": "3"}},
 	}
-	return ReportInput{
+	return Input{
 		Rollout:     ro,
 		Release:     &controllerv1.ReleaseRecord{Name: "webshop", Version: "2.4.0", Digest: ro.ReleaseDigest},
 		Manifest:    m,
@@ -217,7 +217,7 @@ func node(ro *controllerv1.RolloutRecord, host string) *controllerv1.RolloutNode
 
 func checkReportGolden(t *testing.T, name string, got []byte) {
 	t.Helper()
-	path := filepath.Join("testdata", "report", name)
+	path := filepath.Join("testdata", "golden", name)
 	if *updateGolden {
 		if err := os.WriteFile(path, got, 0o644); err != nil {
 			t.Fatal(err)
@@ -246,7 +246,7 @@ func TestRenderReportGolden(t *testing.T) {
 	in := sampleInput(t)
 	for _, tt := range tests {
 		t.Run(cmpOrName(tt.format), func(t *testing.T) {
-			got, mime, err := RenderReport(in, tt.format)
+			got, mime, err := Render(in, tt.format)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -266,25 +266,25 @@ func cmpOrName(format string) string {
 }
 
 func TestRenderReportUnknownFormat(t *testing.T) {
-	_, _, err := RenderReport(sampleInput(t), "pdf")
-	if !errors.Is(err, ErrInvalid) {
-		t.Fatalf("err = %v, want ErrInvalid", err)
+	_, _, err := Render(sampleInput(t), "pdf")
+	if !errors.Is(err, ErrFormat) {
+		t.Fatalf("err = %v, want ErrFormat", err)
 	}
-	for _, f := range ReportFormats {
+	for _, f := range Formats {
 		if !strings.Contains(err.Error(), f) {
 			t.Errorf("error %q does not name the accepted format %q", err, f)
 		}
 	}
-	if _, _, err := RenderReport(ReportInput{}, FormatText); !errors.Is(err, ErrInvalid) {
-		t.Errorf("report without a rollout: err = %v, want ErrInvalid", err)
+	if _, _, err := Render(Input{}, FormatText); err == nil {
+		t.Error("a report without a rollout rendered")
 	}
 }
 
 // TestBuildReport checks the figures the renderers draw from.
 func TestBuildReport(t *testing.T) {
-	r := BuildReport(sampleInput(t))
+	r := Build(sampleInput(t))
 
-	wantCounts := ReportCounts{Nodes: 5, Passed: 1, Failed: 1, Unreachable: 1, RolledBack: 1, Pending: 1}
+	wantCounts := Counts{Nodes: 5, Passed: 1, Failed: 1, Unreachable: 1, RolledBack: 1, Pending: 1}
 	if diff := cmp.Diff(wantCounts, r.Summary.Counts); diff != "" {
 		t.Errorf("counts (-want +got):\n%s", diff)
 	}
@@ -350,9 +350,9 @@ func TestBuildReport(t *testing.T) {
 		sla = append(sla, target{s.Kind, s.Target, s.Measured, s.Status})
 	}
 	wantSLA := []target{
-		{BreachNodeDuration, "<= 5m0s", "max 6m5s (web2), median 4m0s over 3 nodes", "breached"},
-		{BreachRolloutDuration, "<= 30m0s", "41m30s", "breached"},
-		{BreachSuccessRate, ">= 95%", "25% (1 of 4 finished nodes passed; 1 unreachable counted as failed)", "breached"},
+		{state.BreachNodeDuration, "<= 5m0s", "max 6m5s (web2), median 4m0s over 3 nodes", "breached"},
+		{state.BreachRolloutDuration, "<= 30m0s", "41m30s", "breached"},
+		{state.BreachSuccessRate, ">= 95%", "25% (1 of 4 finished nodes passed; 1 unreachable counted as failed)", "breached"},
 	}
 	if diff := cmp.Diff(wantSLA, sla); diff != "" {
 		t.Errorf("SLA (-want +got):\n%s", diff)
@@ -418,7 +418,7 @@ func TestReportSLA(t *testing.T) {
 			if tt.edit != nil {
 				tt.edit(in.Rollout)
 			}
-			r := BuildReport(in)
+			r := Build(in)
 			var got []string
 			for _, s := range r.SLA.Targets {
 				got = append(got, s.Kind+": "+s.Status)
@@ -426,7 +426,7 @@ func TestReportSLA(t *testing.T) {
 			if diff := cmp.Diff(tt.want, got); diff != "" {
 				t.Errorf("SLA (-want +got):\n%s", diff)
 			}
-			breached := slices.ContainsFunc(r.SLA.Targets, func(s ReportSLATarget) bool { return s.Status == "breached" })
+			breached := slices.ContainsFunc(r.SLA.Targets, func(s SLATarget) bool { return s.Status == "breached" })
 			if r.SLA.Breached != breached || (tt.clean && breached) {
 				t.Errorf("Breached = %v, targets breached = %v, want clean = %v", r.SLA.Breached, breached, tt.clean)
 			}
@@ -451,20 +451,20 @@ func TestReportRollbackProof(t *testing.T) {
 		wantDiffs   []string
 		wantProblem bool
 	}{
-		{name: "clean", state: NodeRolledBack, diffJSON: mustJSON(t, diff.Compare(pre, proto.Clone(pre).(*inventoryv1.Audit))),
+		{name: "clean", state: state.NodeRolledBack, diffJSON: mustJSON(t, diff.Compare(pre, proto.Clone(pre).(*inventoryv1.Audit))),
 			wantProven: true, wantVerdict: "after-state equals pre-audit"},
-		{name: "differs", state: NodeRolledBack, diffJSON: mustJSON(t, diff.Compare(pre, differs)),
+		{name: "differs", state: state.NodeRolledBack, diffJSON: mustJSON(t, diff.Compare(pre, differs)),
 			wantVerdict: "after-state differs from the pre-audit: 1 package upgraded",
 			wantDiffs:   []string{"package webshop upgraded 2.3.1 → 2.4.0"}},
-		{name: "not comparable", state: NodeRolledBack, diffJSON: mustJSON(t, diff.Compare(pre, failedCollector)),
+		{name: "not comparable", state: state.NodeRolledBack, diffJSON: mustJSON(t, diff.Compare(pre, failedCollector)),
 			wantVerdict: "not proven: no changes in the comparable sections; services not comparable"},
-		{name: "no audit yet", state: NodeRollingBack, wantVerdict: "not proven: no after-rollback audit yet"},
-		{name: "rollback failed", state: NodeRollbackFailed, wantVerdict: "not proven: the rollback failed before its audit"},
-		{name: "unreadable", state: NodeRolledBack, diffJSON: []byte("{"), wantVerdict: "not proven: the rollback diff is unreadable", wantProblem: true},
+		{name: "no audit yet", state: state.NodeRollingBack, wantVerdict: "not proven: no after-rollback audit yet"},
+		{name: "rollback failed", state: state.NodeRollbackFailed, wantVerdict: "not proven: the rollback failed before its audit"},
+		{name: "unreadable", state: state.NodeRolledBack, diffJSON: []byte("{"), wantVerdict: "not proven: the rollback diff is unreadable", wantProblem: true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			n := repNode(&controllerv1.RolloutNode{NodeId: "n-04", State: tt.state, RollbackDiffJson: tt.diffJSON})
+			n := buildNode(&controllerv1.RolloutNode{NodeId: "n-04", State: tt.state, RollbackDiffJson: tt.diffJSON})
 			rb := n.Rollback
 			if rb == nil {
 				t.Fatal("no rollback in the node's report")
@@ -488,7 +488,7 @@ func TestReportUnreadableResults(t *testing.T) {
 	in := sampleInput(t)
 	node(in.Rollout, "web2").DeployReportJson = []byte("not json")
 	node(in.Rollout, "web2").ComparisonJson = []byte(`{"summary": 3}`)
-	out, _, err := RenderReport(in, FormatText)
+	out, _, err := Render(in, FormatText)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -506,11 +506,11 @@ func TestReportDecodesAgentReport(t *testing.T) {
 		apply.StepResult{List: "steps", Name: "install", Plugin: "dpkg", Outcome: apply.OutcomeFailed, Duration: 2 * time.Second,
 			Attempts: 2, Error: "dpkg: conflict", Outputs: map[string]string{"token": "s3cret"},
 			Changes: []journal.Change{{Kind: "file", Name: "/etc/x", SHA256: confNew}}})
-	got, err := repDecodeRun(b)
+	got, err := decodeRun(b)
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := &ReportRun{State: "failed", Error: "step install failed", Duration: "2.5s", DurationSeconds: 2.5, Steps: []ReportStep{{
+	want := &Run{State: "failed", Error: "step install failed", Duration: "2.5s", DurationSeconds: 2.5, Steps: []Step{{
 		List: "steps", Name: "install", Plugin: "dpkg", Outcome: "failed", Duration: "2s", DurationSeconds: 2,
 		Attempts: 2, Error: "dpkg: conflict", Changes: []string{"file /etc/x sha256 222222222222"},
 	}}}
@@ -523,7 +523,7 @@ func TestReportDecodesAgentReport(t *testing.T) {
 }
 
 func TestReportJSONRoundTrip(t *testing.T) {
-	out, _, err := RenderReport(sampleInput(t), FormatJSON)
+	out, _, err := Render(sampleInput(t), FormatJSON)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -531,7 +531,7 @@ func TestReportJSONRoundTrip(t *testing.T) {
 	if err := json.Unmarshal(out, &back); err != nil {
 		t.Fatal(err)
 	}
-	if diff := cmp.Diff(BuildReport(sampleInput(t)), &back); diff != "" {
+	if diff := cmp.Diff(Build(sampleInput(t)), &back); diff != "" {
 		t.Errorf("JSON round trip (-want +got):\n%s", diff)
 	}
 }
@@ -540,7 +540,7 @@ func TestReportTextFitsWidth(t *testing.T) {
 	in := sampleInput(t)
 	node(in.Rollout, "web2").Error = strings.Repeat("a-very-long-error-message-without-spaces-", 6)
 	in.Rollout.Reason = strings.Repeat("the wave was halted because ", 8)
-	out, _, err := RenderReport(in, FormatText)
+	out, _, err := Render(in, FormatText)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -552,7 +552,7 @@ func TestReportTextFitsWidth(t *testing.T) {
 }
 
 // hostile puts markup and control characters where stored data goes.
-func hostile(in ReportInput) ReportInput {
+func hostile(in Input) Input {
 	in.Rollout.Reason = `<script>alert("reason")</script>`
 	node(in.Rollout, "web2").Error = `<img src="http://evil.example/x.png" onerror="alert(1)">`
 	node(in.Rollout, "web1").Confirmations[0].Note = "</td></tr><script>alert(2)</script>\x1b[31m"
@@ -561,7 +561,7 @@ func hostile(in ReportInput) ReportInput {
 }
 
 func TestReportHTML(t *testing.T) {
-	out, _, err := RenderReport(hostile(sampleInput(t)), FormatHTML)
+	out, _, err := Render(hostile(sampleInput(t)), FormatHTML)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -659,14 +659,14 @@ func textOf(n *html.Node) string {
 // terminal escapes into the text report or markup into the Markdown.
 func TestReportTextAndMarkdownNeutraliseData(t *testing.T) {
 	in := hostile(sampleInput(t))
-	text, _, err := RenderReport(in, FormatText)
+	text, _, err := Render(in, FormatText)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if bytes.ContainsRune(text, 0x1b) {
 		t.Error("the text report carries a raw escape character")
 	}
-	mdOut, _, err := RenderReport(in, FormatMarkdown)
+	mdOut, _, err := Render(in, FormatMarkdown)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -694,8 +694,8 @@ func TestReportRecovery(t *testing.T) {
 				ResolveAuditId: "audit-after", ResolveDiffJson: mustJSON(t, diff.Compare(pre, after))},
 		},
 	}
-	in := ReportInput{Rollout: ro, Release: &controllerv1.ReleaseRecord{Name: "webshop", Version: "2.4.0"}}
-	r := BuildReport(in)
+	in := Input{Rollout: ro, Release: &controllerv1.ReleaseRecord{Name: "webshop", Version: "2.4.0"}}
+	r := Build(in)
 	if c := r.Summary.Counts; c.Interrupted != 1 || c.Resolved != 1 || c.Nodes != 2 {
 		t.Errorf("counts %+v, want 1 interrupted and 1 resolved of 2", c)
 	}
@@ -705,7 +705,7 @@ func TestReportRecovery(t *testing.T) {
 		t.Fatalf("web2's resolution = %+v", res)
 	}
 	for _, format := range []string{FormatText, FormatMarkdown, FormatHTML, FormatJSON} {
-		out, _, err := RenderReport(in, format)
+		out, _, err := Render(in, format)
 		if err != nil {
 			t.Fatal(err)
 		}

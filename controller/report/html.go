@@ -1,4 +1,4 @@
-package rollout
+package report
 
 import (
 	"bytes"
@@ -11,24 +11,24 @@ import (
 
 // The HTML rendering of the report: one self-contained file.
 
-// repOutcomeClass is the CSS class that colours a rollout, wave or node
+// outcomeClass is the CSS class that colours a rollout, wave or node
 // state (by name) or an SLA status; the state is always written out as
 // text too.
-func repOutcomeClass(name string) string {
-	if c, ok := repClasses[name]; ok {
+func outcomeClass(name string) string {
+	if c, ok := classes[name]; ok {
 		return c
 	}
 	return "neutral"
 }
 
-// repClasses are the classes of the names repOutcomeClass colours.
-var repClasses = func() map[string]string {
-	m := map[string]string{repSLAMet: "ok", repSLABreached: "bad"}
+// classes are the classes of the names outcomeClass colours.
+var classes = func() map[string]string {
+	m := map[string]string{slaMet: "ok", slaBreached: "bad"}
 	for c, names := range map[string][]string{
-		"ok":   {state.Name(NodePassed), state.Name(WaveDone), state.Name(StateCompleted), state.Name(NodeResolved)},
-		"bad":  {state.Name(NodeFailed), state.Name(NodeRollbackFailed), state.Name(StateHalted), state.Name(NodeInterrupted), state.Name(WaveFailed)},
-		"warn": {state.Name(NodeUnreachable), state.Name(NodeSkipped), state.Name(NodeWaitingConfirmation), state.Name(StatePaused), state.Name(StateRollbackPaused), state.Name(NodeAborted), state.Name(WaveCancelled)},
-		"info": {state.Name(NodeRolledBack), state.Name(NodeRollingBack), state.Name(NodeResolving)},
+		"ok":   {state.Name(state.NodePassed), state.Name(state.WaveDone), state.Name(state.RolloutCompleted), state.Name(state.NodeResolved)},
+		"bad":  {state.Name(state.NodeFailed), state.Name(state.NodeRollbackFailed), state.Name(state.RolloutHalted), state.Name(state.NodeInterrupted), state.Name(state.WaveFailed)},
+		"warn": {state.Name(state.NodeUnreachable), state.Name(state.NodeSkipped), state.Name(state.NodeWaitingConfirmation), state.Name(state.RolloutPaused), state.Name(state.RolloutRollbackPaused), state.Name(state.NodeAborted), state.Name(state.WaveCancelled)},
+		"info": {state.Name(state.NodeRolledBack), state.Name(state.NodeRollingBack), state.Name(state.NodeResolving)},
 	} {
 		for _, n := range names {
 			m[n] = c
@@ -37,34 +37,34 @@ var repClasses = func() map[string]string {
 	return m
 }()
 
-// repHTML is one self-contained page: inline styles, no scripts, no
+// htmlPage is one self-contained page: inline styles, no scripts, no
 // external fonts, images or links. html/template escapes every value.
-var repHTML = func() *template.Template {
-	t := template.Must(template.New("report").Funcs(repHTMLFuncs).Parse(repHTMLPage))
-	template.Must(t.New("run").Parse(repHTMLRun))
+var htmlPage = func() *template.Template {
+	t := template.Must(template.New("report").Funcs(htmlFuncs).Parse(htmlPageTemplate))
+	template.Must(t.New("run").Parse(htmlRunTemplate))
 	return t
 }()
 
-var repHTMLFuncs = template.FuncMap{
+var htmlFuncs = template.FuncMap{
 	"upper":      strings.ToUpper,
 	"join":       strings.Join,
-	"cls":        repOutcomeClass,
-	"label":      repClassLabel,
-	"classified": repClassified,
-	"drift":      repDriftWords,
-	"headline":   repNodeHeadline,
-	"confirm":    repConfirmation,
-	"declaredBy": repDeclaredBy,
-	"orDash":     repOrDash,
-	"orNone":     repOrNone,
-	"name":       func(n ReportNode) string { return n.name() },
-	"joinNE":     repJoin,
-	"prefixed":   repPrefixed,
-	"stepClass":  repStepClass,
-	"runArgs":    func(label string, run *ReportRun) repRunArgs { return repRunArgs{Label: label, Run: run} },
+	"cls":        outcomeClass,
+	"label":      classLabel,
+	"classified": classified,
+	"drift":      driftWords,
+	"headline":   nodeHeadline,
+	"confirm":    confirmationLine,
+	"declaredBy": declaredBy,
+	"orDash":     orDash,
+	"orNone":     orNone,
+	"name":       func(n Node) string { return n.name() },
+	"joinNE":     joinNonEmpty,
+	"prefixed":   prefixed,
+	"stepClass":  stepClass,
+	"runArgs":    func(label string, run *Run) runArgs { return runArgs{Label: label, Run: run} },
 }
 
-const repHTMLPage = `<!DOCTYPE html>
+const htmlPageTemplate = `<!DOCTYPE html>
 <html lang="en">
 <head>
 <meta charset="utf-8">
@@ -282,8 +282,8 @@ ul.facts { margin: 0.3rem 0; padding-left: 1.2rem; }
 </html>
 `
 
-// repHTMLRun renders a deployment or rollback run: its state and steps.
-const repHTMLRun = `
+// htmlRunTemplate renders a deployment or rollback run: its state and steps.
+const htmlRunTemplate = `
 <h4>{{.Label}}: {{.Run.State}}{{with .Run.Duration}}, {{.}}{{end}}</h4>
 {{- with .Run.Error}}
 <p><strong>Error:</strong> {{.}}</p>
@@ -299,14 +299,14 @@ const repHTMLRun = `
 </table>
 {{- end}}`
 
-// repRunArgs passes a run and its label to the "run" template.
-type repRunArgs struct {
+// runArgs passes a run and its label to the "run" template.
+type runArgs struct {
 	Label string
-	Run   *ReportRun
+	Run   *Run
 }
 
-// repStepClass colours a step outcome (agent/apply's outcomes).
-func repStepClass(outcome string) string {
+// stepClass colours a step outcome (agent/apply's outcomes).
+func stepClass(outcome string) string {
 	switch {
 	case strings.HasPrefix(outcome, "failed"):
 		return "bad"
@@ -318,10 +318,10 @@ func repStepClass(outcome string) string {
 	return "neutral"
 }
 
-// repRenderHTML writes r as one self-contained HTML page.
-func repRenderHTML(r *Report) ([]byte, error) {
+// renderHTML writes r as one self-contained HTML page.
+func renderHTML(r *Report) ([]byte, error) {
 	var b bytes.Buffer
-	if err := repHTML.Execute(&b, r); err != nil {
+	if err := htmlPage.Execute(&b, r); err != nil {
 		return nil, fmt.Errorf("execute html template: %w", err)
 	}
 	return b.Bytes(), nil
