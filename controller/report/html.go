@@ -39,6 +39,9 @@ var classes = func() map[string]string {
 
 // htmlPage is one self-contained page: inline styles, no scripts, no
 // external fonts, images or links. html/template escapes every value.
+// Digests, IDs and signatures are long words shown in .mono: they, and
+// any table cell, wrap anywhere rather than run off the page or the
+// paper.
 var htmlPage = func() *template.Template {
 	t := template.Must(template.New("report").Funcs(htmlFuncs).Parse(htmlPageTemplate))
 	template.Must(t.New("run").Parse(htmlRunTemplate))
@@ -81,10 +84,10 @@ h4 { font-size: 0.95rem; margin: 0.8rem 0 0.3rem 0; }
 .meta { color: #555; }
 p.meta { margin-top: 0; }
 table { border-collapse: collapse; width: 100%; margin: 0.3rem 0 0.8rem 0; }
-th, td { text-align: left; padding: 0.25rem 0.5rem; border-bottom: 1px solid #ddd; vertical-align: top; }
+th, td { text-align: left; padding: 0.25rem 0.5rem; border-bottom: 1px solid #ddd; vertical-align: top; overflow-wrap: anywhere; }
 th { background: #f3f3f3; }
 table.kv th { width: 12rem; background: none; }
-code, .mono { font-family: ui-monospace, "SFMono-Regular", Menlo, Consolas, monospace; word-break: break-all; }
+code, .mono { font-family: ui-monospace, "SFMono-Regular", Menlo, Consolas, monospace; overflow-wrap: anywhere; word-break: break-all; }
 .label { display: inline-block; font-weight: 700; font-size: 0.8rem; padding: 0.05rem 0.4rem; border-radius: 0.25rem;
   border: 1px solid currentColor; white-space: nowrap; }
 .ok { color: var(--ok); } .bad { color: var(--bad); } .warn { color: var(--warn); }
@@ -106,6 +109,7 @@ ul.facts { margin: 0.3rem 0; padding-left: 1.2rem; }
   section.node, table.kv, tr { break-inside: avoid; page-break-inside: avoid; }
   .label { border-width: 1.5px; }
   th { background: none; }
+  code, .mono { font-size: 8.5pt; }
 }
 </style>
 </head>
@@ -131,6 +135,7 @@ ul.facts { margin: 0.3rem 0; padding-left: 1.2rem; }
 <tr><th>Created</th><td>{{orDash .CreatedAt}}{{with .CreatedBy}} by {{.}}{{end}}</td></tr>
 <tr><th>Finished</th><td>{{orDash .FinishedAt}}</td></tr>
 <tr><th>Duration</th><td>{{orDash .Duration}}</td></tr>
+<tr><th>Tested by</th><td>{{orNone .Testers}}</td></tr>
 <tr><th>Approvers</th><td>{{orNone .Approvers}}</td></tr>
 {{- if .RollbackRequestedBy}}
 <tr><th>Rollback</th><td>requested by {{.RollbackRequestedBy}}{{with .RollbackStartedAt}} at {{.}}{{end}}</td></tr>

@@ -52,7 +52,7 @@ func renderMarkdown(r *Report) ([]byte, error) {
 		{"Release", s.Release}, {"Release digest", s.ReleaseDigest}, {"Rollout", s.RolloutID},
 		{"State", joinNonEmpty(": ", s.State, s.Reason)}, {"Waiting for", s.WaitingFor},
 		{"Created", joinNonEmpty(" by ", s.CreatedAt, s.CreatedBy)}, {"Finished", s.FinishedAt},
-		{"Duration", s.Duration}, {"Approvers", strings.Join(s.Approvers, ", ")},
+		{"Duration", s.Duration}, {"Tested by", strings.Join(s.Testers, ", ")}, {"Approvers", strings.Join(s.Approvers, ", ")},
 		{"Rollback", joinNonEmpty(" at ", prefixed("requested by ", s.RollbackRequestedBy), s.RollbackStartedAt)},
 		{"Targets", s.Spec.Targets}, {"Strategy", s.Strategy}, {"Nodes", s.Outcome},
 	} {

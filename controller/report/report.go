@@ -13,10 +13,12 @@ import (
 	"strings"
 	"time"
 
+	"github.com/cairn-ops/cairn/controller/release"
 	"github.com/cairn-ops/cairn/controller/rollout/state"
 	"github.com/cairn-ops/cairn/internal/compare"
 	"github.com/cairn-ops/cairn/internal/diff"
 	"github.com/cairn-ops/cairn/internal/manifest"
+	"github.com/cairn-ops/cairn/internal/stamp"
 	controllerv1 "github.com/cairn-ops/cairn/proto/controller/v1"
 )
 
@@ -30,6 +32,9 @@ type Input struct {
 	// Log holds the audit-log entries about the rollout, oldest first.
 	Log         []*controllerv1.AuditLogEntry
 	GeneratedAt time.Time
+	// Location is the time zone the report shows times in (the
+	// controller's); nil is UTC.
+	Location *time.Location
 }
 
 // Report formats.
@@ -45,8 +50,10 @@ var Formats = []string{FormatText, FormatJSON, FormatMarkdown, FormatHTML}
 
 // Report is the management report on a rollout: what the JSON format
 // encodes, and what the text, Markdown and HTML formats are rendered
-// from. Times are RFC 3339 as stored; durations are Go durations in
-// words ("6m0s") with the seconds alongside.
+// from. Times are shown to the second in the controller's time zone,
+// with the zone's name ("2026-12-07 14:03:12 CET", internal/stamp.Human),
+// the same in every format; durations are Go durations in words ("6m0s")
+// with the seconds alongside.
 type Report struct {
 	// Title is "Rollout report: NAME@VERSION".
 	Title       string       `json:"title"`
@@ -76,10 +83,13 @@ type Summary struct {
 	FinishedAt string `json:"finished_at,omitempty"`
 	// Duration is from creation to the end, or to GeneratedAt ("so
 	// far") while the rollout has not finished.
-	Duration        string   `json:"duration,omitempty"`
-	DurationSeconds float64  `json:"duration_seconds"`
-	Finished        bool     `json:"finished"`
-	Approvers       []string `json:"approvers,omitempty"`
+	Duration        string  `json:"duration,omitempty"`
+	DurationSeconds float64 `json:"duration_seconds"`
+	Finished        bool    `json:"finished"`
+	// Testers recorded the release's passing tests; Approvers approved
+	// it (those the rollout's start was bound to, else the release's).
+	Testers   []string `json:"testers,omitempty"`
+	Approvers []string `json:"approvers,omitempty"`
 	// RollbackRequestedBy is set when a rollback was requested, by
 	// policy or by an operator, at RollbackStartedAt.
 	RollbackRequestedBy string `json:"rollback_requested_by,omitempty"`
@@ -364,8 +374,9 @@ func Build(in Input) *Report {
 		KnownErrors: []KnownError{},
 		AuditTrail:  []LogEntry{},
 	}
+	loc := in.Location
 	if !in.GeneratedAt.IsZero() {
-		r.GeneratedAt = in.GeneratedAt.UTC().Format(time.RFC3339)
+		r.GeneratedAt = stamp.HumanTime(in.GeneratedAt, loc)
 	}
 
 	nodes := slices.Clone(ro.GetNodes())
@@ -378,7 +389,7 @@ func Build(in Input) *Report {
 	names := map[string]string{}
 	for _, n := range nodes {
 		names[n.GetNodeId()] = n.Name()
-		r.Nodes = append(r.Nodes, buildNode(n))
+		r.Nodes = append(r.Nodes, buildNode(n, loc))
 	}
 
 	s := &r.Summary
@@ -389,22 +400,23 @@ func Build(in Input) *Report {
 	s.Reason = ro.GetReason()
 	s.WaitingFor = ro.GetWaitingFor()
 	s.CreatedBy = ro.GetCreatedBy()
-	s.CreatedAt = ro.GetCreatedAt()
-	s.FinishedAt = ro.GetFinishedAt()
+	s.CreatedAt = stamp.Human(ro.GetCreatedAt(), loc)
+	s.FinishedAt = stamp.Human(ro.GetFinishedAt(), loc)
 	s.Finished = ro.GetFinishedAt() != ""
 	s.Approvers = ro.GetApprovers()
 	if len(s.Approvers) == 0 {
 		for _, d := range in.Release.GetDecisions() {
-			if d.GetDecision() == "approve" && !slices.Contains(s.Approvers, d.GetBy()) {
+			if d.GetDecision() == release.DecisionApprove && !slices.Contains(s.Approvers, d.GetBy()) {
 				s.Approvers = append(s.Approvers, d.GetBy())
 			}
 		}
 	}
 	s.RollbackRequestedBy = ro.GetRollbackRequestedBy()
-	s.RollbackStartedAt = ro.GetRollbackStartedAt()
+	s.Testers = testers(in.Release)
+	s.RollbackStartedAt = stamp.Human(ro.GetRollbackStartedAt(), loc)
 	end := ro.GetFinishedAt()
-	if end == "" && r.GeneratedAt != "" {
-		end = r.GeneratedAt
+	if end == "" && !in.GeneratedAt.IsZero() {
+		end = stamp.Format(in.GeneratedAt)
 	}
 	if d, ok := between(ro.GetCreatedAt(), end); ok {
 		s.DurationSeconds = d.Seconds()
@@ -420,7 +432,7 @@ func Build(in Input) *Report {
 
 	for _, w := range ro.GetWaves() {
 		rw := Wave{
-			Index: w.GetIndex(), State: state.Name(w.GetState()), StartedAt: w.GetStartedAt(), FinishedAt: w.GetFinishedAt(),
+			Index: w.GetIndex(), State: state.Name(w.GetState()), StartedAt: stamp.Human(w.GetStartedAt(), loc), FinishedAt: stamp.Human(w.GetFinishedAt(), loc),
 			MaxFailures: w.GetMaxFailures(), GateAfter: w.GetGateAfter(), Nodes: []string{},
 		}
 		for _, id := range w.GetNodeIds() {
@@ -455,7 +467,7 @@ func Build(in Input) *Report {
 			details = append(details, k+"="+e.GetDetails()[k])
 		}
 		r.AuditTrail = append(r.AuditTrail, LogEntry{
-			Sequence: e.GetSequence(), Time: e.GetTime(), Actor: e.GetActor(), Action: e.GetAction(),
+			Sequence: e.GetSequence(), Time: stamp.Human(e.GetTime(), loc), Actor: e.GetActor(), Action: e.GetAction(),
 			Object: e.GetObject(), Details: strings.Join(details, " "),
 		})
 	}
@@ -463,6 +475,18 @@ func Build(in Input) *Report {
 }
 
 func (n Node) name() string { return cmp.Or(n.Hostname, n.NodeID) }
+
+// testers are the users who recorded a passing test of the release, in
+// the order they did.
+func testers(rel *controllerv1.ReleaseRecord) []string {
+	var out []string
+	for _, t := range rel.GetTests() {
+		if t.GetResult() == release.ResultPass && !slices.Contains(out, t.GetTester()) {
+			out = append(out, t.GetTester())
+		}
+	}
+	return out
+}
 
 // countNodes counts nodes by state (state.Count); with no nodes (a
 // rollout listed without them) it takes the stored counts.
@@ -613,11 +637,11 @@ func decodeRun(b []byte) (*Run, error) {
 
 // buildNode is a node's part of the report, its stored JSON results
 // decoded.
-func buildNode(n *controllerv1.RolloutNode) Node {
+func buildNode(n *controllerv1.RolloutNode, loc *time.Location) Node {
 	rn := Node{
 		NodeID: n.GetNodeId(), Hostname: n.GetHostname(), Wave: n.GetWave(), State: state.Name(n.GetState()),
 		Error: n.GetError(), InterruptedStep: n.GetInterruptedStep(), Retries: n.GetRetries(),
-		StartedAt: n.GetStartedAt(), FinishedAt: n.GetFinishedAt(),
+		StartedAt: stamp.Human(n.GetStartedAt(), loc), FinishedAt: stamp.Human(n.GetFinishedAt(), loc),
 		SLABreached: n.GetSlaBreached(), Changed: n.GetChanged(),
 		Drift: Drift{
 			Checked:     n.GetPreAuditId() != "" || n.GetDriftChanges() > 0 || n.GetDriftSummary() != "",
@@ -630,7 +654,7 @@ func buildNode(n *controllerv1.RolloutNode) Node {
 		rn.Duration = showDuration(d)
 	}
 	for _, c := range n.GetConfirmations() {
-		rn.Confirmations = append(rn.Confirmations, Confirmation{Step: c.GetStep(), By: c.GetBy(), Note: c.GetNote(), At: c.GetAt()})
+		rn.Confirmations = append(rn.Confirmations, Confirmation{Step: c.GetStep(), By: c.GetBy(), Note: c.GetNote(), At: stamp.Human(c.GetAt(), loc)})
 	}
 	if b := n.GetDeployReportJson(); len(b) > 0 {
 		run, err := decodeRun(b)
@@ -652,15 +676,15 @@ func buildNode(n *controllerv1.RolloutNode) Node {
 		rn.Rollback = rollbackProof(n, &rn)
 	}
 	if n.GetResolvedBy() != "" {
-		rn.Resolution = resolution(n, &rn)
+		rn.Resolution = resolution(n, &rn, loc)
 	}
 	return rn
 }
 
 // resolution reads an operator's resolution of a node and the diff
 // from its pre-audit to the audit taken then.
-func resolution(n *controllerv1.RolloutNode, rn *Node) *Resolution {
-	res := &Resolution{By: n.GetResolvedBy(), Note: n.GetResolvedNote(), At: n.GetResolvedAt(), AuditID: n.GetResolveAuditId()}
+func resolution(n *controllerv1.RolloutNode, rn *Node, loc *time.Location) *Resolution {
+	res := &Resolution{By: n.GetResolvedBy(), Note: n.GetResolvedNote(), At: stamp.Human(n.GetResolvedAt(), loc), AuditID: n.GetResolveAuditId()}
 	switch {
 	case n.GetState() == state.NodeResolving:
 		res.Verdict = "audit being taken"

@@ -7,6 +7,7 @@ import (
 	"flag"
 	"os"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
 	"testing"
@@ -173,7 +174,7 @@ func sampleInput(t *testing.T) Input {
 			},
 			{
 				NodeId: "n-03", Hostname: "web3", Wave: 2, State: state.NodeUnreachable,
-				Error:     "agent not connected since 2026-03-01T22:09:00Z",
+				Error:     "disconnected for more than 5m0s during deploying",
 				StartedAt: "2026-03-01T22:15:00Z", FinishedAt: "2026-03-01T22:25:00Z", DurationSeconds: 600,
 				UnreachableSince: "2026-03-01T22:09:00Z",
 			},
@@ -197,13 +198,22 @@ func sampleInput(t *testing.T) Input {
 		{Sequence: 44, Time: "2026-03-01T22:41:30Z", Actor: "system", Action: "rollout.halt", Object: "rollout/ro-20260301-0001", Details: map[string]string{"wave": "2", "failures": "3"}},
 	}
 	return Input{
-		Rollout:     ro,
-		Release:     &controllerv1.ReleaseRecord{Name: "webshop", Version: "2.4.0", Digest: ro.ReleaseDigest},
+		Rollout: ro,
+		Release: &controllerv1.ReleaseRecord{Name: "webshop", Version: "2.4.0", Digest: ro.ReleaseDigest,
+			Tests: []*controllerv1.TestRecord{
+				{Tester: "user:tina", Result: "fail", Note: "homepage 502", RecordedAt: "2026-02-27T10:00:00Z"},
+				{Tester: "user:tom", Result: "pass", RecordedAt: "2026-02-28T10:00:00Z"},
+			}},
 		Manifest:    m,
 		Log:         log,
 		GeneratedAt: time.Date(2026, 3, 1, 23, 0, 0, 0, time.UTC),
+		Location:    cet,
 	}
 }
+
+// cet is the controller's time zone in the tests: an hour east of UTC,
+// named.
+var cet = time.FixedZone("CET", 3600)
 
 // node returns the rollout's node with hostname host.
 func node(ro *controllerv1.RolloutRecord, host string) *controllerv1.RolloutNode {
@@ -293,6 +303,14 @@ func TestBuildReport(t *testing.T) {
 	}
 	if got, want := r.Summary.Duration, "41m30s"; got != want {
 		t.Errorf("duration = %q, want %q", got, want)
+	}
+	// The summary names who tested the release (a pass; not the failed
+	// test before it) and who approved it.
+	if diff := cmp.Diff([]string{"user:tom"}, r.Summary.Testers); diff != "" {
+		t.Errorf("testers (-want +got):\n%s", diff)
+	}
+	if diff := cmp.Diff([]string{"user:anna", "user:ben"}, r.Summary.Approvers); diff != "" {
+		t.Errorf("approvers (-want +got):\n%s", diff)
 	}
 
 	type wave struct {
@@ -464,7 +482,7 @@ func TestReportRollbackProof(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			n := buildNode(&controllerv1.RolloutNode{NodeId: "n-04", State: tt.state, RollbackDiffJson: tt.diffJSON})
+			n := buildNode(&controllerv1.RolloutNode{NodeId: "n-04", State: tt.state, RollbackDiffJson: tt.diffJSON}, time.UTC)
 			rb := n.Rollback
 			if rb == nil {
 				t.Fatal("no rollback in the node's report")
@@ -533,6 +551,32 @@ func TestReportJSONRoundTrip(t *testing.T) {
 	}
 	if diff := cmp.Diff(Build(sampleInput(t)), &back); diff != "" {
 		t.Errorf("JSON round trip (-want +got):\n%s", diff)
+	}
+}
+
+// TestReportTimes: every time a report shows is to the second, in the
+// controller's zone with its name, in every format; none is a stamp.
+func TestReportTimes(t *testing.T) {
+	shown := regexp.MustCompile(`\b2026-03-0[12] \d\d:\d\d:\d\d CET\b`)
+	stamp := regexp.MustCompile(`\d{4}-\d\d-\d\dT\d\d:\d\d`)
+	for _, format := range Formats {
+		out, _, err := Render(sampleInput(t), format)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if format == FormatJSON {
+			// The before/after comparison is the stored record as it is
+			// (internal/compare.Result), with the audits' own times.
+			out = regexp.MustCompile(`"collected_at": "[^"]*"`).ReplaceAll(out, nil)
+		}
+		if got := stamp.FindAllString(string(out), -1); len(got) > 0 {
+			t.Errorf("%s report shows stored stamps %q", format, got)
+		}
+		// Generated, created, finished; 3 waves' and 4 nodes' starts and
+		// finishes (but web5's); one confirmation; 4 audit-log entries.
+		if got, want := len(shown.FindAllString(string(out), -1)), 3+4+8+1+4; got < want {
+			t.Errorf("%s report shows %d times to the second with the zone, want at least %d", format, got, want)
+		}
 	}
 }
 
@@ -635,6 +679,69 @@ func TestReportHTML(t *testing.T) {
 	for _, marker := range []string{"@media print", "break-inside: avoid"} {
 		if !strings.Contains(page, marker) {
 			t.Errorf("the style sheet lacks %q", marker)
+		}
+	}
+}
+
+// TestReportHTMLWrapsLongWords: every digest on the page sits in an
+// element whose style lets it wrap anywhere, on the screen and on paper,
+// and so does every table cell.
+func TestReportHTMLWrapsLongWords(t *testing.T) {
+	out, _, err := Render(sampleInput(t), FormatHTML)
+	if err != nil {
+		t.Fatal(err)
+	}
+	doc, err := html.Parse(bytes.NewReader(out))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var sheet string
+	wraps := map[string]bool{} // selector → its rule wraps anywhere
+	digest := regexp.MustCompile(`[0-9a-f]{64}`)
+	var found int
+	var walk func(n *html.Node, classes []string)
+	walk = func(n *html.Node, classes []string) {
+		if n.Type == html.ElementNode {
+			for _, a := range n.Attr {
+				if a.Key == "class" {
+					for _, c := range strings.Fields(a.Val) {
+						classes = append(slices.Clip(classes), "."+c)
+					}
+				}
+			}
+			classes = append(slices.Clip(classes), n.Data)
+			if n.Data == "style" {
+				sheet = textOf(n)
+			}
+		}
+		if n.Type == html.TextNode && digest.MatchString(n.Data) {
+			found++
+			if !slices.ContainsFunc(classes, func(c string) bool { return wraps[c] }) {
+				t.Errorf("digest %q is in %v, none of which wraps anywhere", strings.TrimSpace(n.Data), classes)
+			}
+		}
+		for c := n.FirstChild; c != nil; c = c.NextSibling {
+			walk(c, classes)
+		}
+	}
+	// The rules outside @media print, and those inside it, by selector.
+	rule := regexp.MustCompile(`(?m)^([^{}@\n]+)\{([^}]*)\}`)
+	page := string(out)
+	start, end := strings.Index(page, "<style>"), strings.Index(page, "</style>")
+	for _, m := range rule.FindAllStringSubmatch(page[start:end], -1) {
+		if strings.Contains(m[2], "overflow-wrap: anywhere") {
+			for _, sel := range strings.Split(m[1], ",") {
+				wraps[strings.TrimSpace(sel)] = true
+			}
+		}
+	}
+	walk(doc, nil)
+	if sheet == "" || found == 0 {
+		t.Fatalf("no style sheet (%d bytes) or no digest on the page (%d)", len(sheet), found)
+	}
+	for _, sel := range []string{"td", "th", ".mono"} {
+		if !wraps[sel] {
+			t.Errorf("%s does not wrap anywhere", sel)
 		}
 	}
 }

@@ -12,6 +12,9 @@ type Config struct {
 	Store store.Store
 	// Now is the clock (default time.Now).
 	Now func() time.Time
+	// Location is the time zone reports show times in (default
+	// time.Local: the controller's).
+	Location *time.Location
 }
 
 // Service renders the reports of the rollouts in a store.
@@ -23,6 +26,9 @@ type Service struct {
 func New(cfg Config) *Service {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
+	}
+	if cfg.Location == nil {
+		cfg.Location = time.Local
 	}
 	return &Service{cfg: cfg}
 }
@@ -44,7 +50,7 @@ func (s *Service) Issue(ctx context.Context, actor, id, format string) (*Issued,
 	if err != nil {
 		return nil, err
 	}
-	in.GeneratedAt = s.cfg.Now()
+	in.GeneratedAt, in.Location = s.cfg.Now(), s.cfg.Location
 	content, mime, err := Render(in, format)
 	if err != nil {
 		return nil, err

@@ -77,7 +77,7 @@ func storeSample(t *testing.T) (store.Store, Input) {
 // the log), and no other.
 func TestIssueFromStore(t *testing.T) {
 	st, in := storeSample(t)
-	s := New(Config{Store: st, Now: func() time.Time { return in.GeneratedAt }})
+	s := New(Config{Store: st, Now: func() time.Time { return in.GeneratedAt }, Location: cet})
 	got, err := s.Issue(context.Background(), "user:auditor", in.Rollout.GetId(), FormatJSON)
 	if err != nil {
 		t.Fatal(err)

@@ -142,11 +142,12 @@ func nodeList(names []string, limit int) string {
 	return fmt.Sprintf("%d nodes", len(names))
 }
 
-// failuresCell is a wave's failures over its budget: "3/1 OVER BUDGET".
+// failuresCell is a wave's failures over its budget: "3/1 OVER" when
+// it went over.
 func failuresCell(w Wave) string {
 	s := fmt.Sprintf("%d/%d", w.Failures, w.MaxFailures)
 	if w.OverBudget {
-		s += " OVER BUDGET"
+		s += " OVER"
 	}
 	return s
 }
@@ -204,6 +205,7 @@ func renderText(r *Report) ([]byte, error) {
 	w.field("Created", joinNonEmpty(" by ", s.CreatedAt, s.CreatedBy))
 	w.field("Finished", s.FinishedAt)
 	w.field("Duration", s.Duration)
+	w.field("Tested by", strings.Join(s.Testers, ", "))
 	w.field("Approvers", strings.Join(s.Approvers, ", "))
 	if s.RollbackRequestedBy != "" {
 		w.field("Rollback", joinNonEmpty(" at ", "requested by "+s.RollbackRequestedBy, s.RollbackStartedAt))
@@ -221,11 +223,12 @@ func renderText(r *Report) ([]byte, error) {
 	} else {
 		rows := [][]string{{"WAVE", "STATE", "NODES", "STARTED", "FINISHED", "FAILED/BUDGET"}}
 		for _, wv := range r.Waves {
-			rows = append(rows, []string{strconv.Itoa(int(wv.Index)), wv.State, nodeList(wv.Nodes, 16),
+			rows = append(rows, []string{strconv.Itoa(int(wv.Index)), wv.State, nodeList(wv.Nodes, 12),
 				orDash(wv.StartedAt), orDash(wv.FinishedAt), failuresCell(wv)})
 		}
-		// 2 + 4 + 10 + 16 + 20 + 20 + 17 and the gaps: 99 columns.
-		w.table("  ", []int{4, 10, 16, 20, 20, 17}, rows)
+		// 2 + 4 + 9 + 12 + 25 + 25 + 13 and the gaps: 100 columns, with
+		// room for times in a zone named by its offset ("+0530").
+		w.table("  ", []int{4, 9, 12, 25, 25, 13}, rows)
 	}
 
 	w.heading("Nodes")

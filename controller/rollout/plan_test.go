@@ -159,7 +159,7 @@ func TestWindowHoldsNodes(t *testing.T) {
 	w.clock.set(day(t, time.Wednesday, "12:00"))
 	ro := w.start(func(s *controllerv1.RolloutSpec) { s.Window = "Sat 22:00-Sun 04:00" })
 	ro = w.waitFor(ro.GetId(), "the window", func(ro *controllerv1.RolloutRecord) bool { return ro.GetWaitingFor() != "" })
-	if want := "window opens at 2026-03-07T22:00:00Z"; ro.GetWaitingFor() != want {
+	if want := "window opens at 2026-03-07 22:00:00 UTC"; ro.GetWaitingFor() != want {
 		t.Errorf("waiting for %q, want %q", ro.GetWaitingFor(), want)
 	}
 	if cmds := w.rolloutCommands(ro.GetId(), "node-01"); len(cmds) != 0 || nodeOf(t, ro, "web1").GetState() != NodePending {

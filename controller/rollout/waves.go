@@ -3,7 +3,6 @@ package rollout
 import (
 	"fmt"
 	"strconv"
-	"time"
 
 	"github.com/cairn-ops/cairn/controller/rollout/state"
 	"github.com/cairn-ops/cairn/internal/stamp"
@@ -81,7 +80,7 @@ func (p *pass) drive() {
 		case WaveBaking:
 			until := parseStamp(w.GetBakeUntil())
 			if p.now.Before(until) {
-				p.wait("bake until " + until.In(p.e.cfg.Location).Format(time.RFC3339))
+				p.wait("bake until " + stamp.HumanTime(until, p.e.cfg.Location))
 				return
 			}
 			p.closeWave(w, WaveDone)
@@ -305,7 +304,7 @@ func (p *pass) windowClosed() bool {
 	if p.params.Window.Open(local) {
 		return false
 	}
-	p.wait("window opens at " + p.params.Window.Next(local).Format(time.RFC3339))
+	p.wait("window opens at " + stamp.HumanTime(p.params.Window.Next(local), p.e.cfg.Location))
 	return true
 }
 
