@@ -46,7 +46,7 @@ func (b *base) rpcError(method string, err error) error {
 	switch {
 	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
 		return status.FromContextError(err).Err()
-	case errors.Is(err, ErrInvalid), errors.Is(err, rollout.ErrInvalid), errors.Is(err, report.ErrFormat):
+	case errors.Is(err, ErrInvalid), errors.Is(err, rollout.ErrInvalid), errors.Is(err, report.ErrFormat), errors.Is(err, report.ErrMalformed):
 		code = codes.InvalidArgument
 	case errors.Is(err, store.ErrNotFound):
 		code = codes.NotFound

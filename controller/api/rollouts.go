@@ -34,9 +34,11 @@ type RolloutEngine interface {
 
 var _ RolloutEngine = (*rollout.Engine)(nil)
 
-// Reports renders the reports on rollouts (controller/report).
+// Reports renders the reports on rollouts and confirms the ones it
+// issued (controller/report).
 type Reports interface {
 	Issue(ctx context.Context, actor, id, format string) (*report.Issued, error)
+	Confirm(ctx context.Context, digest string) (*controllerv1.IssuedReport, error)
 }
 
 var _ Reports = (*report.Service)(nil)
@@ -361,5 +363,22 @@ func (s *rollouts) RolloutReport(ctx context.Context, req *controllerv1.RolloutR
 	if err != nil {
 		return nil, s.rolloutError("RolloutReport", err)
 	}
-	return &controllerv1.RenderResponse{Content: rep.Content, ContentType: rep.MIME}, nil
+	return &controllerv1.RenderResponse{Content: rep.Content, ContentType: rep.MIME, Digest: rep.Digest}, nil
+}
+
+func (s *rollouts) VerifyRolloutReport(ctx context.Context, req *controllerv1.VerifyReportRequest) (*controllerv1.IssuedReport, error) {
+	if s.Reports == nil {
+		return nil, errRolloutsDisabled
+	}
+	if req.GetDigest() == "" {
+		return nil, s.rolloutError("VerifyRolloutReport", invalid("digest", "required"))
+	}
+	if err := checkText("digest", limits.Word, req.GetDigest()); err != nil {
+		return nil, s.rolloutError("VerifyRolloutReport", err)
+	}
+	rec, err := s.Reports.Confirm(ctx, req.GetDigest())
+	if err != nil {
+		return nil, s.rolloutError("VerifyRolloutReport", err)
+	}
+	return rec, nil
 }

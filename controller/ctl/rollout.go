@@ -759,7 +759,10 @@ before/after diff classified against the release's expected changes,
 drift, known errors, unreachable nodes, and SLA compliance. The HTML
 report is one self-contained file that opens offline and prints.
 
---out writes the file atomically (a reader never sees half of it).`,
+--out writes the file atomically (a reader never sees half of it).
+
+Every report carries a digest of its content, which the controller records
+as issued: 'cairnctl report verify FILE' checks a report file later.`,
 		Example: `  cairnctl rollout report ro-6c3302e95c4e
   cairnctl rollout report ro-6c3302e95c4e -o markdown > rollout.md
   cairnctl rollout report ro-6c3302e95c4e -o html --out rollout.html`,
@@ -787,7 +790,7 @@ report is one self-contained file that opens offline and prints.
 		if err := atomicfile.Write(out, fileContent(f.name, resp.GetContent()), 0o644); err != nil {
 			return failedf("rollout report: %w", err)
 		}
-		_, err = fmt.Fprintf(a.out, "wrote %s (%d bytes)\n", out, len(resp.GetContent()))
+		_, err = fmt.Fprintf(a.out, "wrote %s (%d bytes, digest %s)\n", out, len(resp.GetContent()), orDash(resp.GetDigest()))
 		return err
 	}
 	return cmd

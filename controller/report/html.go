@@ -72,6 +72,7 @@ const htmlPageTemplate = `<!DOCTYPE html>
 <head>
 <meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
+<meta name="cairn-report-digest" content="{{.Digest}}">
 <title>{{.Title}}</title>
 <style>
 :root { --ok: #116329; --bad: #a40e26; --missing: #8f3f00; --warn: #8a5300; --info: #0b4f8a; --neutral: #444; }
@@ -116,7 +117,8 @@ ul.facts { margin: 0.3rem 0; padding-left: 1.2rem; }
 <body>
 <header>
 <h1>{{.Title}}</h1>
-<p class="meta">Rollout <span class="mono">{{.Summary.RolloutID}}</span>{{with .GeneratedAt}} · generated {{.}}{{end}}</p>
+<p class="meta">Rollout <span class="mono">{{.Summary.RolloutID}}</span>{{with .GeneratedAt}} · generated {{.}} by the controller{{end}}</p>
+<p class="meta">Report digest <span class="mono">{{.Digest}}</span></p>
 <p class="headline"><span class="label {{cls .Summary.State}}">{{upper .Summary.State}}</span> {{.Summary.Outcome}}{{if .SLA.Breached}} · <span class="label bad">SLA BREACHED</span>{{end}}</p>
 </header>
 

@@ -42,8 +42,9 @@ func renderMarkdown(r *Report) ([]byte, error) {
 	s := r.Summary
 	fmt.Fprintf(&b, "# %s\n\n", md(r.Title))
 	if r.GeneratedAt != "" {
-		fmt.Fprintf(&b, "Generated %s.\n\n", md(r.GeneratedAt))
+		fmt.Fprintf(&b, "Generated %s by the controller.\n\n", md(r.GeneratedAt))
 	}
+	fmt.Fprintf(&b, "Report digest: %s\n\n", r.Digest)
 	fmt.Fprintf(&b, "**%s: %s**\n", md(strings.ToUpper(s.State)), md(s.Outcome))
 
 	b.WriteString("\n## Summary\n\n")

@@ -19,6 +19,7 @@ import (
 	"github.com/cairn-ops/cairn/internal/diff"
 	"github.com/cairn-ops/cairn/internal/manifest"
 	"github.com/cairn-ops/cairn/internal/stamp"
+	"github.com/cairn-ops/cairn/internal/termsafe"
 	controllerv1 "github.com/cairn-ops/cairn/proto/controller/v1"
 )
 
@@ -36,6 +37,9 @@ type Input struct {
 	// controller's); nil is UTC.
 	Location *time.Location
 }
+
+// titlePrefix starts every report's title.
+const titlePrefix = "Rollout report: "
 
 // Report formats.
 const (
@@ -56,8 +60,11 @@ var Formats = []string{FormatText, FormatJSON, FormatMarkdown, FormatHTML}
 // with the seconds alongside.
 type Report struct {
 	// Title is "Rollout report: NAME@VERSION".
-	Title       string       `json:"title"`
-	GeneratedAt string       `json:"generated_at,omitempty"`
+	Title       string `json:"title"`
+	GeneratedAt string `json:"generated_at,omitempty"`
+	// Digest is the report file's digest (see digest.go), set as the
+	// report is rendered.
+	Digest      string       `json:"digest"`
 	Summary     Summary      `json:"summary"`
 	Waves       []Wave       `json:"waves"`
 	Nodes       []Node       `json:"nodes"`
@@ -328,21 +335,34 @@ type LogEntry struct {
 	Details  string `json:"details,omitempty"`
 }
 
-// Render renders the report as text, json, markdown or html and
-// returns it with its MIME type. An empty format is text.
+// Render renders the report as text, json, markdown or html, with its
+// digest, and returns it with its MIME type. An empty format is text.
 func Render(in Input, format string) ([]byte, string, error) {
+	out, mime, _, err := render(in, format)
+	return out, mime, err
+}
+
+// render is Render, also returning the report's digest. The content
+// passes internal/termsafe before it is sealed, so that printing it
+// (cairnctl escapes what it prints with termsafe) changes no byte of it.
+func render(in Input, format string) (content []byte, mime, digest string, err error) {
 	if in.Rollout == nil {
-		return nil, "", errors.New("report without a rollout")
+		return nil, "", "", errors.New("report without a rollout")
 	}
-	render, mime, err := renderer(format)
+	write, mime, err := renderer(format)
 	if err != nil {
-		return nil, "", err
+		return nil, "", "", err
 	}
-	out, err := render(Build(in))
+	r := Build(in)
+	r.Digest = placeholder()
+	out, err := write(r)
+	if err == nil {
+		out, digest, err = seal([]byte(termsafe.String(string(out))), r.Digest)
+	}
 	if err != nil {
-		return nil, "", fmt.Errorf("render %s report of rollout %s: %w", cmp.Or(format, FormatText), in.Rollout.GetId(), err)
+		return nil, "", "", fmt.Errorf("render %s report of rollout %s: %w", cmp.Or(format, FormatText), in.Rollout.GetId(), err)
 	}
-	return out, mime, nil
+	return out, mime, digest, nil
 }
 
 // renderer returns the function that renders format, and its MIME type;
@@ -368,7 +388,7 @@ func Build(in Input) *Report {
 	ro := in.Rollout
 	ref := ro.GetRelease().GetName() + "@" + ro.GetRelease().GetVersion()
 	r := &Report{
-		Title:       "Rollout report: " + ref,
+		Title:       titlePrefix + ref,
 		Waves:       []Wave{},
 		Nodes:       []Node{},
 		KnownErrors: []KnownError{},

@@ -549,7 +549,13 @@ func TestReportJSONRoundTrip(t *testing.T) {
 	if err := json.Unmarshal(out, &back); err != nil {
 		t.Fatal(err)
 	}
-	if diff := cmp.Diff(Build(sampleInput(t)), &back); diff != "" {
+	f, err := Inspect(out)
+	if err != nil || f.Edited() || back.Digest != f.Digest {
+		t.Errorf("the JSON report's digest %q, the file %+v, %v: want the digest the content hashes to", back.Digest, f, err)
+	}
+	want := Build(sampleInput(t))
+	want.Digest = back.Digest
+	if diff := cmp.Diff(want, &back); diff != "" {
 		t.Errorf("JSON round trip (-want +got):\n%s", diff)
 	}
 }

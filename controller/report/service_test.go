@@ -1,6 +1,7 @@
 package report
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -11,6 +12,7 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	"google.golang.org/protobuf/testing/protocmp"
 
 	"github.com/cairn-ops/cairn/controller/store"
 	controllerv1 "github.com/cairn-ops/cairn/proto/controller/v1"
@@ -90,6 +92,7 @@ func TestIssueFromStore(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := Build(in)
+	want.Digest = got.Digest
 	if diff := cmp.Diff(want, &r); diff != "" {
 		t.Errorf("the report from the store differs from the report of the same records (-want +got):\n%s", diff)
 	}
@@ -112,6 +115,72 @@ func TestIssueRefused(t *testing.T) {
 			_, err := s.Issue(ctx, "user:auditor", tt.id, tt.format)
 			if !errors.Is(err, tt.want) {
 				t.Errorf("Issue(%s, %s) = %v, want %v", tt.id, tt.format, err, tt.want)
+			}
+		})
+	}
+}
+
+// TestConfirm: the service records every report it issues under its
+// digest and confirms exactly those: not a digest it never issued, such
+// as that of an edited report whose digest was recomputed.
+func TestConfirm(t *testing.T) {
+	st, in := storeSample(t)
+	s := New(Config{Store: st, Now: func() time.Time { return in.GeneratedAt }, Location: cet})
+	ctx := context.Background()
+	issued := map[string]*Issued{}
+	for _, format := range Formats {
+		rep, err := s.Issue(ctx, "user:auditor", in.Rollout.GetId(), format)
+		if err != nil {
+			t.Fatal(err)
+		}
+		f, err := Inspect(rep.Content)
+		if err != nil || f.Edited() || f.Digest != rep.Digest {
+			t.Fatalf("%s report: %+v, %v; want one carrying its digest %s", format, f, err, rep.Digest)
+		}
+		issued[format] = rep
+	}
+	for format, rep := range issued {
+		got, err := s.Confirm(ctx, rep.Digest)
+		if err != nil {
+			t.Fatalf("Confirm the %s report: %v", format, err)
+		}
+		want := &controllerv1.IssuedReport{
+			Digest: rep.Digest, RolloutId: in.Rollout.GetId(), Release: in.Rollout.GetRelease(), Format: format,
+			GeneratedAt: "2026-03-01T23:00:00.000000000Z", GeneratedAtShown: "2026-03-02 00:00:00 CET", IssuedTo: "user:auditor",
+		}
+		if diff := cmp.Diff(want, got, protocmp.Transform()); diff != "" {
+			t.Errorf("the record of the %s report (-want +got):\n%s", format, diff)
+		}
+	}
+
+	// The same report again in the same second is the same bytes: issued
+	// again, recorded once, for whoever asked first.
+	again, err := s.Issue(ctx, "user:other", in.Rollout.GetId(), FormatHTML)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if again.Digest != issued[FormatHTML].Digest {
+		t.Fatalf("the same report again has digest %s; want %s", again.Digest, issued[FormatHTML].Digest)
+	}
+	if rec, err := s.Confirm(ctx, again.Digest); err != nil || rec.GetIssuedTo() != "user:auditor" {
+		t.Errorf("the record after issuing the same bytes again: %v, %v; want the first", rec, err)
+	}
+
+	html := issued[FormatHTML]
+	edited := bytes.Replace(html.Content, []byte("user:anna"), []byte("user:anne"), 1)
+	forged := digestOf(edited, html.Digest)
+	tests := []struct {
+		name, digest string
+		want         error
+	}{
+		{"recomputed after an edit", forged, store.ErrNotFound},
+		{"not a digest", "sha256:123", ErrMalformed},
+		{"empty", "", ErrMalformed},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if _, err := s.Confirm(ctx, tt.digest); !errors.Is(err, tt.want) {
+				t.Errorf("Confirm(%q) = %v, want %v", tt.digest, err, tt.want)
 			}
 		})
 	}

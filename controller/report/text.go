@@ -83,7 +83,7 @@ func (w *textWriter) field(label, value string) {
 	if value == "" {
 		return
 	}
-	const labelWidth = 14
+	const labelWidth = 16
 	pad := labelWidth - utf8.RuneCountInString(label)
 	w.line("  ", strings.Repeat(" ", labelWidth), label+strings.Repeat(" ", max(pad, 1))+value)
 }
@@ -193,12 +193,13 @@ func renderText(r *Report) ([]byte, error) {
 	w.line("", "  ", r.Title)
 	w.b.WriteString(strings.Repeat("=", min(utf8.RuneCountInString(r.Title), textWidth)) + "\n")
 	if r.GeneratedAt != "" {
-		w.line("", "  ", "Generated "+r.GeneratedAt)
+		w.line("", "  ", "Generated "+r.GeneratedAt+" by the controller")
 	}
+	w.b.WriteString("Report digest: " + r.Digest + "\n")
 
 	w.heading("Summary")
 	w.field("Release", s.Release)
-	w.field("Digest", s.ReleaseDigest)
+	w.field("Release digest", s.ReleaseDigest)
 	w.field("Rollout", s.RolloutID)
 	w.field("State", joinNonEmpty(": ", strings.ToUpper(s.State), s.Reason))
 	w.field("Waiting for", s.WaitingFor)
