@@ -45,6 +45,7 @@ var classes = func() map[string]string {
 var htmlPage = func() *template.Template {
 	t := template.Must(template.New("report").Funcs(htmlFuncs).Parse(htmlPageTemplate))
 	template.Must(t.New("run").Parse(htmlRunTemplate))
+	template.Must(t.New("differences").Parse(htmlDifferencesTemplate))
 	return t
 }()
 
@@ -65,6 +66,9 @@ var htmlFuncs = template.FuncMap{
 	"prefixed":   prefixed,
 	"stepClass":  stepClass,
 	"runArgs":    func(label string, run *Run) runArgs { return runArgs{Label: label, Run: run} },
+	"differences": func(class string, differences, notComparable []string) differencesArgs {
+		return differencesArgs{Class: class, Differences: differences, NotComparable: notComparable}
+	},
 }
 
 const htmlPageTemplate = `<!DOCTYPE html>
@@ -218,30 +222,12 @@ ul.facts { margin: 0.3rem 0; padding-left: 1.2rem; }
 {{- with .Rollback}}
 {{- with .Run}}{{template "run" (runArgs "Rollback" .)}}{{end}}
 <h4>Rollback proof: {{if .Proven}}<span class="label ok">PROVEN</span> {{else}}<span class="label bad">NOT PROVEN</span> {{end}}{{.Verdict}}</h4>
-{{- if or .Differences .NotComparable}}
-<ul class="facts">
-{{- range .Differences}}
-<li><span class="label bad">DIFFERS</span> {{.}}</li>
-{{- end}}
-{{- range .NotComparable}}
-<li><span class="label warn">NOT COMPARABLE</span> {{.}}</li>
-{{- end}}
-</ul>
-{{- end}}
+{{- template "differences" (differences "bad" .Differences .NotComparable)}}
 {{- end}}
 {{- with .Resolution}}
 <h4>Resolved by hand: by {{.By}}{{with .At}} at {{.}}{{end}}: {{.Note}}</h4>
 <p class="meta">Audit after the resolution: {{if .AuditID}}{{.AuditID}}{{else}}being taken{{end}}, {{.Verdict}}</p>
-{{- if or .Differences .NotComparable}}
-<ul class="facts">
-{{- range .Differences}}
-<li><span class="label warn">DIFFERS</span> {{.}}</li>
-{{- end}}
-{{- range .NotComparable}}
-<li><span class="label warn">NOT COMPARABLE</span> {{.}}</li>
-{{- end}}
-</ul>
-{{- end}}
+{{- template "differences" (differences "warn" .Differences .NotComparable)}}
 {{- end}}
 </section>
 {{- else}}
@@ -305,6 +291,27 @@ const htmlRunTemplate = `
 </tbody>
 </table>
 {{- end}}`
+
+// htmlDifferencesTemplate lists what differs from a node's pre-audit
+// after its rollback or its resolution, and what could not be compared.
+const htmlDifferencesTemplate = `
+{{- if or .Differences .NotComparable}}
+<ul class="facts">
+{{- range .Differences}}
+<li><span class="label {{$.Class}}">DIFFERS</span> {{.}}</li>
+{{- end}}
+{{- range .NotComparable}}
+<li><span class="label warn">NOT COMPARABLE</span> {{.}}</li>
+{{- end}}
+</ul>
+{{- end}}`
+
+// differencesArgs passes a node's differences from its pre-audit, and the
+// class of their label, to the "differences" template.
+type differencesArgs struct {
+	Class                      string
+	Differences, NotComparable []string
+}
 
 // runArgs passes a run and its label to the "run" template.
 type runArgs struct {

@@ -713,25 +713,18 @@ func resolution(n *controllerv1.RolloutNode, rn *Node, loc *time.Location) *Reso
 		res.Verdict = "audited; no pre-audit to compare with"
 		return res
 	}
-	var d diff.Report
-	if err := json.Unmarshal(n.GetResolveDiffJson(), &d); err != nil {
+	var summary string
+	var err error
+	if res.Differences, res.NotComparable, summary, err = fromPreAudit(n.GetResolveDiffJson()); err != nil {
 		rn.Problems = append(rn.Problems, "resolution diff unreadable: "+err.Error())
 		res.Verdict = "the resolution diff is unreadable"
 		return res
 	}
-	for _, s := range d.Sections {
-		if !s.Comparable && !s.Skipped {
-			res.NotComparable = append(res.NotComparable, s.Name+": "+s.Reason)
-		}
-		for _, ch := range s.Changes {
-			res.Differences = append(res.Differences, compare.Describe(s.Name, ch))
-		}
-	}
 	switch {
 	case len(res.Differences) > 0:
-		res.Verdict = "differs from the pre-audit: " + d.Summary
+		res.Verdict = "differs from the pre-audit: " + summary
 	case len(res.NotComparable) > 0:
-		res.Verdict = "not fully comparable with the pre-audit: " + d.Summary
+		res.Verdict = "not fully comparable with the pre-audit: " + summary
 	default:
 		res.Verdict = "equals the pre-audit"
 	}
@@ -757,30 +750,42 @@ func rollbackProof(n *controllerv1.RolloutNode, rn *Node) *Rollback {
 		}
 		return rb
 	}
-	var d diff.Report
-	if err := json.Unmarshal(b, &d); err != nil {
+	var summary string
+	var err error
+	if rb.Differences, rb.NotComparable, summary, err = fromPreAudit(b); err != nil {
 		rn.Problems = append(rn.Problems, "rollback diff unreadable: "+err.Error())
 		rb.Verdict = "not proven: the rollback diff is unreadable"
 		return rb
 	}
-	for _, s := range d.Sections {
-		if !s.Comparable && !s.Skipped {
-			rb.NotComparable = append(rb.NotComparable, s.Name+": "+s.Reason)
-		}
-		for _, ch := range s.Changes {
-			rb.Differences = append(rb.Differences, compare.Describe(s.Name, ch))
-		}
-	}
 	switch {
 	case len(rb.Differences) > 0:
-		rb.Verdict = "after-state differs from the pre-audit: " + d.Summary
+		rb.Verdict = "after-state differs from the pre-audit: " + summary
 	case len(rb.NotComparable) > 0:
-		rb.Verdict = "not proven: " + d.Summary
+		rb.Verdict = "not proven: " + summary
 	default:
 		rb.Proven = true
 		rb.Verdict = "after-state equals pre-audit"
 	}
 	return rb
+}
+
+// fromPreAudit reads a stored diff from a node's pre-audit (internal/diff's
+// Report, JSON) in words: the changes that remain, the sections it could
+// not compare, and its summary.
+func fromPreAudit(b []byte) (differences, notComparable []string, summary string, err error) {
+	var d diff.Report
+	if err := json.Unmarshal(b, &d); err != nil {
+		return nil, nil, "", err
+	}
+	for _, s := range d.Sections {
+		if !s.Comparable && !s.Skipped {
+			notComparable = append(notComparable, s.Name+": "+s.Reason)
+		}
+		for _, ch := range s.Changes {
+			differences = append(differences, compare.Describe(s.Name, ch))
+		}
+	}
+	return differences, notComparable, d.Summary, nil
 }
 
 // nodeDuration is how long a finished node took: its stored duration,

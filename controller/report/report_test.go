@@ -4,8 +4,6 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
-	"flag"
-	"os"
 	"path/filepath"
 	"regexp"
 	"slices"
@@ -24,11 +22,10 @@ import (
 	"github.com/cairn-ops/cairn/internal/compare"
 	"github.com/cairn-ops/cairn/internal/diff"
 	"github.com/cairn-ops/cairn/internal/manifest"
+	"github.com/cairn-ops/cairn/internal/testutil"
 	controllerv1 "github.com/cairn-ops/cairn/proto/controller/v1"
 	inventoryv1 "github.com/cairn-ops/cairn/proto/inventory/v1"
 )
-
-var updateGolden = flag.Bool("update-report", os.Getenv("UPDATE_GOLDEN") == "1", "rewrite the report golden files")
 
 const (
 	confOld = "1111111111111111111111111111111111111111111111111111111111111111"
@@ -225,24 +222,6 @@ func node(ro *controllerv1.RolloutRecord, host string) *controllerv1.RolloutNode
 	panic("no node " + host)
 }
 
-func checkReportGolden(t *testing.T, name string, got []byte) {
-	t.Helper()
-	path := filepath.Join("testdata", "golden", name)
-	if *updateGolden {
-		if err := os.WriteFile(path, got, 0o644); err != nil {
-			t.Fatal(err)
-		}
-		return
-	}
-	want, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatalf("read golden file (UPDATE_GOLDEN=1 writes it): %v", err)
-	}
-	if diff := cmp.Diff(string(want), string(got)); diff != "" {
-		t.Errorf("%s mismatch (-want +got), rerun with UPDATE_GOLDEN=1 if intended:\n%s", path, diff)
-	}
-}
-
 func TestRenderReportGolden(t *testing.T) {
 	tests := []struct {
 		format, file, mime string
@@ -263,7 +242,7 @@ func TestRenderReportGolden(t *testing.T) {
 			if mime != tt.mime {
 				t.Errorf("MIME type = %q, want %q", mime, tt.mime)
 			}
-			checkReportGolden(t, tt.file, got)
+			testutil.Golden(t, filepath.Join("testdata", "golden", tt.file), got)
 		})
 	}
 }
