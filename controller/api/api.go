@@ -47,6 +47,9 @@ type Deps struct {
 	// Rollouts is the rollout engine; nil answers the Rollouts service
 	// with Unavailable.
 	Rollouts RolloutEngine
+	// Reports renders the reports on rollouts; nil answers RolloutReport
+	// with Unavailable.
+	Reports Reports
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
 	// Logger receives internal errors; nil discards.
@@ -84,12 +87,6 @@ type base struct {
 func actor(ctx context.Context) string {
 	p, _ := auth.FromContext(ctx)
 	return p.Actor()
-}
-
-// stamp formats a time for a record: RFC 3339 in UTC with a fixed
-// nanosecond width, so that the strings sort in time order.
-func stamp(t time.Time) string {
-	return t.UTC().Format("2006-01-02T15:04:05.000000000Z")
 }
 
 // newID returns prefix + 16 random hex digits.

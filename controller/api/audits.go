@@ -9,11 +9,9 @@ import (
 	"github.com/cairn-ops/cairn/controller/cms"
 	"github.com/cairn-ops/cairn/controller/store"
 	"github.com/cairn-ops/cairn/internal/limits"
+	"github.com/cairn-ops/cairn/internal/stamp"
 	controllerv1 "github.com/cairn-ops/cairn/proto/controller/v1"
 )
-
-// CommandAudit is the kind of a CommandRecord that asks for an audit.
-const CommandAudit = "audit"
 
 type audits struct {
 	controllerv1.UnimplementedAuditsServer
@@ -72,11 +70,11 @@ func (s *audits) runAudit(ctx context.Context, req *controllerv1.RunAuditRequest
 			c := &controllerv1.CommandRecord{
 				Id:         id,
 				NodeId:     n.GetId(),
-				Kind:       CommandAudit,
+				Kind:       controllerv1.CommandKindAudit,
 				State:      controllerv1.CommandRecord_STATE_PENDING,
 				CreatedBy:  who,
-				CreatedAt:  stamp(now),
-				UpdatedAt:  stamp(now),
+				CreatedAt:  stamp.Format(now),
+				UpdatedAt:  stamp.Format(now),
 				Collectors: req.GetCollectors(),
 				Track:      req.GetTrack(),
 			}

@@ -11,6 +11,7 @@ import (
 	"github.com/cairn-ops/cairn/controller/cms"
 	"github.com/cairn-ops/cairn/controller/store"
 	"github.com/cairn-ops/cairn/internal/limits"
+	"github.com/cairn-ops/cairn/internal/stamp"
 	controllerv1 "github.com/cairn-ops/cairn/proto/controller/v1"
 )
 
@@ -54,7 +55,7 @@ func (s *cmsServer) acceptBaseline(ctx context.Context, req *controllerv1.Accept
 			Version:     uint32(len(prev)) + 1,
 			AuditId:     a.GetId(),
 			AcceptedBy:  actor(ctx),
-			AcceptedAt:  stamp(now),
+			AcceptedAt:  stamp.Format(now),
 			Reason:      req.GetReason(),
 			ContentHash: a.GetContentHash(),
 		}
@@ -246,7 +247,7 @@ func (s *cmsServer) importCIs(ctx context.Context, req *controllerv1.ImportReque
 				Selector:    in.GetSelector(),
 				Description: in.GetDescription(),
 				CreatedBy:   who,
-				CreatedAt:   stamp(now),
+				CreatedAt:   stamp.Format(now),
 			}
 			if err := tx.PutService(svc); err != nil {
 				return fmt.Errorf("store service %s: %w", svc.GetName(), err)

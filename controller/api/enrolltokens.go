@@ -9,6 +9,7 @@ import (
 	"github.com/cairn-ops/cairn/controller/auth"
 	"github.com/cairn-ops/cairn/controller/store"
 	"github.com/cairn-ops/cairn/internal/limits"
+	"github.com/cairn-ops/cairn/internal/stamp"
 	controllerv1 "github.com/cairn-ops/cairn/proto/controller/v1"
 )
 
@@ -53,8 +54,8 @@ func (s *enrollTokens) createEnrollToken(ctx context.Context, req *controllerv1.
 		Id:        id,
 		TokenHash: auth.HashToken(token),
 		CreatedBy: actor(ctx),
-		CreatedAt: stamp(now),
-		ExpiresAt: stamp(now.Add(ttl)),
+		CreatedAt: stamp.Format(now),
+		ExpiresAt: stamp.Format(now.Add(ttl)),
 		UsesLeft:  uses,
 		Labels:    req.GetLabels(),
 	}

@@ -9,6 +9,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	"github.com/cairn-ops/cairn/controller/report"
 	"github.com/cairn-ops/cairn/controller/rollout"
 	"github.com/cairn-ops/cairn/controller/store"
 )
@@ -45,7 +46,7 @@ func (b *base) rpcError(method string, err error) error {
 	switch {
 	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
 		return status.FromContextError(err).Err()
-	case errors.Is(err, ErrInvalid), errors.Is(err, rollout.ErrInvalid):
+	case errors.Is(err, ErrInvalid), errors.Is(err, rollout.ErrInvalid), errors.Is(err, report.ErrFormat), errors.Is(err, report.ErrMalformed):
 		code = codes.InvalidArgument
 	case errors.Is(err, store.ErrNotFound):
 		code = codes.NotFound

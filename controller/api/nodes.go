@@ -12,6 +12,7 @@ import (
 	"github.com/cairn-ops/cairn/controller/cms"
 	"github.com/cairn-ops/cairn/controller/store"
 	"github.com/cairn-ops/cairn/internal/limits"
+	"github.com/cairn-ops/cairn/internal/stamp"
 	controllerv1 "github.com/cairn-ops/cairn/proto/controller/v1"
 )
 
@@ -78,7 +79,7 @@ func (s *nodes) ListNodes(ctx context.Context, req *controllerv1.ListNodesReques
 // a connected node is seen now, not "4m ago".
 func (s *nodes) seenNow(n *controllerv1.NodeRecord) {
 	if n != nil && s.Dispatcher != nil && s.Dispatcher.IsConnected(n.GetId()) {
-		n.LastSeen = stamp(s.Now())
+		n.LastSeen = stamp.Format(s.Now())
 	}
 }
 

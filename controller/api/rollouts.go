@@ -8,6 +8,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	"github.com/cairn-ops/cairn/controller/report"
 	"github.com/cairn-ops/cairn/controller/rollout"
 	"github.com/cairn-ops/cairn/controller/rollout/state"
 	"github.com/cairn-ops/cairn/internal/limits"
@@ -28,11 +29,19 @@ type RolloutEngine interface {
 	Confirm(ctx context.Context, actor, id, node, step, note string) (*controllerv1.RolloutRecord, error)
 	Retry(ctx context.Context, actor, id, node, note string) (*controllerv1.RolloutRecord, error)
 	Resolve(ctx context.Context, actor, id, node, note string) (*controllerv1.RolloutRecord, error)
-	Report(ctx context.Context, id, format string) ([]byte, string, error)
 	Subscribe(id string) (<-chan struct{}, func())
 }
 
 var _ RolloutEngine = (*rollout.Engine)(nil)
+
+// Reports renders the reports on rollouts and confirms the ones it
+// issued (controller/report).
+type Reports interface {
+	Issue(ctx context.Context, actor, id, format string) (*report.Issued, error)
+	Confirm(ctx context.Context, digest string) (*controllerv1.IssuedReport, error)
+}
+
+var _ Reports = (*report.Service)(nil)
 
 // watchEnds reports whether a watch of rec is over: the rollout is over
 // and none of its nodes is in flight (state.Settled).
@@ -337,9 +346,8 @@ func (s *rollouts) ResolveRolloutNode(ctx context.Context, req *controllerv1.Rol
 }
 
 func (s *rollouts) RolloutReport(ctx context.Context, req *controllerv1.RolloutReportRequest) (*controllerv1.RenderResponse, error) {
-	eng, err := s.engine()
-	if err != nil {
-		return nil, err
+	if s.Reports == nil {
+		return nil, errRolloutsDisabled
 	}
 	if err := checkRolloutID(req.GetId()); err != nil {
 		return nil, s.rolloutError("RolloutReport", err)
@@ -351,9 +359,26 @@ func (s *rollouts) RolloutReport(ctx context.Context, req *controllerv1.RolloutR
 	if format == "" {
 		format = defaultReportFormat
 	}
-	content, contentType, err := eng.Report(ctx, req.GetId(), format)
+	rep, err := s.Reports.Issue(ctx, actor(ctx), req.GetId(), format)
 	if err != nil {
 		return nil, s.rolloutError("RolloutReport", err)
 	}
-	return &controllerv1.RenderResponse{Content: content, ContentType: contentType}, nil
+	return &controllerv1.RenderResponse{Content: rep.Content, ContentType: rep.MIME, Digest: rep.Digest}, nil
+}
+
+func (s *rollouts) VerifyRolloutReport(ctx context.Context, req *controllerv1.VerifyReportRequest) (*controllerv1.IssuedReport, error) {
+	if s.Reports == nil {
+		return nil, errRolloutsDisabled
+	}
+	if req.GetDigest() == "" {
+		return nil, s.rolloutError("VerifyRolloutReport", invalid("digest", "required"))
+	}
+	if err := checkText("digest", limits.Word, req.GetDigest()); err != nil {
+		return nil, s.rolloutError("VerifyRolloutReport", err)
+	}
+	rec, err := s.Reports.Confirm(ctx, req.GetDigest())
+	if err != nil {
+		return nil, s.rolloutError("VerifyRolloutReport", err)
+	}
+	return rec, nil
 }

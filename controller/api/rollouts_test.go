@@ -22,6 +22,7 @@ import (
 	"github.com/cairn-ops/cairn/controller/api"
 	"github.com/cairn-ops/cairn/controller/auth"
 	"github.com/cairn-ops/cairn/controller/auth/authtest"
+	"github.com/cairn-ops/cairn/controller/report"
 	"github.com/cairn-ops/cairn/controller/rollout"
 	"github.com/cairn-ops/cairn/controller/rollout/state"
 	"github.com/cairn-ops/cairn/controller/store"
@@ -166,12 +167,28 @@ func (f *fakeEngine) Resolve(_ context.Context, actor, id, node, note string) (*
 	return rec(id), nil
 }
 
-func (f *fakeEngine) Report(_ context.Context, id, format string) ([]byte, string, error) {
-	if err := f.call("Report %s %s", id, format); err != nil {
-		return nil, "", err
+// fakeReports is report.Service's fake. It shares the engine fake's
+// calls and error, so every Rollouts method answers from one fake.
+type fakeReports struct{ *fakeEngine }
+
+var _ api.Reports = fakeReports{}
+
+func (f fakeReports) Issue(_ context.Context, actor, id, format string) (*report.Issued, error) {
+	if err := f.call("Issue %s %s %s", actor, id, format); err != nil {
+		return nil, err
 	}
-	return []byte("report of " + id), "text/plain; charset=utf-8", nil
+	return &report.Issued{Content: []byte("report of " + id), MIME: "text/plain; charset=utf-8", Digest: testDigest}, nil
 }
+
+func (f fakeReports) Confirm(_ context.Context, digest string) (*controllerv1.IssuedReport, error) {
+	if err := f.call("Confirm %s", digest); err != nil {
+		return nil, err
+	}
+	return &controllerv1.IssuedReport{Digest: digest, RolloutId: "r-1", Format: "html"}, nil
+}
+
+// testDigest is a report digest.
+const testDigest = "sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
 
 func (f *fakeEngine) Subscribe(id string) (<-chan struct{}, func()) {
 	_ = f.call("Subscribe %s", id) // a subscription cannot fail
@@ -186,7 +203,7 @@ type rolloutEnv struct {
 	log    *bytes.Buffer
 }
 
-func newRolloutEnv(t *testing.T, eng api.RolloutEngine) *rolloutEnv {
+func newRolloutEnv(t *testing.T, eng *fakeEngine) *rolloutEnv {
 	t.Helper()
 	st := store.NewMemory()
 	e := &rolloutEnv{ctx: map[string]context.Context{}, log: &bytes.Buffer{}}
@@ -195,6 +212,7 @@ func newRolloutEnv(t *testing.T, eng api.RolloutEngine) *rolloutEnv {
 		d := api.Deps{Store: st, Logger: logger}
 		if eng != nil { // a typed nil in the interface is not "no engine"
 			d.Rollouts = eng
+			d.Reports = fakeReports{eng}
 		}
 		api.Register(s, d)
 	})
@@ -274,6 +292,10 @@ func rolloutCalls() []rolloutCall {
 			_, err := c.RolloutReport(ctx, &controllerv1.RolloutReportRequest{Id: "r-1"})
 			return err
 		}),
+		unary("VerifyRolloutReport", func(ctx context.Context, c controllerv1.RolloutsClient) error {
+			_, err := c.VerifyRolloutReport(ctx, &controllerv1.VerifyReportRequest{Digest: testDigest})
+			return err
+		}),
 	}
 }
 
@@ -300,6 +322,8 @@ func TestRolloutErrorMapping(t *testing.T) {
 		{name: "state", err: fmt.Errorf("pause r-1: %w: it is completed", rollout.ErrState), code: codes.FailedPrecondition, msg: "it is completed"},
 		{name: "no nodes", err: fmt.Errorf("%w: service shop is empty", rollout.ErrNoNodes), code: codes.FailedPrecondition, msg: "service shop is empty"},
 		{name: "not found", err: fmt.Errorf("rollout r-9: %w", store.ErrNotFound), code: codes.NotFound, msg: "rollout r-9"},
+		{name: "report format", err: fmt.Errorf("%w \"pdf\"", report.ErrFormat), code: codes.InvalidArgument, msg: `unknown report format "pdf"`},
+		{name: "malformed digest", err: fmt.Errorf("%w: digest \"x\"", report.ErrMalformed), code: codes.InvalidArgument, msg: `digest "x"`},
 		{name: "deadline", err: fmt.Errorf("plan: %w", context.DeadlineExceeded), code: codes.DeadlineExceeded},
 		{name: "internal", err: errors.New("bbolt: page 42 corrupt at /var/lib/secret"), code: codes.Internal, msg: "internal error", hidden: "/var/lib/secret", logged: true},
 	}
@@ -412,16 +436,24 @@ func TestRolloutRequests(t *testing.T) {
 			call: func() (proto.Message, error) {
 				return e.client.RolloutReport(e.ctx[auth.RoleAuditor], &controllerv1.RolloutReportRequest{Id: "r-1"})
 			},
-			want:  &controllerv1.RenderResponse{Content: []byte("report of r-1"), ContentType: "text/plain; charset=utf-8"},
-			calls: []string{"Report r-1 text"},
+			want:  &controllerv1.RenderResponse{Content: []byte("report of r-1"), ContentType: "text/plain; charset=utf-8", Digest: testDigest},
+			calls: []string{"Issue user:auditor1 r-1 text"},
 		},
 		{
 			name: "report html",
 			call: func() (proto.Message, error) {
 				return e.client.RolloutReport(e.ctx[auth.RoleAuditor], &controllerv1.RolloutReportRequest{Id: "r-1", Format: "html"})
 			},
-			want:  &controllerv1.RenderResponse{Content: []byte("report of r-1"), ContentType: "text/plain; charset=utf-8"},
-			calls: []string{"Report r-1 html"},
+			want:  &controllerv1.RenderResponse{Content: []byte("report of r-1"), ContentType: "text/plain; charset=utf-8", Digest: testDigest},
+			calls: []string{"Issue user:auditor1 r-1 html"},
+		},
+		{
+			name: "verify report",
+			call: func() (proto.Message, error) {
+				return e.client.VerifyRolloutReport(e.ctx[auth.RoleAuditor], &controllerv1.VerifyReportRequest{Digest: testDigest})
+			},
+			want:  &controllerv1.IssuedReport{Digest: testDigest, RolloutId: "r-1", Format: "html"},
+			calls: []string{"Confirm " + testDigest},
 		},
 	}
 	for _, tt := range tests {
@@ -461,6 +493,10 @@ func TestRolloutRequiredFields(t *testing.T) {
 		}},
 		{name: "report", msg: "id: required", call: func() error {
 			_, err := e.client.RolloutReport(op, &controllerv1.RolloutReportRequest{Format: "html"})
+			return err
+		}},
+		{name: "verify report", msg: "digest: required", call: func() error {
+			_, err := e.client.VerifyRolloutReport(op, &controllerv1.VerifyReportRequest{})
 			return err
 		}},
 		{name: "watch", msg: "id: required", call: func() error {

@@ -8,6 +8,7 @@ import (
 	"github.com/cairn-ops/cairn/controller/auditlog"
 	"github.com/cairn-ops/cairn/controller/store"
 	"github.com/cairn-ops/cairn/internal/limits"
+	"github.com/cairn-ops/cairn/internal/stamp"
 	controllerv1 "github.com/cairn-ops/cairn/proto/controller/v1"
 )
 
@@ -52,7 +53,7 @@ func (s *services) createService(ctx context.Context, req *controllerv1.CreateSe
 		Selector:    req.GetSelector(),
 		Description: req.GetDescription(),
 		CreatedBy:   actor(ctx),
-		CreatedAt:   stamp(now),
+		CreatedAt:   stamp.Format(now),
 	}
 	err := s.Store.Update(ctx, func(tx store.Tx) error {
 		_, err := tx.Service(svc.Name)

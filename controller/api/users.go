@@ -12,6 +12,7 @@ import (
 	"github.com/cairn-ops/cairn/controller/auth"
 	"github.com/cairn-ops/cairn/controller/store"
 	"github.com/cairn-ops/cairn/internal/limits"
+	"github.com/cairn-ops/cairn/internal/stamp"
 	controllerv1 "github.com/cairn-ops/cairn/proto/controller/v1"
 )
 
@@ -42,7 +43,7 @@ func (s *users) createUser(ctx context.Context, req *controllerv1.CreateUserRequ
 		}
 	}
 	now := s.Now()
-	u := &controllerv1.UserRecord{Name: req.GetName(), Roles: roles, CreatedBy: actor(ctx), CreatedAt: stamp(now)}
+	u := &controllerv1.UserRecord{Name: req.GetName(), Roles: roles, CreatedBy: actor(ctx), CreatedAt: stamp.Format(now)}
 	err := s.Store.Update(ctx, func(tx store.Tx) error {
 		_, err := tx.User(u.Name)
 		switch {
@@ -111,11 +112,11 @@ func (s *users) createToken(ctx context.Context, req *controllerv1.CreateTokenRe
 		User:      req.GetUser(),
 		TokenHash: auth.HashToken(token),
 		CreatedBy: actor(ctx),
-		CreatedAt: stamp(now),
+		CreatedAt: stamp.Format(now),
 		Issuers:   issuers,
 	}
 	if ttl > 0 {
-		rec.ExpiresAt = stamp(now.Add(ttl))
+		rec.ExpiresAt = stamp.Format(now.Add(ttl))
 	}
 	err = s.Store.Update(ctx, func(tx store.Tx) error {
 		u, err := tx.User(rec.User)

@@ -136,6 +136,8 @@ var Rules = map[string]Rule{
 	controllerv1.Rollouts_RollbackRollout_FullMethodName: {Roles: deployers},
 	controllerv1.Rollouts_ConfirmStep_FullMethodName:     {Roles: deployers},
 	controllerv1.Rollouts_RolloutReport_FullMethodName:   {Roles: readers},
+	// Whoever may read a report may check that one is genuine.
+	controllerv1.Rollouts_VerifyRolloutReport_FullMethodName: {Roles: readers},
 	// Retrying or resolving a node is steering a rollout.
 	controllerv1.Rollouts_RetryRolloutNode_FullMethodName:   {Roles: deployers},
 	controllerv1.Rollouts_ResolveRolloutNode_FullMethodName: {Roles: deployers},

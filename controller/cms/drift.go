@@ -79,10 +79,17 @@ func nodeDrift(ctx context.Context, st store.Store, blobs Blobs, n *controllerv1
 	if base == nil || latest == nil {
 		return d, nil
 	}
-	report, err := Compare(blobs, base, latest)
+	before, err := LoadAudit(blobs, base)
 	if err != nil {
 		return nil, err
 	}
+	after := before
+	if latest.GetId() != base.GetId() {
+		if after, err = LoadAudit(blobs, latest); err != nil {
+			return nil, err
+		}
+	}
+	report := diff.Compare(before, after)
 	var js bytes.Buffer
 	if err := diff.WriteJSON(&js, report); err != nil {
 		return nil, err
@@ -94,28 +101,6 @@ func nodeDrift(ctx context.Context, st store.Store, blobs Blobs, n *controllerv1
 	d.Summary = report.Summary
 	d.Changes = uint32(Changes(report))
 	return d, nil
-}
-
-// Compare loads two audits from blobs and diffs them. Tracked files are
-// compared where both audits tracked them (see commonFiles).
-func Compare(blobs Blobs, before, after *controllerv1.AuditRecord) (*diff.Report, error) {
-	b, err := LoadAudit(blobs, before)
-	if err != nil {
-		return nil, err
-	}
-	a := b
-	if after.GetId() != before.GetId() {
-		if a, err = LoadAudit(blobs, after); err != nil {
-			return nil, err
-		}
-	}
-	return Diff(b, a), nil
-}
-
-// Diff diffs two loaded audits the way drift does: tracked files are
-// compared where both audits looked (see commonFiles).
-func Diff(before, after *inventoryv1.Audit) *diff.Report {
-	return diff.Compare(commonFiles(before, after))
 }
 
 // Changes counts a report's changes: items added, removed, changed or

@@ -18,6 +18,7 @@ import (
 
 	"github.com/cairn-ops/cairn/internal/audit"
 	controllerv1 "github.com/cairn-ops/cairn/proto/controller/v1"
+	inventoryv1 "github.com/cairn-ops/cairn/proto/inventory/v1"
 )
 
 // result is what one cairnctl run printed and returned.
@@ -430,4 +431,35 @@ func TestHelpHasExamples(t *testing.T) {
 		}
 	}
 	walk(a.newRootCommand())
+}
+
+// TestCMSShowDriftWhereBothAuditsLooked: `cms show` says what drift
+// says. A baseline taken without the paths a later audit tracks has not
+// drifted by those paths: the two audits are compared where both looked,
+// as the controller's drift does (internal/diff.Compare).
+func TestCMSShowDriftWhereBothAuditsLooked(t *testing.T) {
+	f := startFake(t)
+	withFiles := func(id string, patterns []string, paths ...string) {
+		a := proto.Clone(f.audits[id]).(*inventoryv1.Audit)
+		a.Files = &inventoryv1.Files{Patterns: patterns}
+		for _, p := range paths {
+			a.Files.Files = append(a.Files.Files, &inventoryv1.File{Key: p, Path: p, Type: "file", Mode: "0644"})
+		}
+		a.Collectors = append(a.Collectors, &inventoryv1.CollectorStatus{Name: "files", Section: "files", State: inventoryv1.CollectorStatus_STATE_OK})
+		a.Packages = proto.Clone(f.audits[f.auditA].GetPackages()).(*inventoryv1.Packages)
+		if err := audit.Seal(a); err != nil {
+			t.Fatal(err)
+		}
+		f.audits[id] = a
+	}
+	withFiles(f.auditA, []string{"/etc/ssh"}, "/etc/ssh", "/etc/ssh/sshd_config")
+	withFiles(f.auditB, []string{"/etc/greeter/greeter.conf", "/etc/ssh"}, "/etc/greeter/greeter.conf", "/etc/ssh", "/etc/ssh/sshd_config")
+
+	r := f.run(t, nil, "", "cms", "show", "web1")
+	if r.code != ExitOK {
+		t.Fatalf("exit %d: %s", r.code, r.stderr)
+	}
+	if !strings.Contains(r.stdout, "\ndrift: no changes\n") {
+		t.Errorf("cms show web1 does not say the node has not drifted:\n%s", r.stdout)
+	}
 }

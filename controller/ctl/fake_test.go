@@ -59,6 +59,8 @@ type fake struct {
 	entries        []*controllerv1.AuditLogEntry
 	artifacts      *fakeArtifacts
 	releases       *fakeReleases
+	// issued are the reports the fake issued, by digest.
+	issued map[string]*controllerv1.IssuedReport
 }
 
 // record notes a request.

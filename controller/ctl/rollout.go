@@ -740,7 +740,7 @@ ends rolled back. The note says what was done (required).`
 		}
 		for _, n := range rec.GetNodes() {
 			if n.GetNodeId() == node || n.GetHostname() == node {
-				what += "; node " + nodeName(n) + " is " + state.Name(n.GetState())
+				what += "; node " + n.Name() + " is " + state.Name(n.GetState())
 			}
 		}
 		_, err = fmt.Fprintf(a.out, "rollout %s: %s; state %s\n", rec.GetId(), what, stateWithReason(rec))
@@ -760,7 +760,10 @@ before/after diff classified against the release's expected changes,
 drift, known errors, unreachable nodes, and SLA compliance. The HTML
 report is one self-contained file that opens offline and prints.
 
---out writes the file atomically (a reader never sees half of it).`,
+--out writes the file atomically (a reader never sees half of it).
+
+Every report carries a digest of its content, which the controller records
+as issued: 'cairnctl report verify FILE' checks a report file later.`,
 		Example: `  cairnctl rollout report ro-6c3302e95c4e
   cairnctl rollout report ro-6c3302e95c4e -o markdown > rollout.md
   cairnctl rollout report ro-6c3302e95c4e -o html --out rollout.html`,
@@ -788,7 +791,7 @@ report is one self-contained file that opens offline and prints.
 		if err := atomicfile.Write(out, fileContent(f.name, resp.GetContent()), 0o644); err != nil {
 			return failedf("rollout report: %w", err)
 		}
-		_, err = fmt.Fprintf(a.out, "wrote %s (%d bytes)\n", out, len(resp.GetContent()))
+		_, err = fmt.Fprintf(a.out, "wrote %s (%d bytes, digest %s)\n", out, len(resp.GetContent()), orDash(resp.GetDigest()))
 		return err
 	}
 	return cmd

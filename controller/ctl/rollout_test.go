@@ -297,7 +297,20 @@ func (f fakeRollouts) RolloutReport(_ context.Context, req *controllerv1.Rollout
 	if req.GetId() != "r-1" {
 		return nil, status.Errorf(codes.NotFound, "rollout %s not found", req.GetId())
 	}
-	return &controllerv1.RenderResponse{Content: []byte("report of r-1 as " + req.GetFormat() + "\n"), ContentType: "text/plain"}, nil
+	return &controllerv1.RenderResponse{Content: []byte("report of r-1 as " + req.GetFormat() + "\n"), ContentType: "text/plain", Digest: fakeDigest}, nil
+}
+
+// fakeDigest is the digest of the fake's reports.
+const fakeDigest = "sha256:5eed5eed5eed5eed5eed5eed5eed5eed5eed5eed5eed5eed5eed5eed5eed5eed"
+
+func (f fakeRollouts) VerifyRolloutReport(_ context.Context, req *controllerv1.VerifyReportRequest) (*controllerv1.IssuedReport, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	rec, ok := f.issued[req.GetDigest()]
+	if !ok {
+		return nil, status.Errorf(codes.NotFound, "this controller issued no report with digest %s: not found", req.GetDigest())
+	}
+	return rec, nil
 }
 
 // TestRolloutCommands runs each rollout command against the fake
@@ -437,7 +450,7 @@ func TestRolloutCommands(t *testing.T) {
 		{name: "report json", args: []string{"rollout", "report", "r-1", "-o", "json"}, out: []string{"report of r-1 as json"}},
 		{name: "report bad format", args: []string{"rollout", "report", "r-1", "-o", "pdf"}, code: ExitUsage, errOut: []string{"use text, json, markdown or html"}},
 		{name: "report to file", args: []string{"rollout", "report", "r-1", "-o", "html", "--out", outFile},
-			out: []string{fmt.Sprintf("wrote %s (%d bytes)\n", outFile, len("report of r-1 as html\n"))}, req: &controllerv1.RolloutReportRequest{Id: "r-1", Format: "html"}},
+			out: []string{fmt.Sprintf("wrote %s (%d bytes, digest %s)\n", outFile, len("report of r-1 as html\n"), fakeDigest)}, req: &controllerv1.RolloutReportRequest{Id: "r-1", Format: "html"}},
 		{name: "report to a missing directory", args: []string{"rollout", "report", "r-1", "--out", filepath.Join(outFile, "nope", "r.txt")}, code: ExitFailed,
 			errOut: []string{"rollout report: create temporary file in"}},
 

@@ -94,11 +94,6 @@ func field(b *strings.Builder, label, value string) {
 	fmt.Fprintf(b, "%-14s%s\n", label+":", cmp.Or(value, "-"))
 }
 
-// nodeName is a node's hostname, or its ID without one.
-func nodeName(n *controllerv1.RolloutNode) string {
-	return cmp.Or(n.GetHostname(), n.GetNodeId())
-}
-
 // planText renders a plan: settings, waves with their nodes in order,
 // each node's details and the warnings.
 func planText(p *controllerv1.RolloutPlan) string {
@@ -422,7 +417,7 @@ func statusText(rec *controllerv1.RolloutRecord, now time.Time) string {
 		t.row("  HOSTNAME", "WAVE", "STATE", "DURATION", "DETAIL")
 		lost := lostAfter(rec.GetSpec())
 		for _, n := range nodes {
-			t.row("  "+nodeName(n), strconv.Itoa(int(n.GetWave())), state.Name(n.GetState()), nodeDuration(n, now), nodeDetail(n, now, lost))
+			t.row("  "+n.Name(), strconv.Itoa(int(n.GetWave())), state.Name(n.GetState()), nodeDuration(n, now), nodeDetail(n, now, lost))
 		}
 		t.flush()
 	}
@@ -482,7 +477,7 @@ func changeLines(prev, cur *controllerv1.RolloutRecord, now time.Time) []watchLi
 		if !newState { // a new step waits in the same state: seen now
 			at = ""
 		}
-		line := fmt.Sprintf("%s wave %d %s", nodeName(n), n.GetWave(), state.Name(n.GetState()))
+		line := fmt.Sprintf("%s wave %d %s", n.Name(), n.GetWave(), state.Name(n.GetState()))
 		switch n.GetState() {
 		case state.NodePassed, state.NodeRolledBack:
 			if d := nodeDuration(n, now); d != "" {
@@ -492,7 +487,7 @@ func changeLines(prev, cur *controllerv1.RolloutRecord, now time.Time) []watchLi
 			line += ": step " + n.GetInterruptedStep() + " was cut off"
 		case state.NodeWaitingConfirmation:
 			line += fmt.Sprintf(": step %s: %s (cairnctl rollout confirm %s --node %s --step %s --note TEXT)",
-				n.GetWaitingStep(), cmp.Or(n.GetWaitingInstructions(), "no instructions"), id, nodeName(n), n.GetWaitingStep())
+				n.GetWaitingStep(), cmp.Or(n.GetWaitingInstructions(), "no instructions"), id, n.Name(), n.GetWaitingStep())
 		}
 		if n.GetError() != "" {
 			line += ": " + n.GetError()

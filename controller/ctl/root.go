@@ -142,6 +142,7 @@ Exit status: 0 ok; 1 the operation failed; 2 usage or input error;
 		a.newKnownErrorCommand(),
 		a.newRolloutCommand(),
 		a.newPluginCommand(),
+		a.newReportCommand(),
 		a.newCompletionCommand(root),
 	)
 	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error {

@@ -18,6 +18,7 @@ import (
 	"github.com/cairn-ops/cairn/controller/store"
 	"github.com/cairn-ops/cairn/internal/atomicfile"
 	"github.com/cairn-ops/cairn/internal/pki"
+	"github.com/cairn-ops/cairn/internal/stamp"
 	controllerv1 "github.com/cairn-ops/cairn/proto/controller/v1"
 )
 
@@ -118,7 +119,7 @@ func Init(ctx context.Context, opts InitOptions) (*InitResult, error) {
 		return nil, fmt.Errorf("create store: %w", err)
 	}
 	err = st.Update(ctx, func(tx store.Tx) error {
-		at := stamp(t)
+		at := stamp.Format(t)
 		if _, err := auditlog.Append(tx, t, "system", "controller.init", "controller", map[string]string{
 			"ca_serial": pki.SerialHex(ca.Cert),
 			"sans":      fmt.Sprint(append(names, ipStrings(ips)...)),
@@ -223,9 +224,4 @@ func hasSpace(s string) bool {
 		}
 	}
 	return false
-}
-
-// stamp formats a time for a record, as the operator API does.
-func stamp(t time.Time) string {
-	return t.UTC().Format("2006-01-02T15:04:05.000000000Z")
 }

@@ -27,6 +27,7 @@ import (
 	"github.com/cairn-ops/cairn/controller/fleet"
 	"github.com/cairn-ops/cairn/controller/notify"
 	"github.com/cairn-ops/cairn/controller/release"
+	"github.com/cairn-ops/cairn/controller/report"
 	"github.com/cairn-ops/cairn/controller/rollout"
 	"github.com/cairn-ops/cairn/controller/store"
 	"github.com/cairn-ops/cairn/internal/pki"
@@ -165,6 +166,7 @@ func (s *Server) build(ca *pki.CA, serverCert tls.Certificate, releaseKey ed2551
 	s.fleet.SetEvents(s.rollouts)
 	api.Register(s.grpc, api.Deps{
 		Rollouts:           s.rollouts,
+		Reports:            report.New(report.Config{Store: s.st, Now: now}),
 		Store:              s.st,
 		Blobs:              blobs,
 		DML:                lib,

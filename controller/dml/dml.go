@@ -46,6 +46,7 @@ import (
 	"github.com/cairn-ops/cairn/controller/blob"
 	"github.com/cairn-ops/cairn/controller/store"
 	"github.com/cairn-ops/cairn/internal/limits"
+	"github.com/cairn-ops/cairn/internal/stamp"
 	controllerv1 "github.com/cairn-ops/cairn/proto/controller/v1"
 )
 
@@ -375,7 +376,7 @@ func (d *DML) Complete(ctx context.Context, id, actor string) (rec *controllerv1
 			Kind:      u.Kind,
 			SizeBytes: u.Size,
 			CreatedBy: actor,
-			CreatedAt: stamp(now),
+			CreatedAt: stamp.Format(now),
 		}, false
 		if err := tx.PutArtifact(rec); err != nil {
 			return fmt.Errorf("record artifact %s: %w", digest, err)
@@ -664,12 +665,6 @@ func auditBlobs(tx store.Tx) (map[string]bool, error) {
 		}
 	}
 	return out, nil
-}
-
-// stamp formats a time as the controller's records do: RFC 3339 in UTC
-// with a fixed nanosecond width, so the strings sort in time order.
-func stamp(t time.Time) string {
-	return t.UTC().Format("2006-01-02T15:04:05.000000000Z")
 }
 
 // verifyingReader hashes what it yields and turns the final io.EOF into

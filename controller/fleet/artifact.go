@@ -48,7 +48,7 @@ func (a *agentService) FetchArtifact(req *agentv1.FetchArtifactRequest, stream g
 			return err
 		}
 		allowed = slices.ContainsFunc(cmds, func(c *controllerv1.CommandRecord) bool {
-			return c.GetKind() == kindDeploy && unfinished(c) && slices.ContainsFunc(c.GetDeploy().GetArtifacts(), func(r *agentv1.ArtifactRef) bool {
+			return c.GetKind() == controllerv1.CommandKindDeploy && unfinished(c) && slices.ContainsFunc(c.GetDeploy().GetArtifacts(), func(r *agentv1.ArtifactRef) bool {
 				return r.GetDigest() == digest
 			})
 		})

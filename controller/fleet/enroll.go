@@ -17,6 +17,7 @@ import (
 	"github.com/cairn-ops/cairn/controller/auth"
 	"github.com/cairn-ops/cairn/controller/store"
 	"github.com/cairn-ops/cairn/internal/pki"
+	"github.com/cairn-ops/cairn/internal/stamp"
 	agentv1 "github.com/cairn-ops/cairn/proto/agent/v1"
 	controllerv1 "github.com/cairn-ops/cairn/proto/controller/v1"
 )
@@ -92,10 +93,10 @@ func (e *enrollment) Enroll(ctx context.Context, req *agentv1.EnrollRequest) (*a
 			Labels:       labels,
 			AgentVersion: req.GetAgentVersion(),
 			State:        controllerv1.NodeRecord_STATE_DISCONNECTED,
-			EnrolledAt:   stamp(now),
-			LastSeen:     stamp(now),
+			EnrolledAt:   stamp.Format(now),
+			LastSeen:     stamp.Format(now),
 			CertSerial:   pki.SerialHex(cert),
-			CertNotAfter: stamp(cert.NotAfter),
+			CertNotAfter: stamp.Format(cert.NotAfter),
 		}
 		if err := tx.PutNode(node); err != nil {
 			return err

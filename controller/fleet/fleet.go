@@ -215,13 +215,6 @@ func (f *Fleet) sweptState(n *controllerv1.NodeRecord, now time.Time) (controlle
 	return want, want != state
 }
 
-// stamp formats a time for a record: RFC 3339 in UTC with a fixed
-// nanosecond width, as the operator API writes them, so that the strings
-// sort in time order.
-func stamp(t time.Time) string {
-	return t.UTC().Format("2006-01-02T15:04:05.000000000Z")
-}
-
 // nodeID returns the calling node's ID from the principal the auth
 // interceptor put in ctx.
 func nodeID(ctx context.Context) (string, error) {

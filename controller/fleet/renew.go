@@ -11,6 +11,7 @@ import (
 	"github.com/cairn-ops/cairn/controller/auditlog"
 	"github.com/cairn-ops/cairn/controller/store"
 	"github.com/cairn-ops/cairn/internal/pki"
+	"github.com/cairn-ops/cairn/internal/stamp"
 	agentv1 "github.com/cairn-ops/cairn/proto/agent/v1"
 	controllerv1 "github.com/cairn-ops/cairn/proto/controller/v1"
 )
@@ -43,7 +44,7 @@ func (a *agentService) Renew(ctx context.Context, req *agentv1.RenewRequest) (*a
 			return status.Error(codes.PermissionDenied, ErrRevoked.Error())
 		}
 		n.CertSerial = pki.SerialHex(cert)
-		n.CertNotAfter = stamp(cert.NotAfter)
+		n.CertNotAfter = stamp.Format(cert.NotAfter)
 		if err := tx.PutNode(n); err != nil {
 			return err
 		}

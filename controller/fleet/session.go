@@ -16,6 +16,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/cairn-ops/cairn/controller/store"
+	"github.com/cairn-ops/cairn/internal/stamp"
 	agentv1 "github.com/cairn-ops/cairn/proto/agent/v1"
 	controllerv1 "github.com/cairn-ops/cairn/proto/controller/v1"
 )
@@ -27,12 +28,6 @@ type agentService struct {
 }
 
 var _ agentv1.AgentServer = (*agentService)(nil)
-
-// Command kinds as the operator API and the rollout engine record them.
-const (
-	kindAudit  = "audit"
-	kindDeploy = "deploy"
-)
 
 // session is one node's live stream. Only the goroutine running Session
 // uses its fields, apart from live, which the hub shares.
@@ -183,7 +178,7 @@ func (s *session) connected(ctx context.Context, hello *agentv1.Hello) error {
 			return ErrRevoked
 		}
 		n.State = controllerv1.NodeRecord_STATE_CONNECTED
-		n.LastSeen = stamp(now)
+		n.LastSeen = stamp.Format(now)
 		if h := hello.GetHostname(); h != "" {
 			n.Hostname = h
 		}
@@ -224,7 +219,7 @@ func (s *session) disconnected(ctx context.Context) {
 		if n.GetState() != controllerv1.NodeRecord_STATE_REVOKED {
 			n.State = controllerv1.NodeRecord_STATE_DISCONNECTED
 		}
-		n.LastSeen = stamp(now)
+		n.LastSeen = stamp.Format(now)
 		return tx.PutNode(n)
 	})
 	if err != nil {
@@ -247,7 +242,7 @@ func (s *session) seen(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
-		n.LastSeen = stamp(now)
+		n.LastSeen = stamp.Format(now)
 		return tx.PutNode(n)
 	})
 	if err != nil {
@@ -284,7 +279,7 @@ func (s *session) deliver(ctx context.Context) error {
 		if !ok {
 			s.log.Warn("cannot deliver command of unknown kind", "command_id", c.GetId(), "kind", c.GetKind())
 			undeliverable := &agentv1.CommandResult{CommandId: c.GetId(), Error: fmt.Sprintf("this controller cannot deliver commands of kind %q", c.GetKind())}
-			if c.GetKind() == kindDeploy {
+			if c.GetKind() == controllerv1.CommandKindDeploy {
 				undeliverable.Error = "a deploy command without its deploy instructions cannot be delivered"
 			}
 			if err := s.finish(ctx, undeliverable); err != nil {
@@ -304,7 +299,7 @@ func (s *session) deliver(ctx context.Context) error {
 // commandMessage turns a stored command into what the agent receives.
 func commandMessage(c *controllerv1.CommandRecord) (*agentv1.ControllerMessage, bool) {
 	switch c.GetKind() {
-	case kindAudit, "":
+	case controllerv1.CommandKindAudit, "":
 		return &agentv1.ControllerMessage{Msg: &agentv1.ControllerMessage_Command{Command: &agentv1.Command{
 			Id: c.GetId(),
 			Kind: &agentv1.Command_Audit{Audit: &agentv1.AuditCommand{
@@ -312,7 +307,7 @@ func commandMessage(c *controllerv1.CommandRecord) (*agentv1.ControllerMessage, 
 				Track:      c.GetTrack(),
 			}},
 		}}}, true
-	case kindDeploy:
+	case controllerv1.CommandKindDeploy:
 		if c.GetDeploy() == nil {
 			return nil, false
 		}
@@ -364,7 +359,7 @@ func (s *session) acknowledge(ctx context.Context, id string) error {
 			return false
 		}
 		c.State = controllerv1.CommandRecord_STATE_ACKNOWLEDGED
-		c.UpdatedAt = stamp(now)
+		c.UpdatedAt = stamp.Format(now)
 		return true
 	})
 }
@@ -399,7 +394,7 @@ func (s *session) finish(ctx context.Context, r *agentv1.CommandResult) error {
 			c.AuditId = ""
 		}
 		c.ResultJson = r.GetReportJson()
-		c.UpdatedAt = stamp(now)
+		c.UpdatedAt = stamp.Format(now)
 		return true
 	})
 	if err != nil {
@@ -455,7 +450,7 @@ func (s *session) confirmationRequested(ctx context.Context, r *agentv1.Confirma
 	case errors.Is(err, store.ErrNotFound):
 	case err != nil:
 		return status.Errorf(codes.Internal, "read command %s: %v", r.GetCommandId(), err)
-	case c.GetNodeId() == s.nodeID && c.GetKind() == kindDeploy && unfinished(c):
+	case c.GetNodeId() == s.nodeID && c.GetKind() == controllerv1.CommandKindDeploy && unfinished(c):
 		s.log.Info("step waits for confirmation", "command_id", r.GetCommandId(), "step", r.GetStep())
 		s.f.confirmationRequested(s.nodeID, r)
 		return nil
@@ -479,7 +474,7 @@ func (s *session) storeOutbox(ctx context.Context, item *agentv1.OutboxItem) err
 		Kind:         item.GetKind(),
 		DeploymentId: item.GetDeploymentId(),
 		Payload:      item.GetPayload(),
-		ReceivedAt:   stamp(s.f.now()),
+		ReceivedAt:   stamp.Format(s.f.now()),
 	}
 	fresh := false // stored now, not before
 	err := s.f.st.Batch(ctx, func(tx store.Tx) error {
@@ -544,7 +539,7 @@ func (s *session) deploymentInterrupted(ctx context.Context, item *agentv1.Outbo
 	case errors.Is(err, store.ErrNotFound):
 	case err != nil:
 		return status.Errorf(codes.Internal, "read command %s: %v", in.CommandID, err)
-	case c.GetNodeId() == s.nodeID && c.GetKind() == kindDeploy:
+	case c.GetNodeId() == s.nodeID && c.GetKind() == controllerv1.CommandKindDeploy:
 		s.log.Warn("agent reports a deployment cut off by a stop", "command_id", in.CommandID, "step", in.Step)
 		s.f.deploymentInterrupted(s.nodeID, in.CommandID, in.Step)
 		return nil

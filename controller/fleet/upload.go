@@ -12,6 +12,7 @@ import (
 	"github.com/cairn-ops/cairn/controller/store"
 	"github.com/cairn-ops/cairn/internal/audit"
 	"github.com/cairn-ops/cairn/internal/bytesize"
+	"github.com/cairn-ops/cairn/internal/stamp"
 	agentv1 "github.com/cairn-ops/cairn/proto/agent/v1"
 	controllerv1 "github.com/cairn-ops/cairn/proto/controller/v1"
 )
@@ -80,7 +81,7 @@ func (a *agentService) UploadAudit(stream grpc.ClientStreamingServer[agentv1.Aud
 		NodeId:           id,
 		Hostname:         hostname,
 		CollectedAt:      doc.GetHeader().GetCollectedAt(),
-		StoredAt:         stamp(now),
+		StoredAt:         stamp.Format(now),
 		ContentHash:      doc.GetHashes().GetContent(),
 		SizeBytes:        size,
 		CommandId:        commandID,

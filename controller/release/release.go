@@ -15,6 +15,7 @@ import (
 	"github.com/cairn-ops/cairn/controller/store"
 	"github.com/cairn-ops/cairn/internal/manifest"
 	signed "github.com/cairn-ops/cairn/internal/release"
+	"github.com/cairn-ops/cairn/internal/stamp"
 	controllerv1 "github.com/cairn-ops/cairn/proto/controller/v1"
 )
 
@@ -29,12 +30,6 @@ const (
 // Object names the release in the audit log: "release/NAME@VERSION".
 func Object(name, version string) string {
 	return "release/" + name + "@" + version
-}
-
-// stamp formats a time for a record: RFC 3339 in UTC with a fixed
-// nanosecond width, as the API does.
-func stamp(t time.Time) string {
-	return t.UTC().Format("2006-01-02T15:04:05.000000000Z")
 }
 
 // Create stores a DRAFT release of m. A component given by path needs
@@ -59,7 +54,7 @@ func Create(tx store.Tx, now time.Time, actor string, m *manifest.Manifest, yaml
 		ManifestYaml:      slices.Clone(yaml),
 		ManifestCanonical: canonical,
 		CreatedBy:         actor,
-		CreatedAt:         stamp(now),
+		CreatedAt:         stamp.Format(now),
 		ApprovalsRequired: uint32(max(m.Approvals.Required, manifest.DefaultApprovals)),
 		Service:           m.Service,
 	}
@@ -123,7 +118,7 @@ func Seal(tx store.Tx, now time.Time, actor, name, version string, key ed25519.P
 	}
 	rec.Digest = Digest(rec.GetManifestCanonical(), rec.GetComponents())
 	rec.Signature = ed25519.Sign(key, []byte(rec.Digest))
-	rec.SealedBy, rec.SealedAt = actor, stamp(now)
+	rec.SealedBy, rec.SealedAt = actor, stamp.Format(now)
 	rec.State = controllerv1.ReleaseRecord_STATE_SEALED
 	if err := put(tx, now, actor, "release.seal", rec, map[string]string{"digest": rec.Digest}); err != nil {
 		return nil, err
@@ -159,7 +154,7 @@ func RecordTest(tx store.Tx, now time.Time, actor string, ref *controllerv1.Rele
 		}
 	}
 	rec.Tests = append(rec.Tests, &controllerv1.TestRecord{
-		Tester: actor, Result: result, Note: note, Evidence: slices.Clone(evidence), RecordedAt: stamp(now),
+		Tester: actor, Result: result, Note: note, Evidence: slices.Clone(evidence), RecordedAt: stamp.Format(now),
 	})
 	if result == ResultPass {
 		rec.State = controllerv1.ReleaseRecord_STATE_TESTED
@@ -179,7 +174,7 @@ func Approve(tx store.Tx, now time.Time, actor string, ref *controllerv1.Release
 		return nil, err
 	}
 	rec.Decisions = append(rec.Decisions, &controllerv1.Decision{
-		By: actor, Decision: DecisionApprove, Note: note, At: stamp(now), ReleaseDigest: rec.GetDigest(),
+		By: actor, Decision: DecisionApprove, Note: note, At: stamp.Format(now), ReleaseDigest: rec.GetDigest(),
 	})
 	n := Approvals(rec)
 	if uint32(n) >= max(rec.GetApprovalsRequired(), 1) {
@@ -200,7 +195,7 @@ func Reject(tx store.Tx, now time.Time, actor string, ref *controllerv1.ReleaseR
 		return nil, err
 	}
 	rec.Decisions = append(rec.Decisions, &controllerv1.Decision{
-		By: actor, Decision: DecisionReject, Note: note, At: stamp(now), ReleaseDigest: rec.GetDigest(),
+		By: actor, Decision: DecisionReject, Note: note, At: stamp.Format(now), ReleaseDigest: rec.GetDigest(),
 	})
 	rec.State = controllerv1.ReleaseRecord_STATE_REJECTED
 	if err := put(tx, now, actor, "release.reject", rec, map[string]string{"digest": rec.GetDigest(), "note": note}); err != nil {

@@ -10,6 +10,7 @@ import (
 
 	"github.com/cairn-ops/cairn/controller/rollout/state"
 	"github.com/cairn-ops/cairn/controller/store"
+	"github.com/cairn-ops/cairn/internal/stamp"
 	controllerv1 "github.com/cairn-ops/cairn/proto/controller/v1"
 )
 
@@ -166,7 +167,7 @@ func (e *Engine) Abort(ctx context.Context, actor, id, note string) (*controller
 		p.setState(StateAborted)
 		p.ro.Reason = byWhom("aborted", actor, note)
 		p.ro.WaitingFor = ""
-		p.ro.FinishedAt = stamp(p.now)
+		p.ro.FinishedAt = stamp.Format(p.now)
 		p.roDirty = true
 		p.abortPending(byWhom("not started: aborted", actor, note))
 		p.closeWaves()
@@ -252,7 +253,7 @@ func changedSince(tx store.Tx, ro *controllerv1.RolloutRecord, nodeIDs []string)
 				continue
 			}
 			if n.GetChanged() || n.GetState() == NodePassed {
-				return fmt.Sprintf("node %s was changed by the later rollout %s of %s@%s", nodeName(n), other.GetId(),
+				return fmt.Sprintf("node %s was changed by the later rollout %s of %s@%s", n.Name(), other.GetId(),
 					other.GetRelease().GetName(), other.GetRelease().GetVersion()), nil
 			}
 		}
@@ -285,9 +286,9 @@ func (e *Engine) Confirm(ctx context.Context, actor, id, node, step, note string
 		// one rolling back may run a manual rollback step.
 		rollingBack := rollbackWaits(n, n.GetRollbackCommand())
 		if s := n.GetState(); s != NodePending && !state.NodeInDeployment(s) && !rollingBack {
-			return fmt.Errorf("%w: node %s is %s in rollout %s (%s); nothing of it waits for a confirmation", ErrState, hostname(n), state.Name(s), p.ro.GetId(), state.Name(p.ro.GetState()))
+			return fmt.Errorf("%w: node %s is %s in rollout %s (%s); nothing of it waits for a confirmation", ErrState, n.Name(), state.Name(s), p.ro.GetId(), state.Name(p.ro.GetState()))
 		}
-		c := &controllerv1.StepConfirmation{Step: step, By: actor, Note: note, At: stamp(p.now)}
+		c := &controllerv1.StepConfirmation{Step: step, By: actor, Note: note, At: stamp.Format(p.now)}
 		n.Confirmations = append(n.Confirmations, c)
 		p.touch(n)
 		switch {
@@ -320,10 +321,10 @@ func (e *Engine) Retry(ctx context.Context, actor, id, node, note string) (*cont
 		}
 		if !state.NodeRetriable(n.GetState()) {
 			return fmt.Errorf("%w: node %s is %s in rollout %s; retry applies to a node that failed, was unreachable, skipped or interrupted, or whose rollback failed",
-				ErrState, hostname(n), state.Name(n.GetState()), p.ro.GetId())
+				ErrState, n.Name(), state.Name(n.GetState()), p.ro.GetId())
 		}
 		if !p.connected[n.GetNodeId()] {
-			return fmt.Errorf("%w: node %s is not connected: retry it when its agent is back (cairnctl node list)", ErrState, hostname(n))
+			return fmt.Errorf("%w: node %s is not connected: retry it when its agent is back (cairnctl node list)", ErrState, n.Name())
 		}
 		prev := map[string]string{"node": n.GetNodeId(), "note": note, "was": state.Name(n.GetState()), "error": n.GetError()}
 		if n.GetState() == NodeRollbackFailed {
@@ -331,7 +332,7 @@ func (e *Engine) Retry(ctx context.Context, actor, id, node, note string) (*cont
 			case StateRollbackFailed, StateAborted:
 				p.setState(StateRollingBack)
 				p.ro.FinishedAt = ""
-				p.ro.Reason = byWhom("rollback retried on "+hostname(n), actor, note)
+				p.ro.Reason = byWhom("rollback retried on "+n.Name(), actor, note)
 			case StateRollingBack, StateRollbackPaused:
 			default:
 				return stateError(p, "a rollback retry", "", StateRollbackFailed, StateAborted, StateRollingBack, StateRollbackPaused)
@@ -396,13 +397,13 @@ func (e *Engine) Resolve(ctx context.Context, actor, id, node, note string) (*co
 		}
 		if !state.NodeResolvable(n.GetState()) {
 			return fmt.Errorf("%w: node %s is %s in rollout %s; resolve applies to a node that failed, was unreachable, skipped or interrupted, or whose rollback failed",
-				ErrState, hostname(n), state.Name(n.GetState()), p.ro.GetId())
+				ErrState, n.Name(), state.Name(n.GetState()), p.ro.GetId())
 		}
 		if !p.connected[n.GetNodeId()] {
-			return fmt.Errorf("%w: node %s is not connected: resolving it takes an audit; resolve it when its agent is back", ErrState, hostname(n))
+			return fmt.Errorf("%w: node %s is not connected: resolving it takes an audit; resolve it when its agent is back", ErrState, n.Name())
 		}
 		n.ResolvedFrom = n.GetState()
-		n.ResolvedBy, n.ResolvedNote, n.ResolvedAt = actor, note, stamp(p.now)
+		n.ResolvedBy, n.ResolvedNote, n.ResolvedAt = actor, note, stamp.Format(p.now)
 		n.ResolveAuditCommand, n.ResolveAuditId, n.ResolveDiffJson = p.newAudit(n.GetNodeId()).GetId(), "", nil
 		p.phase(n, NodeResolving)
 		p.record(actor, "rollout.resolve", map[string]string{"node": n.GetNodeId(), "note": note, "was": state.Name(n.ResolvedFrom), "retries": strconv.Itoa(int(n.GetRetries()))})

@@ -26,6 +26,7 @@ import (
 	"github.com/cairn-ops/cairn/controller/store"
 	"github.com/cairn-ops/cairn/internal/audit"
 	"github.com/cairn-ops/cairn/internal/manifest"
+	"github.com/cairn-ops/cairn/internal/stamp"
 	agentv1 "github.com/cairn-ops/cairn/proto/agent/v1"
 	controllerv1 "github.com/cairn-ops/cairn/proto/controller/v1"
 	inventoryv1 "github.com/cairn-ops/cairn/proto/inventory/v1"
@@ -374,13 +375,13 @@ func (a *fakeAgent) execute(ctx context.Context, nodeID string, c *controllerv1.
 		}
 	})
 	switch c.GetKind() {
-	case kindAudit:
+	case controllerv1.CommandKindAudit:
 		a.mu.Lock()
 		doc := a.hosts[nodeID].audit(nodeID, c.GetTrack(), seq)
 		a.mu.Unlock()
 		id := w.storeAudit(ctx, nodeID, c.GetId(), doc)
 		w.finishCommand(ctx, nodeID, c.GetId(), true, "", id, nil)
-	case kindDeploy:
+	case controllerv1.CommandKindDeploy:
 		switch c.GetDeploy().GetAction() {
 		case actionPlan:
 			w.finishCommand(ctx, nodeID, c.GetId(), true, "", "", a.plan(nodeID))
@@ -917,7 +918,7 @@ func (w *world) setCommand(ctx context.Context, id string, change func(c *contro
 			return err
 		}
 		change(c)
-		c.UpdatedAt = stamp(time.Now())
+		c.UpdatedAt = stamp.Format(time.Now())
 		return tx.PutCommand(c)
 	})
 	if err != nil && ctx.Err() == nil {
@@ -963,7 +964,7 @@ func (w *world) storeAudit(ctx context.Context, nodeID, commandID string, doc *i
 	}
 	rec := &controllerv1.AuditRecord{
 		Id: doc.GetHashes().GetDocument(), NodeId: nodeID, Hostname: doc.GetOs().GetHostname(),
-		CollectedAt: doc.GetHeader().GetCollectedAt(), StoredAt: stamp(time.Now()), ContentHash: doc.GetHashes().GetContent(),
+		CollectedAt: doc.GetHeader().GetCollectedAt(), StoredAt: stamp.Format(time.Now()), ContentHash: doc.GetHashes().GetContent(),
 		SizeBytes: size, CommandId: commandID, Blob: digest,
 	}
 	err = w.store().Update(ctx, func(tx store.Tx) error {

@@ -51,7 +51,7 @@ func (p *pass) loadInputs() error {
 		}
 		in, err := p.loadInput(n)
 		if err != nil {
-			return fmt.Errorf("rollout %s: node %s: %w", p.ro.GetId(), hostname(n), err)
+			return fmt.Errorf("rollout %s: node %s: %w", p.ro.GetId(), n.Name(), err)
 		}
 		p.in[n.GetNodeId()] = in
 	}
@@ -74,7 +74,7 @@ func (p *pass) loadInput(n *controllerv1.RolloutNode) (*nodeInput, error) {
 		return nil, err
 	}
 	in.cmd = c
-	if !finished(c) || c.GetState() != controllerv1.CommandRecord_STATE_SUCCEEDED || c.GetKind() != kindAudit {
+	if !finished(c) || c.GetState() != controllerv1.CommandRecord_STATE_SUCCEEDED || c.GetKind() != controllerv1.CommandKindAudit {
 		return in, nil
 	}
 	// A finished audit: what the next state depends on.

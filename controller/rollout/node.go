@@ -12,6 +12,7 @@ import (
 	"github.com/cairn-ops/cairn/internal/audit"
 	"github.com/cairn-ops/cairn/internal/compare"
 	"github.com/cairn-ops/cairn/internal/diff"
+	"github.com/cairn-ops/cairn/internal/stamp"
 	agentv1 "github.com/cairn-ops/cairn/proto/agent/v1"
 	controllerv1 "github.com/cairn-ops/cairn/proto/controller/v1"
 )
@@ -94,7 +95,7 @@ func (p *pass) watchReachable(n *controllerv1.RolloutNode, c *controllerv1.Comma
 		return
 	}
 	if n.GetUnreachableSince() == "" {
-		n.UnreachableSince = stamp(p.now)
+		n.UnreachableSince = stamp.Format(p.now)
 		p.touch(n)
 		return
 	}
@@ -133,7 +134,7 @@ func (p *pass) unreachable(n *controllerv1.RolloutNode, why string) {
 func (p *pass) finish(n *controllerv1.RolloutNode, st state.Node, why, outcome string) {
 	p.phase(n, st)
 	n.Error = why
-	n.FinishedAt = stamp(p.now)
+	n.FinishedAt = stamp.Format(p.now)
 	n.WaitingStep, n.WaitingInstructions = "", ""
 	var d time.Duration
 	if started := parseStamp(n.GetStartedAt()); !started.IsZero() {
@@ -302,7 +303,7 @@ func (p *pass) preAuditDone(n *controllerv1.RolloutNode, in *nodeInput) {
 		// Unauthorized change on the node: deploying over it would make
 		// the post-audit prove nothing about what the release did.
 		p.fail(n, fmt.Sprintf("drift from the CMS baseline (%s); nothing was deployed: accept the node's state with 'cairnctl cms baseline accept %s --reason ...' or roll out with --on-drift ignore",
-			n.GetDriftSummary(), nodeName(n)))
+			n.GetDriftSummary(), n.Name()))
 		return
 	}
 	if n.GetDeployCommand() == "" {
@@ -323,7 +324,7 @@ func (p *pass) driftCheck(n *controllerv1.RolloutNode, in *nodeInput) {
 		n.DriftSummary = fmt.Sprintf("drift pre-check failed: baseline %d: %v", in.baseline.GetVersion(), in.baselineErr)
 		return
 	}
-	rep := cms.Diff(in.baselineDoc, in.audit.doc)
+	rep := diff.Compare(in.baselineDoc, in.audit.doc)
 	n.HasBaseline = true
 	n.DriftChanges = uint32(cms.Changes(rep))
 	n.DriftSummary = rep.Summary
@@ -425,14 +426,14 @@ func (p *pass) resolveDone(n *controllerv1.RolloutNode, in *nodeInput) {
 	n.ResolveAuditId = in.audit.rec.GetId()
 	if in.pre != nil && in.pre.err == nil {
 		var js bytes.Buffer
-		if err := diff.WriteJSON(&js, cms.Diff(in.pre.doc, in.audit.doc)); err != nil {
+		if err := diff.WriteJSON(&js, diff.Compare(in.pre.doc, in.audit.doc)); err != nil {
 			p.faulty(fmt.Errorf("encode the resolution diff of node %s: %w", n.GetNodeId(), err))
 			return
 		}
 		n.ResolveDiffJson = js.Bytes()
 	}
 	p.phase(n, NodeResolved)
-	n.FinishedAt = stamp(p.now)
+	n.FinishedAt = stamp.Format(p.now)
 	p.log.Info("node resolved", "node_id", n.GetNodeId(), "by", n.GetResolvedBy())
 	m := p.e.metrics()
 	p.then(func() { m.NodeFinished(OutcomeResolved, 0) })
@@ -491,7 +492,7 @@ func (p *pass) recordInstalls(n *controllerv1.RolloutNode) {
 			NodeId:      n.GetNodeId(),
 			Release:     p.rel.ref(),
 			RolloutId:   p.ro.GetId(),
-			InstalledAt: stamp(p.now),
+			InstalledAt: stamp.Format(p.now),
 		}})
 	}
 }
@@ -503,7 +504,7 @@ func (p *pass) advanceBaseline(n *controllerv1.RolloutNode, a *controllerv1.Audi
 		NodeId:      n.GetNodeId(),
 		AuditId:     a.GetId(),
 		AcceptedBy:  actorSystem,
-		AcceptedAt:  stamp(p.now),
+		AcceptedAt:  stamp.Format(p.now),
 		Reason:      reason,
 		ContentHash: a.GetContentHash(),
 		Release:     p.rel.ref(),
@@ -517,12 +518,4 @@ func orUnknown(s string) string {
 		return "no reason given"
 	}
 	return s
-}
-
-// nodeName is how an operator names the node: its hostname, else its ID.
-func nodeName(n *controllerv1.RolloutNode) string {
-	if h := n.GetHostname(); h != "" {
-		return h
-	}
-	return n.GetNodeId()
 }

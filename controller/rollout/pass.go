@@ -13,6 +13,7 @@ import (
 	"github.com/cairn-ops/cairn/controller/dml"
 	"github.com/cairn-ops/cairn/controller/rollout/state"
 	"github.com/cairn-ops/cairn/controller/store"
+	"github.com/cairn-ops/cairn/internal/stamp"
 	controllerv1 "github.com/cairn-ops/cairn/proto/controller/v1"
 )
 
@@ -129,7 +130,7 @@ func (p *pass) event(name string, wave uint32, waveFailed bool) {
 	p.then(func() {
 		p.e.notify(name, EventPayload{
 			Rollout: p.ro.GetId(), Release: refString(p.ro.GetRelease()), State: state.Name(st), Reason: reason,
-			Wave: wave, WaveFailed: waveFailed, Counts: plainCounts(p.ro.GetCounts()), At: stamp(p.now),
+			Wave: wave, WaveFailed: waveFailed, Counts: plainCounts(p.ro.GetCounts()), At: stamp.Format(p.now),
 		})
 	})
 }
@@ -180,11 +181,11 @@ func (p *pass) phase(n *controllerv1.RolloutNode, to state.Node) {
 		return
 	}
 	if err := state.CheckNode(from, to); err != nil {
-		p.faulty(fmt.Errorf("node %s: %w", hostname(n), err))
+		p.faulty(fmt.Errorf("node %s: %w", n.Name(), err))
 		return
 	}
 	n.State = to
-	n.PhaseStartedAt = stamp(p.now)
+	n.PhaseStartedAt = stamp.Format(p.now)
 	p.touch(n)
 	p.observe("node", state.Name(from), state.Name(to))
 }
@@ -204,8 +205,8 @@ func (p *pass) newCommand(nodeID, kind string) *controllerv1.CommandRecord {
 		Kind:      kind,
 		State:     controllerv1.CommandRecord_STATE_PENDING,
 		CreatedBy: p.ro.GetCreatedBy(),
-		CreatedAt: stamp(p.now),
-		UpdatedAt: stamp(p.now),
+		CreatedAt: stamp.Format(p.now),
+		UpdatedAt: stamp.Format(p.now),
 		RolloutId: p.ro.GetId(),
 	}
 	p.commands = append(p.commands, c)
@@ -219,14 +220,14 @@ func (p *pass) newCommand(nodeID, kind string) *controllerv1.CommandRecord {
 // newAudit issues an audit command that also collects the files the
 // release expects.
 func (p *pass) newAudit(nodeID string) *controllerv1.CommandRecord {
-	c := p.newCommand(nodeID, kindAudit)
+	c := p.newCommand(nodeID, controllerv1.CommandKindAudit)
 	c.Track = p.rel.track
 	return c
 }
 
 // newDeploy issues a deploy command with action.
 func (p *pass) newDeploy(nodeID, action string) *controllerv1.CommandRecord {
-	c := p.newCommand(nodeID, kindDeploy)
+	c := p.newCommand(nodeID, controllerv1.CommandKindDeploy)
 	c.Deploy = p.rel.deployCommand(p.ro.GetId(), action)
 	return c
 }
@@ -239,7 +240,7 @@ func (p *pass) cancel(c *controllerv1.CommandRecord, why string) {
 	}
 	c.State = controllerv1.CommandRecord_STATE_FAILED
 	c.Error = "cancelled by rollout " + p.ro.GetId() + ": " + why
-	c.UpdatedAt = stamp(p.now)
+	c.UpdatedAt = stamp.Format(p.now)
 	p.commands = append(p.commands, c)
 }
 
@@ -271,7 +272,7 @@ func (p *pass) commit() error {
 	}
 	p.ro.Counts = state.Count(p.nodes)
 	p.ro.Revision++
-	p.ro.UpdatedAt = stamp(p.now)
+	p.ro.UpdatedAt = stamp.Format(p.now)
 	err := p.e.cfg.Store.Update(p.ctx, func(tx store.Tx) error {
 		for _, c := range p.commands {
 			if err := tx.PutCommand(c); err != nil {

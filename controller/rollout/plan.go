@@ -14,6 +14,7 @@ import (
 	ctlrelease "github.com/cairn-ops/cairn/controller/release"
 	"github.com/cairn-ops/cairn/controller/store"
 	"github.com/cairn-ops/cairn/internal/manifest"
+	"github.com/cairn-ops/cairn/internal/stamp"
 	controllerv1 "github.com/cairn-ops/cairn/proto/controller/v1"
 	inventoryv1 "github.com/cairn-ops/cairn/proto/inventory/v1"
 )
@@ -239,11 +240,11 @@ func (e *Engine) dryRun(ctx context.Context, actor string, rel *releaseInfo, nps
 		cmds[np.GetNodeId()] = &controllerv1.CommandRecord{
 			Id:        id,
 			NodeId:    np.GetNodeId(),
-			Kind:      kindDeploy,
+			Kind:      controllerv1.CommandKindDeploy,
 			State:     controllerv1.CommandRecord_STATE_PENDING,
 			CreatedBy: actor,
-			CreatedAt: stamp(now),
-			UpdatedAt: stamp(now),
+			CreatedAt: stamp.Format(now),
+			UpdatedAt: stamp.Format(now),
 			Deploy:    rel.deployCommand("", actionPlan),
 		}
 		order = append(order, np.GetNodeId())
@@ -349,7 +350,7 @@ func (e *Engine) expireDryRuns(ctx context.Context, order []string, cmds, result
 			}
 			c.State = controllerv1.CommandRecord_STATE_FAILED
 			c.Error = fmt.Sprintf("dry run expired: no answer within %s", e.cfg.PlanTimeout)
-			c.UpdatedAt = stamp(now)
+			c.UpdatedAt = stamp.Format(now)
 			if err := tx.PutCommand(c); err != nil {
 				return fmt.Errorf("expire dry-run command %s: %w", id, err)
 			}

@@ -7,7 +7,6 @@ import (
 	"strings"
 
 	"github.com/cairn-ops/cairn/controller/store"
-	"github.com/cairn-ops/cairn/internal/manifest"
 	controllerv1 "github.com/cairn-ops/cairn/proto/controller/v1"
 )
 
@@ -60,46 +59,4 @@ func (e *Engine) List(ctx context.Context, release string) ([]*controllerv1.Roll
 	}
 	slices.Reverse(out)
 	return out, nil
-}
-
-// Report renders the rollout's management report: text, json, markdown
-// or html. It returns the content and its MIME type.
-func (e *Engine) Report(ctx context.Context, id, format string) ([]byte, string, error) {
-	ro, err := e.Get(ctx, id)
-	if err != nil {
-		return nil, "", err
-	}
-	var rel *controllerv1.ReleaseRecord
-	var entries []*controllerv1.AuditLogEntry
-	err = e.cfg.Store.View(ctx, func(tx store.Tx) error {
-		var err error
-		ref := ro.GetRelease()
-		if rel, err = tx.Release(ref.GetName(), ref.GetVersion()); err != nil {
-			return fmt.Errorf("release %s: %w", refString(ref), err)
-		}
-		all, err := tx.LogEntries(0, 0)
-		if err != nil {
-			return fmt.Errorf("audit log: %w", err)
-		}
-		for _, le := range all {
-			if le.GetObject() == object(id) {
-				entries = append(entries, le)
-			}
-		}
-		return nil
-	})
-	if err != nil {
-		return nil, "", err
-	}
-	m, err := manifest.Parse(rel.GetManifestYaml(), rel.GetName()+"@"+rel.GetVersion()+".yaml")
-	if err != nil {
-		return nil, "", fmt.Errorf("release %s@%s: stored manifest: %w", rel.GetName(), rel.GetVersion(), err)
-	}
-	return RenderReport(ReportInput{
-		Rollout:     ro,
-		Release:     rel,
-		Manifest:    m,
-		Log:         entries,
-		GeneratedAt: e.cfg.Now(),
-	}, format)
 }

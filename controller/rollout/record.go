@@ -18,12 +18,6 @@ const actorSystem = "system"
 // object names a rollout in the audit log.
 func object(id string) string { return "rollout/" + id }
 
-// stamp formats a time for a record: RFC 3339 in UTC with a fixed
-// nanosecond width, as the API does, so the strings sort in time order.
-func stamp(t time.Time) string {
-	return t.UTC().Format("2006-01-02T15:04:05.000000000Z")
-}
-
 // parseStamp reads a stamp; the zero time when s is empty or malformed.
 func parseStamp(s string) time.Time {
 	t, err := time.Parse(time.RFC3339Nano, s)
@@ -69,14 +63,6 @@ func plural(n int, one, many string) string {
 		return fmt.Sprintf("%d %s", n, one)
 	}
 	return fmt.Sprintf("%d %s", n, many)
-}
-
-// hostname is the name to show for a node.
-func hostname(n *controllerv1.RolloutNode) string {
-	if n.GetHostname() != "" {
-		return n.GetHostname()
-	}
-	return n.GetNodeId()
 }
 
 // joinErr joins non-empty messages with "; ".

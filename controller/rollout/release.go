@@ -24,12 +24,6 @@ const (
 	actionPlan     = "plan"
 )
 
-// Command kinds (CommandRecord.kind).
-const (
-	kindAudit  = "audit"
-	kindDeploy = "deploy"
-)
-
 // releaseInfo is an approved release as the engine uses it, derived once
 // from its record.
 type releaseInfo struct {

@@ -11,6 +11,7 @@ import (
 	"github.com/cairn-ops/cairn/controller/cms"
 	"github.com/cairn-ops/cairn/controller/rollout/state"
 	"github.com/cairn-ops/cairn/internal/diff"
+	"github.com/cairn-ops/cairn/internal/stamp"
 	controllerv1 "github.com/cairn-ops/cairn/proto/controller/v1"
 )
 
@@ -22,7 +23,7 @@ import (
 func (p *pass) startRollback(actor, by, reason string) {
 	p.setState(StateRollingBack)
 	p.ro.RollbackRequestedBy = by
-	p.ro.RollbackStartedAt = stamp(p.now)
+	p.ro.RollbackStartedAt = stamp.Format(p.now)
 	p.ro.Reason = reason
 	p.ro.WaitingFor = ""
 	p.ro.FinishedAt = ""
@@ -59,7 +60,7 @@ func (p *pass) abortPending(why string) {
 		}
 		p.phase(n, NodeAborted)
 		n.Error = why
-		n.FinishedAt = stamp(p.now)
+		n.FinishedAt = stamp.Format(p.now)
 		n.UnreachableSince = ""
 	}
 }
@@ -96,7 +97,7 @@ func (p *pass) driveRollback() {
 	var busy []string
 	for _, n := range p.nodes {
 		if state.NodeInDeployment(n.GetState()) {
-			busy = append(busy, fmt.Sprintf("%s (%s)", hostname(n), state.Name(n.GetState())))
+			busy = append(busy, fmt.Sprintf("%s (%s)", n.Name(), state.Name(n.GetState())))
 		}
 	}
 	if len(busy) > 0 {
@@ -140,7 +141,7 @@ func (p *pass) driveRollback() {
 			for _, n := range byWave[w] {
 				if n.GetState() == NodeRollingBack && n.GetWaitingStep() != "" {
 					p.wait(fmt.Sprintf("confirmation of step %s on %s: run cairnctl rollout confirm %s --node %s --step %s --note TEXT",
-						n.GetWaitingStep(), hostname(n), p.ro.GetId(), hostname(n), n.GetWaitingStep()))
+						n.GetWaitingStep(), n.Name(), p.ro.GetId(), n.Name(), n.GetWaitingStep()))
 				}
 			}
 			p.wait(fmt.Sprintf("rolling back wave %d", w))
@@ -210,7 +211,7 @@ func (p *pass) rollbackStepDone(n *controllerv1.RolloutNode, in *nodeInput) {
 		p.finishRollback(n, false, fmt.Sprintf("pre-audit: %v", in.pre.err))
 		return
 	}
-	rep := cms.Diff(in.pre.doc, in.audit.doc)
+	rep := diff.Compare(in.pre.doc, in.audit.doc)
 	var js bytes.Buffer
 	if err := diff.WriteJSON(&js, rep); err != nil {
 		p.faulty(fmt.Errorf("encode the rollback diff of node %s: %w", n.GetNodeId(), err))
@@ -270,7 +271,7 @@ func (p *pass) finishRollout() {
 	for _, n := range p.nodes {
 		switch n.GetState() {
 		case NodeRollbackFailed:
-			failed = append(failed, hostname(n))
+			failed = append(failed, n.Name())
 		case NodeRolledBack:
 			proven++
 		case NodeResolved:
@@ -278,7 +279,7 @@ func (p *pass) finishRollout() {
 		}
 	}
 	p.ro.WaitingFor = ""
-	p.ro.FinishedAt = stamp(p.now)
+	p.ro.FinishedAt = stamp.Format(p.now)
 	p.roDirty = true
 	action := "rollout.rolled_back"
 	if len(failed) == 0 {
@@ -311,7 +312,7 @@ func (p *pass) afterResolution() {
 	}
 	p.setState(StateRolledBack)
 	p.ro.Reason = "rolled back; nodes whose rollback failed were repaired by hand and resolved"
-	p.ro.FinishedAt = stamp(p.now)
+	p.ro.FinishedAt = stamp.Format(p.now)
 	p.record(actorSystem, "rollout.rolled_back", map[string]string{"resolved": "true"})
 	p.event(EventRolledBack, 0, false)
 }

@@ -10,6 +10,7 @@ import (
 	"github.com/cairn-ops/cairn/controller/auditlog"
 	"github.com/cairn-ops/cairn/controller/rollout/state"
 	"github.com/cairn-ops/cairn/controller/store"
+	"github.com/cairn-ops/cairn/internal/stamp"
 	controllerv1 "github.com/cairn-ops/cairn/proto/controller/v1"
 )
 
@@ -46,8 +47,8 @@ func (e *Engine) Start(ctx context.Context, actor string, spec *controllerv1.Rol
 		Spec:          s,
 		State:         StateRunning,
 		CreatedBy:     actor,
-		CreatedAt:     stamp(now),
-		UpdatedAt:     stamp(now),
+		CreatedAt:     stamp.Format(now),
+		UpdatedAt:     stamp.Format(now),
 		Approvers:     slices.Clone(pr.rel.approvers),
 		MaxParallel:   uint32(pr.params.MaxParallel),
 		Revision:      1,
@@ -115,7 +116,7 @@ func (e *Engine) Start(ctx context.Context, actor string, spec *controllerv1.Rol
 	e.releases[refString(ro.GetRelease())] = pr.rel
 	e.relMu.Unlock()
 	e.log.Info("rollout started", "rollout_id", id, "release", refString(ro.GetRelease()), "nodes", len(nodes), "waves", len(ro.GetWaves()))
-	e.notify(EventStarted, EventPayload{Rollout: id, Release: refString(ro.GetRelease()), State: state.Name(ro.GetState()), Counts: plainCounts(ro.GetCounts()), At: stamp(now)})
+	e.notify(EventStarted, EventPayload{Rollout: id, Release: refString(ro.GetRelease()), State: state.Name(ro.GetState()), Counts: plainCounts(ro.GetCounts()), At: stamp.Format(now)})
 	e.signal(id)
 	e.wakeUp()
 	sortForDisplay(nodes)
@@ -148,7 +149,7 @@ func overlap(tx store.Tx, nodes []string, exclude string) (string, error) {
 		var both []string
 		for _, n := range theirs {
 			if want[n.GetNodeId()] && (whole || state.NodeInFlight(n.GetState())) {
-				both = append(both, hostname(n))
+				both = append(both, n.Name())
 			}
 		}
 		if len(both) > 0 {

@@ -55,7 +55,7 @@ var (
 
 // SLA breach kinds reported to Metrics.SLABreach.
 const (
-	BreachNodeDuration    = "node_duration"
-	BreachRolloutDuration = "rollout_duration"
-	BreachSuccessRate     = "success_rate"
+	BreachNodeDuration    = state.BreachNodeDuration
+	BreachRolloutDuration = state.BreachRolloutDuration
+	BreachSuccessRate     = state.BreachSuccessRate
 )

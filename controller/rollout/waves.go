@@ -3,9 +3,9 @@ package rollout
 import (
 	"fmt"
 	"strconv"
-	"time"
 
 	"github.com/cairn-ops/cairn/controller/rollout/state"
+	"github.com/cairn-ops/cairn/internal/stamp"
 	controllerv1 "github.com/cairn-ops/cairn/proto/controller/v1"
 )
 
@@ -49,7 +49,7 @@ func (p *pass) tally(w *controllerv1.RolloutWave) (failures int, failed []string
 		}
 		if state.NodeCountsFailed(n.GetState()) {
 			failures++
-			failed = append(failed, hostname(n))
+			failed = append(failed, n.Name())
 		}
 		if !state.NodeDeployOver(n.GetState()) {
 			final = false
@@ -75,12 +75,12 @@ func (p *pass) drive() {
 				return
 			}
 			p.setWave(w, WaveRunning)
-			w.StartedAt = stamp(p.now)
+			w.StartedAt = stamp.Format(p.now)
 			p.log.Info("wave started", "wave", w.GetIndex(), "nodes", len(w.GetNodeIds()))
 		case WaveBaking:
 			until := parseStamp(w.GetBakeUntil())
 			if p.now.Before(until) {
-				p.wait("bake until " + until.In(p.e.cfg.Location).Format(time.RFC3339))
+				p.wait("bake until " + stamp.HumanTime(until, p.e.cfg.Location))
 				return
 			}
 			p.closeWave(w, WaveDone)
@@ -119,7 +119,7 @@ func (p *pass) overBudget(w *controllerv1.RolloutWave) bool {
 	}
 	p.setWave(w, WaveFailed)
 	w.Failures = uint32(failures)
-	w.FinishedAt = stamp(p.now)
+	w.FinishedAt = stamp.Format(p.now)
 	reason := fmt.Sprintf("wave %d failed: %d of %d nodes failed, %d allowed: %s",
 		w.GetIndex(), failures, len(w.GetNodeIds()), w.GetMaxFailures(), nameList(failed, 10))
 	p.halt(reason)
@@ -134,7 +134,7 @@ func (p *pass) halt(reason string) {
 	p.setState(StateHalted)
 	p.ro.Reason = reason
 	p.ro.WaitingFor = ""
-	p.ro.FinishedAt = stamp(p.now)
+	p.ro.FinishedAt = stamp.Format(p.now)
 	p.roDirty = true
 	p.record(actorSystem, "rollout.halt", map[string]string{"reason": reason})
 	p.event(EventHalted, 0, false)
@@ -146,7 +146,7 @@ func (p *pass) halt(reason string) {
 func (p *pass) waveFinished(w *controllerv1.RolloutWave) {
 	failures, failed, _ := p.tally(w)
 	overBudget := failures > int(w.GetMaxFailures())
-	w.FinishedAt = stamp(p.now)
+	w.FinishedAt = stamp.Format(p.now)
 	w.Failures = uint32(failures)
 	p.roDirty = true
 	details := map[string]string{"wave": strconv.Itoa(int(w.GetIndex())), "failures": strconv.Itoa(failures)}
@@ -162,7 +162,7 @@ func (p *pass) waveFinished(w *controllerv1.RolloutWave) {
 	}
 	if p.params.Bake > 0 && int(w.GetIndex()) < len(p.ro.GetWaves()) {
 		p.setWave(w, WaveBaking)
-		w.BakeUntil = stamp(p.now.Add(p.params.Bake))
+		w.BakeUntil = stamp.Format(p.now.Add(p.params.Bake))
 		return
 	}
 	p.closeWave(w, WaveDone)
@@ -199,7 +199,7 @@ func (p *pass) closeWaves() {
 			}
 			if w.GetState() == WaveRunning {
 				w.Failures = uint32(failures)
-				w.FinishedAt = stamp(p.now)
+				w.FinishedAt = stamp.Format(p.now)
 				if failures > int(w.GetMaxFailures()) {
 					p.setWave(w, WaveFailed)
 					continue
@@ -214,7 +214,7 @@ func (p *pass) closeWaves() {
 func (p *pass) complete() {
 	p.setState(StateCompleted)
 	p.ro.WaitingFor = ""
-	p.ro.FinishedAt = stamp(p.now)
+	p.ro.FinishedAt = stamp.Format(p.now)
 	p.ro.Reason = ""
 	c := state.Count(p.nodes)
 	if bad := c.GetNodes() - c.GetPassed() - c.GetResolved(); bad > 0 {
@@ -274,7 +274,7 @@ func (p *pass) startNodes(w *controllerv1.RolloutWave) {
 		}
 		if !p.connected[id] {
 			if p.notConnected(n) {
-				away = append(away, hostname(n))
+				away = append(away, n.Name())
 			}
 			continue
 		}
@@ -304,7 +304,7 @@ func (p *pass) windowClosed() bool {
 	if p.params.Window.Open(local) {
 		return false
 	}
-	p.wait("window opens at " + p.params.Window.Next(local).Format(time.RFC3339))
+	p.wait("window opens at " + stamp.HumanTime(p.params.Window.Next(local), p.e.cfg.Location))
 	return true
 }
 
@@ -313,7 +313,7 @@ func (p *pass) windowClosed() bool {
 // waits to reconnect.
 func (p *pass) notConnected(n *controllerv1.RolloutNode) bool {
 	if n.GetUnreachableSince() == "" {
-		n.UnreachableSince = stamp(p.now)
+		n.UnreachableSince = stamp.Format(p.now)
 		p.touch(n)
 	}
 	since := parseStamp(n.GetUnreachableSince())
@@ -339,7 +339,7 @@ func (p *pass) notConnected(n *controllerv1.RolloutNode) bool {
 
 // startNode begins a node's deployment with its pre-audit.
 func (p *pass) startNode(n *controllerv1.RolloutNode) {
-	n.StartedAt = stamp(p.now)
+	n.StartedAt = stamp.Format(p.now)
 	n.UnreachableSince = ""
 	n.Error = ""
 	if n.GetPreAuditCommand() == "" {
@@ -353,7 +353,7 @@ func (p *pass) waitingNodes() {
 	for _, n := range p.nodes {
 		if n.GetState() == NodeWaitingConfirmation {
 			p.wait(fmt.Sprintf("confirmation of step %s on %s: run cairnctl rollout confirm %s --node %s --step %s --note TEXT",
-				n.GetWaitingStep(), hostname(n), p.ro.GetId(), hostname(n), n.GetWaitingStep()))
+				n.GetWaitingStep(), n.Name(), p.ro.GetId(), n.Name(), n.GetWaitingStep()))
 			return
 		}
 	}

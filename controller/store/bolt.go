@@ -18,7 +18,7 @@ import (
 	controllerv1 "github.com/cairn-ops/cairn/proto/controller/v1"
 )
 
-// Bucket layout of the bbolt file (schema version 6). Values are
+// Bucket layout of the bbolt file (schema version 7). Values are
 // deterministic protobuf binary unless noted. "\0" is a NUL byte; be64 is
 // an 8-byte big-endian integer; time(ts) is be64 of the timestamp's Unix
 // nanoseconds with the sign bit flipped (see timeKey), so keys sort by
@@ -44,6 +44,7 @@ import (
 //	rollouts                rollout ID → RolloutRecord (without nodes)  (since version 4; enum states since 6)
 //	rollout_nodes           rollout ID ‖ \0 ‖ node ID → RolloutNode      (since version 4; enum states since 6)
 //	agent_events            node ID ‖ \0 ‖ item ID → AgentEventRecord    (since version 4)
+//	issued_reports          report digest → IssuedReport                (since version 7)
 //
 // The audit log's head in meta is written with every appended entry and
 // is what detects deletion of the newest entries.
@@ -76,6 +77,7 @@ var migrations = []func(*bolt.Tx) error{
 	migrateRollouts,
 	migrateTokenIssuers,
 	migrateRolloutStates,
+	migrateIssuedReports,
 }
 
 // schemaVersion is the bucket layout version this code writes.
@@ -225,6 +227,15 @@ type Bolt struct {
 }
 
 var _ Store = (*Bolt)(nil)
+
+// migrateIssuedReports is version 6 → 7: the records of the reports the
+// controller issued (controller/report).
+func migrateIssuedReports(tx *bolt.Tx) error {
+	if _, err := tx.CreateBucketIfNotExists([]byte(tableIssuedReports)); err != nil {
+		return fmt.Errorf("create bucket %s: %w", tableIssuedReports, err)
+	}
+	return nil
+}
 
 // migrateRollouts is version 3 → 4: rollouts, their nodes, and the
 // agents' outbox items.
@@ -934,4 +945,21 @@ func (tx *boltTx) PutAgentEvent(rec *controllerv1.AgentEventRecord) error {
 		return fmt.Errorf("%w: agent event %q of node %q is already stored", ErrConflict, rec.GetId(), rec.GetNodeId())
 	}
 	return boltPut(tx, tableAgentEvents, "agent event", key, rec)
+}
+
+func (tx *boltTx) IssuedReport(digest string) (*controllerv1.IssuedReport, error) {
+	return boltGet[controllerv1.IssuedReport](tx, tableIssuedReports, "issued report", digest)
+}
+
+func (tx *boltTx) PutIssuedReport(rec *controllerv1.IssuedReport) error {
+	if !tx.tx.Writable() {
+		return readOnly("issued report")
+	}
+	if err := checkKey("issued report digest", rec.GetDigest()); err != nil {
+		return err
+	}
+	if tx.bucket(tableIssuedReports).Get([]byte(rec.GetDigest())) != nil {
+		return fmt.Errorf("%w: report %s was issued already", ErrConflict, rec.GetDigest())
+	}
+	return boltPut(tx, tableIssuedReports, "issued report", []byte(rec.GetDigest()), rec)
 }

@@ -147,7 +147,7 @@ func TestBoltOpenError(t *testing.T) {
 }
 
 var allBuckets = []string{
-	"agent_events", "api_tokens", "artifact_names", "artifacts", "auditlog", "audits", "baselines", "commands", "enroll_tokens", "meta",
+	"agent_events", "api_tokens", "artifact_names", "artifacts", "auditlog", "audits", "baselines", "commands", "enroll_tokens", "issued_reports", "meta",
 	"node_audits", "node_commands", "nodes", "releases", "rollout_nodes", "rollouts", "services", "users",
 }
 
@@ -163,12 +163,12 @@ func TestBoltSchema(t *testing.T) {
 	}{
 		{
 			name:        "no file",
-			wantVersion: be64(6),
+			wantVersion: be64(7),
 		},
 		{
 			name:        "empty bbolt file",
 			prepare:     func(t *testing.T, path string) { raw(t, path, func(*bolt.Tx) error { return nil }) },
-			wantVersion: be64(6),
+			wantVersion: be64(7),
 		},
 		{
 			name: "version 0 with some buckets",
@@ -178,7 +178,7 @@ func TestBoltSchema(t *testing.T) {
 					return err
 				})
 			},
-			wantVersion: be64(6),
+			wantVersion: be64(7),
 		},
 		{
 			// A file written by the schema-1 code: its buckets, its
@@ -186,28 +186,42 @@ func TestBoltSchema(t *testing.T) {
 			// keeps the record (checked below in TestBoltMigrateV1).
 			name:        "version 1",
 			prepare:     writeV1,
-			wantVersion: be64(6),
+			wantVersion: be64(7),
 		},
 		{
 			// A file written by the schema-2 code (the DML, no releases).
 			name:        "version 2",
 			prepare:     writeV2,
-			wantVersion: be64(6),
+			wantVersion: be64(7),
+		},
+		{
+			// A file written by the schema-6 code: no issued reports.
+			name: "version 6",
+			prepare: func(t *testing.T, path string) {
+				openBolt(t, path).Close()
+				raw(t, path, func(tx *bolt.Tx) error {
+					if err := tx.DeleteBucket([]byte("issued_reports")); err != nil {
+						return err
+					}
+					return tx.Bucket([]byte("meta")).Put([]byte("schema_version"), be64(6))
+				})
+			},
+			wantVersion: be64(7),
 		},
 		{
 			name:        "current",
 			prepare:     func(t *testing.T, path string) { openBolt(t, path).Close() },
-			wantVersion: be64(6),
+			wantVersion: be64(7),
 		},
 		{
 			name: "newer",
 			prepare: func(t *testing.T, path string) {
 				openBolt(t, path).Close()
-				raw(t, path, func(tx *bolt.Tx) error { return tx.Bucket([]byte("meta")).Put([]byte("schema_version"), be64(7)) })
+				raw(t, path, func(tx *bolt.Tx) error { return tx.Bucket([]byte("meta")).Put([]byte("schema_version"), be64(8)) })
 			},
 			wantErr:     store.ErrSchema,
-			wantMessage: "has schema version 7, but this cairn-controller knows only up to 6: run a newer cairn-controller",
-			wantVersion: be64(7),
+			wantMessage: "has schema version 8, but this cairn-controller knows only up to 7: run a newer cairn-controller",
+			wantVersion: be64(8),
 		},
 		{
 			name: "damaged version",

@@ -93,6 +93,8 @@ const (
 	tableRollouts     = "rollouts"
 	tableRolloutNodes = "rollout_nodes"
 	tableAgentEvents  = "agent_events"
+	// Schema version 7.
+	tableIssuedReports = "issued_reports"
 )
 
 // pairKey is a, NUL, b: rollout nodes by rollout then node, agent events

@@ -544,3 +544,21 @@ func (tx *memTx) PutAgentEvent(rec *controllerv1.AgentEventRecord) error {
 	tx.put(tableAgentEvents, key, rec)
 	return nil
 }
+
+func (tx *memTx) IssuedReport(digest string) (*controllerv1.IssuedReport, error) {
+	return memGet[*controllerv1.IssuedReport](tx, tableIssuedReports, "issued report", digest)
+}
+
+func (tx *memTx) PutIssuedReport(rec *controllerv1.IssuedReport) error {
+	if !tx.writable {
+		return readOnly("issued report")
+	}
+	if err := checkKey("issued report digest", rec.GetDigest()); err != nil {
+		return err
+	}
+	if _, ok := tx.get(tableIssuedReports, rec.GetDigest()); ok {
+		return fmt.Errorf("%w: report %s was issued already", ErrConflict, rec.GetDigest())
+	}
+	tx.put(tableIssuedReports, rec.GetDigest(), rec)
+	return nil
+}

@@ -139,4 +139,12 @@ type Tx interface {
 	// PutAgentEvent stores an outbox item; one already stored under the
 	// same node and ID is ErrConflict.
 	PutAgentEvent(*controllerv1.AgentEventRecord) error
+
+	// IssuedReport returns the record of the report issued with the
+	// given digest.
+	IssuedReport(digest string) (*controllerv1.IssuedReport, error)
+	// PutIssuedReport records an issued report under its digest; one
+	// already recorded under the same digest is ErrConflict (the record
+	// of an issued report never changes).
+	PutIssuedReport(*controllerv1.IssuedReport) error
 }

@@ -11,7 +11,8 @@
 #      every node audited before and after, the change compared with what
 #      the release declared;
 #   5. the rollout report, the canary's before/after audit diff, the CMS
-#      after the rollout, and the HTML report for auditors.
+#      after the rollout, and the HTML report for auditors, verified with
+#      the controller (and an edited copy caught).
 #
 # It exits non-zero when any of that does not happen as it should. Every
 # process it starts is stopped when it ends; the data directory is kept.
@@ -51,9 +52,13 @@ as dave cairnctl audit run --selector env=demo --track /etc/greeter/greeter.conf
 as erin cairnctl cms drift | tee "$D/drift.txt"
 as erin cairnctl cms history "$canary"
 
-step "The HTML report, and the audit log that recorded every decision"
+step "The HTML report, checked against the controller, and the audit log that recorded every decision"
 as erin cairnctl rollout report "$id" -o html --out "$D/report.html"
+as erin cairnctl report verify "$D/report.html"
 as erin cairnctl auditlog verify
+say "an edited copy of the report is caught:"
+sed 's/3 passed/4 passed/' "$D/report.html" >"$D/report-edited.html"
+as erin cairnctl report verify "$D/report-edited.html" && fail "an edited report verified"
 
 step "Checks: what the controller recorded, and what is on the nodes"
 # watch_line PATTERN: the number of the first line of the watch output

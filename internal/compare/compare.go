@@ -140,9 +140,10 @@ type expectation struct {
 	describe bool
 }
 
-// Classify compares before and after against exp. components maps a
-// release component's name to its sha256, for file expectations that
-// name an artifact. Either audit may be nil.
+// Classify answers "is this change what the release declared": it
+// classifies what changed from before to after (diff.Compare) against
+// exp. components maps a release component's name to its sha256, for
+// file expectations that name an artifact. Either audit may be nil.
 func Classify(before, after *inventoryv1.Audit, exp manifest.Expect, components map[string]string) *Result {
 	rep := diff.Compare(before, after)
 	res := &Result{Diff: rep}

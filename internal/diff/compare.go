@@ -9,10 +9,17 @@ import (
 	inventoryv1 "github.com/cairn-ops/cairn/proto/inventory/v1"
 )
 
-// Compare reports how after differs from before. Either audit may be nil;
-// a nil audit has no collectors, so every section collected in the other
-// audit is not comparable (and every other section skipped).
+// Compare answers "what changed between two audits": how after differs
+// from before. Tracked files are compared where both audits tracked them
+// (two audits taken with different --track lists differ only where both
+// looked). Either audit may be nil; a nil audit has no collectors, so
+// every section collected in the other audit is not comparable (and
+// every other section skipped).
+//
+// Whether a change is what a release declared is internal/compare's
+// question (compare.Classify), asked of this answer.
 func Compare(before, after *inventoryv1.Audit) *Report {
+	before, after = commonFiles(before, after)
 	r := &Report{
 		Before:   info(before),
 		After:    info(after),

@@ -1,5 +1,8 @@
 // Package diff compares two audits of the same host section by section and
-// reports what changed, in text, JSON, Markdown or HTML.
+// reports what changed, in text, JSON, Markdown or HTML. [Compare] is the
+// one answer to "what changed between two audits" that drift, rollouts,
+// rollback proofs and `audit diff` share; whether a change is what a
+// release declared is internal/compare's question.
 //
 // # Matching
 //
@@ -31,6 +34,14 @@
 // whose collector did not succeed in one audit or the other is reported as
 // not comparable, with the reason, and never as items added or removed. A section whose hash
 // (Audit.hashes.sections) is the same in both audits is not walked.
+//
+// # Tracked files
+//
+// The files section holds the paths an audit was asked to track (its
+// patterns). Two audits tracking different patterns are compared where
+// both looked: a path only one of them tracked is left out of both, so a
+// baseline taken without the paths a rollout tracks has not drifted by
+// them.
 //
 // # Meaning
 //

@@ -8,16 +8,19 @@
 //
 // String and Writer replace each such byte or rune with a visible escape:
 //
-//	C0 controls but tab and newline, DEL  \x1b, \x7f, \r (a CR not followed by LF)
+//	C0 controls but tab and newline       \x1b, \r (a CR not followed by LF)
+//	DEL                                   \u007f
 //	C1 controls (U+0080–U+009F)           \u009b
 //	bidi controls                         \u202e (U+061C, U+200E, U+200F,
 //	                                      U+202A–U+202E, U+2066–U+2069)
 //	invalid UTF-8                         \xff (each bad byte)
 //
 // Everything else, valid UTF-8 text included, passes unchanged. The
-// escapes are JSON's own for the runes, so JSON output stays valid JSON
-// with the same values. Field also escapes tab and newline, for a value
-// inside a line-structured output (a table cell, one line of a list).
+// escapes of what JSON strings may hold raw (DEL, C1 and bidi controls)
+// are JSON's own for the runes, so JSON output stays valid JSON with the
+// same values; JSON holds no raw C0 control. Field also escapes tab and
+// newline, for a value inside a line-structured output (a table cell,
+// one line of a list).
 //
 // Each command line wraps its standard output and error in a Writer once,
 // so everything it prints passes through here.
@@ -113,7 +116,11 @@ func escape(b *strings.Builder, s string, field bool) {
 				} else {
 					b.WriteString(`\r`)
 				}
-			case c < 0x20 || c == 0x7f:
+			case c == 0x7f:
+				// JSON's escape: encoding/json and protojson leave DEL raw
+				// in strings, and \x7f is not a JSON escape.
+				b.WriteString(`\u007f`)
+			case c < 0x20:
 				fmt.Fprintf(b, `\x%02x`, c)
 			default:
 				b.WriteByte(c)

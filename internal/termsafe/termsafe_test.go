@@ -22,7 +22,7 @@ var cases = []struct {
 	{"ESC", "a\x1bb", `a\x1bb`, `a\x1bb`},
 	{"CSI clear screen", "\x1b[2J\x1b[H", `\x1b[2J\x1b[H`, `\x1b[2J\x1b[H`},
 	{"OSC window title", "\x1b]0;pwned\x07", `\x1b]0;pwned\x07`, `\x1b]0;pwned\x07`},
-	{"NUL and DEL", "\x00\x7f", `\x00\x7f`, `\x00\x7f`},
+	{"NUL and DEL", "\x00\x7f", `\x00\u007f`, `\x00\u007f`},
 	{"C1 CSI", "a\u009b31mb", `a\u009b31mb`, `a\u009b31mb`},
 	{"bidi override", "user\u202etxt.exe", `user\u202etxt.exe`, `user\u202etxt.exe`},
 	{"bidi isolates", "\u2066x\u2069\u2067\u2068", `\u2066x\u2069\u2067\u2068`, `\u2066x\u2069\u2067\u2068`},
@@ -71,7 +71,7 @@ func TestWriter(t *testing.T) {
 // TestWriterJSON: JSON passed through a Writer is still JSON with the
 // same values (encoding/json leaves C1 and bidi controls raw).
 func TestWriterJSON(t *testing.T) {
-	in := map[string]string{"name": "evil\u202e\u009b\x1b[31m", "path": "/etc/a\tb"}
+	in := map[string]string{"name": "evil\u202e\u009b\x1b[31m", "path": "/etc/a\tb", "del": "rub\x7fout"}
 	raw, err := json.Marshal(in)
 	if err != nil {
 		t.Fatal(err)

@@ -16,7 +16,7 @@ import (
 	"text/template"
 	"time"
 
-	"github.com/cairn-ops/cairn/controller/rollout"
+	"github.com/cairn-ops/cairn/controller/report"
 	"github.com/cairn-ops/cairn/controller/rollout/state"
 	"github.com/cairn-ops/cairn/internal/compare"
 	"github.com/cairn-ops/cairn/internal/diff"
@@ -382,10 +382,10 @@ func (f *fleet) report(t *testing.T, id, format string) string {
 }
 
 // reportJSON renders the rollout's report as JSON and decodes it.
-func (f *fleet) reportJSON(t *testing.T, id string) *rollout.Report {
+func (f *fleet) reportJSON(t *testing.T, id string) *report.Report {
 	t.Helper()
 	out := f.report(t, id, "json")
-	var r rollout.Report
+	var r report.Report
 	if err := json.Unmarshal([]byte(out), &r); err != nil {
 		t.Fatalf("rollout report %s -o json: %v\n%.2000s", id, err, out)
 	}
@@ -393,7 +393,7 @@ func (f *fleet) reportJSON(t *testing.T, id string) *rollout.Report {
 }
 
 // reportNode returns the report's node with the hostname.
-func reportNode(t *testing.T, r *rollout.Report, host string) *rollout.ReportNode {
+func reportNode(t *testing.T, r *report.Report, host string) *report.Node {
 	t.Helper()
 	for i := range r.Nodes {
 		if r.Nodes[i].Hostname == host {

@@ -11,7 +11,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
-	"github.com/cairn-ops/cairn/controller/rollout"
+	"github.com/cairn-ops/cairn/controller/report"
 	"github.com/cairn-ops/cairn/controller/rollout/state"
 	"github.com/cairn-ops/cairn/internal/diff"
 	controllerv1 "github.com/cairn-ops/cairn/proto/controller/v1"
@@ -479,7 +479,7 @@ func TestRolloutGateAndManualStep(t *testing.T) {
 	}
 	// The audit trail says who resumed at the gate, and why.
 	rep := f.reportJSON(t, id)
-	if !slices.ContainsFunc(rep.AuditTrail, func(e rollout.ReportLogEntry) bool {
+	if !slices.ContainsFunc(rep.AuditTrail, func(e report.LogEntry) bool {
 		return strings.Contains(e.Action, "resume") && strings.Contains(e.Actor, operator) && strings.Contains(e.Details, "canary looks good")
 	}) {
 		t.Errorf("report audit trail %+v has no resume by the operator with its note", rep.AuditTrail)

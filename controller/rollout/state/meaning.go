@@ -195,3 +195,11 @@ func WaveFailures(w *controllerv1.RolloutWave, nodes []*controllerv1.RolloutNode
 	}
 	return n
 }
+
+// SLA breach kinds: the targets of a release's SLA a rollout or a node
+// can breach (what /metrics counts and the report measures).
+const (
+	BreachNodeDuration    = "node_duration"
+	BreachRolloutDuration = "rollout_duration"
+	BreachSuccessRate     = "success_rate"
+)

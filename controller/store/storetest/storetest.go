@@ -60,6 +60,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"Rollouts", testRollouts},
 		{"RolloutNodes", testRolloutNodes},
 		{"AgentEvents", testAgentEvents},
+		{"IssuedReports", testIssuedReports},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -177,6 +178,7 @@ func testNotFound(t *testing.T, st store.Store) {
 		{"RolloutNodeOtherRollout", func(tx store.Tx) error { _, err := tx.RolloutNode("x", "y"); return err }},
 		{"AgentEvent", func(tx store.Tx) error { _, err := tx.AgentEvent("y", "x"); return err }},
 		{"AgentEventOtherNode", func(tx store.Tx) error { _, err := tx.AgentEvent("x", "y"); return err }},
+		{"IssuedReport", func(tx store.Tx) error { _, err := tx.IssuedReport("x"); return err }},
 	}
 	// A record under another key must not be found either.
 	update(t, st, func(tx store.Tx) error {
@@ -244,6 +246,7 @@ func roundTrips() []roundTrip {
 	art := artifact("ab", "app.tar.gz")
 	art.Installs = []*controllerv1.InstallRecord{{NodeId: "n1", Release: "web@1.0.0", RolloutId: "r1", InstalledAt: "2026-01-02T03:04:05Z"}}
 	ro, rn, ev := rollout("r1", "2026-01-02T03:04:05.000000000Z"), rolloutNode("r1", "n1"), agentEvent("n1", "ev-1")
+	ir := issuedReport("sha256:ab")
 	return []roundTrip{
 		{"EnrollToken", et, func(tx store.Tx) error { return tx.PutEnrollToken(et) }, func(tx store.Tx) (proto.Message, error) { return tx.EnrollToken(et.TokenHash) }},
 		{"Node", n, func(tx store.Tx) error { return tx.PutNode(n) }, func(tx store.Tx) (proto.Message, error) { return tx.Node(n.Id) }},
@@ -266,6 +269,7 @@ func roundTrips() []roundTrip {
 			return tx.RolloutNode(rn.RolloutId, rn.NodeId)
 		}},
 		{"AgentEvent", ev, func(tx store.Tx) error { return tx.PutAgentEvent(ev) }, func(tx store.Tx) (proto.Message, error) { return tx.AgentEvent(ev.NodeId, ev.Id) }},
+		{"IssuedReport", ir, func(tx store.Tx) error { return tx.PutIssuedReport(ir) }, func(tx store.Tx) (proto.Message, error) { return tx.IssuedReport(ir.Digest) }},
 	}
 }
 
@@ -350,6 +354,7 @@ func testInvalid(t *testing.T, st store.Store) {
 		{"AgentEventNoNode", func(tx store.Tx) error { return tx.PutAgentEvent(agentEvent("", "ev-1")) }},
 		{"AgentEventNoID", func(tx store.Tx) error { return tx.PutAgentEvent(agentEvent("n1", "")) }},
 		{"AgentEventNodeWithNUL", func(tx store.Tx) error { return tx.PutAgentEvent(agentEvent("n\x00e", "1")) }},
+		{"IssuedReportNoDigest", func(tx store.Tx) error { return tx.PutIssuedReport(issuedReport("")) }},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -897,6 +902,8 @@ func scribble(m proto.Message) {
 		r.State, r.DeployReportJson[0], r.Confirmations[0].Note = controllerv1.NodeState_NODE_STATE_FAILED, 'X', "changed"
 	case *controllerv1.AgentEventRecord:
 		r.Kind, r.Payload[0] = "changed", 'X'
+	case *controllerv1.IssuedReport:
+		r.IssuedTo, r.Release.Name = "changed", "changed"
 	default:
 		panic(fmt.Sprintf("scribble: unhandled %T", m))
 	}
@@ -1248,6 +1255,13 @@ func rolloutNode(rolloutID, nodeID string) *controllerv1.RolloutNode {
 	}
 }
 
+func issuedReport(digest string) *controllerv1.IssuedReport {
+	return &controllerv1.IssuedReport{
+		Digest: digest, RolloutId: "r1", Release: &controllerv1.ReleaseRef{Name: "web", Version: "1.0.0"}, Format: "html",
+		GeneratedAt: "2026-01-02T03:04:05.000000000Z", GeneratedAtShown: "2026-01-02 04:04:05 CET", IssuedTo: "user:alice",
+	}
+}
+
 func agentEvent(nodeID, id string) *controllerv1.AgentEventRecord {
 	return &controllerv1.AgentEventRecord{
 		NodeId: nodeID, Id: id, Kind: "deploy_result", DeploymentId: "dep-1",
@@ -1525,5 +1539,35 @@ func testAgentEvents(t *testing.T, st store.Store) {
 		if !errors.Is(err, store.ErrReadOnly) {
 			t.Errorf("PutAgentEvent of a stored item in View: got %v, want ErrReadOnly", err)
 		}
+	})
+}
+
+// testIssuedReports: the record of an issued report never changes: a
+// second record under the same digest is refused and the first kept.
+func testIssuedReports(t *testing.T, st store.Store) {
+	first := issuedReport("sha256:ab")
+	update(t, st, func(tx store.Tx) error { return tx.PutIssuedReport(first) })
+	again := issuedReport("sha256:ab")
+	again.IssuedTo, again.RolloutId = "user:mallory", "r2"
+	if err := st.Update(t.Context(), func(tx store.Tx) error {
+		if err := tx.PutIssuedReport(issuedReport("sha256:cd")); err != nil {
+			return err
+		}
+		return tx.PutIssuedReport(again)
+	}); !errors.Is(err, store.ErrConflict) {
+		t.Errorf("PutIssuedReport of a recorded digest: got %v, want ErrConflict", err)
+	}
+	view(t, st, func(tx store.Tx) error {
+		got, err := tx.IssuedReport("sha256:ab")
+		if err != nil {
+			return err
+		}
+		if diff := cmp.Diff(first, got, protoDiff); diff != "" {
+			t.Errorf("IssuedReport after a refused second record (-want +got):\n%s", diff)
+		}
+		if _, err := tx.IssuedReport("sha256:cd"); !errors.Is(err, store.ErrNotFound) {
+			t.Errorf("the refused Update's other record: got %v, want ErrNotFound", err)
+		}
+		return nil
 	})
 }

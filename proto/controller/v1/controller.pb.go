@@ -5264,9 +5264,13 @@ func (x *RenderRequest) GetFormat() string {
 }
 
 type RenderResponse struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Content       []byte                 `protobuf:"bytes,1,opt,name=content,proto3" json:"content,omitempty"`
-	ContentType   string                 `protobuf:"bytes,2,opt,name=content_type,json=contentType,proto3" json:"content_type,omitempty"`
+	state       protoimpl.MessageState `protogen:"open.v1"`
+	Content     []byte                 `protobuf:"bytes,1,opt,name=content,proto3" json:"content,omitempty"`
+	ContentType string                 `protobuf:"bytes,2,opt,name=content_type,json=contentType,proto3" json:"content_type,omitempty"`
+	// The digest the content carries and the controller recorded
+	// (IssuedReport), for the reports that carry one: "sha256:" and 64 hex
+	// digits.
+	Digest        string `protobuf:"bytes,3,opt,name=digest,proto3" json:"digest,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -5311,6 +5315,13 @@ func (x *RenderResponse) GetContent() []byte {
 func (x *RenderResponse) GetContentType() string {
 	if x != nil {
 		return x.ContentType
+	}
+	return ""
+}
+
+func (x *RenderResponse) GetDigest() string {
+	if x != nil {
+		return x.Digest
 	}
 	return ""
 }
@@ -7391,6 +7402,152 @@ func (x *RolloutReportRequest) GetFormat() string {
 	return ""
 }
 
+type VerifyReportRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The digest a report file carries: "sha256:" and 64 hex digits.
+	Digest        string `protobuf:"bytes,1,opt,name=digest,proto3" json:"digest,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *VerifyReportRequest) Reset() {
+	*x = VerifyReportRequest{}
+	mi := &file_proto_controller_v1_controller_proto_msgTypes[97]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *VerifyReportRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*VerifyReportRequest) ProtoMessage() {}
+
+func (x *VerifyReportRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_proto_controller_v1_controller_proto_msgTypes[97]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use VerifyReportRequest.ProtoReflect.Descriptor instead.
+func (*VerifyReportRequest) Descriptor() ([]byte, []int) {
+	return file_proto_controller_v1_controller_proto_rawDescGZIP(), []int{97}
+}
+
+func (x *VerifyReportRequest) GetDigest() string {
+	if x != nil {
+		return x.Digest
+	}
+	return ""
+}
+
+// IssuedReport is the controller's record of a report it rendered and
+// handed out, stored by the digest the report carries
+// (controller/report): an edited report, even one whose digest was
+// recomputed, carries a digest the controller never issued.
+type IssuedReport struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// "sha256:" and the hex SHA-256 of the report file without its digest.
+	Digest    string      `protobuf:"bytes,1,opt,name=digest,proto3" json:"digest,omitempty"`
+	RolloutId string      `protobuf:"bytes,2,opt,name=rollout_id,json=rolloutId,proto3" json:"rollout_id,omitempty"`
+	Release   *ReleaseRef `protobuf:"bytes,3,opt,name=release,proto3" json:"release,omitempty"`
+	// text, json, markdown or html.
+	Format string `protobuf:"bytes,4,opt,name=format,proto3" json:"format,omitempty"`
+	// When the report was generated (a stamp), and the same time as the
+	// report shows it (in the controller's time zone).
+	GeneratedAt      string `protobuf:"bytes,5,opt,name=generated_at,json=generatedAt,proto3" json:"generated_at,omitempty"`
+	GeneratedAtShown string `protobuf:"bytes,6,opt,name=generated_at_shown,json=generatedAtShown,proto3" json:"generated_at_shown,omitempty"`
+	// Who asked for it.
+	IssuedTo      string `protobuf:"bytes,7,opt,name=issued_to,json=issuedTo,proto3" json:"issued_to,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *IssuedReport) Reset() {
+	*x = IssuedReport{}
+	mi := &file_proto_controller_v1_controller_proto_msgTypes[98]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *IssuedReport) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*IssuedReport) ProtoMessage() {}
+
+func (x *IssuedReport) ProtoReflect() protoreflect.Message {
+	mi := &file_proto_controller_v1_controller_proto_msgTypes[98]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use IssuedReport.ProtoReflect.Descriptor instead.
+func (*IssuedReport) Descriptor() ([]byte, []int) {
+	return file_proto_controller_v1_controller_proto_rawDescGZIP(), []int{98}
+}
+
+func (x *IssuedReport) GetDigest() string {
+	if x != nil {
+		return x.Digest
+	}
+	return ""
+}
+
+func (x *IssuedReport) GetRolloutId() string {
+	if x != nil {
+		return x.RolloutId
+	}
+	return ""
+}
+
+func (x *IssuedReport) GetRelease() *ReleaseRef {
+	if x != nil {
+		return x.Release
+	}
+	return nil
+}
+
+func (x *IssuedReport) GetFormat() string {
+	if x != nil {
+		return x.Format
+	}
+	return ""
+}
+
+func (x *IssuedReport) GetGeneratedAt() string {
+	if x != nil {
+		return x.GeneratedAt
+	}
+	return ""
+}
+
+func (x *IssuedReport) GetGeneratedAtShown() string {
+	if x != nil {
+		return x.GeneratedAtShown
+	}
+	return ""
+}
+
+func (x *IssuedReport) GetIssuedTo() string {
+	if x != nil {
+		return x.IssuedTo
+	}
+	return ""
+}
+
 var File_proto_controller_v1_controller_proto protoreflect.FileDescriptor
 
 const file_proto_controller_v1_controller_proto_rawDesc = "" +
@@ -7829,10 +7986,11 @@ const file_proto_controller_v1_controller_proto_rawDesc = "" +
 	"\x06digest\x18\x03 \x01(\tR\x06digest\"b\n" +
 	"\rRenderRequest\x129\n" +
 	"\arelease\x18\x01 \x01(\v2\x1f.cairn.controller.v1.ReleaseRefR\arelease\x12\x16\n" +
-	"\x06format\x18\x02 \x01(\tR\x06format\"M\n" +
+	"\x06format\x18\x02 \x01(\tR\x06format\"e\n" +
 	"\x0eRenderResponse\x12\x18\n" +
 	"\acontent\x18\x01 \x01(\fR\acontent\x12!\n" +
-	"\fcontent_type\x18\x02 \x01(\tR\vcontentType\"O\n" +
+	"\fcontent_type\x18\x02 \x01(\tR\vcontentType\x12\x16\n" +
+	"\x06digest\x18\x03 \x01(\tR\x06digest\"O\n" +
 	"\x16ListKnownErrorsRequest\x12\x1b\n" +
 	"\topen_only\x18\x01 \x01(\bR\bopenOnly\x12\x18\n" +
 	"\arelease\x18\x02 \x01(\tR\arelease\"\xa7\x01\n" +
@@ -8047,7 +8205,18 @@ const file_proto_controller_v1_controller_proto_rawDesc = "" +
 	"\brollouts\x18\x01 \x03(\v2\".cairn.controller.v1.RolloutRecordR\brollouts\">\n" +
 	"\x14RolloutReportRequest\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x16\n" +
-	"\x06format\x18\x02 \x01(\tR\x06format*\xb9\x02\n" +
+	"\x06format\x18\x02 \x01(\tR\x06format\"-\n" +
+	"\x13VerifyReportRequest\x12\x16\n" +
+	"\x06digest\x18\x01 \x01(\tR\x06digest\"\x86\x02\n" +
+	"\fIssuedReport\x12\x16\n" +
+	"\x06digest\x18\x01 \x01(\tR\x06digest\x12\x1d\n" +
+	"\n" +
+	"rollout_id\x18\x02 \x01(\tR\trolloutId\x129\n" +
+	"\arelease\x18\x03 \x01(\v2\x1f.cairn.controller.v1.ReleaseRefR\arelease\x12\x16\n" +
+	"\x06format\x18\x04 \x01(\tR\x06format\x12!\n" +
+	"\fgenerated_at\x18\x05 \x01(\tR\vgeneratedAt\x12,\n" +
+	"\x12generated_at_shown\x18\x06 \x01(\tR\x10generatedAtShown\x12\x1b\n" +
+	"\tissued_to\x18\a \x01(\tR\bissuedTo*\xb9\x02\n" +
 	"\fRolloutState\x12\x1d\n" +
 	"\x19ROLLOUT_STATE_UNSPECIFIED\x10\x00\x12\x19\n" +
 	"\x15ROLLOUT_STATE_RUNNING\x10\x01\x12\x18\n" +
@@ -8143,7 +8312,8 @@ const file_proto_controller_v1_controller_proto_rawDesc = "" +
 	"\fReleaseNotes\x12\".cairn.controller.v1.RenderRequest\x1a#.cairn.controller.v1.RenderResponse\x12Y\n" +
 	"\x0eReleaseDossier\x12\".cairn.controller.v1.RenderRequest\x1a#.cairn.controller.v1.RenderResponse2{\n" +
 	"\vKnownErrors\x12l\n" +
-	"\x0fListKnownErrors\x12+.cairn.controller.v1.ListKnownErrorsRequest\x1a,.cairn.controller.v1.ListKnownErrorsResponse2\xa5\t\n" +
+	"\x0fListKnownErrors\x12+.cairn.controller.v1.ListKnownErrorsRequest\x1a,.cairn.controller.v1.ListKnownErrorsResponse2\x89\n" +
+	"\n" +
 	"\bRollouts\x12Q\n" +
 	"\vPlanRollout\x12 .cairn.controller.v1.RolloutSpec\x1a .cairn.controller.v1.RolloutPlan\x12T\n" +
 	"\fStartRollout\x12 .cairn.controller.v1.RolloutSpec\x1a\".cairn.controller.v1.RolloutRecord\x12Q\n" +
@@ -8156,7 +8326,8 @@ const file_proto_controller_v1_controller_proto_rawDesc = "" +
 	"\fAbortRollout\x12\".cairn.controller.v1.RolloutAction\x1a\".cairn.controller.v1.RolloutRecord\x12Y\n" +
 	"\x0fRollbackRollout\x12\".cairn.controller.v1.RolloutAction\x1a\".cairn.controller.v1.RolloutRecord\x12Z\n" +
 	"\vConfirmStep\x12'.cairn.controller.v1.ConfirmStepRequest\x1a\".cairn.controller.v1.RolloutRecord\x12_\n" +
-	"\rRolloutReport\x12).cairn.controller.v1.RolloutReportRequest\x1a#.cairn.controller.v1.RenderResponse\x12^\n" +
+	"\rRolloutReport\x12).cairn.controller.v1.RolloutReportRequest\x1a#.cairn.controller.v1.RenderResponse\x12b\n" +
+	"\x13VerifyRolloutReport\x12(.cairn.controller.v1.VerifyReportRequest\x1a!.cairn.controller.v1.IssuedReport\x12^\n" +
 	"\x10RetryRolloutNode\x12&.cairn.controller.v1.RolloutNodeAction\x1a\".cairn.controller.v1.RolloutRecord\x12`\n" +
 	"\x12ResolveRolloutNode\x12&.cairn.controller.v1.RolloutNodeAction\x1a\".cairn.controller.v1.RolloutRecordB=Z;github.com/cairn-ops/cairn/proto/controller/v1;controllerv1b\x06proto3"
 
@@ -8173,7 +8344,7 @@ func file_proto_controller_v1_controller_proto_rawDescGZIP() []byte {
 }
 
 var file_proto_controller_v1_controller_proto_enumTypes = make([]protoimpl.EnumInfo, 6)
-var file_proto_controller_v1_controller_proto_msgTypes = make([]protoimpl.MessageInfo, 109)
+var file_proto_controller_v1_controller_proto_msgTypes = make([]protoimpl.MessageInfo, 111)
 var file_proto_controller_v1_controller_proto_goTypes = []any{
 	(RolloutState)(0),                 // 0: cairn.controller.v1.RolloutState
 	(WaveState)(0),                    // 1: cairn.controller.v1.WaveState
@@ -8278,49 +8449,51 @@ var file_proto_controller_v1_controller_proto_goTypes = []any{
 	(*ListRolloutsRequest)(nil),       // 100: cairn.controller.v1.ListRolloutsRequest
 	(*ListRolloutsResponse)(nil),      // 101: cairn.controller.v1.ListRolloutsResponse
 	(*RolloutReportRequest)(nil),      // 102: cairn.controller.v1.RolloutReportRequest
-	nil,                               // 103: cairn.controller.v1.CreateEnrollTokenRequest.LabelsEntry
-	nil,                               // 104: cairn.controller.v1.EnrollTokenRecord.LabelsEntry
-	nil,                               // 105: cairn.controller.v1.NodeRecord.LabelsEntry
-	nil,                               // 106: cairn.controller.v1.ListNodesRequest.SelectorEntry
-	nil,                               // 107: cairn.controller.v1.LabelNodeRequest.SetEntry
-	nil,                               // 108: cairn.controller.v1.RunAuditRequest.SelectorEntry
-	nil,                               // 109: cairn.controller.v1.DriftRequest.SelectorEntry
-	nil,                               // 110: cairn.controller.v1.ServiceRecord.SelectorEntry
-	nil,                               // 111: cairn.controller.v1.CreateServiceRequest.SelectorEntry
-	nil,                               // 112: cairn.controller.v1.AuditLogEntry.DetailsEntry
-	nil,                               // 113: cairn.controller.v1.CreateReleaseRequest.ComponentDigestsEntry
-	nil,                               // 114: cairn.controller.v1.RolloutSpec.SelectorEntry
-	(*v1.DeployCommand)(nil),          // 115: cairn.agent.v1.DeployCommand
-	(*v11.Audit)(nil),                 // 116: cairn.inventory.v1.Audit
+	(*VerifyReportRequest)(nil),       // 103: cairn.controller.v1.VerifyReportRequest
+	(*IssuedReport)(nil),              // 104: cairn.controller.v1.IssuedReport
+	nil,                               // 105: cairn.controller.v1.CreateEnrollTokenRequest.LabelsEntry
+	nil,                               // 106: cairn.controller.v1.EnrollTokenRecord.LabelsEntry
+	nil,                               // 107: cairn.controller.v1.NodeRecord.LabelsEntry
+	nil,                               // 108: cairn.controller.v1.ListNodesRequest.SelectorEntry
+	nil,                               // 109: cairn.controller.v1.LabelNodeRequest.SetEntry
+	nil,                               // 110: cairn.controller.v1.RunAuditRequest.SelectorEntry
+	nil,                               // 111: cairn.controller.v1.DriftRequest.SelectorEntry
+	nil,                               // 112: cairn.controller.v1.ServiceRecord.SelectorEntry
+	nil,                               // 113: cairn.controller.v1.CreateServiceRequest.SelectorEntry
+	nil,                               // 114: cairn.controller.v1.AuditLogEntry.DetailsEntry
+	nil,                               // 115: cairn.controller.v1.CreateReleaseRequest.ComponentDigestsEntry
+	nil,                               // 116: cairn.controller.v1.RolloutSpec.SelectorEntry
+	(*v1.DeployCommand)(nil),          // 117: cairn.agent.v1.DeployCommand
+	(*v11.Audit)(nil),                 // 118: cairn.inventory.v1.Audit
 }
 var file_proto_controller_v1_controller_proto_depIdxs = []int32{
-	103, // 0: cairn.controller.v1.CreateEnrollTokenRequest.labels:type_name -> cairn.controller.v1.CreateEnrollTokenRequest.LabelsEntry
-	104, // 1: cairn.controller.v1.EnrollTokenRecord.labels:type_name -> cairn.controller.v1.EnrollTokenRecord.LabelsEntry
-	105, // 2: cairn.controller.v1.NodeRecord.labels:type_name -> cairn.controller.v1.NodeRecord.LabelsEntry
+	105, // 0: cairn.controller.v1.CreateEnrollTokenRequest.labels:type_name -> cairn.controller.v1.CreateEnrollTokenRequest.LabelsEntry
+	106, // 1: cairn.controller.v1.EnrollTokenRecord.labels:type_name -> cairn.controller.v1.EnrollTokenRecord.LabelsEntry
+	107, // 2: cairn.controller.v1.NodeRecord.labels:type_name -> cairn.controller.v1.NodeRecord.LabelsEntry
 	3,   // 3: cairn.controller.v1.NodeRecord.state:type_name -> cairn.controller.v1.NodeRecord.State
-	106, // 4: cairn.controller.v1.ListNodesRequest.selector:type_name -> cairn.controller.v1.ListNodesRequest.SelectorEntry
+	108, // 4: cairn.controller.v1.ListNodesRequest.selector:type_name -> cairn.controller.v1.ListNodesRequest.SelectorEntry
 	9,   // 5: cairn.controller.v1.ListNodesResponse.nodes:type_name -> cairn.controller.v1.NodeRecord
-	107, // 6: cairn.controller.v1.LabelNodeRequest.set:type_name -> cairn.controller.v1.LabelNodeRequest.SetEntry
-	108, // 7: cairn.controller.v1.RunAuditRequest.selector:type_name -> cairn.controller.v1.RunAuditRequest.SelectorEntry
+	109, // 6: cairn.controller.v1.LabelNodeRequest.set:type_name -> cairn.controller.v1.LabelNodeRequest.SetEntry
+	110, // 7: cairn.controller.v1.RunAuditRequest.selector:type_name -> cairn.controller.v1.RunAuditRequest.SelectorEntry
 	17,  // 8: cairn.controller.v1.RunAuditResponse.commands:type_name -> cairn.controller.v1.CommandRecord
 	4,   // 9: cairn.controller.v1.CommandRecord.state:type_name -> cairn.controller.v1.CommandRecord.State
-	115, // 10: cairn.controller.v1.CommandRecord.deploy:type_name -> cairn.agent.v1.DeployCommand
+	117, // 10: cairn.controller.v1.CommandRecord.deploy:type_name -> cairn.agent.v1.DeployCommand
 	19,  // 11: cairn.controller.v1.ListAuditsResponse.audits:type_name -> cairn.controller.v1.AuditRecord
 	19,  // 12: cairn.controller.v1.GetAuditResponse.record:type_name -> cairn.controller.v1.AuditRecord
-	116, // 13: cairn.controller.v1.GetAuditResponse.audit:type_name -> cairn.inventory.v1.Audit
+	118, // 13: cairn.controller.v1.GetAuditResponse.audit:type_name -> cairn.inventory.v1.Audit
 	24,  // 14: cairn.controller.v1.BaselineHistoryResponse.baselines:type_name -> cairn.controller.v1.BaselineRecord
-	109, // 15: cairn.controller.v1.DriftRequest.selector:type_name -> cairn.controller.v1.DriftRequest.SelectorEntry
+	111, // 15: cairn.controller.v1.DriftRequest.selector:type_name -> cairn.controller.v1.DriftRequest.SelectorEntry
 	29,  // 16: cairn.controller.v1.DriftResponse.nodes:type_name -> cairn.controller.v1.NodeDrift
 	9,   // 17: cairn.controller.v1.ExportResponse.nodes:type_name -> cairn.controller.v1.NodeRecord
 	35,  // 18: cairn.controller.v1.ExportResponse.services:type_name -> cairn.controller.v1.ServiceRecord
 	24,  // 19: cairn.controller.v1.ExportResponse.baselines:type_name -> cairn.controller.v1.BaselineRecord
 	9,   // 20: cairn.controller.v1.ImportRequest.nodes:type_name -> cairn.controller.v1.NodeRecord
 	35,  // 21: cairn.controller.v1.ImportRequest.services:type_name -> cairn.controller.v1.ServiceRecord
-	110, // 22: cairn.controller.v1.ServiceRecord.selector:type_name -> cairn.controller.v1.ServiceRecord.SelectorEntry
-	111, // 23: cairn.controller.v1.CreateServiceRequest.selector:type_name -> cairn.controller.v1.CreateServiceRequest.SelectorEntry
+	112, // 22: cairn.controller.v1.ServiceRecord.selector:type_name -> cairn.controller.v1.ServiceRecord.SelectorEntry
+	113, // 23: cairn.controller.v1.CreateServiceRequest.selector:type_name -> cairn.controller.v1.CreateServiceRequest.SelectorEntry
 	35,  // 24: cairn.controller.v1.ListServicesResponse.services:type_name -> cairn.controller.v1.ServiceRecord
 	41,  // 25: cairn.controller.v1.ListUsersResponse.users:type_name -> cairn.controller.v1.UserRecord
-	112, // 26: cairn.controller.v1.AuditLogEntry.details:type_name -> cairn.controller.v1.AuditLogEntry.DetailsEntry
+	114, // 26: cairn.controller.v1.AuditLogEntry.details:type_name -> cairn.controller.v1.AuditLogEntry.DetailsEntry
 	49,  // 27: cairn.controller.v1.ListEntriesResponse.entries:type_name -> cairn.controller.v1.AuditLogEntry
 	55,  // 28: cairn.controller.v1.ArtifactRecord.installs:type_name -> cairn.controller.v1.InstallRecord
 	57,  // 29: cairn.controller.v1.PushRequest.header:type_name -> cairn.controller.v1.PushHeader
@@ -8328,7 +8501,7 @@ var file_proto_controller_v1_controller_proto_depIdxs = []int32{
 	54,  // 31: cairn.controller.v1.DownloadChunk.artifact:type_name -> cairn.controller.v1.ArtifactRecord
 	55,  // 32: cairn.controller.v1.WhereResponse.installs:type_name -> cairn.controller.v1.InstallRecord
 	54,  // 33: cairn.controller.v1.CollectGarbageResponse.removed:type_name -> cairn.controller.v1.ArtifactRecord
-	113, // 34: cairn.controller.v1.CreateReleaseRequest.component_digests:type_name -> cairn.controller.v1.CreateReleaseRequest.ComponentDigestsEntry
+	115, // 34: cairn.controller.v1.CreateReleaseRequest.component_digests:type_name -> cairn.controller.v1.CreateReleaseRequest.ComponentDigestsEntry
 	5,   // 35: cairn.controller.v1.ReleaseRecord.state:type_name -> cairn.controller.v1.ReleaseRecord.State
 	72,  // 36: cairn.controller.v1.ReleaseRecord.components:type_name -> cairn.controller.v1.ReleaseComponent
 	73,  // 37: cairn.controller.v1.ReleaseRecord.tests:type_name -> cairn.controller.v1.TestRecord
@@ -8339,7 +8512,7 @@ var file_proto_controller_v1_controller_proto_depIdxs = []int32{
 	70,  // 42: cairn.controller.v1.RenderRequest.release:type_name -> cairn.controller.v1.ReleaseRef
 	84,  // 43: cairn.controller.v1.ListKnownErrorsResponse.known_errors:type_name -> cairn.controller.v1.KnownErrorEntry
 	70,  // 44: cairn.controller.v1.RolloutSpec.release:type_name -> cairn.controller.v1.ReleaseRef
-	114, // 45: cairn.controller.v1.RolloutSpec.selector:type_name -> cairn.controller.v1.RolloutSpec.SelectorEntry
+	116, // 45: cairn.controller.v1.RolloutSpec.selector:type_name -> cairn.controller.v1.RolloutSpec.SelectorEntry
 	90,  // 46: cairn.controller.v1.RolloutPlan.spec:type_name -> cairn.controller.v1.RolloutSpec
 	92,  // 47: cairn.controller.v1.RolloutPlan.waves:type_name -> cairn.controller.v1.PlannedWave
 	93,  // 48: cairn.controller.v1.RolloutPlan.nodes:type_name -> cairn.controller.v1.NodePlan
@@ -8354,121 +8527,124 @@ var file_proto_controller_v1_controller_proto_depIdxs = []int32{
 	98,  // 57: cairn.controller.v1.RolloutNode.confirmations:type_name -> cairn.controller.v1.StepConfirmation
 	2,   // 58: cairn.controller.v1.RolloutNode.resolved_from:type_name -> cairn.controller.v1.NodeState
 	94,  // 59: cairn.controller.v1.ListRolloutsResponse.rollouts:type_name -> cairn.controller.v1.RolloutRecord
-	6,   // 60: cairn.controller.v1.EnrollTokens.CreateEnrollToken:input_type -> cairn.controller.v1.CreateEnrollTokenRequest
-	10,  // 61: cairn.controller.v1.Nodes.ListNodes:input_type -> cairn.controller.v1.ListNodesRequest
-	12,  // 62: cairn.controller.v1.Nodes.GetNode:input_type -> cairn.controller.v1.GetNodeRequest
-	13,  // 63: cairn.controller.v1.Nodes.LabelNode:input_type -> cairn.controller.v1.LabelNodeRequest
-	14,  // 64: cairn.controller.v1.Nodes.RevokeNode:input_type -> cairn.controller.v1.RevokeNodeRequest
-	15,  // 65: cairn.controller.v1.Audits.RunAudit:input_type -> cairn.controller.v1.RunAuditRequest
-	18,  // 66: cairn.controller.v1.Audits.GetCommand:input_type -> cairn.controller.v1.GetCommandRequest
-	20,  // 67: cairn.controller.v1.Audits.ListAudits:input_type -> cairn.controller.v1.ListAuditsRequest
-	22,  // 68: cairn.controller.v1.Audits.GetAudit:input_type -> cairn.controller.v1.GetAuditRequest
-	25,  // 69: cairn.controller.v1.CMS.AcceptBaseline:input_type -> cairn.controller.v1.AcceptBaselineRequest
-	26,  // 70: cairn.controller.v1.CMS.BaselineHistory:input_type -> cairn.controller.v1.BaselineHistoryRequest
-	28,  // 71: cairn.controller.v1.CMS.Drift:input_type -> cairn.controller.v1.DriftRequest
-	31,  // 72: cairn.controller.v1.CMS.Export:input_type -> cairn.controller.v1.ExportRequest
-	33,  // 73: cairn.controller.v1.CMS.Import:input_type -> cairn.controller.v1.ImportRequest
-	36,  // 74: cairn.controller.v1.Services.CreateService:input_type -> cairn.controller.v1.CreateServiceRequest
-	37,  // 75: cairn.controller.v1.Services.ListServices:input_type -> cairn.controller.v1.ListServicesRequest
-	39,  // 76: cairn.controller.v1.Services.DeleteService:input_type -> cairn.controller.v1.DeleteServiceRequest
-	43,  // 77: cairn.controller.v1.Users.CreateUser:input_type -> cairn.controller.v1.CreateUserRequest
-	44,  // 78: cairn.controller.v1.Users.ListUsers:input_type -> cairn.controller.v1.ListUsersRequest
-	46,  // 79: cairn.controller.v1.Users.CreateToken:input_type -> cairn.controller.v1.CreateTokenRequest
-	48,  // 80: cairn.controller.v1.Users.WhoAmI:input_type -> cairn.controller.v1.WhoAmIRequest
-	50,  // 81: cairn.controller.v1.AuditLog.ListEntries:input_type -> cairn.controller.v1.ListEntriesRequest
-	52,  // 82: cairn.controller.v1.AuditLog.Verify:input_type -> cairn.controller.v1.VerifyRequest
-	56,  // 83: cairn.controller.v1.Artifacts.Push:input_type -> cairn.controller.v1.PushRequest
-	58,  // 84: cairn.controller.v1.Artifacts.UploadStatus:input_type -> cairn.controller.v1.UploadStatusRequest
-	60,  // 85: cairn.controller.v1.Artifacts.DiscardUpload:input_type -> cairn.controller.v1.DiscardUploadRequest
-	62,  // 86: cairn.controller.v1.Artifacts.ListArtifacts:input_type -> cairn.controller.v1.ListArtifactsRequest
-	64,  // 87: cairn.controller.v1.Artifacts.GetArtifact:input_type -> cairn.controller.v1.GetArtifactRequest
-	64,  // 88: cairn.controller.v1.Artifacts.Download:input_type -> cairn.controller.v1.GetArtifactRequest
-	66,  // 89: cairn.controller.v1.Artifacts.Where:input_type -> cairn.controller.v1.WhereRequest
-	68,  // 90: cairn.controller.v1.Artifacts.CollectGarbage:input_type -> cairn.controller.v1.CollectGarbageRequest
-	71,  // 91: cairn.controller.v1.Releases.CreateRelease:input_type -> cairn.controller.v1.CreateReleaseRequest
-	70,  // 92: cairn.controller.v1.Releases.SealRelease:input_type -> cairn.controller.v1.ReleaseRef
-	78,  // 93: cairn.controller.v1.Releases.RecordTest:input_type -> cairn.controller.v1.RecordTestRequest
-	79,  // 94: cairn.controller.v1.Releases.ApproveRelease:input_type -> cairn.controller.v1.DecisionRequest
-	79,  // 95: cairn.controller.v1.Releases.RejectRelease:input_type -> cairn.controller.v1.DecisionRequest
-	70,  // 96: cairn.controller.v1.Releases.GetRelease:input_type -> cairn.controller.v1.ReleaseRef
-	76,  // 97: cairn.controller.v1.Releases.ListReleases:input_type -> cairn.controller.v1.ListReleasesRequest
-	70,  // 98: cairn.controller.v1.Releases.VerifyRelease:input_type -> cairn.controller.v1.ReleaseRef
-	81,  // 99: cairn.controller.v1.Releases.ReleaseNotes:input_type -> cairn.controller.v1.RenderRequest
-	81,  // 100: cairn.controller.v1.Releases.ReleaseDossier:input_type -> cairn.controller.v1.RenderRequest
-	83,  // 101: cairn.controller.v1.KnownErrors.ListKnownErrors:input_type -> cairn.controller.v1.ListKnownErrorsRequest
-	90,  // 102: cairn.controller.v1.Rollouts.PlanRollout:input_type -> cairn.controller.v1.RolloutSpec
-	90,  // 103: cairn.controller.v1.Rollouts.StartRollout:input_type -> cairn.controller.v1.RolloutSpec
-	88,  // 104: cairn.controller.v1.Rollouts.GetRollout:input_type -> cairn.controller.v1.RolloutRef
-	100, // 105: cairn.controller.v1.Rollouts.ListRollouts:input_type -> cairn.controller.v1.ListRolloutsRequest
-	88,  // 106: cairn.controller.v1.Rollouts.WatchRollout:input_type -> cairn.controller.v1.RolloutRef
-	89,  // 107: cairn.controller.v1.Rollouts.PauseRollout:input_type -> cairn.controller.v1.RolloutAction
-	89,  // 108: cairn.controller.v1.Rollouts.ResumeRollout:input_type -> cairn.controller.v1.RolloutAction
-	89,  // 109: cairn.controller.v1.Rollouts.AbortRollout:input_type -> cairn.controller.v1.RolloutAction
-	89,  // 110: cairn.controller.v1.Rollouts.RollbackRollout:input_type -> cairn.controller.v1.RolloutAction
-	99,  // 111: cairn.controller.v1.Rollouts.ConfirmStep:input_type -> cairn.controller.v1.ConfirmStepRequest
-	102, // 112: cairn.controller.v1.Rollouts.RolloutReport:input_type -> cairn.controller.v1.RolloutReportRequest
-	87,  // 113: cairn.controller.v1.Rollouts.RetryRolloutNode:input_type -> cairn.controller.v1.RolloutNodeAction
-	87,  // 114: cairn.controller.v1.Rollouts.ResolveRolloutNode:input_type -> cairn.controller.v1.RolloutNodeAction
-	7,   // 115: cairn.controller.v1.EnrollTokens.CreateEnrollToken:output_type -> cairn.controller.v1.CreateEnrollTokenResponse
-	11,  // 116: cairn.controller.v1.Nodes.ListNodes:output_type -> cairn.controller.v1.ListNodesResponse
-	9,   // 117: cairn.controller.v1.Nodes.GetNode:output_type -> cairn.controller.v1.NodeRecord
-	9,   // 118: cairn.controller.v1.Nodes.LabelNode:output_type -> cairn.controller.v1.NodeRecord
-	9,   // 119: cairn.controller.v1.Nodes.RevokeNode:output_type -> cairn.controller.v1.NodeRecord
-	16,  // 120: cairn.controller.v1.Audits.RunAudit:output_type -> cairn.controller.v1.RunAuditResponse
-	17,  // 121: cairn.controller.v1.Audits.GetCommand:output_type -> cairn.controller.v1.CommandRecord
-	21,  // 122: cairn.controller.v1.Audits.ListAudits:output_type -> cairn.controller.v1.ListAuditsResponse
-	23,  // 123: cairn.controller.v1.Audits.GetAudit:output_type -> cairn.controller.v1.GetAuditResponse
-	24,  // 124: cairn.controller.v1.CMS.AcceptBaseline:output_type -> cairn.controller.v1.BaselineRecord
-	27,  // 125: cairn.controller.v1.CMS.BaselineHistory:output_type -> cairn.controller.v1.BaselineHistoryResponse
-	30,  // 126: cairn.controller.v1.CMS.Drift:output_type -> cairn.controller.v1.DriftResponse
-	32,  // 127: cairn.controller.v1.CMS.Export:output_type -> cairn.controller.v1.ExportResponse
-	34,  // 128: cairn.controller.v1.CMS.Import:output_type -> cairn.controller.v1.ImportResponse
-	35,  // 129: cairn.controller.v1.Services.CreateService:output_type -> cairn.controller.v1.ServiceRecord
-	38,  // 130: cairn.controller.v1.Services.ListServices:output_type -> cairn.controller.v1.ListServicesResponse
-	40,  // 131: cairn.controller.v1.Services.DeleteService:output_type -> cairn.controller.v1.DeleteServiceResponse
-	41,  // 132: cairn.controller.v1.Users.CreateUser:output_type -> cairn.controller.v1.UserRecord
-	45,  // 133: cairn.controller.v1.Users.ListUsers:output_type -> cairn.controller.v1.ListUsersResponse
-	47,  // 134: cairn.controller.v1.Users.CreateToken:output_type -> cairn.controller.v1.CreateTokenResponse
-	41,  // 135: cairn.controller.v1.Users.WhoAmI:output_type -> cairn.controller.v1.UserRecord
-	51,  // 136: cairn.controller.v1.AuditLog.ListEntries:output_type -> cairn.controller.v1.ListEntriesResponse
-	53,  // 137: cairn.controller.v1.AuditLog.Verify:output_type -> cairn.controller.v1.VerifyResponse
-	54,  // 138: cairn.controller.v1.Artifacts.Push:output_type -> cairn.controller.v1.ArtifactRecord
-	59,  // 139: cairn.controller.v1.Artifacts.UploadStatus:output_type -> cairn.controller.v1.UploadStatusResponse
-	61,  // 140: cairn.controller.v1.Artifacts.DiscardUpload:output_type -> cairn.controller.v1.DiscardUploadResponse
-	63,  // 141: cairn.controller.v1.Artifacts.ListArtifacts:output_type -> cairn.controller.v1.ListArtifactsResponse
-	54,  // 142: cairn.controller.v1.Artifacts.GetArtifact:output_type -> cairn.controller.v1.ArtifactRecord
-	65,  // 143: cairn.controller.v1.Artifacts.Download:output_type -> cairn.controller.v1.DownloadChunk
-	67,  // 144: cairn.controller.v1.Artifacts.Where:output_type -> cairn.controller.v1.WhereResponse
-	69,  // 145: cairn.controller.v1.Artifacts.CollectGarbage:output_type -> cairn.controller.v1.CollectGarbageResponse
-	75,  // 146: cairn.controller.v1.Releases.CreateRelease:output_type -> cairn.controller.v1.ReleaseRecord
-	75,  // 147: cairn.controller.v1.Releases.SealRelease:output_type -> cairn.controller.v1.ReleaseRecord
-	75,  // 148: cairn.controller.v1.Releases.RecordTest:output_type -> cairn.controller.v1.ReleaseRecord
-	75,  // 149: cairn.controller.v1.Releases.ApproveRelease:output_type -> cairn.controller.v1.ReleaseRecord
-	75,  // 150: cairn.controller.v1.Releases.RejectRelease:output_type -> cairn.controller.v1.ReleaseRecord
-	75,  // 151: cairn.controller.v1.Releases.GetRelease:output_type -> cairn.controller.v1.ReleaseRecord
-	77,  // 152: cairn.controller.v1.Releases.ListReleases:output_type -> cairn.controller.v1.ListReleasesResponse
-	80,  // 153: cairn.controller.v1.Releases.VerifyRelease:output_type -> cairn.controller.v1.VerifyReleaseResponse
-	82,  // 154: cairn.controller.v1.Releases.ReleaseNotes:output_type -> cairn.controller.v1.RenderResponse
-	82,  // 155: cairn.controller.v1.Releases.ReleaseDossier:output_type -> cairn.controller.v1.RenderResponse
-	85,  // 156: cairn.controller.v1.KnownErrors.ListKnownErrors:output_type -> cairn.controller.v1.ListKnownErrorsResponse
-	91,  // 157: cairn.controller.v1.Rollouts.PlanRollout:output_type -> cairn.controller.v1.RolloutPlan
-	94,  // 158: cairn.controller.v1.Rollouts.StartRollout:output_type -> cairn.controller.v1.RolloutRecord
-	94,  // 159: cairn.controller.v1.Rollouts.GetRollout:output_type -> cairn.controller.v1.RolloutRecord
-	101, // 160: cairn.controller.v1.Rollouts.ListRollouts:output_type -> cairn.controller.v1.ListRolloutsResponse
-	94,  // 161: cairn.controller.v1.Rollouts.WatchRollout:output_type -> cairn.controller.v1.RolloutRecord
-	94,  // 162: cairn.controller.v1.Rollouts.PauseRollout:output_type -> cairn.controller.v1.RolloutRecord
-	94,  // 163: cairn.controller.v1.Rollouts.ResumeRollout:output_type -> cairn.controller.v1.RolloutRecord
-	94,  // 164: cairn.controller.v1.Rollouts.AbortRollout:output_type -> cairn.controller.v1.RolloutRecord
-	94,  // 165: cairn.controller.v1.Rollouts.RollbackRollout:output_type -> cairn.controller.v1.RolloutRecord
-	94,  // 166: cairn.controller.v1.Rollouts.ConfirmStep:output_type -> cairn.controller.v1.RolloutRecord
-	82,  // 167: cairn.controller.v1.Rollouts.RolloutReport:output_type -> cairn.controller.v1.RenderResponse
-	94,  // 168: cairn.controller.v1.Rollouts.RetryRolloutNode:output_type -> cairn.controller.v1.RolloutRecord
-	94,  // 169: cairn.controller.v1.Rollouts.ResolveRolloutNode:output_type -> cairn.controller.v1.RolloutRecord
-	115, // [115:170] is the sub-list for method output_type
-	60,  // [60:115] is the sub-list for method input_type
-	60,  // [60:60] is the sub-list for extension type_name
-	60,  // [60:60] is the sub-list for extension extendee
-	0,   // [0:60] is the sub-list for field type_name
+	70,  // 60: cairn.controller.v1.IssuedReport.release:type_name -> cairn.controller.v1.ReleaseRef
+	6,   // 61: cairn.controller.v1.EnrollTokens.CreateEnrollToken:input_type -> cairn.controller.v1.CreateEnrollTokenRequest
+	10,  // 62: cairn.controller.v1.Nodes.ListNodes:input_type -> cairn.controller.v1.ListNodesRequest
+	12,  // 63: cairn.controller.v1.Nodes.GetNode:input_type -> cairn.controller.v1.GetNodeRequest
+	13,  // 64: cairn.controller.v1.Nodes.LabelNode:input_type -> cairn.controller.v1.LabelNodeRequest
+	14,  // 65: cairn.controller.v1.Nodes.RevokeNode:input_type -> cairn.controller.v1.RevokeNodeRequest
+	15,  // 66: cairn.controller.v1.Audits.RunAudit:input_type -> cairn.controller.v1.RunAuditRequest
+	18,  // 67: cairn.controller.v1.Audits.GetCommand:input_type -> cairn.controller.v1.GetCommandRequest
+	20,  // 68: cairn.controller.v1.Audits.ListAudits:input_type -> cairn.controller.v1.ListAuditsRequest
+	22,  // 69: cairn.controller.v1.Audits.GetAudit:input_type -> cairn.controller.v1.GetAuditRequest
+	25,  // 70: cairn.controller.v1.CMS.AcceptBaseline:input_type -> cairn.controller.v1.AcceptBaselineRequest
+	26,  // 71: cairn.controller.v1.CMS.BaselineHistory:input_type -> cairn.controller.v1.BaselineHistoryRequest
+	28,  // 72: cairn.controller.v1.CMS.Drift:input_type -> cairn.controller.v1.DriftRequest
+	31,  // 73: cairn.controller.v1.CMS.Export:input_type -> cairn.controller.v1.ExportRequest
+	33,  // 74: cairn.controller.v1.CMS.Import:input_type -> cairn.controller.v1.ImportRequest
+	36,  // 75: cairn.controller.v1.Services.CreateService:input_type -> cairn.controller.v1.CreateServiceRequest
+	37,  // 76: cairn.controller.v1.Services.ListServices:input_type -> cairn.controller.v1.ListServicesRequest
+	39,  // 77: cairn.controller.v1.Services.DeleteService:input_type -> cairn.controller.v1.DeleteServiceRequest
+	43,  // 78: cairn.controller.v1.Users.CreateUser:input_type -> cairn.controller.v1.CreateUserRequest
+	44,  // 79: cairn.controller.v1.Users.ListUsers:input_type -> cairn.controller.v1.ListUsersRequest
+	46,  // 80: cairn.controller.v1.Users.CreateToken:input_type -> cairn.controller.v1.CreateTokenRequest
+	48,  // 81: cairn.controller.v1.Users.WhoAmI:input_type -> cairn.controller.v1.WhoAmIRequest
+	50,  // 82: cairn.controller.v1.AuditLog.ListEntries:input_type -> cairn.controller.v1.ListEntriesRequest
+	52,  // 83: cairn.controller.v1.AuditLog.Verify:input_type -> cairn.controller.v1.VerifyRequest
+	56,  // 84: cairn.controller.v1.Artifacts.Push:input_type -> cairn.controller.v1.PushRequest
+	58,  // 85: cairn.controller.v1.Artifacts.UploadStatus:input_type -> cairn.controller.v1.UploadStatusRequest
+	60,  // 86: cairn.controller.v1.Artifacts.DiscardUpload:input_type -> cairn.controller.v1.DiscardUploadRequest
+	62,  // 87: cairn.controller.v1.Artifacts.ListArtifacts:input_type -> cairn.controller.v1.ListArtifactsRequest
+	64,  // 88: cairn.controller.v1.Artifacts.GetArtifact:input_type -> cairn.controller.v1.GetArtifactRequest
+	64,  // 89: cairn.controller.v1.Artifacts.Download:input_type -> cairn.controller.v1.GetArtifactRequest
+	66,  // 90: cairn.controller.v1.Artifacts.Where:input_type -> cairn.controller.v1.WhereRequest
+	68,  // 91: cairn.controller.v1.Artifacts.CollectGarbage:input_type -> cairn.controller.v1.CollectGarbageRequest
+	71,  // 92: cairn.controller.v1.Releases.CreateRelease:input_type -> cairn.controller.v1.CreateReleaseRequest
+	70,  // 93: cairn.controller.v1.Releases.SealRelease:input_type -> cairn.controller.v1.ReleaseRef
+	78,  // 94: cairn.controller.v1.Releases.RecordTest:input_type -> cairn.controller.v1.RecordTestRequest
+	79,  // 95: cairn.controller.v1.Releases.ApproveRelease:input_type -> cairn.controller.v1.DecisionRequest
+	79,  // 96: cairn.controller.v1.Releases.RejectRelease:input_type -> cairn.controller.v1.DecisionRequest
+	70,  // 97: cairn.controller.v1.Releases.GetRelease:input_type -> cairn.controller.v1.ReleaseRef
+	76,  // 98: cairn.controller.v1.Releases.ListReleases:input_type -> cairn.controller.v1.ListReleasesRequest
+	70,  // 99: cairn.controller.v1.Releases.VerifyRelease:input_type -> cairn.controller.v1.ReleaseRef
+	81,  // 100: cairn.controller.v1.Releases.ReleaseNotes:input_type -> cairn.controller.v1.RenderRequest
+	81,  // 101: cairn.controller.v1.Releases.ReleaseDossier:input_type -> cairn.controller.v1.RenderRequest
+	83,  // 102: cairn.controller.v1.KnownErrors.ListKnownErrors:input_type -> cairn.controller.v1.ListKnownErrorsRequest
+	90,  // 103: cairn.controller.v1.Rollouts.PlanRollout:input_type -> cairn.controller.v1.RolloutSpec
+	90,  // 104: cairn.controller.v1.Rollouts.StartRollout:input_type -> cairn.controller.v1.RolloutSpec
+	88,  // 105: cairn.controller.v1.Rollouts.GetRollout:input_type -> cairn.controller.v1.RolloutRef
+	100, // 106: cairn.controller.v1.Rollouts.ListRollouts:input_type -> cairn.controller.v1.ListRolloutsRequest
+	88,  // 107: cairn.controller.v1.Rollouts.WatchRollout:input_type -> cairn.controller.v1.RolloutRef
+	89,  // 108: cairn.controller.v1.Rollouts.PauseRollout:input_type -> cairn.controller.v1.RolloutAction
+	89,  // 109: cairn.controller.v1.Rollouts.ResumeRollout:input_type -> cairn.controller.v1.RolloutAction
+	89,  // 110: cairn.controller.v1.Rollouts.AbortRollout:input_type -> cairn.controller.v1.RolloutAction
+	89,  // 111: cairn.controller.v1.Rollouts.RollbackRollout:input_type -> cairn.controller.v1.RolloutAction
+	99,  // 112: cairn.controller.v1.Rollouts.ConfirmStep:input_type -> cairn.controller.v1.ConfirmStepRequest
+	102, // 113: cairn.controller.v1.Rollouts.RolloutReport:input_type -> cairn.controller.v1.RolloutReportRequest
+	103, // 114: cairn.controller.v1.Rollouts.VerifyRolloutReport:input_type -> cairn.controller.v1.VerifyReportRequest
+	87,  // 115: cairn.controller.v1.Rollouts.RetryRolloutNode:input_type -> cairn.controller.v1.RolloutNodeAction
+	87,  // 116: cairn.controller.v1.Rollouts.ResolveRolloutNode:input_type -> cairn.controller.v1.RolloutNodeAction
+	7,   // 117: cairn.controller.v1.EnrollTokens.CreateEnrollToken:output_type -> cairn.controller.v1.CreateEnrollTokenResponse
+	11,  // 118: cairn.controller.v1.Nodes.ListNodes:output_type -> cairn.controller.v1.ListNodesResponse
+	9,   // 119: cairn.controller.v1.Nodes.GetNode:output_type -> cairn.controller.v1.NodeRecord
+	9,   // 120: cairn.controller.v1.Nodes.LabelNode:output_type -> cairn.controller.v1.NodeRecord
+	9,   // 121: cairn.controller.v1.Nodes.RevokeNode:output_type -> cairn.controller.v1.NodeRecord
+	16,  // 122: cairn.controller.v1.Audits.RunAudit:output_type -> cairn.controller.v1.RunAuditResponse
+	17,  // 123: cairn.controller.v1.Audits.GetCommand:output_type -> cairn.controller.v1.CommandRecord
+	21,  // 124: cairn.controller.v1.Audits.ListAudits:output_type -> cairn.controller.v1.ListAuditsResponse
+	23,  // 125: cairn.controller.v1.Audits.GetAudit:output_type -> cairn.controller.v1.GetAuditResponse
+	24,  // 126: cairn.controller.v1.CMS.AcceptBaseline:output_type -> cairn.controller.v1.BaselineRecord
+	27,  // 127: cairn.controller.v1.CMS.BaselineHistory:output_type -> cairn.controller.v1.BaselineHistoryResponse
+	30,  // 128: cairn.controller.v1.CMS.Drift:output_type -> cairn.controller.v1.DriftResponse
+	32,  // 129: cairn.controller.v1.CMS.Export:output_type -> cairn.controller.v1.ExportResponse
+	34,  // 130: cairn.controller.v1.CMS.Import:output_type -> cairn.controller.v1.ImportResponse
+	35,  // 131: cairn.controller.v1.Services.CreateService:output_type -> cairn.controller.v1.ServiceRecord
+	38,  // 132: cairn.controller.v1.Services.ListServices:output_type -> cairn.controller.v1.ListServicesResponse
+	40,  // 133: cairn.controller.v1.Services.DeleteService:output_type -> cairn.controller.v1.DeleteServiceResponse
+	41,  // 134: cairn.controller.v1.Users.CreateUser:output_type -> cairn.controller.v1.UserRecord
+	45,  // 135: cairn.controller.v1.Users.ListUsers:output_type -> cairn.controller.v1.ListUsersResponse
+	47,  // 136: cairn.controller.v1.Users.CreateToken:output_type -> cairn.controller.v1.CreateTokenResponse
+	41,  // 137: cairn.controller.v1.Users.WhoAmI:output_type -> cairn.controller.v1.UserRecord
+	51,  // 138: cairn.controller.v1.AuditLog.ListEntries:output_type -> cairn.controller.v1.ListEntriesResponse
+	53,  // 139: cairn.controller.v1.AuditLog.Verify:output_type -> cairn.controller.v1.VerifyResponse
+	54,  // 140: cairn.controller.v1.Artifacts.Push:output_type -> cairn.controller.v1.ArtifactRecord
+	59,  // 141: cairn.controller.v1.Artifacts.UploadStatus:output_type -> cairn.controller.v1.UploadStatusResponse
+	61,  // 142: cairn.controller.v1.Artifacts.DiscardUpload:output_type -> cairn.controller.v1.DiscardUploadResponse
+	63,  // 143: cairn.controller.v1.Artifacts.ListArtifacts:output_type -> cairn.controller.v1.ListArtifactsResponse
+	54,  // 144: cairn.controller.v1.Artifacts.GetArtifact:output_type -> cairn.controller.v1.ArtifactRecord
+	65,  // 145: cairn.controller.v1.Artifacts.Download:output_type -> cairn.controller.v1.DownloadChunk
+	67,  // 146: cairn.controller.v1.Artifacts.Where:output_type -> cairn.controller.v1.WhereResponse
+	69,  // 147: cairn.controller.v1.Artifacts.CollectGarbage:output_type -> cairn.controller.v1.CollectGarbageResponse
+	75,  // 148: cairn.controller.v1.Releases.CreateRelease:output_type -> cairn.controller.v1.ReleaseRecord
+	75,  // 149: cairn.controller.v1.Releases.SealRelease:output_type -> cairn.controller.v1.ReleaseRecord
+	75,  // 150: cairn.controller.v1.Releases.RecordTest:output_type -> cairn.controller.v1.ReleaseRecord
+	75,  // 151: cairn.controller.v1.Releases.ApproveRelease:output_type -> cairn.controller.v1.ReleaseRecord
+	75,  // 152: cairn.controller.v1.Releases.RejectRelease:output_type -> cairn.controller.v1.ReleaseRecord
+	75,  // 153: cairn.controller.v1.Releases.GetRelease:output_type -> cairn.controller.v1.ReleaseRecord
+	77,  // 154: cairn.controller.v1.Releases.ListReleases:output_type -> cairn.controller.v1.ListReleasesResponse
+	80,  // 155: cairn.controller.v1.Releases.VerifyRelease:output_type -> cairn.controller.v1.VerifyReleaseResponse
+	82,  // 156: cairn.controller.v1.Releases.ReleaseNotes:output_type -> cairn.controller.v1.RenderResponse
+	82,  // 157: cairn.controller.v1.Releases.ReleaseDossier:output_type -> cairn.controller.v1.RenderResponse
+	85,  // 158: cairn.controller.v1.KnownErrors.ListKnownErrors:output_type -> cairn.controller.v1.ListKnownErrorsResponse
+	91,  // 159: cairn.controller.v1.Rollouts.PlanRollout:output_type -> cairn.controller.v1.RolloutPlan
+	94,  // 160: cairn.controller.v1.Rollouts.StartRollout:output_type -> cairn.controller.v1.RolloutRecord
+	94,  // 161: cairn.controller.v1.Rollouts.GetRollout:output_type -> cairn.controller.v1.RolloutRecord
+	101, // 162: cairn.controller.v1.Rollouts.ListRollouts:output_type -> cairn.controller.v1.ListRolloutsResponse
+	94,  // 163: cairn.controller.v1.Rollouts.WatchRollout:output_type -> cairn.controller.v1.RolloutRecord
+	94,  // 164: cairn.controller.v1.Rollouts.PauseRollout:output_type -> cairn.controller.v1.RolloutRecord
+	94,  // 165: cairn.controller.v1.Rollouts.ResumeRollout:output_type -> cairn.controller.v1.RolloutRecord
+	94,  // 166: cairn.controller.v1.Rollouts.AbortRollout:output_type -> cairn.controller.v1.RolloutRecord
+	94,  // 167: cairn.controller.v1.Rollouts.RollbackRollout:output_type -> cairn.controller.v1.RolloutRecord
+	94,  // 168: cairn.controller.v1.Rollouts.ConfirmStep:output_type -> cairn.controller.v1.RolloutRecord
+	82,  // 169: cairn.controller.v1.Rollouts.RolloutReport:output_type -> cairn.controller.v1.RenderResponse
+	104, // 170: cairn.controller.v1.Rollouts.VerifyRolloutReport:output_type -> cairn.controller.v1.IssuedReport
+	94,  // 171: cairn.controller.v1.Rollouts.RetryRolloutNode:output_type -> cairn.controller.v1.RolloutRecord
+	94,  // 172: cairn.controller.v1.Rollouts.ResolveRolloutNode:output_type -> cairn.controller.v1.RolloutRecord
+	117, // [117:173] is the sub-list for method output_type
+	61,  // [61:117] is the sub-list for method input_type
+	61,  // [61:61] is the sub-list for extension type_name
+	61,  // [61:61] is the sub-list for extension extendee
+	0,   // [0:61] is the sub-list for field type_name
 }
 
 func init() { file_proto_controller_v1_controller_proto_init() }
@@ -8486,7 +8662,7 @@ func file_proto_controller_v1_controller_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_proto_controller_v1_controller_proto_rawDesc), len(file_proto_controller_v1_controller_proto_rawDesc)),
 			NumEnums:      6,
-			NumMessages:   109,
+			NumMessages:   111,
 			NumExtensions: 0,
 			NumServices:   11,
 		},

@@ -2303,19 +2303,20 @@ var KnownErrors_ServiceDesc = grpc.ServiceDesc{
 }
 
 const (
-	Rollouts_PlanRollout_FullMethodName        = "/cairn.controller.v1.Rollouts/PlanRollout"
-	Rollouts_StartRollout_FullMethodName       = "/cairn.controller.v1.Rollouts/StartRollout"
-	Rollouts_GetRollout_FullMethodName         = "/cairn.controller.v1.Rollouts/GetRollout"
-	Rollouts_ListRollouts_FullMethodName       = "/cairn.controller.v1.Rollouts/ListRollouts"
-	Rollouts_WatchRollout_FullMethodName       = "/cairn.controller.v1.Rollouts/WatchRollout"
-	Rollouts_PauseRollout_FullMethodName       = "/cairn.controller.v1.Rollouts/PauseRollout"
-	Rollouts_ResumeRollout_FullMethodName      = "/cairn.controller.v1.Rollouts/ResumeRollout"
-	Rollouts_AbortRollout_FullMethodName       = "/cairn.controller.v1.Rollouts/AbortRollout"
-	Rollouts_RollbackRollout_FullMethodName    = "/cairn.controller.v1.Rollouts/RollbackRollout"
-	Rollouts_ConfirmStep_FullMethodName        = "/cairn.controller.v1.Rollouts/ConfirmStep"
-	Rollouts_RolloutReport_FullMethodName      = "/cairn.controller.v1.Rollouts/RolloutReport"
-	Rollouts_RetryRolloutNode_FullMethodName   = "/cairn.controller.v1.Rollouts/RetryRolloutNode"
-	Rollouts_ResolveRolloutNode_FullMethodName = "/cairn.controller.v1.Rollouts/ResolveRolloutNode"
+	Rollouts_PlanRollout_FullMethodName         = "/cairn.controller.v1.Rollouts/PlanRollout"
+	Rollouts_StartRollout_FullMethodName        = "/cairn.controller.v1.Rollouts/StartRollout"
+	Rollouts_GetRollout_FullMethodName          = "/cairn.controller.v1.Rollouts/GetRollout"
+	Rollouts_ListRollouts_FullMethodName        = "/cairn.controller.v1.Rollouts/ListRollouts"
+	Rollouts_WatchRollout_FullMethodName        = "/cairn.controller.v1.Rollouts/WatchRollout"
+	Rollouts_PauseRollout_FullMethodName        = "/cairn.controller.v1.Rollouts/PauseRollout"
+	Rollouts_ResumeRollout_FullMethodName       = "/cairn.controller.v1.Rollouts/ResumeRollout"
+	Rollouts_AbortRollout_FullMethodName        = "/cairn.controller.v1.Rollouts/AbortRollout"
+	Rollouts_RollbackRollout_FullMethodName     = "/cairn.controller.v1.Rollouts/RollbackRollout"
+	Rollouts_ConfirmStep_FullMethodName         = "/cairn.controller.v1.Rollouts/ConfirmStep"
+	Rollouts_RolloutReport_FullMethodName       = "/cairn.controller.v1.Rollouts/RolloutReport"
+	Rollouts_VerifyRolloutReport_FullMethodName = "/cairn.controller.v1.Rollouts/VerifyRolloutReport"
+	Rollouts_RetryRolloutNode_FullMethodName    = "/cairn.controller.v1.Rollouts/RetryRolloutNode"
+	Rollouts_ResolveRolloutNode_FullMethodName  = "/cairn.controller.v1.Rollouts/ResolveRolloutNode"
 )
 
 // RolloutsClient is the client API for Rollouts service.
@@ -2347,7 +2348,12 @@ type RolloutsClient interface {
 	// ConfirmStep records an operator's confirmation of a manual step on
 	// one node.
 	ConfirmStep(ctx context.Context, in *ConfirmStepRequest, opts ...grpc.CallOption) (*RolloutRecord, error)
+	// RolloutReport renders a rollout's report and records it as issued
+	// (IssuedReport) under the digest its content carries.
 	RolloutReport(ctx context.Context, in *RolloutReportRequest, opts ...grpc.CallOption) (*RenderResponse, error)
+	// VerifyRolloutReport returns the record of the report issued with a
+	// digest: NotFound when this controller issued no report with it.
+	VerifyRolloutReport(ctx context.Context, in *VerifyReportRequest, opts ...grpc.CallOption) (*IssuedReport, error)
 	// RetryRolloutNode runs a failed, unreachable, skipped or interrupted
 	// node's deployment again (a new command), or a node whose
 	// rollback failed its rollback again, once the node is connected.
@@ -2484,6 +2490,16 @@ func (c *rolloutsClient) RolloutReport(ctx context.Context, in *RolloutReportReq
 	return out, nil
 }
 
+func (c *rolloutsClient) VerifyRolloutReport(ctx context.Context, in *VerifyReportRequest, opts ...grpc.CallOption) (*IssuedReport, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(IssuedReport)
+	err := c.cc.Invoke(ctx, Rollouts_VerifyRolloutReport_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 func (c *rolloutsClient) RetryRolloutNode(ctx context.Context, in *RolloutNodeAction, opts ...grpc.CallOption) (*RolloutRecord, error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(RolloutRecord)
@@ -2533,7 +2549,12 @@ type RolloutsServer interface {
 	// ConfirmStep records an operator's confirmation of a manual step on
 	// one node.
 	ConfirmStep(context.Context, *ConfirmStepRequest) (*RolloutRecord, error)
+	// RolloutReport renders a rollout's report and records it as issued
+	// (IssuedReport) under the digest its content carries.
 	RolloutReport(context.Context, *RolloutReportRequest) (*RenderResponse, error)
+	// VerifyRolloutReport returns the record of the report issued with a
+	// digest: NotFound when this controller issued no report with it.
+	VerifyRolloutReport(context.Context, *VerifyReportRequest) (*IssuedReport, error)
 	// RetryRolloutNode runs a failed, unreachable, skipped or interrupted
 	// node's deployment again (a new command), or a node whose
 	// rollback failed its rollback again, once the node is connected.
@@ -2583,6 +2604,9 @@ func (UnimplementedRolloutsServer) ConfirmStep(context.Context, *ConfirmStepRequ
 }
 func (UnimplementedRolloutsServer) RolloutReport(context.Context, *RolloutReportRequest) (*RenderResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method RolloutReport not implemented")
+}
+func (UnimplementedRolloutsServer) VerifyRolloutReport(context.Context, *VerifyReportRequest) (*IssuedReport, error) {
+	return nil, status.Error(codes.Unimplemented, "method VerifyRolloutReport not implemented")
 }
 func (UnimplementedRolloutsServer) RetryRolloutNode(context.Context, *RolloutNodeAction) (*RolloutRecord, error) {
 	return nil, status.Error(codes.Unimplemented, "method RetryRolloutNode not implemented")
@@ -2802,6 +2826,24 @@ func _Rollouts_RolloutReport_Handler(srv interface{}, ctx context.Context, dec f
 	return interceptor(ctx, in, info, handler)
 }
 
+func _Rollouts_VerifyRolloutReport_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(VerifyReportRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(RolloutsServer).VerifyRolloutReport(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Rollouts_VerifyRolloutReport_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(RolloutsServer).VerifyRolloutReport(ctx, req.(*VerifyReportRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 func _Rollouts_RetryRolloutNode_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
 	in := new(RolloutNodeAction)
 	if err := dec(in); err != nil {
@@ -2884,6 +2926,10 @@ var Rollouts_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "RolloutReport",
 			Handler:    _Rollouts_RolloutReport_Handler,
+		},
+		{
+			MethodName: "VerifyRolloutReport",
+			Handler:    _Rollouts_VerifyRolloutReport_Handler,
 		},
 		{
 			MethodName: "RetryRolloutNode",

@@ -1,11 +1,10 @@
-package cms
+package diff
 
 import (
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
 
-	"github.com/cairn-ops/cairn/internal/diff"
 	inventoryv1 "github.com/cairn-ops/cairn/proto/inventory/v1"
 )
 
@@ -20,7 +19,9 @@ func filesAudit(patterns []string, paths ...string) *inventoryv1.Audit {
 	}
 }
 
-func TestCommonFiles(t *testing.T) {
+// TestCompareWhereBothLooked: files are compared where both audits
+// tracked them (commonFiles).
+func TestCompareWhereBothLooked(t *testing.T) {
 	tests := []struct {
 		name          string
 		before, after *inventoryv1.Audit
@@ -54,7 +55,7 @@ func TestCommonFiles(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			got := diff.Compare(commonFiles(tc.before, tc.after)).Summary
+			got := Compare(tc.before, tc.after).Summary
 			if diff := cmp.Diff(tc.want, got); diff != "" {
 				t.Errorf("summary (-want +got):\n%s", diff)
 			}

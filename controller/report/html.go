@@ -1,4 +1,4 @@
-package rollout
+package report
 
 import (
 	"bytes"
@@ -11,24 +11,24 @@ import (
 
 // The HTML rendering of the report: one self-contained file.
 
-// repOutcomeClass is the CSS class that colours a rollout, wave or node
+// outcomeClass is the CSS class that colours a rollout, wave or node
 // state (by name) or an SLA status; the state is always written out as
 // text too.
-func repOutcomeClass(name string) string {
-	if c, ok := repClasses[name]; ok {
+func outcomeClass(name string) string {
+	if c, ok := classes[name]; ok {
 		return c
 	}
 	return "neutral"
 }
 
-// repClasses are the classes of the names repOutcomeClass colours.
-var repClasses = func() map[string]string {
-	m := map[string]string{repSLAMet: "ok", repSLABreached: "bad"}
+// classes are the classes of the names outcomeClass colours.
+var classes = func() map[string]string {
+	m := map[string]string{slaMet: "ok", slaBreached: "bad"}
 	for c, names := range map[string][]string{
-		"ok":   {state.Name(NodePassed), state.Name(WaveDone), state.Name(StateCompleted), state.Name(NodeResolved)},
-		"bad":  {state.Name(NodeFailed), state.Name(NodeRollbackFailed), state.Name(StateHalted), state.Name(NodeInterrupted), state.Name(WaveFailed)},
-		"warn": {state.Name(NodeUnreachable), state.Name(NodeSkipped), state.Name(NodeWaitingConfirmation), state.Name(StatePaused), state.Name(StateRollbackPaused), state.Name(NodeAborted), state.Name(WaveCancelled)},
-		"info": {state.Name(NodeRolledBack), state.Name(NodeRollingBack), state.Name(NodeResolving)},
+		"ok":   {state.Name(state.NodePassed), state.Name(state.WaveDone), state.Name(state.RolloutCompleted), state.Name(state.NodeResolved)},
+		"bad":  {state.Name(state.NodeFailed), state.Name(state.NodeRollbackFailed), state.Name(state.RolloutHalted), state.Name(state.NodeInterrupted), state.Name(state.WaveFailed)},
+		"warn": {state.Name(state.NodeUnreachable), state.Name(state.NodeSkipped), state.Name(state.NodeWaitingConfirmation), state.Name(state.RolloutPaused), state.Name(state.RolloutRollbackPaused), state.Name(state.NodeAborted), state.Name(state.WaveCancelled)},
+		"info": {state.Name(state.NodeRolledBack), state.Name(state.NodeRollingBack), state.Name(state.NodeResolving)},
 	} {
 		for _, n := range names {
 			m[n] = c
@@ -37,38 +37,46 @@ var repClasses = func() map[string]string {
 	return m
 }()
 
-// repHTML is one self-contained page: inline styles, no scripts, no
+// htmlPage is one self-contained page: inline styles, no scripts, no
 // external fonts, images or links. html/template escapes every value.
-var repHTML = func() *template.Template {
-	t := template.Must(template.New("report").Funcs(repHTMLFuncs).Parse(repHTMLPage))
-	template.Must(t.New("run").Parse(repHTMLRun))
+// Digests, IDs and signatures are long words shown in .mono: they, and
+// any table cell, wrap anywhere rather than run off the page or the
+// paper.
+var htmlPage = func() *template.Template {
+	t := template.Must(template.New("report").Funcs(htmlFuncs).Parse(htmlPageTemplate))
+	template.Must(t.New("run").Parse(htmlRunTemplate))
+	template.Must(t.New("differences").Parse(htmlDifferencesTemplate))
 	return t
 }()
 
-var repHTMLFuncs = template.FuncMap{
+var htmlFuncs = template.FuncMap{
 	"upper":      strings.ToUpper,
 	"join":       strings.Join,
-	"cls":        repOutcomeClass,
-	"label":      repClassLabel,
-	"classified": repClassified,
-	"drift":      repDriftWords,
-	"headline":   repNodeHeadline,
-	"confirm":    repConfirmation,
-	"declaredBy": repDeclaredBy,
-	"orDash":     repOrDash,
-	"orNone":     repOrNone,
-	"name":       func(n ReportNode) string { return n.name() },
-	"joinNE":     repJoin,
-	"prefixed":   repPrefixed,
-	"stepClass":  repStepClass,
-	"runArgs":    func(label string, run *ReportRun) repRunArgs { return repRunArgs{Label: label, Run: run} },
+	"cls":        outcomeClass,
+	"label":      classLabel,
+	"classified": classified,
+	"drift":      driftWords,
+	"headline":   nodeHeadline,
+	"confirm":    confirmationLine,
+	"declaredBy": declaredBy,
+	"orDash":     orDash,
+	"orNone":     orNone,
+	"name":       func(n Node) string { return n.name() },
+	"joinNE":     joinNonEmpty,
+	"prefixed":   prefixed,
+	"stepClass":  stepClass,
+	"runArgs":    func(label string, run *Run) runArgs { return runArgs{Label: label, Run: run} },
+	"differences": func(class string, differences, notComparable []string) differencesArgs {
+		return differencesArgs{Class: class, Differences: differences, NotComparable: notComparable}
+	},
 }
 
-const repHTMLPage = `<!DOCTYPE html>
+const htmlPageTemplate = `<!DOCTYPE html>
 <html lang="en">
 <head>
 <meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
+<meta name="cairn-report-digest" content="{{.Digest}}">
 <title>{{.Title}}</title>
 <style>
 :root { --ok: #116329; --bad: #a40e26; --missing: #8f3f00; --warn: #8a5300; --info: #0b4f8a; --neutral: #444; }
@@ -81,10 +89,10 @@ h4 { font-size: 0.95rem; margin: 0.8rem 0 0.3rem 0; }
 .meta { color: #555; }
 p.meta { margin-top: 0; }
 table { border-collapse: collapse; width: 100%; margin: 0.3rem 0 0.8rem 0; }
-th, td { text-align: left; padding: 0.25rem 0.5rem; border-bottom: 1px solid #ddd; vertical-align: top; }
+th, td { text-align: left; padding: 0.25rem 0.5rem; border-bottom: 1px solid #ddd; vertical-align: top; overflow-wrap: anywhere; }
 th { background: #f3f3f3; }
 table.kv th { width: 12rem; background: none; }
-code, .mono { font-family: ui-monospace, "SFMono-Regular", Menlo, Consolas, monospace; word-break: break-all; }
+code, .mono { font-family: ui-monospace, "SFMono-Regular", Menlo, Consolas, monospace; overflow-wrap: anywhere; word-break: break-all; }
 .label { display: inline-block; font-weight: 700; font-size: 0.8rem; padding: 0.05rem 0.4rem; border-radius: 0.25rem;
   border: 1px solid currentColor; white-space: nowrap; }
 .ok { color: var(--ok); } .bad { color: var(--bad); } .warn { color: var(--warn); }
@@ -106,13 +114,15 @@ ul.facts { margin: 0.3rem 0; padding-left: 1.2rem; }
   section.node, table.kv, tr { break-inside: avoid; page-break-inside: avoid; }
   .label { border-width: 1.5px; }
   th { background: none; }
+  code, .mono { font-size: 8.5pt; }
 }
 </style>
 </head>
 <body>
 <header>
 <h1>{{.Title}}</h1>
-<p class="meta">Rollout <span class="mono">{{.Summary.RolloutID}}</span>{{with .GeneratedAt}} · generated {{.}}{{end}}</p>
+<p class="meta">Rollout <span class="mono">{{.Summary.RolloutID}}</span>{{with .GeneratedAt}} · generated {{.}} by the controller{{end}}</p>
+<p class="meta">Report digest <span class="mono">{{.Digest}}</span></p>
 <p class="headline"><span class="label {{cls .Summary.State}}">{{upper .Summary.State}}</span> {{.Summary.Outcome}}{{if .SLA.Breached}} · <span class="label bad">SLA BREACHED</span>{{end}}</p>
 </header>
 
@@ -131,6 +141,7 @@ ul.facts { margin: 0.3rem 0; padding-left: 1.2rem; }
 <tr><th>Created</th><td>{{orDash .CreatedAt}}{{with .CreatedBy}} by {{.}}{{end}}</td></tr>
 <tr><th>Finished</th><td>{{orDash .FinishedAt}}</td></tr>
 <tr><th>Duration</th><td>{{orDash .Duration}}</td></tr>
+<tr><th>Tested by</th><td>{{orNone .Testers}}</td></tr>
 <tr><th>Approvers</th><td>{{orNone .Approvers}}</td></tr>
 {{- if .RollbackRequestedBy}}
 <tr><th>Rollback</th><td>requested by {{.RollbackRequestedBy}}{{with .RollbackStartedAt}} at {{.}}{{end}}</td></tr>
@@ -211,30 +222,12 @@ ul.facts { margin: 0.3rem 0; padding-left: 1.2rem; }
 {{- with .Rollback}}
 {{- with .Run}}{{template "run" (runArgs "Rollback" .)}}{{end}}
 <h4>Rollback proof: {{if .Proven}}<span class="label ok">PROVEN</span> {{else}}<span class="label bad">NOT PROVEN</span> {{end}}{{.Verdict}}</h4>
-{{- if or .Differences .NotComparable}}
-<ul class="facts">
-{{- range .Differences}}
-<li><span class="label bad">DIFFERS</span> {{.}}</li>
-{{- end}}
-{{- range .NotComparable}}
-<li><span class="label warn">NOT COMPARABLE</span> {{.}}</li>
-{{- end}}
-</ul>
-{{- end}}
+{{- template "differences" (differences "bad" .Differences .NotComparable)}}
 {{- end}}
 {{- with .Resolution}}
 <h4>Resolved by hand: by {{.By}}{{with .At}} at {{.}}{{end}}: {{.Note}}</h4>
 <p class="meta">Audit after the resolution: {{if .AuditID}}{{.AuditID}}{{else}}being taken{{end}}, {{.Verdict}}</p>
-{{- if or .Differences .NotComparable}}
-<ul class="facts">
-{{- range .Differences}}
-<li><span class="label warn">DIFFERS</span> {{.}}</li>
-{{- end}}
-{{- range .NotComparable}}
-<li><span class="label warn">NOT COMPARABLE</span> {{.}}</li>
-{{- end}}
-</ul>
-{{- end}}
+{{- template "differences" (differences "warn" .Differences .NotComparable)}}
 {{- end}}
 </section>
 {{- else}}
@@ -282,8 +275,8 @@ ul.facts { margin: 0.3rem 0; padding-left: 1.2rem; }
 </html>
 `
 
-// repHTMLRun renders a deployment or rollback run: its state and steps.
-const repHTMLRun = `
+// htmlRunTemplate renders a deployment or rollback run: its state and steps.
+const htmlRunTemplate = `
 <h4>{{.Label}}: {{.Run.State}}{{with .Run.Duration}}, {{.}}{{end}}</h4>
 {{- with .Run.Error}}
 <p><strong>Error:</strong> {{.}}</p>
@@ -299,14 +292,35 @@ const repHTMLRun = `
 </table>
 {{- end}}`
 
-// repRunArgs passes a run and its label to the "run" template.
-type repRunArgs struct {
-	Label string
-	Run   *ReportRun
+// htmlDifferencesTemplate lists what differs from a node's pre-audit
+// after its rollback or its resolution, and what could not be compared.
+const htmlDifferencesTemplate = `
+{{- if or .Differences .NotComparable}}
+<ul class="facts">
+{{- range .Differences}}
+<li><span class="label {{$.Class}}">DIFFERS</span> {{.}}</li>
+{{- end}}
+{{- range .NotComparable}}
+<li><span class="label warn">NOT COMPARABLE</span> {{.}}</li>
+{{- end}}
+</ul>
+{{- end}}`
+
+// differencesArgs passes a node's differences from its pre-audit, and the
+// class of their label, to the "differences" template.
+type differencesArgs struct {
+	Class                      string
+	Differences, NotComparable []string
 }
 
-// repStepClass colours a step outcome (agent/apply's outcomes).
-func repStepClass(outcome string) string {
+// runArgs passes a run and its label to the "run" template.
+type runArgs struct {
+	Label string
+	Run   *Run
+}
+
+// stepClass colours a step outcome (agent/apply's outcomes).
+func stepClass(outcome string) string {
 	switch {
 	case strings.HasPrefix(outcome, "failed"):
 		return "bad"
@@ -318,10 +332,10 @@ func repStepClass(outcome string) string {
 	return "neutral"
 }
 
-// repRenderHTML writes r as one self-contained HTML page.
-func repRenderHTML(r *Report) ([]byte, error) {
+// renderHTML writes r as one self-contained HTML page.
+func renderHTML(r *Report) ([]byte, error) {
 	var b bytes.Buffer
-	if err := repHTML.Execute(&b, r); err != nil {
+	if err := htmlPage.Execute(&b, r); err != nil {
 		return nil, fmt.Errorf("execute html template: %w", err)
 	}
 	return b.Bytes(), nil

@@ -1,7 +1,8 @@
-package rollout
+package report
 
 import (
 	"bytes"
+	"cmp"
 	"fmt"
 	"strconv"
 	"strings"
@@ -14,13 +15,13 @@ import (
 
 // The text rendering of the report.
 
-// repTextWidth is the width the text report fits in.
-const repTextWidth = 100
+// textWidth is the width the text report fits in.
+const textWidth = 100
 
-// repClean shows a value on a terminal line: control characters and
+// clean shows a value on a terminal line: control characters and
 // newlines are quoted away, so stored data can neither drive the
 // terminal nor break the layout.
-func repClean(s string) string {
+func clean(s string) string {
 	for _, r := range s {
 		if !unicode.IsPrint(r) && r != ' ' {
 			q := strconv.Quote(s)
@@ -30,37 +31,37 @@ func repClean(s string) string {
 	return s
 }
 
-// repTextWriter writes the text report, wrapping every line at repTextWidth.
-type repTextWriter struct {
+// textWriter writes the text report, wrapping every line at textWidth.
+type textWriter struct {
 	b bytes.Buffer
 }
 
-// line writes text after indent, wrapped at repTextWidth with continuation
+// line writes text after indent, wrapped at textWidth with continuation
 // lines indented by hang more.
-func (w *repTextWriter) line(indent, hang, text string) {
-	text = repClean(text)
-	width := repTextWidth - utf8.RuneCountInString(indent)
+func (w *textWriter) line(indent, hang, text string) {
+	text = clean(text)
+	width := textWidth - utf8.RuneCountInString(indent)
 	first := true
 	for {
 		prefix := indent
 		if !first {
 			prefix = indent + hang
-			width = repTextWidth - utf8.RuneCountInString(prefix)
+			width = textWidth - utf8.RuneCountInString(prefix)
 		}
 		if utf8.RuneCountInString(text) <= width {
 			w.b.WriteString(strings.TrimRight(prefix+text, " ") + "\n")
 			return
 		}
-		cut := repBreakAt(text, width)
+		cut := breakAt(text, width)
 		w.b.WriteString(strings.TrimRight(prefix+text[:cut], " ") + "\n")
 		text = strings.TrimLeft(text[cut:], " ")
 		first = false
 	}
 }
 
-// repBreakAt is the byte offset to cut text at so the first part has at
+// breakAt is the byte offset to cut text at so the first part has at
 // most width runes: the last space within width, else width runes.
-func repBreakAt(text string, width int) int {
+func breakAt(text string, width int) int {
 	lastSpace, runes := -1, 0
 	for i, r := range text {
 		if runes == width {
@@ -78,30 +79,30 @@ func repBreakAt(text string, width int) int {
 }
 
 // field writes "label: value" with the value wrapped under itself.
-func (w *repTextWriter) field(label, value string) {
+func (w *textWriter) field(label, value string) {
 	if value == "" {
 		return
 	}
-	const labelWidth = 14
+	const labelWidth = 16
 	pad := labelWidth - utf8.RuneCountInString(label)
 	w.line("  ", strings.Repeat(" ", labelWidth), label+strings.Repeat(" ", max(pad, 1))+value)
 }
 
-func (w *repTextWriter) heading(s string) {
+func (w *textWriter) heading(s string) {
 	w.b.WriteString("\n" + s + "\n" + strings.Repeat("-", utf8.RuneCountInString(s)) + "\n")
 }
 
 // table writes rows aligned in columns; each cell is cut to its column's
 // limit (0: no limit) so the row fits the width.
-func (w *repTextWriter) table(indent string, limits []int, rows [][]string) {
+func (w *textWriter) table(indent string, limits []int, rows [][]string) {
 	var tb bytes.Buffer
 	tw := tabwriter.NewWriter(&tb, 0, 0, 2, ' ', 0)
 	for _, row := range rows {
 		cells := make([]string, len(row))
 		for i, c := range row {
-			c = repClean(c)
+			c = clean(c)
 			if i < len(limits) && limits[i] > 0 {
-				c = repEllipsis(c, limits[i])
+				c = ellipsis(c, limits[i])
 			}
 			cells[i] = c
 		}
@@ -116,8 +117,8 @@ func (w *repTextWriter) table(indent string, limits []int, rows [][]string) {
 	}
 }
 
-// repEllipsis cuts s to n runes, ending in "…" when cut.
-func repEllipsis(s string, n int) string {
+// ellipsis cuts s to n runes, ending in "…" when cut.
+func ellipsis(s string, n int) string {
 	if utf8.RuneCountInString(s) <= n {
 		return s
 	}
@@ -125,9 +126,9 @@ func repEllipsis(s string, n int) string {
 	return string(r[:n-1]) + "…"
 }
 
-// repNodeList names nodes for a table cell: all of them, or the first ones
+// nodeList names nodes for a table cell: all of them, or the first ones
 // and how many more.
-func repNodeList(names []string, limit int) string {
+func nodeList(names []string, limit int) string {
 	s := strings.Join(names, ", ")
 	if utf8.RuneCountInString(s) <= limit {
 		return s
@@ -141,25 +142,26 @@ func repNodeList(names []string, limit int) string {
 	return fmt.Sprintf("%d nodes", len(names))
 }
 
-// repFailuresCell is a wave's failures over its budget: "3/1 OVER BUDGET".
-func repFailuresCell(w ReportWave) string {
+// failuresCell is a wave's failures over its budget: "3/1 OVER" when
+// it went over.
+func failuresCell(w Wave) string {
 	s := fmt.Sprintf("%d/%d", w.Failures, w.MaxFailures)
 	if w.OverBudget {
-		s += " OVER BUDGET"
+		s += " OVER"
 	}
 	return s
 }
 
-func repOrDash(s string) string {
+func orDash(s string) string {
 	if s == "" {
 		return "-"
 	}
 	return s
 }
 
-// repClassLabel is the text label of a comparison class, shown in every
+// classLabel is the text label of a comparison class, shown in every
 // format next to (or instead of) its colour.
-func repClassLabel(class string) string {
+func classLabel(class string) string {
 	switch class {
 	case compare.Expected:
 		return "EXPECTED"
@@ -173,9 +175,9 @@ func repClassLabel(class string) string {
 	return strings.ToUpper(class)
 }
 
-// repClassified lists a comparison's items in the order reports show them:
+// classified lists a comparison's items in the order reports show them:
 // unexpected and missing first, then expected and allowed.
-func repClassified(c *compare.Result) []compare.Item {
+func classified(c *compare.Result) []compare.Item {
 	var out []compare.Item
 	for _, l := range [][]compare.Item{c.Unexpected, c.Missing, c.Expected, c.Allowed} {
 		out = append(out, l...)
@@ -183,29 +185,31 @@ func repClassified(c *compare.Result) []compare.Item {
 	return out
 }
 
-// repRenderText writes r for a terminal or a mail, within repTextWidth
+// renderText writes r for a terminal or a mail, within textWidth
 // columns.
-func repRenderText(r *Report) ([]byte, error) {
-	w := &repTextWriter{}
+func renderText(r *Report) ([]byte, error) {
+	w := &textWriter{}
 	s := r.Summary
 	w.line("", "  ", r.Title)
-	w.b.WriteString(strings.Repeat("=", min(utf8.RuneCountInString(r.Title), repTextWidth)) + "\n")
+	w.b.WriteString(strings.Repeat("=", min(utf8.RuneCountInString(r.Title), textWidth)) + "\n")
 	if r.GeneratedAt != "" {
-		w.line("", "  ", "Generated "+r.GeneratedAt)
+		w.line("", "  ", "Generated "+r.GeneratedAt+" by the controller")
 	}
+	w.b.WriteString("Report digest: " + r.Digest + "\n")
 
 	w.heading("Summary")
 	w.field("Release", s.Release)
-	w.field("Digest", s.ReleaseDigest)
+	w.field("Release digest", s.ReleaseDigest)
 	w.field("Rollout", s.RolloutID)
-	w.field("State", repJoin(": ", strings.ToUpper(s.State), s.Reason))
+	w.field("State", joinNonEmpty(": ", strings.ToUpper(s.State), s.Reason))
 	w.field("Waiting for", s.WaitingFor)
-	w.field("Created", repJoin(" by ", s.CreatedAt, s.CreatedBy))
+	w.field("Created", joinNonEmpty(" by ", s.CreatedAt, s.CreatedBy))
 	w.field("Finished", s.FinishedAt)
 	w.field("Duration", s.Duration)
+	w.field("Tested by", strings.Join(s.Testers, ", "))
 	w.field("Approvers", strings.Join(s.Approvers, ", "))
 	if s.RollbackRequestedBy != "" {
-		w.field("Rollback", repJoin(" at ", "requested by "+s.RollbackRequestedBy, s.RollbackStartedAt))
+		w.field("Rollback", joinNonEmpty(" at ", "requested by "+s.RollbackRequestedBy, s.RollbackStartedAt))
 	}
 	w.field("Targets", s.Spec.Targets)
 	w.field("Strategy", s.Strategy)
@@ -220,11 +224,12 @@ func repRenderText(r *Report) ([]byte, error) {
 	} else {
 		rows := [][]string{{"WAVE", "STATE", "NODES", "STARTED", "FINISHED", "FAILED/BUDGET"}}
 		for _, wv := range r.Waves {
-			rows = append(rows, []string{strconv.Itoa(int(wv.Index)), wv.State, repNodeList(wv.Nodes, 16),
-				repOrDash(wv.StartedAt), repOrDash(wv.FinishedAt), repFailuresCell(wv)})
+			rows = append(rows, []string{strconv.Itoa(int(wv.Index)), wv.State, nodeList(wv.Nodes, 12),
+				orDash(wv.StartedAt), orDash(wv.FinishedAt), failuresCell(wv)})
 		}
-		// 2 + 4 + 10 + 16 + 20 + 20 + 17 and the gaps: 99 columns.
-		w.table("  ", []int{4, 10, 16, 20, 20, 17}, rows)
+		// 2 + 4 + 9 + 12 + 25 + 25 + 13 and the gaps: 100 columns, with
+		// room for times in a zone named by its offset ("+0530").
+		w.table("  ", []int{4, 9, 12, 25, 25, 13}, rows)
 	}
 
 	w.heading("Nodes")
@@ -235,7 +240,7 @@ func repRenderText(r *Report) ([]byte, error) {
 		if i > 0 {
 			w.b.WriteString("\n")
 		}
-		repTextNode(w, n)
+		textNode(w, n)
 	}
 
 	w.heading("SLA compliance")
@@ -257,7 +262,7 @@ func repRenderText(r *Report) ([]byte, error) {
 		w.line("  ", "", "The release records no known errors.")
 	}
 	for _, k := range r.KnownErrors {
-		w.line("  ", "    ", repJoin(" ", k.ID, "["+k.Status+"]", k.Summary))
+		w.line("  ", "    ", joinNonEmpty(" ", k.ID, "["+k.Status+"]", k.Summary))
 		if k.Symptom != "" {
 			w.line("    ", "  ", "Symptom: "+k.Symptom)
 		}
@@ -276,13 +281,13 @@ func repRenderText(r *Report) ([]byte, error) {
 		w.line("  ", "", "No audit-log entries.")
 	}
 	for _, e := range r.AuditTrail {
-		w.line("  ", "    ", repJoin("  ", e.Time, e.Actor, e.Action, e.Object, e.Details))
+		w.line("  ", "    ", joinNonEmpty("  ", e.Time, e.Actor, e.Action, e.Object, e.Details))
 	}
 	return w.b.Bytes(), nil
 }
 
-// repJoin joins the non-empty parts with sep.
-func repJoin(sep string, parts ...string) string {
+// joinNonEmpty joins the non-empty parts with sep.
+func joinNonEmpty(sep string, parts ...string) string {
 	var out []string
 	for _, p := range parts {
 		if p != "" {
@@ -292,8 +297,8 @@ func repJoin(sep string, parts ...string) string {
 	return strings.Join(out, sep)
 }
 
-// repDriftWords is what the pre-check found, in words.
-func repDriftWords(d ReportDrift) string {
+// driftWords is what the pre-check found, in words.
+func driftWords(d Drift) string {
 	switch {
 	case !d.Checked:
 		return "not checked yet (no pre-audit)"
@@ -302,12 +307,12 @@ func repDriftWords(d ReportDrift) string {
 	case d.Changes == 0:
 		return "none (matches its CMS baseline)"
 	}
-	return fmt.Sprintf("%d %s: %s", d.Changes, repPlural(int(d.Changes), "change", "changes"), d.Summary)
+	return fmt.Sprintf("%d %s: %s", d.Changes, plural(int(d.Changes), "change", "changes"), d.Summary)
 }
 
-// repNodeHeadline is a node's title line: "web2 (n-02) · wave 2 ·
+// nodeHeadline is a node's title line: "web2 (n-02) · wave 2 ·
 // FAILED · 6m5s".
-func repNodeHeadline(n ReportNode) string {
+func nodeHeadline(n Node) string {
 	name := n.name()
 	if n.Hostname != "" && n.NodeID != "" && n.Hostname != n.NodeID {
 		name += " (" + n.NodeID + ")"
@@ -322,9 +327,9 @@ func repNodeHeadline(n ReportNode) string {
 	return strings.Join(parts, " · ")
 }
 
-// repTextNode writes one node's section of the text report.
-func repTextNode(w *repTextWriter, n ReportNode) {
-	w.line("", "  ", "Node "+repNodeHeadline(n))
+// textNode writes one node's section of the text report.
+func textNode(w *textWriter, n Node) {
+	w.line("", "  ", "Node "+nodeHeadline(n))
 	if n.Error != "" {
 		w.line("  ", "  ", "Error: "+n.Error)
 	}
@@ -332,12 +337,12 @@ func repTextNode(w *repTextWriter, n ReportNode) {
 		w.line("  ", "  ", "Interrupted: step "+n.InterruptedStep+" was cut off (its agent restarted); retry, resolve or roll back the node")
 	}
 	if n.Retries > 0 {
-		w.line("  ", "  ", fmt.Sprintf("Retried %d %s by an operator (see the audit trail)", n.Retries, repPlural(int(n.Retries), "time", "times")))
+		w.line("  ", "  ", fmt.Sprintf("Retried %d %s by an operator (see the audit trail)", n.Retries, plural(int(n.Retries), "time", "times")))
 	}
 	if n.StartedAt != "" || n.FinishedAt != "" {
-		w.line("  ", "  ", repJoin(", ", repPrefixed("started ", n.StartedAt), repPrefixed("finished ", n.FinishedAt)))
+		w.line("  ", "  ", joinNonEmpty(", ", prefixed("started ", n.StartedAt), prefixed("finished ", n.FinishedAt)))
 	}
-	w.line("  ", "  ", "Drift before deploying: "+repDriftWords(n.Drift))
+	w.line("  ", "  ", "Drift before deploying: "+driftWords(n.Drift))
 	for _, k := range n.KnownErrors {
 		w.line("  ", "  ", "Known error: "+k)
 	}
@@ -345,20 +350,20 @@ func repTextNode(w *repTextWriter, n ReportNode) {
 		w.line("  ", "  ", "Waiting for confirmation of step "+n.WaitingStep+": "+n.WaitingInstructions)
 	}
 	for _, c := range n.Confirmations {
-		w.line("  ", "  ", repConfirmation(c))
+		w.line("  ", "  ", confirmationLine(c))
 	}
 	if n.Deployment != nil {
-		repTextRun(w, "Deployment", n.Deployment)
+		textRun(w, "Deployment", n.Deployment)
 	}
 	if c := n.Comparison; c != nil {
 		w.line("  ", "  ", "Before/after: "+c.Summary)
 		if c.Diff != nil {
 			w.line("    ", "  ", "Diff: "+c.Diff.Summary)
 		}
-		for _, it := range repClassified(c) {
-			w.line("    ", "  ", "["+repClassLabel(it.Class)+"] "+it.What)
+		for _, it := range classified(c) {
+			w.line("    ", "  ", "["+classLabel(it.Class)+"] "+it.What)
 			if it.Class == compare.Missing && it.Expectation != "" {
-				w.line("      ", "  ", "expected: "+it.Expectation+repDeclaredBy(it))
+				w.line("      ", "  ", "expected: "+it.Expectation+declaredBy(it))
 			}
 		}
 		for _, nc := range c.NotComparable {
@@ -367,7 +372,7 @@ func repTextNode(w *repTextWriter, n ReportNode) {
 	}
 	if rb := n.Rollback; rb != nil {
 		if rb.Run != nil {
-			repTextRun(w, "Rollback", rb.Run)
+			textRun(w, "Rollback", rb.Run)
 		}
 		proof := "Rollback proof: "
 		if rb.Proven {
@@ -382,8 +387,8 @@ func repTextNode(w *repTextWriter, n ReportNode) {
 		}
 	}
 	if r := n.Resolution; r != nil {
-		w.line("  ", "  ", "Resolved by hand: "+repJoin(", ", "by "+r.By, repPrefixed("at ", r.At))+": "+strconv.Quote(r.Note))
-		w.line("    ", "  ", "Audit after the resolution: "+repJoin(", ", repOr(r.AuditID, "being taken"), r.Verdict))
+		w.line("  ", "  ", "Resolved by hand: "+joinNonEmpty(", ", "by "+r.By, prefixed("at ", r.At))+": "+strconv.Quote(r.Note))
+		w.line("    ", "  ", "Audit after the resolution: "+joinNonEmpty(", ", cmp.Or(r.AuditID, "being taken"), r.Verdict))
 		for _, d := range r.Differences {
 			w.line("    ", "  ", "- "+d)
 		}
@@ -396,21 +401,21 @@ func repTextNode(w *repTextWriter, n ReportNode) {
 	}
 }
 
-func repPrefixed(prefix, s string) string {
+func prefixed(prefix, s string) string {
 	if s == "" {
 		return ""
 	}
 	return prefix + s
 }
 
-func repDeclaredBy(it compare.Item) string {
+func declaredBy(it compare.Item) string {
 	if it.DeclaredBy == "" {
 		return ""
 	}
 	return " (declared by " + it.DeclaredBy + ")"
 }
 
-func repConfirmation(c ReportConfirmation) string {
+func confirmationLine(c Confirmation) string {
 	s := "Confirmed step " + c.Step + " by " + c.By
 	if c.At != "" {
 		s += " at " + c.At
@@ -421,31 +426,31 @@ func repConfirmation(c ReportConfirmation) string {
 	return s
 }
 
-// repAttempts is " (after N attempts)" for a step tried more than once.
-func repAttempts(n int) string {
+// attemptsNote is " (after N attempts)" for a step tried more than once.
+func attemptsNote(n int) string {
 	if n > 1 {
 		return fmt.Sprintf(" (after %d attempts)", n)
 	}
 	return ""
 }
 
-func repRunHeadline(label string, run *ReportRun) string {
-	return label + ": " + repJoin(", ", repOr(run.State, "state unknown"), run.Duration, run.Error)
+func runHeadline(label string, run *Run) string {
+	return label + ": " + joinNonEmpty(", ", cmp.Or(run.State, "state unknown"), run.Duration, run.Error)
 }
 
-func repTextRun(w *repTextWriter, label string, run *ReportRun) {
-	w.line("  ", "  ", repRunHeadline(label, run))
+func textRun(w *textWriter, label string, run *Run) {
+	w.line("  ", "  ", runHeadline(label, run))
 	if len(run.Steps) == 0 {
 		return
 	}
 	rows := make([][]string, 0, len(run.Steps))
 	for _, st := range run.Steps {
-		rows = append(rows, []string{st.List, st.Name, st.Plugin, st.Outcome, repOrDash(st.Duration)})
+		rows = append(rows, []string{st.List, st.Name, st.Plugin, st.Outcome, orDash(st.Duration)})
 	}
 	w.table("    ", []int{8, 24, 12, 16, 10}, rows)
 	for _, st := range run.Steps {
 		if st.Error != "" {
-			w.line("    ", "  ", st.Name+" error"+repAttempts(st.Attempts)+": "+st.Error)
+			w.line("    ", "  ", st.Name+" error"+attemptsNote(st.Attempts)+": "+st.Error)
 		}
 		if len(st.Changes) > 0 {
 			// The changes the step's plugin declared: made, or (unchanged)

@@ -1,4 +1,4 @@
-package cms
+package diff
 
 import (
 	"path"
@@ -13,8 +13,8 @@ import (
 // hold only the paths both audits tracked, under the same patterns. Two
 // audits taken with different --track lists (a baseline audited without
 // the paths a rollout tracks, say) then differ only where both looked:
-// a path one audit did not track is not drift. Audits tracking the same
-// patterns are returned as they are.
+// a path one audit did not track is not a change. Audits tracking the
+// same patterns are returned as they are.
 func commonFiles(before, after *inventoryv1.Audit) (*inventoryv1.Audit, *inventoryv1.Audit) {
 	bf, af := before.GetFiles(), after.GetFiles()
 	if bf == nil || af == nil || slices.Equal(bf.GetPatterns(), af.GetPatterns()) {

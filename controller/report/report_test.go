@@ -1,12 +1,11 @@
-package rollout
+package report
 
 import (
 	"bytes"
 	"encoding/json"
 	"errors"
-	"flag"
-	"os"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
 	"testing"
@@ -23,11 +22,10 @@ import (
 	"github.com/cairn-ops/cairn/internal/compare"
 	"github.com/cairn-ops/cairn/internal/diff"
 	"github.com/cairn-ops/cairn/internal/manifest"
+	"github.com/cairn-ops/cairn/internal/testutil"
 	controllerv1 "github.com/cairn-ops/cairn/proto/controller/v1"
 	inventoryv1 "github.com/cairn-ops/cairn/proto/inventory/v1"
 )
-
-var updateGolden = flag.Bool("update-report", os.Getenv("UPDATE_GOLDEN") == "1", "rewrite the report golden files")
 
 const (
 	confOld = "1111111111111111111111111111111111111111111111111111111111111111"
@@ -91,9 +89,9 @@ func agentReport(t *testing.T, state journal.State, errMsg string, d time.Durati
 // failed with an unexpected package and a missing file (and over the
 // node duration target), web3 unreachable, web4 rolled back by the agent
 // after a failed verify with a clean proof, web5 still pending.
-func sampleInput(t *testing.T) ReportInput {
+func sampleInput(t *testing.T) Input {
 	t.Helper()
-	m, err := manifest.Load(filepath.Join("testdata", "report", "release.yaml"))
+	m, err := manifest.Load(filepath.Join("testdata", "release.yaml"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -173,7 +171,7 @@ func sampleInput(t *testing.T) ReportInput {
 			},
 			{
 				NodeId: "n-03", Hostname: "web3", Wave: 2, State: state.NodeUnreachable,
-				Error:     "agent not connected since 2026-03-01T22:09:00Z",
+				Error:     "disconnected for more than 5m0s during deploying",
 				StartedAt: "2026-03-01T22:15:00Z", FinishedAt: "2026-03-01T22:25:00Z", DurationSeconds: 600,
 				UnreachableSince: "2026-03-01T22:09:00Z",
 			},
@@ -196,14 +194,23 @@ func sampleInput(t *testing.T) ReportInput {
 		{Sequence: 43, Time: "2026-03-01T22:14:58Z", Actor: "user:olivia", Action: "rollout.resume", Object: "rollout/ro-20260301-0001"},
 		{Sequence: 44, Time: "2026-03-01T22:41:30Z", Actor: "system", Action: "rollout.halt", Object: "rollout/ro-20260301-0001", Details: map[string]string{"wave": "2", "failures": "3"}},
 	}
-	return ReportInput{
-		Rollout:     ro,
-		Release:     &controllerv1.ReleaseRecord{Name: "webshop", Version: "2.4.0", Digest: ro.ReleaseDigest},
+	return Input{
+		Rollout: ro,
+		Release: &controllerv1.ReleaseRecord{Name: "webshop", Version: "2.4.0", Digest: ro.ReleaseDigest,
+			Tests: []*controllerv1.TestRecord{
+				{Tester: "user:tina", Result: "fail", Note: "homepage 502", RecordedAt: "2026-02-27T10:00:00Z"},
+				{Tester: "user:tom", Result: "pass", RecordedAt: "2026-02-28T10:00:00Z"},
+			}},
 		Manifest:    m,
 		Log:         log,
 		GeneratedAt: time.Date(2026, 3, 1, 23, 0, 0, 0, time.UTC),
+		Location:    cet,
 	}
 }
+
+// cet is the controller's time zone in the tests: an hour east of UTC,
+// named.
+var cet = time.FixedZone("CET", 3600)
 
 // node returns the rollout's node with hostname host.
 func node(ro *controllerv1.RolloutRecord, host string) *controllerv1.RolloutNode {
@@ -213,24 +220,6 @@ func node(ro *controllerv1.RolloutRecord, host string) *controllerv1.RolloutNode
 		}
 	}
 	panic("no node " + host)
-}
-
-func checkReportGolden(t *testing.T, name string, got []byte) {
-	t.Helper()
-	path := filepath.Join("testdata", "report", name)
-	if *updateGolden {
-		if err := os.WriteFile(path, got, 0o644); err != nil {
-			t.Fatal(err)
-		}
-		return
-	}
-	want, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatalf("read golden file (UPDATE_GOLDEN=1 writes it): %v", err)
-	}
-	if diff := cmp.Diff(string(want), string(got)); diff != "" {
-		t.Errorf("%s mismatch (-want +got), rerun with UPDATE_GOLDEN=1 if intended:\n%s", path, diff)
-	}
 }
 
 func TestRenderReportGolden(t *testing.T) {
@@ -246,14 +235,14 @@ func TestRenderReportGolden(t *testing.T) {
 	in := sampleInput(t)
 	for _, tt := range tests {
 		t.Run(cmpOrName(tt.format), func(t *testing.T) {
-			got, mime, err := RenderReport(in, tt.format)
+			got, mime, err := Render(in, tt.format)
 			if err != nil {
 				t.Fatal(err)
 			}
 			if mime != tt.mime {
 				t.Errorf("MIME type = %q, want %q", mime, tt.mime)
 			}
-			checkReportGolden(t, tt.file, got)
+			testutil.Golden(t, filepath.Join("testdata", "golden", tt.file), got)
 		})
 	}
 }
@@ -266,25 +255,25 @@ func cmpOrName(format string) string {
 }
 
 func TestRenderReportUnknownFormat(t *testing.T) {
-	_, _, err := RenderReport(sampleInput(t), "pdf")
-	if !errors.Is(err, ErrInvalid) {
-		t.Fatalf("err = %v, want ErrInvalid", err)
+	_, _, err := Render(sampleInput(t), "pdf")
+	if !errors.Is(err, ErrFormat) {
+		t.Fatalf("err = %v, want ErrFormat", err)
 	}
-	for _, f := range ReportFormats {
+	for _, f := range Formats {
 		if !strings.Contains(err.Error(), f) {
 			t.Errorf("error %q does not name the accepted format %q", err, f)
 		}
 	}
-	if _, _, err := RenderReport(ReportInput{}, FormatText); !errors.Is(err, ErrInvalid) {
-		t.Errorf("report without a rollout: err = %v, want ErrInvalid", err)
+	if _, _, err := Render(Input{}, FormatText); err == nil {
+		t.Error("a report without a rollout rendered")
 	}
 }
 
 // TestBuildReport checks the figures the renderers draw from.
 func TestBuildReport(t *testing.T) {
-	r := BuildReport(sampleInput(t))
+	r := Build(sampleInput(t))
 
-	wantCounts := ReportCounts{Nodes: 5, Passed: 1, Failed: 1, Unreachable: 1, RolledBack: 1, Pending: 1}
+	wantCounts := Counts{Nodes: 5, Passed: 1, Failed: 1, Unreachable: 1, RolledBack: 1, Pending: 1}
 	if diff := cmp.Diff(wantCounts, r.Summary.Counts); diff != "" {
 		t.Errorf("counts (-want +got):\n%s", diff)
 	}
@@ -293,6 +282,14 @@ func TestBuildReport(t *testing.T) {
 	}
 	if got, want := r.Summary.Duration, "41m30s"; got != want {
 		t.Errorf("duration = %q, want %q", got, want)
+	}
+	// The summary names who tested the release (a pass; not the failed
+	// test before it) and who approved it.
+	if diff := cmp.Diff([]string{"user:tom"}, r.Summary.Testers); diff != "" {
+		t.Errorf("testers (-want +got):\n%s", diff)
+	}
+	if diff := cmp.Diff([]string{"user:anna", "user:ben"}, r.Summary.Approvers); diff != "" {
+		t.Errorf("approvers (-want +got):\n%s", diff)
 	}
 
 	type wave struct {
@@ -350,9 +347,9 @@ func TestBuildReport(t *testing.T) {
 		sla = append(sla, target{s.Kind, s.Target, s.Measured, s.Status})
 	}
 	wantSLA := []target{
-		{BreachNodeDuration, "<= 5m0s", "max 6m5s (web2), median 4m0s over 3 nodes", "breached"},
-		{BreachRolloutDuration, "<= 30m0s", "41m30s", "breached"},
-		{BreachSuccessRate, ">= 95%", "25% (1 of 4 finished nodes passed; 1 unreachable counted as failed)", "breached"},
+		{state.BreachNodeDuration, "<= 5m0s", "max 6m5s (web2), median 4m0s over 3 nodes", "breached"},
+		{state.BreachRolloutDuration, "<= 30m0s", "41m30s", "breached"},
+		{state.BreachSuccessRate, ">= 95%", "25% (1 of 4 finished nodes passed; 1 unreachable counted as failed)", "breached"},
 	}
 	if diff := cmp.Diff(wantSLA, sla); diff != "" {
 		t.Errorf("SLA (-want +got):\n%s", diff)
@@ -418,7 +415,7 @@ func TestReportSLA(t *testing.T) {
 			if tt.edit != nil {
 				tt.edit(in.Rollout)
 			}
-			r := BuildReport(in)
+			r := Build(in)
 			var got []string
 			for _, s := range r.SLA.Targets {
 				got = append(got, s.Kind+": "+s.Status)
@@ -426,7 +423,7 @@ func TestReportSLA(t *testing.T) {
 			if diff := cmp.Diff(tt.want, got); diff != "" {
 				t.Errorf("SLA (-want +got):\n%s", diff)
 			}
-			breached := slices.ContainsFunc(r.SLA.Targets, func(s ReportSLATarget) bool { return s.Status == "breached" })
+			breached := slices.ContainsFunc(r.SLA.Targets, func(s SLATarget) bool { return s.Status == "breached" })
 			if r.SLA.Breached != breached || (tt.clean && breached) {
 				t.Errorf("Breached = %v, targets breached = %v, want clean = %v", r.SLA.Breached, breached, tt.clean)
 			}
@@ -451,20 +448,20 @@ func TestReportRollbackProof(t *testing.T) {
 		wantDiffs   []string
 		wantProblem bool
 	}{
-		{name: "clean", state: NodeRolledBack, diffJSON: mustJSON(t, diff.Compare(pre, proto.Clone(pre).(*inventoryv1.Audit))),
+		{name: "clean", state: state.NodeRolledBack, diffJSON: mustJSON(t, diff.Compare(pre, proto.Clone(pre).(*inventoryv1.Audit))),
 			wantProven: true, wantVerdict: "after-state equals pre-audit"},
-		{name: "differs", state: NodeRolledBack, diffJSON: mustJSON(t, diff.Compare(pre, differs)),
+		{name: "differs", state: state.NodeRolledBack, diffJSON: mustJSON(t, diff.Compare(pre, differs)),
 			wantVerdict: "after-state differs from the pre-audit: 1 package upgraded",
 			wantDiffs:   []string{"package webshop upgraded 2.3.1 → 2.4.0"}},
-		{name: "not comparable", state: NodeRolledBack, diffJSON: mustJSON(t, diff.Compare(pre, failedCollector)),
+		{name: "not comparable", state: state.NodeRolledBack, diffJSON: mustJSON(t, diff.Compare(pre, failedCollector)),
 			wantVerdict: "not proven: no changes in the comparable sections; services not comparable"},
-		{name: "no audit yet", state: NodeRollingBack, wantVerdict: "not proven: no after-rollback audit yet"},
-		{name: "rollback failed", state: NodeRollbackFailed, wantVerdict: "not proven: the rollback failed before its audit"},
-		{name: "unreadable", state: NodeRolledBack, diffJSON: []byte("{"), wantVerdict: "not proven: the rollback diff is unreadable", wantProblem: true},
+		{name: "no audit yet", state: state.NodeRollingBack, wantVerdict: "not proven: no after-rollback audit yet"},
+		{name: "rollback failed", state: state.NodeRollbackFailed, wantVerdict: "not proven: the rollback failed before its audit"},
+		{name: "unreadable", state: state.NodeRolledBack, diffJSON: []byte("{"), wantVerdict: "not proven: the rollback diff is unreadable", wantProblem: true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			n := repNode(&controllerv1.RolloutNode{NodeId: "n-04", State: tt.state, RollbackDiffJson: tt.diffJSON})
+			n := buildNode(&controllerv1.RolloutNode{NodeId: "n-04", State: tt.state, RollbackDiffJson: tt.diffJSON}, time.UTC)
 			rb := n.Rollback
 			if rb == nil {
 				t.Fatal("no rollback in the node's report")
@@ -488,7 +485,7 @@ func TestReportUnreadableResults(t *testing.T) {
 	in := sampleInput(t)
 	node(in.Rollout, "web2").DeployReportJson = []byte("not json")
 	node(in.Rollout, "web2").ComparisonJson = []byte(`{"summary": 3}`)
-	out, _, err := RenderReport(in, FormatText)
+	out, _, err := Render(in, FormatText)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -506,11 +503,11 @@ func TestReportDecodesAgentReport(t *testing.T) {
 		apply.StepResult{List: "steps", Name: "install", Plugin: "dpkg", Outcome: apply.OutcomeFailed, Duration: 2 * time.Second,
 			Attempts: 2, Error: "dpkg: conflict", Outputs: map[string]string{"token": "s3cret"},
 			Changes: []journal.Change{{Kind: "file", Name: "/etc/x", SHA256: confNew}}})
-	got, err := repDecodeRun(b)
+	got, err := decodeRun(b)
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := &ReportRun{State: "failed", Error: "step install failed", Duration: "2.5s", DurationSeconds: 2.5, Steps: []ReportStep{{
+	want := &Run{State: "failed", Error: "step install failed", Duration: "2.5s", DurationSeconds: 2.5, Steps: []Step{{
 		List: "steps", Name: "install", Plugin: "dpkg", Outcome: "failed", Duration: "2s", DurationSeconds: 2,
 		Attempts: 2, Error: "dpkg: conflict", Changes: []string{"file /etc/x sha256 222222222222"},
 	}}}
@@ -523,7 +520,7 @@ func TestReportDecodesAgentReport(t *testing.T) {
 }
 
 func TestReportJSONRoundTrip(t *testing.T) {
-	out, _, err := RenderReport(sampleInput(t), FormatJSON)
+	out, _, err := Render(sampleInput(t), FormatJSON)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -531,8 +528,40 @@ func TestReportJSONRoundTrip(t *testing.T) {
 	if err := json.Unmarshal(out, &back); err != nil {
 		t.Fatal(err)
 	}
-	if diff := cmp.Diff(BuildReport(sampleInput(t)), &back); diff != "" {
+	f, err := Inspect(out)
+	if err != nil || f.Edited() || back.Digest != f.Digest {
+		t.Errorf("the JSON report's digest %q, the file %+v, %v: want the digest the content hashes to", back.Digest, f, err)
+	}
+	want := Build(sampleInput(t))
+	want.Digest = back.Digest
+	if diff := cmp.Diff(want, &back); diff != "" {
 		t.Errorf("JSON round trip (-want +got):\n%s", diff)
+	}
+}
+
+// TestReportTimes: every time a report shows is to the second, in the
+// controller's zone with its name, in every format; none is a stamp.
+func TestReportTimes(t *testing.T) {
+	shown := regexp.MustCompile(`\b2026-03-0[12] \d\d:\d\d:\d\d CET\b`)
+	stamp := regexp.MustCompile(`\d{4}-\d\d-\d\dT\d\d:\d\d`)
+	for _, format := range Formats {
+		out, _, err := Render(sampleInput(t), format)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if format == FormatJSON {
+			// The before/after comparison is the stored record as it is
+			// (internal/compare.Result), with the audits' own times.
+			out = regexp.MustCompile(`"collected_at": "[^"]*"`).ReplaceAll(out, nil)
+		}
+		if got := stamp.FindAllString(string(out), -1); len(got) > 0 {
+			t.Errorf("%s report shows stored stamps %q", format, got)
+		}
+		// Generated, created, finished; 3 waves' and 4 nodes' starts and
+		// finishes (but web5's); one confirmation; 4 audit-log entries.
+		if got, want := len(shown.FindAllString(string(out), -1)), 3+4+8+1+4; got < want {
+			t.Errorf("%s report shows %d times to the second with the zone, want at least %d", format, got, want)
+		}
 	}
 }
 
@@ -540,7 +569,7 @@ func TestReportTextFitsWidth(t *testing.T) {
 	in := sampleInput(t)
 	node(in.Rollout, "web2").Error = strings.Repeat("a-very-long-error-message-without-spaces-", 6)
 	in.Rollout.Reason = strings.Repeat("the wave was halted because ", 8)
-	out, _, err := RenderReport(in, FormatText)
+	out, _, err := Render(in, FormatText)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -552,7 +581,7 @@ func TestReportTextFitsWidth(t *testing.T) {
 }
 
 // hostile puts markup and control characters where stored data goes.
-func hostile(in ReportInput) ReportInput {
+func hostile(in Input) Input {
 	in.Rollout.Reason = `<script>alert("reason")</script>`
 	node(in.Rollout, "web2").Error = `<img src="http://evil.example/x.png" onerror="alert(1)">`
 	node(in.Rollout, "web1").Confirmations[0].Note = "</td></tr><script>alert(2)</script>\x1b[31m"
@@ -561,7 +590,7 @@ func hostile(in ReportInput) ReportInput {
 }
 
 func TestReportHTML(t *testing.T) {
-	out, _, err := RenderReport(hostile(sampleInput(t)), FormatHTML)
+	out, _, err := Render(hostile(sampleInput(t)), FormatHTML)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -639,6 +668,69 @@ func TestReportHTML(t *testing.T) {
 	}
 }
 
+// TestReportHTMLWrapsLongWords: every digest on the page sits in an
+// element whose style lets it wrap anywhere, on the screen and on paper,
+// and so does every table cell.
+func TestReportHTMLWrapsLongWords(t *testing.T) {
+	out, _, err := Render(sampleInput(t), FormatHTML)
+	if err != nil {
+		t.Fatal(err)
+	}
+	doc, err := html.Parse(bytes.NewReader(out))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var sheet string
+	wraps := map[string]bool{} // selector → its rule wraps anywhere
+	digest := regexp.MustCompile(`[0-9a-f]{64}`)
+	var found int
+	var walk func(n *html.Node, classes []string)
+	walk = func(n *html.Node, classes []string) {
+		if n.Type == html.ElementNode {
+			for _, a := range n.Attr {
+				if a.Key == "class" {
+					for _, c := range strings.Fields(a.Val) {
+						classes = append(slices.Clip(classes), "."+c)
+					}
+				}
+			}
+			classes = append(slices.Clip(classes), n.Data)
+			if n.Data == "style" {
+				sheet = textOf(n)
+			}
+		}
+		if n.Type == html.TextNode && digest.MatchString(n.Data) {
+			found++
+			if !slices.ContainsFunc(classes, func(c string) bool { return wraps[c] }) {
+				t.Errorf("digest %q is in %v, none of which wraps anywhere", strings.TrimSpace(n.Data), classes)
+			}
+		}
+		for c := n.FirstChild; c != nil; c = c.NextSibling {
+			walk(c, classes)
+		}
+	}
+	// The rules outside @media print, and those inside it, by selector.
+	rule := regexp.MustCompile(`(?m)^([^{}@\n]+)\{([^}]*)\}`)
+	page := string(out)
+	start, end := strings.Index(page, "<style>"), strings.Index(page, "</style>")
+	for _, m := range rule.FindAllStringSubmatch(page[start:end], -1) {
+		if strings.Contains(m[2], "overflow-wrap: anywhere") {
+			for _, sel := range strings.Split(m[1], ",") {
+				wraps[strings.TrimSpace(sel)] = true
+			}
+		}
+	}
+	walk(doc, nil)
+	if sheet == "" || found == 0 {
+		t.Fatalf("no style sheet (%d bytes) or no digest on the page (%d)", len(sheet), found)
+	}
+	for _, sel := range []string{"td", "th", ".mono"} {
+		if !wraps[sel] {
+			t.Errorf("%s does not wrap anywhere", sel)
+		}
+	}
+}
+
 func textOf(n *html.Node) string {
 	var b strings.Builder
 	var walk func(*html.Node)
@@ -659,14 +751,14 @@ func textOf(n *html.Node) string {
 // terminal escapes into the text report or markup into the Markdown.
 func TestReportTextAndMarkdownNeutraliseData(t *testing.T) {
 	in := hostile(sampleInput(t))
-	text, _, err := RenderReport(in, FormatText)
+	text, _, err := Render(in, FormatText)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if bytes.ContainsRune(text, 0x1b) {
 		t.Error("the text report carries a raw escape character")
 	}
-	mdOut, _, err := RenderReport(in, FormatMarkdown)
+	mdOut, _, err := Render(in, FormatMarkdown)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -694,8 +786,8 @@ func TestReportRecovery(t *testing.T) {
 				ResolveAuditId: "audit-after", ResolveDiffJson: mustJSON(t, diff.Compare(pre, after))},
 		},
 	}
-	in := ReportInput{Rollout: ro, Release: &controllerv1.ReleaseRecord{Name: "webshop", Version: "2.4.0"}}
-	r := BuildReport(in)
+	in := Input{Rollout: ro, Release: &controllerv1.ReleaseRecord{Name: "webshop", Version: "2.4.0"}}
+	r := Build(in)
 	if c := r.Summary.Counts; c.Interrupted != 1 || c.Resolved != 1 || c.Nodes != 2 {
 		t.Errorf("counts %+v, want 1 interrupted and 1 resolved of 2", c)
 	}
@@ -705,7 +797,7 @@ func TestReportRecovery(t *testing.T) {
 		t.Fatalf("web2's resolution = %+v", res)
 	}
 	for _, format := range []string{FormatText, FormatMarkdown, FormatHTML, FormatJSON} {
-		out, _, err := RenderReport(in, format)
+		out, _, err := Render(in, format)
 		if err != nil {
 			t.Fatal(err)
 		}

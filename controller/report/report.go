@@ -1,8 +1,10 @@
-package rollout
+package report
 
 import (
 	"bytes"
+	"cmp"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"maps"
 	"math"
@@ -11,19 +13,18 @@ import (
 	"strings"
 	"time"
 
+	"github.com/cairn-ops/cairn/controller/release"
 	"github.com/cairn-ops/cairn/controller/rollout/state"
 	"github.com/cairn-ops/cairn/internal/compare"
 	"github.com/cairn-ops/cairn/internal/diff"
 	"github.com/cairn-ops/cairn/internal/manifest"
+	"github.com/cairn-ops/cairn/internal/stamp"
+	"github.com/cairn-ops/cairn/internal/termsafe"
 	controllerv1 "github.com/cairn-ops/cairn/proto/controller/v1"
 )
 
-// The report is drawn from stored records only (BuildReport), then
-// rendered (RenderReport). Its unexported names start with "rep": it
-// shares the package with the engine, and they keep out of its way.
-
-// ReportInput is everything a rollout's management report is drawn from.
-type ReportInput struct {
+// Input is everything a rollout's management report is drawn from.
+type Input struct {
 	// Rollout with its nodes filled in.
 	Rollout *controllerv1.RolloutRecord
 	Release *controllerv1.ReleaseRecord
@@ -32,7 +33,13 @@ type ReportInput struct {
 	// Log holds the audit-log entries about the rollout, oldest first.
 	Log         []*controllerv1.AuditLogEntry
 	GeneratedAt time.Time
+	// Location is the time zone the report shows times in (the
+	// controller's); nil is UTC.
+	Location *time.Location
 }
+
+// titlePrefix starts every report's title.
+const titlePrefix = "Rollout report: "
 
 // Report formats.
 const (
@@ -42,27 +49,32 @@ const (
 	FormatHTML     = "html"
 )
 
-// ReportFormats are the formats RenderReport accepts.
-var ReportFormats = []string{FormatText, FormatJSON, FormatMarkdown, FormatHTML}
+// Formats are the formats Render accepts.
+var Formats = []string{FormatText, FormatJSON, FormatMarkdown, FormatHTML}
 
 // Report is the management report on a rollout: what the JSON format
 // encodes, and what the text, Markdown and HTML formats are rendered
-// from. Times are RFC 3339 as stored; durations are Go durations in
-// words ("6m0s") with the seconds alongside.
+// from. Times are shown to the second in the controller's time zone,
+// with the zone's name ("2026-12-07 14:03:12 CET", internal/stamp.Human),
+// the same in every format; durations are Go durations in words ("6m0s")
+// with the seconds alongside.
 type Report struct {
 	// Title is "Rollout report: NAME@VERSION".
-	Title       string             `json:"title"`
-	GeneratedAt string             `json:"generated_at,omitempty"`
-	Summary     ReportSummary      `json:"summary"`
-	Waves       []ReportWave       `json:"waves"`
-	Nodes       []ReportNode       `json:"nodes"`
-	SLA         ReportSLA          `json:"sla"`
-	KnownErrors []ReportKnownError `json:"known_errors"`
-	AuditTrail  []ReportLogEntry   `json:"audit_trail"`
+	Title       string `json:"title"`
+	GeneratedAt string `json:"generated_at,omitempty"`
+	// Digest is the report file's digest (see digest.go), set as the
+	// report is rendered.
+	Digest      string       `json:"digest"`
+	Summary     Summary      `json:"summary"`
+	Waves       []Wave       `json:"waves"`
+	Nodes       []Node       `json:"nodes"`
+	SLA         SLA          `json:"sla"`
+	KnownErrors []KnownError `json:"known_errors"`
+	AuditTrail  []LogEntry   `json:"audit_trail"`
 }
 
-// ReportSummary is the rollout at a glance.
-type ReportSummary struct {
+// Summary is the rollout at a glance.
+type Summary struct {
 	// Release is NAME@VERSION; ReleaseDigest the digest its approvals
 	// are bound to.
 	Release       string `json:"release"`
@@ -78,24 +90,27 @@ type ReportSummary struct {
 	FinishedAt string `json:"finished_at,omitempty"`
 	// Duration is from creation to the end, or to GeneratedAt ("so
 	// far") while the rollout has not finished.
-	Duration        string   `json:"duration,omitempty"`
-	DurationSeconds float64  `json:"duration_seconds"`
-	Finished        bool     `json:"finished"`
-	Approvers       []string `json:"approvers,omitempty"`
+	Duration        string  `json:"duration,omitempty"`
+	DurationSeconds float64 `json:"duration_seconds"`
+	Finished        bool    `json:"finished"`
+	// Testers recorded the release's passing tests; Approvers approved
+	// it (those the rollout's start was bound to, else the release's).
+	Testers   []string `json:"testers,omitempty"`
+	Approvers []string `json:"approvers,omitempty"`
 	// RollbackRequestedBy is set when a rollback was requested, by
 	// policy or by an operator, at RollbackStartedAt.
 	RollbackRequestedBy string `json:"rollback_requested_by,omitempty"`
 	RollbackStartedAt   string `json:"rollback_started_at,omitempty"`
 	// Strategy is the spec in one line.
-	Strategy string       `json:"strategy"`
-	Spec     ReportSpec   `json:"spec"`
-	Counts   ReportCounts `json:"counts"`
+	Strategy string `json:"strategy"`
+	Spec     Spec   `json:"spec"`
+	Counts   Counts `json:"counts"`
 	// Outcome is the counts in words: "5 nodes: 1 passed, 1 failed, ...".
 	Outcome string `json:"outcome"`
 }
 
-// ReportSpec is how the rollout was asked for, defaults filled in.
-type ReportSpec struct {
+// Spec is how the rollout was asked for, defaults filled in.
+type Spec struct {
 	// Targets is "service shop" or "selector env=prod,role=web".
 	Targets        string   `json:"targets"`
 	Strategy       string   `json:"strategy,omitempty"`
@@ -110,13 +125,13 @@ type ReportSpec struct {
 	OnFailure      string   `json:"on_failure,omitempty"`
 }
 
-// ReportCounts counts the nodes by state, each node in one count
+// Counts counts the nodes by state, each node in one count
 // (controller/rollout/state.Count): they add up to Nodes. Running is
 // every node in flight (auditing, deploying, waiting for a confirmation,
 // rolling back, being resolved); Unreachable and Skipped are the nodes
 // that could not be reached under the fail or wait policy and under the
 // skip policy.
-type ReportCounts struct {
+type Counts struct {
 	Nodes          int `json:"nodes"`
 	Passed         int `json:"passed"`
 	Failed         int `json:"failed"`
@@ -131,8 +146,8 @@ type ReportCounts struct {
 	Running        int `json:"running"`
 }
 
-// ReportWave is one wave.
-type ReportWave struct {
+// Wave is one wave.
+type Wave struct {
 	Index uint32 `json:"index"`
 	// Nodes are the wave's nodes by hostname (else ID).
 	Nodes      []string `json:"nodes"`
@@ -149,8 +164,8 @@ type ReportWave struct {
 	GateAfter   bool   `json:"gate_after,omitempty"`
 }
 
-// ReportNode is one node's deployment.
-type ReportNode struct {
+// Node is one node's deployment.
+type Node struct {
 	NodeID   string `json:"node_id"`
 	Hostname string `json:"hostname,omitempty"`
 	Wave     uint32 `json:"wave"`
@@ -168,59 +183,59 @@ type ReportNode struct {
 	DurationSeconds float64 `json:"duration_seconds"`
 	SLABreached     bool    `json:"sla_breached,omitempty"`
 	// Changed is set when the deployment's steps changed the node.
-	Changed bool        `json:"changed,omitempty"`
-	Drift   ReportDrift `json:"drift"`
+	Changed bool  `json:"changed,omitempty"`
+	Drift   Drift `json:"drift"`
 	// KnownErrors are the release's known errors whose signature matched
 	// the node, "ID: summary".
-	KnownErrors   []string             `json:"known_errors,omitempty"`
-	Confirmations []ReportConfirmation `json:"confirmations,omitempty"`
+	KnownErrors   []string       `json:"known_errors,omitempty"`
+	Confirmations []Confirmation `json:"confirmations,omitempty"`
 	// WaitingStep and WaitingInstructions are set while the node waits
 	// for a manual step's confirmation.
 	WaitingStep         string `json:"waiting_step,omitempty"`
 	WaitingInstructions string `json:"waiting_instructions,omitempty"`
 	// Deployment is the agent's report of the steps and verify checks.
-	Deployment *ReportRun `json:"deployment,omitempty"`
-	// Comparison is the before/after diff repClassified against the
+	Deployment *Run `json:"deployment,omitempty"`
+	// Comparison is the before/after diff classified against the
 	// release's expected changes.
 	Comparison *compare.Result `json:"comparison,omitempty"`
 	// Rollback is set for a node that was (or is being) rolled back.
-	Rollback *ReportRollback `json:"rollback,omitempty"`
+	Rollback *Rollback `json:"rollback,omitempty"`
 	// Resolution is set for a node an operator resolved by hand.
-	Resolution *ReportResolution `json:"resolution,omitempty"`
+	Resolution *Resolution `json:"resolution,omitempty"`
 	// Problems are stored results the report could not read.
 	Problems []string `json:"problems,omitempty"`
 }
 
-// ReportDrift is what the pre-check against the CMS baseline found.
+// Drift is what the pre-check against the CMS baseline found.
 // Checked is false until the node's pre-audit was taken.
-type ReportDrift struct {
+type Drift struct {
 	Checked     bool   `json:"checked"`
 	HasBaseline bool   `json:"has_baseline"`
 	Changes     uint32 `json:"changes"`
 	Summary     string `json:"summary,omitempty"`
 }
 
-// ReportConfirmation is an operator's confirmation of a manual step.
-type ReportConfirmation struct {
+// Confirmation is an operator's confirmation of a manual step.
+type Confirmation struct {
 	Step string `json:"step"`
 	By   string `json:"by"`
 	Note string `json:"note,omitempty"`
 	At   string `json:"at,omitempty"`
 }
 
-// ReportRun is the agent's report of one run of a release's steps (the
+// Run is the agent's report of one run of a release's steps (the
 // deployment, or the rollback).
-type ReportRun struct {
-	State           string       `json:"state,omitempty"`
-	Error           string       `json:"error,omitempty"`
-	Duration        string       `json:"duration,omitempty"`
-	DurationSeconds float64      `json:"duration_seconds"`
-	Steps           []ReportStep `json:"steps,omitempty"`
+type Run struct {
+	State           string  `json:"state,omitempty"`
+	Error           string  `json:"error,omitempty"`
+	Duration        string  `json:"duration,omitempty"`
+	DurationSeconds float64 `json:"duration_seconds"`
+	Steps           []Step  `json:"steps,omitempty"`
 }
 
-// ReportStep is one step, verify check or rollback step. List is steps,
+// Step is one step, verify check or rollback step. List is steps,
 // verify, rollback, or undo (a plugin undoing a step it applied).
-type ReportStep struct {
+type Step struct {
 	List            string  `json:"list"`
 	Name            string  `json:"name"`
 	Plugin          string  `json:"plugin"`
@@ -233,10 +248,10 @@ type ReportStep struct {
 	Changes []string `json:"changes,omitempty"`
 }
 
-// ReportRollback is a node's rollback and its proof: the audit after the
+// Rollback is a node's rollback and its proof: the audit after the
 // rollback compared with the audit before the deployment.
-type ReportRollback struct {
-	Run *ReportRun `json:"run,omitempty"`
+type Rollback struct {
+	Run *Run `json:"run,omitempty"`
 	// Proven is set when the after-rollback audit equals the pre-audit
 	// in every section.
 	Proven bool `json:"proven"`
@@ -248,9 +263,9 @@ type ReportRollback struct {
 	NotComparable []string `json:"not_comparable,omitempty"`
 }
 
-// ReportResolution is an operator's resolution of a node repaired by
+// Resolution is an operator's resolution of a node repaired by
 // hand, and the audit taken then compared with the pre-audit.
-type ReportResolution struct {
+type Resolution struct {
 	By   string `json:"by"`
 	Note string `json:"note"`
 	At   string `json:"at"`
@@ -266,29 +281,29 @@ type ReportResolution struct {
 
 // SLA statuses.
 const (
-	repSLAMet      = "met"
-	repSLABreached = "breached"
-	repSLAPending  = "pending"
-	repSLANone     = "no target"
+	slaMet      = "met"
+	slaBreached = "breached"
+	slaPending  = "pending"
+	slaNone     = "no target"
 )
 
-// ReportSLA is the rollout measured against the release's SLA.
-type ReportSLA struct {
+// SLA is the rollout measured against the release's SLA.
+type SLA struct {
 	// Targets has node_duration, rollout_duration and success_rate, in
 	// that order, each measured whether or not the release sets a
 	// target.
-	Targets []ReportSLATarget `json:"targets"`
+	Targets []SLATarget `json:"targets"`
 	// Breached is set when any target is breached.
 	Breached bool `json:"breached"`
 }
 
-// ReportSLATarget is one SLA target. Status is met, breached, pending
+// SLATarget is one SLA target. Status is met, breached, pending
 // (not measurable yet) or "no target". Node duration is measured over
 // the nodes that ran their deployment (unreachable and skipped nodes
 // are left out). The success rate is passed nodes over the nodes that
 // finished (passed, failed, unreachable, rolled back or failed to roll
 // back; unreachable nodes count as failures).
-type ReportSLATarget struct {
+type SLATarget struct {
 	Kind     string `json:"kind"`
 	Name     string `json:"name"`
 	Target   string `json:"target,omitempty"`
@@ -298,9 +313,9 @@ type ReportSLATarget struct {
 	BreachedBy []string `json:"breached_by,omitempty"`
 }
 
-// ReportKnownError is a known error of the release and the nodes whose
+// KnownError is a known error of the release and the nodes whose
 // inventory matched its signature.
-type ReportKnownError struct {
+type KnownError struct {
 	ID         string   `json:"id"`
 	Summary    string   `json:"summary"`
 	Status     string   `json:"status,omitempty"`
@@ -309,9 +324,9 @@ type ReportKnownError struct {
 	Nodes      []string `json:"nodes,omitempty"`
 }
 
-// ReportLogEntry is one audit-log entry about the rollout. Details are
+// LogEntry is one audit-log entry about the rollout. Details are
 // "key=value" pairs sorted by key.
-type ReportLogEntry struct {
+type LogEntry struct {
 	Sequence uint64 `json:"sequence"`
 	Time     string `json:"time"`
 	Actor    string `json:"actor"`
@@ -320,57 +335,68 @@ type ReportLogEntry struct {
 	Details  string `json:"details,omitempty"`
 }
 
-// RenderReport renders the report as text, json, markdown or html and
-// returns it with its MIME type. An empty format is text.
-func RenderReport(in ReportInput, format string) ([]byte, string, error) {
+// Render renders the report as text, json, markdown or html, with its
+// digest, and returns it with its MIME type. An empty format is text.
+func Render(in Input, format string) ([]byte, string, error) {
+	out, mime, _, err := render(in, format)
+	return out, mime, err
+}
+
+// render is Render, also returning the report's digest. The content
+// passes internal/termsafe before it is sealed, so that printing it
+// (cairnctl escapes what it prints with termsafe) changes no byte of it.
+func render(in Input, format string) (content []byte, mime, digest string, err error) {
 	if in.Rollout == nil {
-		return nil, "", fmt.Errorf("%w: report without a rollout", ErrInvalid)
+		return nil, "", "", errors.New("report without a rollout")
 	}
-	var render func(*Report) ([]byte, error)
-	var mime string
+	write, mime, err := renderer(format)
+	if err != nil {
+		return nil, "", "", err
+	}
+	r := Build(in)
+	r.Digest = placeholder()
+	out, err := write(r)
+	if err == nil {
+		out, digest, err = seal([]byte(termsafe.String(string(out))), r.Digest)
+	}
+	if err != nil {
+		return nil, "", "", fmt.Errorf("render %s report of rollout %s: %w", cmp.Or(format, FormatText), in.Rollout.GetId(), err)
+	}
+	return out, mime, digest, nil
+}
+
+// renderer returns the function that renders format, and its MIME type;
+// an unknown format is ErrFormat.
+func renderer(format string) (func(*Report) ([]byte, error), string, error) {
 	switch format {
 	case "", FormatText:
-		render, mime = repRenderText, "text/plain; charset=utf-8"
+		return renderText, "text/plain; charset=utf-8", nil
 	case FormatJSON:
-		render, mime = repRenderJSON, "application/json"
+		return renderJSON, "application/json", nil
 	case FormatMarkdown:
-		render, mime = repRenderMarkdown, "text/markdown; charset=utf-8"
+		return renderMarkdown, "text/markdown; charset=utf-8", nil
 	case FormatHTML:
-		render, mime = repRenderHTML, "text/html; charset=utf-8"
-	default:
-		return nil, "", fmt.Errorf("%w: report format %q: want one of %s", ErrInvalid, format, strings.Join(ReportFormats, ", "))
+		return renderHTML, "text/html; charset=utf-8", nil
 	}
-	r := BuildReport(in)
-	out, err := render(r)
-	if err != nil {
-		return nil, "", fmt.Errorf("render %s report of rollout %s: %w", repOr(format, FormatText), in.Rollout.GetId(), err)
-	}
-	return out, mime, nil
+	return nil, "", fmt.Errorf("%w %q: want one of %s", ErrFormat, format, strings.Join(Formats, ", "))
 }
 
-// repOr is s, or def when s is empty.
-func repOr(s, def string) string {
-	if s == "" {
-		return def
-	}
-	return s
-}
-
-// BuildReport draws the report from in. Stored results it cannot decode
+// Build draws the report from in. Stored results it cannot decode
 // are listed as the node's problems, not errors: the report is still
 // rendered.
-func BuildReport(in ReportInput) *Report {
+func Build(in Input) *Report {
 	ro := in.Rollout
 	ref := ro.GetRelease().GetName() + "@" + ro.GetRelease().GetVersion()
 	r := &Report{
-		Title:       "Rollout report: " + ref,
-		Waves:       []ReportWave{},
-		Nodes:       []ReportNode{},
-		KnownErrors: []ReportKnownError{},
-		AuditTrail:  []ReportLogEntry{},
+		Title:       titlePrefix + ref,
+		Waves:       []Wave{},
+		Nodes:       []Node{},
+		KnownErrors: []KnownError{},
+		AuditTrail:  []LogEntry{},
 	}
+	loc := in.Location
 	if !in.GeneratedAt.IsZero() {
-		r.GeneratedAt = in.GeneratedAt.UTC().Format(time.RFC3339)
+		r.GeneratedAt = stamp.HumanTime(in.GeneratedAt, loc)
 	}
 
 	nodes := slices.Clone(ro.GetNodes())
@@ -378,58 +404,59 @@ func BuildReport(in ReportInput) *Report {
 		if a.GetWave() != b.GetWave() {
 			return int(a.GetWave()) - int(b.GetWave())
 		}
-		return strings.Compare(repNodeName(a), repNodeName(b))
+		return strings.Compare(a.Name(), b.Name())
 	})
 	names := map[string]string{}
 	for _, n := range nodes {
-		names[n.GetNodeId()] = repNodeName(n)
-		r.Nodes = append(r.Nodes, repNode(n))
+		names[n.GetNodeId()] = n.Name()
+		r.Nodes = append(r.Nodes, buildNode(n, loc))
 	}
 
 	s := &r.Summary
 	s.Release = ref
-	s.ReleaseDigest = repOr(ro.GetReleaseDigest(), in.Release.GetDigest())
+	s.ReleaseDigest = cmp.Or(ro.GetReleaseDigest(), in.Release.GetDigest())
 	s.RolloutID = ro.GetId()
 	s.State = state.Name(ro.GetState())
 	s.Reason = ro.GetReason()
 	s.WaitingFor = ro.GetWaitingFor()
 	s.CreatedBy = ro.GetCreatedBy()
-	s.CreatedAt = ro.GetCreatedAt()
-	s.FinishedAt = ro.GetFinishedAt()
+	s.CreatedAt = stamp.Human(ro.GetCreatedAt(), loc)
+	s.FinishedAt = stamp.Human(ro.GetFinishedAt(), loc)
 	s.Finished = ro.GetFinishedAt() != ""
 	s.Approvers = ro.GetApprovers()
 	if len(s.Approvers) == 0 {
 		for _, d := range in.Release.GetDecisions() {
-			if d.GetDecision() == "approve" && !slices.Contains(s.Approvers, d.GetBy()) {
+			if d.GetDecision() == release.DecisionApprove && !slices.Contains(s.Approvers, d.GetBy()) {
 				s.Approvers = append(s.Approvers, d.GetBy())
 			}
 		}
 	}
 	s.RollbackRequestedBy = ro.GetRollbackRequestedBy()
-	s.RollbackStartedAt = ro.GetRollbackStartedAt()
+	s.Testers = testers(in.Release)
+	s.RollbackStartedAt = stamp.Human(ro.GetRollbackStartedAt(), loc)
 	end := ro.GetFinishedAt()
-	if end == "" && r.GeneratedAt != "" {
-		end = r.GeneratedAt
+	if end == "" && !in.GeneratedAt.IsZero() {
+		end = stamp.Format(in.GeneratedAt)
 	}
-	if d, ok := repBetween(ro.GetCreatedAt(), end); ok {
+	if d, ok := between(ro.GetCreatedAt(), end); ok {
 		s.DurationSeconds = d.Seconds()
-		s.Duration = repDuration(d)
+		s.Duration = showDuration(d)
 		if !s.Finished {
 			s.Duration += " so far"
 		}
 	}
-	s.Spec = repSpec(ro.GetSpec(), ro.GetMaxParallel())
-	s.Strategy = repStrategyLine(s.Spec)
-	s.Counts = repCountNodes(nodes, ro.GetCounts())
-	s.Outcome = repOutcomeLine(s.Counts)
+	s.Spec = buildSpec(ro.GetSpec(), ro.GetMaxParallel())
+	s.Strategy = strategyLine(s.Spec)
+	s.Counts = countNodes(nodes, ro.GetCounts())
+	s.Outcome = outcomeLine(s.Counts)
 
 	for _, w := range ro.GetWaves() {
-		rw := ReportWave{
-			Index: w.GetIndex(), State: state.Name(w.GetState()), StartedAt: w.GetStartedAt(), FinishedAt: w.GetFinishedAt(),
+		rw := Wave{
+			Index: w.GetIndex(), State: state.Name(w.GetState()), StartedAt: stamp.Human(w.GetStartedAt(), loc), FinishedAt: stamp.Human(w.GetFinishedAt(), loc),
 			MaxFailures: w.GetMaxFailures(), GateAfter: w.GetGateAfter(), Nodes: []string{},
 		}
 		for _, id := range w.GetNodeIds() {
-			rw.Nodes = append(rw.Nodes, repOr(names[id], id))
+			rw.Nodes = append(rw.Nodes, cmp.Or(names[id], id))
 		}
 		rw.Failures = int(state.WaveFailures(w, nodes))
 		rw.OverBudget = rw.Failures > int(rw.MaxFailures)
@@ -440,11 +467,11 @@ func BuildReport(in ReportInput) *Report {
 	if in.Manifest != nil {
 		sla = in.Manifest.SLA
 	}
-	r.SLA = repMeasureSLA(sla, r.Nodes, s)
+	r.SLA = measureSLA(sla, r.Nodes, s)
 
 	if in.Manifest != nil {
 		for _, k := range in.Manifest.KnownErrors {
-			ke := ReportKnownError{ID: k.ID, Summary: k.Summary, Status: k.Status, Symptom: k.Symptom, Workaround: k.Workaround}
+			ke := KnownError{ID: k.ID, Summary: k.Summary, Status: k.Status, Symptom: k.Symptom, Workaround: k.Workaround}
 			for _, n := range r.Nodes {
 				if slices.ContainsFunc(n.KnownErrors, func(e string) bool { return e == k.ID || strings.HasPrefix(e, k.ID+":") }) {
 					ke.Nodes = append(ke.Nodes, n.name())
@@ -459,29 +486,36 @@ func BuildReport(in ReportInput) *Report {
 		for _, k := range slices.Sorted(maps.Keys(e.GetDetails())) {
 			details = append(details, k+"="+e.GetDetails()[k])
 		}
-		r.AuditTrail = append(r.AuditTrail, ReportLogEntry{
-			Sequence: e.GetSequence(), Time: e.GetTime(), Actor: e.GetActor(), Action: e.GetAction(),
+		r.AuditTrail = append(r.AuditTrail, LogEntry{
+			Sequence: e.GetSequence(), Time: stamp.Human(e.GetTime(), loc), Actor: e.GetActor(), Action: e.GetAction(),
 			Object: e.GetObject(), Details: strings.Join(details, " "),
 		})
 	}
 	return r
 }
 
-// repNodeName names a node by hostname, else ID.
-func repNodeName(n *controllerv1.RolloutNode) string {
-	return repOr(n.GetHostname(), n.GetNodeId())
+func (n Node) name() string { return cmp.Or(n.Hostname, n.NodeID) }
+
+// testers are the users who recorded a passing test of the release, in
+// the order they did.
+func testers(rel *controllerv1.ReleaseRecord) []string {
+	var out []string
+	for _, t := range rel.GetTests() {
+		if t.GetResult() == release.ResultPass && !slices.Contains(out, t.GetTester()) {
+			out = append(out, t.GetTester())
+		}
+	}
+	return out
 }
 
-func (n ReportNode) name() string { return repOr(n.Hostname, n.NodeID) }
-
-// repCountNodes counts nodes by state (state.Count); with no nodes (a
+// countNodes counts nodes by state (state.Count); with no nodes (a
 // rollout listed without them) it takes the stored counts.
-func repCountNodes(nodes []*controllerv1.RolloutNode, stored *controllerv1.RolloutCounts) ReportCounts {
+func countNodes(nodes []*controllerv1.RolloutNode, stored *controllerv1.RolloutCounts) Counts {
 	c := stored
 	if len(nodes) > 0 {
 		c = state.Count(nodes)
 	}
-	return ReportCounts{
+	return Counts{
 		Nodes: int(c.GetNodes()), Passed: int(c.GetPassed()), Failed: int(c.GetFailed()),
 		Unreachable: int(c.GetUnreachable()), Skipped: int(c.GetSkipped()), Interrupted: int(c.GetInterrupted()),
 		RolledBack: int(c.GetRolledBack()), RollbackFailed: int(c.GetRollbackFailed()), Resolved: int(c.GetResolved()),
@@ -489,9 +523,9 @@ func repCountNodes(nodes []*controllerv1.RolloutNode, stored *controllerv1.Rollo
 	}
 }
 
-// repOutcomeLine says the counts in words, always naming passed, failed,
+// outcomeLine says the counts in words, always naming passed, failed,
 // unreachable and skipped, and the others when there are any.
-func repOutcomeLine(c ReportCounts) string {
+func outcomeLine(c Counts) string {
 	parts := []string{
 		fmt.Sprintf("%d passed", c.Passed),
 		fmt.Sprintf("%d failed", c.Failed),
@@ -514,10 +548,10 @@ func repOutcomeLine(c ReportCounts) string {
 	return fmt.Sprintf("%d %s: %s", c.Nodes, noun, strings.Join(parts, ", "))
 }
 
-// repSpec is the rollout's spec for the report; maxParallel is the
+// buildSpec is the rollout's spec for the report; maxParallel is the
 // number the engine settled on.
-func repSpec(sp *controllerv1.RolloutSpec, maxParallel uint32) ReportSpec {
-	out := ReportSpec{
+func buildSpec(sp *controllerv1.RolloutSpec, maxParallel uint32) Spec {
+	out := Spec{
 		Strategy: sp.GetStrategy(), Waves: sp.GetWaves(), MaxParallel: sp.GetMaxParallel(),
 		MaxFailures: sp.GetMaxFailures(), Unreachable: sp.GetUnreachable(), LostAfter: sp.GetLostAfter(), Bake: sp.GetBake(),
 		GatesAfterWave: sp.GetGatesAfterWave(), Window: sp.GetWindow(), OnFailure: sp.GetOnFailure(),
@@ -544,10 +578,10 @@ func repSpec(sp *controllerv1.RolloutSpec, maxParallel uint32) ReportSpec {
 	return out
 }
 
-// repStrategyLine is the spec in one line: "canary; waves 1, 10%, 100%; max
+// strategyLine is the spec in one line: "canary; waves 1, 10%, 100%; max
 // parallel 5; max failures 0 per wave; unreachable fail; on failure
 // stop; bake 5m; gates after waves 1; window Sat 22:00-Sun 04:00".
-func repStrategyLine(s ReportSpec) string {
+func strategyLine(s Spec) string {
 	var parts []string
 	add := func(label, v string) {
 		if v != "" {
@@ -578,55 +612,72 @@ func repStrategyLine(s ReportSpec) string {
 	return strings.Join(parts, "; ")
 }
 
-// repDecodeRun reads an agent's apply.Report JSON (applyReport).
-func repDecodeRun(b []byte) (*ReportRun, error) {
-	var a applyReport
+// agentRun is what the report shows of an agent's report of a
+// deployment or a rollback (agent/apply.Report, stored as JSON: the JSON
+// is the contract). A step's list, name, plugin, outcome, error and
+// attempts decode into Step as they are.
+type agentRun struct {
+	State    string        `json:"state"`
+	Error    string        `json:"error"`
+	Duration time.Duration `json:"duration"`
+	Steps    []struct {
+		Step
+		Duration time.Duration                                         `json:"duration"`
+		Changes  []struct{ Kind, Name, State, Version, SHA256 string } `json:"changes"`
+	} `json:"steps"`
+}
+
+// decodeRun reads an agent's report of a deployment or a rollback.
+func decodeRun(b []byte) (*Run, error) {
+	var a agentRun
 	if err := json.Unmarshal(b, &a); err != nil {
 		return nil, err
 	}
-	run := &ReportRun{State: a.State, Error: a.Error, DurationSeconds: a.Duration.Seconds()}
+	run := &Run{State: a.State, Error: a.Error, DurationSeconds: a.Duration.Seconds()}
 	if a.Duration > 0 {
-		run.Duration = repDuration(a.Duration)
+		run.Duration = showDuration(a.Duration)
 	}
 	for _, st := range a.Steps {
-		rs := ReportStep{
-			List: st.List, Name: st.Name, Plugin: st.Plugin, Outcome: st.Outcome,
-			DurationSeconds: st.Duration.Seconds(), Attempts: st.Attempts, Error: st.Error,
-		}
+		rs := st.Step
+		rs.DurationSeconds, rs.Duration, rs.Changes = st.Duration.Seconds(), "", nil
 		if st.Duration > 0 {
-			rs.Duration = repDuration(st.Duration)
+			rs.Duration = showDuration(st.Duration)
 		}
 		for _, c := range st.Changes {
-			rs.Changes = append(rs.Changes, c.String())
+			words := joinNonEmpty(" ", c.Kind, c.Name, c.State, c.Version)
+			if c.SHA256 != "" {
+				words += " sha256 " + c.SHA256[:min(12, len(c.SHA256))]
+			}
+			rs.Changes = append(rs.Changes, words)
 		}
 		run.Steps = append(run.Steps, rs)
 	}
 	return run, nil
 }
 
-// repNode is a node's part of the report, its stored JSON results
+// buildNode is a node's part of the report, its stored JSON results
 // decoded.
-func repNode(n *controllerv1.RolloutNode) ReportNode {
-	rn := ReportNode{
+func buildNode(n *controllerv1.RolloutNode, loc *time.Location) Node {
+	rn := Node{
 		NodeID: n.GetNodeId(), Hostname: n.GetHostname(), Wave: n.GetWave(), State: state.Name(n.GetState()),
 		Error: n.GetError(), InterruptedStep: n.GetInterruptedStep(), Retries: n.GetRetries(),
-		StartedAt: n.GetStartedAt(), FinishedAt: n.GetFinishedAt(),
+		StartedAt: stamp.Human(n.GetStartedAt(), loc), FinishedAt: stamp.Human(n.GetFinishedAt(), loc),
 		SLABreached: n.GetSlaBreached(), Changed: n.GetChanged(),
-		Drift: ReportDrift{
+		Drift: Drift{
 			Checked:     n.GetPreAuditId() != "" || n.GetDriftChanges() > 0 || n.GetDriftSummary() != "",
 			HasBaseline: n.GetHasBaseline(), Changes: n.GetDriftChanges(), Summary: n.GetDriftSummary(),
 		},
 		KnownErrors: n.GetKnownErrors(), WaitingStep: n.GetWaitingStep(), WaitingInstructions: n.GetWaitingInstructions(),
 	}
-	if d, ok := repNodeDuration(n); ok {
+	if d, ok := nodeDuration(n); ok {
 		rn.DurationSeconds = d.Seconds()
-		rn.Duration = repDuration(d)
+		rn.Duration = showDuration(d)
 	}
 	for _, c := range n.GetConfirmations() {
-		rn.Confirmations = append(rn.Confirmations, ReportConfirmation{Step: c.GetStep(), By: c.GetBy(), Note: c.GetNote(), At: c.GetAt()})
+		rn.Confirmations = append(rn.Confirmations, Confirmation{Step: c.GetStep(), By: c.GetBy(), Note: c.GetNote(), At: stamp.Human(c.GetAt(), loc)})
 	}
 	if b := n.GetDeployReportJson(); len(b) > 0 {
-		run, err := repDecodeRun(b)
+		run, err := decodeRun(b)
 		if err != nil {
 			rn.Problems = append(rn.Problems, "deployment report unreadable: "+err.Error())
 		}
@@ -640,59 +691,52 @@ func repNode(n *controllerv1.RolloutNode) ReportNode {
 			rn.Comparison = &res
 		}
 	}
-	rolledBack := slices.Contains([]state.Node{NodeRollingBack, NodeRolledBack, NodeRollbackFailed}, n.GetState())
+	rolledBack := slices.Contains([]state.Node{state.NodeRollingBack, state.NodeRolledBack, state.NodeRollbackFailed}, n.GetState())
 	if rolledBack || len(n.GetRollbackReportJson()) > 0 || len(n.GetRollbackDiffJson()) > 0 {
-		rn.Rollback = repRollbackProof(n, &rn)
+		rn.Rollback = rollbackProof(n, &rn)
 	}
 	if n.GetResolvedBy() != "" {
-		rn.Resolution = repResolution(n, &rn)
+		rn.Resolution = resolution(n, &rn, loc)
 	}
 	return rn
 }
 
-// repResolution reads an operator's resolution of a node and the diff
+// resolution reads an operator's resolution of a node and the diff
 // from its pre-audit to the audit taken then.
-func repResolution(n *controllerv1.RolloutNode, rn *ReportNode) *ReportResolution {
-	res := &ReportResolution{By: n.GetResolvedBy(), Note: n.GetResolvedNote(), At: n.GetResolvedAt(), AuditID: n.GetResolveAuditId()}
+func resolution(n *controllerv1.RolloutNode, rn *Node, loc *time.Location) *Resolution {
+	res := &Resolution{By: n.GetResolvedBy(), Note: n.GetResolvedNote(), At: stamp.Human(n.GetResolvedAt(), loc), AuditID: n.GetResolveAuditId()}
 	switch {
-	case n.GetState() == NodeResolving:
+	case n.GetState() == state.NodeResolving:
 		res.Verdict = "audit being taken"
 		return res
 	case len(n.GetResolveDiffJson()) == 0:
 		res.Verdict = "audited; no pre-audit to compare with"
 		return res
 	}
-	var d diff.Report
-	if err := json.Unmarshal(n.GetResolveDiffJson(), &d); err != nil {
+	var summary string
+	var err error
+	if res.Differences, res.NotComparable, summary, err = fromPreAudit(n.GetResolveDiffJson()); err != nil {
 		rn.Problems = append(rn.Problems, "resolution diff unreadable: "+err.Error())
 		res.Verdict = "the resolution diff is unreadable"
 		return res
 	}
-	for _, s := range d.Sections {
-		if !s.Comparable && !s.Skipped {
-			res.NotComparable = append(res.NotComparable, s.Name+": "+s.Reason)
-		}
-		for _, ch := range s.Changes {
-			res.Differences = append(res.Differences, compare.Describe(s.Name, ch))
-		}
-	}
 	switch {
 	case len(res.Differences) > 0:
-		res.Verdict = "differs from the pre-audit: " + d.Summary
+		res.Verdict = "differs from the pre-audit: " + summary
 	case len(res.NotComparable) > 0:
-		res.Verdict = "not fully comparable with the pre-audit: " + d.Summary
+		res.Verdict = "not fully comparable with the pre-audit: " + summary
 	default:
 		res.Verdict = "equals the pre-audit"
 	}
 	return res
 }
 
-// repRollbackProof reads a node's rollback report and the diff from its
+// rollbackProof reads a node's rollback report and the diff from its
 // pre-audit to its after-rollback audit.
-func repRollbackProof(n *controllerv1.RolloutNode, rn *ReportNode) *ReportRollback {
-	rb := &ReportRollback{}
+func rollbackProof(n *controllerv1.RolloutNode, rn *Node) *Rollback {
+	rb := &Rollback{}
 	if b := n.GetRollbackReportJson(); len(b) > 0 {
-		run, err := repDecodeRun(b)
+		run, err := decodeRun(b)
 		if err != nil {
 			rn.Problems = append(rn.Problems, "rollback report unreadable: "+err.Error())
 		}
@@ -701,30 +745,23 @@ func repRollbackProof(n *controllerv1.RolloutNode, rn *ReportNode) *ReportRollba
 	b := n.GetRollbackDiffJson()
 	if len(b) == 0 {
 		rb.Verdict = "not proven: no after-rollback audit yet"
-		if n.GetState() == NodeRollbackFailed {
+		if n.GetState() == state.NodeRollbackFailed {
 			rb.Verdict = "not proven: the rollback failed before its audit"
 		}
 		return rb
 	}
-	var d diff.Report
-	if err := json.Unmarshal(b, &d); err != nil {
+	var summary string
+	var err error
+	if rb.Differences, rb.NotComparable, summary, err = fromPreAudit(b); err != nil {
 		rn.Problems = append(rn.Problems, "rollback diff unreadable: "+err.Error())
 		rb.Verdict = "not proven: the rollback diff is unreadable"
 		return rb
 	}
-	for _, s := range d.Sections {
-		if !s.Comparable && !s.Skipped {
-			rb.NotComparable = append(rb.NotComparable, s.Name+": "+s.Reason)
-		}
-		for _, ch := range s.Changes {
-			rb.Differences = append(rb.Differences, compare.Describe(s.Name, ch))
-		}
-	}
 	switch {
 	case len(rb.Differences) > 0:
-		rb.Verdict = "after-state differs from the pre-audit: " + d.Summary
+		rb.Verdict = "after-state differs from the pre-audit: " + summary
 	case len(rb.NotComparable) > 0:
-		rb.Verdict = "not proven: " + d.Summary
+		rb.Verdict = "not proven: " + summary
 	default:
 		rb.Proven = true
 		rb.Verdict = "after-state equals pre-audit"
@@ -732,18 +769,37 @@ func repRollbackProof(n *controllerv1.RolloutNode, rn *ReportNode) *ReportRollba
 	return rb
 }
 
-// repNodeDuration is how long a finished node took: its stored duration,
+// fromPreAudit reads a stored diff from a node's pre-audit (internal/diff's
+// Report, JSON) in words: the changes that remain, the sections it could
+// not compare, and its summary.
+func fromPreAudit(b []byte) (differences, notComparable []string, summary string, err error) {
+	var d diff.Report
+	if err := json.Unmarshal(b, &d); err != nil {
+		return nil, nil, "", err
+	}
+	for _, s := range d.Sections {
+		if !s.Comparable && !s.Skipped {
+			notComparable = append(notComparable, s.Name+": "+s.Reason)
+		}
+		for _, ch := range s.Changes {
+			differences = append(differences, compare.Describe(s.Name, ch))
+		}
+	}
+	return differences, notComparable, d.Summary, nil
+}
+
+// nodeDuration is how long a finished node took: its stored duration,
 // else from its start to its finish.
-func repNodeDuration(n *controllerv1.RolloutNode) (time.Duration, bool) {
+func nodeDuration(n *controllerv1.RolloutNode) (time.Duration, bool) {
 	if s := n.GetDurationSeconds(); s > 0 {
 		return time.Duration(s * float64(time.Second)), true
 	}
-	return repBetween(n.GetStartedAt(), n.GetFinishedAt())
+	return between(n.GetStartedAt(), n.GetFinishedAt())
 }
 
-// repBetween is b - a for two RFC 3339 times, false when either is missing
+// between is b - a for two RFC 3339 times, false when either is missing
 // or unreadable or b is before a.
-func repBetween(a, b string) (time.Duration, bool) {
+func between(a, b string) (time.Duration, bool) {
 	if a == "" || b == "" {
 		return 0, false
 	}
@@ -758,32 +814,32 @@ func repBetween(a, b string) (time.Duration, bool) {
 	return tb.Sub(ta), true
 }
 
-// repDuration is a duration for people: whole seconds, or milliseconds below
+// showDuration is a duration for people: whole seconds, or milliseconds below
 // ten seconds ("6m0s", "1.25s", "0s").
-func repDuration(d time.Duration) string {
+func showDuration(d time.Duration) string {
 	if d < 10*time.Second {
 		return d.Round(time.Millisecond).String()
 	}
 	return d.Round(time.Second).String()
 }
 
-// repFinished reports whether a node reached an outcome that counts for
+// countsForSuccessRate reports whether a node reached an outcome that counts for
 // the success rate: its deployment ran and ended (skipped and aborted
 // nodes never ran theirs).
-func repFinished(s state.Node) bool {
+func countsForSuccessRate(s state.Node) bool {
 	switch s {
-	case NodePassed, NodeFailed, NodeUnreachable, NodeInterrupted, NodeRolledBack, NodeRollbackFailed, NodeResolved:
+	case state.NodePassed, state.NodeFailed, state.NodeUnreachable, state.NodeInterrupted, state.NodeRolledBack, state.NodeRollbackFailed, state.NodeResolved:
 		return true
 	}
 	return false
 }
 
-// repMeasureSLA measures the rollout against the release's SLA.
-func repMeasureSLA(sla manifest.SLA, nodes []ReportNode, s *ReportSummary) ReportSLA {
-	out := ReportSLA{}
+// measureSLA measures the rollout against the release's SLA.
+func measureSLA(sla manifest.SLA, nodes []Node, s *Summary) SLA {
+	out := SLA{}
 
 	// Node duration.
-	nd := ReportSLATarget{Kind: BreachNodeDuration, Name: "Node duration", Status: repSLANone}
+	nd := SLATarget{Kind: state.BreachNodeDuration, Name: "Node duration", Status: slaNone}
 	var durs []float64
 	var slowest string
 	var slowestSec float64
@@ -805,49 +861,49 @@ func repMeasureSLA(sla manifest.SLA, nodes []ReportNode, s *ReportSummary) Repor
 	} else {
 		slices.Sort(durs)
 		nd.Measured = fmt.Sprintf("max %s (%s), median %s over %d %s",
-			repDuration(repSeconds(slowestSec)), slowest, repDuration(repSeconds(repMedian(durs))), len(durs), repPlural(len(durs), "node", "nodes"))
+			showDuration(seconds(slowestSec)), slowest, showDuration(seconds(median(durs))), len(durs), plural(len(durs), "node", "nodes"))
 	}
 	if sla.MaxNodeDuration > 0 {
 		nd.Target = "<= " + sla.MaxNodeDuration.String()
 		switch {
 		case len(nd.BreachedBy) > 0:
-			nd.Status = repSLABreached
+			nd.Status = slaBreached
 		case len(durs) == 0:
-			nd.Status = repSLAPending
+			nd.Status = slaPending
 		default:
-			nd.Status = repSLAMet
+			nd.Status = slaMet
 		}
 	}
 
 	// Rollout duration.
-	rd := ReportSLATarget{Kind: BreachRolloutDuration, Name: "Rollout duration", Status: repSLANone, Measured: repOr(s.Duration, "unknown")}
+	rd := SLATarget{Kind: state.BreachRolloutDuration, Name: "Rollout duration", Status: slaNone, Measured: cmp.Or(s.Duration, "unknown")}
 	if sla.MaxRolloutDuration > 0 {
 		rd.Target = "<= " + sla.MaxRolloutDuration.String()
 		switch {
 		case s.Duration == "":
-			rd.Status = repSLAPending
+			rd.Status = slaPending
 		case s.DurationSeconds > sla.MaxRolloutDuration.Seconds():
-			rd.Status = repSLABreached
+			rd.Status = slaBreached
 		case s.Finished:
-			rd.Status = repSLAMet
+			rd.Status = slaMet
 		default:
-			rd.Status = repSLAPending
+			rd.Status = slaPending
 		}
 	}
 
 	// Success rate.
-	sr := ReportSLATarget{Kind: BreachSuccessRate, Name: "Success rate", Status: repSLANone}
+	sr := SLATarget{Kind: state.BreachSuccessRate, Name: "Success rate", Status: slaNone}
 	passed, finished, unreachable := 0, 0, 0
 	for _, n := range nodes {
 		st, _ := state.ParseNode(n.State)
-		if !repFinished(st) {
+		if !countsForSuccessRate(st) {
 			continue
 		}
 		finished++
 		switch st {
-		case NodePassed:
+		case state.NodePassed:
 			passed++
-		case NodeUnreachable:
+		case state.NodeUnreachable:
 			unreachable++
 		}
 	}
@@ -856,7 +912,7 @@ func repMeasureSLA(sla manifest.SLA, nodes []ReportNode, s *ReportSummary) Repor
 		sr.Measured = "no node has finished"
 	} else {
 		rate = float64(passed) / float64(finished)
-		sr.Measured = fmt.Sprintf("%s (%d of %d finished %s passed", repPercent(rate), passed, finished, repPlural(finished, "node", "nodes"))
+		sr.Measured = fmt.Sprintf("%s (%d of %d finished %s passed", percent(rate), passed, finished, plural(finished, "node", "nodes"))
 		if unreachable > 0 {
 			sr.Measured += fmt.Sprintf("; %d unreachable counted as failed", unreachable)
 		}
@@ -866,30 +922,30 @@ func repMeasureSLA(sla manifest.SLA, nodes []ReportNode, s *ReportSummary) Repor
 		}
 	}
 	if sla.MinSuccessRate > 0 {
-		sr.Target = ">= " + repPercent(sla.MinSuccessRate)
+		sr.Target = ">= " + percent(sla.MinSuccessRate)
 		switch {
 		case finished == 0:
-			sr.Status = repSLAPending
+			sr.Status = slaPending
 		case rate < sla.MinSuccessRate:
-			sr.Status = repSLABreached
+			sr.Status = slaBreached
 		default:
-			sr.Status = repSLAMet
+			sr.Status = slaMet
 		}
 	}
 
-	out.Targets = []ReportSLATarget{nd, rd, sr}
+	out.Targets = []SLATarget{nd, rd, sr}
 	for _, t := range out.Targets {
-		if t.Status == repSLABreached {
+		if t.Status == slaBreached {
 			out.Breached = true
 		}
 	}
 	return out
 }
 
-func repSeconds(s float64) time.Duration { return time.Duration(s * float64(time.Second)) }
+func seconds(s float64) time.Duration { return time.Duration(s * float64(time.Second)) }
 
-// repMedian is the median of sorted values.
-func repMedian(sorted []float64) float64 {
+// median is the median of sorted values.
+func median(sorted []float64) float64 {
 	n := len(sorted)
 	if n%2 == 1 {
 		return sorted[n/2]
@@ -897,14 +953,14 @@ func repMedian(sorted []float64) float64 {
 	return (sorted[n/2-1] + sorted[n/2]) / 2
 }
 
-// repPercent is a fraction as a percentage with up to one decimal: "95%",
+// percent is a fraction as a percentage with up to one decimal: "95%",
 // "33.3%".
-func repPercent(f float64) string {
+func percent(f float64) string {
 	v := math.Round(f*1000) / 10
 	return strconv.FormatFloat(v, 'f', -1, 64) + "%"
 }
 
-func repPlural(n int, one, many string) string {
+func plural(n int, one, many string) string {
 	if n == 1 {
 		return one
 	}
@@ -913,8 +969,8 @@ func repPlural(n int, one, many string) string {
 
 // ---- JSON ----
 
-// repRenderJSON writes r as indented JSON, the report's documented form.
-func repRenderJSON(r *Report) ([]byte, error) {
+// renderJSON writes r as indented JSON, the report's documented form.
+func renderJSON(r *Report) ([]byte, error) {
 	var b bytes.Buffer
 	enc := json.NewEncoder(&b)
 	enc.SetIndent("", "  ")
