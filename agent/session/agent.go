@@ -24,6 +24,7 @@ import (
 	"github.com/cairn-ops/cairn/agent/apply"
 	"github.com/cairn-ops/cairn/agent/inventory"
 	"github.com/cairn-ops/cairn/internal/readlimit"
+	"github.com/cairn-ops/cairn/internal/refusal"
 	agentv1 "github.com/cairn-ops/cairn/proto/agent/v1"
 	inventoryv1 "github.com/cairn-ops/cairn/proto/inventory/v1"
 )
@@ -307,7 +308,10 @@ func streamError(stream agentv1.Agent_SessionClient, err error) error {
 }
 
 // classify turns a session's gRPC error into a permanent error when the
-// controller refused the node, and otherwise leaves it as it is.
+// controller refused the node, and otherwise leaves it as it is. It
+// decides on the refusal's reason (internal/refusal), never on the
+// message's text: a revoked node is ErrRevoked, any other refusal of the
+// node's identity ErrRefused.
 func classify(err error) error {
 	if err == nil || errors.Is(err, errRenewed) {
 		return err
@@ -316,13 +320,14 @@ func classify(err error) error {
 	if !ok {
 		return err
 	}
+	switch refusal.Of(err) {
+	case refusal.NodeRevoked:
+		return fmt.Errorf("%w: %s: enroll again with a new token after removing %s", ErrRevoked, st.Message(), IdentityFile)
+	case refusal.NodeUnknown, refusal.CertificateRetired:
+		return fmt.Errorf("%w: %s: enroll again with a new token after removing %s", ErrRefused, st.Message(), IdentityFile)
+	}
 	switch st.Code() {
-	case codes.PermissionDenied:
-		if strings.Contains(strings.ToLower(st.Message()), "revoked") {
-			return fmt.Errorf("%w: %s: enroll again with a new token after removing %s", ErrRevoked, st.Message(), IdentityFile)
-		}
-		return fmt.Errorf("%w: %s", ErrRefused, st.Message())
-	case codes.Unauthenticated:
+	case codes.PermissionDenied, codes.Unauthenticated:
 		return fmt.Errorf("%w: %s", ErrRefused, st.Message())
 	}
 	return err
@@ -364,13 +369,6 @@ func clientTLS(roots *x509.CertPool, serverName string, getCert func(*tls.Certif
 		ServerName:           serverName,
 		GetClientCertificate: getCert,
 	}
-}
-
-// handshakeFailed reports whether an Unavailable status came from a TLS
-// handshake that failed, which no retry will fix.
-func handshakeFailed(st *status.Status) bool {
-	m := st.Message()
-	return strings.Contains(m, "authentication handshake failed") || strings.Contains(m, "x509:")
 }
 
 // hostOf returns the host part of a host:port address, for TLS

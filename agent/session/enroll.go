@@ -17,6 +17,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/cairn-ops/cairn/internal/atomicfile"
+	"github.com/cairn-ops/cairn/internal/handshake"
 	"github.com/cairn-ops/cairn/internal/pki"
 	agentv1 "github.com/cairn-ops/cairn/proto/agent/v1"
 )
@@ -79,7 +80,7 @@ func Enroll(ctx context.Context, opts EnrollOptions) (*Identity, error) {
 		return nil, err
 	}
 
-	creds := credentials.NewTLS(clientTLS(roots, serverName, nil))
+	creds := handshake.Wrap(credentials.NewTLS(clientTLS(roots, serverName, nil)))
 	conn, err := grpc.NewClient(opts.Controller, grpc.WithTransportCredentials(creds),
 		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(maxRecvMsgBytes)))
 	if err != nil {
@@ -104,7 +105,7 @@ func Enroll(ctx context.Context, opts EnrollOptions) (*Identity, error) {
 		if ctx.Err() != nil {
 			return nil, fmt.Errorf("enroll with %s: %w", opts.Controller, ctx.Err())
 		}
-		if err := enrollError(opts.Controller, err); err != nil {
+		if err := enrollError(opts.Controller, err, creds.Err()); err != nil {
 			return nil, err
 		}
 		d := bo.Next()
@@ -150,15 +151,17 @@ func Enroll(ctx context.Context, opts EnrollOptions) (*Identity, error) {
 }
 
 // enrollError returns the error that ends enrollment, or nil when the
-// failure is worth a retry (the controller is unreachable).
-func enrollError(controller string, err error) error {
+// failure is worth a retry (the controller is unreachable). tlsErr is the
+// error of the last TLS handshake: a certificate that did not verify is
+// ErrUntrusted, which no retry cures.
+func enrollError(controller string, err, tlsErr error) error {
 	st := status.Convert(err)
 	switch st.Code() {
 	case codes.PermissionDenied, codes.Unauthenticated, codes.NotFound, codes.InvalidArgument, codes.FailedPrecondition, codes.ResourceExhausted:
 		return fmt.Errorf("%w by %s: %s (ask an operator for a new token: cairnctl enroll-token create)", ErrEnrollRefused, controller, st.Message())
 	case codes.Unavailable:
-		if handshakeFailed(st) {
-			return fmt.Errorf("%w: %s: %s (is --ca the controller's ca.pem?)", ErrUntrusted, controller, st.Message())
+		if bad := handshake.Untrusted(tlsErr); bad != nil {
+			return fmt.Errorf("%w: %s: %v (is --ca the controller's ca.pem?)", ErrUntrusted, controller, bad)
 		}
 		return nil
 	case codes.DeadlineExceeded, codes.Aborted:

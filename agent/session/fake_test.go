@@ -54,19 +54,20 @@ type fakeController struct {
 	backlog  []event
 	sessions chan *fakeSession
 
-	mu         sync.Mutex
-	srv        *grpc.Server
-	refusal    error         // Enroll's answer when set
-	validity   time.Duration // of certificates Enroll issues
-	revoked    bool
-	noAck      bool // do not send ResultAck
-	enrolls    int
-	renewals   int
-	hellos     []*agentv1.Hello
-	peerCerts  []*x509.Certificate // the client certificate of each session
-	results    []*agentv1.CommandResult
-	audits     []*inventoryv1.Audit
-	uploadCmds []string
+	mu       sync.Mutex
+	srv      *grpc.Server
+	refusal  error         // Enroll's answer when set
+	validity time.Duration // of certificates Enroll issues
+	// sessionRefusal, when set, is what Session answers at once.
+	sessionRefusal error
+	noAck          bool // do not send ResultAck
+	enrolls        int
+	renewals       int
+	hellos         []*agentv1.Hello
+	peerCerts      []*x509.Certificate // the client certificate of each session
+	results        []*agentv1.CommandResult
+	audits         []*inventoryv1.Audit
+	uploadCmds     []string
 
 	noOutboxAck bool // do not send OutboxAck
 	outbox      []*agentv1.OutboxItem
@@ -299,10 +300,10 @@ func (f *fakeController) Session(stream agentv1.Agent_SessionServer) error {
 		return err
 	}
 	f.mu.Lock()
-	revoked := f.revoked
+	refused := f.sessionRefusal
 	f.mu.Unlock()
-	if revoked {
-		return status.Error(codes.PermissionDenied, "node node-1 is revoked")
+	if refused != nil {
+		return refused
 	}
 	first, err := stream.Recv()
 	if err != nil {

@@ -16,6 +16,7 @@ import (
 	"github.com/cairn-ops/cairn/controller/blob"
 	"github.com/cairn-ops/cairn/controller/store"
 	"github.com/cairn-ops/cairn/internal/pki"
+	"github.com/cairn-ops/cairn/internal/refusal"
 	agentv1 "github.com/cairn-ops/cairn/proto/agent/v1"
 	controllerv1 "github.com/cairn-ops/cairn/proto/controller/v1"
 )
@@ -232,6 +233,12 @@ func nodeID(ctx context.Context) (string, error) {
 	return p.NodeID, nil
 }
 
+// notEnrolled refuses a node the store does not know, with the reason
+// refusal.NodeUnknown.
+func notEnrolled(id string) error {
+	return refusal.Errorf(codes.PermissionDenied, refusal.NodeUnknown, "node %s is not enrolled with this controller", id)
+}
+
 // liveNode returns the caller's node record, refusing unknown and revoked
 // nodes.
 func (f *Fleet) liveNode(ctx context.Context, id string) (*controllerv1.NodeRecord, error) {
@@ -243,11 +250,11 @@ func (f *Fleet) liveNode(ctx context.Context, id string) (*controllerv1.NodeReco
 	})
 	switch {
 	case errors.Is(err, store.ErrNotFound):
-		return nil, status.Errorf(codes.PermissionDenied, "node %s is not enrolled with this controller", id)
+		return nil, notEnrolled(id)
 	case err != nil:
 		return nil, status.Errorf(codes.Internal, "read node %s: %v", id, err)
 	case n.GetState() == controllerv1.NodeRecord_STATE_REVOKED:
-		return nil, status.Error(codes.PermissionDenied, ErrRevoked.Error())
+		return nil, auth.NodeRevokedError(id)
 	}
 	return n, nil
 }

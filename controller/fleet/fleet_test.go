@@ -27,6 +27,7 @@ import (
 	"github.com/cairn-ops/cairn/controller/store"
 	"github.com/cairn-ops/cairn/internal/audit"
 	"github.com/cairn-ops/cairn/internal/pki"
+	"github.com/cairn-ops/cairn/internal/refusal"
 	agentv1 "github.com/cairn-ops/cairn/proto/agent/v1"
 	controllerv1 "github.com/cairn-ops/cairn/proto/controller/v1"
 	inventoryv1 "github.com/cairn-ops/cairn/proto/inventory/v1"
@@ -712,8 +713,8 @@ func TestRevokedNodeIsRefused(t *testing.T) {
 	}
 	s := h.connect(context.Background(), cert)
 	_, err = s.Recv()
-	if codeOf(err) != codes.PermissionDenied || !strings.Contains(err.Error(), "revoked") {
-		t.Errorf("revoked node's session: %v, want PermissionDenied: revoked", err)
+	if codeOf(err) != codes.PermissionDenied || refusal.Of(err) != refusal.NodeRevoked {
+		t.Errorf("revoked node's session: %v, want PermissionDenied with reason %s", err, refusal.NodeRevoked)
 	}
 }
 
@@ -746,8 +747,8 @@ func TestRevokeEndsLiveSession(t *testing.T) {
 	}()
 	select {
 	case err := <-done:
-		if codeOf(err) != codes.PermissionDenied || !strings.Contains(err.Error(), "revoked") {
-			t.Errorf("session of a node revoked while connected ended with %v, want PermissionDenied: revoked", err)
+		if codeOf(err) != codes.PermissionDenied || refusal.Of(err) != refusal.NodeRevoked {
+			t.Errorf("session of a node revoked while connected ended with %v, want PermissionDenied with reason %s", err, refusal.NodeRevoked)
 		}
 	case <-time.After(5 * time.Second):
 		t.Fatal("the revoked node's session is still open 5 s after Notify")

@@ -9,6 +9,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/cairn-ops/cairn/controller/auditlog"
+	"github.com/cairn-ops/cairn/controller/auth"
 	"github.com/cairn-ops/cairn/controller/store"
 	"github.com/cairn-ops/cairn/internal/pki"
 	agentv1 "github.com/cairn-ops/cairn/proto/agent/v1"
@@ -40,7 +41,7 @@ func (a *agentService) Renew(ctx context.Context, req *agentv1.RenewRequest) (*a
 			return err
 		}
 		if n.GetState() == controllerv1.NodeRecord_STATE_REVOKED {
-			return status.Error(codes.PermissionDenied, ErrRevoked.Error())
+			return auth.NodeRevokedError(id)
 		}
 		n.CertSerial = pki.SerialHex(cert)
 		n.CertNotAfter = stamp(cert.NotAfter)

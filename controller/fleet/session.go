@@ -15,6 +15,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	"github.com/cairn-ops/cairn/controller/auth"
 	"github.com/cairn-ops/cairn/controller/store"
 	agentv1 "github.com/cairn-ops/cairn/proto/agent/v1"
 	controllerv1 "github.com/cairn-ops/cairn/proto/controller/v1"
@@ -130,7 +131,7 @@ func (a *agentService) Session(stream grpc.BidiStreamingServer[agentv1.AgentMess
 			if cause := context.Cause(ctx); errors.Is(cause, ErrReplaced) || errors.Is(cause, ErrShutdown) {
 				return status.Error(codes.Unavailable, cause.Error())
 			} else if errors.Is(cause, ErrRevoked) {
-				return status.Error(codes.PermissionDenied, cause.Error())
+				return auth.NodeRevokedError(s.nodeID)
 			}
 			return status.FromContextError(ctx.Err()).Err()
 		case err := <-recvErr:
@@ -194,9 +195,9 @@ func (s *session) connected(ctx context.Context, hello *agentv1.Hello) error {
 	})
 	switch {
 	case errors.Is(err, ErrRevoked):
-		return status.Error(codes.PermissionDenied, ErrRevoked.Error())
+		return auth.NodeRevokedError(s.nodeID)
 	case errors.Is(err, store.ErrNotFound):
-		return status.Errorf(codes.PermissionDenied, "node %s is not enrolled with this controller", s.nodeID)
+		return notEnrolled(s.nodeID)
 	case err != nil:
 		return status.Errorf(codes.Internal, "mark node connected: %v", err)
 	}
