@@ -568,6 +568,10 @@ func (tx *boltTx) APIToken(tokenHash string) (*controllerv1.APITokenRecord, erro
 	return boltGet[controllerv1.APITokenRecord](tx, tableAPITokens, "API token", tokenHash)
 }
 
+func (tx *boltTx) APITokens() ([]*controllerv1.APITokenRecord, error) {
+	return boltScan[controllerv1.APITokenRecord](tx, tableAPITokens, "API token", nil, nil, 0)
+}
+
 func (tx *boltTx) PutAPIToken(rec *controllerv1.APITokenRecord) error {
 	if !tx.tx.Writable() {
 		return readOnly("API token")

@@ -239,6 +239,10 @@ func (tx *memTx) APIToken(tokenHash string) (*controllerv1.APITokenRecord, error
 	return memGet[*controllerv1.APITokenRecord](tx, tableAPITokens, "API token", tokenHash)
 }
 
+func (tx *memTx) APITokens() ([]*controllerv1.APITokenRecord, error) {
+	return list(tx, tableAPITokens, func(r *controllerv1.APITokenRecord) (string, bool) { return r.GetTokenHash(), true }), nil
+}
+
 func (tx *memTx) PutAPIToken(rec *controllerv1.APITokenRecord) error {
 	if !tx.writable {
 		return readOnly("API token")

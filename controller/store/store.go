@@ -56,6 +56,9 @@ type Tx interface {
 
 	// APIToken returns the API token with the given hash.
 	APIToken(tokenHash string) (*controllerv1.APITokenRecord, error)
+	// APITokens returns every API token, revoked and expired ones too, by
+	// token hash (an order that means nothing: callers sort).
+	APITokens() ([]*controllerv1.APITokenRecord, error)
 	PutAPIToken(*controllerv1.APITokenRecord) error
 
 	Command(id string) (*controllerv1.CommandRecord, error)

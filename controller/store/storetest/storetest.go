@@ -200,6 +200,7 @@ func testEmpty(t *testing.T, st store.Store) {
 	}{
 		{"Nodes", func(tx store.Tx) (int, error) { r, err := tx.Nodes(); return len(r), err }},
 		{"Users", func(tx store.Tx) (int, error) { r, err := tx.Users(); return len(r), err }},
+		{"APITokens", func(tx store.Tx) (int, error) { r, err := tx.APITokens(); return len(r), err }},
 		{"NodeCommands", func(tx store.Tx) (int, error) { r, err := tx.NodeCommands("n1"); return len(r), err }},
 		{"NodeAudits", func(tx store.Tx) (int, error) { r, err := tx.NodeAudits("n1"); return len(r), err }},
 		{"Baselines", func(tx store.Tx) (int, error) { r, err := tx.Baselines("n1"); return len(r), err }},
@@ -385,6 +386,13 @@ func testListOrder(t *testing.T, st store.Store) {
 				return err
 			}
 		}
+		for _, h := range []string{"h-c", "h-a", "h-b"} {
+			tok := apiToken()
+			tok.Id, tok.TokenHash = "tok-"+h, h
+			if err := tx.PutAPIToken(tok); err != nil {
+				return err
+			}
+		}
 		// Times whose string order differs from their order in time:
 		// RFC3339Nano trims trailing zeros, and other zones sort by
 		// instant. Ties are broken by ID.
@@ -439,6 +447,10 @@ func testListOrder(t *testing.T, st store.Store) {
 		if err != nil {
 			return err
 		}
+		tokens, err := tx.APITokens()
+		if err != nil {
+			return err
+		}
 		cmds, err := tx.NodeCommands("n1")
 		if err != nil {
 			return err
@@ -468,6 +480,7 @@ func testListOrder(t *testing.T, st store.Store) {
 		}{
 			{"Nodes", ids(nodes), []string{"n1", "n10", "n2", "n3"}},
 			{"Users", userNames, []string{"alice", "bob", "carol"}},
+			{"APITokens", ids(tokens), []string{"tok-h-a", "tok-h-b", "tok-h-c"}},
 			{"Services", serviceNames, []string{"cache", "db", "web"}},
 			{"NodeCommands", ids(cmds), prefixed("c-")},
 			{"NodeAudits", ids(audits), prefixed("a-")},
