@@ -23,6 +23,8 @@ import (
 
 	"github.com/cairn-ops/cairn/agent/apply"
 	"github.com/cairn-ops/cairn/agent/inventory"
+	"github.com/cairn-ops/cairn/internal/handshake"
+	"github.com/cairn-ops/cairn/internal/pki"
 	"github.com/cairn-ops/cairn/internal/readlimit"
 	"github.com/cairn-ops/cairn/internal/refusal"
 	agentv1 "github.com/cairn-ops/cairn/proto/agent/v1"
@@ -108,6 +110,12 @@ type Agent struct {
 
 	mu    sync.Mutex
 	creds *Credentials
+	trust *Trust
+	// rotated is set when a new trust names another CA than the one that
+	// issued the node's certificate: the next renewal check renews at
+	// once, so the node holds a certificate of the new CA before the old
+	// one retires.
+	rotated bool
 }
 
 // New loads the identity, credentials and state from cfg.DataDir. It
@@ -118,6 +126,10 @@ func New(cfg Config) (*Agent, error) {
 		return nil, err
 	}
 	creds, err := LoadCredentials(cfg.DataDir)
+	if err != nil {
+		return nil, err
+	}
+	trust, err := LoadTrust(cfg.DataDir, id)
 	if err != nil {
 		return nil, err
 	}
@@ -170,6 +182,7 @@ func New(cfg Config) (*Agent, error) {
 		host:    host,
 		state:   st,
 		creds:   creds,
+		trust:   trust,
 		root:    root,
 		journal: &journalHandle{dataDir: cfg.DataDir, log: log},
 		cache:   newArtifactCache(cfg.DataDir, log),
@@ -232,11 +245,12 @@ var errRenewed = errors.New("certificate renewed")
 // session runs one session. opened reports whether the stream was
 // established (Hello sent), as opposed to a failure to connect.
 func (a *Agent) session(ctx context.Context) (opened bool, err error) {
-	tlsConf := clientTLS(a.credsNow().Roots, a.host, func(*tls.CertificateRequestInfo) (*tls.Certificate, error) {
+	tlsConf := clientTLS(a.trustNow().Pool(a.cfg.Now()), a.host, func(*tls.CertificateRequestInfo) (*tls.Certificate, error) {
 		return &a.credsNow().Cert, nil
 	})
+	creds := handshake.Wrap(credentials.NewTLS(tlsConf))
 	conn, err := grpc.NewClient(a.addr,
-		grpc.WithTransportCredentials(credentials.NewTLS(tlsConf)),
+		grpc.WithTransportCredentials(creds),
 		grpc.WithKeepaliveParams(*a.cfg.Keepalive),
 		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(maxRecvMsgBytes)),
 	)
@@ -250,11 +264,11 @@ func (a *Agent) session(ctx context.Context) (opened bool, err error) {
 	defer cancel()
 	stream, err := client.agent.Session(sctx)
 	if err != nil {
-		return false, classify(err)
+		return false, a.connectError(err, creds)
 	}
 	out := &sender{stream: stream}
 	if err := out.hello(a.cfg.Hostname, a.cfg.AgentVersion, a.state.recent(helloCompleted)); err != nil {
-		return false, classify(streamError(stream, err))
+		return false, a.connectError(streamError(stream, err), creds)
 	}
 	a.log.Info("session opened", "controller", a.addr)
 	for _, r := range a.state.outbox() {
@@ -267,7 +281,7 @@ func (a *Agent) session(ctx context.Context) (opened bool, err error) {
 		return true, classify(streamError(stream, err))
 	}
 
-	l := &link{client: client, out: out, waits: newConfirmations()}
+	l := &link{client: client, out: out, waits: newConfirmations(), trusted: make(chan struct{}, 1)}
 	commands := make(chan *agentv1.Command, 64)
 	worked := make(chan error, 1)
 	received := make(chan error, 1)
@@ -292,6 +306,18 @@ func (a *Agent) session(ctx context.Context) (opened bool, err error) {
 		<-received
 	}
 	return true, classify(err)
+}
+
+// connectError is the error of a session that did not open: a refusal
+// (classify), or, when the controller's certificate did not verify
+// against the CAs the agent trusts, ErrUntrusted saying so. The agent
+// keeps trying either way but a refusal; an untrusted controller may be
+// one whose CA was rotated while the agent was away.
+func (a *Agent) connectError(err error, creds *handshake.Credentials) error {
+	if bad := handshake.Untrusted(creds.Err()); bad != nil {
+		return fmt.Errorf("%w: %v: if the controller's CA was rotated while this agent was not connected, enroll it again", ErrUntrusted, bad)
+	}
+	return classify(err)
 }
 
 // streamError returns the status that ended a stream when Send reports
@@ -357,6 +383,36 @@ func (a *Agent) setCreds(c *Credentials) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	a.creds = c
+}
+
+func (a *Agent) trustNow() *Trust {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.trust
+}
+
+// updateTrust takes what the controller sent to trust: checked, then
+// saved (atomically) before it is used. A trust that changes nothing is
+// not written. When the node's certificate is from another CA than the
+// one that issues certificates now, the next renewal check renews it.
+func (a *Agent) updateTrust(m *agentv1.Trust) error {
+	t, err := trustFromProto(m)
+	if err != nil {
+		return fmt.Errorf("the controller sent a trust the agent refuses: %w", err)
+	}
+	if t.Equal(a.trustNow()) {
+		return nil
+	}
+	if err := saveTrust(a.cfg.DataDir, t); err != nil {
+		return err
+	}
+	renew := a.credsNow().Leaf.CheckSignatureFrom(t.Issuing()) != nil
+	a.mu.Lock()
+	a.trust, a.rotated = t, renew
+	a.mu.Unlock()
+	a.log.Info("controller trust updated", "cas", len(t.CAs), "release_keys", len(t.ReleaseKeys),
+		"issuing_ca", pki.SerialHex(t.Issuing()), "renew_certificate", renew)
+	return nil
 }
 
 // clientTLS is the agent's TLS configuration: the controller verified

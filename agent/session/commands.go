@@ -27,12 +27,15 @@ func newClient(conn grpc.ClientConnInterface) *client {
 }
 
 // link is what the goroutines of one session share: the controller's
-// service, the stream's sender and the manual steps waiting for their
-// confirmations.
+// service, the stream's sender, the manual steps waiting for their
+// confirmations, and a signal that the controller's trust changed.
 type link struct {
 	client *client
 	out    *sender
 	waits  *confirmations
+	// trusted has room for one signal: the receiver took a new trust, and
+	// the worker checks whether the certificate needs renewing.
+	trusted chan struct{}
 }
 
 // sender serializes messages on the session stream: the command worker
@@ -64,8 +67,9 @@ func (s *sender) result(r result) error {
 
 // receive reads the controller's messages until the stream ends: commands
 // go to the worker in order, result acknowledgements empty the outbox of
-// results, outbox acknowledgements the journal's outbox, and
-// confirmations go to the manual steps waiting for them. Once the worker
+// results, outbox acknowledgements the journal's outbox, a new trust is
+// saved and signalled to the worker, and confirmations go to the manual
+// steps waiting for them. Once the worker
 // has stopped (idle closed), commands are dropped unacknowledged; the
 // controller redelivers them on the next session.
 func (a *Agent) receive(ctx context.Context, stream agentv1.Agent_SessionClient, l *link, commands chan<- *agentv1.Command, idle <-chan struct{}) error {
@@ -93,6 +97,16 @@ func (a *Agent) receive(ctx context.Context, stream agentv1.Agent_SessionClient,
 			}
 		case *agentv1.ControllerMessage_OutboxAck:
 			a.ackOutbox(ctx, m.OutboxAck.GetId())
+		case *agentv1.ControllerMessage_Trust:
+			if err := a.updateTrust(m.Trust); err != nil {
+				// The old trust stays; the session goes on with it.
+				a.log.Error("trust update not taken", "error", err)
+				continue
+			}
+			select {
+			case l.trusted <- struct{}{}:
+			default:
+			}
 		case *agentv1.ControllerMessage_Confirmation:
 			c := m.Confirmation
 			if !l.waits.deliver(c) {
@@ -103,7 +117,8 @@ func (a *Agent) receive(ctx context.Context, stream agentv1.Agent_SessionClient,
 }
 
 // work runs commands one at a time and renews the certificate between
-// them when it is due, which ends the session with errRenewed. sctx is
+// them when it is due or the controller's CA was rotated, which ends the
+// session with errRenewed. sctx is
 // the session's context; ctx, the agent's, bounds deployments, which do
 // not stop when the session does.
 func (a *Agent) work(ctx, sctx context.Context, l *link, commands <-chan *agentv1.Command) error {
@@ -117,6 +132,10 @@ func (a *Agent) work(ctx, sctx context.Context, l *link, commands <-chan *agentv
 		case <-sctx.Done():
 			return sctx.Err()
 		case <-tick.C:
+			if err := a.renewIfDue(sctx, l.client); err != nil {
+				return err
+			}
+		case <-l.trusted:
 			if err := a.renewIfDue(sctx, l.client); err != nil {
 				return err
 			}

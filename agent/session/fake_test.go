@@ -48,6 +48,8 @@ type fakeController struct {
 	releaseKey ed25519.PrivateKey
 	addr       string
 	tlsConf    *tls.Config
+	// clientCAs verify node certificates; ca (under mu) issues them.
+	clientCAs *x509.CertPool
 
 	events chan event
 	// backlog holds events wait read past; only the test goroutine uses it.
@@ -129,15 +131,33 @@ func newFakeController(t *testing.T) *fakeController {
 		sessions:   make(chan *fakeSession, 100),
 		artifacts:  map[string][]byte{},
 	}
+	f.clientCAs = pool
+	// Each handshake reads the client CAs now: rotate adds one.
 	f.tlsConf = &tls.Config{
-		Certificates: []tls.Certificate{serverCert},
-		ClientAuth:   tls.VerifyClientCertIfGiven,
-		ClientCAs:    pool,
-		MinVersion:   tls.VersionTLS12,
+		GetConfigForClient: func(*tls.ClientHelloInfo) (*tls.Config, error) {
+			f.mu.Lock()
+			defer f.mu.Unlock()
+			return &tls.Config{
+				Certificates: []tls.Certificate{serverCert},
+				ClientAuth:   tls.VerifyClientCertIfGiven,
+				ClientCAs:    f.clientCAs,
+				MinVersion:   tls.VersionTLS12,
+			}, nil
+		},
 	}
 	f.start("127.0.0.1:0")
 	t.Cleanup(f.stop)
 	return f
+}
+
+// rotate makes ca the CA that issues node certificates, trusted besides
+// the old one, as the controller does during a CA rotation's overlap.
+func (f *fakeController) rotate(ca *pki.CA) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	pool := f.clientCAs.Clone()
+	pool.AddCert(ca.Cert)
+	f.clientCAs, f.ca = pool, ca
 }
 
 // start serves on addr; the first start picks a free port.
@@ -254,7 +274,10 @@ func (f *fakeController) Renew(ctx context.Context, req *agentv1.RenewRequest) (
 	if err != nil {
 		return nil, status.Error(codes.PermissionDenied, err.Error())
 	}
-	der, err := f.ca.SignNode(req.GetCsrDer(), id, time.Now(), pki.NodeValidity)
+	f.mu.Lock()
+	ca := f.ca
+	f.mu.Unlock()
+	der, err := ca.SignNode(req.GetCsrDer(), id, time.Now(), pki.NodeValidity)
 	if err != nil {
 		return nil, status.Error(codes.InvalidArgument, err.Error())
 	}

@@ -64,8 +64,12 @@ func TestEnrollWritesIdentity(t *testing.T) {
 	if got, _ := pki.NodeID(creds.Leaf); got != testNode {
 		t.Errorf("certificate names %q, want %q", got, testNode)
 	}
-	if !creds.CA.Equal(f.ca.Cert) {
-		t.Errorf("pinned CA %s, want the controller's", creds.CA.Subject)
+	trust, err := LoadTrust(dir, id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(trust.CAs) != 1 || !trust.Issuing().Equal(f.ca.Cert) || !trust.ReleaseKeys[0].Public.Equal(f.release) {
+		t.Errorf("trust %+v, want the controller's CA and release key", trust)
 	}
 }
 

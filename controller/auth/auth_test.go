@@ -3,6 +3,7 @@ package auth_test
 import (
 	"context"
 	"crypto/tls"
+	"crypto/x509"
 	"regexp"
 	"slices"
 	"strings"
@@ -12,14 +13,17 @@ import (
 	"github.com/google/go-cmp/cmp"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/health"
 	"google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/peer"
 	"google.golang.org/grpc/status"
 
 	"github.com/cairn-ops/cairn/controller/auth"
 	"github.com/cairn-ops/cairn/controller/auth/authtest"
 	"github.com/cairn-ops/cairn/controller/store"
+	"github.com/cairn-ops/cairn/internal/pki"
 	"github.com/cairn-ops/cairn/internal/refusal"
 	agentv1 "github.com/cairn-ops/cairn/proto/agent/v1"
 	controllerv1 "github.com/cairn-ops/cairn/proto/controller/v1"
@@ -273,7 +277,7 @@ func TestOpenMethods(t *testing.T) {
 }
 
 func TestUnknownMethodRefused(t *testing.T) {
-	a := auth.New(store.NewMemory(), nil)
+	a := auth.New(store.NewMemory(), nil, nil)
 	_, err := a.Authorize(context.Background(), "/cairn.controller.v1.Nodes/DropEverything")
 	checkStatus(t, err, codes.PermissionDenied, "method not in the authorization table")
 }
@@ -339,7 +343,7 @@ func TestLastUsed(t *testing.T) {
 	st := store.NewMemory()
 	token := authtest.AddUser(t, st, "ada", auth.RoleAdmin)
 	clock := time.Date(2026, 1, 2, 12, 0, 10, 0, time.UTC)
-	a := auth.New(st, func() time.Time { return clock })
+	a := auth.New(st, func() time.Time { return clock }, nil)
 	ctx := metadata.NewIncomingContext(context.Background(), metadata.Pairs("authorization", "Bearer "+token))
 	for _, tc := range []struct {
 		at   time.Time
@@ -367,5 +371,55 @@ func TestLastUsed(t *testing.T) {
 		if got != tc.want {
 			t.Errorf("after a call at %s: last_used_at = %q, want %q", tc.at.Format(time.RFC3339), got, tc.want)
 		}
+	}
+}
+
+// retiredCAs retires one CA at a time.
+type retiredCAs struct {
+	ca *x509.Certificate
+	at time.Time
+}
+
+func (r retiredCAs) Retired(ca *x509.Certificate, now time.Time) (time.Time, bool) {
+	if !ca.Equal(r.ca) {
+		return time.Time{}, false
+	}
+	return r.at, !now.Before(r.at)
+}
+
+// TestRetiredCA: after a CA rotation's overlap, a node certificate of the
+// old CA is refused with the reason refusal.CertificateRetired, naming the
+// CA and when it retired; during the overlap it is accepted.
+func TestRetiredCA(t *testing.T) {
+	st := store.NewMemory()
+	authtest.AddNode(t, st, &controllerv1.NodeRecord{Id: "n-ok", State: controllerv1.NodeRecord_STATE_CONNECTED})
+	srv := authtest.Start(t, st, func(*grpc.Server) {})
+	cert := srv.NodeCert(t, "n-ok")
+	ctx := peer.NewContext(context.Background(), &peer.Peer{AuthInfo: credentials.TLSInfo{State: tls.ConnectionState{
+		VerifiedChains: [][]*x509.Certificate{{cert.Leaf, srv.CA.Cert}},
+	}}})
+	retires := time.Date(2026, 5, 1, 12, 0, 0, 0, time.UTC)
+	for _, tc := range []struct {
+		name string
+		now  time.Time
+		code codes.Code
+	}{
+		{"during the overlap", retires.Add(-time.Second), codes.OK},
+		{"after the overlap", retires, codes.PermissionDenied},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			a := auth.New(st, func() time.Time { return tc.now }, retiredCAs{ca: srv.CA.Cert, at: retires})
+			p, err := a.Authorize(ctx, agentv1.Agent_Renew_FullMethodName)
+			if tc.code == codes.OK {
+				if err != nil || p.NodeID != "n-ok" {
+					t.Errorf("Authorize = %v, %v; want node n-ok", p, err)
+				}
+				return
+			}
+			checkStatus(t, err, tc.code, "node n-ok's certificate was issued by CA "+pki.SerialHex(srv.CA.Cert)+", which retired at 2026-05-01T12:00:00Z")
+			if refusal.Of(err) != refusal.CertificateRetired {
+				t.Errorf("reason = %q, want %q", refusal.Of(err), refusal.CertificateRetired)
+			}
+		})
 	}
 }

@@ -2,6 +2,7 @@ package auth
 
 import (
 	"context"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"slices"
@@ -33,16 +34,26 @@ import (
 type Authenticator struct {
 	store store.Store
 	now   func() time.Time
+	cas   CAs
 	rules map[string]Rule
 }
 
-// New returns an Authenticator that looks tokens and nodes up in st and
-// reads the time from now (nil: time.Now).
-func New(st store.Store, now func() time.Time) *Authenticator {
+// CAs tell whether the CA that issued a node certificate still counts
+// (controller/keyring): after a CA rotation's overlap the old CA's
+// certificates are refused.
+type CAs interface {
+	// Retired reports whether ca's overlap has ended at now, and when.
+	Retired(ca *x509.Certificate, now time.Time) (time.Time, bool)
+}
+
+// New returns an Authenticator that looks tokens and nodes up in st,
+// reads the time from now (nil: time.Now) and refuses node certificates
+// of the CAs cas says are retired (nil: none ever is).
+func New(st store.Store, now func() time.Time, cas CAs) *Authenticator {
 	if now == nil {
 		now = time.Now
 	}
-	return &Authenticator{store: st, now: now, rules: Rules}
+	return &Authenticator{store: st, now: now, cas: cas, rules: Rules}
 }
 
 // Unary returns the interceptor for unary methods.
@@ -120,9 +131,16 @@ func (a *Authenticator) node(ctx context.Context) (Principal, error) {
 		}
 		return Principal{}, status.Error(codes.Unauthenticated, "a node client certificate signed by the controller's CA is required")
 	}
-	id, err := pki.NodeID(info.State.VerifiedChains[0][0])
+	chain := info.State.VerifiedChains[0]
+	id, err := pki.NodeID(chain[0])
 	if err != nil {
 		return Principal{}, status.Error(codes.PermissionDenied, err.Error())
+	}
+	if a.cas != nil {
+		ca := chain[len(chain)-1]
+		if at, retired := a.cas.Retired(ca, a.now()); retired {
+			return Principal{}, CertificateRetiredError(id, ca, at)
+		}
 	}
 	var n *controllerv1.NodeRecord
 	err = a.store.View(ctx, func(tx store.Tx) error {
@@ -139,6 +157,15 @@ func (a *Authenticator) node(ctx context.Context) (Principal, error) {
 		return Principal{}, NodeRevokedError(id)
 	}
 	return Principal{NodeID: id}, nil
+}
+
+// CertificateRetiredError is the refusal of a node certificate issued by
+// CA ca, whose rotation overlap ended at at, with the reason
+// refusal.CertificateRetired.
+func CertificateRetiredError(nodeID string, ca *x509.Certificate, at time.Time) error {
+	return refusal.Error(codes.PermissionDenied, refusal.CertificateRetired, map[string]string{"node_id": nodeID, "ca_serial": pki.SerialHex(ca)},
+		fmt.Sprintf("node %s's certificate was issued by CA %s, which retired at %s when the controller's CA was rotated: enroll the node again with a new join token",
+			nodeID, pki.SerialHex(ca), at.UTC().Format(time.RFC3339)))
 }
 
 // NodeRevokedError is the refusal of a revoked node, with the reason

@@ -27,7 +27,7 @@ func (a *agentService) Renew(ctx context.Context, req *agentv1.RenewRequest) (*a
 		return nil, err
 	}
 	now := f.now()
-	certDER, err := f.ca.SignNode(req.GetCsrDer(), id, now, pki.NodeValidity)
+	certDER, err := f.keys.IssuingCA().SignNode(req.GetCsrDer(), id, now, pki.NodeValidity)
 	if err != nil {
 		return nil, status.Errorf(codes.InvalidArgument, "bad certificate request: %v", err)
 	}

@@ -101,6 +101,14 @@ type Tx interface {
 	// greater than after, in sequence order.
 	LogEntries(after uint64, limit int) ([]*controllerv1.AuditLogEntry, error)
 
+	// KeyringGeneration returns the generation of the controller's
+	// keyring (controller/keyring) whose rotations the audit log holds;
+	// 0 when it holds none.
+	KeyringGeneration() (uint64, error)
+	// PutKeyringGeneration records that the audit log holds the rotations
+	// up to generation gen.
+	PutKeyringGeneration(gen uint64) error
+
 	// Artifact returns the DML artifact with the given sha256 digest.
 	Artifact(digest string) (*controllerv1.ArtifactRecord, error)
 	// Artifacts returns every artifact, by name, then digest.

@@ -60,6 +60,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"Rollouts", testRollouts},
 		{"RolloutNodes", testRolloutNodes},
 		{"AgentEvents", testAgentEvents},
+		{"KeyringGeneration", testKeyringGeneration},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -1539,4 +1540,43 @@ func testAgentEvents(t *testing.T, st store.Store) {
 			t.Errorf("PutAgentEvent of a stored item in View: got %v, want ErrReadOnly", err)
 		}
 	})
+}
+
+// testKeyringGeneration: the generation starts at 0, an Update records
+// it, a rolled-back one does not, and a View may not write it.
+func testKeyringGeneration(t *testing.T, st store.Store) {
+	get := func() uint64 {
+		t.Helper()
+		var gen uint64
+		view(t, st, func(tx store.Tx) error {
+			var err error
+			gen, err = tx.KeyringGeneration()
+			return err
+		})
+		return gen
+	}
+	if got := get(); got != 0 {
+		t.Fatalf("KeyringGeneration of a new store = %d, want 0", got)
+	}
+	update(t, st, func(tx store.Tx) error { return tx.PutKeyringGeneration(3) })
+	if got := get(); got != 3 {
+		t.Errorf("KeyringGeneration = %d, want 3", got)
+	}
+	errBoom := errors.New("boom")
+	err := st.Update(t.Context(), func(tx store.Tx) error {
+		if err := tx.PutKeyringGeneration(4); err != nil {
+			return err
+		}
+		return errBoom
+	})
+	if !errors.Is(err, errBoom) {
+		t.Fatal(err)
+	}
+	if got := get(); got != 3 {
+		t.Errorf("after a rolled-back Update, KeyringGeneration = %d, want 3", got)
+	}
+	err = st.View(t.Context(), func(tx store.Tx) error { return tx.PutKeyringGeneration(5) })
+	if !errors.Is(err, store.ErrReadOnly) {
+		t.Errorf("PutKeyringGeneration in View: got %v, want ErrReadOnly", err)
+	}
 }
