@@ -295,9 +295,10 @@ func writeKeyFile(dir, name string, data []byte, perm os.FileMode) error {
 	return nil
 }
 
-// writeIfChanged writes path atomically unless it holds data already.
+// writeIfChanged writes the PEM file path atomically unless it holds
+// data already.
 func writeIfChanged(path string, data []byte, perm os.FileMode) error {
-	if old, err := os.ReadFile(path); err == nil && bytes.Equal(old, data) {
+	if old, err := pki.ReadPEMFile(path, "derived PEM file"); err == nil && bytes.Equal(old, data) {
 		return nil
 	}
 	if err := atomicfile.Write(path, data, perm); err != nil {
