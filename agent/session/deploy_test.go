@@ -738,15 +738,7 @@ func cacheClient(t *testing.T, f *fakeController, dir string) agentv1.AgentClien
 	if err != nil {
 		t.Fatal(err)
 	}
-	id, err := LoadIdentity(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	trust, err := LoadTrust(dir, id)
-	if err != nil {
-		t.Fatal(err)
-	}
-	conf := clientTLS(trust.Pool(time.Now()), "127.0.0.1", func(*tls.CertificateRequestInfo) (*tls.Certificate, error) { return &creds.Cert, nil })
+	conf := clientTLS(loadTrust(t, dir).Pool(time.Now()), "127.0.0.1", func(*tls.CertificateRequestInfo) (*tls.Certificate, error) { return &creds.Cert, nil })
 	conn, err := grpc.NewClient(f.addr, grpc.WithTransportCredentials(credentials.NewTLS(conf)))
 	if err != nil {
 		t.Fatal(err)

@@ -64,10 +64,7 @@ func TestEnrollWritesIdentity(t *testing.T) {
 	if got, _ := pki.NodeID(creds.Leaf); got != testNode {
 		t.Errorf("certificate names %q, want %q", got, testNode)
 	}
-	trust, err := LoadTrust(dir, id)
-	if err != nil {
-		t.Fatal(err)
-	}
+	trust := loadTrust(t, dir)
 	if len(trust.CAs) != 1 || !trust.Issuing().Equal(f.ca.Cert) || !trust.ReleaseKeys[0].Public.Equal(f.release) {
 		t.Errorf("trust %+v, want the controller's CA and release key", trust)
 	}

@@ -58,14 +58,7 @@ func TestCARotation(t *testing.T) {
 		t.Errorf("after the rotation the agent presented a certificate the new CA did not issue: %v", err)
 	}
 
-	id, err := LoadIdentity(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	trust, err := LoadTrust(dir, id)
-	if err != nil {
-		t.Fatal(err)
-	}
+	trust := loadTrust(t, dir)
 	want, err := trustFromProto(trustMessage(oldCA, newCA, f.release, newKey.Public().(ed25519.PublicKey), retires).GetTrust())
 	if err != nil {
 		t.Fatal(err)
@@ -88,6 +81,20 @@ func TestCARotation(t *testing.T) {
 	if f.renewals != 1 {
 		t.Errorf("%d renewals, want 1: one per rotation", f.renewals)
 	}
+}
+
+// loadTrust is the trust of the agent in dir, as it loads it at start.
+func loadTrust(t *testing.T, dir string) *Trust {
+	t.Helper()
+	id, err := LoadIdentity(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	trust, err := LoadTrust(dir, id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return trust
 }
 
 // TestBadTrustKeepsTheOld: a trust the agent cannot use is refused, the

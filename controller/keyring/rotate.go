@@ -85,25 +85,12 @@ func Rotate(dir string, kind Kind, c Change) (*Keyring, error) {
 // none is in its overlap.
 func Finish(dir string, kind Kind, c Change) (*Keyring, error) {
 	return change(dir, c, func(f *fileKeyring, _ *Keyring) (string, map[string]string, error) {
-		var ended []string
-		switch kind {
-		case KindCA:
-			for i := range f.CAs[:len(f.CAs)-1] {
-				if ca := &f.CAs[i]; !retired(ca.RetiresAt, c.Now) {
-					ca.RetiresAt = c.Now
-					ended = append(ended, ca.Serial)
-				}
-			}
-		case KindSigningKey:
-			for i := range f.ReleaseKeys[:len(f.ReleaseKeys)-1] {
-				if k := &f.ReleaseKeys[i]; !retired(k.RetiresAt, c.Now) {
-					k.RetiresAt = c.Now
-					ended = append(ended, k.ID)
-				}
-			}
-		default:
+		entries := f.entries(kind)
+		if entries == nil {
 			return "", nil, fmt.Errorf("unknown rotation %q: want %s or %s", kind, KindCA, KindSigningKey)
 		}
+		// Every one but the newest, which is in use.
+		ended := retireBy(entries[:len(entries)-1], c.Now, c.Now)
 		if len(ended) == 0 {
 			return "", nil, fmt.Errorf("%w: no %s is retiring", ErrNoRotation, kind)
 		}
@@ -175,6 +162,47 @@ func current(dir string, k *Keyring) (*fileKeyring, error) {
 	}, nil
 }
 
+// entry is a CA or release key of keys.json as a rotation sees it: its
+// name and when it retires.
+type entry struct {
+	name      string
+	retiresAt *time.Time
+}
+
+// entries are f's CAs (KindCA) or release keys (KindSigningKey), oldest
+// first; nil for another kind.
+func (f *fileKeyring) entries(kind Kind) []entry {
+	var out []entry
+	switch kind {
+	case KindCA:
+		for i := range f.CAs {
+			out = append(out, entry{f.CAs[i].Serial, &f.CAs[i].RetiresAt})
+		}
+	case KindSigningKey:
+		for i := range f.ReleaseKeys {
+			out = append(out, entry{f.ReleaseKeys[i].ID, &f.ReleaseKeys[i].RetiresAt})
+		}
+	}
+	return out
+}
+
+// retireBy makes each entry not retired at now retire at ends, unless it
+// retires earlier, and returns their names. Retired ones stay as they
+// are.
+func retireBy(entries []entry, now, ends time.Time) []string {
+	var names []string
+	for _, e := range entries {
+		if retired(*e.retiresAt, now) {
+			continue
+		}
+		if e.retiresAt.IsZero() || e.retiresAt.After(ends) {
+			*e.retiresAt = ends
+		}
+		names = append(names, e.name)
+	}
+	return names
+}
+
 // addCA makes a new CA and its server certificate, for the names of the
 // certificate the controller presents now, and appends it to f; the CAs
 // before it retire at ends unless they retire earlier. It returns the new
@@ -198,16 +226,7 @@ func addCA(dir string, f *fileKeyring, k *Keyring, now, ends time.Time) (string,
 	if err != nil {
 		return "", nil, err
 	}
-	var retiring []string
-	for i := range f.CAs {
-		old := &f.CAs[i]
-		if old.RetiresAt.IsZero() || old.RetiresAt.After(ends) {
-			old.RetiresAt = ends
-		}
-		if !retired(old.RetiresAt, now) {
-			retiring = append(retiring, old.Serial)
-		}
-	}
+	retiring := retireBy(f.entries(KindCA), now, ends)
 	serial := pki.SerialHex(ca.Cert)
 	f.CAs = append(f.CAs, fileCA{Serial: serial, caFiles: files, AddedAt: now.UTC()})
 	return serial, retiring, nil
@@ -224,16 +243,7 @@ func addReleaseKey(dir string, f *fileKeyring, now, ends time.Time) (string, []s
 	if err != nil {
 		return "", nil, err
 	}
-	var retiring []string
-	for i := range f.ReleaseKeys {
-		old := &f.ReleaseKeys[i]
-		if old.RetiresAt.IsZero() || old.RetiresAt.After(ends) {
-			old.RetiresAt = ends
-		}
-		if !retired(old.RetiresAt, now) {
-			retiring = append(retiring, old.ID)
-		}
-	}
+	retiring := retireBy(f.entries(KindSigningKey), now, ends)
 	id := release.KeyID(key.Public().(ed25519.PublicKey))
 	f.ReleaseKeys = append(f.ReleaseKeys, fileKey{ID: id, Key: file, AddedAt: now.UTC()})
 	return id, retiring, nil

@@ -120,16 +120,8 @@ func TestAccessTakenAwayMidSession(t *testing.T) {
 		}
 	})
 
-	var entries struct {
-		Entries []struct {
-			Actor  string `json:"actor"`
-			Action string `json:"action"`
-			Object string `json:"object"`
-		} `json:"entries"`
-	}
-	c.ctlJSON(t, &entries, "auditlog", "list")
 	var got []string
-	for _, e := range entries.Entries {
+	for _, e := range c.auditEntries(t) {
 		switch e.Action {
 		case "token.revoke", "user.disable", "user.enable", "user.set-roles":
 			got = append(got, e.Action+" "+e.Object+" by "+e.Actor)

@@ -35,19 +35,29 @@ func (c *controller) rotate(t *testing.T, args ...string) string {
 	return r.stdout
 }
 
+// auditEntry is an audit-log entry as auditlog list -o json prints it.
+type auditEntry struct {
+	Actor  string `json:"actor"`
+	Action string `json:"action"`
+	Object string `json:"object"`
+}
+
+// auditEntries lists the audit log.
+func (c *controller) auditEntries(t *testing.T) []auditEntry {
+	t.Helper()
+	var list struct {
+		Entries []auditEntry `json:"entries"`
+	}
+	c.ctlJSON(t, &list, "auditlog", "list")
+	return list.Entries
+}
+
 // auditActions returns "ACTOR ACTION" of every audit-log entry whose
 // action starts with prefix.
 func (c *controller) auditActions(t *testing.T, prefix string) []string {
 	t.Helper()
-	var entries struct {
-		Entries []struct {
-			Actor  string `json:"actor"`
-			Action string `json:"action"`
-		} `json:"entries"`
-	}
-	c.ctlJSON(t, &entries, "auditlog", "list")
 	var out []string
-	for _, e := range entries.Entries {
+	for _, e := range c.auditEntries(t) {
 		if strings.HasPrefix(e.Action, prefix) {
 			out = append(out, e.Actor+" "+e.Action)
 		}
