@@ -26,7 +26,6 @@ package apply
 import (
 	"bytes"
 	"context"
-	"crypto/ed25519"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -84,11 +83,15 @@ type Runner struct {
 	Confirm  ConfirmFunc
 	Logger   *slog.Logger
 	// Bundle, when set, is the signed release the manifest must be: Run
-	// verifies it against ReleaseKey and the local artifacts before it
+	// verifies it against ReleaseKeys and the local artifacts before it
 	// journals or runs anything, and refuses with ErrUnverified.
 	Bundle *release.Bundle
-	// ReleaseKey is the controller's ed25519 release public key.
-	ReleaseKey ed25519.PublicKey
+	// ReleaseKeys are the controller's release public keys the agent
+	// trusts, with when each retires (a key retires at the end of a
+	// signing-key rotation's overlap).
+	ReleaseKeys release.Keys
+	// Now is the clock release keys retire by; nil means time.Now.
+	Now func() time.Time
 	// ArtifactPaths maps component names to local files the agent
 	// fetched from the DML by digest. A component listed here uses that
 	// file, also when the manifest gives it a path: a release's paths
@@ -221,7 +224,11 @@ func (r *Runner) verifyRelease(m *manifest.Manifest) error {
 			paths[c.Name] = p
 		}
 	}
-	if err := release.Verify(r.Bundle, r.ReleaseKey, paths); err != nil {
+	now := time.Now
+	if r.Now != nil {
+		now = r.Now
+	}
+	if err := release.Verify(r.Bundle, r.ReleaseKeys, now(), paths); err != nil {
 		return fmt.Errorf("%w: %w", ErrUnverified, err)
 	}
 	return nil

@@ -14,7 +14,7 @@ import (
 )
 
 // signed returns a bundle of m signed with a fresh key and approved.
-func signed(t *testing.T, m *manifest.Manifest) (*release.Bundle, ed25519.PublicKey) {
+func signed(t *testing.T, m *manifest.Manifest) (*release.Bundle, release.Keys) {
 	t.Helper()
 	canon, err := m.Canonical()
 	if err != nil {
@@ -34,7 +34,7 @@ func signed(t *testing.T, m *manifest.Manifest) (*release.Bundle, ed25519.Public
 	}
 	release.Sign(b, priv)
 	b.Approvals = []release.Approval{{By: "alice", ReleaseDigest: b.Digest}}
-	return b, pub
+	return b, release.SingleKey(pub)
 }
 
 func TestRunVerifiesRelease(t *testing.T) {
@@ -72,7 +72,7 @@ func TestRunVerifiesRelease(t *testing.T) {
 			}
 			m := e.manifest(t, body)
 			b, pub := signed(t, m)
-			e.runner.Bundle, e.runner.ReleaseKey = b, pub
+			e.runner.Bundle, e.runner.ReleaseKeys = b, pub
 			if other := tt.change(t, e, b); other != nil {
 				m = other
 			}
@@ -105,7 +105,7 @@ func TestRunVerifiesRelease(t *testing.T) {
 			t.Fatal(err)
 		}
 		m := e.manifest(t, body)
-		e.runner.Bundle, e.runner.ReleaseKey = signed(t, m)
+		e.runner.Bundle, e.runner.ReleaseKeys = signed(t, m)
 		rep, err := e.runner.Run(t.Context(), m)
 		if err != nil {
 			t.Fatal(err)

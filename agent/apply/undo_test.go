@@ -375,7 +375,7 @@ func TestArtifactPaths(t *testing.T) {
 				e.runner.ArtifactPaths = map[string]string{"site": fetched}
 			}
 			if tt.bundle {
-				e.runner.Bundle, e.runner.ReleaseKey = signed(t, m)
+				e.runner.Bundle, e.runner.ReleaseKeys = signed(t, m)
 			}
 			rep, err := e.runner.Run(t.Context(), m)
 			if tt.wantErr != nil {
@@ -400,7 +400,7 @@ func TestArtifactPaths(t *testing.T) {
 func TestCheckRefusesAnUnverifiedRelease(t *testing.T) {
 	e := newEnv(t)
 	m := e.manifest(t, "steps:\n  - {name: a, plugin: once}\n")
-	e.runner.Bundle, e.runner.ReleaseKey = signed(t, m)
+	e.runner.Bundle, e.runner.ReleaseKeys = signed(t, m)
 	e.runner.Bundle.Signature[0] ^= 1
 	_, err := e.runner.Check(t.Context(), m)
 	if !errors.Is(err, ErrUnverified) {

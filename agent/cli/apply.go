@@ -2,7 +2,6 @@ package cli
 
 import (
 	"context"
-	"crypto/ed25519"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -167,12 +166,12 @@ func runApply(ctx context.Context, in io.Reader, s *streams, f applyFlags) error
 		return errors.New("--release-key is only used with --bundle")
 	}
 	var bundle *release.Bundle
-	var releaseKey ed25519.PublicKey
+	var releaseKeys release.Keys
 	if f.bundle != "" && !f.check {
 		if bundle, err = loadBundle(f.bundle); err != nil {
 			return err
 		}
-		if releaseKey, err = loadReleaseKey(f.key, f.dataDir); err != nil {
+		if releaseKeys, err = loadReleaseKeys(f.key, f.dataDir); err != nil {
 			return err
 		}
 	}
@@ -194,7 +193,7 @@ func runApply(ctx context.Context, in io.Reader, s *streams, f applyFlags) error
 		Confirm:      confirmer(in, s.errOut, notes),
 		Logger:       log,
 		Bundle:       bundle,
-		ReleaseKey:   releaseKey,
+		ReleaseKeys:  releaseKeys,
 	}
 	if f.check {
 		rep, err := r.Check(ctx, m)
@@ -244,9 +243,11 @@ func loadBundle(path string) (*release.Bundle, error) {
 	return &b, nil
 }
 
-// loadReleaseKey reads the release public key from the PEM file path or,
-// when path is empty, from the identity the agent saved at enrollment.
-func loadReleaseKey(path, dataDir string) (ed25519.PublicKey, error) {
+// loadReleaseKeys reads the release public key from the PEM file path
+// or, when path is empty, the release keys the agent trusts (what the
+// controller last sent, or the key it received at enrollment), with when
+// each retires.
+func loadReleaseKeys(path, dataDir string) (release.Keys, error) {
 	if path != "" {
 		data, err := readlimit.Stream(path, "release key", pki.MaxPEMBytes)
 		if err != nil {
@@ -256,17 +257,20 @@ func loadReleaseKey(path, dataDir string) (ed25519.PublicKey, error) {
 		if err != nil {
 			return nil, fmt.Errorf("--release-key %s: %w", path, err)
 		}
-		return key, nil
+		return release.SingleKey(key), nil
 	}
 	id, err := session.LoadIdentity(dataDir)
 	if err != nil {
 		return nil, fmt.Errorf("--bundle needs the controller's release key: pass --release-key FILE or enroll this agent: %w", err)
 	}
-	key, err := release.PublicKey(id.ReleasePublicKey)
+	trust, err := session.LoadTrust(dataDir, id)
 	if err != nil {
-		return nil, fmt.Errorf("identity in %s: %w", dataDir, err)
+		return nil, err
 	}
-	return key, nil
+	if len(trust.ReleaseKeys) == 0 {
+		return nil, fmt.Errorf("the agent in %s knows no release key: pass --release-key FILE", dataDir)
+	}
+	return trust.ReleaseKeys, nil
 }
 
 func hasStep(m *manifest.Manifest, name string) bool {

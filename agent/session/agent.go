@@ -23,7 +23,10 @@ import (
 
 	"github.com/cairn-ops/cairn/agent/apply"
 	"github.com/cairn-ops/cairn/agent/inventory"
+	"github.com/cairn-ops/cairn/internal/handshake"
+	"github.com/cairn-ops/cairn/internal/pki"
 	"github.com/cairn-ops/cairn/internal/readlimit"
+	"github.com/cairn-ops/cairn/internal/refusal"
 	agentv1 "github.com/cairn-ops/cairn/proto/agent/v1"
 	inventoryv1 "github.com/cairn-ops/cairn/proto/inventory/v1"
 )
@@ -111,6 +114,12 @@ type Agent struct {
 
 	mu    sync.Mutex
 	creds *Credentials
+	trust *Trust
+	// rotated is set when a new trust names another CA than the one that
+	// issued the node's certificate: the next renewal check renews at
+	// once, so the node holds a certificate of the new CA before the old
+	// one retires.
+	rotated bool
 }
 
 // New loads the identity and credentials from cfg.DataDir. It returns
@@ -121,6 +130,10 @@ func New(cfg Config) (*Agent, error) {
 		return nil, err
 	}
 	creds, err := LoadCredentials(cfg.DataDir)
+	if err != nil {
+		return nil, err
+	}
+	trust, err := LoadTrust(cfg.DataDir, id)
 	if err != nil {
 		return nil, err
 	}
@@ -168,6 +181,7 @@ func New(cfg Config) (*Agent, error) {
 		addr:    cfg.Controller,
 		host:    host,
 		creds:   creds,
+		trust:   trust,
 		root:    root,
 		journal: &journalHandle{dataDir: cfg.DataDir, log: log},
 		cache:   newArtifactCache(cfg.DataDir, log),
@@ -237,11 +251,12 @@ var errRenewed = errors.New("certificate renewed")
 // session runs one session. opened reports whether the stream was
 // established (Hello sent), as opposed to a failure to connect.
 func (a *Agent) session(ctx context.Context) (opened bool, err error) {
-	tlsConf := clientTLS(a.credsNow().Roots, a.host, func(*tls.CertificateRequestInfo) (*tls.Certificate, error) {
+	tlsConf := clientTLS(a.trustNow().Pool(a.cfg.Now()), a.host, func(*tls.CertificateRequestInfo) (*tls.Certificate, error) {
 		return &a.credsNow().Cert, nil
 	})
+	creds := handshake.Wrap(credentials.NewTLS(tlsConf))
 	conn, err := grpc.NewClient(a.addr,
-		grpc.WithTransportCredentials(credentials.NewTLS(tlsConf)),
+		grpc.WithTransportCredentials(creds),
 		grpc.WithKeepaliveParams(*a.cfg.Keepalive),
 		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(maxRecvMsgBytes)),
 	)
@@ -255,18 +270,18 @@ func (a *Agent) session(ctx context.Context) (opened bool, err error) {
 	defer cancel()
 	stream, err := client.agent.Session(sctx)
 	if err != nil {
-		return false, classify(err)
+		return false, a.connectError(err, creds)
 	}
 	out := &sender{stream: stream, sent: map[string]bool{}}
 	if err := out.hello(a.cfg.Hostname, a.cfg.AgentVersion, a.recent(sctx)); err != nil {
-		return false, classify(streamError(stream, err))
+		return false, a.connectError(streamError(stream, err), creds)
 	}
 	a.log.Info("session opened", "controller", a.addr)
 	if err := a.drainOutbox(sctx, out); err != nil {
 		return true, classify(streamError(stream, err))
 	}
 
-	l := &link{client: client, out: out, waits: newConfirmations()}
+	l := &link{client: client, out: out, waits: newConfirmations(), trusted: make(chan struct{}, 1)}
 	commands := make(chan *agentv1.Command, 64)
 	worked := make(chan error, 1)
 	received := make(chan error, 1)
@@ -293,6 +308,18 @@ func (a *Agent) session(ctx context.Context) (opened bool, err error) {
 	return true, classify(err)
 }
 
+// connectError is the error of a session that did not open: a refusal
+// (classify), or, when the controller's certificate did not verify
+// against the CAs the agent trusts, ErrUntrusted saying so. The agent
+// keeps trying either way but a refusal; an untrusted controller may be
+// one whose CA was rotated while the agent was away.
+func (a *Agent) connectError(err error, creds *handshake.Credentials) error {
+	if bad := handshake.Untrusted(creds.Err()); bad != nil {
+		return fmt.Errorf("%w: %v: if the controller's CA was rotated while this agent was not connected, enroll it again", ErrUntrusted, bad)
+	}
+	return classify(err)
+}
+
 // streamError returns the status that ended a stream when Send reports
 // only io.EOF.
 func streamError(stream agentv1.Agent_SessionClient, err error) error {
@@ -307,7 +334,10 @@ func streamError(stream agentv1.Agent_SessionClient, err error) error {
 }
 
 // classify turns a session's gRPC error into a permanent error when the
-// controller refused the node, and otherwise leaves it as it is.
+// controller refused the node, and otherwise leaves it as it is. It
+// decides on the refusal's reason (internal/refusal), never on the
+// message's text: a revoked node is ErrRevoked, any other refusal of the
+// node's identity ErrRefused.
 func classify(err error) error {
 	if err == nil || errors.Is(err, errRenewed) {
 		return err
@@ -316,13 +346,14 @@ func classify(err error) error {
 	if !ok {
 		return err
 	}
+	switch refusal.Of(err) {
+	case refusal.NodeRevoked:
+		return fmt.Errorf("%w: %s: enroll again with a new token after removing %s", ErrRevoked, st.Message(), IdentityFile)
+	case refusal.NodeUnknown, refusal.CertificateRetired:
+		return fmt.Errorf("%w: %s: enroll again with a new token after removing %s", ErrRefused, st.Message(), IdentityFile)
+	}
 	switch st.Code() {
-	case codes.PermissionDenied:
-		if strings.Contains(strings.ToLower(st.Message()), "revoked") {
-			return fmt.Errorf("%w: %s: enroll again with a new token after removing %s", ErrRevoked, st.Message(), IdentityFile)
-		}
-		return fmt.Errorf("%w: %s", ErrRefused, st.Message())
-	case codes.Unauthenticated:
+	case codes.PermissionDenied, codes.Unauthenticated:
 		return fmt.Errorf("%w: %s", ErrRefused, st.Message())
 	}
 	return err
@@ -354,6 +385,36 @@ func (a *Agent) setCreds(c *Credentials) {
 	a.creds = c
 }
 
+func (a *Agent) trustNow() *Trust {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.trust
+}
+
+// updateTrust takes what the controller sent to trust: checked, then
+// saved (atomically) before it is used. A trust that changes nothing is
+// not written. When the node's certificate is from another CA than the
+// one that issues certificates now, the next renewal check renews it.
+func (a *Agent) updateTrust(m *agentv1.Trust) error {
+	t, err := trustFromProto(m)
+	if err != nil {
+		return fmt.Errorf("the controller sent a trust the agent refuses: %w", err)
+	}
+	if t.Equal(a.trustNow()) {
+		return nil
+	}
+	if err := saveTrust(a.cfg.DataDir, t); err != nil {
+		return err
+	}
+	renew := a.credsNow().Leaf.CheckSignatureFrom(t.Issuing()) != nil
+	a.mu.Lock()
+	a.trust, a.rotated = t, renew
+	a.mu.Unlock()
+	a.log.Info("controller trust updated", "cas", len(t.CAs), "release_keys", len(t.ReleaseKeys),
+		"issuing_ca", pki.SerialHex(t.Issuing()), "renew_certificate", renew)
+	return nil
+}
+
 // clientTLS is the agent's TLS configuration: the controller verified
 // against roots under serverName; getCert presents the node certificate
 // (nil for enrollment, which has none yet).
@@ -364,13 +425,6 @@ func clientTLS(roots *x509.CertPool, serverName string, getCert func(*tls.Certif
 		ServerName:           serverName,
 		GetClientCertificate: getCert,
 	}
-}
-
-// handshakeFailed reports whether an Unavailable status came from a TLS
-// handshake that failed, which no retry will fix.
-func handshakeFailed(st *status.Status) bool {
-	m := st.Message()
-	return strings.Contains(m, "authentication handshake failed") || strings.Contains(m, "x509:")
 }
 
 // hostOf returns the host part of a host:port address, for TLS

@@ -28,12 +28,15 @@ func newClient(conn grpc.ClientConnInterface) *client {
 }
 
 // link is what the goroutines of one session share: the controller's
-// service, the stream's sender and the manual steps waiting for their
-// confirmations.
+// service, the stream's sender, the manual steps waiting for their
+// confirmations, and a signal that the controller's trust changed.
 type link struct {
 	client *client
 	out    *sender
 	waits  *confirmations
+	// trusted has room for one signal: the receiver took a new trust, and
+	// the worker checks whether the certificate needs renewing.
+	trusted chan struct{}
 }
 
 // sender serializes messages on the session stream: the command worker
@@ -102,10 +105,10 @@ func (r result) proto() *agentv1.CommandResult {
 
 // receive reads the controller's messages until the stream ends: commands
 // go to the worker in order, acknowledgements of results and of outbox
-// items empty the outbox, and confirmations go to the manual steps
-// waiting for them. Once the worker has stopped (idle closed), commands
-// are dropped unacknowledged; the controller redelivers them on the next
-// session.
+// items empty the outbox, a new trust is saved and signalled to the
+// worker, and confirmations go to the manual steps waiting for them. Once
+// the worker has stopped (idle closed), commands are dropped
+// unacknowledged; the controller redelivers them on the next session.
 func (a *Agent) receive(ctx context.Context, stream agentv1.Agent_SessionClient, l *link, commands chan<- *agentv1.Command, idle <-chan struct{}) error {
 	for {
 		msg, err := stream.Recv()
@@ -124,6 +127,16 @@ func (a *Agent) receive(ctx context.Context, stream agentv1.Agent_SessionClient,
 			a.ack(ctx, l.out, journal.ResultID(m.ResultAck.GetCommandId()))
 		case *agentv1.ControllerMessage_OutboxAck:
 			a.ack(ctx, l.out, m.OutboxAck.GetId())
+		case *agentv1.ControllerMessage_Trust:
+			if err := a.updateTrust(m.Trust); err != nil {
+				// The old trust stays; the session goes on with it.
+				a.log.Error("trust update not taken", "error", err)
+				continue
+			}
+			select {
+			case l.trusted <- struct{}{}:
+			default:
+			}
 		case *agentv1.ControllerMessage_Confirmation:
 			c := m.Confirmation
 			if !l.waits.deliver(c) {
@@ -134,7 +147,8 @@ func (a *Agent) receive(ctx context.Context, stream agentv1.Agent_SessionClient,
 }
 
 // work runs commands one at a time and renews the certificate between
-// them when it is due, which ends the session with errRenewed. sctx is
+// them when it is due or the controller's CA was rotated, which ends the
+// session with errRenewed. sctx is
 // the session's context; ctx, the agent's, bounds deployments, which do
 // not stop when the session does.
 func (a *Agent) work(ctx, sctx context.Context, l *link, commands <-chan *agentv1.Command) error {
@@ -148,6 +162,10 @@ func (a *Agent) work(ctx, sctx context.Context, l *link, commands <-chan *agentv
 		case <-sctx.Done():
 			return sctx.Err()
 		case <-tick.C:
+			if err := a.renewIfDue(sctx, l.client); err != nil {
+				return err
+			}
+		case <-l.trusted:
 			if err := a.renewIfDue(sctx, l.client); err != nil {
 				return err
 			}

@@ -92,10 +92,6 @@ func (a *Agent) runDeploy(ctx, sctx context.Context, l *link, id string, cmd *ag
 	if err != nil {
 		return fail("%v", err)
 	}
-	key, err := release.PublicKey(a.id.ReleasePublicKey)
-	if err != nil {
-		return fail("%v", err)
-	}
 	paths := make(map[string]string, len(cmd.GetArtifacts()))
 	for _, ref := range cmd.GetArtifacts() {
 		p, err := a.cache.fetch(sctx, l.client.agent, ref)
@@ -136,7 +132,8 @@ func (a *Agent) runDeploy(ctx, sctx context.Context, l *link, id string, cmd *ag
 		Confirm:       confirmer(sctx, l, id, abort, log),
 		Logger:        log,
 		Bundle:        &bundle,
-		ReleaseKey:    key,
+		ReleaseKeys:   a.trustNow().ReleaseKeys,
+		Now:           a.cfg.Now,
 		ArtifactPaths: paths,
 		// The deployment's end completes this command (a rollback
 		// command, not the apply command it undoes) in the same journal

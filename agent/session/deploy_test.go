@@ -744,7 +744,7 @@ func cacheClient(t *testing.T, f *fakeController, dir string) agentv1.AgentClien
 	if err != nil {
 		t.Fatal(err)
 	}
-	conf := clientTLS(creds.Roots, "127.0.0.1", func(*tls.CertificateRequestInfo) (*tls.Certificate, error) { return &creds.Cert, nil })
+	conf := clientTLS(loadTrust(t, dir).Pool(time.Now()), "127.0.0.1", func(*tls.CertificateRequestInfo) (*tls.Certificate, error) { return &creds.Cert, nil })
 	conn, err := grpc.NewClient(f.addr, grpc.WithTransportCredentials(credentials.NewTLS(conf)))
 	if err != nil {
 		t.Fatal(err)

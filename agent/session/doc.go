@@ -10,8 +10,11 @@
 //
 //	node-key.pem    the node's ECDSA key
 //	node.pem        the node's client certificate
-//	ca.pem          the pinned controller CA
+//	ca.pem          the controller CA pinned at enrollment
 //	identity.json   node ID, controller address, release public key
+//	trust.json      what the controller last said to trust: its CAs and
+//	                release keys, each until it retires (supersedes
+//	                ca.pem and identity.json's release key)
 //	journal.db      the agent's one database (agent/journal, bbolt): the
 //	                step journal, the IDs of completed commands, and the
 //	                one outbox of command results and journal reports
@@ -43,6 +46,16 @@
 // Reconnects back off exponentially with full jitter. The node
 // certificate is renewed over the session when two thirds of its lifetime
 // have passed.
+//
+// The controller sends a Trust when a session opens and again after a
+// rotation (cairn-controller rotate): the agent saves it to trust.json
+// (atomically, before using it), verifies the controller and releases
+// with it from then on, keeping an old CA or release key until its
+// retirement time, and renews its certificate at once when a CA other
+// than the one that issued it issues certificates now. Refusals of the
+// node are recognised by their reason (internal/refusal), never their
+// text: a revoked node stops with ErrRevoked, any other refusal with
+// ErrRefused.
 //
 // A deploy command (apply, rollback or plan of a signed release) fetches
 // the release's artifacts into the cache by digest (resumable, verified

@@ -1,7 +1,6 @@
 package session
 
 import (
-	"bytes"
 	"context"
 	"crypto/ecdsa"
 	"crypto/x509"
@@ -9,6 +8,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"time"
 
 	"google.golang.org/grpc"
@@ -17,6 +17,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/cairn-ops/cairn/internal/atomicfile"
+	"github.com/cairn-ops/cairn/internal/handshake"
 	"github.com/cairn-ops/cairn/internal/pki"
 	agentv1 "github.com/cairn-ops/cairn/proto/agent/v1"
 )
@@ -79,7 +80,7 @@ func Enroll(ctx context.Context, opts EnrollOptions) (*Identity, error) {
 		return nil, err
 	}
 
-	creds := credentials.NewTLS(clientTLS(roots, serverName, nil))
+	creds := handshake.Wrap(credentials.NewTLS(clientTLS(roots, serverName, nil)))
 	conn, err := grpc.NewClient(opts.Controller, grpc.WithTransportCredentials(creds),
 		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(maxRecvMsgBytes)))
 	if err != nil {
@@ -104,7 +105,7 @@ func Enroll(ctx context.Context, opts EnrollOptions) (*Identity, error) {
 		if ctx.Err() != nil {
 			return nil, fmt.Errorf("enroll with %s: %w", opts.Controller, ctx.Err())
 		}
-		if err := enrollError(opts.Controller, err); err != nil {
+		if err := enrollError(opts.Controller, err, creds.Err()); err != nil {
 			return nil, err
 		}
 		d := bo.Next()
@@ -115,7 +116,7 @@ func Enroll(ctx context.Context, opts EnrollOptions) (*Identity, error) {
 		}
 	}
 
-	ca, leaf, err := checkEnrollment(resp, roots, key, opts.Now())
+	trust, leaf, err := checkEnrollment(resp, roots, key, opts.Now())
 	if err != nil {
 		return nil, fmt.Errorf("enroll with %s: %w", opts.Controller, err)
 	}
@@ -135,11 +136,16 @@ func Enroll(ctx context.Context, opts EnrollOptions) (*Identity, error) {
 	}{
 		{KeyFile, keyPEM},
 		{CertFile, pki.EncodeCert(leaf.Raw)},
-		{CAFile, pki.EncodeCert(ca.Raw)},
+		{CAFile, pki.EncodeCert(trust.Issuing().Raw)},
 	}
 	for _, f := range files {
 		if err := atomicfile.Write(filepath.Join(opts.DataDir, f.name), f.data, filePerm); err != nil {
 			return nil, fmt.Errorf("save identity: %w", err)
+		}
+	}
+	if resp.GetTrust() != nil {
+		if err := saveTrust(opts.DataDir, trust); err != nil {
+			return nil, err
 		}
 	}
 	if err := SaveIdentity(opts.DataDir, id); err != nil {
@@ -150,15 +156,17 @@ func Enroll(ctx context.Context, opts EnrollOptions) (*Identity, error) {
 }
 
 // enrollError returns the error that ends enrollment, or nil when the
-// failure is worth a retry (the controller is unreachable).
-func enrollError(controller string, err error) error {
+// failure is worth a retry (the controller is unreachable). tlsErr is the
+// error of the last TLS handshake: a certificate that did not verify is
+// ErrUntrusted, which no retry cures.
+func enrollError(controller string, err, tlsErr error) error {
 	st := status.Convert(err)
 	switch st.Code() {
 	case codes.PermissionDenied, codes.Unauthenticated, codes.NotFound, codes.InvalidArgument, codes.FailedPrecondition, codes.ResourceExhausted:
 		return fmt.Errorf("%w by %s: %s (ask an operator for a new token: cairnctl enroll-token create)", ErrEnrollRefused, controller, st.Message())
 	case codes.Unavailable:
-		if handshakeFailed(st) {
-			return fmt.Errorf("%w: %s: %s (is --ca the controller's ca.pem?)", ErrUntrusted, controller, st.Message())
+		if bad := handshake.Untrusted(tlsErr); bad != nil {
+			return fmt.Errorf("%w: %s: %v (is --ca the controller's ca.pem?)", ErrUntrusted, controller, bad)
 		}
 		return nil
 	case codes.DeadlineExceeded, codes.Aborted:
@@ -167,19 +175,27 @@ func enrollError(controller string, err error) error {
 	return fmt.Errorf("enroll with %s: %s", controller, st.Message())
 }
 
-// checkEnrollment verifies the controller's answer: the returned CA is
-// the one the operator gave (the agent pins only that), and the
-// certificate is for this key, chains to the CA, is a client certificate
-// and names a node.
-func checkEnrollment(resp *agentv1.EnrollResponse, given *x509.CertPool, key *ecdsa.PrivateKey, now time.Time) (ca, leaf *x509.Certificate, err error) {
-	ca, err = pki.DecodeCert(resp.GetCaPem())
+// checkEnrollment verifies the controller's answer and returns what the
+// agent is to trust: the CAs and release keys of the answer's trust (or,
+// from a controller that sends none, its CA and release key). One of
+// those CAs must be one the operator gave (the TLS connection was
+// verified with the given ones, so the controller vouches for the
+// others, as it does during a CA rotation), and the certificate must be
+// for this key, chain to one of them as a client certificate and name a
+// node.
+func checkEnrollment(resp *agentv1.EnrollResponse, given *x509.CertPool, key *ecdsa.PrivateKey, now time.Time) (*Trust, *x509.Certificate, error) {
+	trust, err := enrollmentTrust(resp)
 	if err != nil {
-		return nil, nil, fmt.Errorf("controller's CA: %w", err)
+		return nil, nil, fmt.Errorf("controller's trust: %w", err)
 	}
-	if _, err := ca.Verify(x509.VerifyOptions{Roots: given, CurrentTime: now}); err != nil {
-		return nil, nil, fmt.Errorf("%w: the controller returned a CA (%s) other than the one given", ErrUntrusted, ca.Subject)
+	known := slices.ContainsFunc(trust.CAs, func(ca TrustedCA) bool {
+		_, err := ca.Cert.Verify(x509.VerifyOptions{Roots: given, CurrentTime: now})
+		return err == nil
+	})
+	if !known {
+		return nil, nil, fmt.Errorf("%w: the controller returned a CA (%s) other than the one given", ErrUntrusted, trust.Issuing().Subject)
 	}
-	leaf, err = checkNodeCert(resp.GetCertificateDer(), ca, key, now)
+	leaf, err := checkNodeCert(resp.GetCertificateDer(), trust.Pool(now), key, now)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -190,12 +206,20 @@ func checkEnrollment(resp *agentv1.EnrollResponse, given *x509.CertPool, key *ec
 	if id != resp.GetNodeId() {
 		return nil, nil, fmt.Errorf("certificate names node %q, the response %q", id, resp.GetNodeId())
 	}
-	return ca, leaf, nil
+	return trust, leaf, nil
+}
+
+// enrollmentTrust is the trust of an enrollment answer.
+func enrollmentTrust(resp *agentv1.EnrollResponse) (*Trust, error) {
+	if resp.GetTrust() != nil {
+		return trustFromProto(resp.GetTrust())
+	}
+	return pinnedTrust(resp.GetCaPem(), resp.GetReleasePublicKey())
 }
 
 // checkNodeCert parses a node certificate and checks it belongs to key
-// and chains to ca as a client certificate.
-func checkNodeCert(der []byte, ca *x509.Certificate, key *ecdsa.PrivateKey, now time.Time) (*x509.Certificate, error) {
+// and chains to one of roots as a client certificate.
+func checkNodeCert(der []byte, roots *x509.CertPool, key *ecdsa.PrivateKey, now time.Time) (*x509.Certificate, error) {
 	leaf, err := x509.ParseCertificate(der)
 	if err != nil {
 		return nil, fmt.Errorf("node certificate: %w", err)
@@ -204,17 +228,12 @@ func checkNodeCert(der []byte, ca *x509.Certificate, key *ecdsa.PrivateKey, now 
 	if !ok || !pub.Equal(&key.PublicKey) {
 		return nil, fmt.Errorf("node certificate is not for the key this agent sent")
 	}
-	roots := x509.NewCertPool()
-	roots.AddCert(ca)
 	if _, err := leaf.Verify(x509.VerifyOptions{
 		Roots:       roots,
 		CurrentTime: now,
 		KeyUsages:   []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth},
 	}); err != nil {
 		return nil, fmt.Errorf("node certificate: %w", err)
-	}
-	if !bytes.Equal(leaf.RawIssuer, ca.RawSubject) {
-		return nil, fmt.Errorf("node certificate not issued by the pinned CA")
 	}
 	return leaf, nil
 }

@@ -48,25 +48,28 @@ type fakeController struct {
 	releaseKey ed25519.PrivateKey
 	addr       string
 	tlsConf    *tls.Config
+	// clientCAs verify node certificates; ca (under mu) issues them.
+	clientCAs *x509.CertPool
 
 	events chan event
 	// backlog holds events wait read past; only the test goroutine uses it.
 	backlog  []event
 	sessions chan *fakeSession
 
-	mu         sync.Mutex
-	srv        *grpc.Server
-	refusal    error         // Enroll's answer when set
-	validity   time.Duration // of certificates Enroll issues
-	revoked    bool
-	noAck      bool // do not send ResultAck
-	enrolls    int
-	renewals   int
-	hellos     []*agentv1.Hello
-	peerCerts  []*x509.Certificate // the client certificate of each session
-	results    []*agentv1.CommandResult
-	audits     []*inventoryv1.Audit
-	uploadCmds []string
+	mu       sync.Mutex
+	srv      *grpc.Server
+	refusal  error         // Enroll's answer when set
+	validity time.Duration // of certificates Enroll issues
+	// sessionRefusal, when set, is what Session answers at once.
+	sessionRefusal error
+	noAck          bool // do not send ResultAck
+	enrolls        int
+	renewals       int
+	hellos         []*agentv1.Hello
+	peerCerts      []*x509.Certificate // the client certificate of each session
+	results        []*agentv1.CommandResult
+	audits         []*inventoryv1.Audit
+	uploadCmds     []string
 
 	noOutboxAck bool // do not send OutboxAck
 	outbox      []*agentv1.OutboxItem
@@ -128,15 +131,33 @@ func newFakeController(t *testing.T) *fakeController {
 		sessions:   make(chan *fakeSession, 100),
 		artifacts:  map[string][]byte{},
 	}
+	f.clientCAs = pool
+	// Each handshake reads the client CAs now: rotate adds one.
 	f.tlsConf = &tls.Config{
-		Certificates: []tls.Certificate{serverCert},
-		ClientAuth:   tls.VerifyClientCertIfGiven,
-		ClientCAs:    pool,
-		MinVersion:   tls.VersionTLS12,
+		GetConfigForClient: func(*tls.ClientHelloInfo) (*tls.Config, error) {
+			f.mu.Lock()
+			defer f.mu.Unlock()
+			return &tls.Config{
+				Certificates: []tls.Certificate{serverCert},
+				ClientAuth:   tls.VerifyClientCertIfGiven,
+				ClientCAs:    f.clientCAs,
+				MinVersion:   tls.VersionTLS12,
+			}, nil
+		},
 	}
 	f.start("127.0.0.1:0")
 	t.Cleanup(f.stop)
 	return f
+}
+
+// rotate makes ca the CA that issues node certificates, trusted besides
+// the old one, as the controller does during a CA rotation's overlap.
+func (f *fakeController) rotate(ca *pki.CA) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	pool := f.clientCAs.Clone()
+	pool.AddCert(ca.Cert)
+	f.clientCAs, f.ca = pool, ca
 }
 
 // start serves on addr; the first start picks a free port.
@@ -253,7 +274,10 @@ func (f *fakeController) Renew(ctx context.Context, req *agentv1.RenewRequest) (
 	if err != nil {
 		return nil, status.Error(codes.PermissionDenied, err.Error())
 	}
-	der, err := f.ca.SignNode(req.GetCsrDer(), id, time.Now(), pki.NodeValidity)
+	f.mu.Lock()
+	ca := f.ca
+	f.mu.Unlock()
+	der, err := ca.SignNode(req.GetCsrDer(), id, time.Now(), pki.NodeValidity)
 	if err != nil {
 		return nil, status.Error(codes.InvalidArgument, err.Error())
 	}
@@ -299,10 +323,10 @@ func (f *fakeController) Session(stream agentv1.Agent_SessionServer) error {
 		return err
 	}
 	f.mu.Lock()
-	revoked := f.revoked
+	refused := f.sessionRefusal
 	f.mu.Unlock()
-	if revoked {
-		return status.Error(codes.PermissionDenied, "node node-1 is revoked")
+	if refused != nil {
+		return refused
 	}
 	first, err := stream.Recv()
 	if err != nil {

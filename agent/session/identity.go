@@ -76,17 +76,16 @@ func SaveIdentity(dir string, id *Identity) error {
 	return atomicfile.Write(filepath.Join(dir, IdentityFile), append(data, '\n'), filePerm)
 }
 
-// Credentials are the node's TLS material, read from the data directory.
+// Credentials are the node's TLS key and certificate, read from the
+// data directory. What the node trusts of the controller is its Trust.
 type Credentials struct {
 	Cert tls.Certificate
 	// Leaf is Cert's parsed certificate.
-	Leaf  *x509.Certificate
-	Roots *x509.CertPool
-	CA    *x509.Certificate
+	Leaf *x509.Certificate
 }
 
-// LoadCredentials reads the node key, certificate and pinned CA from dir,
-// first finishing a certificate renewal a crash interrupted.
+// LoadCredentials reads the node key and certificate from dir, first
+// finishing a certificate renewal a crash interrupted.
 func LoadCredentials(dir string) (*Credentials, error) {
 	if err := commitPending(dir); err != nil {
 		return nil, err
@@ -102,21 +101,11 @@ func LoadCredentials(dir string) (*Credentials, error) {
 	if err != nil {
 		return nil, err
 	}
-	caPEM, err := read(CAFile)
-	if err != nil {
-		return nil, err
-	}
 	cert, err := tls.X509KeyPair(certPEM, keyPEM)
 	if err != nil {
 		return nil, fmt.Errorf("node key and certificate in %s: %w", dir, err)
 	}
-	ca, err := pki.DecodeCert(caPEM)
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", filepath.Join(dir, CAFile), err)
-	}
-	roots := x509.NewCertPool()
-	roots.AddCert(ca)
-	return &Credentials{Cert: cert, Leaf: cert.Leaf, Roots: roots, CA: ca}, nil
+	return &Credentials{Cert: cert, Leaf: cert.Leaf}, nil
 }
 
 // saveNew writes a new node key and certificate so that a crash at any

@@ -2,6 +2,7 @@ package session
 
 import (
 	"context"
+	"crypto/x509"
 	"fmt"
 	"time"
 
@@ -15,13 +16,18 @@ func RenewAt(notBefore, notAfter time.Time) time.Time {
 	return notBefore.Add(notAfter.Sub(notBefore) * 2 / 3)
 }
 
-// renewIfDue renews the node certificate when it is due and returns
-// errRenewed so the session reconnects with it. A failed renewal is
-// logged and tried again at the next check while the old certificate is
-// still valid.
+// renewIfDue renews the node certificate when it is due, or when the
+// controller's CA was rotated since it was issued, and returns errRenewed
+// so the session reconnects with it. A failed renewal is logged and
+// tried again at the next check while the old certificate is still
+// valid.
 func (a *Agent) renewIfDue(ctx context.Context, c *client) error {
 	leaf := a.credsNow().Leaf
-	if a.cfg.Now().Before(RenewAt(leaf.NotBefore, leaf.NotAfter)) {
+	a.mu.Lock()
+	rotated := a.rotated
+	a.rotated = false // one renewal per rotation: no loop if it does not help
+	a.mu.Unlock()
+	if !rotated && a.cfg.Now().Before(RenewAt(leaf.NotBefore, leaf.NotAfter)) {
 		return nil
 	}
 	if err := a.renew(ctx, c); err != nil {
@@ -36,7 +42,6 @@ func (a *Agent) renewIfDue(ctx context.Context, c *client) error {
 
 // renew asks for a certificate for a new key and installs both.
 func (a *Agent) renew(ctx context.Context, c *client) error {
-	old := a.credsNow()
 	key, err := pki.NewKey()
 	if err != nil {
 		return fmt.Errorf("generate node key: %w", err)
@@ -49,7 +54,7 @@ func (a *Agent) renew(ctx context.Context, c *client) error {
 	if err != nil {
 		return err
 	}
-	leaf, err := checkNodeCert(resp.GetCertificateDer(), old.CA, key, a.cfg.Now())
+	leaf, err := checkNodeCert(resp.GetCertificateDer(), a.trustNow().Pool(a.cfg.Now()), key, a.cfg.Now())
 	if err != nil {
 		return err
 	}
@@ -64,6 +69,17 @@ func (a *Agent) renew(ctx context.Context, c *client) error {
 		return err
 	}
 	a.setCreds(creds)
-	a.log.Info("certificate renewed", "serial", pki.SerialHex(leaf), "expires", leaf.NotAfter.UTC().Format(time.RFC3339))
+	a.log.Info("certificate renewed", "serial", pki.SerialHex(leaf), "issuer_ca", caSerial(leaf, a.trustNow()), "expires", leaf.NotAfter.UTC().Format(time.RFC3339))
 	return nil
+}
+
+// caSerial is the serial of the trusted CA that signed leaf, or "" when
+// none did.
+func caSerial(leaf *x509.Certificate, t *Trust) string {
+	for _, ca := range t.CAs {
+		if leaf.CheckSignatureFrom(ca.Cert) == nil {
+			return pki.SerialHex(ca.Cert)
+		}
+	}
+	return ""
 }

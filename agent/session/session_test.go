@@ -17,6 +17,7 @@ import (
 
 	"github.com/cairn-ops/cairn/agent/journal"
 	"github.com/cairn-ops/cairn/internal/pki"
+	"github.com/cairn-ops/cairn/internal/refusal"
 	agentv1 "github.com/cairn-ops/cairn/proto/agent/v1"
 )
 
@@ -64,8 +65,9 @@ func TestEnrollWritesIdentity(t *testing.T) {
 	if got, _ := pki.NodeID(creds.Leaf); got != testNode {
 		t.Errorf("certificate names %q, want %q", got, testNode)
 	}
-	if !creds.CA.Equal(f.ca.Cert) {
-		t.Errorf("pinned CA %s, want the controller's", creds.CA.Subject)
+	trust := loadTrust(t, dir)
+	if len(trust.CAs) != 1 || !trust.Issuing().Equal(f.ca.Cert) || !trust.ReleaseKeys[0].Public.Equal(f.release) {
+		t.Errorf("trust %+v, want the controller's CA and release key", trust)
 	}
 }
 
@@ -298,22 +300,40 @@ func TestFailedAuditIsAResult(t *testing.T) {
 	}
 }
 
-func TestRevokedStops(t *testing.T) {
-	f := newFakeController(t)
-	dir := f.enroll(t)
-	f.revoked = true
-	a, err := New(Config{DataDir: dir, Logger: testLogger(t), ReconnectBase: time.Millisecond, ReconnectMax: time.Millisecond})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithTimeout(t.Context(), waitFor)
-	defer cancel()
-	err = a.Run(ctx)
-	if !errors.Is(err, ErrRevoked) {
-		t.Fatalf("Run = %v, want ErrRevoked", err)
-	}
-	if ctx.Err() != nil {
-		t.Errorf("Run retried until the deadline instead of stopping")
+// TestRefusedStops: a refusal of the node's identity stops the agent
+// instead of a retry, and it is recognised by its reason, not its text:
+// a revoked node whose message does not say "revoked" is ErrRevoked, and
+// a message that says "revoked" without the reason is not.
+func TestRefusedStops(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		refusal error
+		want    error
+		not     error
+	}{
+		{"revoked, by reason", refusal.Errorf(codes.PermissionDenied, refusal.NodeRevoked, "node node-1 was taken out of service"), ErrRevoked, nil},
+		{"revoked, by text only", status.Error(codes.PermissionDenied, "node node-1 is revoked"), ErrRefused, ErrRevoked},
+		{"unknown node", refusal.Errorf(codes.Unauthenticated, refusal.NodeUnknown, "node node-1 is not enrolled"), ErrRefused, ErrRevoked},
+		{"certificate from a retired CA", refusal.Errorf(codes.PermissionDenied, refusal.CertificateRetired, "certificate issued by a retired CA"), ErrRefused, ErrRevoked},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			f := newFakeController(t)
+			dir := f.enroll(t)
+			f.locked(func() { f.sessionRefusal = tc.refusal })
+			a, err := New(Config{DataDir: dir, Logger: testLogger(t), ReconnectBase: time.Millisecond, ReconnectMax: time.Millisecond})
+			if err != nil {
+				t.Fatal(err)
+			}
+			ctx, cancel := context.WithTimeout(t.Context(), waitFor)
+			defer cancel()
+			err = a.Run(ctx)
+			if !errors.Is(err, tc.want) || (tc.not != nil && errors.Is(err, tc.not)) {
+				t.Fatalf("Run = %v, want %v (and not %v)", err, tc.want, tc.not)
+			}
+			if ctx.Err() != nil {
+				t.Errorf("Run retried until the deadline instead of stopping")
+			}
+		})
 	}
 }
 

@@ -15,6 +15,7 @@ import (
 	"github.com/cairn-ops/cairn/controller/blob"
 	"github.com/cairn-ops/cairn/controller/dml"
 	"github.com/cairn-ops/cairn/controller/store"
+	signed "github.com/cairn-ops/cairn/internal/release"
 	controllerv1 "github.com/cairn-ops/cairn/proto/controller/v1"
 )
 
@@ -26,6 +27,16 @@ import (
 type Dispatcher interface {
 	Notify(nodeID string)
 	IsConnected(nodeID string) bool
+}
+
+// ReleaseKeys are the controller's release-signing keys as they are now
+// (controller/keyring): a signing-key rotation changes them while the
+// controller runs.
+type ReleaseKeys interface {
+	// SigningKey signs releases sealed now.
+	SigningKey() ed25519.PrivateKey
+	// PublicKeys check signatures, with when each key retires.
+	PublicKeys() signed.Keys
 }
 
 // Deps is what the operator services need.
@@ -40,10 +51,9 @@ type Deps struct {
 	// artifact, for garbage collection; nil refuses garbage collection
 	// (until releases exist, nothing can tell what is in use).
 	ArtifactReferenced func(tx store.Tx, digest string) bool
-	// ReleaseKey signs sealed releases; nil refuses SealRelease.
-	ReleaseKey ed25519.PrivateKey
-	// ReleasePublicKey checks release signatures in VerifyRelease.
-	ReleasePublicKey ed25519.PublicKey
+	// ReleaseKeys sign sealed releases and check release signatures in
+	// VerifyRelease; nil refuses SealRelease.
+	ReleaseKeys ReleaseKeys
 	// Rollouts is the rollout engine; nil answers the Rollouts service
 	// with Unavailable.
 	Rollouts RolloutEngine

@@ -3,6 +3,7 @@ package api_test
 import (
 	"bytes"
 	"context"
+	"crypto/ed25519"
 	"math"
 	"path/filepath"
 	"strings"
@@ -21,6 +22,7 @@ import (
 	"github.com/cairn-ops/cairn/controller/auth"
 	"github.com/cairn-ops/cairn/controller/auth/authtest"
 	"github.com/cairn-ops/cairn/controller/blob"
+	"github.com/cairn-ops/cairn/controller/keyring"
 	"github.com/cairn-ops/cairn/controller/store"
 	"github.com/cairn-ops/cairn/internal/audit"
 	controllerv1 "github.com/cairn-ops/cairn/proto/controller/v1"
@@ -83,6 +85,11 @@ func newEnv(t *testing.T) *env {
 		e.ctx[role] = authtest.WithToken(context.Background(), authtest.AddUser(t, e.st, role+"1", role))
 	}
 	return e
+}
+
+// oneKey is a keyring of one release key that never retires.
+func oneKey(key ed25519.PrivateKey) *keyring.Keyring {
+	return &keyring.Keyring{ReleaseKeys: []*keyring.ReleaseKey{{Key: key}}}
 }
 
 func (e *env) addNode(t *testing.T, id, hostname string, labels map[string]string) {

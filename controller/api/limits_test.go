@@ -44,13 +44,13 @@ func TestInputLimits(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	pub, key, err := ed25519.GenerateKey(nil)
+	_, key, err := ed25519.GenerateKey(nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	eng := newFakeEngine()
 	srv := authtest.Start(t, st, func(s *grpc.Server) {
-		api.Register(s, api.Deps{Store: st, Blobs: blobs, DML: lib, Rollouts: eng, ReleaseKey: key, ReleasePublicKey: pub,
+		api.Register(s, api.Deps{Store: st, Blobs: blobs, DML: lib, Rollouts: eng, ReleaseKeys: oneKey(key),
 			Now: func() time.Time { return now }})
 	})
 	conn := srv.Dial(t, nil)

@@ -19,6 +19,7 @@ import (
 	"github.com/cairn-ops/cairn/controller/store"
 	"github.com/cairn-ops/cairn/internal/limits"
 	"github.com/cairn-ops/cairn/internal/manifest"
+	signed "github.com/cairn-ops/cairn/internal/release"
 	"github.com/cairn-ops/cairn/plugins/preflight"
 	controllerv1 "github.com/cairn-ops/cairn/proto/controller/v1"
 )
@@ -183,12 +184,12 @@ func (s *releases) SealRelease(ctx context.Context, req *controllerv1.ReleaseRef
 	if err := checkRef(req); err != nil {
 		return nil, s.releaseError("SealRelease", err)
 	}
-	if s.ReleaseKey == nil {
+	if s.ReleaseKeys == nil {
 		return nil, status.Error(codes.Unavailable, "this controller has no release key configured")
 	}
 	var rec *controllerv1.ReleaseRecord
 	err := s.Store.Update(ctx, func(tx store.Tx) (err error) {
-		rec, err = release.Seal(tx, s.Now(), actor(ctx), req.GetName(), req.GetVersion(), s.ReleaseKey)
+		rec, err = release.Seal(tx, s.Now(), actor(ctx), req.GetName(), req.GetVersion(), s.ReleaseKeys.SigningKey())
 		return err
 	})
 	if err != nil {
@@ -297,7 +298,11 @@ func (s *releases) VerifyRelease(ctx context.Context, req *controllerv1.ReleaseR
 		}
 		return s.Blobs.Open(digest)
 	}
-	problems := release.Verify(rec, s.ReleasePublicKey, open)
+	var keys signed.Keys
+	if s.ReleaseKeys != nil {
+		keys = s.ReleaseKeys.PublicKeys()
+	}
+	problems := release.Verify(rec, keys, s.Now(), open)
 	return &controllerv1.VerifyReleaseResponse{Ok: len(problems) == 0, Problems: problems, Digest: rec.GetDigest()}, nil
 }
 

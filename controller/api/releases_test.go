@@ -51,7 +51,7 @@ func newReleaseEnv(t *testing.T) *releaseEnv {
 	e.pub = pub
 	srv := authtest.Start(t, e.st, func(s *grpc.Server) {
 		api.Register(s, api.Deps{Store: e.st, Blobs: e.blobs, Now: func() time.Time { return now },
-			ReleaseKey: key, ReleasePublicKey: pub})
+			ReleaseKeys: oneKey(key)})
 	})
 	e.conn = srv.Dial(t, nil)
 	e.rel, e.ke = controllerv1.NewReleasesClient(e.conn), controllerv1.NewKnownErrorsClient(e.conn)

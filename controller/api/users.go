@@ -30,21 +30,13 @@ func (s *users) createUser(ctx context.Context, req *controllerv1.CreateUserRequ
 	if err := checkText("name", limits.UserName, req.GetName()); err != nil {
 		return nil, err
 	}
-	if len(req.GetRoles()) == 0 {
-		return nil, invalid("roles", "give at least one role (%s)", strings.Join(auth.Roles, ", "))
-	}
-	var roles []string
-	for _, r := range req.GetRoles() {
-		if !auth.ValidRole(r) {
-			return nil, invalid("roles", "unknown role %q (want one of %s)", r, strings.Join(auth.Roles, ", "))
-		}
-		if !slices.Contains(roles, r) {
-			roles = append(roles, r)
-		}
+	roles, err := checkRoles(req.GetRoles())
+	if err != nil {
+		return nil, err
 	}
 	now := s.Now()
 	u := &controllerv1.UserRecord{Name: req.GetName(), Roles: roles, CreatedBy: actor(ctx), CreatedAt: stamp.Format(now)}
-	err := s.Store.Update(ctx, func(tx store.Tx) error {
+	err = s.Store.Update(ctx, func(tx store.Tx) error {
 		_, err := tx.User(u.Name)
 		switch {
 		case err == nil:
@@ -63,6 +55,24 @@ func (s *users) createUser(ctx context.Context, req *controllerv1.CreateUserRequ
 		return nil, err
 	}
 	return u, nil
+}
+
+// checkRoles validates a user's roles and drops repeats, keeping the
+// order given.
+func checkRoles(given []string) ([]string, error) {
+	if len(given) == 0 {
+		return nil, invalid("roles", "give at least one role (%s)", strings.Join(auth.Roles, ", "))
+	}
+	var roles []string
+	for _, r := range given {
+		if !auth.ValidRole(r) {
+			return nil, invalid("roles", "unknown role %q (want one of %s)", r, strings.Join(auth.Roles, ", "))
+		}
+		if !slices.Contains(roles, r) {
+			roles = append(roles, r)
+		}
+	}
+	return roles, nil
 }
 
 func (s *users) ListUsers(ctx context.Context, _ *controllerv1.ListUsersRequest) (*controllerv1.ListUsersResponse, error) {
@@ -90,7 +100,8 @@ func (s *users) createToken(ctx context.Context, req *controllerv1.CreateTokenRe
 	if err := checkText("user", limits.UserName, req.GetUser()); err != nil {
 		return nil, err
 	}
-	ttl, err := checkSeconds("ttl_seconds", req.GetTtlSeconds(), limits.APITokenTTL, fmt.Sprintf("%s (%d days)", limits.APITokenTTL, limits.APITokenTTL/(24*time.Hour)))
+	now := s.Now()
+	expires, err := tokenExpiry(req, now)
 	if err != nil {
 		return nil, err
 	}
@@ -106,7 +117,6 @@ func (s *users) createToken(ctx context.Context, req *controllerv1.CreateTokenRe
 	if err != nil {
 		return nil, err
 	}
-	now := s.Now()
 	rec := &controllerv1.APITokenRecord{
 		Id:        id,
 		User:      req.GetUser(),
@@ -115,8 +125,8 @@ func (s *users) createToken(ctx context.Context, req *controllerv1.CreateTokenRe
 		CreatedAt: stamp.Format(now),
 		Issuers:   issuers,
 	}
-	if ttl > 0 {
-		rec.ExpiresAt = stamp.Format(now.Add(ttl))
+	if !expires.IsZero() {
+		rec.ExpiresAt = stamp.Format(expires)
 	}
 	err = s.Store.Update(ctx, func(tx store.Tx) error {
 		u, err := tx.User(rec.User)
@@ -143,6 +153,42 @@ func (s *users) createToken(ctx context.Context, req *controllerv1.CreateTokenRe
 		return nil, err
 	}
 	return &controllerv1.CreateTokenResponse{Token: token, Id: id, ExpiresAt: rec.ExpiresAt, Issuers: rec.Issuers}, nil
+}
+
+// maxTokenTTLText names limits.APITokenTTL in messages.
+var maxTokenTTLText = fmt.Sprintf("%s (%d days)", limits.APITokenTTL, limits.APITokenTTL/(24*time.Hour))
+
+// tokenExpiry is when a token CreateToken makes expires: now plus
+// ttl_seconds, or expires_at, or never (the zero time) when neither is
+// given. Both at once, an expiry that has passed or one further than
+// limits.APITokenTTL ahead are refused.
+func tokenExpiry(req *controllerv1.CreateTokenRequest, now time.Time) (time.Time, error) {
+	ttl, err := checkSeconds("ttl_seconds", req.GetTtlSeconds(), limits.APITokenTTL, maxTokenTTLText)
+	if err != nil {
+		return time.Time{}, err
+	}
+	at := req.GetExpiresAt()
+	switch {
+	case at != "" && ttl > 0:
+		return time.Time{}, invalid("expires_at", "give either ttl_seconds or expires_at, not both")
+	case ttl > 0:
+		return now.Add(ttl), nil
+	case at == "":
+		return time.Time{}, nil
+	}
+	if err := checkText("expires_at", limits.Word, at); err != nil {
+		return time.Time{}, err
+	}
+	t, err := time.Parse(time.RFC3339Nano, at)
+	switch {
+	case err != nil:
+		return time.Time{}, invalid("expires_at", "%q is not an RFC 3339 time (2026-01-02T15:04:05Z)", at)
+	case !t.After(now):
+		return time.Time{}, invalid("expires_at", "%s has passed (the controller's time is %s)", at, stamp.Format(now))
+	case t.Sub(now) > limits.APITokenTTL:
+		return time.Time{}, invalid("expires_at", "%s is more than the maximum of %s ahead", at, maxTokenTTLText)
+	}
+	return t, nil
 }
 
 // tokenIssuers returns the issuers of a token the caller in ctx creates

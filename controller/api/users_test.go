@@ -100,7 +100,7 @@ func TestUsers(t *testing.T) {
 	// The API's clock is fixed in the past, so this token has expired for
 	// the interceptor, which reads the real time.
 	_, err = c.WhoAmI(authtest.WithToken(context.Background(), tok.GetToken()), &controllerv1.WhoAmIRequest{})
-	checkCode(t, err, codes.Unauthenticated, "token expired")
+	checkCode(t, err, codes.Unauthenticated, "expired at 2026-03-01T13:00:00.000000000Z")
 	forever, err := c.CreateToken(admin, &controllerv1.CreateTokenRequest{User: "alice"})
 	if err != nil {
 		t.Fatal(err)

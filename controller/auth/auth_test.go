@@ -3,6 +3,7 @@ package auth_test
 import (
 	"context"
 	"crypto/tls"
+	"crypto/x509"
 	"regexp"
 	"slices"
 	"strings"
@@ -12,14 +13,18 @@ import (
 	"github.com/google/go-cmp/cmp"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/health"
 	"google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/peer"
 	"google.golang.org/grpc/status"
 
 	"github.com/cairn-ops/cairn/controller/auth"
 	"github.com/cairn-ops/cairn/controller/auth/authtest"
 	"github.com/cairn-ops/cairn/controller/store"
+	"github.com/cairn-ops/cairn/internal/pki"
+	"github.com/cairn-ops/cairn/internal/refusal"
 	agentv1 "github.com/cairn-ops/cairn/proto/agent/v1"
 	controllerv1 "github.com/cairn-ops/cairn/proto/controller/v1"
 )
@@ -105,9 +110,15 @@ func setup(t *testing.T) *fixture {
 	f.tokens["disabled"] = authtest.AddUser(t, st, "gone", auth.RoleAdmin)
 	f.tokens["expired"] = authtest.AddUser(t, st, "old", auth.RoleAdmin)
 	f.tokens["orphan"] = authtest.AddUser(t, st, "orphan", auth.RoleAdmin)
+	f.tokens["revoked"] = authtest.AddUser(t, st, "rev", auth.RoleAdmin)
 	f.tokens["unknown"] = "cairn_u_notatoken"
 	err := st.Update(context.Background(), func(tx store.Tx) error {
-		if err := tx.PutUser(&controllerv1.UserRecord{Name: "gone", Roles: []string{auth.RoleAdmin}, Disabled: true}); err != nil {
+		if err := tx.PutUser(&controllerv1.UserRecord{Name: "gone", Roles: []string{auth.RoleAdmin}, Disabled: true,
+			DisabledBy: "user:ada", DisabledAt: "2026-01-02T03:04:05Z"}); err != nil {
+			return err
+		}
+		if err := tx.PutAPIToken(&controllerv1.APITokenRecord{Id: "tok_rev", User: "rev", TokenHash: auth.HashToken(f.tokens["revoked"]),
+			RevokedBy: "user:ada", RevokedAt: "2026-01-02T03:04:05Z"}); err != nil {
 			return err
 		}
 		if err := tx.PutAPIToken(&controllerv1.APITokenRecord{Id: "tok_old", User: "old", TokenHash: auth.HashToken(f.tokens["expired"]),
@@ -142,6 +153,7 @@ func TestUserAuthentication(t *testing.T) {
 		want   *controllerv1.UserRecord
 		code   codes.Code
 		msg    string
+		reason refusal.Reason
 	}{
 		{name: "admin", method: "whoami", header: "Bearer " + f.tokens["admin"], want: &controllerv1.UserRecord{Name: "ada", Roles: []string{"admin"}}},
 		{name: "admin scheme is case-insensitive", method: "whoami", header: "bearer " + f.tokens["admin"], want: &controllerv1.UserRecord{Name: "ada", Roles: []string{"admin"}}},
@@ -149,14 +161,15 @@ func TestUserAuthentication(t *testing.T) {
 		{name: "user without roles may ask who it is", method: "whoami", header: "Bearer " + f.tokens["noroles"], want: &controllerv1.UserRecord{Name: "nobody"}},
 		{name: "user without roles", method: "create", header: "Bearer " + f.tokens["noroles"], code: codes.PermissionDenied, msg: "user nobody (no roles) needs one of admin for Users/CreateUser"},
 		{name: "auditor", method: "create", header: "Bearer " + f.tokens["auditor"], code: codes.PermissionDenied, msg: "user aud (roles auditor,tester) needs one of admin for Users/CreateUser"},
-		{name: "no token", method: "whoami", code: codes.Unauthenticated, msg: "missing bearer token: set --token or CAIRN_TOKEN"},
-		{name: "node certificate is no user", method: "whoami", cert: "n-ok", code: codes.Unauthenticated, msg: "missing bearer token: set --token or CAIRN_TOKEN"},
-		{name: "not bearer", method: "whoami", header: "Basic " + f.tokens["admin"], code: codes.Unauthenticated, msg: `malformed authorization header: want "Bearer <token>"`},
-		{name: "empty bearer", method: "whoami", header: "Bearer ", code: codes.Unauthenticated, msg: `malformed authorization header: want "Bearer <token>"`},
-		{name: "unknown token", method: "whoami", header: "Bearer " + f.tokens["unknown"], code: codes.Unauthenticated, msg: "invalid token: it is unknown to this controller"},
-		{name: "expired token", method: "whoami", header: "Bearer " + f.tokens["expired"], code: codes.Unauthenticated, msg: "token expired at"},
-		{name: "disabled user", method: "whoami", header: "Bearer " + f.tokens["disabled"], code: codes.Unauthenticated, msg: "user gone is disabled"},
-		{name: "deleted user", method: "whoami", header: "Bearer " + f.tokens["orphan"], code: codes.Unauthenticated, msg: "the token's user deleted-user no longer exists"},
+		{name: "no token", method: "whoami", code: codes.Unauthenticated, msg: "missing bearer token: set --token or CAIRN_TOKEN", reason: refusal.TokenMissing},
+		{name: "node certificate is no user", method: "whoami", cert: "n-ok", code: codes.Unauthenticated, msg: "missing bearer token: set --token or CAIRN_TOKEN", reason: refusal.TokenMissing},
+		{name: "not bearer", method: "whoami", header: "Basic " + f.tokens["admin"], code: codes.Unauthenticated, msg: `malformed authorization header: want "Bearer <token>"`, reason: refusal.TokenMissing},
+		{name: "empty bearer", method: "whoami", header: "Bearer ", code: codes.Unauthenticated, msg: `malformed authorization header: want "Bearer <token>"`, reason: refusal.TokenMissing},
+		{name: "unknown token", method: "whoami", header: "Bearer " + f.tokens["unknown"], code: codes.Unauthenticated, msg: "invalid token: it is unknown to this controller", reason: refusal.TokenUnknown},
+		{name: "expired token", method: "whoami", header: "Bearer " + f.tokens["expired"], code: codes.Unauthenticated, msg: "token tok_old expired at", reason: refusal.TokenExpired},
+		{name: "revoked token", method: "whoami", header: "Bearer " + f.tokens["revoked"], code: codes.Unauthenticated, msg: "token tok_rev was revoked by user:ada at 2026-01-02T03:04:05Z", reason: refusal.TokenRevoked},
+		{name: "disabled user", method: "whoami", header: "Bearer " + f.tokens["disabled"], code: codes.Unauthenticated, msg: "user gone was disabled by user:ada at 2026-01-02T03:04:05Z", reason: refusal.UserDisabled},
+		{name: "deleted user", method: "whoami", header: "Bearer " + f.tokens["orphan"], code: codes.Unauthenticated, msg: "the token's user deleted-user no longer exists", reason: refusal.UserUnknown},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -174,6 +187,9 @@ func TestUserAuthentication(t *testing.T) {
 				got, err = c.WhoAmI(ctx, &controllerv1.WhoAmIRequest{})
 			}
 			checkStatus(t, err, tt.code, tt.msg)
+			if got := refusal.Of(err); got != tt.reason {
+				t.Errorf("reason = %q, want %q", got, tt.reason)
+			}
 			if tt.want != nil {
 				if diff := cmp.Diff(tt.want.String(), got.String()); diff != "" {
 					t.Errorf("principal (-want +got):\n%s", diff)
@@ -192,15 +208,16 @@ func TestUserAuthentication(t *testing.T) {
 func TestNodeAuthentication(t *testing.T) {
 	f := setup(t)
 	tests := []struct {
-		name  string
-		cert  string
-		token string
-		code  codes.Code
-		msg   string
+		name   string
+		cert   string
+		token  string
+		code   codes.Code
+		msg    string
+		reason refusal.Reason
 	}{
 		{name: "enrolled node", cert: "n-ok"},
-		{name: "revoked node", cert: "n-revoked", code: codes.PermissionDenied, msg: "node n-revoked is revoked"},
-		{name: "unknown node", cert: "n-unknown", code: codes.Unauthenticated, msg: "node n-unknown is not enrolled with this controller"},
+		{name: "revoked node", cert: "n-revoked", code: codes.PermissionDenied, msg: "node n-revoked is revoked", reason: refusal.NodeRevoked},
+		{name: "unknown node", cert: "n-unknown", code: codes.Unauthenticated, msg: "node n-unknown is not enrolled with this controller", reason: refusal.NodeUnknown},
 		{name: "no certificate", code: codes.Unauthenticated, msg: "a node client certificate signed by the controller's CA is required"},
 		{name: "admin token is no node", token: "admin", code: codes.PermissionDenied, msg: "only agents may call this method"},
 	}
@@ -214,6 +231,9 @@ func TestNodeAuthentication(t *testing.T) {
 			c := agentv1.NewAgentClient(conn)
 			resp, err := c.Renew(ctx, &agentv1.RenewRequest{})
 			checkStatus(t, err, tt.code, tt.msg)
+			if got := refusal.Of(err); got != tt.reason {
+				t.Errorf("Renew: reason = %q, want %q", got, tt.reason)
+			}
 			if err == nil && string(resp.GetCertificateDer()) != tt.cert {
 				t.Errorf("Renew saw node %q, want %q", resp.GetCertificateDer(), tt.cert)
 			}
@@ -223,6 +243,9 @@ func TestNodeAuthentication(t *testing.T) {
 			}
 			msg, err := stream.Recv()
 			checkStatus(t, err, tt.code, tt.msg)
+			if got := refusal.Of(err); got != tt.reason {
+				t.Errorf("Session: reason = %q, want %q", got, tt.reason)
+			}
 			if err == nil && msg.GetResultAck().GetCommandId() != tt.cert {
 				t.Errorf("Session saw node %q, want %q", msg.GetResultAck().GetCommandId(), tt.cert)
 			}
@@ -254,7 +277,7 @@ func TestOpenMethods(t *testing.T) {
 }
 
 func TestUnknownMethodRefused(t *testing.T) {
-	a := auth.New(store.NewMemory(), nil)
+	a := auth.New(store.NewMemory(), nil, nil)
 	_, err := a.Authorize(context.Background(), "/cairn.controller.v1.Nodes/DropEverything")
 	checkStatus(t, err, codes.PermissionDenied, "method not in the authorization table")
 }
@@ -311,5 +334,92 @@ func TestActor(t *testing.T) {
 		if user != tc.user || !slices.Equal(issuers, tc.issuers) {
 			t.Errorf("ParseActor(%q) = %q, %q; want %q, %q", tc.actor, user, issuers, tc.user, tc.issuers)
 		}
+	}
+}
+
+// TestLastUsed: a token's use is noted to the minute, and written at most
+// once a minute.
+func TestLastUsed(t *testing.T) {
+	st := store.NewMemory()
+	token := authtest.AddUser(t, st, "ada", auth.RoleAdmin)
+	clock := time.Date(2026, 1, 2, 12, 0, 10, 0, time.UTC)
+	a := auth.New(st, func() time.Time { return clock }, nil)
+	ctx := metadata.NewIncomingContext(context.Background(), metadata.Pairs("authorization", "Bearer "+token))
+	for _, tc := range []struct {
+		at   time.Time
+		want string
+	}{
+		{time.Date(2026, 1, 2, 12, 0, 10, 0, time.UTC), "2026-01-02T12:00:00.000000000Z"},
+		{time.Date(2026, 1, 2, 12, 0, 59, 0, time.UTC), "2026-01-02T12:00:00.000000000Z"},
+		{time.Date(2026, 1, 2, 12, 1, 0, 0, time.UTC), "2026-01-02T12:01:00.000000000Z"},
+		// A clock that went back does not move the note back.
+		{time.Date(2026, 1, 2, 11, 0, 0, 0, time.UTC), "2026-01-02T12:01:00.000000000Z"},
+	} {
+		clock = tc.at
+		if _, err := a.Authorize(ctx, controllerv1.Users_WhoAmI_FullMethodName); err != nil {
+			t.Fatal(err)
+		}
+		var got string
+		err := st.View(context.Background(), func(tx store.Tx) error {
+			rec, err := tx.APIToken(auth.HashToken(token))
+			got = rec.GetLastUsedAt()
+			return err
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got != tc.want {
+			t.Errorf("after a call at %s: last_used_at = %q, want %q", tc.at.Format(time.RFC3339), got, tc.want)
+		}
+	}
+}
+
+// retiredCAs retires one CA at a time.
+type retiredCAs struct {
+	ca *x509.Certificate
+	at time.Time
+}
+
+func (r retiredCAs) Retired(ca *x509.Certificate, now time.Time) (time.Time, bool) {
+	if !ca.Equal(r.ca) {
+		return time.Time{}, false
+	}
+	return r.at, !now.Before(r.at)
+}
+
+// TestRetiredCA: after a CA rotation's overlap, a node certificate of the
+// old CA is refused with the reason refusal.CertificateRetired, naming the
+// CA and when it retired; during the overlap it is accepted.
+func TestRetiredCA(t *testing.T) {
+	st := store.NewMemory()
+	authtest.AddNode(t, st, &controllerv1.NodeRecord{Id: "n-ok", State: controllerv1.NodeRecord_STATE_CONNECTED})
+	srv := authtest.Start(t, st, func(*grpc.Server) {})
+	cert := srv.NodeCert(t, "n-ok")
+	ctx := peer.NewContext(context.Background(), &peer.Peer{AuthInfo: credentials.TLSInfo{State: tls.ConnectionState{
+		VerifiedChains: [][]*x509.Certificate{{cert.Leaf, srv.CA.Cert}},
+	}}})
+	retires := time.Date(2026, 5, 1, 12, 0, 0, 0, time.UTC)
+	for _, tc := range []struct {
+		name string
+		now  time.Time
+		code codes.Code
+	}{
+		{"during the overlap", retires.Add(-time.Second), codes.OK},
+		{"after the overlap", retires, codes.PermissionDenied},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			a := auth.New(st, func() time.Time { return tc.now }, retiredCAs{ca: srv.CA.Cert, at: retires})
+			p, err := a.Authorize(ctx, agentv1.Agent_Renew_FullMethodName)
+			if tc.code == codes.OK {
+				if err != nil || p.NodeID != "n-ok" {
+					t.Errorf("Authorize = %v, %v; want node n-ok", p, err)
+				}
+				return
+			}
+			checkStatus(t, err, tc.code, "node n-ok's certificate was issued by CA "+pki.SerialHex(srv.CA.Cert)+", which retired at 2026-05-01T12:00:00Z")
+			if refusal.Of(err) != refusal.CertificateRetired {
+				t.Errorf("reason = %q, want %q", refusal.Of(err), refusal.CertificateRetired)
+			}
+		})
 	}
 }

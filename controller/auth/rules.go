@@ -97,6 +97,12 @@ var Rules = map[string]Rule{
 	controllerv1.Users_ListUsers_FullMethodName:   {Roles: readers},
 	controllerv1.Users_CreateToken_FullMethodName: {Roles: admins},
 	controllerv1.Users_WhoAmI_FullMethodName:      {AnyUser: true},
+	// Auditors review who holds access; only admins change it.
+	controllerv1.Users_ListTokens_FullMethodName:  {Roles: auditors},
+	controllerv1.Users_RevokeToken_FullMethodName: {Roles: admins},
+	controllerv1.Users_DisableUser_FullMethodName: {Roles: admins},
+	controllerv1.Users_EnableUser_FullMethodName:  {Roles: admins},
+	controllerv1.Users_SetRoles_FullMethodName:    {Roles: admins},
 
 	controllerv1.AuditLog_ListEntries_FullMethodName: {Roles: auditors},
 	controllerv1.AuditLog_Verify_FullMethodName:      {Roles: auditors},

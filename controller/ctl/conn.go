@@ -8,6 +8,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials"
 
+	"github.com/cairn-ops/cairn/internal/handshake"
 	"github.com/cairn-ops/cairn/internal/pki"
 	"github.com/cairn-ops/cairn/internal/readlimit"
 )
@@ -33,25 +34,27 @@ const maxRecvMsgBytes = 256 << 20
 
 // dial makes a client connection to the controller in cfg. grpc.NewClient
 // connects lazily: an unreachable controller shows up as Unavailable on
-// the first call.
-func dial(cfg Config) (*grpc.ClientConn, error) {
+// the first call, and the returned credentials keep the error of the TLS
+// handshake, which tells an untrusted controller from an unreachable one.
+func dial(cfg Config) (*grpc.ClientConn, *handshake.Credentials, error) {
 	if cfg.CA == "" {
-		return nil, usageError(ErrNoCA)
+		return nil, nil, usageError(ErrNoCA)
 	}
 	// Stream: a CA is often given as a process substitution <(...).
 	pemBytes, err := readlimit.Stream(cfg.CA, "CA certificate", pki.MaxPEMBytes)
 	if err != nil {
-		return nil, usageErrorf("%v: pass --ca or set CAIRN_CA to the controller's ca.pem", err)
+		return nil, nil, usageErrorf("%v: pass --ca or set CAIRN_CA to the controller's ca.pem", err)
 	}
 	pool := x509.NewCertPool()
 	if !pool.AppendCertsFromPEM(pemBytes) {
-		return nil, usageErrorf("CA %s holds no PEM certificate: pass the controller's ca.pem", cfg.CA)
+		return nil, nil, usageErrorf("CA %s holds no PEM certificate: pass the controller's ca.pem", cfg.CA)
 	}
+	creds := handshake.Wrap(credentials.NewTLS(&tls.Config{
+		RootCAs:    pool,
+		MinVersion: tls.VersionTLS12,
+	}))
 	opts := []grpc.DialOption{
-		grpc.WithTransportCredentials(credentials.NewTLS(&tls.Config{
-			RootCAs:    pool,
-			MinVersion: tls.VersionTLS12,
-		})),
+		grpc.WithTransportCredentials(creds),
 		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(maxRecvMsgBytes)),
 	}
 	if cfg.Token != "" {
@@ -59,19 +62,19 @@ func dial(cfg Config) (*grpc.ClientConn, error) {
 	}
 	cc, err := grpc.NewClient(cfg.Controller, opts...)
 	if err != nil {
-		return nil, usageErrorf("controller address %q: %v: give HOST:PORT", cfg.Controller, err)
+		return nil, nil, usageErrorf("controller address %q: %v: give HOST:PORT", cfg.Controller, err)
 	}
-	return cc, nil
+	return cc, creds, nil
 }
 
 // conn returns the connection to the controller, dialing it on first use.
 func (a *app) conn() (*grpc.ClientConn, error) {
 	if a.cc == nil {
-		cc, err := dial(a.cfg)
+		cc, creds, err := dial(a.cfg)
 		if err != nil {
 			return nil, err
 		}
-		a.cc = cc
+		a.cc, a.tls = cc, creds
 	}
 	return a.cc, nil
 }

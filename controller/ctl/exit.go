@@ -8,6 +8,9 @@ import (
 
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
+
+	"github.com/cairn-ops/cairn/internal/handshake"
+	"github.com/cairn-ops/cairn/internal/refusal"
 )
 
 // Exit codes. These are cairnctl's interface to scripts; change none.
@@ -74,8 +77,10 @@ func rpcErr(op string, err error) error {
 // the one line printed on stderr (without the "cairnctl: " prefix).
 // ran says whether a command's RunE started: errors before it (unknown
 // command or flag, bad arguments, a bad config file) are usage errors.
-// addr is the controller's address, for the "cannot reach" message.
-func exitStatus(err error, ran bool, addr string) (int, string) {
+// addr is the controller's address, for the "cannot reach" message;
+// tlsErr is the error of the last TLS handshake with it (nil when it
+// succeeded or none ran).
+func exitStatus(err error, ran bool, addr string, tlsErr error) (int, string) {
 	if err == nil {
 		return ExitOK, ""
 	}
@@ -85,7 +90,7 @@ func exitStatus(err error, ran bool, addr string) (int, string) {
 	}
 	var grpcErr interface{ GRPCStatus() *status.Status }
 	if errors.As(err, &grpcErr) {
-		return rpcStatus(err, grpcErr.GRPCStatus(), addr)
+		return rpcStatus(err, grpcErr.GRPCStatus(), addr, tlsErr)
 	}
 	if !ran {
 		return ExitUsage, oneLine(err.Error())
@@ -97,8 +102,10 @@ func exitStatus(err error, ran bool, addr string) (int, string) {
 }
 
 // rpcStatus maps a gRPC status to an exit code and a line that says what
-// to do.
-func rpcStatus(err error, st *status.Status, addr string) (int, string) {
+// to do. A refusal of the caller's token says why by its reason
+// (internal/refusal): only a missing or unknown token is a matter of
+// --token; a revoked or expired token or a disabled user says who to ask.
+func rpcStatus(err error, st *status.Status, addr string, tlsErr error) (int, string) {
 	op, msg := "", st.Message()
 	var re *rpcError
 	if errors.As(err, &re) {
@@ -106,14 +113,21 @@ func rpcStatus(err error, st *status.Status, addr string) (int, string) {
 	}
 	switch st.Code() {
 	case codes.Unauthenticated:
+		switch refusal.Of(err) {
+		case refusal.TokenRevoked, refusal.TokenExpired, refusal.UserDisabled, refusal.UserUnknown:
+			return ExitDenied, op + msg
+		}
 		return ExitDenied, op + msg + ": check --token / CAIRN_TOKEN"
 	case codes.PermissionDenied:
 		return ExitDenied, op + msg + " (refused; see 'cairnctl whoami' for your user and roles)"
 	case codes.InvalidArgument:
 		return ExitUsage, op + msg
 	case codes.Unavailable:
-		if isTLSProblem(msg) {
-			return ExitFailed, fmt.Sprintf("TLS handshake with controller at %s failed: is --ca / CAIRN_CA the controller's ca.pem, and does its certificate name this address? (%s)", addr, msg)
+		if bad := handshake.Untrusted(tlsErr); bad != nil {
+			return ExitFailed, fmt.Sprintf("TLS handshake with controller at %s failed: is --ca / CAIRN_CA the controller's ca.pem, and does its certificate name this address? (%v)", addr, bad)
+		}
+		if tlsErr != nil {
+			return ExitFailed, fmt.Sprintf("TLS handshake with controller at %s failed: is it a cairn-controller? (%v)", addr, tlsErr)
 		}
 		if !isTransportProblem(msg) {
 			// The controller answered: a part of it is not available.
@@ -136,15 +150,6 @@ func rpcStatus(err error, st *status.Status, addr string) (int, string) {
 func isTransportProblem(msg string) bool {
 	for _, s := range []string{"connection error", "connection refused", "connection reset", "connection closed",
 		"transport", "dial", "no such host", "server preface", "EOF", "name resolver"} {
-		if strings.Contains(msg, s) {
-			return true
-		}
-	}
-	return false
-}
-
-func isTLSProblem(msg string) bool {
-	for _, s := range []string{"x509:", "certificate", "tls:", "handshake"} {
 		if strings.Contains(msg, s) {
 			return true
 		}

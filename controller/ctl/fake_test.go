@@ -511,6 +511,63 @@ func (fakeUsers) CreateToken(_ context.Context, req *controllerv1.CreateTokenReq
 	return &controllerv1.CreateTokenResponse{Token: "cairn_u_alice-secret", Id: "tok-7", Issuers: []string{"admin"}}, nil
 }
 
+func (f fakeUsers) ListTokens(_ context.Context, req *controllerv1.ListTokensRequest) (*controllerv1.ListTokensResponse, error) {
+	f.record(req)
+	all := []*controllerv1.APIToken{
+		{Id: "tok_admin", User: "admin", State: controllerv1.APIToken_STATE_ACTIVE, CreatedBy: "system", CreatedAt: ts(72 * time.Hour), LastUsedAt: ts(time.Minute)},
+		{Id: "tok-7", User: "alice", State: controllerv1.APIToken_STATE_REVOKED, CreatedBy: "user:admin", CreatedAt: ts(48 * time.Hour),
+			ExpiresAt: ts(-30 * 24 * time.Hour), Issuers: []string{"admin"}, RevokedAt: ts(2 * time.Hour), RevokedBy: "user:admin"},
+		{Id: "tok-8", User: "alice", State: controllerv1.APIToken_STATE_EXPIRED, CreatedBy: "user:admin", CreatedAt: ts(48 * time.Hour), ExpiresAt: ts(24 * time.Hour)},
+		{Id: "tok-9", User: "bob", State: controllerv1.APIToken_STATE_USER_DISABLED, CreatedBy: "user:admin", CreatedAt: ts(3 * time.Hour)},
+	}
+	resp := &controllerv1.ListTokensResponse{}
+	for _, t := range all {
+		if req.GetUser() == "" || t.GetUser() == req.GetUser() {
+			resp.Tokens = append(resp.Tokens, t)
+		}
+	}
+	return resp, nil
+}
+
+func (f fakeUsers) RevokeToken(_ context.Context, req *controllerv1.RevokeTokenRequest) (*controllerv1.RevokeTokenResponse, error) {
+	f.record(req)
+	revoked := func(id, user string) *controllerv1.APIToken {
+		return &controllerv1.APIToken{Id: id, User: user, State: controllerv1.APIToken_STATE_REVOKED, RevokedAt: testNow.Format(time.RFC3339), RevokedBy: "user:admin"}
+	}
+	resp := &controllerv1.RevokeTokenResponse{}
+	if req.GetUser() == "alice" {
+		resp.Revoked = append(resp.Revoked, revoked("tok-7", "alice"), revoked("tok-8", "alice"))
+	}
+	for _, id := range req.GetIds() {
+		switch id {
+		case "tok-7":
+			resp.Revoked = append(resp.Revoked, revoked(id, "alice"))
+		case "tok-old":
+		default:
+			return nil, status.Errorf(codes.NotFound, "token %s: not found: nothing was revoked", id)
+		}
+	}
+	return resp, nil
+}
+
+func (f fakeUsers) DisableUser(_ context.Context, req *controllerv1.DisableUserRequest) (*controllerv1.UserRecord, error) {
+	f.record(req)
+	if req.GetName() == "admin" {
+		return nil, status.Error(codes.FailedPrecondition, "this would leave no enabled user with the admin role")
+	}
+	return &controllerv1.UserRecord{Name: req.GetName(), Roles: []string{"tester"}, Disabled: true, DisabledBy: "user:admin", DisabledAt: testNow.Format(time.RFC3339)}, nil
+}
+
+func (f fakeUsers) EnableUser(_ context.Context, req *controllerv1.EnableUserRequest) (*controllerv1.UserRecord, error) {
+	f.record(req)
+	return &controllerv1.UserRecord{Name: req.GetName(), Roles: []string{"tester"}}, nil
+}
+
+func (f fakeUsers) SetRoles(_ context.Context, req *controllerv1.SetRolesRequest) (*controllerv1.UserRecord, error) {
+	f.record(req)
+	return &controllerv1.UserRecord{Name: req.GetName(), Roles: req.GetRoles()}, nil
+}
+
 func (fakeUsers) WhoAmI(context.Context, *controllerv1.WhoAmIRequest) (*controllerv1.UserRecord, error) {
 	return &controllerv1.UserRecord{Name: "admin", Roles: []string{"admin"}}, nil
 }

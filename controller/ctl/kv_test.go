@@ -30,7 +30,7 @@ func TestParsePairs(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			got, err := parsePairs("--labels", tt.args, tt.allowEmpty)
 			if tt.wantErr {
-				code, _ := exitStatus(err, true, "")
+				code, _ := exitStatus(err, true, "", nil)
 				if err == nil || code != ExitUsage {
 					t.Fatalf("got %v (exit %d), want a usage error", err, code)
 				}

@@ -11,6 +11,7 @@ import (
 	"github.com/spf13/cobra"
 	"google.golang.org/grpc"
 
+	"github.com/cairn-ops/cairn/internal/handshake"
 	"github.com/cairn-ops/cairn/internal/termsafe"
 	"github.com/cairn-ops/cairn/internal/version"
 )
@@ -34,6 +35,8 @@ type app struct {
 	flags globalFlags
 	cfg   Config
 	cc    *grpc.ClientConn
+	// tls records cc's TLS handshakes (nil until cc is dialled).
+	tls *handshake.Credentials
 	// ran is set when a command's RunE starts; errors before that are
 	// usage errors.
 	ran bool
@@ -64,7 +67,11 @@ func (a *app) execute(ctx context.Context, args []string) int {
 	if a.cc != nil {
 		_ = a.cc.Close() // nothing is left to flush on a client connection
 	}
-	code, msg := exitStatus(err, a.ran, a.cfg.Controller)
+	var tlsErr error
+	if a.tls != nil {
+		tlsErr = a.tls.Err()
+	}
+	code, msg := exitStatus(err, a.ran, a.cfg.Controller, tlsErr)
 	if msg != "" {
 		fmt.Fprintf(a.errOut, "cairnctl: %s\n", msg)
 	}
@@ -203,6 +210,23 @@ func exactArgs(names ...string) cobra.PositionalArgs {
 		for i, arg := range args {
 			if arg == "" {
 				return usageErrorf("%s: %s is empty", cmd.CommandPath(), names[i])
+			}
+		}
+		return nil
+	}
+}
+
+// minArgs requires at least as many arguments as names; the last name
+// may repeat ("NAME ROLE...").
+func minArgs(names ...string) cobra.PositionalArgs {
+	return func(cmd *cobra.Command, args []string) error {
+		if len(args) < len(names) {
+			return usageErrorf("%s needs %s... (got %d arguments): see '%s --help'",
+				cmd.CommandPath(), strings.Join(names, " "), len(args), cmd.CommandPath())
+		}
+		for i, arg := range args {
+			if arg == "" {
+				return usageErrorf("%s: %s is empty", cmd.CommandPath(), names[min(i, len(names)-1)])
 			}
 		}
 		return nil

@@ -1,6 +1,7 @@
 package ctl
 
 import (
+	"context"
 	"fmt"
 	"strings"
 
@@ -19,9 +20,14 @@ or more roles: `+roleHelp+`. Admin holds every role; auditor is read-only,
 plus reports and audit-log verification. A user authenticates with tokens
 made by 'cairnctl token create'.`,
 		`  cairnctl user create alice --role release-manager
-  cairnctl token create --user alice`,
+  cairnctl token create --user alice
+  cairnctl user set-roles alice tester approver
+  cairnctl user disable alice`,
 		a.newUserCreateCommand(),
 		a.newUserListCommand(),
+		a.newUserDisableCommand(),
+		a.newUserEnableCommand(),
+		a.newUserSetRolesCommand(),
 	)
 }
 
@@ -97,6 +103,115 @@ func (a *app) newUserListCommand() *cobra.Command {
 		})
 	}
 	return cmd
+}
+
+func (a *app) newUserDisableCommand() *cobra.Command {
+	var revoke bool
+	cmd := &cobra.Command{
+		Use:   "disable NAME [--revoke-tokens]",
+		Short: "Disable a user: every token of it is refused from the next call on",
+		Long: `Disable refuses every token of user NAME from its next call on, on
+connections already open too, saying who disabled the user and when.
+
+Disabling suspends: 'cairnctl user enable NAME' makes the user's tokens that
+are neither revoked nor expired work again. With --revoke-tokens every token
+of the user is revoked as well, in the same step, so enabling the user
+later brings none back. The last enabled admin cannot be disabled.`,
+		Example: `  cairnctl user disable alice
+  cairnctl user disable bob --revoke-tokens`,
+		Args: exactArgs("NAME"),
+	}
+	f := addFormat(cmd, formatTable, listFormats...)
+	cmd.Flags().BoolVar(&revoke, "revoke-tokens", false, "also revoke every token of the user, so enabling it brings none back")
+	cmd.RunE = func(cmd *cobra.Command, args []string) error {
+		return a.changeUser(cmd, f, "disable user "+args[0], func(c controllerv1.UsersClient, ctx context.Context) (*controllerv1.UserRecord, error) {
+			return c.DisableUser(ctx, &controllerv1.DisableUserRequest{Name: args[0], RevokeTokens: revoke})
+		}, func(u *controllerv1.UserRecord) string {
+			msg := fmt.Sprintf("user %s disabled by %s at %s: its tokens are refused from their next call on", u.GetName(), u.GetDisabledBy(), u.GetDisabledAt())
+			if revoke {
+				return msg + ", and they are revoked"
+			}
+			return msg + "; 'cairnctl user enable " + u.GetName() + "' brings back those neither revoked nor expired"
+		})
+	}
+	return cmd
+}
+
+func (a *app) newUserEnableCommand() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "enable NAME",
+		Short: "Enable a disabled user again",
+		Long: `Enable lets user NAME call the controller again: its tokens that are
+neither revoked nor expired work again from the next call on.`,
+		Example: `  cairnctl user enable alice`,
+		Args:    exactArgs("NAME"),
+	}
+	f := addFormat(cmd, formatTable, listFormats...)
+	cmd.RunE = func(cmd *cobra.Command, args []string) error {
+		return a.changeUser(cmd, f, "enable user "+args[0], func(c controllerv1.UsersClient, ctx context.Context) (*controllerv1.UserRecord, error) {
+			return c.EnableUser(ctx, &controllerv1.EnableUserRequest{Name: args[0]})
+		}, func(u *controllerv1.UserRecord) string {
+			return fmt.Sprintf("user %s enabled: its tokens that are neither revoked nor expired work again", u.GetName())
+		})
+	}
+	return cmd
+}
+
+func (a *app) newUserSetRolesCommand() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "set-roles NAME ROLE...",
+		Short: "Replace a user's roles",
+		Long: `Set-roles gives user NAME exactly the roles listed (` + roleHelp + `),
+separated by spaces or commas, from its next call on. The last enabled admin
+cannot lose the admin role: give another user the admin role first.`,
+		Example: `  cairnctl user set-roles alice tester approver
+  cairnctl user set-roles ci operator,auditor`,
+		Args: minArgs("NAME", "ROLE"),
+	}
+	f := addFormat(cmd, formatTable, listFormats...)
+	cmd.RunE = func(cmd *cobra.Command, args []string) error {
+		var roles []string
+		for _, arg := range args[1:] {
+			for r := range strings.SplitSeq(arg, ",") {
+				if r = strings.TrimSpace(r); r != "" {
+					roles = append(roles, r)
+				}
+			}
+		}
+		if len(roles) == 0 {
+			return usageErrorf("give one or more roles: %s", roleHelp)
+		}
+		return a.changeUser(cmd, f, "set roles of user "+args[0], func(c controllerv1.UsersClient, ctx context.Context) (*controllerv1.UserRecord, error) {
+			return c.SetRoles(ctx, &controllerv1.SetRolesRequest{Name: args[0], Roles: roles})
+		}, func(u *controllerv1.UserRecord) string {
+			return fmt.Sprintf("user %s now has roles %s", u.GetName(), strings.Join(u.GetRoles(), ","))
+		})
+	}
+	return cmd
+}
+
+// changeUser runs one call that changes a user and prints the user: the
+// line summary returns for the table format, the record otherwise.
+func (a *app) changeUser(cmd *cobra.Command, f *format, op string,
+	call func(controllerv1.UsersClient, context.Context) (*controllerv1.UserRecord, error),
+	summary func(*controllerv1.UserRecord) string) error {
+	if err := f.check(); err != nil {
+		return err
+	}
+	cc, ctx, cancel, err := a.client(cmd.Context())
+	if err != nil {
+		return err
+	}
+	defer cancel()
+	u, err := call(controllerv1.NewUsersClient(cc), ctx)
+	if err != nil {
+		return rpcErr(op, err)
+	}
+	if f.name != formatTable {
+		return printProto(a.out, f, u, nil)
+	}
+	_, err = fmt.Fprintln(a.out, summary(u))
+	return err
 }
 
 func (a *app) newWhoAmICommand() *cobra.Command {

@@ -79,7 +79,7 @@ hash-chained audit log in one bbolt file in its data directory.`,
 	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error {
 		return &usageError{fmt.Errorf("%w\nSee '%s --help'.", err, c.CommandPath())}
 	})
-	root.AddCommand(newInitCommand(stdout, env), newServeCommand(stderr, env), newVersionCommand(stdout))
+	root.AddCommand(newInitCommand(stdout, env), newServeCommand(stderr, env), newRotateCommand(stdout, env), newVersionCommand(stdout))
 	return root
 }
 

@@ -27,6 +27,7 @@ import (
 
 	"github.com/cairn-ops/cairn/controller/auditlog"
 	"github.com/cairn-ops/cairn/controller/auth"
+	"github.com/cairn-ops/cairn/controller/keyring"
 	"github.com/cairn-ops/cairn/controller/store"
 	"github.com/cairn-ops/cairn/internal/pki"
 	controllerv1 "github.com/cairn-ops/cairn/proto/controller/v1"
@@ -86,8 +87,8 @@ func TestInit(t *testing.T) {
 			t.Errorf("server certificate for %s: %v", name, err)
 		}
 	}
-	if _, err := loadReleasePublicKey(layout(dir)); err != nil {
-		t.Error(err)
+	if k, err := keyring.Load(dir); err != nil || len(k.ReleaseKeys) != 1 || !k.CAs[0].Cert.Equal(ca.Cert) {
+		t.Errorf("keyring.Load = %v, %v; want the CA and one release key", k, err)
 	}
 
 	// The store holds the admin, the token's hash (not the token) and a

@@ -13,4 +13,10 @@
 //	cairn.db                             the store (bbolt)
 //	blobs/                               content-addressed audits
 //	config.yaml                          optional settings (see Config)
+//
+// After the first `rotate` the key material is controller/keyring's:
+// keys.json names the CAs and release keys under keys/, ca.pem holds
+// every CA not retired and release.pub.pem the key in use; ca-key.pem,
+// server*.pem and release-key.pem are gone (copied under keys/). A
+// running serve reloads keys.json when a rotation changes it.
 package daemon

@@ -2,11 +2,8 @@ package daemon
 
 import (
 	"context"
-	"crypto/ed25519"
 	"crypto/rand"
-	"crypto/x509"
 	"encoding/hex"
-	"encoding/pem"
 	"errors"
 	"fmt"
 	"net"
@@ -15,6 +12,7 @@ import (
 
 	"github.com/cairn-ops/cairn/controller/auditlog"
 	"github.com/cairn-ops/cairn/controller/auth"
+	"github.com/cairn-ops/cairn/controller/keyring"
 	"github.com/cairn-ops/cairn/controller/store"
 	"github.com/cairn-ops/cairn/internal/atomicfile"
 	"github.com/cairn-ops/cairn/internal/pki"
@@ -83,26 +81,11 @@ func Init(ctx context.Context, opts InitOptions) (*InitResult, error) {
 	}
 
 	t := now()
-	ca, err := pki.NewCA("Cairn controller CA", t)
+	keys, err := keyring.Create(opts.DataDir, names, ips, t)
 	if err != nil {
 		return nil, err
 	}
-	if err := ca.Save(l.path(CACertFile), l.path(CAKeyFile)); err != nil {
-		return nil, fmt.Errorf("write CA: %w", err)
-	}
-	certPEM, keyPEM, err := ca.IssueServer(names, ips, t)
-	if err != nil {
-		return nil, err
-	}
-	if err := atomicfile.Write(l.path(ServerKeyFile), keyPEM, 0o600); err != nil {
-		return nil, fmt.Errorf("write server key: %w", err)
-	}
-	if err := atomicfile.Write(l.path(ServerCertFile), certPEM, 0o644); err != nil {
-		return nil, fmt.Errorf("write server certificate: %w", err)
-	}
-	if err := writeReleaseKey(l); err != nil {
-		return nil, err
-	}
+	ca := keys.IssuingCA()
 
 	token, err := auth.NewToken(auth.TokenUser)
 	if err != nil {
@@ -156,49 +139,6 @@ func Init(ctx context.Context, opts InitOptions) (*InitResult, error) {
 		return nil, err
 	}
 	return &InitResult{Admin: opts.Admin, Token: token, TokenID: tokenID, CAPath: l.path(CACertFile)}, nil
-}
-
-// writeReleaseKey creates the ed25519 release-signing key and its public
-// key file.
-func writeReleaseKey(l layout) error {
-	key, err := pki.NewReleaseKey()
-	if err != nil {
-		return err
-	}
-	keyPEM, err := pki.EncodeKey(key)
-	if err != nil {
-		return err
-	}
-	pubDER, err := x509.MarshalPKIXPublicKey(key.Public())
-	if err != nil {
-		return fmt.Errorf("encode release public key: %w", err)
-	}
-	if err := atomicfile.Write(l.path(ReleaseKeyFile), keyPEM, 0o600); err != nil {
-		return fmt.Errorf("write release key: %w", err)
-	}
-	pubPEM := pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: pubDER})
-	if err := atomicfile.Write(l.path(ReleasePubFile), pubPEM, 0o644); err != nil {
-		return fmt.Errorf("write release public key: %w", err)
-	}
-	return nil
-}
-
-// loadReleasePublicKey returns the raw ed25519 public key of the release
-// key in l.
-func loadReleasePublicKey(l layout) (ed25519.PublicKey, error) {
-	data, err := pki.ReadPEMFile(l.path(ReleaseKeyFile), "release key")
-	if err != nil {
-		return nil, err
-	}
-	key, err := pki.DecodeKey(data)
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", l.path(ReleaseKeyFile), err)
-	}
-	priv, ok := key.(ed25519.PrivateKey)
-	if !ok {
-		return nil, fmt.Errorf("%s: not an ed25519 key (%T)", l.path(ReleaseKeyFile), key)
-	}
-	return priv.Public().(ed25519.PublicKey), nil
 }
 
 func randomID(prefix string) (string, error) {

@@ -1,15 +1,22 @@
 package daemon
 
-import "path/filepath"
+import (
+	"path/filepath"
 
-// Files in the data directory.
+	"github.com/cairn-ops/cairn/controller/keyring"
+)
+
+// Files in the data directory. The key material's are controller/keyring's:
+// the CA, server and release-key files are those of a data directory never
+// rotated; after a rotation they live under keys/ (keyring.File names
+// them) and ca.pem holds every CA not retired.
 const (
-	CACertFile     = "ca.pem"
-	CAKeyFile      = "ca-key.pem"
-	ServerCertFile = "server.pem"
-	ServerKeyFile  = "server-key.pem"
-	ReleaseKeyFile = "release-key.pem"
-	ReleasePubFile = "release.pub.pem"
+	CACertFile     = keyring.BundleFile
+	CAKeyFile      = keyring.LegacyCAKey
+	ServerCertFile = keyring.LegacyServerCert
+	ServerKeyFile  = keyring.LegacyServerKey
+	ReleaseKeyFile = keyring.LegacyReleaseKey
+	ReleasePubFile = keyring.ReleasePubFile
 	StoreFile      = "cairn.db"
 	BlobDir        = "blobs"
 	ConfigFileName = "config.yaml"

@@ -2,9 +2,6 @@ package daemon
 
 import (
 	"context"
-	"crypto/ed25519"
-	"crypto/tls"
-	"crypto/x509"
 	"errors"
 	"fmt"
 	"io"
@@ -25,12 +22,12 @@ import (
 	"github.com/cairn-ops/cairn/controller/blob"
 	"github.com/cairn-ops/cairn/controller/dml"
 	"github.com/cairn-ops/cairn/controller/fleet"
+	"github.com/cairn-ops/cairn/controller/keyring"
 	"github.com/cairn-ops/cairn/controller/notify"
 	"github.com/cairn-ops/cairn/controller/release"
 	"github.com/cairn-ops/cairn/controller/report"
 	"github.com/cairn-ops/cairn/controller/rollout"
 	"github.com/cairn-ops/cairn/controller/store"
-	"github.com/cairn-ops/cairn/internal/pki"
 	"github.com/cairn-ops/cairn/internal/version"
 )
 
@@ -65,6 +62,9 @@ type Server struct {
 	lis       net.Listener
 	metrics   *http.Server
 	metricLis net.Listener
+	// keys are the CAs and release keys, reloaded when a rotation
+	// (cairn-controller rotate) changes them.
+	keys *keyring.Live
 }
 
 // NewServer loads the data directory's keys, opens the store and blobs
@@ -75,17 +75,9 @@ func NewServer(cfg Config, log *slog.Logger) (*Server, error) {
 	if _, err := os.Stat(l.path(StoreFile)); errors.Is(err, os.ErrNotExist) {
 		return nil, fmt.Errorf("%w: %s has no %s; run 'cairn-controller init --data-dir %s' first", ErrNotInitialized, cfg.DataDir, StoreFile, cfg.DataDir)
 	}
-	ca, err := pki.LoadCA(l.path(CACertFile), l.path(CAKeyFile))
+	keys, err := keyring.Open(cfg.DataDir, time.Now())
 	if err != nil {
-		return nil, fmt.Errorf("load CA: %w", err)
-	}
-	serverCert, err := pki.LoadKeyPair(l.path(ServerCertFile), l.path(ServerKeyFile))
-	if err != nil {
-		return nil, fmt.Errorf("load server certificate: %w", err)
-	}
-	releaseKey, err := loadReleaseKey(l)
-	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("load keys: %w", err)
 	}
 	blobs, err := blob.Open(l.path(BlobDir))
 	if err != nil {
@@ -95,32 +87,23 @@ func NewServer(cfg Config, log *slog.Logger) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &Server{cfg: cfg, log: log, st: st}
-	if err := s.build(ca, serverCert, releaseKey, blobs); err != nil {
+	s := &Server{cfg: cfg, log: log, st: st, keys: keys}
+	if err := s.build(blobs); err != nil {
 		st.Close()
 		return nil, err
 	}
 	return s, nil
 }
 
-func (s *Server) build(ca *pki.CA, serverCert tls.Certificate, releaseKey ed25519.PrivateKey, blobs *blob.Store) error {
+func (s *Server) build(blobs *blob.Store) error {
 	cfg := s.cfg
-	releasePub := releaseKey.Public().(ed25519.PublicKey)
-	pool := x509.NewCertPool()
-	pool.AddCert(ca.Cert)
-	tlsCfg := &tls.Config{
-		Certificates: []tls.Certificate{serverCert},
-		ClientCAs:    pool,
-		// Operators and enrolling agents have no client certificate; the
-		// auth interceptor decides per method what it needs.
-		ClientAuth: tls.VerifyClientCertIfGiven,
-		MinVersion: tls.VersionTLS13,
-	}
 	now := time.Now
 	counter := newRPCCounter()
-	authn := auth.New(s.st, now)
+	authn := auth.New(s.st, now, s.keys)
 	s.grpc = grpc.NewServer(
-		grpc.Creds(credentials.NewTLS(tlsCfg)),
+		// The server certificate and the CAs node certificates are
+		// verified with follow the keyring, which rotations change.
+		grpc.Creds(credentials.NewTLS(s.keys.TLSConfig(now))),
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: cfg.KeepaliveMinTime, PermitWithoutStream: true}),
 		grpc.KeepaliveParams(keepalive.ServerParameters{Time: keepaliveTime, Timeout: keepaliveTimeout}),
 		grpc.MaxRecvMsgSize(maxRecvMsgSize),
@@ -128,14 +111,13 @@ func (s *Server) build(ca *pki.CA, serverCert tls.Certificate, releaseKey ed2551
 		grpc.ChainStreamInterceptor(counter.stream, authn.Stream()),
 	)
 	s.fleet = fleet.New(fleet.Config{
-		Store:            s.st,
-		Blobs:            blobs,
-		CA:               ca,
-		ReleasePublicKey: releasePub,
-		Now:              now,
-		Logger:           s.log.With("component", "fleet"),
-		MaxAuditBytes:    cfg.MaxAuditBytes,
-		LostAfter:        cfg.LostAfter,
+		Store:         s.st,
+		Blobs:         blobs,
+		Keys:          s.keys,
+		Now:           now,
+		Logger:        s.log.With("component", "fleet"),
+		MaxAuditBytes: cfg.MaxAuditBytes,
+		LostAfter:     cfg.LostAfter,
 	})
 	s.fleet.Register(s.grpc)
 	lib, err := dml.New(s.st, blobs, dml.Options{MaxBytes: cfg.MaxArtifactBytes, Sessions: cfg.UploadLimits(), Now: now,
@@ -150,15 +132,15 @@ func (s *Server) build(ca *pki.CA, serverCert tls.Certificate, releaseKey ed2551
 	rm := newRolloutMetrics()
 	s.notifier = notify.New(notify.Config{Hooks: cfg.NotifyHooks(), Logger: s.log.With("component", "notify"), Now: now})
 	s.rollouts = rollout.New(rollout.Config{
-		Store:            s.st,
-		Blobs:            blobs,
-		DML:              lib,
-		Fleet:            s.fleet,
-		ReleasePublicKey: releasePub,
-		Notifier:         s.notifier,
-		Metrics:          rm,
-		Now:              now,
-		Logger:           s.log.With("component", "rollout"),
+		Store:       s.st,
+		Blobs:       blobs,
+		DML:         lib,
+		Fleet:       s.fleet,
+		ReleaseKeys: s.keys,
+		Notifier:    s.notifier,
+		Metrics:     rm,
+		Now:         now,
+		Logger:      s.log.With("component", "rollout"),
 		// A node in flight is unreachable when the fleet marks it lost,
 		// unless a rollout says otherwise (its lost_after).
 		LostAfter: cfg.LostAfter,
@@ -171,8 +153,7 @@ func (s *Server) build(ca *pki.CA, serverCert tls.Certificate, releaseKey ed2551
 		Blobs:              blobs,
 		DML:                lib,
 		ArtifactReferenced: release.Referenced,
-		ReleaseKey:         releaseKey,
-		ReleasePublicKey:   releasePub,
+		ReleaseKeys:        s.keys,
 		Dispatcher:         s.fleet,
 		Now:                now,
 		Logger:             s.log.With("component", "api"),
@@ -203,6 +184,44 @@ func (s *Server) build(ca *pki.CA, serverCert tls.Certificate, releaseKey ed2551
 	return nil
 }
 
+// keyReloadEvery is how often a running controller looks whether a
+// rotation changed keys.json (a stat; the file is read when it changed).
+const keyReloadEvery = time.Second
+
+// watchKeys reloads the keyring when a rotation changed it, until ctx
+// ends: the audit log records the rotation, and every connected agent is
+// sent the new trust. A keys.json that does not load leaves the keyring
+// in use; the error is logged when it first appears.
+func (s *Server) watchKeys(ctx context.Context) {
+	t := time.NewTicker(keyReloadEvery)
+	defer t.Stop()
+	var failing string
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		now := time.Now()
+		changed, err := s.keys.Reload(now)
+		if changed {
+			if rerr := keyring.Record(ctx, s.st, s.keys.Keyring(), now); rerr != nil && err == nil {
+				err = rerr
+			}
+			s.fleet.TrustChanged()
+			k := s.keys.Keyring()
+			s.log.Info("keys reloaded", "generation", k.Generation, "cas", len(k.CAs), "release_keys", len(k.ReleaseKeys))
+		}
+		switch {
+		case err != nil && err.Error() != failing:
+			failing = err.Error()
+			s.log.Error("keys not reloaded; the keys in use stay", "err", err)
+		case err == nil:
+			failing = ""
+		}
+	}
+}
+
 // Addr is the gRPC listener's address.
 func (s *Server) Addr() net.Addr { return s.lis.Addr() }
 
@@ -223,6 +242,12 @@ func (s *Server) Run(ctx context.Context) error {
 	s.log.Info("cairn-controller serving", "listen", s.lis.Addr().String(), "data_dir", s.cfg.DataDir,
 		"metrics_listen", addrString(s.MetricsAddr()), "version", version.String())
 
+	// Rotations run while the store is this controller's: the audit log
+	// gets them when their keyring is loaded. A keys.json older than what
+	// the log holds is refused: it would trust retired keys again.
+	if err := keyring.Record(ctx, s.st, s.keys.Keyring(), time.Now()); err != nil {
+		return fmt.Errorf("record key rotations: %w", err)
+	}
 	fleetCtx, stopFleet := context.WithCancel(ctx)
 	defer stopFleet()
 	fleetDone := make(chan error, 1)
@@ -238,6 +263,9 @@ func (s *Server) Run(ctx context.Context) error {
 	// Idle upload sessions are discarded while the controller runs.
 	uploadsDone := make(chan error, 1)
 	go func() { uploadsDone <- s.lib.Run(engineCtx) }()
+	// Rotations change the keyring under a running controller.
+	keysDone := make(chan struct{})
+	go func() { defer close(keysDone); s.watchKeys(engineCtx) }()
 
 	errc := make(chan error, 2)
 	go func() {
@@ -267,6 +295,7 @@ func (s *Server) Run(ctx context.Context) error {
 	<-engineDone
 	<-notifyDone
 	<-uploadsDone
+	<-keysDone
 	stopFleet() // ends agent sessions, which would hold a graceful stop
 	<-fleetDone
 	stopped := make(chan struct{})
@@ -310,21 +339,4 @@ func NewLogger(cfg Config, w io.Writer) *slog.Logger {
 		return slog.New(slog.NewJSONHandler(w, opts))
 	}
 	return slog.New(slog.NewTextHandler(w, opts))
-}
-
-// loadReleaseKey returns the ed25519 release-signing key in l.
-func loadReleaseKey(l layout) (ed25519.PrivateKey, error) {
-	data, err := pki.ReadPEMFile(l.path(ReleaseKeyFile), "release key")
-	if err != nil {
-		return nil, err
-	}
-	key, err := pki.DecodeKey(data)
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", l.path(ReleaseKeyFile), err)
-	}
-	priv, ok := key.(ed25519.PrivateKey)
-	if !ok {
-		return nil, fmt.Errorf("%s: not an ed25519 key (%T)", l.path(ReleaseKeyFile), key)
-	}
-	return priv, nil
 }

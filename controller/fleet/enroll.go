@@ -44,6 +44,7 @@ func (e *enrollment) Enroll(ctx context.Context, req *agentv1.EnrollRequest) (*a
 		return nil, status.Error(codes.InvalidArgument, "a certificate request (csr_der) is required")
 	}
 	now := f.now()
+	ca := f.keys.IssuingCA()
 	hash := auth.HashToken(req.GetToken())
 	var (
 		node    *controllerv1.NodeRecord
@@ -71,7 +72,7 @@ func (e *enrollment) Enroll(ctx context.Context, req *agentv1.EnrollRequest) (*a
 		if err != nil {
 			return err
 		}
-		certDER, err = f.ca.SignNode(req.GetCsrDer(), id, now, pki.NodeValidity)
+		certDER, err = ca.SignNode(req.GetCsrDer(), id, now, pki.NodeValidity)
 		if err != nil {
 			return status.Errorf(codes.InvalidArgument, "bad certificate request: %v", err)
 		}
@@ -115,11 +116,15 @@ func (e *enrollment) Enroll(ctx context.Context, req *agentv1.EnrollRequest) (*a
 		return nil, status.Errorf(codes.Internal, "enroll: %v", err)
 	}
 	f.log.Info("node enrolled", "node_id", node.GetId(), "hostname", node.GetHostname())
+	// ca_pem and release_public_key for agents that do not read trust:
+	// the CA that issued the certificate and the key that signs now.
+	trust := f.keys.Trust(now)
 	return &agentv1.EnrollResponse{
 		NodeId:           node.GetId(),
 		CertificateDer:   certDER,
-		CaPem:            f.ca.CertPEM,
-		ReleasePublicKey: f.releasePK,
+		CaPem:            ca.CertPEM,
+		ReleasePublicKey: trust.GetReleaseKeys()[len(trust.GetReleaseKeys())-1].GetPublicKey(),
+		Trust:            trust,
 	}, nil
 }
 

@@ -11,6 +11,10 @@ var (
 	ErrShutdown = errors.New("controller shutting down")
 	// ErrRevoked ends a revoked node's session and refuses its calls.
 	ErrRevoked = errors.New("node revoked")
+	// ErrCertificateRetired ends the session of a node whose certificate
+	// was issued by a CA that retired (the end of a CA rotation's
+	// overlap).
+	ErrCertificateRetired = errors.New("node certificate issued by a retired CA")
 )
 
 // errForeignCommand means an agent reported on another node's command.

@@ -2,6 +2,7 @@ package fleet
 
 import (
 	"context"
+	"crypto/x509"
 
 	agentv1 "github.com/cairn-ops/cairn/proto/agent/v1"
 )
@@ -78,10 +79,10 @@ func (f *Fleet) deploymentInterrupted(nodeID, commandID, step string) {
 // connMu keeps a node's connection events in the order of the hub's
 // changes without calling the receiver under the hub's lock (the
 // receiver may well ask IsConnected).
-func (f *Fleet) register(nodeID string, cancel context.CancelCauseFunc) (*liveSession, error) {
+func (f *Fleet) register(nodeID string, ca *x509.Certificate, cancel context.CancelCauseFunc) (*liveSession, error) {
 	f.connMu.Lock()
 	defer f.connMu.Unlock()
-	live, err := f.hub.add(nodeID, cancel)
+	live, err := f.hub.add(nodeID, ca, cancel)
 	if err != nil {
 		return nil, err
 	}

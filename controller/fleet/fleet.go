@@ -2,6 +2,7 @@ package fleet
 
 import (
 	"context"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -16,6 +17,7 @@ import (
 	"github.com/cairn-ops/cairn/controller/blob"
 	"github.com/cairn-ops/cairn/controller/store"
 	"github.com/cairn-ops/cairn/internal/pki"
+	"github.com/cairn-ops/cairn/internal/refusal"
 	agentv1 "github.com/cairn-ops/cairn/proto/agent/v1"
 	controllerv1 "github.com/cairn-ops/cairn/proto/controller/v1"
 )
@@ -37,11 +39,11 @@ const helloTimeout = 30 * time.Second
 type Config struct {
 	Store store.Store
 	Blobs *blob.Store
-	// CA signs node certificates; its certificate is what agents pin.
-	CA *pki.CA
-	// ReleasePublicKey is the controller's raw ed25519 release-signing
-	// public key (32 bytes), handed to agents when they enroll.
-	ReleasePublicKey []byte
+	// Keys are the controller's CAs and release keys (controller/keyring):
+	// the issuing CA signs node certificates, and agents are told what to
+	// trust when they enroll, when a session opens and when a rotation
+	// changes it (TrustChanged).
+	Keys Keys
 	// Now is the clock (time.Now when nil).
 	Now    func() time.Time
 	Logger *slog.Logger
@@ -52,12 +54,23 @@ type Config struct {
 	LostAfter time.Duration
 }
 
+// Keys are the controller's key material as it is now.
+type Keys interface {
+	// IssuingCA signs node certificates now.
+	IssuingCA() *pki.CA
+	// Trust is what agents are told to trust at now.
+	Trust(now time.Time) *agentv1.Trust
+	// Generation changes with every rotation.
+	Generation() uint64
+	// Retired reports whether ca's rotation overlap has ended at now.
+	Retired(ca *x509.Certificate, now time.Time) (time.Time, bool)
+}
+
 // Fleet serves the Enrollment and Agent services and tracks live sessions.
 type Fleet struct {
 	st        store.Store
 	blobs     *blob.Store
-	ca        *pki.CA
-	releasePK []byte
+	keys      Keys
 	now       func() time.Time
 	log       *slog.Logger
 	maxAudit  int64
@@ -73,8 +86,7 @@ func New(cfg Config) *Fleet {
 	f := &Fleet{
 		st:        cfg.Store,
 		blobs:     cfg.Blobs,
-		ca:        cfg.CA,
-		releasePK: cfg.ReleasePublicKey,
+		keys:      cfg.Keys,
 		now:       cfg.Now,
 		log:       cfg.Logger,
 		maxAudit:  cfg.MaxAuditBytes,
@@ -106,6 +118,12 @@ func (f *Fleet) Register(s *grpc.Server) {
 // commands. It never blocks; an offline node gets them when it connects.
 func (f *Fleet) Notify(nodeID string) {
 	f.hub.notify(nodeID)
+}
+
+// TrustChanged tells every live session that the keyring changed (a
+// rotation), so each sends its agent the new trust. It never blocks.
+func (f *Fleet) TrustChanged() {
+	f.hub.wakeAll()
 }
 
 // Connected returns the number of live sessions.
@@ -163,6 +181,12 @@ func (f *Fleet) sweep(ctx context.Context) error {
 	for _, id := range revoked {
 		f.hub.kick(id, ErrRevoked)
 	}
+	// A session whose certificate's CA retired since it opened ends: the
+	// agent's next call would be refused with the reason anyway.
+	f.hub.kickIf(func(s *liveSession) bool {
+		_, retired := f.keys.Retired(s.ca, now)
+		return s.ca != nil && retired
+	}, ErrCertificateRetired)
 	if len(stale) == 0 {
 		return nil
 	}
@@ -225,6 +249,12 @@ func nodeID(ctx context.Context) (string, error) {
 	return p.NodeID, nil
 }
 
+// notEnrolled refuses a node the store does not know, with the reason
+// refusal.NodeUnknown.
+func notEnrolled(id string) error {
+	return refusal.Errorf(codes.PermissionDenied, refusal.NodeUnknown, "node %s is not enrolled with this controller", id)
+}
+
 // liveNode returns the caller's node record, refusing unknown and revoked
 // nodes.
 func (f *Fleet) liveNode(ctx context.Context, id string) (*controllerv1.NodeRecord, error) {
@@ -236,11 +266,11 @@ func (f *Fleet) liveNode(ctx context.Context, id string) (*controllerv1.NodeReco
 	})
 	switch {
 	case errors.Is(err, store.ErrNotFound):
-		return nil, status.Errorf(codes.PermissionDenied, "node %s is not enrolled with this controller", id)
+		return nil, notEnrolled(id)
 	case err != nil:
 		return nil, status.Errorf(codes.Internal, "read node %s: %v", id, err)
 	case n.GetState() == controllerv1.NodeRecord_STATE_REVOKED:
-		return nil, status.Error(codes.PermissionDenied, ErrRevoked.Error())
+		return nil, auth.NodeRevokedError(id)
 	}
 	return n, nil
 }

@@ -3,6 +3,7 @@ package fleet_test
 import (
 	"bytes"
 	"context"
+	"crypto/ed25519"
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
@@ -24,9 +25,11 @@ import (
 	"github.com/cairn-ops/cairn/controller/auth"
 	"github.com/cairn-ops/cairn/controller/blob"
 	"github.com/cairn-ops/cairn/controller/fleet"
+	"github.com/cairn-ops/cairn/controller/keyring"
 	"github.com/cairn-ops/cairn/controller/store"
 	"github.com/cairn-ops/cairn/internal/audit"
 	"github.com/cairn-ops/cairn/internal/pki"
+	"github.com/cairn-ops/cairn/internal/refusal"
 	agentv1 "github.com/cairn-ops/cairn/proto/agent/v1"
 	controllerv1 "github.com/cairn-ops/cairn/proto/controller/v1"
 	inventoryv1 "github.com/cairn-ops/cairn/proto/inventory/v1"
@@ -57,24 +60,25 @@ type harness struct {
 	st    store.Store
 	blobs *blob.Store
 	ca    *pki.CA
+	// dir is the data directory of keys.
+	dir   string
+	keys  *keyring.Live
 	clock *clock
 	fleet *fleet.Fleet
 	addr  string
 }
 
 // newHarness starts a fleet; setup runs before it serves (SetEvents).
+// Its keys are a real keyring in a data directory of its own (dir), so
+// a test can rotate them.
 func newHarness(t *testing.T, maxAudit int64, setup ...func(*fleet.Fleet)) *harness {
 	t.Helper()
 	clk := &clock{t: time.Date(2026, 11, 26, 12, 0, 0, 0, time.UTC)}
-	ca, err := pki.NewCA("test CA", time.Now())
-	if err != nil {
+	dir := t.TempDir()
+	if _, err := keyring.Create(dir, []string{"localhost"}, []net.IP{net.IPv4(127, 0, 0, 1)}, time.Now()); err != nil {
 		t.Fatal(err)
 	}
-	certPEM, keyPEM, err := ca.IssueServer([]string{"localhost"}, []net.IP{net.IPv4(127, 0, 0, 1)}, time.Now())
-	if err != nil {
-		t.Fatal(err)
-	}
-	serverCert, err := tls.X509KeyPair(certPEM, keyPEM)
+	keys, err := keyring.Open(dir, clk.Now())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -84,27 +88,19 @@ func newHarness(t *testing.T, maxAudit int64, setup ...func(*fleet.Fleet)) *harn
 	}
 	st := store.NewMemory()
 	f := fleet.New(fleet.Config{
-		Store:            st,
-		Blobs:            blobs,
-		CA:               ca,
-		ReleasePublicKey: []byte("release-public-key"),
-		Now:              clk.Now,
-		MaxAuditBytes:    maxAudit,
-		LostAfter:        5 * time.Minute,
+		Store:         st,
+		Blobs:         blobs,
+		Keys:          keys,
+		Now:           clk.Now,
+		MaxAuditBytes: maxAudit,
+		LostAfter:     5 * time.Minute,
 	})
 	for _, fn := range setup {
 		fn(f)
 	}
-	pool := x509.NewCertPool()
-	pool.AddCert(ca.Cert)
-	authn := auth.New(st, clk.Now)
+	authn := auth.New(st, clk.Now, keys)
 	srv := grpc.NewServer(
-		grpc.Creds(credentials.NewTLS(&tls.Config{
-			Certificates: []tls.Certificate{serverCert},
-			ClientCAs:    pool,
-			ClientAuth:   tls.VerifyClientCertIfGiven,
-			MinVersion:   tls.VersionTLS13,
-		})),
+		grpc.Creds(credentials.NewTLS(keys.TLSConfig(clk.Now))),
 		grpc.UnaryInterceptor(authn.Unary()),
 		grpc.StreamInterceptor(authn.Stream()),
 	)
@@ -115,15 +111,15 @@ func newHarness(t *testing.T, maxAudit int64, setup ...func(*fleet.Fleet)) *harn
 	}
 	go srv.Serve(lis)
 	t.Cleanup(srv.Stop)
-	return &harness{t: t, st: st, blobs: blobs, ca: ca, clock: clk, fleet: f, addr: lis.Addr().String()}
+	return &harness{t: t, st: st, blobs: blobs, ca: keys.IssuingCA(), dir: dir, keys: keys, clock: clk, fleet: f, addr: lis.Addr().String()}
 }
 
 // dial connects with cert as the client certificate (none when nil).
 func (h *harness) dial(cert *tls.Certificate) *grpc.ClientConn {
 	h.t.Helper()
-	pool := x509.NewCertPool()
-	pool.AddCert(h.ca.Cert)
-	cfg := &tls.Config{RootCAs: pool, ServerName: "localhost", MinVersion: tls.VersionTLS13}
+	// Every CA of the keyring: the server's certificate changes CA at the
+	// end of a rotation's overlap.
+	cfg := &tls.Config{RootCAs: h.keys.Keyring().ClientCAs(), ServerName: "localhost", MinVersion: tls.VersionTLS13}
 	if cert != nil {
 		cfg.Certificates = []tls.Certificate{*cert}
 	}
@@ -255,15 +251,37 @@ func eventually(t *testing.T, what string, cond func() bool) {
 	}
 }
 
-type session = grpc.BidiStreamingClient[agentv1.AgentMessage, agentv1.ControllerMessage]
+// session is an agent's stream as the tests use it: Recv passes over the
+// Trust messages the controller sends (when a session opens and after a
+// rotation), which go to trusts.
+type session struct {
+	grpc.BidiStreamingClient[agentv1.AgentMessage, agentv1.ControllerMessage]
+	trusts chan *agentv1.Trust
+}
+
+// Recv returns the next message that is not a Trust.
+func (s session) Recv() (*agentv1.ControllerMessage, error) {
+	for {
+		m, err := s.BidiStreamingClient.Recv()
+		if err != nil || m.GetTrust() == nil {
+			return m, err
+		}
+		select {
+		case s.trusts <- m.GetTrust():
+		default:
+			return nil, errors.New("test: too many Trust messages nobody read")
+		}
+	}
+}
 
 // connect opens a session for cert and sends its Hello.
 func (h *harness) connect(ctx context.Context, cert *tls.Certificate, completed ...string) session {
 	h.t.Helper()
-	s, err := agentv1.NewAgentClient(h.dial(cert)).Session(ctx)
+	stream, err := agentv1.NewAgentClient(h.dial(cert)).Session(ctx)
 	if err != nil {
 		h.t.Fatal(err)
 	}
+	s := session{BidiStreamingClient: stream, trusts: make(chan *agentv1.Trust, 16)}
 	err = s.Send(&agentv1.AgentMessage{Msg: &agentv1.AgentMessage_Hello{Hello: &agentv1.Hello{
 		Hostname: "web1-renamed", AgentVersion: "1.1", CompletedCommands: completed,
 	}}})
@@ -362,8 +380,10 @@ func TestEnroll(t *testing.T) {
 			if id != resp.GetNodeId() || !strings.HasPrefix(id, "n-") || len(id) != 14 {
 				t.Errorf("node ID %q, certificate names %q; want n- and 12 hex digits in both", resp.GetNodeId(), id)
 			}
-			if !bytes.Equal(resp.GetCaPem(), h.ca.CertPEM) || string(resp.GetReleasePublicKey()) != "release-public-key" {
-				t.Errorf("response CA or release key wrong")
+			k := h.keys.Keyring()
+			if !bytes.Equal(resp.GetCaPem(), h.ca.CertPEM) || !bytes.Equal(resp.GetReleasePublicKey(), k.SigningKey().Public().(ed25519.PublicKey)) ||
+				!proto.Equal(resp.GetTrust(), k.Trust(h.clock.Now())) {
+				t.Errorf("response CA, release key or trust wrong")
 			}
 			want := &controllerv1.NodeRecord{
 				Id:           id,
@@ -712,8 +732,8 @@ func TestRevokedNodeIsRefused(t *testing.T) {
 	}
 	s := h.connect(context.Background(), cert)
 	_, err = s.Recv()
-	if codeOf(err) != codes.PermissionDenied || !strings.Contains(err.Error(), "revoked") {
-		t.Errorf("revoked node's session: %v, want PermissionDenied: revoked", err)
+	if codeOf(err) != codes.PermissionDenied || refusal.Of(err) != refusal.NodeRevoked {
+		t.Errorf("revoked node's session: %v, want PermissionDenied with reason %s", err, refusal.NodeRevoked)
 	}
 }
 
@@ -746,8 +766,8 @@ func TestRevokeEndsLiveSession(t *testing.T) {
 	}()
 	select {
 	case err := <-done:
-		if codeOf(err) != codes.PermissionDenied || !strings.Contains(err.Error(), "revoked") {
-			t.Errorf("session of a node revoked while connected ended with %v, want PermissionDenied: revoked", err)
+		if codeOf(err) != codes.PermissionDenied || refusal.Of(err) != refusal.NodeRevoked {
+			t.Errorf("session of a node revoked while connected ended with %v, want PermissionDenied with reason %s", err, refusal.NodeRevoked)
 		}
 	case <-time.After(5 * time.Second):
 		t.Fatal("the revoked node's session is still open 5 s after Notify")

@@ -2,6 +2,7 @@ package fleet
 
 import (
 	"context"
+	"crypto/x509"
 	"sync"
 
 	agentv1 "github.com/cairn-ops/cairn/proto/agent/v1"
@@ -20,6 +21,8 @@ type hub struct {
 type liveSession struct {
 	nodeID string
 	id     uint64
+	// ca issued the client certificate the session opened with.
+	ca *x509.Certificate
 	// wake has room for one signal: Notify never blocks, and several
 	// notifications before the session looks collapse into one.
 	wake chan struct{}
@@ -39,7 +42,7 @@ func newHub() *hub {
 
 // add registers a session for nodeID, ending the node's previous one. It
 // returns the hub's close reason instead when the hub is closed.
-func (h *hub) add(nodeID string, cancel context.CancelCauseFunc) (*liveSession, error) {
+func (h *hub) add(nodeID string, ca *x509.Certificate, cancel context.CancelCauseFunc) (*liveSession, error) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if h.closed != nil {
@@ -52,6 +55,7 @@ func (h *hub) add(nodeID string, cancel context.CancelCauseFunc) (*liveSession, 
 	s := &liveSession{
 		nodeID:  nodeID,
 		id:      h.next,
+		ca:      ca,
 		wake:    make(chan struct{}, 1),
 		confirm: make(chan *agentv1.Confirmation, confirmQueue),
 		cancel:  cancel,
@@ -101,6 +105,29 @@ func (h *hub) notify(nodeID string) {
 	select {
 	case s.wake <- struct{}{}:
 	default:
+	}
+}
+
+// wakeAll wakes every session, as notify wakes one.
+func (h *hub) wakeAll() {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for _, s := range h.sessions {
+		select {
+		case s.wake <- struct{}{}:
+		default:
+		}
+	}
+}
+
+// kickIf ends every session for which match holds, with cause.
+func (h *hub) kickIf(match func(*liveSession) bool, cause error) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for _, s := range h.sessions {
+		if match(s) {
+			s.cancel(cause)
+		}
 	}
 }
 

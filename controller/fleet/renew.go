@@ -9,6 +9,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/cairn-ops/cairn/controller/auditlog"
+	"github.com/cairn-ops/cairn/controller/auth"
 	"github.com/cairn-ops/cairn/controller/store"
 	"github.com/cairn-ops/cairn/internal/pki"
 	"github.com/cairn-ops/cairn/internal/stamp"
@@ -27,7 +28,7 @@ func (a *agentService) Renew(ctx context.Context, req *agentv1.RenewRequest) (*a
 		return nil, err
 	}
 	now := f.now()
-	certDER, err := f.ca.SignNode(req.GetCsrDer(), id, now, pki.NodeValidity)
+	certDER, err := f.keys.IssuingCA().SignNode(req.GetCsrDer(), id, now, pki.NodeValidity)
 	if err != nil {
 		return nil, status.Errorf(codes.InvalidArgument, "bad certificate request: %v", err)
 	}
@@ -41,7 +42,7 @@ func (a *agentService) Renew(ctx context.Context, req *agentv1.RenewRequest) (*a
 			return err
 		}
 		if n.GetState() == controllerv1.NodeRecord_STATE_REVOKED {
-			return status.Error(codes.PermissionDenied, ErrRevoked.Error())
+			return auth.NodeRevokedError(id)
 		}
 		n.CertSerial = pki.SerialHex(cert)
 		n.CertNotAfter = stamp.Format(cert.NotAfter)

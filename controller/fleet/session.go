@@ -2,6 +2,7 @@ package fleet
 
 import (
 	"context"
+	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -13,8 +14,11 @@ import (
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials"
+	"google.golang.org/grpc/peer"
 	"google.golang.org/grpc/status"
 
+	"github.com/cairn-ops/cairn/controller/auth"
 	"github.com/cairn-ops/cairn/controller/store"
 	"github.com/cairn-ops/cairn/internal/stamp"
 	agentv1 "github.com/cairn-ops/cairn/proto/agent/v1"
@@ -41,6 +45,8 @@ type session struct {
 	// the agent said in its Hello it has finished.
 	sent, completed map[string]bool
 	lastSeenWrite   time.Time
+	// trustSent is the keyring generation of the trust last sent.
+	trustSent uint64
 }
 
 // Session holds one node's stream: it marks the node connected, delivers
@@ -93,7 +99,7 @@ func (a *agentService) Session(stream grpc.BidiStreamingServer[agentv1.AgentMess
 		return ctx.Err()
 	}
 
-	live, err := f.register(id, cancel)
+	live, err := f.register(id, peerCA(stream.Context()), cancel)
 	if err != nil {
 		return status.Error(codes.Unavailable, err.Error())
 	}
@@ -116,18 +122,16 @@ func (a *agentService) Session(stream grpc.BidiStreamingServer[agentv1.AgentMess
 		return err
 	}
 	s.log.Info("agent connected", "hostname", hello.GetHostname(), "agent_version", hello.GetAgentVersion())
+	if err := s.sendTrust(); err != nil {
+		return err
+	}
 	if err := s.deliver(ctx); err != nil {
 		return err
 	}
 	for {
 		select {
 		case <-ctx.Done():
-			if cause := context.Cause(ctx); errors.Is(cause, ErrReplaced) || errors.Is(cause, ErrShutdown) {
-				return status.Error(codes.Unavailable, cause.Error())
-			} else if errors.Is(cause, ErrRevoked) {
-				return status.Error(codes.PermissionDenied, cause.Error())
-			}
-			return status.FromContextError(ctx.Err()).Err()
+			return s.ended(ctx)
 		case err := <-recvErr:
 			return endStatus(err)
 		case <-live.wake:
@@ -135,22 +139,79 @@ func (a *agentService) Session(stream grpc.BidiStreamingServer[agentv1.AgentMess
 			// node, revocation included: re-read the node first, so a
 			// revoked node's session ends now, not at the next sweep.
 			if _, err := s.f.liveNode(ctx, s.nodeID); err != nil {
-				return err
+				return s.failed(ctx, err)
+			}
+			if s.trustSent != s.f.keys.Generation() {
+				if err := s.sendTrust(); err != nil {
+					return s.failed(ctx, err)
+				}
 			}
 			if err := s.deliver(ctx); err != nil {
-				return err
+				return s.failed(ctx, err)
 			}
 		case c := <-live.confirm:
 			if err := stream.Send(&agentv1.ControllerMessage{Msg: &agentv1.ControllerMessage_Confirmation{Confirmation: c}}); err != nil {
-				return err
+				return s.failed(ctx, err)
 			}
 			s.log.Info("confirmation sent", "command_id", c.GetCommandId(), "step", c.GetStep())
 		case m := <-in:
 			if err := s.handle(ctx, m); err != nil {
-				return err
+				return s.failed(ctx, err)
 			}
 		}
 	}
+}
+
+// ended is the status a session ends with when its context ended: why
+// the hub ended it (replaced, shutting down, the node revoked or its CA
+// retired, each with its reason), or the call's own end.
+func (s *session) ended(ctx context.Context) error {
+	switch cause := context.Cause(ctx); {
+	case errors.Is(cause, ErrReplaced), errors.Is(cause, ErrShutdown):
+		return status.Error(codes.Unavailable, cause.Error())
+	case errors.Is(cause, ErrRevoked):
+		return auth.NodeRevokedError(s.nodeID)
+	case errors.Is(cause, ErrCertificateRetired):
+		at, _ := s.f.keys.Retired(s.live.ca, s.f.now())
+		return auth.CertificateRetiredError(s.nodeID, s.live.ca, at)
+	}
+	return status.FromContextError(ctx.Err()).Err()
+}
+
+// failed is the status a session ends with after err: when the session's
+// context ended meanwhile (the hub ended it while a store read or a send
+// was under way), why it ended, not the read's "context canceled".
+func (s *session) failed(ctx context.Context, err error) error {
+	if ctx.Err() != nil {
+		return s.ended(ctx)
+	}
+	return err
+}
+
+// sendTrust tells the agent what to trust now (controller/keyring):
+// during a rotation's overlap the new CA and key besides the old.
+func (s *session) sendTrust() error {
+	gen := s.f.keys.Generation()
+	if err := s.stream.Send(&agentv1.ControllerMessage{Msg: &agentv1.ControllerMessage_Trust{Trust: s.f.keys.Trust(s.f.now())}}); err != nil {
+		return err
+	}
+	s.trustSent = gen
+	return nil
+}
+
+// peerCA is the CA that issued the client certificate of the call in
+// ctx, or nil when there is none.
+func peerCA(ctx context.Context) *x509.Certificate {
+	p, ok := peer.FromContext(ctx)
+	if !ok {
+		return nil
+	}
+	info, ok := p.AuthInfo.(credentials.TLSInfo)
+	if !ok || len(info.State.VerifiedChains) == 0 {
+		return nil
+	}
+	chain := info.State.VerifiedChains[0]
+	return chain[len(chain)-1]
 }
 
 // endStatus is what Session returns when the agent's side ends.
@@ -189,9 +250,9 @@ func (s *session) connected(ctx context.Context, hello *agentv1.Hello) error {
 	})
 	switch {
 	case errors.Is(err, ErrRevoked):
-		return status.Error(codes.PermissionDenied, ErrRevoked.Error())
+		return auth.NodeRevokedError(s.nodeID)
 	case errors.Is(err, store.ErrNotFound):
-		return status.Errorf(codes.PermissionDenied, "node %s is not enrolled with this controller", s.nodeID)
+		return notEnrolled(s.nodeID)
 	case err != nil:
 		return status.Errorf(codes.Internal, "mark node connected: %v", err)
 	}

@@ -274,10 +274,12 @@ func put(tx store.Tx, now time.Time, actor, action string, rec *controllerv1.Rel
 }
 
 // Verify recomputes the release digest from the stored canonical manifest
-// and components, checks the signature with pub, and re-hashes every
+// and components, checks the signature with a key of keys not retired at
+// now (a release signed by a retired key is refused by that key's name,
+// signed.ErrKeyRetired), and re-hashes every
 // component and evidence blob that open returns. It returns the problems
 // found; none means the release is intact.
-func Verify(rec *controllerv1.ReleaseRecord, pub ed25519.PublicKey, open func(digest string) (io.ReadCloser, error)) []string {
+func Verify(rec *controllerv1.ReleaseRecord, keys signed.Keys, now time.Time, open func(digest string) (io.ReadCloser, error)) []string {
 	var problems []string
 	if rec.GetDigest() == "" {
 		return []string{fmt.Sprintf("%s is not sealed: it has no digest to verify", refString(rec))}
@@ -285,10 +287,8 @@ func Verify(rec *controllerv1.ReleaseRecord, pub ed25519.PublicKey, open func(di
 	if got := Digest(rec.GetManifestCanonical(), rec.GetComponents()); got != rec.GetDigest() {
 		problems = append(problems, fmt.Sprintf("digest mismatch: the stored manifest and components hash to %s, but the release was sealed as %s", got, rec.GetDigest()))
 	}
-	if len(pub) != ed25519.PublicKeySize {
-		problems = append(problems, "no release public key to check the signature with")
-	} else if !ed25519.Verify(pub, []byte(rec.GetDigest()), rec.GetSignature()) {
-		problems = append(problems, "signature does not verify with the controller's release key")
+	if err := keys.CheckSignature(rec.GetDigest(), rec.GetSignature(), now); err != nil {
+		problems = append(problems, "signature: "+err.Error())
 	}
 	check := func(what, digest string) {
 		r, err := open(digest)

@@ -22,6 +22,7 @@ import (
 	"github.com/cairn-ops/cairn/controller/release"
 	"github.com/cairn-ops/cairn/controller/store"
 	"github.com/cairn-ops/cairn/internal/manifest"
+	signed "github.com/cairn-ops/cairn/internal/release"
 	controllerv1 "github.com/cairn-ops/cairn/proto/controller/v1"
 )
 
@@ -257,7 +258,7 @@ func TestHappyPath(t *testing.T) {
 		if diff := cmp.Diff(want, e.actions(t)); diff != "" {
 			t.Errorf("audit log (-want +got):\n%s", diff)
 		}
-		if p := release.Verify(rec, e.pub, e.blobs.Open); len(p) != 0 {
+		if p := release.Verify(rec, signed.SingleKey(e.pub), time.Now(), e.blobs.Open); len(p) != 0 {
 			t.Errorf("Verify of an intact release: %q", p)
 		}
 		if err := e.st.View(t.Context(), func(tx store.Tx) error {
@@ -402,7 +403,7 @@ func TestVerify(t *testing.T) {
 		}); err != nil {
 			t.Fatal(err)
 		}
-		if p := release.Verify(stored, e.pub, e.blobs.Open); !containsAll(p, "digest mismatch") {
+		if p := release.Verify(stored, signed.SingleKey(e.pub), time.Now(), e.blobs.Open); !containsAll(p, "digest mismatch") {
 			t.Errorf("tampered manifest: problems %q", p)
 		}
 
@@ -414,14 +415,20 @@ func TestVerify(t *testing.T) {
 		if err := os.WriteFile(path, []byte("the SITE"), 0o600); err != nil {
 			t.Fatal(err)
 		}
-		p := release.Verify(rec, e.pub, e.blobs.Open)
+		p := release.Verify(rec, signed.SingleKey(e.pub), time.Now(), e.blobs.Open)
 		if !containsAll(p, "component site", "contents hash to "+sha("the SITE")) {
 			t.Errorf("swapped artifact: problems %q", p)
 		}
 
 		other, _, _ := ed25519.GenerateKey(nil)
-		if p := release.Verify(rec, other, func(string) (io.ReadCloser, error) { return nil, errors.New("skip") }); !containsAll(p, "signature does not verify") {
+		skip := func(string) (io.ReadCloser, error) { return nil, errors.New("skip") }
+		if p := release.Verify(rec, signed.SingleKey(other), time.Now(), skip); !containsAll(p, "signature: release signature does not verify", "was not signed by the controller's release key") {
 			t.Errorf("wrong key: problems %q", p)
+		}
+		// Signed by a key whose rotation overlap has ended.
+		retired := signed.Keys{{Public: e.pub, RetiresAt: time.Now().Add(-time.Minute)}, {Public: other}}
+		if p := release.Verify(rec, retired, time.Now(), skip); !containsAll(p, "signed by a retired key", "which retired at") {
+			t.Errorf("retired key: problems %q", p)
 		}
 	})
 }

@@ -2,7 +2,6 @@ package rollout
 
 import (
 	"context"
-	"crypto/ed25519"
 	"io"
 	"log/slog"
 	"slices"
@@ -12,6 +11,7 @@ import (
 	"github.com/cairn-ops/cairn/controller/blob"
 	"github.com/cairn-ops/cairn/controller/dml"
 	"github.com/cairn-ops/cairn/controller/store"
+	signed "github.com/cairn-ops/cairn/internal/release"
 	agentv1 "github.com/cairn-ops/cairn/proto/agent/v1"
 )
 
@@ -91,18 +91,26 @@ const (
 	DefaultLostAfter      = 5 * time.Minute
 )
 
+// ReleaseKeys are the release public keys signatures are checked with,
+// as they are now.
+type ReleaseKeys interface {
+	PublicKeys() signed.Keys
+}
+
 // Config is what the engine needs.
 type Config struct {
 	Store store.Store
 	Blobs *blob.Store
 	DML   *dml.DML
 	Fleet Fleet
-	// ReleasePublicKey checks release signatures before a rollout starts.
-	ReleasePublicKey ed25519.PublicKey
-	Notifier         Notifier
-	Metrics          Metrics
-	Now              func() time.Time
-	Logger           *slog.Logger
+	// ReleaseKeys check release signatures before a rollout starts
+	// (controller/keyring: a signing-key rotation changes them while the
+	// controller runs).
+	ReleaseKeys ReleaseKeys
+	Notifier    Notifier
+	Metrics     Metrics
+	Now         func() time.Time
+	Logger      *slog.Logger
 	// Tick is how often the engine re-reads running rollouts when no
 	// event woke it (default 250ms).
 	Tick time.Duration

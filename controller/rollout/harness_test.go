@@ -26,6 +26,7 @@ import (
 	"github.com/cairn-ops/cairn/controller/store"
 	"github.com/cairn-ops/cairn/internal/audit"
 	"github.com/cairn-ops/cairn/internal/manifest"
+	signed "github.com/cairn-ops/cairn/internal/release"
 	"github.com/cairn-ops/cairn/internal/stamp"
 	agentv1 "github.com/cairn-ops/cairn/proto/agent/v1"
 	controllerv1 "github.com/cairn-ops/cairn/proto/controller/v1"
@@ -674,7 +675,7 @@ func newWorld(t *testing.T, opts worldOptions) *world {
 // newEngine is an engine on the world's store and fakes.
 func (w *world) newEngine() *Engine {
 	return New(Config{
-		Store: w.st, Blobs: w.blobs, DML: w.dml, Fleet: w.fleet, ReleasePublicKey: w.pub,
+		Store: w.st, Blobs: w.blobs, DML: w.dml, Fleet: w.fleet, ReleaseKeys: staticKeys{w.pub},
 		Notifier: w.notifier, Metrics: w.metrics, Now: w.clock.now, Tick: 5 * time.Millisecond,
 		PlanTimeout: long, ReconnectGrace: -1, Location: time.UTC, Observe: w.observe,
 	})
@@ -1066,3 +1067,8 @@ func (w *world) waitEvent(event string) {
 		time.Sleep(2 * time.Millisecond)
 	}
 }
+
+// staticKeys is one release public key that never retires.
+type staticKeys struct{ pub ed25519.PublicKey }
+
+func (k staticKeys) PublicKeys() signed.Keys { return signed.SingleKey(k.pub) }

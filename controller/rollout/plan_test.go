@@ -123,7 +123,7 @@ func TestPlanDryRunTimesOut(t *testing.T) {
 	w := newWorld(t, worldOptions{nodes: 1})
 	w.stopEngine()
 	w.mu.Lock()
-	w.eng = New(Config{Store: w.st, Blobs: w.blobs, DML: w.dml, Fleet: w.fleet, ReleasePublicKey: w.pub, PlanTimeout: 20 * time.Millisecond, Tick: 5 * time.Millisecond})
+	w.eng = New(Config{Store: w.st, Blobs: w.blobs, DML: w.dml, Fleet: w.fleet, ReleaseKeys: staticKeys{w.pub}, PlanTimeout: 20 * time.Millisecond, Tick: 5 * time.Millisecond})
 	w.mu.Unlock()
 	// The agent never answers: the node is connected for the engine,
 	// but the fake agent does not see it.

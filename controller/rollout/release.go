@@ -202,7 +202,11 @@ func (e *Engine) approvedRelease(ctx context.Context, ref *controllerv1.ReleaseR
 		}
 		return nil, errors.New("the controller has no DML to read it from")
 	}
-	if problems := ctlrelease.Verify(rec, e.cfg.ReleasePublicKey, open); len(problems) > 0 {
+	var keys signed.Keys
+	if e.cfg.ReleaseKeys != nil {
+		keys = e.cfg.ReleaseKeys.PublicKeys()
+	}
+	if problems := ctlrelease.Verify(rec, keys, e.cfg.Now(), open); len(problems) > 0 {
 		return nil, fmt.Errorf("%w: release %s does not verify: %s", ErrNotApproved, id, strings.Join(problems, "; "))
 	}
 	return r, nil

@@ -27,6 +27,7 @@ import (
 //	meta
 //	  schema_version        → be64
 //	  auditlog_head         → be64 sequence ‖ hash (hex string bytes)
+//	  keyring_generation    → be64 (absent: 0; written since version 6, no migration needed)
 //	enroll_tokens           token hash → EnrollTokenRecord
 //	nodes                   node ID → NodeRecord
 //	users                   user name → UserRecord
@@ -67,6 +68,7 @@ type BoltOptions struct {
 var (
 	keySchemaVersion = []byte("schema_version")
 	keyAuditLogHead  = []byte("auditlog_head")
+	keyKeyringGen    = []byte("keyring_generation")
 )
 
 // migrations[i] migrates schema version i to i+1.
@@ -579,6 +581,10 @@ func (tx *boltTx) APIToken(tokenHash string) (*controllerv1.APITokenRecord, erro
 	return boltGet[controllerv1.APITokenRecord](tx, tableAPITokens, "API token", tokenHash)
 }
 
+func (tx *boltTx) APITokens() ([]*controllerv1.APITokenRecord, error) {
+	return boltScan[controllerv1.APITokenRecord](tx, tableAPITokens, "API token", nil, nil, 0)
+}
+
 func (tx *boltTx) PutAPIToken(rec *controllerv1.APITokenRecord) error {
 	if !tx.tx.Writable() {
 		return readOnly("API token")
@@ -773,6 +779,27 @@ func (tx *boltTx) LogHead() (uint64, string, error) {
 		return 0, "", fmt.Errorf("audit-log head is %d bytes long, want at least 8: the store file is damaged", len(v))
 	}
 	return binary.BigEndian.Uint64(v), string(v[8:]), nil
+}
+
+func (tx *boltTx) KeyringGeneration() (uint64, error) {
+	v := tx.bucket(tableMeta).Get(keyKeyringGen)
+	if v == nil {
+		return 0, nil
+	}
+	if len(v) != 8 {
+		return 0, fmt.Errorf("keyring generation is %d bytes long, want 8: the store file is damaged", len(v))
+	}
+	return binary.BigEndian.Uint64(v), nil
+}
+
+func (tx *boltTx) PutKeyringGeneration(gen uint64) error {
+	if !tx.tx.Writable() {
+		return readOnly("keyring generation")
+	}
+	if err := tx.bucket(tableMeta).Put(keyKeyringGen, seqKey(gen)); err != nil {
+		return fmt.Errorf("put keyring generation: %w", err)
+	}
+	return nil
 }
 
 func (tx *boltTx) LogEntries(after uint64, limit int) ([]*controllerv1.AuditLogEntry, error) {

@@ -544,3 +544,48 @@ func TestBoltMigrateRolloutStates(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestBoltOldFileHasNoRevocations: a file written before tokens could be
+// revoked, users disabled or rotations logged (testdata/v5) opens without
+// a migration for them: its tokens and users read as neither revoked nor
+// disabled (the new fields are optional), and its keyring generation is
+// 0, no rotation logged (the meta key is absent).
+func TestBoltOldFileHasNoRevocations(t *testing.T) {
+	data, err := os.ReadFile("testdata/v5/cairn.db")
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(t.TempDir(), "cairn.db")
+	if err := os.WriteFile(path, data, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	st := openBolt(t, path)
+	err = st.View(t.Context(), func(tx store.Tx) error {
+		tokens, err := tx.APITokens()
+		if err != nil {
+			return err
+		}
+		for _, tok := range tokens {
+			if tok.GetRevokedAt() != "" || tok.GetRevokedBy() != "" || tok.GetLastUsedAt() != "" {
+				t.Errorf("token %s of a v5 file reads as revoked or used: %v", tok.GetId(), tok)
+			}
+		}
+		users, err := tx.Users()
+		if err != nil {
+			return err
+		}
+		for _, u := range users {
+			if u.GetDisabledBy() != "" || u.GetDisabledAt() != "" {
+				t.Errorf("user %s of a v5 file reads as disabled by someone: %v", u.GetName(), u)
+			}
+		}
+		gen, err := tx.KeyringGeneration()
+		if err != nil || gen != 0 {
+			t.Errorf("KeyringGeneration of a v5 file = %d, %v; want 0", gen, err)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}

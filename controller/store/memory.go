@@ -32,6 +32,7 @@ type memState struct {
 	tables   map[string]map[string]proto.Message
 	headSeq  uint64
 	headHash string
+	keyring  uint64
 }
 
 // NewMemory returns an empty in-memory store.
@@ -77,6 +78,7 @@ func (m *Memory) Update(ctx context.Context, fn func(Tx) error) error {
 			tables:   maps.Clone(base.tables),
 			headSeq:  base.headSeq,
 			headHash: base.headHash,
+			keyring:  base.keyring,
 		},
 		writable: true,
 		owned:    map[string]bool{},
@@ -239,6 +241,10 @@ func (tx *memTx) APIToken(tokenHash string) (*controllerv1.APITokenRecord, error
 	return memGet[*controllerv1.APITokenRecord](tx, tableAPITokens, "API token", tokenHash)
 }
 
+func (tx *memTx) APITokens() ([]*controllerv1.APITokenRecord, error) {
+	return list(tx, tableAPITokens, func(r *controllerv1.APITokenRecord) (string, bool) { return r.GetTokenHash(), true }), nil
+}
+
 func (tx *memTx) PutAPIToken(rec *controllerv1.APITokenRecord) error {
 	if !tx.writable {
 		return readOnly("API token")
@@ -392,6 +398,18 @@ func (tx *memTx) AppendLogEntry(e *controllerv1.AuditLogEntry) error {
 
 func (tx *memTx) LogHead() (uint64, string, error) {
 	return tx.st.headSeq, tx.st.headHash, nil
+}
+
+func (tx *memTx) KeyringGeneration() (uint64, error) {
+	return tx.st.keyring, nil
+}
+
+func (tx *memTx) PutKeyringGeneration(gen uint64) error {
+	if !tx.writable {
+		return readOnly("keyring generation")
+	}
+	tx.st.keyring = gen
+	return nil
 }
 
 func (tx *memTx) LogEntries(after uint64, limit int) ([]*controllerv1.AuditLogEntry, error) {

@@ -56,6 +56,9 @@ type Tx interface {
 
 	// APIToken returns the API token with the given hash.
 	APIToken(tokenHash string) (*controllerv1.APITokenRecord, error)
+	// APITokens returns every API token, revoked and expired ones too, by
+	// token hash (an order that means nothing: callers sort).
+	APITokens() ([]*controllerv1.APITokenRecord, error)
 	PutAPIToken(*controllerv1.APITokenRecord) error
 
 	Command(id string) (*controllerv1.CommandRecord, error)
@@ -97,6 +100,14 @@ type Tx interface {
 	// LogEntries returns up to limit entries (0: all) with a sequence
 	// greater than after, in sequence order.
 	LogEntries(after uint64, limit int) ([]*controllerv1.AuditLogEntry, error)
+
+	// KeyringGeneration returns the generation of the controller's
+	// keyring (controller/keyring) whose rotations the audit log holds;
+	// 0 when it holds none.
+	KeyringGeneration() (uint64, error)
+	// PutKeyringGeneration records that the audit log holds the rotations
+	// up to generation gen.
+	PutKeyringGeneration(gen uint64) error
 
 	// Artifact returns the DML artifact with the given sha256 digest.
 	Artifact(digest string) (*controllerv1.ArtifactRecord, error)

@@ -12,6 +12,9 @@ var (
 	// ErrUnsigned means the bundle has no signature, or its signature
 	// does not verify with the controller's release key.
 	ErrUnsigned = errors.New("release signature does not verify")
+	// ErrKeyRetired means the bundle was signed by a release key whose
+	// rotation overlap has ended (cairn-controller rotate signing-key).
+	ErrKeyRetired = errors.New("release signed by a retired key")
 	// ErrNotApproved means the release is not approved, or has fewer
 	// distinct approvals bound to its digest than it requires.
 	ErrNotApproved = errors.New("release not approved")

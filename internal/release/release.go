@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/cairn-ops/cairn/internal/digest"
 )
@@ -77,12 +78,14 @@ func Sign(b *Bundle, key ed25519.PrivateKey) {
 }
 
 // Verify checks b before anything of it runs: its digest is the one
-// recomputed from its manifest and components (ErrTampered), pub signed
-// it (ErrUnsigned), it is approved by at least as many distinct approvers
-// as it requires, each approval bound to this digest (ErrNotApproved),
-// and each component's file in artifacts (component name → local path)
-// has the component's sha256 (ErrArtifact). The error names what failed.
-func Verify(b *Bundle, pub ed25519.PublicKey, artifacts map[string]string) error {
+// recomputed from its manifest and components (ErrTampered), a key of
+// keys not retired at now signed it (ErrUnsigned, or ErrKeyRetired for a
+// key whose rotation overlap has ended), it is approved by at least as
+// many distinct approvers as it requires, each approval bound to this
+// digest (ErrNotApproved), and each component's file in artifacts
+// (component name → local path) has the component's sha256
+// (ErrArtifact). The error names what failed.
+func Verify(b *Bundle, keys Keys, now time.Time, artifacts map[string]string) error {
 	id := b.Name + "@" + b.Version
 	got := Digest(b.ManifestCanonical, b.Components)
 	if b.Digest == "" {
@@ -91,14 +94,8 @@ func Verify(b *Bundle, pub ed25519.PublicKey, artifacts map[string]string) error
 	if got != b.Digest {
 		return fmt.Errorf("release %s: %w: its digest is %s but its manifest and components hash to %s (the manifest or the component list changed after sealing)", id, ErrTampered, b.Digest, got)
 	}
-	if len(b.Signature) == 0 {
-		return fmt.Errorf("release %s: %w: the bundle has no signature (was it sealed?)", id, ErrUnsigned)
-	}
-	if len(pub) != ed25519.PublicKeySize {
-		return fmt.Errorf("release %s: %w: the release public key has %d bytes, want %d", id, ErrUnsigned, len(pub), ed25519.PublicKeySize)
-	}
-	if !ed25519.Verify(pub, []byte(b.Digest), b.Signature) {
-		return fmt.Errorf("release %s: %w: digest %s was not signed by the controller's release key", id, ErrUnsigned, b.Digest)
+	if err := keys.CheckSignature(b.Digest, b.Signature, now); err != nil {
+		return fmt.Errorf("release %s: %w", id, err)
 	}
 	if err := verifyApprovals(b, id); err != nil {
 		return err

@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 
@@ -60,6 +61,7 @@ func TestDigestIsOrderIndependentAndFixed(t *testing.T) {
 }
 
 func TestVerify(t *testing.T) {
+	now := time.Date(2026, 5, 1, 12, 0, 0, 0, time.UTC)
 	otherPub, _, err := ed25519.GenerateKey(nil)
 	if err != nil {
 		t.Fatal(err)
@@ -70,58 +72,69 @@ func TestVerify(t *testing.T) {
 	}
 	tests := []struct {
 		name   string
-		change func(b *Bundle, pub *ed25519.PublicKey, arts map[string]string)
+		change func(b *Bundle, pub *Keys, arts map[string]string)
 		want   error
 		says   string
 	}{
-		{name: "valid", change: func(*Bundle, *ed25519.PublicKey, map[string]string) {}},
-		{name: "two approvals of one required", change: func(b *Bundle, _ *ed25519.PublicKey, _ map[string]string) {
+		{name: "valid", change: func(*Bundle, *Keys, map[string]string) {}},
+		{name: "two approvals of one required", change: func(b *Bundle, _ *Keys, _ map[string]string) {
 			b.Approvals = append(b.Approvals, Approval{By: "bob", ReleaseDigest: b.Digest})
 		}},
-		{name: "state with proto prefix", change: func(b *Bundle, _ *ed25519.PublicKey, _ map[string]string) { b.State = "STATE_APPROVED" }},
-		{name: "manifest canonical bytes changed", change: func(b *Bundle, _ *ed25519.PublicKey, _ map[string]string) {
+		{name: "state with proto prefix", change: func(b *Bundle, _ *Keys, _ map[string]string) { b.State = "STATE_APPROVED" }},
+		{name: "manifest canonical bytes changed", change: func(b *Bundle, _ *Keys, _ map[string]string) {
 			b.ManifestCanonical = []byte(strings.Replace(string(b.ManifestCanonical), "listen = 8080", "listen = 9090", 1))
 		}, want: ErrTampered, says: "manifest or the component list changed"},
-		{name: "component digest changed", change: func(b *Bundle, _ *ed25519.PublicKey, _ map[string]string) {
+		{name: "component digest changed", change: func(b *Bundle, _ *Keys, _ map[string]string) {
 			b.Components[1].Digest = strings.Repeat("0", 64)
 		}, want: ErrTampered, says: "hash to"},
-		{name: "component removed", change: func(b *Bundle, _ *ed25519.PublicKey, _ map[string]string) {
+		{name: "component removed", change: func(b *Bundle, _ *Keys, _ map[string]string) {
 			b.Components = b.Components[:1]
 		}, want: ErrTampered, says: "component list changed"},
-		{name: "digest rewritten to match tampering", change: func(b *Bundle, _ *ed25519.PublicKey, _ map[string]string) {
+		{name: "digest rewritten to match tampering", change: func(b *Bundle, _ *Keys, _ map[string]string) {
 			b.Components = b.Components[:1]
 			b.Digest = Digest(b.ManifestCanonical, b.Components)
 			b.Approvals[0].ReleaseDigest = b.Digest
 		}, want: ErrUnsigned, says: "not signed by the controller's release key"},
-		{name: "wrong key", change: func(_ *Bundle, pub *ed25519.PublicKey, _ map[string]string) { *pub = otherPub },
-			want: ErrUnsigned, says: "not signed"},
-		{name: "no signature", change: func(b *Bundle, _ *ed25519.PublicKey, _ map[string]string) { b.Signature = nil },
+		{name: "wrong key", change: func(_ *Bundle, keys *Keys, _ map[string]string) { *keys = SingleKey(otherPub) },
+			want: ErrUnsigned, says: "not signed by the controller's release key (" + KeyID(otherPub) + ")"},
+		{name: "signed by the old key during the overlap", change: func(_ *Bundle, keys *Keys, _ map[string]string) {
+			*keys = Keys{{Public: (*keys)[0].Public, RetiresAt: now.Add(time.Hour)}, {Public: otherPub}}
+		}},
+		{name: "signed by the old key after the overlap", change: func(_ *Bundle, keys *Keys, _ map[string]string) {
+			*keys = Keys{{Public: (*keys)[0].Public, RetiresAt: now}, {Public: otherPub}}
+		}, want: ErrKeyRetired, says: "which retired at 2026-05-01T12:00:00Z when the controller's signing key was rotated"},
+		{name: "no keys", change: func(_ *Bundle, keys *Keys, _ map[string]string) { *keys = nil },
+			want: ErrUnsigned, says: "no release key to check digest"},
+		{name: "a key of the wrong size", change: func(_ *Bundle, keys *Keys, _ map[string]string) { *keys = Keys{{Public: []byte{1, 2, 3}}} },
+			want: ErrUnsigned, says: "a release public key has 3 bytes, want 32"},
+		{name: "no signature", change: func(b *Bundle, _ *Keys, _ map[string]string) { b.Signature = nil },
 			want: ErrUnsigned, says: "no signature"},
-		{name: "not approved state", change: func(b *Bundle, _ *ed25519.PublicKey, _ map[string]string) { b.State = "TESTED" },
+		{name: "not approved state", change: func(b *Bundle, _ *Keys, _ map[string]string) { b.State = "TESTED" },
 			want: ErrNotApproved, says: "state is TESTED"},
-		{name: "no approvals", change: func(b *Bundle, _ *ed25519.PublicKey, _ map[string]string) { b.Approvals = nil },
+		{name: "no approvals", change: func(b *Bundle, _ *Keys, _ map[string]string) { b.Approvals = nil },
 			want: ErrNotApproved, says: "0 distinct approval(s)"},
-		{name: "insufficient distinct approvals", change: func(b *Bundle, _ *ed25519.PublicKey, _ map[string]string) {
+		{name: "insufficient distinct approvals", change: func(b *Bundle, _ *Keys, _ map[string]string) {
 			b.ApprovalsRequired = 2
 			b.Approvals = append(b.Approvals, Approval{By: "alice", ReleaseDigest: b.Digest})
 		}, want: ErrNotApproved, says: "1 distinct approval(s)"},
-		{name: "approvals required lowered below the manifest's", change: func(b *Bundle, _ *ed25519.PublicKey, _ map[string]string) {
+		{name: "approvals required lowered below the manifest's", change: func(b *Bundle, _ *Keys, _ map[string]string) {
 			b.ApprovalsRequired = 0
 			b.Approvals = nil
 		}, want: ErrNotApproved, says: "1 required"},
-		{name: "approval bound to another digest", change: func(b *Bundle, _ *ed25519.PublicKey, _ map[string]string) {
+		{name: "approval bound to another digest", change: func(b *Bundle, _ *Keys, _ map[string]string) {
 			b.Approvals[0].ReleaseDigest = strings.Repeat("a", 64)
 		}, want: ErrNotApproved, says: "approvals by alice are bound to another digest"},
-		{name: "swapped artifact", change: func(_ *Bundle, _ *ed25519.PublicKey, arts map[string]string) { arts["site"] = other },
+		{name: "swapped artifact", change: func(_ *Bundle, _ *Keys, arts map[string]string) { arts["site"] = other },
 			want: ErrArtifact, says: "component site: sha256 of " + other},
-		{name: "missing artifact file", change: func(_ *Bundle, _ *ed25519.PublicKey, arts map[string]string) { delete(arts, "assets") },
+		{name: "missing artifact file", change: func(_ *Bundle, _ *Keys, arts map[string]string) { delete(arts, "assets") },
 			want: ErrArtifact, says: "component assets has no local file"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			b, pub, _, arts := signedExample(t)
-			tt.change(b, &pub, arts)
-			err := Verify(b, pub, arts)
+			keys := SingleKey(pub)
+			tt.change(b, &keys, arts)
+			err := Verify(b, keys, now, arts)
 			if tt.want == nil {
 				if err != nil {
 					t.Fatalf("Verify: %v", err)
@@ -151,7 +164,7 @@ func TestBundleJSONRoundTrip(t *testing.T) {
 	if diff := cmp.Diff(*b, got); diff != "" {
 		t.Errorf("round trip (-want +got):\n%s", diff)
 	}
-	if err := Verify(&got, pub, arts); err != nil {
+	if err := Verify(&got, SingleKey(pub), time.Now(), arts); err != nil {
 		t.Errorf("Verify after round trip: %v", err)
 	}
 }

@@ -21,6 +21,14 @@ func Format(t time.Time) string {
 	return t.UTC().Format(Layout)
 }
 
+// Optional is Format for a time that may not be set: "" for the zero time.
+func Optional(t time.Time) string {
+	if t.IsZero() {
+		return ""
+	}
+	return Format(t)
+}
+
 // Parse reads a stamp, or any RFC 3339 time.
 func Parse(s string) (time.Time, error) {
 	return time.Parse(time.RFC3339Nano, s)

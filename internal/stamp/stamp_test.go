@@ -43,3 +43,13 @@ func TestHuman(t *testing.T) {
 		})
 	}
 }
+
+func TestOptional(t *testing.T) {
+	if got := Optional(time.Time{}); got != "" {
+		t.Errorf("Optional(zero) = %q, want empty", got)
+	}
+	at := time.Date(2026, 12, 7, 13, 3, 12, 0, time.FixedZone("CET", 3600))
+	if got, want := Optional(at), "2026-12-07T12:03:12.000000000Z"; got != want {
+		t.Errorf("Optional = %q, want %q", got, want)
+	}
+}

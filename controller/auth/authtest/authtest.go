@@ -31,7 +31,7 @@ type Server struct {
 }
 
 // Start serves on 127.0.0.1 with TLS (client certificates verified when
-// given, as the controller does) and auth.New(st, time.Now); register
+// given, as the controller does) and auth.New(st, time.Now, nil); register
 // adds the services before serving starts. The server stops when the test
 // ends.
 func Start(t testing.TB, st store.Store, register func(*grpc.Server)) *Server {
@@ -57,7 +57,7 @@ func Start(t testing.TB, st store.Store, register func(*grpc.Server)) *Server {
 		ClientCAs:    pool,
 		MinVersion:   tls.VersionTLS13,
 	})
-	a := auth.New(st, time.Now)
+	a := auth.New(st, time.Now, nil)
 	s := grpc.NewServer(grpc.Creds(creds), grpc.UnaryInterceptor(a.Unary()), grpc.StreamInterceptor(a.Stream()))
 	register(s)
 	lis, err := net.Listen("tcp", "127.0.0.1:0")

@@ -61,6 +61,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"RolloutNodes", testRolloutNodes},
 		{"AgentEvents", testAgentEvents},
 		{"IssuedReports", testIssuedReports},
+		{"KeyringGeneration", testKeyringGeneration},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -202,6 +203,7 @@ func testEmpty(t *testing.T, st store.Store) {
 	}{
 		{"Nodes", func(tx store.Tx) (int, error) { r, err := tx.Nodes(); return len(r), err }},
 		{"Users", func(tx store.Tx) (int, error) { r, err := tx.Users(); return len(r), err }},
+		{"APITokens", func(tx store.Tx) (int, error) { r, err := tx.APITokens(); return len(r), err }},
 		{"NodeCommands", func(tx store.Tx) (int, error) { r, err := tx.NodeCommands("n1"); return len(r), err }},
 		{"NodeAudits", func(tx store.Tx) (int, error) { r, err := tx.NodeAudits("n1"); return len(r), err }},
 		{"Baselines", func(tx store.Tx) (int, error) { r, err := tx.Baselines("n1"); return len(r), err }},
@@ -390,6 +392,13 @@ func testListOrder(t *testing.T, st store.Store) {
 				return err
 			}
 		}
+		for _, h := range []string{"h-c", "h-a", "h-b"} {
+			tok := apiToken()
+			tok.Id, tok.TokenHash = "tok-"+h, h
+			if err := tx.PutAPIToken(tok); err != nil {
+				return err
+			}
+		}
 		// Times whose string order differs from their order in time:
 		// RFC3339Nano trims trailing zeros, and other zones sort by
 		// instant. Ties are broken by ID.
@@ -444,6 +453,10 @@ func testListOrder(t *testing.T, st store.Store) {
 		if err != nil {
 			return err
 		}
+		tokens, err := tx.APITokens()
+		if err != nil {
+			return err
+		}
 		cmds, err := tx.NodeCommands("n1")
 		if err != nil {
 			return err
@@ -473,6 +486,7 @@ func testListOrder(t *testing.T, st store.Store) {
 		}{
 			{"Nodes", ids(nodes), []string{"n1", "n10", "n2", "n3"}},
 			{"Users", userNames, []string{"alice", "bob", "carol"}},
+			{"APITokens", ids(tokens), []string{"tok-h-a", "tok-h-b", "tok-h-c"}},
 			{"Services", serviceNames, []string{"cache", "db", "web"}},
 			{"NodeCommands", ids(cmds), prefixed("c-")},
 			{"NodeAudits", ids(audits), prefixed("a-")},
@@ -1570,4 +1584,43 @@ func testIssuedReports(t *testing.T, st store.Store) {
 		}
 		return nil
 	})
+}
+
+// testKeyringGeneration: the generation starts at 0, an Update records
+// it, a rolled-back one does not, and a View may not write it.
+func testKeyringGeneration(t *testing.T, st store.Store) {
+	get := func() uint64 {
+		t.Helper()
+		var gen uint64
+		view(t, st, func(tx store.Tx) error {
+			var err error
+			gen, err = tx.KeyringGeneration()
+			return err
+		})
+		return gen
+	}
+	if got := get(); got != 0 {
+		t.Fatalf("KeyringGeneration of a new store = %d, want 0", got)
+	}
+	update(t, st, func(tx store.Tx) error { return tx.PutKeyringGeneration(3) })
+	if got := get(); got != 3 {
+		t.Errorf("KeyringGeneration = %d, want 3", got)
+	}
+	errBoom := errors.New("boom")
+	err := st.Update(t.Context(), func(tx store.Tx) error {
+		if err := tx.PutKeyringGeneration(4); err != nil {
+			return err
+		}
+		return errBoom
+	})
+	if !errors.Is(err, errBoom) {
+		t.Fatal(err)
+	}
+	if got := get(); got != 3 {
+		t.Errorf("after a rolled-back Update, KeyringGeneration = %d, want 3", got)
+	}
+	err = st.View(t.Context(), func(tx store.Tx) error { return tx.PutKeyringGeneration(5) })
+	if !errors.Is(err, store.ErrReadOnly) {
+		t.Errorf("PutKeyringGeneration in View: got %v, want ErrReadOnly", err)
+	}
 }

@@ -121,8 +121,11 @@ type EnrollResponse struct {
 	CaPem []byte `protobuf:"bytes,3,opt,name=ca_pem,json=caPem,proto3" json:"ca_pem,omitempty"`
 	// The controller's ed25519 release-signing public key.
 	ReleasePublicKey []byte `protobuf:"bytes,4,opt,name=release_public_key,json=releasePublicKey,proto3" json:"release_public_key,omitempty"`
-	unknownFields    protoimpl.UnknownFields
-	sizeCache        protoimpl.SizeCache
+	// Everything the agent is to trust of the controller now: during a
+	// rotation, more than ca_pem and release_public_key.
+	Trust         *Trust `protobuf:"bytes,5,opt,name=trust,proto3" json:"trust,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *EnrollResponse) Reset() {
@@ -183,6 +186,184 @@ func (x *EnrollResponse) GetReleasePublicKey() []byte {
 	return nil
 }
 
+func (x *EnrollResponse) GetTrust() *Trust {
+	if x != nil {
+		return x.Trust
+	}
+	return nil
+}
+
+// Trust is what an agent trusts of its controller. The controller sends
+// it in EnrollResponse, when a session opens, and when it changes (a CA
+// or signing-key rotation, cairn-controller rotate); the agent keeps it
+// in its data directory (trust.json) in place of what it trusted before.
+type Trust struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The CAs the agent accepts the controller's certificate from, oldest
+	// first; the last one issues node certificates now, so an agent whose
+	// certificate another CA issued renews it. Retired CAs are not listed.
+	Cas []*TrustedCA `protobuf:"bytes,1,rep,name=cas,proto3" json:"cas,omitempty"`
+	// The release-signing public keys, oldest first; the last one signs
+	// releases sealed now. Retired keys stay listed, so that a release one
+	// of them signed is refused by name.
+	ReleaseKeys   []*TrustedReleaseKey `protobuf:"bytes,2,rep,name=release_keys,json=releaseKeys,proto3" json:"release_keys,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Trust) Reset() {
+	*x = Trust{}
+	mi := &file_proto_agent_v1_agent_proto_msgTypes[2]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Trust) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Trust) ProtoMessage() {}
+
+func (x *Trust) ProtoReflect() protoreflect.Message {
+	mi := &file_proto_agent_v1_agent_proto_msgTypes[2]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Trust.ProtoReflect.Descriptor instead.
+func (*Trust) Descriptor() ([]byte, []int) {
+	return file_proto_agent_v1_agent_proto_rawDescGZIP(), []int{2}
+}
+
+func (x *Trust) GetCas() []*TrustedCA {
+	if x != nil {
+		return x.Cas
+	}
+	return nil
+}
+
+func (x *Trust) GetReleaseKeys() []*TrustedReleaseKey {
+	if x != nil {
+		return x.ReleaseKeys
+	}
+	return nil
+}
+
+type TrustedCA struct {
+	state          protoimpl.MessageState `protogen:"open.v1"`
+	CertificateDer []byte                 `protobuf:"bytes,1,opt,name=certificate_der,json=certificateDer,proto3" json:"certificate_der,omitempty"`
+	// Set while the CA is rotated out (RFC 3339): accepted until then,
+	// never after. Empty: no end.
+	RetiresAt     string `protobuf:"bytes,2,opt,name=retires_at,json=retiresAt,proto3" json:"retires_at,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *TrustedCA) Reset() {
+	*x = TrustedCA{}
+	mi := &file_proto_agent_v1_agent_proto_msgTypes[3]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *TrustedCA) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*TrustedCA) ProtoMessage() {}
+
+func (x *TrustedCA) ProtoReflect() protoreflect.Message {
+	mi := &file_proto_agent_v1_agent_proto_msgTypes[3]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use TrustedCA.ProtoReflect.Descriptor instead.
+func (*TrustedCA) Descriptor() ([]byte, []int) {
+	return file_proto_agent_v1_agent_proto_rawDescGZIP(), []int{3}
+}
+
+func (x *TrustedCA) GetCertificateDer() []byte {
+	if x != nil {
+		return x.CertificateDer
+	}
+	return nil
+}
+
+func (x *TrustedCA) GetRetiresAt() string {
+	if x != nil {
+		return x.RetiresAt
+	}
+	return ""
+}
+
+type TrustedReleaseKey struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Raw ed25519 public key (32 bytes).
+	PublicKey []byte `protobuf:"bytes,1,opt,name=public_key,json=publicKey,proto3" json:"public_key,omitempty"`
+	// Set when the key was rotated out (RFC 3339): releases it signed
+	// verify until then, never after. Empty: no end.
+	RetiresAt     string `protobuf:"bytes,2,opt,name=retires_at,json=retiresAt,proto3" json:"retires_at,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *TrustedReleaseKey) Reset() {
+	*x = TrustedReleaseKey{}
+	mi := &file_proto_agent_v1_agent_proto_msgTypes[4]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *TrustedReleaseKey) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*TrustedReleaseKey) ProtoMessage() {}
+
+func (x *TrustedReleaseKey) ProtoReflect() protoreflect.Message {
+	mi := &file_proto_agent_v1_agent_proto_msgTypes[4]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use TrustedReleaseKey.ProtoReflect.Descriptor instead.
+func (*TrustedReleaseKey) Descriptor() ([]byte, []int) {
+	return file_proto_agent_v1_agent_proto_rawDescGZIP(), []int{4}
+}
+
+func (x *TrustedReleaseKey) GetPublicKey() []byte {
+	if x != nil {
+		return x.PublicKey
+	}
+	return nil
+}
+
+func (x *TrustedReleaseKey) GetRetiresAt() string {
+	if x != nil {
+		return x.RetiresAt
+	}
+	return ""
+}
+
 type RenewRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	CsrDer        []byte                 `protobuf:"bytes,1,opt,name=csr_der,json=csrDer,proto3" json:"csr_der,omitempty"`
@@ -192,7 +373,7 @@ type RenewRequest struct {
 
 func (x *RenewRequest) Reset() {
 	*x = RenewRequest{}
-	mi := &file_proto_agent_v1_agent_proto_msgTypes[2]
+	mi := &file_proto_agent_v1_agent_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -204,7 +385,7 @@ func (x *RenewRequest) String() string {
 func (*RenewRequest) ProtoMessage() {}
 
 func (x *RenewRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_proto_agent_v1_agent_proto_msgTypes[2]
+	mi := &file_proto_agent_v1_agent_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -217,7 +398,7 @@ func (x *RenewRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RenewRequest.ProtoReflect.Descriptor instead.
 func (*RenewRequest) Descriptor() ([]byte, []int) {
-	return file_proto_agent_v1_agent_proto_rawDescGZIP(), []int{2}
+	return file_proto_agent_v1_agent_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *RenewRequest) GetCsrDer() []byte {
@@ -236,7 +417,7 @@ type RenewResponse struct {
 
 func (x *RenewResponse) Reset() {
 	*x = RenewResponse{}
-	mi := &file_proto_agent_v1_agent_proto_msgTypes[3]
+	mi := &file_proto_agent_v1_agent_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -248,7 +429,7 @@ func (x *RenewResponse) String() string {
 func (*RenewResponse) ProtoMessage() {}
 
 func (x *RenewResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_proto_agent_v1_agent_proto_msgTypes[3]
+	mi := &file_proto_agent_v1_agent_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -261,7 +442,7 @@ func (x *RenewResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RenewResponse.ProtoReflect.Descriptor instead.
 func (*RenewResponse) Descriptor() ([]byte, []int) {
-	return file_proto_agent_v1_agent_proto_rawDescGZIP(), []int{3}
+	return file_proto_agent_v1_agent_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *RenewResponse) GetCertificateDer() []byte {
@@ -287,7 +468,7 @@ type AgentMessage struct {
 
 func (x *AgentMessage) Reset() {
 	*x = AgentMessage{}
-	mi := &file_proto_agent_v1_agent_proto_msgTypes[4]
+	mi := &file_proto_agent_v1_agent_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -299,7 +480,7 @@ func (x *AgentMessage) String() string {
 func (*AgentMessage) ProtoMessage() {}
 
 func (x *AgentMessage) ProtoReflect() protoreflect.Message {
-	mi := &file_proto_agent_v1_agent_proto_msgTypes[4]
+	mi := &file_proto_agent_v1_agent_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -312,7 +493,7 @@ func (x *AgentMessage) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AgentMessage.ProtoReflect.Descriptor instead.
 func (*AgentMessage) Descriptor() ([]byte, []int) {
-	return file_proto_agent_v1_agent_proto_rawDescGZIP(), []int{4}
+	return file_proto_agent_v1_agent_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *AgentMessage) GetMsg() isAgentMessage_Msg {
@@ -418,7 +599,7 @@ type Hello struct {
 
 func (x *Hello) Reset() {
 	*x = Hello{}
-	mi := &file_proto_agent_v1_agent_proto_msgTypes[5]
+	mi := &file_proto_agent_v1_agent_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -430,7 +611,7 @@ func (x *Hello) String() string {
 func (*Hello) ProtoMessage() {}
 
 func (x *Hello) ProtoReflect() protoreflect.Message {
-	mi := &file_proto_agent_v1_agent_proto_msgTypes[5]
+	mi := &file_proto_agent_v1_agent_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -443,7 +624,7 @@ func (x *Hello) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Hello.ProtoReflect.Descriptor instead.
 func (*Hello) Descriptor() ([]byte, []int) {
-	return file_proto_agent_v1_agent_proto_rawDescGZIP(), []int{5}
+	return file_proto_agent_v1_agent_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *Hello) GetHostname() string {
@@ -475,6 +656,7 @@ type ControllerMessage struct {
 	//	*ControllerMessage_ResultAck
 	//	*ControllerMessage_Confirmation
 	//	*ControllerMessage_OutboxAck
+	//	*ControllerMessage_Trust
 	Msg           isControllerMessage_Msg `protobuf_oneof:"msg"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -482,7 +664,7 @@ type ControllerMessage struct {
 
 func (x *ControllerMessage) Reset() {
 	*x = ControllerMessage{}
-	mi := &file_proto_agent_v1_agent_proto_msgTypes[6]
+	mi := &file_proto_agent_v1_agent_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -494,7 +676,7 @@ func (x *ControllerMessage) String() string {
 func (*ControllerMessage) ProtoMessage() {}
 
 func (x *ControllerMessage) ProtoReflect() protoreflect.Message {
-	mi := &file_proto_agent_v1_agent_proto_msgTypes[6]
+	mi := &file_proto_agent_v1_agent_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -507,7 +689,7 @@ func (x *ControllerMessage) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ControllerMessage.ProtoReflect.Descriptor instead.
 func (*ControllerMessage) Descriptor() ([]byte, []int) {
-	return file_proto_agent_v1_agent_proto_rawDescGZIP(), []int{6}
+	return file_proto_agent_v1_agent_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *ControllerMessage) GetMsg() isControllerMessage_Msg {
@@ -553,6 +735,15 @@ func (x *ControllerMessage) GetOutboxAck() *OutboxAck {
 	return nil
 }
 
+func (x *ControllerMessage) GetTrust() *Trust {
+	if x != nil {
+		if x, ok := x.Msg.(*ControllerMessage_Trust); ok {
+			return x.Trust
+		}
+	}
+	return nil
+}
+
 type isControllerMessage_Msg interface {
 	isControllerMessage_Msg()
 }
@@ -576,6 +767,12 @@ type ControllerMessage_OutboxAck struct {
 	OutboxAck *OutboxAck `protobuf:"bytes,4,opt,name=outbox_ack,json=outboxAck,proto3,oneof"`
 }
 
+type ControllerMessage_Trust struct {
+	// What to trust of the controller: sent when the session opens and
+	// again when it changes.
+	Trust *Trust `protobuf:"bytes,5,opt,name=trust,proto3,oneof"`
+}
+
 func (*ControllerMessage_Command) isControllerMessage_Msg() {}
 
 func (*ControllerMessage_ResultAck) isControllerMessage_Msg() {}
@@ -583,6 +780,8 @@ func (*ControllerMessage_ResultAck) isControllerMessage_Msg() {}
 func (*ControllerMessage_Confirmation) isControllerMessage_Msg() {}
 
 func (*ControllerMessage_OutboxAck) isControllerMessage_Msg() {}
+
+func (*ControllerMessage_Trust) isControllerMessage_Msg() {}
 
 type Command struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -599,7 +798,7 @@ type Command struct {
 
 func (x *Command) Reset() {
 	*x = Command{}
-	mi := &file_proto_agent_v1_agent_proto_msgTypes[7]
+	mi := &file_proto_agent_v1_agent_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -611,7 +810,7 @@ func (x *Command) String() string {
 func (*Command) ProtoMessage() {}
 
 func (x *Command) ProtoReflect() protoreflect.Message {
-	mi := &file_proto_agent_v1_agent_proto_msgTypes[7]
+	mi := &file_proto_agent_v1_agent_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -624,7 +823,7 @@ func (x *Command) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Command.ProtoReflect.Descriptor instead.
 func (*Command) Descriptor() ([]byte, []int) {
-	return file_proto_agent_v1_agent_proto_rawDescGZIP(), []int{7}
+	return file_proto_agent_v1_agent_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *Command) GetId() string {
@@ -703,7 +902,7 @@ type DeployCommand struct {
 
 func (x *DeployCommand) Reset() {
 	*x = DeployCommand{}
-	mi := &file_proto_agent_v1_agent_proto_msgTypes[8]
+	mi := &file_proto_agent_v1_agent_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -715,7 +914,7 @@ func (x *DeployCommand) String() string {
 func (*DeployCommand) ProtoMessage() {}
 
 func (x *DeployCommand) ProtoReflect() protoreflect.Message {
-	mi := &file_proto_agent_v1_agent_proto_msgTypes[8]
+	mi := &file_proto_agent_v1_agent_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -728,7 +927,7 @@ func (x *DeployCommand) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeployCommand.ProtoReflect.Descriptor instead.
 func (*DeployCommand) Descriptor() ([]byte, []int) {
-	return file_proto_agent_v1_agent_proto_rawDescGZIP(), []int{8}
+	return file_proto_agent_v1_agent_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *DeployCommand) GetRolloutId() string {
@@ -792,7 +991,7 @@ type ArtifactRef struct {
 
 func (x *ArtifactRef) Reset() {
 	*x = ArtifactRef{}
-	mi := &file_proto_agent_v1_agent_proto_msgTypes[9]
+	mi := &file_proto_agent_v1_agent_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -804,7 +1003,7 @@ func (x *ArtifactRef) String() string {
 func (*ArtifactRef) ProtoMessage() {}
 
 func (x *ArtifactRef) ProtoReflect() protoreflect.Message {
-	mi := &file_proto_agent_v1_agent_proto_msgTypes[9]
+	mi := &file_proto_agent_v1_agent_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -817,7 +1016,7 @@ func (x *ArtifactRef) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ArtifactRef.ProtoReflect.Descriptor instead.
 func (*ArtifactRef) Descriptor() ([]byte, []int) {
-	return file_proto_agent_v1_agent_proto_rawDescGZIP(), []int{9}
+	return file_proto_agent_v1_agent_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *ArtifactRef) GetComponent() string {
@@ -852,7 +1051,7 @@ type ConfirmationRequest struct {
 
 func (x *ConfirmationRequest) Reset() {
 	*x = ConfirmationRequest{}
-	mi := &file_proto_agent_v1_agent_proto_msgTypes[10]
+	mi := &file_proto_agent_v1_agent_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -864,7 +1063,7 @@ func (x *ConfirmationRequest) String() string {
 func (*ConfirmationRequest) ProtoMessage() {}
 
 func (x *ConfirmationRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_proto_agent_v1_agent_proto_msgTypes[10]
+	mi := &file_proto_agent_v1_agent_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -877,7 +1076,7 @@ func (x *ConfirmationRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ConfirmationRequest.ProtoReflect.Descriptor instead.
 func (*ConfirmationRequest) Descriptor() ([]byte, []int) {
-	return file_proto_agent_v1_agent_proto_rawDescGZIP(), []int{10}
+	return file_proto_agent_v1_agent_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *ConfirmationRequest) GetCommandId() string {
@@ -915,7 +1114,7 @@ type Confirmation struct {
 
 func (x *Confirmation) Reset() {
 	*x = Confirmation{}
-	mi := &file_proto_agent_v1_agent_proto_msgTypes[11]
+	mi := &file_proto_agent_v1_agent_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -927,7 +1126,7 @@ func (x *Confirmation) String() string {
 func (*Confirmation) ProtoMessage() {}
 
 func (x *Confirmation) ProtoReflect() protoreflect.Message {
-	mi := &file_proto_agent_v1_agent_proto_msgTypes[11]
+	mi := &file_proto_agent_v1_agent_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -940,7 +1139,7 @@ func (x *Confirmation) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Confirmation.ProtoReflect.Descriptor instead.
 func (*Confirmation) Descriptor() ([]byte, []int) {
-	return file_proto_agent_v1_agent_proto_rawDescGZIP(), []int{11}
+	return file_proto_agent_v1_agent_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *Confirmation) GetCommandId() string {
@@ -993,7 +1192,7 @@ type OutboxItem struct {
 
 func (x *OutboxItem) Reset() {
 	*x = OutboxItem{}
-	mi := &file_proto_agent_v1_agent_proto_msgTypes[12]
+	mi := &file_proto_agent_v1_agent_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1005,7 +1204,7 @@ func (x *OutboxItem) String() string {
 func (*OutboxItem) ProtoMessage() {}
 
 func (x *OutboxItem) ProtoReflect() protoreflect.Message {
-	mi := &file_proto_agent_v1_agent_proto_msgTypes[12]
+	mi := &file_proto_agent_v1_agent_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1018,7 +1217,7 @@ func (x *OutboxItem) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use OutboxItem.ProtoReflect.Descriptor instead.
 func (*OutboxItem) Descriptor() ([]byte, []int) {
-	return file_proto_agent_v1_agent_proto_rawDescGZIP(), []int{12}
+	return file_proto_agent_v1_agent_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *OutboxItem) GetId() string {
@@ -1058,7 +1257,7 @@ type OutboxAck struct {
 
 func (x *OutboxAck) Reset() {
 	*x = OutboxAck{}
-	mi := &file_proto_agent_v1_agent_proto_msgTypes[13]
+	mi := &file_proto_agent_v1_agent_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1070,7 +1269,7 @@ func (x *OutboxAck) String() string {
 func (*OutboxAck) ProtoMessage() {}
 
 func (x *OutboxAck) ProtoReflect() protoreflect.Message {
-	mi := &file_proto_agent_v1_agent_proto_msgTypes[13]
+	mi := &file_proto_agent_v1_agent_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1083,7 +1282,7 @@ func (x *OutboxAck) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use OutboxAck.ProtoReflect.Descriptor instead.
 func (*OutboxAck) Descriptor() ([]byte, []int) {
-	return file_proto_agent_v1_agent_proto_rawDescGZIP(), []int{13}
+	return file_proto_agent_v1_agent_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *OutboxAck) GetId() string {
@@ -1104,7 +1303,7 @@ type FetchArtifactRequest struct {
 
 func (x *FetchArtifactRequest) Reset() {
 	*x = FetchArtifactRequest{}
-	mi := &file_proto_agent_v1_agent_proto_msgTypes[14]
+	mi := &file_proto_agent_v1_agent_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1116,7 +1315,7 @@ func (x *FetchArtifactRequest) String() string {
 func (*FetchArtifactRequest) ProtoMessage() {}
 
 func (x *FetchArtifactRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_proto_agent_v1_agent_proto_msgTypes[14]
+	mi := &file_proto_agent_v1_agent_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1129,7 +1328,7 @@ func (x *FetchArtifactRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FetchArtifactRequest.ProtoReflect.Descriptor instead.
 func (*FetchArtifactRequest) Descriptor() ([]byte, []int) {
-	return file_proto_agent_v1_agent_proto_rawDescGZIP(), []int{14}
+	return file_proto_agent_v1_agent_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *FetchArtifactRequest) GetDigest() string {
@@ -1157,7 +1356,7 @@ type ArtifactChunk struct {
 
 func (x *ArtifactChunk) Reset() {
 	*x = ArtifactChunk{}
-	mi := &file_proto_agent_v1_agent_proto_msgTypes[15]
+	mi := &file_proto_agent_v1_agent_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1169,7 +1368,7 @@ func (x *ArtifactChunk) String() string {
 func (*ArtifactChunk) ProtoMessage() {}
 
 func (x *ArtifactChunk) ProtoReflect() protoreflect.Message {
-	mi := &file_proto_agent_v1_agent_proto_msgTypes[15]
+	mi := &file_proto_agent_v1_agent_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1182,7 +1381,7 @@ func (x *ArtifactChunk) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ArtifactChunk.ProtoReflect.Descriptor instead.
 func (*ArtifactChunk) Descriptor() ([]byte, []int) {
-	return file_proto_agent_v1_agent_proto_rawDescGZIP(), []int{15}
+	return file_proto_agent_v1_agent_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *ArtifactChunk) GetSizeBytes() int64 {
@@ -1209,7 +1408,7 @@ type AuditCommand struct {
 
 func (x *AuditCommand) Reset() {
 	*x = AuditCommand{}
-	mi := &file_proto_agent_v1_agent_proto_msgTypes[16]
+	mi := &file_proto_agent_v1_agent_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1221,7 +1420,7 @@ func (x *AuditCommand) String() string {
 func (*AuditCommand) ProtoMessage() {}
 
 func (x *AuditCommand) ProtoReflect() protoreflect.Message {
-	mi := &file_proto_agent_v1_agent_proto_msgTypes[16]
+	mi := &file_proto_agent_v1_agent_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1234,7 +1433,7 @@ func (x *AuditCommand) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AuditCommand.ProtoReflect.Descriptor instead.
 func (*AuditCommand) Descriptor() ([]byte, []int) {
-	return file_proto_agent_v1_agent_proto_rawDescGZIP(), []int{16}
+	return file_proto_agent_v1_agent_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *AuditCommand) GetCollectors() []string {
@@ -1260,7 +1459,7 @@ type CommandAck struct {
 
 func (x *CommandAck) Reset() {
 	*x = CommandAck{}
-	mi := &file_proto_agent_v1_agent_proto_msgTypes[17]
+	mi := &file_proto_agent_v1_agent_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1272,7 +1471,7 @@ func (x *CommandAck) String() string {
 func (*CommandAck) ProtoMessage() {}
 
 func (x *CommandAck) ProtoReflect() protoreflect.Message {
-	mi := &file_proto_agent_v1_agent_proto_msgTypes[17]
+	mi := &file_proto_agent_v1_agent_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1285,7 +1484,7 @@ func (x *CommandAck) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CommandAck.ProtoReflect.Descriptor instead.
 func (*CommandAck) Descriptor() ([]byte, []int) {
-	return file_proto_agent_v1_agent_proto_rawDescGZIP(), []int{17}
+	return file_proto_agent_v1_agent_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *CommandAck) GetCommandId() string {
@@ -1311,7 +1510,7 @@ type CommandResult struct {
 
 func (x *CommandResult) Reset() {
 	*x = CommandResult{}
-	mi := &file_proto_agent_v1_agent_proto_msgTypes[18]
+	mi := &file_proto_agent_v1_agent_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1323,7 +1522,7 @@ func (x *CommandResult) String() string {
 func (*CommandResult) ProtoMessage() {}
 
 func (x *CommandResult) ProtoReflect() protoreflect.Message {
-	mi := &file_proto_agent_v1_agent_proto_msgTypes[18]
+	mi := &file_proto_agent_v1_agent_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1336,7 +1535,7 @@ func (x *CommandResult) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CommandResult.ProtoReflect.Descriptor instead.
 func (*CommandResult) Descriptor() ([]byte, []int) {
-	return file_proto_agent_v1_agent_proto_rawDescGZIP(), []int{18}
+	return file_proto_agent_v1_agent_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *CommandResult) GetCommandId() string {
@@ -1383,7 +1582,7 @@ type ResultAck struct {
 
 func (x *ResultAck) Reset() {
 	*x = ResultAck{}
-	mi := &file_proto_agent_v1_agent_proto_msgTypes[19]
+	mi := &file_proto_agent_v1_agent_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1395,7 +1594,7 @@ func (x *ResultAck) String() string {
 func (*ResultAck) ProtoMessage() {}
 
 func (x *ResultAck) ProtoReflect() protoreflect.Message {
-	mi := &file_proto_agent_v1_agent_proto_msgTypes[19]
+	mi := &file_proto_agent_v1_agent_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1408,7 +1607,7 @@ func (x *ResultAck) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ResultAck.ProtoReflect.Descriptor instead.
 func (*ResultAck) Descriptor() ([]byte, []int) {
-	return file_proto_agent_v1_agent_proto_rawDescGZIP(), []int{19}
+	return file_proto_agent_v1_agent_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *ResultAck) GetCommandId() string {
@@ -1429,7 +1628,7 @@ type AuditChunk struct {
 
 func (x *AuditChunk) Reset() {
 	*x = AuditChunk{}
-	mi := &file_proto_agent_v1_agent_proto_msgTypes[20]
+	mi := &file_proto_agent_v1_agent_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1441,7 +1640,7 @@ func (x *AuditChunk) String() string {
 func (*AuditChunk) ProtoMessage() {}
 
 func (x *AuditChunk) ProtoReflect() protoreflect.Message {
-	mi := &file_proto_agent_v1_agent_proto_msgTypes[20]
+	mi := &file_proto_agent_v1_agent_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1454,7 +1653,7 @@ func (x *AuditChunk) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AuditChunk.ProtoReflect.Descriptor instead.
 func (*AuditChunk) Descriptor() ([]byte, []int) {
-	return file_proto_agent_v1_agent_proto_rawDescGZIP(), []int{20}
+	return file_proto_agent_v1_agent_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *AuditChunk) GetCommandId() string {
@@ -1482,7 +1681,7 @@ type UploadAuditResponse struct {
 
 func (x *UploadAuditResponse) Reset() {
 	*x = UploadAuditResponse{}
-	mi := &file_proto_agent_v1_agent_proto_msgTypes[21]
+	mi := &file_proto_agent_v1_agent_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1494,7 +1693,7 @@ func (x *UploadAuditResponse) String() string {
 func (*UploadAuditResponse) ProtoMessage() {}
 
 func (x *UploadAuditResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_proto_agent_v1_agent_proto_msgTypes[21]
+	mi := &file_proto_agent_v1_agent_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1507,7 +1706,7 @@ func (x *UploadAuditResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UploadAuditResponse.ProtoReflect.Descriptor instead.
 func (*UploadAuditResponse) Descriptor() ([]byte, []int) {
-	return file_proto_agent_v1_agent_proto_rawDescGZIP(), []int{21}
+	return file_proto_agent_v1_agent_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *UploadAuditResponse) GetAuditId() string {
@@ -1537,12 +1736,25 @@ const file_proto_agent_v1_agent_proto_rawDesc = "" +
 	"\ragent_version\x18\x05 \x01(\tR\fagentVersion\x1a9\n" +
 	"\vLabelsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\x97\x01\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xc4\x01\n" +
 	"\x0eEnrollResponse\x12\x17\n" +
 	"\anode_id\x18\x01 \x01(\tR\x06nodeId\x12'\n" +
 	"\x0fcertificate_der\x18\x02 \x01(\fR\x0ecertificateDer\x12\x15\n" +
 	"\x06ca_pem\x18\x03 \x01(\fR\x05caPem\x12,\n" +
-	"\x12release_public_key\x18\x04 \x01(\fR\x10releasePublicKey\"'\n" +
+	"\x12release_public_key\x18\x04 \x01(\fR\x10releasePublicKey\x12+\n" +
+	"\x05trust\x18\x05 \x01(\v2\x15.cairn.agent.v1.TrustR\x05trust\"z\n" +
+	"\x05Trust\x12+\n" +
+	"\x03cas\x18\x01 \x03(\v2\x19.cairn.agent.v1.TrustedCAR\x03cas\x12D\n" +
+	"\frelease_keys\x18\x02 \x03(\v2!.cairn.agent.v1.TrustedReleaseKeyR\vreleaseKeys\"S\n" +
+	"\tTrustedCA\x12'\n" +
+	"\x0fcertificate_der\x18\x01 \x01(\fR\x0ecertificateDer\x12\x1d\n" +
+	"\n" +
+	"retires_at\x18\x02 \x01(\tR\tretiresAt\"Q\n" +
+	"\x11TrustedReleaseKey\x12\x1d\n" +
+	"\n" +
+	"public_key\x18\x01 \x01(\fR\tpublicKey\x12\x1d\n" +
+	"\n" +
+	"retires_at\x18\x02 \x01(\tR\tretiresAt\"'\n" +
 	"\fRenewRequest\x12\x17\n" +
 	"\acsr_der\x18\x01 \x01(\fR\x06csrDer\"8\n" +
 	"\rRenewResponse\x12'\n" +
@@ -1557,14 +1769,15 @@ const file_proto_agent_v1_agent_proto_rawDesc = "" +
 	"\x05Hello\x12\x1a\n" +
 	"\bhostname\x18\x01 \x01(\tR\bhostname\x12#\n" +
 	"\ragent_version\x18\x02 \x01(\tR\fagentVersion\x12-\n" +
-	"\x12completed_commands\x18\x03 \x03(\tR\x11completedCommands\"\x8b\x02\n" +
+	"\x12completed_commands\x18\x03 \x03(\tR\x11completedCommands\"\xba\x02\n" +
 	"\x11ControllerMessage\x123\n" +
 	"\acommand\x18\x01 \x01(\v2\x17.cairn.agent.v1.CommandH\x00R\acommand\x12:\n" +
 	"\n" +
 	"result_ack\x18\x02 \x01(\v2\x19.cairn.agent.v1.ResultAckH\x00R\tresultAck\x12B\n" +
 	"\fconfirmation\x18\x03 \x01(\v2\x1c.cairn.agent.v1.ConfirmationH\x00R\fconfirmation\x12:\n" +
 	"\n" +
-	"outbox_ack\x18\x04 \x01(\v2\x19.cairn.agent.v1.OutboxAckH\x00R\toutboxAckB\x05\n" +
+	"outbox_ack\x18\x04 \x01(\v2\x19.cairn.agent.v1.OutboxAckH\x00R\toutboxAck\x12-\n" +
+	"\x05trust\x18\x05 \x01(\v2\x15.cairn.agent.v1.TrustH\x00R\x05trustB\x05\n" +
 	"\x03msg\"\x90\x01\n" +
 	"\aCommand\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x124\n" +
@@ -1662,63 +1875,70 @@ func file_proto_agent_v1_agent_proto_rawDescGZIP() []byte {
 	return file_proto_agent_v1_agent_proto_rawDescData
 }
 
-var file_proto_agent_v1_agent_proto_msgTypes = make([]protoimpl.MessageInfo, 23)
+var file_proto_agent_v1_agent_proto_msgTypes = make([]protoimpl.MessageInfo, 26)
 var file_proto_agent_v1_agent_proto_goTypes = []any{
 	(*EnrollRequest)(nil),        // 0: cairn.agent.v1.EnrollRequest
 	(*EnrollResponse)(nil),       // 1: cairn.agent.v1.EnrollResponse
-	(*RenewRequest)(nil),         // 2: cairn.agent.v1.RenewRequest
-	(*RenewResponse)(nil),        // 3: cairn.agent.v1.RenewResponse
-	(*AgentMessage)(nil),         // 4: cairn.agent.v1.AgentMessage
-	(*Hello)(nil),                // 5: cairn.agent.v1.Hello
-	(*ControllerMessage)(nil),    // 6: cairn.agent.v1.ControllerMessage
-	(*Command)(nil),              // 7: cairn.agent.v1.Command
-	(*DeployCommand)(nil),        // 8: cairn.agent.v1.DeployCommand
-	(*ArtifactRef)(nil),          // 9: cairn.agent.v1.ArtifactRef
-	(*ConfirmationRequest)(nil),  // 10: cairn.agent.v1.ConfirmationRequest
-	(*Confirmation)(nil),         // 11: cairn.agent.v1.Confirmation
-	(*OutboxItem)(nil),           // 12: cairn.agent.v1.OutboxItem
-	(*OutboxAck)(nil),            // 13: cairn.agent.v1.OutboxAck
-	(*FetchArtifactRequest)(nil), // 14: cairn.agent.v1.FetchArtifactRequest
-	(*ArtifactChunk)(nil),        // 15: cairn.agent.v1.ArtifactChunk
-	(*AuditCommand)(nil),         // 16: cairn.agent.v1.AuditCommand
-	(*CommandAck)(nil),           // 17: cairn.agent.v1.CommandAck
-	(*CommandResult)(nil),        // 18: cairn.agent.v1.CommandResult
-	(*ResultAck)(nil),            // 19: cairn.agent.v1.ResultAck
-	(*AuditChunk)(nil),           // 20: cairn.agent.v1.AuditChunk
-	(*UploadAuditResponse)(nil),  // 21: cairn.agent.v1.UploadAuditResponse
-	nil,                          // 22: cairn.agent.v1.EnrollRequest.LabelsEntry
-	(*v1.Header)(nil),            // 23: cairn.inventory.v1.Header
+	(*Trust)(nil),                // 2: cairn.agent.v1.Trust
+	(*TrustedCA)(nil),            // 3: cairn.agent.v1.TrustedCA
+	(*TrustedReleaseKey)(nil),    // 4: cairn.agent.v1.TrustedReleaseKey
+	(*RenewRequest)(nil),         // 5: cairn.agent.v1.RenewRequest
+	(*RenewResponse)(nil),        // 6: cairn.agent.v1.RenewResponse
+	(*AgentMessage)(nil),         // 7: cairn.agent.v1.AgentMessage
+	(*Hello)(nil),                // 8: cairn.agent.v1.Hello
+	(*ControllerMessage)(nil),    // 9: cairn.agent.v1.ControllerMessage
+	(*Command)(nil),              // 10: cairn.agent.v1.Command
+	(*DeployCommand)(nil),        // 11: cairn.agent.v1.DeployCommand
+	(*ArtifactRef)(nil),          // 12: cairn.agent.v1.ArtifactRef
+	(*ConfirmationRequest)(nil),  // 13: cairn.agent.v1.ConfirmationRequest
+	(*Confirmation)(nil),         // 14: cairn.agent.v1.Confirmation
+	(*OutboxItem)(nil),           // 15: cairn.agent.v1.OutboxItem
+	(*OutboxAck)(nil),            // 16: cairn.agent.v1.OutboxAck
+	(*FetchArtifactRequest)(nil), // 17: cairn.agent.v1.FetchArtifactRequest
+	(*ArtifactChunk)(nil),        // 18: cairn.agent.v1.ArtifactChunk
+	(*AuditCommand)(nil),         // 19: cairn.agent.v1.AuditCommand
+	(*CommandAck)(nil),           // 20: cairn.agent.v1.CommandAck
+	(*CommandResult)(nil),        // 21: cairn.agent.v1.CommandResult
+	(*ResultAck)(nil),            // 22: cairn.agent.v1.ResultAck
+	(*AuditChunk)(nil),           // 23: cairn.agent.v1.AuditChunk
+	(*UploadAuditResponse)(nil),  // 24: cairn.agent.v1.UploadAuditResponse
+	nil,                          // 25: cairn.agent.v1.EnrollRequest.LabelsEntry
+	(*v1.Header)(nil),            // 26: cairn.inventory.v1.Header
 }
 var file_proto_agent_v1_agent_proto_depIdxs = []int32{
-	22, // 0: cairn.agent.v1.EnrollRequest.labels:type_name -> cairn.agent.v1.EnrollRequest.LabelsEntry
-	5,  // 1: cairn.agent.v1.AgentMessage.hello:type_name -> cairn.agent.v1.Hello
-	17, // 2: cairn.agent.v1.AgentMessage.ack:type_name -> cairn.agent.v1.CommandAck
-	18, // 3: cairn.agent.v1.AgentMessage.result:type_name -> cairn.agent.v1.CommandResult
-	10, // 4: cairn.agent.v1.AgentMessage.confirmation_request:type_name -> cairn.agent.v1.ConfirmationRequest
-	12, // 5: cairn.agent.v1.AgentMessage.outbox:type_name -> cairn.agent.v1.OutboxItem
-	7,  // 6: cairn.agent.v1.ControllerMessage.command:type_name -> cairn.agent.v1.Command
-	19, // 7: cairn.agent.v1.ControllerMessage.result_ack:type_name -> cairn.agent.v1.ResultAck
-	11, // 8: cairn.agent.v1.ControllerMessage.confirmation:type_name -> cairn.agent.v1.Confirmation
-	13, // 9: cairn.agent.v1.ControllerMessage.outbox_ack:type_name -> cairn.agent.v1.OutboxAck
-	16, // 10: cairn.agent.v1.Command.audit:type_name -> cairn.agent.v1.AuditCommand
-	8,  // 11: cairn.agent.v1.Command.deploy:type_name -> cairn.agent.v1.DeployCommand
-	9,  // 12: cairn.agent.v1.DeployCommand.artifacts:type_name -> cairn.agent.v1.ArtifactRef
-	23, // 13: cairn.agent.v1.UploadAuditResponse.header:type_name -> cairn.inventory.v1.Header
-	0,  // 14: cairn.agent.v1.Enrollment.Enroll:input_type -> cairn.agent.v1.EnrollRequest
-	4,  // 15: cairn.agent.v1.Agent.Session:input_type -> cairn.agent.v1.AgentMessage
-	20, // 16: cairn.agent.v1.Agent.UploadAudit:input_type -> cairn.agent.v1.AuditChunk
-	2,  // 17: cairn.agent.v1.Agent.Renew:input_type -> cairn.agent.v1.RenewRequest
-	14, // 18: cairn.agent.v1.Agent.FetchArtifact:input_type -> cairn.agent.v1.FetchArtifactRequest
-	1,  // 19: cairn.agent.v1.Enrollment.Enroll:output_type -> cairn.agent.v1.EnrollResponse
-	6,  // 20: cairn.agent.v1.Agent.Session:output_type -> cairn.agent.v1.ControllerMessage
-	21, // 21: cairn.agent.v1.Agent.UploadAudit:output_type -> cairn.agent.v1.UploadAuditResponse
-	3,  // 22: cairn.agent.v1.Agent.Renew:output_type -> cairn.agent.v1.RenewResponse
-	15, // 23: cairn.agent.v1.Agent.FetchArtifact:output_type -> cairn.agent.v1.ArtifactChunk
-	19, // [19:24] is the sub-list for method output_type
-	14, // [14:19] is the sub-list for method input_type
-	14, // [14:14] is the sub-list for extension type_name
-	14, // [14:14] is the sub-list for extension extendee
-	0,  // [0:14] is the sub-list for field type_name
+	25, // 0: cairn.agent.v1.EnrollRequest.labels:type_name -> cairn.agent.v1.EnrollRequest.LabelsEntry
+	2,  // 1: cairn.agent.v1.EnrollResponse.trust:type_name -> cairn.agent.v1.Trust
+	3,  // 2: cairn.agent.v1.Trust.cas:type_name -> cairn.agent.v1.TrustedCA
+	4,  // 3: cairn.agent.v1.Trust.release_keys:type_name -> cairn.agent.v1.TrustedReleaseKey
+	8,  // 4: cairn.agent.v1.AgentMessage.hello:type_name -> cairn.agent.v1.Hello
+	20, // 5: cairn.agent.v1.AgentMessage.ack:type_name -> cairn.agent.v1.CommandAck
+	21, // 6: cairn.agent.v1.AgentMessage.result:type_name -> cairn.agent.v1.CommandResult
+	13, // 7: cairn.agent.v1.AgentMessage.confirmation_request:type_name -> cairn.agent.v1.ConfirmationRequest
+	15, // 8: cairn.agent.v1.AgentMessage.outbox:type_name -> cairn.agent.v1.OutboxItem
+	10, // 9: cairn.agent.v1.ControllerMessage.command:type_name -> cairn.agent.v1.Command
+	22, // 10: cairn.agent.v1.ControllerMessage.result_ack:type_name -> cairn.agent.v1.ResultAck
+	14, // 11: cairn.agent.v1.ControllerMessage.confirmation:type_name -> cairn.agent.v1.Confirmation
+	16, // 12: cairn.agent.v1.ControllerMessage.outbox_ack:type_name -> cairn.agent.v1.OutboxAck
+	2,  // 13: cairn.agent.v1.ControllerMessage.trust:type_name -> cairn.agent.v1.Trust
+	19, // 14: cairn.agent.v1.Command.audit:type_name -> cairn.agent.v1.AuditCommand
+	11, // 15: cairn.agent.v1.Command.deploy:type_name -> cairn.agent.v1.DeployCommand
+	12, // 16: cairn.agent.v1.DeployCommand.artifacts:type_name -> cairn.agent.v1.ArtifactRef
+	26, // 17: cairn.agent.v1.UploadAuditResponse.header:type_name -> cairn.inventory.v1.Header
+	0,  // 18: cairn.agent.v1.Enrollment.Enroll:input_type -> cairn.agent.v1.EnrollRequest
+	7,  // 19: cairn.agent.v1.Agent.Session:input_type -> cairn.agent.v1.AgentMessage
+	23, // 20: cairn.agent.v1.Agent.UploadAudit:input_type -> cairn.agent.v1.AuditChunk
+	5,  // 21: cairn.agent.v1.Agent.Renew:input_type -> cairn.agent.v1.RenewRequest
+	17, // 22: cairn.agent.v1.Agent.FetchArtifact:input_type -> cairn.agent.v1.FetchArtifactRequest
+	1,  // 23: cairn.agent.v1.Enrollment.Enroll:output_type -> cairn.agent.v1.EnrollResponse
+	9,  // 24: cairn.agent.v1.Agent.Session:output_type -> cairn.agent.v1.ControllerMessage
+	24, // 25: cairn.agent.v1.Agent.UploadAudit:output_type -> cairn.agent.v1.UploadAuditResponse
+	6,  // 26: cairn.agent.v1.Agent.Renew:output_type -> cairn.agent.v1.RenewResponse
+	18, // 27: cairn.agent.v1.Agent.FetchArtifact:output_type -> cairn.agent.v1.ArtifactChunk
+	23, // [23:28] is the sub-list for method output_type
+	18, // [18:23] is the sub-list for method input_type
+	18, // [18:18] is the sub-list for extension type_name
+	18, // [18:18] is the sub-list for extension extendee
+	0,  // [0:18] is the sub-list for field type_name
 }
 
 func init() { file_proto_agent_v1_agent_proto_init() }
@@ -1726,20 +1946,21 @@ func file_proto_agent_v1_agent_proto_init() {
 	if File_proto_agent_v1_agent_proto != nil {
 		return
 	}
-	file_proto_agent_v1_agent_proto_msgTypes[4].OneofWrappers = []any{
+	file_proto_agent_v1_agent_proto_msgTypes[7].OneofWrappers = []any{
 		(*AgentMessage_Hello)(nil),
 		(*AgentMessage_Ack)(nil),
 		(*AgentMessage_Result)(nil),
 		(*AgentMessage_ConfirmationRequest)(nil),
 		(*AgentMessage_Outbox)(nil),
 	}
-	file_proto_agent_v1_agent_proto_msgTypes[6].OneofWrappers = []any{
+	file_proto_agent_v1_agent_proto_msgTypes[9].OneofWrappers = []any{
 		(*ControllerMessage_Command)(nil),
 		(*ControllerMessage_ResultAck)(nil),
 		(*ControllerMessage_Confirmation)(nil),
 		(*ControllerMessage_OutboxAck)(nil),
+		(*ControllerMessage_Trust)(nil),
 	}
-	file_proto_agent_v1_agent_proto_msgTypes[7].OneofWrappers = []any{
+	file_proto_agent_v1_agent_proto_msgTypes[10].OneofWrappers = []any{
 		(*Command_Audit)(nil),
 		(*Command_Deploy)(nil),
 	}
@@ -1749,7 +1970,7 @@ func file_proto_agent_v1_agent_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_proto_agent_v1_agent_proto_rawDesc), len(file_proto_agent_v1_agent_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   23,
+			NumMessages:   26,
 			NumExtensions: 0,
 			NumServices:   2,
 		},

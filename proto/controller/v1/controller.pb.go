@@ -385,6 +385,63 @@ func (CommandRecord_State) EnumDescriptor() ([]byte, []int) {
 	return file_proto_controller_v1_controller_proto_rawDescGZIP(), []int{11, 0}
 }
 
+type APIToken_State int32
+
+const (
+	APIToken_STATE_UNSPECIFIED APIToken_State = 0
+	APIToken_STATE_ACTIVE      APIToken_State = 1
+	APIToken_STATE_EXPIRED     APIToken_State = 2
+	APIToken_STATE_REVOKED     APIToken_State = 3
+	// Neither expired nor revoked, but its user is disabled: it works
+	// again when the user is enabled.
+	APIToken_STATE_USER_DISABLED APIToken_State = 4
+)
+
+// Enum value maps for APIToken_State.
+var (
+	APIToken_State_name = map[int32]string{
+		0: "STATE_UNSPECIFIED",
+		1: "STATE_ACTIVE",
+		2: "STATE_EXPIRED",
+		3: "STATE_REVOKED",
+		4: "STATE_USER_DISABLED",
+	}
+	APIToken_State_value = map[string]int32{
+		"STATE_UNSPECIFIED":   0,
+		"STATE_ACTIVE":        1,
+		"STATE_EXPIRED":       2,
+		"STATE_REVOKED":       3,
+		"STATE_USER_DISABLED": 4,
+	}
+)
+
+func (x APIToken_State) Enum() *APIToken_State {
+	p := new(APIToken_State)
+	*p = x
+	return p
+}
+
+func (x APIToken_State) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (APIToken_State) Descriptor() protoreflect.EnumDescriptor {
+	return file_proto_controller_v1_controller_proto_enumTypes[5].Descriptor()
+}
+
+func (APIToken_State) Type() protoreflect.EnumType {
+	return &file_proto_controller_v1_controller_proto_enumTypes[5]
+}
+
+func (x APIToken_State) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use APIToken_State.Descriptor instead.
+func (APIToken_State) EnumDescriptor() ([]byte, []int) {
+	return file_proto_controller_v1_controller_proto_rawDescGZIP(), []int{43, 0}
+}
+
 type ReleaseRecord_State int32
 
 const (
@@ -427,11 +484,11 @@ func (x ReleaseRecord_State) String() string {
 }
 
 func (ReleaseRecord_State) Descriptor() protoreflect.EnumDescriptor {
-	return file_proto_controller_v1_controller_proto_enumTypes[5].Descriptor()
+	return file_proto_controller_v1_controller_proto_enumTypes[6].Descriptor()
 }
 
 func (ReleaseRecord_State) Type() protoreflect.EnumType {
-	return &file_proto_controller_v1_controller_proto_enumTypes[5]
+	return &file_proto_controller_v1_controller_proto_enumTypes[6]
 }
 
 func (x ReleaseRecord_State) Number() protoreflect.EnumNumber {
@@ -440,7 +497,7 @@ func (x ReleaseRecord_State) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use ReleaseRecord_State.Descriptor instead.
 func (ReleaseRecord_State) EnumDescriptor() ([]byte, []int) {
-	return file_proto_controller_v1_controller_proto_rawDescGZIP(), []int{69, 0}
+	return file_proto_controller_v1_controller_proto_rawDescGZIP(), []int{77, 0}
 }
 
 type CreateEnrollTokenRequest struct {
@@ -2644,10 +2701,13 @@ type UserRecord struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	Name  string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
 	// admin, release-manager, tester, approver, operator, auditor.
-	Roles         []string `protobuf:"bytes,2,rep,name=roles,proto3" json:"roles,omitempty"`
-	CreatedBy     string   `protobuf:"bytes,3,opt,name=created_by,json=createdBy,proto3" json:"created_by,omitempty"`
-	CreatedAt     string   `protobuf:"bytes,4,opt,name=created_at,json=createdAt,proto3" json:"created_at,omitempty"`
-	Disabled      bool     `protobuf:"varint,5,opt,name=disabled,proto3" json:"disabled,omitempty"`
+	Roles     []string `protobuf:"bytes,2,rep,name=roles,proto3" json:"roles,omitempty"`
+	CreatedBy string   `protobuf:"bytes,3,opt,name=created_by,json=createdBy,proto3" json:"created_by,omitempty"`
+	CreatedAt string   `protobuf:"bytes,4,opt,name=created_at,json=createdAt,proto3" json:"created_at,omitempty"`
+	Disabled  bool     `protobuf:"varint,5,opt,name=disabled,proto3" json:"disabled,omitempty"`
+	// Who disabled the user and when (RFC 3339), while disabled.
+	DisabledBy    string `protobuf:"bytes,6,opt,name=disabled_by,json=disabledBy,proto3" json:"disabled_by,omitempty"`
+	DisabledAt    string `protobuf:"bytes,7,opt,name=disabled_at,json=disabledAt,proto3" json:"disabled_at,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2717,6 +2777,20 @@ func (x *UserRecord) GetDisabled() bool {
 	return false
 }
 
+func (x *UserRecord) GetDisabledBy() string {
+	if x != nil {
+		return x.DisabledBy
+	}
+	return ""
+}
+
+func (x *UserRecord) GetDisabledAt() string {
+	if x != nil {
+		return x.DisabledAt
+	}
+	return ""
+}
+
 type APITokenRecord struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	Id    string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
@@ -2734,7 +2808,15 @@ type APITokenRecord struct {
 	// that the system made (init). Separation of duties treats what the
 	// token does as possibly done by each of them (controller/release),
 	// and the audit log names them: "user:ap2 (token issued by admin1)".
-	Issuers       []string `protobuf:"bytes,7,rep,name=issuers,proto3" json:"issuers,omitempty"`
+	Issuers []string `protobuf:"bytes,7,rep,name=issuers,proto3" json:"issuers,omitempty"`
+	// Set when an admin revoked the token: when (RFC 3339) and who
+	// ("user:NAME"). A revoked token stays stored, so that it lists and its
+	// revocation can be read; it never works again.
+	RevokedAt string `protobuf:"bytes,8,opt,name=revoked_at,json=revokedAt,proto3" json:"revoked_at,omitempty"`
+	RevokedBy string `protobuf:"bytes,9,opt,name=revoked_by,json=revokedBy,proto3" json:"revoked_by,omitempty"`
+	// When the token last authenticated a call, to the minute (RFC 3339);
+	// empty when it never did since it was created.
+	LastUsedAt    string `protobuf:"bytes,10,opt,name=last_used_at,json=lastUsedAt,proto3" json:"last_used_at,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2816,6 +2898,27 @@ func (x *APITokenRecord) GetIssuers() []string {
 		return x.Issuers
 	}
 	return nil
+}
+
+func (x *APITokenRecord) GetRevokedAt() string {
+	if x != nil {
+		return x.RevokedAt
+	}
+	return ""
+}
+
+func (x *APITokenRecord) GetRevokedBy() string {
+	if x != nil {
+		return x.RevokedBy
+	}
+	return ""
+}
+
+func (x *APITokenRecord) GetLastUsedAt() string {
+	if x != nil {
+		return x.LastUsedAt
+	}
+	return ""
 }
 
 type CreateUserRequest struct {
@@ -2951,9 +3054,14 @@ func (x *ListUsersResponse) GetUsers() []*UserRecord {
 }
 
 type CreateTokenRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	User          string                 `protobuf:"bytes,1,opt,name=user,proto3" json:"user,omitempty"`
-	TtlSeconds    int64                  `protobuf:"varint,2,opt,name=ttl_seconds,json=ttlSeconds,proto3" json:"ttl_seconds,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	User  string                 `protobuf:"bytes,1,opt,name=user,proto3" json:"user,omitempty"`
+	// Lifetime in seconds; 0 with no expires_at means no expiry. At most 400
+	// days.
+	TtlSeconds int64 `protobuf:"varint,2,opt,name=ttl_seconds,json=ttlSeconds,proto3" json:"ttl_seconds,omitempty"`
+	// The expiry as an RFC 3339 time, instead of ttl_seconds: in the future
+	// and at most 400 days ahead.
+	ExpiresAt     string `protobuf:"bytes,3,opt,name=expires_at,json=expiresAt,proto3" json:"expires_at,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -3000,6 +3108,13 @@ func (x *CreateTokenRequest) GetTtlSeconds() int64 {
 		return x.TtlSeconds
 	}
 	return 0
+}
+
+func (x *CreateTokenRequest) GetExpiresAt() string {
+	if x != nil {
+		return x.ExpiresAt
+	}
+	return ""
 }
 
 type CreateTokenResponse struct {
@@ -3108,6 +3223,464 @@ func (*WhoAmIRequest) Descriptor() ([]byte, []int) {
 	return file_proto_controller_v1_controller_proto_rawDescGZIP(), []int{42}
 }
 
+// APIToken is what the API shows of a stored token: everything but its
+// hash.
+type APIToken struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Id            string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	User          string                 `protobuf:"bytes,2,opt,name=user,proto3" json:"user,omitempty"`
+	State         APIToken_State         `protobuf:"varint,3,opt,name=state,proto3,enum=cairn.controller.v1.APIToken_State" json:"state,omitempty"`
+	CreatedBy     string                 `protobuf:"bytes,4,opt,name=created_by,json=createdBy,proto3" json:"created_by,omitempty"`
+	CreatedAt     string                 `protobuf:"bytes,5,opt,name=created_at,json=createdAt,proto3" json:"created_at,omitempty"`
+	ExpiresAt     string                 `protobuf:"bytes,6,opt,name=expires_at,json=expiresAt,proto3" json:"expires_at,omitempty"`
+	Issuers       []string               `protobuf:"bytes,7,rep,name=issuers,proto3" json:"issuers,omitempty"`
+	RevokedAt     string                 `protobuf:"bytes,8,opt,name=revoked_at,json=revokedAt,proto3" json:"revoked_at,omitempty"`
+	RevokedBy     string                 `protobuf:"bytes,9,opt,name=revoked_by,json=revokedBy,proto3" json:"revoked_by,omitempty"`
+	LastUsedAt    string                 `protobuf:"bytes,10,opt,name=last_used_at,json=lastUsedAt,proto3" json:"last_used_at,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *APIToken) Reset() {
+	*x = APIToken{}
+	mi := &file_proto_controller_v1_controller_proto_msgTypes[43]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *APIToken) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*APIToken) ProtoMessage() {}
+
+func (x *APIToken) ProtoReflect() protoreflect.Message {
+	mi := &file_proto_controller_v1_controller_proto_msgTypes[43]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use APIToken.ProtoReflect.Descriptor instead.
+func (*APIToken) Descriptor() ([]byte, []int) {
+	return file_proto_controller_v1_controller_proto_rawDescGZIP(), []int{43}
+}
+
+func (x *APIToken) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *APIToken) GetUser() string {
+	if x != nil {
+		return x.User
+	}
+	return ""
+}
+
+func (x *APIToken) GetState() APIToken_State {
+	if x != nil {
+		return x.State
+	}
+	return APIToken_STATE_UNSPECIFIED
+}
+
+func (x *APIToken) GetCreatedBy() string {
+	if x != nil {
+		return x.CreatedBy
+	}
+	return ""
+}
+
+func (x *APIToken) GetCreatedAt() string {
+	if x != nil {
+		return x.CreatedAt
+	}
+	return ""
+}
+
+func (x *APIToken) GetExpiresAt() string {
+	if x != nil {
+		return x.ExpiresAt
+	}
+	return ""
+}
+
+func (x *APIToken) GetIssuers() []string {
+	if x != nil {
+		return x.Issuers
+	}
+	return nil
+}
+
+func (x *APIToken) GetRevokedAt() string {
+	if x != nil {
+		return x.RevokedAt
+	}
+	return ""
+}
+
+func (x *APIToken) GetRevokedBy() string {
+	if x != nil {
+		return x.RevokedBy
+	}
+	return ""
+}
+
+func (x *APIToken) GetLastUsedAt() string {
+	if x != nil {
+		return x.LastUsedAt
+	}
+	return ""
+}
+
+type ListTokensRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Only this user's tokens; empty: every user's.
+	User          string `protobuf:"bytes,1,opt,name=user,proto3" json:"user,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListTokensRequest) Reset() {
+	*x = ListTokensRequest{}
+	mi := &file_proto_controller_v1_controller_proto_msgTypes[44]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListTokensRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListTokensRequest) ProtoMessage() {}
+
+func (x *ListTokensRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_proto_controller_v1_controller_proto_msgTypes[44]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListTokensRequest.ProtoReflect.Descriptor instead.
+func (*ListTokensRequest) Descriptor() ([]byte, []int) {
+	return file_proto_controller_v1_controller_proto_rawDescGZIP(), []int{44}
+}
+
+func (x *ListTokensRequest) GetUser() string {
+	if x != nil {
+		return x.User
+	}
+	return ""
+}
+
+type ListTokensResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// By user, then creation time.
+	Tokens        []*APIToken `protobuf:"bytes,1,rep,name=tokens,proto3" json:"tokens,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListTokensResponse) Reset() {
+	*x = ListTokensResponse{}
+	mi := &file_proto_controller_v1_controller_proto_msgTypes[45]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListTokensResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListTokensResponse) ProtoMessage() {}
+
+func (x *ListTokensResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_proto_controller_v1_controller_proto_msgTypes[45]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListTokensResponse.ProtoReflect.Descriptor instead.
+func (*ListTokensResponse) Descriptor() ([]byte, []int) {
+	return file_proto_controller_v1_controller_proto_rawDescGZIP(), []int{45}
+}
+
+func (x *ListTokensResponse) GetTokens() []*APIToken {
+	if x != nil {
+		return x.Tokens
+	}
+	return nil
+}
+
+type RevokeTokenRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The tokens to revoke, by ID. Either ids or user.
+	Ids []string `protobuf:"bytes,1,rep,name=ids,proto3" json:"ids,omitempty"`
+	// Revoke every token of this user that is not revoked yet.
+	User          string `protobuf:"bytes,2,opt,name=user,proto3" json:"user,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RevokeTokenRequest) Reset() {
+	*x = RevokeTokenRequest{}
+	mi := &file_proto_controller_v1_controller_proto_msgTypes[46]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RevokeTokenRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RevokeTokenRequest) ProtoMessage() {}
+
+func (x *RevokeTokenRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_proto_controller_v1_controller_proto_msgTypes[46]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RevokeTokenRequest.ProtoReflect.Descriptor instead.
+func (*RevokeTokenRequest) Descriptor() ([]byte, []int) {
+	return file_proto_controller_v1_controller_proto_rawDescGZIP(), []int{46}
+}
+
+func (x *RevokeTokenRequest) GetIds() []string {
+	if x != nil {
+		return x.Ids
+	}
+	return nil
+}
+
+func (x *RevokeTokenRequest) GetUser() string {
+	if x != nil {
+		return x.User
+	}
+	return ""
+}
+
+type RevokeTokenResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The tokens revoked by this call; a token revoked before is not
+	// revoked again and not listed.
+	Revoked       []*APIToken `protobuf:"bytes,1,rep,name=revoked,proto3" json:"revoked,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RevokeTokenResponse) Reset() {
+	*x = RevokeTokenResponse{}
+	mi := &file_proto_controller_v1_controller_proto_msgTypes[47]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RevokeTokenResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RevokeTokenResponse) ProtoMessage() {}
+
+func (x *RevokeTokenResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_proto_controller_v1_controller_proto_msgTypes[47]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RevokeTokenResponse.ProtoReflect.Descriptor instead.
+func (*RevokeTokenResponse) Descriptor() ([]byte, []int) {
+	return file_proto_controller_v1_controller_proto_rawDescGZIP(), []int{47}
+}
+
+func (x *RevokeTokenResponse) GetRevoked() []*APIToken {
+	if x != nil {
+		return x.Revoked
+	}
+	return nil
+}
+
+type DisableUserRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Name  string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	// Also revoke every token of the user, so that enabling the user again
+	// does not bring them back.
+	RevokeTokens  bool `protobuf:"varint,2,opt,name=revoke_tokens,json=revokeTokens,proto3" json:"revoke_tokens,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DisableUserRequest) Reset() {
+	*x = DisableUserRequest{}
+	mi := &file_proto_controller_v1_controller_proto_msgTypes[48]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DisableUserRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DisableUserRequest) ProtoMessage() {}
+
+func (x *DisableUserRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_proto_controller_v1_controller_proto_msgTypes[48]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DisableUserRequest.ProtoReflect.Descriptor instead.
+func (*DisableUserRequest) Descriptor() ([]byte, []int) {
+	return file_proto_controller_v1_controller_proto_rawDescGZIP(), []int{48}
+}
+
+func (x *DisableUserRequest) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *DisableUserRequest) GetRevokeTokens() bool {
+	if x != nil {
+		return x.RevokeTokens
+	}
+	return false
+}
+
+type EnableUserRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Name          string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *EnableUserRequest) Reset() {
+	*x = EnableUserRequest{}
+	mi := &file_proto_controller_v1_controller_proto_msgTypes[49]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *EnableUserRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*EnableUserRequest) ProtoMessage() {}
+
+func (x *EnableUserRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_proto_controller_v1_controller_proto_msgTypes[49]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use EnableUserRequest.ProtoReflect.Descriptor instead.
+func (*EnableUserRequest) Descriptor() ([]byte, []int) {
+	return file_proto_controller_v1_controller_proto_rawDescGZIP(), []int{49}
+}
+
+func (x *EnableUserRequest) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+type SetRolesRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Name          string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	Roles         []string               `protobuf:"bytes,2,rep,name=roles,proto3" json:"roles,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SetRolesRequest) Reset() {
+	*x = SetRolesRequest{}
+	mi := &file_proto_controller_v1_controller_proto_msgTypes[50]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SetRolesRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SetRolesRequest) ProtoMessage() {}
+
+func (x *SetRolesRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_proto_controller_v1_controller_proto_msgTypes[50]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SetRolesRequest.ProtoReflect.Descriptor instead.
+func (*SetRolesRequest) Descriptor() ([]byte, []int) {
+	return file_proto_controller_v1_controller_proto_rawDescGZIP(), []int{50}
+}
+
+func (x *SetRolesRequest) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *SetRolesRequest) GetRoles() []string {
+	if x != nil {
+		return x.Roles
+	}
+	return nil
+}
+
 type AuditLogEntry struct {
 	state    protoimpl.MessageState `protogen:"open.v1"`
 	Sequence uint64                 `protobuf:"varint,1,opt,name=sequence,proto3" json:"sequence,omitempty"`
@@ -3131,7 +3704,7 @@ type AuditLogEntry struct {
 
 func (x *AuditLogEntry) Reset() {
 	*x = AuditLogEntry{}
-	mi := &file_proto_controller_v1_controller_proto_msgTypes[43]
+	mi := &file_proto_controller_v1_controller_proto_msgTypes[51]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3143,7 +3716,7 @@ func (x *AuditLogEntry) String() string {
 func (*AuditLogEntry) ProtoMessage() {}
 
 func (x *AuditLogEntry) ProtoReflect() protoreflect.Message {
-	mi := &file_proto_controller_v1_controller_proto_msgTypes[43]
+	mi := &file_proto_controller_v1_controller_proto_msgTypes[51]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3156,7 +3729,7 @@ func (x *AuditLogEntry) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AuditLogEntry.ProtoReflect.Descriptor instead.
 func (*AuditLogEntry) Descriptor() ([]byte, []int) {
-	return file_proto_controller_v1_controller_proto_rawDescGZIP(), []int{43}
+	return file_proto_controller_v1_controller_proto_rawDescGZIP(), []int{51}
 }
 
 func (x *AuditLogEntry) GetSequence() uint64 {
@@ -3227,7 +3800,7 @@ type ListEntriesRequest struct {
 
 func (x *ListEntriesRequest) Reset() {
 	*x = ListEntriesRequest{}
-	mi := &file_proto_controller_v1_controller_proto_msgTypes[44]
+	mi := &file_proto_controller_v1_controller_proto_msgTypes[52]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3239,7 +3812,7 @@ func (x *ListEntriesRequest) String() string {
 func (*ListEntriesRequest) ProtoMessage() {}
 
 func (x *ListEntriesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_proto_controller_v1_controller_proto_msgTypes[44]
+	mi := &file_proto_controller_v1_controller_proto_msgTypes[52]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3252,7 +3825,7 @@ func (x *ListEntriesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListEntriesRequest.ProtoReflect.Descriptor instead.
 func (*ListEntriesRequest) Descriptor() ([]byte, []int) {
-	return file_proto_controller_v1_controller_proto_rawDescGZIP(), []int{44}
+	return file_proto_controller_v1_controller_proto_rawDescGZIP(), []int{52}
 }
 
 func (x *ListEntriesRequest) GetSince() string {
@@ -3285,7 +3858,7 @@ type ListEntriesResponse struct {
 
 func (x *ListEntriesResponse) Reset() {
 	*x = ListEntriesResponse{}
-	mi := &file_proto_controller_v1_controller_proto_msgTypes[45]
+	mi := &file_proto_controller_v1_controller_proto_msgTypes[53]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3297,7 +3870,7 @@ func (x *ListEntriesResponse) String() string {
 func (*ListEntriesResponse) ProtoMessage() {}
 
 func (x *ListEntriesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_proto_controller_v1_controller_proto_msgTypes[45]
+	mi := &file_proto_controller_v1_controller_proto_msgTypes[53]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3310,7 +3883,7 @@ func (x *ListEntriesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListEntriesResponse.ProtoReflect.Descriptor instead.
 func (*ListEntriesResponse) Descriptor() ([]byte, []int) {
-	return file_proto_controller_v1_controller_proto_rawDescGZIP(), []int{45}
+	return file_proto_controller_v1_controller_proto_rawDescGZIP(), []int{53}
 }
 
 func (x *ListEntriesResponse) GetEntries() []*AuditLogEntry {
@@ -3328,7 +3901,7 @@ type VerifyRequest struct {
 
 func (x *VerifyRequest) Reset() {
 	*x = VerifyRequest{}
-	mi := &file_proto_controller_v1_controller_proto_msgTypes[46]
+	mi := &file_proto_controller_v1_controller_proto_msgTypes[54]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3340,7 +3913,7 @@ func (x *VerifyRequest) String() string {
 func (*VerifyRequest) ProtoMessage() {}
 
 func (x *VerifyRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_proto_controller_v1_controller_proto_msgTypes[46]
+	mi := &file_proto_controller_v1_controller_proto_msgTypes[54]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3353,7 +3926,7 @@ func (x *VerifyRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use VerifyRequest.ProtoReflect.Descriptor instead.
 func (*VerifyRequest) Descriptor() ([]byte, []int) {
-	return file_proto_controller_v1_controller_proto_rawDescGZIP(), []int{46}
+	return file_proto_controller_v1_controller_proto_rawDescGZIP(), []int{54}
 }
 
 type VerifyResponse struct {
@@ -3370,7 +3943,7 @@ type VerifyResponse struct {
 
 func (x *VerifyResponse) Reset() {
 	*x = VerifyResponse{}
-	mi := &file_proto_controller_v1_controller_proto_msgTypes[47]
+	mi := &file_proto_controller_v1_controller_proto_msgTypes[55]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3382,7 +3955,7 @@ func (x *VerifyResponse) String() string {
 func (*VerifyResponse) ProtoMessage() {}
 
 func (x *VerifyResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_proto_controller_v1_controller_proto_msgTypes[47]
+	mi := &file_proto_controller_v1_controller_proto_msgTypes[55]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3395,7 +3968,7 @@ func (x *VerifyResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use VerifyResponse.ProtoReflect.Descriptor instead.
 func (*VerifyResponse) Descriptor() ([]byte, []int) {
-	return file_proto_controller_v1_controller_proto_rawDescGZIP(), []int{47}
+	return file_proto_controller_v1_controller_proto_rawDescGZIP(), []int{55}
 }
 
 func (x *VerifyResponse) GetOk() bool {
@@ -3457,7 +4030,7 @@ type ArtifactRecord struct {
 
 func (x *ArtifactRecord) Reset() {
 	*x = ArtifactRecord{}
-	mi := &file_proto_controller_v1_controller_proto_msgTypes[48]
+	mi := &file_proto_controller_v1_controller_proto_msgTypes[56]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3469,7 +4042,7 @@ func (x *ArtifactRecord) String() string {
 func (*ArtifactRecord) ProtoMessage() {}
 
 func (x *ArtifactRecord) ProtoReflect() protoreflect.Message {
-	mi := &file_proto_controller_v1_controller_proto_msgTypes[48]
+	mi := &file_proto_controller_v1_controller_proto_msgTypes[56]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3482,7 +4055,7 @@ func (x *ArtifactRecord) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ArtifactRecord.ProtoReflect.Descriptor instead.
 func (*ArtifactRecord) Descriptor() ([]byte, []int) {
-	return file_proto_controller_v1_controller_proto_rawDescGZIP(), []int{48}
+	return file_proto_controller_v1_controller_proto_rawDescGZIP(), []int{56}
 }
 
 func (x *ArtifactRecord) GetDigest() string {
@@ -3554,7 +4127,7 @@ type InstallRecord struct {
 
 func (x *InstallRecord) Reset() {
 	*x = InstallRecord{}
-	mi := &file_proto_controller_v1_controller_proto_msgTypes[49]
+	mi := &file_proto_controller_v1_controller_proto_msgTypes[57]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3566,7 +4139,7 @@ func (x *InstallRecord) String() string {
 func (*InstallRecord) ProtoMessage() {}
 
 func (x *InstallRecord) ProtoReflect() protoreflect.Message {
-	mi := &file_proto_controller_v1_controller_proto_msgTypes[49]
+	mi := &file_proto_controller_v1_controller_proto_msgTypes[57]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3579,7 +4152,7 @@ func (x *InstallRecord) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use InstallRecord.ProtoReflect.Descriptor instead.
 func (*InstallRecord) Descriptor() ([]byte, []int) {
-	return file_proto_controller_v1_controller_proto_rawDescGZIP(), []int{49}
+	return file_proto_controller_v1_controller_proto_rawDescGZIP(), []int{57}
 }
 
 func (x *InstallRecord) GetNodeId() string {
@@ -3623,7 +4196,7 @@ type PushRequest struct {
 
 func (x *PushRequest) Reset() {
 	*x = PushRequest{}
-	mi := &file_proto_controller_v1_controller_proto_msgTypes[50]
+	mi := &file_proto_controller_v1_controller_proto_msgTypes[58]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3635,7 +4208,7 @@ func (x *PushRequest) String() string {
 func (*PushRequest) ProtoMessage() {}
 
 func (x *PushRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_proto_controller_v1_controller_proto_msgTypes[50]
+	mi := &file_proto_controller_v1_controller_proto_msgTypes[58]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3648,7 +4221,7 @@ func (x *PushRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PushRequest.ProtoReflect.Descriptor instead.
 func (*PushRequest) Descriptor() ([]byte, []int) {
-	return file_proto_controller_v1_controller_proto_rawDescGZIP(), []int{50}
+	return file_proto_controller_v1_controller_proto_rawDescGZIP(), []int{58}
 }
 
 func (x *PushRequest) GetMsg() isPushRequest_Msg {
@@ -3714,7 +4287,7 @@ type PushHeader struct {
 
 func (x *PushHeader) Reset() {
 	*x = PushHeader{}
-	mi := &file_proto_controller_v1_controller_proto_msgTypes[51]
+	mi := &file_proto_controller_v1_controller_proto_msgTypes[59]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3726,7 +4299,7 @@ func (x *PushHeader) String() string {
 func (*PushHeader) ProtoMessage() {}
 
 func (x *PushHeader) ProtoReflect() protoreflect.Message {
-	mi := &file_proto_controller_v1_controller_proto_msgTypes[51]
+	mi := &file_proto_controller_v1_controller_proto_msgTypes[59]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3739,7 +4312,7 @@ func (x *PushHeader) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PushHeader.ProtoReflect.Descriptor instead.
 func (*PushHeader) Descriptor() ([]byte, []int) {
-	return file_proto_controller_v1_controller_proto_rawDescGZIP(), []int{51}
+	return file_proto_controller_v1_controller_proto_rawDescGZIP(), []int{59}
 }
 
 func (x *PushHeader) GetUploadId() string {
@@ -3794,7 +4367,7 @@ type UploadStatusRequest struct {
 
 func (x *UploadStatusRequest) Reset() {
 	*x = UploadStatusRequest{}
-	mi := &file_proto_controller_v1_controller_proto_msgTypes[52]
+	mi := &file_proto_controller_v1_controller_proto_msgTypes[60]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3806,7 +4379,7 @@ func (x *UploadStatusRequest) String() string {
 func (*UploadStatusRequest) ProtoMessage() {}
 
 func (x *UploadStatusRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_proto_controller_v1_controller_proto_msgTypes[52]
+	mi := &file_proto_controller_v1_controller_proto_msgTypes[60]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3819,7 +4392,7 @@ func (x *UploadStatusRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UploadStatusRequest.ProtoReflect.Descriptor instead.
 func (*UploadStatusRequest) Descriptor() ([]byte, []int) {
-	return file_proto_controller_v1_controller_proto_rawDescGZIP(), []int{52}
+	return file_proto_controller_v1_controller_proto_rawDescGZIP(), []int{60}
 }
 
 func (x *UploadStatusRequest) GetUploadId() string {
@@ -3848,7 +4421,7 @@ type UploadStatusResponse struct {
 
 func (x *UploadStatusResponse) Reset() {
 	*x = UploadStatusResponse{}
-	mi := &file_proto_controller_v1_controller_proto_msgTypes[53]
+	mi := &file_proto_controller_v1_controller_proto_msgTypes[61]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3860,7 +4433,7 @@ func (x *UploadStatusResponse) String() string {
 func (*UploadStatusResponse) ProtoMessage() {}
 
 func (x *UploadStatusResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_proto_controller_v1_controller_proto_msgTypes[53]
+	mi := &file_proto_controller_v1_controller_proto_msgTypes[61]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3873,7 +4446,7 @@ func (x *UploadStatusResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UploadStatusResponse.ProtoReflect.Descriptor instead.
 func (*UploadStatusResponse) Descriptor() ([]byte, []int) {
-	return file_proto_controller_v1_controller_proto_rawDescGZIP(), []int{53}
+	return file_proto_controller_v1_controller_proto_rawDescGZIP(), []int{61}
 }
 
 func (x *UploadStatusResponse) GetUploadId() string {
@@ -3934,7 +4507,7 @@ type DiscardUploadRequest struct {
 
 func (x *DiscardUploadRequest) Reset() {
 	*x = DiscardUploadRequest{}
-	mi := &file_proto_controller_v1_controller_proto_msgTypes[54]
+	mi := &file_proto_controller_v1_controller_proto_msgTypes[62]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3946,7 +4519,7 @@ func (x *DiscardUploadRequest) String() string {
 func (*DiscardUploadRequest) ProtoMessage() {}
 
 func (x *DiscardUploadRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_proto_controller_v1_controller_proto_msgTypes[54]
+	mi := &file_proto_controller_v1_controller_proto_msgTypes[62]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3959,7 +4532,7 @@ func (x *DiscardUploadRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DiscardUploadRequest.ProtoReflect.Descriptor instead.
 func (*DiscardUploadRequest) Descriptor() ([]byte, []int) {
-	return file_proto_controller_v1_controller_proto_rawDescGZIP(), []int{54}
+	return file_proto_controller_v1_controller_proto_rawDescGZIP(), []int{62}
 }
 
 func (x *DiscardUploadRequest) GetUploadId() string {
@@ -3977,7 +4550,7 @@ type DiscardUploadResponse struct {
 
 func (x *DiscardUploadResponse) Reset() {
 	*x = DiscardUploadResponse{}
-	mi := &file_proto_controller_v1_controller_proto_msgTypes[55]
+	mi := &file_proto_controller_v1_controller_proto_msgTypes[63]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3989,7 +4562,7 @@ func (x *DiscardUploadResponse) String() string {
 func (*DiscardUploadResponse) ProtoMessage() {}
 
 func (x *DiscardUploadResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_proto_controller_v1_controller_proto_msgTypes[55]
+	mi := &file_proto_controller_v1_controller_proto_msgTypes[63]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4002,7 +4575,7 @@ func (x *DiscardUploadResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DiscardUploadResponse.ProtoReflect.Descriptor instead.
 func (*DiscardUploadResponse) Descriptor() ([]byte, []int) {
-	return file_proto_controller_v1_controller_proto_rawDescGZIP(), []int{55}
+	return file_proto_controller_v1_controller_proto_rawDescGZIP(), []int{63}
 }
 
 type ListArtifactsRequest struct {
@@ -4016,7 +4589,7 @@ type ListArtifactsRequest struct {
 
 func (x *ListArtifactsRequest) Reset() {
 	*x = ListArtifactsRequest{}
-	mi := &file_proto_controller_v1_controller_proto_msgTypes[56]
+	mi := &file_proto_controller_v1_controller_proto_msgTypes[64]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4028,7 +4601,7 @@ func (x *ListArtifactsRequest) String() string {
 func (*ListArtifactsRequest) ProtoMessage() {}
 
 func (x *ListArtifactsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_proto_controller_v1_controller_proto_msgTypes[56]
+	mi := &file_proto_controller_v1_controller_proto_msgTypes[64]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4041,7 +4614,7 @@ func (x *ListArtifactsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListArtifactsRequest.ProtoReflect.Descriptor instead.
 func (*ListArtifactsRequest) Descriptor() ([]byte, []int) {
-	return file_proto_controller_v1_controller_proto_rawDescGZIP(), []int{56}
+	return file_proto_controller_v1_controller_proto_rawDescGZIP(), []int{64}
 }
 
 func (x *ListArtifactsRequest) GetName() string {
@@ -4068,7 +4641,7 @@ type ListArtifactsResponse struct {
 
 func (x *ListArtifactsResponse) Reset() {
 	*x = ListArtifactsResponse{}
-	mi := &file_proto_controller_v1_controller_proto_msgTypes[57]
+	mi := &file_proto_controller_v1_controller_proto_msgTypes[65]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4080,7 +4653,7 @@ func (x *ListArtifactsResponse) String() string {
 func (*ListArtifactsResponse) ProtoMessage() {}
 
 func (x *ListArtifactsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_proto_controller_v1_controller_proto_msgTypes[57]
+	mi := &file_proto_controller_v1_controller_proto_msgTypes[65]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4093,7 +4666,7 @@ func (x *ListArtifactsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListArtifactsResponse.ProtoReflect.Descriptor instead.
 func (*ListArtifactsResponse) Descriptor() ([]byte, []int) {
-	return file_proto_controller_v1_controller_proto_rawDescGZIP(), []int{57}
+	return file_proto_controller_v1_controller_proto_rawDescGZIP(), []int{65}
 }
 
 func (x *ListArtifactsResponse) GetArtifacts() []*ArtifactRecord {
@@ -4113,7 +4686,7 @@ type GetArtifactRequest struct {
 
 func (x *GetArtifactRequest) Reset() {
 	*x = GetArtifactRequest{}
-	mi := &file_proto_controller_v1_controller_proto_msgTypes[58]
+	mi := &file_proto_controller_v1_controller_proto_msgTypes[66]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4125,7 +4698,7 @@ func (x *GetArtifactRequest) String() string {
 func (*GetArtifactRequest) ProtoMessage() {}
 
 func (x *GetArtifactRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_proto_controller_v1_controller_proto_msgTypes[58]
+	mi := &file_proto_controller_v1_controller_proto_msgTypes[66]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4138,7 +4711,7 @@ func (x *GetArtifactRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetArtifactRequest.ProtoReflect.Descriptor instead.
 func (*GetArtifactRequest) Descriptor() ([]byte, []int) {
-	return file_proto_controller_v1_controller_proto_rawDescGZIP(), []int{58}
+	return file_proto_controller_v1_controller_proto_rawDescGZIP(), []int{66}
 }
 
 func (x *GetArtifactRequest) GetDigest() string {
@@ -4159,7 +4732,7 @@ type DownloadChunk struct {
 
 func (x *DownloadChunk) Reset() {
 	*x = DownloadChunk{}
-	mi := &file_proto_controller_v1_controller_proto_msgTypes[59]
+	mi := &file_proto_controller_v1_controller_proto_msgTypes[67]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4171,7 +4744,7 @@ func (x *DownloadChunk) String() string {
 func (*DownloadChunk) ProtoMessage() {}
 
 func (x *DownloadChunk) ProtoReflect() protoreflect.Message {
-	mi := &file_proto_controller_v1_controller_proto_msgTypes[59]
+	mi := &file_proto_controller_v1_controller_proto_msgTypes[67]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4184,7 +4757,7 @@ func (x *DownloadChunk) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DownloadChunk.ProtoReflect.Descriptor instead.
 func (*DownloadChunk) Descriptor() ([]byte, []int) {
-	return file_proto_controller_v1_controller_proto_rawDescGZIP(), []int{59}
+	return file_proto_controller_v1_controller_proto_rawDescGZIP(), []int{67}
 }
 
 func (x *DownloadChunk) GetArtifact() *ArtifactRecord {
@@ -4211,7 +4784,7 @@ type WhereRequest struct {
 
 func (x *WhereRequest) Reset() {
 	*x = WhereRequest{}
-	mi := &file_proto_controller_v1_controller_proto_msgTypes[60]
+	mi := &file_proto_controller_v1_controller_proto_msgTypes[68]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4223,7 +4796,7 @@ func (x *WhereRequest) String() string {
 func (*WhereRequest) ProtoMessage() {}
 
 func (x *WhereRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_proto_controller_v1_controller_proto_msgTypes[60]
+	mi := &file_proto_controller_v1_controller_proto_msgTypes[68]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4236,7 +4809,7 @@ func (x *WhereRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WhereRequest.ProtoReflect.Descriptor instead.
 func (*WhereRequest) Descriptor() ([]byte, []int) {
-	return file_proto_controller_v1_controller_proto_rawDescGZIP(), []int{60}
+	return file_proto_controller_v1_controller_proto_rawDescGZIP(), []int{68}
 }
 
 func (x *WhereRequest) GetDigest() string {
@@ -4256,7 +4829,7 @@ type WhereResponse struct {
 
 func (x *WhereResponse) Reset() {
 	*x = WhereResponse{}
-	mi := &file_proto_controller_v1_controller_proto_msgTypes[61]
+	mi := &file_proto_controller_v1_controller_proto_msgTypes[69]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4268,7 +4841,7 @@ func (x *WhereResponse) String() string {
 func (*WhereResponse) ProtoMessage() {}
 
 func (x *WhereResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_proto_controller_v1_controller_proto_msgTypes[61]
+	mi := &file_proto_controller_v1_controller_proto_msgTypes[69]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4281,7 +4854,7 @@ func (x *WhereResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WhereResponse.ProtoReflect.Descriptor instead.
 func (*WhereResponse) Descriptor() ([]byte, []int) {
-	return file_proto_controller_v1_controller_proto_rawDescGZIP(), []int{61}
+	return file_proto_controller_v1_controller_proto_rawDescGZIP(), []int{69}
 }
 
 func (x *WhereResponse) GetDigest() string {
@@ -4308,7 +4881,7 @@ type CollectGarbageRequest struct {
 
 func (x *CollectGarbageRequest) Reset() {
 	*x = CollectGarbageRequest{}
-	mi := &file_proto_controller_v1_controller_proto_msgTypes[62]
+	mi := &file_proto_controller_v1_controller_proto_msgTypes[70]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4320,7 +4893,7 @@ func (x *CollectGarbageRequest) String() string {
 func (*CollectGarbageRequest) ProtoMessage() {}
 
 func (x *CollectGarbageRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_proto_controller_v1_controller_proto_msgTypes[62]
+	mi := &file_proto_controller_v1_controller_proto_msgTypes[70]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4333,7 +4906,7 @@ func (x *CollectGarbageRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CollectGarbageRequest.ProtoReflect.Descriptor instead.
 func (*CollectGarbageRequest) Descriptor() ([]byte, []int) {
-	return file_proto_controller_v1_controller_proto_rawDescGZIP(), []int{62}
+	return file_proto_controller_v1_controller_proto_rawDescGZIP(), []int{70}
 }
 
 func (x *CollectGarbageRequest) GetDryRun() bool {
@@ -4357,7 +4930,7 @@ type CollectGarbageResponse struct {
 
 func (x *CollectGarbageResponse) Reset() {
 	*x = CollectGarbageResponse{}
-	mi := &file_proto_controller_v1_controller_proto_msgTypes[63]
+	mi := &file_proto_controller_v1_controller_proto_msgTypes[71]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4369,7 +4942,7 @@ func (x *CollectGarbageResponse) String() string {
 func (*CollectGarbageResponse) ProtoMessage() {}
 
 func (x *CollectGarbageResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_proto_controller_v1_controller_proto_msgTypes[63]
+	mi := &file_proto_controller_v1_controller_proto_msgTypes[71]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4382,7 +4955,7 @@ func (x *CollectGarbageResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CollectGarbageResponse.ProtoReflect.Descriptor instead.
 func (*CollectGarbageResponse) Descriptor() ([]byte, []int) {
-	return file_proto_controller_v1_controller_proto_rawDescGZIP(), []int{63}
+	return file_proto_controller_v1_controller_proto_rawDescGZIP(), []int{71}
 }
 
 func (x *CollectGarbageResponse) GetRemoved() []*ArtifactRecord {
@@ -4423,7 +4996,7 @@ type ReleaseRef struct {
 
 func (x *ReleaseRef) Reset() {
 	*x = ReleaseRef{}
-	mi := &file_proto_controller_v1_controller_proto_msgTypes[64]
+	mi := &file_proto_controller_v1_controller_proto_msgTypes[72]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4435,7 +5008,7 @@ func (x *ReleaseRef) String() string {
 func (*ReleaseRef) ProtoMessage() {}
 
 func (x *ReleaseRef) ProtoReflect() protoreflect.Message {
-	mi := &file_proto_controller_v1_controller_proto_msgTypes[64]
+	mi := &file_proto_controller_v1_controller_proto_msgTypes[72]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4448,7 +5021,7 @@ func (x *ReleaseRef) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReleaseRef.ProtoReflect.Descriptor instead.
 func (*ReleaseRef) Descriptor() ([]byte, []int) {
-	return file_proto_controller_v1_controller_proto_rawDescGZIP(), []int{64}
+	return file_proto_controller_v1_controller_proto_rawDescGZIP(), []int{72}
 }
 
 func (x *ReleaseRef) GetName() string {
@@ -4485,7 +5058,7 @@ type CreateReleaseRequest struct {
 
 func (x *CreateReleaseRequest) Reset() {
 	*x = CreateReleaseRequest{}
-	mi := &file_proto_controller_v1_controller_proto_msgTypes[65]
+	mi := &file_proto_controller_v1_controller_proto_msgTypes[73]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4497,7 +5070,7 @@ func (x *CreateReleaseRequest) String() string {
 func (*CreateReleaseRequest) ProtoMessage() {}
 
 func (x *CreateReleaseRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_proto_controller_v1_controller_proto_msgTypes[65]
+	mi := &file_proto_controller_v1_controller_proto_msgTypes[73]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4510,7 +5083,7 @@ func (x *CreateReleaseRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateReleaseRequest.ProtoReflect.Descriptor instead.
 func (*CreateReleaseRequest) Descriptor() ([]byte, []int) {
-	return file_proto_controller_v1_controller_proto_rawDescGZIP(), []int{65}
+	return file_proto_controller_v1_controller_proto_rawDescGZIP(), []int{73}
 }
 
 func (x *CreateReleaseRequest) GetManifestYaml() []byte {
@@ -4553,7 +5126,7 @@ type ReleaseComponent struct {
 
 func (x *ReleaseComponent) Reset() {
 	*x = ReleaseComponent{}
-	mi := &file_proto_controller_v1_controller_proto_msgTypes[66]
+	mi := &file_proto_controller_v1_controller_proto_msgTypes[74]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4565,7 +5138,7 @@ func (x *ReleaseComponent) String() string {
 func (*ReleaseComponent) ProtoMessage() {}
 
 func (x *ReleaseComponent) ProtoReflect() protoreflect.Message {
-	mi := &file_proto_controller_v1_controller_proto_msgTypes[66]
+	mi := &file_proto_controller_v1_controller_proto_msgTypes[74]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4578,7 +5151,7 @@ func (x *ReleaseComponent) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReleaseComponent.ProtoReflect.Descriptor instead.
 func (*ReleaseComponent) Descriptor() ([]byte, []int) {
-	return file_proto_controller_v1_controller_proto_rawDescGZIP(), []int{66}
+	return file_proto_controller_v1_controller_proto_rawDescGZIP(), []int{74}
 }
 
 func (x *ReleaseComponent) GetName() string {
@@ -4624,7 +5197,7 @@ type TestRecord struct {
 
 func (x *TestRecord) Reset() {
 	*x = TestRecord{}
-	mi := &file_proto_controller_v1_controller_proto_msgTypes[67]
+	mi := &file_proto_controller_v1_controller_proto_msgTypes[75]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4636,7 +5209,7 @@ func (x *TestRecord) String() string {
 func (*TestRecord) ProtoMessage() {}
 
 func (x *TestRecord) ProtoReflect() protoreflect.Message {
-	mi := &file_proto_controller_v1_controller_proto_msgTypes[67]
+	mi := &file_proto_controller_v1_controller_proto_msgTypes[75]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4649,7 +5222,7 @@ func (x *TestRecord) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TestRecord.ProtoReflect.Descriptor instead.
 func (*TestRecord) Descriptor() ([]byte, []int) {
-	return file_proto_controller_v1_controller_proto_rawDescGZIP(), []int{67}
+	return file_proto_controller_v1_controller_proto_rawDescGZIP(), []int{75}
 }
 
 func (x *TestRecord) GetTester() string {
@@ -4702,7 +5275,7 @@ type Decision struct {
 
 func (x *Decision) Reset() {
 	*x = Decision{}
-	mi := &file_proto_controller_v1_controller_proto_msgTypes[68]
+	mi := &file_proto_controller_v1_controller_proto_msgTypes[76]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4714,7 +5287,7 @@ func (x *Decision) String() string {
 func (*Decision) ProtoMessage() {}
 
 func (x *Decision) ProtoReflect() protoreflect.Message {
-	mi := &file_proto_controller_v1_controller_proto_msgTypes[68]
+	mi := &file_proto_controller_v1_controller_proto_msgTypes[76]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4727,7 +5300,7 @@ func (x *Decision) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Decision.ProtoReflect.Descriptor instead.
 func (*Decision) Descriptor() ([]byte, []int) {
-	return file_proto_controller_v1_controller_proto_rawDescGZIP(), []int{68}
+	return file_proto_controller_v1_controller_proto_rawDescGZIP(), []int{76}
 }
 
 func (x *Decision) GetBy() string {
@@ -4795,7 +5368,7 @@ type ReleaseRecord struct {
 
 func (x *ReleaseRecord) Reset() {
 	*x = ReleaseRecord{}
-	mi := &file_proto_controller_v1_controller_proto_msgTypes[69]
+	mi := &file_proto_controller_v1_controller_proto_msgTypes[77]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4807,7 +5380,7 @@ func (x *ReleaseRecord) String() string {
 func (*ReleaseRecord) ProtoMessage() {}
 
 func (x *ReleaseRecord) ProtoReflect() protoreflect.Message {
-	mi := &file_proto_controller_v1_controller_proto_msgTypes[69]
+	mi := &file_proto_controller_v1_controller_proto_msgTypes[77]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4820,7 +5393,7 @@ func (x *ReleaseRecord) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReleaseRecord.ProtoReflect.Descriptor instead.
 func (*ReleaseRecord) Descriptor() ([]byte, []int) {
-	return file_proto_controller_v1_controller_proto_rawDescGZIP(), []int{69}
+	return file_proto_controller_v1_controller_proto_rawDescGZIP(), []int{77}
 }
 
 func (x *ReleaseRecord) GetName() string {
@@ -4951,7 +5524,7 @@ type ListReleasesRequest struct {
 
 func (x *ListReleasesRequest) Reset() {
 	*x = ListReleasesRequest{}
-	mi := &file_proto_controller_v1_controller_proto_msgTypes[70]
+	mi := &file_proto_controller_v1_controller_proto_msgTypes[78]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4963,7 +5536,7 @@ func (x *ListReleasesRequest) String() string {
 func (*ListReleasesRequest) ProtoMessage() {}
 
 func (x *ListReleasesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_proto_controller_v1_controller_proto_msgTypes[70]
+	mi := &file_proto_controller_v1_controller_proto_msgTypes[78]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4976,7 +5549,7 @@ func (x *ListReleasesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListReleasesRequest.ProtoReflect.Descriptor instead.
 func (*ListReleasesRequest) Descriptor() ([]byte, []int) {
-	return file_proto_controller_v1_controller_proto_rawDescGZIP(), []int{70}
+	return file_proto_controller_v1_controller_proto_rawDescGZIP(), []int{78}
 }
 
 func (x *ListReleasesRequest) GetName() string {
@@ -4995,7 +5568,7 @@ type ListReleasesResponse struct {
 
 func (x *ListReleasesResponse) Reset() {
 	*x = ListReleasesResponse{}
-	mi := &file_proto_controller_v1_controller_proto_msgTypes[71]
+	mi := &file_proto_controller_v1_controller_proto_msgTypes[79]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5007,7 +5580,7 @@ func (x *ListReleasesResponse) String() string {
 func (*ListReleasesResponse) ProtoMessage() {}
 
 func (x *ListReleasesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_proto_controller_v1_controller_proto_msgTypes[71]
+	mi := &file_proto_controller_v1_controller_proto_msgTypes[79]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5020,7 +5593,7 @@ func (x *ListReleasesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListReleasesResponse.ProtoReflect.Descriptor instead.
 func (*ListReleasesResponse) Descriptor() ([]byte, []int) {
-	return file_proto_controller_v1_controller_proto_rawDescGZIP(), []int{71}
+	return file_proto_controller_v1_controller_proto_rawDescGZIP(), []int{79}
 }
 
 func (x *ListReleasesResponse) GetReleases() []*ReleaseRecord {
@@ -5042,7 +5615,7 @@ type RecordTestRequest struct {
 
 func (x *RecordTestRequest) Reset() {
 	*x = RecordTestRequest{}
-	mi := &file_proto_controller_v1_controller_proto_msgTypes[72]
+	mi := &file_proto_controller_v1_controller_proto_msgTypes[80]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5054,7 +5627,7 @@ func (x *RecordTestRequest) String() string {
 func (*RecordTestRequest) ProtoMessage() {}
 
 func (x *RecordTestRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_proto_controller_v1_controller_proto_msgTypes[72]
+	mi := &file_proto_controller_v1_controller_proto_msgTypes[80]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5067,7 +5640,7 @@ func (x *RecordTestRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RecordTestRequest.ProtoReflect.Descriptor instead.
 func (*RecordTestRequest) Descriptor() ([]byte, []int) {
-	return file_proto_controller_v1_controller_proto_rawDescGZIP(), []int{72}
+	return file_proto_controller_v1_controller_proto_rawDescGZIP(), []int{80}
 }
 
 func (x *RecordTestRequest) GetRelease() *ReleaseRef {
@@ -5108,7 +5681,7 @@ type DecisionRequest struct {
 
 func (x *DecisionRequest) Reset() {
 	*x = DecisionRequest{}
-	mi := &file_proto_controller_v1_controller_proto_msgTypes[73]
+	mi := &file_proto_controller_v1_controller_proto_msgTypes[81]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5120,7 +5693,7 @@ func (x *DecisionRequest) String() string {
 func (*DecisionRequest) ProtoMessage() {}
 
 func (x *DecisionRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_proto_controller_v1_controller_proto_msgTypes[73]
+	mi := &file_proto_controller_v1_controller_proto_msgTypes[81]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5133,7 +5706,7 @@ func (x *DecisionRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DecisionRequest.ProtoReflect.Descriptor instead.
 func (*DecisionRequest) Descriptor() ([]byte, []int) {
-	return file_proto_controller_v1_controller_proto_rawDescGZIP(), []int{73}
+	return file_proto_controller_v1_controller_proto_rawDescGZIP(), []int{81}
 }
 
 func (x *DecisionRequest) GetRelease() *ReleaseRef {
@@ -5161,7 +5734,7 @@ type VerifyReleaseResponse struct {
 
 func (x *VerifyReleaseResponse) Reset() {
 	*x = VerifyReleaseResponse{}
-	mi := &file_proto_controller_v1_controller_proto_msgTypes[74]
+	mi := &file_proto_controller_v1_controller_proto_msgTypes[82]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5173,7 +5746,7 @@ func (x *VerifyReleaseResponse) String() string {
 func (*VerifyReleaseResponse) ProtoMessage() {}
 
 func (x *VerifyReleaseResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_proto_controller_v1_controller_proto_msgTypes[74]
+	mi := &file_proto_controller_v1_controller_proto_msgTypes[82]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5186,7 +5759,7 @@ func (x *VerifyReleaseResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use VerifyReleaseResponse.ProtoReflect.Descriptor instead.
 func (*VerifyReleaseResponse) Descriptor() ([]byte, []int) {
-	return file_proto_controller_v1_controller_proto_rawDescGZIP(), []int{74}
+	return file_proto_controller_v1_controller_proto_rawDescGZIP(), []int{82}
 }
 
 func (x *VerifyReleaseResponse) GetOk() bool {
@@ -5221,7 +5794,7 @@ type RenderRequest struct {
 
 func (x *RenderRequest) Reset() {
 	*x = RenderRequest{}
-	mi := &file_proto_controller_v1_controller_proto_msgTypes[75]
+	mi := &file_proto_controller_v1_controller_proto_msgTypes[83]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5233,7 +5806,7 @@ func (x *RenderRequest) String() string {
 func (*RenderRequest) ProtoMessage() {}
 
 func (x *RenderRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_proto_controller_v1_controller_proto_msgTypes[75]
+	mi := &file_proto_controller_v1_controller_proto_msgTypes[83]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5246,7 +5819,7 @@ func (x *RenderRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RenderRequest.ProtoReflect.Descriptor instead.
 func (*RenderRequest) Descriptor() ([]byte, []int) {
-	return file_proto_controller_v1_controller_proto_rawDescGZIP(), []int{75}
+	return file_proto_controller_v1_controller_proto_rawDescGZIP(), []int{83}
 }
 
 func (x *RenderRequest) GetRelease() *ReleaseRef {
@@ -5277,7 +5850,7 @@ type RenderResponse struct {
 
 func (x *RenderResponse) Reset() {
 	*x = RenderResponse{}
-	mi := &file_proto_controller_v1_controller_proto_msgTypes[76]
+	mi := &file_proto_controller_v1_controller_proto_msgTypes[84]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5289,7 +5862,7 @@ func (x *RenderResponse) String() string {
 func (*RenderResponse) ProtoMessage() {}
 
 func (x *RenderResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_proto_controller_v1_controller_proto_msgTypes[76]
+	mi := &file_proto_controller_v1_controller_proto_msgTypes[84]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5302,7 +5875,7 @@ func (x *RenderResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RenderResponse.ProtoReflect.Descriptor instead.
 func (*RenderResponse) Descriptor() ([]byte, []int) {
-	return file_proto_controller_v1_controller_proto_rawDescGZIP(), []int{76}
+	return file_proto_controller_v1_controller_proto_rawDescGZIP(), []int{84}
 }
 
 func (x *RenderResponse) GetContent() []byte {
@@ -5337,7 +5910,7 @@ type ListKnownErrorsRequest struct {
 
 func (x *ListKnownErrorsRequest) Reset() {
 	*x = ListKnownErrorsRequest{}
-	mi := &file_proto_controller_v1_controller_proto_msgTypes[77]
+	mi := &file_proto_controller_v1_controller_proto_msgTypes[85]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5349,7 +5922,7 @@ func (x *ListKnownErrorsRequest) String() string {
 func (*ListKnownErrorsRequest) ProtoMessage() {}
 
 func (x *ListKnownErrorsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_proto_controller_v1_controller_proto_msgTypes[77]
+	mi := &file_proto_controller_v1_controller_proto_msgTypes[85]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5362,7 +5935,7 @@ func (x *ListKnownErrorsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListKnownErrorsRequest.ProtoReflect.Descriptor instead.
 func (*ListKnownErrorsRequest) Descriptor() ([]byte, []int) {
-	return file_proto_controller_v1_controller_proto_rawDescGZIP(), []int{77}
+	return file_proto_controller_v1_controller_proto_rawDescGZIP(), []int{85}
 }
 
 func (x *ListKnownErrorsRequest) GetOpenOnly() bool {
@@ -5393,7 +5966,7 @@ type KnownErrorEntry struct {
 
 func (x *KnownErrorEntry) Reset() {
 	*x = KnownErrorEntry{}
-	mi := &file_proto_controller_v1_controller_proto_msgTypes[78]
+	mi := &file_proto_controller_v1_controller_proto_msgTypes[86]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5405,7 +5978,7 @@ func (x *KnownErrorEntry) String() string {
 func (*KnownErrorEntry) ProtoMessage() {}
 
 func (x *KnownErrorEntry) ProtoReflect() protoreflect.Message {
-	mi := &file_proto_controller_v1_controller_proto_msgTypes[78]
+	mi := &file_proto_controller_v1_controller_proto_msgTypes[86]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5418,7 +5991,7 @@ func (x *KnownErrorEntry) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use KnownErrorEntry.ProtoReflect.Descriptor instead.
 func (*KnownErrorEntry) Descriptor() ([]byte, []int) {
-	return file_proto_controller_v1_controller_proto_rawDescGZIP(), []int{78}
+	return file_proto_controller_v1_controller_proto_rawDescGZIP(), []int{86}
 }
 
 func (x *KnownErrorEntry) GetRelease() string {
@@ -5472,7 +6045,7 @@ type ListKnownErrorsResponse struct {
 
 func (x *ListKnownErrorsResponse) Reset() {
 	*x = ListKnownErrorsResponse{}
-	mi := &file_proto_controller_v1_controller_proto_msgTypes[79]
+	mi := &file_proto_controller_v1_controller_proto_msgTypes[87]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5484,7 +6057,7 @@ func (x *ListKnownErrorsResponse) String() string {
 func (*ListKnownErrorsResponse) ProtoMessage() {}
 
 func (x *ListKnownErrorsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_proto_controller_v1_controller_proto_msgTypes[79]
+	mi := &file_proto_controller_v1_controller_proto_msgTypes[87]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5497,7 +6070,7 @@ func (x *ListKnownErrorsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListKnownErrorsResponse.ProtoReflect.Descriptor instead.
 func (*ListKnownErrorsResponse) Descriptor() ([]byte, []int) {
-	return file_proto_controller_v1_controller_proto_rawDescGZIP(), []int{79}
+	return file_proto_controller_v1_controller_proto_rawDescGZIP(), []int{87}
 }
 
 func (x *ListKnownErrorsResponse) GetKnownErrors() []*KnownErrorEntry {
@@ -5524,7 +6097,7 @@ type AgentEventRecord struct {
 
 func (x *AgentEventRecord) Reset() {
 	*x = AgentEventRecord{}
-	mi := &file_proto_controller_v1_controller_proto_msgTypes[80]
+	mi := &file_proto_controller_v1_controller_proto_msgTypes[88]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5536,7 +6109,7 @@ func (x *AgentEventRecord) String() string {
 func (*AgentEventRecord) ProtoMessage() {}
 
 func (x *AgentEventRecord) ProtoReflect() protoreflect.Message {
-	mi := &file_proto_controller_v1_controller_proto_msgTypes[80]
+	mi := &file_proto_controller_v1_controller_proto_msgTypes[88]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5549,7 +6122,7 @@ func (x *AgentEventRecord) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AgentEventRecord.ProtoReflect.Descriptor instead.
 func (*AgentEventRecord) Descriptor() ([]byte, []int) {
-	return file_proto_controller_v1_controller_proto_rawDescGZIP(), []int{80}
+	return file_proto_controller_v1_controller_proto_rawDescGZIP(), []int{88}
 }
 
 func (x *AgentEventRecord) GetNodeId() string {
@@ -5607,7 +6180,7 @@ type RolloutNodeAction struct {
 
 func (x *RolloutNodeAction) Reset() {
 	*x = RolloutNodeAction{}
-	mi := &file_proto_controller_v1_controller_proto_msgTypes[81]
+	mi := &file_proto_controller_v1_controller_proto_msgTypes[89]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5619,7 +6192,7 @@ func (x *RolloutNodeAction) String() string {
 func (*RolloutNodeAction) ProtoMessage() {}
 
 func (x *RolloutNodeAction) ProtoReflect() protoreflect.Message {
-	mi := &file_proto_controller_v1_controller_proto_msgTypes[81]
+	mi := &file_proto_controller_v1_controller_proto_msgTypes[89]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5632,7 +6205,7 @@ func (x *RolloutNodeAction) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RolloutNodeAction.ProtoReflect.Descriptor instead.
 func (*RolloutNodeAction) Descriptor() ([]byte, []int) {
-	return file_proto_controller_v1_controller_proto_rawDescGZIP(), []int{81}
+	return file_proto_controller_v1_controller_proto_rawDescGZIP(), []int{89}
 }
 
 func (x *RolloutNodeAction) GetId() string {
@@ -5665,7 +6238,7 @@ type RolloutRef struct {
 
 func (x *RolloutRef) Reset() {
 	*x = RolloutRef{}
-	mi := &file_proto_controller_v1_controller_proto_msgTypes[82]
+	mi := &file_proto_controller_v1_controller_proto_msgTypes[90]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5677,7 +6250,7 @@ func (x *RolloutRef) String() string {
 func (*RolloutRef) ProtoMessage() {}
 
 func (x *RolloutRef) ProtoReflect() protoreflect.Message {
-	mi := &file_proto_controller_v1_controller_proto_msgTypes[82]
+	mi := &file_proto_controller_v1_controller_proto_msgTypes[90]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5690,7 +6263,7 @@ func (x *RolloutRef) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RolloutRef.ProtoReflect.Descriptor instead.
 func (*RolloutRef) Descriptor() ([]byte, []int) {
-	return file_proto_controller_v1_controller_proto_rawDescGZIP(), []int{82}
+	return file_proto_controller_v1_controller_proto_rawDescGZIP(), []int{90}
 }
 
 func (x *RolloutRef) GetId() string {
@@ -5710,7 +6283,7 @@ type RolloutAction struct {
 
 func (x *RolloutAction) Reset() {
 	*x = RolloutAction{}
-	mi := &file_proto_controller_v1_controller_proto_msgTypes[83]
+	mi := &file_proto_controller_v1_controller_proto_msgTypes[91]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5722,7 +6295,7 @@ func (x *RolloutAction) String() string {
 func (*RolloutAction) ProtoMessage() {}
 
 func (x *RolloutAction) ProtoReflect() protoreflect.Message {
-	mi := &file_proto_controller_v1_controller_proto_msgTypes[83]
+	mi := &file_proto_controller_v1_controller_proto_msgTypes[91]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5735,7 +6308,7 @@ func (x *RolloutAction) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RolloutAction.ProtoReflect.Descriptor instead.
 func (*RolloutAction) Descriptor() ([]byte, []int) {
-	return file_proto_controller_v1_controller_proto_rawDescGZIP(), []int{83}
+	return file_proto_controller_v1_controller_proto_rawDescGZIP(), []int{91}
 }
 
 func (x *RolloutAction) GetId() string {
@@ -5796,7 +6369,7 @@ type RolloutSpec struct {
 
 func (x *RolloutSpec) Reset() {
 	*x = RolloutSpec{}
-	mi := &file_proto_controller_v1_controller_proto_msgTypes[84]
+	mi := &file_proto_controller_v1_controller_proto_msgTypes[92]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5808,7 +6381,7 @@ func (x *RolloutSpec) String() string {
 func (*RolloutSpec) ProtoMessage() {}
 
 func (x *RolloutSpec) ProtoReflect() protoreflect.Message {
-	mi := &file_proto_controller_v1_controller_proto_msgTypes[84]
+	mi := &file_proto_controller_v1_controller_proto_msgTypes[92]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5821,7 +6394,7 @@ func (x *RolloutSpec) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RolloutSpec.ProtoReflect.Descriptor instead.
 func (*RolloutSpec) Descriptor() ([]byte, []int) {
-	return file_proto_controller_v1_controller_proto_rawDescGZIP(), []int{84}
+	return file_proto_controller_v1_controller_proto_rawDescGZIP(), []int{92}
 }
 
 func (x *RolloutSpec) GetRelease() *ReleaseRef {
@@ -5948,7 +6521,7 @@ type RolloutPlan struct {
 
 func (x *RolloutPlan) Reset() {
 	*x = RolloutPlan{}
-	mi := &file_proto_controller_v1_controller_proto_msgTypes[85]
+	mi := &file_proto_controller_v1_controller_proto_msgTypes[93]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5960,7 +6533,7 @@ func (x *RolloutPlan) String() string {
 func (*RolloutPlan) ProtoMessage() {}
 
 func (x *RolloutPlan) ProtoReflect() protoreflect.Message {
-	mi := &file_proto_controller_v1_controller_proto_msgTypes[85]
+	mi := &file_proto_controller_v1_controller_proto_msgTypes[93]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5973,7 +6546,7 @@ func (x *RolloutPlan) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RolloutPlan.ProtoReflect.Descriptor instead.
 func (*RolloutPlan) Descriptor() ([]byte, []int) {
-	return file_proto_controller_v1_controller_proto_rawDescGZIP(), []int{85}
+	return file_proto_controller_v1_controller_proto_rawDescGZIP(), []int{93}
 }
 
 func (x *RolloutPlan) GetSpec() *RolloutSpec {
@@ -6046,7 +6619,7 @@ type PlannedWave struct {
 
 func (x *PlannedWave) Reset() {
 	*x = PlannedWave{}
-	mi := &file_proto_controller_v1_controller_proto_msgTypes[86]
+	mi := &file_proto_controller_v1_controller_proto_msgTypes[94]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6058,7 +6631,7 @@ func (x *PlannedWave) String() string {
 func (*PlannedWave) ProtoMessage() {}
 
 func (x *PlannedWave) ProtoReflect() protoreflect.Message {
-	mi := &file_proto_controller_v1_controller_proto_msgTypes[86]
+	mi := &file_proto_controller_v1_controller_proto_msgTypes[94]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6071,7 +6644,7 @@ func (x *PlannedWave) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PlannedWave.ProtoReflect.Descriptor instead.
 func (*PlannedWave) Descriptor() ([]byte, []int) {
-	return file_proto_controller_v1_controller_proto_rawDescGZIP(), []int{86}
+	return file_proto_controller_v1_controller_proto_rawDescGZIP(), []int{94}
 }
 
 func (x *PlannedWave) GetIndex() uint32 {
@@ -6134,7 +6707,7 @@ type NodePlan struct {
 
 func (x *NodePlan) Reset() {
 	*x = NodePlan{}
-	mi := &file_proto_controller_v1_controller_proto_msgTypes[87]
+	mi := &file_proto_controller_v1_controller_proto_msgTypes[95]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6146,7 +6719,7 @@ func (x *NodePlan) String() string {
 func (*NodePlan) ProtoMessage() {}
 
 func (x *NodePlan) ProtoReflect() protoreflect.Message {
-	mi := &file_proto_controller_v1_controller_proto_msgTypes[87]
+	mi := &file_proto_controller_v1_controller_proto_msgTypes[95]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6159,7 +6732,7 @@ func (x *NodePlan) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use NodePlan.ProtoReflect.Descriptor instead.
 func (*NodePlan) Descriptor() ([]byte, []int) {
-	return file_proto_controller_v1_controller_proto_rawDescGZIP(), []int{87}
+	return file_proto_controller_v1_controller_proto_rawDescGZIP(), []int{95}
 }
 
 func (x *NodePlan) GetNodeId() string {
@@ -6299,7 +6872,7 @@ type RolloutRecord struct {
 
 func (x *RolloutRecord) Reset() {
 	*x = RolloutRecord{}
-	mi := &file_proto_controller_v1_controller_proto_msgTypes[88]
+	mi := &file_proto_controller_v1_controller_proto_msgTypes[96]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6311,7 +6884,7 @@ func (x *RolloutRecord) String() string {
 func (*RolloutRecord) ProtoMessage() {}
 
 func (x *RolloutRecord) ProtoReflect() protoreflect.Message {
-	mi := &file_proto_controller_v1_controller_proto_msgTypes[88]
+	mi := &file_proto_controller_v1_controller_proto_msgTypes[96]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6324,7 +6897,7 @@ func (x *RolloutRecord) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RolloutRecord.ProtoReflect.Descriptor instead.
 func (*RolloutRecord) Descriptor() ([]byte, []int) {
-	return file_proto_controller_v1_controller_proto_rawDescGZIP(), []int{88}
+	return file_proto_controller_v1_controller_proto_rawDescGZIP(), []int{96}
 }
 
 func (x *RolloutRecord) GetId() string {
@@ -6492,7 +7065,7 @@ type RolloutWave struct {
 
 func (x *RolloutWave) Reset() {
 	*x = RolloutWave{}
-	mi := &file_proto_controller_v1_controller_proto_msgTypes[89]
+	mi := &file_proto_controller_v1_controller_proto_msgTypes[97]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6504,7 +7077,7 @@ func (x *RolloutWave) String() string {
 func (*RolloutWave) ProtoMessage() {}
 
 func (x *RolloutWave) ProtoReflect() protoreflect.Message {
-	mi := &file_proto_controller_v1_controller_proto_msgTypes[89]
+	mi := &file_proto_controller_v1_controller_proto_msgTypes[97]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6517,7 +7090,7 @@ func (x *RolloutWave) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RolloutWave.ProtoReflect.Descriptor instead.
 func (*RolloutWave) Descriptor() ([]byte, []int) {
-	return file_proto_controller_v1_controller_proto_rawDescGZIP(), []int{89}
+	return file_proto_controller_v1_controller_proto_rawDescGZIP(), []int{97}
 }
 
 func (x *RolloutWave) GetIndex() uint32 {
@@ -6617,7 +7190,7 @@ type RolloutCounts struct {
 
 func (x *RolloutCounts) Reset() {
 	*x = RolloutCounts{}
-	mi := &file_proto_controller_v1_controller_proto_msgTypes[90]
+	mi := &file_proto_controller_v1_controller_proto_msgTypes[98]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6629,7 +7202,7 @@ func (x *RolloutCounts) String() string {
 func (*RolloutCounts) ProtoMessage() {}
 
 func (x *RolloutCounts) ProtoReflect() protoreflect.Message {
-	mi := &file_proto_controller_v1_controller_proto_msgTypes[90]
+	mi := &file_proto_controller_v1_controller_proto_msgTypes[98]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6642,7 +7215,7 @@ func (x *RolloutCounts) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RolloutCounts.ProtoReflect.Descriptor instead.
 func (*RolloutCounts) Descriptor() ([]byte, []int) {
-	return file_proto_controller_v1_controller_proto_rawDescGZIP(), []int{90}
+	return file_proto_controller_v1_controller_proto_rawDescGZIP(), []int{98}
 }
 
 func (x *RolloutCounts) GetNodes() uint32 {
@@ -6799,7 +7372,7 @@ type RolloutNode struct {
 
 func (x *RolloutNode) Reset() {
 	*x = RolloutNode{}
-	mi := &file_proto_controller_v1_controller_proto_msgTypes[91]
+	mi := &file_proto_controller_v1_controller_proto_msgTypes[99]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -6811,7 +7384,7 @@ func (x *RolloutNode) String() string {
 func (*RolloutNode) ProtoMessage() {}
 
 func (x *RolloutNode) ProtoReflect() protoreflect.Message {
-	mi := &file_proto_controller_v1_controller_proto_msgTypes[91]
+	mi := &file_proto_controller_v1_controller_proto_msgTypes[99]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -6824,7 +7397,7 @@ func (x *RolloutNode) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RolloutNode.ProtoReflect.Descriptor instead.
 func (*RolloutNode) Descriptor() ([]byte, []int) {
-	return file_proto_controller_v1_controller_proto_rawDescGZIP(), []int{91}
+	return file_proto_controller_v1_controller_proto_rawDescGZIP(), []int{99}
 }
 
 func (x *RolloutNode) GetRolloutId() string {
@@ -7134,7 +7707,7 @@ type StepConfirmation struct {
 
 func (x *StepConfirmation) Reset() {
 	*x = StepConfirmation{}
-	mi := &file_proto_controller_v1_controller_proto_msgTypes[92]
+	mi := &file_proto_controller_v1_controller_proto_msgTypes[100]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -7146,7 +7719,7 @@ func (x *StepConfirmation) String() string {
 func (*StepConfirmation) ProtoMessage() {}
 
 func (x *StepConfirmation) ProtoReflect() protoreflect.Message {
-	mi := &file_proto_controller_v1_controller_proto_msgTypes[92]
+	mi := &file_proto_controller_v1_controller_proto_msgTypes[100]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -7159,7 +7732,7 @@ func (x *StepConfirmation) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StepConfirmation.ProtoReflect.Descriptor instead.
 func (*StepConfirmation) Descriptor() ([]byte, []int) {
-	return file_proto_controller_v1_controller_proto_rawDescGZIP(), []int{92}
+	return file_proto_controller_v1_controller_proto_rawDescGZIP(), []int{100}
 }
 
 func (x *StepConfirmation) GetStep() string {
@@ -7203,7 +7776,7 @@ type ConfirmStepRequest struct {
 
 func (x *ConfirmStepRequest) Reset() {
 	*x = ConfirmStepRequest{}
-	mi := &file_proto_controller_v1_controller_proto_msgTypes[93]
+	mi := &file_proto_controller_v1_controller_proto_msgTypes[101]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -7215,7 +7788,7 @@ func (x *ConfirmStepRequest) String() string {
 func (*ConfirmStepRequest) ProtoMessage() {}
 
 func (x *ConfirmStepRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_proto_controller_v1_controller_proto_msgTypes[93]
+	mi := &file_proto_controller_v1_controller_proto_msgTypes[101]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -7228,7 +7801,7 @@ func (x *ConfirmStepRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ConfirmStepRequest.ProtoReflect.Descriptor instead.
 func (*ConfirmStepRequest) Descriptor() ([]byte, []int) {
-	return file_proto_controller_v1_controller_proto_rawDescGZIP(), []int{93}
+	return file_proto_controller_v1_controller_proto_rawDescGZIP(), []int{101}
 }
 
 func (x *ConfirmStepRequest) GetId() string {
@@ -7269,7 +7842,7 @@ type ListRolloutsRequest struct {
 
 func (x *ListRolloutsRequest) Reset() {
 	*x = ListRolloutsRequest{}
-	mi := &file_proto_controller_v1_controller_proto_msgTypes[94]
+	mi := &file_proto_controller_v1_controller_proto_msgTypes[102]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -7281,7 +7854,7 @@ func (x *ListRolloutsRequest) String() string {
 func (*ListRolloutsRequest) ProtoMessage() {}
 
 func (x *ListRolloutsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_proto_controller_v1_controller_proto_msgTypes[94]
+	mi := &file_proto_controller_v1_controller_proto_msgTypes[102]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -7294,7 +7867,7 @@ func (x *ListRolloutsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListRolloutsRequest.ProtoReflect.Descriptor instead.
 func (*ListRolloutsRequest) Descriptor() ([]byte, []int) {
-	return file_proto_controller_v1_controller_proto_rawDescGZIP(), []int{94}
+	return file_proto_controller_v1_controller_proto_rawDescGZIP(), []int{102}
 }
 
 func (x *ListRolloutsRequest) GetRelease() string {
@@ -7314,7 +7887,7 @@ type ListRolloutsResponse struct {
 
 func (x *ListRolloutsResponse) Reset() {
 	*x = ListRolloutsResponse{}
-	mi := &file_proto_controller_v1_controller_proto_msgTypes[95]
+	mi := &file_proto_controller_v1_controller_proto_msgTypes[103]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -7326,7 +7899,7 @@ func (x *ListRolloutsResponse) String() string {
 func (*ListRolloutsResponse) ProtoMessage() {}
 
 func (x *ListRolloutsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_proto_controller_v1_controller_proto_msgTypes[95]
+	mi := &file_proto_controller_v1_controller_proto_msgTypes[103]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -7339,7 +7912,7 @@ func (x *ListRolloutsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListRolloutsResponse.ProtoReflect.Descriptor instead.
 func (*ListRolloutsResponse) Descriptor() ([]byte, []int) {
-	return file_proto_controller_v1_controller_proto_rawDescGZIP(), []int{95}
+	return file_proto_controller_v1_controller_proto_rawDescGZIP(), []int{103}
 }
 
 func (x *ListRolloutsResponse) GetRollouts() []*RolloutRecord {
@@ -7360,7 +7933,7 @@ type RolloutReportRequest struct {
 
 func (x *RolloutReportRequest) Reset() {
 	*x = RolloutReportRequest{}
-	mi := &file_proto_controller_v1_controller_proto_msgTypes[96]
+	mi := &file_proto_controller_v1_controller_proto_msgTypes[104]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -7372,7 +7945,7 @@ func (x *RolloutReportRequest) String() string {
 func (*RolloutReportRequest) ProtoMessage() {}
 
 func (x *RolloutReportRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_proto_controller_v1_controller_proto_msgTypes[96]
+	mi := &file_proto_controller_v1_controller_proto_msgTypes[104]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -7385,7 +7958,7 @@ func (x *RolloutReportRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RolloutReportRequest.ProtoReflect.Descriptor instead.
 func (*RolloutReportRequest) Descriptor() ([]byte, []int) {
-	return file_proto_controller_v1_controller_proto_rawDescGZIP(), []int{96}
+	return file_proto_controller_v1_controller_proto_rawDescGZIP(), []int{104}
 }
 
 func (x *RolloutReportRequest) GetId() string {
@@ -7412,7 +7985,7 @@ type VerifyReportRequest struct {
 
 func (x *VerifyReportRequest) Reset() {
 	*x = VerifyReportRequest{}
-	mi := &file_proto_controller_v1_controller_proto_msgTypes[97]
+	mi := &file_proto_controller_v1_controller_proto_msgTypes[105]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -7424,7 +7997,7 @@ func (x *VerifyReportRequest) String() string {
 func (*VerifyReportRequest) ProtoMessage() {}
 
 func (x *VerifyReportRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_proto_controller_v1_controller_proto_msgTypes[97]
+	mi := &file_proto_controller_v1_controller_proto_msgTypes[105]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -7437,7 +8010,7 @@ func (x *VerifyReportRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use VerifyReportRequest.ProtoReflect.Descriptor instead.
 func (*VerifyReportRequest) Descriptor() ([]byte, []int) {
-	return file_proto_controller_v1_controller_proto_rawDescGZIP(), []int{97}
+	return file_proto_controller_v1_controller_proto_rawDescGZIP(), []int{105}
 }
 
 func (x *VerifyReportRequest) GetDigest() string {
@@ -7471,7 +8044,7 @@ type IssuedReport struct {
 
 func (x *IssuedReport) Reset() {
 	*x = IssuedReport{}
-	mi := &file_proto_controller_v1_controller_proto_msgTypes[98]
+	mi := &file_proto_controller_v1_controller_proto_msgTypes[106]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -7483,7 +8056,7 @@ func (x *IssuedReport) String() string {
 func (*IssuedReport) ProtoMessage() {}
 
 func (x *IssuedReport) ProtoReflect() protoreflect.Message {
-	mi := &file_proto_controller_v1_controller_proto_msgTypes[98]
+	mi := &file_proto_controller_v1_controller_proto_msgTypes[106]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -7496,7 +8069,7 @@ func (x *IssuedReport) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use IssuedReport.ProtoReflect.Descriptor instead.
 func (*IssuedReport) Descriptor() ([]byte, []int) {
-	return file_proto_controller_v1_controller_proto_rawDescGZIP(), []int{98}
+	return file_proto_controller_v1_controller_proto_rawDescGZIP(), []int{106}
 }
 
 func (x *IssuedReport) GetDigest() string {
@@ -7771,7 +8344,7 @@ const file_proto_controller_v1_controller_proto_rawDesc = "" +
 	"\bservices\x18\x01 \x03(\v2\".cairn.controller.v1.ServiceRecordR\bservices\"*\n" +
 	"\x14DeleteServiceRequest\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\"\x17\n" +
-	"\x15DeleteServiceResponse\"\x90\x01\n" +
+	"\x15DeleteServiceResponse\"\xd2\x01\n" +
 	"\n" +
 	"UserRecord\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x14\n" +
@@ -7780,7 +8353,11 @@ const file_proto_controller_v1_controller_proto_rawDesc = "" +
 	"created_by\x18\x03 \x01(\tR\tcreatedBy\x12\x1d\n" +
 	"\n" +
 	"created_at\x18\x04 \x01(\tR\tcreatedAt\x12\x1a\n" +
-	"\bdisabled\x18\x05 \x01(\bR\bdisabled\"\xca\x01\n" +
+	"\bdisabled\x18\x05 \x01(\bR\bdisabled\x12\x1f\n" +
+	"\vdisabled_by\x18\x06 \x01(\tR\n" +
+	"disabledBy\x12\x1f\n" +
+	"\vdisabled_at\x18\a \x01(\tR\n" +
+	"disabledAt\"\xaa\x02\n" +
 	"\x0eAPITokenRecord\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n" +
 	"\x04user\x18\x02 \x01(\tR\x04user\x12\x1d\n" +
@@ -7792,24 +8369,74 @@ const file_proto_controller_v1_controller_proto_rawDesc = "" +
 	"created_at\x18\x05 \x01(\tR\tcreatedAt\x12\x1d\n" +
 	"\n" +
 	"expires_at\x18\x06 \x01(\tR\texpiresAt\x12\x18\n" +
-	"\aissuers\x18\a \x03(\tR\aissuers\"=\n" +
+	"\aissuers\x18\a \x03(\tR\aissuers\x12\x1d\n" +
+	"\n" +
+	"revoked_at\x18\b \x01(\tR\trevokedAt\x12\x1d\n" +
+	"\n" +
+	"revoked_by\x18\t \x01(\tR\trevokedBy\x12 \n" +
+	"\flast_used_at\x18\n" +
+	" \x01(\tR\n" +
+	"lastUsedAt\"=\n" +
 	"\x11CreateUserRequest\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x14\n" +
 	"\x05roles\x18\x02 \x03(\tR\x05roles\"\x12\n" +
 	"\x10ListUsersRequest\"J\n" +
 	"\x11ListUsersResponse\x125\n" +
-	"\x05users\x18\x01 \x03(\v2\x1f.cairn.controller.v1.UserRecordR\x05users\"I\n" +
+	"\x05users\x18\x01 \x03(\v2\x1f.cairn.controller.v1.UserRecordR\x05users\"h\n" +
 	"\x12CreateTokenRequest\x12\x12\n" +
 	"\x04user\x18\x01 \x01(\tR\x04user\x12\x1f\n" +
 	"\vttl_seconds\x18\x02 \x01(\x03R\n" +
-	"ttlSeconds\"t\n" +
+	"ttlSeconds\x12\x1d\n" +
+	"\n" +
+	"expires_at\x18\x03 \x01(\tR\texpiresAt\"t\n" +
 	"\x13CreateTokenResponse\x12\x14\n" +
 	"\x05token\x18\x01 \x01(\tR\x05token\x12\x0e\n" +
 	"\x02id\x18\x02 \x01(\tR\x02id\x12\x1d\n" +
 	"\n" +
 	"expires_at\x18\x03 \x01(\tR\texpiresAt\x12\x18\n" +
 	"\aissuers\x18\x04 \x03(\tR\aissuers\"\x0f\n" +
-	"\rWhoAmIRequest\"\xbd\x02\n" +
+	"\rWhoAmIRequest\"\xb1\x03\n" +
+	"\bAPIToken\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n" +
+	"\x04user\x18\x02 \x01(\tR\x04user\x129\n" +
+	"\x05state\x18\x03 \x01(\x0e2#.cairn.controller.v1.APIToken.StateR\x05state\x12\x1d\n" +
+	"\n" +
+	"created_by\x18\x04 \x01(\tR\tcreatedBy\x12\x1d\n" +
+	"\n" +
+	"created_at\x18\x05 \x01(\tR\tcreatedAt\x12\x1d\n" +
+	"\n" +
+	"expires_at\x18\x06 \x01(\tR\texpiresAt\x12\x18\n" +
+	"\aissuers\x18\a \x03(\tR\aissuers\x12\x1d\n" +
+	"\n" +
+	"revoked_at\x18\b \x01(\tR\trevokedAt\x12\x1d\n" +
+	"\n" +
+	"revoked_by\x18\t \x01(\tR\trevokedBy\x12 \n" +
+	"\flast_used_at\x18\n" +
+	" \x01(\tR\n" +
+	"lastUsedAt\"o\n" +
+	"\x05State\x12\x15\n" +
+	"\x11STATE_UNSPECIFIED\x10\x00\x12\x10\n" +
+	"\fSTATE_ACTIVE\x10\x01\x12\x11\n" +
+	"\rSTATE_EXPIRED\x10\x02\x12\x11\n" +
+	"\rSTATE_REVOKED\x10\x03\x12\x17\n" +
+	"\x13STATE_USER_DISABLED\x10\x04\"'\n" +
+	"\x11ListTokensRequest\x12\x12\n" +
+	"\x04user\x18\x01 \x01(\tR\x04user\"K\n" +
+	"\x12ListTokensResponse\x125\n" +
+	"\x06tokens\x18\x01 \x03(\v2\x1d.cairn.controller.v1.APITokenR\x06tokens\":\n" +
+	"\x12RevokeTokenRequest\x12\x10\n" +
+	"\x03ids\x18\x01 \x03(\tR\x03ids\x12\x12\n" +
+	"\x04user\x18\x02 \x01(\tR\x04user\"N\n" +
+	"\x13RevokeTokenResponse\x127\n" +
+	"\arevoked\x18\x01 \x03(\v2\x1d.cairn.controller.v1.APITokenR\arevoked\"M\n" +
+	"\x12DisableUserRequest\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12#\n" +
+	"\rrevoke_tokens\x18\x02 \x01(\bR\frevokeTokens\"'\n" +
+	"\x11EnableUserRequest\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\";\n" +
+	"\x0fSetRolesRequest\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12\x14\n" +
+	"\x05roles\x18\x02 \x03(\tR\x05roles\"\xbd\x02\n" +
 	"\rAuditLogEntry\x12\x1a\n" +
 	"\bsequence\x18\x01 \x01(\x04R\bsequence\x12\x12\n" +
 	"\x04time\x18\x02 \x01(\tR\x04time\x12\x14\n" +
@@ -8279,13 +8906,20 @@ const file_proto_controller_v1_controller_proto_rawDesc = "" +
 	"\bServices\x12^\n" +
 	"\rCreateService\x12).cairn.controller.v1.CreateServiceRequest\x1a\".cairn.controller.v1.ServiceRecord\x12c\n" +
 	"\fListServices\x12(.cairn.controller.v1.ListServicesRequest\x1a).cairn.controller.v1.ListServicesResponse\x12f\n" +
-	"\rDeleteService\x12).cairn.controller.v1.DeleteServiceRequest\x1a*.cairn.controller.v1.DeleteServiceResponse2\xeb\x02\n" +
+	"\rDeleteService\x12).cairn.controller.v1.DeleteServiceRequest\x1a*.cairn.controller.v1.DeleteServiceResponse2\xaf\x06\n" +
 	"\x05Users\x12U\n" +
 	"\n" +
 	"CreateUser\x12&.cairn.controller.v1.CreateUserRequest\x1a\x1f.cairn.controller.v1.UserRecord\x12Z\n" +
 	"\tListUsers\x12%.cairn.controller.v1.ListUsersRequest\x1a&.cairn.controller.v1.ListUsersResponse\x12`\n" +
 	"\vCreateToken\x12'.cairn.controller.v1.CreateTokenRequest\x1a(.cairn.controller.v1.CreateTokenResponse\x12M\n" +
-	"\x06WhoAmI\x12\".cairn.controller.v1.WhoAmIRequest\x1a\x1f.cairn.controller.v1.UserRecord2\xbf\x01\n" +
+	"\x06WhoAmI\x12\".cairn.controller.v1.WhoAmIRequest\x1a\x1f.cairn.controller.v1.UserRecord\x12]\n" +
+	"\n" +
+	"ListTokens\x12&.cairn.controller.v1.ListTokensRequest\x1a'.cairn.controller.v1.ListTokensResponse\x12`\n" +
+	"\vRevokeToken\x12'.cairn.controller.v1.RevokeTokenRequest\x1a(.cairn.controller.v1.RevokeTokenResponse\x12W\n" +
+	"\vDisableUser\x12'.cairn.controller.v1.DisableUserRequest\x1a\x1f.cairn.controller.v1.UserRecord\x12U\n" +
+	"\n" +
+	"EnableUser\x12&.cairn.controller.v1.EnableUserRequest\x1a\x1f.cairn.controller.v1.UserRecord\x12Q\n" +
+	"\bSetRoles\x12$.cairn.controller.v1.SetRolesRequest\x1a\x1f.cairn.controller.v1.UserRecord2\xbf\x01\n" +
 	"\bAuditLog\x12`\n" +
 	"\vListEntries\x12'.cairn.controller.v1.ListEntriesRequest\x1a(.cairn.controller.v1.ListEntriesResponse\x12Q\n" +
 	"\x06Verify\x12\".cairn.controller.v1.VerifyRequest\x1a#.cairn.controller.v1.VerifyResponse2\x84\x06\n" +
@@ -8343,308 +8977,330 @@ func file_proto_controller_v1_controller_proto_rawDescGZIP() []byte {
 	return file_proto_controller_v1_controller_proto_rawDescData
 }
 
-var file_proto_controller_v1_controller_proto_enumTypes = make([]protoimpl.EnumInfo, 6)
-var file_proto_controller_v1_controller_proto_msgTypes = make([]protoimpl.MessageInfo, 111)
+var file_proto_controller_v1_controller_proto_enumTypes = make([]protoimpl.EnumInfo, 7)
+var file_proto_controller_v1_controller_proto_msgTypes = make([]protoimpl.MessageInfo, 119)
 var file_proto_controller_v1_controller_proto_goTypes = []any{
 	(RolloutState)(0),                 // 0: cairn.controller.v1.RolloutState
 	(WaveState)(0),                    // 1: cairn.controller.v1.WaveState
 	(NodeState)(0),                    // 2: cairn.controller.v1.NodeState
 	(NodeRecord_State)(0),             // 3: cairn.controller.v1.NodeRecord.State
 	(CommandRecord_State)(0),          // 4: cairn.controller.v1.CommandRecord.State
-	(ReleaseRecord_State)(0),          // 5: cairn.controller.v1.ReleaseRecord.State
-	(*CreateEnrollTokenRequest)(nil),  // 6: cairn.controller.v1.CreateEnrollTokenRequest
-	(*CreateEnrollTokenResponse)(nil), // 7: cairn.controller.v1.CreateEnrollTokenResponse
-	(*EnrollTokenRecord)(nil),         // 8: cairn.controller.v1.EnrollTokenRecord
-	(*NodeRecord)(nil),                // 9: cairn.controller.v1.NodeRecord
-	(*ListNodesRequest)(nil),          // 10: cairn.controller.v1.ListNodesRequest
-	(*ListNodesResponse)(nil),         // 11: cairn.controller.v1.ListNodesResponse
-	(*GetNodeRequest)(nil),            // 12: cairn.controller.v1.GetNodeRequest
-	(*LabelNodeRequest)(nil),          // 13: cairn.controller.v1.LabelNodeRequest
-	(*RevokeNodeRequest)(nil),         // 14: cairn.controller.v1.RevokeNodeRequest
-	(*RunAuditRequest)(nil),           // 15: cairn.controller.v1.RunAuditRequest
-	(*RunAuditResponse)(nil),          // 16: cairn.controller.v1.RunAuditResponse
-	(*CommandRecord)(nil),             // 17: cairn.controller.v1.CommandRecord
-	(*GetCommandRequest)(nil),         // 18: cairn.controller.v1.GetCommandRequest
-	(*AuditRecord)(nil),               // 19: cairn.controller.v1.AuditRecord
-	(*ListAuditsRequest)(nil),         // 20: cairn.controller.v1.ListAuditsRequest
-	(*ListAuditsResponse)(nil),        // 21: cairn.controller.v1.ListAuditsResponse
-	(*GetAuditRequest)(nil),           // 22: cairn.controller.v1.GetAuditRequest
-	(*GetAuditResponse)(nil),          // 23: cairn.controller.v1.GetAuditResponse
-	(*BaselineRecord)(nil),            // 24: cairn.controller.v1.BaselineRecord
-	(*AcceptBaselineRequest)(nil),     // 25: cairn.controller.v1.AcceptBaselineRequest
-	(*BaselineHistoryRequest)(nil),    // 26: cairn.controller.v1.BaselineHistoryRequest
-	(*BaselineHistoryResponse)(nil),   // 27: cairn.controller.v1.BaselineHistoryResponse
-	(*DriftRequest)(nil),              // 28: cairn.controller.v1.DriftRequest
-	(*NodeDrift)(nil),                 // 29: cairn.controller.v1.NodeDrift
-	(*DriftResponse)(nil),             // 30: cairn.controller.v1.DriftResponse
-	(*ExportRequest)(nil),             // 31: cairn.controller.v1.ExportRequest
-	(*ExportResponse)(nil),            // 32: cairn.controller.v1.ExportResponse
-	(*ImportRequest)(nil),             // 33: cairn.controller.v1.ImportRequest
-	(*ImportResponse)(nil),            // 34: cairn.controller.v1.ImportResponse
-	(*ServiceRecord)(nil),             // 35: cairn.controller.v1.ServiceRecord
-	(*CreateServiceRequest)(nil),      // 36: cairn.controller.v1.CreateServiceRequest
-	(*ListServicesRequest)(nil),       // 37: cairn.controller.v1.ListServicesRequest
-	(*ListServicesResponse)(nil),      // 38: cairn.controller.v1.ListServicesResponse
-	(*DeleteServiceRequest)(nil),      // 39: cairn.controller.v1.DeleteServiceRequest
-	(*DeleteServiceResponse)(nil),     // 40: cairn.controller.v1.DeleteServiceResponse
-	(*UserRecord)(nil),                // 41: cairn.controller.v1.UserRecord
-	(*APITokenRecord)(nil),            // 42: cairn.controller.v1.APITokenRecord
-	(*CreateUserRequest)(nil),         // 43: cairn.controller.v1.CreateUserRequest
-	(*ListUsersRequest)(nil),          // 44: cairn.controller.v1.ListUsersRequest
-	(*ListUsersResponse)(nil),         // 45: cairn.controller.v1.ListUsersResponse
-	(*CreateTokenRequest)(nil),        // 46: cairn.controller.v1.CreateTokenRequest
-	(*CreateTokenResponse)(nil),       // 47: cairn.controller.v1.CreateTokenResponse
-	(*WhoAmIRequest)(nil),             // 48: cairn.controller.v1.WhoAmIRequest
-	(*AuditLogEntry)(nil),             // 49: cairn.controller.v1.AuditLogEntry
-	(*ListEntriesRequest)(nil),        // 50: cairn.controller.v1.ListEntriesRequest
-	(*ListEntriesResponse)(nil),       // 51: cairn.controller.v1.ListEntriesResponse
-	(*VerifyRequest)(nil),             // 52: cairn.controller.v1.VerifyRequest
-	(*VerifyResponse)(nil),            // 53: cairn.controller.v1.VerifyResponse
-	(*ArtifactRecord)(nil),            // 54: cairn.controller.v1.ArtifactRecord
-	(*InstallRecord)(nil),             // 55: cairn.controller.v1.InstallRecord
-	(*PushRequest)(nil),               // 56: cairn.controller.v1.PushRequest
-	(*PushHeader)(nil),                // 57: cairn.controller.v1.PushHeader
-	(*UploadStatusRequest)(nil),       // 58: cairn.controller.v1.UploadStatusRequest
-	(*UploadStatusResponse)(nil),      // 59: cairn.controller.v1.UploadStatusResponse
-	(*DiscardUploadRequest)(nil),      // 60: cairn.controller.v1.DiscardUploadRequest
-	(*DiscardUploadResponse)(nil),     // 61: cairn.controller.v1.DiscardUploadResponse
-	(*ListArtifactsRequest)(nil),      // 62: cairn.controller.v1.ListArtifactsRequest
-	(*ListArtifactsResponse)(nil),     // 63: cairn.controller.v1.ListArtifactsResponse
-	(*GetArtifactRequest)(nil),        // 64: cairn.controller.v1.GetArtifactRequest
-	(*DownloadChunk)(nil),             // 65: cairn.controller.v1.DownloadChunk
-	(*WhereRequest)(nil),              // 66: cairn.controller.v1.WhereRequest
-	(*WhereResponse)(nil),             // 67: cairn.controller.v1.WhereResponse
-	(*CollectGarbageRequest)(nil),     // 68: cairn.controller.v1.CollectGarbageRequest
-	(*CollectGarbageResponse)(nil),    // 69: cairn.controller.v1.CollectGarbageResponse
-	(*ReleaseRef)(nil),                // 70: cairn.controller.v1.ReleaseRef
-	(*CreateReleaseRequest)(nil),      // 71: cairn.controller.v1.CreateReleaseRequest
-	(*ReleaseComponent)(nil),          // 72: cairn.controller.v1.ReleaseComponent
-	(*TestRecord)(nil),                // 73: cairn.controller.v1.TestRecord
-	(*Decision)(nil),                  // 74: cairn.controller.v1.Decision
-	(*ReleaseRecord)(nil),             // 75: cairn.controller.v1.ReleaseRecord
-	(*ListReleasesRequest)(nil),       // 76: cairn.controller.v1.ListReleasesRequest
-	(*ListReleasesResponse)(nil),      // 77: cairn.controller.v1.ListReleasesResponse
-	(*RecordTestRequest)(nil),         // 78: cairn.controller.v1.RecordTestRequest
-	(*DecisionRequest)(nil),           // 79: cairn.controller.v1.DecisionRequest
-	(*VerifyReleaseResponse)(nil),     // 80: cairn.controller.v1.VerifyReleaseResponse
-	(*RenderRequest)(nil),             // 81: cairn.controller.v1.RenderRequest
-	(*RenderResponse)(nil),            // 82: cairn.controller.v1.RenderResponse
-	(*ListKnownErrorsRequest)(nil),    // 83: cairn.controller.v1.ListKnownErrorsRequest
-	(*KnownErrorEntry)(nil),           // 84: cairn.controller.v1.KnownErrorEntry
-	(*ListKnownErrorsResponse)(nil),   // 85: cairn.controller.v1.ListKnownErrorsResponse
-	(*AgentEventRecord)(nil),          // 86: cairn.controller.v1.AgentEventRecord
-	(*RolloutNodeAction)(nil),         // 87: cairn.controller.v1.RolloutNodeAction
-	(*RolloutRef)(nil),                // 88: cairn.controller.v1.RolloutRef
-	(*RolloutAction)(nil),             // 89: cairn.controller.v1.RolloutAction
-	(*RolloutSpec)(nil),               // 90: cairn.controller.v1.RolloutSpec
-	(*RolloutPlan)(nil),               // 91: cairn.controller.v1.RolloutPlan
-	(*PlannedWave)(nil),               // 92: cairn.controller.v1.PlannedWave
-	(*NodePlan)(nil),                  // 93: cairn.controller.v1.NodePlan
-	(*RolloutRecord)(nil),             // 94: cairn.controller.v1.RolloutRecord
-	(*RolloutWave)(nil),               // 95: cairn.controller.v1.RolloutWave
-	(*RolloutCounts)(nil),             // 96: cairn.controller.v1.RolloutCounts
-	(*RolloutNode)(nil),               // 97: cairn.controller.v1.RolloutNode
-	(*StepConfirmation)(nil),          // 98: cairn.controller.v1.StepConfirmation
-	(*ConfirmStepRequest)(nil),        // 99: cairn.controller.v1.ConfirmStepRequest
-	(*ListRolloutsRequest)(nil),       // 100: cairn.controller.v1.ListRolloutsRequest
-	(*ListRolloutsResponse)(nil),      // 101: cairn.controller.v1.ListRolloutsResponse
-	(*RolloutReportRequest)(nil),      // 102: cairn.controller.v1.RolloutReportRequest
-	(*VerifyReportRequest)(nil),       // 103: cairn.controller.v1.VerifyReportRequest
-	(*IssuedReport)(nil),              // 104: cairn.controller.v1.IssuedReport
-	nil,                               // 105: cairn.controller.v1.CreateEnrollTokenRequest.LabelsEntry
-	nil,                               // 106: cairn.controller.v1.EnrollTokenRecord.LabelsEntry
-	nil,                               // 107: cairn.controller.v1.NodeRecord.LabelsEntry
-	nil,                               // 108: cairn.controller.v1.ListNodesRequest.SelectorEntry
-	nil,                               // 109: cairn.controller.v1.LabelNodeRequest.SetEntry
-	nil,                               // 110: cairn.controller.v1.RunAuditRequest.SelectorEntry
-	nil,                               // 111: cairn.controller.v1.DriftRequest.SelectorEntry
-	nil,                               // 112: cairn.controller.v1.ServiceRecord.SelectorEntry
-	nil,                               // 113: cairn.controller.v1.CreateServiceRequest.SelectorEntry
-	nil,                               // 114: cairn.controller.v1.AuditLogEntry.DetailsEntry
-	nil,                               // 115: cairn.controller.v1.CreateReleaseRequest.ComponentDigestsEntry
-	nil,                               // 116: cairn.controller.v1.RolloutSpec.SelectorEntry
-	(*v1.DeployCommand)(nil),          // 117: cairn.agent.v1.DeployCommand
-	(*v11.Audit)(nil),                 // 118: cairn.inventory.v1.Audit
+	(APIToken_State)(0),               // 5: cairn.controller.v1.APIToken.State
+	(ReleaseRecord_State)(0),          // 6: cairn.controller.v1.ReleaseRecord.State
+	(*CreateEnrollTokenRequest)(nil),  // 7: cairn.controller.v1.CreateEnrollTokenRequest
+	(*CreateEnrollTokenResponse)(nil), // 8: cairn.controller.v1.CreateEnrollTokenResponse
+	(*EnrollTokenRecord)(nil),         // 9: cairn.controller.v1.EnrollTokenRecord
+	(*NodeRecord)(nil),                // 10: cairn.controller.v1.NodeRecord
+	(*ListNodesRequest)(nil),          // 11: cairn.controller.v1.ListNodesRequest
+	(*ListNodesResponse)(nil),         // 12: cairn.controller.v1.ListNodesResponse
+	(*GetNodeRequest)(nil),            // 13: cairn.controller.v1.GetNodeRequest
+	(*LabelNodeRequest)(nil),          // 14: cairn.controller.v1.LabelNodeRequest
+	(*RevokeNodeRequest)(nil),         // 15: cairn.controller.v1.RevokeNodeRequest
+	(*RunAuditRequest)(nil),           // 16: cairn.controller.v1.RunAuditRequest
+	(*RunAuditResponse)(nil),          // 17: cairn.controller.v1.RunAuditResponse
+	(*CommandRecord)(nil),             // 18: cairn.controller.v1.CommandRecord
+	(*GetCommandRequest)(nil),         // 19: cairn.controller.v1.GetCommandRequest
+	(*AuditRecord)(nil),               // 20: cairn.controller.v1.AuditRecord
+	(*ListAuditsRequest)(nil),         // 21: cairn.controller.v1.ListAuditsRequest
+	(*ListAuditsResponse)(nil),        // 22: cairn.controller.v1.ListAuditsResponse
+	(*GetAuditRequest)(nil),           // 23: cairn.controller.v1.GetAuditRequest
+	(*GetAuditResponse)(nil),          // 24: cairn.controller.v1.GetAuditResponse
+	(*BaselineRecord)(nil),            // 25: cairn.controller.v1.BaselineRecord
+	(*AcceptBaselineRequest)(nil),     // 26: cairn.controller.v1.AcceptBaselineRequest
+	(*BaselineHistoryRequest)(nil),    // 27: cairn.controller.v1.BaselineHistoryRequest
+	(*BaselineHistoryResponse)(nil),   // 28: cairn.controller.v1.BaselineHistoryResponse
+	(*DriftRequest)(nil),              // 29: cairn.controller.v1.DriftRequest
+	(*NodeDrift)(nil),                 // 30: cairn.controller.v1.NodeDrift
+	(*DriftResponse)(nil),             // 31: cairn.controller.v1.DriftResponse
+	(*ExportRequest)(nil),             // 32: cairn.controller.v1.ExportRequest
+	(*ExportResponse)(nil),            // 33: cairn.controller.v1.ExportResponse
+	(*ImportRequest)(nil),             // 34: cairn.controller.v1.ImportRequest
+	(*ImportResponse)(nil),            // 35: cairn.controller.v1.ImportResponse
+	(*ServiceRecord)(nil),             // 36: cairn.controller.v1.ServiceRecord
+	(*CreateServiceRequest)(nil),      // 37: cairn.controller.v1.CreateServiceRequest
+	(*ListServicesRequest)(nil),       // 38: cairn.controller.v1.ListServicesRequest
+	(*ListServicesResponse)(nil),      // 39: cairn.controller.v1.ListServicesResponse
+	(*DeleteServiceRequest)(nil),      // 40: cairn.controller.v1.DeleteServiceRequest
+	(*DeleteServiceResponse)(nil),     // 41: cairn.controller.v1.DeleteServiceResponse
+	(*UserRecord)(nil),                // 42: cairn.controller.v1.UserRecord
+	(*APITokenRecord)(nil),            // 43: cairn.controller.v1.APITokenRecord
+	(*CreateUserRequest)(nil),         // 44: cairn.controller.v1.CreateUserRequest
+	(*ListUsersRequest)(nil),          // 45: cairn.controller.v1.ListUsersRequest
+	(*ListUsersResponse)(nil),         // 46: cairn.controller.v1.ListUsersResponse
+	(*CreateTokenRequest)(nil),        // 47: cairn.controller.v1.CreateTokenRequest
+	(*CreateTokenResponse)(nil),       // 48: cairn.controller.v1.CreateTokenResponse
+	(*WhoAmIRequest)(nil),             // 49: cairn.controller.v1.WhoAmIRequest
+	(*APIToken)(nil),                  // 50: cairn.controller.v1.APIToken
+	(*ListTokensRequest)(nil),         // 51: cairn.controller.v1.ListTokensRequest
+	(*ListTokensResponse)(nil),        // 52: cairn.controller.v1.ListTokensResponse
+	(*RevokeTokenRequest)(nil),        // 53: cairn.controller.v1.RevokeTokenRequest
+	(*RevokeTokenResponse)(nil),       // 54: cairn.controller.v1.RevokeTokenResponse
+	(*DisableUserRequest)(nil),        // 55: cairn.controller.v1.DisableUserRequest
+	(*EnableUserRequest)(nil),         // 56: cairn.controller.v1.EnableUserRequest
+	(*SetRolesRequest)(nil),           // 57: cairn.controller.v1.SetRolesRequest
+	(*AuditLogEntry)(nil),             // 58: cairn.controller.v1.AuditLogEntry
+	(*ListEntriesRequest)(nil),        // 59: cairn.controller.v1.ListEntriesRequest
+	(*ListEntriesResponse)(nil),       // 60: cairn.controller.v1.ListEntriesResponse
+	(*VerifyRequest)(nil),             // 61: cairn.controller.v1.VerifyRequest
+	(*VerifyResponse)(nil),            // 62: cairn.controller.v1.VerifyResponse
+	(*ArtifactRecord)(nil),            // 63: cairn.controller.v1.ArtifactRecord
+	(*InstallRecord)(nil),             // 64: cairn.controller.v1.InstallRecord
+	(*PushRequest)(nil),               // 65: cairn.controller.v1.PushRequest
+	(*PushHeader)(nil),                // 66: cairn.controller.v1.PushHeader
+	(*UploadStatusRequest)(nil),       // 67: cairn.controller.v1.UploadStatusRequest
+	(*UploadStatusResponse)(nil),      // 68: cairn.controller.v1.UploadStatusResponse
+	(*DiscardUploadRequest)(nil),      // 69: cairn.controller.v1.DiscardUploadRequest
+	(*DiscardUploadResponse)(nil),     // 70: cairn.controller.v1.DiscardUploadResponse
+	(*ListArtifactsRequest)(nil),      // 71: cairn.controller.v1.ListArtifactsRequest
+	(*ListArtifactsResponse)(nil),     // 72: cairn.controller.v1.ListArtifactsResponse
+	(*GetArtifactRequest)(nil),        // 73: cairn.controller.v1.GetArtifactRequest
+	(*DownloadChunk)(nil),             // 74: cairn.controller.v1.DownloadChunk
+	(*WhereRequest)(nil),              // 75: cairn.controller.v1.WhereRequest
+	(*WhereResponse)(nil),             // 76: cairn.controller.v1.WhereResponse
+	(*CollectGarbageRequest)(nil),     // 77: cairn.controller.v1.CollectGarbageRequest
+	(*CollectGarbageResponse)(nil),    // 78: cairn.controller.v1.CollectGarbageResponse
+	(*ReleaseRef)(nil),                // 79: cairn.controller.v1.ReleaseRef
+	(*CreateReleaseRequest)(nil),      // 80: cairn.controller.v1.CreateReleaseRequest
+	(*ReleaseComponent)(nil),          // 81: cairn.controller.v1.ReleaseComponent
+	(*TestRecord)(nil),                // 82: cairn.controller.v1.TestRecord
+	(*Decision)(nil),                  // 83: cairn.controller.v1.Decision
+	(*ReleaseRecord)(nil),             // 84: cairn.controller.v1.ReleaseRecord
+	(*ListReleasesRequest)(nil),       // 85: cairn.controller.v1.ListReleasesRequest
+	(*ListReleasesResponse)(nil),      // 86: cairn.controller.v1.ListReleasesResponse
+	(*RecordTestRequest)(nil),         // 87: cairn.controller.v1.RecordTestRequest
+	(*DecisionRequest)(nil),           // 88: cairn.controller.v1.DecisionRequest
+	(*VerifyReleaseResponse)(nil),     // 89: cairn.controller.v1.VerifyReleaseResponse
+	(*RenderRequest)(nil),             // 90: cairn.controller.v1.RenderRequest
+	(*RenderResponse)(nil),            // 91: cairn.controller.v1.RenderResponse
+	(*ListKnownErrorsRequest)(nil),    // 92: cairn.controller.v1.ListKnownErrorsRequest
+	(*KnownErrorEntry)(nil),           // 93: cairn.controller.v1.KnownErrorEntry
+	(*ListKnownErrorsResponse)(nil),   // 94: cairn.controller.v1.ListKnownErrorsResponse
+	(*AgentEventRecord)(nil),          // 95: cairn.controller.v1.AgentEventRecord
+	(*RolloutNodeAction)(nil),         // 96: cairn.controller.v1.RolloutNodeAction
+	(*RolloutRef)(nil),                // 97: cairn.controller.v1.RolloutRef
+	(*RolloutAction)(nil),             // 98: cairn.controller.v1.RolloutAction
+	(*RolloutSpec)(nil),               // 99: cairn.controller.v1.RolloutSpec
+	(*RolloutPlan)(nil),               // 100: cairn.controller.v1.RolloutPlan
+	(*PlannedWave)(nil),               // 101: cairn.controller.v1.PlannedWave
+	(*NodePlan)(nil),                  // 102: cairn.controller.v1.NodePlan
+	(*RolloutRecord)(nil),             // 103: cairn.controller.v1.RolloutRecord
+	(*RolloutWave)(nil),               // 104: cairn.controller.v1.RolloutWave
+	(*RolloutCounts)(nil),             // 105: cairn.controller.v1.RolloutCounts
+	(*RolloutNode)(nil),               // 106: cairn.controller.v1.RolloutNode
+	(*StepConfirmation)(nil),          // 107: cairn.controller.v1.StepConfirmation
+	(*ConfirmStepRequest)(nil),        // 108: cairn.controller.v1.ConfirmStepRequest
+	(*ListRolloutsRequest)(nil),       // 109: cairn.controller.v1.ListRolloutsRequest
+	(*ListRolloutsResponse)(nil),      // 110: cairn.controller.v1.ListRolloutsResponse
+	(*RolloutReportRequest)(nil),      // 111: cairn.controller.v1.RolloutReportRequest
+	(*VerifyReportRequest)(nil),       // 112: cairn.controller.v1.VerifyReportRequest
+	(*IssuedReport)(nil),              // 113: cairn.controller.v1.IssuedReport
+	nil,                               // 114: cairn.controller.v1.CreateEnrollTokenRequest.LabelsEntry
+	nil,                               // 115: cairn.controller.v1.EnrollTokenRecord.LabelsEntry
+	nil,                               // 116: cairn.controller.v1.NodeRecord.LabelsEntry
+	nil,                               // 117: cairn.controller.v1.ListNodesRequest.SelectorEntry
+	nil,                               // 118: cairn.controller.v1.LabelNodeRequest.SetEntry
+	nil,                               // 119: cairn.controller.v1.RunAuditRequest.SelectorEntry
+	nil,                               // 120: cairn.controller.v1.DriftRequest.SelectorEntry
+	nil,                               // 121: cairn.controller.v1.ServiceRecord.SelectorEntry
+	nil,                               // 122: cairn.controller.v1.CreateServiceRequest.SelectorEntry
+	nil,                               // 123: cairn.controller.v1.AuditLogEntry.DetailsEntry
+	nil,                               // 124: cairn.controller.v1.CreateReleaseRequest.ComponentDigestsEntry
+	nil,                               // 125: cairn.controller.v1.RolloutSpec.SelectorEntry
+	(*v1.DeployCommand)(nil),          // 126: cairn.agent.v1.DeployCommand
+	(*v11.Audit)(nil),                 // 127: cairn.inventory.v1.Audit
 }
 var file_proto_controller_v1_controller_proto_depIdxs = []int32{
-	105, // 0: cairn.controller.v1.CreateEnrollTokenRequest.labels:type_name -> cairn.controller.v1.CreateEnrollTokenRequest.LabelsEntry
-	106, // 1: cairn.controller.v1.EnrollTokenRecord.labels:type_name -> cairn.controller.v1.EnrollTokenRecord.LabelsEntry
-	107, // 2: cairn.controller.v1.NodeRecord.labels:type_name -> cairn.controller.v1.NodeRecord.LabelsEntry
+	114, // 0: cairn.controller.v1.CreateEnrollTokenRequest.labels:type_name -> cairn.controller.v1.CreateEnrollTokenRequest.LabelsEntry
+	115, // 1: cairn.controller.v1.EnrollTokenRecord.labels:type_name -> cairn.controller.v1.EnrollTokenRecord.LabelsEntry
+	116, // 2: cairn.controller.v1.NodeRecord.labels:type_name -> cairn.controller.v1.NodeRecord.LabelsEntry
 	3,   // 3: cairn.controller.v1.NodeRecord.state:type_name -> cairn.controller.v1.NodeRecord.State
-	108, // 4: cairn.controller.v1.ListNodesRequest.selector:type_name -> cairn.controller.v1.ListNodesRequest.SelectorEntry
-	9,   // 5: cairn.controller.v1.ListNodesResponse.nodes:type_name -> cairn.controller.v1.NodeRecord
-	109, // 6: cairn.controller.v1.LabelNodeRequest.set:type_name -> cairn.controller.v1.LabelNodeRequest.SetEntry
-	110, // 7: cairn.controller.v1.RunAuditRequest.selector:type_name -> cairn.controller.v1.RunAuditRequest.SelectorEntry
-	17,  // 8: cairn.controller.v1.RunAuditResponse.commands:type_name -> cairn.controller.v1.CommandRecord
+	117, // 4: cairn.controller.v1.ListNodesRequest.selector:type_name -> cairn.controller.v1.ListNodesRequest.SelectorEntry
+	10,  // 5: cairn.controller.v1.ListNodesResponse.nodes:type_name -> cairn.controller.v1.NodeRecord
+	118, // 6: cairn.controller.v1.LabelNodeRequest.set:type_name -> cairn.controller.v1.LabelNodeRequest.SetEntry
+	119, // 7: cairn.controller.v1.RunAuditRequest.selector:type_name -> cairn.controller.v1.RunAuditRequest.SelectorEntry
+	18,  // 8: cairn.controller.v1.RunAuditResponse.commands:type_name -> cairn.controller.v1.CommandRecord
 	4,   // 9: cairn.controller.v1.CommandRecord.state:type_name -> cairn.controller.v1.CommandRecord.State
-	117, // 10: cairn.controller.v1.CommandRecord.deploy:type_name -> cairn.agent.v1.DeployCommand
-	19,  // 11: cairn.controller.v1.ListAuditsResponse.audits:type_name -> cairn.controller.v1.AuditRecord
-	19,  // 12: cairn.controller.v1.GetAuditResponse.record:type_name -> cairn.controller.v1.AuditRecord
-	118, // 13: cairn.controller.v1.GetAuditResponse.audit:type_name -> cairn.inventory.v1.Audit
-	24,  // 14: cairn.controller.v1.BaselineHistoryResponse.baselines:type_name -> cairn.controller.v1.BaselineRecord
-	111, // 15: cairn.controller.v1.DriftRequest.selector:type_name -> cairn.controller.v1.DriftRequest.SelectorEntry
-	29,  // 16: cairn.controller.v1.DriftResponse.nodes:type_name -> cairn.controller.v1.NodeDrift
-	9,   // 17: cairn.controller.v1.ExportResponse.nodes:type_name -> cairn.controller.v1.NodeRecord
-	35,  // 18: cairn.controller.v1.ExportResponse.services:type_name -> cairn.controller.v1.ServiceRecord
-	24,  // 19: cairn.controller.v1.ExportResponse.baselines:type_name -> cairn.controller.v1.BaselineRecord
-	9,   // 20: cairn.controller.v1.ImportRequest.nodes:type_name -> cairn.controller.v1.NodeRecord
-	35,  // 21: cairn.controller.v1.ImportRequest.services:type_name -> cairn.controller.v1.ServiceRecord
-	112, // 22: cairn.controller.v1.ServiceRecord.selector:type_name -> cairn.controller.v1.ServiceRecord.SelectorEntry
-	113, // 23: cairn.controller.v1.CreateServiceRequest.selector:type_name -> cairn.controller.v1.CreateServiceRequest.SelectorEntry
-	35,  // 24: cairn.controller.v1.ListServicesResponse.services:type_name -> cairn.controller.v1.ServiceRecord
-	41,  // 25: cairn.controller.v1.ListUsersResponse.users:type_name -> cairn.controller.v1.UserRecord
-	114, // 26: cairn.controller.v1.AuditLogEntry.details:type_name -> cairn.controller.v1.AuditLogEntry.DetailsEntry
-	49,  // 27: cairn.controller.v1.ListEntriesResponse.entries:type_name -> cairn.controller.v1.AuditLogEntry
-	55,  // 28: cairn.controller.v1.ArtifactRecord.installs:type_name -> cairn.controller.v1.InstallRecord
-	57,  // 29: cairn.controller.v1.PushRequest.header:type_name -> cairn.controller.v1.PushHeader
-	54,  // 30: cairn.controller.v1.ListArtifactsResponse.artifacts:type_name -> cairn.controller.v1.ArtifactRecord
-	54,  // 31: cairn.controller.v1.DownloadChunk.artifact:type_name -> cairn.controller.v1.ArtifactRecord
-	55,  // 32: cairn.controller.v1.WhereResponse.installs:type_name -> cairn.controller.v1.InstallRecord
-	54,  // 33: cairn.controller.v1.CollectGarbageResponse.removed:type_name -> cairn.controller.v1.ArtifactRecord
-	115, // 34: cairn.controller.v1.CreateReleaseRequest.component_digests:type_name -> cairn.controller.v1.CreateReleaseRequest.ComponentDigestsEntry
-	5,   // 35: cairn.controller.v1.ReleaseRecord.state:type_name -> cairn.controller.v1.ReleaseRecord.State
-	72,  // 36: cairn.controller.v1.ReleaseRecord.components:type_name -> cairn.controller.v1.ReleaseComponent
-	73,  // 37: cairn.controller.v1.ReleaseRecord.tests:type_name -> cairn.controller.v1.TestRecord
-	74,  // 38: cairn.controller.v1.ReleaseRecord.decisions:type_name -> cairn.controller.v1.Decision
-	75,  // 39: cairn.controller.v1.ListReleasesResponse.releases:type_name -> cairn.controller.v1.ReleaseRecord
-	70,  // 40: cairn.controller.v1.RecordTestRequest.release:type_name -> cairn.controller.v1.ReleaseRef
-	70,  // 41: cairn.controller.v1.DecisionRequest.release:type_name -> cairn.controller.v1.ReleaseRef
-	70,  // 42: cairn.controller.v1.RenderRequest.release:type_name -> cairn.controller.v1.ReleaseRef
-	84,  // 43: cairn.controller.v1.ListKnownErrorsResponse.known_errors:type_name -> cairn.controller.v1.KnownErrorEntry
-	70,  // 44: cairn.controller.v1.RolloutSpec.release:type_name -> cairn.controller.v1.ReleaseRef
-	116, // 45: cairn.controller.v1.RolloutSpec.selector:type_name -> cairn.controller.v1.RolloutSpec.SelectorEntry
-	90,  // 46: cairn.controller.v1.RolloutPlan.spec:type_name -> cairn.controller.v1.RolloutSpec
-	92,  // 47: cairn.controller.v1.RolloutPlan.waves:type_name -> cairn.controller.v1.PlannedWave
-	93,  // 48: cairn.controller.v1.RolloutPlan.nodes:type_name -> cairn.controller.v1.NodePlan
-	70,  // 49: cairn.controller.v1.RolloutRecord.release:type_name -> cairn.controller.v1.ReleaseRef
-	90,  // 50: cairn.controller.v1.RolloutRecord.spec:type_name -> cairn.controller.v1.RolloutSpec
-	0,   // 51: cairn.controller.v1.RolloutRecord.state:type_name -> cairn.controller.v1.RolloutState
-	95,  // 52: cairn.controller.v1.RolloutRecord.waves:type_name -> cairn.controller.v1.RolloutWave
-	96,  // 53: cairn.controller.v1.RolloutRecord.counts:type_name -> cairn.controller.v1.RolloutCounts
-	97,  // 54: cairn.controller.v1.RolloutRecord.nodes:type_name -> cairn.controller.v1.RolloutNode
-	1,   // 55: cairn.controller.v1.RolloutWave.state:type_name -> cairn.controller.v1.WaveState
-	2,   // 56: cairn.controller.v1.RolloutNode.state:type_name -> cairn.controller.v1.NodeState
-	98,  // 57: cairn.controller.v1.RolloutNode.confirmations:type_name -> cairn.controller.v1.StepConfirmation
-	2,   // 58: cairn.controller.v1.RolloutNode.resolved_from:type_name -> cairn.controller.v1.NodeState
-	94,  // 59: cairn.controller.v1.ListRolloutsResponse.rollouts:type_name -> cairn.controller.v1.RolloutRecord
-	70,  // 60: cairn.controller.v1.IssuedReport.release:type_name -> cairn.controller.v1.ReleaseRef
-	6,   // 61: cairn.controller.v1.EnrollTokens.CreateEnrollToken:input_type -> cairn.controller.v1.CreateEnrollTokenRequest
-	10,  // 62: cairn.controller.v1.Nodes.ListNodes:input_type -> cairn.controller.v1.ListNodesRequest
-	12,  // 63: cairn.controller.v1.Nodes.GetNode:input_type -> cairn.controller.v1.GetNodeRequest
-	13,  // 64: cairn.controller.v1.Nodes.LabelNode:input_type -> cairn.controller.v1.LabelNodeRequest
-	14,  // 65: cairn.controller.v1.Nodes.RevokeNode:input_type -> cairn.controller.v1.RevokeNodeRequest
-	15,  // 66: cairn.controller.v1.Audits.RunAudit:input_type -> cairn.controller.v1.RunAuditRequest
-	18,  // 67: cairn.controller.v1.Audits.GetCommand:input_type -> cairn.controller.v1.GetCommandRequest
-	20,  // 68: cairn.controller.v1.Audits.ListAudits:input_type -> cairn.controller.v1.ListAuditsRequest
-	22,  // 69: cairn.controller.v1.Audits.GetAudit:input_type -> cairn.controller.v1.GetAuditRequest
-	25,  // 70: cairn.controller.v1.CMS.AcceptBaseline:input_type -> cairn.controller.v1.AcceptBaselineRequest
-	26,  // 71: cairn.controller.v1.CMS.BaselineHistory:input_type -> cairn.controller.v1.BaselineHistoryRequest
-	28,  // 72: cairn.controller.v1.CMS.Drift:input_type -> cairn.controller.v1.DriftRequest
-	31,  // 73: cairn.controller.v1.CMS.Export:input_type -> cairn.controller.v1.ExportRequest
-	33,  // 74: cairn.controller.v1.CMS.Import:input_type -> cairn.controller.v1.ImportRequest
-	36,  // 75: cairn.controller.v1.Services.CreateService:input_type -> cairn.controller.v1.CreateServiceRequest
-	37,  // 76: cairn.controller.v1.Services.ListServices:input_type -> cairn.controller.v1.ListServicesRequest
-	39,  // 77: cairn.controller.v1.Services.DeleteService:input_type -> cairn.controller.v1.DeleteServiceRequest
-	43,  // 78: cairn.controller.v1.Users.CreateUser:input_type -> cairn.controller.v1.CreateUserRequest
-	44,  // 79: cairn.controller.v1.Users.ListUsers:input_type -> cairn.controller.v1.ListUsersRequest
-	46,  // 80: cairn.controller.v1.Users.CreateToken:input_type -> cairn.controller.v1.CreateTokenRequest
-	48,  // 81: cairn.controller.v1.Users.WhoAmI:input_type -> cairn.controller.v1.WhoAmIRequest
-	50,  // 82: cairn.controller.v1.AuditLog.ListEntries:input_type -> cairn.controller.v1.ListEntriesRequest
-	52,  // 83: cairn.controller.v1.AuditLog.Verify:input_type -> cairn.controller.v1.VerifyRequest
-	56,  // 84: cairn.controller.v1.Artifacts.Push:input_type -> cairn.controller.v1.PushRequest
-	58,  // 85: cairn.controller.v1.Artifacts.UploadStatus:input_type -> cairn.controller.v1.UploadStatusRequest
-	60,  // 86: cairn.controller.v1.Artifacts.DiscardUpload:input_type -> cairn.controller.v1.DiscardUploadRequest
-	62,  // 87: cairn.controller.v1.Artifacts.ListArtifacts:input_type -> cairn.controller.v1.ListArtifactsRequest
-	64,  // 88: cairn.controller.v1.Artifacts.GetArtifact:input_type -> cairn.controller.v1.GetArtifactRequest
-	64,  // 89: cairn.controller.v1.Artifacts.Download:input_type -> cairn.controller.v1.GetArtifactRequest
-	66,  // 90: cairn.controller.v1.Artifacts.Where:input_type -> cairn.controller.v1.WhereRequest
-	68,  // 91: cairn.controller.v1.Artifacts.CollectGarbage:input_type -> cairn.controller.v1.CollectGarbageRequest
-	71,  // 92: cairn.controller.v1.Releases.CreateRelease:input_type -> cairn.controller.v1.CreateReleaseRequest
-	70,  // 93: cairn.controller.v1.Releases.SealRelease:input_type -> cairn.controller.v1.ReleaseRef
-	78,  // 94: cairn.controller.v1.Releases.RecordTest:input_type -> cairn.controller.v1.RecordTestRequest
-	79,  // 95: cairn.controller.v1.Releases.ApproveRelease:input_type -> cairn.controller.v1.DecisionRequest
-	79,  // 96: cairn.controller.v1.Releases.RejectRelease:input_type -> cairn.controller.v1.DecisionRequest
-	70,  // 97: cairn.controller.v1.Releases.GetRelease:input_type -> cairn.controller.v1.ReleaseRef
-	76,  // 98: cairn.controller.v1.Releases.ListReleases:input_type -> cairn.controller.v1.ListReleasesRequest
-	70,  // 99: cairn.controller.v1.Releases.VerifyRelease:input_type -> cairn.controller.v1.ReleaseRef
-	81,  // 100: cairn.controller.v1.Releases.ReleaseNotes:input_type -> cairn.controller.v1.RenderRequest
-	81,  // 101: cairn.controller.v1.Releases.ReleaseDossier:input_type -> cairn.controller.v1.RenderRequest
-	83,  // 102: cairn.controller.v1.KnownErrors.ListKnownErrors:input_type -> cairn.controller.v1.ListKnownErrorsRequest
-	90,  // 103: cairn.controller.v1.Rollouts.PlanRollout:input_type -> cairn.controller.v1.RolloutSpec
-	90,  // 104: cairn.controller.v1.Rollouts.StartRollout:input_type -> cairn.controller.v1.RolloutSpec
-	88,  // 105: cairn.controller.v1.Rollouts.GetRollout:input_type -> cairn.controller.v1.RolloutRef
-	100, // 106: cairn.controller.v1.Rollouts.ListRollouts:input_type -> cairn.controller.v1.ListRolloutsRequest
-	88,  // 107: cairn.controller.v1.Rollouts.WatchRollout:input_type -> cairn.controller.v1.RolloutRef
-	89,  // 108: cairn.controller.v1.Rollouts.PauseRollout:input_type -> cairn.controller.v1.RolloutAction
-	89,  // 109: cairn.controller.v1.Rollouts.ResumeRollout:input_type -> cairn.controller.v1.RolloutAction
-	89,  // 110: cairn.controller.v1.Rollouts.AbortRollout:input_type -> cairn.controller.v1.RolloutAction
-	89,  // 111: cairn.controller.v1.Rollouts.RollbackRollout:input_type -> cairn.controller.v1.RolloutAction
-	99,  // 112: cairn.controller.v1.Rollouts.ConfirmStep:input_type -> cairn.controller.v1.ConfirmStepRequest
-	102, // 113: cairn.controller.v1.Rollouts.RolloutReport:input_type -> cairn.controller.v1.RolloutReportRequest
-	103, // 114: cairn.controller.v1.Rollouts.VerifyRolloutReport:input_type -> cairn.controller.v1.VerifyReportRequest
-	87,  // 115: cairn.controller.v1.Rollouts.RetryRolloutNode:input_type -> cairn.controller.v1.RolloutNodeAction
-	87,  // 116: cairn.controller.v1.Rollouts.ResolveRolloutNode:input_type -> cairn.controller.v1.RolloutNodeAction
-	7,   // 117: cairn.controller.v1.EnrollTokens.CreateEnrollToken:output_type -> cairn.controller.v1.CreateEnrollTokenResponse
-	11,  // 118: cairn.controller.v1.Nodes.ListNodes:output_type -> cairn.controller.v1.ListNodesResponse
-	9,   // 119: cairn.controller.v1.Nodes.GetNode:output_type -> cairn.controller.v1.NodeRecord
-	9,   // 120: cairn.controller.v1.Nodes.LabelNode:output_type -> cairn.controller.v1.NodeRecord
-	9,   // 121: cairn.controller.v1.Nodes.RevokeNode:output_type -> cairn.controller.v1.NodeRecord
-	16,  // 122: cairn.controller.v1.Audits.RunAudit:output_type -> cairn.controller.v1.RunAuditResponse
-	17,  // 123: cairn.controller.v1.Audits.GetCommand:output_type -> cairn.controller.v1.CommandRecord
-	21,  // 124: cairn.controller.v1.Audits.ListAudits:output_type -> cairn.controller.v1.ListAuditsResponse
-	23,  // 125: cairn.controller.v1.Audits.GetAudit:output_type -> cairn.controller.v1.GetAuditResponse
-	24,  // 126: cairn.controller.v1.CMS.AcceptBaseline:output_type -> cairn.controller.v1.BaselineRecord
-	27,  // 127: cairn.controller.v1.CMS.BaselineHistory:output_type -> cairn.controller.v1.BaselineHistoryResponse
-	30,  // 128: cairn.controller.v1.CMS.Drift:output_type -> cairn.controller.v1.DriftResponse
-	32,  // 129: cairn.controller.v1.CMS.Export:output_type -> cairn.controller.v1.ExportResponse
-	34,  // 130: cairn.controller.v1.CMS.Import:output_type -> cairn.controller.v1.ImportResponse
-	35,  // 131: cairn.controller.v1.Services.CreateService:output_type -> cairn.controller.v1.ServiceRecord
-	38,  // 132: cairn.controller.v1.Services.ListServices:output_type -> cairn.controller.v1.ListServicesResponse
-	40,  // 133: cairn.controller.v1.Services.DeleteService:output_type -> cairn.controller.v1.DeleteServiceResponse
-	41,  // 134: cairn.controller.v1.Users.CreateUser:output_type -> cairn.controller.v1.UserRecord
-	45,  // 135: cairn.controller.v1.Users.ListUsers:output_type -> cairn.controller.v1.ListUsersResponse
-	47,  // 136: cairn.controller.v1.Users.CreateToken:output_type -> cairn.controller.v1.CreateTokenResponse
-	41,  // 137: cairn.controller.v1.Users.WhoAmI:output_type -> cairn.controller.v1.UserRecord
-	51,  // 138: cairn.controller.v1.AuditLog.ListEntries:output_type -> cairn.controller.v1.ListEntriesResponse
-	53,  // 139: cairn.controller.v1.AuditLog.Verify:output_type -> cairn.controller.v1.VerifyResponse
-	54,  // 140: cairn.controller.v1.Artifacts.Push:output_type -> cairn.controller.v1.ArtifactRecord
-	59,  // 141: cairn.controller.v1.Artifacts.UploadStatus:output_type -> cairn.controller.v1.UploadStatusResponse
-	61,  // 142: cairn.controller.v1.Artifacts.DiscardUpload:output_type -> cairn.controller.v1.DiscardUploadResponse
-	63,  // 143: cairn.controller.v1.Artifacts.ListArtifacts:output_type -> cairn.controller.v1.ListArtifactsResponse
-	54,  // 144: cairn.controller.v1.Artifacts.GetArtifact:output_type -> cairn.controller.v1.ArtifactRecord
-	65,  // 145: cairn.controller.v1.Artifacts.Download:output_type -> cairn.controller.v1.DownloadChunk
-	67,  // 146: cairn.controller.v1.Artifacts.Where:output_type -> cairn.controller.v1.WhereResponse
-	69,  // 147: cairn.controller.v1.Artifacts.CollectGarbage:output_type -> cairn.controller.v1.CollectGarbageResponse
-	75,  // 148: cairn.controller.v1.Releases.CreateRelease:output_type -> cairn.controller.v1.ReleaseRecord
-	75,  // 149: cairn.controller.v1.Releases.SealRelease:output_type -> cairn.controller.v1.ReleaseRecord
-	75,  // 150: cairn.controller.v1.Releases.RecordTest:output_type -> cairn.controller.v1.ReleaseRecord
-	75,  // 151: cairn.controller.v1.Releases.ApproveRelease:output_type -> cairn.controller.v1.ReleaseRecord
-	75,  // 152: cairn.controller.v1.Releases.RejectRelease:output_type -> cairn.controller.v1.ReleaseRecord
-	75,  // 153: cairn.controller.v1.Releases.GetRelease:output_type -> cairn.controller.v1.ReleaseRecord
-	77,  // 154: cairn.controller.v1.Releases.ListReleases:output_type -> cairn.controller.v1.ListReleasesResponse
-	80,  // 155: cairn.controller.v1.Releases.VerifyRelease:output_type -> cairn.controller.v1.VerifyReleaseResponse
-	82,  // 156: cairn.controller.v1.Releases.ReleaseNotes:output_type -> cairn.controller.v1.RenderResponse
-	82,  // 157: cairn.controller.v1.Releases.ReleaseDossier:output_type -> cairn.controller.v1.RenderResponse
-	85,  // 158: cairn.controller.v1.KnownErrors.ListKnownErrors:output_type -> cairn.controller.v1.ListKnownErrorsResponse
-	91,  // 159: cairn.controller.v1.Rollouts.PlanRollout:output_type -> cairn.controller.v1.RolloutPlan
-	94,  // 160: cairn.controller.v1.Rollouts.StartRollout:output_type -> cairn.controller.v1.RolloutRecord
-	94,  // 161: cairn.controller.v1.Rollouts.GetRollout:output_type -> cairn.controller.v1.RolloutRecord
-	101, // 162: cairn.controller.v1.Rollouts.ListRollouts:output_type -> cairn.controller.v1.ListRolloutsResponse
-	94,  // 163: cairn.controller.v1.Rollouts.WatchRollout:output_type -> cairn.controller.v1.RolloutRecord
-	94,  // 164: cairn.controller.v1.Rollouts.PauseRollout:output_type -> cairn.controller.v1.RolloutRecord
-	94,  // 165: cairn.controller.v1.Rollouts.ResumeRollout:output_type -> cairn.controller.v1.RolloutRecord
-	94,  // 166: cairn.controller.v1.Rollouts.AbortRollout:output_type -> cairn.controller.v1.RolloutRecord
-	94,  // 167: cairn.controller.v1.Rollouts.RollbackRollout:output_type -> cairn.controller.v1.RolloutRecord
-	94,  // 168: cairn.controller.v1.Rollouts.ConfirmStep:output_type -> cairn.controller.v1.RolloutRecord
-	82,  // 169: cairn.controller.v1.Rollouts.RolloutReport:output_type -> cairn.controller.v1.RenderResponse
-	104, // 170: cairn.controller.v1.Rollouts.VerifyRolloutReport:output_type -> cairn.controller.v1.IssuedReport
-	94,  // 171: cairn.controller.v1.Rollouts.RetryRolloutNode:output_type -> cairn.controller.v1.RolloutRecord
-	94,  // 172: cairn.controller.v1.Rollouts.ResolveRolloutNode:output_type -> cairn.controller.v1.RolloutRecord
-	117, // [117:173] is the sub-list for method output_type
-	61,  // [61:117] is the sub-list for method input_type
-	61,  // [61:61] is the sub-list for extension type_name
-	61,  // [61:61] is the sub-list for extension extendee
-	0,   // [0:61] is the sub-list for field type_name
+	126, // 10: cairn.controller.v1.CommandRecord.deploy:type_name -> cairn.agent.v1.DeployCommand
+	20,  // 11: cairn.controller.v1.ListAuditsResponse.audits:type_name -> cairn.controller.v1.AuditRecord
+	20,  // 12: cairn.controller.v1.GetAuditResponse.record:type_name -> cairn.controller.v1.AuditRecord
+	127, // 13: cairn.controller.v1.GetAuditResponse.audit:type_name -> cairn.inventory.v1.Audit
+	25,  // 14: cairn.controller.v1.BaselineHistoryResponse.baselines:type_name -> cairn.controller.v1.BaselineRecord
+	120, // 15: cairn.controller.v1.DriftRequest.selector:type_name -> cairn.controller.v1.DriftRequest.SelectorEntry
+	30,  // 16: cairn.controller.v1.DriftResponse.nodes:type_name -> cairn.controller.v1.NodeDrift
+	10,  // 17: cairn.controller.v1.ExportResponse.nodes:type_name -> cairn.controller.v1.NodeRecord
+	36,  // 18: cairn.controller.v1.ExportResponse.services:type_name -> cairn.controller.v1.ServiceRecord
+	25,  // 19: cairn.controller.v1.ExportResponse.baselines:type_name -> cairn.controller.v1.BaselineRecord
+	10,  // 20: cairn.controller.v1.ImportRequest.nodes:type_name -> cairn.controller.v1.NodeRecord
+	36,  // 21: cairn.controller.v1.ImportRequest.services:type_name -> cairn.controller.v1.ServiceRecord
+	121, // 22: cairn.controller.v1.ServiceRecord.selector:type_name -> cairn.controller.v1.ServiceRecord.SelectorEntry
+	122, // 23: cairn.controller.v1.CreateServiceRequest.selector:type_name -> cairn.controller.v1.CreateServiceRequest.SelectorEntry
+	36,  // 24: cairn.controller.v1.ListServicesResponse.services:type_name -> cairn.controller.v1.ServiceRecord
+	42,  // 25: cairn.controller.v1.ListUsersResponse.users:type_name -> cairn.controller.v1.UserRecord
+	5,   // 26: cairn.controller.v1.APIToken.state:type_name -> cairn.controller.v1.APIToken.State
+	50,  // 27: cairn.controller.v1.ListTokensResponse.tokens:type_name -> cairn.controller.v1.APIToken
+	50,  // 28: cairn.controller.v1.RevokeTokenResponse.revoked:type_name -> cairn.controller.v1.APIToken
+	123, // 29: cairn.controller.v1.AuditLogEntry.details:type_name -> cairn.controller.v1.AuditLogEntry.DetailsEntry
+	58,  // 30: cairn.controller.v1.ListEntriesResponse.entries:type_name -> cairn.controller.v1.AuditLogEntry
+	64,  // 31: cairn.controller.v1.ArtifactRecord.installs:type_name -> cairn.controller.v1.InstallRecord
+	66,  // 32: cairn.controller.v1.PushRequest.header:type_name -> cairn.controller.v1.PushHeader
+	63,  // 33: cairn.controller.v1.ListArtifactsResponse.artifacts:type_name -> cairn.controller.v1.ArtifactRecord
+	63,  // 34: cairn.controller.v1.DownloadChunk.artifact:type_name -> cairn.controller.v1.ArtifactRecord
+	64,  // 35: cairn.controller.v1.WhereResponse.installs:type_name -> cairn.controller.v1.InstallRecord
+	63,  // 36: cairn.controller.v1.CollectGarbageResponse.removed:type_name -> cairn.controller.v1.ArtifactRecord
+	124, // 37: cairn.controller.v1.CreateReleaseRequest.component_digests:type_name -> cairn.controller.v1.CreateReleaseRequest.ComponentDigestsEntry
+	6,   // 38: cairn.controller.v1.ReleaseRecord.state:type_name -> cairn.controller.v1.ReleaseRecord.State
+	81,  // 39: cairn.controller.v1.ReleaseRecord.components:type_name -> cairn.controller.v1.ReleaseComponent
+	82,  // 40: cairn.controller.v1.ReleaseRecord.tests:type_name -> cairn.controller.v1.TestRecord
+	83,  // 41: cairn.controller.v1.ReleaseRecord.decisions:type_name -> cairn.controller.v1.Decision
+	84,  // 42: cairn.controller.v1.ListReleasesResponse.releases:type_name -> cairn.controller.v1.ReleaseRecord
+	79,  // 43: cairn.controller.v1.RecordTestRequest.release:type_name -> cairn.controller.v1.ReleaseRef
+	79,  // 44: cairn.controller.v1.DecisionRequest.release:type_name -> cairn.controller.v1.ReleaseRef
+	79,  // 45: cairn.controller.v1.RenderRequest.release:type_name -> cairn.controller.v1.ReleaseRef
+	93,  // 46: cairn.controller.v1.ListKnownErrorsResponse.known_errors:type_name -> cairn.controller.v1.KnownErrorEntry
+	79,  // 47: cairn.controller.v1.RolloutSpec.release:type_name -> cairn.controller.v1.ReleaseRef
+	125, // 48: cairn.controller.v1.RolloutSpec.selector:type_name -> cairn.controller.v1.RolloutSpec.SelectorEntry
+	99,  // 49: cairn.controller.v1.RolloutPlan.spec:type_name -> cairn.controller.v1.RolloutSpec
+	101, // 50: cairn.controller.v1.RolloutPlan.waves:type_name -> cairn.controller.v1.PlannedWave
+	102, // 51: cairn.controller.v1.RolloutPlan.nodes:type_name -> cairn.controller.v1.NodePlan
+	79,  // 52: cairn.controller.v1.RolloutRecord.release:type_name -> cairn.controller.v1.ReleaseRef
+	99,  // 53: cairn.controller.v1.RolloutRecord.spec:type_name -> cairn.controller.v1.RolloutSpec
+	0,   // 54: cairn.controller.v1.RolloutRecord.state:type_name -> cairn.controller.v1.RolloutState
+	104, // 55: cairn.controller.v1.RolloutRecord.waves:type_name -> cairn.controller.v1.RolloutWave
+	105, // 56: cairn.controller.v1.RolloutRecord.counts:type_name -> cairn.controller.v1.RolloutCounts
+	106, // 57: cairn.controller.v1.RolloutRecord.nodes:type_name -> cairn.controller.v1.RolloutNode
+	1,   // 58: cairn.controller.v1.RolloutWave.state:type_name -> cairn.controller.v1.WaveState
+	2,   // 59: cairn.controller.v1.RolloutNode.state:type_name -> cairn.controller.v1.NodeState
+	107, // 60: cairn.controller.v1.RolloutNode.confirmations:type_name -> cairn.controller.v1.StepConfirmation
+	2,   // 61: cairn.controller.v1.RolloutNode.resolved_from:type_name -> cairn.controller.v1.NodeState
+	103, // 62: cairn.controller.v1.ListRolloutsResponse.rollouts:type_name -> cairn.controller.v1.RolloutRecord
+	79,  // 63: cairn.controller.v1.IssuedReport.release:type_name -> cairn.controller.v1.ReleaseRef
+	7,   // 64: cairn.controller.v1.EnrollTokens.CreateEnrollToken:input_type -> cairn.controller.v1.CreateEnrollTokenRequest
+	11,  // 65: cairn.controller.v1.Nodes.ListNodes:input_type -> cairn.controller.v1.ListNodesRequest
+	13,  // 66: cairn.controller.v1.Nodes.GetNode:input_type -> cairn.controller.v1.GetNodeRequest
+	14,  // 67: cairn.controller.v1.Nodes.LabelNode:input_type -> cairn.controller.v1.LabelNodeRequest
+	15,  // 68: cairn.controller.v1.Nodes.RevokeNode:input_type -> cairn.controller.v1.RevokeNodeRequest
+	16,  // 69: cairn.controller.v1.Audits.RunAudit:input_type -> cairn.controller.v1.RunAuditRequest
+	19,  // 70: cairn.controller.v1.Audits.GetCommand:input_type -> cairn.controller.v1.GetCommandRequest
+	21,  // 71: cairn.controller.v1.Audits.ListAudits:input_type -> cairn.controller.v1.ListAuditsRequest
+	23,  // 72: cairn.controller.v1.Audits.GetAudit:input_type -> cairn.controller.v1.GetAuditRequest
+	26,  // 73: cairn.controller.v1.CMS.AcceptBaseline:input_type -> cairn.controller.v1.AcceptBaselineRequest
+	27,  // 74: cairn.controller.v1.CMS.BaselineHistory:input_type -> cairn.controller.v1.BaselineHistoryRequest
+	29,  // 75: cairn.controller.v1.CMS.Drift:input_type -> cairn.controller.v1.DriftRequest
+	32,  // 76: cairn.controller.v1.CMS.Export:input_type -> cairn.controller.v1.ExportRequest
+	34,  // 77: cairn.controller.v1.CMS.Import:input_type -> cairn.controller.v1.ImportRequest
+	37,  // 78: cairn.controller.v1.Services.CreateService:input_type -> cairn.controller.v1.CreateServiceRequest
+	38,  // 79: cairn.controller.v1.Services.ListServices:input_type -> cairn.controller.v1.ListServicesRequest
+	40,  // 80: cairn.controller.v1.Services.DeleteService:input_type -> cairn.controller.v1.DeleteServiceRequest
+	44,  // 81: cairn.controller.v1.Users.CreateUser:input_type -> cairn.controller.v1.CreateUserRequest
+	45,  // 82: cairn.controller.v1.Users.ListUsers:input_type -> cairn.controller.v1.ListUsersRequest
+	47,  // 83: cairn.controller.v1.Users.CreateToken:input_type -> cairn.controller.v1.CreateTokenRequest
+	49,  // 84: cairn.controller.v1.Users.WhoAmI:input_type -> cairn.controller.v1.WhoAmIRequest
+	51,  // 85: cairn.controller.v1.Users.ListTokens:input_type -> cairn.controller.v1.ListTokensRequest
+	53,  // 86: cairn.controller.v1.Users.RevokeToken:input_type -> cairn.controller.v1.RevokeTokenRequest
+	55,  // 87: cairn.controller.v1.Users.DisableUser:input_type -> cairn.controller.v1.DisableUserRequest
+	56,  // 88: cairn.controller.v1.Users.EnableUser:input_type -> cairn.controller.v1.EnableUserRequest
+	57,  // 89: cairn.controller.v1.Users.SetRoles:input_type -> cairn.controller.v1.SetRolesRequest
+	59,  // 90: cairn.controller.v1.AuditLog.ListEntries:input_type -> cairn.controller.v1.ListEntriesRequest
+	61,  // 91: cairn.controller.v1.AuditLog.Verify:input_type -> cairn.controller.v1.VerifyRequest
+	65,  // 92: cairn.controller.v1.Artifacts.Push:input_type -> cairn.controller.v1.PushRequest
+	67,  // 93: cairn.controller.v1.Artifacts.UploadStatus:input_type -> cairn.controller.v1.UploadStatusRequest
+	69,  // 94: cairn.controller.v1.Artifacts.DiscardUpload:input_type -> cairn.controller.v1.DiscardUploadRequest
+	71,  // 95: cairn.controller.v1.Artifacts.ListArtifacts:input_type -> cairn.controller.v1.ListArtifactsRequest
+	73,  // 96: cairn.controller.v1.Artifacts.GetArtifact:input_type -> cairn.controller.v1.GetArtifactRequest
+	73,  // 97: cairn.controller.v1.Artifacts.Download:input_type -> cairn.controller.v1.GetArtifactRequest
+	75,  // 98: cairn.controller.v1.Artifacts.Where:input_type -> cairn.controller.v1.WhereRequest
+	77,  // 99: cairn.controller.v1.Artifacts.CollectGarbage:input_type -> cairn.controller.v1.CollectGarbageRequest
+	80,  // 100: cairn.controller.v1.Releases.CreateRelease:input_type -> cairn.controller.v1.CreateReleaseRequest
+	79,  // 101: cairn.controller.v1.Releases.SealRelease:input_type -> cairn.controller.v1.ReleaseRef
+	87,  // 102: cairn.controller.v1.Releases.RecordTest:input_type -> cairn.controller.v1.RecordTestRequest
+	88,  // 103: cairn.controller.v1.Releases.ApproveRelease:input_type -> cairn.controller.v1.DecisionRequest
+	88,  // 104: cairn.controller.v1.Releases.RejectRelease:input_type -> cairn.controller.v1.DecisionRequest
+	79,  // 105: cairn.controller.v1.Releases.GetRelease:input_type -> cairn.controller.v1.ReleaseRef
+	85,  // 106: cairn.controller.v1.Releases.ListReleases:input_type -> cairn.controller.v1.ListReleasesRequest
+	79,  // 107: cairn.controller.v1.Releases.VerifyRelease:input_type -> cairn.controller.v1.ReleaseRef
+	90,  // 108: cairn.controller.v1.Releases.ReleaseNotes:input_type -> cairn.controller.v1.RenderRequest
+	90,  // 109: cairn.controller.v1.Releases.ReleaseDossier:input_type -> cairn.controller.v1.RenderRequest
+	92,  // 110: cairn.controller.v1.KnownErrors.ListKnownErrors:input_type -> cairn.controller.v1.ListKnownErrorsRequest
+	99,  // 111: cairn.controller.v1.Rollouts.PlanRollout:input_type -> cairn.controller.v1.RolloutSpec
+	99,  // 112: cairn.controller.v1.Rollouts.StartRollout:input_type -> cairn.controller.v1.RolloutSpec
+	97,  // 113: cairn.controller.v1.Rollouts.GetRollout:input_type -> cairn.controller.v1.RolloutRef
+	109, // 114: cairn.controller.v1.Rollouts.ListRollouts:input_type -> cairn.controller.v1.ListRolloutsRequest
+	97,  // 115: cairn.controller.v1.Rollouts.WatchRollout:input_type -> cairn.controller.v1.RolloutRef
+	98,  // 116: cairn.controller.v1.Rollouts.PauseRollout:input_type -> cairn.controller.v1.RolloutAction
+	98,  // 117: cairn.controller.v1.Rollouts.ResumeRollout:input_type -> cairn.controller.v1.RolloutAction
+	98,  // 118: cairn.controller.v1.Rollouts.AbortRollout:input_type -> cairn.controller.v1.RolloutAction
+	98,  // 119: cairn.controller.v1.Rollouts.RollbackRollout:input_type -> cairn.controller.v1.RolloutAction
+	108, // 120: cairn.controller.v1.Rollouts.ConfirmStep:input_type -> cairn.controller.v1.ConfirmStepRequest
+	111, // 121: cairn.controller.v1.Rollouts.RolloutReport:input_type -> cairn.controller.v1.RolloutReportRequest
+	112, // 122: cairn.controller.v1.Rollouts.VerifyRolloutReport:input_type -> cairn.controller.v1.VerifyReportRequest
+	96,  // 123: cairn.controller.v1.Rollouts.RetryRolloutNode:input_type -> cairn.controller.v1.RolloutNodeAction
+	96,  // 124: cairn.controller.v1.Rollouts.ResolveRolloutNode:input_type -> cairn.controller.v1.RolloutNodeAction
+	8,   // 125: cairn.controller.v1.EnrollTokens.CreateEnrollToken:output_type -> cairn.controller.v1.CreateEnrollTokenResponse
+	12,  // 126: cairn.controller.v1.Nodes.ListNodes:output_type -> cairn.controller.v1.ListNodesResponse
+	10,  // 127: cairn.controller.v1.Nodes.GetNode:output_type -> cairn.controller.v1.NodeRecord
+	10,  // 128: cairn.controller.v1.Nodes.LabelNode:output_type -> cairn.controller.v1.NodeRecord
+	10,  // 129: cairn.controller.v1.Nodes.RevokeNode:output_type -> cairn.controller.v1.NodeRecord
+	17,  // 130: cairn.controller.v1.Audits.RunAudit:output_type -> cairn.controller.v1.RunAuditResponse
+	18,  // 131: cairn.controller.v1.Audits.GetCommand:output_type -> cairn.controller.v1.CommandRecord
+	22,  // 132: cairn.controller.v1.Audits.ListAudits:output_type -> cairn.controller.v1.ListAuditsResponse
+	24,  // 133: cairn.controller.v1.Audits.GetAudit:output_type -> cairn.controller.v1.GetAuditResponse
+	25,  // 134: cairn.controller.v1.CMS.AcceptBaseline:output_type -> cairn.controller.v1.BaselineRecord
+	28,  // 135: cairn.controller.v1.CMS.BaselineHistory:output_type -> cairn.controller.v1.BaselineHistoryResponse
+	31,  // 136: cairn.controller.v1.CMS.Drift:output_type -> cairn.controller.v1.DriftResponse
+	33,  // 137: cairn.controller.v1.CMS.Export:output_type -> cairn.controller.v1.ExportResponse
+	35,  // 138: cairn.controller.v1.CMS.Import:output_type -> cairn.controller.v1.ImportResponse
+	36,  // 139: cairn.controller.v1.Services.CreateService:output_type -> cairn.controller.v1.ServiceRecord
+	39,  // 140: cairn.controller.v1.Services.ListServices:output_type -> cairn.controller.v1.ListServicesResponse
+	41,  // 141: cairn.controller.v1.Services.DeleteService:output_type -> cairn.controller.v1.DeleteServiceResponse
+	42,  // 142: cairn.controller.v1.Users.CreateUser:output_type -> cairn.controller.v1.UserRecord
+	46,  // 143: cairn.controller.v1.Users.ListUsers:output_type -> cairn.controller.v1.ListUsersResponse
+	48,  // 144: cairn.controller.v1.Users.CreateToken:output_type -> cairn.controller.v1.CreateTokenResponse
+	42,  // 145: cairn.controller.v1.Users.WhoAmI:output_type -> cairn.controller.v1.UserRecord
+	52,  // 146: cairn.controller.v1.Users.ListTokens:output_type -> cairn.controller.v1.ListTokensResponse
+	54,  // 147: cairn.controller.v1.Users.RevokeToken:output_type -> cairn.controller.v1.RevokeTokenResponse
+	42,  // 148: cairn.controller.v1.Users.DisableUser:output_type -> cairn.controller.v1.UserRecord
+	42,  // 149: cairn.controller.v1.Users.EnableUser:output_type -> cairn.controller.v1.UserRecord
+	42,  // 150: cairn.controller.v1.Users.SetRoles:output_type -> cairn.controller.v1.UserRecord
+	60,  // 151: cairn.controller.v1.AuditLog.ListEntries:output_type -> cairn.controller.v1.ListEntriesResponse
+	62,  // 152: cairn.controller.v1.AuditLog.Verify:output_type -> cairn.controller.v1.VerifyResponse
+	63,  // 153: cairn.controller.v1.Artifacts.Push:output_type -> cairn.controller.v1.ArtifactRecord
+	68,  // 154: cairn.controller.v1.Artifacts.UploadStatus:output_type -> cairn.controller.v1.UploadStatusResponse
+	70,  // 155: cairn.controller.v1.Artifacts.DiscardUpload:output_type -> cairn.controller.v1.DiscardUploadResponse
+	72,  // 156: cairn.controller.v1.Artifacts.ListArtifacts:output_type -> cairn.controller.v1.ListArtifactsResponse
+	63,  // 157: cairn.controller.v1.Artifacts.GetArtifact:output_type -> cairn.controller.v1.ArtifactRecord
+	74,  // 158: cairn.controller.v1.Artifacts.Download:output_type -> cairn.controller.v1.DownloadChunk
+	76,  // 159: cairn.controller.v1.Artifacts.Where:output_type -> cairn.controller.v1.WhereResponse
+	78,  // 160: cairn.controller.v1.Artifacts.CollectGarbage:output_type -> cairn.controller.v1.CollectGarbageResponse
+	84,  // 161: cairn.controller.v1.Releases.CreateRelease:output_type -> cairn.controller.v1.ReleaseRecord
+	84,  // 162: cairn.controller.v1.Releases.SealRelease:output_type -> cairn.controller.v1.ReleaseRecord
+	84,  // 163: cairn.controller.v1.Releases.RecordTest:output_type -> cairn.controller.v1.ReleaseRecord
+	84,  // 164: cairn.controller.v1.Releases.ApproveRelease:output_type -> cairn.controller.v1.ReleaseRecord
+	84,  // 165: cairn.controller.v1.Releases.RejectRelease:output_type -> cairn.controller.v1.ReleaseRecord
+	84,  // 166: cairn.controller.v1.Releases.GetRelease:output_type -> cairn.controller.v1.ReleaseRecord
+	86,  // 167: cairn.controller.v1.Releases.ListReleases:output_type -> cairn.controller.v1.ListReleasesResponse
+	89,  // 168: cairn.controller.v1.Releases.VerifyRelease:output_type -> cairn.controller.v1.VerifyReleaseResponse
+	91,  // 169: cairn.controller.v1.Releases.ReleaseNotes:output_type -> cairn.controller.v1.RenderResponse
+	91,  // 170: cairn.controller.v1.Releases.ReleaseDossier:output_type -> cairn.controller.v1.RenderResponse
+	94,  // 171: cairn.controller.v1.KnownErrors.ListKnownErrors:output_type -> cairn.controller.v1.ListKnownErrorsResponse
+	100, // 172: cairn.controller.v1.Rollouts.PlanRollout:output_type -> cairn.controller.v1.RolloutPlan
+	103, // 173: cairn.controller.v1.Rollouts.StartRollout:output_type -> cairn.controller.v1.RolloutRecord
+	103, // 174: cairn.controller.v1.Rollouts.GetRollout:output_type -> cairn.controller.v1.RolloutRecord
+	110, // 175: cairn.controller.v1.Rollouts.ListRollouts:output_type -> cairn.controller.v1.ListRolloutsResponse
+	103, // 176: cairn.controller.v1.Rollouts.WatchRollout:output_type -> cairn.controller.v1.RolloutRecord
+	103, // 177: cairn.controller.v1.Rollouts.PauseRollout:output_type -> cairn.controller.v1.RolloutRecord
+	103, // 178: cairn.controller.v1.Rollouts.ResumeRollout:output_type -> cairn.controller.v1.RolloutRecord
+	103, // 179: cairn.controller.v1.Rollouts.AbortRollout:output_type -> cairn.controller.v1.RolloutRecord
+	103, // 180: cairn.controller.v1.Rollouts.RollbackRollout:output_type -> cairn.controller.v1.RolloutRecord
+	103, // 181: cairn.controller.v1.Rollouts.ConfirmStep:output_type -> cairn.controller.v1.RolloutRecord
+	91,  // 182: cairn.controller.v1.Rollouts.RolloutReport:output_type -> cairn.controller.v1.RenderResponse
+	113, // 183: cairn.controller.v1.Rollouts.VerifyRolloutReport:output_type -> cairn.controller.v1.IssuedReport
+	103, // 184: cairn.controller.v1.Rollouts.RetryRolloutNode:output_type -> cairn.controller.v1.RolloutRecord
+	103, // 185: cairn.controller.v1.Rollouts.ResolveRolloutNode:output_type -> cairn.controller.v1.RolloutRecord
+	125, // [125:186] is the sub-list for method output_type
+	64,  // [64:125] is the sub-list for method input_type
+	64,  // [64:64] is the sub-list for extension type_name
+	64,  // [64:64] is the sub-list for extension extendee
+	0,   // [0:64] is the sub-list for field type_name
 }
 
 func init() { file_proto_controller_v1_controller_proto_init() }
@@ -8652,7 +9308,7 @@ func file_proto_controller_v1_controller_proto_init() {
 	if File_proto_controller_v1_controller_proto != nil {
 		return
 	}
-	file_proto_controller_v1_controller_proto_msgTypes[50].OneofWrappers = []any{
+	file_proto_controller_v1_controller_proto_msgTypes[58].OneofWrappers = []any{
 		(*PushRequest_Header)(nil),
 		(*PushRequest_Data)(nil),
 	}
@@ -8661,8 +9317,8 @@ func file_proto_controller_v1_controller_proto_init() {
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_proto_controller_v1_controller_proto_rawDesc), len(file_proto_controller_v1_controller_proto_rawDesc)),
-			NumEnums:      6,
-			NumMessages:   111,
+			NumEnums:      7,
+			NumMessages:   119,
 			NumExtensions: 0,
 			NumServices:   11,
 		},

@@ -996,6 +996,11 @@ const (
 	Users_ListUsers_FullMethodName   = "/cairn.controller.v1.Users/ListUsers"
 	Users_CreateToken_FullMethodName = "/cairn.controller.v1.Users/CreateToken"
 	Users_WhoAmI_FullMethodName      = "/cairn.controller.v1.Users/WhoAmI"
+	Users_ListTokens_FullMethodName  = "/cairn.controller.v1.Users/ListTokens"
+	Users_RevokeToken_FullMethodName = "/cairn.controller.v1.Users/RevokeToken"
+	Users_DisableUser_FullMethodName = "/cairn.controller.v1.Users/DisableUser"
+	Users_EnableUser_FullMethodName  = "/cairn.controller.v1.Users/EnableUser"
+	Users_SetRoles_FullMethodName    = "/cairn.controller.v1.Users/SetRoles"
 )
 
 // UsersClient is the client API for Users service.
@@ -1006,6 +1011,20 @@ type UsersClient interface {
 	ListUsers(ctx context.Context, in *ListUsersRequest, opts ...grpc.CallOption) (*ListUsersResponse, error)
 	CreateToken(ctx context.Context, in *CreateTokenRequest, opts ...grpc.CallOption) (*CreateTokenResponse, error)
 	WhoAmI(ctx context.Context, in *WhoAmIRequest, opts ...grpc.CallOption) (*UserRecord, error)
+	// ListTokens lists API tokens (never their secrets or hashes): every
+	// user's, or one user's.
+	ListTokens(ctx context.Context, in *ListTokensRequest, opts ...grpc.CallOption) (*ListTokensResponse, error)
+	// RevokeToken revokes tokens by ID, or every token of a user. A revoked
+	// token is refused from the next call on, on every connection.
+	RevokeToken(ctx context.Context, in *RevokeTokenRequest, opts ...grpc.CallOption) (*RevokeTokenResponse, error)
+	// DisableUser refuses every token of the user from the next call on;
+	// EnableUser lets the user's tokens that are neither revoked nor
+	// expired work again. The last enabled admin cannot be disabled.
+	DisableUser(ctx context.Context, in *DisableUserRequest, opts ...grpc.CallOption) (*UserRecord, error)
+	EnableUser(ctx context.Context, in *EnableUserRequest, opts ...grpc.CallOption) (*UserRecord, error)
+	// SetRoles replaces a user's roles. The last enabled admin cannot lose
+	// the admin role.
+	SetRoles(ctx context.Context, in *SetRolesRequest, opts ...grpc.CallOption) (*UserRecord, error)
 }
 
 type usersClient struct {
@@ -1056,6 +1075,56 @@ func (c *usersClient) WhoAmI(ctx context.Context, in *WhoAmIRequest, opts ...grp
 	return out, nil
 }
 
+func (c *usersClient) ListTokens(ctx context.Context, in *ListTokensRequest, opts ...grpc.CallOption) (*ListTokensResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ListTokensResponse)
+	err := c.cc.Invoke(ctx, Users_ListTokens_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *usersClient) RevokeToken(ctx context.Context, in *RevokeTokenRequest, opts ...grpc.CallOption) (*RevokeTokenResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(RevokeTokenResponse)
+	err := c.cc.Invoke(ctx, Users_RevokeToken_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *usersClient) DisableUser(ctx context.Context, in *DisableUserRequest, opts ...grpc.CallOption) (*UserRecord, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(UserRecord)
+	err := c.cc.Invoke(ctx, Users_DisableUser_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *usersClient) EnableUser(ctx context.Context, in *EnableUserRequest, opts ...grpc.CallOption) (*UserRecord, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(UserRecord)
+	err := c.cc.Invoke(ctx, Users_EnableUser_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *usersClient) SetRoles(ctx context.Context, in *SetRolesRequest, opts ...grpc.CallOption) (*UserRecord, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(UserRecord)
+	err := c.cc.Invoke(ctx, Users_SetRoles_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // UsersServer is the server API for Users service.
 // All implementations must embed UnimplementedUsersServer
 // for forward compatibility.
@@ -1064,6 +1133,20 @@ type UsersServer interface {
 	ListUsers(context.Context, *ListUsersRequest) (*ListUsersResponse, error)
 	CreateToken(context.Context, *CreateTokenRequest) (*CreateTokenResponse, error)
 	WhoAmI(context.Context, *WhoAmIRequest) (*UserRecord, error)
+	// ListTokens lists API tokens (never their secrets or hashes): every
+	// user's, or one user's.
+	ListTokens(context.Context, *ListTokensRequest) (*ListTokensResponse, error)
+	// RevokeToken revokes tokens by ID, or every token of a user. A revoked
+	// token is refused from the next call on, on every connection.
+	RevokeToken(context.Context, *RevokeTokenRequest) (*RevokeTokenResponse, error)
+	// DisableUser refuses every token of the user from the next call on;
+	// EnableUser lets the user's tokens that are neither revoked nor
+	// expired work again. The last enabled admin cannot be disabled.
+	DisableUser(context.Context, *DisableUserRequest) (*UserRecord, error)
+	EnableUser(context.Context, *EnableUserRequest) (*UserRecord, error)
+	// SetRoles replaces a user's roles. The last enabled admin cannot lose
+	// the admin role.
+	SetRoles(context.Context, *SetRolesRequest) (*UserRecord, error)
 	mustEmbedUnimplementedUsersServer()
 }
 
@@ -1085,6 +1168,21 @@ func (UnimplementedUsersServer) CreateToken(context.Context, *CreateTokenRequest
 }
 func (UnimplementedUsersServer) WhoAmI(context.Context, *WhoAmIRequest) (*UserRecord, error) {
 	return nil, status.Error(codes.Unimplemented, "method WhoAmI not implemented")
+}
+func (UnimplementedUsersServer) ListTokens(context.Context, *ListTokensRequest) (*ListTokensResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ListTokens not implemented")
+}
+func (UnimplementedUsersServer) RevokeToken(context.Context, *RevokeTokenRequest) (*RevokeTokenResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method RevokeToken not implemented")
+}
+func (UnimplementedUsersServer) DisableUser(context.Context, *DisableUserRequest) (*UserRecord, error) {
+	return nil, status.Error(codes.Unimplemented, "method DisableUser not implemented")
+}
+func (UnimplementedUsersServer) EnableUser(context.Context, *EnableUserRequest) (*UserRecord, error) {
+	return nil, status.Error(codes.Unimplemented, "method EnableUser not implemented")
+}
+func (UnimplementedUsersServer) SetRoles(context.Context, *SetRolesRequest) (*UserRecord, error) {
+	return nil, status.Error(codes.Unimplemented, "method SetRoles not implemented")
 }
 func (UnimplementedUsersServer) mustEmbedUnimplementedUsersServer() {}
 func (UnimplementedUsersServer) testEmbeddedByValue()               {}
@@ -1179,6 +1277,96 @@ func _Users_WhoAmI_Handler(srv interface{}, ctx context.Context, dec func(interf
 	return interceptor(ctx, in, info, handler)
 }
 
+func _Users_ListTokens_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ListTokensRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(UsersServer).ListTokens(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Users_ListTokens_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(UsersServer).ListTokens(ctx, req.(*ListTokensRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Users_RevokeToken_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(RevokeTokenRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(UsersServer).RevokeToken(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Users_RevokeToken_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(UsersServer).RevokeToken(ctx, req.(*RevokeTokenRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Users_DisableUser_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(DisableUserRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(UsersServer).DisableUser(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Users_DisableUser_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(UsersServer).DisableUser(ctx, req.(*DisableUserRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Users_EnableUser_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(EnableUserRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(UsersServer).EnableUser(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Users_EnableUser_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(UsersServer).EnableUser(ctx, req.(*EnableUserRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Users_SetRoles_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(SetRolesRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(UsersServer).SetRoles(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Users_SetRoles_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(UsersServer).SetRoles(ctx, req.(*SetRolesRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // Users_ServiceDesc is the grpc.ServiceDesc for Users service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -1201,6 +1389,26 @@ var Users_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "WhoAmI",
 			Handler:    _Users_WhoAmI_Handler,
+		},
+		{
+			MethodName: "ListTokens",
+			Handler:    _Users_ListTokens_Handler,
+		},
+		{
+			MethodName: "RevokeToken",
+			Handler:    _Users_RevokeToken_Handler,
+		},
+		{
+			MethodName: "DisableUser",
+			Handler:    _Users_DisableUser_Handler,
+		},
+		{
+			MethodName: "EnableUser",
+			Handler:    _Users_EnableUser_Handler,
+		},
+		{
+			MethodName: "SetRoles",
+			Handler:    _Users_SetRoles_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},
