@@ -404,7 +404,7 @@ func (e *Engine) Resolve(ctx context.Context, actor, id, node, note string) (*co
 		}
 		n.ResolvedFrom = n.GetState()
 		n.ResolvedBy, n.ResolvedNote, n.ResolvedAt = actor, note, stamp.Format(p.now)
-		n.ResolveAuditCommand, n.ResolveAuditId, n.ResolveDiffJson = p.newAudit(n.GetNodeId()).GetId(), "", nil
+		n.ResolveAuditCommand, n.ResolveAuditId, n.ResolveDiffJson = p.newAudit(n).GetId(), "", nil
 		p.phase(n, NodeResolving)
 		p.record(actor, "rollout.resolve", map[string]string{"node": n.GetNodeId(), "note": note, "was": state.Name(n.ResolvedFrom), "retries": strconv.Itoa(int(n.GetRetries()))})
 		return nil

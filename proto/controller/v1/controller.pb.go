@@ -1034,10 +1034,12 @@ func (x *RevokeNodeRequest) GetReason() string {
 type RunAuditRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// One node (ID or hostname), or every node matching the selector.
-	Node          string            `protobuf:"bytes,1,opt,name=node,proto3" json:"node,omitempty"`
-	Selector      map[string]string `protobuf:"bytes,2,rep,name=selector,proto3" json:"selector,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
-	Collectors    []string          `protobuf:"bytes,3,rep,name=collectors,proto3" json:"collectors,omitempty"`
-	Track         []string          `protobuf:"bytes,4,rep,name=track,proto3" json:"track,omitempty"`
+	Node       string            `protobuf:"bytes,1,opt,name=node,proto3" json:"node,omitempty"`
+	Selector   map[string]string `protobuf:"bytes,2,rep,name=selector,proto3" json:"selector,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	Collectors []string          `protobuf:"bytes,3,rep,name=collectors,proto3" json:"collectors,omitempty"`
+	// Paths to track in this audit besides the node's tracked set (its
+	// newest baseline's tracked), which every audit collects.
+	Track         []string `protobuf:"bytes,4,rep,name=track,proto3" json:"track,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1156,7 +1158,9 @@ type CommandRecord struct {
 	Error      string                 `protobuf:"bytes,8,opt,name=error,proto3" json:"error,omitempty"`
 	AuditId    string                 `protobuf:"bytes,9,opt,name=audit_id,json=auditId,proto3" json:"audit_id,omitempty"`
 	Collectors []string               `protobuf:"bytes,10,rep,name=collectors,proto3" json:"collectors,omitempty"`
-	Track      []string               `protobuf:"bytes,11,rep,name=track,proto3" json:"track,omitempty"`
+	// An audit command's tracked paths: the node's tracked set when the
+	// command was issued, and what the command added.
+	Track []string `protobuf:"bytes,11,rep,name=track,proto3" json:"track,omitempty"`
 	// Set for commands a rollout issued.
 	RolloutId string `protobuf:"bytes,12,opt,name=rollout_id,json=rolloutId,proto3" json:"rollout_id,omitempty"`
 	// Set when kind is "deploy".
@@ -1655,9 +1659,17 @@ type BaselineRecord struct {
 	ContentHash string `protobuf:"bytes,7,opt,name=content_hash,json=contentHash,proto3" json:"content_hash,omitempty"`
 	// Provenance of a baseline a rollout advanced: NAME@VERSION, the
 	// rollout and the release's approvers.
-	Release       string   `protobuf:"bytes,8,opt,name=release,proto3" json:"release,omitempty"`
-	RolloutId     string   `protobuf:"bytes,9,opt,name=rollout_id,json=rolloutId,proto3" json:"rollout_id,omitempty"`
-	Approvers     []string `protobuf:"bytes,10,rep,name=approvers,proto3" json:"approvers,omitempty"`
+	Release   string   `protobuf:"bytes,8,opt,name=release,proto3" json:"release,omitempty"`
+	RolloutId string   `protobuf:"bytes,9,opt,name=rollout_id,json=rolloutId,proto3" json:"rollout_id,omitempty"`
+	Approvers []string `protobuf:"bytes,10,rep,name=approvers,proto3" json:"approvers,omitempty"`
+	// The node's tracked set from this baseline on: the paths and patterns
+	// every audit of the node collects in its files section, sorted. It is
+	// the previous baseline's set, plus what the accepted audit tracked,
+	// less untracked (controller/cms).
+	Tracked []string `protobuf:"bytes,11,rep,name=tracked,proto3" json:"tracked,omitempty"`
+	// Paths this baseline stopped tracking: the expect.untrack of the
+	// release whose rollout advanced it.
+	Untracked     []string `protobuf:"bytes,12,rep,name=untracked,proto3" json:"untracked,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1758,6 +1770,20 @@ func (x *BaselineRecord) GetRolloutId() string {
 func (x *BaselineRecord) GetApprovers() []string {
 	if x != nil {
 		return x.Approvers
+	}
+	return nil
+}
+
+func (x *BaselineRecord) GetTracked() []string {
+	if x != nil {
+		return x.Tracked
+	}
+	return nil
+}
+
+func (x *BaselineRecord) GetUntracked() []string {
+	if x != nil {
+		return x.Untracked
 	}
 	return nil
 }
@@ -1973,11 +1999,14 @@ type NodeDrift struct {
 	BaselineAuditId string `protobuf:"bytes,4,opt,name=baseline_audit_id,json=baselineAuditId,proto3" json:"baseline_audit_id,omitempty"`
 	LatestAuditId   string `protobuf:"bytes,5,opt,name=latest_audit_id,json=latestAuditId,proto3" json:"latest_audit_id,omitempty"`
 	// The diff from baseline to latest audit: internal/diff's Report, JSON.
-	ReportJson    []byte `protobuf:"bytes,6,opt,name=report_json,json=reportJson,proto3" json:"report_json,omitempty"`
-	Summary       string `protobuf:"bytes,7,opt,name=summary,proto3" json:"summary,omitempty"`
-	Changes       uint32 `protobuf:"varint,8,opt,name=changes,proto3" json:"changes,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	ReportJson []byte `protobuf:"bytes,6,opt,name=report_json,json=reportJson,proto3" json:"report_json,omitempty"`
+	Summary    string `protobuf:"bytes,7,opt,name=summary,proto3" json:"summary,omitempty"`
+	Changes    uint32 `protobuf:"varint,8,opt,name=changes,proto3" json:"changes,omitempty"`
+	// Tracked paths only one of the two audits tracked: not compared, so
+	// neither changed nor unchanged (the report lists them).
+	PathsNotCompared uint32 `protobuf:"varint,9,opt,name=paths_not_compared,json=pathsNotCompared,proto3" json:"paths_not_compared,omitempty"`
+	unknownFields    protoimpl.UnknownFields
+	sizeCache        protoimpl.SizeCache
 }
 
 func (x *NodeDrift) Reset() {
@@ -2066,14 +2095,22 @@ func (x *NodeDrift) GetChanges() uint32 {
 	return 0
 }
 
+func (x *NodeDrift) GetPathsNotCompared() uint32 {
+	if x != nil {
+		return x.PathsNotCompared
+	}
+	return 0
+}
+
 type DriftResponse struct {
-	state                protoimpl.MessageState `protogen:"open.v1"`
-	Nodes                []*NodeDrift           `protobuf:"bytes,1,rep,name=nodes,proto3" json:"nodes,omitempty"`
-	NodesDrifted         uint32                 `protobuf:"varint,2,opt,name=nodes_drifted,json=nodesDrifted,proto3" json:"nodes_drifted,omitempty"`
-	NodesWithoutBaseline uint32                 `protobuf:"varint,3,opt,name=nodes_without_baseline,json=nodesWithoutBaseline,proto3" json:"nodes_without_baseline,omitempty"`
-	TotalChanges         uint32                 `protobuf:"varint,4,opt,name=total_changes,json=totalChanges,proto3" json:"total_changes,omitempty"`
-	unknownFields        protoimpl.UnknownFields
-	sizeCache            protoimpl.SizeCache
+	state                 protoimpl.MessageState `protogen:"open.v1"`
+	Nodes                 []*NodeDrift           `protobuf:"bytes,1,rep,name=nodes,proto3" json:"nodes,omitempty"`
+	NodesDrifted          uint32                 `protobuf:"varint,2,opt,name=nodes_drifted,json=nodesDrifted,proto3" json:"nodes_drifted,omitempty"`
+	NodesWithoutBaseline  uint32                 `protobuf:"varint,3,opt,name=nodes_without_baseline,json=nodesWithoutBaseline,proto3" json:"nodes_without_baseline,omitempty"`
+	TotalChanges          uint32                 `protobuf:"varint,4,opt,name=total_changes,json=totalChanges,proto3" json:"total_changes,omitempty"`
+	TotalPathsNotCompared uint32                 `protobuf:"varint,5,opt,name=total_paths_not_compared,json=totalPathsNotCompared,proto3" json:"total_paths_not_compared,omitempty"`
+	unknownFields         protoimpl.UnknownFields
+	sizeCache             protoimpl.SizeCache
 }
 
 func (x *DriftResponse) Reset() {
@@ -2130,6 +2167,13 @@ func (x *DriftResponse) GetNodesWithoutBaseline() uint32 {
 func (x *DriftResponse) GetTotalChanges() uint32 {
 	if x != nil {
 		return x.TotalChanges
+	}
+	return 0
+}
+
+func (x *DriftResponse) GetTotalPathsNotCompared() uint32 {
+	if x != nil {
+		return x.TotalPathsNotCompared
 	}
 	return 0
 }
@@ -7691,7 +7735,7 @@ const file_proto_controller_v1_controller_proto_rawDesc = "" +
 	"\x02id\x18\x01 \x01(\tR\x02id\"}\n" +
 	"\x10GetAuditResponse\x128\n" +
 	"\x06record\x18\x01 \x01(\v2 .cairn.controller.v1.AuditRecordR\x06record\x12/\n" +
-	"\x05audit\x18\x02 \x01(\v2\x19.cairn.inventory.v1.AuditR\x05audit\"\xb2\x02\n" +
+	"\x05audit\x18\x02 \x01(\v2\x19.cairn.inventory.v1.AuditR\x05audit\"\xea\x02\n" +
 	"\x0eBaselineRecord\x12\x17\n" +
 	"\anode_id\x18\x01 \x01(\tR\x06nodeId\x12\x18\n" +
 	"\aversion\x18\x02 \x01(\rR\aversion\x12\x19\n" +
@@ -7706,7 +7750,9 @@ const file_proto_controller_v1_controller_proto_rawDesc = "" +
 	"\n" +
 	"rollout_id\x18\t \x01(\tR\trolloutId\x12\x1c\n" +
 	"\tapprovers\x18\n" +
-	" \x03(\tR\tapprovers\"^\n" +
+	" \x03(\tR\tapprovers\x12\x18\n" +
+	"\atracked\x18\v \x03(\tR\atracked\x12\x1c\n" +
+	"\tuntracked\x18\f \x03(\tR\tuntracked\"^\n" +
 	"\x15AcceptBaselineRequest\x12\x12\n" +
 	"\x04node\x18\x01 \x01(\tR\x04node\x12\x19\n" +
 	"\baudit_id\x18\x02 \x01(\tR\aauditId\x12\x16\n" +
@@ -7720,7 +7766,7 @@ const file_proto_controller_v1_controller_proto_rawDesc = "" +
 	"\aservice\x18\x02 \x01(\tR\aservice\x1a;\n" +
 	"\rSelectorEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\x8c\x02\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xba\x02\n" +
 	"\tNodeDrift\x12\x17\n" +
 	"\anode_id\x18\x01 \x01(\tR\x06nodeId\x12\x1a\n" +
 	"\bhostname\x18\x02 \x01(\tR\bhostname\x12!\n" +
@@ -7730,12 +7776,14 @@ const file_proto_controller_v1_controller_proto_rawDesc = "" +
 	"\vreport_json\x18\x06 \x01(\fR\n" +
 	"reportJson\x12\x18\n" +
 	"\asummary\x18\a \x01(\tR\asummary\x12\x18\n" +
-	"\achanges\x18\b \x01(\rR\achanges\"\xc5\x01\n" +
+	"\achanges\x18\b \x01(\rR\achanges\x12,\n" +
+	"\x12paths_not_compared\x18\t \x01(\rR\x10pathsNotCompared\"\xfe\x01\n" +
 	"\rDriftResponse\x124\n" +
 	"\x05nodes\x18\x01 \x03(\v2\x1e.cairn.controller.v1.NodeDriftR\x05nodes\x12#\n" +
 	"\rnodes_drifted\x18\x02 \x01(\rR\fnodesDrifted\x124\n" +
 	"\x16nodes_without_baseline\x18\x03 \x01(\rR\x14nodesWithoutBaseline\x12#\n" +
-	"\rtotal_changes\x18\x04 \x01(\rR\ftotalChanges\"\x0f\n" +
+	"\rtotal_changes\x18\x04 \x01(\rR\ftotalChanges\x127\n" +
+	"\x18total_paths_not_compared\x18\x05 \x01(\rR\x15totalPathsNotCompared\"\x0f\n" +
 	"\rExportRequest\"\xca\x01\n" +
 	"\x0eExportResponse\x125\n" +
 	"\x05nodes\x18\x01 \x03(\v2\x1f.cairn.controller.v1.NodeRecordR\x05nodes\x12>\n" +
