@@ -18,7 +18,7 @@ import (
 	controllerv1 "github.com/cairn-ops/cairn/proto/controller/v1"
 )
 
-// Bucket layout of the bbolt file (schema version 7). Values are
+// Bucket layout of the bbolt file (schema version 9). Values are
 // deterministic protobuf binary unless noted. "\0" is a NUL byte; be64 is
 // an 8-byte big-endian integer; time(ts) is be64 of the timestamp's Unix
 // nanoseconds with the sign bit flipped (see timeKey), so keys sort by
@@ -35,7 +35,7 @@ import (
 //	node_commands           node ID ‖ \0 ‖ time(created_at) ‖ command ID → "" (index)
 //	audits                  audit ID → AuditRecord
 //	node_audits             node ID ‖ \0 ‖ time(stored_at) ‖ audit ID → "" (index)
-//	baselines               node ID ‖ \0 ‖ be64 version → BaselineRecord
+//	baselines               node ID ‖ \0 ‖ be64 version → BaselineRecord (tracked since version 9)
 //	services                service name → ServiceRecord
 //	auditlog                be64 sequence → AuditLogEntry
 //	artifacts               sha256 digest (hex) → ArtifactRecord        (since version 2)
@@ -78,6 +78,8 @@ var migrations = []func(*bolt.Tx) error{
 	migrateTokenIssuers,
 	migrateRolloutStates,
 	migrateIssuedReports,
+	migrateReserved8,
+	migrateBaselineTracked,
 }
 
 // schemaVersion is the bucket layout version this code writes.
@@ -233,6 +235,89 @@ var _ Store = (*Bolt)(nil)
 func migrateIssuedReports(tx *bolt.Tx) error {
 	if _, err := tx.CreateBucketIfNotExists([]byte(tableIssuedReports)); err != nil {
 		return fmt.Errorf("create bucket %s: %w", tableIssuedReports, err)
+	}
+	return nil
+}
+
+// migrateReserved8 is version 7 → 8, which another change of issue 12
+// claims; here it changes nothing, and merging that change replaces it.
+func migrateReserved8(*bolt.Tx) error { return nil }
+
+// migrateBaselineTracked is version 8 → 9: a baseline records its node's
+// tracked set (BaselineRecord.tracked, controller/cms), the paths every
+// audit of the node collects. A baseline stored before has none; it gets
+// the track lists of the commands that took its audit and the audits of
+// the node's earlier baselines, accumulated in version order: the paths
+// the rollouts' and the operators' audits tracked. An audit taken without
+// a command, or whose command is gone, adds nothing. No path is dropped:
+// no release could stop tracking one before this version. A record that
+// does not decode is an error naming it: the file is left as it was.
+func migrateBaselineTracked(tx *bolt.Tx) error {
+	bb, ab, cb := tx.Bucket([]byte(tableBaselines)), tx.Bucket([]byte(tableAudits)), tx.Bucket([]byte(tableCommands))
+	// commandTrack is the track list of the command that took an audit.
+	commandTrack := func(auditID string) ([]string, error) {
+		v := ab.Get([]byte(auditID))
+		if v == nil {
+			return nil, nil
+		}
+		a := &controllerv1.AuditRecord{}
+		if err := proto.Unmarshal(v, a); err != nil {
+			return nil, fmt.Errorf("decode audit %q: %w", auditID, err)
+		}
+		if a.GetCommandId() == "" {
+			return nil, nil
+		}
+		v = cb.Get([]byte(a.GetCommandId()))
+		if v == nil {
+			return nil, nil
+		}
+		c := &controllerv1.CommandRecord{}
+		if err := proto.Unmarshal(v, c); err != nil {
+			return nil, fmt.Errorf("decode command %q: %w", a.GetCommandId(), err)
+		}
+		return c.GetTrack(), nil
+	}
+	type keyed struct {
+		key []byte
+		b   *controllerv1.BaselineRecord
+	}
+	var (
+		out     []keyed
+		node    string
+		tracked []string
+	)
+	// Keys are node ID ‖ \0 ‖ be64 version: each node's baselines come
+	// together, oldest first.
+	err := bb.ForEach(func(k, v []byte) error {
+		b := &controllerv1.BaselineRecord{}
+		if err := proto.Unmarshal(v, b); err != nil {
+			return fmt.Errorf("decode baseline %q: %w", k, err)
+		}
+		if b.GetNodeId() != node {
+			node, tracked = b.GetNodeId(), nil
+		}
+		track, err := commandTrack(b.GetAuditId())
+		if err != nil {
+			return fmt.Errorf("baseline %d of node %s: %w", b.GetVersion(), b.GetNodeId(), err)
+		}
+		tracked = slices.Concat(tracked, track, b.GetTracked())
+		slices.Sort(tracked)
+		tracked = slices.Compact(tracked)
+		b.Tracked = slices.Clone(tracked)
+		out = append(out, keyed{key: bytes.Clone(k), b: b})
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	for _, kb := range out {
+		v, err := proto.MarshalOptions{Deterministic: true}.Marshal(kb.b)
+		if err != nil {
+			return fmt.Errorf("encode baseline %q: %w", kb.key, err)
+		}
+		if err := bb.Put(kb.key, v); err != nil {
+			return err
+		}
 	}
 	return nil
 }
