@@ -1,8 +1,6 @@
 package cli
 
 import (
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 
@@ -23,19 +21,7 @@ func writeFilesAudit(t *testing.T, name string, patterns []string, paths ...stri
 	for _, p := range paths {
 		a.Files.Files = append(a.Files.Files, &inventoryv1.File{Key: p, Path: p, Type: "file", Mode: "0644", Sha256: strings.Repeat("a", 64)})
 	}
-	if err := audit.Seal(a); err != nil {
-		t.Fatal(err)
-	}
-	path := filepath.Join(t.TempDir(), name)
-	f, err := os.Create(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	if err := audit.WriteJSON(f, a); err != nil {
-		t.Fatal(err)
-	}
-	return path
+	return writeDoc(t, name, a)
 }
 
 // TestDiffExitStatus: diff exits 0 only when the audits are shown equal;

@@ -128,11 +128,7 @@ func migrateReleases(tx *bolt.Tx) error {
 func migrateRolloutStates(tx *bolt.Tx) error {
 	nb := tx.Bucket([]byte(tableRolloutNodes))
 	byRollout := map[string][]*controllerv1.RolloutNode{}
-	type keyed struct {
-		key []byte
-		n   *controllerv1.RolloutNode
-	}
-	var nodes []keyed
+	var nodes []keyedRecord
 	err := nb.ForEach(func(k, v []byte) error {
 		n := &controllerv1.RolloutNode{}
 		if err := proto.Unmarshal(v, n); err != nil {
@@ -148,28 +144,18 @@ func migrateRolloutStates(tx *bolt.Tx) error {
 			}
 			n.State, n.LegacyState = st, ""
 		}
-		nodes = append(nodes, keyed{key: bytes.Clone(k), n: n})
+		nodes = append(nodes, keyedRecord{key: bytes.Clone(k), rec: n})
 		byRollout[n.GetRolloutId()] = append(byRollout[n.GetRolloutId()], n)
 		return nil
 	})
 	if err != nil {
 		return err
 	}
-	for _, kn := range nodes {
-		v, err := proto.MarshalOptions{Deterministic: true}.Marshal(kn.n)
-		if err != nil {
-			return fmt.Errorf("encode rollout node %q: %w", kn.key, err)
-		}
-		if err := nb.Put(kn.key, v); err != nil {
-			return err
-		}
+	if err := putRecords(nb, "rollout node", nodes); err != nil {
+		return err
 	}
 	rb := tx.Bucket([]byte(tableRollouts))
-	type keyedRollout struct {
-		key []byte
-		ro  *controllerv1.RolloutRecord
-	}
-	var rollouts []keyedRollout
+	var rollouts []keyedRecord
 	err = rb.ForEach(func(k, v []byte) error {
 		ro := &controllerv1.RolloutRecord{}
 		if err := proto.Unmarshal(v, ro); err != nil {
@@ -204,18 +190,30 @@ func migrateRolloutStates(tx *bolt.Tx) error {
 		if len(mine) > 0 {
 			ro.Counts = state.Count(mine)
 		}
-		rollouts = append(rollouts, keyedRollout{key: bytes.Clone(k), ro: ro})
+		rollouts = append(rollouts, keyedRecord{key: bytes.Clone(k), rec: ro})
 		return nil
 	})
 	if err != nil {
 		return err
 	}
-	for _, kr := range rollouts {
-		v, err := proto.MarshalOptions{Deterministic: true}.Marshal(kr.ro)
+	return putRecords(rb, "rollout", rollouts)
+}
+
+// keyedRecord is a record a migration read, to write back under its key
+// once it has read them all (bbolt forbids writes during ForEach).
+type keyedRecord struct {
+	key []byte
+	rec proto.Message
+}
+
+// putRecords writes records a migration changed back, each under its key.
+func putRecords(b *bolt.Bucket, what string, recs []keyedRecord) error {
+	for _, kr := range recs {
+		v, err := proto.MarshalOptions{Deterministic: true}.Marshal(kr.rec)
 		if err != nil {
-			return fmt.Errorf("encode rollout %q: %w", kr.key, err)
+			return fmt.Errorf("encode %s %q: %w", what, kr.key, err)
 		}
-		if err := rb.Put(kr.key, v); err != nil {
+		if err := b.Put(kr.key, v); err != nil {
 			return err
 		}
 	}
@@ -277,12 +275,8 @@ func migrateBaselineTracked(tx *bolt.Tx) error {
 		}
 		return c.GetTrack(), nil
 	}
-	type keyed struct {
-		key []byte
-		b   *controllerv1.BaselineRecord
-	}
 	var (
-		out     []keyed
+		out     []keyedRecord
 		node    string
 		tracked []string
 	)
@@ -304,22 +298,13 @@ func migrateBaselineTracked(tx *bolt.Tx) error {
 		slices.Sort(tracked)
 		tracked = slices.Compact(tracked)
 		b.Tracked = slices.Clone(tracked)
-		out = append(out, keyed{key: bytes.Clone(k), b: b})
+		out = append(out, keyedRecord{key: bytes.Clone(k), rec: b})
 		return nil
 	})
 	if err != nil {
 		return err
 	}
-	for _, kb := range out {
-		v, err := proto.MarshalOptions{Deterministic: true}.Marshal(kb.b)
-		if err != nil {
-			return fmt.Errorf("encode baseline %q: %w", kb.key, err)
-		}
-		if err := bb.Put(kb.key, v); err != nil {
-			return err
-		}
-	}
-	return nil
+	return putRecords(bb, "baseline", out)
 }
 
 // migrateRollouts is version 3 → 4: rollouts, their nodes, and the

@@ -466,12 +466,11 @@ func TestBoltLogTampered(t *testing.T) {
 	}
 }
 
-// TestBoltMigrateBaselineTracked opens a copy of testdata/v7/cairn.db,
-// whose baselines record no tracked paths, and reads back each with the
-// track lists of the commands that took its audit and its node's earlier
-// baselines' audits: what the node's audits tracked, accumulated.
-func TestBoltMigrateBaselineTracked(t *testing.T) {
-	data, err := os.ReadFile("testdata/v7/cairn.db")
+// openFixture opens a copy of a store file in testdata (migrating it),
+// so that the fixture stays as it is.
+func openFixture(t *testing.T, fixture string) *store.Bolt {
+	t.Helper()
+	data, err := os.ReadFile(fixture)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -479,13 +478,21 @@ func TestBoltMigrateBaselineTracked(t *testing.T) {
 	if err := os.WriteFile(path, data, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	st := openBolt(t, path)
+	return openBolt(t, path)
+}
+
+// TestBoltMigrateBaselineTracked opens a copy of testdata/v7/cairn.db,
+// whose baselines record no tracked paths, and reads back each with the
+// track lists of the commands that took its audit and its node's earlier
+// baselines' audits: what the node's audits tracked, accumulated.
+func TestBoltMigrateBaselineTracked(t *testing.T) {
+	st := openFixture(t, "testdata/v7/cairn.db")
 	want := map[string][][]string{
 		"n1":  {{"/etc/a"}, {"/etc/a", "/etc/b"}, {"/etc/a", "/etc/b"}, {"/etc/a", "/etc/b", "/etc/c"}},
 		"n2":  {nil, {"/srv/x"}},
 		"n10": {{"/opt/y"}},
 	}
-	err = st.View(t.Context(), func(tx store.Tx) error {
+	err := st.View(t.Context(), func(tx store.Tx) error {
 		for node, w := range want {
 			bs, err := tx.Baselines(node)
 			if err != nil {
@@ -514,15 +521,7 @@ func TestBoltMigrateBaselineTracked(t *testing.T) {
 // that version stored (as strings), and reads each back as its enum,
 // with counts that add up.
 func TestBoltMigrateRolloutStates(t *testing.T) {
-	data, err := os.ReadFile("testdata/v5/cairn.db")
-	if err != nil {
-		t.Fatal(err)
-	}
-	path := filepath.Join(t.TempDir(), "cairn.db")
-	if err := os.WriteFile(path, data, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	st := openBolt(t, path)
+	st := openFixture(t, "testdata/v5/cairn.db")
 	type want struct {
 		state string
 		waves []string
@@ -538,7 +537,7 @@ func TestBoltMigrateRolloutStates(t *testing.T) {
 		"ro-rolled-back":     {"rolled_back", []string{"done"}, []string{"rolled_back"}},
 		"ro-rollback-failed": {"rollback_failed", []string{"failed"}, []string{"rollback_failed", "rolled_back"}},
 	}
-	err = st.View(t.Context(), func(tx store.Tx) error {
+	err := st.View(t.Context(), func(tx store.Tx) error {
 		all, err := tx.Rollouts()
 		if err != nil {
 			return err

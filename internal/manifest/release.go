@@ -263,29 +263,13 @@ var expectFields = map[string]field[*Expect]{
 		e.Hardware = p.hardware(n, path)
 	},
 	"allow": func(p *parser, n *yaml.Node, path string, e *Expect) {
-		p.sequence(n, path, func(_ int, item *yaml.Node, ipath string) {
-			var v string
-			if !p.str(item, ipath, &v) || !p.limit(item, ipath, limits.Pattern, v) {
-				return
-			}
-			if msg := checkAllow(v); msg != "" {
-				p.add(item.Line, ipath, msg)
-				return
-			}
+		p.strings(n, path, limits.Pattern, checkAllow, func(_ int, _ *yaml.Node, _, v string) {
 			e.Allow = append(e.Allow, v)
 		})
 	},
 	"untrack": func(p *parser, n *yaml.Node, path string, e *Expect) {
 		seen := map[string]int{}
-		p.sequence(n, path, func(i int, item *yaml.Node, ipath string) {
-			var v string
-			if !p.str(item, ipath, &v) || !p.limit(item, ipath, limits.Path, v) {
-				return
-			}
-			if msg := checkTrackedPath(v); msg != "" {
-				p.add(item.Line, ipath, msg)
-				return
-			}
+		p.strings(n, path, limits.Path, checkTrackedPath, func(i int, item *yaml.Node, ipath, v string) {
 			if prev, ok := seen[v]; ok {
 				p.add(item.Line, ipath, fmt.Sprintf("%q is already in %s[%d]", v, path, prev))
 				return
@@ -295,6 +279,22 @@ var expectFields = map[string]field[*Expect]{
 			p.untrack = append(p.untrack, untrackEntry{path: v, field: ipath, line: item.Line})
 		})
 	},
+}
+
+// strings reads a list of strings, each within l and passing check
+// (which returns what is wrong, or ""), and gives each valid one to add.
+func (p *parser) strings(n *yaml.Node, path string, l limits.Text, check func(string) string, add func(i int, item *yaml.Node, ipath, v string)) {
+	p.sequence(n, path, func(i int, item *yaml.Node, ipath string) {
+		var v string
+		if !p.str(item, ipath, &v) || !p.limit(item, ipath, l, v) {
+			return
+		}
+		if msg := check(v); msg != "" {
+			p.add(item.Line, ipath, msg)
+			return
+		}
+		add(i, item, ipath, v)
+	})
 }
 
 // untrackEntry is an expect.untrack entry and where it is, for the
