@@ -213,6 +213,9 @@ type Drift struct {
 	HasBaseline bool   `json:"has_baseline"`
 	Changes     uint32 `json:"changes"`
 	Summary     string `json:"summary,omitempty"`
+	// PathsNotCompared counts the tracked paths only the baseline or only
+	// the pre-audit tracked: not drift, and not "matches" either.
+	PathsNotCompared uint32 `json:"paths_not_compared,omitempty"`
 }
 
 // Confirmation is an operator's confirmation of a manual step.
@@ -666,6 +669,7 @@ func buildNode(n *controllerv1.RolloutNode, loc *time.Location) Node {
 		Drift: Drift{
 			Checked:     n.GetPreAuditId() != "" || n.GetDriftChanges() > 0 || n.GetDriftSummary() != "",
 			HasBaseline: n.GetHasBaseline(), Changes: n.GetDriftChanges(), Summary: n.GetDriftSummary(),
+			PathsNotCompared: n.GetDriftPathsNotCompared(),
 		},
 		KnownErrors: n.GetKnownErrors(), WaitingStep: n.GetWaitingStep(), WaitingInstructions: n.GetWaitingInstructions(),
 	}

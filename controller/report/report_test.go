@@ -811,3 +811,27 @@ func TestReportRecovery(t *testing.T) {
 		}
 	}
 }
+
+// TestDriftWords: the pre-check's drift in words; a check that could not
+// compare every tracked path does not read as matching the baseline.
+func TestDriftWords(t *testing.T) {
+	tests := []struct {
+		name string
+		d    Drift
+		want string
+	}{
+		{name: "no pre-audit", want: "not checked yet (no pre-audit)"},
+		{name: "no baseline", d: Drift{Checked: true}, want: "not checked: the node has no CMS baseline"},
+		{name: "matches", d: Drift{Checked: true, HasBaseline: true, Summary: "no changes"}, want: "none (matches its CMS baseline)"},
+		{name: "paths not compared", d: Drift{Checked: true, HasBaseline: true, PathsNotCompared: 1, Summary: "no changes where both audits looked; 1 tracked path not compared: /etc/a"},
+			want: "none where both audits looked, but not all compared: no changes where both audits looked; 1 tracked path not compared: /etc/a"},
+		{name: "drift", d: Drift{Checked: true, HasBaseline: true, Changes: 1, Summary: "1 file changed"}, want: "1 change: 1 file changed"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := driftWords(tt.d); got != tt.want {
+				t.Errorf("driftWords = %q, want %q", got, tt.want)
+			}
+		})
+	}
+}

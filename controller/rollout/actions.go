@@ -374,7 +374,7 @@ func resetDeployment(n *controllerv1.RolloutNode) {
 	n.Changed, n.InterruptedStep = false, ""
 	n.Error, n.UnreachableSince, n.FinishedAt = "", "", ""
 	n.DurationSeconds, n.SlaBreached = 0, false
-	n.HasBaseline, n.DriftChanges, n.DriftSummary, n.KnownErrors = false, 0, "", nil
+	n.HasBaseline, n.DriftChanges, n.DriftSummary, n.DriftPathsNotCompared, n.KnownErrors = false, 0, "", 0, nil
 	n.WaitingStep, n.WaitingInstructions = "", ""
 	n.Confirmations = nil
 }

@@ -315,7 +315,7 @@ func (p *pass) preAuditDone(n *controllerv1.RolloutNode, in *nodeInput) {
 // driftCheck compares the pre-audit with the node's CMS baseline and
 // records the drift; preAuditDone decides what it does (on_drift).
 func (p *pass) driftCheck(n *controllerv1.RolloutNode, in *nodeInput) {
-	n.HasBaseline, n.DriftChanges, n.DriftSummary = false, 0, ""
+	n.HasBaseline, n.DriftChanges, n.DriftSummary, n.DriftPathsNotCompared = false, 0, "", 0
 	if in.baseline == nil {
 		return
 	}
@@ -328,6 +328,7 @@ func (p *pass) driftCheck(n *controllerv1.RolloutNode, in *nodeInput) {
 	n.HasBaseline = true
 	n.DriftChanges = uint32(cms.Changes(rep))
 	n.DriftSummary = rep.Summary
+	n.DriftPathsNotCompared = uint32(rep.Counts.PathsNotCompared)
 }
 
 // deployDone: the deployment's report is stored and the post-audit sent,

@@ -73,8 +73,8 @@ func TestRolloutTracksEarlierReleases(t *testing.T) {
 		t.Errorf("pre- and post-audit track (-want +got):\n%s", diff)
 	}
 	n := nodeOf(t, w.get(ro.GetId()), "web1")
-	if want := "no changes where both audits looked; 1 tracked path not compared: " + confPath; n.GetDriftSummary() != want || n.GetDriftChanges() != 0 {
-		t.Errorf("drift pre-check: %d changes, %q; want 0, %q", n.GetDriftChanges(), n.GetDriftSummary(), want)
+	if want := "no changes where both audits looked; 1 tracked path not compared: " + confPath; n.GetDriftSummary() != want || n.GetDriftChanges() != 0 || n.GetDriftPathsNotCompared() != 1 {
+		t.Errorf("drift pre-check: %d changes, %d paths not compared, %q; want 0, 1, %q", n.GetDriftChanges(), n.GetDriftPathsNotCompared(), n.GetDriftSummary(), want)
 	}
 	bs := w.baselines(node)
 	if got := bs[len(bs)-1]; got.GetVersion() != 2 || got.GetAuditId() != n.GetPostAuditId() || !cmp.Equal(both, got.GetTracked()) {

@@ -6162,6 +6162,8 @@ type NodePlan struct {
 	HasBaseline  bool                   `protobuf:"varint,5,opt,name=has_baseline,json=hasBaseline,proto3" json:"has_baseline,omitempty"`
 	DriftChanges uint32                 `protobuf:"varint,6,opt,name=drift_changes,json=driftChanges,proto3" json:"drift_changes,omitempty"`
 	DriftSummary string                 `protobuf:"bytes,7,opt,name=drift_summary,json=driftSummary,proto3" json:"drift_summary,omitempty"`
+	// Tracked paths the drift check could not compare.
+	DriftPathsNotCompared uint32 `protobuf:"varint,20,opt,name=drift_paths_not_compared,json=driftPathsNotCompared,proto3" json:"drift_paths_not_compared,omitempty"`
 	// "ID: summary" of each known error whose signature matches the node.
 	KnownErrors []string `protobuf:"bytes,8,rep,name=known_errors,json=knownErrors,proto3" json:"known_errors,omitempty"`
 	// The dry run: set when the node answered.
@@ -6253,6 +6255,13 @@ func (x *NodePlan) GetDriftSummary() string {
 		return x.DriftSummary
 	}
 	return ""
+}
+
+func (x *NodePlan) GetDriftPathsNotCompared() uint32 {
+	if x != nil {
+		return x.DriftPathsNotCompared
+	}
+	return 0
 }
 
 func (x *NodePlan) GetKnownErrors() []string {
@@ -6804,12 +6813,15 @@ type RolloutNode struct {
 	ComparisonJson []byte `protobuf:"bytes,19,opt,name=comparison_json,json=comparisonJson,proto3" json:"comparison_json,omitempty"`
 	// internal/diff's Report from the pre-audit to the after-rollback
 	// audit, JSON; empty changes prove the rollback.
-	RollbackDiffJson []byte              `protobuf:"bytes,20,opt,name=rollback_diff_json,json=rollbackDiffJson,proto3" json:"rollback_diff_json,omitempty"`
-	HasBaseline      bool                `protobuf:"varint,21,opt,name=has_baseline,json=hasBaseline,proto3" json:"has_baseline,omitempty"`
-	DriftChanges     uint32              `protobuf:"varint,22,opt,name=drift_changes,json=driftChanges,proto3" json:"drift_changes,omitempty"`
-	DriftSummary     string              `protobuf:"bytes,23,opt,name=drift_summary,json=driftSummary,proto3" json:"drift_summary,omitempty"`
-	KnownErrors      []string            `protobuf:"bytes,24,rep,name=known_errors,json=knownErrors,proto3" json:"known_errors,omitempty"`
-	Confirmations    []*StepConfirmation `protobuf:"bytes,25,rep,name=confirmations,proto3" json:"confirmations,omitempty"`
+	RollbackDiffJson []byte `protobuf:"bytes,20,opt,name=rollback_diff_json,json=rollbackDiffJson,proto3" json:"rollback_diff_json,omitempty"`
+	HasBaseline      bool   `protobuf:"varint,21,opt,name=has_baseline,json=hasBaseline,proto3" json:"has_baseline,omitempty"`
+	DriftChanges     uint32 `protobuf:"varint,22,opt,name=drift_changes,json=driftChanges,proto3" json:"drift_changes,omitempty"`
+	DriftSummary     string `protobuf:"bytes,23,opt,name=drift_summary,json=driftSummary,proto3" json:"drift_summary,omitempty"`
+	// Tracked paths the pre-check could not compare (only the baseline or
+	// only the pre-audit tracked them): not drift, and not "no drift".
+	DriftPathsNotCompared uint32              `protobuf:"varint,50,opt,name=drift_paths_not_compared,json=driftPathsNotCompared,proto3" json:"drift_paths_not_compared,omitempty"`
+	KnownErrors           []string            `protobuf:"bytes,24,rep,name=known_errors,json=knownErrors,proto3" json:"known_errors,omitempty"`
+	Confirmations         []*StepConfirmation `protobuf:"bytes,25,rep,name=confirmations,proto3" json:"confirmations,omitempty"`
 	// While waiting_confirmation: the step and its instructions.
 	WaitingStep         string `protobuf:"bytes,26,opt,name=waiting_step,json=waitingStep,proto3" json:"waiting_step,omitempty"`
 	WaitingInstructions string `protobuf:"bytes,27,opt,name=waiting_instructions,json=waitingInstructions,proto3" json:"waiting_instructions,omitempty"`
@@ -7038,6 +7050,13 @@ func (x *RolloutNode) GetDriftSummary() string {
 		return x.DriftSummary
 	}
 	return ""
+}
+
+func (x *RolloutNode) GetDriftPathsNotCompared() uint32 {
+	if x != nil {
+		return x.DriftPathsNotCompared
+	}
+	return 0
 }
 
 func (x *RolloutNode) GetKnownErrors() []string {
@@ -8110,7 +8129,7 @@ const file_proto_controller_v1_controller_proto_rawDesc = "" +
 	"\fmax_failures\x18\x03 \x01(\rR\vmaxFailures\x12\x1d\n" +
 	"\n" +
 	"gate_after\x18\x04 \x01(\bR\tgateAfter\x12\x12\n" +
-	"\x04bake\x18\x05 \x01(\tR\x04bake\"\xbc\x03\n" +
+	"\x04bake\x18\x05 \x01(\tR\x04bake\"\xf5\x03\n" +
 	"\bNodePlan\x12\x17\n" +
 	"\anode_id\x18\x01 \x01(\tR\x06nodeId\x12\x1a\n" +
 	"\bhostname\x18\x02 \x01(\tR\bhostname\x12\x12\n" +
@@ -8118,7 +8137,8 @@ const file_proto_controller_v1_controller_proto_rawDesc = "" +
 	"\tconnected\x18\x04 \x01(\bR\tconnected\x12!\n" +
 	"\fhas_baseline\x18\x05 \x01(\bR\vhasBaseline\x12#\n" +
 	"\rdrift_changes\x18\x06 \x01(\rR\fdriftChanges\x12#\n" +
-	"\rdrift_summary\x18\a \x01(\tR\fdriftSummary\x12!\n" +
+	"\rdrift_summary\x18\a \x01(\tR\fdriftSummary\x127\n" +
+	"\x18drift_paths_not_compared\x18\x14 \x01(\rR\x15driftPathsNotCompared\x12!\n" +
 	"\fknown_errors\x18\b \x03(\tR\vknownErrors\x12 \n" +
 	"\fdry_run_done\x18\t \x01(\bR\n" +
 	"dryRunDone\x12\x1c\n" +
@@ -8186,7 +8206,7 @@ const file_proto_controller_v1_controller_proto_rawDesc = "" +
 	"\aaborted\x18\n" +
 	" \x01(\rR\aaborted\x12 \n" +
 	"\vinterrupted\x18\v \x01(\rR\vinterrupted\x12\x1a\n" +
-	"\bresolved\x18\f \x01(\rR\bresolved\"\xa0\r\n" +
+	"\bresolved\x18\f \x01(\rR\bresolved\"\xd9\r\n" +
 	"\vRolloutNode\x12\x1d\n" +
 	"\n" +
 	"rollout_id\x18\x01 \x01(\tR\trolloutId\x12\x17\n" +
@@ -8216,7 +8236,8 @@ const file_proto_controller_v1_controller_proto_rawDesc = "" +
 	"\x12rollback_diff_json\x18\x14 \x01(\fR\x10rollbackDiffJson\x12!\n" +
 	"\fhas_baseline\x18\x15 \x01(\bR\vhasBaseline\x12#\n" +
 	"\rdrift_changes\x18\x16 \x01(\rR\fdriftChanges\x12#\n" +
-	"\rdrift_summary\x18\x17 \x01(\tR\fdriftSummary\x12!\n" +
+	"\rdrift_summary\x18\x17 \x01(\tR\fdriftSummary\x127\n" +
+	"\x18drift_paths_not_compared\x182 \x01(\rR\x15driftPathsNotCompared\x12!\n" +
 	"\fknown_errors\x18\x18 \x03(\tR\vknownErrors\x12K\n" +
 	"\rconfirmations\x18\x19 \x03(\v2%.cairn.controller.v1.StepConfirmationR\rconfirmations\x12!\n" +
 	"\fwaiting_step\x18\x1a \x01(\tR\vwaitingStep\x121\n" +
