@@ -774,8 +774,8 @@ func rollbackProof(n *controllerv1.RolloutNode, rn *Node) *Rollback {
 }
 
 // fromPreAudit reads a stored diff from a node's pre-audit (internal/diff's
-// Report, JSON) in words: the changes that remain, the sections it could
-// not compare, and its summary.
+// Report, JSON) in words: the changes that remain, the sections and the
+// tracked paths it could not compare, and its summary.
 func fromPreAudit(b []byte) (differences, notComparable []string, summary string, err error) {
 	var d diff.Report
 	if err := json.Unmarshal(b, &d); err != nil {
@@ -787,6 +787,9 @@ func fromPreAudit(b []byte) (differences, notComparable []string, summary string
 		}
 		for _, ch := range s.Changes {
 			differences = append(differences, compare.Describe(s.Name, ch))
+		}
+		for _, p := range s.PathsNotCompared {
+			notComparable = append(notComparable, s.Name+": "+p.Path+" not compared: tracked only in the "+p.TrackedBy+" audit")
 		}
 	}
 	return differences, notComparable, d.Summary, nil

@@ -431,6 +431,17 @@ func TestReportSLA(t *testing.T) {
 	}
 }
 
+// tracking is a copy of a whose files section tracked paths (each a file).
+func tracking(a *inventoryv1.Audit, paths ...string) *inventoryv1.Audit {
+	a = proto.Clone(a).(*inventoryv1.Audit)
+	a.Files = &inventoryv1.Files{Patterns: paths}
+	for _, p := range paths {
+		a.Files.Files = append(a.Files.Files, &inventoryv1.File{Key: p, Path: p, Type: "file", Mode: "0644"})
+	}
+	a.Collectors = append(a.Collectors, &inventoryv1.CollectorStatus{Name: "files", Section: "files", State: inventoryv1.CollectorStatus_STATE_OK})
+	return a
+}
+
 func TestReportRollbackProof(t *testing.T) {
 	pre := reportAudit("web4")
 	differs := proto.Clone(pre).(*inventoryv1.Audit)
@@ -455,6 +466,8 @@ func TestReportRollbackProof(t *testing.T) {
 			wantDiffs:   []string{"package webshop upgraded 2.3.1 → 2.4.0"}},
 		{name: "not comparable", state: state.NodeRolledBack, diffJSON: mustJSON(t, diff.Compare(pre, failedCollector)),
 			wantVerdict: "not proven: no changes in the comparable sections; services not comparable"},
+		{name: "a path not compared", state: state.NodeRolledBack, diffJSON: mustJSON(t, diff.Compare(tracking(pre, "/etc/a"), tracking(pre, "/etc/a", "/etc/b"))),
+			wantVerdict: "not proven: no changes where both audits looked; 1 tracked path not compared: /etc/b"},
 		{name: "no audit yet", state: state.NodeRollingBack, wantVerdict: "not proven: no after-rollback audit yet"},
 		{name: "rollback failed", state: state.NodeRollbackFailed, wantVerdict: "not proven: the rollback failed before its audit"},
 		{name: "unreadable", state: state.NodeRolledBack, diffJSON: []byte("{"), wantVerdict: "not proven: the rollback diff is unreadable", wantProblem: true},
