@@ -136,3 +136,32 @@ func TestRolloutTrackedLimit(t *testing.T) {
 		t.Errorf("%d baselines, want the 1 it had", len(bs))
 	}
 }
+
+// TestRollbackNotProvenWithPathNotCompared: a path the node's tracked set
+// gained after its pre-audit is in the audit after the rollback only, so
+// that audit cannot be shown equal to the pre-audit: the rollback is not
+// proven, and says which path.
+func TestRollbackNotProvenWithPathNotCompared(t *testing.T) {
+	const extra = "/etc/webshop/extra.conf"
+	w := newWorld(t, worldOptions{nodes: 1})
+	node := w.nodes[0]
+	w.agent.update(node, func(h *host) { h.behavior, h.hold, h.files[extra] = deployExtra, true, sum("x\n") })
+	ro := w.start(func(s *controllerv1.RolloutSpec) { s.OnFailure = OnFailureRollback })
+	w.waitFor(ro.GetId(), "web1 deploying", func(ro *controllerv1.RolloutRecord) bool {
+		return nodeOf(t, ro, "web1").GetState() == NodeDeploying
+	})
+	// Meanwhile an operator accepts an audit that tracked extra.
+	base := w.auditNow(node)
+	err := w.store().Update(w.ctx, func(tx store.Tx) error {
+		return cms.PutBaseline(tx, time.Now(), &controllerv1.BaselineRecord{NodeId: node, AuditId: base, AcceptedBy: "user:auditor", Reason: "CHG-2"}, []string{extra})
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.agent.update(node, func(h *host) { h.hold = false })
+	ro = w.waitState(ro.GetId(), StateRollbackFailed)
+	n := nodeOf(t, ro, "web1")
+	if want := "tracked paths not compared with the pre-audit: " + extra; n.GetState() != NodeRollbackFailed || !strings.Contains(n.GetError(), want) {
+		t.Errorf("web1 %s: %q; want rollback_failed saying %q", state.Name(n.GetState()), n.GetError(), want)
+	}
+}
