@@ -21,11 +21,12 @@ grouped by section, after a one-line summary.
 
 Volatile facts (uptime, load, free memory, boot time) are ignored. A section
 whose collector failed in either audit is reported as not comparable, never
-as additions or removals. Both files are verified against their hashes
+as additions or removals; a tracked path only one audit tracked (--track)
+is reported as not compared. Both files are verified against their hashes
 first, so an edited audit is refused.
 
-Exit status: 0 no changes; 1 changes, or a section not comparable (the
-audits cannot be shown equal); 2 error.`,
+Exit status: 0 no changes; 1 changes, a section not comparable or a path
+not compared (the audits cannot be shown equal); 2 error.`,
 		Example: `  cairn-agent audit > before.json
   # ... change the host ...
   cairn-agent audit > after.json
@@ -67,7 +68,7 @@ audits cannot be shown equal); 2 error.`,
 			if err := write(s.out, r); err != nil {
 				return err
 			}
-			if r.HasChanges() || len(r.NotComparable()) > 0 {
+			if r.HasChanges() || !r.Complete() {
 				return &exitError{code: ExitChanges}
 			}
 			return nil

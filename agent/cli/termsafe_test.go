@@ -30,6 +30,13 @@ func writeAudit(t *testing.T, name, host string, packages ...string) string {
 		n, v, _ := strings.Cut(p, "=")
 		a.Packages.Packages = append(a.Packages.Packages, &inventoryv1.Package{Key: "dpkg/" + n + "/amd64", Manager: "dpkg", Name: n, Version: v, Architecture: "amd64"})
 	}
+	return writeDoc(t, name, a)
+}
+
+// writeDoc seals a, writes it as JSON to a file called name and returns
+// the file's path.
+func writeDoc(t *testing.T, name string, a *inventoryv1.Audit) string {
+	t.Helper()
 	if err := audit.Seal(a); err != nil {
 		t.Fatal(err)
 	}

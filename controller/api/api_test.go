@@ -101,10 +101,22 @@ func (e *env) addNode(t *testing.T, id, hostname string, labels map[string]strin
 // it as the fleet does; hostname, when set, replaces the audited one.
 func (e *env) addAudit(t *testing.T, nodeID, fixture, hostname string, at time.Time) *controllerv1.AuditRecord {
 	t.Helper()
+	return e.addAuditTracking(t, nodeID, fixture, hostname, at, nil)
+}
+
+// addAuditTracking is addAudit with the files collector tracking track
+// (when not nil).
+func (e *env) addAuditTracking(t *testing.T, nodeID, fixture, hostname string, at time.Time, track []string) *controllerv1.AuditRecord {
+	t.Helper()
 	ctx := context.Background()
+	collectors := []string{"os", "packages", "services"}
+	if track != nil {
+		collectors = append(collectors, "files")
+	}
 	a, err := inventory.Collect(ctx, inventory.Options{
 		Root:       filepath.Join("..", "..", "agent", "collector", "testdata", "sw", fixture),
-		Collectors: []string{"os", "packages", "services"},
+		Collectors: collectors,
+		Track:      track,
 		Now:        func() time.Time { return at },
 	})
 	if err != nil {

@@ -18,6 +18,10 @@ type audits struct {
 	*base
 }
 
+// RunAudit issues an audit command to each node the request names. Each
+// command tracks the node's tracked set (cms.AuditTrack) and the
+// request's track paths, so the audit covers what the node's baseline
+// covers and drift can compare them.
 func (s *audits) RunAudit(ctx context.Context, req *controllerv1.RunAuditRequest) (*controllerv1.RunAuditResponse, error) {
 	cmds, err := s.runAudit(ctx, req)
 	if err != nil {
@@ -67,6 +71,10 @@ func (s *audits) runAudit(ctx context.Context, req *controllerv1.RunAuditRequest
 			if err != nil {
 				return err
 			}
+			track, err := cms.AuditTrack(tx, n.GetId(), req.GetTrack(), nil)
+			if err != nil {
+				return err
+			}
 			c := &controllerv1.CommandRecord{
 				Id:         id,
 				NodeId:     n.GetId(),
@@ -76,7 +84,7 @@ func (s *audits) runAudit(ctx context.Context, req *controllerv1.RunAuditRequest
 				CreatedAt:  stamp.Format(now),
 				UpdatedAt:  stamp.Format(now),
 				Collectors: req.GetCollectors(),
-				Track:      req.GetTrack(),
+				Track:      track,
 			}
 			if err := tx.PutCommand(c); err != nil {
 				return fmt.Errorf("store command for node %s: %w", n.GetId(), err)

@@ -35,41 +35,48 @@ func (s *cmsServer) acceptBaseline(ctx context.Context, req *controllerv1.Accept
 	if err := checkOptional("audit_id", limits.ObjectID, req.GetAuditId()); err != nil {
 		return nil, err
 	}
-	now := s.Now()
-	var b *controllerv1.BaselineRecord
-	err := s.Store.Update(ctx, func(tx store.Tx) error {
+	if s.Blobs == nil {
+		return nil, errors.New("accept baseline: the controller has no blob directory")
+	}
+	// The audit and what it tracked, read from its document outside the
+	// write transaction.
+	var a *controllerv1.AuditRecord
+	err := s.Store.View(ctx, func(tx store.Tx) error {
 		n, err := findNode(tx, req.GetNode())
 		if err != nil {
 			return err
 		}
-		a, err := baselineAudit(tx, n, req.GetAuditId())
+		a, err = baselineAudit(tx, n, req.GetAuditId())
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	doc, err := cms.LoadAudit(s.Blobs, a)
+	if err != nil {
+		return nil, fmt.Errorf("%w: audit %s cannot be read: %v", ErrPrecondition, a.GetId(), err)
+	}
+	now := s.Now()
+	var b *controllerv1.BaselineRecord
+	err = s.Store.Update(ctx, func(tx store.Tx) error {
+		n, err := tx.Node(a.GetNodeId())
 		if err != nil {
-			return err
-		}
-		prev, err := tx.Baselines(n.GetId())
-		if err != nil {
-			return err
+			return fmt.Errorf("node %s: %w", a.GetNodeId(), err)
 		}
 		b = &controllerv1.BaselineRecord{
 			NodeId:      n.GetId(),
-			Version:     uint32(len(prev)) + 1,
 			AuditId:     a.GetId(),
 			AcceptedBy:  actor(ctx),
 			AcceptedAt:  stamp.Format(now),
 			Reason:      req.GetReason(),
 			ContentHash: a.GetContentHash(),
 		}
-		if err := tx.PutBaseline(b); err != nil {
-			return fmt.Errorf("store baseline %d of node %s: %w", b.Version, n.GetId(), err)
-		}
-		_, err = auditlog.Append(tx, now, b.AcceptedBy, "baseline.accept", "node/"+n.GetId(), map[string]string{
-			"version":  strconv.FormatUint(uint64(b.Version), 10),
-			"audit_id": a.GetId(),
-			"reason":   b.Reason,
-		})
-		return err
+		return cms.PutBaseline(tx, now, b, doc.GetFiles().GetPatterns())
 	})
 	if err != nil {
+		if errors.Is(err, cms.ErrTracked) {
+			return nil, fmt.Errorf("%w: %v", ErrPrecondition, err)
+		}
 		return nil, err
 	}
 	return b, nil
@@ -153,9 +160,7 @@ func (s *cmsServer) drift(ctx context.Context, req *controllerv1.DriftRequest) (
 	if err != nil {
 		return nil, err
 	}
-	resp := &controllerv1.DriftResponse{Nodes: nodes}
-	resp.NodesDrifted, resp.NodesWithoutBaseline, resp.TotalChanges = cms.Totals(nodes)
-	return resp, nil
+	return cms.Response(nodes), nil
 }
 
 func (s *cmsServer) Export(ctx context.Context, _ *controllerv1.ExportRequest) (*controllerv1.ExportResponse, error) {

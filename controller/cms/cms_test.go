@@ -34,13 +34,18 @@ func storeAudit(t *testing.T, st store.Store, blobs *blob.Store, nodeID, root st
 
 // storeHostAudit is storeAudit with the audit's hostname replaced (when
 // not empty): debian-b's software with debian-a's hostname is debian-a
-// after a change.
-func storeHostAudit(t *testing.T, st store.Store, blobs *blob.Store, nodeID, root, hostname string, at time.Time) *controllerv1.AuditRecord {
+// after a change. With track, the files collector records those paths.
+func storeHostAudit(t *testing.T, st store.Store, blobs *blob.Store, nodeID, root, hostname string, at time.Time, track ...string) *controllerv1.AuditRecord {
 	t.Helper()
 	ctx := context.Background()
+	collectors := []string{"os", "packages", "services"}
+	if len(track) > 0 {
+		collectors = append(collectors, "files")
+	}
 	a, err := inventory.Collect(ctx, inventory.Options{
 		Root:       root,
-		Collectors: []string{"os", "packages", "services"},
+		Collectors: collectors,
+		Track:      track,
 		Now:        func() time.Time { return at },
 	})
 	if err != nil {
@@ -152,9 +157,46 @@ func TestDrift(t *testing.T) {
 	if diff := cmp.Diff(want, got, protocmp.Transform()); diff != "" {
 		t.Errorf("Drift (-want +got):\n%s", diff)
 	}
-	drifted, without, total := cms.Totals(got)
-	if diff := cmp.Diff([3]uint32{1, 2, 3}, [3]uint32{drifted, without, total}); diff != "" {
-		t.Errorf("Totals (drifted, without baseline, changes) (-want +got):\n%s", diff)
+	resp := cms.Response(got)
+	if diff := cmp.Diff([4]uint32{1, 2, 3, 0}, [4]uint32{resp.GetNodesDrifted(), resp.GetNodesWithoutBaseline(), resp.GetTotalChanges(), resp.GetTotalPathsNotCompared()}); diff != "" {
+		t.Errorf("Response totals (drifted, without baseline, changes, paths not compared) (-want +got):\n%s", diff)
+	}
+}
+
+// TestDriftPathsNotCompared: a path the latest audit tracked and the
+// baseline did not is not compared, and drift says so: it is counted, in
+// the summary and in the report, never "no changes".
+func TestDriftPathsNotCompared(t *testing.T) {
+	st := store.NewMemory()
+	blobs, err := blob.Open(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t0 := time.Date(2026, 3, 1, 10, 0, 0, 0, time.UTC)
+	base := storeHostAudit(t, st, blobs, "n1", fixture("debian-a"), "", t0, "/etc/os-release")
+	accept(t, st, base, 1)
+	storeHostAudit(t, st, blobs, "n1", fixture("debian-a"), "", t0.Add(time.Hour), "/etc/os-release", "/etc/passwd")
+
+	got, err := cms.Drift(t.Context(), st, blobs, []*controllerv1.NodeRecord{{Id: "n1", Hostname: "web1"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := got[0]
+	if d.GetChanges() != 0 || d.GetPathsNotCompared() != 1 {
+		t.Errorf("drift: %d changes, %d paths not compared; want 0 and 1", d.GetChanges(), d.GetPathsNotCompared())
+	}
+	if want := "no changes where both audits looked; 1 tracked path not compared: /etc/passwd"; d.GetSummary() != want {
+		t.Errorf("summary %q, want %q", d.GetSummary(), want)
+	}
+	var report diff.Report
+	if err := json.Unmarshal(d.GetReportJson(), &report); err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff([]diff.PathNotCompared{{Path: "/etc/passwd", TrackedBy: diff.SideAfter, Files: 1}}, report.PathsNotCompared()); diff != "" {
+		t.Errorf("report's paths not compared (-want +got):\n%s", diff)
+	}
+	if r := cms.Response(got); r.GetTotalPathsNotCompared() != 1 || r.GetNodesDrifted() != 0 {
+		t.Errorf("Response: %d paths not compared, %d drifted; want 1, 0", r.GetTotalPathsNotCompared(), r.GetNodesDrifted())
 	}
 }
 

@@ -39,7 +39,9 @@ func LoadAudit(blobs Blobs, rec *controllerv1.AuditRecord) (*inventoryv1.Audit, 
 
 // Drift compares each node's latest audit with its newest baseline, in
 // the order of nodes. A node without a baseline has HasBaseline false and
-// nothing else to report.
+// nothing else to report. A tracked path only one of the two audits
+// tracked (one the baseline did not cover, say) is counted in
+// PathsNotCompared and listed in the report, never as unchanged.
 func Drift(ctx context.Context, st store.Store, blobs Blobs, nodes []*controllerv1.NodeRecord) ([]*controllerv1.NodeDrift, error) {
 	out := make([]*controllerv1.NodeDrift, 0, len(nodes))
 	for _, n := range nodes {
@@ -100,6 +102,7 @@ func nodeDrift(ctx context.Context, st store.Store, blobs Blobs, n *controllerv1
 	d.ReportJson = js.Bytes()
 	d.Summary = report.Summary
 	d.Changes = uint32(Changes(report))
+	d.PathsNotCompared = uint32(report.Counts.PathsNotCompared)
 	return d, nil
 }
 
@@ -110,17 +113,20 @@ func Changes(r *diff.Report) int {
 	return c.Added + c.Removed + c.Changed + c.Replaced
 }
 
-// Totals sums a drift listing: nodes with at least one change, nodes
-// without a baseline, and changes over all nodes.
-func Totals(nodes []*controllerv1.NodeDrift) (drifted, withoutBaseline, changes uint32) {
+// Response is a drift listing with its totals: nodes with at least one
+// change, nodes without a baseline, changes and tracked paths not
+// compared over all nodes.
+func Response(nodes []*controllerv1.NodeDrift) *controllerv1.DriftResponse {
+	r := &controllerv1.DriftResponse{Nodes: nodes}
 	for _, d := range nodes {
 		switch {
 		case !d.GetHasBaseline():
-			withoutBaseline++
+			r.NodesWithoutBaseline++
 		case d.GetChanges() > 0:
-			drifted++
+			r.NodesDrifted++
 		}
-		changes += d.GetChanges()
+		r.TotalChanges += d.GetChanges()
+		r.TotalPathsNotCompared += d.GetPathsNotCompared()
 	}
-	return drifted, withoutBaseline, changes
+	return r
 }

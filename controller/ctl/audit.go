@@ -54,6 +54,11 @@ func (a *app) newAuditRunCommand() *cobra.Command {
 every node whose labels match --selector. Each command is persisted and has
 an ID; a node that is offline runs it when it reconnects.
 
+Every audit records the files its node's baseline tracks (the paths earlier
+releases installed and accepted audits tracked; see 'cairnctl cms show'),
+so that drift can compare them. --track adds paths for this audit only; they
+become tracked when the audit is accepted as the node's baseline.
+
 With --wait, run follows the commands until every one has succeeded or
 failed (or --wait-timeout passes), printing a line as each changes state,
 and exits 1 if any failed or did not finish.`,
@@ -69,7 +74,7 @@ and exits 1 if any failed or did not finish.`,
 	fl.StringVar(&node, "node", "", "the node to audit (ID or hostname)")
 	fl.StringArrayVar(&selector, "selector", nil, describePairs("audit every node with these labels"))
 	fl.StringSliceVar(&collectors, "collectors", nil, "comma-separated collectors to run (default all)")
-	fl.StringArrayVar(&track, "track", nil, "file, directory or glob on the node to record in the files section (repeatable)")
+	fl.StringArrayVar(&track, "track", nil, "file, directory or glob on the node to record in the files section, besides the node's tracked paths (repeatable)")
 	fl.BoolVar(&wait, "wait", false, "wait until every audit has succeeded or failed")
 	fl.DurationVar(&waitTimeout, "wait-timeout", 2*time.Minute, "how long --wait waits")
 	cmd.RunE = func(cmd *cobra.Command, _ []string) error {

@@ -27,7 +27,12 @@ Accepting a new one makes a new version; 'cms history' lists them all.`,
 	return group("cms", "The CMS: authorized baselines, drift, export and import of CIs",
 		`The CMS holds each node's authorized baseline (an accepted audit) and its
 history, and the services that group nodes. Drift is the difference between
-a node's latest audit and its baseline: changes nobody authorized.`,
+a node's latest audit and its baseline: changes nobody authorized.
+
+Each baseline records the files its node tracks: what earlier baselines
+tracked, plus what the accepted audit tracked, less what a release stops
+tracking (expect.untrack). Every audit of the node collects them, so a file
+an earlier release installed is still compared after later releases.`,
 		`  cairnctl cms baseline accept web1 --reason "initial baseline"
   cairnctl cms show web1
   cairnctl cms drift --service shop -o html > drift.html
@@ -100,7 +105,9 @@ func (a *app) newCMSHistoryCommand() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "history NODE",
 		Short: "List a node's baselines: who accepted which audit, when and why",
-		Long:  `History lists every baseline version of a node, oldest first.`,
+		Long: `History lists every baseline version of a node, oldest first, with how
+many paths it tracks (-o yaml or json list them, and what it stopped
+tracking).`,
 		Example: `  cairnctl cms history web1
   cairnctl cms history web1 -o yaml`,
 		Args: exactArgs("NODE"),
@@ -116,11 +123,11 @@ func (a *app) newCMSHistoryCommand() *cobra.Command {
 		}
 		resp := &controllerv1.BaselineHistoryResponse{Baselines: bs}
 		return printProto(a.out, f, resp, func(t *table) {
-			t.row("VERSION", "AUDIT ID", "ACCEPTED BY", "ACCEPTED", "APPROVED BY", "REASON")
+			t.row("VERSION", "AUDIT ID", "ACCEPTED BY", "ACCEPTED", "APPROVED BY", "TRACKED", "REASON")
 			for _, b := range bs {
 				// A rollout's baseline names the release's approvers.
 				t.row(fmt.Sprint(b.GetVersion()), b.GetAuditId(), b.GetAcceptedBy(), withAgo(a.now(), b.GetAcceptedAt()),
-					orDash(strings.Join(b.GetApprovers(), ",")), b.GetReason())
+					orDash(strings.Join(b.GetApprovers(), ",")), fmt.Sprint(len(b.GetTracked())), b.GetReason())
 			}
 		})
 	}
@@ -140,8 +147,9 @@ func (a *app) newCMSShowCommand() *cobra.Command {
 		Use:   "show NODE",
 		Short: "Summarize a node's CMS record: current baseline and latest audit",
 		Long: `Show prints the node, its current baseline (version, who accepted it, when
-and why, and one line per section of the baseline audit), its latest audit
-and, when that differs from the baseline, the drift summary.`,
+and why, the paths it tracks, and one line per section of the baseline
+audit), its latest audit and, when that differs from the baseline, the
+drift summary, which names the tracked paths only one of them covered.`,
 		Example: `  cairnctl cms show web1
   cairnctl cms show web1 -o json`,
 		Args: exactArgs("NODE"),
@@ -214,6 +222,12 @@ and, when that differs from the baseline, the drift summary.`,
 		} else {
 			fmt.Fprintf(w, "baseline version %d: audit %s\n", current.GetVersion(), current.GetAuditId())
 			fmt.Fprintf(w, "  accepted by %s %s: %s\n", current.GetAcceptedBy(), withAgo(now, current.GetAcceptedAt()), current.GetReason())
+			if tr := current.GetTracked(); len(tr) > 0 {
+				fmt.Fprintf(w, "  tracks %s: %s\n", plural(len(tr), "path"), strings.Join(tr, ", "))
+			}
+			if un := current.GetUntracked(); len(un) > 0 {
+				fmt.Fprintf(w, "  stopped tracking: %s\n", strings.Join(un, ", "))
+			}
 			for _, line := range strings.Split(strings.TrimRight(summary.String(), "\n"), "\n") {
 				fmt.Fprintf(w, "  %s\n", line)
 			}
@@ -269,7 +283,10 @@ func (a *app) newCMSDriftCommand() *cobra.Command {
 		Long: `Drift compares each node's latest audit with its authorized baseline and
 prints the changes, hardware and software, per node and in total. Nodes
 are all nodes, those matching --selector, or those of a service. A node
-without a baseline says so.
+without a baseline says so. A tracked path only one of the two audits
+covered (one the baseline did not track, say) is listed as not compared,
+never as unchanged; audit the node again ('cairnctl audit run') to cover
+the node's tracked paths, or accept a newer baseline.
 
 -o text prints each node's diff; json the per-node reports; markdown and
 html one document with a section per node and the totals. Exit status 0
@@ -339,8 +356,12 @@ func decodeDrift(resp *controllerv1.DriftResponse) ([]nodeReport, error) {
 
 // totals is the one-line summary of a drift report.
 func totals(resp *controllerv1.DriftResponse) string {
-	return fmt.Sprintf("%d node(s): %d drifted, %d without baseline, %d change(s) in total",
+	s := fmt.Sprintf("%d node(s): %d drifted, %d without baseline, %d change(s) in total",
 		len(resp.GetNodes()), resp.GetNodesDrifted(), resp.GetNodesWithoutBaseline(), resp.GetTotalChanges())
+	if n := resp.GetTotalPathsNotCompared(); n > 0 {
+		s += fmt.Sprintf(", %d tracked path(s) not compared", n)
+	}
+	return s
 }
 
 func writeDriftText(w io.Writer, resp *controllerv1.DriftResponse, nodes []nodeReport) error {
@@ -366,41 +387,46 @@ func writeDriftText(w io.Writer, resp *controllerv1.DriftResponse, nodes []nodeR
 
 // driftJSON is cms drift's JSON: the response with each report decoded.
 type driftJSON struct {
-	Nodes                []nodeJSON `json:"nodes"`
-	NodesDrifted         uint32     `json:"nodes_drifted"`
-	NodesWithoutBaseline uint32     `json:"nodes_without_baseline"`
-	TotalChanges         uint32     `json:"total_changes"`
+	Nodes                 []nodeJSON `json:"nodes"`
+	NodesDrifted          uint32     `json:"nodes_drifted"`
+	NodesWithoutBaseline  uint32     `json:"nodes_without_baseline"`
+	TotalChanges          uint32     `json:"total_changes"`
+	TotalPathsNotCompared uint32     `json:"total_paths_not_compared"`
 }
 
 type nodeJSON struct {
-	NodeID          string       `json:"node_id"`
-	Hostname        string       `json:"hostname,omitempty"`
-	HasBaseline     bool         `json:"has_baseline"`
-	BaselineAuditID string       `json:"baseline_audit_id,omitempty"`
-	LatestAuditID   string       `json:"latest_audit_id,omitempty"`
-	Summary         string       `json:"summary,omitempty"`
-	Changes         uint32       `json:"changes"`
-	Report          *diff.Report `json:"report,omitempty"`
+	NodeID          string `json:"node_id"`
+	Hostname        string `json:"hostname,omitempty"`
+	HasBaseline     bool   `json:"has_baseline"`
+	BaselineAuditID string `json:"baseline_audit_id,omitempty"`
+	LatestAuditID   string `json:"latest_audit_id,omitempty"`
+	Summary         string `json:"summary,omitempty"`
+	Changes         uint32 `json:"changes"`
+	// PathsNotCompared counts the tracked paths only one audit covered.
+	PathsNotCompared uint32       `json:"paths_not_compared"`
+	Report           *diff.Report `json:"report,omitempty"`
 }
 
 func writeDriftJSON(w io.Writer, resp *controllerv1.DriftResponse, nodes []nodeReport) error {
 	out := driftJSON{
-		Nodes:                make([]nodeJSON, 0, len(nodes)),
-		NodesDrifted:         resp.GetNodesDrifted(),
-		NodesWithoutBaseline: resp.GetNodesWithoutBaseline(),
-		TotalChanges:         resp.GetTotalChanges(),
+		Nodes:                 make([]nodeJSON, 0, len(nodes)),
+		NodesDrifted:          resp.GetNodesDrifted(),
+		NodesWithoutBaseline:  resp.GetNodesWithoutBaseline(),
+		TotalChanges:          resp.GetTotalChanges(),
+		TotalPathsNotCompared: resp.GetTotalPathsNotCompared(),
 	}
 	for _, n := range nodes {
 		d := n.drift
 		out.Nodes = append(out.Nodes, nodeJSON{
-			NodeID:          d.GetNodeId(),
-			Hostname:        d.GetHostname(),
-			HasBaseline:     d.GetHasBaseline(),
-			BaselineAuditID: d.GetBaselineAuditId(),
-			LatestAuditID:   d.GetLatestAuditId(),
-			Summary:         d.GetSummary(),
-			Changes:         d.GetChanges(),
-			Report:          n.report,
+			NodeID:           d.GetNodeId(),
+			Hostname:         d.GetHostname(),
+			HasBaseline:      d.GetHasBaseline(),
+			BaselineAuditID:  d.GetBaselineAuditId(),
+			LatestAuditID:    d.GetLatestAuditId(),
+			Summary:          d.GetSummary(),
+			Changes:          d.GetChanges(),
+			PathsNotCompared: d.GetPathsNotCompared(),
+			Report:           n.report,
 		})
 	}
 	return writeIndented(w, out)

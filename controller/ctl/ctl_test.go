@@ -184,7 +184,9 @@ func TestCommands(t *testing.T) {
 		{name: "cms drift text", args: []string{"cms", "drift"}, golden: "cms-drift.txt", req: &controllerv1.DriftRequest{}},
 		{name: "cms drift markdown", args: []string{"cms", "drift", "--service", "shop", "-o", "md"}, golden: "cms-drift.md", req: &controllerv1.DriftRequest{Service: "shop"}},
 		{name: "cms drift html", args: []string{"cms", "drift", "-o", "html"}, golden: "cms-drift.html"},
-		{name: "cms drift json", args: []string{"cms", "drift", "-o", "json"}, out: []string{`"nodes_drifted": 1`, `"summary": "1 package added"`, `"op": "added"`}},
+		{name: "cms drift json", args: []string{"cms", "drift", "-o", "json"}, out: []string{`"nodes_drifted": 1`, `"summary": "1 package added"`, `"op": "added"`,
+			`"total_paths_not_compared": 1`, `"paths_not_compared": 1`, `"tracked_by": "after"`}},
+		{name: "cms history json", args: []string{"cms", "history", "web1", "-o", "json"}, out: []string{`"tracked": [`, `"/etc/ssh/sshd_config"`, `"untracked": [`}},
 		{name: "cms drift both filters", args: []string{"cms", "drift", "--service", "shop", "--selector", "a=b"}, code: ExitUsage},
 		{name: "cms drift unknown service", args: []string{"cms", "drift", "--service", "nope"}, code: ExitFailed, errOut: []string{`cairnctl: drift: service "nope" not found`}},
 		{name: "cms export", args: []string{"cms", "export", "-o", "json"}, out: []string{`"services": [`, `"baselines": [`}},
@@ -474,9 +476,10 @@ func TestHelpHasExamples(t *testing.T) {
 }
 
 // TestCMSShowDriftWhereBothAuditsLooked: `cms show` says what drift
-// says. A baseline taken without the paths a later audit tracks has not
-// drifted by those paths: the two audits are compared where both looked,
-// as the controller's drift does (internal/diff.Compare).
+// says. The two audits are compared where both looked, as the
+// controller's drift does (internal/diff.Compare), and a path the
+// baseline did not track is named as not compared, not read as "no
+// changes".
 func TestCMSShowDriftWhereBothAuditsLooked(t *testing.T) {
 	f := startFake(t)
 	withFiles := func(id string, patterns []string, paths ...string) {
@@ -499,7 +502,7 @@ func TestCMSShowDriftWhereBothAuditsLooked(t *testing.T) {
 	if r.code != ExitOK {
 		t.Fatalf("exit %d: %s", r.code, r.stderr)
 	}
-	if !strings.Contains(r.stdout, "\ndrift: no changes\n") {
-		t.Errorf("cms show web1 does not say the node has not drifted:\n%s", r.stdout)
+	if want := "\ndrift: no changes where both audits looked; 1 tracked path not compared: /etc/greeter/greeter.conf\n"; !strings.Contains(r.stdout, want) {
+		t.Errorf("cms show web1 does not say %q:\n%s", want, r.stdout)
 	}
 }

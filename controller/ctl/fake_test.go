@@ -392,7 +392,8 @@ type fakeCMS struct {
 
 func (f fakeCMS) baselines() []*controllerv1.BaselineRecord {
 	return []*controllerv1.BaselineRecord{
-		{NodeId: "n-web1", Version: 1, AuditId: f.auditA, AcceptedBy: "user:admin", AcceptedAt: ts(47 * time.Hour), Reason: "initial baseline"},
+		{NodeId: "n-web1", Version: 1, AuditId: f.auditA, AcceptedBy: "user:admin", AcceptedAt: ts(47 * time.Hour), Reason: "initial baseline",
+			Tracked: []string{"/etc/nginx/nginx.conf", "/etc/ssh/sshd_config"}, Untracked: []string{"/etc/nginx/old.conf"}},
 	}
 }
 
@@ -428,12 +429,31 @@ func (f fakeCMS) Drift(_ context.Context, req *controllerv1.DriftRequest) (*cont
 	if err != nil {
 		return nil, err
 	}
+	// api1's baseline did not track a file its latest audit tracked.
+	files := func(patterns ...string) *inventoryv1.Audit {
+		a := &inventoryv1.Audit{
+			Header:     &inventoryv1.Header{CollectedAt: "2025-06-01T11:00:00Z"},
+			Os:         &inventoryv1.OS{Hostname: "api1"},
+			Files:      &inventoryv1.Files{Patterns: patterns},
+			Collectors: []*inventoryv1.CollectorStatus{{Name: "files", Section: "files", State: inventoryv1.CollectorStatus_STATE_OK}},
+		}
+		for _, p := range patterns {
+			a.Files.Files = append(a.Files.Files, &inventoryv1.File{Key: p, Path: p, Type: "file", Mode: "0644"})
+		}
+		return a
+	}
+	nc := diff.Compare(files("/etc/api.conf"), files("/etc/api.conf", "/etc/app.conf"))
+	ncb, err := json.Marshal(nc)
+	if err != nil {
+		return nil, err
+	}
 	return &controllerv1.DriftResponse{
 		Nodes: []*controllerv1.NodeDrift{
 			{NodeId: "n-web1", Hostname: "web1", HasBaseline: true, BaselineAuditId: f.auditA, LatestAuditId: f.auditB, ReportJson: b, Summary: r.Summary, Changes: 1},
 			{NodeId: "n-db1", Hostname: "db1", Summary: "no baseline"},
+			{NodeId: "n-api1", Hostname: "api1", HasBaseline: true, BaselineAuditId: "sha256:base", LatestAuditId: "sha256:latest", ReportJson: ncb, Summary: nc.Summary, PathsNotCompared: 1},
 		},
-		NodesDrifted: 1, NodesWithoutBaseline: 1, TotalChanges: 1,
+		NodesDrifted: 1, NodesWithoutBaseline: 1, TotalChanges: 1, TotalPathsNotCompared: 1,
 	}, nil
 }
 

@@ -196,6 +196,7 @@ func (f fakeRollouts) PlanRollout(_ context.Context, spec *controllerv1.RolloutS
 		},
 		Nodes: []*controllerv1.NodePlan{
 			{NodeId: "n-web1", Hostname: "web1", Wave: 1, Connected: true, HasBaseline: true, DryRunDone: true, DryRunOk: true, WouldChange: true,
+				DriftPathsNotCompared: 1, DriftSummary: "no changes where both audits looked; 1 tracked path not compared: /etc/webshop/webshop.conf",
 				Actions: []string{"dpkg: install webshop 2.4.0 (upgrade from 2.3.1)", "systemd: restart webshop.service"},
 				Changes: []string{"package webshop 2.3.1 → 2.4.0"}},
 			{NodeId: "n-web2", Hostname: "web2", Wave: 2, Connected: true, HasBaseline: true, DriftChanges: 1, DriftSummary: "1 file changed",

@@ -177,7 +177,7 @@ func planText(p *controllerv1.RolloutPlan) string {
 			for _, c := range n.GetChanges() {
 				lines = append(lines, "change: "+c)
 			}
-			if n.GetDriftChanges() > 0 && n.GetDriftSummary() != "" {
+			if (n.GetDriftChanges() > 0 || n.GetDriftPathsNotCompared() > 0) && n.GetDriftSummary() != "" {
 				lines = append(lines, "drift: "+n.GetDriftSummary())
 			}
 			for _, k := range n.GetKnownErrors() {
@@ -216,6 +216,8 @@ func planDrift(n *controllerv1.NodePlan) string {
 	switch {
 	case !n.GetHasBaseline():
 		return "no baseline"
+	case n.GetDriftChanges() == 0 && n.GetDriftPathsNotCompared() > 0:
+		return fmt.Sprintf("none; %d not compared", n.GetDriftPathsNotCompared())
 	case n.GetDriftChanges() == 0:
 		return "none"
 	default:

@@ -213,6 +213,9 @@ type Drift struct {
 	HasBaseline bool   `json:"has_baseline"`
 	Changes     uint32 `json:"changes"`
 	Summary     string `json:"summary,omitempty"`
+	// PathsNotCompared counts the tracked paths only the baseline or only
+	// the pre-audit tracked: not drift, and not "matches" either.
+	PathsNotCompared uint32 `json:"paths_not_compared,omitempty"`
 }
 
 // Confirmation is an operator's confirmation of a manual step.
@@ -666,6 +669,7 @@ func buildNode(n *controllerv1.RolloutNode, loc *time.Location) Node {
 		Drift: Drift{
 			Checked:     n.GetPreAuditId() != "" || n.GetDriftChanges() > 0 || n.GetDriftSummary() != "",
 			HasBaseline: n.GetHasBaseline(), Changes: n.GetDriftChanges(), Summary: n.GetDriftSummary(),
+			PathsNotCompared: n.GetDriftPathsNotCompared(),
 		},
 		KnownErrors: n.GetKnownErrors(), WaitingStep: n.GetWaitingStep(), WaitingInstructions: n.GetWaitingInstructions(),
 	}
@@ -770,8 +774,8 @@ func rollbackProof(n *controllerv1.RolloutNode, rn *Node) *Rollback {
 }
 
 // fromPreAudit reads a stored diff from a node's pre-audit (internal/diff's
-// Report, JSON) in words: the changes that remain, the sections it could
-// not compare, and its summary.
+// Report, JSON) in words: the changes that remain, the sections and the
+// tracked paths it could not compare, and its summary.
 func fromPreAudit(b []byte) (differences, notComparable []string, summary string, err error) {
 	var d diff.Report
 	if err := json.Unmarshal(b, &d); err != nil {
@@ -783,6 +787,9 @@ func fromPreAudit(b []byte) (differences, notComparable []string, summary string
 		}
 		for _, ch := range s.Changes {
 			differences = append(differences, compare.Describe(s.Name, ch))
+		}
+		for _, p := range s.PathsNotCompared {
+			notComparable = append(notComparable, s.Name+": "+p.Path+" not compared: tracked only in the "+p.TrackedBy+" audit")
 		}
 	}
 	return differences, notComparable, d.Summary, nil

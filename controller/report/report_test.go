@@ -431,6 +431,17 @@ func TestReportSLA(t *testing.T) {
 	}
 }
 
+// tracking is a copy of a whose files section tracked paths (each a file).
+func tracking(a *inventoryv1.Audit, paths ...string) *inventoryv1.Audit {
+	a = proto.Clone(a).(*inventoryv1.Audit)
+	a.Files = &inventoryv1.Files{Patterns: paths}
+	for _, p := range paths {
+		a.Files.Files = append(a.Files.Files, &inventoryv1.File{Key: p, Path: p, Type: "file", Mode: "0644"})
+	}
+	a.Collectors = append(a.Collectors, &inventoryv1.CollectorStatus{Name: "files", Section: "files", State: inventoryv1.CollectorStatus_STATE_OK})
+	return a
+}
+
 func TestReportRollbackProof(t *testing.T) {
 	pre := reportAudit("web4")
 	differs := proto.Clone(pre).(*inventoryv1.Audit)
@@ -455,6 +466,8 @@ func TestReportRollbackProof(t *testing.T) {
 			wantDiffs:   []string{"package webshop upgraded 2.3.1 → 2.4.0"}},
 		{name: "not comparable", state: state.NodeRolledBack, diffJSON: mustJSON(t, diff.Compare(pre, failedCollector)),
 			wantVerdict: "not proven: no changes in the comparable sections; services not comparable"},
+		{name: "a path not compared", state: state.NodeRolledBack, diffJSON: mustJSON(t, diff.Compare(tracking(pre, "/etc/a"), tracking(pre, "/etc/a", "/etc/b"))),
+			wantVerdict: "not proven: no changes where both audits looked; 1 tracked path not compared: /etc/b"},
 		{name: "no audit yet", state: state.NodeRollingBack, wantVerdict: "not proven: no after-rollback audit yet"},
 		{name: "rollback failed", state: state.NodeRollbackFailed, wantVerdict: "not proven: the rollback failed before its audit"},
 		{name: "unreadable", state: state.NodeRolledBack, diffJSON: []byte("{"), wantVerdict: "not proven: the rollback diff is unreadable", wantProblem: true},
@@ -809,5 +822,29 @@ func TestReportRecovery(t *testing.T) {
 		if format != FormatJSON && !strings.Contains(string(out), "Retried 2 time") {
 			t.Errorf("%s report does not say web1 was retried twice", format)
 		}
+	}
+}
+
+// TestDriftWords: the pre-check's drift in words; a check that could not
+// compare every tracked path does not read as matching the baseline.
+func TestDriftWords(t *testing.T) {
+	tests := []struct {
+		name string
+		d    Drift
+		want string
+	}{
+		{name: "no pre-audit", want: "not checked yet (no pre-audit)"},
+		{name: "no baseline", d: Drift{Checked: true}, want: "not checked: the node has no CMS baseline"},
+		{name: "matches", d: Drift{Checked: true, HasBaseline: true, Summary: "no changes"}, want: "none (matches its CMS baseline)"},
+		{name: "paths not compared", d: Drift{Checked: true, HasBaseline: true, PathsNotCompared: 1, Summary: "no changes where both audits looked; 1 tracked path not compared: /etc/a"},
+			want: "none where both audits looked, but not all compared: no changes where both audits looked; 1 tracked path not compared: /etc/a"},
+		{name: "drift", d: Drift{Checked: true, HasBaseline: true, Changes: 1, Summary: "1 file changed"}, want: "1 change: 1 file changed"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := driftWords(tt.d); got != tt.want {
+				t.Errorf("driftWords = %q, want %q", got, tt.want)
+			}
+		})
 	}
 }

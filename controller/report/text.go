@@ -304,6 +304,8 @@ func driftWords(d Drift) string {
 		return "not checked yet (no pre-audit)"
 	case !d.HasBaseline:
 		return "not checked: the node has no CMS baseline"
+	case d.Changes == 0 && d.PathsNotCompared > 0:
+		return "none where both audits looked, but not all compared: " + d.Summary
 	case d.Changes == 0:
 		return "none (matches its CMS baseline)"
 	}

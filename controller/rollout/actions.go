@@ -374,7 +374,7 @@ func resetDeployment(n *controllerv1.RolloutNode) {
 	n.Changed, n.InterruptedStep = false, ""
 	n.Error, n.UnreachableSince, n.FinishedAt = "", "", ""
 	n.DurationSeconds, n.SlaBreached = 0, false
-	n.HasBaseline, n.DriftChanges, n.DriftSummary, n.KnownErrors = false, 0, "", nil
+	n.HasBaseline, n.DriftChanges, n.DriftSummary, n.DriftPathsNotCompared, n.KnownErrors = false, 0, "", 0, nil
 	n.WaitingStep, n.WaitingInstructions = "", ""
 	n.Confirmations = nil
 }
@@ -404,7 +404,7 @@ func (e *Engine) Resolve(ctx context.Context, actor, id, node, note string) (*co
 		}
 		n.ResolvedFrom = n.GetState()
 		n.ResolvedBy, n.ResolvedNote, n.ResolvedAt = actor, note, stamp.Format(p.now)
-		n.ResolveAuditCommand, n.ResolveAuditId, n.ResolveDiffJson = p.newAudit(n.GetNodeId()).GetId(), "", nil
+		n.ResolveAuditCommand, n.ResolveAuditId, n.ResolveDiffJson = p.newAudit(n).GetId(), "", nil
 		p.phase(n, NodeResolving)
 		p.record(actor, "rollout.resolve", map[string]string{"node": n.GetNodeId(), "note": note, "was": state.Name(n.ResolvedFrom), "retries": strconv.Itoa(int(n.GetRetries()))})
 		return nil

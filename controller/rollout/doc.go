@@ -34,6 +34,13 @@
 // are committed in one transaction, with the commands they issue and
 // their audit-log entries; only then is the fleet notified.
 //
+// Every audit a rollout issues collects the node's tracked set (its CMS
+// baseline's tracked paths, controller/cms) with the release's expected
+// files and what the node's pre-audit tracked; the post-audit leaves out
+// what the release stops tracking (expect.untrack). Commit completes the
+// track lists in its transaction, and a passing node's baseline carries
+// the tracked set on (cms.PutBaseline).
+//
 // Operator actions (actions.go) run as passes under the same lock, so
 // the loop and the operators each decide on what the store holds.
 package rollout

@@ -75,6 +75,7 @@ func TestRolloutSucceedsOverWaves(t *testing.T) {
 		want := &controllerv1.BaselineRecord{
 			NodeId: n.GetNodeId(), Version: uint32(len(bs)), AuditId: n.GetPostAuditId(), AcceptedBy: actorSystem,
 			Reason: "rollout " + ro.GetId() + " of " + testRelease, Release: testRelease, RolloutId: ro.GetId(), Approvers: []string{approver},
+			Tracked: []string{"/etc/webshop/webshop.conf"},
 		}
 		got.AcceptedAt, got.ContentHash = "", ""
 		if diff := cmp.Diff(want.String(), got.String()); diff != "" {

@@ -21,8 +21,9 @@ type nodeInput struct {
 	// pre is the node's pre-audit (after the post-audit, the rollback's
 	// audit and a resolution's audit).
 	pre *loadedAudit
-	// baseline is the node's latest CMS baseline (nil: none) and, for
-	// the drift pre-check, its document or why it could not be read.
+	// baseline is the node's latest CMS baseline (nil: none): after the
+	// pre-audit, the post-audit and a rollback's audit. For the drift
+	// pre-check, its document or why it could not be read.
 	baseline    *controllerv1.BaselineRecord
 	baselineDoc *inventoryv1.Audit
 	baselineErr error
@@ -94,6 +95,9 @@ func (p *pass) loadInput(n *controllerv1.RolloutNode) (*nodeInput, error) {
 		}
 	case NodePostAudit:
 		if in.pre, err = p.loadAudit(n.GetPreAuditId()); err != nil {
+			return nil, err
+		}
+		if in.baseline, err = p.e.latestBaseline(p.ctx, n.GetNodeId()); err != nil {
 			return nil, err
 		}
 		if in.deploy, err = p.optionalCommand(n.GetDeployCommand()); err != nil {

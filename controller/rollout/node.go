@@ -315,7 +315,7 @@ func (p *pass) preAuditDone(n *controllerv1.RolloutNode, in *nodeInput) {
 // driftCheck compares the pre-audit with the node's CMS baseline and
 // records the drift; preAuditDone decides what it does (on_drift).
 func (p *pass) driftCheck(n *controllerv1.RolloutNode, in *nodeInput) {
-	n.HasBaseline, n.DriftChanges, n.DriftSummary = false, 0, ""
+	n.HasBaseline, n.DriftChanges, n.DriftSummary, n.DriftPathsNotCompared = false, 0, "", 0
 	if in.baseline == nil {
 		return
 	}
@@ -328,6 +328,7 @@ func (p *pass) driftCheck(n *controllerv1.RolloutNode, in *nodeInput) {
 	n.HasBaseline = true
 	n.DriftChanges = uint32(cms.Changes(rep))
 	n.DriftSummary = rep.Summary
+	n.DriftPathsNotCompared = uint32(rep.Counts.PathsNotCompared)
 }
 
 // deployDone: the deployment's report is stored and the post-audit sent,
@@ -352,7 +353,7 @@ func (p *pass) deployDone(n *controllerv1.RolloutNode, c *controllerv1.CommandRe
 	}
 	n.WaitingStep, n.WaitingInstructions = "", ""
 	if n.GetPostAuditCommand() == "" {
-		n.PostAuditCommand = p.newAudit(n.GetNodeId()).GetId()
+		n.PostAuditCommand = p.newPostAudit(n).GetId()
 	}
 	p.phase(n, NodePostAudit)
 }
@@ -405,8 +406,11 @@ func (p *pass) postAuditDone(n *controllerv1.RolloutNode, in *nodeInput) {
 		p.finish(n, NodeFailed, joinErr(unexpected(res), missing(res), notComparable(res)), OutcomeFailed)
 		return
 	}
+	if err := p.advanceBaseline(n, in, fmt.Sprintf("rollout %s of %s", p.ro.GetId(), p.rel.ref()), p.rel.untrack); err != nil {
+		p.finish(n, NodeFailed, "the CMS baseline cannot advance to the post-audit: "+err.Error(), OutcomeFailed)
+		return
+	}
 	p.recordInstalls(n)
-	p.advanceBaseline(n, in.audit.rec, fmt.Sprintf("rollout %s of %s", p.ro.GetId(), p.rel.ref()))
 	p.finish(n, NodePassed, "", OutcomePassed)
 }
 
@@ -497,10 +501,18 @@ func (p *pass) recordInstalls(n *controllerv1.RolloutNode) {
 	}
 }
 
-// advanceBaseline makes an audit the node's next CMS baseline, with the
-// rollout's provenance, at commit.
-func (p *pass) advanceBaseline(n *controllerv1.RolloutNode, a *controllerv1.AuditRecord, reason string) {
-	p.baselines = append(p.baselines, &controllerv1.BaselineRecord{
+// advanceBaseline makes the audit in.audit the node's next CMS baseline,
+// with the rollout's provenance, at commit. The baseline tracks what the
+// node's baseline tracked (in.baseline) and what the audit tracked, less
+// untrack (cms.NextTracked); a tracked set that would be refused is
+// returned, and nothing is advanced.
+func (p *pass) advanceBaseline(n *controllerv1.RolloutNode, in *nodeInput, reason string, untrack []string) error {
+	a := in.audit.rec
+	patterns := in.audit.doc.GetFiles().GetPatterns()
+	if _, err := cms.NextTracked(in.baseline.GetTracked(), patterns, untrack); err != nil {
+		return err
+	}
+	p.baselines = append(p.baselines, advance{patterns: patterns, rec: &controllerv1.BaselineRecord{
 		NodeId:      n.GetNodeId(),
 		AuditId:     a.GetId(),
 		AcceptedBy:  actorSystem,
@@ -510,7 +522,9 @@ func (p *pass) advanceBaseline(n *controllerv1.RolloutNode, a *controllerv1.Audi
 		Release:     p.rel.ref(),
 		RolloutId:   p.ro.GetId(),
 		Approvers:   p.ro.GetApprovers(),
-	})
+		Untracked:   untrack,
+	}})
+	return nil
 }
 
 func orUnknown(s string) string {

@@ -5,11 +5,11 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"strconv"
-	"strings"
+	"slices"
 	"time"
 
 	"github.com/cairn-ops/cairn/controller/auditlog"
+	"github.com/cairn-ops/cairn/controller/cms"
 	"github.com/cairn-ops/cairn/controller/dml"
 	"github.com/cairn-ops/cairn/controller/rollout/state"
 	"github.com/cairn-ops/cairn/controller/store"
@@ -50,7 +50,8 @@ type pass struct {
 	commands  []*controllerv1.CommandRecord
 	notified  map[string]bool
 	entries   []logEntry
-	baselines []*controllerv1.BaselineRecord
+	audits    []pendingAudit
+	baselines []advance
 	installs  []install
 	after     []func()
 	// fault is a transition the state tables do not allow: the pass
@@ -62,6 +63,25 @@ type pass struct {
 type logEntry struct {
 	actor, action string
 	details       map[string]string
+}
+
+// pendingAudit is an audit command the pass issued, whose track list
+// commit completes in its transaction (cms.AuditTrack): the node's
+// tracked set then, the release's paths and what the node's pre-audit
+// tracked (add, pre), less drop.
+type pendingAudit struct {
+	cmd       *controllerv1.CommandRecord
+	add, drop []string
+	// pre is the node's pre-audit command, whose track list later audits
+	// of the rollout cover too; "" for the pre-audit itself.
+	pre string
+}
+
+// advance is a baseline to store at commit (cms.PutBaseline) and the
+// paths its audit tracked.
+type advance struct {
+	rec      *controllerv1.BaselineRecord
+	patterns []string
 }
 
 // install is a DML install record to write at commit.
@@ -217,12 +237,37 @@ func (p *pass) newCommand(nodeID, kind string) *controllerv1.CommandRecord {
 	return c
 }
 
-// newAudit issues an audit command that also collects the files the
-// release expects.
-func (p *pass) newAudit(nodeID string) *controllerv1.CommandRecord {
-	c := p.newCommand(nodeID, controllerv1.CommandKindAudit)
-	c.Track = p.rel.track
+// newAudit issues an audit command that collects the node's tracked set,
+// the files the release expects and what the node's pre-audit tracked:
+// the pre-audit, and the audits after a rollback or a resolution, which
+// are compared with the pre-audit. Commit completes its track list.
+func (p *pass) newAudit(n *controllerv1.RolloutNode) *controllerv1.CommandRecord {
+	c := p.newCommand(n.GetNodeId(), controllerv1.CommandKindAudit)
+	p.audits = append(p.audits, pendingAudit{cmd: c, add: p.rel.track, pre: n.GetPreAuditCommand()})
 	return c
+}
+
+// newPostAudit issues the post-audit: newAudit's paths less those the
+// release stops tracking, so that the baseline it becomes no longer
+// covers them.
+func (p *pass) newPostAudit(n *controllerv1.RolloutNode) *controllerv1.CommandRecord {
+	c := p.newAudit(n)
+	p.audits[len(p.audits)-1].drop = p.rel.untrack
+	return c
+}
+
+// auditTrack is a pending audit's track list, read in commit's
+// transaction.
+func auditTrack(tx store.Tx, a pendingAudit) ([]string, error) {
+	add := a.add
+	if a.pre != "" {
+		pre, err := tx.Command(a.pre)
+		if err != nil && !isNotFound(err) {
+			return nil, fmt.Errorf("pre-audit command %s: %w", a.pre, err)
+		}
+		add = slices.Concat(add, pre.GetTrack())
+	}
+	return cms.AuditTrack(tx, a.cmd.GetNodeId(), add, a.drop)
 }
 
 // newDeploy issues a deploy command with action.
@@ -274,6 +319,13 @@ func (p *pass) commit() error {
 	p.ro.Revision++
 	p.ro.UpdatedAt = stamp.Format(p.now)
 	err := p.e.cfg.Store.Update(p.ctx, func(tx store.Tx) error {
+		for _, a := range p.audits {
+			track, err := auditTrack(tx, a)
+			if err != nil {
+				return fmt.Errorf("track list of audit command %s for node %s: %w", a.cmd.GetId(), a.cmd.GetNodeId(), err)
+			}
+			a.cmd.Track = track
+		}
 		for _, c := range p.commands {
 			if err := tx.PutCommand(c); err != nil {
 				return fmt.Errorf("store command %s for node %s: %w", c.GetId(), c.GetNodeId(), err)
@@ -291,7 +343,7 @@ func (p *pass) commit() error {
 			return fmt.Errorf("store rollout: %w", err)
 		}
 		for _, b := range p.baselines {
-			if err := putBaseline(tx, p.now, b); err != nil {
+			if err := cms.PutBaseline(tx, p.now, b.rec, b.patterns); err != nil {
 				return err
 			}
 		}
@@ -319,28 +371,6 @@ func (p *pass) runAfter() {
 	for _, fn := range p.after {
 		fn()
 	}
-}
-
-// putBaseline stores b as the node's next baseline version, with the
-// audit-log entry an accepted baseline gets.
-func putBaseline(tx store.Tx, now time.Time, b *controllerv1.BaselineRecord) error {
-	prev, err := tx.Baselines(b.GetNodeId())
-	if err != nil {
-		return fmt.Errorf("baselines of node %s: %w", b.GetNodeId(), err)
-	}
-	b.Version = uint32(len(prev)) + 1
-	if err := tx.PutBaseline(b); err != nil {
-		return fmt.Errorf("store baseline %d of node %s: %w", b.GetVersion(), b.GetNodeId(), err)
-	}
-	_, err = auditlog.Append(tx, now, b.GetAcceptedBy(), "baseline.accept", "node/"+b.GetNodeId(), map[string]string{
-		"version":   strconv.FormatUint(uint64(b.GetVersion()), 10),
-		"audit_id":  b.GetAuditId(),
-		"reason":    b.GetReason(),
-		"release":   b.GetRelease(),
-		"rollout":   b.GetRolloutId(),
-		"approvers": strings.Join(b.GetApprovers(), ","),
-	})
-	return err
 }
 
 // passAll runs one pass over every rollout the loop has work in.

@@ -159,6 +159,7 @@ func (e *Engine) Plan(ctx context.Context, actor string, spec *controllerv1.Roll
 			nps[i].HasBaseline = d.GetHasBaseline()
 			nps[i].DriftChanges = d.GetChanges()
 			nps[i].DriftSummary = d.GetSummary()
+			nps[i].DriftPathsNotCompared = d.GetPathsNotCompared()
 		}
 	}
 

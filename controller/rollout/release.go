@@ -36,8 +36,11 @@ type releaseInfo struct {
 	// components maps a component's name to its digest.
 	components map[string]string
 	// track are the paths of the file expectations: every audit of a
-	// rollout collects them, so file changes are visible.
+	// rollout collects them (besides the node's tracked set), so file
+	// changes are visible. untrack are the tracked paths the release
+	// stops tracking (expect.untrack): its post-audits leave them out.
 	track     []string
+	untrack   []string
 	approvers []string
 	bundle    []byte
 	artifacts []*agentv1.ArtifactRef
@@ -71,6 +74,7 @@ func newReleaseInfo(rec *controllerv1.ReleaseRecord) (*releaseInfo, error) {
 	for _, f := range r.expect.Files {
 		r.track = append(r.track, f.Path)
 	}
+	r.untrack = r.expect.Untrack
 	b := &signed.Bundle{
 		Name:              rec.GetName(),
 		Version:           rec.GetVersion(),

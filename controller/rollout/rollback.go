@@ -159,7 +159,7 @@ func (p *pass) startNodeRollback(n *controllerv1.RolloutNode) {
 	switch {
 	case rep != nil && rep.State == reportRolledBack:
 		if n.GetRollbackAuditCommand() == "" {
-			n.RollbackAuditCommand = p.newAudit(n.GetNodeId()).GetId()
+			n.RollbackAuditCommand = p.newAudit(n).GetId()
 		}
 	case n.GetRollbackCommand() == "":
 		n.RollbackCommand = p.newRollback(n).GetId()
@@ -194,7 +194,7 @@ func (p *pass) rollbackStepDone(n *controllerv1.RolloutNode, in *nodeInput) {
 			}
 			n.Error = joinErr(n.GetError(), "rollback failed: "+why)
 		}
-		n.RollbackAuditCommand = p.newAudit(n.GetNodeId()).GetId()
+		n.RollbackAuditCommand = p.newAudit(n).GetId()
 		p.touch(n)
 		return
 	}
@@ -229,12 +229,22 @@ func (p *pass) rollbackStepDone(n *controllerv1.RolloutNode, in *nodeInput) {
 	if nc := rep.NotComparable(); len(nc) > 0 {
 		why = append(why, "not comparable with the pre-audit: "+strings.Join(nc, ", "))
 	}
+	if nc := rep.PathsNotCompared(); len(nc) > 0 {
+		paths := make([]string, len(nc))
+		for i, pc := range nc {
+			paths[i] = pc.Path
+		}
+		why = append(why, "tracked paths not compared with the pre-audit: "+nameList(paths, listInError))
+	}
 	if stepsFailed || len(why) > 0 {
 		p.finishRollback(n, false, strings.Join(why, "; "))
 		return
 	}
 	if b := in.baseline; b != nil && b.GetRolloutId() == p.ro.GetId() && b.GetAuditId() == n.GetPostAuditId() {
-		p.advanceBaseline(n, in.audit.rec, "rolled back by "+p.ro.GetId())
+		if err := p.advanceBaseline(n, in, "rolled back by "+p.ro.GetId(), nil); err != nil {
+			p.finishRollback(n, false, "the CMS baseline cannot move to the after-rollback audit: "+err.Error())
+			return
+		}
 	}
 	p.finishRollback(n, true, "")
 }

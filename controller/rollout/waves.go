@@ -343,7 +343,7 @@ func (p *pass) startNode(n *controllerv1.RolloutNode) {
 	n.UnreachableSince = ""
 	n.Error = ""
 	if n.GetPreAuditCommand() == "" {
-		n.PreAuditCommand = p.newAudit(n.GetNodeId()).GetId()
+		n.PreAuditCommand = p.newAudit(n).GetId()
 	}
 	p.phase(n, NodePreAudit)
 }

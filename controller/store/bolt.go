@@ -18,7 +18,7 @@ import (
 	controllerv1 "github.com/cairn-ops/cairn/proto/controller/v1"
 )
 
-// Bucket layout of the bbolt file (schema version 7). Values are
+// Bucket layout of the bbolt file (schema version 9). Values are
 // deterministic protobuf binary unless noted. "\0" is a NUL byte; be64 is
 // an 8-byte big-endian integer; time(ts) is be64 of the timestamp's Unix
 // nanoseconds with the sign bit flipped (see timeKey), so keys sort by
@@ -36,7 +36,7 @@ import (
 //	node_commands           node ID ‖ \0 ‖ time(created_at) ‖ command ID → "" (index)
 //	audits                  audit ID → AuditRecord
 //	node_audits             node ID ‖ \0 ‖ time(stored_at) ‖ audit ID → "" (index)
-//	baselines               node ID ‖ \0 ‖ be64 version → BaselineRecord
+//	baselines               node ID ‖ \0 ‖ be64 version → BaselineRecord (tracked since version 9)
 //	services                service name → ServiceRecord
 //	auditlog                be64 sequence → AuditLogEntry
 //	artifacts               sha256 digest (hex) → ArtifactRecord        (since version 2)
@@ -80,6 +80,8 @@ var migrations = []func(*bolt.Tx) error{
 	migrateTokenIssuers,
 	migrateRolloutStates,
 	migrateIssuedReports,
+	migrateReserved8,
+	migrateBaselineTracked,
 }
 
 // schemaVersion is the bucket layout version this code writes.
@@ -128,11 +130,7 @@ func migrateReleases(tx *bolt.Tx) error {
 func migrateRolloutStates(tx *bolt.Tx) error {
 	nb := tx.Bucket([]byte(tableRolloutNodes))
 	byRollout := map[string][]*controllerv1.RolloutNode{}
-	type keyed struct {
-		key []byte
-		n   *controllerv1.RolloutNode
-	}
-	var nodes []keyed
+	var nodes []keyedRecord
 	err := nb.ForEach(func(k, v []byte) error {
 		n := &controllerv1.RolloutNode{}
 		if err := proto.Unmarshal(v, n); err != nil {
@@ -148,28 +146,18 @@ func migrateRolloutStates(tx *bolt.Tx) error {
 			}
 			n.State, n.LegacyState = st, ""
 		}
-		nodes = append(nodes, keyed{key: bytes.Clone(k), n: n})
+		nodes = append(nodes, keyedRecord{key: bytes.Clone(k), rec: n})
 		byRollout[n.GetRolloutId()] = append(byRollout[n.GetRolloutId()], n)
 		return nil
 	})
 	if err != nil {
 		return err
 	}
-	for _, kn := range nodes {
-		v, err := proto.MarshalOptions{Deterministic: true}.Marshal(kn.n)
-		if err != nil {
-			return fmt.Errorf("encode rollout node %q: %w", kn.key, err)
-		}
-		if err := nb.Put(kn.key, v); err != nil {
-			return err
-		}
+	if err := putRecords(nb, "rollout node", nodes); err != nil {
+		return err
 	}
 	rb := tx.Bucket([]byte(tableRollouts))
-	type keyedRollout struct {
-		key []byte
-		ro  *controllerv1.RolloutRecord
-	}
-	var rollouts []keyedRollout
+	var rollouts []keyedRecord
 	err = rb.ForEach(func(k, v []byte) error {
 		ro := &controllerv1.RolloutRecord{}
 		if err := proto.Unmarshal(v, ro); err != nil {
@@ -204,18 +192,30 @@ func migrateRolloutStates(tx *bolt.Tx) error {
 		if len(mine) > 0 {
 			ro.Counts = state.Count(mine)
 		}
-		rollouts = append(rollouts, keyedRollout{key: bytes.Clone(k), ro: ro})
+		rollouts = append(rollouts, keyedRecord{key: bytes.Clone(k), rec: ro})
 		return nil
 	})
 	if err != nil {
 		return err
 	}
-	for _, kr := range rollouts {
-		v, err := proto.MarshalOptions{Deterministic: true}.Marshal(kr.ro)
+	return putRecords(rb, "rollout", rollouts)
+}
+
+// keyedRecord is a record a migration read, to write back under its key
+// once it has read them all (bbolt forbids writes during ForEach).
+type keyedRecord struct {
+	key []byte
+	rec proto.Message
+}
+
+// putRecords writes records a migration changed back, each under its key.
+func putRecords(b *bolt.Bucket, what string, recs []keyedRecord) error {
+	for _, kr := range recs {
+		v, err := proto.MarshalOptions{Deterministic: true}.Marshal(kr.rec)
 		if err != nil {
-			return fmt.Errorf("encode rollout %q: %w", kr.key, err)
+			return fmt.Errorf("encode %s %q: %w", what, kr.key, err)
 		}
-		if err := rb.Put(kr.key, v); err != nil {
+		if err := b.Put(kr.key, v); err != nil {
 			return err
 		}
 	}
@@ -237,6 +237,76 @@ func migrateIssuedReports(tx *bolt.Tx) error {
 		return fmt.Errorf("create bucket %s: %w", tableIssuedReports, err)
 	}
 	return nil
+}
+
+// migrateReserved8 is version 7 → 8, which another change of issue 12
+// claims; here it changes nothing, and merging that change replaces it.
+func migrateReserved8(*bolt.Tx) error { return nil }
+
+// migrateBaselineTracked is version 8 → 9: a baseline records its node's
+// tracked set (BaselineRecord.tracked, controller/cms), the paths every
+// audit of the node collects. A baseline stored before has none; it gets
+// the track lists of the commands that took its audit and the audits of
+// the node's earlier baselines, accumulated in version order: the paths
+// the rollouts' and the operators' audits tracked. An audit taken without
+// a command, or whose command is gone, adds nothing. No path is dropped:
+// no release could stop tracking one before this version. A record that
+// does not decode is an error naming it: the file is left as it was.
+func migrateBaselineTracked(tx *bolt.Tx) error {
+	bb, ab, cb := tx.Bucket([]byte(tableBaselines)), tx.Bucket([]byte(tableAudits)), tx.Bucket([]byte(tableCommands))
+	// commandTrack is the track list of the command that took an audit.
+	commandTrack := func(auditID string) ([]string, error) {
+		v := ab.Get([]byte(auditID))
+		if v == nil {
+			return nil, nil
+		}
+		a := &controllerv1.AuditRecord{}
+		if err := proto.Unmarshal(v, a); err != nil {
+			return nil, fmt.Errorf("decode audit %q: %w", auditID, err)
+		}
+		if a.GetCommandId() == "" {
+			return nil, nil
+		}
+		v = cb.Get([]byte(a.GetCommandId()))
+		if v == nil {
+			return nil, nil
+		}
+		c := &controllerv1.CommandRecord{}
+		if err := proto.Unmarshal(v, c); err != nil {
+			return nil, fmt.Errorf("decode command %q: %w", a.GetCommandId(), err)
+		}
+		return c.GetTrack(), nil
+	}
+	var (
+		out     []keyedRecord
+		node    string
+		tracked []string
+	)
+	// Keys are node ID ‖ \0 ‖ be64 version: each node's baselines come
+	// together, oldest first.
+	err := bb.ForEach(func(k, v []byte) error {
+		b := &controllerv1.BaselineRecord{}
+		if err := proto.Unmarshal(v, b); err != nil {
+			return fmt.Errorf("decode baseline %q: %w", k, err)
+		}
+		if b.GetNodeId() != node {
+			node, tracked = b.GetNodeId(), nil
+		}
+		track, err := commandTrack(b.GetAuditId())
+		if err != nil {
+			return fmt.Errorf("baseline %d of node %s: %w", b.GetVersion(), b.GetNodeId(), err)
+		}
+		tracked = slices.Concat(tracked, track, b.GetTracked())
+		slices.Sort(tracked)
+		tracked = slices.Compact(tracked)
+		b.Tracked = slices.Clone(tracked)
+		out = append(out, keyedRecord{key: bytes.Clone(k), rec: b})
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	return putRecords(bb, "baseline", out)
 }
 
 // migrateRollouts is version 3 → 4: rollouts, their nodes, and the

@@ -163,12 +163,12 @@ func TestBoltSchema(t *testing.T) {
 	}{
 		{
 			name:        "no file",
-			wantVersion: be64(7),
+			wantVersion: be64(9),
 		},
 		{
 			name:        "empty bbolt file",
 			prepare:     func(t *testing.T, path string) { raw(t, path, func(*bolt.Tx) error { return nil }) },
-			wantVersion: be64(7),
+			wantVersion: be64(9),
 		},
 		{
 			name: "version 0 with some buckets",
@@ -178,7 +178,7 @@ func TestBoltSchema(t *testing.T) {
 					return err
 				})
 			},
-			wantVersion: be64(7),
+			wantVersion: be64(9),
 		},
 		{
 			// A file written by the schema-1 code: its buckets, its
@@ -186,13 +186,13 @@ func TestBoltSchema(t *testing.T) {
 			// keeps the record (checked below in TestBoltMigrateV1).
 			name:        "version 1",
 			prepare:     writeV1,
-			wantVersion: be64(7),
+			wantVersion: be64(9),
 		},
 		{
 			// A file written by the schema-2 code (the DML, no releases).
 			name:        "version 2",
 			prepare:     writeV2,
-			wantVersion: be64(7),
+			wantVersion: be64(9),
 		},
 		{
 			// A file written by the schema-6 code: no issued reports.
@@ -206,22 +206,22 @@ func TestBoltSchema(t *testing.T) {
 					return tx.Bucket([]byte("meta")).Put([]byte("schema_version"), be64(6))
 				})
 			},
-			wantVersion: be64(7),
+			wantVersion: be64(9),
 		},
 		{
 			name:        "current",
 			prepare:     func(t *testing.T, path string) { openBolt(t, path).Close() },
-			wantVersion: be64(7),
+			wantVersion: be64(9),
 		},
 		{
 			name: "newer",
 			prepare: func(t *testing.T, path string) {
 				openBolt(t, path).Close()
-				raw(t, path, func(tx *bolt.Tx) error { return tx.Bucket([]byte("meta")).Put([]byte("schema_version"), be64(8)) })
+				raw(t, path, func(tx *bolt.Tx) error { return tx.Bucket([]byte("meta")).Put([]byte("schema_version"), be64(10)) })
 			},
 			wantErr:     store.ErrSchema,
-			wantMessage: "has schema version 8, but this cairn-controller knows only up to 7: run a newer cairn-controller",
-			wantVersion: be64(8),
+			wantMessage: "has schema version 10, but this cairn-controller knows only up to 9: run a newer cairn-controller",
+			wantVersion: be64(10),
 		},
 		{
 			name: "damaged version",
@@ -466,12 +466,11 @@ func TestBoltLogTampered(t *testing.T) {
 	}
 }
 
-// TestBoltMigrateRolloutStates opens a copy of testdata/v5/cairn.db, a
-// schema-version-5 file with rollouts, waves and nodes in every state
-// that version stored (as strings), and reads each back as its enum,
-// with counts that add up.
-func TestBoltMigrateRolloutStates(t *testing.T) {
-	data, err := os.ReadFile("testdata/v5/cairn.db")
+// openFixture opens a copy of a store file in testdata (migrating it),
+// so that the fixture stays as it is.
+func openFixture(t *testing.T, fixture string) *store.Bolt {
+	t.Helper()
+	data, err := os.ReadFile(fixture)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -479,7 +478,50 @@ func TestBoltMigrateRolloutStates(t *testing.T) {
 	if err := os.WriteFile(path, data, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	st := openBolt(t, path)
+	return openBolt(t, path)
+}
+
+// TestBoltMigrateBaselineTracked opens a copy of testdata/v7/cairn.db,
+// whose baselines record no tracked paths, and reads back each with the
+// track lists of the commands that took its audit and its node's earlier
+// baselines' audits: what the node's audits tracked, accumulated.
+func TestBoltMigrateBaselineTracked(t *testing.T) {
+	st := openFixture(t, "testdata/v7/cairn.db")
+	want := map[string][][]string{
+		"n1":  {{"/etc/a"}, {"/etc/a", "/etc/b"}, {"/etc/a", "/etc/b"}, {"/etc/a", "/etc/b", "/etc/c"}},
+		"n2":  {nil, {"/srv/x"}},
+		"n10": {{"/opt/y"}},
+	}
+	err := st.View(t.Context(), func(tx store.Tx) error {
+		for node, w := range want {
+			bs, err := tx.Baselines(node)
+			if err != nil {
+				return err
+			}
+			var got [][]string
+			for i, b := range bs {
+				if b.GetVersion() != uint32(i+1) || b.GetReason() != "fixture" {
+					t.Errorf("node %s baseline %d: version %d, reason %q", node, i+1, b.GetVersion(), b.GetReason())
+				}
+				got = append(got, b.GetTracked())
+			}
+			if diff := cmp.Diff(w, got); diff != "" {
+				t.Errorf("node %s: tracked sets by version (-want +got):\n%s", node, diff)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestBoltMigrateRolloutStates opens a copy of testdata/v5/cairn.db, a
+// schema-version-5 file with rollouts, waves and nodes in every state
+// that version stored (as strings), and reads each back as its enum,
+// with counts that add up.
+func TestBoltMigrateRolloutStates(t *testing.T) {
+	st := openFixture(t, "testdata/v5/cairn.db")
 	type want struct {
 		state string
 		waves []string
@@ -495,7 +537,7 @@ func TestBoltMigrateRolloutStates(t *testing.T) {
 		"ro-rolled-back":     {"rolled_back", []string{"done"}, []string{"rolled_back"}},
 		"ro-rollback-failed": {"rollback_failed", []string{"failed"}, []string{"rollback_failed", "rolled_back"}},
 	}
-	err = st.View(t.Context(), func(tx store.Tx) error {
+	err := st.View(t.Context(), func(tx store.Tx) error {
 		all, err := tx.Rollouts()
 		if err != nil {
 			return err

@@ -10,16 +10,17 @@ import (
 )
 
 // Compare answers "what changed between two audits": how after differs
-// from before. Tracked files are compared where both audits tracked them
-// (two audits taken with different --track lists differ only where both
-// looked). Either audit may be nil; a nil audit has no collectors, so
-// every section collected in the other audit is not comparable (and
-// every other section skipped).
+// from before. Tracked files are compared where both audits tracked them;
+// a path only one of them tracked is listed in the files section's
+// PathsNotCompared, never as added, removed or unchanged. Either audit
+// may be nil; a nil audit has no collectors, so every section collected
+// in the other audit is not comparable (and every other section
+// skipped).
 //
 // Whether a change is what a release declared is internal/compare's
 // question (compare.Classify), asked of this answer.
 func Compare(before, after *inventoryv1.Audit) *Report {
-	before, after = commonFiles(before, after)
+	before, after, notCompared := commonFiles(before, after)
 	r := &Report{
 		Before:   info(before),
 		After:    info(after),
@@ -29,7 +30,11 @@ func Compare(before, after *inventoryv1.Audit) *Report {
 		if s.Volatile {
 			continue
 		}
-		r.Sections = append(r.Sections, compareSection(s, before, after))
+		sec := compareSection(s, before, after)
+		if s.Name == filesSection && sec.Comparable {
+			sec.PathsNotCompared = notCompared
+		}
+		r.Sections = append(r.Sections, sec)
 	}
 	r.Counts = count(r.Sections)
 	r.Summary = summarize(r.Sections)
@@ -43,6 +48,10 @@ func info(a *inventoryv1.Audit) AuditInfo {
 		ContentHash: a.GetHashes().GetContent(),
 	}
 }
+
+// filesSection is the section of tracked files, the one whose two sides
+// can track different paths.
+const filesSection = "files"
 
 // notCollected is the Reason of a skipped section.
 const notCollected = "not collected in either audit"
@@ -123,6 +132,7 @@ func count(sections []Section) Counts {
 		if !s.Comparable && !s.Skipped {
 			c.NotComparable++
 		}
+		c.PathsNotCompared += len(s.PathsNotCompared)
 		for _, ch := range s.Changes {
 			switch ch.Op {
 			case OpAdded:

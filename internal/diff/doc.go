@@ -39,9 +39,13 @@
 //
 // The files section holds the paths an audit was asked to track (its
 // patterns). Two audits tracking different patterns are compared where
-// both looked: a path only one of them tracked is left out of both, so a
-// baseline taken without the paths a rollout tracks has not drifted by
-// them.
+// both looked. A path only one of them tracked is not compared: it is
+// listed in the files section's PathsNotCompared (with the side that
+// tracked it and how many recorded entries were left out), named in the
+// summary ("1 tracked path not compared: /etc/x") and counted apart from
+// changes — never added, removed or "no changes". A drift report whose
+// baseline did not track a path the latest audit tracks therefore says
+// so, instead of reading as unchanged.
 //
 // # Meaning
 //
@@ -55,7 +59,8 @@
 //
 // # Exit status
 //
-// A not-comparable section is not a change. Callers that map a report to
-// an exit status (0 no changes, 1 changes) use [Report.HasChanges] and
-// surface [Report.NotComparable] separately.
+// A not-comparable section and a path not compared are not changes.
+// Callers that map a report to an exit status (0 no changes, 1 changes)
+// use [Report.HasChanges] and surface what was not compared separately
+// ([Report.Complete], [Report.NotComparable], [Report.PathsNotCompared]).
 package diff

@@ -17,10 +17,11 @@ var htmlPage = template.Must(template.New("diff").Funcs(template.FuncMap{
 		subject, detail := describe(ch)
 		return []string{subject, detail}
 	},
-	"single":    func(f FieldChange) []FieldChange { return []FieldChange{f} },
-	"orUnknown": orUnknown,
-	"hosts":     hosts,
-	"join":      strings.Join,
+	"single":            func(f FieldChange) []FieldChange { return []FieldChange{f} },
+	"orUnknown":         orUnknown,
+	"hosts":             hosts,
+	"join":              strings.Join,
+	"notComparedDetail": notComparedDetail,
 }).Parse(`<!DOCTYPE html>
 <html lang="en">
 <head>
@@ -40,6 +41,7 @@ td.key, td.details { font-family: ui-monospace, monospace; word-break: break-all
 tr.added td.op { color: #116329; }
 tr.removed td.op { color: #a40e26; }
 tr.changed td.op, tr.replaced td.op { color: #7d4e00; }
+tr.notcompared td { color: #8a5300; }
 </style>
 </head>
 <body>
@@ -51,7 +53,7 @@ tr.changed td.op, tr.replaced td.op { color: #7d4e00; }
 {{- else if not .Comparable}}
 <h2>{{.Name}}</h2>
 <p class="notcomparable">Not comparable: {{.Reason}}</p>
-{{- else if .Changes}}
+{{- else if or .Changes .PathsNotCompared}}
 <h2>{{.Name}}</h2>
 <table>
 <thead><tr><th></th><th>Change</th><th>Kind</th><th>Key</th><th>Details</th></tr></thead>
@@ -66,6 +68,9 @@ tr.changed td.op, tr.replaced td.op { color: #7d4e00; }
 {{- $d := describe .}}
 <tr class="{{.Op}}"><td class="op">{{symbol .Op}}</td><td>{{.Verb}}</td><td>{{.Kind}}</td><td class="key">{{index $d 0}}</td><td class="details">{{index $d 1}}</td></tr>
 {{- end}}
+{{- end}}
+{{- range .PathsNotCompared}}
+<tr class="notcompared"><td class="op">?</td><td>not compared</td><td>path</td><td class="key">{{.Path}}</td><td class="details">{{notComparedDetail .}}</td></tr>
 {{- end}}
 </tbody>
 </table>

@@ -23,6 +23,19 @@ func symbol(op string) string {
 	return "~"
 }
 
+// symbolNotCompared marks a tracked path only one audit tracked.
+const symbolNotCompared = "?"
+
+// notComparedDetail says why a path was not compared: "tracked only in
+// the before audit (2 files there)".
+func notComparedDetail(p PathNotCompared) string {
+	s := "tracked only in the " + p.TrackedBy + " audit"
+	if p.Files > 0 {
+		s += " (" + strconv.Itoa(p.Files) + " " + plural("file", p.Files) + " there)"
+	}
+	return s
+}
+
 // display shows a value on a terminal line: as is when it is plain text,
 // quoted when it is empty, has surrounding space or has characters that
 // would not print, newlines included (so a hostile package name can
@@ -121,7 +134,7 @@ func WriteText(w io.Writer, r *Report) error {
 			fmt.Fprintf(&b, "%s: not comparable (%s)\n", s.Name, display(s.Reason))
 			continue
 		}
-		if len(s.Changes) == 0 {
+		if len(s.Changes) == 0 && len(s.PathsNotCompared) == 0 {
 			continue
 		}
 		b.WriteString(s.Name + "\n")
@@ -140,6 +153,9 @@ func WriteText(w io.Writer, r *Report) error {
 			} else {
 				fmt.Fprintf(&b, "  %s %s  %s\n", symbol(ch.Op), subject, detail)
 			}
+		}
+		for _, p := range s.PathsNotCompared {
+			fmt.Fprintf(&b, "  %s %s  not compared: %s\n", symbolNotCompared, display(p.Path), notComparedDetail(p))
 		}
 	}
 	if skipped := r.Skipped(); len(skipped) > 0 {
@@ -192,7 +208,7 @@ func WriteMarkdown(w io.Writer, r *Report) error {
 	}
 	fmt.Fprintf(&b, "**%s**\n", md(r.Summary))
 	for _, s := range r.Sections {
-		if s.Skipped || (s.Comparable && len(s.Changes) == 0) {
+		if s.Skipped || (s.Comparable && len(s.Changes) == 0 && len(s.PathsNotCompared) == 0) {
 			continue
 		}
 		fmt.Fprintf(&b, "\n## %s\n\n", md(s.Name))
@@ -214,6 +230,9 @@ func WriteMarkdown(w io.Writer, r *Report) error {
 				key = subject
 			}
 			fmt.Fprintf(&b, "| %s | %s | %s | %s | %s |\n", md(symbol(ch.Op)), md(ch.Verb), md(ch.Kind), md(key), md(detail))
+		}
+		for _, p := range s.PathsNotCompared {
+			fmt.Fprintf(&b, "| %s | not compared | path | %s | %s |\n", md(symbolNotCompared), md(p.Path), md(notComparedDetail(p)))
 		}
 	}
 	if skipped := r.Skipped(); len(skipped) > 0 {

@@ -48,32 +48,51 @@ func checkGolden(t *testing.T, name string, got []byte) {
 	testutil.Golden(t, filepath.Join("testdata", "golden", name), got)
 }
 
+// pathsReport compares two audits that tracked different paths: a file
+// changed where both looked, and paths only one of them tracked.
+func pathsReport() *Report {
+	before := filesAudit([]string{"/etc/app", "/etc/old.conf"}, "/etc/app", "/etc/app/app.conf", "/etc/old.conf")
+	after := filesAudit([]string{"/etc/app", "/etc/extra", "/etc/missing.conf"}, "/etc/app", "/etc/app/app.conf", "/etc/extra", "/etc/extra/a", "/etc/extra/b")
+	after.Files.Files[1].Mode = "0600"
+	return Compare(before, after)
+}
+
 func TestRenderGolden(t *testing.T) {
 	renderers := []struct {
-		file  string
+		ext   string
 		write func(*bytes.Buffer, *Report) error
 	}{
-		{"rich.txt", func(b *bytes.Buffer, r *Report) error { return WriteText(b, r) }},
-		{"rich.json", func(b *bytes.Buffer, r *Report) error { return WriteJSON(b, r) }},
-		{"rich.md", func(b *bytes.Buffer, r *Report) error { return WriteMarkdown(b, r) }},
-		{"rich.html", func(b *bytes.Buffer, r *Report) error { return WriteHTML(b, r) }},
+		{"txt", func(b *bytes.Buffer, r *Report) error { return WriteText(b, r) }},
+		{"json", func(b *bytes.Buffer, r *Report) error { return WriteJSON(b, r) }},
+		{"md", func(b *bytes.Buffer, r *Report) error { return WriteMarkdown(b, r) }},
+		{"html", func(b *bytes.Buffer, r *Report) error { return WriteHTML(b, r) }},
 	}
-	for _, rr := range renderers {
-		t.Run(rr.file, func(t *testing.T) {
-			var b bytes.Buffer
-			if err := rr.write(&b, richReport()); err != nil {
-				t.Fatal(err)
-			}
-			checkGolden(t, rr.file, b.Bytes())
-			// Deterministic: a second rendering of a fresh report is identical.
-			var again bytes.Buffer
-			if err := rr.write(&again, richReport()); err != nil {
-				t.Fatal(err)
-			}
-			if !bytes.Equal(b.Bytes(), again.Bytes()) {
-				t.Error("two renderings differ")
-			}
-		})
+	reports := []struct {
+		name   string
+		report func() *Report
+	}{
+		{"rich", richReport},
+		{"paths", pathsReport},
+	}
+	for _, rep := range reports {
+		for _, rr := range renderers {
+			file := rep.name + "." + rr.ext
+			t.Run(file, func(t *testing.T) {
+				var b bytes.Buffer
+				if err := rr.write(&b, rep.report()); err != nil {
+					t.Fatal(err)
+				}
+				checkGolden(t, file, b.Bytes())
+				// Deterministic: a second rendering of a fresh report is identical.
+				var again bytes.Buffer
+				if err := rr.write(&again, rep.report()); err != nil {
+					t.Fatal(err)
+				}
+				if !bytes.Equal(b.Bytes(), again.Bytes()) {
+					t.Error("two renderings differ")
+				}
+			})
+		}
 	}
 }
 

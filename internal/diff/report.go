@@ -44,6 +44,8 @@ type Counts struct {
 	Changed       int `json:"changed"`
 	Replaced      int `json:"replaced"`
 	NotComparable int `json:"not_comparable"`
+	// PathsNotCompared counts the tracked paths only one audit tracked.
+	PathsNotCompared int `json:"paths_not_compared,omitempty"`
 }
 
 // Section is the comparison of one section, e.g. "packages".
@@ -63,6 +65,9 @@ type Section struct {
 	// with an empty Kind is about fields directly on the section and comes
 	// first.
 	Changes []Change `json:"changes,omitempty"`
+	// PathsNotCompared (files only) are the tracked paths only one of the
+	// audits tracked, sorted by path: neither changed nor unchanged.
+	PathsNotCompared []PathNotCompared `json:"paths_not_compared,omitempty"`
 }
 
 // Change is one item added, removed, changed or replaced, or (with an
@@ -203,6 +208,25 @@ func (r *Report) NotComparable() []string {
 		}
 	}
 	return names
+}
+
+// PathsNotCompared returns the tracked paths only one of the audits
+// tracked, in section order, then by path. They are not changes; like a
+// section that is not comparable, they mean the comparison is not
+// complete.
+func (r *Report) PathsNotCompared() []PathNotCompared {
+	var out []PathNotCompared
+	for _, s := range r.Sections {
+		out = append(out, s.PathsNotCompared...)
+	}
+	return out
+}
+
+// Complete reports whether everything either audit recorded was compared:
+// no section is not comparable and no tracked path was tracked by only
+// one audit. Skipped sections (collected in neither) do not count.
+func (r *Report) Complete() bool {
+	return len(r.NotComparable()) == 0 && len(r.PathsNotCompared()) == 0
 }
 
 // Skipped returns the names of the sections collected in neither audit, in

@@ -32,7 +32,9 @@ const maxSummaryFields = 3
 // kind in schema order, e.g. "3 packages upgraded, 1 added; 1 disk
 // replaced", then the sections that changed on their own fields ("memory
 // total_bytes, usable_bytes changed"), then the sections that could not be
-// compared. Skipped sections are not mentioned.
+// compared, then the tracked paths only one audit tracked ("1 tracked path
+// not compared: /etc/x"). Without changes it never says only "no changes"
+// when something was not compared. Skipped sections are not mentioned.
 func summarize(sections []Section) string {
 	type group struct {
 		kind  string
@@ -43,6 +45,7 @@ func summarize(sections []Section) string {
 		byKind        = map[string]*group{}
 		sectionLevel  []string
 		notComparable []string
+		notCompared   []PathNotCompared
 		comparable    bool
 	)
 	for _, s := range sections {
@@ -54,6 +57,7 @@ func summarize(sections []Section) string {
 			continue
 		}
 		comparable = true
+		notCompared = append(notCompared, s.PathsNotCompared...)
 		for _, ch := range s.Changes {
 			if ch.Kind == "" {
 				sectionLevel = append(sectionLevel, sectionFields(s.Name, ch.Fields))
@@ -103,13 +107,37 @@ func summarize(sections []Section) string {
 		return "nothing to compare"
 	case len(parts) == 0 && len(notComparable) > 0:
 		parts = append(parts, "no changes in the comparable sections")
+	case len(parts) == 0 && len(notCompared) > 0:
+		parts = append(parts, "no changes where both audits looked")
 	case len(parts) == 0:
 		parts = append(parts, "no changes")
 	}
 	if len(notComparable) > 0 {
 		parts = append(parts, nc)
 	}
+	if len(notCompared) > 0 {
+		parts = append(parts, pathsNotCompared(notCompared))
+	}
 	return strings.Join(parts, "; ")
+}
+
+// maxSummaryPaths is how many paths the summary names before it says
+// "and N more".
+const maxSummaryPaths = 3
+
+// pathsNotCompared says which tracked paths were not compared: "1 tracked
+// path not compared: /etc/x", "5 tracked paths not compared: /a, /b, /c
+// and 2 more".
+func pathsNotCompared(nc []PathNotCompared) string {
+	names := make([]string, 0, min(len(nc), maxSummaryPaths))
+	for _, p := range nc[:min(len(nc), maxSummaryPaths)] {
+		names = append(names, display(p.Path))
+	}
+	s := strconv.Itoa(len(nc)) + " " + plural("tracked path", len(nc)) + " not compared: " + strings.Join(names, ", ")
+	if n := len(nc) - maxSummaryPaths; n > 0 {
+		s += " and " + strconv.Itoa(n) + " more"
+	}
+	return s
 }
 
 // sectionFields says which fields directly on a section changed: the

@@ -134,6 +134,12 @@ const (
 	IssuerChain = 8
 	// EnrollUses is the most agents one enrollment token may enroll.
 	EnrollUses = 10000
+	// TrackedPaths is the most paths and patterns a node's tracked set
+	// (its baseline's tracked, controller/cms) may hold: accepting a
+	// baseline that would track more is refused. With a command's own
+	// paths (at most ListEntries) and Path's length it keeps an audit
+	// command well inside one 4 MiB message.
+	TrackedPaths = 512
 )
 
 // Durations.

@@ -26,6 +26,7 @@
 //	  services: [{name: nginx.service, state: active}]
 //	  hardware: [{fact: memory.total_bytes, op: ">=", value: 16GiB}]
 //	  allow: ["packages/dpkg/libwebshop*"]
+//	  untrack: [/etc/webshop/legacy.conf]     # tracked paths it stops tracking
 //	known_errors:
 //	  - {id: KE-1, summary: slow first request, workaround: none needed, status: workaround}
 //	notes: "# Web shop 1.4.0 ..."        # Markdown

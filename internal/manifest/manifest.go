@@ -463,6 +463,8 @@ const maxDepth = 64
 
 type parser struct {
 	problems []Problem
+	// untrack are the expect.untrack entries read, for checkReferences.
+	untrack []untrackEntry
 }
 
 func (p *parser) add(line int, field, msg string) {
@@ -683,8 +685,9 @@ func (p *parser) value(n *yaml.Node, path, ppath string, lines map[string]int, d
 	return nil, false
 }
 
-// checkReferences checks what spans sections: component names are unique
-// and the artifacts steps ask for exist.
+// checkReferences checks what spans sections: component names are unique,
+// the artifacts steps ask for exist, and no path is both expected and
+// untracked.
 func (p *parser) checkReferences(m *Manifest) {
 	comps := map[string]int{}
 	for i, c := range m.Components {
@@ -703,6 +706,13 @@ func (p *parser) checkReferences(m *Manifest) {
 		}
 		if _, ok := comps[f.Artifact]; !ok {
 			p.add(f.Line, fmt.Sprintf("expect.files[%d].artifact", i), fmt.Sprintf("no component named %q", f.Artifact))
+		}
+	}
+	for _, u := range p.untrack {
+		for i, f := range m.Expect.Files {
+			if f.Path == u.path {
+				p.add(u.line, u.field, fmt.Sprintf("%q is expected by expect.files[%d]: a release cannot expect a change to a path it stops tracking (its post-audit no longer records it)", u.path, i))
+			}
 		}
 	}
 	for _, list := range m.Lists() {

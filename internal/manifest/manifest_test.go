@@ -155,6 +155,15 @@ func TestParseProblems(t *testing.T) {
 			`6: expect.allow[2]: "pkgs/x*": no audit section "pkgs"`,
 			`6: expect.allow[3]: "volatile/x": no audit section "volatile"`,
 			"7: expect.extra: unknown key"}},
+		{"expect untrack", head + "expect:\n  files: [{path: /etc/a.conf}]\n  untrack:\n    - etc/x\n    - /etc/../x\n    - '/etc/[x'\n    - /etc/a.conf\n    - /etc/b.conf\n    - /etc/b.conf\n    - 7\n    - /" + strings.Repeat("u", 4096) + "\n", []string{
+			`8: expect.untrack[0]: "etc/x": must be an absolute, clean path or pattern`,
+			`9: expect.untrack[1]: "/etc/../x": must be an absolute, clean path or pattern`,
+			`10: expect.untrack[2]: "/etc/[x" is not a valid glob pattern`,
+			`11: expect.untrack[3]: "/etc/a.conf" is expected by expect.files[0]: a release cannot expect a change to a path it stops tracking`,
+			`13: expect.untrack[5]: "/etc/b.conf" is already in expect.untrack[4]`,
+			`14: expect.untrack[6]: must be a string (quote it: "7")`,
+			`15: expect.untrack[7]: "/uuuu`}},
+		{"expect untrack not a list", head + "expect:\n  untrack: /etc/x\n", []string{"6: expect.untrack: must be a list"}},
 		{"known errors", head + "known_errors:\n  - {id: KE-1, summary: s, status: fixed}\n  - {id: KE-1, summary: t}\n  - {summary: u, signature: {packages: [{name: a, state: absent}], hardware: [{fact: x, op: present}]}}\n", []string{
 			`6: known_errors[0].status: "fixed": use one of open, resolved, workaround`,
 			`7: known_errors[1].id: "KE-1" is already the id of known_errors[0]`,

@@ -45,6 +45,7 @@ func MergeDeclared(m *Manifest, declared []Declared) Merged {
 		Services: append([]ServiceExpectation(nil), e.Services...),
 		Hardware: append([]HardwareFact(nil), e.Hardware...),
 		Allow:    append([]string(nil), e.Allow...),
+		Untrack:  append([]string(nil), e.Untrack...),
 	}}
 	warn := func(d Declared, format string, args ...any) {
 		out.Warnings = append(out.Warnings, d.Step+": "+fmt.Sprintf(format, args...))
@@ -113,6 +114,10 @@ func mergeFile(out *Merged, m *Manifest, d Declared, warn warnFunc) {
 		return
 	}
 	want := FileExpectation{Path: c.GetName(), SHA256: c.GetSha256(), DeclaredBy: d.Step}
+	if contains(out.Expect.Untrack, want.Path) {
+		warn(d, "declares file %s, which expect.untrack stops tracking; not merged", want.Path)
+		return
+	}
 	for i, f := range out.Expect.Files {
 		if f.Path != want.Path {
 			continue

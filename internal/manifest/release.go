@@ -48,6 +48,13 @@ type Expect struct {
 	// Allow are glob patterns (path.Match) over "section/key", such as
 	// "packages/dpkg/libfoo*", for incidental changes.
 	Allow []string `json:"allow,omitempty"`
+	// Untrack are tracked paths the release stops tracking. Every audit
+	// of a node collects the node's tracked set (the paths earlier
+	// releases' file expectations and accepted audits tracked); a node
+	// the release passes on drops these from it, from the release's
+	// post-audit on. An entry removes the tracked path or pattern written
+	// the same way. A path cannot be both expected and untracked.
+	Untrack []string `json:"untrack,omitempty"`
 }
 
 // PackageExpectation says a package is present (optionally at a
@@ -256,18 +263,57 @@ var expectFields = map[string]field[*Expect]{
 		e.Hardware = p.hardware(n, path)
 	},
 	"allow": func(p *parser, n *yaml.Node, path string, e *Expect) {
-		p.sequence(n, path, func(_ int, item *yaml.Node, ipath string) {
-			var v string
-			if !p.str(item, ipath, &v) || !p.limit(item, ipath, limits.Pattern, v) {
-				return
-			}
-			if msg := checkAllow(v); msg != "" {
-				p.add(item.Line, ipath, msg)
-				return
-			}
+		p.strings(n, path, limits.Pattern, checkAllow, func(_ int, _ *yaml.Node, _, v string) {
 			e.Allow = append(e.Allow, v)
 		})
 	},
+	"untrack": func(p *parser, n *yaml.Node, path string, e *Expect) {
+		seen := map[string]int{}
+		p.strings(n, path, limits.Path, checkTrackedPath, func(i int, item *yaml.Node, ipath, v string) {
+			if prev, ok := seen[v]; ok {
+				p.add(item.Line, ipath, fmt.Sprintf("%q is already in %s[%d]", v, path, prev))
+				return
+			}
+			seen[v] = i
+			e.Untrack = append(e.Untrack, v)
+			p.untrack = append(p.untrack, untrackEntry{path: v, field: ipath, line: item.Line})
+		})
+	},
+}
+
+// strings reads a list of strings, each within l and passing check
+// (which returns what is wrong, or ""), and gives each valid one to add.
+func (p *parser) strings(n *yaml.Node, path string, l limits.Text, check func(string) string, add func(i int, item *yaml.Node, ipath, v string)) {
+	p.sequence(n, path, func(i int, item *yaml.Node, ipath string) {
+		var v string
+		if !p.str(item, ipath, &v) || !p.limit(item, ipath, l, v) {
+			return
+		}
+		if msg := check(v); msg != "" {
+			p.add(item.Line, ipath, msg)
+			return
+		}
+		add(i, item, ipath, v)
+	})
+}
+
+// untrackEntry is an expect.untrack entry and where it is, for the
+// checks that span expect's keys.
+type untrackEntry struct {
+	path, field string
+	line        int
+}
+
+// checkTrackedPath returns what is wrong with a path or pattern the
+// files collector tracks (expect.untrack), or "".
+func checkTrackedPath(v string) string {
+	if !strings.HasPrefix(v, "/") || v != pathClean(v) {
+		return fmt.Sprintf("%q: must be an absolute, clean path or pattern inside the node's root (e.g. /etc/shop.conf)", v)
+	}
+	if _, err := path.Match(v, ""); err != nil {
+		return fmt.Sprintf("%q is not a valid glob pattern: %v", v, err)
+	}
+	return ""
 }
 
 // serviceDimension is "unit-file" or "run", the two independent states of

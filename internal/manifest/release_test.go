@@ -65,6 +65,26 @@ func TestLoadFull(t *testing.T) {
 	}
 }
 
+// TestParseUntrack: expect.untrack lists the tracked paths and patterns
+// a release stops tracking, as written; they are part of the canonical
+// manifest (the release digest covers them).
+func TestParseUntrack(t *testing.T) {
+	m, err := Parse([]byte(head+"expect:\n  files: [{path: /etc/new.conf}]\n  untrack: [/etc/old.conf, '/var/lib/shop/*.state']\n"), "release.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff([]string{"/etc/old.conf", "/var/lib/shop/*.state"}, m.Expect.Untrack); diff != "" {
+		t.Errorf("Untrack (-want +got):\n%s", diff)
+	}
+	c, err := m.Canonical()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(c), `"untrack":["/etc/old.conf","/var/lib/shop/*.state"]`) {
+		t.Errorf("canonical manifest lacks expect.untrack: %s", c)
+	}
+}
+
 func TestVersionConstraint(t *testing.T) {
 	tests := []struct {
 		constraint, version string
@@ -160,6 +180,7 @@ func TestMergeDeclared(t *testing.T) {
 			Files:    []FileExpectation{{Path: "/etc/shop.conf", Artifact: "conf"}},
 			Services: []ServiceExpectation{{Name: "shop.service", State: "enabled"}},
 			Allow:    []string{"packages/lib*"},
+			Untrack:  []string{"/etc/shop-legacy.conf"},
 		},
 	}
 	other := strings.Repeat("a", 64)
@@ -179,7 +200,7 @@ func TestMergeDeclared(t *testing.T) {
 			want: Expect{
 				Packages: append(append([]PackageExpectation{}, base.Expect.Packages...),
 					PackageExpectation{Name: "webshop-assets", State: "present", Version: "1.0.0", DeclaredBy: "steps[0] (install)"}),
-				Files: base.Expect.Files, Services: base.Expect.Services, Allow: base.Expect.Allow,
+				Files: base.Expect.Files, Services: base.Expect.Services, Allow: base.Expect.Allow, Untrack: base.Expect.Untrack,
 			},
 		},
 		{
@@ -223,7 +244,18 @@ func TestMergeDeclared(t *testing.T) {
 					FileExpectation{Path: "/srv/shop/.done", DeclaredBy: "steps[1] (marker)"}),
 				Services: append(append([]ServiceExpectation{}, base.Expect.Services...),
 					ServiceExpectation{Name: "shop.service", State: "inactive", DeclaredBy: "steps[3] (stop)"}),
-				Allow: base.Expect.Allow,
+				Allow:   base.Expect.Allow,
+				Untrack: base.Expect.Untrack,
+			},
+		},
+		{
+			name: "a declared file the release stops tracking is reported, not merged",
+			declared: []Declared{
+				{Step: "steps[0] (old)", Change: &pluginv1.Change{Kind: "file", Name: "/etc/shop-legacy.conf", State: "present"}},
+			},
+			want: base.Expect,
+			warnings: []string{
+				"steps[0] (old): declares file /etc/shop-legacy.conf, which expect.untrack stops tracking; not merged",
 			},
 		},
 		{

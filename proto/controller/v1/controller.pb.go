@@ -1091,10 +1091,12 @@ func (x *RevokeNodeRequest) GetReason() string {
 type RunAuditRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// One node (ID or hostname), or every node matching the selector.
-	Node          string            `protobuf:"bytes,1,opt,name=node,proto3" json:"node,omitempty"`
-	Selector      map[string]string `protobuf:"bytes,2,rep,name=selector,proto3" json:"selector,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
-	Collectors    []string          `protobuf:"bytes,3,rep,name=collectors,proto3" json:"collectors,omitempty"`
-	Track         []string          `protobuf:"bytes,4,rep,name=track,proto3" json:"track,omitempty"`
+	Node       string            `protobuf:"bytes,1,opt,name=node,proto3" json:"node,omitempty"`
+	Selector   map[string]string `protobuf:"bytes,2,rep,name=selector,proto3" json:"selector,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	Collectors []string          `protobuf:"bytes,3,rep,name=collectors,proto3" json:"collectors,omitempty"`
+	// Paths to track in this audit besides the node's tracked set (its
+	// newest baseline's tracked), which every audit collects.
+	Track         []string `protobuf:"bytes,4,rep,name=track,proto3" json:"track,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1213,7 +1215,9 @@ type CommandRecord struct {
 	Error      string                 `protobuf:"bytes,8,opt,name=error,proto3" json:"error,omitempty"`
 	AuditId    string                 `protobuf:"bytes,9,opt,name=audit_id,json=auditId,proto3" json:"audit_id,omitempty"`
 	Collectors []string               `protobuf:"bytes,10,rep,name=collectors,proto3" json:"collectors,omitempty"`
-	Track      []string               `protobuf:"bytes,11,rep,name=track,proto3" json:"track,omitempty"`
+	// An audit command's tracked paths: the node's tracked set when the
+	// command was issued, and what the command added.
+	Track []string `protobuf:"bytes,11,rep,name=track,proto3" json:"track,omitempty"`
 	// Set for commands a rollout issued.
 	RolloutId string `protobuf:"bytes,12,opt,name=rollout_id,json=rolloutId,proto3" json:"rollout_id,omitempty"`
 	// Set when kind is "deploy".
@@ -1712,9 +1716,17 @@ type BaselineRecord struct {
 	ContentHash string `protobuf:"bytes,7,opt,name=content_hash,json=contentHash,proto3" json:"content_hash,omitempty"`
 	// Provenance of a baseline a rollout advanced: NAME@VERSION, the
 	// rollout and the release's approvers.
-	Release       string   `protobuf:"bytes,8,opt,name=release,proto3" json:"release,omitempty"`
-	RolloutId     string   `protobuf:"bytes,9,opt,name=rollout_id,json=rolloutId,proto3" json:"rollout_id,omitempty"`
-	Approvers     []string `protobuf:"bytes,10,rep,name=approvers,proto3" json:"approvers,omitempty"`
+	Release   string   `protobuf:"bytes,8,opt,name=release,proto3" json:"release,omitempty"`
+	RolloutId string   `protobuf:"bytes,9,opt,name=rollout_id,json=rolloutId,proto3" json:"rollout_id,omitempty"`
+	Approvers []string `protobuf:"bytes,10,rep,name=approvers,proto3" json:"approvers,omitempty"`
+	// The node's tracked set from this baseline on: the paths and patterns
+	// every audit of the node collects in its files section, sorted. It is
+	// the previous baseline's set, plus what the accepted audit tracked,
+	// less untracked (controller/cms).
+	Tracked []string `protobuf:"bytes,11,rep,name=tracked,proto3" json:"tracked,omitempty"`
+	// Paths this baseline stopped tracking: the expect.untrack of the
+	// release whose rollout advanced it.
+	Untracked     []string `protobuf:"bytes,12,rep,name=untracked,proto3" json:"untracked,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1815,6 +1827,20 @@ func (x *BaselineRecord) GetRolloutId() string {
 func (x *BaselineRecord) GetApprovers() []string {
 	if x != nil {
 		return x.Approvers
+	}
+	return nil
+}
+
+func (x *BaselineRecord) GetTracked() []string {
+	if x != nil {
+		return x.Tracked
+	}
+	return nil
+}
+
+func (x *BaselineRecord) GetUntracked() []string {
+	if x != nil {
+		return x.Untracked
 	}
 	return nil
 }
@@ -2030,11 +2056,14 @@ type NodeDrift struct {
 	BaselineAuditId string `protobuf:"bytes,4,opt,name=baseline_audit_id,json=baselineAuditId,proto3" json:"baseline_audit_id,omitempty"`
 	LatestAuditId   string `protobuf:"bytes,5,opt,name=latest_audit_id,json=latestAuditId,proto3" json:"latest_audit_id,omitempty"`
 	// The diff from baseline to latest audit: internal/diff's Report, JSON.
-	ReportJson    []byte `protobuf:"bytes,6,opt,name=report_json,json=reportJson,proto3" json:"report_json,omitempty"`
-	Summary       string `protobuf:"bytes,7,opt,name=summary,proto3" json:"summary,omitempty"`
-	Changes       uint32 `protobuf:"varint,8,opt,name=changes,proto3" json:"changes,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	ReportJson []byte `protobuf:"bytes,6,opt,name=report_json,json=reportJson,proto3" json:"report_json,omitempty"`
+	Summary    string `protobuf:"bytes,7,opt,name=summary,proto3" json:"summary,omitempty"`
+	Changes    uint32 `protobuf:"varint,8,opt,name=changes,proto3" json:"changes,omitempty"`
+	// Tracked paths only one of the two audits tracked: not compared, so
+	// neither changed nor unchanged (the report lists them).
+	PathsNotCompared uint32 `protobuf:"varint,9,opt,name=paths_not_compared,json=pathsNotCompared,proto3" json:"paths_not_compared,omitempty"`
+	unknownFields    protoimpl.UnknownFields
+	sizeCache        protoimpl.SizeCache
 }
 
 func (x *NodeDrift) Reset() {
@@ -2123,14 +2152,22 @@ func (x *NodeDrift) GetChanges() uint32 {
 	return 0
 }
 
+func (x *NodeDrift) GetPathsNotCompared() uint32 {
+	if x != nil {
+		return x.PathsNotCompared
+	}
+	return 0
+}
+
 type DriftResponse struct {
-	state                protoimpl.MessageState `protogen:"open.v1"`
-	Nodes                []*NodeDrift           `protobuf:"bytes,1,rep,name=nodes,proto3" json:"nodes,omitempty"`
-	NodesDrifted         uint32                 `protobuf:"varint,2,opt,name=nodes_drifted,json=nodesDrifted,proto3" json:"nodes_drifted,omitempty"`
-	NodesWithoutBaseline uint32                 `protobuf:"varint,3,opt,name=nodes_without_baseline,json=nodesWithoutBaseline,proto3" json:"nodes_without_baseline,omitempty"`
-	TotalChanges         uint32                 `protobuf:"varint,4,opt,name=total_changes,json=totalChanges,proto3" json:"total_changes,omitempty"`
-	unknownFields        protoimpl.UnknownFields
-	sizeCache            protoimpl.SizeCache
+	state                 protoimpl.MessageState `protogen:"open.v1"`
+	Nodes                 []*NodeDrift           `protobuf:"bytes,1,rep,name=nodes,proto3" json:"nodes,omitempty"`
+	NodesDrifted          uint32                 `protobuf:"varint,2,opt,name=nodes_drifted,json=nodesDrifted,proto3" json:"nodes_drifted,omitempty"`
+	NodesWithoutBaseline  uint32                 `protobuf:"varint,3,opt,name=nodes_without_baseline,json=nodesWithoutBaseline,proto3" json:"nodes_without_baseline,omitempty"`
+	TotalChanges          uint32                 `protobuf:"varint,4,opt,name=total_changes,json=totalChanges,proto3" json:"total_changes,omitempty"`
+	TotalPathsNotCompared uint32                 `protobuf:"varint,5,opt,name=total_paths_not_compared,json=totalPathsNotCompared,proto3" json:"total_paths_not_compared,omitempty"`
+	unknownFields         protoimpl.UnknownFields
+	sizeCache             protoimpl.SizeCache
 }
 
 func (x *DriftResponse) Reset() {
@@ -2187,6 +2224,13 @@ func (x *DriftResponse) GetNodesWithoutBaseline() uint32 {
 func (x *DriftResponse) GetTotalChanges() uint32 {
 	if x != nil {
 		return x.TotalChanges
+	}
+	return 0
+}
+
+func (x *DriftResponse) GetTotalPathsNotCompared() uint32 {
+	if x != nil {
+		return x.TotalPathsNotCompared
 	}
 	return 0
 }
@@ -6691,6 +6735,8 @@ type NodePlan struct {
 	HasBaseline  bool                   `protobuf:"varint,5,opt,name=has_baseline,json=hasBaseline,proto3" json:"has_baseline,omitempty"`
 	DriftChanges uint32                 `protobuf:"varint,6,opt,name=drift_changes,json=driftChanges,proto3" json:"drift_changes,omitempty"`
 	DriftSummary string                 `protobuf:"bytes,7,opt,name=drift_summary,json=driftSummary,proto3" json:"drift_summary,omitempty"`
+	// Tracked paths the drift check could not compare.
+	DriftPathsNotCompared uint32 `protobuf:"varint,20,opt,name=drift_paths_not_compared,json=driftPathsNotCompared,proto3" json:"drift_paths_not_compared,omitempty"`
 	// "ID: summary" of each known error whose signature matches the node.
 	KnownErrors []string `protobuf:"bytes,8,rep,name=known_errors,json=knownErrors,proto3" json:"known_errors,omitempty"`
 	// The dry run: set when the node answered.
@@ -6782,6 +6828,13 @@ func (x *NodePlan) GetDriftSummary() string {
 		return x.DriftSummary
 	}
 	return ""
+}
+
+func (x *NodePlan) GetDriftPathsNotCompared() uint32 {
+	if x != nil {
+		return x.DriftPathsNotCompared
+	}
+	return 0
 }
 
 func (x *NodePlan) GetKnownErrors() []string {
@@ -7333,12 +7386,15 @@ type RolloutNode struct {
 	ComparisonJson []byte `protobuf:"bytes,19,opt,name=comparison_json,json=comparisonJson,proto3" json:"comparison_json,omitempty"`
 	// internal/diff's Report from the pre-audit to the after-rollback
 	// audit, JSON; empty changes prove the rollback.
-	RollbackDiffJson []byte              `protobuf:"bytes,20,opt,name=rollback_diff_json,json=rollbackDiffJson,proto3" json:"rollback_diff_json,omitempty"`
-	HasBaseline      bool                `protobuf:"varint,21,opt,name=has_baseline,json=hasBaseline,proto3" json:"has_baseline,omitempty"`
-	DriftChanges     uint32              `protobuf:"varint,22,opt,name=drift_changes,json=driftChanges,proto3" json:"drift_changes,omitempty"`
-	DriftSummary     string              `protobuf:"bytes,23,opt,name=drift_summary,json=driftSummary,proto3" json:"drift_summary,omitempty"`
-	KnownErrors      []string            `protobuf:"bytes,24,rep,name=known_errors,json=knownErrors,proto3" json:"known_errors,omitempty"`
-	Confirmations    []*StepConfirmation `protobuf:"bytes,25,rep,name=confirmations,proto3" json:"confirmations,omitempty"`
+	RollbackDiffJson []byte `protobuf:"bytes,20,opt,name=rollback_diff_json,json=rollbackDiffJson,proto3" json:"rollback_diff_json,omitempty"`
+	HasBaseline      bool   `protobuf:"varint,21,opt,name=has_baseline,json=hasBaseline,proto3" json:"has_baseline,omitempty"`
+	DriftChanges     uint32 `protobuf:"varint,22,opt,name=drift_changes,json=driftChanges,proto3" json:"drift_changes,omitempty"`
+	DriftSummary     string `protobuf:"bytes,23,opt,name=drift_summary,json=driftSummary,proto3" json:"drift_summary,omitempty"`
+	// Tracked paths the pre-check could not compare (only the baseline or
+	// only the pre-audit tracked them): not drift, and not "no drift".
+	DriftPathsNotCompared uint32              `protobuf:"varint,50,opt,name=drift_paths_not_compared,json=driftPathsNotCompared,proto3" json:"drift_paths_not_compared,omitempty"`
+	KnownErrors           []string            `protobuf:"bytes,24,rep,name=known_errors,json=knownErrors,proto3" json:"known_errors,omitempty"`
+	Confirmations         []*StepConfirmation `protobuf:"bytes,25,rep,name=confirmations,proto3" json:"confirmations,omitempty"`
 	// While waiting_confirmation: the step and its instructions.
 	WaitingStep         string `protobuf:"bytes,26,opt,name=waiting_step,json=waitingStep,proto3" json:"waiting_step,omitempty"`
 	WaitingInstructions string `protobuf:"bytes,27,opt,name=waiting_instructions,json=waitingInstructions,proto3" json:"waiting_instructions,omitempty"`
@@ -7567,6 +7623,13 @@ func (x *RolloutNode) GetDriftSummary() string {
 		return x.DriftSummary
 	}
 	return ""
+}
+
+func (x *RolloutNode) GetDriftPathsNotCompared() uint32 {
+	if x != nil {
+		return x.DriftPathsNotCompared
+	}
+	return 0
 }
 
 func (x *RolloutNode) GetKnownErrors() []string {
@@ -8264,7 +8327,7 @@ const file_proto_controller_v1_controller_proto_rawDesc = "" +
 	"\x02id\x18\x01 \x01(\tR\x02id\"}\n" +
 	"\x10GetAuditResponse\x128\n" +
 	"\x06record\x18\x01 \x01(\v2 .cairn.controller.v1.AuditRecordR\x06record\x12/\n" +
-	"\x05audit\x18\x02 \x01(\v2\x19.cairn.inventory.v1.AuditR\x05audit\"\xb2\x02\n" +
+	"\x05audit\x18\x02 \x01(\v2\x19.cairn.inventory.v1.AuditR\x05audit\"\xea\x02\n" +
 	"\x0eBaselineRecord\x12\x17\n" +
 	"\anode_id\x18\x01 \x01(\tR\x06nodeId\x12\x18\n" +
 	"\aversion\x18\x02 \x01(\rR\aversion\x12\x19\n" +
@@ -8279,7 +8342,9 @@ const file_proto_controller_v1_controller_proto_rawDesc = "" +
 	"\n" +
 	"rollout_id\x18\t \x01(\tR\trolloutId\x12\x1c\n" +
 	"\tapprovers\x18\n" +
-	" \x03(\tR\tapprovers\"^\n" +
+	" \x03(\tR\tapprovers\x12\x18\n" +
+	"\atracked\x18\v \x03(\tR\atracked\x12\x1c\n" +
+	"\tuntracked\x18\f \x03(\tR\tuntracked\"^\n" +
 	"\x15AcceptBaselineRequest\x12\x12\n" +
 	"\x04node\x18\x01 \x01(\tR\x04node\x12\x19\n" +
 	"\baudit_id\x18\x02 \x01(\tR\aauditId\x12\x16\n" +
@@ -8293,7 +8358,7 @@ const file_proto_controller_v1_controller_proto_rawDesc = "" +
 	"\aservice\x18\x02 \x01(\tR\aservice\x1a;\n" +
 	"\rSelectorEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\x8c\x02\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xba\x02\n" +
 	"\tNodeDrift\x12\x17\n" +
 	"\anode_id\x18\x01 \x01(\tR\x06nodeId\x12\x1a\n" +
 	"\bhostname\x18\x02 \x01(\tR\bhostname\x12!\n" +
@@ -8303,12 +8368,14 @@ const file_proto_controller_v1_controller_proto_rawDesc = "" +
 	"\vreport_json\x18\x06 \x01(\fR\n" +
 	"reportJson\x12\x18\n" +
 	"\asummary\x18\a \x01(\tR\asummary\x12\x18\n" +
-	"\achanges\x18\b \x01(\rR\achanges\"\xc5\x01\n" +
+	"\achanges\x18\b \x01(\rR\achanges\x12,\n" +
+	"\x12paths_not_compared\x18\t \x01(\rR\x10pathsNotCompared\"\xfe\x01\n" +
 	"\rDriftResponse\x124\n" +
 	"\x05nodes\x18\x01 \x03(\v2\x1e.cairn.controller.v1.NodeDriftR\x05nodes\x12#\n" +
 	"\rnodes_drifted\x18\x02 \x01(\rR\fnodesDrifted\x124\n" +
 	"\x16nodes_without_baseline\x18\x03 \x01(\rR\x14nodesWithoutBaseline\x12#\n" +
-	"\rtotal_changes\x18\x04 \x01(\rR\ftotalChanges\"\x0f\n" +
+	"\rtotal_changes\x18\x04 \x01(\rR\ftotalChanges\x127\n" +
+	"\x18total_paths_not_compared\x18\x05 \x01(\rR\x15totalPathsNotCompared\"\x0f\n" +
 	"\rExportRequest\"\xca\x01\n" +
 	"\x0eExportResponse\x125\n" +
 	"\x05nodes\x18\x01 \x03(\v2\x1f.cairn.controller.v1.NodeRecordR\x05nodes\x12>\n" +
@@ -8689,7 +8756,7 @@ const file_proto_controller_v1_controller_proto_rawDesc = "" +
 	"\fmax_failures\x18\x03 \x01(\rR\vmaxFailures\x12\x1d\n" +
 	"\n" +
 	"gate_after\x18\x04 \x01(\bR\tgateAfter\x12\x12\n" +
-	"\x04bake\x18\x05 \x01(\tR\x04bake\"\xbc\x03\n" +
+	"\x04bake\x18\x05 \x01(\tR\x04bake\"\xf5\x03\n" +
 	"\bNodePlan\x12\x17\n" +
 	"\anode_id\x18\x01 \x01(\tR\x06nodeId\x12\x1a\n" +
 	"\bhostname\x18\x02 \x01(\tR\bhostname\x12\x12\n" +
@@ -8697,7 +8764,8 @@ const file_proto_controller_v1_controller_proto_rawDesc = "" +
 	"\tconnected\x18\x04 \x01(\bR\tconnected\x12!\n" +
 	"\fhas_baseline\x18\x05 \x01(\bR\vhasBaseline\x12#\n" +
 	"\rdrift_changes\x18\x06 \x01(\rR\fdriftChanges\x12#\n" +
-	"\rdrift_summary\x18\a \x01(\tR\fdriftSummary\x12!\n" +
+	"\rdrift_summary\x18\a \x01(\tR\fdriftSummary\x127\n" +
+	"\x18drift_paths_not_compared\x18\x14 \x01(\rR\x15driftPathsNotCompared\x12!\n" +
 	"\fknown_errors\x18\b \x03(\tR\vknownErrors\x12 \n" +
 	"\fdry_run_done\x18\t \x01(\bR\n" +
 	"dryRunDone\x12\x1c\n" +
@@ -8765,7 +8833,7 @@ const file_proto_controller_v1_controller_proto_rawDesc = "" +
 	"\aaborted\x18\n" +
 	" \x01(\rR\aaborted\x12 \n" +
 	"\vinterrupted\x18\v \x01(\rR\vinterrupted\x12\x1a\n" +
-	"\bresolved\x18\f \x01(\rR\bresolved\"\xa0\r\n" +
+	"\bresolved\x18\f \x01(\rR\bresolved\"\xd9\r\n" +
 	"\vRolloutNode\x12\x1d\n" +
 	"\n" +
 	"rollout_id\x18\x01 \x01(\tR\trolloutId\x12\x17\n" +
@@ -8795,7 +8863,8 @@ const file_proto_controller_v1_controller_proto_rawDesc = "" +
 	"\x12rollback_diff_json\x18\x14 \x01(\fR\x10rollbackDiffJson\x12!\n" +
 	"\fhas_baseline\x18\x15 \x01(\bR\vhasBaseline\x12#\n" +
 	"\rdrift_changes\x18\x16 \x01(\rR\fdriftChanges\x12#\n" +
-	"\rdrift_summary\x18\x17 \x01(\tR\fdriftSummary\x12!\n" +
+	"\rdrift_summary\x18\x17 \x01(\tR\fdriftSummary\x127\n" +
+	"\x18drift_paths_not_compared\x182 \x01(\rR\x15driftPathsNotCompared\x12!\n" +
 	"\fknown_errors\x18\x18 \x03(\tR\vknownErrors\x12K\n" +
 	"\rconfirmations\x18\x19 \x03(\v2%.cairn.controller.v1.StepConfirmationR\rconfirmations\x12!\n" +
 	"\fwaiting_step\x18\x1a \x01(\tR\vwaitingStep\x121\n" +
