@@ -1161,8 +1161,20 @@ type CommandRecord struct {
 	RolloutId string `protobuf:"bytes,12,opt,name=rollout_id,json=rolloutId,proto3" json:"rollout_id,omitempty"`
 	// Set when kind is "deploy".
 	Deploy *v1.DeployCommand `protobuf:"bytes,13,opt,name=deploy,proto3" json:"deploy,omitempty"`
-	// A deploy command's result: agent/apply's Report or PlanReport, JSON.
-	ResultJson    []byte `protobuf:"bytes,14,opt,name=result_json,json=resultJson,proto3" json:"result_json,omitempty"`
+	// A deploy command's report as JSON, as schema versions before 10
+	// stored it (the migration to 10 moves each readable one to the report
+	// below; one it cannot read stays here).
+	//
+	// Deprecated: Marked as deprecated in proto/controller/v1/controller.proto.
+	ResultJson []byte `protobuf:"bytes,14,opt,name=result_json,json=resultJson,proto3" json:"result_json,omitempty"`
+	// A deploy command's report: apply and rollback commands have an
+	// ApplyReport, plan commands a PlanReport.
+	//
+	// Types that are valid to be assigned to Report:
+	//
+	//	*CommandRecord_ApplyReport
+	//	*CommandRecord_PlanReport
+	Report        isCommandRecord_Report `protobuf_oneof:"report"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1288,12 +1300,54 @@ func (x *CommandRecord) GetDeploy() *v1.DeployCommand {
 	return nil
 }
 
+// Deprecated: Marked as deprecated in proto/controller/v1/controller.proto.
 func (x *CommandRecord) GetResultJson() []byte {
 	if x != nil {
 		return x.ResultJson
 	}
 	return nil
 }
+
+func (x *CommandRecord) GetReport() isCommandRecord_Report {
+	if x != nil {
+		return x.Report
+	}
+	return nil
+}
+
+func (x *CommandRecord) GetApplyReport() *v1.ApplyReport {
+	if x != nil {
+		if x, ok := x.Report.(*CommandRecord_ApplyReport); ok {
+			return x.ApplyReport
+		}
+	}
+	return nil
+}
+
+func (x *CommandRecord) GetPlanReport() *v1.PlanReport {
+	if x != nil {
+		if x, ok := x.Report.(*CommandRecord_PlanReport); ok {
+			return x.PlanReport
+		}
+	}
+	return nil
+}
+
+type isCommandRecord_Report interface {
+	isCommandRecord_Report()
+}
+
+type CommandRecord_ApplyReport struct {
+	ApplyReport *v1.ApplyReport `protobuf:"bytes,20,opt,name=apply_report,json=applyReport,proto3,oneof"`
+}
+
+type CommandRecord_PlanReport struct {
+	PlanReport *v1.PlanReport `protobuf:"bytes,21,opt,name=plan_report,json=planReport,proto3,oneof"`
+}
+
+func (*CommandRecord_ApplyReport) isCommandRecord_Report() {}
+
+func (*CommandRecord_PlanReport) isCommandRecord_Report() {}
 
 type GetCommandRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
@@ -5511,13 +5565,27 @@ func (x *ListKnownErrorsResponse) GetKnownErrors() []*KnownErrorEntry {
 // controller stored it: stored once per (node, id), however often the
 // agent sends it.
 type AgentEventRecord struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	NodeId        string                 `protobuf:"bytes,1,opt,name=node_id,json=nodeId,proto3" json:"node_id,omitempty"`
-	Id            string                 `protobuf:"bytes,2,opt,name=id,proto3" json:"id,omitempty"`
-	Kind          string                 `protobuf:"bytes,3,opt,name=kind,proto3" json:"kind,omitempty"`
-	DeploymentId  string                 `protobuf:"bytes,4,opt,name=deployment_id,json=deploymentId,proto3" json:"deployment_id,omitempty"`
-	Payload       []byte                 `protobuf:"bytes,5,opt,name=payload,proto3" json:"payload,omitempty"`
-	ReceivedAt    string                 `protobuf:"bytes,6,opt,name=received_at,json=receivedAt,proto3" json:"received_at,omitempty"`
+	state        protoimpl.MessageState `protogen:"open.v1"`
+	NodeId       string                 `protobuf:"bytes,1,opt,name=node_id,json=nodeId,proto3" json:"node_id,omitempty"`
+	Id           string                 `protobuf:"bytes,2,opt,name=id,proto3" json:"id,omitempty"`
+	Kind         string                 `protobuf:"bytes,3,opt,name=kind,proto3" json:"kind,omitempty"`
+	DeploymentId string                 `protobuf:"bytes,4,opt,name=deployment_id,json=deploymentId,proto3" json:"deployment_id,omitempty"`
+	// The item's JSON payload (OutboxItem.payload) when no report below is
+	// set: from agents before the typed reports, kept as they sent it when
+	// it is not a report (a step_result's journal step record, or JSON
+	// that does not read as its kind's report).
+	//
+	// Deprecated: Marked as deprecated in proto/controller/v1/controller.proto.
+	Payload    []byte `protobuf:"bytes,5,opt,name=payload,proto3" json:"payload,omitempty"`
+	ReceivedAt string `protobuf:"bytes,6,opt,name=received_at,json=receivedAt,proto3" json:"received_at,omitempty"`
+	// The report the item carries, by kind (OutboxItem.report).
+	//
+	// Types that are valid to be assigned to Report:
+	//
+	//	*AgentEventRecord_StepResult
+	//	*AgentEventRecord_DeploymentResult
+	//	*AgentEventRecord_Interruption
+	Report        isAgentEventRecord_Report `protobuf_oneof:"report"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -5580,6 +5648,7 @@ func (x *AgentEventRecord) GetDeploymentId() string {
 	return ""
 }
 
+// Deprecated: Marked as deprecated in proto/controller/v1/controller.proto.
 func (x *AgentEventRecord) GetPayload() []byte {
 	if x != nil {
 		return x.Payload
@@ -5593,6 +5662,62 @@ func (x *AgentEventRecord) GetReceivedAt() string {
 	}
 	return ""
 }
+
+func (x *AgentEventRecord) GetReport() isAgentEventRecord_Report {
+	if x != nil {
+		return x.Report
+	}
+	return nil
+}
+
+func (x *AgentEventRecord) GetStepResult() *v1.StepResult {
+	if x != nil {
+		if x, ok := x.Report.(*AgentEventRecord_StepResult); ok {
+			return x.StepResult
+		}
+	}
+	return nil
+}
+
+func (x *AgentEventRecord) GetDeploymentResult() *v1.ApplyReport {
+	if x != nil {
+		if x, ok := x.Report.(*AgentEventRecord_DeploymentResult); ok {
+			return x.DeploymentResult
+		}
+	}
+	return nil
+}
+
+func (x *AgentEventRecord) GetInterruption() *v1.Interruption {
+	if x != nil {
+		if x, ok := x.Report.(*AgentEventRecord_Interruption); ok {
+			return x.Interruption
+		}
+	}
+	return nil
+}
+
+type isAgentEventRecord_Report interface {
+	isAgentEventRecord_Report()
+}
+
+type AgentEventRecord_StepResult struct {
+	StepResult *v1.StepResult `protobuf:"bytes,7,opt,name=step_result,json=stepResult,proto3,oneof"`
+}
+
+type AgentEventRecord_DeploymentResult struct {
+	DeploymentResult *v1.ApplyReport `protobuf:"bytes,8,opt,name=deployment_result,json=deploymentResult,proto3,oneof"`
+}
+
+type AgentEventRecord_Interruption struct {
+	Interruption *v1.Interruption `protobuf:"bytes,9,opt,name=interruption,proto3,oneof"`
+}
+
+func (*AgentEventRecord_StepResult) isAgentEventRecord_Report() {}
+
+func (*AgentEventRecord_DeploymentResult) isAgentEventRecord_Report() {}
+
+func (*AgentEventRecord_Interruption) isAgentEventRecord_Report() {}
 
 // RolloutNodeAction is an operator's action on one node of a rollout.
 type RolloutNodeAction struct {
@@ -6752,9 +6877,18 @@ type RolloutNode struct {
 	RollbackCommand      string    `protobuf:"bytes,14,opt,name=rollback_command,json=rollbackCommand,proto3" json:"rollback_command,omitempty"`
 	RollbackAuditCommand string    `protobuf:"bytes,15,opt,name=rollback_audit_command,json=rollbackAuditCommand,proto3" json:"rollback_audit_command,omitempty"`
 	RollbackAuditId      string    `protobuf:"bytes,16,opt,name=rollback_audit_id,json=rollbackAuditId,proto3" json:"rollback_audit_id,omitempty"`
-	// agent/apply's Report of the deployment and of the rollback, JSON.
-	DeployReportJson   []byte `protobuf:"bytes,17,opt,name=deploy_report_json,json=deployReportJson,proto3" json:"deploy_report_json,omitempty"`
+	// The agent's reports of the deployment and of the rollback as JSON,
+	// as schema versions before 10 stored them (the migration to 10 moves
+	// each readable one to deploy_report and rollback_report; one it
+	// cannot read stays here).
+	//
+	// Deprecated: Marked as deprecated in proto/controller/v1/controller.proto.
+	DeployReportJson []byte `protobuf:"bytes,17,opt,name=deploy_report_json,json=deployReportJson,proto3" json:"deploy_report_json,omitempty"`
+	// Deprecated: Marked as deprecated in proto/controller/v1/controller.proto.
 	RollbackReportJson []byte `protobuf:"bytes,18,opt,name=rollback_report_json,json=rollbackReportJson,proto3" json:"rollback_report_json,omitempty"`
+	// The agent's reports of the deployment and of the rollback.
+	DeployReport   *v1.ApplyReport `protobuf:"bytes,50,opt,name=deploy_report,json=deployReport,proto3" json:"deploy_report,omitempty"`
+	RollbackReport *v1.ApplyReport `protobuf:"bytes,51,opt,name=rollback_report,json=rollbackReport,proto3" json:"rollback_report,omitempty"`
 	// internal/compare's Result: pre vs post audit against the expected
 	// changes, JSON.
 	ComparisonJson []byte `protobuf:"bytes,19,opt,name=comparison_json,json=comparisonJson,proto3" json:"comparison_json,omitempty"`
@@ -6947,6 +7081,7 @@ func (x *RolloutNode) GetRollbackAuditId() string {
 	return ""
 }
 
+// Deprecated: Marked as deprecated in proto/controller/v1/controller.proto.
 func (x *RolloutNode) GetDeployReportJson() []byte {
 	if x != nil {
 		return x.DeployReportJson
@@ -6954,9 +7089,24 @@ func (x *RolloutNode) GetDeployReportJson() []byte {
 	return nil
 }
 
+// Deprecated: Marked as deprecated in proto/controller/v1/controller.proto.
 func (x *RolloutNode) GetRollbackReportJson() []byte {
 	if x != nil {
 		return x.RollbackReportJson
+	}
+	return nil
+}
+
+func (x *RolloutNode) GetDeployReport() *v1.ApplyReport {
+	if x != nil {
+		return x.DeployReport
+	}
+	return nil
+}
+
+func (x *RolloutNode) GetRollbackReport() *v1.ApplyReport {
+	if x != nil {
+		return x.RollbackReport
 	}
 	return nil
 }
@@ -7552,7 +7702,7 @@ var File_proto_controller_v1_controller_proto protoreflect.FileDescriptor
 
 const file_proto_controller_v1_controller_proto_rawDesc = "" +
 	"\n" +
-	"$proto/controller/v1/controller.proto\x12\x13cairn.controller.v1\x1a\x1aproto/agent/v1/agent.proto\x1a\"proto/inventory/v1/inventory.proto\"\xdd\x01\n" +
+	"$proto/controller/v1/controller.proto\x12\x13cairn.controller.v1\x1a\x1aproto/agent/v1/agent.proto\x1a\x1bproto/agent/v1/report.proto\x1a\"proto/inventory/v1/inventory.proto\"\xdd\x01\n" +
 	"\x18CreateEnrollTokenRequest\x12\x1f\n" +
 	"\vttl_seconds\x18\x01 \x01(\x03R\n" +
 	"ttlSeconds\x12\x12\n" +
@@ -7637,7 +7787,7 @@ const file_proto_controller_v1_controller_proto_rawDesc = "" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"R\n" +
 	"\x10RunAuditResponse\x12>\n" +
-	"\bcommands\x18\x01 \x03(\v2\".cairn.controller.v1.CommandRecordR\bcommands\"\xb9\x04\n" +
+	"\bcommands\x18\x01 \x03(\v2\".cairn.controller.v1.CommandRecordR\bcommands\"\xc8\x05\n" +
 	"\rCommandRecord\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x17\n" +
 	"\anode_id\x18\x02 \x01(\tR\x06nodeId\x12\x12\n" +
@@ -7658,15 +7808,19 @@ const file_proto_controller_v1_controller_proto_rawDesc = "" +
 	"\x05track\x18\v \x03(\tR\x05track\x12\x1d\n" +
 	"\n" +
 	"rollout_id\x18\f \x01(\tR\trolloutId\x125\n" +
-	"\x06deploy\x18\r \x01(\v2\x1d.cairn.agent.v1.DeployCommandR\x06deploy\x12\x1f\n" +
-	"\vresult_json\x18\x0e \x01(\fR\n" +
-	"resultJson\"p\n" +
+	"\x06deploy\x18\r \x01(\v2\x1d.cairn.agent.v1.DeployCommandR\x06deploy\x12#\n" +
+	"\vresult_json\x18\x0e \x01(\fB\x02\x18\x01R\n" +
+	"resultJson\x12@\n" +
+	"\fapply_report\x18\x14 \x01(\v2\x1b.cairn.agent.v1.ApplyReportH\x00R\vapplyReport\x12=\n" +
+	"\vplan_report\x18\x15 \x01(\v2\x1a.cairn.agent.v1.PlanReportH\x00R\n" +
+	"planReport\"p\n" +
 	"\x05State\x12\x15\n" +
 	"\x11STATE_UNSPECIFIED\x10\x00\x12\x11\n" +
 	"\rSTATE_PENDING\x10\x01\x12\x16\n" +
 	"\x12STATE_ACKNOWLEDGED\x10\x02\x12\x13\n" +
 	"\x0fSTATE_SUCCEEDED\x10\x03\x12\x10\n" +
-	"\fSTATE_FAILED\x10\x04\"#\n" +
+	"\fSTATE_FAILED\x10\x04B\b\n" +
+	"\x06report\"#\n" +
 	"\x11GetCommandRequest\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\"\xb4\x02\n" +
 	"\vAuditRecord\x12\x0e\n" +
@@ -8004,15 +8158,20 @@ const file_proto_controller_v1_controller_proto_rawDesc = "" +
 	"workaround\x12\x16\n" +
 	"\x06status\x18\x06 \x01(\tR\x06status\"b\n" +
 	"\x17ListKnownErrorsResponse\x12G\n" +
-	"\fknown_errors\x18\x01 \x03(\v2$.cairn.controller.v1.KnownErrorEntryR\vknownErrors\"\xaf\x01\n" +
+	"\fknown_errors\x18\x01 \x03(\v2$.cairn.controller.v1.KnownErrorEntryR\vknownErrors\"\x8c\x03\n" +
 	"\x10AgentEventRecord\x12\x17\n" +
 	"\anode_id\x18\x01 \x01(\tR\x06nodeId\x12\x0e\n" +
 	"\x02id\x18\x02 \x01(\tR\x02id\x12\x12\n" +
 	"\x04kind\x18\x03 \x01(\tR\x04kind\x12#\n" +
-	"\rdeployment_id\x18\x04 \x01(\tR\fdeploymentId\x12\x18\n" +
-	"\apayload\x18\x05 \x01(\fR\apayload\x12\x1f\n" +
+	"\rdeployment_id\x18\x04 \x01(\tR\fdeploymentId\x12\x1c\n" +
+	"\apayload\x18\x05 \x01(\fB\x02\x18\x01R\apayload\x12\x1f\n" +
 	"\vreceived_at\x18\x06 \x01(\tR\n" +
-	"receivedAt\"K\n" +
+	"receivedAt\x12=\n" +
+	"\vstep_result\x18\a \x01(\v2\x1a.cairn.agent.v1.StepResultH\x00R\n" +
+	"stepResult\x12J\n" +
+	"\x11deployment_result\x18\b \x01(\v2\x1b.cairn.agent.v1.ApplyReportH\x00R\x10deploymentResult\x12B\n" +
+	"\finterruption\x18\t \x01(\v2\x1c.cairn.agent.v1.InterruptionH\x00R\finterruptionB\b\n" +
+	"\x06report\"K\n" +
 	"\x11RolloutNodeAction\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n" +
 	"\x04node\x18\x02 \x01(\tR\x04node\x12\x12\n" +
@@ -8138,7 +8297,7 @@ const file_proto_controller_v1_controller_proto_rawDesc = "" +
 	"\aaborted\x18\n" +
 	" \x01(\rR\aaborted\x12 \n" +
 	"\vinterrupted\x18\v \x01(\rR\vinterrupted\x12\x1a\n" +
-	"\bresolved\x18\f \x01(\rR\bresolved\"\xa0\r\n" +
+	"\bresolved\x18\f \x01(\rR\bresolved\"\xb0\x0e\n" +
 	"\vRolloutNode\x12\x1d\n" +
 	"\n" +
 	"rollout_id\x18\x01 \x01(\tR\trolloutId\x12\x17\n" +
@@ -8161,9 +8320,11 @@ const file_proto_controller_v1_controller_proto_rawDesc = "" +
 	"\rpost_audit_id\x18\r \x01(\tR\vpostAuditId\x12)\n" +
 	"\x10rollback_command\x18\x0e \x01(\tR\x0frollbackCommand\x124\n" +
 	"\x16rollback_audit_command\x18\x0f \x01(\tR\x14rollbackAuditCommand\x12*\n" +
-	"\x11rollback_audit_id\x18\x10 \x01(\tR\x0frollbackAuditId\x12,\n" +
-	"\x12deploy_report_json\x18\x11 \x01(\fR\x10deployReportJson\x120\n" +
-	"\x14rollback_report_json\x18\x12 \x01(\fR\x12rollbackReportJson\x12'\n" +
+	"\x11rollback_audit_id\x18\x10 \x01(\tR\x0frollbackAuditId\x120\n" +
+	"\x12deploy_report_json\x18\x11 \x01(\fB\x02\x18\x01R\x10deployReportJson\x124\n" +
+	"\x14rollback_report_json\x18\x12 \x01(\fB\x02\x18\x01R\x12rollbackReportJson\x12@\n" +
+	"\rdeploy_report\x182 \x01(\v2\x1b.cairn.agent.v1.ApplyReportR\fdeployReport\x12D\n" +
+	"\x0frollback_report\x183 \x01(\v2\x1b.cairn.agent.v1.ApplyReportR\x0erollbackReport\x12'\n" +
 	"\x0fcomparison_json\x18\x13 \x01(\fR\x0ecomparisonJson\x12,\n" +
 	"\x12rollback_diff_json\x18\x14 \x01(\fR\x10rollbackDiffJson\x12!\n" +
 	"\fhas_baseline\x18\x15 \x01(\bR\vhasBaseline\x12#\n" +
@@ -8464,7 +8625,11 @@ var file_proto_controller_v1_controller_proto_goTypes = []any{
 	nil,                               // 115: cairn.controller.v1.CreateReleaseRequest.ComponentDigestsEntry
 	nil,                               // 116: cairn.controller.v1.RolloutSpec.SelectorEntry
 	(*v1.DeployCommand)(nil),          // 117: cairn.agent.v1.DeployCommand
-	(*v11.Audit)(nil),                 // 118: cairn.inventory.v1.Audit
+	(*v1.ApplyReport)(nil),            // 118: cairn.agent.v1.ApplyReport
+	(*v1.PlanReport)(nil),             // 119: cairn.agent.v1.PlanReport
+	(*v11.Audit)(nil),                 // 120: cairn.inventory.v1.Audit
+	(*v1.StepResult)(nil),             // 121: cairn.agent.v1.StepResult
+	(*v1.Interruption)(nil),           // 122: cairn.agent.v1.Interruption
 }
 var file_proto_controller_v1_controller_proto_depIdxs = []int32{
 	105, // 0: cairn.controller.v1.CreateEnrollTokenRequest.labels:type_name -> cairn.controller.v1.CreateEnrollTokenRequest.LabelsEntry
@@ -8478,173 +8643,180 @@ var file_proto_controller_v1_controller_proto_depIdxs = []int32{
 	17,  // 8: cairn.controller.v1.RunAuditResponse.commands:type_name -> cairn.controller.v1.CommandRecord
 	4,   // 9: cairn.controller.v1.CommandRecord.state:type_name -> cairn.controller.v1.CommandRecord.State
 	117, // 10: cairn.controller.v1.CommandRecord.deploy:type_name -> cairn.agent.v1.DeployCommand
-	19,  // 11: cairn.controller.v1.ListAuditsResponse.audits:type_name -> cairn.controller.v1.AuditRecord
-	19,  // 12: cairn.controller.v1.GetAuditResponse.record:type_name -> cairn.controller.v1.AuditRecord
-	118, // 13: cairn.controller.v1.GetAuditResponse.audit:type_name -> cairn.inventory.v1.Audit
-	24,  // 14: cairn.controller.v1.BaselineHistoryResponse.baselines:type_name -> cairn.controller.v1.BaselineRecord
-	111, // 15: cairn.controller.v1.DriftRequest.selector:type_name -> cairn.controller.v1.DriftRequest.SelectorEntry
-	29,  // 16: cairn.controller.v1.DriftResponse.nodes:type_name -> cairn.controller.v1.NodeDrift
-	9,   // 17: cairn.controller.v1.ExportResponse.nodes:type_name -> cairn.controller.v1.NodeRecord
-	35,  // 18: cairn.controller.v1.ExportResponse.services:type_name -> cairn.controller.v1.ServiceRecord
-	24,  // 19: cairn.controller.v1.ExportResponse.baselines:type_name -> cairn.controller.v1.BaselineRecord
-	9,   // 20: cairn.controller.v1.ImportRequest.nodes:type_name -> cairn.controller.v1.NodeRecord
-	35,  // 21: cairn.controller.v1.ImportRequest.services:type_name -> cairn.controller.v1.ServiceRecord
-	112, // 22: cairn.controller.v1.ServiceRecord.selector:type_name -> cairn.controller.v1.ServiceRecord.SelectorEntry
-	113, // 23: cairn.controller.v1.CreateServiceRequest.selector:type_name -> cairn.controller.v1.CreateServiceRequest.SelectorEntry
-	35,  // 24: cairn.controller.v1.ListServicesResponse.services:type_name -> cairn.controller.v1.ServiceRecord
-	41,  // 25: cairn.controller.v1.ListUsersResponse.users:type_name -> cairn.controller.v1.UserRecord
-	114, // 26: cairn.controller.v1.AuditLogEntry.details:type_name -> cairn.controller.v1.AuditLogEntry.DetailsEntry
-	49,  // 27: cairn.controller.v1.ListEntriesResponse.entries:type_name -> cairn.controller.v1.AuditLogEntry
-	55,  // 28: cairn.controller.v1.ArtifactRecord.installs:type_name -> cairn.controller.v1.InstallRecord
-	57,  // 29: cairn.controller.v1.PushRequest.header:type_name -> cairn.controller.v1.PushHeader
-	54,  // 30: cairn.controller.v1.ListArtifactsResponse.artifacts:type_name -> cairn.controller.v1.ArtifactRecord
-	54,  // 31: cairn.controller.v1.DownloadChunk.artifact:type_name -> cairn.controller.v1.ArtifactRecord
-	55,  // 32: cairn.controller.v1.WhereResponse.installs:type_name -> cairn.controller.v1.InstallRecord
-	54,  // 33: cairn.controller.v1.CollectGarbageResponse.removed:type_name -> cairn.controller.v1.ArtifactRecord
-	115, // 34: cairn.controller.v1.CreateReleaseRequest.component_digests:type_name -> cairn.controller.v1.CreateReleaseRequest.ComponentDigestsEntry
-	5,   // 35: cairn.controller.v1.ReleaseRecord.state:type_name -> cairn.controller.v1.ReleaseRecord.State
-	72,  // 36: cairn.controller.v1.ReleaseRecord.components:type_name -> cairn.controller.v1.ReleaseComponent
-	73,  // 37: cairn.controller.v1.ReleaseRecord.tests:type_name -> cairn.controller.v1.TestRecord
-	74,  // 38: cairn.controller.v1.ReleaseRecord.decisions:type_name -> cairn.controller.v1.Decision
-	75,  // 39: cairn.controller.v1.ListReleasesResponse.releases:type_name -> cairn.controller.v1.ReleaseRecord
-	70,  // 40: cairn.controller.v1.RecordTestRequest.release:type_name -> cairn.controller.v1.ReleaseRef
-	70,  // 41: cairn.controller.v1.DecisionRequest.release:type_name -> cairn.controller.v1.ReleaseRef
-	70,  // 42: cairn.controller.v1.RenderRequest.release:type_name -> cairn.controller.v1.ReleaseRef
-	84,  // 43: cairn.controller.v1.ListKnownErrorsResponse.known_errors:type_name -> cairn.controller.v1.KnownErrorEntry
-	70,  // 44: cairn.controller.v1.RolloutSpec.release:type_name -> cairn.controller.v1.ReleaseRef
-	116, // 45: cairn.controller.v1.RolloutSpec.selector:type_name -> cairn.controller.v1.RolloutSpec.SelectorEntry
-	90,  // 46: cairn.controller.v1.RolloutPlan.spec:type_name -> cairn.controller.v1.RolloutSpec
-	92,  // 47: cairn.controller.v1.RolloutPlan.waves:type_name -> cairn.controller.v1.PlannedWave
-	93,  // 48: cairn.controller.v1.RolloutPlan.nodes:type_name -> cairn.controller.v1.NodePlan
-	70,  // 49: cairn.controller.v1.RolloutRecord.release:type_name -> cairn.controller.v1.ReleaseRef
-	90,  // 50: cairn.controller.v1.RolloutRecord.spec:type_name -> cairn.controller.v1.RolloutSpec
-	0,   // 51: cairn.controller.v1.RolloutRecord.state:type_name -> cairn.controller.v1.RolloutState
-	95,  // 52: cairn.controller.v1.RolloutRecord.waves:type_name -> cairn.controller.v1.RolloutWave
-	96,  // 53: cairn.controller.v1.RolloutRecord.counts:type_name -> cairn.controller.v1.RolloutCounts
-	97,  // 54: cairn.controller.v1.RolloutRecord.nodes:type_name -> cairn.controller.v1.RolloutNode
-	1,   // 55: cairn.controller.v1.RolloutWave.state:type_name -> cairn.controller.v1.WaveState
-	2,   // 56: cairn.controller.v1.RolloutNode.state:type_name -> cairn.controller.v1.NodeState
-	98,  // 57: cairn.controller.v1.RolloutNode.confirmations:type_name -> cairn.controller.v1.StepConfirmation
-	2,   // 58: cairn.controller.v1.RolloutNode.resolved_from:type_name -> cairn.controller.v1.NodeState
-	94,  // 59: cairn.controller.v1.ListRolloutsResponse.rollouts:type_name -> cairn.controller.v1.RolloutRecord
-	70,  // 60: cairn.controller.v1.IssuedReport.release:type_name -> cairn.controller.v1.ReleaseRef
-	6,   // 61: cairn.controller.v1.EnrollTokens.CreateEnrollToken:input_type -> cairn.controller.v1.CreateEnrollTokenRequest
-	10,  // 62: cairn.controller.v1.Nodes.ListNodes:input_type -> cairn.controller.v1.ListNodesRequest
-	12,  // 63: cairn.controller.v1.Nodes.GetNode:input_type -> cairn.controller.v1.GetNodeRequest
-	13,  // 64: cairn.controller.v1.Nodes.LabelNode:input_type -> cairn.controller.v1.LabelNodeRequest
-	14,  // 65: cairn.controller.v1.Nodes.RevokeNode:input_type -> cairn.controller.v1.RevokeNodeRequest
-	15,  // 66: cairn.controller.v1.Audits.RunAudit:input_type -> cairn.controller.v1.RunAuditRequest
-	18,  // 67: cairn.controller.v1.Audits.GetCommand:input_type -> cairn.controller.v1.GetCommandRequest
-	20,  // 68: cairn.controller.v1.Audits.ListAudits:input_type -> cairn.controller.v1.ListAuditsRequest
-	22,  // 69: cairn.controller.v1.Audits.GetAudit:input_type -> cairn.controller.v1.GetAuditRequest
-	25,  // 70: cairn.controller.v1.CMS.AcceptBaseline:input_type -> cairn.controller.v1.AcceptBaselineRequest
-	26,  // 71: cairn.controller.v1.CMS.BaselineHistory:input_type -> cairn.controller.v1.BaselineHistoryRequest
-	28,  // 72: cairn.controller.v1.CMS.Drift:input_type -> cairn.controller.v1.DriftRequest
-	31,  // 73: cairn.controller.v1.CMS.Export:input_type -> cairn.controller.v1.ExportRequest
-	33,  // 74: cairn.controller.v1.CMS.Import:input_type -> cairn.controller.v1.ImportRequest
-	36,  // 75: cairn.controller.v1.Services.CreateService:input_type -> cairn.controller.v1.CreateServiceRequest
-	37,  // 76: cairn.controller.v1.Services.ListServices:input_type -> cairn.controller.v1.ListServicesRequest
-	39,  // 77: cairn.controller.v1.Services.DeleteService:input_type -> cairn.controller.v1.DeleteServiceRequest
-	43,  // 78: cairn.controller.v1.Users.CreateUser:input_type -> cairn.controller.v1.CreateUserRequest
-	44,  // 79: cairn.controller.v1.Users.ListUsers:input_type -> cairn.controller.v1.ListUsersRequest
-	46,  // 80: cairn.controller.v1.Users.CreateToken:input_type -> cairn.controller.v1.CreateTokenRequest
-	48,  // 81: cairn.controller.v1.Users.WhoAmI:input_type -> cairn.controller.v1.WhoAmIRequest
-	50,  // 82: cairn.controller.v1.AuditLog.ListEntries:input_type -> cairn.controller.v1.ListEntriesRequest
-	52,  // 83: cairn.controller.v1.AuditLog.Verify:input_type -> cairn.controller.v1.VerifyRequest
-	56,  // 84: cairn.controller.v1.Artifacts.Push:input_type -> cairn.controller.v1.PushRequest
-	58,  // 85: cairn.controller.v1.Artifacts.UploadStatus:input_type -> cairn.controller.v1.UploadStatusRequest
-	60,  // 86: cairn.controller.v1.Artifacts.DiscardUpload:input_type -> cairn.controller.v1.DiscardUploadRequest
-	62,  // 87: cairn.controller.v1.Artifacts.ListArtifacts:input_type -> cairn.controller.v1.ListArtifactsRequest
-	64,  // 88: cairn.controller.v1.Artifacts.GetArtifact:input_type -> cairn.controller.v1.GetArtifactRequest
-	64,  // 89: cairn.controller.v1.Artifacts.Download:input_type -> cairn.controller.v1.GetArtifactRequest
-	66,  // 90: cairn.controller.v1.Artifacts.Where:input_type -> cairn.controller.v1.WhereRequest
-	68,  // 91: cairn.controller.v1.Artifacts.CollectGarbage:input_type -> cairn.controller.v1.CollectGarbageRequest
-	71,  // 92: cairn.controller.v1.Releases.CreateRelease:input_type -> cairn.controller.v1.CreateReleaseRequest
-	70,  // 93: cairn.controller.v1.Releases.SealRelease:input_type -> cairn.controller.v1.ReleaseRef
-	78,  // 94: cairn.controller.v1.Releases.RecordTest:input_type -> cairn.controller.v1.RecordTestRequest
-	79,  // 95: cairn.controller.v1.Releases.ApproveRelease:input_type -> cairn.controller.v1.DecisionRequest
-	79,  // 96: cairn.controller.v1.Releases.RejectRelease:input_type -> cairn.controller.v1.DecisionRequest
-	70,  // 97: cairn.controller.v1.Releases.GetRelease:input_type -> cairn.controller.v1.ReleaseRef
-	76,  // 98: cairn.controller.v1.Releases.ListReleases:input_type -> cairn.controller.v1.ListReleasesRequest
-	70,  // 99: cairn.controller.v1.Releases.VerifyRelease:input_type -> cairn.controller.v1.ReleaseRef
-	81,  // 100: cairn.controller.v1.Releases.ReleaseNotes:input_type -> cairn.controller.v1.RenderRequest
-	81,  // 101: cairn.controller.v1.Releases.ReleaseDossier:input_type -> cairn.controller.v1.RenderRequest
-	83,  // 102: cairn.controller.v1.KnownErrors.ListKnownErrors:input_type -> cairn.controller.v1.ListKnownErrorsRequest
-	90,  // 103: cairn.controller.v1.Rollouts.PlanRollout:input_type -> cairn.controller.v1.RolloutSpec
-	90,  // 104: cairn.controller.v1.Rollouts.StartRollout:input_type -> cairn.controller.v1.RolloutSpec
-	88,  // 105: cairn.controller.v1.Rollouts.GetRollout:input_type -> cairn.controller.v1.RolloutRef
-	100, // 106: cairn.controller.v1.Rollouts.ListRollouts:input_type -> cairn.controller.v1.ListRolloutsRequest
-	88,  // 107: cairn.controller.v1.Rollouts.WatchRollout:input_type -> cairn.controller.v1.RolloutRef
-	89,  // 108: cairn.controller.v1.Rollouts.PauseRollout:input_type -> cairn.controller.v1.RolloutAction
-	89,  // 109: cairn.controller.v1.Rollouts.ResumeRollout:input_type -> cairn.controller.v1.RolloutAction
-	89,  // 110: cairn.controller.v1.Rollouts.AbortRollout:input_type -> cairn.controller.v1.RolloutAction
-	89,  // 111: cairn.controller.v1.Rollouts.RollbackRollout:input_type -> cairn.controller.v1.RolloutAction
-	99,  // 112: cairn.controller.v1.Rollouts.ConfirmStep:input_type -> cairn.controller.v1.ConfirmStepRequest
-	102, // 113: cairn.controller.v1.Rollouts.RolloutReport:input_type -> cairn.controller.v1.RolloutReportRequest
-	103, // 114: cairn.controller.v1.Rollouts.VerifyRolloutReport:input_type -> cairn.controller.v1.VerifyReportRequest
-	87,  // 115: cairn.controller.v1.Rollouts.RetryRolloutNode:input_type -> cairn.controller.v1.RolloutNodeAction
-	87,  // 116: cairn.controller.v1.Rollouts.ResolveRolloutNode:input_type -> cairn.controller.v1.RolloutNodeAction
-	7,   // 117: cairn.controller.v1.EnrollTokens.CreateEnrollToken:output_type -> cairn.controller.v1.CreateEnrollTokenResponse
-	11,  // 118: cairn.controller.v1.Nodes.ListNodes:output_type -> cairn.controller.v1.ListNodesResponse
-	9,   // 119: cairn.controller.v1.Nodes.GetNode:output_type -> cairn.controller.v1.NodeRecord
-	9,   // 120: cairn.controller.v1.Nodes.LabelNode:output_type -> cairn.controller.v1.NodeRecord
-	9,   // 121: cairn.controller.v1.Nodes.RevokeNode:output_type -> cairn.controller.v1.NodeRecord
-	16,  // 122: cairn.controller.v1.Audits.RunAudit:output_type -> cairn.controller.v1.RunAuditResponse
-	17,  // 123: cairn.controller.v1.Audits.GetCommand:output_type -> cairn.controller.v1.CommandRecord
-	21,  // 124: cairn.controller.v1.Audits.ListAudits:output_type -> cairn.controller.v1.ListAuditsResponse
-	23,  // 125: cairn.controller.v1.Audits.GetAudit:output_type -> cairn.controller.v1.GetAuditResponse
-	24,  // 126: cairn.controller.v1.CMS.AcceptBaseline:output_type -> cairn.controller.v1.BaselineRecord
-	27,  // 127: cairn.controller.v1.CMS.BaselineHistory:output_type -> cairn.controller.v1.BaselineHistoryResponse
-	30,  // 128: cairn.controller.v1.CMS.Drift:output_type -> cairn.controller.v1.DriftResponse
-	32,  // 129: cairn.controller.v1.CMS.Export:output_type -> cairn.controller.v1.ExportResponse
-	34,  // 130: cairn.controller.v1.CMS.Import:output_type -> cairn.controller.v1.ImportResponse
-	35,  // 131: cairn.controller.v1.Services.CreateService:output_type -> cairn.controller.v1.ServiceRecord
-	38,  // 132: cairn.controller.v1.Services.ListServices:output_type -> cairn.controller.v1.ListServicesResponse
-	40,  // 133: cairn.controller.v1.Services.DeleteService:output_type -> cairn.controller.v1.DeleteServiceResponse
-	41,  // 134: cairn.controller.v1.Users.CreateUser:output_type -> cairn.controller.v1.UserRecord
-	45,  // 135: cairn.controller.v1.Users.ListUsers:output_type -> cairn.controller.v1.ListUsersResponse
-	47,  // 136: cairn.controller.v1.Users.CreateToken:output_type -> cairn.controller.v1.CreateTokenResponse
-	41,  // 137: cairn.controller.v1.Users.WhoAmI:output_type -> cairn.controller.v1.UserRecord
-	51,  // 138: cairn.controller.v1.AuditLog.ListEntries:output_type -> cairn.controller.v1.ListEntriesResponse
-	53,  // 139: cairn.controller.v1.AuditLog.Verify:output_type -> cairn.controller.v1.VerifyResponse
-	54,  // 140: cairn.controller.v1.Artifacts.Push:output_type -> cairn.controller.v1.ArtifactRecord
-	59,  // 141: cairn.controller.v1.Artifacts.UploadStatus:output_type -> cairn.controller.v1.UploadStatusResponse
-	61,  // 142: cairn.controller.v1.Artifacts.DiscardUpload:output_type -> cairn.controller.v1.DiscardUploadResponse
-	63,  // 143: cairn.controller.v1.Artifacts.ListArtifacts:output_type -> cairn.controller.v1.ListArtifactsResponse
-	54,  // 144: cairn.controller.v1.Artifacts.GetArtifact:output_type -> cairn.controller.v1.ArtifactRecord
-	65,  // 145: cairn.controller.v1.Artifacts.Download:output_type -> cairn.controller.v1.DownloadChunk
-	67,  // 146: cairn.controller.v1.Artifacts.Where:output_type -> cairn.controller.v1.WhereResponse
-	69,  // 147: cairn.controller.v1.Artifacts.CollectGarbage:output_type -> cairn.controller.v1.CollectGarbageResponse
-	75,  // 148: cairn.controller.v1.Releases.CreateRelease:output_type -> cairn.controller.v1.ReleaseRecord
-	75,  // 149: cairn.controller.v1.Releases.SealRelease:output_type -> cairn.controller.v1.ReleaseRecord
-	75,  // 150: cairn.controller.v1.Releases.RecordTest:output_type -> cairn.controller.v1.ReleaseRecord
-	75,  // 151: cairn.controller.v1.Releases.ApproveRelease:output_type -> cairn.controller.v1.ReleaseRecord
-	75,  // 152: cairn.controller.v1.Releases.RejectRelease:output_type -> cairn.controller.v1.ReleaseRecord
-	75,  // 153: cairn.controller.v1.Releases.GetRelease:output_type -> cairn.controller.v1.ReleaseRecord
-	77,  // 154: cairn.controller.v1.Releases.ListReleases:output_type -> cairn.controller.v1.ListReleasesResponse
-	80,  // 155: cairn.controller.v1.Releases.VerifyRelease:output_type -> cairn.controller.v1.VerifyReleaseResponse
-	82,  // 156: cairn.controller.v1.Releases.ReleaseNotes:output_type -> cairn.controller.v1.RenderResponse
-	82,  // 157: cairn.controller.v1.Releases.ReleaseDossier:output_type -> cairn.controller.v1.RenderResponse
-	85,  // 158: cairn.controller.v1.KnownErrors.ListKnownErrors:output_type -> cairn.controller.v1.ListKnownErrorsResponse
-	91,  // 159: cairn.controller.v1.Rollouts.PlanRollout:output_type -> cairn.controller.v1.RolloutPlan
-	94,  // 160: cairn.controller.v1.Rollouts.StartRollout:output_type -> cairn.controller.v1.RolloutRecord
-	94,  // 161: cairn.controller.v1.Rollouts.GetRollout:output_type -> cairn.controller.v1.RolloutRecord
-	101, // 162: cairn.controller.v1.Rollouts.ListRollouts:output_type -> cairn.controller.v1.ListRolloutsResponse
-	94,  // 163: cairn.controller.v1.Rollouts.WatchRollout:output_type -> cairn.controller.v1.RolloutRecord
-	94,  // 164: cairn.controller.v1.Rollouts.PauseRollout:output_type -> cairn.controller.v1.RolloutRecord
-	94,  // 165: cairn.controller.v1.Rollouts.ResumeRollout:output_type -> cairn.controller.v1.RolloutRecord
-	94,  // 166: cairn.controller.v1.Rollouts.AbortRollout:output_type -> cairn.controller.v1.RolloutRecord
-	94,  // 167: cairn.controller.v1.Rollouts.RollbackRollout:output_type -> cairn.controller.v1.RolloutRecord
-	94,  // 168: cairn.controller.v1.Rollouts.ConfirmStep:output_type -> cairn.controller.v1.RolloutRecord
-	82,  // 169: cairn.controller.v1.Rollouts.RolloutReport:output_type -> cairn.controller.v1.RenderResponse
-	104, // 170: cairn.controller.v1.Rollouts.VerifyRolloutReport:output_type -> cairn.controller.v1.IssuedReport
-	94,  // 171: cairn.controller.v1.Rollouts.RetryRolloutNode:output_type -> cairn.controller.v1.RolloutRecord
-	94,  // 172: cairn.controller.v1.Rollouts.ResolveRolloutNode:output_type -> cairn.controller.v1.RolloutRecord
-	117, // [117:173] is the sub-list for method output_type
-	61,  // [61:117] is the sub-list for method input_type
-	61,  // [61:61] is the sub-list for extension type_name
-	61,  // [61:61] is the sub-list for extension extendee
-	0,   // [0:61] is the sub-list for field type_name
+	118, // 11: cairn.controller.v1.CommandRecord.apply_report:type_name -> cairn.agent.v1.ApplyReport
+	119, // 12: cairn.controller.v1.CommandRecord.plan_report:type_name -> cairn.agent.v1.PlanReport
+	19,  // 13: cairn.controller.v1.ListAuditsResponse.audits:type_name -> cairn.controller.v1.AuditRecord
+	19,  // 14: cairn.controller.v1.GetAuditResponse.record:type_name -> cairn.controller.v1.AuditRecord
+	120, // 15: cairn.controller.v1.GetAuditResponse.audit:type_name -> cairn.inventory.v1.Audit
+	24,  // 16: cairn.controller.v1.BaselineHistoryResponse.baselines:type_name -> cairn.controller.v1.BaselineRecord
+	111, // 17: cairn.controller.v1.DriftRequest.selector:type_name -> cairn.controller.v1.DriftRequest.SelectorEntry
+	29,  // 18: cairn.controller.v1.DriftResponse.nodes:type_name -> cairn.controller.v1.NodeDrift
+	9,   // 19: cairn.controller.v1.ExportResponse.nodes:type_name -> cairn.controller.v1.NodeRecord
+	35,  // 20: cairn.controller.v1.ExportResponse.services:type_name -> cairn.controller.v1.ServiceRecord
+	24,  // 21: cairn.controller.v1.ExportResponse.baselines:type_name -> cairn.controller.v1.BaselineRecord
+	9,   // 22: cairn.controller.v1.ImportRequest.nodes:type_name -> cairn.controller.v1.NodeRecord
+	35,  // 23: cairn.controller.v1.ImportRequest.services:type_name -> cairn.controller.v1.ServiceRecord
+	112, // 24: cairn.controller.v1.ServiceRecord.selector:type_name -> cairn.controller.v1.ServiceRecord.SelectorEntry
+	113, // 25: cairn.controller.v1.CreateServiceRequest.selector:type_name -> cairn.controller.v1.CreateServiceRequest.SelectorEntry
+	35,  // 26: cairn.controller.v1.ListServicesResponse.services:type_name -> cairn.controller.v1.ServiceRecord
+	41,  // 27: cairn.controller.v1.ListUsersResponse.users:type_name -> cairn.controller.v1.UserRecord
+	114, // 28: cairn.controller.v1.AuditLogEntry.details:type_name -> cairn.controller.v1.AuditLogEntry.DetailsEntry
+	49,  // 29: cairn.controller.v1.ListEntriesResponse.entries:type_name -> cairn.controller.v1.AuditLogEntry
+	55,  // 30: cairn.controller.v1.ArtifactRecord.installs:type_name -> cairn.controller.v1.InstallRecord
+	57,  // 31: cairn.controller.v1.PushRequest.header:type_name -> cairn.controller.v1.PushHeader
+	54,  // 32: cairn.controller.v1.ListArtifactsResponse.artifacts:type_name -> cairn.controller.v1.ArtifactRecord
+	54,  // 33: cairn.controller.v1.DownloadChunk.artifact:type_name -> cairn.controller.v1.ArtifactRecord
+	55,  // 34: cairn.controller.v1.WhereResponse.installs:type_name -> cairn.controller.v1.InstallRecord
+	54,  // 35: cairn.controller.v1.CollectGarbageResponse.removed:type_name -> cairn.controller.v1.ArtifactRecord
+	115, // 36: cairn.controller.v1.CreateReleaseRequest.component_digests:type_name -> cairn.controller.v1.CreateReleaseRequest.ComponentDigestsEntry
+	5,   // 37: cairn.controller.v1.ReleaseRecord.state:type_name -> cairn.controller.v1.ReleaseRecord.State
+	72,  // 38: cairn.controller.v1.ReleaseRecord.components:type_name -> cairn.controller.v1.ReleaseComponent
+	73,  // 39: cairn.controller.v1.ReleaseRecord.tests:type_name -> cairn.controller.v1.TestRecord
+	74,  // 40: cairn.controller.v1.ReleaseRecord.decisions:type_name -> cairn.controller.v1.Decision
+	75,  // 41: cairn.controller.v1.ListReleasesResponse.releases:type_name -> cairn.controller.v1.ReleaseRecord
+	70,  // 42: cairn.controller.v1.RecordTestRequest.release:type_name -> cairn.controller.v1.ReleaseRef
+	70,  // 43: cairn.controller.v1.DecisionRequest.release:type_name -> cairn.controller.v1.ReleaseRef
+	70,  // 44: cairn.controller.v1.RenderRequest.release:type_name -> cairn.controller.v1.ReleaseRef
+	84,  // 45: cairn.controller.v1.ListKnownErrorsResponse.known_errors:type_name -> cairn.controller.v1.KnownErrorEntry
+	121, // 46: cairn.controller.v1.AgentEventRecord.step_result:type_name -> cairn.agent.v1.StepResult
+	118, // 47: cairn.controller.v1.AgentEventRecord.deployment_result:type_name -> cairn.agent.v1.ApplyReport
+	122, // 48: cairn.controller.v1.AgentEventRecord.interruption:type_name -> cairn.agent.v1.Interruption
+	70,  // 49: cairn.controller.v1.RolloutSpec.release:type_name -> cairn.controller.v1.ReleaseRef
+	116, // 50: cairn.controller.v1.RolloutSpec.selector:type_name -> cairn.controller.v1.RolloutSpec.SelectorEntry
+	90,  // 51: cairn.controller.v1.RolloutPlan.spec:type_name -> cairn.controller.v1.RolloutSpec
+	92,  // 52: cairn.controller.v1.RolloutPlan.waves:type_name -> cairn.controller.v1.PlannedWave
+	93,  // 53: cairn.controller.v1.RolloutPlan.nodes:type_name -> cairn.controller.v1.NodePlan
+	70,  // 54: cairn.controller.v1.RolloutRecord.release:type_name -> cairn.controller.v1.ReleaseRef
+	90,  // 55: cairn.controller.v1.RolloutRecord.spec:type_name -> cairn.controller.v1.RolloutSpec
+	0,   // 56: cairn.controller.v1.RolloutRecord.state:type_name -> cairn.controller.v1.RolloutState
+	95,  // 57: cairn.controller.v1.RolloutRecord.waves:type_name -> cairn.controller.v1.RolloutWave
+	96,  // 58: cairn.controller.v1.RolloutRecord.counts:type_name -> cairn.controller.v1.RolloutCounts
+	97,  // 59: cairn.controller.v1.RolloutRecord.nodes:type_name -> cairn.controller.v1.RolloutNode
+	1,   // 60: cairn.controller.v1.RolloutWave.state:type_name -> cairn.controller.v1.WaveState
+	2,   // 61: cairn.controller.v1.RolloutNode.state:type_name -> cairn.controller.v1.NodeState
+	118, // 62: cairn.controller.v1.RolloutNode.deploy_report:type_name -> cairn.agent.v1.ApplyReport
+	118, // 63: cairn.controller.v1.RolloutNode.rollback_report:type_name -> cairn.agent.v1.ApplyReport
+	98,  // 64: cairn.controller.v1.RolloutNode.confirmations:type_name -> cairn.controller.v1.StepConfirmation
+	2,   // 65: cairn.controller.v1.RolloutNode.resolved_from:type_name -> cairn.controller.v1.NodeState
+	94,  // 66: cairn.controller.v1.ListRolloutsResponse.rollouts:type_name -> cairn.controller.v1.RolloutRecord
+	70,  // 67: cairn.controller.v1.IssuedReport.release:type_name -> cairn.controller.v1.ReleaseRef
+	6,   // 68: cairn.controller.v1.EnrollTokens.CreateEnrollToken:input_type -> cairn.controller.v1.CreateEnrollTokenRequest
+	10,  // 69: cairn.controller.v1.Nodes.ListNodes:input_type -> cairn.controller.v1.ListNodesRequest
+	12,  // 70: cairn.controller.v1.Nodes.GetNode:input_type -> cairn.controller.v1.GetNodeRequest
+	13,  // 71: cairn.controller.v1.Nodes.LabelNode:input_type -> cairn.controller.v1.LabelNodeRequest
+	14,  // 72: cairn.controller.v1.Nodes.RevokeNode:input_type -> cairn.controller.v1.RevokeNodeRequest
+	15,  // 73: cairn.controller.v1.Audits.RunAudit:input_type -> cairn.controller.v1.RunAuditRequest
+	18,  // 74: cairn.controller.v1.Audits.GetCommand:input_type -> cairn.controller.v1.GetCommandRequest
+	20,  // 75: cairn.controller.v1.Audits.ListAudits:input_type -> cairn.controller.v1.ListAuditsRequest
+	22,  // 76: cairn.controller.v1.Audits.GetAudit:input_type -> cairn.controller.v1.GetAuditRequest
+	25,  // 77: cairn.controller.v1.CMS.AcceptBaseline:input_type -> cairn.controller.v1.AcceptBaselineRequest
+	26,  // 78: cairn.controller.v1.CMS.BaselineHistory:input_type -> cairn.controller.v1.BaselineHistoryRequest
+	28,  // 79: cairn.controller.v1.CMS.Drift:input_type -> cairn.controller.v1.DriftRequest
+	31,  // 80: cairn.controller.v1.CMS.Export:input_type -> cairn.controller.v1.ExportRequest
+	33,  // 81: cairn.controller.v1.CMS.Import:input_type -> cairn.controller.v1.ImportRequest
+	36,  // 82: cairn.controller.v1.Services.CreateService:input_type -> cairn.controller.v1.CreateServiceRequest
+	37,  // 83: cairn.controller.v1.Services.ListServices:input_type -> cairn.controller.v1.ListServicesRequest
+	39,  // 84: cairn.controller.v1.Services.DeleteService:input_type -> cairn.controller.v1.DeleteServiceRequest
+	43,  // 85: cairn.controller.v1.Users.CreateUser:input_type -> cairn.controller.v1.CreateUserRequest
+	44,  // 86: cairn.controller.v1.Users.ListUsers:input_type -> cairn.controller.v1.ListUsersRequest
+	46,  // 87: cairn.controller.v1.Users.CreateToken:input_type -> cairn.controller.v1.CreateTokenRequest
+	48,  // 88: cairn.controller.v1.Users.WhoAmI:input_type -> cairn.controller.v1.WhoAmIRequest
+	50,  // 89: cairn.controller.v1.AuditLog.ListEntries:input_type -> cairn.controller.v1.ListEntriesRequest
+	52,  // 90: cairn.controller.v1.AuditLog.Verify:input_type -> cairn.controller.v1.VerifyRequest
+	56,  // 91: cairn.controller.v1.Artifacts.Push:input_type -> cairn.controller.v1.PushRequest
+	58,  // 92: cairn.controller.v1.Artifacts.UploadStatus:input_type -> cairn.controller.v1.UploadStatusRequest
+	60,  // 93: cairn.controller.v1.Artifacts.DiscardUpload:input_type -> cairn.controller.v1.DiscardUploadRequest
+	62,  // 94: cairn.controller.v1.Artifacts.ListArtifacts:input_type -> cairn.controller.v1.ListArtifactsRequest
+	64,  // 95: cairn.controller.v1.Artifacts.GetArtifact:input_type -> cairn.controller.v1.GetArtifactRequest
+	64,  // 96: cairn.controller.v1.Artifacts.Download:input_type -> cairn.controller.v1.GetArtifactRequest
+	66,  // 97: cairn.controller.v1.Artifacts.Where:input_type -> cairn.controller.v1.WhereRequest
+	68,  // 98: cairn.controller.v1.Artifacts.CollectGarbage:input_type -> cairn.controller.v1.CollectGarbageRequest
+	71,  // 99: cairn.controller.v1.Releases.CreateRelease:input_type -> cairn.controller.v1.CreateReleaseRequest
+	70,  // 100: cairn.controller.v1.Releases.SealRelease:input_type -> cairn.controller.v1.ReleaseRef
+	78,  // 101: cairn.controller.v1.Releases.RecordTest:input_type -> cairn.controller.v1.RecordTestRequest
+	79,  // 102: cairn.controller.v1.Releases.ApproveRelease:input_type -> cairn.controller.v1.DecisionRequest
+	79,  // 103: cairn.controller.v1.Releases.RejectRelease:input_type -> cairn.controller.v1.DecisionRequest
+	70,  // 104: cairn.controller.v1.Releases.GetRelease:input_type -> cairn.controller.v1.ReleaseRef
+	76,  // 105: cairn.controller.v1.Releases.ListReleases:input_type -> cairn.controller.v1.ListReleasesRequest
+	70,  // 106: cairn.controller.v1.Releases.VerifyRelease:input_type -> cairn.controller.v1.ReleaseRef
+	81,  // 107: cairn.controller.v1.Releases.ReleaseNotes:input_type -> cairn.controller.v1.RenderRequest
+	81,  // 108: cairn.controller.v1.Releases.ReleaseDossier:input_type -> cairn.controller.v1.RenderRequest
+	83,  // 109: cairn.controller.v1.KnownErrors.ListKnownErrors:input_type -> cairn.controller.v1.ListKnownErrorsRequest
+	90,  // 110: cairn.controller.v1.Rollouts.PlanRollout:input_type -> cairn.controller.v1.RolloutSpec
+	90,  // 111: cairn.controller.v1.Rollouts.StartRollout:input_type -> cairn.controller.v1.RolloutSpec
+	88,  // 112: cairn.controller.v1.Rollouts.GetRollout:input_type -> cairn.controller.v1.RolloutRef
+	100, // 113: cairn.controller.v1.Rollouts.ListRollouts:input_type -> cairn.controller.v1.ListRolloutsRequest
+	88,  // 114: cairn.controller.v1.Rollouts.WatchRollout:input_type -> cairn.controller.v1.RolloutRef
+	89,  // 115: cairn.controller.v1.Rollouts.PauseRollout:input_type -> cairn.controller.v1.RolloutAction
+	89,  // 116: cairn.controller.v1.Rollouts.ResumeRollout:input_type -> cairn.controller.v1.RolloutAction
+	89,  // 117: cairn.controller.v1.Rollouts.AbortRollout:input_type -> cairn.controller.v1.RolloutAction
+	89,  // 118: cairn.controller.v1.Rollouts.RollbackRollout:input_type -> cairn.controller.v1.RolloutAction
+	99,  // 119: cairn.controller.v1.Rollouts.ConfirmStep:input_type -> cairn.controller.v1.ConfirmStepRequest
+	102, // 120: cairn.controller.v1.Rollouts.RolloutReport:input_type -> cairn.controller.v1.RolloutReportRequest
+	103, // 121: cairn.controller.v1.Rollouts.VerifyRolloutReport:input_type -> cairn.controller.v1.VerifyReportRequest
+	87,  // 122: cairn.controller.v1.Rollouts.RetryRolloutNode:input_type -> cairn.controller.v1.RolloutNodeAction
+	87,  // 123: cairn.controller.v1.Rollouts.ResolveRolloutNode:input_type -> cairn.controller.v1.RolloutNodeAction
+	7,   // 124: cairn.controller.v1.EnrollTokens.CreateEnrollToken:output_type -> cairn.controller.v1.CreateEnrollTokenResponse
+	11,  // 125: cairn.controller.v1.Nodes.ListNodes:output_type -> cairn.controller.v1.ListNodesResponse
+	9,   // 126: cairn.controller.v1.Nodes.GetNode:output_type -> cairn.controller.v1.NodeRecord
+	9,   // 127: cairn.controller.v1.Nodes.LabelNode:output_type -> cairn.controller.v1.NodeRecord
+	9,   // 128: cairn.controller.v1.Nodes.RevokeNode:output_type -> cairn.controller.v1.NodeRecord
+	16,  // 129: cairn.controller.v1.Audits.RunAudit:output_type -> cairn.controller.v1.RunAuditResponse
+	17,  // 130: cairn.controller.v1.Audits.GetCommand:output_type -> cairn.controller.v1.CommandRecord
+	21,  // 131: cairn.controller.v1.Audits.ListAudits:output_type -> cairn.controller.v1.ListAuditsResponse
+	23,  // 132: cairn.controller.v1.Audits.GetAudit:output_type -> cairn.controller.v1.GetAuditResponse
+	24,  // 133: cairn.controller.v1.CMS.AcceptBaseline:output_type -> cairn.controller.v1.BaselineRecord
+	27,  // 134: cairn.controller.v1.CMS.BaselineHistory:output_type -> cairn.controller.v1.BaselineHistoryResponse
+	30,  // 135: cairn.controller.v1.CMS.Drift:output_type -> cairn.controller.v1.DriftResponse
+	32,  // 136: cairn.controller.v1.CMS.Export:output_type -> cairn.controller.v1.ExportResponse
+	34,  // 137: cairn.controller.v1.CMS.Import:output_type -> cairn.controller.v1.ImportResponse
+	35,  // 138: cairn.controller.v1.Services.CreateService:output_type -> cairn.controller.v1.ServiceRecord
+	38,  // 139: cairn.controller.v1.Services.ListServices:output_type -> cairn.controller.v1.ListServicesResponse
+	40,  // 140: cairn.controller.v1.Services.DeleteService:output_type -> cairn.controller.v1.DeleteServiceResponse
+	41,  // 141: cairn.controller.v1.Users.CreateUser:output_type -> cairn.controller.v1.UserRecord
+	45,  // 142: cairn.controller.v1.Users.ListUsers:output_type -> cairn.controller.v1.ListUsersResponse
+	47,  // 143: cairn.controller.v1.Users.CreateToken:output_type -> cairn.controller.v1.CreateTokenResponse
+	41,  // 144: cairn.controller.v1.Users.WhoAmI:output_type -> cairn.controller.v1.UserRecord
+	51,  // 145: cairn.controller.v1.AuditLog.ListEntries:output_type -> cairn.controller.v1.ListEntriesResponse
+	53,  // 146: cairn.controller.v1.AuditLog.Verify:output_type -> cairn.controller.v1.VerifyResponse
+	54,  // 147: cairn.controller.v1.Artifacts.Push:output_type -> cairn.controller.v1.ArtifactRecord
+	59,  // 148: cairn.controller.v1.Artifacts.UploadStatus:output_type -> cairn.controller.v1.UploadStatusResponse
+	61,  // 149: cairn.controller.v1.Artifacts.DiscardUpload:output_type -> cairn.controller.v1.DiscardUploadResponse
+	63,  // 150: cairn.controller.v1.Artifacts.ListArtifacts:output_type -> cairn.controller.v1.ListArtifactsResponse
+	54,  // 151: cairn.controller.v1.Artifacts.GetArtifact:output_type -> cairn.controller.v1.ArtifactRecord
+	65,  // 152: cairn.controller.v1.Artifacts.Download:output_type -> cairn.controller.v1.DownloadChunk
+	67,  // 153: cairn.controller.v1.Artifacts.Where:output_type -> cairn.controller.v1.WhereResponse
+	69,  // 154: cairn.controller.v1.Artifacts.CollectGarbage:output_type -> cairn.controller.v1.CollectGarbageResponse
+	75,  // 155: cairn.controller.v1.Releases.CreateRelease:output_type -> cairn.controller.v1.ReleaseRecord
+	75,  // 156: cairn.controller.v1.Releases.SealRelease:output_type -> cairn.controller.v1.ReleaseRecord
+	75,  // 157: cairn.controller.v1.Releases.RecordTest:output_type -> cairn.controller.v1.ReleaseRecord
+	75,  // 158: cairn.controller.v1.Releases.ApproveRelease:output_type -> cairn.controller.v1.ReleaseRecord
+	75,  // 159: cairn.controller.v1.Releases.RejectRelease:output_type -> cairn.controller.v1.ReleaseRecord
+	75,  // 160: cairn.controller.v1.Releases.GetRelease:output_type -> cairn.controller.v1.ReleaseRecord
+	77,  // 161: cairn.controller.v1.Releases.ListReleases:output_type -> cairn.controller.v1.ListReleasesResponse
+	80,  // 162: cairn.controller.v1.Releases.VerifyRelease:output_type -> cairn.controller.v1.VerifyReleaseResponse
+	82,  // 163: cairn.controller.v1.Releases.ReleaseNotes:output_type -> cairn.controller.v1.RenderResponse
+	82,  // 164: cairn.controller.v1.Releases.ReleaseDossier:output_type -> cairn.controller.v1.RenderResponse
+	85,  // 165: cairn.controller.v1.KnownErrors.ListKnownErrors:output_type -> cairn.controller.v1.ListKnownErrorsResponse
+	91,  // 166: cairn.controller.v1.Rollouts.PlanRollout:output_type -> cairn.controller.v1.RolloutPlan
+	94,  // 167: cairn.controller.v1.Rollouts.StartRollout:output_type -> cairn.controller.v1.RolloutRecord
+	94,  // 168: cairn.controller.v1.Rollouts.GetRollout:output_type -> cairn.controller.v1.RolloutRecord
+	101, // 169: cairn.controller.v1.Rollouts.ListRollouts:output_type -> cairn.controller.v1.ListRolloutsResponse
+	94,  // 170: cairn.controller.v1.Rollouts.WatchRollout:output_type -> cairn.controller.v1.RolloutRecord
+	94,  // 171: cairn.controller.v1.Rollouts.PauseRollout:output_type -> cairn.controller.v1.RolloutRecord
+	94,  // 172: cairn.controller.v1.Rollouts.ResumeRollout:output_type -> cairn.controller.v1.RolloutRecord
+	94,  // 173: cairn.controller.v1.Rollouts.AbortRollout:output_type -> cairn.controller.v1.RolloutRecord
+	94,  // 174: cairn.controller.v1.Rollouts.RollbackRollout:output_type -> cairn.controller.v1.RolloutRecord
+	94,  // 175: cairn.controller.v1.Rollouts.ConfirmStep:output_type -> cairn.controller.v1.RolloutRecord
+	82,  // 176: cairn.controller.v1.Rollouts.RolloutReport:output_type -> cairn.controller.v1.RenderResponse
+	104, // 177: cairn.controller.v1.Rollouts.VerifyRolloutReport:output_type -> cairn.controller.v1.IssuedReport
+	94,  // 178: cairn.controller.v1.Rollouts.RetryRolloutNode:output_type -> cairn.controller.v1.RolloutRecord
+	94,  // 179: cairn.controller.v1.Rollouts.ResolveRolloutNode:output_type -> cairn.controller.v1.RolloutRecord
+	124, // [124:180] is the sub-list for method output_type
+	68,  // [68:124] is the sub-list for method input_type
+	68,  // [68:68] is the sub-list for extension type_name
+	68,  // [68:68] is the sub-list for extension extendee
+	0,   // [0:68] is the sub-list for field type_name
 }
 
 func init() { file_proto_controller_v1_controller_proto_init() }
@@ -8652,9 +8824,18 @@ func file_proto_controller_v1_controller_proto_init() {
 	if File_proto_controller_v1_controller_proto != nil {
 		return
 	}
+	file_proto_controller_v1_controller_proto_msgTypes[11].OneofWrappers = []any{
+		(*CommandRecord_ApplyReport)(nil),
+		(*CommandRecord_PlanReport)(nil),
+	}
 	file_proto_controller_v1_controller_proto_msgTypes[50].OneofWrappers = []any{
 		(*PushRequest_Header)(nil),
 		(*PushRequest_Data)(nil),
+	}
+	file_proto_controller_v1_controller_proto_msgTypes[80].OneofWrappers = []any{
+		(*AgentEventRecord_StepResult)(nil),
+		(*AgentEventRecord_DeploymentResult)(nil),
+		(*AgentEventRecord_Interruption)(nil),
 	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
