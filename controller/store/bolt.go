@@ -15,10 +15,11 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/cairn-ops/cairn/controller/rollout/state"
+	agentv1 "github.com/cairn-ops/cairn/proto/agent/v1"
 	controllerv1 "github.com/cairn-ops/cairn/proto/controller/v1"
 )
 
-// Bucket layout of the bbolt file (schema version 7). Values are
+// Bucket layout of the bbolt file (schema version 10). Values are
 // deterministic protobuf binary unless noted. "\0" is a NUL byte; be64 is
 // an 8-byte big-endian integer; time(ts) is be64 of the timestamp's Unix
 // nanoseconds with the sign bit flipped (see timeKey), so keys sort by
@@ -31,7 +32,7 @@ import (
 //	nodes                   node ID → NodeRecord
 //	users                   user name → UserRecord
 //	api_tokens              token hash → APITokenRecord (issuers since version 5)
-//	commands                command ID → CommandRecord
+//	commands                command ID → CommandRecord (typed reports since version 10)
 //	node_commands           node ID ‖ \0 ‖ time(created_at) ‖ command ID → "" (index)
 //	audits                  audit ID → AuditRecord
 //	node_audits             node ID ‖ \0 ‖ time(stored_at) ‖ audit ID → "" (index)
@@ -42,8 +43,8 @@ import (
 //	artifact_names          name ‖ \0 ‖ digest → "" (index)             (since version 2)
 //	releases                name ‖ \0 ‖ version → ReleaseRecord         (since version 3)
 //	rollouts                rollout ID → RolloutRecord (without nodes)  (since version 4; enum states since 6)
-//	rollout_nodes           rollout ID ‖ \0 ‖ node ID → RolloutNode      (since version 4; enum states since 6)
-//	agent_events            node ID ‖ \0 ‖ item ID → AgentEventRecord    (since version 4)
+//	rollout_nodes           rollout ID ‖ \0 ‖ node ID → RolloutNode      (since version 4; enum states since 6; typed reports since 10)
+//	agent_events            node ID ‖ \0 ‖ item ID → AgentEventRecord    (since version 4; typed reports since 10)
 //	issued_reports          report digest → IssuedReport                (since version 7)
 //
 // The audit log's head in meta is written with every appended entry and
@@ -78,6 +79,9 @@ var migrations = []func(*bolt.Tx) error{
 	migrateTokenIssuers,
 	migrateRolloutStates,
 	migrateIssuedReports,
+	migrateReserved,     // 7 → 8: taken by another branch of issue 12
+	migrateReserved,     // 8 → 9: taken by another branch of issue 12
+	migrateTypedReports, // 9 → 10
 }
 
 // schemaVersion is the bucket layout version this code writes.
@@ -233,6 +237,97 @@ var _ Store = (*Bolt)(nil)
 func migrateIssuedReports(tx *bolt.Tx) error {
 	if _, err := tx.CreateBucketIfNotExists([]byte(tableIssuedReports)); err != nil {
 		return fmt.Errorf("create bucket %s: %w", tableIssuedReports, err)
+	}
+	return nil
+}
+
+// migrateReserved stands for a migration another branch adds under the
+// same version number; the branches' migrations are put in order when
+// they are merged.
+func migrateReserved(*bolt.Tx) error { return nil }
+
+// migrateTypedReports is version 9 → 10: the agents' reports that
+// versions before stored as JSON bytes move to their typed messages
+// (proto/agent/v1): a deploy command's result_json to its apply_report
+// or plan_report (by its action), a rollout node's deploy_report_json
+// and rollback_report_json to deploy_report and rollback_report, an
+// agent event's payload to its report (by its kind). Those JSON reports
+// keep the messages' field names and types, so each reads as its message
+// (agentv1.UnmarshalLegacy). One that does not — not JSON, or with a
+// field the message lacks, or a step_result, which held the agent's
+// journal record of the step — stays where it was, as it was: the
+// report shows it as unreadable, and nothing it said is lost.
+func migrateTypedReports(tx *bolt.Tx) error {
+	if err := rewrite(tx, tableCommands, func(c *controllerv1.CommandRecord) bool {
+		if len(c.GetResultJson()) == 0 || c.GetReport() != nil || c.SetLegacyReport(c.GetResultJson()) != nil {
+			return false
+		}
+		c.ResultJson = nil
+		return true
+	}); err != nil {
+		return err
+	}
+	if err := rewrite(tx, tableRolloutNodes, func(n *controllerv1.RolloutNode) bool {
+		changed := false
+		for _, r := range []struct {
+			data *[]byte
+			rep  **agentv1.ApplyReport
+		}{{&n.DeployReportJson, &n.DeployReport}, {&n.RollbackReportJson, &n.RollbackReport}} {
+			if len(*r.data) == 0 || *r.rep != nil {
+				continue
+			}
+			var a agentv1.ApplyReport
+			if agentv1.UnmarshalLegacy(*r.data, &a) != nil {
+				continue
+			}
+			*r.rep, *r.data, changed = &a, nil, true
+		}
+		return changed
+	}); err != nil {
+		return err
+	}
+	return rewrite(tx, tableAgentEvents, func(ev *controllerv1.AgentEventRecord) bool {
+		if len(ev.GetPayload()) == 0 || ev.GetReport() != nil || !ev.SetLegacyReport(ev.GetPayload()) {
+			return false
+		}
+		ev.Payload = nil
+		return true
+	})
+}
+
+// rewrite decodes every record of bucket as an M, and writes back those
+// that change reports it changed.
+func rewrite[M any, P interface {
+	*M
+	proto.Message
+}](tx *bolt.Tx, bucket string, change func(P) bool) error {
+	b := tx.Bucket([]byte(bucket))
+	type keyed struct {
+		key []byte
+		rec P
+	}
+	var changed []keyed
+	err := b.ForEach(func(k, v []byte) error {
+		rec := P(new(M))
+		if err := proto.Unmarshal(v, rec); err != nil {
+			return fmt.Errorf("decode %s %q: %w", bucket, k, err)
+		}
+		if change(rec) {
+			changed = append(changed, keyed{bytes.Clone(k), rec})
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	for _, kr := range changed {
+		v, err := proto.MarshalOptions{Deterministic: true}.Marshal(kr.rec)
+		if err != nil {
+			return fmt.Errorf("encode %s %q: %w", bucket, kr.key, err)
+		}
+		if err := b.Put(kr.key, v); err != nil {
+			return err
+		}
 	}
 	return nil
 }
