@@ -128,59 +128,29 @@ func migrateReleases(tx *bolt.Tx) error {
 // failures it closed with. A name version 5 never wrote is an error
 // naming the record: the file is left as it was.
 func migrateRolloutStates(tx *bolt.Tx) error {
-	nb := tx.Bucket([]byte(tableRolloutNodes))
 	byRollout := map[string][]*controllerv1.RolloutNode{}
-	type keyed struct {
-		key []byte
-		n   *controllerv1.RolloutNode
-	}
-	var nodes []keyed
-	err := nb.ForEach(func(k, v []byte) error {
-		n := &controllerv1.RolloutNode{}
-		if err := proto.Unmarshal(v, n); err != nil {
-			return fmt.Errorf("decode rollout node %q: %w", k, err)
-		}
+	err := rewrite(tx, tableRolloutNodes, func(n *controllerv1.RolloutNode) (bool, error) {
 		if legacy := n.GetLegacyState(); legacy != "" {
 			st, ok := state.ParseNode(legacy)
 			if !ok {
-				return fmt.Errorf("rollout %s node %s: unknown state %q", n.GetRolloutId(), n.GetNodeId(), legacy)
+				return false, fmt.Errorf("rollout %s node %s: unknown state %q", n.GetRolloutId(), n.GetNodeId(), legacy)
 			}
 			if st == state.NodeUnreachable && strings.HasPrefix(n.GetError(), "unreachable: skipped by policy") {
 				st = state.NodeSkipped
 			}
 			n.State, n.LegacyState = st, ""
 		}
-		nodes = append(nodes, keyed{key: bytes.Clone(k), n: n})
 		byRollout[n.GetRolloutId()] = append(byRollout[n.GetRolloutId()], n)
-		return nil
+		return true, nil
 	})
 	if err != nil {
 		return err
 	}
-	for _, kn := range nodes {
-		v, err := proto.MarshalOptions{Deterministic: true}.Marshal(kn.n)
-		if err != nil {
-			return fmt.Errorf("encode rollout node %q: %w", kn.key, err)
-		}
-		if err := nb.Put(kn.key, v); err != nil {
-			return err
-		}
-	}
-	rb := tx.Bucket([]byte(tableRollouts))
-	type keyedRollout struct {
-		key []byte
-		ro  *controllerv1.RolloutRecord
-	}
-	var rollouts []keyedRollout
-	err = rb.ForEach(func(k, v []byte) error {
-		ro := &controllerv1.RolloutRecord{}
-		if err := proto.Unmarshal(v, ro); err != nil {
-			return fmt.Errorf("decode rollout %q: %w", k, err)
-		}
+	return rewrite(tx, tableRollouts, func(ro *controllerv1.RolloutRecord) (bool, error) {
 		if legacy := ro.GetLegacyState(); legacy != "" {
 			st, ok := state.ParseRollout(legacy)
 			if !ok {
-				return fmt.Errorf("rollout %s: unknown state %q", ro.GetId(), legacy)
+				return false, fmt.Errorf("rollout %s: unknown state %q", ro.GetId(), legacy)
 			}
 			ro.State, ro.LegacyState = st, ""
 		}
@@ -189,7 +159,7 @@ func migrateRolloutStates(tx *bolt.Tx) error {
 			if legacy := w.GetLegacyState(); legacy != "" {
 				st, ok := state.ParseWave(legacy)
 				if !ok {
-					return fmt.Errorf("rollout %s wave %d: unknown state %q", ro.GetId(), w.GetIndex(), legacy)
+					return false, fmt.Errorf("rollout %s wave %d: unknown state %q", ro.GetId(), w.GetIndex(), legacy)
 				}
 				w.State, w.LegacyState = st, ""
 			}
@@ -206,22 +176,8 @@ func migrateRolloutStates(tx *bolt.Tx) error {
 		if len(mine) > 0 {
 			ro.Counts = state.Count(mine)
 		}
-		rollouts = append(rollouts, keyedRollout{key: bytes.Clone(k), ro: ro})
-		return nil
+		return true, nil
 	})
-	if err != nil {
-		return err
-	}
-	for _, kr := range rollouts {
-		v, err := proto.MarshalOptions{Deterministic: true}.Marshal(kr.ro)
-		if err != nil {
-			return fmt.Errorf("encode rollout %q: %w", kr.key, err)
-		}
-		if err := rb.Put(kr.key, v); err != nil {
-			return err
-		}
-	}
-	return nil
 }
 
 // Bolt is the embedded Store: one bbolt file.
@@ -258,16 +214,16 @@ func migrateReserved(*bolt.Tx) error { return nil }
 // journal record of the step — stays where it was, as it was: the
 // report shows it as unreadable, and nothing it said is lost.
 func migrateTypedReports(tx *bolt.Tx) error {
-	if err := rewrite(tx, tableCommands, func(c *controllerv1.CommandRecord) bool {
+	if err := rewrite(tx, tableCommands, func(c *controllerv1.CommandRecord) (bool, error) {
 		if len(c.GetResultJson()) == 0 || c.GetReport() != nil || c.SetLegacyReport(c.GetResultJson()) != nil {
-			return false
+			return false, nil
 		}
 		c.ResultJson = nil
-		return true
+		return true, nil
 	}); err != nil {
 		return err
 	}
-	if err := rewrite(tx, tableRolloutNodes, func(n *controllerv1.RolloutNode) bool {
+	if err := rewrite(tx, tableRolloutNodes, func(n *controllerv1.RolloutNode) (bool, error) {
 		changed := false
 		for _, r := range []struct {
 			data *[]byte
@@ -282,25 +238,26 @@ func migrateTypedReports(tx *bolt.Tx) error {
 			}
 			*r.rep, *r.data, changed = &a, nil, true
 		}
-		return changed
+		return changed, nil
 	}); err != nil {
 		return err
 	}
-	return rewrite(tx, tableAgentEvents, func(ev *controllerv1.AgentEventRecord) bool {
+	return rewrite(tx, tableAgentEvents, func(ev *controllerv1.AgentEventRecord) (bool, error) {
 		if len(ev.GetPayload()) == 0 || ev.GetReport() != nil || !ev.SetLegacyReport(ev.GetPayload()) {
-			return false
+			return false, nil
 		}
 		ev.Payload = nil
-		return true
+		return true, nil
 	})
 }
 
 // rewrite decodes every record of bucket as an M, and writes back those
-// that change reports it changed.
+// that change reports it changed. An error of change ends it: the
+// migration fails and the file is left as it was.
 func rewrite[M any, P interface {
 	*M
 	proto.Message
-}](tx *bolt.Tx, bucket string, change func(P) bool) error {
+}](tx *bolt.Tx, bucket string, change func(P) (bool, error)) error {
 	b := tx.Bucket([]byte(bucket))
 	type keyed struct {
 		key []byte
@@ -312,10 +269,11 @@ func rewrite[M any, P interface {
 		if err := proto.Unmarshal(v, rec); err != nil {
 			return fmt.Errorf("decode %s %q: %w", bucket, k, err)
 		}
-		if change(rec) {
+		ok, err := change(rec)
+		if ok {
 			changed = append(changed, keyed{bytes.Clone(k), rec})
 		}
-		return nil
+		return err
 	})
 	if err != nil {
 		return err
