@@ -467,12 +467,11 @@ func TestBoltLogTampered(t *testing.T) {
 	}
 }
 
-// TestBoltMigrateRolloutStates opens a copy of testdata/v5/cairn.db, a
-// schema-version-5 file with rollouts, waves and nodes in every state
-// that version stored (as strings), and reads each back as its enum,
-// with counts that add up.
-func TestBoltMigrateRolloutStates(t *testing.T) {
-	data, err := os.ReadFile("testdata/v5/cairn.db")
+// openFixture opens a copy of the store file fixture (its migrations
+// run), leaving the fixture as it is.
+func openFixture(t *testing.T, fixture string) *store.Bolt {
+	t.Helper()
+	data, err := os.ReadFile(fixture)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -480,7 +479,15 @@ func TestBoltMigrateRolloutStates(t *testing.T) {
 	if err := os.WriteFile(path, data, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	st := openBolt(t, path)
+	return openBolt(t, path)
+}
+
+// TestBoltMigrateRolloutStates opens a copy of testdata/v5/cairn.db, a
+// schema-version-5 file with rollouts, waves and nodes in every state
+// that version stored (as strings), and reads each back as its enum,
+// with counts that add up.
+func TestBoltMigrateRolloutStates(t *testing.T) {
+	st := openFixture(t, "testdata/v5/cairn.db")
 	type want struct {
 		state string
 		waves []string
@@ -496,7 +503,7 @@ func TestBoltMigrateRolloutStates(t *testing.T) {
 		"ro-rolled-back":     {"rolled_back", []string{"done"}, []string{"rolled_back"}},
 		"ro-rollback-failed": {"rollback_failed", []string{"failed"}, []string{"rollback_failed", "rolled_back"}},
 	}
-	err = st.View(t.Context(), func(tx store.Tx) error {
+	err := st.View(t.Context(), func(tx store.Tx) error {
 		all, err := tx.Rollouts()
 		if err != nil {
 			return err
@@ -553,10 +560,6 @@ func TestBoltMigrateRolloutStates(t *testing.T) {
 // its message, its JSON gone; each unreadable one, and the step_result
 // that held the agent's journal record, is kept as it was.
 func TestBoltMigrateTypedReports(t *testing.T) {
-	data, err := os.ReadFile("testdata/v7/cairn.db")
-	if err != nil {
-		t.Fatal(err)
-	}
 	legacy := func(name string) []byte {
 		b, err := os.ReadFile(filepath.Join("..", "..", "proto", "agent", "v1", "testdata", "legacy", name))
 		if err != nil {
@@ -578,11 +581,7 @@ func TestBoltMigrateTypedReports(t *testing.T) {
 		t.Fatalf("fixtures read as %v, %v, %v", applyRep, plan, interruption)
 	}
 
-	path := filepath.Join(t.TempDir(), "cairn.db")
-	if err := os.WriteFile(path, data, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	st := openBolt(t, path)
+	st := openFixture(t, "testdata/v7/cairn.db")
 	type command struct {
 		json   string
 		report proto.Message
@@ -618,7 +617,7 @@ func TestBoltMigrateTypedReports(t *testing.T) {
 				Payload: []byte(`{"state":`)},
 		},
 	}
-	err = st.View(t.Context(), func(tx store.Tx) error {
+	err := st.View(t.Context(), func(tx store.Tx) error {
 		for id, want := range wantCommands {
 			c, err := tx.Command(id)
 			if err != nil {
