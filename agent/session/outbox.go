@@ -88,7 +88,7 @@ func (h *journalHandle) with(fn func(*journal.Journal) error) error {
 // deployment a crash cut off is reported at once: Recover marks each
 // step it finds running interrupted (or pending, for an idempotent
 // plugin), logs it with the way out, and queues a
-// "deployment_interrupted" outbox item (journal.Interruption) for each
+// "deployment_interrupted" outbox item (an agentv1.Interruption) for each
 // one of a deploy command, which the first session sends. A journal the
 // agent cannot open now (another process holds it) is recovered by the
 // next deployment, which queues the same items.

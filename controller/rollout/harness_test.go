@@ -37,7 +37,7 @@ import (
 // controller/release, a fake fleet, and a fake agent per node that
 // answers commands the way controller/fleet records them: an audit of
 // the node's simulated host stored as a sealed document blob and an
-// AuditRecord, a deploy result as agent/apply's Report.
+// AuditRecord, a deploy result as its agentv1.ApplyReport.
 
 const (
 	confPath    = "/etc/webshop/webshop.conf"
