@@ -397,14 +397,21 @@ func TestDeployReportsOfOlderAgents(t *testing.T) {
 		{"a deployment's report for a plan", agentv1.ActionPlan,
 			&agentv1.CommandResult{Ok: true, Report: &agentv1.CommandResult_ApplyReport{ApplyReport: applyReport}},
 			controllerv1.CommandRecord_STATE_FAILED, "the agent answered deploy command cmd (plan) with a deployment report", nil},
+		{"a report for an audit", "", // an audit command
+			&agentv1.CommandResult{Ok: true, AuditId: "", ReportJson: []byte(`{"state":"succeeded"}`)},
+			controllerv1.CommandRecord_STATE_FAILED, "the agent answered audit command cmd with a report (report_json)", nil},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			h := newHarness(t, 0)
 			id, cert := h.enroll("web1")
-			d := deployOf()
-			d.Action = tc.action
-			h.putDeploy(id, "cmd", d)
+			if tc.action == "" {
+				h.putCommand(id, "cmd")
+			} else {
+				d := deployOf()
+				d.Action = tc.action
+				h.putDeploy(id, "cmd", d)
+			}
 			s := h.connect(context.Background(), cert)
 			recv(t, s) // the command
 			tc.result.CommandId = "cmd"
