@@ -28,7 +28,6 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
-	"encoding/json"
 	"fmt"
 	"io"
 	"log/slog"
@@ -41,6 +40,7 @@ import (
 	"github.com/cairn-ops/cairn/internal/readlimit"
 	"github.com/cairn-ops/cairn/internal/release"
 	"github.com/cairn-ops/cairn/plugins/sdk"
+	agentv1 "github.com/cairn-ops/cairn/proto/agent/v1"
 )
 
 // Host starts plugin processes. *pluginhost.Host satisfies it through a
@@ -104,7 +104,7 @@ type Runner struct {
 	Deployment string
 	// Command is the ID of the controller's deploy command the
 	// deployment belongs to, journaled with a deployment Run begins
-	// (journal.Deployment.CommandID) and put in the Report; empty for a
+	// (journal.Deployment.CommandID) and put in the report; empty for a
 	// local apply.
 	Command string
 	// Complete, when set, is the result of the controller's command for
@@ -112,7 +112,7 @@ type Runner struct {
 	// command as completed with it in the transaction that records the
 	// end of the deployment (journal.EndDeployment), so a crash cannot
 	// leave a deployment ended and its command to run again.
-	Complete func(rep *Report, err error) *journal.Completion
+	Complete func(rep *agentv1.ApplyReport, err error) *journal.Completion
 }
 
 // DeploymentID is the ID of applying m to root: the sha256 of the
@@ -300,31 +300,19 @@ func (r *Runner) stepStateDir(id, list string, index int) string {
 	return filepath.Join(r.StateDir, id, fmt.Sprintf("%s-%d", list, index))
 }
 
-// fieldErrors turns a plugin's field errors into lines naming the file,
-// the line and the parameter.
-func fieldErrors(m *manifest.Manifest, st *manifest.Step, errs []*sdk.FieldError) []FieldProblem {
-	var out []FieldProblem
+// fieldErrors turns a plugin's field errors into problems naming the
+// file, the line and the parameter.
+func fieldErrors(m *manifest.Manifest, st *manifest.Step, errs []*sdk.FieldError) []*agentv1.FieldProblem {
+	var out []*agentv1.FieldProblem
 	for _, fe := range errs {
-		out = append(out, FieldProblem{
+		out = append(out, &agentv1.FieldProblem{
 			File:    m.File,
-			Line:    st.ParamLine(fe.GetField()),
+			Line:    int32(st.ParamLine(fe.GetField())),
 			Field:   fmt.Sprintf("%s[%d].params.%s", st.List, st.Index, fe.GetField()),
 			Message: fe.GetMessage(),
 		})
 	}
 	return out
-}
-
-// FieldProblem is a plugin's verdict on one parameter, placed in the file.
-type FieldProblem struct {
-	File    string `json:"file"`
-	Line    int    `json:"line"`
-	Field   string `json:"field"`
-	Message string `json:"message"`
-}
-
-func (p FieldProblem) String() string {
-	return fmt.Sprintf("%s:%d: %s: %s", p.File, p.Line, strings.TrimSuffix(p.Field, "."), p.Message)
 }
 
 func changesOf(cs []*sdk.Change) []journal.Change {
@@ -372,7 +360,7 @@ func (c *stepCall) close() {
 
 // problems asks the plugin to validate the step's parameters and places
 // what it reports in the manifest.
-func (c *stepCall) problems(m *manifest.Manifest, st *manifest.Step) ([]FieldProblem, error) {
+func (c *stepCall) problems(m *manifest.Manifest, st *manifest.Step) ([]*agentv1.FieldProblem, error) {
 	ferrs, err := c.inst.Plugin.Validate(c.ctx, c.sc)
 	if err != nil {
 		return nil, fmt.Errorf("validate: %w", err)
@@ -389,7 +377,7 @@ func (c *stepCall) validate(m *manifest.Manifest, st *manifest.Step) error {
 	}
 	lines := make([]string, len(probs))
 	for i, p := range probs {
-		lines[i] = p.String()
+		lines[i] = p.Text()
 	}
 	return fmt.Errorf("invalid parameters:\n  %s", strings.Join(lines, "\n  "))
 }
@@ -414,12 +402,4 @@ func (r *Runner) start(ctx context.Context, st *manifest.Step) (Instance, *sdk.D
 		return Instance{}, nil, fmt.Errorf("plugin %s: describe: %w", st.Plugin, err)
 	}
 	return inst, d, nil
-}
-
-func marshal(v any) json.RawMessage {
-	b, err := json.Marshal(v)
-	if err != nil {
-		return json.RawMessage(`null`)
-	}
-	return b
 }

@@ -12,11 +12,13 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	"google.golang.org/protobuf/testing/protocmp"
 
 	"github.com/cairn-ops/cairn/agent/journal"
 	"github.com/cairn-ops/cairn/internal/manifest"
 	"github.com/cairn-ops/cairn/plugins/builtin/file"
 	"github.com/cairn-ops/cairn/plugins/sdk"
+	agentv1 "github.com/cairn-ops/cairn/proto/agent/v1"
 )
 
 type env struct {
@@ -54,7 +56,7 @@ func (e *env) manifest(t *testing.T, body string) *manifest.Manifest {
 	return m
 }
 
-func outcomes(rep *Report) []string {
+func outcomes(rep *agentv1.ApplyReport) []string {
 	var out []string
 	for _, s := range rep.Steps {
 		out = append(out, s.List+"/"+s.Name+":"+s.Outcome)
@@ -78,10 +80,10 @@ verify:
 	if diff := cmp.Diff([]string{"steps/a:changed", "steps/b:unchanged", "verify/v:passed"}, outcomes(rep)); diff != "" {
 		t.Errorf("first run (-want +got):\n%s", diff)
 	}
-	if rep.State != journal.StateSucceeded {
+	if rep.State != agentv1.StateSucceeded {
 		t.Errorf("state = %s", rep.State)
 	}
-	if got, want := rep.Steps[0].Outputs["key"], rep.DeploymentID+"/steps/a"; got != want {
+	if got, want := rep.Steps[0].Outputs["key"], rep.DeploymentId+"/steps/a"; got != want {
 		t.Errorf("idempotency key = %q, want %q", got, want)
 	}
 	rep, err = e.runner.Run(t.Context(), m)
@@ -101,7 +103,7 @@ verify:
 	// a, b, v, deployment; v again and deployment again on the second run.
 	var ids []string
 	for _, it := range items {
-		ids = append(ids, strings.TrimPrefix(it.ID, rep.DeploymentID+"/")+" "+it.Kind)
+		ids = append(ids, strings.TrimPrefix(it.ID, rep.DeploymentId+"/")+" "+it.Kind)
 	}
 	want := []string{"steps/a/1 step_result", "steps/b/1 step_result", "verify/v/1 step_result", "deployment/1 deployment_result",
 		"verify/v/2 step_result", "deployment/2 deployment_result"}
@@ -118,8 +120,8 @@ func TestRunCompletesTheCommand(t *testing.T) {
 	e := newEnv(t)
 	ctx := t.Context()
 	var seen []string
-	complete := func(command string) func(*Report, error) *journal.Completion {
-		return func(rep *Report, err error) *journal.Completion {
+	complete := func(command string) func(*agentv1.ApplyReport, error) *journal.Completion {
+		return func(rep *agentv1.ApplyReport, err error) *journal.Completion {
 			seen = append(seen, fmt.Sprintf("%s %s err=%v", command, rep.State, err != nil))
 			return &journal.Completion{CommandID: command, Result: json.RawMessage(fmt.Sprintf(`{"state":%q}`, rep.State))}
 		}
@@ -171,8 +173,8 @@ func TestRunDeploymentByCommand(t *testing.T) {
 		if err != nil {
 			t.Fatalf("run as %s: %v", command, err)
 		}
-		if rep.DeploymentID != e.runner.Deployment || rep.CommandID != command {
-			t.Errorf("run as %s: report names deployment %s of command %q", command, rep.DeploymentID, rep.CommandID)
+		if rep.DeploymentId != e.runner.Deployment || rep.CommandId != command {
+			t.Errorf("run as %s: report names deployment %s of command %q", command, rep.DeploymentId, rep.CommandId)
 		}
 		return outcomes(rep)
 	}
@@ -208,8 +210,8 @@ func TestRunDeploymentByCommand(t *testing.T) {
 	// Without Deployment: the manifest's ID, as cairn-agent apply uses.
 	e.runner.Deployment, e.runner.Command = "", ""
 	rep, err := e.runner.Run(ctx, m)
-	if err != nil || rep.DeploymentID != DeploymentID(m, e.runner.Root) || rep.CommandID != "" {
-		t.Errorf("local run: %v, deployment %s, command %q", err, rep.DeploymentID, rep.CommandID)
+	if err != nil || rep.DeploymentId != DeploymentID(m, e.runner.Root) || rep.CommandId != "" {
+		t.Errorf("local run: %v, deployment %s, command %q", err, rep.DeploymentId, rep.CommandId)
 	}
 }
 
@@ -235,7 +237,7 @@ rollback:
 	if diff := cmp.Diff(want, outcomes(rep)); diff != "" {
 		t.Errorf("outcomes (-want +got):\n%s", diff)
 	}
-	if rep.State != journal.StateRolledBack {
+	if rep.State != agentv1.StateRolledBack {
 		t.Errorf("state = %s, want rolled-back", rep.State)
 	}
 	if diff := cmp.Diff([]string{"apply a", "rollback(undo a) a"}, e.host.plugins["idem"].Calls()); diff != "" {
@@ -263,7 +265,7 @@ func TestRunFailureWithoutRollback(t *testing.T) {
 	if diff := cmp.Diff([]string{"steps/a:failed (ignored)", "steps/b:changed", "verify/v:failed", "undo/b:rolled back"}, outcomes(rep)); diff != "" {
 		t.Errorf("outcomes (-want +got):\n%s", diff)
 	}
-	if rep.State != journal.StateRolledBack {
+	if rep.State != agentv1.StateRolledBack {
 		t.Errorf("state = %s, want rolled-back", rep.State)
 	}
 	if got := rep.Steps[2].Outputs["evidence"]; got != "checked v: false" {
@@ -303,7 +305,7 @@ rollback:
 	if diff := cmp.Diff(want, outcomes(rep)); diff != "" {
 		t.Errorf("outcomes (-want +got):\n%s", diff)
 	}
-	if rep.State != journal.StateFailed {
+	if rep.State != agentv1.StateFailed {
 		t.Errorf("state = %s, want failed", rep.State)
 	}
 }
@@ -413,7 +415,7 @@ func TestRunConfirmation(t *testing.T) {
 	if shown != "rack: fit the disk" || rep.Steps[0].Outputs["confirmed_by"] != "ops" {
 		t.Errorf("shown %q, outputs %v", shown, rep.Steps[0].Outputs)
 	}
-	steps, _ := e.runner.Journal.Steps(t.Context(), rep.DeploymentID)
+	steps, _ := e.runner.Journal.Steps(t.Context(), rep.DeploymentId)
 	if steps[0].ConfirmedBy != "ops" || steps[0].ConfirmedNote != "done" {
 		t.Errorf("journal: %+v", steps[0])
 	}
@@ -476,7 +478,7 @@ verify:
 	if diff := cmp.Diff([]string{"would a"}, rep.Steps[0].Actions); diff != "" {
 		t.Errorf("actions (-want +got):\n%s", diff)
 	}
-	if diff := cmp.Diff([]FieldProblem{{File: m.File, Line: 10, Field: "steps[1].params.mode", Message: "is wrong"}}, rep.Steps[1].Problems); diff != "" {
+	if diff := cmp.Diff([]*agentv1.FieldProblem{{File: m.File, Line: 10, Field: "steps[1].params.mode", Message: "is wrong"}}, rep.Steps[1].Problems, protocmp.Transform()); diff != "" {
 		t.Errorf("problems (-want +got):\n%s", diff)
 	}
 	if !strings.Contains(rep.Steps[2].Error, `plugin "nope"`) {

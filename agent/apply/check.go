@@ -4,57 +4,18 @@ import (
 	"context"
 	"fmt"
 
-	"github.com/cairn-ops/cairn/agent/journal"
 	"github.com/cairn-ops/cairn/internal/manifest"
+	agentv1 "github.com/cairn-ops/cairn/proto/agent/v1"
 )
-
-// PlanReport is what Check found: per step, the parameter problems and
-// (for the steps list) what the plugin would do.
-type PlanReport struct {
-	DeploymentID string     `json:"deployment_id"`
-	Release      string     `json:"release"`
-	Root         string     `json:"root"`
-	Artifacts    []string   `json:"artifact_errors,omitempty"`
-	Steps        []StepPlan `json:"steps"`
-}
-
-// StepPlan is one step's check.
-type StepPlan struct {
-	List              string           `json:"list"`
-	Name              string           `json:"name"`
-	Plugin            string           `json:"plugin"`
-	Line              int              `json:"line"`
-	Idempotent        bool             `json:"idempotent"`
-	NeedsConfirmation bool             `json:"needs_confirmation,omitempty"`
-	Problems          []FieldProblem   `json:"problems,omitempty"`
-	Error             string           `json:"error,omitempty"`
-	WouldChange       bool             `json:"would_change"`
-	Actions           []string         `json:"actions,omitempty"`
-	Changes           []journal.Change `json:"changes,omitempty"`
-}
-
-// OK reports whether every step validated and planned and every artifact
-// was found.
-func (p *PlanReport) OK() bool {
-	if len(p.Artifacts) > 0 {
-		return false
-	}
-	for _, s := range p.Steps {
-		if len(s.Problems) > 0 || s.Error != "" {
-			return false
-		}
-	}
-	return true
-}
 
 // Check validates every step of every list and asks the plugins of the
 // steps list for their Plan (with dry_run set). It changes nothing and
 // does not touch the journal. Problems go in the report; the error is for
 // a context that ended, or wraps ErrUnverified when the runner has a
 // Bundle that does not verify (then no plugin was asked anything).
-func (r *Runner) Check(ctx context.Context, m *manifest.Manifest) (*PlanReport, error) {
+func (r *Runner) Check(ctx context.Context, m *manifest.Manifest) (*agentv1.PlanReport, error) {
 	id := r.deploymentID(m)
-	rep := &PlanReport{DeploymentID: id, Release: m.Name + "@" + m.Version, Root: r.Root}
+	rep := &agentv1.PlanReport{DeploymentId: id, Release: m.Name + "@" + m.Version, Root: r.Root}
 	if r.Bundle != nil {
 		if err := r.verifyRelease(m); err != nil {
 			return rep, err
@@ -62,7 +23,7 @@ func (r *Runner) Check(ctx context.Context, m *manifest.Manifest) (*PlanReport, 
 	}
 	artifacts, errs := r.artifacts(m)
 	for _, err := range errs {
-		rep.Artifacts = append(rep.Artifacts, err.Error())
+		rep.ArtifactErrors = append(rep.ArtifactErrors, err.Error())
 	}
 	for _, list := range m.Lists() {
 		for i := range list {
@@ -76,8 +37,8 @@ func (r *Runner) Check(ctx context.Context, m *manifest.Manifest) (*PlanReport, 
 	return rep, nil
 }
 
-func (r *Runner) checkStep(ctx context.Context, m *manifest.Manifest, id string, st *manifest.Step, artifacts map[string]string) StepPlan {
-	p := StepPlan{List: st.List, Name: st.Name, Plugin: st.Plugin, Line: st.Line}
+func (r *Runner) checkStep(ctx context.Context, m *manifest.Manifest, id string, st *manifest.Step, artifacts map[string]string) *agentv1.StepPlan {
+	p := &agentv1.StepPlan{List: st.List, Name: st.Name, Plugin: st.Plugin, Line: int32(st.Line)}
 	call, err := r.prepareStep(ctx, id, st, artifacts, true)
 	if err != nil {
 		p.Error = err.Error()
@@ -97,6 +58,9 @@ func (r *Runner) checkStep(ctx context.Context, m *manifest.Manifest, id string,
 		p.Error = fmt.Sprintf("plan: %v", err)
 		return p
 	}
-	p.WouldChange, p.Actions, p.Changes = plan.GetWouldChange(), plan.GetActions(), changesOf(plan.GetChanges())
+	p.WouldChange, p.Actions = plan.GetWouldChange(), plan.GetActions()
+	for _, c := range changesOf(plan.GetChanges()) {
+		p.Changes = append(p.Changes, c.Report())
+	}
 	return p
 }

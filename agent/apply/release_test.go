@@ -8,9 +8,9 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/cairn-ops/cairn/agent/journal"
 	"github.com/cairn-ops/cairn/internal/manifest"
 	"github.com/cairn-ops/cairn/internal/release"
+	agentv1 "github.com/cairn-ops/cairn/proto/agent/v1"
 )
 
 // signed returns a bundle of m signed with a fresh key and approved.
@@ -80,7 +80,7 @@ func TestRunVerifiesRelease(t *testing.T) {
 			if !errors.Is(err, ErrUnverified) || !errors.Is(err, tt.want) || !strings.Contains(err.Error(), tt.says) {
 				t.Fatalf("Run = %v, want ErrUnverified and %v saying %q", err, tt.want, tt.says)
 			}
-			if len(rep.Steps) != 0 || rep.State != journal.StateFailed {
+			if len(rep.Steps) != 0 || rep.State != agentv1.StateFailed {
 				t.Errorf("report: state %s, steps %v", rep.State, outcomes(rep))
 			}
 			if calls := e.host.plugins["once"].Calls(); len(calls) != 0 {
@@ -110,7 +110,7 @@ func TestRunVerifiesRelease(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if rep.State != journal.StateSucceeded || len(rep.Steps) != 1 {
+		if rep.State != agentv1.StateSucceeded || len(rep.Steps) != 1 {
 			t.Errorf("report: state %s, steps %v", rep.State, outcomes(rep))
 		}
 	})

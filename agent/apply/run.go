@@ -10,58 +10,8 @@ import (
 	"github.com/cairn-ops/cairn/agent/journal"
 	"github.com/cairn-ops/cairn/internal/manifest"
 	"github.com/cairn-ops/cairn/plugins/sdk"
+	agentv1 "github.com/cairn-ops/cairn/proto/agent/v1"
 )
-
-// Outcomes of a step in a Report.
-const (
-	OutcomeChanged   = "changed"
-	OutcomeUnchanged = "unchanged"
-	OutcomeSkipped   = "skipped" // succeeded in an earlier run
-	OutcomeFailed    = "failed"
-	// OutcomeFailedIgnored is the failure of a continue_on_error step.
-	OutcomeFailedIgnored = "failed (ignored)"
-	OutcomeNotRun        = "not run" // after an earlier step failed
-	OutcomePassed        = "passed"  // a verify check
-	OutcomeRolledBack    = "rolled back"
-	// OutcomeInterrupted is a step a crash cut off that a rollback could
-	// neither undo (no undo record) nor run again (not idempotent).
-	OutcomeInterrupted = "interrupted"
-)
-
-// Report is what Run did.
-type Report struct {
-	DeploymentID string `json:"deployment_id"`
-	// CommandID is the controller's deploy command the deployment
-	// belongs to (Runner.Command); empty for a local apply.
-	CommandID string        `json:"command_id,omitempty"`
-	Release   string        `json:"release"`
-	Root      string        `json:"root"`
-	State     journal.State `json:"state"`
-	Steps     []StepResult  `json:"steps"`
-	Error     string        `json:"error,omitempty"`
-	Duration  time.Duration `json:"duration"`
-	// Interrupted names the step (LIST/NAME) a crash cut off, when State
-	// is interrupted.
-	Interrupted string `json:"interrupted,omitempty"`
-	started     time.Time
-}
-
-// StepResult is one step's line in a Report. List "undo" is a plugin's
-// Rollback of a step it applied.
-type StepResult struct {
-	List     string            `json:"list"`
-	Name     string            `json:"name"`
-	Plugin   string            `json:"plugin"`
-	Outcome  string            `json:"outcome"`
-	Duration time.Duration     `json:"duration"`
-	Attempts int               `json:"attempts,omitempty"`
-	Error    string            `json:"error,omitempty"`
-	Outputs  map[string]string `json:"outputs,omitempty"`
-	Changes  []journal.Change  `json:"changes,omitempty"`
-}
-
-// ListUndo marks a Report line that is a plugin's Rollback of a step.
-const ListUndo = "undo"
 
 // run is one Run in progress.
 type run struct {
@@ -70,7 +20,8 @@ type run struct {
 	id        string
 	artifacts map[string]string
 	journaled map[string]journal.Step // by list/index
-	rep       *Report
+	rep       *agentv1.ApplyReport
+	started   time.Time
 	log       *slog.Logger
 	// resume makes rollback skip the rollback steps that already
 	// succeeded: an Undo that was cut off goes on where it stopped.
@@ -88,9 +39,9 @@ func key(list string, index int) string { return fmt.Sprintf("%s/%d", list, inde
 // ErrInterrupted, ErrArtifact or ErrUnverified otherwise (with the report
 // filled in as far as Run got), or is an infrastructure error (journal,
 // context).
-func (r *Runner) Run(ctx context.Context, m *manifest.Manifest) (*Report, error) {
+func (r *Runner) Run(ctx context.Context, m *manifest.Manifest) (*agentv1.ApplyReport, error) {
 	x, err := r.prepare(ctx, m)
-	defer func() { x.rep.Duration = time.Since(x.rep.started) }()
+	defer x.took()
 	if err != nil {
 		return x.rep, err
 	}
@@ -154,7 +105,7 @@ func (x *run) begin(ctx context.Context, undo bool) error {
 	}
 	for _, s := range steps {
 		if s.State == journal.StateInterrupted && !undo {
-			x.rep.State = journal.StateInterrupted
+			x.rep.State = string(journal.StateInterrupted)
 			x.rep.Interrupted = s.Ref()
 			err := fmt.Errorf("%w: step %s of deployment %s was interrupted while it ran, and its plugin (%s) is not idempotent, so it may or may not have taken effect; check the host, then run\n  cairn-agent journal resolve %s %s --as succeeded|failed|retry --note TEXT\n(with the same --data-dir) and apply again",
 				ErrInterrupted, s.Ref(), d.ID, s.Plugin, shortID(d.ID), s.Name)
@@ -172,12 +123,13 @@ func (r *Runner) prepare(ctx context.Context, m *manifest.Manifest) (*run, error
 	id := r.deploymentID(m)
 	x := &run{
 		Runner: r, m: m, id: id,
-		rep: &Report{DeploymentID: id, CommandID: r.Command, Release: m.Name + "@" + m.Version, Root: r.Root, started: time.Now()},
-		log: r.log().With("deployment", shortID(id), "release", m.Name+"@"+m.Version),
+		rep:     &agentv1.ApplyReport{DeploymentId: id, CommandId: r.Command, Release: m.Name + "@" + m.Version, Root: r.Root},
+		started: time.Now(),
+		log:     r.log().With("deployment", shortID(id), "release", m.Name+"@"+m.Version),
 	}
 	if r.Bundle != nil {
 		if err := r.verifyRelease(m); err != nil {
-			x.rep.State = journal.StateFailed
+			x.rep.State = string(journal.StateFailed)
 			x.rep.Error = err.Error()
 			return x, err
 		}
@@ -188,21 +140,24 @@ func (r *Runner) prepare(ctx context.Context, m *manifest.Manifest) (*run, error
 	return x, nil
 }
 
+// took sets the report's duration: from the start of the run to now.
+func (x *run) took() { x.rep.Duration = time.Since(x.started).Nanoseconds() }
+
 // finish journals the end of the deployment with its report and, with
 // Runner.Complete, the command's completion, in one transaction.
-func (x *run) finish(ctx context.Context, state journal.State, err error) (*Report, error) {
-	x.rep.State = state
+func (x *run) finish(ctx context.Context, state journal.State, err error) (*agentv1.ApplyReport, error) {
+	x.rep.State = string(state)
 	msg := ""
 	if err != nil {
 		msg = err.Error()
 		x.rep.Error = msg
 	}
-	x.rep.Duration = time.Since(x.rep.started)
+	x.took()
 	var done *journal.Completion
 	if x.Complete != nil {
 		done = x.Complete(x.rep, err)
 	}
-	if jerr := x.Journal.EndDeployment(ctx, x.id, state, msg, marshal(x.rep), done); jerr != nil {
+	if jerr := x.Journal.EndDeployment(ctx, x.id, state, msg, x.rep, done); jerr != nil {
 		return x.rep, errors.Join(err, jerr)
 	}
 	x.log.Info("deployment finished", "state", state)
@@ -218,16 +173,16 @@ func (x *run) runSteps(ctx context.Context) error {
 		js := x.journaled[key(st.List, st.Index)]
 		switch {
 		case js.State == journal.StateSucceeded && js.RolledBackAt.IsZero():
-			x.rep.Steps = append(x.rep.Steps, StepResult{List: st.List, Name: st.Name, Plugin: st.Plugin, Outcome: OutcomeSkipped, Attempts: js.Attempts})
+			x.rep.Steps = append(x.rep.Steps, line(st, agentv1.OutcomeSkipped, js.Attempts, ""))
 			continue
 		case failure != nil || ctx.Err() != nil:
-			x.rep.Steps = append(x.rep.Steps, StepResult{List: st.List, Name: st.Name, Plugin: st.Plugin, Outcome: OutcomeNotRun})
+			x.rep.Steps = append(x.rep.Steps, line(st, agentv1.OutcomeNotRun, 0, ""))
 			x.setState(ctx, js, journal.StateSkipped)
 			continue
 		}
 		began := time.Now()
 		res, err := x.apply(ctx, st, js)
-		res.Duration = time.Since(began)
+		res.Duration = time.Since(began).Nanoseconds()
 		x.rep.Steps = append(x.rep.Steps, ignored(res, st))
 		if err != nil && !st.ContinueOnError {
 			failure = fmt.Errorf("step %s failed: %w", st.Ref(), err)
@@ -236,11 +191,25 @@ func (x *run) runSteps(ctx context.Context) error {
 	return failure
 }
 
+// line is the report's line of step st when its plugin did not run now.
+func line(st *manifest.Step, outcome string, attempts int, errText string) *agentv1.StepResult {
+	return &agentv1.StepResult{List: st.List, Name: st.Name, Plugin: st.Plugin, Outcome: outcome, Attempts: int32(attempts), Error: errText}
+}
+
 // ignored marks the failure of a continue_on_error step in the report.
-func ignored(res StepResult, st *manifest.Step) StepResult {
-	if res.Outcome == OutcomeFailed && st.ContinueOnError {
-		res.Outcome = OutcomeFailedIgnored
+func ignored(res *agentv1.StepResult, st *manifest.Step) *agentv1.StepResult {
+	if res.Outcome == agentv1.OutcomeFailed && st.ContinueOnError {
+		res.Outcome = agentv1.OutcomeFailedIgnored
 	}
+	return res
+}
+
+// result is the report's line of a step whose plugin ran, from the
+// journaled step js (its outcome, attempts, error, outputs and
+// changes); the plugin's log stays in the journal.
+func result(js journal.Step) *agentv1.StepResult {
+	res := js.Result()
+	res.Log = nil
 	return res
 }
 
@@ -311,10 +280,10 @@ func (r *reporter) Progress(fraction float64, msg string) {
 // apply runs one step of the steps or rollback list: journal it pending,
 // start its plugin, validate, confirm when needed, journal it running,
 // Apply under the step's deadline, journal the result.
-func (x *run) apply(ctx context.Context, st *manifest.Step, js journal.Step) (StepResult, error) {
-	res := StepResult{List: st.List, Name: st.Name, Plugin: st.Plugin, Outcome: OutcomeFailed}
+func (x *run) apply(ctx context.Context, st *manifest.Step, js journal.Step) (*agentv1.StepResult, error) {
+	res := line(st, agentv1.OutcomeFailed, 0, "")
 	log := x.log.With("step", st.List+"/"+st.Name, "plugin", st.Plugin)
-	fail := func(err error) (StepResult, error) {
+	fail := func(err error) (*agentv1.StepResult, error) {
 		err = x.failBeforeRun(ctx, x.journaled[key(st.List, st.Index)], err)
 		res.Error = err.Error()
 		log.Info("step failed", "err", err)
@@ -348,7 +317,7 @@ func (x *run) apply(ctx context.Context, st *manifest.Step, js journal.Step) (St
 		res.Error = err.Error()
 		return res, err
 	}
-	res.Attempts = js.Attempts
+	res.Attempts = int32(js.Attempts)
 	log.Info("step running", "attempt", js.Attempts, "idempotent", d.GetIdempotent())
 	rep := &reporter{log: log}
 	out, applyErr := call.inst.Plugin.Apply(sctx, sc, rep)
@@ -385,15 +354,10 @@ func (x *run) apply(ctx context.Context, st *manifest.Step, js journal.Step) (St
 			log.Warn("clear the step's undo record", "err", err)
 		}
 	}
-	res.Outputs, res.Changes = js.Outputs, js.Changes
+	res = result(js)
 	if applyErr != nil {
-		res.Error = fin.Error
 		log.Info("step failed", "err", fin.Error)
 		return res, errors.New(fin.Error)
-	}
-	res.Outcome = OutcomeUnchanged
-	if js.Changed {
-		res.Outcome = OutcomeChanged
 	}
 	log.Info("step done", "changed", js.Changed)
 	return res, nil
@@ -421,7 +385,7 @@ func (x *run) verify(ctx context.Context) error {
 		st := &x.m.Verify[i]
 		began := time.Now()
 		res, err := x.check(ctx, st)
-		res.Duration = time.Since(began)
+		res.Duration = time.Since(began).Nanoseconds()
 		x.rep.Steps = append(x.rep.Steps, ignored(res, st))
 		if err != nil && failure == nil && !st.ContinueOnError {
 			failure = fmt.Errorf("verify %s failed: %w", st.Name, err)
@@ -430,15 +394,15 @@ func (x *run) verify(ctx context.Context) error {
 	return failure
 }
 
-func (x *run) check(ctx context.Context, st *manifest.Step) (StepResult, error) {
-	res := StepResult{List: st.List, Name: st.Name, Plugin: st.Plugin, Outcome: OutcomeFailed}
+func (x *run) check(ctx context.Context, st *manifest.Step) (*agentv1.StepResult, error) {
+	res := line(st, agentv1.OutcomeFailed, 0, "")
 	log := x.log.With("step", st.List+"/"+st.Name, "plugin", st.Plugin)
 	js, err := x.setState(ctx, x.journaled[key(st.List, st.Index)], journal.StatePending)
 	if err != nil {
 		res.Error = err.Error()
 		return res, err
 	}
-	fail := func(err error) (StepResult, error) {
+	fail := func(err error) (*agentv1.StepResult, error) {
 		err = x.failBeforeRun(ctx, js, err)
 		res.Error = err.Error()
 		return res, err
@@ -456,7 +420,7 @@ func (x *run) check(ctx context.Context, st *manifest.Step) (StepResult, error) 
 		res.Error = err.Error()
 		return res, err
 	}
-	res.Attempts = js.Attempts
+	res.Attempts = int32(js.Attempts)
 	v, verr := call.inst.Plugin.Verify(call.ctx, call.sc)
 	fin := journal.Step{DeploymentID: x.id, List: st.List, Index: st.Index, Name: st.Name, State: journal.StateSucceeded}
 	switch {
@@ -472,13 +436,11 @@ func (x *run) check(ctx context.Context, st *manifest.Step) (StepResult, error) 
 		return res, err
 	}
 	x.journaled[key(st.List, st.Index)] = js
-	res.Outputs = js.Outputs
+	res = result(js)
 	if fin.State == journal.StateFailed {
-		res.Error = fin.Error
 		log.Info("check failed", "err", fin.Error)
 		return res, errors.New(fin.Error)
 	}
-	res.Outcome = OutcomePassed
 	return res, nil
 }
 
@@ -499,14 +461,16 @@ func (x *run) rollback(ctx context.Context) error {
 			if js.State == journal.StateInterrupted && js.RolledBackAt.IsZero() {
 				err := fmt.Errorf("%w: step %s/%s was interrupted when the agent stopped and left no undo record, so it could not be undone automatically; it may or may not have taken effect (check the host, then record what you found with 'cairn-agent journal resolve %s %s')",
 					ErrInterrupted, st.List, st.Name, shortID(x.id), st.Name)
-				x.rep.Steps = append(x.rep.Steps, StepResult{List: ListUndo, Name: st.Name, Plugin: st.Plugin, Outcome: OutcomeInterrupted, Attempts: js.Attempts, Error: err.Error()})
+				res := line(st, agentv1.OutcomeInterrupted, js.Attempts, err.Error())
+				res.List = agentv1.ListUndo
+				x.rep.Steps = append(x.rep.Steps, res)
 				errs = append(errs, err)
 			}
 			continue
 		}
 		began := time.Now()
 		res, err := x.undo(ctx, st, js)
-		res.Duration = time.Since(began)
+		res.Duration = time.Since(began).Nanoseconds()
 		x.rep.Steps = append(x.rep.Steps, res)
 		if err != nil {
 			errs = append(errs, fmt.Errorf("undo %s: %w", st.Ref(), err))
@@ -516,7 +480,7 @@ func (x *run) rollback(ctx context.Context) error {
 		st := &x.m.Rollback[i]
 		js := x.journaled[key(st.List, st.Index)]
 		if x.resume && js.State == journal.StateSucceeded {
-			x.rep.Steps = append(x.rep.Steps, StepResult{List: st.List, Name: st.Name, Plugin: st.Plugin, Outcome: OutcomeSkipped, Attempts: js.Attempts})
+			x.rep.Steps = append(x.rep.Steps, line(st, agentv1.OutcomeSkipped, js.Attempts, ""))
 			continue
 		}
 		if js.State == journal.StateInterrupted {
@@ -524,13 +488,13 @@ func (x *run) rollback(ctx context.Context) error {
 			// is not idempotent: running it again is an operator's call.
 			err := fmt.Errorf("%w: rollback step %s was interrupted when the agent stopped, and its plugin (%s) is not idempotent, so it is not run again automatically; it may or may not have taken effect (check the host, then record what you found with 'cairn-agent journal resolve %s %s/%s')",
 				ErrInterrupted, st.Name, st.Plugin, shortID(x.id), st.List, st.Name)
-			x.rep.Steps = append(x.rep.Steps, StepResult{List: st.List, Name: st.Name, Plugin: st.Plugin, Outcome: OutcomeInterrupted, Attempts: js.Attempts, Error: err.Error()})
+			x.rep.Steps = append(x.rep.Steps, line(st, agentv1.OutcomeInterrupted, js.Attempts, err.Error()))
 			errs = append(errs, err)
 			continue
 		}
 		began := time.Now()
 		res, err := x.apply(ctx, st, js)
-		res.Duration = time.Since(began)
+		res.Duration = time.Since(began).Nanoseconds()
 		x.rep.Steps = append(x.rep.Steps, ignored(res, st))
 		if err != nil && !st.ContinueOnError {
 			errs = append(errs, fmt.Errorf("rollback step %s: %w", st.Name, err))
@@ -557,8 +521,9 @@ func (x *run) needsUndo(js journal.Step) bool {
 	return false
 }
 
-func (x *run) undo(ctx context.Context, st *manifest.Step, js journal.Step) (StepResult, error) {
-	res := StepResult{List: ListUndo, Name: st.Name, Plugin: st.Plugin, Outcome: OutcomeFailed}
+func (x *run) undo(ctx context.Context, st *manifest.Step, js journal.Step) (*agentv1.StepResult, error) {
+	res := line(st, agentv1.OutcomeFailed, 0, "")
+	res.List = agentv1.ListUndo
 	call, err := x.prepareStep(ctx, x.id, st, x.artifacts, false)
 	if err != nil {
 		res.Error = err.Error()
@@ -591,7 +556,7 @@ func (x *run) undo(ctx context.Context, st *manifest.Step, js journal.Step) (Ste
 		return res, err
 	}
 	x.journaled[key(st.List, st.Index)] = s
-	res.Outcome = OutcomeRolledBack
+	res.Outcome = agentv1.OutcomeRolledBack
 	if rb.GetMessage() != "" {
 		res.Outputs = map[string]string{"message": rb.GetMessage()}
 	}

@@ -4,10 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"time"
 
 	"github.com/cairn-ops/cairn/agent/journal"
 	"github.com/cairn-ops/cairn/internal/manifest"
+	agentv1 "github.com/cairn-ops/cairn/proto/agent/v1"
 )
 
 // Undo rolls back the deployment of m on r.Root (the same deployment ID
@@ -35,9 +35,9 @@ import (
 // error is nil when the rollback succeeded; it wraps ErrFailed or
 // ErrUnverified otherwise, or is an infrastructure error (journal,
 // context).
-func (r *Runner) Undo(ctx context.Context, m *manifest.Manifest) (*Report, error) {
+func (r *Runner) Undo(ctx context.Context, m *manifest.Manifest) (*agentv1.ApplyReport, error) {
 	x, err := r.prepare(ctx, m)
-	defer func() { x.rep.Duration = time.Since(x.rep.started) }()
+	defer x.took()
 	if err != nil {
 		return x.rep, err
 	}
@@ -46,13 +46,13 @@ func (r *Runner) Undo(ctx context.Context, m *manifest.Manifest) (*Report, error
 	switch {
 	case errors.Is(err, journal.ErrNotFound):
 		x.log.Info("nothing to roll back: the deployment never ran on this root")
-		x.rep.State = journal.StateRolledBack
+		x.rep.State = string(journal.StateRolledBack)
 		return x.rep, nil
 	case err != nil:
 		return x.rep, err
 	case d.State == journal.StateRolledBack:
 		x.log.Info("nothing to roll back: the deployment is rolled back already")
-		x.rep.State = journal.StateRolledBack
+		x.rep.State = string(journal.StateRolledBack)
 		return x.rep, nil
 	}
 	if err := x.begin(ctx, true); err != nil {

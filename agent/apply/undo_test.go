@@ -10,8 +10,10 @@ import (
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+	"google.golang.org/protobuf/encoding/protojson"
 
 	"github.com/cairn-ops/cairn/agent/journal"
+	agentv1 "github.com/cairn-ops/cairn/proto/agent/v1"
 )
 
 // tree returns the regular files under root and their content.
@@ -85,13 +87,13 @@ func TestUndoRestoresTheTree(t *testing.T) {
 	if diff := cmp.Diff([]string{"undo/bin:rolled back", "undo/conf:rolled back", "rollback/r:changed"}, outcomes(rep)); diff != "" {
 		t.Errorf("outcomes (-want +got):\n%s", diff)
 	}
-	if rep.State != journal.StateRolledBack || rep.Error != "" || rep.DeploymentID != DeploymentID(m, e.runner.Root) {
-		t.Errorf("report: state %s, error %q, deployment %s", rep.State, rep.Error, rep.DeploymentID)
+	if rep.State != agentv1.StateRolledBack || rep.Error != "" || rep.DeploymentId != DeploymentID(m, e.runner.Root) {
+		t.Errorf("report: state %s, error %q, deployment %s", rep.State, rep.Error, rep.DeploymentId)
 	}
 	if diff := cmp.Diff(before, tree(t, e.runner.Root)); diff != "" {
 		t.Errorf("tree after Undo (-want +got):\n%s", diff)
 	}
-	d, err := e.runner.Journal.Deployment(t.Context(), rep.DeploymentID)
+	d, err := e.runner.Journal.Deployment(t.Context(), rep.DeploymentId)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -102,8 +104,10 @@ func TestUndoRestoresTheTree(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if last := items[len(items)-1]; last.Kind != "deployment_result" || !strings.Contains(string(last.Payload), `"state":"rolled-back"`) {
-		t.Errorf("last outbox item %s %s, want the rolled-back deployment result", last.Kind, last.Payload)
+	last := items[len(items)-1]
+	var got agentv1.ApplyReport
+	if err := protojson.Unmarshal(last.Payload, &got); err != nil || last.Kind != journal.KindDeploymentResult || got.GetState() != agentv1.StateRolledBack {
+		t.Errorf("last outbox item %s %s (%v), want the rolled-back deployment result", last.Kind, last.Payload, err)
 	}
 
 	// Undo again: nothing left to do.
@@ -111,7 +115,7 @@ func TestUndoRestoresTheTree(t *testing.T) {
 		p.calls = nil
 	}
 	rep, err = e.runner.Undo(t.Context(), m)
-	if err != nil || rep.State != journal.StateRolledBack || len(rep.Steps) != 0 {
+	if err != nil || rep.State != agentv1.StateRolledBack || len(rep.Steps) != 0 {
 		t.Fatalf("second Undo: %v, state %s, steps %v; want a no-op", err, rep.State, outcomes(rep))
 	}
 	for name, p := range e.host.plugins {
@@ -140,7 +144,7 @@ func TestUndoOfADeploymentThatNeverRan(t *testing.T) {
 	e := newEnv(t)
 	m := e.manifest(t, undoManifest)
 	rep, err := e.runner.Undo(t.Context(), m)
-	if err != nil || rep.State != journal.StateRolledBack || len(rep.Steps) != 0 {
+	if err != nil || rep.State != agentv1.StateRolledBack || len(rep.Steps) != 0 {
 		t.Fatalf("Undo: %v, state %s, steps %v; want a no-op", err, rep.State, outcomes(rep))
 	}
 	for name, p := range e.host.plugins {
@@ -211,7 +215,7 @@ func TestUndoFailure(t *testing.T) {
 	if diff := cmp.Diff([]string{"undo/a:rolled back", "rollback/r:failed"}, outcomes(rep)); diff != "" {
 		t.Errorf("outcomes (-want +got):\n%s", diff)
 	}
-	if d, _ := e.runner.Journal.Deployment(t.Context(), rep.DeploymentID); d.State != journal.StateFailed {
+	if d, _ := e.runner.Journal.Deployment(t.Context(), rep.DeploymentId); d.State != journal.StateFailed {
 		t.Errorf("journaled state %s, want failed", d.State)
 	}
 }
@@ -282,16 +286,16 @@ func TestUndoOfAnInterruptedDeployment(t *testing.T) {
 			if diff := cmp.Diff(tt.wantTree, tree(t, e.runner.Root)); diff != "" {
 				t.Errorf("tree after Undo (-want +got):\n%s", diff)
 			}
-			steps, jerr := e.runner.Journal.Steps(t.Context(), rep.DeploymentID)
+			steps, jerr := e.runner.Journal.Steps(t.Context(), rep.DeploymentId)
 			if jerr != nil {
 				t.Fatal(jerr)
 			}
 			if steps[1].State != tt.wantB {
 				t.Errorf("b is %s, want %s", steps[1].State, tt.wantB)
 			}
-			d, _ := e.runner.Journal.Deployment(t.Context(), rep.DeploymentID)
+			d, _ := e.runner.Journal.Deployment(t.Context(), rep.DeploymentId)
 			if tt.wantErr == "" {
-				if err != nil || rep.State != journal.StateRolledBack || d.State != journal.StateRolledBack {
+				if err != nil || rep.State != agentv1.StateRolledBack || d.State != journal.StateRolledBack {
 					t.Fatalf("Undo: %v, report %s, journal %s; want rolled back", err, rep.State, d.State)
 				}
 				return
@@ -299,12 +303,12 @@ func TestUndoOfAnInterruptedDeployment(t *testing.T) {
 			if !errors.Is(err, ErrFailed) || !errors.Is(err, ErrInterrupted) || !strings.Contains(err.Error(), tt.wantErr) {
 				t.Fatalf("Undo: %v; want ErrFailed and ErrInterrupted saying %q", err, tt.wantErr)
 			}
-			if !strings.Contains(rep.Steps[0].Error, tt.wantErr) || rep.State != journal.StateFailed || d.State != journal.StateFailed {
+			if !strings.Contains(rep.Steps[0].Error, tt.wantErr) || rep.State != agentv1.StateFailed || d.State != journal.StateFailed {
 				t.Errorf("report line %q, report %s, journal %s", rep.Steps[0].Error, rep.State, d.State)
 			}
 			// Run still refuses to go on past the interrupted step.
 			rep, err = e.runner.Run(t.Context(), m)
-			if !errors.Is(err, ErrInterrupted) || rep.State != journal.StateInterrupted {
+			if !errors.Is(err, ErrInterrupted) || rep.State != agentv1.StateInterrupted {
 				t.Errorf("Run after the Undo: %v, state %s; want ErrInterrupted, interrupted", err, rep.State)
 			}
 			if calls := e.host.plugins["once"].Calls(); !cmp.Equal(calls, []string{"apply r"}) {

@@ -8,6 +8,7 @@ import (
 
 	"github.com/cairn-ops/cairn/agent/journal"
 	"github.com/cairn-ops/cairn/internal/manifest"
+	agentv1 "github.com/cairn-ops/cairn/proto/agent/v1"
 )
 
 // validateTimeout bounds starting one plugin and validating its steps.
@@ -50,12 +51,12 @@ func (x *run) validate(ctx context.Context) error {
 			k := key(st.List, st.Index)
 			msg, bad := problems[k]
 			if !bad {
-				x.rep.Steps = append(x.rep.Steps, StepResult{List: st.List, Name: st.Name, Plugin: st.Plugin, Outcome: OutcomeNotRun})
+				x.rep.Steps = append(x.rep.Steps, line(st, agentv1.OutcomeNotRun, 0, ""))
 				continue
 			}
 			lines = append(lines, fmt.Sprintf("step %s: %s", st.Ref(), msg))
 			err := x.failBeforeRun(ctx, x.journaled[k], fmt.Errorf("%s", msg))
-			x.rep.Steps = append(x.rep.Steps, StepResult{List: st.List, Name: st.Name, Plugin: st.Plugin, Outcome: OutcomeFailed, Error: err.Error()})
+			x.rep.Steps = append(x.rep.Steps, line(st, agentv1.OutcomeFailed, 0, err.Error()))
 		}
 	}
 	return fmt.Errorf("no step was run: %d of the manifest's steps are invalid:\n  %s", len(lines), strings.Join(lines, "\n  "))
@@ -94,7 +95,7 @@ func (x *run) validatePlugin(ctx context.Context, name string, steps []*manifest
 		if probs := fieldErrors(x.m, st, ferrs); len(probs) > 0 {
 			msgs := make([]string, len(probs))
 			for i, p := range probs {
-				msgs[i] = p.String()
+				msgs[i] = p.Text()
 			}
 			out[k] = "invalid parameters: " + strings.Join(msgs, "; ")
 		}

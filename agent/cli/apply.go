@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -15,6 +16,8 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+	"google.golang.org/protobuf/encoding/protojson"
+	"google.golang.org/protobuf/proto"
 
 	"github.com/cairn-ops/cairn/agent/apply"
 	"github.com/cairn-ops/cairn/agent/journal"
@@ -27,6 +30,7 @@ import (
 	"github.com/cairn-ops/cairn/plugins/builtin"
 	"github.com/cairn-ops/cairn/plugins/catalog"
 	"github.com/cairn-ops/cairn/plugins/sdk"
+	agentv1 "github.com/cairn-ops/cairn/proto/agent/v1"
 )
 
 // DefaultDataDir is where the agent keeps its journal unless told.
@@ -80,6 +84,11 @@ that every artifact file has its component's sha256. The key is
 DATA/release.pub.pem) or, without it, the one the agent received at
 enrollment (identity.json in --data-dir). A bundle that does not verify
 runs no step.
+
+-o json prints the report as JSON with the .proto field names of
+proto/agent/v1 (ApplyReport, or PlanReport with --check), the message the
+agent sends the controller: durations are int64 nanoseconds (a JSON
+string), fields at their zero value are left out.
 
 Exit status: 0 when the deployment (or the check) succeeded, 1 when a
 step or check failed, the deployment is blocked or the signed release
@@ -374,12 +383,31 @@ func writeJSON(w io.Writer, v any) error {
 	return err
 }
 
-func writeCheck(w io.Writer, output string, rep *apply.PlanReport) error {
+// writeProtoJSON writes m as indented JSON with the .proto field names
+// (snake_case), as cairnctl's -o json does; fields at their zero value
+// are left out. The indentation is redone with encoding/json because
+// protojson varies its whitespace on purpose; this output is stable.
+func writeProtoJSON(w io.Writer, m proto.Message) error {
+	b, err := protojson.MarshalOptions{UseProtoNames: true}.Marshal(m)
+	if err != nil {
+		return fmt.Errorf("encode %s: %w", m.ProtoReflect().Descriptor().Name(), err)
+	}
+	var out bytes.Buffer
+	if err := json.Indent(&out, b, "", "  "); err != nil {
+		return fmt.Errorf("indent %s: %w", m.ProtoReflect().Descriptor().Name(), err)
+	}
+	out.WriteByte('\n')
+	_, err = w.Write(out.Bytes())
+	return err
+}
+
+// writeCheck prints a dry run: -o json is the cairn.agent.v1.PlanReport.
+func writeCheck(w io.Writer, output string, rep *agentv1.PlanReport) error {
 	if output == "json" {
-		return writeJSON(w, rep)
+		return writeProtoJSON(w, rep)
 	}
 	fmt.Fprintf(w, "check of %s against root %s (nothing is changed)\n", rep.Release, rep.Root)
-	for _, a := range rep.Artifacts {
+	for _, a := range rep.ArtifactErrors {
 		fmt.Fprintf(w, "artifact problem: %s\n", a)
 	}
 	for _, p := range rep.Steps {
@@ -395,7 +423,7 @@ func writeCheck(w io.Writer, output string, rep *apply.PlanReport) error {
 			fmt.Fprintf(w, "  error: %s\n", p.Error)
 		}
 		for _, pr := range p.Problems {
-			fmt.Fprintf(w, "  problem: %s\n", pr)
+			fmt.Fprintf(w, "  problem: %s\n", pr.Text())
 		}
 		if p.Error != "" || len(p.Problems) > 0 {
 			continue
@@ -411,7 +439,7 @@ func writeCheck(w io.Writer, output string, rep *apply.PlanReport) error {
 			fmt.Fprintf(w, "  - %s\n", a)
 		}
 		for _, c := range p.Changes {
-			fmt.Fprintf(w, "  declares: %s\n", changeString(c))
+			fmt.Fprintf(w, "  declares: %s\n", c.Text())
 		}
 	}
 	if rep.OK() {
@@ -420,29 +448,17 @@ func writeCheck(w io.Writer, output string, rep *apply.PlanReport) error {
 	return nil
 }
 
-func changeString(c journal.Change) string {
-	s := c.Kind + " " + c.Name
-	if c.State != "" {
-		s += " " + c.State
-	}
-	if c.Version != "" {
-		s += " version " + c.Version
-	}
-	if c.SHA256 != "" {
-		s += " sha256 " + c.SHA256[:min(12, len(c.SHA256))]
-	}
-	return s
-}
-
-func writeReport(w io.Writer, output string, rep *apply.Report) error {
+// writeReport prints what a run did: -o json is the
+// cairn.agent.v1.ApplyReport.
+func writeReport(w io.Writer, output string, rep *agentv1.ApplyReport) error {
 	if output == "json" {
-		return writeJSON(w, rep)
+		return writeProtoJSON(w, rep)
 	}
-	fmt.Fprintf(w, "deployment %s: %s on root %s\n", shortID(rep.DeploymentID), rep.Release, rep.Root)
+	fmt.Fprintf(w, "deployment %s: %s on root %s\n", shortID(rep.DeploymentId), rep.Release, rep.Root)
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "STEP\tPLUGIN\tRESULT\tDURATION")
 	for _, st := range rep.Steps {
-		fmt.Fprintf(tw, "%s/%s\t%s\t%s\t%s\n", st.List, st.Name, st.Plugin, st.Outcome, st.Duration.Round(time.Millisecond))
+		fmt.Fprintf(tw, "%s/%s\t%s\t%s\t%s\n", st.List, st.Name, st.Plugin, st.Outcome, st.Elapsed().Round(time.Millisecond))
 	}
 	if err := tw.Flush(); err != nil {
 		return err
@@ -452,7 +468,7 @@ func writeReport(w io.Writer, output string, rep *apply.Report) error {
 			fmt.Fprintf(w, "%s/%s: %s\n", st.List, st.Name, st.Error)
 		}
 	}
-	_, err := fmt.Fprintf(w, "%s in %s\n", rep.State, rep.Duration.Round(time.Millisecond))
+	_, err := fmt.Fprintf(w, "%s in %s\n", rep.State, rep.Elapsed().Round(time.Millisecond))
 	return err
 }
 

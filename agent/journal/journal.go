@@ -44,6 +44,9 @@ import (
 
 	bolt "go.etcd.io/bbolt"
 	bolterrors "go.etcd.io/bbolt/errors"
+	"google.golang.org/protobuf/encoding/protojson"
+
+	agentv1 "github.com/cairn-ops/cairn/proto/agent/v1"
 )
 
 // Bucket layout of DATA/journal.db (schema version 2). Values are JSON of
@@ -87,17 +90,18 @@ var listRank = map[string]byte{ListSteps: 0, ListVerify: 1, ListRollback: 2}
 // State is a step's or a deployment's state.
 type State string
 
-// States.
+// States. Those a report names (a deployment's end, Recover's decision)
+// are the words of agentv1's reports.
 const (
-	StatePending     State = "pending"
+	StatePending     State = agentv1.StatePending
 	StateRunning     State = "running"
-	StateSucceeded   State = "succeeded"
-	StateFailed      State = "failed"
-	StateInterrupted State = "interrupted"
+	StateSucceeded   State = agentv1.StateSucceeded
+	StateFailed      State = agentv1.StateFailed
+	StateInterrupted State = agentv1.StateInterrupted
 	StateSkipped     State = "skipped"
 	// StateRolledBack is a deployment's state after a failure was
 	// undone, or after an operator's rollback undid it.
-	StateRolledBack State = "rolled-back"
+	StateRolledBack State = agentv1.StateRolledBack
 	// StateRollingBack is a deployment's state while a rollback of it
 	// runs; a rollback that finds it there was cut off and goes on.
 	StateRollingBack State = "rolling-back"
@@ -123,13 +127,19 @@ type Deployment struct {
 	Ends int `json:"ends,omitempty"`
 }
 
-// Change is a change a step declared (package, file or service).
+// Change is how the journal keeps a change a step declared (package,
+// file or service); reports carry it as an agentv1.Change (Report).
 type Change struct {
 	Kind    string `json:"kind"`
 	Name    string `json:"name"`
 	State   string `json:"state,omitempty"`
 	Version string `json:"version,omitempty"`
 	SHA256  string `json:"sha256,omitempty"`
+}
+
+// Report is the change as reports carry it.
+func (c Change) Report() *agentv1.Change {
+	return &agentv1.Change{Kind: c.Kind, Name: c.Name, State: c.State, Version: c.Version, Sha256: c.SHA256}
 }
 
 // Resolution is an operator's decision on an interrupted step.
@@ -172,33 +182,37 @@ type Step struct {
 // Ref names the step in messages: "steps/install".
 func (s *Step) Ref() string { return s.List + "/" + s.Name }
 
-// Interruption is the payload (JSON) of a KindDeploymentInterrupted
-// outbox item, which Recover queues for each step it finds cut off in a
-// deployment of a controller's deploy command, in the same transaction
-// as its decision, so the controller hears of the crash at the agent's
-// next connection instead of at its next deployment:
-//
-//	{"command_id": "…", "deployment_id": "…", "release": "shop@2.0.1",
-//	 "step": "steps/migrate", "plugin": "exec", "idempotent": false,
-//	 "state": "interrupted"}
-//
-// The item's ID is DEPLOYMENT/interrupted/LIST/NAME/ATTEMPT: one
-// interruption is queued (and stored by the controller) once, and a
-// step interrupted again after a retry is reported again.
-type Interruption struct {
-	// CommandID is the deploy command whose deployment was cut off.
-	CommandID    string `json:"command_id"`
-	DeploymentID string `json:"deployment_id"`
-	// Release is the manifest's name@version.
-	Release string `json:"release"`
-	// Step is LIST/NAME: "steps/migrate".
-	Step       string `json:"step"`
-	Plugin     string `json:"plugin"`
-	Idempotent bool   `json:"idempotent"`
-	// State is what Recover decided: StateInterrupted (not idempotent:
-	// an operator decides) or StatePending (idempotent: it runs again
-	// when the command is delivered again).
-	State State `json:"state"`
+// Outcome is a finished step's outcome in a report: failed, passed (a
+// verify check), changed or unchanged; "" for a step that is not
+// finished.
+func (s *Step) Outcome() string {
+	switch {
+	case s.State == StateFailed:
+		return agentv1.OutcomeFailed
+	case s.State != StateSucceeded:
+		return ""
+	case s.List == ListVerify:
+		return agentv1.OutcomePassed
+	case s.Changed:
+		return agentv1.OutcomeChanged
+	}
+	return agentv1.OutcomeUnchanged
+}
+
+// Result is the step as a report's line (and a step_result outbox
+// item's payload): its outcome, how long its last attempt ran, its
+// error, outputs, changes and log. A confirmation, the rollback record
+// and the times stay in the journal.
+func (s *Step) Result() *agentv1.StepResult {
+	r := &agentv1.StepResult{
+		List: s.List, Name: s.Name, Plugin: s.Plugin, Outcome: s.Outcome(),
+		Duration: s.Duration.Nanoseconds(), Attempts: int32(s.Attempts), Error: s.Error,
+		Outputs: s.Outputs, Log: s.Log,
+	}
+	for _, c := range s.Changes {
+		r.Changes = append(r.Changes, c.Report())
+	}
+	return r
 }
 
 // Options configures Open.
@@ -547,16 +561,20 @@ func (j *Journal) setDeployment(tx *bolt.Tx, id string, state State, errText str
 
 // EndDeployment records that a deployment ended in state (succeeded,
 // failed or rolled-back) with errText, and in the same transaction queues
-// report (JSON) in the outbox (KindDeploymentResult, ID
+// report in the outbox (KindDeploymentResult, ID
 // DEPLOYMENT/deployment/N for its Nth end) and, with done, completes the
 // controller's command the deployment ran for (Complete): a crash leaves
 // either the deployment running and the command to run again, or both
 // ended and reported.
-func (j *Journal) EndDeployment(ctx context.Context, id string, state State, errText string, report json.RawMessage, done *Completion) error {
+func (j *Journal) EndDeployment(ctx context.Context, id string, state State, errText string, report *agentv1.ApplyReport, done *Completion) error {
 	switch state {
 	case StateSucceeded, StateFailed, StateRolledBack:
 	default:
 		return fmt.Errorf("end deployment %s as %s: want %s, %s or %s: %w", id, state, StateSucceeded, StateFailed, StateRolledBack, ErrTransition)
+	}
+	payload, err := protojson.Marshal(report)
+	if err != nil {
+		return fmt.Errorf("end deployment %s: encode its report: %w", id, err)
 	}
 	return j.update(ctx, func(tx *bolt.Tx) error {
 		d, err := j.setDeployment(tx, id, state, errText)
@@ -572,7 +590,7 @@ func (j *Journal) EndDeployment(ctx context.Context, id string, state State, err
 			Kind:         KindDeploymentResult,
 			DeploymentID: id,
 			CreatedAt:    d.FinishedAt,
-			Payload:      report,
+			Payload:      payload,
 		}
 		if err := j.putOutbox(tx, item); err != nil {
 			return err
@@ -651,8 +669,9 @@ func (j *Journal) Start(ctx context.Context, id, list string, index int, idempot
 // Finish records the outcome of a running step: r.State must be
 // succeeded or failed, and r's result fields (Changed, Outputs,
 // RollbackRecord, Changes, Error, Log, Confirmed*) are copied. In the
-// same transaction it queues the step as written, without its rollback
-// record, in the outbox (KindStepResult, ID DEPLOYMENT/LIST/NAME/ATTEMPT).
+// same transaction it queues the step as written, as its report line
+// (Step.Result), in the outbox (KindStepResult, ID
+// DEPLOYMENT/LIST/NAME/ATTEMPT).
 func (j *Journal) Finish(ctx context.Context, r Step) (Step, error) {
 	if r.State != StateSucceeded && r.State != StateFailed {
 		return Step{}, fmt.Errorf("finish step %s as %s: %w", r.Ref(), r.State, ErrTransition)
@@ -670,7 +689,11 @@ func (j *Journal) Finish(ctx context.Context, r Step) (Step, error) {
 		s.Log = r.Log
 		s.ConfirmedBy, s.ConfirmedNote = r.ConfirmedBy, r.ConfirmedNote
 	}, func(tx *bolt.Tx, s Step) error {
-		return j.putOutbox(tx, stepResultItem(s, now))
+		item, err := stepResultItem(s, now)
+		if err != nil {
+			return err
+		}
+		return j.putOutbox(tx, item)
 	})
 }
 
@@ -733,7 +756,11 @@ func (j *Journal) Recover(ctx context.Context) ([]Step, error) {
 				return err
 			}
 			if known && d.CommandID != "" {
-				if err := j.putOutbox(tx, interruptionItem(d, s, j.now().UTC())); err != nil {
+				item, err := interruptionItem(d, s, j.now().UTC())
+				if err != nil {
+					return err
+				}
+				if err := j.putOutbox(tx, item); err != nil {
 					return err
 				}
 				commands[d.ID] = d.CommandID
@@ -763,19 +790,25 @@ func (j *Journal) Recover(ctx context.Context) ([]Step, error) {
 }
 
 // interruptionItem is the outbox item that reports step s of deployment
-// d cut off by a crash.
-func interruptionItem(d Deployment, s Step, now time.Time) OutboxItem {
-	payload, _ := json.Marshal(Interruption{
-		CommandID: d.CommandID, DeploymentID: d.ID, Release: d.Manifest,
-		Step: s.Ref(), Plugin: s.Plugin, Idempotent: s.Idempotent, State: s.State,
-	}) // a struct of strings and a bool: Marshal cannot fail
+// d cut off by a crash: an agentv1.Interruption (protojson), ID
+// DEPLOYMENT/interrupted/LIST/NAME/ATTEMPT, so that one interruption is
+// queued (and stored by the controller) once, and a step interrupted
+// again after a retry is reported again.
+func interruptionItem(d Deployment, s Step, now time.Time) (OutboxItem, error) {
+	payload, err := protojson.Marshal(&agentv1.Interruption{
+		CommandId: d.CommandID, DeploymentId: d.ID, Release: d.Manifest,
+		Step: s.Ref(), Plugin: s.Plugin, Idempotent: s.Idempotent, State: string(s.State),
+	})
+	if err != nil {
+		return OutboxItem{}, fmt.Errorf("encode the interruption of step %s: %w", s.Ref(), err)
+	}
 	return OutboxItem{
 		ID:           fmt.Sprintf("%s/interrupted/%s/%s/%d", d.ID, s.List, s.Name, s.Attempts),
 		Kind:         KindDeploymentInterrupted,
 		DeploymentID: d.ID,
 		CreatedAt:    now,
 		Payload:      payload,
-	}
+	}, nil
 }
 
 func shortID(id string) string { return id[:min(12, len(id))] }

@@ -11,6 +11,10 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	bolt "go.etcd.io/bbolt"
+	"google.golang.org/protobuf/encoding/protojson"
+	"google.golang.org/protobuf/testing/protocmp"
+
+	agentv1 "github.com/cairn-ops/cairn/proto/agent/v1"
 )
 
 var t0 = time.Date(2026, 5, 1, 12, 0, 0, 0, time.UTC)
@@ -384,23 +388,23 @@ func TestRecoverReportsInterruptions(t *testing.T) {
 	}
 	type got struct {
 		ID, Kind, DeploymentID string
-		Payload                Interruption
+		Payload                *agentv1.Interruption
 	}
 	var gots []got
 	for _, it := range items {
-		g := got{ID: it.ID, Kind: it.Kind, DeploymentID: it.DeploymentID}
-		if err := json.Unmarshal(it.Payload, &g.Payload); err != nil {
+		g := got{ID: it.ID, Kind: it.Kind, DeploymentID: it.DeploymentID, Payload: &agentv1.Interruption{}}
+		if err := protojson.Unmarshal(it.Payload, g.Payload); err != nil {
 			t.Fatalf("payload of %s: %v", it.ID, err)
 		}
 		gots = append(gots, g)
 	}
 	want := []got{
-		{"d1/interrupted/steps/install/1", KindDeploymentInterrupted, "d1", Interruption{
-			CommandID: "cmd-1", DeploymentID: "d1", Release: "webshop@2.0.1", Step: "steps/install", Plugin: "dpkg", Idempotent: true, State: StatePending}},
-		{"d1/interrupted/steps/migrate/1", KindDeploymentInterrupted, "d1", Interruption{
-			CommandID: "cmd-1", DeploymentID: "d1", Release: "webshop@2.0.1", Step: "steps/migrate", Plugin: "exec", State: StateInterrupted}},
+		{"d1/interrupted/steps/install/1", KindDeploymentInterrupted, "d1", &agentv1.Interruption{
+			CommandId: "cmd-1", DeploymentId: "d1", Release: "webshop@2.0.1", Step: "steps/install", Plugin: "dpkg", Idempotent: true, State: agentv1.StatePending}},
+		{"d1/interrupted/steps/migrate/1", KindDeploymentInterrupted, "d1", &agentv1.Interruption{
+			CommandId: "cmd-1", DeploymentId: "d1", Release: "webshop@2.0.1", Step: "steps/migrate", Plugin: "exec", State: agentv1.StateInterrupted}},
 	}
-	if diff := cmp.Diff(want, gots); diff != "" {
+	if diff := cmp.Diff(want, gots, protocmp.Transform()); diff != "" {
 		t.Errorf("outbox (-want +got):\n%s", diff)
 	}
 	for _, line := range []string{

@@ -10,19 +10,23 @@ import (
 	"time"
 
 	bolt "go.etcd.io/bbolt"
+	"google.golang.org/protobuf/encoding/protojson"
+
+	agentv1 "github.com/cairn-ops/cairn/proto/agent/v1"
 )
 
 // Kinds of outbox items.
 const (
-	// KindStepResult is a finished step (Finish): the Step, JSON, without
-	// its rollback record.
-	KindStepResult = "step_result"
-	// KindDeploymentResult is a deployment's end (EndDeployment): the
-	// caller's report, JSON.
-	KindDeploymentResult = "deployment_result"
+	// KindStepResult is a finished step (Finish): an agentv1.StepResult
+	// (Step.Result), protojson. Items queued by agents before the typed
+	// reports hold the Step's JSON, without its rollback record.
+	KindStepResult = agentv1.OutboxStepResult
+	// KindDeploymentResult is a deployment's end (EndDeployment): its
+	// agentv1.ApplyReport, protojson.
+	KindDeploymentResult = agentv1.OutboxDeploymentResult
 	// KindDeploymentInterrupted is a step a crash cut off (Recover): an
-	// Interruption, JSON.
-	KindDeploymentInterrupted = "deployment_interrupted"
+	// agentv1.Interruption, protojson.
+	KindDeploymentInterrupted = agentv1.OutboxDeploymentInterrupted
 	// KindCommandResult is a controller command's result (Complete): the
 	// caller's encoding of it, JSON. Its ID is ResultID(command ID).
 	KindCommandResult = "command_result"
@@ -67,16 +71,18 @@ type Completion struct {
 func ResultID(commandID string) string { return "command/" + commandID }
 
 // stepResultItem is the outbox item that reports a finished step.
-func stepResultItem(s Step, now time.Time) OutboxItem {
-	s.RollbackRecord = nil
-	payload, _ := json.Marshal(s) // strings, numbers, times, maps of strings: cannot fail
+func stepResultItem(s Step, now time.Time) (OutboxItem, error) {
+	payload, err := protojson.Marshal(s.Result())
+	if err != nil {
+		return OutboxItem{}, fmt.Errorf("encode the result of step %s: %w", s.Ref(), err)
+	}
 	return OutboxItem{
 		ID:           fmt.Sprintf("%s/%s/%s/%d", s.DeploymentID, s.List, s.Name, s.Attempts),
 		Kind:         KindStepResult,
 		DeploymentID: s.DeploymentID,
 		CreatedAt:    now,
 		Payload:      payload,
-	}
+	}, nil
 }
 
 // Put adds an item to the outbox. An item whose ID is already there is

@@ -12,6 +12,10 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	bolt "go.etcd.io/bbolt"
+	"google.golang.org/protobuf/encoding/protojson"
+	"google.golang.org/protobuf/testing/protocmp"
+
+	agentv1 "github.com/cairn-ops/cairn/proto/agent/v1"
 )
 
 // outboxIDs lists the outbox's item IDs, oldest first.
@@ -75,8 +79,8 @@ func TestListPages(t *testing.T) {
 }
 
 // TestFinishQueuesStepResult: the step's result is in the outbox as soon
-// as Finish returned (one transaction), without its rollback record, and
-// a step that fails to finish queues nothing.
+// as Finish returned (one transaction), as its report line (without its
+// rollback record), and a step that fails to finish queues nothing.
 func TestFinishQueuesStepResult(t *testing.T) {
 	ctx := t.Context()
 	j := open(t, t.TempDir())
@@ -101,13 +105,48 @@ func TestFinishQueuesStepResult(t *testing.T) {
 		t.Fatalf("outbox holds %v, want one step result", outboxIDs(t, j))
 	}
 	it := items[0]
-	var s Step
-	if err := json.Unmarshal(it.Payload, &s); err != nil {
+	var got agentv1.StepResult
+	if err := protojson.Unmarshal(it.Payload, &got); err != nil {
 		t.Fatal(err)
 	}
-	got := fmt.Sprintf("%s %s %s %s changed=%v version=%s record=%q", it.ID, it.Kind, it.DeploymentID, s.State, s.Changed, s.Outputs["version"], s.RollbackRecord)
-	if want := `d1/steps/install/1 step_result d1 succeeded changed=true version=1.0 record=""`; got != want {
-		t.Errorf("item:\n got %s\nwant %s", got, want)
+	if it.ID != "d1/steps/install/1" || it.Kind != KindStepResult || it.DeploymentID != "d1" {
+		t.Errorf("item %s %s %s, want d1/steps/install/1 step_result d1", it.ID, it.Kind, it.DeploymentID)
+	}
+	want := &agentv1.StepResult{List: ListSteps, Name: "install", Plugin: "dpkg", Outcome: agentv1.OutcomeChanged, Attempts: 1, Duration: 1e9,
+		Outputs: map[string]string{"version": "1.0"}}
+	if diff := cmp.Diff(want, &got, protocmp.Transform()); diff != "" {
+		t.Errorf("step result (-want +got):\n%s", diff)
+	}
+}
+
+// TestStepResult: a journaled step's line in a report, by its state and
+// list; the rollback record and the confirmation stay in the journal.
+func TestStepResult(t *testing.T) {
+	changes := []Change{{Kind: "package", Name: "webshop", State: "present", Version: "2.4.0", SHA256: "ab"}}
+	tests := []struct {
+		name string
+		step Step
+		want *agentv1.StepResult
+	}{
+		{"changed", Step{List: ListSteps, Name: "install", Plugin: "dpkg", State: StateSucceeded, Changed: true, Attempts: 2,
+			Duration: 1500 * time.Millisecond, Changes: changes, RollbackRecord: []byte("undo"), ConfirmedBy: "erin", Log: []string{"info: ok"}},
+			&agentv1.StepResult{List: ListSteps, Name: "install", Plugin: "dpkg", Outcome: agentv1.OutcomeChanged, Attempts: 2, Duration: 15e8,
+				Changes: []*agentv1.Change{{Kind: "package", Name: "webshop", State: "present", Version: "2.4.0", Sha256: "ab"}}, Log: []string{"info: ok"}}},
+		{"unchanged", Step{List: ListRollback, Name: "remove", Plugin: "dpkg", State: StateSucceeded, Attempts: 1},
+			&agentv1.StepResult{List: ListRollback, Name: "remove", Plugin: "dpkg", Outcome: agentv1.OutcomeUnchanged, Attempts: 1}},
+		{"a verify check", Step{List: ListVerify, Name: "homepage", Plugin: "httpcheck", State: StateSucceeded, Attempts: 1, Outputs: map[string]string{"evidence": "200"}},
+			&agentv1.StepResult{List: ListVerify, Name: "homepage", Plugin: "httpcheck", Outcome: agentv1.OutcomePassed, Attempts: 1, Outputs: map[string]string{"evidence": "200"}}},
+		{"failed", Step{List: ListVerify, Name: "homepage", Plugin: "httpcheck", State: StateFailed, Error: "status 500", Attempts: 1},
+			&agentv1.StepResult{List: ListVerify, Name: "homepage", Plugin: "httpcheck", Outcome: agentv1.OutcomeFailed, Error: "status 500", Attempts: 1}},
+		{"not finished", Step{List: ListSteps, Name: "migrate", Plugin: "exec", State: StateInterrupted, Attempts: 1},
+			&agentv1.StepResult{List: ListSteps, Name: "migrate", Plugin: "exec", Attempts: 1}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			if diff := cmp.Diff(tc.want, tc.step.Result(), protocmp.Transform()); diff != "" {
+				t.Errorf("(-want +got):\n%s", diff)
+			}
+		})
 	}
 }
 
@@ -121,11 +160,11 @@ func TestEndDeployment(t *testing.T) {
 	defer j.Close()
 	begin(t, j)
 	done := &Completion{CommandID: "cmd-1", Result: json.RawMessage(`{"ok":false}`)}
-	if err := j.EndDeployment(ctx, "d1", StateRolledBack, "verify failed", json.RawMessage(`{"state":"rolled-back"}`), done); err != nil {
+	if err := j.EndDeployment(ctx, "d1", StateRolledBack, "verify failed", &agentv1.ApplyReport{State: agentv1.StateRolledBack}, done); err != nil {
 		t.Fatal(err)
 	}
 	// An operator's rollback ends it again, for another command.
-	if err := j.EndDeployment(ctx, "d1", StateRolledBack, "", json.RawMessage(`{"state":"rolled-back","again":true}`),
+	if err := j.EndDeployment(ctx, "d1", StateRolledBack, "", &agentv1.ApplyReport{State: agentv1.StateRolledBack, Error: "again"},
 		&Completion{CommandID: "cmd-2", Result: json.RawMessage(`{"ok":true}`)}); err != nil {
 		t.Fatal(err)
 	}
@@ -133,12 +172,20 @@ func TestEndDeployment(t *testing.T) {
 	if err := j.EndDeployment(ctx, "d1", StateRunning, "", nil, &Completion{CommandID: "cmd-3"}); !errors.Is(err, ErrTransition) {
 		t.Errorf("EndDeployment(running): %v, want ErrTransition", err)
 	}
-	if err := j.EndDeployment(ctx, "nope", StateFailed, "", json.RawMessage(`{}`), &Completion{CommandID: "cmd-4", Result: json.RawMessage(`{}`)}); !errors.Is(err, ErrNotFound) {
+	if err := j.EndDeployment(ctx, "nope", StateFailed, "", &agentv1.ApplyReport{}, &Completion{CommandID: "cmd-4", Result: json.RawMessage(`{}`)}); !errors.Is(err, ErrNotFound) {
 		t.Errorf("EndDeployment(nope): %v, want ErrNotFound", err)
 	}
 	want := []string{"d1/deployment/1", "command/cmd-1", "d1/deployment/2", "command/cmd-2"}
 	if diff := cmp.Diff(want, outboxIDs(t, j)); diff != "" {
 		t.Errorf("outbox (-want +got):\n%s", diff)
+	}
+	items, err := j.List(ctx, 0, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var rep agentv1.ApplyReport
+	if err := protojson.Unmarshal(items[2].Payload, &rep); err != nil || rep.GetError() != "again" || items[2].Kind != KindDeploymentResult {
+		t.Errorf("second deployment result %s %s: %v, %v; want the second report", items[2].Kind, items[2].Payload, &rep, err)
 	}
 	for _, id := range []string{"cmd-1", "cmd-2"} {
 		if ok, r, err := j.Completed(ctx, id); !ok || r == nil || err != nil {

@@ -94,13 +94,25 @@ type result struct {
 	OK        bool   `json:"ok"`
 	Error     string `json:"error,omitempty"`
 	AuditID   string `json:"audit_id,omitempty"`
-	// ReportJSON is a deploy command's report (agent/apply's Report or
-	// PlanReport), JSON.
+	// ReportJSON is a deploy command's report as agents before the typed
+	// reports kept it in state.json: sent as it is (CommandResult's
+	// report_json), the controller reads it.
 	ReportJSON []byte `json:"report_json,omitempty"`
+	// Apply and Plan are a deploy command's report: an apply or a
+	// rollback, or a plan (the dry run).
+	Apply *agentv1.ApplyReport `json:"-"`
+	Plan  *agentv1.PlanReport  `json:"-"`
 }
 
 func (r result) proto() *agentv1.CommandResult {
-	return &agentv1.CommandResult{CommandId: r.CommandID, Ok: r.OK, Error: r.Error, AuditId: r.AuditID, ReportJson: r.ReportJSON}
+	c := &agentv1.CommandResult{CommandId: r.CommandID, Ok: r.OK, Error: r.Error, AuditId: r.AuditID, ReportJson: r.ReportJSON}
+	switch {
+	case r.Apply != nil:
+		c.Report = &agentv1.CommandResult_ApplyReport{ApplyReport: r.Apply}
+	case r.Plan != nil:
+		c.Report = &agentv1.CommandResult_PlanReport{PlanReport: r.Plan}
+	}
+	return c
 }
 
 // receive reads the controller's messages until the stream ends: commands

@@ -20,13 +20,6 @@ import (
 	agentv1 "github.com/cairn-ops/cairn/proto/agent/v1"
 )
 
-// Deploy command actions.
-const (
-	ActionApply    = "apply"
-	ActionRollback = "rollback"
-	ActionPlan     = "plan"
-)
-
 // PluginCacheDir is the directory in the data directory where plugins
 // keep what they need to roll a step back (cairn-agent apply uses the
 // same one).
@@ -71,14 +64,14 @@ func (a *Agent) runDeploy(ctx, sctx context.Context, l *link, id string, cmd *ag
 	// A rollback undoes the deployment of the apply command it names.
 	command := id
 	switch cmd.GetAction() {
-	case ActionApply, ActionPlan:
-	case ActionRollback:
+	case agentv1.ActionApply, agentv1.ActionPlan:
+	case agentv1.ActionRollback:
 		command = cmd.GetUndoCommandId()
 		if command == "" {
 			return fail("rollback command %s names no deployment to undo (undo_command_id is empty): nothing was rolled back; the controller must name the apply command whose deployment to roll back", id)
 		}
 	default:
-		return fail("unknown deploy action %q: want %s, %s or %s", cmd.GetAction(), ActionApply, ActionRollback, ActionPlan)
+		return fail("unknown deploy action %q: want %s, %s or %s", cmd.GetAction(), agentv1.ActionApply, agentv1.ActionRollback, agentv1.ActionPlan)
 	}
 	var bundle release.Bundle
 	if err := json.Unmarshal(cmd.GetBundleJson(), &bundle); err != nil {
@@ -113,7 +106,7 @@ func (a *Agent) runDeploy(ctx, sctx context.Context, l *link, id string, cmd *ag
 	defer done()
 
 	deployment := apply.CommandDeploymentID(command, a.root)
-	if cmd.GetAction() == ActionRollback {
+	if cmd.GetAction() == agentv1.ActionRollback {
 		if deployment, err = undoTarget(ctx, j, deployment, apply.DeploymentID(m, a.root)); err != nil {
 			return fail("rollback of the deployment of command %s: %v", command, err)
 		}
@@ -138,7 +131,7 @@ func (a *Agent) runDeploy(ctx, sctx context.Context, l *link, id string, cmd *ag
 		// The deployment's end completes this command (a rollback
 		// command, not the apply command it undoes) in the same journal
 		// transaction.
-		Complete: func(rep *apply.Report, err error) *journal.Completion {
+		Complete: func(rep *agentv1.ApplyReport, err error) *journal.Completion {
 			c, cerr := completion(deployResult(id, rep, err))
 			if cerr != nil {
 				log.Warn("the command is completed after the deployment's end, not with it", "err", cerr)
@@ -148,21 +141,20 @@ func (a *Agent) runDeploy(ctx, sctx context.Context, l *link, id string, cmd *ag
 	}
 	log.Info("deploy command running", "release", m.Name+"@"+m.Version)
 	var (
-		report any
+		rep    *agentv1.ApplyReport
+		plan   *agentv1.PlanReport
 		runErr error
 	)
 	switch cmd.GetAction() {
-	case ActionApply:
-		report, runErr = r.Run(dctx, m)
-	case ActionRollback:
-		report, runErr = r.Undo(dctx, m)
-	case ActionPlan:
-		var plan *apply.PlanReport
+	case agentv1.ActionApply:
+		rep, runErr = r.Run(dctx, m)
+	case agentv1.ActionRollback:
+		rep, runErr = r.Undo(dctx, m)
+	case agentv1.ActionPlan:
 		plan, runErr = r.Check(dctx, m)
 		if runErr == nil && !plan.OK() {
-			runErr = errors.New(planProblems(plan))
+			runErr = fmt.Errorf("the dry run found problems: %s", strings.Join(plan.Problems(), "; "))
 		}
-		report = plan
 	}
 	if dctx.Err() != nil {
 		if cause := context.Cause(dctx); errors.Is(cause, errSessionLost) {
@@ -170,27 +162,36 @@ func (a *Agent) runDeploy(ctx, sctx context.Context, l *link, id string, cmd *ag
 		}
 		return result{}, dctx.Err()
 	}
-	return deployResult(id, report, runErr), nil
+	if plan != nil {
+		return planResult(id, plan, runErr), nil
+	}
+	return deployResult(id, rep, runErr), nil
 }
 
-// deployResult is the result of deploy command id whose run returned
-// report and err: its error cut to maxErrorBytes, its report to
-// maxPayloadBytes (boundJSON).
-func deployResult(id string, report any, err error) result {
+// deployResult is the result of apply or rollback command id whose run
+// returned rep and err: its error cut to maxErrorBytes, its report to
+// maxPayloadBytes (boundApply).
+func deployResult(id string, rep *agentv1.ApplyReport, err error) result {
+	res := failed(id, err)
+	res.Apply = boundApply(rep)
+	return res
+}
+
+// planResult is the result of plan command id: as deployResult, with
+// the dry run's report (boundPlan).
+func planResult(id string, plan *agentv1.PlanReport, err error) result {
+	res := failed(id, err)
+	res.Plan = boundPlan(plan)
+	return res
+}
+
+// failed is the result of command id that ended with err (ok when err
+// is nil), its error cut to maxErrorBytes.
+func failed(id string, err error) result {
 	res := result{CommandID: id, OK: err == nil}
 	if err != nil {
-		res.Error = err.Error()
-		if len(res.Error) > maxErrorBytes {
-			res.Error = res.Error[:maxErrorBytes] + " [cut]"
-		}
+		res.Error = cut(err.Error(), maxErrorBytes)
 	}
-	data, merr := json.Marshal(report)
-	if merr != nil {
-		res.OK = false
-		res.Error = fmt.Sprintf("encode the deploy report: %v", merr)
-		return res
-	}
-	res.ReportJSON = boundJSON(data)
 	return res
 }
 
@@ -215,21 +216,6 @@ func undoTarget(ctx context.Context, j *journal.Journal, byCommand, legacy strin
 		return legacy, nil
 	}
 	return byCommand, nil
-}
-
-// planProblems says in one line what a dry run found.
-func planProblems(p *apply.PlanReport) string {
-	var out []string
-	out = append(out, p.Artifacts...)
-	for _, s := range p.Steps {
-		if s.Error != "" {
-			out = append(out, fmt.Sprintf("%s/%s: %s", s.List, s.Name, s.Error))
-		}
-		for _, pr := range s.Problems {
-			out = append(out, pr.String())
-		}
-	}
-	return "the dry run found problems: " + strings.Join(out, "; ")
 }
 
 // confirmer asks the controller, over the session, for the confirmation

@@ -24,6 +24,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/testing/protocmp"
 
 	"github.com/cairn-ops/cairn/agent/apply"
 	"github.com/cairn-ops/cairn/agent/journal"
@@ -210,7 +211,7 @@ func (s *fakeSession) rollback(id, undo string, d deployment) {
 	s.send <- &agentv1.ControllerMessage{Msg: &agentv1.ControllerMessage_Command{Command: &agentv1.Command{
 		Id: id,
 		Kind: &agentv1.Command_Deploy{Deploy: &agentv1.DeployCommand{
-			RolloutId: "r-1", Action: ActionRollback, ManifestYaml: d.yaml, ManifestFile: "shop.yaml", BundleJson: d.bundle, Artifacts: d.refs,
+			RolloutId: "r-1", Action: agentv1.ActionRollback, ManifestYaml: d.yaml, ManifestFile: "shop.yaml", BundleJson: d.bundle, Artifacts: d.refs,
 			UndoCommandId: undo,
 		}},
 	}}}
@@ -288,7 +289,7 @@ func TestDeployApplyRollbackPlan(t *testing.T) {
 	before := readTree(t, root)
 	s := f.session()
 
-	s.deploy("cmd-apply", ActionApply, d)
+	s.deploy("cmd-apply", agentv1.ActionApply, d)
 	f.wait("ack", "cmd-apply")
 	f.wait("confirm", "cmd-apply/rack")
 	s.confirm("cmd-apply", "rack")
@@ -298,15 +299,11 @@ func TestDeployApplyRollbackPlan(t *testing.T) {
 	if !r.GetOk() || r.GetError() != "" {
 		t.Fatalf("apply result: ok %v, error %q", r.GetOk(), r.GetError())
 	}
-	var rep apply.Report
-	if err := json.Unmarshal(r.GetReportJson(), &rep); err != nil {
-		t.Fatalf("report_json: %v", err)
+	rep := r.GetApplyReport()
+	if rep == nil || len(r.GetReportJson()) > 0 {
+		t.Fatalf("apply result: report %v, report_json %q; want the typed report only", rep, r.GetReportJson())
 	}
-	var outcomes []string
-	for _, st := range rep.Steps {
-		outcomes = append(outcomes, st.List+"/"+st.Name+":"+st.Outcome)
-	}
-	if diff := cmp.Diff([]string{"steps/install:changed", "steps/rack:unchanged"}, outcomes); diff != "" {
+	if diff := cmp.Diff([]string{"steps/install:changed", "steps/rack:unchanged"}, outcomesOf(rep)); diff != "" {
 		t.Errorf("apply report (-want +got):\n%s", diff)
 	}
 	if rep.Steps[1].Outputs["confirmed_by"] != "alice" || rep.Root != root {
@@ -330,25 +327,25 @@ func TestDeployApplyRollbackPlan(t *testing.T) {
 	})
 
 	// Redelivered: acknowledged, not run again.
-	s.deploy("cmd-apply", ActionApply, d)
+	s.deploy("cmd-apply", agentv1.ActionApply, d)
 	f.wait("ack", "cmd-apply")
 
-	s.deploy("cmd-plan", ActionPlan, d)
+	s.deploy("cmd-plan", agentv1.ActionPlan, d)
 	f.wait("result", "cmd-plan")
 	r = f.result("cmd-plan")
-	var plan apply.PlanReport
-	if err := json.Unmarshal(r.GetReportJson(), &plan); err != nil || !r.GetOk() {
-		t.Fatalf("plan result: ok %v, error %q, report %v", r.GetOk(), r.GetError(), err)
+	plan := r.GetPlanReport()
+	if plan == nil || !r.GetOk() {
+		t.Fatalf("plan result: ok %v, error %q, report %v", r.GetOk(), r.GetError(), r.GetReport())
 	}
 	if len(plan.Steps) != 2 || plan.Steps[0].Actions[0] != "would install" {
-		t.Errorf("plan report %+v", plan)
+		t.Errorf("plan report %v", plan)
 	}
 
 	s.rollback("cmd-rollback", "cmd-apply", d)
 	f.wait("result", "cmd-rollback")
 	r = f.result("cmd-rollback")
-	if !r.GetOk() || !strings.Contains(string(r.GetReportJson()), `"state":"rolled-back"`) {
-		t.Fatalf("rollback result: ok %v, error %q, report %s", r.GetOk(), r.GetError(), r.GetReportJson())
+	if !r.GetOk() || r.GetApplyReport().GetState() != agentv1.StateRolledBack {
+		t.Fatalf("rollback result: ok %v, error %q, report %v", r.GetOk(), r.GetError(), r.GetReport())
 	}
 	if diff := cmp.Diff(before, readTree(t, root)); diff != "" {
 		t.Errorf("root after rollback (-want +got):\n%s", diff)
@@ -382,11 +379,10 @@ func TestDeployRollForwardToAnEarlierRelease(t *testing.T) {
 		send()
 		f.wait("result", id)
 		r := f.result(id)
-		var rep apply.Report
-		if err := json.Unmarshal(r.GetReportJson(), &rep); err != nil {
-			t.Fatalf("%s: report_json %q: %v", id, r.GetReportJson(), err)
+		if r.GetApplyReport() == nil {
+			t.Fatalf("%s: no report: %v", id, r)
 		}
-		return r, outcomesOf(&rep)
+		return r, outcomesOf(r.GetApplyReport())
 	}
 	installed := func() string { return readTree(t, root)["srv/www/index.html"] }
 
@@ -396,7 +392,7 @@ func TestDeployRollForwardToAnEarlierRelease(t *testing.T) {
 		d    deployment
 		want string
 	}{{"cmd-1", r1, string(v1)}, {"cmd-2", r2, string(v2)}, {"cmd-3", r1, string(v1)}} {
-		r, got := run(c.id, func() { s.deploy(c.id, ActionApply, c.d) })
+		r, got := run(c.id, func() { s.deploy(c.id, agentv1.ActionApply, c.d) })
 		if !r.GetOk() {
 			t.Fatalf("%s: %s", c.id, r.GetError())
 		}
@@ -422,7 +418,7 @@ func TestDeployRollForwardToAnEarlierRelease(t *testing.T) {
 
 	before := readTree(t, root)
 	calls := host.plugins["copy"].Calls()
-	s.deploy("cmd-5", ActionRollback, r1)
+	s.deploy("cmd-5", agentv1.ActionRollback, r1)
 	f.wait("result", "cmd-5")
 	if r := f.result("cmd-5"); r.GetOk() || !strings.Contains(r.GetError(), "rollback command cmd-5 names no deployment to undo (undo_command_id is empty): nothing was rolled back") {
 		t.Errorf("rollback without undo_command_id: ok %v, error %q", r.GetOk(), r.GetError())
@@ -456,7 +452,7 @@ func TestDeployRollForwardToAnEarlierRelease(t *testing.T) {
 	}
 }
 
-func outcomesOf(rep *apply.Report) []string {
+func outcomesOf(rep *agentv1.ApplyReport) []string {
 	var out []string
 	for _, st := range rep.Steps {
 		out = append(out, st.List+"/"+st.Name+":"+st.Outcome)
@@ -507,7 +503,7 @@ func TestInterruptedDeploymentIsReportedAtStart(t *testing.T) {
 	d := newRelease(t, f.releaseKey, "2.0.1", []byte("site"), "steps:\n  - {name: migrate, plugin: hang}\n")
 	f.artifacts[d.refs[0].GetDigest()] = []byte("site")
 	dir, root, host, stop := deployAgent(t, f)
-	f.session().deploy("cmd-1", ActionApply, d)
+	f.session().deploy("cmd-1", agentv1.ActionApply, d)
 	select {
 	case <-host.plugins["hang"].hanging:
 	case <-time.After(waitFor):
@@ -533,13 +529,12 @@ func TestInterruptedDeploymentIsReportedAtStart(t *testing.T) {
 			}
 		}
 	})
-	var got journal.Interruption
-	if err := json.Unmarshal(item.GetPayload(), &got); err != nil || item.GetKind() != "deployment_interrupted" || item.GetDeploymentId() != dep {
-		t.Fatalf("outbox item: kind %q, deployment %q, payload %s: %v", item.GetKind(), item.GetDeploymentId(), item.GetPayload(), err)
+	if item.GetKind() != "deployment_interrupted" || item.GetDeploymentId() != dep || len(item.GetPayload()) > 0 {
+		t.Fatalf("outbox item: kind %q, deployment %q, payload %s; want an interruption without a JSON payload", item.GetKind(), item.GetDeploymentId(), item.GetPayload())
 	}
-	want := journal.Interruption{CommandID: "cmd-1", DeploymentID: dep, Release: "shop@2.0.1", Step: "steps/migrate", Plugin: "hang", State: journal.StateInterrupted}
-	if diff := cmp.Diff(want, got); diff != "" {
-		t.Errorf("payload (-want +got):\n%s", diff)
+	want := &agentv1.Interruption{CommandId: "cmd-1", DeploymentId: dep, Release: "shop@2.0.1", Step: "steps/migrate", Plugin: "hang", State: agentv1.StateInterrupted}
+	if diff := cmp.Diff(want, item.GetInterruption(), protocmp.Transform()); diff != "" {
+		t.Errorf("interruption (-want +got):\n%s", diff)
 	}
 	if line := "level=WARN msg=\"step was running when the agent stopped; not idempotent, marked interrupted: it may or may not have taken effect\" node=" + testNode +
 		" deployment=" + dep + " step=steps/migrate plugin=hang command=cmd-1 hint=\"reported to the controller"; !strings.Contains(logs.String(), line) {
@@ -629,7 +624,7 @@ func TestDeployRefusesAnUnverifiedRelease(t *testing.T) {
 			dir, root, host, _ := deployAgent(t, f)
 			before := readTree(t, root)
 			s := f.session()
-			action := ActionApply
+			action := agentv1.ActionApply
 			if tt.name == "unknown action" {
 				action = "upgrade"
 			}
@@ -664,7 +659,7 @@ func TestDeployResumesAfterTheSessionDropsWhileAStepWaits(t *testing.T) {
 	f.artifacts[d.refs[0].GetDigest()] = content
 	_, root, host, _ := deployAgent(t, f)
 	s := f.session()
-	s.deploy("cmd-1", ActionApply, d)
+	s.deploy("cmd-1", agentv1.ActionApply, d)
 	f.wait("confirm", "cmd-1/rack")
 	close(s.drop)
 
@@ -678,7 +673,7 @@ func TestDeployResumesAfterTheSessionDropsWhileAStepWaits(t *testing.T) {
 			t.Errorf("results before the command completed: %v", f.results)
 		}
 	})
-	s.deploy("cmd-1", ActionApply, d) // redelivered on the new session
+	s.deploy("cmd-1", agentv1.ActionApply, d) // redelivered on the new session
 	f.wait("confirm", "cmd-1/rack")
 	s.confirm("cmd-1", "rack")
 	f.wait("result", "cmd-1")

@@ -19,8 +19,9 @@ import (
 // the results of its commands (journal.KindCommandResult, sent as a
 // CommandResult and acknowledged by a ResultAck) and the journal's own
 // reports (step and deployment results, interruptions: sent as an
-// OutboxItem and acknowledged by an OutboxAck). Both acknowledgements
-// remove the item the same way (Agent.ack).
+// OutboxItem carrying the typed report, and acknowledged by an
+// OutboxAck). Both acknowledgements remove the item the same way
+// (Agent.ack).
 
 // journalHandle opens the agent's journal while the agent uses it (a
 // command is checked or completed, a deploy command runs, the outbox
@@ -87,7 +88,7 @@ func (h *journalHandle) with(fn func(*journal.Journal) error) error {
 // deployment a crash cut off is reported at once: Recover marks each
 // step it finds running interrupted (or pending, for an idempotent
 // plugin), logs it with the way out, and queues a
-// "deployment_interrupted" outbox item (journal.Interruption) for each
+// "deployment_interrupted" outbox item (an agentv1.Interruption) for each
 // one of a deploy command, which the first session sends. A journal the
 // agent cannot open now (another process holds it) is recovered by the
 // next deployment, which queues the same items.
@@ -127,6 +128,38 @@ func storedResult(it *journal.OutboxItem) *agentv1.CommandResult {
 		}
 	}
 	return &r
+}
+
+// outboxItem is a journal outbox item as the controller receives it:
+// its report, read from the protojson the journal keeps, bounded
+// (boundApply and the like). An item whose payload does not read as its
+// kind's report — queued by an agent before the typed reports (a
+// step_result held the journal's step record), or of a kind this agent
+// does not know — is sent as its JSON payload, which the controller
+// reads as such.
+func outboxItem(it *journal.OutboxItem) *agentv1.OutboxItem {
+	out := &agentv1.OutboxItem{Id: it.ID, Kind: it.Kind, DeploymentId: it.DeploymentID}
+	switch it.Kind {
+	case journal.KindStepResult:
+		var r agentv1.StepResult
+		if protojson.Unmarshal(it.Payload, &r) == nil {
+			out.Report = &agentv1.OutboxItem_StepResult{StepResult: boundStep(&r)}
+		}
+	case journal.KindDeploymentResult:
+		var r agentv1.ApplyReport
+		if protojson.Unmarshal(it.Payload, &r) == nil {
+			out.Report = &agentv1.OutboxItem_DeploymentResult{DeploymentResult: boundApply(&r)}
+		}
+	case journal.KindDeploymentInterrupted:
+		var r agentv1.Interruption
+		if protojson.Unmarshal(it.Payload, &r) == nil {
+			out.Report = &agentv1.OutboxItem_Interruption{Interruption: boundInterruption(&r)}
+		}
+	}
+	if out.Report == nil {
+		out.Payload = boundJSON(it.Payload)
+	}
+	return out
 }
 
 // complete records command r.CommandID as completed with its result,
@@ -216,9 +249,7 @@ func (a *Agent) drainOutbox(ctx context.Context, out *sender) error {
 			if it.Kind == journal.KindCommandResult {
 				msg = &agentv1.AgentMessage{Msg: &agentv1.AgentMessage_Result{Result: storedResult(it)}}
 			} else {
-				msg = &agentv1.AgentMessage{Msg: &agentv1.AgentMessage_Outbox{Outbox: &agentv1.OutboxItem{
-					Id: it.ID, Kind: it.Kind, DeploymentId: it.DeploymentID, Payload: boundJSON(it.Payload),
-				}}}
+				msg = &agentv1.AgentMessage{Msg: &agentv1.AgentMessage_Outbox{Outbox: outboxItem(it)}}
 			}
 			fresh, err := out.sendOnce(it.ID, msg)
 			if err != nil {

@@ -13,6 +13,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/testing/protocmp"
 
 	"github.com/cairn-ops/cairn/controller/fleet"
@@ -164,13 +165,13 @@ func TestDeployCommandDeliveredAndResultStored(t *testing.T) {
 		t.Fatalf("second command %s, want cmd_audit", got)
 	}
 
-	report := []byte(`{"state":"succeeded","steps":[]}`)
+	report := &agentv1.ApplyReport{State: agentv1.StateFailed, Steps: []*agentv1.StepResult{{List: "steps", Name: "a", Outcome: agentv1.OutcomeFailed, Error: "boom"}}}
 	results := []*agentv1.CommandResult{
-		{CommandId: "cmd_deploy", Ok: false, Error: "step steps/a failed: boom", ReportJson: report},
+		{CommandId: "cmd_deploy", Ok: false, Error: "step steps/a failed: boom", Report: &agentv1.CommandResult_ApplyReport{ApplyReport: report}},
 		{CommandId: "cmd_audit", Ok: true, AuditId: "audit-1"},
 		// The deploy result again (its ResultAck was lost): stored once,
 		// reported again.
-		{CommandId: "cmd_deploy", Ok: true, ReportJson: []byte(`{}`)},
+		{CommandId: "cmd_deploy", Ok: true, Report: &agentv1.CommandResult_ApplyReport{ApplyReport: &agentv1.ApplyReport{State: agentv1.StateSucceeded}}},
 	}
 	for _, r := range results {
 		sendMsg(t, s, &agentv1.AgentMessage{Msg: &agentv1.AgentMessage_Result{Result: r}})
@@ -179,8 +180,8 @@ func TestDeployCommandDeliveredAndResultStored(t *testing.T) {
 		}
 	}
 	got := h.command("cmd_deploy")
-	if got.GetState() != controllerv1.CommandRecord_STATE_FAILED || got.GetError() != "step steps/a failed: boom" || !bytes.Equal(got.GetResultJson(), report) {
-		t.Errorf("stored deploy command: state %v, error %q, result_json %s; want the first result", got.GetState(), got.GetError(), got.GetResultJson())
+	if got.GetState() != controllerv1.CommandRecord_STATE_FAILED || got.GetError() != "step steps/a failed: boom" || !proto.Equal(got.GetApplyReport(), report) {
+		t.Errorf("stored deploy command: state %v, error %q, report %v; want the first result", got.GetState(), got.GetError(), got.GetApplyReport())
 	}
 	if got := h.command("cmd_audit").GetAuditId(); got != "audit-1" {
 		t.Errorf("audit command's audit ID %q", got)
@@ -362,15 +363,134 @@ func TestFetchArtifactNeedsANodeCertificate(t *testing.T) {
 	}
 }
 
+// TestDeployReportsOfOlderAgents: a deploy command's report from an agent
+// before the typed reports (JSON in report_json) is stored as the typed
+// report its action calls for; JSON that is not that report, or a report
+// of the wrong kind, fails the command with an error that says why, and
+// nothing of it is stored.
+func TestDeployReportsOfOlderAgents(t *testing.T) {
+	applyReport := &agentv1.ApplyReport{State: agentv1.StateSucceeded, Duration: 2e9, Steps: []*agentv1.StepResult{
+		{List: "steps", Name: "a", Plugin: "exec", Outcome: agentv1.OutcomeChanged, Duration: 1e9}}}
+	planReport := &agentv1.PlanReport{Release: "shop@1.0.0", Steps: []*agentv1.StepPlan{{List: "steps", Name: "a", WouldChange: true, Line: 3}}}
+	tests := []struct {
+		name, action string
+		result       *agentv1.CommandResult
+		wantState    controllerv1.CommandRecord_State
+		wantError    string
+		wantReport   proto.Message
+	}{
+		{"apply, JSON", agentv1.ActionApply,
+			&agentv1.CommandResult{Ok: true, ReportJson: []byte(`{"state":"succeeded","duration":2000000000,"steps":[{"list":"steps","name":"a","plugin":"exec","outcome":"changed","duration":1000000000}]}`)},
+			controllerv1.CommandRecord_STATE_SUCCEEDED, "", applyReport},
+		{"plan, JSON", agentv1.ActionPlan,
+			&agentv1.CommandResult{Ok: true, ReportJson: []byte(`{"release":"shop@1.0.0","steps":[{"list":"steps","name":"a","line":3,"would_change":true}]}`)},
+			controllerv1.CommandRecord_STATE_SUCCEEDED, "", planReport},
+		{"JSON that is no report", agentv1.ActionApply,
+			&agentv1.CommandResult{Ok: true, ReportJson: []byte(`{"state":"succeeded","stepz":[]}`)},
+			controllerv1.CommandRecord_STATE_FAILED, `the agent sent its report as JSON (report_json: an agent older than this controller), and it cannot be read: not a report as agents sent them in JSON: the ApplyReport: `, nil},
+		{"not JSON", agentv1.ActionRollback,
+			&agentv1.CommandResult{Ok: false, Error: "boom", ReportJson: []byte(`garbage`)},
+			controllerv1.CommandRecord_STATE_FAILED, "boom; the agent sent its report as JSON (report_json: an agent older than this controller), and it cannot be read: not a report as agents sent them in JSON: the ApplyReport is not a JSON object; upgrade the agent", nil},
+		{"a plan's report for an apply", agentv1.ActionApply,
+			&agentv1.CommandResult{Ok: true, Report: &agentv1.CommandResult_PlanReport{PlanReport: planReport}},
+			controllerv1.CommandRecord_STATE_FAILED, "the agent answered deploy command cmd (apply) with a dry run's report", nil},
+		{"a deployment's report for a plan", agentv1.ActionPlan,
+			&agentv1.CommandResult{Ok: true, Report: &agentv1.CommandResult_ApplyReport{ApplyReport: applyReport}},
+			controllerv1.CommandRecord_STATE_FAILED, "the agent answered deploy command cmd (plan) with a deployment report", nil},
+		{"a report for an audit", "", // an audit command
+			&agentv1.CommandResult{Ok: true, AuditId: "", ReportJson: []byte(`{"state":"succeeded"}`)},
+			controllerv1.CommandRecord_STATE_FAILED, "the agent answered audit command cmd with a report (report_json)", nil},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			h := newHarness(t, 0)
+			id, cert := h.enroll("web1")
+			if tc.action == "" {
+				h.putCommand(id, "cmd")
+			} else {
+				d := deployOf()
+				d.Action = tc.action
+				h.putDeploy(id, "cmd", d)
+			}
+			s := h.connect(context.Background(), cert)
+			recv(t, s) // the command
+			tc.result.CommandId = "cmd"
+			sendMsg(t, s, &agentv1.AgentMessage{Msg: &agentv1.AgentMessage_Result{Result: tc.result}})
+			if got := recv(t, s).GetResultAck().GetCommandId(); got != "cmd" {
+				t.Fatalf("ResultAck for %q", got)
+			}
+			c := h.command("cmd")
+			if c.GetState() != tc.wantState || !strings.HasPrefix(c.GetError(), tc.wantError) {
+				t.Errorf("state %v, error %q; want %v, %q", c.GetState(), c.GetError(), tc.wantState, tc.wantError)
+			}
+			var got proto.Message
+			switch r := c.GetReport().(type) {
+			case *controllerv1.CommandRecord_ApplyReport:
+				got = r.ApplyReport
+			case *controllerv1.CommandRecord_PlanReport:
+				got = r.PlanReport
+			}
+			if diff := cmp.Diff(tc.wantReport, got, protocmp.Transform()); diff != "" || len(c.GetResultJson()) > 0 {
+				t.Errorf("stored report (-want +got):\n%s\nresult_json %q", diff, c.GetResultJson())
+			}
+		})
+	}
+}
+
+// TestOutboxItemsOfOlderAgents: outbox items from an agent before the
+// typed reports are stored with the report their JSON payload holds; a
+// payload that is no report of its kind (a step_result held the agent's
+// journal record of the step) is kept as it came.
+func TestOutboxItemsOfOlderAgents(t *testing.T) {
+	h := newHarness(t, 0)
+	id, cert := h.enroll("web1")
+	s := h.connect(context.Background(), cert)
+	stepJSON := []byte(`{"deployment_id":"dep1","list":"steps","index":0,"name":"a","state":"succeeded","changed":true}`)
+	items := []*agentv1.OutboxItem{
+		{Id: "dep1/steps/a/1", Kind: "step_result", DeploymentId: "dep1", Payload: stepJSON},
+		{Id: "dep1/deployment/1", Kind: "deployment_result", DeploymentId: "dep1", Payload: []byte(`{"deployment_id":"dep1","state":"rolled-back","steps":null,"duration":5}`)},
+		{Id: "dep1/deployment/2", Kind: "deployment_result", DeploymentId: "dep1", Payload: []byte(`{"state":`)},
+	}
+	for _, it := range items {
+		sendMsg(t, s, &agentv1.AgentMessage{Msg: &agentv1.AgentMessage_Outbox{Outbox: it}})
+		if got := recv(t, s).GetOutboxAck().GetId(); got != it.GetId() {
+			t.Fatalf("ack %q, want %q", got, it.GetId())
+		}
+	}
+	var stored []*controllerv1.AgentEventRecord
+	err := h.st.View(context.Background(), func(tx store.Tx) error {
+		var err error
+		stored, err = tx.AgentEvents(id)
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	at := h.clock.Now().UTC().Format("2006-01-02T15:04:05.000000000Z")
+	want := []*controllerv1.AgentEventRecord{
+		{NodeId: id, Id: "dep1/deployment/1", Kind: "deployment_result", DeploymentId: "dep1", ReceivedAt: at, Report: &controllerv1.AgentEventRecord_DeploymentResult{
+			DeploymentResult: &agentv1.ApplyReport{DeploymentId: "dep1", State: agentv1.StateRolledBack, Duration: 5}}},
+		{NodeId: id, Id: "dep1/deployment/2", Kind: "deployment_result", DeploymentId: "dep1", ReceivedAt: at, Payload: []byte(`{"state":`)},
+		{NodeId: id, Id: "dep1/steps/a/1", Kind: "step_result", DeploymentId: "dep1", ReceivedAt: at, Payload: stepJSON},
+	}
+	if diff := cmp.Diff(want, stored, protocmp.Transform()); diff != "" {
+		t.Errorf("stored agent events (-want +got):\n%s", diff)
+	}
+}
+
 func TestOutboxItemsStoredOnceAndAcked(t *testing.T) {
 	h := newHarness(t, 0)
 	id, cert := h.enroll("web1")
 	other, otherCert := h.enroll("web2")
 	s := h.connect(context.Background(), cert)
+	step := func(outcome string) *agentv1.OutboxItem_StepResult {
+		return &agentv1.OutboxItem_StepResult{StepResult: &agentv1.StepResult{List: "steps", Name: "a", Outcome: outcome}}
+	}
+	result := &agentv1.OutboxItem_DeploymentResult{DeploymentResult: &agentv1.ApplyReport{State: agentv1.StateSucceeded}}
 	items := []*agentv1.OutboxItem{
-		{Id: "dep1/steps/a/1", Kind: "step_result", DeploymentId: "dep1", Payload: []byte(`{"state":"succeeded"}`)},
-		{Id: "dep1/steps/a/1", Kind: "step_result", DeploymentId: "dep1", Payload: []byte(`{"state":"changed later"}`)},
-		{Id: "dep1/deployment/7", Kind: "deployment_result", DeploymentId: "dep1", Payload: []byte(`{"state":"succeeded"}`)},
+		{Id: "dep1/steps/a/1", Kind: "step_result", DeploymentId: "dep1", Report: step(agentv1.OutcomeChanged)},
+		{Id: "dep1/steps/a/1", Kind: "step_result", DeploymentId: "dep1", Report: step("changed later")},
+		{Id: "dep1/deployment/7", Kind: "deployment_result", DeploymentId: "dep1", Report: result},
 	}
 	var acks []string
 	for _, it := range items {
@@ -402,13 +522,15 @@ func TestOutboxItemsStoredOnceAndAcked(t *testing.T) {
 		t.Fatal(err)
 	}
 	at := h.clock.Now().UTC().Format("2006-01-02T15:04:05.000000000Z")
+	stepRec := &controllerv1.AgentEventRecord_StepResult{StepResult: step(agentv1.OutcomeChanged).StepResult}
 	want := map[string][]*controllerv1.AgentEventRecord{
 		id: {
-			{NodeId: id, Id: "dep1/deployment/7", Kind: "deployment_result", DeploymentId: "dep1", Payload: []byte(`{"state":"succeeded"}`), ReceivedAt: at},
-			{NodeId: id, Id: "dep1/steps/a/1", Kind: "step_result", DeploymentId: "dep1", Payload: []byte(`{"state":"succeeded"}`), ReceivedAt: at},
+			{NodeId: id, Id: "dep1/deployment/7", Kind: "deployment_result", DeploymentId: "dep1", ReceivedAt: at,
+				Report: &controllerv1.AgentEventRecord_DeploymentResult{DeploymentResult: result.DeploymentResult}},
+			{NodeId: id, Id: "dep1/steps/a/1", Kind: "step_result", DeploymentId: "dep1", ReceivedAt: at, Report: stepRec},
 		},
 		other: {
-			{NodeId: other, Id: "dep1/steps/a/1", Kind: "step_result", DeploymentId: "dep1", Payload: []byte(`{"state":"succeeded"}`), ReceivedAt: at},
+			{NodeId: other, Id: "dep1/steps/a/1", Kind: "step_result", DeploymentId: "dep1", ReceivedAt: at, Report: stepRec},
 		},
 	}
 	if diff := cmp.Diff(want, stored, protocmp.Transform()); diff != "" {
@@ -436,20 +558,29 @@ func TestDeploymentInterruptedReported(t *testing.T) {
 	for range 2 {
 		recv(t, s) // cmd_1 and cmd_audit, delivered on connect
 	}
-	payload := func(command, step string) []byte {
+	interrupted := func(command, step string) *agentv1.OutboxItem_Interruption {
+		return &agentv1.OutboxItem_Interruption{Interruption: &agentv1.Interruption{
+			CommandId: command, DeploymentId: "dep1", Release: "shop@1.0.0", Step: step, Plugin: "exec", State: agentv1.StateInterrupted,
+		}}
+	}
+	// legacy is the payload an agent before the typed reports sent.
+	legacy := func(command, step string) []byte {
 		return []byte(`{"command_id":"` + command + `","deployment_id":"dep1","release":"shop@1.0.0","step":"` + step + `","plugin":"exec","idempotent":false,"state":"interrupted"}`)
 	}
 	items := []*agentv1.OutboxItem{
-		{Id: "dep1/interrupted/steps/migrate/1", Kind: "deployment_interrupted", DeploymentId: "dep1", Payload: payload("cmd_1", "steps/migrate")},
-		{Id: "dep1/interrupted/steps/migrate/1", Kind: "deployment_interrupted", DeploymentId: "dep1", Payload: payload("cmd_1", "steps/migrate")}, // resent
-		{Id: "dep1/interrupted/steps/migrate/2", Kind: "deployment_interrupted", DeploymentId: "dep1", Payload: payload("cmd_1", "steps/migrate")}, // again after a retry
-		{Id: "x/1", Kind: "deployment_interrupted", Payload: payload("cmd_other", "steps/migrate")},
-		{Id: "x/2", Kind: "deployment_interrupted", Payload: payload("cmd_audit", "steps/migrate")},
-		{Id: "x/3", Kind: "deployment_interrupted", Payload: payload("cmd_unknown", "steps/migrate")},
-		{Id: "x/4", Kind: "deployment_interrupted", Payload: payload("cmd_1", "migrate")},
-		{Id: "x/5", Kind: "deployment_interrupted", Payload: payload("", "steps/migrate")},
+		{Id: "dep1/interrupted/steps/migrate/1", Kind: "deployment_interrupted", DeploymentId: "dep1", Report: interrupted("cmd_1", "steps/migrate")},
+		{Id: "dep1/interrupted/steps/migrate/1", Kind: "deployment_interrupted", DeploymentId: "dep1", Report: interrupted("cmd_1", "steps/migrate")}, // resent
+		{Id: "dep1/interrupted/steps/migrate/2", Kind: "deployment_interrupted", DeploymentId: "dep1", Report: interrupted("cmd_1", "steps/migrate")}, // again after a retry
+		{Id: "dep1/interrupted/verify/page/1", Kind: "deployment_interrupted", DeploymentId: "dep1", Payload: legacy("cmd_1", "verify/page")},         // from an older agent
+		{Id: "x/1", Kind: "deployment_interrupted", Report: interrupted("cmd_other", "steps/migrate")},
+		{Id: "x/2", Kind: "deployment_interrupted", Report: interrupted("cmd_audit", "steps/migrate")},
+		{Id: "x/3", Kind: "deployment_interrupted", Report: interrupted("cmd_unknown", "steps/migrate")},
+		{Id: "x/4", Kind: "deployment_interrupted", Report: interrupted("cmd_1", "migrate")},
+		{Id: "x/5", Kind: "deployment_interrupted", Report: interrupted("", "steps/migrate")},
 		{Id: "x/6", Kind: "deployment_interrupted", Payload: []byte(`nope`)},
-		{Id: "x/7", Kind: "step_result", Payload: payload("cmd_1", "steps/migrate")},
+		{Id: "x/7", Kind: "deployment_interrupted"},
+		{Id: "x/8", Kind: "step_result", Payload: legacy("cmd_1", "steps/migrate")},
+		{Id: "x/9", Kind: "step_result", Report: interrupted("cmd_1", "steps/migrate")},
 	}
 	for _, it := range items {
 		sendMsg(t, s, &agentv1.AgentMessage{Msg: &agentv1.AgentMessage_Outbox{Outbox: it}})
@@ -457,7 +588,7 @@ func TestDeploymentInterruptedReported(t *testing.T) {
 			t.Fatalf("ack %q, want %q", got, it.GetId())
 		}
 	}
-	want := []string{"connected " + id, "interrupted " + id + " cmd_1 steps/migrate", "interrupted " + id + " cmd_1 steps/migrate"}
+	want := []string{"connected " + id, "interrupted " + id + " cmd_1 steps/migrate", "interrupted " + id + " cmd_1 steps/migrate", "interrupted " + id + " cmd_1 verify/page"}
 	if diff := cmp.Diff(want, events.get()); diff != "" {
 		t.Errorf("events (-want +got):\n%s", diff)
 	}

@@ -18,7 +18,8 @@
 //
 // The rollout engine drives nodes through the same sessions: it stores
 // audit and deploy commands and calls Notify; the fleet delivers them,
-// stores their results (a deploy command's report in result_json) and
+// stores their results (a deploy command's report, typed: apply_report
+// or plan_report; report.go reads an older agent's JSON as one) and
 // tells the engine through Events (command finished, confirmation
 // requested, connection opened or ended). Confirm relays an operator's
 // confirmation of a manual step to the node's session. Agents drain

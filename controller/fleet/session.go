@@ -3,7 +3,6 @@ package fleet
 import (
 	"context"
 	"crypto/x509"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -454,7 +453,11 @@ func (s *session) finish(ctx context.Context, r *agentv1.CommandResult) error {
 			c.Error = fmt.Sprintf("the agent reported audit %s, which is not its own (%s)", r.GetAuditId(), foreign)
 			c.AuditId = ""
 		}
-		c.ResultJson = r.GetReportJson()
+		if err := setCommandReport(c, r); err != nil {
+			s.log.Warn("agent's report refused", "command_id", c.GetId(), "err", err)
+			c.State = controllerv1.CommandRecord_STATE_FAILED
+			c.Error = strings.TrimPrefix(c.GetError()+"; "+err.Error(), "; ")
+		}
 		c.UpdatedAt = stamp.Format(now)
 		return true
 	})
@@ -534,9 +537,9 @@ func (s *session) storeOutbox(ctx context.Context, item *agentv1.OutboxItem) err
 		Id:           item.GetId(),
 		Kind:         item.GetKind(),
 		DeploymentId: item.GetDeploymentId(),
-		Payload:      item.GetPayload(),
 		ReceivedAt:   stamp.Format(s.f.now()),
 	}
+	setEventReport(rec, item)
 	fresh := false // stored now, not before
 	err := s.f.st.Batch(ctx, func(tx store.Tx) error {
 		fresh = false
@@ -556,56 +559,44 @@ func (s *session) storeOutbox(ctx context.Context, item *agentv1.OutboxItem) err
 	if err != nil && !errors.Is(err, store.ErrConflict) {
 		return status.Errorf(codes.Internal, "store outbox item %s: %v", item.GetId(), err)
 	}
-	if err == nil && fresh && item.GetKind() == kindDeploymentInterrupted {
-		return s.deploymentInterrupted(ctx, item)
+	if err == nil && fresh && item.GetKind() == agentv1.OutboxDeploymentInterrupted {
+		return s.deploymentInterrupted(ctx, item.GetId(), rec.GetInterruption())
 	}
 	return nil
 }
 
-// kindDeploymentInterrupted is the outbox kind of an agent's report that
-// a crash or a stop cut off a step of a deploy command's deployment
-// (agent/journal.Interruption).
-const kindDeploymentInterrupted = "deployment_interrupted"
-
-// interruption is the part of a deployment_interrupted item's payload
-// the fleet reads: the agent's journal.Interruption, JSON.
-type interruption struct {
-	CommandID string `json:"command_id"`
-	// Step is LIST/NAME.
-	Step string `json:"step"`
-}
-
-// deploymentInterrupted passes an agent's report of a deployment cut off
-// by a stop on to the events receiver, when it names one of the node's
-// own deploy commands and a step as LIST/NAME; anything else is logged
-// and dropped (the item is stored either way).
-func (s *session) deploymentInterrupted(ctx context.Context, item *agentv1.OutboxItem) error {
-	var in interruption
-	if err := json.Unmarshal(item.GetPayload(), &in); err != nil {
-		s.log.Warn("agent reported an interrupted deployment in a payload that is not an interruption", "item", item.GetId(), "err", err)
+// deploymentInterrupted passes an agent's report that a crash or a stop
+// cut off a step of a deploy command's deployment (outbox item id) on to
+// the events receiver, when it names one of the node's own deploy
+// commands and a step as LIST/NAME; anything else is logged and dropped
+// (the item is stored either way).
+func (s *session) deploymentInterrupted(ctx context.Context, id string, in *agentv1.Interruption) error {
+	if in == nil {
+		s.log.Warn("agent reported an interrupted deployment without an interruption", "item", id)
 		return nil
 	}
-	list, name, ok := strings.Cut(in.Step, "/")
-	if in.CommandID == "" || !ok || name == "" || !slices.Contains([]string{"steps", "verify", "rollback"}, list) {
-		s.log.Warn("agent reported an interrupted deployment without a command_id and a step LIST/NAME", "item", item.GetId(), "command_id", in.CommandID, "step", in.Step)
+	commandID, step := in.GetCommandId(), in.GetStep()
+	list, name, ok := strings.Cut(step, "/")
+	if commandID == "" || !ok || name == "" || !slices.Contains([]string{"steps", "verify", "rollback"}, list) {
+		s.log.Warn("agent reported an interrupted deployment without a command_id and a step LIST/NAME", "item", id, "command_id", commandID, "step", step)
 		return nil
 	}
 	var c *controllerv1.CommandRecord
 	err := s.f.st.View(ctx, func(tx store.Tx) error {
 		var err error
-		c, err = tx.Command(in.CommandID)
+		c, err = tx.Command(commandID)
 		return err
 	})
 	switch {
 	case errors.Is(err, store.ErrNotFound):
 	case err != nil:
-		return status.Errorf(codes.Internal, "read command %s: %v", in.CommandID, err)
+		return status.Errorf(codes.Internal, "read command %s: %v", commandID, err)
 	case c.GetNodeId() == s.nodeID && c.GetKind() == controllerv1.CommandKindDeploy:
-		s.log.Warn("agent reports a deployment cut off by a stop", "command_id", in.CommandID, "step", in.Step)
-		s.f.deploymentInterrupted(s.nodeID, in.CommandID, in.Step)
+		s.log.Warn("agent reports a deployment cut off by a stop", "command_id", commandID, "step", step)
+		s.f.deploymentInterrupted(s.nodeID, commandID, step)
 		return nil
 	}
-	s.log.Warn("agent reported an interrupted deployment of a command that is not its own deploy command", "item", item.GetId(), "command_id", in.CommandID)
+	s.log.Warn("agent reported an interrupted deployment of a command that is not its own deploy command", "item", id, "command_id", commandID)
 	return nil
 }
 

@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"github.com/cairn-ops/cairn/controller/rollout/state"
+	agentv1 "github.com/cairn-ops/cairn/proto/agent/v1"
 )
 
 // The HTML rendering of the report: one self-contained file.
@@ -319,14 +320,14 @@ type runArgs struct {
 	Run   *Run
 }
 
-// stepClass colours a step outcome (agent/apply's outcomes).
+// stepClass colours a step outcome (agentv1's Outcome words).
 func stepClass(outcome string) string {
-	switch {
-	case strings.HasPrefix(outcome, "failed"):
+	switch outcome {
+	case agentv1.OutcomeFailed, agentv1.OutcomeFailedIgnored:
 		return "bad"
-	case outcome == "changed" || outcome == "passed" || outcome == "unchanged" || outcome == "skipped":
+	case agentv1.OutcomeChanged, agentv1.OutcomePassed, agentv1.OutcomeUnchanged, agentv1.OutcomeSkipped:
 		return "ok"
-	case outcome == "rolled back":
+	case agentv1.OutcomeRolledBack:
 		return "info"
 	}
 	return "neutral"

@@ -20,6 +20,7 @@ import (
 	"github.com/cairn-ops/cairn/internal/manifest"
 	"github.com/cairn-ops/cairn/internal/stamp"
 	"github.com/cairn-ops/cairn/internal/termsafe"
+	agentv1 "github.com/cairn-ops/cairn/proto/agent/v1"
 	controllerv1 "github.com/cairn-ops/cairn/proto/controller/v1"
 )
 
@@ -616,49 +617,35 @@ func strategyLine(s Spec) string {
 }
 
 // agentRun is what the report shows of an agent's report of a
-// deployment or a rollback (agent/apply.Report, stored as JSON: the JSON
-// is the contract). A step's list, name, plugin, outcome, error and
-// attempts decode into Step as they are.
-type agentRun struct {
-	State    string        `json:"state"`
-	Error    string        `json:"error"`
-	Duration time.Duration `json:"duration"`
-	Steps    []struct {
-		Step
-		Duration time.Duration                                         `json:"duration"`
-		Changes  []struct{ Kind, Name, State, Version, SHA256 string } `json:"changes"`
-	} `json:"steps"`
-}
-
-// decodeRun reads an agent's report of a deployment or a rollback.
-func decodeRun(b []byte) (*Run, error) {
-	var a agentRun
-	if err := json.Unmarshal(b, &a); err != nil {
-		return nil, err
+// deployment or a rollback: its steps, their durations and changes in
+// words.
+func agentRun(a *agentv1.ApplyReport) *Run {
+	run := &Run{State: a.GetState(), Error: a.GetError(), DurationSeconds: a.Elapsed().Seconds()}
+	if a.Elapsed() > 0 {
+		run.Duration = showDuration(a.Elapsed())
 	}
-	run := &Run{State: a.State, Error: a.Error, DurationSeconds: a.Duration.Seconds()}
-	if a.Duration > 0 {
-		run.Duration = showDuration(a.Duration)
-	}
-	for _, st := range a.Steps {
-		rs := st.Step
-		rs.DurationSeconds, rs.Duration, rs.Changes = st.Duration.Seconds(), "", nil
-		if st.Duration > 0 {
-			rs.Duration = showDuration(st.Duration)
+	for _, st := range a.GetSteps() {
+		rs := Step{
+			List: st.GetList(), Name: st.GetName(), Plugin: st.GetPlugin(), Outcome: st.GetOutcome(),
+			DurationSeconds: st.Elapsed().Seconds(), Attempts: int(st.GetAttempts()), Error: st.GetError(),
 		}
-		for _, c := range st.Changes {
-			words := joinNonEmpty(" ", c.Kind, c.Name, c.State, c.Version)
-			if c.SHA256 != "" {
-				words += " sha256 " + c.SHA256[:min(12, len(c.SHA256))]
-			}
-			rs.Changes = append(rs.Changes, words)
+		if st.Elapsed() > 0 {
+			rs.Duration = showDuration(st.Elapsed())
+		}
+		for _, c := range st.GetChanges() {
+			rs.Changes = append(rs.Changes, c.Text())
 		}
 		run.Steps = append(run.Steps, rs)
 	}
-	return run, nil
+	return run
 }
 
-// buildNode is a node's part of the report, its stored JSON results
+// unreadableJSON is the problem of a report that a controller before
+// schema version 10 stored as JSON and its migration could not read (it
+// is kept as it was).
+const unreadableJSON = "unreadable: stored as JSON that is not an agent's report"
+
+// buildNode is a node's part of the report, its stored results
 // decoded.
 func buildNode(n *controllerv1.RolloutNode, loc *time.Location) Node {
 	rn := Node{
@@ -680,12 +667,11 @@ func buildNode(n *controllerv1.RolloutNode, loc *time.Location) Node {
 	for _, c := range n.GetConfirmations() {
 		rn.Confirmations = append(rn.Confirmations, Confirmation{Step: c.GetStep(), By: c.GetBy(), Note: c.GetNote(), At: stamp.Human(c.GetAt(), loc)})
 	}
-	if b := n.GetDeployReportJson(); len(b) > 0 {
-		run, err := decodeRun(b)
-		if err != nil {
-			rn.Problems = append(rn.Problems, "deployment report unreadable: "+err.Error())
-		}
-		rn.Deployment = run
+	switch {
+	case n.GetDeployReport() != nil:
+		rn.Deployment = agentRun(n.GetDeployReport())
+	case len(n.GetDeployReportJson()) > 0:
+		rn.Problems = append(rn.Problems, "deployment report "+unreadableJSON)
 	}
 	if b := n.GetComparisonJson(); len(b) > 0 {
 		var res compare.Result
@@ -696,7 +682,7 @@ func buildNode(n *controllerv1.RolloutNode, loc *time.Location) Node {
 		}
 	}
 	rolledBack := slices.Contains([]state.Node{state.NodeRollingBack, state.NodeRolledBack, state.NodeRollbackFailed}, n.GetState())
-	if rolledBack || len(n.GetRollbackReportJson()) > 0 || len(n.GetRollbackDiffJson()) > 0 {
+	if rolledBack || n.GetRollbackReport() != nil || len(n.GetRollbackReportJson()) > 0 || len(n.GetRollbackDiffJson()) > 0 {
 		rn.Rollback = rollbackProof(n, &rn)
 	}
 	if n.GetResolvedBy() != "" {
@@ -739,12 +725,11 @@ func resolution(n *controllerv1.RolloutNode, rn *Node, loc *time.Location) *Reso
 // pre-audit to its after-rollback audit.
 func rollbackProof(n *controllerv1.RolloutNode, rn *Node) *Rollback {
 	rb := &Rollback{}
-	if b := n.GetRollbackReportJson(); len(b) > 0 {
-		run, err := decodeRun(b)
-		if err != nil {
-			rn.Problems = append(rn.Problems, "rollback report unreadable: "+err.Error())
-		}
-		rb.Run = run
+	switch {
+	case n.GetRollbackReport() != nil:
+		rb.Run = agentRun(n.GetRollbackReport())
+	case len(n.GetRollbackReportJson()) > 0:
+		rn.Problems = append(rn.Problems, "rollback report "+unreadableJSON)
 	}
 	b := n.GetRollbackDiffJson()
 	if len(b) == 0 {

@@ -16,13 +16,12 @@ import (
 	"golang.org/x/net/html"
 	"google.golang.org/protobuf/proto"
 
-	"github.com/cairn-ops/cairn/agent/apply"
-	"github.com/cairn-ops/cairn/agent/journal"
 	"github.com/cairn-ops/cairn/controller/rollout/state"
 	"github.com/cairn-ops/cairn/internal/compare"
 	"github.com/cairn-ops/cairn/internal/diff"
 	"github.com/cairn-ops/cairn/internal/manifest"
 	"github.com/cairn-ops/cairn/internal/testutil"
+	agentv1 "github.com/cairn-ops/cairn/proto/agent/v1"
 	controllerv1 "github.com/cairn-ops/cairn/proto/controller/v1"
 	inventoryv1 "github.com/cairn-ops/cairn/proto/inventory/v1"
 )
@@ -77,11 +76,9 @@ func mustJSON(t *testing.T, v any) []byte {
 	return b
 }
 
-// agentReport is the agent's apply.Report JSON, encoded by the agent's
-// own type so the report reads what agents really send.
-func agentReport(t *testing.T, state journal.State, errMsg string, d time.Duration, steps ...apply.StepResult) []byte {
-	t.Helper()
-	return mustJSON(t, &apply.Report{DeploymentID: "d-1", Release: "webshop@2.4.0", Root: "/", State: state, Error: errMsg, Duration: d, Steps: steps})
+// agentReport is an agent's report of a deployment.
+func agentReport(state, errMsg string, d time.Duration, steps ...*agentv1.StepResult) *agentv1.ApplyReport {
+	return &agentv1.ApplyReport{DeploymentId: "d-1", Release: "webshop@2.4.0", Root: "/", State: state, Error: errMsg, Duration: d.Nanoseconds(), Steps: steps}
 }
 
 // sampleInput is a halted rollout with one node of every outcome the
@@ -112,17 +109,17 @@ func sampleInput(t *testing.T) Input {
 	after4.Header.CollectedAt = "2026-03-01T22:12:00Z"
 	proof4 := diff.Compare(pre4, after4)
 
-	ok := func(list, name, plugin, outcome string, d time.Duration, changes ...journal.Change) apply.StepResult {
-		return apply.StepResult{List: list, Name: name, Plugin: plugin, Outcome: outcome, Duration: d, Changes: changes}
+	ok := func(list, name, plugin, outcome string, d time.Duration, changes ...*agentv1.Change) *agentv1.StepResult {
+		return &agentv1.StepResult{List: list, Name: name, Plugin: plugin, Outcome: outcome, Duration: d.Nanoseconds(), Changes: changes}
 	}
-	install := ok("steps", "install", "dpkg", apply.OutcomeChanged, 1200*time.Millisecond,
-		journal.Change{Kind: "package", Name: "webshop", State: "present", Version: "2.4.0"})
-	drain := ok("steps", "drain-lb", "manual", apply.OutcomeChanged, 95*time.Second)
-	enable := ok("steps", "enable", "systemd", apply.OutcomeChanged, 300*time.Millisecond,
-		journal.Change{Kind: "service", Name: "webshop.service", State: "enabled"})
-	homepage := ok("verify", "homepage", "httpcheck", apply.OutcomePassed, 40*time.Millisecond)
-	failedHome := apply.StepResult{List: "verify", Name: "homepage", Plugin: "httpcheck", Outcome: apply.OutcomeFailed,
-		Duration: 2 * time.Second, Attempts: 3, Error: "GET http://127.0.0.1:8080/: status 502, want 200"}
+	install := ok("steps", "install", "dpkg", agentv1.OutcomeChanged, 1200*time.Millisecond,
+		&agentv1.Change{Kind: "package", Name: "webshop", State: "present", Version: "2.4.0"})
+	drain := ok("steps", "drain-lb", "manual", agentv1.OutcomeChanged, 95*time.Second)
+	enable := ok("steps", "enable", "systemd", agentv1.OutcomeChanged, 300*time.Millisecond,
+		&agentv1.Change{Kind: "service", Name: "webshop.service", State: "enabled"})
+	homepage := ok("verify", "homepage", "httpcheck", agentv1.OutcomePassed, 40*time.Millisecond)
+	failedHome := &agentv1.StepResult{List: "verify", Name: "homepage", Plugin: "httpcheck", Outcome: agentv1.OutcomeFailed,
+		Duration: (2 * time.Second).Nanoseconds(), Attempts: 3, Error: "GET http://127.0.0.1:8080/: status 502, want 200"}
 
 	ro := &controllerv1.RolloutRecord{
 		Id:            "ro-20260301-0001",
@@ -157,17 +154,17 @@ func sampleInput(t *testing.T) Input {
 				Confirmations: []*controllerv1.StepConfirmation{
 					{Step: "drain-lb", By: "user:oscar", Note: "drained from lb-1", At: "2026-03-01T22:01:40Z"},
 				},
-				DeployReportJson: agentReport(t, journal.StateSucceeded, "", 97*time.Second, install, drain, enable, homepage),
-				ComparisonJson:   mustJSON(t, cmp1),
+				DeployReport:   agentReport(agentv1.StateSucceeded, "", 97*time.Second, install, drain, enable, homepage),
+				ComparisonJson: mustJSON(t, cmp1),
 			},
 			{
 				NodeId: "n-02", Hostname: "web2", Wave: 2, State: state.NodeFailed, Changed: true,
 				Error:     "before/after: 1 missing, 1 unexpected",
 				StartedAt: "2026-03-01T22:15:00Z", FinishedAt: "2026-03-01T22:21:05Z", DurationSeconds: 365, SlaBreached: true,
 				PreAuditId: "a-0201", PostAuditId: "a-0202", HasBaseline: true, DriftChanges: 1, DriftSummary: "1 package upgraded",
-				KnownErrors:      []string{"KE-2: crashes on RTL8111 NICs with old kernels"},
-				DeployReportJson: agentReport(t, journal.StateSucceeded, "", 5*time.Minute, install, drain, enable, homepage),
-				ComparisonJson:   mustJSON(t, cmp2),
+				KnownErrors:    []string{"KE-2: crashes on RTL8111 NICs with old kernels"},
+				DeployReport:   agentReport(agentv1.StateSucceeded, "", 5*time.Minute, install, drain, enable, homepage),
+				ComparisonJson: mustJSON(t, cmp2),
 			},
 			{
 				NodeId: "n-03", Hostname: "web3", Wave: 2, State: state.NodeUnreachable,
@@ -180,10 +177,10 @@ func sampleInput(t *testing.T) Input {
 				Error:     "verify homepage failed: status 502",
 				StartedAt: "2026-03-01T22:15:00Z", FinishedAt: "2026-03-01T22:19:00Z", DurationSeconds: 240,
 				PreAuditId: "a-0401", RollbackAuditId: "a-0403", HasBaseline: true,
-				DeployReportJson: agentReport(t, journal.StateRolledBack, "verify homepage failed", 3*time.Minute,
+				DeployReport: agentReport(agentv1.StateRolledBack, "verify homepage failed", 3*time.Minute,
 					install, drain, enable, failedHome,
-					apply.StepResult{List: apply.ListUndo, Name: "enable", Plugin: "systemd", Outcome: apply.OutcomeRolledBack, Duration: 200 * time.Millisecond},
-					apply.StepResult{List: apply.ListUndo, Name: "install", Plugin: "dpkg", Outcome: apply.OutcomeRolledBack, Duration: 900 * time.Millisecond}),
+					ok(agentv1.ListUndo, "enable", "systemd", agentv1.OutcomeRolledBack, 200*time.Millisecond),
+					ok(agentv1.ListUndo, "install", "dpkg", agentv1.OutcomeRolledBack, 900*time.Millisecond)),
 				RollbackDiffJson: mustJSON(t, proof4),
 			},
 		},
@@ -493,39 +490,44 @@ func TestReportRollbackProof(t *testing.T) {
 }
 
 // TestReportUnreadableResults: a node's stored result that does not
-// decode is a problem listed with the node, not a failed report.
+// decode is a problem listed with the node, not a failed report; so is
+// an agent's report that a controller before schema version 10 stored as
+// JSON its migration could not read.
 func TestReportUnreadableResults(t *testing.T) {
 	in := sampleInput(t)
-	node(in.Rollout, "web2").DeployReportJson = []byte("not json")
-	node(in.Rollout, "web2").ComparisonJson = []byte(`{"summary": 3}`)
+	web2, web4 := node(in.Rollout, "web2"), node(in.Rollout, "web4")
+	web2.DeployReport, web2.DeployReportJson = nil, []byte("not json")
+	web2.ComparisonJson = []byte(`{"summary": 3}`)
+	web4.RollbackReportJson = []byte(`{"state":`)
 	out, _, err := Render(in, FormatText)
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, want := range []string{"Problem: deployment report unreadable", "Problem: before/after comparison unreadable"} {
+	for _, want := range []string{
+		"Problem: deployment report unreadable: stored as JSON that is not an agent's report",
+		"Problem: before/after comparison unreadable",
+		"Problem: rollback report unreadable: stored as JSON that is not an agent's report",
+	} {
 		if !bytes.Contains(out, []byte(want)) {
 			t.Errorf("text report lacks %q", want)
 		}
 	}
 }
 
-// TestReportDecodesAgentReport: the report reads every field of the
-// agent's apply.Report it shows, by the agent's own encoding.
-func TestReportDecodesAgentReport(t *testing.T) {
-	b := agentReport(t, journal.StateFailed, "step install failed", 2500*time.Millisecond,
-		apply.StepResult{List: "steps", Name: "install", Plugin: "dpkg", Outcome: apply.OutcomeFailed, Duration: 2 * time.Second,
+// TestReportShowsAgentReport: the report shows every field of the
+// agent's ApplyReport it reads, and not the steps' outputs.
+func TestReportShowsAgentReport(t *testing.T) {
+	rep := agentReport(agentv1.StateFailed, "step install failed", 2500*time.Millisecond,
+		&agentv1.StepResult{List: "steps", Name: "install", Plugin: "dpkg", Outcome: agentv1.OutcomeFailed, Duration: 2e9,
 			Attempts: 2, Error: "dpkg: conflict", Outputs: map[string]string{"token": "s3cret"},
-			Changes: []journal.Change{{Kind: "file", Name: "/etc/x", SHA256: confNew}}})
-	got, err := decodeRun(b)
-	if err != nil {
-		t.Fatal(err)
-	}
+			Changes: []*agentv1.Change{{Kind: "file", Name: "/etc/x", Sha256: confNew}}})
+	got := agentRun(rep)
 	want := &Run{State: "failed", Error: "step install failed", Duration: "2.5s", DurationSeconds: 2.5, Steps: []Step{{
 		List: "steps", Name: "install", Plugin: "dpkg", Outcome: "failed", Duration: "2s", DurationSeconds: 2,
 		Attempts: 2, Error: "dpkg: conflict", Changes: []string{"file /etc/x sha256 222222222222"},
 	}}}
 	if diff := cmp.Diff(want, got); diff != "" {
-		t.Errorf("decoded run (-want +got):\n%s", diff)
+		t.Errorf("shown run (-want +got):\n%s", diff)
 	}
 	if strings.Contains(string(mustJSON(t, got)), "s3cret") {
 		t.Error("the report carries a step's outputs")

@@ -370,7 +370,7 @@ func (e *Engine) Retry(ctx context.Context, actor, id, node, note string) (*cont
 func resetDeployment(n *controllerv1.RolloutNode) {
 	n.PreAuditCommand, n.PreAuditId = "", ""
 	n.DeployCommand, n.PostAuditCommand, n.PostAuditId = "", "", ""
-	n.DeployReportJson, n.ComparisonJson = nil, nil
+	n.DeployReport, n.DeployReportJson, n.ComparisonJson = nil, nil, nil
 	n.Changed, n.InterruptedStep = false, ""
 	n.Error, n.UnreachableSince, n.FinishedAt = "", "", ""
 	n.DurationSeconds, n.SlaBreached = 0, false

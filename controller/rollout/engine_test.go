@@ -14,6 +14,7 @@ import (
 	"github.com/cairn-ops/cairn/controller/store"
 	"github.com/cairn-ops/cairn/internal/compare"
 	"github.com/cairn-ops/cairn/internal/diff"
+	agentv1 "github.com/cairn-ops/cairn/proto/agent/v1"
 	controllerv1 "github.com/cairn-ops/cairn/proto/controller/v1"
 )
 
@@ -66,8 +67,8 @@ func TestRolloutSucceedsOverWaves(t *testing.T) {
 		if !res.OK() || len(res.Expected) != 2 {
 			t.Errorf("%s: comparison %q, want OK with 2 expected", n.GetHostname(), res.Summary)
 		}
-		if !n.GetChanged() || n.GetPreAuditId() == "" || n.GetPostAuditId() == "" || len(n.GetDeployReportJson()) == 0 {
-			t.Errorf("%s: changed %v, pre-audit %q, post-audit %q, report %d bytes", n.GetHostname(), n.GetChanged(), n.GetPreAuditId(), n.GetPostAuditId(), len(n.GetDeployReportJson()))
+		if !n.GetChanged() || n.GetPreAuditId() == "" || n.GetPostAuditId() == "" || n.GetDeployReport().GetState() != agentv1.StateSucceeded {
+			t.Errorf("%s: changed %v, pre-audit %q, post-audit %q, report %v", n.GetHostname(), n.GetChanged(), n.GetPreAuditId(), n.GetPostAuditId(), n.GetDeployReport())
 		}
 		// The CMS baseline is the post-audit, with provenance.
 		bs := w.baselines(n.GetNodeId())
@@ -549,8 +550,8 @@ func TestRollbackInReverseWaveOrder(t *testing.T) {
 		if err := json.Unmarshal(n.GetRollbackDiffJson(), &rep); err != nil {
 			t.Fatalf("%s: rollback_diff_json: %v", n.GetHostname(), err)
 		}
-		if rep.HasChanges() || n.GetRollbackAuditId() == "" || len(n.GetRollbackReportJson()) == 0 {
-			t.Errorf("%s: rollback proof %q, after-rollback audit %q, report %d bytes", n.GetHostname(), rep.Summary, n.GetRollbackAuditId(), len(n.GetRollbackReportJson()))
+		if rep.HasChanges() || n.GetRollbackAuditId() == "" || n.GetRollbackReport() == nil {
+			t.Errorf("%s: rollback proof %q, after-rollback audit %q, report %v", n.GetHostname(), rep.Summary, n.GetRollbackAuditId(), n.GetRollbackReport())
 		}
 		// The CMS baseline went back: a new version at the after-rollback audit.
 		bs := w.baselines(n.GetNodeId())

@@ -17,8 +17,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/cairn-ops/cairn/agent/apply"
-	"github.com/cairn-ops/cairn/agent/journal"
+	"google.golang.org/protobuf/proto"
+
 	"github.com/cairn-ops/cairn/controller/blob"
 	"github.com/cairn-ops/cairn/controller/dml"
 	ctlrelease "github.com/cairn-ops/cairn/controller/release"
@@ -38,7 +38,7 @@ import (
 // controller/release, a fake fleet, and a fake agent per node that
 // answers commands the way controller/fleet records them: an audit of
 // the node's simulated host stored as a sealed document blob and an
-// AuditRecord, a deploy result as agent/apply's Report.
+// AuditRecord, a deploy result as its agentv1.ApplyReport.
 
 const (
 	confPath    = "/etc/webshop/webshop.conf"
@@ -344,7 +344,7 @@ func (a *fakeAgent) scan(ctx context.Context) {
 			}
 			a.mu.Lock()
 			h := a.hosts[id]
-			skip := a.taken[c.GetId()] || h.deaf || (h.hold && c.GetDeploy().GetAction() == actionApply)
+			skip := a.taken[c.GetId()] || h.deaf || (h.hold && c.GetDeploy().GetAction() == agentv1.ActionApply)
 			if !skip {
 				a.taken[c.GetId()] = true
 			}
@@ -384,15 +384,15 @@ func (a *fakeAgent) execute(ctx context.Context, nodeID string, c *controllerv1.
 		w.finishCommand(ctx, nodeID, c.GetId(), true, "", id, nil)
 	case controllerv1.CommandKindDeploy:
 		switch c.GetDeploy().GetAction() {
-		case actionPlan:
+		case agentv1.ActionPlan:
 			w.finishCommand(ctx, nodeID, c.GetId(), true, "", "", a.plan(nodeID))
-		case actionApply:
+		case agentv1.ActionApply:
 			if a.host(nodeID).manual && !a.awaitConfirmation(ctx, nodeID, c.GetId(), manualStep) {
 				return
 			}
 			ok, msg, rep := a.apply(nodeID)
 			w.finishCommand(ctx, nodeID, c.GetId(), ok, msg, "", rep)
-		case actionRollback:
+		case agentv1.ActionRollback:
 			if a.host(nodeID).manualRollback && !a.awaitConfirmation(ctx, nodeID, c.GetId(), rollbackStep) {
 				return
 			}
@@ -421,48 +421,47 @@ func (a *fakeAgent) awaitConfirmation(ctx context.Context, nodeID, cmdID, step s
 	}
 }
 
-func (a *fakeAgent) plan(nodeID string) []byte {
+func (a *fakeAgent) plan(nodeID string) *agentv1.PlanReport {
 	a.mu.Lock()
 	old := a.hosts[nodeID].packages["webshop"]
 	a.mu.Unlock()
-	rep := apply.PlanReport{DeploymentID: "d-" + nodeID, Release: testRelease, Root: "/", Steps: []apply.StepPlan{
+	return &agentv1.PlanReport{DeploymentId: "d-" + nodeID, Release: testRelease, Root: "/", Steps: []*agentv1.StepPlan{
 		{List: "steps", Name: "install", Plugin: "dpkg", WouldChange: old != "2.4.0",
 			Actions: []string{"install webshop 2.4.0 (now " + old + ")"},
-			Changes: []journal.Change{{Kind: "package", Name: "webshop", State: "present", Version: "2.4.0"}, {Kind: "file", Name: confPath, State: "present", SHA256: confAfter}}},
+			Changes: []*agentv1.Change{{Kind: "package", Name: "webshop", State: "present", Version: "2.4.0"}, {Kind: "file", Name: confPath, State: "present", Sha256: confAfter}}},
 		{List: "steps", Name: manualStep, Plugin: "manual", NeedsConfirmation: true},
 		{List: "rollback", Name: "remove", Plugin: "dpkg"},
 	}}
-	return mustMarshal(rep)
 }
 
 // apply runs the host's deployment behaviour.
-func (a *fakeAgent) apply(nodeID string) (bool, string, []byte) {
+func (a *fakeAgent) apply(nodeID string) (bool, string, *agentv1.ApplyReport) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	h := a.hosts[nodeID]
 	h.saved = h.snapshot()
 	a.done = append(a.done, nodeID+" apply")
-	install := apply.StepResult{List: "steps", Name: "install", Plugin: "dpkg", Outcome: apply.OutcomeChanged,
-		Changes: []journal.Change{{Kind: "package", Name: "webshop", State: "present", Version: "2.4.0"}}}
-	rep := apply.Report{DeploymentID: "d-" + nodeID, Release: testRelease, Root: "/", State: journal.StateSucceeded}
+	install := &agentv1.StepResult{List: "steps", Name: "install", Plugin: "dpkg", Outcome: agentv1.OutcomeChanged,
+		Changes: []*agentv1.Change{{Kind: "package", Name: "webshop", State: "present", Version: "2.4.0"}}}
+	rep := &agentv1.ApplyReport{DeploymentId: "d-" + nodeID, Release: testRelease, Root: "/", State: agentv1.StateSucceeded}
 	switch h.behavior {
 	case deployFails:
-		install.Outcome, install.Error = apply.OutcomeFailed, "dpkg: dependency problems prevent configuration of webshop"
-		rep.State, rep.Error = journal.StateFailed, "step steps[0] (install) failed"
-		rep.Steps = []apply.StepResult{install}
-		return false, rep.Error, mustMarshal(rep)
+		install.Outcome, install.Error = agentv1.OutcomeFailed, "dpkg: dependency problems prevent configuration of webshop"
+		rep.State, rep.Error = agentv1.StateFailed, "step steps[0] (install) failed"
+		rep.Steps = []*agentv1.StepResult{install}
+		return false, rep.Error, rep
 	case deployInterrupted:
 		// The first attempt installed the package, then the agent died.
 		h.packages["webshop"] = "2.4.0"
-		rep.State, rep.Interrupted = journal.StateInterrupted, "steps/install"
+		rep.State, rep.Interrupted = agentv1.StateInterrupted, "steps/install"
 		rep.Error = "step steps/install of deployment d-" + nodeID + " was interrupted while it ran"
-		return false, rep.Error, mustMarshal(rep)
+		return false, rep.Error, rep
 	case deployFailsRolledBack:
-		rep.State, rep.Error = journal.StateRolledBack, "verify homepage failed (rolled back)"
-		rep.Steps = []apply.StepResult{install,
-			{List: "verify", Name: "homepage", Plugin: "httpcheck", Outcome: apply.OutcomeFailed, Error: "status 500"},
-			{List: apply.ListUndo, Name: "install", Plugin: "dpkg", Outcome: apply.OutcomeRolledBack}}
-		return false, rep.Error, mustMarshal(rep)
+		rep.State, rep.Error = agentv1.StateRolledBack, "verify homepage failed (rolled back)"
+		rep.Steps = []*agentv1.StepResult{install,
+			{List: "verify", Name: "homepage", Plugin: "httpcheck", Outcome: agentv1.OutcomeFailed, Error: "status 500"},
+			{List: agentv1.ListUndo, Name: "install", Plugin: "dpkg", Outcome: agentv1.OutcomeRolledBack}}
+		return false, rep.Error, rep
 	}
 	h.packages["webshop"] = "2.4.0"
 	if h.behavior != deployNoFile {
@@ -471,43 +470,35 @@ func (a *fakeAgent) apply(nodeID string) (bool, string, []byte) {
 	if h.behavior == deployExtra {
 		h.packages["curl"] = "7.88.1-10"
 	}
-	rep.Steps = []apply.StepResult{install}
+	rep.Steps = []*agentv1.StepResult{install}
 	if h.manual {
-		rep.Steps = append(rep.Steps, apply.StepResult{List: "steps", Name: manualStep, Plugin: "manual", Outcome: apply.OutcomeUnchanged})
+		rep.Steps = append(rep.Steps, &agentv1.StepResult{List: "steps", Name: manualStep, Plugin: "manual", Outcome: agentv1.OutcomeUnchanged})
 	}
-	return true, "", mustMarshal(rep)
+	return true, "", rep
 }
 
 // rollback puts the host back as it was before its deployment (unless
 // its rollback fails).
-func (a *fakeAgent) rollback(nodeID string) (bool, string, []byte) {
+func (a *fakeAgent) rollback(nodeID string) (bool, string, *agentv1.ApplyReport) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	h := a.hosts[nodeID]
 	if h.rollbackFails {
 		a.done = append(a.done, nodeID+" rollback failed")
-		rep := apply.Report{DeploymentID: "d-" + nodeID, Release: testRelease, Root: "/", State: journal.StateFailed,
-			Error: "undo steps/install: dpkg: cannot remove webshop", Steps: []apply.StepResult{
-				{List: apply.ListUndo, Name: "install", Plugin: "dpkg", Outcome: apply.OutcomeFailed, Error: "dpkg: cannot remove webshop"}}}
-		return false, rep.Error, mustMarshal(rep)
+		rep := &agentv1.ApplyReport{DeploymentId: "d-" + nodeID, Release: testRelease, Root: "/", State: agentv1.StateFailed,
+			Error: "undo steps/install: dpkg: cannot remove webshop", Steps: []*agentv1.StepResult{
+				{List: agentv1.ListUndo, Name: "install", Plugin: "dpkg", Outcome: agentv1.OutcomeFailed, Error: "dpkg: cannot remove webshop"}}}
+		return false, rep.Error, rep
 	}
 	if h.saved != nil {
 		h.packages, h.files, h.services = h.saved.packages, h.saved.files, h.saved.services
 	}
 	a.done = append(a.done, nodeID+" rollback")
-	rep := apply.Report{DeploymentID: "d-" + nodeID, Release: testRelease, Root: "/", State: journal.StateSucceeded, Steps: []apply.StepResult{
-		{List: apply.ListUndo, Name: "install", Plugin: "dpkg", Outcome: apply.OutcomeRolledBack},
-		{List: "rollback", Name: "remove", Plugin: "dpkg", Outcome: apply.OutcomeChanged},
+	rep := &agentv1.ApplyReport{DeploymentId: "d-" + nodeID, Release: testRelease, Root: "/", State: agentv1.StateSucceeded, Steps: []*agentv1.StepResult{
+		{List: agentv1.ListUndo, Name: "install", Plugin: "dpkg", Outcome: agentv1.OutcomeRolledBack},
+		{List: "rollback", Name: "remove", Plugin: "dpkg", Outcome: agentv1.OutcomeChanged},
 	}}
-	return true, "", mustMarshal(rep)
-}
-
-func mustMarshal(v any) []byte {
-	b, err := json.Marshal(v)
-	if err != nil {
-		panic(err)
-	}
-	return b
+	return true, "", rep
 }
 
 // fakeMetrics and fakeNotifier record what the engine reports.
@@ -929,7 +920,7 @@ func (w *world) setCommand(ctx context.Context, id string, change func(c *contro
 
 // finishCommand records a command's result as the fleet does and tells
 // the engine.
-func (w *world) finishCommand(ctx context.Context, nodeID, id string, ok bool, msg, auditID string, result []byte) {
+func (w *world) finishCommand(ctx context.Context, nodeID, id string, ok bool, msg, auditID string, report proto.Message) {
 	w.setCommand(ctx, id, func(c *controllerv1.CommandRecord) {
 		if finished(c) {
 			return
@@ -938,7 +929,13 @@ func (w *world) finishCommand(ctx context.Context, nodeID, id string, ok bool, m
 		if ok {
 			c.State = controllerv1.CommandRecord_STATE_SUCCEEDED
 		}
-		c.Error, c.AuditId, c.ResultJson = msg, auditID, result
+		c.Error, c.AuditId = msg, auditID
+		switch r := report.(type) {
+		case *agentv1.ApplyReport:
+			c.Report = &controllerv1.CommandRecord_ApplyReport{ApplyReport: r}
+		case *agentv1.PlanReport:
+			c.Report = &controllerv1.CommandRecord_PlanReport{PlanReport: r}
+		}
 	})
 	w.engine().CommandFinished(nodeID, id)
 }

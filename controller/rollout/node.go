@@ -307,7 +307,7 @@ func (p *pass) preAuditDone(n *controllerv1.RolloutNode, in *nodeInput) {
 		return
 	}
 	if n.GetDeployCommand() == "" {
-		n.DeployCommand = p.newDeploy(n.GetNodeId(), actionApply).GetId()
+		n.DeployCommand = p.newDeploy(n.GetNodeId(), agentv1.ActionApply).GetId()
 	}
 	p.phase(n, NodeDeploying)
 }
@@ -335,19 +335,16 @@ func (p *pass) driftCheck(n *controllerv1.RolloutNode, in *nodeInput) {
 // whether the deployment succeeded or not (the post-audit shows what a
 // failed or interrupted deployment left).
 func (p *pass) deployDone(n *controllerv1.RolloutNode, c *controllerv1.CommandRecord) {
-	n.DeployReportJson = c.GetResultJson()
-	rep, err := decodeApplyReport(c.GetResultJson())
-	if err != nil {
-		p.log.Warn("unreadable deployment report", "node_id", n.GetNodeId(), "err", err)
-	}
-	n.Changed = rep.changed()
+	rep := c.GetApplyReport()
+	n.DeployReport = rep
+	n.Changed = rep.Changed()
 	if c.GetState() == controllerv1.CommandRecord_STATE_FAILED {
-		why := rep.failure()
+		why := failure(rep)
 		if why == "" {
 			why = "the deployment failed: " + orUnknown(c.GetError())
 		}
 		n.Error = why
-		if step := rep.interruptedStep(); step != "" {
+		if step := interruptedStep(rep); step != "" {
 			n.InterruptedStep = step
 		}
 	}

@@ -15,6 +15,7 @@ import (
 	"github.com/cairn-ops/cairn/controller/store"
 	"github.com/cairn-ops/cairn/internal/manifest"
 	"github.com/cairn-ops/cairn/internal/stamp"
+	agentv1 "github.com/cairn-ops/cairn/proto/agent/v1"
 	controllerv1 "github.com/cairn-ops/cairn/proto/controller/v1"
 	inventoryv1 "github.com/cairn-ops/cairn/proto/inventory/v1"
 )
@@ -181,7 +182,7 @@ func (e *Engine) Plan(ctx context.Context, actor string, spec *controllerv1.Roll
 		}
 	}
 
-	var reports map[string]*planReport
+	var reports map[string]*agentv1.PlanReport
 	if !pr.params.Spec.GetSkipDryRun() {
 		if reports, err = e.dryRun(ctx, actor, pr.rel, nps); err != nil {
 			return nil, err
@@ -228,7 +229,7 @@ func hasSignatures(kes []manifest.KnownError) bool {
 // dry-run fields. Commands left unanswered are marked failed so that a
 // node connecting later does not run a stale dry run. It returns the
 // decoded reports by node ID.
-func (e *Engine) dryRun(ctx context.Context, actor string, rel *releaseInfo, nps []*controllerv1.NodePlan) (map[string]*planReport, error) {
+func (e *Engine) dryRun(ctx context.Context, actor string, rel *releaseInfo, nps []*controllerv1.NodePlan) (map[string]*agentv1.PlanReport, error) {
 	now := e.cfg.Now()
 	cmds := map[string]*controllerv1.CommandRecord{}
 	var order []string
@@ -246,7 +247,7 @@ func (e *Engine) dryRun(ctx context.Context, actor string, rel *releaseInfo, nps
 			CreatedBy: actor,
 			CreatedAt: stamp.Format(now),
 			UpdatedAt: stamp.Format(now),
-			Deploy:    rel.deployCommand("", actionPlan),
+			Deploy:    rel.deployCommand("", agentv1.ActionPlan),
 		}
 		order = append(order, np.GetNodeId())
 	}
@@ -315,7 +316,7 @@ wait:
 		return nil, err
 	}
 
-	reports := map[string]*planReport{}
+	reports := map[string]*agentv1.PlanReport{}
 	for _, np := range nps {
 		c := results[np.GetNodeId()]
 		switch {
@@ -361,20 +362,13 @@ func (e *Engine) expireDryRuns(ctx context.Context, order []string, cmds, result
 }
 
 // fillDryRun records a node's answered dry run in its plan.
-func fillDryRun(np *controllerv1.NodePlan, c *controllerv1.CommandRecord) *planReport {
+func fillDryRun(np *controllerv1.NodePlan, c *controllerv1.CommandRecord) *agentv1.PlanReport {
 	np.DryRunDone = true
-	rep, err := decodePlanReport(c.GetResultJson())
-	if err != nil {
-		np.DryRunError = joinErr(c.GetError(), err.Error())
-		return nil
-	}
-	ok := c.GetState() == controllerv1.CommandRecord_STATE_SUCCEEDED && rep != nil && rep.ok()
+	rep := c.GetPlanReport()
+	ok := c.GetState() == controllerv1.CommandRecord_STATE_SUCCEEDED && rep != nil && rep.OK()
 	np.DryRunOk = ok
 	if !ok {
-		msg := c.GetError()
-		if rep != nil {
-			msg = joinErr(msg, rep.problems())
-		}
+		msg := joinErr(append([]string{c.GetError()}, rep.Problems()...)...)
 		if msg == "" {
 			msg = "the dry run failed"
 		}
@@ -384,17 +378,17 @@ func fillDryRun(np *controllerv1.NodePlan, c *controllerv1.CommandRecord) *planR
 		return nil
 	}
 	index := map[string]int{}
-	for _, s := range rep.Steps {
-		i := index[s.List]
-		index[s.List]++
-		if s.WouldChange {
+	for _, s := range rep.GetSteps() {
+		i := index[s.GetList()]
+		index[s.GetList()]++
+		if s.GetWouldChange() {
 			np.WouldChange = true
 		}
-		for _, a := range s.Actions {
-			np.Actions = append(np.Actions, fmt.Sprintf("%s[%d] %s: %s", s.List, i, s.Name, a))
+		for _, a := range s.GetActions() {
+			np.Actions = append(np.Actions, fmt.Sprintf("%s[%d] %s: %s", s.GetList(), i, s.GetName(), a))
 		}
-		for _, ch := range s.Changes {
-			np.Changes = append(np.Changes, ch.String())
+		for _, ch := range s.GetChanges() {
+			np.Changes = append(np.Changes, ch.Text())
 		}
 	}
 	return rep
@@ -404,7 +398,7 @@ func fillDryRun(np *controllerv1.NodePlan, c *controllerv1.CommandRecord) *planR
 // (old versions from the nodes' latest audits, new ones from the dry
 // runs' declared changes, else from the release's expectations) and how
 // many files change over all nodes; else how many nodes would change.
-func summarize(nps []*controllerv1.NodePlan, reports map[string]*planReport, exp manifest.Expect, latest func(string) *inventoryv1.Audit) string {
+func summarize(nps []*controllerv1.NodePlan, reports map[string]*agentv1.PlanReport, exp manifest.Expect, latest func(string) *inventoryv1.Audit) string {
 	head := plural(len(nps), "node", "nodes")
 	type pkg struct{ old, new map[string]bool }
 	pkgs := map[string]*pkg{}
@@ -437,15 +431,15 @@ func summarize(nps []*controllerv1.NodePlan, reports map[string]*planReport, exp
 		if np.GetWouldChange() {
 			changing++
 		}
-		for _, s := range rep.Steps {
-			for _, c := range s.Changes {
-				switch c.Kind {
+		for _, s := range rep.GetSteps() {
+			for _, c := range s.GetChanges() {
+				switch c.GetKind() {
 				case "package":
-					new := c.Version
-					if c.State == manifest.StateAbsent {
+					new := c.GetVersion()
+					if c.GetState() == manifest.StateAbsent {
 						new = "removed"
 					}
-					note(c.Name, installed(latest(np.GetNodeId()), c.Name), new)
+					note(c.GetName(), installed(latest(np.GetNodeId()), c.GetName()), new)
 				case "file":
 					files++
 				}

@@ -17,13 +17,6 @@ import (
 	controllerv1 "github.com/cairn-ops/cairn/proto/controller/v1"
 )
 
-// Deploy command actions (agentv1.DeployCommand.action).
-const (
-	actionApply    = "apply"
-	actionRollback = "rollback"
-	actionPlan     = "plan"
-)
-
 // releaseInfo is an approved release as the engine uses it, derived once
 // from its record.
 type releaseInfo struct {

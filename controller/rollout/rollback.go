@@ -12,6 +12,7 @@ import (
 	"github.com/cairn-ops/cairn/controller/rollout/state"
 	"github.com/cairn-ops/cairn/internal/diff"
 	"github.com/cairn-ops/cairn/internal/stamp"
+	agentv1 "github.com/cairn-ops/cairn/proto/agent/v1"
 	controllerv1 "github.com/cairn-ops/cairn/proto/controller/v1"
 )
 
@@ -43,7 +44,7 @@ func (p *pass) startRollback(actor, by, reason string) {
 // is rolled back again with new ones.
 func clearRollback(n *controllerv1.RolloutNode) {
 	n.RollbackCommand, n.RollbackAuditCommand, n.RollbackAuditId = "", "", ""
-	n.RollbackReportJson, n.RollbackDiffJson = nil, nil
+	n.RollbackReport, n.RollbackReportJson, n.RollbackDiffJson = nil, nil, nil
 }
 
 // rollbackOpen reports whether a rollback_failed node waits for a new
@@ -77,8 +78,7 @@ func rollbackTarget(n *controllerv1.RolloutNode) bool {
 		if n.GetChanged() {
 			return true
 		}
-		rep, _ := decodeApplyReport(n.GetDeployReportJson())
-		return rep.stepsChanged()
+		return n.GetDeployReport().StepsChanged()
 	case NodeUnreachable, NodeSkipped, NodeAborted, NodeInterrupted:
 		// Its deployment was sent and no result came back, or a step was
 		// cut off: the agent may have changed the node. Undoing a
@@ -155,9 +155,8 @@ func (p *pass) driveRollback() {
 // already undid the failed deployment itself — only the audit that
 // proves it.
 func (p *pass) startNodeRollback(n *controllerv1.RolloutNode) {
-	rep, _ := decodeApplyReport(n.GetDeployReportJson())
 	switch {
-	case rep != nil && rep.State == reportRolledBack:
+	case n.GetDeployReport().GetState() == agentv1.StateRolledBack:
 		if n.GetRollbackAuditCommand() == "" {
 			n.RollbackAuditCommand = p.newAudit(n).GetId()
 		}
@@ -172,7 +171,7 @@ func (p *pass) startNodeRollback(n *controllerv1.RolloutNode) {
 // agent's deployment of the node's deploy command (agents identify a
 // deployment by its command).
 func (p *pass) newRollback(n *controllerv1.RolloutNode) *controllerv1.CommandRecord {
-	c := p.newDeploy(n.GetNodeId(), actionRollback)
+	c := p.newDeploy(n.GetNodeId(), agentv1.ActionRollback)
 	c.Deploy.UndoCommandId = n.GetDeployCommand()
 	return c
 }
@@ -185,10 +184,9 @@ func (p *pass) rollbackStepDone(n *controllerv1.RolloutNode, in *nodeInput) {
 	c := in.cmd
 	if c.GetId() == n.GetRollbackCommand() && n.GetRollbackAuditCommand() == "" {
 		n.WaitingStep, n.WaitingInstructions = "", ""
-		n.RollbackReportJson = c.GetResultJson()
+		n.RollbackReport = c.GetApplyReport()
 		if c.GetState() == controllerv1.CommandRecord_STATE_FAILED {
-			rep, _ := decodeApplyReport(c.GetResultJson())
-			why := rep.failure()
+			why := failure(c.GetApplyReport())
 			if why == "" {
 				why = orUnknown(c.GetError())
 			}

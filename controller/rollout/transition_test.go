@@ -10,6 +10,7 @@ import (
 
 	"github.com/cairn-ops/cairn/controller/rollout/state"
 	"github.com/cairn-ops/cairn/controller/store"
+	agentv1 "github.com/cairn-ops/cairn/proto/agent/v1"
 	controllerv1 "github.com/cairn-ops/cairn/proto/controller/v1"
 )
 
@@ -521,7 +522,7 @@ func lostOrFailed(t *testing.T, all *seen, st state.Node) *stepper {
 }
 
 // okReport is a successful deployment report of the fake release.
-func okReport() []byte {
+func okReport() *agentv1.ApplyReport {
 	a := &fakeAgent{hosts: map[string]*host{"x": newHost("x")}}
 	_, _, rep := a.apply("x")
 	return rep

@@ -15,10 +15,11 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/cairn-ops/cairn/controller/rollout/state"
+	agentv1 "github.com/cairn-ops/cairn/proto/agent/v1"
 	controllerv1 "github.com/cairn-ops/cairn/proto/controller/v1"
 )
 
-// Bucket layout of the bbolt file (schema version 9). Values are
+// Bucket layout of the bbolt file (schema version 10). Values are
 // deterministic protobuf binary unless noted. "\0" is a NUL byte; be64 is
 // an 8-byte big-endian integer; time(ts) is be64 of the timestamp's Unix
 // nanoseconds with the sign bit flipped (see timeKey), so keys sort by
@@ -32,7 +33,7 @@ import (
 //	nodes                   node ID → NodeRecord
 //	users                   user name → UserRecord
 //	api_tokens              token hash → APITokenRecord (issuers since version 5)
-//	commands                command ID → CommandRecord
+//	commands                command ID → CommandRecord (typed reports since version 10)
 //	node_commands           node ID ‖ \0 ‖ time(created_at) ‖ command ID → "" (index)
 //	audits                  audit ID → AuditRecord
 //	node_audits             node ID ‖ \0 ‖ time(stored_at) ‖ audit ID → "" (index)
@@ -43,8 +44,8 @@ import (
 //	artifact_names          name ‖ \0 ‖ digest → "" (index)             (since version 2)
 //	releases                name ‖ \0 ‖ version → ReleaseRecord         (since version 3)
 //	rollouts                rollout ID → RolloutRecord (without nodes)  (since version 4; enum states since 6)
-//	rollout_nodes           rollout ID ‖ \0 ‖ node ID → RolloutNode      (since version 4; enum states since 6)
-//	agent_events            node ID ‖ \0 ‖ item ID → AgentEventRecord    (since version 4)
+//	rollout_nodes           rollout ID ‖ \0 ‖ node ID → RolloutNode      (since version 4; enum states since 6; typed reports since 10)
+//	agent_events            node ID ‖ \0 ‖ item ID → AgentEventRecord    (since version 4; typed reports since 10)
 //	issued_reports          report digest → IssuedReport                (since version 7)
 //
 // The audit log's head in meta is written with every appended entry and
@@ -80,8 +81,9 @@ var migrations = []func(*bolt.Tx) error{
 	migrateTokenIssuers,
 	migrateRolloutStates,
 	migrateIssuedReports,
-	migrateReserved8,
-	migrateBaselineTracked,
+	migrateReserved8,       // 7 → 8: reserved for the release records of issue 12
+	migrateBaselineTracked, // 8 → 9
+	migrateTypedReports,    // 9 → 10
 }
 
 // schemaVersion is the bucket layout version this code writes.
@@ -128,45 +130,29 @@ func migrateReleases(tx *bolt.Tx) error {
 // failures it closed with. A name version 5 never wrote is an error
 // naming the record: the file is left as it was.
 func migrateRolloutStates(tx *bolt.Tx) error {
-	nb := tx.Bucket([]byte(tableRolloutNodes))
 	byRollout := map[string][]*controllerv1.RolloutNode{}
-	var nodes []keyedRecord
-	err := nb.ForEach(func(k, v []byte) error {
-		n := &controllerv1.RolloutNode{}
-		if err := proto.Unmarshal(v, n); err != nil {
-			return fmt.Errorf("decode rollout node %q: %w", k, err)
-		}
+	err := rewrite(tx, tableRolloutNodes, func(n *controllerv1.RolloutNode) (bool, error) {
 		if legacy := n.GetLegacyState(); legacy != "" {
 			st, ok := state.ParseNode(legacy)
 			if !ok {
-				return fmt.Errorf("rollout %s node %s: unknown state %q", n.GetRolloutId(), n.GetNodeId(), legacy)
+				return false, fmt.Errorf("rollout %s node %s: unknown state %q", n.GetRolloutId(), n.GetNodeId(), legacy)
 			}
 			if st == state.NodeUnreachable && strings.HasPrefix(n.GetError(), "unreachable: skipped by policy") {
 				st = state.NodeSkipped
 			}
 			n.State, n.LegacyState = st, ""
 		}
-		nodes = append(nodes, keyedRecord{key: bytes.Clone(k), rec: n})
 		byRollout[n.GetRolloutId()] = append(byRollout[n.GetRolloutId()], n)
-		return nil
+		return true, nil
 	})
 	if err != nil {
 		return err
 	}
-	if err := putRecords(nb, "rollout node", nodes); err != nil {
-		return err
-	}
-	rb := tx.Bucket([]byte(tableRollouts))
-	var rollouts []keyedRecord
-	err = rb.ForEach(func(k, v []byte) error {
-		ro := &controllerv1.RolloutRecord{}
-		if err := proto.Unmarshal(v, ro); err != nil {
-			return fmt.Errorf("decode rollout %q: %w", k, err)
-		}
+	return rewrite(tx, tableRollouts, func(ro *controllerv1.RolloutRecord) (bool, error) {
 		if legacy := ro.GetLegacyState(); legacy != "" {
 			st, ok := state.ParseRollout(legacy)
 			if !ok {
-				return fmt.Errorf("rollout %s: unknown state %q", ro.GetId(), legacy)
+				return false, fmt.Errorf("rollout %s: unknown state %q", ro.GetId(), legacy)
 			}
 			ro.State, ro.LegacyState = st, ""
 		}
@@ -175,7 +161,7 @@ func migrateRolloutStates(tx *bolt.Tx) error {
 			if legacy := w.GetLegacyState(); legacy != "" {
 				st, ok := state.ParseWave(legacy)
 				if !ok {
-					return fmt.Errorf("rollout %s wave %d: unknown state %q", ro.GetId(), w.GetIndex(), legacy)
+					return false, fmt.Errorf("rollout %s wave %d: unknown state %q", ro.GetId(), w.GetIndex(), legacy)
 				}
 				w.State, w.LegacyState = st, ""
 			}
@@ -192,34 +178,8 @@ func migrateRolloutStates(tx *bolt.Tx) error {
 		if len(mine) > 0 {
 			ro.Counts = state.Count(mine)
 		}
-		rollouts = append(rollouts, keyedRecord{key: bytes.Clone(k), rec: ro})
-		return nil
+		return true, nil
 	})
-	if err != nil {
-		return err
-	}
-	return putRecords(rb, "rollout", rollouts)
-}
-
-// keyedRecord is a record a migration read, to write back under its key
-// once it has read them all (bbolt forbids writes during ForEach).
-type keyedRecord struct {
-	key []byte
-	rec proto.Message
-}
-
-// putRecords writes records a migration changed back, each under its key.
-func putRecords(b *bolt.Bucket, what string, recs []keyedRecord) error {
-	for _, kr := range recs {
-		v, err := proto.MarshalOptions{Deterministic: true}.Marshal(kr.rec)
-		if err != nil {
-			return fmt.Errorf("encode %s %q: %w", what, kr.key, err)
-		}
-		if err := b.Put(kr.key, v); err != nil {
-			return err
-		}
-	}
-	return nil
 }
 
 // Bolt is the embedded Store: one bbolt file.
@@ -253,7 +213,7 @@ func migrateReserved8(*bolt.Tx) error { return nil }
 // no release could stop tracking one before this version. A record that
 // does not decode is an error naming it: the file is left as it was.
 func migrateBaselineTracked(tx *bolt.Tx) error {
-	bb, ab, cb := tx.Bucket([]byte(tableBaselines)), tx.Bucket([]byte(tableAudits)), tx.Bucket([]byte(tableCommands))
+	ab, cb := tx.Bucket([]byte(tableAudits)), tx.Bucket([]byte(tableCommands))
 	// commandTrack is the track list of the command that took an audit.
 	commandTrack := func(auditID string) ([]string, error) {
 		v := ab.Get([]byte(auditID))
@@ -278,35 +238,114 @@ func migrateBaselineTracked(tx *bolt.Tx) error {
 		return c.GetTrack(), nil
 	}
 	var (
-		out     []keyedRecord
 		node    string
 		tracked []string
 	)
 	// Keys are node ID ‖ \0 ‖ be64 version: each node's baselines come
 	// together, oldest first.
-	err := bb.ForEach(func(k, v []byte) error {
-		b := &controllerv1.BaselineRecord{}
-		if err := proto.Unmarshal(v, b); err != nil {
-			return fmt.Errorf("decode baseline %q: %w", k, err)
-		}
+	return rewrite(tx, tableBaselines, func(b *controllerv1.BaselineRecord) (bool, error) {
 		if b.GetNodeId() != node {
 			node, tracked = b.GetNodeId(), nil
 		}
 		track, err := commandTrack(b.GetAuditId())
 		if err != nil {
-			return fmt.Errorf("baseline %d of node %s: %w", b.GetVersion(), b.GetNodeId(), err)
+			return false, fmt.Errorf("baseline %d of node %s: %w", b.GetVersion(), b.GetNodeId(), err)
 		}
 		tracked = slices.Concat(tracked, track, b.GetTracked())
 		slices.Sort(tracked)
 		tracked = slices.Compact(tracked)
 		b.Tracked = slices.Clone(tracked)
-		out = append(out, keyedRecord{key: bytes.Clone(k), rec: b})
-		return nil
+		return true, nil
+	})
+}
+
+// migrateTypedReports is version 9 → 10: the agents' reports that
+// versions before stored as JSON bytes move to their typed messages
+// (proto/agent/v1): a deploy command's result_json to its apply_report
+// or plan_report (by its action), a rollout node's deploy_report_json
+// and rollback_report_json to deploy_report and rollback_report, an
+// agent event's payload to its report (by its kind). Those JSON reports
+// keep the messages' field names and types, so each reads as its message
+// (agentv1.UnmarshalLegacy). One that does not — not JSON, or with a
+// field the message lacks, or a step_result, which held the agent's
+// journal record of the step — stays where it was, as it was: the
+// report shows it as unreadable, and nothing it said is lost.
+func migrateTypedReports(tx *bolt.Tx) error {
+	if err := rewrite(tx, tableCommands, func(c *controllerv1.CommandRecord) (bool, error) {
+		if len(c.GetResultJson()) == 0 || c.GetReport() != nil || c.SetLegacyReport(c.GetResultJson()) != nil {
+			return false, nil
+		}
+		c.ResultJson = nil
+		return true, nil
+	}); err != nil {
+		return err
+	}
+	if err := rewrite(tx, tableRolloutNodes, func(n *controllerv1.RolloutNode) (bool, error) {
+		changed := false
+		for _, r := range []struct {
+			data *[]byte
+			rep  **agentv1.ApplyReport
+		}{{&n.DeployReportJson, &n.DeployReport}, {&n.RollbackReportJson, &n.RollbackReport}} {
+			if len(*r.data) == 0 || *r.rep != nil {
+				continue
+			}
+			var a agentv1.ApplyReport
+			if agentv1.UnmarshalLegacy(*r.data, &a) != nil {
+				continue
+			}
+			*r.rep, *r.data, changed = &a, nil, true
+		}
+		return changed, nil
+	}); err != nil {
+		return err
+	}
+	return rewrite(tx, tableAgentEvents, func(ev *controllerv1.AgentEventRecord) (bool, error) {
+		if len(ev.GetPayload()) == 0 || ev.GetReport() != nil || !ev.SetLegacyReport(ev.GetPayload()) {
+			return false, nil
+		}
+		ev.Payload = nil
+		return true, nil
+	})
+}
+
+// rewrite decodes every record of bucket as an M, in key order, and
+// writes back those that change reports it changed (bbolt forbids writes
+// during ForEach: they are written after). An error of change ends it:
+// the migration fails and the file is left as it was.
+func rewrite[M any, P interface {
+	*M
+	proto.Message
+}](tx *bolt.Tx, bucket string, change func(P) (bool, error)) error {
+	b := tx.Bucket([]byte(bucket))
+	type keyed struct {
+		key []byte
+		rec P
+	}
+	var changed []keyed
+	err := b.ForEach(func(k, v []byte) error {
+		rec := P(new(M))
+		if err := proto.Unmarshal(v, rec); err != nil {
+			return fmt.Errorf("decode %s %q: %w", bucket, k, err)
+		}
+		ok, err := change(rec)
+		if ok {
+			changed = append(changed, keyed{bytes.Clone(k), rec})
+		}
+		return err
 	})
 	if err != nil {
 		return err
 	}
-	return putRecords(bb, "baseline", out)
+	for _, kr := range changed {
+		v, err := proto.MarshalOptions{Deterministic: true}.Marshal(kr.rec)
+		if err != nil {
+			return fmt.Errorf("encode %s %q: %w", bucket, kr.key, err)
+		}
+		if err := b.Put(kr.key, v); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // migrateRollouts is version 3 → 4: rollouts, their nodes, and the

@@ -20,6 +20,7 @@ import (
 	"github.com/cairn-ops/cairn/controller/rollout/state"
 	"github.com/cairn-ops/cairn/controller/store"
 	"github.com/cairn-ops/cairn/controller/store/storetest"
+	agentv1 "github.com/cairn-ops/cairn/proto/agent/v1"
 	controllerv1 "github.com/cairn-ops/cairn/proto/controller/v1"
 )
 
@@ -163,12 +164,12 @@ func TestBoltSchema(t *testing.T) {
 	}{
 		{
 			name:        "no file",
-			wantVersion: be64(9),
+			wantVersion: be64(10),
 		},
 		{
 			name:        "empty bbolt file",
 			prepare:     func(t *testing.T, path string) { raw(t, path, func(*bolt.Tx) error { return nil }) },
-			wantVersion: be64(9),
+			wantVersion: be64(10),
 		},
 		{
 			name: "version 0 with some buckets",
@@ -178,7 +179,7 @@ func TestBoltSchema(t *testing.T) {
 					return err
 				})
 			},
-			wantVersion: be64(9),
+			wantVersion: be64(10),
 		},
 		{
 			// A file written by the schema-1 code: its buckets, its
@@ -186,13 +187,13 @@ func TestBoltSchema(t *testing.T) {
 			// keeps the record (checked below in TestBoltMigrateV1).
 			name:        "version 1",
 			prepare:     writeV1,
-			wantVersion: be64(9),
+			wantVersion: be64(10),
 		},
 		{
 			// A file written by the schema-2 code (the DML, no releases).
 			name:        "version 2",
 			prepare:     writeV2,
-			wantVersion: be64(9),
+			wantVersion: be64(10),
 		},
 		{
 			// A file written by the schema-6 code: no issued reports.
@@ -206,22 +207,22 @@ func TestBoltSchema(t *testing.T) {
 					return tx.Bucket([]byte("meta")).Put([]byte("schema_version"), be64(6))
 				})
 			},
-			wantVersion: be64(9),
+			wantVersion: be64(10),
 		},
 		{
 			name:        "current",
 			prepare:     func(t *testing.T, path string) { openBolt(t, path).Close() },
-			wantVersion: be64(9),
+			wantVersion: be64(10),
 		},
 		{
 			name: "newer",
 			prepare: func(t *testing.T, path string) {
 				openBolt(t, path).Close()
-				raw(t, path, func(tx *bolt.Tx) error { return tx.Bucket([]byte("meta")).Put([]byte("schema_version"), be64(10)) })
+				raw(t, path, func(tx *bolt.Tx) error { return tx.Bucket([]byte("meta")).Put([]byte("schema_version"), be64(11)) })
 			},
 			wantErr:     store.ErrSchema,
-			wantMessage: "has schema version 10, but this cairn-controller knows only up to 9: run a newer cairn-controller",
-			wantVersion: be64(10),
+			wantMessage: "has schema version 11, but this cairn-controller knows only up to 10: run a newer cairn-controller",
+			wantVersion: be64(11),
 		},
 		{
 			name: "damaged version",
@@ -624,6 +625,115 @@ func TestBoltOldFileHasNoRevocations(t *testing.T) {
 		gen, err := tx.KeyringGeneration()
 		if err != nil || gen != 0 {
 			t.Errorf("KeyringGeneration of a v5 file = %d, %v; want 0", gen, err)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestBoltMigrateTypedReports opens a copy of testdata/v7-reports/cairn.db, a
+// schema-version-7 file whose deploy commands, rollout nodes and agent
+// events hold the agents' reports as JSON (written by its gen.go from
+// proto/agent/v1/testdata/legacy): each readable report reads back as
+// its message, its JSON gone; each unreadable one, and the step_result
+// that held the agent's journal record, is kept as it was.
+func TestBoltMigrateTypedReports(t *testing.T) {
+	legacy := func(name string) []byte {
+		b, err := os.ReadFile(filepath.Join("..", "..", "proto", "agent", "v1", "testdata", "legacy", name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return b
+	}
+	read := func(name string, m proto.Message) proto.Message {
+		if err := agentv1.UnmarshalLegacy(legacy(name), m); err != nil {
+			t.Fatal(err)
+		}
+		return m
+	}
+	applyRep := read("apply-report.json", &agentv1.ApplyReport{}).(*agentv1.ApplyReport)
+	interrupted := read("apply-report-interrupted.json", &agentv1.ApplyReport{}).(*agentv1.ApplyReport)
+	plan := read("plan-report.json", &agentv1.PlanReport{}).(*agentv1.PlanReport)
+	interruption := read("interruption.json", &agentv1.Interruption{}).(*agentv1.Interruption)
+	if applyRep.GetState() != agentv1.StateRolledBack || len(plan.GetSteps()) != 3 || interruption.GetStep() != "steps/migrate" {
+		t.Fatalf("fixtures read as %v, %v, %v", applyRep, plan, interruption)
+	}
+
+	st := openFixture(t, "testdata/v7-reports/cairn.db")
+	type command struct {
+		json   string
+		report proto.Message
+	}
+	wantCommands := map[string]command{
+		"cmd-apply":    {"", applyRep},
+		"cmd-rollback": {"", interrupted},
+		"cmd-plan":     {"", plan},
+		"cmd-garbled":  {"not json", nil},
+		"cmd-noreport": {"", nil},
+		"cmd-audit":    {"", nil},
+	}
+	type node struct {
+		deployJSON, rollbackJSON string
+		deploy, rollback         *agentv1.ApplyReport
+	}
+	wantNodes := map[string]node{
+		"node-1": {deploy: applyRep, rollback: interrupted},
+		"node-2": {deployJSON: "not json"},
+	}
+	stepJSON := `{"deployment_id":"d-1","list":"steps","index":0,"name":"install","plugin":"dpkg","idempotent":true,"state":"succeeded","attempts":1,"changed":true}` + "\n"
+	wantEvents := map[string][]*controllerv1.AgentEventRecord{
+		"node-1": {
+			{NodeId: "node-1", Id: "d-1/deployment/1", Kind: "deployment_result", DeploymentId: "d-1", ReceivedAt: "2026-11-01T10:05:00.000000000Z",
+				Report: &controllerv1.AgentEventRecord_DeploymentResult{DeploymentResult: applyRep}},
+			{NodeId: "node-1", Id: "d-1/steps/install/1", Kind: "step_result", DeploymentId: "d-1", ReceivedAt: "2026-11-01T10:05:00.000000000Z",
+				Payload: []byte(stepJSON)},
+			{NodeId: "node-1", Id: "d-4/interrupted/steps/migrate/1", Kind: "deployment_interrupted", DeploymentId: "d-4", ReceivedAt: "2026-11-01T10:05:00.000000000Z",
+				Report: &controllerv1.AgentEventRecord_Interruption{Interruption: interruption}},
+		},
+		"node-2": {
+			{NodeId: "node-2", Id: "d-5/deployment/1", Kind: "deployment_result", DeploymentId: "d-5", ReceivedAt: "2026-11-01T10:05:00.000000000Z",
+				Payload: []byte(`{"state":`)},
+		},
+	}
+	err := st.View(t.Context(), func(tx store.Tx) error {
+		for id, want := range wantCommands {
+			c, err := tx.Command(id)
+			if err != nil {
+				return err
+			}
+			var got proto.Message
+			if c.GetApplyReport() != nil {
+				got = c.GetApplyReport()
+			} else if c.GetPlanReport() != nil {
+				got = c.GetPlanReport()
+			}
+			if diff := cmp.Diff(want, command{string(c.GetResultJson()), got}, cmp.AllowUnexported(command{}), protocmp.Transform()); diff != "" {
+				t.Errorf("command %s after the migration (-want +got):\n%s", id, diff)
+			}
+		}
+		nodes, err := tx.RolloutNodes("ro-1")
+		if err != nil {
+			return err
+		}
+		if len(nodes) != len(wantNodes) {
+			t.Errorf("%d rollout nodes, want %d", len(nodes), len(wantNodes))
+		}
+		for _, n := range nodes {
+			got := node{string(n.GetDeployReportJson()), string(n.GetRollbackReportJson()), n.GetDeployReport(), n.GetRollbackReport()}
+			if diff := cmp.Diff(wantNodes[n.GetNodeId()], got, cmp.AllowUnexported(node{}), protocmp.Transform()); diff != "" {
+				t.Errorf("rollout node %s after the migration (-want +got):\n%s", n.GetNodeId(), diff)
+			}
+		}
+		for nodeID, want := range wantEvents {
+			got, err := tx.AgentEvents(nodeID)
+			if err != nil {
+				return err
+			}
+			if diff := cmp.Diff(want, got, protocmp.Transform()); diff != "" {
+				t.Errorf("agent events of %s after the migration (-want +got):\n%s", nodeID, diff)
+			}
 		}
 		return nil
 	})

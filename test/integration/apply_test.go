@@ -63,7 +63,7 @@ func TestApplyExample(t *testing.T) {
 	}
 
 	r := agent(t, "apply", "-f", manifest, "--root", root, "--check")
-	if r.code != 0 || !strings.Contains(r.stdout, "check passed") || !strings.Contains(r.stdout, "declares: package webshop-assets present version 1.0.0") {
+	if r.code != 0 || !strings.Contains(r.stdout, "check passed") || !strings.Contains(r.stdout, "declares: package webshop-assets present 1.0.0") {
 		t.Fatalf("apply --check: exit %d\n%s\n%s", r.code, r.stdout, r.stderr)
 	}
 	if entries, _ := os.ReadDir(root); len(entries) != 0 {

@@ -18,6 +18,7 @@ import (
 
 	"github.com/cairn-ops/cairn/controller/rollout/state"
 	"github.com/cairn-ops/cairn/controller/store"
+	agentv1 "github.com/cairn-ops/cairn/proto/agent/v1"
 	controllerv1 "github.com/cairn-ops/cairn/proto/controller/v1"
 )
 
@@ -143,8 +144,8 @@ func TestRolloutAgentKilledMidStep(t *testing.T) {
 		ids = append(ids, strings.TrimPrefix(e.GetId(), dep.ID+"/"))
 		if e.GetKind() == "deployment_result" {
 			results++
-			if !strings.Contains(string(e.GetPayload()), `"succeeded"`) {
-				t.Errorf("deployment result %s: %s, want succeeded", e.GetId(), e.GetPayload())
+			if e.GetDeploymentResult().GetState() != agentv1.StateSucceeded || len(e.GetPayload()) > 0 {
+				t.Errorf("deployment result %s: %v (payload %q), want the typed report of a success", e.GetId(), e.GetDeploymentResult(), e.GetPayload())
 			}
 		}
 	}

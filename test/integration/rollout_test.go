@@ -14,6 +14,7 @@ import (
 	"github.com/cairn-ops/cairn/controller/report"
 	"github.com/cairn-ops/cairn/controller/rollout/state"
 	"github.com/cairn-ops/cairn/internal/diff"
+	agentv1 "github.com/cairn-ops/cairn/proto/agent/v1"
 	controllerv1 "github.com/cairn-ops/cairn/proto/controller/v1"
 )
 
@@ -547,8 +548,8 @@ func TestRolloutUnexpectedAndMissing(t *testing.T) {
 		}
 		// The deployment itself succeeded: what failed the node is what
 		// the audits show.
-		if !strings.Contains(string(n.GetDeployReportJson()), `"succeeded"`) {
-			t.Errorf("node %s: deploy report %s, want the deployment succeeded", tt.host, n.GetDeployReportJson())
+		if n.GetDeployReport().GetState() != agentv1.StateSucceeded {
+			t.Errorf("node %s: deploy report %v, want the deployment succeeded", tt.host, n.GetDeployReport())
 		}
 		bl := f.baselines(t, tt.host)
 		if advanced := len(bl) == 1 && bl[0].GetRolloutId() == id; advanced != (tt.state == "passed") || len(bl) > 1 {

@@ -28,6 +28,7 @@ import (
 	"google.golang.org/protobuf/testing/protocmp"
 
 	"github.com/cairn-ops/cairn/controller/store"
+	agentv1 "github.com/cairn-ops/cairn/proto/agent/v1"
 	controllerv1 "github.com/cairn-ops/cairn/proto/controller/v1"
 )
 
@@ -913,9 +914,9 @@ func scribble(m proto.Message) {
 	case *controllerv1.RolloutRecord:
 		r.State, r.Waves[0].NodeIds[0], r.Spec.Selector["role"], r.Counts.Passed = controllerv1.RolloutState_ROLLOUT_STATE_ABORTED, "changed", "changed", 99
 	case *controllerv1.RolloutNode:
-		r.State, r.DeployReportJson[0], r.Confirmations[0].Note = controllerv1.NodeState_NODE_STATE_FAILED, 'X', "changed"
+		r.State, r.DeployReport.Steps[0].Outcome, r.Confirmations[0].Note = controllerv1.NodeState_NODE_STATE_FAILED, "changed", "changed"
 	case *controllerv1.AgentEventRecord:
-		r.Kind, r.Payload[0] = "changed", 'X'
+		r.Kind, r.GetDeploymentResult().State = "changed", "changed"
 	case *controllerv1.IssuedReport:
 		r.IssuedTo, r.Release.Name = "changed", "changed"
 	default:
@@ -1263,7 +1264,9 @@ func rolloutNode(rolloutID, nodeID string) *controllerv1.RolloutNode {
 	return &controllerv1.RolloutNode{
 		RolloutId: rolloutID, NodeId: nodeID, Hostname: "host-" + nodeID, Wave: 1, State: controllerv1.NodeState_NODE_STATE_PASSED,
 		StartedAt: "2026-01-02T03:04:05.000000000Z", PreAuditId: "a-pre", PostAuditId: "a-post",
-		DeployReportJson: []byte(`{"ok":true}`), KnownErrors: []string{"KE-1: slow start"},
+		KnownErrors: []string{"KE-1: slow start"},
+		DeployReport: &agentv1.ApplyReport{State: agentv1.StateSucceeded, Steps: []*agentv1.StepResult{
+			{List: "steps", Name: "install", Plugin: "dpkg", Outcome: agentv1.OutcomeChanged}}},
 		Confirmations:   []*controllerv1.StepConfirmation{{Step: "smoke", By: "user:bob", Note: "looks fine"}},
 		DurationSeconds: 12.5, Changed: true,
 	}
@@ -1278,8 +1281,8 @@ func issuedReport(digest string) *controllerv1.IssuedReport {
 
 func agentEvent(nodeID, id string) *controllerv1.AgentEventRecord {
 	return &controllerv1.AgentEventRecord{
-		NodeId: nodeID, Id: id, Kind: "deploy_result", DeploymentId: "dep-1",
-		Payload: []byte(`{"state":"succeeded"}`), ReceivedAt: "2026-01-02T03:04:05.000000000Z",
+		NodeId: nodeID, Id: id, Kind: agentv1.OutboxDeploymentResult, DeploymentId: "dep-1", ReceivedAt: "2026-01-02T03:04:05.000000000Z",
+		Report: &controllerv1.AgentEventRecord_DeploymentResult{DeploymentResult: &agentv1.ApplyReport{State: agentv1.StateSucceeded}},
 	}
 }
 

@@ -1181,11 +1181,24 @@ type OutboxItem struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Unique per agent; the controller stores each ID once.
 	Id string `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
-	// step_result or deployment_result.
+	// step_result, deployment_result or deployment_interrupted: says which
+	// report the item carries.
 	Kind         string `protobuf:"bytes,2,opt,name=kind,proto3" json:"kind,omitempty"`
 	DeploymentId string `protobuf:"bytes,3,opt,name=deployment_id,json=deploymentId,proto3" json:"deployment_id,omitempty"`
-	// JSON (agent/journal's Step, or agent/apply's Report).
-	Payload       []byte `protobuf:"bytes,4,opt,name=payload,proto3" json:"payload,omitempty"`
+	// The report as JSON, from agents before the typed reports: a journal
+	// step record (step_result), a report that reads as an ApplyReport
+	// (deployment_result) or as an Interruption (deployment_interrupted)
+	// with UnmarshalLegacy. The controller reads it only when no report
+	// below is set.
+	//
+	// Deprecated: Marked as deprecated in proto/agent/v1/agent.proto.
+	Payload []byte `protobuf:"bytes,4,opt,name=payload,proto3" json:"payload,omitempty"`
+	// Types that are valid to be assigned to Report:
+	//
+	//	*OutboxItem_StepResult
+	//	*OutboxItem_DeploymentResult
+	//	*OutboxItem_Interruption
+	Report        isOutboxItem_Report `protobuf_oneof:"report"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1241,12 +1254,69 @@ func (x *OutboxItem) GetDeploymentId() string {
 	return ""
 }
 
+// Deprecated: Marked as deprecated in proto/agent/v1/agent.proto.
 func (x *OutboxItem) GetPayload() []byte {
 	if x != nil {
 		return x.Payload
 	}
 	return nil
 }
+
+func (x *OutboxItem) GetReport() isOutboxItem_Report {
+	if x != nil {
+		return x.Report
+	}
+	return nil
+}
+
+func (x *OutboxItem) GetStepResult() *StepResult {
+	if x != nil {
+		if x, ok := x.Report.(*OutboxItem_StepResult); ok {
+			return x.StepResult
+		}
+	}
+	return nil
+}
+
+func (x *OutboxItem) GetDeploymentResult() *ApplyReport {
+	if x != nil {
+		if x, ok := x.Report.(*OutboxItem_DeploymentResult); ok {
+			return x.DeploymentResult
+		}
+	}
+	return nil
+}
+
+func (x *OutboxItem) GetInterruption() *Interruption {
+	if x != nil {
+		if x, ok := x.Report.(*OutboxItem_Interruption); ok {
+			return x.Interruption
+		}
+	}
+	return nil
+}
+
+type isOutboxItem_Report interface {
+	isOutboxItem_Report()
+}
+
+type OutboxItem_StepResult struct {
+	StepResult *StepResult `protobuf:"bytes,5,opt,name=step_result,json=stepResult,proto3,oneof"`
+}
+
+type OutboxItem_DeploymentResult struct {
+	DeploymentResult *ApplyReport `protobuf:"bytes,6,opt,name=deployment_result,json=deploymentResult,proto3,oneof"`
+}
+
+type OutboxItem_Interruption struct {
+	Interruption *Interruption `protobuf:"bytes,7,opt,name=interruption,proto3,oneof"`
+}
+
+func (*OutboxItem_StepResult) isOutboxItem_Report() {}
+
+func (*OutboxItem_DeploymentResult) isOutboxItem_Report() {}
+
+func (*OutboxItem_Interruption) isOutboxItem_Report() {}
 
 type OutboxAck struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
@@ -1501,9 +1571,20 @@ type CommandResult struct {
 	Error     string                 `protobuf:"bytes,3,opt,name=error,proto3" json:"error,omitempty"`
 	// For an audit command: the stored audit's ID (its document hash).
 	AuditId string `protobuf:"bytes,4,opt,name=audit_id,json=auditId,proto3" json:"audit_id,omitempty"`
-	// For a deploy command: agent/apply's Report (apply, rollback) or
-	// PlanReport (plan), JSON.
-	ReportJson    []byte `protobuf:"bytes,5,opt,name=report_json,json=reportJson,proto3" json:"report_json,omitempty"`
+	// For a deploy command, from agents before the typed reports: the
+	// report as JSON, which reads as an ApplyReport (apply, rollback) or a
+	// PlanReport (plan) with UnmarshalLegacy. The controller reads it only
+	// when no report below is set.
+	//
+	// Deprecated: Marked as deprecated in proto/agent/v1/agent.proto.
+	ReportJson []byte `protobuf:"bytes,5,opt,name=report_json,json=reportJson,proto3" json:"report_json,omitempty"`
+	// For a deploy command: its report.
+	//
+	// Types that are valid to be assigned to Report:
+	//
+	//	*CommandResult_ApplyReport
+	//	*CommandResult_PlanReport
+	Report        isCommandResult_Report `protobuf_oneof:"report"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1566,12 +1647,56 @@ func (x *CommandResult) GetAuditId() string {
 	return ""
 }
 
+// Deprecated: Marked as deprecated in proto/agent/v1/agent.proto.
 func (x *CommandResult) GetReportJson() []byte {
 	if x != nil {
 		return x.ReportJson
 	}
 	return nil
 }
+
+func (x *CommandResult) GetReport() isCommandResult_Report {
+	if x != nil {
+		return x.Report
+	}
+	return nil
+}
+
+func (x *CommandResult) GetApplyReport() *ApplyReport {
+	if x != nil {
+		if x, ok := x.Report.(*CommandResult_ApplyReport); ok {
+			return x.ApplyReport
+		}
+	}
+	return nil
+}
+
+func (x *CommandResult) GetPlanReport() *PlanReport {
+	if x != nil {
+		if x, ok := x.Report.(*CommandResult_PlanReport); ok {
+			return x.PlanReport
+		}
+	}
+	return nil
+}
+
+type isCommandResult_Report interface {
+	isCommandResult_Report()
+}
+
+type CommandResult_ApplyReport struct {
+	// apply and rollback.
+	ApplyReport *ApplyReport `protobuf:"bytes,6,opt,name=apply_report,json=applyReport,proto3,oneof"`
+}
+
+type CommandResult_PlanReport struct {
+	// plan (the dry run).
+	PlanReport *PlanReport `protobuf:"bytes,7,opt,name=plan_report,json=planReport,proto3,oneof"`
+}
+
+func (*CommandResult_ApplyReport) isCommandResult_Report() {}
+
+func (*CommandResult_PlanReport) isCommandResult_Report() {}
 
 type ResultAck struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
@@ -1727,7 +1852,7 @@ var File_proto_agent_v1_agent_proto protoreflect.FileDescriptor
 
 const file_proto_agent_v1_agent_proto_rawDesc = "" +
 	"\n" +
-	"\x1aproto/agent/v1/agent.proto\x12\x0ecairn.agent.v1\x1a\"proto/inventory/v1/inventory.proto\"\xfd\x01\n" +
+	"\x1aproto/agent/v1/agent.proto\x12\x0ecairn.agent.v1\x1a\x1bproto/agent/v1/report.proto\x1a\"proto/inventory/v1/inventory.proto\"\xfd\x01\n" +
 	"\rEnrollRequest\x12\x14\n" +
 	"\x05token\x18\x01 \x01(\tR\x05token\x12\x17\n" +
 	"\acsr_der\x18\x02 \x01(\fR\x06csrDer\x12\x1a\n" +
@@ -1810,13 +1935,18 @@ const file_proto_agent_v1_agent_proto_rawDesc = "" +
 	"\x04step\x18\x02 \x01(\tR\x04step\x12\x0e\n" +
 	"\x02by\x18\x03 \x01(\tR\x02by\x12\x12\n" +
 	"\x04note\x18\x04 \x01(\tR\x04note\x12\x0e\n" +
-	"\x02at\x18\x05 \x01(\tR\x02at\"o\n" +
+	"\x02at\x18\x05 \x01(\tR\x02at\"\xcc\x02\n" +
 	"\n" +
 	"OutboxItem\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n" +
 	"\x04kind\x18\x02 \x01(\tR\x04kind\x12#\n" +
-	"\rdeployment_id\x18\x03 \x01(\tR\fdeploymentId\x12\x18\n" +
-	"\apayload\x18\x04 \x01(\fR\apayload\"\x1b\n" +
+	"\rdeployment_id\x18\x03 \x01(\tR\fdeploymentId\x12\x1c\n" +
+	"\apayload\x18\x04 \x01(\fB\x02\x18\x01R\apayload\x12=\n" +
+	"\vstep_result\x18\x05 \x01(\v2\x1a.cairn.agent.v1.StepResultH\x00R\n" +
+	"stepResult\x12J\n" +
+	"\x11deployment_result\x18\x06 \x01(\v2\x1b.cairn.agent.v1.ApplyReportH\x00R\x10deploymentResult\x12B\n" +
+	"\finterruption\x18\a \x01(\v2\x1c.cairn.agent.v1.InterruptionH\x00R\finterruptionB\b\n" +
+	"\x06report\"\x1b\n" +
 	"\tOutboxAck\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\"F\n" +
 	"\x14FetchArtifactRequest\x12\x16\n" +
@@ -1834,15 +1964,19 @@ const file_proto_agent_v1_agent_proto_rawDesc = "" +
 	"\n" +
 	"CommandAck\x12\x1d\n" +
 	"\n" +
-	"command_id\x18\x01 \x01(\tR\tcommandId\"\x90\x01\n" +
+	"command_id\x18\x01 \x01(\tR\tcommandId\"\x9f\x02\n" +
 	"\rCommandResult\x12\x1d\n" +
 	"\n" +
 	"command_id\x18\x01 \x01(\tR\tcommandId\x12\x0e\n" +
 	"\x02ok\x18\x02 \x01(\bR\x02ok\x12\x14\n" +
 	"\x05error\x18\x03 \x01(\tR\x05error\x12\x19\n" +
-	"\baudit_id\x18\x04 \x01(\tR\aauditId\x12\x1f\n" +
-	"\vreport_json\x18\x05 \x01(\fR\n" +
-	"reportJson\"*\n" +
+	"\baudit_id\x18\x04 \x01(\tR\aauditId\x12#\n" +
+	"\vreport_json\x18\x05 \x01(\fB\x02\x18\x01R\n" +
+	"reportJson\x12@\n" +
+	"\fapply_report\x18\x06 \x01(\v2\x1b.cairn.agent.v1.ApplyReportH\x00R\vapplyReport\x12=\n" +
+	"\vplan_report\x18\a \x01(\v2\x1a.cairn.agent.v1.PlanReportH\x00R\n" +
+	"planReportB\b\n" +
+	"\x06report\"*\n" +
 	"\tResultAck\x12\x1d\n" +
 	"\n" +
 	"command_id\x18\x01 \x01(\tR\tcommandId\"?\n" +
@@ -1903,7 +2037,11 @@ var file_proto_agent_v1_agent_proto_goTypes = []any{
 	(*AuditChunk)(nil),           // 23: cairn.agent.v1.AuditChunk
 	(*UploadAuditResponse)(nil),  // 24: cairn.agent.v1.UploadAuditResponse
 	nil,                          // 25: cairn.agent.v1.EnrollRequest.LabelsEntry
-	(*v1.Header)(nil),            // 26: cairn.inventory.v1.Header
+	(*StepResult)(nil),           // 26: cairn.agent.v1.StepResult
+	(*ApplyReport)(nil),          // 27: cairn.agent.v1.ApplyReport
+	(*Interruption)(nil),         // 28: cairn.agent.v1.Interruption
+	(*PlanReport)(nil),           // 29: cairn.agent.v1.PlanReport
+	(*v1.Header)(nil),            // 30: cairn.inventory.v1.Header
 }
 var file_proto_agent_v1_agent_proto_depIdxs = []int32{
 	25, // 0: cairn.agent.v1.EnrollRequest.labels:type_name -> cairn.agent.v1.EnrollRequest.LabelsEntry
@@ -1923,22 +2061,27 @@ var file_proto_agent_v1_agent_proto_depIdxs = []int32{
 	19, // 14: cairn.agent.v1.Command.audit:type_name -> cairn.agent.v1.AuditCommand
 	11, // 15: cairn.agent.v1.Command.deploy:type_name -> cairn.agent.v1.DeployCommand
 	12, // 16: cairn.agent.v1.DeployCommand.artifacts:type_name -> cairn.agent.v1.ArtifactRef
-	26, // 17: cairn.agent.v1.UploadAuditResponse.header:type_name -> cairn.inventory.v1.Header
-	0,  // 18: cairn.agent.v1.Enrollment.Enroll:input_type -> cairn.agent.v1.EnrollRequest
-	7,  // 19: cairn.agent.v1.Agent.Session:input_type -> cairn.agent.v1.AgentMessage
-	23, // 20: cairn.agent.v1.Agent.UploadAudit:input_type -> cairn.agent.v1.AuditChunk
-	5,  // 21: cairn.agent.v1.Agent.Renew:input_type -> cairn.agent.v1.RenewRequest
-	17, // 22: cairn.agent.v1.Agent.FetchArtifact:input_type -> cairn.agent.v1.FetchArtifactRequest
-	1,  // 23: cairn.agent.v1.Enrollment.Enroll:output_type -> cairn.agent.v1.EnrollResponse
-	9,  // 24: cairn.agent.v1.Agent.Session:output_type -> cairn.agent.v1.ControllerMessage
-	24, // 25: cairn.agent.v1.Agent.UploadAudit:output_type -> cairn.agent.v1.UploadAuditResponse
-	6,  // 26: cairn.agent.v1.Agent.Renew:output_type -> cairn.agent.v1.RenewResponse
-	18, // 27: cairn.agent.v1.Agent.FetchArtifact:output_type -> cairn.agent.v1.ArtifactChunk
-	23, // [23:28] is the sub-list for method output_type
-	18, // [18:23] is the sub-list for method input_type
-	18, // [18:18] is the sub-list for extension type_name
-	18, // [18:18] is the sub-list for extension extendee
-	0,  // [0:18] is the sub-list for field type_name
+	26, // 17: cairn.agent.v1.OutboxItem.step_result:type_name -> cairn.agent.v1.StepResult
+	27, // 18: cairn.agent.v1.OutboxItem.deployment_result:type_name -> cairn.agent.v1.ApplyReport
+	28, // 19: cairn.agent.v1.OutboxItem.interruption:type_name -> cairn.agent.v1.Interruption
+	27, // 20: cairn.agent.v1.CommandResult.apply_report:type_name -> cairn.agent.v1.ApplyReport
+	29, // 21: cairn.agent.v1.CommandResult.plan_report:type_name -> cairn.agent.v1.PlanReport
+	30, // 22: cairn.agent.v1.UploadAuditResponse.header:type_name -> cairn.inventory.v1.Header
+	0,  // 23: cairn.agent.v1.Enrollment.Enroll:input_type -> cairn.agent.v1.EnrollRequest
+	7,  // 24: cairn.agent.v1.Agent.Session:input_type -> cairn.agent.v1.AgentMessage
+	23, // 25: cairn.agent.v1.Agent.UploadAudit:input_type -> cairn.agent.v1.AuditChunk
+	5,  // 26: cairn.agent.v1.Agent.Renew:input_type -> cairn.agent.v1.RenewRequest
+	17, // 27: cairn.agent.v1.Agent.FetchArtifact:input_type -> cairn.agent.v1.FetchArtifactRequest
+	1,  // 28: cairn.agent.v1.Enrollment.Enroll:output_type -> cairn.agent.v1.EnrollResponse
+	9,  // 29: cairn.agent.v1.Agent.Session:output_type -> cairn.agent.v1.ControllerMessage
+	24, // 30: cairn.agent.v1.Agent.UploadAudit:output_type -> cairn.agent.v1.UploadAuditResponse
+	6,  // 31: cairn.agent.v1.Agent.Renew:output_type -> cairn.agent.v1.RenewResponse
+	18, // 32: cairn.agent.v1.Agent.FetchArtifact:output_type -> cairn.agent.v1.ArtifactChunk
+	28, // [28:33] is the sub-list for method output_type
+	23, // [23:28] is the sub-list for method input_type
+	23, // [23:23] is the sub-list for extension type_name
+	23, // [23:23] is the sub-list for extension extendee
+	0,  // [0:23] is the sub-list for field type_name
 }
 
 func init() { file_proto_agent_v1_agent_proto_init() }
@@ -1946,6 +2089,7 @@ func file_proto_agent_v1_agent_proto_init() {
 	if File_proto_agent_v1_agent_proto != nil {
 		return
 	}
+	file_proto_agent_v1_report_proto_init()
 	file_proto_agent_v1_agent_proto_msgTypes[7].OneofWrappers = []any{
 		(*AgentMessage_Hello)(nil),
 		(*AgentMessage_Ack)(nil),
@@ -1963,6 +2107,15 @@ func file_proto_agent_v1_agent_proto_init() {
 	file_proto_agent_v1_agent_proto_msgTypes[10].OneofWrappers = []any{
 		(*Command_Audit)(nil),
 		(*Command_Deploy)(nil),
+	}
+	file_proto_agent_v1_agent_proto_msgTypes[15].OneofWrappers = []any{
+		(*OutboxItem_StepResult)(nil),
+		(*OutboxItem_DeploymentResult)(nil),
+		(*OutboxItem_Interruption)(nil),
+	}
+	file_proto_agent_v1_agent_proto_msgTypes[21].OneofWrappers = []any{
+		(*CommandResult_ApplyReport)(nil),
+		(*CommandResult_PlanReport)(nil),
 	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{

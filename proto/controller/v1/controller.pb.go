@@ -1222,8 +1222,20 @@ type CommandRecord struct {
 	RolloutId string `protobuf:"bytes,12,opt,name=rollout_id,json=rolloutId,proto3" json:"rollout_id,omitempty"`
 	// Set when kind is "deploy".
 	Deploy *v1.DeployCommand `protobuf:"bytes,13,opt,name=deploy,proto3" json:"deploy,omitempty"`
-	// A deploy command's result: agent/apply's Report or PlanReport, JSON.
-	ResultJson    []byte `protobuf:"bytes,14,opt,name=result_json,json=resultJson,proto3" json:"result_json,omitempty"`
+	// A deploy command's report as JSON, as schema versions before 10
+	// stored it (the migration to 10 moves each readable one to the report
+	// below; one it cannot read stays here).
+	//
+	// Deprecated: Marked as deprecated in proto/controller/v1/controller.proto.
+	ResultJson []byte `protobuf:"bytes,14,opt,name=result_json,json=resultJson,proto3" json:"result_json,omitempty"`
+	// A deploy command's report: apply and rollback commands have an
+	// ApplyReport, plan commands a PlanReport.
+	//
+	// Types that are valid to be assigned to Report:
+	//
+	//	*CommandRecord_ApplyReport
+	//	*CommandRecord_PlanReport
+	Report        isCommandRecord_Report `protobuf_oneof:"report"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1349,12 +1361,54 @@ func (x *CommandRecord) GetDeploy() *v1.DeployCommand {
 	return nil
 }
 
+// Deprecated: Marked as deprecated in proto/controller/v1/controller.proto.
 func (x *CommandRecord) GetResultJson() []byte {
 	if x != nil {
 		return x.ResultJson
 	}
 	return nil
 }
+
+func (x *CommandRecord) GetReport() isCommandRecord_Report {
+	if x != nil {
+		return x.Report
+	}
+	return nil
+}
+
+func (x *CommandRecord) GetApplyReport() *v1.ApplyReport {
+	if x != nil {
+		if x, ok := x.Report.(*CommandRecord_ApplyReport); ok {
+			return x.ApplyReport
+		}
+	}
+	return nil
+}
+
+func (x *CommandRecord) GetPlanReport() *v1.PlanReport {
+	if x != nil {
+		if x, ok := x.Report.(*CommandRecord_PlanReport); ok {
+			return x.PlanReport
+		}
+	}
+	return nil
+}
+
+type isCommandRecord_Report interface {
+	isCommandRecord_Report()
+}
+
+type CommandRecord_ApplyReport struct {
+	ApplyReport *v1.ApplyReport `protobuf:"bytes,20,opt,name=apply_report,json=applyReport,proto3,oneof"`
+}
+
+type CommandRecord_PlanReport struct {
+	PlanReport *v1.PlanReport `protobuf:"bytes,21,opt,name=plan_report,json=planReport,proto3,oneof"`
+}
+
+func (*CommandRecord_ApplyReport) isCommandRecord_Report() {}
+
+func (*CommandRecord_PlanReport) isCommandRecord_Report() {}
 
 type GetCommandRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
@@ -6128,13 +6182,27 @@ func (x *ListKnownErrorsResponse) GetKnownErrors() []*KnownErrorEntry {
 // controller stored it: stored once per (node, id), however often the
 // agent sends it.
 type AgentEventRecord struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	NodeId        string                 `protobuf:"bytes,1,opt,name=node_id,json=nodeId,proto3" json:"node_id,omitempty"`
-	Id            string                 `protobuf:"bytes,2,opt,name=id,proto3" json:"id,omitempty"`
-	Kind          string                 `protobuf:"bytes,3,opt,name=kind,proto3" json:"kind,omitempty"`
-	DeploymentId  string                 `protobuf:"bytes,4,opt,name=deployment_id,json=deploymentId,proto3" json:"deployment_id,omitempty"`
-	Payload       []byte                 `protobuf:"bytes,5,opt,name=payload,proto3" json:"payload,omitempty"`
-	ReceivedAt    string                 `protobuf:"bytes,6,opt,name=received_at,json=receivedAt,proto3" json:"received_at,omitempty"`
+	state        protoimpl.MessageState `protogen:"open.v1"`
+	NodeId       string                 `protobuf:"bytes,1,opt,name=node_id,json=nodeId,proto3" json:"node_id,omitempty"`
+	Id           string                 `protobuf:"bytes,2,opt,name=id,proto3" json:"id,omitempty"`
+	Kind         string                 `protobuf:"bytes,3,opt,name=kind,proto3" json:"kind,omitempty"`
+	DeploymentId string                 `protobuf:"bytes,4,opt,name=deployment_id,json=deploymentId,proto3" json:"deployment_id,omitempty"`
+	// The item's JSON payload (OutboxItem.payload) when no report below is
+	// set: from agents before the typed reports, kept as they sent it when
+	// it is not a report (a step_result's journal step record, or JSON
+	// that does not read as its kind's report).
+	//
+	// Deprecated: Marked as deprecated in proto/controller/v1/controller.proto.
+	Payload    []byte `protobuf:"bytes,5,opt,name=payload,proto3" json:"payload,omitempty"`
+	ReceivedAt string `protobuf:"bytes,6,opt,name=received_at,json=receivedAt,proto3" json:"received_at,omitempty"`
+	// The report the item carries, by kind (OutboxItem.report).
+	//
+	// Types that are valid to be assigned to Report:
+	//
+	//	*AgentEventRecord_StepResult
+	//	*AgentEventRecord_DeploymentResult
+	//	*AgentEventRecord_Interruption
+	Report        isAgentEventRecord_Report `protobuf_oneof:"report"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -6197,6 +6265,7 @@ func (x *AgentEventRecord) GetDeploymentId() string {
 	return ""
 }
 
+// Deprecated: Marked as deprecated in proto/controller/v1/controller.proto.
 func (x *AgentEventRecord) GetPayload() []byte {
 	if x != nil {
 		return x.Payload
@@ -6210,6 +6279,62 @@ func (x *AgentEventRecord) GetReceivedAt() string {
 	}
 	return ""
 }
+
+func (x *AgentEventRecord) GetReport() isAgentEventRecord_Report {
+	if x != nil {
+		return x.Report
+	}
+	return nil
+}
+
+func (x *AgentEventRecord) GetStepResult() *v1.StepResult {
+	if x != nil {
+		if x, ok := x.Report.(*AgentEventRecord_StepResult); ok {
+			return x.StepResult
+		}
+	}
+	return nil
+}
+
+func (x *AgentEventRecord) GetDeploymentResult() *v1.ApplyReport {
+	if x != nil {
+		if x, ok := x.Report.(*AgentEventRecord_DeploymentResult); ok {
+			return x.DeploymentResult
+		}
+	}
+	return nil
+}
+
+func (x *AgentEventRecord) GetInterruption() *v1.Interruption {
+	if x != nil {
+		if x, ok := x.Report.(*AgentEventRecord_Interruption); ok {
+			return x.Interruption
+		}
+	}
+	return nil
+}
+
+type isAgentEventRecord_Report interface {
+	isAgentEventRecord_Report()
+}
+
+type AgentEventRecord_StepResult struct {
+	StepResult *v1.StepResult `protobuf:"bytes,7,opt,name=step_result,json=stepResult,proto3,oneof"`
+}
+
+type AgentEventRecord_DeploymentResult struct {
+	DeploymentResult *v1.ApplyReport `protobuf:"bytes,8,opt,name=deployment_result,json=deploymentResult,proto3,oneof"`
+}
+
+type AgentEventRecord_Interruption struct {
+	Interruption *v1.Interruption `protobuf:"bytes,9,opt,name=interruption,proto3,oneof"`
+}
+
+func (*AgentEventRecord_StepResult) isAgentEventRecord_Report() {}
+
+func (*AgentEventRecord_DeploymentResult) isAgentEventRecord_Report() {}
+
+func (*AgentEventRecord_Interruption) isAgentEventRecord_Report() {}
 
 // RolloutNodeAction is an operator's action on one node of a rollout.
 type RolloutNodeAction struct {
@@ -7378,9 +7503,18 @@ type RolloutNode struct {
 	RollbackCommand      string    `protobuf:"bytes,14,opt,name=rollback_command,json=rollbackCommand,proto3" json:"rollback_command,omitempty"`
 	RollbackAuditCommand string    `protobuf:"bytes,15,opt,name=rollback_audit_command,json=rollbackAuditCommand,proto3" json:"rollback_audit_command,omitempty"`
 	RollbackAuditId      string    `protobuf:"bytes,16,opt,name=rollback_audit_id,json=rollbackAuditId,proto3" json:"rollback_audit_id,omitempty"`
-	// agent/apply's Report of the deployment and of the rollback, JSON.
-	DeployReportJson   []byte `protobuf:"bytes,17,opt,name=deploy_report_json,json=deployReportJson,proto3" json:"deploy_report_json,omitempty"`
+	// The agent's reports of the deployment and of the rollback as JSON,
+	// as schema versions before 10 stored them (the migration to 10 moves
+	// each readable one to deploy_report and rollback_report; one it
+	// cannot read stays here).
+	//
+	// Deprecated: Marked as deprecated in proto/controller/v1/controller.proto.
+	DeployReportJson []byte `protobuf:"bytes,17,opt,name=deploy_report_json,json=deployReportJson,proto3" json:"deploy_report_json,omitempty"`
+	// Deprecated: Marked as deprecated in proto/controller/v1/controller.proto.
 	RollbackReportJson []byte `protobuf:"bytes,18,opt,name=rollback_report_json,json=rollbackReportJson,proto3" json:"rollback_report_json,omitempty"`
+	// The agent's reports of the deployment and of the rollback.
+	DeployReport   *v1.ApplyReport `protobuf:"bytes,50,opt,name=deploy_report,json=deployReport,proto3" json:"deploy_report,omitempty"`
+	RollbackReport *v1.ApplyReport `protobuf:"bytes,51,opt,name=rollback_report,json=rollbackReport,proto3" json:"rollback_report,omitempty"`
 	// internal/compare's Result: pre vs post audit against the expected
 	// changes, JSON.
 	ComparisonJson []byte `protobuf:"bytes,19,opt,name=comparison_json,json=comparisonJson,proto3" json:"comparison_json,omitempty"`
@@ -7392,7 +7526,7 @@ type RolloutNode struct {
 	DriftSummary     string `protobuf:"bytes,23,opt,name=drift_summary,json=driftSummary,proto3" json:"drift_summary,omitempty"`
 	// Tracked paths the pre-check could not compare (only the baseline or
 	// only the pre-audit tracked them): not drift, and not "no drift".
-	DriftPathsNotCompared uint32              `protobuf:"varint,50,opt,name=drift_paths_not_compared,json=driftPathsNotCompared,proto3" json:"drift_paths_not_compared,omitempty"`
+	DriftPathsNotCompared uint32              `protobuf:"varint,52,opt,name=drift_paths_not_compared,json=driftPathsNotCompared,proto3" json:"drift_paths_not_compared,omitempty"`
 	KnownErrors           []string            `protobuf:"bytes,24,rep,name=known_errors,json=knownErrors,proto3" json:"known_errors,omitempty"`
 	Confirmations         []*StepConfirmation `protobuf:"bytes,25,rep,name=confirmations,proto3" json:"confirmations,omitempty"`
 	// While waiting_confirmation: the step and its instructions.
@@ -7576,6 +7710,7 @@ func (x *RolloutNode) GetRollbackAuditId() string {
 	return ""
 }
 
+// Deprecated: Marked as deprecated in proto/controller/v1/controller.proto.
 func (x *RolloutNode) GetDeployReportJson() []byte {
 	if x != nil {
 		return x.DeployReportJson
@@ -7583,9 +7718,24 @@ func (x *RolloutNode) GetDeployReportJson() []byte {
 	return nil
 }
 
+// Deprecated: Marked as deprecated in proto/controller/v1/controller.proto.
 func (x *RolloutNode) GetRollbackReportJson() []byte {
 	if x != nil {
 		return x.RollbackReportJson
+	}
+	return nil
+}
+
+func (x *RolloutNode) GetDeployReport() *v1.ApplyReport {
+	if x != nil {
+		return x.DeployReport
+	}
+	return nil
+}
+
+func (x *RolloutNode) GetRollbackReport() *v1.ApplyReport {
+	if x != nil {
+		return x.RollbackReport
 	}
 	return nil
 }
@@ -8188,7 +8338,7 @@ var File_proto_controller_v1_controller_proto protoreflect.FileDescriptor
 
 const file_proto_controller_v1_controller_proto_rawDesc = "" +
 	"\n" +
-	"$proto/controller/v1/controller.proto\x12\x13cairn.controller.v1\x1a\x1aproto/agent/v1/agent.proto\x1a\"proto/inventory/v1/inventory.proto\"\xdd\x01\n" +
+	"$proto/controller/v1/controller.proto\x12\x13cairn.controller.v1\x1a\x1aproto/agent/v1/agent.proto\x1a\x1bproto/agent/v1/report.proto\x1a\"proto/inventory/v1/inventory.proto\"\xdd\x01\n" +
 	"\x18CreateEnrollTokenRequest\x12\x1f\n" +
 	"\vttl_seconds\x18\x01 \x01(\x03R\n" +
 	"ttlSeconds\x12\x12\n" +
@@ -8273,7 +8423,7 @@ const file_proto_controller_v1_controller_proto_rawDesc = "" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"R\n" +
 	"\x10RunAuditResponse\x12>\n" +
-	"\bcommands\x18\x01 \x03(\v2\".cairn.controller.v1.CommandRecordR\bcommands\"\xb9\x04\n" +
+	"\bcommands\x18\x01 \x03(\v2\".cairn.controller.v1.CommandRecordR\bcommands\"\xc8\x05\n" +
 	"\rCommandRecord\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x17\n" +
 	"\anode_id\x18\x02 \x01(\tR\x06nodeId\x12\x12\n" +
@@ -8294,15 +8444,19 @@ const file_proto_controller_v1_controller_proto_rawDesc = "" +
 	"\x05track\x18\v \x03(\tR\x05track\x12\x1d\n" +
 	"\n" +
 	"rollout_id\x18\f \x01(\tR\trolloutId\x125\n" +
-	"\x06deploy\x18\r \x01(\v2\x1d.cairn.agent.v1.DeployCommandR\x06deploy\x12\x1f\n" +
-	"\vresult_json\x18\x0e \x01(\fR\n" +
-	"resultJson\"p\n" +
+	"\x06deploy\x18\r \x01(\v2\x1d.cairn.agent.v1.DeployCommandR\x06deploy\x12#\n" +
+	"\vresult_json\x18\x0e \x01(\fB\x02\x18\x01R\n" +
+	"resultJson\x12@\n" +
+	"\fapply_report\x18\x14 \x01(\v2\x1b.cairn.agent.v1.ApplyReportH\x00R\vapplyReport\x12=\n" +
+	"\vplan_report\x18\x15 \x01(\v2\x1a.cairn.agent.v1.PlanReportH\x00R\n" +
+	"planReport\"p\n" +
 	"\x05State\x12\x15\n" +
 	"\x11STATE_UNSPECIFIED\x10\x00\x12\x11\n" +
 	"\rSTATE_PENDING\x10\x01\x12\x16\n" +
 	"\x12STATE_ACKNOWLEDGED\x10\x02\x12\x13\n" +
 	"\x0fSTATE_SUCCEEDED\x10\x03\x12\x10\n" +
-	"\fSTATE_FAILED\x10\x04\"#\n" +
+	"\fSTATE_FAILED\x10\x04B\b\n" +
+	"\x06report\"#\n" +
 	"\x11GetCommandRequest\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\"\xb4\x02\n" +
 	"\vAuditRecord\x12\x0e\n" +
@@ -8698,15 +8852,20 @@ const file_proto_controller_v1_controller_proto_rawDesc = "" +
 	"workaround\x12\x16\n" +
 	"\x06status\x18\x06 \x01(\tR\x06status\"b\n" +
 	"\x17ListKnownErrorsResponse\x12G\n" +
-	"\fknown_errors\x18\x01 \x03(\v2$.cairn.controller.v1.KnownErrorEntryR\vknownErrors\"\xaf\x01\n" +
+	"\fknown_errors\x18\x01 \x03(\v2$.cairn.controller.v1.KnownErrorEntryR\vknownErrors\"\x8c\x03\n" +
 	"\x10AgentEventRecord\x12\x17\n" +
 	"\anode_id\x18\x01 \x01(\tR\x06nodeId\x12\x0e\n" +
 	"\x02id\x18\x02 \x01(\tR\x02id\x12\x12\n" +
 	"\x04kind\x18\x03 \x01(\tR\x04kind\x12#\n" +
-	"\rdeployment_id\x18\x04 \x01(\tR\fdeploymentId\x12\x18\n" +
-	"\apayload\x18\x05 \x01(\fR\apayload\x12\x1f\n" +
+	"\rdeployment_id\x18\x04 \x01(\tR\fdeploymentId\x12\x1c\n" +
+	"\apayload\x18\x05 \x01(\fB\x02\x18\x01R\apayload\x12\x1f\n" +
 	"\vreceived_at\x18\x06 \x01(\tR\n" +
-	"receivedAt\"K\n" +
+	"receivedAt\x12=\n" +
+	"\vstep_result\x18\a \x01(\v2\x1a.cairn.agent.v1.StepResultH\x00R\n" +
+	"stepResult\x12J\n" +
+	"\x11deployment_result\x18\b \x01(\v2\x1b.cairn.agent.v1.ApplyReportH\x00R\x10deploymentResult\x12B\n" +
+	"\finterruption\x18\t \x01(\v2\x1c.cairn.agent.v1.InterruptionH\x00R\finterruptionB\b\n" +
+	"\x06report\"K\n" +
 	"\x11RolloutNodeAction\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n" +
 	"\x04node\x18\x02 \x01(\tR\x04node\x12\x12\n" +
@@ -8833,7 +8992,7 @@ const file_proto_controller_v1_controller_proto_rawDesc = "" +
 	"\aaborted\x18\n" +
 	" \x01(\rR\aaborted\x12 \n" +
 	"\vinterrupted\x18\v \x01(\rR\vinterrupted\x12\x1a\n" +
-	"\bresolved\x18\f \x01(\rR\bresolved\"\xd9\r\n" +
+	"\bresolved\x18\f \x01(\rR\bresolved\"\xe9\x0e\n" +
 	"\vRolloutNode\x12\x1d\n" +
 	"\n" +
 	"rollout_id\x18\x01 \x01(\tR\trolloutId\x12\x17\n" +
@@ -8856,15 +9015,17 @@ const file_proto_controller_v1_controller_proto_rawDesc = "" +
 	"\rpost_audit_id\x18\r \x01(\tR\vpostAuditId\x12)\n" +
 	"\x10rollback_command\x18\x0e \x01(\tR\x0frollbackCommand\x124\n" +
 	"\x16rollback_audit_command\x18\x0f \x01(\tR\x14rollbackAuditCommand\x12*\n" +
-	"\x11rollback_audit_id\x18\x10 \x01(\tR\x0frollbackAuditId\x12,\n" +
-	"\x12deploy_report_json\x18\x11 \x01(\fR\x10deployReportJson\x120\n" +
-	"\x14rollback_report_json\x18\x12 \x01(\fR\x12rollbackReportJson\x12'\n" +
+	"\x11rollback_audit_id\x18\x10 \x01(\tR\x0frollbackAuditId\x120\n" +
+	"\x12deploy_report_json\x18\x11 \x01(\fB\x02\x18\x01R\x10deployReportJson\x124\n" +
+	"\x14rollback_report_json\x18\x12 \x01(\fB\x02\x18\x01R\x12rollbackReportJson\x12@\n" +
+	"\rdeploy_report\x182 \x01(\v2\x1b.cairn.agent.v1.ApplyReportR\fdeployReport\x12D\n" +
+	"\x0frollback_report\x183 \x01(\v2\x1b.cairn.agent.v1.ApplyReportR\x0erollbackReport\x12'\n" +
 	"\x0fcomparison_json\x18\x13 \x01(\fR\x0ecomparisonJson\x12,\n" +
 	"\x12rollback_diff_json\x18\x14 \x01(\fR\x10rollbackDiffJson\x12!\n" +
 	"\fhas_baseline\x18\x15 \x01(\bR\vhasBaseline\x12#\n" +
 	"\rdrift_changes\x18\x16 \x01(\rR\fdriftChanges\x12#\n" +
 	"\rdrift_summary\x18\x17 \x01(\tR\fdriftSummary\x127\n" +
-	"\x18drift_paths_not_compared\x182 \x01(\rR\x15driftPathsNotCompared\x12!\n" +
+	"\x18drift_paths_not_compared\x184 \x01(\rR\x15driftPathsNotCompared\x12!\n" +
 	"\fknown_errors\x18\x18 \x03(\tR\vknownErrors\x12K\n" +
 	"\rconfirmations\x18\x19 \x03(\v2%.cairn.controller.v1.StepConfirmationR\rconfirmations\x12!\n" +
 	"\fwaiting_step\x18\x1a \x01(\tR\vwaitingStep\x121\n" +
@@ -9176,7 +9337,11 @@ var file_proto_controller_v1_controller_proto_goTypes = []any{
 	nil,                               // 124: cairn.controller.v1.CreateReleaseRequest.ComponentDigestsEntry
 	nil,                               // 125: cairn.controller.v1.RolloutSpec.SelectorEntry
 	(*v1.DeployCommand)(nil),          // 126: cairn.agent.v1.DeployCommand
-	(*v11.Audit)(nil),                 // 127: cairn.inventory.v1.Audit
+	(*v1.ApplyReport)(nil),            // 127: cairn.agent.v1.ApplyReport
+	(*v1.PlanReport)(nil),             // 128: cairn.agent.v1.PlanReport
+	(*v11.Audit)(nil),                 // 129: cairn.inventory.v1.Audit
+	(*v1.StepResult)(nil),             // 130: cairn.agent.v1.StepResult
+	(*v1.Interruption)(nil),           // 131: cairn.agent.v1.Interruption
 }
 var file_proto_controller_v1_controller_proto_depIdxs = []int32{
 	114, // 0: cairn.controller.v1.CreateEnrollTokenRequest.labels:type_name -> cairn.controller.v1.CreateEnrollTokenRequest.LabelsEntry
@@ -9190,186 +9355,193 @@ var file_proto_controller_v1_controller_proto_depIdxs = []int32{
 	18,  // 8: cairn.controller.v1.RunAuditResponse.commands:type_name -> cairn.controller.v1.CommandRecord
 	4,   // 9: cairn.controller.v1.CommandRecord.state:type_name -> cairn.controller.v1.CommandRecord.State
 	126, // 10: cairn.controller.v1.CommandRecord.deploy:type_name -> cairn.agent.v1.DeployCommand
-	20,  // 11: cairn.controller.v1.ListAuditsResponse.audits:type_name -> cairn.controller.v1.AuditRecord
-	20,  // 12: cairn.controller.v1.GetAuditResponse.record:type_name -> cairn.controller.v1.AuditRecord
-	127, // 13: cairn.controller.v1.GetAuditResponse.audit:type_name -> cairn.inventory.v1.Audit
-	25,  // 14: cairn.controller.v1.BaselineHistoryResponse.baselines:type_name -> cairn.controller.v1.BaselineRecord
-	120, // 15: cairn.controller.v1.DriftRequest.selector:type_name -> cairn.controller.v1.DriftRequest.SelectorEntry
-	30,  // 16: cairn.controller.v1.DriftResponse.nodes:type_name -> cairn.controller.v1.NodeDrift
-	10,  // 17: cairn.controller.v1.ExportResponse.nodes:type_name -> cairn.controller.v1.NodeRecord
-	36,  // 18: cairn.controller.v1.ExportResponse.services:type_name -> cairn.controller.v1.ServiceRecord
-	25,  // 19: cairn.controller.v1.ExportResponse.baselines:type_name -> cairn.controller.v1.BaselineRecord
-	10,  // 20: cairn.controller.v1.ImportRequest.nodes:type_name -> cairn.controller.v1.NodeRecord
-	36,  // 21: cairn.controller.v1.ImportRequest.services:type_name -> cairn.controller.v1.ServiceRecord
-	121, // 22: cairn.controller.v1.ServiceRecord.selector:type_name -> cairn.controller.v1.ServiceRecord.SelectorEntry
-	122, // 23: cairn.controller.v1.CreateServiceRequest.selector:type_name -> cairn.controller.v1.CreateServiceRequest.SelectorEntry
-	36,  // 24: cairn.controller.v1.ListServicesResponse.services:type_name -> cairn.controller.v1.ServiceRecord
-	42,  // 25: cairn.controller.v1.ListUsersResponse.users:type_name -> cairn.controller.v1.UserRecord
-	5,   // 26: cairn.controller.v1.APIToken.state:type_name -> cairn.controller.v1.APIToken.State
-	50,  // 27: cairn.controller.v1.ListTokensResponse.tokens:type_name -> cairn.controller.v1.APIToken
-	50,  // 28: cairn.controller.v1.RevokeTokenResponse.revoked:type_name -> cairn.controller.v1.APIToken
-	123, // 29: cairn.controller.v1.AuditLogEntry.details:type_name -> cairn.controller.v1.AuditLogEntry.DetailsEntry
-	58,  // 30: cairn.controller.v1.ListEntriesResponse.entries:type_name -> cairn.controller.v1.AuditLogEntry
-	64,  // 31: cairn.controller.v1.ArtifactRecord.installs:type_name -> cairn.controller.v1.InstallRecord
-	66,  // 32: cairn.controller.v1.PushRequest.header:type_name -> cairn.controller.v1.PushHeader
-	63,  // 33: cairn.controller.v1.ListArtifactsResponse.artifacts:type_name -> cairn.controller.v1.ArtifactRecord
-	63,  // 34: cairn.controller.v1.DownloadChunk.artifact:type_name -> cairn.controller.v1.ArtifactRecord
-	64,  // 35: cairn.controller.v1.WhereResponse.installs:type_name -> cairn.controller.v1.InstallRecord
-	63,  // 36: cairn.controller.v1.CollectGarbageResponse.removed:type_name -> cairn.controller.v1.ArtifactRecord
-	124, // 37: cairn.controller.v1.CreateReleaseRequest.component_digests:type_name -> cairn.controller.v1.CreateReleaseRequest.ComponentDigestsEntry
-	6,   // 38: cairn.controller.v1.ReleaseRecord.state:type_name -> cairn.controller.v1.ReleaseRecord.State
-	81,  // 39: cairn.controller.v1.ReleaseRecord.components:type_name -> cairn.controller.v1.ReleaseComponent
-	82,  // 40: cairn.controller.v1.ReleaseRecord.tests:type_name -> cairn.controller.v1.TestRecord
-	83,  // 41: cairn.controller.v1.ReleaseRecord.decisions:type_name -> cairn.controller.v1.Decision
-	84,  // 42: cairn.controller.v1.ListReleasesResponse.releases:type_name -> cairn.controller.v1.ReleaseRecord
-	79,  // 43: cairn.controller.v1.RecordTestRequest.release:type_name -> cairn.controller.v1.ReleaseRef
-	79,  // 44: cairn.controller.v1.DecisionRequest.release:type_name -> cairn.controller.v1.ReleaseRef
-	79,  // 45: cairn.controller.v1.RenderRequest.release:type_name -> cairn.controller.v1.ReleaseRef
-	93,  // 46: cairn.controller.v1.ListKnownErrorsResponse.known_errors:type_name -> cairn.controller.v1.KnownErrorEntry
-	79,  // 47: cairn.controller.v1.RolloutSpec.release:type_name -> cairn.controller.v1.ReleaseRef
-	125, // 48: cairn.controller.v1.RolloutSpec.selector:type_name -> cairn.controller.v1.RolloutSpec.SelectorEntry
-	99,  // 49: cairn.controller.v1.RolloutPlan.spec:type_name -> cairn.controller.v1.RolloutSpec
-	101, // 50: cairn.controller.v1.RolloutPlan.waves:type_name -> cairn.controller.v1.PlannedWave
-	102, // 51: cairn.controller.v1.RolloutPlan.nodes:type_name -> cairn.controller.v1.NodePlan
-	79,  // 52: cairn.controller.v1.RolloutRecord.release:type_name -> cairn.controller.v1.ReleaseRef
-	99,  // 53: cairn.controller.v1.RolloutRecord.spec:type_name -> cairn.controller.v1.RolloutSpec
-	0,   // 54: cairn.controller.v1.RolloutRecord.state:type_name -> cairn.controller.v1.RolloutState
-	104, // 55: cairn.controller.v1.RolloutRecord.waves:type_name -> cairn.controller.v1.RolloutWave
-	105, // 56: cairn.controller.v1.RolloutRecord.counts:type_name -> cairn.controller.v1.RolloutCounts
-	106, // 57: cairn.controller.v1.RolloutRecord.nodes:type_name -> cairn.controller.v1.RolloutNode
-	1,   // 58: cairn.controller.v1.RolloutWave.state:type_name -> cairn.controller.v1.WaveState
-	2,   // 59: cairn.controller.v1.RolloutNode.state:type_name -> cairn.controller.v1.NodeState
-	107, // 60: cairn.controller.v1.RolloutNode.confirmations:type_name -> cairn.controller.v1.StepConfirmation
-	2,   // 61: cairn.controller.v1.RolloutNode.resolved_from:type_name -> cairn.controller.v1.NodeState
-	103, // 62: cairn.controller.v1.ListRolloutsResponse.rollouts:type_name -> cairn.controller.v1.RolloutRecord
-	79,  // 63: cairn.controller.v1.IssuedReport.release:type_name -> cairn.controller.v1.ReleaseRef
-	7,   // 64: cairn.controller.v1.EnrollTokens.CreateEnrollToken:input_type -> cairn.controller.v1.CreateEnrollTokenRequest
-	11,  // 65: cairn.controller.v1.Nodes.ListNodes:input_type -> cairn.controller.v1.ListNodesRequest
-	13,  // 66: cairn.controller.v1.Nodes.GetNode:input_type -> cairn.controller.v1.GetNodeRequest
-	14,  // 67: cairn.controller.v1.Nodes.LabelNode:input_type -> cairn.controller.v1.LabelNodeRequest
-	15,  // 68: cairn.controller.v1.Nodes.RevokeNode:input_type -> cairn.controller.v1.RevokeNodeRequest
-	16,  // 69: cairn.controller.v1.Audits.RunAudit:input_type -> cairn.controller.v1.RunAuditRequest
-	19,  // 70: cairn.controller.v1.Audits.GetCommand:input_type -> cairn.controller.v1.GetCommandRequest
-	21,  // 71: cairn.controller.v1.Audits.ListAudits:input_type -> cairn.controller.v1.ListAuditsRequest
-	23,  // 72: cairn.controller.v1.Audits.GetAudit:input_type -> cairn.controller.v1.GetAuditRequest
-	26,  // 73: cairn.controller.v1.CMS.AcceptBaseline:input_type -> cairn.controller.v1.AcceptBaselineRequest
-	27,  // 74: cairn.controller.v1.CMS.BaselineHistory:input_type -> cairn.controller.v1.BaselineHistoryRequest
-	29,  // 75: cairn.controller.v1.CMS.Drift:input_type -> cairn.controller.v1.DriftRequest
-	32,  // 76: cairn.controller.v1.CMS.Export:input_type -> cairn.controller.v1.ExportRequest
-	34,  // 77: cairn.controller.v1.CMS.Import:input_type -> cairn.controller.v1.ImportRequest
-	37,  // 78: cairn.controller.v1.Services.CreateService:input_type -> cairn.controller.v1.CreateServiceRequest
-	38,  // 79: cairn.controller.v1.Services.ListServices:input_type -> cairn.controller.v1.ListServicesRequest
-	40,  // 80: cairn.controller.v1.Services.DeleteService:input_type -> cairn.controller.v1.DeleteServiceRequest
-	44,  // 81: cairn.controller.v1.Users.CreateUser:input_type -> cairn.controller.v1.CreateUserRequest
-	45,  // 82: cairn.controller.v1.Users.ListUsers:input_type -> cairn.controller.v1.ListUsersRequest
-	47,  // 83: cairn.controller.v1.Users.CreateToken:input_type -> cairn.controller.v1.CreateTokenRequest
-	49,  // 84: cairn.controller.v1.Users.WhoAmI:input_type -> cairn.controller.v1.WhoAmIRequest
-	51,  // 85: cairn.controller.v1.Users.ListTokens:input_type -> cairn.controller.v1.ListTokensRequest
-	53,  // 86: cairn.controller.v1.Users.RevokeToken:input_type -> cairn.controller.v1.RevokeTokenRequest
-	55,  // 87: cairn.controller.v1.Users.DisableUser:input_type -> cairn.controller.v1.DisableUserRequest
-	56,  // 88: cairn.controller.v1.Users.EnableUser:input_type -> cairn.controller.v1.EnableUserRequest
-	57,  // 89: cairn.controller.v1.Users.SetRoles:input_type -> cairn.controller.v1.SetRolesRequest
-	59,  // 90: cairn.controller.v1.AuditLog.ListEntries:input_type -> cairn.controller.v1.ListEntriesRequest
-	61,  // 91: cairn.controller.v1.AuditLog.Verify:input_type -> cairn.controller.v1.VerifyRequest
-	65,  // 92: cairn.controller.v1.Artifacts.Push:input_type -> cairn.controller.v1.PushRequest
-	67,  // 93: cairn.controller.v1.Artifacts.UploadStatus:input_type -> cairn.controller.v1.UploadStatusRequest
-	69,  // 94: cairn.controller.v1.Artifacts.DiscardUpload:input_type -> cairn.controller.v1.DiscardUploadRequest
-	71,  // 95: cairn.controller.v1.Artifacts.ListArtifacts:input_type -> cairn.controller.v1.ListArtifactsRequest
-	73,  // 96: cairn.controller.v1.Artifacts.GetArtifact:input_type -> cairn.controller.v1.GetArtifactRequest
-	73,  // 97: cairn.controller.v1.Artifacts.Download:input_type -> cairn.controller.v1.GetArtifactRequest
-	75,  // 98: cairn.controller.v1.Artifacts.Where:input_type -> cairn.controller.v1.WhereRequest
-	77,  // 99: cairn.controller.v1.Artifacts.CollectGarbage:input_type -> cairn.controller.v1.CollectGarbageRequest
-	80,  // 100: cairn.controller.v1.Releases.CreateRelease:input_type -> cairn.controller.v1.CreateReleaseRequest
-	79,  // 101: cairn.controller.v1.Releases.SealRelease:input_type -> cairn.controller.v1.ReleaseRef
-	87,  // 102: cairn.controller.v1.Releases.RecordTest:input_type -> cairn.controller.v1.RecordTestRequest
-	88,  // 103: cairn.controller.v1.Releases.ApproveRelease:input_type -> cairn.controller.v1.DecisionRequest
-	88,  // 104: cairn.controller.v1.Releases.RejectRelease:input_type -> cairn.controller.v1.DecisionRequest
-	79,  // 105: cairn.controller.v1.Releases.GetRelease:input_type -> cairn.controller.v1.ReleaseRef
-	85,  // 106: cairn.controller.v1.Releases.ListReleases:input_type -> cairn.controller.v1.ListReleasesRequest
-	79,  // 107: cairn.controller.v1.Releases.VerifyRelease:input_type -> cairn.controller.v1.ReleaseRef
-	90,  // 108: cairn.controller.v1.Releases.ReleaseNotes:input_type -> cairn.controller.v1.RenderRequest
-	90,  // 109: cairn.controller.v1.Releases.ReleaseDossier:input_type -> cairn.controller.v1.RenderRequest
-	92,  // 110: cairn.controller.v1.KnownErrors.ListKnownErrors:input_type -> cairn.controller.v1.ListKnownErrorsRequest
-	99,  // 111: cairn.controller.v1.Rollouts.PlanRollout:input_type -> cairn.controller.v1.RolloutSpec
-	99,  // 112: cairn.controller.v1.Rollouts.StartRollout:input_type -> cairn.controller.v1.RolloutSpec
-	97,  // 113: cairn.controller.v1.Rollouts.GetRollout:input_type -> cairn.controller.v1.RolloutRef
-	109, // 114: cairn.controller.v1.Rollouts.ListRollouts:input_type -> cairn.controller.v1.ListRolloutsRequest
-	97,  // 115: cairn.controller.v1.Rollouts.WatchRollout:input_type -> cairn.controller.v1.RolloutRef
-	98,  // 116: cairn.controller.v1.Rollouts.PauseRollout:input_type -> cairn.controller.v1.RolloutAction
-	98,  // 117: cairn.controller.v1.Rollouts.ResumeRollout:input_type -> cairn.controller.v1.RolloutAction
-	98,  // 118: cairn.controller.v1.Rollouts.AbortRollout:input_type -> cairn.controller.v1.RolloutAction
-	98,  // 119: cairn.controller.v1.Rollouts.RollbackRollout:input_type -> cairn.controller.v1.RolloutAction
-	108, // 120: cairn.controller.v1.Rollouts.ConfirmStep:input_type -> cairn.controller.v1.ConfirmStepRequest
-	111, // 121: cairn.controller.v1.Rollouts.RolloutReport:input_type -> cairn.controller.v1.RolloutReportRequest
-	112, // 122: cairn.controller.v1.Rollouts.VerifyRolloutReport:input_type -> cairn.controller.v1.VerifyReportRequest
-	96,  // 123: cairn.controller.v1.Rollouts.RetryRolloutNode:input_type -> cairn.controller.v1.RolloutNodeAction
-	96,  // 124: cairn.controller.v1.Rollouts.ResolveRolloutNode:input_type -> cairn.controller.v1.RolloutNodeAction
-	8,   // 125: cairn.controller.v1.EnrollTokens.CreateEnrollToken:output_type -> cairn.controller.v1.CreateEnrollTokenResponse
-	12,  // 126: cairn.controller.v1.Nodes.ListNodes:output_type -> cairn.controller.v1.ListNodesResponse
-	10,  // 127: cairn.controller.v1.Nodes.GetNode:output_type -> cairn.controller.v1.NodeRecord
-	10,  // 128: cairn.controller.v1.Nodes.LabelNode:output_type -> cairn.controller.v1.NodeRecord
-	10,  // 129: cairn.controller.v1.Nodes.RevokeNode:output_type -> cairn.controller.v1.NodeRecord
-	17,  // 130: cairn.controller.v1.Audits.RunAudit:output_type -> cairn.controller.v1.RunAuditResponse
-	18,  // 131: cairn.controller.v1.Audits.GetCommand:output_type -> cairn.controller.v1.CommandRecord
-	22,  // 132: cairn.controller.v1.Audits.ListAudits:output_type -> cairn.controller.v1.ListAuditsResponse
-	24,  // 133: cairn.controller.v1.Audits.GetAudit:output_type -> cairn.controller.v1.GetAuditResponse
-	25,  // 134: cairn.controller.v1.CMS.AcceptBaseline:output_type -> cairn.controller.v1.BaselineRecord
-	28,  // 135: cairn.controller.v1.CMS.BaselineHistory:output_type -> cairn.controller.v1.BaselineHistoryResponse
-	31,  // 136: cairn.controller.v1.CMS.Drift:output_type -> cairn.controller.v1.DriftResponse
-	33,  // 137: cairn.controller.v1.CMS.Export:output_type -> cairn.controller.v1.ExportResponse
-	35,  // 138: cairn.controller.v1.CMS.Import:output_type -> cairn.controller.v1.ImportResponse
-	36,  // 139: cairn.controller.v1.Services.CreateService:output_type -> cairn.controller.v1.ServiceRecord
-	39,  // 140: cairn.controller.v1.Services.ListServices:output_type -> cairn.controller.v1.ListServicesResponse
-	41,  // 141: cairn.controller.v1.Services.DeleteService:output_type -> cairn.controller.v1.DeleteServiceResponse
-	42,  // 142: cairn.controller.v1.Users.CreateUser:output_type -> cairn.controller.v1.UserRecord
-	46,  // 143: cairn.controller.v1.Users.ListUsers:output_type -> cairn.controller.v1.ListUsersResponse
-	48,  // 144: cairn.controller.v1.Users.CreateToken:output_type -> cairn.controller.v1.CreateTokenResponse
-	42,  // 145: cairn.controller.v1.Users.WhoAmI:output_type -> cairn.controller.v1.UserRecord
-	52,  // 146: cairn.controller.v1.Users.ListTokens:output_type -> cairn.controller.v1.ListTokensResponse
-	54,  // 147: cairn.controller.v1.Users.RevokeToken:output_type -> cairn.controller.v1.RevokeTokenResponse
-	42,  // 148: cairn.controller.v1.Users.DisableUser:output_type -> cairn.controller.v1.UserRecord
-	42,  // 149: cairn.controller.v1.Users.EnableUser:output_type -> cairn.controller.v1.UserRecord
-	42,  // 150: cairn.controller.v1.Users.SetRoles:output_type -> cairn.controller.v1.UserRecord
-	60,  // 151: cairn.controller.v1.AuditLog.ListEntries:output_type -> cairn.controller.v1.ListEntriesResponse
-	62,  // 152: cairn.controller.v1.AuditLog.Verify:output_type -> cairn.controller.v1.VerifyResponse
-	63,  // 153: cairn.controller.v1.Artifacts.Push:output_type -> cairn.controller.v1.ArtifactRecord
-	68,  // 154: cairn.controller.v1.Artifacts.UploadStatus:output_type -> cairn.controller.v1.UploadStatusResponse
-	70,  // 155: cairn.controller.v1.Artifacts.DiscardUpload:output_type -> cairn.controller.v1.DiscardUploadResponse
-	72,  // 156: cairn.controller.v1.Artifacts.ListArtifacts:output_type -> cairn.controller.v1.ListArtifactsResponse
-	63,  // 157: cairn.controller.v1.Artifacts.GetArtifact:output_type -> cairn.controller.v1.ArtifactRecord
-	74,  // 158: cairn.controller.v1.Artifacts.Download:output_type -> cairn.controller.v1.DownloadChunk
-	76,  // 159: cairn.controller.v1.Artifacts.Where:output_type -> cairn.controller.v1.WhereResponse
-	78,  // 160: cairn.controller.v1.Artifacts.CollectGarbage:output_type -> cairn.controller.v1.CollectGarbageResponse
-	84,  // 161: cairn.controller.v1.Releases.CreateRelease:output_type -> cairn.controller.v1.ReleaseRecord
-	84,  // 162: cairn.controller.v1.Releases.SealRelease:output_type -> cairn.controller.v1.ReleaseRecord
-	84,  // 163: cairn.controller.v1.Releases.RecordTest:output_type -> cairn.controller.v1.ReleaseRecord
-	84,  // 164: cairn.controller.v1.Releases.ApproveRelease:output_type -> cairn.controller.v1.ReleaseRecord
-	84,  // 165: cairn.controller.v1.Releases.RejectRelease:output_type -> cairn.controller.v1.ReleaseRecord
-	84,  // 166: cairn.controller.v1.Releases.GetRelease:output_type -> cairn.controller.v1.ReleaseRecord
-	86,  // 167: cairn.controller.v1.Releases.ListReleases:output_type -> cairn.controller.v1.ListReleasesResponse
-	89,  // 168: cairn.controller.v1.Releases.VerifyRelease:output_type -> cairn.controller.v1.VerifyReleaseResponse
-	91,  // 169: cairn.controller.v1.Releases.ReleaseNotes:output_type -> cairn.controller.v1.RenderResponse
-	91,  // 170: cairn.controller.v1.Releases.ReleaseDossier:output_type -> cairn.controller.v1.RenderResponse
-	94,  // 171: cairn.controller.v1.KnownErrors.ListKnownErrors:output_type -> cairn.controller.v1.ListKnownErrorsResponse
-	100, // 172: cairn.controller.v1.Rollouts.PlanRollout:output_type -> cairn.controller.v1.RolloutPlan
-	103, // 173: cairn.controller.v1.Rollouts.StartRollout:output_type -> cairn.controller.v1.RolloutRecord
-	103, // 174: cairn.controller.v1.Rollouts.GetRollout:output_type -> cairn.controller.v1.RolloutRecord
-	110, // 175: cairn.controller.v1.Rollouts.ListRollouts:output_type -> cairn.controller.v1.ListRolloutsResponse
-	103, // 176: cairn.controller.v1.Rollouts.WatchRollout:output_type -> cairn.controller.v1.RolloutRecord
-	103, // 177: cairn.controller.v1.Rollouts.PauseRollout:output_type -> cairn.controller.v1.RolloutRecord
-	103, // 178: cairn.controller.v1.Rollouts.ResumeRollout:output_type -> cairn.controller.v1.RolloutRecord
-	103, // 179: cairn.controller.v1.Rollouts.AbortRollout:output_type -> cairn.controller.v1.RolloutRecord
-	103, // 180: cairn.controller.v1.Rollouts.RollbackRollout:output_type -> cairn.controller.v1.RolloutRecord
-	103, // 181: cairn.controller.v1.Rollouts.ConfirmStep:output_type -> cairn.controller.v1.RolloutRecord
-	91,  // 182: cairn.controller.v1.Rollouts.RolloutReport:output_type -> cairn.controller.v1.RenderResponse
-	113, // 183: cairn.controller.v1.Rollouts.VerifyRolloutReport:output_type -> cairn.controller.v1.IssuedReport
-	103, // 184: cairn.controller.v1.Rollouts.RetryRolloutNode:output_type -> cairn.controller.v1.RolloutRecord
-	103, // 185: cairn.controller.v1.Rollouts.ResolveRolloutNode:output_type -> cairn.controller.v1.RolloutRecord
-	125, // [125:186] is the sub-list for method output_type
-	64,  // [64:125] is the sub-list for method input_type
-	64,  // [64:64] is the sub-list for extension type_name
-	64,  // [64:64] is the sub-list for extension extendee
-	0,   // [0:64] is the sub-list for field type_name
+	127, // 11: cairn.controller.v1.CommandRecord.apply_report:type_name -> cairn.agent.v1.ApplyReport
+	128, // 12: cairn.controller.v1.CommandRecord.plan_report:type_name -> cairn.agent.v1.PlanReport
+	20,  // 13: cairn.controller.v1.ListAuditsResponse.audits:type_name -> cairn.controller.v1.AuditRecord
+	20,  // 14: cairn.controller.v1.GetAuditResponse.record:type_name -> cairn.controller.v1.AuditRecord
+	129, // 15: cairn.controller.v1.GetAuditResponse.audit:type_name -> cairn.inventory.v1.Audit
+	25,  // 16: cairn.controller.v1.BaselineHistoryResponse.baselines:type_name -> cairn.controller.v1.BaselineRecord
+	120, // 17: cairn.controller.v1.DriftRequest.selector:type_name -> cairn.controller.v1.DriftRequest.SelectorEntry
+	30,  // 18: cairn.controller.v1.DriftResponse.nodes:type_name -> cairn.controller.v1.NodeDrift
+	10,  // 19: cairn.controller.v1.ExportResponse.nodes:type_name -> cairn.controller.v1.NodeRecord
+	36,  // 20: cairn.controller.v1.ExportResponse.services:type_name -> cairn.controller.v1.ServiceRecord
+	25,  // 21: cairn.controller.v1.ExportResponse.baselines:type_name -> cairn.controller.v1.BaselineRecord
+	10,  // 22: cairn.controller.v1.ImportRequest.nodes:type_name -> cairn.controller.v1.NodeRecord
+	36,  // 23: cairn.controller.v1.ImportRequest.services:type_name -> cairn.controller.v1.ServiceRecord
+	121, // 24: cairn.controller.v1.ServiceRecord.selector:type_name -> cairn.controller.v1.ServiceRecord.SelectorEntry
+	122, // 25: cairn.controller.v1.CreateServiceRequest.selector:type_name -> cairn.controller.v1.CreateServiceRequest.SelectorEntry
+	36,  // 26: cairn.controller.v1.ListServicesResponse.services:type_name -> cairn.controller.v1.ServiceRecord
+	42,  // 27: cairn.controller.v1.ListUsersResponse.users:type_name -> cairn.controller.v1.UserRecord
+	5,   // 28: cairn.controller.v1.APIToken.state:type_name -> cairn.controller.v1.APIToken.State
+	50,  // 29: cairn.controller.v1.ListTokensResponse.tokens:type_name -> cairn.controller.v1.APIToken
+	50,  // 30: cairn.controller.v1.RevokeTokenResponse.revoked:type_name -> cairn.controller.v1.APIToken
+	123, // 31: cairn.controller.v1.AuditLogEntry.details:type_name -> cairn.controller.v1.AuditLogEntry.DetailsEntry
+	58,  // 32: cairn.controller.v1.ListEntriesResponse.entries:type_name -> cairn.controller.v1.AuditLogEntry
+	64,  // 33: cairn.controller.v1.ArtifactRecord.installs:type_name -> cairn.controller.v1.InstallRecord
+	66,  // 34: cairn.controller.v1.PushRequest.header:type_name -> cairn.controller.v1.PushHeader
+	63,  // 35: cairn.controller.v1.ListArtifactsResponse.artifacts:type_name -> cairn.controller.v1.ArtifactRecord
+	63,  // 36: cairn.controller.v1.DownloadChunk.artifact:type_name -> cairn.controller.v1.ArtifactRecord
+	64,  // 37: cairn.controller.v1.WhereResponse.installs:type_name -> cairn.controller.v1.InstallRecord
+	63,  // 38: cairn.controller.v1.CollectGarbageResponse.removed:type_name -> cairn.controller.v1.ArtifactRecord
+	124, // 39: cairn.controller.v1.CreateReleaseRequest.component_digests:type_name -> cairn.controller.v1.CreateReleaseRequest.ComponentDigestsEntry
+	6,   // 40: cairn.controller.v1.ReleaseRecord.state:type_name -> cairn.controller.v1.ReleaseRecord.State
+	81,  // 41: cairn.controller.v1.ReleaseRecord.components:type_name -> cairn.controller.v1.ReleaseComponent
+	82,  // 42: cairn.controller.v1.ReleaseRecord.tests:type_name -> cairn.controller.v1.TestRecord
+	83,  // 43: cairn.controller.v1.ReleaseRecord.decisions:type_name -> cairn.controller.v1.Decision
+	84,  // 44: cairn.controller.v1.ListReleasesResponse.releases:type_name -> cairn.controller.v1.ReleaseRecord
+	79,  // 45: cairn.controller.v1.RecordTestRequest.release:type_name -> cairn.controller.v1.ReleaseRef
+	79,  // 46: cairn.controller.v1.DecisionRequest.release:type_name -> cairn.controller.v1.ReleaseRef
+	79,  // 47: cairn.controller.v1.RenderRequest.release:type_name -> cairn.controller.v1.ReleaseRef
+	93,  // 48: cairn.controller.v1.ListKnownErrorsResponse.known_errors:type_name -> cairn.controller.v1.KnownErrorEntry
+	130, // 49: cairn.controller.v1.AgentEventRecord.step_result:type_name -> cairn.agent.v1.StepResult
+	127, // 50: cairn.controller.v1.AgentEventRecord.deployment_result:type_name -> cairn.agent.v1.ApplyReport
+	131, // 51: cairn.controller.v1.AgentEventRecord.interruption:type_name -> cairn.agent.v1.Interruption
+	79,  // 52: cairn.controller.v1.RolloutSpec.release:type_name -> cairn.controller.v1.ReleaseRef
+	125, // 53: cairn.controller.v1.RolloutSpec.selector:type_name -> cairn.controller.v1.RolloutSpec.SelectorEntry
+	99,  // 54: cairn.controller.v1.RolloutPlan.spec:type_name -> cairn.controller.v1.RolloutSpec
+	101, // 55: cairn.controller.v1.RolloutPlan.waves:type_name -> cairn.controller.v1.PlannedWave
+	102, // 56: cairn.controller.v1.RolloutPlan.nodes:type_name -> cairn.controller.v1.NodePlan
+	79,  // 57: cairn.controller.v1.RolloutRecord.release:type_name -> cairn.controller.v1.ReleaseRef
+	99,  // 58: cairn.controller.v1.RolloutRecord.spec:type_name -> cairn.controller.v1.RolloutSpec
+	0,   // 59: cairn.controller.v1.RolloutRecord.state:type_name -> cairn.controller.v1.RolloutState
+	104, // 60: cairn.controller.v1.RolloutRecord.waves:type_name -> cairn.controller.v1.RolloutWave
+	105, // 61: cairn.controller.v1.RolloutRecord.counts:type_name -> cairn.controller.v1.RolloutCounts
+	106, // 62: cairn.controller.v1.RolloutRecord.nodes:type_name -> cairn.controller.v1.RolloutNode
+	1,   // 63: cairn.controller.v1.RolloutWave.state:type_name -> cairn.controller.v1.WaveState
+	2,   // 64: cairn.controller.v1.RolloutNode.state:type_name -> cairn.controller.v1.NodeState
+	127, // 65: cairn.controller.v1.RolloutNode.deploy_report:type_name -> cairn.agent.v1.ApplyReport
+	127, // 66: cairn.controller.v1.RolloutNode.rollback_report:type_name -> cairn.agent.v1.ApplyReport
+	107, // 67: cairn.controller.v1.RolloutNode.confirmations:type_name -> cairn.controller.v1.StepConfirmation
+	2,   // 68: cairn.controller.v1.RolloutNode.resolved_from:type_name -> cairn.controller.v1.NodeState
+	103, // 69: cairn.controller.v1.ListRolloutsResponse.rollouts:type_name -> cairn.controller.v1.RolloutRecord
+	79,  // 70: cairn.controller.v1.IssuedReport.release:type_name -> cairn.controller.v1.ReleaseRef
+	7,   // 71: cairn.controller.v1.EnrollTokens.CreateEnrollToken:input_type -> cairn.controller.v1.CreateEnrollTokenRequest
+	11,  // 72: cairn.controller.v1.Nodes.ListNodes:input_type -> cairn.controller.v1.ListNodesRequest
+	13,  // 73: cairn.controller.v1.Nodes.GetNode:input_type -> cairn.controller.v1.GetNodeRequest
+	14,  // 74: cairn.controller.v1.Nodes.LabelNode:input_type -> cairn.controller.v1.LabelNodeRequest
+	15,  // 75: cairn.controller.v1.Nodes.RevokeNode:input_type -> cairn.controller.v1.RevokeNodeRequest
+	16,  // 76: cairn.controller.v1.Audits.RunAudit:input_type -> cairn.controller.v1.RunAuditRequest
+	19,  // 77: cairn.controller.v1.Audits.GetCommand:input_type -> cairn.controller.v1.GetCommandRequest
+	21,  // 78: cairn.controller.v1.Audits.ListAudits:input_type -> cairn.controller.v1.ListAuditsRequest
+	23,  // 79: cairn.controller.v1.Audits.GetAudit:input_type -> cairn.controller.v1.GetAuditRequest
+	26,  // 80: cairn.controller.v1.CMS.AcceptBaseline:input_type -> cairn.controller.v1.AcceptBaselineRequest
+	27,  // 81: cairn.controller.v1.CMS.BaselineHistory:input_type -> cairn.controller.v1.BaselineHistoryRequest
+	29,  // 82: cairn.controller.v1.CMS.Drift:input_type -> cairn.controller.v1.DriftRequest
+	32,  // 83: cairn.controller.v1.CMS.Export:input_type -> cairn.controller.v1.ExportRequest
+	34,  // 84: cairn.controller.v1.CMS.Import:input_type -> cairn.controller.v1.ImportRequest
+	37,  // 85: cairn.controller.v1.Services.CreateService:input_type -> cairn.controller.v1.CreateServiceRequest
+	38,  // 86: cairn.controller.v1.Services.ListServices:input_type -> cairn.controller.v1.ListServicesRequest
+	40,  // 87: cairn.controller.v1.Services.DeleteService:input_type -> cairn.controller.v1.DeleteServiceRequest
+	44,  // 88: cairn.controller.v1.Users.CreateUser:input_type -> cairn.controller.v1.CreateUserRequest
+	45,  // 89: cairn.controller.v1.Users.ListUsers:input_type -> cairn.controller.v1.ListUsersRequest
+	47,  // 90: cairn.controller.v1.Users.CreateToken:input_type -> cairn.controller.v1.CreateTokenRequest
+	49,  // 91: cairn.controller.v1.Users.WhoAmI:input_type -> cairn.controller.v1.WhoAmIRequest
+	51,  // 92: cairn.controller.v1.Users.ListTokens:input_type -> cairn.controller.v1.ListTokensRequest
+	53,  // 93: cairn.controller.v1.Users.RevokeToken:input_type -> cairn.controller.v1.RevokeTokenRequest
+	55,  // 94: cairn.controller.v1.Users.DisableUser:input_type -> cairn.controller.v1.DisableUserRequest
+	56,  // 95: cairn.controller.v1.Users.EnableUser:input_type -> cairn.controller.v1.EnableUserRequest
+	57,  // 96: cairn.controller.v1.Users.SetRoles:input_type -> cairn.controller.v1.SetRolesRequest
+	59,  // 97: cairn.controller.v1.AuditLog.ListEntries:input_type -> cairn.controller.v1.ListEntriesRequest
+	61,  // 98: cairn.controller.v1.AuditLog.Verify:input_type -> cairn.controller.v1.VerifyRequest
+	65,  // 99: cairn.controller.v1.Artifacts.Push:input_type -> cairn.controller.v1.PushRequest
+	67,  // 100: cairn.controller.v1.Artifacts.UploadStatus:input_type -> cairn.controller.v1.UploadStatusRequest
+	69,  // 101: cairn.controller.v1.Artifacts.DiscardUpload:input_type -> cairn.controller.v1.DiscardUploadRequest
+	71,  // 102: cairn.controller.v1.Artifacts.ListArtifacts:input_type -> cairn.controller.v1.ListArtifactsRequest
+	73,  // 103: cairn.controller.v1.Artifacts.GetArtifact:input_type -> cairn.controller.v1.GetArtifactRequest
+	73,  // 104: cairn.controller.v1.Artifacts.Download:input_type -> cairn.controller.v1.GetArtifactRequest
+	75,  // 105: cairn.controller.v1.Artifacts.Where:input_type -> cairn.controller.v1.WhereRequest
+	77,  // 106: cairn.controller.v1.Artifacts.CollectGarbage:input_type -> cairn.controller.v1.CollectGarbageRequest
+	80,  // 107: cairn.controller.v1.Releases.CreateRelease:input_type -> cairn.controller.v1.CreateReleaseRequest
+	79,  // 108: cairn.controller.v1.Releases.SealRelease:input_type -> cairn.controller.v1.ReleaseRef
+	87,  // 109: cairn.controller.v1.Releases.RecordTest:input_type -> cairn.controller.v1.RecordTestRequest
+	88,  // 110: cairn.controller.v1.Releases.ApproveRelease:input_type -> cairn.controller.v1.DecisionRequest
+	88,  // 111: cairn.controller.v1.Releases.RejectRelease:input_type -> cairn.controller.v1.DecisionRequest
+	79,  // 112: cairn.controller.v1.Releases.GetRelease:input_type -> cairn.controller.v1.ReleaseRef
+	85,  // 113: cairn.controller.v1.Releases.ListReleases:input_type -> cairn.controller.v1.ListReleasesRequest
+	79,  // 114: cairn.controller.v1.Releases.VerifyRelease:input_type -> cairn.controller.v1.ReleaseRef
+	90,  // 115: cairn.controller.v1.Releases.ReleaseNotes:input_type -> cairn.controller.v1.RenderRequest
+	90,  // 116: cairn.controller.v1.Releases.ReleaseDossier:input_type -> cairn.controller.v1.RenderRequest
+	92,  // 117: cairn.controller.v1.KnownErrors.ListKnownErrors:input_type -> cairn.controller.v1.ListKnownErrorsRequest
+	99,  // 118: cairn.controller.v1.Rollouts.PlanRollout:input_type -> cairn.controller.v1.RolloutSpec
+	99,  // 119: cairn.controller.v1.Rollouts.StartRollout:input_type -> cairn.controller.v1.RolloutSpec
+	97,  // 120: cairn.controller.v1.Rollouts.GetRollout:input_type -> cairn.controller.v1.RolloutRef
+	109, // 121: cairn.controller.v1.Rollouts.ListRollouts:input_type -> cairn.controller.v1.ListRolloutsRequest
+	97,  // 122: cairn.controller.v1.Rollouts.WatchRollout:input_type -> cairn.controller.v1.RolloutRef
+	98,  // 123: cairn.controller.v1.Rollouts.PauseRollout:input_type -> cairn.controller.v1.RolloutAction
+	98,  // 124: cairn.controller.v1.Rollouts.ResumeRollout:input_type -> cairn.controller.v1.RolloutAction
+	98,  // 125: cairn.controller.v1.Rollouts.AbortRollout:input_type -> cairn.controller.v1.RolloutAction
+	98,  // 126: cairn.controller.v1.Rollouts.RollbackRollout:input_type -> cairn.controller.v1.RolloutAction
+	108, // 127: cairn.controller.v1.Rollouts.ConfirmStep:input_type -> cairn.controller.v1.ConfirmStepRequest
+	111, // 128: cairn.controller.v1.Rollouts.RolloutReport:input_type -> cairn.controller.v1.RolloutReportRequest
+	112, // 129: cairn.controller.v1.Rollouts.VerifyRolloutReport:input_type -> cairn.controller.v1.VerifyReportRequest
+	96,  // 130: cairn.controller.v1.Rollouts.RetryRolloutNode:input_type -> cairn.controller.v1.RolloutNodeAction
+	96,  // 131: cairn.controller.v1.Rollouts.ResolveRolloutNode:input_type -> cairn.controller.v1.RolloutNodeAction
+	8,   // 132: cairn.controller.v1.EnrollTokens.CreateEnrollToken:output_type -> cairn.controller.v1.CreateEnrollTokenResponse
+	12,  // 133: cairn.controller.v1.Nodes.ListNodes:output_type -> cairn.controller.v1.ListNodesResponse
+	10,  // 134: cairn.controller.v1.Nodes.GetNode:output_type -> cairn.controller.v1.NodeRecord
+	10,  // 135: cairn.controller.v1.Nodes.LabelNode:output_type -> cairn.controller.v1.NodeRecord
+	10,  // 136: cairn.controller.v1.Nodes.RevokeNode:output_type -> cairn.controller.v1.NodeRecord
+	17,  // 137: cairn.controller.v1.Audits.RunAudit:output_type -> cairn.controller.v1.RunAuditResponse
+	18,  // 138: cairn.controller.v1.Audits.GetCommand:output_type -> cairn.controller.v1.CommandRecord
+	22,  // 139: cairn.controller.v1.Audits.ListAudits:output_type -> cairn.controller.v1.ListAuditsResponse
+	24,  // 140: cairn.controller.v1.Audits.GetAudit:output_type -> cairn.controller.v1.GetAuditResponse
+	25,  // 141: cairn.controller.v1.CMS.AcceptBaseline:output_type -> cairn.controller.v1.BaselineRecord
+	28,  // 142: cairn.controller.v1.CMS.BaselineHistory:output_type -> cairn.controller.v1.BaselineHistoryResponse
+	31,  // 143: cairn.controller.v1.CMS.Drift:output_type -> cairn.controller.v1.DriftResponse
+	33,  // 144: cairn.controller.v1.CMS.Export:output_type -> cairn.controller.v1.ExportResponse
+	35,  // 145: cairn.controller.v1.CMS.Import:output_type -> cairn.controller.v1.ImportResponse
+	36,  // 146: cairn.controller.v1.Services.CreateService:output_type -> cairn.controller.v1.ServiceRecord
+	39,  // 147: cairn.controller.v1.Services.ListServices:output_type -> cairn.controller.v1.ListServicesResponse
+	41,  // 148: cairn.controller.v1.Services.DeleteService:output_type -> cairn.controller.v1.DeleteServiceResponse
+	42,  // 149: cairn.controller.v1.Users.CreateUser:output_type -> cairn.controller.v1.UserRecord
+	46,  // 150: cairn.controller.v1.Users.ListUsers:output_type -> cairn.controller.v1.ListUsersResponse
+	48,  // 151: cairn.controller.v1.Users.CreateToken:output_type -> cairn.controller.v1.CreateTokenResponse
+	42,  // 152: cairn.controller.v1.Users.WhoAmI:output_type -> cairn.controller.v1.UserRecord
+	52,  // 153: cairn.controller.v1.Users.ListTokens:output_type -> cairn.controller.v1.ListTokensResponse
+	54,  // 154: cairn.controller.v1.Users.RevokeToken:output_type -> cairn.controller.v1.RevokeTokenResponse
+	42,  // 155: cairn.controller.v1.Users.DisableUser:output_type -> cairn.controller.v1.UserRecord
+	42,  // 156: cairn.controller.v1.Users.EnableUser:output_type -> cairn.controller.v1.UserRecord
+	42,  // 157: cairn.controller.v1.Users.SetRoles:output_type -> cairn.controller.v1.UserRecord
+	60,  // 158: cairn.controller.v1.AuditLog.ListEntries:output_type -> cairn.controller.v1.ListEntriesResponse
+	62,  // 159: cairn.controller.v1.AuditLog.Verify:output_type -> cairn.controller.v1.VerifyResponse
+	63,  // 160: cairn.controller.v1.Artifacts.Push:output_type -> cairn.controller.v1.ArtifactRecord
+	68,  // 161: cairn.controller.v1.Artifacts.UploadStatus:output_type -> cairn.controller.v1.UploadStatusResponse
+	70,  // 162: cairn.controller.v1.Artifacts.DiscardUpload:output_type -> cairn.controller.v1.DiscardUploadResponse
+	72,  // 163: cairn.controller.v1.Artifacts.ListArtifacts:output_type -> cairn.controller.v1.ListArtifactsResponse
+	63,  // 164: cairn.controller.v1.Artifacts.GetArtifact:output_type -> cairn.controller.v1.ArtifactRecord
+	74,  // 165: cairn.controller.v1.Artifacts.Download:output_type -> cairn.controller.v1.DownloadChunk
+	76,  // 166: cairn.controller.v1.Artifacts.Where:output_type -> cairn.controller.v1.WhereResponse
+	78,  // 167: cairn.controller.v1.Artifacts.CollectGarbage:output_type -> cairn.controller.v1.CollectGarbageResponse
+	84,  // 168: cairn.controller.v1.Releases.CreateRelease:output_type -> cairn.controller.v1.ReleaseRecord
+	84,  // 169: cairn.controller.v1.Releases.SealRelease:output_type -> cairn.controller.v1.ReleaseRecord
+	84,  // 170: cairn.controller.v1.Releases.RecordTest:output_type -> cairn.controller.v1.ReleaseRecord
+	84,  // 171: cairn.controller.v1.Releases.ApproveRelease:output_type -> cairn.controller.v1.ReleaseRecord
+	84,  // 172: cairn.controller.v1.Releases.RejectRelease:output_type -> cairn.controller.v1.ReleaseRecord
+	84,  // 173: cairn.controller.v1.Releases.GetRelease:output_type -> cairn.controller.v1.ReleaseRecord
+	86,  // 174: cairn.controller.v1.Releases.ListReleases:output_type -> cairn.controller.v1.ListReleasesResponse
+	89,  // 175: cairn.controller.v1.Releases.VerifyRelease:output_type -> cairn.controller.v1.VerifyReleaseResponse
+	91,  // 176: cairn.controller.v1.Releases.ReleaseNotes:output_type -> cairn.controller.v1.RenderResponse
+	91,  // 177: cairn.controller.v1.Releases.ReleaseDossier:output_type -> cairn.controller.v1.RenderResponse
+	94,  // 178: cairn.controller.v1.KnownErrors.ListKnownErrors:output_type -> cairn.controller.v1.ListKnownErrorsResponse
+	100, // 179: cairn.controller.v1.Rollouts.PlanRollout:output_type -> cairn.controller.v1.RolloutPlan
+	103, // 180: cairn.controller.v1.Rollouts.StartRollout:output_type -> cairn.controller.v1.RolloutRecord
+	103, // 181: cairn.controller.v1.Rollouts.GetRollout:output_type -> cairn.controller.v1.RolloutRecord
+	110, // 182: cairn.controller.v1.Rollouts.ListRollouts:output_type -> cairn.controller.v1.ListRolloutsResponse
+	103, // 183: cairn.controller.v1.Rollouts.WatchRollout:output_type -> cairn.controller.v1.RolloutRecord
+	103, // 184: cairn.controller.v1.Rollouts.PauseRollout:output_type -> cairn.controller.v1.RolloutRecord
+	103, // 185: cairn.controller.v1.Rollouts.ResumeRollout:output_type -> cairn.controller.v1.RolloutRecord
+	103, // 186: cairn.controller.v1.Rollouts.AbortRollout:output_type -> cairn.controller.v1.RolloutRecord
+	103, // 187: cairn.controller.v1.Rollouts.RollbackRollout:output_type -> cairn.controller.v1.RolloutRecord
+	103, // 188: cairn.controller.v1.Rollouts.ConfirmStep:output_type -> cairn.controller.v1.RolloutRecord
+	91,  // 189: cairn.controller.v1.Rollouts.RolloutReport:output_type -> cairn.controller.v1.RenderResponse
+	113, // 190: cairn.controller.v1.Rollouts.VerifyRolloutReport:output_type -> cairn.controller.v1.IssuedReport
+	103, // 191: cairn.controller.v1.Rollouts.RetryRolloutNode:output_type -> cairn.controller.v1.RolloutRecord
+	103, // 192: cairn.controller.v1.Rollouts.ResolveRolloutNode:output_type -> cairn.controller.v1.RolloutRecord
+	132, // [132:193] is the sub-list for method output_type
+	71,  // [71:132] is the sub-list for method input_type
+	71,  // [71:71] is the sub-list for extension type_name
+	71,  // [71:71] is the sub-list for extension extendee
+	0,   // [0:71] is the sub-list for field type_name
 }
 
 func init() { file_proto_controller_v1_controller_proto_init() }
@@ -9377,9 +9549,18 @@ func file_proto_controller_v1_controller_proto_init() {
 	if File_proto_controller_v1_controller_proto != nil {
 		return
 	}
+	file_proto_controller_v1_controller_proto_msgTypes[11].OneofWrappers = []any{
+		(*CommandRecord_ApplyReport)(nil),
+		(*CommandRecord_PlanReport)(nil),
+	}
 	file_proto_controller_v1_controller_proto_msgTypes[58].OneofWrappers = []any{
 		(*PushRequest_Header)(nil),
 		(*PushRequest_Data)(nil),
+	}
+	file_proto_controller_v1_controller_proto_msgTypes[88].OneofWrappers = []any{
+		(*AgentEventRecord_StepResult)(nil),
+		(*AgentEventRecord_DeploymentResult)(nil),
+		(*AgentEventRecord_Interruption)(nil),
 	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{

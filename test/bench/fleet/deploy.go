@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -22,7 +21,6 @@ import (
 
 	"github.com/cairn-ops/cairn/agent/apply"
 	"github.com/cairn-ops/cairn/agent/inventory"
-	"github.com/cairn-ops/cairn/agent/journal"
 	"github.com/cairn-ops/cairn/internal/audit"
 	"github.com/cairn-ops/cairn/internal/manifest"
 	agentv1 "github.com/cairn-ops/cairn/proto/agent/v1"
@@ -169,7 +167,7 @@ func (a *simAgent) auditFor(ctx context.Context, cmd *agentv1.AuditCommand) ([]b
 
 // deploy simulates cairn-agent's handling of a deploy command: it fetches
 // the listed artifacts from the DML (verifying each digest), then reports
-// every step of the manifest as changed, in agent/apply's Report (or
+// every step of the manifest as changed, in an ApplyReport (or a
 // PlanReport for a dry run), and moves the agent to the state the action
 // leaves behind.
 func (a *simAgent) deploy(ctx context.Context, client agentv1.AgentClient, cmd *agentv1.DeployCommand) (*agentv1.CommandResult, error) {
@@ -184,19 +182,19 @@ func (a *simAgent) deploy(ctx context.Context, client agentv1.AgentClient, cmd *
 	release := m.Name + "@" + m.Version
 	t0 := time.Now()
 
-	if cmd.GetAction() == "plan" {
-		rep := &apply.PlanReport{DeploymentID: id, Release: release, Root: root}
+	if cmd.GetAction() == agentv1.ActionPlan {
+		rep := &agentv1.PlanReport{DeploymentId: id, Release: release, Root: root}
 		for _, list := range m.Lists() {
 			for _, st := range list {
-				rep.Steps = append(rep.Steps, apply.StepPlan{
-					List: st.List, Name: st.Name, Plugin: st.Plugin, Line: st.Line,
+				rep.Steps = append(rep.Steps, &agentv1.StepPlan{
+					List: st.List, Name: st.Name, Plugin: st.Plugin, Line: int32(st.Line),
 					WouldChange: st.List == manifest.ListSteps, Changes: simChanges(st),
 				})
 			}
 		}
 		r.Ok = true
-		r.ReportJson, err = json.Marshal(rep)
-		return r, err
+		r.Report = &agentv1.CommandResult_PlanReport{PlanReport: rep}
+		return r, nil
 	}
 
 	for _, art := range cmd.GetArtifacts() {
@@ -208,49 +206,49 @@ func (a *simAgent) deploy(ctx context.Context, client agentv1.AgentClient, cmd *
 			return r, nil
 		}
 	}
-	rep := &apply.Report{DeploymentID: id, Release: release, Root: root, State: journal.StateSucceeded}
+	rep := &agentv1.ApplyReport{DeploymentId: id, Release: release, Root: root, State: agentv1.StateSucceeded}
 	switch cmd.GetAction() {
-	case "apply":
+	case agentv1.ActionApply:
 		for _, st := range m.Steps {
-			rep.Steps = append(rep.Steps, apply.StepResult{
-				List: st.List, Name: st.Name, Plugin: st.Plugin, Outcome: apply.OutcomeChanged,
+			rep.Steps = append(rep.Steps, &agentv1.StepResult{
+				List: st.List, Name: st.Name, Plugin: st.Plugin, Outcome: agentv1.OutcomeChanged,
 				Attempts: 1, Changes: simChanges(st),
 			})
 		}
 		for _, st := range m.Verify {
-			rep.Steps = append(rep.Steps, apply.StepResult{List: st.List, Name: st.Name, Plugin: st.Plugin, Outcome: apply.OutcomePassed})
+			rep.Steps = append(rep.Steps, &agentv1.StepResult{List: st.List, Name: st.Name, Plugin: st.Plugin, Outcome: agentv1.OutcomePassed})
 		}
 		a.state = stateAfter
-	case "rollback":
+	case agentv1.ActionRollback:
 		for i := len(m.Steps) - 1; i >= 0; i-- {
 			st := m.Steps[i]
-			rep.Steps = append(rep.Steps, apply.StepResult{List: apply.ListUndo, Name: st.Name, Plugin: st.Plugin, Outcome: apply.OutcomeRolledBack})
+			rep.Steps = append(rep.Steps, &agentv1.StepResult{List: agentv1.ListUndo, Name: st.Name, Plugin: st.Plugin, Outcome: agentv1.OutcomeRolledBack})
 		}
 		for _, st := range m.Rollback {
-			rep.Steps = append(rep.Steps, apply.StepResult{List: st.List, Name: st.Name, Plugin: st.Plugin, Outcome: apply.OutcomeChanged})
+			rep.Steps = append(rep.Steps, &agentv1.StepResult{List: st.List, Name: st.Name, Plugin: st.Plugin, Outcome: agentv1.OutcomeChanged})
 		}
-		rep.State = journal.StateRolledBack
+		rep.State = agentv1.StateRolledBack
 		a.state = stateBefore
 	default:
 		r.Error = fmt.Sprintf("unknown deploy action %q", cmd.GetAction())
 		return r, nil
 	}
-	rep.Duration = time.Since(t0)
+	rep.Duration = time.Since(t0).Nanoseconds()
 	r.Ok = true
-	r.ReportJson, err = json.Marshal(rep)
-	return r, err
+	r.Report = &agentv1.CommandResult_ApplyReport{ApplyReport: rep}
+	return r, nil
 }
 
 // simChanges is what the step's plugin would declare: the file steps'
 // files.
-func simChanges(st manifest.Step) []journal.Change {
+func simChanges(st manifest.Step) []*agentv1.Change {
 	if st.Plugin != "file" {
 		return nil
 	}
 	p, _ := st.Params["path"].(string)
 	c, _ := st.Params["content"].(string)
 	sum := sha256.Sum256([]byte(c))
-	return []journal.Change{{Kind: "file", Name: p, State: "present", SHA256: hex.EncodeToString(sum[:])}}
+	return []*agentv1.Change{{Kind: "file", Name: p, State: "present", Sha256: hex.EncodeToString(sum[:])}}
 }
 
 // fetch downloads one artifact with FetchArtifact and checks its digest.

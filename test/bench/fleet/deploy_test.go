@@ -2,14 +2,12 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"path/filepath"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+	"google.golang.org/protobuf/testing/protocmp"
 
-	"github.com/cairn-ops/cairn/agent/apply"
-	"github.com/cairn-ops/cairn/agent/journal"
 	"github.com/cairn-ops/cairn/internal/compare"
 	"github.com/cairn-ops/cairn/internal/manifest"
 	"github.com/cairn-ops/cairn/plugins/preflight"
@@ -111,16 +109,16 @@ func TestDeploy(t *testing.T) {
 		wantOK    bool
 		wantError string
 		wantState string // the agent's state afterwards
-		wantRep   journal.State
+		wantRep   string
 		wantSteps []step
 	}{
 		{
-			name: "apply", from: stateBefore, action: "apply", wantOK: true, wantState: stateAfter, wantRep: journal.StateSucceeded,
-			wantSteps: []step{{"steps", "config", apply.OutcomeChanged}},
+			name: "apply", from: stateBefore, action: "apply", wantOK: true, wantState: stateAfter, wantRep: agentv1.StateSucceeded,
+			wantSteps: []step{{"steps", "config", agentv1.OutcomeChanged}},
 		},
 		{
-			name: "rollback", from: stateAfter, action: "rollback", wantOK: true, wantState: stateBefore, wantRep: journal.StateRolledBack,
-			wantSteps: []step{{apply.ListUndo, "config", apply.OutcomeRolledBack}},
+			name: "rollback", from: stateAfter, action: "rollback", wantOK: true, wantState: stateBefore, wantRep: agentv1.StateRolledBack,
+			wantSteps: []step{{agentv1.ListUndo, "config", agentv1.OutcomeRolledBack}},
 		},
 		{
 			name: "unknown action", from: stateAfter, action: "reinstall", wantError: `unknown deploy action "reinstall"`, wantState: stateAfter,
@@ -143,10 +141,7 @@ func TestDeploy(t *testing.T) {
 			if !tt.wantOK {
 				return
 			}
-			var rep apply.Report
-			if err := json.Unmarshal(r.GetReportJson(), &rep); err != nil {
-				t.Fatalf("report_json: %v", err)
-			}
+			rep := r.GetApplyReport()
 			var got []step
 			for _, s := range rep.Steps {
 				got = append(got, step{s.List, s.Name, s.Outcome})
@@ -154,8 +149,8 @@ func TestDeploy(t *testing.T) {
 			if diff := cmp.Diff(tt.wantSteps, got); diff != "" {
 				t.Errorf("report steps (-want +got):\n%s", diff)
 			}
-			if rep.State != tt.wantRep || rep.Release != "fleet-app@1.0.0" || rep.DeploymentID == "" {
-				t.Errorf("report state %q release %q id %q", rep.State, rep.Release, rep.DeploymentID)
+			if rep.GetState() != tt.wantRep || rep.GetRelease() != "fleet-app@1.0.0" || rep.GetDeploymentId() == "" {
+				t.Errorf("report state %q release %q id %q", rep.GetState(), rep.GetRelease(), rep.GetDeploymentId())
 			}
 		})
 	}
@@ -169,16 +164,13 @@ func TestDeployPlan(t *testing.T) {
 	if err != nil || !r.GetOk() {
 		t.Fatalf("plan: %v %q", err, r.GetError())
 	}
-	var rep apply.PlanReport
-	if err := json.Unmarshal(r.GetReportJson(), &rep); err != nil {
-		t.Fatal(err)
-	}
-	want := []apply.StepPlan{{
+	rep := r.GetPlanReport()
+	want := []*agentv1.StepPlan{{
 		List: "steps", Name: "config", Plugin: "file", Line: 12, WouldChange: true,
-		Changes: []journal.Change{{Kind: "file", Name: "/etc/nginx/conf.d/fleet.conf", State: "present",
-			SHA256: "699b9aa0bce051582eaf35fd2b32d8d8a8bf9dec475a86493e47595794cf3252"}},
+		Changes: []*agentv1.Change{{Kind: "file", Name: "/etc/nginx/conf.d/fleet.conf", State: "present",
+			Sha256: "699b9aa0bce051582eaf35fd2b32d8d8a8bf9dec475a86493e47595794cf3252"}},
 	}}
-	if diff := cmp.Diff(want, rep.Steps); diff != "" {
+	if diff := cmp.Diff(want, rep.GetSteps(), protocmp.Transform()); diff != "" {
 		t.Errorf("plan steps (-want +got):\n%s", diff)
 	}
 	if a.state != stateBefore {
